@@ -1,0 +1,1 @@
+"""Partner protocol adapters: one module per protocol behind :class:`adapters.base.Adapter`."""

@@ -1,0 +1,27 @@
+"""Protocol registry: the ``protocol:`` value in partners.yaml → the spec that handles it."""
+
+from __future__ import annotations
+
+from adapters.base import Adapter, ProtocolSpec
+from adapters.rest import REST
+from federation.config import Partner
+
+_SPECS: dict[str, ProtocolSpec] = {REST.name: REST}
+
+
+def register(spec: ProtocolSpec) -> None:
+    """Make a protocol available to partners.yaml (for plug-ins and tests)."""
+    _SPECS[spec.name] = spec
+
+
+def protocol_names() -> tuple[str, ...]:
+    return tuple(sorted(_SPECS))
+
+
+def protocol_spec(name: str) -> ProtocolSpec:
+    return _SPECS[name]
+
+
+def create_adapter(partner: Partner) -> Adapter:
+    """The adapter for ``partner``'s protocol."""
+    return _SPECS[partner.protocol].create(partner)

@@ -1,0 +1,234 @@
+"""REST partners: a JSON POST per attempt over one aiohttp session per partner.
+
+Classification (documented in docs/delivery.md): 2xx delivered; 408, 425, 429 and 5xx transient (with
+``Retry-After`` honoured); any other status permanent. A connection that could not be opened is
+transient; a failure after the request was written (timeout, reset, disconnect) is an unknown outcome.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+from adapters.base import TRANSCRIPT_BODY_LIMIT, Adapter, OutboundRequest, Reply
+from federation.config import Partner
+from federation.errors import PermanentError, Transcript, TransientError, UnknownOutcomeError
+from federation.models import canonical_json
+from federation.validate import Reader
+from federation.yamlsrc import PathKey
+
+TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+HEADER_RE = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
+PATH_RE = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*")
+REPLY_LIMIT = 1024 * 1024
+# Header values that must never reach the journal.
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "cookie"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class RestOptions:
+    idempotency_header: str = "Idempotency-Key"
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RestService:
+    path: str = ""
+    method: str = "POST"
+
+
+class RestSpec:
+    """partners.yaml keys for ``protocol: rest``."""
+
+    name = "rest"
+    service_keys = ("path", "method")
+
+    def parse_partner(self, r: Reader, path: PathKey, raw: Any, base: Path) -> Mapping[str, Any]:
+        m = r.mapping(path, raw, optional=("idempotency_header", "headers"))
+        if m is None:
+            return {"rest": RestOptions()}
+        header = RestOptions.idempotency_header
+        if "idempotency_header" in m:
+            header = r.text(
+                (*path, "idempotency_header"), m["idempotency_header"], pattern=HEADER_RE,
+                what="an HTTP header name",
+            ) or header
+        headers: dict[str, str] = {}
+        hm = r.mapping((*path, "headers"), m.get("headers", {}), extra_ok=True) or {}
+        for k, v in hm.items():
+            if not HEADER_RE.fullmatch(k):
+                r.error((*path, "headers", k), "not an HTTP header name")
+            elif (value := r.text((*path, "headers", k), v)) is not None:
+                headers[k] = value
+        return {"rest": RestOptions(idempotency_header=header, headers=headers)}
+
+    def parse_service(self, r: Reader, path: PathKey, raw: Mapping[str, Any]) -> Mapping[str, Any]:
+        svc = RestService()
+        sub = r.text((*path, "path"), raw["path"], pattern=PATH_RE, what="a URL path starting with /") \
+            if "path" in raw else ""
+        method = r.choice((*path, "method"), raw["method"], ("POST", "PUT")) if "method" in raw else "POST"
+        return {"rest": RestService(path=sub or svc.path, method=method or svc.method)}
+
+    def create(self, partner: Partner) -> Adapter:
+        return RestAdapter(partner)
+
+
+REST = RestSpec()
+
+
+class RestAdapter:
+    """Delivers mapped requests to one REST partner."""
+
+    def __init__(self, partner: Partner) -> None:
+        self.partner = partner
+        self.options: RestOptions = partner.options.get("rest", RestOptions())
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        t = self.partner.timeouts
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                limit=self.partner.concurrency, limit_per_host=self.partner.concurrency
+            ),
+            timeout=aiohttp.ClientTimeout(total=t.total, connect=t.connect, sock_read=t.read),
+            json_serialize=lambda v: orjson.dumps(v).decode(),
+            auto_decompress=True,
+            raise_for_status=False,
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def send(self, request: OutboundRequest) -> Reply:
+        if self._session is None:
+            raise RuntimeError("RestAdapter.send() before start()")
+        svc: RestService = self.partner.services[request.service].options.get("rest", RestService())
+        url = self.partner.endpoint.rstrip("/") + svc.path if svc.path else self.partner.endpoint
+        body = canonical_json(request.payload)
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            "Accept": "application/json",
+            self.options.idempotency_header: request.idempotency_key,
+            "X-Tongban-Exchange-Id": request.exchange_id,
+            "X-Tongban-Attempt": str(request.attempt),
+            **self.options.headers,
+        }
+        sent = {
+            "method": svc.method,
+            "url": url,
+            "headers": {k: ("<redacted>" if k.lower() in _SECRET_HEADERS else v) for k, v in headers.items()},
+            "body_sha256": hashlib.sha256(body).hexdigest(),
+            "body_bytes": len(body),
+        }
+        op = request.service
+        pid = self.partner.id
+        try:
+            async with self._session.request(svc.method, url, data=body, headers=headers) as resp:
+                raw = await _read_bounded(resp, REPLY_LIMIT)
+                status = resp.status
+                ctype = resp.headers.get("Content-Type", "")
+                retry_after = _retry_after(resp.headers.get("Retry-After"))
+        except aiohttp.ClientConnectorError as exc:
+            # Covers refused, unreachable and DNS failures: nothing was sent.
+            raise TransientError(
+                f"cannot connect to {pid}: {exc.os_error.strerror or exc}",
+                partner=pid, operation=op, transcript=Transcript(request=sent),
+            ) from exc
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise TransientError(
+                f"connecting to {pid} timed out after {self.partner.timeouts.connect:g}s",
+                partner=pid, operation=op, transcript=Transcript(request=sent),
+            ) from exc
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            raise UnknownOutcomeError(
+                f"{pid} did not answer in time (read {self.partner.timeouts.read:g}s, "
+                f"total {self.partner.timeouts.total:g}s); it may have processed the request",
+                partner=pid, operation=op, transcript=Transcript(request=sent),
+            ) from exc
+        except _ReplyTooLarge as exc:
+            raise PermanentError(
+                f"{pid} sent a reply over {REPLY_LIMIT} bytes", partner=pid, operation=op,
+                transcript=Transcript(request=sent),
+            ) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise UnknownOutcomeError(
+                f"connection to {pid} failed after sending: {type(exc).__name__}: {exc}",
+                partner=pid, operation=op, transcript=Transcript(request=sent),
+            ) from exc
+
+        text = raw[:TRANSCRIPT_BODY_LIMIT].decode("utf-8", errors="replace")
+        got = {"status": status, "content_type": ctype, "body": text, "body_bytes": len(raw)}
+        transcript = Transcript(request=sent, response=got)
+        if 200 <= status < 300:
+            try:
+                parsed = orjson.loads(raw) if raw else None
+            except orjson.JSONDecodeError as exc:
+                return Reply(status=status, body=None, transcript=transcript,
+                             problem=f"reply is not JSON: {exc}")
+            return Reply(status=status, body=parsed, transcript=transcript)
+        summary = _summarise(raw)
+        if status in TRANSIENT_STATUS:
+            raise TransientError(
+                f"{pid} answered HTTP {status}{summary}", partner=pid, operation=op,
+                transcript=transcript, status=status, retry_after=retry_after,
+            )
+        raise PermanentError(
+            f"{pid} refused the request with HTTP {status}{summary}", partner=pid, operation=op,
+            transcript=transcript, status=status,
+        )
+
+
+class _ReplyTooLarge(Exception):
+    pass
+
+
+async def _read_bounded(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    length = resp.content_length
+    if length is not None and length > limit:
+        raise _ReplyTooLarge()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise _ReplyTooLarge()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _summarise(raw: bytes) -> str:
+    """A short, single-line hint of an error reply (problem details 'detail' or the text)."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        text = raw[:200].decode("utf-8", errors="replace").strip()
+        return f": {' '.join(text.split())}" if text else ""
+    if isinstance(data, dict):
+        for key in ("detail", "message", "msg", "error", "title"):
+            if isinstance(data.get(key), str):
+                return f": {data[key][:200]}"
+    return ""

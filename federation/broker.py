@@ -1,0 +1,156 @@
+"""The broker: catalogue, journal, adapters and worker wired together, with one lifetime.
+
+::
+
+    async with Broker(root=Path("."), journal=SQLiteJournal(path)).open() as broker:
+        exchange, created = await broker.submit(...)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from adapters.base import Adapter
+from adapters.registry import create_adapter
+from federation.catalogue import Catalogue, load_catalogue
+from federation.errors import FederationError
+from federation.ids import new_id
+from federation.logging import get_logger
+from federation.models import (
+    Direction,
+    Exchange,
+    NewExchange,
+    canonical_json,
+    content_hash,
+)
+from federation.worker import Worker
+from replay.journal import Journal
+
+
+@dataclass(frozen=True, kw_only=True)
+class Submission:
+    """An application as the intake API received it, already shape-checked."""
+
+    source: str
+    partner: str
+    service: str
+    idempotency_key: str
+    application: Mapping[str, Any]
+
+
+def request_hash(sub: Submission) -> str:
+    """What 'the same request' means for idempotency: target, service and application."""
+    return content_hash(
+        canonical_json({"partner": sub.partner, "service": sub.service, "application": sub.application})
+    )
+
+
+class Broker:
+    """One broker instance."""
+
+    def __init__(
+        self,
+        *,
+        root: Path,
+        journal: Journal,
+        endpoints: Mapping[str, str] | None = None,
+        owner: str | None = None,
+        lease: float | None = None,
+        poll_interval: float | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.root = root
+        self.journal = journal
+        self._endpoints = dict(endpoints or {})
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{new_id()[-6:]}"
+        self._lease = lease
+        self._poll_interval = poll_interval
+        self._clock = clock
+        self._catalogue: Catalogue | None = None
+        self._adapters: dict[str, Adapter] = {}
+        self._worker: Worker | None = None
+        self.started_at: float | None = None
+        self._log = get_logger(component="broker", owner=self.owner)
+
+    @property
+    def catalogue(self) -> Catalogue:
+        if self._catalogue is None:
+            raise FederationError("broker is not open")
+        return self._catalogue
+
+    @property
+    def worker(self) -> Worker:
+        if self._worker is None:
+            raise FederationError("broker is not open")
+        return self._worker
+
+    @contextlib.asynccontextmanager
+    async def open(self) -> AsyncIterator[Broker]:
+        """Load the catalogue, open the journal, start adapters and the worker; undo on exit."""
+        # YAML parsing is blocking work: keep it off the event loop.
+        self._catalogue = await asyncio.to_thread(
+            load_catalogue, self.root, endpoints=self._endpoints
+        )
+        settings = self._catalogue.config.broker
+        await self.journal.open()
+        try:
+            for partner in self._catalogue.config.partners.values():
+                adapter = create_adapter(partner)
+                await adapter.start()
+                self._adapters[partner.id] = adapter
+            self._worker = Worker(
+                journal=self.journal,
+                catalogue=lambda: self.catalogue,
+                adapters=self._adapters,
+                owner=self.owner,
+                lease=self._lease or settings.lease,
+                poll_interval=self._poll_interval or settings.poll_interval,
+                clock=self._clock,
+            )
+            self._worker.start()
+            self.started_at = self._clock()
+            self._log.info("broker_started", partners=len(self._adapters))
+            yield self
+        finally:
+            if self._worker is not None:
+                await self._worker.stop()
+            for adapter in self._adapters.values():
+                await adapter.close()
+            self._adapters.clear()
+            await self.journal.close()
+            self._log.info("broker_stopped")
+
+    async def submit(self, sub: Submission) -> tuple[Exchange, bool]:
+        """Journal an application (commit first), then hand it to the worker."""
+        now = self._clock()
+        new = NewExchange(
+            id=new_id(now),
+            direction=Direction.OUTBOUND,
+            source=sub.source,
+            target=sub.partner,
+            service=sub.service,
+            idempotency_key=sub.idempotency_key,
+            request_hash=request_hash(sub),
+            application=sub.application,
+            received_at=now,
+        )
+        exchange, created = await self.journal.create(
+            new, owner=self.owner, lease_until=now + self.worker.lease
+        )
+        if created:
+            self._log.info(
+                "exchange_received", exchange_id=exchange.id, partner=sub.partner, service=sub.service
+            )
+            self.worker.offer(exchange)
+        return exchange, created
+
+    async def get(self, exchange_id: str) -> Exchange | None:
+        return await self.journal.get(exchange_id)

@@ -1,0 +1,77 @@
+"""The catalogue: partners.yaml plus every mapping it names, loaded and checked as one unit.
+
+The broker holds one Catalogue at a time and swaps it whole on reload, so an exchange always sees a
+consistent pair of partner settings and mappings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from federation.config import Config, Partner, Service, load_config
+from federation.errors import ConfigError, Problem
+from federation.mapping import CompiledMapping, load_mapping
+
+
+@dataclass(frozen=True, kw_only=True)
+class Catalogue:
+    config: Config
+    mappings: Mapping[tuple[str, str], CompiledMapping]  # (partner, service) → mapping
+    warnings: tuple[Problem, ...] = ()
+
+    def partner(self, partner_id: str) -> Partner | None:
+        return self.config.partners.get(partner_id)
+
+    def service(self, partner_id: str, service: str) -> Service | None:
+        p = self.config.partners.get(partner_id)
+        return p.services.get(service) if p else None
+
+    def mapping(self, partner_id: str, service: str) -> CompiledMapping | None:
+        return self.mappings.get((partner_id, service))
+
+
+def load_catalogue(root: Path, *, endpoints: Mapping[str, str] | None = None) -> Catalogue:
+    """Load partners.yaml and all its mappings; ConfigError lists every problem in every file."""
+    config = load_config(root)
+    if endpoints:
+        config = config.with_endpoints(endpoints)
+    problems: list[Problem] = []
+    mappings: dict[tuple[str, str], CompiledMapping] = {}
+    cache: dict[Path, CompiledMapping] = {}
+    for partner in config.partners.values():
+        for service in partner.services.values():
+            display = _display(service.mapping, config.root)
+            try:
+                compiled = cache.get(service.mapping) or load_mapping(service.mapping, display=display)
+            except ConfigError as exc:
+                problems.extend(p for p in exc.problems if p not in problems)
+                continue
+            cache[service.mapping] = compiled
+            for declared, actual, what in (
+                (compiled.partner, partner.id, "partner"),
+                (compiled.service, service.code, "service"),
+            ):
+                if declared is not None and declared != actual:
+                    problems.append(
+                        Problem(
+                            message=f"mapping declares {what} {declared!r} but partners.yaml uses it "
+                            f"for {partner.id} / {service.code}",
+                            path=what,
+                            file=display,
+                            line=1,
+                        )
+                    )
+            mappings[(partner.id, service.code)] = compiled
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        raise ConfigError(problems)
+    return Catalogue(config=config, mappings=mappings, warnings=tuple(problems))
+
+
+def _display(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root.resolve()))
+    except ValueError:
+        return str(path)

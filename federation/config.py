@@ -1,0 +1,348 @@
+"""partners.yaml: the partner registry, parsed once and validated strictly.
+
+Every problem names file, line and key path, unknown keys are errors, and all problems are reported
+together (``partners.yaml:42: partners[3].endpoint: not an http(s) URL``). Protocol-specific keys
+(the ``rest:``/``soap:`` sections and a service's call options) are validated by the protocol's
+adapter spec, so a new protocol brings its own keys without touching this module.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from federation.errors import ConfigError
+from federation.regions import PROVINCES
+from federation.validate import Reader
+from federation.yamlsrc import Located, PathKey, load_yaml
+
+ID_RE = re.compile(r"[a-z][a-z0-9-]{0,39}")
+SERVICE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+REGION_RE = re.compile(r"\d{2}|\d{6}|\d{12}")
+CONFIG_FILE = "partners.yaml"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Names:
+    zh: str
+    en: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Region:
+    code: str  # GB/T 2260: province (2 digits) or division (6 or 12 digits)
+    iso: str  # ISO 3166-2 of the province-level division
+
+
+@dataclass(frozen=True, kw_only=True)
+class Timeouts:
+    connect: float = 3.0
+    read: float = 15.0
+    total: float = 30.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    """How often and how long a transiently failing delivery is tried again."""
+
+    max_attempts: int = 8
+    backoff_base: float = 2.0
+    backoff_cap: float = 300.0
+    jitter: float = 0.2
+    max_elapsed: float = 86400.0
+
+    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        raw = min(self.backoff_cap, self.backoff_base * (2 ** max(0, attempt - 1)))
+        spread = raw * self.jitter
+        return max(0.0, raw - spread + (rng or random).random() * 2 * spread)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Service:
+    code: str
+    names: Names | None
+    mapping: Path
+    options: Mapping[str, Any] = field(default_factory=dict)  # validated by the protocol spec
+
+
+@dataclass(frozen=True, kw_only=True)
+class Partner:
+    id: str
+    names: Names
+    region: Region
+    protocol: str
+    endpoint: str
+    timeouts: Timeouts
+    concurrency: int
+    retry: RetryPolicy
+    services: Mapping[str, Service]
+    options: Mapping[str, Any] = field(default_factory=dict)  # validated by the protocol spec
+
+
+@dataclass(frozen=True, kw_only=True)
+class Source:
+    """A local system allowed to submit applications."""
+
+    id: str
+    names: Names
+
+
+@dataclass(frozen=True, kw_only=True)
+class BrokerSettings:
+    max_body_bytes: int = 1024 * 1024
+    lease: float = 30.0
+    poll_interval: float = 1.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    file: Path
+    root: Path
+    partners: Mapping[str, Partner]
+    sources: Mapping[str, Source]
+    broker: BrokerSettings
+
+    def with_endpoints(self, endpoints: Mapping[str, str]) -> Config:
+        """A copy whose partners send to other endpoints (simulators, staging)."""
+        unknown = set(endpoints) - set(self.partners)
+        if unknown:
+            raise KeyError(f"unknown partner(s): {', '.join(sorted(unknown))}")
+        partners = {
+            pid: replace(p, endpoint=endpoints.get(pid, p.endpoint)) for pid, p in self.partners.items()
+        }
+        return replace(self, partners=partners)
+
+
+def load_config(root: Path) -> Config:
+    """Load ``root/partners.yaml`` (or the file ``root``); raise ConfigError listing every problem."""
+    file = root if root.is_file() else root / CONFIG_FILE
+    base = file.parent
+    doc = load_yaml(file, display=_display(file, base))
+    reader = Reader(doc)
+    config = _parse(reader, doc, file, base)
+    errors = [p for p in reader.problems if p.severity == "error"]
+    if errors or config is None:
+        raise ConfigError(reader.problems)
+    return config
+
+
+def _display(file: Path, base: Path) -> str:
+    try:
+        return str(file.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(file)
+
+
+def _parse(r: Reader, doc: Located, file: Path, base: Path) -> Config | None:
+    from adapters.registry import protocol_names, protocol_spec  # adapters own their keys
+
+    top = r.mapping(
+        (), doc.data, required=("version", "partners"), optional=("defaults", "sources", "broker")
+    )
+    if top is None:
+        return None
+    if top.get("version") not in (None, 1):
+        r.error(("version",), f"unsupported version {top.get('version')!r}; this tongban reads 1")
+
+    defaults = r.mapping(
+        ("defaults",), top.get("defaults", {}), optional=("timeouts", "concurrency", "retry")
+    ) or {}
+    d_timeouts = _timeouts(r, ("defaults", "timeouts"), defaults.get("timeouts"), Timeouts())
+    d_conc = _concurrency(r, ("defaults", "concurrency"), defaults.get("concurrency"), 16)
+    d_retry = _retry(r, ("defaults", "retry"), defaults.get("retry"), RetryPolicy())
+
+    broker = _broker(r, top.get("broker"))
+
+    sources: dict[str, Source] = {}
+    for i, raw in enumerate(r.items(("sources",), top.get("sources", []))):
+        path: PathKey = ("sources", i)
+        m = r.mapping(path, raw, required=("id", "name"))
+        if m is None:
+            continue
+        sid = r.text((*path, "id"), m.get("id"), pattern=ID_RE, what="an id (a-z, 0-9, -)")
+        names = _names(r, (*path, "name"), m.get("name"))
+        if sid and sid in sources:
+            r.error((*path, "id"), f"duplicate source id {sid!r}")
+        elif sid and names:
+            sources[sid] = Source(id=sid, names=names)
+
+    partners: dict[str, Partner] = {}
+    raw_partners = r.items(("partners",), top.get("partners"))
+    if not raw_partners and "partners" in top:
+        r.error(("partners",), "lists no partner")
+    for i, raw in enumerate(raw_partners):
+        path = ("partners", i)
+        m = r.mapping(
+            path,
+            raw,
+            required=("id", "name", "region", "protocol", "endpoint", "services"),
+            optional=("timeouts", "concurrency", "retry", *protocol_names()),
+        )
+        if m is None:
+            continue
+        pid = r.text((*path, "id"), m.get("id"), pattern=ID_RE, what="an id (a-z, 0-9, -)")
+        names = _names(r, (*path, "name"), m.get("name"))
+        region = _region(r, (*path, "region"), m.get("region"))
+        protocol = r.choice((*path, "protocol"), m.get("protocol"), protocol_names())
+        endpoint = r.url((*path, "endpoint"), m.get("endpoint"))
+        timeouts = _timeouts(r, (*path, "timeouts"), m.get("timeouts"), d_timeouts)
+        conc = _concurrency(r, (*path, "concurrency"), m.get("concurrency"), d_conc)
+        retry = _retry(r, (*path, "retry"), m.get("retry"), d_retry)
+        options: Mapping[str, Any] = {}
+        if protocol is not None:
+            spec = protocol_spec(protocol)
+            for other in protocol_names():
+                if other != protocol and other in m:
+                    r.error((*path, other), f"section {other!r} does not apply to protocol {protocol!r}")
+            options = spec.parse_partner(r, (*path, protocol), m.get(protocol, {}), base)
+        services = _services(r, (*path, "services"), m.get("services"), base, protocol)
+        if pid and pid in partners:
+            r.error((*path, "id"), f"duplicate partner id {pid!r}")
+            continue
+        if pid and names and region and protocol and endpoint and services is not None:
+            partners[pid] = Partner(
+                id=pid,
+                names=names,
+                region=region,
+                protocol=protocol,
+                endpoint=endpoint,
+                timeouts=timeouts,
+                concurrency=conc,
+                retry=retry,
+                services=services,
+                options=options,
+            )
+    if not r.ok:
+        return None
+    return Config(file=file, root=base, partners=partners, sources=sources, broker=broker)
+
+
+def _names(r: Reader, path: PathKey, raw: Any) -> Names | None:
+    m = r.mapping(path, raw, required=("zh", "en"))
+    if m is None:
+        return None
+    zh = r.text((*path, "zh"), m.get("zh"))
+    en = r.text((*path, "en"), m.get("en"))
+    return Names(zh=zh, en=en) if zh and en else None
+
+
+def _region(r: Reader, path: PathKey, raw: Any) -> Region | None:
+    m = r.mapping(path, raw, required=("code", "iso"))
+    if m is None:
+        return None
+    code = r.text((*path, "code"), m.get("code"), pattern=REGION_RE, what="a GB/T 2260 code")
+    iso = r.text((*path, "iso"), m.get("iso"))
+    if code is None or iso is None:
+        return None
+    province = PROVINCES.get(code[:2])
+    if province is None:
+        r.error((*path, "code"), f"{code!r} starts with no GB/T 2260 province code")
+        return None
+    if iso != province.iso:
+        r.error((*path, "iso"), f"{iso!r} does not match region code {code} ({province.iso})")
+        return None
+    return Region(code=code, iso=iso)
+
+
+def _timeouts(r: Reader, path: PathKey, raw: Any, default: Timeouts) -> Timeouts:
+    if raw is None:
+        return default
+    m = r.mapping(path, raw, optional=("connect", "read", "total"))
+    if m is None:
+        return default
+    values = {}
+    for key in ("connect", "read", "total"):
+        if key in m:
+            v = r.duration((*path, key), m[key], low=0.001, high=3600)
+            if v is not None:
+                values[key] = v
+    t = replace(default, **values)
+    if t.total < t.connect:
+        r.error((*path, "total"), "total timeout is shorter than the connect timeout")
+    return t
+
+
+def _concurrency(r: Reader, path: PathKey, raw: Any, default: int) -> int:
+    if raw is None:
+        return default
+    return r.integer(path, raw, low=1, high=1024) or default
+
+
+def _retry(r: Reader, path: PathKey, raw: Any, default: RetryPolicy) -> RetryPolicy:
+    if raw is None:
+        return default
+    keys = ("max_attempts", "backoff_base", "backoff_cap", "jitter", "max_elapsed")
+    m = r.mapping(path, raw, optional=keys)
+    if m is None:
+        return default
+    values: dict[str, Any] = {}
+    if "max_attempts" in m:
+        values["max_attempts"] = r.integer((*path, "max_attempts"), m["max_attempts"], low=1, high=1000)
+    for key in ("backoff_base", "backoff_cap", "max_elapsed"):
+        if key in m:
+            values[key] = r.duration((*path, key), m[key], low=0.0, high=90 * 86400)
+    if "jitter" in m:
+        values["jitter"] = r.number((*path, "jitter"), m["jitter"], low=0.0, high=1.0)
+    return replace(default, **{k: v for k, v in values.items() if v is not None})
+
+
+def _broker(r: Reader, raw: Any) -> BrokerSettings:
+    if raw is None:
+        return BrokerSettings()
+    m = r.mapping(("broker",), raw, optional=("max_body_bytes", "lease", "poll_interval"))
+    if m is None:
+        return BrokerSettings()
+    values: dict[str, Any] = {}
+    if "max_body_bytes" in m:
+        values["max_body_bytes"] = r.integer(
+            ("broker", "max_body_bytes"), m["max_body_bytes"], low=1024, high=64 * 1024 * 1024
+        )
+    if "lease" in m:
+        values["lease"] = r.duration(("broker", "lease"), m["lease"], low=1, high=3600)
+    if "poll_interval" in m:
+        values["poll_interval"] = r.duration(("broker", "poll_interval"), m["poll_interval"], low=0.01, high=60)
+    return replace(BrokerSettings(), **{k: v for k, v in values.items() if v is not None})
+
+
+def _services(
+    r: Reader, path: PathKey, raw: Any, base: Path, protocol: str | None
+) -> dict[str, Service] | None:
+    from adapters.registry import protocol_spec
+
+    m = r.mapping(path, raw, extra_ok=True)
+    if m is None:
+        return None
+    if not m:
+        r.error(path, "lists no service item")
+        return None
+    spec = protocol_spec(protocol) if protocol else None
+    out: dict[str, Service] = {}
+    for code, value in m.items():
+        spath: PathKey = (*path, code)
+        if not SERVICE_RE.fullmatch(code):
+            r.error(spath, f"{code!r} is not a service item code (letters, digits, . _ -)")
+            continue
+        if isinstance(value, str):
+            value = {"mapping": value}
+        extra = spec.service_keys if spec else ()
+        sm = r.mapping(spath, value, required=("mapping",), optional=("name", *extra))
+        if sm is None:
+            continue
+        names = _names(r, (*spath, "name"), sm["name"]) if "name" in sm else None
+        mfile = r.text((*spath, "mapping"), sm.get("mapping"))
+        if mfile is None:
+            continue
+        mpath = (base / mfile).resolve()
+        if not mpath.is_file():
+            r.error((*spath, "mapping"), f"mapping file {mfile!r} not found")
+            continue
+        options: Mapping[str, Any] = {}
+        if spec is not None:
+            options = spec.parse_service(r, spath, {k: sm[k] for k in extra if k in sm})
+        out[code] = Service(code=code, names=names, mapping=mpath, options=options)
+    return out

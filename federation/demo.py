@@ -1,0 +1,156 @@
+"""``tongban demo``: the broker's main job on loopback, end to end, with nothing to set up.
+
+Starts a simulator for every partner in partners.yaml, the broker on a temporary SQLite journal, and
+submits every golden example marked ``demo: true`` through the real HTTP API; then shows where each
+application ended up. Exit status 0 only if every application was delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from federation.catalogue import Catalogue, load_catalogue
+from federation.mapping.examples import Example, load_examples
+from federation.server import running_broker
+from federation.simulator import PartnerSimulator
+
+TERMINAL = {"delivered", "failed", "rejected"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class DemoItem:
+    partner: str
+    service: str
+    example: Example
+
+
+def demo_items(catalogue: Catalogue) -> list[DemoItem]:
+    """Every demo-marked golden example of every configured service, in catalogue order."""
+    items = []
+    for partner in catalogue.config.partners.values():
+        for service in partner.services.values():
+            for ex in load_examples(service.mapping):
+                if ex.demo:
+                    items.append(DemoItem(partner=partner.id, service=service.code, example=ex))
+    return items
+
+
+async def run_demo(
+    *, root: Path, console: Console, keep_running: bool = False, port: int = 0, timeout: float = 60.0
+) -> int:
+    """Run the demo; returns the process exit status."""
+    catalogue = await asyncio.to_thread(load_catalogue, root)
+    items = demo_items(catalogue)
+    if not items:
+        console.print("[red]no golden example is marked \"demo\": true; nothing to submit[/]")
+        return 1
+    default_source = next(iter(catalogue.config.sources), "")
+    sims = {pid: PartnerSimulator(p) for pid, p in catalogue.config.partners.items()}
+    with tempfile.TemporaryDirectory(prefix="tongban-demo-") as tmp:
+        journal = Path(tmp) / "journal.sqlite"
+        try:
+            endpoints = {pid: await sim.start() for pid, sim in sims.items()}
+            async with running_broker(
+                root=root, journal_path=journal, port=port, endpoints=endpoints, poll_interval=0.2
+            ) as (_broker, url):
+                console.print(
+                    f"broker on [bold]{url}[/], journal {journal}, "
+                    f"{len(sims)} partner simulators on loopback"
+                )
+                results = await _submit_and_follow(url, items, default_source, console, timeout)
+                _show(console, items, results)
+                delivered = sum(1 for r in results if r.get("state") == "delivered")
+                console.print(f"{delivered} of {len(items)} applications delivered")
+                if keep_running:
+                    console.print(f"broker still running at {url} (Ctrl-C to stop)")
+                    await _wait_for_signal()
+                return 0 if delivered == len(items) else 1
+        finally:
+            for sim in sims.values():
+                await sim.stop()
+
+
+async def _submit_and_follow(
+    url: str, items: list[DemoItem], default_source: str, console: Console, timeout: float
+) -> list[dict[str, Any]]:
+    run = uuid.uuid4().hex[:8]
+    results: list[dict[str, Any]] = [{} for _ in items]
+    async with aiohttp.ClientSession(base_url=url) as http:
+        ids: list[str | None] = []
+        for i, item in enumerate(items):
+            body = {
+                "source": item.example.source or default_source,
+                "partner": item.partner,
+                "service": item.service,
+                "application": item.example.application,
+            }
+            headers = {"Idempotency-Key": f"demo-{run}-{i:03d}"}
+            async with http.post("/v1/exchanges", json=body, headers=headers) as resp:
+                answer = await resp.json(content_type=None)
+                if resp.status in (200, 202):
+                    ids.append(answer["id"])
+                else:
+                    ids.append(None)
+                    results[i] = {"state": f"refused {resp.status}", "detail": answer.get("detail")}
+        progress = Progress(
+            TextColumn("delivering"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=console, transient=False,
+        )
+        deadline = time.monotonic() + timeout
+        with progress:
+            task = progress.add_task("deliver", total=len(items))
+            while True:
+                done = 0
+                for i, xid in enumerate(ids):
+                    if xid is None:
+                        done += 1
+                        continue
+                    if results[i].get("state") in TERMINAL:
+                        done += 1
+                        continue
+                    async with http.get(f"/v1/exchanges/{xid}") as resp:
+                        results[i] = await resp.json()
+                    if results[i].get("state") in TERMINAL:
+                        done += 1
+                progress.update(task, completed=done)
+                if done == len(items) or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.1)
+    return results
+
+
+def _show(console: Console, items: list[DemoItem], results: list[dict[str, Any]]) -> None:
+    table = Table(title="tongban demo: where every application went")
+    for col in ("exchange", "partner", "service", "state", "receipt"):
+        table.add_column(col)
+    for item, res in zip(items, results, strict=True):
+        receipt = res.get("receipt") or {}
+        state = str(res.get("state", "?"))
+        colour = "green" if state == "delivered" else "red"
+        shown = receipt.get("receipt_number") or (res.get("last_error") or {}).get("message") or ""
+        table.add_row(
+            str(res.get("id", "-")), item.partner, item.service, f"[{colour}]{state}[/]", str(shown)
+        )
+    console.print(table)
+
+
+async def _wait_for_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()

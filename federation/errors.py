@@ -1,0 +1,140 @@
+"""The exception tree of tongban.
+
+Everything tongban raises on purpose derives from :class:`FederationError`::
+
+    FederationError
+    ├── ConfigError                 partners.yaml or a mapping file is wrong (carries every Problem)
+    ├── MappingError                one application could not be mapped (carries every field Problem)
+    ├── AdapterError                a delivery to a partner failed (carries partner and operation)
+    │   ├── TransientError          worth retrying: connection refused, timeout, 5xx, 429
+    │   │   └── UnknownOutcomeError the request may have reached the partner (timeout after sending)
+    │   └── PermanentError          retrying cannot help: 4xx, a reply the partner marks as refused
+    └── JournalError                the journal cannot be read or written
+        ├── JournalUnavailable      disk full, file locked or missing, database down
+        ├── IdempotencyConflict     same idempotency key, different request
+        └── LeaseLost               another worker holds the exchange now
+
+Errors of aiohttp, lxml, sqlite3 and friends never cross a package boundary: adapters and journal
+backends translate them with ``raise … from exc``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, kw_only=True)
+class Problem:
+    """One thing wrong with a file or a value, located as precisely as we can."""
+
+    message: str
+    path: str = ""
+    file: str | None = None
+    line: int | None = None
+    severity: str = "error"  # or "warning"
+
+    def __str__(self) -> str:
+        where = ""
+        if self.file is not None:
+            where = f"{self.file}:{self.line}: " if self.line is not None else f"{self.file}: "
+        what = f"{self.path}: " if self.path else ""
+        tag = "warning: " if self.severity == "warning" else ""
+        return f"{where}{tag}{what}{self.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form for the journal and problem details."""
+        out: dict[str, Any] = {"message": self.message}
+        if self.path:
+            out["path"] = self.path
+        if self.file is not None:
+            out["file"] = self.file
+        if self.line is not None:
+            out["line"] = self.line
+        if self.severity != "error":
+            out["severity"] = self.severity
+        return out
+
+
+class FederationError(Exception):
+    """Root of every error tongban raises on purpose."""
+
+
+class ConfigError(FederationError):
+    """A configuration or mapping file is invalid; ``problems`` lists every mistake found."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class MappingError(FederationError):
+    """An application failed its mapping; ``problems`` names every failing field path."""
+
+    def __init__(self, problems: Iterable[Problem], *, mapping: str = "") -> None:
+        self.problems = tuple(problems)
+        self.mapping = mapping
+        super().__init__("; ".join(str(p) for p in self.problems))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Transcript:
+    """What went over the wire in one attempt, for the journal (bodies bounded by the adapter)."""
+
+    request: Mapping[str, Any] = field(default_factory=dict)
+    response: Mapping[str, Any] | None = None
+
+
+class AdapterError(FederationError):
+    """A delivery failed; ``transcript`` holds what was sent and received, if anything."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        partner: str,
+        operation: str,
+        transcript: Transcript | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.partner = partner
+        self.operation = operation
+        self.transcript = transcript or Transcript()
+        self.status = status
+        self.retry_after = retry_after
+
+
+class TransientError(AdapterError):
+    """Retrying later may succeed."""
+
+
+class UnknownOutcomeError(TransientError):
+    """The request may have been processed: retry only with the same idempotency key."""
+
+
+class PermanentError(AdapterError):
+    """The partner refused the request; retrying the same request cannot succeed."""
+
+
+class JournalError(FederationError):
+    """The journal failed."""
+
+
+class JournalUnavailable(JournalError):
+    """The journal cannot be written right now; nothing was half-written."""
+
+
+class IdempotencyConflict(JournalError):
+    """An idempotency key was reused for a different request."""
+
+    def __init__(self, exchange_id: str) -> None:
+        super().__init__(f"idempotency key already used for exchange {exchange_id} with another body")
+        self.exchange_id = exchange_id
+
+
+class LeaseLost(JournalError):
+    """The worker's lease on an exchange expired and was taken over."""

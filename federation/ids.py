@@ -1,0 +1,43 @@
+"""Time-sortable identifiers (ULID layout: 48-bit milliseconds + 80 random bits, Crockford base32)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_lock = threading.Lock()
+_last_ms = 0
+_last_rand = 0
+
+
+def _encode(value: int, length: int) -> str:
+    out = []
+    for _ in range(length):
+        out.append(_ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(out))
+
+
+def new_id(now: float | None = None) -> str:
+    """A 26-character id that sorts by creation time, monotonic within one process."""
+    global _last_ms, _last_rand
+    ms = int((time.time() if now is None else now) * 1000)
+    with _lock:
+        if ms <= _last_ms:
+            # Same millisecond (or the clock stepped back): keep order by incrementing.
+            ms = _last_ms
+            rand = _last_rand + 1
+        else:
+            rand = int.from_bytes(os.urandom(10), "big") >> 1  # headroom for increments
+        _last_ms, _last_rand = ms, rand
+    return _encode(ms, 10) + _encode(rand, 16)
+
+
+def id_time(identifier: str) -> float:
+    """The creation time (epoch seconds) encoded in an id from :func:`new_id`."""
+    ms = 0
+    for ch in identifier[:10]:
+        ms = (ms << 5) | _ALPHABET.index(ch)
+    return ms / 1000

@@ -1,0 +1,259 @@
+"""The HTTP API: intake of applications and the view of their exchanges.
+
+``POST /v1/exchanges`` answers 202 only after the journal commit; every refused request gets RFC 9457
+problem details and a row in the journal's refusals, so nothing a system submitted vanishes unrecorded.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from federation.broker import Broker, Submission
+from federation.config import ID_RE
+from federation.errors import IdempotencyConflict, JournalError, JournalUnavailable
+from federation.logging import get_logger
+from federation.models import Exchange, iso
+from federation.problems import ProblemError, problem_response
+from replay.journal import Refusal
+
+BROKER: web.AppKey[Broker] = web.AppKey("broker", Broker)
+KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")
+EXCHANGE_ID_RE = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
+SUBMISSION_KEYS = {"source", "partner", "service", "application"}
+_log = get_logger(component="intake")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def create_app(broker: Broker) -> web.Application:
+    """The aiohttp application serving the broker's API."""
+    limit = broker.catalogue.config.broker.max_body_bytes
+    # Our own limit check answers 413 with problem details; aiohttp's is only a backstop.
+    app = web.Application(middlewares=[_problems], client_max_size=limit + 1024)
+    app[BROKER] = broker
+    app.router.add_post("/v1/exchanges", submit)
+    app.router.add_get("/v1/exchanges/{id}", get_exchange)
+    app.router.add_get("/v1/partners", list_partners)
+    app.router.add_get("/v1/stats", stats)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app
+
+
+@web.middleware
+async def _problems(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ProblemError as exc:
+        return problem_response(exc.status, exc.slug, exc.detail, instance=request.path, **exc.extra)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        slug = {404: "not-found", 405: "method-not-allowed", 413: "body-too-large"}.get(
+            exc.status, "http-error"
+        )
+        return problem_response(exc.status, slug, exc.reason, instance=request.path)
+    except JournalUnavailable as exc:
+        _log.error("journal_unavailable", error=str(exc))
+        return problem_response(503, "journal-unavailable", "the journal is unavailable; retry later",
+                                instance=request.path)
+    except Exception:
+        _log.exception("request_failed", path=request.path)
+        return problem_response(500, "internal-error", "an unexpected error occurred; it was logged",
+                                instance=request.path)
+
+
+async def submit(request: web.Request) -> web.Response:
+    """Accept one application: validate, journal, answer 202 (or 200 for a repeat)."""
+    broker = request.app[BROKER]
+    key = request.headers.get("Idempotency-Key")
+    body = b""
+    size = request.content_length or 0
+    try:
+        body, size = await _read_body(request, broker.catalogue.config.broker.max_body_bytes)
+        sub = _parse_submission(body, key, broker)
+        exchange, created = await broker.submit(sub)
+    except ProblemError as exc:
+        await _refuse(request, broker, exc, key, body, size)
+        raise
+    except IdempotencyConflict as exc:
+        problem = ProblemError(
+            409, "idempotency-conflict",
+            f"Idempotency-Key was already used for exchange {exc.exchange_id} with a different "
+            "request; use a new key for a new application",
+            exchange_id=exc.exchange_id,
+        )
+        await _refuse(request, broker, problem, key, body, size)
+        raise problem from exc
+    status = 202 if created else 200
+    location = f"/v1/exchanges/{exchange.id}"
+    payload = {"id": exchange.id, "state": exchange.state.value, "created": created,
+               "links": {"self": location}}
+    return web.Response(
+        status=status, body=orjson.dumps(payload), content_type="application/json",
+        headers={"Location": location},
+    )
+
+
+async def _read_body(request: web.Request, limit: int) -> tuple[bytes, int]:
+    ctype = request.headers.get("Content-Type", "")
+    if ctype.split(";")[0].strip().lower() != "application/json":
+        raise ProblemError(415, "unsupported-media-type",
+                           f"send the application as application/json, not {ctype or 'no type'!r}")
+    if request.content_length is not None and request.content_length > limit:
+        raise ProblemError(413, "body-too-large",
+                           f"body is {request.content_length} bytes; the limit is {limit}",
+                           limit=limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise ProblemError(413, "body-too-large", f"body exceeds the limit of {limit} bytes",
+                               limit=limit)
+        chunks.append(chunk)
+    return b"".join(chunks), size
+
+
+def _parse_submission(body: bytes, key: str | None, broker: Broker) -> Submission:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ProblemError(400, "malformed-json", f"body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ProblemError(400, "invalid-request", "body must be a JSON object")
+    errors: list[dict[str, str]] = []
+    for name in ("source", "partner", "service"):
+        value = data.get(name)
+        if not isinstance(value, str) or not value.strip():
+            errors.append({"path": name, "message": "required text"})
+    if not isinstance(data.get("application"), dict):
+        errors.append({"path": "application", "message": "required JSON object"})
+    for extra in sorted(set(data) - SUBMISSION_KEYS):
+        errors.append({"path": extra, "message": "unknown field"})
+    if errors:
+        detail = "; ".join(f"{e['path']}: {e['message']}" for e in errors)
+        raise ProblemError(400, "invalid-request", detail, errors=errors)
+    if not key:
+        raise ProblemError(400, "missing-idempotency-key",
+                           "send an Idempotency-Key header that is unique per application")
+    if not KEY_RE.fullmatch(key):
+        raise ProblemError(400, "missing-idempotency-key",
+                           "Idempotency-Key must be 1–255 visible ASCII characters")
+    catalogue = broker.catalogue
+    source, partner, service = data["source"], data["partner"], data["service"]
+    if not ID_RE.fullmatch(source) or source not in catalogue.config.sources:
+        raise ProblemError(400, "unknown-source",
+                           f"source {source!r} is not declared in partners.yaml 'sources'")
+    p = catalogue.partner(partner)
+    if p is None:
+        raise ProblemError(404, "unknown-partner", f"no partner {partner!r} in partners.yaml",
+                           partners=sorted(catalogue.config.partners))
+    if service not in p.services:
+        raise ProblemError(404, "unknown-service", f"partner {partner!r} offers no service {service!r}",
+                           services=sorted(p.services))
+    return Submission(source=source, partner=partner, service=service, idempotency_key=key,
+                      application=data["application"])
+
+
+async def _refuse(
+    request: web.Request, broker: Broker, exc: ProblemError, key: str | None, body: bytes, size: int
+) -> None:
+    refusal = Refusal(
+        at=time.time(), remote=request.remote or "", method=request.method, path=request.path,
+        status=exc.status, problem=exc.slug, detail=exc.detail, idempotency_key=key,
+        body=body, body_bytes=size,
+    )
+    try:
+        await broker.journal.refuse(refusal)
+    except JournalError as err:
+        _log.error("refusal_not_journalled", error=str(err), problem=exc.slug)
+    _log.info("intake_refused", status=exc.status, problem=exc.slug)
+
+
+async def get_exchange(request: web.Request) -> web.Response:
+    """The exchange's state, attempts with outcome and timing, and receipt."""
+    exchange_id = request.match_info["id"]
+    if not EXCHANGE_ID_RE.fullmatch(exchange_id):
+        raise ProblemError(404, "not-found", f"{exchange_id!r} is not an exchange id")
+    exchange = await request.app[BROKER].get(exchange_id)
+    if exchange is None:
+        raise ProblemError(404, "not-found", f"no exchange {exchange_id}")
+    include = set(request.query.get("include", "").split(","))
+    return web.Response(body=orjson.dumps(exchange_view(exchange, payloads="payloads" in include)),
+                        content_type="application/json")
+
+
+def exchange_view(exchange: Exchange, *, payloads: bool = False) -> dict[str, Any]:
+    """The JSON form of an exchange (payloads only on request: they hold personal data)."""
+    view: dict[str, Any] = {
+        "id": exchange.id,
+        "direction": exchange.direction.value,
+        "source": exchange.source,
+        "partner": exchange.target,
+        "service": exchange.service,
+        "idempotency_key": exchange.idempotency_key,
+        "state": exchange.state.value,
+        "created_at": iso(exchange.created_at),
+        "updated_at": iso(exchange.updated_at),
+        "next_attempt_at": iso(exchange.next_attempt_at),
+        "attempts": [a.to_dict() for a in exchange.attempt_history()],
+        "receipt": exchange.receipt,
+        "last_error": exchange.last_error,
+        "mapping_versions": exchange.mapping_versions,
+        "events": [{"kind": e.kind, "at": iso(e.at)} for e in exchange.events],
+        "links": {"self": f"/v1/exchanges/{exchange.id}"},
+    }
+    if payloads:
+        view["application"] = exchange.application
+        view["mapped"] = exchange.mapped
+    return view
+
+
+async def list_partners(request: web.Request) -> web.Response:
+    """Partners and their service items as configured."""
+    config = request.app[BROKER].catalogue.config
+    out = [
+        {
+            "id": p.id,
+            "name": {"zh": p.names.zh, "en": p.names.en},
+            "region": {"code": p.region.code, "iso": p.region.iso},
+            "protocol": p.protocol,
+            "concurrency": p.concurrency,
+            "services": [
+                {"code": s.code, "name": {"zh": s.names.zh, "en": s.names.en} if s.names else None}
+                for s in p.services.values()
+            ],
+        }
+        for p in config.partners.values()
+    ]
+    return web.Response(body=orjson.dumps({"partners": out}), content_type="application/json")
+
+
+async def stats(request: web.Request) -> web.Response:
+    """Exchanges per state and work in hand."""
+    broker = request.app[BROKER]
+    counts = dict(await broker.journal.counts())
+    body = {"exchanges": counts, "total": sum(counts.values()), "in_flight": broker.worker.in_flight}
+    return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """The process is up."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready to accept applications: catalogue loaded and the journal writable."""
+    broker = request.app[BROKER]
+    try:
+        await broker.journal.ping()
+    except JournalError as exc:
+        raise ProblemError(503, "not-ready", f"journal: {exc}") from exc
+    return web.json_response({"status": "ready", "partners": len(broker.catalogue.config.partners)})

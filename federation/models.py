@@ -1,0 +1,195 @@
+"""Values that travel through the broker: exchanges, their events and attempts.
+
+An *exchange* is one application on its way to one party for one service item. The model is
+symmetric: ``direction`` says whether the application leaves for a partner (``outbound``) or
+arrives from one for the local system (``inbound``); ``source`` and ``target`` are party ids either way.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+
+class Direction(enum.StrEnum):
+    OUTBOUND = "outbound"
+    INBOUND = "inbound"
+
+
+class State(enum.StrEnum):
+    RECEIVED = "received"  # journalled, not yet mapped
+    QUEUED = "queued"  # mapped, waiting for a delivery slot
+    DELIVERING = "delivering"  # an attempt is in flight
+    DELIVERED = "delivered"  # the partner acknowledged it
+    RETRY_WAIT = "retry_wait"  # a transient failure; next_attempt_at says when
+    FAILED = "failed"  # retries exhausted (dead letter)
+    REJECTED = "rejected"  # permanent: mapping failed or the partner refused it
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset({State.DELIVERED, State.FAILED, State.REJECTED})
+
+# The only moves the broker makes; the journal refuses anything else.
+TRANSITIONS: Mapping[State, frozenset[State]] = {
+    State.RECEIVED: frozenset({State.QUEUED, State.REJECTED}),
+    State.QUEUED: frozenset({State.DELIVERING}),
+    State.DELIVERING: frozenset(
+        {State.DELIVERED, State.RETRY_WAIT, State.FAILED, State.REJECTED, State.QUEUED}
+    ),
+    State.RETRY_WAIT: frozenset({State.DELIVERING, State.QUEUED}),
+    State.DELIVERED: frozenset(),
+    State.FAILED: frozenset(),
+    State.REJECTED: frozenset(),
+}
+
+
+class Outcome(enum.StrEnum):
+    """How one delivery attempt ended."""
+
+    DELIVERED = "delivered"
+    TRANSIENT_ERROR = "transient_error"
+    UNKNOWN_OUTCOME = "unknown_outcome"
+    PERMANENT_ERROR = "permanent_error"
+
+
+def canonical_json(value: Any) -> bytes:
+    """Deterministic JSON bytes (sorted keys, UTF-8) for hashing and storage."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def content_hash(data: bytes) -> str:
+    """``sha256:`` + hex digest: the form every recorded version and request hash takes."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def iso(ts: float | None) -> str | None:
+    """Epoch seconds → RFC 3339 UTC with milliseconds (``None`` stays ``None``)."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    """One append-only journal record of something that happened to an exchange."""
+
+    exchange_id: str
+    kind: str
+    at: float
+    data: Mapping[str, Any] = field(default_factory=dict)
+    seq: int | None = None  # assigned by the journal
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewExchange:
+    """An application as accepted at intake, before the journal gives it a state."""
+
+    id: str
+    direction: Direction
+    source: str
+    target: str
+    service: str
+    idempotency_key: str
+    request_hash: str
+    application: Mapping[str, Any]
+    received_at: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class StateChange:
+    """The current-state columns one journal write sets, together with its events."""
+
+    state: State
+    expect: frozenset[State] | None = None  # refuse the write unless the exchange is in one of these
+    mapped: Mapping[str, Any] | None = None
+    mapping_versions: Mapping[str, str] | None = None
+    receipt: Mapping[str, Any] | None = None
+    last_error: Mapping[str, Any] | None = None
+    attempts: int | None = None
+    next_attempt_at: float | None = None
+    release_lease: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Attempt:
+    """One delivery attempt as reconstructed from its two events."""
+
+    number: int
+    started_at: float
+    finished_at: float | None
+    outcome: Outcome | None
+    duration_ms: float | None
+    request: Mapping[str, Any]
+    response: Mapping[str, Any] | None
+    error: Mapping[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+            "outcome": self.outcome.value if self.outcome else "in_flight",
+            "duration_ms": self.duration_ms,
+            "request": dict(self.request),
+            "response": dict(self.response) if self.response is not None else None,
+            "error": dict(self.error) if self.error is not None else None,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class Exchange:
+    """An exchange's current state, with its event history when loaded in full."""
+
+    id: str
+    direction: Direction
+    source: str
+    target: str
+    service: str
+    idempotency_key: str
+    request_hash: str
+    state: State
+    application: Mapping[str, Any]
+    mapped: Mapping[str, Any] | None = None
+    mapping_versions: Mapping[str, str] = field(default_factory=dict)
+    receipt: Mapping[str, Any] | None = None
+    last_error: Mapping[str, Any] | None = None
+    attempts: int = 0
+    next_attempt_at: float | None = None
+    created_at: float
+    updated_at: float
+    events: Sequence[Event] = ()
+
+    def attempt_history(self) -> list[Attempt]:
+        """Pair ``attempt_started`` / ``attempt_finished`` events into attempts."""
+        started: dict[int, Event] = {}
+        finished: dict[int, Event] = {}
+        for ev in self.events:
+            if ev.kind == "attempt_started":
+                started[int(ev.data["attempt"])] = ev
+            elif ev.kind == "attempt_finished":
+                finished[int(ev.data["attempt"])] = ev
+        out = []
+        for number in sorted(started):
+            s, f = started[number], finished.get(number)
+            out.append(
+                Attempt(
+                    number=number,
+                    started_at=s.at,
+                    finished_at=f.at if f else None,
+                    outcome=Outcome(f.data["outcome"]) if f else None,
+                    duration_ms=f.data.get("duration_ms") if f else None,
+                    request=(f.data.get("request") if f else None) or s.data.get("request", {}),
+                    response=f.data.get("response") if f else None,
+                    error=f.data.get("error") if f else None,
+                )
+            )
+        return out

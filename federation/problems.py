@@ -1,0 +1,57 @@
+"""RFC 9457 problem details: every error the HTTP API returns has this shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+PROBLEM_TYPE = "urn:tongban:problem:"
+CONTENT_TYPE = "application/problem+json"
+
+TITLES = {
+    "malformed-json": "Request body is not valid JSON",
+    "invalid-request": "Request does not have the required shape",
+    "unsupported-media-type": "Request body must be application/json",
+    "body-too-large": "Request body is larger than the limit",
+    "missing-idempotency-key": "Idempotency-Key header is required",
+    "unknown-source": "Unknown source system",
+    "unknown-partner": "Unknown partner",
+    "unknown-service": "Unknown service item for this partner",
+    "idempotency-conflict": "Idempotency key reused with a different request",
+    "journal-unavailable": "The journal cannot accept applications right now",
+    "not-found": "Not found",
+    "method-not-allowed": "Method not allowed",
+    "internal-error": "Internal error",
+    "not-ready": "Not ready",
+}
+
+
+class ProblemError(Exception):
+    """Raise inside a handler to answer with problem details."""
+
+    def __init__(self, status: int, slug: str, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.slug = slug
+        self.detail = detail
+        self.extra = extra
+
+
+def problem_response(
+    status: int, slug: str, detail: str, *, instance: str | None = None, **extra: Any
+) -> web.Response:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE + slug,
+        "title": TITLES.get(slug, slug.replace("-", " ").capitalize()),
+        "status": status,
+        "detail": detail,
+    }
+    if instance:
+        body["instance"] = instance
+    body.update(extra)
+    headers = {"Retry-After": "5"} if status == 503 else None
+    return web.Response(
+        status=status, body=orjson.dumps(body), content_type=CONTENT_TYPE, headers=headers
+    )

@@ -1,0 +1,154 @@
+"""Partner simulators: real HTTP servers that answer like partner systems, for the demo and tests.
+
+Each simulator records every request by idempotency key and answers a repeated key with the receipt
+it gave the first time, as a well-behaved partner does. Its behaviour can be changed at run time
+(``POST /_sim/behaviour``: fail a share of requests, delay, answer with a status) so tests can stage
+outages without mocks. Replies come in the partner's own dialect, chosen by region.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+from aiohttp import web
+
+from federation.config import Partner
+from federation.net import start_site
+
+SIM_LIMIT = 4 * 1024 * 1024
+
+
+@dataclass
+class Behaviour:
+    """What the simulator does with the next requests."""
+
+    fail_ratio: float = 0.0  # share of requests answered with fail_status
+    fail_status: int = 503
+    delay: float = 0.0  # seconds before answering
+    retry_after: int | None = None
+
+
+@dataclass
+class Seen:
+    """What the simulator received under one idempotency key."""
+
+    key: str
+    count: int
+    first_body: Any
+    receipt: dict[str, Any]
+    paths: list[str] = field(default_factory=list)
+
+
+Dialect = Callable[[str, datetime], dict[str, Any]]
+
+
+def _mainland_gd(case: str, now: datetime) -> dict[str, Any]:
+    return {"code": "200", "msg": "成功",
+            "data": {"sblsh": case, "slzt": "01", "slsj": now.strftime("%Y-%m-%d %H:%M:%S")}}
+
+
+def _mainland_generic(case: str, now: datetime) -> dict[str, Any]:
+    return {"resultCode": "0", "resultMsg": "受理成功",
+            "result": {"ywlsh": case, "zt": "SL", "slrq": now.strftime("%Y%m%d")}}
+
+
+def _hong_kong(case: str, now: datetime) -> dict[str, Any]:
+    return {"ref_no": case, "status": "RECEIVED", "received_at": now.strftime("%d/%m/%Y %H:%M")}
+
+
+def _macau(case: str, now: datetime) -> dict[str, Any]:
+    return {"numeroPedido": case, "estado": "RECEBIDO", "dataRecepcao": now.strftime("%d/%m/%Y")}
+
+
+DIALECTS: dict[str, tuple[Dialect, str]] = {
+    "CN-GD": (_mainland_gd, "Asia/Shanghai"),
+    "CN-HK": (_hong_kong, "Asia/Hong_Kong"),
+    "CN-MO": (_macau, "Asia/Macau"),
+}
+DEFAULT_DIALECT: tuple[Dialect, str] = (_mainland_generic, "Asia/Shanghai")
+
+
+class PartnerSimulator:
+    """A loopback HTTP server standing in for one REST partner."""
+
+    def __init__(self, partner: Partner, *, seed: int | None = None, header: str | None = None) -> None:
+        self.partner = partner
+        self.header = header or getattr(partner.options.get("rest"), "idempotency_header",
+                                        "Idempotency-Key")
+        self.behaviour = Behaviour()
+        self.seen: dict[str, Seen] = {}
+        self.requests = 0
+        self._rng = random.Random(seed)
+        self._dialect, zone = DIALECTS.get(partner.region.iso, DEFAULT_DIALECT)
+        self._zone = ZoneInfo(zone)
+        self._runner: web.AppRunner | None = None
+        self._counter = 0
+        self.url = ""
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=SIM_LIMIT)
+        app.router.add_get("/_sim/requests", self._requests)
+        app.router.add_post("/_sim/behaviour", self._set_behaviour)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        return app
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Listen on ``host:port`` (0 = any free port); returns the base URL."""
+        self._runner, self.url = await start_site(self.app(), host, port, access_log=None)
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        self.requests += 1
+        b = self.behaviour
+        if b.delay:
+            await asyncio.sleep(b.delay)
+        if b.fail_ratio and self._rng.random() < b.fail_ratio:
+            headers = {"Retry-After": str(b.retry_after)} if b.retry_after is not None else None
+            return web.json_response({"detail": "simulated failure"}, status=b.fail_status,
+                                     headers=headers)
+        if request.content_type != "application/json":
+            return web.json_response({"detail": "expected application/json"}, status=415)
+        try:
+            body = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            return web.json_response({"detail": "malformed JSON"}, status=400)
+        if not isinstance(body, dict) or not body:
+            return web.json_response({"detail": "expected a non-empty JSON object"}, status=422)
+        key = request.headers.get(self.header)
+        if not key:
+            return web.json_response({"detail": f"{self.header} header required"}, status=400)
+        seen = self.seen.get(key)
+        if seen is not None:
+            seen.count += 1
+            seen.paths.append(request.path)
+            return web.json_response(seen.receipt, status=200)
+        self._counter += 1
+        now = datetime.now(self._zone)
+        case = f"{self.partner.id.upper()}{now:%Y%m%d}{self._counter:06d}"
+        receipt = self._dialect(case, now)
+        self.seen[key] = Seen(key=key, count=1, first_body=body, receipt=receipt, paths=[request.path])
+        return web.json_response(receipt, status=200)
+
+    async def _requests(self, request: web.Request) -> web.Response:
+        body = {
+            "requests": self.requests,
+            "keys": {k: {"count": s.count, "paths": s.paths} for k, s in self.seen.items()},
+        }
+        return web.json_response(body)
+
+    async def _set_behaviour(self, request: web.Request) -> web.Response:
+        data = await request.json()
+        self.behaviour = Behaviour(**{k: v for k, v in data.items() if k in asdict(Behaviour())})
+        return web.json_response(asdict(self.behaviour))

@@ -1,0 +1,1 @@
+"""The journal (one module per backend) and, later, the replay service."""

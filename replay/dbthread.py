@@ -1,0 +1,133 @@
+"""A thread that owns one SQLite connection and runs queued operations in group-committed batches.
+
+``synchronous=FULL`` makes every commit an fsync. Committing each intake request alone would cap the
+broker at the disk's fsync rate; instead the writer drains whatever operations queued up while the
+previous fsync ran and commits them together. Each operation runs in its own SAVEPOINT, so one that
+fails (an idempotency conflict, a lost lease) does not undo its neighbours, and no caller's future
+resolves before the COMMIT that contains its work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+Op = Callable[[sqlite3.Connection], Any]
+MAX_BATCH = 512
+
+
+class DbThread(threading.Thread):
+    """Runs ``Op``s against one connection; ``transactional`` wraps each batch in BEGIN IMMEDIATE."""
+
+    def __init__(
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        loop: asyncio.AbstractEventLoop,
+        *,
+        name: str,
+        transactional: bool,
+        translate: Callable[[BaseException], BaseException],
+    ) -> None:
+        super().__init__(name=name, daemon=True)
+        self._connect = connect
+        self._loop = loop
+        self._transactional = transactional
+        self._translate = translate
+        self._queue: queue.SimpleQueue[tuple[Op, asyncio.Future[Any]] | None] = queue.SimpleQueue()
+        self._ready = threading.Event()
+        self._startup_error: BaseException | None = None
+
+    def start_and_wait(self) -> None:
+        """Start the thread and raise (translated) if the connection could not be opened."""
+        self.start()
+        self._ready.wait()
+        if self._startup_error is not None:
+            raise self._translate(self._startup_error) from self._startup_error
+
+    def submit(self, op: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        fut: asyncio.Future[T] = self._loop.create_future()
+        self._queue.put((op, fut))
+        return fut
+
+    def stop(self) -> None:
+        self._queue.put(None)
+
+    def run(self) -> None:
+        try:
+            conn = self._connect()
+        except BaseException as exc:  # reported to start_and_wait
+            self._startup_error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            while True:
+                first = self._queue.get()
+                if first is None:
+                    return
+                batch = [first]
+                stopping = False
+                while len(batch) < MAX_BATCH:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is None:
+                        stopping = True
+                        break
+                    batch.append(item)
+                self._run_batch(conn, batch)
+                if stopping:
+                    return
+        finally:
+            conn.close()
+
+    def _run_batch(
+        self, conn: sqlite3.Connection, batch: list[tuple[Op, asyncio.Future[Any]]]
+    ) -> None:
+        results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE" if self._transactional else "BEGIN")
+            for op, fut in batch:
+                conn.execute("SAVEPOINT op")
+                try:
+                    value = op(conn)
+                except BaseException as exc:
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                    results.append((fut, None, exc))
+                else:
+                    conn.execute("RELEASE op")
+                    results.append((fut, value, None))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            # The batch as a whole failed (disk full, locked): nothing of it was written.
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            results = [(fut, None, exc) for _, fut in batch]
+        self._deliver(results)
+
+    def _deliver(self, results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+        translate = self._translate
+
+        def resolve() -> None:
+            for fut, value, exc in results:
+                if fut.done():
+                    continue
+                if exc is None:
+                    fut.set_result(value)
+                else:
+                    fut.set_exception(translate(exc))
+
+        try:
+            self._loop.call_soon_threadsafe(resolve)
+        except RuntimeError:
+            pass  # the loop is gone; nobody is waiting any more

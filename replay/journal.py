@@ -1,0 +1,84 @@
+"""The journal interface: every exchange and everything that happened to it, written before acting.
+
+The broker talks only to this Protocol; ``replay/sqlite.py`` is the embedded default and a PostgreSQL
+backend plugs in behind the same methods. Contract, for every backend:
+
+* ``create`` commits the exchange (state ``received``, leased to ``owner``) and its ``received`` event
+  atomically before returning; the same (source, idempotency key) with the same request hash returns the
+  stored exchange with ``created=False``; with another hash it raises IdempotencyConflict.
+* ``record`` appends events and applies a StateChange atomically. With ``owner`` set, it succeeds only
+  while that owner holds the lease (else LeaseLost); with ``expect`` set, only from those states.
+* ``claim`` leases due work: exchanges whose lease expired (judged by expiry alone) in an unfinished
+  state, and ``retry_wait`` exchanges whose ``next_attempt_at`` has come.
+* Failures of the storage underneath surface as JournalUnavailable, never as driver exceptions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from federation.models import Event, Exchange, NewExchange, StateChange
+
+
+@dataclass(frozen=True, kw_only=True)
+class Refusal:
+    """An intake request we refused: kept so that no submitted application vanishes unrecorded."""
+
+    at: float
+    remote: str
+    method: str
+    path: str
+    status: int
+    problem: str
+    detail: str
+    idempotency_key: str | None
+    body: bytes  # as received, up to the size limit (empty when over it)
+    body_bytes: int
+
+
+class Journal(Protocol):
+    """Durable store of exchanges, their events and refused intake requests."""
+
+    async def open(self) -> None:
+        """Connect and apply pending migrations."""
+
+    async def close(self) -> None:
+        """Flush and disconnect."""
+
+    async def ping(self) -> None:
+        """Raise JournalUnavailable unless a write could succeed now."""
+
+    async def create(
+        self, new: NewExchange, *, owner: str, lease_until: float
+    ) -> tuple[Exchange, bool]:
+        """Store a new exchange, or return the one its idempotency key already names."""
+
+    async def record(
+        self,
+        exchange_id: str,
+        events: Sequence[Event],
+        change: StateChange,
+        *,
+        owner: str | None = None,
+        lease_until: float | None = None,
+    ) -> Exchange:
+        """Append events and move the exchange's current state; returns it without history."""
+
+    async def get(self, exchange_id: str) -> Exchange | None:
+        """The exchange with its full event history."""
+
+    async def claim(
+        self, *, owner: str, now: float, lease_until: float, limit: int
+    ) -> list[Exchange]:
+        """Lease up to ``limit`` exchanges that need work, with history."""
+
+    async def renew(self, *, owner: str, ids: Sequence[str], lease_until: float) -> int:
+        """Extend the owner's leases; returns how many it still held."""
+
+    async def counts(self) -> Mapping[str, int]:
+        """Number of exchanges per state."""
+
+    async def refuse(self, refusal: Refusal) -> None:
+        """Keep a refused intake request."""

@@ -1,0 +1,415 @@
+"""The embedded SQLite journal: WAL, ``synchronous=FULL``, group commit on a writer thread.
+
+No SQLite call runs on the event loop: writes go to one writer thread (see ``dbthread``), reads to one
+reader thread with its own connection (WAL lets it read while the writer commits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from federation.errors import (
+    FederationError,
+    IdempotencyConflict,
+    JournalError,
+    JournalUnavailable,
+    LeaseLost,
+)
+from federation.models import (
+    TRANSITIONS,
+    Direction,
+    Event,
+    Exchange,
+    NewExchange,
+    State,
+    StateChange,
+)
+from replay.dbthread import DbThread
+from replay.journal import Refusal
+
+OPEN_STATES = ("received", "queued", "delivering")
+TERMINAL = ("delivered", "failed", "rejected")
+
+
+def dumps(value: Any) -> bytes:
+    """JSON for the journal: Decimals keep their exact digits as strings."""
+    return orjson.dumps(value, default=_default)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"cannot journal a {type(value).__name__}")
+
+
+def _loads(raw: bytes | None) -> Any:
+    return None if raw is None else orjson.loads(raw)
+
+
+class SQLiteJournal:
+    """Journal backend on one SQLite file."""
+
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
+        self.path = Path(path)
+        self._clock = clock
+        self._writer: DbThread | None = None
+        self._reader: DbThread | None = None
+
+    def __repr__(self) -> str:
+        return f"SQLiteJournal({str(self.path)!r})"
+
+    # -- lifetime -----------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if not self.path.parent.is_dir():
+            raise JournalUnavailable(f"journal directory {self.path.parent} does not exist")
+        loop = asyncio.get_running_loop()
+        self._writer = DbThread(
+            self._connect_writer, loop, name="journal-writer", transactional=True,
+            translate=self._translate,
+        )
+        await asyncio.to_thread(self._writer.start_and_wait)
+        self._reader = DbThread(
+            self._connect_reader, loop, name="journal-reader", transactional=False,
+            translate=self._translate,
+        )
+        await asyncio.to_thread(self._reader.start_and_wait)
+
+    async def close(self) -> None:
+        for thread in (self._reader, self._writer):
+            if thread is not None and thread.is_alive():
+                thread.stop()
+                await asyncio.to_thread(thread.join)
+        self._reader = self._writer = None
+
+    def _connect_writer(self) -> sqlite3.Connection:
+        conn = self._connect()
+        conn.execute("PRAGMA journal_mode=WAL")
+        migrate(conn)
+        return conn
+
+    def _connect_reader(self) -> sqlite3.Connection:
+        conn = self._connect()
+        conn.execute("PRAGMA query_only=ON")
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=5.0)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=5000")
+        return conn
+
+    def _translate(self, exc: BaseException) -> BaseException:
+        if isinstance(exc, FederationError):
+            return exc
+        if isinstance(exc, sqlite3.Error):
+            err = JournalUnavailable(f"journal {self.path}: {exc}")
+            err.__cause__ = exc
+            return err
+        return exc
+
+    def _write(self, op: Callable[[sqlite3.Connection], Any]) -> asyncio.Future[Any]:
+        if self._writer is None or not self._writer.is_alive():
+            raise JournalUnavailable(f"journal {self.path} is not open")
+        return self._writer.submit(op)
+
+    def _read(self, op: Callable[[sqlite3.Connection], Any]) -> asyncio.Future[Any]:
+        if self._reader is None or not self._reader.is_alive():
+            raise JournalUnavailable(f"journal {self.path} is not open")
+        return self._reader.submit(op)
+
+    # -- the Journal interface ---------------------------------------------------------------
+
+    async def ping(self) -> None:
+        await self._write(lambda conn: conn.execute("SELECT 1").fetchone())
+
+    async def create(
+        self, new: NewExchange, *, owner: str, lease_until: float
+    ) -> tuple[Exchange, bool]:
+        def op(conn: sqlite3.Connection) -> tuple[Exchange, bool]:
+            cur = conn.execute(
+                "INSERT INTO exchanges (id, direction, source, target, service, idempotency_key,"
+                " request_hash, state, lease_owner, lease_until, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, 'received', ?, ?, ?, ?)"
+                " ON CONFLICT (source, idempotency_key) DO NOTHING",
+                (new.id, new.direction.value, new.source, new.target, new.service,
+                 new.idempotency_key, new.request_hash, owner, lease_until,
+                 new.received_at, new.received_at),
+            )
+            if cur.rowcount == 0:
+                row = conn.execute(
+                    "SELECT * FROM exchanges WHERE source = ? AND idempotency_key = ?",
+                    (new.source, new.idempotency_key),
+                ).fetchone()
+                if row["request_hash"] != new.request_hash:
+                    raise IdempotencyConflict(row["id"])
+                return _exchange(row, _events(conn, row["id"])), False
+            data = {"application": new.application, "request_hash": new.request_hash}
+            conn.execute(
+                "INSERT INTO events (exchange_id, at, kind, data) VALUES (?, ?, 'received', ?)",
+                (new.id, new.received_at, dumps(data)),
+            )
+            return (
+                Exchange(
+                    id=new.id, direction=new.direction, source=new.source, target=new.target,
+                    service=new.service, idempotency_key=new.idempotency_key,
+                    request_hash=new.request_hash, state=State.RECEIVED,
+                    application=new.application, created_at=new.received_at,
+                    updated_at=new.received_at,
+                ),
+                True,
+            )
+
+        result: tuple[Exchange, bool] = await self._write(op)
+        return result
+
+    async def record(
+        self,
+        exchange_id: str,
+        events: Sequence[Event],
+        change: StateChange,
+        *,
+        owner: str | None = None,
+        lease_until: float | None = None,
+    ) -> Exchange:
+        now = self._clock()
+
+        def op(conn: sqlite3.Connection) -> Exchange:
+            row = conn.execute("SELECT * FROM exchanges WHERE id = ?", (exchange_id,)).fetchone()
+            if row is None:
+                raise JournalError(f"no exchange {exchange_id}")
+            if owner is not None and row["lease_owner"] != owner:
+                raise LeaseLost(f"exchange {exchange_id} is leased to {row['lease_owner']!r} now")
+            current = State(row["state"])
+            if change.expect is not None and current not in change.expect:
+                raise JournalError(
+                    f"exchange {exchange_id} is {current.value}, expected one of "
+                    f"{', '.join(sorted(s.value for s in change.expect))}"
+                )
+            if change.state != current and change.state not in TRANSITIONS[current]:
+                raise JournalError(
+                    f"exchange {exchange_id}: no transition {current.value} → {change.state.value}"
+                )
+            conn.executemany(
+                "INSERT INTO events (exchange_id, at, kind, data) VALUES (?, ?, ?, ?)",
+                [(exchange_id, e.at, e.kind, dumps(e.data)) for e in events],
+            )
+            sets = ["state = ?", "updated_at = ?"]
+            args: list[Any] = [change.state.value, now]
+            if change.mapping_versions is not None:
+                sets.append("mapping_versions = ?")
+                args.append(dumps(change.mapping_versions))
+            if change.receipt is not None:
+                sets.append("receipt = ?")
+                args.append(dumps(change.receipt))
+            if change.last_error is not None:
+                sets.append("last_error = ?")
+                args.append(dumps(change.last_error))
+            if change.attempts is not None:
+                sets.append("attempts = ?")
+                args.append(change.attempts)
+            sets.append("next_attempt_at = ?")
+            args.append(change.next_attempt_at)
+            if change.release_lease or change.state.terminal:
+                sets.append("lease_owner = NULL, lease_until = NULL")
+            elif lease_until is not None:
+                sets.append("lease_until = ?")
+                args.append(lease_until)
+            conn.execute(f"UPDATE exchanges SET {', '.join(sets)} WHERE id = ?", (*args, exchange_id))
+            updated = conn.execute("SELECT * FROM exchanges WHERE id = ?", (exchange_id,)).fetchone()
+            return _exchange(updated, ())
+
+        result: Exchange = await self._write(op)
+        return result
+
+    async def get(self, exchange_id: str) -> Exchange | None:
+        def op(conn: sqlite3.Connection) -> Exchange | None:
+            row = conn.execute("SELECT * FROM exchanges WHERE id = ?", (exchange_id,)).fetchone()
+            return None if row is None else _exchange(row, _events(conn, exchange_id))
+
+        result: Exchange | None = await self._read(op)
+        return result
+
+    async def claim(
+        self, *, owner: str, now: float, lease_until: float, limit: int
+    ) -> list[Exchange]:
+        def op(conn: sqlite3.Connection) -> list[Exchange]:
+            rows = conn.execute(
+                "SELECT id, lease_owner, state FROM exchanges"
+                " WHERE state IN ('received', 'queued', 'delivering')"
+                "   AND (lease_until IS NULL OR lease_until < :now)"
+                " UNION ALL"
+                " SELECT id, lease_owner, state FROM exchanges"
+                " WHERE state = 'retry_wait' AND next_attempt_at <= :now"
+                "   AND (lease_until IS NULL OR lease_until < :now)"
+                " ORDER BY id LIMIT :limit",
+                {"now": now, "limit": limit},
+            ).fetchall()
+            out = []
+            for r in rows:
+                if r["lease_owner"] is not None and r["lease_owner"] != owner:
+                    conn.execute(
+                        "INSERT INTO events (exchange_id, at, kind, data) VALUES (?, ?, ?, ?)",
+                        (r["id"], now, "lease_reclaimed",
+                         dumps({"from": r["lease_owner"], "to": owner, "state": r["state"]})),
+                    )
+                conn.execute(
+                    "UPDATE exchanges SET lease_owner = ?, lease_until = ? WHERE id = ?",
+                    (owner, lease_until, r["id"]),
+                )
+                row = conn.execute("SELECT * FROM exchanges WHERE id = ?", (r["id"],)).fetchone()
+                out.append(_exchange(row, _events(conn, r["id"])))
+            return out
+
+        result: list[Exchange] = await self._write(op)
+        return result
+
+    async def renew(self, *, owner: str, ids: Sequence[str], lease_until: float) -> int:
+        id_list = list(ids)
+
+        def op(conn: sqlite3.Connection) -> int:
+            total = 0
+            for i in range(0, len(id_list), 500):
+                chunk = id_list[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                cur = conn.execute(
+                    f"UPDATE exchanges SET lease_until = ? WHERE lease_owner = ? AND id IN ({marks})",
+                    (lease_until, owner, *chunk),
+                )
+                total += cur.rowcount
+            return total
+
+        if not id_list:
+            return 0
+        result: int = await self._write(op)
+        return result
+
+    async def counts(self) -> Mapping[str, int]:
+        def op(conn: sqlite3.Connection) -> dict[str, int]:
+            rows = conn.execute("SELECT state, count(*) FROM exchanges GROUP BY state").fetchall()
+            return {r[0]: r[1] for r in rows}
+
+        result: dict[str, int] = await self._read(op)
+        return result
+
+    async def refuse(self, refusal: Refusal) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO refusals (at, remote, method, path, status, problem, detail,"
+                " idempotency_key, body, body_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (refusal.at, refusal.remote, refusal.method, refusal.path, refusal.status,
+                 refusal.problem, refusal.detail, refusal.idempotency_key, refusal.body,
+                 refusal.body_bytes),
+            )
+
+        await self._write(op)
+
+    async def refusals(self, limit: int = 100) -> list[Refusal]:
+        """The most recent refused intake requests, newest first."""
+
+        def op(conn: sqlite3.Connection) -> list[Refusal]:
+            rows = conn.execute(
+                "SELECT * FROM refusals ORDER BY seq DESC LIMIT ?", (limit,)
+            ).fetchall()
+            return [
+                Refusal(
+                    at=r["at"], remote=r["remote"], method=r["method"], path=r["path"],
+                    status=r["status"], problem=r["problem"], detail=r["detail"],
+                    idempotency_key=r["idempotency_key"], body=bytes(r["body"]),
+                    body_bytes=r["body_bytes"],
+                )
+                for r in rows
+            ]
+
+        result: list[Refusal] = await self._read(op)
+        return result
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Apply the numbered SQL files in replay/sql/sqlite that this database has not seen."""
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    files = sorted(
+        (f for f in resources.files("replay").joinpath("sql/sqlite").iterdir() if f.name.endswith(".sql")),
+        key=lambda f: f.name,
+    )
+    for f in files:
+        number = int(f.name.split("_", 1)[0])
+        if number <= current:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(f.read_text(encoding="utf-8")):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+def _statements(script: str) -> list[str]:
+    out: list[str] = []
+    buf = ""
+    for line in script.splitlines(keepends=True):
+        if line.strip().startswith("--") and not buf.strip():
+            continue
+        buf += line
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        out.append(buf.strip())
+    return out
+
+
+def _events(conn: sqlite3.Connection, exchange_id: str) -> tuple[Event, ...]:
+    rows = conn.execute(
+        "SELECT seq, at, kind, data FROM events WHERE exchange_id = ? ORDER BY seq", (exchange_id,)
+    ).fetchall()
+    return tuple(
+        Event(exchange_id=exchange_id, seq=r["seq"], at=r["at"], kind=r["kind"], data=orjson.loads(r["data"]))
+        for r in rows
+    )
+
+
+def _exchange(row: sqlite3.Row, events: Sequence[Event]) -> Exchange:
+    application: Mapping[str, Any] = {}
+    mapped: Mapping[str, Any] | None = None
+    for ev in events:
+        if ev.kind == "received":
+            application = ev.data.get("application", {})
+        elif ev.kind == "mapped":
+            mapped = ev.data.get("mapped")
+    return Exchange(
+        id=row["id"],
+        direction=Direction(row["direction"]),
+        source=row["source"],
+        target=row["target"],
+        service=row["service"],
+        idempotency_key=row["idempotency_key"],
+        request_hash=row["request_hash"],
+        state=State(row["state"]),
+        application=application,
+        mapped=mapped,
+        mapping_versions=_loads(row["mapping_versions"]) or {},
+        receipt=_loads(row["receipt"]),
+        last_error=_loads(row["last_error"]),
+        attempts=row["attempts"],
+        next_attempt_at=row["next_attempt_at"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        events=tuple(events),
+    )
