@@ -6,12 +6,15 @@ from adapters.base import Adapter, ProtocolSpec
 from adapters.rest import REST
 from federation.config import Partner
 
-_SPECS: dict[str, ProtocolSpec] = {REST.name: REST}
+_SPECS: dict[str, ProtocolSpec] = {}
 
 
 def register(spec: ProtocolSpec) -> None:
     """Make a protocol available to partners.yaml (for plug-ins and tests)."""
     _SPECS[spec.name] = spec
+
+
+register(REST)
 
 
 def protocol_names() -> tuple[str, ...]:

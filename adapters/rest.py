@@ -8,8 +8,8 @@ transient; a failure after the request was written (timeout, reset, disconnect) 
 from __future__ import annotations
 
 import hashlib
-import time
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -50,7 +50,7 @@ class RestSpec:
     """partners.yaml keys for ``protocol: rest``."""
 
     name = "rest"
-    service_keys = ("path", "method")
+    service_keys: tuple[str, ...] = ("path", "method")
 
     def parse_partner(self, r: Reader, path: PathKey, raw: Any, base: Path) -> Mapping[str, Any]:
         m = r.mapping(path, raw, optional=("idempotency_header", "headers"))
@@ -58,10 +58,15 @@ class RestSpec:
             return {"rest": RestOptions()}
         header = RestOptions.idempotency_header
         if "idempotency_header" in m:
-            header = r.text(
-                (*path, "idempotency_header"), m["idempotency_header"], pattern=HEADER_RE,
-                what="an HTTP header name",
-            ) or header
+            header = (
+                r.text(
+                    (*path, "idempotency_header"),
+                    m["idempotency_header"],
+                    pattern=HEADER_RE,
+                    what="an HTTP header name",
+                )
+                or header
+            )
         headers: dict[str, str] = {}
         hm = r.mapping((*path, "headers"), m.get("headers", {}), extra_ok=True) or {}
         for k, v in hm.items():
@@ -73,9 +78,16 @@ class RestSpec:
 
     def parse_service(self, r: Reader, path: PathKey, raw: Mapping[str, Any]) -> Mapping[str, Any]:
         svc = RestService()
-        sub = r.text((*path, "path"), raw["path"], pattern=PATH_RE, what="a URL path starting with /") \
-            if "path" in raw else ""
-        method = r.choice((*path, "method"), raw["method"], ("POST", "PUT")) if "method" in raw else "POST"
+        sub = (
+            r.text((*path, "path"), raw["path"], pattern=PATH_RE, what="a URL path starting with /")
+            if "path" in raw
+            else ""
+        )
+        method = (
+            r.choice((*path, "method"), raw["method"], ("POST", "PUT"))
+            if "method" in raw
+            else "POST"
+        )
         return {"rest": RestService(path=sub or svc.path, method=method or svc.method)}
 
     def create(self, partner: Partner) -> Adapter:
@@ -127,7 +139,9 @@ class RestAdapter:
         sent = {
             "method": svc.method,
             "url": url,
-            "headers": {k: ("<redacted>" if k.lower() in _SECRET_HEADERS else v) for k, v in headers.items()},
+            "headers": {
+                k: ("<redacted>" if k.lower() in _SECRET_HEADERS else v) for k, v in headers.items()
+            },
             "body_sha256": hashlib.sha256(body).hexdigest(),
             "body_bytes": len(body),
         }
@@ -143,28 +157,38 @@ class RestAdapter:
             # Covers refused, unreachable and DNS failures: nothing was sent.
             raise TransientError(
                 f"cannot connect to {pid}: {exc.os_error.strerror or exc}",
-                partner=pid, operation=op, transcript=Transcript(request=sent),
+                partner=pid,
+                operation=op,
+                transcript=Transcript(request=sent),
             ) from exc
         except aiohttp.ConnectionTimeoutError as exc:
             raise TransientError(
                 f"connecting to {pid} timed out after {self.partner.timeouts.connect:g}s",
-                partner=pid, operation=op, transcript=Transcript(request=sent),
+                partner=pid,
+                operation=op,
+                transcript=Transcript(request=sent),
             ) from exc
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise UnknownOutcomeError(
                 f"{pid} did not answer in time (read {self.partner.timeouts.read:g}s, "
                 f"total {self.partner.timeouts.total:g}s); it may have processed the request",
-                partner=pid, operation=op, transcript=Transcript(request=sent),
+                partner=pid,
+                operation=op,
+                transcript=Transcript(request=sent),
             ) from exc
         except _ReplyTooLarge as exc:
             raise PermanentError(
-                f"{pid} sent a reply over {REPLY_LIMIT} bytes", partner=pid, operation=op,
+                f"{pid} sent a reply over {REPLY_LIMIT} bytes",
+                partner=pid,
+                operation=op,
                 transcript=Transcript(request=sent),
             ) from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise UnknownOutcomeError(
                 f"connection to {pid} failed after sending: {type(exc).__name__}: {exc}",
-                partner=pid, operation=op, transcript=Transcript(request=sent),
+                partner=pid,
+                operation=op,
+                transcript=Transcript(request=sent),
             ) from exc
 
         text = raw[:TRANSCRIPT_BODY_LIMIT].decode("utf-8", errors="replace")
@@ -174,18 +198,29 @@ class RestAdapter:
             try:
                 parsed = orjson.loads(raw) if raw else None
             except orjson.JSONDecodeError as exc:
-                return Reply(status=status, body=None, transcript=transcript,
-                             problem=f"reply is not JSON: {exc}")
+                return Reply(
+                    status=status,
+                    body=None,
+                    transcript=transcript,
+                    problem=f"reply is not JSON: {exc}",
+                )
             return Reply(status=status, body=parsed, transcript=transcript)
         summary = _summarise(raw)
         if status in TRANSIENT_STATUS:
             raise TransientError(
-                f"{pid} answered HTTP {status}{summary}", partner=pid, operation=op,
-                transcript=transcript, status=status, retry_after=retry_after,
+                f"{pid} answered HTTP {status}{summary}",
+                partner=pid,
+                operation=op,
+                transcript=transcript,
+                status=status,
+                retry_after=retry_after,
             )
         raise PermanentError(
-            f"{pid} refused the request with HTTP {status}{summary}", partner=pid, operation=op,
-            transcript=transcript, status=status,
+            f"{pid} refused the request with HTTP {status}{summary}",
+            partner=pid,
+            operation=op,
+            transcript=transcript,
+            status=status,
         )
 
 

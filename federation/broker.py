@@ -49,7 +49,9 @@ class Submission:
 def request_hash(sub: Submission) -> str:
     """What 'the same request' means for idempotency: target, service and application."""
     return content_hash(
-        canonical_json({"partner": sub.partner, "service": sub.service, "application": sub.application})
+        canonical_json(
+            {"partner": sub.partner, "service": sub.service, "application": sub.application}
+        )
     )
 
 
@@ -147,7 +149,10 @@ class Broker:
         )
         if created:
             self._log.info(
-                "exchange_received", exchange_id=exchange.id, partner=sub.partner, service=sub.service
+                "exchange_received",
+                exchange_id=exchange.id,
+                partner=sub.partner,
+                service=sub.service,
             )
             self.worker.offer(exchange)
         return exchange, created

@@ -44,7 +44,9 @@ def load_catalogue(root: Path, *, endpoints: Mapping[str, str] | None = None) ->
         for service in partner.services.values():
             display = _display(service.mapping, config.root)
             try:
-                compiled = cache.get(service.mapping) or load_mapping(service.mapping, display=display)
+                compiled = cache.get(service.mapping) or load_mapping(
+                    service.mapping, display=display
+                )
             except ConfigError as exc:
                 problems.extend(p for p in exc.problems if p not in problems)
                 continue

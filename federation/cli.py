@@ -18,7 +18,11 @@ from federation.logging import configure
 T = TypeVar("T")
 
 config_option = click.option(
-    "--config", "root", type=click.Path(path_type=Path), default=Path("."), show_default=True,
+    "--config",
+    "root",
+    type=click.Path(path_type=Path),
+    default=Path("."),
+    show_default=True,
     help="Directory holding partners.yaml and mappings/ (or the partners.yaml file itself).",
 )
 
@@ -50,28 +54,59 @@ def main() -> None:
 
 @main.command()
 @config_option
-@click.option("--journal", "journal_path", type=click.Path(path_type=Path),
-              default=Path("tongban.sqlite"), show_default=True, help="SQLite journal file.")
+@click.option(
+    "--journal",
+    "journal_path",
+    type=click.Path(path_type=Path),
+    default=Path("tongban.sqlite"),
+    show_default=True,
+    help="SQLite journal file.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
-@click.option("--endpoint", "endpoints", multiple=True, metavar="PARTNER=URL",
-              help="Send this partner's traffic elsewhere (staging, a simulator). Repeatable.")
-@click.option("--lease", type=float, default=None, help="Lease seconds (default from partners.yaml).")
+@click.option(
+    "--endpoint",
+    "endpoints",
+    multiple=True,
+    metavar="PARTNER=URL",
+    help="Send this partner's traffic elsewhere (staging, a simulator). Repeatable.",
+)
+@click.option(
+    "--lease", type=float, default=None, help="Lease seconds (default from partners.yaml)."
+)
 @click.option("--poll-interval", type=float, default=None, help="Seconds between journal polls.")
-@click.option("--log-level", default="info", show_default=True,
-              type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
 def serve(
-    root: Path, journal_path: Path, host: str, port: int, endpoints: tuple[str, ...],
-    lease: float | None, poll_interval: float | None, log_level: str,
+    root: Path,
+    journal_path: Path,
+    host: str,
+    port: int,
+    endpoints: tuple[str, ...],
+    lease: float | None,
+    poll_interval: float | None,
+    log_level: str,
 ) -> None:
     """Run the broker: intake API, journal and delivery worker."""
     from federation.server import serve_forever
 
     configure(level=log_level)
     try:
-        _run(serve_forever(root=root, journal_path=journal_path, host=host, port=port,
-                           endpoints=_parse_endpoints(endpoints), lease=lease,
-                           poll_interval=poll_interval))
+        _run(
+            serve_forever(
+                root=root,
+                journal_path=journal_path,
+                host=host,
+                port=port,
+                endpoints=_parse_endpoints(endpoints),
+                lease=lease,
+                poll_interval=poll_interval,
+            )
+        )
     except ConfigError as exc:
         _print_problems(exc)
         sys.exit(2)
@@ -100,10 +135,13 @@ def check(root: Path) -> None:
 
 @main.command()
 @config_option
-@click.option("--keep-running", is_flag=True, help="Leave the broker up afterwards and print its URL.")
+@click.option(
+    "--keep-running", is_flag=True, help="Leave the broker up afterwards and print its URL."
+)
 @click.option("--port", default=0, type=int, help="Broker port (default: any free port).")
-@click.option("--timeout", default=60.0, type=float, show_default=True,
-              help="Seconds to wait for deliveries.")
+@click.option(
+    "--timeout", default=60.0, type=float, show_default=True, help="Seconds to wait for deliveries."
+)
 def demo(root: Path, keep_running: bool, port: int, timeout: float) -> None:
     """Broker + a simulator per partner on loopback; submit the sample applications; show results."""
     import tempfile
@@ -118,8 +156,15 @@ def demo(root: Path, keep_running: bool, port: int, timeout: float) -> None:
         console = Console()
         console.print(f"logs: {log_file}")
         try:
-            status = _run(run_demo(root=root, console=console, keep_running=keep_running,
-                                   port=port, timeout=timeout))
+            status = _run(
+                run_demo(
+                    root=root,
+                    console=console,
+                    keep_running=keep_running,
+                    port=port,
+                    wait=timeout,
+                )
+            )
         except ConfigError as exc:
             _print_problems(exc)
             status = 2
@@ -129,7 +174,9 @@ def demo(root: Path, keep_running: bool, port: int, timeout: float) -> None:
 @main.command()
 @config_option
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=0, type=int, help="Port of the first simulator (0: any free ports).")
+@click.option(
+    "--port", default=0, type=int, help="Port of the first simulator (0: any free ports)."
+)
 @click.option("--partner", "only", multiple=True, help="Simulate only these partners. Repeatable.")
 def simulate(root: Path, host: str, port: int, only: tuple[str, ...]) -> None:
     """Run partner simulators; print one JSON line {partner: url} once they listen."""

@@ -57,9 +57,10 @@ class RetryPolicy:
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        raw = min(self.backoff_cap, self.backoff_base * (2 ** max(0, attempt - 1)))
+        raw = min(self.backoff_cap, self.backoff_base * (2.0 ** max(0, attempt - 1)))
         spread = raw * self.jitter
-        return max(0.0, raw - spread + (rng or random).random() * 2 * spread)
+        draw = rng.random() if rng is not None else random.random()
+        return max(0.0, raw - spread + draw * 2 * spread)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,7 +114,8 @@ class Config:
         if unknown:
             raise KeyError(f"unknown partner(s): {', '.join(sorted(unknown))}")
         partners = {
-            pid: replace(p, endpoint=endpoints.get(pid, p.endpoint)) for pid, p in self.partners.items()
+            pid: replace(p, endpoint=endpoints.get(pid, p.endpoint))
+            for pid, p in self.partners.items()
         }
         return replace(self, partners=partners)
 
@@ -149,9 +151,12 @@ def _parse(r: Reader, doc: Located, file: Path, base: Path) -> Config | None:
     if top.get("version") not in (None, 1):
         r.error(("version",), f"unsupported version {top.get('version')!r}; this tongban reads 1")
 
-    defaults = r.mapping(
-        ("defaults",), top.get("defaults", {}), optional=("timeouts", "concurrency", "retry")
-    ) or {}
+    defaults = (
+        r.mapping(
+            ("defaults",), top.get("defaults", {}), optional=("timeouts", "concurrency", "retry")
+        )
+        or {}
+    )
     d_timeouts = _timeouts(r, ("defaults", "timeouts"), defaults.get("timeouts"), Timeouts())
     d_conc = _concurrency(r, ("defaults", "concurrency"), defaults.get("concurrency"), 16)
     d_retry = _retry(r, ("defaults", "retry"), defaults.get("retry"), RetryPolicy())
@@ -198,7 +203,9 @@ def _parse(r: Reader, doc: Located, file: Path, base: Path) -> Config | None:
             spec = protocol_spec(protocol)
             for other in protocol_names():
                 if other != protocol and other in m:
-                    r.error((*path, other), f"section {other!r} does not apply to protocol {protocol!r}")
+                    r.error(
+                        (*path, other), f"section {other!r} does not apply to protocol {protocol!r}"
+                    )
             options = spec.parse_partner(r, (*path, protocol), m.get(protocol, {}), base)
         services = _services(r, (*path, "services"), m.get("services"), base, protocol)
         if pid and pid in partners:
@@ -282,7 +289,9 @@ def _retry(r: Reader, path: PathKey, raw: Any, default: RetryPolicy) -> RetryPol
         return default
     values: dict[str, Any] = {}
     if "max_attempts" in m:
-        values["max_attempts"] = r.integer((*path, "max_attempts"), m["max_attempts"], low=1, high=1000)
+        values["max_attempts"] = r.integer(
+            (*path, "max_attempts"), m["max_attempts"], low=1, high=1000
+        )
     for key in ("backoff_base", "backoff_cap", "max_elapsed"):
         if key in m:
             values[key] = r.duration((*path, key), m[key], low=0.0, high=90 * 86400)
@@ -305,7 +314,9 @@ def _broker(r: Reader, raw: Any) -> BrokerSettings:
     if "lease" in m:
         values["lease"] = r.duration(("broker", "lease"), m["lease"], low=1, high=3600)
     if "poll_interval" in m:
-        values["poll_interval"] = r.duration(("broker", "poll_interval"), m["poll_interval"], low=0.01, high=60)
+        values["poll_interval"] = r.duration(
+            ("broker", "poll_interval"), m["poll_interval"], low=0.01, high=60
+        )
     return replace(BrokerSettings(), **{k: v for k, v in values.items() if v is not None})
 
 

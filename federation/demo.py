@@ -49,13 +49,18 @@ def demo_items(catalogue: Catalogue) -> list[DemoItem]:
 
 
 async def run_demo(
-    *, root: Path, console: Console, keep_running: bool = False, port: int = 0, timeout: float = 60.0
+    *,
+    root: Path,
+    console: Console,
+    keep_running: bool = False,
+    port: int = 0,
+    wait: float = 60.0,
 ) -> int:
     """Run the demo; returns the process exit status."""
     catalogue = await asyncio.to_thread(load_catalogue, root)
     items = demo_items(catalogue)
     if not items:
-        console.print("[red]no golden example is marked \"demo\": true; nothing to submit[/]")
+        console.print('[red]no golden example is marked "demo": true; nothing to submit[/]')
         return 1
     default_source = next(iter(catalogue.config.sources), "")
     sims = {pid: PartnerSimulator(p) for pid, p in catalogue.config.partners.items()}
@@ -70,7 +75,7 @@ async def run_demo(
                     f"broker on [bold]{url}[/], journal {journal}, "
                     f"{len(sims)} partner simulators on loopback"
                 )
-                results = await _submit_and_follow(url, items, default_source, console, timeout)
+                results = await _submit_and_follow(url, items, default_source, console, wait)
                 _show(console, items, results)
                 delivered = sum(1 for r in results if r.get("state") == "delivered")
                 console.print(f"{delivered} of {len(items)} applications delivered")
@@ -84,7 +89,7 @@ async def run_demo(
 
 
 async def _submit_and_follow(
-    url: str, items: list[DemoItem], default_source: str, console: Console, timeout: float
+    url: str, items: list[DemoItem], default_source: str, console: Console, wait: float
 ) -> list[dict[str, Any]]:
     run = uuid.uuid4().hex[:8]
     results: list[dict[str, Any]] = [{} for _ in items]
@@ -106,10 +111,14 @@ async def _submit_and_follow(
                     ids.append(None)
                     results[i] = {"state": f"refused {resp.status}", "detail": answer.get("detail")}
         progress = Progress(
-            TextColumn("delivering"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=console, transient=False,
+            TextColumn("delivering"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
         )
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + wait
         with progress:
             task = progress.add_task("deliver", total=len(items))
             while True:

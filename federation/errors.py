@@ -132,7 +132,9 @@ class IdempotencyConflict(JournalError):
     """An idempotency key was reused for a different request."""
 
     def __init__(self, exchange_id: str) -> None:
-        super().__init__(f"idempotency key already used for exchange {exchange_id} with another body")
+        super().__init__(
+            f"idempotency key already used for exchange {exchange_id} with another body"
+        )
         self.exchange_id = exchange_id
 
 

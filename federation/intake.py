@@ -51,7 +51,9 @@ async def _problems(request: web.Request, handler: Handler) -> web.StreamRespons
     try:
         return await handler(request)
     except ProblemError as exc:
-        return problem_response(exc.status, exc.slug, exc.detail, instance=request.path, **exc.extra)
+        return problem_response(
+            exc.status, exc.slug, exc.detail, instance=request.path, **exc.extra
+        )
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -61,12 +63,20 @@ async def _problems(request: web.Request, handler: Handler) -> web.StreamRespons
         return problem_response(exc.status, slug, exc.reason, instance=request.path)
     except JournalUnavailable as exc:
         _log.error("journal_unavailable", error=str(exc))
-        return problem_response(503, "journal-unavailable", "the journal is unavailable; retry later",
-                                instance=request.path)
+        return problem_response(
+            503,
+            "journal-unavailable",
+            "the journal is unavailable; retry later",
+            instance=request.path,
+        )
     except Exception:
         _log.exception("request_failed", path=request.path)
-        return problem_response(500, "internal-error", "an unexpected error occurred; it was logged",
-                                instance=request.path)
+        return problem_response(
+            500,
+            "internal-error",
+            "an unexpected error occurred; it was logged",
+            instance=request.path,
+        )
 
 
 async def submit(request: web.Request) -> web.Response:
@@ -76,7 +86,11 @@ async def submit(request: web.Request) -> web.Response:
     body = b""
     size = request.content_length or 0
     try:
-        body, size = await _read_body(request, broker.catalogue.config.broker.max_body_bytes)
+        try:
+            body, size = await _read_body(request, broker.catalogue.config.broker.max_body_bytes)
+        except _Refused as refused:
+            body, size = refused.body, refused.size
+            raise refused.problem from None
         sub = _parse_submission(body, key, broker)
         exchange, created = await broker.submit(sub)
     except ProblemError as exc:
@@ -84,7 +98,8 @@ async def submit(request: web.Request) -> web.Response:
         raise
     except IdempotencyConflict as exc:
         problem = ProblemError(
-            409, "idempotency-conflict",
+            409,
+            "idempotency-conflict",
             f"Idempotency-Key was already used for exchange {exc.exchange_id} with a different "
             "request; use a new key for a new application",
             exchange_id=exc.exchange_id,
@@ -93,32 +108,63 @@ async def submit(request: web.Request) -> web.Response:
         raise problem from exc
     status = 202 if created else 200
     location = f"/v1/exchanges/{exchange.id}"
-    payload = {"id": exchange.id, "state": exchange.state.value, "created": created,
-               "links": {"self": location}}
+    payload = {
+        "id": exchange.id,
+        "state": exchange.state.value,
+        "created": created,
+        "links": {"self": location},
+    }
     return web.Response(
-        status=status, body=orjson.dumps(payload), content_type="application/json",
+        status=status,
+        body=orjson.dumps(payload),
+        content_type="application/json",
         headers={"Location": location},
     )
 
 
 async def _read_body(request: web.Request, limit: int) -> tuple[bytes, int]:
-    ctype = request.headers.get("Content-Type", "")
-    if ctype.split(";")[0].strip().lower() != "application/json":
-        raise ProblemError(415, "unsupported-media-type",
-                           f"send the application as application/json, not {ctype or 'no type'!r}")
+    """Read the body within the limit (kept even when refused), then check its media type."""
     if request.content_length is not None and request.content_length > limit:
-        raise ProblemError(413, "body-too-large",
-                           f"body is {request.content_length} bytes; the limit is {limit}",
-                           limit=limit)
+        raise ProblemError(
+            413,
+            "body-too-large",
+            f"body is {request.content_length} bytes; the limit is {limit}",
+            limit=limit,
+        )
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.content.iter_chunked(64 * 1024):
         size += len(chunk)
         if size > limit:
-            raise ProblemError(413, "body-too-large", f"body exceeds the limit of {limit} bytes",
-                               limit=limit)
+            raise ProblemError(
+                413,
+                "body-too-large",
+                f"body exceeds the limit of {limit} bytes",
+                limit=limit,
+                received_bytes=size,
+            )
         chunks.append(chunk)
-    return b"".join(chunks), size
+    body = b"".join(chunks)
+    ctype = request.headers.get("Content-Type", "")
+    if ctype.split(";")[0].strip().lower() != "application/json":
+        raise _Refused(
+            ProblemError(
+                415,
+                "unsupported-media-type",
+                f"send the application as application/json, not {ctype or 'no type'!r}",
+            ),
+            body,
+            size,
+        )
+    return body, size
+
+
+class _Refused(Exception):
+    """A refusal raised after the body was read, carrying the body for the journal."""
+
+    def __init__(self, problem: ProblemError, body: bytes, size: int) -> None:
+        super().__init__(problem.detail)
+        self.problem, self.body, self.size = problem, body, size
 
 
 def _parse_submission(body: bytes, key: str | None, broker: Broker) -> Submission:
@@ -141,34 +187,59 @@ def _parse_submission(body: bytes, key: str | None, broker: Broker) -> Submissio
         detail = "; ".join(f"{e['path']}: {e['message']}" for e in errors)
         raise ProblemError(400, "invalid-request", detail, errors=errors)
     if not key:
-        raise ProblemError(400, "missing-idempotency-key",
-                           "send an Idempotency-Key header that is unique per application")
+        raise ProblemError(
+            400,
+            "missing-idempotency-key",
+            "send an Idempotency-Key header that is unique per application",
+        )
     if not KEY_RE.fullmatch(key):
-        raise ProblemError(400, "missing-idempotency-key",
-                           "Idempotency-Key must be 1–255 visible ASCII characters")
+        raise ProblemError(
+            400, "missing-idempotency-key", "Idempotency-Key must be 1–255 visible ASCII characters"
+        )
     catalogue = broker.catalogue
     source, partner, service = data["source"], data["partner"], data["service"]
     if not ID_RE.fullmatch(source) or source not in catalogue.config.sources:
-        raise ProblemError(400, "unknown-source",
-                           f"source {source!r} is not declared in partners.yaml 'sources'")
+        raise ProblemError(
+            400, "unknown-source", f"source {source!r} is not declared in partners.yaml 'sources'"
+        )
     p = catalogue.partner(partner)
     if p is None:
-        raise ProblemError(404, "unknown-partner", f"no partner {partner!r} in partners.yaml",
-                           partners=sorted(catalogue.config.partners))
+        raise ProblemError(
+            404,
+            "unknown-partner",
+            f"no partner {partner!r} in partners.yaml",
+            partners=sorted(catalogue.config.partners),
+        )
     if service not in p.services:
-        raise ProblemError(404, "unknown-service", f"partner {partner!r} offers no service {service!r}",
-                           services=sorted(p.services))
-    return Submission(source=source, partner=partner, service=service, idempotency_key=key,
-                      application=data["application"])
+        raise ProblemError(
+            404,
+            "unknown-service",
+            f"partner {partner!r} offers no service {service!r}",
+            services=sorted(p.services),
+        )
+    return Submission(
+        source=source,
+        partner=partner,
+        service=service,
+        idempotency_key=key,
+        application=data["application"],
+    )
 
 
 async def _refuse(
     request: web.Request, broker: Broker, exc: ProblemError, key: str | None, body: bytes, size: int
 ) -> None:
     refusal = Refusal(
-        at=time.time(), remote=request.remote or "", method=request.method, path=request.path,
-        status=exc.status, problem=exc.slug, detail=exc.detail, idempotency_key=key,
-        body=body, body_bytes=size,
+        at=time.time(),
+        remote=request.remote or "",
+        method=request.method,
+        path=request.path,
+        status=exc.status,
+        problem=exc.slug,
+        detail=exc.detail,
+        idempotency_key=key,
+        body=body,
+        body_bytes=size,
     )
     try:
         await broker.journal.refuse(refusal)
@@ -186,8 +257,10 @@ async def get_exchange(request: web.Request) -> web.Response:
     if exchange is None:
         raise ProblemError(404, "not-found", f"no exchange {exchange_id}")
     include = set(request.query.get("include", "").split(","))
-    return web.Response(body=orjson.dumps(exchange_view(exchange, payloads="payloads" in include)),
-                        content_type="application/json")
+    return web.Response(
+        body=orjson.dumps(exchange_view(exchange, payloads="payloads" in include)),
+        content_type="application/json",
+    )
 
 
 def exchange_view(exchange: Exchange, *, payloads: bool = False) -> dict[str, Any]:
@@ -240,7 +313,11 @@ async def stats(request: web.Request) -> web.Response:
     """Exchanges per state and work in hand."""
     broker = request.app[BROKER]
     counts = dict(await broker.journal.counts())
-    body = {"exchanges": counts, "total": sum(counts.values()), "in_flight": broker.worker.in_flight}
+    body = {
+        "exchanges": counts,
+        "total": sum(counts.values()),
+        "in_flight": broker.worker.in_flight,
+    }
     return web.Response(body=orjson.dumps(body), content_type="application/json")
 
 

@@ -43,12 +43,16 @@ def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[s
     return event
 
 
-def configure(*, level: str = "info", stream: TextIO | None = None, json: bool | None = None) -> None:
+def configure(
+    *, level: str = "info", stream: TextIO | None = None, json: bool | None = None
+) -> None:
     """Set up structlog for the process (call once, at start-up)."""
     out = stream or sys.stderr
     as_json = (not out.isatty()) if json is None else json
     renderer: Any = (
-        structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer()
+        if as_json
+        else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
         processors=[
@@ -59,7 +63,9 @@ def configure(*, level: str = "info", stream: TextIO | None = None, json: bool |
             structlog.processors.format_exc_info,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )

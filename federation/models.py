@@ -109,7 +109,9 @@ class StateChange:
     """The current-state columns one journal write sets, together with its events."""
 
     state: State
-    expect: frozenset[State] | None = None  # refuse the write unless the exchange is in one of these
+    expect: frozenset[State] | None = (
+        None  # refuse the write unless the exchange is in one of these
+    )
     mapped: Mapping[str, Any] | None = None
     mapping_versions: Mapping[str, str] | None = None
     receipt: Mapping[str, Any] | None = None

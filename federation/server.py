@@ -30,7 +30,10 @@ async def running_broker(
 ) -> AsyncIterator[tuple[Broker, str]]:
     """A broker with its HTTP API listening; yields the broker and its base URL."""
     broker = Broker(
-        root=root, journal=SQLiteJournal(journal_path), endpoints=endpoints, lease=lease,
+        root=root,
+        journal=SQLiteJournal(journal_path),
+        endpoints=endpoints,
+        lease=lease,
         poll_interval=poll_interval,
     )
     async with broker.open():
@@ -49,7 +52,7 @@ async def serve_forever(**kwargs: object) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     log = get_logger(component="server")
-    async with running_broker(**kwargs) as (broker, url):  # type: ignore[arg-type]
+    async with running_broker(**kwargs) as (_broker, url):  # type: ignore[arg-type]
         log.info("broker_listening", url=url, journal=str(kwargs.get("journal_path")))
         print(f"tongban listening on {url}", flush=True)
         await stop.wait()

@@ -50,13 +50,19 @@ Dialect = Callable[[str, datetime], dict[str, Any]]
 
 
 def _mainland_gd(case: str, now: datetime) -> dict[str, Any]:
-    return {"code": "200", "msg": "成功",
-            "data": {"sblsh": case, "slzt": "01", "slsj": now.strftime("%Y-%m-%d %H:%M:%S")}}
+    return {
+        "code": "200",
+        "msg": "成功",
+        "data": {"sblsh": case, "slzt": "01", "slsj": now.strftime("%Y-%m-%d %H:%M:%S")},
+    }
 
 
 def _mainland_generic(case: str, now: datetime) -> dict[str, Any]:
-    return {"resultCode": "0", "resultMsg": "受理成功",
-            "result": {"ywlsh": case, "zt": "SL", "slrq": now.strftime("%Y%m%d")}}
+    return {
+        "resultCode": "0",
+        "resultMsg": "受理成功",
+        "result": {"ywlsh": case, "zt": "SL", "slrq": now.strftime("%Y%m%d")},
+    }
 
 
 def _hong_kong(case: str, now: datetime) -> dict[str, Any]:
@@ -78,13 +84,17 @@ DEFAULT_DIALECT: tuple[Dialect, str] = (_mainland_generic, "Asia/Shanghai")
 class PartnerSimulator:
     """A loopback HTTP server standing in for one REST partner."""
 
-    def __init__(self, partner: Partner, *, seed: int | None = None, header: str | None = None) -> None:
+    def __init__(
+        self, partner: Partner, *, seed: int | None = None, header: str | None = None
+    ) -> None:
         self.partner = partner
-        self.header = header or getattr(partner.options.get("rest"), "idempotency_header",
-                                        "Idempotency-Key")
+        rest = partner.options.get("rest")
+        self.header: str = header or str(getattr(rest, "idempotency_header", "Idempotency-Key"))
         self.behaviour = Behaviour()
         self.seen: dict[str, Seen] = {}
         self.requests = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
         self._rng = random.Random(seed)
         self._dialect, zone = DIALECTS.get(partner.region.iso, DEFAULT_DIALECT)
         self._zone = ZoneInfo(zone)
@@ -111,13 +121,23 @@ class PartnerSimulator:
 
     async def _handle(self, request: web.Request) -> web.Response:
         self.requests += 1
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self._answer(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, request: web.Request) -> web.Response:
         b = self.behaviour
-        if b.delay:
-            await asyncio.sleep(b.delay)
         if b.fail_ratio and self._rng.random() < b.fail_ratio:
+            # A failure before processing: the partner keeps nothing.
+            if b.delay:
+                await asyncio.sleep(b.delay)
             headers = {"Retry-After": str(b.retry_after)} if b.retry_after is not None else None
-            return web.json_response({"detail": "simulated failure"}, status=b.fail_status,
-                                     headers=headers)
+            return web.json_response(
+                {"detail": "simulated failure"}, status=b.fail_status, headers=headers
+            )
         if request.content_type != "application/json":
             return web.json_response({"detail": "expected application/json"}, status=415)
         try:
@@ -133,17 +153,27 @@ class PartnerSimulator:
         if seen is not None:
             seen.count += 1
             seen.paths.append(request.path)
-            return web.json_response(seen.receipt, status=200)
-        self._counter += 1
-        now = datetime.now(self._zone)
-        case = f"{self.partner.id.upper()}{now:%Y%m%d}{self._counter:06d}"
-        receipt = self._dialect(case, now)
-        self.seen[key] = Seen(key=key, count=1, first_body=body, receipt=receipt, paths=[request.path])
-        return web.json_response(receipt, status=200)
+        else:
+            self._counter += 1
+            now = datetime.now(self._zone)
+            case = f"{self.partner.id.upper()}{now:%Y%m%d}{self._counter:06d}"
+            seen = Seen(
+                key=key,
+                count=1,
+                first_body=body,
+                receipt=self._dialect(case, now),
+                paths=[request.path],
+            )
+            self.seen[key] = seen
+        if b.delay:
+            # Processed, but the answer is late: what a caller's timeout cannot tell apart.
+            await asyncio.sleep(b.delay)
+        return web.json_response(seen.receipt, status=200)
 
     async def _requests(self, request: web.Request) -> web.Response:
         body = {
             "requests": self.requests,
+            "max_in_flight": self.max_in_flight,
             "keys": {k: {"count": s.count, "paths": s.paths} for k, s in self.seen.items()},
         }
         return web.json_response(body)

@@ -104,7 +104,9 @@ class Reader:
             self.error(path, f"expected a number, got {_kind(value)}")
             return None
         try:
-            ok = Decimal(str(value)) >= Decimal(str(low)) and Decimal(str(value)) <= Decimal(str(high))
+            ok = Decimal(str(value)) >= Decimal(str(low)) and Decimal(str(value)) <= Decimal(
+                str(high)
+            )
         except InvalidOperation:
             ok = False
         if not ok:
@@ -118,10 +120,14 @@ class Reader:
             return None
         return value
 
-    def duration(self, path: PathKey, value: Any, *, low: float = 0.0, high: float = 1e9) -> float | None:
+    def duration(
+        self, path: PathKey, value: Any, *, low: float = 0.0, high: float = 1e9
+    ) -> float | None:
         seconds = parse_duration(value)
         if seconds is None:
-            self.error(path, f"{value!r} is not a duration (e.g. 30, '30s', '250ms', '5m', '2h', '7d')")
+            self.error(
+                path, f"{value!r} is not a duration (e.g. 30, '30s', '250ms', '5m', '2h', '7d')"
+            )
             return None
         if not low <= seconds <= high:
             self.error(path, f"{value!r} is outside {low:g}s..{high:g}s")

@@ -106,7 +106,12 @@ class Worker:
     def _spawn(self, exchange: Exchange) -> None:
         task = asyncio.create_task(self._process(exchange), name=f"exchange-{exchange.id}")
         self._in_hand[exchange.id] = task
-        task.add_done_callback(lambda _t, xid=exchange.id: self._in_hand.pop(xid, None))
+        xid = exchange.id
+
+        def forget(_: asyncio.Task[None]) -> None:
+            self._in_hand.pop(xid, None)
+
+        task.add_done_callback(forget)
 
     async def _poll_loop(self) -> None:
         while True:
@@ -115,7 +120,10 @@ class Worker:
                 now = self._clock()
                 try:
                     claimed = await self.journal.claim(
-                        owner=self.owner, now=now, lease_until=now + self.lease, limit=min(room, 500)
+                        owner=self.owner,
+                        now=now,
+                        lease_until=now + self.lease,
+                        limit=min(room, 500),
                     )
                 except JournalError as exc:
                     self._log.warning("claim_failed", error=str(exc))
@@ -145,7 +153,9 @@ class Worker:
     # -- one exchange -------------------------------------------------------------------------
 
     async def _process(self, exchange: Exchange) -> None:
-        log = self._log.bind(exchange_id=exchange.id, partner=exchange.target, service=exchange.service)
+        log = self._log.bind(
+            exchange_id=exchange.id, partner=exchange.target, service=exchange.service
+        )
         try:
             if exchange.state is State.RECEIVED:
                 exchange = await self._map(exchange, log)
@@ -166,6 +176,7 @@ class Worker:
         catalogue = self._catalogue()
         mapping = catalogue.mapping(exchange.target, exchange.service)
         now = self._clock()
+        error: dict[str, Any]
         if mapping is None:
             error = {
                 "kind": "not_configured",
@@ -182,21 +193,37 @@ class Worker:
             mapped = mapping.map_request(exchange.application)
         except MappingError as exc:
             problems = [p.to_dict() for p in exc.problems]
-            error = {"kind": "mapping", "message": f"{len(problems)} field(s) failed the mapping",
-                     "problems": problems}
+            error = {
+                "kind": "mapping",
+                "message": f"{len(problems)} field(s) failed the mapping",
+                "problems": problems,
+            }
             log.info("exchange_rejected", reason="mapping", problems=len(problems))
             return await self.journal.record(
                 exchange.id,
-                [Event(exchange_id=exchange.id, kind="mapping_failed", at=now,
-                       data={"error": error, "versions": dict(mapping.versions)})],
-                StateChange(state=State.REJECTED, last_error=error,
-                            mapping_versions=mapping.versions),
+                [
+                    Event(
+                        exchange_id=exchange.id,
+                        kind="mapping_failed",
+                        at=now,
+                        data={"error": error, "versions": dict(mapping.versions)},
+                    )
+                ],
+                StateChange(
+                    state=State.REJECTED, last_error=error, mapping_versions=mapping.versions
+                ),
                 owner=self.owner,
             )
         updated = await self.journal.record(
             exchange.id,
-            [Event(exchange_id=exchange.id, kind="mapped", at=now,
-                   data={"mapped": mapped, "versions": dict(mapping.versions)})],
+            [
+                Event(
+                    exchange_id=exchange.id,
+                    kind="mapped",
+                    at=now,
+                    data={"mapped": mapped, "versions": dict(mapping.versions)},
+                )
+            ],
             StateChange(state=State.QUEUED, mapping_versions=mapping.versions),
             owner=self.owner,
             lease_until=self._lease_until(),
@@ -218,13 +245,30 @@ class Worker:
             events = []
             if exchange.state is State.DELIVERING and exchange.attempts:
                 # The previous holder died mid-attempt: whether the partner got it is unknown.
-                lost = {"kind": Outcome.UNKNOWN_OUTCOME.value,
-                        "message": "the worker holding this attempt stopped before recording its end"}
-                events.append(Event(exchange_id=exchange.id, kind="attempt_finished", at=started,
-                                    data={"attempt": exchange.attempts,
-                                          "outcome": Outcome.UNKNOWN_OUTCOME.value, "error": lost}))
-            events.append(Event(exchange_id=exchange.id, kind="attempt_started", at=started,
-                                data={"attempt": number, "owner": self.owner}))
+                lost = {
+                    "kind": Outcome.UNKNOWN_OUTCOME.value,
+                    "message": "the worker holding this attempt stopped before recording its end",
+                }
+                events.append(
+                    Event(
+                        exchange_id=exchange.id,
+                        kind="attempt_finished",
+                        at=started,
+                        data={
+                            "attempt": exchange.attempts,
+                            "outcome": Outcome.UNKNOWN_OUTCOME.value,
+                            "error": lost,
+                        },
+                    )
+                )
+            events.append(
+                Event(
+                    exchange_id=exchange.id,
+                    kind="attempt_started",
+                    at=started,
+                    data={"attempt": number, "owner": self.owner},
+                )
+            )
             await self.journal.record(
                 exchange.id,
                 events,
@@ -256,11 +300,19 @@ class Worker:
                 "request": dict(reply.transcript.request),
                 "response": dict(reply.transcript.response or {}),
             }
-            events = [Event(exchange_id=exchange.id, kind="attempt_finished", at=finished, data=data)]
+            events = [
+                Event(exchange_id=exchange.id, kind="attempt_finished", at=finished, data=data)
+            ]
             receipt, receipt_error = self._receipt(exchange, reply.body, reply.problem)
             if receipt_error is not None:
-                events.append(Event(exchange_id=exchange.id, kind="receipt_invalid", at=finished,
-                                    data={"error": receipt_error}))
+                events.append(
+                    Event(
+                        exchange_id=exchange.id,
+                        kind="receipt_invalid",
+                        at=finished,
+                        data={"error": receipt_error},
+                    )
+                )
             await self.journal.record(
                 exchange.id,
                 events,
@@ -287,7 +339,13 @@ class Worker:
             }
 
     async def _failed(
-        self, exchange: Exchange, number: int, started: float, t0: float, exc: AdapterError, log: Any
+        self,
+        exchange: Exchange,
+        number: int,
+        started: float,
+        t0: float,
+        exc: AdapterError,
+        log: Any,
     ) -> None:
         duration = round((time.perf_counter() - t0) * 1000, 3)
         now = self._clock()
@@ -312,19 +370,35 @@ class Worker:
         if outcome is Outcome.PERMANENT_ERROR:
             change = StateChange(state=State.REJECTED, last_error=error)
             log.info("exchange_rejected", reason="partner", status=exc.status)
-        elif policy is None or number >= policy.max_attempts or now - exchange.created_at >= policy.max_elapsed:
+        elif (
+            policy is None
+            or number >= policy.max_attempts
+            or now - exchange.created_at >= policy.max_elapsed
+        ):
             change = StateChange(state=State.FAILED, last_error=error)
-            events.append(Event(exchange_id=exchange.id, kind="retries_exhausted", at=now,
-                                data={"attempts": number}))
+            events.append(
+                Event(
+                    exchange_id=exchange.id,
+                    kind="retries_exhausted",
+                    at=now,
+                    data={"attempts": number},
+                )
+            )
             log.warning("exchange_failed", outcome=outcome.value, status=exc.status)
         else:
             delay = max(policy.delay(number, self._rng), exc.retry_after or 0.0)
             change = StateChange(
-                state=State.RETRY_WAIT, last_error=error, next_attempt_at=now + delay,
+                state=State.RETRY_WAIT,
+                last_error=error,
+                next_attempt_at=now + delay,
                 release_lease=True,
             )
-            log.info("exchange_retry_scheduled", outcome=outcome.value, status=exc.status,
-                     delay_s=round(delay, 3))
+            log.info(
+                "exchange_retry_scheduled",
+                outcome=outcome.value,
+                status=exc.status,
+                delay_s=round(delay, 3),
+            )
         await self.journal.record(exchange.id, events, change, owner=self.owner)
 
 

@@ -30,7 +30,9 @@ _Resolver.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
 _Resolver.add_implicit_resolver(
-    "tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789")
+    "tag:yaml.org,2002:int",
+    re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
+    list("-+0123456789"),
 )
 _Resolver.add_implicit_resolver(
     "tag:yaml.org,2002:float",
@@ -151,15 +153,23 @@ def _build(
             line = key_node.start_mark.line + 1
             if not isinstance(key, (str, int)) or isinstance(key, bool):
                 problems.append(
-                    Problem(message=f"keys must be text, not {key!r}", path=format_path(path),
-                            file=display, line=line)
+                    Problem(
+                        message=f"keys must be text, not {key!r}",
+                        path=format_path(path),
+                        file=display,
+                        line=line,
+                    )
                 )
                 continue
             key = str(key)
             if key in out:
                 problems.append(
-                    Problem(message=f"duplicate key {key!r}", path=format_path(path),
-                            file=display, line=line)
+                    Problem(
+                        message=f"duplicate key {key!r}",
+                        path=format_path(path),
+                        file=display,
+                        line=line,
+                    )
                 )
                 continue
             lines[(*path, key)] = line

@@ -10,6 +10,7 @@ resolves before the COMMIT that contains its work.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import sqlite3
 import threading
@@ -108,14 +109,14 @@ class DbThread(threading.Thread):
         except sqlite3.Error as exc:
             # The batch as a whole failed (disk full, locked): nothing of it was written.
             if conn.in_transaction:
-                try:
+                with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
             results = [(fut, None, exc) for _, fut in batch]
         self._deliver(results)
 
-    def _deliver(self, results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    def _deliver(
+        self, results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]
+    ) -> None:
         translate = self._translate
 
         def resolve() -> None:
@@ -127,7 +128,6 @@ class DbThread(threading.Thread):
                 else:
                     fut.set_exception(translate(exc))
 
-        try:
+        # RuntimeError: the loop is gone, so nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(resolve)
-        except RuntimeError:
-            pass  # the loop is gone; nobody is waiting any more

@@ -76,12 +76,18 @@ class SQLiteJournal:
             raise JournalUnavailable(f"journal directory {self.path.parent} does not exist")
         loop = asyncio.get_running_loop()
         self._writer = DbThread(
-            self._connect_writer, loop, name="journal-writer", transactional=True,
+            self._connect_writer,
+            loop,
+            name="journal-writer",
+            transactional=True,
             translate=self._translate,
         )
         await asyncio.to_thread(self._writer.start_and_wait)
         self._reader = DbThread(
-            self._connect_reader, loop, name="journal-reader", transactional=False,
+            self._connect_reader,
+            loop,
+            name="journal-reader",
+            transactional=False,
             translate=self._translate,
         )
         await asyncio.to_thread(self._reader.start_and_wait)
@@ -105,7 +111,9 @@ class SQLiteJournal:
         return conn
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=5.0)
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=5.0
+        )
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
@@ -145,9 +153,19 @@ class SQLiteJournal:
                 " request_hash, state, lease_owner, lease_until, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, 'received', ?, ?, ?, ?)"
                 " ON CONFLICT (source, idempotency_key) DO NOTHING",
-                (new.id, new.direction.value, new.source, new.target, new.service,
-                 new.idempotency_key, new.request_hash, owner, lease_until,
-                 new.received_at, new.received_at),
+                (
+                    new.id,
+                    new.direction.value,
+                    new.source,
+                    new.target,
+                    new.service,
+                    new.idempotency_key,
+                    new.request_hash,
+                    owner,
+                    lease_until,
+                    new.received_at,
+                    new.received_at,
+                ),
             )
             if cur.rowcount == 0:
                 row = conn.execute(
@@ -164,10 +182,16 @@ class SQLiteJournal:
             )
             return (
                 Exchange(
-                    id=new.id, direction=new.direction, source=new.source, target=new.target,
-                    service=new.service, idempotency_key=new.idempotency_key,
-                    request_hash=new.request_hash, state=State.RECEIVED,
-                    application=new.application, created_at=new.received_at,
+                    id=new.id,
+                    direction=new.direction,
+                    source=new.source,
+                    target=new.target,
+                    service=new.service,
+                    idempotency_key=new.idempotency_key,
+                    request_hash=new.request_hash,
+                    state=State.RECEIVED,
+                    application=new.application,
+                    created_at=new.received_at,
                     updated_at=new.received_at,
                 ),
                 True,
@@ -228,8 +252,12 @@ class SQLiteJournal:
             elif lease_until is not None:
                 sets.append("lease_until = ?")
                 args.append(lease_until)
-            conn.execute(f"UPDATE exchanges SET {', '.join(sets)} WHERE id = ?", (*args, exchange_id))
-            updated = conn.execute("SELECT * FROM exchanges WHERE id = ?", (exchange_id,)).fetchone()
+            conn.execute(
+                f"UPDATE exchanges SET {', '.join(sets)} WHERE id = ?", (*args, exchange_id)
+            )
+            updated = conn.execute(
+                "SELECT * FROM exchanges WHERE id = ?", (exchange_id,)
+            ).fetchone()
             return _exchange(updated, ())
 
         result: Exchange = await self._write(op)
@@ -263,8 +291,12 @@ class SQLiteJournal:
                 if r["lease_owner"] is not None and r["lease_owner"] != owner:
                     conn.execute(
                         "INSERT INTO events (exchange_id, at, kind, data) VALUES (?, ?, ?, ?)",
-                        (r["id"], now, "lease_reclaimed",
-                         dumps({"from": r["lease_owner"], "to": owner, "state": r["state"]})),
+                        (
+                            r["id"],
+                            now,
+                            "lease_reclaimed",
+                            dumps({"from": r["lease_owner"], "to": owner, "state": r["state"]}),
+                        ),
                     )
                 conn.execute(
                     "UPDATE exchanges SET lease_owner = ?, lease_until = ? WHERE id = ?",
@@ -310,9 +342,18 @@ class SQLiteJournal:
             conn.execute(
                 "INSERT INTO refusals (at, remote, method, path, status, problem, detail,"
                 " idempotency_key, body, body_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (refusal.at, refusal.remote, refusal.method, refusal.path, refusal.status,
-                 refusal.problem, refusal.detail, refusal.idempotency_key, refusal.body,
-                 refusal.body_bytes),
+                (
+                    refusal.at,
+                    refusal.remote,
+                    refusal.method,
+                    refusal.path,
+                    refusal.status,
+                    refusal.problem,
+                    refusal.detail,
+                    refusal.idempotency_key,
+                    refusal.body,
+                    refusal.body_bytes,
+                ),
             )
 
         await self._write(op)
@@ -326,9 +367,15 @@ class SQLiteJournal:
             ).fetchall()
             return [
                 Refusal(
-                    at=r["at"], remote=r["remote"], method=r["method"], path=r["path"],
-                    status=r["status"], problem=r["problem"], detail=r["detail"],
-                    idempotency_key=r["idempotency_key"], body=bytes(r["body"]),
+                    at=r["at"],
+                    remote=r["remote"],
+                    method=r["method"],
+                    path=r["path"],
+                    status=r["status"],
+                    problem=r["problem"],
+                    detail=r["detail"],
+                    idempotency_key=r["idempotency_key"],
+                    body=bytes(r["body"]),
                     body_bytes=r["body_bytes"],
                 )
                 for r in rows
@@ -342,7 +389,11 @@ def migrate(conn: sqlite3.Connection) -> None:
     """Apply the numbered SQL files in replay/sql/sqlite that this database has not seen."""
     current = conn.execute("PRAGMA user_version").fetchone()[0]
     files = sorted(
-        (f for f in resources.files("replay").joinpath("sql/sqlite").iterdir() if f.name.endswith(".sql")),
+        (
+            f
+            for f in resources.files("replay").joinpath("sql/sqlite").iterdir()
+            if f.name.endswith(".sql")
+        ),
         key=lambda f: f.name,
     )
     for f in files:
@@ -380,7 +431,13 @@ def _events(conn: sqlite3.Connection, exchange_id: str) -> tuple[Event, ...]:
         "SELECT seq, at, kind, data FROM events WHERE exchange_id = ? ORDER BY seq", (exchange_id,)
     ).fetchall()
     return tuple(
-        Event(exchange_id=exchange_id, seq=r["seq"], at=r["at"], kind=r["kind"], data=orjson.loads(r["data"]))
+        Event(
+            exchange_id=exchange_id,
+            seq=r["seq"],
+            at=r["at"],
+            kind=r["kind"],
+            data=orjson.loads(r["data"]),
+        )
         for r in rows
     )
 

@@ -112,7 +112,9 @@ def load_mapping(path: Path, *, display: str | None = None) -> CompiledMapping:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise ConfigError([Problem(message=f"cannot read mapping: {exc.strerror}", file=shown)]) from exc
+        raise ConfigError(
+            [Problem(message=f"cannot read mapping: {exc.strerror}", file=shown)]
+        ) from exc
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -174,7 +176,9 @@ def _section(r: Reader, doc: Located, name: str, raw: Any) -> Section | None:
         for other, where in targets.items():
             shorter, longer = sorted((other, target), key=len)
             if longer[: len(shorter)] == shorter:
-                r.error(path, f"target {key!r} overlaps {'.'.join(other)!r} (line {doc.line(where)})")
+                r.error(
+                    path, f"target {key!r} overlaps {'.'.join(other)!r} (line {doc.line(where)})"
+                )
         targets[target] = path
         rules.append(rule)
     return Section(name=name, file=doc.file, rules=tuple(rules))

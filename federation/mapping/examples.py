@@ -49,11 +49,15 @@ def load_examples(mapping_path: Path) -> list[Example]:
             problems.append(Problem(message=f"not a readable JSON example: {exc}", file=str(file)))
             continue
         if not isinstance(data, dict) or not isinstance(data.get("application"), dict):
-            problems.append(Problem(message="an example needs an 'application' object", file=str(file)))
+            problems.append(
+                Problem(message="an example needs an 'application' object", file=str(file))
+            )
             continue
         if ("expected" in data) == ("expected_errors" in data):
             problems.append(
-                Problem(message="give exactly one of 'expected' or 'expected_errors'", file=str(file))
+                Problem(
+                    message="give exactly one of 'expected' or 'expected_errors'", file=str(file)
+                )
             )
             continue
         out.append(

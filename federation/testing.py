@@ -1,0 +1,196 @@
+"""Test helpers shipped with the package: an in-memory journal that honours the Journal contract.
+
+Unit tests of the worker and the intake use it instead of a file; integration tests use the real
+backends. Keep its behaviour identical to ``replay/sqlite.py``: the contract tests run against both.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+
+from federation.errors import IdempotencyConflict, JournalError, JournalUnavailable, LeaseLost
+from federation.models import (
+    TRANSITIONS,
+    Event,
+    Exchange,
+    NewExchange,
+    State,
+    StateChange,
+)
+from replay.journal import Refusal
+
+_OPEN = frozenset({State.RECEIVED, State.QUEUED, State.DELIVERING})
+
+
+class InMemoryJournal:
+    """A Journal kept in dictionaries; ``fail_writes`` simulates an unavailable store."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self.exchanges: dict[str, Exchange] = {}
+        self.events: list[Event] = []
+        self.leases: dict[str, tuple[str, float]] = {}
+        self.refusals: list[Refusal] = []
+        self._keys: dict[tuple[str, str], str] = {}
+        self.fail_writes = False
+        self.opened = False
+
+    async def open(self) -> None:
+        self.opened = True
+
+    async def close(self) -> None:
+        self.opened = False
+
+    def _check(self) -> None:
+        if not self.opened or self.fail_writes:
+            raise JournalUnavailable("in-memory journal is unavailable")
+
+    async def ping(self) -> None:
+        self._check()
+
+    def _append(self, event: Event) -> None:
+        self.events.append(replace(event, seq=len(self.events) + 1))
+
+    def _history(self, exchange_id: str) -> tuple[Event, ...]:
+        return tuple(e for e in self.events if e.exchange_id == exchange_id)
+
+    async def create(
+        self, new: NewExchange, *, owner: str, lease_until: float
+    ) -> tuple[Exchange, bool]:
+        self._check()
+        existing = self._keys.get((new.source, new.idempotency_key))
+        if existing is not None:
+            ex = self.exchanges[existing]
+            if ex.request_hash != new.request_hash:
+                raise IdempotencyConflict(existing)
+            return replace(ex, events=self._history(existing)), False
+        ex = Exchange(
+            id=new.id,
+            direction=new.direction,
+            source=new.source,
+            target=new.target,
+            service=new.service,
+            idempotency_key=new.idempotency_key,
+            request_hash=new.request_hash,
+            state=State.RECEIVED,
+            application=new.application,
+            created_at=new.received_at,
+            updated_at=new.received_at,
+        )
+        self.exchanges[new.id] = ex
+        self._keys[(new.source, new.idempotency_key)] = new.id
+        self.leases[new.id] = (owner, lease_until)
+        self._append(
+            Event(
+                exchange_id=new.id,
+                kind="received",
+                at=new.received_at,
+                data={"application": new.application, "request_hash": new.request_hash},
+            )
+        )
+        return ex, True
+
+    async def record(
+        self,
+        exchange_id: str,
+        events: Sequence[Event],
+        change: StateChange,
+        *,
+        owner: str | None = None,
+        lease_until: float | None = None,
+    ) -> Exchange:
+        self._check()
+        ex = self.exchanges.get(exchange_id)
+        if ex is None:
+            raise JournalError(f"no exchange {exchange_id}")
+        holder = self.leases.get(exchange_id)
+        if owner is not None and (holder is None or holder[0] != owner):
+            raise LeaseLost(
+                f"exchange {exchange_id} is leased to {holder[0] if holder else None!r}"
+            )
+        if change.expect is not None and ex.state not in change.expect:
+            raise JournalError(f"exchange {exchange_id} is {ex.state.value}")
+        if change.state != ex.state and change.state not in TRANSITIONS[ex.state]:
+            raise JournalError(f"no transition {ex.state.value} → {change.state.value}")
+        for e in events:
+            self._append(e)
+        mapped = ex.mapped
+        for e in events:
+            if e.kind == "mapped":
+                mapped = e.data.get("mapped")
+        updated = replace(
+            ex,
+            state=change.state,
+            updated_at=self._clock(),
+            mapped=mapped,
+            mapping_versions=change.mapping_versions
+            if change.mapping_versions is not None
+            else ex.mapping_versions,
+            receipt=change.receipt if change.receipt is not None else ex.receipt,
+            last_error=change.last_error if change.last_error is not None else ex.last_error,
+            attempts=change.attempts if change.attempts is not None else ex.attempts,
+            next_attempt_at=change.next_attempt_at,
+        )
+        self.exchanges[exchange_id] = updated
+        if change.release_lease or change.state.terminal:
+            self.leases.pop(exchange_id, None)
+        elif lease_until is not None and holder is not None:
+            self.leases[exchange_id] = (holder[0], lease_until)
+        return updated
+
+    async def get(self, exchange_id: str) -> Exchange | None:
+        ex = self.exchanges.get(exchange_id)
+        return None if ex is None else replace(ex, events=self._history(exchange_id))
+
+    async def claim(
+        self, *, owner: str, now: float, lease_until: float, limit: int
+    ) -> list[Exchange]:
+        self._check()
+        out = []
+        for xid in sorted(self.exchanges):
+            ex = self.exchanges[xid]
+            holder = self.leases.get(xid)
+            free = holder is None or holder[1] < now
+            due = ex.state in _OPEN or (
+                ex.state is State.RETRY_WAIT
+                and ex.next_attempt_at is not None
+                and ex.next_attempt_at <= now
+            )
+            if not (free and due):
+                continue
+            if holder is not None and holder[0] != owner:
+                self._append(
+                    Event(
+                        exchange_id=xid,
+                        kind="lease_reclaimed",
+                        at=now,
+                        data={"from": holder[0], "to": owner, "state": ex.state.value},
+                    )
+                )
+            self.leases[xid] = (owner, lease_until)
+            out.append(replace(ex, events=self._history(xid)))
+            if len(out) >= limit:
+                break
+        return out
+
+    async def renew(self, *, owner: str, ids: Sequence[str], lease_until: float) -> int:
+        self._check()
+        n = 0
+        for xid in ids:
+            holder = self.leases.get(xid)
+            if holder is not None and holder[0] == owner:
+                self.leases[xid] = (owner, lease_until)
+                n += 1
+        return n
+
+    async def counts(self) -> Mapping[str, int]:
+        out: dict[str, int] = {}
+        for ex in self.exchanges.values():
+            out[ex.state.value] = out.get(ex.state.value, 0) + 1
+        return out
+
+    async def refuse(self, refusal: Refusal) -> None:
+        self._check()
+        self.refusals.append(refusal)
