@@ -59,7 +59,7 @@ async def test_application_is_accepted_journalled_and_delivered(
     assert attempt["duration_ms"] > 0
     assert attempt["request"]["headers"]["Idempotency-Key"] == "k1"
     assert attempt["request"]["url"].endswith("/vehicle-licences/renewals")
-    assert list(view["mapping_versions"].values())[0].startswith("sha256:")
+    assert next(iter(view["mapping_versions"].values())).startswith("sha256:")
     seen = sims["hk"].seen["k1"]
     assert seen.first_body["owner"] == {"name_en": "CHAN, Tai Man", "hkid": "K802133(3)"}
     assert seen.first_body["licence"] == {"period_months": 12}

@@ -1,0 +1,230 @@
+"""The ``tongban`` command as a user runs it: a subprocess against real files and loopback servers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import HK_APPLICATION, REPO
+
+TONGBAN = [sys.executable, "-m", "federation"]
+
+
+def run(*args: str, cwd: Path = REPO, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run ``tongban ARGS`` to completion."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [*TONGBAN, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
+    )
+
+
+class Proc:
+    """A long-running ``tongban`` subprocess whose first stdout line is awaited.
+
+    stderr (the JSON log) goes to a file, so a chatty process never blocks on a full pipe.
+    """
+
+    def __init__(self, *args: str, log: Path, cwd: Path = REPO) -> None:
+        self.log = log
+        self._err = log.open("w", encoding="utf-8")
+        self.popen = subprocess.Popen(
+            [*TONGBAN, *args],
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=self._err,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        assert self.popen.stdout is not None
+        self.first_line = self.popen.stdout.readline().strip()
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        self.popen.send_signal(sig)
+        return self.popen.wait(timeout=30)
+
+    def close(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait()
+        if self.popen.stdout is not None:
+            self.popen.stdout.close()
+        self._err.close()
+
+
+@pytest.fixture
+def procs() -> Iterator[list[Proc]]:
+    """Processes started by a test, killed and closed after it."""
+    started: list[Proc] = []
+    yield started
+    for p in started:
+        p.close()
+
+
+def http(
+    method: str, url: str, body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
+    """A plain urllib request (a client the broker did not write)."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(
+        url,
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"null")
+
+
+def test_check_accepts_the_shipped_catalogue() -> None:
+    """`tongban check` on the repository's partners.yaml and mappings exits 0 and counts them."""
+    result = run("check")
+    assert result.returncode == 0, result.stderr
+    assert "ok: 11 partners" in result.stdout
+
+
+def test_check_reports_every_error_with_file_and_line(tmp_path: Path) -> None:
+    """A broken partners.yaml: every mistake on its own line as file:line: path: message, exit 1."""
+    (tmp_path / "partners.yaml").write_text(
+        "version: 1\n"
+        "partners:\n"
+        "  - id: hk\n"
+        "    name: {zh: 香港, en: Hong Kong}\n"
+        "    region: {code: '81', iso: CN-MO}\n"
+        "    protocol: rest\n"
+        "    endpoint: ftp://example.org\n"
+        "    concurency: 4\n"
+        "    services:\n"
+        "      TD-VL-RENEW: mappings/missing.yaml\n",
+        encoding="utf-8",
+    )
+    result = run("check", "--config", str(tmp_path))
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert any(
+        line.endswith(
+            "partners.yaml:5: partners[0].region.iso: 'CN-MO' does not match region code 81 (CN-HK)"
+        )
+        for line in lines
+    ), lines
+    assert any(
+        line.endswith("partners.yaml:7: partners[0].endpoint: not an http(s) URL") for line in lines
+    ), lines
+    assert any(
+        "partners.yaml:8: partners[0].concurency: unknown key (did you mean 'concurrency'?)" in line
+        for line in lines
+    ), lines
+    assert any(
+        "partners.yaml:10: partners[0].services.TD-VL-RENEW.mapping: mapping file "
+        "'mappings/missing.yaml' not found" in line
+        for line in lines
+    ), lines
+    assert lines[-1] == "4 error(s)"
+
+
+def test_check_reports_mapping_errors(tmp_path: Path, make_config) -> None:
+    """A mapping with mistakes is reported with the mapping's file and line."""
+    root = make_config(hk_mapping="mapping: 1\nrequest:\n  a: {from: x, vaule: 1}\n  b: {}\n")
+    result = run("check", "--config", str(root))
+    assert result.returncode == 1
+    assert (
+        "mappings/hk-vl.yaml:3: request.a.vaule: unknown key (did you mean 'value'?)"
+        in result.stderr
+    )
+    assert "mappings/hk-vl.yaml:4: request.b: give exactly one of 'from'" in result.stderr
+
+
+def test_demo_delivers_every_sample_application() -> None:
+    """`tongban demo` exits 0 after every sample application was delivered, and shows the table."""
+    result = run("demo", timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "applications delivered" in result.stdout
+    delivered, total = result.stdout.split(" applications delivered")[0].split()[-3::2]
+    assert delivered == total
+    assert int(total) >= 12
+
+
+def test_serve_then_restart_resumes_delivery(
+    tmp_path: Path, make_config, procs: list[Proc]
+) -> None:
+    """serve + simulate as processes: accepted while the partner was down, delivered after restarts."""
+    root = make_config(max_attempts=100)
+    journal = tmp_path / "serve.sqlite"
+    dead_port = "1"  # nothing listens on port 1 of loopback
+    broker = Proc(
+        "serve",
+        "--config",
+        str(root),
+        "--journal",
+        str(journal),
+        "--port",
+        "0",
+        "--endpoint",
+        f"hk=http://127.0.0.1:{dead_port}",
+        "--poll-interval",
+        "0.1",
+        log=tmp_path / "serve1.log",
+    )
+    procs.append(broker)
+    assert broker.first_line.startswith("tongban listening on http://127.0.0.1:"), broker.first_line
+    url = broker.first_line.rsplit(" ", 1)[1]
+    body = {
+        "source": "gd-portal",
+        "partner": "hk",
+        "service": "TD-VL-RENEW",
+        "application": HK_APPLICATION,
+    }
+    status, answer = http("POST", f"{url}/v1/exchanges", body, {"Idempotency-Key": "cli-1"})
+    assert status == 202
+    assert broker.stop() == 0
+
+    sim = Proc("simulate", "--config", str(root), "--partner", "hk", log=tmp_path / "sim.log")
+    procs.append(sim)
+    sim_url = json.loads(sim.first_line)["hk"]
+    again = Proc(
+        "serve",
+        "--config",
+        str(root),
+        "--journal",
+        str(journal),
+        "--port",
+        "0",
+        "--endpoint",
+        f"hk={sim_url}",
+        "--poll-interval",
+        "0.1",
+        log=tmp_path / "serve2.log",
+    )
+    procs.append(again)
+    url2 = again.first_line.rsplit(" ", 1)[1]
+    deadline = time.monotonic() + 30
+    view: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        _, view = http("GET", f"{url2}/v1/exchanges/{answer['id']}")
+        if view["state"] == "delivered":
+            break
+        time.sleep(0.1)
+    assert view["state"] == "delivered"
+    _, seen = http("GET", f"{sim_url}/_sim/requests")
+    assert "cli-1" in seen["keys"]
+    assert again.stop() == 0
+
+
+def test_serve_with_broken_config_exits_with_the_problems(tmp_path: Path) -> None:
+    """`tongban serve` refuses to start on an invalid partners.yaml and says why."""
+    (tmp_path / "partners.yaml").write_text("version: 1\npartners: []\n", encoding="utf-8")
+    result = run("serve", "--config", str(tmp_path), "--port", "0", timeout=30)
+    assert result.returncode == 2
+    assert "partners.yaml:2: partners: lists no partner" in result.stderr
