@@ -1,0 +1,181 @@
+"""End-to-end throughput: client → broker → REST partner, against client → partner directly.
+
+Both runs use the same partner simulator process, the same N payloads and the same concurrency, in one
+invocation (these machines are noisy: only a same-run comparison means anything). The broker runs as
+its own `tongban serve` process with its durable SQLite journal (WAL, synchronous=FULL); the broker
+run counts until the journal says every exchange is delivered, not merely accepted.
+
+    python bench/e2e.py [--n 2000] [--concurrency 64]
+
+Last line: ``RESULT name=e2e ratio=<broker/direct> ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from federation.catalogue import load_catalogue  # noqa: E402
+from federation.mapping.examples import load_examples  # noqa: E402
+
+
+def pick_partner(root: Path, partner: str | None) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
+    """A REST partner, one of its services and a demo example (application, mapped request)."""
+    catalogue = load_catalogue(root)
+    for p in catalogue.config.partners.values():
+        if partner and p.id != partner:
+            continue
+        if p.protocol != "rest":
+            continue
+        for s in p.services.values():
+            for ex in load_examples(s.mapping):
+                if ex.demo and ex.expected is not None:
+                    return p.id, s.code, ex.application, ex.expected
+    raise SystemExit("no REST partner with a demo example in partners.yaml")
+
+
+class Child:
+    """A tongban subprocess that prints one line when ready."""
+
+    def __init__(self, args: list[str], log: Path) -> None:
+        self._log = log.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "federation", *args], cwd=REPO, stdout=subprocess.PIPE,
+            stderr=self._log, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        assert self.proc.stdout is not None
+        self.line = self.proc.stdout.readline().strip()
+        if not self.line:
+            raise SystemExit(f"{args[0]} did not start; see {log}")
+
+    def peak_rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        self._log.close()
+
+
+async def blast(
+    url: str, bodies: list[dict[str, Any]], concurrency: int, keys: list[str], ok: set[int]
+) -> float:
+    """POST every body with its key, ``concurrency`` at a time; returns seconds taken."""
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for i in range(len(bodies)):
+            queue.put_nowait(i)
+
+        async def client() -> None:
+            while not queue.empty():
+                i = queue.get_nowait()
+                async with http.post(url, json=bodies[i], headers={"Idempotency-Key": keys[i]}) as r:
+                    await r.read()
+                    if r.status not in ok:
+                        raise SystemExit(f"unexpected HTTP {r.status} from {url}")
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+        return time.perf_counter() - t0
+
+
+async def wait_delivered(base: str, n: int, timeout: float = 600) -> None:
+    async with aiohttp.ClientSession() as http:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            async with http.get(f"{base}/v1/stats") as r:
+                stats = await r.json()
+            states = stats["exchanges"]
+            if states.get("delivered", 0) >= n:
+                return
+            if states.get("failed") or states.get("rejected"):
+                raise SystemExit(f"exchanges did not all deliver: {states}")
+            await asyncio.sleep(0.01)
+    raise SystemExit("timed out waiting for deliveries")
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--partner", default=None)
+    ap.add_argument("--config", type=Path, default=REPO, help="directory with partners.yaml")
+    args = ap.parse_args()
+
+    partner, service, application, mapped = pick_partner(args.config, args.partner)
+    tmp = Path(tempfile.mkdtemp(prefix="tongban-bench-"))
+    root = str(args.config)
+    sim = Child(["simulate", "--config", root, "--partner", partner], tmp / "sim.log")
+    sim_url = json.loads(sim.line)[partner]
+    broker = None
+    try:
+        path = load_catalogue(args.config).config.partners[partner].services[service].options["rest"].path
+        direct_url = sim_url + path
+        n, c = args.n, args.concurrency
+        # Warm both paths up a little, then measure.
+        await blast(direct_url, [mapped] * 100, c, [f"warm-d{i}" for i in range(100)], {200})
+        direct_s = await blast(direct_url, [mapped] * n, c, [f"d{i}" for i in range(n)], {200})
+
+        broker = Child(
+            ["serve", "--config", root, "--journal", str(tmp / "journal.sqlite"), "--port", "0",
+             "--endpoint", f"{partner}={sim_url}", "--log-level", "warning"],
+            tmp / "broker.log",
+        )
+        base = broker.line.rsplit(" ", 1)[1]
+        body = {"source": next(iter(load_catalogue(args.config).config.sources)), "partner": partner,
+                "service": service, "application": application}
+        await blast(f"{base}/v1/exchanges", [body] * 100, c, [f"warm-b{i}" for i in range(100)], {202})
+        await wait_delivered(base, 100)
+        t0 = time.perf_counter()
+        intake_s = await blast(f"{base}/v1/exchanges", [body] * n, c, [f"b{i}" for i in range(n)], {202})
+        await wait_delivered(base, n + 100)
+        broker_s = time.perf_counter() - t0
+        rss = broker.peak_rss_mb()
+        journal_bytes = sum(f.stat().st_size for f in tmp.glob("journal.sqlite*"))
+    finally:
+        if broker is not None:
+            broker.stop()
+        sim.stop()
+
+    direct_rate, broker_rate, intake_rate = n / direct_s, n / broker_s, n / intake_s
+    print(f"partner {partner}, service {service}, N={n}, concurrency={c}")
+    print(f"direct  (client → partner, raw aiohttp):        {direct_rate:8.0f} applications/s")
+    print(f"broker  (client → broker → partner, delivered): {broker_rate:8.0f} applications/s")
+    print(f"broker intake alone (202s):                     {intake_rate:8.0f} applications/s")
+    print(f"broker peak RSS: {rss:.1f} MiB; journal {journal_bytes / (n + 100):.0f} bytes/exchange")
+    print(
+        f"RESULT name=e2e ratio={broker_rate / direct_rate:.3f} broker_per_s={broker_rate:.0f} "
+        f"direct_per_s={direct_rate:.0f} intake_per_s={intake_rate:.0f} n={n} concurrency={c} "
+        f"broker_peak_rss_mib={rss:.1f}"
+    )
+
+
+if __name__ == "__main__":
+    try:
+        import uvloop
+
+        uvloop.run(main())
+    except ImportError:
+        asyncio.run(main())
