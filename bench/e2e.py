@@ -67,6 +67,11 @@ class Child:
                 return int(line.split()[1]) / 1024
         return float("nan")
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU the process has used so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
@@ -112,7 +117,7 @@ async def wait_delivered(base: str, n: int, timeout: float = 600) -> None:
                 return
             if states.get("failed") or states.get("rejected"):
                 raise SystemExit(f"exchanges did not all deliver: {states}")
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)
     raise SystemExit("timed out waiting for deliveries")
 
 
@@ -148,10 +153,13 @@ async def main() -> None:
                 "service": service, "application": application}
         await blast(f"{base}/v1/exchanges", [body] * 100, c, [f"warm-b{i}" for i in range(100)], {202})
         await wait_delivered(base, 100)
+        cpu0 = broker.cpu_seconds(), sim.cpu_seconds(), time.process_time()
         t0 = time.perf_counter()
         intake_s = await blast(f"{base}/v1/exchanges", [body] * n, c, [f"b{i}" for i in range(n)], {202})
         await wait_delivered(base, n + 100)
         broker_s = time.perf_counter() - t0
+        cpu1 = broker.cpu_seconds(), sim.cpu_seconds(), time.process_time()
+        cpu_ms = [(b - a) * 1000 / n for a, b in zip(cpu0, cpu1, strict=True)]
         rss = broker.peak_rss_mb()
         journal_bytes = sum(f.stat().st_size for f in tmp.glob("journal.sqlite*"))
     finally:
@@ -164,6 +172,10 @@ async def main() -> None:
     print(f"direct  (client → partner, raw aiohttp):        {direct_rate:8.0f} applications/s")
     print(f"broker  (client → broker → partner, delivered): {broker_rate:8.0f} applications/s")
     print(f"broker intake alone (202s):                     {intake_rate:8.0f} applications/s")
+    print(
+        f"CPU per application in the broker run: broker {cpu_ms[0]:.3f} ms, "
+        f"partner simulator {cpu_ms[1]:.3f} ms, client {cpu_ms[2]:.3f} ms"
+    )
     print(f"broker peak RSS: {rss:.1f} MiB; journal {journal_bytes / (n + 100):.0f} bytes/exchange")
     print(
         f"RESULT name=e2e ratio={broker_rate / direct_rate:.3f} broker_per_s={broker_rate:.0f} "

@@ -40,7 +40,8 @@ TERMINAL_STATES = frozenset({State.DELIVERED, State.FAILED, State.REJECTED})
 
 # The only moves the broker makes; the journal refuses anything else.
 TRANSITIONS: Mapping[State, frozenset[State]] = {
-    State.RECEIVED: frozenset({State.QUEUED, State.REJECTED}),
+    # received → delivering: mapped and sent at once, the mapped event written with the attempt.
+    State.RECEIVED: frozenset({State.QUEUED, State.DELIVERING, State.REJECTED}),
     State.QUEUED: frozenset({State.DELIVERING}),
     State.DELIVERING: frozenset(
         {State.DELIVERED, State.RETRY_WAIT, State.FAILED, State.REJECTED, State.QUEUED}

@@ -157,10 +157,26 @@ class Worker:
             exchange_id=exchange.id, partner=exchange.target, service=exchange.service
         )
         try:
+            pending: list[Event] = []
             if exchange.state is State.RECEIVED:
-                exchange = await self._map(exchange, log)
-            if exchange.state in (State.QUEUED, State.DELIVERING, State.RETRY_WAIT):
-                await self._deliver(exchange, log)
+                mapped = await self._map(exchange, log)
+                if mapped is None:
+                    return
+                exchange, event = mapped
+                pending.append(event)
+            if exchange.state not in (
+                State.RECEIVED,
+                State.QUEUED,
+                State.DELIVERING,
+                State.RETRY_WAIT,
+            ):
+                return
+            partner = self._catalogue().partner(exchange.target)
+            if partner is None or exchange.target not in self._adapters:
+                log.error("exchange_undeliverable", reason="partner no longer configured")
+                return
+            slots = self._slots.setdefault(partner.id, asyncio.Semaphore(partner.concurrency))
+            await self._attempt(exchange, pending, slots, log)
         except LeaseLost:
             log.info("lease_lost")
         except JournalError as exc:
@@ -172,7 +188,11 @@ class Worker:
     def _lease_until(self) -> float:
         return self._clock() + self.lease
 
-    async def _map(self, exchange: Exchange, log: Any) -> Exchange:
+    async def _map(self, exchange: Exchange, log: Any) -> tuple[Exchange, Event] | None:
+        """Map the application; on success the ``mapped`` event is returned, not yet written.
+
+        A failed mapping is recorded here (the exchange is rejected) and gives None.
+        """
         catalogue = self._catalogue()
         mapping = catalogue.mapping(exchange.target, exchange.service)
         now = self._clock()
@@ -183,12 +203,13 @@ class Worker:
                 "message": f"partner {exchange.target!r} has no service {exchange.service!r} any more",
             }
             log.warning("exchange_rejected", reason="not_configured")
-            return await self.journal.record(
+            await self.journal.record(
                 exchange.id,
                 [Event(exchange_id=exchange.id, kind="rejected", at=now, data={"error": error})],
                 StateChange(state=State.REJECTED, last_error=error),
                 owner=self.owner,
             )
+            return None
         try:
             mapped = mapping.map_request(exchange.application)
         except MappingError as exc:
@@ -199,7 +220,7 @@ class Worker:
                 "problems": problems,
             }
             log.info("exchange_rejected", reason="mapping", problems=len(problems))
-            return await self.journal.record(
+            await self.journal.record(
                 exchange.id,
                 [
                     Event(
@@ -214,112 +235,113 @@ class Worker:
                 ),
                 owner=self.owner,
             )
-        updated = await self.journal.record(
-            exchange.id,
-            [
-                Event(
-                    exchange_id=exchange.id,
-                    kind="mapped",
-                    at=now,
-                    data={"mapped": mapped, "versions": dict(mapping.versions)},
-                )
-            ],
-            StateChange(state=State.QUEUED, mapping_versions=mapping.versions),
-            owner=self.owner,
-            lease_until=self._lease_until(),
+            return None
+        event = Event(
+            exchange_id=exchange.id,
+            kind="mapped",
+            at=now,
+            data={"mapped": mapped, "versions": dict(mapping.versions)},
         )
-        log.debug("exchange_mapped")
-        return _with(updated, exchange, mapped=mapped)
+        return replace(exchange, mapped=mapped, mapping_versions=mapping.versions), event
 
-    async def _deliver(self, exchange: Exchange, log: Any) -> None:
-        catalogue = self._catalogue()
-        partner = catalogue.partner(exchange.target)
-        adapter = self._adapters.get(exchange.target)
-        if partner is None or adapter is None or exchange.mapped is None:
-            log.error("exchange_undeliverable", reason="partner not configured or not mapped")
+    async def _attempt(
+        self, exchange: Exchange, pending: list[Event], slots: asyncio.Semaphore, log: Any
+    ) -> None:
+        """One delivery attempt; ``pending`` events are written with its start.
+
+        The partner slot is held only while the request is on the wire, not across journal
+        commits: the concurrency limit protects the partner, and holding it through an fsync
+        would leave the partner idle for nothing.
+        """
+        adapter = self._adapters[exchange.target]
+        if exchange.mapped is None:
+            log.error("exchange_undeliverable", reason="no mapped request in the journal")
             return
-        slots = self._slots.setdefault(partner.id, asyncio.Semaphore(partner.concurrency))
-        async with slots:
-            number = exchange.attempts + 1
-            started = self._clock()
-            events = []
-            if exchange.state is State.DELIVERING and exchange.attempts:
-                # The previous holder died mid-attempt: whether the partner got it is unknown.
-                lost = {
-                    "kind": Outcome.UNKNOWN_OUTCOME.value,
-                    "message": "the worker holding this attempt stopped before recording its end",
-                }
-                events.append(
-                    Event(
-                        exchange_id=exchange.id,
-                        kind="attempt_finished",
-                        at=started,
-                        data={
-                            "attempt": exchange.attempts,
-                            "outcome": Outcome.UNKNOWN_OUTCOME.value,
-                            "error": lost,
-                        },
-                    )
-                )
+        number = exchange.attempts + 1
+        started = self._clock()
+        events = list(pending)
+        if exchange.state is State.DELIVERING and exchange.attempts:
+            # The previous holder died mid-attempt: whether the partner got it is unknown.
+            lost = {
+                "kind": Outcome.UNKNOWN_OUTCOME.value,
+                "message": "the worker holding this attempt stopped before recording its end",
+            }
             events.append(
                 Event(
                     exchange_id=exchange.id,
-                    kind="attempt_started",
+                    kind="attempt_finished",
                     at=started,
-                    data={"attempt": number, "owner": self.owner},
+                    data={
+                        "attempt": exchange.attempts,
+                        "outcome": Outcome.UNKNOWN_OUTCOME.value,
+                        "error": lost,
+                    },
                 )
             )
-            await self.journal.record(
-                exchange.id,
-                events,
-                StateChange(state=State.DELIVERING, attempts=number),
-                owner=self.owner,
-                lease_until=self._lease_until(),
+        events.append(
+            Event(
+                exchange_id=exchange.id,
+                kind="attempt_started",
+                at=started,
+                data={"attempt": number, "owner": self.owner},
             )
-            alog = log.bind(attempt=number)
+        )
+        await self.journal.record(
+            exchange.id,
+            events,
+            StateChange(
+                state=State.DELIVERING,
+                attempts=number,
+                mapping_versions=exchange.mapping_versions if pending else None,
+            ),
+            owner=self.owner,
+            lease_until=self._lease_until(),
+        )
+        alog = log.bind(attempt=number)
+        request = OutboundRequest(
+            exchange_id=exchange.id,
+            idempotency_key=exchange.idempotency_key,
+            service=exchange.service,
+            payload=exchange.mapped,
+            attempt=number,
+        )
+        async with slots:
             t0 = time.perf_counter()
+            failure: AdapterError | None = None
             try:
-                reply = await adapter.send(
-                    OutboundRequest(
-                        exchange_id=exchange.id,
-                        idempotency_key=exchange.idempotency_key,
-                        service=exchange.service,
-                        payload=exchange.mapped,
-                        attempt=number,
-                    )
-                )
+                reply = await adapter.send(request)
             except AdapterError as exc:
-                await self._failed(exchange, number, started, t0, exc, alog)
-                return
+                failure = exc
             duration = round((time.perf_counter() - t0) * 1000, 3)
-            finished = self._clock()
-            data: dict[str, Any] = {
-                "attempt": number,
-                "outcome": Outcome.DELIVERED.value,
-                "duration_ms": duration,
-                "request": dict(reply.transcript.request),
-                "response": dict(reply.transcript.response or {}),
-            }
-            events = [
-                Event(exchange_id=exchange.id, kind="attempt_finished", at=finished, data=data)
-            ]
-            receipt, receipt_error = self._receipt(exchange, reply.body, reply.problem)
-            if receipt_error is not None:
-                events.append(
-                    Event(
-                        exchange_id=exchange.id,
-                        kind="receipt_invalid",
-                        at=finished,
-                        data={"error": receipt_error},
-                    )
+        if failure is not None:
+            await self._failed(exchange, number, duration, failure, alog)
+            return
+        finished = self._clock()
+        data: dict[str, Any] = {
+            "attempt": number,
+            "outcome": Outcome.DELIVERED.value,
+            "duration_ms": duration,
+            "request": dict(reply.transcript.request),
+            "response": dict(reply.transcript.response or {}),
+        }
+        events = [Event(exchange_id=exchange.id, kind="attempt_finished", at=finished, data=data)]
+        receipt, receipt_error = self._receipt(exchange, reply.body, reply.problem)
+        if receipt_error is not None:
+            events.append(
+                Event(
+                    exchange_id=exchange.id,
+                    kind="receipt_invalid",
+                    at=finished,
+                    data={"error": receipt_error},
                 )
-            await self.journal.record(
-                exchange.id,
-                events,
-                StateChange(state=State.DELIVERED, receipt=receipt or {}, last_error=receipt_error),
-                owner=self.owner,
             )
-            alog.info("exchange_delivered", duration_ms=duration, status=reply.status)
+        await self.journal.record(
+            exchange.id,
+            events,
+            StateChange(state=State.DELIVERED, receipt=receipt or {}, last_error=receipt_error),
+            owner=self.owner,
+        )
+        alog.info("exchange_delivered", duration_ms=duration, status=reply.status)
 
     def _receipt(
         self, exchange: Exchange, body: Any, problem: str | None
@@ -342,12 +364,10 @@ class Worker:
         self,
         exchange: Exchange,
         number: int,
-        started: float,
-        t0: float,
+        duration: float,
         exc: AdapterError,
         log: Any,
     ) -> None:
-        duration = round((time.perf_counter() - t0) * 1000, 3)
         now = self._clock()
         if isinstance(exc, PermanentError):
             outcome = Outcome.PERMANENT_ERROR
@@ -402,6 +422,8 @@ class Worker:
         await self.journal.record(exchange.id, events, change, owner=self.owner)
 
 
-def _with(updated: Exchange, before: Exchange, *, mapped: Mapping[str, Any]) -> Exchange:
+def _with(updated: Exchange, before: Exchange) -> Exchange:
     """The journal returns state without history; keep the payloads we already hold."""
-    return replace(updated, application=before.application, mapped=mapped, events=before.events)
+    return replace(
+        updated, application=before.application, mapped=before.mapped, events=before.events
+    )

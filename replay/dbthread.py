@@ -2,9 +2,8 @@
 
 ``synchronous=FULL`` makes every commit an fsync. Committing each intake request alone would cap the
 broker at the disk's fsync rate; instead the writer drains whatever operations queued up while the
-previous fsync ran and commits them together. Each operation runs in its own SAVEPOINT, so one that
-fails (an idempotency conflict, a lost lease) does not undo its neighbours, and no caller's future
-resolves before the COMMIT that contains its work.
+previous fsync ran and commits them together. No caller's future resolves before the COMMIT that
+contains its work, and one failing operation never undoes its neighbours (see ``_run_batch``).
 """
 
 from __future__ import annotations
@@ -33,12 +32,14 @@ class DbThread(threading.Thread):
         name: str,
         transactional: bool,
         translate: Callable[[BaseException], BaseException],
+        expected: tuple[type[BaseException], ...] = (),
     ) -> None:
         super().__init__(name=name, daemon=True)
         self._connect = connect
         self._loop = loop
         self._transactional = transactional
         self._translate = translate
+        self._expected = expected
         self._queue: queue.SimpleQueue[tuple[Op, asyncio.Future[Any]] | None] = queue.SimpleQueue()
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
@@ -91,26 +92,29 @@ class DbThread(threading.Thread):
     def _run_batch(
         self, conn: sqlite3.Connection, batch: list[tuple[Op, asyncio.Future[Any]]]
     ) -> None:
+        """Run ``batch`` in one transaction; an unexpected failure re-runs its ops one by one.
+
+        Operations raise only ``expected`` errors, and only before they write anything, so those
+        need no savepoint. Anything else (a disk error, a bug) rolls the whole batch back; the ops
+        are then retried one per transaction so that one bad op cannot fail its neighbours.
+        """
         results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         try:
             conn.execute("BEGIN IMMEDIATE" if self._transactional else "BEGIN")
             for op, fut in batch:
-                conn.execute("SAVEPOINT op")
                 try:
-                    value = op(conn)
-                except BaseException as exc:
-                    conn.execute("ROLLBACK TO op")
-                    conn.execute("RELEASE op")
+                    results.append((fut, op(conn), None))
+                except self._expected as exc:
                     results.append((fut, None, exc))
-                else:
-                    conn.execute("RELEASE op")
-                    results.append((fut, value, None))
             conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            # The batch as a whole failed (disk full, locked): nothing of it was written.
+        except Exception as exc:
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
+            if len(batch) > 1:
+                for item in batch:
+                    self._run_batch(conn, [item])
+                return
             results = [(fut, None, exc) for _, fut in batch]
         self._deliver(results)
 

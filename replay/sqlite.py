@@ -81,6 +81,7 @@ class SQLiteJournal:
             name="journal-writer",
             transactional=True,
             translate=self._translate,
+            expected=(FederationError,),
         )
         await asyncio.to_thread(self._writer.start_and_wait)
         self._reader = DbThread(
@@ -211,54 +212,44 @@ class SQLiteJournal:
     ) -> Exchange:
         now = self._clock()
 
+        allowed = PREDECESSORS[change.state]
+        if change.expect is not None:
+            allowed = allowed & change.expect
+        sets = ["state = ?", "updated_at = ?", "next_attempt_at = ?"]
+        args: list[Any] = [change.state.value, now, change.next_attempt_at]
+        for column, value in (
+            ("mapping_versions", change.mapping_versions),
+            ("receipt", change.receipt),
+            ("last_error", change.last_error),
+        ):
+            if value is not None:
+                sets.append(f"{column} = ?")
+                args.append(dumps(value))
+        if change.attempts is not None:
+            sets.append("attempts = ?")
+            args.append(change.attempts)
+        if change.release_lease or change.state.terminal:
+            sets.append("lease_owner = NULL, lease_until = NULL")
+        elif lease_until is not None:
+            sets.append("lease_until = ?")
+            args.append(lease_until)
+        where = f"id = ? AND state IN ({','.join('?' * len(allowed))})"
+        args += [exchange_id, *sorted(s.value for s in allowed)]
+        if owner is not None:
+            where += " AND lease_owner = ?"
+            args.append(owner)
+        sql = f"UPDATE exchanges SET {', '.join(sets)} WHERE {where} RETURNING *"
+        rows = [(exchange_id, e.at, e.kind, dumps(e.data)) for e in events]
+
         def op(conn: sqlite3.Connection) -> Exchange:
-            row = conn.execute("SELECT * FROM exchanges WHERE id = ?", (exchange_id,)).fetchone()
-            if row is None:
-                raise JournalError(f"no exchange {exchange_id}")
-            if owner is not None and row["lease_owner"] != owner:
-                raise LeaseLost(f"exchange {exchange_id} is leased to {row['lease_owner']!r} now")
-            current = State(row["state"])
-            if change.expect is not None and current not in change.expect:
-                raise JournalError(
-                    f"exchange {exchange_id} is {current.value}, expected one of "
-                    f"{', '.join(sorted(s.value for s in change.expect))}"
-                )
-            if change.state != current and change.state not in TRANSITIONS[current]:
-                raise JournalError(
-                    f"exchange {exchange_id}: no transition {current.value} → {change.state.value}"
-                )
+            # The guarded UPDATE runs first: if it matches nothing, nothing has been written.
+            updated = conn.execute(sql, args).fetchall()
+            if not updated:
+                raise _refusal(conn, exchange_id, change, owner)
             conn.executemany(
-                "INSERT INTO events (exchange_id, at, kind, data) VALUES (?, ?, ?, ?)",
-                [(exchange_id, e.at, e.kind, dumps(e.data)) for e in events],
+                "INSERT INTO events (exchange_id, at, kind, data) VALUES (?, ?, ?, ?)", rows
             )
-            sets = ["state = ?", "updated_at = ?"]
-            args: list[Any] = [change.state.value, now]
-            if change.mapping_versions is not None:
-                sets.append("mapping_versions = ?")
-                args.append(dumps(change.mapping_versions))
-            if change.receipt is not None:
-                sets.append("receipt = ?")
-                args.append(dumps(change.receipt))
-            if change.last_error is not None:
-                sets.append("last_error = ?")
-                args.append(dumps(change.last_error))
-            if change.attempts is not None:
-                sets.append("attempts = ?")
-                args.append(change.attempts)
-            sets.append("next_attempt_at = ?")
-            args.append(change.next_attempt_at)
-            if change.release_lease or change.state.terminal:
-                sets.append("lease_owner = NULL, lease_until = NULL")
-            elif lease_until is not None:
-                sets.append("lease_until = ?")
-                args.append(lease_until)
-            conn.execute(
-                f"UPDATE exchanges SET {', '.join(sets)} WHERE id = ?", (*args, exchange_id)
-            )
-            updated = conn.execute(
-                "SELECT * FROM exchanges WHERE id = ?", (exchange_id,)
-            ).fetchone()
-            return _exchange(updated, ())
+            return _exchange(updated[0], ())
 
         result: Exchange = await self._write(op)
         return result
@@ -383,6 +374,34 @@ class SQLiteJournal:
 
         result: list[Refusal] = await self._read(op)
         return result
+
+
+PREDECESSORS: dict[State, frozenset[State]] = {
+    target: frozenset({target} | {s for s, nexts in TRANSITIONS.items() if target in nexts})
+    for target in State
+}
+
+
+def _refusal(
+    conn: sqlite3.Connection, exchange_id: str, change: StateChange, owner: str | None
+) -> JournalError:
+    """Why a guarded UPDATE matched no row."""
+    row = conn.execute(
+        "SELECT state, lease_owner FROM exchanges WHERE id = ?", (exchange_id,)
+    ).fetchone()
+    if row is None:
+        return JournalError(f"no exchange {exchange_id}")
+    if owner is not None and row["lease_owner"] != owner:
+        return LeaseLost(f"exchange {exchange_id} is leased to {row['lease_owner']!r} now")
+    current = State(row["state"])
+    if change.expect is not None and current not in change.expect:
+        return JournalError(
+            f"exchange {exchange_id} is {current.value}, expected one of "
+            f"{', '.join(sorted(s.value for s in change.expect))}"
+        )
+    return JournalError(
+        f"exchange {exchange_id}: no transition {current.value} → {change.state.value}"
+    )
 
 
 def migrate(conn: sqlite3.Connection) -> None:
