@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import random
 import threading
 import time
 
@@ -10,6 +10,7 @@ _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _lock = threading.Lock()
 _last_ms = 0
 _last_rand = 0
+_rng = random.Random()  # seeded from os.urandom
 
 
 def _encode(value: int, length: int) -> str:
@@ -30,7 +31,9 @@ def new_id(now: float | None = None) -> str:
             ms = _last_ms
             rand = _last_rand + 1
         else:
-            rand = int.from_bytes(os.urandom(10), "big") >> 1  # headroom for increments
+            # Ids need uniqueness and order, not secrecy: a seeded PRNG is enough and avoids a
+            # syscall per application. One bit of headroom for the increments above.
+            rand = _rng.getrandbits(79)
         _last_ms, _last_rand = ms, rand
     return _encode(ms, 10) + _encode(rand, 16)
 
