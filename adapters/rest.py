@@ -230,8 +230,10 @@ class _ReplyTooLarge(Exception):
 
 async def _read_bounded(resp: aiohttp.ClientResponse, limit: int) -> bytes:
     length = resp.content_length
-    if length is not None and length > limit:
-        raise _ReplyTooLarge()
+    if length is not None:
+        if length > limit:
+            raise _ReplyTooLarge()
+        return await resp.read()
     chunks: list[bytes] = []
     size = 0
     async for chunk in resp.content.iter_chunked(64 * 1024):

@@ -131,20 +131,24 @@ async def _read_body(request: web.Request, limit: int) -> tuple[bytes, int]:
             f"body is {request.content_length} bytes; the limit is {limit}",
             limit=limit,
         )
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            raise ProblemError(
-                413,
-                "body-too-large",
-                f"body exceeds the limit of {limit} bytes",
-                limit=limit,
-                received_bytes=size,
-            )
-        chunks.append(chunk)
-    body = b"".join(chunks)
+    if request.content_length is not None:
+        body = await request.read()  # announced and within the limit
+        size = len(body)
+    else:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > limit:
+                raise ProblemError(
+                    413,
+                    "body-too-large",
+                    f"body exceeds the limit of {limit} bytes",
+                    limit=limit,
+                    received_bytes=size,
+                )
+            chunks.append(chunk)
+        body = b"".join(chunks)
     ctype = request.headers.get("Content-Type", "")
     if ctype.split(";")[0].strip().lower() != "application/json":
         raise _Refused(
