@@ -32,7 +32,9 @@ from federation.catalogue import load_catalogue  # noqa: E402
 from federation.mapping.examples import load_examples  # noqa: E402
 
 
-def pick_partner(root: Path, partner: str | None) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
+def pick_partner(
+    root: Path, partner: str | None
+) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
     """A REST partner, one of its services and a demo example (application, mapped request)."""
     catalogue = load_catalogue(root)
     for p in catalogue.config.partners.values():
@@ -53,8 +55,12 @@ class Child:
     def __init__(self, args: list[str], log: Path) -> None:
         self._log = log.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "federation", *args], cwd=REPO, stdout=subprocess.PIPE,
-            stderr=self._log, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            [sys.executable, "-m", "federation", *args],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         assert self.proc.stdout is not None
         self.line = self.proc.stdout.readline().strip()
@@ -96,7 +102,9 @@ async def blast(
         async def client() -> None:
             while not queue.empty():
                 i = queue.get_nowait()
-                async with http.post(url, json=bodies[i], headers={"Idempotency-Key": keys[i]}) as r:
+                async with http.post(
+                    url, json=bodies[i], headers={"Idempotency-Key": keys[i]}
+                ) as r:
                     await r.read()
                     if r.status not in ok:
                         raise SystemExit(f"unexpected HTTP {r.status} from {url}")
@@ -106,9 +114,9 @@ async def blast(
         return time.perf_counter() - t0
 
 
-async def wait_delivered(base: str, n: int, timeout: float = 600) -> None:
+async def wait_delivered(base: str, n: int, limit_s: float = 600) -> None:
     async with aiohttp.ClientSession() as http:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + limit_s
         while time.monotonic() < deadline:
             async with http.get(f"{base}/v1/stats") as r:
                 stats = await r.json()
@@ -122,7 +130,9 @@ async def wait_delivered(base: str, n: int, timeout: float = 600) -> None:
 
 
 async def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--partner", default=None)
@@ -136,7 +146,13 @@ async def main() -> None:
     sim_url = json.loads(sim.line)[partner]
     broker = None
     try:
-        path = load_catalogue(args.config).config.partners[partner].services[service].options["rest"].path
+        path = (
+            load_catalogue(args.config)
+            .config.partners[partner]
+            .services[service]
+            .options["rest"]
+            .path
+        )
         direct_url = sim_url + path
         n, c = args.n, args.concurrency
         # Warm both paths up a little, then measure.
@@ -144,18 +160,37 @@ async def main() -> None:
         direct_s = await blast(direct_url, [mapped] * n, c, [f"d{i}" for i in range(n)], {200})
 
         broker = Child(
-            ["serve", "--config", root, "--journal", str(tmp / "journal.sqlite"), "--port", "0",
-             "--endpoint", f"{partner}={sim_url}", "--log-level", "warning"],
+            [
+                "serve",
+                "--config",
+                root,
+                "--journal",
+                str(tmp / "journal.sqlite"),
+                "--port",
+                "0",
+                "--endpoint",
+                f"{partner}={sim_url}",
+                "--log-level",
+                "warning",
+            ],
             tmp / "broker.log",
         )
         base = broker.line.rsplit(" ", 1)[1]
-        body = {"source": next(iter(load_catalogue(args.config).config.sources)), "partner": partner,
-                "service": service, "application": application}
-        await blast(f"{base}/v1/exchanges", [body] * 100, c, [f"warm-b{i}" for i in range(100)], {202})
+        body = {
+            "source": next(iter(load_catalogue(args.config).config.sources)),
+            "partner": partner,
+            "service": service,
+            "application": application,
+        }
+        await blast(
+            f"{base}/v1/exchanges", [body] * 100, c, [f"warm-b{i}" for i in range(100)], {202}
+        )
         await wait_delivered(base, 100)
         cpu0 = broker.cpu_seconds(), sim.cpu_seconds(), time.process_time()
         t0 = time.perf_counter()
-        intake_s = await blast(f"{base}/v1/exchanges", [body] * n, c, [f"b{i}" for i in range(n)], {202})
+        intake_s = await blast(
+            f"{base}/v1/exchanges", [body] * n, c, [f"b{i}" for i in range(n)], {202}
+        )
         await wait_delivered(base, n + 100)
         broker_s = time.perf_counter() - t0
         cpu1 = broker.cpu_seconds(), sim.cpu_seconds(), time.process_time()

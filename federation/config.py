@@ -129,7 +129,7 @@ def load_config(root: Path) -> Config:
     config = _parse(reader, doc, file, base)
     errors = [p for p in reader.problems if p.severity == "error"]
     if errors or config is None:
-        raise ConfigError(reader.problems)
+        raise ConfigError(sorted(reader.problems, key=lambda p: p.line or 0))
     return config
 
 
@@ -148,7 +148,7 @@ def _parse(r: Reader, doc: Located, file: Path, base: Path) -> Config | None:
     )
     if top is None:
         return None
-    if top.get("version") not in (None, 1):
+    if "version" in top and (type(top["version"]) is not int or top["version"] != 1):
         r.error(("version",), f"unsupported version {top.get('version')!r}; this tongban reads 1")
 
     defaults = (

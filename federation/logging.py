@@ -23,10 +23,10 @@ PERSONAL_KEYS = re.compile(
 # Mainland ID / residence permit, HKID with or without brackets, Macau BIR, 回鄉證, phone numbers.
 PERSONAL_PATTERNS = re.compile(
     r"\b\d{17}[\dXx]\b"
-    r"|\b[A-Z]{1,2}\d{6}\s?\(?[\dA]\)?"
+    r"|\b[HM]\d{8}(?:\d{2})?\b"  # before HKID: H1234567 would otherwise match as an HKID
     r"|\b[157]\d{6}\(\d\)"
-    r"|\b[HM]\d{8}(?:\d{2})?\b"
-    r"|\+?\b(?:86|852|853)?[\s-]?1?\d{7,10}\b"
+    r"|\b[A-Z]{1,2}\d{6}\s?\(?[\dA]\)?"
+    r"|\+?\b(?:(?:86|852|853)[\s-]?)?1?\d{7,10}\b"  # a separator only after a country code
 )
 MASK = "‹redacted›"
 

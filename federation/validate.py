@@ -38,8 +38,11 @@ class Reader:
     def __init__(self, doc: Located) -> None:
         self.doc = doc
         self.problems: list[Problem] = []
+        self._absent: set[PathKey] = set()  # required keys already reported as missing
 
     def error(self, path: PathKey, message: str) -> None:
+        if tuple(path) in self._absent:
+            return  # "missing required key" already said all there is to say
         self.problems.append(self.doc.problem(path, message))
 
     def warn(self, path: PathKey, message: str) -> None:
@@ -66,6 +69,7 @@ class Reader:
         for key in required:
             if key not in value:
                 self.error(path, f"missing required key {key!r}")
+                self._absent.add((*path, key))
         if not extra_ok:
             for key in value:
                 if key not in known:
@@ -130,7 +134,7 @@ class Reader:
             )
             return None
         if not low <= seconds <= high:
-            self.error(path, f"{value!r} is outside {low:g}s..{high:g}s")
+            self.error(path, f"{value!r} is outside {_human(low)}..{_human(high)}")
             return None
         return seconds
 
@@ -171,3 +175,13 @@ def _kind(value: Any) -> str:
     if isinstance(value, str):
         return f"text ({value!r})"
     return type(value).__name__
+
+
+def _human(seconds: float) -> str:
+    """A duration as an operator would write it: 250ms, 30s, 5m, 2h, 90d."""
+    for unit, size in (("d", 86400.0), ("h", 3600.0), ("m", 60.0), ("s", 1.0)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    if seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    return f"{seconds:g}s"

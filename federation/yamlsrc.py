@@ -44,6 +44,9 @@ _Resolver.add_implicit_resolver(
 )
 
 
+_Resolver.add_implicit_resolver("tag:yaml.org,2002:merge", re.compile(r"^(?:<<)$"), ["<"])
+
+
 class _Loader(
     yaml.reader.Reader,
     yaml.scanner.Scanner,
@@ -145,9 +148,34 @@ def _build(
     display: str,
 ) -> Any:
     lines.setdefault(path, node.start_mark.line + 1)
+    try:
+        return _build_node(node, path, lines, problems, loader, display)
+    except (yaml.YAMLError, ValueError) as exc:
+        msg = exc.problem if isinstance(exc, yaml.MarkedYAMLError) else str(exc)
+        problems.append(
+            Problem(
+                message=f"invalid YAML: {msg}",
+                path=format_path(path),
+                file=display,
+                line=node.start_mark.line + 1,
+            )
+        )
+        return None
+
+
+def _build_node(
+    node: yaml.Node,
+    path: PathKey,
+    lines: dict[PathKey, int],
+    problems: list[Problem],
+    loader: _Loader,
+    display: str,
+) -> Any:
     if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)  # resolves << merge keys
+        own = {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}
+        loader.flatten_mapping(node)  # resolves << merge keys; merged pairs come first
         out: dict[str, Any] = {}
+        written: set[str] = set()  # keys written in this mapping itself, not merged in
         for key_node, value_node in node.value:
             key = loader.construct_object(key_node)
             line = key_node.start_mark.line + 1
@@ -162,7 +190,7 @@ def _build(
                 )
                 continue
             key = str(key)
-            if key in out:
+            if id(key_node) in own and key in written:
                 problems.append(
                     Problem(
                         message=f"duplicate key {key!r}",
@@ -172,6 +200,8 @@ def _build(
                     )
                 )
                 continue
+            if id(key_node) in own:
+                written.add(key)
             lines[(*path, key)] = line
             out[key] = _build(value_node, (*path, key), lines, problems, loader, display)
         return out
@@ -180,7 +210,16 @@ def _build(
             _build(item, (*path, i), lines, problems, loader, display)
             for i, item in enumerate(node.value)
         ]
+    if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:int":
+        return _yaml12_int(node.value)  # PyYAML would read 012 as octal and fail on 08
     return loader.construct_object(node)
+
+
+def _yaml12_int(text: str) -> int:
+    """``012`` is twelve and ``08`` is eight; only 0x and 0o prefixes change the base."""
+    sign = -1 if text.startswith("-") else 1
+    digits = text.lstrip("+-")
+    return sign * (int(digits, 0) if digits[:2] in ("0x", "0o") else int(digits, 10))
 
 
 def walk(data: Any, path: PathKey = ()) -> Iterator[tuple[PathKey, Any]]:

@@ -123,7 +123,7 @@ def load_mapping(path: Path, *, display: str | None = None) -> CompiledMapping:
     reader = Reader(doc)
     compiled = _compile(reader, doc, path, content_hash(raw))
     if not reader.ok or compiled is None:
-        raise ConfigError(reader.problems)
+        raise ConfigError(sorted(reader.problems, key=lambda p: p.line or 0))
     return compiled
 
 
@@ -136,7 +136,7 @@ def _compile(r: Reader, doc: Located, path: Path, version: str) -> CompiledMappi
     )
     if top is None:
         return None
-    if top.get("mapping") != FORMAT_VERSION:
+    if type(top.get("mapping")) is not int or top.get("mapping") != FORMAT_VERSION:
         r.error(("mapping",), f"unsupported mapping format {top.get('mapping')!r}; expected 1")
     partner = r.text(("partner",), top["partner"]) if "partner" in top else None
     service = r.text(("service",), top["service"]) if "service" in top else None

@@ -60,6 +60,18 @@ def load_examples(mapping_path: Path) -> list[Example]:
                 )
             )
             continue
+        wanted = data.get("expected_errors")
+        if wanted is not None and not (
+            isinstance(wanted, list)
+            and all(isinstance(w, dict) and isinstance(w.get("path"), str) for w in wanted)
+        ):
+            problems.append(
+                Problem(
+                    message='\'expected_errors\' must be a list of {"path": …, "contains": …}',
+                    file=str(file),
+                )
+            )
+            continue
         out.append(
             Example(
                 file=file,

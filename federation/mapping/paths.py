@@ -58,6 +58,8 @@ def parse_path(text: str) -> tuple[Segment, ...]:
         else:
             if not out:
                 raise PathSyntaxError(f"{text!r} starts with an index; name the field first")
+            if expect_name:
+                raise PathSyntaxError(f"unexpected '[' at position {pos + 1} of {text!r}")
             out.append(int(m.group(2)))
         pos = m.end()
     if expect_name:
