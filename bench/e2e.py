@@ -28,8 +28,8 @@ import aiohttp
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from federation.catalogue import load_catalogue  # noqa: E402
-from federation.mapping.examples import load_examples  # noqa: E402
+from federation.catalogue import load_catalogue
+from federation.mapping.examples import load_examples
 
 
 def pick_partner(
