@@ -153,7 +153,8 @@ def demo(root: Path, keep_running: bool, port: int, timeout: float) -> None:
     log_file = Path(tempfile.gettempdir()) / "tongban-demo.log"
     with log_file.open("w", encoding="utf-8") as log_stream:
         configure(stream=log_stream, json=True)
-        console = Console()
+        # Wide enough for the results table when the output is a file or a pipe (as in make).
+        console = Console(width=None if sys.stdout.isatty() else 140)
         console.print(f"logs: {log_file}")
         try:
             status = _run(

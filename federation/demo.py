@@ -143,15 +143,22 @@ async def _submit_and_follow(
 
 def _show(console: Console, items: list[DemoItem], results: list[dict[str, Any]]) -> None:
     table = Table(title="tongban demo: where every application went")
-    for col in ("exchange", "partner", "service", "state", "receipt"):
-        table.add_column(col)
+    table.add_column("exchange", no_wrap=True)
+    table.add_column("partner", no_wrap=True)
+    table.add_column("application", overflow="fold")
+    table.add_column("state", no_wrap=True)
+    table.add_column("receipt", overflow="fold")
     for item, res in zip(items, results, strict=True):
         receipt = res.get("receipt") or {}
         state = str(res.get("state", "?"))
         colour = "green" if state == "delivered" else "red"
         shown = receipt.get("receipt_number") or (res.get("last_error") or {}).get("message") or ""
         table.add_row(
-            str(res.get("id", "-")), item.partner, item.service, f"[{colour}]{state}[/]", str(shown)
+            str(res.get("id", "-")),
+            item.partner,
+            item.example.file.stem,
+            f"[{colour}]{state}[/]",
+            str(shown),
         )
     console.print(table)
 
