@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -47,6 +48,23 @@ def pick_partner(
                 if ex.demo and ex.expected is not None:
                     return p.id, s.code, ex.application, ex.expected
     raise SystemExit("no REST partner with a demo example in partners.yaml")
+
+
+def same_concurrency(config: Path, tmp: Path, partner: str, concurrency: int) -> Path:
+    """A copy of the catalogue whose partner may take as many parallel requests as the client sends.
+
+    The direct run opens ``concurrency`` connections to the partner; holding the broker to the
+    partner's (smaller) production limit would measure the limit, not the broker.
+    """
+    data = yaml.safe_load((config / "partners.yaml").read_text(encoding="utf-8"))
+    for p in data["partners"]:
+        if p["id"] == partner:
+            p["concurrency"] = concurrency
+    root = tmp / "config"
+    root.mkdir()
+    (root / "partners.yaml").write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    (root / "mappings").symlink_to((config / "mappings").resolve())
+    return root
 
 
 class Child:
@@ -75,8 +93,14 @@ class Child:
 
     def cpu_seconds(self) -> float:
         """User + system CPU the process has used so far."""
+        user, system = self.cpu_split()
+        return user + system
+
+    def cpu_split(self) -> tuple[float, float]:
+        """(user, system) CPU seconds so far."""
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        tick = os.sysconf("SC_CLK_TCK")
+        return int(fields[11]) / tick, int(fields[12]) / tick
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -141,7 +165,7 @@ async def main() -> None:
 
     partner, service, application, mapped = pick_partner(args.config, args.partner)
     tmp = Path(tempfile.mkdtemp(prefix="tongban-bench-"))
-    root = str(args.config)
+    root = str(same_concurrency(args.config, tmp, partner, args.concurrency))
     sim = Child(["simulate", "--config", root, "--partner", partner], tmp / "sim.log")
     sim_url = json.loads(sim.line)[partner]
     broker = None
@@ -186,6 +210,7 @@ async def main() -> None:
             f"{base}/v1/exchanges", [body] * 100, c, [f"warm-b{i}" for i in range(100)], {202}
         )
         await wait_delivered(base, 100)
+        split0 = broker.cpu_split()
         cpu0 = broker.cpu_seconds(), sim.cpu_seconds(), time.process_time()
         t0 = time.perf_counter()
         intake_s = await blast(
@@ -195,6 +220,7 @@ async def main() -> None:
         broker_s = time.perf_counter() - t0
         cpu1 = broker.cpu_seconds(), sim.cpu_seconds(), time.process_time()
         cpu_ms = [(b - a) * 1000 / n for a, b in zip(cpu0, cpu1, strict=True)]
+        split = [(b - a) * 1000 / n for a, b in zip(split0, broker.cpu_split(), strict=True)]
         rss = broker.peak_rss_mb()
         journal_bytes = sum(f.stat().st_size for f in tmp.glob("journal.sqlite*"))
     finally:
@@ -203,12 +229,15 @@ async def main() -> None:
         sim.stop()
 
     direct_rate, broker_rate, intake_rate = n / direct_s, n / broker_s, n / intake_s
-    print(f"partner {partner}, service {service}, N={n}, concurrency={c}")
+    print(
+        f"partner {partner}, service {service}, N={n}, concurrency={c} (client and partner limit)"
+    )
     print(f"direct  (client → partner, raw aiohttp):        {direct_rate:8.0f} applications/s")
     print(f"broker  (client → broker → partner, delivered): {broker_rate:8.0f} applications/s")
     print(f"broker intake alone (202s):                     {intake_rate:8.0f} applications/s")
     print(
-        f"CPU per application in the broker run: broker {cpu_ms[0]:.3f} ms, "
+        f"CPU per application in the broker run: broker {cpu_ms[0]:.3f} ms "
+        f"({split[0]:.3f} user, {split[1]:.3f} system), "
         f"partner simulator {cpu_ms[1]:.3f} ms, client {cpu_ms[2]:.3f} ms"
     )
     print(f"broker peak RSS: {rss:.1f} MiB; journal {journal_bytes / (n + 100):.0f} bytes/exchange")

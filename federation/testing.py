@@ -100,7 +100,7 @@ class InMemoryJournal:
         *,
         owner: str | None = None,
         lease_until: float | None = None,
-    ) -> Exchange:
+    ) -> None:
         self._check()
         ex = self.exchanges.get(exchange_id)
         if ex is None:
@@ -138,7 +138,6 @@ class InMemoryJournal:
             self.leases.pop(exchange_id, None)
         elif lease_until is not None and holder is not None:
             self.leases[exchange_id] = (holder[0], lease_until)
-        return updated
 
     async def get(self, exchange_id: str) -> Exchange | None:
         ex = self.exchanges.get(exchange_id)

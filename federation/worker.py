@@ -175,7 +175,9 @@ class Worker:
             if partner is None or exchange.target not in self._adapters:
                 log.error("exchange_undeliverable", reason="partner no longer configured")
                 return
-            slots = self._slots.setdefault(partner.id, asyncio.Semaphore(partner.concurrency))
+            slots = self._slots.get(partner.id)
+            if slots is None:
+                slots = self._slots[partner.id] = asyncio.Semaphore(partner.concurrency)
             await self._attempt(exchange, pending, slots, log)
         except LeaseLost:
             log.info("lease_lost")

@@ -63,8 +63,8 @@ class Journal(Protocol):
         *,
         owner: str | None = None,
         lease_until: float | None = None,
-    ) -> Exchange:
-        """Append events and move the exchange's current state; returns it without history."""
+    ) -> None:
+        """Append events and move the exchange's current state."""
 
     async def get(self, exchange_id: str) -> Exchange | None:
         """The exchange with its full event history."""

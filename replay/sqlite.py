@@ -209,7 +209,7 @@ class SQLiteJournal:
         *,
         owner: str | None = None,
         lease_until: float | None = None,
-    ) -> Exchange:
+    ) -> None:
         now = self._clock()
 
         allowed = PREDECESSORS[change.state]
@@ -238,21 +238,18 @@ class SQLiteJournal:
         if owner is not None:
             where += " AND lease_owner = ?"
             args.append(owner)
-        sql = f"UPDATE exchanges SET {', '.join(sets)} WHERE {where} RETURNING *"
+        sql = f"UPDATE exchanges SET {', '.join(sets)} WHERE {where}"
         rows = [(exchange_id, e.at, e.kind, dumps(e.data)) for e in events]
 
-        def op(conn: sqlite3.Connection) -> Exchange:
+        def op(conn: sqlite3.Connection) -> None:
             # The guarded UPDATE runs first: if it matches nothing, nothing has been written.
-            updated = conn.execute(sql, args).fetchall()
-            if not updated:
+            if conn.execute(sql, args).rowcount == 0:
                 raise _refusal(conn, exchange_id, change, owner)
             conn.executemany(
                 "INSERT INTO events (exchange_id, at, kind, data) VALUES (?, ?, ?, ?)", rows
             )
-            return _exchange(updated[0], ())
 
-        result: Exchange = await self._write(op)
-        return result
+        await self._write(op)
 
     async def get(self, exchange_id: str) -> Exchange | None:
         def op(conn: sqlite3.Connection) -> Exchange | None:
