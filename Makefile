@@ -22,6 +22,7 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/tongban check
+	$(BIN)/tongban mapping test --all > /dev/null
 	$(BIN)/pytest
 
 bench: $(STAMP)

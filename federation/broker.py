@@ -78,6 +78,7 @@ class Broker:
         self._clock = clock
         self._catalogue: Catalogue | None = None
         self._adapters: dict[str, Adapter] = {}
+        self._retired: list[Adapter] = []
         self._worker: Worker | None = None
         self.started_at: float | None = None
         self._log = get_logger(component="broker", owner=self.owner)
@@ -124,11 +125,35 @@ class Broker:
         finally:
             if self._worker is not None:
                 await self._worker.stop()
-            for adapter in self._adapters.values():
+            for adapter in [*self._adapters.values(), *self._retired]:
                 await adapter.close()
             self._adapters.clear()
+            self._retired.clear()
             await self.journal.close()
             self._log.info("broker_stopped")
+
+    async def reload(self) -> Catalogue:
+        """Load partners.yaml, mappings and code tables anew and switch to them atomically.
+
+        On any problem a ConfigError is raised and the catalogue in force stays as it was. Partners
+        whose settings changed get a new adapter; the old one is closed at shutdown, so deliveries
+        already on the wire finish undisturbed.
+        """
+        new = await asyncio.to_thread(load_catalogue, self.root, endpoints=self._endpoints)
+        old = self.catalogue
+        for pid, partner in new.config.partners.items():
+            if old.config.partners.get(pid) != partner:
+                adapter = create_adapter(partner)
+                await adapter.start()
+                if pid in self._adapters:
+                    self._retired.append(self._adapters[pid])
+                self._adapters[pid] = adapter
+                self.worker.forget_partner(pid)
+        self._catalogue = new
+        self._log.info(
+            "catalogue_reloaded", partners=len(new.config.partners), mappings=len(new.mappings)
+        )
+        return new
 
     async def submit(self, sub: Submission) -> tuple[Exchange, bool]:
         """Journal an application (commit first), then hand it to the worker."""

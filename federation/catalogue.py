@@ -7,18 +7,21 @@ consistent pair of partner settings and mappings.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from federation.config import Config, Partner, Service, load_config
 from federation.errors import ConfigError, Problem
 from federation.mapping import CompiledMapping, load_mapping
+from federation.mapping.examples import load_examples
+from federation.mapping.schema import TargetSchema, check_mapping, load_schema
 
 
 @dataclass(frozen=True, kw_only=True)
 class Catalogue:
     config: Config
     mappings: Mapping[tuple[str, str], CompiledMapping]  # (partner, service) → mapping
+    schemas: Mapping[tuple[str, str], TargetSchema] = field(default_factory=dict)
     warnings: tuple[Problem, ...] = ()
 
     def partner(self, partner_id: str) -> Partner | None:
@@ -31,6 +34,18 @@ class Catalogue:
     def mapping(self, partner_id: str, service: str) -> CompiledMapping | None:
         return self.mappings.get((partner_id, service))
 
+    def schema(self, partner_id: str, service: str) -> TargetSchema | None:
+        return self.schemas.get((partner_id, service))
+
+    def versions(self, partner_id: str, service: str) -> dict[str, str]:
+        """Content hashes of every file mapping this service uses: mapping, code tables, schema."""
+        mapping = self.mapping(partner_id, service)
+        out = dict(mapping.versions) if mapping else {}
+        schema = self.schema(partner_id, service)
+        if schema is not None:
+            out[schema.file] = schema.version
+        return out
+
 
 def load_catalogue(root: Path, *, endpoints: Mapping[str, str] | None = None) -> Catalogue:
     """Load partners.yaml and all its mappings; ConfigError lists every problem in every file."""
@@ -40,6 +55,8 @@ def load_catalogue(root: Path, *, endpoints: Mapping[str, str] | None = None) ->
     problems: list[Problem] = []
     mappings: dict[tuple[str, str], CompiledMapping] = {}
     cache: dict[Path, CompiledMapping] = {}
+    schemas: dict[tuple[str, str], TargetSchema] = {}
+    schemas_seen: dict[Path, TargetSchema] = {}
     for partner in config.partners.values():
         for service in partner.services.values():
             display = _display(service.mapping, config.root)
@@ -66,10 +83,42 @@ def load_catalogue(root: Path, *, endpoints: Mapping[str, str] | None = None) ->
                         )
                     )
             mappings[(partner.id, service.code)] = compiled
+            if service.schema is not None:
+                schema = _schema(service.schema, config.root, problems, schemas_seen)
+                if schema is not None:
+                    schemas[(partner.id, service.code)] = schema
+                    problems.extend(_check_against(schema, compiled))
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise ConfigError(problems)
-    return Catalogue(config=config, mappings=mappings, warnings=tuple(problems))
+    return Catalogue(config=config, mappings=mappings, schemas=schemas, warnings=tuple(problems))
+
+
+def _schema(
+    path: Path, root: Path, problems: list[Problem], seen: dict[Path, TargetSchema]
+) -> TargetSchema | None:
+    if path in seen:
+        return seen[path]
+    try:
+        seen[path] = load_schema(path, display=_display(path, root))
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+        return None
+    return seen[path]
+
+
+def _check_against(schema: TargetSchema, mapping: CompiledMapping) -> list[Problem]:
+    """The mapping's targets against the schema, and its golden examples' requests through it."""
+    problems = check_mapping(schema, mapping)
+    try:
+        examples = load_examples(mapping.path)
+    except ConfigError as exc:
+        return problems + list(exc.problems)
+    for ex in examples:
+        if ex.expected is not None:
+            shown = str(Path(mapping.file).parent / ex.file.parent.name / ex.file.name)
+            problems += schema.problems(ex.expected, file=shown)
+    return problems
 
 
 def _display(path: Path, root: Path) -> str:

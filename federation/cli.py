@@ -215,6 +215,42 @@ def simulate(root: Path, host: str, port: int, only: tuple[str, ...]) -> None:
     _run(run())
 
 
+@main.group()
+def mapping() -> None:
+    """Try mappings before they go live."""
+
+
+@mapping.command("test")
+@config_option
+@click.argument("mapping_file", required=False, type=click.Path(path_type=Path, exists=True))
+@click.argument("sample", required=False, type=click.Path(path_type=Path, exists=True))
+@click.option("--all", "run_all", is_flag=True, help="Run every golden example of every mapping.")
+def mapping_test(root: Path, mapping_file: Path | None, sample: Path | None, run_all: bool) -> None:
+    """Map SAMPLE.json with MAPPING and print the request or every error (exit 0 or 1).
+
+    SAMPLE is an application, or a golden example (then the result is compared with it).
+    """
+    from federation.mapping.examples import run_all_examples, run_sample
+
+    if run_all:
+        if mapping_file or sample:
+            raise click.UsageError("--all takes no MAPPING or SAMPLE")
+        try:
+            ok = run_all_examples(root, echo=click.echo)
+        except ConfigError as exc:
+            _print_problems(exc)
+            sys.exit(1)
+        sys.exit(0 if ok else 1)
+    if mapping_file is None or sample is None:
+        raise click.UsageError("give MAPPING and SAMPLE, or --all")
+    try:
+        ok = run_sample(root, mapping_file, sample, echo=click.echo)
+    except ConfigError as exc:
+        _print_problems(exc)
+        sys.exit(1)
+    sys.exit(0 if ok else 1)
+
+
 def _print_problems(exc: ConfigError) -> None:
     for problem in exc.problems:
         click.echo(str(problem), err=True)

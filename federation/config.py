@@ -68,6 +68,7 @@ class Service:
     code: str
     names: Names | None
     mapping: Path
+    schema: Path | None = None  # the partner's JSON Schema for this service's request
     options: Mapping[str, Any] = field(default_factory=dict)  # validated by the protocol spec
 
 
@@ -341,7 +342,7 @@ def _services(
         if isinstance(value, str):
             value = {"mapping": value}
         extra = spec.service_keys if spec else ()
-        sm = r.mapping(spath, value, required=("mapping",), optional=("name", *extra))
+        sm = r.mapping(spath, value, required=("mapping",), optional=("name", "schema", *extra))
         if sm is None:
             continue
         names = _names(r, (*spath, "name"), sm["name"]) if "name" in sm else None
@@ -352,8 +353,16 @@ def _services(
         if not mpath.is_file():
             r.error((*spath, "mapping"), f"mapping file {mfile!r} not found")
             continue
+        schema: Path | None = None
+        if "schema" in sm:
+            sfile = r.text((*spath, "schema"), sm["schema"])
+            if sfile is not None:
+                schema = (base / sfile).resolve()
+                if not schema.is_file():
+                    r.error((*spath, "schema"), f"schema file {sfile!r} not found")
+                    continue
         options: Mapping[str, Any] = {}
         if spec is not None:
             options = spec.parse_service(r, spath, {k: sm[k] for k in extra if k in sm})
-        out[code] = Service(code=code, names=names, mapping=mpath, options=options)
+        out[code] = Service(code=code, names=names, mapping=mpath, schema=schema, options=options)
     return out

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from federation.broker import Broker, Submission
 from federation.config import ID_RE
-from federation.errors import IdempotencyConflict, JournalError, JournalUnavailable
+from federation.errors import ConfigError, IdempotencyConflict, JournalError, JournalUnavailable
 from federation.logging import get_logger
 from federation.models import Exchange, iso
 from federation.problems import ProblemError, problem_response
@@ -41,6 +41,7 @@ def create_app(broker: Broker) -> web.Application:
     app.router.add_get("/v1/exchanges/{id}", get_exchange)
     app.router.add_get("/v1/partners", list_partners)
     app.router.add_get("/v1/stats", stats)
+    app.router.add_post("/v1/admin/reload", reload)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     return app
@@ -284,6 +285,7 @@ def exchange_view(exchange: Exchange, *, payloads: bool = False) -> dict[str, An
         "receipt": exchange.receipt,
         "last_error": exchange.last_error,
         "mapping_versions": exchange.mapping_versions,
+        "warnings": _warnings(exchange),
         "events": [{"kind": e.kind, "at": iso(e.at)} for e in exchange.events],
         "links": {"self": f"/v1/exchanges/{exchange.id}"},
     }
@@ -291,6 +293,14 @@ def exchange_view(exchange: Exchange, *, payloads: bool = False) -> dict[str, An
         view["application"] = exchange.application
         view["mapped"] = exchange.mapped
     return view
+
+
+def _warnings(exchange: Exchange) -> list[Any]:
+    """The mapping warnings of the latest mapping (odd but accepted values)."""
+    for event in reversed(exchange.events):
+        if event.kind == "mapped":
+            return list(event.data.get("warnings", []))
+    return []
 
 
 async def list_partners(request: web.Request) -> web.Response:
@@ -321,6 +331,27 @@ async def stats(request: web.Request) -> web.Response:
         "exchanges": counts,
         "total": sum(counts.values()),
         "in_flight": broker.worker.in_flight,
+    }
+    return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+
+async def reload(request: web.Request) -> web.Response:
+    """Reload partners.yaml, mappings and code tables; refused with every problem if invalid."""
+    broker = request.app[BROKER]
+    try:
+        catalogue = await broker.reload()
+    except ConfigError as exc:
+        errors = [p.to_dict() | {"text": str(p)} for p in exc.problems]
+        raise ProblemError(
+            422,
+            "invalid-configuration",
+            f"{len(errors)} problem(s); the configuration in force is unchanged",
+            errors=errors,
+        ) from exc
+    body = {
+        "status": "reloaded",
+        "partners": len(catalogue.config.partners),
+        "mappings": len({m.path for m in catalogue.mappings.values()}),
     }
     return web.Response(body=orjson.dumps(body), content_type="application/json")
 

@@ -25,6 +25,7 @@ TITLES = {
     "method-not-allowed": "Method not allowed",
     "internal-error": "Internal error",
     "not-ready": "Not ready",
+    "invalid-configuration": "The new configuration is invalid",
 }
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from aiohttp import web
 
 from federation.broker import Broker
+from federation.errors import ConfigError
 from federation.intake import create_app
 from federation.logging import get_logger
 from federation.net import start_site
@@ -45,6 +46,28 @@ async def running_broker(
             await runner.cleanup()
 
 
+_reloads: set[asyncio.Task[None]] = set()
+
+
+def _spawn_reload(broker: Broker) -> None:
+    """SIGHUP: reload the catalogue; a failure is logged and the old one stays in force."""
+
+    async def run() -> None:
+        log = get_logger(component="server")
+        try:
+            await broker.reload()
+        except ConfigError as exc:
+            log.error(
+                "catalogue_reload_refused",
+                problems=len(exc.problems),
+                first=str(exc.problems[0]) if exc.problems else "",
+            )
+
+    task = asyncio.create_task(run())
+    _reloads.add(task)
+    task.add_done_callback(_reloads.discard)
+
+
 async def serve_forever(**kwargs: object) -> None:
     """Run until SIGINT or SIGTERM, then drain and stop."""
     stop = asyncio.Event()
@@ -52,7 +75,8 @@ async def serve_forever(**kwargs: object) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     log = get_logger(component="server")
-    async with running_broker(**kwargs) as (_broker, url):  # type: ignore[arg-type]
+    async with running_broker(**kwargs) as (broker, url):  # type: ignore[arg-type]
+        loop.add_signal_handler(signal.SIGHUP, lambda: _spawn_reload(broker))
         log.info("broker_listening", url=url, journal=str(kwargs.get("journal_path")))
         print(f"tongban listening on {url}", flush=True)
         await stop.wait()

@@ -25,6 +25,7 @@ from federation.errors import (
     LeaseLost,
     MappingError,
     PermanentError,
+    Problem,
     UnknownOutcomeError,
 )
 from federation.logging import get_logger
@@ -96,6 +97,10 @@ class Worker:
         """Take an exchange this instance just journalled (and holds the lease on)."""
         if exchange.id not in self._in_hand and not exchange.state.terminal:
             self._spawn(exchange)
+
+    def forget_partner(self, partner_id: str) -> None:
+        """Drop the partner's concurrency slots so the next attempt uses its new limit."""
+        self._slots.pop(partner_id, None)
 
     def poke(self) -> None:
         """Ask the poll loop to look for due work now."""
@@ -212,16 +217,24 @@ class Worker:
                 owner=self.owner,
             )
             return None
+        versions = catalogue.versions(exchange.target, exchange.service)
+        warnings: list[Problem] = []
         try:
-            mapped = mapping.map_request(exchange.application)
+            mapped, warnings = mapping.map_request_checked(exchange.application)
+            schema = catalogue.schema(exchange.target, exchange.service)
+            if schema is not None and (broken := schema.problems(mapped, file=schema.file)):
+                raise MappingError(broken, mapping=schema.file)
         except MappingError as exc:
+            kind = "mapping" if exc.mapping == mapping.file else "schema"
             problems = [p.to_dict() for p in exc.problems]
             error = {
-                "kind": "mapping",
-                "message": f"{len(problems)} field(s) failed the mapping",
+                "kind": kind,
+                "message": f"{len(problems)} field(s) failed the mapping"
+                if kind == "mapping"
+                else f"the mapped request breaks the partner's schema in {len(problems)} place(s)",
                 "problems": problems,
             }
-            log.info("exchange_rejected", reason="mapping", problems=len(problems))
+            log.info("exchange_rejected", reason=kind, problems=len(problems))
             await self.journal.record(
                 exchange.id,
                 [
@@ -229,22 +242,18 @@ class Worker:
                         exchange_id=exchange.id,
                         kind="mapping_failed",
                         at=now,
-                        data={"error": error, "versions": dict(mapping.versions)},
+                        data={"error": error, "versions": versions},
                     )
                 ],
-                StateChange(
-                    state=State.REJECTED, last_error=error, mapping_versions=mapping.versions
-                ),
+                StateChange(state=State.REJECTED, last_error=error, mapping_versions=versions),
                 owner=self.owner,
             )
             return None
-        event = Event(
-            exchange_id=exchange.id,
-            kind="mapped",
-            at=now,
-            data={"mapped": mapped, "versions": dict(mapping.versions)},
-        )
-        return replace(exchange, mapped=mapped, mapping_versions=mapping.versions), event
+        data: dict[str, Any] = {"mapped": mapped, "versions": versions}
+        if warnings:
+            data["warnings"] = [w.to_dict() for w in warnings]
+        event = Event(exchange_id=exchange.id, kind="mapped", at=now, data=data)
+        return replace(exchange, mapped=mapped, mapping_versions=versions), event
 
     async def _attempt(
         self, exchange: Exchange, pending: list[Event], slots: asyncio.Semaphore, log: Any

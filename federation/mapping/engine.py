@@ -1,48 +1,44 @@
 """Mapping files: load, validate and compile a declarative YAML mapping into plain callables.
 
 A mapping file translates one local application into one partner's request (``request:``) and the
-partner's reply into our receipt (``response:``). Each entry names a *target* field and where its
-value comes from::
+partner's reply into our receipt (``response:``)::
 
+    mapping: 1
+    partner: hk
+    service: TD-VL-RENEW
+    tables: {sex: tables/sex-hk.yaml}          # code tables, shared between mappings
+    names: [applicant.name, applicant.name_en]  # a person's name: never script-converted
+    allow: {uscc: [91350211M0000XUF46]}         # real codes that fail their check, accepted with a warning
     request:
-      holder.name: applicant.name                 # copy (shorthand for {from: …})
-      holder.hkid: {from: applicant.hkid, required: true}
-      channel: {value: TONGBAN}                   # a constant
-      contact.phone: {from: applicant.phone, default: ""}
+      owner.name_en: {from: applicant.name_en, required: true}
+      owner.hkid: {from: applicant.documents.hk_id_card.number, transform: {hkid: number}}
+      owner.sex: {from: applicant.gender, transform: {table: sex}}
+      channel: {value: TONGBAN}
 
-The full language (code tables, transforms, conditions, arrays) is documented in docs/mappings.md.
-Loading checks everything it can before any application arrives; mapping an application collects every
-failing field instead of stopping at the first.
+The language is documented in docs/mappings.md. Loading checks everything it can before any
+application arrives (every problem with file:line); mapping an application collects every failing
+field instead of stopping at the first.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from federation.errors import ConfigError, MappingError, Problem
-from federation.mapping.paths import MISSING, PathSyntaxError, getter, parse_path, put
+from federation.mapping.codegen import Compiler, SectionFn
+from federation.mapping.paths import PathSyntaxError, parse_path
+from federation.mapping.spec import FieldSpec, SourcePath, SpecParser
+from federation.mapping.tables import CodeTable, load_table
+from federation.mapping.transforms import Context
 from federation.models import content_hash
 from federation.validate import Reader
-from federation.yamlsrc import Located, PathKey, parse_yaml
+from federation.yamlsrc import Located, parse_yaml
 
 FORMAT_VERSION = 1
-RULE_KEYS = ("from", "value", "required", "default")
-
-
-@dataclass(frozen=True, kw_only=True)
-class Rule:
-    """One target field and where its value comes from."""
-
-    target: tuple[str, ...]
-    source: str | None
-    line: int | None
-    get: Callable[[Any], Any] | None = None
-    constant: Any = MISSING
-    default: Any = MISSING
-    required: bool = False
+ALLOW_KINDS = ("uscc",)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,35 +47,45 @@ class Section:
 
     name: str
     file: str
-    rules: tuple[Rule, ...]
+    fn: SectionFn
+    fields: tuple[FieldSpec, ...]
 
     def apply(self, data: Any) -> dict[str, Any]:
         """Map ``data``; raise MappingError naming every failing field."""
-        out: dict[str, Any] = {}
-        problems: list[Problem] = []
-        for rule in self.rules:
-            if rule.get is None:
-                put(out, rule.target, rule.constant)
-                continue
-            value = rule.get(data)
-            if value is MISSING or value is None:
-                if rule.default is not MISSING:
-                    put(out, rule.target, rule.default)
-                elif rule.required:
-                    problems.append(
-                        Problem(
-                            message=f"required, but missing (maps to {'.'.join(rule.target)})",
-                            path=rule.source or "",
-                            file=self.file,
-                            line=rule.line,
-                        )
-                    )
-                elif value is None:
-                    put(out, rule.target, None)
-                continue
-            put(out, rule.target, value)
+        return self.apply_checked(data)[0]
+
+    def apply_checked(self, data: Any) -> tuple[dict[str, Any], list[Problem]]:
+        """Map ``data``; returns the result and the warnings, or raises MappingError."""
+        problems: list[Any] = []
+        warnings: list[Any] = []
+        out = self.fn(data, data, problems, warnings, "")
         if problems:
-            raise MappingError(problems, mapping=self.file)
+            raise MappingError([self._problem(p, "error") for p in problems], mapping=self.file)
+        return out, [self._problem(w, "warning") for w in warnings if isinstance(w, tuple)]
+
+    def _problem(self, entry: tuple[int, str, str], severity: str) -> Problem:
+        index, prefix, message = entry
+        spec = self.fields[index]
+        return Problem(
+            message=message,
+            path=prefix + spec.label,
+            file=self.file,
+            line=spec.line,
+            severity=severity,
+        )
+
+    @property
+    def targets(self) -> list[tuple[str, ...]]:
+        """Every target path this section can write (each-items as ``name[]``)."""
+        out: list[tuple[str, ...]] = []
+
+        def walk(specs: tuple[FieldSpec, ...], prefix: tuple[str, ...]) -> None:
+            for spec in specs:
+                out.append(prefix + spec.target)
+                if spec.value.kind == "each":
+                    walk(spec.value.fields, (*prefix, *spec.target[:-1], spec.target[-1] + "[]"))
+
+        walk(self.fields, ())
         return out
 
 
@@ -95,19 +101,32 @@ class CompiledMapping:
     description: str
     request: Section
     response: Section | None
+    tables: Mapping[str, CodeTable] = field(default_factory=dict)
     versions: Mapping[str, str] = field(default_factory=dict)  # every file it used → content hash
 
     def map_request(self, application: Mapping[str, Any]) -> dict[str, Any]:
         """Local application → partner request."""
         return self.request.apply(application)
 
+    def map_request_checked(
+        self, application: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], list[Problem]]:
+        """Local application → partner request and the warnings raised on the way."""
+        return self.request.apply_checked(application)
+
     def map_response(self, reply: Any) -> dict[str, Any] | None:
         """Partner reply → local receipt (``None`` when the mapping has no response section)."""
         return self.response.apply(reply) if self.response is not None else None
 
 
-def load_mapping(path: Path, *, display: str | None = None) -> CompiledMapping:
-    """Read, validate and compile one mapping file; ConfigError lists every problem with its line."""
+def load_mapping(
+    path: Path, *, display: str | None = None, root: Path | None = None
+) -> CompiledMapping:
+    """Read, validate and compile one mapping file; ConfigError lists every problem with its line.
+
+    ``root`` is the directory code-table paths are relative to (default: the mappings/ directory
+    the file lives under, else the file's own directory).
+    """
     shown = display or str(path)
     try:
         raw = path.read_bytes()
@@ -121,18 +140,28 @@ def load_mapping(path: Path, *, display: str | None = None) -> CompiledMapping:
         raise ConfigError([Problem(message="mapping is not UTF-8 text", file=shown)]) from exc
     doc = parse_yaml(text, display=shown)
     reader = Reader(doc)
-    compiled = _compile(reader, doc, path, content_hash(raw))
+    base = root or _tables_root(path)
+    compiled = _compile(reader, doc, path, content_hash(raw), base, shown)
     if not reader.ok or compiled is None:
-        raise ConfigError(sorted(reader.problems, key=lambda p: p.line or 0))
+        raise ConfigError(sorted(reader.problems, key=lambda p: (p.file or "", p.line or 0)))
     return compiled
 
 
-def _compile(r: Reader, doc: Located, path: Path, version: str) -> CompiledMapping | None:
+def _tables_root(path: Path) -> Path:
+    for parent in path.resolve().parents:
+        if parent.name == "mappings":
+            return parent
+    return path.resolve().parent
+
+
+def _compile(
+    r: Reader, doc: Located, path: Path, version: str, base: Path, shown: str
+) -> CompiledMapping | None:
     top = r.mapping(
         (),
         doc.data,
         required=("mapping", "request"),
-        optional=("partner", "service", "description", "response"),
+        optional=("partner", "service", "description", "response", "tables", "names", "allow"),
     )
     if top is None:
         return None
@@ -140,98 +169,99 @@ def _compile(r: Reader, doc: Located, path: Path, version: str) -> CompiledMappi
         r.error(("mapping",), f"unsupported mapping format {top.get('mapping')!r}; expected 1")
     partner = r.text(("partner",), top["partner"]) if "partner" in top else None
     service = r.text(("service",), top["service"]) if "service" in top else None
-    description = str(top.get("description") or "")
-    request = _section(r, doc, "request", top.get("request"))
-    response = _section(r, doc, "response", top["response"]) if "response" in top else None
-    if request is None:
+    tables = _tables(r, top.get("tables"), base, shown)
+    names = _names(r, top.get("names"))
+    allow = _allow(r, top.get("allow"))
+
+    def context(sources: tuple[SourcePath, ...]) -> Context:
+        is_name = any(_pattern(s) in names for s in sources)
+        return Context(reader=r, tables=tables, allow=allow, is_name=is_name)
+
+    parser = SpecParser(r, doc, context)
+    request_specs = parser.section(("request",), top.get("request"))
+    response_specs = parser.section(("response",), top["response"]) if "response" in top else None
+    if request_specs is None or not r.ok:
         return None
+    request = _section("request", shown, request_specs)
+    response = _section("response", shown, response_specs) if response_specs else None
+    versions = {shown: version} | {t.file: t.version for t in tables.values()}
     return CompiledMapping(
-        file=doc.file,
+        file=shown,
         path=path,
         version=version,
         partner=partner,
         service=service,
-        description=description,
+        description=str(top.get("description") or ""),
         request=request,
         response=response,
-        versions={doc.file: version},
+        tables=tables,
+        versions=versions,
     )
 
 
-def _section(r: Reader, doc: Located, name: str, raw: Any) -> Section | None:
-    block = r.mapping((name,), raw, extra_ok=True)
-    if block is None:
-        return None
-    if not block:
-        r.error((name,), "maps no field")
-        return None
-    rules: list[Rule] = []
-    targets: dict[tuple[str, ...], PathKey] = {}
-    for key, spec in block.items():
-        path: PathKey = (name, key)
-        target = _target(r, path, key)
-        rule = _rule(r, doc, path, target, spec)
-        if target is None or rule is None:
+def _section(name: str, file: str, specs: tuple[FieldSpec, ...]) -> Section:
+    fn, fields = Compiler(f"{file} {name}").compile(specs)
+    return Section(name=name, file=file, fn=fn, fields=tuple(fields))
+
+
+def _tables(r: Reader, raw: Any, base: Path, shown: str) -> dict[str, CodeTable]:
+    if raw is None:
+        return {}
+    m = r.mapping(("tables",), raw, extra_ok=True)
+    out: dict[str, CodeTable] = {}
+    for name, file in (m or {}).items():
+        rel = r.text(("tables", name), file)
+        if rel is None:
             continue
-        for other, where in targets.items():
-            shorter, longer = sorted((other, target), key=len)
-            if longer[: len(shorter)] == shorter:
-                r.error(
-                    path, f"target {key!r} overlaps {'.'.join(other)!r} (line {doc.line(where)})"
-                )
-        targets[target] = path
-        rules.append(rule)
-    return Section(name=name, file=doc.file, rules=tuple(rules))
+        target = (base / rel).resolve()
+        if not target.is_file():
+            r.error(("tables", name), f"code table file {rel!r} not found (looked in {base})")
+            continue
+        try:
+            out[name] = load_table(target, name=name, display=_rel(target, base.parent))
+        except ConfigError as exc:
+            r.problems.extend(exc.problems)
+    return out
 
 
-def _target(r: Reader, path: PathKey, key: str) -> tuple[str, ...] | None:
+def _rel(path: Path, base: Path) -> str:
     try:
-        parts = parse_path(key)
-    except PathSyntaxError as exc:
-        r.error(path, f"bad target path: {exc}")
-        return None
-    if any(isinstance(p, int) for p in parts):
-        r.error(path, "a target path names object fields only; map arrays with 'each'")
-        return None
-    return tuple(str(p) for p in parts)
+        return str(path.relative_to(base.resolve()))
+    except ValueError:
+        return str(path)
 
 
-def _rule(
-    r: Reader, doc: Located, path: PathKey, target: tuple[str, ...] | None, spec: Any
-) -> Rule | None:
-    line = doc.line(path)
-    if isinstance(spec, str):
-        spec = {"from": spec}
-    m = r.mapping(path, spec, optional=RULE_KEYS)
-    if m is None:
-        return None
-    has_from, has_value = "from" in m, "value" in m
-    if has_from == has_value:
-        r.error(path, "give exactly one of 'from' (a field of the input) or 'value' (a constant)")
-        return None
-    if has_value:
-        for key in ("required", "default"):
-            if key in m:
-                r.error((*path, key), f"{key!r} applies to 'from', not to a constant 'value'")
-        if target is None:
-            return None
-        return Rule(target=target, source=None, line=line, constant=m["value"])
-    source = r.text((*path, "from"), m["from"])
-    required = r.boolean((*path, "required"), m["required"]) if "required" in m else False
-    if source is None or target is None:
-        return None
-    try:
-        source_path = parse_path(source)
-    except PathSyntaxError as exc:
-        r.error((*path, "from"), f"bad source path: {exc}")
-        return None
-    if required and "default" in m:
-        r.error((*path, "default"), "a required field cannot also have a default")
-    return Rule(
-        target=target,
-        source=source,
-        line=line,
-        get=getter(source_path),
-        default=m.get("default", MISSING),
-        required=bool(required),
-    )
+def _names(r: Reader, raw: Any) -> frozenset[str]:
+    if raw is None:
+        return frozenset()
+    out = set()
+    for i, item in enumerate(r.items(("names",), raw)):
+        text = r.text(("names", i), item)
+        if text is None:
+            continue
+        try:
+            parse_path(text.replace("[]", "[0]").removeprefix("$."))
+        except PathSyntaxError as exc:
+            r.error(("names", i), f"bad field path: {exc}")
+            continue
+        out.add(text.removeprefix("$."))
+    return frozenset(out)
+
+
+def _pattern(src: SourcePath) -> str:
+    """A source path with array indexes as ``[]``, as ``names:`` writes them."""
+    out = ""
+    for seg in src.segments:
+        out += "[]" if isinstance(seg, int) else (f".{seg}" if out else seg)
+    return out
+
+
+def _allow(r: Reader, raw: Any) -> dict[str, frozenset[str]]:
+    if raw is None:
+        return {}
+    m = r.mapping(("allow",), raw, optional=ALLOW_KINDS)
+    out: dict[str, frozenset[str]] = {}
+    for kind, values in (m or {}).items():
+        items = r.items(("allow", kind), values)
+        out[kind] = frozenset(str(v).strip().upper() for v in items)
+    return out

@@ -1,0 +1,255 @@
+"""Compiling field specs into one plain Python function per section.
+
+Mapping runs once per application on the broker's hot path, so a section becomes straight-line Python
+(dictionary gets, a few ``if``s, direct calls of the transform steps) instead of an interpreter
+walking the spec: see bench/mapping.py. Problems are collected as ``(field, prefix, message)`` tuples
+and turned into located Problems only when there are some.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+from federation.mapping.paths import MISSING
+from federation.mapping.spec import NOTHING, Condition, FieldSpec, SourcePath
+from federation.mapping.transforms import TransformError
+
+SectionFn = Callable[[Any, Any, list[Any], list[Any], str], dict[str, Any]]
+_IMMUTABLE = (str, int, float, bool, type(None))
+
+
+class _Take:
+    """A switch case that takes another field's value."""
+
+    __slots__ = ("get",)
+
+    def __init__(self, get: Callable[[Any, Any], Any]) -> None:
+        self.get = get
+
+
+_NOCASE: Any = object()
+_SKIP: Any = object()
+
+
+class Compiler:
+    """Generates the source of one mapping's section functions and executes it once."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.globals: dict[str, Any] = {
+            "MISSING": MISSING,
+            "TransformError": TransformError,
+            "_NOCASE": _NOCASE,
+            "_SKIP": _SKIP,
+            "_Take": _Take,
+            "_deepcopy": copy.deepcopy,
+            "_tag": _tag,
+        }
+        self.fields: list[FieldSpec] = []  # index in generated code → spec (for problems)
+        self.lines: list[str] = []
+        self._ids = itertools.count()
+
+    def compile(self, specs: tuple[FieldSpec, ...]) -> tuple[SectionFn, list[FieldSpec]]:
+        """The section function and the field table its problem tuples index into."""
+        entry = self._function(specs)
+        source = "\n".join(self.lines)
+        exec(compile(source, f"<mapping {self.name}>", "exec"), self.globals)
+        fn: SectionFn = self.globals[entry]
+        return fn, self.fields
+
+    # -- code generation ------------------------------------------------------------------
+
+    def _const(self, value: Any) -> str:
+        name = f"C{next(self._ids)}"
+        self.globals[name] = value
+        return name
+
+    def _function(self, specs: tuple[FieldSpec, ...]) -> str:
+        name = f"section_{next(self._ids)}"
+        body: list[str] = []
+        for spec in specs:
+            body += self._field(spec)
+        self.lines.append(f"def {name}(src, root, P, W, prefix):")
+        self.lines.append("    out = {}")
+        self.lines += _ind(body, "    ")
+        self.lines.append("    return out")
+        self.lines.append("")
+        return name
+
+    def _field(self, spec: FieldSpec) -> list[str]:
+        index = len(self.fields)
+        self.fields.append(spec)
+        code = [f"# {'.'.join(spec.target)} (line {spec.line})"]
+        inner: list[str] = []
+        inner += self._value(spec, index)
+        missing = "v is MISSING or v is None" + (' or v == ""' if spec.required else "")
+        inner.append(f"if v is _SKIP:\n    pass\nelif {missing}:")
+        if spec.default is not NOTHING:
+            inner.append(f"    {self._copy(spec.default)}")
+            inner += _ind(self._put(spec.target), "    ")
+        elif spec.required:
+            note = self._const(f"required, but missing (maps to {'.'.join(spec.target)})")
+            inner.append(f"    P.append(({index}, prefix, {note}))")
+        else:
+            inner.append("    if v is None:")
+            inner += _ind(self._put(spec.target), "        ")
+        inner.append("else:")
+        if spec.steps:
+            inner.append("    n = len(W)")
+            inner.append("    try:")
+            for name, fn in spec.steps:
+                inner.append(f"        v = {self._const(fn)}(v, W)  # {name}")
+            inner.append("    except TransformError as e:")
+            inner.append(f"        P.append(({index}, prefix, str(e)))")
+            inner.append("    else:")
+            inner.append(f"        if len(W) > n:\n            _tag(W, n, {index}, prefix)")
+            inner += _ind(self._put(spec.target), "        ")
+        else:
+            inner += _ind(self._put(spec.target), "    ")
+        if spec.when:
+            code.append(f"if {self._conditions(spec.when)}:")
+            code += _ind(inner, "    ")
+        else:
+            code += inner
+        return code
+
+    def _copy(self, value: Any) -> str:
+        const = self._const(value)
+        return f"v = {const}" if isinstance(value, _IMMUTABLE) else f"v = _deepcopy({const})"
+
+    def _get(self, path: SourcePath, var: str = "v") -> list[str]:
+        lines = [f"{var} = {'root' if path.root else 'src'}"]
+        for seg in path.segments:
+            if isinstance(seg, int):
+                lines.append(
+                    f"{var} = {var}[{seg}] if type({var}) is list and len({var}) > {seg} else MISSING"
+                )
+            else:
+                lines.append(
+                    f"{var} = {var}.get({seg!r}, MISSING) if type({var}) is dict else MISSING"
+                )
+        return lines
+
+    def _value(self, spec: FieldSpec, index: int) -> list[str]:
+        value = spec.value
+        kind = value.kind
+        if kind == "value":
+            return [self._copy(value.constant)]
+        if kind == "from":
+            return self._get(value.paths[0])
+        if kind == "format":
+            lines: list[str] = []
+            names = []
+            for i, path in enumerate(value.paths):
+                lines += self._get(path, f"t{i}")
+                names.append(f"t{i}")
+            absent = " or ".join(f"{n} is MISSING or {n} is None" for n in names)
+            lines.append(
+                f"v = MISSING if {absent} else {self._const(value.template)}.format({', '.join(names)})"
+            )
+            return lines
+        if kind in ("concat", "first"):
+            lines = ["parts = []"]
+            for path in value.paths:
+                lines += self._get(path, "t")
+                lines.append(
+                    'if t is not MISSING and t is not None and t != "":\n    parts.append(t)'
+                )
+            if kind == "first":
+                lines.append("v = parts[0] if parts else MISSING")
+            else:
+                sep = self._const(value.separator)
+                lines.append(f"v = {sep}.join(str(x) for x in parts) if parts else MISSING")
+            return lines
+        if kind == "switch":
+            return self._switch(spec, index)
+        return self._each(spec, index)
+
+    def _switch(self, spec: FieldSpec, index: int) -> list[str]:
+        value = spec.value
+        cases = {k: self._case(c) for k, c in value.cases.items()}
+        lines = self._get(value.paths[0], "k")
+        lines.append("if k is MISSING or k is None:\n    v = MISSING\nelse:")
+        lines.append(f"    v = {self._const(cases)}.get(k if type(k) is str else str(k), _NOCASE)")
+        lines.append("    if v is _NOCASE:")
+        if value.otherwise is not NOTHING:
+            lines.append(f"        v = {self._const(self._case(value.otherwise))}")
+        else:
+            lines.append(
+                f"        P.append(({index}, prefix, 'no case for ' + repr(k) + "
+                f"'; cases: ' + {self._const(', '.join(value.cases))}))"
+            )
+            lines.append("        v = _SKIP")
+        lines.append("    if type(v) is _Take:\n        v = v.get(src, root)")
+        return lines
+
+    def _case(self, case: Any) -> Any:
+        if isinstance(case, SourcePath):
+            sub = Compiler(self.name)
+            fn_lines = sub._get(case)
+            src = (
+                "def take(src, root):\n"
+                + "\n".join("    " + ln for ln in fn_lines)
+                + "\n    return v\n"
+            )
+            exec(compile(src, f"<mapping {self.name} case>", "exec"), sub.globals)
+            return _Take(sub.globals["take"])
+        return case
+
+    def _each(self, spec: FieldSpec, index: int) -> list[str]:
+        value = spec.value
+        sub = self._function(value.fields)
+        label = self._const(value.paths[0].text)
+        lines = self._get(value.paths[0])
+        lines.append("if type(v) is list:")
+        lines.append(
+            f"    v = [{sub}(item, root, P, W, prefix + {label} + '[' + str(j) + '].') "
+            "for j, item in enumerate(v)]"
+        )
+        lines.append("elif v is not MISSING and v is not None:")
+        lines.append(f"    P.append(({index}, prefix, 'expected a list of items'))")
+        lines.append("    v = _SKIP")
+        return lines
+
+    def _conditions(self, conditions: tuple[Condition, ...]) -> str:
+        tests = []
+        for cond in conditions:
+            test = f"COND{next(self._ids)}"
+            getter_lines = self._get(cond.path)
+            op, operand = cond.op, self._const(cond.operand)
+            check = {
+                "equals": f"v == {operand}",
+                "not_equals": f"v != {operand}",
+                "in": f"v in {operand}",
+                "not_in": f"v not in {operand}",
+                "present": f'(v is not MISSING and v is not None and v != "") == {operand}',
+            }[op]
+            src = f"def {test}(src, root):\n" + "\n".join("    " + ln for ln in getter_lines)
+            src += f"\n    return {check}\n"
+            self.lines.append(src)
+            tests.append(f"{test}(src, root)")
+        return " and ".join(tests)
+
+    def _put(self, target: tuple[str, ...]) -> list[str]:
+        if len(target) == 1:
+            return [f"out[{target[0]!r}] = v"]
+        lines = ["o = out"]
+        for part in target[:-1]:
+            lines.append(f"o = o.get({part!r}) or o.setdefault({part!r}, {{}})")
+        lines.append(f"o[{target[-1]!r}] = v")
+        return lines
+
+
+def _ind(lines: list[str], prefix: str) -> list[str]:
+    """Indent generated lines, including entries that hold several lines."""
+    return [prefix + part for entry in lines for part in entry.split("\n")]
+
+
+def _tag(warnings: list[Any], start: int, index: int, prefix: str) -> None:
+    """Turn the plain warning texts a step appended into (field, prefix, message) tuples."""
+    for i in range(start, len(warnings)):
+        if isinstance(warnings[i], str):
+            warnings[i] = (index, prefix, warnings[i])

@@ -1,0 +1,147 @@
+"""Target schemas: a partner's JSON Schema for a service's request, checked statically and per request.
+
+``tongban check`` verifies each mapping against its schema (every target the mapping writes exists in
+the schema, every property the schema requires is written by some field) and validates the golden
+examples' expected requests; the broker validates every mapped request before it is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from federation.errors import ConfigError, Problem
+from federation.mapping.engine import CompiledMapping
+from federation.models import content_hash
+
+
+@dataclass(frozen=True, kw_only=True)
+class TargetSchema:
+    file: str
+    version: str
+    schema: dict[str, Any]
+    validator: Draft202012Validator
+
+    def problems(self, instance: Any, *, file: str | None = None) -> list[Problem]:
+        """Every way ``instance`` breaks the schema, each named by its JSON path."""
+        out = []
+        for err in sorted(
+            self.validator.iter_errors(instance), key=lambda e: list(e.absolute_path)
+        ):
+            where = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in err.absolute_path)
+            out.append(
+                Problem(
+                    message=f"does not satisfy {self.file}: {err.message}",
+                    path=where.replace(".[", "["),
+                    file=file,
+                )
+            )
+        return out
+
+
+def load_schema(path: Path, *, display: str) -> TargetSchema:
+    """Read a JSON Schema file and check that it is a valid (2020-12) schema."""
+    try:
+        raw = path.read_bytes()
+        schema = orjson.loads(raw)
+    except OSError as exc:
+        raise ConfigError(
+            [Problem(message=f"cannot read schema: {exc.strerror}", file=display)]
+        ) from exc
+    except orjson.JSONDecodeError as exc:
+        raise ConfigError([Problem(message=f"schema is not JSON: {exc}", file=display)]) from exc
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        raise ConfigError(
+            [Problem(message=f"not a valid JSON Schema: {exc.message}", file=display)]
+        ) from exc
+    return TargetSchema(
+        file=display,
+        version=content_hash(raw),
+        schema=schema,
+        validator=Draft202012Validator(schema),
+    )
+
+
+def check_mapping(schema: TargetSchema, mapping: CompiledMapping) -> list[Problem]:
+    """Targets the schema does not know, and schema-required properties no field writes."""
+    problems: list[Problem] = []
+    written = set()
+    for spec_path, line in _targets(mapping):
+        written.add(spec_path)
+        node = _resolve(schema.schema, spec_path)
+        if node is None:
+            problems.append(
+                Problem(
+                    message=f"target {_show(spec_path)!r} is not in the partner's schema {schema.file}",
+                    path="request",
+                    file=mapping.file,
+                    line=line,
+                )
+            )
+    for required in _required(schema.schema, ()):
+        if not any(w[: len(required)] == required for w in written):
+            problems.append(
+                Problem(
+                    message=f"the partner's schema {schema.file} requires {_show(required)!r}, "
+                    "which no field of the mapping writes",
+                    path="request",
+                    file=mapping.file,
+                    line=None,
+                )
+            )
+    return problems
+
+
+def _targets(mapping: CompiledMapping) -> Iterator[tuple[tuple[str, ...], int | None]]:
+    def walk(fields: Any, prefix: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], int | None]]:
+        for spec in fields:
+            path = prefix + spec.target
+            yield path, spec.line
+            if spec.value.kind == "each":
+                yield from walk(spec.value.fields, (*path, "[]"))
+
+    yield from walk(mapping.request.fields, ())
+
+
+def _resolve(schema: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any] | None:
+    node: Any = schema
+    for part in path:
+        if not isinstance(node, dict):
+            return None
+        if part == "[]":
+            node = node.get("items")
+            continue
+        props = node.get("properties")
+        if isinstance(props, dict) and part in props:
+            node = props[part]
+        elif node.get("additionalProperties", True) is False or isinstance(props, dict):
+            return None
+        else:
+            return {}  # an open object: anything goes below it
+    return node if isinstance(node, dict) else None
+
+
+def _required(node: Any, prefix: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
+    if not isinstance(node, dict):
+        return
+    props = node.get("properties") or {}
+    for name in node.get("required") or []:
+        yield (*prefix, name)
+        child = props.get(name)
+        if isinstance(child, dict):
+            if child.get("type") == "array" and isinstance(child.get("items"), dict):
+                yield from _required(child["items"], (*prefix, name, "[]"))
+            else:
+                yield from _required(child, (*prefix, name))
+
+
+def _show(path: tuple[str, ...]) -> str:
+    return ".".join(path).replace(".[]", "[]")

@@ -1,0 +1,304 @@
+"""Parsing a mapping's ``request:``/``response:`` block into field specs, checking everything.
+
+A field maps one *target* path; its value comes from exactly one of::
+
+    from: applicant.name              a field of the input ($.x means the top level inside 'each')
+    value: TONGBAN                    a constant
+    format: "{surname}, {given}"      text with fields filled in
+    concat: [a, b]                    the present values joined (separator: " ", default "")
+    first: [documents.hkid, documents.bir]   the first present value
+    switch: mode                      a value chosen by another field's value (cases:, otherwise:)
+    each: family_members              an array, each item mapped by fields:
+
+and may add ``transform:`` steps, ``required:``, ``default:`` and ``when:``.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass, field
+from typing import Any
+
+from federation.mapping.paths import PathSyntaxError, Segment, parse_path
+from federation.mapping.transforms import Context, Step, build_steps
+from federation.validate import Reader
+from federation.yamlsrc import Located, PathKey
+
+SOURCES = ("from", "value", "format", "concat", "first", "switch", "each")
+MODIFIERS = ("transform", "required", "default", "when")
+SWITCH_KEYS = ("cases", "otherwise")
+COND_OPS = ("equals", "not_equals", "in", "not_in", "present")
+NOTHING: Any = object()
+
+
+@dataclass(frozen=True, kw_only=True)
+class SourcePath:
+    """A parsed source path; ``root`` when it starts with ``$`` (the top of the input)."""
+
+    text: str
+    segments: tuple[Segment, ...]
+    root: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Condition:
+    path: SourcePath
+    op: str
+    operand: Any
+
+
+@dataclass(frozen=True, kw_only=True)
+class Value:
+    kind: str  # one of SOURCES
+    paths: tuple[SourcePath, ...] = ()
+    constant: Any = NOTHING
+    template: str = ""  # format: with placeholders renumbered {0} {1} …
+    separator: str = ""
+    cases: dict[str, Any] = field(default_factory=dict)  # switch: key → constant or SourcePath
+    otherwise: Any = NOTHING
+    fields: tuple[FieldSpec, ...] = ()  # each:
+
+
+@dataclass(frozen=True, kw_only=True)
+class FieldSpec:
+    target: tuple[str, ...]
+    value: Value
+    steps: tuple[tuple[str, Step], ...]
+    required: bool
+    default: Any
+    when: tuple[Condition, ...]
+    line: int | None
+    label: str  # what a problem names: the source path, or the target for computed values
+
+
+class SpecParser:
+    """Turns located YAML into FieldSpecs, reporting every mistake to the Reader."""
+
+    def __init__(self, reader: Reader, doc: Located, ctx_for: Any) -> None:
+        self.r = reader
+        self.doc = doc
+        self._ctx_for = ctx_for  # (source paths) -> transforms.Context
+
+    def section(self, path: PathKey, raw: Any) -> tuple[FieldSpec, ...] | None:
+        block = self.r.mapping(path, raw, extra_ok=True)
+        if block is None:
+            return None
+        if not block:
+            self.r.error(path, "maps no field")
+            return None
+        specs: list[FieldSpec] = []
+        targets: dict[tuple[str, ...], PathKey] = {}
+        for key, raw_spec in block.items():
+            fpath: PathKey = (*path, key)
+            target = self._target(fpath, key)
+            spec = self._field(fpath, target, raw_spec)
+            if target is None or spec is None:
+                continue
+            for other, where in targets.items():
+                shorter, longer = sorted((other, target), key=len)
+                if longer[: len(shorter)] == shorter:
+                    self.r.error(
+                        fpath,
+                        f"target {key!r} overlaps {'.'.join(other)!r} (line {self.doc.line(where)})",
+                    )
+            targets[target] = fpath
+            specs.append(spec)
+        return tuple(specs)
+
+    def _target(self, path: PathKey, key: str) -> tuple[str, ...] | None:
+        try:
+            parts = parse_path(key)
+        except PathSyntaxError as exc:
+            self.r.error(path, f"bad target path: {exc}")
+            return None
+        if any(isinstance(p, int) for p in parts):
+            self.r.error(path, "a target path names object fields only; map arrays with 'each'")
+            return None
+        return tuple(str(p) for p in parts)
+
+    def source(self, path: PathKey, raw: Any) -> SourcePath | None:
+        text = self.r.text(path, raw)
+        if text is None:
+            return None
+        root = text.startswith("$.")
+        try:
+            segments = parse_path(text[2:] if root else text)
+        except PathSyntaxError as exc:
+            self.r.error(path, f"bad source path: {exc}")
+            return None
+        return SourcePath(text=text, segments=segments, root=root)
+
+    def _field(self, path: PathKey, target: tuple[str, ...] | None, raw: Any) -> FieldSpec | None:
+        line = self.doc.line(path)
+        if isinstance(raw, str):
+            raw = {"from": raw}
+        m = self.r.mapping(
+            path, raw, optional=(*SOURCES, *MODIFIERS, *SWITCH_KEYS, "fields", "separator")
+        )
+        if m is None:
+            return None
+        kinds = [k for k in SOURCES if k in m]
+        if len(kinds) != 1:
+            self.r.error(
+                path,
+                "give exactly one of 'from' (a field of the input), 'value' (a constant), "
+                "'format', 'concat', 'first', 'switch' or 'each'"
+                + (f"; found {', '.join(kinds)}" if kinds else ""),
+            )
+            return None
+        kind = kinds[0]
+        self._only_with(path, m, kind)
+        value = self._value(path, kind, m)
+        required = self.r.boolean((*path, "required"), m["required"]) if "required" in m else False
+        if kind == "value":
+            for key in ("required", "default", "transform"):
+                if key in m:
+                    self.r.error(
+                        (*path, key),
+                        f"{key!r} applies to values taken from the input, not to a constant",
+                    )
+        elif required and "default" in m:
+            self.r.error((*path, "default"), "a required field cannot also have a default")
+        when = self._conditions((*path, "when"), m["when"]) if "when" in m else ()
+        sources = value.paths if value is not None else ()
+        steps: list[tuple[str, Step]] | None = []
+        if "transform" in m:
+            ctx: Context = self._ctx_for(sources)
+            steps = build_steps(m["transform"], ctx, (*path, "transform"))
+        if value is None or target is None or steps is None or when is None:
+            return None
+        label = (
+            value.paths[0].text
+            if kind in ("from", "switch", "each") and value.paths
+            else ".".join(target)
+        )
+        return FieldSpec(
+            target=target,
+            value=value,
+            steps=tuple(steps),
+            required=bool(required),
+            default=m.get("default", NOTHING),
+            when=when,
+            line=line,
+            label=label,
+        )
+
+    def _only_with(self, path: PathKey, m: dict[str, Any], kind: str) -> None:
+        owners = {"cases": "switch", "otherwise": "switch", "fields": "each", "separator": "concat"}
+        for key, owner in owners.items():
+            if key in m and kind != owner:
+                self.r.error((*path, key), f"{key!r} belongs to {owner!r}")
+        if kind == "switch" and "cases" not in m:
+            self.r.error(path, "a switch needs 'cases'")
+        if kind == "each" and "fields" not in m:
+            self.r.error(path, "'each' needs 'fields' (how to map every item)")
+
+    def _value(self, path: PathKey, kind: str, m: dict[str, Any]) -> Value | None:
+        raw = m[kind]
+        kpath: PathKey = (*path, kind)
+        if kind == "value":
+            return Value(kind=kind, constant=raw)
+        if kind == "from":
+            src = self.source(kpath, raw)
+            return Value(kind=kind, paths=(src,)) if src else None
+        if kind in ("concat", "first"):
+            items = self.r.items(kpath, raw)
+            if len(items) < 2:
+                self.r.error(kpath, f"'{kind}' needs a list of at least two fields")
+                return None
+            paths = [self.source((*kpath, i), item) for i, item in enumerate(items)]
+            sep = m.get("separator", "")
+            if not isinstance(sep, str):
+                self.r.error((*path, "separator"), "the separator must be text")
+                return None
+            if any(p is None for p in paths):
+                return None
+            return Value(kind=kind, paths=tuple(p for p in paths if p), separator=sep)
+        if kind == "format":
+            return self._format(kpath, raw)
+        if kind == "switch":
+            return self._switch(path, m)
+        return self._each(path, m)
+
+    def _format(self, path: PathKey, raw: Any) -> Value | None:
+        text = self.r.text(path, raw)
+        if text is None:
+            return None
+        try:
+            parsed = list(string.Formatter().parse(text))
+        except ValueError as exc:
+            self.r.error(path, f"bad format text: {exc}")
+            return None
+        template = ""
+        paths: list[SourcePath] = []
+        for literal, name, spec, conv in parsed:
+            template += literal.replace("{", "{{").replace("}", "}}")
+            if name is None:
+                continue
+            if spec or conv:
+                self.r.error(path, f"placeholder {{{name}}}: formatting options are not supported")
+                return None
+            src = self.source(path, name)
+            if src is None:
+                return None
+            template += f"{{{len(paths)}}}"
+            paths.append(src)
+        if not paths:
+            self.r.error(path, "a format without {field} placeholders is a constant: use 'value'")
+            return None
+        return Value(kind="format", paths=tuple(paths), template=template)
+
+    def _switch(self, path: PathKey, m: dict[str, Any]) -> Value | None:
+        on = self.source((*path, "switch"), m["switch"])
+        cases_raw = self.r.mapping((*path, "cases"), m.get("cases"), extra_ok=True)
+        if on is None or cases_raw is None:
+            return None
+        cases: dict[str, Any] = {}
+        for key, case in cases_raw.items():
+            cases[str(key)] = self._case((*path, "cases", key), case)
+        otherwise = (
+            self._case((*path, "otherwise"), m["otherwise"]) if "otherwise" in m else NOTHING
+        )
+        return Value(kind="switch", paths=(on,), cases=cases, otherwise=otherwise)
+
+    def _case(self, path: PathKey, raw: Any) -> Any:
+        """A case is a constant, or {from: path} to take another field."""
+        if isinstance(raw, dict):
+            m = self.r.mapping(path, raw, required=("from",))
+            return self.source((*path, "from"), m["from"]) if m and "from" in m else None
+        if isinstance(raw, list):
+            self.r.error(path, "a case gives one value (or {from: field})")
+        return raw
+
+    def _each(self, path: PathKey, m: dict[str, Any]) -> Value | None:
+        src = self.source((*path, "each"), m["each"])
+        fields = self.section((*path, "fields"), m.get("fields")) if "fields" in m else None
+        if src is None or fields is None:
+            return None
+        return Value(kind="each", paths=(src,), fields=fields)
+
+    def _conditions(self, path: PathKey, raw: Any) -> tuple[Condition, ...] | None:
+        items = raw if isinstance(raw, list) else [raw]
+        out: list[Condition] = []
+        for i, item in enumerate(items):
+            cpath = (*path, i) if isinstance(raw, list) else path
+            m = self.r.mapping(cpath, item, required=("field",), optional=COND_OPS)
+            if m is None:
+                return None
+            ops = [k for k in COND_OPS if k in m]
+            if len(ops) != 1:
+                self.r.error(cpath, f"a condition needs exactly one of: {', '.join(COND_OPS)}")
+                return None
+            op = ops[0]
+            operand = m[op]
+            if op in ("in", "not_in") and not isinstance(operand, list):
+                self.r.error((*cpath, op), f"'{op}' takes a list of values")
+                return None
+            if op == "present" and not isinstance(operand, bool):
+                self.r.error((*cpath, op), "'present' takes true or false")
+                return None
+            src = self.source((*cpath, "field"), m["field"])
+            if src is None:
+                return None
+            out.append(Condition(path=src, op=op, operand=operand))
+        return tuple(out)
