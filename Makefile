@@ -22,7 +22,7 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/tongban check
-	$(BIN)/tongban mapping test --all > /dev/null
+	$(BIN)/tongban mapping test --all
 	$(BIN)/pytest
 
 bench: $(STAMP)
