@@ -36,7 +36,7 @@ partners:
       TD-VL-RENEW:
         name: {{zh: 車輛牌照續期, en: Vehicle licence renewal}}
         mapping: mappings/hk-vl.yaml
-        path: /vehicle-licences/renewals
+        path: /vehicle-licences/renewals{hk_schema}
   - id: sc
     name: {{zh: 四川省一体化政务服务平台, en: Sichuan Government Services Platform}}
     region: {{code: "51", iso: CN-SC}}
@@ -90,14 +90,29 @@ def make_config(tmp_path: Path) -> Callable[..., Path]:
     counter = iter(range(1000))
 
     def make(
-        *, read: str = "2s", total: str = "5s", max_attempts: int = 5, hk_mapping: str = HK_MAPPING
+        *,
+        read: str = "2s",
+        total: str = "5s",
+        max_attempts: int = 5,
+        hk_mapping: str = HK_MAPPING,
+        hk_schema: str | None = None,
+        files: dict[str, str] | None = None,
     ) -> Path:
         root = tmp_path / f"config{next(counter)}"
         (root / "mappings").mkdir(parents=True)
+        schema_line = "\n        schema: schemas/hk-vl.json" if hk_schema else ""
         (root / "partners.yaml").write_text(
-            PARTNERS_YAML.format(read=read, total=total, max_attempts=max_attempts),
+            PARTNERS_YAML.format(
+                read=read, total=total, max_attempts=max_attempts, hk_schema=schema_line
+            ),
             encoding="utf-8",
         )
+        for name, text in {
+            **(files or {}),
+            **({"schemas/hk-vl.json": hk_schema} if hk_schema else {}),
+        }.items():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / name).write_text(textwrap.dedent(text), encoding="utf-8")
         (root / "mappings" / "hk-vl.yaml").write_text(textwrap.dedent(hk_mapping), encoding="utf-8")
         (root / "mappings" / "sc-hf.yaml").write_text(SC_MAPPING, encoding="utf-8")
         return root

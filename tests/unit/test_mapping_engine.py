@@ -350,7 +350,8 @@ def test_unknown_key_in_a_rule(problems: Problems) -> None:
     """A misspelt rule key is named with a hint."""
     assert problems(request_mapping("a: {from: x, requird: true}")) == [
         f"{DISPLAY}:3: request.a.requird: unknown key (did you mean 'required'?); "
-        "allowed here: cases, concat, default, each, fields, first, format, from, otherwise, required, separator, switch, transform, value, when"
+        "allowed here: cases, concat, default, each, fields, first, format, from, otherwise, "
+        "required, separator, switch, transform, value, when"
     ]
 
 
@@ -374,8 +375,10 @@ def test_required_with_default(problems: Problems) -> None:
 def test_required_or_default_on_a_constant(problems: Problems) -> None:
     """required/default make no sense beside a constant value."""
     assert problems(request_mapping("a: {value: 1, required: true, default: 2}")) == [
-        f"{DISPLAY}:3: request.a.required: 'required' applies to values taken from the input, not to a constant",
-        f"{DISPLAY}:3: request.a.default: 'default' applies to values taken from the input, not to a constant",
+        f"{DISPLAY}:3: request.a.required: 'required' applies to values taken from the input, "
+        "not to a constant",
+        f"{DISPLAY}:3: request.a.default: 'default' applies to values taken from the input, "
+        "not to a constant",
     ]
 
 
