@@ -228,3 +228,78 @@ def test_serve_with_broken_config_exits_with_the_problems(tmp_path: Path) -> Non
     result = run("serve", "--config", str(tmp_path), "--port", "0", timeout=30)
     assert result.returncode == 2
     assert "partners.yaml:2: partners: lists no partner" in result.stderr
+
+
+def test_sighup_reloads_mappings(tmp_path: Path, make_config, procs: list[Proc]) -> None:
+    """Editing a mapping and sending SIGHUP changes what the next application is mapped to."""
+    root = make_config()
+    sim = Proc("simulate", "--config", str(root), "--partner", "hk", log=tmp_path / "sim.log")
+    procs.append(sim)
+    sim_url = json.loads(sim.first_line)["hk"]
+    broker = Proc(
+        "serve",
+        "--config",
+        str(root),
+        "--journal",
+        str(tmp_path / "j.sqlite"),
+        "--port",
+        "0",
+        "--endpoint",
+        f"hk={sim_url}",
+        log=tmp_path / "serve.log",
+    )
+    procs.append(broker)
+    url = broker.first_line.rsplit(" ", 1)[1]
+    mapping = root / "mappings" / "hk-vl.yaml"
+    mapping.write_text(
+        mapping.read_text().replace("value: VLR", "value: VLR-NEW"), encoding="utf-8"
+    )
+    broker.popen.send_signal(signal.SIGHUP)
+    body = {
+        "source": "gd-portal",
+        "partner": "hk",
+        "service": "TD-VL-RENEW",
+        "application": HK_APPLICATION,
+    }
+    # The reload runs in the background: submit until an application is mapped the new way.
+    mapped_type = None
+    deadline = time.monotonic() + 20
+    i = 0
+    while time.monotonic() < deadline and mapped_type != "VLR-NEW":
+        i += 1
+        status, answer = http("POST", f"{url}/v1/exchanges", body, {"Idempotency-Key": f"hup-{i}"})
+        assert status == 202
+        for _ in range(50):
+            _, view = http("GET", f"{url}/v1/exchanges/{answer['id']}?include=payloads")
+            if view["mapped"] is not None:
+                break
+            time.sleep(0.05)
+        mapped_type = view["mapped"]["application_type"]
+    assert mapped_type == "VLR-NEW"
+    assert "catalogue_reloaded" in (tmp_path / "serve.log").read_text()
+
+
+def test_mapping_test_prints_request_or_errors(tmp_path: Path) -> None:
+    """`tongban mapping test` prints the mapped request (exit 0) or every error with its line (exit 1)."""
+    mapping = REPO / "mappings" / "hk" / "td-vehicle-licence-renewal.yaml"
+    example = sorted((mapping.parent / "td-vehicle-licence-renewal.examples").glob("*.json"))[0]
+    application = json.loads(example.read_text(encoding="utf-8"))["application"]
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(application, ensure_ascii=False), encoding="utf-8")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"applicant": {}}', encoding="utf-8")
+    ok = run("mapping", "test", str(mapping), str(good))
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout) == json.loads(example.read_text(encoding="utf-8"))["expected"]
+    fail = run("mapping", "test", str(mapping), str(bad))
+    assert fail.returncode == 1
+    assert "td-vehicle-licence-renewal.yaml:" in fail.stderr
+    assert "required, but missing" in fail.stderr
+    assert fail.stderr.strip().endswith("error(s)")
+
+
+def test_mapping_test_all_runs_every_golden_example() -> None:
+    """`tongban mapping test --all` passes on the shipped catalogue and counts the examples."""
+    result = run("mapping", "test", "--all")
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert result.stdout.strip().splitlines()[-1].endswith("golden examples, 0 failed")
