@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from federation.breaker import BreakerPolicy
 from federation.errors import ConfigError
 from federation.regions import PROVINCES
 from federation.validate import Reader
@@ -47,13 +48,21 @@ class Timeouts:
 
 @dataclass(frozen=True, kw_only=True)
 class RetryPolicy:
-    """How often and how long a transiently failing delivery is tried again."""
+    """How often and how long a transiently failing delivery is tried again.
+
+    The first ``short_attempts`` attempts are retried in process, ``short_backoff`` apart (doubling),
+    for blips; after that the journal schedules each next attempt (``retry_wait``) with exponential
+    backoff from ``backoff_base`` up to ``backoff_cap``, so retries survive restarts. The exchange
+    fails for good after ``max_attempts`` attempts or ``max_elapsed`` since it was received.
+    """
 
     max_attempts: int = 8
     backoff_base: float = 2.0
     backoff_cap: float = 300.0
     jitter: float = 0.2
     max_elapsed: float = 86400.0
+    short_attempts: int = 2
+    short_backoff: float = 0.2
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
@@ -61,6 +70,12 @@ class RetryPolicy:
         spread = raw * self.jitter
         draw = rng.random() if rng is not None else random.random()
         return max(0.0, raw - spread + draw * 2 * spread)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RateLimitPolicy:
+    per_second: float
+    burst: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,16 +97,19 @@ class Partner:
     timeouts: Timeouts
     concurrency: int
     retry: RetryPolicy
+    breaker: BreakerPolicy
+    rate_limit: RateLimitPolicy | None
     services: Mapping[str, Service]
     options: Mapping[str, Any] = field(default_factory=dict)  # validated by the protocol spec
 
 
 @dataclass(frozen=True, kw_only=True)
 class Source:
-    """A local system allowed to submit applications."""
+    """A local system allowed to submit applications, and where it hears how they ended."""
 
     id: str
     names: Names
+    callback: str | None = None  # POSTed to when an exchange is delivered, rejected or failed
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -154,28 +172,33 @@ def _parse(r: Reader, doc: Located, file: Path, base: Path) -> Config | None:
 
     defaults = (
         r.mapping(
-            ("defaults",), top.get("defaults", {}), optional=("timeouts", "concurrency", "retry")
+            ("defaults",),
+            top.get("defaults", {}),
+            optional=("timeouts", "concurrency", "retry", "breaker", "rate_limit"),
         )
         or {}
     )
     d_timeouts = _timeouts(r, ("defaults", "timeouts"), defaults.get("timeouts"), Timeouts())
     d_conc = _concurrency(r, ("defaults", "concurrency"), defaults.get("concurrency"), 16)
     d_retry = _retry(r, ("defaults", "retry"), defaults.get("retry"), RetryPolicy())
+    d_breaker = _breaker(r, ("defaults", "breaker"), defaults.get("breaker"), BreakerPolicy())
+    d_rate = _rate(r, ("defaults", "rate_limit"), defaults.get("rate_limit"), None)
 
     broker = _broker(r, top.get("broker"))
 
     sources: dict[str, Source] = {}
     for i, raw in enumerate(r.items(("sources",), top.get("sources", []))):
         path: PathKey = ("sources", i)
-        m = r.mapping(path, raw, required=("id", "name"))
+        m = r.mapping(path, raw, required=("id", "name"), optional=("callback",))
         if m is None:
             continue
         sid = r.text((*path, "id"), m.get("id"), pattern=ID_RE, what="an id (a-z, 0-9, -)")
         names = _names(r, (*path, "name"), m.get("name"))
+        callback = r.url((*path, "callback"), m["callback"]) if "callback" in m else None
         if sid and sid in sources:
             r.error((*path, "id"), f"duplicate source id {sid!r}")
         elif sid and names:
-            sources[sid] = Source(id=sid, names=names)
+            sources[sid] = Source(id=sid, names=names, callback=callback)
 
     partners: dict[str, Partner] = {}
     raw_partners = r.items(("partners",), top.get("partners"))
@@ -187,7 +210,14 @@ def _parse(r: Reader, doc: Located, file: Path, base: Path) -> Config | None:
             path,
             raw,
             required=("id", "name", "region", "protocol", "endpoint", "services"),
-            optional=("timeouts", "concurrency", "retry", *protocol_names()),
+            optional=(
+                "timeouts",
+                "concurrency",
+                "retry",
+                "breaker",
+                "rate_limit",
+                *protocol_names(),
+            ),
         )
         if m is None:
             continue
@@ -199,6 +229,8 @@ def _parse(r: Reader, doc: Located, file: Path, base: Path) -> Config | None:
         timeouts = _timeouts(r, (*path, "timeouts"), m.get("timeouts"), d_timeouts)
         conc = _concurrency(r, (*path, "concurrency"), m.get("concurrency"), d_conc)
         retry = _retry(r, (*path, "retry"), m.get("retry"), d_retry)
+        breaker = _breaker(r, (*path, "breaker"), m.get("breaker"), d_breaker)
+        rate = _rate(r, (*path, "rate_limit"), m.get("rate_limit"), d_rate)
         options: Mapping[str, Any] = {}
         if protocol is not None:
             spec = protocol_spec(protocol)
@@ -222,6 +254,8 @@ def _parse(r: Reader, doc: Located, file: Path, base: Path) -> Config | None:
                 timeouts=timeouts,
                 concurrency=conc,
                 retry=retry,
+                breaker=breaker,
+                rate_limit=rate,
                 services=services,
                 options=options,
             )
@@ -284,7 +318,15 @@ def _concurrency(r: Reader, path: PathKey, raw: Any, default: int) -> int:
 def _retry(r: Reader, path: PathKey, raw: Any, default: RetryPolicy) -> RetryPolicy:
     if raw is None:
         return default
-    keys = ("max_attempts", "backoff_base", "backoff_cap", "jitter", "max_elapsed")
+    keys = (
+        "max_attempts",
+        "backoff_base",
+        "backoff_cap",
+        "jitter",
+        "max_elapsed",
+        "short_attempts",
+        "short_backoff",
+    )
     m = r.mapping(path, raw, optional=keys)
     if m is None:
         return default
@@ -293,12 +335,47 @@ def _retry(r: Reader, path: PathKey, raw: Any, default: RetryPolicy) -> RetryPol
         values["max_attempts"] = r.integer(
             (*path, "max_attempts"), m["max_attempts"], low=1, high=1000
         )
-    for key in ("backoff_base", "backoff_cap", "max_elapsed"):
+    if "short_attempts" in m:
+        values["short_attempts"] = r.integer(
+            (*path, "short_attempts"), m["short_attempts"], low=1, high=10
+        )
+    for key in ("backoff_base", "backoff_cap", "max_elapsed", "short_backoff"):
         if key in m:
             values[key] = r.duration((*path, key), m[key], low=0.0, high=90 * 86400)
     if "jitter" in m:
         values["jitter"] = r.number((*path, "jitter"), m["jitter"], low=0.0, high=1.0)
     return replace(default, **{k: v for k, v in values.items() if v is not None})
+
+
+def _breaker(r: Reader, path: PathKey, raw: Any, default: BreakerPolicy) -> BreakerPolicy:
+    if raw is None:
+        return default
+    m = r.mapping(path, raw, optional=("failures", "cool_down", "probes"))
+    if m is None:
+        return default
+    values: dict[str, Any] = {}
+    if "failures" in m:
+        values["failures"] = r.integer((*path, "failures"), m["failures"], low=1, high=1000)
+    if "probes" in m:
+        values["probes"] = r.integer((*path, "probes"), m["probes"], low=1, high=100)
+    if "cool_down" in m:
+        values["cool_down"] = r.duration((*path, "cool_down"), m["cool_down"], low=0.01, high=86400)
+    return replace(default, **{k: v for k, v in values.items() if v is not None})
+
+
+def _rate(
+    r: Reader, path: PathKey, raw: Any, default: RateLimitPolicy | None
+) -> RateLimitPolicy | None:
+    if raw is None:
+        return default
+    m = r.mapping(path, raw, required=("per_second",), optional=("burst",))
+    if m is None:
+        return default
+    rate = r.number((*path, "per_second"), m.get("per_second"), low=0.01, high=100_000)
+    burst = r.integer((*path, "burst"), m["burst"], low=1, high=100_000) if "burst" in m else None
+    if rate is None:
+        return default
+    return RateLimitPolicy(per_second=rate, burst=burst or max(1, int(rate)))
 
 
 def _broker(r: Reader, raw: Any) -> BrokerSettings:

@@ -208,11 +208,12 @@ def test_endpoints_without_scheme_or_host_are_rejected(problems: Problems, endpo
 
 def test_unknown_key_suggests_the_close_one(problems: Problems) -> None:
     """A misspelt key says which key was probably meant and what is allowed."""
-    assert problems(partner(extra="timeout: 3s")) == [
-        "partners.yaml:8: partners[0].timeout: unknown key (did you mean 'timeouts'?); "
-        "allowed here: concurrency, endpoint, id, name, protocol, region, rest, retry, "
-        "services, timeouts"
-    ]
+    [problem] = problems(partner(extra="timeout: 3s"))
+    head, allowed = problem.split("allowed here: ")
+    assert head == "partners.yaml:8: partners[0].timeout: unknown key (did you mean 'timeouts'?); "
+    assert {"breaker", "concurrency", "endpoint", "rate_limit", "rest", "retry", "timeouts"} <= set(
+        allowed.split(", ")
+    )
 
 
 def test_unknown_key_without_a_close_match(problems: Problems) -> None:
@@ -279,7 +280,7 @@ def test_bad_partner_id(problems: Problems) -> None:
 def test_unknown_protocol(problems: Problems) -> None:
     """The protocol must be one an adapter is registered for."""
     assert problems(partner(protocol="protocol: grpc")) == [
-        "partners.yaml:6: partners[0].protocol: 'grpc' is not one of: rest"
+        "partners.yaml:6: partners[0].protocol: 'grpc' is not one of: rest, soap"
     ]
 
 
@@ -507,7 +508,7 @@ def test_rest_service_path_and_method(problems: Problems) -> None:
         "partners.yaml:11: partners[0].services.C.path: '/a?b=1' is not a URL path starting with /",
         "partners.yaml:11: partners[0].services.C.method: 'post' is not one of: POST, PUT",
         "partners.yaml:12: partners[0].services.D.mehtod: unknown key (did you mean 'method'?); "
-        "allowed here: mapping, method, name, path",
+        "allowed here: mapping, method, name, path, schema",
     ]
 
 
@@ -553,14 +554,17 @@ def test_service_keys_follow_the_partner_protocol(problems: Problems) -> None:
     )
     assert problems(text) == [
         "partners.yaml:10: partners[0].services.A.path: unknown key; "
-        "allowed here: mapping, name, operation"
+        "allowed here: mapping, name, operation, schema"
     ]
 
 
-def test_soap_section_without_a_soap_protocol_is_unknown(problems: Problems) -> None:
-    """With only REST installed, a soap: section is simply an unknown key."""
+def test_soap_section_on_a_rest_partner_is_refused(problems: Problems) -> None:
+    """A soap: section on a REST partner is named as not applying to its protocol."""
     (line,) = problems(partner(extra="soap: {wsdl: x}"))
-    assert line.startswith("partners.yaml:8: partners[0].soap: unknown key")
+    assert (
+        line
+        == "partners.yaml:8: partners[0].soap: section 'soap' does not apply to protocol 'rest'"
+    )
 
 
 # --- many mistakes at once -----------------------------------------------------------------------
@@ -613,8 +617,8 @@ def test_every_mistake_in_a_file_is_reported_at_once(problems: Problems) -> None
     assert sorted(found) == sorted(
         [
             "partners.yaml:13: partners[0].timeout: unknown key (did you mean 'timeouts'?); "
-            "allowed here: concurrency, endpoint, id, name, protocol, region, rest, retry, "
-            "services, timeouts",
+            "allowed here: breaker, concurrency, endpoint, id, name, protocol, rate_limit, "
+            "region, rest, retry, services, soap, timeouts",
             "partners.yaml:18: partners[1].region.iso: 'CN-HK' does not match region code 82 "
             "(CN-MO)",
             "partners.yaml:20: partners[1].endpoint: not an http(s) URL",
