@@ -31,6 +31,7 @@ from federation.models import (
     canonical_json,
     content_hash,
 )
+from federation.notifier import Notifier
 from federation.worker import Worker
 from replay.journal import Journal
 
@@ -80,6 +81,7 @@ class Broker:
         self._adapters: dict[str, Adapter] = {}
         self._retired: list[Adapter] = []
         self._worker: Worker | None = None
+        self._notifier: Notifier | None = None
         self.started_at: float | None = None
         self._log = get_logger(component="broker", owner=self.owner)
 
@@ -119,12 +121,22 @@ class Broker:
                 clock=self._clock,
             )
             self._worker.start()
+            self._notifier = Notifier(
+                journal=self.journal,
+                catalogue=lambda: self.catalogue,
+                owner=self.owner,
+                poll_interval=self._poll_interval or settings.poll_interval,
+                clock=self._clock,
+            )
+            self._notifier.start()
             self.started_at = self._clock()
             self._log.info("broker_started", partners=len(self._adapters))
             yield self
         finally:
             if self._worker is not None:
                 await self._worker.stop()
+            if self._notifier is not None:
+                await self._notifier.stop()
             for adapter in [*self._adapters.values(), *self._retired]:
                 await adapter.close()
             self._adapters.clear()

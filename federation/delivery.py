@@ -132,7 +132,7 @@ class Delivery:
             await self._record(
                 exchange,
                 [self._event(exchange, "rejected", error=error)],
-                StateChange(state=State.REJECTED, last_error=error),
+                StateChange(state=State.REJECTED, last_error=error, notify=self._notify(exchange)),
             )
             return None
         versions = self.catalogue.versions(exchange.target, exchange.service)
@@ -156,7 +156,12 @@ class Delivery:
             await self._record(
                 exchange,
                 [self._event(exchange, "mapping_failed", error=error, versions=versions)],
-                StateChange(state=State.REJECTED, last_error=error, mapping_versions=versions),
+                StateChange(
+                    state=State.REJECTED,
+                    last_error=error,
+                    mapping_versions=versions,
+                    notify=self._notify(exchange),
+                ),
             )
             return None
         data: dict[str, Any] = {"mapped": mapped, "versions": versions}
@@ -270,7 +275,12 @@ class Delivery:
         await self._record(
             exchange,
             events,
-            StateChange(state=State.DELIVERED, receipt=receipt or {}, last_error=receipt_error),
+            StateChange(
+                state=State.DELIVERED,
+                receipt=receipt or {},
+                last_error=receipt_error,
+                notify=self._notify(exchange),
+            ),
         )
         log.info("exchange_delivered", duration_ms=duration, status=reply.status)
 
@@ -328,11 +338,15 @@ class Delivery:
         ]
         policy = self.partner.retry
         if outcome is Outcome.PERMANENT_ERROR:
-            change = StateChange(state=State.REJECTED, last_error=error)
+            change = StateChange(
+                state=State.REJECTED, last_error=error, notify=self._notify(exchange)
+            )
             log.info("exchange_rejected", reason="partner", status=exc.status)
         elif number >= policy.max_attempts or now - exchange.created_at >= policy.max_elapsed:
             events.append(self._event(exchange, "retries_exhausted", at=now, attempts=number))
-            change = StateChange(state=State.FAILED, last_error=error)
+            change = StateChange(
+                state=State.FAILED, last_error=error, notify=self._notify(exchange)
+            )
             log.warning("exchange_failed", outcome=outcome.value, status=exc.status)
         elif (
             short < policy.short_attempts
@@ -366,6 +380,11 @@ class Delivery:
                 delay_s=round(delay, 3),
             )
         await self._record(exchange, events, change)
+
+    def _notify(self, exchange: Exchange) -> bool:
+        """Does the exchange's source want to hear how it ended?"""
+        source = self.catalogue.config.sources.get(exchange.source)
+        return source is not None and source.callback is not None
 
     # -- journal helpers ------------------------------------------------------------------------
 

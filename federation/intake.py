@@ -305,9 +305,11 @@ def _warnings(exchange: Exchange) -> list[Any]:
 
 async def list_partners(request: web.Request) -> web.Response:
     """Partners and their service items as configured."""
-    config = request.app[BROKER].catalogue.config
+    broker = request.app[BROKER]
+    config = broker.catalogue.config
     out = [
         {
+            **broker.worker.partner_status(p.id),
             "id": p.id,
             "name": {"zh": p.names.zh, "en": p.names.en},
             "region": {"code": p.region.code, "iso": p.region.iso},

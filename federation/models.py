@@ -120,6 +120,7 @@ class StateChange:
     attempts: int | None = None
     next_attempt_at: float | None = None
     release_lease: bool = False
+    notify: bool = False  # announce this (end) state to the source's callback
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -167,6 +168,8 @@ class Exchange:
     last_error: Mapping[str, Any] | None = None
     attempts: int = 0
     next_attempt_at: float | None = None
+    notify_state: str | None = None  # end state still to be announced to the source's callback
+    notify_attempts: int = 0
     created_at: float
     updated_at: float
     events: Sequence[Event] = ()

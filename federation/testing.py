@@ -34,6 +34,7 @@ class InMemoryJournal:
         self.leases: dict[str, tuple[str, float]] = {}
         self.refusals: list[Refusal] = []
         self._keys: dict[tuple[str, str], str] = {}
+        self.notify_at: dict[str, float] = {}
         self.fail_writes = False
         self.opened = False
 
@@ -132,7 +133,11 @@ class InMemoryJournal:
             last_error=change.last_error if change.last_error is not None else ex.last_error,
             attempts=change.attempts if change.attempts is not None else ex.attempts,
             next_attempt_at=change.next_attempt_at,
+            notify_state=change.state.value if change.notify else ex.notify_state,
+            notify_attempts=0 if change.notify else ex.notify_attempts,
         )
+        if change.notify:
+            self.notify_at[exchange_id] = self._clock()
         self.exchanges[exchange_id] = updated
         if change.release_lease or change.state.terminal:
             self.leases.pop(exchange_id, None)
@@ -183,6 +188,46 @@ class InMemoryJournal:
                 self.leases[xid] = (owner, lease_until)
                 n += 1
         return n
+
+    async def claim_notifications(
+        self, *, owner: str, now: float, lease_until: float, limit: int
+    ) -> list[Exchange]:
+        self._check()
+        out = []
+        for xid, at in sorted(self.notify_at.items(), key=lambda kv: kv[1]):
+            holder = self.leases.get(xid)
+            if at <= now and (holder is None or holder[1] < now):
+                self.leases[xid] = (owner, lease_until)
+                out.append(self.exchanges[xid])
+                if len(out) >= limit:
+                    break
+        return out
+
+    async def finish_notification(
+        self,
+        exchange_id: str,
+        events: Sequence[Event],
+        *,
+        owner: str,
+        done: bool,
+        next_at: float | None = None,
+    ) -> None:
+        self._check()
+        holder = self.leases.get(exchange_id)
+        if holder is None or holder[0] != owner or exchange_id not in self.notify_at:
+            raise LeaseLost(f"callback of exchange {exchange_id} is no longer leased to {owner}")
+        for e in events:
+            self._append(e)
+        self.leases.pop(exchange_id, None)
+        ex = self.exchanges[exchange_id]
+        if done or next_at is None:
+            del self.notify_at[exchange_id]
+            self.exchanges[exchange_id] = replace(
+                ex, notify_state=None, notify_attempts=ex.notify_attempts + 1
+            )
+        else:
+            self.notify_at[exchange_id] = next_at
+            self.exchanges[exchange_id] = replace(ex, notify_attempts=ex.notify_attempts + 1)
 
     async def counts(self) -> Mapping[str, int]:
         out: dict[str, int] = {}

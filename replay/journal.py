@@ -10,6 +10,8 @@ backend plugs in behind the same methods. Contract, for every backend:
   while that owner holds the lease (else LeaseLost); with ``expect`` set, only from those states.
 * ``claim`` leases due work: exchanges whose lease expired (judged by expiry alone) in an unfinished
   state, and ``retry_wait`` exchanges whose ``next_attempt_at`` has come.
+* A change with ``notify`` marks the end state for the source's callback; ``claim_notifications``
+  leases those due, ``finish_notification`` records each try.
 * Failures of the storage underneath surface as JournalUnavailable, never as driver exceptions.
 """
 
@@ -76,6 +78,22 @@ class Journal(Protocol):
 
     async def renew(self, *, owner: str, ids: Sequence[str], lease_until: float) -> int:
         """Extend the owner's leases; returns how many it still held."""
+
+    async def claim_notifications(
+        self, *, owner: str, now: float, lease_until: float, limit: int
+    ) -> list[Exchange]:
+        """Lease ended exchanges whose callback is due (without history)."""
+
+    async def finish_notification(
+        self,
+        exchange_id: str,
+        events: Sequence[Event],
+        *,
+        owner: str,
+        done: bool,
+        next_at: float | None = None,
+    ) -> None:
+        """Record a callback attempt: ``done`` clears it, else it is due again at ``next_at``."""
 
     async def counts(self) -> Mapping[str, int]:
         """Number of exchanges per state."""

@@ -228,6 +228,9 @@ class SQLiteJournal:
         if change.attempts is not None:
             sets.append("attempts = ?")
             args.append(change.attempts)
+        if change.notify:
+            sets.append("notify_state = ?, notify_attempts = 0, notify_at = ?")
+            args += [change.state.value, now]
         if change.release_lease or change.state.terminal:
             sets.append("lease_owner = NULL, lease_until = NULL")
         elif lease_until is not None:
@@ -316,6 +319,51 @@ class SQLiteJournal:
             return 0
         result: int = await self._write(op)
         return result
+
+    async def claim_notifications(
+        self, *, owner: str, now: float, lease_until: float, limit: int
+    ) -> list[Exchange]:
+        def op(conn: sqlite3.Connection) -> list[Exchange]:
+            rows = conn.execute(
+                "UPDATE exchanges SET lease_owner = ?, lease_until = ?"
+                " WHERE id IN (SELECT id FROM exchanges WHERE notify_state IS NOT NULL"
+                "   AND notify_at <= ? AND (lease_until IS NULL OR lease_until < ?)"
+                "   ORDER BY notify_at LIMIT ?)"
+                " RETURNING *",
+                (owner, lease_until, now, now, limit),
+            ).fetchall()
+            return [_exchange(r, ()) for r in rows]
+
+        result: list[Exchange] = await self._write(op)
+        return result
+
+    async def finish_notification(
+        self,
+        exchange_id: str,
+        events: Sequence[Event],
+        *,
+        owner: str,
+        done: bool,
+        next_at: float | None = None,
+    ) -> None:
+        rows = [(exchange_id, e.at, e.kind, dumps(e.data)) for e in events]
+        give_up = done or next_at is None
+
+        def op(conn: sqlite3.Connection) -> None:
+            cur = conn.execute(
+                "UPDATE exchanges SET lease_owner = NULL, lease_until = NULL,"
+                " notify_attempts = notify_attempts + 1, notify_at = ?,"
+                " notify_state = CASE WHEN ? THEN NULL ELSE notify_state END"
+                " WHERE id = ? AND lease_owner = ? AND notify_state IS NOT NULL",
+                (next_at, give_up, exchange_id, owner),
+            )
+            if cur.rowcount == 0:
+                raise LeaseLost(f"callback of exchange {exchange_id} is no longer leased to {owner}")
+            conn.executemany(
+                "INSERT INTO events (exchange_id, at, kind, data) VALUES (?, ?, ?, ?)", rows
+            )
+
+        await self._write(op)
 
     async def counts(self) -> Mapping[str, int]:
         def op(conn: sqlite3.Connection) -> dict[str, int]:
@@ -482,6 +530,8 @@ def _exchange(row: sqlite3.Row, events: Sequence[Event]) -> Exchange:
         last_error=_loads(row["last_error"]),
         attempts=row["attempts"],
         next_attempt_at=row["next_attempt_at"],
+        notify_state=row["notify_state"],
+        notify_attempts=row["notify_attempts"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         events=tuple(events),

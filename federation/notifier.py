@@ -1,0 +1,167 @@
+"""Callbacks: telling the originating system how its application ended.
+
+When an exchange ends (delivered, rejected, failed) and its source declared a ``callback`` URL in
+partners.yaml, the journal marks it in the same transaction as the end state. This loop leases those
+marks, POSTs the outcome (JSON, ``Idempotency-Key: <exchange id>:<state>`` so the source can discard
+repeats) and records every try as an event of the exchange; failures are retried with backoff until
+``max_attempts``, after which the callback is abandoned (the outcome stays readable in the API).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import orjson
+
+from federation.catalogue import Catalogue
+from federation.errors import JournalError, LeaseLost
+from federation.logging import get_logger
+from federation.models import Event, Exchange, iso
+from replay.journal import Journal
+
+MAX_ATTEMPTS = 12
+BACKOFF_BASE = 2.0
+BACKOFF_CAP = 600.0
+
+
+class Notifier:
+    """Delivers callbacks for one broker instance."""
+
+    def __init__(
+        self,
+        *,
+        journal: Journal,
+        catalogue: Callable[[], Catalogue],
+        owner: str,
+        poll_interval: float,
+        clock: Callable[[], float] = time.time,
+        timeout: float = 10.0,
+    ) -> None:
+        self.journal = journal
+        self._catalogue = catalogue
+        self.owner = owner
+        self.poll_interval = poll_interval
+        self._clock = clock
+        self._timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._log = get_logger(component="notifier", owner=owner)
+
+    def start(self) -> None:
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self._timeout, connect=min(3.0, self._timeout)),
+            connector=aiohttp.TCPConnector(limit=32),
+        )
+        self._task = asyncio.create_task(self._loop(), name="notifier")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._session is not None:
+            await self._session.close()
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    async def _loop(self) -> None:
+        while True:
+            now = self._clock()
+            try:
+                due = await self.journal.claim_notifications(
+                    owner=self.owner, now=now, lease_until=now + 4 * self._timeout, limit=100
+                )
+            except JournalError as exc:
+                self._log.warning("callback_claim_failed", error=str(exc))
+                due = []
+            if due:
+                await asyncio.gather(*(self._notify(ex) for ex in due))
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+
+    async def _notify(self, exchange: Exchange) -> None:
+        source = self._catalogue().config.sources.get(exchange.source)
+        url = source.callback if source else None
+        state = exchange.notify_state or exchange.state.value
+        attempt = exchange.notify_attempts + 1
+        log = self._log.bind(exchange_id=exchange.id, source=exchange.source, attempt=attempt)
+        now = self._clock()
+        if url is None:
+            await self._finish(
+                exchange,
+                "callback_abandoned",
+                done=True,
+                reason="the source has no callback any more",
+            )
+            return
+        body = {
+            "exchange_id": exchange.id,
+            "state": state,
+            "partner": exchange.target,
+            "service": exchange.service,
+            "source": exchange.source,
+            "idempotency_key": exchange.idempotency_key,
+            "receipt": exchange.receipt,
+            "last_error": exchange.last_error,
+            "at": iso(exchange.updated_at),
+        }
+        headers = {"Content-Type": "application/json", "Idempotency-Key": f"{exchange.id}:{state}"}
+        assert self._session is not None  # started
+        error: str | None = None
+        status: int | None = None
+        try:
+            async with self._session.post(url, data=orjson.dumps(body), headers=headers) as resp:
+                status = resp.status
+                await resp.content.read(64 * 1024)
+                if not 200 <= status < 300:
+                    error = f"callback answered HTTP {status}"
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        if error is None:
+            await self._finish(
+                exchange, "callback_delivered", done=True, status=status, state=state
+            )
+            log.info("callback_delivered", state=state)
+            return
+        if attempt >= MAX_ATTEMPTS:
+            await self._finish(
+                exchange, "callback_abandoned", done=True, error=error, attempts=attempt
+            )
+            log.warning("callback_abandoned", attempts=attempt)
+            return
+        delay = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1))
+        await self._finish(
+            exchange, "callback_failed", done=False, next_at=now + delay, error=error, status=status
+        )
+        log.info("callback_failed", delay_s=delay)
+
+    async def _finish(
+        self,
+        exchange: Exchange,
+        kind: str,
+        *,
+        done: bool,
+        next_at: float | None = None,
+        **data: Any,
+    ) -> None:
+        event = Event(
+            exchange_id=exchange.id,
+            kind=kind,
+            at=self._clock(),
+            data={k: v for k, v in data.items() if v is not None},
+        )
+        try:
+            await self.journal.finish_notification(
+                exchange.id, [event], owner=self.owner, done=done, next_at=next_at
+            )
+        except LeaseLost:
+            self._log.info("callback_lease_lost", exchange_id=exchange.id)

@@ -1,0 +1,280 @@
+"""A SOAP partner simulator: a real aiohttp server on loopback that answers per the partner's WSDL.
+
+The SOAP sibling of :mod:`federation.simulator`, with the same habits: requests are recorded by
+idempotency key (read from the SOAP header element named in the partner's ``soap:`` section), a
+repeated key is answered with the receipt given the first time, and behaviour can be changed at run
+time (``POST /_sim/behaviour`` or the ``behaviour`` attribute): fail a share of requests with an HTTP
+status or with a Client/Server fault, delay answers. Requests are parsed with the hardened parser and
+checked against the WSDL's input types; a request that does not match gets a Client (1.2: Sender)
+fault naming the bad elements, as a strict partner would. Replies follow the WSDL's output: fields a
+region's dialect knows (reference number, status, dates) get realistic values, other required ones a
+placeholder of their type.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import random
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+from lxml import etree  # type: ignore[import-untyped]
+
+from adapters import xmlsafe
+from adapters.envelope import (
+    SOAP11,
+    VERSIONS,
+    BodyInvalid,
+    CompiledBody,
+    Node,
+    NotSoap,
+    SoapVersion,
+)
+from adapters.envelope import open_envelope as open_soap
+from adapters.soap import SoapOptions, wsdl_port
+from adapters.wsdl import Operation, compile_operation
+from adapters.xsdtypes import INTEGER_TYPES, escape
+from federation.config import Partner
+from federation.net import start_site
+
+SIM_LIMIT = 4 * 1024 * 1024
+
+
+@dataclass
+class SoapBehaviour:
+    """What the simulator does with the next requests."""
+
+    fail_ratio: float = 0.0  # share of requests that fail (before processing: nothing is kept)
+    fail_status: int = 503  # HTTP status of such a failure, when ``fault`` is None
+    fault: str | None = None  # "client" or "server": fail with that SOAP fault instead
+    fault_string: str = "simulated fault"
+    delay: float = 0.0  # seconds before answering (after processing, for successes)
+    retry_after: int | None = None
+
+
+@dataclass
+class SoapSeen:
+    """What the simulator received under one idempotency key."""
+
+    key: str
+    count: int
+    first_body: dict[str, Any]
+    receipt: dict[str, Any]
+    operations: list[str] = field(default_factory=list)
+
+
+Dialect = Callable[[str, dt.datetime], dict[str, Any]]
+
+
+def _hong_kong(case: str, now: dt.datetime) -> dict[str, Any]:
+    return {
+        "ref_no": case,
+        "status": "RECEIVED",
+        "received_at": now.isoformat(timespec="seconds"),
+        "updated_at": now.isoformat(timespec="seconds"),
+        "target_completion_date": (now + dt.timedelta(days=7)).date().isoformat(),
+    }
+
+
+def _macau(case: str, now: dt.datetime) -> dict[str, Any]:
+    return {
+        "numeroPedido": case,
+        "estado": "RECEBIDO",
+        "dataRecepcao": now.date().isoformat(),
+        "dataPrevistaEmissao": (now + dt.timedelta(days=10)).date().isoformat(),
+    }
+
+
+DIALECTS: dict[str, tuple[Dialect, str]] = {
+    "CN-HK": (_hong_kong, "Asia/Hong_Kong"),
+    "CN-MO": (_macau, "Asia/Macau"),
+}
+_PLACEHOLDERS: dict[str, Callable[[str, dt.datetime], Any]] = {
+    "xs:date": lambda case, now: now.date().isoformat(),
+    "xs:dateTime": lambda case, now: now.isoformat(timespec="seconds"),
+    "xs:time": lambda case, now: now.time().isoformat(timespec="seconds"),
+    "xs:decimal": lambda case, now: "0.00",
+    "xs:boolean": lambda case, now: False,
+    "xs:double": lambda case, now: 0.0,
+    "xs:float": lambda case, now: 0.0,
+}
+
+
+class SoapPartnerSimulator:
+    """A loopback HTTP server standing in for one SOAP partner."""
+
+    def __init__(self, partner: Partner, *, seed: int | None = None) -> None:
+        self.partner = partner
+        self.options: SoapOptions = partner.options["soap"]
+        self.behaviour = SoapBehaviour()
+        self.seen: dict[str, SoapSeen] = {}
+        self.keys: list[str | None] = []  # the idempotency key of every request, failures too
+        self.requests = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.url = ""
+        self._rng = random.Random(seed)
+        self._dialect, zone = DIALECTS.get(partner.region.iso, (lambda c, n: {}, "Asia/Shanghai"))
+        self._zone = ZoneInfo(zone)
+        self._header = etree.QName(self.options.idempotency_header).text
+        self._version: SoapVersion = SOAP11
+        self._by_tag: dict[str, Operation] = {}
+        self._runner: web.AppRunner | None = None
+        self._counter = 0
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=SIM_LIMIT)
+        app.router.add_get("/_sim/requests", self._requests)
+        app.router.add_post("/_sim/behaviour", self._set_behaviour)
+        app.router.add_post("/{tail:.*}", self._handle)
+        return app
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Load the WSDL (in a thread) and listen on ``host:port``; returns the base URL."""
+        self._by_tag = await asyncio.to_thread(self._compile)
+        self._runner, self.url = await start_site(self.app(), host, port, access_log=None)
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def _compile(self) -> dict[str, Operation]:
+        port = wsdl_port(self.options)
+        self._version = VERSIONS[self.options.version]
+        header = etree.QName(self._header)
+        ops = [
+            compile_operation(port, name, action=None, header=header, version=self._version)
+            for name in port.operations
+        ]
+        return {op.input.tag: op for op in ops}
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        self.requests += 1
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self._answer(await request.read())
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, raw: bytes) -> web.Response:
+        try:
+            version, body, header = open_soap(xmlsafe.parse(raw, xmlsafe.REPLY_LIMITS))
+        except (xmlsafe.XmlRefused, NotSoap) as exc:
+            self.keys.append(None)
+            return self._fault("client", f"unreadable request: {exc}")
+        key_el = header.find(self._header) if header is not None else None
+        key = (key_el.text or "").strip() if key_el is not None else None
+        self.keys.append(key)
+        b = self.behaviour
+        if b.fail_ratio and self._rng.random() < b.fail_ratio:
+            if b.delay:
+                await asyncio.sleep(b.delay)
+            if b.fault:
+                return self._fault(b.fault, b.fault_string)
+            headers = {"Retry-After": str(b.retry_after)} if b.retry_after is not None else None
+            return web.Response(text="simulated failure", status=b.fail_status, headers=headers)
+        if version is not self._version:
+            return self._fault("client", f"this service speaks SOAP {self._version.name}")
+        first = next((el for el in body if isinstance(el.tag, str)), None)
+        op = self._by_tag.get(first.tag) if first is not None else None
+        if op is None:
+            return self._fault("client", "no operation of this service takes that body element")
+        if not key:
+            return self._fault("client", f"header {self._header} is required")
+        try:
+            values = op.input.read(body)
+        except BodyInvalid as exc:
+            return self._fault("client", f"request does not match the WSDL: {exc}")
+        seen = self.seen.get(key)
+        if seen is not None:
+            seen.count += 1
+            seen.operations.append(op.name)
+        else:
+            seen = SoapSeen(
+                key=key, count=1, first_body=values, receipt=self._receipt(op), operations=[op.name]
+            )
+            self.seen[key] = seen
+        if b.delay:
+            # Processed, but the answer is late: what a caller's timeout cannot tell apart.
+            await asyncio.sleep(b.delay)
+        assert op.output is not None
+        text = op.envelope.render([], op.output.write(seen.receipt))
+        return web.Response(body=text, status=200, content_type=self._content_type())
+
+    def _receipt(self, op: Operation) -> dict[str, Any]:
+        self._counter += 1
+        now = dt.datetime.now(self._zone)
+        case = f"{self.partner.id.upper()}{now:%Y%m%d}{self._counter:06d}"
+        if not isinstance(op.output, CompiledBody):
+            return {}
+        return _fill(op.output.root, self._dialect(case, now), case, now)
+
+    def _content_type(self) -> str:
+        return "text/xml" if self._version is SOAP11 else "application/soap+xml"
+
+    def _fault(self, kind: str, reason: str) -> web.Response:
+        v = self._version
+        if v is SOAP11:
+            code = "soap-env:Client" if kind == "client" else "soap-env:Server"
+            fault = (
+                f"<soap-env:Fault><faultcode>{code}</faultcode>"
+                f"<faultstring>{escape(reason)}</faultstring></soap-env:Fault>"
+            )
+            status = 500
+        else:
+            code = "soap-env:Sender" if kind == "client" else "soap-env:Receiver"
+            fault = (
+                f"<soap-env:Fault><soap-env:Code><soap-env:Value>{code}</soap-env:Value>"
+                f'</soap-env:Code><soap-env:Reason><soap-env:Text xml:lang="en">{escape(reason)}'
+                "</soap-env:Text></soap-env:Reason></soap-env:Fault>"
+            )
+            status = 400 if kind == "client" else 500
+        text = (
+            f'<?xml version="1.0" encoding="utf-8"?><soap-env:Envelope xmlns:soap-env="{v.ns}">'
+            f"<soap-env:Body>{fault}</soap-env:Body></soap-env:Envelope>"
+        )
+        return web.Response(text=text, status=status, content_type=self._content_type())
+
+    async def _requests(self, request: web.Request) -> web.Response:
+        body = {
+            "requests": self.requests,
+            "max_in_flight": self.max_in_flight,
+            "keys": {
+                k: {"count": s.count, "operations": s.operations} for k, s in self.seen.items()
+            },
+        }
+        return web.json_response(body)
+
+    async def _set_behaviour(self, request: web.Request) -> web.Response:
+        data = await request.json()
+        known = asdict(SoapBehaviour())
+        self.behaviour = SoapBehaviour(**{k: v for k, v in data.items() if k in known})
+        return web.json_response(asdict(self.behaviour))
+
+
+def _fill(node: Node, known: dict[str, Any], case: str, now: dt.datetime) -> dict[str, Any]:
+    """Values for ``node``'s children: the dialect's where it has them, placeholders if required."""
+    out: dict[str, Any] = {}
+    for child in node.children:
+        if child.key in known:
+            out[child.key] = known[child.key]
+        elif not child.min_occurs:
+            continue
+        elif child.simple is None:
+            out[child.key] = _fill(child, known, case, now)
+        elif child.simple.name in _PLACEHOLDERS:
+            out[child.key] = _PLACEHOLDERS[child.simple.name](case, now)
+        elif child.simple.name.removeprefix("xs:") in INTEGER_TYPES:
+            out[child.key] = 1  # valid for every integer type but the non-positive ones
+        else:
+            out[child.key] = case
+        if child.many and not isinstance(out[child.key], list):
+            out[child.key] = [out[child.key]]
+    return out
