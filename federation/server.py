@@ -15,6 +15,7 @@ from federation.errors import ConfigError
 from federation.intake import create_app
 from federation.logging import get_logger
 from federation.net import start_site
+from replay.journal import Journal
 from replay.sqlite import SQLiteJournal
 
 
@@ -28,11 +29,12 @@ async def running_broker(
     endpoints: Mapping[str, str] | None = None,
     lease: float | None = None,
     poll_interval: float | None = None,
+    journal: Journal | None = None,
 ) -> AsyncIterator[tuple[Broker, str]]:
     """A broker with its HTTP API listening; yields the broker and its base URL."""
     broker = Broker(
         root=root,
-        journal=SQLiteJournal(journal_path),
+        journal=journal or SQLiteJournal(journal_path),
         endpoints=endpoints,
         lease=lease,
         poll_interval=poll_interval,

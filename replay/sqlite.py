@@ -60,9 +60,12 @@ def _loads(raw: bytes | None) -> Any:
 class SQLiteJournal:
     """Journal backend on one SQLite file."""
 
-    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, path: Path, *, clock: Callable[[], float] = time.time, busy_timeout: float = 5.0
+    ) -> None:
         self.path = Path(path)
         self._clock = clock
+        self._busy_ms = int(busy_timeout * 1000)
         self._writer: DbThread | None = None
         self._reader: DbThread | None = None
 
@@ -118,7 +121,7 @@ class SQLiteJournal:
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
         return conn
 
     def _translate(self, exc: BaseException) -> BaseException:
@@ -358,7 +361,9 @@ class SQLiteJournal:
                 (next_at, give_up, exchange_id, owner),
             )
             if cur.rowcount == 0:
-                raise LeaseLost(f"callback of exchange {exchange_id} is no longer leased to {owner}")
+                raise LeaseLost(
+                    f"callback of exchange {exchange_id} is no longer leased to {owner}"
+                )
             conn.executemany(
                 "INSERT INTO events (exchange_id, at, kind, data) VALUES (?, ?, ?, ?)", rows
             )

@@ -149,6 +149,7 @@ def broker_at(tmp_path: Path) -> Callable[..., contextlib.AbstractAsyncContextMa
         journal: Path | None = None,
         lease: float | None = None,
         poll_interval: float = 0.05,
+        journal_obj: Any = None,
     ) -> contextlib.AbstractAsyncContextManager[tuple[Broker, str]]:
         endpoints = {pid: sim.url for pid, sim in (sims or {}).items()}
         return running_broker(
@@ -158,6 +159,7 @@ def broker_at(tmp_path: Path) -> Callable[..., contextlib.AbstractAsyncContextMa
             endpoints=endpoints,
             lease=lease,
             poll_interval=poll_interval,
+            journal=journal_obj,
         )
 
     return at
