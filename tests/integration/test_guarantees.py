@@ -57,7 +57,7 @@ async def test_a_blip_is_retried_in_process(make_config, simulators, broker_at) 
 
 
 async def test_outage_opens_and_closes_the_breaker(make_config, broker_at) -> None:
-    """Partner refuses connections, then returns: all delivered, breaker opened and closed, attempts bounded."""
+    """Partner down, then back: all delivered, the breaker opened and closed, attempts bounded."""
     root = make_config(max_attempts=30)
     with_breaker(root, "    breaker: {failures: 3, cool_down: 300ms}\n")
     port = free_port()
@@ -106,7 +106,7 @@ class CallbackSink:
 
 
 async def test_source_hears_how_each_application_ended(make_config, simulators, broker_at) -> None:
-    """delivered, rejected and failed are each POSTed to the source's callback; a failing callback is retried."""
+    """Each end state is POSTed to the source's callback; a failing callback is retried."""
     sink = CallbackSink(fail_first=1)
     app = web.Application()
     app.router.add_post("/tongban/outcomes", sink.handle)
