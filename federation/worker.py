@@ -93,6 +93,19 @@ class Worker:
         if exchange.id not in self._in_hand and not exchange.state.terminal:
             self._spawn(exchange)
 
+    async def work_once(self, limit: int = 1000) -> int:
+        """Claim what is due now and process it to the end (for tests and one-shot runs)."""
+        now = self._clock()
+        claimed = await self.journal.claim(
+            owner=self.owner, now=now, lease_until=now + self.lease, limit=limit
+        )
+        for ex in claimed:
+            if ex.id not in self._in_hand:
+                self._spawn(ex)
+        if self._in_hand:
+            await asyncio.gather(*self._in_hand.values(), return_exceptions=True)
+        return len(claimed)
+
     def forget_partner(self, partner_id: str) -> None:
         """Drop the partner's guards so the next attempt uses its new limits."""
         self._guards.pop(partner_id, None)
