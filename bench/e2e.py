@@ -7,6 +7,8 @@ run counts until the journal says every exchange is delivered, not merely accept
 
     python bench/e2e.py [--n 2000] [--concurrency 64]
 
+A third run sends the same load through the same broker while 10 % of partner replies fail
+transiently: ``RESULT name=e2e_faults ratio=<with faults / without>``, every application delivered.
 Last line: ``RESULT name=e2e ratio=<broker/direct> ...``.
 """
 
@@ -63,7 +65,9 @@ def same_concurrency(config: Path, tmp: Path, partner: str, concurrency: int) ->
     root = tmp / "config"
     root.mkdir()
     (root / "partners.yaml").write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    (root / "mappings").symlink_to((config / "mappings").resolve())
+    for entry in ("mappings", "partners"):  # mappings, code tables, WSDLs, schemas
+        if (config / entry).exists():
+            (root / entry).symlink_to((config / entry).resolve())
     return root
 
 
@@ -138,6 +142,21 @@ async def blast(
         return time.perf_counter() - t0
 
 
+async def set_behaviour(sim_url: str, behaviour: dict[str, Any]) -> None:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{sim_url}/_sim/behaviour", json=behaviour) as r,
+    ):
+        r.raise_for_status()
+
+
+async def sim_failures(sim_url: str) -> int:
+    """How many requests the simulator answered with a simulated failure."""
+    async with aiohttp.ClientSession() as http, http.get(f"{sim_url}/_sim/requests") as r:
+        stats = await r.json()
+    return int(stats["requests"]) - sum(k["count"] for k in stats["keys"].values())
+
+
 async def wait_delivered(base: str, n: int, limit_s: float = 600) -> None:
     async with aiohttp.ClientSession() as http:
         deadline = time.monotonic() + limit_s
@@ -161,6 +180,7 @@ async def main() -> None:
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--partner", default=None)
     ap.add_argument("--config", type=Path, default=REPO, help="directory with partners.yaml")
+    ap.add_argument("--fault-ratio", type=float, default=0.1, help="share of failing replies")
     args = ap.parse_args()
 
     partner, service, application, mapped = pick_partner(args.config, args.partner)
@@ -221,8 +241,15 @@ async def main() -> None:
         cpu1 = broker.cpu_seconds(), sim.cpu_seconds(), time.process_time()
         cpu_ms = [(b - a) * 1000 / n for a, b in zip(cpu0, cpu1, strict=True)]
         split = [(b - a) * 1000 / n for a, b in zip(split0, broker.cpu_split(), strict=True)]
-        rss = broker.peak_rss_mb()
         journal_bytes = sum(f.stat().st_size for f in tmp.glob("journal.sqlite*"))
+        # Same broker, same partner, 10 % of partner replies failing transiently (503).
+        await set_behaviour(sim_url, {"fail_ratio": args.fault_ratio, "fail_status": 503})
+        t0 = time.perf_counter()
+        await blast(f"{base}/v1/exchanges", [body] * n, c, [f"f{i}" for i in range(n)], {202})
+        await wait_delivered(base, 2 * n + 100)
+        faults_s = time.perf_counter() - t0
+        faults = await sim_failures(sim_url)
+        rss = broker.peak_rss_mb()
     finally:
         if broker is not None:
             broker.stop()
@@ -241,6 +268,15 @@ async def main() -> None:
         f"partner simulator {cpu_ms[1]:.3f} ms, client {cpu_ms[2]:.3f} ms"
     )
     print(f"broker peak RSS: {rss:.1f} MiB; journal {journal_bytes / (n + 100):.0f} bytes/exchange")
+    faults_rate = n / faults_s
+    print(
+        f"broker with {args.fault_ratio:.0%} transient partner failures: {faults_rate:8.0f} "
+        f"applications/s ({faults} failed replies, every application delivered)"
+    )
+    print(
+        f"RESULT name=e2e_faults ratio={faults_rate / broker_rate:.3f} "
+        f"faults_per_s={faults_rate:.0f} clean_per_s={broker_rate:.0f} failed_replies={faults}"
+    )
     print(
         f"RESULT name=e2e ratio={broker_rate / direct_rate:.3f} broker_per_s={broker_rate:.0f} "
         f"direct_per_s={direct_rate:.0f} intake_per_s={intake_rate:.0f} n={n} concurrency={c} "

@@ -61,11 +61,11 @@ class RetryPolicy:
     backoff_cap: float = 300.0
     jitter: float = 0.2
     max_elapsed: float = 86400.0
-    short_attempts: int = 2
-    short_backoff: float = 0.2
+    short_attempts: int = 4
+    short_backoff: float = 0.05
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        """Seconds to wait before journal-scheduled retry number ``attempt`` (1-based)."""
         raw = min(self.backoff_cap, self.backoff_base * (2.0 ** max(0, attempt - 1)))
         spread = raw * self.jitter
         draw = rng.random() if rng is not None else random.random()

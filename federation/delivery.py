@@ -79,6 +79,7 @@ class Delivery:
     clock: Callable[[], float] = time.time
     sleep: Sleep = asyncio.sleep
     rng: random.Random = field(default_factory=random.Random)
+    scheduled: Callable[[float], None] = lambda _at: None  # told of each retry_wait time
     _exchange: Exchange | None = field(default=None, init=False)
 
     def _lease_until(self) -> float:
@@ -226,6 +227,7 @@ class Delivery:
             ),
             renew=True,
         )
+        pending.clear()  # written: an in-process retry must not write the mapping again
         exchange = self._exchange = replace(exchange, state=State.DELIVERING, attempts=number)
         log = self.log.bind(attempt=number)
         request = OutboundRequest(
@@ -363,7 +365,7 @@ class Delivery:
             raise _AgainNow()
         else:
             delay = max(
-                policy.delay(number, self.rng),
+                policy.delay(max(1, number - policy.short_attempts + 1), self.rng),
                 exc.retry_after or 0.0,
                 self.guards.breaker.reopens_in(),
             )
@@ -373,6 +375,7 @@ class Delivery:
                 next_attempt_at=now + delay,
                 release_lease=True,
             )
+            self.scheduled(now + delay)
             log.info(
                 "exchange_retry_scheduled",
                 outcome=outcome.value,

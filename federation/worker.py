@@ -110,6 +110,13 @@ class Worker:
         """Drop the partner's guards so the next attempt uses its new limits."""
         self._guards.pop(partner_id, None)
 
+    def _wake_at(self, at: float) -> None:
+        """Look for due work at ``at`` (a retry this instance scheduled), not at the next poll.
+
+        A stray wake-up after stop() only sets an event nobody waits for.
+        """
+        asyncio.get_running_loop().call_later(max(0.0, at - self._clock()) + 0.001, self.poke)
+
     def poke(self) -> None:
         """Ask the poll loop to look for due work now."""
         self._wake.set()
@@ -212,6 +219,7 @@ class Worker:
                 clock=self._clock,
                 sleep=self._sleep,
                 rng=self._rng,
+                scheduled=self._wake_at,
             )
             await delivery.run(exchange)
         except LeaseLost:

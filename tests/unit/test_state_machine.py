@@ -199,6 +199,12 @@ class DeliveryMachine(RuleBasedStateMachine):
         assert set(keys) == set(self.submitted)
 
     @invariant()
+    def mapped_once(self) -> None:
+        """Retries resend the mapped request; they never map (or journal the mapping) again."""
+        kinds = Counter((e.exchange_id, e.kind) for e in self.journal.events)
+        assert all(n == 1 for (_, kind), n in kinds.items() if kind in ("received", "mapped"))
+
+    @invariant()
     def partner_only_sees_submitted_keys(self) -> None:
         assert set(self.partner.seen) <= set(self.submitted)
 
