@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -63,8 +64,20 @@ class Outcome(enum.StrEnum):
 
 
 def canonical_json(value: Any) -> bytes:
-    """Deterministic JSON bytes (sorted keys, UTF-8) for hashing and storage."""
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    """Deterministic JSON bytes (sorted keys, UTF-8) for hashing, storage and partners.
+
+    Money travels as exact decimal text (``Decimal("1000.00")`` → ``"1000.00"``), never as a float.
+    """
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=json_default)
+
+
+def json_default(value: Any) -> Any:
+    """What orjson cannot write by itself: Decimals as their exact text, sets as lists."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"cannot write a {type(value).__name__} as JSON")
 
 
 def content_hash(data: bytes) -> str:

@@ -10,7 +10,6 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
-from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from federation.errors import (
 )
 from federation.models import (
     TRANSITIONS,
+    json_default,
     Direction,
     Event,
     Exchange,
@@ -42,15 +42,7 @@ TERMINAL = ("delivered", "failed", "rejected")
 
 def dumps(value: Any) -> bytes:
     """JSON for the journal: Decimals keep their exact digits as strings."""
-    return orjson.dumps(value, default=_default)
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    raise TypeError(f"cannot journal a {type(value).__name__}")
+    return orjson.dumps(value, default=json_default)
 
 
 def _loads(raw: bytes | None) -> Any:

@@ -48,7 +48,8 @@ class Section:
     name: str
     file: str
     fn: SectionFn
-    fields: tuple[FieldSpec, ...]
+    fields: tuple[FieldSpec, ...]  # every field incl. those inside 'each', as problems index them
+    specs: tuple[FieldSpec, ...] = ()  # the section's own fields, as written
 
     def apply(self, data: Any) -> dict[str, Any]:
         """Map ``data``; raise MappingError naming every failing field."""
@@ -61,7 +62,11 @@ class Section:
         out = self.fn(data, data, problems, warnings, "")
         if problems:
             raise MappingError([self._problem(p, "error") for p in problems], mapping=self.file)
-        return out, [self._problem(w, "warning") for w in warnings if isinstance(w, tuple)]
+        # Two fields reading the same odd value would warn twice about it: once is enough.
+        unique = {
+            (w[1] + self.fields[w[0]].label, w[2]): w for w in warnings if isinstance(w, tuple)
+        }
+        return out, [self._problem(w, "warning") for w in unique.values()]
 
     def _problem(self, entry: tuple[int, str, str], severity: str) -> Problem:
         index, prefix, message = entry
@@ -85,7 +90,7 @@ class Section:
                 if spec.value.kind == "each":
                     walk(spec.value.fields, (*prefix, *spec.target[:-1], spec.target[-1] + "[]"))
 
-        walk(self.fields, ())
+        walk(self.specs, ())
         return out
 
 
@@ -173,8 +178,8 @@ def _compile(
     names = _names(r, top.get("names"))
     allow = _allow(r, top.get("allow"))
 
-    def context(sources: tuple[SourcePath, ...]) -> Context:
-        is_name = any(_pattern(s) in names for s in sources)
+    def context(sources: tuple[SourcePath, ...], prefix: str) -> Context:
+        is_name = any(_pattern(s, prefix) in names for s in sources)
         return Context(reader=r, tables=tables, allow=allow, is_name=is_name)
 
     parser = SpecParser(r, doc, context)
@@ -201,7 +206,7 @@ def _compile(
 
 def _section(name: str, file: str, specs: tuple[FieldSpec, ...]) -> Section:
     fn, fields = Compiler(f"{file} {name}").compile(specs)
-    return Section(name=name, file=file, fn=fn, fields=tuple(fields))
+    return Section(name=name, file=file, fn=fn, fields=tuple(fields), specs=specs)
 
 
 def _tables(r: Reader, raw: Any, base: Path, shown: str) -> dict[str, CodeTable]:
@@ -248,9 +253,13 @@ def _names(r: Reader, raw: Any) -> frozenset[str]:
     return frozenset(out)
 
 
-def _pattern(src: SourcePath) -> str:
-    """A source path with array indexes as ``[]``, as ``names:`` writes them."""
-    out = ""
+def _pattern(src: SourcePath, prefix: str = "") -> str:
+    """A source path with array indexes as ``[]``, as ``names:`` writes them.
+
+    Inside ``each``, ``prefix`` is the array's own pattern (``household.members[]``), so an item's
+    ``name`` is matched as ``household.members[].name``.
+    """
+    out = "" if src.root else prefix
     for seg in src.segments:
         out += "[]" if isinstance(seg, int) else (f".{seg}" if out else seg)
     return out

@@ -18,7 +18,7 @@ from jsonschema.exceptions import SchemaError
 
 from federation.errors import ConfigError, Problem
 from federation.mapping.engine import CompiledMapping
-from federation.models import content_hash
+from federation.models import canonical_json, content_hash
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,7 +29,11 @@ class TargetSchema:
     validator: Draft202012Validator
 
     def problems(self, instance: Any, *, file: str | None = None) -> list[Problem]:
-        """Every way ``instance`` breaks the schema, each named by its JSON path."""
+        """Every way ``instance`` breaks the schema, each named by its JSON path.
+
+        The instance is checked as it will be sent: as JSON (exact decimals become text).
+        """
+        instance = orjson.loads(canonical_json(instance))
         out = []
         for err in sorted(
             self.validator.iter_errors(instance), key=lambda e: list(e.absolute_path)
@@ -108,39 +112,65 @@ def _targets(mapping: CompiledMapping) -> Iterator[tuple[tuple[str, ...], int | 
             if spec.value.kind == "each":
                 yield from walk(spec.value.fields, (*path, "[]"))
 
-    yield from walk(mapping.request.fields, ())
+    yield from walk(mapping.request.specs, ())
 
 
 def _resolve(schema: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any] | None:
-    node: Any = schema
+    """The sub-schema a target path lands in, or None if the schema forbids it."""
+    node: Any = _deref(schema, schema)
     for part in path:
         if not isinstance(node, dict):
             return None
         if part == "[]":
-            node = node.get("items")
+            node = _deref(schema, node.get("items"))
             continue
         props = node.get("properties")
         if isinstance(props, dict) and part in props:
-            node = props[part]
-        elif node.get("additionalProperties", True) is False or isinstance(props, dict):
+            node = _deref(schema, props[part])
+        elif node.get("additionalProperties", True) is False or (
+            node.get("unevaluatedProperties", True) is False
+        ):
             return None
         else:
             return {}  # an open object: anything goes below it
     return node if isinstance(node, dict) else None
 
 
-def _required(node: Any, prefix: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
+def _deref(root: dict[str, Any], node: Any) -> Any:
+    """Follow local ``$ref``s (``#/$defs/…``); other references are treated as open."""
+    seen = 0
+    while isinstance(node, dict) and isinstance(node.get("$ref"), str) and seen < 32:
+        ref = node["$ref"]
+        if not ref.startswith("#/"):
+            return {}
+        target: Any = root
+        for part in ref[2:].split("/"):
+            target = (
+                target.get(part.replace("~1", "/").replace("~0", "~"))
+                if isinstance(target, dict)
+                else None
+            )
+        node = target if target is not None else {}
+        seen += 1
+    return node
+
+
+def _required(
+    node: Any, prefix: tuple[str, ...], root: dict[str, Any] | None = None
+) -> Iterator[tuple[str, ...]]:
+    root = root if root is not None else node
+    node = _deref(root, node)
     if not isinstance(node, dict):
         return
     props = node.get("properties") or {}
     for name in node.get("required") or []:
         yield (*prefix, name)
-        child = props.get(name)
+        child = _deref(root, props.get(name))
         if isinstance(child, dict):
             if child.get("type") == "array" and isinstance(child.get("items"), dict):
-                yield from _required(child["items"], (*prefix, name, "[]"))
+                yield from _required(child["items"], (*prefix, name, "[]"), root)
             else:
-                yield from _required(child, (*prefix, name))
+                yield from _required(child, (*prefix, name), root)
 
 
 def _show(path: tuple[str, ...]) -> str:

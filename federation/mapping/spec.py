@@ -79,7 +79,8 @@ class SpecParser:
         self.doc = doc
         self._ctx_for = ctx_for  # (source paths) -> transforms.Context
 
-    def section(self, path: PathKey, raw: Any) -> tuple[FieldSpec, ...] | None:
+    def section(self, path: PathKey, raw: Any, prefix: str = "") -> tuple[FieldSpec, ...] | None:
+        """Parse a block of fields; ``prefix`` is the array pattern when inside 'each'."""
         block = self.r.mapping(path, raw, extra_ok=True)
         if block is None:
             return None
@@ -91,7 +92,7 @@ class SpecParser:
         for key, raw_spec in block.items():
             fpath: PathKey = (*path, key)
             target = self._target(fpath, key)
-            spec = self._field(fpath, target, raw_spec)
+            spec = self._field(fpath, target, raw_spec, prefix)
             if target is None or spec is None:
                 continue
             for other, where in targets.items():
@@ -128,7 +129,9 @@ class SpecParser:
             return None
         return SourcePath(text=text, segments=segments, root=root)
 
-    def _field(self, path: PathKey, target: tuple[str, ...] | None, raw: Any) -> FieldSpec | None:
+    def _field(
+        self, path: PathKey, target: tuple[str, ...] | None, raw: Any, prefix: str
+    ) -> FieldSpec | None:
         line = self.doc.line(path)
         if isinstance(raw, str):
             raw = {"from": raw}
@@ -148,10 +151,10 @@ class SpecParser:
             return None
         kind = kinds[0]
         self._only_with(path, m, kind)
-        value = self._value(path, kind, m)
+        value = self._value(path, kind, m, prefix)
         required = self.r.boolean((*path, "required"), m["required"]) if "required" in m else False
         if kind == "value":
-            for key in ("required", "default", "transform"):
+            for key in ("required", "default"):
                 if key in m:
                     self.r.error(
                         (*path, key),
@@ -163,7 +166,7 @@ class SpecParser:
         sources = value.paths if value is not None else ()
         steps: list[tuple[str, Step]] | None = []
         if "transform" in m:
-            ctx: Context = self._ctx_for(sources)
+            ctx: Context = self._ctx_for(sources, prefix)
             steps = build_steps(m["transform"], ctx, (*path, "transform"))
         if value is None or target is None or steps is None or when is None:
             return None
@@ -193,7 +196,7 @@ class SpecParser:
         if kind == "each" and "fields" not in m:
             self.r.error(path, "'each' needs 'fields' (how to map every item)")
 
-    def _value(self, path: PathKey, kind: str, m: dict[str, Any]) -> Value | None:
+    def _value(self, path: PathKey, kind: str, m: dict[str, Any], prefix: str) -> Value | None:
         raw = m[kind]
         kpath: PathKey = (*path, kind)
         if kind == "value":
@@ -218,7 +221,7 @@ class SpecParser:
             return self._format(kpath, raw)
         if kind == "switch":
             return self._switch(path, m)
-        return self._each(path, m)
+        return self._each(path, m, prefix)
 
     def _format(self, path: PathKey, raw: Any) -> Value | None:
         text = self.r.text(path, raw)
@@ -270,10 +273,13 @@ class SpecParser:
             self.r.error(path, "a case gives one value (or {from: field})")
         return raw
 
-    def _each(self, path: PathKey, m: dict[str, Any]) -> Value | None:
+    def _each(self, path: PathKey, m: dict[str, Any], prefix: str) -> Value | None:
         src = self.source((*path, "each"), m["each"])
-        fields = self.section((*path, "fields"), m.get("fields")) if "fields" in m else None
-        if src is None or fields is None:
+        if src is None:
+            return None
+        inner = _array_pattern(src, prefix)
+        fields = self.section((*path, "fields"), m.get("fields"), inner) if "fields" in m else None
+        if fields is None:
             return None
         return Value(kind="each", paths=(src,), fields=fields)
 
@@ -302,3 +308,11 @@ class SpecParser:
                 return None
             out.append(Condition(path=src, op=op, operand=operand))
         return tuple(out)
+
+
+def _array_pattern(src: SourcePath, prefix: str) -> str:
+    """``names:``-style pattern of the items of an array source: ``household.members[]``."""
+    out = "" if src.root else prefix
+    for seg in src.segments:
+        out += "[]" if isinstance(seg, int) else (f".{seg}" if out else seg)
+    return out + "[]"
