@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from adapters.base import Adapter, ProtocolSpec
 from adapters.rest import REST
+from adapters.soap import SOAP
 from federation.config import Partner
 
 _SPECS: dict[str, ProtocolSpec] = {}
@@ -15,6 +16,7 @@ def register(spec: ProtocolSpec) -> None:
 
 
 register(REST)
+register(SOAP)
 
 
 def protocol_names() -> tuple[str, ...]:

@@ -177,7 +177,8 @@ class RestAdapter:
                 transcript=Transcript(request=sent),
             ) from exc
         except _ReplyTooLarge as exc:
-            raise PermanentError(
+            # The partner may well have processed the request: retry with the same key.
+            raise UnknownOutcomeError(
                 f"{pid} sent a reply over {REPLY_LIMIT} bytes",
                 partner=pid,
                 operation=op,
@@ -229,10 +230,11 @@ class _ReplyTooLarge(Exception):
 
 
 async def _read_bounded(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The reply body, refusing more than ``limit`` bytes *after* decompression (gzip bombs)."""
     length = resp.content_length
-    if length is not None:
-        if length > limit:
-            raise _ReplyTooLarge()
+    if length is not None and length > limit:
+        raise _ReplyTooLarge()
+    if length is not None and not resp.headers.get("Content-Encoding"):
         return await resp.read()
     chunks: list[bytes] = []
     size = 0

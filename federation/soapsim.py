@@ -25,15 +25,9 @@ from aiohttp import web
 from lxml import etree  # type: ignore[import-untyped]
 
 from adapters import xmlsafe
-from adapters.envelope import (
-    SOAP11,
-    VERSIONS,
-    BodyInvalid,
-    CompiledBody,
-    Node,
-    NotSoap,
-    SoapVersion,
-)
+from adapters.body import BodyInvalid, Node
+from adapters.bodygen import CompiledBody
+from adapters.envelope import SOAP11, VERSIONS, NotSoap, SoapVersion
 from adapters.envelope import open_envelope as open_soap
 from adapters.soap import SoapOptions, wsdl_port
 from adapters.wsdl import Operation, compile_operation
@@ -165,10 +159,11 @@ class SoapPartnerSimulator:
 
     async def _answer(self, raw: bytes) -> web.Response:
         try:
-            version, body, header = open_soap(xmlsafe.parse(raw, xmlsafe.REPLY_LIMITS))
+            opened = open_soap(xmlsafe.parse(raw, xmlsafe.REPLY_LIMITS))
         except (xmlsafe.XmlRefused, NotSoap) as exc:
             self.keys.append(None)
             return self._fault("client", f"unreadable request: {exc}")
+        header = opened.header
         key_el = header.find(self._header) if header is not None else None
         key = (key_el.text or "").strip() if key_el is not None else None
         self.keys.append(key)
@@ -180,16 +175,16 @@ class SoapPartnerSimulator:
                 return self._fault(b.fault, b.fault_string)
             headers = {"Retry-After": str(b.retry_after)} if b.retry_after is not None else None
             return web.Response(text="simulated failure", status=b.fail_status, headers=headers)
-        if version is not self._version:
+        if opened.version is not self._version:
             return self._fault("client", f"this service speaks SOAP {self._version.name}")
-        first = next((el for el in body if isinstance(el.tag, str)), None)
+        first = opened.first
         op = self._by_tag.get(first.tag) if first is not None else None
         if op is None:
             return self._fault("client", "no operation of this service takes that body element")
         if not key:
             return self._fault("client", f"header {self._header} is required")
         try:
-            values = op.input.read(body)
+            values = op.input.read(opened.body, first)
         except BodyInvalid as exc:
             return self._fault("client", f"request does not match the WSDL: {exc}")
         seen = self.seen.get(key)

@@ -1,0 +1,400 @@
+"""SOAP partners: the WSDL's operation per service item, one envelope per attempt over aiohttp.
+
+The WSDL (a repository file, never fetched) is loaded once, off the event loop, and each service
+item's operation compiled (:mod:`adapters.wsdl`, :mod:`adapters.envelope`). zeep supplies the type
+information; aiohttp the transport, one session per partner. Every attempt carries the exchange's
+idempotency key in the SOAP header element named in partners.yaml.
+
+Classification: a SOAP Client/Sender fault (and VersionMismatch, MustUnderstand, or a code the
+partner defines) is permanent; a Server/Receiver fault is transient. Without a fault: 2xx delivered;
+408, 425, 429 and 5xx transient (``Retry-After`` honoured); any other status permanent. A connection
+that could not be opened is transient; a failure after the request was written is an unknown outcome.
+A 2xx reply that cannot be trusted (too large, not XML, refused by the hardened parser, not a SOAP
+envelope) is an unknown outcome too: the partner may well have processed the request, so the exchange
+must neither be marked delivered nor rejected; it is retried with the same idempotency key, and a
+partner that keeps answering garbage runs out the retry policy and ends ``failed`` for an operator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from lxml import etree  # type: ignore[import-untyped]
+
+from adapters import xmlsafe
+from adapters.base import TRANSCRIPT_BODY_LIMIT, Adapter, OutboundRequest, Reply
+from adapters.body import BodyInvalid
+from adapters.envelope import SOAP11, VERSIONS, SoapVersion
+from adapters.soapreply import ReplyTooLarge, classify, read_bounded, retry_after_seconds
+from adapters.wsdl import Operation, Port, WsdlError, compile_operation, find_port, input_tree
+from adapters.wsdl import load_document as load_wsdl
+from adapters.xsdtypes import BadValue, escape
+from federation.config import Partner
+from federation.errors import (
+    ConfigError,
+    PermanentError,
+    Problem,
+    Transcript,
+    TransientError,
+    UnknownOutcomeError,
+)
+from federation.validate import Reader
+from federation.yamlsrc import PathKey
+
+REPLY_LIMIT = xmlsafe.REPLY_LIMITS.max_bytes
+DEFAULT_HEADER = "{urn:tongban:header}IdempotencyKey"
+QNAME_RE = re.compile(r"\{[^{}\s]+\}[A-Za-z_][A-Za-z0-9_.-]*")
+ENV_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+WSSE_NS = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+PASSWORD_TEXT = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#PasswordText"
+
+
+@dataclass(frozen=True, kw_only=True)
+class WsSecurity:
+    """UsernameToken credentials: the password lives in an environment variable, never in files."""
+
+    username: str
+    password_env: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SoapOptions:
+    wsdl: Path
+    root: Path  # the configuration directory: WSDL imports may read files below it only
+    service: str
+    port: str
+    version: str  # "1.1" or "1.2"
+    idempotency_header: str = DEFAULT_HEADER  # Clark notation: {namespace}LocalName
+    ws_security: WsSecurity | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SoapService:
+    operation: str
+    soap_action: str | None = None  # None: the WSDL's soapAction
+
+
+class SoapSpec:
+    """partners.yaml keys for ``protocol: soap``."""
+
+    name = "soap"
+    service_keys: tuple[str, ...] = ("operation", "soap_action")
+
+    def __init__(self) -> None:
+        # parse_service cannot see the partner it belongs to, so parse_partner leaves the WSDL port
+        # here, keyed by the Reader of this load and the partner's path (the loader parses a
+        # partner's section before its services).
+        self._ports: weakref.WeakKeyDictionary[Reader, dict[PathKey, Port]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def parse_partner(self, r: Reader, path: PathKey, raw: Any, base: Path) -> Mapping[str, Any]:
+        keys = ("service", "port", "version", "idempotency_header", "ws_security")
+        m = r.mapping(path, raw, required=("wsdl",), optional=keys)
+        if m is None:
+            return {}
+        # Every key is checked even when the WSDL cannot be read: all problems are reported at once.
+        version: str | None = None
+        if "version" in m:
+            version = str(m["version"])  # YAML reads 1.1 as a number; '1.1' and 1.1 both do
+            if version not in VERSIONS:
+                r.error((*path, "version"), f"{m['version']!r} is not one of: 1.1, 1.2")
+                version = None
+        header = DEFAULT_HEADER
+        if "idempotency_header" in m:
+            what = "a namespaced element name such as {urn:tongban:header}IdempotencyKey"
+            p = (*path, "idempotency_header")
+            header = r.text(p, m["idempotency_header"], pattern=QNAME_RE, what=what) or header
+        security = _ws_security(r, (*path, "ws_security"), m.get("ws_security"))
+        names = {k: r.text((*path, k), m[k]) for k in ("service", "port") if k in m}
+        located = self._wsdl(r, path, m, base)
+        if located is None:
+            return {}
+        file, root = located
+        try:
+            port = find_port(load_wsdl(file, root), names.get("service"), names.get("port"))
+        except WsdlError as exc:
+            where = "port" if "port" in str(exc) and "port" in m else "wsdl"
+            where = "service" if "no service" in str(exc) and "service" in m else where
+            r.error((*path, where), str(exc))
+            return {}
+        self._ports.setdefault(r, {})[tuple(path[:-1])] = port
+        if version is not None and version != port.version.name:
+            r.warn((*path, "version"), f"overrides the WSDL binding's SOAP {port.version.name}")
+        options = SoapOptions(
+            wsdl=file,
+            root=root,
+            service=port.service,
+            port=port.name,
+            version=version or port.version.name,
+            idempotency_header=header,
+            ws_security=security,
+        )
+        return {"soap": options}
+
+    @staticmethod
+    def _wsdl(
+        r: Reader, path: PathKey, m: Mapping[str, Any], base: Path
+    ) -> tuple[Path, Path] | None:
+        """The WSDL file and the directory its imports may read from, if it is a usable file."""
+        if "wsdl" not in m:
+            return None
+        name = r.text((*path, "wsdl"), m["wsdl"])
+        if name is None:
+            return None
+        root = base.resolve()
+        file = (root / name).resolve()
+        if not file.is_relative_to(root):
+            r.error((*path, "wsdl"), f"{name!r} is outside the configuration directory")
+            return None
+        if not file.is_file():
+            r.error((*path, "wsdl"), f"WSDL file {name!r} not found")
+            return None
+        return file, root
+
+    def parse_service(self, r: Reader, path: PathKey, raw: Mapping[str, Any]) -> Mapping[str, Any]:
+        if "operation" not in raw:
+            r.error(path, "missing required key 'operation' (the WSDL operation to call)")
+            return {}
+        operation = r.text((*path, "operation"), raw["operation"])
+        port = self._ports.get(r, {}).get(tuple(path[:-2]))
+        if operation is not None and port is not None and operation not in port.operations:
+            known = ", ".join(port.operations)
+            r.error(
+                (*path, "operation"), f"no operation {operation!r} in port {port.name}: {known}"
+            )
+        action = (
+            r.text((*path, "soap_action"), raw["soap_action"]) if "soap_action" in raw else None
+        )
+        if operation is None:
+            return {}
+        return {"soap": SoapService(operation=operation, soap_action=action)}
+
+    def create(self, partner: Partner) -> Adapter:
+        return SoapAdapter(partner)
+
+
+def _ws_security(r: Reader, path: PathKey, raw: Any) -> WsSecurity | None:
+    if raw is None:
+        return None
+    m = r.mapping(path, raw, required=("username", "password_env"))
+    if m is None:
+        return None
+    user = r.text((*path, "username"), m.get("username"))
+    env = r.text(
+        (*path, "password_env"), m.get("password_env"), pattern=ENV_RE, what="a variable name"
+    )
+    if user is None or env is None:
+        return None
+    if not os.environ.get(env):
+        r.warn(
+            (*path, "password_env"), f"{env} is not set here; the broker will not start without it"
+        )
+    return WsSecurity(username=user, password_env=env)
+
+
+SOAP = SoapSpec()
+
+
+def compile_partner(partner: Partner) -> dict[str, Operation]:
+    """Every service item's operation, compiled; blocking (WSDL loading), so run it in a thread."""
+    options: SoapOptions = partner.options["soap"]
+    port = wsdl_port(options)
+    header = etree.QName(options.idempotency_header)
+    version = VERSIONS[options.version]
+    out: dict[str, Operation] = {}
+    for code, service in partner.services.items():
+        svc: SoapService = service.options["soap"]
+        out[code] = compile_operation(
+            port, svc.operation, action=svc.soap_action, header=header, version=version
+        )
+    return out
+
+
+def operation_tree(partner: Partner, service: str) -> tuple[set[str], set[str]]:
+    """Dotted paths of ``service``'s input elements and the unconditionally required ones."""
+    svc: SoapService = partner.services[service].options["soap"]
+    return input_tree(wsdl_port(partner.options["soap"]), svc.operation)
+
+
+def wsdl_port(options: SoapOptions) -> Port:
+    """The partner's WSDL port (loaded from the cache when the config loader already read it)."""
+    return find_port(load_wsdl(options.wsdl, options.root), options.service, options.port)
+
+
+def username_token(username: str, password: str, version: SoapVersion) -> str:
+    """A WS-Security header block with a UsernameToken (PasswordText: send it over TLS only)."""
+    must = "1" if version is SOAP11 else "true"
+    return (
+        f'<wsse:Security xmlns:wsse="{WSSE_NS}" soap-env:mustUnderstand="{must}">'
+        f"<wsse:UsernameToken><wsse:Username>{escape(username)}</wsse:Username>"
+        f'<wsse:Password Type="{PASSWORD_TEXT}">{escape(password)}</wsse:Password>'
+        "</wsse:UsernameToken></wsse:Security>"
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Security:
+    header: str = field(repr=False)  # carries the password: never logged or journalled
+    redacted: str  # the same block with the password replaced, for the transcript's digest
+
+
+class SoapAdapter:
+    """Delivers mapped requests to one SOAP partner."""
+
+    def __init__(self, partner: Partner) -> None:
+        self.partner = partner
+        self.options: SoapOptions = partner.options["soap"]
+        self._session: aiohttp.ClientSession | None = None
+        self._operations: dict[str, Operation] = {}
+        self._security: _Security | None = None
+
+    async def start(self) -> None:
+        security = self.options.ws_security
+        password = os.environ.get(security.password_env) if security else None
+        if security is not None and not password:
+            raise ConfigError(
+                [
+                    Problem(
+                        message=f"environment variable {security.password_env} (WS-Security "
+                        f"password of partner {self.partner.id}) is not set",
+                        path=f"partners.{self.partner.id}.soap.ws_security.password_env",
+                    )
+                ]
+            )
+        try:
+            self._operations = await asyncio.to_thread(compile_partner, self.partner)
+        except WsdlError as exc:
+            problem = Problem(message=str(exc), path=f"partners.{self.partner.id}.soap.wsdl")
+            raise ConfigError([problem]) from exc
+        if security is not None and password:
+            version = VERSIONS[self.options.version]
+            self._security = _Security(
+                header=username_token(security.username, password, version),
+                redacted=username_token(security.username, "<redacted>", version),
+            )
+        t = self.partner.timeouts
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                limit=self.partner.concurrency, limit_per_host=self.partner.concurrency
+            ),
+            timeout=aiohttp.ClientTimeout(total=t.total, connect=t.connect, sock_read=t.read),
+            auto_decompress=True,
+            raise_for_status=False,
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def send(self, request: OutboundRequest) -> Reply:
+        if self._session is None:
+            raise RuntimeError("SoapAdapter.send() before start()")
+        pid = self.partner.id
+        op = self._operations.get(request.service)
+        if op is None:
+            raise PermanentError(
+                f"service {request.service!r} is not configured for {pid}",
+                partner=pid,
+                operation=request.service,
+            )
+        url = self.partner.endpoint
+        try:
+            body = op.input.write(request.payload)
+            blocks = [f"<{op.header_name}>{escape(request.idempotency_key)}</{op.header_name}>"]
+        except (BodyInvalid, BadValue) as exc:
+            # Nothing was sent: the mapping produced something the WSDL does not allow.
+            problems = exc.problems if isinstance(exc, BodyInvalid) else [f"idempotency key: {exc}"]
+            raise PermanentError(
+                f"the request does not match the WSDL input of {op.name}: {'; '.join(problems)}",
+                partner=pid,
+                operation=op.name,
+                transcript=Transcript(
+                    request={"url": url, "operation": op.name, "problems": problems}
+                ),
+            ) from None
+        shown = blocks
+        if self._security is not None:
+            shown = [*blocks, self._security.redacted]
+            blocks = [*blocks, self._security.header]
+        data = op.envelope.render(blocks, body)
+        # With WS-Security the digest is of the envelope with the password hidden: a digest of the
+        # real bytes would let anyone holding the journal test password guesses offline.
+        digest_of = op.envelope.render(shown, body) if shown is not blocks else data
+        headers = {
+            **op.http_headers,
+            "X-Tongban-Exchange-Id": request.exchange_id,
+            "X-Tongban-Attempt": str(request.attempt),
+        }
+        sent = {
+            "method": "POST",
+            "url": url,
+            "operation": op.name,
+            "soap_version": op.version.name,
+            "headers": headers,
+            "body_sha256": hashlib.sha256(digest_of).hexdigest(),
+            "body_bytes": len(data),
+        }
+        if shown is not blocks:
+            sent["body_sha256_of"] = "envelope with the WS-Security password redacted"
+        try:
+            async with self._session.post(url, data=data, headers=headers) as resp:
+                raw = await read_bounded(resp, REPLY_LIMIT)
+                status = resp.status
+                ctype = resp.headers.get("Content-Type", "")
+                retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
+        except aiohttp.ClientConnectorError as exc:
+            # Refused, unreachable, DNS: nothing was sent.
+            raise TransientError(
+                f"cannot connect to {pid}: {exc.os_error.strerror or exc}",
+                partner=pid,
+                operation=op.name,
+                transcript=Transcript(request=sent),
+            ) from exc
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise TransientError(
+                f"connecting to {pid} timed out after {self.partner.timeouts.connect:g}s",
+                partner=pid,
+                operation=op.name,
+                transcript=Transcript(request=sent),
+            ) from exc
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            raise UnknownOutcomeError(
+                f"{pid} did not answer in time (read {self.partner.timeouts.read:g}s, "
+                f"total {self.partner.timeouts.total:g}s); it may have processed the request",
+                partner=pid,
+                operation=op.name,
+                transcript=Transcript(request=sent),
+            ) from exc
+        except ReplyTooLarge as exc:
+            raise UnknownOutcomeError(
+                f"{pid} sent a reply over {REPLY_LIMIT} bytes (after decompression); "
+                "it may have processed the request",
+                partner=pid,
+                operation=op.name,
+                transcript=Transcript(request=sent),
+            ) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise UnknownOutcomeError(
+                f"connection to {pid} failed after sending: {type(exc).__name__}: {exc}",
+                partner=pid,
+                operation=op.name,
+                transcript=Transcript(request=sent),
+            ) from exc
+        got: dict[str, Any] = {
+            "status": status,
+            "content_type": ctype,
+            "body": raw[:TRANSCRIPT_BODY_LIMIT].decode("utf-8", errors="replace"),
+            "body_bytes": len(raw),
+        }
+        return classify(pid, op, sent, got, raw, status, retry_after)

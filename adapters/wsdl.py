@@ -1,0 +1,268 @@
+"""WSDL files: loaded safely once, looked up by service, port and operation, compiled for sending.
+
+A WSDL is a repository file named in partners.yaml. It is read with :class:`LocalWsdlTransport`
+(local files under the configuration directory only, every file through the hardened parser) and
+:data:`ZEEP_SETTINGS`, once per file version: the parsed document is cached by path, size and mtime,
+so ``tongban check``, the config loader and the adapter at start-up share one parse. Loading blocks:
+callers run it in a thread (the config loader already does; the adapter uses ``asyncio.to_thread``).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import decimal
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+from lxml import etree  # type: ignore[import-untyped]
+from zeep.exceptions import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
+from zeep.exceptions import Error as ZeepError
+from zeep.helpers import serialize_object
+from zeep.wsdl import Document
+from zeep.wsdl.bindings.soap import Soap12Binding, SoapBinding
+from zeep.xsd import ComplexType, Element
+from zeep.xsd.context import XmlParserContext
+from zeep.xsd.elements.indicators import Choice, Group, OrderIndicator
+
+from adapters.body import Body, BodyInvalid, Prefixes, Unsupported, compile_element
+from adapters.bodygen import CompiledBody
+from adapters.envelope import SOAP11, SOAP12, Envelope, SoapVersion
+from adapters.xmlsafe import ZEEP_SETTINGS, LocalWsdlTransport, WsdlRefused
+
+_cache: dict[tuple[Path, Path, int, int], Any] = {}
+_lock = threading.Lock()
+_MAX_CACHED = 64
+
+
+class WsdlError(Exception):
+    """A WSDL cannot be loaded, or lacks the service, port or operation asked for."""
+
+
+def load_document(path: Path, root: Path) -> Any:
+    """The zeep Document for ``path``, reading only files under ``root``; WsdlError if unusable."""
+    resolved = path.resolve()
+    try:
+        stat = resolved.stat()
+    except OSError as exc:
+        raise WsdlError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    key = (resolved, root.resolve(), stat.st_size, stat.st_mtime_ns)
+    with _lock:
+        if key in _cache:
+            return _cache[key]
+    try:
+        document = Document(
+            str(resolved), cast(Any, LocalWsdlTransport(root)), settings=ZEEP_SETTINGS
+        )
+    except WsdlRefused as exc:
+        raise WsdlError(str(exc)) from exc
+    except ExternalReferenceForbidden as exc:  # zeep's own check sometimes comes first
+        raise WsdlError(
+            f"refusing to fetch {exc.url}: WSDL and XSD files are read from disk only"
+        ) from exc
+    except (DTDForbidden, EntitiesForbidden) as exc:
+        raise WsdlError("document type declarations are not accepted") from exc
+    except (ZeepError, etree.LxmlError, ValueError, KeyError, AttributeError, TypeError) as exc:
+        # zeep reports a broken WSDL with many exception types; all mean "fix the file".
+        raise WsdlError(f"{type(exc).__name__}: {exc}") from exc
+    with _lock:
+        if len(_cache) >= _MAX_CACHED:
+            _cache.pop(next(iter(_cache)))
+        _cache[key] = document
+    return document
+
+
+@dataclass(frozen=True, kw_only=True)
+class Port:
+    """One SOAP port of a WSDL: its binding, SOAP version and operation names."""
+
+    document: Any
+    service: str
+    name: str
+    binding: Any
+    version: SoapVersion
+    operations: tuple[str, ...]
+
+
+def find_port(document: Any, service: str | None, port: str | None) -> Port:
+    """The port named (either name may be omitted when the WSDL has exactly one); WsdlError if not."""
+    services = document.services
+    if service is None:
+        if len(services) != 1:
+            raise WsdlError(
+                f"the WSDL has {len(services)} services; name one of: {_names(services)}"
+            )
+        service = next(iter(services))
+    if service not in services:
+        raise WsdlError(f"no service {service!r} in the WSDL; it has: {_names(services)}")
+    ports = {n: p for n, p in services[service].ports.items() if isinstance(p.binding, SoapBinding)}
+    if port is None:
+        if len(ports) != 1:
+            raise WsdlError(
+                f"service {service!r} has {len(ports)} SOAP ports; name one of: {_names(ports)}"
+            )
+        port = next(iter(ports))
+    if port not in ports:
+        raise WsdlError(f"no SOAP port {port!r} in service {service!r}; it has: {_names(ports)}")
+    binding = ports[port].binding
+    return Port(
+        document=document,
+        service=service,
+        name=port,
+        binding=binding,
+        version=SOAP12 if isinstance(binding, Soap12Binding) else SOAP11,
+        operations=tuple(binding._operations),
+    )
+
+
+def _names(items: Mapping[str, Any]) -> str:
+    return ", ".join(sorted(items)) or "(none)"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Operation:
+    """One operation ready to send: action, envelope text around the body, input and output."""
+
+    name: str
+    action: str
+    version: SoapVersion
+    envelope: Envelope
+    header_name: str  # the idempotency header's prefixed name, declared on the envelope
+    input: Body
+    output: Body | None
+    compiled: bool  # False when zeep serialises this operation (types the compiler lacks)
+    http_headers: Mapping[str, str]  # Content-Type (and SOAPAction for 1.1), fixed per operation
+
+
+def compile_operation(
+    port: Port, name: str, *, action: str | None, header: etree.QName, version: SoapVersion
+) -> Operation:
+    """Compile operation ``name`` of ``port`` for sending with ``header`` (the idempotency key)."""
+    op = port.binding.get(name)
+    prefixes = Prefixes()
+    bodies: list[Body | None] = []
+    compiled = True
+    for message in (op.input, op.output):
+        if message is None or message.body is None:
+            bodies.append(None)
+            continue
+        try:
+            if message._is_body_wrapped or op.style == "rpc":
+                raise Unsupported("several body parts or rpc style")
+            root = compile_element(message.body, prefixes)
+            bodies.append(CompiledBody(root, prefixes.nsmap))
+        except Unsupported:
+            compiled = False
+            bodies.append(ZeepBody(message, ZEEP_SETTINGS))
+    header_name = prefixes.name(header)
+    if bodies[0] is None:
+        raise WsdlError(f"operation {name!r} has no input message")
+    action = action if action is not None else (op.soapaction or "")
+    return Operation(
+        name=name,
+        action=action,
+        http_headers=version.http_headers(action),
+        version=version,
+        envelope=Envelope(version, prefixes.nsmap),
+        header_name=header_name,
+        input=bodies[0],
+        output=bodies[1],
+        compiled=compiled,
+    )
+
+
+def input_tree(port: Port, name: str) -> tuple[set[str], set[str]]:
+    """Dotted paths of the operation's input elements, and those required unconditionally.
+
+    Paths are relative to the body element (the payload's keys): ``owner.hkid.number``. A path is
+    required when it and every element above it have minOccurs ≥ 1 and no xs:choice lies between.
+    """
+    op = port.binding.get(name)
+    paths: set[str] = set()
+    required: set[str] = set()
+    body = op.input.body if op.input is not None else None
+    if body is not None:
+        _walk_type(body.type, "", True, paths, required, 0)
+    return paths, required
+
+
+def _walk_type(
+    xsd_type: Any, prefix: str, required: bool, paths: set[str], req: set[str], depth: int
+) -> None:
+    if not isinstance(xsd_type, ComplexType) or depth > 32:
+        return
+    for _, particle in xsd_type.elements_nested:
+        _walk_particle(particle, prefix, required, paths, req, depth)
+
+
+def _walk_particle(
+    p: Any, prefix: str, required: bool, paths: set[str], req: set[str], depth: int
+) -> None:
+    if isinstance(p, Element):
+        path = prefix + str(p.attr_name or p.name)
+        paths.add(path)
+        here = required and p.min_occurs > 0
+        if here:
+            req.add(path)
+        _walk_type(p.type, path + ".", here, paths, req, depth + 1)
+    elif isinstance(p, Group):
+        _walk_particle(p.child, prefix, required and p.min_occurs > 0, paths, req, depth)
+    elif isinstance(p, OrderIndicator):
+        here = required and p.min_occurs > 0 and not isinstance(p, Choice)
+        for item in p:
+            _walk_particle(item, prefix, here, paths, req, depth)
+    # xs:any has no path to map to.
+
+
+class ZeepBody:
+    """A body written and read by zeep itself, for types the compiler does not cover."""
+
+    nsmap: Mapping[str, str] = {}
+
+    def __init__(self, message: Any, settings: Any) -> None:
+        self.message = message  # a zeep DocumentMessage / RpcMessage
+        self.settings = settings
+        body = message.body
+        self.tag = etree.QName(body.qname).text if body is not None else ""
+
+    def write(self, values: Mapping[str, Any]) -> str:
+        try:
+            envelope = self.message.serialize(**dict(values)).content
+        except (ZeepError, TypeError, ValueError) as exc:
+            path = ".".join(str(p) for p in getattr(exc, "path", []) or [])
+            raise BodyInvalid([f"{path}: {exc}" if path else str(exc)]) from None
+        body = envelope[-1]
+        return "".join(etree.tostring(child, encoding="unicode") for child in body)
+
+    def read(self, body: etree._Element, first: etree._Element | None) -> dict[str, Any]:
+        message = self.message
+        target = body if message._is_body_wrapped else first
+        if target is None:
+            raise BodyInvalid(["the SOAP Body is empty"])
+        try:
+            context = XmlParserContext(settings=self.settings)  # type: ignore[no-untyped-call]
+            value = message.body.parse(target, message.wsdl.types, context=context)
+        except (ZeepError, TypeError, ValueError) as exc:
+            raise BodyInvalid([str(exc)]) from None
+        data = json_safe(serialize_object(value, dict))  # type: ignore[no-untyped-call]
+        return data if isinstance(data, dict) else {"value": data}
+
+
+def json_safe(value: Any) -> Any:
+    """zeep's Python values as JSON: Decimal, dates and times as strings, bytes as base64 text."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, etree._Element):
+        return etree.tostring(value, encoding="unicode")
+    return value

@@ -1,0 +1,248 @@
+"""Hardened XML: the only way tongban turns bytes from outside into an lxml tree.
+
+Every XML parse path (partner replies, WSDL and XSD files, the SOAP simulator, later inbound SOAP)
+goes through :func:`parse`, which refuses before libxml2 does any work that could blow up:
+
+* anything over ``max_bytes`` (callers read bodies bounded, so this is the second fence);
+* any document type declaration: no DTD means no entity can be declared, so billion laughs,
+  quadratic blow-up, external entities (``file://`` or ``http://``) and ``DOCTYPE … SYSTEM`` all
+  stop at the same check, a scan of the raw bytes (:func:`screen`), which is exact because only
+  UTF-8 (and its ASCII-compatible subsets) and UTF-16 are accepted;
+* nesting deeper than ``max_depth`` (libxml2 stops at 256 on its own without ``huge_tree``, which
+  bounds the work done on a 10,000-deep document; our own limit is far lower);
+* a text node longer than ``max_text`` (libxml2 caps text nodes at 10 MB without ``huge_tree``).
+
+The parser itself never resolves entities, loads DTDs or touches the network. zeep gets the same
+treatment for WSDL loading: :data:`ZEEP_SETTINGS` (zeep's defaults allow DTDs) and
+:class:`LocalWsdlTransport`, which reads files under one directory only and refuses every URL.
+Errors are :class:`XmlRefused`; adapters translate them at their boundary.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import zeep.transports
+from lxml import etree  # type: ignore[import-untyped]
+from zeep import Settings
+
+ZEEP_SETTINGS = Settings(
+    strict=True, xml_huge_tree=False, forbid_dtd=True, forbid_entities=True, forbid_external=True
+)
+
+_ENCODING = re.compile(rb"""encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+_ASCII_SUPERSETS = frozenset({b"utf-8", b"utf8", b"us-ascii", b"ascii", b"iso-8859-1", b"latin-1"})
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "utf-32-le"),
+    (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xff\xfe", "utf-16-le"),
+    (b"\xfe\xff", "utf-16-be"),
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class XmlLimits:
+    """What one document may cost: bytes, element depth, characters in one text node."""
+
+    max_bytes: int = 1024 * 1024
+    max_depth: int = 256
+    max_text: int = 1024 * 1024
+
+
+# libxml2 itself stops at 256 levels without huge_tree, at no cost; a lower max_depth costs a check
+# after parsing (about 3 µs for a SOAP reply). Real envelopes are a dozen levels deep at most.
+REPLY_LIMITS = XmlLimits()
+WSDL_LIMITS = XmlLimits(max_bytes=8 * 1024 * 1024, max_depth=128)
+_LIBXML2_MAX_DEPTH = 256
+
+
+class XmlRefused(Exception):
+    """The bytes were not parsed. ``kind``: size, doctype, depth, text, encoding or malformed."""
+
+    def __init__(self, message: str, *, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+_local = threading.local()
+_depth_checks: dict[int, etree.XPath] = {}
+
+
+def make_parser() -> etree.XMLParser:
+    """A new parser with every dangerous libxml2 feature off."""
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        attribute_defaults=False,
+        collect_ids=False,
+        remove_comments=True,
+        remove_pis=True,
+    )
+
+
+def _parser() -> etree.XMLParser:
+    # lxml parsers are not meant to be shared between threads; one each is cheap.
+    parser: etree.XMLParser | None = getattr(_local, "parser", None)
+    if parser is None:
+        parser = _local.parser = make_parser()
+    return parser
+
+
+def parse(data: bytes, limits: XmlLimits = REPLY_LIMITS) -> etree._Element:
+    """Parse ``data`` into its root element, or raise :class:`XmlRefused` saying why not."""
+    if len(data) > limits.max_bytes:
+        raise XmlRefused(f"document of {len(data)} bytes is over {limits.max_bytes}", kind="size")
+    screen(data)
+    try:
+        root = etree.fromstring(data, parser=_parser())
+    except etree.XMLSyntaxError as exc:
+        msg = str(exc.msg or exc)
+        if "depth" in msg:
+            raise XmlRefused(
+                f"elements nested deeper than {limits.max_depth} levels", kind="depth"
+            ) from None
+        if "Text node too long" in msg or "huge text" in msg:
+            raise XmlRefused(
+                f"a text node is longer than {limits.max_text} characters", kind="text"
+            ) from None
+        raise XmlRefused(f"not well-formed XML: {msg}", kind="malformed") from None
+    except ValueError as exc:  # e.g. an encoding lxml does not know
+        raise XmlRefused(f"unreadable XML: {exc}", kind="encoding") from None
+    if limits.max_depth < _LIBXML2_MAX_DEPTH and _too_deep(root, limits.max_depth):
+        raise XmlRefused(f"elements nested deeper than {limits.max_depth} levels", kind="depth")
+    # A text node cannot hold more characters than the document has bytes: skip the walk then.
+    if limits.max_text < len(data) and _longest_text(root) > limits.max_text:
+        raise XmlRefused(f"a text node is longer than {limits.max_text} characters", kind="text")
+    return root
+
+
+def screen(data: bytes) -> None:
+    """Refuse, before any parsing, a document that declares a DTD or hides in an odd encoding.
+
+    Markup declarations (``<!DOCTYPE``, ``<!ENTITY``…) all start with ``<!``; in UTF-8 and the
+    ASCII-compatible encodings that bytes sequence cannot appear any other way, so one scan of the
+    raw bytes settles it. UTF-16 is decoded and scanned as text. Any other encoding (UTF-7, EBCDIC,
+    UTF-32…), in which the scan could be fooled, is refused: SOAP uses UTF-8 or UTF-16.
+    """
+    if data[:5] == b"<?xml":  # the usual start: settle the declared encoding
+        end = data.find(b"?>", 5, 256)
+        declaration = data[5:end]
+        if b"encoding" in declaration and not (
+            b"encoding='utf-8'" in declaration or b'encoding="utf-8"' in declaration
+        ):
+            _check_encoding(declaration)
+    elif data[:1] != b"<":
+        head = data[:4]
+        if b"\x00" in head or head.startswith((b"\xff\xfe", b"\xfe\xff")):
+            codec = next((c for bom, c in _BOMS if head.startswith(bom)), None)
+            codec = codec or ("utf-16-be" if head.startswith(b"\x00") else "utf-16-le")
+            if codec.startswith("utf-32") or head in (b"\x00\x00\x00<", b"<\x00\x00\x00"):
+                raise XmlRefused("UTF-32 documents are not accepted", kind="encoding")
+            _refuse_declarations(data.decode(codec, errors="replace"))
+            return
+        start = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:256]
+        if start and not start.startswith(b"<"):
+            raise XmlRefused(
+                "not well-formed XML: it does not start with '<' in UTF-8 or UTF-16",
+                kind="malformed",
+            )
+        if start.startswith(b"<?xml"):
+            _check_encoding(start[5 : start.find(b"?>")])
+    if b"<!" in data:
+        _refuse_declarations(data.decode("latin-1"))
+
+
+def _check_encoding(declaration: bytes) -> None:
+    declared = _ENCODING.search(declaration)
+    if declared is not None and declared.group(1).lower() not in _ASCII_SUPERSETS:
+        name = declared.group(1).decode("ascii")
+        raise XmlRefused(f"encoding {name} is not accepted (UTF-8 or UTF-16)", kind="encoding")
+
+
+def _refuse_declarations(text: str) -> None:
+    at = text.find("<!")
+    while at >= 0:
+        # Comments and CDATA sections are harmless; everything else after <! declares something.
+        if not text.startswith(("<!--", "<![CDATA["), at):
+            raise XmlRefused("document type declarations are not accepted", kind="doctype")
+        at = text.find("<!", at + 2)
+
+
+def _too_deep(root: etree._Element, max_depth: int) -> bool:
+    check = _depth_checks.get(max_depth)
+    if check is None:
+        # An absolute path of max_depth + 1 element steps exists only in a deeper tree; evaluated
+        # in C over the whole document, which is cheaper than a Python walk.
+        check = _depth_checks[max_depth] = etree.XPath("boolean(" + "/*" * (max_depth + 1) + ")")
+    return bool(check(root))
+
+
+def _longest_text(root: etree._Element) -> int:
+    longest = 0
+    for el in root.iter():
+        for text in (el.text, el.tail):
+            if text and len(text) > longest:
+                longest = len(text)
+    return longest
+
+
+class WsdlRefused(Exception):
+    """A WSDL or XSD could not be loaded: outside the allowed directory, a URL, or unsafe XML."""
+
+
+class LocalWsdlTransport(zeep.transports.Transport):
+    """zeep transport for WSDL loading that reads local files under ``root`` and nothing else.
+
+    WSDLs are repository files loaded once at start-up; an import or include that points at a URL
+    (``http://``, ``https://`` or anything but a plain path or ``file:``) is refused, never fetched.
+    Every file is checked with :func:`parse` before zeep parses it again with :data:`ZEEP_SETTINGS`.
+    """
+
+    def __init__(self, root: Path, limits: XmlLimits = WSDL_LIMITS) -> None:
+        # zeep's own __init__ opens a requests session we never want; set what zeep reads instead.
+        self.root = root.resolve()
+        self.limits = limits
+        self.cache = None
+        self._close_session = False  # read by zeep's __del__
+        self.load_timeout = 0
+        self.operation_timeout = 0
+        self.loaded: list[Path] = []
+
+    def load(self, url: str) -> bytes:
+        parts = urlsplit(str(url))
+        if parts.scheme == "file":
+            path = Path(unquote(parts.path))
+        elif parts.scheme and len(parts.scheme) > 1:  # one letter is a Windows drive
+            raise WsdlRefused(
+                f"refusing to fetch {url}: WSDL and XSD files are read from disk only"
+            )
+        else:
+            path = Path(str(url)).expanduser()
+        resolved = path.resolve()
+        if not resolved.is_relative_to(self.root):
+            raise WsdlRefused(f"refusing to read {path}: it is outside {self.root}")
+        try:
+            with resolved.open("rb") as fh:
+                data = fh.read(self.limits.max_bytes + 1)
+        except OSError as exc:
+            raise WsdlRefused(f"cannot read {path}: {exc.strerror or exc}") from exc
+        try:
+            parse(data, self.limits)
+        except XmlRefused as exc:
+            raise WsdlRefused(f"{resolved.name}: {exc}") from exc
+        self.loaded.append(resolved)
+        return data
+
+    def get(self, address: str, params: Any, headers: Any) -> Any:
+        raise WsdlRefused("the WSDL transport sends nothing")
+
+    def post(self, address: str, message: Any, headers: Any) -> Any:
+        raise WsdlRefused("the WSDL transport sends nothing")

@@ -1,0 +1,189 @@
+"""The hardened XML parser: every classic XML attack is refused before it costs anything."""
+
+from __future__ import annotations
+
+import contextlib
+import resource
+import tracemalloc
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from adapters.xmlsafe import REPLY_LIMITS, XmlLimits, XmlRefused, make_parser, parse
+
+ENVELOPE = (
+    b'<?xml version="1.0" encoding="utf-8"?>'
+    b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>'
+    b'<r xmlns="urn:x"><ref_no>TD-1</ref_no><name>\xe6\x9d\x8e\xe6\xb0\xb8\xe7\x87\x8a</name></r>'
+    b"</s:Body></s:Envelope>"
+)
+BILLION_LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [
+ <!ENTITY lol "lol">
+ <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+ <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+ <!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
+ <!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;">
+ <!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;">
+ <!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;">
+ <!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">
+]>
+<lolz>&lol9;</lolz>"""
+QUADRATIC = (
+    b'<?xml version="1.0"?><!DOCTYPE kaboom [<!ENTITY a "'
+    + b"x" * 50_000
+    + b'">]><kaboom>'
+    + b"&a;" * 50_000
+    + b"</kaboom>"
+)
+XXE_HTTP = (
+    b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "http://127.0.0.1:9/secret">]><r>&x;</r>'
+)
+DTD_SYSTEM = b'<?xml version="1.0"?><!DOCTYPE r SYSTEM "http://127.0.0.1:9/evil.dtd"><r/>'
+PARAMETER_ENTITY = (
+    b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY % p SYSTEM "file:///etc/passwd"> %p;]><r/>'
+)
+
+
+def xxe_file(path: Path) -> bytes:
+    return f'<!DOCTYPE r [<!ENTITY x SYSTEM "file://{path}">]><r>&x;</r>'.encode()
+
+
+def refused(data: bytes, limits: XmlLimits = REPLY_LIMITS) -> XmlRefused:
+    with pytest.raises(XmlRefused) as info:
+        parse(data, limits)
+    return info.value
+
+
+class Bounded:
+    """Python heap peak (tracemalloc) and the process's peak RSS growth while the block runs."""
+
+    def __enter__(self) -> Bounded:
+        self.rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        tracemalloc.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.heap = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        self.rss_growth = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - self.rss) * 1024
+
+
+def test_a_plain_envelope_parses() -> None:
+    """An ordinary SOAP envelope with CJK text parses into its tree."""
+    root = parse(ENVELOPE)
+    assert root.findtext(".//{urn:x}name") == "李永燊"
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [BILLION_LAUGHS, QUADRATIC, XXE_HTTP, DTD_SYSTEM, PARAMETER_ENTITY],
+    ids=["billion-laughs", "quadratic-blowup", "xxe-http", "doctype-system", "parameter-entity"],
+)
+def test_document_type_declarations_are_refused(attack: bytes) -> None:
+    """Every entity trick needs a DOCTYPE; each is refused as such, with bounded memory."""
+    with Bounded() as used:
+        exc = refused(attack)
+    assert exc.kind == "doctype"
+    assert "document type declarations are not accepted" in str(exc)
+    assert used.heap < 8 * 1024 * 1024
+    assert used.rss_growth < 64 * 1024 * 1024
+
+
+def test_external_entity_to_a_file_is_never_read(tmp_path: Path) -> None:
+    """An entity pointing at a local file is refused, and the file's content appears nowhere."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-VALUE", encoding="utf-8")
+    assert refused(xxe_file(secret)).kind == "doctype"
+
+
+def test_the_parser_itself_expands_nothing_even_without_the_doctype_check(tmp_path: Path) -> None:
+    """Second fence: given a DOCTYPE directly, the parser neither expands entities nor reads files."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-VALUE", encoding="utf-8")
+    laughs = None
+    with contextlib.suppress(etree.XMLSyntaxError):  # libxml2 2.12+ also caps amplification
+        laughs = etree.fromstring(BILLION_LAUGHS, make_parser())
+    assert laughs is None or len(etree.tostring(laughs)) < 100
+    xxe = etree.fromstring(xxe_file(secret), make_parser())
+    assert b"TOP-SECRET-VALUE" not in etree.tostring(xxe)
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_doctype_hidden_in_utf16_is_still_refused(codec: str) -> None:
+    """Re-encoding the attack as UTF-16 (with or without BOM) does not get it past the check."""
+    text = BILLION_LAUGHS.decode().replace('<?xml version="1.0"?>', "")
+    assert refused(text.encode(codec)).kind == "doctype"
+
+
+def test_utf32_is_refused() -> None:
+    """UTF-32, which SOAP never uses, is refused rather than scanned."""
+    assert refused("<r/>".encode("utf-32")).kind == "encoding"
+
+
+def test_encodings_that_could_hide_a_doctype_are_refused() -> None:
+    """UTF-7 (declared) and EBCDIC could smuggle '<!DOCTYPE' past a byte scan: both refused."""
+    utf7 = b'<?xml version="1.0" encoding="UTF-7"?>+ADw-!DOCTYPE r+AD4-<r/>'
+    assert refused(utf7).kind == "encoding"
+    ebcdic = '<?xml version="1.0" encoding="cp037"?><r/>'.encode("cp037")
+    assert refused(ebcdic).kind == "malformed"
+
+
+def test_comments_and_cdata_are_not_mistaken_for_declarations() -> None:
+    """'<!--' and '<![CDATA[' are ordinary XML: they parse."""
+    root = parse(b'<?xml version="1.0" encoding="UTF-8"?><r><!-- note --><![CDATA[a<b]]></r>')
+    assert root.text == "a<b"
+
+
+def test_ten_thousand_levels_of_nesting_are_refused() -> None:
+    """10,000 nested elements: a clear depth error, bounded memory."""
+    deep = b"<a>" * 10_000 + b"</a>" * 10_000
+    with Bounded() as used:
+        exc = refused(deep)
+    assert exc.kind == "depth"
+    assert "nested deeper than 256 levels" in str(exc)
+    assert used.heap < 8 * 1024 * 1024
+    assert used.rss_growth < 64 * 1024 * 1024
+
+
+def test_a_lower_depth_limit_is_enforced_too() -> None:
+    """A limit below libxml2's own (here 8) is checked after parsing."""
+    nested = b"<a>" * 9 + b"</a>" * 9
+    assert refused(nested, XmlLimits(max_depth=8)).kind == "depth"
+    assert parse(b"<a>" * 8 + b"</a>" * 8, XmlLimits(max_depth=8)) is not None
+
+
+def test_a_20mb_text_node_is_refused_even_under_a_large_byte_limit() -> None:
+    """A 20 MB text node is refused cleanly (libxml2 stops at 10 MB), memory bounded."""
+    huge = b"<a>" + b"x" * (20 * 1024 * 1024) + b"</a>"
+    limits = XmlLimits(max_bytes=64 * 1024 * 1024, max_text=64 * 1024 * 1024)
+    with Bounded() as used:
+        exc = refused(huge, limits)
+    assert exc.kind == "text"
+    assert used.heap < 8 * 1024 * 1024
+    assert used.rss_growth < 96 * 1024 * 1024
+
+
+def test_the_text_limit_applies_below_libxml2s_own() -> None:
+    """With max_text at 1 MB, a 2 MB text node is refused by our own check."""
+    big = b"<a>" + b"x" * (2 * 1024 * 1024) + b"</a>"
+    exc = refused(big, XmlLimits(max_bytes=4 * 1024 * 1024, max_text=1024 * 1024))
+    assert exc.kind == "text"
+    assert "longer than 1048576 characters" in str(exc)
+
+
+def test_documents_over_the_byte_limit_are_refused_unparsed() -> None:
+    """The byte limit is checked before parsing starts."""
+    exc = refused(b"<a>" + b"x" * 2048 + b"</a>", XmlLimits(max_bytes=1024))
+    assert exc.kind == "size"
+    assert "over 1024" in str(exc)
+
+
+@pytest.mark.parametrize("data", [b"", b"<a>", b"not xml at all", b"<a></b>"])
+def test_malformed_xml_is_refused_with_the_parsers_reason(data: bytes) -> None:
+    """Broken XML is a clear 'not well-formed' error, never an lxml exception."""
+    exc = refused(data)
+    assert exc.kind == "malformed"
+    assert str(exc).startswith("not well-formed XML")
