@@ -189,6 +189,8 @@ def _build_node(
                     )
                 )
                 continue
+            if isinstance(key, int) and isinstance(key_node, yaml.ScalarNode):
+                key = key_node.value  # keys are text: a code written 01 stays "01", not 1
             key = str(key)
             if id(key_node) in own and key in written:
                 problems.append(

@@ -51,6 +51,8 @@ class Compiler:
         self.fields: list[FieldSpec] = []  # index in generated code → spec (for problems)
         self.lines: list[str] = []
         self._ids = itertools.count()
+        self._cache: dict[tuple[Any, ...], str] = {}  # source prefix → local holding it
+        self._objs: dict[tuple[str, ...], str] = {}  # target prefix → local holding that object
 
     def compile(self, specs: tuple[FieldSpec, ...]) -> tuple[SectionFn, list[FieldSpec]]:
         """The section function and the field table its problem tuples index into."""
@@ -69,11 +71,41 @@ class Compiler:
 
     def _function(self, specs: tuple[FieldSpec, ...]) -> str:
         name = f"section_{next(self._ids)}"
+        saved, self._cache = self._cache, {}
+        saved_objs, self._objs = self._objs, {}
+        for spec in specs:
+            for k in range(1, len(spec.target)):
+                self._objs.setdefault(spec.target[:k], f"o{next(self._ids)}")
+        # Read every source prefix that two or more fields share once, into a local: reads have
+        # no side effects, so doing them up front is safe even for fields under 'when'.
+        counts: dict[tuple[Any, ...], int] = {}
+        for spec in specs:
+            kind = spec.value.kind
+            paths = (
+                spec.value.paths
+                if kind in ("from", "format", "concat", "first")
+                else spec.value.paths[:1]
+            )
+            for path in paths:
+                if not path.root:
+                    for k in range(1, len(path.segments)):
+                        counts[path.segments[:k]] = counts.get(path.segments[:k], 0) + 1
+        prelude: list[str] = []
+        for seg, n in sorted(counts.items(), key=lambda kv: len(kv[0])):
+            if n >= 2:
+                var = f"s{next(self._ids)}"
+                prelude += self._get(SourcePath(text="", segments=seg), var)
+                self._cache[seg] = var
         body: list[str] = []
         for spec in specs:
             body += self._field(spec)
+        objs = self._objs
+        self._cache, self._objs = saved, saved_objs
         self.lines.append(f"def {name}(src, root, P, W, prefix):")
         self.lines.append("    out = {}")
+        if objs:
+            self.lines.append("    " + " = ".join(objs.values()) + " = None")
+        self.lines += _ind(prelude, "    ")
         self.lines += _ind(body, "    ")
         self.lines.append("    return out")
         self.lines.append("")
@@ -120,9 +152,15 @@ class Compiler:
         const = self._const(value)
         return f"v = {const}" if isinstance(value, _IMMUTABLE) else f"v = _deepcopy({const})"
 
-    def _get(self, path: SourcePath, var: str = "v") -> list[str]:
-        lines = [f"{var} = {'root' if path.root else 'src'}"]
-        for seg in path.segments:
+    def _get(self, path: SourcePath, var: str = "v", cached: bool = True) -> list[str]:
+        start, segments = ("root" if path.root else "src"), path.segments
+        if cached and not path.root:
+            for k in range(len(segments), 0, -1):
+                if segments[:k] in self._cache:
+                    start, segments = self._cache[segments[:k]], segments[k:]
+                    break
+        lines = [f"{var} = {start}"]
+        for seg in segments:
             if isinstance(seg, int):
                 lines.append(
                     f"{var} = {var}[{seg}] if type({var}) is list and len({var}) > {seg} else MISSING"
@@ -189,7 +227,7 @@ class Compiler:
     def _case(self, case: Any) -> Any:
         if isinstance(case, SourcePath):
             sub = Compiler(self.name)
-            fn_lines = sub._get(case)
+            fn_lines = sub._get(case, cached=False)
             src = (
                 "def take(src, root):\n"
                 + "\n".join("    " + ln for ln in fn_lines)
@@ -218,7 +256,7 @@ class Compiler:
         tests = []
         for cond in conditions:
             test = f"COND{next(self._ids)}"
-            getter_lines = self._get(cond.path)
+            getter_lines = self._get(cond.path, cached=False)
             op, operand = cond.op, self._const(cond.operand)
             check = {
                 "equals": f"v == {operand}",
@@ -236,10 +274,13 @@ class Compiler:
     def _put(self, target: tuple[str, ...]) -> list[str]:
         if len(target) == 1:
             return [f"out[{target[0]!r}] = v"]
-        lines = ["o = out"]
-        for part in target[:-1]:
-            lines.append(f"o = o.get({part!r}) or o.setdefault({part!r}, {{}})")
-        lines.append(f"o[{target[-1]!r}] = v")
+        # Each nested object is created at its first write (so objects keep the order fields are
+        # written in, and an object no field writes is left out) and then held in a local.
+        lines: list[str] = []
+        for k in range(1, len(target)):
+            var, parent = self._objs[target[:k]], ("out" if k == 1 else self._objs[target[: k - 1]])
+            lines.append(f"if {var} is None:\n    {var} = {parent}[{target[k - 1]!r}] = {{}}")
+        lines.append(f"{self._objs[target[:-1]]}[{target[-1]!r}] = v")
         return lines
 
 

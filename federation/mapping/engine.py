@@ -175,12 +175,17 @@ def _compile(
     partner = r.text(("partner",), top["partner"]) if "partner" in top else None
     service = r.text(("service",), top["service"]) if "service" in top else None
     tables = _tables(r, top.get("tables"), base, shown)
+    declared = top.get("tables")
+    # tables whose file failed: already reported, so lookups in them add no "no code table" noise
+    unloaded = (
+        frozenset(declared) - frozenset(tables) if isinstance(declared, dict) else frozenset()
+    )
     names = _names(r, top.get("names"))
     allow = _allow(r, top.get("allow"))
 
     def context(sources: tuple[SourcePath, ...], prefix: str) -> Context:
         is_name = any(_pattern(s, prefix) in names for s in sources)
-        return Context(reader=r, tables=tables, allow=allow, is_name=is_name)
+        return Context(reader=r, tables=tables, allow=allow, is_name=is_name, unloaded=unloaded)
 
     parser = SpecParser(r, doc, context)
     request_specs = parser.section(("request",), top.get("request"))

@@ -164,6 +164,9 @@ class SpecParser:
             self.r.error((*path, "default"), "a required field cannot also have a default")
         when = self._conditions((*path, "when"), m["when"]) if "when" in m else ()
         sources = value.paths if value is not None else ()
+        if value is not None and kind == "switch":  # a case {from: x} writes x
+            taken = (*value.cases.values(), value.otherwise)
+            sources += tuple(c for c in taken if isinstance(c, SourcePath))
         steps: list[tuple[str, Step]] | None = []
         if "transform" in m:
             ctx: Context = self._ctx_for(sources, prefix)
@@ -206,6 +209,8 @@ class SpecParser:
             return Value(kind=kind, paths=(src,)) if src else None
         if kind in ("concat", "first"):
             items = self.r.items(kpath, raw)
+            if not isinstance(raw, list):
+                return None  # items() said it is not a list
             if len(items) < 2:
                 self.r.error(kpath, f"'{kind}' needs a list of at least two fields")
                 return None
@@ -253,7 +258,9 @@ class SpecParser:
 
     def _switch(self, path: PathKey, m: dict[str, Any]) -> Value | None:
         on = self.source((*path, "switch"), m["switch"])
-        cases_raw = self.r.mapping((*path, "cases"), m.get("cases"), extra_ok=True)
+        if "cases" not in m:
+            return None  # _only_with said "a switch needs 'cases'"
+        cases_raw = self.r.mapping((*path, "cases"), m["cases"], extra_ok=True)
         if on is None or cases_raw is None:
             return None
         cases: dict[str, Any] = {}
@@ -289,8 +296,8 @@ class SpecParser:
         for i, item in enumerate(items):
             cpath = (*path, i) if isinstance(raw, list) else path
             m = self.r.mapping(cpath, item, required=("field",), optional=COND_OPS)
-            if m is None:
-                return None
+            if m is None or "field" not in m:
+                return None  # a missing 'field' is already reported
             ops = [k for k in COND_OPS if k in m]
             if len(ops) != 1:
                 self.r.error(cpath, f"a condition needs exactly one of: {', '.join(COND_OPS)}")

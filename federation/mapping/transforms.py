@@ -40,6 +40,7 @@ class Context:
     tables: Mapping[str, CodeTable]
     allow: Mapping[str, frozenset[str]]
     is_name: bool  # the field carries a person's name: no script conversion
+    unloaded: frozenset[str] = frozenset()  # declared tables whose file failed (already reported)
 
 
 Factory = Callable[[Any, Context, PathKey], Step | None]
@@ -83,6 +84,8 @@ def _text(value: Any, what: str) -> str:
 
 
 def _kind(value: Any) -> str:
+    if isinstance(value, str):
+        return "text"
     if isinstance(value, bool):
         return "a boolean"
     if isinstance(value, dict):
@@ -125,7 +128,10 @@ def _int(raw: Any, ctx: Context, path: PathKey) -> Step | None:
         if isinstance(v, int):
             return v
         if isinstance(v, str) and re.fullmatch(r"[+-]?\d+", v.strip()):
-            return int(v)
+            try:
+                return int(v)
+            except ValueError:  # longer than sys.get_int_max_str_digits()
+                raise TransformError("too many digits for a whole number") from None
         if isinstance(v, Decimal) and v == v.to_integral_value():
             return int(v)
         raise TransformError(
@@ -166,7 +172,10 @@ def _decimal(raw: Any, ctx: Context, path: PathKey) -> Step | None:
     def run(v: Any, w: list[str]) -> Any:
         d = _to_decimal(v)
         if quantum is not None:
-            rounded = d.quantize(quantum, rounding=ROUND_HALF_UP)
+            try:
+                rounded = d.quantize(quantum, rounding=ROUND_HALF_UP)
+            except InvalidOperation:  # more digits than the decimal context's precision
+                raise TransformError(f"{d} has too many digits") from None
             if rounded != d:
                 raise TransformError(f"{d} has more than {places} decimal places")
             return rounded
@@ -216,6 +225,16 @@ DATETIME_FORMATS: dict[str, str | None] = {
 }
 
 
+# strptime takes 1-digit months and days, so "2024111" would parse (as 1 Nov): digit-only forms
+# must have every digit.
+_FIXED_WIDTH = {"YYYYMMDD": 8, "YYYYMMDDHHmmss": 14}
+
+
+def _fixed_width_ok(src: str, text: str) -> bool:
+    width = _FIXED_WIDTH.get(src)
+    return width is None or (len(text) == width and text.isascii() and text.isdigit())
+
+
 def _format_arg(ctx: Context, path: PathKey, value: Any, formats: Mapping[str, Any]) -> str | None:
     return ctx.reader.choice(path, value, formats)
 
@@ -237,6 +256,8 @@ def _date(raw: Any, ctx: Context, path: PathKey) -> Step | None:
         else:
             text = _text(v, "a date").strip()
             try:
+                if not _fixed_width_ok(src, text):
+                    raise ValueError(text)
                 d = datetime.strptime(text, parse_fmt).date()
             except ValueError:
                 raise TransformError(f"{text!r} is not a date in the form {src}") from None
@@ -277,6 +298,8 @@ def _datetime(raw: Any, ctx: Context, path: PathKey) -> Step | None:
     def run(v: Any, w: list[str]) -> Any:
         text = _text(v, "a date-time").strip()
         try:
+            if not _fixed_width_ok(src, text):
+                raise ValueError(text)
             dt = (
                 datetime.fromisoformat(text)
                 if parse_fmt is None
@@ -286,7 +309,10 @@ def _datetime(raw: Any, ctx: Context, path: PathKey) -> Step | None:
             raise TransformError(f"{text!r} is not a date-time in the form {src}") from None
         if dt.tzinfo is None:
             dt = dt.replace(tzinfo=zone)  # wall-clock time where the source system runs
-        dt = dt.astimezone(out_zone)
+        try:
+            dt = dt.astimezone(out_zone)
+        except (OverflowError, ValueError):  # e.g. 9999-12-31T23:59-23:59 moved to +08:00
+            raise TransformError(f"{text!r} is out of range") from None
         return dt.isoformat() if out_fmt is None else dt.strftime(out_fmt)
 
     return run
@@ -320,7 +346,11 @@ def _split(raw: Any, ctx: Context, path: PathKey) -> Step | None:
     args = _args(ctx, path, raw, required=("separator",), optional=("index",))
     if args is None:
         return None
-    sep = ctx.reader.text((*path, "separator"), args.get("separator"))
+    given = args.get("separator")
+    # Reader.text refuses blank text, but a single space is the commonest separator
+    sep = (
+        given if isinstance(given, str) and given else ctx.reader.text((*path, "separator"), given)
+    )
     index = (
         ctx.reader.integer((*path, "index"), args["index"], low=-100, high=100)
         if "index" in args
@@ -345,7 +375,8 @@ def _split(raw: Any, ctx: Context, path: PathKey) -> Step | None:
 
 @step("join")
 def _join(raw: Any, ctx: Context, path: PathKey) -> Step | None:
-    sep = ctx.reader.text(path, raw) if raw is not None else ""
+    # "" and " " are fine separators: Reader.text would refuse them as empty
+    sep = "" if raw is None else raw if isinstance(raw, str) else ctx.reader.text(path, raw)
     if sep is None:
         return None
 
@@ -371,6 +402,8 @@ def _table(raw: Any, ctx: Context, path: PathKey) -> Step | None:
         return None
     name = args.get("name")
     table = ctx.tables.get(name) if isinstance(name, str) else None
+    if table is None and name in ctx.unloaded:
+        return None
     if table is None:
         known = ", ".join(sorted(ctx.tables)) or "none (declare them under 'tables:')"
         ctx.reader.error((*path, "name"), f"no code table {name!r}; this mapping declares: {known}")
@@ -493,7 +526,10 @@ def _money(raw: Any, ctx: Context, path: PathKey) -> Step | None:
             raise TransformError("money must not travel as a binary float; send it as text")
         amount = _to_decimal(v)
         places = _MINOR_UNITS.get(currency or "CNY", 2)
-        rounded = amount.quantize(Decimal(1).scaleb(-places))
+        try:
+            rounded = amount.quantize(Decimal(1).scaleb(-places))
+        except InvalidOperation:  # more digits than the decimal context's precision
+            raise TransformError(f"{amount} has too many digits") from None
         if rounded != amount:
             raise TransformError(f"{amount} has more than {places} decimal places")
         return rounded
