@@ -33,6 +33,7 @@ class DbThread(threading.Thread):
         transactional: bool,
         translate: Callable[[BaseException], BaseException],
         expected: tuple[type[BaseException], ...] = (),
+        on_begin: Callable[[sqlite3.Connection], None] | None = None,
     ) -> None:
         super().__init__(name=name, daemon=True)
         self._connect = connect
@@ -40,6 +41,7 @@ class DbThread(threading.Thread):
         self._transactional = transactional
         self._translate = translate
         self._expected = expected
+        self._on_begin = on_begin
         self._queue: queue.SimpleQueue[tuple[Op, asyncio.Future[Any]] | None] = queue.SimpleQueue()
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
@@ -101,6 +103,8 @@ class DbThread(threading.Thread):
         results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         try:
             conn.execute("BEGIN IMMEDIATE" if self._transactional else "BEGIN")
+            if self._on_begin is not None:
+                self._on_begin(conn)
             for op, fut in batch:
                 try:
                     results.append((fut, op(conn), None))

@@ -25,14 +25,15 @@ from federation.errors import (
 )
 from federation.models import (
     TRANSITIONS,
-    json_default,
     Direction,
     Event,
     Exchange,
     NewExchange,
     State,
     StateChange,
+    json_default,
 )
+from replay.chain import Break, Chain, verify
 from replay.dbthread import DbThread
 from replay.journal import Refusal
 
@@ -58,6 +59,7 @@ class SQLiteJournal:
         self.path = Path(path)
         self._clock = clock
         self._busy_ms = int(busy_timeout * 1000)
+        self._chain = Chain()
         self._writer: DbThread | None = None
         self._reader: DbThread | None = None
 
@@ -77,6 +79,7 @@ class SQLiteJournal:
             transactional=True,
             translate=self._translate,
             expected=(FederationError,),
+            on_begin=self._chain.begin,
         )
         await asyncio.to_thread(self._writer.start_and_wait)
         self._reader = DbThread(
@@ -172,10 +175,7 @@ class SQLiteJournal:
                     raise IdempotencyConflict(row["id"])
                 return _exchange(row, _events(conn, row["id"])), False
             data = {"application": new.application, "request_hash": new.request_hash}
-            conn.execute(
-                "INSERT INTO events (exchange_id, at, kind, data) VALUES (?, ?, 'received', ?)",
-                (new.id, new.received_at, dumps(data)),
-            )
+            self._chain.append(conn, [(new.id, new.received_at, "received", dumps(data))])
             return (
                 Exchange(
                     id=new.id,
@@ -243,9 +243,7 @@ class SQLiteJournal:
             # The guarded UPDATE runs first: if it matches nothing, nothing has been written.
             if conn.execute(sql, args).rowcount == 0:
                 raise _refusal(conn, exchange_id, change, owner)
-            conn.executemany(
-                "INSERT INTO events (exchange_id, at, kind, data) VALUES (?, ?, ?, ?)", rows
-            )
+            self._chain.append(conn, rows)
 
         await self._write(op)
 
@@ -275,15 +273,8 @@ class SQLiteJournal:
             out = []
             for r in rows:
                 if r["lease_owner"] is not None and r["lease_owner"] != owner:
-                    conn.execute(
-                        "INSERT INTO events (exchange_id, at, kind, data) VALUES (?, ?, ?, ?)",
-                        (
-                            r["id"],
-                            now,
-                            "lease_reclaimed",
-                            dumps({"from": r["lease_owner"], "to": owner, "state": r["state"]}),
-                        ),
-                    )
+                    reclaim = {"from": r["lease_owner"], "to": owner, "state": r["state"]}
+                    self._chain.append(conn, [(r["id"], now, "lease_reclaimed", dumps(reclaim))])
                 conn.execute(
                     "UPDATE exchanges SET lease_owner = ?, lease_until = ? WHERE id = ?",
                     (owner, lease_until, r["id"]),
@@ -356,11 +347,22 @@ class SQLiteJournal:
                 raise LeaseLost(
                     f"callback of exchange {exchange_id} is no longer leased to {owner}"
                 )
-            conn.executemany(
-                "INSERT INTO events (exchange_id, at, kind, data) VALUES (?, ?, ?, ?)", rows
-            )
+            self._chain.append(conn, rows)
 
         await self._write(op)
+
+    async def verify(self) -> tuple[int, Break | None]:
+        """Walk the hash chain of every event; the number checked and the first break, if any."""
+
+        def op(conn: sqlite3.Connection) -> tuple[int, Break | None]:
+            cur = conn.execute(
+                "SELECT seq, exchange_id, at, kind, data, hash FROM events ORDER BY seq"
+            )
+            count, broken, _ = verify(iter(cur))
+            return count, broken
+
+        result: tuple[int, Break | None] = await self._read(op)
+        return result
 
     async def counts(self) -> Mapping[str, int]:
         def op(conn: sqlite3.Connection) -> dict[str, int]:
