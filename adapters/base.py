@@ -70,3 +70,7 @@ class ProtocolSpec(Protocol):
 
     def create(self, partner: Partner) -> Adapter:
         """Build the adapter for one partner."""
+
+    def target_tree(self, partner: Partner, service: str) -> tuple[set[str], set[str]] | None:
+        """The service's request element paths and the required ones, if the protocol knows
+        them (SOAP from the WSDL); ``tongban check`` verifies mappings against them."""

@@ -182,6 +182,9 @@ class SoapSpec:
     def create(self, partner: Partner) -> Adapter:
         return SoapAdapter(partner)
 
+    def target_tree(self, partner: Partner, service: str) -> tuple[set[str], set[str]] | None:
+        return operation_tree(partner, service)
+
 
 def _ws_security(r: Reader, path: PathKey, raw: Any) -> WsSecurity | None:
     if raw is None:

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from federation.config import Config, Partner, Service, load_config
-from federation.errors import ConfigError, Problem
+from federation.errors import ConfigError, FederationError, Problem
 from federation.mapping import CompiledMapping, load_mapping
 from federation.mapping.examples import load_examples
-from federation.mapping.schema import TargetSchema, check_mapping, load_schema
+from federation.mapping.schema import TargetSchema, check_mapping, check_tree, load_schema
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,6 +83,7 @@ def load_catalogue(root: Path, *, endpoints: Mapping[str, str] | None = None) ->
                         )
                     )
             mappings[(partner.id, service.code)] = compiled
+            problems.extend(_check_protocol_tree(partner, service.code, compiled))
             if service.schema is not None:
                 schema = _schema(service.schema, config.root, problems, schemas_seen)
                 if schema is not None:
@@ -92,6 +93,22 @@ def load_catalogue(root: Path, *, endpoints: Mapping[str, str] | None = None) ->
     if errors:
         raise ConfigError(problems)
     return Catalogue(config=config, mappings=mappings, schemas=schemas, warnings=tuple(problems))
+
+
+def _check_protocol_tree(partner: Partner, code: str, mapping: CompiledMapping) -> list[Problem]:
+    """Targets against the protocol's own description of the request (a SOAP operation's input)."""
+    from adapters.registry import protocol_spec
+
+    try:
+        tree = protocol_spec(partner.protocol).target_tree(partner, code)
+    except FederationError as exc:
+        return [Problem(message=str(exc), file=mapping.file)]
+    if tree is None:
+        return []
+    paths, required = tree
+    op = partner.services[code].options.get(partner.protocol)
+    name = getattr(op, "operation", code)
+    return check_tree(mapping, paths, required, what=f"the input of {partner.id} operation {name}")
 
 
 def _schema(

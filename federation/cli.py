@@ -182,7 +182,7 @@ def demo(root: Path, keep_running: bool, port: int, timeout: float) -> None:
 def simulate(root: Path, host: str, port: int, only: tuple[str, ...]) -> None:
     """Run partner simulators; print one JSON line {partner: url} once they listen."""
     from federation.config import load_config
-    from federation.simulator import PartnerSimulator
+    from federation.simulator import simulator_for
 
     configure(level="warning")
     try:
@@ -198,7 +198,7 @@ def simulate(root: Path, host: str, port: int, only: tuple[str, ...]) -> None:
     async def run() -> None:
         import signal
 
-        sims = [PartnerSimulator(p) for p in chosen]
+        sims = [simulator_for(p) for p in chosen]
         urls = {}
         for i, sim in enumerate(sims):
             urls[sim.partner.id] = await sim.start(host, port + i if port else 0)

@@ -25,7 +25,7 @@ from rich.table import Table
 from federation.catalogue import Catalogue, load_catalogue
 from federation.mapping.examples import Example, load_examples
 from federation.server import running_broker
-from federation.simulator import PartnerSimulator
+from federation.simulator import simulator_for
 
 TERMINAL = {"delivered", "failed", "rejected"}
 
@@ -63,7 +63,7 @@ async def run_demo(
         console.print('[red]no golden example is marked "demo": true; nothing to submit[/]')
         return 1
     default_source = next(iter(catalogue.config.sources), "")
-    sims = {pid: PartnerSimulator(p) for pid, p in catalogue.config.partners.items()}
+    sims = {pid: simulator_for(p) for pid, p in catalogue.config.partners.items()}
     with tempfile.TemporaryDirectory(prefix="tongban-demo-") as tmp:
         journal = Path(tmp) / "journal.sqlite"
         try:

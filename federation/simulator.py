@@ -13,7 +13,7 @@ import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -182,3 +182,24 @@ class PartnerSimulator:
         data = await request.json()
         self.behaviour = Behaviour(**{k: v for k, v in data.items() if k in asdict(Behaviour())})
         return web.json_response(asdict(self.behaviour))
+
+
+class Simulator(Protocol):
+    """What the demo, ``tongban simulate`` and the tests need of any partner simulator."""
+
+    partner: Partner
+    url: str
+    requests: int
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str: ...
+
+    async def stop(self) -> None: ...
+
+
+def simulator_for(partner: Partner, *, seed: int | None = None) -> Simulator:
+    """A simulator speaking the partner's protocol (REST JSON, or SOAP per its WSDL)."""
+    if partner.protocol == "soap":
+        from federation.soapsim import SoapPartnerSimulator  # WSDL tooling only when needed
+
+        return SoapPartnerSimulator(partner, seed=seed)
+    return PartnerSimulator(partner, seed=seed)

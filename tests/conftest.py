@@ -13,7 +13,7 @@ import pytest
 from federation.broker import Broker, Submission
 from federation.config import load_config
 from federation.server import running_broker
-from federation.simulator import PartnerSimulator
+from federation.simulator import Simulator, simulator_for
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -123,11 +123,11 @@ def make_config(tmp_path: Path) -> Callable[..., Path]:
 @pytest.fixture
 async def simulators() -> AsyncIterator[Callable[..., Any]]:
     """Start a simulator for every partner of a config directory; stopped after the test."""
-    started: list[PartnerSimulator] = []
+    started: list[Simulator] = []
 
-    async def start(root: Path) -> dict[str, PartnerSimulator]:
+    async def start(root: Path) -> dict[str, Simulator]:
         config = load_config(root)
-        sims = {pid: PartnerSimulator(p, seed=7) for pid, p in config.partners.items()}
+        sims = {pid: simulator_for(p, seed=7) for pid, p in config.partners.items()}
         for sim in sims.values():
             await sim.start()
             started.append(sim)
@@ -144,7 +144,7 @@ def broker_at(tmp_path: Path) -> Callable[..., contextlib.AbstractAsyncContextMa
 
     def at(
         root: Path,
-        sims: dict[str, PartnerSimulator] | None = None,
+        sims: dict[str, Simulator] | None = None,
         *,
         journal: Path | None = None,
         lease: float | None = None,

@@ -104,6 +104,44 @@ def check_mapping(schema: TargetSchema, mapping: CompiledMapping) -> list[Proble
     return problems
 
 
+def check_tree(
+    mapping: CompiledMapping, paths: set[str], required: set[str], *, what: str
+) -> list[Problem]:
+    """The mapping's targets against a protocol's element tree (a SOAP operation's input).
+
+    Every target must be an element of the tree, and every element the tree requires must be
+    written by some field (or by a field copying a whole object above it).
+    """
+    problems: list[Problem] = []
+    written: list[str] = []
+    for target, line in _targets(mapping):
+        dotted = ".".join(p for p in target if p != "[]")
+        written.append(dotted)
+        if dotted not in paths:
+            problems.append(
+                Problem(
+                    message=f"target {dotted!r} is not an element of {what}",
+                    path="request",
+                    file=mapping.file,
+                    line=line,
+                )
+            )
+    for need in sorted(required):
+        covered = any(
+            w == need or w.startswith(need + ".") or need.startswith(w + ".") for w in written
+        )
+        if not covered:
+            problems.append(
+                Problem(
+                    message=f"{what} requires {need!r}, which no field of the mapping writes",
+                    path="request",
+                    file=mapping.file,
+                    line=None,
+                )
+            )
+    return problems
+
+
 def _targets(mapping: CompiledMapping) -> Iterator[tuple[tuple[str, ...], int | None]]:
     def walk(fields: Any, prefix: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], int | None]]:
         for spec in fields:
