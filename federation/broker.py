@@ -34,6 +34,7 @@ from federation.models import (
 from federation.notifier import Notifier
 from federation.worker import Worker
 from replay.journal import Journal
+from replay.refs import RefExtractor, reference
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,8 +70,11 @@ class Broker:
         lease: float | None = None,
         poll_interval: float | None = None,
         clock: Callable[[], float] = time.time,
+        search_key: Callable[[], bytes] | None = None,
     ) -> None:
         self.root = root
+        self._search_key = search_key
+        self._refs: RefExtractor | None = None
         self.journal = journal
         self._endpoints = dict(endpoints or {})
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{new_id()[-6:]}"
@@ -105,6 +109,7 @@ class Broker:
             load_catalogue, self.root, endpoints=self._endpoints
         )
         settings = self._catalogue.config.broker
+        self._refs = self._ref_extractor(self._catalogue)
         await self.journal.open()
         try:
             for partner in self._catalogue.config.partners.values():
@@ -162,10 +167,23 @@ class Broker:
                 self._adapters[pid] = adapter
                 self.worker.forget_partner(pid)
         self._catalogue = new
+        self._refs = self._ref_extractor(new)
         self._log.info(
             "catalogue_reloaded", partners=len(new.config.partners), mappings=len(new.mappings)
         )
         return new
+
+    def _ref_extractor(self, catalogue: Catalogue) -> RefExtractor | None:
+        fields = catalogue.config.applicant_fields
+        if not fields or self._search_key is None:
+            return None
+        return RefExtractor(self._search_key(), fields)
+
+    def applicant_ref(self, value: str) -> bytes | None:
+        """The keyed hash support staff search with (None when search by applicant is off)."""
+        if self._search_key is None:
+            return None
+        return reference(self._search_key(), value)
 
     async def submit(self, sub: Submission) -> tuple[Exchange, bool]:
         """Journal an application (commit first), then hand it to the worker."""
@@ -180,6 +198,7 @@ class Broker:
             request_hash=request_hash(sub),
             application=sub.application,
             received_at=now,
+            applicant_refs=self._refs(sub.application) if self._refs else (),
         )
         exchange, created = await self.journal.create(
             new, owner=self.owner, lease_until=now + self.worker.lease

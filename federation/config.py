@@ -126,6 +126,7 @@ class Config:
     partners: Mapping[str, Partner]
     sources: Mapping[str, Source]
     broker: BrokerSettings
+    applicant_fields: tuple[str, ...] = ()  # application paths searchable by keyed hash
 
     def with_endpoints(self, endpoints: Mapping[str, str]) -> Config:
         """A copy whose partners send to other endpoints (simulators, staging)."""
@@ -163,7 +164,10 @@ def _parse(r: Reader, doc: Located, file: Path, base: Path) -> Config | None:
     from adapters.registry import protocol_names, protocol_spec  # adapters own their keys
 
     top = r.mapping(
-        (), doc.data, required=("version", "partners"), optional=("defaults", "sources", "broker")
+        (),
+        doc.data,
+        required=("version", "partners"),
+        optional=("defaults", "sources", "broker", "search"),
     )
     if top is None:
         return None
@@ -259,9 +263,39 @@ def _parse(r: Reader, doc: Located, file: Path, base: Path) -> Config | None:
                 services=services,
                 options=options,
             )
+    applicant_fields = _search(r, top.get("search"))
     if not r.ok:
         return None
-    return Config(file=file, root=base, partners=partners, sources=sources, broker=broker)
+    return Config(
+        file=file,
+        root=base,
+        partners=partners,
+        sources=sources,
+        broker=broker,
+        applicant_fields=applicant_fields,
+    )
+
+
+def _search(r: Reader, raw: Any) -> tuple[str, ...]:
+    from federation.mapping.paths import PathSyntaxError, parse_path
+
+    if raw is None:
+        return ()
+    m = r.mapping(("search",), raw, optional=("applicant_fields",))
+    out = []
+    for i, item in enumerate(
+        r.items(("search", "applicant_fields"), (m or {}).get("applicant_fields", []))
+    ):
+        text = r.text(("search", "applicant_fields", i), item)
+        if text is None:
+            continue
+        try:
+            parse_path(text)
+        except PathSyntaxError as exc:
+            r.error(("search", "applicant_fields", i), f"bad field path: {exc}")
+            continue
+        out.append(text)
+    return tuple(out)
 
 
 def _names(r: Reader, path: PathKey, raw: Any) -> Names | None:

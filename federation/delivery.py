@@ -81,6 +81,9 @@ class Delivery:
     rng: random.Random = field(default_factory=random.Random)
     scheduled: Callable[[float], None] = lambda _at: None  # told of each retry_wait time
     _exchange: Exchange | None = field(default=None, init=False)
+    _budget: tuple[int, float] = field(
+        default=(0, 0.0), init=False
+    )  # (attempts, since) of this run
 
     def _lease_until(self) -> float:
         return self.clock() + self.lease
@@ -109,6 +112,11 @@ class Delivery:
             reraise=True,
         )
         self._exchange = exchange
+        # A replay starts a fresh retry budget: count attempts and time from the latest one.
+        self._budget = (0, exchange.created_at)
+        for event in exchange.events:
+            if event.kind == "replayed":
+                self._budget = (int(event.data.get("attempts_before", 0)), event.at)
         async for attempt in retrying:
             with attempt:
                 await self._attempt(pending, attempt.retry_state.attempt_number)
@@ -344,7 +352,10 @@ class Delivery:
                 state=State.REJECTED, last_error=error, notify=self._notify(exchange)
             )
             log.info("exchange_rejected", reason="partner", status=exc.status)
-        elif number >= policy.max_attempts or now - exchange.created_at >= policy.max_elapsed:
+        elif (
+            number - self._budget[0] >= policy.max_attempts
+            or now - self._budget[1] >= policy.max_elapsed
+        ):
             events.append(self._event(exchange, "retries_exhausted", at=now, attempts=number))
             change = StateChange(
                 state=State.FAILED, last_error=error, notify=self._notify(exchange)
@@ -365,7 +376,9 @@ class Delivery:
             raise _AgainNow()
         else:
             delay = max(
-                policy.delay(max(1, number - policy.short_attempts + 1), self.rng),
+                policy.delay(
+                    max(1, number - self._budget[0] - policy.short_attempts + 1), self.rng
+                ),
                 exc.retry_after or 0.0,
                 self.guards.breaker.reopens_in(),
             )

@@ -44,3 +44,8 @@ def id_time(identifier: str) -> float:
     for ch in identifier[:10]:
         ms = (ms << 5) | _ALPHABET.index(ch)
     return ms / 1000
+
+
+def id_floor(ts: float) -> str:
+    """The smallest id that :func:`new_id` can give at time ``ts`` (for time-range searches)."""
+    return _encode(int(ts * 1000), 10) + "0" * 16

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from federation import support
 from federation.broker import Broker, Submission
 from federation.config import ID_RE
 from federation.errors import ConfigError, IdempotencyConflict, JournalError, JournalUnavailable
@@ -42,6 +43,7 @@ def create_app(broker: Broker) -> web.Application:
     app.router.add_get("/v1/partners", list_partners)
     app.router.add_get("/v1/stats", stats)
     app.router.add_post("/v1/admin/reload", reload)
+    support.setup(app, BROKER)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     return app

@@ -48,9 +48,11 @@ TRANSITIONS: Mapping[State, frozenset[State]] = {
         {State.DELIVERED, State.RETRY_WAIT, State.FAILED, State.REJECTED, State.QUEUED}
     ),
     State.RETRY_WAIT: frozenset({State.DELIVERING, State.QUEUED}),
-    State.DELIVERED: frozenset(),
-    State.FAILED: frozenset(),
-    State.REJECTED: frozenset(),
+    # Ended exchanges move again only by a replay (an appended 'replayed' event says who and why):
+    # queued to resend the same mapped request, received to map the application anew.
+    State.DELIVERED: frozenset({State.QUEUED, State.RECEIVED}),
+    State.FAILED: frozenset({State.QUEUED, State.RECEIVED}),
+    State.REJECTED: frozenset({State.QUEUED, State.RECEIVED}),
 }
 
 
@@ -116,6 +118,7 @@ class NewExchange:
     request_hash: str
     application: Mapping[str, Any]
     received_at: float
+    applicant_refs: tuple[bytes, ...] = ()  # keyed hashes of applicant IDs, for search
 
 
 @dataclass(frozen=True, kw_only=True)

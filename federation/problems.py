@@ -26,6 +26,8 @@ TITLES = {
     "internal-error": "Internal error",
     "not-ready": "Not ready",
     "invalid-configuration": "The new configuration is invalid",
+    "invalid-query": "The search filter is not understood",
+    "confirmation-required": "A bulk replay must be confirmed",
 }
 
 

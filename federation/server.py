@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -16,6 +17,7 @@ from federation.intake import create_app
 from federation.logging import get_logger
 from federation.net import start_site
 from replay.journal import Journal
+from replay.refs import load_key
 from replay.sqlite import SQLiteJournal
 
 
@@ -34,6 +36,7 @@ async def running_broker(
     """A broker with its HTTP API listening; yields the broker and its base URL."""
     broker = Broker(
         root=root,
+        search_key=functools.cache(lambda: load_key(journal_path)),
         journal=journal or SQLiteJournal(journal_path),
         endpoints=endpoints,
         lease=lease,

@@ -19,7 +19,7 @@ from federation.models import (
     State,
     StateChange,
 )
-from replay.journal import Refusal
+from replay.journal import Query, Refusal
 
 _OPEN = frozenset({State.RECEIVED, State.QUEUED, State.DELIVERING})
 
@@ -35,6 +35,7 @@ class InMemoryJournal:
         self.refusals: list[Refusal] = []
         self._keys: dict[tuple[str, str], str] = {}
         self.notify_at: dict[str, float] = {}
+        self.refs: dict[str, tuple[bytes, ...]] = {}
         self.fail_writes = False
         self.opened = False
 
@@ -81,6 +82,7 @@ class InMemoryJournal:
             updated_at=new.received_at,
         )
         self.exchanges[new.id] = ex
+        self.refs[new.id] = new.applicant_refs
         self._keys[(new.source, new.idempotency_key)] = new.id
         self.leases[new.id] = (owner, lease_until)
         self._append(
@@ -228,6 +230,30 @@ class InMemoryJournal:
         else:
             self.notify_at[exchange_id] = next_at
             self.exchanges[exchange_id] = replace(ex, notify_attempts=ex.notify_attempts + 1)
+
+    async def search(self, query: Query) -> list[Exchange]:
+        q = query
+        out = []
+        for xid in sorted(self.exchanges, reverse=True):
+            ex = self.exchanges[xid]
+            if (
+                (q.states and ex.state.value not in q.states)
+                or (q.partner is not None and ex.target != q.partner)
+                or (q.service is not None and ex.service != q.service)
+                or (q.source is not None and ex.source != q.source)
+                or (q.exchange_id is not None and ex.id != q.exchange_id)
+                or (q.idempotency_key is not None and ex.idempotency_key != q.idempotency_key)
+                or (q.since is not None and ex.created_at < q.since)
+                or (q.until is not None and ex.created_at >= q.until)
+                or (q.before is not None and ex.id >= q.before)
+                or (q.error and q.error not in str(ex.last_error or ""))
+                or (q.applicant_ref is not None and q.applicant_ref not in self.refs.get(xid, ()))
+            ):
+                continue
+            out.append(ex)
+            if len(out) >= q.limit:
+                break
+        return out
 
     async def counts(self) -> Mapping[str, int]:
         out: dict[str, int] = {}

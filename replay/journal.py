@@ -40,6 +40,24 @@ class Refusal:
     body_bytes: int
 
 
+@dataclass(frozen=True, kw_only=True)
+class Query:
+    """What support staff look for; every given filter must hold. Newest first."""
+
+    states: tuple[str, ...] = ()
+    partner: str | None = None
+    service: str | None = None
+    source: str | None = None
+    since: float | None = None  # received at or after (epoch seconds)
+    until: float | None = None  # received before
+    error: str | None = None  # text in the last error
+    exchange_id: str | None = None
+    idempotency_key: str | None = None
+    applicant_ref: bytes | None = None  # keyed hash, see replay/refs.py
+    before: str | None = None  # page cursor: exchanges older than this id
+    limit: int = 50
+
+
 class Journal(Protocol):
     """Durable store of exchanges, their events and refused intake requests."""
 
@@ -94,6 +112,9 @@ class Journal(Protocol):
         next_at: float | None = None,
     ) -> None:
         """Record a callback attempt: ``done`` clears it, else it is due again at ``next_at``."""
+
+    async def search(self, query: Query) -> list[Exchange]:
+        """Exchanges matching ``query``, newest first, without history."""
 
     async def counts(self) -> Mapping[str, int]:
         """Number of exchanges per state."""

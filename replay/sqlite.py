@@ -23,6 +23,7 @@ from federation.errors import (
     JournalUnavailable,
     LeaseLost,
 )
+from federation.ids import id_floor
 from federation.models import (
     TRANSITIONS,
     Direction,
@@ -35,7 +36,7 @@ from federation.models import (
 )
 from replay.chain import Break, Chain, verify
 from replay.dbthread import DbThread
-from replay.journal import Refusal
+from replay.journal import Query, Refusal
 
 OPEN_STATES = ("received", "queued", "delivering")
 TERMINAL = ("delivered", "failed", "rejected")
@@ -176,6 +177,11 @@ class SQLiteJournal:
                 return _exchange(row, _events(conn, row["id"])), False
             data = {"application": new.application, "request_hash": new.request_hash}
             self._chain.append(conn, [(new.id, new.received_at, "received", dumps(data))])
+            if new.applicant_refs:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO exchange_refs (ref, exchange_id) VALUES (?, ?)",
+                    [(ref, new.id) for ref in new.applicant_refs],
+                )
             return (
                 Exchange(
                     id=new.id,
@@ -364,6 +370,15 @@ class SQLiteJournal:
         result: tuple[int, Break | None] = await self._read(op)
         return result
 
+    async def search(self, query: Query) -> list[Exchange]:
+        sql, args = search_sql(query)
+
+        def op(conn: sqlite3.Connection) -> list[Exchange]:
+            return [_exchange(r, ()) for r in conn.execute(sql, args).fetchall()]
+
+        result: list[Exchange] = await self._read(op)
+        return result
+
     async def counts(self) -> Mapping[str, int]:
         def op(conn: sqlite3.Connection) -> dict[str, int]:
             rows = conn.execute("SELECT state, count(*) FROM exchanges GROUP BY state").fetchall()
@@ -418,6 +433,47 @@ class SQLiteJournal:
 
         result: list[Refusal] = await self._read(op)
         return result
+
+
+def search_sql(q: Query) -> tuple[str, list[Any]]:
+    """The SELECT for a search: index-friendly filters, newest first by id (ids sort by time)."""
+    where: list[str] = []
+    args: list[Any] = []
+    if q.states:
+        where.append(f"state IN ({','.join('?' * len(q.states))})")
+        args += list(q.states)
+    for column, value in (
+        ("target", q.partner),
+        ("service", q.service),
+        ("source", q.source),
+        ("id", q.exchange_id),
+        ("idempotency_key", q.idempotency_key),
+    ):
+        if value is not None:
+            where.append(f"{column} = ?")
+            args.append(value)
+    # Ids begin with their creation time, so a time range is an id range (an index range scan).
+    if q.since is not None:
+        where.append("id >= ?")
+        args.append(id_floor(q.since))
+    if q.until is not None:
+        where.append("id < ?")
+        args.append(id_floor(q.until))
+    if q.before is not None:
+        where.append("id < ?")
+        args.append(q.before)
+    if q.error:
+        where.append("instr(CAST(last_error AS TEXT), ?) > 0")
+        args.append(q.error)
+    if q.applicant_ref is not None:
+        where.append("id IN (SELECT exchange_id FROM exchange_refs WHERE ref = ?)")
+        args.append(q.applicant_ref)
+    sql = "SELECT * FROM exchanges"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY id DESC LIMIT ?"
+    args.append(max(1, min(q.limit, 1000)))
+    return sql, args
 
 
 PREDECESSORS: dict[State, frozenset[State]] = {

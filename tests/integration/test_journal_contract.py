@@ -101,13 +101,13 @@ async def test_record_is_fenced_by_the_lease_owner(journal: Journal) -> None:
 
 
 async def test_impossible_transitions_are_refused(journal: Journal) -> None:
-    """received → delivered skips the pipeline and is refused; terminal states are final."""
+    """received → delivered skips the pipeline; an ended exchange only moves by replay."""
     ex, _ = await journal.create(new(), owner="w1", lease_until=NOW + 30)
     with pytest.raises(JournalError, match="no transition"):
         await journal.record(ex.id, [], StateChange(state=State.DELIVERED), owner="w1")
     await journal.record(ex.id, [], StateChange(state=State.REJECTED, last_error={"m": 1}))
     with pytest.raises(JournalError):
-        await journal.record(ex.id, [], StateChange(state=State.QUEUED))
+        await journal.record(ex.id, [], StateChange(state=State.DELIVERING))
     got = await journal.get(ex.id)
     assert got is not None and got.state is State.REJECTED and got.last_error == {"m": 1}
 

@@ -155,8 +155,8 @@ def test_every_state_has_a_transition_entry() -> None:
 
 @pytest.mark.parametrize("state", sorted(TERMINAL_STATES))
 def test_no_exit_from_terminal_states(state: State) -> None:
-    """Once delivered, failed or rejected, an exchange never moves again."""
-    assert TRANSITIONS[state] == frozenset()
+    """Once delivered, failed or rejected, an exchange moves only by a replay (queued or received)."""
+    assert TRANSITIONS[state] == frozenset({State.QUEUED, State.RECEIVED})
 
 
 def test_every_non_terminal_state_can_reach_a_terminal_one() -> None:

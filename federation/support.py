@@ -1,0 +1,198 @@
+"""The support staff's API: find exchanges and replay them (``GET /v1/exchanges``, ``POST /v1/replays``).
+
+The same operations are in the CLI (``tongban journal search``, ``tongban replay``); both build a
+:class:`replay.journal.Query` through :func:`query_from` so a filter means the same everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from federation.models import State, iso
+from federation.problems import ProblemError
+from replay.journal import Query
+from replay.service import Mode, ReplayService
+
+FILTERS = (
+    "state",
+    "partner",
+    "service",
+    "source",
+    "since",
+    "until",
+    "error",
+    "id",
+    "key",
+    "applicant",
+    "before",
+    "limit",
+)
+
+
+class BadQuery(ValueError):
+    """A filter value that cannot be understood."""
+
+
+def parse_time(text: str) -> float:
+    """ISO 8601 (``2026-11-28``, ``2026-11-28T09:00+08:00``) or epoch seconds → epoch seconds."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadQuery(f"{text!r} is not a time (ISO 8601, e.g. 2026-11-28T09:00+08:00)") from None
+    if dt.tzinfo is None:
+        from zoneinfo import ZoneInfo
+
+        dt = dt.replace(tzinfo=ZoneInfo("Asia/Shanghai"))  # the federation's wall clock
+    return dt.timestamp()
+
+
+def query_from(params: Mapping[str, str], *, applicant_ref: Callable[[str], bytes | None]) -> Query:
+    """Build a Query from filter names (API query parameters or CLI options)."""
+    unknown = set(params) - set(FILTERS)
+    if unknown:
+        raise BadQuery(
+            f"unknown filter(s): {', '.join(sorted(unknown))}; known: {', '.join(FILTERS)}"
+        )
+    states = tuple(s for s in params.get("state", "").split(",") if s)
+    for s in states:
+        if s not in {x.value for x in State}:
+            raise BadQuery(f"{s!r} is not a state ({', '.join(x.value for x in State)})")
+    ref = None
+    if params.get("applicant"):
+        ref = applicant_ref(params["applicant"])
+        if ref is None:
+            raise BadQuery(
+                "search by applicant is not configured (partners.yaml search.applicant_fields)"
+            )
+    try:
+        limit = int(params.get("limit", "50"))
+    except ValueError:
+        raise BadQuery("limit must be a whole number") from None
+    if not 1 <= limit <= 1000:
+        raise BadQuery("limit must be between 1 and 1000")
+    return Query(
+        states=states,
+        partner=params.get("partner"),
+        service=params.get("service"),
+        source=params.get("source"),
+        since=parse_time(params["since"]) if params.get("since") else None,
+        until=parse_time(params["until"]) if params.get("until") else None,
+        error=params.get("error") or None,
+        exchange_id=params.get("id"),
+        idempotency_key=params.get("key"),
+        applicant_ref=ref,
+        before=params.get("before"),
+        limit=limit,
+    )
+
+
+def summary(ex: Any) -> dict[str, Any]:
+    """One line of a search result."""
+    return {
+        "id": ex.id,
+        "state": ex.state.value,
+        "partner": ex.target,
+        "service": ex.service,
+        "source": ex.source,
+        "idempotency_key": ex.idempotency_key,
+        "attempts": ex.attempts,
+        "created_at": iso(ex.created_at),
+        "updated_at": iso(ex.updated_at),
+        "receipt_number": (ex.receipt or {}).get("receipt_number"),
+        "last_error": (ex.last_error or {}).get("message"),
+        "links": {"self": f"/v1/exchanges/{ex.id}"},
+    }
+
+
+def setup(app: web.Application, broker_key: web.AppKey[Any]) -> None:
+    """Register the support routes on the broker's app."""
+
+    async def search(request: web.Request) -> web.Response:
+        broker = request.app[broker_key]
+        try:
+            query = query_from(dict(request.query), applicant_ref=broker.applicant_ref)
+        except BadQuery as exc:
+            raise ProblemError(400, "invalid-query", str(exc)) from exc
+        found = await broker.journal.search(query)
+        body: dict[str, Any] = {"exchanges": [summary(ex) for ex in found]}
+        if len(found) == query.limit:
+            body["next"] = f"/v1/exchanges?{_with_before(request, found[-1].id)}"
+        return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+    async def replays(request: web.Request) -> web.Response:
+        broker = request.app[broker_key]
+        try:
+            data = orjson.loads(await request.read())
+        except orjson.JSONDecodeError as exc:
+            raise ProblemError(400, "malformed-json", f"body is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise ProblemError(400, "invalid-request", "body must be a JSON object")
+        extra = set(data) - {"mode", "reason", "by", "exchange_id", "filter", "dry_run", "confirm"}
+        if extra:
+            raise ProblemError(
+                400, "invalid-request", f"unknown field(s): {', '.join(sorted(extra))}"
+            )
+        try:
+            mode = Mode(str(data.get("mode")))
+        except ValueError:
+            raise ProblemError(400, "invalid-request", "mode must be 'resend' or 'remap'") from None
+        filters = dict(data.get("filter") or {})
+        if data.get("exchange_id"):
+            filters["id"] = str(data["exchange_id"])
+        if not filters:
+            raise ProblemError(400, "invalid-request", "give an exchange_id or a filter")
+        try:
+            query = query_from(
+                {k: str(v) for k, v in filters.items()}, applicant_ref=broker.applicant_ref
+            )
+        except BadQuery as exc:
+            raise ProblemError(400, "invalid-query", str(exc)) from exc
+        service = ReplayService(broker.journal)
+        plan = await service.plan(query, mode)
+        view: dict[str, Any] = {
+            "mode": mode.value,
+            "would_replay": [ex.id for ex in plan.take],
+            "would_skip": [{"id": ex.id, "why": why} for ex, why in plan.skip],
+        }
+        if data.get("dry_run"):
+            return web.Response(body=orjson.dumps(view), content_type="application/json")
+        reason = str(data.get("reason") or "").strip()
+        if not reason:
+            raise ProblemError(400, "invalid-request", "a replay needs a reason")
+        if "id" not in filters and data.get("confirm") is not True:
+            raise ProblemError(
+                400,
+                "confirmation-required",
+                f"this bulk replay would replay {len(plan.take)} exchange(s): send 'confirm': true "
+                "(or dry_run to look first)",
+                **view,
+            )
+        by = str(data.get("by") or request.headers.get("X-Tongban-User") or request.remote or "api")
+        result = await service.run(plan, reason=reason, by=by)
+        broker.worker.poke()
+        body = {
+            "batch": result.batch,
+            "replayed": result.replayed,
+            "skipped": [{"id": i, "why": w} for i, w in result.skipped],
+        }
+        return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+    app.router.add_get("/v1/exchanges", search)
+    app.router.add_post("/v1/replays", replays)
+
+
+def _with_before(request: web.Request, cursor: str) -> str:
+    from urllib.parse import urlencode
+
+    params = dict(request.query)
+    params["before"] = cursor
+    return urlencode(params)
