@@ -34,7 +34,8 @@ from federation.models import (
     StateChange,
     json_default,
 )
-from replay.chain import Break, Chain, verify
+from replay.archive import ArchivedExchange, ArchiveWriter
+from replay.chain import GENESIS, Break, Chain, verify
 from replay.dbthread import DbThread
 from replay.journal import Query, Refusal
 
@@ -362,7 +363,7 @@ class SQLiteJournal:
 
         def op(conn: sqlite3.Connection) -> tuple[int, Break | None]:
             cur = conn.execute(
-                "SELECT seq, exchange_id, at, kind, data, hash FROM events ORDER BY seq"
+                "SELECT seq, exchange_id, at, kind, data, hash, archived FROM events ORDER BY seq"
             )
             count, broken, _ = verify(iter(cur))
             return count, broken
@@ -378,6 +379,28 @@ class SQLiteJournal:
 
         result: list[Exchange] = await self._read(op)
         return result
+
+    async def archive(self, *, older_than: float, out: Path, chunk: int = 500) -> tuple[int, int]:
+        """Move closed exchanges last changed before ``older_than`` to an archive file.
+
+        Open exchanges, and ended ones with a callback still pending, are never archived. Works in
+        chunks so intake is never held up for long; returns (exchanges, events) archived.
+        """
+        writer = await asyncio.to_thread(
+            ArchiveWriter, out, created_at=self._clock(), older_than=older_than
+        )
+        try:
+            while True:
+                batch: list[ArchivedExchange] = await self._write(
+                    lambda conn: _archive_candidates(conn, older_than, chunk)
+                )
+                if not batch:
+                    break
+                await asyncio.to_thread(writer.write, batch)
+                await self._write(lambda conn, b=batch: _tombstone(conn, b))  # type: ignore[misc]
+        finally:
+            await asyncio.to_thread(writer.close)
+        return writer.exchanges, writer.events
 
     async def counts(self) -> Mapping[str, int]:
         def op(conn: sqlite3.Connection) -> dict[str, int]:
@@ -502,6 +525,57 @@ def _refusal(
     return JournalError(
         f"exchange {exchange_id}: no transition {current.value} → {change.state.value}"
     )
+
+
+def _archive_candidates(
+    conn: sqlite3.Connection, older_than: float, limit: int
+) -> list[ArchivedExchange]:
+    rows = conn.execute(
+        "SELECT * FROM exchanges WHERE state IN ('delivered', 'failed', 'rejected')"
+        " AND updated_at < ? AND notify_state IS NULL AND lease_owner IS NULL"
+        " ORDER BY updated_at LIMIT ?",
+        (older_than, limit),
+    ).fetchall()
+    out = []
+    for row in rows:
+        events = []
+        for seq, at, kind, data, hash_ in conn.execute(
+            "SELECT seq, at, kind, data, hash FROM events"
+            " WHERE exchange_id = ? AND archived = 0 ORDER BY seq",
+            (row["id"],),
+        ):
+            prev = conn.execute("SELECT hash FROM events WHERE seq = ?", (seq - 1,)).fetchone()
+            events.append(
+                {
+                    "seq": seq,
+                    "at": at,
+                    "kind": kind,
+                    "data": bytes(data).decode(),
+                    "hash": bytes(hash_).hex(),
+                    "prev": (bytes(prev[0]) if prev else GENESIS).hex(),
+                }
+            )
+        record = {k: row[k] for k in row.keys()}  # noqa: SIM118 - sqlite3.Row
+        for key in ("mapping_versions", "receipt", "last_error"):
+            record[key] = _loads(record[key])
+        out.append(ArchivedExchange(row=record, events=events))
+    return out
+
+
+def _tombstone(conn: sqlite3.Connection, batch: list[ArchivedExchange]) -> None:
+    for ex in batch:
+        xid, updated = ex.row["id"], ex.row["updated_at"]
+        gone = conn.execute(
+            "DELETE FROM exchanges WHERE id = ? AND updated_at = ? AND lease_owner IS NULL",
+            (xid, updated),
+        ).rowcount
+        if not gone:
+            continue  # it moved (a replay) after being copied: it stays live, the copy is harmless
+        conn.execute(
+            "UPDATE events SET data = x'', archived = 1 WHERE exchange_id = ? AND archived = 0",
+            (xid,),
+        )
+        conn.execute("DELETE FROM exchange_refs WHERE exchange_id = ?", (xid,))
 
 
 def migrate(conn: sqlite3.Connection) -> None:

@@ -28,7 +28,7 @@ CREATE INDEX exchanges_retry ON exchanges (next_attempt_at) WHERE state = 'retry
 -- Events: append-only history; the payloads (application, mapped request, replies) live here.
 CREATE TABLE events (
     seq          INTEGER PRIMARY KEY AUTOINCREMENT,
-    exchange_id  TEXT NOT NULL REFERENCES exchanges (id),
+    exchange_id  TEXT NOT NULL,  -- no foreign key: archived exchanges leave event tombstones
     at           REAL NOT NULL,
     kind         TEXT NOT NULL,
     data         BLOB NOT NULL

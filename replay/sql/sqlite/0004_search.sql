@@ -7,6 +7,6 @@ CREATE INDEX exchanges_key ON exchanges (idempotency_key);
 -- Applicant references as keyed hashes (HMAC-SHA256): findable, never stored in clear.
 CREATE TABLE exchange_refs (
     ref          BLOB NOT NULL,
-    exchange_id  TEXT NOT NULL REFERENCES exchanges (id),
+    exchange_id  TEXT NOT NULL,
     PRIMARY KEY (ref, exchange_id)
 ) WITHOUT ROWID;

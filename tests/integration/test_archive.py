@@ -1,0 +1,99 @@
+"""Retention: closed exchanges leave for a self-verifying archive; open ones stay; chains still hold."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+from federation.ids import new_id
+from federation.models import Direction, Event, NewExchange, State, StateChange
+from replay.archive import read_archive, verify_archive
+from replay.journal import Query
+from replay.sqlite import SQLiteJournal
+
+NOW = 1_790_000_000.0
+
+
+async def journal_with(path: Path, closed: int, open_: int) -> tuple[SQLiteJournal, list[str]]:
+    """A journal with some rejected (closed) and some received (open) exchanges."""
+    j = SQLiteJournal(path, clock=lambda: NOW)
+    await j.open()
+    ids = []
+    for i in range(closed + open_):
+        new = NewExchange(
+            id=new_id(NOW + i),
+            direction=Direction.OUTBOUND,
+            source="gd-portal",
+            target="hk",
+            service="TD-VL-RENEW",
+            idempotency_key=f"k{i}",
+            request_hash="sha256:x",
+            application={"applicant": {"name": "陳大文"}, "n": i},
+            received_at=NOW + i,
+        )
+        ex, _ = await j.create(new, owner="w", lease_until=NOW)
+        if i < closed:
+            await j.record(
+                ex.id,
+                [Event(exchange_id=ex.id, kind="rejected", at=NOW + i, data={"error": {"m": i}})],
+                StateChange(state=State.REJECTED, last_error={"m": i}),
+            )
+        ids.append(ex.id)
+    return j, ids
+
+
+async def test_archive_moves_closed_exchanges_only(tmp_path: Path) -> None:
+    """Closed exchanges go to the archive and leave the journal; open ones stay; both verify."""
+    j, ids = await journal_with(tmp_path / "j.sqlite", closed=7, open_=3)
+    out = tmp_path / "2026-11.jsonl.gz"
+    exchanges, events = await j.archive(older_than=NOW + 10, out=out, chunk=3)
+    left = await j.search(Query(limit=100))
+    count, broken = await j.verify()
+    await j.close()
+    assert (exchanges, events) == (7, 14)
+    assert {ex.id for ex in left} == set(ids[7:])
+    assert broken is None and count == 17  # tombstones keep the chain whole
+    assert verify_archive(out) == (7, 14, None)
+    archived = list(read_archive(out))
+    assert archived[0]["exchange"]["state"] == "rejected"
+    assert '"陳大文"' in archived[0]["events"][0]["data"]
+
+
+async def test_a_tampered_archive_is_detected(tmp_path: Path) -> None:
+    """A changed byte or a removed line in the archive file is found by verifying it alone."""
+    j, _ = await journal_with(tmp_path / "j.sqlite", closed=4, open_=0)
+    out = tmp_path / "a.jsonl.gz"
+    await j.archive(older_than=NOW + 10, out=out)
+    await j.close()
+    lines = gzip.decompress(out.read_bytes()).splitlines(keepends=True)
+    changed = tmp_path / "changed.jsonl.gz"
+    changed.write_bytes(
+        gzip.compress(b"".join([*lines[:2], lines[2].replace(b'"k1"', b'"k9"'), *lines[3:]]))
+    )
+    edited = tmp_path / "edited.jsonl.gz"
+    edited.write_bytes(
+        gzip.compress(
+            b"".join([*lines[:1], lines[1].replace("陳".encode(), "陈".encode()), *lines[2:]])
+        )
+    )
+    removed = tmp_path / "removed.jsonl.gz"
+    removed.write_bytes(gzip.compress(b"".join([*lines[:2], *lines[3:]])))
+    assert verify_archive(changed)[2] is not None
+    assert "altered" in str(verify_archive(edited)[2])
+    assert "digest" in str(verify_archive(removed)[2])
+
+
+async def test_archive_never_overwrites(tmp_path: Path) -> None:
+    """Archiving into an existing file is refused rather than losing the earlier archive."""
+    j, _ = await journal_with(tmp_path / "j.sqlite", closed=1, open_=0)
+    out = tmp_path / "a.jsonl.gz"
+    out.write_bytes(b"earlier")
+    try:
+        await j.archive(older_than=NOW + 10, out=out)
+    except FileExistsError:
+        pass
+    else:
+        raise AssertionError("an existing archive was overwritten")
+    finally:
+        await j.close()
+    assert out.read_bytes() == b"earlier"
