@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -67,7 +68,7 @@ def same_concurrency(config: Path, tmp: Path, partner: str, concurrency: int) ->
     (root / "partners.yaml").write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     for entry in ("mappings", "partners"):  # mappings, code tables, WSDLs, schemas
         if (config / entry).exists():
-            (root / entry).symlink_to((config / entry).resolve())
+            shutil.copytree(config / entry, root / entry)
     return root
 
 

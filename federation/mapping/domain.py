@@ -11,6 +11,7 @@ they end up in logs and problem reports, and an ID number is personal data.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -39,8 +40,15 @@ def _clean(value: str) -> str:
     return value.translate(_FULLWIDTH).strip().upper()
 
 
+@functools.cache
+def _shape(allowed: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("".join(f"[{re.escape(chars)}]" for chars in allowed))
+
+
 def _check_chars(value: str, allowed: list[str], what: str) -> None:
     """Raise naming the first position whose character is outside its allowed set."""
+    if _shape(tuple(allowed)).fullmatch(value):
+        return  # the common case, checked in one go; the loop below only explains a failure
     if len(value) != len(allowed):
         raise DomainCheckError(f"{what} must have {len(allowed)} characters, not {len(value)}")
     for pos, (char, ok) in enumerate(zip(value, allowed, strict=True), start=1):
