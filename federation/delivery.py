@@ -99,28 +99,32 @@ class Delivery:
         if exchange.mapped is None:
             self.log.error("exchange_undeliverable", reason="no mapped request in the journal")
             return
-        policy = self.partner.retry
-        retrying = tenacity.AsyncRetrying(
-            # An explicit stop, although _attempt stops raising _AgainNow after short_attempts.
-            stop=tenacity.stop_after_attempt(policy.short_attempts),
-            wait=tenacity.wait_exponential(
-                multiplier=policy.short_backoff, max=policy.short_backoff * 8
-            )
-            + tenacity.wait_random(0, policy.short_backoff * policy.jitter),
-            retry=tenacity.retry_if_exception_type(_AgainNow),
-            sleep=self.sleep,
-            reraise=True,
-        )
         self._exchange = exchange
         # A replay starts a fresh retry budget: count attempts and time from the latest one.
         self._budget = (0, exchange.created_at)
         for event in exchange.events:
             if event.kind == "replayed":
                 self._budget = (int(event.data.get("attempts_before", 0)), event.at)
+        try:
+            await self._attempt(pending, 1)
+            return
+        except _AgainNow:
+            pass  # a blip: retry in process (tenacity only now: it costs on every use)
+        policy = self.partner.retry
+        base = policy.short_backoff
+        await self.sleep(base + self.rng.uniform(0, base * policy.jitter))
+        retrying = tenacity.AsyncRetrying(
+            # An explicit stop, although _attempt stops raising _AgainNow after short_attempts.
+            stop=tenacity.stop_after_attempt(policy.short_attempts - 1),
+            wait=tenacity.wait_exponential(multiplier=base * 2, max=base * 8)
+            + tenacity.wait_random(0, base * policy.jitter),
+            retry=tenacity.retry_if_exception_type(_AgainNow),
+            sleep=self.sleep,
+            reraise=True,
+        )
         async for attempt in retrying:
             with attempt:
-                await self._attempt(pending, attempt.retry_state.attempt_number)
-                pending = []
+                await self._attempt([], attempt.retry_state.attempt_number + 1)
 
     # -- mapping --------------------------------------------------------------------------------
 
