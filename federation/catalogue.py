@@ -52,7 +52,7 @@ def load_catalogue(root: Path, *, endpoints: Mapping[str, str] | None = None) ->
     config = load_config(root)
     if endpoints:
         config = config.with_endpoints(endpoints)
-    problems: list[Problem] = []
+    problems: list[Problem] = list(config.warnings)
     mappings: dict[tuple[str, str], CompiledMapping] = {}
     cache: dict[Path, CompiledMapping] = {}
     schemas: dict[tuple[str, str], TargetSchema] = {}

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from federation.breaker import BreakerPolicy
-from federation.errors import ConfigError
+from federation.errors import ConfigError, Problem
 from federation.regions import PROVINCES
 from federation.validate import Reader
 from federation.yamlsrc import Located, PathKey, load_yaml
@@ -127,6 +127,7 @@ class Config:
     sources: Mapping[str, Source]
     broker: BrokerSettings
     applicant_fields: tuple[str, ...] = ()  # application paths searchable by keyed hash
+    warnings: tuple[Problem, ...] = ()  # odd but accepted settings, shown by `tongban check`
 
     def with_endpoints(self, endpoints: Mapping[str, str]) -> Config:
         """A copy whose partners send to other endpoints (simulators, staging)."""
@@ -150,7 +151,7 @@ def load_config(root: Path) -> Config:
     errors = [p for p in reader.problems if p.severity == "error"]
     if errors or config is None:
         raise ConfigError(sorted(reader.problems, key=lambda p: p.line or 0))
-    return config
+    return replace(config, warnings=tuple(p for p in reader.problems if p.severity == "warning"))
 
 
 def _display(file: Path, base: Path) -> str:
