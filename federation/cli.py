@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from federation.catalogue import load_catalogue
+from federation.cli_journal import journal, replay
 from federation.errors import ConfigError, FederationError
 from federation.logging import configure
 
@@ -50,6 +51,10 @@ def _parse_endpoints(values: tuple[str, ...]) -> dict[str, str]:
 @click.version_option(package_name="tongban")
 def main() -> None:
     """tongban: journal-first broker for cross-region government service applications."""
+
+
+main.add_command(journal)
+main.add_command(replay)
 
 
 @main.command()

@@ -145,7 +145,12 @@ def setup(app: web.Application, broker_key: web.AppKey[Any]) -> None:
             mode = Mode(str(data.get("mode")))
         except ValueError:
             raise ProblemError(400, "invalid-request", "mode must be 'resend' or 'remap'") from None
-        filters = dict(data.get("filter") or {})
+        raw_filter = data.get("filter") or {}
+        if not isinstance(raw_filter, dict):
+            raise ProblemError(
+                400, "invalid-request", "filter must be an object of filter names and values"
+            )
+        filters = dict(raw_filter)
         if data.get("exchange_id"):
             filters["id"] = str(data["exchange_id"])
         if not filters:

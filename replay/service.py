@@ -60,7 +60,7 @@ class ReplayService:
         """Every exchange ``query`` finds, sorted into replayable and not (with the reason)."""
         take: list[Exchange] = []
         skip: list[tuple[Exchange, str]] = []
-        cursor: str | None = None
+        cursor: str | None = query.before
         while len(take) + len(skip) < limit:
             page = await self.journal.search(
                 Query(**{**query.__dict__, "before": cursor, "limit": min(500, limit)})
