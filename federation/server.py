@@ -16,16 +16,16 @@ from federation.errors import ConfigError
 from federation.intake import create_app
 from federation.logging import get_logger
 from federation.net import start_site
+from replay.factory import key_path, open_journal
 from replay.journal import Journal
 from replay.refs import load_key
-from replay.sqlite import SQLiteJournal
 
 
 @contextlib.asynccontextmanager
 async def running_broker(
     *,
     root: Path,
-    journal_path: Path,
+    journal_path: Path | str,
     host: str = "127.0.0.1",
     port: int = 8080,
     endpoints: Mapping[str, str] | None = None,
@@ -36,8 +36,8 @@ async def running_broker(
     """A broker with its HTTP API listening; yields the broker and its base URL."""
     broker = Broker(
         root=root,
-        search_key=functools.cache(lambda: load_key(journal_path)),
-        journal=journal or SQLiteJournal(journal_path),
+        search_key=functools.cache(lambda: load_key(key_path(journal_path))),
+        journal=journal or open_journal(journal_path),
         endpoints=endpoints,
         lease=lease,
         poll_interval=poll_interval,

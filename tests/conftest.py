@@ -176,3 +176,15 @@ def hk_submission(key: str = "key-1", **changes: Any) -> Submission:
     }
     fields.update(changes)
     return Submission(**fields)
+
+
+@pytest.fixture
+async def postgres() -> AsyncIterator[Any]:
+    """A fresh PostgreSQL schema (tests/integration/pg.py), dropped after; skips without a server.
+
+    Under CI (the CI environment variable set) an unreachable server fails the test instead.
+    """
+    from tests.integration.pg import fresh_schema
+
+    async with fresh_schema() as pg:
+        yield pg

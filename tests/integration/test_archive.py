@@ -1,27 +1,44 @@
-"""Retention: closed exchanges leave for a self-verifying archive; open ones stay; chains still hold."""
+"""Retention: closed exchanges leave for a self-verifying archive; open ones stay; chains still hold.
+
+Run on SQLite and on PostgreSQL (tests/integration/pg.py): both write the same archive format.
+"""
 
 from __future__ import annotations
 
 import gzip
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from federation.ids import new_id
 from federation.models import Direction, Event, NewExchange, State, StateChange
 from replay.archive import read_archive, verify_archive
 from replay.journal import Query
-from replay.sqlite import SQLiteJournal
+from tests.integration.pg import BACKENDS, PgSchema, SQLiteFile, store
 
 NOW = 1_790_000_000.0
+Store = PgSchema | SQLiteFile
 
 
-async def journal_with(path: Path, closed: int, open_: int) -> tuple[SQLiteJournal, list[str]]:
+@pytest.fixture(params=BACKENDS)
+async def where(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """An empty journal store of each persistent backend."""
+    async with store(request.param, tmp_path) as s:
+        yield s
+
+
+async def journal_with(
+    where: Store, closed: int, open_: int, *, fixed_ids: bool = False
+) -> tuple[Any, list[str]]:
     """A journal with some rejected (closed) and some received (open) exchanges."""
-    j = SQLiteJournal(path, clock=lambda: NOW)
+    j = where.journal(clock=lambda: NOW)
     await j.open()
     ids = []
     for i in range(closed + open_):
         new = NewExchange(
-            id=new_id(NOW + i),
+            id=f"01KZZZZZZZ{i:016d}" if fixed_ids else new_id(NOW + i),
             direction=Direction.OUTBOUND,
             source="gd-portal",
             target="hk",
@@ -42,9 +59,9 @@ async def journal_with(path: Path, closed: int, open_: int) -> tuple[SQLiteJourn
     return j, ids
 
 
-async def test_archive_moves_closed_exchanges_only(tmp_path: Path) -> None:
+async def test_archive_moves_closed_exchanges_only(where: Store, tmp_path: Path) -> None:
     """Closed exchanges go to the archive and leave the journal; open ones stay; both verify."""
-    j, ids = await journal_with(tmp_path / "j.sqlite", closed=7, open_=3)
+    j, ids = await journal_with(where, closed=7, open_=3)
     out = tmp_path / "2026-11.jsonl.gz"
     exchanges, events = await j.archive(older_than=NOW + 10, out=out, chunk=3)
     left = await j.search(Query(limit=100))
@@ -59,9 +76,9 @@ async def test_archive_moves_closed_exchanges_only(tmp_path: Path) -> None:
     assert '"陳大文"' in archived[0]["events"][0]["data"]
 
 
-async def test_a_tampered_archive_is_detected(tmp_path: Path) -> None:
+async def test_a_tampered_archive_is_detected(where: Store, tmp_path: Path) -> None:
     """A changed byte or a removed line in the archive file is found by verifying it alone."""
-    j, _ = await journal_with(tmp_path / "j.sqlite", closed=4, open_=0)
+    j, _ = await journal_with(where, closed=4, open_=0)
     out = tmp_path / "a.jsonl.gz"
     await j.archive(older_than=NOW + 10, out=out)
     await j.close()
@@ -83,9 +100,9 @@ async def test_a_tampered_archive_is_detected(tmp_path: Path) -> None:
     assert "digest" in str(verify_archive(removed)[2])
 
 
-async def test_archive_never_overwrites(tmp_path: Path) -> None:
+async def test_archive_never_overwrites(where: Store, tmp_path: Path) -> None:
     """Archiving into an existing file is refused rather than losing the earlier archive."""
-    j, _ = await journal_with(tmp_path / "j.sqlite", closed=1, open_=0)
+    j, _ = await journal_with(where, closed=1, open_=0)
     out = tmp_path / "a.jsonl.gz"
     out.write_bytes(b"earlier")
     try:
@@ -97,3 +114,16 @@ async def test_archive_never_overwrites(tmp_path: Path) -> None:
     finally:
         await j.close()
     assert out.read_bytes() == b"earlier"
+
+
+async def test_both_backends_write_the_same_archive(postgres: PgSchema, tmp_path: Path) -> None:
+    """The same history archived from SQLite and from PostgreSQL gives the same file content."""
+    contents = []
+    for backend in (SQLiteFile(tmp_path / "j.sqlite"), postgres):
+        j, _ = await journal_with(backend, closed=3, open_=1, fixed_ids=True)
+        out = tmp_path / f"{backend.name}.jsonl.gz"
+        await j.archive(older_than=NOW + 10, out=out)
+        await j.close()
+        contents.append(gzip.decompress(out.read_bytes()))
+    assert contents[0] == contents[1]
+    assert verify_archive(tmp_path / "postgresql.jsonl.gz") == (3, 6, None)

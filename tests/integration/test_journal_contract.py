@@ -1,36 +1,48 @@
-"""The Journal contract, run against every backend (the embedded SQLite file and the in-memory fake)."""
+"""The Journal contract, run against every backend: the embedded SQLite file, the in-memory fake and
+PostgreSQL (a fresh schema per test; see tests/integration/pg.py for when it skips or fails)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import sqlite3
+import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 from federation.errors import IdempotencyConflict, JournalError, JournalUnavailable, LeaseLost
-from federation.ids import new_id
+from federation.ids import id_floor, new_id
 from federation.models import Direction, Event, NewExchange, State, StateChange
 from federation.testing import InMemoryJournal
-from replay.journal import Journal, Refusal
+from replay.journal import Journal, Query, Refusal
+from replay.pgsql import migration_files
+from replay.postgres import PostgresJournal
 from replay.sqlite import SQLiteJournal
+from tests.integration.pg import BACKENDS, PgSchema, fresh_schema, store
 
 NOW = 1_790_000_000.0
 
 
-@pytest.fixture(params=["sqlite", "memory"])
+@pytest.fixture(params=["sqlite", "memory", "postgresql"])
 async def journal(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Journal]:
     """An open journal of each backend."""
-    j: Journal = (
-        SQLiteJournal(tmp_path / "contract.sqlite")
-        if request.param == "sqlite"
-        else InMemoryJournal()
-    )
-    await j.open()
-    yield j
-    await j.close()
+    async with contextlib.AsyncExitStack() as stack:
+        j: Journal
+        if request.param == "postgresql":
+            j = (await stack.enter_async_context(fresh_schema())).journal()
+        elif request.param == "sqlite":
+            j = SQLiteJournal(tmp_path / "contract.sqlite")
+        else:
+            j = InMemoryJournal()
+        await j.open()
+        yield j
+        await j.close()
 
 
 def new(
@@ -193,6 +205,104 @@ async def test_closed_journal_is_unavailable(journal: Journal) -> None:
     await journal.open()
 
 
+async def test_record_names_what_refused_it(journal: Journal) -> None:
+    """An unknown exchange and an ``expect`` that does not hold are refused with the reason."""
+    ex, _ = await journal.create(new(), owner="w1", lease_until=NOW + 30)
+    with pytest.raises(JournalError, match="no exchange"):
+        await journal.record("01ARZ3NDEKTSV4RRFFQ69G5FAV", [], StateChange(state=State.QUEUED))
+    with pytest.raises(JournalError, match="is received"):
+        await journal.record(
+            ex.id, [], StateChange(state=State.QUEUED, expect=frozenset({State.FAILED}))
+        )
+    got = await journal.get(ex.id)
+    assert got is not None and got.state is State.RECEIVED and len(got.events) == 1
+
+
+async def test_an_owner_reclaiming_its_own_lease_leaves_no_event(journal: Journal) -> None:
+    """A worker taking back its own expired lease is no handover: no lease_reclaimed event."""
+    ex, _ = await journal.create(new(), owner="w1", lease_until=NOW + 1)
+    claimed = await journal.claim(owner="w1", now=NOW + 2, lease_until=NOW + 60, limit=10)
+    assert [c.id for c in claimed] == [ex.id]
+    assert [e.kind for e in claimed[0].events] == ["received"]
+    assert await journal.claim(owner="w2", now=NOW + 30, lease_until=NOW + 90, limit=10) == []
+
+
+async def test_callbacks_are_leased_retried_and_cleared(journal: Journal) -> None:
+    """An end state with notify is due once; a failed try comes back at next_at; done clears it."""
+    t = time.time() + 10  # notify_at is stamped by the journal's own clock
+    ex, _ = await journal.create(new(), owner="w1", lease_until=NOW)
+    await journal.record(ex.id, [], StateChange(state=State.REJECTED, notify=True))
+    first = await journal.claim_notifications(owner="n1", now=t, lease_until=t + 30, limit=5)
+    assert [(c.id, c.notify_state) for c in first] == [(ex.id, "rejected")]
+    assert await journal.claim_notifications(owner="n2", now=t, lease_until=t + 30, limit=5) == []
+    with pytest.raises(LeaseLost):
+        await journal.finish_notification(ex.id, [], owner="n2", done=True)
+    tried = ev(ex.id, "callback_failed", status=503)
+    await journal.finish_notification(ex.id, [tried], owner="n1", done=False, next_at=t + 100)
+    assert (
+        await journal.claim_notifications(owner="n2", now=t + 50, lease_until=t + 80, limit=5) == []
+    )
+    again = await journal.claim_notifications(owner="n2", now=t + 101, lease_until=t + 200, limit=5)
+    assert [(c.id, c.notify_attempts) for c in again] == [(ex.id, 1)]
+    sent = ev(ex.id, "callback_sent", status=204)
+    await journal.finish_notification(ex.id, [sent], owner="n2", done=True)
+    assert (
+        await journal.claim_notifications(owner="n3", now=t + 999, lease_until=t + 1e4, limit=5)
+        == []
+    )
+    got = await journal.get(ex.id)
+    assert got is not None and (got.notify_state, got.notify_attempts) == (None, 2)
+    assert [e.kind for e in got.events] == ["received", "callback_failed", "callback_sent"]
+
+
+async def test_search_filters_and_pages_newest_first(journal: Journal) -> None:
+    """Every filter narrows the result; the before cursor pages through all of it, newest first."""
+    # Ids made here rather than by new_id, which never goes back in time within a process.
+    base = NOW + 86_400
+    ids = []
+    for i in range(6):
+        at = base + i * 60
+        item = new(f"k{i}", source="hk-kiosk" if i % 2 else "gd-portal", at=at)
+        item = replace(item, id=id_floor(at)[:10] + f"{i + 1:016d}")
+        if i == 4:
+            item = replace(item, applicant_refs=(b"ref-A123456",))
+        ex, _ = await journal.create(item, owner="w", lease_until=NOW)
+        ids.append(ex.id)
+    await journal.record(
+        ids[1], [], StateChange(state=State.REJECTED, last_error={"message": "mark AB1234 unknown"})
+    )
+    await journal.record(ids[3], [], StateChange(state=State.REJECTED, last_error={"message": "x"}))
+
+    async def found(**kw: Any) -> list[str]:
+        return [ex.id for ex in await journal.search(Query(**kw))]
+
+    assert await found() == ids[::-1]
+    assert await found(states=("rejected",)) == [ids[3], ids[1]]
+    assert await found(source="hk-kiosk") == [ids[5], ids[3], ids[1]]
+    assert await found(partner="hk", service="TD-VL-RENEW", idempotency_key="k2") == [ids[2]]
+    assert await found(partner="mo") == []
+    assert await found(exchange_id=ids[4]) == [ids[4]]
+    assert await found(since=base + 60, until=base + 180) == [ids[2], ids[1]]
+    assert await found(error="AB1234") == [ids[1]]
+    assert await found(applicant_ref=b"ref-A123456") == [ids[4]]
+    pages, cursor = [], None
+    while page := await found(limit=4, before=cursor):
+        pages.append(page)
+        cursor = page[-1]
+    assert pages == [ids[:1:-1], ids[1::-1]]
+
+
+async def test_history_carries_sequence_numbers(journal: Journal) -> None:
+    """Events come back in journal order with their seq, so a support tool can cite one."""
+    ex, _ = await journal.create(new(), owner="w1", lease_until=NOW + 30)
+    await journal.record(ex.id, [ev(ex.id, "a"), ev(ex.id, "b")], StateChange(state=State.QUEUED))
+    got = await journal.get(ex.id)
+    assert got is not None
+    seqs = [e.seq for e in got.events]
+    assert [e.kind for e in got.events] == ["received", "a", "b"]
+    assert all(s is not None for s in seqs) and seqs == sorted(seqs)
+
+
 # -- SQLite specifics ----------------------------------------------------------------------------
 
 
@@ -227,3 +337,211 @@ async def test_sqlite_unwritable_file_is_unavailable(tmp_path: Path) -> None:
     j = SQLiteJournal(path)
     with pytest.raises(JournalUnavailable):
         await j.open()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_refusals_read_back_newest_first(backend: str, tmp_path: Path) -> None:
+    """Refused requests come back newest first with their bodies, even a path holding a NUL."""
+    async with store(backend, tmp_path) as where:
+        j = where.journal()
+        await j.open()
+        try:
+            for n, path in enumerate(["/v1/exchanges", "/v1/\x00exchanges"]):
+                await j.refuse(
+                    Refusal(
+                        at=NOW + n,
+                        remote="127.0.0.1",
+                        method="POST",
+                        path=path,
+                        status=400,
+                        problem="malformed-json",
+                        detail=f"try {n}",
+                        idempotency_key=None,
+                        body=b"{\x00",
+                        body_bytes=2,
+                    )
+                )
+            got = await j.refusals()
+        finally:
+            await j.close()
+    assert [(r.detail, r.body, r.idempotency_key) for r in got] == [
+        ("try 1", b"{\x00", None),
+        ("try 0", b"{\x00", None),
+    ]
+    assert got[0].path.startswith("/v1/") and got[0].path.endswith("exchanges")
+
+
+# -- PostgreSQL specifics ------------------------------------------------------------------------
+
+
+async def test_pg_concurrent_claims_never_share_an_exchange(postgres: PgSchema) -> None:
+    """Two instances (two pools), four claimers each, claiming at once: no exchange twice.
+
+    First with long leases (each exchange must be handed out exactly once), then for many rounds
+    with leases that expire between rounds: within a round no exchange has two holders, and every
+    handover recorded in the journal continues from the holder before.
+    """
+    a, b = postgres.journal(pool_size=4), postgres.journal(pool_size=4)
+    await a.open()
+    await b.open()
+    try:
+        ids = []
+        for i in range(0, 400, 50):
+            made = await asyncio.gather(
+                *[
+                    a.create(new(f"k{n}", at=NOW + n), owner="intake", lease_until=NOW)
+                    for n in range(i, i + 50)
+                ]
+            )
+            ids += [ex.id for ex, _ in made]
+        claimers = [(j, f"{name}{k}") for j, name in ((a, "a"), (b, "b")) for k in range(4)]
+
+        async def round_(now: float, lease_until: float, limit: int) -> list[list[str]]:
+            got = await asyncio.gather(
+                *[
+                    j.claim(owner=owner, now=now, lease_until=lease_until, limit=limit)
+                    for j, owner in claimers
+                ]
+            )
+            return [[ex.id for ex in batch] for batch in got]
+
+        handed_out: list[str] = []
+        while batches := [x for batch in await round_(NOW + 10, NOW + 10_000, 7) for x in batch]:
+            handed_out += batches
+        assert sorted(handed_out) == sorted(ids)  # every one, exactly once
+
+        for r in range(25):
+            now = NOW + 20_000 + r * 10
+            batches = await round_(now, now + 5, 30)
+            flat = [x for batch in batches for x in batch]
+            assert len(flat) == len(set(flat)), f"round {r}: an exchange had two holders"
+            assert len(flat) == min(len(ids), 30 * len(claimers))
+
+        for xid in ids:
+            got = await b.get(xid)
+            assert got is not None
+            handovers = [e.data for e in got.events if e.kind == "lease_reclaimed"]
+            assert handovers[0]["from"] == "intake"
+            for before, after in itertools.pairwise(handovers):
+                assert after["from"] == before["to"]
+        assert (await a.verify()) == (await b.verify())
+        count, broken = await a.verify()
+        assert broken is None and count > len(ids)
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_pg_a_lease_is_taken_over_only_after_it_expires(postgres: PgSchema) -> None:
+    """Instance B gets A's exchange only once A's lease has run out; then A is fenced off."""
+    a, b = postgres.journal(), postgres.journal()
+    await a.open()
+    await b.open()
+    try:
+        ex, _ = await a.create(new(), owner="a", lease_until=NOW)
+        assert [c.id for c in await a.claim(owner="a", now=NOW + 1, lease_until=NOW + 30, limit=5)]
+        assert await a.renew(owner="a", ids=[ex.id], lease_until=NOW + 40) == 1
+        for now in (NOW + 2, NOW + 39, NOW + 40):  # a lease ending at 40 is still held at 40
+            assert await b.claim(owner="b", now=now, lease_until=now + 30, limit=5) == []
+        await a.record(ex.id, [], StateChange(state=State.QUEUED), owner="a")
+        taken = await b.claim(owner="b", now=NOW + 40.001, lease_until=NOW + 70, limit=5)
+        assert [c.id for c in taken] == [ex.id]
+        assert taken[0].events[-1].data == {"from": "a", "to": "b", "state": "queued"}
+        with pytest.raises(LeaseLost, match="leased to 'b'"):
+            await a.record(ex.id, [], StateChange(state=State.DELIVERING), owner="a")
+        assert await a.renew(owner="a", ids=[ex.id], lease_until=NOW + 100) == 0
+        await b.record(ex.id, [], StateChange(state=State.DELIVERING, attempts=1), owner="b")
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_pg_instances_starting_together_migrate_once(postgres: PgSchema) -> None:
+    """Five instances opening one empty schema at once: each migration is applied exactly once."""
+    journals = [postgres.journal(pool_size=2) for _ in range(5)]
+    await asyncio.gather(*[j.open() for j in journals])
+    try:
+        assert await journals[0].migrate() == []  # nothing left to do
+        created = await asyncio.gather(
+            *[j.create(new(f"k{i}"), owner="w", lease_until=NOW) for i, j in enumerate(journals)]
+        )
+        assert all(fresh for _, fresh in created)
+    finally:
+        await asyncio.gather(*[j.close() for j in journals])
+    versions = await postgres.fetchval(
+        "SELECT array_agg(version ORDER BY version) FROM schema_migrations"
+    )
+    assert versions == [n for n, _, _ in migration_files()]
+
+
+async def test_pg_migrate_without_open(postgres: PgSchema) -> None:
+    """`tongban journal migrate` applies the files to an empty schema and reports them."""
+    assert await postgres.journal().migrate() == [name for _, name, _ in migration_files()]
+    assert await postgres.journal().migrate() == []
+
+
+async def test_pg_database_errors_are_journal_unavailable(postgres: PgSchema) -> None:
+    """A server that refuses connections or a broken schema surfaces as JournalUnavailable."""
+    nowhere = PostgresJournal("postgresql://tongban:s3cret@127.0.0.1:1/test")
+    with pytest.raises(JournalUnavailable) as refused:
+        await nowhere.open()
+    assert "s3cret" not in str(refused.value)
+    j = postgres.journal()
+    await j.open()
+    try:
+        await j.ping()
+        await postgres.execute("ALTER TABLE exchanges RENAME TO exchanges_gone")
+        with pytest.raises(JournalUnavailable) as broken:
+            await j.create(new(), owner="w", lease_until=NOW)
+        assert broken.value.__cause__ is not None
+    finally:
+        await j.close()
+
+
+async def test_pg_a_lost_connection_is_unavailable_then_recovers(postgres: PgSchema) -> None:
+    """Connections cut by the server (a restart, a failover) fail one call, not the journal."""
+    tagged = replace(postgres, dsn=f"{postgres.dsn}?application_name={postgres.schema}")
+    j = tagged.journal(pool_size=2)
+    await j.open()
+    try:
+        await j.create(new("before"), owner="w", lease_until=NOW)
+        await postgres.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = ?",
+            postgres.schema,
+        )
+        outcomes = []
+        for i in range(3):
+            try:
+                await j.create(new(f"after{i}"), owner="w", lease_until=NOW)
+                outcomes.append("ok")
+            except JournalUnavailable:
+                outcomes.append("unavailable")
+        assert outcomes[-1] == "ok"
+        assert (await j.counts())["received"] == 1 + outcomes.count("ok")
+    finally:
+        await j.close()
+
+
+async def test_pg_brokers_need_no_ddl_rights_once_migrated(postgres: PgSchema) -> None:
+    """After `tongban journal migrate`, a role with table rights only can open and write."""
+    role = f"tongban_app_{postgres.schema[-12:]}"
+    await postgres.execute(f"CREATE ROLE {role} LOGIN")
+    try:
+        await postgres.journal().migrate()
+        await postgres.execute(f'GRANT USAGE ON SCHEMA "{postgres.schema}" TO {role}')
+        await postgres.execute(
+            f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{postgres.schema}"'
+            f" TO {role}"
+        )
+        parts = urlsplit(postgres.dsn)
+        dsn = urlunsplit(parts._replace(netloc=f"{role}@{parts.hostname}:{parts.port or 5432}"))
+        j = PostgresJournal(dsn, schema=postgres.schema, pool_size=2)
+        await j.open()
+        try:
+            _, created = await j.create(new(), owner="w", lease_until=NOW)
+        finally:
+            await j.close()
+        assert created
+    finally:
+        await postgres.execute(f"DROP OWNED BY {role}")
+        await postgres.execute(f"DROP ROLE {role}")

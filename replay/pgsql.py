@@ -1,0 +1,482 @@
+"""The PostgreSQL journal's SQL: named queries, migrations, the chain append, search, row reading.
+
+Kept apart from ``replay/postgres.py`` (the Journal methods and the pool) so each reads on its own.
+Every function takes an open connection inside the caller's transaction; none commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
+from importlib import resources
+from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+import orjson
+
+from federation.errors import JournalError, JournalUnavailable, LeaseLost
+from federation.ids import id_floor
+from federation.models import Event, Exchange, State, StateChange
+from replay.archive import ArchivedExchange
+from replay.chain import GENESIS, Break, link
+from replay.journal import Query
+from replay.sqlite import _exchange
+
+
+class Record(Protocol):
+    """The part of ``asyncpg.Record`` we use: access by column name or position."""
+
+    def __getitem__(self, key: str | int, /) -> Any: ...
+
+    def keys(self) -> Iterable[str]: ...
+
+
+class Conn(Protocol):
+    """The part of ``asyncpg.Connection`` we use (asyncpg ships no types: Any stops here)."""
+
+    async def execute(self, query: str, *args: Any) -> str: ...
+
+    async def fetch(self, query: str, *args: Any) -> list[Record]: ...
+
+    async def fetchrow(self, query: str, *args: Any) -> Record | None: ...
+
+    async def fetchval(self, query: str, *args: Any) -> Any: ...
+
+    def transaction(
+        self, *, isolation: str | None = None, readonly: bool = False
+    ) -> AbstractAsyncContextManager[Any]: ...
+
+    def cursor(self, query: str, *args: Any, prefetch: int | None = None) -> Any: ...
+
+
+# -- migrations ---------------------------------------------------------------------------------
+
+MIGRATIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version     integer PRIMARY KEY,
+    name        text NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now()
+)"""
+
+
+def quote_ident(name: str) -> str:
+    """``name`` as a PostgreSQL identifier, whatever it contains."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def migration_files() -> list[tuple[int, str, str]]:
+    """(number, file name, SQL) of every numbered file in replay/sql/postgresql, in order."""
+    out = []
+    for f in resources.files("replay").joinpath("sql/postgresql").iterdir():
+        head = f.name.split("_", 1)[0]
+        if f.name.endswith(".sql") and head.isdigit():
+            out.append((int(head), f.name, f.read_text(encoding="utf-8")))
+    return sorted(out)
+
+
+def _lock_key(schema: str) -> int:
+    digest = hashlib.sha256(f"tongban journal migrations {schema}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+async def applied_migrations(conn: Conn, schema: str | None) -> set[int]:
+    """The migration numbers this schema has (none if it has no journal yet)."""
+    table = "schema_migrations" if schema is None else f"{quote_ident(schema)}.schema_migrations"
+    if await conn.fetchval("SELECT to_regclass($1)", table) is None:
+        return set()
+    return {r[0] for r in await conn.fetch(f"SELECT version FROM {table}")}
+
+
+async def migrate(conn: Conn, schema: str | None) -> list[str]:
+    """Apply the migrations this schema has not seen, all in one transaction; their file names.
+
+    A transaction-scoped advisory lock (one per schema) makes broker instances that start together
+    take turns: the first applies, the others then find nothing left to do. When nothing is
+    pending no DDL runs at all, so brokers may run as a role that cannot create tables while
+    ``tongban journal migrate`` runs as one that can.
+    """
+    known = {number for number, _, _ in migration_files()}
+    if known <= await applied_migrations(conn, schema):
+        return []
+    async with conn.transaction():
+        if schema is None:
+            schema = await conn.fetchval("SELECT current_schema()")
+            if schema is None:
+                raise JournalUnavailable("no schema on the search_path to keep the journal in")
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(schema))
+        # CREATE SCHEMA IF NOT EXISTS would still demand the right to create schemas.
+        if not await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema):
+            await conn.execute(f"CREATE SCHEMA {quote_ident(schema)}")
+        await conn.execute(f"SET LOCAL search_path TO {quote_ident(schema)}")
+        await conn.execute(MIGRATIONS_TABLE)
+        done = await applied_migrations(conn, schema)
+        applied = []
+        for number, name, sql in migration_files():
+            if number in done:
+                continue
+            await conn.execute(sql)
+            await conn.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", number, name
+            )
+            applied.append(name)
+        return applied
+
+
+# -- the hash chain -----------------------------------------------------------------------------
+
+# Taken last in every transaction that appends events and held to its commit: the one place where
+# broker instances wait for each other (see append()).
+LOCK_HEAD = "SELECT seq, hash FROM chain_head FOR UPDATE"
+
+APPEND = """
+WITH appended AS (
+    INSERT INTO events (seq, exchange_id, at, kind, data, hash)
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::text[], $5::bytea[],
+                         $6::bytea[])
+)
+UPDATE chain_head SET seq = $7, hash = $8"""
+
+EventRow = tuple[str, float, str, bytes]  # exchange_id, at, kind, data (orjson bytes)
+
+
+async def append(conn: Conn, rows: Sequence[EventRow]) -> list[int]:
+    """Insert events at the end of the chain; their seqs.
+
+    The chain head's row lock serializes appends across every instance and connection, so seqs
+    stay gapless and every hash covers the one before, exactly as ``replay.chain.Chain`` does on
+    SQLite. The hashes are computed here, between two round trips, to keep the lock short.
+    """
+    if not rows:
+        return []
+    head = await conn.fetchrow(LOCK_HEAD)
+    if head is None:
+        raise JournalUnavailable("the journal's chain_head row is missing")
+    seq, prev = int(head[0]), bytes(head[1])
+    cols: tuple[list[Any], ...] = ([], [], [], [], [], [])
+    for exchange_id, at, kind, data in rows:
+        seq += 1
+        prev = link(prev, seq, exchange_id, at, kind, data)
+        for col, value in zip(cols, (seq, exchange_id, float(at), kind, data, prev), strict=True):
+            col.append(value)
+    await conn.execute(APPEND, *cols, seq, prev)
+    return list(cols[0])
+
+
+EVENTS = (
+    "SELECT exchange_id, seq, at, kind, data FROM events"
+    " WHERE exchange_id = ANY($1::text[]) ORDER BY exchange_id, seq"
+)
+
+
+async def histories(conn: Conn, ids: Sequence[str]) -> dict[str, list[Event]]:
+    """The events of each exchange, in order (one query for all)."""
+    out: dict[str, list[Event]] = {xid: [] for xid in ids}
+    if ids:
+        for r in await conn.fetch(EVENTS, list(ids)):
+            out[r["exchange_id"]].append(
+                Event(
+                    exchange_id=r["exchange_id"],
+                    seq=r["seq"],
+                    at=r["at"],
+                    kind=r["kind"],
+                    data=orjson.loads(r["data"]),
+                )
+            )
+    return out
+
+
+VERIFY = "SELECT seq, exchange_id, at, kind, data, hash, archived FROM events ORDER BY seq"
+HEAD = "SELECT seq, hash FROM chain_head"
+
+# -- exchanges ----------------------------------------------------------------------------------
+
+CREATE = """
+INSERT INTO exchanges (id, direction, source, target, service, idempotency_key, request_hash,
+                       state, lease_owner, lease_until, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, 'received', $8, $9, $10, $10)
+ON CONFLICT (source, idempotency_key) DO NOTHING
+RETURNING id"""
+
+BY_KEY = "SELECT * FROM exchanges WHERE source = $1 AND idempotency_key = $2"
+BY_ID = "SELECT * FROM exchanges WHERE id = $1"
+
+REFS = (
+    "INSERT INTO exchange_refs (ref, exchange_id) SELECT unnest($1::bytea[]), $2"
+    " ON CONFLICT DO NOTHING"
+)
+
+# One statement for every StateChange (NULL leaves a column as it is), so each connection
+# prepares it once. $9: notify; $10: release the lease; $13: the owner the lease must be with.
+RECORD = """
+UPDATE exchanges SET
+    state = $2,
+    updated_at = $3,
+    next_attempt_at = $4,
+    mapping_versions = COALESCE($5, mapping_versions),
+    receipt = COALESCE($6, receipt),
+    last_error = COALESCE($7, last_error),
+    attempts = COALESCE($8, attempts),
+    notify_state = CASE WHEN $9 THEN $2 ELSE notify_state END,
+    notify_attempts = CASE WHEN $9 THEN 0 ELSE notify_attempts END,
+    notify_at = CASE WHEN $9 THEN $3 ELSE notify_at END,
+    lease_owner = CASE WHEN $10 THEN NULL ELSE lease_owner END,
+    lease_until = CASE WHEN $10 THEN NULL ELSE COALESCE($11, lease_until) END
+WHERE id = $1 AND state = ANY($12::text[]) AND ($13::text IS NULL OR lease_owner = $13)"""
+
+# Due work, oldest first: open work whose lease has expired and retries whose time has come, as
+# on SQLite. Each half is its own CTE so that each walks its own partial index; a single OR makes
+# the planner walk the primary key past every ended exchange. SKIP LOCKED lets instances claim
+# side by side without waiting, and no two ever lock the same row. A row locked by one half but
+# beyond the limit is only locked, not leased, and free again at commit. The state lists are
+# literals so the partial indexes apply.
+CLAIM = """
+WITH open_work AS (
+    SELECT id, lease_owner FROM exchanges
+    WHERE state IN ('received', 'queued', 'delivering')
+      AND (lease_until IS NULL OR lease_until < $1)
+    ORDER BY id
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), retries AS (
+    SELECT id, lease_owner FROM exchanges
+    WHERE state = 'retry_wait' AND next_attempt_at <= $1
+      AND (lease_until IS NULL OR lease_until < $1)
+    ORDER BY id
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), due AS (
+    SELECT id, lease_owner FROM open_work
+    UNION ALL
+    SELECT id, lease_owner FROM retries
+    ORDER BY id
+    LIMIT $2
+)
+UPDATE exchanges AS e SET lease_owner = $3, lease_until = $4
+FROM due WHERE e.id = due.id
+RETURNING e.*, due.lease_owner AS previous_owner"""
+
+RENEW = "UPDATE exchanges SET lease_until = $1 WHERE lease_owner = $2 AND id = ANY($3::text[])"
+
+CLAIM_NOTIFICATIONS = """
+WITH due AS (
+    SELECT id FROM exchanges
+    WHERE notify_state IS NOT NULL AND notify_at <= $1
+      AND (lease_until IS NULL OR lease_until < $1)
+    ORDER BY notify_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE exchanges AS e SET lease_owner = $3, lease_until = $4
+FROM due WHERE e.id = due.id
+RETURNING e.*"""
+
+FINISH_NOTIFICATION = """
+UPDATE exchanges SET lease_owner = NULL, lease_until = NULL,
+    notify_attempts = notify_attempts + 1, notify_at = $1,
+    notify_state = CASE WHEN $2 THEN NULL ELSE notify_state END
+WHERE id = $3 AND lease_owner = $4 AND notify_state IS NOT NULL"""
+
+COUNTS = "SELECT state, count(*) FROM exchanges GROUP BY state"
+
+REFUSE = """
+INSERT INTO refusals (at, remote, method, path, status, problem, detail, idempotency_key, body,
+                      body_bytes)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"""
+
+REFUSALS = "SELECT * FROM refusals ORDER BY seq DESC LIMIT $1"
+
+# -- retention ----------------------------------------------------------------------------------
+
+ARCHIVE_CANDIDATES = """
+SELECT * FROM exchanges
+WHERE state IN ('delivered', 'failed', 'rejected') AND updated_at < $1
+  AND notify_state IS NULL AND lease_owner IS NULL
+ORDER BY updated_at
+LIMIT $2"""
+
+# Each event with the hash of the one before it in the chain (GENESIS when there is none).
+ARCHIVE_EVENTS = """
+SELECT e.exchange_id, e.seq, e.at, e.kind, e.data, e.hash, p.hash AS prev
+FROM events e LEFT JOIN events p ON p.seq = e.seq - 1
+WHERE e.exchange_id = ANY($1::text[]) AND NOT e.archived
+ORDER BY e.exchange_id, e.seq"""
+
+# Exchanges that moved since they were copied (a replay) stay live; the copy is harmless.
+TOMBSTONE = """
+WITH gone AS (
+    DELETE FROM exchanges AS x
+    USING unnest($1::text[], $2::float8[]) AS b(id, updated_at)
+    WHERE x.id = b.id AND x.updated_at = b.updated_at AND x.lease_owner IS NULL
+    RETURNING x.id
+), emptied AS (
+    UPDATE events SET data = '', archived = true
+    WHERE exchange_id IN (SELECT id FROM gone) AND NOT archived
+), unreferenced AS (
+    DELETE FROM exchange_refs WHERE exchange_id IN (SELECT id FROM gone)
+)
+SELECT count(*) FROM gone"""
+
+
+def archive_event(r: Record) -> dict[str, Any]:
+    """An event as the archive file holds it (see replay/archive.py)."""
+    return {
+        "seq": r["seq"],
+        "at": r["at"],
+        "kind": r["kind"],
+        "data": bytes(r["data"]).decode(),
+        "hash": bytes(r["hash"]).hex(),
+        "prev": (bytes(r["prev"]) if r["prev"] is not None else GENESIS).hex(),
+    }
+
+
+def archive_row(r: Record) -> dict[str, Any]:
+    """The exchange's columns as the archive file holds them (JSON columns decoded)."""
+    record = {k: r[k] for k in r.keys()}  # noqa: SIM118 - asyncpg.Record
+    for key in ("mapping_versions", "receipt", "last_error"):
+        record[key] = None if record[key] is None else orjson.loads(record[key])
+    return record
+
+
+async def archive_candidates(conn: Conn, older_than: float, limit: int) -> list[ArchivedExchange]:
+    """The next closed exchanges to archive, with their events as the archive file holds them."""
+    rows = await conn.fetch(ARCHIVE_CANDIDATES, older_than, limit)
+    events: dict[str, list[dict[str, Any]]] = {r["id"]: [] for r in rows}
+    if rows:
+        for e in await conn.fetch(ARCHIVE_EVENTS, list(events)):
+            events[e["exchange_id"]].append(archive_event(e))
+    return [ArchivedExchange(row=archive_row(r), events=events[r["id"]]) for r in rows]
+
+
+def head_break(head: Record | None, last: tuple[Any, ...] | None, prev: bytes) -> Break | None:
+    """A break where the chain head disagrees with the last event: the end was cut off."""
+    head_seq, head_hash = (int(head[0]), bytes(head[1])) if head else (0, GENESIS)
+    last_seq = 0 if last is None else int(last[0])
+    if (head_seq, head_hash) == (last_seq, prev):
+        return None
+    if last is None:
+        return Break(
+            seq=1, exchange_id="?", kind="?", reason=f"events 1–{head_seq} are missing (all)"
+        )
+    xid, kind = str(last[1]), str(last[3])
+    if head_seq > last_seq:
+        reason = (
+            f"is the last event, but the chain head records {head_seq}: "
+            f"event(s) {last_seq + 1}–{head_seq} are missing"
+        )
+    else:
+        reason = f"does not match the chain head (event {head_seq}): it or the head was altered"
+    return Break(seq=last_seq, exchange_id=xid, kind=kind, reason=reason)
+
+
+def masked(dsn: str) -> str:
+    """The DSN without its password, for messages."""
+    try:
+        parts = urlsplit(dsn)
+    except ValueError:
+        return "postgresql://…"
+    if parts.password is None:
+        return dsn
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+async def tombstone(conn: Conn, batch: Sequence[ArchivedExchange]) -> int:
+    """Delete archived exchanges, leaving their events as tombstones; how many went."""
+    ids = [ex.row["id"] for ex in batch]
+    updated = [ex.row["updated_at"] for ex in batch]
+    return int(await conn.fetchval(TOMBSTONE, ids, updated))
+
+
+# -- search -------------------------------------------------------------------------------------
+
+
+def search_sql(q: Query) -> tuple[str, list[Any]]:
+    """The SELECT for a search: the same filters and order as ``replay.sqlite.search_sql``."""
+    where: list[str] = []
+    args: list[Any] = []
+
+    def arg(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    if q.states:
+        where.append(f"state = ANY({arg(list(q.states))}::text[])")
+    for column, value in (
+        ("target", q.partner),
+        ("service", q.service),
+        ("source", q.source),
+        ("id", q.exchange_id),
+        ("idempotency_key", q.idempotency_key),
+    ):
+        if value is not None:
+            where.append(f"{column} = {arg(value)}")
+    # Ids begin with their creation time, so a time range is an id range (an index range scan).
+    if q.since is not None:
+        where.append(f"id >= {arg(id_floor(q.since))}")
+    if q.until is not None:
+        where.append(f"id < {arg(id_floor(q.until))}")
+    if q.before is not None:
+        where.append(f"id < {arg(q.before)}")
+    if q.error:
+        where.append(f"strpos(convert_from(last_error, 'UTF8'), {arg(q.error)}) > 0")
+    if q.applicant_ref is not None:
+        where.append(
+            f"id IN (SELECT exchange_id FROM exchange_refs WHERE ref = {arg(q.applicant_ref)})"
+        )
+    sql = "SELECT * FROM exchanges"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY id DESC LIMIT {arg(max(1, min(q.limit, 1000)))}"
+    return sql, args
+
+
+# -- rows -----------------------------------------------------------------------------------------
+
+
+def exchange(row: Record, events: Sequence[Event]) -> Exchange:
+    """The Exchange of a row: SQLite's reader, shared on purpose so both backends agree.
+
+    It reads columns by name, which an asyncpg.Record offers as a sqlite3.Row does.
+    """
+    return _exchange(row, events)  # type: ignore[arg-type]
+
+
+# -- refusals of a write ------------------------------------------------------------------------
+
+
+def refused(
+    exchange_id: str, row: Record | None, change: StateChange, owner: str | None
+) -> JournalError:
+    """Why a guarded UPDATE matched no row (the messages of the SQLite backend)."""
+    if row is None:
+        return JournalError(f"no exchange {exchange_id}")
+    if owner is not None and row["lease_owner"] != owner:
+        return LeaseLost(f"exchange {exchange_id} is leased to {row['lease_owner']!r} now")
+    current = State(row["state"])
+    if change.expect is not None and current not in change.expect:
+        return JournalError(
+            f"exchange {exchange_id} is {current.value}, expected one of "
+            f"{', '.join(sorted(s.value for s in change.expect))}"
+        )
+    return JournalError(
+        f"exchange {exchange_id}: no transition {current.value} → {change.state.value}"
+    )
+
+
+def affected(status: str) -> int:
+    """The row count of a command status such as ``UPDATE 3``."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+def text(value: str) -> str:
+    """``value`` storable in a text column: PostgreSQL refuses NUL and lone surrogates.
+
+    Only for what a client sent us (a refused request's path, key, detail): keeping the refusal
+    matters more than those few code points, which are escaped rather than dropped.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "backslashreplace").decode()
+    return value.replace("\x00", "\\x00")

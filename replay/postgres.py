@@ -1,0 +1,455 @@
+"""The PostgreSQL journal: several broker instances share one journal and one queue.
+
+PostgreSQL does the coordination, nothing home-made: work is claimed with ``FOR UPDATE SKIP LOCKED``
+and leased until an expiry (reclaimed by expiry alone); every write is fenced by the lease owner;
+the hash chain stays one sequence because each transaction that appends events locks the single
+``chain_head`` row last and holds it to its commit. Migrations (``replay/sql/postgresql``) run at
+``open()`` under an advisory lock, so instances starting together do not race. The SQL lives in
+``replay/pgsql.py``.
+
+Behaviour matches ``replay/sqlite.py`` method for method (the contract tests run on both).
+Failures of the database or the network surface as JournalUnavailable; ours pass through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
+
+import asyncpg
+import orjson
+
+from federation.errors import IdempotencyConflict, JournalUnavailable, LeaseLost
+from federation.models import Event, Exchange, NewExchange, State, StateChange
+from replay import pgsql
+from replay.archive import ArchiveWriter
+from replay.chain import GENESIS, Break, verify
+from replay.journal import Query, Refusal
+from replay.pgsql import Conn
+from replay.sqlite import PREDECESSORS, dumps
+
+T = TypeVar("T")
+
+# What the driver and the network raise; FederationErrors are ours and pass through untouched.
+_DRIVER_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    TimeoutError,
+)
+_CONNECTION_LOST = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InternalClientError,
+    OSError,
+)
+VERIFY_CHUNK = 2000
+
+
+class PostgresJournal:
+    """Journal backend on a PostgreSQL database (all objects in ``schema``, default: search_path)."""
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        schema: str | None = None,
+        pool_size: int = 10,
+        command_timeout: float = 30.0,
+    ) -> None:
+        self.dsn = dsn
+        self.schema = schema
+        self._clock = clock
+        self._pool_size = pool_size
+        self._timeout = command_timeout
+        self._pool: Any = None  # asyncpg.Pool
+
+    def __repr__(self) -> str:
+        where = f", schema={self.schema!r}" if self.schema else ""
+        return f"PostgresJournal({pgsql.masked(self.dsn)!r}{where})"
+
+    # -- lifetime -----------------------------------------------------------------------------
+
+    def _connect_args(self) -> dict[str, Any]:
+        settings = {}
+        # ?application_name=… in the DSN tells instances apart in pg_stat_activity: keep it.
+        if "application_name" not in parse_qs(urlsplit(self.dsn).query):
+            settings["application_name"] = "tongban"
+        if self.schema is not None:
+            settings["search_path"] = pgsql.quote_ident(self.schema)
+        return {
+            "server_settings": settings,
+            "command_timeout": self._timeout,
+            "timeout": self._timeout,
+        }
+
+    async def open(self) -> None:
+        """Connect the pool and apply pending migrations."""
+        if self._pool is not None:
+            return
+        try:
+            pool = await asyncpg.create_pool(
+                self.dsn,
+                min_size=min(2, self._pool_size),
+                max_size=self._pool_size,
+                **self._connect_args(),
+            )
+        except (*_DRIVER_ERRORS, ValueError) as exc:
+            raise JournalUnavailable(f"journal {self!r}: cannot connect: {exc}") from exc
+        self._pool = pool
+        try:
+            await self._run(lambda conn: pgsql.migrate(conn, self.schema), transaction=False)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations (``tongban journal migrate``); the files applied, in order."""
+        if self._pool is not None:
+            return await self._run(lambda conn: pgsql.migrate(conn, self.schema), transaction=False)
+        try:
+            conn = await asyncpg.connect(self.dsn, **self._connect_args())
+        except (*_DRIVER_ERRORS, ValueError) as exc:
+            raise JournalUnavailable(f"journal {self!r}: cannot connect: {exc}") from exc
+        try:
+            return await self._translated(pgsql.migrate(conn, self.schema))
+        finally:
+            await conn.close()
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        try:
+            await asyncio.wait_for(pool.close(), self._timeout)
+        except _DRIVER_ERRORS:
+            pool.terminate()  # connections that would not close in time are cut
+        except asyncio.CancelledError:
+            pool.terminate()
+            raise
+
+    async def _translated(self, work: Awaitable[T]) -> T:
+        try:
+            return await work
+        except _DRIVER_ERRORS as exc:
+            if isinstance(exc, _CONNECTION_LOST) and self._pool is not None:
+                # The server restarted or failed over: its other pooled connections are dead too.
+                # Replace them all on their next use, so this call alone fails, not one per slot.
+                await self._pool.expire_connections()
+            raise JournalUnavailable(f"journal {self!r}: {exc}") from exc
+
+    async def _run(
+        self,
+        op: Callable[[Conn], Awaitable[T]],
+        *,
+        transaction: bool = True,
+        isolation: str | None = None,
+        readonly: bool = False,
+    ) -> T:
+        """Run ``op`` on a pooled connection, in a transaction unless told otherwise."""
+        pool = self._pool
+        if pool is None:
+            raise JournalUnavailable(f"journal {self!r} is not open")
+
+        async def go() -> T:
+            async with pool.acquire(timeout=self._timeout) as conn:
+                if not transaction:
+                    return await op(conn)
+                async with conn.transaction(isolation=isolation, readonly=readonly):
+                    return await op(conn)
+
+        return await self._translated(go())
+
+    # -- the Journal interface ---------------------------------------------------------------
+
+    async def ping(self) -> None:
+        writable = await self._run(
+            lambda conn: conn.fetchval(
+                "SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off'"
+            ),
+            transaction=False,
+        )
+        if not writable:
+            raise JournalUnavailable(f"journal {self!r}: the database is read-only (a standby?)")
+
+    async def create(
+        self, new: NewExchange, *, owner: str, lease_until: float
+    ) -> tuple[Exchange, bool]:
+        received = dumps({"application": new.application, "request_hash": new.request_hash})
+
+        async def op(conn: Conn) -> tuple[Exchange, bool]:
+            # A row of the same key can vanish between the INSERT and the SELECT (archived): retry.
+            for _ in range(3):
+                inserted = await conn.fetchval(
+                    pgsql.CREATE,
+                    new.id,
+                    new.direction.value,
+                    new.source,
+                    new.target,
+                    new.service,
+                    new.idempotency_key,
+                    new.request_hash,
+                    owner,
+                    lease_until,
+                    new.received_at,
+                )
+                if inserted is not None:
+                    break
+                row = await conn.fetchrow(pgsql.BY_KEY, new.source, new.idempotency_key)
+                if row is None:
+                    continue
+                if row["request_hash"] != new.request_hash:
+                    raise IdempotencyConflict(row["id"])
+                events = await pgsql.histories(conn, [row["id"]])
+                return pgsql.exchange(row, events[row["id"]]), False
+            else:
+                raise JournalUnavailable(f"exchange key {new.idempotency_key!r} keeps changing")
+            if new.applicant_refs:
+                await conn.execute(pgsql.REFS, list(new.applicant_refs), new.id)
+            await pgsql.append(conn, [(new.id, new.received_at, "received", received)])
+            return (
+                Exchange(
+                    id=new.id,
+                    direction=new.direction,
+                    source=new.source,
+                    target=new.target,
+                    service=new.service,
+                    idempotency_key=new.idempotency_key,
+                    request_hash=new.request_hash,
+                    state=State.RECEIVED,
+                    application=new.application,
+                    created_at=new.received_at,
+                    updated_at=new.received_at,
+                ),
+                True,
+            )
+
+        return await self._run(op)
+
+    async def record(
+        self,
+        exchange_id: str,
+        events: Sequence[Event],
+        change: StateChange,
+        *,
+        owner: str | None = None,
+        lease_until: float | None = None,
+    ) -> None:
+        now = self._clock()
+        allowed = PREDECESSORS[change.state]
+        if change.expect is not None:
+            allowed = allowed & change.expect
+        args = (
+            exchange_id,
+            change.state.value,
+            now,
+            change.next_attempt_at,
+            *(
+                None if value is None else dumps(value)
+                for value in (change.mapping_versions, change.receipt, change.last_error)
+            ),
+            change.attempts,
+            change.notify,
+            change.release_lease or change.state.terminal,
+            lease_until,
+            sorted(s.value for s in allowed),
+            owner,
+        )
+        rows = [(exchange_id, e.at, e.kind, dumps(e.data)) for e in events]
+
+        async def op(conn: Conn) -> None:
+            # The guarded UPDATE runs first: if it matches nothing, nothing has been written.
+            if pgsql.affected(await conn.execute(pgsql.RECORD, *args)) == 0:
+                row = await conn.fetchrow(pgsql.BY_ID, exchange_id)
+                raise pgsql.refused(exchange_id, row, change, owner)
+            await pgsql.append(conn, rows)
+
+        await self._run(op)
+
+    async def get(self, exchange_id: str) -> Exchange | None:
+        async def op(conn: Conn) -> Exchange | None:
+            row = await conn.fetchrow(pgsql.BY_ID, exchange_id)
+            if row is None:
+                return None
+            return pgsql.exchange(row, (await pgsql.histories(conn, [exchange_id]))[exchange_id])
+
+        # One snapshot for the row and its events.
+        return await self._run(op, isolation="repeatable_read", readonly=True)
+
+    async def claim(
+        self, *, owner: str, now: float, lease_until: float, limit: int
+    ) -> list[Exchange]:
+        async def op(conn: Conn) -> list[Exchange]:
+            claimed = await conn.fetch(pgsql.CLAIM, now, max(0, limit), owner, lease_until)
+            rows = sorted(claimed, key=lambda r: str(r["id"]))
+            history = await pgsql.histories(conn, [r["id"] for r in rows])
+            reclaims = [
+                (
+                    r["id"],
+                    now,
+                    "lease_reclaimed",
+                    dumps({"from": r["previous_owner"], "to": owner, "state": r["state"]}),
+                )
+                for r in rows
+                if r["previous_owner"] is not None and r["previous_owner"] != owner
+            ]
+            # Appended after reading the histories: the rows are ours (locked) till commit, so
+            # no other event can arrive for them meanwhile, and the chain lock is held briefly.
+            for (xid, at, kind, data), seq in zip(
+                reclaims, await pgsql.append(conn, reclaims), strict=True
+            ):
+                history[xid].append(
+                    Event(exchange_id=xid, seq=seq, at=at, kind=kind, data=orjson.loads(data))
+                )
+            return [pgsql.exchange(r, history[r["id"]]) for r in rows]
+
+        return await self._run(op)
+
+    async def renew(self, *, owner: str, ids: Sequence[str], lease_until: float) -> int:
+        if not ids:
+            return 0
+        status = await self._run(
+            lambda conn: conn.execute(pgsql.RENEW, lease_until, owner, list(ids)),
+            transaction=False,
+        )
+        return pgsql.affected(status)
+
+    async def claim_notifications(
+        self, *, owner: str, now: float, lease_until: float, limit: int
+    ) -> list[Exchange]:
+        rows = await self._run(
+            lambda conn: conn.fetch(
+                pgsql.CLAIM_NOTIFICATIONS, now, max(0, limit), owner, lease_until
+            ),
+            transaction=False,
+        )
+        rows.sort(key=lambda r: (r["notify_at"], str(r["id"])))
+        return [pgsql.exchange(r, ()) for r in rows]
+
+    async def finish_notification(
+        self,
+        exchange_id: str,
+        events: Sequence[Event],
+        *,
+        owner: str,
+        done: bool,
+        next_at: float | None = None,
+    ) -> None:
+        rows = [(exchange_id, e.at, e.kind, dumps(e.data)) for e in events]
+        give_up = done or next_at is None
+
+        async def op(conn: Conn) -> None:
+            status = await conn.execute(
+                pgsql.FINISH_NOTIFICATION, next_at, give_up, exchange_id, owner
+            )
+            if pgsql.affected(status) == 0:
+                raise LeaseLost(
+                    f"callback of exchange {exchange_id} is no longer leased to {owner}"
+                )
+            await pgsql.append(conn, rows)
+
+        await self._run(op)
+
+    async def search(self, query: Query) -> list[Exchange]:
+        sql, args = pgsql.search_sql(query)
+        rows = await self._run(lambda conn: conn.fetch(sql, *args), transaction=False)
+        return [pgsql.exchange(r, ()) for r in rows]
+
+    async def counts(self) -> Mapping[str, int]:
+        rows = await self._run(lambda conn: conn.fetch(pgsql.COUNTS), transaction=False)
+        return {r[0]: r[1] for r in rows}
+
+    async def refuse(self, refusal: Refusal) -> None:
+        key = refusal.idempotency_key
+        await self._run(
+            lambda conn: conn.execute(
+                pgsql.REFUSE,
+                refusal.at,
+                pgsql.text(refusal.remote),
+                pgsql.text(refusal.method),
+                pgsql.text(refusal.path),
+                refusal.status,
+                pgsql.text(refusal.problem),
+                pgsql.text(refusal.detail),
+                None if key is None else pgsql.text(key),
+                refusal.body,
+                refusal.body_bytes,
+            ),
+            transaction=False,
+        )
+
+    async def refusals(self, limit: int = 100) -> list[Refusal]:
+        """The most recent refused intake requests, newest first."""
+        rows = await self._run(lambda conn: conn.fetch(pgsql.REFUSALS, limit), transaction=False)
+        return [
+            Refusal(
+                at=r["at"],
+                remote=r["remote"],
+                method=r["method"],
+                path=r["path"],
+                status=r["status"],
+                problem=r["problem"],
+                detail=r["detail"],
+                idempotency_key=r["idempotency_key"],
+                body=bytes(r["body"]),
+                body_bytes=r["body_bytes"],
+            )
+            for r in rows
+        ]
+
+    # -- integrity and retention --------------------------------------------------------------
+
+    async def verify(self) -> tuple[int, Break | None]:
+        """Walk the hash chain of every event; the number checked and the first break, if any.
+
+        Beyond SQLite, the chain head row records where the chain ends, so events cut from the
+        end of the journal are found too.
+        """
+
+        async def op(conn: Conn) -> tuple[int, Break | None]:
+            total, prev, last = 0, GENESIS, None
+            cursor = await conn.cursor(pgsql.VERIFY)
+            while rows := [tuple(r) for r in await cursor.fetch(VERIFY_CHUNK)]:
+                # Hashing thousands of events is CPU work: off the event loop.
+                count, broken, prev = await asyncio.to_thread(
+                    verify, iter(rows), start=prev, start_seq=0 if last is None else last[0]
+                )
+                total += count
+                if broken is not None:
+                    return total, broken
+                last = rows[-1]
+            head = await conn.fetchrow(pgsql.HEAD)
+            return total, pgsql.head_break(head, last, prev)
+
+        return await self._run(op, isolation="repeatable_read", readonly=True)
+
+    async def archive(self, *, older_than: float, out: Path, chunk: int = 500) -> tuple[int, int]:
+        """Move closed exchanges last changed before ``older_than`` to an archive file.
+
+        Open exchanges, and ended ones with a callback still pending, are never archived. Works in
+        chunks so intake is never held up for long; returns (exchanges, events) archived. Errors
+        writing the file (it exists, the disk is full) are raised as they are, as on SQLite.
+        """
+        writer = await asyncio.to_thread(
+            ArchiveWriter, out, created_at=self._clock(), older_than=older_than
+        )
+        try:
+            while True:
+                batch = await self._run(
+                    lambda conn: pgsql.archive_candidates(conn, older_than, chunk),
+                    isolation="repeatable_read",
+                    readonly=True,
+                )
+                if not batch:
+                    break
+                await asyncio.to_thread(writer.write, batch)
+                await self._run(lambda conn, b=batch: pgsql.tombstone(conn, b))  # type: ignore[misc]
+        finally:
+            await asyncio.to_thread(writer.close)
+        return writer.exchanges, writer.events
