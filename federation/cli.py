@@ -62,10 +62,10 @@ main.add_command(replay)
 @click.option(
     "--journal",
     "journal_path",
-    type=click.Path(path_type=Path),
-    default=Path("tongban.sqlite"),
+    default="tongban.sqlite",
     show_default=True,
-    help="SQLite journal file.",
+    envvar="TONGBAN_JOURNAL",
+    help="SQLite journal file, or postgresql://… (?schema=NAME) for several instances.",
 )
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
@@ -88,7 +88,7 @@ main.add_command(replay)
 )
 def serve(
     root: Path,
-    journal_path: Path,
+    journal_path: str,
     host: str,
     port: int,
     endpoints: tuple[str, ...],

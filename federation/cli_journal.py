@@ -49,10 +49,11 @@ config_option = click.option(
 journal_option = click.option(
     "--journal",
     "journal_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=Path("tongban.sqlite"),
+    default="tongban.sqlite",
     show_default=True,
-    help="SQLite journal file (the one `tongban serve --journal` writes).",
+    envvar="TONGBAN_JOURNAL",
+    help="The journal `tongban serve --journal` writes: a SQLite file or a postgresql:// URL "
+    "(?schema=NAME for a schema of its own).",
 )
 
 CSV_COLUMNS = (
@@ -82,17 +83,18 @@ class Negative(Failure):
     exit_code = 1
 
 
-def _with_journal(path: Path, work: Callable[[SQLiteJournal], Awaitable[T]]) -> T:
-    """Run ``work`` on the journal at ``path``, which must exist (a typo must not make a new one)."""
-    from replay.sqlite import SQLiteJournal
+def _with_journal(spec: str, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Run ``work`` on the journal ``spec`` names; a SQLite file must exist (a typo must not make
+    a new, empty journal)."""
+    from replay.factory import is_postgres, open_journal
 
-    if not path.is_file():
+    if not is_postgres(spec) and not Path(spec).is_file():
         raise Failure(
-            f"no journal at {path}: give the file `tongban serve` writes with --journal FILE"
+            f"no journal at {spec}: give the file `tongban serve` writes with --journal FILE"
         )
 
     async def go() -> T:
-        journal = SQLiteJournal(path)
+        journal = open_journal(spec)
         await journal.open()
         try:
             return await work(journal)
@@ -101,8 +103,8 @@ def _with_journal(path: Path, work: Callable[[SQLiteJournal], Awaitable[T]]) -> 
 
     try:
         return asyncio.run(go())
-    except JournalError as exc:
-        raise Failure(str(exc)) from exc  # names the journal file already
+    except (JournalError, ConfigError) as exc:
+        raise Failure(str(exc)) from exc  # names the journal already
 
 
 # -- filters ----------------------------------------------------------------------------------
@@ -192,7 +194,7 @@ def _read_applicant() -> str:
     return value.strip()
 
 
-def _query(params: Mapping[str, str], journal_path: Path) -> Query:
+def _query(params: Mapping[str, str], journal_path: str) -> Query:
     # federation.support brings aiohttp.web: imported when used, so `tongban --help` stays quick.
     from federation.support import BadQuery, query_from
 
@@ -202,19 +204,21 @@ def _query(params: Mapping[str, str], journal_path: Path) -> Query:
         raise Failure(str(exc)) from exc
 
 
-def _applicant_ref(journal_path: Path, value: str) -> bytes:
+def _applicant_ref(journal_path: str, value: str) -> bytes:
     """The keyed hash of ``value`` with the journal's search key (never the value itself)."""
+    from replay.factory import key_path
     from replay.refs import ENV, load_key, reference
 
-    key_file = journal_path.with_name(journal_path.name + ".key")
-    if not os.environ.get(ENV) and not key_file.is_file():
+    beside = key_path(journal_path)
+    key_file = beside.with_name(beside.name + ".key") if beside else Path(ENV)
+    if not os.environ.get(ENV) and (beside is None or not key_file.is_file()):
         # load_key would make a new key, with which nothing already journalled could be found.
         raise Failure(
             f"cannot search by applicant: no search key ({key_file} or {ENV}); the broker makes "
             "the key file when partners.yaml sets search.applicant_fields"
         )
     try:
-        return reference(load_key(journal_path), value)
+        return reference(load_key(beside), value)
     except (ConfigError, OSError, ValueError) as exc:
         raise Failure(f"cannot read the search key: {exc}") from None
 
@@ -225,6 +229,28 @@ def _applicant_ref(journal_path: Path, value: str) -> bytes:
 @click.group()
 def journal() -> None:
     """Find, read, verify and archive what the journal holds."""
+
+
+@journal.command()
+@journal_option
+def migrate(journal_path: str) -> None:
+    """Create or upgrade the journal's schema (numbered SQL files) and list what was applied."""
+    from replay.factory import is_postgres, open_journal
+
+    if not is_postgres(journal_path) and not Path(journal_path).parent.is_dir():
+        raise Failure(f"directory {Path(journal_path).parent} does not exist")
+
+    async def go() -> list[str]:
+        result: list[str] = await open_journal(journal_path).migrate()  # type: ignore[attr-defined]
+        return result
+
+    try:
+        applied = asyncio.run(go())
+    except (JournalError, ConfigError) as exc:
+        raise Failure(str(exc)) from exc
+    for name in applied:
+        click.echo(f"applied {name}")
+    click.echo("the journal schema is up to date" + ("" if applied else " (nothing to apply)"))
 
 
 @journal.command()
@@ -239,7 +265,7 @@ def journal() -> None:
     show_default=True,
 )
 @journal_option
-def search(journal_path: Path, fmt: str, limit: int, before: str | None, **filters: Any) -> None:
+def search(journal_path: str, fmt: str, limit: int, before: str | None, **filters: Any) -> None:
     """Exchanges matching every given filter, newest first, one page at a time."""
     query = _query(_params(**filters, before=before, limit=limit), journal_path)
 
@@ -294,7 +320,7 @@ def _table(rows: list[dict[str, Any]], cursor: str | None) -> None:
 )
 @config_option
 @journal_option
-def show(exchange_id: str, fmt: str, root: Path, journal_path: Path) -> None:
+def show(exchange_id: str, fmt: str, root: Path, journal_path: str) -> None:
     """Everything about one exchange: timeline, application, request sent, and today's mapping of it."""
     ex = _with_journal(journal_path, lambda j: j.get(exchange_id))
     if ex is None:
@@ -325,7 +351,7 @@ def show(exchange_id: str, fmt: str, root: Path, journal_path: Path) -> None:
     help="Verify this archive file on its own instead of the journal.",
 )
 @journal_option
-def verify(archive_file: Path | None, journal_path: Path) -> None:
+def verify(archive_file: Path | None, journal_path: str) -> None:
     """Walk the hash chain; name the first broken link (exit 1) or say how many events hold."""
     if archive_file is not None:
         from replay.archive import verify_archive
@@ -366,7 +392,7 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
 )
 @click.argument("out", metavar="FILE", type=click.Path(path_type=Path, dir_okay=False))
 @journal_option
-def archive(age: float, out: Path, journal_path: Path) -> None:
+def archive(age: float, out: Path, journal_path: str) -> None:
     """Move closed exchanges to a compressed archive FILE (never overwritten) that verifies alone."""
     if out.exists():
         raise Failure(f"{out} exists: an archive is never overwritten; name a new file")
@@ -418,7 +444,7 @@ def replay(
     dry_run: bool,
     yes: bool,
     root: Path,
-    journal_path: Path,
+    journal_path: str,
     **filters: Any,
 ) -> None:
     """Replay one exchange (ID) or every exchange the filters match; history is only appended to.
@@ -518,7 +544,7 @@ PLAN_LIMIT = 100_000  # exchanges one replay command looks at
 PREVIEW_LIMIT = 1000
 
 
-def _preview(plan: Plan, root: Path, journal_path: Path) -> tuple[dict[str, str], list[str]]:
+def _preview(plan: Plan, root: Path, journal_path: str) -> tuple[dict[str, str], list[str]]:
     """For a remap dry run: what today's mapping (--config) makes of each application, and notes."""
     from federation.catalogue import load_catalogue
 

@@ -358,6 +358,22 @@ class SQLiteJournal:
 
         await self._write(op)
 
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations (``tongban journal migrate``); the files applied, in order."""
+
+        def run() -> list[str]:
+            conn = self._connect()
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                return migrate(conn)
+            finally:
+                conn.close()
+
+        try:
+            return await asyncio.to_thread(run)
+        except sqlite3.Error as exc:
+            raise JournalUnavailable(f"journal {self.path}: {exc}") from exc
+
     async def verify(self) -> tuple[int, Break | None]:
         """Walk the hash chain of every event; the number checked and the first break, if any."""
 
@@ -578,7 +594,7 @@ def _tombstone(conn: sqlite3.Connection, batch: list[ArchivedExchange]) -> None:
         conn.execute("DELETE FROM exchange_refs WHERE exchange_id = ?", (xid,))
 
 
-def migrate(conn: sqlite3.Connection) -> None:
+def migrate(conn: sqlite3.Connection) -> list[str]:
     """Apply the numbered SQL files in replay/sql/sqlite that this database has not seen."""
     current = conn.execute("PRAGMA user_version").fetchone()[0]
     files = sorted(
@@ -589,12 +605,17 @@ def migrate(conn: sqlite3.Connection) -> None:
         ),
         key=lambda f: f.name,
     )
+    applied: list[str] = []
     for f in files:
         number = int(f.name.split("_", 1)[0])
         if number <= current:
             continue
         conn.execute("BEGIN IMMEDIATE")
         try:
+            # Another process may have migrated while we waited for the lock.
+            if conn.execute("PRAGMA user_version").fetchone()[0] >= number:
+                conn.execute("ROLLBACK")
+                continue
             for statement in _statements(f.read_text(encoding="utf-8")):
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {number}")
@@ -602,6 +623,8 @@ def migrate(conn: sqlite3.Connection) -> None:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        applied.append(f.name)
+    return applied
 
 
 def _statements(script: str) -> list[str]:
