@@ -119,7 +119,11 @@ class Child:
 
 
 async def blast(
-    url: str, bodies: list[dict[str, Any]], concurrency: int, keys: list[str], ok: set[int]
+    url: str | list[str],
+    bodies: list[dict[str, Any]],
+    concurrency: int,
+    keys: list[str],
+    ok: set[int],
 ) -> float:
     """POST every body with its key, ``concurrency`` at a time; returns seconds taken."""
     connector = aiohttp.TCPConnector(limit=concurrency)
@@ -131,12 +135,13 @@ async def blast(
         async def client() -> None:
             while not queue.empty():
                 i = queue.get_nowait()
+                target = url if isinstance(url, str) else url[i % len(url)]
                 async with http.post(
-                    url, json=bodies[i], headers={"Idempotency-Key": keys[i]}
+                    target, json=bodies[i], headers={"Idempotency-Key": keys[i]}
                 ) as r:
                     await r.read()
                     if r.status not in ok:
-                        raise SystemExit(f"unexpected HTTP {r.status} from {url}")
+                        raise SystemExit(f"unexpected HTTP {r.status} from {target}")
 
         t0 = time.perf_counter()
         await asyncio.gather(*(client() for _ in range(concurrency)))
@@ -182,7 +187,15 @@ async def main() -> None:
     ap.add_argument("--partner", default=None)
     ap.add_argument("--config", type=Path, default=REPO, help="directory with partners.yaml")
     ap.add_argument("--fault-ratio", type=float, default=0.1, help="share of failing replies")
+    ap.add_argument(
+        "--journal",
+        default=None,
+        help="postgresql://… : instead, compare SQLite with PostgreSQL behind 1 and 2 brokers",
+    )
     args = ap.parse_args()
+    if args.journal:
+        await postgres_comparison(args)
+        return
 
     partner, service, application, mapped = pick_partner(args.config, args.partner)
     tmp = Path(tempfile.mkdtemp(prefix="tongban-bench-"))
@@ -282,6 +295,86 @@ async def main() -> None:
         f"RESULT name=e2e ratio={broker_rate / direct_rate:.3f} broker_per_s={broker_rate:.0f} "
         f"direct_per_s={direct_rate:.0f} intake_per_s={intake_rate:.0f} n={n} concurrency={c} "
         f"broker_peak_rss_mib={rss:.1f}"
+    )
+
+
+async def postgres_comparison(args: argparse.Namespace) -> None:
+    """SQLite (1 broker) vs PostgreSQL with 1 and 2 broker processes, same partner, same run."""
+    import uuid
+
+    import asyncpg
+
+    partner, service, application, _ = pick_partner(args.config, args.partner)
+    tmp = Path(tempfile.mkdtemp(prefix="tongban-bench-pg-"))
+    root = str(same_concurrency(args.config, tmp, partner, args.concurrency))
+    sim = Child(["simulate", "--config", root, "--partner", partner], tmp / "sim.log")
+    sim_url = json.loads(sim.line)[partner]
+    body = {
+        "source": next(iter(load_catalogue(args.config).config.sources)),
+        "partner": partner,
+        "service": service,
+        "application": application,
+    }
+    n, c = args.n, args.concurrency
+    schemas: list[str] = []
+    rates: dict[str, float] = {}
+    env_key = {"TONGBAN_SEARCH_KEY": os.environ.get("TONGBAN_SEARCH_KEY", "ab" * 32)}
+    os.environ.update(env_key)  # the catalogue searches by applicant: PostgreSQL needs the key
+    try:
+        for label, brokers in (("sqlite", 1), ("pg1", 1), ("pg2", 2)):
+            if label == "sqlite":
+                journal = str(tmp / "journal.sqlite")
+            else:
+                schema = f"bench_{uuid.uuid4().hex[:10]}"
+                schemas.append(schema)
+                journal = f"{args.journal}{'&' if '?' in args.journal else '?'}schema={schema}"
+            children = [
+                Child(
+                    [
+                        "serve",
+                        "--config",
+                        root,
+                        "--journal",
+                        journal,
+                        "--port",
+                        "0",
+                        "--endpoint",
+                        f"{partner}={sim_url}",
+                        "--log-level",
+                        "warning",
+                    ],
+                    tmp / f"{label}-{i}.log",
+                )
+                for i in range(brokers)
+            ]
+            try:
+                bases = [ch.line.rsplit(" ", 1)[1] for ch in children]
+                urls = [f"{b}/v1/exchanges" for b in bases]
+                warm = [f"{label}-warm-{i}" for i in range(100)]
+                await blast(urls, [body] * 100, c, warm, {202})
+                await wait_delivered(bases[0], 100)
+                t0 = time.perf_counter()
+                keys = [f"{label}-{i}" for i in range(n)]
+                await blast(urls, [body] * n, c, keys, {202})
+                await wait_delivered(bases[0], n + 100)
+                rates[label] = n / (time.perf_counter() - t0)
+            finally:
+                for ch in children:
+                    ch.stop()
+            print(f"{label:6} ({brokers} broker process(es)): {rates[label]:8.0f} applications/s")
+    finally:
+        sim.stop()
+        if schemas:
+            conn = await asyncpg.connect(args.journal.split("?")[0])
+            try:
+                for schema in schemas:
+                    await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            finally:
+                await conn.close()
+    print(
+        f"RESULT name=e2e_pg ratio_vs_sqlite={rates['pg1'] / rates['sqlite']:.3f} "
+        f"scale_2_vs_1={rates['pg2'] / rates['pg1']:.3f} sqlite_per_s={rates['sqlite']:.0f} "
+        f"pg1_per_s={rates['pg1']:.0f} pg2_per_s={rates['pg2']:.0f} n={n} concurrency={c}"
     )
 
 
