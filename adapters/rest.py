@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ import aiohttp
 import orjson
 
 from adapters.base import TRANSCRIPT_BODY_LIMIT, Adapter, OutboundRequest, Reply
+from adapters.httpio import ReplyTooLarge, read_bounded, retry_after_seconds
 from federation.config import Partner
 from federation.errors import PermanentError, Transcript, TransientError, UnknownOutcomeError
 from federation.models import canonical_json
@@ -152,10 +151,10 @@ class RestAdapter:
         pid = self.partner.id
         try:
             async with self._session.request(svc.method, url, data=body, headers=headers) as resp:
-                raw = await _read_bounded(resp, REPLY_LIMIT)
+                raw = await read_bounded(resp, REPLY_LIMIT)
                 status = resp.status
                 ctype = resp.headers.get("Content-Type", "")
-                retry_after = _retry_after(resp.headers.get("Retry-After"))
+                retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
         except aiohttp.ClientConnectorError as exc:
             # Covers refused, unreachable and DNS failures: nothing was sent.
             raise TransientError(
@@ -179,7 +178,7 @@ class RestAdapter:
                 operation=op,
                 transcript=Transcript(request=sent),
             ) from exc
-        except _ReplyTooLarge as exc:
+        except ReplyTooLarge as exc:
             # The partner may well have processed the request: retry with the same key.
             raise UnknownOutcomeError(
                 f"{pid} sent a reply over {REPLY_LIMIT} bytes",
@@ -226,40 +225,6 @@ class RestAdapter:
             transcript=transcript,
             status=status,
         )
-
-
-class _ReplyTooLarge(Exception):
-    pass
-
-
-async def _read_bounded(resp: aiohttp.ClientResponse, limit: int) -> bytes:
-    """The reply body, refusing more than ``limit`` bytes *after* decompression (gzip bombs)."""
-    length = resp.content_length
-    if length is not None and length > limit:
-        raise _ReplyTooLarge()
-    if length is not None and not resp.headers.get("Content-Encoding"):
-        return await resp.read()
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in resp.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            raise _ReplyTooLarge()
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _summarise(raw: bytes) -> str:

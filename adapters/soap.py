@@ -34,7 +34,8 @@ from adapters import xmlsafe
 from adapters.base import TRANSCRIPT_BODY_LIMIT, Adapter, OutboundRequest, Reply
 from adapters.body import BodyInvalid
 from adapters.envelope import SOAP11, VERSIONS, SoapVersion
-from adapters.soapreply import ReplyTooLarge, classify, read_bounded, retry_after_seconds
+from adapters.httpio import ReplyTooLarge, read_bounded, retry_after_seconds
+from adapters.soapreply import classify
 from adapters.wsdl import Operation, Port, WsdlError, compile_operation, find_port, input_tree
 from adapters.wsdl import load_document as load_wsdl
 from adapters.xsdtypes import BadValue, escape

@@ -86,3 +86,28 @@ def http(
             return resp.status, json.loads(resp.read() or b"null")
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read() or b"null")
+
+
+def serve(root: Path, journal: Path | str, endpoint: str, log: Path, *extra: str) -> Proc:
+    """Start `tongban serve` with short leases and return it once it listens."""
+    proc = Proc(
+        "serve",
+        "--config",
+        str(root),
+        "--journal",
+        str(journal),
+        "--port",
+        "0",
+        "--endpoint",
+        f"hk={endpoint}",
+        "--lease",
+        "2",
+        "--poll-interval",
+        "0.1",
+        "--log-level",
+        "warning",
+        *extra,
+        log=log,
+    )
+    assert proc.first_line.startswith("tongban listening on "), proc.log.read_text()[-2000:]
+    return proc

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.acceptance.conftest import Proc, http
+from tests.acceptance.conftest import Proc, http, serve
 from tests.conftest import HK_APPLICATION
 from tests.integration.test_delivery import free_port
 
@@ -24,31 +24,6 @@ BODY = {
     "application": HK_APPLICATION,
 }
 N = 1000
-
-
-def serve(root: Path, journal: Path, endpoint: str, log: Path, *extra: str) -> Proc:
-    """Start `tongban serve` with short leases and return it once it listens."""
-    proc = Proc(
-        "serve",
-        "--config",
-        str(root),
-        "--journal",
-        str(journal),
-        "--port",
-        "0",
-        "--endpoint",
-        f"hk={endpoint}",
-        "--lease",
-        "2",
-        "--poll-interval",
-        "0.1",
-        "--log-level",
-        "warning",
-        *extra,
-        log=log,
-    )
-    assert proc.first_line.startswith("tongban listening on "), proc.log.read_text()[-2000:]
-    return proc
 
 
 def url_of(proc: Proc) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.acceptance.conftest import Proc, http
+from tests.acceptance.conftest import Proc, http, serve
 from tests.conftest import HK_APPLICATION
 
 PG = os.environ.get("TONGBAN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -50,29 +50,6 @@ def pg_schema() -> Iterator[str]:
         pytest.skip(f"PostgreSQL at {PG} is not reachable: {exc}")
     yield name
     asyncio.run(run(f"DROP SCHEMA {name} CASCADE"))
-
-
-def serve(root: Path, journal: str, endpoint: str, log: Path) -> Proc:
-    proc = Proc(
-        "serve",
-        "--config",
-        str(root),
-        "--journal",
-        journal,
-        "--port",
-        "0",
-        "--endpoint",
-        f"hk={endpoint}",
-        "--lease",
-        "2",
-        "--poll-interval",
-        "0.1",
-        "--log-level",
-        "warning",
-        log=log,
-    )
-    assert proc.first_line.startswith("tongban listening on "), proc.log.read_text()[-2000:]
-    return proc
 
 
 async def submit_round_robin(urls: list[str], alive: list[bool], accepted: set[str]) -> None:
