@@ -7,9 +7,15 @@ refused, not inflated), and ``Retry-After`` is understood in both its forms.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import aiohttp
+
+from federation.config import Partner
+from federation.errors import Transcript, TransientError, UnknownOutcomeError
 
 
 class ReplyTooLarge(Exception):
@@ -50,3 +56,71 @@ def retry_after_seconds(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+@dataclass(frozen=True, kw_only=True)
+class Answer:
+    """A partner's HTTP answer, read within the limit."""
+
+    status: int
+    content_type: str
+    body: bytes
+    retry_after: float | None
+
+
+async def exchange(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    *,
+    data: bytes,
+    headers: Mapping[str, str],
+    partner: Partner,
+    operation: str,
+    sent: Mapping[str, Any],
+    limit: int,
+) -> Answer:
+    """Send one request and read the answer; transport failures become adapter errors.
+
+    Nothing sent (refused, unreachable, connect timeout) is transient; a failure after the request
+    was written (timeout, reset, a reply over the limit) is an unknown outcome: the partner may
+    have processed it, so it is retried with the same idempotency key.
+    """
+    pid = partner.id
+    t = partner.timeouts
+    transcript = Transcript(request=sent)
+    common: dict[str, Any] = {"partner": pid, "operation": operation, "transcript": transcript}
+    try:
+        async with session.request(method, url, data=data, headers=headers) as resp:
+            body = await read_bounded(resp, limit)
+            return Answer(
+                status=resp.status,
+                content_type=resp.headers.get("Content-Type", ""),
+                body=body,
+                retry_after=retry_after_seconds(resp.headers.get("Retry-After")),
+            )
+    except aiohttp.ClientConnectorError as exc:
+        # Covers refused, unreachable and DNS failures: nothing was sent.
+        raise TransientError(
+            f"cannot connect to {pid}: {exc.os_error.strerror or exc}", **common
+        ) from exc
+    except aiohttp.ConnectionTimeoutError as exc:
+        raise TransientError(
+            f"connecting to {pid} timed out after {t.connect:g}s", **common
+        ) from exc
+    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        raise UnknownOutcomeError(
+            f"{pid} did not answer in time (read {t.read:g}s, total {t.total:g}s); "
+            "it may have processed the request",
+            **common,
+        ) from exc
+    except ReplyTooLarge as exc:
+        raise UnknownOutcomeError(
+            f"{pid} sent a reply over {limit} bytes (after decompression); "
+            "it may have processed the request",
+            **common,
+        ) from exc
+    except (aiohttp.ClientError, OSError) as exc:
+        raise UnknownOutcomeError(
+            f"connection to {pid} failed after sending: {type(exc).__name__}: {exc}", **common
+        ) from exc

@@ -18,9 +18,9 @@ import aiohttp
 import orjson
 
 from adapters.base import TRANSCRIPT_BODY_LIMIT, Adapter, OutboundRequest, Reply
-from adapters.httpio import ReplyTooLarge, read_bounded, retry_after_seconds
+from adapters.httpio import exchange
 from federation.config import Partner
-from federation.errors import PermanentError, Transcript, TransientError, UnknownOutcomeError
+from federation.errors import PermanentError, Transcript, TransientError
 from federation.models import canonical_json
 from federation.validate import Reader
 from federation.yamlsrc import PathKey
@@ -149,51 +149,23 @@ class RestAdapter:
         }
         op = request.service
         pid = self.partner.id
-        try:
-            async with self._session.request(svc.method, url, data=body, headers=headers) as resp:
-                raw = await read_bounded(resp, REPLY_LIMIT)
-                status = resp.status
-                ctype = resp.headers.get("Content-Type", "")
-                retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
-        except aiohttp.ClientConnectorError as exc:
-            # Covers refused, unreachable and DNS failures: nothing was sent.
-            raise TransientError(
-                f"cannot connect to {pid}: {exc.os_error.strerror or exc}",
-                partner=pid,
-                operation=op,
-                transcript=Transcript(request=sent),
-            ) from exc
-        except aiohttp.ConnectionTimeoutError as exc:
-            raise TransientError(
-                f"connecting to {pid} timed out after {self.partner.timeouts.connect:g}s",
-                partner=pid,
-                operation=op,
-                transcript=Transcript(request=sent),
-            ) from exc
-        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise UnknownOutcomeError(
-                f"{pid} did not answer in time (read {self.partner.timeouts.read:g}s, "
-                f"total {self.partner.timeouts.total:g}s); it may have processed the request",
-                partner=pid,
-                operation=op,
-                transcript=Transcript(request=sent),
-            ) from exc
-        except ReplyTooLarge as exc:
-            # The partner may well have processed the request: retry with the same key.
-            raise UnknownOutcomeError(
-                f"{pid} sent a reply over {REPLY_LIMIT} bytes",
-                partner=pid,
-                operation=op,
-                transcript=Transcript(request=sent),
-            ) from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            raise UnknownOutcomeError(
-                f"connection to {pid} failed after sending: {type(exc).__name__}: {exc}",
-                partner=pid,
-                operation=op,
-                transcript=Transcript(request=sent),
-            ) from exc
-
+        answer = await exchange(
+            self._session,
+            svc.method,
+            url,
+            data=body,
+            headers=headers,
+            partner=self.partner,
+            operation=op,
+            sent=sent,
+            limit=REPLY_LIMIT,
+        )
+        raw, status, ctype, retry_after = (
+            answer.body,
+            answer.status,
+            answer.content_type,
+            answer.retry_after,
+        )
         text = raw[:TRANSCRIPT_BODY_LIMIT].decode("utf-8", errors="replace")
         got = {"status": status, "content_type": ctype, "body": text, "body_bytes": len(raw)}
         transcript = Transcript(request=sent, response=got)

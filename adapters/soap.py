@@ -34,7 +34,7 @@ from adapters import xmlsafe
 from adapters.base import TRANSCRIPT_BODY_LIMIT, Adapter, OutboundRequest, Reply
 from adapters.body import BodyInvalid
 from adapters.envelope import SOAP11, VERSIONS, SoapVersion
-from adapters.httpio import ReplyTooLarge, read_bounded, retry_after_seconds
+from adapters.httpio import exchange
 from adapters.soapreply import classify
 from adapters.wsdl import Operation, Port, WsdlError, compile_operation, find_port, input_tree
 from adapters.wsdl import load_document as load_wsdl
@@ -45,8 +45,6 @@ from federation.errors import (
     PermanentError,
     Problem,
     Transcript,
-    TransientError,
-    UnknownOutcomeError,
 )
 from federation.validate import Reader
 from federation.yamlsrc import PathKey
@@ -351,50 +349,23 @@ class SoapAdapter:
         }
         if shown is not blocks:
             sent["body_sha256_of"] = "envelope with the WS-Security password redacted"
-        try:
-            async with self._session.post(url, data=data, headers=headers) as resp:
-                raw = await read_bounded(resp, REPLY_LIMIT)
-                status = resp.status
-                ctype = resp.headers.get("Content-Type", "")
-                retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
-        except aiohttp.ClientConnectorError as exc:
-            # Refused, unreachable, DNS: nothing was sent.
-            raise TransientError(
-                f"cannot connect to {pid}: {exc.os_error.strerror or exc}",
-                partner=pid,
-                operation=op.name,
-                transcript=Transcript(request=sent),
-            ) from exc
-        except aiohttp.ConnectionTimeoutError as exc:
-            raise TransientError(
-                f"connecting to {pid} timed out after {self.partner.timeouts.connect:g}s",
-                partner=pid,
-                operation=op.name,
-                transcript=Transcript(request=sent),
-            ) from exc
-        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise UnknownOutcomeError(
-                f"{pid} did not answer in time (read {self.partner.timeouts.read:g}s, "
-                f"total {self.partner.timeouts.total:g}s); it may have processed the request",
-                partner=pid,
-                operation=op.name,
-                transcript=Transcript(request=sent),
-            ) from exc
-        except ReplyTooLarge as exc:
-            raise UnknownOutcomeError(
-                f"{pid} sent a reply over {REPLY_LIMIT} bytes (after decompression); "
-                "it may have processed the request",
-                partner=pid,
-                operation=op.name,
-                transcript=Transcript(request=sent),
-            ) from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            raise UnknownOutcomeError(
-                f"connection to {pid} failed after sending: {type(exc).__name__}: {exc}",
-                partner=pid,
-                operation=op.name,
-                transcript=Transcript(request=sent),
-            ) from exc
+        answer = await exchange(
+            self._session,
+            "POST",
+            url,
+            data=data,
+            headers=headers,
+            partner=self.partner,
+            operation=op.name,
+            sent=sent,
+            limit=REPLY_LIMIT,
+        )
+        raw, status, ctype, retry_after = (
+            answer.body,
+            answer.status,
+            answer.content_type,
+            answer.retry_after,
+        )
         got: dict[str, Any] = {
             "status": status,
             "content_type": ctype,

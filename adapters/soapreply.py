@@ -111,5 +111,3 @@ def classify(
 def _summary(raw: bytes) -> str:
     text = " ".join(raw[:300].decode("utf-8", errors="replace").split())
     return f": {text[:200]}" if text else ""
-
-
