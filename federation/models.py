@@ -120,6 +120,22 @@ class NewExchange:
     received_at: float
     applicant_refs: tuple[bytes, ...] = ()  # keyed hashes of applicant IDs, for search
 
+    def as_received(self) -> Exchange:
+        """The exchange as the journal holds it right after ``create``."""
+        return Exchange(
+            id=self.id,
+            direction=self.direction,
+            source=self.source,
+            target=self.target,
+            service=self.service,
+            idempotency_key=self.idempotency_key,
+            request_hash=self.request_hash,
+            state=State.RECEIVED,
+            application=self.application,
+            created_at=self.received_at,
+            updated_at=self.received_at,
+        )
+
 
 @dataclass(frozen=True, kw_only=True)
 class StateChange:

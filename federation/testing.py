@@ -68,19 +68,7 @@ class InMemoryJournal:
             if ex.request_hash != new.request_hash:
                 raise IdempotencyConflict(existing)
             return replace(ex, events=self._history(existing)), False
-        ex = Exchange(
-            id=new.id,
-            direction=new.direction,
-            source=new.source,
-            target=new.target,
-            service=new.service,
-            idempotency_key=new.idempotency_key,
-            request_hash=new.request_hash,
-            state=State.RECEIVED,
-            application=new.application,
-            created_at=new.received_at,
-            updated_at=new.received_at,
-        )
+        ex = new.as_received()
         self.exchanges[new.id] = ex
         self.refs[new.id] = new.applicant_refs
         self._keys[(new.source, new.idempotency_key)] = new.id

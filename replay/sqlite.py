@@ -183,22 +183,7 @@ class SQLiteJournal:
                     "INSERT OR IGNORE INTO exchange_refs (ref, exchange_id) VALUES (?, ?)",
                     [(ref, new.id) for ref in new.applicant_refs],
                 )
-            return (
-                Exchange(
-                    id=new.id,
-                    direction=new.direction,
-                    source=new.source,
-                    target=new.target,
-                    service=new.service,
-                    idempotency_key=new.idempotency_key,
-                    request_hash=new.request_hash,
-                    state=State.RECEIVED,
-                    application=new.application,
-                    created_at=new.received_at,
-                    updated_at=new.received_at,
-                ),
-                True,
-            )
+            return new.as_received(), True
 
         result: tuple[Exchange, bool] = await self._write(op)
         return result
