@@ -126,7 +126,7 @@ async def migrate(conn: Conn, schema: str | None) -> list[str]:
 # -- the hash chain -----------------------------------------------------------------------------
 
 # Taken last in every transaction that appends events and held to its commit: the one place where
-# broker instances wait for each other (see append()).
+# broker instances wait for each other (see Chain).
 LOCK_HEAD = "SELECT seq, hash FROM chain_head FOR UPDATE"
 
 APPEND = """
@@ -140,27 +140,56 @@ UPDATE chain_head SET seq = $7, hash = $8"""
 EventRow = tuple[str, float, str, bytes]  # exchange_id, at, kind, data (orjson bytes)
 
 
-async def append(conn: Conn, rows: Sequence[EventRow]) -> list[int]:
-    """Insert events at the end of the chain; their seqs.
+class Chain:
+    """The events one transaction appends, written at the end of the chain in as few statements.
 
-    The chain head's row lock serializes appends across every instance and connection, so seqs
-    stay gapless and every hash covers the one before, exactly as ``replay.chain.Chain`` does on
-    SQLite. The hashes are computed here, between two round trips, to keep the lock short.
+    A batch of operations (see ``PostgresJournal``) shares one Chain: ``add`` only buffers, and
+    ``flush`` locks the chain head (once per transaction, held to its commit), hashes the buffered
+    events after it and inserts them in one statement. The head's row lock serializes appends across
+    every instance and connection, so seqs stay gapless and every hash covers the one before,
+    exactly as ``replay.chain.Chain`` does on SQLite. The batch flushes last, so the head is taken
+    after every other lock of the transaction and held briefly.
     """
-    if not rows:
-        return []
-    head = await conn.fetchrow(LOCK_HEAD)
-    if head is None:
-        raise JournalUnavailable("the journal's chain_head row is missing")
-    seq, prev = int(head[0]), bytes(head[1])
-    cols: tuple[list[Any], ...] = ([], [], [], [], [], [])
-    for exchange_id, at, kind, data in rows:
-        seq += 1
-        prev = link(prev, seq, exchange_id, at, kind, data)
-        for col, value in zip(cols, (seq, exchange_id, float(at), kind, data, prev), strict=True):
-            col.append(value)
-    await conn.execute(APPEND, *cols, seq, prev)
-    return list(cols[0])
+
+    def __init__(self, conn: Conn) -> None:
+        self._conn = conn
+        self._pending: list[tuple[EventRow, list[int]]] = []
+        self._head: tuple[int, bytes] | None = None
+
+    def add(self, rows: Sequence[EventRow]) -> list[int]:
+        """Buffer events; the returned list receives their seqs when they are flushed."""
+        seqs: list[int] = []
+        self._pending.extend((row, seqs) for row in rows)
+        return seqs
+
+    def pending_for(self, ids: Iterable[str]) -> bool:
+        """Whether events of any of these exchanges are buffered (not yet readable)."""
+        wanted = set(ids)
+        return any(row[0] in wanted for row, _ in self._pending)
+
+    async def flush(self) -> None:
+        """Write the buffered events at the end of the chain."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        if self._head is None:
+            head = await self._conn.fetchrow(LOCK_HEAD)
+            if head is None:
+                raise JournalUnavailable("the journal's chain_head row is missing")
+            self._head = (int(head[0]), bytes(head[1]))
+        seq, prev = self._head
+        cols: tuple[list[Any], ...] = ([], [], [], [], [], [])
+        for (exchange_id, at, kind, data), _ in pending:
+            seq += 1
+            prev = link(prev, seq, exchange_id, at, kind, data)
+            for col, value in zip(
+                cols, (seq, exchange_id, float(at), kind, data, prev), strict=True
+            ):
+                col.append(value)
+        await self._conn.execute(APPEND, *cols, seq, prev)
+        self._head = (seq, prev)
+        for (_, seqs), n in zip(pending, cols[0], strict=True):
+            seqs.append(n)
 
 
 EVENTS = (

@@ -3,9 +3,10 @@
 PostgreSQL does the coordination, nothing home-made: work is claimed with ``FOR UPDATE SKIP LOCKED``
 and leased until an expiry (reclaimed by expiry alone); every write is fenced by the lease owner;
 the hash chain stays one sequence because each transaction that appends events locks the single
-``chain_head`` row last and holds it to its commit. Migrations (``replay/sql/postgresql``) run at
-``open()`` under an advisory lock, so instances starting together do not race. The SQL lives in
-``replay/pgsql.py``.
+``chain_head`` row last and holds it to its commit. Writes are group-committed: one writer task
+per instance runs whatever queued up in one transaction that takes the chain head once.
+Migrations (``replay/sql/postgresql``) run at ``open()`` under an advisory lock, so instances
+starting together do not race. The SQL lives in ``replay/pgsql.py``.
 
 Behaviour matches ``replay/sqlite.py`` method for method (the contract tests run on both).
 Failures of the database or the network surface as JournalUnavailable; ours pass through.
@@ -23,7 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 import orjson
 
-from federation.errors import IdempotencyConflict, JournalUnavailable, LeaseLost
+from federation.errors import FederationError, IdempotencyConflict, JournalUnavailable, LeaseLost
 from federation.models import Event, Exchange, NewExchange, State, StateChange
 from replay import pgsql
 from replay.archive import ArchiveWriter
@@ -33,6 +34,9 @@ from replay.pgsql import Conn
 from replay.sqlite import PREDECESSORS, dumps
 
 T = TypeVar("T")
+# A write: runs inside the batch's transaction, appends events through the batch's Chain.
+WriteOp = Callable[[Conn, pgsql.Chain], Awaitable[Any]]
+MAX_BATCH = 256
 
 # What the driver and the network raise; FederationErrors are ours and pass through untouched.
 _DRIVER_ERRORS = (
@@ -49,6 +53,13 @@ _CONNECTION_LOST = (
     OSError,
 )
 VERIFY_CHUNK = 2000
+
+
+class _Later:
+    """A write's result that needs the seqs of its events: computed once the batch has flushed."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self.make = make
 
 
 class PostgresJournal:
@@ -69,6 +80,8 @@ class PostgresJournal:
         self._pool_size = pool_size
         self._timeout = command_timeout
         self._pool: Any = None  # asyncpg.Pool
+        self._queue: asyncio.Queue[tuple[WriteOp, asyncio.Future[Any]] | None] | None = None
+        self._writer: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         where = f", schema={self.schema!r}" if self.schema else ""
@@ -108,6 +121,8 @@ class PostgresJournal:
         except BaseException:
             await self.close()
             raise
+        self._queue = asyncio.Queue()
+        self._writer = asyncio.create_task(self._write_loop(self._queue), name=f"{self!r} writer")
 
     async def migrate(self) -> list[str]:
         """Apply pending migrations (``tongban journal migrate``); the files applied, in order."""
@@ -123,6 +138,15 @@ class PostgresJournal:
             await conn.close()
 
     async def close(self) -> None:
+        queue, self._queue = self._queue, None
+        writer, self._writer = self._writer, None
+        if queue is not None and writer is not None:
+            queue.put_nowait(None)  # the writer finishes what is queued, then stops
+            try:
+                await asyncio.shield(writer)
+            except asyncio.CancelledError:
+                writer.cancel()
+                raise
         pool, self._pool = self._pool, None
         if pool is None:
             return
@@ -138,11 +162,111 @@ class PostgresJournal:
         try:
             return await work
         except _DRIVER_ERRORS as exc:
-            if isinstance(exc, _CONNECTION_LOST) and self._pool is not None:
-                # The server restarted or failed over: its other pooled connections are dead too.
-                # Replace them all on their next use, so this call alone fails, not one per slot.
-                await self._pool.expire_connections()
-            raise JournalUnavailable(f"journal {self!r}: {exc}") from exc
+            raise await self._unavailable(exc) from exc
+
+    async def _unavailable(self, exc: BaseException) -> JournalUnavailable:
+        if isinstance(exc, _CONNECTION_LOST) and self._pool is not None:
+            # The server restarted or failed over: its other pooled connections are dead too.
+            # Replace them all on their next use, so this call alone fails, not one per slot.
+            await self._pool.expire_connections()
+        return JournalUnavailable(f"journal {self!r}: {exc}")
+
+    # -- group commit ---------------------------------------------------------------------------
+
+    async def _write(self, op: WriteOp) -> Any:
+        """Queue a write for the writer task; its result once the batch holding it has committed."""
+        queue = self._queue
+        if queue is None:
+            raise JournalUnavailable(f"journal {self!r} is not open")
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        queue.put_nowait((op, fut))
+        return await fut
+
+    async def _write_loop(
+        self, queue: asyncio.Queue[tuple[WriteOp, asyncio.Future[Any]] | None]
+    ) -> None:
+        """Take everything queued (up to MAX_BATCH), run it in one transaction, commit once.
+
+        Like replay/dbthread.py on SQLite: the writes that queue up while one batch commits go
+        together in the next, so instances take the chain head once per batch, not once per write.
+        """
+        batch: list[tuple[WriteOp, asyncio.Future[Any]]] = []
+        try:
+            while True:
+                first = await queue.get()
+                if first is None:
+                    return
+                batch = [first]
+                stopping = False
+                while len(batch) < MAX_BATCH:
+                    try:
+                        item = queue.get_nowait()
+                    except asyncio.QueueEmpty:
+                        break
+                    if item is None:
+                        stopping = True
+                        break
+                    batch.append(item)
+                await self._run_batch(batch)
+                batch = []
+                if stopping:
+                    return
+        finally:
+            # Cancelled (a close that was itself cancelled): nobody must wait forever.
+            while not queue.empty():
+                item = queue.get_nowait()
+                if item is not None:
+                    batch.append(item)
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(JournalUnavailable(f"journal {self!r} was closed"))
+
+    async def _run_batch(self, batch: list[tuple[WriteOp, asyncio.Future[Any]]]) -> None:
+        """Run ``batch`` in one transaction; an unexpected failure re-runs its ops one by one.
+
+        Operations raise only FederationErrors, and only before they write anything, so those need
+        no savepoint. Anything else (the database refusing a statement, a bug) rolls the whole
+        batch back; its ops are then retried one per transaction so that one bad op cannot fail
+        its neighbours. A lost connection fails the batch: retrying would only fail again.
+        """
+        batch = [(op, fut) for op, fut in batch if not fut.done()]  # cancelled while queued
+        if not batch:
+            return
+        results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        try:
+            pool = self._pool
+            if pool is None:
+                raise JournalUnavailable(f"journal {self!r} is not open")
+            async with pool.acquire(timeout=self._timeout) as conn, conn.transaction():
+                chain = pgsql.Chain(conn)
+                for op, fut in batch:
+                    try:
+                        results.append((fut, await op(conn, chain), None))
+                    except FederationError as exc:
+                        results.append((fut, None, exc))
+                await chain.flush()
+            results = [
+                (fut, value.make() if isinstance(value, _Later) else value, exc)
+                for fut, value, exc in results
+            ]
+        except Exception as exc:
+            lost = isinstance(exc, (*_CONNECTION_LOST, TimeoutError))
+            if len(batch) > 1 and not lost:
+                for item in batch:
+                    await self._run_batch([item])
+                return
+            error: BaseException = exc
+            if isinstance(exc, _DRIVER_ERRORS):
+                error = await self._unavailable(exc)
+                error.__cause__ = exc
+            results = [(fut, None, error) for _, fut in batch]
+        for fut, value, failure in results:
+            if fut.done():
+                continue
+            if failure is None:
+                fut.set_result(value)
+            else:
+                fut.set_exception(failure)
 
     async def _run(
         self,
@@ -183,7 +307,7 @@ class PostgresJournal:
     ) -> tuple[Exchange, bool]:
         received = dumps({"application": new.application, "request_hash": new.request_hash})
 
-        async def op(conn: Conn) -> tuple[Exchange, bool]:
+        async def op(conn: Conn, chain: pgsql.Chain) -> tuple[Exchange, bool]:
             # A row of the same key can vanish between the INSERT and the SELECT (archived): retry.
             for _ in range(3):
                 inserted = await conn.fetchval(
@@ -206,13 +330,15 @@ class PostgresJournal:
                     continue
                 if row["request_hash"] != new.request_hash:
                     raise IdempotencyConflict(row["id"])
+                if chain.pending_for([row["id"]]):  # created earlier in this batch
+                    await chain.flush()
                 events = await pgsql.histories(conn, [row["id"]])
                 return pgsql.exchange(row, events[row["id"]]), False
             else:
                 raise JournalUnavailable(f"exchange key {new.idempotency_key!r} keeps changing")
             if new.applicant_refs:
                 await conn.execute(pgsql.REFS, list(new.applicant_refs), new.id)
-            await pgsql.append(conn, [(new.id, new.received_at, "received", received)])
+            chain.add([(new.id, new.received_at, "received", received)])
             return (
                 Exchange(
                     id=new.id,
@@ -230,7 +356,8 @@ class PostgresJournal:
                 True,
             )
 
-        return await self._run(op)
+        result: tuple[Exchange, bool] = await self._write(op)
+        return result
 
     async def record(
         self,
@@ -263,14 +390,14 @@ class PostgresJournal:
         )
         rows = [(exchange_id, e.at, e.kind, dumps(e.data)) for e in events]
 
-        async def op(conn: Conn) -> None:
+        async def op(conn: Conn, chain: pgsql.Chain) -> None:
             # The guarded UPDATE runs first: if it matches nothing, nothing has been written.
             if pgsql.affected(await conn.execute(pgsql.RECORD, *args)) == 0:
                 row = await conn.fetchrow(pgsql.BY_ID, exchange_id)
                 raise pgsql.refused(exchange_id, row, change, owner)
-            await pgsql.append(conn, rows)
+            chain.add(rows)
 
-        await self._run(op)
+        await self._write(op)
 
     async def get(self, exchange_id: str) -> Exchange | None:
         async def op(conn: Conn) -> Exchange | None:
@@ -285,9 +412,11 @@ class PostgresJournal:
     async def claim(
         self, *, owner: str, now: float, lease_until: float, limit: int
     ) -> list[Exchange]:
-        async def op(conn: Conn) -> list[Exchange]:
+        async def op(conn: Conn, chain: pgsql.Chain) -> _Later:
             claimed = await conn.fetch(pgsql.CLAIM, now, max(0, limit), owner, lease_until)
             rows = sorted(claimed, key=lambda r: str(r["id"]))
+            if chain.pending_for(r["id"] for r in rows):  # written earlier in this batch
+                await chain.flush()
             history = await pgsql.histories(conn, [r["id"] for r in rows])
             reclaims = [
                 (
@@ -300,34 +429,37 @@ class PostgresJournal:
                 if r["previous_owner"] is not None and r["previous_owner"] != owner
             ]
             # Appended after reading the histories: the rows are ours (locked) till commit, so
-            # no other event can arrive for them meanwhile, and the chain lock is held briefly.
-            for (xid, at, kind, data), seq in zip(
-                reclaims, await pgsql.append(conn, reclaims), strict=True
-            ):
-                history[xid].append(
-                    Event(exchange_id=xid, seq=seq, at=at, kind=kind, data=orjson.loads(data))
-                )
-            return [pgsql.exchange(r, history[r["id"]]) for r in rows]
+            # no other event can arrive for them meanwhile. Their seqs are known once the batch
+            # has flushed its events, so the exchanges are made then.
+            seqs = chain.add(reclaims)
 
-        return await self._run(op)
+            def make() -> list[Exchange]:
+                for (xid, at, kind, data), seq in zip(reclaims, seqs, strict=True):
+                    history[xid].append(
+                        Event(exchange_id=xid, seq=seq, at=at, kind=kind, data=orjson.loads(data))
+                    )
+                return [pgsql.exchange(r, history[r["id"]]) for r in rows]
+
+            return _Later(make)
+
+        claimed: list[Exchange] = await self._write(op)
+        return claimed
 
     async def renew(self, *, owner: str, ids: Sequence[str], lease_until: float) -> int:
         if not ids:
             return 0
-        status = await self._run(
-            lambda conn: conn.execute(pgsql.RENEW, lease_until, owner, list(ids)),
-            transaction=False,
+        status = await self._write(
+            lambda conn, _: conn.execute(pgsql.RENEW, lease_until, owner, list(ids))
         )
         return pgsql.affected(status)
 
     async def claim_notifications(
         self, *, owner: str, now: float, lease_until: float, limit: int
     ) -> list[Exchange]:
-        rows = await self._run(
-            lambda conn: conn.fetch(
+        rows = await self._write(
+            lambda conn, _: conn.fetch(
                 pgsql.CLAIM_NOTIFICATIONS, now, max(0, limit), owner, lease_until
-            ),
-            transaction=False,
+            )
         )
         rows.sort(key=lambda r: (r["notify_at"], str(r["id"])))
         return [pgsql.exchange(r, ()) for r in rows]
@@ -344,7 +476,7 @@ class PostgresJournal:
         rows = [(exchange_id, e.at, e.kind, dumps(e.data)) for e in events]
         give_up = done or next_at is None
 
-        async def op(conn: Conn) -> None:
+        async def op(conn: Conn, chain: pgsql.Chain) -> None:
             status = await conn.execute(
                 pgsql.FINISH_NOTIFICATION, next_at, give_up, exchange_id, owner
             )
@@ -352,9 +484,9 @@ class PostgresJournal:
                 raise LeaseLost(
                     f"callback of exchange {exchange_id} is no longer leased to {owner}"
                 )
-            await pgsql.append(conn, rows)
+            chain.add(rows)
 
-        await self._run(op)
+        await self._write(op)
 
     async def search(self, query: Query) -> list[Exchange]:
         sql, args = pgsql.search_sql(query)
@@ -367,8 +499,8 @@ class PostgresJournal:
 
     async def refuse(self, refusal: Refusal) -> None:
         key = refusal.idempotency_key
-        await self._run(
-            lambda conn: conn.execute(
+        await self._write(
+            lambda conn, _: conn.execute(
                 pgsql.REFUSE,
                 refusal.at,
                 pgsql.text(refusal.remote),
@@ -380,8 +512,7 @@ class PostgresJournal:
                 None if key is None else pgsql.text(key),
                 refusal.body,
                 refusal.body_bytes,
-            ),
-            transaction=False,
+            )
         )
 
     async def refusals(self, limit: int = 100) -> list[Refusal]:
