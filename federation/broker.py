@@ -46,6 +46,7 @@ class Submission:
     service: str
     idempotency_key: str
     application: Mapping[str, Any]
+    direction: Direction = Direction.OUTBOUND  # inbound: a partner filed it for the local system
 
 
 def request_hash(sub: Submission) -> str:
@@ -190,7 +191,7 @@ class Broker:
         now = self._clock()
         new = NewExchange(
             id=new_id(now),
-            direction=Direction.OUTBOUND,
+            direction=sub.direction,
             source=sub.source,
             target=sub.partner,
             service=sub.service,

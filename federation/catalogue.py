@@ -69,7 +69,7 @@ def load_catalogue(root: Path, *, endpoints: Mapping[str, str] | None = None) ->
                 continue
             cache[service.mapping] = compiled
             for declared, actual, what in (
-                (compiled.partner, partner.id, "partner"),
+                (compiled.partner, service.inbound_from or partner.id, "partner"),
                 (compiled.service, service.code, "service"),
             ):
                 if declared is not None and declared != actual:

@@ -24,7 +24,9 @@ from federation.yamlsrc import Located, PathKey, load_yaml
 ID_RE = re.compile(r"[a-z][a-z0-9-]{0,39}")
 SERVICE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 REGION_RE = re.compile(r"\d{2}|\d{6}|\d{12}")
+SHA256_RE = re.compile(r"[0-9a-fA-F]{64}")
 CONFIG_FILE = "partners.yaml"
+LOCAL = "local"  # the id of the local system, which receives inbound applications
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,6 +86,7 @@ class Service:
     names: Names | None
     mapping: Path
     schema: Path | None = None  # the partner's JSON Schema for this service's request
+    inbound_from: str | None = None  # a local-system service: the partner that files it
     options: Mapping[str, Any] = field(default_factory=dict)  # validated by the protocol spec
 
 
@@ -101,6 +104,15 @@ class Partner:
     rate_limit: RateLimitPolicy | None
     services: Mapping[str, Service]
     options: Mapping[str, Any] = field(default_factory=dict)  # validated by the protocol spec
+    inbound: Inbound | None = None  # what this partner may file with us
+
+
+@dataclass(frozen=True, kw_only=True)
+class Inbound:
+    """Applications a partner files with us: who may (key hashes) and which service items."""
+
+    keys_sha256: frozenset[str]
+    services: Mapping[str, Service]  # mapping: partner format → local format; options: local side
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -168,7 +180,7 @@ def _parse(r: Reader, doc: Located, file: Path, base: Path) -> Config | None:
         (),
         doc.data,
         required=("version", "partners"),
-        optional=("defaults", "sources", "broker", "search"),
+        optional=("defaults", "sources", "broker", "search", "local"),
     )
     if top is None:
         return None
@@ -205,28 +217,12 @@ def _parse(r: Reader, doc: Located, file: Path, base: Path) -> Config | None:
         elif sid and names:
             sources[sid] = Source(id=sid, names=names, callback=callback)
 
-    partners: dict[str, Partner] = {}
-    raw_partners = r.items(("partners",), top.get("partners"))
-    if not raw_partners and "partners" in top:
-        r.error(("partners",), "lists no partner")
-    for i, raw in enumerate(raw_partners):
-        path = ("partners", i)
-        m = r.mapping(
-            path,
-            raw,
-            required=("id", "name", "region", "protocol", "endpoint", "services"),
-            optional=(
-                "timeouts",
-                "concurrency",
-                "retry",
-                "breaker",
-                "rate_limit",
-                *protocol_names(),
-            ),
-        )
-        if m is None:
-            continue
-        pid = r.text((*path, "id"), m.get("id"), pattern=ID_RE, what="an id (a-z, 0-9, -)")
+    common = ("timeouts", "concurrency", "retry", "breaker", "rate_limit", *protocol_names())
+
+    def one(
+        path: PathKey, m: dict[str, Any], pid: str | None, services: Mapping[str, Service] | None
+    ) -> Partner | None:
+        """A partner (or the local system) from its parsed keys; None if anything is wrong."""
         names = _names(r, (*path, "name"), m.get("name"))
         region = _region(r, (*path, "region"), m.get("region"))
         protocol = r.choice((*path, "protocol"), m.get("protocol"), protocol_names())
@@ -245,25 +241,85 @@ def _parse(r: Reader, doc: Located, file: Path, base: Path) -> Config | None:
                         (*path, other), f"section {other!r} does not apply to protocol {protocol!r}"
                     )
             options = spec.parse_partner(r, (*path, protocol), m.get(protocol, {}), base)
-        services = _services(r, (*path, "services"), m.get("services"), base, protocol)
+        if services is None:
+            services = _services(r, (*path, "services"), m.get("services"), base, protocol)
+        if not (pid and names and region and protocol and endpoint and services is not None):
+            return None
+        return Partner(
+            id=pid,
+            names=names,
+            region=region,
+            protocol=protocol,
+            endpoint=endpoint,
+            timeouts=timeouts,
+            concurrency=conc,
+            retry=retry,
+            breaker=breaker,
+            rate_limit=rate,
+            services=services,
+            options=options,
+        )
+
+    # The local system (where inbound applications go) is parsed first: its protocol decides
+    # which keys the partners' inbound services may have (e.g. a REST path on the local system).
+    local_raw = (
+        r.mapping(
+            ("local",),
+            top["local"],
+            required=("name", "region", "protocol", "endpoint"),
+            optional=common,
+        )
+        if "local" in top
+        else None
+    )
+    local_protocol = local_raw.get("protocol") if local_raw else None
+    if local_protocol not in protocol_names():
+        local_protocol = None
+
+    partners: dict[str, Partner] = {}
+    inbound_services: dict[str, tuple[Service, PathKey]] = {}
+    raw_partners = r.items(("partners",), top.get("partners"))
+    if not raw_partners and "partners" in top:
+        r.error(("partners",), "lists no partner")
+    for i, raw in enumerate(raw_partners):
+        path = ("partners", i)
+        m = r.mapping(
+            path,
+            raw,
+            required=("id", "name", "region", "protocol", "endpoint", "services"),
+            optional=(*common, "inbound"),
+        )
+        if m is None:
+            continue
+        pid = r.text((*path, "id"), m.get("id"), pattern=ID_RE, what="an id (a-z, 0-9, -)")
+        if pid == LOCAL:
+            r.error((*path, "id"), f"{LOCAL!r} is the local system's id: declare it under 'local:'")
+            continue
+        inbound = None
+        if "inbound" in m:
+            if local_raw is None:
+                r.error((*path, "inbound"), "inbound services need a 'local:' system to deliver to")
+            else:
+                inbound = _inbound(r, (*path, "inbound"), m["inbound"], base, local_protocol)
+        partner = one(path, m, pid, None)
         if pid and pid in partners:
             r.error((*path, "id"), f"duplicate partner id {pid!r}")
             continue
-        if pid and names and region and protocol and endpoint and services is not None:
-            partners[pid] = Partner(
-                id=pid,
-                names=names,
-                region=region,
-                protocol=protocol,
-                endpoint=endpoint,
-                timeouts=timeouts,
-                concurrency=conc,
-                retry=retry,
-                breaker=breaker,
-                rate_limit=rate,
-                services=services,
-                options=options,
-            )
+        if partner is not None:
+            partners[partner.id] = replace(partner, inbound=inbound)
+            for code, svc in (inbound.services if inbound else {}).items():
+                svc = replace(svc, inbound_from=partner.id)
+                if code in inbound_services:
+                    r.error(
+                        (*path, "inbound", "services", code),
+                        f"inbound service {code!r} is also declared by another partner (line "
+                        f"{r.doc.line(inbound_services[code][1])})",
+                    )
+                inbound_services[code] = (svc, (*path, "inbound", "services", code))
+    if local_raw is not None:
+        local = one(("local",), local_raw, LOCAL, {c: s for c, (s, _) in inbound_services.items()})
+        if local is not None:
+            partners[LOCAL] = local
     applicant_fields = _search(r, top.get("search"))
     if not r.ok:
         return None
@@ -431,6 +487,25 @@ def _broker(r: Reader, raw: Any) -> BrokerSettings:
             ("broker", "poll_interval"), m["poll_interval"], low=0.01, high=60
         )
     return replace(BrokerSettings(), **{k: v for k, v in values.items() if v is not None})
+
+
+def _inbound(
+    r: Reader, path: PathKey, raw: Any, base: Path, local_protocol: str | None
+) -> Inbound | None:
+    m = r.mapping(path, raw, required=("keys_sha256", "services"))
+    if m is None:
+        return None
+    keys = set()
+    for i, item in enumerate(r.items((*path, "keys_sha256"), m.get("keys_sha256"))):
+        key = r.text((*path, "keys_sha256", i), item, pattern=SHA256_RE, what="a sha256 hex digest")
+        if key:
+            keys.add(key.lower())
+    services = _services(r, (*path, "services"), m.get("services"), base, local_protocol)
+    if not keys or services is None:
+        if not keys:
+            r.error((*path, "keys_sha256"), "lists no key: nobody could file anything")
+        return None
+    return Inbound(keys_sha256=frozenset(keys), services=services)
 
 
 def _services(

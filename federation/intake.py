@@ -16,7 +16,7 @@ from aiohttp import web
 
 from federation import support
 from federation.broker import Broker, Submission
-from federation.config import ID_RE
+from federation.config import ID_RE, LOCAL
 from federation.errors import ConfigError, IdempotencyConflict, JournalError, JournalUnavailable
 from federation.logging import get_logger
 from federation.models import Exchange, iso
@@ -44,6 +44,9 @@ def create_app(broker: Broker) -> web.Application:
     app.router.add_get("/v1/stats", stats)
     app.router.add_post("/v1/admin/reload", reload)
     support.setup(app, BROKER)
+    from federation import inbound  # imports this module: registered once the app exists
+
+    inbound.setup(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     return app
@@ -90,14 +93,14 @@ async def submit(request: web.Request) -> web.Response:
     size = request.content_length or 0
     try:
         try:
-            body, size = await _read_body(request, broker.catalogue.config.broker.max_body_bytes)
-        except _Refused as refused:
+            body, size = await read_body(request, broker.catalogue.config.broker.max_body_bytes)
+        except Refused as refused:
             body, size = refused.body, refused.size
             raise refused.problem from None
         sub = _parse_submission(body, key, broker)
         exchange, created = await broker.submit(sub)
     except ProblemError as exc:
-        await _refuse(request, broker, exc, key, body, size)
+        await refuse(request, broker, exc, key, body, size)
         raise
     except IdempotencyConflict as exc:
         problem = ProblemError(
@@ -107,7 +110,7 @@ async def submit(request: web.Request) -> web.Response:
             "request; use a new key for a new application",
             exchange_id=exc.exchange_id,
         )
-        await _refuse(request, broker, problem, key, body, size)
+        await refuse(request, broker, problem, key, body, size)
         raise problem from exc
     status = 202 if created else 200
     location = f"/v1/exchanges/{exchange.id}"
@@ -125,7 +128,7 @@ async def submit(request: web.Request) -> web.Response:
     )
 
 
-async def _read_body(request: web.Request, limit: int) -> tuple[bytes, int]:
+async def read_body(request: web.Request, limit: int) -> tuple[bytes, int]:
     """Read the body within the limit (kept even when refused), then check its media type."""
     if request.content_length is not None and request.content_length > limit:
         raise ProblemError(
@@ -154,7 +157,7 @@ async def _read_body(request: web.Request, limit: int) -> tuple[bytes, int]:
         body = b"".join(chunks)
     ctype = request.headers.get("Content-Type", "")
     if ctype.split(";")[0].strip().lower() != "application/json":
-        raise _Refused(
+        raise Refused(
             ProblemError(
                 415,
                 "unsupported-media-type",
@@ -166,7 +169,7 @@ async def _read_body(request: web.Request, limit: int) -> tuple[bytes, int]:
     return body, size
 
 
-class _Refused(Exception):
+class Refused(Exception):
     """A refusal raised after the body was read, carrying the body for the journal."""
 
     def __init__(self, problem: ProblemError, body: bytes, size: int) -> None:
@@ -209,7 +212,7 @@ def _parse_submission(body: bytes, key: str | None, broker: Broker) -> Submissio
         raise ProblemError(
             400, "unknown-source", f"source {source!r} is not declared in partners.yaml 'sources'"
         )
-    p = catalogue.partner(partner)
+    p = catalogue.partner(partner) if partner != LOCAL else None
     if p is None:
         raise ProblemError(
             404,
@@ -233,7 +236,7 @@ def _parse_submission(body: bytes, key: str | None, broker: Broker) -> Submissio
     )
 
 
-async def _refuse(
+async def refuse(
     request: web.Request, broker: Broker, exc: ProblemError, key: str | None, body: bytes, size: int
 ) -> None:
     refusal = Refusal(

@@ -25,6 +25,8 @@ TITLES = {
     "method-not-allowed": "Method not allowed",
     "internal-error": "Internal error",
     "not-ready": "Not ready",
+    "unauthenticated": "A partner key is required",
+    "forbidden": "That key does not belong to this partner",
     "invalid-configuration": "The new configuration is invalid",
     "invalid-query": "The search filter is not understood",
     "confirmation-required": "A bulk replay must be confirmed",
@@ -55,6 +57,8 @@ def problem_response(
         body["instance"] = instance
     body.update(extra)
     headers = {"Retry-After": "5"} if status == 503 else None
+    if status == 401:
+        headers = {"WWW-Authenticate": 'Bearer realm="tongban"'}
     return web.Response(
         status=status, body=orjson.dumps(body), content_type=CONTENT_TYPE, headers=headers
     )

@@ -220,7 +220,7 @@ def test_unknown_key_without_a_close_match(problems: Problems) -> None:
     """An unrelated unknown key lists the allowed keys but suggests nothing."""
     (line,) = problems("version: 1\nowner: ops\n" + partner().removeprefix("version: 1\n"))
     assert line == (
-        "partners.yaml:2: owner: unknown key; allowed here: broker, defaults, partners, "
+        "partners.yaml:2: owner: unknown key; allowed here: broker, defaults, local, partners, "
         "search, sources, version"
     )
 
@@ -617,8 +617,8 @@ def test_every_mistake_in_a_file_is_reported_at_once(problems: Problems) -> None
     assert sorted(found) == sorted(
         [
             "partners.yaml:13: partners[0].timeout: unknown key (did you mean 'timeouts'?); "
-            "allowed here: breaker, concurrency, endpoint, id, name, protocol, rate_limit, "
-            "region, rest, retry, services, soap, timeouts",
+            "allowed here: breaker, concurrency, endpoint, id, inbound, name, protocol, "
+            "rate_limit, region, rest, retry, services, soap, timeouts",
             "partners.yaml:18: partners[1].region.iso: 'CN-HK' does not match region code 82 "
             "(CN-MO)",
             "partners.yaml:20: partners[1].endpoint: not an http(s) URL",

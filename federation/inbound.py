@@ -1,0 +1,138 @@
+"""Inbound: partners file applications with us (``POST /v1/partners/{partner}/applications``).
+
+The partner authenticates with ``Authorization: Bearer <key>``; partners.yaml holds only the SHA-256
+of each key (``inbound.keys_sha256``). The application, in the partner's own format, is journalled
+first (an exchange with direction ``inbound``, source = the partner, target = the local system) and
+then mapped by the service's inbound mapping and delivered to the local system like any outbound
+exchange: same retries, idempotency, replay and search. Every refusal is answered with problem
+details and kept in the journal's refusals, as at our own intake.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import orjson
+from aiohttp import web
+
+from federation.broker import Submission
+from federation.config import LOCAL
+from federation.errors import IdempotencyConflict
+from federation.intake import BROKER, KEY_RE, Refused, read_body, refuse
+from federation.models import Direction
+from federation.problems import ProblemError
+
+INBOUND_KEYS = {"service", "application"}
+
+
+def setup(app: web.Application) -> None:
+    """Register the inbound route on the broker's app."""
+    app.router.add_post("/v1/partners/{partner}/applications", file_application)
+
+
+async def file_application(request: web.Request) -> web.Response:
+    """A partner files an application for the local system: journal, then deliver."""
+    broker = request.app[BROKER]
+    pid = request.match_info["partner"]
+    key = request.headers.get("Idempotency-Key")
+    body = b""
+    size = request.content_length or 0
+    try:
+        partner = broker.catalogue.partner(pid)
+        if partner is None or partner.inbound is None or pid == LOCAL:
+            raise ProblemError(
+                404, "unknown-partner", f"no partner {pid!r} files applications here"
+            )
+        _authenticate(request, partner.inbound.keys_sha256, pid)
+        try:
+            body, size = await read_body(request, broker.catalogue.config.broker.max_body_bytes)
+        except Refused as refused:
+            body, size = refused.body, refused.size
+            raise refused.problem from None
+        service, application = _parse(body)
+        if service not in partner.inbound.services:
+            raise ProblemError(
+                404,
+                "unknown-service",
+                f"{pid!r} files no service {service!r} with us",
+                services=sorted(partner.inbound.services),
+            )
+        if not key or not KEY_RE.fullmatch(key):
+            raise ProblemError(
+                400,
+                "missing-idempotency-key",
+                "send an Idempotency-Key header (1–255 visible ASCII characters), unique per "
+                "application",
+            )
+        exchange, created = await broker.submit(
+            Submission(
+                source=pid,
+                partner=LOCAL,
+                service=service,
+                idempotency_key=key,
+                application=application,
+                direction=Direction.INBOUND,
+            )
+        )
+    except ProblemError as exc:
+        await refuse(request, broker, exc, key, body, size)
+        raise
+    except IdempotencyConflict as exc:
+        problem = ProblemError(
+            409,
+            "idempotency-conflict",
+            f"Idempotency-Key was already used for exchange {exc.exchange_id} with a different "
+            "application",
+            exchange_id=exc.exchange_id,
+        )
+        await refuse(request, broker, problem, key, body, size)
+        raise problem from exc
+    location = f"/v1/exchanges/{exchange.id}"
+    payload = {
+        "id": exchange.id,
+        "state": exchange.state.value,
+        "created": created,
+        "links": {"self": location},
+    }
+    return web.Response(
+        status=202 if created else 200,
+        body=orjson.dumps(payload),
+        content_type="application/json",
+        headers={"Location": location},
+    )
+
+
+def _authenticate(request: web.Request, keys: frozenset[str], pid: str) -> None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ProblemError(
+            401,
+            "unauthenticated",
+            f"send 'Authorization: Bearer <key>' with {pid!r}'s key",
+            headers_hint="WWW-Authenticate: Bearer",
+        )
+    digest = hashlib.sha256(token.strip().encode()).hexdigest()
+    # Compare against every key in constant time: no timing hint about which one almost matched.
+    if not any([hmac.compare_digest(digest, k) for k in keys]):
+        raise ProblemError(403, "forbidden", f"that key is not one of {pid!r}'s")
+
+
+def _parse(body: bytes) -> tuple[str, dict[str, object]]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ProblemError(400, "malformed-json", f"body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ProblemError(400, "invalid-request", "body must be a JSON object")
+    errors = []
+    if not isinstance(data.get("service"), str) or not data["service"].strip():
+        errors.append({"path": "service", "message": "required text"})
+    if not isinstance(data.get("application"), dict):
+        errors.append({"path": "application", "message": "required JSON object"})
+    errors += [{"path": k, "message": "unknown field"} for k in sorted(set(data) - INBOUND_KEYS)]
+    if errors:
+        detail = "; ".join(f"{e['path']}: {e['message']}" for e in errors)
+        raise ProblemError(400, "invalid-request", detail, errors=errors)
+    return data["service"], data["application"]

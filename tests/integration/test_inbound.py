@@ -1,0 +1,198 @@
+"""Inbound: a partner files an application with us; it is journalled, mapped and delivered locally."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from federation.models import State
+from tests.integration.test_delivery import DONE, settle
+
+KEY = "hk-partner-secret-key-0001"
+
+LOCAL = """\
+local:
+  name: {zh: 广东省政务服务一体化平台, en: Guangdong Integrated Government Services Platform}
+  region: {code: "44", iso: CN-GD}
+  protocol: rest
+  endpoint: https://zwfw.gd.gov.cn/tongban/inbound
+"""
+
+INBOUND = f"""\
+    inbound:
+      keys_sha256: ["{hashlib.sha256(KEY.encode()).hexdigest()}"]
+      services:
+        GD-GA-RP-HK:
+          name: {{zh: 港澳居民居住证申领, en: Residence permit for HK residents}}
+          mapping: mappings/inbound-rp.yaml
+          path: /applications/residence-permits
+"""
+
+MAPPING = """\
+mapping: 1
+partner: hk
+service: GD-GA-RP-HK
+names:
+  - applicant.name_en
+request:
+  applicant.name_en: {from: applicant.name_en, required: true}
+  applicant.documents.hk_id_card.number: {from: applicant.hkid, required: true, transform: hkid}
+  applicant.birth_date: {from: applicant.dob, transform: {date: {from: DD/MM/YYYY, to: iso}}}
+  local_reference: {from: reference, required: true}
+response:
+  receipt_number: {from: resultCode, default: "0"}
+"""
+
+APPLICATION = {
+    "reference": "HKGOV-2026-000123",
+    "applicant": {"name_en": "CHAN, Tai Man", "hkid": "a123456 3", "dob": "16/04/1978"},
+}
+
+
+@pytest.fixture
+def inbound_config(make_config):
+    """The two-partner test catalogue plus a local system and one inbound service for hk."""
+    root: Path = make_config()
+    text = (root / "partners.yaml").read_text(encoding="utf-8")
+    text = text.replace("partners:\n", LOCAL + "partners:\n", 1)
+    text = text.replace("    concurrency: 8\n", "    concurrency: 8\n" + INBOUND, 1)
+    (root / "partners.yaml").write_text(text, encoding="utf-8")
+    (root / "mappings" / "inbound-rp.yaml").write_text(MAPPING, encoding="utf-8")
+    return root
+
+
+def auth(key: str = KEY) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def test_partner_files_an_application_delivered_to_the_local_system(
+    inbound_config, simulators, broker_at
+) -> None:
+    """202, journalled as inbound from hk, mapped into the local format and delivered locally."""
+    sims = await simulators(inbound_config)
+    body = {"service": "GD-GA-RP-HK", "application": APPLICATION}
+    async with (
+        broker_at(inbound_config, sims) as (broker, url),
+        aiohttp.ClientSession(base_url=url) as http,
+    ):
+        async with http.post(
+            "/v1/partners/hk/applications", json=body, headers={**auth(), "Idempotency-Key": "hk-1"}
+        ) as r:
+            assert r.status == 202
+            answer = await r.json()
+        done = await settle(broker, answer["id"], DONE)
+        async with http.post(
+            "/v1/partners/hk/applications", json=body, headers={**auth(), "Idempotency-Key": "hk-1"}
+        ) as again:
+            assert again.status == 200
+    assert done.state is State.DELIVERED
+    assert (done.direction.value, done.source, done.target) == ("inbound", "hk", "local")
+    seen = sims["local"].seen["hk-1"]
+    assert seen.paths == ["/applications/residence-permits"]
+    assert seen.first_body["applicant"]["documents"]["hk_id_card"]["number"] == "A123456(3)"
+    assert seen.first_body["applicant"]["birth_date"] == "1978-04-16"
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "body", "status", "slug"),
+    [
+        (
+            "/v1/partners/hk/applications",
+            {},
+            {"service": "GD-GA-RP-HK", "application": {}},
+            401,
+            "unauthenticated",
+        ),
+        (
+            "/v1/partners/hk/applications",
+            auth("guess"),
+            {"service": "GD-GA-RP-HK", "application": {}},
+            403,
+            "forbidden",
+        ),
+        (
+            "/v1/partners/sc/applications",
+            auth(),
+            {"service": "GD-GA-RP-HK", "application": {}},
+            404,
+            "unknown-partner",
+        ),
+        (
+            "/v1/partners/hk/applications",
+            auth(),
+            {"service": "NOPE", "application": {}},
+            404,
+            "unknown-service",
+        ),
+        (
+            "/v1/partners/hk/applications",
+            auth(),
+            {"service": "GD-GA-RP-HK"},
+            400,
+            "invalid-request",
+        ),
+    ],
+    ids=["no-key", "wrong-key", "partner-without-inbound", "unknown-service", "no-application"],
+)
+async def test_refusals(
+    inbound_config,
+    broker_at,
+    path: str,
+    headers: dict[str, str],
+    body: dict[str, object],
+    status: int,
+    slug: str,
+) -> None:
+    """Missing or wrong keys, unknown partners or services, bad bodies: problem details, journalled."""
+    async with (
+        broker_at(inbound_config) as (broker, url),
+        aiohttp.ClientSession(base_url=url) as http,
+    ):
+        async with http.post(path, json=body, headers={**headers, "Idempotency-Key": "k"}) as r:
+            assert r.status == status
+            problem = await r.json()
+            if status == 401:
+                assert r.headers["WWW-Authenticate"].startswith("Bearer")
+        refusals = await broker.journal.refusals()
+        counts = await broker.journal.counts()
+    assert problem["type"].endswith(slug)
+    assert refusals[0].problem == slug
+    assert counts == {}
+
+
+async def test_reused_key_and_bad_application(inbound_config, simulators, broker_at) -> None:
+    """Same key, other body: 409. A bad HKID: rejected with the field named, local system untouched."""
+    sims = await simulators(inbound_config)
+    bad = {**APPLICATION, "applicant": {**APPLICATION["applicant"], "hkid": "A123456(4)"}}
+    async with (
+        broker_at(inbound_config, sims) as (broker, url),
+        aiohttp.ClientSession(base_url=url) as http,
+    ):
+        async with http.post(
+            "/v1/partners/hk/applications",
+            json={"service": "GD-GA-RP-HK", "application": bad},
+            headers={**auth(), "Idempotency-Key": "hk-bad"},
+        ) as r:
+            xid = (await r.json())["id"]
+        async with http.post(
+            "/v1/partners/hk/applications",
+            json={"service": "GD-GA-RP-HK", "application": APPLICATION},
+            headers={**auth(), "Idempotency-Key": "hk-bad"},
+        ) as r2:
+            assert r2.status == 409
+        done = await settle(broker, xid, DONE)
+    assert done.state is State.REJECTED
+    assert done.last_error is not None
+    assert [p["path"] for p in done.last_error["problems"]] == ["applicant.hkid"]
+    assert sims["local"].requests == 0
+
+
+async def test_local_system_is_not_an_outbound_partner(inbound_config, broker_at) -> None:
+    """Local systems cannot send applications 'to the local system' through the outbound API."""
+    body = {"source": "gd-portal", "partner": "local", "service": "GD-GA-RP-HK", "application": {}}
+    async with broker_at(inbound_config) as (_, url), aiohttp.ClientSession(base_url=url) as http:
+        async with http.post("/v1/exchanges", json=body, headers={"Idempotency-Key": "x"}) as r:
+            assert r.status == 404
