@@ -72,12 +72,14 @@ class Broker:
         poll_interval: float | None = None,
         clock: Callable[[], float] = time.time,
         search_key: Callable[[], bytes] | None = None,
+        inbound_keys: Mapping[str, str] | None = None,
     ) -> None:
         self.root = root
         self._search_key = search_key
         self._refs: RefExtractor | None = None
         self.journal = journal
         self._endpoints = dict(endpoints or {})
+        self._inbound_keys = dict(inbound_keys or {})
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{new_id()[-6:]}"
         self._lease = lease
         self._poll_interval = poll_interval
@@ -107,7 +109,7 @@ class Broker:
         """Load the catalogue, open the journal, start adapters and the worker; undo on exit."""
         # YAML parsing is blocking work: keep it off the event loop.
         self._catalogue = await asyncio.to_thread(
-            load_catalogue, self.root, endpoints=self._endpoints
+            load_catalogue, self.root, endpoints=self._endpoints, inbound_keys=self._inbound_keys
         )
         settings = self._catalogue.config.broker
         self._refs = self._ref_extractor(self._catalogue)
@@ -157,7 +159,9 @@ class Broker:
         whose settings changed get a new adapter; the old one is closed at shutdown, so deliveries
         already on the wire finish undisturbed.
         """
-        new = await asyncio.to_thread(load_catalogue, self.root, endpoints=self._endpoints)
+        new = await asyncio.to_thread(
+            load_catalogue, self.root, endpoints=self._endpoints, inbound_keys=self._inbound_keys
+        )
         old = self.catalogue
         for pid, partner in new.config.partners.items():
             if old.config.partners.get(pid) != partner:

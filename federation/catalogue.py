@@ -47,11 +47,18 @@ class Catalogue:
         return out
 
 
-def load_catalogue(root: Path, *, endpoints: Mapping[str, str] | None = None) -> Catalogue:
+def load_catalogue(
+    root: Path,
+    *,
+    endpoints: Mapping[str, str] | None = None,
+    inbound_keys: Mapping[str, str] | None = None,
+) -> Catalogue:
     """Load partners.yaml and all its mappings; ConfigError lists every problem in every file."""
     config = load_config(root)
     if endpoints:
         config = config.with_endpoints(endpoints)
+    if inbound_keys:
+        config = config.with_inbound_keys(inbound_keys)
     problems: list[Problem] = list(config.warnings)
     mappings: dict[tuple[str, str], CompiledMapping] = {}
     cache: dict[Path, CompiledMapping] = {}

@@ -152,6 +152,16 @@ class Config:
         }
         return replace(self, partners=partners)
 
+    def with_inbound_keys(self, keys: Mapping[str, str]) -> Config:
+        """A copy in which each named partner files with one key (its SHA-256): for the demo."""
+        partners = dict(self.partners)
+        for pid, digest in keys.items():
+            p = partners.get(pid)
+            if p is None or p.inbound is None:
+                raise KeyError(f"partner {pid!r} files no inbound applications")
+            partners[pid] = replace(p, inbound=replace(p.inbound, keys_sha256=frozenset({digest})))
+        return replace(self, partners=partners)
+
 
 def load_config(root: Path) -> Config:
     """Load ``root/partners.yaml`` (or the file ``root``); raise ConfigError listing every problem."""

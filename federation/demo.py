@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import secrets
 import signal
 import tempfile
 import time
@@ -35,6 +37,7 @@ class DemoItem:
     partner: str
     service: str
     example: Example
+    inbound_from: str | None = None  # filed by this partner with us, for the local system
 
 
 def demo_items(catalogue: Catalogue) -> list[DemoItem]:
@@ -44,7 +47,14 @@ def demo_items(catalogue: Catalogue) -> list[DemoItem]:
         for service in partner.services.values():
             for ex in load_examples(service.mapping):
                 if ex.demo:
-                    items.append(DemoItem(partner=partner.id, service=service.code, example=ex))
+                    items.append(
+                        DemoItem(
+                            partner=partner.id,
+                            service=service.code,
+                            example=ex,
+                            inbound_from=service.inbound_from,
+                        )
+                    )
     return items
 
 
@@ -64,18 +74,31 @@ async def run_demo(
         return 1
     default_source = next(iter(catalogue.config.sources), "")
     sims = {pid: simulator_for(p) for pid, p in catalogue.config.partners.items()}
+    # Partners filing with us authenticate with keys only they know: the demo makes its own.
+    keys = {
+        pid: secrets.token_urlsafe(24)
+        for pid, p in catalogue.config.partners.items()
+        if p.inbound is not None
+    }
     with tempfile.TemporaryDirectory(prefix="tongban-demo-") as tmp:
         journal = Path(tmp) / "journal.sqlite"
         try:
             endpoints = {pid: await sim.start() for pid, sim in sims.items()}
             async with running_broker(
-                root=root, journal_path=journal, port=port, endpoints=endpoints, poll_interval=0.2
+                root=root,
+                journal_path=journal,
+                port=port,
+                endpoints=endpoints,
+                poll_interval=0.2,
+                inbound_keys={
+                    pid: hashlib.sha256(k.encode()).hexdigest() for pid, k in keys.items()
+                },
             ) as (_broker, url):
                 console.print(
                     f"broker on [bold]{url}[/], journal {journal}, "
                     f"{len(sims)} partner simulators on loopback"
                 )
-                results = await _submit_and_follow(url, items, default_source, console, wait)
+                results = await _submit_and_follow(url, items, default_source, console, wait, keys)
                 _show(console, items, results)
                 delivered = sum(1 for r in results if r.get("state") == "delivered")
                 console.print(f"{delivered} of {len(items)} applications delivered")
@@ -89,7 +112,12 @@ async def run_demo(
 
 
 async def _submit_and_follow(
-    url: str, items: list[DemoItem], default_source: str, console: Console, wait: float
+    url: str,
+    items: list[DemoItem],
+    default_source: str,
+    console: Console,
+    wait: float,
+    keys: dict[str, str],
 ) -> list[dict[str, Any]]:
     run = uuid.uuid4().hex[:8]
     results: list[dict[str, Any]] = [{} for _ in items]
@@ -103,7 +131,13 @@ async def _submit_and_follow(
                 "application": item.example.application,
             }
             headers = {"Idempotency-Key": f"demo-{run}-{i:03d}"}
-            async with http.post("/v1/exchanges", json=body, headers=headers) as resp:
+            path = "/v1/exchanges"
+            if item.inbound_from is not None:
+                # A partner files this one with us, for the local system.
+                path = f"/v1/partners/{item.inbound_from}/applications"
+                body = {"service": item.service, "application": item.example.application}
+                headers["Authorization"] = f"Bearer {keys[item.inbound_from]}"
+            async with http.post(path, json=body, headers=headers) as resp:
                 answer = await resp.json(content_type=None)
                 if resp.status in (200, 202):
                     ids.append(answer["id"])
@@ -155,7 +189,7 @@ def _show(console: Console, items: list[DemoItem], results: list[dict[str, Any]]
         shown = receipt.get("receipt_number") or (res.get("last_error") or {}).get("message") or ""
         table.add_row(
             str(res.get("id", "-")),
-            item.partner,
+            f"{item.inbound_from} → local" if item.inbound_from else item.partner,
             item.example.file.stem,
             f"[{colour}]{state}[/]",
             str(shown),

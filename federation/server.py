@@ -32,6 +32,7 @@ async def running_broker(
     lease: float | None = None,
     poll_interval: float | None = None,
     journal: Journal | None = None,
+    inbound_keys: Mapping[str, str] | None = None,
 ) -> AsyncIterator[tuple[Broker, str]]:
     """A broker with its HTTP API listening; yields the broker and its base URL."""
     broker = Broker(
@@ -41,6 +42,7 @@ async def running_broker(
         endpoints=endpoints,
         lease=lease,
         poll_interval=poll_interval,
+        inbound_keys=inbound_keys,
     )
     async with broker.open():
         runner: web.AppRunner
