@@ -131,9 +131,16 @@ def check(root: Path) -> None:
         sys.exit(1)
     for warning in catalogue.warnings:
         click.echo(str(warning))
-    services = sum(len(p.services) for p in catalogue.config.partners.values())
+    from federation.config import LOCAL
+
+    partners = {pid: p for pid, p in catalogue.config.partners.items() if pid != LOCAL}
+    outbound = sum(len(p.services) for p in partners.values())
+    inbound = (
+        len(catalogue.config.partners[LOCAL].services) if LOCAL in catalogue.config.partners else 0
+    )
+    local = " and the local system" if LOCAL in catalogue.config.partners else ""
     click.echo(
-        f"ok: {len(catalogue.config.partners)} partners, {services} service items, "
+        f"ok: {len(partners)} partners{local}, {outbound} service items out, {inbound} in, "
         f"{len(set(m.path for m in catalogue.mappings.values()))} mappings"
     )
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from typing import Any
 
 import orjson
 from aiohttp import web
 
 from federation.broker import Submission
 from federation.config import LOCAL
-from federation.errors import IdempotencyConflict
+from federation.errors import IdempotencyConflict, MappingError
 from federation.intake import BROKER, KEY_RE, Refused, read_body, refuse
 from federation.models import Direction
 from federation.problems import ProblemError
@@ -58,6 +59,7 @@ async def file_application(request: web.Request) -> web.Response:
                 f"{pid!r} files no service {service!r} with us",
                 services=sorted(partner.inbound.services),
             )
+        _check_mapping(broker, service, application)
         if not key or not KEY_RE.fullmatch(key):
             raise ProblemError(
                 400,
@@ -101,6 +103,23 @@ async def file_application(request: web.Request) -> web.Response:
         content_type="application/json",
         headers={"Location": location},
     )
+
+
+def _check_mapping(broker: Any, service: str, application: dict[str, object]) -> None:
+    """Map now: an application the local system could not take is refused at the door, whole."""
+    mapping = broker.catalogue.mapping(LOCAL, service)
+    if mapping is None:
+        raise ProblemError(404, "unknown-service", f"no mapping for service {service!r}")
+    try:
+        mapping.map_request_checked(application)
+    except MappingError as exc:
+        problems = [p.to_dict() for p in exc.problems]
+        raise ProblemError(
+            422,
+            "mapping-failed",
+            f"{len(problems)} field(s) of the application cannot be taken; nothing was passed on",
+            errors=problems,
+        ) from exc
 
 
 def _authenticate(request: web.Request, keys: frozenset[str], pid: str) -> None:

@@ -26,6 +26,7 @@ TITLES = {
     "internal-error": "Internal error",
     "not-ready": "Not ready",
     "unauthenticated": "A partner key is required",
+    "mapping-failed": "The application does not map into the local format",
     "forbidden": "That key does not belong to this partner",
     "invalid-configuration": "The new configuration is invalid",
     "invalid-query": "The search filter is not understood",

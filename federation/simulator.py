@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import orjson
 from aiohttp import web
 
-from federation.config import Partner
+from federation.config import LOCAL, Partner
 from federation.net import start_site
 
 SIM_LIMIT = 4 * 1024 * 1024
@@ -73,6 +73,14 @@ def _macau(case: str, now: datetime) -> dict[str, Any]:
     return {"numeroPedido": case, "estado": "RECEBIDO", "dataRecepcao": now.strftime("%d/%m/%Y")}
 
 
+def _local(case: str, now: datetime) -> dict[str, Any]:
+    return {
+        "acceptance_no": case,
+        "status": "RECEIVED",
+        "received_at": now.isoformat(timespec="seconds"),
+    }
+
+
 DIALECTS: dict[str, tuple[Dialect, str]] = {
     "CN-GD": (_mainland_gd, "Asia/Shanghai"),
     "CN-HK": (_hong_kong, "Asia/Hong_Kong"),
@@ -96,7 +104,11 @@ class PartnerSimulator:
         self.in_flight = 0
         self.max_in_flight = 0
         self._rng = random.Random(seed)
-        self._dialect, zone = DIALECTS.get(partner.region.iso, DEFAULT_DIALECT)
+        self._dialect, zone = (
+            (_local, "Asia/Shanghai")  # the local system, receiving what partners file with us
+            if partner.id == LOCAL
+            else DIALECTS.get(partner.region.iso, DEFAULT_DIALECT)
+        )
         self._zone = ZoneInfo(zone)
         self._runner: web.AppRunner | None = None
         self._counter = 0

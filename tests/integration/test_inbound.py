@@ -164,9 +164,10 @@ async def test_refusals(
 
 
 async def test_reused_key_and_bad_application(inbound_config, simulators, broker_at) -> None:
-    """Same key, other body: 409. A bad HKID: rejected with the field named, local system untouched."""
+    """Same key, other body: 409. A bad HKID: 422 naming the field, journalled, nothing passed on."""
     sims = await simulators(inbound_config)
     bad = {**APPLICATION, "applicant": {**APPLICATION["applicant"], "hkid": "A123456(4)"}}
+    headers = {**auth(), "Idempotency-Key": "hk-1"}
     async with (
         broker_at(inbound_config, sims) as (broker, url),
         aiohttp.ClientSession(base_url=url) as http,
@@ -174,20 +175,27 @@ async def test_reused_key_and_bad_application(inbound_config, simulators, broker
         async with http.post(
             "/v1/partners/hk/applications",
             json={"service": "GD-GA-RP-HK", "application": bad},
-            headers={**auth(), "Idempotency-Key": "hk-bad"},
+            headers=headers,
         ) as r:
-            xid = (await r.json())["id"]
+            assert r.status == 422
+            problem = await r.json()
         async with http.post(
             "/v1/partners/hk/applications",
             json={"service": "GD-GA-RP-HK", "application": APPLICATION},
-            headers={**auth(), "Idempotency-Key": "hk-bad"},
+            headers=headers,
+        ) as r1:
+            assert r1.status == 202
+        other = {**APPLICATION, "reference": "HKGOV-2026-000999"}
+        async with http.post(
+            "/v1/partners/hk/applications",
+            json={"service": "GD-GA-RP-HK", "application": other},
+            headers=headers,
         ) as r2:
             assert r2.status == 409
-        done = await settle(broker, xid, DONE)
-    assert done.state is State.REJECTED
-    assert done.last_error is not None
-    assert [p["path"] for p in done.last_error["problems"]] == ["applicant.hkid"]
-    assert sims["local"].requests == 0
+        refusals = await broker.journal.refusals()
+    assert [e["path"] for e in problem["errors"]] == ["applicant.hkid"]
+    assert "check character" in problem["errors"][0]["message"]
+    assert {r.problem for r in refusals} == {"mapping-failed", "idempotency-conflict"}
 
 
 async def test_local_system_is_not_an_outbound_partner(inbound_config, broker_at) -> None:

@@ -31,8 +31,14 @@ def test_every_mapping_has_two_examples_and_one_demo() -> None:
 
 
 def test_demo_examples_come_from_declared_sources() -> None:
-    """Demo applications name a source that partners.yaml declares."""
-    for mapping in CATALOGUE.mappings.values():
-        for ex in load_examples(mapping.path):
-            if ex.demo:
-                assert ex.source in CATALOGUE.config.sources, ex.file
+    """Demo applications name a declared source, or (inbound) the partner that files them."""
+    for partner in CATALOGUE.config.partners.values():
+        for service in partner.services.values():
+            for ex in load_examples(service.mapping):
+                if ex.demo:
+                    allowed = (
+                        {service.inbound_from}
+                        if service.inbound_from
+                        else set(CATALOGUE.config.sources)
+                    )
+                    assert ex.source in allowed, ex.file
