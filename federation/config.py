@@ -307,7 +307,8 @@ def _parse(r: Reader, doc: Located, file: Path, base: Path) -> Config | None:
             continue
         inbound = None
         if "inbound" in m:
-            if local_raw is None:
+            files = isinstance(m["inbound"], dict) and bool(m["inbound"].get("services"))
+            if files and local_raw is None:
                 r.error((*path, "inbound"), "inbound services need a 'local:' system to deliver to")
             else:
                 inbound = _inbound(r, (*path, "inbound"), m["inbound"], base, local_protocol)
@@ -502,7 +503,7 @@ def _broker(r: Reader, raw: Any) -> BrokerSettings:
 def _inbound(
     r: Reader, path: PathKey, raw: Any, base: Path, local_protocol: str | None
 ) -> Inbound | None:
-    m = r.mapping(path, raw, required=("keys_sha256", "services"))
+    m = r.mapping(path, raw, required=("keys_sha256",), optional=("services",))
     if m is None:
         return None
     keys = set()
@@ -510,7 +511,12 @@ def _inbound(
         key = r.text((*path, "keys_sha256", i), item, pattern=SHA256_RE, what="a sha256 hex digest")
         if key:
             keys.add(key.lower())
-    services = _services(r, (*path, "services"), m.get("services"), base, local_protocol)
+    # A partner may only send status updates (no services): it still needs its keys.
+    services: Mapping[str, Service] | None = (
+        _services(r, (*path, "services"), m["services"], base, local_protocol)
+        if "services" in m
+        else {}
+    )
     if not keys or services is None:
         if not keys:
             r.error((*path, "keys_sha256"), "lists no key: nobody could file anything")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 from typing import Any
 
 import orjson
@@ -21,15 +22,117 @@ from federation.broker import Submission
 from federation.config import LOCAL
 from federation.errors import IdempotencyConflict, MappingError
 from federation.intake import BROKER, KEY_RE, Refused, read_body, refuse
-from federation.models import Direction
+from federation.models import Direction, Event, Exchange, Lifecycle, State, StateChange
 from federation.problems import ProblemError
+from replay.journal import Query
 
 INBOUND_KEYS = {"service", "application"}
 
 
 def setup(app: web.Application) -> None:
-    """Register the inbound route on the broker's app."""
+    """Register the inbound routes on the broker's app."""
     app.router.add_post("/v1/partners/{partner}/applications", file_application)
+    app.router.add_post("/v1/partners/{partner}/status", status_update)
+
+
+async def status_update(request: web.Request) -> web.Response:
+    """A partner reports where an application we sent stands (accepted, 补正, approved …).
+
+    The update names our idempotency key (sent with every attempt); the service's mapping maps
+    it (its ``status:`` section) to ``{lifecycle, at, note}``; it is journalled as an event of the
+    exchange and forwarded to the originating system's callback.
+    """
+    broker = request.app[BROKER]
+    pid = request.match_info["partner"]
+    body = b""
+    size = request.content_length or 0
+    try:
+        partner = broker.catalogue.partner(pid)
+        if partner is None or partner.inbound is None or pid == LOCAL:
+            raise ProblemError(404, "unknown-partner", f"no partner {pid!r} reports status here")
+        _authenticate(request, partner.inbound.keys_sha256, pid)
+        try:
+            body, size = await read_body(request, broker.catalogue.config.broker.max_body_bytes)
+        except Refused as refused:
+            body, size = refused.body, refused.size
+            raise refused.problem from None
+        update = _json_object(body)
+        exchange = await _exchange_for(broker, pid, update)
+        lifecycle = _lifecycle(broker, exchange, update)
+    except ProblemError as exc:
+        await refuse(request, broker, exc, None, body, size)
+        raise
+    state = lifecycle["lifecycle"]
+    source = broker.catalogue.config.sources.get(exchange.source)
+    await broker.journal.record(
+        exchange.id,
+        [
+            Event(
+                exchange_id=exchange.id,
+                kind="lifecycle",
+                at=time.time(),
+                data={**lifecycle, "partner_update": update},
+            )
+        ],
+        StateChange(
+            state=State.DELIVERED,
+            expect=frozenset({State.DELIVERED}),
+            notify=source is not None and source.callback is not None,
+            notify_as=f"lifecycle:{state}",
+        ),
+    )
+    body_out = {"exchange_id": exchange.id, "lifecycle": state}
+    return web.Response(body=orjson.dumps(body_out), content_type="application/json")
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ProblemError(400, "malformed-json", f"body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ProblemError(400, "invalid-request", "body must be a JSON object")
+    return data
+
+
+async def _exchange_for(broker: Any, pid: str, update: dict[str, Any]) -> Exchange:
+    key = update.get("idempotency_key")
+    if not isinstance(key, str) or not key:
+        raise ProblemError(400, "invalid-request", "name the application by its idempotency_key")
+    found = await broker.journal.search(Query(partner=pid, idempotency_key=key, limit=2))
+    if not found:
+        raise ProblemError(404, "not-found", f"no application sent to {pid!r} with that key")
+    if len(found) > 1:
+        raise ProblemError(409, "ambiguous", "two applications carry that key: send exchange_id")
+    exchange: Exchange = found[0]
+    if exchange.state is not State.DELIVERED:
+        raise ProblemError(
+            409, "not-delivered", f"exchange {exchange.id} is {exchange.state.value}, not delivered"
+        )
+    return exchange
+
+
+def _lifecycle(broker: Any, exchange: Exchange, update: dict[str, Any]) -> dict[str, Any]:
+    mapping = broker.catalogue.mapping(exchange.target, exchange.service)
+    try:
+        mapped = mapping.map_status(update) if mapping is not None else None
+    except MappingError as exc:
+        problems = [p.to_dict() for p in exc.problems]
+        raise ProblemError(
+            422, "mapping-failed", "the status update does not map", errors=problems
+        ) from exc
+    if mapped is None:
+        raise ProblemError(
+            404, "unknown-service", f"the mapping of {exchange.service!r} takes no status updates"
+        )
+    if mapped.get("lifecycle") not in {s.value for s in Lifecycle}:
+        raise ProblemError(
+            422,
+            "mapping-failed",
+            f"{mapped.get('lifecycle')!r} is not a lifecycle state "
+            f"({', '.join(s.value for s in Lifecycle)})",
+        )
+    return {k: v for k, v in mapped.items() if v is not None}
 
 
 async def file_application(request: web.Request) -> web.Response:

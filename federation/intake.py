@@ -291,6 +291,7 @@ def exchange_view(exchange: Exchange, *, payloads: bool = False) -> dict[str, An
         "last_error": exchange.last_error,
         "mapping_versions": exchange.mapping_versions,
         "warnings": _warnings(exchange),
+        "lifecycle": _lifecycle(exchange),
         "events": [{"kind": e.kind, "at": iso(e.at)} for e in exchange.events],
         "links": {"self": f"/v1/exchanges/{exchange.id}"},
     }
@@ -298,6 +299,19 @@ def exchange_view(exchange: Exchange, *, payloads: bool = False) -> dict[str, An
         view["application"] = exchange.application
         view["mapped"] = exchange.mapped
     return view
+
+
+def _lifecycle(exchange: Exchange) -> list[dict[str, Any]]:
+    """Where the application stands at the handling side, step by step, with timestamps."""
+    steps: list[dict[str, Any]] = []
+    for event in exchange.events:
+        if event.kind == "attempt_finished" and event.data.get("outcome") == "delivered":
+            steps.append({"state": "submitted", "at": iso(event.at)})
+        elif event.kind == "lifecycle":
+            step = {"state": event.data.get("lifecycle"), "at": iso(event.at)}
+            step.update({k: event.data[k] for k in ("note", "case_number") if k in event.data})
+            steps.append(step)
+    return steps
 
 
 def _warnings(exchange: Exchange) -> list[Any]:

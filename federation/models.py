@@ -56,6 +56,18 @@ TRANSITIONS: Mapping[State, frozenset[State]] = {
 }
 
 
+class Lifecycle(enum.StrEnum):
+    """Where a delivered application stands at the handling side (Administrative Licensing Law)."""
+
+    SUBMITTED = "submitted"
+    ACCEPTED = "accepted"
+    NOT_ACCEPTED = "not_accepted"  # 不予受理
+    CORRECTION_REQUIRED = "correction_required"  # 补正: all gaps at once
+    APPROVED = "approved"
+    REFUSED = "refused"
+    COMPLETED = "completed"  # 办结
+
+
 class Outcome(enum.StrEnum):
     """How one delivery attempt ended."""
 
@@ -153,6 +165,7 @@ class StateChange:
     next_attempt_at: float | None = None
     release_lease: bool = False
     notify: bool = False  # announce this (end) state to the source's callback
+    notify_as: str | None = None  # …as this instead (e.g. "lifecycle:accepted")
 
 
 @dataclass(frozen=True, kw_only=True)

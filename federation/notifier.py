@@ -103,9 +103,11 @@ class Notifier:
                 reason="the source has no callback any more",
             )
             return
+        lifecycle = state.split(":", 1)[1] if state.startswith("lifecycle:") else None
         body = {
             "exchange_id": exchange.id,
-            "state": state,
+            "state": exchange.state.value if lifecycle else state,
+            "lifecycle": lifecycle,
             "partner": exchange.target,
             "service": exchange.service,
             "source": exchange.source,

@@ -27,6 +27,8 @@ TITLES = {
     "not-ready": "Not ready",
     "unauthenticated": "A partner key is required",
     "mapping-failed": "The application does not map into the local format",
+    "ambiguous": "More than one exchange matches",
+    "not-delivered": "The application has not been delivered yet",
     "forbidden": "That key does not belong to this partner",
     "invalid-configuration": "The new configuration is invalid",
     "invalid-query": "The search filter is not understood",

@@ -123,7 +123,9 @@ class InMemoryJournal:
             last_error=change.last_error if change.last_error is not None else ex.last_error,
             attempts=change.attempts if change.attempts is not None else ex.attempts,
             next_attempt_at=change.next_attempt_at,
-            notify_state=change.state.value if change.notify else ex.notify_state,
+            notify_state=(change.notify_as or change.state.value)
+            if change.notify
+            else ex.notify_state,
             notify_attempts=0 if change.notify else ex.notify_attempts,
         )
         if change.notify:

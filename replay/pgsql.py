@@ -236,7 +236,8 @@ REFS = (
 )
 
 # One statement for every StateChange (NULL leaves a column as it is), so each connection
-# prepares it once. $9: notify; $10: release the lease; $13: the owner the lease must be with.
+# prepares it once. $9: notify (as $14, else as the state); $10: release the lease; $13: the owner
+# the lease must be with.
 RECORD = """
 UPDATE exchanges SET
     state = $2,
@@ -246,7 +247,7 @@ UPDATE exchanges SET
     receipt = COALESCE($6, receipt),
     last_error = COALESCE($7, last_error),
     attempts = COALESCE($8, attempts),
-    notify_state = CASE WHEN $9 THEN $2 ELSE notify_state END,
+    notify_state = CASE WHEN $9 THEN COALESCE($14::text, $2) ELSE notify_state END,
     notify_attempts = CASE WHEN $9 THEN 0 ELSE notify_attempts END,
     notify_at = CASE WHEN $9 THEN $3 ELSE notify_at END,
     lease_owner = CASE WHEN $10 THEN NULL ELSE lease_owner END,

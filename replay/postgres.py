@@ -387,6 +387,7 @@ class PostgresJournal:
             lease_until,
             sorted(s.value for s in allowed),
             owner,
+            change.notify_as,
         )
         rows = [(exchange_id, e.at, e.kind, dumps(e.data)) for e in events]
 

@@ -217,7 +217,7 @@ class SQLiteJournal:
             args.append(change.attempts)
         if change.notify:
             sets.append("notify_state = ?, notify_attempts = 0, notify_at = ?")
-            args += [change.state.value, now]
+            args += [change.notify_as or change.state.value, now]
         if change.release_lease or change.state.terminal:
             sets.append("lease_owner = NULL, lease_until = NULL")
         elif lease_until is not None:

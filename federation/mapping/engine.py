@@ -106,6 +106,7 @@ class CompiledMapping:
     description: str
     request: Section
     response: Section | None
+    status: Section | None = None  # a partner's status update → {lifecycle, at, note}
     tables: Mapping[str, CodeTable] = field(default_factory=dict)
     versions: Mapping[str, str] = field(default_factory=dict)  # every file it used → content hash
 
@@ -118,6 +119,10 @@ class CompiledMapping:
     ) -> tuple[dict[str, Any], list[Problem]]:
         """Local application → partner request and the warnings raised on the way."""
         return self.request.apply_checked(application)
+
+    def map_status(self, update: Any) -> dict[str, Any] | None:
+        """A partner's status update → ``{lifecycle, at, note, case_number}`` (None: no section)."""
+        return self.status.apply(update) if self.status is not None else None
 
     def map_response(self, reply: Any) -> dict[str, Any] | None:
         """Partner reply → local receipt (``None`` when the mapping has no response section)."""
@@ -166,7 +171,16 @@ def _compile(
         (),
         doc.data,
         required=("mapping", "request"),
-        optional=("partner", "service", "description", "response", "tables", "names", "allow"),
+        optional=(
+            "partner",
+            "service",
+            "description",
+            "response",
+            "status",
+            "tables",
+            "names",
+            "allow",
+        ),
     )
     if top is None:
         return None
@@ -190,10 +204,12 @@ def _compile(
     parser = SpecParser(r, doc, context)
     request_specs = parser.section(("request",), top.get("request"))
     response_specs = parser.section(("response",), top["response"]) if "response" in top else None
+    status_specs = parser.section(("status",), top["status"]) if "status" in top else None
     if request_specs is None or not r.ok:
         return None
     request = _section("request", shown, request_specs)
     response = _section("response", shown, response_specs) if response_specs else None
+    status = _section("status", shown, status_specs) if status_specs else None
     versions = {shown: version} | {t.file: t.version for t in tables.values()}
     return CompiledMapping(
         file=shown,
@@ -204,6 +220,7 @@ def _compile(
         description=str(top.get("description") or ""),
         request=request,
         response=response,
+        status=status,
         tables=tables,
         versions=versions,
     )

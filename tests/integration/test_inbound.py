@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from pathlib import Path
 
@@ -204,3 +205,98 @@ async def test_local_system_is_not_an_outbound_partner(inbound_config, broker_at
     async with broker_at(inbound_config) as (_, url), aiohttp.ClientSession(base_url=url) as http:
         async with http.post("/v1/exchanges", json=body, headers={"Idempotency-Key": "x"}) as r:
             assert r.status == 404
+
+
+SC_STATUS = """\
+status:
+  lifecycle: {switch: zt, cases: {SL: accepted, BZ: correction_required, PZ: approved, BJ: completed}}
+  note: yj
+"""
+
+
+async def test_partner_reports_lifecycle_and_the_source_hears_it(
+    make_config, simulators, broker_at
+) -> None:
+    """sc reports accepted then 补正: journalled, shown with timestamps, forwarded to the source."""
+    from aiohttp import web
+
+    from federation.net import start_site
+    from tests.conftest import SC_APPLICATION
+
+    heard: list[dict[str, object]] = []
+
+    async def sink(request: web.Request) -> web.Response:
+        heard.append(await request.json())
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/outcomes", sink)
+    root: Path = make_config()
+    runner, sink_url = await start_site(app)
+    text = (root / "partners.yaml").read_text(encoding="utf-8")
+    text = text.replace(
+        "    name: {zh: 广东政务服务网, en: Guangdong Government Services Portal}\n",
+        "    name: {zh: 广东政务服务网, en: Guangdong Government Services Portal}\n"
+        f"    callback: {sink_url}/outcomes\n",
+    )
+    text = text.replace(
+        "    endpoint: https://tyrz.sczwfw.gov.cn/tongban\n",
+        "    endpoint: https://tyrz.sczwfw.gov.cn/tongban\n"
+        f'    inbound:\n      keys_sha256: ["{hashlib.sha256(KEY.encode()).hexdigest()}"]\n',
+    )
+    (root / "partners.yaml").write_text(text, encoding="utf-8")
+    mapping = root / "mappings" / "sc-hf.yaml"
+    mapping.write_text(mapping.read_text(encoding="utf-8") + SC_STATUS, encoding="utf-8")
+    from federation.broker import Submission
+
+    try:
+        sims = await simulators(root)
+        async with (
+            broker_at(root, sims) as (broker, url),
+            aiohttp.ClientSession(base_url=url) as http,
+        ):
+            ex, _ = await broker.submit(
+                Submission(
+                    source="gd-portal",
+                    partner="sc",
+                    service="115101000000000000-HF-WITHDRAW",
+                    idempotency_key="sc-1",
+                    application=SC_APPLICATION,
+                )
+            )
+            await settle(broker, ex.id, DONE)
+            for zt, note in (("SL", "材料齐全，予以受理"), ("BZ", "请补充购房合同原件扫描件")):
+                async with http.post(
+                    "/v1/partners/sc/status",
+                    headers=auth(),
+                    json={"idempotency_key": "sc-1", "zt": zt, "yj": note},
+                ) as r:
+                    assert r.status == 200
+            async with http.post(
+                "/v1/partners/sc/status",
+                headers=auth(),
+                json={"idempotency_key": "sc-1", "zt": "??"},
+            ) as bad:
+                assert bad.status == 422
+            async with http.post(
+                "/v1/partners/sc/status",
+                headers=auth("nope"),
+                json={"idempotency_key": "sc-1", "zt": "SL"},
+            ) as forbidden:
+                assert forbidden.status == 403
+            async with http.get(f"/v1/exchanges/{ex.id}") as r:
+                view = await r.json()
+            for _ in range(100):
+                if len([h for h in heard if h.get("lifecycle")]) >= 2:
+                    break
+                await asyncio.sleep(0.05)
+    finally:
+        await runner.cleanup()
+    assert [s["state"] for s in view["lifecycle"]] == [
+        "submitted",
+        "accepted",
+        "correction_required",
+    ]
+    assert view["lifecycle"][2]["note"] == "请补充购房合同原件扫描件"
+    assert all(s["at"] for s in view["lifecycle"])
+    assert [h["lifecycle"] for h in heard if h.get("lifecycle")][-1] == "correction_required"
