@@ -21,7 +21,7 @@ from aiohttp import web
 from federation.broker import Submission
 from federation.config import LOCAL
 from federation.errors import IdempotencyConflict, MappingError
-from federation.intake import BROKER, KEY_RE, Refused, read_body, refuse
+from federation.intake import BROKER, KEY_RE, Refused, accepted, conflict, read_body, refuse
 from federation.models import Direction, Event, Exchange, Lifecycle, State, StateChange
 from federation.problems import ProblemError
 from replay.journal import Query
@@ -184,28 +184,10 @@ async def file_application(request: web.Request) -> web.Response:
         await refuse(request, broker, exc, key, body, size)
         raise
     except IdempotencyConflict as exc:
-        problem = ProblemError(
-            409,
-            "idempotency-conflict",
-            f"Idempotency-Key was already used for exchange {exc.exchange_id} with a different "
-            "application",
-            exchange_id=exc.exchange_id,
-        )
+        problem = conflict(exc)
         await refuse(request, broker, problem, key, body, size)
         raise problem from exc
-    location = f"/v1/exchanges/{exchange.id}"
-    payload = {
-        "id": exchange.id,
-        "state": exchange.state.value,
-        "created": created,
-        "links": {"self": location},
-    }
-    return web.Response(
-        status=202 if created else 200,
-        body=orjson.dumps(payload),
-        content_type="application/json",
-        headers={"Location": location},
-    )
+    return accepted(exchange, created)
 
 
 def _check_mapping(broker: Any, service: str, application: dict[str, object]) -> None:

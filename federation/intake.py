@@ -103,16 +103,25 @@ async def submit(request: web.Request) -> web.Response:
         await refuse(request, broker, exc, key, body, size)
         raise
     except IdempotencyConflict as exc:
-        problem = ProblemError(
-            409,
-            "idempotency-conflict",
-            f"Idempotency-Key was already used for exchange {exc.exchange_id} with a different "
-            "request; use a new key for a new application",
-            exchange_id=exc.exchange_id,
-        )
+        problem = conflict(exc)
         await refuse(request, broker, problem, key, body, size)
         raise problem from exc
-    status = 202 if created else 200
+    return accepted(exchange, created)
+
+
+def conflict(exc: IdempotencyConflict) -> ProblemError:
+    """409: the key names another application."""
+    return ProblemError(
+        409,
+        "idempotency-conflict",
+        f"Idempotency-Key was already used for exchange {exc.exchange_id} with a different "
+        "application; use a new key for a new application",
+        exchange_id=exc.exchange_id,
+    )
+
+
+def accepted(exchange: Exchange, created: bool) -> web.Response:
+    """202 (new) or 200 (a repeat), with the exchange's Location: sent after the journal commit."""
     location = f"/v1/exchanges/{exchange.id}"
     payload = {
         "id": exchange.id,
@@ -121,7 +130,7 @@ async def submit(request: web.Request) -> web.Response:
         "links": {"self": location},
     }
     return web.Response(
-        status=status,
+        status=202 if created else 200,
         body=orjson.dumps(payload),
         content_type="application/json",
         headers={"Location": location},
