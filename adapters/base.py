@@ -31,6 +31,7 @@ class OutboundRequest:
     service: str
     payload: Mapping[str, Any]
     attempt: int
+    kind: str = "application"  # or "supplement": a correction round's follow-up message
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -43,13 +43,16 @@ class RestOptions:
 class RestService:
     path: str = ""
     method: str = "POST"
+    supplement_path: str | None = (
+        None  # follow-ups of a correction round (default: path/supplements)
+    )
 
 
 class RestSpec:
     """partners.yaml keys for ``protocol: rest``."""
 
     name = "rest"
-    service_keys: tuple[str, ...] = ("path", "method")
+    service_keys: tuple[str, ...] = ("path", "method", "supplement_path")
 
     def parse_partner(self, r: Reader, path: PathKey, raw: Any, base: Path) -> Mapping[str, Any]:
         m = r.mapping(path, raw, optional=("idempotency_header", "headers"))
@@ -87,7 +90,21 @@ class RestSpec:
             if "method" in raw
             else "POST"
         )
-        return {"rest": RestService(path=sub or svc.path, method=method or svc.method)}
+        supplement = (
+            r.text(
+                (*path, "supplement_path"),
+                raw["supplement_path"],
+                pattern=PATH_RE,
+                what="a URL path starting with /",
+            )
+            if "supplement_path" in raw
+            else None
+        )
+        return {
+            "rest": RestService(
+                path=sub or svc.path, method=method or svc.method, supplement_path=supplement
+            )
+        }
 
     def create(self, partner: Partner) -> Adapter:
         return RestAdapter(partner)
@@ -128,7 +145,10 @@ class RestAdapter:
         if self._session is None:
             raise RuntimeError("RestAdapter.send() before start()")
         svc: RestService = self.partner.services[request.service].options.get("rest", RestService())
-        url = self.partner.endpoint.rstrip("/") + svc.path if svc.path else self.partner.endpoint
+        path = svc.path
+        if request.kind == "supplement":
+            path = svc.supplement_path or f"{svc.path.rstrip('/')}/supplements"
+        url = self.partner.endpoint.rstrip("/") + path if path else self.partner.endpoint
         body = canonical_json(request.payload)
         headers = {
             "Content-Type": "application/json; charset=utf-8",

@@ -47,6 +47,7 @@ class Submission:
     idempotency_key: str
     application: Mapping[str, Any]
     direction: Direction = Direction.OUTBOUND  # inbound: a partner filed it for the local system
+    supplement_of: str | None = None  # a correction round's material for this exchange
 
 
 def request_hash(sub: Submission) -> str:
@@ -204,6 +205,7 @@ class Broker:
             application=sub.application,
             received_at=now,
             applicant_refs=self._refs(sub.application) if self._refs else (),
+            supplement_of=sub.supplement_of,
         )
         exchange, created = await self.journal.create(
             new, owner=self.owner, lease_until=now + self.worker.lease

@@ -30,6 +30,7 @@ from federation.catalogue import Catalogue
 from federation.config import Partner
 from federation.errors import (
     AdapterError,
+    JournalError,
     MappingError,
     PermanentError,
     Problem,
@@ -150,9 +151,21 @@ class Delivery:
             return None
         versions = self.catalogue.versions(exchange.target, exchange.service)
         warnings: list[Problem] = []
+        section = mapping.supplement if exchange.supplement_of else mapping.request
         try:
-            mapped, warnings = mapping.map_request_checked(exchange.application)
+            if section is None:
+                raise MappingError(
+                    [
+                        Problem(
+                            message="this service's mapping takes no supplements", file=mapping.file
+                        )
+                    ],
+                    mapping=mapping.file,
+                )
+            mapped, warnings = section.apply_checked(exchange.application)
             schema = self.catalogue.schema(exchange.target, exchange.service)
+            if exchange.supplement_of:
+                schema = None  # the partner's schema describes the application, not follow-ups
             if schema is not None and (broken := schema.problems(mapped, file=schema.file)):
                 raise MappingError(broken, mapping=schema.file)
         except MappingError as exc:
@@ -248,6 +261,7 @@ class Delivery:
             service=exchange.service,
             payload=exchange.mapped or {},
             attempt=number,
+            kind="supplement" if exchange.supplement_of else "application",
         )
         failure: AdapterError | None = None
         reply: Reply | None = None
@@ -297,6 +311,31 @@ class Delivery:
             ),
         )
         log.info("exchange_delivered", duration_ms=duration, status=reply.status)
+        if exchange.supplement_of:
+            await self._resubmitted(exchange, finished)
+
+    async def _resubmitted(self, supplement: Exchange, at: float) -> None:
+        """The correction round's material reached the partner: the application is submitted again."""
+        parent = supplement.supplement_of
+        assert parent is not None  # only called for supplements
+        step = {
+            "lifecycle": "submitted",
+            "note": f"supplement {supplement.id} delivered",
+            "supplement": supplement.id,
+        }
+        try:
+            await self.journal.record(
+                parent,
+                [Event(exchange_id=parent, kind="lifecycle", at=at, data=step)],
+                StateChange(
+                    state=State.DELIVERED,
+                    expect=frozenset({State.DELIVERED}),
+                    notify=self._notify(supplement),
+                    notify_as="lifecycle:submitted",
+                ),
+            )
+        except JournalError as exc:
+            self.log.warning("supplement_not_noted_on_parent", parent=parent, error=str(exc))
 
     def _receipt(
         self, exchange: Exchange, body: Any, problem: str | None

@@ -40,6 +40,7 @@ def create_app(broker: Broker) -> web.Application:
     app[BROKER] = broker
     app.router.add_post("/v1/exchanges", submit)
     app.router.add_get("/v1/exchanges/{id}", get_exchange)
+    app.router.add_post("/v1/exchanges/{id}/supplements", supplement)
     app.router.add_get("/v1/partners", list_partners)
     app.router.add_get("/v1/stats", stats)
     app.router.add_post("/v1/admin/reload", reload)
@@ -107,6 +108,82 @@ async def submit(request: web.Request) -> web.Response:
         await refuse(request, broker, problem, key, body, size)
         raise problem from exc
     return accepted(exchange, created)
+
+
+async def supplement(request: web.Request) -> web.Response:
+    """A correction round (补正): the originating system sends the material the partner asked for.
+
+    Accepted only while the partner's latest word is ``correction_required``; the material goes
+    to the partner as a follow-up message of the same application (its own exchange, delivered
+    with the same guarantees), after which the application counts as submitted again.
+    """
+    broker = request.app[BROKER]
+    parent_id = request.match_info["id"]
+    key = request.headers.get("Idempotency-Key")
+    body = b""
+    size = request.content_length or 0
+    try:
+        parent = await broker.get(parent_id) if EXCHANGE_ID_RE.fullmatch(parent_id) else None
+        if parent is None:
+            raise ProblemError(404, "not-found", f"no exchange {parent_id}")
+        try:
+            body, size = await read_body(request, broker.catalogue.config.broker.max_body_bytes)
+        except Refused as refused:
+            body, size = refused.body, refused.size
+            raise refused.problem from None
+        material = _material(body)
+        steps = parent.lifecycle()
+        if not steps or steps[-1]["state"] != "correction_required":
+            now = steps[-1]["state"] if steps else parent.state.value
+            raise ProblemError(
+                409,
+                "no-correction-requested",
+                f"exchange {parent.id} is {now}: the partner has not asked for more material",
+            )
+        mapping = broker.catalogue.mapping(parent.target, parent.service)
+        if mapping is None or mapping.supplement is None:
+            raise ProblemError(
+                404, "unknown-service", f"{parent.target!r} takes no supplements for this service"
+            )
+        if not key or not KEY_RE.fullmatch(key):
+            raise ProblemError(
+                400,
+                "missing-idempotency-key",
+                "send an Idempotency-Key header that is unique per supplement",
+            )
+        exchange, created = await broker.submit(
+            Submission(
+                source=parent.source,
+                partner=parent.target,
+                service=parent.service,
+                idempotency_key=key,
+                application=material,
+                supplement_of=parent.id,
+            )
+        )
+    except ProblemError as exc:
+        await refuse(request, broker, exc, key, body, size)
+        raise
+    except IdempotencyConflict as exc:
+        problem = conflict(exc)
+        await refuse(request, broker, problem, key, body, size)
+        raise problem from exc
+    return accepted(exchange, created)
+
+
+def _material(body: bytes) -> dict[str, Any]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ProblemError(400, "malformed-json", f"body is not valid JSON: {exc}") from None
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("material"), dict)
+        or set(data) != {"material"}
+    ):
+        raise ProblemError(400, "invalid-request", 'send {"material": {…}}: the requested material')
+    material: dict[str, Any] = data["material"]
+    return material
 
 
 def conflict(exc: IdempotencyConflict) -> ProblemError:
@@ -287,6 +364,7 @@ def exchange_view(exchange: Exchange, *, payloads: bool = False) -> dict[str, An
     view: dict[str, Any] = {
         "id": exchange.id,
         "direction": exchange.direction.value,
+        "supplement_of": exchange.supplement_of,
         "source": exchange.source,
         "partner": exchange.target,
         "service": exchange.service,
@@ -300,7 +378,7 @@ def exchange_view(exchange: Exchange, *, payloads: bool = False) -> dict[str, An
         "last_error": exchange.last_error,
         "mapping_versions": exchange.mapping_versions,
         "warnings": _warnings(exchange),
-        "lifecycle": _lifecycle(exchange),
+        "lifecycle": exchange.lifecycle(),
         "events": [{"kind": e.kind, "at": iso(e.at)} for e in exchange.events],
         "links": {"self": f"/v1/exchanges/{exchange.id}"},
     }
@@ -308,19 +386,6 @@ def exchange_view(exchange: Exchange, *, payloads: bool = False) -> dict[str, An
         view["application"] = exchange.application
         view["mapped"] = exchange.mapped
     return view
-
-
-def _lifecycle(exchange: Exchange) -> list[dict[str, Any]]:
-    """Where the application stands at the handling side, step by step, with timestamps."""
-    steps: list[dict[str, Any]] = []
-    for event in exchange.events:
-        if event.kind == "attempt_finished" and event.data.get("outcome") == "delivered":
-            steps.append({"state": "submitted", "at": iso(event.at)})
-        elif event.kind == "lifecycle":
-            step = {"state": event.data.get("lifecycle"), "at": iso(event.at)}
-            step.update({k: event.data[k] for k in ("note", "case_number") if k in event.data})
-            steps.append(step)
-    return steps
 
 
 def _warnings(exchange: Exchange) -> list[Any]:

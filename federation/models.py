@@ -131,6 +131,14 @@ class NewExchange:
     application: Mapping[str, Any]
     received_at: float
     applicant_refs: tuple[bytes, ...] = ()  # keyed hashes of applicant IDs, for search
+    supplement_of: str | None = None  # a correction round's material for this exchange (补正)
+
+    def received_data(self) -> dict[str, Any]:
+        """What the journal's ``received`` event keeps of the application."""
+        data: dict[str, Any] = {"application": self.application, "request_hash": self.request_hash}
+        if self.supplement_of:
+            data["supplement_of"] = self.supplement_of
+        return data
 
     def as_received(self) -> Exchange:
         """The exchange as the journal holds it right after ``create``."""
@@ -146,6 +154,7 @@ class NewExchange:
             application=self.application,
             created_at=self.received_at,
             updated_at=self.received_at,
+            supplement_of=self.supplement_of,
         )
 
 
@@ -215,9 +224,22 @@ class Exchange:
     next_attempt_at: float | None = None
     notify_state: str | None = None  # end state still to be announced to the source's callback
     notify_attempts: int = 0
+    supplement_of: str | None = None  # set on a correction round's follow-up message
     created_at: float
     updated_at: float
     events: Sequence[Event] = ()
+
+    def lifecycle(self) -> list[dict[str, Any]]:
+        """Where the application stands at the handling side, step by step, with timestamps."""
+        steps: list[dict[str, Any]] = []
+        for event in self.events:
+            if event.kind == "attempt_finished" and event.data.get("outcome") == "delivered":
+                steps.append({"state": Lifecycle.SUBMITTED.value, "at": iso(event.at)})
+            elif event.kind == "lifecycle":
+                step = {"state": event.data.get("lifecycle"), "at": iso(event.at)}
+                step.update({k: event.data[k] for k in ("note", "supplement") if k in event.data})
+                steps.append(step)
+        return steps
 
     def attempt_history(self) -> list[Attempt]:
         """Pair ``attempt_started`` / ``attempt_finished`` events into attempts."""

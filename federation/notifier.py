@@ -104,10 +104,16 @@ class Notifier:
             )
             return
         lifecycle = state.split(":", 1)[1] if state.startswith("lifecycle:") else None
+        steps: list[dict[str, Any]] | None = None
+        if lifecycle:
+            # Updates arriving close together share one callback: it carries every step so far.
+            full = await self.journal.get(exchange.id)
+            steps = full.lifecycle() if full is not None else None
         body = {
             "exchange_id": exchange.id,
             "state": exchange.state.value if lifecycle else state,
             "lifecycle": lifecycle,
+            "lifecycle_steps": steps,
             "partner": exchange.target,
             "service": exchange.service,
             "source": exchange.source,

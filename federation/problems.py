@@ -28,6 +28,7 @@ TITLES = {
     "unauthenticated": "A partner key is required",
     "mapping-failed": "The application does not map into the local format",
     "ambiguous": "More than one exchange matches",
+    "no-correction-requested": "The partner has not asked for more material",
     "not-delivered": "The application has not been delivered yet",
     "forbidden": "That key does not belong to this partner",
     "invalid-configuration": "The new configuration is invalid",

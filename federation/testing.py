@@ -78,7 +78,7 @@ class InMemoryJournal:
                 exchange_id=new.id,
                 kind="received",
                 at=new.received_at,
-                data={"application": new.application, "request_hash": new.request_hash},
+                data=new.received_data(),
             )
         )
         return ex, True

@@ -305,7 +305,7 @@ class PostgresJournal:
     async def create(
         self, new: NewExchange, *, owner: str, lease_until: float
     ) -> tuple[Exchange, bool]:
-        received = dumps({"application": new.application, "request_hash": new.request_hash})
+        received = dumps(new.received_data())
 
         async def op(conn: Conn, chain: pgsql.Chain) -> tuple[Exchange, bool]:
             # A row of the same key can vanish between the INSERT and the SELECT (archived): retry.

@@ -176,7 +176,7 @@ class SQLiteJournal:
                 if row["request_hash"] != new.request_hash:
                     raise IdempotencyConflict(row["id"])
                 return _exchange(row, _events(conn, row["id"])), False
-            data = {"application": new.application, "request_hash": new.request_hash}
+            data = new.received_data()
             self._chain.append(conn, [(new.id, new.received_at, "received", dumps(data))])
             if new.applicant_refs:
                 conn.executemany(
@@ -646,13 +646,16 @@ def _events(conn: sqlite3.Connection, exchange_id: str) -> tuple[Event, ...]:
 def _exchange(row: sqlite3.Row, events: Sequence[Event]) -> Exchange:
     application: Mapping[str, Any] = {}
     mapped: Mapping[str, Any] | None = None
+    supplement_of: str | None = None
     for ev in events:
         if ev.kind == "received":
             application = ev.data.get("application", {})
+            supplement_of = ev.data.get("supplement_of")
         elif ev.kind == "mapped":
             mapped = ev.data.get("mapped")
     return Exchange(
         id=row["id"],
+        supplement_of=supplement_of,
         direction=Direction(row["direction"]),
         source=row["source"],
         target=row["target"],

@@ -107,6 +107,7 @@ class CompiledMapping:
     request: Section
     response: Section | None
     status: Section | None = None  # a partner's status update → {lifecycle, at, note}
+    supplement: Section | None = None  # correction-round material (补正) → the partner's follow-up
     tables: Mapping[str, CodeTable] = field(default_factory=dict)
     versions: Mapping[str, str] = field(default_factory=dict)  # every file it used → content hash
 
@@ -177,6 +178,7 @@ def _compile(
             "description",
             "response",
             "status",
+            "supplement",
             "tables",
             "names",
             "allow",
@@ -205,11 +207,15 @@ def _compile(
     request_specs = parser.section(("request",), top.get("request"))
     response_specs = parser.section(("response",), top["response"]) if "response" in top else None
     status_specs = parser.section(("status",), top["status"]) if "status" in top else None
+    supplement_specs = (
+        parser.section(("supplement",), top["supplement"]) if "supplement" in top else None
+    )
     if request_specs is None or not r.ok:
         return None
     request = _section("request", shown, request_specs)
     response = _section("response", shown, response_specs) if response_specs else None
     status = _section("status", shown, status_specs) if status_specs else None
+    supplement = _section("supplement", shown, supplement_specs) if supplement_specs else None
     versions = {shown: version} | {t.file: t.version for t in tables.values()}
     return CompiledMapping(
         file=shown,
@@ -221,6 +227,7 @@ def _compile(
         request=request,
         response=response,
         status=status,
+        supplement=supplement,
         tables=tables,
         versions=versions,
     )

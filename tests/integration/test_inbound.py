@@ -211,13 +211,16 @@ SC_STATUS = """\
 status:
   lifecycle: {switch: zt, cases: {SL: accepted, BZ: correction_required, PZ: approved, BJ: completed}}
   note: yj
+supplement:
+  bcsm: {from: note, required: true}
+  bccl: {from: files, required: true}
 """
 
 
 async def test_partner_reports_lifecycle_and_the_source_hears_it(
     make_config, simulators, broker_at
 ) -> None:
-    """sc reports accepted then 补正: journalled, shown with timestamps, forwarded to the source."""
+    """A correction round to completion: 补正, material sent as a follow-up, approved, completed."""
     from aiohttp import web
 
     from federation.net import start_site
@@ -284,10 +287,34 @@ async def test_partner_reports_lifecycle_and_the_source_hears_it(
                 json={"idempotency_key": "sc-1", "zt": "SL"},
             ) as forbidden:
                 assert forbidden.status == 403
+            material = {"material": {"note": "购房合同扫描件", "files": ["tbfile://sc/hetong.pdf"]}}
+            async with http.post(
+                f"/v1/exchanges/{ex.id}/supplements",
+                json=material,
+                headers={"Idempotency-Key": "sc-1-bz-1"},
+            ) as r:
+                assert r.status == 202
+                child = (await r.json())["id"]
+            await settle(broker, child, DONE)
+            async with http.post(
+                f"/v1/exchanges/{ex.id}/supplements",
+                json=material,
+                headers={"Idempotency-Key": "sc-1-bz-2"},
+            ) as again:
+                assert again.status == 409  # no correction outstanding any more
+            for zt in ("PZ", "BJ"):
+                async with http.post(
+                    "/v1/partners/sc/status",
+                    headers=auth(),
+                    json={"idempotency_key": "sc-1", "zt": zt},
+                ) as r:
+                    assert r.status == 200
             async with http.get(f"/v1/exchanges/{ex.id}") as r:
                 view = await r.json()
+            async with http.get(f"/v1/exchanges/{child}") as r:
+                child_view = await r.json()
             for _ in range(100):
-                if len([h for h in heard if h.get("lifecycle")]) >= 2:
+                if any(h.get("lifecycle") == "completed" for h in heard):
                     break
                 await asyncio.sleep(0.05)
     finally:
@@ -296,7 +323,20 @@ async def test_partner_reports_lifecycle_and_the_source_hears_it(
         "submitted",
         "accepted",
         "correction_required",
+        "submitted",
+        "approved",
+        "completed",
     ]
     assert view["lifecycle"][2]["note"] == "请补充购房合同原件扫描件"
+    assert child_view["supplement_of"] == ex.id
+    assert child_view["state"] == "delivered"
+    follow_up = sims["sc"].seen["sc-1-bz-1"]
+    assert follow_up.paths == ["/supplements"]
+    assert follow_up.first_body == {"bcsm": "购房合同扫描件", "bccl": ["tbfile://sc/hetong.pdf"]}
     assert all(s["at"] for s in view["lifecycle"])
-    assert [h["lifecycle"] for h in heard if h.get("lifecycle")][-1] == "correction_required"
+    last = [h for h in heard if h.get("lifecycle")][-1]
+    assert [s["state"] for s in last["lifecycle_steps"]][:3] == [
+        "submitted",
+        "accepted",
+        "correction_required",
+    ]
