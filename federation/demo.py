@@ -99,9 +99,14 @@ async def run_demo(
                     f"{len(sims)} partner simulators on loopback"
                 )
                 results = await _submit_and_follow(url, items, default_source, console, wait, keys)
+                rounds = await _correction_rounds(url, catalogue, items, results, keys, wait)
                 _show(console, items, results)
                 delivered = sum(1 for r in results if r.get("state") == "delivered")
                 console.print(f"{delivered} of {len(items)} applications delivered")
+                for line in rounds:
+                    console.print(line)
+                if any(not line.endswith("completed") for line in rounds):
+                    return 1
                 if keep_running:
                     console.print(f"broker still running at {url} (Ctrl-C to stop)")
                     await _wait_for_signal()
@@ -175,12 +180,82 @@ async def _submit_and_follow(
     return results
 
 
+async def _correction_rounds(
+    url: str,
+    catalogue: Catalogue,
+    items: list[DemoItem],
+    results: list[dict[str, Any]],
+    keys: dict[str, str],
+    wait: float,
+) -> list[str]:
+    """Take each delivered application whose partner reports status and takes supplements
+    through a correction round (补正) to completion, playing partner and originating system."""
+    lines = []
+    async with aiohttp.ClientSession(base_url=url) as http:
+        for item, res in zip(items, results, strict=True):
+            mapping = catalogue.mapping(item.partner, item.service)
+            if (
+                res.get("state") != "delivered"
+                or item.partner not in keys
+                or mapping is None
+                or mapping.status is None
+                or mapping.supplement is None
+            ):
+                continue
+            partner = {"Authorization": f"Bearer {keys[item.partner]}"}
+            key = res["idempotency_key"]
+
+            async def notice(
+                code: str,
+                note: str | None = None,
+                *,
+                key: str = key,
+                pid: str = item.partner,
+                headers: dict[str, str] = partner,
+            ) -> None:
+                body = {"idempotency_key": key, "blzt": code, **({"blyj": note} if note else {})}
+                async with http.post(f"/v1/partners/{pid}/status", json=body, headers=headers) as r:
+                    r.raise_for_status()
+
+            await notice("BZ", "请补充普通话水平测试等级证书（二级乙等以上）扫描件")
+            material = {
+                "note": "补交普通话水平测试等级证书",
+                "attachments": [
+                    {
+                        "kind": "putonghua_certificate",
+                        "title": "普通话水平测试等级证书",
+                        "file": "tbfile://hi/demo/putonghua.pdf",
+                    }
+                ],
+            }
+            async with http.post(
+                f"/v1/exchanges/{res['id']}/supplements",
+                json={"material": material},
+                headers={"Idempotency-Key": f"{key}-supplement-1"},
+            ) as r:
+                child = (await r.json())["id"]
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                async with http.get(f"/v1/exchanges/{child}") as r:
+                    if (await r.json())["state"] in TERMINAL:
+                        break
+                await asyncio.sleep(0.1)
+            for code in ("SL", "PZ", "BJ"):
+                await notice(code)
+            async with http.get(f"/v1/exchanges/{res['id']}") as r:
+                res.update(await r.json())
+            steps = " → ".join(s["state"] for s in res["lifecycle"])
+            lines.append(f"correction round {item.partner} {res['id']}: {steps}")
+    return lines
+
+
 def _show(console: Console, items: list[DemoItem], results: list[dict[str, Any]]) -> None:
     table = Table(title="tongban demo: where every application went")
     table.add_column("exchange", no_wrap=True)
     table.add_column("partner", no_wrap=True)
     table.add_column("application", overflow="fold")
     table.add_column("state", no_wrap=True)
+    table.add_column("at the partner", no_wrap=True)
     table.add_column("receipt", overflow="fold")
     for item, res in zip(items, results, strict=True):
         receipt = res.get("receipt") or {}
@@ -192,6 +267,7 @@ def _show(console: Console, items: list[DemoItem], results: list[dict[str, Any]]
             f"{item.inbound_from} → local" if item.inbound_from else item.partner,
             item.example.file.stem,
             f"[{colour}]{state}[/]",
+            (res.get("lifecycle") or [{}])[-1].get("state", ""),
             str(shown),
         )
     console.print(table)

@@ -71,13 +71,20 @@ def test_check_reports_mapping_errors(tmp_path: Path, make_config) -> None:
 
 
 def test_demo_delivers_every_sample_application() -> None:
-    """`tongban demo` exits 0 after every sample application was delivered, and shows the table."""
+    """`tongban demo` delivers every sample both ways and takes one through a correction round."""
     result = run("demo", timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "applications delivered" in result.stdout
     delivered, total = result.stdout.split(" applications delivered")[0].split()[-3::2]
     assert delivered == total
     assert int(total) >= 12
+    # Both directions: partners file with us, and one application goes through 补正 to completion.
+    assert "→ local" in result.stdout
+    [round_line] = [
+        line for line in result.stdout.splitlines() if line.startswith("correction round")
+    ]
+    assert "correction_required → submitted" in round_line
+    assert round_line.endswith("completed")
 
 
 def test_serve_then_restart_resumes_delivery(
