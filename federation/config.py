@@ -113,6 +113,7 @@ class Inbound:
 
     keys_sha256: frozenset[str]
     services: Mapping[str, Service]  # mapping: partner format → local format; options: local side
+    wsdl: Path | None = None  # the WSDL of our SOAP endpoint for this partner, if it files by SOAP
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -503,7 +504,7 @@ def _broker(r: Reader, raw: Any) -> BrokerSettings:
 def _inbound(
     r: Reader, path: PathKey, raw: Any, base: Path, local_protocol: str | None
 ) -> Inbound | None:
-    m = r.mapping(path, raw, required=("keys_sha256",), optional=("services",))
+    m = r.mapping(path, raw, required=("keys_sha256",), optional=("services", "wsdl"))
     if m is None:
         return None
     keys = set()
@@ -517,11 +518,18 @@ def _inbound(
         if "services" in m
         else {}
     )
+    wsdl: Path | None = None
+    if "wsdl" in m:
+        wfile = r.text((*path, "wsdl"), m["wsdl"])
+        if wfile is not None:
+            wsdl = (base / wfile).resolve()
+            if not wsdl.is_file():
+                r.error((*path, "wsdl"), f"WSDL file {wfile!r} not found")
     if not keys or services is None:
         if not keys:
             r.error((*path, "keys_sha256"), "lists no key: nobody could file anything")
         return None
-    return Inbound(keys_sha256=frozenset(keys), services=services)
+    return Inbound(keys_sha256=frozenset(keys), services=services, wsdl=wsdl)
 
 
 def _services(

@@ -19,7 +19,7 @@ import orjson
 from aiohttp import web
 
 from federation.broker import Submission
-from federation.config import LOCAL
+from federation.config import LOCAL, Partner
 from federation.errors import IdempotencyConflict, MappingError
 from federation.intake import BROKER, KEY_RE, Refused, accepted, conflict, read_body, refuse
 from federation.models import Direction, Event, Exchange, Lifecycle, State, StateChange
@@ -33,6 +33,9 @@ def setup(app: web.Application) -> None:
     """Register the inbound routes on the broker's app."""
     app.router.add_post("/v1/partners/{partner}/applications", file_application)
     app.router.add_post("/v1/partners/{partner}/status", status_update)
+    from federation import soapinbound  # imports this module
+
+    soapinbound.setup(app)
 
 
 async def status_update(request: web.Request) -> web.Response:
@@ -143,36 +146,65 @@ async def file_application(request: web.Request) -> web.Response:
     body = b""
     size = request.content_length or 0
     try:
-        partner = broker.catalogue.partner(pid)
-        if partner is None or partner.inbound is None or pid == LOCAL:
-            raise ProblemError(
-                404, "unknown-partner", f"no partner {pid!r} files applications here"
-            )
-        _authenticate(request, partner.inbound.keys_sha256, pid)
+        partner = filing_partner(request, broker, pid)
         try:
             body, size = await read_body(request, broker.catalogue.config.broker.max_body_bytes)
         except Refused as refused:
             body, size = refused.body, refused.size
             raise refused.problem from None
         service, application = _parse(body)
-        if service not in partner.inbound.services:
-            raise ProblemError(
-                404,
-                "unknown-service",
-                f"{pid!r} files no service {service!r} with us",
-                services=sorted(partner.inbound.services),
-            )
-        _check_mapping(broker, service, application)
-        if not key or not KEY_RE.fullmatch(key):
-            raise ProblemError(
-                400,
-                "missing-idempotency-key",
-                "send an Idempotency-Key header (1–255 visible ASCII characters), unique per "
-                "application",
-            )
-        exchange, created = await broker.submit(
+        exchange, created = await file_with(
+            broker,
+            partner,
+            service,
+            application,
+            key,
+            missing_key="send an Idempotency-Key header (1–255 visible ASCII characters), unique "
+            "per application",
+        )
+    except ProblemError as exc:
+        await refuse(request, broker, exc, key, body, size)
+        raise
+    return accepted(exchange, created)
+
+
+def filing_partner(request: web.Request, broker: Any, pid: str) -> Partner:
+    """The partner ``pid`` if it files applications here and the request carries one of its keys."""
+    partner: Partner | None = broker.catalogue.partner(pid)
+    if partner is None or partner.inbound is None or pid == LOCAL:
+        raise ProblemError(404, "unknown-partner", f"no partner {pid!r} files applications here")
+    _authenticate(request, partner.inbound.keys_sha256, pid)
+    return partner
+
+
+async def file_with(
+    broker: Any,
+    partner: Partner,
+    service: str,
+    application: dict[str, object],
+    key: str | None,
+    *,
+    missing_key: str,
+) -> tuple[Exchange, bool]:
+    """Check the service, map now, then journal the application (REST and SOAP intake share this).
+
+    Raises ProblemError for every refusal, including a reused key (409); the caller journals it.
+    """
+    services = partner.inbound.services if partner.inbound is not None else {}
+    if service not in services:
+        raise ProblemError(
+            404,
+            "unknown-service",
+            f"{partner.id!r} files no service {service!r} with us",
+            services=sorted(services),
+        )
+    _check_mapping(broker, service, application)
+    if not key or not KEY_RE.fullmatch(key):
+        raise ProblemError(400, "missing-idempotency-key", missing_key)
+    try:
+        result: tuple[Exchange, bool] = await broker.submit(
             Submission(
-                source=pid,
+                source=partner.id,
                 partner=LOCAL,
                 service=service,
                 idempotency_key=key,
@@ -180,14 +212,9 @@ async def file_application(request: web.Request) -> web.Response:
                 direction=Direction.INBOUND,
             )
         )
-    except ProblemError as exc:
-        await refuse(request, broker, exc, key, body, size)
-        raise
     except IdempotencyConflict as exc:
-        problem = conflict(exc)
-        await refuse(request, broker, problem, key, body, size)
-        raise problem from exc
-    return accepted(exchange, created)
+        raise conflict(exc) from exc
+    return result
 
 
 def _check_mapping(broker: Any, service: str, application: dict[str, object]) -> None:

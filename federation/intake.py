@@ -214,7 +214,9 @@ def accepted(exchange: Exchange, created: bool) -> web.Response:
     )
 
 
-async def read_body(request: web.Request, limit: int) -> tuple[bytes, int]:
+async def read_body(
+    request: web.Request, limit: int, media_types: frozenset[str] = frozenset({"application/json"})
+) -> tuple[bytes, int]:
     """Read the body within the limit (kept even when refused), then check its media type."""
     if request.content_length is not None and request.content_length > limit:
         raise ProblemError(
@@ -242,12 +244,13 @@ async def read_body(request: web.Request, limit: int) -> tuple[bytes, int]:
             chunks.append(chunk)
         body = b"".join(chunks)
     ctype = request.headers.get("Content-Type", "")
-    if ctype.split(";")[0].strip().lower() != "application/json":
+    if ctype.split(";")[0].strip().lower() not in media_types:
         raise Refused(
             ProblemError(
                 415,
                 "unsupported-media-type",
-                f"send the application as application/json, not {ctype or 'no type'!r}",
+                f"send the application as {' or '.join(sorted(media_types))}, "
+                f"not {ctype or 'no type'!r}",
             ),
             body,
             size,

@@ -12,6 +12,9 @@ CONTENT_TYPE = "application/problem+json"
 
 TITLES = {
     "malformed-json": "Request body is not valid JSON",
+    "malformed-xml": "Request body is not well-formed XML",
+    "xml-refused": "Request body uses XML features that are not accepted",
+    "version-mismatch": "Only SOAP 1.1 is spoken here",
     "invalid-request": "Request does not have the required shape",
     "unsupported-media-type": "Request body must be application/json",
     "body-too-large": "Request body is larger than the limit",

@@ -1,0 +1,185 @@
+"""SOAP inbound: partners whose systems speak SOAP file applications at ``/v1/partners/{p}/soap``.
+
+``GET …/soap?wsdl`` serves the WSDL named by the partner's ``inbound.wsdl`` (partners.yaml) with its
+``soap:address`` pointed at this endpoint. ``POST …/soap`` takes a SOAP 1.1 ``FileApplication``
+(service, idempotencyKey, application as JSON text), authenticated like the REST endpoint with
+``Authorization: Bearer <key>``, and goes through the same checks and journal as
+:func:`federation.inbound.file_application`.
+
+Every refusal is a SOAP 1.1 Fault (``Client`` for the caller's mistakes, ``Server`` when the journal
+is unavailable or we failed) and is kept in the journal's refusals, with the problem slug and the
+status the REST endpoint would have used. The HTTP status of every fault is 500: SOAP 1.1 §6.2 and
+WS-I Basic Profile 1.1 (R1126) require it, and SOAP toolkits look for the Fault on a 500; the REST
+status stays in the fault's detail (``problem/@status``) and in the refusal row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from xml.sax.saxutils import escape
+
+import orjson
+from aiohttp import web
+from lxml import etree  # type: ignore[import-untyped]
+
+from adapters import xmlsafe
+from adapters.envelope import SOAP11, Envelope, NotSoap, escape_attr, open_envelope
+from federation.errors import JournalUnavailable
+from federation.inbound import file_with, filing_partner
+from federation.intake import BROKER, Refused, read_body, refuse
+from federation.logging import get_logger
+from federation.problems import PROBLEM_TYPE, ProblemError
+
+NS = "urn:tongban:inbound:2026"
+OPERATION = f"{{{NS}}}FileApplication"
+FIELDS = ("service", "idempotencyKey", "application")
+SOAP_ADDRESS = "{http://schemas.xmlsoap.org/wsdl/soap/}address"
+MEDIA_TYPES = frozenset({"text/xml"})  # SOAP 1.1 over HTTP
+_ENVELOPE = Envelope(SOAP11, {"tb": NS})
+_log = get_logger(component="soap-inbound")
+
+
+def setup(app: web.Application) -> None:
+    """Register the SOAP inbound routes."""
+    app.router.add_get("/v1/partners/{partner}/soap", wsdl)
+    app.router.add_post("/v1/partners/{partner}/soap", file_application)
+
+
+async def wsdl(request: web.Request) -> web.Response:
+    """The partner's inbound WSDL (any query, e.g. ``?wsdl``), its address set to this endpoint.
+
+    The WSDL is a published contract and is served without a key; filing needs one.
+    """
+    broker = request.app[BROKER]
+    pid = request.match_info["partner"]
+    partner = broker.catalogue.partner(pid)
+    path = partner.inbound.wsdl if partner is not None and partner.inbound is not None else None
+    if path is None:
+        raise ProblemError(404, "not-found", f"no partner {pid!r} files applications by SOAP here")
+    data = await asyncio.to_thread(path.read_bytes)
+    root = xmlsafe.parse(data, xmlsafe.WSDL_LIMITS)  # our own file, validated at start-up
+    here = str(request.url.with_query(None))
+    for address in root.iter(SOAP_ADDRESS):
+        address.set("location", here)
+    body = etree.tostring(root, xml_declaration=True, encoding="utf-8")
+    return web.Response(body=body, content_type="text/xml", charset="utf-8")
+
+
+async def file_application(request: web.Request) -> web.Response:
+    """FileApplication: authenticate, parse the envelope safely, then file as the REST path does."""
+    broker = request.app[BROKER]
+    pid = request.match_info["partner"]
+    key: str | None = None
+    body = b""
+    size = request.content_length or 0
+    try:
+        try:
+            partner = filing_partner(request, broker, pid)
+            try:
+                body, size = await read_body(
+                    request, broker.catalogue.config.broker.max_body_bytes, MEDIA_TYPES
+                )
+            except Refused as refused:
+                body, size = refused.body, refused.size
+                raise refused.problem from None
+            service, key, application = _parse(body)
+            exchange, _ = await file_with(
+                broker,
+                partner,
+                service,
+                application,
+                key,
+                missing_key="send idempotencyKey (1–255 visible ASCII characters), unique per "
+                "application",
+            )
+        except JournalUnavailable as exc:
+            _log.error("journal_unavailable", error=str(exc))
+            raise ProblemError(
+                503, "journal-unavailable", "the journal is unavailable; retry later"
+            ) from exc
+    except ProblemError as exc:
+        await refuse(request, broker, exc, key, body, size)
+        return fault(exc)
+    answer = (
+        "<tb:FileApplicationResponse>"
+        f"<tb:exchangeId>{escape(exchange.id)}</tb:exchangeId>"
+        f"<tb:state>{escape(exchange.state.value)}</tb:state>"
+        "</tb:FileApplicationResponse>"
+    )
+    return web.Response(
+        body=_ENVELOPE.render([], answer),
+        content_type="text/xml",
+        charset="utf-8",
+        headers={"Location": f"/v1/exchanges/{exchange.id}"},
+    )
+
+
+def _parse(body: bytes) -> tuple[str, str, dict[str, Any]]:
+    """service, idempotency key and application of a FileApplication envelope."""
+    try:
+        opened = open_envelope(xmlsafe.parse(body, xmlsafe.REPLY_LIMITS))
+    except xmlsafe.XmlRefused as exc:
+        slug = "malformed-xml" if exc.kind == "malformed" else "xml-refused"
+        raise ProblemError(400, slug, f"the request was not parsed ({exc.kind}): {exc}") from None
+    except NotSoap as exc:
+        raise ProblemError(400, "invalid-request", str(exc)) from None
+    if opened.version is not SOAP11:
+        raise ProblemError(400, "version-mismatch", "this endpoint speaks SOAP 1.1 (text/xml) only")
+    if opened.first is None or opened.first.tag != OPERATION:
+        got = etree.QName(opened.first).text if opened.first is not None else "an empty Body"
+        raise ProblemError(400, "invalid-request", f"expected {OPERATION} in the Body, got {got}")
+    values: dict[str, str] = {}
+    errors: list[dict[str, str]] = []
+    for name in FIELDS:
+        el = opened.first.find(f"{{{NS}}}{name}")
+        text = (el.text or "").strip() if el is not None else ""
+        if not text:
+            errors.append({"path": name, "message": "required text"})
+        values[name] = text
+    if errors:
+        detail = "; ".join(f"{e['path']}: {e['message']}" for e in errors)
+        raise ProblemError(400, "invalid-request", detail, errors=errors)
+    try:
+        application = orjson.loads(values["application"])
+    except orjson.JSONDecodeError as exc:
+        raise ProblemError(
+            400, "malformed-json", f"application is not valid JSON text: {exc}"
+        ) from None
+    if not isinstance(application, dict):
+        raise ProblemError(400, "invalid-request", "application must be a JSON object")
+    return values["service"], values["idempotencyKey"], application
+
+
+def fault(exc: ProblemError) -> web.Response:
+    """A SOAP 1.1 Fault for a refusal: Client for the caller's mistakes, Server for ours."""
+    errors = exc.extra.get("errors") or []
+    reason = exc.detail
+    if errors:
+        reason += ": " + "; ".join(f"{e.get('path')}: {e.get('message')}" for e in errors)
+    if exc.slug == "version-mismatch":
+        code = "VersionMismatch"
+    else:
+        code = "Server" if exc.status >= 500 else "Client"
+    items = "".join(
+        f'<tb:error path="{escape_attr(str(e.get("path")))}">{escape(str(e.get("message")))}'
+        "</tb:error>"
+        for e in errors
+    )
+    problem = (
+        f'<tb:problem type="{PROBLEM_TYPE}{exc.slug}" status="{exc.status}">{items}</tb:problem>'
+    )
+    text = (
+        f"<soap-env:Fault><faultcode>soap-env:{code}</faultcode>"
+        f"<faultstring>{escape(reason)}</faultstring><detail>{problem}</detail></soap-env:Fault>"
+    )
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+    if exc.status == 503:
+        headers["Retry-After"] = "5"
+    return web.Response(
+        status=500,
+        body=_ENVELOPE.render([], text),
+        content_type="text/xml",
+        charset="utf-8",
+        headers=headers,
+    )

@@ -1,0 +1,163 @@
+"""SOAP inbound: zeep, a SOAP client we did not write, files applications at the broker's endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+import requests
+import zeep
+import zeep.exceptions
+import zeep.transports
+
+from federation.config import load_config
+from federation.errors import ConfigError
+from federation.models import State
+from tests.conftest import REPO
+from tests.integration.test_delivery import DONE, settle
+from tests.integration.test_inbound import APPLICATION, KEY, inbound_config  # noqa: F401 (fixture)
+
+SERVICE = "GD-GA-RP-HK"
+ENVELOPE = """\
+<?xml version="1.0" encoding="utf-8"?>
+{prolog}<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"
+  xmlns:tb="urn:tongban:inbound:2026"><s:Body><tb:FileApplication>
+  <tb:service>GD-GA-RP-HK</tb:service><tb:idempotencyKey>raw-1</tb:idempotencyKey>
+  <tb:application>{application}</tb:application></tb:FileApplication></s:Body></s:Envelope>
+"""
+
+
+@pytest.fixture
+def soap_config(request: pytest.FixtureRequest) -> Path:
+    """The inbound test catalogue, with hk also filing by SOAP against Guangdong's WSDL."""
+    root: Path = request.getfixturevalue("inbound_config")
+    (root / "wsdl").mkdir()
+    shutil.copy(REPO / "partners" / "wsdl" / "gd-inbound.wsdl", root / "wsdl")
+    text = (root / "partners.yaml").read_text(encoding="utf-8")
+    text = text.replace(
+        "      services:\n        GD-GA-RP-HK:",
+        "      wsdl: wsdl/gd-inbound.wsdl\n      services:\n        GD-GA-RP-HK:",
+        1,
+    )
+    (root / "partners.yaml").write_text(text, encoding="utf-8")
+    return root
+
+
+def client(url: str, key: str = KEY) -> zeep.Client:
+    """zeep loading the WSDL from the broker over HTTP, every request carrying the Bearer key."""
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {key}"
+    transport = zeep.transports.Transport(session=session)
+    return zeep.Client(f"{url}/v1/partners/hk/soap?wsdl", transport=transport)
+
+
+async def file(url: str, application: dict[str, Any], idem: str, key: str = KEY) -> Any:
+    """One FileApplication call through zeep, in a thread (zeep's client blocks)."""
+
+    def call() -> Any:
+        return client(url, key).service.FileApplication(
+            service=SERVICE, idempotencyKey=idem, application=orjson.dumps(application).decode()
+        )
+
+    return await asyncio.to_thread(call)
+
+
+async def test_zeep_files_an_application_delivered_to_the_local_system(
+    soap_config, simulators, broker_at
+) -> None:
+    """WSDL fetched from the broker, FileApplication answered with an exchange id, delivered mapped."""
+    sims = await simulators(soap_config)
+    async with broker_at(soap_config, sims) as (broker, url):
+        answer = await file(url, APPLICATION, "soap-1")
+        done = await settle(broker, answer.exchangeId, DONE)
+        again = await file(url, APPLICATION, "soap-1")
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{url}/v1/partners/hk/soap?wsdl") as r,
+        ):
+            served = await r.text()
+    assert answer.state == "received"
+    assert again.exchangeId == answer.exchangeId
+    assert f'location="{url}/v1/partners/hk/soap"' in served
+    assert done.state is State.DELIVERED
+    assert (done.direction.value, done.source, done.target) == ("inbound", "hk", "local")
+    seen = sims["local"].seen["soap-1"]
+    assert seen.first_body["applicant"]["documents"]["hk_id_card"]["number"] == "A123456(3)"
+
+
+async def test_zeep_sees_faults_for_bad_keys_bad_applications_and_reused_keys(
+    soap_config, simulators, broker_at
+) -> None:
+    """Wrong key, unmappable HKID, same key with another body: Client faults, each journalled."""
+    sims = await simulators(soap_config)
+    bad = {**APPLICATION, "applicant": {**APPLICATION["applicant"], "hkid": "A123456(4)"}}
+    other = {**APPLICATION, "reference": "HKGOV-2026-000999"}
+    async with broker_at(soap_config, sims) as (broker, url):
+        with pytest.raises(zeep.exceptions.Fault) as wrong_key:
+            await file(url, APPLICATION, "soap-2", key="guess")
+        with pytest.raises(zeep.exceptions.Fault) as unmappable:
+            await file(url, bad, "soap-2")
+        await file(url, APPLICATION, "soap-2")
+        with pytest.raises(zeep.exceptions.Fault) as reused:
+            await file(url, other, "soap-2")
+        refusals = await broker.journal.refusals()
+    assert [f.value.code for f in (wrong_key, unmappable, reused)] == ["soap-env:Client"] * 3
+    assert "not one of 'hk'" in wrong_key.value.message
+    assert "applicant.hkid" in unmappable.value.message
+    assert "check character" in unmappable.value.message
+    assert "already used" in reused.value.message
+    assert {r.problem for r in refusals} == {"forbidden", "mapping-failed", "idempotency-conflict"}
+
+
+@pytest.mark.parametrize(
+    ("body", "slug", "says"),
+    [
+        (
+            ENVELOPE.format(prolog="", application="{").replace("</s:Body>", ""),
+            "malformed-xml",
+            "malformed",
+        ),
+        (
+            ENVELOPE.format(
+                prolog='<!DOCTYPE s:Envelope [<!ENTITY x SYSTEM "file:///etc/passwd">]>\n',
+                application="&x;",
+            ),
+            "xml-refused",
+            "document type declarations",
+        ),
+        (ENVELOPE.format(prolog="", application="{not json"), "malformed-json", "not valid JSON"),
+    ],
+    ids=["malformed-xml", "doctype-entity", "application-not-json"],
+)
+async def test_bad_envelopes_get_a_client_fault_and_a_refusal_row(
+    soap_config, broker_at, body: str, slug: str, says: str
+) -> None:
+    """The hardened parser refuses before libxml2 does any work; the caller hears why."""
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "text/xml; charset=utf-8"}
+    async with (
+        broker_at(soap_config) as (broker, url),
+        aiohttp.ClientSession() as http,
+        http.post(f"{url}/v1/partners/hk/soap", data=body.encode(), headers=headers) as r,
+    ):
+        status, reply = r.status, await r.read()
+        refusals = await broker.journal.refusals()
+        counts = await broker.journal.counts()
+    assert status == 500
+    assert b"<faultcode>soap-env:Client</faultcode>" in reply
+    assert says in reply.decode()
+    assert [r.problem for r in refusals] == [slug]
+    assert counts == {}
+
+
+def test_inbound_wsdl_must_exist(soap_config: Path) -> None:
+    """A missing WSDL file is a configuration error naming the key."""
+    (soap_config / "wsdl" / "gd-inbound.wsdl").unlink()
+    with pytest.raises(ConfigError) as err:
+        load_config(soap_config)
+    assert "inbound.wsdl" in str(err.value)
+    assert "gd-inbound.wsdl" in str(err.value)
