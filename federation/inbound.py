@@ -21,7 +21,7 @@ from aiohttp import web
 from federation.broker import Submission
 from federation.config import LOCAL, Partner
 from federation.errors import IdempotencyConflict, MappingError
-from federation.intake import BROKER, KEY_RE, Refused, accepted, conflict, read_body, refuse
+from federation.intake import BROKER, KEY_RE, Received, accepted, conflict, refuse
 from federation.models import Direction, Event, Exchange, Lifecycle, State, StateChange
 from federation.problems import ProblemError
 from replay.journal import Query
@@ -47,23 +47,18 @@ async def status_update(request: web.Request) -> web.Response:
     """
     broker = request.app[BROKER]
     pid = request.match_info["partner"]
-    body = b""
-    size = request.content_length or 0
+    got = Received(request)
     try:
         partner = broker.catalogue.partner(pid)
         if partner is None or partner.inbound is None or pid == LOCAL:
             raise ProblemError(404, "unknown-partner", f"no partner {pid!r} reports status here")
         _authenticate(request, partner.inbound.keys_sha256, pid)
-        try:
-            body, size = await read_body(request, broker.catalogue.config.broker.max_body_bytes)
-        except Refused as refused:
-            body, size = refused.body, refused.size
-            raise refused.problem from None
+        body = await got.read(broker.catalogue.config.broker.max_body_bytes)
         update = _json_object(body)
         exchange = await _exchange_for(broker, pid, update)
         lifecycle = _lifecycle(broker, exchange, update)
     except ProblemError as exc:
-        await refuse(request, broker, exc, None, body, size)
+        await refuse(request, broker, exc, None, got.body, got.size)
         raise
     state = lifecycle["lifecycle"]
     source = broker.catalogue.config.sources.get(exchange.source)
@@ -143,15 +138,10 @@ async def file_application(request: web.Request) -> web.Response:
     broker = request.app[BROKER]
     pid = request.match_info["partner"]
     key = request.headers.get("Idempotency-Key")
-    body = b""
-    size = request.content_length or 0
+    got = Received(request)
     try:
         partner = filing_partner(request, broker, pid)
-        try:
-            body, size = await read_body(request, broker.catalogue.config.broker.max_body_bytes)
-        except Refused as refused:
-            body, size = refused.body, refused.size
-            raise refused.problem from None
+        body = await got.read(broker.catalogue.config.broker.max_body_bytes)
         service, application = _parse(body)
         exchange, created = await file_with(
             broker,
@@ -163,7 +153,7 @@ async def file_application(request: web.Request) -> web.Response:
             "per application",
         )
     except ProblemError as exc:
-        await refuse(request, broker, exc, key, body, size)
+        await refuse(request, broker, exc, key, got.body, got.size)
         raise
     return accepted(exchange, created)
 
@@ -251,12 +241,7 @@ def _authenticate(request: web.Request, keys: frozenset[str], pid: str) -> None:
 
 
 def _parse(body: bytes) -> tuple[str, dict[str, object]]:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ProblemError(400, "malformed-json", f"body is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ProblemError(400, "invalid-request", "body must be a JSON object")
+    data = _json_object(body)
     errors = []
     if not isinstance(data.get("service"), str) or not data["service"].strip():
         errors.append({"path": "service", "message": "required text"})

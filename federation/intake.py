@@ -26,6 +26,7 @@ from replay.journal import Refusal
 BROKER: web.AppKey[Broker] = web.AppKey("broker", Broker)
 KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")
 EXCHANGE_ID_RE = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
+JSON = frozenset({"application/json"})
 SUBMISSION_KEYS = {"source", "partner", "service", "application"}
 _log = get_logger(component="intake")
 
@@ -90,22 +91,17 @@ async def submit(request: web.Request) -> web.Response:
     """Accept one application: validate, journal, answer 202 (or 200 for a repeat)."""
     broker = request.app[BROKER]
     key = request.headers.get("Idempotency-Key")
-    body = b""
-    size = request.content_length or 0
+    got = Received(request)
     try:
-        try:
-            body, size = await read_body(request, broker.catalogue.config.broker.max_body_bytes)
-        except Refused as refused:
-            body, size = refused.body, refused.size
-            raise refused.problem from None
+        body = await got.read(broker.catalogue.config.broker.max_body_bytes)
         sub = _parse_submission(body, key, broker)
         exchange, created = await broker.submit(sub)
     except ProblemError as exc:
-        await refuse(request, broker, exc, key, body, size)
+        await refuse(request, broker, exc, key, got.body, got.size)
         raise
     except IdempotencyConflict as exc:
         problem = conflict(exc)
-        await refuse(request, broker, problem, key, body, size)
+        await refuse(request, broker, problem, key, got.body, got.size)
         raise problem from exc
     return accepted(exchange, created)
 
@@ -120,17 +116,12 @@ async def supplement(request: web.Request) -> web.Response:
     broker = request.app[BROKER]
     parent_id = request.match_info["id"]
     key = request.headers.get("Idempotency-Key")
-    body = b""
-    size = request.content_length or 0
+    got = Received(request)
     try:
         parent = await broker.get(parent_id) if EXCHANGE_ID_RE.fullmatch(parent_id) else None
         if parent is None:
             raise ProblemError(404, "not-found", f"no exchange {parent_id}")
-        try:
-            body, size = await read_body(request, broker.catalogue.config.broker.max_body_bytes)
-        except Refused as refused:
-            body, size = refused.body, refused.size
-            raise refused.problem from None
+        body = await got.read(broker.catalogue.config.broker.max_body_bytes)
         material = _material(body)
         steps = parent.lifecycle()
         if not steps or steps[-1]["state"] != "correction_required":
@@ -162,11 +153,11 @@ async def supplement(request: web.Request) -> web.Response:
             )
         )
     except ProblemError as exc:
-        await refuse(request, broker, exc, key, body, size)
+        await refuse(request, broker, exc, key, got.body, got.size)
         raise
     except IdempotencyConflict as exc:
         problem = conflict(exc)
-        await refuse(request, broker, problem, key, body, size)
+        await refuse(request, broker, problem, key, got.body, got.size)
         raise problem from exc
     return accepted(exchange, created)
 
@@ -215,7 +206,7 @@ def accepted(exchange: Exchange, created: bool) -> web.Response:
 
 
 async def read_body(
-    request: web.Request, limit: int, media_types: frozenset[str] = frozenset({"application/json"})
+    request: web.Request, limit: int, media_types: frozenset[str] = JSON
 ) -> tuple[bytes, int]:
     """Read the body within the limit (kept even when refused), then check its media type."""
     if request.content_length is not None and request.content_length > limit:
@@ -256,6 +247,24 @@ async def read_body(
             size,
         )
     return body, size
+
+
+class Received:
+    """A request body as far as it was read: kept for the refusal record even when refused."""
+
+    def __init__(self, request: web.Request) -> None:
+        self.request = request
+        self.body = b""
+        self.size = request.content_length or 0
+
+    async def read(self, limit: int, media_types: frozenset[str] = JSON) -> bytes:
+        """The body within ``limit``; a refusal raises its ProblemError, the body kept here."""
+        try:
+            self.body, self.size = await read_body(self.request, limit, media_types)
+        except Refused as refused:
+            self.body, self.size = refused.body, refused.size
+            raise refused.problem from None
+        return self.body
 
 
 class Refused(Exception):

@@ -27,7 +27,7 @@ from adapters import xmlsafe
 from adapters.envelope import SOAP11, Envelope, NotSoap, escape_attr, open_envelope
 from federation.errors import JournalUnavailable
 from federation.inbound import file_with, filing_partner
-from federation.intake import BROKER, Refused, read_body, refuse
+from federation.intake import BROKER, Received, refuse
 from federation.logging import get_logger
 from federation.problems import PROBLEM_TYPE, ProblemError
 
@@ -71,18 +71,11 @@ async def file_application(request: web.Request) -> web.Response:
     broker = request.app[BROKER]
     pid = request.match_info["partner"]
     key: str | None = None
-    body = b""
-    size = request.content_length or 0
+    got = Received(request)
     try:
         try:
             partner = filing_partner(request, broker, pid)
-            try:
-                body, size = await read_body(
-                    request, broker.catalogue.config.broker.max_body_bytes, MEDIA_TYPES
-                )
-            except Refused as refused:
-                body, size = refused.body, refused.size
-                raise refused.problem from None
+            body = await got.read(broker.catalogue.config.broker.max_body_bytes, MEDIA_TYPES)
             service, key, application = _parse(body)
             exchange, _ = await file_with(
                 broker,
@@ -99,7 +92,7 @@ async def file_application(request: web.Request) -> web.Response:
                 503, "journal-unavailable", "the journal is unavailable; retry later"
             ) from exc
     except ProblemError as exc:
-        await refuse(request, broker, exc, key, body, size)
+        await refuse(request, broker, exc, key, got.body, got.size)
         return fault(exc)
     answer = (
         "<tb:FileApplicationResponse>"
