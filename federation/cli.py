@@ -79,6 +79,24 @@ main.add_command(replay)
 @click.option(
     "--lease", type=float, default=None, help="Lease seconds (default from partners.yaml)."
 )
+@click.option(
+    "--tls-cert",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Serve HTTPS with this certificate (PEM).",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="The certificate's private key (PEM).",
+)
+@click.option(
+    "--tls-client-ca",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Accept partners' client certificates issued by this CA (mutual TLS).",
+)
 @click.option("--poll-interval", type=float, default=None, help="Seconds between journal polls.")
 @click.option(
     "--log-level",
@@ -92,14 +110,27 @@ def serve(
     host: str,
     port: int,
     endpoints: tuple[str, ...],
+    tls_cert: str | None,
+    tls_key: str | None,
+    tls_client_ca: str | None,
     lease: float | None,
     poll_interval: float | None,
     log_level: str,
 ) -> None:
     """Run the broker: intake API, journal and delivery worker."""
+    import ssl
+
+    from federation.net import server_tls
     from federation.server import serve_forever
 
     configure(level=log_level)
+    if bool(tls_cert) != bool(tls_key) or (tls_client_ca and not tls_cert):
+        raise click.UsageError("--tls-cert and --tls-key go together; --tls-client-ca needs both")
+    try:
+        context = server_tls(tls_cert, tls_key, tls_client_ca) if tls_cert and tls_key else None
+    except (ssl.SSLError, OSError) as exc:
+        click.echo(f"tongban serve: cannot use the TLS files: {exc}", err=True)
+        sys.exit(2)
     try:
         _run(
             serve_forever(
@@ -110,6 +141,7 @@ def serve(
                 endpoints=_parse_endpoints(endpoints),
                 lease=lease,
                 poll_interval=poll_interval,
+                ssl_context=context,
             )
         )
     except ConfigError as exc:

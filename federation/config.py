@@ -114,6 +114,7 @@ class Inbound:
     keys_sha256: frozenset[str]
     services: Mapping[str, Service]  # mapping: partner format → local format; options: local side
     wsdl: Path | None = None  # the WSDL of our SOAP endpoint for this partner, if it files by SOAP
+    client_certs_sha256: frozenset[str] = frozenset()  # mutual TLS: the partner's certificates
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -504,14 +505,18 @@ def _broker(r: Reader, raw: Any) -> BrokerSettings:
 def _inbound(
     r: Reader, path: PathKey, raw: Any, base: Path, local_protocol: str | None
 ) -> Inbound | None:
-    m = r.mapping(path, raw, required=("keys_sha256",), optional=("services", "wsdl"))
+    m = r.mapping(path, raw, optional=("keys_sha256", "client_certs_sha256", "services", "wsdl"))
     if m is None:
         return None
-    keys = set()
-    for i, item in enumerate(r.items((*path, "keys_sha256"), m.get("keys_sha256"))):
-        key = r.text((*path, "keys_sha256", i), item, pattern=SHA256_RE, what="a sha256 hex digest")
-        if key:
-            keys.add(key.lower())
+    found: dict[str, set[str]] = {"keys_sha256": set(), "client_certs_sha256": set()}
+    for field_name, digests in found.items():
+        for i, item in enumerate(r.items((*path, field_name), m.get(field_name, []))):
+            digest = r.text(
+                (*path, field_name, i), item, pattern=SHA256_RE, what="a sha256 hex digest"
+            )
+            if digest:
+                digests.add(digest.lower())
+    keys, certs = found["keys_sha256"], found["client_certs_sha256"]
     # A partner may only send status updates (no services): it still needs its keys.
     services: Mapping[str, Service] | None = (
         _services(r, (*path, "services"), m["services"], base, local_protocol)
@@ -525,11 +530,18 @@ def _inbound(
             wsdl = (base / wfile).resolve()
             if not wsdl.is_file():
                 r.error((*path, "wsdl"), f"WSDL file {wfile!r} not found")
-    if not keys or services is None:
-        if not keys:
-            r.error((*path, "keys_sha256"), "lists no key: nobody could file anything")
+    if not (keys or certs) or services is None:
+        if not (keys or certs):
+            r.error(
+                path, "lists no keys_sha256 and no client_certs_sha256: nobody could file anything"
+            )
         return None
-    return Inbound(keys_sha256=frozenset(keys), services=services, wsdl=wsdl)
+    return Inbound(
+        keys_sha256=frozenset(keys),
+        services=services,
+        wsdl=wsdl,
+        client_certs_sha256=frozenset(certs),
+    )
 
 
 def _services(

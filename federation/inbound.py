@@ -19,7 +19,7 @@ import orjson
 from aiohttp import web
 
 from federation.broker import Submission
-from federation.config import LOCAL, Partner
+from federation.config import LOCAL, Inbound, Partner
 from federation.errors import IdempotencyConflict, MappingError
 from federation.intake import BROKER, KEY_RE, Received, accepted, conflict, refuse
 from federation.models import Direction, Event, Exchange, Lifecycle, State, StateChange
@@ -52,7 +52,7 @@ async def status_update(request: web.Request) -> web.Response:
         partner = broker.catalogue.partner(pid)
         if partner is None or partner.inbound is None or pid == LOCAL:
             raise ProblemError(404, "unknown-partner", f"no partner {pid!r} reports status here")
-        _authenticate(request, partner.inbound.keys_sha256, pid)
+        _authenticate(request, partner.inbound, pid)
         body = await got.read(broker.catalogue.config.broker.max_body_bytes)
         update = _json_object(body)
         exchange = await _exchange_for(broker, pid, update)
@@ -163,7 +163,7 @@ def filing_partner(request: web.Request, broker: Any, pid: str) -> Partner:
     partner: Partner | None = broker.catalogue.partner(pid)
     if partner is None or partner.inbound is None or pid == LOCAL:
         raise ProblemError(404, "unknown-partner", f"no partner {pid!r} files applications here")
-    _authenticate(request, partner.inbound.keys_sha256, pid)
+    _authenticate(request, partner.inbound, pid)
     return partner
 
 
@@ -224,20 +224,37 @@ def _check_mapping(broker: Any, service: str, application: dict[str, object]) ->
         ) from exc
 
 
-def _authenticate(request: web.Request, keys: frozenset[str], pid: str) -> None:
+def _authenticate(request: web.Request, inbound: Inbound, pid: str) -> None:
+    """A partner proves who it is by a client certificate (mutual TLS) or a Bearer key."""
+    peer = _peer_certificate(request)
+    if peer is not None:
+        fingerprint = hashlib.sha256(peer).hexdigest()
+        if any([hmac.compare_digest(fingerprint, c) for c in inbound.client_certs_sha256]):
+            return
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
+        if peer is not None:
+            raise ProblemError(403, "forbidden", f"that client certificate is not one of {pid!r}'s")
         raise ProblemError(
             401,
             "unauthenticated",
-            f"send 'Authorization: Bearer <key>' with {pid!r}'s key",
-            headers_hint="WWW-Authenticate: Bearer",
+            f"send 'Authorization: Bearer <key>' with {pid!r}'s key, or its client certificate",
         )
     digest = hashlib.sha256(token.strip().encode()).hexdigest()
     # Compare against every key in constant time: no timing hint about which one almost matched.
-    if not any([hmac.compare_digest(digest, k) for k in keys]):
+    if not any([hmac.compare_digest(digest, k) for k in inbound.keys_sha256]):
         raise ProblemError(403, "forbidden", f"that key is not one of {pid!r}'s")
+
+
+def _peer_certificate(request: web.Request) -> bytes | None:
+    """The DER bytes of the TLS client certificate, if the connection has one (verified by the CA)."""
+    transport = request.transport
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    if ssl_object is None:
+        return None
+    der: bytes | None = ssl_object.getpeercert(binary_form=True)
+    return der
 
 
 def _parse(body: bytes) -> tuple[str, dict[str, object]]:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import signal
+import ssl
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
@@ -33,6 +34,7 @@ async def running_broker(
     poll_interval: float | None = None,
     journal: Journal | None = None,
     inbound_keys: Mapping[str, str] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> AsyncIterator[tuple[Broker, str]]:
     """A broker with its HTTP API listening; yields the broker and its base URL."""
     broker = Broker(
@@ -46,7 +48,9 @@ async def running_broker(
     )
     async with broker.open():
         runner: web.AppRunner
-        runner, url = await start_site(create_app(broker), host, port, access_log=None)
+        runner, url = await start_site(
+            create_app(broker), host, port, ssl_context=ssl_context, access_log=None
+        )
         try:
             yield broker, url
         finally:
