@@ -32,6 +32,7 @@ from federation.models import (
     content_hash,
 )
 from federation.notifier import Notifier
+from federation.poller import Poller
 from federation.worker import Worker
 from replay.journal import Journal
 from replay.refs import RefExtractor, reference
@@ -90,6 +91,7 @@ class Broker:
         self._retired: list[Adapter] = []
         self._worker: Worker | None = None
         self._notifier: Notifier | None = None
+        self._poller: Poller | None = None
         self.started_at: float | None = None
         self._log = get_logger(component="broker", owner=self.owner)
 
@@ -98,6 +100,11 @@ class Broker:
         if self._catalogue is None:
             raise FederationError("broker is not open")
         return self._catalogue
+
+    @property
+    def adapters(self) -> Mapping[str, Adapter]:
+        """The partners' adapters in use (for the status poller)."""
+        return self._adapters
 
     @property
     def worker(self) -> Worker:
@@ -138,6 +145,8 @@ class Broker:
                 clock=self._clock,
             )
             self._notifier.start()
+            self._poller = Poller(self)
+            self._poller.start()
             self.started_at = self._clock()
             self._log.info("broker_started", partners=len(self._adapters))
             yield self
@@ -146,6 +155,8 @@ class Broker:
                 await self._worker.stop()
             if self._notifier is not None:
                 await self._notifier.stop()
+            if self._poller is not None:
+                await self._poller.stop()
             for adapter in [*self._adapters.values(), *self._retired]:
                 await adapter.close()
             self._adapters.clear()

@@ -60,7 +60,21 @@ async def status_update(request: web.Request) -> web.Response:
     except ProblemError as exc:
         await refuse(request, broker, exc, None, got.body, got.size)
         raise
-    state = lifecycle["lifecycle"]
+    state = await record_lifecycle(broker, exchange, lifecycle, update)
+    body_out = {"exchange_id": exchange.id, "lifecycle": state}
+    return web.Response(body=orjson.dumps(body_out), content_type="application/json")
+
+
+async def record_lifecycle(
+    broker: Any,
+    exchange: Exchange,
+    lifecycle: dict[str, Any],
+    update: Any,
+    *,
+    via: str = "callback",
+) -> str:
+    """Journal a partner's word on an application and tell its source (callback or poll alike)."""
+    state: str = lifecycle["lifecycle"]
     source = broker.catalogue.config.sources.get(exchange.source)
     await broker.journal.record(
         exchange.id,
@@ -69,7 +83,7 @@ async def status_update(request: web.Request) -> web.Response:
                 exchange_id=exchange.id,
                 kind="lifecycle",
                 at=time.time(),
-                data={**lifecycle, "partner_update": update},
+                data={**lifecycle, "partner_update": update, "via": via},
             )
         ],
         StateChange(
@@ -79,8 +93,7 @@ async def status_update(request: web.Request) -> web.Response:
             notify_as=f"lifecycle:{state}",
         ),
     )
-    body_out = {"exchange_id": exchange.id, "lifecycle": state}
-    return web.Response(body=orjson.dumps(body_out), content_type="application/json")
+    return state
 
 
 def _json_object(body: bytes) -> dict[str, Any]:

@@ -25,6 +25,10 @@ from federation.net import start_site
 SIM_LIMIT = 4 * 1024 * 1024
 
 
+# What a polled simulator reports on successive status queries: accepted, approved, completed.
+STATUS_STAGES = ("SL", "PZ", "BJ")
+
+
 @dataclass
 class Behaviour:
     """What the simulator does with the next requests."""
@@ -101,6 +105,7 @@ class PartnerSimulator:
         self.behaviour = Behaviour()
         self.seen: dict[str, Seen] = {}
         self.requests = 0
+        self.status_queries: dict[str, int] = {}
         self.in_flight = 0
         self.max_in_flight = 0
         self._rng = random.Random(seed)
@@ -152,6 +157,8 @@ class PartnerSimulator:
             )
         if request.content_type != "application/json":
             return web.json_response({"detail": "expected application/json"}, status=415)
+        if request.path.endswith("/status"):
+            return await self._status(request)
         try:
             body = orjson.loads(await request.read())
         except orjson.JSONDecodeError:
@@ -181,6 +188,17 @@ class PartnerSimulator:
             # Processed, but the answer is late: what a caller's timeout cannot tell apart.
             await asyncio.sleep(b.delay)
         return web.json_response(seen.receipt, status=200)
+
+    async def _status(self, request: web.Request) -> web.Response:
+        """A status query (polling): each one finds the application one step further along."""
+        body = orjson.loads(await request.read() or b"{}")
+        key = body.get("idempotency_key") if isinstance(body, dict) else None
+        if not isinstance(key, str) or key not in self.seen:
+            return web.json_response({"detail": "no such application"}, status=404)
+        step = self.status_queries.get(key, 0)
+        self.status_queries[key] = step + 1
+        code = STATUS_STAGES[min(step, len(STATUS_STAGES) - 1)]
+        return web.json_response({"idempotency_key": key, "status": code})
 
     async def _requests(self, request: web.Request) -> web.Response:
         body = {

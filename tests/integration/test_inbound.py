@@ -340,3 +340,50 @@ async def test_partner_reports_lifecycle_and_the_source_hears_it(
         "accepted",
         "correction_required",
     ]
+
+
+async def test_status_is_polled_for_partners_that_cannot_call_back(
+    make_config, simulators, broker_at
+) -> None:
+    """With status_path and poll_every, the broker asks; each new state is journalled and shown."""
+    from federation.broker import Submission
+    from tests.conftest import SC_APPLICATION
+
+    root: Path = make_config()
+    text = (root / "partners.yaml").read_text(encoding="utf-8")
+    text = text.replace(
+        '      "115101000000000000-HF-WITHDRAW": mappings/sc-hf.yaml\n',
+        '      "115101000000000000-HF-WITHDRAW":\n        mapping: mappings/sc-hf.yaml\n'
+        "        status_path: /gjj/status\n        poll_every: 100ms\n",
+    )
+    (root / "partners.yaml").write_text(text, encoding="utf-8")
+    mapping = root / "mappings" / "sc-hf.yaml"
+    mapping.write_text(
+        mapping.read_text(encoding="utf-8")
+        + "status:\n  lifecycle: {switch: status, cases: {SL: accepted, PZ: approved, BJ: completed}}\n",
+        encoding="utf-8",
+    )
+    sims = await simulators(root)
+    async with broker_at(root, sims) as (broker, _):
+        ex, _ = await broker.submit(
+            Submission(
+                source="gd-portal",
+                partner="sc",
+                service="115101000000000000-HF-WITHDRAW",
+                idempotency_key="poll-1",
+                application=SC_APPLICATION,
+            )
+        )
+        await settle(broker, ex.id, DONE)
+        for _ in range(100):
+            done = await broker.get(ex.id)
+            assert done is not None
+            if done.lifecycle() and done.lifecycle()[-1]["state"] == "completed":
+                break
+            await asyncio.sleep(0.05)
+        asked = sims["sc"].status_queries.get("poll-1", 0)
+        await asyncio.sleep(0.3)  # completed: no more questions
+    steps = [s["state"] for s in done.lifecycle()]
+    assert steps == ["submitted", "accepted", "approved", "completed"]
+    assert [e.data.get("via") for e in done.events if e.kind == "lifecycle"] == ["poll"] * 3
+    assert sims["sc"].status_queries["poll-1"] == asked == 3

@@ -1,0 +1,113 @@
+"""Status polling: for partners that cannot call back, ask how each delivered application stands.
+
+A REST service with ``status_path`` and ``poll_every`` in partners.yaml is asked, that often, for
+every delivered application whose lifecycle has not ended (completed, not accepted). The partner's
+answer goes through the mapping's ``status:`` section like a callback would; a changed state is
+journalled as a ``lifecycle`` event (``via: poll``) and forwarded to the source. Each instance polls
+on its own: with several instances a change may be noted twice (the same state, twice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+from adapters.base import OutboundRequest
+from federation.errors import AdapterError, FederationError, MappingError
+from federation.logging import get_logger
+from federation.models import Lifecycle
+from replay.journal import Query
+
+FINAL = {Lifecycle.COMPLETED.value, Lifecycle.NOT_ACCEPTED.value}
+
+
+class Poller:
+    """Polls partners' status operations for one broker instance."""
+
+    def __init__(self, broker: Any) -> None:
+        self.broker = broker
+        self._last: dict[str, float] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._log = get_logger(component="poller")
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="status-poller")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def _services(self) -> list[tuple[Any, Any, float]]:
+        out = []
+        for partner in self.broker.catalogue.config.partners.values():
+            for service in partner.services.values():
+                every = getattr(service.options.get(partner.protocol), "poll_every", None)
+                if every:
+                    out.append((partner, service, float(every)))
+        return out
+
+    async def _loop(self) -> None:
+        while True:
+            services = self._services()
+            tick = min([every for _, _, every in services], default=30.0) / 2
+            await asyncio.sleep(min(max(tick, 0.05), 30.0))
+            try:
+                await self.poll_once()
+            except FederationError as exc:
+                self._log.warning("status_poll_failed", error=str(exc))
+
+    async def poll_once(self) -> int:
+        """Ask about every application that is due; returns how many lifecycle changes were noted."""
+        from federation.inbound import record_lifecycle  # the callback path, shared
+
+        changes = 0
+        for partner, service, every in self._services():
+            adapter = self.broker.adapters.get(partner.id)
+            mapping = self.broker.catalogue.mapping(partner.id, service.code)
+            if adapter is None or mapping is None or mapping.status is None:
+                continue
+            found = await self.broker.journal.search(
+                Query(states=("delivered",), partner=partner.id, service=service.code, limit=500)
+            )
+            now = time.monotonic()
+            for ex in found:
+                if ex.supplement_of or now - self._last.get(ex.id, -1e9) < every:
+                    continue
+                self._last[ex.id] = now
+                full = await self.broker.journal.get(ex.id)
+                steps = full.lifecycle() if full is not None else []
+                if full is None or (steps and steps[-1]["state"] in FINAL):
+                    continue
+                try:
+                    reply = await adapter.send(
+                        OutboundRequest(
+                            exchange_id=ex.id,
+                            idempotency_key=ex.idempotency_key,
+                            service=service.code,
+                            payload={"idempotency_key": ex.idempotency_key},
+                            attempt=0,
+                            kind="status",
+                        )
+                    )
+                    mapped = mapping.map_status(reply.body)
+                except (AdapterError, MappingError) as exc:
+                    self._log.info("status_poll_unanswered", exchange_id=ex.id, error=str(exc))
+                    continue
+                state = (mapped or {}).get("lifecycle")
+                if state not in {s.value for s in Lifecycle} or (
+                    steps and steps[-1]["state"] == state
+                ):
+                    continue
+                await record_lifecycle(
+                    self.broker,
+                    full,
+                    {k: v for k, v in (mapped or {}).items() if v is not None},
+                    reply.body,
+                    via="poll",
+                )
+                changes += 1
+        return changes
