@@ -120,6 +120,13 @@ def _filter_options(*, with_id: bool) -> Callable[[Callable[..., Any]], Callable
             help="received, queued, delivering, delivered, retry_wait, failed or rejected. "
             "Repeatable, or comma-separated.",
         ),
+        click.option(
+            "--lifecycle",
+            "lifecycle",
+            multiple=True,
+            help="Where it stands at the partner: submitted, accepted, not_accepted, "
+            "correction_required, approved, refused or completed. Repeatable.",
+        ),
         click.option("--partner", help="Partner id (hk, mo, gd …)."),
         click.option("--service", help="Service item code."),
         click.option("--source", help="Local system that submitted it."),
@@ -153,6 +160,7 @@ def _params(
     *,
     states: tuple[str, ...],
     partner: str | None,
+    lifecycle: tuple[str, ...] = (),
     service: str | None,
     source: str | None,
     since: str | None,
@@ -169,6 +177,7 @@ def _params(
         applicant = _read_applicant()
     given: dict[str, Any] = {
         "state": ",".join(states) if states else None,
+        "lifecycle": ",".join(lifecycle) if lifecycle else None,
         "partner": partner,
         "service": service,
         "source": source,

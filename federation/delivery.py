@@ -308,6 +308,7 @@ class Delivery:
                 receipt=receipt or {},
                 last_error=receipt_error,
                 notify=self._notify(exchange),
+                lifecycle_state=None if exchange.supplement_of else "submitted",
             ),
         )
         log.info("exchange_delivered", duration_ms=duration, status=reply.status)
@@ -332,6 +333,7 @@ class Delivery:
                     expect=frozenset({State.DELIVERED}),
                     notify=self._notify(supplement),
                     notify_as="lifecycle:submitted",
+                    lifecycle_state="submitted",
                 ),
             )
         except JournalError as exc:

@@ -91,6 +91,7 @@ async def record_lifecycle(
             expect=frozenset({State.DELIVERED}),
             notify=source is not None and source.callback is not None,
             notify_as=f"lifecycle:{state}",
+            lifecycle_state=state,
         ),
     )
     return state

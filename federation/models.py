@@ -175,6 +175,7 @@ class StateChange:
     release_lease: bool = False
     notify: bool = False  # announce this (end) state to the source's callback
     notify_as: str | None = None  # …as this instead (e.g. "lifecycle:accepted")
+    lifecycle_state: str | None = None  # the partner's latest word on the application
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -225,6 +226,7 @@ class Exchange:
     notify_state: str | None = None  # end state still to be announced to the source's callback
     notify_attempts: int = 0
     supplement_of: str | None = None  # set on a correction round's follow-up message
+    lifecycle_state: str | None = None  # the latest lifecycle step (search by it)
     created_at: float
     updated_at: float
     events: Sequence[Event] = ()

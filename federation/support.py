@@ -13,13 +13,14 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from federation.models import State, iso
+from federation.models import Lifecycle, State, iso
 from federation.problems import ProblemError
 from replay.journal import Query
 from replay.service import Mode, ReplayService
 
 FILTERS = (
     "state",
+    "lifecycle",
     "partner",
     "service",
     "source",
@@ -63,6 +64,11 @@ def query_from(params: Mapping[str, str], *, applicant_ref: Callable[[str], byte
             f"unknown filter(s): {', '.join(sorted(unknown))}; known: {', '.join(FILTERS)}"
         )
     states = tuple(s for s in params.get("state", "").split(",") if s)
+    lifecycle = tuple(s for s in params.get("lifecycle", "").split(",") if s)
+    known = {x.value for x in Lifecycle}
+    for s in lifecycle:
+        if s not in known:
+            raise BadQuery(f"{s!r} is not a lifecycle state ({', '.join(sorted(known))})")
     for s in states:
         if s not in {x.value for x in State}:
             raise BadQuery(f"{s!r} is not a state ({', '.join(x.value for x in State)})")
@@ -81,6 +87,7 @@ def query_from(params: Mapping[str, str], *, applicant_ref: Callable[[str], byte
         raise BadQuery("limit must be between 1 and 1000")
     return Query(
         states=states,
+        lifecycle=lifecycle,
         partner=params.get("partner"),
         service=params.get("service"),
         source=params.get("source"),
@@ -100,6 +107,7 @@ def summary(ex: Any) -> dict[str, Any]:
     return {
         "id": ex.id,
         "state": ex.state.value,
+        "lifecycle": ex.lifecycle_state,
         "partner": ex.target,
         "service": ex.service,
         "source": ex.source,

@@ -127,6 +127,7 @@ class InMemoryJournal:
             if change.notify
             else ex.notify_state,
             notify_attempts=0 if change.notify else ex.notify_attempts,
+            lifecycle_state=change.lifecycle_state or ex.lifecycle_state,
         )
         if change.notify:
             self.notify_at[exchange_id] = self._clock()
@@ -228,6 +229,7 @@ class InMemoryJournal:
             ex = self.exchanges[xid]
             if (
                 (q.states and ex.state.value not in q.states)
+                or (q.lifecycle and ex.lifecycle_state not in q.lifecycle)
                 or (q.partner is not None and ex.target != q.partner)
                 or (q.service is not None and ex.service != q.service)
                 or (q.source is not None and ex.source != q.source)

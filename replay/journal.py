@@ -45,6 +45,7 @@ class Query:
     """What support staff look for; every given filter must hold. Newest first."""
 
     states: tuple[str, ...] = ()
+    lifecycle: tuple[str, ...] = ()  # where the application stands at the partner
     partner: str | None = None
     service: str | None = None
     source: str | None = None

@@ -250,6 +250,7 @@ UPDATE exchanges SET
     notify_state = CASE WHEN $9 THEN COALESCE($14::text, $2) ELSE notify_state END,
     notify_attempts = CASE WHEN $9 THEN 0 ELSE notify_attempts END,
     notify_at = CASE WHEN $9 THEN $3 ELSE notify_at END,
+    lifecycle_state = COALESCE($15::text, lifecycle_state),
     lease_owner = CASE WHEN $10 THEN NULL ELSE lease_owner END,
     lease_until = CASE WHEN $10 THEN NULL ELSE COALESCE($11, lease_until) END
 WHERE id = $1 AND state = ANY($12::text[]) AND ($13::text IS NULL OR lease_owner = $13)"""
@@ -432,6 +433,8 @@ def search_sql(q: Query) -> tuple[str, list[Any]]:
 
     if q.states:
         where.append(f"state = ANY({arg(list(q.states))}::text[])")
+    if q.lifecycle:
+        where.append(f"lifecycle_state = ANY({arg(list(q.lifecycle))}::text[])")
     for column, value in (
         ("target", q.partner),
         ("service", q.service),

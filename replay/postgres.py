@@ -388,6 +388,7 @@ class PostgresJournal:
             sorted(s.value for s in allowed),
             owner,
             change.notify_as,
+            change.lifecycle_state,
         )
         rows = [(exchange_id, e.at, e.kind, dumps(e.data)) for e in events]
 

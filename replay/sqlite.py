@@ -215,6 +215,9 @@ class SQLiteJournal:
         if change.attempts is not None:
             sets.append("attempts = ?")
             args.append(change.attempts)
+        if change.lifecycle_state is not None:
+            sets.append("lifecycle_state = ?")
+            args.append(change.lifecycle_state)
         if change.notify:
             sets.append("notify_state = ?, notify_attempts = 0, notify_at = ?")
             args += [change.notify_as or change.state.value, now]
@@ -466,6 +469,9 @@ def search_sql(q: Query) -> tuple[str, list[Any]]:
     if q.states:
         where.append(f"state IN ({','.join('?' * len(q.states))})")
         args += list(q.states)
+    if q.lifecycle:
+        where.append(f"lifecycle_state IN ({','.join('?' * len(q.lifecycle))})")
+        args += list(q.lifecycle)
     for column, value in (
         ("target", q.partner),
         ("service", q.service),
@@ -672,6 +678,7 @@ def _exchange(row: sqlite3.Row, events: Sequence[Event]) -> Exchange:
         next_attempt_at=row["next_attempt_at"],
         notify_state=row["notify_state"],
         notify_attempts=row["notify_attempts"],
+        lifecycle_state=row["lifecycle_state"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         events=tuple(events),

@@ -313,6 +313,10 @@ async def test_partner_reports_lifecycle_and_the_source_hears_it(
                 view = await r.json()
             async with http.get(f"/v1/exchanges/{child}") as r:
                 child_view = await r.json()
+            async with http.get("/v1/exchanges", params={"lifecycle": "completed"}) as r:
+                completed = [e["id"] for e in (await r.json())["exchanges"]]
+            async with http.get("/v1/exchanges", params={"lifecycle": "pending"}) as r:
+                assert r.status == 400
             for _ in range(100):
                 if any(h.get("lifecycle") == "completed" for h in heard):
                     break
@@ -328,6 +332,7 @@ async def test_partner_reports_lifecycle_and_the_source_hears_it(
         "completed",
     ]
     assert view["lifecycle"][2]["note"] == "请补充购房合同原件扫描件"
+    assert completed == [ex.id]  # searchable by where it stands at the partner
     assert child_view["supplement_of"] == ex.id
     assert child_view["state"] == "delivered"
     follow_up = sims["sc"].seen["sc-1-bz-1"]
@@ -385,5 +390,6 @@ async def test_status_is_polled_for_partners_that_cannot_call_back(
         await asyncio.sleep(0.3)  # completed: no more questions
     steps = [s["state"] for s in done.lifecycle()]
     assert steps == ["submitted", "accepted", "approved", "completed"]
+    assert done.lifecycle_state == "completed"
     assert [e.data.get("via") for e in done.events if e.kind == "lifecycle"] == ["poll"] * 3
     assert sims["sc"].status_queries["poll-1"] == asked == 3
