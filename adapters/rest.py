@@ -46,13 +46,21 @@ class RestService:
     supplement_path: str | None = (
         None  # follow-ups of a correction round (default: path/supplements)
     )
+    status_path: str | None = None  # where to ask how an application stands (polling)
+    poll_every: float | None = None  # ask that often, for partners that cannot call back
 
 
 class RestSpec:
     """partners.yaml keys for ``protocol: rest``."""
 
     name = "rest"
-    service_keys: tuple[str, ...] = ("path", "method", "supplement_path")
+    service_keys: tuple[str, ...] = (
+        "path",
+        "method",
+        "supplement_path",
+        "status_path",
+        "poll_every",
+    )
 
     def parse_partner(self, r: Reader, path: PathKey, raw: Any, base: Path) -> Mapping[str, Any]:
         m = r.mapping(path, raw, optional=("idempotency_header", "headers"))
@@ -100,9 +108,32 @@ class RestSpec:
             if "supplement_path" in raw
             else None
         )
+        status_path = (
+            r.text(
+                (*path, "status_path"),
+                raw["status_path"],
+                pattern=PATH_RE,
+                what="a URL path starting with /",
+            )
+            if "status_path" in raw
+            else None
+        )
+        every = (
+            r.duration((*path, "poll_every"), raw["poll_every"], low=0.05, high=7 * 86400)
+            if "poll_every" in raw
+            else None
+        )
+        if (status_path is None) != (every is None):
+            r.error(
+                path, "status_path and poll_every go together (polling asks status_path that often)"
+            )
         return {
             "rest": RestService(
-                path=sub or svc.path, method=method or svc.method, supplement_path=supplement
+                path=sub or svc.path,
+                method=method or svc.method,
+                supplement_path=supplement,
+                status_path=status_path,
+                poll_every=every,
             )
         }
 
@@ -148,6 +179,8 @@ class RestAdapter:
         path = svc.path
         if request.kind == "supplement":
             path = svc.supplement_path or f"{svc.path.rstrip('/')}/supplements"
+        elif request.kind == "status":
+            path = svc.status_path or f"{svc.path.rstrip('/')}/status"
         url = self.partner.endpoint.rstrip("/") + path if path else self.partner.endpoint
         body = canonical_json(request.payload)
         headers = {
