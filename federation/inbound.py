@@ -55,8 +55,8 @@ async def status_update(request: web.Request) -> web.Response:
         _authenticate(request, partner.inbound, pid)
         body = await got.read(broker.catalogue.config.broker.max_body_bytes)
         update = _json_object(body)
-        exchange = await _exchange_for(broker, pid, update)
-        lifecycle = _lifecycle(broker, exchange, update)
+        exchange = await exchange_for(broker, pid, update)
+        lifecycle = lifecycle_of(broker, exchange, update)
     except ProblemError as exc:
         await refuse(request, broker, exc, None, got.body, got.size)
         raise
@@ -107,7 +107,7 @@ def _json_object(body: bytes) -> dict[str, Any]:
     return data
 
 
-async def _exchange_for(broker: Any, pid: str, update: dict[str, Any]) -> Exchange:
+async def exchange_for(broker: Any, pid: str, update: dict[str, Any]) -> Exchange:
     key = update.get("idempotency_key")
     if not isinstance(key, str) or not key:
         raise ProblemError(400, "invalid-request", "name the application by its idempotency_key")
@@ -124,7 +124,7 @@ async def _exchange_for(broker: Any, pid: str, update: dict[str, Any]) -> Exchan
     return exchange
 
 
-def _lifecycle(broker: Any, exchange: Exchange, update: dict[str, Any]) -> dict[str, Any]:
+def lifecycle_of(broker: Any, exchange: Exchange, update: dict[str, Any]) -> dict[str, Any]:
     mapping = broker.catalogue.mapping(exchange.target, exchange.service)
     try:
         mapped = mapping.map_status(update) if mapping is not None else None

@@ -26,13 +26,20 @@ from lxml import etree  # type: ignore[import-untyped]
 from adapters import xmlsafe
 from adapters.envelope import SOAP11, Envelope, NotSoap, escape_attr, open_envelope
 from federation.errors import JournalUnavailable
-from federation.inbound import file_with, filing_partner
+from federation.inbound import (
+    exchange_for,
+    file_with,
+    filing_partner,
+    lifecycle_of,
+    record_lifecycle,
+)
 from federation.intake import BROKER, Received, refuse
 from federation.logging import get_logger
 from federation.problems import PROBLEM_TYPE, ProblemError
 
 NS = "urn:tongban:inbound:2026"
 OPERATION = f"{{{NS}}}FileApplication"
+REPORT = f"{{{NS}}}ReportStatus"
 FIELDS = ("service", "idempotencyKey", "application")
 SOAP_ADDRESS = "{http://schemas.xmlsoap.org/wsdl/soap/}address"
 MEDIA_TYPES = frozenset({"text/xml"})  # SOAP 1.1 over HTTP
@@ -76,7 +83,10 @@ async def file_application(request: web.Request) -> web.Response:
         try:
             partner = filing_partner(request, broker, pid)
             body = await got.read(broker.catalogue.config.broker.max_body_bytes, MEDIA_TYPES)
-            service, key, application = _parse(body)
+            first = _body_element(body)
+            if first.tag == REPORT:
+                return await _report_status(broker, pid, first)
+            service, key, application = _parse(first)
             exchange, _ = await file_with(
                 broker,
                 partner,
@@ -108,8 +118,8 @@ async def file_application(request: web.Request) -> web.Response:
     )
 
 
-def _parse(body: bytes) -> tuple[str, str, dict[str, Any]]:
-    """service, idempotency key and application of a FileApplication envelope."""
+def _body_element(body: bytes) -> Any:
+    """The first element of a SOAP 1.1 Body (FileApplication or ReportStatus), parsed safely."""
     try:
         opened = open_envelope(xmlsafe.parse(body, xmlsafe.REPLY_LIMITS))
     except xmlsafe.XmlRefused as exc:
@@ -119,13 +129,19 @@ def _parse(body: bytes) -> tuple[str, str, dict[str, Any]]:
         raise ProblemError(400, "invalid-request", str(exc)) from None
     if opened.version is not SOAP11:
         raise ProblemError(400, "version-mismatch", "this endpoint speaks SOAP 1.1 (text/xml) only")
-    if opened.first is None or opened.first.tag != OPERATION:
+    if opened.first is None or opened.first.tag not in (OPERATION, REPORT):
         got = etree.QName(opened.first).text if opened.first is not None else "an empty Body"
-        raise ProblemError(400, "invalid-request", f"expected {OPERATION} in the Body, got {got}")
+        raise ProblemError(
+            400, "invalid-request", f"expected {OPERATION} or {REPORT} in the Body, got {got}"
+        )
+    return opened.first
+
+
+def _fields(element: Any, names: tuple[str, ...]) -> dict[str, str]:
     values: dict[str, str] = {}
     errors: list[dict[str, str]] = []
-    for name in FIELDS:
-        el = opened.first.find(f"{{{NS}}}{name}")
+    for name in names:
+        el = element.find(f"{{{NS}}}{name}")
         text = (el.text or "").strip() if el is not None else ""
         if not text:
             errors.append({"path": name, "message": "required text"})
@@ -133,14 +149,39 @@ def _parse(body: bytes) -> tuple[str, str, dict[str, Any]]:
     if errors:
         detail = "; ".join(f"{e['path']}: {e['message']}" for e in errors)
         raise ProblemError(400, "invalid-request", detail, errors=errors)
+    return values
+
+
+def _json_text(text: str, what: str) -> dict[str, Any]:
     try:
-        application = orjson.loads(values["application"])
+        data = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
-        raise ProblemError(
-            400, "malformed-json", f"application is not valid JSON text: {exc}"
-        ) from None
-    if not isinstance(application, dict):
-        raise ProblemError(400, "invalid-request", "application must be a JSON object")
+        raise ProblemError(400, "malformed-json", f"{what} is not valid JSON text: {exc}") from None
+    if not isinstance(data, dict):
+        raise ProblemError(400, "invalid-request", f"{what} must be a JSON object")
+    return data
+
+
+async def _report_status(broker: Any, pid: str, element: Any) -> web.Response:
+    """ReportStatus: the partner's word on an application we sent it, as the REST callback."""
+    values = _fields(element, ("idempotencyKey", "update"))
+    update = {**_json_text(values["update"], "update"), "idempotency_key": values["idempotencyKey"]}
+    exchange = await exchange_for(broker, pid, update)
+    lifecycle = lifecycle_of(broker, exchange, update)
+    state = await record_lifecycle(broker, exchange, lifecycle, update, via="soap")
+    answer = (
+        "<tb:ReportStatusResponse>"
+        f"<tb:exchangeId>{escape(exchange.id)}</tb:exchangeId>"
+        f"<tb:lifecycle>{escape(state)}</tb:lifecycle>"
+        "</tb:ReportStatusResponse>"
+    )
+    return web.Response(body=_ENVELOPE.render([], answer), content_type="text/xml", charset="utf-8")
+
+
+def _parse(element: Any) -> tuple[str, str, dict[str, Any]]:
+    """service, idempotency key and application of a FileApplication element."""
+    values = _fields(element, FIELDS)
+    application = _json_text(values["application"], "application")
     return values["service"], values["idempotencyKey"], application
 
 

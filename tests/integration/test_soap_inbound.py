@@ -161,3 +161,37 @@ def test_inbound_wsdl_must_exist(soap_config: Path) -> None:
         load_config(soap_config)
     assert "inbound.wsdl" in str(err.value)
     assert "gd-inbound.wsdl" in str(err.value)
+
+
+async def test_zeep_reports_status_of_an_application_we_sent(
+    soap_config, simulators, broker_at
+) -> None:
+    """ReportStatus over SOAP: mapped by the status: section, journalled, shown in the lifecycle."""
+    from tests.conftest import hk_submission
+
+    mapping = soap_config / "mappings" / "hk-vl.yaml"
+    mapping.write_text(
+        mapping.read_text(encoding="utf-8")
+        + "status:\n  lifecycle: {switch: estado, cases: {ACEITE: accepted, CONCLUIDO: completed}}\n",
+        encoding="utf-8",
+    )
+    sims = await simulators(soap_config)
+    async with broker_at(soap_config, sims) as (broker, url):
+        ex, _ = await broker.submit(hk_submission("sent-to-hk"))
+        await settle(broker, ex.id, DONE)
+
+        def report(estado: str) -> Any:
+            return client(url).service.ReportStatus(
+                idempotencyKey="sent-to-hk", update=orjson.dumps({"estado": estado}).decode()
+            )
+
+        first = await asyncio.to_thread(report, "ACEITE")
+        with pytest.raises(zeep.exceptions.Fault) as unknown:
+            await asyncio.to_thread(report, "TALVEZ")
+        await asyncio.to_thread(report, "CONCLUIDO")
+        done = await broker.get(ex.id)
+    assert (first.exchangeId, first.lifecycle) == (ex.id, "accepted")
+    assert "no case for 'TALVEZ'" in unknown.value.message
+    assert done is not None
+    assert [s["state"] for s in done.lifecycle()] == ["submitted", "accepted", "completed"]
+    assert {e.data.get("via") for e in done.events if e.kind == "lifecycle"} == {"soap"}
