@@ -91,6 +91,18 @@ def load_catalogue(
                     )
             mappings[(partner.id, service.code)] = compiled
             problems.extend(_check_protocol_tree(partner, service.code, compiled))
+            if compiled.supplement is not None and partner.protocol != "rest":
+                first = compiled.supplement.specs[:1]
+                problems.append(
+                    Problem(
+                        message=f"{partner.id} speaks {partner.protocol}, which takes no "
+                        "supplements yet: a supplement: section is sent to a REST service's "
+                        "supplement_path",
+                        path="supplement",
+                        file=display,
+                        line=first[0].line if first else None,
+                    )
+                )
             if service.schema is not None:
                 schema = _schema(service.schema, config.root, problems, schemas_seen)
                 if schema is not None:
