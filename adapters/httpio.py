@@ -18,6 +18,20 @@ from federation.config import Partner
 from federation.errors import Transcript, TransientError, UnknownOutcomeError
 
 
+def partner_session(partner: Partner, **extra: Any) -> aiohttp.ClientSession:
+    """The one client session an adapter keeps per partner: its concurrency and its timeouts."""
+    t = partner.timeouts
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(
+            limit=partner.concurrency, limit_per_host=partner.concurrency
+        ),
+        timeout=aiohttp.ClientTimeout(total=t.total, connect=t.connect, sock_read=t.read),
+        auto_decompress=True,
+        raise_for_status=False,
+        **extra,
+    )
+
+
 class ReplyTooLarge(Exception):
     pass
 

@@ -18,7 +18,7 @@ import aiohttp
 import orjson
 
 from adapters.base import TRANSCRIPT_BODY_LIMIT, Adapter, OutboundRequest, Reply
-from adapters.httpio import exchange
+from adapters.httpio import exchange, partner_session
 from federation.config import Partner
 from federation.errors import PermanentError, Transcript, TransientError
 from federation.models import canonical_json
@@ -156,15 +156,8 @@ class RestAdapter:
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        t = self.partner.timeouts
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(
-                limit=self.partner.concurrency, limit_per_host=self.partner.concurrency
-            ),
-            timeout=aiohttp.ClientTimeout(total=t.total, connect=t.connect, sock_read=t.read),
-            json_serialize=lambda v: orjson.dumps(v).decode(),
-            auto_decompress=True,
-            raise_for_status=False,
+        self._session = partner_session(
+            self.partner, json_serialize=lambda v: orjson.dumps(v).decode()
         )
 
     async def close(self) -> None:

@@ -34,7 +34,7 @@ from adapters import xmlsafe
 from adapters.base import TRANSCRIPT_BODY_LIMIT, Adapter, OutboundRequest, Reply
 from adapters.body import BodyInvalid
 from adapters.envelope import SOAP11, VERSIONS, SoapVersion
-from adapters.httpio import exchange
+from adapters.httpio import exchange, partner_session
 from adapters.soapreply import classify
 from adapters.wsdl import Operation, Port, WsdlError, compile_operation, find_port, input_tree
 from adapters.wsdl import load_document as load_wsdl
@@ -284,15 +284,7 @@ class SoapAdapter:
                 header=username_token(security.username, password, version),
                 redacted=username_token(security.username, "<redacted>", version),
             )
-        t = self.partner.timeouts
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(
-                limit=self.partner.concurrency, limit_per_host=self.partner.concurrency
-            ),
-            timeout=aiohttp.ClientTimeout(total=t.total, connect=t.connect, sock_read=t.read),
-            auto_decompress=True,
-            raise_for_status=False,
-        )
+        self._session = partner_session(self.partner)
 
     async def close(self) -> None:
         if self._session is not None:
