@@ -12,15 +12,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 from adapters.base import OutboundRequest
 from federation.errors import AdapterError, FederationError, MappingError
 from federation.logging import get_logger
-from federation.models import Lifecycle
+from federation.models import Exchange, Lifecycle
 from replay.journal import Query
 
 FINAL = {Lifecycle.COMPLETED.value, Lifecycle.NOT_ACCEPTED.value}
+OPEN = tuple(s.value for s in Lifecycle if s.value not in FINAL)  # still worth asking about
+PAGE = 500
 
 
 class Poller:
@@ -60,21 +64,37 @@ class Poller:
             except FederationError as exc:
                 self._log.warning("status_poll_failed", error=str(exc))
 
+    async def _outstanding(self, partner: str, service: str) -> AsyncIterator[Exchange]:
+        """Every delivered application of the service whose lifecycle is not final, page by page."""
+        query = Query(
+            states=("delivered",),
+            partner=partner,
+            service=service,
+            lifecycle=OPEN,
+            limit=PAGE,
+        )
+        while True:
+            page = await self.broker.journal.search(query)
+            for ex in page:
+                yield ex
+            if len(page) < PAGE:
+                return
+            query = replace(query, before=page[-1].id)
+
     async def poll_once(self) -> int:
         """Ask about every application that is due; returns how many lifecycle changes were noted."""
         from federation.inbound import record_lifecycle  # the callback path, shared
 
         changes = 0
+        outstanding: set[str] = set()
         for partner, service, every in self._services():
             adapter = self.broker.adapters.get(partner.id)
             mapping = self.broker.catalogue.mapping(partner.id, service.code)
             if adapter is None or mapping is None or mapping.status is None:
                 continue
-            found = await self.broker.journal.search(
-                Query(states=("delivered",), partner=partner.id, service=service.code, limit=500)
-            )
             now = time.monotonic()
-            for ex in found:
+            async for ex in self._outstanding(partner.id, service.code):
+                outstanding.add(ex.id)
                 if ex.supplement_of or now - self._last.get(ex.id, -1e9) < every:
                     continue
                 self._last[ex.id] = now
@@ -110,4 +130,6 @@ class Poller:
                     via="poll",
                 )
                 changes += 1
+        # forget applications that are no longer outstanding, so the schedule does not grow forever
+        self._last = {k: v for k, v in self._last.items() if k in outstanding}
         return changes

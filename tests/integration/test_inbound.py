@@ -347,19 +347,14 @@ async def test_partner_reports_lifecycle_and_the_source_hears_it(
     ]
 
 
-async def test_status_is_polled_for_partners_that_cannot_call_back(
-    make_config, simulators, broker_at
-) -> None:
-    """With status_path and poll_every, the broker asks; each new state is journalled and shown."""
-    from federation.broker import Submission
-    from tests.conftest import SC_APPLICATION
-
+def _polled_config(make_config, every: str = "100ms") -> Path:
+    """The test configuration with Sichuan's housing fund polled that often (SL → PZ → BJ)."""
     root: Path = make_config()
     text = (root / "partners.yaml").read_text(encoding="utf-8")
     text = text.replace(
         '      "115101000000000000-HF-WITHDRAW": mappings/sc-hf.yaml\n',
         '      "115101000000000000-HF-WITHDRAW":\n        mapping: mappings/sc-hf.yaml\n'
-        "        status_path: /gjj/status\n        poll_every: 100ms\n",
+        f"        status_path: /gjj/status\n        poll_every: {every}\n",
     )
     (root / "partners.yaml").write_text(text, encoding="utf-8")
     mapping = root / "mappings" / "sc-hf.yaml"
@@ -368,6 +363,17 @@ async def test_status_is_polled_for_partners_that_cannot_call_back(
         + "status:\n  lifecycle: {switch: status, cases: {SL: accepted, PZ: approved, BJ: completed}}\n",
         encoding="utf-8",
     )
+    return root
+
+
+async def test_status_is_polled_for_partners_that_cannot_call_back(
+    make_config, simulators, broker_at
+) -> None:
+    """With status_path and poll_every, the broker asks; each new state is journalled and shown."""
+    from federation.broker import Submission
+    from tests.conftest import SC_APPLICATION
+
+    root = _polled_config(make_config)
     sims = await simulators(root)
     async with broker_at(root, sims) as (broker, _):
         ex, _ = await broker.submit(
@@ -393,3 +399,40 @@ async def test_status_is_polled_for_partners_that_cannot_call_back(
     assert done.lifecycle_state == "completed"
     assert [e.data.get("via") for e in done.events if e.kind == "lifecycle"] == ["poll"] * 3
     assert sims["sc"].status_queries["poll-1"] == asked == 3
+
+
+async def test_one_polling_round_asks_about_every_outstanding_application(
+    make_config, simulators, broker_at, monkeypatch
+) -> None:
+    """More outstanding applications than one page: one round asks about all of them, oldest too."""
+    import federation.poller
+    from federation.broker import Submission
+    from tests.conftest import SC_APPLICATION
+
+    monkeypatch.setattr(federation.poller, "PAGE", 2)  # 5 applications span three pages
+    root = _polled_config(make_config, every="1h")  # the broker's own poller stays asleep
+    sims = await simulators(root)
+    keys = [f"paged-{i}" for i in range(5)]
+    async with broker_at(root, sims) as (broker, _):
+        ids = []
+        for key in keys:
+            ex, _ = await broker.submit(
+                Submission(
+                    source="gd-portal",
+                    partner="sc",
+                    service="115101000000000000-HF-WITHDRAW",
+                    idempotency_key=key,
+                    application=SC_APPLICATION,
+                )
+            )
+            ids.append(ex.id)
+        for ex_id in ids:
+            await settle(broker, ex_id, DONE)
+        poller = federation.poller.Poller(broker)
+        changed = await poller.poll_once()
+        states = [(await broker.get(i)).lifecycle_state for i in ids]  # type: ignore[union-attr]
+        again = await poller.poll_once()  # within the hour: nobody is due
+    assert changed == 5
+    assert states == ["accepted"] * 5
+    assert {k: sims["sc"].status_queries[k] for k in keys} == dict.fromkeys(keys, 1)
+    assert again == 0
