@@ -72,6 +72,9 @@ class ProtocolSpec(Protocol):
     def create(self, partner: Partner) -> Adapter:
         """Build the adapter for one partner."""
 
-    def target_tree(self, partner: Partner, service: str) -> tuple[set[str], set[str]] | None:
-        """The service's request element paths and the required ones, if the protocol knows
-        them (SOAP from the WSDL); ``tongban check`` verifies mappings against them."""
+    def target_tree(
+        self, partner: Partner, service: str, kind: str = "application"
+    ) -> tuple[str, set[str], set[str]] | None:
+        """For a request kind (application, status, supplement): the operation's name, its
+        element paths and the required ones, if the protocol describes them (SOAP, from the
+        WSDL); ``tongban check`` verifies the mapping's section for that kind against them."""

@@ -140,7 +140,9 @@ class RestSpec:
     def create(self, partner: Partner) -> Adapter:
         return RestAdapter(partner)
 
-    def target_tree(self, partner: Partner, service: str) -> tuple[set[str], set[str]] | None:
+    def target_tree(
+        self, partner: Partner, service: str, kind: str = "application"
+    ) -> tuple[str, set[str], set[str]] | None:
         return None  # REST partners describe their requests with a JSON Schema, if at all
 
 

@@ -79,14 +79,31 @@ class SoapOptions:
 @dataclass(frozen=True, kw_only=True)
 class SoapService:
     operation: str
-    soap_action: str | None = None  # None: the WSDL's soapAction
+    soap_action: str | None = None  # overrides the soapAction of `operation` (None: the WSDL's)
+    status_operation: str | None = None  # asked how an application stands (polling)
+    poll_every: float | None = None  # ask that often, for partners that cannot call back
+    supplement_operation: str | None = None  # takes a correction round's material (补正)
+
+    def operation_for(self, kind: str) -> str | None:
+        """The WSDL operation for a request kind (application, status, supplement), if any."""
+        if kind == "status":
+            return self.status_operation
+        if kind == "supplement":
+            return self.supplement_operation
+        return self.operation
 
 
 class SoapSpec:
     """partners.yaml keys for ``protocol: soap``."""
 
     name = "soap"
-    service_keys: tuple[str, ...] = ("operation", "soap_action")
+    service_keys: tuple[str, ...] = (
+        "operation",
+        "soap_action",
+        "status_operation",
+        "poll_every",
+        "supplement_operation",
+    )
 
     def __init__(self) -> None:
         # parse_service cannot see the partner it belongs to, so parse_partner leaves the WSDL port
@@ -164,25 +181,50 @@ class SoapSpec:
         if "operation" not in raw:
             r.error(path, "missing required key 'operation' (the WSDL operation to call)")
             return {}
-        operation = r.text((*path, "operation"), raw["operation"])
         port = self._ports.get(r, {}).get(tuple(path[:-2]))
-        if operation is not None and port is not None and operation not in port.operations:
-            known = ", ".join(port.operations)
-            r.error(
-                (*path, "operation"), f"no operation {operation!r} in port {port.name}: {known}"
-            )
+        names: dict[str, str | None] = {}
+        for key in ("operation", "status_operation", "supplement_operation"):
+            if key not in raw:
+                names[key] = None
+                continue
+            names[key] = name = r.text((*path, key), raw[key])
+            if name is not None and port is not None and name not in port.operations:
+                known = ", ".join(port.operations)
+                r.error((*path, key), f"no operation {name!r} in port {port.name}: {known}")
         action = (
             r.text((*path, "soap_action"), raw["soap_action"]) if "soap_action" in raw else None
         )
+        every = (
+            r.duration((*path, "poll_every"), raw["poll_every"], low=0.05, high=7 * 86400)
+            if "poll_every" in raw
+            else None
+        )
+        if ("status_operation" in raw) != ("poll_every" in raw):
+            r.error(
+                path,
+                "status_operation and poll_every go together (polling calls status_operation "
+                "that often)",
+            )
+        operation = names["operation"]
         if operation is None:
             return {}
-        return {"soap": SoapService(operation=operation, soap_action=action)}
+        return {
+            "soap": SoapService(
+                operation=operation,
+                soap_action=action,
+                status_operation=names["status_operation"],
+                poll_every=every,
+                supplement_operation=names["supplement_operation"],
+            )
+        }
 
     def create(self, partner: Partner) -> Adapter:
         return SoapAdapter(partner)
 
-    def target_tree(self, partner: Partner, service: str) -> tuple[set[str], set[str]] | None:
-        return operation_tree(partner, service)
+    def target_tree(
+        self, partner: Partner, service: str, kind: str = "application"
+    ) -> tuple[str, set[str], set[str]] | None:
+        return operation_tree(partner, service, kind)
 
 
 def _ws_security(r: Reader, path: PathKey, raw: Any) -> WsSecurity | None:
@@ -207,25 +249,39 @@ def _ws_security(r: Reader, path: PathKey, raw: Any) -> WsSecurity | None:
 SOAP = SoapSpec()
 
 
-def compile_partner(partner: Partner) -> dict[str, Operation]:
-    """Every service item's operation, compiled; blocking (WSDL loading), so run it in a thread."""
+KINDS = ("application", "status", "supplement")
+
+
+def compile_partner(partner: Partner) -> dict[tuple[str, str], Operation]:
+    """Every service item's operations by (service, kind), compiled; blocking (WSDL loading), so
+    run it in a thread."""
     options: SoapOptions = partner.options["soap"]
     port = wsdl_port(options)
     header = etree.QName(options.idempotency_header)
     version = VERSIONS[options.version]
-    out: dict[str, Operation] = {}
+    out: dict[tuple[str, str], Operation] = {}
     for code, service in partner.services.items():
         svc: SoapService = service.options["soap"]
-        out[code] = compile_operation(
-            port, svc.operation, action=svc.soap_action, header=header, version=version
-        )
+        for kind in KINDS:
+            name = svc.operation_for(kind)
+            if name is not None:
+                action = svc.soap_action if kind == "application" else None
+                out[code, kind] = compile_operation(
+                    port, name, action=action, header=header, version=version
+                )
     return out
 
 
-def operation_tree(partner: Partner, service: str) -> tuple[set[str], set[str]]:
-    """Dotted paths of ``service``'s input elements and the unconditionally required ones."""
+def operation_tree(
+    partner: Partner, service: str, kind: str = "application"
+) -> tuple[str, set[str], set[str]] | None:
+    """The operation ``service`` calls for ``kind``, the dotted paths of its input elements and
+    the unconditionally required ones (None: no operation for that kind)."""
     svc: SoapService = partner.services[service].options["soap"]
-    return input_tree(wsdl_port(partner.options["soap"]), svc.operation)
+    name = svc.operation_for(kind)
+    if name is None:
+        return None
+    return (name, *input_tree(wsdl_port(partner.options["soap"]), name))
 
 
 def wsdl_port(options: SoapOptions) -> Port:
@@ -257,7 +313,7 @@ class SoapAdapter:
         self.partner = partner
         self.options: SoapOptions = partner.options["soap"]
         self._session: aiohttp.ClientSession | None = None
-        self._operations: dict[str, Operation] = {}
+        self._operations: dict[tuple[str, str], Operation] = {}
         self._security: _Security | None = None
 
     async def start(self) -> None:
@@ -295,10 +351,11 @@ class SoapAdapter:
         if self._session is None:
             raise RuntimeError("SoapAdapter.send() before start()")
         pid = self.partner.id
-        op = self._operations.get(request.service)
+        op = self._operations.get((request.service, request.kind))
         if op is None:
+            what = "" if request.kind == "application" else f" with a {request.kind} operation"
             raise PermanentError(
-                f"service {request.service!r} is not configured for {pid}",
+                f"service {request.service!r} is not configured for {pid}{what}",
                 partner=pid,
                 operation=request.service,
             )

@@ -230,7 +230,7 @@ async def measure(url: str, tmp: Path, args: argparse.Namespace) -> dict[str, li
         result = await service.RenewVehicleLicence(_soapheaders={"request_id": f"z{i}"}, **PAYLOAD)
         assert result.ref_no == "TD-VL-20250428-000153"
 
-    op = adapter._operations["TD-VL-RENEW"]
+    op = adapter._operations["TD-VL-RENEW", "application"]
     envelope = op.envelope.render(
         [f"<{op.header_name}>raw-key</{op.header_name}>"], op.input.write(PAYLOAD)
     )

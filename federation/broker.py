@@ -75,8 +75,10 @@ class Broker:
         clock: Callable[[], float] = time.time,
         search_key: Callable[[], bytes] | None = None,
         inbound_keys: Mapping[str, str] | None = None,
+        status_poll_every: float | None = None,
     ) -> None:
         self.root = root
+        self._status_poll_every = status_poll_every  # overrides poll_every (demo, tests)
         self._search_key = search_key
         self._refs: RefExtractor | None = None
         self.journal = journal
@@ -145,7 +147,7 @@ class Broker:
                 clock=self._clock,
             )
             self._notifier.start()
-            self._poller = Poller(self)
+            self._poller = Poller(self, every=self._status_poll_every)
             self._poller.start()
             self.started_at = self._clock()
             self._log.info("broker_started", partners=len(self._adapters))

@@ -91,18 +91,6 @@ def load_catalogue(
                     )
             mappings[(partner.id, service.code)] = compiled
             problems.extend(_check_protocol_tree(partner, service.code, compiled))
-            if compiled.supplement is not None and partner.protocol != "rest":
-                first = compiled.supplement.specs[:1]
-                problems.append(
-                    Problem(
-                        message=f"{partner.id} speaks {partner.protocol}, which takes no "
-                        "supplements yet: a supplement: section is sent to a REST service's "
-                        "supplement_path",
-                        path="supplement",
-                        file=display,
-                        line=first[0].line if first else None,
-                    )
-                )
             if service.schema is not None:
                 schema = _schema(service.schema, config.root, problems, schemas_seen)
                 if schema is not None:
@@ -114,20 +102,62 @@ def load_catalogue(
     return Catalogue(config=config, mappings=mappings, schemas=schemas, warnings=tuple(problems))
 
 
+# A mapping's sections and the request kind each one writes.
+SECTIONS = (("request", "application"), ("status_query", "status"), ("supplement", "supplement"))
+
+
 def _check_protocol_tree(partner: Partner, code: str, mapping: CompiledMapping) -> list[Problem]:
-    """Targets against the protocol's own description of the request (a SOAP operation's input)."""
+    """Each section's targets against the protocol's own description of the request it writes
+    (a SOAP operation's input), and the sections that polling or supplements need."""
     from adapters.registry import protocol_spec
 
-    try:
-        tree = protocol_spec(partner.protocol).target_tree(partner, code)
-    except FederationError as exc:
-        return [Problem(message=str(exc), file=mapping.file)]
-    if tree is None:
-        return []
-    paths, required = tree
-    op = partner.services[code].options.get(partner.protocol)
-    name = getattr(op, "operation", code)
-    return check_tree(mapping, paths, required, what=f"the input of {partner.id} operation {name}")
+    spec = protocol_spec(partner.protocol)
+    options = partner.services[code].options.get(partner.protocol)
+    problems: list[Problem] = []
+    if getattr(options, "poll_every", None) is not None and mapping.status is None:
+        problems.append(
+            Problem(
+                message=f"partners.yaml polls {partner.id} / {code} (poll_every) but the mapping "
+                "has no status: section to read the answers with",
+                file=mapping.file,
+                line=1,
+            )
+        )
+    for section, kind in SECTIONS:
+        written = getattr(mapping, section)
+        try:
+            tree = spec.target_tree(partner, code, kind)
+        except FederationError as exc:
+            problems.append(Problem(message=str(exc), file=mapping.file))
+            continue
+        if tree is None:
+            if written is not None and kind != "application" and partner.protocol == "soap":
+                key = "supplement_operation" if kind == "supplement" else "status_operation"
+                problems.append(
+                    Problem(
+                        message=f"{partner.id} / {code} names no {key} in partners.yaml: nothing "
+                        f"would send what the {section}: section writes",
+                        path=section,
+                        file=mapping.file,
+                        line=written.specs[0].line if written.specs else None,
+                    )
+                )
+            continue
+        name, paths, required = tree
+        if written is None:
+            problems.append(
+                Problem(
+                    message=f"partners.yaml calls {name} for {kind} requests of {partner.id} / "
+                    f"{code}, but the mapping has no {section}: section to write its input",
+                    path=section,
+                    file=mapping.file,
+                    line=1,
+                )
+            )
+            continue
+        what = f"the input of {partner.id} operation {name}"
+        problems.extend(check_tree(mapping, paths, required, what=what, section=section))
+    return problems
 
 
 def _schema(

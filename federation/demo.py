@@ -2,7 +2,10 @@
 
 Starts a simulator for every partner in partners.yaml, the broker on a temporary SQLite journal, and
 submits every golden example marked ``demo: true`` through the real HTTP API; then shows where each
-application ended up. Exit status 0 only if every application was delivered.
+application ended up. Then it takes applications through a correction round (补正) to completion:
+with a partner that calls back (the demo plays the partner, posting its status notices) and with one
+that is polled (Hong Kong's TD over SOAP: its simulator asks for more material first). Exit status 0
+only if every application was delivered and every correction round completed.
 """
 
 from __future__ import annotations
@@ -30,6 +33,30 @@ from federation.server import running_broker
 from federation.simulator import simulator_for
 
 TERMINAL = {"delivered", "failed", "rejected"}
+POLL_EVERY = 0.2  # the demo's polled partners are asked this often (partners.yaml: minutes)
+# What the originating system supplies when a partner asks for more material, by partner.
+MATERIAL: dict[str, dict[str, Any]] = {
+    "hi": {
+        "note": "补交普通话水平测试等级证书",
+        "attachments": [
+            {
+                "kind": "putonghua_certificate",
+                "title": "普通话水平测试等级证书",
+                "file": "tbfile://hi/demo/putonghua.pdf",
+            }
+        ],
+    },
+    "hk": {
+        "note": "Cover note of third-party insurance for the new licence period",
+        "attachments": [
+            {
+                "kind": "insurance_cover_note",
+                "title": "Cover note MTP2405118376",
+                "file": "tbfile://hk/demo/cover-note.pdf",
+            }
+        ],
+    },
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,6 +101,9 @@ async def run_demo(
         return 1
     default_source = next(iter(catalogue.config.sources), "")
     sims = {pid: simulator_for(p) for pid, p in catalogue.config.partners.items()}
+    for pid, sim in sims.items():
+        if pid in MATERIAL and hasattr(sim, "ask_for_more_material"):
+            sim.ask_for_more_material()  # a polled partner's first answer: 补正
     # Partners filing with us authenticate with keys only they know: the demo makes its own.
     keys = {
         pid: secrets.token_urlsafe(24)
@@ -90,6 +120,7 @@ async def run_demo(
                 port=port,
                 endpoints=endpoints,
                 poll_interval=0.2,
+                status_poll_every=POLL_EVERY,
                 inbound_keys={
                     pid: hashlib.sha256(k.encode()).hexdigest() for pid, k in keys.items()
                 },
@@ -188,65 +219,95 @@ async def _correction_rounds(
     keys: dict[str, str],
     wait: float,
 ) -> list[str]:
-    """Take each delivered application whose partner reports status and takes supplements
-    through a correction round (补正) to completion, playing partner and originating system."""
+    """Take each delivered application whose partner takes supplements through a correction round
+    (补正) to completion, playing the originating system (and the partner, if it calls back)."""
     lines = []
     async with aiohttp.ClientSession(base_url=url) as http:
         for item, res in zip(items, results, strict=True):
+            partner = catalogue.config.partners[item.partner]
             mapping = catalogue.mapping(item.partner, item.service)
+            options = partner.services[item.service].options.get(partner.protocol)
+            polled = getattr(options, "poll_every", None) is not None
             if (
                 res.get("state") != "delivered"
-                or item.partner not in keys
+                or item.partner not in MATERIAL
                 or mapping is None
                 or mapping.status is None
                 or mapping.supplement is None
+                or not (polled or item.partner in keys)
             ):
                 continue
-            partner = {"Authorization": f"Bearer {keys[item.partner]}"}
-            key = res["idempotency_key"]
-
-            async def notice(
-                code: str,
-                note: str | None = None,
-                *,
-                key: str = key,
-                pid: str = item.partner,
-                headers: dict[str, str] = partner,
-            ) -> None:
-                body = {"idempotency_key": key, "blzt": code, **({"blyj": note} if note else {})}
-                async with http.post(f"/v1/partners/{pid}/status", json=body, headers=headers) as r:
-                    r.raise_for_status()
-
-            await notice("BZ", "请补充普通话水平测试等级证书（二级乙等以上）扫描件")
-            material = {
-                "note": "补交普通话水平测试等级证书",
-                "attachments": [
-                    {
-                        "kind": "putonghua_certificate",
-                        "title": "普通话水平测试等级证书",
-                        "file": "tbfile://hi/demo/putonghua.pdf",
-                    }
-                ],
-            }
+            follow = _Follow(http, res["id"], wait)
+            if polled:  # the partner's own answers, polled: it asks for more material first
+                await follow.until({"correction_required"})
+            else:
+                await _notice(http, item.partner, keys, res, "BZ", "请补充普通话水平测试等级证书")
             async with http.post(
                 f"/v1/exchanges/{res['id']}/supplements",
-                json={"material": material},
-                headers={"Idempotency-Key": f"{key}-supplement-1"},
+                json={"material": MATERIAL[item.partner]},
+                headers={"Idempotency-Key": f"{res['idempotency_key']}-supplement-1"},
             ) as r:
                 child = (await r.json())["id"]
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline:
-                async with http.get(f"/v1/exchanges/{child}") as r:
-                    if (await r.json())["state"] in TERMINAL:
-                        break
-                await asyncio.sleep(0.1)
-            for code in ("SL", "PZ", "BJ"):
-                await notice(code)
-            async with http.get(f"/v1/exchanges/{res['id']}") as r:
-                res.update(await r.json())
-            steps = " → ".join(s["state"] for s in res["lifecycle"])
-            lines.append(f"correction round {item.partner} {res['id']}: {steps}")
+            await _Follow(http, child, wait).delivered()
+            if polled:
+                view = await follow.until({"completed", "refused", "not_accepted"})
+            else:
+                for code in ("SL", "PZ", "BJ"):
+                    await _notice(http, item.partner, keys, res, code)
+                view = await follow.until({"completed"})
+            res.update(view)  # the table shows where it ended
+            steps = " → ".join(s["state"] for s in view.get("lifecycle", []))
+            how = "polled" if polled else "by callback"
+            lines.append(f"correction round {item.partner} ({how}) {res['id']}: {steps}")
     return lines
+
+
+async def _notice(
+    http: aiohttp.ClientSession,
+    pid: str,
+    keys: dict[str, str],
+    res: dict[str, Any],
+    code: str,
+    note: str | None = None,
+) -> None:
+    """The partner's status notice (the Hainan bureau's dialect: blzt, blyj)."""
+    body = {"idempotency_key": res["idempotency_key"], "blzt": code}
+    if note:
+        body["blyj"] = note
+    headers = {"Authorization": f"Bearer {keys[pid]}"}
+    async with http.post(f"/v1/partners/{pid}/status", json=body, headers=headers) as r:
+        r.raise_for_status()
+
+
+@dataclass
+class _Follow:
+    """Watches one exchange through the API until it gets somewhere (or the demo's wait is up)."""
+
+    http: aiohttp.ClientSession
+    xid: str
+    wait: float
+
+    async def _view(self) -> dict[str, Any]:
+        async with self.http.get(f"/v1/exchanges/{self.xid}") as r:
+            view: dict[str, Any] = await r.json()
+            return view
+
+    async def delivered(self) -> dict[str, Any]:
+        deadline = time.monotonic() + self.wait
+        while (view := await self._view())["state"] not in TERMINAL:
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)
+        return view
+
+    async def until(self, states: set[str]) -> dict[str, Any]:
+        deadline = time.monotonic() + self.wait
+        while True:
+            view = await self._view()
+            steps = view.get("lifecycle") or []
+            if (steps and steps[-1]["state"] in states) or time.monotonic() > deadline:
+                return view
+            await asyncio.sleep(0.1)
 
 
 def _show(console: Console, items: list[DemoItem], results: list[dict[str, Any]]) -> None:

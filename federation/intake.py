@@ -148,7 +148,9 @@ async def supplement(request: web.Request) -> web.Response:
                 partner=parent.target,
                 service=parent.service,
                 idempotency_key=key,
-                application=material,
+                # what the supplement: section maps: the material and how the partner knows
+                # the application it completes (kept with the follow-up, so a replay sends the same)
+                application={"material": material, "original": parent.original()},
                 supplement_of=parent.id,
             )
         )

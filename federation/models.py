@@ -243,6 +243,16 @@ class Exchange:
                 steps.append(step)
         return steps
 
+    def original(self) -> dict[str, Any]:
+        """How a follow-up names this application: ``original.*`` in a mapping's status_query:
+        and supplement: sections (our key, the exchange id, and the partner's receipt, which
+        carries its case number)."""
+        return {
+            "exchange_id": self.id,
+            "idempotency_key": self.idempotency_key,
+            "receipt": dict(self.receipt or {}),
+        }
+
     def attempt_history(self) -> list[Attempt]:
         """Pair ``attempt_started`` / ``attempt_finished`` events into attempts."""
         started: dict[int, Event] = {}

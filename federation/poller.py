@@ -1,8 +1,12 @@
 """Status polling: for partners that cannot call back, ask how each delivered application stands.
 
-A REST service with ``status_path`` and ``poll_every`` in partners.yaml is asked, that often, for
-every delivered application whose lifecycle has not ended (completed, not accepted). The partner's
-answer goes through the mapping's ``status:`` section like a callback would; a changed state is
+A service with ``poll_every`` in partners.yaml (REST: with ``status_path``; SOAP: with
+``status_operation``) is asked, that often, about every delivered application whose lifecycle has
+not ended (completed, not accepted). The question is the mapping's ``status_query:`` section applied
+to ``{"original": {exchange_id, idempotency_key, receipt}}`` (REST without one: ``{"idempotency_key":
+…}``); each query carries an idempotency key of its own (``status-<exchange id>-<n>``), so a
+partner that answers a repeated key with its first reply does not answer with the filing's receipt.
+The answer goes through the mapping's ``status:`` section like a callback would; a changed state is
 journalled as a ``lifecycle`` event (``via: poll``) and forwarded to the source. Each instance polls
 on its own: with several instances a change may be noted twice (the same state, twice).
 """
@@ -30,8 +34,9 @@ PAGE = 500
 class Poller:
     """Polls partners' status operations for one broker instance."""
 
-    def __init__(self, broker: Any) -> None:
+    def __init__(self, broker: Any, *, every: float | None = None) -> None:
         self.broker = broker
+        self.every = every  # overrides every service's poll_every (the demo's short rounds)
         self._last: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
         self._log = get_logger(component="poller")
@@ -51,7 +56,9 @@ class Poller:
             for service in partner.services.values():
                 every = getattr(service.options.get(partner.protocol), "poll_every", None)
                 if every:
-                    out.append((partner, service, float(every)))
+                    out.append(
+                        (partner, service, float(every if self.every is None else self.every))
+                    )
         return out
 
     async def _loop(self) -> None:
@@ -103,12 +110,16 @@ class Poller:
                 if full is None or (steps and steps[-1]["state"] in FINAL):
                     continue
                 try:
+                    if mapping.status_query is not None:
+                        question = mapping.status_query.apply({"original": full.original()})
+                    else:
+                        question = {"idempotency_key": ex.idempotency_key}
                     reply = await adapter.send(
                         OutboundRequest(
                             exchange_id=ex.id,
-                            idempotency_key=ex.idempotency_key,
+                            idempotency_key=f"status-{ex.id}-{time.time_ns()}",
                             service=service.code,
-                            payload={"idempotency_key": ex.idempotency_key},
+                            payload=question,
                             attempt=0,
                             kind="status",
                         )

@@ -35,6 +35,7 @@ async def running_broker(
     journal: Journal | None = None,
     inbound_keys: Mapping[str, str] | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    status_poll_every: float | None = None,
 ) -> AsyncIterator[tuple[Broker, str]]:
     """A broker with its HTTP API listening; yields the broker and its base URL."""
     broker = Broker(
@@ -45,6 +46,7 @@ async def running_broker(
         lease=lease,
         poll_interval=poll_interval,
         inbound_keys=inbound_keys,
+        status_poll_every=status_poll_every,
     )
     async with broker.open():
         runner: web.AppRunner

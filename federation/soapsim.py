@@ -9,6 +9,13 @@ checked against the WSDL's input types; a request that does not match gets a Cli
 fault naming the bad elements, as a strict partner would. Replies follow the WSDL's output: fields a
 region's dialect knows (reference number, status, dates) get realistic values, other required ones a
 placeholder of their type.
+
+The operations partners.yaml names as a service's ``status_operation`` and ``supplement_operation``
+act on an application filed earlier, found by the case number the simulator gave it (any value of
+the request equal to one; an unknown one gets a Client fault). A status query finds the
+application one step further along the region's script (Hong Kong: PROCESSING, APPROVED,
+LICENCE_ISSUED; ``status_script`` in the behaviour changes it); a step asking for more material
+(DOCUMENTS_REQUIRED) is repeated until a supplement for the case arrives.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ class SoapBehaviour:
     fault_string: str = "simulated fault"
     delay: float = 0.0  # seconds before answering (after processing, for successes)
     retry_after: int | None = None
+    status_script: list[str] | None = None  # what status queries report, step by step
 
 
 @dataclass
@@ -59,6 +67,18 @@ class SoapSeen:
     first_body: dict[str, Any]
     receipt: dict[str, Any]
     operations: list[str] = field(default_factory=list)
+    case: str | None = None  # the case number a filing was given, or the one a supplement named
+
+
+@dataclass
+class SoapCase:
+    """An application filed with the simulator, as its status queries and supplements see it."""
+
+    key: str  # the idempotency key it was filed with
+    step: int = 0  # how far along the status script it is
+    supplements: list[str] = field(default_factory=list)  # keys of the supplements received
+    used: int = 0  # supplements already taken into account
+    status_queries: int = 0
 
 
 Dialect = Callable[[str, dt.datetime], dict[str, Any]]
@@ -87,6 +107,14 @@ DIALECTS: dict[str, tuple[Dialect, str]] = {
     "CN-HK": (_hong_kong, "Asia/Hong_Kong"),
     "CN-MO": (_macau, "Asia/Macau"),
 }
+# What status queries report, step by step, and the step that waits for a supplement, by region.
+STATUS_SCRIPTS: dict[str, tuple[tuple[str, ...], str, str]] = {
+    "CN-HK": (
+        ("PROCESSING", "APPROVED", "LICENCE_ISSUED"),
+        "DOCUMENTS_REQUIRED",
+        "Cover note of third-party insurance for the new licence period required (INS_COVER)",
+    ),
+}
 _PLACEHOLDERS: dict[str, Callable[[str, dt.datetime], Any]] = {
     "xs:date": lambda case, now: now.date().isoformat(),
     "xs:dateTime": lambda case, now: now.isoformat(timespec="seconds"),
@@ -107,6 +135,7 @@ class SoapPartnerSimulator:
         self.behaviour = SoapBehaviour()
         self.seen: dict[str, SoapSeen] = {}
         self.keys: list[str | None] = []  # the idempotency key of every request, failures too
+        self.cases: dict[str, SoapCase] = {}  # by the case number given at filing
         self.requests = 0
         self.in_flight = 0
         self.max_in_flight = 0
@@ -117,6 +146,13 @@ class SoapPartnerSimulator:
         self._header = etree.QName(self.options.idempotency_header).text
         self._version: SoapVersion = SOAP11
         self._by_tag: dict[str, Operation] = {}
+        self._roles: dict[str, str] = {}  # operation name → "status" | "supplement"
+        for service in partner.services.values():
+            svc = service.options.get("soap")
+            for role in ("status", "supplement"):
+                name = getattr(svc, f"{role}_operation", None)
+                if name is not None:
+                    self._roles[name] = role
         self._runner: web.AppRunner | None = None
         self._counter = 0
 
@@ -132,6 +168,12 @@ class SoapPartnerSimulator:
         self._by_tag = await asyncio.to_thread(self._compile)
         self._runner, self.url = await start_site(self.app(), host, port, access_log=None)
         return self.url
+
+    def ask_for_more_material(self) -> None:
+        """Status queries first report the step asking for more material (补正), then go on."""
+        default, correction, _ = STATUS_SCRIPTS.get(self.partner.region.iso, ((), "", ""))
+        if correction:
+            self.behaviour.status_script = [correction, *default]
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -187,13 +229,36 @@ class SoapPartnerSimulator:
             values = op.input.read(opened.body, first)
         except BodyInvalid as exc:
             return self._fault("client", f"request does not match the WSDL: {exc}")
+        role = self._roles.get(op.name)
+        case: str | None = None
+        if role is not None:
+            case = _case_named(values, self.cases)
+            if case is None:
+                return self._fault("client", "no application with that reference number")
+        if role == "status" and case is not None:
+            # A question, not a filing: answered afresh every time, whatever its key.
+            assert op.output is not None
+            report = self._receipt(op, case=case, status=self._advance(self.cases[case]))
+            text = op.envelope.render([], op.output.write(report))
+            return web.Response(body=text, status=200, content_type=self._content_type())
         seen = self.seen.get(key)
         if seen is not None:
             seen.count += 1
             seen.operations.append(op.name)
         else:
+            if case is None:  # a filing: a new case
+                case = self._new_case()
+                self.cases[case] = SoapCase(key=key)
+            else:  # a supplement to the case it names
+                self.cases[case].supplements.append(key)
+            receipt = self._receipt(op, case=case)
             seen = SoapSeen(
-                key=key, count=1, first_body=values, receipt=self._receipt(op), operations=[op.name]
+                key=key,
+                count=1,
+                first_body=values,
+                receipt=receipt,
+                operations=[op.name],
+                case=case,
             )
             self.seen[key] = seen
         if b.delay:
@@ -203,13 +268,39 @@ class SoapPartnerSimulator:
         text = op.envelope.render([], op.output.write(seen.receipt))
         return web.Response(body=text, status=200, content_type=self._content_type())
 
-    def _receipt(self, op: Operation) -> dict[str, Any]:
+    def _new_case(self) -> str:
         self._counter += 1
+        return f"{self.partner.id.upper()}{dt.datetime.now(self._zone):%Y%m%d}{self._counter:06d}"
+
+    def _receipt(self, op: Operation, *, case: str, status: str | None = None) -> dict[str, Any]:
         now = dt.datetime.now(self._zone)
-        case = f"{self.partner.id.upper()}{now:%Y%m%d}{self._counter:06d}"
         if not isinstance(op.output, CompiledBody):
             return {}
-        return _fill(op.output.root, self._dialect(case, now), case, now)
+        known = self._dialect(case, now)
+        if status is not None:
+            known = {**known, "status": status}
+            script = STATUS_SCRIPTS.get(self.partner.region.iso)
+            if script is not None and status == script[1]:
+                known["remarks"] = [script[2]]
+        return _fill(op.output.root, known, case, now)
+
+    def _advance(self, case: SoapCase) -> str:
+        """What a status query about ``case`` finds: the next step, or the same one while a
+        request for more material is unanswered."""
+        case.status_queries += 1
+        default, correction, _ = STATUS_SCRIPTS.get(
+            self.partner.region.iso, (("RECEIVED",), "", "")
+        )
+        script = self.behaviour.status_script or list(default)
+        while True:
+            code = script[min(case.step, len(script) - 1)]
+            if code != correction:
+                case.step += 1
+                return code
+            if len(case.supplements) <= case.used:
+                return code  # still waiting for the material
+            case.used = len(case.supplements)
+            case.step += 1
 
     def _content_type(self) -> str:
         return "text/xml" if self._version is SOAP11 else "application/soap+xml"
@@ -252,6 +343,18 @@ class SoapPartnerSimulator:
         known = asdict(SoapBehaviour())
         self.behaviour = SoapBehaviour(**{k: v for k, v in data.items() if k in known})
         return web.json_response(asdict(self.behaviour))
+
+
+def _case_named(values: Any, cases: dict[str, SoapCase]) -> str | None:
+    """The first value anywhere in a request that is the case number of a filed application."""
+    if isinstance(values, str):
+        return values if values in cases else None
+    if isinstance(values, dict):
+        values = list(values.values())
+    for value in values if isinstance(values, list) else ():
+        if (found := _case_named(value, cases)) is not None:
+            return found
+    return None
 
 
 def _fill(node: Node, known: dict[str, Any], case: str, now: dt.datetime) -> dict[str, Any]:

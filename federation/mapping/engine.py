@@ -108,6 +108,7 @@ class CompiledMapping:
     response: Section | None
     status: Section | None = None  # a partner's status update → {lifecycle, at, note}
     supplement: Section | None = None  # correction-round material (补正) → the partner's follow-up
+    status_query: Section | None = None  # how to ask a polled partner about one application
     tables: Mapping[str, CodeTable] = field(default_factory=dict)
     versions: Mapping[str, str] = field(default_factory=dict)  # every file it used → content hash
 
@@ -179,6 +180,7 @@ def _compile(
             "response",
             "status",
             "supplement",
+            "status_query",
             "tables",
             "names",
             "allow",
@@ -210,12 +212,16 @@ def _compile(
     supplement_specs = (
         parser.section(("supplement",), top["supplement"]) if "supplement" in top else None
     )
+    query_specs = (
+        parser.section(("status_query",), top["status_query"]) if "status_query" in top else None
+    )
     if request_specs is None or not r.ok:
         return None
     request = _section("request", shown, request_specs)
     response = _section("response", shown, response_specs) if response_specs else None
     status = _section("status", shown, status_specs) if status_specs else None
     supplement = _section("supplement", shown, supplement_specs) if supplement_specs else None
+    query = _section("status_query", shown, query_specs) if query_specs else None
     versions = {shown: version} | {t.file: t.version for t in tables.values()}
     return CompiledMapping(
         file=shown,
@@ -228,6 +234,7 @@ def _compile(
         response=response,
         status=status,
         supplement=supplement,
+        status_query=query,
         tables=tables,
         versions=versions,
     )

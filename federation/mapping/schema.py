@@ -78,7 +78,7 @@ def check_mapping(schema: TargetSchema, mapping: CompiledMapping) -> list[Proble
     """Targets the schema does not know, and schema-required properties no field writes."""
     problems: list[Problem] = []
     written = set()
-    for spec_path, line in _targets(mapping):
+    for spec_path, line in _targets(mapping.request.specs):
         written.add(spec_path)
         node = _resolve(schema.schema, spec_path)
         if node is None:
@@ -105,23 +105,30 @@ def check_mapping(schema: TargetSchema, mapping: CompiledMapping) -> list[Proble
 
 
 def check_tree(
-    mapping: CompiledMapping, paths: set[str], required: set[str], *, what: str
+    mapping: CompiledMapping,
+    paths: set[str],
+    required: set[str],
+    *,
+    what: str,
+    section: str = "request",
 ) -> list[Problem]:
-    """The mapping's targets against a protocol's element tree (a SOAP operation's input).
+    """A section's targets against a protocol's element tree (a SOAP operation's input).
 
     Every target must be an element of the tree, and every element the tree requires must be
     written by some field (or by a field copying a whole object above it).
     """
     problems: list[Problem] = []
     written: list[str] = []
-    for target, line in _targets(mapping):
+    specs = getattr(mapping, section).specs
+    where = "the mapping" if section == "request" else f"the mapping's {section}: section"
+    for target, line in _targets(specs):
         dotted = ".".join(p for p in target if p != "[]")
         written.append(dotted)
         if dotted not in paths:
             problems.append(
                 Problem(
                     message=f"target {dotted!r} is not an element of {what}",
-                    path="request",
+                    path=section,
                     file=mapping.file,
                     line=line,
                 )
@@ -133,16 +140,16 @@ def check_tree(
         if not covered:
             problems.append(
                 Problem(
-                    message=f"{what} requires {need!r}, which no field of the mapping writes",
-                    path="request",
+                    message=f"{what} requires {need!r}, which no field of {where} writes",
+                    path=section,
                     file=mapping.file,
-                    line=None,
+                    line=specs[0].line if specs and section != "request" else None,
                 )
             )
     return problems
 
 
-def _targets(mapping: CompiledMapping) -> Iterator[tuple[tuple[str, ...], int | None]]:
+def _targets(specs: Any) -> Iterator[tuple[tuple[str, ...], int | None]]:
     def walk(fields: Any, prefix: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], int | None]]:
         for spec in fields:
             path = prefix + spec.target
@@ -150,7 +157,7 @@ def _targets(mapping: CompiledMapping) -> Iterator[tuple[tuple[str, ...], int | 
             if spec.value.kind == "each":
                 yield from walk(spec.value.fields, (*path, "[]"))
 
-    yield from walk(mapping.request.specs, ())
+    yield from walk(specs, ())
 
 
 def _resolve(schema: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any] | None:

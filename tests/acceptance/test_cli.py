@@ -71,20 +71,21 @@ def test_check_reports_mapping_errors(tmp_path: Path, make_config) -> None:
 
 
 def test_demo_delivers_every_sample_application() -> None:
-    """`tongban demo` delivers every sample both ways and takes one through a correction round."""
+    """`tongban demo` delivers every sample both ways and takes applications through correction
+    rounds: with a partner that calls back (hi) and with one that is polled over SOAP (hk)."""
     result = run("demo", timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "applications delivered" in result.stdout
     delivered, total = result.stdout.split(" applications delivered")[0].split()[-3::2]
     assert delivered == total
     assert int(total) >= 12
-    # Both directions: partners file with us, and one application goes through 补正 to completion.
+    # Both directions: partners file with us, and applications go through 补正 to completion.
     assert "→ local" in result.stdout
-    [round_line] = [
-        line for line in result.stdout.splitlines() if line.startswith("correction round")
-    ]
-    assert "correction_required → submitted" in round_line
-    assert round_line.endswith("completed")
+    rounds = [line for line in result.stdout.splitlines() if line.startswith("correction round")]
+    assert [line.split()[2:4] for line in rounds] == [["hi", "(by"], ["hk", "(polled)"]]
+    for line in rounds:
+        assert "submitted → correction_required → submitted" in line
+        assert line.endswith("completed")
 
 
 def test_serve_then_restart_resumes_delivery(

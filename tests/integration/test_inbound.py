@@ -212,8 +212,9 @@ status:
   lifecycle: {switch: zt, cases: {SL: accepted, BZ: correction_required, PZ: approved, BJ: completed}}
   note: yj
 supplement:
-  bcsm: {from: note, required: true}
-  bccl: {from: files, required: true}
+  ywlsh: {from: original.receipt.receipt_number, required: true}   # the bureau's case number
+  bcsm: {from: material.note, required: true}
+  bccl: {from: material.files, required: true}
 """
 
 
@@ -337,7 +338,11 @@ async def test_partner_reports_lifecycle_and_the_source_hears_it(
     assert child_view["state"] == "delivered"
     follow_up = sims["sc"].seen["sc-1-bz-1"]
     assert follow_up.paths == ["/supplements"]
-    assert follow_up.first_body == {"bcsm": "购房合同扫描件", "bccl": ["tbfile://sc/hetong.pdf"]}
+    assert follow_up.first_body == {
+        "ywlsh": view["receipt"]["receipt_number"],  # names the application it completes
+        "bcsm": "购房合同扫描件",
+        "bccl": ["tbfile://sc/hetong.pdf"],
+    }
     assert all(s["at"] for s in view["lifecycle"])
     last = [h for h in heard if h.get("lifecycle")][-1]
     assert [s["state"] for s in last["lifecycle_steps"]][:3] == [

@@ -423,7 +423,8 @@ def test_unknown_operation_is_named_with_file_line_and_the_choices(soap_root) ->
     found = problems_of(soap_root(hk_operation="RenewLicence"))
     assert found == [
         "partners.yaml:15: partners[0].services.TD-VL-RENEW.operation: no operation "
-        "'RenewLicence' in port VehicleLicensingSoap11Port: RenewVehicleLicence, GetRenewalStatus"
+        "'RenewLicence' in port VehicleLicensingSoap11Port: RenewVehicleLicence, GetRenewalStatus, "
+        "SubmitSupplementaryDocuments"
     ]
 
 
@@ -455,11 +456,12 @@ def test_version_override_and_unset_password_are_warnings(soap_root, monkeypatch
 def test_operation_tree_lists_input_paths_and_required_ones(soap_root) -> None:
     """operation_tree gives the dotted input paths and the unconditionally required subset."""
     config = load_config(soap_root())
-    paths, required = operation_tree(config.partners["hk"], "TD-VL-RENEW")
+    name, paths, required = operation_tree(config.partners["hk"], "TD-VL-RENEW")
+    assert name == "RenewVehicleLicence"
     assert {"owner.hkid.number", "owner.hkid.check_digit", "payment.amount"} <= paths
     assert "owner.email" in paths and "owner.email" not in required
     assert {"owner", "owner.hkid.check_digit", "licence.period_months"} <= required
-    mo_paths, mo_required = operation_tree(config.partners["mo"], "DSI-CRC-REQ")
+    _, mo_paths, mo_required = operation_tree(config.partners["mo"], "DSI-CRC-REQ")
     assert "requerente.numeroBIR" in mo_required and "taxaPaga" in mo_paths - mo_required
 
 
@@ -477,7 +479,7 @@ async def test_compiled_writer_and_reader_agree_with_zeep(soap_root, partner: st
 
     async with running(soap_root()) as rig:
         adapter = rig.adapters[partner]
-        op = adapter._operations[SERVICE[partner]]
+        op = adapter._operations[SERVICE[partner], "application"]
         port = wsdl_port(adapter.options)
         zop = port.binding.get(op.name)
         ours = parse(op.envelope.render([], op.input.write(PAYLOAD[partner])))
@@ -528,7 +530,7 @@ def hk_op(soap_root) -> tuple[Any, Any]:
     from adapters.soap import compile_partner, wsdl_port
 
     partner = load_config(soap_root()).partners["hk"]
-    op = compile_partner(partner)["TD-VL-RENEW"]
+    op = compile_partner(partner)["TD-VL-RENEW", "application"]
     return op, wsdl_port(partner.options["soap"]).binding.get(op.name)
 
 
@@ -573,7 +575,7 @@ async def test_types_the_compiler_lacks_fall_back_to_zeep(soap_root) -> None:
     )
     (root / "partners.yaml").write_text(text)
     async with running(root) as rig:
-        assert not rig.adapters["hk"]._operations["TD-VL-RENEW"].compiled
+        assert not rig.adapters["hk"]._operations["TD-VL-RENEW", "application"].compiled
         reply = await rig.adapters["hk"].send(
             request("hk", payload={"reference": "R-1", "passport": "K12345678"})
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import FrozenInstanceError
@@ -674,31 +673,3 @@ def test_repository_partners_yaml_loads() -> None:
     for partner_ in catalogue.config.partners.values():
         for code in partner_.services:
             assert catalogue.mapping(partner_.id, code) is not None
-
-
-def test_supplement_section_for_a_soap_partner_is_refused(tmp_path: Path) -> None:
-    """Supplements go to a REST supplement_path; a SOAP partner's mapping with one is refused.
-
-    Without this check the follow-up would be sent as a fresh application through the
-    service's own operation, which the partner would read as a second filing.
-    """
-    for part in ("partners.yaml", "mappings", "partners"):
-        source = REPO_ROOT / part
-        if source.is_dir():
-            shutil.copytree(source, tmp_path / part)
-        else:
-            shutil.copy(source, tmp_path / part)
-    hk = tmp_path / "mappings/hk/td-vehicle-licence-renewal.yaml"
-    lines = hk.read_text(encoding="utf-8").splitlines()
-    hk.write_text(
-        "\n".join([*lines, "supplement:", "  note: {from: note, required: true}", ""]),
-        encoding="utf-8",
-    )
-    with pytest.raises(ConfigError) as info:
-        load_catalogue(tmp_path)
-    found = [str(p) for p in info.value.problems if p.severity == "error"]
-    assert found == [
-        f"mappings/hk/td-vehicle-licence-renewal.yaml:{len(lines) + 2}: supplement: hk speaks soap, "
-        "which takes no supplements yet: a supplement: section is sent to a REST service's "
-        "supplement_path"
-    ]

@@ -456,7 +456,7 @@ def test_unknown_top_level_key(problems: Problems) -> None:
     assert problems("mapping: 1\nparnter: hk\nrequest:\n  a: b\n") == [
         f"{DISPLAY}:2: parnter: unknown key (did you mean 'partner'?); "
         "allowed here: allow, description, mapping, names, partner, request, response, service, "
-        "status, supplement, tables"
+        "status, status_query, supplement, tables"
     ]
 
 

@@ -98,7 +98,7 @@ def test_unknown_top_level_key(problems: Problems) -> None:
         at(
             2,
             "tabels: unknown key (did you mean 'tables'?); allowed here: allow, description, "
-            "mapping, names, partner, request, response, service, status, supplement, tables",
+            "mapping, names, partner, request, response, service, status, status_query, supplement, tables",
         )
     ]
 
@@ -720,7 +720,7 @@ def test_every_problem_is_reported_at_once_in_line_order(
         at(
             2,
             "tabels: unknown key (did you mean 'tables'?); allowed here: allow, description, "
-            "mapping, names, partner, request, response, service, status, supplement, tables",
+            "mapping, names, partner, request, response, service, status, status_query, supplement, tables",
         ),
         at(
             3,
