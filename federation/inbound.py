@@ -22,7 +22,15 @@ from federation.broker import Submission
 from federation.config import LOCAL, Inbound, Partner
 from federation.errors import IdempotencyConflict, MappingError
 from federation.intake import BROKER, KEY_RE, Received, accepted, conflict, refuse
-from federation.models import Direction, Event, Exchange, Lifecycle, State, StateChange
+from federation.models import (
+    LIFECYCLE_NEXT,
+    Direction,
+    Event,
+    Exchange,
+    Lifecycle,
+    State,
+    StateChange,
+)
 from federation.problems import ProblemError
 from replay.journal import Query
 
@@ -57,11 +65,11 @@ async def status_update(request: web.Request) -> web.Response:
         update = _json_object(body)
         exchange = await exchange_for(broker, pid, update)
         lifecycle = lifecycle_of(broker, exchange, update)
+        state, changed = await record_lifecycle(broker, exchange, lifecycle, update)
     except ProblemError as exc:
         await refuse(request, broker, exc, None, got.body, got.size)
         raise
-    state = await record_lifecycle(broker, exchange, lifecycle, update)
-    body_out = {"exchange_id": exchange.id, "lifecycle": state}
+    body_out = {"exchange_id": exchange.id, "lifecycle": state, "changed": changed}
     return web.Response(body=orjson.dumps(body_out), content_type="application/json")
 
 
@@ -72,9 +80,43 @@ async def record_lifecycle(
     update: Any,
     *,
     via: str = "callback",
-) -> str:
-    """Journal a partner's word on an application and tell its source (callback or poll alike)."""
+) -> tuple[str, bool]:
+    """Journal a partner's word on an application and tell its source (callback or poll alike).
+
+    Returns the state and whether it was a step: the same state as the latest is none (nothing is
+    journalled). A state that may not follow the latest (:data:`LIFECYCLE_NEXT`) is journalled as a
+    ``lifecycle_refused`` event of the exchange (once, if ``exchange`` comes with its events and the
+    last word was the same refusal) and raised as 409 problem details; the latest state stands.
+    """
     state: str = lifecycle["lifecycle"]
+    latest = exchange.lifecycle_state or Lifecycle.SUBMITTED.value
+    if state == latest:
+        return state, False
+    following = LIFECYCLE_NEXT.get(latest, frozenset())
+    if state not in following:
+        said = [e for e in exchange.events if e.kind in ("lifecycle", "lifecycle_refused")]
+        repeated = bool(said) and said[-1].kind == "lifecycle_refused"
+        if not (repeated and said[-1].data.get("reported") == state):
+            refused = {"reported": state, "after": latest, "via": via, "partner_update": update}
+            await broker.journal.record(
+                exchange.id,
+                [
+                    Event(
+                        exchange_id=exchange.id,
+                        kind="lifecycle_refused",
+                        at=time.time(),
+                        data=refused,
+                    )
+                ],
+                StateChange(state=State.DELIVERED, expect=frozenset({State.DELIVERED})),
+            )
+        may = ", ".join(s.value for s in Lifecycle if s.value in following) or "nothing"
+        raise ProblemError(
+            409,
+            "lifecycle-out-of-order",
+            f"exchange {exchange.id} is {latest}: {state} cannot follow it (may follow: {may})",
+            lifecycle=latest,
+        )
     source = broker.catalogue.config.sources.get(exchange.source)
     await broker.journal.record(
         exchange.id,
@@ -94,7 +136,7 @@ async def record_lifecycle(
             lifecycle_state=state,
         ),
     )
-    return state
+    return state, True
 
 
 def _json_object(body: bytes) -> dict[str, Any]:

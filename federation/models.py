@@ -60,12 +60,54 @@ class Lifecycle(enum.StrEnum):
     """Where a delivered application stands at the handling side (Administrative Licensing Law)."""
 
     SUBMITTED = "submitted"
-    ACCEPTED = "accepted"
+    ACCEPTED = "accepted"  # 受理
     NOT_ACCEPTED = "not_accepted"  # 不予受理
     CORRECTION_REQUIRED = "correction_required"  # 补正: all gaps at once
-    APPROVED = "approved"
-    REFUSED = "refused"
+    REVIEW = "review"  # 审查
+    APPROVED = "approved"  # 准予许可
+    REFUSED = "refused"  # 不予许可
     COMPLETED = "completed"  # 办结
+    SERVED = "served"  # 送达: the decision handed to the applicant
+
+
+_L = Lifecycle
+# What may follow each step (Administrative Licensing Law art. 32 ff.: submitted → accepted | not
+# accepted | correction required → review → approved | refused → completed → served). Steps may be
+# skipped (a partner polled every ten minutes can go from accepted to completed between two
+# questions); nothing goes back, except that a correction round returns the application to
+# submitted. A partner saying the same thing twice is no step at all.
+LIFECYCLE_NEXT: dict[str, frozenset[str]] = {
+    state.value: frozenset(s.value for s in following)
+    for state, following in {
+        _L.SUBMITTED: (
+            _L.ACCEPTED,
+            _L.NOT_ACCEPTED,
+            _L.CORRECTION_REQUIRED,
+            _L.REVIEW,
+            _L.APPROVED,
+            _L.REFUSED,
+            _L.COMPLETED,
+        ),
+        _L.ACCEPTED: (_L.CORRECTION_REQUIRED, _L.REVIEW, _L.APPROVED, _L.REFUSED, _L.COMPLETED),
+        _L.CORRECTION_REQUIRED: (
+            _L.SUBMITTED,
+            _L.ACCEPTED,
+            _L.NOT_ACCEPTED,
+            _L.REVIEW,
+            _L.APPROVED,
+            _L.REFUSED,
+            _L.COMPLETED,
+        ),
+        _L.REVIEW: (_L.CORRECTION_REQUIRED, _L.APPROVED, _L.REFUSED, _L.COMPLETED),
+        _L.APPROVED: (_L.COMPLETED, _L.SERVED),
+        _L.REFUSED: (_L.COMPLETED, _L.SERVED),
+        _L.NOT_ACCEPTED: (_L.SERVED,),
+        _L.COMPLETED: (_L.SERVED,),
+        _L.SERVED: (),
+    }.items()
+}
+# Nothing more to ask a partner about (polling stops; a later ``served`` may still be reported).
+LIFECYCLE_FINAL = frozenset({_L.COMPLETED.value, _L.NOT_ACCEPTED.value, _L.SERVED.value})
 
 
 class Outcome(enum.StrEnum):

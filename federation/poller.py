@@ -23,10 +23,11 @@ from typing import Any
 from adapters.base import OutboundRequest
 from federation.errors import AdapterError, FederationError, MappingError
 from federation.logging import get_logger
-from federation.models import Exchange, Lifecycle
+from federation.models import LIFECYCLE_FINAL, Exchange, Lifecycle
+from federation.problems import ProblemError
 from replay.journal import Query
 
-FINAL = {Lifecycle.COMPLETED.value, Lifecycle.NOT_ACCEPTED.value}
+FINAL = LIFECYCLE_FINAL
 OPEN = tuple(s.value for s in Lifecycle if s.value not in FINAL)  # still worth asking about
 PAGE = 500
 
@@ -129,18 +130,21 @@ class Poller:
                     self._log.info("status_poll_unanswered", exchange_id=ex.id, error=str(exc))
                     continue
                 state = (mapped or {}).get("lifecycle")
-                if state not in {s.value for s in Lifecycle} or (
-                    steps and steps[-1]["state"] == state
-                ):
+                if state not in {s.value for s in Lifecycle}:
+                    self._log.info("status_poll_unmapped", exchange_id=ex.id)
                     continue
-                await record_lifecycle(
-                    self.broker,
-                    full,
-                    {k: v for k, v in (mapped or {}).items() if v is not None},
-                    reply.body,
-                    via="poll",
-                )
-                changes += 1
+                try:
+                    _, changed = await record_lifecycle(
+                        self.broker,
+                        full,
+                        {k: v for k, v in (mapped or {}).items() if v is not None},
+                        reply.body,
+                        via="poll",
+                    )
+                except ProblemError as exc:  # out of order: journalled on the exchange
+                    self._log.info("status_poll_out_of_order", exchange_id=ex.id, error=exc.detail)
+                    continue
+                changes += changed
         # forget applications that are no longer outstanding, so the schedule does not grow forever
         self._last = {k: v for k, v in self._last.items() if k in outstanding}
         return changes

@@ -168,7 +168,7 @@ async def _report_status(broker: Any, pid: str, element: Any) -> web.Response:
     update = {**_json_text(values["update"], "update"), "idempotency_key": values["idempotencyKey"]}
     exchange = await exchange_for(broker, pid, update)
     lifecycle = lifecycle_of(broker, exchange, update)
-    state = await record_lifecycle(broker, exchange, lifecycle, update, via="soap")
+    state, _ = await record_lifecycle(broker, exchange, lifecycle, update, via="soap")
     answer = (
         "<tb:ReportStatusResponse>"
         f"<tb:exchangeId>{escape(exchange.id)}</tb:exchangeId>"

@@ -218,6 +218,28 @@ supplement:
 """
 
 
+def reporting_config(make_config, *, callback: str | None = None) -> Path:
+    """The test catalogue with Sichuan reporting status by callback (its key: KEY) and, if given,
+    the portal's callback URL."""
+    root: Path = make_config()
+    text = (root / "partners.yaml").read_text(encoding="utf-8")
+    if callback is not None:
+        text = text.replace(
+            "    name: {zh: 广东政务服务网, en: Guangdong Government Services Portal}\n",
+            "    name: {zh: 广东政务服务网, en: Guangdong Government Services Portal}\n"
+            f"    callback: {callback}\n",
+        )
+    text = text.replace(
+        "    endpoint: https://tyrz.sczwfw.gov.cn/tongban\n",
+        "    endpoint: https://tyrz.sczwfw.gov.cn/tongban\n"
+        f'    inbound:\n      keys_sha256: ["{hashlib.sha256(KEY.encode()).hexdigest()}"]\n',
+    )
+    (root / "partners.yaml").write_text(text, encoding="utf-8")
+    mapping = root / "mappings" / "sc-hf.yaml"
+    mapping.write_text(mapping.read_text(encoding="utf-8") + SC_STATUS, encoding="utf-8")
+    return root
+
+
 async def test_partner_reports_lifecycle_and_the_source_hears_it(
     make_config, simulators, broker_at
 ) -> None:
@@ -235,22 +257,8 @@ async def test_partner_reports_lifecycle_and_the_source_hears_it(
 
     app = web.Application()
     app.router.add_post("/outcomes", sink)
-    root: Path = make_config()
     runner, sink_url = await start_site(app)
-    text = (root / "partners.yaml").read_text(encoding="utf-8")
-    text = text.replace(
-        "    name: {zh: 广东政务服务网, en: Guangdong Government Services Portal}\n",
-        "    name: {zh: 广东政务服务网, en: Guangdong Government Services Portal}\n"
-        f"    callback: {sink_url}/outcomes\n",
-    )
-    text = text.replace(
-        "    endpoint: https://tyrz.sczwfw.gov.cn/tongban\n",
-        "    endpoint: https://tyrz.sczwfw.gov.cn/tongban\n"
-        f'    inbound:\n      keys_sha256: ["{hashlib.sha256(KEY.encode()).hexdigest()}"]\n',
-    )
-    (root / "partners.yaml").write_text(text, encoding="utf-8")
-    mapping = root / "mappings" / "sc-hf.yaml"
-    mapping.write_text(mapping.read_text(encoding="utf-8") + SC_STATUS, encoding="utf-8")
+    root = reporting_config(make_config, callback=f"{sink_url}/outcomes")
     from federation.broker import Submission
 
     try:

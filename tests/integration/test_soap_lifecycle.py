@@ -181,6 +181,27 @@ async def test_an_unanswered_status_query_changes_nothing_and_is_asked_again(
     assert done.state is State.DELIVERED  # a status query never touches the delivery
 
 
+async def test_a_polled_step_back_is_journalled_once_and_not_taken(
+    hk_config, simulators, broker_at
+) -> None:
+    """TD says APPROVED, then PROCESSING on every later question: the step back is refused,
+    journalled on the exchange once (not once per round), and the application stays approved."""
+    sims = await simulators(hk_config)
+    sims["hk"].behaviour.status_script = ["APPROVED", "PROCESSING"]
+    async with broker_at(hk_config, sims) as (broker, _):
+        ex = await _delivered(broker, "vl-back-1")
+        poller = Poller(broker, every=0.0)
+        changes = [await poller.poll_once() for _ in range(3)]
+        done = await broker.get(ex.id)
+    assert done is not None
+    assert changes == [1, 0, 0]
+    assert _steps(done) == ["submitted", "approved"]
+    assert done.lifecycle_state == "approved"
+    [refused] = [e for e in done.events if e.kind == "lifecycle_refused"]
+    assert refused.data["reported"] == "accepted" and refused.data["via"] == "poll"
+    assert sims["hk"].cases[ex.receipt["receipt_number"]].status_queries == 3
+
+
 async def test_a_supplement_for_a_soap_service_without_a_supplement_operation_is_refused(
     hk_config, simulators, broker_at
 ) -> None:
