@@ -115,6 +115,7 @@ class Inbound:
     services: Mapping[str, Service]  # mapping: partner format → local format; options: local side
     wsdl: Path | None = None  # the WSDL of our SOAP endpoint for this partner, if it files by SOAP
     client_certs_sha256: frozenset[str] = frozenset()  # mutual TLS: the partner's certificates
+    callback: str | None = None  # POSTed to with each step of what the partner filed (decisions)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -153,6 +154,15 @@ class Config:
             for pid, p in self.partners.items()
         }
         return replace(self, partners=partners)
+
+    def callback_url(self, source: str, *, inbound: bool) -> str | None:
+        """Where an exchange's originator hears how it went: a local source's ``callback``, or,
+        for an application a partner filed with us, the partner's ``inbound.callback``."""
+        if inbound:
+            partner = self.partners.get(source)
+            return partner.inbound.callback if partner and partner.inbound else None
+        src = self.sources.get(source)
+        return src.callback if src else None
 
     def with_inbound_keys(self, keys: Mapping[str, str]) -> Config:
         """A copy in which each named partner files with one key (its SHA-256): for the demo."""
@@ -505,7 +515,11 @@ def _broker(r: Reader, raw: Any) -> BrokerSettings:
 def _inbound(
     r: Reader, path: PathKey, raw: Any, base: Path, local_protocol: str | None
 ) -> Inbound | None:
-    m = r.mapping(path, raw, optional=("keys_sha256", "client_certs_sha256", "services", "wsdl"))
+    m = r.mapping(
+        path,
+        raw,
+        optional=("keys_sha256", "client_certs_sha256", "services", "wsdl", "callback"),
+    )
     if m is None:
         return None
     found: dict[str, set[str]] = {"keys_sha256": set(), "client_certs_sha256": set()}
@@ -523,6 +537,7 @@ def _inbound(
         if "services" in m
         else {}
     )
+    callback = r.url((*path, "callback"), m["callback"]) if "callback" in m else None
     wsdl: Path | None = None
     if "wsdl" in m:
         wfile = r.text((*path, "wsdl"), m["wsdl"])
@@ -541,6 +556,7 @@ def _inbound(
         services=services,
         wsdl=wsdl,
         client_certs_sha256=frozenset(certs),
+        callback=callback,
     )
 
 

@@ -36,7 +36,7 @@ from federation.errors import (
     Problem,
     UnknownOutcomeError,
 )
-from federation.models import Event, Exchange, Outcome, State, StateChange
+from federation.models import Direction, Event, Exchange, Outcome, State, StateChange
 from replay.journal import Journal
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -443,9 +443,9 @@ class Delivery:
         await self._record(exchange, events, change)
 
     def _notify(self, exchange: Exchange) -> bool:
-        """Does the exchange's source want to hear how it ended?"""
-        source = self.catalogue.config.sources.get(exchange.source)
-        return source is not None and source.callback is not None
+        """Does the exchange's originator want to hear how it ended?"""
+        inbound = exchange.direction is Direction.INBOUND
+        return self.catalogue.config.callback_url(exchange.source, inbound=inbound) is not None
 
     # -- journal helpers ------------------------------------------------------------------------
 

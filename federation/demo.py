@@ -131,12 +131,13 @@ async def run_demo(
                 )
                 results = await _submit_and_follow(url, items, default_source, console, wait, keys)
                 rounds = await _correction_rounds(url, catalogue, items, results, keys, wait)
+                rounds += await _decisions_back(url, items, results, keys)
                 _show(console, items, results)
                 delivered = sum(1 for r in results if r.get("state") == "delivered")
                 console.print(f"{delivered} of {len(items)} applications delivered")
                 for line in rounds:
                     console.print(line)
-                if any(not line.endswith("completed") for line in rounds):
+                if any(not line.endswith("completed") for line in rounds):  # every round ends
                     return 1
                 if keep_running:
                     console.print(f"broker still running at {url} (Ctrl-C to stop)")
@@ -259,6 +260,39 @@ async def _correction_rounds(
             steps = " → ".join(s["state"] for s in view.get("lifecycle", []))
             how = "polled" if polled else "by callback"
             lines.append(f"correction round {item.partner} ({how}) {res['id']}: {steps}")
+    return lines
+
+
+# The local authority's decisions on what partners filed with us, in tongban's vocabulary.
+DECISIONS = (
+    {"lifecycle": "accepted"},
+    {"lifecycle": "approved", "note": "准予许可"},
+    {"lifecycle": "completed"},
+)
+
+
+async def _decisions_back(
+    url: str, items: list[DemoItem], results: list[dict[str, Any]], keys: dict[str, str]
+) -> list[str]:
+    """Play the local system deciding on each application a partner filed, then the partner
+    asking (with its key) what became of it: Guangdong's decision flows back."""
+    lines = []
+    async with aiohttp.ClientSession(base_url=url) as http:
+        for item, res in zip(items, results, strict=True):
+            if item.inbound_from is None or res.get("state") != "delivered":
+                continue
+            for decision in DECISIONS:
+                async with http.post(f"/v1/exchanges/{res['id']}/lifecycle", json=decision) as r:
+                    r.raise_for_status()
+            pid = item.inbound_from
+            async with http.get(
+                f"/v1/partners/{pid}/applications/{res['idempotency_key']}",
+                headers={"Authorization": f"Bearer {keys[pid]}"},
+            ) as r:
+                seen = await r.json()
+            res["lifecycle"] = seen["lifecycle"]  # the table shows where it ended
+            steps = " → ".join(s["state"] for s in seen["lifecycle"])
+            lines.append(f"decision back to {pid} {res['id']}: {steps}")
     return lines
 
 

@@ -21,7 +21,15 @@ from aiohttp import web
 from federation.broker import Submission
 from federation.config import LOCAL, Inbound, Partner
 from federation.errors import IdempotencyConflict, MappingError
-from federation.intake import BROKER, KEY_RE, Received, accepted, conflict, refuse
+from federation.intake import (
+    BROKER,
+    EXCHANGE_ID_RE,
+    KEY_RE,
+    Received,
+    accepted,
+    conflict,
+    refuse,
+)
 from federation.models import (
     LIFECYCLE_NEXT,
     Direction,
@@ -41,6 +49,8 @@ def setup(app: web.Application) -> None:
     """Register the inbound routes on the broker's app."""
     app.router.add_post("/v1/partners/{partner}/applications", file_application)
     app.router.add_post("/v1/partners/{partner}/status", status_update)
+    app.router.add_get("/v1/partners/{partner}/applications/{key}", application_status)
+    app.router.add_post("/v1/exchanges/{id}/lifecycle", local_decision)
     from federation import soapinbound  # imports this module
 
     soapinbound.setup(app)
@@ -71,6 +81,106 @@ async def status_update(request: web.Request) -> web.Response:
         raise
     body_out = {"exchange_id": exchange.id, "lifecycle": state, "changed": changed}
     return web.Response(body=orjson.dumps(body_out), content_type="application/json")
+
+
+LOCAL_KEYS = {"lifecycle", "note", "case_number"}
+
+
+async def local_decision(request: web.Request) -> web.Response:
+    """The local system's word on an application a partner filed with us (accepted, 补正, approved …).
+
+    ``POST /v1/exchanges/{id}/lifecycle`` with ``{"lifecycle": …, "note": …, "case_number": …}`` in
+    tongban's own vocabulary: journalled as a lifecycle step like a partner's, under the same rules,
+    and forwarded to the partner that filed it (its ``inbound.callback``; it can also ask, with
+    ``GET /v1/partners/{partner}/applications/{key}``).
+    """
+    broker = request.app[BROKER]
+    xid = request.match_info["id"]
+    got = Received(request)
+    try:
+        exchange = await broker.get(xid) if EXCHANGE_ID_RE.fullmatch(xid) else None
+        if exchange is None:
+            raise ProblemError(404, "not-found", f"no exchange {xid}")
+        if exchange.direction is not Direction.INBOUND:
+            raise ProblemError(
+                409,
+                "not-inbound",
+                f"exchange {exchange.id} was sent to {exchange.target}, which reports its "
+                f"lifecycle (POST /v1/partners/{exchange.target}/status)",
+            )
+        if exchange.state is not State.DELIVERED:
+            raise ProblemError(
+                409,
+                "not-delivered",
+                f"exchange {exchange.id} is {exchange.state.value}, not delivered",
+            )
+        body = await got.read(broker.catalogue.config.broker.max_body_bytes)
+        update = _json_object(body)
+        state, changed = await record_lifecycle(
+            broker, exchange, _local_lifecycle(update), update, via="local"
+        )
+    except ProblemError as exc:
+        await refuse(request, broker, exc, None, got.body, got.size)
+        raise
+    body_out = {"exchange_id": exchange.id, "lifecycle": state, "changed": changed}
+    return web.Response(body=orjson.dumps(body_out), content_type="application/json")
+
+
+def _local_lifecycle(update: dict[str, Any]) -> dict[str, Any]:
+    errors = [
+        {"path": k, "message": "unknown field (lifecycle, note, case_number)"}
+        for k in sorted(set(update) - LOCAL_KEYS)
+    ]
+    state = update.get("lifecycle")
+    if state not in {s.value for s in Lifecycle}:
+        known = ", ".join(s.value for s in Lifecycle)
+        errors.append({"path": "lifecycle", "message": f"{state!r} is not one of: {known}"})
+    errors += [
+        {"path": k, "message": "must be text"}
+        for k in ("note", "case_number")
+        if k in update and not isinstance(update[k], str)
+    ]
+    if errors:
+        detail = "; ".join(f"{e['path']}: {e['message']}" for e in errors)
+        raise ProblemError(400, "invalid-request", detail, errors=errors)
+    return {k: update[k] for k in sorted(LOCAL_KEYS) if update.get(k) is not None}
+
+
+async def application_status(request: web.Request) -> web.Response:
+    """What became of an application the partner filed, by the Idempotency-Key it filed it with.
+
+    Authenticated like filing; a partner sees only its own applications. Answers the delivery
+    state to the local system and the lifecycle at the local authority, step by step.
+    """
+    broker = request.app[BROKER]
+    pid = request.match_info["partner"]
+    key = request.match_info["key"]
+    try:
+        filing_partner(request, broker, pid)
+        full = await filed_by(broker, pid, key)
+    except ProblemError as exc:
+        await refuse(request, broker, exc, key, b"", 0)
+        raise
+    body = {
+        "exchange_id": full.id,
+        "service": full.service,
+        "idempotency_key": full.idempotency_key,
+        "state": full.state.value,
+        "lifecycle": full.lifecycle(),
+        "receipt": full.receipt,
+    }
+    return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+
+async def filed_by(broker: Any, pid: str, key: str) -> Exchange:
+    """The application partner ``pid`` filed with that idempotency key, with its history."""
+    found = await broker.journal.search(
+        Query(source=pid, partner=LOCAL, idempotency_key=key, limit=1)
+    )
+    full: Exchange | None = await broker.journal.get(found[0].id) if found else None
+    if full is None or full.direction is not Direction.INBOUND:
+        raise ProblemError(404, "not-found", f"{pid} filed no application with that key")
+    return full
 
 
 async def record_lifecycle(
@@ -117,7 +227,8 @@ async def record_lifecycle(
             f"exchange {exchange.id} is {latest}: {state} cannot follow it (may follow: {may})",
             lifecycle=latest,
         )
-    source = broker.catalogue.config.sources.get(exchange.source)
+    inbound = exchange.direction is Direction.INBOUND
+    callback = broker.catalogue.config.callback_url(exchange.source, inbound=inbound)
     await broker.journal.record(
         exchange.id,
         [
@@ -131,7 +242,7 @@ async def record_lifecycle(
         StateChange(
             state=State.DELIVERED,
             expect=frozenset({State.DELIVERED}),
-            notify=source is not None and source.callback is not None,
+            notify=callback is not None,
             notify_as=f"lifecycle:{state}",
             lifecycle_state=state,
         ),

@@ -21,7 +21,7 @@ import orjson
 from federation.catalogue import Catalogue
 from federation.errors import JournalError, LeaseLost
 from federation.logging import get_logger
-from federation.models import Event, Exchange, iso
+from federation.models import Direction, Event, Exchange, iso
 from replay.journal import Journal
 
 MAX_ATTEMPTS = 12
@@ -89,8 +89,8 @@ class Notifier:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
 
     async def _notify(self, exchange: Exchange) -> None:
-        source = self._catalogue().config.sources.get(exchange.source)
-        url = source.callback if source else None
+        inbound = exchange.direction is Direction.INBOUND
+        url = self._catalogue().config.callback_url(exchange.source, inbound=inbound)
         state = exchange.notify_state or exchange.state.value
         attempt = exchange.notify_attempts + 1
         log = self._log.bind(exchange_id=exchange.id, source=exchange.source, attempt=attempt)

@@ -29,6 +29,7 @@ from federation.errors import JournalUnavailable
 from federation.inbound import (
     exchange_for,
     file_with,
+    filed_by,
     filing_partner,
     lifecycle_of,
     record_lifecycle,
@@ -40,6 +41,7 @@ from federation.problems import PROBLEM_TYPE, ProblemError
 NS = "urn:tongban:inbound:2026"
 OPERATION = f"{{{NS}}}FileApplication"
 REPORT = f"{{{NS}}}ReportStatus"
+ASK = f"{{{NS}}}GetApplicationStatus"
 FIELDS = ("service", "idempotencyKey", "application")
 SOAP_ADDRESS = "{http://schemas.xmlsoap.org/wsdl/soap/}address"
 MEDIA_TYPES = frozenset({"text/xml"})  # SOAP 1.1 over HTTP
@@ -86,6 +88,8 @@ async def file_application(request: web.Request) -> web.Response:
             first = _body_element(body)
             if first.tag == REPORT:
                 return await _report_status(broker, pid, first)
+            if first.tag == ASK:
+                return await _application_status(broker, pid, first)
             service, key, application = _parse(first)
             exchange, _ = await file_with(
                 broker,
@@ -119,7 +123,8 @@ async def file_application(request: web.Request) -> web.Response:
 
 
 def _body_element(body: bytes) -> Any:
-    """The first element of a SOAP 1.1 Body (FileApplication or ReportStatus), parsed safely."""
+    """The first element of a SOAP 1.1 Body (FileApplication, ReportStatus or
+    GetApplicationStatus), parsed safely."""
     try:
         opened = open_envelope(xmlsafe.parse(body, xmlsafe.REPLY_LIMITS))
     except xmlsafe.XmlRefused as exc:
@@ -129,10 +134,12 @@ def _body_element(body: bytes) -> Any:
         raise ProblemError(400, "invalid-request", str(exc)) from None
     if opened.version is not SOAP11:
         raise ProblemError(400, "version-mismatch", "this endpoint speaks SOAP 1.1 (text/xml) only")
-    if opened.first is None or opened.first.tag not in (OPERATION, REPORT):
+    if opened.first is None or opened.first.tag not in (OPERATION, REPORT, ASK):
         got = etree.QName(opened.first).text if opened.first is not None else "an empty Body"
         raise ProblemError(
-            400, "invalid-request", f"expected {OPERATION} or {REPORT} in the Body, got {got}"
+            400,
+            "invalid-request",
+            f"expected {OPERATION}, {REPORT} or {ASK} in the Body, got {got}",
         )
     return opened.first
 
@@ -174,6 +181,27 @@ async def _report_status(broker: Any, pid: str, element: Any) -> web.Response:
         f"<tb:exchangeId>{escape(exchange.id)}</tb:exchangeId>"
         f"<tb:lifecycle>{escape(state)}</tb:lifecycle>"
         "</tb:ReportStatusResponse>"
+    )
+    return web.Response(body=_ENVELOPE.render([], answer), content_type="text/xml", charset="utf-8")
+
+
+async def _application_status(broker: Any, pid: str, element: Any) -> web.Response:
+    """GetApplicationStatus: what became of an application the partner filed (the REST GET)."""
+    key = _fields(element, ("idempotencyKey",))["idempotencyKey"]
+    full = await filed_by(broker, pid, key)
+    steps = "".join(
+        "<tb:step>"
+        f"<tb:lifecycle>{escape(str(step['state']))}</tb:lifecycle>"
+        f"<tb:at>{escape(str(step['at']))}</tb:at>"
+        + (f"<tb:note>{escape(str(step['note']))}</tb:note>" if step.get("note") else "")
+        + "</tb:step>"
+        for step in full.lifecycle()
+    )
+    answer = (
+        "<tb:GetApplicationStatusResponse>"
+        f"<tb:exchangeId>{escape(full.id)}</tb:exchangeId>"
+        f"<tb:state>{escape(full.state.value)}</tb:state>{steps}"
+        "</tb:GetApplicationStatusResponse>"
     )
     return web.Response(body=_ENVELOPE.render([], answer), content_type="text/xml", charset="utf-8")
 

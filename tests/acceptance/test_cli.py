@@ -86,6 +86,10 @@ def test_demo_delivers_every_sample_application() -> None:
     for line in rounds:
         assert "submitted → correction_required → submitted" in line
         assert line.endswith("completed")
+    # Guangdong's decisions on what hk and mo filed, as each partner reads them back with its key
+    back = [line for line in result.stdout.splitlines() if line.startswith("decision back to")]
+    assert [line.split()[3] for line in back] == ["hk", "mo"]
+    assert all(line.endswith("submitted → accepted → approved → completed") for line in back)
 
 
 def test_serve_then_restart_resumes_delivery(

@@ -65,6 +65,21 @@ def inbound_config(make_config):
     return root
 
 
+def test_inbound_callback_must_be_a_url(inbound_config) -> None:
+    """A mistyped callback is a configuration error at its line, not a notice lost later."""
+    from federation.config import load_config
+    from federation.errors import ConfigError
+
+    text = (inbound_config / "partners.yaml").read_text(encoding="utf-8")
+    text = text.replace("    inbound:\n", "    inbound:\n      callback: gateway.hk/notices\n", 1)
+    (inbound_config / "partners.yaml").write_text(text, encoding="utf-8")
+    line = text.splitlines().index("      callback: gateway.hk/notices") + 1
+    with pytest.raises(ConfigError) as err:
+        load_config(inbound_config)
+    [problem] = err.value.problems
+    assert (problem.line, problem.path) == (line, "partners[0].inbound.callback")
+
+
 def auth(key: str = KEY) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
@@ -449,3 +464,118 @@ async def test_one_polling_round_asks_about_every_outstanding_application(
     assert states == ["accepted"] * 5
     assert {k: sims["sc"].status_queries[k] for k in keys} == dict.fromkeys(keys, 1)
     assert again == 0
+
+
+async def test_the_local_decision_flows_back_to_the_partner_that_filed(
+    inbound_config, simulators, broker_at
+) -> None:
+    """Guangdong's word on what Hong Kong filed: reported by the local system, journalled under
+    the lifecycle rules, POSTed to hk's inbound.callback and readable by hk with its key."""
+    from aiohttp import web
+
+    from federation.broker import Submission
+    from federation.net import start_site
+    from tests.conftest import SC_APPLICATION
+
+    heard: list[tuple[str, dict[str, object]]] = []
+
+    async def sink(request: web.Request) -> web.Response:
+        heard.append((request.headers["Idempotency-Key"], await request.json()))
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hk/notices", sink)
+    runner, sink_url = await start_site(app)
+    text = (inbound_config / "partners.yaml").read_text(encoding="utf-8")
+    text = text.replace(
+        "    inbound:\n", f"    inbound:\n      callback: {sink_url}/hk/notices\n", 1
+    )
+    (inbound_config / "partners.yaml").write_text(text, encoding="utf-8")
+    sims = await simulators(inbound_config)
+    body = {"service": "GD-GA-RP-HK", "application": APPLICATION}
+    answers: list[tuple[int, dict[str, object]]] = []
+    try:
+        async with (
+            broker_at(inbound_config, sims) as (broker, url),
+            aiohttp.ClientSession(base_url=url) as http,
+        ):
+            async with http.post(
+                "/v1/partners/hk/applications",
+                json=body,
+                headers={**auth(), "Idempotency-Key": "HKDPO-2026-0042"},
+            ) as r:
+                xid = (await r.json())["id"]
+            await settle(broker, xid, DONE)
+            async with http.get(
+                "/v1/partners/hk/applications/HKDPO-2026-0042", headers=auth()
+            ) as r:
+                before = await r.json()
+            for decision in (
+                {"lifecycle": "accepted", "case_number": "44000020261129000042"},
+                {"lifecycle": "approved", "note": "准予许可"},
+                {"lifecycle": "accepted"},  # a step back: refused
+                {"lifecycle": "granted", "by": "me"},  # not ours to invent
+            ):
+                async with http.post(f"/v1/exchanges/{xid}/lifecycle", json=decision) as r:
+                    answers.append((r.status, await r.json()))
+            outbound, _ = await broker.submit(
+                Submission(
+                    source="gd-portal",
+                    partner="sc",
+                    service="115101000000000000-HF-WITHDRAW",
+                    idempotency_key="sc-out-1",
+                    application=SC_APPLICATION,
+                )
+            )
+            await settle(broker, outbound.id, DONE)
+            async with http.post(
+                f"/v1/exchanges/{outbound.id}/lifecycle", json={"lifecycle": "approved"}
+            ) as r:
+                not_ours = (r.status, await r.json())
+            for _ in range(100):  # the notifier sends the steps as they are journalled
+                if any(k.endswith(":lifecycle:approved") for k, _ in heard):
+                    break
+                await asyncio.sleep(0.05)
+            async with http.get(
+                "/v1/partners/hk/applications/HKDPO-2026-0042", headers=auth()
+            ) as r:
+                after = await r.json()
+            async with http.get("/v1/partners/hk/applications/HKDPO-2026-0042") as r:
+                anonymous = r.status
+            async with http.get(
+                "/v1/partners/hk/applications/nobody-filed-this", headers=auth()
+            ) as r:
+                unknown = r.status
+            refusals = await broker.journal.refusals()
+    finally:
+        await runner.cleanup()
+    assert [s["state"] for s in before["lifecycle"]] == ["submitted"]
+    assert before["state"] == "delivered"
+    assert [(status, a.get("changed")) for status, a in answers] == [
+        (200, True),
+        (200, True),
+        (409, None),
+        (400, None),
+    ]
+    assert answers[3][1]["detail"] == (
+        "by: unknown field (lifecycle, note, case_number); lifecycle: 'granted' is not one of: "
+        "submitted, accepted, not_accepted, correction_required, review, approved, refused, "
+        "completed, served"
+    )
+    assert not_ours[0] == 409 and not_ours[1]["type"].endswith(":not-inbound")
+    assert [s["state"] for s in after["lifecycle"]] == ["submitted", "accepted", "approved"]
+    assert after["lifecycle"][2]["note"] == "准予许可"
+    # notices close together are coalesced: the last one carries every step so far
+    assert heard[-1][0] == f"{xid}:lifecycle:approved"
+    last = heard[-1][1]
+    assert last["exchange_id"] == xid and last["idempotency_key"] == "HKDPO-2026-0042"
+    steps = [s["state"] for s in last["lifecycle_steps"]]  # type: ignore[attr-defined]
+    assert steps == ["submitted", "accepted", "approved"]
+    assert (anonymous, unknown) == (401, 404)
+    assert {r.problem for r in refusals} >= {
+        "lifecycle-out-of-order",
+        "invalid-request",
+        "not-inbound",
+        "unauthenticated",
+        "not-found",
+    }

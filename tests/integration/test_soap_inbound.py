@@ -195,3 +195,39 @@ async def test_zeep_reports_status_of_an_application_we_sent(
     assert done is not None
     assert [s["state"] for s in done.lifecycle()] == ["submitted", "accepted", "completed"]
     assert {e.data.get("via") for e in done.events if e.kind == "lifecycle"} == {"soap"}
+
+
+async def test_zeep_asks_what_became_of_an_application_it_filed(
+    soap_config, simulators, broker_at
+) -> None:
+    """GetApplicationStatus: the local authority's decisions, step by step, to the filing partner."""
+    sims = await simulators(soap_config)
+
+    def ask(url: str, idem: str, key: str = KEY) -> Any:
+        return client(url, key).service.GetApplicationStatus(idempotencyKey=idem)
+
+    async with broker_at(soap_config, sims) as (broker, url):
+        answer = await file(url, APPLICATION, "soap-ask-1")
+        await settle(broker, answer.exchangeId, DONE)
+        before = await asyncio.to_thread(ask, url, "soap-ask-1")
+        async with aiohttp.ClientSession(base_url=url) as http:
+            for decision in (
+                {"lifecycle": "accepted"},
+                {"lifecycle": "refused", "note": "不符合条件"},
+            ):
+                async with http.post(
+                    f"/v1/exchanges/{answer.exchangeId}/lifecycle", json=decision
+                ) as r:
+                    assert r.status == 200, await r.text()
+        after = await asyncio.to_thread(ask, url, "soap-ask-1")
+        with pytest.raises(zeep.exceptions.Fault) as unknown:
+            await asyncio.to_thread(ask, url, "never-filed")
+        with pytest.raises(zeep.exceptions.Fault) as wrong_key:
+            await asyncio.to_thread(ask, url, "soap-ask-1", "not-the-key")
+    assert (before.exchangeId, before.state) == (answer.exchangeId, "delivered")
+    assert [s.lifecycle for s in before.step] == ["submitted"]
+    assert [s.lifecycle for s in after.step] == ["submitted", "accepted", "refused"]
+    assert after.step[2].note == "不符合条件"
+    assert after.step[1].at is not None  # an xs:dateTime zeep could read
+    assert "filed no application with that key" in unknown.value.message
+    assert wrong_key.value.code.endswith("Client")
