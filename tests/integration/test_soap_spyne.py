@@ -48,7 +48,12 @@ partners:
       wsdl: spyne.wsdl
       idempotency_header: "{header}"
     services:
-      TD-VL-RENEW: {{mapping: mapping.yaml, operation: RenewVehicleLicence}}
+      TD-VL-RENEW:
+        mapping: mapping.yaml
+        operation: RenewVehicleLicence
+        status_operation: GetRenewalStatus
+        poll_every: 1h
+        supplement_operation: SubmitSupplementaryDocuments
 """
 PAYLOAD: dict[str, Any] = {
     "vehicle_class": "private_car",
@@ -112,7 +117,51 @@ def build_app(seen: list[str | None]) -> Any:
         received_at = DateTime
         fee_payable = Decimal
 
+    class StatusQuery(ComplexModel):
+        __namespace__ = NS
+        ref_no = required(Unicode, pattern=r"TD-[0-9]{6}")
+
+    class StatusReport(ComplexModel):
+        __namespace__ = NS
+        ref_no = Unicode
+        status = Unicode
+        updated_at = DateTime
+        remarks = Unicode(max_occurs="unbounded")
+
+    class Document(ComplexModel):
+        __namespace__ = NS
+        document_type = required(Unicode, values=["INS_COVER", "HKIC"])
+        file_ref = required(Unicode)
+
+    class Supplementary(ComplexModel):
+        __namespace__ = NS
+        ref_no = required(Unicode, pattern=r"TD-[0-9]{6}")
+        remarks = Unicode(min_occurs=0)
+        supporting_document = Document.customize(min_occurs=1, max_occurs="unbounded")
+
+    class Ack(ComplexModel):
+        __namespace__ = NS
+        ref_no = Unicode
+        documents = Integer
+
     class RenewalService(ServiceBase):
+        @rpc(StatusQuery, _returns=StatusReport, _body_style="bare")
+        def GetRenewalStatus(ctx: Any, query: Any) -> Any:
+            headers = ctx.in_header_doc or []
+            seen.append(next((h.text for h in headers if h.tag == HEADER), None))
+            return StatusReport(
+                ref_no=query.ref_no,
+                status="DOCUMENTS_REQUIRED",
+                updated_at=dt.datetime(2025, 4, 29, 9, 30, tzinfo=dt.UTC),
+                remarks=["Cover note required (INS_COVER)", "Bring the original HKID"],
+            )
+
+        @rpc(Supplementary, _returns=Ack, _body_style="bare")
+        def SubmitSupplementaryDocuments(ctx: Any, material: Any) -> Any:
+            headers = ctx.in_header_doc or []
+            seen.append(next((h.text for h in headers if h.tag == HEADER), None))
+            return Ack(ref_no=material.ref_no, documents=len(material.supporting_document))
+
         @rpc(Renewal, _returns=Receipt, _body_style="bare")
         def RenewVehicleLicence(ctx: Any, renewal: Any) -> Any:
             headers = ctx.in_header_doc or []
@@ -173,13 +222,16 @@ async def adapter(spyne_server, tmp_path: Path):
     await soap.close()
 
 
-def attempt(payload: dict[str, Any] | None = None, key: str = "spyne-1") -> OutboundRequest:
+def attempt(
+    payload: dict[str, Any] | None = None, key: str = "spyne-1", kind: str = "application"
+) -> OutboundRequest:
     return OutboundRequest(
         exchange_id=f"x-{key}",
         idempotency_key=key,
         service="TD-VL-RENEW",
         payload=PAYLOAD if payload is None else payload,
         attempt=1,
+        kind=kind,
     )
 
 
@@ -247,3 +299,34 @@ async def test_spyne_server_fault_is_transient(adapter) -> None:
         await adapter.send(attempt({**PAYLOAD, "vehicle_class": "taxi"}))
     assert not isinstance(info.value, UnknownOutcomeError)
     assert "licensing system unavailable" in info.value.message
+
+
+async def test_spyne_answers_a_status_query_and_takes_a_supplement(adapter, spyne_server) -> None:
+    """The status and supplement operations named in partners.yaml, each with its own header key;
+    repeated reply elements (remarks) come back as a list the status: section can join."""
+    report = await adapter.send(attempt({"ref_no": "TD-000001"}, key="status-1", kind="status"))
+    supplement = {
+        "ref_no": "TD-000001",
+        "remarks": "Cover note attached",
+        "supporting_document": [
+            {"document_type": "INS_COVER", "file_ref": "tbfile://hk/cover-note.pdf"},
+            {"document_type": "HKIC", "file_ref": "tbfile://hk/hkid.pdf"},
+        ],
+    }
+    ack = await adapter.send(attempt(supplement, key="supplement-1", kind="supplement"))
+    assert report.problem is None and ack.problem is None
+    assert report.body["status"] == "DOCUMENTS_REQUIRED"
+    assert report.body["remarks"] == ["Cover note required (INS_COVER)", "Bring the original HKID"]
+    assert report.body["updated_at"].startswith("2025-04-29T09:30:00")
+    assert ack.body == {"ref_no": "TD-000001", "documents": 2}
+    assert report.transcript.request["operation"] == "GetRenewalStatus"
+    assert ack.transcript.request["operation"] == "SubmitSupplementaryDocuments"
+    assert spyne_server[1] == ["status-1", "supplement-1"]
+
+
+async def test_a_bad_status_query_is_spynes_client_fault(adapter, spyne_server) -> None:
+    """A reference spyne's pattern refuses: a permanent Client fault (the poller asks again later)."""
+    with pytest.raises(PermanentError) as info:
+        await adapter.send(attempt({"ref_no": "HK-1"}, key="status-2", kind="status"))
+    assert "Client.SchemaValidationError" in info.value.message
+    assert spyne_server[1] == []
