@@ -4,8 +4,10 @@ Starts a simulator for every partner in partners.yaml, the broker on a temporary
 submits every golden example marked ``demo: true`` through the real HTTP API; then shows where each
 application ended up. Then it takes applications through a correction round (补正) to completion:
 with a partner that calls back (the demo plays the partner, posting its status notices) and with one
-that is polled (Hong Kong's TD over SOAP: its simulator asks for more material first). Exit status 0
-only if every application was delivered and every correction round completed.
+that is polled (Hong Kong's TD over SOAP: its simulator asks for more material first). Last, it plays
+the local system deciding on what Hong Kong and Macao filed (asking Hong Kong for more material
+first) and each partner reading the decisions back with its key. Exit status 0 only if every
+application was delivered and every round completed.
 """
 
 from __future__ import annotations
@@ -131,7 +133,7 @@ async def run_demo(
                 )
                 results = await _submit_and_follow(url, items, default_source, console, wait, keys)
                 rounds = await _correction_rounds(url, catalogue, items, results, keys, wait)
-                rounds += await _decisions_back(url, items, results, keys)
+                rounds += await _decisions_back(url, items, results, keys, wait)
                 _show(console, items, results)
                 delivered = sum(1 for r in results if r.get("state") == "delivered")
                 console.print(f"{delivered} of {len(items)} applications delivered")
@@ -269,10 +271,27 @@ DECISIONS = (
     {"lifecycle": "approved", "note": "准予许可"},
     {"lifecycle": "completed"},
 )
+# What a partner supplies when the local authority asks for more, in the partner's own format.
+PARTNER_MATERIAL: dict[str, dict[str, Any]] = {
+    "hk": {
+        "remarks": "Tenancy agreement as proof of the Guangzhou address",
+        "supporting_documents": [
+            {
+                "document_type": "ADDRESS_PROOF",
+                "title": "Tenancy agreement, Tianhe",
+                "file_uri": "hkfile://dpo/demo/tenancy.pdf",
+            }
+        ],
+    },
+}
 
 
 async def _decisions_back(
-    url: str, items: list[DemoItem], results: list[dict[str, Any]], keys: dict[str, str]
+    url: str,
+    items: list[DemoItem],
+    results: list[dict[str, Any]],
+    keys: dict[str, str],
+    wait: float,
 ) -> list[str]:
     """Play the local system deciding on each application a partner filed, then the partner
     asking (with its key) what became of it: Guangdong's decision flows back."""
@@ -281,14 +300,26 @@ async def _decisions_back(
         for item, res in zip(items, results, strict=True):
             if item.inbound_from is None or res.get("state") != "delivered":
                 continue
-            for decision in DECISIONS:
-                async with http.post(f"/v1/exchanges/{res['id']}/lifecycle", json=decision) as r:
+            pid, key = item.inbound_from, res["idempotency_key"]
+            partner = {"Authorization": f"Bearer {keys[pid]}"}
+
+            async def decide(decision: dict[str, str], xid: str = res["id"]) -> None:
+                async with http.post(f"/v1/exchanges/{xid}/lifecycle", json=decision) as r:
                     r.raise_for_status()
-            pid = item.inbound_from
-            async with http.get(
-                f"/v1/partners/{pid}/applications/{res['idempotency_key']}",
-                headers={"Authorization": f"Bearer {keys[pid]}"},
-            ) as r:
+
+            if pid in PARTNER_MATERIAL:  # 补正 first: the partner supplies what is missing
+                await decide({"lifecycle": "correction_required", "note": "请补充住址证明"})
+                async with http.post(
+                    f"/v1/partners/{pid}/applications/{key}/supplements",
+                    json={"material": PARTNER_MATERIAL[pid]},
+                    headers={**partner, "Idempotency-Key": f"{key}-supplement-1"},
+                ) as r:
+                    r.raise_for_status()
+                    child = (await r.json())["id"]
+                await _Follow(http, child, wait).delivered()
+            for decision in DECISIONS:
+                await decide(decision)
+            async with http.get(f"/v1/partners/{pid}/applications/{key}", headers=partner) as r:
                 seen = await r.json()
             res["lifecycle"] = seen["lifecycle"]  # the table shows where it ended
             steps = " → ".join(s["state"] for s in seen["lifecycle"])

@@ -28,6 +28,8 @@ from federation.intake import (
     Received,
     accepted,
     conflict,
+    file_supplement,
+    material_of,
     refuse,
 )
 from federation.models import (
@@ -50,6 +52,7 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/v1/partners/{partner}/applications", file_application)
     app.router.add_post("/v1/partners/{partner}/status", status_update)
     app.router.add_get("/v1/partners/{partner}/applications/{key}", application_status)
+    app.router.add_post("/v1/partners/{partner}/applications/{key}/supplements", partner_supplement)
     app.router.add_post("/v1/exchanges/{id}/lifecycle", local_decision)
     from federation import soapinbound  # imports this module
 
@@ -170,6 +173,32 @@ async def application_status(request: web.Request) -> web.Response:
         "receipt": full.receipt,
     }
     return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+
+async def partner_supplement(request: web.Request) -> web.Response:
+    """A correction round the other way: the local authority asked for more material (补正) on
+    an application the partner filed, and the partner sends it.
+
+    ``POST /v1/partners/{partner}/applications/{key}/supplements`` with the partner's key, its own
+    ``Idempotency-Key`` for the supplement and ``{"material": {…}}`` in the partner's format. Mapped
+    now by the inbound mapping's ``supplement:`` section (422 if it cannot be: nothing reaches the
+    local system half-mapped), journalled as a follow-up and delivered to the local system.
+    """
+    broker = request.app[BROKER]
+    pid = request.match_info["partner"]
+    key = request.headers.get("Idempotency-Key")
+    got = Received(request)
+    try:
+        filing_partner(request, broker, pid)
+        parent = await filed_by(broker, pid, request.match_info["key"])
+        body = await got.read(broker.catalogue.config.broker.max_body_bytes)
+        exchange, created = await file_supplement(
+            broker, parent, material_of(body), key, map_now=True
+        )
+    except ProblemError as exc:
+        await refuse(request, broker, exc, key, got.body, got.size)
+        raise
+    return accepted(exchange, created)
 
 
 async def filed_by(broker: Any, pid: str, key: str) -> Exchange:

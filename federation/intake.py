@@ -17,11 +17,17 @@ from aiohttp import web
 from federation import support
 from federation.broker import Broker, Submission
 from federation.config import ID_RE, LOCAL
-from federation.errors import ConfigError, IdempotencyConflict, JournalError, JournalUnavailable
+from federation.errors import (
+    ConfigError,
+    IdempotencyConflict,
+    JournalError,
+    JournalUnavailable,
+    MappingError,
+)
 from federation.logging import get_logger
-from federation.models import Exchange, iso
+from federation.models import Direction, Exchange, iso
 from federation.problems import ProblemError, problem_response
-from replay.journal import Refusal
+from replay.journal import Query, Refusal
 
 BROKER: web.AppKey[Broker] = web.AppKey("broker", Broker)
 KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")
@@ -121,50 +127,90 @@ async def supplement(request: web.Request) -> web.Response:
         parent = await broker.get(parent_id) if EXCHANGE_ID_RE.fullmatch(parent_id) else None
         if parent is None:
             raise ProblemError(404, "not-found", f"no exchange {parent_id}")
-        body = await got.read(broker.catalogue.config.broker.max_body_bytes)
-        material = _material(body)
-        steps = parent.lifecycle()
-        if not steps or steps[-1]["state"] != "correction_required":
-            now = steps[-1]["state"] if steps else parent.state.value
+        if parent.direction is Direction.INBOUND:
             raise ProblemError(
                 409,
-                "no-correction-requested",
-                f"exchange {parent.id} is {now}: the partner has not asked for more material",
+                "not-outbound",
+                f"exchange {parent.id} was filed by {parent.source}, whose material it awaits "
+                f"(POST /v1/partners/{parent.source}/applications/{{key}}/supplements)",
             )
-        mapping = broker.catalogue.mapping(parent.target, parent.service)
-        if mapping is None or mapping.supplement is None:
+        body = await got.read(broker.catalogue.config.broker.max_body_bytes)
+        exchange, created = await file_supplement(broker, parent, material_of(body), key)
+    except ProblemError as exc:
+        await refuse(request, broker, exc, key, got.body, got.size)
+        raise
+    return accepted(exchange, created)
+
+
+async def file_supplement(
+    broker: Broker,
+    parent: Exchange,
+    material: dict[str, Any],
+    key: str | None,
+    *,
+    map_now: bool = False,
+) -> tuple[Exchange, bool]:
+    """Journal a correction round's material as a follow-up of ``parent`` (both directions).
+
+    Refused (ProblemError) unless the latest word on ``parent`` is ``correction_required`` (a
+    repeat of a supplement already filed under ``key`` is answered like any repeat), its service
+    takes supplements, and ``key`` is a valid key. ``map_now``: refuse with 422 material the
+    ``supplement:`` section cannot map (a partner's, which must not reach the local system
+    half-mapped). The follow-up's application is ``{"material", "original"}``.
+    """
+    mapping = broker.catalogue.mapping(parent.target, parent.service)
+    if mapping is None or mapping.supplement is None:
+        raise ProblemError(
+            404, "unknown-service", f"{parent.target!r} takes no supplements for this service"
+        )
+    if not key or not KEY_RE.fullmatch(key):
+        raise ProblemError(
+            400, "missing-idempotency-key", "send an Idempotency-Key that is unique per supplement"
+        )
+    earlier = await broker.journal.search(
+        Query(partner=parent.target, source=parent.source, idempotency_key=key, limit=1)
+    )
+    # (search results come without events, which is where supplement_of is kept)
+    first = await broker.journal.get(earlier[0].id) if earlier else None
+    repeat = first is not None and first.supplement_of == parent.id
+    latest = parent.lifecycle_state or parent.state.value
+    if not repeat and latest != "correction_required":
+        raise ProblemError(
+            409,
+            "no-correction-requested",
+            f"exchange {parent.id} is {latest}: {parent.target} has not asked for more material",
+        )
+    application = {"material": material, "original": parent.original()}
+    if map_now:
+        try:
+            mapping.supplement.apply_checked(application)
+        except MappingError as exc:
+            problems = [p.to_dict() for p in exc.problems]
             raise ProblemError(
-                404, "unknown-service", f"{parent.target!r} takes no supplements for this service"
-            )
-        if not key or not KEY_RE.fullmatch(key):
-            raise ProblemError(
-                400,
-                "missing-idempotency-key",
-                "send an Idempotency-Key header that is unique per supplement",
-            )
-        exchange, created = await broker.submit(
+                422,
+                "mapping-failed",
+                f"{len(problems)} field(s) of the material cannot be taken; nothing was passed on",
+                errors=problems,
+            ) from exc
+    try:
+        return await broker.submit(
             Submission(
                 source=parent.source,
                 partner=parent.target,
                 service=parent.service,
                 idempotency_key=key,
-                # what the supplement: section maps: the material and how the partner knows
-                # the application it completes (kept with the follow-up, so a replay sends the same)
-                application={"material": material, "original": parent.original()},
+                # the material and how the partner knows the application it completes, kept
+                # with the follow-up so that a replay sends the same
+                application=application,
                 supplement_of=parent.id,
+                direction=parent.direction,
             )
         )
-    except ProblemError as exc:
-        await refuse(request, broker, exc, key, got.body, got.size)
-        raise
     except IdempotencyConflict as exc:
-        problem = conflict(exc)
-        await refuse(request, broker, problem, key, got.body, got.size)
-        raise problem from exc
-    return accepted(exchange, created)
+        raise conflict(exc) from exc
 
 
-def _material(body: bytes) -> dict[str, Any]:
+def material_of(body: bytes) -> dict[str, Any]:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:

@@ -34,14 +34,16 @@ from federation.inbound import (
     lifecycle_of,
     record_lifecycle,
 )
-from federation.intake import BROKER, Received, refuse
+from federation.intake import BROKER, Received, file_supplement, refuse
 from federation.logging import get_logger
+from federation.models import Exchange
 from federation.problems import PROBLEM_TYPE, ProblemError
 
 NS = "urn:tongban:inbound:2026"
 OPERATION = f"{{{NS}}}FileApplication"
 REPORT = f"{{{NS}}}ReportStatus"
 ASK = f"{{{NS}}}GetApplicationStatus"
+SUPPLEMENT = f"{{{NS}}}FileSupplement"
 FIELDS = ("service", "idempotencyKey", "application")
 SOAP_ADDRESS = "{http://schemas.xmlsoap.org/wsdl/soap/}address"
 MEDIA_TYPES = frozenset({"text/xml"})  # SOAP 1.1 over HTTP
@@ -90,6 +92,13 @@ async def file_application(request: web.Request) -> web.Response:
                 return await _report_status(broker, pid, first)
             if first.tag == ASK:
                 return await _application_status(broker, pid, first)
+            if first.tag == SUPPLEMENT:
+                values = _fields(first, ("idempotencyKey", "supplementKey", "material"))
+                key = values["supplementKey"]
+                parent = await filed_by(broker, pid, values["idempotencyKey"])
+                material = _json_text(values["material"], "material")
+                exchange, _ = await file_supplement(broker, parent, material, key, map_now=True)
+                return _filed("FileSupplementResponse", exchange)
             service, key, application = _parse(first)
             exchange, _ = await file_with(
                 broker,
@@ -108,11 +117,16 @@ async def file_application(request: web.Request) -> web.Response:
     except ProblemError as exc:
         await refuse(request, broker, exc, key, got.body, got.size)
         return fault(exc)
+    return _filed("FileApplicationResponse", exchange)
+
+
+def _filed(element: str, exchange: Exchange) -> web.Response:
+    """The answer to a filing: the exchange id and state, and where to follow it."""
     answer = (
-        "<tb:FileApplicationResponse>"
+        f"<tb:{element}>"
         f"<tb:exchangeId>{escape(exchange.id)}</tb:exchangeId>"
         f"<tb:state>{escape(exchange.state.value)}</tb:state>"
-        "</tb:FileApplicationResponse>"
+        f"</tb:{element}>"
     )
     return web.Response(
         body=_ENVELOPE.render([], answer),
@@ -134,12 +148,12 @@ def _body_element(body: bytes) -> Any:
         raise ProblemError(400, "invalid-request", str(exc)) from None
     if opened.version is not SOAP11:
         raise ProblemError(400, "version-mismatch", "this endpoint speaks SOAP 1.1 (text/xml) only")
-    if opened.first is None or opened.first.tag not in (OPERATION, REPORT, ASK):
+    if opened.first is None or opened.first.tag not in (OPERATION, REPORT, ASK, SUPPLEMENT):
         got = etree.QName(opened.first).text if opened.first is not None else "an empty Body"
         raise ProblemError(
             400,
             "invalid-request",
-            f"expected {OPERATION}, {REPORT} or {ASK} in the Body, got {got}",
+            f"expected {OPERATION}, {SUPPLEMENT}, {REPORT} or {ASK} in the Body, got {got}",
         )
     return opened.first
 

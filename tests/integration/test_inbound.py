@@ -579,3 +579,87 @@ async def test_the_local_decision_flows_back_to_the_partner_that_filed(
         "unauthenticated",
         "not-found",
     }
+
+
+async def test_a_correction_round_on_what_a_partner_filed(
+    inbound_config, simulators, broker_at
+) -> None:
+    """The local authority asks hk for more (补正); hk's material, mapped now, reaches the local
+    system as a follow-up naming the local case; the application is submitted again."""
+    mapping = inbound_config / "mappings" / "inbound-rp.yaml"
+    text = mapping.read_text(encoding="utf-8").replace(
+        '  receipt_number: {from: resultCode, default: "0"}',
+        "  receipt_number: {from: acceptance_no, required: true}",
+    )
+    mapping.write_text(
+        text
+        + "supplement:\n"
+        + "  acceptance_no: {from: original.receipt.receipt_number, required: true}\n"
+        + "  note: {from: material.remarks, required: true}\n"
+        + "  files: material.files\n",
+        encoding="utf-8",
+    )
+    sims = await simulators(inbound_config)
+    body = {"service": "GD-GA-RP-HK", "application": APPLICATION}
+    material = {"remarks": "住址证明（租赁合同）", "files": ["hkfile://dpo/lease.pdf"]}
+    path = "/v1/partners/hk/applications/HKDPO-2026-0077/supplements"
+    statuses: dict[str, int] = {}
+    async with (
+        broker_at(inbound_config, sims) as (broker, url),
+        aiohttp.ClientSession(base_url=url) as http,
+    ):
+        async with http.post(
+            "/v1/partners/hk/applications",
+            json=body,
+            headers={**auth(), "Idempotency-Key": "HKDPO-2026-0077"},
+        ) as r:
+            xid = (await r.json())["id"]
+        parent = await settle(broker, xid, DONE)
+        supplement = {**auth(), "Idempotency-Key": "HKDPO-2026-0077-S1"}
+        async with http.post(path, json={"material": material}, headers=supplement) as r:
+            statuses["before any request for more"] = r.status
+        async with http.post(
+            f"/v1/exchanges/{xid}/lifecycle",
+            json={"lifecycle": "correction_required", "note": "请补充住址证明"},
+        ) as r:
+            assert r.status == 200
+        async with http.post(
+            f"/v1/exchanges/{xid}/supplements", json={"material": material}, headers=supplement
+        ) as r:
+            statuses["through the local API"] = r.status
+        async with http.post(
+            path, json={"material": {"files": []}}, headers={**auth(), "Idempotency-Key": "bad"}
+        ) as r:
+            statuses["unmappable"] = r.status
+            unmappable = await r.json()
+        async with http.post(path, json={"material": material}, headers=supplement) as r:
+            statuses["filed"] = r.status
+            child = (await r.json())["id"]
+        sent = await settle(broker, child, DONE)
+        async with http.post(path, json={"material": material}, headers=supplement) as r:
+            statuses["repeated"] = r.status
+            again = (await r.json())["id"]
+        async with http.get("/v1/partners/hk/applications/HKDPO-2026-0077", headers=auth()) as r:
+            seen_by_hk = await r.json()
+    assert statuses == {
+        "before any request for more": 409,
+        "through the local API": 409,  # material for hk's application comes from hk
+        "unmappable": 422,
+        "filed": 202,
+        "repeated": 200,
+    }
+    assert unmappable["errors"][0]["path"] == "material.remarks"
+    assert again == child
+    assert sent.state is State.DELIVERED and sent.supplement_of == xid
+    follow_up = sims["local"].seen["HKDPO-2026-0077-S1"]
+    assert follow_up.paths == ["/applications/residence-permits/supplements"]
+    assert follow_up.first_body == {
+        "acceptance_no": parent.receipt["receipt_number"],
+        "note": "住址证明（租赁合同）",
+        "files": ["hkfile://dpo/lease.pdf"],
+    }
+    assert [s["state"] for s in seen_by_hk["lifecycle"]] == [
+        "submitted",
+        "correction_required",
+        "submitted",
+    ]

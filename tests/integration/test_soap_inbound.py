@@ -231,3 +231,53 @@ async def test_zeep_asks_what_became_of_an_application_it_filed(
     assert after.step[1].at is not None  # an xs:dateTime zeep could read
     assert "filed no application with that key" in unknown.value.message
     assert wrong_key.value.code.endswith("Client")
+
+
+async def test_zeep_supplies_material_when_guangdong_asks_for_more(
+    soap_config, simulators, broker_at
+) -> None:
+    """FileSupplement: accepted only after correction_required, mapped now (a Client fault if it
+    cannot be), delivered to the local system; the same supplementKey again is the same one."""
+    mapping = soap_config / "mappings" / "inbound-rp.yaml"
+    mapping.write_text(
+        mapping.read_text(encoding="utf-8")
+        + "supplement:\n  note: {from: material.remarks, required: true}\n",
+        encoding="utf-8",
+    )
+    sims = await simulators(soap_config)
+
+    def supply(url: str, material: dict[str, Any], supplement_key: str) -> Any:
+        return client(url).service.FileSupplement(
+            idempotencyKey="soap-bz-1",
+            supplementKey=supplement_key,
+            material=orjson.dumps(material).decode(),
+        )
+
+    async with broker_at(soap_config, sims) as (broker, url):
+        answer = await file(url, APPLICATION, "soap-bz-1")
+        await settle(broker, answer.exchangeId, DONE)
+        with pytest.raises(zeep.exceptions.Fault) as too_early:
+            await asyncio.to_thread(supply, url, {"remarks": "x"}, "soap-bz-1-s1")
+        async with aiohttp.ClientSession(base_url=url) as http:
+            async with http.post(
+                f"/v1/exchanges/{answer.exchangeId}/lifecycle",
+                json={"lifecycle": "correction_required", "note": "请补充在职证明"},
+            ) as r:
+                assert r.status == 200
+        with pytest.raises(zeep.exceptions.Fault) as unmappable:
+            await asyncio.to_thread(supply, url, {"files": []}, "soap-bz-1-s1")
+        filed = await asyncio.to_thread(supply, url, {"remarks": "在职证明已上传"}, "soap-bz-1-s1")
+        sent = await settle(broker, filed.exchangeId, DONE)
+        again = await asyncio.to_thread(supply, url, {"remarks": "在职证明已上传"}, "soap-bz-1-s1")
+        parent = await broker.get(answer.exchangeId)
+    assert "has not asked for more material" in too_early.value.message
+    assert "material.remarks" in unmappable.value.message
+    assert sent.state is State.DELIVERED and sent.supplement_of == answer.exchangeId
+    assert again.exchangeId == filed.exchangeId
+    assert sims["local"].seen["soap-bz-1-s1"].first_body == {"note": "在职证明已上传"}
+    assert parent is not None
+    assert [s["state"] for s in parent.lifecycle()] == [
+        "submitted",
+        "correction_required",
+        "submitted",
+    ]
