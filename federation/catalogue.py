@@ -127,9 +127,9 @@ def _check_protocol_tree(partner: Partner, code: str, mapping: CompiledMapping) 
         written = getattr(mapping, section)
         try:
             tree = spec.target_tree(partner, code, kind)
-        except FederationError as exc:
+        except FederationError as exc:  # the WSDL itself: once, not once per section
             problems.append(Problem(message=str(exc), file=mapping.file))
-            continue
+            break
         if tree is None:
             if written is not None and kind != "application" and partner.protocol == "soap":
                 key = "supplement_operation" if kind == "supplement" else "status_operation"

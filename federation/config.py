@@ -142,6 +142,7 @@ class Config:
     sources: Mapping[str, Source]
     broker: BrokerSettings
     applicant_fields: tuple[str, ...] = ()  # application paths searchable by keyed hash
+    local_keys_sha256: frozenset[str] = frozenset()  # the local system's keys (its decisions)
     warnings: tuple[Problem, ...] = ()  # odd but accepted settings, shown by `tongban check`
 
     def with_endpoints(self, endpoints: Mapping[str, str]) -> Config:
@@ -165,14 +166,19 @@ class Config:
         return src.callback if src else None
 
     def with_inbound_keys(self, keys: Mapping[str, str]) -> Config:
-        """A copy in which each named partner files with one key (its SHA-256): for the demo."""
+        """A copy in which each named partner (and ``local``, the local system) authenticates
+        with one key (its SHA-256): for the demo."""
         partners = dict(self.partners)
+        local_keys = self.local_keys_sha256
         for pid, digest in keys.items():
+            if pid == LOCAL:
+                local_keys = frozenset({digest})
+                continue
             p = partners.get(pid)
             if p is None or p.inbound is None:
                 raise KeyError(f"partner {pid!r} files no inbound applications")
             partners[pid] = replace(p, inbound=replace(p.inbound, keys_sha256=frozenset({digest})))
-        return replace(self, partners=partners)
+        return replace(self, partners=partners, local_keys_sha256=local_keys)
 
 
 def load_config(root: Path) -> Config:
@@ -289,11 +295,12 @@ def _parse(r: Reader, doc: Located, file: Path, base: Path) -> Config | None:
             ("local",),
             top["local"],
             required=("name", "region", "protocol", "endpoint"),
-            optional=common,
+            optional=(*common, "keys_sha256"),
         )
         if "local" in top
         else None
     )
+    local_keys = _digests(r, ("local", "keys_sha256"), (local_raw or {}).get("keys_sha256", []))
     local_protocol = local_raw.get("protocol") if local_raw else None
     if local_protocol not in protocol_names():
         local_protocol = None
@@ -340,9 +347,18 @@ def _parse(r: Reader, doc: Located, file: Path, base: Path) -> Config | None:
                     )
                 inbound_services[code] = (svc, (*path, "inbound", "services", code))
     if local_raw is not None:
-        local = one(("local",), local_raw, LOCAL, {c: s for c, (s, _) in inbound_services.items()})
+        local_fields = {k: v for k, v in local_raw.items() if k != "keys_sha256"}
+        local = one(
+            ("local",), local_fields, LOCAL, {c: s for c, (s, _) in inbound_services.items()}
+        )
         if local is not None:
             partners[LOCAL] = local
+        if inbound_services and not local_keys:
+            r.warn(
+                ("local",),
+                "no keys_sha256: the local system cannot report its decisions on inbound "
+                "applications (POST /v1/exchanges/{id}/lifecycle needs its key)",
+            )
     applicant_fields = _search(r, top.get("search"))
     if not r.ok:
         return None
@@ -353,6 +369,7 @@ def _parse(r: Reader, doc: Located, file: Path, base: Path) -> Config | None:
         sources=sources,
         broker=broker,
         applicant_fields=applicant_fields,
+        local_keys_sha256=frozenset(local_keys),
     )
 
 
@@ -522,15 +539,10 @@ def _inbound(
     )
     if m is None:
         return None
-    found: dict[str, set[str]] = {"keys_sha256": set(), "client_certs_sha256": set()}
-    for field_name, digests in found.items():
-        for i, item in enumerate(r.items((*path, field_name), m.get(field_name, []))):
-            digest = r.text(
-                (*path, field_name, i), item, pattern=SHA256_RE, what="a sha256 hex digest"
-            )
-            if digest:
-                digests.add(digest.lower())
-    keys, certs = found["keys_sha256"], found["client_certs_sha256"]
+    keys, certs = (
+        _digests(r, (*path, name), m.get(name, []))
+        for name in ("keys_sha256", "client_certs_sha256")
+    )
     # A partner may only send status updates (no services): it still needs its keys.
     services: Mapping[str, Service] | None = (
         _services(r, (*path, "services"), m["services"], base, local_protocol)
@@ -558,6 +570,16 @@ def _inbound(
         client_certs_sha256=frozenset(certs),
         callback=callback,
     )
+
+
+def _digests(r: Reader, path: PathKey, raw: Any) -> set[str]:
+    """A list of SHA-256 hex digests (of keys or certificates), lower-cased."""
+    out: set[str] = set()
+    for i, item in enumerate(r.items(path, raw)):
+        digest = r.text((*path, i), item, pattern=SHA256_RE, what="a sha256 hex digest")
+        if digest:
+            out.add(digest.lower())
+    return out
 
 
 def _services(

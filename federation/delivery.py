@@ -31,6 +31,7 @@ from federation.config import Partner
 from federation.errors import (
     AdapterError,
     JournalError,
+    LifecycleMoved,
     MappingError,
     PermanentError,
     Problem,
@@ -334,8 +335,22 @@ class Delivery:
                     notify=self._notify(supplement),
                     notify_as="lifecycle:submitted",
                     lifecycle_state="submitted",
+                    # only the round that asked for it: a supplement delivered after the partner
+                    # moved on (refused meanwhile, a second supplement, a replay) reopens nothing
+                    expect_lifecycle="correction_required",
                 ),
             )
+        except LifecycleMoved as exc:
+            late = {"reported": "submitted", "via": "supplement", **step, "reason": str(exc)}
+            del late["lifecycle"]
+            try:
+                await self.journal.record(
+                    parent,
+                    [Event(exchange_id=parent, kind="lifecycle_refused", at=at, data=late)],
+                    StateChange(state=State.DELIVERED, expect=frozenset({State.DELIVERED})),
+                )
+            except JournalError as err:
+                self.log.warning("supplement_not_noted_on_parent", parent=parent, error=str(err))
         except JournalError as exc:
             self.log.warning("supplement_not_noted_on_parent", parent=parent, error=str(exc))
 

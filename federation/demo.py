@@ -30,6 +30,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from federation.catalogue import Catalogue, load_catalogue
+from federation.config import LOCAL
 from federation.mapping.examples import Example, load_examples
 from federation.server import running_broker
 from federation.simulator import simulator_for
@@ -112,6 +113,8 @@ async def run_demo(
         for pid, p in catalogue.config.partners.items()
         if p.inbound is not None
     }
+    if LOCAL in catalogue.config.partners:
+        keys[LOCAL] = secrets.token_urlsafe(24)  # the local system reports its decisions
     with tempfile.TemporaryDirectory(prefix="tongban-demo-") as tmp:
         journal = Path(tmp) / "journal.sqlite"
         try:
@@ -304,7 +307,11 @@ async def _decisions_back(
             partner = {"Authorization": f"Bearer {keys[pid]}"}
 
             async def decide(decision: dict[str, str], xid: str = res["id"]) -> None:
-                async with http.post(f"/v1/exchanges/{xid}/lifecycle", json=decision) as r:
+                async with http.post(
+                    f"/v1/exchanges/{xid}/lifecycle",
+                    json=decision,
+                    headers={"Authorization": f"Bearer {keys[LOCAL]}"},
+                ) as r:
                     r.raise_for_status()
 
             if pid in PARTNER_MATERIAL:  # 补正 first: the partner supplies what is missing

@@ -140,3 +140,7 @@ class IdempotencyConflict(JournalError):
 
 class LeaseLost(JournalError):
     """The worker's lease on an exchange expired and was taken over."""
+
+
+class LifecycleMoved(JournalError):
+    """A lifecycle step was checked against a latest word that another update has changed."""

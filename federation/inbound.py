@@ -20,7 +20,7 @@ from aiohttp import web
 
 from federation.broker import Submission
 from federation.config import LOCAL, Inbound, Partner
-from federation.errors import IdempotencyConflict, MappingError
+from federation.errors import IdempotencyConflict, LifecycleMoved, MappingError
 from federation.intake import (
     BROKER,
     EXCHANGE_ID_RE,
@@ -89,21 +89,43 @@ async def status_update(request: web.Request) -> web.Response:
 LOCAL_KEYS = {"lifecycle", "note", "case_number"}
 
 
+def is_state(value: object) -> bool:
+    """Is ``value`` one of the lifecycle states (text, not a list or a number that maps to one)?"""
+    return isinstance(value, str) and value in LIFECYCLE_NEXT
+
+
 async def local_decision(request: web.Request) -> web.Response:
     """The local system's word on an application a partner filed with us (accepted, 补正, approved …).
 
     ``POST /v1/exchanges/{id}/lifecycle`` with ``{"lifecycle": …, "note": …, "case_number": …}`` in
-    tongban's own vocabulary: journalled as a lifecycle step like a partner's, under the same rules,
-    and forwarded to the partner that filed it (its ``inbound.callback``; it can also ask, with
-    ``GET /v1/partners/{partner}/applications/{key}``).
+    tongban's own vocabulary, authenticated with a key of the local system (``local.keys_sha256``:
+    partners must not be able to decide on what they filed): journalled as a lifecycle step like a
+    partner's, under the same rules, and forwarded to the partner that filed it (its
+    ``inbound.callback``; it can also ask, with ``GET /v1/partners/{partner}/applications/{key}``).
     """
     broker = request.app[BROKER]
     xid = request.match_info["id"]
     got = Received(request)
     try:
+        keys = broker.catalogue.config.local_keys_sha256
+        if not keys:
+            raise ProblemError(
+                403,
+                "forbidden",
+                "the local system has no key (local.keys_sha256 in partners.yaml): decisions "
+                "are not taken from anyone",
+            )
+        _authenticate(request, Inbound(keys_sha256=keys, services={}), LOCAL)
         exchange = await broker.get(xid) if EXCHANGE_ID_RE.fullmatch(xid) else None
         if exchange is None:
             raise ProblemError(404, "not-found", f"no exchange {xid}")
+        if exchange.supplement_of is not None:
+            raise ProblemError(
+                409,
+                "supplement",
+                f"exchange {exchange.id} is a supplement to {exchange.supplement_of}: report "
+                "decisions on the application",
+            )
         if exchange.direction is not Direction.INBOUND:
             raise ProblemError(
                 409,
@@ -135,7 +157,7 @@ def _local_lifecycle(update: dict[str, Any]) -> dict[str, Any]:
         for k in sorted(set(update) - LOCAL_KEYS)
     ]
     state = update.get("lifecycle")
-    if state not in {s.value for s in Lifecycle}:
+    if not is_state(state):
         known = ", ".join(s.value for s in Lifecycle)
         errors.append({"path": "lifecycle", "message": f"{state!r} is not one of: {known}"})
     errors += [
@@ -226,7 +248,25 @@ async def record_lifecycle(
     journalled). A state that may not follow the latest (:data:`LIFECYCLE_NEXT`) is journalled as a
     ``lifecycle_refused`` event of the exchange (once, if ``exchange`` comes with its events and the
     last word was the same refusal) and raised as 409 problem details; the latest state stands.
+    The step is written only if the latest word is still the one it was checked against; if
+    another update got there first, it is checked again against that one.
     """
+    for _ in range(3):
+        try:
+            return await _record_step(broker, exchange, lifecycle, update, via)
+        except LifecycleMoved:
+            moved = await broker.journal.get(exchange.id)
+            if moved is None:
+                break
+            exchange = moved
+    raise ProblemError(
+        409, "lifecycle-busy", f"exchange {exchange.id} keeps changing; send the update again"
+    )
+
+
+async def _record_step(
+    broker: Any, exchange: Exchange, lifecycle: dict[str, Any], update: Any, via: str
+) -> tuple[str, bool]:
     state: str = lifecycle["lifecycle"]
     latest = exchange.lifecycle_state or Lifecycle.SUBMITTED.value
     if state == latest:
@@ -274,6 +314,7 @@ async def record_lifecycle(
             notify=callback is not None,
             notify_as=f"lifecycle:{state}",
             lifecycle_state=state,
+            expect_lifecycle=exchange.lifecycle_state,
         ),
     )
     return state, True
@@ -298,7 +339,17 @@ async def exchange_for(broker: Any, pid: str, update: dict[str, Any]) -> Exchang
         raise ProblemError(404, "not-found", f"no application sent to {pid!r} with that key")
     if len(found) > 1:
         raise ProblemError(409, "ambiguous", "two applications carry that key: send exchange_id")
-    exchange: Exchange = found[0]
+    # with its history: the lifecycle rules look at it, and at whether it is an application
+    exchange: Exchange | None = await broker.journal.get(found[0].id)
+    if exchange is None:
+        raise ProblemError(404, "not-found", f"no application sent to {pid!r} with that key")
+    if exchange.supplement_of is not None:
+        raise ProblemError(
+            409,
+            "supplement",
+            f"that key names a supplement to exchange {exchange.supplement_of}: report on the "
+            "application by its own key",
+        )
     if exchange.state is not State.DELIVERED:
         raise ProblemError(
             409, "not-delivered", f"exchange {exchange.id} is {exchange.state.value}, not delivered"
@@ -319,7 +370,7 @@ def lifecycle_of(broker: Any, exchange: Exchange, update: dict[str, Any]) -> dic
         raise ProblemError(
             404, "unknown-service", f"the mapping of {exchange.service!r} takes no status updates"
         )
-    if mapped.get("lifecycle") not in {s.value for s in Lifecycle}:
+    if not is_state(mapped.get("lifecycle")):
         raise ProblemError(
             422,
             "mapping-failed",

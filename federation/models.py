@@ -101,7 +101,7 @@ LIFECYCLE_NEXT: dict[str, frozenset[str]] = {
         _L.REVIEW: (_L.CORRECTION_REQUIRED, _L.APPROVED, _L.REFUSED, _L.COMPLETED),
         _L.APPROVED: (_L.COMPLETED, _L.SERVED),
         _L.REFUSED: (_L.COMPLETED, _L.SERVED),
-        _L.NOT_ACCEPTED: (_L.SERVED,),
+        _L.NOT_ACCEPTED: (_L.COMPLETED, _L.SERVED),  # 不予受理 is decided; 办结 may be said too
         _L.COMPLETED: (_L.SERVED,),
         _L.SERVED: (),
     }.items()
@@ -218,6 +218,9 @@ class StateChange:
     notify: bool = False  # announce this (end) state to the source's callback
     notify_as: str | None = None  # …as this instead (e.g. "lifecycle:accepted")
     lifecycle_state: str | None = None  # the partner's latest word on the application
+    # refuse the write unless the latest word is still this one (a lifecycle step is checked
+    # against the step before it; another update may have got there first)
+    expect_lifecycle: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

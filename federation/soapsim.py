@@ -56,6 +56,7 @@ class SoapBehaviour:
     delay: float = 0.0  # seconds before answering (after processing, for successes)
     retry_after: int | None = None
     status_script: list[str] | None = None  # what status queries report, step by step
+    status_at: str | None = None  # the time status answers give (None: now)
 
 
 @dataclass
@@ -279,6 +280,8 @@ class SoapPartnerSimulator:
         known = self._dialect(case, now)
         if status is not None:
             known = {**known, "status": status}
+            if self.behaviour.status_at is not None:
+                known["updated_at"] = self.behaviour.status_at
             script = STATUS_SCRIPTS.get(self.partner.region.iso)
             if script is not None and status == script[1]:
                 known["remarks"] = [script[2]]

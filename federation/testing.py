@@ -10,7 +10,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
-from federation.errors import IdempotencyConflict, JournalError, JournalUnavailable, LeaseLost
+from federation.errors import (
+    IdempotencyConflict,
+    JournalError,
+    JournalUnavailable,
+    LeaseLost,
+    LifecycleMoved,
+)
 from federation.models import (
     TRANSITIONS,
     Event,
@@ -103,6 +109,8 @@ class InMemoryJournal:
             )
         if change.expect is not None and ex.state not in change.expect:
             raise JournalError(f"exchange {exchange_id} is {ex.state.value}")
+        if change.expect_lifecycle not in (None, ex.lifecycle_state):
+            raise LifecycleMoved(f"exchange {exchange_id} is {ex.lifecycle_state} now")
         if change.state != ex.state and change.state not in TRANSITIONS[ex.state]:
             raise JournalError(f"no transition {ex.state.value} → {change.state.value}")
         for e in events:

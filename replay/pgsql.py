@@ -15,7 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
-from federation.errors import JournalError, JournalUnavailable, LeaseLost
+from federation.errors import JournalError, JournalUnavailable, LeaseLost, LifecycleMoved
 from federation.ids import id_floor
 from federation.models import Event, Exchange, State, StateChange
 from replay.archive import ArchivedExchange
@@ -253,7 +253,8 @@ UPDATE exchanges SET
     lifecycle_state = COALESCE($15::text, lifecycle_state),
     lease_owner = CASE WHEN $10 THEN NULL ELSE lease_owner END,
     lease_until = CASE WHEN $10 THEN NULL ELSE COALESCE($11, lease_until) END
-WHERE id = $1 AND state = ANY($12::text[]) AND ($13::text IS NULL OR lease_owner = $13)"""
+WHERE id = $1 AND state = ANY($12::text[]) AND ($13::text IS NULL OR lease_owner = $13)
+  AND ($16::text IS NULL OR lifecycle_state = $16)"""
 
 # Due work, oldest first: open work whose lease has expired and retries whose time has come, as
 # on SQLite. Each half is its own CTE so that each walks its own partial index; a single OR makes
@@ -491,6 +492,11 @@ def refused(
         return JournalError(
             f"exchange {exchange_id} is {current.value}, expected one of "
             f"{', '.join(sorted(s.value for s in change.expect))}"
+        )
+    if change.expect_lifecycle not in (None, row["lifecycle_state"]):
+        return LifecycleMoved(
+            f"exchange {exchange_id} is {row['lifecycle_state']} at the partner now, "
+            f"not {change.expect_lifecycle}"
         )
     return JournalError(
         f"exchange {exchange_id}: no transition {current.value} → {change.state.value}"

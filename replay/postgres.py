@@ -389,6 +389,7 @@ class PostgresJournal:
             owner,
             change.notify_as,
             change.lifecycle_state,
+            change.expect_lifecycle,
         )
         rows = [(exchange_id, e.at, e.kind, dumps(e.data)) for e in events]
 

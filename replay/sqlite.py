@@ -22,6 +22,7 @@ from federation.errors import (
     JournalError,
     JournalUnavailable,
     LeaseLost,
+    LifecycleMoved,
 )
 from federation.ids import id_floor
 from federation.models import (
@@ -231,6 +232,9 @@ class SQLiteJournal:
         if owner is not None:
             where += " AND lease_owner = ?"
             args.append(owner)
+        if change.expect_lifecycle is not None:
+            where += " AND lifecycle_state = ?"
+            args.append(change.expect_lifecycle)
         sql = f"UPDATE exchanges SET {', '.join(sets)} WHERE {where}"
         rows = [(exchange_id, e.at, e.kind, dumps(e.data)) for e in events]
 
@@ -517,7 +521,7 @@ def _refusal(
 ) -> JournalError:
     """Why a guarded UPDATE matched no row."""
     row = conn.execute(
-        "SELECT state, lease_owner FROM exchanges WHERE id = ?", (exchange_id,)
+        "SELECT state, lease_owner, lifecycle_state FROM exchanges WHERE id = ?", (exchange_id,)
     ).fetchone()
     if row is None:
         return JournalError(f"no exchange {exchange_id}")
@@ -528,6 +532,11 @@ def _refusal(
         return JournalError(
             f"exchange {exchange_id} is {current.value}, expected one of "
             f"{', '.join(sorted(s.value for s in change.expect))}"
+        )
+    if change.expect_lifecycle not in (None, row["lifecycle_state"]):
+        return LifecycleMoved(
+            f"exchange {exchange_id} is {row['lifecycle_state']} at the partner now, "
+            f"not {change.expect_lifecycle}"
         )
     return JournalError(
         f"exchange {exchange_id}: no transition {current.value} → {change.state.value}"

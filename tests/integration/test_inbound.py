@@ -13,13 +13,15 @@ from federation.models import State
 from tests.integration.test_delivery import DONE, settle
 
 KEY = "hk-partner-secret-key-0001"
+LOCAL_KEY = "gd-local-system-key-0001"
 
-LOCAL = """\
+LOCAL = f"""\
 local:
-  name: {zh: 广东省政务服务一体化平台, en: Guangdong Integrated Government Services Platform}
-  region: {code: "44", iso: CN-GD}
+  name: {{zh: 广东省政务服务一体化平台, en: Guangdong Integrated Government Services Platform}}
+  region: {{code: "44", iso: CN-GD}}
   protocol: rest
   endpoint: https://zwfw.gd.gov.cn/tongban/inbound
+  keys_sha256: ["{hashlib.sha256(LOCAL_KEY.encode()).hexdigest()}"]
 """
 
 INBOUND = f"""\
@@ -78,6 +80,27 @@ def test_inbound_callback_must_be_a_url(inbound_config) -> None:
         load_config(inbound_config)
     [problem] = err.value.problems
     assert (problem.line, problem.path) == (line, "partners[0].inbound.callback")
+
+
+def test_the_local_systems_key_is_checked_and_its_absence_warned(inbound_config) -> None:
+    """local.keys_sha256: digests only (file:line otherwise); without one, a warning that the
+    local system cannot report decisions (the endpoint refuses everyone)."""
+    from federation.config import load_config
+    from federation.errors import ConfigError
+
+    path = inbound_config / "partners.yaml"
+    text = path.read_text(encoding="utf-8")
+    digest = hashlib.sha256(LOCAL_KEY.encode()).hexdigest()
+    path.write_text(text.replace(digest, "not-a-digest"), encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_config(inbound_config)
+    [problem] = [p for p in err.value.problems if p.severity == "error"]
+    line = text.splitlines().index(f'  keys_sha256: ["{digest}"]') + 1
+    assert (problem.path, problem.line) == ("local.keys_sha256[0]", line)
+    path.write_text(text.replace(f'  keys_sha256: ["{digest}"]\n', ""), encoding="utf-8")
+    warnings = [str(w) for w in load_config(inbound_config).warnings]
+    assert any("cannot report its decisions" in w for w in warnings)
+    assert load_config(inbound_config).local_keys_sha256 == frozenset()
 
 
 def auth(key: str = KEY) -> dict[str, str]:
@@ -516,7 +539,14 @@ async def test_the_local_decision_flows_back_to_the_partner_that_filed(
                 {"lifecycle": "accepted"},  # a step back: refused
                 {"lifecycle": "granted", "by": "me"},  # not ours to invent
             ):
-                async with http.post(f"/v1/exchanges/{xid}/lifecycle", json=decision) as r:
+                async with http.post(
+                    f"/v1/exchanges/{xid}/lifecycle", json=decision, headers=auth(LOCAL_KEY)
+                ) as r:
+                    answers.append((r.status, await r.json()))
+            for who in (auth(), {}):  # hk itself, nobody: not theirs to decide
+                async with http.post(
+                    f"/v1/exchanges/{xid}/lifecycle", json={"lifecycle": "completed"}, headers=who
+                ) as r:
                     answers.append((r.status, await r.json()))
             outbound, _ = await broker.submit(
                 Submission(
@@ -529,7 +559,9 @@ async def test_the_local_decision_flows_back_to_the_partner_that_filed(
             )
             await settle(broker, outbound.id, DONE)
             async with http.post(
-                f"/v1/exchanges/{outbound.id}/lifecycle", json={"lifecycle": "approved"}
+                f"/v1/exchanges/{outbound.id}/lifecycle",
+                json={"lifecycle": "approved"},
+                headers=auth(LOCAL_KEY),
             ) as r:
                 not_ours = (r.status, await r.json())
             for _ in range(100):  # the notifier sends the steps as they are journalled
@@ -556,6 +588,8 @@ async def test_the_local_decision_flows_back_to_the_partner_that_filed(
         (200, True),
         (409, None),
         (400, None),
+        (403, None),
+        (401, None),
     ]
     assert answers[3][1]["detail"] == (
         "by: unknown field (lifecycle, note, case_number); lifecycle: 'granted' is not one of: "
@@ -621,6 +655,7 @@ async def test_a_correction_round_on_what_a_partner_filed(
         async with http.post(
             f"/v1/exchanges/{xid}/lifecycle",
             json={"lifecycle": "correction_required", "note": "请补充住址证明"},
+            headers=auth(LOCAL_KEY),
         ) as r:
             assert r.status == 200
         async with http.post(

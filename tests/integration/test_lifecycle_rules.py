@@ -26,7 +26,7 @@ def test_every_state_is_reachable_and_only_a_correction_round_returns_to_submitt
         "correction_required"
     ]
     assert LIFECYCLE_NEXT["served"] == frozenset()
-    assert LIFECYCLE_NEXT["not_accepted"] == {"served"}  # 不予受理 ends it; the notice is served
+    assert LIFECYCLE_NEXT["not_accepted"] == {"completed", "served"}  # 不予受理 is a decision
     decided = {"approved", "refused", "completed", "not_accepted", "served"}
     assert all(
         not LIFECYCLE_NEXT[d] & {"accepted", "review", "correction_required"} for d in decided

@@ -20,7 +20,13 @@ from federation.errors import ConfigError
 from federation.models import State
 from tests.conftest import REPO
 from tests.integration.test_delivery import DONE, settle
-from tests.integration.test_inbound import APPLICATION, KEY, inbound_config  # noqa: F401 (fixture)
+from tests.integration.test_inbound import (  # noqa: F401 (fixture)
+    APPLICATION,
+    KEY,
+    LOCAL_KEY,
+    auth,
+    inbound_config,
+)
 
 SERVICE = "GD-GA-RP-HK"
 ENVELOPE = """\
@@ -216,7 +222,9 @@ async def test_zeep_asks_what_became_of_an_application_it_filed(
                 {"lifecycle": "refused", "note": "不符合条件"},
             ):
                 async with http.post(
-                    f"/v1/exchanges/{answer.exchangeId}/lifecycle", json=decision
+                    f"/v1/exchanges/{answer.exchangeId}/lifecycle",
+                    json=decision,
+                    headers=auth(LOCAL_KEY),
                 ) as r:
                     assert r.status == 200, await r.text()
         after = await asyncio.to_thread(ask, url, "soap-ask-1")
@@ -262,6 +270,7 @@ async def test_zeep_supplies_material_when_guangdong_asks_for_more(
             async with http.post(
                 f"/v1/exchanges/{answer.exchangeId}/lifecycle",
                 json={"lifecycle": "correction_required", "note": "请补充在职证明"},
+                headers=auth(LOCAL_KEY),
             ) as r:
                 assert r.status == 200
         with pytest.raises(zeep.exceptions.Fault) as unmappable:

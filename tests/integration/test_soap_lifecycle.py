@@ -157,6 +157,45 @@ async def test_a_correction_round_over_soap_to_completion(hk_config, simulators,
     assert td.cases[case].supplements == ["vl-bz-1-supplement-1"]
 
 
+async def test_a_request_for_material_dated_before_the_supplement_is_not_a_new_round(
+    hk_config, simulators, broker_at
+) -> None:
+    """TD still says DOCUMENTS_REQUIRED, dated before our supplement reached it: the old request,
+    not a new one (no second 补正 for the source). Dated after it: a genuine second round."""
+    sims = await simulators(hk_config)
+    td = sims["hk"]
+    td.behaviour.status_script = ["DOCUMENTS_REQUIRED", "DOCUMENTS_REQUIRED", "APPROVED"]
+    material = {
+        "note": "Cover note",
+        "attachments": [{"kind": "insurance_cover_note", "title": "Cover", "file": "tbfile://c"}],
+    }
+    async with broker_at(hk_config, sims) as (broker, url):
+        ex = await _delivered(broker, "vl-stale-1")
+        poller = Poller(broker, every=0.0)
+        first = await poller.poll_once()
+        async with aiohttp.ClientSession(base_url=url) as http:
+            async with http.post(
+                f"/v1/exchanges/{ex.id}/supplements",
+                json={"material": material},
+                headers={"Idempotency-Key": "vl-stale-1-s1"},
+            ) as r:
+                child = (await r.json())["id"]
+        await settle(broker, child, DONE)
+        td.behaviour.status_at = "2025-04-29T09:00:00+08:00"  # before the supplement
+        stale = await poller.poll_once()
+        td.behaviour.status_at = None  # now: after it
+        fresh = await poller.poll_once()
+        done = await broker.get(ex.id)
+    assert done is not None
+    assert (first, stale, fresh) == (1, 0, 1)
+    assert _steps(done) == [
+        "submitted",
+        "correction_required",
+        "submitted",
+        "correction_required",
+    ]
+
+
 async def test_an_unanswered_status_query_changes_nothing_and_is_asked_again(
     hk_config, simulators, broker_at
 ) -> None:
@@ -202,10 +241,11 @@ async def test_a_polled_step_back_is_journalled_once_and_not_taken(
     assert sims["hk"].cases[ex.receipt["receipt_number"]].status_queries == 3
 
 
-async def test_a_supplement_for_a_soap_service_without_a_supplement_operation_is_refused(
+async def test_a_supplement_for_a_soap_service_that_takes_none_is_refused(
     hk_config, simulators, broker_at
 ) -> None:
-    """Macao's certificate service takes no supplements: 404 problem details, nothing sent."""
+    """Macao's certificate service takes no supplements (no supplement: section, no
+    supplement_operation): 404 problem details, a refusal row, nothing sent to Macao."""
     sims = await simulators(hk_config)
     async with broker_at(hk_config, sims) as (broker, url):
         example = REPO / "mappings/mo/dsi-criminal-record-certificate.examples"
@@ -232,8 +272,10 @@ async def test_a_supplement_for_a_soap_service_without_a_supplement_operation_is
             ) as r:
                 problem = await r.json()
                 status = r.status
+        refusals = await broker.journal.refusals()
     assert status == 404
     assert problem["type"].endswith("unknown-service")
+    assert [r.problem for r in refusals] == ["unknown-service"]
     assert sims["mo"].seen.keys() == {"crc-1"}
 
 
