@@ -256,10 +256,10 @@ supplement:
 """
 
 
-def reporting_config(make_config, *, callback: str | None = None) -> Path:
+def reporting_config(make_config, *, callback: str | None = None, **options: object) -> Path:
     """The test catalogue with Sichuan reporting status by callback (its key: KEY) and, if given,
-    the portal's callback URL."""
-    root: Path = make_config()
+    the portal's callback URL (``options`` go to make_config)."""
+    root: Path = make_config(**options)
     text = (root / "partners.yaml").read_text(encoding="utf-8")
     if callback is not None:
         text = text.replace(
@@ -671,6 +671,12 @@ async def test_a_correction_round_on_what_a_partner_filed(
             statuses["filed"] = r.status
             child = (await r.json())["id"]
         sent = await settle(broker, child, DONE)
+        async with http.post(
+            f"/v1/exchanges/{child}/lifecycle",
+            json={"lifecycle": "accepted"},
+            headers=auth(LOCAL_KEY),
+        ) as r:
+            statuses["a decision on the supplement"] = r.status  # decide on the application
         async with http.post(path, json={"material": material}, headers=supplement) as r:
             statuses["repeated"] = r.status
             again = (await r.json())["id"]
@@ -681,6 +687,7 @@ async def test_a_correction_round_on_what_a_partner_filed(
         "through the local API": 409,  # material for hk's application comes from hk
         "unmappable": 422,
         "filed": 202,
+        "a decision on the supplement": 409,
         "repeated": 200,
     }
     assert unmappable["errors"][0]["path"] == "material.remarks"

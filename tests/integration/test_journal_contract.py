@@ -16,7 +16,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from federation.errors import IdempotencyConflict, JournalError, JournalUnavailable, LeaseLost
+from federation.errors import (
+    IdempotencyConflict,
+    JournalError,
+    JournalUnavailable,
+    LeaseLost,
+    LifecycleMoved,
+)
 from federation.ids import id_floor, new_id
 from federation.models import Direction, Event, NewExchange, State, StateChange
 from federation.testing import InMemoryJournal
@@ -216,6 +222,44 @@ async def test_record_names_what_refused_it(journal: Journal) -> None:
         )
     got = await journal.get(ex.id)
     assert got is not None and got.state is State.RECEIVED and len(got.events) == 1
+
+
+async def test_a_lifecycle_step_is_written_only_over_the_word_it_was_checked_against(
+    journal: Journal,
+) -> None:
+    """expect_lifecycle: the step goes in while the latest word is unchanged; once another
+    update changed it, the write is refused (LifecycleMoved) and nothing of it is kept."""
+    ex, _ = await journal.create(new(), owner="w1", lease_until=NOW + 30)
+    for state in (State.QUEUED, State.DELIVERING):
+        await journal.record(ex.id, [], StateChange(state=state), owner="w1")
+    await journal.record(
+        ex.id, [], StateChange(state=State.DELIVERED, lifecycle_state="submitted"), owner="w1"
+    )
+
+    def step(state: str, after: str) -> StateChange:
+        return StateChange(
+            state=State.DELIVERED,
+            expect=frozenset({State.DELIVERED}),
+            lifecycle_state=state,
+            expect_lifecycle=after,
+        )
+
+    await journal.record(
+        ex.id, [ev(ex.id, "lifecycle", lifecycle="review")], step("review", "submitted")
+    )
+    with pytest.raises(LifecycleMoved, match="review"):
+        await journal.record(
+            ex.id, [ev(ex.id, "lifecycle", lifecycle="approved")], step("approved", "submitted")
+        )
+    await journal.record(
+        ex.id, [ev(ex.id, "lifecycle", lifecycle="refused")], step("refused", "review")
+    )
+    got = await journal.get(ex.id)
+    assert got is not None and got.lifecycle_state == "refused"
+    assert [e.data["lifecycle"] for e in got.events if e.kind == "lifecycle"] == [
+        "review",
+        "refused",
+    ]
 
 
 async def test_an_owner_reclaiming_its_own_lease_leaves_no_event(journal: Journal) -> None:

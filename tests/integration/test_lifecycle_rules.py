@@ -3,13 +3,22 @@ the same word twice is no step; an out-of-order word is refused, journalled, and
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
+import pytest
 
 from federation.broker import Submission
+from federation.inbound import record_lifecycle
 from federation.models import LIFECYCLE_FINAL, LIFECYCLE_NEXT, Lifecycle
+from federation.problems import ProblemError
 from tests.conftest import SC_APPLICATION
 from tests.integration.test_delivery import DONE, settle
-from tests.integration.test_inbound import auth, reporting_config
+from tests.integration.test_inbound import (  # noqa: F401 (fixture)
+    auth,
+    inbound_config,
+    reporting_config,
+)
 
 SERVICE = "115101000000000000-HF-WITHDRAW"
 
@@ -81,3 +90,123 @@ async def test_an_out_of_order_word_is_refused_journalled_and_changes_nothing(
     assert refused.data["reported"] == "accepted" and refused.data["after"] == "approved"
     assert refused.data["partner_update"]["zt"] == "SL"
     assert [r.problem for r in refusals] == ["lifecycle-out-of-order"]
+
+
+async def _delivered(broker, key: str):  # type: ignore[no-untyped-def]
+    ex, _ = await broker.submit(
+        Submission(
+            source="gd-portal",
+            partner="sc",
+            service=SERVICE,
+            idempotency_key=key,
+            application=SC_APPLICATION,
+        )
+    )
+    return await settle(broker, ex.id, DONE)
+
+
+async def test_two_updates_at_once_cannot_both_pass_the_check(
+    make_config, simulators, broker_at
+) -> None:
+    """approved and not_accepted, each allowed after submitted and neither after the other, both
+    checked against the same latest word: one is written, the other checked again and refused."""
+    root = reporting_config(make_config)
+    sims = await simulators(root)
+    async with broker_at(root, sims) as (broker, _):
+        ex = await _delivered(broker, "sc-race-1")
+        seen = await broker.journal.get(ex.id)  # both updates read it before either writes
+        results = await asyncio.gather(
+            record_lifecycle(broker, seen, {"lifecycle": "approved"}, {}),
+            record_lifecycle(broker, seen, {"lifecycle": "not_accepted"}, {}),
+            return_exceptions=True,
+        )
+        done = await broker.journal.get(ex.id)
+    written = [r for r in results if isinstance(r, tuple)]
+    refused = [r for r in results if isinstance(r, ProblemError)]
+    assert len(written) == 1 and len(refused) == 1, results
+    assert refused[0].slug == "lifecycle-out-of-order"
+    assert done is not None
+    assert [s["state"] for s in done.lifecycle()] == ["submitted", written[0][0]]
+
+
+async def test_a_supplement_delivered_after_the_partner_moved_on_reopens_nothing(
+    make_config, simulators, broker_at
+) -> None:
+    """The material is stuck in retries while Sichuan approves anyway: when it finally gets
+    through, the application stays approved and the late arrival is noted on it."""
+    root = reporting_config(make_config, max_attempts=100)
+    sims = await simulators(root)
+    async with (
+        broker_at(root, sims) as (broker, url),
+        aiohttp.ClientSession(base_url=url) as http,
+    ):
+        ex = await _delivered(broker, "sc-late-1")
+        for zt in ("BZ",):
+            async with http.post(
+                "/v1/partners/sc/status",
+                headers=auth(),
+                json={"idempotency_key": "sc-late-1", "zt": zt},
+            ) as r:
+                assert r.status == 200
+        sims["sc"].behaviour.fail_ratio = 1.0  # the supplement cannot get through for now
+        async with http.post(
+            f"/v1/exchanges/{ex.id}/supplements",
+            json={"material": {"note": "合同", "files": ["tbfile://sc/ht.pdf"]}},
+            headers={"Idempotency-Key": "sc-late-1-s1"},
+        ) as r:
+            child = (await r.json())["id"]
+        async with http.post(
+            "/v1/partners/sc/status",
+            headers=auth(),
+            json={"idempotency_key": "sc-late-1", "zt": "PZ"},
+        ) as r:
+            assert r.status == 200
+        sims["sc"].behaviour.fail_ratio = 0.0
+        sent = await settle(broker, child, DONE)
+        done = await broker.journal.get(ex.id)
+    assert sent.state.value == "delivered"
+    assert done is not None
+    assert [s["state"] for s in done.lifecycle()] == [
+        "submitted",
+        "correction_required",
+        "approved",
+    ]
+    assert done.lifecycle_state == "approved"
+    [late] = [e for e in done.events if e.kind == "lifecycle_refused"]
+    assert late.data["via"] == "supplement" and late.data["supplement"] == child
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [({"lifecycle": ["approved"]}, 400), ({"lifecycle": 3}, 400), ({"lifecycle": None}, 400)],
+)
+async def test_a_lifecycle_that_is_not_text_is_a_clear_refusal(
+    inbound_config,  # noqa: F811 (the fixture imported above)
+    simulators,
+    broker_at,
+    body: dict[str, object],
+    status: int,
+) -> None:
+    """A list or a number where a state belongs: problem details and a refusal row, not a 500."""
+    from tests.integration.test_inbound import APPLICATION, LOCAL_KEY
+
+    sims = await simulators(inbound_config)
+    async with (
+        broker_at(inbound_config, sims) as (broker, url),
+        aiohttp.ClientSession(base_url=url) as http,
+    ):
+        async with http.post(
+            "/v1/partners/hk/applications",
+            json={"service": "GD-GA-RP-HK", "application": APPLICATION},
+            headers={**auth(), "Idempotency-Key": "hk-text-1"},
+        ) as r:
+            xid = (await r.json())["id"]
+        await settle(broker, xid, DONE)
+        async with http.post(
+            f"/v1/exchanges/{xid}/lifecycle", json=body, headers=auth(LOCAL_KEY)
+        ) as r:
+            got = (r.status, await r.json())
+        refusals = await broker.journal.refusals()
+    assert got[0] == status
+    assert got[1]["errors"][0]["path"] == "lifecycle"
+    assert [r.problem for r in refusals] == ["invalid-request"]
