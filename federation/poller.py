@@ -7,8 +7,10 @@ to ``{"original": {exchange_id, idempotency_key, receipt}}`` (REST without one: 
 …}``); each query carries an idempotency key of its own (``status-<exchange id>-<n>``), so a
 partner that answers a repeated key with its first reply does not answer with the filing's receipt.
 The answer goes through the mapping's ``status:`` section like a callback would; a changed state is
-journalled as a ``lifecycle`` event (``via: poll``) and forwarded to the source. Each instance polls
-on its own: with several instances a change may be noted twice (the same state, twice).
+journalled as a ``lifecycle`` event (``via: poll``) and forwarded to the source. Partners are asked
+side by side, each within its deliveries' concurrency slots, rate limit and circuit breaker. Each
+instance polls on its own: with several instances a partner is asked once per instance (the
+journal writes a step only once: the same state again is no step).
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ import contextlib
 import datetime as dt
 import time
 from collections.abc import AsyncIterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
-from adapters.base import OutboundRequest
-from federation.errors import AdapterError, FederationError, MappingError
+from adapters.base import Adapter, OutboundRequest
+from federation.config import Partner
+from federation.delivery import PartnerGuards
+from federation.errors import AdapterError, FederationError, MappingError, TransientError
 from federation.logging import get_logger
+from federation.mapping import CompiledMapping
 from federation.models import LIFECYCLE_FINAL, Exchange, Lifecycle
 from federation.problems import ProblemError
 from replay.journal import Query
@@ -112,63 +117,111 @@ class Poller:
             query = replace(query, before=page[-1].id)
 
     async def poll_once(self) -> int:
-        """Ask about every application that is due; returns how many lifecycle changes were noted."""
-        from federation.inbound import is_state, record_lifecycle  # the callback path, shared
+        """Ask about every application that is due; returns how many lifecycle changes were noted.
 
-        changes = 0
+        Partners are asked side by side, each within its own concurrency slots, rate limit and
+        circuit breaker (those of deliveries to it): a partner that is slow or down holds up no
+        other, and one whose breaker is open is not asked until deliveries find it back.
+        """
         outstanding: set[str] = set()
+        rounds = []
         for partner, service, every in self._services():
             adapter = self.broker.adapters.get(partner.id)
             mapping = self.broker.catalogue.mapping(partner.id, service.code)
             if adapter is None or mapping is None or mapping.status is None:
                 continue
             now = time.monotonic()
+            due: list[Exchange] = []
             async for ex in self._outstanding(partner.id, service.code):
                 outstanding.add(ex.id)
-                if ex.supplement_of or now - self._last.get(ex.id, -1e9) < every:
-                    continue
-                self._last[ex.id] = now
-                full = await self.broker.journal.get(ex.id)
-                steps = full.lifecycle() if full is not None else []
-                if full is None or (steps and steps[-1]["state"] in FINAL):
-                    continue
-                try:
-                    if mapping.status_query is not None:
-                        question = mapping.status_query.apply({"original": full.original()})
-                    else:
-                        question = {"idempotency_key": ex.idempotency_key}
-                    reply = await adapter.send(
-                        OutboundRequest(
-                            exchange_id=ex.id,
-                            idempotency_key=f"status-{ex.id}-{time.time_ns()}",
-                            service=service.code,
-                            payload=question,
-                            attempt=0,
-                            kind="status",
-                        )
-                    )
-                    mapped = mapping.map_status(reply.body)
-                except (AdapterError, MappingError) as exc:
-                    self._log.info("status_poll_unanswered", exchange_id=ex.id, error=str(exc))
-                    continue
-                if not is_state((mapped or {}).get("lifecycle")):
-                    self._log.info("status_poll_unmapped", exchange_id=ex.id)
-                    continue
-                if _stale_correction(mapped or {}, steps):
-                    self._log.info("status_poll_stale", exchange_id=ex.id)
-                    continue
-                try:
-                    _, changed = await record_lifecycle(
-                        self.broker,
-                        full,
-                        {k: v for k, v in (mapped or {}).items() if v is not None},
-                        reply.body,
-                        via="poll",
-                    )
-                except ProblemError as exc:  # out of order: journalled on the exchange
-                    self._log.info("status_poll_out_of_order", exchange_id=ex.id, error=exc.detail)
-                    continue
-                changes += changed
+                if not ex.supplement_of and now - self._last.get(ex.id, -1e9) >= every:
+                    due.append(ex)
+            if due:
+                rounds.append(self._ask_all(_Asking(partner, service.code, adapter, mapping), due))
+        changes = sum(await asyncio.gather(*rounds))
         # forget applications that are no longer outstanding, so the schedule does not grow forever
         self._last = {k: v for k, v in self._last.items() if k in outstanding}
         return changes
+
+    async def _ask_all(self, asking: _Asking, due: list[Exchange]) -> int:
+        """Ask about ``due`` with as many questions in flight as the partner takes."""
+        guards = self.broker.worker.guards(asking.partner)
+        todo = iter(due)
+        changes = 0
+
+        async def asker() -> None:
+            nonlocal changes
+            for ex in todo:  # shared: each application is taken by one asker
+                if not guards.breaker.closed:
+                    return  # down: asked again next round, once deliveries find it back
+                self._last[ex.id] = time.monotonic()
+                changed = await self._ask(asking, guards, ex)
+                changes += changed  # after the await: `changes += await …` would read it before
+
+        await asyncio.gather(*(asker() for _ in range(max(1, asking.partner.concurrency))))
+        return changes
+
+    async def _ask(self, asking: _Asking, guards: PartnerGuards, ex: Exchange) -> int:
+        """One question about one application; 1 if the answer was a new lifecycle step."""
+        from federation.inbound import is_state, record_lifecycle  # the callback path, shared
+
+        full = await self.broker.journal.get(ex.id)
+        steps = full.lifecycle() if full is not None else []
+        if full is None or (steps and steps[-1]["state"] in FINAL):
+            return 0
+        mapping = asking.mapping
+        try:
+            if mapping.status_query is not None:
+                question = mapping.status_query.apply({"original": full.original()})
+            else:
+                question = {"idempotency_key": ex.idempotency_key}
+            if guards.rate is not None:
+                await guards.rate.acquire()
+            async with guards.slots:
+                reply = await asking.adapter.send(
+                    OutboundRequest(
+                        exchange_id=ex.id,
+                        idempotency_key=f"status-{ex.id}-{time.time_ns()}",
+                        service=asking.service,
+                        payload=question,
+                        attempt=0,
+                        kind="status",
+                    )
+                )
+            guards.breaker.success()
+            mapped = mapping.map_status(reply.body) or {}
+        except TransientError as exc:
+            guards.breaker.failure()  # what the partner's health is made of, like a delivery
+            self._log.info("status_poll_unanswered", exchange_id=ex.id, error=str(exc))
+            return 0
+        except (AdapterError, MappingError) as exc:
+            self._log.info("status_poll_unanswered", exchange_id=ex.id, error=str(exc))
+            return 0
+        if not is_state(mapped.get("lifecycle")):
+            self._log.info("status_poll_unmapped", exchange_id=ex.id)
+            return 0
+        if _stale_correction(mapped, steps):
+            self._log.info("status_poll_stale", exchange_id=ex.id)
+            return 0
+        try:
+            _, changed = await record_lifecycle(
+                self.broker,
+                full,
+                {k: v for k, v in mapped.items() if v is not None},
+                reply.body,
+                via="poll",
+            )
+        except ProblemError as exc:  # out of order: journalled on the exchange
+            self._log.info("status_poll_out_of_order", exchange_id=ex.id, error=exc.detail)
+            return 0
+        return int(changed)
+
+
+@dataclass(frozen=True)
+class _Asking:
+    """What asking one service's partner takes."""
+
+    partner: Partner
+    service: str
+    adapter: Adapter
+    mapping: CompiledMapping

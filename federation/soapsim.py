@@ -238,6 +238,8 @@ class SoapPartnerSimulator:
                 return self._fault("client", "no application with that reference number")
         if role == "status" and case is not None:
             # A question, not a filing: answered afresh every time, whatever its key.
+            if b.delay:
+                await asyncio.sleep(b.delay)
             assert op.output is not None
             report = self._receipt(op, case=case, status=self._advance(self.cases[case]))
             text = op.envelope.render([], op.output.write(report))

@@ -241,6 +241,39 @@ async def test_a_polled_step_back_is_journalled_once_and_not_taken(
     assert sims["hk"].cases[ex.receipt["receipt_number"]].status_queries == 3
 
 
+async def test_polling_keeps_to_the_partners_concurrency_and_breaker(
+    hk_config, simulators, broker_at
+) -> None:
+    """Questions to one partner go side by side, never more than its concurrency (shared with
+    deliveries); while its breaker is open it is not asked at all, and asked again once closed."""
+    text = (hk_config / "partners.yaml").read_text(encoding="utf-8")
+    (hk_config / "partners.yaml").write_text(
+        text.replace(
+            "    endpoint: https://gateway.td.gov.hk/gba-exchange/soap/vehicle-licensing\n",
+            "    endpoint: https://gateway.td.gov.hk/gba-exchange/soap/vehicle-licensing\n"
+            "    concurrency: 3\n",
+        ),
+        encoding="utf-8",
+    )
+    sims = await simulators(hk_config)
+    td = sims["hk"]
+    async with broker_at(hk_config, sims) as (broker, _):
+        exchanges = [await _delivered(broker, f"vl-many-{i}") for i in range(7)]
+        poller = Poller(broker, every=0.0)
+        breaker = broker.worker.guards(broker.catalogue.config.partners["hk"]).breaker
+        for _ in range(breaker.policy.failures):
+            breaker.failure()
+        while_open = await poller.poll_once()
+        asked_while_open = sum(c.status_queries for c in td.cases.values())
+        breaker.success()
+        td.max_in_flight, td.behaviour.delay = 0, 0.2  # answers take a moment: they overlap
+        closed = await poller.poll_once()
+    assert (while_open, asked_while_open) == (0, 0)
+    assert closed == 7
+    assert 2 <= td.max_in_flight <= 3  # side by side, never beyond hk's concurrency
+    assert all(td.cases[e.receipt["receipt_number"]].status_queries == 1 for e in exchanges)
+
+
 async def test_a_supplement_for_a_soap_service_that_takes_none_is_refused(
     hk_config, simulators, broker_at
 ) -> None:
