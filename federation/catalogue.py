@@ -7,7 +7,7 @@ consistent pair of partner settings and mappings.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from federation.config import Config, Partner, Service, load_config
@@ -114,13 +114,13 @@ def _check_protocol_tree(partner: Partner, code: str, mapping: CompiledMapping) 
     spec = protocol_spec(partner.protocol)
     options = partner.services[code].options.get(partner.protocol)
     problems: list[Problem] = []
+    service = partner.services[code]
     if getattr(options, "poll_every", None) is not None and mapping.status is None:
         problems.append(
-            Problem(
-                message=f"partners.yaml polls {partner.id} / {code} (poll_every) but the mapping "
-                "has no status: section to read the answers with",
-                file=mapping.file,
-                line=1,
+            _at_service(
+                service,
+                f"polled (poll_every), but its mapping {mapping.file} has no status: section to "
+                "read the answers with",
             )
         )
     for section, kind in SECTIONS:
@@ -146,18 +146,24 @@ def _check_protocol_tree(partner: Partner, code: str, mapping: CompiledMapping) 
         name, paths, required = tree
         if written is None:
             problems.append(
-                Problem(
-                    message=f"partners.yaml calls {name} for {kind} requests of {partner.id} / "
-                    f"{code}, but the mapping has no {section}: section to write its input",
-                    path=section,
-                    file=mapping.file,
-                    line=1,
+                _at_service(
+                    service,
+                    f"calls {name} for {kind} requests, but its mapping {mapping.file} has no "
+                    f"{section}: section to write its input",
                 )
             )
             continue
         what = f"the input of {partner.id} operation {name}"
         problems.extend(check_tree(mapping, paths, required, what=what, section=section))
     return problems
+
+
+def _at_service(service: Service, message: str) -> Problem:
+    """A problem with a service item's settings, at the item in partners.yaml."""
+    where = service.declared
+    if where is None:
+        return Problem(message=f"{service.code}: {message}")
+    return replace(where, message=message)
 
 
 def _schema(

@@ -88,6 +88,9 @@ class Service:
     schema: Path | None = None  # the partner's JSON Schema for this service's request
     inbound_from: str | None = None  # a local-system service: the partner that files it
     options: Mapping[str, Any] = field(default_factory=dict)  # validated by the protocol spec
+    # where partners.yaml declares it, for problems found later (a mapping that lacks a section
+    # the item's settings need): its path and line there
+    declared: Problem | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -625,5 +628,12 @@ def _services(
         options: Mapping[str, Any] = {}
         if spec is not None:
             options = spec.parse_service(r, spath, {k: sm[k] for k in extra if k in sm})
-        out[code] = Service(code=code, names=names, mapping=mpath, schema=schema, options=options)
+        out[code] = Service(
+            code=code,
+            names=names,
+            mapping=mpath,
+            schema=schema,
+            options=options,
+            declared=r.doc.problem(spath, ""),
+        )
     return out

@@ -358,9 +358,11 @@ def test_a_polled_soap_service_needs_a_status_query_section(hk_config) -> None:
     start = text.index("status_query:")
     end = text.index("status:", start + len("status_query:"))
     (hk_config / HK_MAPPING).write_text(text[:start] + text[end:], encoding="utf-8")
-    assert _errors(hk_config) == [
-        f"{HK_MAPPING}:1: status_query: partners.yaml calls GetRenewalStatus for status requests "
-        "of hk / TD-VL-RENEW, but the mapping has no status_query: section to write its input"
+    line = _line(hk_config, "partners.yaml", "      TD-VL-RENEW:")
+    assert _errors(hk_config) == [  # the cause is the setting: shown where it is made
+        f"partners.yaml:{line}: partners[9].services.TD-VL-RENEW: calls GetRenewalStatus for "
+        f"status requests, but its mapping {HK_MAPPING} has no status_query: section to write "
+        "its input"
     ]
 
 
@@ -413,7 +415,8 @@ def test_polling_a_service_whose_mapping_has_no_status_section_is_refused(hk_con
     start = text.index("\nstatus:")
     end = text.index("\n# Material for a correction round")
     (hk_config / HK_MAPPING).write_text(text[:start] + text[end:], encoding="utf-8")
+    line = _line(hk_config, "partners.yaml", "      TD-VL-RENEW:")
     assert _errors(hk_config) == [
-        f"{HK_MAPPING}:1: partners.yaml polls hk / TD-VL-RENEW (poll_every) but the mapping has no "
-        "status: section to read the answers with"
+        f"partners.yaml:{line}: partners[9].services.TD-VL-RENEW: polled (poll_every), but its "
+        f"mapping {HK_MAPPING} has no status: section to read the answers with"
     ]
