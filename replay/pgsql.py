@@ -15,13 +15,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
-from federation.errors import JournalError, JournalUnavailable, LeaseLost, LifecycleMoved
+from federation.errors import JournalUnavailable
 from federation.ids import id_floor
-from federation.models import Event, Exchange, State, StateChange
+from federation.models import Event, Exchange
 from replay.archive import ArchivedExchange
 from replay.chain import GENESIS, Break, link
 from replay.journal import Query
-from replay.sqlite import _exchange
+from replay.sqlite import _exchange, refusal_reason
 
 
 class Record(Protocol):
@@ -479,28 +479,7 @@ def exchange(row: Record, events: Sequence[Event]) -> Exchange:
 # -- refusals of a write ------------------------------------------------------------------------
 
 
-def refused(
-    exchange_id: str, row: Record | None, change: StateChange, owner: str | None
-) -> JournalError:
-    """Why a guarded UPDATE matched no row (the messages of the SQLite backend)."""
-    if row is None:
-        return JournalError(f"no exchange {exchange_id}")
-    if owner is not None and row["lease_owner"] != owner:
-        return LeaseLost(f"exchange {exchange_id} is leased to {row['lease_owner']!r} now")
-    current = State(row["state"])
-    if change.expect is not None and current not in change.expect:
-        return JournalError(
-            f"exchange {exchange_id} is {current.value}, expected one of "
-            f"{', '.join(sorted(s.value for s in change.expect))}"
-        )
-    if change.expect_lifecycle not in (None, row["lifecycle_state"]):
-        return LifecycleMoved(
-            f"exchange {exchange_id} is {row['lifecycle_state']} at the partner now, "
-            f"not {change.expect_lifecycle}"
-        )
-    return JournalError(
-        f"exchange {exchange_id}: no transition {current.value} → {change.state.value}"
-    )
+refused = refusal_reason  # the SQLite backend's messages, from a row of BY_ID
 
 
 def affected(status: str) -> int:

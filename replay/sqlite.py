@@ -523,6 +523,14 @@ def _refusal(
     row = conn.execute(
         "SELECT state, lease_owner, lifecycle_state FROM exchanges WHERE id = ?", (exchange_id,)
     ).fetchone()
+    return refusal_reason(exchange_id, row, change, owner)
+
+
+def refusal_reason(
+    exchange_id: str, row: Any, change: StateChange, owner: str | None
+) -> JournalError:
+    """Why a guarded UPDATE matched no row, from the exchange's row now (or None): the same
+    messages on every backend."""
     if row is None:
         return JournalError(f"no exchange {exchange_id}")
     if owner is not None and row["lease_owner"] != owner:
