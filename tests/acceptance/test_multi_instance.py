@@ -105,6 +105,21 @@ async def test_three_instances_one_killed(
     submitting = asyncio.create_task(submit_round_robin(urls, alive, accepted))
     while len(accepted) < N // 2:
         await asyncio.sleep(0.05)
+    # Kill it while it holds work (a lease it has not finished), so that there is work to take over.
+    victim = f"%:{brokers[1].popen.pid}:%"
+    watch = await asyncpg.connect(PG, server_settings={"search_path": pg_schema})
+    try:
+        for _ in range(300):
+            held = await watch.fetchval(
+                "SELECT count(*) FROM exchanges WHERE lease_owner LIKE $1"
+                " AND state IN ('received', 'queued', 'delivering')",
+                victim,
+            )
+            if held:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await watch.close()
     brokers[1].popen.send_signal(signal.SIGKILL)
     brokers[1].popen.wait()
     alive[1] = False
