@@ -137,6 +137,7 @@ async def run_demo(
                 results = await _submit_and_follow(url, items, default_source, console, wait, keys)
                 rounds = await _correction_rounds(url, catalogue, items, results, keys, wait)
                 rounds += await _decisions_back(url, items, results, keys, wait)
+                await _refresh(url, results)  # polled partners have had their say meanwhile
                 _show(console, items, results)
                 delivered = sum(1 for r in results if r.get("state") == "delivered")
                 console.print(f"{delivered} of {len(items)} applications delivered")
@@ -380,6 +381,15 @@ class _Follow:
             if (steps and steps[-1]["state"] in states) or time.monotonic() > deadline:
                 return view
             await asyncio.sleep(0.1)
+
+
+async def _refresh(url: str, results: list[dict[str, Any]]) -> None:
+    """Where each delivered application stands now (the table's "at the partner")."""
+    async with aiohttp.ClientSession(base_url=url) as http:
+        for res in results:
+            if res.get("state") == "delivered" and res.get("id"):
+                async with http.get(f"/v1/exchanges/{res['id']}") as r:
+                    res["lifecycle"] = (await r.json()).get("lifecycle") or res.get("lifecycle")
 
 
 def _show(console: Console, items: list[DemoItem], results: list[dict[str, Any]]) -> None:

@@ -14,8 +14,9 @@ The operations partners.yaml names as a service's ``status_operation`` and ``sup
 act on an application filed earlier, found by the case number the simulator gave it (any value of
 the request equal to one; an unknown one gets a Client fault). A status query finds the
 application one step further along the region's script (Hong Kong: PROCESSING, APPROVED,
-LICENCE_ISSUED; ``status_script`` in the behaviour changes it); a step asking for more material
-(DOCUMENTS_REQUIRED) is repeated until a supplement for the case arrives.
+LICENCE_ISSUED; Macao: EM_APRECIACAO, EMITIDO; ``status_script`` in the behaviour changes it); a
+step asking for more material (Hong Kong's DOCUMENTS_REQUIRED) is repeated until a supplement for
+the case arrives.
 """
 
 from __future__ import annotations
@@ -108,14 +109,32 @@ DIALECTS: dict[str, tuple[Dialect, str]] = {
     "CN-HK": (_hong_kong, "Asia/Hong_Kong"),
     "CN-MO": (_macau, "Asia/Macau"),
 }
-# What status queries report, step by step, and the step that waits for a supplement, by region.
-STATUS_SCRIPTS: dict[str, tuple[tuple[str, ...], str, str]] = {
-    "CN-HK": (
-        ("PROCESSING", "APPROVED", "LICENCE_ISSUED"),
-        "DOCUMENTS_REQUIRED",
-        "Cover note of third-party insurance for the new licence period required (INS_COVER)",
+
+
+@dataclass(frozen=True)
+class StatusScript:
+    """How a region's status operation answers, step by step."""
+
+    steps: tuple[str, ...]  # what successive questions find
+    field: str  # the output element carrying the status
+    correction: str = ""  # the step that waits for a supplement ("": the region has none)
+    remarks_field: str = ""
+    remark: str = ""  # what the correction step says is missing
+
+
+STATUS_SCRIPTS: dict[str, StatusScript] = {
+    "CN-HK": StatusScript(
+        steps=("PROCESSING", "APPROVED", "LICENCE_ISSUED"),
+        field="status",
+        correction="DOCUMENTS_REQUIRED",
+        remarks_field="remarks",
+        remark="Cover note of third-party insurance for the new licence period required "
+        "(INS_COVER)",
     ),
+    # DSI never asks for more: it has no such state
+    "CN-MO": StatusScript(steps=("EM_APRECIACAO", "EMITIDO"), field="estado"),
 }
+NO_SCRIPT = StatusScript(steps=("RECEIVED",), field="status")
 _PLACEHOLDERS: dict[str, Callable[[str, dt.datetime], Any]] = {
     "xs:date": lambda case, now: now.date().isoformat(),
     "xs:dateTime": lambda case, now: now.isoformat(timespec="seconds"),
@@ -172,9 +191,9 @@ class SoapPartnerSimulator:
 
     def ask_for_more_material(self) -> None:
         """Status queries first report the step asking for more material (补正), then go on."""
-        default, correction, _ = STATUS_SCRIPTS.get(self.partner.region.iso, ((), "", ""))
-        if correction:
-            self.behaviour.status_script = [correction, *default]
+        script = STATUS_SCRIPTS.get(self.partner.region.iso, NO_SCRIPT)
+        if script.correction:
+            self.behaviour.status_script = [script.correction, *script.steps]
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -281,22 +300,21 @@ class SoapPartnerSimulator:
             return {}
         known = self._dialect(case, now)
         if status is not None:
-            known = {**known, "status": status}
+            script = STATUS_SCRIPTS.get(self.partner.region.iso, NO_SCRIPT)
+            known = {**known, script.field: status}
             if self.behaviour.status_at is not None:
                 known["updated_at"] = self.behaviour.status_at
-            script = STATUS_SCRIPTS.get(self.partner.region.iso)
-            if script is not None and status == script[1]:
-                known["remarks"] = [script[2]]
+            if script.correction and status == script.correction:
+                known[script.remarks_field] = [script.remark]
         return _fill(op.output.root, known, case, now)
 
     def _advance(self, case: SoapCase) -> str:
         """What a status query about ``case`` finds: the next step, or the same one while a
         request for more material is unanswered."""
         case.status_queries += 1
-        default, correction, _ = STATUS_SCRIPTS.get(
-            self.partner.region.iso, (("RECEIVED",), "", "")
-        )
-        script = self.behaviour.status_script or list(default)
+        region = STATUS_SCRIPTS.get(self.partner.region.iso, NO_SCRIPT)
+        correction = region.correction
+        script = self.behaviour.status_script or list(region.steps)
         while True:
             code = script[min(case.step, len(script) - 1)]
             if code != correction:

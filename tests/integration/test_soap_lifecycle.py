@@ -100,6 +100,37 @@ async def test_a_soap_partner_is_polled_with_its_status_operation(
     assert td.seen["vl-poll-1"].operations == ["RenewVehicleLicence"]
 
 
+async def test_macao_is_polled_over_soap_12(hk_config, simulators, broker_at) -> None:
+    """DSI's ConsultarEstadoPedido, a SOAP 1.2 operation with Portuguese elements: asked by its
+    numeroPedido, answered EM_APRECIACAO (review) then EMITIDO (completed)."""
+    example = REPO / "mappings/mo/dsi-criminal-record-certificate.examples"
+    application = orjson.loads(sorted(example.glob("*.json"))[0].read_bytes())["application"]
+    sims = await simulators(hk_config)
+    dsi = sims["mo"]
+    async with broker_at(hk_config, sims) as (broker, _):
+        ex, _ = await broker.submit(
+            Submission(
+                source="gd-portal",
+                partner="mo",
+                service="DSI-CRC-REQ",
+                idempotency_key="crc-poll-1",
+                application=application,
+            )
+        )
+        ex = await settle(broker, ex.id, DONE)
+        poller = Poller(broker, every=0.0)
+        changes = [await poller.poll_once() for _ in range(3)]
+        done = await broker.get(ex.id)
+    assert done is not None
+    case = ex.receipt["receipt_number"]
+    assert changes == [1, 1, 0]
+    assert _steps(done) == ["submitted", "review", "completed"]
+    assert dsi.cases[case].status_queries == 2
+    events = [e for e in done.events if e.kind == "lifecycle"]
+    assert [e.data["partner_update"]["estado"] for e in events] == ["EM_APRECIACAO", "EMITIDO"]
+    assert all(e.data["case_number"] == case for e in events)
+
+
 async def test_a_correction_round_over_soap_to_completion(hk_config, simulators, broker_at) -> None:
     """DOCUMENTS_REQUIRED → material from the originating system → SubmitSupplementaryDocuments
     naming TD's ref_no → processing resumes → licence issued."""
