@@ -128,6 +128,7 @@ class Source:
     id: str
     names: Names
     callback: str | None = None  # POSTed to when an exchange is delivered, rejected or failed
+    keys_sha256: frozenset[str] = frozenset()  # if any: it must present one (Bearer)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,6 +136,8 @@ class BrokerSettings:
     max_body_bytes: int = 1024 * 1024
     lease: float = 30.0
     poll_interval: float = 1.0
+    # if any: support staff's search, replay, reload and other sources' exchanges need one
+    operator_keys_sha256: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -237,7 +240,7 @@ def _parse(r: Reader, doc: Located, file: Path, base: Path) -> Config | None:
     sources: dict[str, Source] = {}
     for i, raw in enumerate(r.items(("sources",), top.get("sources", []))):
         path: PathKey = ("sources", i)
-        m = r.mapping(path, raw, required=("id", "name"), optional=("callback",))
+        m = r.mapping(path, raw, required=("id", "name"), optional=("callback", "keys_sha256"))
         if m is None:
             continue
         sid = r.text((*path, "id"), m.get("id"), pattern=ID_RE, what="an id (a-z, 0-9, -)")
@@ -246,7 +249,10 @@ def _parse(r: Reader, doc: Located, file: Path, base: Path) -> Config | None:
         if sid and sid in sources:
             r.error((*path, "id"), f"duplicate source id {sid!r}")
         elif sid and names:
-            sources[sid] = Source(id=sid, names=names, callback=callback)
+            keys = _digests(r, (*path, "keys_sha256"), m.get("keys_sha256", []))
+            sources[sid] = Source(
+                id=sid, names=names, callback=callback, keys_sha256=frozenset(keys)
+            )
 
     common = ("timeouts", "concurrency", "retry", "breaker", "rate_limit", *protocol_names())
 
@@ -515,10 +521,17 @@ def _rate(
 def _broker(r: Reader, raw: Any) -> BrokerSettings:
     if raw is None:
         return BrokerSettings()
-    m = r.mapping(("broker",), raw, optional=("max_body_bytes", "lease", "poll_interval"))
+    m = r.mapping(
+        ("broker",),
+        raw,
+        optional=("max_body_bytes", "lease", "poll_interval", "operator_keys_sha256"),
+    )
     if m is None:
         return BrokerSettings()
     values: dict[str, Any] = {}
+    if "operator_keys_sha256" in m:
+        path = ("broker", "operator_keys_sha256")
+        values["operator_keys_sha256"] = frozenset(_digests(r, path, m["operator_keys_sha256"]))
     if "max_body_bytes" in m:
         values["max_body_bytes"] = r.integer(
             ("broker", "max_body_bytes"), m["max_body_bytes"], low=1024, high=64 * 1024 * 1024

@@ -6,6 +6,8 @@ problem details and a row in the journal's refusals, so nothing a system submitt
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -101,6 +103,9 @@ async def submit(request: web.Request) -> web.Response:
     try:
         body = await got.read(broker.catalogue.config.broker.max_body_bytes)
         sub = _parse_submission(body, key, broker)
+        keys, who = allowed_keys(broker, sources=(sub.source,), operator=False)
+        if keys:
+            bearer_check(request, keys, who)
         exchange, created = await broker.submit(sub)
     except ProblemError as exc:
         await refuse(request, broker, exc, key, got.body, got.size)
@@ -127,6 +132,9 @@ async def supplement(request: web.Request) -> web.Response:
         parent = await broker.get(parent_id) if EXCHANGE_ID_RE.fullmatch(parent_id) else None
         if parent is None:
             raise ProblemError(404, "not-found", f"no exchange {parent_id}")
+        keys, who = allowed_keys(broker, sources=(parent.source,), operator=False)
+        if keys and parent.direction is Direction.OUTBOUND:
+            bearer_check(request, keys, who)
         if parent.direction is Direction.INBOUND:
             raise ProblemError(
                 409,
@@ -382,6 +390,56 @@ def _parse_submission(body: bytes, key: str | None, broker: Broker) -> Submissio
     )
 
 
+def key_matches(token: str, digests: frozenset[str] | set[str]) -> bool:
+    """Is ``token`` one of the keys whose SHA-256 digests these are? (Constant time for each, and
+    every one compared: no timing hint about which one almost matched.)"""
+    digest = hashlib.sha256(token.strip().encode()).hexdigest()
+    return any([hmac.compare_digest(digest, k) for k in digests])
+
+
+def bearer_check(request: web.Request, allowed: frozenset[str] | set[str], who: str) -> None:
+    """Refuse (401/403) unless the request's ``Authorization: Bearer`` key is one of ``allowed``."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ProblemError(401, "unauthenticated", f"send 'Authorization: Bearer <key>' ({who})")
+    if not key_matches(token, allowed):
+        raise ProblemError(403, "forbidden", f"that key is not {who}'s")
+
+
+def allowed_keys(
+    broker: Broker, *, sources: tuple[str, ...] = (), operator: bool = True
+) -> tuple[frozenset[str], str]:
+    """The keys that may do something: those of the named sources and, if ``operator``, the
+    operators'; with a description for messages. Empty when none of them declares keys: the
+    API is then open to whoever reaches it, as before keys existed."""
+    config = broker.catalogue.config
+    keys: set[str] = set()
+    who: list[str] = []
+    for sid in sources:
+        src = config.sources.get(sid)
+        if src is not None and src.keys_sha256:
+            keys |= src.keys_sha256
+            who.append(f"source {sid}")
+    if operator and config.broker.operator_keys_sha256:
+        keys |= config.broker.operator_keys_sha256
+        who.append("an operator")
+    return frozenset(keys), " or ".join(who)
+
+
+async def authorize(
+    request: web.Request, broker: Broker, *, sources: tuple[str, ...] = (), operator: bool = True
+) -> None:
+    """:func:`bearer_check` against :func:`allowed_keys`; a refusal is journalled."""
+    keys, who = allowed_keys(broker, sources=sources, operator=operator)
+    if not keys:
+        return
+    try:
+        bearer_check(request, keys, who)
+    except ProblemError as exc:
+        await refuse(request, broker, exc, None, b"", 0)
+        raise
+
+
 async def refuse(
     request: web.Request, broker: Broker, exc: ProblemError, key: str | None, body: bytes, size: int
 ) -> None:
@@ -409,9 +467,13 @@ async def get_exchange(request: web.Request) -> web.Response:
     exchange_id = request.match_info["id"]
     if not EXCHANGE_ID_RE.fullmatch(exchange_id):
         raise ProblemError(404, "not-found", f"{exchange_id!r} is not an exchange id")
-    exchange = await request.app[BROKER].get(exchange_id)
+    broker = request.app[BROKER]
+    exchange = await broker.get(exchange_id)
     if exchange is None:
+        await authorize(request, broker)  # no hint to the unauthorised about what exists
         raise ProblemError(404, "not-found", f"no exchange {exchange_id}")
+    own = (exchange.source,) if exchange.direction is Direction.OUTBOUND else ()
+    await authorize(request, broker, sources=own)
     include = set(request.query.get("include", "").split(","))
     return web.Response(
         body=orjson.dumps(exchange_view(exchange, payloads="payloads" in include)),
@@ -459,6 +521,7 @@ def _warnings(exchange: Exchange) -> list[Any]:
 async def list_partners(request: web.Request) -> web.Response:
     """Partners and their service items as configured."""
     broker = request.app[BROKER]
+    await authorize(request, broker)
     config = broker.catalogue.config
     out = [
         {
@@ -481,6 +544,7 @@ async def list_partners(request: web.Request) -> web.Response:
 async def stats(request: web.Request) -> web.Response:
     """Exchanges per state and work in hand."""
     broker = request.app[BROKER]
+    await authorize(request, broker)
     counts = dict(await broker.journal.counts())
     body = {
         "exchanges": counts,
@@ -493,6 +557,7 @@ async def stats(request: web.Request) -> web.Response:
 async def reload(request: web.Request) -> web.Response:
     """Reload partners.yaml, mappings and code tables; refused with every problem if invalid."""
     broker = request.app[BROKER]
+    await authorize(request, broker)
     try:
         catalogue = await broker.reload()
     except ConfigError as exc:

@@ -124,8 +124,11 @@ def summary(ex: Any) -> dict[str, Any]:
 def setup(app: web.Application, broker_key: web.AppKey[Any]) -> None:
     """Register the support routes on the broker's app."""
 
+    from federation.intake import authorize  # intake imports this module
+
     async def search(request: web.Request) -> web.Response:
         broker = request.app[broker_key]
+        await authorize(request, broker)  # operators' (when they have keys)
         try:
             query = query_from(dict(request.query), applicant_ref=broker.applicant_ref)
         except BadQuery as exc:
@@ -138,6 +141,7 @@ def setup(app: web.Application, broker_key: web.AppKey[Any]) -> None:
 
     async def replays(request: web.Request) -> web.Response:
         broker = request.app[broker_key]
+        await authorize(request, broker)
         try:
             data = orjson.loads(await request.read())
         except orjson.JSONDecodeError as exc:
