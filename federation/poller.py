@@ -97,7 +97,8 @@ class Poller:
             except FederationError as exc:
                 self._log.warning("status_poll_failed", error=str(exc))
             except Exception as exc:
-                self._log.error("status_poll_crashed", error=f"{type(exc).__name__}: {exc}")
+                # the type only: a message could quote a partner's answer, personal data and all
+                self._log.error("status_poll_crashed", error=type(exc).__name__)
 
     async def _outstanding(self, partner: str, service: str) -> AsyncIterator[Exchange]:
         """Every delivered application of the service whose lifecycle is not final, page by page."""
@@ -192,10 +193,10 @@ class Poller:
             mapped = mapping.map_status(reply.body) or {}
         except TransientError as exc:
             guards.breaker.failure()  # what the partner's health is made of, like a delivery
-            self._log.info("status_poll_unanswered", exchange_id=ex.id, error=str(exc))
+            self._unanswered(ex, exc)
             return 0
         except (AdapterError, MappingError) as exc:
-            self._log.info("status_poll_unanswered", exchange_id=ex.id, error=str(exc))
+            self._unanswered(ex, exc)
             return 0
         if not is_state(mapped.get("lifecycle")):
             self._log.info("status_poll_unmapped", exchange_id=ex.id)
@@ -215,6 +216,19 @@ class Poller:
             self._log.info("status_poll_out_of_order", exchange_id=ex.id, error=exc.detail)
             return 0
         return int(changed)
+
+    def _unanswered(self, ex: Exchange, exc: AdapterError | MappingError) -> None:
+        """Logged by kind and status only: a partner's fault text or a mapping problem can quote
+        the application (names in free text escape the log's pattern redaction)."""
+        if isinstance(exc, MappingError):
+            self._log.info("status_poll_unmapped", exchange_id=ex.id, problems=len(exc.problems))
+        else:
+            self._log.info(
+                "status_poll_unanswered",
+                exchange_id=ex.id,
+                kind=type(exc).__name__,
+                status=getattr(exc, "status", None),
+            )
 
 
 @dataclass(frozen=True)

@@ -251,6 +251,34 @@ async def test_an_unanswered_status_query_changes_nothing_and_is_asked_again(
     assert done.state is State.DELIVERED  # a status query never touches the delivery
 
 
+async def test_a_partners_fault_text_never_reaches_the_log(
+    hk_config, simulators, broker_at
+) -> None:
+    """A fault that quotes the applicant: the poll is logged by kind and status, not by text."""
+    import io
+
+    import structlog
+
+    from federation.logging import configure
+
+    sims = await simulators(hk_config)
+    td = sims["hk"]
+    stream = io.StringIO()
+    try:
+        async with broker_at(hk_config, sims) as (broker, _):
+            ex = await _delivered(broker, "vl-log-1")
+            configure(stream=stream, json=True)
+            td.behaviour.fail_ratio, td.behaviour.fault = 1.0, "client"
+            td.behaviour.fault_string = "no licence for 陳大文 (CHAN, Tai Man) at this address"
+            await Poller(broker, every=0.0).poll_once()
+    finally:
+        structlog.reset_defaults()
+    lines = [orjson.loads(line) for line in stream.getvalue().splitlines()]
+    [asked] = [line for line in lines if line["event"] == "status_poll_unanswered"]
+    assert asked["exchange_id"] == ex.id and asked["kind"] == "PermanentError"
+    assert "陳大文" not in stream.getvalue() and "CHAN" not in stream.getvalue()
+
+
 async def test_a_polled_step_back_is_journalled_once_and_not_taken(
     hk_config, simulators, broker_at
 ) -> None:
