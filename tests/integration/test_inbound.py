@@ -256,6 +256,23 @@ supplement:
 """
 
 
+async def sc_delivered(broker, key: str):  # type: ignore[no-untyped-def]
+    """An application to Sichuan's housing fund (as the portal), submitted and settled."""
+    from federation.broker import Submission
+    from tests.conftest import SC_APPLICATION
+
+    ex, _ = await broker.submit(
+        Submission(
+            source="gd-portal",
+            partner="sc",
+            service="115101000000000000-HF-WITHDRAW",
+            idempotency_key=key,
+            application=SC_APPLICATION,
+        )
+    )
+    return await settle(broker, ex.id, DONE)
+
+
 def reporting_config(make_config, *, callback: str | None = None, **options: object) -> Path:
     """The test catalogue with Sichuan reporting status by callback (its key: KEY) and, if given,
     the portal's callback URL (``options`` go to make_config)."""
@@ -285,7 +302,6 @@ async def test_partner_reports_lifecycle_and_the_source_hears_it(
     from aiohttp import web
 
     from federation.net import start_site
-    from tests.conftest import SC_APPLICATION
 
     heard: list[dict[str, object]] = []
 
@@ -297,7 +313,6 @@ async def test_partner_reports_lifecycle_and_the_source_hears_it(
     app.router.add_post("/outcomes", sink)
     runner, sink_url = await start_site(app)
     root = reporting_config(make_config, callback=f"{sink_url}/outcomes")
-    from federation.broker import Submission
 
     try:
         sims = await simulators(root)
@@ -305,16 +320,7 @@ async def test_partner_reports_lifecycle_and_the_source_hears_it(
             broker_at(root, sims) as (broker, url),
             aiohttp.ClientSession(base_url=url) as http,
         ):
-            ex, _ = await broker.submit(
-                Submission(
-                    source="gd-portal",
-                    partner="sc",
-                    service="115101000000000000-HF-WITHDRAW",
-                    idempotency_key="sc-1",
-                    application=SC_APPLICATION,
-                )
-            )
-            await settle(broker, ex.id, DONE)
+            ex = await sc_delivered(broker, "sc-1")
             for zt, note in (("SL", "材料齐全，予以受理"), ("BZ", "请补充购房合同原件扫描件")):
                 async with http.post(
                     "/v1/partners/sc/status",
@@ -421,22 +427,11 @@ async def test_status_is_polled_for_partners_that_cannot_call_back(
     make_config, simulators, broker_at
 ) -> None:
     """With status_path and poll_every, the broker asks; each new state is journalled and shown."""
-    from federation.broker import Submission
-    from tests.conftest import SC_APPLICATION
 
     root = _polled_config(make_config)
     sims = await simulators(root)
     async with broker_at(root, sims) as (broker, _):
-        ex, _ = await broker.submit(
-            Submission(
-                source="gd-portal",
-                partner="sc",
-                service="115101000000000000-HF-WITHDRAW",
-                idempotency_key="poll-1",
-                application=SC_APPLICATION,
-            )
-        )
-        await settle(broker, ex.id, DONE)
+        ex = await sc_delivered(broker, "poll-1")
         for _ in range(100):
             done = await broker.get(ex.id)
             assert done is not None
@@ -496,9 +491,7 @@ async def test_the_local_decision_flows_back_to_the_partner_that_filed(
     the lifecycle rules, POSTed to hk's inbound.callback and readable by hk with its key."""
     from aiohttp import web
 
-    from federation.broker import Submission
     from federation.net import start_site
-    from tests.conftest import SC_APPLICATION
 
     heard: list[tuple[str, dict[str, object]]] = []
 
@@ -548,16 +541,7 @@ async def test_the_local_decision_flows_back_to_the_partner_that_filed(
                     f"/v1/exchanges/{xid}/lifecycle", json={"lifecycle": "completed"}, headers=who
                 ) as r:
                     answers.append((r.status, await r.json()))
-            outbound, _ = await broker.submit(
-                Submission(
-                    source="gd-portal",
-                    partner="sc",
-                    service="115101000000000000-HF-WITHDRAW",
-                    idempotency_key="sc-out-1",
-                    application=SC_APPLICATION,
-                )
-            )
-            await settle(broker, outbound.id, DONE)
+            outbound = await sc_delivered(broker, "sc-out-1")
             async with http.post(
                 f"/v1/exchanges/{outbound.id}/lifecycle",
                 json={"lifecycle": "approved"},

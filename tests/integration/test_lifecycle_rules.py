@@ -8,19 +8,16 @@ import asyncio
 import aiohttp
 import pytest
 
-from federation.broker import Submission
 from federation.inbound import record_lifecycle
 from federation.models import LIFECYCLE_FINAL, LIFECYCLE_NEXT, Lifecycle
 from federation.problems import ProblemError
-from tests.conftest import SC_APPLICATION
 from tests.integration.test_delivery import DONE, settle
 from tests.integration.test_inbound import (  # noqa: F401 (fixture)
     auth,
     inbound_config,
     reporting_config,
+    sc_delivered,
 )
-
-SERVICE = "115101000000000000-HF-WITHDRAW"
 
 
 def test_every_state_is_reachable_and_only_a_correction_round_returns_to_submitted() -> None:
@@ -53,16 +50,7 @@ async def test_an_out_of_order_word_is_refused_journalled_and_changes_nothing(
         broker_at(root, sims) as (broker, url),
         aiohttp.ClientSession(base_url=url) as http,
     ):
-        ex, _ = await broker.submit(
-            Submission(
-                source="gd-portal",
-                partner="sc",
-                service=SERVICE,
-                idempotency_key="sc-rules-1",
-                application=SC_APPLICATION,
-            )
-        )
-        await settle(broker, ex.id, DONE)
+        ex = await sc_delivered(broker, "sc-rules-1")
         for zt in ("PZ", "PZ", "SL", "BJ"):  # approved (skipping accepted), again, back, completed
             async with http.post(
                 "/v1/partners/sc/status",
@@ -92,19 +80,6 @@ async def test_an_out_of_order_word_is_refused_journalled_and_changes_nothing(
     assert [r.problem for r in refusals] == ["lifecycle-out-of-order"]
 
 
-async def _delivered(broker, key: str):  # type: ignore[no-untyped-def]
-    ex, _ = await broker.submit(
-        Submission(
-            source="gd-portal",
-            partner="sc",
-            service=SERVICE,
-            idempotency_key=key,
-            application=SC_APPLICATION,
-        )
-    )
-    return await settle(broker, ex.id, DONE)
-
-
 async def test_two_updates_at_once_cannot_both_pass_the_check(
     make_config, simulators, broker_at
 ) -> None:
@@ -113,7 +88,7 @@ async def test_two_updates_at_once_cannot_both_pass_the_check(
     root = reporting_config(make_config)
     sims = await simulators(root)
     async with broker_at(root, sims) as (broker, _):
-        ex = await _delivered(broker, "sc-race-1")
+        ex = await sc_delivered(broker, "sc-race-1")
         seen = await broker.journal.get(ex.id)  # both updates read it before either writes
         results = await asyncio.gather(
             record_lifecycle(broker, seen, {"lifecycle": "approved"}, {}),
@@ -140,7 +115,7 @@ async def test_a_supplement_delivered_after_the_partner_moved_on_reopens_nothing
         broker_at(root, sims) as (broker, url),
         aiohttp.ClientSession(base_url=url) as http,
     ):
-        ex = await _delivered(broker, "sc-late-1")
+        ex = await sc_delivered(broker, "sc-late-1")
         for zt in ("BZ",):
             async with http.post(
                 "/v1/partners/sc/status",
