@@ -1,22 +1,19 @@
 """The one seam between the broker and partner protocols.
 
 An adapter delivers one mapped request to one partner and returns the partner's reply, or raises a
-:class:`federation.errors.TransientError` / :class:`~federation.errors.PermanentError` that carries
-what went over the wire. A :class:`ProtocolSpec` validates the protocol's own keys in partners.yaml and
-builds adapters; the registry maps the ``protocol:`` value to a spec.
+:class:`~federation.domain.errors.TransientError` / :class:`~federation.domain.errors.PermanentError`
+that carries what went over the wire. A :class:`ProtocolSpec` validates the protocol's own keys in
+partners.yaml and builds adapters; the registry maps the ``protocol:`` value to a spec.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
-from federation.config import Partner
-from federation.errors import Transcript
-from federation.validate import Reader
-from federation.yamlsrc import PathKey
+from federation.config import Partner, ProtocolKeys
+from federation.domain.errors import Transcript
 
 # Bodies kept in the journal are bounded; the full mapped request is journalled separately.
 TRANSCRIPT_BODY_LIMIT = 64 * 1024
@@ -57,17 +54,8 @@ class Adapter(Protocol):
         """Deliver one request; raise TransientError or PermanentError on failure."""
 
 
-class ProtocolSpec(Protocol):
-    """What a protocol brings: its partners.yaml keys and its adapter."""
-
-    name: str
-    service_keys: tuple[str, ...]
-
-    def parse_partner(self, r: Reader, path: PathKey, raw: Any, base: Path) -> Mapping[str, Any]:
-        """Validate the partner's protocol section (``rest:``/``soap:``)."""
-
-    def parse_service(self, r: Reader, path: PathKey, raw: Mapping[str, Any]) -> Mapping[str, Any]:
-        """Validate a service item's protocol keys (``service_keys``)."""
+class ProtocolSpec(ProtocolKeys, Protocol):
+    """What a protocol brings: its partners.yaml keys (``ProtocolKeys``) and its adapter."""
 
     def create(self, partner: Partner) -> Adapter:
         """Build the adapter for one partner."""

@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 
 from federation.config import Partner
-from federation.errors import Transcript, TransientError, UnknownOutcomeError
+from federation.domain.errors import Transcript, TransientError, UnknownOutcomeError
 
 
 def partner_session(partner: Partner, **extra: Any) -> aiohttp.ClientSession:

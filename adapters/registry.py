@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 from adapters.base import Adapter, ProtocolSpec
 from adapters.rest import REST
 from adapters.soap import SOAP
@@ -17,6 +20,11 @@ def register(spec: ProtocolSpec) -> None:
 
 register(REST)
 register(SOAP)
+
+
+def protocols() -> Mapping[str, ProtocolSpec]:
+    """Every registered protocol by name: what ``load_config`` validates partners.yaml with."""
+    return MappingProxyType(_SPECS)
 
 
 def protocol_names() -> tuple[str, ...]:

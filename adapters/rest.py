@@ -20,10 +20,10 @@ import orjson
 from adapters.base import TRANSCRIPT_BODY_LIMIT, Adapter, OutboundRequest, Reply
 from adapters.httpio import exchange, partner_session
 from federation.config import Partner
-from federation.errors import PermanentError, Transcript, TransientError
-from federation.models import canonical_json
-from federation.validate import Reader
-from federation.yamlsrc import PathKey
+from federation.config.reader import Reader
+from federation.config.yamlsrc import PathKey
+from federation.domain.errors import PermanentError, Transcript, TransientError
+from federation.domain.models import canonical_json
 
 TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 HEADER_RE = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")

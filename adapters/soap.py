@@ -40,14 +40,14 @@ from adapters.wsdl import Operation, Port, WsdlError, compile_operation, find_po
 from adapters.wsdl import load_document as load_wsdl
 from adapters.xsdtypes import BadValue, escape
 from federation.config import Partner
-from federation.errors import (
+from federation.config.reader import Reader
+from federation.config.yamlsrc import PathKey
+from federation.domain.errors import (
     ConfigError,
     PermanentError,
     Problem,
     Transcript,
 )
-from federation.validate import Reader
-from federation.yamlsrc import PathKey
 
 REPLY_LIMIT = xmlsafe.REPLY_LIMITS.max_bytes
 DEFAULT_HEADER = "{urn:tongban:header}IdempotencyKey"

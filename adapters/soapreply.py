@@ -13,7 +13,7 @@ from adapters.base import Reply
 from adapters.body import BodyInvalid
 from adapters.envelope import Fault, NotSoap, Opened, find_fault, open_envelope
 from adapters.wsdl import Operation
-from federation.errors import PermanentError, Transcript, TransientError, UnknownOutcomeError
+from federation.domain.errors import PermanentError, Transcript, TransientError, UnknownOutcomeError
 
 TRANSIENT_STATUS = frozenset({408, 425, 429})
 TRANSIENT_FAULTS = frozenset({"Server", "Receiver"})

@@ -32,8 +32,8 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from federation.catalogue import load_catalogue
 from federation.mapping.examples import load_examples
+from federation.runtime.catalogue import load_catalogue
 
 
 def pick_partner(

@@ -44,13 +44,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from adapters.registry import protocols
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import orjson
 
 from federation.config import load_config
-from federation.ids import new_id
+from federation.domain.ids import new_id
 from replay.chain import GENESIS, link
 from replay.journal import Query
 from replay.sqlite import SQLiteJournal
@@ -76,7 +78,7 @@ class Route:
 
 def routes() -> list[Route]:
     """Every (partner, service item) of the shipped catalogue."""
-    config = load_config(REPO)
+    config = load_config(REPO, protocols())
     out = []
     for p in config.partners.values():
         for code in p.services:

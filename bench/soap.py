@@ -35,6 +35,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from adapters.registry import protocols
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -205,7 +207,7 @@ async def measure(url: str, tmp: Path, args: argparse.Namespace) -> dict[str, li
         PARTNERS_YAML.format(url=url, concurrency=args.concurrency, wsdl=WSDL.name, ns=NS),
         encoding="utf-8",
     )
-    partner = load_config(tmp).partners["hk"]
+    partner = load_config(tmp, protocols()).partners["hk"]
     adapter = SoapAdapter(partner)
     await adapter.start()
 

@@ -10,14 +10,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
-from federation.errors import (
+from federation.domain.errors import (
     IdempotencyConflict,
     JournalError,
     JournalUnavailable,
     LeaseLost,
     LifecycleMoved,
 )
-from federation.models import (
+from federation.domain.models import (
     TRANSITIONS,
     Event,
     Exchange,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
-from federation.errors import ConfigError, Problem
+from federation.domain.errors import ConfigError, Problem
 from replay.journal import Journal
 
 ENV = "TONGBAN_JOURNAL"

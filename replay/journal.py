@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from federation.models import Event, Exchange, NewExchange, StateChange
+from federation.domain.models import Event, Exchange, NewExchange, StateChange
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,9 +15,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
-from federation.errors import JournalUnavailable
-from federation.ids import id_floor
-from federation.models import Event, Exchange
+from federation.domain.errors import JournalUnavailable
+from federation.domain.ids import id_floor
+from federation.domain.models import Event, Exchange
 from replay.archive import ArchivedExchange
 from replay.chain import GENESIS, Break, link
 from replay.journal import Query

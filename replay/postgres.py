@@ -24,8 +24,13 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 import orjson
 
-from federation.errors import FederationError, IdempotencyConflict, JournalUnavailable, LeaseLost
-from federation.models import Event, Exchange, NewExchange, State, StateChange
+from federation.domain.errors import (
+    FederationError,
+    IdempotencyConflict,
+    JournalUnavailable,
+    LeaseLost,
+)
+from federation.domain.models import Event, Exchange, NewExchange, State, StateChange
 from replay import pgsql
 from replay.archive import ArchiveWriter
 from replay.chain import GENESIS, Break, verify

@@ -17,8 +17,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from federation.errors import ConfigError, Problem
-from federation.mapping.paths import MISSING, getter, parse_path
+from federation.domain.errors import ConfigError, Problem
+from federation.domain.paths import MISSING, getter, parse_path
 
 ENV = "TONGBAN_SEARCH_KEY"
 _FULLWIDTH = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}

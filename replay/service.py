@@ -20,9 +20,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from federation.errors import JournalError
-from federation.ids import new_id
-from federation.models import Event, Exchange, State, StateChange
+from federation.domain.errors import JournalError
+from federation.domain.ids import new_id
+from federation.domain.models import Event, Exchange, State, StateChange
 from replay.journal import Journal, Query
 
 REPLAYABLE = (State.DELIVERED, State.FAILED, State.REJECTED)

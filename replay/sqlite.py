@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from federation.errors import (
+from federation.domain.errors import (
     FederationError,
     IdempotencyConflict,
     JournalError,
@@ -24,8 +24,8 @@ from federation.errors import (
     LeaseLost,
     LifecycleMoved,
 )
-from federation.ids import id_floor
-from federation.models import (
+from federation.domain.ids import id_floor
+from federation.domain.models import (
     TRANSITIONS,
     Direction,
     Event,

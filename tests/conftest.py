@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from federation.broker import Broker, Submission
+from adapters.registry import protocols
+from federation.api.server import running_broker
 from federation.config import load_config
-from federation.server import running_broker
-from federation.simulator import Simulator, simulator_for
+from federation.runtime.broker import Broker, Submission
+from federation.sim.rest import Simulator, simulator_for
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -126,7 +127,7 @@ async def simulators() -> AsyncIterator[Callable[..., Any]]:
     started: list[Simulator] = []
 
     async def start(root: Path) -> dict[str, Simulator]:
-        config = load_config(root)
+        config = load_config(root, protocols())
         sims = {pid: simulator_for(p, seed=7) for pid, p in config.partners.items()}
         for sim in sims.values():
             await sim.start()

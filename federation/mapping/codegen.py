@@ -13,7 +13,7 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
-from federation.mapping.paths import MISSING
+from federation.domain.paths import MISSING
 from federation.mapping.spec import NOTHING, Condition, FieldSpec, SourcePath
 from federation.mapping.transforms import TransformError
 

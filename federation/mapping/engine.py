@@ -27,15 +27,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from federation.errors import ConfigError, MappingError, Problem
+from federation.config.reader import Reader
+from federation.config.yamlsrc import Located, parse_yaml
+from federation.domain.errors import ConfigError, MappingError, Problem
+from federation.domain.models import content_hash
+from federation.domain.paths import PathSyntaxError, parse_path
 from federation.mapping.codegen import Compiler, SectionFn
-from federation.mapping.paths import PathSyntaxError, parse_path
 from federation.mapping.spec import FieldSpec, SourcePath, SpecParser
 from federation.mapping.tables import CodeTable, load_table
 from federation.mapping.transforms import Context
-from federation.models import content_hash
-from federation.validate import Reader
-from federation.yamlsrc import Located, parse_yaml
 
 FORMAT_VERSION = 1
 ALLOW_KINDS = ("uscc",)

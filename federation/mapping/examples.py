@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from federation.errors import ConfigError, MappingError, Problem
+from federation.domain.errors import ConfigError, MappingError, Problem
 from federation.mapping.engine import CompiledMapping
 
 
@@ -133,8 +133,8 @@ def _dump(value: Any) -> str:
 
 def run_sample(root: Path, mapping_path: Path, sample: Path, *, echo: Callable[..., None]) -> bool:
     """``tongban mapping test MAPPING SAMPLE``: print the mapped request or every error."""
-    from federation.catalogue import Catalogue, load_catalogue
     from federation.mapping.engine import load_mapping
+    from federation.runtime.catalogue import Catalogue, load_catalogue
 
     catalogue: Catalogue | None
     try:
@@ -183,7 +183,7 @@ def run_sample(root: Path, mapping_path: Path, sample: Path, *, echo: Callable[.
 
 def run_all_examples(root: Path, *, echo: Callable[..., None]) -> bool:
     """``tongban mapping test --all``: every golden example of every mapping in the catalogue."""
-    from federation.catalogue import load_catalogue
+    from federation.runtime.catalogue import load_catalogue
 
     catalogue = load_catalogue(root)
     total = failed = 0

@@ -16,9 +16,9 @@ import orjson
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from federation.errors import ConfigError, Problem
+from federation.domain.errors import ConfigError, Problem
+from federation.domain.models import canonical_json, content_hash
 from federation.mapping.engine import CompiledMapping
-from federation.models import canonical_json, content_hash
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -19,10 +19,10 @@ import string
 from dataclasses import dataclass, field
 from typing import Any
 
-from federation.mapping.paths import PathSyntaxError, Segment, parse_path
+from federation.config.reader import Reader
+from federation.config.yamlsrc import Located, PathKey
+from federation.domain.paths import PathSyntaxError, Segment, parse_path
 from federation.mapping.transforms import Context, Step, build_steps
-from federation.validate import Reader
-from federation.yamlsrc import Located, PathKey
 
 SOURCES = ("from", "value", "format", "concat", "first", "switch", "each")
 MODIFIERS = ("transform", "required", "default", "when")

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from federation.errors import ConfigError, Problem
-from federation.models import content_hash
-from federation.validate import Reader
-from federation.yamlsrc import parse_yaml
+from federation.config.reader import Reader
+from federation.config.yamlsrc import parse_yaml
+from federation.domain.errors import ConfigError, Problem
+from federation.domain.models import content_hash
 
 _NO_DEFAULT: Any = object()
 

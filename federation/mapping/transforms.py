@@ -20,10 +20,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 
+from federation.config.reader import Reader
+from federation.config.yamlsrc import PathKey
 from federation.mapping import domain
 from federation.mapping.tables import CodeTable
-from federation.validate import Reader
-from federation.yamlsrc import PathKey
 
 Step = Callable[[Any, list[str]], Any]
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from adapters.registry import protocols
 from tests.conftest import HK_APPLICATION
 from tests.integration.test_delivery import DONE, settle
 
@@ -156,13 +157,13 @@ async def test_support_staffs_endpoints_need_an_operators_key(
 
 def test_keys_must_be_sha256_digests_with_their_line(keyed_config) -> None:
     from federation.config import load_config
-    from federation.errors import ConfigError
+    from federation.domain.errors import ConfigError
 
     path = keyed_config / "partners.yaml"
     text = path.read_text(encoding="utf-8")
     path.write_text(text.replace(sha(OPERATOR), "operator-key-in-clear"), encoding="utf-8")
     with pytest.raises(ConfigError) as err:
-        load_config(keyed_config)
+        load_config(keyed_config, protocols())
     [problem] = err.value.problems
     line = text.splitlines().index(f'  operator_keys_sha256: ["{sha(OPERATOR)}"]') + 1
     assert (problem.path, problem.line) == ("broker.operator_keys_sha256[0]", line)

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from federation.ids import new_id
-from federation.models import Direction, Event, NewExchange, State, StateChange
+from federation.domain.ids import new_id
+from federation.domain.models import Direction, Event, NewExchange, State, StateChange
 from replay.archive import read_archive, verify_archive
 from replay.journal import Query
 from tests.integration.pg import BACKENDS, PgSchema, SQLiteFile, store

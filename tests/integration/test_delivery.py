@@ -9,10 +9,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-from federation.broker import Broker
-from federation.ids import new_id
-from federation.models import Direction, NewExchange, State
-from federation.net import start_site
+from federation.api.net import start_site
+from federation.domain.ids import new_id
+from federation.domain.models import Direction, NewExchange, State
+from federation.runtime.broker import Broker
 from replay.sqlite import SQLiteJournal
 from tests.conftest import hk_submission
 

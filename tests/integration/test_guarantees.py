@@ -11,10 +11,11 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from adapters.registry import protocols
+from federation.api.net import start_site
 from federation.config import load_config
-from federation.models import State
-from federation.net import start_site
-from federation.simulator import PartnerSimulator
+from federation.domain.models import State
+from federation.sim.rest import PartnerSimulator
 from replay.sqlite import SQLiteJournal
 from tests.conftest import HK_APPLICATION, hk_submission
 from tests.integration.test_delivery import DONE, free_port, settle
@@ -61,7 +62,7 @@ async def test_outage_opens_and_closes_the_breaker(make_config, broker_at) -> No
     root = make_config(max_attempts=30)
     with_breaker(root, "    breaker: {failures: 3, cool_down: 300ms}\n")
     port = free_port()
-    partner = load_config(root).partners["hk"]
+    partner = load_config(root, protocols()).partners["hk"]
     url = f"http://127.0.0.1:{port}"
     down = {"hk": type("Sim", (), {"url": url})()}
     async with (

@@ -9,7 +9,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from federation.models import State
+from adapters.registry import protocols
+from federation.domain.models import State
 from tests.integration.test_delivery import DONE, settle
 
 KEY = "hk-partner-secret-key-0001"
@@ -70,14 +71,14 @@ def inbound_config(make_config):
 def test_inbound_callback_must_be_a_url(inbound_config) -> None:
     """A mistyped callback is a configuration error at its line, not a notice lost later."""
     from federation.config import load_config
-    from federation.errors import ConfigError
+    from federation.domain.errors import ConfigError
 
     text = (inbound_config / "partners.yaml").read_text(encoding="utf-8")
     text = text.replace("    inbound:\n", "    inbound:\n      callback: gateway.hk/notices\n", 1)
     (inbound_config / "partners.yaml").write_text(text, encoding="utf-8")
     line = text.splitlines().index("      callback: gateway.hk/notices") + 1
     with pytest.raises(ConfigError) as err:
-        load_config(inbound_config)
+        load_config(inbound_config, protocols())
     [problem] = err.value.problems
     assert (problem.line, problem.path) == (line, "partners[0].inbound.callback")
 
@@ -86,21 +87,21 @@ def test_the_local_systems_key_is_checked_and_its_absence_warned(inbound_config)
     """local.keys_sha256: digests only (file:line otherwise); without one, a warning that the
     local system cannot report decisions (the endpoint refuses everyone)."""
     from federation.config import load_config
-    from federation.errors import ConfigError
+    from federation.domain.errors import ConfigError
 
     path = inbound_config / "partners.yaml"
     text = path.read_text(encoding="utf-8")
     digest = hashlib.sha256(LOCAL_KEY.encode()).hexdigest()
     path.write_text(text.replace(digest, "not-a-digest"), encoding="utf-8")
     with pytest.raises(ConfigError) as err:
-        load_config(inbound_config)
+        load_config(inbound_config, protocols())
     [problem] = [p for p in err.value.problems if p.severity == "error"]
     line = text.splitlines().index(f'  keys_sha256: ["{digest}"]') + 1
     assert (problem.path, problem.line) == ("local.keys_sha256[0]", line)
     path.write_text(text.replace(f'  keys_sha256: ["{digest}"]\n', ""), encoding="utf-8")
-    warnings = [str(w) for w in load_config(inbound_config).warnings]
+    warnings = [str(w) for w in load_config(inbound_config, protocols()).warnings]
     assert any("cannot report its decisions" in w for w in warnings)
-    assert load_config(inbound_config).local_keys_sha256 == frozenset()
+    assert load_config(inbound_config, protocols()).local_keys_sha256 == frozenset()
 
 
 def auth(key: str = KEY) -> dict[str, str]:
@@ -258,7 +259,7 @@ supplement:
 
 async def sc_delivered(broker, key: str):  # type: ignore[no-untyped-def]
     """An application to Sichuan's housing fund (as the portal), submitted and settled."""
-    from federation.broker import Submission
+    from federation.runtime.broker import Submission
     from tests.conftest import SC_APPLICATION
 
     ex, _ = await broker.submit(
@@ -301,7 +302,7 @@ async def test_partner_reports_lifecycle_and_the_source_hears_it(
     """A correction round to completion: 补正, material sent as a follow-up, approved, completed."""
     from aiohttp import web
 
-    from federation.net import start_site
+    from federation.api.net import start_site
 
     heard: list[dict[str, object]] = []
 
@@ -451,11 +452,11 @@ async def test_one_polling_round_asks_about_every_outstanding_application(
     make_config, simulators, broker_at, monkeypatch
 ) -> None:
     """More outstanding applications than one page: one round asks about all of them, oldest too."""
-    import federation.poller
-    from federation.broker import Submission
+    import federation.runtime.poller
+    from federation.runtime.broker import Submission
     from tests.conftest import SC_APPLICATION
 
-    monkeypatch.setattr(federation.poller, "PAGE", 2)  # 5 applications span three pages
+    monkeypatch.setattr(federation.runtime.poller, "PAGE", 2)  # 5 applications span three pages
     root = _polled_config(make_config, every="1h")  # the broker's own poller stays asleep
     sims = await simulators(root)
     keys = [f"paged-{i}" for i in range(5)]
@@ -474,7 +475,7 @@ async def test_one_polling_round_asks_about_every_outstanding_application(
             ids.append(ex.id)
         for ex_id in ids:
             await settle(broker, ex_id, DONE)
-        poller = federation.poller.Poller(broker)
+        poller = federation.runtime.poller.Poller(broker)
         changed = await poller.poll_once()
         states = [(await broker.get(i)).lifecycle_state for i in ids]  # type: ignore[union-attr]
         again = await poller.poll_once()  # within the hour: nobody is due
@@ -491,7 +492,7 @@ async def test_the_local_decision_flows_back_to_the_partner_that_filed(
     the lifecycle rules, POSTed to hk's inbound.callback and readable by hk with its key."""
     from aiohttp import web
 
-    from federation.net import start_site
+    from federation.api.net import start_site
 
     heard: list[tuple[str, dict[str, object]]] = []
 

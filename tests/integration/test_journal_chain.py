@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from federation.ids import new_id
-from federation.models import Direction, Event, NewExchange, State, StateChange
+from federation.domain.ids import new_id
+from federation.domain.models import Direction, Event, NewExchange, State, StateChange
 from tests.integration.pg import BACKENDS, PgSchema, SQLiteFile, store
 
 NOW = 1_790_000_000.0

@@ -16,15 +16,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from federation.errors import (
+from federation.domain.errors import (
     IdempotencyConflict,
     JournalError,
     JournalUnavailable,
     LeaseLost,
     LifecycleMoved,
 )
-from federation.ids import id_floor, new_id
-from federation.models import Direction, Event, NewExchange, State, StateChange
+from federation.domain.ids import id_floor, new_id
+from federation.domain.models import Direction, Event, NewExchange, State, StateChange
 from federation.testing import InMemoryJournal
 from replay.journal import Journal, Query, Refusal
 from replay.pgsql import migration_files

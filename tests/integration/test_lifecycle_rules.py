@@ -8,9 +8,9 @@ import asyncio
 import aiohttp
 import pytest
 
-from federation.inbound import record_lifecycle
-from federation.models import LIFECYCLE_FINAL, LIFECYCLE_NEXT, Lifecycle
-from federation.problems import ProblemError
+from federation.api.inbound import record_lifecycle
+from federation.api.problems import ProblemError
+from federation.domain.models import LIFECYCLE_FINAL, LIFECYCLE_NEXT, Lifecycle
 from tests.integration.test_delivery import DONE, settle
 from tests.integration.test_inbound import (  # noqa: F401 (fixture)
     auth,

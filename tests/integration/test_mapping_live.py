@@ -6,7 +6,7 @@ import json
 
 import aiohttp
 
-from federation.models import State
+from federation.domain.models import State
 from tests.conftest import HK_APPLICATION, hk_submission
 from tests.integration.test_delivery import DONE, settle
 

@@ -10,8 +10,8 @@ import aiohttp
 import pytest
 import trustme
 
-from federation.net import server_tls
-from federation.server import running_broker
+from federation.api.net import server_tls
+from federation.api.server import running_broker
 from tests.integration.test_inbound import APPLICATION, LOCAL, MAPPING
 
 

@@ -22,13 +22,19 @@ from hypothesis import strategies as st
 from adapters.base import OutboundRequest
 from adapters.body import BodyInvalid
 from adapters.envelope import open_envelope
+from adapters.registry import protocols
 from adapters.soap import SoapAdapter, operation_tree
 from adapters.wsdl import json_safe
 from adapters.xmlsafe import parse
+from federation.api.net import start_site
 from federation.config import Config, load_config
-from federation.errors import ConfigError, PermanentError, TransientError, UnknownOutcomeError
-from federation.net import start_site
-from federation.soapsim import SoapPartnerSimulator
+from federation.domain.errors import (
+    ConfigError,
+    PermanentError,
+    TransientError,
+    UnknownOutcomeError,
+)
+from federation.sim.soap import SoapPartnerSimulator
 from tests.unit.test_xmlsafe import BILLION_LAUGHS, DTD_SYSTEM, QUADRATIC, Bounded, xxe_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -156,7 +162,7 @@ class Rig:
 @contextlib.asynccontextmanager
 async def running(root: Path, *, endpoints: dict[str, str] | None = None) -> AsyncIterator[Rig]:
     """Start a simulator per partner (unless ``endpoints`` names one) and an adapter for each."""
-    rig = Rig(load_config(root))
+    rig = Rig(load_config(root, protocols()))
     urls = dict(endpoints or {})
     try:
         for pid, partner in rig.config.partners.items():
@@ -413,7 +419,7 @@ async def test_a_missing_password_variable_stops_the_start(soap_root, monkeypatc
 
 def problems_of(root: Path) -> list[str]:
     with pytest.raises(ConfigError) as info:
-        load_config(root)
+        load_config(root, protocols())
     # partners.yaml is shown relative to the working directory when it can be; not here.
     return [re.sub(r"^.*?partners\.yaml:", "partners.yaml:", str(p)) for p in info.value.problems]
 
@@ -449,13 +455,13 @@ def test_version_override_and_unset_password_are_warnings(soap_root, monkeypatch
     """Overriding the binding's SOAP version, or an unset password variable, only warns."""
     monkeypatch.delenv("TONGBAN_NOT_SET", raising=False)
     mo = '      version: "1.1"\n      ws_security: {username: u, password_env: TONGBAN_NOT_SET}'
-    config = load_config(soap_root(mo_extra=mo))
+    config = load_config(soap_root(mo_extra=mo), protocols())
     assert config.partners["mo"].options["soap"].version == "1.1"
 
 
 def test_operation_tree_lists_input_paths_and_required_ones(soap_root) -> None:
     """operation_tree gives the dotted input paths and the unconditionally required subset."""
-    config = load_config(soap_root())
+    config = load_config(soap_root(), protocols())
     name, paths, required = operation_tree(config.partners["hk"], "TD-VL-RENEW")
     assert name == "RenewVehicleLicence"
     assert {"owner.hkid.number", "owner.hkid.check_digit", "payment.amount"} <= paths
@@ -529,7 +535,7 @@ def hk_op(soap_root) -> tuple[Any, Any]:
     """The compiled HK renewal operation and zeep's operation for the same WSDL."""
     from adapters.soap import compile_partner, wsdl_port
 
-    partner = load_config(soap_root()).partners["hk"]
+    partner = load_config(soap_root(), protocols()).partners["hk"]
     op = compile_partner(partner)["TD-VL-RENEW", "application"]
     return op, wsdl_port(partner.options["soap"]).binding.get(op.name)
 

@@ -15,9 +15,10 @@ import zeep
 import zeep.exceptions
 import zeep.transports
 
+from adapters.registry import protocols
 from federation.config import load_config
-from federation.errors import ConfigError
-from federation.models import State
+from federation.domain.errors import ConfigError
+from federation.domain.models import State
 from tests.conftest import REPO
 from tests.integration.test_delivery import DONE, settle
 from tests.integration.test_inbound import (  # noqa: F401 (fixture)
@@ -164,7 +165,7 @@ def test_inbound_wsdl_must_exist(soap_config: Path) -> None:
     """A missing WSDL file is a configuration error naming the key."""
     (soap_config / "wsdl" / "gd-inbound.wsdl").unlink()
     with pytest.raises(ConfigError) as err:
-        load_config(soap_config)
+        load_config(soap_config, protocols())
     assert "inbound.wsdl" in str(err.value)
     assert "gd-inbound.wsdl" in str(err.value)
 

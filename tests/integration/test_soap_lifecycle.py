@@ -15,11 +15,11 @@ import aiohttp
 import orjson
 import pytest
 
-from federation.broker import Submission
-from federation.catalogue import load_catalogue
-from federation.errors import ConfigError
-from federation.models import State
-from federation.poller import Poller
+from federation.domain.errors import ConfigError
+from federation.domain.models import State
+from federation.runtime.broker import Submission
+from federation.runtime.catalogue import load_catalogue
+from federation.runtime.poller import Poller
 from tests.conftest import REPO
 from tests.integration.test_delivery import DONE, settle
 
@@ -352,7 +352,7 @@ async def test_a_supplement_for_a_soap_service_that_takes_none_is_refused(
             )
         )
         await settle(broker, ex.id, DONE)
-        from federation.inbound import record_lifecycle
+        from federation.api.inbound import record_lifecycle
 
         full = await broker.journal.get(ex.id)
         await record_lifecycle(broker, full, {"lifecycle": "correction_required"}, {}, via="test")

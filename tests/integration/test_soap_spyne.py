@@ -21,9 +21,10 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import pytest
 
 from adapters.base import OutboundRequest
+from adapters.registry import protocols
 from adapters.soap import SoapAdapter
 from federation.config import load_config
-from federation.errors import PermanentError, TransientError, UnknownOutcomeError
+from federation.domain.errors import PermanentError, TransientError, UnknownOutcomeError
 
 # spyne 2.14 imports the deprecated cgi module, and six's importer trips ImportWarning: spyne is
 # imported inside the fixture so that these filters (and only these) apply to it.
@@ -216,7 +217,7 @@ async def adapter(spyne_server, tmp_path: Path):
     (tmp_path / "mapping.yaml").write_text("mapping: 1\n", encoding="utf-8")
     yaml = PARTNERS_YAML.format(url=url, header=HEADER)
     (tmp_path / "partners.yaml").write_text(yaml, encoding="utf-8")
-    soap = SoapAdapter(load_config(tmp_path).partners["hk"])
+    soap = SoapAdapter(load_config(tmp_path, protocols()).partners["hk"])
     await soap.start()
     yield soap
     await soap.close()

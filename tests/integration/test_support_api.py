@@ -8,8 +8,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from federation.broker import Broker, Submission
-from federation.models import State
+from federation.domain.models import State
+from federation.runtime.broker import Broker, Submission
 from tests.conftest import HK_APPLICATION, HK_MAPPING, SC_APPLICATION, hk_submission
 from tests.integration.test_delivery import DONE, settle
 

@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from federation.breaker import BreakerPolicy, BreakerState, CircuitBreaker, RateLimit
 from federation.config import RetryPolicy
+from federation.runtime.breaker import BreakerPolicy, BreakerState, CircuitBreaker, RateLimit
 
 
 class Clock:

@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 
 import adapters.registry
-from federation.catalogue import load_catalogue
+from adapters.registry import protocols
 from federation.config import Config, RetryPolicy, Timeouts, load_config
-from federation.errors import ConfigError
-from federation.validate import Reader, parse_duration
-from federation.yamlsrc import PathKey
+from federation.config.reader import Reader, parse_duration
+from federation.config.yamlsrc import PathKey
+from federation.domain.errors import ConfigError
+from federation.runtime.catalogue import load_catalogue
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,7 +51,7 @@ def load(write_config: Callable[[str], Path]) -> Load:
     """A factory: partners.yaml text → the loaded Config."""
 
     def run(text: str) -> Config:
-        return load_config(write_config(text))
+        return load_config(write_config(text), protocols())
 
     return run
 
@@ -62,7 +63,7 @@ def problems(write_config: Callable[[str], Path]) -> Problems:
     def run(text: str) -> list[str]:
         root = write_config(text)
         with pytest.raises(ConfigError) as info:
-            load_config(root)
+            load_config(root, protocols())
         assert str(info.value) == "\n".join(str(p) for p in info.value.problems)
         return [str(p) for p in info.value.problems]
 
@@ -178,7 +179,7 @@ def test_unquoted_region_code_is_accepted(load: Load) -> None:
 def test_load_config_accepts_the_file_itself(write_config: Callable[[str], Path]) -> None:
     """load_config takes the folder or the partners.yaml file."""
     root = write_config(partner())
-    assert set(load_config(root / "partners.yaml").partners) == {"hk"}
+    assert set(load_config(root / "partners.yaml", protocols()).partners) == {"hk"}
 
 
 def test_config_is_frozen(load: Load) -> None:
@@ -323,7 +324,7 @@ def test_yaml_syntax_error_names_the_line(problems: Problems) -> None:
 def test_missing_config_file(tmp_path: Path) -> None:
     """Pointing at a folder without partners.yaml is a ConfigError naming the file."""
     with pytest.raises(ConfigError, match=r"partners\.yaml: file not found$"):
-        load_config(tmp_path)
+        load_config(tmp_path, protocols())
 
 
 def test_duplicate_partner_id(problems: Problems) -> None:

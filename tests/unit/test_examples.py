@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from federation.errors import ConfigError
+from federation.domain.errors import ConfigError
 from federation.mapping import CompiledMapping, load_mapping
 from federation.mapping.examples import (
     Example,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from federation.catalogue import load_catalogue
 from federation.mapping.examples import check_example, load_examples
+from federation.runtime.catalogue import load_catalogue
 from tests.conftest import REPO
 
 CATALOGUE = load_catalogue(REPO)

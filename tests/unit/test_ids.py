@@ -1,11 +1,11 @@
-"""Time-sortable exchange ids (federation.ids)."""
+"""Time-sortable exchange ids (federation.domain.ids)."""
 
 from __future__ import annotations
 
 import re
 import time
 
-from federation.ids import id_time, new_id
+from federation.domain.ids import id_time, new_id
 
 CROCKFORD = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
 

@@ -1,4 +1,4 @@
-"""Field paths and the declarative mapping language (federation.mapping.paths, .engine)."""
+"""Field paths and the declarative mapping language (federation.domain.paths, .engine)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ from typing import Any
 
 import pytest
 
-from federation.errors import ConfigError, MappingError
-from federation.mapping import CompiledMapping, load_mapping
-from federation.mapping.paths import (
+from federation.domain.errors import ConfigError, MappingError
+from federation.domain.paths import (
     MISSING,
     PathSyntaxError,
     format_segments,
     getter,
     parse_path,
 )
+from federation.mapping import CompiledMapping, load_mapping
 
 DISPLAY = "mappings/hk/td.yaml"
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from federation.errors import MappingError
+from federation.domain.errors import MappingError
+from federation.domain.models import content_hash
 from federation.mapping import CompiledMapping, load_mapping
-from federation.models import content_hash
 
 DISPLAY = "mappings/test.yaml"
 

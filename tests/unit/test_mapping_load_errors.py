@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from federation.errors import ConfigError
+from federation.domain.errors import ConfigError
 from federation.mapping import CompiledMapping, load_mapping
 
 DISPLAY = "mappings/test.yaml"

@@ -1,4 +1,4 @@
-"""Exchange values, states and canonical JSON (federation.models)."""
+"""Exchange values, states and canonical JSON (federation.domain.models)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from federation.models import (
+from federation.domain.models import (
     TERMINAL_STATES,
     TRANSITIONS,
     Direction,

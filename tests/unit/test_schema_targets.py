@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from federation.errors import ConfigError
+from federation.domain.errors import ConfigError
 from federation.mapping import CompiledMapping, load_mapping
 from federation.mapping.schema import TargetSchema, check_mapping, load_schema
 

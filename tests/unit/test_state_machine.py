@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from adapters.base import OutboundRequest, Reply
-from federation.catalogue import load_catalogue
-from federation.errors import PermanentError, Transcript, TransientError, UnknownOutcomeError
-from federation.ids import new_id
-from federation.models import Direction, NewExchange, State
+from federation.domain.errors import PermanentError, Transcript, TransientError, UnknownOutcomeError
+from federation.domain.ids import new_id
+from federation.domain.models import Direction, NewExchange, State
+from federation.runtime.catalogue import load_catalogue
+from federation.runtime.worker import Worker
 from federation.testing import InMemoryJournal
-from federation.worker import Worker
 from tests.conftest import HK_APPLICATION, HK_MAPPING, PARTNERS_YAML
 
 OUTCOMES = ["ok", "transient", "unknown", "permanent", "crash_after_send", "crash_before_send"]

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from federation.errors import ConfigError, MappingError, Problem
+from federation.domain.errors import ConfigError, MappingError, Problem
 from federation.mapping import CompiledMapping, load_mapping
 
 DISPLAY = "mappings/test.yaml"

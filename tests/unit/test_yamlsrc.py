@@ -1,4 +1,4 @@
-"""YAML loading with line tracking and hand-edit-friendly scalars (federation.yamlsrc)."""
+"""YAML loading with line tracking and hand-edit-friendly scalars (federation.config.yamlsrc)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from federation.errors import ConfigError
-from federation.yamlsrc import Located, format_path, load_yaml, parse_yaml, walk
+from federation.config.yamlsrc import Located, format_path, load_yaml, parse_yaml, walk
+from federation.domain.errors import ConfigError
 
 
 def parse(text: str) -> Located:

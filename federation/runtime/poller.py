@@ -24,13 +24,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from adapters.base import Adapter, OutboundRequest
+from federation.api.problems import ProblemError
 from federation.config import Partner
-from federation.delivery import PartnerGuards
-from federation.errors import AdapterError, FederationError, MappingError, TransientError
+from federation.domain.errors import AdapterError, FederationError, MappingError, TransientError
+from federation.domain.models import LIFECYCLE_FINAL, Exchange, Lifecycle
 from federation.logging import get_logger
 from federation.mapping import CompiledMapping
-from federation.models import LIFECYCLE_FINAL, Exchange, Lifecycle
-from federation.problems import ProblemError
+from federation.runtime.delivery import PartnerGuards
 from replay.journal import Query
 
 FINAL = LIFECYCLE_FINAL
@@ -164,7 +164,7 @@ class Poller:
 
     async def _ask(self, asking: _Asking, guards: PartnerGuards, ex: Exchange) -> int:
         """One question about one application; 1 if the answer was a new lifecycle step."""
-        from federation.inbound import is_state, record_lifecycle  # the callback path, shared
+        from federation.api.inbound import is_state, record_lifecycle  # the callback path, shared
 
         full = await self.broker.journal.get(ex.id)
         steps = full.lifecycle() if full is not None else []

@@ -10,8 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from adapters.registry import protocols
 from federation.config import Config, Partner, Service, load_config
-from federation.errors import ConfigError, FederationError, Problem
+from federation.domain.errors import ConfigError, FederationError, Problem
 from federation.mapping import CompiledMapping, load_mapping
 from federation.mapping.examples import load_examples
 from federation.mapping.schema import TargetSchema, check_mapping, check_tree, load_schema
@@ -54,7 +55,7 @@ def load_catalogue(
     inbound_keys: Mapping[str, str] | None = None,
 ) -> Catalogue:
     """Load partners.yaml and all its mappings; ConfigError lists every problem in every file."""
-    config = load_config(root)
+    config = load_config(root, protocols())
     if endpoints:
         config = config.with_endpoints(endpoints)
     if inbound_keys:

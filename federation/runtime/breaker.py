@@ -13,9 +13,9 @@ import contextlib
 import enum
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
+from federation.config import BreakerPolicy
 from federation.logging import get_logger
 
 
@@ -23,13 +23,6 @@ class BreakerState(enum.StrEnum):
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"
-
-
-@dataclass(frozen=True, kw_only=True)
-class BreakerPolicy:
-    failures: int = 5
-    cool_down: float = 30.0
-    probes: int = 1
 
 
 class CircuitBreaker:

@@ -11,10 +11,11 @@ from typing import Any, TypeVar
 
 import click
 
-from federation.catalogue import load_catalogue
-from federation.cli_journal import journal, replay
-from federation.errors import ConfigError, FederationError
+from adapters.registry import protocols
+from federation.cli.journal import journal, replay
+from federation.domain.errors import ConfigError, FederationError
 from federation.logging import configure
+from federation.runtime.catalogue import load_catalogue
 
 T = TypeVar("T")
 
@@ -120,8 +121,8 @@ def serve(
     """Run the broker: intake API, journal and delivery worker."""
     import ssl
 
-    from federation.net import server_tls
-    from federation.server import serve_forever
+    from federation.api.net import server_tls
+    from federation.api.server import serve_forever
 
     configure(level=log_level)
     if bool(tls_cert) != bool(tls_key) or (tls_client_ca and not tls_cert):
@@ -192,7 +193,7 @@ def demo(root: Path, keep_running: bool, port: int, timeout: float) -> None:
 
     from rich.console import Console
 
-    from federation.demo import run_demo
+    from federation.sim.demo import run_demo
 
     log_file = Path(tempfile.gettempdir()) / "tongban-demo.log"
     with log_file.open("w", encoding="utf-8") as log_stream:
@@ -226,11 +227,11 @@ def demo(root: Path, keep_running: bool, port: int, timeout: float) -> None:
 def simulate(root: Path, host: str, port: int, only: tuple[str, ...]) -> None:
     """Run partner simulators; print one JSON line {partner: url} once they listen."""
     from federation.config import load_config
-    from federation.simulator import simulator_for
+    from federation.sim.rest import simulator_for
 
     configure(level="warning")
     try:
-        config = load_config(root)
+        config = load_config(root, protocols())
     except ConfigError as exc:
         _print_problems(exc)
         sys.exit(2)

@@ -16,19 +16,19 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from federation import support
-from federation.broker import Broker, Submission
+from federation.api import support
+from federation.api.problems import ProblemError, problem_response
 from federation.config import ID_RE, LOCAL
-from federation.errors import (
+from federation.domain.errors import (
     ConfigError,
     IdempotencyConflict,
     JournalError,
     JournalUnavailable,
     MappingError,
 )
+from federation.domain.models import Direction, Exchange, iso
 from federation.logging import get_logger
-from federation.models import Direction, Exchange, iso
-from federation.problems import ProblemError, problem_response
+from federation.runtime.broker import Broker, Submission
 from replay.journal import Query, Refusal
 
 BROKER: web.AppKey[Broker] = web.AppKey("broker", Broker)
@@ -54,7 +54,7 @@ def create_app(broker: Broker) -> web.Application:
     app.router.add_get("/v1/stats", stats)
     app.router.add_post("/v1/admin/reload", reload)
     support.setup(app, BROKER)
-    from federation import inbound  # imports this module: registered once the app exists
+    from federation.api import inbound  # imports this module: registered once the app exists
 
     inbound.setup(app)
     app.router.add_get("/healthz", healthz)

@@ -1,6 +1,6 @@
 """A SOAP partner simulator: a real aiohttp server on loopback that answers per the partner's WSDL.
 
-The SOAP sibling of :mod:`federation.simulator`, with the same habits: requests are recorded by
+The SOAP sibling of :mod:`federation.sim.rest`, with the same habits: requests are recorded by
 idempotency key (read from the SOAP header element named in the partner's ``soap:`` section), a
 repeated key is answered with the receipt given the first time, and behaviour can be changed at run
 time (``POST /_sim/behaviour`` or the ``behaviour`` attribute): fail a share of requests with an HTTP
@@ -40,8 +40,8 @@ from adapters.envelope import open_envelope as open_soap
 from adapters.soap import SoapOptions, wsdl_port
 from adapters.wsdl import Operation, compile_operation
 from adapters.xsdtypes import INTEGER_TYPES, escape
+from federation.api.net import start_site
 from federation.config import Partner
-from federation.net import start_site
 
 SIM_LIMIT = 4 * 1024 * 1024
 

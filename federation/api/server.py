@@ -12,11 +12,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from federation.broker import Broker
-from federation.errors import ConfigError
-from federation.intake import create_app
+from federation.api.intake import create_app
+from federation.api.net import start_site
+from federation.domain.errors import ConfigError
 from federation.logging import get_logger
-from federation.net import start_site
+from federation.runtime.broker import Broker
 from replay.factory import key_path, open_journal
 from replay.journal import Journal
 from replay.refs import load_key

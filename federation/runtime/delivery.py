@@ -25,10 +25,8 @@ from typing import Any
 import tenacity
 
 from adapters.base import Adapter, OutboundRequest, Reply
-from federation.breaker import CircuitBreaker, RateLimit
-from federation.catalogue import Catalogue
 from federation.config import Partner
-from federation.errors import (
+from federation.domain.errors import (
     AdapterError,
     JournalError,
     LifecycleMoved,
@@ -37,7 +35,9 @@ from federation.errors import (
     Problem,
     UnknownOutcomeError,
 )
-from federation.models import Direction, Event, Exchange, Outcome, State, StateChange
+from federation.domain.models import Direction, Event, Exchange, Outcome, State, StateChange
+from federation.runtime.breaker import CircuitBreaker, RateLimit
+from federation.runtime.catalogue import Catalogue
 from replay.journal import Journal
 
 Sleep = Callable[[float], Awaitable[None]]

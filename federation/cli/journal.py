@@ -4,7 +4,7 @@ Every command works on the journal file itself, so it needs no running broker; o
 all the same (SQLite takes a second writer, the hash chain is read afresh in every transaction, and
 the broker picks replayed exchanges up on its next poll). Filters mean what they mean in
 ``GET /v1/exchanges``: both build their :class:`replay.journal.Query` with
-:func:`federation.support.query_from`.
+:func:`federation.api.support.query_from`.
 
 Exit codes: 0 done; 1 the thing asked about is not so (no such exchange, a broken chain, a replay
 not confirmed); 2 the command cannot run as given (bad option, missing file, no confirmation possible).
@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 import orjson
 
-from federation.errors import ConfigError, FederationError, JournalError, MappingError
-from federation.models import Event, Exchange, iso, json_default
+from federation.domain.errors import ConfigError, FederationError, JournalError, MappingError
+from federation.domain.models import Event, Exchange, iso, json_default
 from replay.service import Mode, Plan, ReplayService
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-# The same option as federation.cli.config_option; not imported from there, since cli.py imports
+# The same option as federation.cli.main.config_option; not imported from there, since cli.py imports
 # this module to register its commands.
 config_option = click.option(
     "--config",
@@ -172,7 +172,7 @@ def _params(
     before: str | None = None,
     limit: int | None = None,
 ) -> dict[str, str]:
-    """CLI options → the filter names of federation.support.FILTERS (unset ones left out)."""
+    """CLI options → the filter names of federation.api.support.FILTERS (unset ones left out)."""
     if applicant == "-":
         applicant = _read_applicant()
     given: dict[str, Any] = {
@@ -204,8 +204,8 @@ def _read_applicant() -> str:
 
 
 def _query(params: Mapping[str, str], journal_path: str) -> Query:
-    # federation.support brings aiohttp.web: imported when used, so `tongban --help` stays quick.
-    from federation.support import BadQuery, query_from
+    # federation.api.support brings aiohttp.web: imported when used, so `tongban --help` stays quick.
+    from federation.api.support import BadQuery, query_from
 
     try:
         return query_from(params, applicant_ref=lambda value: _applicant_ref(journal_path, value))
@@ -278,7 +278,7 @@ def search(journal_path: str, fmt: str, limit: int, before: str | None, **filter
     """Exchanges matching every given filter, newest first, one page at a time."""
     query = _query(_params(**filters, before=before, limit=limit), journal_path)
 
-    from federation.support import summary
+    from federation.api.support import summary
 
     found = _with_journal(journal_path, lambda j: j.search(query))
     rows = [summary(ex) for ex in found]
@@ -339,7 +339,7 @@ def show(exchange_id: str, fmt: str, root: Path, journal_path: str) -> None:
         )
     today = compare_with_today(ex, root)
     if fmt == "json":
-        from federation.intake import exchange_view
+        from federation.api.intake import exchange_view
 
         view = exchange_view(ex, payloads=True)
         view["timeline"] = [
@@ -555,7 +555,7 @@ PREVIEW_LIMIT = 1000
 
 def _preview(plan: Plan, root: Path, journal_path: str) -> tuple[dict[str, str], list[str]]:
     """For a remap dry run: what today's mapping (--config) makes of each application, and notes."""
-    from federation.catalogue import load_catalogue
+    from federation.runtime.catalogue import load_catalogue
 
     try:
         catalogue = load_catalogue(root)
@@ -610,7 +610,7 @@ class Today:
 
 def compare_with_today(ex: Exchange, root: Path) -> Today:
     """Map the original application with today's catalogue and diff it with the request sent."""
-    from federation.catalogue import load_catalogue
+    from federation.runtime.catalogue import load_catalogue
 
     try:
         catalogue = load_catalogue(root)

@@ -18,10 +18,10 @@ from typing import Any
 import aiohttp
 import orjson
 
-from federation.catalogue import Catalogue
-from federation.errors import JournalError, LeaseLost
+from federation.domain.errors import JournalError, LeaseLost
+from federation.domain.models import Direction, Event, Exchange, iso
 from federation.logging import get_logger
-from federation.models import Direction, Event, Exchange, iso
+from federation.runtime.catalogue import Catalogue
 from replay.journal import Journal
 
 MAX_ATTEMPTS = 12

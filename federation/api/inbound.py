@@ -18,10 +18,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from federation.broker import Submission
-from federation.config import LOCAL, Inbound, Partner
-from federation.errors import IdempotencyConflict, LifecycleMoved, MappingError
-from federation.intake import (
+from federation.api.intake import (
     BROKER,
     EXCHANGE_ID_RE,
     KEY_RE,
@@ -33,7 +30,10 @@ from federation.intake import (
     material_of,
     refuse,
 )
-from federation.models import (
+from federation.api.problems import ProblemError
+from federation.config import LOCAL, Inbound, Partner
+from federation.domain.errors import IdempotencyConflict, LifecycleMoved, MappingError
+from federation.domain.models import (
     LIFECYCLE_NEXT,
     Direction,
     Event,
@@ -42,7 +42,7 @@ from federation.models import (
     State,
     StateChange,
 )
-from federation.problems import ProblemError
+from federation.runtime.broker import Submission
 from replay.journal import Query
 
 INBOUND_KEYS = {"service", "application"}
@@ -55,7 +55,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/v1/partners/{partner}/applications/{key}", application_status)
     app.router.add_post("/v1/partners/{partner}/applications/{key}/supplements", partner_supplement)
     app.router.add_post("/v1/exchanges/{id}/lifecycle", local_decision)
-    from federation import soapinbound  # imports this module
+    from federation.api import soapinbound  # imports this module
 
     soapinbound.setup(app)
 

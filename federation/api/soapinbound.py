@@ -4,7 +4,7 @@
 ``soap:address`` pointed at this endpoint. ``POST …/soap`` takes a SOAP 1.1 ``FileApplication``
 (service, idempotencyKey, application as JSON text), authenticated like the REST endpoint with
 ``Authorization: Bearer <key>``, and goes through the same checks and journal as
-:func:`federation.inbound.file_application`.
+:func:`federation.api.inbound.file_application`.
 
 Every refusal is a SOAP 1.1 Fault (``Client`` for the caller's mistakes, ``Server`` when the journal
 is unavailable or we failed) and is kept in the journal's refusals, with the problem slug and the
@@ -25,8 +25,7 @@ from lxml import etree  # type: ignore[import-untyped]
 
 from adapters import xmlsafe
 from adapters.envelope import SOAP11, Envelope, NotSoap, escape_attr, open_envelope
-from federation.errors import JournalUnavailable
-from federation.inbound import (
+from federation.api.inbound import (
     exchange_for,
     file_with,
     filed_by,
@@ -34,10 +33,11 @@ from federation.inbound import (
     lifecycle_of,
     record_lifecycle,
 )
-from federation.intake import BROKER, Received, file_supplement, refuse
+from federation.api.intake import BROKER, Received, file_supplement, refuse
+from federation.api.problems import PROBLEM_TYPE, ProblemError
+from federation.domain.errors import JournalUnavailable
+from federation.domain.models import Exchange
 from federation.logging import get_logger
-from federation.models import Exchange
-from federation.problems import PROBLEM_TYPE, ProblemError
 
 NS = "urn:tongban:inbound:2026"
 OPERATION = f"{{{NS}}}FileApplication"

@@ -12,8 +12,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
 
-from federation.errors import Problem
-from federation.yamlsrc import Located, PathKey
+from federation.config.yamlsrc import Located, PathKey
+from federation.domain.errors import Problem
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}

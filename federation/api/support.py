@@ -13,8 +13,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from federation.models import Lifecycle, State, iso
-from federation.problems import ProblemError
+from federation.api.problems import ProblemError
+from federation.domain.models import Lifecycle, State, iso
 from replay.journal import Query
 from replay.service import Mode, ReplayService
 
@@ -124,7 +124,7 @@ def summary(ex: Any) -> dict[str, Any]:
 def setup(app: web.Application, broker_key: web.AppKey[Any]) -> None:
     """Register the support routes on the broker's app."""
 
-    from federation.intake import authorize  # intake imports this module
+    from federation.api.intake import authorize  # intake imports this module
 
     async def search(request: web.Request) -> web.Response:
         broker = request.app[broker_key]

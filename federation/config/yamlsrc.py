@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from federation.errors import ConfigError, Problem
+from federation.domain.errors import ConfigError, Problem
 
 PathKey = tuple[str | int, ...]
 

@@ -20,20 +20,20 @@ from typing import Any
 
 from adapters.base import Adapter
 from adapters.registry import create_adapter
-from federation.catalogue import Catalogue, load_catalogue
-from federation.errors import FederationError
-from federation.ids import new_id
-from federation.logging import get_logger
-from federation.models import (
+from federation.domain.errors import FederationError
+from federation.domain.ids import new_id
+from federation.domain.models import (
     Direction,
     Exchange,
     NewExchange,
     canonical_json,
     content_hash,
 )
-from federation.notifier import Notifier
-from federation.poller import Poller
-from federation.worker import Worker
+from federation.logging import get_logger
+from federation.runtime.catalogue import Catalogue, load_catalogue
+from federation.runtime.notifier import Notifier
+from federation.runtime.poller import Poller
+from federation.runtime.worker import Worker
 from replay.journal import Journal
 from replay.refs import RefExtractor, reference
 

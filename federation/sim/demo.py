@@ -29,11 +29,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from federation.catalogue import Catalogue, load_catalogue
+from federation.api.server import running_broker
 from federation.config import LOCAL
 from federation.mapping.examples import Example, load_examples
-from federation.server import running_broker
-from federation.simulator import simulator_for
+from federation.runtime.catalogue import Catalogue, load_catalogue
+from federation.sim.rest import simulator_for
 
 TERMINAL = {"delivered", "failed", "rejected"}
 POLL_EVERY = 0.2  # the demo's polled partners are asked this often (partners.yaml: minutes)

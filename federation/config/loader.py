@@ -3,197 +3,55 @@
 Every problem names file, line and key path, unknown keys are errors, and all problems are reported
 together (``partners.yaml:42: partners[3].endpoint: not an http(s) URL``). Protocol-specific keys
 (the ``rest:``/``soap:`` sections and a service's call options) are validated by the protocol's
-adapter spec, so a new protocol brings its own keys without touching this module.
+spec, handed in by the caller (``adapters.registry.protocols()``), so a new protocol brings its own
+keys without touching this module and configuration never imports the adapters.
 """
 
 from __future__ import annotations
 
-import random
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from federation.breaker import BreakerPolicy
-from federation.errors import ConfigError, Problem
-from federation.regions import PROVINCES
-from federation.validate import Reader
-from federation.yamlsrc import Located, PathKey, load_yaml
-
-ID_RE = re.compile(r"[a-z][a-z0-9-]{0,39}")
-SERVICE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-REGION_RE = re.compile(r"\d{2}|\d{6}|\d{12}")
-SHA256_RE = re.compile(r"[0-9a-fA-F]{64}")
-CONFIG_FILE = "partners.yaml"
-LOCAL = "local"  # the id of the local system, which receives inbound applications
-
-
-@dataclass(frozen=True, kw_only=True)
-class Names:
-    zh: str
-    en: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class Region:
-    code: str  # GB/T 2260: province (2 digits) or division (6 or 12 digits)
-    iso: str  # ISO 3166-2 of the province-level division
-
-
-@dataclass(frozen=True, kw_only=True)
-class Timeouts:
-    connect: float = 3.0
-    read: float = 15.0
-    total: float = 30.0
+from federation.config.model import (
+    CONFIG_FILE,
+    ID_RE,
+    LOCAL,
+    REGION_RE,
+    SERVICE_RE,
+    SHA256_RE,
+    BreakerPolicy,
+    BrokerSettings,
+    Config,
+    Inbound,
+    Names,
+    Partner,
+    ProtocolKeys,
+    RateLimitPolicy,
+    Region,
+    Service,
+    Source,
+    Timeouts,
+)
+from federation.config.reader import Reader
+from federation.config.yamlsrc import Located, PathKey, load_yaml
+from federation.domain.errors import ConfigError
+from federation.domain.regions import PROVINCES
+from federation.domain.retry import RetryPolicy
 
 
-@dataclass(frozen=True, kw_only=True)
-class RetryPolicy:
-    """How often and how long a transiently failing delivery is tried again.
+def load_config(root: Path, protocols: Mapping[str, ProtocolKeys]) -> Config:
+    """Load ``root/partners.yaml`` (or the file ``root``); raise ConfigError listing every problem.
 
-    The first ``short_attempts`` attempts are retried in process, ``short_backoff`` apart (doubling),
-    for blips; after that the journal schedules each next attempt (``retry_wait``) with exponential
-    backoff from ``backoff_base`` up to ``backoff_cap``, so retries survive restarts. The exchange
-    fails for good after ``max_attempts`` attempts or ``max_elapsed`` since it was received.
+    ``protocols`` maps each ``protocol:`` value to the spec that validates its keys
+    (``adapters.registry.protocols()``).
     """
-
-    max_attempts: int = 8
-    backoff_base: float = 2.0
-    backoff_cap: float = 300.0
-    jitter: float = 0.2
-    max_elapsed: float = 86400.0
-    short_attempts: int = 4
-    short_backoff: float = 0.05
-
-    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
-        """Seconds to wait before journal-scheduled retry number ``attempt`` (1-based)."""
-        raw = min(self.backoff_cap, self.backoff_base * (2.0 ** max(0, attempt - 1)))
-        spread = raw * self.jitter
-        draw = rng.random() if rng is not None else random.random()
-        return max(0.0, raw - spread + draw * 2 * spread)
-
-
-@dataclass(frozen=True, kw_only=True)
-class RateLimitPolicy:
-    per_second: float
-    burst: int
-
-
-@dataclass(frozen=True, kw_only=True)
-class Service:
-    code: str
-    names: Names | None
-    mapping: Path
-    schema: Path | None = None  # the partner's JSON Schema for this service's request
-    inbound_from: str | None = None  # a local-system service: the partner that files it
-    options: Mapping[str, Any] = field(default_factory=dict)  # validated by the protocol spec
-    # where partners.yaml declares it, for problems found later (a mapping that lacks a section
-    # the item's settings need): its path and line there
-    declared: Problem | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class Partner:
-    id: str
-    names: Names
-    region: Region
-    protocol: str
-    endpoint: str
-    timeouts: Timeouts
-    concurrency: int
-    retry: RetryPolicy
-    breaker: BreakerPolicy
-    rate_limit: RateLimitPolicy | None
-    services: Mapping[str, Service]
-    options: Mapping[str, Any] = field(default_factory=dict)  # validated by the protocol spec
-    inbound: Inbound | None = None  # what this partner may file with us
-
-
-@dataclass(frozen=True, kw_only=True)
-class Inbound:
-    """Applications a partner files with us: who may (key hashes) and which service items."""
-
-    keys_sha256: frozenset[str]
-    services: Mapping[str, Service]  # mapping: partner format → local format; options: local side
-    wsdl: Path | None = None  # the WSDL of our SOAP endpoint for this partner, if it files by SOAP
-    client_certs_sha256: frozenset[str] = frozenset()  # mutual TLS: the partner's certificates
-    callback: str | None = None  # POSTed to with each step of what the partner filed (decisions)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Source:
-    """A local system allowed to submit applications, and where it hears how they ended."""
-
-    id: str
-    names: Names
-    callback: str | None = None  # POSTed to when an exchange is delivered, rejected or failed
-    keys_sha256: frozenset[str] = frozenset()  # if any: it must present one (Bearer)
-
-
-@dataclass(frozen=True, kw_only=True)
-class BrokerSettings:
-    max_body_bytes: int = 1024 * 1024
-    lease: float = 30.0
-    poll_interval: float = 1.0
-    # if any: support staff's search, replay, reload and other sources' exchanges need one
-    operator_keys_sha256: frozenset[str] = frozenset()
-
-
-@dataclass(frozen=True, kw_only=True)
-class Config:
-    file: Path
-    root: Path
-    partners: Mapping[str, Partner]
-    sources: Mapping[str, Source]
-    broker: BrokerSettings
-    applicant_fields: tuple[str, ...] = ()  # application paths searchable by keyed hash
-    local_keys_sha256: frozenset[str] = frozenset()  # the local system's keys (its decisions)
-    warnings: tuple[Problem, ...] = ()  # odd but accepted settings, shown by `tongban check`
-
-    def with_endpoints(self, endpoints: Mapping[str, str]) -> Config:
-        """A copy whose partners send to other endpoints (simulators, staging)."""
-        unknown = set(endpoints) - set(self.partners)
-        if unknown:
-            raise KeyError(f"unknown partner(s): {', '.join(sorted(unknown))}")
-        partners = {
-            pid: replace(p, endpoint=endpoints.get(pid, p.endpoint))
-            for pid, p in self.partners.items()
-        }
-        return replace(self, partners=partners)
-
-    def callback_url(self, source: str, *, inbound: bool) -> str | None:
-        """Where an exchange's originator hears how it went: a local source's ``callback``, or,
-        for an application a partner filed with us, the partner's ``inbound.callback``."""
-        if inbound:
-            partner = self.partners.get(source)
-            return partner.inbound.callback if partner and partner.inbound else None
-        src = self.sources.get(source)
-        return src.callback if src else None
-
-    def with_inbound_keys(self, keys: Mapping[str, str]) -> Config:
-        """A copy in which each named partner (and ``local``, the local system) authenticates
-        with one key (its SHA-256): for the demo."""
-        partners = dict(self.partners)
-        local_keys = self.local_keys_sha256
-        for pid, digest in keys.items():
-            if pid == LOCAL:
-                local_keys = frozenset({digest})
-                continue
-            p = partners.get(pid)
-            if p is None or p.inbound is None:
-                raise KeyError(f"partner {pid!r} files no inbound applications")
-            partners[pid] = replace(p, inbound=replace(p.inbound, keys_sha256=frozenset({digest})))
-        return replace(self, partners=partners, local_keys_sha256=local_keys)
-
-
-def load_config(root: Path) -> Config:
-    """Load ``root/partners.yaml`` (or the file ``root``); raise ConfigError listing every problem."""
     file = root if root.is_file() else root / CONFIG_FILE
     base = file.parent
     doc = load_yaml(file, display=_display(file, base))
     reader = Reader(doc)
-    config = _parse(reader, doc, file, base)
+    config = _parse(reader, doc, file, base, protocols)
     errors = [p for p in reader.problems if p.severity == "error"]
     if errors or config is None:
         raise ConfigError(sorted(reader.problems, key=lambda p: p.line or 0))
@@ -207,8 +65,13 @@ def _display(file: Path, base: Path) -> str:
         return str(file)
 
 
-def _parse(r: Reader, doc: Located, file: Path, base: Path) -> Config | None:
-    from adapters.registry import protocol_names, protocol_spec  # adapters own their keys
+def _parse(
+    r: Reader, doc: Located, file: Path, base: Path, protocols: Mapping[str, ProtocolKeys]
+) -> Config | None:
+    def protocol_names() -> tuple[str, ...]:
+        return tuple(sorted(protocols))
+
+    protocol_spec = protocols.__getitem__
 
     top = r.mapping(
         (),
@@ -279,7 +142,9 @@ def _parse(r: Reader, doc: Located, file: Path, base: Path) -> Config | None:
                     )
             options = spec.parse_partner(r, (*path, protocol), m.get(protocol, {}), base)
         if services is None:
-            services = _services(r, (*path, "services"), m.get("services"), base, protocol)
+            services = _services(
+                r, (*path, "services"), m.get("services"), base, protocols.get(protocol or "")
+            )
         if not (pid and names and region and protocol and endpoint and services is not None):
             return None
         return Partner(
@@ -339,7 +204,9 @@ def _parse(r: Reader, doc: Located, file: Path, base: Path) -> Config | None:
             if files and local_raw is None:
                 r.error((*path, "inbound"), "inbound services need a 'local:' system to deliver to")
             else:
-                inbound = _inbound(r, (*path, "inbound"), m["inbound"], base, local_protocol)
+                inbound = _inbound(
+                    r, (*path, "inbound"), m["inbound"], base, protocols.get(local_protocol or "")
+                )
         partner = one(path, m, pid, None)
         if pid and pid in partners:
             r.error((*path, "id"), f"duplicate partner id {pid!r}")
@@ -383,7 +250,7 @@ def _parse(r: Reader, doc: Located, file: Path, base: Path) -> Config | None:
 
 
 def _search(r: Reader, raw: Any) -> tuple[str, ...]:
-    from federation.mapping.paths import PathSyntaxError, parse_path
+    from federation.domain.paths import PathSyntaxError, parse_path
 
     if raw is None:
         return ()
@@ -546,7 +413,7 @@ def _broker(r: Reader, raw: Any) -> BrokerSettings:
 
 
 def _inbound(
-    r: Reader, path: PathKey, raw: Any, base: Path, local_protocol: str | None
+    r: Reader, path: PathKey, raw: Any, base: Path, local_protocol: ProtocolKeys | None
 ) -> Inbound | None:
     m = r.mapping(
         path,
@@ -599,17 +466,14 @@ def _digests(r: Reader, path: PathKey, raw: Any) -> set[str]:
 
 
 def _services(
-    r: Reader, path: PathKey, raw: Any, base: Path, protocol: str | None
+    r: Reader, path: PathKey, raw: Any, base: Path, spec: ProtocolKeys | None
 ) -> dict[str, Service] | None:
-    from adapters.registry import protocol_spec
-
     m = r.mapping(path, raw, extra_ok=True)
     if m is None:
         return None
     if not m:
         r.error(path, "lists no service item")
         return None
-    spec = protocol_spec(protocol) if protocol else None
     out: dict[str, Service] = {}
     for code, value in m.items():
         spath: PathKey = (*path, code)

@@ -17,12 +17,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from adapters.base import Adapter
-from federation.catalogue import Catalogue
 from federation.config import Partner
-from federation.delivery import Delivery, PartnerGuards, Sleep
-from federation.errors import JournalError, LeaseLost
+from federation.domain.errors import JournalError, LeaseLost
+from federation.domain.models import Exchange
 from federation.logging import get_logger
-from federation.models import Exchange
+from federation.runtime.catalogue import Catalogue
+from federation.runtime.delivery import Delivery, PartnerGuards, Sleep
 from replay.journal import Journal
 
 

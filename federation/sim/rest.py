@@ -19,8 +19,8 @@ from zoneinfo import ZoneInfo
 import orjson
 from aiohttp import web
 
+from federation.api.net import start_site
 from federation.config import LOCAL, Partner
-from federation.net import start_site
 
 SIM_LIMIT = 4 * 1024 * 1024
 
@@ -229,7 +229,7 @@ class Simulator(Protocol):
 def simulator_for(partner: Partner, *, seed: int | None = None) -> Simulator:
     """A simulator speaking the partner's protocol (REST JSON, or SOAP per its WSDL)."""
     if partner.protocol == "soap":
-        from federation.soapsim import SoapPartnerSimulator  # WSDL tooling only when needed
+        from federation.sim.soap import SoapPartnerSimulator  # WSDL tooling only when needed
 
         return SoapPartnerSimulator(partner, seed=seed)
     return PartnerSimulator(partner, seed=seed)

@@ -1,0 +1,7 @@
+"""The ``tongban`` command line: serve, check, mapping, journal, replay."""
+
+from __future__ import annotations
+
+from federation.cli.main import main
+
+__all__ = ["main"]

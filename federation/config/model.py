@@ -1,0 +1,179 @@
+"""The configuration model: partners, services, sources and broker settings as frozen values."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from federation.config.reader import Reader
+from federation.config.yamlsrc import PathKey
+from federation.domain.errors import Problem
+from federation.domain.retry import RetryPolicy
+
+ID_RE = re.compile(r"[a-z][a-z0-9-]{0,39}")
+SERVICE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+REGION_RE = re.compile(r"\d{2}|\d{6}|\d{12}")
+SHA256_RE = re.compile(r"[0-9a-fA-F]{64}")
+CONFIG_FILE = "partners.yaml"
+LOCAL = "local"  # the id of the local system, which receives inbound applications
+
+
+@dataclass(frozen=True, kw_only=True)
+class Names:
+    zh: str
+    en: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Region:
+    code: str  # GB/T 2260: province (2 digits) or division (6 or 12 digits)
+    iso: str  # ISO 3166-2 of the province-level division
+
+
+@dataclass(frozen=True, kw_only=True)
+class Timeouts:
+    connect: float = 3.0
+    read: float = 15.0
+    total: float = 30.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class BreakerPolicy:
+    """When a partner's circuit breaker opens, how long it stays open, how many probes it lets by."""
+
+    failures: int = 5
+    cool_down: float = 30.0
+    probes: int = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class RateLimitPolicy:
+    per_second: float
+    burst: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Service:
+    code: str
+    names: Names | None
+    mapping: Path
+    schema: Path | None = None  # the partner's JSON Schema for this service's request
+    inbound_from: str | None = None  # a local-system service: the partner that files it
+    options: Mapping[str, Any] = field(default_factory=dict)  # validated by the protocol spec
+    # where partners.yaml declares it, for problems found later (a mapping that lacks a section
+    # the item's settings need): its path and line there
+    declared: Problem | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Partner:
+    id: str
+    names: Names
+    region: Region
+    protocol: str
+    endpoint: str
+    timeouts: Timeouts
+    concurrency: int
+    retry: RetryPolicy
+    breaker: BreakerPolicy
+    rate_limit: RateLimitPolicy | None
+    services: Mapping[str, Service]
+    options: Mapping[str, Any] = field(default_factory=dict)  # validated by the protocol spec
+    inbound: Inbound | None = None  # what this partner may file with us
+
+
+@dataclass(frozen=True, kw_only=True)
+class Inbound:
+    """Applications a partner files with us: who may (key hashes) and which service items."""
+
+    keys_sha256: frozenset[str]
+    services: Mapping[str, Service]  # mapping: partner format → local format; options: local side
+    wsdl: Path | None = None  # the WSDL of our SOAP endpoint for this partner, if it files by SOAP
+    client_certs_sha256: frozenset[str] = frozenset()  # mutual TLS: the partner's certificates
+    callback: str | None = None  # POSTed to with each step of what the partner filed (decisions)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Source:
+    """A local system allowed to submit applications, and where it hears how they ended."""
+
+    id: str
+    names: Names
+    callback: str | None = None  # POSTed to when an exchange is delivered, rejected or failed
+    keys_sha256: frozenset[str] = frozenset()  # if any: it must present one (Bearer)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BrokerSettings:
+    max_body_bytes: int = 1024 * 1024
+    lease: float = 30.0
+    poll_interval: float = 1.0
+    # if any: support staff's search, replay, reload and other sources' exchanges need one
+    operator_keys_sha256: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    file: Path
+    root: Path
+    partners: Mapping[str, Partner]
+    sources: Mapping[str, Source]
+    broker: BrokerSettings
+    applicant_fields: tuple[str, ...] = ()  # application paths searchable by keyed hash
+    local_keys_sha256: frozenset[str] = frozenset()  # the local system's keys (its decisions)
+    warnings: tuple[Problem, ...] = ()  # odd but accepted settings, shown by `tongban check`
+
+    def with_endpoints(self, endpoints: Mapping[str, str]) -> Config:
+        """A copy whose partners send to other endpoints (simulators, staging)."""
+        unknown = set(endpoints) - set(self.partners)
+        if unknown:
+            raise KeyError(f"unknown partner(s): {', '.join(sorted(unknown))}")
+        partners = {
+            pid: replace(p, endpoint=endpoints.get(pid, p.endpoint))
+            for pid, p in self.partners.items()
+        }
+        return replace(self, partners=partners)
+
+    def callback_url(self, source: str, *, inbound: bool) -> str | None:
+        """Where an exchange's originator hears how it went: a local source's ``callback``, or,
+        for an application a partner filed with us, the partner's ``inbound.callback``."""
+        if inbound:
+            partner = self.partners.get(source)
+            return partner.inbound.callback if partner and partner.inbound else None
+        src = self.sources.get(source)
+        return src.callback if src else None
+
+    def with_inbound_keys(self, keys: Mapping[str, str]) -> Config:
+        """A copy in which each named partner (and ``local``, the local system) authenticates
+        with one key (its SHA-256): for the demo."""
+        partners = dict(self.partners)
+        local_keys = self.local_keys_sha256
+        for pid, digest in keys.items():
+            if pid == LOCAL:
+                local_keys = frozenset({digest})
+                continue
+            p = partners.get(pid)
+            if p is None or p.inbound is None:
+                raise KeyError(f"partner {pid!r} files no inbound applications")
+            partners[pid] = replace(p, inbound=replace(p.inbound, keys_sha256=frozenset({digest})))
+        return replace(self, partners=partners, local_keys_sha256=local_keys)
+
+
+class ProtocolKeys(Protocol):
+    """What configuration needs of a protocol: the keys it adds to partners.yaml, validated.
+
+    The adapters' ``ProtocolSpec`` extends this; configuration is handed the specs and never
+    imports the adapters.
+    """
+
+    name: str
+    service_keys: tuple[str, ...]
+
+    def parse_partner(self, r: Reader, path: PathKey, raw: Any, base: Path) -> Mapping[str, Any]:
+        """Validate the partner's protocol section (``rest:``/``soap:``)."""
+
+    def parse_service(self, r: Reader, path: PathKey, raw: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Validate a service item's protocol keys (``service_keys``)."""

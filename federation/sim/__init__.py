@@ -1,0 +1,1 @@
+"""Partner simulators (REST and SOAP) and the demo: stand-ins for the regions' systems."""
