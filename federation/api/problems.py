@@ -7,6 +7,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from federation.domain.errors import RefusalKind, RequestRefused
+
 PROBLEM_TYPE = "urn:tongban:problem:"
 CONTENT_TYPE = "application/problem+json"
 
@@ -40,15 +42,31 @@ TITLES = {
 }
 
 
-class ProblemError(Exception):
-    """Raise inside a handler to answer with problem details."""
+STATUS = {
+    RefusalKind.INVALID: 400,
+    RefusalKind.UNAUTHENTICATED: 401,
+    RefusalKind.FORBIDDEN: 403,
+    RefusalKind.NOT_FOUND: 404,
+    RefusalKind.CONFLICT: 409,
+    RefusalKind.TOO_LARGE: 413,
+    RefusalKind.UNSUPPORTED: 415,
+    RefusalKind.UNPROCESSABLE: 422,
+    RefusalKind.UNAVAILABLE: 503,
+}
+_KIND = {status: kind for kind, status in STATUS.items()}
+
+
+class ProblemError(RequestRefused):
+    """A refusal the HTTP edge raises itself (body too large, wrong media type, bad key), by
+    status; the runtime raises :class:`RequestRefused` and the edge answers both alike."""
 
     def __init__(self, status: int, slug: str, detail: str, **extra: Any) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.slug = slug
-        self.detail = detail
-        self.extra = extra
+        super().__init__(_KIND[status], slug, detail, **extra)
+
+
+def status_of(exc: RequestRefused) -> int:
+    """The HTTP status that answers a refusal."""
+    return STATUS[exc.kind]
 
 
 def problem_response(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from federation.api.intake import create_app
+from federation.api.app import create_app
 from federation.api.net import start_site
 from federation.domain.errors import ConfigError
 from federation.logging import get_logger

@@ -25,19 +25,14 @@ from lxml import etree  # type: ignore[import-untyped]
 
 from adapters import xmlsafe
 from adapters.envelope import SOAP11, Envelope, NotSoap, escape_attr, open_envelope
-from federation.api.inbound import (
-    exchange_for,
-    file_with,
-    filed_by,
-    filing_partner,
-    lifecycle_of,
-    record_lifecycle,
-)
-from federation.api.intake import BROKER, Received, file_supplement, refuse
-from federation.api.problems import PROBLEM_TYPE, ProblemError
-from federation.domain.errors import JournalUnavailable
+from federation.api.auth import filing_partner
+from federation.api.edge import BROKER, Received, refuse
+from federation.api.problems import PROBLEM_TYPE, ProblemError, status_of
+from federation.domain.errors import JournalUnavailable, RequestRefused
 from federation.domain.models import Exchange
 from federation.logging import get_logger
+from federation.runtime.filing import file_supplement, file_with
+from federation.runtime.lifecycle import exchange_for, filed_by, lifecycle_of, record_lifecycle
 
 NS = "urn:tongban:inbound:2026"
 OPERATION = f"{{{NS}}}FileApplication"
@@ -95,7 +90,7 @@ async def file_application(request: web.Request) -> web.Response:
             if first.tag == SUPPLEMENT:
                 values = _fields(first, ("idempotencyKey", "supplementKey", "material"))
                 key = values["supplementKey"]
-                parent = await filed_by(broker, pid, values["idempotencyKey"])
+                parent = await filed_by(broker.journal, pid, values["idempotencyKey"])
                 material = _json_text(values["material"], "material")
                 exchange, _ = await file_supplement(broker, parent, material, key, map_now=True)
                 return _filed("FileSupplementResponse", exchange)
@@ -114,7 +109,7 @@ async def file_application(request: web.Request) -> web.Response:
             raise ProblemError(
                 503, "journal-unavailable", "the journal is unavailable; retry later"
             ) from exc
-    except ProblemError as exc:
+    except RequestRefused as exc:
         await refuse(request, broker, exc, key, got.body, got.size)
         return fault(exc)
     return _filed("FileApplicationResponse", exchange)
@@ -187,9 +182,11 @@ async def _report_status(broker: Any, pid: str, element: Any) -> web.Response:
     """ReportStatus: the partner's word on an application we sent it, as the REST callback."""
     values = _fields(element, ("idempotencyKey", "update"))
     update = {**_json_text(values["update"], "update"), "idempotency_key": values["idempotencyKey"]}
-    exchange = await exchange_for(broker, pid, update)
-    lifecycle = lifecycle_of(broker, exchange, update)
-    state, _ = await record_lifecycle(broker, exchange, lifecycle, update, via="soap")
+    exchange = await exchange_for(broker.journal, pid, update)
+    lifecycle = lifecycle_of(broker.catalogue, exchange, update)
+    state, _ = await record_lifecycle(
+        broker.journal, broker.catalogue, exchange, lifecycle, update, via="soap"
+    )
     answer = (
         "<tb:ReportStatusResponse>"
         f"<tb:exchangeId>{escape(exchange.id)}</tb:exchangeId>"
@@ -202,7 +199,7 @@ async def _report_status(broker: Any, pid: str, element: Any) -> web.Response:
 async def _application_status(broker: Any, pid: str, element: Any) -> web.Response:
     """GetApplicationStatus: what became of an application the partner filed (the REST GET)."""
     key = _fields(element, ("idempotencyKey",))["idempotencyKey"]
-    full = await filed_by(broker, pid, key)
+    full = await filed_by(broker.journal, pid, key)
     steps = "".join(
         "<tb:step>"
         f"<tb:lifecycle>{escape(str(step['state']))}</tb:lifecycle>"
@@ -227,30 +224,28 @@ def _parse(element: Any) -> tuple[str, str, dict[str, Any]]:
     return values["service"], values["idempotencyKey"], application
 
 
-def fault(exc: ProblemError) -> web.Response:
+def fault(exc: RequestRefused) -> web.Response:
     """A SOAP 1.1 Fault for a refusal: Client for the caller's mistakes, Server for ours."""
+    status = status_of(exc)
     errors = exc.extra.get("errors") or []
     reason = exc.detail
     if errors:
         reason += ": " + "; ".join(f"{e.get('path')}: {e.get('message')}" for e in errors)
-    if exc.slug == "version-mismatch":
+    code = "Server" if status >= 500 else "Client"
+    if exc.code == "version-mismatch":
         code = "VersionMismatch"
-    else:
-        code = "Server" if exc.status >= 500 else "Client"
     items = "".join(
         f'<tb:error path="{escape_attr(str(e.get("path")))}">{escape(str(e.get("message")))}'
         "</tb:error>"
         for e in errors
     )
-    problem = (
-        f'<tb:problem type="{PROBLEM_TYPE}{exc.slug}" status="{exc.status}">{items}</tb:problem>'
-    )
+    problem = f'<tb:problem type="{PROBLEM_TYPE}{exc.code}" status="{status}">{items}</tb:problem>'
     text = (
         f"<soap-env:Fault><faultcode>soap-env:{code}</faultcode>"
         f"<faultstring>{escape(reason)}</faultstring><detail>{problem}</detail></soap-env:Fault>"
     )
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
-    if exc.status == 503:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    if status == 503:
         headers["Retry-After"] = "5"
     return web.Response(
         status=500,

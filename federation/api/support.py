@@ -13,6 +13,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from federation.api.auth import authorize
+from federation.api.edge import BROKER
 from federation.api.problems import ProblemError
 from federation.domain.models import Lifecycle, State, iso
 from replay.journal import Query
@@ -121,13 +123,11 @@ def summary(ex: Any) -> dict[str, Any]:
     }
 
 
-def setup(app: web.Application, broker_key: web.AppKey[Any]) -> None:
+def setup(app: web.Application) -> None:
     """Register the support routes on the broker's app."""
 
-    from federation.api.intake import authorize  # intake imports this module
-
     async def search(request: web.Request) -> web.Response:
-        broker = request.app[broker_key]
+        broker = request.app[BROKER]
         await authorize(request, broker)  # operators' (when they have keys)
         try:
             query = query_from(dict(request.query), applicant_ref=broker.applicant_ref)
@@ -140,7 +140,7 @@ def setup(app: web.Application, broker_key: web.AppKey[Any]) -> None:
         return web.Response(body=orjson.dumps(body), content_type="application/json")
 
     async def replays(request: web.Request) -> web.Response:
-        broker = request.app[broker_key]
+        broker = request.app[BROKER]
         await authorize(request, broker)
         try:
             data = orjson.loads(await request.read())

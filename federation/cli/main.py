@@ -275,7 +275,7 @@ def mapping_test(root: Path, mapping_file: Path | None, sample: Path | None, run
 
     SAMPLE is an application, or a golden example (then the result is compared with it).
     """
-    from federation.mapping.examples import run_all_examples, run_sample
+    from federation.cli.mapping import run_all_examples, run_sample
 
     if run_all:
         if mapping_file or sample:

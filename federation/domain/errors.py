@@ -5,6 +5,8 @@ Everything tongban raises on purpose derives from :class:`FederationError`::
     FederationError
     ├── ConfigError                 partners.yaml or a mapping file is wrong (carries every Problem)
     ├── MappingError                one application could not be mapped (carries every field Problem)
+    ├── RequestRefused              the runtime will not do what was asked (kind, code, detail):
+    │                               the HTTP edge answers it as problem details, SOAP as a fault
     ├── AdapterError                a delivery to a partner failed (carries partner and operation)
     │   ├── TransientError          worth retrying: connection refused, timeout, 5xx, 429
     │   │   └── UnknownOutcomeError the request may have reached the partner (timeout after sending)
@@ -20,6 +22,7 @@ backends translate them with ``raise … from exc``.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,6 +79,32 @@ class MappingError(FederationError):
         self.problems = tuple(problems)
         self.mapping = mapping
         super().__init__("; ".join(str(p) for p in self.problems))
+
+
+class RefusalKind(enum.StrEnum):
+    """Why a request is refused, in words the edges translate (HTTP status, SOAP fault code)."""
+
+    INVALID = "invalid"  # malformed or missing what is required
+    UNAUTHENTICATED = "unauthenticated"  # no credentials, or none that are known
+    FORBIDDEN = "forbidden"  # known credentials that may not do this
+    NOT_FOUND = "not_found"  # no such partner, service, exchange or application
+    CONFLICT = "conflict"  # the request contradicts what the journal holds now
+    TOO_LARGE = "too_large"
+    UNSUPPORTED = "unsupported"  # a media type or dialect that is not spoken here
+    UNPROCESSABLE = "unprocessable"  # well formed, but its content cannot be taken (mapping)
+    UNAVAILABLE = "unavailable"  # not now: the journal or a dependency is down
+
+
+class RequestRefused(FederationError):
+    """A request the runtime refuses: ``kind`` says why in general, ``code`` exactly (a stable
+    slug such as ``lifecycle-out-of-order``), ``detail`` for the caller, ``extra`` for machines."""
+
+    def __init__(self, kind: RefusalKind, code: str, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.code = code
+        self.detail = detail
+        self.extra = extra
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -24,13 +24,19 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from adapters.base import Adapter, OutboundRequest
-from federation.api.problems import ProblemError
 from federation.config import Partner
-from federation.domain.errors import AdapterError, FederationError, MappingError, TransientError
+from federation.domain.errors import (
+    AdapterError,
+    FederationError,
+    MappingError,
+    RequestRefused,
+    TransientError,
+)
 from federation.domain.models import LIFECYCLE_FINAL, Exchange, Lifecycle
 from federation.logging import get_logger
 from federation.mapping import CompiledMapping
 from federation.runtime.delivery import PartnerGuards
+from federation.runtime.lifecycle import is_state, record_lifecycle
 from replay.journal import Query
 
 FINAL = LIFECYCLE_FINAL
@@ -164,8 +170,6 @@ class Poller:
 
     async def _ask(self, asking: _Asking, guards: PartnerGuards, ex: Exchange) -> int:
         """One question about one application; 1 if the answer was a new lifecycle step."""
-        from federation.api.inbound import is_state, record_lifecycle  # the callback path, shared
-
         full = await self.broker.journal.get(ex.id)
         steps = full.lifecycle() if full is not None else []
         if full is None or (steps and steps[-1]["state"] in FINAL):
@@ -206,13 +210,14 @@ class Poller:
             return 0
         try:
             _, changed = await record_lifecycle(
-                self.broker,
+                self.broker.journal,
+                self.broker.catalogue,
                 full,
                 {k: v for k, v in mapped.items() if v is not None},
                 reply.body,
                 via="poll",
             )
-        except ProblemError as exc:  # out of order: journalled on the exchange
+        except RequestRefused as exc:  # out of order: journalled on the exchange
             self._log.info("status_poll_out_of_order", exchange_id=ex.id, error=exc.detail)
             return 0
         return int(changed)

@@ -8,9 +8,9 @@ import asyncio
 import aiohttp
 import pytest
 
-from federation.api.inbound import record_lifecycle
-from federation.api.problems import ProblemError
+from federation.domain.errors import RequestRefused
 from federation.domain.models import LIFECYCLE_FINAL, LIFECYCLE_NEXT, Lifecycle
+from federation.runtime.lifecycle import record_lifecycle
 from tests.integration.test_delivery import DONE, settle
 from tests.integration.test_inbound import (  # noqa: F401 (fixture)
     auth,
@@ -91,15 +91,17 @@ async def test_two_updates_at_once_cannot_both_pass_the_check(
         ex = await sc_delivered(broker, "sc-race-1")
         seen = await broker.journal.get(ex.id)  # both updates read it before either writes
         results = await asyncio.gather(
-            record_lifecycle(broker, seen, {"lifecycle": "approved"}, {}),
-            record_lifecycle(broker, seen, {"lifecycle": "not_accepted"}, {}),
+            record_lifecycle(broker.journal, broker.catalogue, seen, {"lifecycle": "approved"}, {}),
+            record_lifecycle(
+                broker.journal, broker.catalogue, seen, {"lifecycle": "not_accepted"}, {}
+            ),
             return_exceptions=True,
         )
         done = await broker.journal.get(ex.id)
     written = [r for r in results if isinstance(r, tuple)]
-    refused = [r for r in results if isinstance(r, ProblemError)]
+    refused = [r for r in results if isinstance(r, RequestRefused)]
     assert len(written) == 1 and len(refused) == 1, results
-    assert refused[0].slug == "lifecycle-out-of-order"
+    assert refused[0].code == "lifecycle-out-of-order"
     assert done is not None
     assert [s["state"] for s in done.lifecycle()] == ["submitted", written[0][0]]
 

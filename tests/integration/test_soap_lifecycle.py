@@ -19,6 +19,7 @@ from federation.domain.errors import ConfigError
 from federation.domain.models import State
 from federation.runtime.broker import Submission
 from federation.runtime.catalogue import load_catalogue
+from federation.runtime.lifecycle import record_lifecycle
 from federation.runtime.poller import Poller
 from tests.conftest import REPO
 from tests.integration.test_delivery import DONE, settle
@@ -352,10 +353,15 @@ async def test_a_supplement_for_a_soap_service_that_takes_none_is_refused(
             )
         )
         await settle(broker, ex.id, DONE)
-        from federation.api.inbound import record_lifecycle
-
         full = await broker.journal.get(ex.id)
-        await record_lifecycle(broker, full, {"lifecycle": "correction_required"}, {}, via="test")
+        await record_lifecycle(
+            broker.journal,
+            broker.catalogue,
+            full,
+            {"lifecycle": "correction_required"},
+            {},
+            via="test",
+        )
         async with aiohttp.ClientSession(base_url=url) as http:
             async with http.post(
                 f"/v1/exchanges/{ex.id}/supplements",

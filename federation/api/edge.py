@@ -1,0 +1,207 @@
+"""The HTTP edge's shared parts: the app's typed state, reading bodies within limits, keeping every
+refused request in the journal, and the one middleware that turns domain errors into problem details.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from federation.api.problems import ProblemError, problem_response, status_of
+from federation.domain.errors import JournalError, JournalUnavailable, RequestRefused
+from federation.domain.models import Exchange
+from federation.logging import get_logger
+from federation.runtime.broker import Broker
+from replay.journal import Refusal
+
+_log = get_logger(component="intake")
+
+
+BROKER: web.AppKey[Broker] = web.AppKey("broker", Broker)
+
+
+EXCHANGE_ID_RE = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
+
+
+JSON = frozenset({"application/json"})
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def problems_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except RequestRefused as exc:
+        return problem_response(
+            status_of(exc), exc.code, exc.detail, instance=request.path, **exc.extra
+        )
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        slug = {404: "not-found", 405: "method-not-allowed", 413: "body-too-large"}.get(
+            exc.status, "http-error"
+        )
+        return problem_response(exc.status, slug, exc.reason, instance=request.path)
+    except JournalUnavailable as exc:
+        _log.error("journal_unavailable", error=str(exc))
+        return problem_response(
+            503,
+            "journal-unavailable",
+            "the journal is unavailable; retry later",
+            instance=request.path,
+        )
+    except Exception:
+        _log.exception("request_failed", path=request.path)
+        return problem_response(
+            500,
+            "internal-error",
+            "an unexpected error occurred; it was logged",
+            instance=request.path,
+        )
+
+
+def material_of(body: bytes) -> dict[str, Any]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ProblemError(400, "malformed-json", f"body is not valid JSON: {exc}") from None
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("material"), dict)
+        or set(data) != {"material"}
+    ):
+        raise ProblemError(400, "invalid-request", 'send {"material": {…}}: the requested material')
+    material: dict[str, Any] = data["material"]
+    return material
+
+
+def accepted(exchange: Exchange, created: bool) -> web.Response:
+    """202 (new) or 200 (a repeat), with the exchange's Location: sent after the journal commit."""
+    location = f"/v1/exchanges/{exchange.id}"
+    payload = {
+        "id": exchange.id,
+        "state": exchange.state.value,
+        "created": created,
+        "links": {"self": location},
+    }
+    return web.Response(
+        status=202 if created else 200,
+        body=orjson.dumps(payload),
+        content_type="application/json",
+        headers={"Location": location},
+    )
+
+
+async def read_body(
+    request: web.Request, limit: int, media_types: frozenset[str] = JSON
+) -> tuple[bytes, int]:
+    """Read the body within the limit (kept even when refused), then check its media type."""
+    if request.content_length is not None and request.content_length > limit:
+        raise ProblemError(
+            413,
+            "body-too-large",
+            f"body is {request.content_length} bytes; the limit is {limit}",
+            limit=limit,
+        )
+    if request.content_length is not None:
+        body = await request.read()  # announced and within the limit
+        size = len(body)
+    else:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > limit:
+                raise ProblemError(
+                    413,
+                    "body-too-large",
+                    f"body exceeds the limit of {limit} bytes",
+                    limit=limit,
+                    received_bytes=size,
+                )
+            chunks.append(chunk)
+        body = b"".join(chunks)
+    ctype = request.headers.get("Content-Type", "")
+    if ctype.split(";")[0].strip().lower() not in media_types:
+        raise Refused(
+            ProblemError(
+                415,
+                "unsupported-media-type",
+                f"send the application as {' or '.join(sorted(media_types))}, "
+                f"not {ctype or 'no type'!r}",
+            ),
+            body,
+            size,
+        )
+    return body, size
+
+
+class Received:
+    """A request body as far as it was read: kept for the refusal record even when refused."""
+
+    def __init__(self, request: web.Request) -> None:
+        self.request = request
+        self.body = b""
+        self.size = request.content_length or 0
+
+    async def read(self, limit: int, media_types: frozenset[str] = JSON) -> bytes:
+        """The body within ``limit``; a refusal raises its ProblemError, the body kept here."""
+        try:
+            self.body, self.size = await read_body(self.request, limit, media_types)
+        except Refused as refused:
+            self.body, self.size = refused.body, refused.size
+            raise refused.problem from None
+        return self.body
+
+
+class Refused(Exception):
+    """A refusal raised after the body was read, carrying the body for the journal."""
+
+    def __init__(self, problem: ProblemError, body: bytes, size: int) -> None:
+        super().__init__(problem.detail)
+        self.problem, self.body, self.size = problem, body, size
+
+
+async def refuse(
+    request: web.Request,
+    broker: Broker,
+    exc: RequestRefused,
+    key: str | None,
+    body: bytes,
+    size: int,
+) -> None:
+    """Keep a refused request in the journal's refusals (and log it without its content)."""
+    refusal = Refusal(
+        at=time.time(),
+        remote=request.remote or "",
+        method=request.method,
+        path=request.path,
+        status=status_of(exc),
+        problem=exc.code,
+        detail=exc.detail,
+        idempotency_key=key,
+        body=body,
+        body_bytes=size,
+    )
+    try:
+        await broker.journal.refuse(refusal)
+    except JournalError as err:
+        _log.error("refusal_not_journalled", error=str(err), problem=exc.code)
+    _log.info("intake_refused", status=status_of(exc), problem=exc.code)
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ProblemError(400, "malformed-json", f"body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ProblemError(400, "invalid-request", "body must be a JSON object")
+    return data

@@ -1,0 +1,101 @@
+"""``tongban mapping test``: a mapping against one sample, or every golden example of the catalogue."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+
+from federation.domain.errors import ConfigError, MappingError, Problem
+from federation.mapping.engine import load_mapping
+from federation.mapping.examples import check_example, dump, load_example, load_examples
+from federation.runtime.catalogue import Catalogue, load_catalogue
+
+
+def run_sample(root: Path, mapping_path: Path, sample: Path, *, echo: Callable[..., None]) -> bool:
+    """``tongban mapping test MAPPING SAMPLE``: print the mapped request or every error."""
+    catalogue: Catalogue | None
+    try:
+        catalogue = load_catalogue(root)
+    except ConfigError:
+        catalogue = None  # test the mapping on its own; `tongban check` reports the rest
+    mapping = load_mapping(mapping_path, display=_shown(mapping_path))
+    schema = None
+    if catalogue is not None:
+        for (pid, code), m in catalogue.mappings.items():
+            if m.path == mapping_path.resolve():
+                schema = catalogue.schema(pid, code)
+    try:
+        data = orjson.loads(sample.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise ConfigError([Problem(message=f"not JSON: {exc}", file=str(sample))]) from exc
+    is_example = (
+        isinstance(data, dict)
+        and "application" in data
+        and ("expected" in data or "expected_errors" in data)
+    )
+    if is_example:
+        example = load_example(sample)
+        failures = check_example(mapping, example)
+        if schema is not None and example.expected is not None:
+            failures += [str(p) for p in schema.problems(example.expected, file=str(sample))]
+        for line in failures:
+            echo(line, err=True)
+        echo(f"{sample}: {'ok' if not failures else 'FAILED'}")
+        return not failures
+    try:
+        mapped, warnings = mapping.map_request_checked(data)
+    except MappingError as exc:
+        for problem in exc.problems:
+            echo(str(problem), err=True)
+        echo(f"{len(exc.problems)} error(s)", err=True)
+        return False
+    for warning in warnings:
+        echo(str(warning), err=True)
+    broken = schema.problems(mapped, file=schema.file) if schema is not None else []
+    echo(dump(mapped))
+    for problem in broken:
+        echo(str(problem), err=True)
+    return not broken
+
+
+def run_all_examples(root: Path, *, echo: Callable[..., None]) -> bool:
+    """``tongban mapping test --all``: every golden example of every mapping in the catalogue."""
+    catalogue = load_catalogue(root)
+    total = failed = 0
+    done: set[Path] = set()
+    for (pid, code), mapping in sorted(catalogue.mappings.items()):
+        if mapping.path in done:
+            continue
+        done.add(mapping.path)
+        schema = catalogue.schema(pid, code)
+        examples = load_examples(mapping.path)
+        if len(examples) < 2:
+            echo(
+                f"{mapping.file}: has {len(examples)} golden example(s); every mapping needs two",
+                err=True,
+            )
+            failed += 1
+        for example in examples:
+            total += 1
+            failures = check_example(mapping, example)
+            if schema is not None and example.expected is not None:
+                failures += [str(p) for p in schema.problems(example.expected, file=schema.file)]
+            name = f"{mapping.file} ← {example.file.parent.name}/{example.file.name}"
+            if failures:
+                failed += 1
+                echo(f"FAIL {name}")
+                for line in failures:
+                    echo("     " + line.replace("\n", "\n     "))
+            else:
+                echo(f"ok   {name}")
+    echo(f"{total} golden examples, {failed} failed")
+    return failed == 0
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

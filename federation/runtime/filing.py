@@ -1,0 +1,165 @@
+"""Filing on behalf of others: applications partners file with us, and correction-round material
+(补正) in both directions. Each is checked, mapped where it must be, and journalled as an exchange.
+
+Refusals are :class:`~federation.domain.errors.RequestRefused`; the HTTP edge answers them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from federation.config import LOCAL, Partner
+from federation.domain.errors import (
+    IdempotencyConflict,
+    MappingError,
+    RefusalKind,
+    RequestRefused,
+)
+from federation.domain.models import Direction, Exchange
+from federation.runtime.broker import Broker, Submission
+from replay.journal import Query
+
+KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")
+
+
+def conflict(exc: IdempotencyConflict) -> RequestRefused:
+    """409: the key names another application."""
+    return RequestRefused(
+        RefusalKind.CONFLICT,
+        "idempotency-conflict",
+        f"Idempotency-Key was already used for exchange {exc.exchange_id} with a different "
+        "application; use a new key for a new application",
+        exchange_id=exc.exchange_id,
+    )
+
+
+async def file_supplement(
+    broker: Broker,
+    parent: Exchange,
+    material: dict[str, Any],
+    key: str | None,
+    *,
+    map_now: bool = False,
+) -> tuple[Exchange, bool]:
+    """Journal a correction round's material as a follow-up of ``parent`` (both directions).
+
+    Refused (RequestRefused) unless the latest word on ``parent`` is ``correction_required`` (a
+    repeat of a supplement already filed under ``key`` is answered like any repeat), its service
+    takes supplements, and ``key`` is a valid key. ``map_now``: refuse with 422 material the
+    ``supplement:`` section cannot map (a partner's, which must not reach the local system
+    half-mapped). The follow-up's application is ``{"material", "original"}``.
+    """
+    mapping = broker.catalogue.mapping(parent.target, parent.service)
+    if mapping is None or mapping.supplement is None:
+        raise RequestRefused(
+            RefusalKind.NOT_FOUND,
+            "unknown-service",
+            f"{parent.target!r} takes no supplements for this service",
+        )
+    if not key or not KEY_RE.fullmatch(key):
+        raise RequestRefused(
+            RefusalKind.INVALID,
+            "missing-idempotency-key",
+            "send an Idempotency-Key that is unique per supplement",
+        )
+    earlier = await broker.journal.search(
+        Query(partner=parent.target, source=parent.source, idempotency_key=key, limit=1)
+    )
+    # (search results come without events, which is where supplement_of is kept)
+    first = await broker.journal.get(earlier[0].id) if earlier else None
+    repeat = first is not None and first.supplement_of == parent.id
+    latest = parent.lifecycle_state or parent.state.value
+    if not repeat and latest != "correction_required":
+        raise RequestRefused(
+            RefusalKind.CONFLICT,
+            "no-correction-requested",
+            f"exchange {parent.id} is {latest}: {parent.target} has not asked for more material",
+        )
+    application = {"material": material, "original": parent.original()}
+    if map_now:
+        try:
+            mapping.supplement.apply_checked(application)
+        except MappingError as exc:
+            problems = [p.to_dict() for p in exc.problems]
+            raise RequestRefused(
+                RefusalKind.UNPROCESSABLE,
+                "mapping-failed",
+                f"{len(problems)} field(s) of the material cannot be taken; nothing was passed on",
+                errors=problems,
+            ) from exc
+    try:
+        return await broker.submit(
+            Submission(
+                source=parent.source,
+                partner=parent.target,
+                service=parent.service,
+                idempotency_key=key,
+                # the material and how the partner knows the application it completes, kept
+                # with the follow-up so that a replay sends the same
+                application=application,
+                supplement_of=parent.id,
+                direction=parent.direction,
+            )
+        )
+    except IdempotencyConflict as exc:
+        raise conflict(exc) from exc
+
+
+async def file_with(
+    broker: Broker,
+    partner: Partner,
+    service: str,
+    application: dict[str, object],
+    key: str | None,
+    *,
+    missing_key: str,
+) -> tuple[Exchange, bool]:
+    """Check the service, map now, then journal the application (REST and SOAP intake share this).
+
+    Raises RequestRefused for every refusal, including a reused key (409); the caller journals it.
+    """
+    services = partner.inbound.services if partner.inbound is not None else {}
+    if service not in services:
+        raise RequestRefused(
+            RefusalKind.NOT_FOUND,
+            "unknown-service",
+            f"{partner.id!r} files no service {service!r} with us",
+            services=sorted(services),
+        )
+    _check_mapping(broker, service, application)
+    if not key or not KEY_RE.fullmatch(key):
+        raise RequestRefused(RefusalKind.INVALID, "missing-idempotency-key", missing_key)
+    try:
+        result: tuple[Exchange, bool] = await broker.submit(
+            Submission(
+                source=partner.id,
+                partner=LOCAL,
+                service=service,
+                idempotency_key=key,
+                application=application,
+                direction=Direction.INBOUND,
+            )
+        )
+    except IdempotencyConflict as exc:
+        raise conflict(exc) from exc
+    return result
+
+
+def _check_mapping(broker: Broker, service: str, application: dict[str, object]) -> None:
+    """Map now: an application the local system could not take is refused at the door, whole."""
+    mapping = broker.catalogue.mapping(LOCAL, service)
+    if mapping is None:
+        raise RequestRefused(
+            RefusalKind.NOT_FOUND, "unknown-service", f"no mapping for service {service!r}"
+        )
+    try:
+        mapping.map_request_checked(application)
+    except MappingError as exc:
+        problems = [p.to_dict() for p in exc.problems]
+        raise RequestRefused(
+            RefusalKind.UNPROCESSABLE,
+            "mapping-failed",
+            f"{len(problems)} field(s) of the application cannot be taken; nothing was passed on",
+            errors=problems,
+        ) from exc

@@ -1,0 +1,202 @@
+"""Lifecycle steps (Administrative Licensing Law art. 32): a partner's or the local system's word on
+an application, checked against the rules in :data:`~federation.domain.models.LIFECYCLE_NEXT` and
+journalled, whether it came by callback, by poll or from the local system.
+
+Refusals are :class:`~federation.domain.errors.RequestRefused`; the HTTP edge answers them.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from federation.config import LOCAL
+from federation.domain.errors import LifecycleMoved, MappingError, RefusalKind, RequestRefused
+from federation.domain.models import (
+    LIFECYCLE_NEXT,
+    Direction,
+    Event,
+    Exchange,
+    Lifecycle,
+    State,
+    StateChange,
+)
+from federation.runtime.catalogue import Catalogue
+from replay.journal import Journal, Query
+
+
+def is_state(value: object) -> bool:
+    """Is ``value`` one of the lifecycle states (text, not a list or a number that maps to one)?"""
+    return isinstance(value, str) and value in LIFECYCLE_NEXT
+
+
+async def filed_by(journal: Journal, pid: str, key: str) -> Exchange:
+    """The application partner ``pid`` filed with that idempotency key, with its history."""
+    found = await journal.search(Query(source=pid, partner=LOCAL, idempotency_key=key, limit=1))
+    full: Exchange | None = await journal.get(found[0].id) if found else None
+    if full is None or full.direction is not Direction.INBOUND:
+        raise RequestRefused(
+            RefusalKind.NOT_FOUND, "not-found", f"{pid} filed no application with that key"
+        )
+    return full
+
+
+async def record_lifecycle(
+    journal: Journal,
+    catalogue: Catalogue,
+    exchange: Exchange,
+    lifecycle: dict[str, Any],
+    update: Any,
+    *,
+    via: str = "callback",
+) -> tuple[str, bool]:
+    """Journal a partner's word on an application and tell its source (callback or poll alike).
+
+    Returns the state and whether it was a step: the same state as the latest is none (nothing is
+    journalled). A state that may not follow the latest (:data:`LIFECYCLE_NEXT`) is journalled as a
+    ``lifecycle_refused`` event of the exchange (once, if ``exchange`` comes with its events and the
+    last word was the same refusal) and raised as 409 problem details; the latest state stands.
+    The step is written only if the latest word is still the one it was checked against; if
+    another update got there first, it is checked again against that one.
+    """
+    for _ in range(3):
+        try:
+            return await _record_step(journal, catalogue, exchange, lifecycle, update, via)
+        except LifecycleMoved:
+            moved = await journal.get(exchange.id)
+            if moved is None:
+                break
+            exchange = moved
+    raise RequestRefused(
+        RefusalKind.CONFLICT,
+        "lifecycle-busy",
+        f"exchange {exchange.id} keeps changing; send the update again",
+    )
+
+
+async def _record_step(
+    journal: Journal,
+    catalogue: Catalogue,
+    exchange: Exchange,
+    lifecycle: dict[str, Any],
+    update: Any,
+    via: str,
+) -> tuple[str, bool]:
+    state: str = lifecycle["lifecycle"]
+    latest = exchange.lifecycle_state or Lifecycle.SUBMITTED.value
+    if state == latest:
+        return state, False
+    following = LIFECYCLE_NEXT.get(latest, frozenset())
+    if state not in following:
+        said = [e for e in exchange.events if e.kind in ("lifecycle", "lifecycle_refused")]
+        repeated = bool(said) and said[-1].kind == "lifecycle_refused"
+        if not (repeated and said[-1].data.get("reported") == state):
+            refused = {"reported": state, "after": latest, "via": via, "partner_update": update}
+            await journal.record(
+                exchange.id,
+                [
+                    Event(
+                        exchange_id=exchange.id,
+                        kind="lifecycle_refused",
+                        at=time.time(),
+                        data=refused,
+                    )
+                ],
+                StateChange(state=State.DELIVERED, expect=frozenset({State.DELIVERED})),
+            )
+        may = ", ".join(s.value for s in Lifecycle if s.value in following) or "nothing"
+        raise RequestRefused(
+            RefusalKind.CONFLICT,
+            "lifecycle-out-of-order",
+            f"exchange {exchange.id} is {latest}: {state} cannot follow it (may follow: {may})",
+            lifecycle=latest,
+        )
+    inbound = exchange.direction is Direction.INBOUND
+    callback = catalogue.config.callback_url(exchange.source, inbound=inbound)
+    await journal.record(
+        exchange.id,
+        [
+            Event(
+                exchange_id=exchange.id,
+                kind="lifecycle",
+                at=time.time(),
+                data={**lifecycle, "partner_update": update, "via": via},
+            )
+        ],
+        StateChange(
+            state=State.DELIVERED,
+            expect=frozenset({State.DELIVERED}),
+            notify=callback is not None,
+            notify_as=f"lifecycle:{state}",
+            lifecycle_state=state,
+            expect_lifecycle=exchange.lifecycle_state,
+        ),
+    )
+    return state, True
+
+
+async def exchange_for(journal: Journal, pid: str, update: dict[str, Any]) -> Exchange:
+    key = update.get("idempotency_key")
+    if not isinstance(key, str) or not key:
+        raise RequestRefused(
+            RefusalKind.INVALID, "invalid-request", "name the application by its idempotency_key"
+        )
+    found = await journal.search(Query(partner=pid, idempotency_key=key, limit=2))
+    if not found:
+        raise RequestRefused(
+            RefusalKind.NOT_FOUND, "not-found", f"no application sent to {pid!r} with that key"
+        )
+    if len(found) > 1:
+        raise RequestRefused(
+            RefusalKind.CONFLICT, "ambiguous", "two applications carry that key: send exchange_id"
+        )
+    # with its history: the lifecycle rules look at it, and at whether it is an application
+    exchange: Exchange | None = await journal.get(found[0].id)
+    if exchange is None:
+        raise RequestRefused(
+            RefusalKind.NOT_FOUND, "not-found", f"no application sent to {pid!r} with that key"
+        )
+    if exchange.supplement_of is not None:
+        raise RequestRefused(
+            RefusalKind.CONFLICT,
+            "supplement",
+            f"that key names a supplement to exchange {exchange.supplement_of}: report on the "
+            "application by its own key",
+        )
+    if exchange.state is not State.DELIVERED:
+        raise RequestRefused(
+            RefusalKind.CONFLICT,
+            "not-delivered",
+            f"exchange {exchange.id} is {exchange.state.value}, not delivered",
+        )
+    return exchange
+
+
+def lifecycle_of(
+    catalogue: Catalogue, exchange: Exchange, update: dict[str, Any]
+) -> dict[str, Any]:
+    mapping = catalogue.mapping(exchange.target, exchange.service)
+    try:
+        mapped = mapping.map_status(update) if mapping is not None else None
+    except MappingError as exc:
+        problems = [p.to_dict() for p in exc.problems]
+        raise RequestRefused(
+            RefusalKind.UNPROCESSABLE,
+            "mapping-failed",
+            "the status update does not map",
+            errors=problems,
+        ) from exc
+    if mapped is None:
+        raise RequestRefused(
+            RefusalKind.NOT_FOUND,
+            "unknown-service",
+            f"the mapping of {exchange.service!r} takes no status updates",
+        )
+    if not is_state(mapped.get("lifecycle")):
+        raise RequestRefused(
+            RefusalKind.UNPROCESSABLE,
+            "mapping-failed",
+            f"{mapped.get('lifecycle')!r} is not a lifecycle state "
+            f"({', '.join(s.value for s in Lifecycle)})",
+        )
+    return {k: v for k, v in mapped.items() if v is not None}
