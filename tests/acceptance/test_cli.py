@@ -6,10 +6,10 @@ import json
 import signal
 import time
 from pathlib import Path
-from typing import Any
 
 from tests.acceptance.conftest import Proc, http, run
 from tests.conftest import HK_APPLICATION, REPO
+from tests.waiting import wait_for_sync
 
 
 def test_check_accepts_the_shipped_catalogue() -> None:
@@ -148,14 +148,12 @@ def test_serve_then_restart_resumes_delivery(
     )
     procs.append(again)
     url2 = again.first_line.rsplit(" ", 1)[1]
-    deadline = time.monotonic() + 30
-    view: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        _, view = http("GET", f"{url2}/v1/exchanges/{answer['id']}")
-        if view["state"] == "delivered":
-            break
-        time.sleep(0.1)
-    assert view["state"] == "delivered"
+    wait_for_sync(
+        lambda: http("GET", f"{url2}/v1/exchanges/{answer['id']}")[1]["state"],
+        lambda state: state == "delivered",
+        what="the application to be delivered after the restart",
+        timeout=30,
+    )
     _, seen = http("GET", f"{sim_url}/_sim/requests")
     assert "cli-1" in seen["keys"]
     assert again.stop() == 0

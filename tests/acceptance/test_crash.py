@@ -6,7 +6,6 @@ import asyncio
 import json
 import signal
 import sqlite3
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import pytest
 from tests.acceptance.conftest import Proc, http, serve
 from tests.conftest import HK_APPLICATION
 from tests.integration.test_delivery import free_port
+from tests.waiting import wait_until
 
 BODY = {
     "source": "gd-portal",
@@ -64,15 +64,6 @@ def stats(url: str) -> dict[str, Any]:
     return body["exchanges"]
 
 
-async def wait_until(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.mark.slow
 async def test_kill_9_twice_loses_nothing(tmp_path: Path, make_config, procs: list[Proc]) -> None:
     """SIGKILL during intake and during deliveries: every application delivered once, same keys."""
@@ -90,7 +81,7 @@ async def test_kill_9_twice_loses_nothing(tmp_path: Path, make_config, procs: li
     submitting = asyncio.create_task(submit_all(target, accepted))
 
     # Kill 1: in the middle of intake.
-    await wait_until(lambda: len(accepted) >= 300, 60, "300 accepted")
+    await wait_until(lambda: len(accepted) >= 300, timeout=60, what="300 accepted")
     broker.popen.send_signal(signal.SIGKILL)
     broker.popen.wait()
     broker = serve(root, journal, sim_url, tmp_path / "b2.log")
@@ -103,14 +94,16 @@ async def test_kill_9_twice_loses_nothing(tmp_path: Path, make_config, procs: li
     def seen() -> dict[str, Any]:
         return http("GET", f"{sim_url}/_sim/requests")[1]["keys"]
 
-    await wait_until(lambda: len(seen()) >= N // 2, 60, "half delivered")
+    await wait_until(lambda: len(seen()) >= N // 2, timeout=60, what="half delivered")
     assert stats(target["url"]).get("delivered", 0) < N
     broker.popen.send_signal(signal.SIGKILL)
     broker.popen.wait()
     broker = serve(root, journal, sim_url, tmp_path / "b3.log")
     procs.append(broker)
     target["url"] = url_of(broker)
-    await wait_until(lambda: stats(target["url"]).get("delivered", 0) == N, 120, "all delivered")
+    await wait_until(
+        lambda: stats(target["url"]).get("delivered", 0) == N, timeout=120, what="all delivered"
+    )
 
     final = stats(target["url"])
     partner_saw = seen()
@@ -154,8 +147,8 @@ async def test_outage_then_recovery_with_processes(
         assert status == 202
     await wait_until(
         lambda: http("GET", f"{url}/v1/partners")[1]["partners"][0]["breaker"]["state"] != "closed",
-        20,
-        "the breaker to open",
+        timeout=20,
+        what="the breaker to open",
     )
     await asyncio.sleep(1.0)  # stay down a while
     sim = Proc(
@@ -169,7 +162,7 @@ async def test_outage_then_recovery_with_processes(
         log=tmp_path / "sim.log",
     )
     procs.append(sim)
-    await wait_until(lambda: stats(url).get("delivered", 0) == 50, 60, "all delivered")
+    await wait_until(lambda: stats(url).get("delivered", 0) == 50, timeout=60, what="all delivered")
     partner = http("GET", f"{url}/v1/partners")[1]["partners"][0]
     assert partner["breaker"]["state"] == "closed"
     assert partner["breaker"]["times_opened"] >= 1
@@ -198,14 +191,14 @@ async def test_slow_partner_is_unknown_outcome_retried_with_same_key(
             a["outcome"] == "unknown_outcome"
             for a in http("GET", f"{url}/v1/exchanges/{answer['id']}")[1]["attempts"]
         ),
-        20,
-        "an unknown outcome",
+        timeout=20,
+        what="an unknown outcome",
     )
     http("POST", f"{sim_url}/_sim/behaviour", {"delay": 0})
     await wait_until(
         lambda: http("GET", f"{url}/v1/exchanges/{answer['id']}")[1]["state"] == "delivered",
-        30,
-        "delivery",
+        timeout=30,
+        what="delivery",
     )
     view = http("GET", f"{url}/v1/exchanges/{answer['id']}")[1]
     keys = {a["request"]["headers"]["Idempotency-Key"] for a in view["attempts"]}

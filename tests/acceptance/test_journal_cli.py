@@ -36,6 +36,7 @@ from tests.conftest import (
     SC_APPLICATION,
     SC_MAPPING,
 )
+from tests.waiting import wait_for_sync
 
 ENDED = {"delivered", "failed", "rejected"}
 SECOND_SOURCE = (
@@ -117,13 +118,13 @@ def submit(url: str, key: str, application: dict[str, Any], **fields: str) -> st
 def settle(
     url: str, ids: list[str], states: set[str] = ENDED, timeout: float = 20
 ) -> dict[str, str]:
-    """Wait until every exchange is in one of ``states``; returns id → state."""
-    deadline = time.monotonic() + timeout
-    while True:
-        now = {xid: http("GET", f"{url}/v1/exchanges/{xid}")[1]["state"] for xid in ids}
-        if set(now.values()) <= states or time.monotonic() > deadline:
-            return now
-        time.sleep(0.05)
+    """Wait until every exchange is in one of ``states``; returns id → state; fails at ``timeout``."""
+    return wait_for_sync(
+        lambda: {xid: http("GET", f"{url}/v1/exchanges/{xid}")[1]["state"] for xid in ids},
+        lambda now: set(now.values()) <= states,
+        what=f"{len(ids)} exchange(s) to be {states}",
+        timeout=timeout,
+    )
 
 
 def snapshot(journal: Path, to: Path) -> Path:

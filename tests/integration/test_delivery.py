@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import time
 from pathlib import Path
@@ -15,17 +14,17 @@ from federation.domain.models import Direction, NewExchange, State
 from federation.runtime.broker import Broker
 from replay.sqlite import SQLiteJournal
 from tests.conftest import hk_submission
+from tests.waiting import wait_for
 
 
 async def settle(broker: Broker, xid: str, states: set[State], timeout: float = 10.0):
-    """Wait until the exchange reaches one of ``states`` (or time runs out) and return it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        ex = await broker.get(xid)
-        assert ex is not None
-        if ex.state in states or time.monotonic() > deadline:
-            return ex
-        await asyncio.sleep(0.02)
+    """Wait until the exchange reaches one of ``states`` and return it; fail at ``timeout``."""
+    return await wait_for(
+        lambda: broker.get(xid),
+        lambda ex: ex is not None and ex.state in states,
+        what=f"exchange {xid} to be {' or '.join(sorted(s.value for s in states))}",
+        timeout=timeout,
+    )
 
 
 DONE = {State.DELIVERED, State.FAILED, State.REJECTED}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import sqlite3
 from pathlib import Path
@@ -13,6 +12,7 @@ import orjson
 import pytest
 
 from tests.conftest import HK_APPLICATION
+from tests.waiting import wait_for
 
 BODY = {
     "source": "gd-portal",
@@ -26,15 +26,16 @@ PROBLEM = "application/problem+json"
 async def wait_for_state(
     http: aiohttp.ClientSession, location: str, states: set[str], timeout: float = 10.0
 ) -> dict[str, Any]:
-    """Poll an exchange until it reaches one of ``states``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
+    """Poll an exchange until it reaches one of ``states``; fail at ``timeout``."""
+
+    async def view() -> dict[str, Any]:
         async with http.get(location) as resp:
-            view: dict[str, Any] = await resp.json()
-        if view["state"] in states or loop.time() > deadline:
-            return view
-        await asyncio.sleep(0.02)
+            got: dict[str, Any] = await resp.json()
+            return got
+
+    return await wait_for(
+        view, lambda v: v["state"] in states, what=f"{location} to be {states}", timeout=timeout
+    )
 
 
 async def test_application_is_accepted_journalled_and_delivered(
