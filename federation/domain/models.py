@@ -31,13 +31,17 @@ class State(enum.StrEnum):
     RETRY_WAIT = "retry_wait"  # a transient failure; next_attempt_at says when
     FAILED = "failed"  # retries exhausted (dead letter)
     REJECTED = "rejected"  # permanent: mapping failed or the partner refused it
+    # the partner answered, but in no way its reply rules recognise as yes or no: whether it
+    # took the application is unknown, so it is not counted as delivered; support staff look
+    # at the reply and replay it (or settle it with the partner)
+    UNCONFIRMED = "unconfirmed"
 
     @property
     def terminal(self) -> bool:
         return self in TERMINAL_STATES
 
 
-TERMINAL_STATES = frozenset({State.DELIVERED, State.FAILED, State.REJECTED})
+TERMINAL_STATES = frozenset({State.DELIVERED, State.FAILED, State.REJECTED, State.UNCONFIRMED})
 
 # The only moves the broker makes; the journal refuses anything else.
 TRANSITIONS: Mapping[State, frozenset[State]] = {
@@ -45,7 +49,14 @@ TRANSITIONS: Mapping[State, frozenset[State]] = {
     State.RECEIVED: frozenset({State.QUEUED, State.DELIVERING, State.REJECTED}),
     State.QUEUED: frozenset({State.DELIVERING}),
     State.DELIVERING: frozenset(
-        {State.DELIVERED, State.RETRY_WAIT, State.FAILED, State.REJECTED, State.QUEUED}
+        {
+            State.DELIVERED,
+            State.RETRY_WAIT,
+            State.FAILED,
+            State.REJECTED,
+            State.UNCONFIRMED,
+            State.QUEUED,
+        }
     ),
     State.RETRY_WAIT: frozenset({State.DELIVERING, State.QUEUED}),
     # Ended exchanges move again only by a replay (an appended 'replayed' event says who and why):
@@ -53,6 +64,7 @@ TRANSITIONS: Mapping[State, frozenset[State]] = {
     State.DELIVERED: frozenset({State.QUEUED, State.RECEIVED}),
     State.FAILED: frozenset({State.QUEUED, State.RECEIVED}),
     State.REJECTED: frozenset({State.QUEUED, State.RECEIVED}),
+    State.UNCONFIRMED: frozenset({State.QUEUED, State.RECEIVED}),
 }
 
 

@@ -142,8 +142,9 @@ def test_attempt_to_dict_is_json_ready() -> None:
 
 @pytest.mark.parametrize("state", list(State))
 def test_terminal_states(state: State) -> None:
-    """Delivered, failed and rejected are terminal; every other state is not."""
-    assert state.terminal == (state in {State.DELIVERED, State.FAILED, State.REJECTED})
+    """Delivered, failed, rejected and unconfirmed are terminal; every other state is not."""
+    ended = {State.DELIVERED, State.FAILED, State.REJECTED, State.UNCONFIRMED}
+    assert state.terminal == (state in ended)
 
 
 def test_every_state_has_a_transition_entry() -> None:
