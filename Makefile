@@ -1,10 +1,11 @@
 # Both targets bootstrap .venv on their own: a fresh machine needs only python3.
+# `make test` also needs PostgreSQL on 127.0.0.1:5432 (trust, database `test`): see README.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.tongban-installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-fast lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,18 +16,25 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/tongban demo
 
+# Style, types and the house's layer rule (import-linter contracts in pyproject.toml).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
+# The whole suite: what CI runs.
 test: lint
 	$(BIN)/tongban check
 	$(BIN)/tongban mapping test --all
 	$(BIN)/pytest
 
+# The inner loop: lint, unit and integration tests (no subprocess acceptance tests).
+test-fast: lint
+	$(BIN)/pytest -q tests/unit tests/integration tests/foreign
+
 bench: $(STAMP)
 	$(BIN)/python bench/e2e.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .import_linter_cache
