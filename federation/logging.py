@@ -2,75 +2,133 @@
 
 Events are snake_case verbs (``exchange_delivered``) bound with exchange_id, partner, service and
 attempt. Applications are never logged; as a second line of defence :func:`redact` masks values under
-personal-data keys and anything shaped like an ID number, HKID, permit or phone number in any string.
+personal-data keys and anything shaped like an ID number, HKID, permit, phone or bank account number
+in any string, including rendered tracebacks.
+
+:func:`get_logger` returns structlog's lazy proxy: the configuration is read each time it logs, not
+when it is made, so a module-level ``_log = get_logger(...)`` created at import, before
+:func:`configure` runs, still logs through redaction, JSON and the level chosen at start-up.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sys
-from collections.abc import MutableMapping
-from typing import Any, TextIO
+from collections.abc import Iterator
+from typing import TextIO
 
 import structlog
+from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
 PERSONAL_KEYS = re.compile(
     r"(^|_)(name|names|id_?number|idno|hkid|bir|permit|passport|phone|mobile|tel|email|address|"
-    r"birth|dob|applicant|application|payload|mapped|body)($|_)",
+    r"birth|dob|applicant|application|payload|mapped|body|bank|account|card|iban)($|_)",
     re.IGNORECASE,
 )
-# Mainland ID / residence permit, HKID with or without brackets, Macau BIR, 回鄉證, phone numbers.
-PERSONAL_PATTERNS = re.compile(
-    r"\b\d{17}[\dXx]\b"
-    r"|\b[HM]\d{8}(?:\d{2})?\b"  # before HKID: H1234567 would otherwise match as an HKID
-    r"|\b[157]\d{6}\(\d\)"
-    r"|\b[A-Z]{1,2}\d{6}\s?\(?[\dA]\)?"
-    r"|\+?\b(?:(?:86|852|853)[\s-]?)?1?\d{7,10}\b"  # a separator only after a country code
+_PATTERNS = (
+    r"\b\d{17}[\dXx]\b",  # mainland ID / residence permit
+    r"\b[HM]\d{8}(?:\d{2})?\b",  # 回鄉證; before HKID: H1234567 would otherwise match as one
+    r"\b[157]\d{6}\(\d\)",  # Macau BIR
+    r"\b[A-Z]{1,2}\d{6}\s?\(?[\dA]\)?",  # HKID with or without brackets
+    r"\b\d{4}(?:[ -]\d{4}){2,3}(?:[ -]\d{1,3})?\b",  # bank card in groups of four
+    r"\b\d{3}-\d{3,6}-\d{3,9}(?:-\d{1,3})?\b",  # HK / Macau bank account (bank-branch-account)
+    r"\b\d{12,19}\b",  # any other long run of digits: a card or account number
+    r"\+?\b(?:86[\s-]?)?1\d{2}[\s-]\d{4}[\s-]\d{4}\b",  # mainland mobile as 138 0013 8000
+    r"\+?\b(?:852|853)[\s-]?\d{4}[\s-]?\d{4}\b",  # HK / Macau number with code, 9123 4567
+    r"\b[569]\d{3}[\s-]\d{4}\b",  # HK / Macau mobile without code, 9123 4567
+    r"\+?\b(?:(?:86|852|853)[\s-]?)?1?\d{7,10}\b",  # a separator only after a country code
 )
+PERSONAL_PATTERNS = re.compile("|".join(_PATTERNS))
 MASK = "‹redacted›"
+_ROUTING_KEYS = frozenset({"exchange_id", "partner", "service"})
+_META_KEYS = frozenset({"level", "timestamp", "logger"})
 
 
-def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """structlog processor: mask personal data in values before anything is rendered."""
+def _scrub(key: str, value: object) -> object:
+    """``value`` with personal data masked: whole under a personal key, else string by string."""
+    if PERSONAL_KEYS.search(key) and key not in _ROUTING_KEYS:
+        return MASK
+    if isinstance(value, str):
+        return PERSONAL_PATTERNS.sub(MASK, value)
+    if isinstance(value, dict):
+        return {k: _scrub(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub("", v) for v in value]
+    return value
+
+
+def redact(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    """structlog processor: mask personal data in values (tracebacks included) before rendering."""
     for key, value in list(event.items()):
-        if key in ("event", "level", "timestamp", "logger"):
+        if key in _META_KEYS:
             continue
-        if PERSONAL_KEYS.search(key) and key not in ("exchange_id", "partner", "service"):
-            event[key] = MASK
-        elif isinstance(value, str):
-            event[key] = PERSONAL_PATTERNS.sub(MASK, value)
+        if key == "event":  # never masked by its key; a number in it is masked all the same
+            event[key] = PERSONAL_PATTERNS.sub(MASK, value) if isinstance(value, str) else value
+        else:
+            event[key] = _scrub(key, value)
     return event
+
+
+def processors() -> list[Processor]:
+    """The chain up to the renderer: stacks and exceptions become plain text (no locals) first,
+    so that :func:`redact` sees everything that will be written."""
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+        structlog.processors.format_exc_info,  # the standard library's traceback: no locals
+        redact,  # last before rendering: after every processor that turns objects into text
+    ]
 
 
 def configure(
     *, level: str = "info", stream: TextIO | None = None, json: bool | None = None
 ) -> None:
-    """Set up structlog for the process (call once, at start-up)."""
+    """Set up structlog for the process (call once, at start-up; loggers made earlier follow)."""
     out = stream or sys.stderr
     as_json = (not out.isatty()) if json is None else json
-    renderer: Any = (
+    renderer: Processor = (
         structlog.processors.JSONRenderer()
         if as_json
-        else structlog.dev.ConsoleRenderer(colors=False)
+        # plain_traceback: the default (rich) one would print every frame's local variables
+        else structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback
+        )
     )
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            redact,
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping()[level.upper()]
-        ),
+        processors=[*processors(), renderer],
+        wrapper_class=_filtering(level),
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
 
 
-def get_logger(**bound: Any) -> Any:
-    """A structlog logger with ``bound`` context."""
-    return structlog.get_logger("tongban").bind(**bound)
+def get_logger(**bound: object) -> FilteringBoundLogger:
+    """A logger with ``bound`` context that reads the configuration when it logs (lazy), so it
+    may be made at import time. ``.bind()`` on it makes a logger of the configuration then."""
+    logger: FilteringBoundLogger = structlog.get_logger("tongban", **bound)
+    return logger
+
+
+@contextlib.contextmanager
+def capture_logs(level: str = "debug") -> Iterator[list[EventDict]]:
+    """For tests: collect the events logged in the block as the renderer would get them (after
+    redaction), instead of writing them; the configuration in force before is restored after."""
+    captured = structlog.testing.LogCapture()
+    before = structlog.get_config()
+    structlog.configure(
+        processors=[*processors(), captured],
+        wrapper_class=_filtering(level),
+        cache_logger_on_first_use=False,
+    )
+    try:
+        yield captured.entries
+    finally:
+        structlog.configure(**before)
+
+
+def _filtering(level: str) -> type[FilteringBoundLogger]:
+    return structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()])

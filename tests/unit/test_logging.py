@@ -10,7 +10,7 @@ import orjson
 import pytest
 import structlog
 
-from federation.logging import MASK, configure, get_logger, redact
+from federation.logging import MASK, capture_logs, configure, get_logger, redact
 
 MAINLAND_ID = "11010119900307447X"
 
@@ -122,6 +122,13 @@ def test_event_name_is_never_rewritten() -> None:
         ("HK phone", "51234567"),
         ("HK phone with code", "+852 51234567"),
         ("Macau phone with code", "+853-66123456"),
+        ("HK phone with code, grouped", "+852 9123 4567"),
+        ("HK mobile, grouped", "9123 4567"),
+        ("mainland mobile, grouped", "138 0013 8000"),
+        ("mainland bank card", "6222021234567890128"),
+        ("mainland bank card, grouped", "6222 0212 3456 7890 128"),
+        ("HK bank account", "004-123456-001"),
+        ("HK bank account, four parts", "024-388-12345678-001"),
     ],
 )
 def test_personal_numbers_are_masked_inside_free_text(kind: str, number: str) -> None:
@@ -145,6 +152,8 @@ def test_several_numbers_in_one_message_are_all_masked() -> None:
         "exchange 01JDX4Y6Z8A0B2C4D6E8F0G2H4 delivered",
         "year 2024, fee HKD 1500",
         "TD-VL-RENEW",
+        "due 2026-11-28T09:00:00+08:00",
+        "years 2024-2025, 2024 2025",
     ],
 )
 def test_ordinary_text_is_not_masked(text: str) -> None:
@@ -152,11 +161,16 @@ def test_ordinary_text_is_not_masked(text: str) -> None:
     assert run_redact(detail=text)["detail"] == text
 
 
-def test_non_string_values_are_not_touched() -> None:
-    """Numbers and lists under ordinary keys are left as they are."""
-    event = run_redact(count=13800138000, items=[MAINLAND_ID])
-    assert event["count"] == 13800138000
-    assert event["items"] == [MAINLAND_ID]
+def test_numbers_are_not_touched() -> None:
+    """Numbers under ordinary keys are left as they are, however long."""
+    assert run_redact(count=13800138000)["count"] == 13800138000
+
+
+def test_strings_inside_lists_and_dicts_are_masked() -> None:
+    """Nested values are scrubbed like top-level ones: by pattern, and whole under personal keys."""
+    event = run_redact(items=[MAINLAND_ID, "ok"], problem={"path": "x", "holder": {"hkid": "A"}})
+    assert event["items"] == [MASK, "ok"]
+    assert event["problem"] == {"path": "x", "holder": {"hkid": MASK}}
 
 
 # --- configure, end to end -----------------------------------------------------------------------
@@ -241,3 +255,114 @@ def test_capture_logs_sees_bound_context() -> None:
             "attempt": 1,
         }
     ]
+
+
+# --- loggers made before configure() (module-level loggers) --------------------------------------
+
+
+@pytest.mark.usefixtures("reset_structlog")
+def test_a_logger_made_before_configure_writes_redacted_json_after_it() -> None:
+    """A module-level logger, made at import before configure(), logs through its redaction and JSON."""
+    structlog.reset_defaults()
+    early = get_logger(component="intake")
+    stream = io.StringIO()
+    configure(stream=stream, json=True)
+    early.warning("intake_refused", detail=f"holder {MAINLAND_ID}")
+    (line,) = lines(stream)
+    assert line["component"] == "intake"
+    assert line["detail"] == f"holder {MASK}"
+
+
+@pytest.mark.usefixtures("reset_structlog")
+def test_a_logger_made_before_configure_follows_its_level() -> None:
+    """The level chosen at start-up (--log-level) applies to loggers made before it."""
+    structlog.reset_defaults()
+    early = get_logger(component="intake")
+    stream = io.StringIO()
+    configure(level="error", stream=stream, json=True)
+    early.info("intake_refused")
+    early.error("journal_unavailable")
+    assert [line["event"] for line in lines(stream)] == ["journal_unavailable"]
+
+
+# --- exceptions and stacks -----------------------------------------------------------------------
+
+ID_NUMBER = "350203199208200046"
+PHONE = "+852 9123 4567"
+BANK_ACCOUNT = "6222 0212 3456 7890 128"
+
+
+def fail_with_personal_data() -> None:
+    """Raise an error whose message and source line (so its traceback) hold personal data."""
+    application = {"name": "陈大文"}  # a local variable no traceback may show
+    if application:
+        raise ValueError("bad: 350203199208200046 +852 9123 4567 6222 0212 3456 7890 128")
+
+
+def test_a_traceback_in_json_is_redacted(json_log: Callable[..., io.StringIO]) -> None:
+    """An exception logged as JSON keeps its traceback but not the ID, phone or bank account in it."""
+    stream = json_log()
+    try:
+        fail_with_personal_data()
+    except ValueError:
+        get_logger().exception("request_failed")
+    (line,) = lines(stream)
+    assert "Traceback" in line["exception"]
+    assert "fail_with_personal_data" in line["exception"]
+    assert "ValueError: bad: " in line["exception"]
+    for secret in (ID_NUMBER, PHONE, BANK_ACCOUNT, "陈大文"):
+        assert secret not in stream.getvalue(), secret
+
+
+@pytest.mark.usefixtures("reset_structlog")
+def test_a_traceback_on_the_console_is_redacted_and_shows_no_locals() -> None:
+    """The console renderer prints a plain traceback: redacted, and no local variables."""
+    stream = io.StringIO()
+    configure(stream=stream, json=False)
+    try:
+        fail_with_personal_data()
+    except ValueError:
+        get_logger().exception("request_failed")
+    text = stream.getvalue()
+    assert "ValueError: bad: " in text
+    for secret in (ID_NUMBER, PHONE, BANK_ACCOUNT, "陈大文"):
+        assert secret not in text, secret
+
+
+def test_a_rendered_stack_is_redacted(json_log: Callable[..., io.StringIO]) -> None:
+    """stack_info=True renders the stack, and the stack is redacted like the rest."""
+    stream = json_log()
+    get_logger().info("probe", stack_info=True, note="350203199208200046")
+    (line,) = lines(stream)
+    assert "test_a_rendered_stack_is_redacted" in line["stack"]
+    assert ID_NUMBER not in stream.getvalue()
+
+
+def test_a_number_in_the_event_is_masked(json_log: Callable[..., io.StringIO]) -> None:
+    """An event written as a sentence by mistake still loses its numbers."""
+    stream = json_log()
+    get_logger().info(f"holder {MAINLAND_ID} refused")
+    assert lines(stream)[0]["event"] == f"holder {MASK} refused"
+
+
+# --- capture_logs --------------------------------------------------------------------------------
+
+
+def test_capture_logs_collects_events_after_redaction() -> None:
+    """federation.logging.capture_logs shows what would be written: context bound, values masked."""
+    with capture_logs() as captured:
+        get_logger(partner="hk").debug("exchange_rejected", reason=f"holder {MAINLAND_ID}")
+    [event] = captured
+    assert event["event"] == "exchange_rejected"
+    assert event["partner"] == "hk"
+    assert event["reason"] == f"holder {MASK}"
+
+
+def test_capture_logs_restores_the_configuration(json_log: Callable[..., io.StringIO]) -> None:
+    """After the block, events are written where configure() sent them, and no longer collected."""
+    stream = json_log()
+    with capture_logs() as captured:
+        get_logger().info("inside")
+    get_logger().info("outside")
+    assert [e["event"] for e in captured] == ["inside"]
+    assert [line["event"] for line in lines(stream)] == ["outside"]
