@@ -11,12 +11,20 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import PayloadEncodingError
 
 from federation.api.problems import ProblemError, problem_response, status_of
-from federation.domain.errors import JournalError, JournalUnavailable, RequestRefused
+from federation.domain.errors import (
+    IdempotencyConflict,
+    JournalError,
+    JournalUnavailable,
+    MappingError,
+    RequestRefused,
+)
 from federation.domain.models import Exchange
 from federation.logging import get_logger
 from federation.runtime.broker import Broker
+from federation.runtime.filing import conflict
 from replay.journal import Refusal
 
 _log = get_logger(component="intake")
@@ -36,12 +44,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def problems_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The one place errors become answers: refusals and domain errors as their problem details,
+    anything else as a 500 logged with its (redacted) traceback but nothing of the request."""
     try:
         return await handler(request)
-    except RequestRefused as exc:
-        return problem_response(
-            status_of(exc), exc.code, exc.detail, instance=request.path, **exc.extra
-        )
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -49,22 +55,66 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
             exc.status, "http-error"
         )
         return problem_response(exc.status, slug, exc.reason, instance=request.path)
-    except JournalUnavailable as exc:
+    except Exception as exc:
+        refused = refusal_of(exc)
+        if refused is None:
+            _log.exception(
+                "request_failed",
+                method=request.method,
+                route=route_of(request),
+                error=type(exc).__name__,
+            )
+            return problem_response(
+                500,
+                "internal-error",
+                "an unexpected error occurred; it was logged",
+                instance=request.path,
+            )
+        return problem_response(
+            status_of(refused), refused.code, refused.detail, instance=request.path, **refused.extra
+        )
+
+
+def refusal_of(exc: Exception) -> RequestRefused | None:
+    """The refusal that answers an error a handler let through; None for a failure of ours.
+
+    Domain errors the runtime raises are answered by kind: the journal down is 503, a reused key
+    409, an application that does not map 422; a client that went away mid-request, 400.
+    """
+    if isinstance(exc, RequestRefused):
+        return exc
+    if isinstance(exc, JournalUnavailable):
         _log.error("journal_unavailable", error=str(exc))
-        return problem_response(
-            503,
-            "journal-unavailable",
-            "the journal is unavailable; retry later",
-            instance=request.path,
+        return ProblemError(503, "journal-unavailable", "the journal is unavailable; retry later")
+    if isinstance(exc, IdempotencyConflict):
+        return conflict(exc)
+    if isinstance(exc, MappingError):
+        problems = [p.to_dict() for p in exc.problems]
+        return ProblemError(
+            422,
+            "mapping-failed",
+            f"{len(problems)} field(s) cannot be taken; nothing was passed on",
+            errors=problems,
         )
-    except Exception:
-        _log.exception("request_failed", path=request.path)
-        return problem_response(
-            500,
-            "internal-error",
-            "an unexpected error occurred; it was logged",
-            instance=request.path,
-        )
+    if isinstance(exc, ConnectionResetError):  # aiohttp's "Connection lost" while reading
+        return lost_connection(0)
+    return None
+
+
+def route_of(request: web.Request) -> str:
+    """The route's pattern (``/v1/partners/{partner}/applications/{key}``), for logs: the path
+    itself may carry keys and ids."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "(no route)"
+
+
+def lost_connection(size: int) -> ProblemError:
+    """The refusal of a request whose client went away before its body was read."""
+    return ProblemError(
+        400,
+        "incomplete-body",
+        f"the connection was lost after {size} byte(s) of the body; nothing was filed",
+    )
 
 
 def material_of(body: bytes) -> dict[str, Any]:
@@ -110,12 +160,9 @@ async def read_body(
             f"body is {request.content_length} bytes; the limit is {limit}",
             limit=limit,
         )
-    if request.content_length is not None:
-        body = await request.read()  # announced and within the limit
-        size = len(body)
-    else:
-        chunks: list[bytes] = []
-        size = 0
+    chunks: list[bytes] = []
+    size = 0
+    try:
         async for chunk in request.content.iter_chunked(64 * 1024):
             size += len(chunk)
             if size > limit:
@@ -127,7 +174,11 @@ async def read_body(
                     received_bytes=size,
                 )
             chunks.append(chunk)
-        body = b"".join(chunks)
+    except (ConnectionError, PayloadEncodingError):
+        # The client went away (or broke the chunked framing) mid-body: a refusal, whose part of
+        # the body is kept for the journal, never a 500 with the body in a traceback.
+        raise Refused(lost_connection(size), b"".join(chunks), size) from None
+    body = b"".join(chunks)
     ctype = request.headers.get("Content-Type", "")
     if ctype.split(";")[0].strip().lower() not in media_types:
         raise Refused(

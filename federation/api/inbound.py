@@ -32,9 +32,11 @@ from federation.domain.errors import (
 )
 from federation.domain.models import (
     Direction,
+    Exchange,
     Lifecycle,
     State,
 )
+from federation.runtime.broker import Broker
 from federation.runtime.filing import file_supplement, file_with
 from federation.runtime.lifecycle import (
     exchange_for,
@@ -110,29 +112,7 @@ async def local_decision(request: web.Request) -> web.Response:
                 "are not taken from anyone",
             )
         authenticate_partner(request, Inbound(keys_sha256=keys, services={}), LOCAL)
-        exchange = await broker.get(xid) if EXCHANGE_ID_RE.fullmatch(xid) else None
-        if exchange is None:
-            raise ProblemError(404, "not-found", f"no exchange {xid}")
-        if exchange.supplement_of is not None:
-            raise ProblemError(
-                409,
-                "supplement",
-                f"exchange {exchange.id} is a supplement to {exchange.supplement_of}: report "
-                "decisions on the application",
-            )
-        if exchange.direction is not Direction.INBOUND:
-            raise ProblemError(
-                409,
-                "not-inbound",
-                f"exchange {exchange.id} was sent to {exchange.target}, which reports its "
-                f"lifecycle (POST /v1/partners/{exchange.target}/status)",
-            )
-        if exchange.state is not State.DELIVERED:
-            raise ProblemError(
-                409,
-                "not-delivered",
-                f"exchange {exchange.id} is {exchange.state.value}, not delivered",
-            )
+        exchange = await _decidable(broker, xid)
         body = await got.read(broker.catalogue.config.broker.max_body_bytes)
         update = json_object(body)
         state, changed = await record_lifecycle(
@@ -148,6 +128,35 @@ async def local_decision(request: web.Request) -> web.Response:
         raise
     body_out = {"exchange_id": exchange.id, "lifecycle": state, "changed": changed}
     return web.Response(body=orjson.dumps(body_out), content_type="application/json")
+
+
+async def _decidable(broker: Broker, xid: str) -> Exchange:
+    """The exchange ``xid`` if the local system may decide on it: an application a partner filed
+    with us, delivered, and not a supplement."""
+    exchange = await broker.get(xid) if EXCHANGE_ID_RE.fullmatch(xid) else None
+    if exchange is None:
+        raise ProblemError(404, "not-found", f"no exchange {xid}")
+    if exchange.supplement_of is not None:
+        raise ProblemError(
+            409,
+            "supplement",
+            f"exchange {exchange.id} is a supplement to {exchange.supplement_of}: report "
+            "decisions on the application",
+        )
+    if exchange.direction is not Direction.INBOUND:
+        raise ProblemError(
+            409,
+            "not-inbound",
+            f"exchange {exchange.id} was sent to {exchange.target}, which reports its "
+            f"lifecycle (POST /v1/partners/{exchange.target}/status)",
+        )
+    if exchange.state is not State.DELIVERED:
+        raise ProblemError(
+            409,
+            "not-delivered",
+            f"exchange {exchange.id} is {exchange.state.value}, not delivered",
+        )
+    return exchange
 
 
 def _local_lifecycle(update: dict[str, Any]) -> dict[str, Any]:

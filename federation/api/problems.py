@@ -20,6 +20,7 @@ TITLES = {
     "invalid-request": "Request does not have the required shape",
     "unsupported-media-type": "Request body must be application/json",
     "body-too-large": "Request body is larger than the limit",
+    "incomplete-body": "The connection was lost before the request body was read",
     "missing-idempotency-key": "Idempotency-Key header is required",
     "unknown-source": "Unknown source system",
     "unknown-partner": "Unknown partner",

@@ -26,11 +26,11 @@ from lxml import etree  # type: ignore[import-untyped]
 from adapters import xmlsafe
 from adapters.envelope import SOAP11, Envelope, NotSoap, escape_attr, open_envelope
 from federation.api.auth import filing_partner
-from federation.api.edge import BROKER, Received, refuse
+from federation.api.edge import BROKER, Received, refusal_of, refuse
 from federation.api.problems import PROBLEM_TYPE, ProblemError, status_of
-from federation.domain.errors import JournalUnavailable, RequestRefused
+from federation.domain.errors import RequestRefused
 from federation.domain.models import Exchange
-from federation.logging import get_logger
+from federation.runtime.broker import Broker
 from federation.runtime.filing import file_supplement, file_with
 from federation.runtime.lifecycle import exchange_for, filed_by, lifecycle_of, record_lifecycle
 
@@ -43,7 +43,6 @@ FIELDS = ("service", "idempotencyKey", "application")
 SOAP_ADDRESS = "{http://schemas.xmlsoap.org/wsdl/soap/}address"
 MEDIA_TYPES = frozenset({"text/xml"})  # SOAP 1.1 over HTTP
 _ENVELOPE = Envelope(SOAP11, {"tb": NS})
-_log = get_logger(component="soap-inbound")
 
 
 def setup(app: web.Application) -> None:
@@ -79,39 +78,36 @@ async def file_application(request: web.Request) -> web.Response:
     key: str | None = None
     got = Received(request)
     try:
-        try:
-            partner = filing_partner(request, broker, pid)
-            body = await got.read(broker.catalogue.config.broker.max_body_bytes, MEDIA_TYPES)
-            first = _body_element(body)
-            if first.tag == REPORT:
-                return await _report_status(broker, pid, first)
-            if first.tag == ASK:
-                return await _application_status(broker, pid, first)
-            if first.tag == SUPPLEMENT:
-                values = _fields(first, ("idempotencyKey", "supplementKey", "material"))
-                key = values["supplementKey"]
-                parent = await filed_by(broker.journal, pid, values["idempotencyKey"])
-                material = _json_text(values["material"], "material")
-                exchange, _ = await file_supplement(broker, parent, material, key, map_now=True)
-                return _filed("FileSupplementResponse", exchange)
-            service, key, application = _parse(first)
-            exchange, _ = await file_with(
-                broker,
-                partner,
-                service,
-                application,
-                key,
-                missing_key="send idempotencyKey (1–255 visible ASCII characters), unique per "
-                "application",
-            )
-        except JournalUnavailable as exc:
-            _log.error("journal_unavailable", error=str(exc))
-            raise ProblemError(
-                503, "journal-unavailable", "the journal is unavailable; retry later"
-            ) from exc
-    except RequestRefused as exc:
-        await refuse(request, broker, exc, key, got.body, got.size)
-        return fault(exc)
+        partner = filing_partner(request, broker, pid)
+        body = await got.read(broker.catalogue.config.broker.max_body_bytes, MEDIA_TYPES)
+        first = _body_element(body)
+        if first.tag == REPORT:
+            return await _report_status(broker, pid, first)
+        if first.tag == ASK:
+            return await _application_status(broker, pid, first)
+        if first.tag == SUPPLEMENT:
+            values = _fields(first, ("idempotencyKey", "supplementKey", "material"))
+            key = values["supplementKey"]
+            parent = await filed_by(broker.journal, pid, values["idempotencyKey"])
+            material = _json_text(values["material"], "material")
+            exchange, _ = await file_supplement(broker, parent, material, key, map_now=True)
+            return _filed("FileSupplementResponse", exchange)
+        service, key, application = _parse(first)
+        exchange, _ = await file_with(
+            broker,
+            partner,
+            service,
+            application,
+            key,
+            missing_key="send idempotencyKey (1–255 visible ASCII characters), unique per "
+            "application",
+        )
+    except Exception as exc:
+        refused = refusal_of(exc)  # the journal down, a reused key …: a fault, journalled
+        if refused is None:
+            raise  # a failure of ours: the middleware's 500
+        await refuse(request, broker, refused, key, got.body, got.size)
+        return fault(refused)
     return _filed("FileApplicationResponse", exchange)
 
 
@@ -178,7 +174,7 @@ def _json_text(text: str, what: str) -> dict[str, Any]:
     return data
 
 
-async def _report_status(broker: Any, pid: str, element: Any) -> web.Response:
+async def _report_status(broker: Broker, pid: str, element: Any) -> web.Response:
     """ReportStatus: the partner's word on an application we sent it, as the REST callback."""
     values = _fields(element, ("idempotencyKey", "update"))
     update = {**_json_text(values["update"], "update"), "idempotency_key": values["idempotencyKey"]}
@@ -196,7 +192,7 @@ async def _report_status(broker: Any, pid: str, element: Any) -> web.Response:
     return web.Response(body=_ENVELOPE.render([], answer), content_type="text/xml", charset="utf-8")
 
 
-async def _application_status(broker: Any, pid: str, element: Any) -> web.Response:
+async def _application_status(broker: Broker, pid: str, element: Any) -> web.Response:
     """GetApplicationStatus: what became of an application the partner filed (the REST GET)."""
     key = _fields(element, ("idempotencyKey",))["idempotencyKey"]
     full = await filed_by(broker.journal, pid, key)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 import orjson
 from aiohttp import web
@@ -16,7 +18,7 @@ from aiohttp import web
 from federation.api.auth import authorize
 from federation.api.edge import BROKER
 from federation.api.problems import ProblemError
-from federation.domain.models import Lifecycle, State, iso
+from federation.domain.models import Exchange, Lifecycle, State, iso
 from replay.journal import Query
 from replay.service import Mode, ReplayService
 
@@ -52,8 +54,6 @@ def parse_time(text: str) -> float:
     except ValueError:
         raise BadQuery(f"{text!r} is not a time (ISO 8601, e.g. 2026-11-28T09:00+08:00)") from None
     if dt.tzinfo is None:
-        from zoneinfo import ZoneInfo
-
         dt = dt.replace(tzinfo=ZoneInfo("Asia/Shanghai"))  # the federation's wall clock
     return dt.timestamp()
 
@@ -104,7 +104,7 @@ def query_from(params: Mapping[str, str], *, applicant_ref: Callable[[str], byte
     )
 
 
-def summary(ex: Any) -> dict[str, Any]:
+def summary(ex: Exchange) -> dict[str, Any]:
     """One line of a search result."""
     return {
         "id": ex.id,
@@ -125,91 +125,104 @@ def summary(ex: Any) -> dict[str, Any]:
 
 def setup(app: web.Application) -> None:
     """Register the support routes on the broker's app."""
-
-    async def search(request: web.Request) -> web.Response:
-        broker = request.app[BROKER]
-        await authorize(request, broker)  # operators' (when they have keys)
-        try:
-            query = query_from(dict(request.query), applicant_ref=broker.applicant_ref)
-        except BadQuery as exc:
-            raise ProblemError(400, "invalid-query", str(exc)) from exc
-        found = await broker.journal.search(query)
-        body: dict[str, Any] = {"exchanges": [summary(ex) for ex in found]}
-        if len(found) == query.limit:
-            body["next"] = f"/v1/exchanges?{_with_before(request, found[-1].id)}"
-        return web.Response(body=orjson.dumps(body), content_type="application/json")
-
-    async def replays(request: web.Request) -> web.Response:
-        broker = request.app[BROKER]
-        await authorize(request, broker)
-        try:
-            data = orjson.loads(await request.read())
-        except orjson.JSONDecodeError as exc:
-            raise ProblemError(400, "malformed-json", f"body is not valid JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise ProblemError(400, "invalid-request", "body must be a JSON object")
-        extra = set(data) - {"mode", "reason", "by", "exchange_id", "filter", "dry_run", "confirm"}
-        if extra:
-            raise ProblemError(
-                400, "invalid-request", f"unknown field(s): {', '.join(sorted(extra))}"
-            )
-        try:
-            mode = Mode(str(data.get("mode")))
-        except ValueError:
-            raise ProblemError(400, "invalid-request", "mode must be 'resend' or 'remap'") from None
-        raw_filter = data.get("filter") or {}
-        if not isinstance(raw_filter, dict):
-            raise ProblemError(
-                400, "invalid-request", "filter must be an object of filter names and values"
-            )
-        filters = dict(raw_filter)
-        if data.get("exchange_id"):
-            filters["id"] = str(data["exchange_id"])
-        if not filters:
-            raise ProblemError(400, "invalid-request", "give an exchange_id or a filter")
-        try:
-            query = query_from(
-                {k: str(v) for k, v in filters.items()}, applicant_ref=broker.applicant_ref
-            )
-        except BadQuery as exc:
-            raise ProblemError(400, "invalid-query", str(exc)) from exc
-        service = ReplayService(broker.journal)
-        plan = await service.plan(query, mode)
-        view: dict[str, Any] = {
-            "mode": mode.value,
-            "would_replay": [ex.id for ex in plan.take],
-            "would_skip": [{"id": ex.id, "why": why} for ex, why in plan.skip],
-        }
-        if data.get("dry_run"):
-            return web.Response(body=orjson.dumps(view), content_type="application/json")
-        reason = str(data.get("reason") or "").strip()
-        if not reason:
-            raise ProblemError(400, "invalid-request", "a replay needs a reason")
-        if "id" not in filters and data.get("confirm") is not True:
-            raise ProblemError(
-                400,
-                "confirmation-required",
-                f"this bulk replay would replay {len(plan.take)} exchange(s): send 'confirm': true "
-                "(or dry_run to look first)",
-                **view,
-            )
-        by = str(data.get("by") or request.headers.get("X-Tongban-User") or request.remote or "api")
-        result = await service.run(plan, reason=reason, by=by)
-        broker.worker.poke()
-        body = {
-            "batch": result.batch,
-            "replayed": result.replayed,
-            "skipped": [{"id": i, "why": w} for i, w in result.skipped],
-        }
-        return web.Response(body=orjson.dumps(body), content_type="application/json")
-
     app.router.add_get("/v1/exchanges", search)
     app.router.add_post("/v1/replays", replays)
 
 
-def _with_before(request: web.Request, cursor: str) -> str:
-    from urllib.parse import urlencode
+async def search(request: web.Request) -> web.Response:
+    """``GET /v1/exchanges``: exchanges matching the query's filters, newest first, paged."""
+    broker = request.app[BROKER]
+    await authorize(request, broker)  # operators' (when they have keys)
+    try:
+        query = query_from(dict(request.query), applicant_ref=broker.applicant_ref)
+    except BadQuery as exc:
+        raise ProblemError(400, "invalid-query", str(exc)) from exc
+    found = await broker.journal.search(query)
+    body: dict[str, Any] = {"exchanges": [summary(ex) for ex in found]}
+    if len(found) == query.limit:
+        params = dict(request.query)
+        params["before"] = found[-1].id
+        body["next"] = f"/v1/exchanges?{urlencode(params)}"
+    return web.Response(body=orjson.dumps(body), content_type="application/json")
 
-    params = dict(request.query)
-    params["before"] = cursor
-    return urlencode(params)
+
+REPLAY_FIELDS = frozenset({"mode", "reason", "by", "exchange_id", "filter", "dry_run", "confirm"})
+
+
+async def replays(request: web.Request) -> web.Response:
+    """``POST /v1/replays``: plan a replay of one exchange or a filter; run it unless a dry run."""
+    broker = request.app[BROKER]
+    await authorize(request, broker)
+    data = replay_request(await request.read())
+    mode, filters = replay_mode(data), replay_filters(data)
+    try:
+        query = query_from(
+            {k: str(v) for k, v in filters.items()}, applicant_ref=broker.applicant_ref
+        )
+    except BadQuery as exc:
+        raise ProblemError(400, "invalid-query", str(exc)) from exc
+    service = ReplayService(broker.journal)
+    plan = await service.plan(query, mode)
+    view: dict[str, Any] = {
+        "mode": mode.value,
+        "would_replay": [ex.id for ex in plan.take],
+        "would_skip": [{"id": ex.id, "why": why} for ex, why in plan.skip],
+    }
+    if data.get("dry_run"):
+        return web.Response(body=orjson.dumps(view), content_type="application/json")
+    reason = str(data.get("reason") or "").strip()
+    if not reason:
+        raise ProblemError(400, "invalid-request", "a replay needs a reason")
+    if "id" not in filters and data.get("confirm") is not True:
+        raise ProblemError(
+            400,
+            "confirmation-required",
+            f"this bulk replay would replay {len(plan.take)} exchange(s): send 'confirm': true "
+            "(or dry_run to look first)",
+            **view,
+        )
+    by = str(data.get("by") or request.headers.get("X-Tongban-User") or request.remote or "api")
+    result = await service.run(plan, reason=reason, by=by)
+    broker.worker.poke()
+    body = {
+        "batch": result.batch,
+        "replayed": result.replayed,
+        "skipped": [{"id": i, "why": w} for i, w in result.skipped],
+    }
+    return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+
+def replay_request(body: bytes) -> dict[str, Any]:
+    """The replay request's JSON object, with no field it does not know."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ProblemError(400, "malformed-json", f"body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ProblemError(400, "invalid-request", "body must be a JSON object")
+    extra = set(data) - REPLAY_FIELDS
+    if extra:
+        raise ProblemError(400, "invalid-request", f"unknown field(s): {', '.join(sorted(extra))}")
+    return data
+
+
+def replay_mode(data: dict[str, Any]) -> Mode:
+    try:
+        return Mode(str(data.get("mode")))
+    except ValueError:
+        raise ProblemError(400, "invalid-request", "mode must be 'resend' or 'remap'") from None
+
+
+def replay_filters(data: dict[str, Any]) -> dict[str, Any]:
+    """The filter names and values a replay selects by (``exchange_id`` is the ``id`` filter)."""
+    raw_filter = data.get("filter") or {}
+    if not isinstance(raw_filter, dict):
+        raise ProblemError(
+            400, "invalid-request", "filter must be an object of filter names and values"
+        )
+    filters = dict(raw_filter)
+    if data.get("exchange_id"):
+        filters["id"] = str(data["exchange_id"])
+    if not filters:
+        raise ProblemError(400, "invalid-request", "give an exchange_id or a filter")
+    return filters
