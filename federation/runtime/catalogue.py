@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from adapters.registry import protocols
+from adapters.registry import protocol_spec, protocols
 from federation.config import Config, Partner, Service, load_config
 from federation.domain.errors import ConfigError, FederationError, Problem
 from federation.mapping import CompiledMapping, load_mapping
@@ -110,8 +110,6 @@ SECTIONS = (("request", "application"), ("status_query", "status"), ("supplement
 def _check_protocol_tree(partner: Partner, code: str, mapping: CompiledMapping) -> list[Problem]:
     """Each section's targets against the protocol's own description of the request it writes
     (a SOAP operation's input), and the sections that polling or supplements need."""
-    from adapters.registry import protocol_spec
-
     spec = protocol_spec(partner.protocol)
     options = partner.services[code].options.get(partner.protocol)
     problems: list[Problem] = []

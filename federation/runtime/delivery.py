@@ -2,12 +2,14 @@
 
 The procedure for one exchange, given the worker's per-partner guards:
 
-1. map the application (once; a failed mapping rejects the exchange);
+1. map the application (once, :func:`~federation.runtime.mapping.map_exchange`; a failed mapping
+   rejects the exchange);
 2. wait while the partner's circuit breaker is open (holding the lease, spending no attempt);
 3. take a rate-limit token, write the attempt's start (with the mapping, if new) to the journal;
 4. send, holding a concurrency slot only while the request is on the wire;
-5. record the outcome: delivered, rejected (permanent), retried in process (tenacity, for blips),
-   scheduled in the journal (``retry_wait``, survives restarts), or failed (policy exhausted).
+5. record the outcome and what the partner's retry strategy decides: delivered, rejected
+   (permanent), retried in process (a blip), scheduled in the journal (``retry_wait``, survives
+   restarts), or failed (strategy spent).
 
 Classification lives in the adapters (see docs/delivery.md); here transient vs permanent is all
 that matters, plus Retry-After and whether the request may have reached the partner.
@@ -18,11 +20,11 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import tenacity
+from structlog.typing import FilteringBoundLogger
 
 from adapters.base import Adapter, OutboundRequest, Reply
 from federation.config import Partner
@@ -32,38 +34,22 @@ from federation.domain.errors import (
     LifecycleMoved,
     MappingError,
     PermanentError,
-    Problem,
     UnknownOutcomeError,
 )
 from federation.domain.models import Direction, Event, Exchange, Outcome, State, StateChange
-from federation.runtime.breaker import CircuitBreaker, RateLimit
+from federation.domain.retry import Decision, Fail, Failure, Reject, RetryLater, RetryNow
+from federation.runtime.breaker import PartnerGuards, Sleep
 from federation.runtime.catalogue import Catalogue
+from federation.runtime.mapping import MappingFailed, map_exchange
 from replay.journal import Journal
 
-Sleep = Callable[[float], Awaitable[None]]
 
+@dataclass(frozen=True)
+class _Sent:
+    """What one send came back with, and how long it took (ms)."""
 
-@dataclass
-class PartnerGuards:
-    """What protects one partner inside this instance: breaker, rate limit, concurrency slots."""
-
-    breaker: CircuitBreaker
-    slots: asyncio.Semaphore
-    rate: RateLimit | None = None
-    waiting: int = 0  # exchanges held by the open breaker
-
-    @classmethod
-    def for_partner(cls, partner: Partner) -> PartnerGuards:
-        rate = partner.rate_limit
-        return cls(
-            breaker=CircuitBreaker(partner.id, partner.breaker),
-            slots=asyncio.Semaphore(partner.concurrency),
-            rate=RateLimit(rate.per_second, rate.burst) if rate else None,
-        )
-
-
-class _AgainNow(Exception):
-    """Raised inside the tenacity loop: retry this attempt in process."""
+    result: Reply | AdapterError
+    duration: float
 
 
 @dataclass
@@ -77,20 +63,18 @@ class Delivery:
     guards: PartnerGuards
     owner: str
     lease: float
-    log: Any
+    log: FilteringBoundLogger
     clock: Callable[[], float] = time.time
     sleep: Sleep = asyncio.sleep
     rng: random.Random = field(default_factory=random.Random)
     scheduled: Callable[[float], None] = lambda _at: None  # told of each retry_wait time
     _exchange: Exchange | None = field(default=None, init=False)
-    _budget: tuple[int, float] = field(
-        default=(0, 0.0), init=False
-    )  # (attempts, since) of this run
-
-    def _lease_until(self) -> float:
-        return self.clock() + self.lease
+    # (attempts, since) that the retry strategy counts from: a replay starts a fresh budget
+    _budget: tuple[int, float] = field(default=(0, 0.0), init=False)
+    _interrupted: bool = field(default=False, init=False)  # claimed mid-attempt from a dead worker
 
     async def run(self, exchange: Exchange) -> None:
+        """Map if needed, then attempt until the strategy says anything but 'retry now'."""
         pending: list[Event] = []
         if exchange.state is State.RECEIVED:
             mapped = await self._map(exchange)
@@ -102,31 +86,13 @@ class Delivery:
             self.log.error("exchange_undeliverable", reason="no mapped request in the journal")
             return
         self._exchange = exchange
-        # A replay starts a fresh retry budget: count attempts and time from the latest one.
         self._budget = (0, exchange.created_at)
         for event in exchange.events:
             if event.kind == "replayed":
                 self._budget = (int(event.data.get("attempts_before", 0)), event.at)
-        try:
-            await self._attempt(pending, 1)
-            return
-        except _AgainNow:
-            pass  # a blip: retry in process (tenacity only now: it costs on every use)
-        policy = self.partner.retry
-        base = policy.short_backoff
-        await self.sleep(base + self.rng.uniform(0, base * policy.jitter))
-        retrying = tenacity.AsyncRetrying(
-            # An explicit stop, although _attempt stops raising _AgainNow after short_attempts.
-            stop=tenacity.stop_after_attempt(policy.short_attempts - 1),
-            wait=tenacity.wait_exponential(multiplier=base * 2, max=base * 8)
-            + tenacity.wait_random(0, base * policy.jitter),
-            retry=tenacity.retry_if_exception_type(_AgainNow),
-            sleep=self.sleep,
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
-                await self._attempt([], attempt.retry_state.attempt_number + 1)
+        self._interrupted = exchange.state is State.DELIVERING and exchange.attempts > 0
+        while isinstance(decision := await self._attempt(pending), RetryNow):
+            await self.sleep(decision.after)
 
     # -- mapping --------------------------------------------------------------------------------
 
@@ -135,98 +101,71 @@ class Delivery:
 
         A failed mapping is recorded here (the exchange is rejected) and gives None.
         """
-        mapping = self.catalogue.mapping(exchange.target, exchange.service)
-        now = self.clock()
-        error: dict[str, Any]
-        if mapping is None:
-            error = {
-                "kind": "not_configured",
-                "message": f"partner {exchange.target!r} has no service {exchange.service!r} any more",
-            }
+        result = map_exchange(self.catalogue, exchange)
+        if isinstance(result, MappingFailed):
+            await self._unmapped(exchange, result)
+            return None
+        event = self._event(exchange, "mapped", **result.event_data())
+        return replace(exchange, mapped=result.request, mapping_versions=result.versions), event
+
+    async def _unmapped(self, exchange: Exchange, failed: MappingFailed) -> None:
+        error = failed.error()
+        change = StateChange(state=State.REJECTED, last_error=error, notify=self._notify(exchange))
+        if failed.kind == "not_configured":
             self.log.warning("exchange_rejected", reason="not_configured")
-            await self._record(
-                exchange,
-                [self._event(exchange, "rejected", error=error)],
-                StateChange(state=State.REJECTED, last_error=error, notify=self._notify(exchange)),
-            )
-            return None
-        versions = self.catalogue.versions(exchange.target, exchange.service)
-        warnings: list[Problem] = []
-        section = mapping.supplement if exchange.supplement_of else mapping.request
-        try:
-            if section is None:
-                raise MappingError(
-                    [
-                        Problem(
-                            message="this service's mapping takes no supplements", file=mapping.file
-                        )
-                    ],
-                    mapping=mapping.file,
-                )
-            mapped, warnings = section.apply_checked(exchange.application)
-            schema = self.catalogue.schema(exchange.target, exchange.service)
-            if exchange.supplement_of:
-                schema = None  # the partner's schema describes the application, not follow-ups
-            if schema is not None and (broken := schema.problems(mapped, file=schema.file)):
-                raise MappingError(broken, mapping=schema.file)
-        except MappingError as exc:
-            kind = "mapping" if exc.mapping == mapping.file else "schema"
-            problems = [p.to_dict() for p in exc.problems]
-            error = {
-                "kind": kind,
-                "message": f"{len(problems)} field(s) failed the mapping"
-                if kind == "mapping"
-                else f"the mapped request breaks the partner's schema in {len(problems)} place(s)",
-                "problems": problems,
-            }
-            self.log.info("exchange_rejected", reason=kind, problems=len(problems))
-            await self._record(
-                exchange,
-                [self._event(exchange, "mapping_failed", error=error, versions=versions)],
-                StateChange(
-                    state=State.REJECTED,
-                    last_error=error,
-                    mapping_versions=versions,
-                    notify=self._notify(exchange),
-                ),
-            )
-            return None
-        data: dict[str, Any] = {"mapped": mapped, "versions": versions}
-        if warnings:
-            data["warnings"] = [w.to_dict() for w in warnings]
-        event = Event(exchange_id=exchange.id, kind="mapped", at=now, data=data)
-        return replace(exchange, mapped=mapped, mapping_versions=versions), event
+            event = self._event(exchange, "rejected", error=error)
+        else:
+            self.log.info("exchange_rejected", reason=failed.kind, problems=len(failed.problems))
+            event = self._event(exchange, "mapping_failed", error=error, versions=failed.versions)
+            change = replace(change, mapping_versions=failed.versions)
+        await self._record(exchange, [event], change)
 
     # -- one attempt ----------------------------------------------------------------------------
 
-    async def _attempt(self, pending: list[Event], short: int) -> None:
+    async def _attempt(self, pending: list[Event]) -> Decision | None:
+        """One attempt, admitted by the breaker; what comes next (None: delivered)."""
+        guards = self.guards
+
+        async def held() -> None:
+            await self._held(pending)
+
+        async with guards.breaker.admit(held):
+            if guards.rate is not None:
+                await guards.rate.acquire()
+            request = await self._start(pending)
+            sent = await self._send(request)
+        exchange = self._exchange
+        assert exchange is not None  # set by run()
+        log = self.log.bind(attempt=request.attempt)
+        if isinstance(sent.result, AdapterError):
+            return await self._failed(exchange, request.attempt, sent.duration, sent.result, log)
+        await self._delivered(exchange, request.attempt, sent.duration, sent.result, log)
+        return None
+
+    async def _held(self, pending: list[Event]) -> None:
+        """The breaker is open: make a new mapping durable and the exchange visibly queued."""
         exchange = self._exchange
         assert exchange is not None
-        guards = self.guards
-        if not guards.breaker.try_acquire():
-            if pending:
-                # Held for a while: make the mapping durable and the exchange visibly queued.
-                await self._record(
-                    exchange,
-                    [*pending, self._event(exchange, "held", reason="circuit breaker open")],
-                    StateChange(state=State.QUEUED, mapping_versions=exchange.mapping_versions),
-                    renew=True,
-                )
-                pending.clear()
-                exchange = self._exchange = replace(exchange, state=State.QUEUED)
-            self.log.info("exchange_held", reason="breaker_open")
-            guards.waiting += 1
-            try:
-                await guards.breaker.acquire()
-            finally:
-                guards.waiting -= 1
-        if guards.rate is not None:
-            await guards.rate.acquire()
+        if pending:
+            await self._record(
+                exchange,
+                [*pending, self._event(exchange, "held", reason="circuit breaker open")],
+                StateChange(state=State.QUEUED, mapping_versions=exchange.mapping_versions),
+                renew=True,
+            )
+            pending.clear()
+            self._exchange = replace(exchange, state=State.QUEUED)
+        self.log.info("exchange_held", reason="breaker_open")
+
+    async def _start(self, pending: list[Event]) -> OutboundRequest:
+        """Write the attempt's start (with the mapping, if new); the request to send."""
+        exchange = self._exchange
+        assert exchange is not None
         number = exchange.attempts + 1
         started = self.clock()
         events = list(pending)
-        if exchange.state is State.DELIVERING and exchange.attempts and short == 1:
-            # Claimed mid-attempt from a worker that died: whether the partner got it is unknown.
+        if self._interrupted:
+            # Whether the partner got the dead worker's attempt is unknown.
             events.append(
                 self._event(
                     exchange,
@@ -243,20 +182,13 @@ class Delivery:
         events.append(
             self._event(exchange, "attempt_started", at=started, attempt=number, owner=self.owner)
         )
-        await self._record(
-            exchange,
-            events,
-            StateChange(
-                state=State.DELIVERING,
-                attempts=number,
-                mapping_versions=exchange.mapping_versions if pending else None,
-            ),
-            renew=True,
-        )
+        versions = exchange.mapping_versions if pending else None
+        change = StateChange(state=State.DELIVERING, attempts=number, mapping_versions=versions)
+        await self._record(exchange, events, change, renew=True)
         pending.clear()  # written: an in-process retry must not write the mapping again
+        self._interrupted = False
         exchange = self._exchange = replace(exchange, state=State.DELIVERING, attempts=number)
-        log = self.log.bind(attempt=number)
-        request = OutboundRequest(
+        return OutboundRequest(
             exchange_id=exchange.id,
             idempotency_key=exchange.idempotency_key,
             service=exchange.service,
@@ -264,24 +196,32 @@ class Delivery:
             attempt=number,
             kind="supplement" if exchange.supplement_of else "application",
         )
-        failure: AdapterError | None = None
-        reply: Reply | None = None
-        async with guards.slots:
+
+    async def _send(self, request: OutboundRequest) -> _Sent:
+        """Send in a concurrency slot and tell the breaker what it says about the partner."""
+        result: Reply | AdapterError
+        async with self.guards.slots:
             t0 = time.perf_counter()
             try:
-                reply = await self.adapter.send(request)
+                result = await self.adapter.send(request)
             except AdapterError as exc:
-                failure = exc
+                result = exc
             duration = round((time.perf_counter() - t0) * 1000, 3)
-        if failure is not None:
-            await self._failed(exchange, number, duration, failure, short, log)
-            return
-        assert reply is not None
-        guards.breaker.success()
-        await self._delivered(exchange, number, duration, reply, log)
+        if isinstance(result, AdapterError) and not isinstance(result, PermanentError):
+            self.guards.breaker.failure()
+        else:
+            self.guards.breaker.success()  # an answer, even a refusal: the partner is up
+        return _Sent(result, duration)
+
+    # -- outcomes -------------------------------------------------------------------------------
 
     async def _delivered(
-        self, exchange: Exchange, number: int, duration: float, reply: Reply, log: Any
+        self,
+        exchange: Exchange,
+        number: int,
+        duration: float,
+        reply: Reply,
+        log: FilteringBoundLogger,
     ) -> None:
         finished = self.clock()
         events = [
@@ -377,21 +317,11 @@ class Delivery:
         number: int,
         duration: float,
         exc: AdapterError,
-        short: int,
-        log: Any,
-    ) -> None:
-        """Record a failed attempt and decide what comes next; raises _AgainNow to retry now."""
+        log: FilteringBoundLogger,
+    ) -> Decision:
+        """Record a failed attempt with what the partner's retry strategy decides; returns it."""
         now = self.clock()
-        if isinstance(exc, PermanentError):
-            outcome = Outcome.PERMANENT_ERROR
-            self.guards.breaker.success()  # the partner answered: it is up
-        else:
-            outcome = (
-                Outcome.UNKNOWN_OUTCOME
-                if isinstance(exc, UnknownOutcomeError)
-                else Outcome.TRANSIENT_ERROR
-            )
-            self.guards.breaker.failure()
+        outcome = _outcome_of(exc)
         error = {"kind": outcome.value, "message": exc.message, "status": exc.status}
         events = [
             self._event(
@@ -406,56 +336,52 @@ class Delivery:
                 error=error,
             )
         ]
-        policy = self.partner.retry
-        if outcome is Outcome.PERMANENT_ERROR:
-            change = StateChange(
+        breaker = self.guards.breaker
+        failure = Failure(
+            permanent=outcome is Outcome.PERMANENT_ERROR,
+            retry_after=exc.retry_after,
+            held_for=None if breaker.closed else breaker.reopens_in(),
+        )
+        attempts, since = self._budget
+        decision = self.partner.retry.strategy().decide(
+            failure, number - attempts, now - since, self.rng
+        )
+        log = log.bind(outcome=outcome.value, status=exc.status)
+        change = self._after(exchange, decision, error, now, events, log)
+        await self._record(exchange, events, change, renew=isinstance(decision, RetryNow))
+        return decision
+
+    def _after(
+        self,
+        exchange: Exchange,
+        decision: Decision,
+        error: dict[str, Any],
+        now: float,
+        events: list[Event],
+        log: FilteringBoundLogger,
+    ) -> StateChange:
+        """The journal write that carries out ``decision`` (and its log line)."""
+        if isinstance(decision, Reject):
+            log.info("exchange_rejected", reason="partner")
+            return StateChange(
                 state=State.REJECTED, last_error=error, notify=self._notify(exchange)
             )
-            log.info("exchange_rejected", reason="partner", status=exc.status)
-        elif (
-            number - self._budget[0] >= policy.max_attempts
-            or now - self._budget[1] >= policy.max_elapsed
-        ):
-            events.append(self._event(exchange, "retries_exhausted", at=now, attempts=number))
-            change = StateChange(
-                state=State.FAILED, last_error=error, notify=self._notify(exchange)
+        if isinstance(decision, Fail):
+            events.append(
+                self._event(exchange, "retries_exhausted", at=now, attempts=exchange.attempts)
             )
-            log.warning("exchange_failed", outcome=outcome.value, status=exc.status)
-        elif (
-            short < policy.short_attempts
-            and (exc.retry_after or 0.0) <= policy.short_backoff * 8
-            and self.guards.breaker.closed
-        ):
-            await self._record(
-                exchange,
-                events,
-                StateChange(state=State.DELIVERING, last_error=error),
-                renew=True,
-            )
-            log.info("exchange_retry_now", outcome=outcome.value, status=exc.status)
-            raise _AgainNow()
-        else:
-            delay = max(
-                policy.delay(
-                    max(1, number - self._budget[0] - policy.short_attempts + 1), self.rng
-                ),
-                exc.retry_after or 0.0,
-                self.guards.breaker.reopens_in(),
-            )
-            change = StateChange(
-                state=State.RETRY_WAIT,
-                last_error=error,
-                next_attempt_at=now + delay,
-                release_lease=True,
-            )
-            self.scheduled(now + delay)
-            log.info(
-                "exchange_retry_scheduled",
-                outcome=outcome.value,
-                status=exc.status,
-                delay_s=round(delay, 3),
-            )
-        await self._record(exchange, events, change)
+            log.warning("exchange_failed")
+            return StateChange(state=State.FAILED, last_error=error, notify=self._notify(exchange))
+        if isinstance(decision, RetryNow):
+            log.info("exchange_retry_now")
+            return StateChange(state=State.DELIVERING, last_error=error)
+        assert isinstance(decision, RetryLater)
+        at = now + decision.after
+        self.scheduled(at)
+        log.info("exchange_retry_scheduled", delay_s=round(decision.after, 3))
+        return StateChange(
+            state=State.RETRY_WAIT, last_error=error, next_attempt_at=at, release_lease=True
+        )
 
     def _notify(self, exchange: Exchange) -> bool:
         """Does the exchange's originator want to hear how it ended?"""
@@ -479,5 +405,13 @@ class Delivery:
             events,
             change,
             owner=self.owner,
-            lease_until=self._lease_until() if renew else None,
+            lease_until=self.clock() + self.lease if renew else None,
         )
+
+
+def _outcome_of(exc: AdapterError) -> Outcome:
+    if isinstance(exc, PermanentError):
+        return Outcome.PERMANENT_ERROR
+    if isinstance(exc, UnknownOutcomeError):
+        return Outcome.UNKNOWN_OUTCOME
+    return Outcome.TRANSIENT_ERROR

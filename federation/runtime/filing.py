@@ -12,12 +12,12 @@ from typing import Any
 from federation.config import LOCAL, Partner
 from federation.domain.errors import (
     IdempotencyConflict,
-    MappingError,
     RefusalKind,
     RequestRefused,
 )
 from federation.domain.models import Direction, Exchange
 from federation.runtime.broker import Broker, Submission
+from federation.runtime.mapping import MappingFailed, map_application
 from replay.journal import Query
 
 KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")
@@ -63,14 +63,8 @@ async def file_supplement(
             "missing-idempotency-key",
             "send an Idempotency-Key that is unique per supplement",
         )
-    earlier = await broker.journal.search(
-        Query(partner=parent.target, source=parent.source, idempotency_key=key, limit=1)
-    )
-    # (search results come without events, which is where supplement_of is kept)
-    first = await broker.journal.get(earlier[0].id) if earlier else None
-    repeat = first is not None and first.supplement_of == parent.id
     latest = parent.lifecycle_state or parent.state.value
-    if not repeat and latest != "correction_required":
+    if latest != "correction_required" and not await _is_repeat(broker, parent, key):
         raise RequestRefused(
             RefusalKind.CONFLICT,
             "no-correction-requested",
@@ -78,16 +72,11 @@ async def file_supplement(
         )
     application = {"material": material, "original": parent.original()}
     if map_now:
-        try:
-            mapping.supplement.apply_checked(application)
-        except MappingError as exc:
-            problems = [p.to_dict() for p in exc.problems]
-            raise RequestRefused(
-                RefusalKind.UNPROCESSABLE,
-                "mapping-failed",
-                f"{len(problems)} field(s) of the material cannot be taken; nothing was passed on",
-                errors=problems,
-            ) from exc
+        mapped = map_application(
+            broker.catalogue, parent.target, parent.service, application, supplement=True
+        )
+        if isinstance(mapped, MappingFailed):
+            raise _unprocessable(mapped, "of the material")
     try:
         return await broker.submit(
             Submission(
@@ -104,6 +93,16 @@ async def file_supplement(
         )
     except IdempotencyConflict as exc:
         raise conflict(exc) from exc
+
+
+async def _is_repeat(broker: Broker, parent: Exchange, key: str) -> bool:
+    """Was a supplement to ``parent`` already filed under ``key``?"""
+    earlier = await broker.journal.search(
+        Query(partner=parent.target, source=parent.source, idempotency_key=key, limit=1)
+    )
+    # (search results come without events, which is where supplement_of is kept)
+    first = await broker.journal.get(earlier[0].id) if earlier else None
+    return first is not None and first.supplement_of == parent.id
 
 
 async def file_with(
@@ -148,18 +147,21 @@ async def file_with(
 
 def _check_mapping(broker: Broker, service: str, application: dict[str, object]) -> None:
     """Map now: an application the local system could not take is refused at the door, whole."""
-    mapping = broker.catalogue.mapping(LOCAL, service)
-    if mapping is None:
-        raise RequestRefused(
-            RefusalKind.NOT_FOUND, "unknown-service", f"no mapping for service {service!r}"
-        )
-    try:
-        mapping.map_request_checked(application)
-    except MappingError as exc:
-        problems = [p.to_dict() for p in exc.problems]
-        raise RequestRefused(
-            RefusalKind.UNPROCESSABLE,
-            "mapping-failed",
-            f"{len(problems)} field(s) of the application cannot be taken; nothing was passed on",
-            errors=problems,
-        ) from exc
+    mapped = map_application(broker.catalogue, LOCAL, service, application)
+    if isinstance(mapped, MappingFailed):
+        if mapped.kind == "not_configured":
+            raise RequestRefused(
+                RefusalKind.NOT_FOUND, "unknown-service", f"no mapping for service {service!r}"
+            )
+        raise _unprocessable(mapped, "of the application")
+
+
+def _unprocessable(failed: MappingFailed, what: str) -> RequestRefused:
+    """422: what a partner filed cannot be mapped (or breaks the schema), so none of it goes on."""
+    problems = [p.to_dict() for p in failed.problems]
+    return RequestRefused(
+        RefusalKind.UNPROCESSABLE,
+        "mapping-failed",
+        f"{len(problems)} field(s) {what} cannot be taken; nothing was passed on",
+        errors=problems,
+    )

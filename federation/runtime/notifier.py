@@ -3,8 +3,9 @@
 When an exchange ends (delivered, rejected, failed) and its source declared a ``callback`` URL in
 partners.yaml, the journal marks it in the same transaction as the end state. This loop leases those
 marks, POSTs the outcome (JSON, ``Idempotency-Key: <exchange id>:<state>`` so the source can discard
-repeats) and records every try as an event of the exchange; failures are retried with backoff until
-``max_attempts``, after which the callback is abandoned (the outcome stays readable in the API).
+repeats) and records every try as an event of the exchange; failures are retried as the retry strategy
+says (:data:`~federation.domain.retry.CALLBACKS` unless one is given), after which the callback is
+abandoned (the outcome stays readable in the API).
 """
 
 from __future__ import annotations
@@ -20,13 +21,10 @@ import orjson
 
 from federation.domain.errors import JournalError, LeaseLost
 from federation.domain.models import Direction, Event, Exchange, iso
+from federation.domain.retry import CALLBACKS, Failure, RetryLater, RetryStrategy
 from federation.logging import get_logger
 from federation.runtime.catalogue import Catalogue
 from replay.journal import Journal
-
-MAX_ATTEMPTS = 12
-BACKOFF_BASE = 2.0
-BACKOFF_CAP = 600.0
 
 
 class Notifier:
@@ -41,6 +39,7 @@ class Notifier:
         poll_interval: float,
         clock: Callable[[], float] = time.time,
         timeout: float = 10.0,
+        retry: RetryStrategy = CALLBACKS,
     ) -> None:
         self.journal = journal
         self._catalogue = catalogue
@@ -48,6 +47,7 @@ class Notifier:
         self.poll_interval = poll_interval
         self._clock = clock
         self._timeout = timeout
+        self._retry = retry
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -89,6 +89,7 @@ class Notifier:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
 
     async def _notify(self, exchange: Exchange) -> None:
+        """Tell the source how ``exchange`` ended (or moved on); record the try and what follows."""
         inbound = exchange.direction is Direction.INBOUND
         url = self._catalogue().config.callback_url(exchange.source, inbound=inbound)
         state = exchange.notify_state or exchange.state.value
@@ -96,20 +97,43 @@ class Notifier:
         log = self._log.bind(exchange_id=exchange.id, source=exchange.source, attempt=attempt)
         now = self._clock()
         if url is None:
-            await self._finish(
-                exchange,
-                "callback_abandoned",
-                done=True,
-                reason="the source has no callback any more",
-            )
+            reason = "the source has no callback any more"
+            await self._finish(exchange, "callback_abandoned", done=True, reason=reason)
             return
+        body = await self._body(exchange, state)
+        status, error = await self._post(url, body, f"{exchange.id}:{state}")
+        if error is None:
+            await self._finish(
+                exchange, "callback_delivered", done=True, status=status, state=state
+            )
+            log.info("callback_delivered", state=state)
+            return
+        decision = self._retry.decide(Failure(), attempt, now - exchange.updated_at)
+        if not isinstance(decision, RetryLater):
+            await self._finish(
+                exchange, "callback_abandoned", done=True, error=error, attempts=attempt
+            )
+            log.warning("callback_abandoned", attempts=attempt)
+            return
+        await self._finish(
+            exchange,
+            "callback_failed",
+            done=False,
+            next_at=now + decision.after,
+            error=error,
+            status=status,
+        )
+        log.info("callback_failed", delay_s=decision.after)
+
+    async def _body(self, exchange: Exchange, state: str) -> dict[str, Any]:
+        """The callback's JSON: the outcome, or a lifecycle step with every step so far."""
         lifecycle = state.split(":", 1)[1] if state.startswith("lifecycle:") else None
         steps: list[dict[str, Any]] | None = None
         if lifecycle:
             # Updates arriving close together share one callback: it carries every step so far.
             full = await self.journal.get(exchange.id)
             steps = full.lifecycle() if full is not None else None
-        body = {
+        return {
             "exchange_id": exchange.id,
             "state": exchange.state.value if lifecycle else state,
             "lifecycle": lifecycle,
@@ -122,35 +146,21 @@ class Notifier:
             "last_error": exchange.last_error,
             "at": iso(exchange.updated_at),
         }
-        headers = {"Content-Type": "application/json", "Idempotency-Key": f"{exchange.id}:{state}"}
+
+    async def _post(
+        self, url: str, body: dict[str, Any], key: str
+    ) -> tuple[int | None, str | None]:
+        """POST the callback: the HTTP status, and what went wrong (None: a 2xx)."""
+        headers = {"Content-Type": "application/json", "Idempotency-Key": key}
         assert self._session is not None  # started
-        error: str | None = None
-        status: int | None = None
         try:
             async with self._session.post(url, data=orjson.dumps(body), headers=headers) as resp:
-                status = resp.status
                 await resp.content.read(64 * 1024)
-                if not 200 <= status < 300:
-                    error = f"callback answered HTTP {status}"
+                if not 200 <= resp.status < 300:
+                    return resp.status, f"callback answered HTTP {resp.status}"
+                return resp.status, None
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            error = f"{type(exc).__name__}: {exc}"
-        if error is None:
-            await self._finish(
-                exchange, "callback_delivered", done=True, status=status, state=state
-            )
-            log.info("callback_delivered", state=state)
-            return
-        if attempt >= MAX_ATTEMPTS:
-            await self._finish(
-                exchange, "callback_abandoned", done=True, error=error, attempts=attempt
-            )
-            log.warning("callback_abandoned", attempts=attempt)
-            return
-        delay = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1))
-        await self._finish(
-            exchange, "callback_failed", done=False, next_at=now + delay, error=error, status=status
-        )
-        log.info("callback_failed", delay_s=delay)
+            return None, f"{type(exc).__name__}: {exc}"
 
     async def _finish(
         self,

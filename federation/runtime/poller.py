@@ -19,12 +19,12 @@ import asyncio
 import contextlib
 import datetime as dt
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from adapters.base import Adapter, OutboundRequest
-from federation.config import Partner
+from federation.config import Partner, Service
 from federation.domain.errors import (
     AdapterError,
     FederationError,
@@ -35,9 +35,11 @@ from federation.domain.errors import (
 from federation.domain.models import LIFECYCLE_FINAL, Exchange, Lifecycle
 from federation.logging import get_logger
 from federation.mapping import CompiledMapping
-from federation.runtime.delivery import PartnerGuards
+from federation.runtime.breaker import PartnerGuards
+from federation.runtime.catalogue import Catalogue
 from federation.runtime.lifecycle import is_state, record_lifecycle
-from replay.journal import Query
+from federation.runtime.worker import Worker
+from replay.journal import Journal, Query
 
 FINAL = LIFECYCLE_FINAL
 OPEN = tuple(s.value for s in Lifecycle if s.value not in FINAL)  # still worth asking about
@@ -63,10 +65,26 @@ def _stale_correction(mapped: dict[str, Any], steps: list[dict[str, Any]]) -> bo
         return False
 
 
+class Host(Protocol):
+    """What the poller asks of the broker (a Protocol: the broker module imports this one)."""
+
+    @property
+    def journal(self) -> Journal: ...
+
+    @property
+    def catalogue(self) -> Catalogue: ...
+
+    @property
+    def adapters(self) -> Mapping[str, Adapter]: ...
+
+    @property
+    def worker(self) -> Worker: ...
+
+
 class Poller:
     """Polls partners' status operations for one broker instance."""
 
-    def __init__(self, broker: Any, *, every: float | None = None) -> None:
+    def __init__(self, broker: Host, *, every: float | None = None) -> None:
         self.broker = broker
         self.every = every  # overrides every service's poll_every (the demo's short rounds)
         self._last: dict[str, float] = {}
@@ -82,7 +100,7 @@ class Poller:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    def _services(self) -> list[tuple[Any, Any, float]]:
+    def _services(self) -> list[tuple[Partner, Service, float]]:
         out = []
         for partner in self.broker.catalogue.config.partners.values():
             for service in partner.services.values():

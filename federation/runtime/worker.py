@@ -21,8 +21,9 @@ from federation.config import Partner
 from federation.domain.errors import JournalError, LeaseLost
 from federation.domain.models import Exchange
 from federation.logging import get_logger
+from federation.runtime.breaker import PartnerGuards, Sleep
 from federation.runtime.catalogue import Catalogue
-from federation.runtime.delivery import Delivery, PartnerGuards, Sleep
+from federation.runtime.delivery import Delivery
 from replay.journal import Journal
 
 
@@ -176,7 +177,8 @@ class Worker:
         """The partner's breaker, rate limit and slots in this instance (made on first use)."""
         guards = self._guards.get(partner.id)
         if guards is None:
-            guards = self._guards[partner.id] = PartnerGuards.for_partner(partner)
+            guards = PartnerGuards.for_partner(partner, clock=self._clock, sleep=self._sleep)
+            self._guards[partner.id] = guards
         return guards
 
     def partner_status(self, partner_id: str) -> dict[str, Any]:
