@@ -1,7 +1,9 @@
 """Configuration: partners.yaml and its YAML source, parsed once into frozen values.
 
 ``yamlsrc`` reads YAML keeping each value's line; ``reader`` validates it collecting every problem;
-``model`` holds the values; ``loader`` builds them from partners.yaml. Imports only the domain.
+``model`` holds the values; ``loader`` builds them from partners.yaml, with ``policies`` (timeouts, retry,
+breaker, rate limit), ``services`` (service items, inbound sections) and ``values`` (names, regions,
+digests) reading the parts. Imports only the domain.
 """
 
 from __future__ import annotations

@@ -1,0 +1,113 @@
+"""The service items of partners.yaml: a partner's ``services:`` and its ``inbound:`` section.
+
+A service item names its mapping file (and optionally a schema); the keys a protocol adds to a service
+(``ProtocolKeys.service_keys``) are read by that protocol's spec. Paths resolve against the config's
+directory and must exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from federation.config.model import SERVICE_RE, Inbound, ProtocolKeys, Service
+from federation.config.reader import Reader
+from federation.config.values import parse_digests, parse_names
+from federation.config.yamlsrc import PathKey
+
+
+def parse_inbound(
+    r: Reader, path: PathKey, raw: Any, base: Path, local_protocol: ProtocolKeys | None
+) -> Inbound | None:
+    """A partner's ``inbound:`` section: who may file with us, and the services they may file."""
+    m = r.mapping(
+        path,
+        raw,
+        optional=("keys_sha256", "client_certs_sha256", "services", "wsdl", "callback"),
+    )
+    if m is None:
+        return None
+    keys, certs = (
+        parse_digests(r, (*path, name), m.get(name, []))
+        for name in ("keys_sha256", "client_certs_sha256")
+    )
+    # A partner may only send status updates (no services): it still needs its keys.
+    services: Mapping[str, Service] | None = (
+        parse_services(r, (*path, "services"), m["services"], base, local_protocol)
+        if "services" in m
+        else {}
+    )
+    callback = r.url((*path, "callback"), m["callback"]) if "callback" in m else None
+    wsdl: Path | None = None
+    if "wsdl" in m:
+        wfile = r.text((*path, "wsdl"), m["wsdl"])
+        if wfile is not None:
+            wsdl = (base / wfile).resolve()
+            if not wsdl.is_file():
+                r.error((*path, "wsdl"), f"WSDL file {wfile!r} not found")
+    if not (keys or certs) or services is None:
+        if not (keys or certs):
+            r.error(
+                path, "lists no keys_sha256 and no client_certs_sha256: nobody could file anything"
+            )
+        return None
+    return Inbound(
+        keys_sha256=frozenset(keys),
+        services=services,
+        wsdl=wsdl,
+        client_certs_sha256=frozenset(certs),
+        callback=callback,
+    )
+
+
+def parse_services(
+    r: Reader, path: PathKey, raw: Any, base: Path, spec: ProtocolKeys | None
+) -> dict[str, Service] | None:
+    """Service items by code, each with its mapping file (and schema, and protocol options)."""
+    m = r.mapping(path, raw, extra_ok=True)
+    if m is None:
+        return None
+    if not m:
+        r.error(path, "lists no service item")
+        return None
+    out: dict[str, Service] = {}
+    for code, value in m.items():
+        spath: PathKey = (*path, code)
+        if not SERVICE_RE.fullmatch(code):
+            r.error(spath, f"{code!r} is not a service item code (letters, digits, . _ -)")
+            continue
+        if isinstance(value, str):
+            value = {"mapping": value}
+        extra = spec.service_keys if spec else ()
+        sm = r.mapping(spath, value, required=("mapping",), optional=("name", "schema", *extra))
+        if sm is None:
+            continue
+        names = parse_names(r, (*spath, "name"), sm["name"]) if "name" in sm else None
+        mfile = r.text((*spath, "mapping"), sm.get("mapping"))
+        if mfile is None:
+            continue
+        mpath = (base / mfile).resolve()
+        if not mpath.is_file():
+            r.error((*spath, "mapping"), f"mapping file {mfile!r} not found")
+            continue
+        schema: Path | None = None
+        if "schema" in sm:
+            sfile = r.text((*spath, "schema"), sm["schema"])
+            if sfile is not None:
+                schema = (base / sfile).resolve()
+                if not schema.is_file():
+                    r.error((*spath, "schema"), f"schema file {sfile!r} not found")
+                    continue
+        options: Mapping[str, Any] = {}
+        if spec is not None:
+            options = spec.parse_service(r, spath, {k: sm[k] for k in extra if k in sm})
+        out[code] = Service(
+            code=code,
+            names=names,
+            mapping=mpath,
+            schema=schema,
+            options=options,
+            declared=r.doc.problem(spath, ""),
+        )
+    return out
