@@ -1,7 +1,11 @@
 """The journal interface: every exchange and everything that happened to it, written before acting.
 
-The broker talks only to this Protocol; ``replay/sqlite.py`` is the embedded default and a PostgreSQL
-backend plugs in behind the same methods. Contract, for every backend:
+Two faces, as procrastinate's manager and connector: the runtime talks only to ``Journal``; operators
+(``tongban journal …``) use ``JournalAdmin`` as well, and ``Backend`` is both, which is what
+``replay.factory.open_journal`` returns. The backends (``replay/sqlite.py``, ``replay/postgres.py``,
+``replay/memory.py``) only store: the rules they all obey live once in ``replay/rules.py``, search
+once in ``replay/search.py``, and ``tests/integration/test_journal_contract.py`` runs every
+behaviour on each. Contract, for every backend:
 
 * ``create`` commits the exchange (state ``received``, leased to ``owner``) and its ``received`` event
   atomically before returning; the same (source, idempotency key) with the same request hash returns the
@@ -10,6 +14,8 @@ backend plugs in behind the same methods. Contract, for every backend:
   while that owner holds the lease (else LeaseLost); with ``expect`` set, only from those states.
 * ``claim`` leases due work: exchanges whose lease expired (judged by expiry alone) in an unfinished
   state, and ``retry_wait`` exchanges whose ``next_attempt_at`` has come.
+* Ended states (``replay.rules.ENDED``: delivered, failed, rejected, unconfirmed) release the lease
+  and move again only by a replay.
 * A change with ``notify`` marks the end state for the source's callback; ``claim_notifications``
   leases those due, ``finish_notification`` records each try.
 * Failures of the storage underneath surface as JournalUnavailable, never as driver exceptions.
@@ -19,9 +25,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from federation.domain.models import Event, Exchange, NewExchange, StateChange
+from replay.chain import Break
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,3 +130,24 @@ class Journal(Protocol):
 
     async def refuse(self, refusal: Refusal) -> None:
         """Keep a refused intake request."""
+
+
+class JournalAdmin(Protocol):
+    """What operators do to a journal besides running the broker on it (``tongban journal …``)."""
+
+    async def migrate(self) -> list[str]:
+        """Apply pending schema migrations without opening for work; the names applied, in order."""
+
+    async def verify(self) -> tuple[int, Break | None]:
+        """Walk the hash chain of every event: the number checked and the first break, if any."""
+
+    async def archive(self, *, older_than: float, out: Path, chunk: int = 500) -> tuple[int, int]:
+        """Move ended exchanges last changed before ``older_than`` to the archive file ``out``
+        (never overwritten); returns (exchanges, events) archived."""
+
+    async def refusals(self, limit: int = 100) -> list[Refusal]:
+        """The most recent refused intake requests, newest first."""
+
+
+class Backend(Journal, JournalAdmin, Protocol):
+    """A journal backend: the runtime's face and the operators' (what ``open_journal`` returns)."""

@@ -1,33 +1,38 @@
-"""The in-memory journal: the Journal contract without a file, for tests and tools.
+"""The in-memory journal: the whole contract without a file, for tests and tools (``memory:``).
 
 Unit tests of the worker and the intake use it instead of a file; integration tests use the real
-backends. Keep its behaviour identical to ``replay/sqlite.py``: the contract tests run against both.
+backends. It keeps Exchange values in dictionaries and asks ``replay.rules`` and ``replay.search``
+every question the SQL backends answer in SQL, so the contract suite holds it to the same answers.
+Its events are hash-chained like theirs, so ``verify`` and ``archive`` behave the same too.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from itertools import islice
+from pathlib import Path
+from typing import Any
 
-from federation.domain.errors import (
-    IdempotencyConflict,
-    JournalError,
-    JournalUnavailable,
-    LeaseLost,
-    LifecycleMoved,
-)
-from federation.domain.models import (
-    TRANSITIONS,
-    Event,
-    Exchange,
-    NewExchange,
-    State,
-    StateChange,
-)
+from federation.domain.errors import JournalUnavailable, LeaseLost
+from federation.domain.models import Event, Exchange, NewExchange, StateChange
+from replay import rules
+from replay.archive import ArchivedExchange, ArchiveWriter
+from replay.chain import GENESIS, Break, link, verify
 from replay.journal import Query, Refusal
+from replay.rows import dumps
+from replay.search import matches, page_size
 
-_OPEN = frozenset({State.RECEIVED, State.QUEUED, State.DELIVERING})
+
+@dataclass
+class _Stored:
+    """One event as the SQL backends keep it: its JSON bytes and its link in the hash chain."""
+
+    event: Event
+    data: bytes
+    hash: bytes
+    archived: bool = False
 
 
 class InMemoryJournal:
@@ -38,12 +43,16 @@ class InMemoryJournal:
         self.exchanges: dict[str, Exchange] = {}
         self.events: list[Event] = []
         self.leases: dict[str, tuple[str, float]] = {}
-        self.refusals: list[Refusal] = []
+        self.refused: list[Refusal] = []
         self._keys: dict[tuple[str, str], str] = {}
         self.notify_at: dict[str, float] = {}
         self.refs: dict[str, tuple[bytes, ...]] = {}
+        self._chain: list[_Stored] = []
         self.fail_writes = False
         self.opened = False
+
+    def __repr__(self) -> str:
+        return "InMemoryJournal()"
 
     async def open(self) -> None:
         self.opened = True
@@ -59,10 +68,29 @@ class InMemoryJournal:
         self._check()
 
     def _append(self, event: Event) -> None:
-        self.events.append(replace(event, seq=len(self.events) + 1))
+        seq = len(self._chain) + 1
+        stored = replace(event, seq=seq)
+        data = dumps(stored.data)
+        prev = self._chain[-1].hash if self._chain else GENESIS
+        digest = link(prev, seq, stored.exchange_id, stored.at, stored.kind, data)
+        self._chain.append(_Stored(event=stored, data=data, hash=digest))
+        self.events.append(stored)
 
     def _history(self, exchange_id: str) -> tuple[Event, ...]:
         return tuple(e for e in self.events if e.exchange_id == exchange_id)
+
+    def _current(self, exchange_id: str) -> rules.Current | None:
+        ex = self.exchanges.get(exchange_id)
+        if ex is None:
+            return None
+        holder = self.leases.get(exchange_id)
+        return rules.Current(
+            state=ex.state,
+            lease_owner=None if holder is None else holder[0],
+            lifecycle_state=ex.lifecycle_state,
+        )
+
+    # -- Journal --------------------------------------------------------------------------------
 
     async def create(
         self, new: NewExchange, *, owner: str, lease_until: float
@@ -71,8 +99,7 @@ class InMemoryJournal:
         existing = self._keys.get((new.source, new.idempotency_key))
         if existing is not None:
             ex = self.exchanges[existing]
-            if ex.request_hash != new.request_hash:
-                raise IdempotencyConflict(existing)
+            rules.repeat_of(new, exchange_id=existing, request_hash=ex.request_hash)
             return replace(ex, events=self._history(existing)), False
         ex = new.as_received()
         self.exchanges[new.id] = ex
@@ -80,12 +107,7 @@ class InMemoryJournal:
         self._keys[(new.source, new.idempotency_key)] = new.id
         self.leases[new.id] = (owner, lease_until)
         self._append(
-            Event(
-                exchange_id=new.id,
-                kind="received",
-                at=new.received_at,
-                data=new.received_data(),
-            )
+            Event(exchange_id=new.id, kind="received", at=new.received_at, data=new.received_data())
         )
         return ex, True
 
@@ -99,48 +121,19 @@ class InMemoryJournal:
         lease_until: float | None = None,
     ) -> None:
         self._check()
-        ex = self.exchanges.get(exchange_id)
-        if ex is None:
-            raise JournalError(f"no exchange {exchange_id}")
-        holder = self.leases.get(exchange_id)
-        if owner is not None and (holder is None or holder[0] != owner):
-            raise LeaseLost(
-                f"exchange {exchange_id} is leased to {holder[0] if holder else None!r}"
-            )
-        if change.expect is not None and ex.state not in change.expect:
-            raise JournalError(f"exchange {exchange_id} is {ex.state.value}")
-        if change.expect_lifecycle not in (None, ex.lifecycle_state):
-            raise LifecycleMoved(f"exchange {exchange_id} is {ex.lifecycle_state} now")
-        if change.state != ex.state and change.state not in TRANSITIONS[ex.state]:
-            raise JournalError(f"no transition {ex.state.value} → {change.state.value}")
+        refusal = rules.refused(exchange_id, self._current(exchange_id), change, owner)
+        if refusal is not None:
+            raise refusal
         for e in events:
             self._append(e)
-        mapped = ex.mapped
-        for e in events:
-            if e.kind == "mapped":
-                mapped = e.data.get("mapped")
-        updated = replace(
-            ex,
-            state=change.state,
-            updated_at=self._clock(),
-            mapped=mapped,
-            mapping_versions=change.mapping_versions
-            if change.mapping_versions is not None
-            else ex.mapping_versions,
-            receipt=change.receipt if change.receipt is not None else ex.receipt,
-            last_error=change.last_error if change.last_error is not None else ex.last_error,
-            attempts=change.attempts if change.attempts is not None else ex.attempts,
-            next_attempt_at=change.next_attempt_at,
-            notify_state=(change.notify_as or change.state.value)
-            if change.notify
-            else ex.notify_state,
-            notify_attempts=0 if change.notify else ex.notify_attempts,
-            lifecycle_state=change.lifecycle_state or ex.lifecycle_state,
+        now = self._clock()
+        self.exchanges[exchange_id] = rules.applied(
+            self.exchanges[exchange_id], change, events, now
         )
         if change.notify:
-            self.notify_at[exchange_id] = self._clock()
-        self.exchanges[exchange_id] = updated
-        if change.release_lease or change.state.terminal:
+            self.notify_at[exchange_id] = now
+        holder = self.leases.get(exchange_id)
+        if rules.releases_lease(change):
             self.leases.pop(exchange_id, None)
         elif lease_until is not None and holder is not None:
             self.leases[exchange_id] = (holder[0], lease_until)
@@ -153,31 +146,24 @@ class InMemoryJournal:
         self, *, owner: str, now: float, lease_until: float, limit: int
     ) -> list[Exchange]:
         self._check()
-        out = []
+        out: list[Exchange] = []
         for xid in sorted(self.exchanges):
-            ex = self.exchanges[xid]
-            holder = self.leases.get(xid)
-            free = holder is None or holder[1] < now
-            due = ex.state in _OPEN or (
-                ex.state is State.RETRY_WAIT
-                and ex.next_attempt_at is not None
-                and ex.next_attempt_at <= now
-            )
-            if not (free and due):
-                continue
-            if holder is not None and holder[0] != owner:
-                self._append(
-                    Event(
-                        exchange_id=xid,
-                        kind="lease_reclaimed",
-                        at=now,
-                        data={"from": holder[0], "to": owner, "state": ex.state.value},
-                    )
-                )
-            self.leases[xid] = (owner, lease_until)
-            out.append(replace(ex, events=self._history(xid)))
             if len(out) >= limit:
                 break
+            ex = self.exchanges[xid]
+            holder = self.leases.get(xid)
+            if not rules.due(
+                ex.state,
+                next_attempt_at=ex.next_attempt_at,
+                lease_until=None if holder is None else holder[1],
+                now=now,
+            ):
+                continue
+            if holder is not None and holder[0] != owner:
+                reclaim = {"from": holder[0], "to": owner, "state": ex.state.value}
+                self._append(Event(exchange_id=xid, kind="lease_reclaimed", at=now, data=reclaim))
+            self.leases[xid] = (owner, lease_until)
+            out.append(replace(ex, events=self._history(xid)))
         return out
 
     async def renew(self, *, owner: str, ids: Sequence[str], lease_until: float) -> int:
@@ -194,14 +180,12 @@ class InMemoryJournal:
         self, *, owner: str, now: float, lease_until: float, limit: int
     ) -> list[Exchange]:
         self._check()
-        out = []
-        for xid, at in sorted(self.notify_at.items(), key=lambda kv: kv[1]):
+        out: list[Exchange] = []
+        for xid, at in sorted(self.notify_at.items(), key=lambda kv: (kv[1], kv[0])):
             holder = self.leases.get(xid)
-            if at <= now and (holder is None or holder[1] < now):
+            if len(out) < limit and at <= now and (holder is None or holder[1] < now):
                 self.leases[xid] = (owner, lease_until)
                 out.append(self.exchanges[xid])
-                if len(out) >= limit:
-                    break
         return out
 
     async def finish_notification(
@@ -221,39 +205,21 @@ class InMemoryJournal:
             self._append(e)
         self.leases.pop(exchange_id, None)
         ex = self.exchanges[exchange_id]
+        tried = replace(ex, notify_attempts=ex.notify_attempts + 1)
         if done or next_at is None:
             del self.notify_at[exchange_id]
-            self.exchanges[exchange_id] = replace(
-                ex, notify_state=None, notify_attempts=ex.notify_attempts + 1
-            )
+            tried = replace(tried, notify_state=None)
         else:
             self.notify_at[exchange_id] = next_at
-            self.exchanges[exchange_id] = replace(ex, notify_attempts=ex.notify_attempts + 1)
+        self.exchanges[exchange_id] = tried
 
     async def search(self, query: Query) -> list[Exchange]:
-        q = query
-        out = []
-        for xid in sorted(self.exchanges, reverse=True):
-            ex = self.exchanges[xid]
-            if (
-                (q.states and ex.state.value not in q.states)
-                or (q.lifecycle and ex.lifecycle_state not in q.lifecycle)
-                or (q.partner is not None and ex.target != q.partner)
-                or (q.service is not None and ex.service != q.service)
-                or (q.source is not None and ex.source != q.source)
-                or (q.exchange_id is not None and ex.id != q.exchange_id)
-                or (q.idempotency_key is not None and ex.idempotency_key != q.idempotency_key)
-                or (q.since is not None and ex.created_at < q.since)
-                or (q.until is not None and ex.created_at >= q.until)
-                or (q.before is not None and ex.id >= q.before)
-                or (q.error and q.error not in str(ex.last_error or ""))
-                or (q.applicant_ref is not None and q.applicant_ref not in self.refs.get(xid, ()))
-            ):
-                continue
-            out.append(ex)
-            if len(out) >= q.limit:
-                break
-        return out
+        found = (
+            self.exchanges[xid]
+            for xid in sorted(self.exchanges, reverse=True)
+            if matches(query, self.exchanges[xid], self.refs.get(xid, ()))
+        )
+        return list(islice(found, page_size(query)))
 
     async def counts(self) -> Mapping[str, int]:
         out: dict[str, int] = {}
@@ -263,4 +229,93 @@ class InMemoryJournal:
 
     async def refuse(self, refusal: Refusal) -> None:
         self._check()
-        self.refusals.append(refusal)
+        self.refused.append(refusal)
+
+    # -- JournalAdmin ---------------------------------------------------------------------------
+
+    async def migrate(self) -> list[str]:
+        """Nothing to migrate: the schema is this module."""
+        return []
+
+    async def refusals(self, limit: int = 100) -> list[Refusal]:
+        return self.refused[::-1][:limit]
+
+    async def verify(self) -> tuple[int, Break | None]:
+        rows = (
+            (s.event.seq, s.event.exchange_id, s.event.at, s.event.kind, s.data, s.hash, s.archived)
+            for s in self._chain
+        )
+        count, broken, _ = verify(rows)
+        return count, broken
+
+    async def archive(self, *, older_than: float, out: Path, chunk: int = 500) -> tuple[int, int]:
+        writer = ArchiveWriter(out, created_at=self._clock(), older_than=older_than)
+        try:
+            gone = sorted(
+                (ex for ex in self.exchanges.values() if self._archivable(ex, older_than)),
+                key=lambda ex: (ex.updated_at, ex.id),
+            )
+            for i in range(0, len(gone), chunk):
+                batch = [self._archived(ex) for ex in gone[i : i + chunk]]
+                writer.write(batch)
+                for ex in gone[i : i + chunk]:
+                    self._tombstone(ex.id)
+        finally:
+            writer.close()
+        return writer.exchanges, writer.events
+
+    def _archivable(self, ex: Exchange, older_than: float) -> bool:
+        leased = ex.id in self.leases
+        return rules.archivable(ex, leased=leased, older_than=older_than)
+
+    def _archived(self, ex: Exchange) -> ArchivedExchange:
+        """``ex`` as the SQL backends' archive writes it: its columns and its chained events."""
+        row: dict[str, Any] = {
+            "id": ex.id,
+            "direction": ex.direction.value,
+            "source": ex.source,
+            "target": ex.target,
+            "service": ex.service,
+            "idempotency_key": ex.idempotency_key,
+            "request_hash": ex.request_hash,
+            "state": ex.state.value,
+            "attempts": ex.attempts,
+            "next_attempt_at": ex.next_attempt_at,
+            "lease_owner": None,
+            "lease_until": None,
+            "mapping_versions": dict(ex.mapping_versions) or None,
+            "receipt": ex.receipt,
+            "last_error": ex.last_error,
+            "created_at": ex.created_at,
+            "updated_at": ex.updated_at,
+            "notify_state": ex.notify_state,
+            "notify_attempts": ex.notify_attempts,
+            "notify_at": self.notify_at.get(ex.id),
+            "lifecycle_state": ex.lifecycle_state,
+        }
+        events = []
+        for n, stored in enumerate(self._chain):
+            if stored.event.exchange_id == ex.id and not stored.archived:
+                events.append(
+                    {
+                        "seq": stored.event.seq,
+                        "at": stored.event.at,
+                        "kind": stored.event.kind,
+                        "data": stored.data.decode(),
+                        "hash": stored.hash.hex(),
+                        "prev": (self._chain[n - 1].hash if n else GENESIS).hex(),
+                    }
+                )
+        return ArchivedExchange(row=row, events=events)
+
+    def _tombstone(self, exchange_id: str) -> None:
+        """The exchange leaves; its events stay in the chain without content, as on SQL."""
+        ex = self.exchanges.pop(exchange_id)
+        self._keys.pop((ex.source, ex.idempotency_key), None)
+        self.refs.pop(exchange_id, None)
+        self.notify_at.pop(exchange_id, None)
+        for stored in self._chain:
+            if stored.event.exchange_id == exchange_id:
+                stored.archived = True
+                stored.data = b""
+        self.events = [e for e in self.events if e.exchange_id != exchange_id]

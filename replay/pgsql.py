@@ -13,15 +13,12 @@ from importlib import resources
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-import orjson
-
 from federation.domain.errors import JournalUnavailable
-from federation.domain.ids import id_floor
-from federation.domain.models import Event, Exchange
+from federation.domain.models import Event
+from replay import rules
 from replay.archive import ArchivedExchange
 from replay.chain import GENESIS, Break, link
-from replay.journal import Query
-from replay.sqlite import _exchange, refusal_reason
+from replay.rows import archive_event, archive_record, event
 
 
 class Record(Protocol):
@@ -203,15 +200,7 @@ async def histories(conn: Conn, ids: Sequence[str]) -> dict[str, list[Event]]:
     out: dict[str, list[Event]] = {xid: [] for xid in ids}
     if ids:
         for r in await conn.fetch(EVENTS, list(ids)):
-            out[r["exchange_id"]].append(
-                Event(
-                    exchange_id=r["exchange_id"],
-                    seq=r["seq"],
-                    at=r["at"],
-                    kind=r["kind"],
-                    data=orjson.loads(r["data"]),
-                )
-            )
+            out[r["exchange_id"]].append(event(r["exchange_id"], r))
     return out
 
 
@@ -236,8 +225,9 @@ REFS = (
 )
 
 # One statement for every StateChange (NULL leaves a column as it is), so each connection
-# prepares it once. $9: notify (as $14, else as the state); $10: release the lease; $13: the owner
-# the lease must be with.
+# prepares it once. $9: notify (as $14: replay.rules.notify_as); $10: release the lease
+# (replay.rules.releases_lease); $12: the states it may start from (replay.rules.allowed_from);
+# $13: the owner the lease must be with.
 RECORD = """
 UPDATE exchanges SET
     state = $2,
@@ -247,7 +237,7 @@ UPDATE exchanges SET
     receipt = COALESCE($6, receipt),
     last_error = COALESCE($7, last_error),
     attempts = COALESCE($8, attempts),
-    notify_state = CASE WHEN $9 THEN COALESCE($14::text, $2) ELSE notify_state END,
+    notify_state = CASE WHEN $9 THEN $14::text ELSE notify_state END,
     notify_attempts = CASE WHEN $9 THEN 0 ELSE notify_attempts END,
     notify_at = CASE WHEN $9 THEN $3 ELSE notify_at END,
     lifecycle_state = COALESCE($15::text, lifecycle_state),
@@ -262,10 +252,10 @@ WHERE id = $1 AND state = ANY($12::text[]) AND ($13::text IS NULL OR lease_owner
 # side by side without waiting, and no two ever lock the same row. A row locked by one half but
 # beyond the limit is only locked, not leased, and free again at commit. The state lists are
 # literals so the partial indexes apply.
-CLAIM = """
+CLAIM = f"""
 WITH open_work AS (
     SELECT id, lease_owner FROM exchanges
-    WHERE state IN ('received', 'queued', 'delivering')
+    WHERE state IN ({rules.in_list(rules.OPEN)})
       AND (lease_until IS NULL OR lease_until < $1)
     ORDER BY id
     LIMIT $2
@@ -320,9 +310,11 @@ REFUSALS = "SELECT * FROM refusals ORDER BY seq DESC LIMIT $1"
 
 # -- retention ----------------------------------------------------------------------------------
 
-ARCHIVE_CANDIDATES = """
+# Ended, unleased, no callback pending: replay.rules.archivable in SQL (literals, for the partial
+# index exchanges_closed).
+ARCHIVE_CANDIDATES = f"""
 SELECT * FROM exchanges
-WHERE state IN ('delivered', 'failed', 'rejected') AND updated_at < $1
+WHERE state IN ({rules.in_list(rules.ENDED)}) AND updated_at < $1
   AND notify_state IS NULL AND lease_owner IS NULL
 ORDER BY updated_at
 LIMIT $2"""
@@ -350,34 +342,14 @@ WITH gone AS (
 SELECT count(*) FROM gone"""
 
 
-def archive_event(r: Record) -> dict[str, Any]:
-    """An event as the archive file holds it (see replay/archive.py)."""
-    return {
-        "seq": r["seq"],
-        "at": r["at"],
-        "kind": r["kind"],
-        "data": bytes(r["data"]).decode(),
-        "hash": bytes(r["hash"]).hex(),
-        "prev": (bytes(r["prev"]) if r["prev"] is not None else GENESIS).hex(),
-    }
-
-
-def archive_row(r: Record) -> dict[str, Any]:
-    """The exchange's columns as the archive file holds them (JSON columns decoded)."""
-    record = {k: r[k] for k in r.keys()}  # noqa: SIM118 - asyncpg.Record
-    for key in ("mapping_versions", "receipt", "last_error"):
-        record[key] = None if record[key] is None else orjson.loads(record[key])
-    return record
-
-
 async def archive_candidates(conn: Conn, older_than: float, limit: int) -> list[ArchivedExchange]:
     """The next closed exchanges to archive, with their events as the archive file holds them."""
     rows = await conn.fetch(ARCHIVE_CANDIDATES, older_than, limit)
     events: dict[str, list[dict[str, Any]]] = {r["id"]: [] for r in rows}
     if rows:
         for e in await conn.fetch(ARCHIVE_EVENTS, list(events)):
-            events[e["exchange_id"]].append(archive_event(e))
-    return [ArchivedExchange(row=archive_row(r), events=events[r["id"]]) for r in rows]
+            events[e["exchange_id"]].append(archive_event(e, e["prev"]))
+    return [ArchivedExchange(row=archive_record(r), events=events[r["id"]]) for r in rows]
 
 
 def head_break(head: Record | None, last: tuple[Any, ...] | None, prev: bytes) -> Break | None:
@@ -418,68 +390,6 @@ async def tombstone(conn: Conn, batch: Sequence[ArchivedExchange]) -> int:
     ids = [ex.row["id"] for ex in batch]
     updated = [ex.row["updated_at"] for ex in batch]
     return int(await conn.fetchval(TOMBSTONE, ids, updated))
-
-
-# -- search -------------------------------------------------------------------------------------
-
-
-def search_sql(q: Query) -> tuple[str, list[Any]]:
-    """The SELECT for a search: the same filters and order as ``replay.sqlite.search_sql``."""
-    where: list[str] = []
-    args: list[Any] = []
-
-    def arg(value: Any) -> str:
-        args.append(value)
-        return f"${len(args)}"
-
-    if q.states:
-        where.append(f"state = ANY({arg(list(q.states))}::text[])")
-    if q.lifecycle:
-        where.append(f"lifecycle_state = ANY({arg(list(q.lifecycle))}::text[])")
-    for column, value in (
-        ("target", q.partner),
-        ("service", q.service),
-        ("source", q.source),
-        ("id", q.exchange_id),
-        ("idempotency_key", q.idempotency_key),
-    ):
-        if value is not None:
-            where.append(f"{column} = {arg(value)}")
-    # Ids begin with their creation time, so a time range is an id range (an index range scan).
-    if q.since is not None:
-        where.append(f"id >= {arg(id_floor(q.since))}")
-    if q.until is not None:
-        where.append(f"id < {arg(id_floor(q.until))}")
-    if q.before is not None:
-        where.append(f"id < {arg(q.before)}")
-    if q.error:
-        where.append(f"strpos(convert_from(last_error, 'UTF8'), {arg(q.error)}) > 0")
-    if q.applicant_ref is not None:
-        where.append(
-            f"id IN (SELECT exchange_id FROM exchange_refs WHERE ref = {arg(q.applicant_ref)})"
-        )
-    sql = "SELECT * FROM exchanges"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += f" ORDER BY id DESC LIMIT {arg(max(1, min(q.limit, 1000)))}"
-    return sql, args
-
-
-# -- rows -----------------------------------------------------------------------------------------
-
-
-def exchange(row: Record, events: Sequence[Event]) -> Exchange:
-    """The Exchange of a row: SQLite's reader, shared on purpose so both backends agree.
-
-    It reads columns by name, which an asyncpg.Record offers as a sqlite3.Row does.
-    """
-    return _exchange(row, events)  # type: ignore[arg-type]
-
-
-# -- refusals of a write ------------------------------------------------------------------------
-
-
-refused = refusal_reason  # the SQLite backend's messages, from a row of BY_ID
 
 
 def affected(status: str) -> int:

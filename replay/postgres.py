@@ -24,19 +24,15 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 import orjson
 
-from federation.domain.errors import (
-    FederationError,
-    IdempotencyConflict,
-    JournalUnavailable,
-    LeaseLost,
-)
-from federation.domain.models import Event, Exchange, NewExchange, State, StateChange
-from replay import pgsql
+from federation.domain.errors import FederationError, JournalUnavailable, LeaseLost
+from federation.domain.models import Event, Exchange, NewExchange, StateChange
+from replay import pgsql, rules
 from replay.archive import ArchiveWriter
 from replay.chain import GENESIS, Break, verify
 from replay.journal import Query, Refusal
 from replay.pgsql import Conn
-from replay.sqlite import PREDECESSORS, dumps
+from replay.rows import current, dumps, read_exchange, refusal
+from replay.search import POSTGRESQL, search_sql
 
 T = TypeVar("T")
 # A write: runs inside the batch's transaction, appends events through the batch's Chain.
@@ -333,33 +329,17 @@ class PostgresJournal:
                 row = await conn.fetchrow(pgsql.BY_KEY, new.source, new.idempotency_key)
                 if row is None:
                     continue
-                if row["request_hash"] != new.request_hash:
-                    raise IdempotencyConflict(row["id"])
+                rules.repeat_of(new, exchange_id=row["id"], request_hash=row["request_hash"])
                 if chain.pending_for([row["id"]]):  # created earlier in this batch
                     await chain.flush()
                 events = await pgsql.histories(conn, [row["id"]])
-                return pgsql.exchange(row, events[row["id"]]), False
+                return read_exchange(row, events[row["id"]]), False
             else:
                 raise JournalUnavailable(f"exchange key {new.idempotency_key!r} keeps changing")
             if new.applicant_refs:
                 await conn.execute(pgsql.REFS, list(new.applicant_refs), new.id)
             chain.add([(new.id, new.received_at, "received", received)])
-            return (
-                Exchange(
-                    id=new.id,
-                    direction=new.direction,
-                    source=new.source,
-                    target=new.target,
-                    service=new.service,
-                    idempotency_key=new.idempotency_key,
-                    request_hash=new.request_hash,
-                    state=State.RECEIVED,
-                    application=new.application,
-                    created_at=new.received_at,
-                    updated_at=new.received_at,
-                ),
-                True,
-            )
+            return new.as_received(), True
 
         result: tuple[Exchange, bool] = await self._write(op)
         return result
@@ -374,9 +354,6 @@ class PostgresJournal:
         lease_until: float | None = None,
     ) -> None:
         now = self._clock()
-        allowed = PREDECESSORS[change.state]
-        if change.expect is not None:
-            allowed = allowed & change.expect
         args = (
             exchange_id,
             change.state.value,
@@ -388,22 +365,22 @@ class PostgresJournal:
             ),
             change.attempts,
             change.notify,
-            change.release_lease or change.state.terminal,
+            rules.releases_lease(change),
             lease_until,
-            sorted(s.value for s in allowed),
+            sorted(s.value for s in rules.allowed_from(change)),
             owner,
-            change.notify_as,
+            rules.notify_as(change),
             change.lifecycle_state,
             change.expect_lifecycle,
         )
-        rows = [(exchange_id, e.at, e.kind, dumps(e.data)) for e in events]
+        appended = [(exchange_id, e.at, e.kind, dumps(e.data)) for e in events]
 
         async def op(conn: Conn, chain: pgsql.Chain) -> None:
             # The guarded UPDATE runs first: if it matches nothing, nothing has been written.
             if pgsql.affected(await conn.execute(pgsql.RECORD, *args)) == 0:
                 row = await conn.fetchrow(pgsql.BY_ID, exchange_id)
-                raise pgsql.refused(exchange_id, row, change, owner)
-            chain.add(rows)
+                raise rules.refusal_reason(exchange_id, current(row), change, owner)
+            chain.add(appended)
 
         await self._write(op)
 
@@ -412,7 +389,7 @@ class PostgresJournal:
             row = await conn.fetchrow(pgsql.BY_ID, exchange_id)
             if row is None:
                 return None
-            return pgsql.exchange(row, (await pgsql.histories(conn, [exchange_id]))[exchange_id])
+            return read_exchange(row, (await pgsql.histories(conn, [exchange_id]))[exchange_id])
 
         # One snapshot for the row and its events.
         return await self._run(op, isolation="repeatable_read", readonly=True)
@@ -446,7 +423,7 @@ class PostgresJournal:
                     history[xid].append(
                         Event(exchange_id=xid, seq=seq, at=at, kind=kind, data=orjson.loads(data))
                     )
-                return [pgsql.exchange(r, history[r["id"]]) for r in rows]
+                return [read_exchange(r, history[r["id"]]) for r in rows]
 
             return _Later(make)
 
@@ -470,7 +447,7 @@ class PostgresJournal:
             )
         )
         rows.sort(key=lambda r: (r["notify_at"], str(r["id"])))
-        return [pgsql.exchange(r, ()) for r in rows]
+        return [read_exchange(r, ()) for r in rows]
 
     async def finish_notification(
         self,
@@ -481,7 +458,7 @@ class PostgresJournal:
         done: bool,
         next_at: float | None = None,
     ) -> None:
-        rows = [(exchange_id, e.at, e.kind, dumps(e.data)) for e in events]
+        appended = [(exchange_id, e.at, e.kind, dumps(e.data)) for e in events]
         give_up = done or next_at is None
 
         async def op(conn: Conn, chain: pgsql.Chain) -> None:
@@ -492,14 +469,14 @@ class PostgresJournal:
                 raise LeaseLost(
                     f"callback of exchange {exchange_id} is no longer leased to {owner}"
                 )
-            chain.add(rows)
+            chain.add(appended)
 
         await self._write(op)
 
     async def search(self, query: Query) -> list[Exchange]:
-        sql, args = pgsql.search_sql(query)
+        sql, args = search_sql(query, POSTGRESQL)
         rows = await self._run(lambda conn: conn.fetch(sql, *args), transaction=False)
-        return [pgsql.exchange(r, ()) for r in rows]
+        return [read_exchange(r, ()) for r in rows]
 
     async def counts(self) -> Mapping[str, int]:
         rows = await self._run(lambda conn: conn.fetch(pgsql.COUNTS), transaction=False)
@@ -526,23 +503,9 @@ class PostgresJournal:
     async def refusals(self, limit: int = 100) -> list[Refusal]:
         """The most recent refused intake requests, newest first."""
         rows = await self._run(lambda conn: conn.fetch(pgsql.REFUSALS, limit), transaction=False)
-        return [
-            Refusal(
-                at=r["at"],
-                remote=r["remote"],
-                method=r["method"],
-                path=r["path"],
-                status=r["status"],
-                problem=r["problem"],
-                detail=r["detail"],
-                idempotency_key=r["idempotency_key"],
-                body=bytes(r["body"]),
-                body_bytes=r["body_bytes"],
-            )
-            for r in rows
-        ]
+        return [refusal(r) for r in rows]
 
-    # -- integrity and retention --------------------------------------------------------------
+    # -- JournalAdmin ---------------------------------------------------------------------------
 
     async def verify(self) -> tuple[int, Break | None]:
         """Walk the hash chain of every event; the number checked and the first break, if any.

@@ -5,7 +5,8 @@ Two modes:
 * ``resend`` — the same mapped request again (the partner was down, a certificate expired …);
 * ``remap``  — today's mapping applied to the original application (the mapping was the fault).
 
-Only ended exchanges (delivered, failed, rejected) are replayed. Each replay is one journal
+Only ended exchanges (delivered, failed, rejected, unconfirmed: ``replay.rules.REPLAYABLE``) are
+replayed. Each replay is one journal
 transaction: a ``replayed`` event (mode, reason, who, batch) plus the move to ``queued`` (resend) or
 ``received`` (remap), guarded by the state the plan saw. So a bulk replay interrupted half-way leaves
 every exchange replayed or untouched, and running it again never queues one twice (a replayed
@@ -24,8 +25,7 @@ from federation.domain.errors import JournalError
 from federation.domain.ids import new_id
 from federation.domain.models import Event, Exchange, State, StateChange
 from replay.journal import Journal, Query
-
-REPLAYABLE = (State.DELIVERED, State.FAILED, State.REJECTED)
+from replay.rules import why_not_replayable
 
 
 class Mode(enum.StrEnum):
@@ -77,11 +77,7 @@ class ReplayService:
 
     @staticmethod
     def _why_not(ex: Exchange, mode: Mode) -> str | None:
-        if ex.state not in REPLAYABLE:
-            return f"is {ex.state.value}: only delivered, failed or rejected exchanges are replayed"
-        if mode is Mode.RESEND and ex.attempts == 0:
-            return "was never sent (rejected before delivery, e.g. by its mapping): use remap"
-        return None
+        return why_not_replayable(ex, resend=mode is Mode.RESEND)
 
     async def run(self, plan: Plan, *, reason: str, by: str) -> Result:
         """Replay every exchange of the plan; each either replays wholly or stays as it was."""

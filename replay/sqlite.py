@@ -10,47 +10,37 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from federation.domain.errors import (
-    FederationError,
-    IdempotencyConflict,
-    JournalError,
-    JournalUnavailable,
-    LeaseLost,
-    LifecycleMoved,
-)
-from federation.domain.ids import id_floor
-from federation.domain.models import (
-    TRANSITIONS,
-    Direction,
-    Event,
-    Exchange,
-    NewExchange,
-    State,
-    StateChange,
-    json_default,
-)
+from federation.domain.errors import FederationError, JournalUnavailable, LeaseLost
+from federation.domain.models import Event, Exchange, NewExchange, StateChange
+from replay import rules, sqlitesql
 from replay.archive import ArchivedExchange, ArchiveWriter
-from replay.chain import GENESIS, Break, Chain, verify
+from replay.chain import Break, Chain, verify
 from replay.dbthread import DbThread
 from replay.journal import Query, Refusal
+from replay.rows import current, dumps, read_exchange, refusal
+from replay.search import SQLITE
+from replay.search import search_sql as replay_search_sql
 
-OPEN_STATES = ("received", "queued", "delivering")
-TERMINAL = ("delivered", "failed", "rejected")
+# Due work: replay.rules.due in SQL. Each half walks its own partial index (exchanges_open,
+# exchanges_retry); the state lists are literals so that those indexes apply.
+CLAIM = (
+    "SELECT id, lease_owner, state FROM exchanges"
+    f" WHERE state IN ({rules.in_list(rules.OPEN)})"
+    "   AND (lease_until IS NULL OR lease_until < :now)"
+    " UNION ALL"
+    " SELECT id, lease_owner, state FROM exchanges"
+    " WHERE state = 'retry_wait' AND next_attempt_at <= :now"
+    "   AND (lease_until IS NULL OR lease_until < :now)"
+    " ORDER BY id LIMIT :limit"
+)
 
 
-def dumps(value: Any) -> bytes:
-    """JSON for the journal: Decimals keep their exact digits as strings."""
-    return orjson.dumps(value, default=json_default)
-
-
-def _loads(raw: bytes | None) -> Any:
-    return None if raw is None else orjson.loads(raw)
+def search_sql(query: Query) -> tuple[str, list[Any]]:
+    """The SQLite SELECT for a search (bench/journal.py asks SQLite for its plan)."""
+    return replay_search_sql(query, SQLITE)
 
 
 class SQLiteJournal:
@@ -104,7 +94,7 @@ class SQLiteJournal:
     def _connect_writer(self) -> sqlite3.Connection:
         conn = self._connect()
         conn.execute("PRAGMA journal_mode=WAL")
-        migrate(conn)
+        sqlitesql.migrate(conn)
         return conn
 
     def _connect_reader(self) -> sqlite3.Connection:
@@ -174,9 +164,8 @@ class SQLiteJournal:
                     "SELECT * FROM exchanges WHERE source = ? AND idempotency_key = ?",
                     (new.source, new.idempotency_key),
                 ).fetchone()
-                if row["request_hash"] != new.request_hash:
-                    raise IdempotencyConflict(row["id"])
-                return _exchange(row, _events(conn, row["id"])), False
+                rules.repeat_of(new, exchange_id=row["id"], request_hash=row["request_hash"])
+                return read_exchange(row, sqlitesql.history(conn, row["id"])), False
             data = new.received_data()
             self._chain.append(conn, [(new.id, new.received_at, "received", dumps(data))])
             if new.applicant_refs:
@@ -200,9 +189,7 @@ class SQLiteJournal:
     ) -> None:
         now = self._clock()
 
-        allowed = PREDECESSORS[change.state]
-        if change.expect is not None:
-            allowed = allowed & change.expect
+        allowed = rules.allowed_from(change)
         sets = ["state = ?", "updated_at = ?", "next_attempt_at = ?"]
         args: list[Any] = [change.state.value, now, change.next_attempt_at]
         for column, value in (
@@ -219,10 +206,10 @@ class SQLiteJournal:
         if change.lifecycle_state is not None:
             sets.append("lifecycle_state = ?")
             args.append(change.lifecycle_state)
-        if change.notify:
+        if (announce := rules.notify_as(change)) is not None:
             sets.append("notify_state = ?, notify_attempts = 0, notify_at = ?")
-            args += [change.notify_as or change.state.value, now]
-        if change.release_lease or change.state.terminal:
+            args += [announce, now]
+        if rules.releases_lease(change):
             sets.append("lease_owner = NULL, lease_until = NULL")
         elif lease_until is not None:
             sets.append("lease_until = ?")
@@ -236,20 +223,24 @@ class SQLiteJournal:
             where += " AND lifecycle_state = ?"
             args.append(change.expect_lifecycle)
         sql = f"UPDATE exchanges SET {', '.join(sets)} WHERE {where}"
-        rows = [(exchange_id, e.at, e.kind, dumps(e.data)) for e in events]
+        appended = [(exchange_id, e.at, e.kind, dumps(e.data)) for e in events]
 
         def op(conn: sqlite3.Connection) -> None:
             # The guarded UPDATE runs first: if it matches nothing, nothing has been written.
             if conn.execute(sql, args).rowcount == 0:
-                raise _refusal(conn, exchange_id, change, owner)
-            self._chain.append(conn, rows)
+                row = conn.execute(
+                    "SELECT state, lease_owner, lifecycle_state FROM exchanges WHERE id = ?",
+                    (exchange_id,),
+                ).fetchone()
+                raise rules.refusal_reason(exchange_id, current(row), change, owner)
+            self._chain.append(conn, appended)
 
         await self._write(op)
 
     async def get(self, exchange_id: str) -> Exchange | None:
         def op(conn: sqlite3.Connection) -> Exchange | None:
             row = conn.execute("SELECT * FROM exchanges WHERE id = ?", (exchange_id,)).fetchone()
-            return None if row is None else _exchange(row, _events(conn, exchange_id))
+            return None if row is None else read_exchange(row, sqlitesql.history(conn, exchange_id))
 
         result: Exchange | None = await self._read(op)
         return result
@@ -258,19 +249,9 @@ class SQLiteJournal:
         self, *, owner: str, now: float, lease_until: float, limit: int
     ) -> list[Exchange]:
         def op(conn: sqlite3.Connection) -> list[Exchange]:
-            rows = conn.execute(
-                "SELECT id, lease_owner, state FROM exchanges"
-                " WHERE state IN ('received', 'queued', 'delivering')"
-                "   AND (lease_until IS NULL OR lease_until < :now)"
-                " UNION ALL"
-                " SELECT id, lease_owner, state FROM exchanges"
-                " WHERE state = 'retry_wait' AND next_attempt_at <= :now"
-                "   AND (lease_until IS NULL OR lease_until < :now)"
-                " ORDER BY id LIMIT :limit",
-                {"now": now, "limit": limit},
-            ).fetchall()
+            due = conn.execute(CLAIM, {"now": now, "limit": limit}).fetchall()
             out = []
-            for r in rows:
+            for r in due:
                 if r["lease_owner"] is not None and r["lease_owner"] != owner:
                     reclaim = {"from": r["lease_owner"], "to": owner, "state": r["state"]}
                     self._chain.append(conn, [(r["id"], now, "lease_reclaimed", dumps(reclaim))])
@@ -279,7 +260,7 @@ class SQLiteJournal:
                     (owner, lease_until, r["id"]),
                 )
                 row = conn.execute("SELECT * FROM exchanges WHERE id = ?", (r["id"],)).fetchone()
-                out.append(_exchange(row, _events(conn, r["id"])))
+                out.append(read_exchange(row, sqlitesql.history(conn, r["id"])))
             return out
 
         result: list[Exchange] = await self._write(op)
@@ -309,7 +290,7 @@ class SQLiteJournal:
         self, *, owner: str, now: float, lease_until: float, limit: int
     ) -> list[Exchange]:
         def op(conn: sqlite3.Connection) -> list[Exchange]:
-            rows = conn.execute(
+            claimed = conn.execute(
                 "UPDATE exchanges SET lease_owner = ?, lease_until = ?"
                 " WHERE id IN (SELECT id FROM exchanges WHERE notify_state IS NOT NULL"
                 "   AND notify_at <= ? AND (lease_until IS NULL OR lease_until < ?)"
@@ -317,7 +298,7 @@ class SQLiteJournal:
                 " RETURNING *",
                 (owner, lease_until, now, now, limit),
             ).fetchall()
-            return [_exchange(r, ()) for r in rows]
+            return [read_exchange(r, ()) for r in claimed]
 
         result: list[Exchange] = await self._write(op)
         return result
@@ -331,7 +312,7 @@ class SQLiteJournal:
         done: bool,
         next_at: float | None = None,
     ) -> None:
-        rows = [(exchange_id, e.at, e.kind, dumps(e.data)) for e in events]
+        appended = [(exchange_id, e.at, e.kind, dumps(e.data)) for e in events]
         give_up = done or next_at is None
 
         def op(conn: sqlite3.Connection) -> None:
@@ -346,9 +327,11 @@ class SQLiteJournal:
                 raise LeaseLost(
                     f"callback of exchange {exchange_id} is no longer leased to {owner}"
                 )
-            self._chain.append(conn, rows)
+            self._chain.append(conn, appended)
 
         await self._write(op)
+
+    # -- JournalAdmin ---------------------------------------------------------------------------
 
     async def migrate(self) -> list[str]:
         """Apply pending migrations (``tongban journal migrate``); the files applied, in order."""
@@ -357,7 +340,7 @@ class SQLiteJournal:
             conn = self._connect()
             try:
                 conn.execute("PRAGMA journal_mode=WAL")
-                return migrate(conn)
+                return sqlitesql.migrate(conn)
             finally:
                 conn.close()
 
@@ -383,7 +366,7 @@ class SQLiteJournal:
         sql, args = search_sql(query)
 
         def op(conn: sqlite3.Connection) -> list[Exchange]:
-            return [_exchange(r, ()) for r in conn.execute(sql, args).fetchall()]
+            return [read_exchange(r, ()) for r in conn.execute(sql, args).fetchall()]
 
         result: list[Exchange] = await self._read(op)
         return result
@@ -400,12 +383,12 @@ class SQLiteJournal:
         try:
             while True:
                 batch: list[ArchivedExchange] = await self._write(
-                    lambda conn: _archive_candidates(conn, older_than, chunk)
+                    lambda conn: sqlitesql.archive_candidates(conn, older_than, chunk)
                 )
                 if not batch:
                     break
                 await asyncio.to_thread(writer.write, batch)
-                await self._write(lambda conn, b=batch: _tombstone(conn, b))  # type: ignore[misc]
+                await self._write(lambda conn, b=batch: sqlitesql.tombstone(conn, b))  # type: ignore[misc]
         finally:
             await asyncio.to_thread(writer.close)
         return writer.exchanges, writer.events
@@ -443,260 +426,8 @@ class SQLiteJournal:
         """The most recent refused intake requests, newest first."""
 
         def op(conn: sqlite3.Connection) -> list[Refusal]:
-            rows = conn.execute(
-                "SELECT * FROM refusals ORDER BY seq DESC LIMIT ?", (limit,)
-            ).fetchall()
-            return [
-                Refusal(
-                    at=r["at"],
-                    remote=r["remote"],
-                    method=r["method"],
-                    path=r["path"],
-                    status=r["status"],
-                    problem=r["problem"],
-                    detail=r["detail"],
-                    idempotency_key=r["idempotency_key"],
-                    body=bytes(r["body"]),
-                    body_bytes=r["body_bytes"],
-                )
-                for r in rows
-            ]
+            cur = conn.execute("SELECT * FROM refusals ORDER BY seq DESC LIMIT ?", (limit,))
+            return [refusal(r) for r in cur.fetchall()]
 
         result: list[Refusal] = await self._read(op)
         return result
-
-
-def search_sql(q: Query) -> tuple[str, list[Any]]:
-    """The SELECT for a search: index-friendly filters, newest first by id (ids sort by time)."""
-    where: list[str] = []
-    args: list[Any] = []
-    if q.states:
-        where.append(f"state IN ({','.join('?' * len(q.states))})")
-        args += list(q.states)
-    if q.lifecycle:
-        where.append(f"lifecycle_state IN ({','.join('?' * len(q.lifecycle))})")
-        args += list(q.lifecycle)
-    for column, value in (
-        ("target", q.partner),
-        ("service", q.service),
-        ("source", q.source),
-        ("id", q.exchange_id),
-        ("idempotency_key", q.idempotency_key),
-    ):
-        if value is not None:
-            where.append(f"{column} = ?")
-            args.append(value)
-    # Ids begin with their creation time, so a time range is an id range (an index range scan).
-    if q.since is not None:
-        where.append("id >= ?")
-        args.append(id_floor(q.since))
-    if q.until is not None:
-        where.append("id < ?")
-        args.append(id_floor(q.until))
-    if q.before is not None:
-        where.append("id < ?")
-        args.append(q.before)
-    if q.error:
-        where.append("instr(CAST(last_error AS TEXT), ?) > 0")
-        args.append(q.error)
-    if q.applicant_ref is not None:
-        where.append("id IN (SELECT exchange_id FROM exchange_refs WHERE ref = ?)")
-        args.append(q.applicant_ref)
-    sql = "SELECT * FROM exchanges"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY id DESC LIMIT ?"
-    args.append(max(1, min(q.limit, 1000)))
-    return sql, args
-
-
-PREDECESSORS: dict[State, frozenset[State]] = {
-    target: frozenset({target} | {s for s, nexts in TRANSITIONS.items() if target in nexts})
-    for target in State
-}
-
-
-def _refusal(
-    conn: sqlite3.Connection, exchange_id: str, change: StateChange, owner: str | None
-) -> JournalError:
-    """Why a guarded UPDATE matched no row."""
-    row = conn.execute(
-        "SELECT state, lease_owner, lifecycle_state FROM exchanges WHERE id = ?", (exchange_id,)
-    ).fetchone()
-    return refusal_reason(exchange_id, row, change, owner)
-
-
-def refusal_reason(
-    exchange_id: str, row: Any, change: StateChange, owner: str | None
-) -> JournalError:
-    """Why a guarded UPDATE matched no row, from the exchange's row now (or None): the same
-    messages on every backend."""
-    if row is None:
-        return JournalError(f"no exchange {exchange_id}")
-    if owner is not None and row["lease_owner"] != owner:
-        return LeaseLost(f"exchange {exchange_id} is leased to {row['lease_owner']!r} now")
-    current = State(row["state"])
-    if change.expect is not None and current not in change.expect:
-        return JournalError(
-            f"exchange {exchange_id} is {current.value}, expected one of "
-            f"{', '.join(sorted(s.value for s in change.expect))}"
-        )
-    if change.expect_lifecycle not in (None, row["lifecycle_state"]):
-        return LifecycleMoved(
-            f"exchange {exchange_id} is {row['lifecycle_state']} at the partner now, "
-            f"not {change.expect_lifecycle}"
-        )
-    return JournalError(
-        f"exchange {exchange_id}: no transition {current.value} → {change.state.value}"
-    )
-
-
-def _archive_candidates(
-    conn: sqlite3.Connection, older_than: float, limit: int
-) -> list[ArchivedExchange]:
-    rows = conn.execute(
-        "SELECT * FROM exchanges WHERE state IN ('delivered', 'failed', 'rejected')"
-        " AND updated_at < ? AND notify_state IS NULL AND lease_owner IS NULL"
-        " ORDER BY updated_at LIMIT ?",
-        (older_than, limit),
-    ).fetchall()
-    out = []
-    for row in rows:
-        events = []
-        for seq, at, kind, data, hash_ in conn.execute(
-            "SELECT seq, at, kind, data, hash FROM events"
-            " WHERE exchange_id = ? AND archived = 0 ORDER BY seq",
-            (row["id"],),
-        ):
-            prev = conn.execute("SELECT hash FROM events WHERE seq = ?", (seq - 1,)).fetchone()
-            events.append(
-                {
-                    "seq": seq,
-                    "at": at,
-                    "kind": kind,
-                    "data": bytes(data).decode(),
-                    "hash": bytes(hash_).hex(),
-                    "prev": (bytes(prev[0]) if prev else GENESIS).hex(),
-                }
-            )
-        record = {k: row[k] for k in row.keys()}  # noqa: SIM118 - sqlite3.Row
-        for key in ("mapping_versions", "receipt", "last_error"):
-            record[key] = _loads(record[key])
-        out.append(ArchivedExchange(row=record, events=events))
-    return out
-
-
-def _tombstone(conn: sqlite3.Connection, batch: list[ArchivedExchange]) -> None:
-    for ex in batch:
-        xid, updated = ex.row["id"], ex.row["updated_at"]
-        gone = conn.execute(
-            "DELETE FROM exchanges WHERE id = ? AND updated_at = ? AND lease_owner IS NULL",
-            (xid, updated),
-        ).rowcount
-        if not gone:
-            continue  # it moved (a replay) after being copied: it stays live, the copy is harmless
-        conn.execute(
-            "UPDATE events SET data = x'', archived = 1 WHERE exchange_id = ? AND archived = 0",
-            (xid,),
-        )
-        conn.execute("DELETE FROM exchange_refs WHERE exchange_id = ?", (xid,))
-
-
-def migrate(conn: sqlite3.Connection) -> list[str]:
-    """Apply the numbered SQL files in replay/sql/sqlite that this database has not seen."""
-    current = conn.execute("PRAGMA user_version").fetchone()[0]
-    files = sorted(
-        (
-            f
-            for f in resources.files("replay").joinpath("sql/sqlite").iterdir()
-            if f.name.endswith(".sql")
-        ),
-        key=lambda f: f.name,
-    )
-    applied: list[str] = []
-    for f in files:
-        number = int(f.name.split("_", 1)[0])
-        if number <= current:
-            continue
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            # Another process may have migrated while we waited for the lock.
-            if conn.execute("PRAGMA user_version").fetchone()[0] >= number:
-                conn.execute("ROLLBACK")
-                continue
-            for statement in _statements(f.read_text(encoding="utf-8")):
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {number}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        applied.append(f.name)
-    return applied
-
-
-def _statements(script: str) -> list[str]:
-    out: list[str] = []
-    buf = ""
-    for line in script.splitlines(keepends=True):
-        if line.strip().startswith("--") and not buf.strip():
-            continue
-        buf += line
-        if sqlite3.complete_statement(buf):
-            out.append(buf.strip())
-            buf = ""
-    if buf.strip():
-        out.append(buf.strip())
-    return out
-
-
-def _events(conn: sqlite3.Connection, exchange_id: str) -> tuple[Event, ...]:
-    rows = conn.execute(
-        "SELECT seq, at, kind, data FROM events WHERE exchange_id = ? ORDER BY seq", (exchange_id,)
-    ).fetchall()
-    return tuple(
-        Event(
-            exchange_id=exchange_id,
-            seq=r["seq"],
-            at=r["at"],
-            kind=r["kind"],
-            data=orjson.loads(r["data"]),
-        )
-        for r in rows
-    )
-
-
-def _exchange(row: sqlite3.Row, events: Sequence[Event]) -> Exchange:
-    application: Mapping[str, Any] = {}
-    mapped: Mapping[str, Any] | None = None
-    supplement_of: str | None = None
-    for ev in events:
-        if ev.kind == "received":
-            application = ev.data.get("application", {})
-            supplement_of = ev.data.get("supplement_of")
-        elif ev.kind == "mapped":
-            mapped = ev.data.get("mapped")
-    return Exchange(
-        id=row["id"],
-        supplement_of=supplement_of,
-        direction=Direction(row["direction"]),
-        source=row["source"],
-        target=row["target"],
-        service=row["service"],
-        idempotency_key=row["idempotency_key"],
-        request_hash=row["request_hash"],
-        state=State(row["state"]),
-        application=application,
-        mapped=mapped,
-        mapping_versions=_loads(row["mapping_versions"]) or {},
-        receipt=_loads(row["receipt"]),
-        last_error=_loads(row["last_error"]),
-        attempts=row["attempts"],
-        next_attempt_at=row["next_attempt_at"],
-        notify_state=row["notify_state"],
-        notify_attempts=row["notify_attempts"],
-        lifecycle_state=row["lifecycle_state"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        events=tuple(events),
-    )

@@ -86,9 +86,9 @@ class Negative(Failure):
 def _with_journal(spec: str, work: Callable[[Any], Awaitable[T]]) -> T:
     """Run ``work`` on the journal ``spec`` names; a SQLite file must exist (a typo must not make
     a new, empty journal)."""
-    from replay.factory import is_postgres, open_journal
+    from replay.factory import journal_file, open_journal
 
-    if not is_postgres(spec) and not Path(spec).is_file():
+    if (file := journal_file(spec)) is not None and not file.is_file():
         raise Failure(
             f"no journal at {spec}: give the file `tongban serve` writes with --journal FILE"
         )
@@ -244,14 +244,13 @@ def journal() -> None:
 @journal_option
 def migrate(journal_path: str) -> None:
     """Create or upgrade the journal's schema (numbered SQL files) and list what was applied."""
-    from replay.factory import is_postgres, open_journal
+    from replay.factory import journal_file, open_journal
 
-    if not is_postgres(journal_path) and not Path(journal_path).parent.is_dir():
-        raise Failure(f"directory {Path(journal_path).parent} does not exist")
+    if (file := journal_file(journal_path)) is not None and not file.parent.is_dir():
+        raise Failure(f"directory {file.parent} does not exist")
 
     async def go() -> list[str]:
-        result: list[str] = await open_journal(journal_path).migrate()  # type: ignore[attr-defined]
-        return result
+        return await open_journal(journal_path).migrate()
 
     try:
         applied = asyncio.run(go())

@@ -1,0 +1,181 @@
+"""The journal's rules, written once above the backends (procrastinate's manager, not its connectors).
+
+Every backend imports these and only stores: which states a write may start from, why a guarded
+write was refused (the same message on every backend), when a create is a repeat and when a
+conflict, which exchanges are due work, ended, archivable or replayable, and what a StateChange
+does to an exchange's current state. SQL backends turn the same decisions into WHERE clauses (see
+``allowed_from``, ``in_list``); the in-memory journal calls them directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from federation.domain.errors import IdempotencyConflict, JournalError, LeaseLost, LifecycleMoved
+from federation.domain.models import (
+    TERMINAL_STATES,
+    TRANSITIONS,
+    Event,
+    Exchange,
+    NewExchange,
+    State,
+    StateChange,
+)
+
+# Work not finished: claimed once its lease has expired (judged by expiry alone).
+OPEN: tuple[State, ...] = (State.RECEIVED, State.QUEUED, State.DELIVERING)
+# Ended: no lease, never claimed, archivable once no callback is pending, moved only by a replay.
+# In the order the SQL lists them (partial indexes must match the queries that use them).
+ENDED: tuple[State, ...] = tuple(s for s in State if s in TERMINAL_STATES)
+REPLAYABLE = ENDED
+
+# The states a write to ``target`` may start from: its predecessors, and itself (a write that
+# keeps the state, such as a lifecycle step on a delivered exchange).
+PREDECESSORS: Mapping[State, frozenset[State]] = {
+    target: frozenset({target} | {s for s, nexts in TRANSITIONS.items() if target in nexts})
+    for target in State
+}
+
+
+def in_list(states: Iterable[State]) -> str:
+    """``'a', 'b'`` for ``state IN (…)``: literals, so that partial indexes on states apply."""
+    return ", ".join(f"'{s.value}'" for s in states)
+
+
+# -- guarded writes -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Current:
+    """What a guarded write is checked against: the exchange's row as it is now."""
+
+    state: State
+    lease_owner: str | None
+    lifecycle_state: str | None
+
+
+def allowed_from(change: StateChange) -> frozenset[State]:
+    """The states ``change`` may be written over (the transition table, narrowed by ``expect``)."""
+    allowed = PREDECESSORS[change.state]
+    return allowed if change.expect is None else allowed & change.expect
+
+
+def releases_lease(change: StateChange) -> bool:
+    """An ended state, or a change that says so, gives the lease up."""
+    return change.release_lease or change.state.terminal
+
+
+def notify_as(change: StateChange) -> str | None:
+    """What the source's callback will be told, if this change is announced at all."""
+    return (change.notify_as or change.state.value) if change.notify else None
+
+
+def refused(
+    exchange_id: str, current: Current | None, change: StateChange, owner: str | None
+) -> JournalError | None:
+    """None if ``change`` may be written over ``current``; else why not (see ``refusal_reason``)."""
+    if (
+        current is not None
+        and (owner is None or current.lease_owner == owner)
+        and current.state in allowed_from(change)
+        and change.expect_lifecycle in (None, current.lifecycle_state)
+    ):
+        return None
+    return refusal_reason(exchange_id, current, change, owner)
+
+
+def refusal_reason(
+    exchange_id: str, current: Current | None, change: StateChange, owner: str | None
+) -> JournalError:
+    """Why a guarded write matched no row, from the exchange as it is now: the same messages on
+    every backend, in the same order (missing, lease, expected state, lifecycle, transition)."""
+    if current is None:
+        return JournalError(f"no exchange {exchange_id}")
+    if owner is not None and current.lease_owner != owner:
+        return LeaseLost(f"exchange {exchange_id} is leased to {current.lease_owner!r} now")
+    if change.expect is not None and current.state not in change.expect:
+        return JournalError(
+            f"exchange {exchange_id} is {current.state.value}, expected one of "
+            f"{', '.join(sorted(s.value for s in change.expect))}"
+        )
+    if change.expect_lifecycle not in (None, current.lifecycle_state):
+        return LifecycleMoved(
+            f"exchange {exchange_id} is {current.lifecycle_state} at the partner now, "
+            f"not {change.expect_lifecycle}"
+        )
+    return JournalError(
+        f"exchange {exchange_id}: no transition {current.state.value} → {change.state.value}"
+    )
+
+
+def applied(ex: Exchange, change: StateChange, events: Sequence[Event], now: float) -> Exchange:
+    """``ex`` after ``change`` and ``events``: what the SQL backends' guarded UPDATE sets, for a
+    backend that keeps Exchange values (None in a change leaves the field as it is)."""
+    mapped = ex.mapped
+    for e in events:
+        if e.kind == "mapped":
+            mapped = e.data.get("mapped")
+    announce = notify_as(change)
+    return replace(
+        ex,
+        state=change.state,
+        updated_at=now,
+        mapped=mapped,
+        mapping_versions=ex.mapping_versions
+        if change.mapping_versions is None
+        else change.mapping_versions,
+        receipt=ex.receipt if change.receipt is None else change.receipt,
+        last_error=ex.last_error if change.last_error is None else change.last_error,
+        attempts=ex.attempts if change.attempts is None else change.attempts,
+        next_attempt_at=change.next_attempt_at,
+        notify_state=ex.notify_state if announce is None else announce,
+        notify_attempts=ex.notify_attempts if announce is None else 0,
+        lifecycle_state=ex.lifecycle_state
+        if change.lifecycle_state is None
+        else change.lifecycle_state,
+    )
+
+
+# -- creating -----------------------------------------------------------------------------------
+
+
+def repeat_of(new: NewExchange, *, exchange_id: str, request_hash: str) -> None:
+    """The stored exchange of the same (source, key) is a repeat only with the same request hash."""
+    if request_hash != new.request_hash:
+        raise IdempotencyConflict(exchange_id)
+
+
+# -- which exchanges ----------------------------------------------------------------------------
+
+
+def due(
+    state: State,
+    *,
+    next_attempt_at: float | None,
+    lease_until: float | None,
+    now: float,
+) -> bool:
+    """Due work for ``claim``: lease expired (or none) and open, or a retry whose time has come."""
+    if lease_until is not None and lease_until >= now:
+        return False
+    if state in OPEN:
+        return True
+    return state is State.RETRY_WAIT and next_attempt_at is not None and next_attempt_at <= now
+
+
+def archivable(ex: Exchange, *, leased: bool, older_than: float) -> bool:
+    """Ended, unleased, no callback pending, and last changed before ``older_than``."""
+    return (
+        ex.state in ENDED and not leased and ex.notify_state is None and ex.updated_at < older_than
+    )
+
+
+def why_not_replayable(ex: Exchange, *, resend: bool) -> str | None:
+    """None if ``ex`` may be replayed (``resend``: the same request again); else why not."""
+    if ex.state not in REPLAYABLE:
+        names = ", ".join(s.value for s in REPLAYABLE[:-1]) + f" or {REPLAYABLE[-1].value}"
+        return f"is {ex.state.value}: only {names} exchanges are replayed"
+    if resend and ex.attempts == 0:
+        return "was never sent (rejected before delivery, e.g. by its mapping): use remap"
+    return None

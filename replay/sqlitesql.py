@@ -1,0 +1,118 @@
+"""The SQLite journal's SQL: migrations, history reading, archive candidates and tombstones.
+
+Kept apart from ``replay/sqlite.py`` (the Journal methods and the threads), as ``replay/pgsql.py``
+is from ``replay/postgres.py``. Every function takes the connection of the caller's transaction
+and none commits (except ``migrate``, which takes one transaction per file).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from importlib import resources
+
+from federation.domain.models import Event
+from replay import rows
+from replay.archive import ArchivedExchange
+from replay.rules import ENDED, in_list
+
+
+def history(conn: sqlite3.Connection, exchange_id: str) -> tuple[Event, ...]:
+    """The events of one exchange, in order."""
+    cur = conn.execute(
+        "SELECT seq, at, kind, data FROM events WHERE exchange_id = ? ORDER BY seq", (exchange_id,)
+    )
+    return tuple(rows.event(exchange_id, r) for r in cur.fetchall())
+
+
+# Ended, unleased, no callback pending: replay.rules.archivable in SQL. The states are literals
+# so that the partial index exchanges_closed applies.
+ARCHIVE_CANDIDATES = (
+    f"SELECT * FROM exchanges WHERE state IN ({in_list(ENDED)})"
+    " AND updated_at < ? AND notify_state IS NULL AND lease_owner IS NULL"
+    " ORDER BY updated_at LIMIT ?"
+)
+
+
+def archive_candidates(
+    conn: sqlite3.Connection, older_than: float, limit: int
+) -> list[ArchivedExchange]:
+    """The next ended exchanges to archive, with their events as the archive file holds them."""
+    out = []
+    for row in conn.execute(ARCHIVE_CANDIDATES, (older_than, limit)).fetchall():
+        events = []
+        for ev in conn.execute(
+            "SELECT seq, at, kind, data, hash FROM events"
+            " WHERE exchange_id = ? AND archived = 0 ORDER BY seq",
+            (row["id"],),
+        ).fetchall():
+            prev = conn.execute(
+                "SELECT hash FROM events WHERE seq = ?", (ev["seq"] - 1,)
+            ).fetchone()
+            events.append(rows.archive_event(ev, None if prev is None else prev[0]))
+        out.append(ArchivedExchange(row=rows.archive_record(row), events=events))
+    return out
+
+
+def tombstone(conn: sqlite3.Connection, batch: list[ArchivedExchange]) -> None:
+    """Delete archived exchanges, leaving their events as tombstones (no content, same hash)."""
+    for ex in batch:
+        xid, updated = ex.row["id"], ex.row["updated_at"]
+        gone = conn.execute(
+            "DELETE FROM exchanges WHERE id = ? AND updated_at = ? AND lease_owner IS NULL",
+            (xid, updated),
+        ).rowcount
+        if not gone:
+            continue  # it moved (a replay) after being copied: it stays live, the copy is harmless
+        conn.execute(
+            "UPDATE events SET data = x'', archived = 1 WHERE exchange_id = ? AND archived = 0",
+            (xid,),
+        )
+        conn.execute("DELETE FROM exchange_refs WHERE exchange_id = ?", (xid,))
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Apply the numbered SQL files in replay/sql/sqlite that this database has not seen."""
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    files = sorted(
+        (
+            f
+            for f in resources.files("replay").joinpath("sql/sqlite").iterdir()
+            if f.name.endswith(".sql")
+        ),
+        key=lambda f: f.name,
+    )
+    applied: list[str] = []
+    for f in files:
+        number = int(f.name.split("_", 1)[0])
+        if number <= current:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have migrated while we waited for the lock.
+            if conn.execute("PRAGMA user_version").fetchone()[0] >= number:
+                conn.execute("ROLLBACK")
+                continue
+            for statement in _statements(f.read_text(encoding="utf-8")):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        applied.append(f.name)
+    return applied
+
+
+def _statements(script: str) -> list[str]:
+    out: list[str] = []
+    buf = ""
+    for line in script.splitlines(keepends=True):
+        if line.strip().startswith("--") and not buf.strip():
+            continue
+        buf += line
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        out.append(buf.strip())
+    return out
