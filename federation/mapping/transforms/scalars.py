@@ -1,0 +1,164 @@
+"""Scalar steps: text, whole numbers, decimals, yes/no and money amounts."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from federation.config.yamlsrc import PathKey
+from federation.mapping.transforms.base import (
+    Context,
+    Step,
+    TransformError,
+    arguments,
+    kind,
+    no_arguments,
+    step,
+)
+
+
+@step("string")
+def _string(raw: Any, ctx: Context, path: PathKey) -> Step | None:
+    if not no_arguments(ctx, path, raw, "string"):
+        return None
+
+    def run(v: Any, w: list[str]) -> Any:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (str, int, Decimal, float)):
+            return str(v)
+        if isinstance(v, date):
+            return v.isoformat()
+        raise TransformError(f"cannot turn {kind(v)} into text")
+
+    return run
+
+
+@step("int")
+def _int(raw: Any, ctx: Context, path: PathKey) -> Step | None:
+    if not no_arguments(ctx, path, raw, "int"):
+        return None
+
+    def run(v: Any, w: list[str]) -> Any:
+        if isinstance(v, bool):
+            raise TransformError("a boolean is not a whole number")
+        if isinstance(v, int):
+            return v
+        if isinstance(v, str) and re.fullmatch(r"[+-]?\d+", v.strip()):
+            try:
+                return int(v)
+            except ValueError:  # longer than sys.get_int_max_str_digits()
+                raise TransformError("too many digits for a whole number") from None
+        if isinstance(v, Decimal) and v == v.to_integral_value():
+            return int(v)
+        raise TransformError(
+            f"{kind(v) if not isinstance(v, str) else repr(v)} is not a whole number"
+        )
+
+    return run
+
+
+def to_decimal(v: Any) -> Decimal:
+    """A finite Decimal from a number or numeric text, else the step fails."""
+    if isinstance(v, bool):
+        raise TransformError("a boolean is not a number")
+    if isinstance(v, Decimal):
+        return v
+    if isinstance(v, (int, str, float)):
+        try:
+            d = Decimal(str(v).strip())
+        except InvalidOperation:
+            raise TransformError(f"{v!r} is not a number") from None
+        if not d.is_finite():
+            raise TransformError(f"{v!r} is not a finite number")
+        return d
+    raise TransformError(f"{kind(v)} is not a number")
+
+
+@step("decimal")
+def _decimal(raw: Any, ctx: Context, path: PathKey) -> Step | None:
+    args = arguments(ctx, path, raw, optional=("places",))
+    if args is None:
+        return None
+    places = (
+        ctx.reader.integer((*path, "places"), args["places"], low=0, high=10)
+        if "places" in args
+        else None
+    )
+    quantum = Decimal(1).scaleb(-places) if places is not None else None
+
+    def run(v: Any, w: list[str]) -> Any:
+        d = to_decimal(v)
+        if quantum is not None:
+            try:
+                rounded = d.quantize(quantum, rounding=ROUND_HALF_UP)
+            except InvalidOperation:  # more digits than the decimal context's precision
+                raise TransformError(f"{d} has too many digits") from None
+            if rounded != d:
+                raise TransformError(f"{d} has more than {places} decimal places")
+            return rounded
+        return d
+
+    return run
+
+
+_TRUE = {"true", "1", "yes", "y", "是"}
+_FALSE = {"false", "0", "no", "n", "否"}
+
+
+@step("bool")
+def _bool(raw: Any, ctx: Context, path: PathKey) -> Step | None:
+    if not no_arguments(ctx, path, raw, "bool"):
+        return None
+
+    def run(v: Any, w: list[str]) -> Any:
+        if isinstance(v, bool):
+            return v
+        text = str(v).strip().lower() if isinstance(v, (str, int)) else None
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise TransformError(f"{v!r} is not yes/no (true/false, 1/0, Y/N, 是/否)")
+
+    return run
+
+
+_MINOR_UNITS = {"CNY": 2, "HKD": 2, "MOP": 2, "USD": 2, "EUR": 2, "TWD": 0}
+
+
+@step("money")
+def _money(raw: Any, ctx: Context, path: PathKey) -> Step | None:
+    """An amount (text or {amount, currency}) → Decimal with the currency's minor units."""
+    args = arguments(ctx, path, raw, optional=("currencies",))
+    if args is None:
+        return None
+    allowed = args.get("currencies", sorted(_MINOR_UNITS))
+    if not isinstance(allowed, list) or any(c not in _MINOR_UNITS for c in allowed):
+        ctx.reader.error(
+            (*path, "currencies"), f"expected a list of {', '.join(sorted(_MINOR_UNITS))}"
+        )
+        return None
+
+    def run(v: Any, w: list[str]) -> Any:
+        currency = None
+        if isinstance(v, dict):
+            currency = v.get("currency")
+            if currency not in allowed:
+                raise TransformError(f"currency {currency!r} is not one of {', '.join(allowed)}")
+            v = v.get("amount")
+        if isinstance(v, float):
+            raise TransformError("money must not travel as a binary float; send it as text")
+        amount = to_decimal(v)
+        places = _MINOR_UNITS.get(currency or "CNY", 2)
+        try:
+            rounded = amount.quantize(Decimal(1).scaleb(-places))
+        except InvalidOperation:  # more digits than the decimal context's precision
+            raise TransformError(f"{amount} has too many digits") from None
+        if rounded != amount:
+            raise TransformError(f"{amount} has more than {places} decimal places")
+        return rounded
+
+    return run
