@@ -16,6 +16,7 @@ import contextlib
 import logging
 import re
 import sys
+import traceback
 from collections.abc import Iterator
 from typing import TextIO
 
@@ -111,6 +112,31 @@ def get_logger(**bound: object) -> FilteringBoundLogger:
     may be made at import time. ``.bind()`` on it makes a logger of the configuration then."""
     logger: FilteringBoundLogger = structlog.get_logger("tongban", **bound)
     return logger
+
+
+def bare_traceback(exc: BaseException) -> str:
+    """The traceback of ``exc`` and the errors it came from, by frame and type only: the message
+    of an unexpected error may quote the data that caused it (``int('陳大文')``), which no pattern
+    of :func:`redact` can recognise. Log it as ``exception=`` (where renderers put tracebacks)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        cause = current.__cause__
+        current = (
+            cause if cause is not None or current.__suppress_context__ else current.__context__
+        )
+    parts = [
+        "Traceback (most recent call last):\n"
+        + "".join(traceback.format_tb(e.__traceback__))
+        + f"{type(e).__module__}.{type(e).__qualname__}: (message withheld)\n"
+        for e in reversed(chain)
+    ]
+    return (
+        "\nThe above exception was the cause of (or raised while handling) the following:\n\n".join(
+            parts
+        )
+    )
 
 
 @contextlib.contextmanager

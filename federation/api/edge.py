@@ -22,7 +22,7 @@ from federation.domain.errors import (
     RequestRefused,
 )
 from federation.domain.models import Exchange
-from federation.logging import get_logger
+from federation.logging import bare_traceback, get_logger
 from federation.runtime.broker import Broker
 from federation.runtime.filing import conflict
 from replay.journal import Refusal
@@ -45,7 +45,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 @web.middleware
 async def problems_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The one place errors become answers: refusals and domain errors as their problem details,
-    anything else as a 500 logged with its (redacted) traceback but nothing of the request."""
+    anything else as a 500, logged by route and traceback but nothing of the request."""
     try:
         return await handler(request)
     except web.HTTPException as exc:
@@ -58,11 +58,12 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
     except Exception as exc:
         refused = refusal_of(exc)
         if refused is None:
-            _log.exception(
+            _log.error(
                 "request_failed",
                 method=request.method,
                 route=route_of(request),
                 error=type(exc).__name__,
+                exception=bare_traceback(exc),  # frames and types: its message may quote the body
             )
             return problem_response(
                 500,

@@ -10,7 +10,7 @@ import orjson
 import pytest
 import structlog
 
-from federation.logging import MASK, capture_logs, configure, get_logger, redact
+from federation.logging import MASK, bare_traceback, capture_logs, configure, get_logger, redact
 
 MAINLAND_ID = "11010119900307447X"
 
@@ -343,6 +343,22 @@ def test_a_number_in_the_event_is_masked(json_log: Callable[..., io.StringIO]) -
     stream = json_log()
     get_logger().info(f"holder {MAINLAND_ID} refused")
     assert lines(stream)[0]["event"] == f"holder {MASK} refused"
+
+
+def test_a_bare_traceback_keeps_frames_and_types_but_no_message() -> None:
+    """bare_traceback shows where each error of a chain was raised, not what its message said."""
+    name = "陈大文"
+    try:
+        try:
+            int(name)
+        except ValueError as exc:
+            raise KeyError(name) from exc
+    except KeyError as exc:
+        text = bare_traceback(exc)
+    assert "陈大文" not in text
+    assert "builtins.ValueError: (message withheld)" in text
+    assert text.rstrip().endswith("builtins.KeyError: (message withheld)")
+    assert "test_a_bare_traceback_keeps_frames_and_types_but_no_message" in text
 
 
 # --- capture_logs --------------------------------------------------------------------------------
