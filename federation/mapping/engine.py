@@ -22,7 +22,7 @@ field instead of stopping at the first.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,26 +166,15 @@ def _tables_root(path: Path) -> Path:
     return path.resolve().parent
 
 
+# The sections, in the order they are parsed (and so the order of their problems); request is required.
+_SECTIONS = ("request", "response", "status", "supplement", "status_query")
+_TOP_KEYS = ("partner", "service", "description", "tables", "names", "allow", *_SECTIONS[1:])
+
+
 def _compile(
     r: Reader, doc: Located, path: Path, version: str, base: Path, shown: str
 ) -> CompiledMapping | None:
-    top = r.mapping(
-        (),
-        doc.data,
-        required=("mapping", "request"),
-        optional=(
-            "partner",
-            "service",
-            "description",
-            "response",
-            "status",
-            "supplement",
-            "status_query",
-            "tables",
-            "names",
-            "allow",
-        ),
-    )
+    top = r.mapping((), doc.data, required=("mapping", "request"), optional=_TOP_KEYS)
     if top is None:
         return None
     if type(top.get("mapping")) is not int or top.get("mapping") != FORMAT_VERSION:
@@ -193,6 +182,41 @@ def _compile(
     partner = r.text(("partner",), top["partner"]) if "partner" in top else None
     service = r.text(("service",), top["service"]) if "service" in top else None
     tables = _tables(r, top.get("tables"), base, shown)
+    parser = SpecParser(r, doc, _contexts(r, top, tables))
+    specs = {
+        name: parser.section((name,), top.get(name))
+        for name in _SECTIONS
+        if name == "request" or name in top
+    }
+    if specs["request"] is None or not r.ok:
+        return None
+    # The request section is compiled even when empty; an empty optional section is no section.
+    sections = {
+        name: _section(name, shown, fields)
+        for name, fields in specs.items()
+        if fields is not None and (fields or name == "request")
+    }
+    return CompiledMapping(
+        file=shown,
+        path=path,
+        version=version,
+        partner=partner,
+        service=service,
+        description=str(top.get("description") or ""),
+        request=sections["request"],
+        response=sections.get("response"),
+        status=sections.get("status"),
+        supplement=sections.get("supplement"),
+        status_query=sections.get("status_query"),
+        tables=tables,
+        versions={shown: version} | {t.file: t.version for t in tables.values()},
+    )
+
+
+def _contexts(
+    r: Reader, top: dict[str, Any], tables: dict[str, CodeTable]
+) -> Callable[[tuple[SourcePath, ...], str], Context]:
+    """The transform context for a field, from the mapping's tables, ``names:`` and ``allow:``."""
     declared = top.get("tables")
     # tables whose file failed: already reported, so lookups in them add no "no code table" noise
     unloaded = (
@@ -205,39 +229,7 @@ def _compile(
         is_name = any(_pattern(s, prefix) in names for s in sources)
         return Context(reader=r, tables=tables, allow=allow, is_name=is_name, unloaded=unloaded)
 
-    parser = SpecParser(r, doc, context)
-    request_specs = parser.section(("request",), top.get("request"))
-    response_specs = parser.section(("response",), top["response"]) if "response" in top else None
-    status_specs = parser.section(("status",), top["status"]) if "status" in top else None
-    supplement_specs = (
-        parser.section(("supplement",), top["supplement"]) if "supplement" in top else None
-    )
-    query_specs = (
-        parser.section(("status_query",), top["status_query"]) if "status_query" in top else None
-    )
-    if request_specs is None or not r.ok:
-        return None
-    request = _section("request", shown, request_specs)
-    response = _section("response", shown, response_specs) if response_specs else None
-    status = _section("status", shown, status_specs) if status_specs else None
-    supplement = _section("supplement", shown, supplement_specs) if supplement_specs else None
-    query = _section("status_query", shown, query_specs) if query_specs else None
-    versions = {shown: version} | {t.file: t.version for t in tables.values()}
-    return CompiledMapping(
-        file=shown,
-        path=path,
-        version=version,
-        partner=partner,
-        service=service,
-        description=str(top.get("description") or ""),
-        request=request,
-        response=response,
-        status=status,
-        supplement=supplement,
-        status_query=query,
-        tables=tables,
-        versions=versions,
-    )
+    return context
 
 
 def _section(name: str, file: str, specs: tuple[FieldSpec, ...]) -> Section:
