@@ -25,12 +25,17 @@ from federation.domain.errors import (
 )
 from federation.domain.ids import id_floor, new_id
 from federation.domain.models import Direction, Event, NewExchange, State, StateChange
-from federation.testing import InMemoryJournal
-from replay.journal import Journal, Query, Refusal
+from replay.archive import read_archive, verify_archive
+from replay.factory import open_journal
+from replay.journal import Backend, Query, Refusal
 from replay.pgsql import migration_files
 from replay.postgres import PostgresJournal
+from replay.rules import ENDED
+from replay.service import Mode, ReplayService
 from replay.sqlite import SQLiteJournal
 from tests.integration.pg import BACKENDS, PgSchema, fresh_schema, store
+
+Journal = Backend  # every test below runs on each backend, through both faces
 
 NOW = 1_790_000_000.0
 
@@ -43,9 +48,9 @@ async def journal(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         if request.param == "postgresql":
             j = (await stack.enter_async_context(fresh_schema())).journal()
         elif request.param == "sqlite":
-            j = SQLiteJournal(tmp_path / "contract.sqlite")
+            j = open_journal(tmp_path / "contract.sqlite")
         else:
-            j = InMemoryJournal()
+            j = open_journal("memory:")
         await j.open()
         yield j
         await j.close()
@@ -201,6 +206,13 @@ async def test_refusals_are_kept(journal: Journal) -> None:
             body_bytes=1,
         )
     )
+    [kept] = await journal.refusals()
+    assert (kept.problem, kept.idempotency_key, kept.body, kept.body_bytes) == (
+        "malformed-json",
+        "k",
+        b"{",
+        1,
+    )
 
 
 async def test_closed_journal_is_unavailable(journal: Journal) -> None:
@@ -347,6 +359,200 @@ async def test_history_carries_sequence_numbers(journal: Journal) -> None:
     assert all(s is not None for s in seqs) and seqs == sorted(seqs)
 
 
+async def to_delivering(journal: Journal, key: str = "k", owner: str = "w1") -> str:
+    """A new exchange taken as far as an attempt in flight; its id."""
+    ex, _ = await journal.create(new(key), owner=owner, lease_until=NOW + 30)
+    for state in (State.QUEUED, State.DELIVERING):
+        await journal.record(ex.id, [], StateChange(state=state, attempts=1), owner=owner)
+    return ex.id
+
+
+async def test_a_supplement_names_what_it_supplements_from_the_start(journal: Journal) -> None:
+    """create() hands back supplement_of as given, so the worker maps a correction round's
+    material with its supplement: section; a repeat, get() and claim() say the same."""
+    original, _ = await journal.create(new("first"), owner="w1", lease_until=NOW + 30)
+    material = replace(new("round-1", at=NOW + 1), supplement_of=original.id)
+    made, created = await journal.create(material, owner="w1", lease_until=NOW + 1)
+    again, created_again = await journal.create(material, owner="w1", lease_until=NOW + 1)
+    got = await journal.get(made.id)
+    claimed = await journal.claim(owner="w2", now=NOW + 2, lease_until=NOW + 60, limit=10)
+    assert (created, created_again) == (True, False)
+    assert made.supplement_of == original.id
+    assert again.supplement_of == original.id
+    assert got is not None and got.supplement_of == original.id
+    assert [(c.id, c.supplement_of) for c in claimed] == [(made.id, original.id)]
+    assert original.supplement_of is None
+
+
+async def test_every_ended_state_gives_up_the_lease_and_is_never_claimed(journal: Journal) -> None:
+    """delivered, failed, rejected and unconfirmed end the work: no lease, nothing to claim."""
+    ended = (State.DELIVERED, State.FAILED, State.REJECTED, State.UNCONFIRMED)
+    ids = {}
+    for state in ended:
+        xid = await to_delivering(journal, key=state.value)
+        await journal.record(xid, [], StateChange(state=state), owner="w1")
+        ids[state] = xid
+    assert await journal.claim(owner="w2", now=NOW + 10_000, lease_until=NOW + 2e4, limit=10) == []
+    assert await journal.counts() == {s.value: 1 for s in ended}
+    for state, xid in ids.items():
+        with pytest.raises(JournalError, match=f"no transition {state.value} → delivering"):
+            await journal.record(xid, [], StateChange(state=State.DELIVERING))
+    # no lease left to lose: a write fenced by the old owner is refused as a lost lease
+    with pytest.raises(LeaseLost):
+        await journal.record(
+            ids[State.UNCONFIRMED], [], StateChange(state=State.QUEUED), owner="w1"
+        )
+
+
+async def test_an_unconfirmed_reply_is_announced_found_and_replayable(journal: Journal) -> None:
+    """unconfirmed: the callback is told so, search finds it by state, and a replay moves it back
+    to queued (resend) or received (remap), guarded by the state it was planned from."""
+    xid = await to_delivering(journal)
+    reply = ev(xid, "attempt_finished", attempt=1, outcome="unknown_outcome")
+    await journal.record(
+        xid,
+        [reply],
+        StateChange(
+            state=State.UNCONFIRMED, last_error={"message": "reply not recognised"}, notify=True
+        ),
+        owner="w1",
+    )
+    t = time.time() + 10
+    due = await journal.claim_notifications(owner="n", now=t, lease_until=t + 30, limit=5)
+    assert [(c.id, c.notify_state) for c in due] == [(xid, "unconfirmed")]
+    await journal.finish_notification(xid, [], owner="n", done=True)
+    assert [ex.id for ex in await journal.search(Query(states=("unconfirmed",)))] == [xid]
+    assert [ex.id for ex in await journal.search(Query(error="not recognised"))] == [xid]
+    plan = await ReplayService(journal).plan(Query(exchange_id=xid), Mode.RESEND)
+    assert [ex.id for ex in plan.take] == [xid] and plan.skip == ()
+    result = await ReplayService(journal).run(plan, reason="partner confirmed by phone", by="ops")
+    assert result.replayed == [xid]
+    got = await journal.get(xid)
+    assert got is not None and got.state is State.QUEUED
+    assert [e.kind for e in got.events][-1] == "replayed"
+    assert got.events[-1].data["from_state"] == "unconfirmed"
+
+
+async def test_replay_takes_ended_exchanges_only(journal: Journal) -> None:
+    """The replay plan skips open work, naming every ended state it would have taken."""
+    xid = await to_delivering(journal)
+    plan = await ReplayService(journal).plan(Query(exchange_id=xid), Mode.REMAP)
+    assert plan.take == ()
+    assert [why for _, why in plan.skip] == [
+        "is delivering: only delivered, failed, rejected or unconfirmed exchanges are replayed"
+    ]
+
+
+async def test_refusals_say_the_same_thing_on_every_backend(journal: Journal) -> None:
+    """The reason a guarded write is refused is one text everywhere: the lease, the expected
+    state, the partner's latest word, the transition."""
+    xid = await to_delivering(journal)
+    await journal.record(
+        xid, [], StateChange(state=State.DELIVERED, lifecycle_state="submitted"), owner="w1"
+    )
+    other = await to_delivering(journal, key="other")
+    cases = [
+        (
+            other,
+            StateChange(state=State.DELIVERED),
+            "w9",
+            f"exchange {other} is leased to 'w1' now",
+        ),
+        (
+            xid,
+            StateChange(state=State.QUEUED, expect=frozenset({State.FAILED, State.REJECTED})),
+            None,
+            f"exchange {xid} is delivered, expected one of failed, rejected",
+        ),
+        (
+            xid,
+            StateChange(
+                state=State.DELIVERED, lifecycle_state="approved", expect_lifecycle="review"
+            ),
+            None,
+            f"exchange {xid} is submitted at the partner now, not review",
+        ),
+        (
+            xid,
+            StateChange(state=State.RETRY_WAIT),
+            None,
+            f"exchange {xid}: no transition delivered → retry_wait",
+        ),
+    ]
+    for exchange_id, change, owner, message in cases:
+        with pytest.raises(JournalError) as refused:
+            await journal.record(exchange_id, [ev(exchange_id, "x")], change, owner=owner)
+        assert str(refused.value) == message
+    got = await journal.get(xid)
+    assert got is not None and "x" not in [e.kind for e in got.events]
+
+
+async def test_a_write_with_lease_until_extends_the_lease(journal: Journal) -> None:
+    """record(lease_until=…) keeps the exchange with its owner past the first lease's end."""
+    ex, _ = await journal.create(new(), owner="w1", lease_until=NOW + 5)
+    await journal.record(
+        ex.id, [], StateChange(state=State.QUEUED), owner="w1", lease_until=NOW + 100
+    )
+    assert await journal.claim(owner="w2", now=NOW + 50, lease_until=NOW + 60, limit=5) == []
+    taken = await journal.claim(owner="w2", now=NOW + 101, lease_until=NOW + 160, limit=5)
+    assert [c.id for c in taken] == [ex.id]
+
+
+async def test_search_by_lifecycle_and_page_size(journal: Journal) -> None:
+    """Where the application stands at the partner is a filter; a page holds 1 to 1000."""
+    xid = await to_delivering(journal)
+    await journal.record(
+        xid, [], StateChange(state=State.DELIVERED, lifecycle_state="accepted"), owner="w1"
+    )
+    for i in range(3):
+        await journal.create(new(f"more{i}"), owner="w", lease_until=NOW)
+    assert [ex.id for ex in await journal.search(Query(lifecycle=("accepted", "review")))] == [xid]
+    assert await journal.search(Query(lifecycle=("review",))) == []
+    assert len(await journal.search(Query(limit=0))) == 1
+    assert len(await journal.search(Query(limit=5000))) == 4
+
+
+async def test_verify_holds_and_migrate_after_open_has_nothing_to_do(journal: Journal) -> None:
+    """Every event written checks out in the hash chain; an open journal is fully migrated."""
+    xid = await to_delivering(journal)
+    await journal.record(xid, [ev(xid, "attempt_finished")], StateChange(state=State.DELIVERED))
+    count, broken = await journal.verify()
+    assert (count, broken) == (2, None)
+    assert await journal.migrate() == []
+
+
+async def test_archive_takes_every_ended_state_and_leaves_open_work(
+    journal: Journal, tmp_path: Path
+) -> None:
+    """Ended exchanges (unconfirmed among them) leave for the archive; open work and an ended
+    exchange with its callback still due stay; the chain still verifies across the gap."""
+    kept = await to_delivering(journal, key="open")
+    gone = []
+    for state in (State.DELIVERED, State.FAILED, State.REJECTED, State.UNCONFIRMED):
+        xid = await to_delivering(journal, key=state.value)
+        await journal.record(xid, [ev(xid, "done")], StateChange(state=state), owner="w1")
+        gone.append(xid)
+    waiting = await to_delivering(journal, key="callback")
+    await journal.record(waiting, [], StateChange(state=State.FAILED, notify=True), owner="w1")
+    out = tmp_path / "archive.jsonl.gz"
+    exchanges, events = await journal.archive(older_than=time.time() + 10, out=out)
+    assert (exchanges, events) == (4, 4 * 2)
+    left = {ex.id for ex in await journal.search(Query())}
+    assert left == {kept, waiting}
+    assert verify_archive(out) == (4, 8, None)
+    assert sorted(a["exchange"]["state"] for a in read_archive(out)) == [
+        "delivered",
+        "failed",
+        "rejected",
+        "unconfirmed",
+    ]
+    assert await journal.get(gone[0]) is None
+    count, broken = await journal.verify()
+    assert (count, broken) == (10, None)  # tombstones keep the chain whole
+    with pytest.raises(FileExistsError):
+        await journal.archive(older_than=time.time() + 10, out=out)
+
+
 # -- SQLite specifics ----------------------------------------------------------------------------
 
 
@@ -383,36 +589,53 @@ async def test_sqlite_unwritable_file_is_unavailable(tmp_path: Path) -> None:
         await j.open()
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-async def test_refusals_read_back_newest_first(backend: str, tmp_path: Path) -> None:
+async def test_refusals_read_back_newest_first(journal: Journal) -> None:
     """Refused requests come back newest first with their bodies, even a path holding a NUL."""
-    async with store(backend, tmp_path) as where:
-        j = where.journal()
-        await j.open()
-        try:
-            for n, path in enumerate(["/v1/exchanges", "/v1/\x00exchanges"]):
-                await j.refuse(
-                    Refusal(
-                        at=NOW + n,
-                        remote="127.0.0.1",
-                        method="POST",
-                        path=path,
-                        status=400,
-                        problem="malformed-json",
-                        detail=f"try {n}",
-                        idempotency_key=None,
-                        body=b"{\x00",
-                        body_bytes=2,
-                    )
-                )
-            got = await j.refusals()
-        finally:
-            await j.close()
+    for n, path in enumerate(["/v1/exchanges", "/v1/\x00exchanges", "/v1/x"]):
+        await journal.refuse(
+            Refusal(
+                at=NOW + n,
+                remote="127.0.0.1",
+                method="POST",
+                path=path,
+                status=400,
+                problem="malformed-json",
+                detail=f"try {n}",
+                idempotency_key=None,
+                body=b"{\x00",
+                body_bytes=2,
+            )
+        )
+    assert [r.detail for r in await journal.refusals(limit=2)] == ["try 2", "try 1"]
+    got = (await journal.refusals())[1:]
     assert [(r.detail, r.body, r.idempotency_key) for r in got] == [
         ("try 1", b"{\x00", None),
         ("try 0", b"{\x00", None),
     ]
     assert got[0].path.startswith("/v1/") and got[0].path.endswith("exchanges")
+
+
+async def test_sqlite_migrate_without_open(tmp_path: Path) -> None:
+    """`tongban journal migrate` on a new SQLite file applies every file once, then nothing."""
+    path = tmp_path / "new.sqlite"
+    applied = await SQLiteJournal(path).migrate()
+    assert applied[0] == "0001_initial.sql" and applied[-1] == "0008_unconfirmed.sql"
+    assert await SQLiteJournal(path).migrate() == []
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_the_archive_index_covers_every_ended_state(backend: str, tmp_path: Path) -> None:
+    """After migrating, the partial index archive walks lists every ended state, unconfirmed too
+    (an index whose list misses a state the query names is not used for it)."""
+    async with store(backend, tmp_path) as where:
+        j = where.journal()
+        await j.migrate()
+        if backend == "sqlite":
+            sql = "SELECT sql FROM sqlite_master WHERE name = 'exchanges_closed'"
+        else:
+            sql = "SELECT indexdef FROM pg_indexes WHERE indexname = 'exchanges_closed'"
+        definition = await where.fetchval(sql)
+    assert all(f"'{s.value}'" in definition for s in ENDED), definition
 
 
 # -- PostgreSQL specifics ------------------------------------------------------------------------
