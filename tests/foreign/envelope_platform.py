@@ -28,6 +28,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 SUBMIT_PATH = "/api/v2/gov/apply/submit"
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -145,7 +146,7 @@ def envelope(code: int, msg: str, data: dict[str, Any] | None) -> web.Response:
 
 
 @web.middleware
-async def always_200(request: web.Request, handler: Any) -> web.StreamResponse:
+async def always_200(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every outcome, errors included, leaves as HTTP 200 with a business code."""
     try:
         return await handler(request)

@@ -72,7 +72,7 @@ TIPOS = ("AUTORIZACAO_RESIDENCIA", "CERTIDAO_REGISTO", "RENOVACAO_BIR")
 MACAU = ZoneInfo("Asia/Macau")
 
 
-class Cabecalho(ComplexModel):
+class Cabecalho(ComplexModel):  # type: ignore[misc]
     """The header block: the idempotency key and the sending system."""
 
     __namespace__ = NS
@@ -80,7 +80,7 @@ class Cabecalho(ComplexModel):
     Remetente = Unicode(max_len=100)
 
 
-class Pedido(ComplexModel):
+class Pedido(ComplexModel):  # type: ignore[misc]
     """One request of a Macau resident."""
 
     __namespace__ = NS
@@ -92,7 +92,7 @@ class Pedido(ComplexModel):
     telefone = Unicode(pattern=r"\+853\d{8}")
 
 
-class Recibo(ComplexModel):
+class Recibo(ComplexModel):  # type: ignore[misc]
     """The receipt: the office's number for the request and when it was received."""
 
     __namespace__ = NS
@@ -194,7 +194,7 @@ def build_application(secretaria: Secretaria) -> Application:
     class ServicoPedidos(ServiceBase):  # type: ignore[misc]
         __in_header__ = Cabecalho
 
-        @rpc(Pedido, _returns=Recibo, _out_variable_name="recibo")  # type: ignore[misc]
+        @rpc(Pedido, _returns=Recibo, _out_variable_name="recibo")  # type: ignore[untyped-decorator]
         def SubmeterPedido(ctx: Any, pedido: Pedido) -> Recibo:
             return Recibo(**secretaria.submeter(ctx.in_header, pedido))
 

@@ -516,3 +516,23 @@ async def test_xroad_business_answers_travel_at_http_200(
     assert answer.findtext(".//p:result", namespaces=NS) == result
     assert answer.findtext(".//p:fault/p:faultCode", namespaces=NS) == fault
     assert stub.read_log()[-1]["outcome"] == ("body_fault" if fault else result)
+
+
+async def test_xroad_refuses_a_malformed_envelope_or_body(stub: xr.XRoadStub) -> None:
+    """A root that is not an Envelope: InvalidSoap; two body children: InvalidBody."""
+    not_soap = etree.fromstring(b"<verifyCertificate/>")
+    assert faultcode((await post(stub.url, not_soap))[1]) == "Client.InvalidSoap"
+    two = request()
+    body = two.find("s:Body", NS)
+    body.append(copy.deepcopy(body[0]))
+    assert faultcode((await post(stub.url, two))[1]) == "Client.InvalidBody"
+
+
+async def test_xroad_accepts_an_unversioned_service_and_can_fault_at_http_200() -> None:
+    """No serviceVersion still reaches v1; fault_status=200 sends faults with HTTP 200."""
+    with xr.XRoadStub(fault_status=200) as stub:
+        unversioned = without(request(), "//id:serviceVersion")
+        status, answer = await post(stub.url, unversioned)
+        assert status == 200 and answer.findtext(".//p:result", namespaces=NS) == "VALID"
+        status, answer = await post(stub.url, without(request(), "//xrd:id"))
+        assert status == 200 and faultcode(answer) == "Client.MissingHeaderField"
