@@ -240,10 +240,6 @@ class RetryPolicy:
             in_process_limit=short * 8,
         )
 
-    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
-        """Seconds to wait before journal-scheduled retry number ``attempt`` (1-based)."""
-        return self.strategy().wait(attempt, rng or _RNG)
-
 
 # Callbacks to source systems: twelve tries, 2 s apart and doubling up to 10 minutes.
 CALLBACKS = RetryStrategy(stop=stop_after_attempt(12), wait=wait_exponential(2.0, cap=600.0))

@@ -4,6 +4,10 @@
 
     async with Broker(root=Path("."), journal=SQLiteJournal(path)).open() as broker:
         exchange, created = await broker.submit(...)
+
+Adapters come from the protocol registry unless given, as httpx takes a transport:
+``Broker(..., adapters={"hk": MockAdapter(handler)})`` (partner id → adapter) or
+``adapters=factory`` (partner → adapter). The broker starts and closes whichever it uses.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 
 from adapters.base import Adapter
 from adapters.registry import create_adapter
+from federation.config import Partner
 from federation.domain.errors import FederationError
 from federation.domain.ids import new_id
 from federation.domain.models import (
@@ -30,12 +35,16 @@ from federation.domain.models import (
     content_hash,
 )
 from federation.logging import get_logger
+from federation.runtime.breaker import Sleep
 from federation.runtime.catalogue import Catalogue, load_catalogue
 from federation.runtime.notifier import Notifier
 from federation.runtime.poller import Poller
 from federation.runtime.worker import Worker
 from replay.journal import Journal
 from replay.refs import RefExtractor, reference
+
+AdapterFactory = Callable[[Partner], Adapter]
+Adapters = Mapping[str, Adapter] | AdapterFactory  # partner id → adapter, or partner → adapter
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,8 +85,12 @@ class Broker:
         search_key: Callable[[], bytes] | None = None,
         inbound_keys: Mapping[str, str] | None = None,
         status_poll_every: float | None = None,
+        adapters: Adapters | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.root = root
+        self._adapter_source: Adapters = adapters if adapters is not None else create_adapter
+        self._sleep = sleep
         self._status_poll_every = status_poll_every  # overrides poll_every (demo, tests)
         self._search_key = search_key
         self._refs: RefExtractor | None = None
@@ -126,9 +139,7 @@ class Broker:
         await self.journal.open()
         try:
             for partner in self._catalogue.config.partners.values():
-                adapter = create_adapter(partner)
-                await adapter.start()
-                self._adapters[partner.id] = adapter
+                await self._use_adapter(partner)
             self._worker = Worker(
                 journal=self.journal,
                 catalogue=lambda: self.catalogue,
@@ -137,6 +148,7 @@ class Broker:
                 lease=self._lease or settings.lease,
                 poll_interval=self._poll_interval or settings.poll_interval,
                 clock=self._clock,
+                sleep=self._sleep,
             )
             self._worker.start()
             self._notifier = Notifier(
@@ -159,7 +171,8 @@ class Broker:
                 await self._notifier.stop()
             if self._poller is not None:
                 await self._poller.stop()
-            for adapter in [*self._adapters.values(), *self._retired]:
+            # one adapter may serve several partners (a factory's choice): closed once
+            for adapter in {id(a): a for a in [*self._adapters.values(), *self._retired]}.values():
                 await adapter.close()
             self._adapters.clear()
             self._retired.clear()
@@ -179,11 +192,7 @@ class Broker:
         old = self.catalogue
         for pid, partner in new.config.partners.items():
             if old.config.partners.get(pid) != partner:
-                adapter = create_adapter(partner)
-                await adapter.start()
-                if pid in self._adapters:
-                    self._retired.append(self._adapters[pid])
-                self._adapters[pid] = adapter
+                await self._use_adapter(partner)
                 self.worker.forget_partner(pid)
         self._catalogue = new
         self._refs = self._ref_extractor(new)
@@ -191,6 +200,21 @@ class Broker:
             "catalogue_reloaded", partners=len(new.config.partners), mappings=len(new.mappings)
         )
         return new
+
+    async def _use_adapter(self, partner: Partner) -> None:
+        """Start the adapter ``partner`` is to use from now on; the one it replaces is retired
+        (closed at shutdown, so deliveries already on the wire finish undisturbed)."""
+        source = self._adapter_source
+        adapter = source.get(partner.id) if isinstance(source, Mapping) else source(partner)
+        current = self._adapters.get(partner.id)
+        if adapter is current:
+            return
+        if current is not None:
+            self._retired.append(current)
+            del self._adapters[partner.id]
+        if adapter is not None:
+            await adapter.start()
+            self._adapters[partner.id] = adapter
 
     def _ref_extractor(self, catalogue: Catalogue) -> RefExtractor | None:
         fields = catalogue.config.applicant_fields
