@@ -150,7 +150,11 @@ async def test_outage_then_recovery_with_processes(
         timeout=20,
         what="the breaker to open",
     )
-    await asyncio.sleep(1.0)  # stay down a while
+    await wait_until(  # stay down until a probe has failed and opened it again
+        lambda: http("GET", f"{url}/v1/partners")[1]["partners"][0]["breaker"]["times_opened"] >= 2,
+        timeout=20,
+        what="a failed probe to open the breaker again",
+    )
     sim = Proc(
         "simulate",
         "--config",

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 
 from tests.acceptance.conftest import Proc, http, serve
 from tests.conftest import HK_APPLICATION
+from tests.waiting import wait_for, wait_until
 
 PG = os.environ.get("TONGBAN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 BODY = {
@@ -103,33 +103,35 @@ async def test_three_instances_one_killed(
     alive = [True, True, True]
     accepted: set[str] = set()
     submitting = asyncio.create_task(submit_round_robin(urls, alive, accepted))
-    while len(accepted) < N // 2:
-        await asyncio.sleep(0.05)
+    await wait_until(lambda: len(accepted) >= N // 2, what="half the applications", timeout=120)
     # Kill it while it holds work (a lease it has not finished), so that there is work to take over.
     victim = f"%:{brokers[1].popen.pid}:%"
     watch = await asyncpg.connect(PG, server_settings={"search_path": pg_schema})
-    try:
-        for _ in range(300):
-            held = await watch.fetchval(
+
+    async def held() -> int:
+        return int(
+            await watch.fetchval(
                 "SELECT count(*) FROM exchanges WHERE lease_owner LIKE $1"
                 " AND state IN ('received', 'queued', 'delivering')",
                 victim,
             )
-            if held:
-                break
-            await asyncio.sleep(0.01)
+        )
+
+    try:
+        await wait_for(held, bool, what="the victim to hold unfinished work", interval=0.005)
+        brokers[1].popen.send_signal(signal.SIGKILL)
     finally:
         await watch.close()
-    brokers[1].popen.send_signal(signal.SIGKILL)
     brokers[1].popen.wait()
     alive[1] = False
     await asyncio.wait_for(submitting, 180)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        stats = http("GET", f"{urls[0]}/v1/stats")[1]["exchanges"]
-        if stats.get("delivered", 0) == N:
-            break
-        await asyncio.sleep(0.2)
+
+    async def exchanges() -> dict[str, int]:
+        return dict(http("GET", f"{urls[0]}/v1/stats")[1]["exchanges"])
+
+    stats = await wait_for(
+        exchanges, lambda s: s.get("delivered", 0) == N, what="all delivered", timeout=180
+    )
     assert stats == {"delivered": N}
     seen = http("GET", f"{sim_url}/_sim/requests")[1]["keys"]
     assert set(seen) == accepted and len(accepted) == N

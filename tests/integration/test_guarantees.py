@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from federation.sim.rest import PartnerSimulator
 from replay.sqlite import SQLiteJournal
 from tests.conftest import HK_APPLICATION, hk_submission
 from tests.integration.test_delivery import DONE, free_port, settle
+from tests.waiting import wait_for, wait_until
 
 BODY = {
     "source": "gd-portal",
@@ -44,8 +44,7 @@ async def test_a_blip_is_retried_in_process(make_config, simulators, broker_at) 
     sims["hk"].behaviour.fail_ratio = 1.0
     async with broker_at(root, sims) as (broker, _):
         ex, _ = await broker.submit(hk_submission("blip"))
-        while sims["hk"].requests < 1:
-            await asyncio.sleep(0.005)
+        await wait_until(lambda: sims["hk"].requests >= 1, what="the first attempt", interval=0.001)
         sims["hk"].behaviour.fail_ratio = 0.0
         done = await settle(broker, ex.id, DONE)
     assert done.state is State.DELIVERED
@@ -70,9 +69,15 @@ async def test_outage_opens_and_closes_the_breaker(make_config, broker_at) -> No
         aiohttp.ClientSession(base_url=base) as http,
     ):
         ids = [(await broker.submit(hk_submission(f"o{i}")))[0].id for i in range(20)]
-        await asyncio.sleep(1.0)  # the partner is down for a while
-        async with http.get("/v1/partners") as r:
-            during = {p["id"]: p for p in (await r.json())["partners"]}["hk"]
+
+        async def hk_now() -> dict[str, Any]:
+            async with http.get("/v1/partners") as r:
+                return {p["id"]: p for p in (await r.json())["partners"]}["hk"]
+
+        # the partner stays down until its breaker has opened
+        during = await wait_for(
+            hk_now, lambda hk: hk["breaker"]["times_opened"] >= 1, what="hk's breaker to open"
+        )
         sim = PartnerSimulator(partner)
         await sim.start(port=port)
         try:
@@ -82,7 +87,7 @@ async def test_outage_opens_and_closes_the_breaker(make_config, broker_at) -> No
         finally:
             await sim.stop()
     assert all(r.state is State.DELIVERED for r in results)
-    assert during["breaker"]["state"] in ("open", "half_open")
+    assert during["breaker"]["state"] in ("open", "half_open")  # nothing could close it
     assert after["breaker"]["state"] == "closed"
     assert after["breaker"]["times_opened"] >= 1
     assert max(r.attempts for r in results) <= 30
@@ -132,11 +137,14 @@ async def test_source_hears_how_each_application_ended(make_config, simulators, 
             sims["hk"].behaviour.fail_ratio = 1.0
             failing, _ = await broker.submit(hk_submission("fails"))
             await settle(broker, failing.id, DONE)
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline and len(sink.calls) < 4:
-                await asyncio.sleep(0.05)
-            await asyncio.sleep(0.2)
-            good_view = await broker.get(good.id)
+            # Every callback settled in the journal: nothing more is to be sent.
+            views = await wait_for(
+                lambda: asyncio.gather(*(broker.get(x.id) for x in (good, bad, failing))),
+                lambda vs: all(v is not None and v.notify_state is None for v in vs),
+                what="every callback to be delivered or abandoned",
+                timeout=15,
+            )
+            good_view = views[0]
     finally:
         await runner.cleanup()
     by_key = {k: b for k, b in sink.calls}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from pathlib import Path
 
@@ -11,7 +10,9 @@ import pytest
 
 from adapters.registry import protocols
 from federation.domain.models import State
+from federation.runtime.poller import Poller
 from tests.integration.test_delivery import DONE, settle
+from tests.waiting import wait_for, wait_until
 
 KEY = "hk-partner-secret-key-0001"
 LOCAL_KEY = "gd-local-system-key-0001"
@@ -371,10 +372,10 @@ async def test_partner_reports_lifecycle_and_the_source_hears_it(
                 completed = [e["id"] for e in (await r.json())["exchanges"]]
             async with http.get("/v1/exchanges", params={"lifecycle": "pending"}) as r:
                 assert r.status == 400
-            for _ in range(100):
-                if any(h.get("lifecycle") == "completed" for h in heard):
-                    break
-                await asyncio.sleep(0.05)
+            await wait_until(
+                lambda: any(h.get("lifecycle") == "completed" for h in heard),
+                what="the source to hear of completion",
+            )
     finally:
         await runner.cleanup()
     assert [s["state"] for s in view["lifecycle"]] == [
@@ -427,25 +428,25 @@ def _polled_config(make_config, every: str = "100ms") -> Path:
 async def test_status_is_polled_for_partners_that_cannot_call_back(
     make_config, simulators, broker_at
 ) -> None:
-    """With status_path and poll_every, the broker asks; each new state is journalled and shown."""
+    """With status_path and poll_every, the broker asks; each new state is journalled and shown,
+    and a completed application is asked about no more."""
 
     root = _polled_config(make_config)
     sims = await simulators(root)
     async with broker_at(root, sims) as (broker, _):
         ex = await sc_delivered(broker, "poll-1")
-        for _ in range(100):
-            done = await broker.get(ex.id)
-            assert done is not None
-            if done.lifecycle() and done.lifecycle()[-1]["state"] == "completed":
-                break
-            await asyncio.sleep(0.05)
-        asked = sims["sc"].status_queries.get("poll-1", 0)
-        await asyncio.sleep(0.3)  # completed: no more questions
+        done = await wait_for(
+            lambda: broker.get(ex.id),
+            lambda e: e is not None and e.lifecycle_state == "completed",
+            what="the poller to learn the application is completed",
+        )
+        # A round in which everything is due: the completed application is not among it.
+        asked_again = await Poller(broker, every=0.0).poll_once()
     steps = [s["state"] for s in done.lifecycle()]
     assert steps == ["submitted", "accepted", "approved", "completed"]
-    assert done.lifecycle_state == "completed"
     assert [e.data.get("via") for e in done.events if e.kind == "lifecycle"] == ["poll"] * 3
-    assert sims["sc"].status_queries["poll-1"] == asked == 3
+    assert asked_again == 0
+    assert sims["sc"].status_queries["poll-1"] == 3
 
 
 async def test_one_polling_round_asks_about_every_outstanding_application(
@@ -549,10 +550,10 @@ async def test_the_local_decision_flows_back_to_the_partner_that_filed(
                 headers=auth(LOCAL_KEY),
             ) as r:
                 not_ours = (r.status, await r.json())
-            for _ in range(100):  # the notifier sends the steps as they are journalled
-                if any(k.endswith(":lifecycle:approved") for k, _ in heard):
-                    break
-                await asyncio.sleep(0.05)
+            await wait_until(  # the notifier sends the steps as they are journalled
+                lambda: any(k.endswith(":lifecycle:approved") for k, _ in heard),
+                what="hk to hear of the approval",
+            )
             async with http.get(
                 "/v1/partners/hk/applications/HKDPO-2026-0042", headers=auth()
             ) as r:
