@@ -12,7 +12,8 @@ from typing import Any, TypeVar
 import click
 
 from adapters.registry import protocols
-from federation.cli.journal import journal, replay
+from federation.cli.journal import journal
+from federation.cli.replay import replay
 from federation.domain.errors import ConfigError, FederationError
 from federation.logging import configure
 from federation.runtime.catalogue import load_catalogue

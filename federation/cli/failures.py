@@ -1,0 +1,21 @@
+"""How a ``tongban journal`` or ``tongban replay`` command says it cannot, or that the answer is no.
+
+Exit codes: 0 done; 1 the thing asked about is not so (no such exchange, a broken chain, a replay
+not confirmed); 2 the command cannot run as given (bad option, missing file, no confirmation possible).
+"""
+
+from __future__ import annotations
+
+import click
+
+
+class Failure(click.ClickException):
+    """The command cannot run as given: a clear message on stderr, exit 2; never a traceback."""
+
+    exit_code = 2
+
+
+class Negative(Failure):
+    """The answer is no: no such exchange, a broken chain, a replay not confirmed (exit 1)."""
+
+    exit_code = 1

@@ -1,0 +1,183 @@
+"""How the journal commands print: the search table, one exchange as text, a replay plan.
+
+JSON and CSV come out as they are; everything a person reads at a terminal is made here.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import click
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from federation.cli.today import Today
+from federation.domain.models import Event, Exchange, iso, json_default
+from replay.service import Mode, Plan, Result
+
+CSV_COLUMNS = (
+    "id",
+    "state",
+    "partner",
+    "service",
+    "source",
+    "idempotency_key",
+    "attempts",
+    "created_at",
+    "updated_at",
+    "receipt_number",
+    "last_error",
+)
+
+
+def table(rows: list[dict[str, Any]], cursor: str | None) -> None:
+    # Wide enough for ids and service codes when the output is a file or a pipe.
+    console = Console(width=None if sys.stdout.isatty() else 200, highlight=False)
+    table = Table(box=None, pad_edge=False)
+    for name in ("id", "state", "partner", "service", "source", "attempts", "created (UTC)"):
+        table.add_column(name, no_wrap=True, justify="right" if name == "attempts" else "left")
+    table.add_column("receipt / last error", overflow="fold")
+    for row in rows:
+        table.add_row(
+            row["id"],
+            row["state"],
+            row["partner"],
+            row["service"],
+            row["source"],
+            str(row["attempts"]),
+            (row["created_at"] or "").replace("T", " ").rstrip("Z"),
+            row["receipt_number"] or row["last_error"] or "",
+        )
+    console.print(table)
+    more = f"; more: add --before {cursor}" if cursor else ""
+    console.print(f"{len(rows)} exchange(s), newest first{more}")
+
+
+def print_plan(plan: Plan, preview: Mapping[str, str]) -> None:
+    click.echo(f"would replay {len(plan.take)} exchange(s) ({plan.mode.value}):")
+    for ex in plan.take:
+        note = f"  {preview[ex.id]}" if ex.id in preview else ""
+        click.echo(f"  {ex.id}  {ex.state.value:<9}  {ex.target}  {ex.service}{note}")
+    print_skipped([(ex.id, why) for ex, why in plan.skip], would=True)
+    click.echo(f"dry run: nothing replayed ({len(plan.take)} to replay, {len(plan.skip)} to skip)")
+
+
+def print_result(result: Result, mode: Mode) -> None:
+    """What a replay did: the batch, each exchange replayed, each skipped and why."""
+    click.echo(
+        f"batch {result.batch}: replayed {len(result.replayed)} ({mode.value}), "
+        f"skipped {len(result.skipped)}"
+    )
+    for xid in result.replayed:
+        click.echo(f"  replayed {xid}")
+    print_skipped(result.skipped)
+    if result.replayed:
+        click.echo("the running broker delivers them on its next poll")
+
+
+def print_skipped(skipped: list[tuple[str, str]], *, would: bool = False) -> None:
+    if skipped:
+        click.echo(f"{'would skip' if would else 'skipped'} {len(skipped)}:")
+    for xid, why in skipped:
+        click.echo(f"  {xid}  {why}")
+
+
+def exchange_lines(ex: Exchange, today: Today) -> list[str]:
+    """One exchange for a person: summary, timeline, application, request sent, today's mapping."""
+    out = [
+        f"exchange {ex.id}  {ex.state.value}",
+        f"  partner     {ex.target} / {ex.service}",
+        f"  source      {ex.source}   idempotency key {ex.idempotency_key}",
+        f"  created     {iso(ex.created_at)}   updated {iso(ex.updated_at)}",
+    ]
+    if ex.receipt:
+        out.append(f"  receipt     {_json(ex.receipt)}")
+    if ex.last_error:
+        out.append(f"  last error  {ex.last_error.get('message', _json(ex.last_error))}")
+    if ex.next_attempt_at is not None:
+        out.append(f"  next try    {iso(ex.next_attempt_at)}")
+    out += ["", "timeline"]
+    for event in ex.events:
+        head, *more = _describe(event)
+        out.append(f"  {iso(event.at)}  {event.kind:<17} {head}".rstrip())
+        out += [f"{'':30}{line}" for line in more]
+    out += ["", "application (as received)", _indent(_json(ex.application, indent=True))]
+    out += ["", "mapped request (as last sent)"]
+    out.append(
+        _indent(_json(ex.mapped, indent=True)) if ex.mapped is not None else "  none (never mapped)"
+    )
+    out += ["", "today's mapping", f"  {today.note}"]
+    if today.diff:
+        out.append(_indent(today.diff))
+    elif today.status == "not_sent" and today.mapped is not None:
+        out.append(_indent(_json(today.mapped, indent=True)))
+    for problem in today.problems or ():
+        out.append(f"  - {problem}")
+    return out
+
+
+def _describe(event: Event) -> list[str]:
+    """One event as a headline and optional detail lines."""
+    d = event.data
+    kind = event.kind
+    if kind == "received":
+        return [f"request {d.get('request_hash', '')}"]
+    if kind == "mapped":
+        warnings = len(d.get("warnings", []))
+        return ["mapped" + (f" with {warnings} warning(s)" if warnings else "")]
+    if kind == "attempt_started":
+        return [f"attempt {d.get('attempt')}"]
+    if kind == "attempt_finished":
+        response = d.get("response") or {}
+        error = d.get("error") or {}
+        status = response.get("status") or error.get("status")
+        parts = [f"attempt {d.get('attempt')}: {d.get('outcome')}"]
+        if status:
+            parts.append(f"HTTP {status}")
+        if d.get("duration_ms") is not None:
+            parts.append(f"{d['duration_ms']} ms")
+        lines = [", ".join(parts)]
+        request = d.get("request") or {}
+        if request.get("url"):
+            lines.append(f"→ {request.get('method', '')} {request['url']}".replace("  ", " "))
+        if response.get("body"):
+            lines.append(f"← {_clip(str(response['body']))}")
+        if error:
+            lines.append(f"error: {error.get('message', _json(error))}")
+        return lines
+    if kind == "replayed":
+        return [
+            f"{d.get('mode')} by {d.get('by')}: {d.get('reason')!r} "
+            f"(was {d.get('from_state')}, batch {d.get('batch')})"
+        ]
+    if kind in ("mapping_failed", "rejected", "receipt_invalid"):
+        error = d.get("error") or {}
+        problems = error.get("problems") or []
+        return [str(error.get("message", "")), *(_problem(p) for p in problems)]
+    if kind == "retries_exhausted":
+        return [f"after {d.get('attempts')} attempt(s)"]
+    scalars = {k: v for k, v in d.items() if isinstance(v, (str, int, float, bool))}
+    return [" ".join(f"{k}={v}" for k, v in scalars.items())]
+
+
+def _problem(p: Mapping[str, Any]) -> str:
+    where = f"{p['file']}:{p['line']}: " if p.get("file") and p.get("line") else ""
+    path = f"{p['path']}: " if p.get("path") else ""
+    return f"- {where}{path}{p.get('message', '')}"
+
+
+def _json(value: Any, *, indent: bool = False) -> str:
+    option = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS if indent else orjson.OPT_SORT_KEYS
+    return orjson.dumps(value, option=option, default=json_default).decode()
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

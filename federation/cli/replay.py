@@ -1,0 +1,123 @@
+"""``tongban replay``: send one exchange, or every exchange the filters match, again.
+
+History is only appended to: each replay is a ``replayed`` event and a move back to work, guarded by
+the state the plan saw (``replay.service``). A bulk replay needs --reason and --yes, or typing the
+count at a terminal.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from federation.cli.access import with_journal
+from federation.cli.failures import Failure, Negative
+from federation.cli.options import config_option, filter_options, journal_option, params, query_of
+from federation.cli.render import print_plan, print_result, print_skipped
+from federation.cli.today import preview
+from replay.service import Mode, Plan, ReplayService
+
+PLAN_LIMIT = 100_000  # exchanges one replay command looks at
+
+
+@click.command()
+@click.argument("exchange_id", metavar="[ID]", required=False)
+@filter_options(with_id=False)
+@click.option(
+    "--mode",
+    type=click.Choice([m.value for m in Mode]),
+    required=True,
+    help="resend: the same mapped request again; remap: today's mapping of the original application.",
+)
+@click.option(
+    "--reason", help="Why (kept in the journal with your name). Required unless --dry-run."
+)
+@click.option("--by", help="Who replays  [default: $USER]")
+@click.option(
+    "--dry-run", is_flag=True, help="List what would be replayed and skipped; change nothing."
+)
+@click.option("--yes", "-y", is_flag=True, help="Confirm a bulk replay without asking.")
+@config_option
+@journal_option
+def replay(
+    exchange_id: str | None,
+    mode: str,
+    reason: str | None,
+    by: str | None,
+    dry_run: bool,
+    yes: bool,
+    root: Path,
+    journal_path: str,
+    **filters: Any,
+) -> None:
+    """Replay one exchange (ID) or every exchange the filters match; history is only appended to.
+
+    The idempotency key never changes. The running broker delivers replayed exchanges on its next
+    poll. A bulk replay needs --reason and --yes, or typing the count at a terminal.
+    """
+    given = params(**filters)
+    if exchange_id is not None and given:
+        raise click.UsageError("give an exchange ID or filters, not both")
+    if exchange_id is None and not given:
+        raise click.UsageError(
+            "give an exchange ID, or filters such as --state failed --partner mo"
+        )
+    if not dry_run and not (reason or "").strip():
+        raise click.UsageError("--reason is required: say why (it is kept with the replay)")
+    bulk = exchange_id is None
+    query = query_of({"id": exchange_id} if exchange_id else given, journal_path)
+    chosen = Mode(mode)
+    who = by or os.environ.get("USER") or os.environ.get("LOGNAME") or "cli"
+
+    plan = with_journal(
+        journal_path, lambda j: ReplayService(j).plan(query, chosen, limit=PLAN_LIMIT)
+    )
+    if not bulk and not plan.take and not plan.skip:
+        raise Negative(f"no exchange {exchange_id} in {journal_path}")
+    if len(plan.take) + len(plan.skip) >= PLAN_LIMIT:
+        click.echo(f"(the first {PLAN_LIMIT:,} matching exchanges only: run it again for the rest)")
+    if dry_run:
+        previewed, notes = preview(plan, root, journal_path) if chosen is Mode.REMAP else ({}, [])
+        print_plan(plan, previewed)
+        for note in notes:
+            click.echo(note)
+        return
+    if not plan.take:
+        print_skipped([(ex.id, why) for ex, why in plan.skip])
+        if plan.skip:
+            raise Negative("nothing to replay")
+        click.echo("no exchange matches: nothing to replay")
+        return
+    if bulk and not yes:
+        _confirm(plan)
+    # Each exchange is replayed only from the state the plan saw; one that moved since is skipped.
+    result = with_journal(
+        journal_path, lambda j: ReplayService(j).run(plan, reason=reason or "", by=who)
+    )
+    print_result(result, chosen)
+
+
+def _confirm(plan: Plan) -> None:
+    """Ask at a terminal (type the count or 'yes'); refuse when nobody can answer."""
+    n = len(plan.take)
+    what = f"{n} exchange(s) ({plan.mode.value})"
+    if not sys.stdin.isatty():
+        raise Failure(
+            f"refusing a bulk replay of {what} without confirmation: add --yes (or run it at a "
+            "terminal); nothing was replayed"
+        )
+    for ex in plan.take[:10]:
+        click.echo(f"  {ex.id}  {ex.state.value:<9}  {ex.target}  {ex.service}", err=True)
+    if n > 10:
+        click.echo(f"  … and {n - 10} more (--dry-run lists them all)", err=True)
+    if plan.skip:
+        click.echo(f"  ({len(plan.skip)} matching exchange(s) will be skipped)", err=True)
+    answer = click.prompt(
+        f"Replay {what}? Type {n} or 'yes'", default="", show_default=False, err=True
+    )
+    if answer.strip().lower() not in {str(n), "yes"}:
+        raise Negative("not confirmed: nothing was replayed")

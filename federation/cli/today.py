@@ -1,0 +1,133 @@
+"""Today's mapping of an exchange: what the mapping in force now makes of its application, and how
+that differs from what was sent (``tongban journal show`` and the remap dry run).
+
+``_map_today`` is the one place that maps an application here; it is to become the runtime's
+shared map of an exchange.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from federation.cli.access import with_journal
+from federation.domain.errors import ConfigError, FederationError, MappingError
+from federation.domain.models import Exchange
+from federation.mapping.examples import diff_text
+from federation.runtime.catalogue import load_catalogue
+from replay.journal import Backend
+from replay.service import Plan
+
+
+@dataclass(frozen=True, kw_only=True)
+class Today:
+    """What the mapping in force today makes of the exchange's application, against what was sent."""
+
+    status: str  # same | different | rejected | not_sent | unavailable
+    note: str
+    diff: str = ""
+    mapped: Mapping[str, Any] | None = None
+    problems: tuple[str, ...] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "note": self.note,
+            "diff": self.diff,
+            "mapped": self.mapped,
+            "problems": list(self.problems) if self.problems is not None else None,
+        }
+
+
+def compare_with_today(ex: Exchange, root: Path) -> Today:
+    """Map the original application with today's catalogue and diff it with the request sent."""
+    try:
+        catalogue = load_catalogue(root)
+    except ConfigError as exc:
+        first = "; ".join(str(p) for p in exc.problems[:3])
+        return Today(
+            status="unavailable",
+            note=f"cannot load the catalogue at --config {root}: {first}",
+            problems=tuple(str(p) for p in exc.problems),
+        )
+    except (FederationError, OSError) as exc:
+        return Today(status="unavailable", note=f"cannot load the catalogue at {root}: {exc}")
+    today = _map_today(ex, catalogue)
+    if today.problems is not None:
+        return replace(
+            today,
+            status="rejected",
+            note=f"today's mapping rejects this application ({len(today.problems)} problem(s))",
+        )
+    if ex.mapped is None:
+        return replace(
+            today,
+            status="not_sent",
+            note="nothing was sent (never mapped); today's mapping accepts it: remap would send",
+        )
+    diff = diff_text(ex.mapped, today.mapped)
+    if not diff:
+        return replace(today, status="same", note="no difference from today's mapping")
+    # diff_text labels its sides for golden examples; here they are the sent and today's request.
+    lines = diff.splitlines()
+    lines[:2] = ["--- sent", "+++ today's mapping"]
+    return replace(
+        today,
+        status="different",
+        note="today's mapping would send something else",
+        diff="\n".join(lines),
+    )
+
+
+def _map_today(ex: Exchange, catalogue: Any) -> Today:
+    """Today's catalogue applied to the application: the request, or every problem with it."""
+    mapping = catalogue.mapping(ex.target, ex.service)
+    if mapping is None:
+        return Today(
+            status="rejected",
+            note="",
+            problems=(f"today's catalogue has no mapping for {ex.target} / {ex.service}",),
+        )
+    try:
+        mapped, _ = mapping.map_request_checked(ex.application)
+    except MappingError as exc:
+        return Today(status="rejected", note="", problems=tuple(str(p) for p in exc.problems))
+    schema = catalogue.schema(ex.target, ex.service)
+    if schema is not None and (broken := schema.problems(mapped, file=schema.file)):
+        return Today(status="rejected", note="", mapped=mapped, problems=tuple(map(str, broken)))
+    return Today(status="", note="", mapped=mapped)
+
+
+PREVIEW_LIMIT = 1000
+
+
+def preview(plan: Plan, root: Path, journal_path: str) -> tuple[dict[str, str], list[str]]:
+    """For a remap dry run: what today's mapping (--config) makes of each application, and notes."""
+    try:
+        catalogue = load_catalogue(root)
+    except (FederationError, OSError):
+        return {}, [f"(today's mapping not previewed: no valid catalogue at --config {root})"]
+    ids = [ex.id for ex in plan.take[:PREVIEW_LIMIT]]
+
+    async def full(journal: Backend) -> list[Exchange]:
+        # The plan's exchanges come from a search, without history: the application is in it.
+        found = [await journal.get(xid) for xid in ids]
+        return [ex for ex in found if ex is not None]
+
+    out = {}
+    for ex in with_journal(journal_path, full):
+        today = _map_today(ex, catalogue)
+        out[ex.id] = (
+            "today's mapping: ok"
+            if today.problems is None
+            else f"today's mapping still rejects it: {today.problems[0]}"
+        )
+    notes = [
+        f"(previewed with the mapping files in {root}; the broker remaps with the ones it has "
+        "loaded: after a fix, reload it first with SIGHUP or POST /v1/admin/reload)"
+    ]
+    if len(plan.take) > PREVIEW_LIMIT:
+        notes.append(f"(today's mapping previewed for the first {PREVIEW_LIMIT} only)")
+    return out, notes
