@@ -574,3 +574,24 @@ def test_archive_then_verify_the_archive_alone(world: World, tmp_path: Path) -> 
     )
     bad = tongban("journal", "verify", "--archive", str(tampered))
     assert bad.returncode == 1 and "broken:" in bad.stderr
+
+
+# -- choosing the journal ---------------------------------------------------------------------
+
+
+def test_journal_urls_by_scheme_migrate_and_refuse_unknown_schemes(tmp_path: Path) -> None:
+    """``sqlite:///PATH`` names a file for every command; a scheme no backend serves is exit 2."""
+    url = f"sqlite://{tmp_path}/by-url.sqlite"  # tmp_path is absolute: sqlite:///tmp/…
+    first = tongban("journal", "migrate", "--journal", url)
+    again = tongban("journal", "migrate", "--journal", url)
+    search, unknown = tongban_all(
+        ["journal", "search", "--journal", str(tmp_path / "by-url.sqlite"), "--format", "json"],
+        ["journal", "search", "--journal", "mysql://db.example/tongban"],
+    )
+    assert first.returncode == 0, first.stderr
+    assert "applied 0001_initial.sql" in first.stdout
+    assert "applied 0008_unconfirmed.sql" in first.stdout
+    assert again.stdout.strip() == "the journal schema is up to date (nothing to apply)"
+    assert search.returncode == 0 and json.loads(search.stdout) == {"exchanges": [], "next": None}
+    assert unknown.returncode == 2 and "unknown scheme" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
