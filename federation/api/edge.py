@@ -27,7 +27,7 @@ from federation.runtime.broker import Broker
 from federation.runtime.filing import conflict
 from replay.journal import Refusal
 
-_log = get_logger(component="intake")
+_log = get_logger(component="api")
 
 
 BROKER: web.AppKey[Broker] = web.AppKey("broker", Broker)

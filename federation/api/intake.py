@@ -27,12 +27,10 @@ from federation.domain.errors import (
     RequestRefused,
 )
 from federation.domain.models import Direction, Exchange, iso
-from federation.logging import get_logger
 from federation.runtime.broker import Broker, Submission
 from federation.runtime.filing import KEY_RE, conflict, file_supplement
 
 SUBMISSION_KEYS = {"source", "partner", "service", "application"}
-_log = get_logger(component="intake")
 
 
 async def submit(request: web.Request) -> web.Response:

@@ -52,6 +52,7 @@ def log_stream() -> Iterator[io.StringIO]:
 
 
 def log_lines(stream: io.StringIO) -> list[dict[str, Any]]:
+    """The JSON lines written so far."""
     return [orjson.loads(line) for line in stream.getvalue().splitlines()]
 
 
@@ -112,7 +113,7 @@ async def test_a_client_that_drops_mid_body_leaves_a_refusal_and_nothing_in_the_
     assert (refusal.status, refusal.problem) == (400, "incomplete-body")
     assert (refusal.path, refusal.idempotency_key) == ("/v1/exchanges", "k-half")
     assert (refusal.body, refusal.body_bytes) == (half, len(half))
-    [line] = [line for line in log_lines(log_stream) if line.get("component") == "intake"]
+    [line] = [line for line in log_lines(log_stream) if line.get("component") == "api"]
     assert {k: line[k] for k in ("event", "status", "problem")} == {
         "event": "intake_refused",
         "status": 400,
@@ -129,6 +130,7 @@ async def test_a_client_that_drops_mid_body_leaves_a_refusal_and_nothing_in_the_
 
 
 def fail(exc: Exception) -> Callable[[web.Request], Any]:
+    """A handler that raises ``exc``."""
     async def handler(request: web.Request) -> web.Response:
         raise exc
 
