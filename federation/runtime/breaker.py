@@ -89,16 +89,10 @@ class CircuitBreaker:
         return max(0.0, self.opened_at + self.policy.cool_down - self._clock())
 
     def try_acquire(self) -> bool:
-        """May a request go out now? (A half-open breaker lets only its probes through.)
-
-        A probe taken this way must be given back with :meth:`release_probe` if it ends without
-        a verdict; :meth:`admit` does that by itself.
-        """
+        """May a request go out now? Takes a half-open probe's place if so, for good: requests
+        go out inside :meth:`admit`, which gives an unanswered probe's place back (tests use this
+        to drive the states)."""
         return self._take() is not None
-
-    async def acquire(self) -> None:
-        """Wait until a request may go out (see :meth:`try_acquire` about probes)."""
-        await self._wait_take()
 
     @contextlib.asynccontextmanager
     async def admit(self, held: Callable[[], Awaitable[None]] | None = None) -> AsyncIterator[None]:
@@ -164,10 +158,6 @@ class CircuitBreaker:
             self.state is BreakerState.CLOSED and self.consecutive_failures >= self.policy.failures
         ):
             self._set(BreakerState.OPEN)
-
-    def release_probe(self) -> None:
-        """Give back a probe taken with :meth:`try_acquire` that ended without a verdict."""
-        self._give_back(_Leave(self._round))
 
     def view(self) -> dict[str, Any]:
         return {

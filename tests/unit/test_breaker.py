@@ -80,15 +80,26 @@ async def test_waiters_are_released_when_it_closes() -> None:
         "hk", BreakerPolicy(failures=1, cool_down=5, probes=1), clock=clock, sleep=clock.sleep
     )
     b.failure()
-    waiters = [asyncio.create_task(b.acquire()) for _ in range(5)]
+    inside = 0
+    answered = asyncio.Event()
+
+    async def request() -> None:
+        nonlocal inside
+        async with b.admit():
+            inside += 1
+            await answered.wait()
+
+    waiters = [asyncio.create_task(request()) for _ in range(5)]
     await wait_until(lambda: b.waiting == 5, what="five requests held by the open breaker")
     assert {due for due, _ in clock.sleepers} == {1005.0}  # each waits for the cool-down's end
-    assert not any(w.done() for w in waiters)
+    assert inside == 0
     clock.advance(5)  # cool-down over: the first waiter is the probe
-    await wait_until(lambda: sum(w.done() for w in waiters) == 1, what="the probe to go out")
+    await wait_until(lambda: inside == 1, what="the probe to go out")
     await wait_until(lambda: b.waiting == 4, what="the others to wait again")
-    assert sum(w.done() for w in waiters) == 1  # only the probe: the others wait for its verdict
+    assert inside == 1  # only the probe: the others wait for its verdict
     b.success()
+    await wait_until(lambda: inside == 5, what="the others to go out once it closed")
+    answered.set()
     await asyncio.wait_for(asyncio.gather(*waiters), timeout=5)
 
 
