@@ -38,7 +38,7 @@ from tests.conftest import (
 )
 from tests.waiting import wait_for_sync
 
-ENDED = {"delivered", "failed", "rejected"}
+ENDED = {"delivered", "failed", "rejected", "unconfirmed"}  # replay.rules.ENDED
 SECOND_SOURCE = (
     "  - id: hn-portal\n    name: {zh: 湖南政务服务网, en: Hunan Government Services Portal}\n"
 )
