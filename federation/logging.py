@@ -43,13 +43,15 @@ _PATTERNS = (
 )
 PERSONAL_PATTERNS = re.compile("|".join(_PATTERNS))
 MASK = "‹redacted›"
+# Ours, from the configuration and the journal, never the applicant's: a mainland service code
+# (115101000000000000-HF-WITHDRAW) looks like an ID number but must stay readable.
 _ROUTING_KEYS = frozenset({"exchange_id", "partner", "service"})
-_META_KEYS = frozenset({"level", "timestamp", "logger"})
+_KEPT_KEYS = _ROUTING_KEYS | {"level", "timestamp", "logger"}
 
 
 def _scrub(key: str, value: object) -> object:
     """``value`` with personal data masked: whole under a personal key, else string by string."""
-    if PERSONAL_KEYS.search(key) and key not in _ROUTING_KEYS:
+    if PERSONAL_KEYS.search(key):
         return MASK
     if isinstance(value, str):
         return PERSONAL_PATTERNS.sub(MASK, value)
@@ -63,7 +65,7 @@ def _scrub(key: str, value: object) -> object:
 def redact(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
     """structlog processor: mask personal data in values (tracebacks included) before rendering."""
     for key, value in list(event.items()):
-        if key in _META_KEYS:
+        if key in _KEPT_KEYS:
             continue
         if key == "event":  # never masked by its key; a number in it is masked all the same
             event[key] = PERSONAL_PATTERNS.sub(MASK, value) if isinstance(value, str) else value

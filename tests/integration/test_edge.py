@@ -131,6 +131,7 @@ async def test_a_client_that_drops_mid_body_leaves_a_refusal_and_nothing_in_the_
 
 def fail(exc: Exception) -> Callable[[web.Request], Any]:
     """A handler that raises ``exc``."""
+
     async def handler(request: web.Request) -> web.Response:
         raise exc
 

@@ -86,6 +86,7 @@ def test_personal_data_keys_are_masked(key: str) -> None:
         ("exchange_id", "01JDX4Y6Z8A0B2C4D6E8F0G2H4"),
         ("partner", "hk"),
         ("service", "TD-VL-RENEW"),
+        ("service", "115101000000000000-HF-WITHDRAW"),
         ("attempt", 3),
         ("status", 503),
         ("username", "ops"),
