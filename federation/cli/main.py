@@ -4,19 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import ssl
 import sys
+import tempfile
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from rich.console import Console
 
 from adapters.registry import protocols
+from federation.api.net import server_tls
+from federation.api.server import serve_forever
 from federation.cli.journal import journal
+from federation.cli.mapping import run_all_examples, run_sample
 from federation.cli.replay import replay
+from federation.config import LOCAL, load_config
 from federation.domain.errors import ConfigError, FederationError
 from federation.logging import configure
 from federation.runtime.catalogue import load_catalogue
+from federation.sim.demo import run_demo
+from federation.sim.rest import simulator_for
 
 T = TypeVar("T")
 
@@ -120,11 +130,6 @@ def serve(
     log_level: str,
 ) -> None:
     """Run the broker: intake API, journal and delivery worker."""
-    import ssl
-
-    from federation.api.net import server_tls
-    from federation.api.server import serve_forever
-
     configure(level=log_level)
     if bool(tls_cert) != bool(tls_key) or (tls_client_ca and not tls_cert):
         raise click.UsageError("--tls-cert and --tls-key go together; --tls-client-ca needs both")
@@ -165,8 +170,6 @@ def check(root: Path) -> None:
         sys.exit(1)
     for warning in catalogue.warnings:
         click.echo(str(warning))
-    from federation.config import LOCAL
-
     partners = {pid: p for pid, p in catalogue.config.partners.items() if pid != LOCAL}
     outbound = sum(len(p.services) for p in partners.values())
     inbound = (
@@ -190,12 +193,6 @@ def check(root: Path) -> None:
 )
 def demo(root: Path, keep_running: bool, port: int, timeout: float) -> None:
     """Broker + a simulator per partner on loopback; submit the sample applications; show results."""
-    import tempfile
-
-    from rich.console import Console
-
-    from federation.sim.demo import run_demo
-
     log_file = Path(tempfile.gettempdir()) / "tongban-demo.log"
     with log_file.open("w", encoding="utf-8") as log_stream:
         configure(stream=log_stream, json=True)
@@ -227,9 +224,6 @@ def demo(root: Path, keep_running: bool, port: int, timeout: float) -> None:
 @click.option("--partner", "only", multiple=True, help="Simulate only these partners. Repeatable.")
 def simulate(root: Path, host: str, port: int, only: tuple[str, ...]) -> None:
     """Run partner simulators; print one JSON line {partner: url} once they listen."""
-    from federation.config import load_config
-    from federation.sim.rest import simulator_for
-
     configure(level="warning")
     try:
         config = load_config(root, protocols())
@@ -242,8 +236,6 @@ def simulate(root: Path, host: str, port: int, only: tuple[str, ...]) -> None:
     chosen = [p for pid, p in config.partners.items() if not only or pid in only]
 
     async def run() -> None:
-        import signal
-
         sims = [simulator_for(p) for p in chosen]
         urls = {}
         for i, sim in enumerate(sims):
@@ -276,8 +268,6 @@ def mapping_test(root: Path, mapping_file: Path | None, sample: Path | None, run
 
     SAMPLE is an application, or a golden example (then the result is compared with it).
     """
-    from federation.cli.mapping import run_all_examples, run_sample
-
     if run_all:
         if mapping_file or sample:
             raise click.UsageError("--all takes no MAPPING or SAMPLE")
