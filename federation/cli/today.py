@@ -1,8 +1,9 @@
 """Today's mapping of an exchange: what the mapping in force now makes of its application, and how
 that differs from what was sent (``tongban journal show`` and the remap dry run).
 
-``_map_today`` is the one place that maps an application here; it is to become the runtime's
-shared map of an exchange.
+``_map_today`` maps with the runtime's one map of an exchange (``runtime.mapping.map_exchange``),
+so what is shown is what delivery would send: supplements by their own section, applications
+checked against the partner's schema.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from federation.cli.access import with_journal
-from federation.domain.errors import ConfigError, FederationError, MappingError
+from federation.domain.errors import ConfigError, FederationError
 from federation.domain.models import Exchange
 from federation.mapping.examples import diff_text
-from federation.runtime.catalogue import load_catalogue
+from federation.runtime.catalogue import Catalogue, load_catalogue
+from federation.runtime.mapping import Mapped, map_exchange
 from replay.journal import Backend
 from replay.service import Plan
 
@@ -81,23 +83,14 @@ def compare_with_today(ex: Exchange, root: Path) -> Today:
     )
 
 
-def _map_today(ex: Exchange, catalogue: Any) -> Today:
-    """Today's catalogue applied to the application: the request, or every problem with it."""
-    mapping = catalogue.mapping(ex.target, ex.service)
-    if mapping is None:
-        return Today(
-            status="rejected",
-            note="",
-            problems=(f"today's catalogue has no mapping for {ex.target} / {ex.service}",),
-        )
-    try:
-        mapped, _ = mapping.map_request_checked(ex.application)
-    except MappingError as exc:
-        return Today(status="rejected", note="", problems=tuple(str(p) for p in exc.problems))
-    schema = catalogue.schema(ex.target, ex.service)
-    if schema is not None and (broken := schema.problems(mapped, file=schema.file)):
-        return Today(status="rejected", note="", mapped=mapped, problems=tuple(map(str, broken)))
-    return Today(status="", note="", mapped=mapped)
+def _map_today(ex: Exchange, catalogue: Catalogue) -> Today:
+    """Today's catalogue applied to the exchange, as delivery would map it (the runtime's one map):
+    the request, or every problem with it."""
+    today = map_exchange(catalogue, ex)
+    if isinstance(today, Mapped):
+        return Today(status="", note="", mapped=today.request)
+    problems = tuple(map(str, today.problems))
+    return Today(status="rejected", note="", mapped=today.request, problems=problems)
 
 
 PREVIEW_LIMIT = 1000
