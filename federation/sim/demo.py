@@ -33,7 +33,7 @@ from federation.api.server import running_broker
 from federation.config import LOCAL
 from federation.mapping.examples import Example, load_examples
 from federation.runtime.catalogue import Catalogue, load_catalogue
-from federation.sim.rest import simulator_for
+from federation.sim.rest import Simulator, simulator_for
 
 TERMINAL = {"delivered", "failed", "rejected"}
 POLL_EVERY = 0.2  # the demo's polled partners are asked this often (partners.yaml: minutes)
@@ -102,19 +102,8 @@ async def run_demo(
     if not items:
         console.print('[red]no golden example is marked "demo": true; nothing to submit[/]')
         return 1
-    default_source = next(iter(catalogue.config.sources), "")
-    sims = {pid: simulator_for(p) for pid, p in catalogue.config.partners.items()}
-    for pid, sim in sims.items():
-        if pid in MATERIAL and hasattr(sim, "ask_for_more_material"):
-            sim.ask_for_more_material()  # a polled partner's first answer: 补正
-    # Partners filing with us authenticate with keys only they know: the demo makes its own.
-    keys = {
-        pid: secrets.token_urlsafe(24)
-        for pid, p in catalogue.config.partners.items()
-        if p.inbound is not None
-    }
-    if LOCAL in catalogue.config.partners:
-        keys[LOCAL] = secrets.token_urlsafe(24)  # the local system reports its decisions
+    sims = _simulators(catalogue)
+    keys = _demo_keys(catalogue)
     with tempfile.TemporaryDirectory(prefix="tongban-demo-") as tmp:
         journal = Path(tmp) / "journal.sqlite"
         try:
@@ -134,24 +123,66 @@ async def run_demo(
                     f"broker on [bold]{url}[/], journal {journal}, "
                     f"{len(sims)} partner simulators on loopback"
                 )
-                results = await _submit_and_follow(url, items, default_source, console, wait, keys)
-                rounds = await _correction_rounds(url, catalogue, items, results, keys, wait)
-                rounds += await _decisions_back(url, items, results, keys, wait)
-                await _refresh(url, results)  # polled partners have had their say meanwhile
-                _show(console, items, results)
-                delivered = sum(1 for r in results if r.get("state") == "delivered")
-                console.print(f"{delivered} of {len(items)} applications delivered")
-                for line in rounds:
-                    console.print(line)
-                if any(not line.endswith("completed") for line in rounds):  # every round ends
+                rounds_ended, all_delivered = await _play(
+                    url, catalogue, items, keys, console, wait
+                )
+                if not rounds_ended:
                     return 1
                 if keep_running:
                     console.print(f"broker still running at {url} (Ctrl-C to stop)")
                     await _wait_for_signal()
-                return 0 if delivered == len(items) else 1
+                return 0 if all_delivered else 1
         finally:
             for sim in sims.values():
                 await sim.stop()
+
+
+def _simulators(catalogue: Catalogue) -> dict[str, Simulator]:
+    """A simulator for every partner; polled partners that take supplements ask for more first."""
+    sims = {pid: simulator_for(p) for pid, p in catalogue.config.partners.items()}
+    for pid, sim in sims.items():
+        if pid in MATERIAL and hasattr(sim, "ask_for_more_material"):
+            sim.ask_for_more_material()  # a polled partner's first answer: 补正
+    return sims
+
+
+def _demo_keys(catalogue: Catalogue) -> dict[str, str]:
+    """Fresh API keys for the partners that file with us, and for the local system."""
+    # Partners filing with us authenticate with keys only they know: the demo makes its own.
+    keys = {
+        pid: secrets.token_urlsafe(24)
+        for pid, p in catalogue.config.partners.items()
+        if p.inbound is not None
+    }
+    if LOCAL in catalogue.config.partners:
+        keys[LOCAL] = secrets.token_urlsafe(24)  # the local system reports its decisions
+    return keys
+
+
+async def _play(
+    url: str,
+    catalogue: Catalogue,
+    items: list[DemoItem],
+    keys: dict[str, str],
+    console: Console,
+    wait: float,
+) -> tuple[bool, bool]:
+    """Submit, follow, run the correction rounds and decisions, show the table.
+
+    Returns whether every round ended (completed) and whether every application was delivered.
+    """
+    default_source = next(iter(catalogue.config.sources), "")
+    results = await _submit_and_follow(url, items, default_source, console, wait, keys)
+    rounds = await _correction_rounds(url, catalogue, items, results, keys, wait)
+    rounds += await _decisions_back(url, items, results, keys, wait)
+    await _refresh(url, results)  # polled partners have had their say meanwhile
+    _show(console, items, results)
+    delivered = sum(1 for r in results if r.get("state") == "delivered")
+    console.print(f"{delivered} of {len(items)} applications delivered")
+    for line in rounds:
+        console.print(line)
+    rounds_ended = all(line.endswith("completed") for line in rounds)
+    return rounds_ended, delivered == len(items)
 
 
 async def _submit_and_follow(
@@ -162,24 +193,13 @@ async def _submit_and_follow(
     wait: float,
     keys: dict[str, str],
 ) -> list[dict[str, Any]]:
+    """Submit every item through the API, then follow each until it ends (or the wait is up)."""
     run = uuid.uuid4().hex[:8]
     results: list[dict[str, Any]] = [{} for _ in items]
     async with aiohttp.ClientSession(base_url=url) as http:
         ids: list[str | None] = []
         for i, item in enumerate(items):
-            body = {
-                "source": item.example.source or default_source,
-                "partner": item.partner,
-                "service": item.service,
-                "application": item.example.application,
-            }
-            headers = {"Idempotency-Key": f"demo-{run}-{i:03d}"}
-            path = "/v1/exchanges"
-            if item.inbound_from is not None:
-                # A partner files this one with us, for the local system.
-                path = f"/v1/partners/{item.inbound_from}/applications"
-                body = {"service": item.service, "application": item.example.application}
-                headers["Authorization"] = f"Bearer {keys[item.inbound_from]}"
+            path, body, headers = _submission(item, default_source, keys, f"demo-{run}-{i:03d}")
             async with http.post(path, json=body, headers=headers) as resp:
                 answer = await resp.json(content_type=None)
                 if resp.status in (200, 202):
@@ -187,35 +207,60 @@ async def _submit_and_follow(
                 else:
                     ids.append(None)
                     results[i] = {"state": f"refused {resp.status}", "detail": answer.get("detail")}
-        progress = Progress(
-            TextColumn("delivering"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-        )
-        deadline = time.monotonic() + wait
-        with progress:
-            task = progress.add_task("deliver", total=len(items))
-            while True:
-                done = 0
-                for i, xid in enumerate(ids):
-                    if xid is None:
-                        done += 1
-                        continue
-                    if results[i].get("state") in TERMINAL:
-                        done += 1
-                        continue
+        await _follow_deliveries(http, ids, results, console, wait)
+    return results
+
+
+def _submission(
+    item: DemoItem, default_source: str, keys: dict[str, str], idempotency_key: str
+) -> tuple[str, dict[str, Any], dict[str, str]]:
+    """The API path, body and headers that submit ``item``."""
+    headers = {"Idempotency-Key": idempotency_key}
+    if item.inbound_from is not None:
+        # A partner files this one with us, for the local system.
+        headers["Authorization"] = f"Bearer {keys[item.inbound_from]}"
+        body = {"service": item.service, "application": item.example.application}
+        return f"/v1/partners/{item.inbound_from}/applications", body, headers
+    body = {
+        "source": item.example.source or default_source,
+        "partner": item.partner,
+        "service": item.service,
+        "application": item.example.application,
+    }
+    return "/v1/exchanges", body, headers
+
+
+async def _follow_deliveries(
+    http: aiohttp.ClientSession,
+    ids: list[str | None],
+    results: list[dict[str, Any]],
+    console: Console,
+    wait: float,
+) -> None:
+    """Poll every submitted exchange into ``results`` until all have ended, with a progress bar."""
+    progress = Progress(
+        TextColumn("delivering"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+    deadline = time.monotonic() + wait
+    with progress:
+        task = progress.add_task("deliver", total=len(ids))
+        while True:
+            done = 0
+            for i, xid in enumerate(ids):
+                if xid is not None and results[i].get("state") not in TERMINAL:
                     async with http.get(f"/v1/exchanges/{xid}") as resp:
                         results[i] = await resp.json()
-                    if results[i].get("state") in TERMINAL:
-                        done += 1
-                progress.update(task, completed=done)
-                if done == len(items) or time.monotonic() > deadline:
-                    break
-                await asyncio.sleep(0.1)
-    return results
+                if xid is None or results[i].get("state") in TERMINAL:
+                    done += 1
+            progress.update(task, completed=done)
+            if done == len(ids) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)
 
 
 async def _correction_rounds(

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from federation.api.net import start_site
 from federation.config import LOCAL, Partner
+from federation.sim.soap import SoapPartnerSimulator
 
 SIM_LIMIT = 4 * 1024 * 1024
 
@@ -229,7 +230,5 @@ class Simulator(Protocol):
 def simulator_for(partner: Partner, *, seed: int | None = None) -> Simulator:
     """A simulator speaking the partner's protocol (REST JSON, or SOAP per its WSDL)."""
     if partner.protocol == "soap":
-        from federation.sim.soap import SoapPartnerSimulator  # WSDL tooling only when needed
-
         return SoapPartnerSimulator(partner, seed=seed)
     return PartnerSimulator(partner, seed=seed)

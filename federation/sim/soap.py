@@ -35,7 +35,7 @@ from lxml import etree  # type: ignore[import-untyped]
 from adapters import xmlsafe
 from adapters.body import BodyInvalid, Node
 from adapters.bodygen import CompiledBody
-from adapters.envelope import SOAP11, VERSIONS, NotSoap, SoapVersion
+from adapters.envelope import SOAP11, VERSIONS, NotSoap, Opened, SoapVersion
 from adapters.envelope import open_envelope as open_soap
 from adapters.soap import SoapOptions, wsdl_port
 from adapters.wsdl import Operation, compile_operation
@@ -146,6 +146,25 @@ _PLACEHOLDERS: dict[str, Callable[[str, dt.datetime], Any]] = {
 }
 
 
+class _Fault(Exception):
+    """A request the simulated partner answers with a SOAP fault (client or server)."""
+
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Call:
+    """One valid request: the operation, its values, its role and the case it names."""
+
+    op: Operation
+    values: Any
+    role: str | None  # "status" | "supplement" | None (a filing)
+    case: str | None
+
+
 class SoapPartnerSimulator:
     """A loopback HTTP server standing in for one SOAP partner."""
 
@@ -220,74 +239,98 @@ class SoapPartnerSimulator:
             self.in_flight -= 1
 
     async def _answer(self, raw: bytes) -> web.Response:
+        b = self.behaviour
+        try:
+            opened, key = self._open(raw)
+            if b.fail_ratio and self._rng.random() < b.fail_ratio:
+                return await self._simulated_failure(b)
+            call = self._call(opened, key)
+            if call.role == "status" and call.case is not None:
+                # A question, not a filing: answered afresh every time, whatever its key.
+                if b.delay:
+                    await asyncio.sleep(b.delay)
+                status = self._advance(self.cases[call.case])
+                return self._reply(call.op, self._receipt(call.op, case=call.case, status=status))
+            seen = self._file(call, key)
+        except _Fault as fault:
+            return self._fault(fault.kind, fault.reason)
+        if b.delay:
+            # Processed, but the answer is late: what a caller's timeout cannot tell apart.
+            await asyncio.sleep(b.delay)
+        return self._reply(call.op, seen.receipt)
+
+    def _open(self, raw: bytes) -> tuple[Opened, str | None]:
+        """The request's envelope and its idempotency key (recorded, even when it is missing)."""
         try:
             opened = open_soap(xmlsafe.parse(raw, xmlsafe.REPLY_LIMITS))
         except (xmlsafe.XmlRefused, NotSoap) as exc:
             self.keys.append(None)
-            return self._fault("client", f"unreadable request: {exc}")
+            raise _Fault("client", f"unreadable request: {exc}") from exc
         header = opened.header
         key_el = header.find(self._header) if header is not None else None
         key = (key_el.text or "").strip() if key_el is not None else None
         self.keys.append(key)
-        b = self.behaviour
-        if b.fail_ratio and self._rng.random() < b.fail_ratio:
-            if b.delay:
-                await asyncio.sleep(b.delay)
-            if b.fault:
-                return self._fault(b.fault, b.fault_string)
-            headers = {"Retry-After": str(b.retry_after)} if b.retry_after is not None else None
-            return web.Response(text="simulated failure", status=b.fail_status, headers=headers)
+        return opened, key
+
+    async def _simulated_failure(self, b: SoapBehaviour) -> web.Response:
+        """A failure before processing, as the behaviour asks: a SOAP fault or an HTTP status."""
+        if b.delay:
+            await asyncio.sleep(b.delay)
+        if b.fault:
+            return self._fault(b.fault, b.fault_string)
+        headers = {"Retry-After": str(b.retry_after)} if b.retry_after is not None else None
+        return web.Response(text="simulated failure", status=b.fail_status, headers=headers)
+
+    def _call(self, opened: Opened, key: str | None) -> _Call:
+        """The operation a request calls, its values and the case it names; a fault if invalid."""
         if opened.version is not self._version:
-            return self._fault("client", f"this service speaks SOAP {self._version.name}")
+            raise _Fault("client", f"this service speaks SOAP {self._version.name}")
         first = opened.first
         op = self._by_tag.get(first.tag) if first is not None else None
         if op is None:
-            return self._fault("client", "no operation of this service takes that body element")
+            raise _Fault("client", "no operation of this service takes that body element")
         if not key:
-            return self._fault("client", f"header {self._header} is required")
+            raise _Fault("client", f"header {self._header} is required")
         try:
             values = op.input.read(opened.body, first)
         except BodyInvalid as exc:
-            return self._fault("client", f"request does not match the WSDL: {exc}")
+            raise _Fault("client", f"request does not match the WSDL: {exc}") from exc
         role = self._roles.get(op.name)
         case: str | None = None
         if role is not None:
             case = _case_named(values, self.cases)
             if case is None:
-                return self._fault("client", "no application with that reference number")
-        if role == "status" and case is not None:
-            # A question, not a filing: answered afresh every time, whatever its key.
-            if b.delay:
-                await asyncio.sleep(b.delay)
-            assert op.output is not None
-            report = self._receipt(op, case=case, status=self._advance(self.cases[case]))
-            text = op.envelope.render([], op.output.write(report))
-            return web.Response(body=text, status=200, content_type=self._content_type())
+                raise _Fault("client", "no application with that reference number")
+        return _Call(op=op, values=values, role=role, case=case)
+
+    def _file(self, call: _Call, key: str | None) -> SoapSeen:
+        """Keep a filing or a supplement once per key; a repeat only counts."""
+        assert key  # _call refuses a request without one
         seen = self.seen.get(key)
         if seen is not None:
             seen.count += 1
-            seen.operations.append(op.name)
-        else:
-            if case is None:  # a filing: a new case
-                case = self._new_case()
-                self.cases[case] = SoapCase(key=key)
-            else:  # a supplement to the case it names
-                self.cases[case].supplements.append(key)
-            receipt = self._receipt(op, case=case)
-            seen = SoapSeen(
-                key=key,
-                count=1,
-                first_body=values,
-                receipt=receipt,
-                operations=[op.name],
-                case=case,
-            )
-            self.seen[key] = seen
-        if b.delay:
-            # Processed, but the answer is late: what a caller's timeout cannot tell apart.
-            await asyncio.sleep(b.delay)
+            seen.operations.append(call.op.name)
+            return seen
+        case = call.case
+        if case is None:  # a filing: a new case
+            case = self._new_case()
+            self.cases[case] = SoapCase(key=key)
+        else:  # a supplement to the case it names
+            self.cases[case].supplements.append(key)
+        seen = SoapSeen(
+            key=key,
+            count=1,
+            first_body=call.values,
+            receipt=self._receipt(call.op, case=case),
+            operations=[call.op.name],
+            case=case,
+        )
+        self.seen[key] = seen
+        return seen
+
+    def _reply(self, op: Operation, values: dict[str, Any]) -> web.Response:
         assert op.output is not None
-        text = op.envelope.render([], op.output.write(seen.receipt))
+        text = op.envelope.render([], op.output.write(values))
         return web.Response(body=text, status=200, content_type=self._content_type())
 
     def _new_case(self) -> str:
