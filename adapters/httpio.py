@@ -2,6 +2,11 @@
 
 Replies are untrusted: the body is read within a limit *after* decompression (a gzip bomb is
 refused, not inflated), and ``Retry-After`` is understood in both its forms.
+
+An adapter reads a reply in three steps: :func:`exchange` reads the answer (and turns transport
+failures into adapter errors), :func:`received` records it for the transcript, then the adapter
+classifies the HTTP status (:func:`status_refusal` builds the error for one that is no success)
+and, for a success, the body.
 """
 
 from __future__ import annotations
@@ -15,7 +20,12 @@ from typing import Any
 import aiohttp
 
 from federation.config import Partner
-from federation.domain.errors import Transcript, TransientError, UnknownOutcomeError
+from federation.domain.errors import (
+    PermanentError,
+    Transcript,
+    TransientError,
+    UnknownOutcomeError,
+)
 
 
 def partner_session(partner: Partner, **extra: Any) -> aiohttp.ClientSession:
@@ -138,3 +148,63 @@ async def exchange(
         raise UnknownOutcomeError(
             f"connection to {pid} failed after sending: {type(exc).__name__}: {exc}", **common
         ) from exc
+
+
+def received(answer: Answer, limit: int) -> dict[str, Any]:
+    """The answer as the transcript keeps it: status, content type, body (first ``limit`` bytes)."""
+    return {
+        "status": answer.status,
+        "content_type": answer.content_type,
+        "body": answer.body[:limit].decode("utf-8", errors="replace"),
+        "body_bytes": len(answer.body),
+    }
+
+
+def status_refusal(
+    *,
+    transient: bool,
+    hint: str,
+    partner: str,
+    operation: str,
+    transcript: Transcript,
+    status: int,
+    retry_after: float | None,
+) -> TransientError | PermanentError:
+    """The error for an HTTP status that is no success; ``hint`` sums up the reply's body."""
+    what = f"HTTP {status}{hint}"
+    return refusal(
+        transient=transient,
+        message=f"{partner} answered {what}"
+        if transient
+        else f"{partner} refused the request with {what}",
+        partner=partner,
+        operation=operation,
+        transcript=transcript,
+        status=status,
+        retry_after=retry_after,
+    )
+
+
+def refusal(
+    *,
+    transient: bool,
+    message: str,
+    partner: str,
+    operation: str,
+    transcript: Transcript,
+    status: int,
+    retry_after: float | None,
+) -> TransientError | PermanentError:
+    """A transient error (retried, honouring ``retry_after``) or a permanent one (ends the exchange)."""
+    if transient:
+        return TransientError(
+            message,
+            partner=partner,
+            operation=operation,
+            transcript=transcript,
+            status=status,
+            retry_after=retry_after,
+        )
+    return PermanentError(
+        message, partner=partner, operation=operation, transcript=transcript, status=status
+    )

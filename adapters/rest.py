@@ -18,11 +18,11 @@ import aiohttp
 import orjson
 
 from adapters.base import TRANSCRIPT_BODY_LIMIT, Adapter, OutboundRequest, Reply
-from adapters.httpio import exchange, partner_session
+from adapters.httpio import Answer, exchange, partner_session, received, status_refusal
 from federation.config import Partner
 from federation.config.reader import Reader
 from federation.config.yamlsrc import PathKey
-from federation.domain.errors import PermanentError, Transcript, TransientError
+from federation.domain.errors import Transcript
 from federation.domain.models import canonical_json
 
 TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -168,15 +168,11 @@ class RestAdapter:
             self._session = None
 
     async def send(self, request: OutboundRequest) -> Reply:
+        """POST the mapped request as JSON; read the reply (see the module docstring)."""
         if self._session is None:
             raise RuntimeError("RestAdapter.send() before start()")
         svc: RestService = self.partner.services[request.service].options.get("rest", RestService())
-        path = svc.path
-        if request.kind == "supplement":
-            path = svc.supplement_path or f"{svc.path.rstrip('/')}/supplements"
-        elif request.kind == "status":
-            path = svc.status_path or f"{svc.path.rstrip('/')}/status"
-        url = self.partner.endpoint.rstrip("/") + path if path else self.partner.endpoint
+        url = self._url(svc, request.kind)
         body = canonical_json(request.payload)
         headers = {
             "Content-Type": "application/json; charset=utf-8",
@@ -195,8 +191,6 @@ class RestAdapter:
             "body_sha256": hashlib.sha256(body).hexdigest(),
             "body_bytes": len(body),
         }
-        op = request.service
-        pid = self.partner.id
         answer = await exchange(
             self._session,
             svc.method,
@@ -204,47 +198,57 @@ class RestAdapter:
             data=body,
             headers=headers,
             partner=self.partner,
-            operation=op,
+            operation=request.service,
             sent=sent,
             limit=REPLY_LIMIT,
         )
-        raw, status, ctype, retry_after = (
-            answer.body,
-            answer.status,
-            answer.content_type,
-            answer.retry_after,
-        )
-        text = raw[:TRANSCRIPT_BODY_LIMIT].decode("utf-8", errors="replace")
-        got = {"status": status, "content_type": ctype, "body": text, "body_bytes": len(raw)}
-        transcript = Transcript(request=sent, response=got)
-        if 200 <= status < 300:
-            try:
-                parsed = orjson.loads(raw) if raw else None
-            except orjson.JSONDecodeError as exc:
-                return Reply(
-                    status=status,
-                    body=None,
-                    transcript=transcript,
-                    problem=f"reply is not JSON: {exc}",
-                )
-            return Reply(status=status, body=parsed, transcript=transcript)
-        summary = _summarise(raw)
-        if status in TRANSIENT_STATUS:
-            raise TransientError(
-                f"{pid} answered HTTP {status}{summary}",
-                partner=pid,
-                operation=op,
-                transcript=transcript,
-                status=status,
-                retry_after=retry_after,
-            )
-        raise PermanentError(
-            f"{pid} refused the request with HTTP {status}{summary}",
+        return classify(self.partner.id, request.service, sent, answer)
+
+    def _url(self, svc: RestService, kind: str) -> str:
+        """Where a request of ``kind`` (application, supplement, status) goes."""
+        path = svc.path
+        if kind == "supplement":
+            path = svc.supplement_path or f"{svc.path.rstrip('/')}/supplements"
+        elif kind == "status":
+            path = svc.status_path or f"{svc.path.rstrip('/')}/status"
+        return self.partner.endpoint.rstrip("/") + path if path else self.partner.endpoint
+
+
+def classify(pid: str, operation: str, sent: dict[str, Any], answer: Answer) -> Reply:
+    """What a REST reply means: the parsed body of a success, else a transient or permanent error.
+
+    In steps a partner's reply rules can slot into: the reply is recorded for the transcript, its
+    HTTP status classified (:func:`transient_status`), then a success's body read (:func:`read_body`).
+    """
+    transcript = Transcript(request=sent, response=received(answer, TRANSCRIPT_BODY_LIMIT))
+    status = answer.status
+    if not 200 <= status < 300:
+        raise status_refusal(
+            transient=transient_status(status),
+            hint=_summarise(answer.body),
             partner=pid,
-            operation=op,
+            operation=operation,
             transcript=transcript,
             status=status,
+            retry_after=answer.retry_after,
         )
+    return read_body(answer.body, status, transcript)
+
+
+def transient_status(status: int) -> bool:
+    """Whether an HTTP status that is no success is worth retrying (408, 425, 429, some 5xx)."""
+    return status in TRANSIENT_STATUS
+
+
+def read_body(raw: bytes, status: int, transcript: Transcript) -> Reply:
+    """A success's JSON body; a body that is not JSON is still delivered, with a problem noted."""
+    try:
+        parsed = orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError as exc:
+        return Reply(
+            status=status, body=None, transcript=transcript, problem=f"reply is not JSON: {exc}"
+        )
+    return Reply(status=status, body=parsed, transcript=transcript)
 
 
 def _summarise(raw: bytes) -> str:

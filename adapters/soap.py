@@ -34,7 +34,7 @@ from adapters import xmlsafe
 from adapters.base import TRANSCRIPT_BODY_LIMIT, Adapter, OutboundRequest, Reply
 from adapters.body import BodyInvalid
 from adapters.envelope import SOAP11, VERSIONS, SoapVersion
-from adapters.httpio import exchange, partner_session
+from adapters.httpio import exchange, partner_session, received
 from adapters.soapreply import classify
 from adapters.wsdl import Operation, Port, WsdlError, compile_operation, find_port, input_tree
 from adapters.wsdl import load_document as load_wsdl
@@ -348,40 +348,12 @@ class SoapAdapter:
             self._session = None
 
     async def send(self, request: OutboundRequest) -> Reply:
+        """POST the request's SOAP envelope to the partner; classify the reply (soapreply)."""
         if self._session is None:
             raise RuntimeError("SoapAdapter.send() before start()")
-        pid = self.partner.id
-        op = self._operations.get((request.service, request.kind))
-        if op is None:
-            what = "" if request.kind == "application" else f" with a {request.kind} operation"
-            raise PermanentError(
-                f"service {request.service!r} is not configured for {pid}{what}",
-                partner=pid,
-                operation=request.service,
-            )
+        op = self._operation(request)
         url = self.partner.endpoint
-        try:
-            body = op.input.write(request.payload)
-            blocks = [f"<{op.header_name}>{escape(request.idempotency_key)}</{op.header_name}>"]
-        except (BodyInvalid, BadValue) as exc:
-            # Nothing was sent: the mapping produced something the WSDL does not allow.
-            problems = exc.problems if isinstance(exc, BodyInvalid) else [f"idempotency key: {exc}"]
-            raise PermanentError(
-                f"the request does not match the WSDL input of {op.name}: {'; '.join(problems)}",
-                partner=pid,
-                operation=op.name,
-                transcript=Transcript(
-                    request={"url": url, "operation": op.name, "problems": problems}
-                ),
-            ) from None
-        shown = blocks
-        if self._security is not None:
-            shown = [*blocks, self._security.redacted]
-            blocks = [*blocks, self._security.header]
-        data = op.envelope.render(blocks, body)
-        # With WS-Security the digest is of the envelope with the password hidden: a digest of the
-        # real bytes would let anyone holding the journal test password guesses offline.
-        digest_of = op.envelope.render(shown, body) if shown is not blocks else data
+        data, digest_of = self._envelope(op, request, url)
         headers = {
             **op.http_headers,
             "X-Tongban-Exchange-Id": request.exchange_id,
@@ -396,7 +368,7 @@ class SoapAdapter:
             "body_sha256": hashlib.sha256(digest_of).hexdigest(),
             "body_bytes": len(data),
         }
-        if shown is not blocks:
+        if self._security is not None:
             sent["body_sha256_of"] = "envelope with the WS-Security password redacted"
         answer = await exchange(
             self._session,
@@ -409,16 +381,47 @@ class SoapAdapter:
             sent=sent,
             limit=REPLY_LIMIT,
         )
-        raw, status, ctype, retry_after = (
-            answer.body,
-            answer.status,
-            answer.content_type,
-            answer.retry_after,
+        got = received(answer, TRANSCRIPT_BODY_LIMIT)
+        return classify(
+            self.partner.id, op, sent, got, answer.body, answer.status, answer.retry_after
         )
-        got: dict[str, Any] = {
-            "status": status,
-            "content_type": ctype,
-            "body": raw[:TRANSCRIPT_BODY_LIMIT].decode("utf-8", errors="replace"),
-            "body_bytes": len(raw),
-        }
-        return classify(pid, op, sent, got, raw, status, retry_after)
+
+    def _operation(self, request: OutboundRequest) -> Operation:
+        """The WSDL operation for the request's service and kind; permanent if there is none."""
+        op = self._operations.get((request.service, request.kind))
+        if op is None:
+            pid = self.partner.id
+            what = "" if request.kind == "application" else f" with a {request.kind} operation"
+            raise PermanentError(
+                f"service {request.service!r} is not configured for {pid}{what}",
+                partner=pid,
+                operation=request.service,
+            )
+        return op
+
+    def _envelope(self, op: Operation, request: OutboundRequest, url: str) -> tuple[bytes, bytes]:
+        """The envelope to send, and the bytes its transcript digest is of.
+
+        The two differ only with WS-Security: then the digest is of the envelope with the password
+        hidden, since a digest of the real bytes would let anyone holding the journal test password
+        guesses offline.
+        """
+        try:
+            body = op.input.write(request.payload)
+            blocks = [f"<{op.header_name}>{escape(request.idempotency_key)}</{op.header_name}>"]
+        except (BodyInvalid, BadValue) as exc:
+            # Nothing was sent: the mapping produced something the WSDL does not allow.
+            problems = exc.problems if isinstance(exc, BodyInvalid) else [f"idempotency key: {exc}"]
+            raise PermanentError(
+                f"the request does not match the WSDL input of {op.name}: {'; '.join(problems)}",
+                partner=self.partner.id,
+                operation=op.name,
+                transcript=Transcript(
+                    request={"url": url, "operation": op.name, "problems": problems}
+                ),
+            ) from None
+        if self._security is None:
+            data = op.envelope.render(blocks, body)
+            return data, data
+        data = op.envelope.render([*blocks, self._security.header], body)
+        return data, op.envelope.render([*blocks, self._security.redacted], body)

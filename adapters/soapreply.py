@@ -6,17 +6,34 @@ Read bounded first (:func:`read_bounded`), then classified whole (:func:`classif
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from adapters import xmlsafe
 from adapters.base import Reply
 from adapters.body import BodyInvalid
 from adapters.envelope import Fault, NotSoap, Opened, find_fault, open_envelope
+from adapters.httpio import refusal, status_refusal
 from adapters.wsdl import Operation
-from federation.domain.errors import PermanentError, Transcript, TransientError, UnknownOutcomeError
+from federation.domain.errors import (
+    PermanentError,
+    Transcript,
+    TransientError,
+    UnknownOutcomeError,
+)
 
 TRANSIENT_STATUS = frozenset({408, 425, 429})
 TRANSIENT_FAULTS = frozenset({"Server", "Receiver"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reading:
+    """A reply body as read: the envelope and its fault, or why it could not be trusted."""
+
+    opened: Opened | None = None
+    fault: Fault | None = None
+    refused: str | None = None  # why the body is not a SOAP envelope we can read
+    attack: bool = False  # refused for what the XML tried, not merely for being something else
 
 
 def classify(
@@ -28,84 +45,106 @@ def classify(
     status: int,
     retry_after: float | None,
 ) -> Reply:
-    """Classify a reply that arrived whole: fault, delivered, or an HTTP error."""
-    refused: str | None = None
-    attack = False  # refused for what the XML tried, not merely for being something else
-    opened: Opened | None = None
-    fault: Fault | None = None
-    if raw.strip():
-        try:
-            opened = open_envelope(xmlsafe.parse(raw, xmlsafe.REPLY_LIMITS))
-            fault = find_fault(opened.version, opened.first)
-        except xmlsafe.XmlRefused as exc:
-            refused = f"refused by the XML parser ({exc.kind}): {exc}"
-            attack = exc.kind != "malformed"
-        except NotSoap as exc:
-            refused = str(exc)
-    if fault is not None:
-        got["fault"] = {
-            "code": fault.written or fault.code,
-            "subcodes": list(fault.subcodes),
-            "reason": fault.reason,
-            "detail": fault.detail,
-        }
-        transcript = Transcript(request=sent, response=got)
-        shown = fault.written or fault.code
-        subs = f" ({', '.join(fault.subcodes)})" if fault.subcodes else ""
-        what = f"SOAP fault {shown}{subs}: {fault.reason or '(no reason given)'}"
-        if fault.code in TRANSIENT_FAULTS:
-            raise TransientError(
-                f"{pid} answered with {what}",
-                partner=pid,
-                operation=op.name,
-                transcript=transcript,
-                status=status,
-                retry_after=retry_after,
-            )
-        raise PermanentError(
-            f"{pid} refused the request with {what}",
-            partner=pid,
-            operation=op.name,
-            transcript=transcript,
-            status=status,
-        )
+    """Classify a reply that arrived whole: fault, delivered, or an HTTP error.
+
+    In steps a partner's reply rules can slot into: read the envelope (:func:`read_envelope`); a
+    fault decides alone (:func:`fault_refusal`); else the HTTP status (:func:`transient_status`),
+    then a success's body (:func:`read_body`).
+    """
+    reading = read_envelope(raw)
+    if reading.fault is not None:
+        raise fault_refusal(pid, op, reading.fault, sent, got, status, retry_after)
     transcript = Transcript(request=sent, response=got)
     if 200 <= status < 300:
-        if refused is not None:
-            raise UnknownOutcomeError(
-                f"{pid} answered HTTP {status} but the reply cannot be trusted: {refused}; "
-                "it may have processed the request",
-                partner=pid,
-                operation=op.name,
-                transcript=transcript,
-                status=status,
-            )
-        if opened is None or op.output is None:
-            problem = None if op.output is None else f"HTTP {status} without a SOAP reply"
-            return Reply(status=status, body=None, transcript=transcript, problem=problem)
-        try:
-            body = op.output.read(opened.body, opened.first)
-            return Reply(status=status, body=body, transcript=transcript)
-        except BodyInvalid as exc:
-            problem = f"the reply does not match the WSDL output of {op.name}: {exc}"
-            return Reply(status=status, body=None, transcript=transcript, problem=problem)
-    hint = f" ({refused})" if attack else _summary(raw)
-    if status >= 500 or status in TRANSIENT_STATUS:
-        raise TransientError(
-            f"{pid} answered HTTP {status}{hint}",
-            partner=pid,
-            operation=op.name,
-            transcript=transcript,
-            status=status,
-            retry_after=retry_after,
-        )
-    raise PermanentError(
-        f"{pid} refused the request with HTTP {status}{hint}",
+        return read_body(pid, op, reading, status, transcript)
+    raise status_refusal(
+        transient=transient_status(status),
+        hint=f" ({reading.refused})" if reading.attack else _summary(raw),
         partner=pid,
         operation=op.name,
         transcript=transcript,
         status=status,
+        retry_after=retry_after,
     )
+
+
+def read_envelope(raw: bytes) -> Reading:
+    """The reply's SOAP envelope and fault, if the body is one (an empty body is no envelope)."""
+    if not raw.strip():
+        return Reading()
+    try:
+        opened = open_envelope(xmlsafe.parse(raw, xmlsafe.REPLY_LIMITS))
+        return Reading(opened=opened, fault=find_fault(opened.version, opened.first))
+    except xmlsafe.XmlRefused as exc:
+        return Reading(
+            refused=f"refused by the XML parser ({exc.kind}): {exc}",
+            attack=exc.kind != "malformed",
+        )
+    except NotSoap as exc:
+        return Reading(refused=str(exc))
+
+
+def fault_refusal(
+    pid: str,
+    op: Operation,
+    fault: Fault,
+    sent: dict[str, Any],
+    got: dict[str, Any],
+    status: int,
+    retry_after: float | None,
+) -> TransientError | PermanentError:
+    """The error for a SOAP fault, whatever the HTTP status: Server/Receiver faults are transient."""
+    got["fault"] = {
+        "code": fault.written or fault.code,
+        "subcodes": list(fault.subcodes),
+        "reason": fault.reason,
+        "detail": fault.detail,
+    }
+    shown = fault.written or fault.code
+    subs = f" ({', '.join(fault.subcodes)})" if fault.subcodes else ""
+    what = f"SOAP fault {shown}{subs}: {fault.reason or '(no reason given)'}"
+    transient = fault.code in TRANSIENT_FAULTS
+    return refusal(
+        transient=transient,
+        message=f"{pid} answered with {what}"
+        if transient
+        else f"{pid} refused the request with {what}",
+        partner=pid,
+        operation=op.name,
+        transcript=Transcript(request=sent, response=got),
+        status=status,
+        retry_after=retry_after,
+    )
+
+
+def transient_status(status: int) -> bool:
+    """Whether an HTTP error without a SOAP fault is worth retrying (408, 425, 429, any 5xx)."""
+    return status >= 500 or status in TRANSIENT_STATUS
+
+
+def read_body(
+    pid: str, op: Operation, reading: Reading, status: int, transcript: Transcript
+) -> Reply:
+    """A 2xx reply's output values; a body that cannot be trusted is an unknown outcome."""
+    if reading.refused is not None:
+        raise UnknownOutcomeError(
+            f"{pid} answered HTTP {status} but the reply cannot be trusted: {reading.refused}; "
+            "it may have processed the request",
+            partner=pid,
+            operation=op.name,
+            transcript=transcript,
+            status=status,
+        )
+    opened = reading.opened
+    if opened is None or op.output is None:
+        problem = None if op.output is None else f"HTTP {status} without a SOAP reply"
+        return Reply(status=status, body=None, transcript=transcript, problem=problem)
+    try:
+        body = op.output.read(opened.body, opened.first)
+        return Reply(status=status, body=body, transcript=transcript)
+    except BodyInvalid as exc:
+        problem = f"the reply does not match the WSDL output of {op.name}: {exc}"
+        return Reply(status=status, body=None, transcript=transcript, problem=problem)
 
 
 def _summary(raw: bytes) -> str:
