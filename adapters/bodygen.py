@@ -111,127 +111,156 @@ def generate_writer(root: Node) -> Writer:
     Plain text goes out unescaped and is also collected in ``texts``: the caller checks all of it at
     once for characters that need escaping, and if there are any, writes the body again slowly.
     """
-    src = _Source(BadValue=BadValue, general=write_general)
-    src.env["children"] = write_children
+    src = _WriterSource()
+    writer: Writer = src.compile(src.emit(root), f"soap writer for {root.key}")
+    return writer
 
-    def emit(node: Node) -> str:
-        fn = src.name("w")
-        src.env.update({f"{fn}_node": node, f"{fn}_keys": frozenset(node.by_key)})
+
+def generate_reader(root: Node) -> Reader:
+    """Reads the children of an element matching ``root`` into a dict; problems go to ``problems``."""
+    src = _ReaderSource()
+    reader: Reader = src.compile(src.emit(root), f"soap reader for {root.key}")
+    return reader
+
+
+class _WriterSource(_Source):
+    """The writer's source: a function ``w<n>`` per complex type, children unrolled."""
+
+    def __init__(self) -> None:
+        super().__init__(BadValue=BadValue, general=write_general, children=write_children)
+
+    def emit(self, node: Node) -> str:
+        """Generate the function writing ``node``'s children (and those of its complex children)."""
+        fn = self.name("w")
+        self.env.update({f"{fn}_node": node, f"{fn}_keys": frozenset(node.by_key)})
         code = [
             f"def {fn}(values, out, problems, prefix, texts):",
             f"    if type(values) is not dict or not values.keys() <= {fn}_keys:",
             f"        return children({fn}_node, values, prefix, out, problems)",
         ]
         for j, child in enumerate(node.children):
-            c = f"{fn}_{j}"
-            src.env.update({c: child, f"{c}_k": child.key, f"{c}_o": child.open})
-            src.env.update({f"{c}_e": child.close, f"{c}_sub": child.key + "."})
-            code += [f"    v = values.get({c}_k)"]
-            if child.simple is None:
-                inner = emit(child)
-                code += [
-                    "    if type(v) is dict:",
-                    f"        out.append({c}_o)",
-                    f"        {inner}(v, out, problems, prefix + {c}_sub, texts)",
-                    f"        out.append({c}_e)",
-                ]
-            elif child.text:
-                code += [
-                    "    if type(v) is str:",
-                    f"        out.append({c}_o + v + {c}_e)",
-                    "        texts.append(v)",
-                ]
-            else:
-                src.env[f"{c}_w"] = child.simple.write
-                code += [
-                    "    if type(v) is str or type(v) is int:",
-                    "        try:",
-                    f"            out.append({c}_o + {c}_w(v) + {c}_e)",
-                    "        except BadValue:",
-                    f"            general({c}, v, prefix + {c}_k, out, problems)",
-                ]
-            code += ["    else:", f"        general({c}, v, prefix + {c}_k, out, problems)"]
-        src.lines += [*code, ""]
+            code += self._child(f"{fn}_{j}", child)
+        self.lines += [*code, ""]
         return fn
 
-    writer: Writer = src.compile(emit(root), f"soap writer for {root.key}")
-    return writer
+    def _child(self, c: str, child: Node) -> list[str]:
+        # The common case inline; anything else (lists, None, wrong kinds) goes to general().
+        self.env.update({c: child, f"{c}_k": child.key, f"{c}_o": child.open})
+        self.env.update({f"{c}_e": child.close, f"{c}_sub": child.key + "."})
+        code = [f"    v = values.get({c}_k)"]
+        if child.simple is None:
+            inner = self.emit(child)
+            code += [
+                "    if type(v) is dict:",
+                f"        out.append({c}_o)",
+                f"        {inner}(v, out, problems, prefix + {c}_sub, texts)",
+                f"        out.append({c}_e)",
+            ]
+        elif child.text:
+            code += [
+                "    if type(v) is str:",
+                f"        out.append({c}_o + v + {c}_e)",
+                "        texts.append(v)",
+            ]
+        else:
+            self.env[f"{c}_w"] = child.simple.write
+            code += [
+                "    if type(v) is str or type(v) is int:",
+                "        try:",
+                f"            out.append({c}_o + {c}_w(v) + {c}_e)",
+                "        except BadValue:",
+                f"            general({c}, v, prefix + {c}_k, out, problems)",
+            ]
+        return [*code, "    else:", f"        general({c}, v, prefix + {c}_k, out, problems)"]
 
 
-def generate_reader(root: Node) -> Reader:
-    """Reads the children of an element matching ``root`` into a dict; problems go to ``problems``."""
-    src = _Source(BadValue=BadValue, slow=read_element, unexpected=unexpected)
-    src.env.update(NIL=_NIL, XSI_NIL=XSI_NIL)
+class _ReaderSource(_Source):
+    """The reader's source: a function ``r<n>`` per complex type, one branch per child tag."""
 
-    def emit(node: Node) -> str:
-        fn = src.name("r")
-        template: dict[str, Any] = dict.fromkeys(node.by_key)
-        src.env[f"{fn}_t"] = template
+    def __init__(self) -> None:
+        super().__init__(
+            BadValue=BadValue, slow=read_element, unexpected=unexpected, NIL=_NIL, XSI_NIL=XSI_NIL
+        )
+
+    def emit(self, node: Node) -> str:
+        """Generate the function reading ``node``'s children (and those of its complex children)."""
+        fn = self.name("r")
+        code = self._start(fn, node)
+        code += ["    for sub in el:", "        tag = sub.tag"]
+        for j, child in enumerate(node.children):
+            code += self._branch(f"{fn}_{j}", j, child)
+        if node.children:
+            code += ["        else:", "            unexpected(sub, prefix, problems)"]
+        else:
+            code.append("        unexpected(sub, prefix, problems)")
+        code += self._missing(fn, node)
+        code.append("    return result")
+        self.lines += [*code, ""]
+        return fn
+
+    def _start(self, fn: str, node: Node) -> list[str]:
+        # Every key present (None when absent); s<j> flags catch a repeated single element.
+        self.env[f"{fn}_t"] = dict.fromkeys(node.by_key)
         code = [f"def {fn}(el, problems, prefix):", f"    result = {fn}_t.copy()"]
         singles = [j for j, c in enumerate(node.children) if not c.many]
         if singles:
             code.append("    " + " = ".join(f"s{j}" for j in singles) + " = False")
         for j, child in enumerate(node.children):
-            src.env.update({f"{fn}_{j}_k": child.key})
+            self.env.update({f"{fn}_{j}_k": child.key})
             if child.many:
                 code.append(f"    result[{fn}_{j}_k] = []")
-        code.append("    for sub in el:")
-        code.append("        tag = sub.tag")
-        for j, child in enumerate(node.children):
-            c = f"{fn}_{j}"
-            src.env.update({c: child, f"{c}_t": child.tag, f"{c}_sub": child.key + "."})
-            src.env[f"{c}_rep"] = f"{child.key}: repeated, the WSDL allows one"
-            code.append(f"        {'if' if j == 0 else 'elif'} tag == {c}_t:")
-            if not child.many:
-                code += [
-                    f"            if s{j}:",
-                    f"                problems.append(prefix + {c}_rep)",
-                    "                continue",
-                    f"            s{j} = True",
-                ]
-            if child.simple is None:
-                inner = emit(child)
-                code += [
-                    "            if len(sub) or sub.get(XSI_NIL) not in NIL:",
-                    f"                v = {inner}(sub, problems, prefix + {c}_sub)",
-                    "            else:",
-                    "                v = None",
-                ]
-            elif child.text:
-                code += [
-                    "            v = sub.text",
-                    "            if v is None or len(sub):",
-                    f"                v = slow({c}, sub, prefix, problems)",
-                ]
-            else:
-                src.env[f"{c}_r"] = child.simple.read
-                code += [
-                    "            v = sub.text",
-                    "            if v is None or len(sub):",
-                    f"                v = slow({c}, sub, prefix, problems)",
-                    "            else:",
-                    "                try:",
-                    f"                    v = {c}_r(v)",
-                    "                except BadValue:",
-                    f"                    v = slow({c}, sub, prefix, problems)",
-                ]
-            target = f"result[{c}_k].append(v)" if child.many else f"result[{c}_k] = v"
-            src.env[f"{c}_k"] = child.key
-            code.append(f"            {target}")
-        if node.children:
-            code += ["        else:", "            unexpected(sub, prefix, problems)"]
-        else:
-            code.append("        unexpected(sub, prefix, problems)")
+        return code
+
+    def _branch(self, c: str, j: int, child: Node) -> list[str]:
+        self.env.update({c: child, f"{c}_t": child.tag, f"{c}_sub": child.key + "."})
+        self.env[f"{c}_rep"] = f"{child.key}: repeated, the WSDL allows one"
+        code = [f"        {'if' if j == 0 else 'elif'} tag == {c}_t:"]
+        if not child.many:
+            code += [
+                f"            if s{j}:",
+                f"                problems.append(prefix + {c}_rep)",
+                "                continue",
+                f"            s{j} = True",
+            ]
+        code += self._value(c, child)
+        target = f"result[{c}_k].append(v)" if child.many else f"result[{c}_k] = v"
+        self.env[f"{c}_k"] = child.key
+        return [*code, f"            {target}"]
+
+    def _value(self, c: str, child: Node) -> list[str]:
+        # The common case inline (a text node, a nested element); the rest goes to slow().
+        if child.simple is None:
+            inner = self.emit(child)
+            return [
+                "            if len(sub) or sub.get(XSI_NIL) not in NIL:",
+                f"                v = {inner}(sub, problems, prefix + {c}_sub)",
+                "            else:",
+                "                v = None",
+            ]
+        code = [
+            "            v = sub.text",
+            "            if v is None or len(sub):",
+            f"                v = slow({c}, sub, prefix, problems)",
+        ]
+        if child.text:
+            return code
+        self.env[f"{c}_r"] = child.simple.read
+        return [
+            *code,
+            "            else:",
+            "                try:",
+            f"                    v = {c}_r(v)",
+            "                except BadValue:",
+            f"                    v = slow({c}, sub, prefix, problems)",
+        ]
+
+    def _missing(self, fn: str, node: Node) -> list[str]:
+        code = []
         for j, child in enumerate(node.children):
             if not child.min_occurs:
                 continue
             c = f"{fn}_{j}"
-            src.env[f"{c}_miss"] = f"{child.key}: required element missing"
+            self.env[f"{c}_miss"] = f"{child.key}: required element missing"
             test = f"not result[{c}_k]" if child.many else f"not s{j}"
             code += [f"    if {test}:", f"        problems.append(prefix + {c}_miss)"]
-        code.append("    return result")
-        src.lines += [*code, ""]
-        return fn
-
-    reader: Reader = src.compile(emit(root), f"soap reader for {root.key}")
-    return reader
+        return code
