@@ -88,36 +88,20 @@ class RestSpec:
 
     def parse_service(self, r: Reader, path: PathKey, raw: Mapping[str, Any]) -> Mapping[str, Any]:
         svc = RestService()
-        sub = (
-            r.text((*path, "path"), raw["path"], pattern=PATH_RE, what="a URL path starting with /")
-            if "path" in raw
-            else ""
-        )
+
+        def url_path(key: str) -> str | None:
+            return r.text(
+                (*path, key), raw[key], pattern=PATH_RE, what="a URL path starting with /"
+            )
+
+        sub = url_path("path") if "path" in raw else ""
         method = (
             r.choice((*path, "method"), raw["method"], ("POST", "PUT"))
             if "method" in raw
             else "POST"
         )
-        supplement = (
-            r.text(
-                (*path, "supplement_path"),
-                raw["supplement_path"],
-                pattern=PATH_RE,
-                what="a URL path starting with /",
-            )
-            if "supplement_path" in raw
-            else None
-        )
-        status_path = (
-            r.text(
-                (*path, "status_path"),
-                raw["status_path"],
-                pattern=PATH_RE,
-                what="a URL path starting with /",
-            )
-            if "status_path" in raw
-            else None
-        )
+        supplement = url_path("supplement_path") if "supplement_path" in raw else None
+        status_path = url_path("status_path") if "status_path" in raw else None
         every = (
             r.duration((*path, "poll_every"), raw["poll_every"], low=0.05, high=7 * 86400)
             if "poll_every" in raw

@@ -20,6 +20,7 @@ from federation.api.net import server_tls
 from federation.api.server import serve_forever
 from federation.cli.journal import journal
 from federation.cli.mapping import run_all_examples, run_sample
+from federation.cli.options import config_option
 from federation.cli.replay import replay
 from federation.config import LOCAL, load_config
 from federation.domain.errors import ConfigError, FederationError
@@ -29,15 +30,6 @@ from federation.sim.demo import run_demo
 from federation.sim.rest import simulator_for
 
 T = TypeVar("T")
-
-config_option = click.option(
-    "--config",
-    "root",
-    type=click.Path(path_type=Path),
-    default=Path("."),
-    show_default=True,
-    help="Directory holding partners.yaml and mappings/ (or the partners.yaml file itself).",
-)
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:

@@ -115,6 +115,23 @@ def load_yaml(path: Path, *, display: str | None = None) -> Located:
     return parse_yaml(text, display=shown)
 
 
+def read_source(path: Path, *, display: str, what: str) -> tuple[bytes, str]:
+    """A data file's bytes (for its content hash) and its UTF-8 text; ConfigError if unreadable.
+
+    ``what`` names the file in the problem (``cannot read mapping: …``, ``mapping is not UTF-8 text``).
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            [Problem(message=f"cannot read {what}: {exc.strerror}", file=display)]
+        ) from exc
+    try:
+        return raw, raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([Problem(message=f"{what} is not UTF-8 text", file=display)]) from exc
+
+
 def parse_yaml(text: str, *, display: str) -> Located:
     """Parse YAML text (see :func:`load_yaml`)."""
     loader = _Loader(text)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from federation.config.reader import Reader
-from federation.config.yamlsrc import Located, parse_yaml
+from federation.config.yamlsrc import Located, parse_yaml, read_source
 from federation.domain.errors import ConfigError, MappingError, Problem
 from federation.domain.models import content_hash
 from federation.domain.paths import PathSyntaxError, parse_path
@@ -140,16 +140,7 @@ def load_mapping(
     the file lives under, else the file's own directory).
     """
     shown = display or str(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(
-            [Problem(message=f"cannot read mapping: {exc.strerror}", file=shown)]
-        ) from exc
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError([Problem(message="mapping is not UTF-8 text", file=shown)]) from exc
+    raw, text = read_source(path, display=shown, what="mapping")
     doc = parse_yaml(text, display=shown)
     reader = Reader(doc)
     base = root or _tables_root(path)

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from federation.config.reader import Reader
-from federation.config.yamlsrc import parse_yaml
-from federation.domain.errors import ConfigError, Problem
+from federation.config.yamlsrc import parse_yaml, read_source
+from federation.domain.errors import ConfigError
 from federation.domain.models import content_hash
 
 _NO_DEFAULT: Any = object()
@@ -45,16 +45,7 @@ class CodeTable:
 
 def load_table(path: Path, *, name: str, display: str) -> CodeTable:
     """Load and validate one code table file; ConfigError names file and line of every problem."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(
-            [Problem(message=f"cannot read code table: {exc.strerror}", file=display)]
-        ) from exc
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError([Problem(message="code table is not UTF-8 text", file=display)]) from exc
+    raw, text = read_source(path, display=display, what="code table")
     doc = parse_yaml(text, display=display)
     r = Reader(doc)
     top = r.mapping((), doc.data, required=("table", "values"), optional=("description", "default"))
