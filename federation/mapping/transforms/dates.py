@@ -1,9 +1,21 @@
-"""Date and date-time steps: between the written forms partners use, and across time zones."""
+"""Date and date-time steps: between the written forms partners use, and across time zones.
+
+Each step is compiled, once, into a reader (the value as written → a ``date`` or an aware
+``datetime``) and a writer (→ the target form), so mapping a value is two plain calls. The epoch forms
+``epoch_s`` and ``epoch_ms`` read whole numbers (or their digits as text) and write integers; a time
+written without an offset is wall-clock time in the step's ``zone`` (Asia/Shanghai unless the step
+says otherwise), and a date-time is written in ``to_zone`` (else ``zone``).
+
+Error messages describe the value's shape (``text shaped 99/99/9999``), never the value itself: a date
+field is often a date of birth, which is personal data.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import date, datetime
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -15,29 +27,99 @@ from federation.mapping.transforms.base import (
     TransformError,
     arguments,
     as_text,
+    kind,
     step,
 )
 
-DATE_FORMATS: dict[str, str] = {
+# Neither a mapping nor a partner declares a zone: a time without an offset is Beijing time unless
+# the step names its own `zone` (Asia/Hong_Kong, Asia/Macau: UTC+8 today, not in every past year).
+DEFAULT_ZONE = "Asia/Shanghai"
+EPOCH_UNITS: dict[str, timedelta] = {
+    "epoch_s": timedelta(seconds=1),
+    "epoch_ms": timedelta(milliseconds=1),
+}
+# name → strptime/strftime pattern; None: read and written by code (ISO 8601, epoch numbers)
+DATE_FORMATS: dict[str, str | None] = {
     "iso": "%Y-%m-%d",
     "YYYY-MM-DD": "%Y-%m-%d",
     "YYYYMMDD": "%Y%m%d",
     "DD/MM/YYYY": "%d/%m/%Y",
     "YYYY/MM/DD": "%Y/%m/%d",
     "YYYY年MM月DD日": "%Y年%m月%d日",
+    "epoch_s": None,
+    "epoch_ms": None,
 }
 DATETIME_FORMATS: dict[str, str | None] = {
-    "iso": None,  # ISO 8601 with offset
+    "iso": None,  # ISO 8601, with an offset or Z (without one: read in `zone`)
     "YYYY-MM-DD HH:mm:ss": "%Y-%m-%d %H:%M:%S",
+    "YYYY-MM-DD HH:mm": "%Y-%m-%d %H:%M",
+    "YYYY/MM/DD HH:mm:ss": "%Y/%m/%d %H:%M:%S",
     "YYYYMMDDHHmmss": "%Y%m%d%H%M%S",
     "DD/MM/YYYY HH:mm": "%d/%m/%Y %H:%M",
     "DD/MM/YYYY HH:mm:ss": "%d/%m/%Y %H:%M:%S",
+    "YYYY-MM-DD": "%Y-%m-%d",  # date-only forms: midnight when read, the day in the zone when written
+    "YYYYMMDD": "%Y%m%d",
+    "DD/MM/YYYY": "%d/%m/%Y",
+    "epoch_s": None,
+    "epoch_ms": None,
 }
 
-
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_UNIT_NAMES = {"epoch_s": "seconds", "epoch_ms": "milliseconds"}
+_WHOLE = re.compile(r"[+-]?[0-9]{1,20}")
 # strptime takes 1-digit months and days, so "2024111" would parse (as 1 Nov): digit-only forms
 # must have every digit.
 _FIXED_WIDTH = {"YYYYMMDD": 8, "YYYYMMDDHHmmss": 14}
+# Written out by str.format rather than strftime, which leaves years before 1000 unpadded on Linux.
+_FIELDS = {
+    "%Y": "{0.year:04d}",
+    "%m": "{0.month:02d}",
+    "%d": "{0.day:02d}",
+    "%H": "{0.hour:02d}",
+    "%M": "{0.minute:02d}",
+    "%S": "{0.second:02d}",
+}
+_KEPT = frozenset("TZ年月日")  # letters that belong to date forms, not to whoever is named
+
+
+def shape(value: Any) -> str:
+    """What a value looks like, for an error message: digits as 9, letters as A, never the value."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+        return kind(value)
+    text = str(value).strip()
+    if not text:
+        return "empty text"
+    drawn = "".join(
+        "9" if c.isdigit() else "A" if c.isalpha() and c not in _KEPT else c for c in text[:40]
+    )
+    what = "text" if isinstance(value, str) else "a number"
+    return f"{what} shaped {drawn}{'…' if len(text) > 40 else ''}"
+
+
+def _not_in_form(value: Any, src: str, pattern: str | None, what: str) -> TransformError:
+    """The value is not in the form ``src``; if it has the form's shape, the date itself is wrong."""
+    drawn = shape(value)
+    if pattern and drawn.endswith(" " + re.sub("%[YmdHMS]", _nines, pattern)):
+        wrong = "day" if what == "a date" else "day or time"
+        return TransformError(f"{drawn} is not {what} in the form {src} (no such {wrong})")
+    return TransformError(f"{drawn} is not {what} in the form {src}")
+
+
+def _nines(match: re.Match[str]) -> str:
+    return "9999" if match.group() == "%Y" else "99"
+
+
+def _out_of_range(value: Any, src: str) -> TransformError:
+    hint = ""
+    if src == "epoch_s" and len(str(value).strip().lstrip("+-")) >= 12:
+        hint = " (milliseconds given as epoch_s?)"
+    return TransformError(f"{shape(value)} is out of range{hint}")
+
+
+@cache
+def _template(pattern: str) -> Callable[[date], str]:
+    source = re.sub("%[YmdHMS]", lambda m: _FIELDS[m.group()], pattern)
+    return source.format
 
 
 def _fixed_width_ok(src: str, text: str) -> bool:
@@ -45,35 +127,122 @@ def _fixed_width_ok(src: str, text: str) -> bool:
     return width is None or (len(text) == width and text.isascii() and text.isdigit())
 
 
-def _format_arg(ctx: Context, path: PathKey, value: Any, formats: Mapping[str, Any]) -> str | None:
-    return ctx.reader.choice(path, value, formats)
+def _whole_number(value: Any, src: str) -> int:
+    """An epoch count from an integer, integral decimal or float, or digits as text."""
+    if type(value) is int:
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if _WHOLE.fullmatch(text):
+            return int(text)
+    elif isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        if value.adjusted() <= 20:
+            return int(value)
+        raise _out_of_range(value, src)
+    elif type(value) is float and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    raise TransformError(f"{shape(value)} is not a whole number of {_UNIT_NAMES[src]} (form {src})")
 
 
-@step("date")
-def _date(raw: Any, ctx: Context, path: PathKey) -> Step | None:
-    args = arguments(ctx, path, raw, required=("from", "to"))
-    if args is None:
-        return None
-    src = _format_arg(ctx, (*path, "from"), args.get("from"), DATE_FORMATS)
-    dst = _format_arg(ctx, (*path, "to"), args.get("to"), {**DATE_FORMATS, "date": None})
-    if src is None or dst is None:
-        return None
-    parse_fmt, out_fmt = DATE_FORMATS[src], DATE_FORMATS.get(dst)
+def _epoch_reader(src: str) -> Callable[[Any], datetime]:
+    unit = EPOCH_UNITS[src]
 
-    def run(v: Any, w: list[str]) -> Any:
-        if isinstance(v, date) and not isinstance(v, datetime):
-            d = v
-        else:
-            text = as_text(v, "a date").strip()
+    def read(value: Any) -> datetime:
+        count = _whole_number(value, src)
+        try:
+            return _EPOCH + count * unit
+        except OverflowError:
+            raise _out_of_range(value, src) from None
+
+    return read
+
+
+def _epoch_writer(dst: str) -> Callable[[datetime], int]:
+    unit = EPOCH_UNITS[dst]
+
+    def write(moment: datetime) -> int:
+        return (moment - _EPOCH) // unit  # whole units, rounded down (as Unix time is)
+
+    return write
+
+
+def _instant_reader(src: str, zone: ZoneInfo) -> Callable[[Any], datetime]:
+    """Value → aware datetime; a time written without an offset is wall-clock time in ``zone``."""
+    if src in EPOCH_UNITS:
+        return _epoch_reader(src)
+    pattern = DATETIME_FORMATS[src]
+
+    def read(value: Any) -> datetime:
+        text = as_text(value, "a date-time").strip()
+        try:
+            if not _fixed_width_ok(src, text):
+                raise ValueError(src)
+            dt = (
+                datetime.fromisoformat(text)
+                if pattern is None
+                else datetime.strptime(text, pattern)
+            )
+        except ValueError:
+            raise _not_in_form(value, src, pattern or "%Y-%m-%d", "a date-time") from None
+        return dt if dt.tzinfo is not None else dt.replace(tzinfo=zone)
+
+    return read
+
+
+def _iso_instant(moment: datetime) -> str:
+    micro = moment.microsecond
+    spec = "seconds" if not micro else "milliseconds" if not micro % 1000 else "microseconds"
+    return moment.isoformat(timespec=spec)
+
+
+def _instant_writer(dst: str) -> Callable[[datetime], Any]:
+    if dst in EPOCH_UNITS:
+        return _epoch_writer(dst)
+    pattern = DATETIME_FORMATS[dst]
+    return _iso_instant if pattern is None else _template(pattern)
+
+
+def _date_reader(src: str, zone: ZoneInfo) -> Callable[[Any], date]:
+    """Value → date; an epoch count is the day it falls on in ``zone``."""
+    if src in EPOCH_UNITS:
+        instant = _epoch_reader(src)
+
+        def from_epoch(value: Any) -> date:
             try:
-                if not _fixed_width_ok(src, text):
-                    raise ValueError(text)
-                d = datetime.strptime(text, parse_fmt).date()
-            except ValueError:
-                raise TransformError(f"{text!r} is not a date in the form {src}") from None
-        return d if out_fmt is None else d.strftime(out_fmt)
+                return instant(value).astimezone(zone).date()
+            except OverflowError:
+                raise _out_of_range(value, src) from None
 
-    return run
+        return from_epoch
+    pattern = DATE_FORMATS[src]
+    assert pattern is not None
+
+    def read(value: Any) -> date:
+        text = as_text(value, "a date").strip()
+        try:
+            if not _fixed_width_ok(src, text):
+                raise ValueError(src)
+            return datetime.strptime(text, pattern).date()
+        except ValueError:
+            raise _not_in_form(value, src, pattern, "a date") from None
+
+    return read
+
+
+def _date_writer(dst: str, zone: ZoneInfo) -> Callable[[date], Any]:
+    """Date → target form; to an epoch form, the moment the day starts in ``zone``."""
+    if dst == "date":
+        return _same
+    if dst in EPOCH_UNITS:
+        to_epoch = _epoch_writer(dst)
+        return lambda d: to_epoch(datetime.combine(d, time(), zone))
+    pattern = DATE_FORMATS[dst]
+    assert pattern is not None
+    return _template(pattern)
+
+
+def _same(d: date) -> date:
+    return d
 
 
 @cache
@@ -81,48 +250,80 @@ def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
-@step("datetime")
-def _datetime(raw: Any, ctx: Context, path: PathKey) -> Step | None:
-    args = arguments(ctx, path, raw, required=("from", "to"), optional=("zone", "to_zone"))
+def _zone_arg(ctx: Context, path: PathKey, name: Any) -> ZoneInfo | None:
+    try:
+        return _zone(str(name))
+    except (ZoneInfoNotFoundError, ValueError):
+        ctx.reader.error(path, f"{name!r} is not a time zone name (e.g. Asia/Hong_Kong)")
+        return None
+
+
+def _names_epoch(raw: Any) -> bool:
+    given = raw if isinstance(raw, dict) else {}
+    return any(isinstance(given.get(k), str) and given[k] in EPOCH_UNITS for k in ("from", "to"))
+
+
+def _forms(
+    ctx: Context, path: PathKey, raw: Any, optional: tuple[str, ...], formats: Mapping[str, Any]
+) -> tuple[dict[str, Any], str, str] | None:
+    """The step's arguments with its ``from`` and ``to`` forms, or None (problems recorded).
+
+    Both forms are required, except that beside an epoch form the other may be left out and means
+    ``iso``.
+    """
+    epoch = _names_epoch(raw)
+    required = () if epoch else ("from", "to")
+    extra = ("from", "to") if epoch else ()
+    args = arguments(ctx, path, raw, required=required, optional=(*extra, *optional))
     if args is None:
         return None
-    src = _format_arg(ctx, (*path, "from"), args.get("from"), DATETIME_FORMATS)
-    dst = _format_arg(ctx, (*path, "to"), args.get("to"), DATETIME_FORMATS)
-    zones: dict[str, ZoneInfo] = {}
-    for key, default in (("zone", "Asia/Shanghai"), ("to_zone", None)):
-        name = args.get(key, default)
-        if name is None:
-            continue
-        try:
-            zones[key] = _zone(str(name))
-        except (ZoneInfoNotFoundError, ValueError):
-            ctx.reader.error(
-                (*path, key), f"{name!r} is not a time zone name (e.g. Asia/Hong_Kong)"
-            )
-    if src is None or dst is None or "zone" not in zones:
+    targets = {**formats, "date": None} if formats is DATE_FORMATS else formats
+    src = ctx.reader.choice((*path, "from"), args.get("from", "iso"), formats)
+    dst = ctx.reader.choice((*path, "to"), args.get("to", "iso"), targets)
+    if src is None or dst is None:
         return None
-    zone = zones["zone"]
-    out_zone = zones.get("to_zone", zone)
-    parse_fmt, out_fmt = DATETIME_FORMATS[src], DATETIME_FORMATS[dst]
+    return args, src, dst
+
+
+@step("date")
+def _date(raw: Any, ctx: Context, path: PathKey) -> Step | None:
+    # zone only means something beside an epoch form: elsewhere it is an unknown key
+    zone_key = ("zone",) if _names_epoch(raw) else ()
+    parsed = _forms(ctx, path, raw, zone_key, DATE_FORMATS)
+    if parsed is None:
+        return None
+    args, src, dst = parsed
+    zone = _zone_arg(ctx, (*path, "zone"), args.get("zone", DEFAULT_ZONE))
+    if zone is None:
+        return None
+    read, write = _date_reader(src, zone), _date_writer(dst, zone)
 
     def run(v: Any, w: list[str]) -> Any:
-        text = as_text(v, "a date-time").strip()
+        if isinstance(v, date) and not isinstance(v, datetime):
+            return write(v)
+        return write(read(v))
+
+    return run
+
+
+@step("datetime")
+def _datetime(raw: Any, ctx: Context, path: PathKey) -> Step | None:
+    parsed = _forms(ctx, path, raw, ("zone", "to_zone"), DATETIME_FORMATS)
+    if parsed is None:
+        return None
+    args, src, dst = parsed
+    zone = _zone_arg(ctx, (*path, "zone"), args.get("zone", DEFAULT_ZONE))
+    out_zone = _zone_arg(ctx, (*path, "to_zone"), args["to_zone"]) if "to_zone" in args else zone
+    if zone is None or out_zone is None:
+        return None
+    read, write = _instant_reader(src, zone), _instant_writer(dst)
+
+    def run(v: Any, w: list[str]) -> Any:
+        moment = read(v)
         try:
-            if not _fixed_width_ok(src, text):
-                raise ValueError(text)
-            dt = (
-                datetime.fromisoformat(text)
-                if parse_fmt is None
-                else datetime.strptime(text, parse_fmt)
-            )
-        except ValueError:
-            raise TransformError(f"{text!r} is not a date-time in the form {src}") from None
-        if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=zone)  # wall-clock time where the source system runs
-        try:
-            dt = dt.astimezone(out_zone)
+            moment = moment.astimezone(out_zone)
         except (OverflowError, ValueError):  # e.g. 9999-12-31T23:59-23:59 moved to +08:00
-            raise TransformError(f"{text!r} is out of range") from None
-        return dt.isoformat() if out_fmt is None else dt.strftime(out_fmt)
+            raise _out_of_range(v, src) from None
+        return write(moment)
 
     return run
