@@ -194,17 +194,19 @@ def refusal(
     transcript: Transcript,
     status: int,
     retry_after: float | None,
+    partner_code: str | None = None,
+    partner_message: str | None = None,
 ) -> TransientError | PermanentError:
-    """A transient error (retried, honouring ``retry_after``) or a permanent one (ends the exchange)."""
+    """A transient error (retried, honouring ``retry_after``) or a permanent one (ends the exchange),
+    with the partner's own code and message when it gave them (a SOAP fault's code and reason)."""
+    common: dict[str, Any] = {
+        "partner": partner,
+        "operation": operation,
+        "transcript": transcript,
+        "status": status,
+        "partner_code": partner_code,
+        "partner_message": partner_message,
+    }
     if transient:
-        return TransientError(
-            message,
-            partner=partner,
-            operation=operation,
-            transcript=transcript,
-            status=status,
-            retry_after=retry_after,
-        )
-    return PermanentError(
-        message, partner=partner, operation=operation, transcript=transcript, status=status
-    )
+        return TransientError(message, retry_after=retry_after, **common)
+    return PermanentError(message, **common)

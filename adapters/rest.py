@@ -3,6 +3,8 @@
 Classification (documented in docs/delivery.md): 2xx delivered; 408, 425, 429 and 5xx transient (with
 ``Retry-After`` honoured); any other status permanent. A connection that could not be opened is
 transient; a failure after the request was written (timeout, reset, disconnect) is an unknown outcome.
+A partner with reply rules (``reply:``) is judged by them first (:mod:`adapters.replies`): then a 2xx
+answer is delivered only when the rules call it a success.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ import orjson
 
 from adapters.base import TRANSCRIPT_BODY_LIMIT, Adapter, OutboundRequest, Reply
 from adapters.httpio import Answer, exchange, partner_session, received, status_refusal
+from adapters.replies import judge, rule_refusal
 from federation.config import Partner
 from federation.config.reader import Reader
+from federation.config.replies import ReplyRules
 from federation.config.yamlsrc import PathKey
 from federation.domain.errors import Transcript
 from federation.domain.models import canonical_json
@@ -155,7 +159,8 @@ class RestAdapter:
         """POST the mapped request as JSON; read the reply (see the module docstring)."""
         if self._session is None:
             raise RuntimeError("RestAdapter.send() before start()")
-        svc: RestService = self.partner.services[request.service].options.get("rest", RestService())
+        service = self.partner.services[request.service]
+        svc: RestService = service.options.get("rest", RestService())
         url = self._url(svc, request.kind)
         body = canonical_json(request.payload)
         headers = {
@@ -186,7 +191,7 @@ class RestAdapter:
             sent=sent,
             limit=REPLY_LIMIT,
         )
-        return classify(self.partner.id, request.service, sent, answer)
+        return classify(self.partner.id, request.service, sent, answer, service.reply)
 
     def _url(self, svc: RestService, kind: str) -> str:
         """Where a request of ``kind`` (application, supplement, status) goes."""
@@ -198,25 +203,45 @@ class RestAdapter:
         return self.partner.endpoint.rstrip("/") + path if path else self.partner.endpoint
 
 
-def classify(pid: str, operation: str, sent: dict[str, Any], answer: Answer) -> Reply:
-    """What a REST reply means: the parsed body of a success, else a transient or permanent error.
+def classify(
+    pid: str,
+    operation: str,
+    sent: dict[str, Any],
+    answer: Answer,
+    rules: ReplyRules | None = None,
+) -> Reply:
+    """What a REST reply means: the parsed body of a success, else an adapter error.
 
-    In steps a partner's reply rules can slot into: the reply is recorded for the transcript, its
-    HTTP status classified (:func:`transient_status`), then a success's body read (:func:`read_body`).
+    In steps: the reply is recorded for the transcript; its body read (:func:`read_json`); the
+    partner's reply rules, if any, judge it (:func:`adapters.replies.judge`); where they say
+    nothing, its HTTP status is classified (:func:`transient_status`).
     """
     transcript = Transcript(request=sent, response=received(answer, TRANSCRIPT_BODY_LIMIT))
     status = answer.status
+    body, problem = read_json(answer.body)
+    if rules is not None:
+        verdict = judge(rules, status=status, body=body)
+        if verdict is not None and verdict.kind != "success":
+            raise rule_refusal(
+                verdict,
+                partner=pid,
+                operation=operation,
+                transcript=transcript,
+                status=status,
+                retry_after=answer.retry_after,
+            )
     if not 200 <= status < 300:
         raise status_refusal(
             transient=transient_status(status),
-            hint=_summarise(answer.body),
+            hint=_summarise(body, answer.body),
             partner=pid,
             operation=operation,
             transcript=transcript,
             status=status,
             retry_after=answer.retry_after,
         )
-    return read_body(answer.body, status, transcript)
+    # a success's body that is not JSON is still delivered (without rules), with a problem noted
+    return Reply(status=status, body=body, transcript=transcript, problem=problem)
 
 
 def transient_status(status: int) -> bool:
@@ -224,22 +249,17 @@ def transient_status(status: int) -> bool:
     return status in TRANSIENT_STATUS
 
 
-def read_body(raw: bytes, status: int, transcript: Transcript) -> Reply:
-    """A success's JSON body; a body that is not JSON is still delivered, with a problem noted."""
+def read_json(raw: bytes) -> tuple[Any, str | None]:
+    """The JSON of a reply body (None when empty), or None and why it is not JSON."""
     try:
-        parsed = orjson.loads(raw) if raw else None
+        return (orjson.loads(raw) if raw else None), None
     except orjson.JSONDecodeError as exc:
-        return Reply(
-            status=status, body=None, transcript=transcript, problem=f"reply is not JSON: {exc}"
-        )
-    return Reply(status=status, body=parsed, transcript=transcript)
+        return None, f"reply is not JSON: {exc}"
 
 
-def _summarise(raw: bytes) -> str:
+def _summarise(data: Any, raw: bytes) -> str:
     """A short, single-line hint of an error reply (problem details 'detail' or the text)."""
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+    if data is None:
         text = raw[:200].decode("utf-8", errors="replace").strip()
         return f": {' '.join(text.split())}" if text else ""
     if isinstance(data, dict):

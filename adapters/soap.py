@@ -382,8 +382,9 @@ class SoapAdapter:
             limit=REPLY_LIMIT,
         )
         got = received(answer, TRANSCRIPT_BODY_LIMIT)
+        rules = self.partner.services[request.service].reply  # the partner's reply: rules
         return classify(
-            self.partner.id, op, sent, got, answer.body, answer.status, answer.retry_after
+            self.partner.id, op, sent, got, answer.body, answer.status, answer.retry_after, rules
         )
 
     def _operation(self, request: OutboundRequest) -> Operation:

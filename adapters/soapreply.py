@@ -1,7 +1,9 @@
 """What a SOAP reply means: delivered, a fault (permanent or transient), or an HTTP error.
 
 Read bounded first (:func:`read_bounded`), then classified whole (:func:`classify`); see
-:mod:`adapters.soap` for the rules and why an untrustworthy 2xx reply is an unknown outcome.
+:mod:`adapters.soap` for the rules and why an untrustworthy 2xx reply is an unknown outcome. A
+partner's reply rules (``reply:``, :mod:`adapters.replies`) judge a 2xx reply's output values (a
+business code in the body) and, with ``faults:``, which fault codes are permanent or transient.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from adapters.base import Reply
 from adapters.body import BodyInvalid
 from adapters.envelope import Fault, NotSoap, Opened, find_fault, open_envelope
 from adapters.httpio import refusal, status_refusal
+from adapters.replies import fault_is_transient, judge, rule_refusal
 from adapters.wsdl import Operation
+from federation.config.replies import ReplyRules
 from federation.domain.errors import (
     PermanentError,
     Transcript,
@@ -44,19 +48,27 @@ def classify(
     raw: bytes,
     status: int,
     retry_after: float | None,
+    rules: ReplyRules | None = None,
 ) -> Reply:
     """Classify a reply that arrived whole: fault, delivered, or an HTTP error.
 
-    In steps a partner's reply rules can slot into: read the envelope (:func:`read_envelope`); a
-    fault decides alone (:func:`fault_refusal`); else the HTTP status (:func:`transient_status`),
-    then a success's body (:func:`read_body`).
+    In steps: read the envelope (:func:`read_envelope`); a fault decides alone
+    (:func:`fault_refusal`, with the rules' ``faults:``); else the HTTP status
+    (:func:`transient_status`), then a success's body (:func:`read_body`), which the partner's
+    reply rules, if any, must call a success.
     """
     reading = read_envelope(raw)
     if reading.fault is not None:
-        raise fault_refusal(pid, op, reading.fault, sent, got, status, retry_after)
+        raise fault_refusal(pid, op, reading.fault, sent, got, status, retry_after, rules)
     transcript = Transcript(request=sent, response=got)
     if 200 <= status < 300:
-        return read_body(pid, op, reading, status, transcript)
+        reply = read_body(pid, op, reading, status, transcript)
+        verdict = judge(rules, status=status, body=reply.body) if rules is not None else None
+        if verdict is not None and verdict.kind != "success":
+            raise rule_refusal(
+                verdict, partner=pid, operation=op.name, transcript=transcript, status=status
+            )
+        return reply
     raise status_refusal(
         transient=transient_status(status),
         hint=f" ({reading.refused})" if reading.attack else _summary(raw),
@@ -92,8 +104,10 @@ def fault_refusal(
     got: dict[str, Any],
     status: int,
     retry_after: float | None,
+    rules: ReplyRules | None = None,
 ) -> TransientError | PermanentError:
-    """The error for a SOAP fault, whatever the HTTP status: Server/Receiver faults are transient."""
+    """The error for a SOAP fault, whatever the HTTP status: the rules' ``faults:`` patterns
+    decide first; else Server/Receiver faults are transient and all others permanent."""
     got["fault"] = {
         "code": fault.written or fault.code,
         "subcodes": list(fault.subcodes),
@@ -103,7 +117,8 @@ def fault_refusal(
     shown = fault.written or fault.code
     subs = f" ({', '.join(fault.subcodes)})" if fault.subcodes else ""
     what = f"SOAP fault {shown}{subs}: {fault.reason or '(no reason given)'}"
-    transient = fault.code in TRANSIENT_FAULTS
+    by_rules = fault_is_transient(rules, fault.written or fault.code, fault.subcodes)
+    transient = fault.code in TRANSIENT_FAULTS if by_rules is None else by_rules
     return refusal(
         transient=transient,
         message=f"{pid} answered with {what}"
@@ -114,6 +129,8 @@ def fault_refusal(
         transcript=Transcript(request=sent, response=got),
         status=status,
         retry_after=retry_after,
+        partner_code=shown,
+        partner_message=fault.reason or None,
     )
 
 

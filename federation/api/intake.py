@@ -28,6 +28,7 @@ from federation.domain.errors import (
 )
 from federation.domain.models import Direction, Exchange, iso
 from federation.runtime.broker import Broker, Submission
+from federation.runtime.delivery import standing_errors
 from federation.runtime.filing import KEY_RE, conflict, file_supplement
 
 SUBMISSION_KEYS = {"source", "partner", "service", "application"}
@@ -167,7 +168,11 @@ async def get_exchange(request: web.Request) -> web.Response:
 
 
 def exchange_view(exchange: Exchange, *, payloads: bool = False) -> dict[str, Any]:
-    """The JSON form of an exchange (payloads only on request: they hold personal data)."""
+    """The JSON form of an exchange (payloads only on request: they hold personal data).
+
+    A delivered exchange shows ``last_error: null`` and the error a later delivery superseded as
+    ``previous_error`` (every attempt's own error is in ``attempts``)."""
+    last_error, previous_error = standing_errors(exchange)
     view: dict[str, Any] = {
         "id": exchange.id,
         "direction": exchange.direction.value,
@@ -182,7 +187,8 @@ def exchange_view(exchange: Exchange, *, payloads: bool = False) -> dict[str, An
         "next_attempt_at": iso(exchange.next_attempt_at),
         "attempts": [a.to_dict() for a in exchange.attempt_history()],
         "receipt": exchange.receipt,
-        "last_error": exchange.last_error,
+        "last_error": last_error,
+        "previous_error": previous_error,
         "mapping_versions": exchange.mapping_versions,
         "warnings": _warnings(exchange),
         "lifecycle": exchange.lifecycle(),

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from federation.cli.today import Today
 from federation.domain.models import Event, Exchange, iso, json_default
+from federation.runtime.delivery import standing_errors
 from replay.service import Mode, Plan, Result
 
 CSV_COLUMNS = (
@@ -95,8 +96,11 @@ def exchange_lines(ex: Exchange, today: Today) -> list[str]:
     ]
     if ex.receipt:
         out.append(f"  receipt     {_json(ex.receipt)}")
-    if ex.last_error:
-        out.append(f"  last error  {ex.last_error.get('message', _json(ex.last_error))}")
+    last_error, previous_error = standing_errors(ex)
+    if last_error:
+        out.append(f"  last error  {_error_line(last_error)}")
+    if previous_error:
+        out.append(f"  previous    {_error_line(previous_error)} (superseded by the delivery)")
     if ex.next_attempt_at is not None:
         out.append(f"  next try    {iso(ex.next_attempt_at)}")
     out += ["", "timeline"]
@@ -117,6 +121,14 @@ def exchange_lines(ex: Exchange, today: Today) -> list[str]:
     for problem in today.problems or ():
         out.append(f"  - {problem}")
     return out
+
+
+def _error_line(error: Mapping[str, Any]) -> str:
+    """An error's message, with the partner's own code and message when its reply rules read them."""
+    line = str(error.get("message", _json(error)))
+    if error.get("partner_code") is not None and str(error["partner_code"]) not in line:
+        line += f" [partner code {error['partner_code']}]"
+    return line
 
 
 def _describe(event: Event) -> list[str]:

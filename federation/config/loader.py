@@ -28,6 +28,7 @@ from federation.config.model import (
 )
 from federation.config.policies import POLICY_KEYS, Policies, override, policies
 from federation.config.reader import Reader
+from federation.config.replies import parse_reply, with_rules
 from federation.config.services import parse_inbound, parse_services
 from federation.config.values import parse_digests, parse_names, parse_region
 from federation.config.yamlsrc import Located, PathKey, load_yaml
@@ -142,7 +143,7 @@ class _PartnersParser:
         self.protocols = protocols
         self.defaults = defaults
         self.protocol_names = tuple(sorted(protocols))
-        self.common = (*POLICY_KEYS, *self.protocol_names)
+        self.common = (*POLICY_KEYS, "reply", *self.protocol_names)
 
     def local_section(self, top: dict[str, Any]) -> _LocalSection | None:
         """The ``local:`` section's keys, key digests and protocol, or None when it is absent."""
@@ -265,9 +266,13 @@ class _PartnersParser:
         endpoint = r.url((*path, "endpoint"), m.get("endpoint"))
         own = policies(r, path, m, self.defaults)
         options = self._protocol_options(path, m, protocol)
+        reply = parse_reply(r, (*path, "reply"), m.get("reply"), None, soap=protocol == "soap")
         if services is None:
             spec = self.protocols.get(protocol or "")
-            services = parse_services(r, (*path, "services"), m.get("services"), self.base, spec)
+            raw = m.get("services")
+            services = parse_services(r, (*path, "services"), raw, self.base, spec, reply)
+        else:
+            services = with_rules(services, reply)
         if not (pid and names and region and protocol and endpoint and services is not None):
             return None
         return Partner(
@@ -283,6 +288,7 @@ class _PartnersParser:
             rate_limit=own.rate_limit,
             services=services,
             options=options,
+            reply=reply,
         )
 
     def _protocol_options(

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from federation.config.reader import Reader
+from federation.config.replies import ReplyRules
 from federation.config.yamlsrc import PathKey
 from federation.domain.errors import Problem
 from federation.domain.retry import RetryPolicy
@@ -63,6 +64,7 @@ class Service:
     schema: Path | None = None  # the partner's JSON Schema for this service's request
     inbound_from: str | None = None  # a local-system service: the partner that files it
     options: Mapping[str, Any] = field(default_factory=dict)  # validated by the protocol spec
+    reply: ReplyRules | None = None  # what the partner's answers mean (None: 2xx is its yes)
     # where partners.yaml declares it, for problems found later (a mapping that lacks a section
     # the item's settings need): its path and line there
     declared: Problem | None = None
@@ -82,6 +84,7 @@ class Partner:
     rate_limit: RateLimitPolicy | None
     services: Mapping[str, Service]
     options: Mapping[str, Any] = field(default_factory=dict)  # validated by the protocol spec
+    reply: ReplyRules | None = None  # the partner's reply rules (each service item has its own too)
     inbound: Inbound | None = None  # what this partner may file with us
 
 

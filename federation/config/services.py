@@ -13,6 +13,7 @@ from typing import Any
 
 from federation.config.model import SERVICE_RE, Inbound, ProtocolKeys, Service
 from federation.config.reader import Reader
+from federation.config.replies import ReplyRules, parse_reply
 from federation.config.values import parse_digests, parse_names
 from federation.config.yamlsrc import PathKey
 
@@ -62,9 +63,14 @@ def parse_inbound(
 
 
 def parse_services(
-    r: Reader, path: PathKey, raw: Any, base: Path, spec: ProtocolKeys | None
+    r: Reader,
+    path: PathKey,
+    raw: Any,
+    base: Path,
+    spec: ProtocolKeys | None,
+    reply: ReplyRules | None = None,
 ) -> dict[str, Service] | None:
-    """Service items by code, each with its mapping file (and schema, and protocol options)."""
+    """Service items by code: mapping file, schema, protocol options, reply rules (over ``reply``)."""
     m = r.mapping(path, raw, extra_ok=True)
     if m is None:
         return None
@@ -80,7 +86,9 @@ def parse_services(
         if isinstance(value, str):
             value = {"mapping": value}
         extra = spec.service_keys if spec else ()
-        sm = r.mapping(spath, value, required=("mapping",), optional=("name", "schema", *extra))
+        sm = r.mapping(
+            spath, value, required=("mapping",), optional=("name", "schema", "reply", *extra)
+        )
         if sm is None:
             continue
         names = parse_names(r, (*spath, "name"), sm["name"]) if "name" in sm else None
@@ -99,6 +107,8 @@ def parse_services(
                 if not schema.is_file():
                     r.error((*spath, "schema"), f"schema file {sfile!r} not found")
                     continue
+        soap = spec is not None and spec.name == "soap"
+        rules = parse_reply(r, (*spath, "reply"), sm.get("reply"), reply, soap=soap)
         options: Mapping[str, Any] = {}
         if spec is not None:
             options = spec.parse_service(r, spath, {k: sm[k] for k in extra if k in sm})
@@ -108,6 +118,7 @@ def parse_services(
             mapping=mpath,
             schema=schema,
             options=options,
+            reply=rules,
             declared=r.doc.problem(spath, ""),
         )
     return out

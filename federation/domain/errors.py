@@ -10,7 +10,9 @@ Everything tongban raises on purpose derives from :class:`FederationError`::
     ├── AdapterError                a delivery to a partner failed (carries partner and operation)
     │   ├── TransientError          worth retrying: connection refused, timeout, 5xx, 429
     │   │   └── UnknownOutcomeError the request may have reached the partner (timeout after sending)
-    │   └── PermanentError          retrying cannot help: 4xx, a reply the partner marks as refused
+    │   ├── PermanentError          retrying cannot help: 4xx, a reply the partner marks as refused
+    │   └── UnrecognisedReply       the partner answered, but its reply rules call it neither yes
+    │                               nor no: the exchange ends unconfirmed, never delivered
     └── JournalError                the journal cannot be read or written
         ├── JournalUnavailable      disk full, file locked or missing, database down
         ├── IdempotencyConflict     same idempotency key, different request
@@ -127,6 +129,8 @@ class AdapterError(FederationError):
         transcript: Transcript | None = None,
         status: int | None = None,
         retry_after: float | None = None,
+        partner_code: str | int | None = None,
+        partner_message: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -135,6 +139,9 @@ class AdapterError(FederationError):
         self.transcript = transcript or Transcript()
         self.status = status
         self.retry_after = retry_after
+        # the partner's own business code and message, when its reply rules read them
+        self.partner_code = partner_code
+        self.partner_message = partner_message
 
 
 class TransientError(AdapterError):
@@ -147,6 +154,11 @@ class UnknownOutcomeError(TransientError):
 
 class PermanentError(AdapterError):
     """The partner refused the request; retrying the same request cannot succeed."""
+
+
+class UnrecognisedReply(AdapterError):
+    """The partner answered, but in no way its reply rules recognise: whether it took the request
+    is unknown, so it is neither retried nor counted as delivered."""
 
 
 class JournalError(FederationError):

@@ -9,10 +9,12 @@ The procedure for one exchange, given the worker's per-partner guards:
 4. send, holding a concurrency slot only while the request is on the wire;
 5. record the outcome and what the partner's retry strategy decides: delivered, rejected
    (permanent), retried in process (a blip), scheduled in the journal (``retry_wait``, survives
-   restarts), or failed (strategy spent).
+   restarts), or failed (strategy spent); a reply the partner's reply rules do not recognise
+   ends the exchange ``unconfirmed`` (never delivered, never retried by itself).
 
-Classification lives in the adapters (see docs/delivery.md); here transient vs permanent is all
-that matters, plus Retry-After and whether the request may have reached the partner.
+Classification lives in the adapters (see docs/delivery.md); here transient vs permanent vs
+unrecognised is all that matters, plus Retry-After and whether the request may have reached the
+partner.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -34,7 +36,9 @@ from federation.domain.errors import (
     LifecycleMoved,
     MappingError,
     PermanentError,
+    TransientError,
     UnknownOutcomeError,
+    UnrecognisedReply,
 )
 from federation.domain.models import Direction, Event, Exchange, Outcome, State, StateChange
 from federation.domain.retry import Decision, Fail, Failure, Reject, RetryLater, RetryNow
@@ -137,6 +141,9 @@ class Delivery:
         exchange = self._exchange
         assert exchange is not None  # set by run()
         log = self.log.bind(attempt=request.attempt)
+        if isinstance(sent.result, UnrecognisedReply):
+            await self._unconfirmed(exchange, request.attempt, sent.duration, sent.result, log)
+            return None
         if isinstance(sent.result, AdapterError):
             return await self._failed(exchange, request.attempt, sent.duration, sent.result, log)
         await self._delivered(exchange, request.attempt, sent.duration, sent.result, log)
@@ -207,7 +214,7 @@ class Delivery:
             except AdapterError as exc:
                 result = exc
             duration = round((time.perf_counter() - t0) * 1000, 3)
-        if isinstance(result, AdapterError) and not isinstance(result, PermanentError):
+        if isinstance(result, TransientError):
             self.guards.breaker.failure()
         else:
             self.guards.breaker.success()  # an answer, even a refusal: the partner is up
@@ -322,7 +329,7 @@ class Delivery:
         """Record a failed attempt with what the partner's retry strategy decides; returns it."""
         now = self.clock()
         outcome = _outcome_of(exc)
-        error = {"kind": outcome.value, "message": exc.message, "status": exc.status}
+        error = _error(outcome.value, exc)
         events = [
             self._event(
                 exchange,
@@ -350,6 +357,34 @@ class Delivery:
         change = self._after(exchange, decision, error, now, events, log)
         await self._record(exchange, events, change, renew=isinstance(decision, RetryNow))
         return decision
+
+    async def _unconfirmed(
+        self,
+        exchange: Exchange,
+        number: int,
+        duration: float,
+        exc: UnrecognisedReply,
+        log: FilteringBoundLogger,
+    ) -> None:
+        """The partner answered in no way its reply rules recognise: the exchange ends unconfirmed,
+        with the reply in the attempt, for support staff to look at and replay."""
+        error = _error(State.UNCONFIRMED.value, exc)
+        event = self._event(
+            exchange,
+            "attempt_finished",
+            attempt=number,
+            # the attempt's outcome: whether the partner took the request is unknown
+            outcome=Outcome.UNKNOWN_OUTCOME.value,
+            duration_ms=duration,
+            request=dict(exc.transcript.request),
+            response=dict(exc.transcript.response) if exc.transcript.response else None,
+            error=error,
+        )
+        change = StateChange(
+            state=State.UNCONFIRMED, last_error=error, notify=self._notify(exchange)
+        )
+        await self._record(exchange, [event], change)
+        log.warning("exchange_unconfirmed", status=exc.status)
 
     def _after(
         self,
@@ -407,6 +442,39 @@ class Delivery:
             owner=self.owner,
             lease_until=self.clock() + self.lease if renew else None,
         )
+
+
+def _error(kind: str, exc: AdapterError) -> dict[str, Any]:
+    """An attempt's error (and the exchange's last_error): with the partner's own code and
+    message when its reply rules read them."""
+    error: dict[str, Any] = {"kind": kind, "message": exc.message, "status": exc.status}
+    if exc.partner_code is not None:
+        error["partner_code"] = exc.partner_code
+    if exc.partner_message is not None:
+        error["partner_message"] = exc.partner_message
+    return error
+
+
+def standing_errors(
+    exchange: Exchange,
+) -> tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]:
+    """The exchange's last error as it stands, and the one a later delivery superseded.
+
+    The journal keeps ``last_error`` when an exchange is delivered after failures (so support
+    staff still find it); once delivered, it is the previous error unless it is about the
+    delivery itself (a receipt that did not map, written with that delivery).
+    """
+    error = exchange.last_error
+    if exchange.state is not State.DELIVERED or error is None:
+        return error, None
+    if not exchange.events:
+        return (error, None) if error.get("kind") == "receipt" else (None, error)
+    for event in reversed(exchange.events):
+        if event.kind == "receipt_invalid":
+            return error, None
+        if event.kind == "attempt_finished" and event.data.get("outcome") == "delivered":
+            break
+    return None, error
 
 
 def _outcome_of(exc: AdapterError) -> Outcome:

@@ -509,7 +509,7 @@ def test_rest_service_path_and_method(problems: Problems) -> None:
         "partners.yaml:11: partners[0].services.C.path: '/a?b=1' is not a URL path starting with /",
         "partners.yaml:11: partners[0].services.C.method: 'post' is not one of: POST, PUT",
         "partners.yaml:12: partners[0].services.D.mehtod: unknown key (did you mean 'method'?); "
-        "allowed here: mapping, method, name, path, poll_every, schema, status_path, "
+        "allowed here: mapping, method, name, path, poll_every, reply, schema, status_path, "
         "supplement_path",
     ]
 
@@ -556,7 +556,7 @@ def test_service_keys_follow_the_partner_protocol(problems: Problems) -> None:
     )
     assert problems(text) == [
         "partners.yaml:10: partners[0].services.A.path: unknown key; "
-        "allowed here: mapping, name, operation, schema"
+        "allowed here: mapping, name, operation, reply, schema"
     ]
 
 
@@ -620,7 +620,7 @@ def test_every_mistake_in_a_file_is_reported_at_once(problems: Problems) -> None
         [
             "partners.yaml:13: partners[0].timeout: unknown key (did you mean 'timeouts'?); "
             "allowed here: breaker, concurrency, endpoint, id, inbound, name, protocol, "
-            "rate_limit, region, rest, retry, services, soap, timeouts",
+            "rate_limit, region, reply, rest, retry, services, soap, timeouts",
             "partners.yaml:18: partners[1].region.iso: 'CN-HK' does not match region code 82 "
             "(CN-MO)",
             "partners.yaml:20: partners[1].endpoint: not an http(s) URL",
