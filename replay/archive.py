@@ -115,6 +115,7 @@ def verify_archive(path: Path) -> tuple[int, int, Break | str | None]:
                     float(ev["at"]),
                     ev["kind"],
                     ev["data"].encode(),
+                    bytes.fromhex(ev["state"]) if ev.get("state") else None,
                 )
                 if actual.hex() != ev["hash"]:
                     return (

@@ -1,8 +1,17 @@
 """The journal's hash chain: every event carries a hash over its content and the previous hash.
 
-``hash(n) = sha256(hash(n-1) ‖ seq ‖ exchange_id ‖ at ‖ kind ‖ data)`` in ``seq`` order, starting
-from 32 zero bytes. Flipping a byte, deleting a row or reordering rows breaks the chain at the first
+``hash(n) = sha256(hash(n-1) ‖ seq ‖ exchange_id ‖ at ‖ kind ‖ data [‖ state])`` in ``seq`` order,
+starting from 32 zero bytes; ``data`` is the stored (sealed) bytes, ``state`` the digest of what the
+exchange's row shows after the write the event belongs to (``replay/rows.py``), on the last event
+of each write. Flipping a byte, deleting a row or reordering rows breaks the chain at the first
 event whose stored hash no longer matches; ``tongban journal verify`` names it.
+
+The chain alone is unkeyed: anyone who can write the database can recompute it. What makes it
+hold is the chain head (seq and hash of the last event) signed with the journal's MAC key in the
+same transaction as every append (``replay/seal.py``), and the signed checkpoints kept outside the
+database (``replay/checkpoints.py``); ``replay/audit.py`` checks all of it. Writers extend the
+chain only from a head whose signature holds and that matches the last event (``head_problem``):
+a journal whose end was cut or forged takes no more writes until someone looks.
 """
 
 from __future__ import annotations
@@ -12,12 +21,35 @@ import sqlite3
 import struct
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
+
+from federation.domain.errors import JournalError
+from replay.seal import Seal
 
 GENESIS = bytes(32)
+# An event as a backend appends it: exchange_id, at, kind, stored data, state digest (or None).
+EventRow = tuple[str, float, str, bytes, bytes | None]
 
 
-def link(prev: bytes, seq: int, exchange_id: str, at: float, kind: str, data: bytes) -> bytes:
+class ChainBroken(JournalError):
+    """The chain head does not hold: the journal refuses to extend it (see ``head_problem``)."""
+
+
+class HeadBroken(Exception):
+    """Raised by ``Chain.append`` mid-transaction: not a FederationError, so that the writer
+    rolls back the whole write that tried to append (see replay/dbthread.py) before it is
+    translated to ChainBroken."""
+
+
+def link(
+    prev: bytes,
+    seq: int,
+    exchange_id: str,
+    at: float,
+    kind: str,
+    data: bytes,
+    state: bytes | None = None,
+) -> bytes:
     """The hash of one event, chained to ``prev``."""
     h = hashlib.sha256(prev)
     h.update(struct.pack(">q", seq))
@@ -28,37 +60,106 @@ def link(prev: bytes, seq: int, exchange_id: str, at: float, kind: str, data: by
     h.update(kind.encode())
     h.update(b"\0")
     h.update(data)
+    if state is not None:
+        h.update(b"\0\x01")
+        h.update(state)
     return h.digest()
 
 
+class Indexed(Protocol):
+    """A row read by position (a tuple, ``sqlite3.Row``, ``asyncpg.Record``)."""
+
+    def __getitem__(self, index: int, /) -> Any: ...
+
+
+def head_problem(seal: Seal, head: Indexed | None, last: Indexed | None) -> str | None:
+    """Why the chain may not be extended from ``head`` (seq, hash, mac), given the last event
+    (seq, hash); None if it may."""
+    last_seq, last_hash = (0, GENESIS) if last is None else (int(last[0]), bytes(last[1]))
+    if head is None:
+        return "the journal's chain_head row is missing"
+    seq, digest, mac = int(head[0]), bytes(head[1]), head[2]
+    if not seal.keyed:
+        if mac is not None:
+            return "the journal's chain head is signed, but no journal key was given"
+    elif mac is None:
+        return "the chain head is not signed (every write signs it once the journal has keys)"
+    elif not seal.head_signed(seq, digest, bytes(mac)):
+        return (
+            f"the chain head's signature does not verify with {seal.where}: "
+            "a wrong key, or the head was altered"
+        )
+    if (seq, digest) != (last_seq, last_hash):
+        return (
+            f"the signed chain head records event {seq}, but the last event is {last_seq} "
+            "(or has another hash): events were removed, added or rewritten outside tongban"
+        )
+    return None
+
+
 class Chain:
-    """Appends events to the SQLite ``events`` table with their chain hashes.
+    """Appends events to the SQLite ``events`` table with their chain hashes, and signs the head.
 
     The head (last seq and hash) is read at the start of every write transaction, so other
-    processes writing the same file (a CLI replay beside a running broker) keep one chain.
+    processes writing the same file (a CLI replay beside a running broker) keep one chain; the
+    first append of a transaction checks it (``head_problem``), ``end`` signs the new one.
     """
 
     def __init__(self) -> None:
+        self.seal = Seal(None)
         self.seq = 0
         self.head = GENESIS
+        self._row: Indexed | None = None
+        self._checked = False
+        self._moved = False
+        self._pending: tuple[int, bytes] | None = None
 
     def begin(self, conn: sqlite3.Connection) -> None:
         row = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
         self.seq, self.head = (int(row[0]), bytes(row[1])) if row else (0, GENESIS)
+        self._row = conn.execute("SELECT seq, hash, mac FROM chain_head").fetchone()
+        self._checked = self._moved = False
+        self._pending = None
 
-    def append(
-        self, conn: sqlite3.Connection, rows: Iterable[tuple[str, float, str, bytes]]
-    ) -> None:
-        """Insert events (exchange_id, at, kind, data) at the end of the chain."""
+    def append(self, conn: sqlite3.Connection, rows: Iterable[EventRow]) -> list[int]:
+        """Insert events at the end of the chain; their seqs."""
         out = []
-        for exchange_id, at, kind, data in rows:
+        for exchange_id, at, kind, data, state in rows:
+            if not self._checked:
+                problem = head_problem(self.seal, self._row, (self.seq, self.head))
+                if problem is not None:
+                    raise HeadBroken(f"{problem}; run `tongban journal verify`")
+                self._checked = True
             self.seq += 1
-            self.head = link(self.head, self.seq, exchange_id, at, kind, data)
-            out.append((self.seq, exchange_id, at, kind, data, self.head))
-        conn.executemany(
-            "INSERT INTO events (seq, exchange_id, at, kind, data, hash) VALUES (?, ?, ?, ?, ?, ?)",
-            out,
-        )
+            self.head = link(self.head, self.seq, exchange_id, at, kind, data, state)
+            out.append((self.seq, exchange_id, at, kind, data, self.head, state))
+        if out:
+            self._moved = True
+            conn.executemany(
+                "INSERT INTO events (seq, exchange_id, at, kind, data, hash, state)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                out,
+            )
+        return [row[0] for row in out]
+
+    def end(self, conn: sqlite3.Connection) -> None:
+        """Sign the head this transaction moved (before its COMMIT)."""
+        if self._moved:
+            conn.execute(
+                "UPDATE chain_head SET seq = ?, hash = ?, mac = ?",
+                (self.seq, self.head, self.seal.sign_head(self.seq, self.head)),
+            )
+            self._moved = False
+            self._pending = (self.seq, self.head)
+
+    def commit(self) -> tuple[int, bytes] | None:
+        """After the COMMIT: the head it signed (None if it moved none)."""
+        done, self._pending = self._pending, None
+        return done
+
+    def moved_to(self, seq: int, head: bytes) -> None:
+        """The head after a rewrite of the chain (rekey) in this transaction: ``end`` signs it."""
+        self.seq, self.head, self._moved = seq, head, True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,15 +170,20 @@ class Break:
     exchange_id: str
     kind: str
     reason: str
+    where: str = ""  # what the problem is in, when it is not an event (the head, a row, a file)
 
     def __str__(self) -> str:
+        if self.where:
+            return f"{self.where}: {self.reason}"
+        if not self.exchange_id:
+            return f"event {self.seq} ({self.kind}): {self.reason}"
         return f"event {self.seq} ({self.kind} of exchange {self.exchange_id}): {self.reason}"
 
 
 def verify(
     events: Iterator[Sequence[Any]], *, start: bytes = GENESIS, start_seq: int = 0
 ) -> tuple[int, Break | None, bytes]:
-    """Walk (seq, exchange_id, at, kind, data, hash, archived) rows in seq order.
+    """Walk (seq, exchange_id, at, kind, data, hash, archived, state) rows in seq order.
 
     An archived event (a tombstone: its content is in an archive file) cannot be recomputed here;
     its stored hash carries the chain on, and ``verify_archive`` checks the content.
@@ -85,7 +191,7 @@ def verify(
     Returns the number of events checked, the first break (or None) and the final hash.
     """
     prev, expected_seq, count = start, start_seq, 0
-    for seq, exchange_id, at, kind, data, stored, archived in events:
+    for seq, exchange_id, at, kind, data, stored, archived, state in events:
         count += 1
         seq_i, xid, kind_s = int(seq), str(exchange_id), str(kind)
         if stored is None:
@@ -98,9 +204,20 @@ def verify(
             )
             return count, Break(seq=seq_i, exchange_id=xid, kind=kind_s, reason=reason), prev
         if archived:
+            if bytes(data) or state is not None:
+                reason = "is marked archived but keeps content (an archived event keeps none)"
+                return count, Break(seq=seq_i, exchange_id=xid, kind=kind_s, reason=reason), prev
             prev, expected_seq = bytes(stored), seq_i
             continue
-        actual = link(prev, seq_i, xid, float(at), kind_s, bytes(data))
+        actual = link(
+            prev,
+            seq_i,
+            xid,
+            float(at),
+            kind_s,
+            bytes(data),
+            None if state is None else bytes(state),
+        )
         if actual != bytes(stored):
             return (
                 count,

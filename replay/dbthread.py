@@ -34,6 +34,8 @@ class DbThread(threading.Thread):
         translate: Callable[[BaseException], BaseException],
         expected: tuple[type[BaseException], ...] = (),
         on_begin: Callable[[sqlite3.Connection], None] | None = None,
+        on_commit: Callable[[sqlite3.Connection], None] | None = None,
+        after_commit: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(name=name, daemon=True)
         self._connect = connect
@@ -42,6 +44,8 @@ class DbThread(threading.Thread):
         self._translate = translate
         self._expected = expected
         self._on_begin = on_begin
+        self._on_commit = on_commit  # last thing in the transaction (signs the chain head)
+        self._after_commit = after_commit  # once the batch is durable (writes a checkpoint)
         self._queue: queue.SimpleQueue[tuple[Op, asyncio.Future[Any]] | None] = queue.SimpleQueue()
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
@@ -110,6 +114,8 @@ class DbThread(threading.Thread):
                     results.append((fut, op(conn), None))
                 except self._expected as exc:
                     results.append((fut, None, exc))
+            if self._on_commit is not None:
+                self._on_commit(conn)
             conn.execute("COMMIT")
         except Exception as exc:
             if conn.in_transaction:
@@ -120,6 +126,10 @@ class DbThread(threading.Thread):
                     self._run_batch(conn, [item])
                 return
             results = [(fut, None, exc) for _, fut in batch]
+        else:
+            if self._after_commit is not None:
+                with contextlib.suppress(Exception):  # a checkpoint is best effort, never a failure
+                    self._after_commit()
         self._deliver(results)
 
     def _deliver(

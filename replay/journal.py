@@ -19,6 +19,8 @@ behaviour on each. Contract, for every backend:
 * A change with ``notify`` marks the end state for the source's callback; ``claim_notifications``
   leases those due, ``finish_notification`` records each try.
 * Failures of the storage underneath surface as JournalUnavailable, never as driver exceptions.
+* Payloads are sealed and the chain head signed with the journal's keys (docs/security.md); a
+  journal whose chain head does not hold refuses to append (ChainBroken) until someone looks.
 """
 
 from __future__ import annotations
@@ -139,7 +141,12 @@ class JournalAdmin(Protocol):
         """Apply pending schema migrations without opening for work; the names applied, in order."""
 
     async def verify(self) -> tuple[int, Break | None]:
-        """Walk the hash chain of every event: the number checked and the first break, if any."""
+        """Check the hash chain, its signed head, the checkpoints and the rows readers are shown
+        (``replay/audit.py``): the number of events checked and the first problem, if any."""
+
+    async def rekey(self) -> int:
+        """Seal every payload again under a new data key, the chain kept whole
+        (``replay/rekey.py``); the number of values sealed again."""
 
     async def archive(self, *, older_than: float, out: Path, chunk: int = 500) -> tuple[int, int]:
         """Move ended exchanges last changed before ``older_than`` to the archive file ``out``

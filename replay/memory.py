@@ -3,7 +3,8 @@
 Unit tests of the worker and the intake use it instead of a file; integration tests use the real
 backends. It keeps Exchange values in dictionaries and asks ``replay.rules`` and ``replay.search``
 every question the SQL backends answer in SQL, so the contract suite holds it to the same answers.
-Its events are hash-chained like theirs, so ``verify`` and ``archive`` behave the same too.
+Its events are hash-chained like theirs, sealed with keys that live as long as it does, its head
+signed and checkpointed in memory, so ``verify``, ``archive`` and ``rekey`` behave the same too.
 """
 
 from __future__ import annotations
@@ -17,33 +18,50 @@ from typing import Any
 
 from federation.domain.errors import JournalUnavailable, LeaseLost
 from federation.domain.models import Event, Exchange, NewExchange, StateChange
-from replay import rules
+from replay import rekey, rows, rules
 from replay.archive import ArchivedExchange, ArchiveWriter
-from replay.chain import GENESIS, Break, link, verify
+from replay.audit import Audit
+from replay.chain import GENESIS, Break, ChainBroken, head_problem, link
+from replay.checkpoints import Checkpoints
 from replay.journal import Query, Refusal
-from replay.rows import dumps
+from replay.keys import KeyPlace, ephemeral
+from replay.seal import Seal
 from replay.search import matches, page_size
+
+HIDDEN = (rows.STATE, rows.ARCHIVED, rows.REFUSAL)  # chained, never in an exchange's history
 
 
 @dataclass
 class _Stored:
-    """One event as the SQL backends keep it: its JSON bytes and its link in the hash chain."""
+    """One event as the SQL backends keep it: its stored bytes and its link in the hash chain."""
 
     event: Event
     data: bytes
     hash: bytes
+    state: bytes | None = None
     archived: bool = False
+
+    def row(self) -> tuple[Any, ...]:
+        """(seq, exchange_id, at, kind, data, hash, archived, state), as the SQL tables hold it."""
+        e = self.event
+        return (e.seq, e.exchange_id, e.at, e.kind, self.data, self.hash, self.archived, self.state)
 
 
 class InMemoryJournal:
     """A Journal kept in dictionaries; ``fail_writes`` simulates an unavailable store."""
 
-    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, *, clock: Callable[[], float] = time.time, keys: KeyPlace | None = None
+    ) -> None:
         self._clock = clock
+        self.keys = keys if keys is not None else ephemeral()
+        self.seal = Seal(None)
+        self.checkpoints = Checkpoints(self.keys.checkpoints, self.seal)
+        self.head: tuple[int, bytes, bytes | None] = (0, GENESIS, None)  # seq, hash, mac
+        self.refusal_rows: list[dict[str, Any]] = []  # seq and REFUSAL_COLUMNS, body sealed
         self.exchanges: dict[str, Exchange] = {}
         self.events: list[Event] = []
         self.leases: dict[str, tuple[str, float]] = {}
-        self.refused: list[Refusal] = []
         self._keys: dict[tuple[str, str], str] = {}
         self.notify_at: dict[str, float] = {}
         self.refs: dict[str, tuple[bytes, ...]] = {}
@@ -55,26 +73,52 @@ class InMemoryJournal:
         return "InMemoryJournal()"
 
     async def open(self) -> None:
+        if self.seal.ring is None:
+            ring = self.keys.open_ring(signed=self.head[2] is not None)
+            self.use(Seal(ring, where=self.keys.describe()))
+            self.head = (*self.head[:2], self.seal.sign_head(*self.head[:2]))
         self.opened = True
 
+    def use(self, seal: Seal) -> None:
+        """Seal and sign with ``seal`` from now on."""
+        self.seal = seal
+        self.checkpoints = Checkpoints(self.keys.checkpoints, seal)
+
     async def close(self) -> None:
+        if self.opened and self._chain:
+            self.checkpoints.write(self.head[0], self.head[1], self._clock())
         self.opened = False
 
     def _check(self) -> None:
         if not self.opened or self.fail_writes:
             raise JournalUnavailable("in-memory journal is unavailable")
+        last = (self._chain[-1].event.seq, self._chain[-1].hash) if self._chain else None
+        problem = head_problem(self.seal, self.head, last)
+        if problem is not None:
+            raise ChainBroken(f"in-memory journal: {problem}")
 
     async def ping(self) -> None:
         self._check()
 
-    def _append(self, event: Event) -> None:
+    def _append(self, xid: str, events: Sequence[Event], state: bytes | None = None) -> None:
+        """Chain ``events`` (sealed; ``state`` on the last) and sign the new head."""
+        if not events and state is None:
+            return
+        stored_rows = rows.stored_events(self.seal, xid, events, state, now=self._clock())
+        if not events:
+            events = [Event(exchange_id=xid, kind=rows.STATE, at=stored_rows[0][1], data={})]
+        for event, (_, _, _, data, digest) in zip(events, stored_rows, strict=True):
+            self._link(event, data, digest)
+
+    def _link(self, event: Event, data: bytes, state: bytes | None) -> None:
         seq = len(self._chain) + 1
-        stored = replace(event, seq=seq)
-        data = dumps(stored.data)
+        event = replace(event, seq=seq)
         prev = self._chain[-1].hash if self._chain else GENESIS
-        digest = link(prev, seq, stored.exchange_id, stored.at, stored.kind, data)
-        self._chain.append(_Stored(event=stored, data=data, hash=digest))
-        self.events.append(stored)
+        digest = link(prev, seq, event.exchange_id, event.at, event.kind, data, state)
+        self._chain.append(_Stored(event=event, data=data, hash=digest, state=state))
+        if event.kind not in HIDDEN:
+            self.events.append(event)
+        self.head = (seq, digest, self.seal.sign_head(seq, digest))
 
     def _history(self, exchange_id: str) -> tuple[Event, ...]:
         return tuple(e for e in self.events if e.exchange_id == exchange_id)
@@ -106,9 +150,10 @@ class InMemoryJournal:
         self.refs[new.id] = new.applicant_refs
         self._keys[(new.source, new.idempotency_key)] = new.id
         self.leases[new.id] = (owner, lease_until)
-        self._append(
-            Event(exchange_id=new.id, kind="received", at=new.received_at, data=new.received_data())
+        received = Event(
+            exchange_id=new.id, kind="received", at=new.received_at, data=new.received_data()
         )
+        self._append(new.id, [received], rows.shown_digest(rows.shown_of(ex)))
         return ex, True
 
     async def record(
@@ -124,12 +169,10 @@ class InMemoryJournal:
         refusal = rules.refused(exchange_id, self._current(exchange_id), change, owner)
         if refusal is not None:
             raise refusal
-        for e in events:
-            self._append(e)
         now = self._clock()
-        self.exchanges[exchange_id] = rules.applied(
-            self.exchanges[exchange_id], change, events, now
-        )
+        moved = rules.applied(self.exchanges[exchange_id], change, events, now)
+        self._append(exchange_id, events, rows.shown_digest(rows.shown_of(moved)))
+        self.exchanges[exchange_id] = moved
         if change.notify:
             self.notify_at[exchange_id] = now
         holder = self.leases.get(exchange_id)
@@ -161,7 +204,8 @@ class InMemoryJournal:
                 continue
             if holder is not None and holder[0] != owner:
                 reclaim = {"from": holder[0], "to": owner, "state": ex.state.value}
-                self._append(Event(exchange_id=xid, kind="lease_reclaimed", at=now, data=reclaim))
+                reclaimed = Event(exchange_id=xid, kind="lease_reclaimed", at=now, data=reclaim)
+                self._append(xid, [reclaimed])
             self.leases[xid] = (owner, lease_until)
             out.append(replace(ex, events=self._history(xid)))
         return out
@@ -201,8 +245,7 @@ class InMemoryJournal:
         holder = self.leases.get(exchange_id)
         if holder is None or holder[0] != owner or exchange_id not in self.notify_at:
             raise LeaseLost(f"callback of exchange {exchange_id} is no longer leased to {owner}")
-        for e in events:
-            self._append(e)
+        self._append(exchange_id, events)
         self.leases.pop(exchange_id, None)
         ex = self.exchanges[exchange_id]
         tried = replace(ex, notify_attempts=ex.notify_attempts + 1)
@@ -229,7 +272,13 @@ class InMemoryJournal:
 
     async def refuse(self, refusal: Refusal) -> None:
         self._check()
-        self.refused.append(refusal)
+        values = rows.refusal_values(self.seal, refusal)
+        seq = len(self.refusal_rows) + 1
+        self.refusal_rows.append(
+            {"seq": seq, **dict(zip(rows.REFUSAL_COLUMNS, values, strict=True))}
+        )
+        stored = rows.refusal_event(self.seal, seq, refusal.at, values)
+        self._link(Event(exchange_id="", kind=rows.REFUSAL, at=refusal.at), stored[3], stored[4])
 
     # -- JournalAdmin ---------------------------------------------------------------------------
 
@@ -238,17 +287,36 @@ class InMemoryJournal:
         return []
 
     async def refusals(self, limit: int = 100) -> list[Refusal]:
-        return self.refused[::-1][:limit]
+        return [rows.refusal(r, self.seal) for r in self.refusal_rows[::-1][:limit]]
 
     async def verify(self) -> tuple[int, Break | None]:
-        rows = (
-            (s.event.seq, s.event.exchange_id, s.event.at, s.event.kind, s.data, s.hash, s.archived)
-            for s in self._chain
+        audit = Audit(self.seal, self.checkpoints)
+        audit.events([s.row() for s in self._chain])
+        audit.head(self.head)
+        audit.exchanges(rows.shown_of(ex) for ex in self.exchanges.values())
+        audit.refusals(self.refusal_rows)
+        return audit.result()
+
+    async def rekey(self) -> int:
+        """Seal everything again under a new data key (``replay/rekey.py``)."""
+        return await rekey.rotate(self)
+
+    async def reseal(self, new: Seal) -> tuple[int, int, bytes]:
+        """Every payload sealed under ``new`` and the chain recomputed, as on SQL."""
+        bodies, digests = rekey.resealed_refusals(self.refusal_rows, self.seal, new)
+        updates, seq, head = rekey.resealed_chain(
+            [s.row() for s in self._chain], self.seal, new, digests
         )
-        count, broken, _ = verify(rows)
-        return count, broken
+        for body, number in bodies:
+            self.refusal_rows[number - 1]["body"] = body
+        for data, digest, state, number in updates:
+            stored = self._chain[number - 1]
+            stored.data, stored.hash, stored.state = data, digest, state
+        self.head = (seq, head, new.sign_head(seq, head))
+        return len(bodies) + len(updates), seq, head
 
     async def archive(self, *, older_than: float, out: Path, chunk: int = 500) -> tuple[int, int]:
+        self._check()
         writer = ArchiveWriter(out, created_at=self._clock(), older_than=older_than)
         try:
             gone = sorted(
@@ -304,6 +372,7 @@ class InMemoryJournal:
                         "data": stored.data.decode(),
                         "hash": stored.hash.hex(),
                         "prev": (self._chain[n - 1].hash if n else GENESIS).hex(),
+                        "state": None if stored.state is None else stored.state.hex(),
                     }
                 )
         return ArchivedExchange(row=row, events=events)
@@ -314,8 +383,11 @@ class InMemoryJournal:
         self._keys.pop((ex.source, ex.idempotency_key), None)
         self.refs.pop(exchange_id, None)
         self.notify_at.pop(exchange_id, None)
+        tombstoned = 0
         for stored in self._chain:
-            if stored.event.exchange_id == exchange_id:
-                stored.archived = True
-                stored.data = b""
+            if stored.event.exchange_id == exchange_id and not stored.archived:
+                stored.archived, stored.data, stored.state = True, b"", None
+                tombstoned += 1
         self.events = [e for e in self.events if e.exchange_id != exchange_id]
+        marker = Event(exchange_id=exchange_id, kind=rows.ARCHIVED, at=self._clock(), data={})
+        self._append(exchange_id, [replace(marker, data={"events": tombstoned})])

@@ -6,25 +6,32 @@ Every function takes an open connection inside the caller's transaction; none co
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import replace
 from importlib import resources
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from federation.domain.errors import JournalUnavailable
 from federation.domain.models import Event
-from replay import rules
+from replay import rekey, rows, rules
 from replay.archive import ArchivedExchange
-from replay.chain import GENESIS, Break, link
+from replay.audit import Audit
+from replay.chain import GENESIS, ChainBroken, EventRow, head_problem, link
+from replay.journal import Refusal
 from replay.rows import archive_event, archive_record, event
+from replay.seal import Seal
 
 
 class Record(Protocol):
     """The part of ``asyncpg.Record`` we use: access by column name or position."""
 
     def __getitem__(self, key: str | int, /) -> Any: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
 
     def keys(self) -> Iterable[str]: ...
 
@@ -124,17 +131,16 @@ async def migrate(conn: Conn, schema: str | None) -> list[str]:
 
 # Taken last in every transaction that appends events and held to its commit: the one place where
 # broker instances wait for each other (see Chain).
-LOCK_HEAD = "SELECT seq, hash FROM chain_head FOR UPDATE"
+LOCK_HEAD = "SELECT seq, hash, mac FROM chain_head FOR UPDATE"
+LAST = "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
 
 APPEND = """
 WITH appended AS (
-    INSERT INTO events (seq, exchange_id, at, kind, data, hash)
+    INSERT INTO events (seq, exchange_id, at, kind, data, hash, state)
     SELECT * FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::text[], $5::bytea[],
-                         $6::bytea[])
+                         $6::bytea[], $7::bytea[])
 )
-UPDATE chain_head SET seq = $7, hash = $8"""
-
-EventRow = tuple[str, float, str, bytes]  # exchange_id, at, kind, data (orjson bytes)
+UPDATE chain_head SET seq = $8, hash = $9, mac = $10"""
 
 
 class Chain:
@@ -148,10 +154,12 @@ class Chain:
     after every other lock of the transaction and held briefly.
     """
 
-    def __init__(self, conn: Conn) -> None:
+    def __init__(self, conn: Conn, seal: Seal) -> None:
         self._conn = conn
+        self._seal = seal
         self._pending: list[tuple[EventRow, list[int]]] = []
         self._head: tuple[int, bytes] | None = None
+        self.signed: tuple[int, bytes] | None = None  # the head this transaction signed
 
     def add(self, rows: Sequence[EventRow]) -> list[int]:
         """Buffer events; the returned list receives their seqs when they are flushed."""
@@ -170,42 +178,112 @@ class Chain:
         if not pending:
             return
         if self._head is None:
-            head = await self._conn.fetchrow(LOCK_HEAD)
-            if head is None:
-                raise JournalUnavailable("the journal's chain_head row is missing")
-            self._head = (int(head[0]), bytes(head[1]))
+            await self.lock()
+        assert self._head is not None
         seq, prev = self._head
-        cols: tuple[list[Any], ...] = ([], [], [], [], [], [])
-        for (exchange_id, at, kind, data), _ in pending:
+        cols: tuple[list[Any], ...] = ([], [], [], [], [], [], [])
+        for (exchange_id, at, kind, data, state), _ in pending:
             seq += 1
-            prev = link(prev, seq, exchange_id, at, kind, data)
+            prev = link(prev, seq, exchange_id, at, kind, data, state)
             for col, value in zip(
-                cols, (seq, exchange_id, float(at), kind, data, prev), strict=True
+                cols, (seq, exchange_id, float(at), kind, data, prev, state), strict=True
             ):
                 col.append(value)
-        await self._conn.execute(APPEND, *cols, seq, prev)
-        self._head = (seq, prev)
+        await self._conn.execute(APPEND, *cols, seq, prev, self._seal.sign_head(seq, prev))
+        self._head = self.signed = (seq, prev)
         for (_, seqs), n in zip(pending, cols[0], strict=True):
             seqs.append(n)
 
+    async def lock(self) -> None:
+        """Lock the head (held to the commit) and check it may be extended (``head_problem``)."""
+        head = await self._conn.fetchrow(LOCK_HEAD)
+        problem = head_problem(self._seal, head, await self._conn.fetchrow(LAST))
+        if problem is not None:
+            raise ChainBroken(f"{problem}; run `tongban journal verify`")
+        assert head is not None
+        self._head = (int(head[0]), bytes(head[1]))
 
-EVENTS = (
-    "SELECT exchange_id, seq, at, kind, data FROM events"
-    " WHERE exchange_id = ANY($1::text[]) ORDER BY exchange_id, seq"
-)
+    async def rewritten(self, seq: int, head: bytes) -> None:
+        """Sign the head of a chain rewritten in this transaction (rekey); the head is locked."""
+        await self._conn.execute(
+            "UPDATE chain_head SET seq = $1, hash = $2, mac = $3",
+            seq,
+            head,
+            self._seal.sign_head(seq, head),
+        )
+        self._head = self.signed = (seq, head)
 
 
-async def histories(conn: Conn, ids: Sequence[str]) -> dict[str, list[Event]]:
-    """The events of each exchange, in order (one query for all)."""
+EVENTS = f"""
+SELECT exchange_id, seq, at, kind, data FROM events
+WHERE exchange_id = ANY($1::text[]) AND NOT archived AND kind <> '{rows.STATE}'
+ORDER BY exchange_id, seq"""
+
+
+async def histories(conn: Conn, ids: Sequence[str], seal: Seal) -> dict[str, list[Event]]:
+    """The live events of each exchange, in order (one query for all)."""
     out: dict[str, list[Event]] = {xid: [] for xid in ids}
     if ids:
         for r in await conn.fetch(EVENTS, list(ids)):
-            out[r["exchange_id"]].append(event(r["exchange_id"], r))
+            out[r["exchange_id"]].append(event(r["exchange_id"], r, seal))
     return out
 
 
-VERIFY = "SELECT seq, exchange_id, at, kind, data, hash, archived FROM events ORDER BY seq"
-HEAD = "SELECT seq, hash FROM chain_head"
+EVENT_COLUMNS = "seq, exchange_id, at, kind, data, hash, archived, state"
+VERIFY = f"SELECT {EVENT_COLUMNS} FROM events ORDER BY seq"
+HEAD = "SELECT seq, hash, mac FROM chain_head"
+AUDIT_CHUNK = 2000
+
+
+async def audit(conn: Conn, audit: Audit) -> None:
+    """Feed ``audit`` the whole journal (the caller holds one snapshot); hashing is CPU work, so
+    each chunk is checked off the event loop."""
+    cursor = await conn.cursor(VERIFY)
+    while chunk := [tuple(r) for r in await cursor.fetch(AUDIT_CHUNK)]:
+        await asyncio.to_thread(audit.events, chunk)
+        if audit.broken is not None:
+            return
+    audit.head(await conn.fetchrow(HEAD))
+    audit.exchanges(await conn.fetch(f"SELECT {', '.join(rows.SHOWN)} FROM exchanges"))
+    audit.refusals(await conn.fetch("SELECT * FROM refusals"))
+
+
+async def sign_first_head(conn: Conn, seal: Seal) -> tuple[int, bytes] | None:
+    """Sign the head of a journal that gets keys for the first time, if it names the last event."""
+    head = await conn.fetchrow(LOCK_HEAD)
+    last = await conn.fetchrow(LAST)
+    last_seq, last_hash = (0, GENESIS) if last is None else (int(last[0]), bytes(last[1]))
+    if head is None or head[2] is not None or (head[0], bytes(head[1])) != (last_seq, last_hash):
+        return None
+    await conn.execute("UPDATE chain_head SET mac = $1", seal.sign_head(last_seq, last_hash))
+    return last_seq, last_hash
+
+
+async def reseal(conn: Conn, chain: Chain, old: Seal, new: Seal) -> tuple[int, int, bytes]:
+    """Every payload sealed under ``new``, the chain recomputed and signed; (values, seq, head)."""
+    await chain.flush()
+    await chain.lock()
+    refusals = await conn.fetch("SELECT * FROM refusals ORDER BY seq")
+    bodies, digests = rekey.resealed_refusals(refusals, old, new)
+    events = [tuple(r) for r in await conn.fetch(VERIFY)]
+    updates, seq, head = await asyncio.to_thread(rekey.resealed_chain, events, old, new, digests)
+    if bodies:
+        await conn.execute(
+            "UPDATE refusals AS r SET body = b.body"
+            " FROM unnest($1::bytea[], $2::bigint[]) AS b(body, seq) WHERE r.seq = b.seq",
+            [b for b, _ in bodies],
+            [n for _, n in bodies],
+        )
+    if updates:
+        await conn.execute(
+            "UPDATE events AS e SET data = u.data, hash = u.hash, state = u.state"
+            " FROM unnest($1::bytea[], $2::bytea[], $3::bytea[], $4::bigint[])"
+            " AS u(data, hash, state, seq) WHERE e.seq = u.seq",
+            *(list(col) for col in zip(*updates, strict=True)),
+        )
+    await chain.rewritten(seq, head)
+    return len(bodies) + len(updates), seq, head
+
 
 # -- exchanges ----------------------------------------------------------------------------------
 
@@ -244,7 +322,8 @@ UPDATE exchanges SET
     lease_owner = CASE WHEN $10 THEN NULL ELSE lease_owner END,
     lease_until = CASE WHEN $10 THEN NULL ELSE COALESCE($11, lease_until) END
 WHERE id = $1 AND state = ANY($12::text[]) AND ($13::text IS NULL OR lease_owner = $13)
-  AND ($16::text IS NULL OR lifecycle_state = $16)"""
+  AND ($16::text IS NULL OR lifecycle_state = $16)
+RETURNING """ + ", ".join(rows.SHOWN)
 
 # Due work, oldest first: open work whose lease has expired and retries whose time has come, as
 # on SQLite. Each half is its own CTE so that each walks its own partial index; a single OR makes
@@ -304,7 +383,8 @@ COUNTS = "SELECT state, count(*) FROM exchanges GROUP BY state"
 REFUSE = """
 INSERT INTO refusals (at, remote, method, path, status, problem, detail, idempotency_key, body,
                       body_bytes)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"""
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+RETURNING seq"""
 
 REFUSALS = "SELECT * FROM refusals ORDER BY seq DESC LIMIT $1"
 
@@ -321,7 +401,7 @@ LIMIT $2"""
 
 # Each event with the hash of the one before it in the chain (GENESIS when there is none).
 ARCHIVE_EVENTS = """
-SELECT e.exchange_id, e.seq, e.at, e.kind, e.data, e.hash, p.hash AS prev
+SELECT e.exchange_id, e.seq, e.at, e.kind, e.data, e.hash, e.state, p.hash AS prev
 FROM events e LEFT JOIN events p ON p.seq = e.seq - 1
 WHERE e.exchange_id = ANY($1::text[]) AND NOT e.archived
 ORDER BY e.exchange_id, e.seq"""
@@ -334,43 +414,23 @@ WITH gone AS (
     WHERE x.id = b.id AND x.updated_at = b.updated_at AND x.lease_owner IS NULL
     RETURNING x.id
 ), emptied AS (
-    UPDATE events SET data = '', archived = true
+    UPDATE events SET data = '', state = NULL, archived = true
     WHERE exchange_id IN (SELECT id FROM gone) AND NOT archived
+    RETURNING exchange_id
 ), unreferenced AS (
     DELETE FROM exchange_refs WHERE exchange_id IN (SELECT id FROM gone)
 )
-SELECT count(*) FROM gone"""
+SELECT exchange_id, count(*) AS events FROM emptied GROUP BY exchange_id ORDER BY exchange_id"""
 
 
 async def archive_candidates(conn: Conn, older_than: float, limit: int) -> list[ArchivedExchange]:
     """The next closed exchanges to archive, with their events as the archive file holds them."""
-    rows = await conn.fetch(ARCHIVE_CANDIDATES, older_than, limit)
-    events: dict[str, list[dict[str, Any]]] = {r["id"]: [] for r in rows}
-    if rows:
+    found = await conn.fetch(ARCHIVE_CANDIDATES, older_than, limit)
+    events: dict[str, list[dict[str, Any]]] = {r["id"]: [] for r in found}
+    if found:
         for e in await conn.fetch(ARCHIVE_EVENTS, list(events)):
             events[e["exchange_id"]].append(archive_event(e, e["prev"]))
-    return [ArchivedExchange(row=archive_record(r), events=events[r["id"]]) for r in rows]
-
-
-def head_break(head: Record | None, last: tuple[Any, ...] | None, prev: bytes) -> Break | None:
-    """A break where the chain head disagrees with the last event: the end was cut off."""
-    head_seq, head_hash = (int(head[0]), bytes(head[1])) if head else (0, GENESIS)
-    last_seq = 0 if last is None else int(last[0])
-    if (head_seq, head_hash) == (last_seq, prev):
-        return None
-    if last is None:
-        return Break(
-            seq=1, exchange_id="?", kind="?", reason=f"events 1–{head_seq} are missing (all)"
-        )
-    xid, kind = str(last[1]), str(last[3])
-    if head_seq > last_seq:
-        reason = (
-            f"is the last event, but the chain head records {head_seq}: "
-            f"event(s) {last_seq + 1}–{head_seq} are missing"
-        )
-    else:
-        reason = f"does not match the chain head (event {head_seq}): it or the head was altered"
-    return Break(seq=last_seq, exchange_id=xid, kind=kind, reason=reason)
+    return [ArchivedExchange(row=archive_record(r), events=events[r["id"]]) for r in found]
 
 
 def masked(dsn: str) -> str:
@@ -385,16 +445,38 @@ def masked(dsn: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-async def tombstone(conn: Conn, batch: Sequence[ArchivedExchange]) -> int:
-    """Delete archived exchanges, leaving their events as tombstones; how many went."""
+async def tombstone(
+    conn: Conn, chain: Chain, seal: Seal, batch: Sequence[ArchivedExchange], now: float
+) -> int:
+    """Delete archived exchanges, leaving their events as tombstones and recording in the chain
+    that each was archived; how many went."""
     ids = [ex.row["id"] for ex in batch]
     updated = [ex.row["updated_at"] for ex in batch]
-    return int(await conn.fetchval(TOMBSTONE, ids, updated))
+    gone = await conn.fetch(TOMBSTONE, ids, updated)
+    for row in gone:
+        xid = row["exchange_id"]
+        marker = Event(exchange_id=xid, kind=rows.ARCHIVED, at=now, data={"events": row["events"]})
+        chain.add(rows.stored_events(seal, xid, [marker]))
+    return len(gone)
 
 
 def affected(status: str) -> int:
     """The row count of a command status such as ``UPDATE 3``."""
     return int(status.rsplit(" ", 1)[-1])
+
+
+def storable(refusal: Refusal) -> Refusal:
+    """``refusal`` with its text storable in PostgreSQL (see ``text``)."""
+    key = refusal.idempotency_key
+    return replace(
+        refusal,
+        remote=text(refusal.remote),
+        method=text(refusal.method),
+        path=text(refusal.path),
+        problem=text(refusal.problem),
+        detail=text(refusal.detail),
+        idempotency_key=None if key is None else text(key),
+    )
 
 
 def text(value: str) -> str:

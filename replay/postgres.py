@@ -8,6 +8,10 @@ per instance runs whatever queued up in one transaction that takes the chain hea
 Migrations (``replay/sql/postgresql``) run at ``open()`` under an advisory lock, so instances
 starting together do not race. The SQL lives in ``replay/pgsql.py``.
 
+Keys come from ``TONGBAN_JOURNAL_KEY_FILE`` (or ``TONGBAN_JOURNAL_KEYS``, see ``replay/keys.py``):
+payloads sealed, the head signed in the transaction that moves it, checkpoints in a file per
+instance (beside its key file). Without a key the journal is neither sealed nor signed.
+
 Behaviour matches ``replay/sqlite.py`` method for method (the contract tests run on both).
 Failures of the database or the network surface as JournalUnavailable; ours pass through.
 """
@@ -15,23 +19,28 @@ Failures of the database or the network surface as JournalUnavailable; ours pass
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
-import orjson
 
 from federation.domain.errors import FederationError, JournalUnavailable, LeaseLost
 from federation.domain.models import Event, Exchange, NewExchange, StateChange
-from replay import pgsql, rules
+from replay import pgsql, rekey, rows, rules
 from replay.archive import ArchiveWriter
-from replay.chain import GENESIS, Break, verify
+from replay.audit import Audit
+from replay.chain import Break
+from replay.checkpoints import Cadence, Checkpoints
 from replay.journal import Query, Refusal
+from replay.keys import KeyPlace, from_environment
 from replay.pgsql import Conn
-from replay.rows import current, dumps, read_exchange, refusal
+from replay.rows import current, dumps, read_exchange
+from replay.seal import Seal
 from replay.search import POSTGRESQL, search_sql
 
 T = TypeVar("T")
@@ -53,7 +62,6 @@ _CONNECTION_LOST = (
     asyncpg.InternalClientError,
     OSError,
 )
-VERIFY_CHUNK = 2000
 
 
 class _Later:
@@ -74,8 +82,14 @@ class PostgresJournal:
         schema: str | None = None,
         pool_size: int = 10,
         command_timeout: float = 30.0,
+        keys: KeyPlace | None = None,
+        checkpoint_every: float = 5.0,
     ) -> None:
         self.dsn = dsn
+        self.keys = keys if keys is not None else from_environment()
+        self.seal = Seal(None)
+        self.checkpoints = Checkpoints(self.keys.checkpoints, self.seal)
+        self._cadence = Cadence(checkpoint_every)
         self.schema = schema
         self._clock = clock
         self._pool_size = pool_size
@@ -119,11 +133,33 @@ class PostgresJournal:
         self._pool = pool
         try:
             await self._run(lambda conn: pgsql.migrate(conn, self.schema), transaction=False)
+            await self._use_keys()
         except BaseException:
             await self.close()
             raise
         self._queue = asyncio.Queue()
         self._writer = asyncio.create_task(self._write_loop(self._queue), name=f"{self!r} writer")
+
+    async def _use_keys(self) -> None:
+        mac = await self._run(lambda conn: conn.fetchval("SELECT mac FROM chain_head"))
+
+        async def sign_first(seal: Seal) -> tuple[int, bytes] | None:
+            return await self._run(lambda conn: pgsql.sign_first_head(conn, seal))
+
+        await rekey.open_keys(self, mac is not None, sign_first, self._clock())
+
+    def use(self, seal: Seal) -> None:
+        """Seal and sign with ``seal`` from now on."""
+        self.seal = seal
+        self.checkpoints = Checkpoints(self.keys.checkpoints, seal)
+
+    async def _checkpoint(self, signed: tuple[int, bytes] | None, *, closing: bool = False) -> None:
+        """After a commit that signed ``signed``: a checkpoint if one is due (always at close)."""
+        now = self._clock()
+        point = self._cadence.due(signed, now, closing=closing)
+        if point is not None:
+            with contextlib.suppress(OSError):  # best effort: verify tells what one leaves unproven
+                await asyncio.to_thread(self.checkpoints.write, *point, now)
 
     async def migrate(self) -> list[str]:
         """Apply pending migrations (``tongban journal migrate``); the files applied, in order."""
@@ -151,6 +187,7 @@ class PostgresJournal:
         pool, self._pool = self._pool, None
         if pool is None:
             return
+        await self._checkpoint(None, closing=True)
         try:
             await asyncio.wait_for(pool.close(), self._timeout)
         except _DRIVER_ERRORS:
@@ -234,18 +271,20 @@ class PostgresJournal:
         if not batch:
             return
         results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        signed: tuple[int, bytes] | None = None
         try:
             pool = self._pool
             if pool is None:
                 raise JournalUnavailable(f"journal {self!r} is not open")
             async with pool.acquire(timeout=self._timeout) as conn, conn.transaction():
-                chain = pgsql.Chain(conn)
+                chain = pgsql.Chain(conn, self.seal)
                 for op, fut in batch:
                     try:
                         results.append((fut, await op(conn, chain), None))
                     except FederationError as exc:
                         results.append((fut, None, exc))
                 await chain.flush()
+            signed = chain.signed
             results = [
                 (fut, value.make() if isinstance(value, _Later) else value, exc)
                 for fut, value, exc in results
@@ -268,6 +307,8 @@ class PostgresJournal:
                 fut.set_result(value)
             else:
                 fut.set_exception(failure)
+        if signed is not None:
+            await self._checkpoint(signed)
 
     async def _run(
         self,
@@ -306,7 +347,12 @@ class PostgresJournal:
     async def create(
         self, new: NewExchange, *, owner: str, lease_until: float
     ) -> tuple[Exchange, bool]:
-        received = dumps(new.received_data())
+        event = Event(
+            exchange_id=new.id, kind="received", at=new.received_at, data=new.received_data()
+        )
+        received = rows.stored_events(
+            self.seal, new.id, [event], rows.shown_digest(rows.created(new.id))
+        )
 
         async def op(conn: Conn, chain: pgsql.Chain) -> tuple[Exchange, bool]:
             # A row of the same key can vanish between the INSERT and the SELECT (archived): retry.
@@ -332,13 +378,13 @@ class PostgresJournal:
                 rules.repeat_of(new, exchange_id=row["id"], request_hash=row["request_hash"])
                 if chain.pending_for([row["id"]]):  # created earlier in this batch
                     await chain.flush()
-                events = await pgsql.histories(conn, [row["id"]])
+                events = await pgsql.histories(conn, [row["id"]], self.seal)
                 return read_exchange(row, events[row["id"]]), False
             else:
                 raise JournalUnavailable(f"exchange key {new.idempotency_key!r} keeps changing")
             if new.applicant_refs:
                 await conn.execute(pgsql.REFS, list(new.applicant_refs), new.id)
-            chain.add([(new.id, new.received_at, "received", received)])
+            chain.add(received)
             return new.as_received(), True
 
         result: tuple[Exchange, bool] = await self._write(op)
@@ -373,14 +419,15 @@ class PostgresJournal:
             change.lifecycle_state,
             change.expect_lifecycle,
         )
-        appended = [(exchange_id, e.at, e.kind, dumps(e.data)) for e in events]
 
         async def op(conn: Conn, chain: pgsql.Chain) -> None:
             # The guarded UPDATE runs first: if it matches nothing, nothing has been written.
-            if pgsql.affected(await conn.execute(pgsql.RECORD, *args)) == 0:
+            shown = await conn.fetchrow(pgsql.RECORD, *args)
+            if shown is None:
                 row = await conn.fetchrow(pgsql.BY_ID, exchange_id)
                 raise rules.refusal_reason(exchange_id, current(row), change, owner)
-            chain.add(appended)
+            state = rows.shown_digest(shown)
+            chain.add(rows.stored_events(self.seal, exchange_id, events, state, now=now))
 
         await self._write(op)
 
@@ -389,7 +436,8 @@ class PostgresJournal:
             row = await conn.fetchrow(pgsql.BY_ID, exchange_id)
             if row is None:
                 return None
-            return read_exchange(row, (await pgsql.histories(conn, [exchange_id]))[exchange_id])
+            history = await pgsql.histories(conn, [exchange_id], self.seal)
+            return read_exchange(row, history[exchange_id])
 
         # One snapshot for the row and its events.
         return await self._run(op, isolation="repeatable_read", readonly=True)
@@ -399,31 +447,31 @@ class PostgresJournal:
     ) -> list[Exchange]:
         async def op(conn: Conn, chain: pgsql.Chain) -> _Later:
             claimed = await conn.fetch(pgsql.CLAIM, now, max(0, limit), owner, lease_until)
-            rows = sorted(claimed, key=lambda r: str(r["id"]))
-            if chain.pending_for(r["id"] for r in rows):  # written earlier in this batch
+            mine = sorted(claimed, key=lambda r: str(r["id"]))
+            if chain.pending_for(r["id"] for r in mine):  # written earlier in this batch
                 await chain.flush()
-            history = await pgsql.histories(conn, [r["id"] for r in rows])
+            history = await pgsql.histories(conn, [r["id"] for r in mine], self.seal)
             reclaims = [
-                (
-                    r["id"],
-                    now,
-                    "lease_reclaimed",
-                    dumps({"from": r["previous_owner"], "to": owner, "state": r["state"]}),
+                Event(
+                    exchange_id=r["id"],
+                    at=now,
+                    kind="lease_reclaimed",
+                    data={"from": r["previous_owner"], "to": owner, "state": r["state"]},
                 )
-                for r in rows
+                for r in mine
                 if r["previous_owner"] is not None and r["previous_owner"] != owner
             ]
             # Appended after reading the histories: the rows are ours (locked) till commit, so
             # no other event can arrive for them meanwhile. Their seqs are known once the batch
             # has flushed its events, so the exchanges are made then.
-            seqs = chain.add(reclaims)
+            seqs = chain.add(
+                [s for e in reclaims for s in rows.stored_events(self.seal, e.exchange_id, [e])]
+            )
 
             def make() -> list[Exchange]:
-                for (xid, at, kind, data), seq in zip(reclaims, seqs, strict=True):
-                    history[xid].append(
-                        Event(exchange_id=xid, seq=seq, at=at, kind=kind, data=orjson.loads(data))
-                    )
-                return [read_exchange(r, history[r["id"]]) for r in rows]
+                for e, seq in zip(reclaims, seqs, strict=True):
+                    history[e.exchange_id].append(replace(e, seq=seq))
+                return [read_exchange(r, history[r["id"]]) for r in mine]
 
             return _Later(make)
 
@@ -441,13 +489,13 @@ class PostgresJournal:
     async def claim_notifications(
         self, *, owner: str, now: float, lease_until: float, limit: int
     ) -> list[Exchange]:
-        rows = await self._write(
+        found = await self._write(
             lambda conn, _: conn.fetch(
                 pgsql.CLAIM_NOTIFICATIONS, now, max(0, limit), owner, lease_until
             )
         )
-        rows.sort(key=lambda r: (r["notify_at"], str(r["id"])))
-        return [read_exchange(r, ()) for r in rows]
+        found.sort(key=lambda r: (r["notify_at"], str(r["id"])))
+        return [read_exchange(r, ()) for r in found]
 
     async def finish_notification(
         self,
@@ -458,7 +506,7 @@ class PostgresJournal:
         done: bool,
         next_at: float | None = None,
     ) -> None:
-        appended = [(exchange_id, e.at, e.kind, dumps(e.data)) for e in events]
+        appended = rows.stored_events(self.seal, exchange_id, events)
         give_up = done or next_at is None
 
         async def op(conn: Conn, chain: pgsql.Chain) -> None:
@@ -475,61 +523,51 @@ class PostgresJournal:
 
     async def search(self, query: Query) -> list[Exchange]:
         sql, args = search_sql(query, POSTGRESQL)
-        rows = await self._run(lambda conn: conn.fetch(sql, *args), transaction=False)
-        return [read_exchange(r, ()) for r in rows]
+        found = await self._run(lambda conn: conn.fetch(sql, *args), transaction=False)
+        return [read_exchange(r, ()) for r in found]
 
     async def counts(self) -> Mapping[str, int]:
-        rows = await self._run(lambda conn: conn.fetch(pgsql.COUNTS), transaction=False)
-        return {r[0]: r[1] for r in rows}
+        found = await self._run(lambda conn: conn.fetch(pgsql.COUNTS), transaction=False)
+        return {r[0]: r[1] for r in found}
 
     async def refuse(self, refusal: Refusal) -> None:
-        key = refusal.idempotency_key
-        await self._write(
-            lambda conn, _: conn.execute(
-                pgsql.REFUSE,
-                refusal.at,
-                pgsql.text(refusal.remote),
-                pgsql.text(refusal.method),
-                pgsql.text(refusal.path),
-                refusal.status,
-                pgsql.text(refusal.problem),
-                pgsql.text(refusal.detail),
-                None if key is None else pgsql.text(key),
-                refusal.body,
-                refusal.body_bytes,
-            )
-        )
+        values = rows.refusal_values(self.seal, pgsql.storable(refusal))
+
+        async def op(conn: Conn, chain: pgsql.Chain) -> None:
+            seq = await conn.fetchval(pgsql.REFUSE, *values)
+            chain.add([rows.refusal_event(self.seal, seq, refusal.at, values)])
+
+        await self._write(op)
 
     async def refusals(self, limit: int = 100) -> list[Refusal]:
         """The most recent refused intake requests, newest first."""
-        rows = await self._run(lambda conn: conn.fetch(pgsql.REFUSALS, limit), transaction=False)
-        return [refusal(r) for r in rows]
+        found = await self._run(lambda conn: conn.fetch(pgsql.REFUSALS, limit), transaction=False)
+        return [rows.refusal(r, self.seal) for r in found]
 
     # -- JournalAdmin ---------------------------------------------------------------------------
 
     async def verify(self) -> tuple[int, Break | None]:
-        """Walk the hash chain of every event; the number checked and the first break, if any.
-
-        Beyond SQLite, the chain head row records where the chain ends, so events cut from the
-        end of the journal are found too.
-        """
+        """Check the chain, its signed head, the checkpoints and the rows readers are shown
+        (``replay/audit.py``); the number of events checked and the first problem, if any."""
+        # The checkpoints are read before the snapshot: none can be newer than what it shows.
+        audit = await asyncio.to_thread(Audit, self.seal, self.checkpoints)
 
         async def op(conn: Conn) -> tuple[int, Break | None]:
-            total, prev, last = 0, GENESIS, None
-            cursor = await conn.cursor(pgsql.VERIFY)
-            while rows := [tuple(r) for r in await cursor.fetch(VERIFY_CHUNK)]:
-                # Hashing thousands of events is CPU work: off the event loop.
-                count, broken, prev = await asyncio.to_thread(
-                    verify, iter(rows), start=prev, start_seq=0 if last is None else last[0]
-                )
-                total += count
-                if broken is not None:
-                    return total, broken
-                last = rows[-1]
-            head = await conn.fetchrow(pgsql.HEAD)
-            return total, pgsql.head_break(head, last, prev)
+            await pgsql.audit(conn, audit)
+            return audit.result()
 
         return await self._run(op, isolation="repeatable_read", readonly=True)
+
+    async def rekey(self) -> int:
+        """Seal everything again under a new data key (``replay/rekey.py``); how many values."""
+        return await rekey.rotate(self)
+
+    async def reseal(self, new: Seal) -> tuple[int, int, bytes]:
+        """Re-seal every payload under ``new`` and re-sign the chain, in one transaction."""
+        result: tuple[int, int, bytes] = await self._write(
+            lambda conn, chain: pgsql.reseal(conn, chain, self.seal, new)
+        )
+        return result
 
     async def archive(self, *, older_than: float, out: Path, chunk: int = 500) -> tuple[int, int]:
         """Move closed exchanges last changed before ``older_than`` to an archive file.
@@ -551,7 +589,11 @@ class PostgresJournal:
                 if not batch:
                     break
                 await asyncio.to_thread(writer.write, batch)
-                await self._run(lambda conn, b=batch: pgsql.tombstone(conn, b))  # type: ignore[misc]
+                await self._write(
+                    lambda conn, chain, b=batch: pgsql.tombstone(  # type: ignore[misc]
+                        conn, chain, self.seal, b, self._clock()
+                    )
+                )
         finally:
             await asyncio.to_thread(writer.close)
         return writer.exchanges, writer.events

@@ -3,21 +3,48 @@
 The ``exchanges`` and ``refusals`` tables have the same columns on SQLite and PostgreSQL; a
 ``sqlite3.Row`` and an ``asyncpg.Record`` both read by column name, which is all ``Row`` asks.
 JSON columns hold the exact orjson bytes, so the hash chain and the archive see the same values.
+
+Payloads are sealed and opened here (with a backend's ``replay.seal.Seal``), never in a backend:
+``stored_events`` turns events into what is stored, ``event`` and ``refusal`` open them again.
+``shown_digest`` and ``refusal_digest`` are what the chain records of an exchange's row and of a
+refusal, so that ``verify`` can prove the rows a reader is shown (``replay/audit.py``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import struct
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import orjson
 
 from federation.domain.models import Direction, Event, Exchange, State, json_default
-from replay.chain import GENESIS
+from replay.chain import GENESIS, EventRow
 from replay.journal import Refusal
 from replay.rules import Current
+from replay.seal import Seal, event_aad, refusal_aad
 
 JSON_COLUMNS = ("mapping_versions", "receipt", "last_error")
+# The kind of the event that carries a row's digest when a write brings no event of its own: in
+# the chain (and in archives), never in an exchange's history.
+STATE = "~state"
+ARCHIVED = "~archived"  # an exchange left for an archive file (its other events are tombstones)
+REFUSAL = "~refusal"  # a refused request was kept (no exchange: exchange id '')
+# What a reader is shown of an exchange's row, and so what the chain records of it.
+SHOWN = ("id", "state", "attempts", "lifecycle_state", "mapping_versions", "receipt", "last_error")
+REFUSAL_COLUMNS = (
+    "at",
+    "remote",
+    "method",
+    "path",
+    "status",
+    "problem",
+    "detail",
+    "idempotency_key",
+    "body",
+    "body_bytes",
+)
 
 
 class Row(Protocol):
@@ -38,15 +65,114 @@ def loads(raw: bytes | None) -> Any:
     return None if raw is None else orjson.loads(raw)
 
 
-def event(exchange_id: str, row: Row) -> Event:
+def event(exchange_id: str, row: Row, seal: Seal) -> Event:
     """One event of an exchange's history, from its (seq, at, kind, data) columns."""
-    return Event(
-        exchange_id=exchange_id,
-        seq=row["seq"],
-        at=row["at"],
-        kind=row["kind"],
-        data=orjson.loads(row["data"]),
+    kind, at = row["kind"], row["at"]
+    what = f"event {row['seq']} of exchange {exchange_id}"
+    data = seal.open(bytes(row["data"]), event_aad(exchange_id, kind, at), what)
+    return Event(exchange_id=exchange_id, seq=row["seq"], at=at, kind=kind, data=orjson.loads(data))
+
+
+def stored_events(
+    seal: Seal,
+    exchange_id: str,
+    events: Sequence[Event],
+    state: bytes | None = None,
+    *,
+    now: float = 0.0,
+) -> list[EventRow]:
+    """``events`` as stored: data sealed, ``state`` (the row's digest) on the last one. A write
+    that changes the row without an event of its own gets a hidden STATE event (at ``now``)."""
+    if state is not None and not events:
+        events = [Event(exchange_id=exchange_id, kind=STATE, at=now, data={})]
+    out: list[EventRow] = []
+    for n, e in enumerate(events, start=1):
+        data = seal.seal(dumps(e.data), event_aad(exchange_id, e.kind, e.at))
+        out.append((exchange_id, e.at, e.kind, data, state if n == len(events) else None))
+    return out
+
+
+def sealed(seal: Seal, exchange_id: str, kind: str, at: float, data: Mapping[str, Any]) -> bytes:
+    """One event's data as stored."""
+    return seal.seal(dumps(data), event_aad(exchange_id, kind, at))
+
+
+def _digest(tag: bytes, values: Iterable[Any]) -> bytes:
+    """An unambiguous digest of column values (None, text, numbers, bytes)."""
+    h = hashlib.sha256(tag)
+    for value in values:
+        if value is None:
+            part = b"N"
+        elif isinstance(value, str):
+            part = b"S" + value.encode("utf-8", "surrogatepass")
+        elif isinstance(value, bool | int):
+            part = b"I" + str(int(value)).encode()
+        elif isinstance(value, float):
+            part = b"F" + repr(value).encode()
+        else:
+            part = b"B" + bytes(value)
+        h.update(struct.pack(">I", len(part)))
+        h.update(part)
+    return h.digest()
+
+
+def shown_digest(row: Row | Mapping[str, Any]) -> bytes:
+    """The digest of what an ``exchanges`` row shows (SHOWN), as the chain records it."""
+    return _digest(b"tongban/shown/1", (row[k] for k in SHOWN))
+
+
+def created(exchange_id: str) -> dict[str, Any]:
+    """The SHOWN columns of an exchange's row as ``create`` writes it."""
+    return {
+        "id": exchange_id,
+        "state": "received",
+        "attempts": 0,
+        "lifecycle_state": None,
+        "mapping_versions": None,
+        "receipt": None,
+        "last_error": None,
+    }
+
+
+def shown_of(ex: Exchange) -> dict[str, Any]:
+    """The SHOWN columns of an Exchange value, as a backend without rows stores them."""
+    return {
+        "id": ex.id,
+        "state": ex.state.value,
+        "attempts": ex.attempts,
+        "lifecycle_state": ex.lifecycle_state,
+        "mapping_versions": dumps(ex.mapping_versions) if ex.mapping_versions else None,
+        "receipt": None if ex.receipt is None else dumps(ex.receipt),
+        "last_error": None if ex.last_error is None else dumps(ex.last_error),
+    }
+
+
+def refusal_values(seal: Seal, r: Refusal) -> tuple[Any, ...]:
+    """A refusal's columns as stored (REFUSAL_COLUMNS), its body sealed."""
+    body = seal.seal(r.body, refusal_aad(r.at, r.status, r.body_bytes))
+    return (
+        r.at,
+        r.remote,
+        r.method,
+        r.path,
+        r.status,
+        r.problem,
+        r.detail,
+        r.idempotency_key,
+        body,
+        r.body_bytes,
     )
+
+
+def refusal_digest(values: Sequence[Any]) -> bytes:
+    """The digest of a stored refusal (REFUSAL_COLUMNS in order), as the chain records it."""
+    return _digest(b"tongban/refusal/1", values)
+
+
+def refusal_event(seal: Seal, seq: int, at: float, values: Sequence[Any]) -> EventRow:
+    """The chained event that records refusal ``seq`` (no exchange: exchange id '')."""
+    data = sealed(seal, "", REFUSAL, at, {"refusal": seq})
+    return ("", at, REFUSAL, data, refusal_digest(values))
 
 
 def read_exchange(row: Row, events: Sequence[Event]) -> Exchange:
@@ -98,8 +224,10 @@ def current(row: Row | None) -> Current | None:
     )
 
 
-def refusal(row: Row) -> Refusal:
+def refusal(row: Row, seal: Seal) -> Refusal:
     """A kept refused intake request."""
+    aad = refusal_aad(row["at"], row["status"], row["body_bytes"])
+    body = seal.open(bytes(row["body"]), aad, f"the body of refusal {row['seq']}")
     return Refusal(
         at=row["at"],
         remote=row["remote"],
@@ -109,7 +237,7 @@ def refusal(row: Row) -> Refusal:
         problem=row["problem"],
         detail=row["detail"],
         idempotency_key=row["idempotency_key"],
-        body=bytes(row["body"]),
+        body=body,
         body_bytes=row["body_bytes"],
     )
 
@@ -131,4 +259,5 @@ def archive_event(row: Row, prev: bytes | None) -> dict[str, Any]:
         "data": bytes(row["data"]).decode(),
         "hash": bytes(row["hash"]).hex(),
         "prev": (GENESIS if prev is None else bytes(prev)).hex(),
+        "state": None if row["state"] is None else bytes(row["state"]).hex(),
     }

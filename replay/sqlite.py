@@ -2,12 +2,20 @@
 
 No SQLite call runs on the event loop: writes go to one writer thread (see ``dbthread``), reads to one
 reader thread with its own connection (WAL lets it read while the writer commits).
+
+Payloads are sealed with the keys in ``<journal>.keys`` (made on first open; see ``replay/keys.py``),
+the chain head is signed in every transaction that appends, and checkpoints go to
+``<journal>.checkpoints`` after commits (at most every ``checkpoint_every`` seconds) and at close.
+The journal file is created with mode 0600 (its -wal and -shm files take the same mode), and an
+existing one open to group or others is narrowed to 0600 at open.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+import stat
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -15,14 +23,20 @@ from typing import Any
 
 from federation.domain.errors import FederationError, JournalUnavailable, LeaseLost
 from federation.domain.models import Event, Exchange, NewExchange, StateChange
-from replay import rules, sqlitesql
+from replay import rekey, rows, rules, sqlitesql
 from replay.archive import ArchivedExchange, ArchiveWriter
-from replay.chain import Break, Chain, verify
+from replay.audit import Audit
+from replay.chain import Break, Chain, ChainBroken, HeadBroken
+from replay.checkpoints import Cadence, Checkpoints
 from replay.dbthread import DbThread
 from replay.journal import Query, Refusal
-from replay.rows import current, dumps, read_exchange, refusal
+from replay.keys import KeyPlace, beside
+from replay.rows import current, dumps, read_exchange
+from replay.seal import Seal
 from replay.search import SQLITE
 from replay.search import search_sql as replay_search_sql
+
+SHOWN = ", ".join(rows.SHOWN)
 
 # Due work: replay.rules.due in SQL. Each half walks its own partial index (exchanges_open,
 # exchanges_retry); the state lists are literals so that those indexes apply.
@@ -47,7 +61,13 @@ class SQLiteJournal:
     """Journal backend on one SQLite file."""
 
     def __init__(
-        self, path: Path, *, clock: Callable[[], float] = time.time, busy_timeout: float = 5.0
+        self,
+        path: Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        busy_timeout: float = 5.0,
+        keys: KeyPlace | None = None,
+        checkpoint_every: float = 5.0,
     ) -> None:
         self.path = Path(path)
         self._clock = clock
@@ -55,6 +75,10 @@ class SQLiteJournal:
         self._chain = Chain()
         self._writer: DbThread | None = None
         self._reader: DbThread | None = None
+        self.keys = keys if keys is not None else beside(self.path)
+        self.seal = Seal(None)
+        self.checkpoints = Checkpoints(self.keys.checkpoints, self.seal)
+        self._cadence = Cadence(checkpoint_every)
 
     def __repr__(self) -> str:
         return f"SQLiteJournal({str(self.path)!r})"
@@ -64,6 +88,7 @@ class SQLiteJournal:
     async def open(self) -> None:
         if not self.path.parent.is_dir():
             raise JournalUnavailable(f"journal directory {self.path.parent} does not exist")
+        await asyncio.to_thread(self._private_file)
         loop = asyncio.get_running_loop()
         self._writer = DbThread(
             self._connect_writer,
@@ -73,6 +98,8 @@ class SQLiteJournal:
             translate=self._translate,
             expected=(FederationError,),
             on_begin=self._chain.begin,
+            on_commit=self._chain.end,
+            after_commit=self._after_commit,
         )
         await asyncio.to_thread(self._writer.start_and_wait)
         self._reader = DbThread(
@@ -83,13 +110,68 @@ class SQLiteJournal:
             translate=self._translate,
         )
         await asyncio.to_thread(self._reader.start_and_wait)
+        try:
+            await self._use_keys()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _use_keys(self) -> None:
+        head = await self._read(lambda conn: conn.execute("SELECT mac FROM chain_head").fetchone())
+
+        async def sign_first(seal: Seal) -> tuple[int, bytes] | None:
+            point: tuple[int, bytes] | None = await self._write(
+                lambda conn: sqlitesql.sign_first_head(conn, seal)
+            )
+            return point
+
+        signed = head is not None and head[0] is not None
+        await rekey.open_keys(self, signed, sign_first, self._clock())
+
+    def use(self, seal: Seal) -> None:
+        """Seal and sign with ``seal`` from now on."""
+        self.seal = self._chain.seal = seal
+        self.checkpoints = Checkpoints(self.keys.checkpoints, seal)
+
+    def _private_file(self) -> None:
+        """The journal file readable by its owner only: made so, or narrowed to it."""
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            return  # sqlite3 will say why, in its own words
+        try:
+            if stat.S_IMODE(os.fstat(fd).st_mode) & (stat.S_IRWXG | stat.S_IRWXO):
+                os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
+        for extra in ("-wal", "-shm"):
+            side = self.path.with_name(self.path.name + extra)
+            if side.exists() and stat.S_IMODE(side.stat().st_mode) & 0o077:
+                side.chmod(0o600)
+
+    def _after_commit(self) -> None:
+        """In the writer thread, after a commit: a checkpoint if one is due."""
+        now = self._clock()
+        point = self._cadence.due(self._chain.commit(), now)
+        if point is not None:
+            self.checkpoints.write(*point, now)
 
     async def close(self) -> None:
+        writer = self._writer
         for thread in (self._reader, self._writer):
             if thread is not None and thread.is_alive():
                 thread.stop()
                 await asyncio.to_thread(thread.join)
         self._reader = self._writer = None
+        if writer is not None:
+            await asyncio.to_thread(self._final_checkpoint)
+
+    def _final_checkpoint(self) -> None:
+        """At close: a checkpoint of the head we last wrote, if it has none yet."""
+        now = self._clock()
+        point = self._cadence.due(None, now, closing=True)
+        if point is not None:
+            self.checkpoints.write(*point, now)
 
     def _connect_writer(self) -> sqlite3.Connection:
         conn = self._connect()
@@ -115,6 +197,8 @@ class SQLiteJournal:
     def _translate(self, exc: BaseException) -> BaseException:
         if isinstance(exc, FederationError):
             return exc
+        if isinstance(exc, HeadBroken):
+            return ChainBroken(f"journal {self.path}: {exc}")
         if isinstance(exc, sqlite3.Error):
             err = JournalUnavailable(f"journal {self.path}: {exc}")
             err.__cause__ = exc
@@ -165,9 +249,12 @@ class SQLiteJournal:
                     (new.source, new.idempotency_key),
                 ).fetchone()
                 rules.repeat_of(new, exchange_id=row["id"], request_hash=row["request_hash"])
-                return read_exchange(row, sqlitesql.history(conn, row["id"])), False
-            data = new.received_data()
-            self._chain.append(conn, [(new.id, new.received_at, "received", dumps(data))])
+                return read_exchange(row, sqlitesql.history(conn, row["id"], self.seal)), False
+            received = Event(
+                exchange_id=new.id, kind="received", at=new.received_at, data=new.received_data()
+            )
+            state = rows.shown_digest(rows.created(new.id))
+            self._chain.append(conn, rows.stored_events(self.seal, new.id, [received], state))
             if new.applicant_refs:
                 conn.executemany(
                     "INSERT OR IGNORE INTO exchange_refs (ref, exchange_id) VALUES (?, ?)",
@@ -222,17 +309,19 @@ class SQLiteJournal:
         if change.expect_lifecycle is not None:
             where += " AND lifecycle_state = ?"
             args.append(change.expect_lifecycle)
-        sql = f"UPDATE exchanges SET {', '.join(sets)} WHERE {where}"
-        appended = [(exchange_id, e.at, e.kind, dumps(e.data)) for e in events]
+        sql = f"UPDATE exchanges SET {', '.join(sets)} WHERE {where} RETURNING {SHOWN}"
 
         def op(conn: sqlite3.Connection) -> None:
             # The guarded UPDATE runs first: if it matches nothing, nothing has been written.
-            if conn.execute(sql, args).rowcount == 0:
+            shown = conn.execute(sql, args).fetchone()
+            if shown is None:
                 row = conn.execute(
                     "SELECT state, lease_owner, lifecycle_state FROM exchanges WHERE id = ?",
                     (exchange_id,),
                 ).fetchone()
                 raise rules.refusal_reason(exchange_id, current(row), change, owner)
+            state = rows.shown_digest(shown)
+            appended = rows.stored_events(self.seal, exchange_id, events, state, now=now)
             self._chain.append(conn, appended)
 
         await self._write(op)
@@ -240,7 +329,9 @@ class SQLiteJournal:
     async def get(self, exchange_id: str) -> Exchange | None:
         def op(conn: sqlite3.Connection) -> Exchange | None:
             row = conn.execute("SELECT * FROM exchanges WHERE id = ?", (exchange_id,)).fetchone()
-            return None if row is None else read_exchange(row, sqlitesql.history(conn, exchange_id))
+            if row is None:
+                return None
+            return read_exchange(row, sqlitesql.history(conn, exchange_id, self.seal))
 
         result: Exchange | None = await self._read(op)
         return result
@@ -254,13 +345,14 @@ class SQLiteJournal:
             for r in due:
                 if r["lease_owner"] is not None and r["lease_owner"] != owner:
                     reclaim = {"from": r["lease_owner"], "to": owner, "state": r["state"]}
-                    self._chain.append(conn, [(r["id"], now, "lease_reclaimed", dumps(reclaim))])
+                    event = Event(exchange_id=r["id"], kind="lease_reclaimed", at=now, data=reclaim)
+                    self._chain.append(conn, rows.stored_events(self.seal, r["id"], [event]))
                 conn.execute(
                     "UPDATE exchanges SET lease_owner = ?, lease_until = ? WHERE id = ?",
                     (owner, lease_until, r["id"]),
                 )
                 row = conn.execute("SELECT * FROM exchanges WHERE id = ?", (r["id"],)).fetchone()
-                out.append(read_exchange(row, sqlitesql.history(conn, r["id"])))
+                out.append(read_exchange(row, sqlitesql.history(conn, r["id"], self.seal)))
             return out
 
         result: list[Exchange] = await self._write(op)
@@ -312,7 +404,6 @@ class SQLiteJournal:
         done: bool,
         next_at: float | None = None,
     ) -> None:
-        appended = [(exchange_id, e.at, e.kind, dumps(e.data)) for e in events]
         give_up = done or next_at is None
 
         def op(conn: sqlite3.Connection) -> None:
@@ -327,7 +418,7 @@ class SQLiteJournal:
                 raise LeaseLost(
                     f"callback of exchange {exchange_id} is no longer leased to {owner}"
                 )
-            self._chain.append(conn, appended)
+            self._chain.append(conn, rows.stored_events(self.seal, exchange_id, events))
 
         await self._write(op)
 
@@ -350,16 +441,31 @@ class SQLiteJournal:
             raise JournalUnavailable(f"journal {self.path}: {exc}") from exc
 
     async def verify(self) -> tuple[int, Break | None]:
-        """Walk the hash chain of every event; the number checked and the first break, if any."""
+        """Check the chain, its signed head, the checkpoints and the rows readers are shown
+        (``replay/audit.py``); the number of events checked and the first problem, if any."""
+        # The checkpoints are read before the snapshot: none can be newer than what it shows.
+        audit = await asyncio.to_thread(Audit, self.seal, self.checkpoints)
 
         def op(conn: sqlite3.Connection) -> tuple[int, Break | None]:
-            cur = conn.execute(
-                "SELECT seq, exchange_id, at, kind, data, hash, archived FROM events ORDER BY seq"
-            )
-            count, broken, _ = verify(iter(cur))
-            return count, broken
+            sqlitesql.audit(conn, audit)
+            return audit.result()
 
         result: tuple[int, Break | None] = await self._read(op)
+        return result
+
+    async def rekey(self) -> int:
+        """Seal everything again under a new data key (``replay/rekey.py``); how many values."""
+        return await rekey.rotate(self)
+
+    async def reseal(self, new: Seal) -> tuple[int, int, bytes]:
+        """Re-seal every payload under ``new`` and re-sign the chain, in one transaction."""
+
+        def op(conn: sqlite3.Connection) -> tuple[int, int, bytes]:
+            count, seq, head = sqlitesql.reseal(conn, self.seal, new)
+            self._chain.moved_to(seq, head)
+            return count, seq, head
+
+        result: tuple[int, int, bytes] = await self._write(op)
         return result
 
     async def search(self, query: Query) -> list[Exchange]:
@@ -388,7 +494,11 @@ class SQLiteJournal:
                 if not batch:
                     break
                 await asyncio.to_thread(writer.write, batch)
-                await self._write(lambda conn, b=batch: sqlitesql.tombstone(conn, b))  # type: ignore[misc]
+                await self._write(
+                    lambda conn, b=batch: sqlitesql.tombstone(  # type: ignore[misc]
+                        conn, b, self._chain, self.seal, self._clock()
+                    )
+                )
         finally:
             await asyncio.to_thread(writer.close)
         return writer.exchanges, writer.events
@@ -402,23 +512,16 @@ class SQLiteJournal:
         return result
 
     async def refuse(self, refusal: Refusal) -> None:
+        values = rows.refusal_values(self.seal, refusal)
+
         def op(conn: sqlite3.Connection) -> None:
-            conn.execute(
+            seq = conn.execute(
                 "INSERT INTO refusals (at, remote, method, path, status, problem, detail,"
                 " idempotency_key, body, body_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    refusal.at,
-                    refusal.remote,
-                    refusal.method,
-                    refusal.path,
-                    refusal.status,
-                    refusal.problem,
-                    refusal.detail,
-                    refusal.idempotency_key,
-                    refusal.body,
-                    refusal.body_bytes,
-                ),
-            )
+                values,
+            ).lastrowid
+            assert seq is not None  # an INSERT into a rowid table always has one
+            self._chain.append(conn, [rows.refusal_event(self.seal, seq, refusal.at, values)])
 
         await self._write(op)
 
@@ -427,7 +530,7 @@ class SQLiteJournal:
 
         def op(conn: sqlite3.Connection) -> list[Refusal]:
             cur = conn.execute("SELECT * FROM refusals ORDER BY seq DESC LIMIT ?", (limit,))
-            return [refusal(r) for r in cur.fetchall()]
+            return [rows.refusal(r, self.seal) for r in cur.fetchall()]
 
         result: list[Refusal] = await self._read(op)
         return result

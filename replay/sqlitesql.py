@@ -11,17 +11,60 @@ import sqlite3
 from importlib import resources
 
 from federation.domain.models import Event
-from replay import rows
+from replay import rekey, rows
 from replay.archive import ArchivedExchange
+from replay.audit import Audit
+from replay.chain import Chain
 from replay.rules import ENDED, in_list
+from replay.seal import Seal
+
+AUDIT_CHUNK = 2000
+EVENT_COLUMNS = "seq, exchange_id, at, kind, data, hash, archived, state"
 
 
-def history(conn: sqlite3.Connection, exchange_id: str) -> tuple[Event, ...]:
-    """The events of one exchange, in order."""
+def history(conn: sqlite3.Connection, exchange_id: str, seal: Seal) -> tuple[Event, ...]:
+    """The live events of one exchange, in order (tombstones are in an archive file)."""
     cur = conn.execute(
-        "SELECT seq, at, kind, data FROM events WHERE exchange_id = ? ORDER BY seq", (exchange_id,)
+        "SELECT seq, at, kind, data FROM events WHERE exchange_id = ? AND archived = 0"
+        " AND kind <> ? ORDER BY seq",
+        (exchange_id, rows.STATE),
     )
-    return tuple(rows.event(exchange_id, r) for r in cur.fetchall())
+    return tuple(rows.event(exchange_id, r, seal) for r in cur.fetchall())
+
+
+def sign_first_head(conn: sqlite3.Connection, seal: Seal) -> tuple[int, bytes] | None:
+    """Sign the head of a journal that gets keys for the first time, if it names the last event
+    (a journal whose end does not match is left unsigned, for verify to report)."""
+    head = conn.execute("SELECT seq, hash, mac FROM chain_head").fetchone()
+    last = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+    last_seq, last_hash = (0, bytes(32)) if last is None else (int(last[0]), bytes(last[1]))
+    if head is None or head[2] is not None or (head[0], bytes(head[1])) != (last_seq, last_hash):
+        return None
+    conn.execute("UPDATE chain_head SET mac = ?", (seal.sign_head(last_seq, last_hash),))
+    return last_seq, last_hash
+
+
+def audit(conn: sqlite3.Connection, audit: Audit) -> None:
+    """Feed ``audit`` the whole journal, in one read transaction (one snapshot)."""
+    cur = conn.execute(f"SELECT {EVENT_COLUMNS} FROM events ORDER BY seq")
+    while chunk := [tuple(r) for r in cur.fetchmany(AUDIT_CHUNK)]:
+        audit.events(chunk)
+        if audit.broken is not None:
+            return
+    audit.head(conn.execute("SELECT seq, hash, mac FROM chain_head").fetchone())
+    audit.exchanges(conn.execute(f"SELECT {', '.join(rows.SHOWN)} FROM exchanges"))
+    audit.refusals(conn.execute("SELECT * FROM refusals"))
+
+
+def reseal(conn: sqlite3.Connection, old: Seal, new: Seal) -> tuple[int, int, bytes]:
+    """Every payload sealed under ``new``, the chain recomputed; (values, last seq, head)."""
+    refusals = conn.execute("SELECT * FROM refusals ORDER BY seq").fetchall()
+    bodies, digests = rekey.resealed_refusals(refusals, old, new)
+    events = conn.execute(f"SELECT {EVENT_COLUMNS} FROM events ORDER BY seq").fetchall()
+    updates, seq, head = rekey.resealed_chain(events, old, new, digests)
+    conn.executemany("UPDATE refusals SET body = ? WHERE seq = ?", bodies)
+    conn.executemany("UPDATE events SET data = ?, hash = ?, state = ? WHERE seq = ?", updates)
+    return len(bodies) + len(updates), seq, head
 
 
 # Ended, unleased, no callback pending: replay.rules.archivable in SQL. The states are literals
@@ -41,7 +84,7 @@ def archive_candidates(
     for row in conn.execute(ARCHIVE_CANDIDATES, (older_than, limit)).fetchall():
         events = []
         for ev in conn.execute(
-            "SELECT seq, at, kind, data, hash FROM events"
+            "SELECT seq, at, kind, data, hash, state FROM events"
             " WHERE exchange_id = ? AND archived = 0 ORDER BY seq",
             (row["id"],),
         ).fetchall():
@@ -53,8 +96,11 @@ def archive_candidates(
     return out
 
 
-def tombstone(conn: sqlite3.Connection, batch: list[ArchivedExchange]) -> None:
-    """Delete archived exchanges, leaving their events as tombstones (no content, same hash)."""
+def tombstone(
+    conn: sqlite3.Connection, batch: list[ArchivedExchange], chain: Chain, seal: Seal, now: float
+) -> None:
+    """Delete archived exchanges, leaving their events as tombstones (no content, same hash),
+    and record in the chain that each was archived."""
     for ex in batch:
         xid, updated = ex.row["id"], ex.row["updated_at"]
         gone = conn.execute(
@@ -64,10 +110,13 @@ def tombstone(conn: sqlite3.Connection, batch: list[ArchivedExchange]) -> None:
         if not gone:
             continue  # it moved (a replay) after being copied: it stays live, the copy is harmless
         conn.execute(
-            "UPDATE events SET data = x'', archived = 1 WHERE exchange_id = ? AND archived = 0",
+            "UPDATE events SET data = x'', state = NULL, archived = 1"
+            " WHERE exchange_id = ? AND archived = 0",
             (xid,),
         )
         conn.execute("DELETE FROM exchange_refs WHERE exchange_id = ?", (xid,))
+        marker = Event(exchange_id=xid, kind=rows.ARCHIVED, at=now, data={"events": len(ex.events)})
+        chain.append(conn, rows.stored_events(seal, xid, [marker]))
 
 
 def migrate(conn: sqlite3.Connection) -> list[str]:

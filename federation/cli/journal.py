@@ -28,7 +28,9 @@ from federation.cli.today import compare_with_today
 from federation.domain.errors import ConfigError
 from federation.domain.models import iso, json_default
 from replay.archive import verify_archive
+from replay.chain import Break
 from replay.factory import journal_file, open_journal
+from replay.journal import Backend
 
 
 @click.group()
@@ -120,7 +122,8 @@ def show(exchange_id: str, fmt: str, root: Path, journal_path: str) -> None:
 )
 @journal_option
 def verify(archive_file: Path | None, journal_path: str) -> None:
-    """Walk the hash chain; name the first broken link (exit 1) or say how many events hold."""
+    """Check the chain, its signed head, the checkpoints and what readers are shown; name the first
+    problem (exit 1) or say how many events hold."""
     if archive_file is not None:
         if not archive_file.is_file():
             raise Failure(f"no archive file {archive_file}")
@@ -133,6 +136,26 @@ def verify(archive_file: Path | None, journal_path: str) -> None:
     if broken is not None:
         raise Negative(f"broken: {broken} (checked {count} events)")
     click.echo(f"ok: {count} events")
+
+
+@journal.command()
+@journal_option
+def rekey(journal_path: str) -> None:
+    """Seal every payload again under a new data key (what is still in clear too); the chain stays
+    whole. Stop the brokers on this journal first: they hold the old key until restarted."""
+
+    async def work(j: Backend) -> tuple[int, int, Break | None]:
+        resealed = await j.rekey()
+        count, broken = await j.verify()
+        return resealed, count, broken
+
+    resealed, count, broken = with_journal(journal_path, work)
+    if broken is not None:
+        raise Negative(f"rekeyed {resealed} values, but verify now says: broken: {broken}")
+    click.echo(
+        f"rekeyed: {resealed} values sealed under a new data key, the old key retired; "
+        f"verify: ok: {count} events"
+    )
 
 
 DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")

@@ -128,15 +128,19 @@ def settle(
 
 
 def snapshot(journal: Path, to: Path) -> Path:
-    """A consistent copy of a journal a broker is writing (SQLite online backup), with its key."""
+    """A consistent copy of a journal a broker is writing (SQLite online backup), with its keys
+    and checkpoints (copied first: a checkpoint must not be newer than the copy of the journal)."""
+    for suffix in (".checkpoints", ".keys", ".key"):
+        side = journal.with_name(journal.name + suffix)
+        if side.exists():
+            copy = to.with_name(to.name + suffix)
+            copy.write_bytes(side.read_bytes())
+            copy.chmod(0o600)
     src, dst = sqlite3.connect(journal), sqlite3.connect(to)
     with dst:
         src.backup(dst)
     src.close()
     dst.close()
-    key = journal.with_name(journal.name + ".key")
-    if key.exists():
-        to.with_name(to.name + ".key").write_bytes(key.read_bytes())
     return to
 
 

@@ -3,7 +3,8 @@
 PostgreSQL is the one on 127.0.0.1:5432 (trust auth, database ``test``) unless
 ``TONGBAN_TEST_POSTGRES`` names another DSN. Each test gets its own schema, dropped afterwards.
 Without a server the test is skipped with the reason, except when ``CI`` is set: then it fails,
-so a CI run cannot pass by skipping every PostgreSQL test.
+so a CI run cannot pass by skipping every PostgreSQL test. Journals on a schema share one key file
+and one checkpoints file in a directory of the test's own, as the instances of one deployment do.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import re
 import secrets
 import sqlite3
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,7 @@ from typing import Any, NoReturn
 import asyncpg
 import pytest
 
+from replay.keys import KeyPlace
 from replay.postgres import PostgresJournal
 from replay.sqlite import SQLiteJournal
 
@@ -41,11 +44,22 @@ class PgSchema:
 
     dsn: str
     schema: str
+    keydir: Path | None = None
 
     name = "postgresql"
 
+    @property
+    def keys(self) -> KeyPlace:
+        """Where this schema's journals keep their key and checkpoints."""
+        if self.keydir is None:
+            return KeyPlace()
+        return KeyPlace(
+            file=self.keydir / "journal.keys", checkpoints=self.keydir / "journal.checkpoints"
+        )
+
     def journal(self, **kw: Any) -> PostgresJournal:
         kw.setdefault("pool_size", 4)
+        kw.setdefault("keys", self.keys)
         return PostgresJournal(self.dsn, schema=self.schema, **kw)
 
     async def execute(self, sql: str, *args: Any) -> None:
@@ -101,9 +115,11 @@ async def fresh_schema() -> AsyncIterator[PgSchema]:
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         unavailable(f"{DSN}: {exc}")
     schema = f"tongban_test_{secrets.token_hex(6)}"
+    keydir = tempfile.TemporaryDirectory(prefix="tongban-keys-")
     try:
-        yield PgSchema(DSN, schema)
+        yield PgSchema(DSN, schema, Path(keydir.name))
     finally:
+        keydir.cleanup()
         try:
             await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         finally:

@@ -16,6 +16,7 @@ from federation.domain.ids import new_id
 from federation.domain.models import Direction, Event, NewExchange, State, StateChange
 from replay.archive import read_archive, verify_archive
 from replay.journal import Query
+from replay.keys import NONE
 from tests.integration.pg import BACKENDS, PgSchema, SQLiteFile, store
 
 NOW = 1_790_000_000.0
@@ -30,10 +31,10 @@ async def where(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 
 async def journal_with(
-    where: Store, closed: int, open_: int, *, fixed_ids: bool = False
+    where: Store, closed: int, open_: int, *, fixed_ids: bool = False, **kw: Any
 ) -> tuple[Any, list[str]]:
     """A journal with some rejected (closed) and some received (open) exchanges."""
-    j = where.journal(clock=lambda: NOW)
+    j = where.journal(clock=lambda: NOW, **kw)
     await j.open()
     ids = []
     for i in range(closed + open_):
@@ -69,11 +70,13 @@ async def test_archive_moves_closed_exchanges_only(where: Store, tmp_path: Path)
     await j.close()
     assert (exchanges, events) == (7, 14)
     assert {ex.id for ex in left} == set(ids[7:])
-    assert broken is None and count == 17  # tombstones keep the chain whole
+    assert broken is None and count == 24  # tombstones keep the chain whole; 7 ~archived records
     assert verify_archive(out) == (7, 14, None)
     archived = list(read_archive(out))
     assert archived[0]["exchange"]["state"] == "rejected"
-    assert '"陳大文"' in archived[0]["events"][0]["data"]
+    # the archive keeps the events as the journal held them: sealed
+    assert archived[0]["events"][0]["data"].startswith("~tb1.")
+    assert "陳大文" not in gzip.decompress(out.read_bytes()).decode()
 
 
 async def test_a_tampered_archive_is_detected(where: Store, tmp_path: Path) -> None:
@@ -88,11 +91,10 @@ async def test_a_tampered_archive_is_detected(where: Store, tmp_path: Path) -> N
         gzip.compress(b"".join([*lines[:2], lines[2].replace(b'"k1"', b'"k9"'), *lines[3:]]))
     )
     edited = tmp_path / "edited.jsonl.gz"
-    edited.write_bytes(
-        gzip.compress(
-            b"".join([*lines[:1], lines[1].replace("陳".encode(), "陈".encode()), *lines[2:]])
-        )
-    )
+    sealed = lines[1].index(b"~tb1.") + 30  # a character inside a sealed application
+    flipped = bytes([lines[1][sealed] ^ 0x01])
+    line = lines[1][:sealed] + flipped + lines[1][sealed + 1 :]
+    edited.write_bytes(gzip.compress(b"".join([*lines[:1], line, *lines[2:]])))
     removed = tmp_path / "removed.jsonl.gz"
     removed.write_bytes(gzip.compress(b"".join([*lines[:2], *lines[3:]])))
     assert verify_archive(changed)[2] is not None
@@ -117,10 +119,11 @@ async def test_archive_never_overwrites(where: Store, tmp_path: Path) -> None:
 
 
 async def test_both_backends_write_the_same_archive(postgres: PgSchema, tmp_path: Path) -> None:
-    """The same history archived from SQLite and from PostgreSQL gives the same file content."""
+    """The same history archived from SQLite and from PostgreSQL gives the same file content
+    (unkeyed: sealed payloads differ by their random nonces, by design)."""
     contents = []
     for backend in (SQLiteFile(tmp_path / "j.sqlite"), postgres):
-        j, _ = await journal_with(backend, closed=3, open_=1, fixed_ids=True)
+        j, _ = await journal_with(backend, closed=3, open_=1, fixed_ids=True, keys=NONE)
         out = tmp_path / f"{backend.name}.jsonl.gz"
         await j.archive(older_than=NOW + 10, out=out)
         await j.close()

@@ -517,7 +517,9 @@ async def test_verify_holds_and_migrate_after_open_has_nothing_to_do(journal: Jo
     xid = await to_delivering(journal)
     await journal.record(xid, [ev(xid, "attempt_finished")], StateChange(state=State.DELIVERED))
     count, broken = await journal.verify()
-    assert (count, broken) == (2, None)
+    # received, two row changes without events of their own (each chained as a ~state event)
+    # and attempt_finished
+    assert (count, broken) == (4, None)
     assert await journal.migrate() == []
 
 
@@ -536,10 +538,10 @@ async def test_archive_takes_every_ended_state_and_leaves_open_work(
     await journal.record(waiting, [], StateChange(state=State.FAILED, notify=True), owner="w1")
     out = tmp_path / "archive.jsonl.gz"
     exchanges, events = await journal.archive(older_than=time.time() + 10, out=out)
-    assert (exchanges, events) == (4, 4 * 2)
+    assert (exchanges, events) == (4, 4 * 4)  # received, two ~state, done
     left = {ex.id for ex in await journal.search(Query())}
     assert left == {kept, waiting}
-    assert verify_archive(out) == (4, 8, None)
+    assert verify_archive(out) == (4, 16, None)
     assert sorted(a["exchange"]["state"] for a in read_archive(out)) == [
         "delivered",
         "failed",
@@ -548,7 +550,8 @@ async def test_archive_takes_every_ended_state_and_leaves_open_work(
     ]
     assert await journal.get(gone[0]) is None
     count, broken = await journal.verify()
-    assert (count, broken) == (10, None)  # tombstones keep the chain whole
+    # tombstones keep the chain whole: 3 + 4 of the open exchanges, 16 archived, 4 ~archived
+    assert (count, broken) == (27, None)
     with pytest.raises(FileExistsError):
         await journal.archive(older_than=time.time() + 10, out=out)
 
@@ -619,7 +622,7 @@ async def test_sqlite_migrate_without_open(tmp_path: Path) -> None:
     """`tongban journal migrate` on a new SQLite file applies every file once, then nothing."""
     path = tmp_path / "new.sqlite"
     applied = await SQLiteJournal(path).migrate()
-    assert applied[0] == "0001_initial.sql" and applied[-1] == "0008_unconfirmed.sql"
+    assert applied[0] == "0001_initial.sql" and applied[-1] == "0009_signed_head.sql"
     assert await SQLiteJournal(path).migrate() == []
 
 

@@ -1,0 +1,226 @@
+"""What ``tongban journal verify`` proves, written once for every backend.
+
+A backend feeds an ``Audit`` what it stores, in this order: the events in seq order (in chunks if
+it likes), the chain head row, the ``exchanges`` rows and the ``refusals`` rows. The checkpoints
+are read when the Audit is made, before the backend takes its snapshot, so that a checkpoint can
+never be newer than the snapshot it is checked against. The first problem found is the answer:
+
+1. the chain: every event's hash links to the one before it (``replay.chain.verify``), a
+   tombstone keeps no content, every sealed value opens (AES-GCM authenticates it);
+2. the head: signed with the journal's MAC key and naming the last event (``head_problem``):
+   events cut from the end, appended, or a chain recomputed after an edit, all fail here;
+3. the checkpoints: each line signed, and the event at each checkpointed seq has the hash the
+   checkpoint recorded (a rollback to an older signed head, then a cut, fails here);
+4. what readers are shown: each exchange row equals the digest the chain recorded at its latest
+   write; an exchange with tombstoned events has an ``~archived`` record in the chain and no row;
+   a row has events; each refusal the chain recorded is in the table as recorded, and none was
+   added outside it.
+
+Rows and refusals written before the journal kept digests (an upgraded journal) have none to be
+checked against; they are covered by the chain as far as it reaches them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import orjson
+
+from federation.domain.models import iso
+from replay.chain import GENESIS, Break, Indexed, head_problem, verify
+from replay.checkpoints import Checkpoints
+from replay.rows import ARCHIVED, REFUSAL, REFUSAL_COLUMNS, Row, refusal_digest, shown_digest
+from replay.seal import Seal, SealError, event_aad
+
+
+class Audit:
+    """Checks a journal's stored rows, fed in order by its backend; ``result()`` is the answer."""
+
+    def __init__(self, seal: Seal, checkpoints: Checkpoints) -> None:
+        self.seal = seal
+        self._file = checkpoints
+        self.points, problem = checkpoints.read()
+        self.broken: Break | None = None
+        if problem is not None:
+            self.broken = Break(seq=0, exchange_id="", kind="", reason=problem, where="checkpoints")
+        self.count = 0
+        self.prev = GENESIS
+        self.last: tuple[int, bytes] | None = None
+        self.states: dict[str, tuple[int, bytes]] = {}  # exchange → (seq, digest of its row)
+        self.live: set[str] = set()  # exchanges with events still in the journal
+        self.tombstoned: dict[str, int] = {}  # exchange → seq of one of its tombstones
+        self.marked: set[str] = set()  # exchanges the chain says were archived
+        self.refused: dict[int, tuple[int, bytes]] = {}  # refusal seq → (event seq, digest)
+        self.first_digest: int | None = None  # seq of the first event carrying a digest
+        self._wanted = {p.seq for p in self.points}
+        self._found: dict[int, bytes] = {}
+
+    @property
+    def failed(self) -> bool:
+        """Whether a problem was found (the rest is then not looked at)."""
+        return self.broken is not None
+
+    def _fail(
+        self, reason: str, *, where: str = "", seq: int = 0, xid: str = "", kind: str = ""
+    ) -> None:
+        if self.broken is None:
+            self.broken = Break(seq=seq, exchange_id=xid, kind=kind, reason=reason, where=where)
+
+    # -- 1. the chain -----------------------------------------------------------------------------
+
+    def events(self, rows: Sequence[Sequence[Any]]) -> None:
+        """The next events, in seq order: (seq, exchange_id, at, kind, data, hash, archived, state)."""
+        if self.broken is not None or not rows:
+            return
+        start_seq = 0 if self.last is None else self.last[0]
+        count, broken, self.prev = verify(iter(rows), start=self.prev, start_seq=start_seq)
+        self.count += count
+        if broken is not None:
+            self.broken = broken
+            return
+        for row in rows:
+            self._event(row)
+            if self.failed:
+                return
+        self.last = (int(rows[-1][0]), self.prev)
+
+    def _event(self, row: Sequence[Any]) -> None:
+        seq, xid, at, kind, data, digest, archived, state = row
+        seq, xid, kind = int(seq), str(xid), str(kind)
+        if seq in self._wanted:
+            self._found[seq] = bytes(digest)
+        if archived:
+            self.tombstoned.setdefault(xid, seq)
+            return
+        try:
+            plain = self.seal.open(bytes(data), event_aad(xid, kind, float(at)), f"event {seq}")
+        except SealError as exc:
+            self._fail(f"its sealed data does not open: {exc}", seq=seq, xid=xid, kind=kind)
+            return
+        if state is not None and self.first_digest is None:
+            self.first_digest = seq
+        if kind == ARCHIVED:
+            self.marked.add(xid)
+        elif not xid and kind == REFUSAL:
+            number = int(orjson.loads(plain)["refusal"])
+            self.refused[number] = (seq, b"" if state is None else bytes(state))
+        elif xid:
+            self.live.add(xid)
+            if state is not None:
+                self.states[xid] = (seq, bytes(state))
+
+    # -- 2. the head, 3. the checkpoints ----------------------------------------------------------
+
+    def head(self, row: Indexed | None) -> None:
+        """The chain head row (seq, hash, mac), after every event."""
+        if self.broken is not None:
+            return
+        problem = head_problem(self.seal, row, self.last)
+        if problem is not None:
+            self._fail(problem, where="the chain head")
+            return
+        self._checkpoints(row is not None and row[2] is not None)
+
+    def _checkpoints(self, signed: bool) -> None:
+        end = 0 if self.last is None else self.last[0]
+        if signed and not self.points and self._file.path is not None:
+            self._fail(
+                "missing: the chain head is signed, so checkpoints were written; without them a "
+                "rollback of the database cannot be told",
+                where=f"checkpoints file {self._file.path}",
+            )
+            return
+        for point in self.points:
+            where = f"the checkpoint of {iso(point.at)}"
+            if point.seq > end:
+                self._fail(
+                    f"records event {point.seq}, but the journal ends at event {end}: events "
+                    f"{end + 1}–{point.seq} were removed (or the database was rolled back)",
+                    where=where,
+                )
+                return
+            if point.seq and self._found.get(point.seq) != point.head:
+                self._fail(
+                    f"records another event {point.seq} than the journal holds: the chain was "
+                    "rewritten since",
+                    where=where,
+                )
+                return
+
+    # -- 4. what readers are shown ----------------------------------------------------------------
+
+    def exchanges(self, rows: Iterable[Row]) -> None:
+        """Every ``exchanges`` row (at least the SHOWN columns)."""
+        if self.broken is not None:
+            return
+        unseen = set(self.live)
+        for row in rows:
+            xid = str(row["id"])
+            where = f"exchange {xid}"
+            if xid in self.tombstoned:
+                self._fail(
+                    "is archived (its events are tombstones) but its row is still here", where=where
+                )
+            elif xid not in self.live:
+                self._fail(
+                    "has no events in the chain: its row was added outside tongban", where=where
+                )
+            elif xid in self.states and shown_digest(row) != self.states[xid][1]:
+                seq = self.states[xid][0]
+                self._fail(
+                    f"its row (state, receipt, attempts, lifecycle, errors) is not what the chain "
+                    f"recorded at event {seq}: the row was edited",
+                    where=where,
+                )
+            if self.failed:
+                return
+            unseen.discard(xid)
+        for xid in sorted(unseen):
+            self._fail(
+                "its events are in the chain but its row is gone, and it was never archived: "
+                "deleted outside tongban",
+                where=f"exchange {xid}",
+            )
+            return
+        first = self.first_digest
+        for xid, seq in sorted(self.tombstoned.items()):
+            if xid not in self.marked and first is not None and seq >= first:
+                self._fail(
+                    f"event {seq} is marked archived, but the chain has no record of archiving "
+                    "the exchange (marked to hide an edit?)",
+                    where=f"exchange {xid}",
+                )
+                return
+
+    def refusals(self, rows: Iterable[Row]) -> None:
+        """Every ``refusals`` row (seq and REFUSAL_COLUMNS)."""
+        if self.broken is not None:
+            return
+        missing = dict(self.refused)
+        oldest = min(self.refused, default=None)
+        for row in rows:
+            seq = int(row["seq"])
+            where = f"refusal {seq}"
+            recorded = missing.pop(seq, None)
+            if recorded is not None:
+                if refusal_digest([row[c] for c in REFUSAL_COLUMNS]) != recorded[1]:
+                    self._fail(
+                        f"is not what the chain recorded at event {recorded[0]}: it was edited",
+                        where=where,
+                    )
+            elif oldest is not None and seq > oldest:
+                self._fail("is not in the chain: it was added outside tongban", where=where)
+            if self.failed:
+                return
+        for seq, (event, _) in sorted(missing.items()):
+            self._fail(
+                f"was recorded in the chain at event {event} but is gone from the refusals "
+                "table: deleted",
+                where=f"refusal {seq}",
+            )
+            return
+
+    def result(self) -> tuple[int, Break | None]:
+        """The number of events checked and the first problem (None: everything holds)."""
+        return self.count, self.broken

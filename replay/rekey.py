@@ -1,0 +1,142 @@
+"""A journal's keys over its life: taken at open (``open_keys``), rotated by ``tongban journal rekey``.
+
+Rekey: every payload sealed again under a new data key, the chain kept whole.
+
+The order makes every crash recoverable: (1) the journal must verify, or rekey would sign what is
+wrong; (2) the key file gains the new key, kept beside the old (written atomically); (3) one
+transaction re-seals every event and refused body still in the journal (also those in clear, from
+before the journal had keys), recomputes the chain over them and signs the new head; (4) the
+checkpoints file is replaced by one checkpoint of the new chain; (5) the old data keys are dropped
+from the key file. A crash before (3) commits leaves everything under the old key (the new one is
+only unused); after it, under the new key (the old one is only still held). The MAC key stays.
+
+Archive files written before keep their own chain and their seals: keep the key file of their time
+with them (``tongban journal verify --archive`` needs no key).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+import orjson
+
+from federation.domain.errors import ConfigError, JournalError, Problem
+from replay.chain import GENESIS, Break, link
+from replay.checkpoints import Checkpoints
+from replay.keys import KeyPlace, Keyring, write_file
+from replay.rows import REFUSAL, REFUSAL_COLUMNS, refusal_digest
+from replay.seal import Seal, event_aad, refusal_aad
+
+# An event row as read for a rekey: seq, exchange_id, at, kind, data, hash, archived, state.
+EventUpdate = tuple[bytes, bytes, bytes | None, int]  # new data, new hash, state, seq
+
+
+class Keyed(Protocol):
+    """A backend's keys: where they live, the seal in use, its checkpoints."""
+
+    keys: KeyPlace
+    seal: Seal
+    checkpoints: Checkpoints
+
+    def use(self, seal: Seal) -> None:
+        """Seal and sign with ``seal`` from now on."""
+
+
+async def open_keys(
+    journal: Keyed,
+    signed: bool,
+    sign_first: Callable[[Seal], Awaitable[tuple[int, bytes] | None]],
+    now: float,
+) -> None:
+    """At open: take the journal's keys (``KeyPlace.open_ring``); a journal that gets keys for the
+    first time (``signed``: its head has a MAC already) has its head signed by ``sign_first`` and
+    checkpointed. A head that lost its MAC while checkpoints exist is left for verify to report."""
+    ring = await asyncio.to_thread(journal.keys.open_ring, signed=signed)
+    journal.use(Seal(ring, where=journal.keys.describe()))
+    if ring is not None and not signed and not journal.checkpoints.exists():
+        point = await sign_first(journal.seal)
+        if point is not None:
+            await asyncio.to_thread(journal.checkpoints.write, *point, now)
+
+
+class Rekeyable(Keyed, Protocol):
+    """What a backend offers ``rotate``: its keys, and a re-sealing transaction."""
+
+    async def verify(self) -> tuple[int, Break | None]: ...
+
+    async def reseal(self, new: Seal) -> tuple[int, int, bytes]:
+        """Re-seal everything under ``new`` in one transaction; (values, last seq, head)."""
+
+
+def resealed_refusals(
+    refusals: Sequence[Any], old: Seal, new: Seal
+) -> tuple[list[tuple[bytes, int]], dict[int, bytes]]:
+    """Each refusal row's body sealed under ``new`` ((body, seq) updates) and its new digest."""
+    updates: list[tuple[bytes, int]] = []
+    digests: dict[int, bytes] = {}
+    for row in refusals:
+        aad = refusal_aad(row["at"], row["status"], row["body_bytes"])
+        body = new.seal(old.open(bytes(row["body"]), aad, f"the body of refusal {row['seq']}"), aad)
+        updates.append((body, int(row["seq"])))
+        values = [body if c == "body" else row[c] for c in REFUSAL_COLUMNS]
+        digests[int(row["seq"])] = refusal_digest(values)
+    return updates, digests
+
+
+def resealed_chain(
+    events: Sequence[Sequence[Any]], old: Seal, new: Seal, refusals: Mapping[int, bytes]
+) -> tuple[list[EventUpdate], int, bytes]:
+    """Every live event's data sealed under ``new`` and the chain recomputed over it (tombstones
+    keep their hash, as verify reads them); the updates, the last seq and the new head."""
+    prev, last, out = GENESIS, 0, []
+    for seq, xid, at, kind, data, stored, archived, state in events:
+        last = int(seq)
+        if archived:
+            prev = bytes(stored)
+            continue
+        aad = event_aad(str(xid), str(kind), float(at))
+        plain = old.open(bytes(data), aad, f"event {seq}")
+        digest = None if state is None else bytes(state)
+        if kind == REFUSAL and not xid:
+            digest = refusals.get(int(orjson.loads(plain)["refusal"]), digest)
+        sealed = new.seal(plain, aad)
+        prev = link(prev, last, str(xid), float(at), str(kind), sealed, digest)
+        out.append((sealed, prev, digest, last))
+    return out, last, prev
+
+
+def _save(place: KeyPlace, ring: Keyring) -> None:
+    if place.file is not None:
+        write_file(place.file, ring)
+
+
+async def rotate(journal: Rekeyable) -> int:
+    """Rekey ``journal`` (see the module docstring); the number of values sealed again."""
+    place, ring = journal.keys, journal.seal.ring
+    if ring is None:
+        raise ConfigError([Problem(message="the journal has no keys to rotate (it is unkeyed)")])
+    if place.file is None and not place.ephemeral:
+        raise ConfigError(
+            [
+                Problem(
+                    message=f"the journal's keys come from {place.describe()}: rekey rotates a key "
+                    "file; put the keyring in one and name it with TONGBAN_JOURNAL_KEY_FILE"
+                )
+            ]
+        )
+    _, broken = await journal.verify()
+    if broken is not None:
+        raise JournalError(
+            f"the journal does not verify ({broken}): rekey would sign what is wrong; look first"
+        )
+    both = ring.rotated()
+    await asyncio.to_thread(_save, place, both)
+    count, seq, head = await journal.reseal(Seal(both, where=journal.seal.where))
+    final = Seal(both.only_current(), where=journal.seal.where)
+    journal.use(final)
+    await asyncio.to_thread(journal.checkpoints.reset, seq, head, time.time())
+    await asyncio.to_thread(_save, place, both.only_current())
+    return count
