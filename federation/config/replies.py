@@ -142,13 +142,13 @@ def parse_reply(
         if not soap:
             r.warn((*path, "faults"), "SOAP fault rules do nothing for a partner that is not SOAP")
     rules = replace(base or ReplyRules(), **{k: v for k, v in values.items() if v is not None})
-    _check(r, path, rules)
+    _check(r, path, rules, said_success="success" in m)
     return rules
 
 
-def _check(r: Reader, path: PathKey, rules: ReplyRules) -> None:
+def _check(r: Reader, path: PathKey, rules: ReplyRules, *, said_success: bool) -> None:
     """What the rules need as a whole: a yes, and a code path for anything about codes."""
-    if not rules.success:
+    if not rules.success and not said_success:  # a wrong success: is reported where it is wrong
         r.error(path, "reply rules need 'success:' (the answer that means the partner said yes)")
     needs_code = rules.permanent or rules.transient or any(c.codes for c in rules.success)
     if needs_code and rules.code is None:
