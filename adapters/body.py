@@ -11,7 +11,9 @@ path (``owner.hkid.number: required element missing``).
 
 What the compiler does not cover (``xs:choice``, ``xs:any``, attributes, SOAP-encoded arrays,
 recursive types, rpc style) falls back to zeep's own serialiser and deserialiser for that message,
-through :class:`adapters.wsdl.ZeepBody`: slower, same results.
+through :class:`adapters.wsdl.ZeepBody`: slower, same results. SOAP header parts are compiled with
+their attributes (:mod:`adapters.soapheaders`; an attribute is the key ``@name``) and written by the
+interpreted functions below.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any, Protocol
 
 from lxml import etree  # type: ignore[import-untyped]
 from zeep.xsd import ComplexType, Element
+from zeep.xsd.elements.attribute import Attribute
 from zeep.xsd.elements.indicators import All, Sequence
 from zeep.xsd.types.simple import AnySimpleType
 
@@ -57,6 +60,16 @@ class Body(Protocol):
         """The message (``first``, the Body's first element) as plain data; BodyInvalid if wrong."""
 
 
+@dataclass(frozen=True, slots=True)
+class Attr:
+    """One compiled attribute: its key (``@objectType``), prefixed name and simple type."""
+
+    key: str
+    name: str
+    simple: SimpleType
+    required: bool
+
+
 @dataclass(eq=False, slots=True)
 class Node:
     """One compiled element: its tags, occurrence bounds and simple type or children."""
@@ -75,6 +88,7 @@ class Node:
     by_tag: dict[str, Node] = field(default_factory=dict)
     required: tuple[Node, ...] = ()  # children with minOccurs >= 1
     lists: tuple[str, ...] = ()  # keys of children that may repeat (read as lists)
+    attrs: tuple[Attr, ...] = ()  # compiled for header parts only (bodies with attributes: zeep)
 
     @property
     def many(self) -> bool:
@@ -102,8 +116,12 @@ class Prefixes:
         return {p: ns for ns, p in self.by_ns.items()}
 
 
-def compile_element(element: Any, prefixes: Prefixes, depth: int = 0) -> Node:
-    """Compile a zeep ``Element`` (and its type tree); Unsupported if it needs zeep."""
+def compile_element(
+    element: Any, prefixes: Prefixes, depth: int = 0, *, attributes: bool = False
+) -> Node:
+    """Compile a zeep ``Element`` (and its type tree); Unsupported if it needs zeep.
+
+    With ``attributes`` (header parts), attributes of complex types are compiled too."""
     if depth > _MAX_NESTING:
         raise Unsupported("nesting too deep (recursive type?)")
     qname = etree.QName(element.qname)
@@ -128,9 +146,15 @@ def compile_element(element: Any, prefixes: Prefixes, depth: int = 0) -> Node:
         return node
     if not isinstance(xsd_type, ComplexType):
         raise Unsupported(f"{qname.localname}: xs:anyType")
-    if xsd_type.attributes or getattr(xsd_type, "_array_type", None):
+    if (xsd_type.attributes and not attributes) or getattr(xsd_type, "_array_type", None):
         raise Unsupported(f"{qname.localname}: attributes or SOAP-encoded array")
-    children = [compile_element(el, prefixes, depth + 1) for el in _particles(xsd_type)]
+    node.attrs = tuple(_attribute(a, prefixes) for _, a in xsd_type.attributes)
+    children = [
+        compile_element(el, prefixes, depth + 1, attributes=attributes)
+        for el in _particles(xsd_type)
+    ]
+    if node.attrs and not children and xsd_type.elements_nested:
+        raise Unsupported(f"{qname.localname}: text content with attributes")
     node.children = tuple(children)
     node.by_key = {c.key: c for c in children}
     node.by_tag = {c.tag: c for c in children}
@@ -156,6 +180,18 @@ def _particles(xsd_type: Any) -> list[Any]:
     for _, particle in xsd_type.elements_nested:
         walk(particle)
     return out
+
+
+def _attribute(attribute: Any, prefixes: Prefixes) -> Attr:
+    if not isinstance(attribute, Attribute) or not isinstance(attribute.type, AnySimpleType):
+        raise Unsupported("an attribute group or a wildcard attribute")
+    qname = etree.QName(attribute.qname)
+    return Attr(
+        key=f"@{qname.localname}",
+        name=prefixes.name(qname),
+        simple=_simple(attribute.type),
+        required=bool(attribute.required),
+    )
 
 
 def _simple(xsd_type: Any) -> SimpleType:
@@ -190,7 +226,7 @@ def write_children(
     by_key = node.by_key
     if not values.keys() <= by_key.keys():
         for key in values:
-            if key not in by_key:
+            if key not in by_key and not (node.attrs and key in _attr_keys(node)):
                 hint = difflib.get_close_matches(str(key), list(by_key), n=1)
                 more = f" (did you mean {hint[0]!r}?)" if hint else ""
                 problems.append(f"{prefix}{key}: no such element in the WSDL{more}")
@@ -227,7 +263,7 @@ def _write_list(node: Node, values: Any, path: str, out: list[str], problems: li
 
 def _write_one(node: Node, value: Any, path: str, out: list[str], problems: list[str]) -> None:
     if node.simple is None:
-        out.append(node.open)
+        out.append(_open_tag(node, value, path, problems) if node.attrs else node.open)
         write_children(node, value, path + ".", out, problems)
         out.append(node.close)
         return
@@ -235,6 +271,32 @@ def _write_one(node: Node, value: Any, path: str, out: list[str], problems: list
         out.append(node.open + node.simple.write(value) + node.close)
     except BadValue as exc:
         problems.append(f"{path}: {exc}")
+
+
+def _attr_keys(node: Node) -> frozenset[str]:
+    return frozenset(a.key for a in node.attrs)
+
+
+def _open_tag(node: Node, values: Any, path: str, problems: list[str]) -> str:
+    """The start tag of a complex element with its attributes (``@name`` keys of ``values``)."""
+    if not isinstance(values, Mapping):
+        return node.open  # write_children names the wrong kind
+    written = []
+    for attr in node.attrs:
+        value = values.get(attr.key)
+        if value is None:
+            if attr.required:
+                problems.append(f"{path}.{attr.key}: required attribute missing")
+            continue
+        try:
+            text = attr.simple.write(value)
+        except BadValue as exc:
+            problems.append(f"{path}.{attr.key}: {exc}")
+            continue
+        # An attribute value also needs its quotes and white space kept as characters.
+        text = text.replace('"', "&quot;").replace("\n", "&#10;").replace("\t", "&#9;")
+        written.append(f' {attr.name}="{text}"')
+    return node.open[:-1] + "".join(written) + ">"
 
 
 def read_children(

@@ -3,7 +3,10 @@
 The WSDL (a repository file, never fetched) is loaded once, off the event loop, and each service
 item's operation compiled (:mod:`adapters.wsdl`, :mod:`adapters.envelope`). zeep supplies the type
 information; aiohttp the transport, one session per partner. Every attempt carries the exchange's
-idempotency key in the SOAP header element named in partners.yaml.
+idempotency key in the SOAP header element named in partners.yaml, or at the header or body path
+it names; the header parts the WSDL declares are filled from partners.yaml, a profile (X-Road) and
+the mapping's ``headers:`` section (:mod:`adapters.headerplan`). WSDL imports of network locations
+are read through the schema catalogue of partners.yaml, never fetched.
 
 Classification: a SOAP Client/Sender fault (and VersionMismatch, MustUnderstand, or a code the
 partner defines) is permanent; a Server/Receiver fault is transient. Without a fault: 2xx delivered;
@@ -34,13 +37,36 @@ from adapters import xmlsafe
 from adapters.base import TRANSCRIPT_BODY_LIMIT, Adapter, OutboundRequest, Reply
 from adapters.body import BodyInvalid
 from adapters.envelope import SOAP11, VERSIONS, SoapVersion
+from adapters.headerplan import (
+    NO_SETTINGS,
+    HeaderPlan,
+    HeaderSettings,
+    check_settings,
+    filled_paths,
+    parse_settings,
+    plan_for,
+    xroad_item,
+)
 from adapters.httpio import exchange, partner_session, received
+from adapters.soapheaders import HeaderPathError, covered, tree
 from adapters.soapreply import classify
-from adapters.wsdl import Operation, Port, WsdlError, compile_operation, find_port, input_tree
+from adapters.wsdl import (
+    Catalogue,
+    Operation,
+    Port,
+    WsdlError,
+    compile_operation,
+    find_port,
+    input_headers,
+    input_tree,
+)
 from adapters.wsdl import load_document as load_wsdl
+from adapters.xroad import OPTIONAL_PARTS, XRoadService, with_fault_rules
 from adapters.xsdtypes import BadValue, escape
 from federation.config import Partner
+from federation.config.headers import EXCHANGE_KEY, HEADERS_KEY
 from federation.config.reader import Reader
+from federation.config.replies import ReplyRules
 from federation.config.yamlsrc import PathKey
 from federation.domain.errors import (
     ConfigError,
@@ -74,6 +100,8 @@ class SoapOptions:
     version: str  # "1.1" or "1.2"
     idempotency_header: str = DEFAULT_HEADER  # Clark notation: {namespace}LocalName
     ws_security: WsSecurity | None = None
+    headers: HeaderSettings = NO_SETTINGS  # soap: headers:, idempotency:, profile:
+    schemas: Catalogue = ()  # partners.yaml's schema catalogue, which the WSDL is loaded with
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,6 +111,7 @@ class SoapService:
     status_operation: str | None = None  # asked how an application stands (polling)
     poll_every: float | None = None  # ask that often, for partners that cannot call back
     supplement_operation: str | None = None  # takes a correction round's material (补正)
+    xroad: XRoadService | None = None  # an X-Road partner's service code and version for the item
 
     def operation_for(self, kind: str) -> str | None:
         """The WSDL operation for a request kind (application, status, supplement), if any."""
@@ -91,6 +120,9 @@ class SoapService:
         if kind == "supplement":
             return self.supplement_operation
         return self.operation
+
+
+HEADER_KEYS = ("headers", "idempotency", "profile", "xroad")  # adapters.headerplan reads them
 
 
 class SoapSpec:
@@ -103,6 +135,7 @@ class SoapSpec:
         "status_operation",
         "poll_every",
         "supplement_operation",
+        "xroad",
     )
 
     def __init__(self) -> None:
@@ -112,9 +145,13 @@ class SoapSpec:
         self._ports: weakref.WeakKeyDictionary[Reader, dict[PathKey, Port]] = (
             weakref.WeakKeyDictionary()
         )
+        # ...and its header settings (with the idempotency_header as written), for the same reason
+        self._settings: weakref.WeakKeyDictionary[
+            Reader, dict[PathKey, tuple[HeaderSettings, Any]]
+        ] = weakref.WeakKeyDictionary()
 
     def parse_partner(self, r: Reader, path: PathKey, raw: Any, base: Path) -> Mapping[str, Any]:
-        keys = ("service", "port", "version", "idempotency_header", "ws_security")
+        keys = ("service", "port", "version", "idempotency_header", "ws_security", *HEADER_KEYS)
         m = r.mapping(path, raw, required=("wsdl",), optional=keys)
         if m is None:
             return {}
@@ -131,19 +168,23 @@ class SoapSpec:
             p = (*path, "idempotency_header")
             header = r.text(p, m["idempotency_header"], pattern=QNAME_RE, what=what) or header
         security = _ws_security(r, (*path, "ws_security"), m.get("ws_security"))
+        settings = parse_settings(r, path, m)
         names = {k: r.text((*path, k), m[k]) for k in ("service", "port") if k in m}
         located = self._wsdl(r, path, m, base)
         if located is None:
             return {}
         file, root = located
+        schemas: Catalogue = tuple(sorted((k, v) for k, v in r.schemas.items()))
         try:
-            port = find_port(load_wsdl(file, root), names.get("service"), names.get("port"))
+            document = load_wsdl(file, root, schemas)
+            port = find_port(document, names.get("service"), names.get("port"))
         except WsdlError as exc:
             where = "port" if "port" in str(exc) and "port" in m else "wsdl"
             where = "service" if "no service" in str(exc) and "service" in m else where
             r.error((*path, where), str(exc))
             return {}
         self._ports.setdefault(r, {})[tuple(path[:-1])] = port
+        self._settings.setdefault(r, {})[tuple(path[:-1])] = (settings, m.get("idempotency_header"))
         if version is not None and version != port.version.name:
             r.warn((*path, "version"), f"overrides the WSDL binding's SOAP {port.version.name}")
         options = SoapOptions(
@@ -154,6 +195,8 @@ class SoapSpec:
             version=version or port.version.name,
             idempotency_header=header,
             ws_security=security,
+            headers=settings,
+            schemas=schemas,
         )
         return {"soap": options}
 
@@ -206,17 +249,24 @@ class SoapSpec:
                 "that often)",
             )
         operation = names["operation"]
+        item = xroad_item(r, path, raw)
         if operation is None:
             return {}
-        return {
-            "soap": SoapService(
-                operation=operation,
-                soap_action=action,
-                status_operation=names["status_operation"],
-                poll_every=every,
-                supplement_operation=names["supplement_operation"],
-            )
-        }
+        svc = SoapService(
+            operation=operation,
+            soap_action=action,
+            status_operation=names["status_operation"],
+            poll_every=every,
+            supplement_operation=names["supplement_operation"],
+            xroad=item,
+        )
+        partner_path = tuple(path[:-2])
+        settings = self._settings.get(r, {}).get(partner_path)
+        if port is not None and settings is not None:
+            kinds = {kind: svc.operation_for(kind) for kind in KINDS}
+            ops = {kind: name for kind, name in kinds.items() if name in port.operations}
+            check_settings(r, partner_path, port, ops, item, *settings)
+        return {"soap": svc}
 
     def create(self, partner: Partner) -> Adapter:
         return SoapAdapter(partner)
@@ -224,6 +274,10 @@ class SoapSpec:
     def target_tree(
         self, partner: Partner, service: str, kind: str = "application"
     ) -> tuple[str, set[str], set[str]] | None:
+        """Also kind ``headers``: the application operation's header paths, and the required ones
+        that partners.yaml (fixed values, profile, idempotency placement) leaves to the mapping."""
+        if kind == "headers":
+            return header_tree(partner, service)
         return operation_tree(partner, service, kind)
 
 
@@ -272,6 +326,28 @@ def compile_partner(partner: Partner) -> dict[tuple[str, str], Operation]:
     return out
 
 
+def compile_plans(
+    partner: Partner, operations: Mapping[tuple[str, str], Operation]
+) -> dict[tuple[str, str], HeaderPlan]:
+    """The header plan of each compiled operation that declares header parts; HeaderPathError if
+    partners.yaml's header settings do not fit one (the config loader has reported that)."""
+    options: SoapOptions = partner.options["soap"]
+    port = wsdl_port(options)
+    out: dict[tuple[str, str], HeaderPlan] = {}
+    for (code, kind), op in operations.items():
+        if op.headers:
+            svc: SoapService = partner.services[code].options["soap"]
+            out[code, kind] = _plan(options, svc, op, port)
+    return out
+
+
+def _plan(options: SoapOptions, svc: SoapService, op: Operation, port: Port) -> HeaderPlan:
+    body_paths = input_tree(port, op.name)[0] if options.headers.key_body else set()
+    return plan_for(
+        options.headers, op.headers, operation=op.name, body_paths=body_paths, item=svc.xroad
+    )
+
+
 def operation_tree(
     partner: Partner, service: str, kind: str = "application"
 ) -> tuple[str, set[str], set[str]] | None:
@@ -286,7 +362,31 @@ def operation_tree(
 
 def wsdl_port(options: SoapOptions) -> Port:
     """The partner's WSDL port (loaded from the cache when the config loader already read it)."""
-    return find_port(load_wsdl(options.wsdl, options.root), options.service, options.port)
+    document = load_wsdl(options.wsdl, options.root, options.schemas)
+    return find_port(document, options.service, options.port)
+
+
+def header_tree(partner: Partner, service: str) -> tuple[str, set[str], set[str]] | None:
+    """The application operation's header paths and the required ones nothing in partners.yaml
+    fills (None: the operation declares no header parts)."""
+    options: SoapOptions = partner.options["soap"]
+    svc: SoapService = partner.services[service].options["soap"]
+    port = wsdl_port(options)
+    parts = input_headers(port, svc.operation)
+    if not parts:
+        return None
+    optional = OPTIONAL_PARTS if options.headers.profile is not None else frozenset()
+    paths, required = tree(parts, optional)
+    try:
+        body = input_tree(port, svc.operation)[0] if options.headers.key_body else set()
+        plan = plan_for(
+            options.headers, parts, operation=svc.operation, body_paths=body, item=svc.xroad
+        )
+    except HeaderPathError:
+        return svc.operation, paths, set()  # reported by the config loader
+    legacy = etree.QName(options.idempotency_header).localname
+    filled = filled_paths(plan, legacy if options.idempotency_header in parts.tags else None)
+    return svc.operation, paths, {need for need in required if not covered(filled, need)}
 
 
 def username_token(username: str, password: str, version: SoapVersion) -> str:
@@ -314,7 +414,13 @@ class SoapAdapter:
         self.options: SoapOptions = partner.options["soap"]
         self._session: aiohttp.ClientSession | None = None
         self._operations: dict[tuple[str, str], Operation] = {}
+        self._plans: dict[tuple[str, str], HeaderPlan] = {}
         self._security: _Security | None = None
+        self._rules: dict[str, ReplyRules | None] = {
+            code: s.reply for code, s in partner.services.items()
+        }
+        if self.options.headers.profile is not None:  # X-Road's fault codes, unless reply: says
+            self._rules = {code: with_fault_rules(r) for code, r in self._rules.items()}
 
     async def start(self) -> None:
         security = self.options.ws_security
@@ -331,7 +437,8 @@ class SoapAdapter:
             )
         try:
             self._operations = await asyncio.to_thread(compile_partner, self.partner)
-        except WsdlError as exc:
+            self._plans = await asyncio.to_thread(compile_plans, self.partner, self._operations)
+        except (WsdlError, HeaderPathError) as exc:
             problem = Problem(message=str(exc), path=f"partners.{self.partner.id}.soap.wsdl")
             raise ConfigError([problem]) from exc
         if security is not None and password:
@@ -352,8 +459,9 @@ class SoapAdapter:
         if self._session is None:
             raise RuntimeError("SoapAdapter.send() before start()")
         op = self._operation(request)
+        plan = self._plans.get((request.service, request.kind))
         url = self.partner.endpoint
-        data, digest_of = self._envelope(op, request, url)
+        data, digest_of = self._envelope(op, plan, request, url)
         headers = {
             **op.http_headers,
             "X-Tongban-Exchange-Id": request.exchange_id,
@@ -382,7 +490,7 @@ class SoapAdapter:
             limit=REPLY_LIMIT,
         )
         got = received(answer, TRANSCRIPT_BODY_LIMIT)
-        rules = self.partner.services[request.service].reply  # the partner's reply: rules
+        rules = self._rules.get(request.service)  # the partner's reply: rules (and its profile's)
         return classify(
             self.partner.id, op, sent, got, answer.body, answer.status, answer.retry_after, rules
         )
@@ -400,16 +508,24 @@ class SoapAdapter:
             )
         return op
 
-    def _envelope(self, op: Operation, request: OutboundRequest, url: str) -> tuple[bytes, bytes]:
+    def _envelope(
+        self, op: Operation, plan: HeaderPlan | None, request: OutboundRequest, url: str
+    ) -> tuple[bytes, bytes]:
         """The envelope to send, and the bytes its transcript digest is of.
 
         The two differ only with WS-Security: then the digest is of the envelope with the password
         hidden, since a digest of the real bytes would let anyone holding the journal test password
         guesses offline.
         """
+        payload = request.payload
         try:
-            body = op.input.write(request.payload)
-            blocks = [f"<{op.header_name}>{escape(request.idempotency_key)}</{op.header_name}>"]
+            if (plan is None or plan.plain) and not (
+                HEADERS_KEY in payload or EXCHANGE_KEY in payload
+            ):
+                body = op.input.write(payload)  # the common case: the key header only
+                blocks = [f"<{op.header_name}>{escape(request.idempotency_key)}</{op.header_name}>"]
+            else:
+                body, blocks = self._with_headers(op, plan, request)
         except (BodyInvalid, BadValue) as exc:
             # Nothing was sent: the mapping produced something the WSDL does not allow.
             problems = exc.problems if isinstance(exc, BodyInvalid) else [f"idempotency key: {exc}"]
@@ -426,3 +542,15 @@ class SoapAdapter:
             return data, data
         data = op.envelope.render([*blocks, self._security.header], body)
         return data, op.envelope.render([*blocks, self._security.redacted], body)
+
+    def _with_headers(
+        self, op: Operation, plan: HeaderPlan | None, request: OutboundRequest
+    ) -> tuple[str, list[str]]:
+        """Body and header blocks of a message whose headers partners.yaml or the mapping fill."""
+        if plan is None:  # the mapping writes headers the operation does not declare
+            raise BodyInvalid([f"{HEADERS_KEY}: operation {op.name} declares no SOAP header parts"])
+        payload, blocks = plan.fill(request, request.payload)
+        if plan.legacy:
+            key = escape(request.idempotency_key)
+            blocks = [*blocks, f"<{op.header_name}>{key}</{op.header_name}>"]
+        return op.input.write(payload), blocks

@@ -10,13 +10,16 @@ callers run it in a thread (the config loader already does; the adapter uses ``a
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import decimal
 import threading
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 from lxml import etree  # type: ignore[import-untyped]
 from zeep.exceptions import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
@@ -31,9 +34,17 @@ from zeep.xsd.elements.indicators import Choice, Group, OrderIndicator
 from adapters.body import Body, BodyInvalid, Prefixes, Unsupported, compile_element
 from adapters.bodygen import CompiledBody
 from adapters.envelope import SOAP11, SOAP12, Envelope, SoapVersion
-from adapters.xmlsafe import ZEEP_SETTINGS, LocalWsdlTransport, WsdlRefused
+from adapters.soapheaders import HeaderParts, compile_headers
+from adapters.xmlsafe import (
+    CATALOGUE_SETTINGS,
+    ZEEP_SETTINGS,
+    LocalWsdlTransport,
+    UnresolvedImport,
+    WsdlRefused,
+)
 
-_cache: dict[tuple[Path, Path, int, int], Any] = {}
+Catalogue = tuple[tuple[str, Path], ...]  # partners.yaml schemas: location or namespace → file
+_cache: dict[tuple[Path, Path, int, int, Catalogue], Any] = {}
 _lock = threading.Lock()
 _MAX_CACHED = 64
 
@@ -42,27 +53,26 @@ class WsdlError(Exception):
     """A WSDL cannot be loaded, or lacks the service, port or operation asked for."""
 
 
-def load_document(path: Path, root: Path) -> Any:
-    """The zeep Document for ``path``, reading only files under ``root``; WsdlError if unusable."""
+def load_document(path: Path, root: Path, catalogue: Catalogue = ()) -> Any:
+    """The zeep Document for ``path``, reading only files under ``root`` (network locations only
+    through the schema ``catalogue``); WsdlError if unusable."""
     resolved = path.resolve()
     try:
         stat = resolved.stat()
     except OSError as exc:
         raise WsdlError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    key = (resolved, root.resolve(), stat.st_size, stat.st_mtime_ns)
+    key = (resolved, root.resolve(), stat.st_size, stat.st_mtime_ns, catalogue)
     with _lock:
         if key in _cache:
             return _cache[key]
     try:
-        document = Document(
-            str(resolved), cast(Any, LocalWsdlTransport(root)), settings=ZEEP_SETTINGS
-        )
+        document = _document(resolved, root, catalogue)
+    except UnresolvedImport as exc:
+        raise WsdlError(unresolved_message(resolved, root, catalogue, exc.url)) from exc
     except WsdlRefused as exc:
         raise WsdlError(str(exc)) from exc
     except ExternalReferenceForbidden as exc:  # zeep's own check sometimes comes first
-        raise WsdlError(
-            f"refusing to fetch {exc.url}: WSDL and XSD files are read from disk only"
-        ) from exc
+        raise WsdlError(unresolved_message(resolved, root, catalogue, str(exc.url))) from exc
     except (DTDForbidden, EntitiesForbidden) as exc:
         raise WsdlError("document type declarations are not accepted") from exc
     except (ZeepError, etree.LxmlError, ValueError, KeyError, AttributeError, TypeError) as exc:
@@ -73,6 +83,36 @@ def load_document(path: Path, root: Path) -> Any:
             _cache.pop(next(iter(_cache)))
         _cache[key] = document
     return document
+
+
+def _document(path: Path, root: Path, catalogue: Catalogue, survey: list[str] | None = None) -> Any:
+    transport = LocalWsdlTransport(root, catalogue=dict(catalogue), survey=survey)
+    # Without a catalogue zeep's own check refuses network locations too: a second fence.
+    settings = CATALOGUE_SETTINGS if catalogue or survey is not None else ZEEP_SETTINGS
+    return Document(str(path), cast(Any, transport), settings=settings)
+
+
+def unresolved_message(path: Path, root: Path, catalogue: Catalogue, first: str) -> str:
+    """Every network location the WSDL imports that the catalogue does not map, and the lines of
+    partners.yaml that would map them (to files saved beside the WSDL)."""
+    survey = [first]
+    with contextlib.suppress(Exception), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zeep warns of the parts the stand-in schemas lack
+        _document(path, root, catalogue, survey)  # best effort: what it found so far is named
+    try:
+        folder = path.parent.relative_to(root.resolve()).as_posix()
+    except ValueError:
+        folder = "."
+    lines = []
+    for url in survey:
+        name = Path(urlsplit(url).path).name or "schema.xsd"
+        lines.append(f'  "{url}": {name if folder == "." else f"{folder}/{name}"}')
+    urls = ", ".join(survey)
+    return (
+        f"the WSDL imports {urls} from the network, and tongban never fetches a schema: save "
+        "each published file under the configuration directory and map its location in the "
+        "top-level schemas: catalogue of partners.yaml, e.g.\nschemas:\n" + "\n".join(lines)
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,6 +175,7 @@ class Operation:
     output: Body | None
     compiled: bool  # False when zeep serialises this operation (types the compiler lacks)
     http_headers: Mapping[str, str]  # Content-Type (and SOAPAction for 1.1), fixed per operation
+    headers: HeaderParts  # the header parts the binding declares for the input, compiled
 
 
 def compile_operation(
@@ -158,6 +199,7 @@ def compile_operation(
             compiled = False
             bodies.append(ZeepBody(message, ZEEP_SETTINGS))
     header_name = prefixes.name(header)
+    headers = compile_headers(op.input, prefixes)
     if bodies[0] is None:
         raise WsdlError(f"operation {name!r} has no input message")
     action = action if action is not None else (op.soapaction or "")
@@ -171,7 +213,13 @@ def compile_operation(
         input=bodies[0],
         output=bodies[1],
         compiled=compiled,
+        headers=headers,
     )
+
+
+def input_headers(port: Port, name: str) -> HeaderParts:
+    """The header parts of operation ``name``'s input, compiled (for checks; names only)."""
+    return compile_headers(port.binding.get(name).input, Prefixes())
 
 
 def input_tree(port: Port, name: str) -> tuple[set[str], set[str]]:

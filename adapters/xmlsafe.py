@@ -14,7 +14,8 @@ goes through :func:`parse`, which refuses before libxml2 does any work that coul
 
 The parser itself never resolves entities, loads DTDs or touches the network. zeep gets the same
 treatment for WSDL loading: :data:`ZEEP_SETTINGS` (zeep's defaults allow DTDs) and
-:class:`LocalWsdlTransport`, which reads files under one directory only and refuses every URL.
+:class:`LocalWsdlTransport`, which reads files under one directory only and refuses every URL that
+the configuration's schema catalogue does not map to one of them.
 Errors are :class:`XmlRefused`; adapters translate them at their boundary.
 """
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,11 @@ from zeep import Settings
 
 ZEEP_SETTINGS = Settings(
     strict=True, xml_huge_tree=False, forbid_dtd=True, forbid_entities=True, forbid_external=True
+)
+# For a WSDL whose imports a schema catalogue maps: zeep's own check would refuse every network
+# location before asking the transport, which then reads the catalogue's file (and refuses the rest).
+CATALOGUE_SETTINGS = Settings(
+    strict=True, xml_huge_tree=False, forbid_dtd=True, forbid_entities=True, forbid_external=False
 )
 
 _ENCODING = re.compile(rb"""encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
@@ -198,18 +205,46 @@ class WsdlRefused(Exception):
     """A WSDL or XSD could not be loaded: outside the allowed directory, a URL, or unsafe XML."""
 
 
+class UnresolvedImport(WsdlRefused):
+    """An import or include names a network location the schema catalogue does not map."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(
+            f"refusing to fetch {url}: WSDL and XSD files are read from disk only (map the "
+            "location to a local file in the schemas: catalogue of partners.yaml)"
+        )
+        self.url = url
+
+
+# An empty schema stands in for an unmapped import while a survey collects them all.
+_PLACEHOLDER = b'<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema"/>'
+_IMPORTS = ("{http://www.w3.org/2001/XMLSchema}import", "{http://schemas.xmlsoap.org/wsdl/}import")
+
+
 class LocalWsdlTransport(zeep.transports.Transport):
     """zeep transport for WSDL loading that reads local files under ``root`` and nothing else.
 
     WSDLs are repository files loaded once at start-up; an import or include that points at a URL
-    (``http://``, ``https://`` or anything but a plain path or ``file:``) is refused, never fetched.
-    Every file is checked with :func:`parse` before zeep parses it again with :data:`ZEEP_SETTINGS`.
+    (``http://``, ``https://`` or anything but a plain path or ``file:``) is read from the local file
+    the schema ``catalogue`` maps it to (a key is a published location, or a namespace for imports
+    whose location the catalogue does not know), else refused, never fetched. Every file is checked
+    with :func:`parse` before zeep parses it again. With ``survey`` a list, unmapped locations are
+    noted there instead of refused (an empty schema stands in), so one load names them all.
     """
 
-    def __init__(self, root: Path, limits: XmlLimits = WSDL_LIMITS) -> None:
+    def __init__(
+        self,
+        root: Path,
+        limits: XmlLimits = WSDL_LIMITS,
+        *,
+        catalogue: Mapping[str, Path] | None = None,
+        survey: list[str] | None = None,
+    ) -> None:
         # zeep's own __init__ opens a requests session we never want; set what zeep reads instead.
         self.root = root.resolve()
         self.limits = limits
+        self.catalogue = dict(catalogue or {})
+        self.survey = survey
         self.cache = None
         self._close_session = False  # read by zeep's __del__
         self.load_timeout = 0
@@ -217,15 +252,21 @@ class LocalWsdlTransport(zeep.transports.Transport):
         self.loaded: list[Path] = []
 
     def load(self, url: str) -> bytes:
-        parts = urlsplit(str(url))
-        if parts.scheme == "file":
+        text = str(url)
+        mapped = self.catalogue.get(text)
+        parts = urlsplit(text)
+        if mapped is not None:
+            path = mapped
+        elif parts.scheme == "file":
             path = Path(unquote(parts.path))
         elif parts.scheme and len(parts.scheme) > 1:  # one letter is a Windows drive
-            raise WsdlRefused(
-                f"refusing to fetch {url}: WSDL and XSD files are read from disk only"
-            )
+            if self.survey is None:
+                raise UnresolvedImport(text)
+            if text not in self.survey:
+                self.survey.append(text)
+            return _PLACEHOLDER
         else:
-            path = Path(str(url)).expanduser()
+            path = Path(text).expanduser()
         resolved = path.resolve()
         if not resolved.is_relative_to(self.root):
             raise WsdlRefused(f"refusing to read {path}: it is outside {self.root}")
@@ -235,11 +276,29 @@ class LocalWsdlTransport(zeep.transports.Transport):
         except OSError as exc:
             raise WsdlRefused(f"cannot read {path}: {exc.strerror or exc}") from exc
         try:
-            parse(data, self.limits)
+            root = parse(data, self.limits)
         except XmlRefused as exc:
             raise WsdlRefused(f"{resolved.name}: {exc}") from exc
         self.loaded.append(resolved)
-        return data
+        return self._by_namespace(root) or data
+
+    def _by_namespace(self, root: etree._Element) -> bytes | None:
+        """The document again with imports the catalogue knows by namespace pointed at their file.
+
+        Only imports whose own location is absent or unmapped are redirected, and only when the
+        catalogue has namespace keys; otherwise None (the bytes go to zeep unchanged).
+        """
+        if not self.catalogue:
+            return None
+        changed = False
+        for node in root.iter(*_IMPORTS):
+            location = node.get("schemaLocation", node.get("location"))
+            target = self.catalogue.get(node.get("namespace") or "")
+            if target is None or (location is not None and location in self.catalogue):
+                continue
+            node.set("schemaLocation" if node.tag == _IMPORTS[0] else "location", str(target))
+            changed = True
+        return bytes(etree.tostring(root, encoding="utf-8")) if changed else None
 
     def get(self, address: str, params: Any, headers: Any) -> Any:
         raise WsdlRefused("the WSDL transport sends nothing")

@@ -29,6 +29,7 @@ from federation.config.model import (
 from federation.config.policies import POLICY_KEYS, Policies, override, policies
 from federation.config.reader import Reader
 from federation.config.replies import parse_reply, with_rules
+from federation.config.schemas import parse_schemas
 from federation.config.services import parse_inbound, parse_services
 from federation.config.values import parse_digests, parse_names, parse_region
 from federation.config.yamlsrc import Located, PathKey, load_yaml
@@ -67,10 +68,12 @@ def _parse(
         (),
         doc.data,
         required=("version", "partners"),
-        optional=("defaults", "sources", "broker", "search", "local"),
+        optional=("defaults", "sources", "broker", "search", "local", "schemas"),
     )
     if top is None:
         return None
+    # Before the partners: their WSDLs are loaded through the schema catalogue.
+    r.schemas = parse_schemas(r, top.get("schemas"), base)
     if "version" in top and (type(top["version"]) is not int or top["version"] != 1):
         r.error(("version",), f"unsupported version {top.get('version')!r}; this tongban reads 1")
     parser = _PartnersParser(r, base, protocols, _defaults(r, top.get("defaults", {})))
@@ -93,6 +96,7 @@ def _parse(
         broker=broker,
         applicant_fields=applicant_fields,
         local_keys_sha256=frozenset(local.keys if local else ()),
+        schemas=dict(r.schemas),
     )
 
 

@@ -127,6 +127,7 @@ class Config:
     broker: BrokerSettings
     applicant_fields: tuple[str, ...] = ()  # application paths searchable by keyed hash
     local_keys_sha256: frozenset[str] = frozenset()  # the local system's keys (its decisions)
+    schemas: Mapping[str, Path] = field(default_factory=dict)  # schema catalogue: location → file
     warnings: tuple[Problem, ...] = ()  # odd but accepted settings, shown by `tongban check`
 
     def with_endpoints(self, endpoints: Mapping[str, str]) -> Config:

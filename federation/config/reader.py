@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -39,6 +40,9 @@ class Reader:
         self.doc = doc
         self.problems: list[Problem] = []
         self._absent: set[PathKey] = set()  # required keys already reported as missing
+        # partners.yaml's schema catalogue (location or namespace → file), read before the
+        # partners so that protocol specs load WSDLs through it
+        self.schemas: Mapping[str, Path] = {}
 
     def error(self, path: PathKey, message: str) -> None:
         if tuple(path) in self._absent:

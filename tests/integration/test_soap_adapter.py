@@ -785,7 +785,7 @@ async def test_wsdl_imports_are_read_from_the_config_directory_only(
         root = soap_root(wsdl={"hk-td-vehicle-licensing.wsdl": _wsdl_with(schema_extra=extra)})
         found = await asyncio.to_thread(problems_of, root)
         assert hits[1:] == []
-    expected = "WSDL and XSD files are read from disk only" if where == "http" else "is outside"
+    expected = "tongban never fetches a schema" if where == "http" else "is outside"
     assert len(found) == 1 and expected in found[0], found
 
 

@@ -10,7 +10,18 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from adapters.xmlsafe import REPLY_LIMITS, XmlLimits, XmlRefused, make_parser, parse
+from adapters.wsdl import WsdlError, find_port, input_headers, load_document
+from adapters.xmlsafe import (
+    REPLY_LIMITS,
+    LocalWsdlTransport,
+    UnresolvedImport,
+    WsdlRefused,
+    XmlLimits,
+    XmlRefused,
+    make_parser,
+    parse,
+)
+from tests.foreign.xroad_stub import CATALOGUE, WSDL_PATH
 
 ENVELOPE = (
     b'<?xml version="1.0" encoding="utf-8"?>'
@@ -187,3 +198,63 @@ def test_malformed_xml_is_refused_with_the_parsers_reason(data: bytes) -> None:
     exc = refused(data)
     assert exc.kind == "malformed"
     assert str(exc).startswith("not well-formed XML")
+
+
+# -- the schema catalogue: network locations read from local files, never fetched ---------------
+
+SCHEMA = b'<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="urn:s"/>'
+
+
+def test_a_catalogue_location_is_read_from_its_local_file(tmp_path: Path) -> None:
+    """A URL the catalogue maps is answered with the mapped file's bytes."""
+    (tmp_path / "s.xsd").write_bytes(SCHEMA)
+    transport = LocalWsdlTransport(
+        tmp_path, catalogue={"http://x.example/s.xsd": tmp_path / "s.xsd"}
+    )
+    assert transport.load("http://x.example/s.xsd") == SCHEMA
+
+
+def test_an_unmapped_location_is_refused_and_named(tmp_path: Path) -> None:
+    """A URL not in the catalogue is refused (nothing fetched), naming the URL."""
+    transport = LocalWsdlTransport(tmp_path, catalogue={})
+    with pytest.raises(UnresolvedImport) as caught:
+        transport.load("https://x.example/other.xsd")
+    assert caught.value.url == "https://x.example/other.xsd"
+
+
+def test_a_catalogue_file_outside_the_directory_is_refused(tmp_path: Path) -> None:
+    """The catalogue cannot point the transport outside the configuration directory."""
+    (tmp_path / "s.xsd").write_bytes(SCHEMA)
+    inner = tmp_path / "config"
+    inner.mkdir()
+    transport = LocalWsdlTransport(inner, catalogue={"http://x.example/s.xsd": tmp_path / "s.xsd"})
+    with pytest.raises(WsdlRefused, match="outside"):
+        transport.load("http://x.example/s.xsd")
+
+
+def test_an_import_known_by_namespace_is_pointed_at_its_file(tmp_path: Path) -> None:
+    """An xs:import without a location finds its file by namespace (the WSDL on disk unchanged)."""
+    (tmp_path / "s.xsd").write_bytes(SCHEMA)
+    main = tmp_path / "main.xsd"
+    main.write_bytes(
+        b'<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="urn:m">'
+        b'<xs:import namespace="urn:s"/></xs:schema>'
+    )
+    transport = LocalWsdlTransport(tmp_path, catalogue={"urn:s": tmp_path / "s.xsd"})
+    loaded = etree.fromstring(transport.load(str(main)))
+    (node,) = loaded.iter("{http://www.w3.org/2001/XMLSchema}import")
+    assert node.get("schemaLocation") == str(tmp_path / "s.xsd")
+    assert b"schemaLocation" not in main.read_bytes()
+
+
+def test_the_xroad_wsdl_loads_through_its_catalogue_only() -> None:
+    """The published X-Road WSDL is refused without the catalogue, naming the URL and the line to
+    add, and loads with it; its header parts are compiled."""
+    root = WSDL_PATH.parent
+    with pytest.raises(WsdlError) as refused:
+        load_document(WSDL_PATH, root)
+    assert '"http://x-road.eu/xsd/xroad.xsd": xroad.xsd' in str(refused.value)
+    catalogue = tuple(sorted(CATALOGUE.items()))
+    port = find_port(load_document(WSDL_PATH, root, catalogue), None, None)
+    parts = input_headers(port, "verifyCertificate")
+    assert list(parts.parts) == ["client", "service", "id", "userId", "issue", "protocolVersion"]

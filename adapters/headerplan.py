@@ -1,0 +1,353 @@
+"""What goes into one SOAP partner's headers, per operation: settings parsed, resolved, filled.
+
+partners.yaml, under a partner's ``soap:``::
+
+    headers:                                   # fixed header values, by path (see adapters.soapheaders)
+      "{urn:mo:gov:dsi:pedidos:2026}Cabecalho/Remetente": TONGBAN-GD
+    idempotency: {header: "{urn:mo:gov:dsi:pedidos:2026}Cabecalho/ChaveIdempotencia"}
+    # or {body: pedido/chave}; idempotency_header: "{ns}Name" still names a top-level element
+    profile: xroad                             # with an xroad: section (adapters.xroad)
+
+:class:`HeaderPlan` is one operation's resolution of those settings against its WSDL header parts;
+:meth:`HeaderPlan.fill` turns an attempt's request into the body values and the header blocks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from lxml import etree  # type: ignore[import-untyped]
+
+from adapters.base import OutboundRequest
+from adapters.body import Attr, Node
+from adapters.soapheaders import (
+    HeaderParts,
+    HeaderPathError,
+    KeyPath,
+    body_path,
+    leaves,
+    merge,
+    parse_steps,
+    put,
+    render,
+    resolve,
+)
+from adapters.wsdl import Port, input_headers, input_tree
+from adapters.xroad import (
+    PER_MESSAGE,
+    XRoadProfile,
+    XRoadService,
+    fixed_headers,
+    parse_profile,
+    parse_service,
+)
+from adapters.xsdtypes import BadValue
+from federation.config.headers import EXCHANGE_KEY, HEADERS_KEY
+from federation.config.reader import Reader
+from federation.config.yamlsrc import PathKey
+
+PROFILES = ("xroad",)
+
+
+@dataclass(frozen=True, kw_only=True)
+class HeaderSettings:
+    """A partner's header settings from partners.yaml, as written (paths resolved per operation)."""
+
+    fixed: tuple[tuple[str, Any], ...] = ()  # soap: headers: path → value
+    key_header: str | None = None  # idempotency: {header: path}
+    key_body: str | None = None  # idempotency: {body: path}
+    profile: XRoadProfile | None = None
+
+    @property
+    def active(self) -> bool:
+        """Whether anything beyond the legacy idempotency header is configured."""
+        return bool(self.fixed or self.key_header or self.key_body or self.profile)
+
+
+NO_SETTINGS = HeaderSettings()
+
+
+def parse_settings(r: Reader, path: PathKey, m: Mapping[str, Any]) -> HeaderSettings:
+    """The header keys of a partner's ``soap:`` section: ``headers``, ``idempotency``,
+    ``profile`` (with its ``xroad`` section)."""
+    fixed = _fixed(r, path, m.get("headers"))
+    key_header, key_body = _idempotency(r, path, m)
+    profile = None
+    if "profile" in m:
+        name = r.choice((*path, "profile"), m["profile"], PROFILES)
+        if name == "xroad" and "xroad" not in m:
+            r.error((*path, "profile"), "profile xroad needs an xroad: section (client, service)")
+        elif name == "xroad":
+            profile = parse_profile(r, (*path, "xroad"), m["xroad"])
+    elif "xroad" in m:
+        r.error((*path, "xroad"), "an xroad: section needs profile: xroad")
+    return HeaderSettings(
+        fixed=tuple(fixed), key_header=key_header, key_body=key_body, profile=profile
+    )
+
+
+def _fixed(r: Reader, path: PathKey, raw: Any) -> list[tuple[str, Any]]:
+    fixed: list[tuple[str, Any]] = []
+    block = r.mapping((*path, "headers"), raw, extra_ok=True) if raw is not None else None
+    for key, value in (block or {}).items():
+        where = (*path, "headers", key)
+        try:
+            parse_steps(str(key))
+        except HeaderPathError as exc:
+            r.error(where, str(exc))
+            continue
+        if isinstance(value, dict | list) or value is None:
+            r.error(where, "a header value is text or a number; name each element by its path")
+            continue
+        fixed.append((str(key), value))
+    return fixed
+
+
+def _idempotency(r: Reader, path: PathKey, m: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    key_header = key_body = None
+    if "idempotency" in m:
+        ipath = (*path, "idempotency")
+        im = r.mapping(ipath, m["idempotency"], optional=("header", "body"))
+        if im is not None and len(im) != 1:
+            r.error(ipath, "give exactly one of header: (a header path) or body: (a body path)")
+        elif im is not None:
+            kind, text = next(iter(im.items()))
+            value = r.text((*ipath, kind), text)
+            if value is not None:
+                try:
+                    parse_steps(value)
+                except HeaderPathError as exc:
+                    r.error((*ipath, kind), str(exc))
+                    value = None
+            key_header, key_body = (value, None) if kind == "header" else (None, value)
+        if "idempotency_header" in m:
+            r.error(ipath, "idempotency: replaces idempotency_header: give one of them")
+    return key_header, key_body
+
+
+def xroad_item(r: Reader, path: PathKey, raw: Mapping[str, Any]) -> XRoadService | None:
+    """A service item's ``xroad: {code, version}`` (checked against the profile at load)."""
+    return parse_service(r, (*path, "xroad"), raw["xroad"]) if "xroad" in raw else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class HeaderPlan:
+    """One operation's headers: the compiled parts, the fixed values, where the key goes."""
+
+    parts: HeaderParts
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    key_header: KeyPath | None = None
+    key_body: KeyPath | None = None
+    per_message: tuple[tuple[KeyPath, str], ...] = ()  # (path, exchange value) set per message
+    legacy: bool = True  # also write the idempotency_header element, as before
+
+    @property
+    def plain(self) -> bool:
+        """Nothing to fill but the idempotency_header element (the adapter's fast path)."""
+        return self.legacy and not (self.fixed or self.per_message or self.key_header)
+
+    def fill(
+        self, request: OutboundRequest, payload: Mapping[str, Any]
+    ) -> tuple[Mapping[str, Any], list[str]]:
+        """The body values and the header blocks of one message; BodyInvalid naming bad paths."""
+        body: dict[str, Any] = {
+            k: v for k, v in payload.items() if k != HEADERS_KEY and k != EXCHANGE_KEY
+        }
+        values = dict(self.fixed)
+        mapped = payload.get(HEADERS_KEY)
+        if isinstance(mapped, Mapping):
+            values = merge(values, mapped)
+        slots = payload.get(EXCHANGE_KEY)
+        now: dict[str, Any] = {}
+        for dotted, name in slots.items() if isinstance(slots, Mapping) else ():
+            put(values, tuple(str(dotted).split(".")), exchange_value(str(name), request, now))
+        for path, name in self.per_message:
+            put(values, path, exchange_value(name, request, now))
+        if self.key_header is not None:
+            put(values, self.key_header, request.idempotency_key)
+        if self.key_body is not None:
+            put(body, self.key_body, request.idempotency_key)
+        return body, render(self.parts, values) if values else []
+
+
+def exchange_value(name: str, request: OutboundRequest, now: dict[str, Any]) -> Any:
+    """An exchange value for a header (``exchange.<name>`` in a mapping), for this message."""
+    if name == "id":
+        return request.exchange_id
+    if name == "idempotency_key":
+        return request.idempotency_key
+    if name == "attempt":
+        return request.attempt
+    if name == "attempt_time":
+        if "time" not in now:
+            now["time"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return now["time"]
+    if name == "message_id":
+        return str(uuid.uuid4())
+    raise BadValue(f"no exchange value {name!r}")
+
+
+def plan_for(
+    settings: HeaderSettings,
+    parts: HeaderParts,
+    *,
+    operation: str,
+    body_paths: set[str],
+    item: XRoadService | None = None,
+) -> HeaderPlan:
+    """Resolve the settings against one operation; HeaderPathError names the first path that
+    fails. Fixed paths the operation does not declare are left out (another operation may)."""
+    fixed: dict[str, Any] = {}
+    per_message: tuple[tuple[KeyPath, str], ...] = ()
+    if settings.profile is not None:
+        for need in ("client", "service", "id", "protocolVersion"):
+            if need not in parts.parts:
+                raise HeaderPathError(
+                    f"profile xroad: operation {operation} declares no xrd:{need} header part "
+                    "(X-Road WSDLs declare the headers as soap:header parts)"
+                )
+        fixed = fixed_headers(settings.profile, item, operation)
+        per_message = tuple(PER_MESSAGE.items())
+    for text, value in settings.fixed:
+        try:
+            put(fixed, resolve(parts, text), value)
+        except HeaderPathError:
+            continue  # checked against the application operation at load (check_settings)
+    key_header = resolve(parts, settings.key_header) if settings.key_header else None
+    key_body = None
+    if settings.key_body:
+        from_body = tuple(name for _, name in parse_steps(settings.key_body))
+        if ".".join(from_body) not in body_paths:
+            raise HeaderPathError(
+                f"operation {operation}'s input has no element {'/'.join(from_body)}"
+            )
+        key_body = from_body
+    return HeaderPlan(
+        parts=parts,
+        fixed=fixed,
+        key_header=key_header,
+        key_body=key_body,
+        per_message=per_message,
+        legacy=not (settings.key_header or settings.key_body),
+    )
+
+
+def filled_paths(plan: HeaderPlan, legacy_part: str | None) -> set[str]:
+    """Dotted header paths the plan fills without the mapping (for the required-parts check)."""
+    out = set(leaves(plan.fixed))
+    out.update(".".join(p) for p, _ in plan.per_message)
+    if plan.key_header is not None:
+        out.add(".".join(plan.key_header))
+    if plan.legacy and legacy_part is not None:
+        out.add(legacy_part)
+    return out
+
+
+def check_settings(
+    r: Reader,
+    partner: PathKey,
+    port: Port,
+    ops: Mapping[str, str],
+    item: XRoadService | None,
+    settings: HeaderSettings,
+    legacy_raw: Any,
+) -> None:
+    """partners.yaml's header settings against one service item's operations (``ops``: kind →
+    name), each problem once, at its line: a path the WSDL does not declare, a value of the wrong
+    type, an idempotency key aimed at an element that holds elements."""
+    soap = (*partner, "soap")
+    for kind, name in ops.items():
+        parts = input_headers(port, name)
+        if kind == "application":
+            for text, value in settings.fixed:
+                _check_fixed(r, (*soap, "headers", text), parts, name, text, value)
+            if settings.profile is not None:
+                try:
+                    plan_for(settings, parts, operation=name, body_paths=set(), item=item)
+                except HeaderPathError as exc:
+                    _once(r, (*soap, "profile"), str(exc))
+        if settings.key_header:
+            where = (*soap, "idempotency", "header")
+            _check_target(r, where, parts, name, settings.key_header, "the idempotency key")
+        if settings.key_body:
+            try:
+                body_path(input_tree(port, name)[0], settings.key_body)
+            except HeaderPathError as exc:
+                _once(r, (*soap, "idempotency", "body"), f"operation {name}: {exc}")
+        if legacy_raw is not None and isinstance(legacy_raw, str):
+            _check_legacy(r, (*soap, "idempotency_header"), parts, legacy_raw)
+
+
+def _check_fixed(
+    r: Reader, where: PathKey, parts: HeaderParts, op: str, text: str, value: Any
+) -> None:
+    target = _check_target(r, where, parts, op, text, "a fixed value")
+    if target is None:
+        return
+    try:
+        target.simple.write(value)  # type: ignore[union-attr]  # _check_target: simple or Attr
+    except BadValue as exc:
+        _once(r, where, f"{text}: {exc}")
+
+
+def _check_target(
+    r: Reader, where: PathKey, parts: HeaderParts, op: str, text: str, what: str
+) -> Node | Attr | None:
+    """The element or attribute ``text`` names, if it can hold text; else a problem, and None."""
+    try:
+        keys = resolve(parts, text)
+    except HeaderPathError as exc:
+        _once(r, where, f"operation {op}: {exc}")
+        return None
+    target = node_at(parts, keys)
+    if isinstance(target, Node) and target.simple is None:
+        inner = ", ".join(c.key for c in target.children) or "nothing"
+        _once(
+            r,
+            where,
+            f"{'/'.join(keys)} holds elements ({inner}), not text: {what} needs "
+            "the path of an element inside it",
+        )
+        return None
+    return target
+
+
+def _check_legacy(r: Reader, where: PathKey, parts: HeaderParts, name: str) -> None:
+    """The original mistake: idempotency_header naming a header part that holds elements."""
+    local = parts.tags.get(name)
+    node = parts.parts.get(local) if local is not None else None
+    if node is None or node.simple is not None:
+        return
+    inner = node.children[0].key if node.children else "Name"
+    ns = etree.QName(name).namespace
+    _once(
+        r,
+        where,
+        f"{local} is a header part that holds elements "
+        f"({', '.join(c.key for c in node.children) or 'none'}): the key would be its text and "
+        f'the partner would read nothing; name the element inside: idempotency: {{header: "'
+        f'{{{ns}}}{local}/{inner}"}}',
+    )
+
+
+def node_at(parts: HeaderParts, keys: KeyPath) -> Node | Attr | None:
+    """The compiled element or attribute at a resolved path."""
+    node: Node | None = parts.parts.get(keys[0])
+    for key in keys[1:]:
+        if node is None:
+            return None
+        if key.startswith("@"):
+            return next((a for a in node.attrs if a.key == key), None)
+        node = node.by_key.get(key)
+    return node
+
+
+def _once(r: Reader, path: PathKey, message: str) -> None:
+    """Report a problem unless the same one is reported already (several items share a partner)."""
+    problem = r.doc.problem(path, message)
+    if problem not in r.problems:
+        r.problems.append(problem)
