@@ -40,10 +40,8 @@ class Audit:
     def __init__(self, seal: Seal, checkpoints: Checkpoints) -> None:
         self.seal = seal
         self._file = checkpoints
-        self.points, problem = checkpoints.read()
+        self.points, self._unreadable = checkpoints.read()
         self.broken: Break | None = None
-        if problem is not None:
-            self.broken = Break(seq=0, exchange_id="", kind="", reason=problem, where="checkpoints")
         self.count = 0
         self.prev = GENESIS
         self.last: tuple[int, bytes] | None = None
@@ -124,6 +122,9 @@ class Audit:
 
     def _checkpoints(self, signed: bool) -> None:
         end = 0 if self.last is None else self.last[0]
+        if self._unreadable is not None:
+            self._fail(self._unreadable, where="checkpoints")
+            return
         if signed and not self.points and self._file.path is not None:
             self._fail(
                 "missing: the chain head is signed, so checkpoints were written; without them a "
@@ -131,7 +132,7 @@ class Audit:
                 where=f"checkpoints file {self._file.path}",
             )
             return
-        for point in self.points:
+        for point in sorted(self.points, key=lambda p: -p.seq):  # the latest named first
             where = f"the checkpoint of {iso(point.at)}"
             if point.seq > end:
                 self._fail(

@@ -190,6 +190,8 @@ class SQLiteJournal:
         )
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA synchronous=FULL")
+        # Freed content is zeroed: a payload sealed again by rekey leaves no clear copy behind.
+        conn.execute("PRAGMA secure_delete=ON")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
         return conn

@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 import asyncpg
 import pytest
 
-from replay.keys import KeyPlace
+from replay.keys import KeyPlace, beside
 from replay.postgres import PostgresJournal
 from replay.sqlite import SQLiteJournal
 
@@ -76,6 +76,13 @@ class PgSchema:
         finally:
             await conn.close()
 
+    async def fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        conn = await self._connect()
+        try:
+            return [tuple(r) for r in await conn.fetch(_numbered(sql), *args)]
+        finally:
+            await conn.close()
+
     async def _connect(self) -> Any:
         return await asyncpg.connect(self.dsn, server_settings={"search_path": self.schema})
 
@@ -99,6 +106,15 @@ class SQLiteFile:
         with contextlib.closing(sqlite3.connect(self.path)) as conn:
             row = conn.execute(sql, args).fetchone()
         return None if row is None else row[0]
+
+    async def fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        with contextlib.closing(sqlite3.connect(self.path)) as conn:
+            return [tuple(r) for r in conn.execute(sql, args).fetchall()]
+
+    @property
+    def keys(self) -> KeyPlace:
+        """Where this file's journals keep their key and checkpoints (beside it)."""
+        return beside(self.path)
 
 
 def _numbered(sql: str) -> str:
