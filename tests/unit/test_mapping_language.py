@@ -577,7 +577,8 @@ def test_every_bad_field_is_reported(compile_mapping: LoadMapping, write_table: 
         f"{DISPLAY}:5: applicant.hkid: not a valid hkid: check character is '4' but the number "
         "says '3'",
         f"{DISPLAY}:6: applicant.sex: '9' is not in code table sex (mappings/tables/sex.yaml)",
-        f"{DISPLAY}:7: applicant.born: '31/02/1990' is not a date in the form DD/MM/YYYY",
+        f"{DISPLAY}:7: applicant.born: text shaped 99/99/9999 is not a date in the form DD/MM/YYYY "
+        "(no such day)",
         f"{DISPLAY}:8: applicant.phone: not a valid phone number for +852",
         f"{DISPLAY}:9: fee: money must not travel as a binary float; send it as text",
         f"{DISPLAY}:13: family[1].relation: required, but missing (maps to relation)",
@@ -607,7 +608,7 @@ def test_a_bad_response_is_reported_like_a_bad_request(compile_mapping: LoadMapp
         m.map_response({"at": "2024-03-01"})
     assert [str(p) for p in info.value.problems] == [
         f"{DISPLAY}:5: ref_no: required, but missing (maps to receipt_number)",
-        f"{DISPLAY}:6: at: '2024-03-01' is not a date in the form DD/MM/YYYY",
+        f"{DISPLAY}:6: at: text shaped 9999-99-99 is not a date in the form DD/MM/YYYY",
     ]
 
 

@@ -24,7 +24,9 @@ FIELD_KEYS = (
     "cases, concat, default, each, fields, first, format, from, otherwise, required, separator, "
     "switch, transform, value, when"
 )
-DATE_FORMATS = "DD/MM/YYYY, YYYY-MM-DD, YYYY/MM/DD, YYYYMMDD, YYYY年MM月DD日, iso"
+DATE_FORMATS = (
+    "DD/MM/YYYY, YYYY-MM-DD, YYYY/MM/DD, YYYYMMDD, YYYY年MM月DD日, epoch_ms, epoch_s, iso"
+)
 CONDITION = "a condition needs exactly one of: equals, not_equals, in, not_in, present"
 
 Problems = Callable[[str], list[str]]
@@ -466,7 +468,7 @@ def test_malformed_step(problems: Problems) -> None:
             "{date: {from: iso, to: 'DD-MM-YYYY'}}",
             [
                 "request.a.transform.date.to: 'DD-MM-YYYY' is not one of: DD/MM/YYYY, YYYY-MM-DD, "
-                "YYYY/MM/DD, YYYYMMDD, YYYY年MM月DD日, date, iso"
+                "YYYY/MM/DD, YYYYMMDD, YYYY年MM月DD日, date, epoch_ms, epoch_s, iso"
             ],
         ),
         (
