@@ -249,13 +249,19 @@ async def audit(conn: Conn, audit: Audit) -> None:
 
 
 async def sign_first_head(conn: Conn, seal: Seal) -> tuple[int, bytes] | None:
-    """Sign the head of a journal that gets keys for the first time, if it names the last event."""
+    """Sign the head of a journal that gets keys for the first time: its last event, as it is
+    (trust on first use, as on SQLite)."""
     head = await conn.fetchrow(LOCK_HEAD)
     last = await conn.fetchrow(LAST)
     last_seq, last_hash = (0, GENESIS) if last is None else (int(last[0]), bytes(last[1]))
-    if head is None or head[2] is not None or (head[0], bytes(head[1])) != (last_seq, last_hash):
+    if head is None or head[2] is not None:
         return None
-    await conn.execute("UPDATE chain_head SET mac = $1", seal.sign_head(last_seq, last_hash))
+    await conn.execute(
+        "UPDATE chain_head SET seq = $1, hash = $2, mac = $3",
+        last_seq,
+        last_hash,
+        seal.sign_head(last_seq, last_hash),
+    )
     return last_seq, last_hash
 
 

@@ -33,14 +33,17 @@ def history(conn: sqlite3.Connection, exchange_id: str, seal: Seal) -> tuple[Eve
 
 
 def sign_first_head(conn: sqlite3.Connection, seal: Seal) -> tuple[int, bytes] | None:
-    """Sign the head of a journal that gets keys for the first time, if it names the last event
-    (a journal whose end does not match is left unsigned, for verify to report)."""
-    head = conn.execute("SELECT seq, hash, mac FROM chain_head").fetchone()
+    """Sign the head of a journal that gets keys for the first time: its last event, as it is
+    (trust on first use: before it had keys, nothing could tell its chain's end anyway)."""
+    head = conn.execute("SELECT mac FROM chain_head").fetchone()
     last = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
     last_seq, last_hash = (0, bytes(32)) if last is None else (int(last[0]), bytes(last[1]))
-    if head is None or head[2] is not None or (head[0], bytes(head[1])) != (last_seq, last_hash):
+    if head is None or head[0] is not None:
         return None
-    conn.execute("UPDATE chain_head SET mac = ?", (seal.sign_head(last_seq, last_hash),))
+    conn.execute(
+        "UPDATE chain_head SET seq = ?, hash = ?, mac = ?",
+        (last_seq, last_hash, seal.sign_head(last_seq, last_hash)),
+    )
     return last_seq, last_hash
 
 

@@ -580,6 +580,51 @@ def test_archive_then_verify_the_archive_alone(world: World, tmp_path: Path) -> 
     assert bad.returncode == 1 and "broken:" in bad.stderr
 
 
+# -- keys -------------------------------------------------------------------------------------
+
+
+def test_rekey_keeps_verify_and_search_and_a_wrong_key_is_a_clear_error(
+    world: World, tmp_path: Path
+) -> None:
+    """`journal rekey` seals everything under a new key: verify holds, show and search by
+    applicant still work, no ID number is in the file; with another key file every command says
+    what is wrong (exit 2), never a traceback."""
+    copy = snapshot(world.journal, tmp_path / "copy.sqlite")
+    xid = world.ids["w-1"]
+    keys = copy.with_name("copy.sqlite.keys")
+    before = json.loads(keys.read_text())["current"]
+    rekeyed = tongban("journal", "rekey", "--journal", str(copy))
+    after = json.loads(keys.read_text())
+    show, verify = tongban_all(
+        ["journal", "show", xid, "--journal", str(copy), "--config", str(world.root)],
+        ["journal", "verify", "--journal", str(copy)],
+    )
+    found = search(copy, "--applicant", "k802133 (3)")
+    stored = b"".join(f.read_bytes() for f in [copy, *copy.parent.glob("copy.sqlite-*")])
+    assert rekeyed.returncode == 0, rekeyed.stderr
+    assert rekeyed.stdout.startswith("rekeyed: ") and "verify: ok: " in rekeyed.stdout
+    assert list(after["data"]) == [after["current"]] and after["current"] != before
+    assert show.returncode == 0 and "K802133(3)" in show.stdout
+    assert verify.returncode == 0 and verify.stdout.startswith("ok: ")
+    assert [e["idempotency_key"] for e in found] == ["w-5", "w-4", "w-1"]
+    assert b"K802133" not in stored and "陳大文".encode() not in stored
+
+    keys.write_text(keys.read_text().replace(after["current"], "0badc0de"))
+    wrong_show, wrong_verify = tongban_all(
+        ["journal", "show", xid, "--journal", str(copy), "--config", str(world.root)],
+        ["journal", "verify", "--journal", str(copy)],
+    )
+    assert wrong_show.returncode == 2, wrong_show.stderr
+    assert f"is sealed with key {after['current']}" in wrong_show.stderr
+    assert "has no such key" in wrong_show.stderr
+    assert wrong_verify.returncode == 1 and "broken: " in wrong_verify.stderr
+    keys.unlink()
+    lost = tongban("journal", "search", "--journal", str(copy))
+    assert lost.returncode == 2 and "is missing: restore it" in lost.stderr
+    for out in (wrong_show, wrong_verify, lost):
+        assert "Traceback" not in out.stderr
+
+
 # -- choosing the journal ---------------------------------------------------------------------
 
 
