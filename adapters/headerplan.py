@@ -266,8 +266,9 @@ def check_settings(
             for text, value in settings.fixed:
                 _check_fixed(r, (*soap, "headers", text), parts, name, text, value)
             if settings.profile is not None:
+                profile = HeaderSettings(profile=settings.profile)  # the key is checked below
                 try:
-                    plan_for(settings, parts, operation=name, body_paths=set(), item=item)
+                    plan_for(profile, parts, operation=name, body_paths=set(), item=item)
                 except HeaderPathError as exc:
                     _once(r, (*soap, "profile"), str(exc))
         if settings.key_header:

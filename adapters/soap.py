@@ -48,7 +48,7 @@ from adapters.headerplan import (
     xroad_item,
 )
 from adapters.httpio import exchange, partner_session, received
-from adapters.soapheaders import HeaderPathError, covered, tree
+from adapters.soapheaders import HeaderPathError, covered, parse_steps, tree
 from adapters.soapreply import classify
 from adapters.wsdl import (
     Catalogue,
@@ -352,12 +352,18 @@ def operation_tree(
     partner: Partner, service: str, kind: str = "application"
 ) -> tuple[str, set[str], set[str]] | None:
     """The operation ``service`` calls for ``kind``, the dotted paths of its input elements and
-    the unconditionally required ones (None: no operation for that kind)."""
+    the unconditionally required ones (None: no operation for that kind). An element that
+    partners.yaml's ``idempotency: {body: …}`` fills is not the mapping's to write."""
     svc: SoapService = partner.services[service].options["soap"]
     name = svc.operation_for(kind)
     if name is None:
         return None
-    return (name, *input_tree(wsdl_port(partner.options["soap"]), name))
+    options: SoapOptions = partner.options["soap"]
+    paths, required = input_tree(wsdl_port(options), name)
+    if options.headers.key_body:
+        key = {".".join(step for _, step in parse_steps(options.headers.key_body))}
+        required = {need for need in required if not covered(key, need)}
+    return name, paths, required
 
 
 def wsdl_port(options: SoapOptions) -> Port:

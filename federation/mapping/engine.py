@@ -15,6 +15,10 @@ partner's reply into our receipt (``response:``)::
       owner.sex: {from: applicant.gender, transform: {table: sex}}
       channel: {value: TONGBAN}
 
+A ``headers:`` section fills the SOAP header parts the partner's WSDL declares, in the same language;
+it may also read the exchange (``from: exchange.attempt``: see :mod:`federation.config.headers`),
+whose values exist only per attempt and so travel to the adapter as names, not values.
+
 The language is documented in docs/mappings.md. Loading checks everything it can before any
 application arrives (every problem with file:line); mapping an application collects every failing
 field instead of stopping at the first.
@@ -23,17 +27,18 @@ field instead of stopping at the first.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from federation.config.headers import EXCHANGE_KEY, EXCHANGE_VALUES, HEADERS_KEY
 from federation.config.reader import Reader
 from federation.config.yamlsrc import Located, parse_yaml, read_source
 from federation.domain.errors import ConfigError, MappingError, Problem
 from federation.domain.models import content_hash
 from federation.domain.paths import PathSyntaxError, parse_path
 from federation.mapping.codegen import Compiler, SectionFn
-from federation.mapping.spec import FieldSpec, SourcePath, SpecParser
+from federation.mapping.spec import NOTHING, FieldSpec, SourcePath, SpecParser, Value
 from federation.mapping.tables import CodeTable, load_table
 from federation.mapping.transforms import Context
 
@@ -109,6 +114,7 @@ class CompiledMapping:
     status: Section | None = None  # a partner's status update → {lifecycle, at, note}
     supplement: Section | None = None  # correction-round material (补正) → the partner's follow-up
     status_query: Section | None = None  # how to ask a polled partner about one application
+    headers: Section | None = None  # SOAP header values (also written by request, under @headers)
     tables: Mapping[str, CodeTable] = field(default_factory=dict)
     versions: Mapping[str, str] = field(default_factory=dict)  # every file it used → content hash
 
@@ -158,7 +164,7 @@ def _tables_root(path: Path) -> Path:
 
 
 # The sections, in the order they are parsed (and so the order of their problems); request is required.
-_SECTIONS = ("request", "response", "status", "supplement", "status_query")
+_SECTIONS = ("request", "headers", "response", "status", "supplement", "status_query")
 _TOP_KEYS = ("partner", "service", "description", "tables", "names", "allow", *_SECTIONS[1:])
 
 
@@ -179,6 +185,8 @@ def _compile(
         for name in _SECTIONS
         if name == "request" or name in top
     }
+    if specs.get("headers"):
+        _check_exchange_reads(r, specs["headers"] or ())
     if specs["request"] is None or not r.ok:
         return None
     # The request section is compiled even when empty; an empty optional section is no section.
@@ -187,6 +195,8 @@ def _compile(
         for name, fields in specs.items()
         if fields is not None and (fields or name == "request")
     }
+    if "headers" in sections:
+        sections["request"] = _with_headers(shown, specs["request"], specs["headers"] or ())
     return CompiledMapping(
         file=shown,
         path=path,
@@ -199,6 +209,7 @@ def _compile(
         status=sections.get("status"),
         supplement=sections.get("supplement"),
         status_query=sections.get("status_query"),
+        headers=sections.get("headers"),
         tables=tables,
         versions={shown: version} | {t.file: t.version for t in tables.values()},
     )
@@ -226,6 +237,62 @@ def _contexts(
 def _section(name: str, file: str, specs: tuple[FieldSpec, ...]) -> Section:
     fn, fields = Compiler(f"{file} {name}").compile(specs)
     return Section(name=name, file=file, fn=fn, fields=tuple(fields), specs=specs)
+
+
+def _with_headers(
+    file: str, request: tuple[FieldSpec, ...], headers: tuple[FieldSpec, ...]
+) -> Section:
+    """The request section writing the header values too: those from the application and
+    constants under ``@headers``, and the names of exchange values under ``@exchange`` (the adapter
+    fills those per message). Its ``specs`` stay the request's own (they describe the body)."""
+    moved = []
+    for spec in headers:
+        name = _exchange_name(spec)
+        if name is None:
+            moved.append(replace(spec, target=(HEADERS_KEY, *spec.target)))
+        else:
+            value = Value(kind="value", constant=name)
+            moved.append(replace(spec, target=(EXCHANGE_KEY, ".".join(spec.target)), value=value))
+    fn, fields = Compiler(f"{file} request").compile((*request, *moved))
+    return Section(name="request", file=file, fn=fn, fields=tuple(fields), specs=request)
+
+
+def _exchange_name(spec: FieldSpec) -> str | None:
+    """The exchange value a header field reads (``from: exchange.attempt`` → ``attempt``)."""
+    sources = spec.value.paths
+    for src in sources:
+        if not src.root and src.segments and src.segments[0] == "exchange":
+            return str(src.segments[1]) if len(src.segments) == 2 else ""
+    return None
+
+
+def _check_exchange_reads(r: Reader, specs: tuple[FieldSpec, ...]) -> None:
+    """A header field reading ``exchange.<name>`` does so with ``from:`` alone: the value exists
+    only when each message is sent, after the mapping has run."""
+    known = ", ".join(f"exchange.{n}" for n in EXCHANGE_VALUES)
+    for spec in specs:
+        name = _exchange_name(spec)
+        if name is None:
+            continue
+        where = ("headers", ".".join(spec.target))
+        if name not in EXCHANGE_VALUES:
+            r.error(where, f"no exchange value {spec.value.paths[0].text!r}; there are: {known}")
+        elif (
+            spec.value.kind != "from"
+            or spec.steps
+            or spec.when
+            or spec.required
+            or _defaulted(spec)
+        ):
+            r.error(
+                where,
+                f"exchange.{name} is known only when each message is sent, after mapping: take it "
+                "with 'from:' alone (no format, concat, transform, when, required or default)",
+            )
+
+
+def _defaulted(spec: FieldSpec) -> bool:
+    return spec.default is not NOTHING
 
 
 def _tables(r: Reader, raw: Any, base: Path, shown: str) -> dict[str, CodeTable]:

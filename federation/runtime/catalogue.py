@@ -154,7 +154,44 @@ def _check_protocol_tree(partner: Partner, code: str, mapping: CompiledMapping) 
             continue
         what = f"the input of {partner.id} operation {name}"
         problems.extend(check_tree(mapping, paths, required, what=what, section=section))
-    return problems
+    return problems + _check_headers(partner, code, mapping)
+
+
+def _check_headers(partner: Partner, code: str, mapping: CompiledMapping) -> list[Problem]:
+    """The mapping's headers: section against the SOAP header parts of the item's operation, and
+    each required header part that neither partners.yaml nor the mapping fills."""
+    try:
+        tree = protocol_spec(partner.protocol).target_tree(partner, code, "headers")
+    except FederationError:
+        return []  # the WSDL itself: reported with the request section
+    written = mapping.headers
+    if tree is None:
+        if written is None:
+            return []
+        return [
+            Problem(
+                message=f"{partner.id} / {code}: the operation declares no SOAP header parts "
+                "(or the partner is not SOAP): nothing would send what the headers: section writes",
+                path="headers",
+                file=mapping.file,
+                line=written.specs[0].line if written.specs else None,
+            )
+        ]
+    name, paths, required = tree
+    what = f"the SOAP headers of {partner.id} operation {name}"
+    if written is not None:
+        return check_tree(mapping, paths, required, what=what, section="headers")
+    service = partner.services[code]
+    return [
+        _at_service(
+            service,
+            f"operation {name} requires the SOAP header {need!r}, which nothing fills: write it "
+            f"in the headers: section of {mapping.file}, or give it in soap: headers: (or "
+            "idempotency:) of the partner",
+        )
+        for need in sorted(required)
+        if not any(need.startswith(other + ".") for other in required)
+    ]
 
 
 def _at_service(service: Service, message: str) -> Problem:
