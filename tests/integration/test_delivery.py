@@ -1,19 +1,39 @@
-"""Delivery to REST partners on loopback: receipts, retries, refusals, timeouts, restarts, limits."""
+"""Delivery to REST partners on loopback: receipts, retries, refusals, timeouts, restarts, limits,
+and reply rules (an answer no rule recognises ends unconfirmed)."""
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import socket
+import textwrap
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import aiohttp
+import pytest
 from aiohttp import web
 
+from adapters.base import OutboundRequest
+from adapters.registry import protocols
+from adapters.soap import SoapAdapter
 from federation.api.net import start_site
+from federation.config import load_config
+from federation.domain.errors import (
+    AdapterError,
+    PermanentError,
+    TransientError,
+    UnrecognisedReply,
+)
 from federation.domain.ids import new_id
 from federation.domain.models import Direction, NewExchange, State
-from federation.runtime.broker import Broker
+from federation.runtime.broker import Broker, Submission
+from federation.sim.soap import SoapPartnerSimulator
 from replay.sqlite import SQLiteJournal
-from tests.conftest import hk_submission
+from tests.conftest import REPO, SC_APPLICATION, hk_submission
+from tests.integration.test_soap_adapter import HK_PAYLOAD
 from tests.waiting import wait_for
 
 
@@ -223,3 +243,197 @@ async def test_expired_lease_of_a_dead_worker_is_reclaimed(
     reclaimed = [e for e in done.events if e.kind == "lease_reclaimed"]
     assert reclaimed and reclaimed[0].data["from"] == "dead-worker"
     assert reclaimed[0].at >= now + 0.5
+
+
+def sc_submission(key: str) -> Submission:
+    """A valid submission to the sc partner."""
+    return Submission(
+        source="gd-portal",
+        partner="sc",
+        service="115101000000000000-HF-WITHDRAW",
+        idempotency_key=key,
+        application=SC_APPLICATION,
+    )
+
+
+# -- reply rules --------------------------------------------------------------------------------
+
+SC_REPLY = """\
+    reply:
+      code: resultCode
+      message: resultMsg
+      success: {code: ["00"]}
+      permanent: ["1000..1999"]
+"""
+
+
+def with_sc_reply(root: Path, reply: str = SC_REPLY) -> Path:
+    """The catalogue with reply rules on partner sc (whose simulator answers resultCode "0")."""
+    file = root / "partners.yaml"
+    text = file.read_text(encoding="utf-8")
+    anchor = "    endpoint: https://tyrz.sczwfw.gov.cn/tongban\n"
+    assert text.count(anchor) == 1
+    file.write_text(text.replace(anchor, anchor + reply), encoding="utf-8")
+    return root
+
+
+async def test_a_reply_no_rule_recognises_ends_unconfirmed(
+    make_config, simulators, broker_at
+) -> None:
+    """HTTP 200 with a code the rules do not call success: unconfirmed after one call, never
+    delivered, the reply in the attempt, and support staff find it by state."""
+    root = with_sc_reply(make_config())
+    sims = await simulators(root)
+    async with broker_at(root, sims) as (broker, url):
+        ex, _ = await broker.submit(sc_submission("sc-odd"))
+        done = await settle(broker, ex.id, DONE | {State.UNCONFIRMED})
+        async with (
+            aiohttp.ClientSession(base_url=url) as http,
+            http.get("/v1/exchanges", params={"state": "unconfirmed"}) as resp,
+        ):
+            found = await resp.json()
+    assert done.state is State.UNCONFIRMED and done.attempts == 1
+    assert sims["sc"].seen["sc-odd"].count == 1
+    error = done.last_error or {}
+    assert error["kind"] == "unconfirmed" and error["partner_code"] == "0"
+    assert "neither yes nor no" in error["message"] and "受理成功" in error["message"]
+    [attempt] = done.attempt_history()
+    assert attempt.outcome is not None and attempt.outcome.value == "unknown_outcome"
+    assert attempt.response is not None and '"resultCode": "0"' in attempt.response["body"]
+    assert done.receipt is None
+    assert [item["id"] for item in found["exchanges"]] == [ex.id]
+
+
+async def test_rules_that_recognise_the_answer_deliver_it(
+    make_config, simulators, broker_at
+) -> None:
+    """The same partner with success {code: ["0"]}: delivered, the receipt mapped."""
+    root = with_sc_reply(make_config(), SC_REPLY.replace('["00"]', '["0"]'))
+    sims = await simulators(root)
+    async with broker_at(root, sims) as (broker, _):
+        ex, _ = await broker.submit(sc_submission("sc-ok"))
+        done = await settle(broker, ex.id, DONE | {State.UNCONFIRMED})
+    assert done.state is State.DELIVERED and done.last_error is None
+    assert done.receipt is not None and done.receipt["receipt_number"].startswith("SC")
+
+
+async def test_a_delivery_after_failures_shows_the_old_error_as_previous(
+    make_config, simulators, broker_at
+) -> None:
+    """Two 503s then delivered: the view's last_error is null and previous_error the 503."""
+    root = make_config()
+    sims = await simulators(root)
+    sims["hk"].behaviour.fail_ratio = 1.0
+    async with broker_at(root, sims) as (broker, url):
+        ex, _ = await broker.submit(hk_submission("later-ok"))
+        await settle(broker, ex.id, {State.RETRY_WAIT})
+        sims["hk"].behaviour.fail_ratio = 0.0
+        done = await settle(broker, ex.id, DONE)
+        async with (
+            aiohttp.ClientSession(base_url=url) as http,
+            http.get(f"/v1/exchanges/{ex.id}") as resp,
+        ):
+            view = await resp.json()
+    assert done.state is State.DELIVERED
+    assert done.last_error is not None  # the journal keeps it, so a search by error finds it
+    assert view["last_error"] is None
+    assert view["previous_error"]["status"] == 503
+    assert view["attempts"][0]["error"]["status"] == 503
+
+
+SOAP_YAML = """\
+version: 1
+partners:
+  - id: hk
+    name: {{zh: 香港特別行政區政府運輸署, en: Transport Department}}
+    region: {{code: "81", iso: CN-HK}}
+    protocol: soap
+    endpoint: https://gateway.td.example.hk/gba-exchange/soap
+    soap:
+      wsdl: hk.wsdl
+      idempotency_header: "{{urn:hk:gov:td:vehicle-licensing:2025}}RequestId"
+    reply:
+{reply}
+    services:
+      TD-VL-RENEW: {{mapping: hk.yaml, operation: RenewVehicleLicence}}
+"""
+
+
+@contextlib.asynccontextmanager
+async def soap_partner(tmp_path: Path, reply: str) -> AsyncIterator[tuple[Any, Any]]:
+    """The TD simulator (SOAP 1.1) and a started adapter for hk with ``reply`` rules."""
+    (tmp_path / "hk.yaml").write_text("mapping: 1\n", encoding="utf-8")
+    shutil.copy(REPO / "partners" / "wsdl" / "hk-td-vehicle-licensing.wsdl", tmp_path / "hk.wsdl")
+    text = SOAP_YAML.format(reply=textwrap.indent(textwrap.dedent(reply), " " * 6))
+    (tmp_path / "partners.yaml").write_text(text, encoding="utf-8")
+    config = load_config(tmp_path, protocols())
+    sim = SoapPartnerSimulator(config.partners["hk"], seed=7)
+    url = await sim.start()
+    adapter = SoapAdapter(config.with_endpoints({"hk": url}).partners["hk"])
+    try:
+        await adapter.start()
+        yield sim, adapter
+    finally:
+        await adapter.close()
+        await sim.stop()
+
+
+def renewal(key: str) -> OutboundRequest:
+    """An attempt to deliver the vehicle licence renewal of the SOAP adapter tests."""
+    return OutboundRequest(
+        exchange_id=f"x-{key}",
+        idempotency_key=key,
+        service="TD-VL-RENEW",
+        payload=HK_PAYLOAD,
+        attempt=1,
+    )
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"), [("client", TransientError), ("server", PermanentError)]
+)
+async def test_soap_fault_patterns_override_the_client_server_split(
+    tmp_path: Path, fault: str, expected: type
+) -> None:
+    """faults: {transient: [client], permanent: ["Server*"]} turns the usual kinds around,
+    matched without the soap-env: prefix and without case; the fault code is the partner's."""
+    reply = """\
+        success: {status: [200]}
+        faults: {transient: [client], permanent: ["Server*"]}
+        """
+    async with soap_partner(tmp_path, reply) as (sim, adapter):
+        sim.behaviour.fail_ratio, sim.behaviour.fault = 1.0, fault
+        sim.behaviour.fault_string = "licence office closed"
+        with pytest.raises(AdapterError) as info:
+            await adapter.send(renewal("fault-key"))
+    assert type(info.value) is expected
+    assert info.value.partner_code == f"soap-env:{fault.capitalize()}"
+    assert info.value.partner_message == "licence office closed"
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        ("code: status\nsuccess: {code: [RECEIVED]}\n", None),
+        ("code: status\nsuccess: {code: [PROCESSING]}\n", UnrecognisedReply),
+        (
+            "code: status\nsuccess: {path: ref_no, exists: true}\npermanent: [RECEIVED]\n",
+            PermanentError,
+        ),
+    ],
+)
+async def test_a_soap_body_code_rule_judges_the_operation_output(
+    tmp_path: Path, reply: str, expected: type | None
+) -> None:
+    """The output's status element read as the partner's code: RECEIVED as success delivers; a
+    rule that does not recognise it leaves it unconfirmed; listed as permanent, it refuses."""
+    async with soap_partner(tmp_path, reply) as (sim, adapter):
+        if expected is None:
+            got = await adapter.send(renewal("body-key"))
+            assert got.body["status"] == "RECEIVED"
+        else:
+            with pytest.raises(expected) as info:
+                await adapter.send(renewal("body-key"))
+            assert info.value.partner_code == "RECEIVED"
+            assert info.value.transcript.response is not None
+        assert sim.seen["body-key"].count == 1

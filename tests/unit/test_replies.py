@@ -1,5 +1,6 @@
-"""Reply rules: the ``reply:`` grammar of partners.yaml, its load errors at file:line, and how the
-rules judge a reply (federation.config.replies, adapters.replies, the REST adapter's classify)."""
+"""Reply rules: the ``reply:`` grammar of partners.yaml, its load errors at file:line, how the
+rules judge a reply (federation.config.replies, adapters.replies, the REST adapter's classify), and
+how a later delivery supersedes the error an exchange view shows."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ import pytest
 from adapters.httpio import Answer
 from adapters.replies import fault_is_transient, judge, rule_refusal
 from adapters.rest import classify
+from federation.api.intake import exchange_view
+from federation.cli.render import exchange_lines
+from federation.cli.today import Today
 from federation.config import Config, load_config
 from federation.config.reader import Reader
 from federation.config.replies import ReplyRules
@@ -25,6 +29,8 @@ from federation.domain.errors import (
     TransientError,
     UnrecognisedReply,
 )
+from federation.domain.models import Direction, Event, Exchange, State
+from federation.runtime.delivery import standing_errors
 
 
 class FakeSpec:
@@ -378,3 +384,63 @@ def test_fault_rules_on_a_partner_that_is_not_soap_are_a_warning(
         "partner that is not SOAP"
     ]
     assert problems(reply, protocol="soap") == []
+
+
+# -- what a later delivery does to the error shown ---------------------------------------------
+
+FAILED_503 = {"kind": "transient_error", "message": "fj answered HTTP 503", "status": 503}
+
+
+def exchange(state: State, last_error: dict[str, Any] | None, *kinds: str) -> Exchange:
+    """An exchange with events of ``kinds`` (``delivered`` is a delivered attempt_finished)."""
+    outcomes = {"delivered": "delivered", "attempt_finished": "transient_error"}
+    events = [
+        Event(
+            exchange_id="x1",
+            kind="attempt_finished" if k in outcomes else k,
+            at=float(i),
+            data={"attempt": i, "outcome": outcomes[k]} if k in outcomes else {},
+        )
+        for i, k in enumerate(kinds)
+    ]
+    return Exchange(
+        id="x1",
+        direction=Direction.OUTBOUND,
+        source="gz",
+        target="fj",
+        service="A",
+        idempotency_key="k",
+        request_hash="sha256:0",
+        state=state,
+        application={},
+        last_error=last_error,
+        created_at=0.0,
+        updated_at=1.0,
+        events=events,
+    )
+
+
+def test_a_delivery_supersedes_the_error_before_it() -> None:
+    """Delivered after a 503: the view shows last_error null and the 503 as previous_error;
+    journal show prints it as previous; an exchange that has not been delivered keeps it."""
+    delivered = exchange(State.DELIVERED, FAILED_503, "attempt_finished", "delivered")
+    view = exchange_view(delivered)
+    assert (view["last_error"], view["previous_error"]) == (None, FAILED_503)
+    lines = exchange_lines(delivered, Today(status="same", note=""))
+    assert "  previous    fj answered HTTP 503 (superseded by the delivery)" in lines
+    assert not any(line.startswith("  last error") for line in lines)
+    waiting = exchange(State.RETRY_WAIT, FAILED_503, "attempt_finished")
+    assert (exchange_view(waiting)["last_error"], exchange_view(waiting)["previous_error"]) == (
+        FAILED_503,
+        None,
+    )
+
+
+def test_a_receipt_problem_of_the_delivery_itself_stays_the_last_error() -> None:
+    """A receipt that did not map belongs to the delivery: it stays last_error, until a later
+    delivery (a replay) goes well."""
+    receipt = {"kind": "receipt", "message": "reply is not JSON"}
+    now = exchange(State.DELIVERED, receipt, "delivered", "receipt_invalid")
+    assert standing_errors(now) == (receipt, None)
+    later = exchange(State.DELIVERED, receipt, "delivered", "receipt_invalid", "delivered")
+    assert standing_errors(later) == (None, receipt)
