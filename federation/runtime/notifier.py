@@ -24,6 +24,7 @@ from federation.domain.models import Direction, Event, Exchange, iso
 from federation.domain.retry import CALLBACKS, Failure, RetryLater, RetryStrategy
 from federation.logging import get_logger
 from federation.runtime.catalogue import Catalogue
+from federation.runtime.delivery import standing_errors
 from replay.journal import Journal
 
 
@@ -133,6 +134,7 @@ class Notifier:
             # Updates arriving close together share one callback: it carries every step so far.
             full = await self.journal.get(exchange.id)
             steps = full.lifecycle() if full is not None else None
+        last_error, previous_error = standing_errors(exchange)  # a delivery supersedes it
         return {
             "exchange_id": exchange.id,
             "state": exchange.state.value if lifecycle else state,
@@ -143,7 +145,8 @@ class Notifier:
             "source": exchange.source,
             "idempotency_key": exchange.idempotency_key,
             "receipt": exchange.receipt,
-            "last_error": exchange.last_error,
+            "last_error": last_error,
+            "previous_error": previous_error,
             "at": iso(exchange.updated_at),
         }
 
