@@ -79,46 +79,60 @@ def parse_services(
         return None
     out: dict[str, Service] = {}
     for code, value in m.items():
-        spath: PathKey = (*path, code)
-        if not SERVICE_RE.fullmatch(code):
-            r.error(spath, f"{code!r} is not a service item code (letters, digits, . _ -)")
-            continue
-        if isinstance(value, str):
-            value = {"mapping": value}
-        extra = spec.service_keys if spec else ()
-        sm = r.mapping(
-            spath, value, required=("mapping",), optional=("name", "schema", "reply", *extra)
-        )
-        if sm is None:
-            continue
-        names = parse_names(r, (*spath, "name"), sm["name"]) if "name" in sm else None
-        mfile = r.text((*spath, "mapping"), sm.get("mapping"))
-        if mfile is None:
-            continue
-        mpath = (base / mfile).resolve()
-        if not mpath.is_file():
-            r.error((*spath, "mapping"), f"mapping file {mfile!r} not found")
-            continue
-        schema: Path | None = None
-        if "schema" in sm:
-            sfile = r.text((*spath, "schema"), sm["schema"])
-            if sfile is not None:
-                schema = (base / sfile).resolve()
-                if not schema.is_file():
-                    r.error((*spath, "schema"), f"schema file {sfile!r} not found")
-                    continue
-        soap = spec is not None and spec.name == "soap"
-        rules = parse_reply(r, (*spath, "reply"), sm.get("reply"), reply, soap=soap)
-        options: Mapping[str, Any] = {}
-        if spec is not None:
-            options = spec.parse_service(r, spath, {k: sm[k] for k in extra if k in sm})
-        out[code] = Service(
-            code=code,
-            names=names,
-            mapping=mpath,
-            schema=schema,
-            options=options,
-            reply=rules,
-            declared=r.doc.problem(spath, ""),
-        )
+        service = _service(r, (*path, code), code, value, base, spec, reply)
+        if service is not None:
+            out[code] = service
     return out
+
+
+def _service(
+    r: Reader,
+    spath: PathKey,
+    code: str,
+    value: Any,
+    base: Path,
+    spec: ProtocolKeys | None,
+    reply: ReplyRules | None,
+) -> Service | None:
+    """One service item (a mapping file name alone, or its keys); None if it cannot be used."""
+    if not SERVICE_RE.fullmatch(code):
+        r.error(spath, f"{code!r} is not a service item code (letters, digits, . _ -)")
+        return None
+    if isinstance(value, str):
+        value = {"mapping": value}
+    extra = spec.service_keys if spec else ()
+    sm = r.mapping(
+        spath, value, required=("mapping",), optional=("name", "schema", "reply", *extra)
+    )
+    if sm is None:
+        return None
+    names = parse_names(r, (*spath, "name"), sm["name"]) if "name" in sm else None
+    mfile = r.text((*spath, "mapping"), sm.get("mapping"))
+    if mfile is None:
+        return None
+    mpath = (base / mfile).resolve()
+    if not mpath.is_file():
+        r.error((*spath, "mapping"), f"mapping file {mfile!r} not found")
+        return None
+    schema: Path | None = None
+    if "schema" in sm:
+        sfile = r.text((*spath, "schema"), sm["schema"])
+        if sfile is not None:
+            schema = (base / sfile).resolve()
+            if not schema.is_file():
+                r.error((*spath, "schema"), f"schema file {sfile!r} not found")
+                return None
+    soap = spec is not None and spec.name == "soap"
+    rules = parse_reply(r, (*spath, "reply"), sm.get("reply"), reply, soap=soap)
+    options: Mapping[str, Any] = {}
+    if spec is not None:
+        options = spec.parse_service(r, spath, {k: sm[k] for k in extra if k in sm})
+    return Service(
+        code=code,
+        names=names,
+        mapping=mpath,
+        schema=schema,
+        options=options,
+        reply=rules,
+        declared=r.doc.problem(spath, ""),
+    )
