@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from federation.api import admin, inbound, intake, soapinbound, support
-from federation.api.edge import BROKER, problems_middleware
+from federation.api.edge import BROKER, problems_middleware, strip_server
 from federation.runtime.broker import Broker
 
 
@@ -15,6 +15,7 @@ def create_app(broker: Broker) -> web.Application:
     # Our own limit check answers 413 with problem details; aiohttp's is only a backstop.
     app = web.Application(middlewares=[problems_middleware], client_max_size=limit + 1024)
     app[BROKER] = broker
+    app.on_response_prepare.append(strip_server)
     app.router.add_post("/v1/exchanges", intake.submit)
     app.router.add_get("/v1/exchanges/{id}", intake.get_exchange)
     app.router.add_post("/v1/exchanges/{id}/supplements", intake.supplement)

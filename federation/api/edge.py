@@ -4,6 +4,7 @@ refused request in the journal, and the one middleware that turns domain errors 
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -12,6 +13,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import PayloadEncodingError
+from multidict import CIMultiDict
 
 from federation.api.problems import ProblemError, problem_response, status_of
 from federation.domain.errors import (
@@ -71,9 +73,43 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
                 "an unexpected error occurred; it was logged",
                 instance=request.path,
             )
-        return problem_response(
+        response = problem_response(
             status_of(refused), refused.code, refused.detail, instance=request.path, **refused.extra
         )
+        if response.status == 408:
+            await cut_off(request, response)
+        return response
+
+
+class _NoServerHeaders(CIMultiDict[str]):
+    """Response headers that do not take aiohttp's default ``Server: Python/… aiohttp/…``
+    (it is set with ``setdefault`` just before the headers are written): no version banner."""
+
+    def setdefault(self, key: str, default: str = "") -> str:
+        if key.lower() == "server":
+            return default
+        return super().setdefault(key, default)
+
+
+def without_server(response: web.StreamResponse) -> None:
+    """Keep ``response`` from announcing the server software (called before it is prepared)."""
+    headers = _NoServerHeaders(response.headers)
+    headers.pop("Server", None)
+    response._headers = headers  # aiohttp has no switch for its Server header
+
+
+async def strip_server(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: no answer of the app carries a ``Server`` header."""
+    without_server(response)
+
+
+async def cut_off(request: web.Request, response: web.StreamResponse) -> None:
+    """Send ``response`` and close the connection: the rest of a stalled body is never read (else
+    aiohttp would wait for it, up to its lingering time, before closing)."""
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    request.protocol.force_close()
 
 
 def refusal_of(exc: Exception) -> RequestRefused | None:
@@ -163,8 +199,9 @@ async def read_body(
         )
     chunks: list[bytes] = []
     size = 0
+    timeout = body_timeout(request)
     try:
-        async for chunk in request.content.iter_chunked(64 * 1024):
+        while chunk := await _next_chunk(request, timeout, size, chunks):
             size += len(chunk)
             if size > limit:
                 raise ProblemError(
@@ -193,6 +230,28 @@ async def read_body(
             size,
         )
     return body, size
+
+
+def body_timeout(request: web.Request) -> float:
+    """How long a body may stall between two reads (``broker.body_timeout``)."""
+    broker = request.app.get(BROKER)
+    return 10.0 if broker is None else broker.catalogue.config.broker.body_timeout
+
+
+async def _next_chunk(request: web.Request, stall: float, size: int, chunks: list[bytes]) -> bytes:
+    """The next part of the body (b"" at its end); a client that sends nothing for ``stall``
+    seconds is cut off: a slow sender must not hold a connection and a buffer open for ever."""
+    try:
+        async with asyncio.timeout(stall):
+            return await request.content.readany()
+    except TimeoutError:
+        problem = ProblemError(
+            408,
+            "body-timeout",
+            f"the body stalled for {stall:g}s after {size} byte(s); nothing was filed",
+            timeout_seconds=stall,
+        )
+        raise Refused(problem, b"".join(chunks), size) from None
 
 
 class Received:

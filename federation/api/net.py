@@ -6,6 +6,43 @@ import socket
 import ssl
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
+
+from federation.api.edge import without_server
+from federation.api.problems import problem_response
+
+# aiohttp answers requests it cannot parse itself, before any route or middleware: as problem
+# details here, by status (a request line or header too long is aiohttp's 400, or 431 behind us).
+_EDGE_SLUGS = {400: "bad-request", 413: "body-too-large", 431: "headers-too-large"}
+
+
+class EdgeRequestHandler(RequestHandler):
+    """aiohttp's connection handler, whose own error answers are problem details, unbannered."""
+
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        default = super().handle_error(request, status, exc, message)  # logs; refuses if sent
+        slug = _EDGE_SLUGS.get(status, "internal-error" if status >= 500 else "bad-request")
+        detail = (message or "").splitlines()[0] if status < 500 and message else ""
+        response = problem_response(
+            status, slug, detail or default.reason or "the request could not be handled"
+        )
+        response.force_close()
+        without_server(response)
+        return response
+
+
+class EdgeServer(web.Server):
+    """aiohttp's low-level server, making :class:`EdgeRequestHandler` connections."""
+
+    def __call__(self) -> RequestHandler:
+        return EdgeRequestHandler(self, loop=self._loop, **self._kwargs)
 
 
 async def start_site(
@@ -14,10 +51,11 @@ async def start_site(
     port: int = 0,
     *,
     ssl_context: ssl.SSLContext | None = None,
+    edge: bool = False,
     **runner_kwargs: object,
 ) -> tuple[web.AppRunner, str]:
     """Serve ``app`` on ``host:port`` (0 = a free port), over TLS when given a context; returns the
-    runner and the base URL."""
+    runner and the base URL. With ``edge``, aiohttp's own error answers are problem details."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -29,6 +67,9 @@ async def start_site(
     sock.setblocking(False)
     runner = web.AppRunner(app, **runner_kwargs)  # type: ignore[arg-type]
     await runner.setup()
+    if edge and runner.server is not None:
+        # aiohttp builds its Server in the runner with no way to choose the connection class.
+        runner.server.__class__ = EdgeServer
     await web.SockSite(runner, sock, backlog=1024, ssl_context=ssl_context).start()
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if family == socket.AF_INET6 else host

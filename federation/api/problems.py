@@ -40,6 +40,10 @@ TITLES = {
     "invalid-configuration": "The new configuration is invalid",
     "invalid-query": "The search filter is not understood",
     "confirmation-required": "A bulk replay must be confirmed",
+    "body-timeout": "The request body stalled and was cut",
+    "bad-request": "The request is not well-formed HTTP",
+    "headers-too-large": "The request's headers are larger than the limit",
+    "reveal-refused": "Showing personal data in clear needs a role allowed to and a reason",
 }
 
 
@@ -55,6 +59,8 @@ STATUS = {
     RefusalKind.UNAVAILABLE: 503,
 }
 _KIND = {status: kind for kind, status in STATUS.items()}
+# Statuses the edge answers that have no kind of their own in the domain (a stalled body: 408).
+_NEAREST = {408: RefusalKind.INVALID, 431: RefusalKind.TOO_LARGE}
 
 
 class ProblemError(RequestRefused):
@@ -62,11 +68,14 @@ class ProblemError(RequestRefused):
     status; the runtime raises :class:`RequestRefused` and the edge answers both alike."""
 
     def __init__(self, status: int, slug: str, detail: str, **extra: Any) -> None:
-        super().__init__(_KIND[status], slug, detail, **extra)
+        super().__init__(_KIND.get(status) or _NEAREST[status], slug, detail, **extra)
+        self.status = status
 
 
 def status_of(exc: RequestRefused) -> int:
     """The HTTP status that answers a refusal."""
+    if isinstance(exc, ProblemError):
+        return exc.status
     return STATUS[exc.kind]
 
 

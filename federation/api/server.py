@@ -51,7 +51,7 @@ async def running_broker(
     async with broker.open():
         runner: web.AppRunner
         runner, url = await start_site(
-            create_app(broker), host, port, ssl_context=ssl_context, access_log=None
+            create_app(broker), host, port, ssl_context=ssl_context, access_log=None, edge=True
         )
         try:
             yield broker, url

@@ -6,6 +6,7 @@ The same operations are in the CLI (``tongban journal search``, ``tongban replay
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -16,7 +17,7 @@ import orjson
 from aiohttp import web
 
 from federation.api.auth import authorize
-from federation.api.edge import BROKER
+from federation.api.edge import BROKER, EXCHANGE_ID_RE
 from federation.api.problems import ProblemError
 from federation.domain.models import Exchange, Lifecycle, State, iso
 from replay.journal import Query
@@ -46,9 +47,13 @@ class BadQuery(ValueError):
 def parse_time(text: str) -> float:
     """ISO 8601 (``2026-11-28``, ``2026-11-28T09:00+08:00``) or epoch seconds → epoch seconds."""
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(seconds):
+            raise BadQuery(f"{text!r} is not a time (ISO 8601 or epoch seconds)")
+        return seconds
     try:
         dt = datetime.fromisoformat(text)
     except ValueError:
@@ -87,6 +92,9 @@ def query_from(params: Mapping[str, str], *, applicant_ref: Callable[[str], byte
         raise BadQuery("limit must be a whole number") from None
     if not 1 <= limit <= 1000:
         raise BadQuery("limit must be between 1 and 1000")
+    before = params.get("before")
+    if before and not EXCHANGE_ID_RE.fullmatch(before):
+        raise BadQuery(f"before: {before[:40]!r} is not a page cursor (an exchange id)")
     return Query(
         states=states,
         lifecycle=lifecycle,
@@ -99,7 +107,7 @@ def query_from(params: Mapping[str, str], *, applicant_ref: Callable[[str], byte
         exchange_id=params.get("id"),
         idempotency_key=params.get("key"),
         applicant_ref=ref,
-        before=params.get("before"),
+        before=before or None,
         limit=limit,
     )
 

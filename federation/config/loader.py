@@ -337,7 +337,13 @@ def _broker(r: Reader, raw: Any) -> BrokerSettings:
     m = r.mapping(
         ("broker",),
         raw,
-        optional=("max_body_bytes", "lease", "poll_interval", "operator_keys_sha256"),
+        optional=(
+            "max_body_bytes",
+            "lease",
+            "poll_interval",
+            "operator_keys_sha256",
+            "body_timeout",
+        ),
     )
     if m is None:
         return BrokerSettings()
@@ -353,6 +359,10 @@ def _broker(r: Reader, raw: Any) -> BrokerSettings:
         )
     if "lease" in m:
         values["lease"] = r.duration(("broker", "lease"), m["lease"], low=1, high=3600)
+    if "body_timeout" in m:
+        values["body_timeout"] = r.duration(
+            ("broker", "body_timeout"), m["body_timeout"], low=0.1, high=600
+        )
     if "poll_interval" in m:
         values["poll_interval"] = r.duration(
             ("broker", "poll_interval"), m["poll_interval"], low=0.01, high=60

@@ -114,6 +114,7 @@ class BrokerSettings:
     max_body_bytes: int = 1024 * 1024
     lease: float = 30.0
     poll_interval: float = 1.0
+    body_timeout: float = 10.0  # a request body that stalls this long between reads is cut
     # if any: support staff's search, replay, reload and other sources' exchanges need one
     operator_keys_sha256: frozenset[str] = frozenset()
 
