@@ -19,6 +19,8 @@ behaviour on each. Contract, for every backend:
 * A change with ``notify`` marks the end state for the source's callback; ``claim_notifications``
   leases those due, ``finish_notification`` records each try.
 * Failures of the storage underneath surface as JournalUnavailable, never as driver exceptions.
+* ``note`` appends an audit entry (who read personal data, replayed, reloaded or was refused) as a
+  hidden ``~audit`` event of the chain; ``trail`` finds them again, newest first.
 * Payloads are sealed and the chain head signed with the journal's keys (docs/security.md); a
   journal whose chain head does not hold refuses to append (ChainBroken) until someone looks.
 """
@@ -48,6 +50,32 @@ class Refusal:
     idempotency_key: str | None
     body: bytes  # as received, up to the size limit (empty when over it)
     body_bytes: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditEntry:
+    """One audited act: who (principal id and role), what, on what, when, from where and why."""
+
+    at: float
+    who: str
+    role: str
+    action: str  # show, reveal, search, replay, reload, audit, journal-show … or refused:<action>
+    target: str = ""  # an exchange id, a filter, a path
+    remote: str = ""  # the client address, or 'cli' with the host's name
+    reason: str = ""
+    outcome: str = "ok"  # or the refusal's problem (forbidden, unauthenticated, …)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrailQuery:
+    """Which audit entries to show (every given filter must hold), newest first."""
+
+    who: str | None = None
+    action: str | None = None
+    target: str | None = None
+    since: float | None = None
+    until: float | None = None
+    limit: int = 100
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -132,6 +160,12 @@ class Journal(Protocol):
 
     async def refuse(self, refusal: Refusal) -> None:
         """Keep a refused intake request."""
+
+    async def note(self, entry: AuditEntry) -> None:
+        """Append an audit entry to the chain (``replay/trail.py``)."""
+
+    async def trail(self, query: TrailQuery) -> list[AuditEntry]:
+        """The audit entries ``query`` matches, newest first."""
 
 
 class JournalAdmin(Protocol):

@@ -18,17 +18,22 @@ from typing import Any
 
 from federation.domain.errors import JournalUnavailable, LeaseLost
 from federation.domain.models import Event, Exchange, NewExchange, StateChange
-from replay import rekey, rows, rules
+from replay import rekey, rows, rules, trail
 from replay.archive import ArchivedExchange, ArchiveWriter
 from replay.audit import Audit
 from replay.chain import GENESIS, Break, ChainBroken, head_problem, link
 from replay.checkpoints import Checkpoints
-from replay.journal import Query, Refusal
+from replay.journal import AuditEntry, Query, Refusal, TrailQuery
 from replay.keys import KeyPlace, ephemeral
 from replay.seal import Seal
 from replay.search import matches, page_size
 
-HIDDEN = (rows.STATE, rows.ARCHIVED, rows.REFUSAL)  # chained, never in an exchange's history
+HIDDEN = (
+    rows.STATE,
+    rows.ARCHIVED,
+    rows.REFUSAL,
+    rows.AUDIT,
+)  # chained, never in an exchange's history
 
 
 @dataclass
@@ -279,6 +284,19 @@ class InMemoryJournal:
         )
         stored = rows.refusal_event(self.seal, seq, refusal.at, values)
         self._link(Event(exchange_id="", kind=rows.REFUSAL, at=refusal.at), stored[3], stored[4])
+
+    async def note(self, entry: AuditEntry) -> None:
+        self._check()
+        stored = trail.audit_event(self.seal, entry)
+        self._link(Event(exchange_id="", kind=rows.AUDIT, at=entry.at), stored[3], None)
+
+    async def trail(self, query: TrailQuery) -> list[AuditEntry]:
+        found = [
+            {"seq": s.event.seq, "at": s.event.at, "data": s.data}
+            for s in reversed(self._chain)
+            if s.event.kind == rows.AUDIT and not s.event.exchange_id and not s.archived
+        ]
+        return trail.entries(found, self.seal, query)
 
     # -- JournalAdmin ---------------------------------------------------------------------------
 

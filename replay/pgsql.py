@@ -15,6 +15,8 @@ from importlib import resources
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
+
 from federation.domain.errors import JournalUnavailable
 from federation.domain.models import Event
 from replay import rekey, rows, rules
@@ -24,6 +26,21 @@ from replay.chain import GENESIS, ChainBroken, EventRow, head_problem, link
 from replay.journal import Refusal
 from replay.rows import archive_event, archive_record, event
 from replay.seal import Seal
+
+# What the driver and the network raise; FederationErrors are ours and pass through untouched.
+DRIVER_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    TimeoutError,
+)
+CONNECTION_LOST = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InternalClientError,
+    OSError,
+)
 
 
 class Record(Protocol):

@@ -31,12 +31,12 @@ import asyncpg
 
 from federation.domain.errors import FederationError, JournalUnavailable, LeaseLost
 from federation.domain.models import Event, Exchange, NewExchange, StateChange
-from replay import pgsql, rekey, rows, rules
+from replay import pgsql, rekey, rows, rules, trail
 from replay.archive import ArchiveWriter
 from replay.audit import Audit
 from replay.chain import Break
 from replay.checkpoints import Cadence, Checkpoints
-from replay.journal import Query, Refusal
+from replay.journal import AuditEntry, Query, Refusal, TrailQuery
 from replay.keys import KeyPlace, from_environment
 from replay.pgsql import Conn
 from replay.rows import current, dumps, read_exchange
@@ -47,21 +47,6 @@ T = TypeVar("T")
 # A write: runs inside the batch's transaction, appends events through the batch's Chain.
 WriteOp = Callable[[Conn, pgsql.Chain], Awaitable[Any]]
 MAX_BATCH = 256
-
-# What the driver and the network raise; FederationErrors are ours and pass through untouched.
-_DRIVER_ERRORS = (
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    OSError,
-    TimeoutError,
-)
-_CONNECTION_LOST = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.OperatorInterventionError,
-    asyncpg.InternalClientError,
-    OSError,
-)
 
 
 class _Later:
@@ -128,7 +113,7 @@ class PostgresJournal:
                 max_size=self._pool_size,
                 **self._connect_args(),
             )
-        except (*_DRIVER_ERRORS, ValueError) as exc:
+        except (*pgsql.DRIVER_ERRORS, ValueError) as exc:
             raise JournalUnavailable(f"journal {self!r}: cannot connect: {exc}") from exc
         self._pool = pool
         try:
@@ -167,7 +152,7 @@ class PostgresJournal:
             return await self._run(lambda conn: pgsql.migrate(conn, self.schema), transaction=False)
         try:
             conn = await asyncpg.connect(self.dsn, **self._connect_args())
-        except (*_DRIVER_ERRORS, ValueError) as exc:
+        except (*pgsql.DRIVER_ERRORS, ValueError) as exc:
             raise JournalUnavailable(f"journal {self!r}: cannot connect: {exc}") from exc
         try:
             return await self._translated(pgsql.migrate(conn, self.schema))
@@ -190,7 +175,7 @@ class PostgresJournal:
         await self._checkpoint(None, closing=True)
         try:
             await asyncio.wait_for(pool.close(), self._timeout)
-        except _DRIVER_ERRORS:
+        except pgsql.DRIVER_ERRORS:
             pool.terminate()  # connections that would not close in time are cut
         except asyncio.CancelledError:
             pool.terminate()
@@ -199,11 +184,11 @@ class PostgresJournal:
     async def _translated(self, work: Awaitable[T]) -> T:
         try:
             return await work
-        except _DRIVER_ERRORS as exc:
+        except pgsql.DRIVER_ERRORS as exc:
             raise await self._unavailable(exc) from exc
 
     async def _unavailable(self, exc: BaseException) -> JournalUnavailable:
-        if isinstance(exc, _CONNECTION_LOST) and self._pool is not None:
+        if isinstance(exc, pgsql.CONNECTION_LOST) and self._pool is not None:
             # The server restarted or failed over: its other pooled connections are dead too.
             # Replace them all on their next use, so this call alone fails, not one per slot.
             await self._pool.expire_connections()
@@ -290,13 +275,13 @@ class PostgresJournal:
                 for fut, value, exc in results
             ]
         except Exception as exc:
-            lost = isinstance(exc, (*_CONNECTION_LOST, TimeoutError))
+            lost = isinstance(exc, (*pgsql.CONNECTION_LOST, TimeoutError))
             if len(batch) > 1 and not lost:
                 for item in batch:
                     await self._run_batch([item])
                 return
             error: BaseException = exc
-            if isinstance(exc, _DRIVER_ERRORS):
+            if isinstance(exc, pgsql.DRIVER_ERRORS):
                 error = await self._unavailable(exc)
                 error.__cause__ = exc
             results = [(fut, None, error) for _, fut in batch]
@@ -539,8 +524,17 @@ class PostgresJournal:
 
         await self._write(op)
 
+    async def note(self, entry: AuditEntry) -> None:
+        async def op(conn: Conn, chain: pgsql.Chain) -> None:
+            chain.add([trail.audit_event(self.seal, entry)])
+
+        await self._write(op)
+
+    async def trail(self, query: TrailQuery) -> list[AuditEntry]:
+        found = await self._run(lambda conn: conn.fetch(trail.TRAIL_SQL), transaction=False)
+        return trail.entries(found, self.seal, query)
+
     async def refusals(self, limit: int = 100) -> list[Refusal]:
-        """The most recent refused intake requests, newest first."""
         found = await self._run(lambda conn: conn.fetch(pgsql.REFUSALS, limit), transaction=False)
         return [rows.refusal(r, self.seal) for r in found]
 

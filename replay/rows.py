@@ -31,6 +31,7 @@ JSON_COLUMNS = ("mapping_versions", "receipt", "last_error")
 STATE = "~state"
 ARCHIVED = "~archived"  # an exchange left for an archive file (its other events are tombstones)
 REFUSAL = "~refusal"  # a refused request was kept (no exchange: exchange id '')
+AUDIT = "~audit"  # an audited act (replay/trail.py; no exchange: exchange id '')
 # What a reader is shown of an exchange's row, and so what the chain records of it.
 SHOWN = ("id", "state", "attempts", "lifecycle_state", "mapping_versions", "receipt", "last_error")
 REFUSAL_COLUMNS = (

@@ -23,13 +23,13 @@ from typing import Any
 
 from federation.domain.errors import FederationError, JournalUnavailable, LeaseLost
 from federation.domain.models import Event, Exchange, NewExchange, StateChange
-from replay import rekey, rows, rules, sqlitesql
+from replay import rekey, rows, rules, sqlitesql, trail
 from replay.archive import ArchivedExchange, ArchiveWriter
 from replay.audit import Audit
 from replay.chain import Break, Chain, ChainBroken, HeadBroken
 from replay.checkpoints import Cadence, Checkpoints
 from replay.dbthread import DbThread
-from replay.journal import Query, Refusal
+from replay.journal import AuditEntry, Query, Refusal, TrailQuery
 from replay.keys import KeyPlace, beside
 from replay.rows import current, dumps, read_exchange
 from replay.seal import Seal
@@ -526,6 +526,17 @@ class SQLiteJournal:
             self._chain.append(conn, [rows.refusal_event(self.seal, seq, refusal.at, values)])
 
         await self._write(op)
+
+    async def note(self, entry: AuditEntry) -> None:
+        event = trail.audit_event(self.seal, entry)
+        await self._write(lambda conn: self._chain.append(conn, [event]))
+
+    async def trail(self, query: TrailQuery) -> list[AuditEntry]:
+        def op(conn: sqlite3.Connection) -> list[AuditEntry]:
+            return trail.entries(conn.execute(trail.TRAIL_SQL), self.seal, query)
+
+        result: list[AuditEntry] = await self._read(op)
+        return result
 
     async def refusals(self, limit: int = 100) -> list[Refusal]:
         """The most recent refused intake requests, newest first."""

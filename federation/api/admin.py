@@ -8,13 +8,14 @@ from aiohttp import web
 from federation.api.auth import authorize
 from federation.api.edge import BROKER
 from federation.api.problems import ProblemError
+from federation.api.trail import audit_search, record
 from federation.domain.errors import ConfigError, JournalError
 
 
 async def list_partners(request: web.Request) -> web.Response:
     """Partners and their service items as configured."""
     broker = request.app[BROKER]
-    await authorize(request, broker)
+    await authorize(request, broker, "partners")
     config = broker.catalogue.config
     out = [
         {
@@ -37,7 +38,7 @@ async def list_partners(request: web.Request) -> web.Response:
 async def stats(request: web.Request) -> web.Response:
     """Exchanges per state and work in hand."""
     broker = request.app[BROKER]
-    await authorize(request, broker)
+    await authorize(request, broker, "stats")
     counts = dict(await broker.journal.counts())
     body = {
         "exchanges": counts,
@@ -50,10 +51,18 @@ async def stats(request: web.Request) -> web.Response:
 async def reload(request: web.Request) -> web.Response:
     """Reload partners.yaml, mappings and code tables; refused with every problem if invalid."""
     broker = request.app[BROKER]
-    await authorize(request, broker)
+    caller = await authorize(request, broker, "reload")
     try:
         catalogue = await broker.reload()
     except ConfigError as exc:
+        await record(
+            request,
+            broker,
+            who=caller.id,
+            role=caller.role,
+            action="reload",
+            outcome="invalid-configuration",
+        )
         errors = [p.to_dict() | {"text": str(p)} for p in exc.problems]
         raise ProblemError(
             422,
@@ -61,12 +70,21 @@ async def reload(request: web.Request) -> web.Response:
             f"{len(errors)} problem(s); the configuration in force is unchanged",
             errors=errors,
         ) from exc
+    await record(request, broker, who=caller.id, role=caller.role, action="reload")
     body = {
         "status": "reloaded",
         "partners": len(catalogue.config.partners),
         "mappings": len({m.path for m in catalogue.mappings.values()}),
     }
     return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+
+async def audit(request: web.Request) -> web.Response:
+    """``GET /v1/audit``: the audit trail, for the auditor (filters: who, action, target, since,
+    until, limit)."""
+    broker = request.app[BROKER]
+    caller = await authorize(request, broker, "audit")
+    return await audit_search(request, broker, (caller.id, caller.role))
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -22,6 +22,7 @@ def create_app(broker: Broker) -> web.Application:
     app.router.add_get("/v1/partners", admin.list_partners)
     app.router.add_get("/v1/stats", admin.stats)
     app.router.add_post("/v1/admin/reload", admin.reload)
+    app.router.add_get("/v1/audit", admin.audit)
     support.setup(app)
     inbound.setup(app)
     soapinbound.setup(app)

@@ -1,15 +1,21 @@
-"""Who may call: Bearer keys (stored as SHA-256 digests) and partners' client certificates."""
+"""Who may call: principals by their Bearer keys (stored as SHA-256 digests, roles in
+``federation/config/principals.py``), loopback where no principal may, and partners' client
+certificates."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
+from dataclasses import dataclass
 
 from aiohttp import web
 
 from federation.api.edge import refuse
 from federation.api.problems import ProblemError
-from federation.config import LOCAL, Inbound, Partner
+from federation.api.trail import audit_refusal
+from federation.config import LOCAL, Config, Inbound, Partner
+from federation.config.principals import GRANTS, Principal
 from federation.domain.errors import RequestRefused
 from federation.runtime.broker import Broker
 
@@ -21,47 +27,135 @@ def key_matches(token: str, digests: frozenset[str] | set[str]) -> bool:
     return any([hmac.compare_digest(digest, k) for k in digests])
 
 
-def bearer_check(request: web.Request, allowed: frozenset[str] | set[str], who: str) -> None:
-    """Refuse (401/403) unless the request's ``Authorization: Bearer`` key is one of ``allowed``."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise ProblemError(401, "unauthenticated", f"send 'Authorization: Bearer <key>' ({who})")
-    if not key_matches(token, allowed):
-        raise ProblemError(403, "forbidden", f"that key is not {who}'s")
+@dataclass(frozen=True, kw_only=True)
+class Caller:
+    """Who is calling: a principal by its key, or, where no key guards an action, whoever calls
+    from loopback (``loopback``, acting for the machine's own staff)."""
+
+    id: str
+    role: str
+    remote: str
+    scope: str | None = None  # the source or partner a source/partner principal speaks for
+
+    def owns(self, source: str) -> bool:
+        """Whether this caller is the source ``source`` (its own exchanges)."""
+        return self.role == "source" and self.scope == source
 
 
-def allowed_keys(
-    broker: Broker, *, sources: tuple[str, ...] = (), operator: bool = True
-) -> tuple[frozenset[str], str]:
-    """The keys that may do something: those of the named sources and, if ``operator``, the
-    operators'; with a description for messages. Empty when none of them declares keys: the
-    API is then open to whoever reaches it, as before keys existed."""
-    config = broker.catalogue.config
-    keys: set[str] = set()
-    who: list[str] = []
-    for sid in sources:
-        src = config.sources.get(sid)
-        if src is not None and src.keys_sha256:
-            keys |= src.keys_sha256
-            who.append(f"source {sid}")
-    if operator and config.broker.operator_keys_sha256:
-        keys |= config.broker.operator_keys_sha256
-        who.append("an operator")
-    return frozenset(keys), " or ".join(who)
+def caller_may(caller: Caller, action: str) -> bool:
+    """Whether ``caller``'s role grants ``action``."""
+    return action in GRANTS.get(caller.role, frozenset())
 
 
-async def authorize(
-    request: web.Request, broker: Broker, *, sources: tuple[str, ...] = (), operator: bool = True
-) -> None:
-    """:func:`bearer_check` against :func:`allowed_keys`; a refusal is journalled."""
-    keys, who = allowed_keys(broker, sources=sources, operator=operator)
-    if not keys:
-        return
+def is_loopback(remote: str | None) -> bool:
+    """Whether ``remote`` is this machine (127.0.0.0/8, ::1, a Unix socket)."""
+    if not remote:
+        return False
     try:
-        bearer_check(request, keys, who)
+        return ipaddress.ip_address(remote.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def bearer(request: web.Request) -> str | None:
+    """The ``Authorization: Bearer`` key of the request, if it sends one."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def principal_of(config: Config, token: str) -> Principal | None:
+    """The principal whose key ``token`` is (every digest compared: no timing hint)."""
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    found = [p for p in config.principals if hmac.compare_digest(digest, p.key_sha256)]
+    return found[0] if found else None
+
+
+def guarded(config: Config, action: str) -> bool:
+    """Whether a key is needed for ``action``: some principal is declared who may do it."""
+    return any(p.may(action) for p in config.principals)
+
+
+def source_guarded(config: Config, source: str) -> bool:
+    """Whether source ``source`` must present its key to submit."""
+    return any(p.role == "source" and p.scope == source for p in config.principals)
+
+
+def caller_of(request: web.Request, broker: Broker) -> Caller | None:
+    """The caller by its key (a 403 refusal if the key is no one's); None if it sends none."""
+    token = bearer(request)
+    if token is None:
+        return None
+    principal = principal_of(broker.catalogue.config, token)
+    if principal is None:
+        raise ProblemError(403, "forbidden", "that key is not one of ours")
+    return Caller(
+        id=principal.id,
+        role=principal.role,
+        remote=request.remote or "",
+        scope=principal.scope,
+    )
+
+
+def staff_caller(request: web.Request, broker: Broker, action: str) -> Caller:
+    """The caller allowed ``action`` (a staff action: search, show, replay, reload, audit …).
+
+    Where a principal is declared who may do it, a key of one who may is needed (401 without a
+    key, 403 with another's); where none is, only loopback callers are answered (403 otherwise)."""
+    caller = caller_of(request, broker)
+    config = broker.catalogue.config
+    if caller is None:
+        if guarded(config, action):
+            raise ProblemError(
+                401, "unauthenticated", f"send 'Authorization: Bearer <key>' ({action})"
+            )
+        if not is_loopback(request.remote):
+            raise ProblemError(
+                403,
+                "forbidden",
+                f"no principal may {action} in partners.yaml, so it answers only on loopback",
+            )
+        return Caller(id="loopback", role="local", remote=request.remote or "")
+    if action not in GRANTS.get(caller.role, frozenset()):
+        raise ProblemError(
+            403, "forbidden", f"principal {caller.id!r} ({caller.role}) may not {action}"
+        )
+    return caller
+
+
+async def authorize(request: web.Request, broker: Broker, action: str) -> Caller:
+    """:func:`staff_caller`; a refusal is journalled and audited."""
+    try:
+        return staff_caller(request, broker, action)
     except RequestRefused as exc:
         await refuse(request, broker, exc, None, b"", 0)
+        await audit_refusal(request, broker, who_sent(request, broker), action, exc)
         raise
+
+
+def who_sent(request: web.Request, broker: Broker) -> tuple[str, str]:
+    """Who a refused request came from, for the audit trail: the principal whose key it sent,
+    ``unknown-key`` for a key that is no one's, ``anonymous`` for none."""
+    token = bearer(request)
+    if token is None:
+        return ("anonymous", "")
+    principal = principal_of(broker.catalogue.config, token)
+    return ("unknown-key", "") if principal is None else (principal.id, principal.role)
+
+
+async def source_caller(request: web.Request, broker: Broker, source: str) -> Caller | None:
+    """For submitting and supplementing: the source ``source`` by its key when it is guarded
+    (None when it is not and no key is sent). Raises the refusal; the caller journals it."""
+    config = broker.catalogue.config
+    caller = caller_of(request, broker)
+    if caller is not None and caller.owns(source):
+        return caller
+    if not source_guarded(config, source) and caller is None:
+        return None
+    if caller is None:
+        raise ProblemError(
+            401, "unauthenticated", f"send 'Authorization: Bearer <key>' (source {source})"
+        )
+    raise ProblemError(403, "forbidden", f"that key is not source {source}'s")
 
 
 def filing_partner(request: web.Request, broker: Broker, pid: str) -> Partner:
@@ -69,11 +163,18 @@ def filing_partner(request: web.Request, broker: Broker, pid: str) -> Partner:
     partner: Partner | None = broker.catalogue.partner(pid)
     if partner is None or partner.inbound is None or pid == LOCAL:
         raise ProblemError(404, "unknown-partner", f"no partner {pid!r} files applications here")
-    authenticate_partner(request, partner.inbound, pid)
+    extra = {
+        p.key_sha256
+        for p in broker.catalogue.config.principals
+        if p.role == "partner" and p.scope == pid
+    }
+    authenticate_partner(request, partner.inbound, pid, frozenset(extra))
     return partner
 
 
-def authenticate_partner(request: web.Request, inbound: Inbound, pid: str) -> None:
+def authenticate_partner(
+    request: web.Request, inbound: Inbound, pid: str, extra: frozenset[str] = frozenset()
+) -> None:
     """A partner proves who it is by a client certificate (mutual TLS) or a Bearer key."""
     peer = _peer_certificate(request)
     if peer is not None:
@@ -90,7 +191,7 @@ def authenticate_partner(request: web.Request, inbound: Inbound, pid: str) -> No
             "unauthenticated",
             f"send 'Authorization: Bearer <key>' with {pid!r}'s key, or its client certificate",
         )
-    if not key_matches(token, inbound.keys_sha256):
+    if not key_matches(token, inbound.keys_sha256 | extra):
         raise ProblemError(403, "forbidden", f"that key is not one of {pid!r}'s")
 
 

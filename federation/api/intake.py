@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from federation.api.auth import allowed_keys, authorize, bearer_check
+from federation.api.auth import Caller, authorize, caller_may, caller_of, source_caller
 from federation.api.edge import (
     BROKER,
     EXCHANGE_ID_RE,
@@ -21,12 +21,14 @@ from federation.api.edge import (
     refuse,
 )
 from federation.api.problems import ProblemError
+from federation.api.trail import record
 from federation.config import ID_RE, LOCAL
 from federation.domain.errors import (
     IdempotencyConflict,
     RequestRefused,
 )
 from federation.domain.models import Direction, Exchange, iso
+from federation.logging import MASK
 from federation.runtime.broker import Broker, Submission
 from federation.runtime.delivery import standing_errors
 from federation.runtime.filing import KEY_RE, conflict, file_supplement
@@ -42,9 +44,7 @@ async def submit(request: web.Request) -> web.Response:
     try:
         body = await got.read(broker.catalogue.config.broker.max_body_bytes)
         sub = _parse_submission(body, key, broker)
-        keys, who = allowed_keys(broker, sources=(sub.source,), operator=False)
-        if keys:
-            bearer_check(request, keys, who)
+        await source_caller(request, broker, sub.source)
         exchange, created = await broker.submit(sub)
     except RequestRefused as exc:
         await refuse(request, broker, exc, key, got.body, got.size)
@@ -71,9 +71,8 @@ async def supplement(request: web.Request) -> web.Response:
         parent = await broker.get(parent_id) if EXCHANGE_ID_RE.fullmatch(parent_id) else None
         if parent is None:
             raise ProblemError(404, "not-found", f"no exchange {parent_id}")
-        keys, who = allowed_keys(broker, sources=(parent.source,), operator=False)
-        if keys and parent.direction is Direction.OUTBOUND:
-            bearer_check(request, keys, who)
+        if parent.direction is Direction.OUTBOUND:
+            await source_caller(request, broker, parent.source)
         if parent.direction is Direction.INBOUND:
             raise ProblemError(
                 409,
@@ -149,22 +148,96 @@ def _parse_submission(body: bytes, key: str | None, broker: Broker) -> Submissio
 
 
 async def get_exchange(request: web.Request) -> web.Response:
-    """The exchange's state, attempts with outcome and timing, and receipt."""
+    """The exchange's state, attempts with outcome and timing, and receipt; its payloads with
+    ``?include=payloads``: in clear to the source that filed it, and to support and operators
+    with ``&reveal=true&reason=…`` (audited); masked for everyone else."""
     exchange_id = request.match_info["id"]
     if not EXCHANGE_ID_RE.fullmatch(exchange_id):
         raise ProblemError(404, "not-found", f"{exchange_id!r} is not an exchange id")
     broker = request.app[BROKER]
     exchange = await broker.get(exchange_id)
+    caller = await _reader(request, broker, exchange)
     if exchange is None:
-        await authorize(request, broker)  # no hint to the unauthorised about what exists
         raise ProblemError(404, "not-found", f"no exchange {exchange_id}")
-    own = (exchange.source,) if exchange.direction is Direction.OUTBOUND else ()
-    await authorize(request, broker, sources=own)
-    include = set(request.query.get("include", "").split(","))
-    return web.Response(
-        body=orjson.dumps(exchange_view(exchange, payloads="payloads" in include)),
-        content_type="application/json",
+    payloads = "payloads" in set(request.query.get("include", "").split(","))
+    clear = payloads and await _may_reveal(request, broker, caller, exchange)
+    view = exchange_view(exchange, payloads=payloads)
+    if payloads and not clear:
+        view["application"], view["mapped"] = masked(view["application"]), masked(view["mapped"])
+        view["attempts"] = masked(view["attempts"], keep=TRANSCRIPT_KEPT)
+    await record(
+        request,
+        broker,
+        who=caller.id,
+        role=caller.role,
+        action="reveal" if clear else "show",
+        target=exchange.id,
+        reason=request.query.get("reason", ""),
+        outcome="ok" if clear or not payloads else "masked",
     )
+    return web.Response(body=orjson.dumps(view), content_type="application/json")
+
+
+async def _reader(request: web.Request, broker: Broker, exchange: Exchange | None) -> Caller:
+    """The caller allowed to read ``exchange``: its own source, or staff who may show."""
+    try:
+        caller = caller_of(request, broker)
+        own = exchange is not None and exchange.direction is Direction.OUTBOUND
+        if caller is not None and own and exchange is not None and caller.owns(exchange.source):
+            return caller
+    except RequestRefused:
+        pass  # a key that is no one's: refused, journalled and audited just below
+    return await authorize(request, broker, "show")
+
+
+async def _may_reveal(
+    request: web.Request, broker: Broker, caller: Caller, exchange: Exchange
+) -> bool:
+    """Whether ``caller`` sees this exchange's payloads in clear (see :func:`get_exchange`)."""
+    if caller.owns(exchange.source) or caller.role == "local":
+        return True  # its own application; or an unguarded broker's own machine
+    if request.query.get("reveal") != "true":
+        return False
+    reason = request.query.get("reason", "").strip()
+    if not caller_may(caller, "reveal") or not reason:
+        problem = ProblemError(
+            403,
+            "reveal-refused",
+            f"principal {caller.id!r} ({caller.role}) may not reveal personal data"
+            if reason
+            else "reveal=true needs a reason=… (it is audited)",
+        )
+        await refuse(request, broker, problem, None, b"", 0)
+        await record(
+            request,
+            broker,
+            who=caller.id,
+            role=caller.role,
+            action="refused:reveal",
+            target=exchange.id,
+            outcome=problem.code,
+        )
+        raise problem
+    return True
+
+
+# What is kept readable of an attempt when payloads are masked: timing and outcome, not content.
+TRANSCRIPT_KEPT = frozenset(
+    {"number", "started_at", "finished_at", "outcome", "duration_ms", "error"}
+)
+
+
+def masked(value: Any, keep: frozenset[str] = frozenset()) -> Any:
+    """``value`` with every text and number masked and its shape kept (keys under ``keep`` stay
+    as they are). Not the log's pattern masking: a mapped request names fields in a partner's
+    own words, so a name or number under any key may be personal."""
+    if isinstance(value, dict):
+        return {k: v if k in keep else masked(v, keep) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [masked(v, keep) for v in value]
+    if value is None or isinstance(value, bool):
+        return value
+    return MASK
 
 
 def exchange_view(exchange: Exchange, *, payloads: bool = False) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from aiohttp import web
 from federation.api.auth import authorize
 from federation.api.edge import BROKER, EXCHANGE_ID_RE
 from federation.api.problems import ProblemError
+from federation.api.trail import record
 from federation.domain.models import Exchange, Lifecycle, State, iso
 from replay.journal import Query
 from replay.service import Mode, ReplayService
@@ -140,12 +141,20 @@ def setup(app: web.Application) -> None:
 async def search(request: web.Request) -> web.Response:
     """``GET /v1/exchanges``: exchanges matching the query's filters, newest first, paged."""
     broker = request.app[BROKER]
-    await authorize(request, broker)  # operators' (when they have keys)
+    caller = await authorize(request, broker, "search")
     try:
         query = query_from(dict(request.query), applicant_ref=broker.applicant_ref)
     except BadQuery as exc:
         raise ProblemError(400, "invalid-query", str(exc)) from exc
     found = await broker.journal.search(query)
+    await record(
+        request,
+        broker,
+        who=caller.id,
+        role=caller.role,
+        action="search",
+        target=request.query_string,
+    )
     body: dict[str, Any] = {"exchanges": [summary(ex) for ex in found]}
     if len(found) == query.limit:
         params = dict(request.query)
@@ -154,13 +163,14 @@ async def search(request: web.Request) -> web.Response:
     return web.Response(body=orjson.dumps(body), content_type="application/json")
 
 
-REPLAY_FIELDS = frozenset({"mode", "reason", "by", "exchange_id", "filter", "dry_run", "confirm"})
+# No "by": who replays is the acting principal, never a value the client types.
+REPLAY_FIELDS = frozenset({"mode", "reason", "exchange_id", "filter", "dry_run", "confirm"})
 
 
 async def replays(request: web.Request) -> web.Response:
     """``POST /v1/replays``: plan a replay of one exchange or a filter; run it unless a dry run."""
     broker = request.app[BROKER]
-    await authorize(request, broker)
+    caller = await authorize(request, broker, "replay")
     data = replay_request(await request.read())
     mode, filters = replay_mode(data), replay_filters(data)
     try:
@@ -189,8 +199,16 @@ async def replays(request: web.Request) -> web.Response:
             "(or dry_run to look first)",
             **view,
         )
-    by = str(data.get("by") or request.headers.get("X-Tongban-User") or request.remote or "api")
-    result = await service.run(plan, reason=reason, by=by)
+    result = await service.run(plan, reason=reason, by=caller.id)
+    await record(
+        request,
+        broker,
+        who=caller.id,
+        role=caller.role,
+        action="replay",
+        target=",".join(result.replayed) or orjson.dumps(filters).decode(),
+        reason=reason,
+    )
     broker.worker.poke()
     body = {
         "batch": result.batch,

@@ -27,6 +27,7 @@ from federation.config.model import (
     Source,
 )
 from federation.config.policies import POLICY_KEYS, Policies, override, policies
+from federation.config.principals import parse_principals
 from federation.config.reader import Reader
 from federation.config.replies import parse_reply, with_rules
 from federation.config.schemas import parse_schemas
@@ -68,7 +69,7 @@ def _parse(
         (),
         doc.data,
         required=("version", "partners"),
-        optional=("defaults", "sources", "broker", "search", "local", "schemas"),
+        optional=("defaults", "sources", "broker", "search", "local", "schemas", "principals"),
     )
     if top is None:
         return None
@@ -86,6 +87,13 @@ def _parse(
     if local is not None:
         parser.local(local, inbound_services, partners)
     applicant_fields = _search(r, top.get("search"))
+    principals = parse_principals(
+        r,
+        top.get("principals"),
+        source_keys={sid: s.keys_sha256 for sid, s in sources.items()},
+        operator_keys=broker.operator_keys_sha256,
+        partners=partners,
+    )
     if not r.ok:
         return None
     return Config(
@@ -97,6 +105,7 @@ def _parse(
         applicant_fields=applicant_fields,
         local_keys_sha256=frozenset(local.keys if local else ()),
         schemas=dict(r.schemas),
+        principals=principals,
     )
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from federation.config.principals import Principal
 from federation.config.reader import Reader
 from federation.config.replies import ReplyRules
 from federation.config.yamlsrc import PathKey
@@ -129,6 +130,7 @@ class Config:
     applicant_fields: tuple[str, ...] = ()  # application paths searchable by keyed hash
     local_keys_sha256: frozenset[str] = frozenset()  # the local system's keys (its decisions)
     schemas: Mapping[str, Path] = field(default_factory=dict)  # schema catalogue: location → file
+    principals: tuple[Principal, ...] = ()  # who may call the local API (config/principals.py)
     warnings: tuple[Problem, ...] = ()  # odd but accepted settings, shown by `tongban check`
 
     def with_endpoints(self, endpoints: Mapping[str, str]) -> Config:

@@ -249,7 +249,7 @@ async def test_single_resend_is_delivered_by_the_running_broker(
         assert await state_of(broker, xid) is State.FAILED
         sims["hk"].behaviour.fail_ratio = 0.0
         status, _, answer = await post_json(
-            http, {"mode": "resend", "exchange_id": xid, "reason": "TD back", "by": "bob"}
+            http, {"mode": "resend", "exchange_id": xid, "reason": "TD back"}
         )
         done = await settle(broker, xid, {State.DELIVERED})
     assert status == 200, answer
@@ -258,7 +258,7 @@ async def test_single_resend_is_delivered_by_the_running_broker(
     assert done.idempotency_key == "once" and sims["hk"].seen["once"].count == 1
     replayed = [e for e in done.events if e.kind == "replayed"]
     assert [(e.data["by"], e.data["mode"], e.data["reason"]) for e in replayed] == [
-        ("bob", "resend", "TD back")
+        ("loopback", "resend", "TD back")  # the acting principal: an unguarded broker's own host
     ]
     assert replayed[0].data["batch"] == answer["batch"]
 

@@ -222,7 +222,7 @@ def test_unknown_key_without_a_close_match(problems: Problems) -> None:
     (line,) = problems("version: 1\nowner: ops\n" + partner().removeprefix("version: 1\n"))
     assert line == (
         "partners.yaml:2: owner: unknown key; allowed here: broker, defaults, local, partners, "
-        "schemas, search, sources, version"
+        "principals, schemas, search, sources, version"
     )
 
 
