@@ -27,7 +27,7 @@ from federation.domain.ids import id_floor, new_id
 from federation.domain.models import Direction, Event, NewExchange, State, StateChange
 from replay.archive import read_archive, verify_archive
 from replay.factory import open_journal
-from replay.journal import Backend, Query, Refusal
+from replay.journal import AuditEntry, Backend, Query, Refusal, TrailQuery
 from replay.pgsql import migration_files
 from replay.postgres import PostgresJournal
 from replay.rules import ENDED
@@ -815,3 +815,91 @@ async def test_pg_brokers_need_no_ddl_rights_once_migrated(postgres: PgSchema) -
     finally:
         await postgres.execute(f"DROP OWNED BY {role}")
         await postgres.execute(f"DROP ROLE {role}")
+
+
+# -- the audit trail -----------------------------------------------------------------------------
+
+
+def entry(n: int, **changes: Any) -> AuditEntry:
+    """An audit entry at NOW + n."""
+    fields: dict[str, Any] = {
+        "at": NOW + n,
+        "who": "chan-tm",
+        "role": "support",
+        "action": "reveal",
+        "target": f"exchange-{n}",
+        "remote": "10.0.0.7",
+        "reason": "applicant called about 陳大文",
+    }
+    return AuditEntry(**(fields | changes))
+
+
+async def test_audit_entries_are_kept_in_the_chain_and_found_newest_first(
+    journal: Journal,
+) -> None:
+    """Entries come back as written, newest first, filtered; they are chained (verify counts
+    them) and never part of an exchange's history."""
+    xid = await to_delivering(journal)
+    for n in range(3):
+        await journal.note(entry(n))
+    await journal.note(entry(3, who="ho-au", role="auditor", action="audit", reason=""))
+    count_before = (await journal.verify())[0]
+    assert [e.target for e in await journal.trail(TrailQuery())] == [
+        "exchange-3",
+        "exchange-2",
+        "exchange-1",
+        "exchange-0",
+    ]
+    assert await journal.trail(TrailQuery(who="ho-au")) == [
+        entry(3, who="ho-au", role="auditor", action="audit", reason="")
+    ]
+    assert [e.target for e in await journal.trail(TrailQuery(action="reveal", limit=2))] == [
+        "exchange-2",
+        "exchange-1",
+    ]
+    assert [e.at for e in await journal.trail(TrailQuery(since=NOW + 1, until=NOW + 3))] == [
+        NOW + 2,
+        NOW + 1,
+    ]
+    exchange = await journal.get(xid)
+    assert exchange is not None and all(e.kind != "~audit" for e in exchange.events)
+    assert (await journal.verify()) == (count_before, None)
+    assert count_before == 3 + 4  # received, two ~state, four ~audit
+
+
+async def test_audit_entries_are_sealed_at_rest(tmp_path: Path) -> None:
+    """On SQLite, an entry's reason (which may name an applicant) is not in the file in clear."""
+    j = open_journal(tmp_path / "sealed.sqlite")
+    await j.open()
+    try:
+        await j.note(entry(0))
+    finally:
+        await j.close()
+    raw = _bytes_of(tmp_path, "sealed.sqlite*")
+    assert "陳大文".encode() not in raw and b"10.0.0.7" not in raw
+
+
+def _bytes_of(folder: Path, pattern: str) -> bytes:
+    """Every byte of the files ``pattern`` names in ``folder``."""
+    return b"".join(p.read_bytes() for p in folder.glob(pattern) if p.is_file())
+
+
+async def test_an_edited_audit_entry_breaks_verify(tmp_path: Path) -> None:
+    """Deleting an audit entry from the SQLite file is found by verify."""
+    path = tmp_path / "edited.sqlite"
+    j = open_journal(path)
+    await j.open()
+    for n in range(3):
+        await j.note(entry(n))
+    await j.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("DELETE FROM events WHERE seq = 2")
+    j = open_journal(path)
+    try:
+        await j.open()
+        _, broken = await j.verify()
+    except JournalError as exc:  # the broken head may already refuse the open
+        broken = exc  # type: ignore[assignment]
+    finally:
+        await j.close()
+    assert broken is not None
