@@ -57,6 +57,15 @@ def is_loopback(remote: str | None) -> bool:
         return False
 
 
+def unguarded(config: Config) -> list[str]:
+    """What of the local API no key guards (empty when every part needs one): ``tongban serve``
+    binds to a non-loopback host only when this is empty."""
+    out = [f"source {sid} (no key)" for sid in config.sources if not source_guarded(config, sid)]
+    actions = sorted({a for grants in GRANTS.values() for a in grants})
+    out += [f"{a} (no principal may)" for a in actions if not guarded(config, a)]
+    return out
+
+
 def bearer(request: web.Request) -> str | None:
     """The ``Authorization: Bearer`` key of the request, if it sends one."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")

@@ -21,12 +21,13 @@ import orjson
 from federation.api.intake import exchange_view
 from federation.api.support import summary
 from federation.cli.access import run, with_journal
+from federation.cli.audit import cli_entry
 from federation.cli.failures import Failure, Negative
 from federation.cli.options import config_option, filter_options, journal_option, params, query_of
 from federation.cli.render import CSV_COLUMNS, exchange_lines, table
 from federation.cli.today import compare_with_today
 from federation.domain.errors import ConfigError
-from federation.domain.models import iso, json_default
+from federation.domain.models import Exchange, iso, json_default
 from replay.archive import verify_archive
 from replay.chain import Break
 from replay.factory import journal_file, open_journal
@@ -92,9 +93,19 @@ def search(journal_path: str, fmt: str, limit: int, before: str | None, **filter
 )
 @config_option
 @journal_option
-def show(exchange_id: str, fmt: str, root: Path, journal_path: str) -> None:
-    """Everything about one exchange: timeline, application, request sent, and today's mapping of it."""
-    ex = with_journal(journal_path, lambda j: j.get(exchange_id))
+@click.option("--reason", default="", help="Why you read it (kept in the audit trail).")
+def show(exchange_id: str, fmt: str, root: Path, journal_path: str, reason: str) -> None:
+    """Everything about one exchange: timeline, application, request sent, and today's mapping of it.
+
+    A read of personal data: recorded in the audit trail with the OS user and ``--reason``."""
+
+    async def read(j: Backend) -> Exchange | None:
+        found = await j.get(exchange_id)
+        if found is not None:
+            await j.note(cli_entry("journal-show", exchange_id, reason))
+        return found
+
+    ex = with_journal(journal_path, read)
     if ex is None:
         raise Negative(
             f"no exchange {exchange_id} in {journal_path} (an archived exchange is in its "

@@ -16,8 +16,10 @@ import click
 from rich.console import Console
 
 from adapters.registry import protocols
+from federation.api.auth import is_loopback, unguarded
 from federation.api.net import server_tls
 from federation.api.server import serve_forever
+from federation.cli.audit import audit
 from federation.cli.journal import journal
 from federation.cli.mapping import run_all_examples, run_sample
 from federation.cli.options import config_option
@@ -59,6 +61,7 @@ def main() -> None:
 
 main.add_command(journal)
 main.add_command(replay)
+main.add_command(audit)
 
 
 @main.command()
@@ -125,6 +128,7 @@ def serve(
     configure(level=log_level)
     if bool(tls_cert) != bool(tls_key) or (tls_client_ca and not tls_cert):
         raise click.UsageError("--tls-cert and --tls-key go together; --tls-client-ca needs both")
+    _refuse_an_open_host(root, host)
     try:
         context = server_tls(tls_cert, tls_key, tls_client_ca) if tls_cert and tls_key else None
     except (ssl.SSLError, OSError) as exc:
@@ -277,6 +281,25 @@ def mapping_test(root: Path, mapping_file: Path | None, sample: Path | None, run
         _print_problems(exc)
         sys.exit(1)
     sys.exit(0 if ok else 1)
+
+
+def _refuse_an_open_host(root: Path, host: str) -> None:
+    """Exit 2 when ``host`` is not loopback and some part of the local API needs no key."""
+    if host == "localhost" or is_loopback(host):
+        return
+    try:
+        config = load_config(root, protocols())
+    except ConfigError:
+        return  # serving reports the problems
+    gaps = unguarded(config)
+    if gaps:
+        click.echo(
+            f"tongban serve: refusing --host {host}: not every API is guarded by a key "
+            f"({'; '.join(gaps)}); declare principals in partners.yaml (docs/security.md) "
+            "or serve on 127.0.0.1 behind a gateway",
+            err=True,
+        )
+        sys.exit(2)
 
 
 def _print_problems(exc: ConfigError) -> None:
