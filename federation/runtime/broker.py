@@ -26,7 +26,7 @@ from adapters.base import Adapter
 from adapters.registry import create_adapter
 from federation.config import Partner
 from federation.domain.errors import FederationError
-from federation.domain.ids import new_id
+from federation.domain.ids import IdGenerator, new_id
 from federation.domain.models import (
     Direction,
     Exchange,
@@ -98,6 +98,8 @@ class Broker:
         self._endpoints = dict(endpoints or {})
         self._inbound_keys = dict(inbound_keys or {})
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{new_id()[-6:]}"
+        # Its own id sequence: a broker run on a test's clock keeps its ids to itself.
+        self._ids = IdGenerator()
         self._lease = lease
         self._poll_interval = poll_interval
         self._clock = clock
@@ -232,7 +234,7 @@ class Broker:
         """Journal an application (commit first), then hand it to the worker."""
         now = self._clock()
         new = NewExchange(
-            id=new_id(now),
+            id=self._ids.new(now),
             direction=sub.direction,
             source=sub.source,
             target=sub.partner,
