@@ -80,9 +80,20 @@ _local = threading.local()
 _depth_checks: dict[int, etree.XPath] = {}
 
 
+class _NothingResolver(etree.Resolver):  # type: ignore[misc]
+    """Answers every load libxml2 asks for (DTD, entity, XInclude) with an empty document.
+
+    The parser options already forbid loading; this is the structural fence behind them: even a
+    document that got past :func:`screen` and an option libxml2 ignored reads no file or URL.
+    """
+
+    def resolve(self, system_url: str, public_id: str, context: Any) -> Any:
+        return self.resolve_string("", context)
+
+
 def make_parser() -> etree.XMLParser:
-    """A new parser with every dangerous libxml2 feature off."""
-    return etree.XMLParser(
+    """A new parser with every dangerous libxml2 feature off, and a resolver that loads nothing."""
+    parser = etree.XMLParser(
         resolve_entities=False,
         no_network=True,
         load_dtd=False,
@@ -93,6 +104,8 @@ def make_parser() -> etree.XMLParser:
         remove_comments=True,
         remove_pis=True,
     )
+    parser.resolvers.add(_NothingResolver())
+    return parser
 
 
 def _parser() -> etree.XMLParser:
@@ -140,12 +153,7 @@ def screen(data: bytes) -> None:
     UTF-32…), in which the scan could be fooled, is refused: SOAP uses UTF-8 or UTF-16.
     """
     if data[:5] == b"<?xml":  # the usual start: settle the declared encoding
-        end = data.find(b"?>", 5, 256)
-        declaration = data[5:end]
-        if b"encoding" in declaration and not (
-            b"encoding='utf-8'" in declaration or b'encoding="utf-8"' in declaration
-        ):
-            _check_encoding(declaration)
+        _check_encoding(_declaration(data))
     elif data[:1] != b"<":
         head = data[:4]
         if b"\x00" in head or head.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -162,9 +170,24 @@ def screen(data: bytes) -> None:
                 kind="malformed",
             )
         if start.startswith(b"<?xml"):
-            _check_encoding(start[5 : start.find(b"?>")])
+            _check_encoding(_declaration(start))
     if b"<!" in data:
         _refuse_declarations(data.decode("latin-1"))
+
+
+def _declaration(head: bytes) -> bytes:
+    """The XML declaration's pseudo-attributes, which must close within the first 256 bytes.
+
+    Only the declaration itself is read for ``encoding=``: a longer "declaration" (or one that
+    never closes) is refused, so text further on (a comment saying ``encoding="utf-8"``) cannot
+    vouch for a document declared in UTF-7.
+    """
+    end = head.find(b"?>", 5, 256)
+    if end < 0:
+        raise XmlRefused(
+            "the XML declaration does not close within its first 256 bytes", kind="encoding"
+        )
+    return head[5:end]
 
 
 def _check_encoding(declaration: bytes) -> None:

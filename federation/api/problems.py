@@ -17,6 +17,8 @@ TITLES = {
     "malformed-xml": "Request body is not well-formed XML",
     "xml-refused": "Request body uses XML features that are not accepted",
     "version-mismatch": "Only SOAP 1.1 is spoken here",
+    "soap-action-missing": "SOAP 1.1 requests need a SOAPAction header",
+    "soap-action-mismatch": "The SOAPAction header names another operation than the Body",
     "invalid-request": "Request does not have the required shape",
     "unsupported-media-type": "Request body must be application/json",
     "body-too-large": "Request body is larger than the limit",

@@ -81,6 +81,7 @@ async def file_application(request: web.Request) -> web.Response:
         partner = filing_partner(request, broker, pid)
         body = await got.read(broker.catalogue.config.broker.max_body_bytes, MEDIA_TYPES)
         first = _body_element(body)
+        check_action(request.headers.get("SOAPAction"), first.tag)
         if first.tag == REPORT:
             return await _report_status(broker, pid, first)
         if first.tag == ASK:
@@ -147,6 +148,38 @@ def _body_element(body: bytes) -> Any:
             f"expected {OPERATION}, {SUPPLEMENT}, {REPORT} or {ASK} in the Body, got {got}",
         )
     return opened.first
+
+
+def check_action(header: str | None, operation: str) -> None:
+    """The SOAPAction header must name the operation in the Body (WSDL ``soapAction``).
+
+    SOAP 1.1 over HTTP requires the header (§6.1.1); WS-I Basic Profile R1109 has it quoted. An
+    empty value (``""``) says nothing about intent and is accepted; a missing header or one that
+    names another operation (a caller routed by action to one operation with the Body of another)
+    is refused, so what the caller declared and what we do cannot differ.
+    """
+    if header is None:
+        raise ProblemError(
+            400,
+            "soap-action-missing",
+            "SOAP 1.1 requests need a SOAPAction header; send the operation's soapAction from the "
+            f'WSDL: SOAPAction: "{_action(operation)}"',
+        )
+    value = header.strip()
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = value[1:-1].strip()
+    if value and value != _action(operation):
+        raise ProblemError(
+            400,
+            "soap-action-mismatch",
+            f"the SOAPAction header names {value[:200]!r} but the Body holds "
+            f'{etree.QName(operation).localname}, whose soapAction is "{_action(operation)}"',
+        )
+
+
+def _action(operation: str) -> str:
+    """The WSDL soapAction of one of our inbound operations (``urn:…:2026#FileApplication``)."""
+    return f"{NS}#{etree.QName(operation).localname}"
 
 
 def _fields(element: Any, names: tuple[str, ...]) -> dict[str, str]:

@@ -145,7 +145,11 @@ async def test_bad_envelopes_get_a_client_fault_and_a_refusal_row(
     soap_config, broker_at, body: str, slug: str, says: str
 ) -> None:
     """The hardened parser refuses before libxml2 does any work; the caller hears why."""
-    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "text/xml; charset=utf-8"}
+    headers = {
+        "Authorization": f"Bearer {KEY}",
+        "Content-Type": "text/xml; charset=utf-8",
+        "SOAPAction": '""',
+    }
     async with (
         broker_at(soap_config) as (broker, url),
         aiohttp.ClientSession() as http,
@@ -159,6 +163,65 @@ async def test_bad_envelopes_get_a_client_fault_and_a_refusal_row(
     assert says in reply.decode()
     assert [r.problem for r in refusals] == [slug]
     assert counts == {}
+
+
+@pytest.mark.parametrize(
+    ("action", "slug", "says"),
+    [
+        (None, "soap-action-missing", "need a SOAPAction header"),
+        ('"urn:tongban:inbound:2026#ReportStatus"', "soap-action-mismatch", "FileApplication"),
+        (
+            "urn:tongban:inbound:2026#GetApplicationStatus",
+            "soap-action-mismatch",
+            "whose soapAction",
+        ),
+    ],
+    ids=["missing", "another-operation-quoted", "another-operation-bare"],
+)
+async def test_a_soapaction_that_is_missing_or_names_another_operation_is_refused(
+    soap_config, broker_at, action: str | None, slug: str, says: str
+) -> None:
+    """What the caller declared in SOAPAction and the operation in the Body must agree."""
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "text/xml; charset=utf-8"}
+    if action is not None:
+        headers["SOAPAction"] = action
+    body = ENVELOPE.format(prolog="", application=orjson.dumps(APPLICATION).decode())
+    async with (
+        broker_at(soap_config) as (broker, url),
+        aiohttp.ClientSession() as http,
+        http.post(f"{url}/v1/partners/hk/soap", data=body.encode(), headers=headers) as r,
+    ):
+        status, reply = r.status, await r.read()
+        refusals = await broker.journal.refusals()
+        counts = await broker.journal.counts()
+    assert status == 500
+    assert b"<faultcode>soap-env:Client</faultcode>" in reply
+    assert says in reply.decode()
+    assert [r.problem for r in refusals] == [slug]
+    assert counts == {}
+
+
+@pytest.mark.parametrize("action", ['""', '"urn:tongban:inbound:2026#FileApplication"'])
+async def test_an_empty_or_matching_soapaction_files_the_application(
+    soap_config, broker_at, action: str
+) -> None:
+    """An empty SOAPAction (intent unspecified) and the operation's own are both accepted."""
+    headers = {
+        "Authorization": f"Bearer {KEY}",
+        "Content-Type": "text/xml; charset=utf-8",
+        "SOAPAction": action,
+    }
+    body = ENVELOPE.format(prolog="", application=orjson.dumps(APPLICATION).decode())
+    async with (
+        broker_at(soap_config) as (broker, url),
+        aiohttp.ClientSession() as http,
+        http.post(f"{url}/v1/partners/hk/soap", data=body.encode(), headers=headers) as r,
+    ):
+        status, reply = r.status, await r.read()
+        refusals = await broker.journal.refusals()
+    assert status == 200, reply
+    assert b"FileApplicationResponse" in reply
+    assert refusals == []
 
 
 def test_inbound_wsdl_must_exist(soap_config: Path) -> None:

@@ -258,3 +258,36 @@ def test_the_xroad_wsdl_loads_through_its_catalogue_only() -> None:
     port = find_port(load_document(WSDL_PATH, root, catalogue), None, None)
     parts = input_headers(port, "verifyCertificate")
     assert list(parts.parts) == ["client", "service", "id", "userId", "issue", "protocolVersion"]
+
+
+def test_a_long_utf7_declaration_vouched_for_by_a_comment_is_refused(tmp_path: Path) -> None:
+    """The reported bypass: UTF-7 declared in a declaration over 256 bytes, 'utf-8' in a comment."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-VALUE", encoding="utf-8")
+    padding = " " * 300
+    attack = (
+        f'<?xml version="1.0"{padding}encoding="UTF-7"?><!-- encoding="utf-8" -->'
+        f"+ADw-!DOCTYPE r SYSTEM +ACI-{secret.as_uri()}+ACI-+AD4-<r/>"
+    ).encode("ascii")
+    exc = refused(attack)
+    assert exc.kind == "encoding"
+    assert "TOP-SECRET-VALUE" not in str(exc)
+
+
+def test_a_declaration_that_never_closes_is_refused() -> None:
+    """An XML declaration with no '?>' in its first 256 bytes is refused, not guessed at."""
+    assert refused(b'<?xml version="1.0" encoding="utf-8"' + b" " * 400 + b"<r/>").kind == (
+        "encoding"
+    )
+
+
+def test_the_parser_loads_no_external_subset_even_when_asked_to_validate(tmp_path: Path) -> None:
+    """Third fence: the resolver answers every load with nothing, so no file's text comes back."""
+    secret = tmp_path / "secret.dtd"
+    secret.write_text('<!ENTITY leak "TOP-SECRET-VALUE">', encoding="utf-8")
+    parser = make_parser()
+    doc = f'<!DOCTYPE r SYSTEM "{secret.as_uri()}"><r>&leak;</r>'.encode()
+    with contextlib.suppress(etree.XMLSyntaxError):  # the undefined entity may be an error
+        root = etree.fromstring(doc, parser)
+        assert b"TOP-SECRET-VALUE" not in etree.tostring(root)
+    assert parse(b'<?xml version="1.0" encoding="UTF-8"?><r>ok</r>').text == "ok"
