@@ -138,6 +138,21 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/v1/replays", replays)
 
 
+def audited_filters(
+    filters: Mapping[str, Any], applicant_ref: Callable[[str], bytes | None]
+) -> dict[str, str]:
+    """Filters as the audit trail keeps them: an applicant's identifier only as its keyed hash.
+
+    The trail says which applicant was looked for (the same person gives the same reference, so
+    an auditor can follow one person's searches) without holding the ID number itself.
+    """
+    kept = {k: str(v) for k, v in filters.items()}
+    if kept.get("applicant"):
+        ref = applicant_ref(kept["applicant"])
+        kept["applicant"] = f"ref:{ref.hex()[:16]}" if ref is not None else "‹redacted›"
+    return kept
+
+
 async def search(request: web.Request) -> web.Response:
     """``GET /v1/exchanges``: exchanges matching the query's filters, newest first, paged."""
     broker = request.app[BROKER]
@@ -153,7 +168,7 @@ async def search(request: web.Request) -> web.Response:
         who=caller.id,
         role=caller.role,
         action="search",
-        target=request.query_string,
+        target=urlencode(audited_filters(request.query, broker.applicant_ref)),
     )
     body: dict[str, Any] = {"exchanges": [summary(ex) for ex in found]}
     if len(found) == query.limit:
@@ -206,7 +221,8 @@ async def replays(request: web.Request) -> web.Response:
         who=caller.id,
         role=caller.role,
         action="replay",
-        target=",".join(result.replayed) or orjson.dumps(filters).decode(),
+        target=",".join(result.replayed)
+        or orjson.dumps(audited_filters(filters, broker.applicant_ref)).decode(),
         reason=reason,
     )
     broker.worker.poke()

@@ -10,6 +10,7 @@ import pytest
 
 from federation.domain.models import State
 from federation.runtime.broker import Broker, Submission
+from replay.journal import TrailQuery
 from tests.conftest import HK_APPLICATION, HK_MAPPING, SC_APPLICATION, hk_submission
 from tests.integration.test_delivery import DONE, settle
 
@@ -124,8 +125,17 @@ async def test_search_by_applicant_reference(make_config, simulators, broker_at)
         await submit_all(broker, [hk_submission("p-1"), hk_submission("p-2", application=other)])
         _, _, k = await get_json(http, "/v1/exchanges?applicant=k802133%20(3)")
         _, _, c = await get_json(http, "/v1/exchanges?applicant=%EF%BC%A3668668%EF%BC%88E%EF%BC%89")
+        _, _, again = await get_json(http, "/v1/exchanges?applicant=K802133(3)&partner=hk")
+        searches = await broker.journal.trail(TrailQuery(action="search", limit=10))
     assert [e["idempotency_key"] for e in k["exchanges"]] == ["p-1"]
     assert [e["idempotency_key"] for e in c["exchanges"]] == ["p-2"]
+    assert [e["idempotency_key"] for e in again["exchanges"]] == ["p-1"]
+    # The audit trail names the applicant searched for by keyed reference, never the ID itself.
+    targets = [e.target for e in searches]
+    assert len(targets) == 3
+    assert not any("802133" in t or "668668" in t for t in targets), targets
+    assert all("applicant=ref%3A" in t for t in targets)
+    assert targets[0].replace("&partner=hk", "") == targets[2]  # the same person, the same ref
 
 
 @pytest.mark.parametrize(
