@@ -37,6 +37,7 @@ from federation.config.yamlsrc import Located, parse_yaml, read_source
 from federation.domain.errors import ConfigError, MappingError, Problem
 from federation.domain.models import content_hash
 from federation.domain.paths import PathSyntaxError, parse_path
+from federation.mapping.checks import Check, parse_checks, run_checks
 from federation.mapping.codegen import Compiler, SectionFn
 from federation.mapping.spec import NOTHING, FieldSpec, SourcePath, SpecParser, Value
 from federation.mapping.tables import CodeTable, load_table
@@ -55,6 +56,7 @@ class Section:
     fn: SectionFn
     fields: tuple[FieldSpec, ...]  # every field incl. those inside 'each', as problems index them
     specs: tuple[FieldSpec, ...] = ()  # the section's own fields, as written
+    checks: tuple[Check, ...] = ()  # cross-field rules on the input (the request's checks:)
 
     def apply(self, data: Any) -> dict[str, Any]:
         """Map ``data``; raise MappingError naming every failing field."""
@@ -65,13 +67,17 @@ class Section:
         problems: list[Any] = []
         warnings: list[Any] = []
         out = self.fn(data, data, problems, warnings, "")
-        if problems:
-            raise MappingError([self._problem(p, "error") for p in problems], mapping=self.file)
+        found = run_checks(self.checks, data, self.file) if self.checks else []
+        refused = [p for p in found if p.severity == "error"]
+        if problems or refused:
+            located = [self._problem(p, "error") for p in problems]
+            raise MappingError([*located, *refused], mapping=self.file)
         # Two fields reading the same odd value would warn twice about it: once is enough.
         unique = {
             (w[1] + self.fields[w[0]].label, w[2]): w for w in warnings if isinstance(w, tuple)
         }
-        return out, [self._problem(w, "warning") for w in unique.values()]
+        kept = [self._problem(w, "warning") for w in unique.values()]
+        return out, kept + [p for p in found if p.severity == "warning"]
 
     def _problem(self, entry: tuple[int, str, str], severity: str) -> Problem:
         index, prefix, message = entry
@@ -115,6 +121,7 @@ class CompiledMapping:
     supplement: Section | None = None  # correction-round material (补正) → the partner's follow-up
     status_query: Section | None = None  # how to ask a polled partner about one application
     headers: Section | None = None  # SOAP header values (also written by request, under @headers)
+    report: Section | None = None  # our word on a filing → the partner's notice (report.py)
     tables: Mapping[str, CodeTable] = field(default_factory=dict)
     versions: Mapping[str, str] = field(default_factory=dict)  # every file it used → content hash
 
@@ -164,8 +171,11 @@ def _tables_root(path: Path) -> Path:
 
 
 # The sections, in the order they are parsed (and so the order of their problems); request is required.
-_SECTIONS = ("request", "headers", "response", "status", "supplement", "status_query")
-_TOP_KEYS = ("partner", "service", "description", "tables", "names", "allow", *_SECTIONS[1:])
+_SECTIONS = ("request", "headers", "response", "status", "supplement", "status_query", "report")
+_TOP_KEYS = (
+    *("partner", "service", "description", "tables", "names", "allow", "checks"),
+    *_SECTIONS[1:],
+)
 
 
 def _compile(
@@ -187,7 +197,8 @@ def _compile(
     }
     if specs.get("headers"):
         _check_exchange_reads(r, specs["headers"] or ())
-    if specs["request"] is None or not r.ok:
+    checks = parse_checks(r, doc, top["checks"]) if "checks" in top else ()
+    if specs["request"] is None or checks is None or not r.ok:
         return None
     # The request section is compiled even when empty; an empty optional section is no section.
     sections = {
@@ -197,6 +208,8 @@ def _compile(
     }
     if "headers" in sections:
         sections["request"] = _with_headers(shown, specs["request"], specs["headers"] or ())
+    if checks:
+        sections["request"] = replace(sections["request"], checks=checks)
     return CompiledMapping(
         file=shown,
         path=path,
@@ -210,6 +223,7 @@ def _compile(
         supplement=sections.get("supplement"),
         status_query=sections.get("status_query"),
         headers=sections.get("headers"),
+        report=sections.get("report"),
         tables=tables,
         versions={shown: version} | {t.file: t.version for t in tables.values()},
     )

@@ -455,9 +455,8 @@ def test_unknown_top_level_key(problems: Problems) -> None:
     """Top-level keys are checked like partners.yaml keys."""
     assert problems("mapping: 1\nparnter: hk\nrequest:\n  a: b\n") == [
         f"{DISPLAY}:2: parnter: unknown key (did you mean 'partner'?); "
-        "allowed here: allow, description, headers, mapping, names, partner, request, response, "
-        "service, "
-        "status, status_query, supplement, tables"
+        "allowed here: allow, checks, description, headers, mapping, names, partner, report, "
+        "request, response, service, status, status_query, supplement, tables"
     ]
 
 

@@ -99,8 +99,9 @@ def test_unknown_top_level_key(problems: Problems) -> None:
     assert problems("mapping: 1\ntabels: {sex: tables/sex.yaml}\nrequest:\n  a: b\n") == [
         at(
             2,
-            "tabels: unknown key (did you mean 'tables'?); allowed here: allow, description, headers, "
-            "mapping, names, partner, request, response, service, status, status_query, supplement, tables",
+            "tabels: unknown key (did you mean 'tables'?); allowed here: allow, checks, description, "
+            "headers, mapping, names, partner, report, request, response, service, status, "
+            "status_query, supplement, tables",
         )
     ]
 
@@ -721,8 +722,9 @@ def test_every_problem_is_reported_at_once_in_line_order(
     assert found == [
         at(
             2,
-            "tabels: unknown key (did you mean 'tables'?); allowed here: allow, description, headers, "
-            "mapping, names, partner, request, response, service, status, status_query, supplement, tables",
+            "tabels: unknown key (did you mean 'tables'?); allowed here: allow, checks, description, "
+            "headers, mapping, names, partner, report, request, response, service, status, "
+            "status_query, supplement, tables",
         ),
         at(
             3,

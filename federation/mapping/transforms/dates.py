@@ -229,6 +229,11 @@ def _date_reader(src: str, zone: ZoneInfo) -> Callable[[Any], date]:
     return read
 
 
+def date_reader(src: str, zone: str = DEFAULT_ZONE) -> Callable[[Any], date]:
+    """Value in the form ``src`` → date (TransformError describing its shape when it is not)."""
+    return _date_reader(src, _zone(zone))
+
+
 def _date_writer(dst: str, zone: ZoneInfo) -> Callable[[date], Any]:
     """Date → target form; to an epoch form, the moment the day starts in ``zone``."""
     if dst == "date":
