@@ -11,6 +11,7 @@ and, for a success, the body.
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,12 +29,17 @@ from federation.domain.errors import (
 )
 
 
-def partner_session(partner: Partner, **extra: Any) -> aiohttp.ClientSession:
-    """The one client session an adapter keeps per partner: its concurrency and its timeouts."""
+def partner_session(
+    partner: Partner, ssl_context: ssl.SSLContext | None = None, **extra: Any
+) -> aiohttp.ClientSession:
+    """The one client session an adapter keeps per partner: its concurrency and its timeouts,
+    and its client certificate (``ssl_context``) when partners.yaml gives one."""
     t = partner.timeouts
     return aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(
-            limit=partner.concurrency, limit_per_host=partner.concurrency
+            limit=partner.concurrency,
+            limit_per_host=partner.concurrency,
+            ssl=ssl_context if ssl_context is not None else True,
         ),
         timeout=aiohttp.ClientTimeout(total=t.total, connect=t.connect, sock_read=t.read),
         auto_decompress=True,

@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from adapters.auth.credentials import Credentials
 from adapters.base import TRANSCRIPT_BODY_LIMIT, Adapter, OutboundRequest, Reply
 from adapters.httpio import Answer, exchange, partner_session, received, status_refusal
 from adapters.replies import judge, rule_refusal
@@ -144,10 +145,13 @@ class RestAdapter:
         self.partner = partner
         self.options: RestOptions = partner.options.get("rest", RestOptions())
         self._session: aiohttp.ClientSession | None = None
+        self.credentials = Credentials(partner)  # auth: in partners.yaml (adapters/auth)
 
     async def start(self) -> None:
         self._session = partner_session(
-            self.partner, json_serialize=lambda v: orjson.dumps(v).decode()
+            self.partner,
+            self.credentials.ssl_context(),
+            json_serialize=lambda v: orjson.dumps(v).decode(),
         )
 
     async def close(self) -> None:
@@ -169,29 +173,47 @@ class RestAdapter:
             self.options.idempotency_header: request.idempotency_key,
             "X-Tongban-Exchange-Id": request.exchange_id,
             "X-Tongban-Attempt": str(request.attempt),
+            **({"traceparent": request.traceparent} if request.traceparent else {}),
             **self.options.headers,
         }
-        sent = {
-            "method": svc.method,
-            "url": url,
-            "headers": {
-                k: ("<redacted>" if k.lower() in _SECRET_HEADERS else v) for k, v in headers.items()
-            },
-            "body_sha256": hashlib.sha256(body).hexdigest(),
-            "body_bytes": len(body),
-        }
-        answer = await exchange(
-            self._session,
-            svc.method,
-            url,
-            data=body,
-            headers=headers,
-            partner=self.partner,
-            operation=request.service,
-            sent=sent,
-            limit=REPLY_LIMIT,
-        )
+        sent, answer = await self._signed(request.service, svc.method, url, headers, body)
         return classify(self.partner.id, request.service, sent, answer, service.reply)
+
+    async def _signed(
+        self, service: str, method: str, url: str, headers: dict[str, str], body: bytes
+    ) -> tuple[dict[str, Any], Answer]:
+        """Send with this attempt's credentials (signed now); after a 401 to an OAuth2 token,
+        once more with a new token. The transcript keeps no secret and no signature."""
+        assert self._session is not None
+        for _ in range(2):
+            applied = await self.credentials.apply(
+                self._session, service=service, method=method, url=url, headers=headers, body=body
+            )
+            shown = {**headers, **applied.shown_headers}
+            sent = {
+                "method": method,
+                "url": applied.shown_url,
+                "headers": {
+                    k: ("<redacted>" if k.lower() in _SECRET_HEADERS else v)
+                    for k, v in shown.items()
+                },
+                "body_sha256": hashlib.sha256(body).hexdigest(),
+                "body_bytes": len(body),
+            }
+            answer = await exchange(
+                self._session,
+                method,
+                applied.url,
+                data=body,
+                headers={**headers, **applied.headers},
+                partner=self.partner,
+                operation=service,
+                sent=sent,
+                limit=REPLY_LIMIT,
+            )
+            if answer.status != 401 or not self.credentials.refused(applied):
+                break
+        return sent, answer
 
     def _url(self, svc: RestService, kind: str) -> str:
         """Where a request of ``kind`` (application, supplement, status) goes."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from federation.config.auth import parse_auth
 from federation.config.model import (
     CONFIG_FILE,
     ID_RE,
@@ -156,7 +157,7 @@ class _PartnersParser:
         self.protocols = protocols
         self.defaults = defaults
         self.protocol_names = tuple(sorted(protocols))
-        self.common = (*POLICY_KEYS, "reply", *self.protocol_names)
+        self.common = (*POLICY_KEYS, "reply", "auth", *self.protocol_names)
 
     def local_section(self, top: dict[str, Any]) -> _LocalSection | None:
         """The ``local:`` section's keys, key digests and protocol, or None when it is absent."""
@@ -226,7 +227,8 @@ class _PartnersParser:
             )
             return None
         spec = self.protocols.get((local.protocol if local else None) or "")
-        return parse_inbound(self.r, (*path, "inbound"), m["inbound"], self.base, spec)
+        protocol = m.get("protocol") if isinstance(m.get("protocol"), str) else None
+        return parse_inbound(self.r, (*path, "inbound"), m["inbound"], self.base, spec, protocol)
 
     def _collect_inbound(
         self,
@@ -280,6 +282,7 @@ class _PartnersParser:
         own = policies(r, path, m, self.defaults)
         options = self._protocol_options(path, m, protocol)
         reply = parse_reply(r, (*path, "reply"), m.get("reply"), None, soap=protocol == "soap")
+        auth = parse_auth(r, (*path, "auth"), m.get("auth"), self.base)
         if services is None:
             spec = self.protocols.get(protocol or "")
             raw = m.get("services")
@@ -302,6 +305,7 @@ class _PartnersParser:
             services=services,
             options=options,
             reply=reply,
+            auth=auth,
         )
 
     def _protocol_options(

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from federation.config.auth import Auth
 from federation.config.principals import Principal
 from federation.config.reader import Reader
 from federation.config.replies import ReplyRules
@@ -58,6 +59,17 @@ class RateLimitPolicy:
 
 
 @dataclass(frozen=True, kw_only=True)
+class NoticeRoute:
+    """How a partner hears our word on what it filed, in its own format (an inbound service
+    item's ``report:``; the mapping's ``report:`` section writes the body): a REST ``path`` under
+    the partner's ``inbound.callback``, or a SOAP ``operation`` of its WSDL at its endpoint."""
+
+    path: str | None = None
+    operation: str | None = None
+    reply: ReplyRules | None = None  # what the partner's answer to a notice means
+
+
+@dataclass(frozen=True, kw_only=True)
 class Service:
     code: str
     names: Names | None
@@ -66,6 +78,7 @@ class Service:
     inbound_from: str | None = None  # a local-system service: the partner that files it
     options: Mapping[str, Any] = field(default_factory=dict)  # validated by the protocol spec
     reply: ReplyRules | None = None  # what the partner's answers mean (None: 2xx is its yes)
+    report: NoticeRoute | None = None  # an inbound item: notices to the partner in its dialect
     # where partners.yaml declares it, for problems found later (a mapping that lacks a section
     # the item's settings need): its path and line there
     declared: Problem | None = None
@@ -87,6 +100,7 @@ class Partner:
     options: Mapping[str, Any] = field(default_factory=dict)  # validated by the protocol spec
     reply: ReplyRules | None = None  # the partner's reply rules (each service item has its own too)
     inbound: Inbound | None = None  # what this partner may file with us
+    auth: Auth | None = None  # how we authenticate to it (config/auth.py; secrets by reference)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -134,14 +148,23 @@ class Config:
     warnings: tuple[Problem, ...] = ()  # odd but accepted settings, shown by `tongban check`
 
     def with_endpoints(self, endpoints: Mapping[str, str]) -> Config:
-        """A copy whose partners send to other endpoints (simulators, staging)."""
-        unknown = set(endpoints) - set(self.partners)
-        if unknown:
-            raise KeyError(f"unknown partner(s): {', '.join(sorted(unknown))}")
+        """A copy whose partners send to other endpoints (simulators, staging); a key
+        ``<partner>:callback`` moves the partner's ``inbound.callback`` (where its notices go)."""
+        callbacks = {k.removesuffix(":callback"): v for k, v in endpoints.items() if ":" in k}
+        unknown = {k for k in endpoints if ":" not in k} - set(self.partners)
+        unknown |= {
+            pid for pid in callbacks if (p := self.partners.get(pid)) is None or not p.inbound
+        }
+        if unknown or any(not k.endswith(":callback") for k in endpoints if ":" in k):
+            raise KeyError(f"unknown partner(s): {', '.join(sorted(unknown or endpoints))}")
         partners = {
             pid: replace(p, endpoint=endpoints.get(pid, p.endpoint))
             for pid, p in self.partners.items()
         }
+        for pid, url in callbacks.items():
+            inbound = partners[pid].inbound
+            assert inbound is not None  # checked above
+            partners[pid] = replace(partners[pid], inbound=replace(inbound, callback=url))
         return replace(self, partners=partners)
 
     def callback_url(self, source: str, *, inbound: bool) -> str | None:

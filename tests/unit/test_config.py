@@ -619,7 +619,7 @@ def test_every_mistake_in_a_file_is_reported_at_once(problems: Problems) -> None
     assert sorted(found) == sorted(
         [
             "partners.yaml:13: partners[0].timeout: unknown key (did you mean 'timeouts'?); "
-            "allowed here: breaker, concurrency, endpoint, id, inbound, name, protocol, "
+            "allowed here: auth, breaker, concurrency, endpoint, id, inbound, name, protocol, "
             "rate_limit, region, reply, rest, retry, services, soap, timeouts",
             "partners.yaml:18: partners[1].region.iso: 'CN-HK' does not match region code 82 "
             "(CN-MO)",

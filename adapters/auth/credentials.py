@@ -1,0 +1,147 @@
+"""What an adapter asks once per attempt: the headers (or query) that prove who we are.
+
+Every attempt is signed afresh (a new timestamp, nonce and signature; the current token), so a retry
+or a ``resend`` is never refused for a stale signature. A secret that cannot be read holds the
+exchange (a transient error naming the reference, never the value): nothing is sent without its
+credentials, and a partner's credentials come from its own ``auth:`` only.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+
+import aiohttp
+
+from adapters.auth import REDACTED
+from adapters.auth.oauth import TokenSource
+from adapters.auth.signing import sign
+from adapters.auth.tls import client_context
+from federation.config import Partner
+from federation.config.auth import ApiKey, Auth, Bearer, OAuth2, Signing
+from federation.config.secrets import SecretError
+from federation.domain.errors import ConfigError, Problem, Transcript, TransientError
+
+
+@dataclass(frozen=True, kw_only=True)
+class Applied:
+    """One attempt's credentials: the URL and headers to send, and what the transcript keeps."""
+
+    url: str
+    headers: Mapping[str, str] = field(repr=False)
+    shown_url: str
+    shown_headers: Mapping[str, str]
+    token: str | None = field(default=None, repr=False)  # an OAuth2 token, for invalidate()
+    service: str = ""
+
+
+class Credentials:
+    """A partner's credentials (and its service items' overrides) for one adapter."""
+
+    def __init__(
+        self,
+        partner: Partner,
+        *,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.partner = partner
+        self.clock = clock
+        self._auth: dict[str, Auth | None] = {
+            code: svc.options.get("auth", partner.auth) for code, svc in partner.services.items()
+        }
+        self._tokens: dict[int, TokenSource] = {}
+        for auth in self._auth.values():
+            if auth is not None and isinstance(auth.scheme, OAuth2):
+                self._tokens.setdefault(
+                    id(auth.scheme), TokenSource(auth.scheme, partner.id, monotonic)
+                )
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The client-certificate context of the partner's session (ConfigError if unusable)."""
+        auth = self.partner.auth
+        if auth is None or auth.client_cert is None:
+            return None
+        try:
+            return client_context(auth.client_cert)
+        except (SecretError, ssl.SSLError, OSError) as exc:
+            path = f"partners.{self.partner.id}.auth.client_cert"
+            raise ConfigError([Problem(message=f"client certificate: {exc}", path=path)]) from None
+
+    def auth_for(self, service: str) -> Auth | None:
+        return self._auth.get(service, self.partner.auth)
+
+    def token_source(self, service: str) -> TokenSource | None:
+        auth = self.auth_for(service)
+        if auth is None or not isinstance(auth.scheme, OAuth2):
+            return None
+        return self._tokens.get(id(auth.scheme))
+
+    async def apply(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        service: str,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> Applied:
+        """The credentials of one attempt; a secret that cannot be read holds the exchange."""
+        auth = self.auth_for(service)
+        scheme = auth.scheme if auth else None
+        try:
+            if isinstance(scheme, Bearer):
+                value = f"Bearer {scheme.token.read()}"
+                return _header(url, service, "Authorization", value, f"Bearer {REDACTED}")
+            if isinstance(scheme, ApiKey):
+                return _header(url, service, scheme.header, scheme.key.read(), REDACTED)
+            if isinstance(scheme, OAuth2):
+                source = self._tokens[id(scheme)]
+                token = await source.token(session)
+                applied = _header(
+                    url, service, "Authorization", f"Bearer {token}", "Bearer " + REDACTED
+                )
+                return replace(applied, token=token)
+            if isinstance(scheme, Signing):
+                secret = scheme.secret.read_bytes()
+                signed = sign(
+                    scheme,
+                    secret,
+                    method=method,
+                    url=url,
+                    headers=headers,
+                    body=body,
+                    now=self.clock(),
+                )
+                return Applied(
+                    url=signed.url,
+                    headers=signed.headers,
+                    shown_url=signed.shown_url,
+                    shown_headers=signed.shown_headers,
+                    service=service,
+                )
+        except SecretError as exc:
+            raise TransientError(
+                f"not sent: {exc}",
+                partner=self.partner.id,
+                operation=service,
+                transcript=Transcript(request={"method": method, "url": url, "sent": False}),
+            ) from None
+        return Applied(url=url, headers={}, shown_url=url, shown_headers={}, service=service)
+
+    def refused(self, applied: Applied) -> bool:
+        """The partner answered 401 to ``applied``: drop its token; True if asking again helps."""
+        source = self.token_source(applied.service)
+        if source is None or applied.token is None:
+            return False
+        source.invalidate(applied.token)
+        return True
+
+
+def _header(url: str, service: str, name: str, value: str, shown: str) -> Applied:
+    return Applied(
+        url=url, headers={name: value}, shown_url=url, shown_headers={name: shown}, service=service
+    )

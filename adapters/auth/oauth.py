@@ -1,0 +1,117 @@
+"""OAuth2 client credentials (RFC 6749 section 4.4): a token per partner, cached until it expires.
+
+The token is asked for once and reused until ``early`` seconds before its ``expires_in``; a 401
+from the partner drops it (:meth:`TokenSource.invalidate`) so the adapter asks again, once. The
+token endpoint's failures are classified like deliveries: unreachable, timeouts, 408/425/429/5xx
+are transient (the exchange waits and retries); a refusal of the client's credentials
+(400 ``invalid_client``, 401, 403) is permanent. The client secret and the tokens never reach a
+transcript or a log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import orjson
+
+from adapters.httpio import retry_after_seconds
+from federation.config.auth import OAuth2
+from federation.domain.errors import PermanentError, Transcript, TransientError
+
+TRANSIENT = frozenset({408, 425, 429, 500, 502, 503, 504})
+TOKEN_REPLY_LIMIT = 64 * 1024
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Token:
+    value: str = field(repr=False)
+    expires: float  # on the source's clock
+
+
+class TokenSource:
+    """Access tokens for one partner; ``clock`` is monotonic seconds (a fake in tests)."""
+
+    def __init__(
+        self, spec: OAuth2, partner: str, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.spec = spec
+        self.partner = partner
+        self.clock = clock
+        self._token: _Token | None = None
+        self._lock = asyncio.Lock()
+        self.fetched = 0  # how many tokens were asked for (for tests and stats)
+
+    async def token(self, session: aiohttp.ClientSession) -> str:
+        """A token valid now: the cached one, or a new one from the token endpoint."""
+        async with self._lock:
+            t = self._token
+            if t is None or self.clock() >= t.expires - self.spec.early:
+                t = self._token = await self._fetch(session)
+            return t.value
+
+    def invalidate(self, value: str) -> None:
+        """Drop ``value`` (the partner refused it), unless a newer token replaced it already."""
+        if self._token is not None and self._token.value == value:
+            self._token = None
+
+    async def _fetch(self, session: aiohttp.ClientSession) -> _Token:
+        spec = self.spec
+        form = {"grant_type": "client_credentials"}
+        if spec.scope:
+            form["scope"] = spec.scope
+        secret = spec.client_secret.read()
+        shown = Transcript(request={"method": "POST", "url": spec.token_url, **form})
+        common: dict[str, Any] = {
+            "partner": self.partner,
+            "operation": "oauth2-token",
+            "transcript": shown,
+        }
+        try:
+            async with session.post(
+                spec.token_url,
+                data=form,
+                auth=aiohttp.BasicAuth(spec.client_id, secret),
+                headers={"Accept": "application/json"},
+            ) as resp:
+                body = await resp.content.read(TOKEN_REPLY_LIMIT)
+                status = resp.status
+                retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise TransientError(
+                f"token endpoint of {self.partner} unreachable: {type(exc).__name__}", **common
+            ) from None
+        return self._read(status, body, retry_after, common)
+
+    def _read(
+        self, status: int, body: bytes, retry_after: float | None, common: dict[str, Any]
+    ) -> _Token:
+        try:
+            data = orjson.loads(body) if body else {}
+        except orjson.JSONDecodeError:
+            data = {}
+        data = data if isinstance(data, dict) else {}
+        if status != 200:
+            code = data.get("error") if isinstance(data.get("error"), str) else None
+            what = f"token endpoint of {self.partner} answered HTTP {status}" + (
+                f" ({code})" if code else ""
+            )
+            if status in TRANSIENT:
+                raise TransientError(what, status=status, retry_after=retry_after, **common)
+            raise PermanentError(
+                f"{what}: the client credentials were refused", status=status, **common
+            )
+        value = data.get("access_token")
+        expires_in = data.get("expires_in", 3600)
+        if not isinstance(value, str) or not value or not isinstance(expires_in, (int, float)):
+            raise TransientError(
+                f"token endpoint of {self.partner} answered without an access_token",
+                status=status,
+                **common,
+            )
+        self.fetched += 1
+        return _Token(value=value, expires=self.clock() + float(expires_in))

@@ -1,0 +1,122 @@
+"""Secret references: partners.yaml names where a secret lives, never the secret itself.
+
+A secret is written ``{env:NAME}`` (an environment variable) or ``{file:path}`` (a file, relative to
+the configuration directory, readable by its owner only). It is read each time it is used, so a
+rotated secret (a new file, a new value in the environment of a reloaded broker) takes effect with
+no restart. Errors name the reference, never the value.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from federation.config.reader import Reader
+from federation.config.yamlsrc import PathKey
+from federation.domain.errors import FederationError
+
+SECRET_RE = re.compile(r"\{(env|file):([^{}]+)\}")
+ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class SecretError(FederationError):
+    """A secret cannot be read: unset, missing, unreadable or readable by others."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SecretRef:
+    """Where one secret lives: ``kind`` env or file, ``name`` the variable or the file's path."""
+
+    kind: str
+    name: str
+    base: Path = Path()
+
+    def __str__(self) -> str:
+        return f"{{{self.kind}:{self.name}}}"
+
+    @property
+    def path(self) -> Path:
+        """The file of a ``{file:…}`` reference, resolved against the configuration directory."""
+        return (self.base / self.name).resolve()
+
+    def read_bytes(self) -> bytes:
+        """The secret, read now; SecretError naming the reference if it cannot be used."""
+        if self.kind == "env":
+            value = os.environ.get(self.name)
+            if not value:
+                raise SecretError(f"secret {self}: environment variable {self.name} is not set")
+            return value.encode("utf-8")
+        path = self.path
+        try:
+            info = path.stat()
+        except OSError as exc:
+            raise SecretError(f"secret {self}: cannot read {path}: {exc.strerror}") from None
+        if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise SecretError(
+                f"secret {self}: {path} may be read by group or others "
+                f"(mode {stat.S_IMODE(info.st_mode):o}); chmod 600 it"
+            )
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise SecretError(f"secret {self}: cannot read {path}: {exc.strerror}") from None
+        data = data.strip()
+        if not data:
+            raise SecretError(f"secret {self}: {path} is empty")
+        return data
+
+    def read(self) -> str:
+        """The secret as text (UTF-8)."""
+        return self.read_bytes().decode("utf-8")
+
+    def problem(self) -> str | None:
+        """Why the secret cannot be read now, or None: for ``tongban check``."""
+        try:
+            self.read_bytes()
+        except SecretError as exc:
+            return str(exc)
+        return None
+
+
+def parse_secret(r: Reader, path: PathKey, raw: Any, base: Path) -> SecretRef | None:
+    """A ``{env:NAME}`` or ``{file:path}`` reference; a literal secret is an error.
+
+    A reference that cannot be read here is a warning naming it (the broker holds what needs it
+    until it can be read), so ``tongban check`` on another machine still passes.
+    """
+    if not isinstance(raw, str):
+        r.error(path, "expected a secret reference such as '{env:NAME}' or '{file:path}'")
+        return None
+    m = SECRET_RE.fullmatch(raw.strip())
+    if m is None:
+        # Never echo the value: it may be the secret itself.
+        r.error(
+            path,
+            "secrets never go in partners.yaml: write '{env:NAME}' or '{file:path}' "
+            "(a file readable by its owner only)",
+        )
+        return None
+    kind, name = m.group(1), m.group(2).strip()
+    if kind == "env" and not ENV_NAME_RE.fullmatch(name):
+        r.error(path, f"{name!r} is not an environment variable name")
+        return None
+    ref = SecretRef(kind=kind, name=name, base=base)
+    if (why := ref.problem()) is not None:
+        r.warn(path, f"{why}; what needs it is held until it can be read")
+    return ref
+
+
+def file_ref(r: Reader, path: PathKey, raw: Any, base: Path) -> Path | None:
+    """A plain file of partners.yaml that is no secret (a certificate), which must exist."""
+    text = r.text(path, raw)
+    if text is None:
+        return None
+    file = (base / text).resolve()
+    if not file.is_file():
+        r.error(path, f"file {text!r} not found")
+        return None
+    return file
