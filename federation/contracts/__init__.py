@@ -1,0 +1,110 @@
+"""Contracts a machine can read: the OpenAPI document, the JSON Schemas and the problem types.
+
+The files beside this module are data, shipped with the package: ``openapi.yaml`` (every HTTP
+endpoint), ``application.schema.json`` (the local application format), ``partners.schema.json`` and
+``mapping.schema.json`` (for editors and for tests that hold them to the loader), ``problems.yaml``
+(every problem type). This module only reads them; it imports nothing of ours, so every layer may.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator
+
+# The schemas served at /schemas/<name>.json, by name.
+SCHEMAS = {
+    "application": "application.schema.json",
+    "partners": "partners.schema.json",
+    "mapping": "mapping.schema.json",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProblemType:
+    """One problem type: its slug (``urn:tongban:problem:<slug>``), statuses, title and fix."""
+
+    slug: str
+    status: tuple[int, ...]
+    title: str
+    fix: str
+
+
+def _text(name: str) -> str:
+    return resources.files(__name__).joinpath(name).read_text(encoding="utf-8")
+
+
+@cache
+def _schema(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(_text(SCHEMAS[name]))
+    return data
+
+
+def schema(name: str) -> dict[str, Any]:
+    """A published JSON Schema by name (``application``, ``partners``, ``mapping``); a copy."""
+    return copy.deepcopy(_schema(name))
+
+
+@cache
+def application_validator() -> Draft202012Validator:
+    """The validator of the local application format."""
+    return Draft202012Validator(_schema("application"))
+
+
+@cache
+def _openapi() -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load(_text("openapi.yaml"))
+    # The application schema is kept once, in its own file; the document embeds it with its
+    # $defs as components (a $ref into another file is not something every client follows).
+    app = _schema("application")
+    schemas = doc["components"]["schemas"]
+    for name, sub in app.get("$defs", {}).items():
+        schemas[f"Application_{name}"] = _rebased(sub)
+    schemas["Application"] = _rebased(
+        {k: v for k, v in app.items() if k not in ("$schema", "$id", "$defs")}
+    )
+    return doc
+
+
+def _rebased(node: Any) -> Any:
+    """``node`` with ``#/$defs/x`` references pointing at ``#/components/schemas/Application_x``."""
+    if isinstance(node, dict):
+        out = {k: _rebased(v) for k, v in node.items()}
+        ref = out.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            out["$ref"] = "#/components/schemas/Application_" + ref[len("#/$defs/") :]
+        return out
+    if isinstance(node, list):
+        return [_rebased(v) for v in node]
+    return node
+
+
+def openapi() -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the HTTP API (a copy)."""
+    return copy.deepcopy(_openapi())
+
+
+@cache
+def problem_types() -> dict[str, ProblemType]:
+    """Every problem type the API answers with, by slug, in the order of ``problems.yaml``."""
+    raw: dict[str, dict[str, Any]] = yaml.safe_load(_text("problems.yaml"))
+    return {
+        slug: ProblemType(
+            slug=slug,
+            status=tuple(int(s) for s in entry["status"]),
+            title=str(entry["title"]),
+            fix=str(entry["fix"]).strip(),
+        )
+        for slug, entry in raw.items()
+    }
+
+
+def pointer(path: Any) -> str:
+    """An RFC 6901 JSON Pointer from a sequence of keys and indexes."""
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)
