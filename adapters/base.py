@@ -29,6 +29,7 @@ class OutboundRequest:
     payload: Mapping[str, Any]
     attempt: int
     kind: str = "application"  # or "supplement": a correction round's follow-up message
+    traceparent: str | None = None  # W3C trace context, sent as the ``traceparent`` HTTP header
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -472,6 +472,8 @@ class SoapAdapter:
             **op.http_headers,
             "X-Tongban-Exchange-Id": request.exchange_id,
             "X-Tongban-Attempt": str(request.attempt),
+            # W3C trace context on the HTTP request: SOAP stacks that do not know it ignore it
+            **({"traceparent": request.traceparent} if request.traceparent else {}),
         }
         sent = {
             "method": "POST",
