@@ -21,9 +21,13 @@ it, median of ``--runs`` runs after a warm-up:
 
     .venv/bin/python bench/journal.py [--sizes 10000,1000000] [--runs 25] [--keep DIR]
 
+First, ``bench/journal_size.py``: the demo catalogue's applications written by the real broker
+(sealed and compressed, as ``tongban serve`` writes them), ``--demo-rounds`` submissions of each.
+
 Last line: ``RESULT name=journal_search growth=<median at largest / median at smallest>
-bytes_per_exchange=<file bytes / exchanges of the largest journal, after a checkpoint>``; target
-growth ≤ 2.
+bytes_per_exchange=<journal growth per exchange of the demo applications> payload_ratio=<that /
+their clear JSON> synthetic_bytes_per_exchange=<file bytes / exchanges of the largest bulk-filled
+journal, in clear>``; targets growth ≤ 2, bytes_per_exchange ≤ 2,500.
 """
 
 from __future__ import annotations
@@ -44,13 +48,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from adapters.registry import protocols
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import journal_size
 import orjson
 
+from adapters.registry import protocols
 from federation.config import load_config
 from federation.domain.ids import new_id
 from replay.chain import GENESIS, link
@@ -443,7 +447,12 @@ def main() -> None:
     parser.add_argument(
         "--verify-all", action="store_true", help="verify the chain of every journal"
     )
+    parser.add_argument(
+        "--demo-rounds", type=int, default=40, help="submissions of each demo application"
+    )
     args = parser.parse_args()
+    demo = journal_size.run(args.demo_rounds)
+    journal_size.report(demo)
     sizes = sorted(int(s) for s in args.sizes.split(","))
     runs = max(args.runs, 20)
     work = args.keep or Path(tempfile.mkdtemp(prefix="tongban-bench-journal-"))
@@ -497,7 +506,9 @@ def main() -> None:
     )
     print(
         f"RESULT name=journal_search growth={growth:.2f} "
-        f"bytes_per_exchange={sizes_bytes[large] / large:.0f}"
+        f"bytes_per_exchange={demo.bytes_per_exchange:.0f} "
+        f"payload_ratio={demo.bytes_per_exchange / demo.payload_bytes:.2f} "
+        f"synthetic_bytes_per_exchange={sizes_bytes[large] / large:.0f}"
     )
 
 

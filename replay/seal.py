@@ -4,7 +4,11 @@ Payloads (every event's data: the application, the mapped request, attempt trans
 and refused request bodies) are sealed with AES-256-GCM under the keyring's current data key
 (``replay/keys.py``). A sealed value is text, so the archive and every column type take it::
 
-    ~tb1.<key id>.<base64url(nonce ‖ ciphertext ‖ tag)>
+    ~tb2.<key id>.<base85(nonce ‖ ciphertext ‖ tag)>
+
+The plaintext of a ``~tb2.`` value is compressed first (``replay/compress.py``: encrypted bytes do
+not compress, so it is now or never), and base85 costs a quarter where base64 cost a third. Values
+of the first format, ``~tb1.<key id>.<base64url(…)>`` with the plaintext as it was, still open.
 
 The associated data binds each ciphertext to where it belongs (an event's exchange id, kind and
 time; a refusal's time, status and size), so a sealed value moved to another row does not open.
@@ -28,9 +32,12 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from federation.domain.errors import JournalError
+from replay.compress import CompressionError, compress, decompress
 from replay.keys import Keyring
 
-PREFIX = b"~tb1."
+PREFIX = b"~tb2."  # what seal() writes: compressed, base85
+PREFIX_1 = b"~tb1."  # the first format: not compressed, base64url
+PREFIXES = (PREFIX, PREFIX_1)
 
 
 class SealError(JournalError):
@@ -71,22 +78,21 @@ class Seal:
         if self.ring is None:
             return plain
         nonce = os.urandom(12)
-        sealed = self._aead[self.ring.current].encrypt(nonce, plain, aad)
-        return (
-            PREFIX
-            + self.ring.current.encode()
-            + b"."
-            + base64.urlsafe_b64encode(nonce + sealed).rstrip(b"=")
-        )
+        sealed = self._aead[self.ring.current].encrypt(nonce, compress(plain), aad)
+        return PREFIX + self.ring.current.encode() + b"." + base64.b85encode(nonce + sealed)
 
     def open(self, stored: bytes, aad: bytes, what: str) -> bytes:
         """The clear bytes of a stored value (one in clear is returned as it is)."""
-        if not stored.startswith(PREFIX):
+        if not stored.startswith(PREFIXES):
             return stored
+        first = stored.startswith(PREFIX_1)
         try:
             kid_raw, _, body = stored[len(PREFIX) :].partition(b".")
             kid = kid_raw.decode("ascii")
-            raw = base64.urlsafe_b64decode(body + b"=" * (-len(body) % 4))
+            if first:
+                raw = base64.urlsafe_b64decode(body + b"=" * (-len(body) % 4))
+            else:
+                raw = base64.b85decode(body)
         except (UnicodeDecodeError, ValueError):
             raise SealError(f"{what} is not a well-formed sealed value (altered?)") from None
         aead = self._aead.get(kid)
@@ -94,16 +100,24 @@ class Seal:
             held = "no key at all" if self.ring is None else "no such key"
             raise SealError(f"{what} is sealed with key {kid}, and {self.where} has {held}")
         try:
-            return aead.decrypt(raw[:12], raw[12:], aad)
+            plain = aead.decrypt(raw[:12], raw[12:], aad)
         except (InvalidTag, ValueError):
             raise SealError(
                 f"{what} does not open with key {kid} of {self.where}: a wrong key, or the "
                 "sealed value or what it is bound to was altered"
             ) from None
+        if first:
+            return plain
+        try:
+            return decompress(plain, what)
+        except CompressionError as exc:
+            raise SealError(str(exc)) from None
 
     def sealed_with_current(self, stored: bytes) -> bool:
         """Whether ``stored`` is already sealed with the current key (rekey skips it then)."""
-        return self.ring is not None and stored.startswith(PREFIX + self.ring.current.encode())
+        return self.ring is not None and stored.startswith(
+            PREFIX + self.ring.current.encode() + b"."
+        )
 
     # -- signing ----------------------------------------------------------------------------------
 
