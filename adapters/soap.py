@@ -27,6 +27,7 @@ import re
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,8 @@ import aiohttp
 from lxml import etree  # type: ignore[import-untyped]
 
 from adapters import xmlsafe
+from adapters.auth.credentials import Credentials
+from adapters.auth.wssig import SigningFailed, sign_envelope
 from adapters.base import TRANSCRIPT_BODY_LIMIT, Adapter, OutboundRequest, Reply
 from adapters.body import BodyInvalid
 from adapters.envelope import SOAP11, VERSIONS, SoapVersion
@@ -64,15 +67,18 @@ from adapters.wsdl import load_document as load_wsdl
 from adapters.xroad import OPTIONAL_PARTS, XRoadService, with_fault_rules
 from adapters.xsdtypes import BadValue, escape
 from federation.config import Partner
+from federation.config.auth import WsSignature
 from federation.config.headers import EXCHANGE_KEY, HEADERS_KEY
 from federation.config.reader import Reader
 from federation.config.replies import ReplyRules
+from federation.config.secrets import SecretError
 from federation.config.yamlsrc import PathKey
 from federation.domain.errors import (
     ConfigError,
     PermanentError,
     Problem,
     Transcript,
+    TransientError,
 )
 
 REPLY_LIMIT = xmlsafe.REPLY_LIMITS.max_bytes
@@ -422,6 +428,7 @@ class SoapAdapter:
         self._operations: dict[tuple[str, str], Operation] = {}
         self._plans: dict[tuple[str, str], HeaderPlan] = {}
         self._security: _Security | None = None
+        self.credentials = Credentials(partner)  # auth: client_cert, ws_signature (adapters/auth)
         self._rules: dict[str, ReplyRules | None] = {
             code: s.reply for code, s in partner.services.items()
         }
@@ -453,7 +460,7 @@ class SoapAdapter:
                 header=username_token(security.username, password, version),
                 redacted=username_token(security.username, "<redacted>", version),
             )
-        self._session = partner_session(self.partner)
+        self._session = partner_session(self.partner, self.credentials.ssl_context())
 
     async def close(self) -> None:
         if self._session is not None:
@@ -468,6 +475,9 @@ class SoapAdapter:
         plan = self._plans.get((request.service, request.kind))
         url = self.partner.endpoint
         data, digest_of = self._envelope(op, plan, request, url)
+        signature = self.partner.auth.ws_signature if self.partner.auth else None
+        if signature is not None:  # signed afresh for every attempt: a new Timestamp
+            data = self._signed(data, signature, op)
         headers = {
             **op.http_headers,
             "X-Tongban-Exchange-Id": request.exchange_id,
@@ -486,6 +496,10 @@ class SoapAdapter:
         }
         if self._security is not None:
             sent["body_sha256_of"] = "envelope with the WS-Security password redacted"
+        if signature is not None:
+            sent["ws_signature"] = (
+                "X.509 over Body and Timestamp (the digest is of the unsigned envelope)"
+            )
         answer = await exchange(
             self._session,
             "POST",
@@ -502,6 +516,19 @@ class SoapAdapter:
         return classify(
             self.partner.id, op, sent, got, answer.body, answer.status, answer.retry_after, rules
         )
+
+    def _signed(self, data: bytes, spec: WsSignature, op: Operation) -> bytes:
+        """The envelope with this attempt's WS-Security signature; a key that cannot be read or
+        cannot sign holds the exchange (nothing is sent unsigned)."""
+        try:
+            return sign_envelope(data, spec, op.version, datetime.now(UTC))
+        except (SecretError, SigningFailed) as exc:
+            raise TransientError(
+                f"not sent: WS-Security signature: {exc}",
+                partner=self.partner.id,
+                operation=op.name,
+                transcript=Transcript(request={"operation": op.name, "sent": False}),
+            ) from None
 
     def _operation(self, request: OutboundRequest) -> Operation:
         """The WSDL operation for the request's service and kind; permanent if there is none."""

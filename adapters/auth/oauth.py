@@ -11,6 +11,7 @@ transcript or a log line.
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -75,8 +76,10 @@ class TokenSource:
             async with session.post(
                 spec.token_url,
                 data=form,
-                auth=aiohttp.BasicAuth(spec.client_id, secret),
-                headers={"Accept": "application/json"},
+                headers={
+                    "Accept": "application/json",
+                    "Authorization": _basic(spec.client_id, secret),
+                },
             ) as resp:
                 body = await resp.content.read(TOKEN_REPLY_LIMIT)
                 status = resp.status
@@ -115,3 +118,9 @@ class TokenSource:
             )
         self.fetched += 1
         return _Token(value=value, expires=self.clock() + float(expires_in))
+
+
+def _basic(client_id: str, secret: str) -> str:
+    """HTTP Basic credentials of the client (RFC 6749 section 2.3.1)."""
+    raw = f"{client_id}:{secret}".encode()
+    return "Basic " + base64.b64encode(raw).decode("ascii")
