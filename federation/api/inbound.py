@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from federation.api import conform
 from federation.api.auth import authenticate_partner, filing_partner
 from federation.api.edge import (
     BROKER,
@@ -26,7 +27,7 @@ from federation.api.edge import (
     refuse,
 )
 from federation.api.problems import ProblemError
-from federation.config import LOCAL, Inbound
+from federation.config import LOCAL, Inbound, Partner
 from federation.domain.errors import (
     RequestRefused,
 )
@@ -238,9 +239,12 @@ async def file_application(request: web.Request) -> web.Response:
     key = request.headers.get("Idempotency-Key")
     got = Received(request)
     try:
+        dry = conform.dry_run(request)
         partner = filing_partner(request, broker, pid)
         body = await got.read(broker.catalogue.config.broker.max_body_bytes)
         service, application = _parse(body)
+        if dry:
+            return _dry_run(broker, partner, service, application)
         exchange, created = await file_with(
             broker,
             partner,
@@ -254,6 +258,21 @@ async def file_application(request: web.Request) -> web.Response:
         await refuse(request, broker, exc, key, got.body, got.size)
         raise
     return accepted(exchange, created)
+
+
+def _dry_run(
+    broker: Broker, partner: Partner, service: str, application: dict[str, object]
+) -> web.Response:
+    """What filing would map ``application`` into (or every error), journalling nothing."""
+    services = partner.inbound.services if partner.inbound is not None else {}
+    if service not in services:
+        raise ProblemError(
+            404,
+            "unknown-service",
+            f"{partner.id!r} files no service {service!r} with us",
+            services=sorted(services),
+        )
+    return conform.answer(broker.catalogue, LOCAL, service, application)
 
 
 def _parse(body: bytes) -> tuple[str, dict[str, object]]:

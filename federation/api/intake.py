@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from federation.api import conform
 from federation.api.auth import Caller, authorize, caller_may, caller_of, source_caller
 from federation.api.edge import (
     BROKER,
@@ -42,9 +43,17 @@ async def submit(request: web.Request) -> web.Response:
     key = request.headers.get("Idempotency-Key")
     got = Received(request)
     try:
+        dry = conform.dry_run(request)
         body = await got.read(broker.catalogue.config.broker.max_body_bytes)
-        sub = _parse_submission(body, key, broker)
+        # a dry run is a question, not an application: it needs no key, and journals nothing
+        sub = _parse_submission(body, key or ("dry-run" if dry else None), broker)
         await source_caller(request, broker, sub.source)
+        if dry:
+            errors = conform.format_errors(sub.application)
+            return conform.answer(
+                broker.catalogue, sub.partner, sub.service, sub.application, errors=errors
+            )
+        conform.conform(sub.application)
         exchange, created = await broker.submit(sub)
     except RequestRefused as exc:
         await refuse(request, broker, exc, key, got.body, got.size)
