@@ -8,10 +8,12 @@ directory and must exist.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from federation.config.model import SERVICE_RE, Inbound, ProtocolKeys, Service
+from federation.config.notices import parse_report
 from federation.config.reader import Reader
 from federation.config.replies import ReplyRules, parse_reply
 from federation.config.values import parse_digests, parse_names
@@ -19,9 +21,15 @@ from federation.config.yamlsrc import PathKey
 
 
 def parse_inbound(
-    r: Reader, path: PathKey, raw: Any, base: Path, local_protocol: ProtocolKeys | None
+    r: Reader,
+    path: PathKey,
+    raw: Any,
+    base: Path,
+    local_protocol: ProtocolKeys | None,
+    protocol: str | None = None,
 ) -> Inbound | None:
-    """A partner's ``inbound:`` section: who may file with us, and the services they may file."""
+    """A partner's ``inbound:`` section: who may file with us, and the services they may file
+    (each with the ``report:`` its notices go by, the partner speaking ``protocol``)."""
     m = r.mapping(
         path,
         raw,
@@ -33,13 +41,15 @@ def parse_inbound(
         parse_digests(r, (*path, name), m.get(name, []))
         for name in ("keys_sha256", "client_certs_sha256")
     )
+    callback = r.url((*path, "callback"), m["callback"]) if "callback" in m else None
     # A partner may only send status updates (no services): it still needs its keys.
     services: Mapping[str, Service] | None = (
-        parse_services(r, (*path, "services"), m["services"], base, local_protocol)
+        _with_reports(
+            r, (*path, "services"), m["services"], base, local_protocol, (protocol, callback)
+        )
         if "services" in m
         else {}
     )
-    callback = r.url((*path, "callback"), m["callback"]) if "callback" in m else None
     wsdl: Path | None = None
     if "wsdl" in m:
         wfile = r.text((*path, "wsdl"), m["wsdl"])
@@ -60,6 +70,36 @@ def parse_inbound(
         client_certs_sha256=frozenset(certs),
         callback=callback,
     )
+
+
+def _with_reports(
+    r: Reader,
+    path: PathKey,
+    raw: Any,
+    base: Path,
+    spec: ProtocolKeys | None,
+    partner: tuple[str | None, str | None],
+) -> dict[str, Service] | None:
+    """Inbound service items, each with its ``report:`` (config/notices.py) read apart: the
+    other keys are the local system's protocol's."""
+    if not isinstance(raw, dict):
+        return parse_services(r, path, raw, base, spec)
+    reports = {c: v["report"] for c, v in raw.items() if isinstance(v, dict) and "report" in v}
+    rest = {
+        c: {k: x for k, x in v.items() if k != "report"} if c in reports else v
+        for c, v in raw.items()
+    }
+    services = parse_services(r, path, rest, base, spec)
+    if services is None:
+        return None
+    protocol, callback = partner
+    for code, value in reports.items():
+        route = parse_report(
+            r, (*path, code, "report"), value, protocol=protocol, callback=callback
+        )
+        if code in services and route is not None:
+            services[code] = replace(services[code], report=route)
+    return services
 
 
 def parse_services(

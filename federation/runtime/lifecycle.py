@@ -22,6 +22,7 @@ from federation.domain.models import (
     StateChange,
 )
 from federation.runtime.catalogue import Catalogue
+from federation.runtime.notices import reported
 from replay.journal import Journal, Query
 
 
@@ -126,7 +127,7 @@ async def _record_step(
         StateChange(
             state=State.DELIVERED,
             expect=frozenset({State.DELIVERED}),
-            notify=callback is not None,
+            notify=callback is not None or reported(catalogue, exchange),  # or a notice
             notify_as=f"lifecycle:{state}",
             lifecycle_state=state,
             expect_lifecycle=exchange.lifecycle_state,

@@ -6,6 +6,10 @@ marks, POSTs the outcome (JSON, ``Idempotency-Key: <exchange id>:<state>`` so th
 repeats) and records every try as an event of the exchange; failures are retried as the retry strategy
 says (:data:`~federation.domain.retry.CALLBACKS` unless one is given), after which the callback is
 abandoned (the outcome stays readable in the API).
+
+An application a partner filed whose service item reports in the partner's own dialect (a
+``report:`` in partners.yaml and in its mapping) is told by a notice instead: mapped, sent over the
+partner's protocol and judged by its reply rules and retry policy (:mod:`~federation.runtime.notices`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from federation.domain.retry import CALLBACKS, Failure, RetryLater, RetryStrateg
 from federation.logging import get_logger
 from federation.runtime.catalogue import Catalogue
 from federation.runtime.delivery import standing_errors
+from federation.runtime.notices import Notices, Route, route_of
 from replay.journal import Journal
 
 
@@ -53,6 +58,7 @@ class Notifier:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._log = get_logger(component="notifier", owner=owner)
+        self.notices = Notices(clock=clock)
 
     def start(self) -> None:
         self._session = aiohttp.ClientSession(
@@ -68,6 +74,7 @@ class Notifier:
                 await self._task
         if self._session is not None:
             await self._session.close()
+        await self.notices.close()
 
     def poke(self) -> None:
         self._wake.set()
@@ -92,9 +99,14 @@ class Notifier:
     async def _notify(self, exchange: Exchange) -> None:
         """Tell the source how ``exchange`` ended (or moved on); record the try and what follows."""
         inbound = exchange.direction is Direction.INBOUND
-        url = self._catalogue().config.callback_url(exchange.source, inbound=inbound)
+        catalogue = self._catalogue()
+        url = catalogue.config.callback_url(exchange.source, inbound=inbound)
         state = exchange.notify_state or exchange.state.value
         attempt = exchange.notify_attempts + 1
+        route = route_of(catalogue, exchange)
+        if route is not None:  # the partner hears it in its own dialect
+            await self._notice(route, exchange, state, attempt)
+            return
         log = self._log.bind(exchange_id=exchange.id, source=exchange.source, attempt=attempt)
         now = self._clock()
         if url is None:
@@ -125,6 +137,12 @@ class Notifier:
             status=status,
         )
         log.info("callback_failed", delay_s=decision.after)
+
+    async def _notice(self, route: Route, exchange: Exchange, state: str, attempt: int) -> None:
+        """One try at a notice in the partner's dialect, journalled with what follows."""
+        full = await self.journal.get(exchange.id) or exchange
+        tried = await self.notices.attempt(route, full, state, attempt)
+        await self._write(exchange, tried.events, done=tried.done, next_at=tried.next_at)
 
     async def _body(self, exchange: Exchange, state: str) -> dict[str, Any]:
         """The callback's JSON: the outcome, or a lifecycle step with every step so far."""
@@ -180,9 +198,14 @@ class Notifier:
             at=self._clock(),
             data={k: v for k, v in data.items() if v is not None},
         )
+        await self._write(exchange, [event], done=done, next_at=next_at)
+
+    async def _write(
+        self, exchange: Exchange, events: list[Event], *, done: bool, next_at: float | None
+    ) -> None:
         try:
             await self.journal.finish_notification(
-                exchange.id, [event], owner=self.owner, done=done, next_at=next_at
+                exchange.id, events, owner=self.owner, done=done, next_at=next_at
             )
         except LeaseLost:
             self._log.info("callback_lease_lost", exchange_id=exchange.id)

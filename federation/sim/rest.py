@@ -38,6 +38,8 @@ class Behaviour:
     fail_status: int = 503
     delay: float = 0.0  # seconds before answering
     retry_after: int | None = None
+    # a notice (a path under .../notices) refused with HTTP 200 and this business code ("E2001")
+    notice_refusal: str | None = None
 
 
 @dataclass
@@ -188,6 +190,8 @@ class PartnerSimulator:
         if b.delay:
             # Processed, but the answer is late: what a caller's timeout cannot tell apart.
             await asyncio.sleep(b.delay)
+        if "/notices" in request.path:
+            return web.json_response(_notice_ack(seen, b.notice_refusal), status=200)
         return web.json_response(seen.receipt, status=200)
 
     async def _status(self, request: web.Request) -> web.Response:
@@ -213,6 +217,14 @@ class PartnerSimulator:
         data = await request.json()
         self.behaviour = Behaviour(**{k: v for k, v in data.items() if k in asdict(Behaviour())})
         return web.json_response(asdict(self.behaviour))
+
+
+def _notice_ack(seen: Seen, refusal: str | None) -> dict[str, Any]:
+    """A notice API's answer (Hong Kong DPO's): HTTP 200 always, the yes or no in result_code."""
+    if refusal is not None:
+        return {"result_code": refusal, "result_message": "notice refused: unknown reference"}
+    ref = next(iter(seen.receipt.values()), seen.key)
+    return {"result_code": "0000", "result_message": "notice received", "notice_ref": ref}
 
 
 class Simulator(Protocol):

@@ -102,6 +102,9 @@ def _macau(case: str, now: dt.datetime) -> dict[str, Any]:
         "estado": "RECEBIDO",
         "dataRecepcao": now.date().isoformat(),
         "dataPrevistaEmissao": (now + dt.timedelta(days=10)).date().isoformat(),
+        # NotificarDecisao: the Macao exchange takes a notice of Guangdong's decision
+        "codigoResultado": "0",
+        "mensagem": "Notificação recebida",
     }
 
 

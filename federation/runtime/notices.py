@@ -1,0 +1,372 @@
+"""Notices: telling a partner, in its own dialect and over its own protocol, how what it filed
+with us stands.
+
+An inbound service item with a ``report:`` in partners.yaml (config/notices.py) and a ``report:``
+section in its mapping (mapping/report.py) hears each step as a notice instead of tongban's JSON
+callback: the step is marked in the journal with the step itself (as any callback), the
+notifier leases the mark, and :class:`Notices` maps the notice and sends it through an adapter of
+the partner's protocol built for the notice route (a REST path under ``inbound.callback``, or a
+SOAP operation of the partner's WSDL at its endpoint). As for any delivery: the partner's reply
+rules say whether the partner said yes, its retry policy decides what a failure leads to, its
+breaker policy guards the route, and every attempt is an event of the exchange with what went
+over the wire (``notice_attempt``), followed by how the notice ended (``notice_delivered``,
+``notice_rejected``, ``notice_unconfirmed``, ``notice_abandoned`` or ``notice_unmapped``).
+:func:`resend_notice` re-arms the latest notice of an application for support staff (a replay:
+same idempotency key, a ``notice_replayed`` event says who and why).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from adapters.base import Adapter, OutboundRequest, Reply
+from adapters.registry import create_adapter
+from adapters.rest import RestOptions, RestService
+from adapters.soap import SoapService
+from federation.config import LOCAL, Partner, Service
+from federation.domain.errors import (
+    AdapterError,
+    FederationError,
+    MappingError,
+    PermanentError,
+    UnknownOutcomeError,
+    UnrecognisedReply,
+)
+from federation.domain.models import Direction, Event, Exchange, State, StateChange, iso
+from federation.domain.retry import Failure, RetryLater, RetryNow
+from federation.logging import get_logger
+from federation.mapping.engine import Section
+from federation.mapping.report import map_notice, notice_document, report_of
+from federation.runtime.breaker import PartnerGuards, Sleep
+from federation.runtime.catalogue import Catalogue
+from replay.journal import Journal
+
+NOTICE_KINDS = (
+    "notice_attempt",
+    "notice_held",
+    "notice_delivered",
+    "notice_rejected",
+    "notice_unconfirmed",
+    "notice_abandoned",
+    "notice_unmapped",
+    "notice_replayed",
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Route:
+    """Where an inbound exchange's notices go: the partner, its service item, the section."""
+
+    partner: Partner
+    service: Service
+    section: Section
+
+
+@dataclass(frozen=True, kw_only=True)
+class Tried:
+    """What one try at a notice leaves: events to journal, whether the mark is done, and when
+    to try again if not."""
+
+    events: list[Event]
+    done: bool
+    next_at: float | None = None
+
+
+@dataclass
+class _Channel:
+    partner: Partner  # the partner as its notices see it (the route's protocol and endpoint)
+    adapter: Adapter
+    guards: PartnerGuards
+
+
+def route_of(catalogue: Catalogue, exchange: Exchange) -> Route | None:
+    """The notice route of an application a partner filed, if its item reports in its dialect."""
+    if exchange.direction is not Direction.INBOUND:
+        return None
+    partner = catalogue.partner(exchange.source)
+    inbound = partner.inbound if partner is not None else None
+    service = inbound.services.get(exchange.service) if inbound is not None else None
+    if partner is None or service is None or service.report is None:
+        return None
+    section = report_of(catalogue.mapping(LOCAL, exchange.service))
+    return Route(partner=partner, service=service, section=section) if section else None
+
+
+def reported(catalogue: Catalogue, exchange: Exchange) -> bool:
+    """Does the partner that filed ``exchange`` hear about it by notices in its own dialect?"""
+    return route_of(catalogue, exchange) is not None
+
+
+def channel_partner(partner: Partner, service: Service) -> Partner:
+    """The partner as a notice route sees it: one service item that sends the notice, over the
+    partner's SOAP endpoint (an operation of its WSDL) or REST under its ``inbound.callback``."""
+    route = service.report
+    assert route is not None  # only routes come here
+    code = service.code
+    if route.operation is not None:
+        item = replace(
+            service, options={"soap": SoapService(operation=route.operation)}, reply=route.reply
+        )
+        return replace(partner, services={code: item}, reply=route.reply, inbound=None)
+    callback = partner.inbound.callback if partner.inbound is not None else None
+    assert callback is not None  # checked by the config reader
+    assert route.path is not None
+    item = replace(service, options={"rest": RestService(path=route.path)}, reply=route.reply)
+    return replace(
+        partner,
+        protocol="rest",
+        endpoint=callback,
+        options={"rest": RestOptions()},
+        services={code: item},
+        reply=route.reply,
+        inbound=None,
+    )
+
+
+def step_of(state: str) -> str:
+    """The word a notice carries for a callback mark (``lifecycle:accepted`` → ``accepted``;
+    ``delivered`` → ``submitted``; an end short of the local system stays as it is)."""
+    if state.startswith("lifecycle:"):
+        return state.split(":", 1)[1]
+    return "submitted" if state == State.DELIVERED.value else state
+
+
+def document_for(exchange: Exchange, state: str) -> dict[str, Any]:
+    """The notice document of ``exchange`` (loaded with its events) for the mark ``state``."""
+    step = step_of(state)
+    said: dict[str, Any] = {}
+    at = exchange.updated_at
+    for event in exchange.events:
+        if event.kind == "lifecycle" and event.data.get("lifecycle") == step:
+            said, at = dict(event.data), event.at
+    return notice_document(
+        step=step,
+        at=iso(at) or "",
+        steps=exchange.lifecycle(),
+        original=exchange.original(),
+        application=exchange.application,
+        note=said.get("note"),
+        case_number=said.get("case_number"),
+    )
+
+
+class Notices:
+    """Sends notices for one broker instance: one adapter and one set of guards per route."""
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Sleep = asyncio.sleep,
+        adapters: Callable[[Partner], Adapter] = create_adapter,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._clock = clock
+        self._sleep = sleep
+        self._create = adapters
+        self._rng = rng or random.Random()
+        self._channels: dict[tuple[str, str], _Channel] = {}
+        self._retired: list[Adapter] = []
+        self._log = get_logger(component="notices")
+
+    async def close(self) -> None:
+        for adapter in [*(c.adapter for c in self._channels.values()), *self._retired]:
+            await adapter.close()
+        self._channels.clear()
+        self._retired.clear()
+
+    def guards(self, partner_id: str, service: str) -> PartnerGuards | None:
+        """The guards of a route in use (for tests and the partners view)."""
+        channel = self._channels.get((partner_id, service))
+        return channel.guards if channel is not None else None
+
+    async def _channel(self, route: Route) -> _Channel:
+        """The route's adapter and guards, (re)built when partners.yaml changed it."""
+        wanted = channel_partner(route.partner, route.service)
+        key = (route.partner.id, route.service.code)
+        current = self._channels.get(key)
+        if current is not None and current.partner == wanted:
+            return current
+        adapter = self._create(wanted)
+        await adapter.start()
+        if current is not None:
+            self._retired.append(current.adapter)
+        guards = PartnerGuards.for_partner(wanted, sleep=self._sleep)
+        channel = self._channels[key] = _Channel(partner=wanted, adapter=adapter, guards=guards)
+        return channel
+
+    async def attempt(self, route: Route, exchange: Exchange, state: str, attempt: int) -> Tried:
+        """One try at the notice for mark ``state`` of ``exchange`` (loaded with its events)."""
+        mark = {"state": state, "step": step_of(state)}
+        event = _events(exchange, self._clock)
+        log = self._log.bind(exchange_id=exchange.id, partner=route.partner.id, **mark)
+        try:
+            body, _ = map_notice(route.section, document_for(exchange, state))
+        except MappingError as exc:
+            problems = [p.to_dict() for p in exc.problems]
+            log.warning("notice_unmapped", problems=len(problems))
+            return Tried(events=[event("notice_unmapped", **mark, problems=problems)], done=True)
+        try:
+            channel = await self._channel(route)
+        except FederationError as exc:
+            log.error("notice_route_broken", error=str(exc))
+            error = {"kind": "configuration", "message": str(exc)}
+            return Tried(events=[event("notice_abandoned", **mark, error=error)], done=True)
+        breaker = channel.guards.breaker
+        if not breaker.closed and (wait := breaker.reopens_in()) > 0:
+            log.info("notice_held", reopens_in_s=round(wait, 3))
+            held = event("notice_held", **mark, reason="circuit breaker open")
+            return Tried(events=[held], done=False, next_at=self._clock() + wait)
+        request = OutboundRequest(
+            exchange_id=exchange.id,
+            idempotency_key=f"{exchange.id}:{state}",
+            service=route.service.code,
+            payload=body,
+            attempt=attempt,
+        )
+        sent = await _send(channel, request)
+        return self._outcome(channel, exchange, mark, attempt, sent, log)
+
+    def _outcome(
+        self,
+        channel: _Channel,
+        exchange: Exchange,
+        mark: dict[str, str],
+        attempt: int,
+        sent: tuple[Reply | AdapterError, float],
+        log: Any,
+    ) -> Tried:
+        """Journal events and what follows, from the partner's answer, as delivery does."""
+        result, duration = sent
+        event = _events(exchange, self._clock)
+        tried: dict[str, Any] = {**mark, "attempt": attempt, "duration_ms": duration}
+        if isinstance(result, Reply):
+            transcript = {"request": dict(result.transcript.request)}
+            transcript["response"] = dict(result.transcript.response or {})
+            first = event("notice_attempt", **tried, outcome="delivered", **transcript)
+            log.info("notice_delivered", attempt=attempt, status=result.status)
+            done = event("notice_delivered", **mark, status=result.status)
+            return Tried(events=[first, done], done=True)
+        error = _error(result)
+        kind = _kind(result)
+        first = event(
+            "notice_attempt",
+            **tried,
+            outcome=kind,
+            request=dict(result.transcript.request),
+            response=dict(result.transcript.response) if result.transcript.response else None,
+            error=error,
+        )
+        if isinstance(result, UnrecognisedReply):
+            log.warning("notice_unconfirmed", attempt=attempt, status=result.status)
+            return Tried(events=[first, event("notice_unconfirmed", **mark)], done=True)
+        if isinstance(result, PermanentError):
+            log.warning("notice_rejected", attempt=attempt, status=result.status)
+            return Tried(events=[first, event("notice_rejected", **mark)], done=True)
+        breaker = channel.guards.breaker
+        failure = Failure(
+            retry_after=result.retry_after,
+            held_for=None if breaker.closed else breaker.reopens_in(),
+        )
+        strategy = channel.partner.retry.strategy()
+        now = self._clock()
+        decision = strategy.decide(failure, attempt, now - exchange.updated_at, self._rng)
+        if isinstance(decision, RetryNow | RetryLater):
+            log.info("notice_retry_scheduled", attempt=attempt, delay_s=round(decision.after, 3))
+            return Tried(events=[first], done=False, next_at=now + decision.after)
+        log.warning("notice_abandoned", attempts=attempt)
+        ended = event("notice_abandoned", **mark, attempts=attempt, error=error)
+        return Tried(events=[first, ended], done=True)
+
+
+async def _send(channel: _Channel, request: OutboundRequest) -> tuple[Reply | AdapterError, float]:
+    """Send through the route's breaker, rate limit and slots; the answer and its time (ms)."""
+    guards = channel.guards
+    result: Reply | AdapterError
+    async with guards.breaker.admit():
+        if guards.rate is not None:
+            await guards.rate.acquire()
+        async with guards.slots:
+            t0 = time.perf_counter()
+            try:
+                result = await channel.adapter.send(request)
+            except AdapterError as exc:
+                result = exc
+            duration = round((time.perf_counter() - t0) * 1000, 3)
+        if isinstance(result, AdapterError) and not _answered(result):
+            guards.breaker.failure()
+        else:
+            guards.breaker.success()  # an answer, even a refusal: the partner is up
+    return result, duration
+
+
+def _answered(exc: AdapterError) -> bool:
+    return isinstance(exc, PermanentError | UnrecognisedReply)
+
+
+def _kind(exc: AdapterError) -> str:
+    if isinstance(exc, UnrecognisedReply):
+        return "unconfirmed"
+    if isinstance(exc, PermanentError):
+        return "permanent_error"
+    if isinstance(exc, UnknownOutcomeError):
+        return "unknown_outcome"
+    return "transient_error"
+
+
+def _error(exc: AdapterError) -> dict[str, Any]:
+    error: dict[str, Any] = {"kind": _kind(exc), "message": exc.message, "status": exc.status}
+    if exc.partner_code is not None:
+        error["partner_code"] = exc.partner_code
+    if exc.partner_message is not None:
+        error["partner_message"] = exc.partner_message
+    return error
+
+
+def _events(exchange: Exchange, clock: Callable[[], float]) -> Callable[..., Event]:
+    """Makes the events of one exchange, stamped now (values that are None left out)."""
+
+    def make(kind: str, **data: Any) -> Event:
+        kept = {k: v for k, v in data.items() if v is not None}
+        return Event(exchange_id=exchange.id, kind=kind, at=clock(), data=kept)
+
+    return make
+
+
+def latest_notice(exchange: Exchange) -> str | None:
+    """The mark of the latest notice of ``exchange`` (loaded with its events), if any."""
+    for event in reversed(exchange.events):
+        if event.kind in NOTICE_KINDS and isinstance(event.data.get("state"), str):
+            return str(event.data["state"])
+    return None
+
+
+async def resend_notice(
+    journal: Journal, exchange_id: str, *, reason: str, by: str, clock: Callable[[], float]
+) -> str:
+    """Send the latest notice of a delivered application a partner filed once more (the same
+    idempotency key); returns its mark. FederationError says why not."""
+    if not reason.strip():
+        raise FederationError("a resent notice needs a reason")
+    exchange = await journal.get(exchange_id)
+    if exchange is None or exchange.direction is not Direction.INBOUND:
+        raise FederationError(f"no application a partner filed has id {exchange_id}")
+    state = latest_notice(exchange)
+    if state is None:
+        raise FederationError(f"exchange {exchange_id} has sent no notice yet")
+    event = Event(
+        exchange_id=exchange_id,
+        kind="notice_replayed",
+        at=clock(),
+        data={"state": state, "reason": reason, "by": by},
+    )
+    change = StateChange(
+        state=State.DELIVERED, expect=frozenset({State.DELIVERED}), notify=True, notify_as=state
+    )
+    await journal.record(exchange_id, [event], change)
+    return state

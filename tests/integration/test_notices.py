@@ -1,0 +1,279 @@
+"""Notices in the partner's dialect: Hong Kong hears our word on what it filed as its own REST JSON.
+
+The partner's notice API is the REST partner simulator (its own log: what it received under each
+idempotency key), reached under hk's ``inbound.callback``; the local system is a simulator too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import aiohttp
+import pytest
+
+from adapters.registry import protocols
+from federation.config import load_config
+from federation.domain.errors import ConfigError, FederationError
+from federation.domain.models import Exchange, State
+from federation.runtime.broker import Broker
+from federation.runtime.notices import resend_notice
+from federation.sim.rest import PartnerSimulator
+from replay.factory import open_journal
+from tests.integration.test_delivery import DONE, free_port, settle
+from tests.integration.test_inbound import APPLICATION, KEY, LOCAL, LOCAL_KEY, MAPPING, auth
+from tests.waiting import wait_for
+
+REPLY = (
+    '{code: result_code, message: result_message, success: {code: ["0000"]}, permanent: ["/^E/"]}'
+)
+INBOUND = f"""\
+    inbound:
+      keys_sha256: ["{hashlib.sha256(KEY.encode()).hexdigest()}"]
+      callback: https://gateway.example.gov.hk/tongban/notices
+      services:
+        GD-GA-RP-HK:
+          mapping: mappings/inbound-rp.yaml
+          path: /applications/residence-permits
+          report:
+            path: /residence-permits
+            reply: {REPLY}
+"""
+REPORT = """\
+report:
+  reference_no: {from: application.reference, required: true}
+  notice_type:
+    switch: step
+    cases: {submitted: RECEIVED, accepted: ACCEPTED, correction_required: SUPPLEMENT_REQUIRED}
+    required: true
+  gd_case_no: case_number
+  remarks: note
+  notice_time:
+    from: at
+    required: true
+    transform: {datetime: {from: iso, to: "DD/MM/YYYY HH:mm", to_zone: Asia/Hong_Kong}}
+"""
+
+
+def notice_config(make_config: Any, **options: Any) -> Path:
+    """The two-partner test catalogue with a local system and hk filing GD-GA-RP-HK, hearing
+    back by notices (report:) in its own JSON."""
+    root: Path = make_config(**options)
+    text = (root / "partners.yaml").read_text(encoding="utf-8")
+    text = text.replace("partners:\n", LOCAL + "partners:\n", 1)
+    text = text.replace("    concurrency: 8\n", "    concurrency: 8\n" + INBOUND, 1)
+    (root / "partners.yaml").write_text(text, encoding="utf-8")
+    (root / "mappings" / "inbound-rp.yaml").write_text(MAPPING + REPORT, encoding="utf-8")
+    return root
+
+
+async def file_one(url: str, key: str) -> str:
+    """hk files the test application under ``key``; its exchange id."""
+    body = {"service": "GD-GA-RP-HK", "application": APPLICATION}
+    async with (
+        aiohttp.ClientSession(base_url=url) as http,
+        http.post(
+            "/v1/partners/hk/applications", json=body, headers={**auth(), "Idempotency-Key": key}
+        ) as r,
+    ):
+        assert r.status == 202
+        xid: str = (await r.json())["id"]
+    return xid
+
+
+async def decide(url: str, xid: str, decision: dict[str, str]) -> None:
+    """The local system's decision on exchange ``xid``."""
+    async with (
+        aiohttp.ClientSession(base_url=url) as http,
+        http.post(f"/v1/exchanges/{xid}/lifecycle", json=decision, headers=auth(LOCAL_KEY)) as r,
+    ):
+        assert r.status == 200, await r.text()
+
+
+async def notice_events(broker: Broker, xid: str, last: str) -> Exchange:
+    """The exchange once its events include a ``last`` event."""
+    found: Exchange = await wait_for(
+        lambda: broker.get(xid),
+        lambda ex: ex is not None and any(e.kind == last for e in ex.events),
+        what=f"a {last} event of {xid}",
+    )
+    return found
+
+
+def notices_at(sim: PartnerSimulator) -> SimpleNamespace:
+    """hk's notice API base URL (inbound.callback) on the simulator."""
+    return SimpleNamespace(url=f"{sim.url}/tongban/notices")
+
+
+@pytest.fixture
+async def notice_sim(make_config: Any) -> AsyncIterator[PartnerSimulator]:
+    """hk's notice API: a REST partner simulator in Hong Kong's dialect."""
+    partner = load_config(notice_config(make_config), protocols()).partners["hk"]
+    sim = PartnerSimulator(partner, seed=3)
+    await sim.start()
+    yield sim
+    await sim.stop()
+
+
+async def test_hong_kong_hears_each_step_in_its_own_json(
+    make_config, simulators, broker_at, notice_sim: PartnerSimulator
+) -> None:
+    """Delivered, then accepted with a case number: two notices in HK's words (its reference,
+    notice types, Hong Kong time) reach its notice API, each journalled as delivered."""
+    root = notice_config(make_config)
+    sims = {**await simulators(root), "hk:callback": notices_at(notice_sim)}
+    async with broker_at(root, sims) as (broker, url):
+        xid = await file_one(url, "HKDPO-2026-0101")
+        await settle(broker, xid, DONE)
+        await notice_events(broker, xid, "notice_delivered")
+        await decide(url, xid, {"lifecycle": "accepted", "case_number": "44000020261129000042"})
+        await wait_for(
+            lambda: broker.get(xid),
+            lambda ex: (
+                ex is not None and [e.kind for e in ex.events].count("notice_delivered") == 2
+            ),
+            what="the second notice to be delivered",
+        )
+        view = await broker.get(xid)
+    assert view is not None and view.notify_state is None
+    received = notice_sim.seen[f"{xid}:delivered"]
+    accepted = notice_sim.seen[f"{xid}:lifecycle:accepted"]
+    assert received.paths == ["/tongban/notices/residence-permits"]
+    assert received.first_body["notice_type"] == "RECEIVED"
+    assert received.first_body["reference_no"] == "HKGOV-2026-000123"
+    assert accepted.first_body["notice_type"] == "ACCEPTED"
+    assert accepted.first_body["gd_case_no"] == "44000020261129000042"
+    assert "exchange_id" not in accepted.first_body  # HK's words, not tongban's callback JSON
+    assert len(accepted.first_body["notice_time"]) == len("29/11/2026 10:00")
+    attempts = [e for e in view.events if e.kind == "notice_attempt"]
+    assert [a.data["outcome"] for a in attempts] == ["delivered", "delivered"]
+    assert attempts[1].data["step"] == "accepted"
+    assert attempts[1].data["request"]["url"].endswith("/tongban/notices/residence-permits")
+
+
+async def test_a_refusal_answered_with_http_200_is_not_delivered(
+    make_config, simulators, broker_at, notice_sim: PartnerSimulator
+) -> None:
+    """HK's notice API answers 200 with result_code E2001: the notice is rejected (with HK's code
+    and message), never recorded as delivered, and not sent again."""
+    root = notice_config(make_config)
+    sims = {**await simulators(root), "hk:callback": notices_at(notice_sim)}
+    notice_sim.behaviour.notice_refusal = "E2001"
+    async with broker_at(root, sims) as (broker, url):
+        xid = await file_one(url, "HKDPO-2026-0102")
+        view = await notice_events(broker, xid, "notice_rejected")
+    kinds = [e.kind for e in view.events]
+    assert "notice_delivered" not in kinds
+    [attempt] = [e for e in view.events if e.kind == "notice_attempt"]
+    assert attempt.data["outcome"] == "permanent_error"
+    assert attempt.data["error"]["partner_code"] == "E2001"
+    assert attempt.data["response"]["status"] == 200
+    assert notice_sim.seen[f"{xid}:delivered"].count == 1
+    assert view.state is State.DELIVERED and view.notify_state is None
+
+
+@pytest.fixture(params=["sqlite", "memory", "postgresql"])
+async def journal_of(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
+    """An unopened journal of each backend (the broker opens it)."""
+    async with contextlib.AsyncExitStack() as stack:
+        if request.param == "postgresql":
+            from tests.integration.pg import fresh_schema
+
+            yield (await stack.enter_async_context(fresh_schema())).journal()
+        elif request.param == "sqlite":
+            yield open_journal(tmp_path / "notices.sqlite")
+        else:
+            yield open_journal("memory:")
+
+
+async def test_a_partner_that_is_down_is_retried_then_the_notice_is_resent(
+    make_config, simulators, broker_at, journal_of: Any
+) -> None:
+    """Nobody listens at hk's notice API: the notice is tried as its retry policy says (3
+    attempts), abandoned in the journal; once HK is back, support staff resend it, with the
+    same idempotency key, and it is delivered."""
+    root = notice_config(make_config, max_attempts=3)
+    port = free_port()
+    down = SimpleNamespace(url=f"http://127.0.0.1:{port}/tongban/notices")  # nobody there yet
+    sims = {**await simulators(root), "hk:callback": down}
+    async with broker_at(root, sims, journal_obj=journal_of) as (broker, url):
+        xid = await file_one(url, "HKDPO-2026-0103")
+        abandoned = await notice_events(broker, xid, "notice_abandoned")
+        partner = load_config(root, protocols()).partners["hk"]
+        back = PartnerSimulator(partner, seed=5)
+        await back.start(port=port)
+        try:
+            state = await resend_notice(
+                broker.journal, xid, reason="DPO gateway back", by="support-1", clock=time.time
+            )
+            after = await wait_for(
+                lambda: broker.get(xid),
+                lambda ex: ex is not None and any(e.kind == "notice_delivered" for e in ex.events),
+                what="the resent notice to be delivered",
+            )
+        finally:
+            await back.stop()
+    attempts = [e for e in abandoned.events if e.kind == "notice_attempt"]
+    assert [a.data["outcome"] for a in attempts] == ["transient_error"] * 3
+    assert [a.data["attempt"] for a in attempts] == [1, 2, 3]
+    assert abandoned.notify_state is None and abandoned.state is State.DELIVERED
+    assert state == "delivered"
+    replayed = [e for e in after.events if e.kind == "notice_replayed"]
+    assert replayed[0].data["by"] == "support-1"
+    assert back.seen[f"{xid}:delivered"].first_body["notice_type"] == "RECEIVED"
+
+
+async def test_resend_refuses_what_it_cannot_resend(make_config, broker_at) -> None:
+    """No reason, no such exchange, nothing sent yet: each refused with why."""
+    root = notice_config(make_config)
+    async with broker_at(root) as (broker, _url):
+        for xid, reason, words in (
+            ("01JD0000000000000000000000", "x", "no application a partner filed"),
+            ("01JD0000000000000000000000", " ", "needs a reason"),
+        ):
+            with pytest.raises(FederationError, match=words):
+                await resend_notice(broker.journal, xid, reason=reason, by="s", clock=time.time)
+
+
+@pytest.mark.parametrize(
+    ("report", "words"),
+    [
+        ("{path: /x, operation: Y}", "give either path"),
+        ("{operation: NotificarDecisao}", "needs a SOAP partner"),
+        ("{path: x}", "a URL path"),
+    ],
+)
+def test_report_settings_are_checked_at_their_line(make_config, report: str, words: str) -> None:
+    """A report: that cannot be sent is a configuration error at its line in partners.yaml."""
+    root = notice_config(make_config)
+    path = root / "partners.yaml"
+    text = path.read_text(encoding="utf-8")
+    old = f"          report:\n            path: /residence-permits\n            reply: {REPLY}\n"
+    text = text.replace(old, f"          report: {report}\n")
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_config(root, protocols())
+    [problem] = err.value.problems
+    line = text.splitlines().index(f"          report: {report}") + 1
+    assert words in problem.message
+    assert problem.line == line
+    assert problem.path.startswith("partners[0].inbound.services.GD-GA-RP-HK.report")
+
+
+def test_a_rest_notice_needs_the_partners_callback(make_config) -> None:
+    """A REST notice path with no inbound.callback to put it under: an error at the path."""
+    root = notice_config(make_config)
+    path = root / "partners.yaml"
+    text = path.read_text(encoding="utf-8")
+    text = text.replace("      callback: https://gateway.example.gov.hk/tongban/notices\n", "")
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_config(root, protocols())
+    [problem] = err.value.problems
+    assert "inbound.callback" in problem.message
+    assert problem.line == text.splitlines().index("            path: /residence-permits") + 1
