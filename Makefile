@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.tongban-installed
 
-.PHONY: demo test test-fast lint bench clean
+.PHONY: demo test test-fast lint bench clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,8 +23,16 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# The console's browser tests drive Debian's Chromium (never a browser Playwright downloads);
+# the CJK fonts make their screenshots legible.
+CJK_FONT := /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc
+browser:
+	test -x /usr/bin/chromium -a -x /usr/bin/chromedriver -a -f $(CJK_FONT) || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			chromium chromium-driver fonts-noto-cjk)
+
 # The whole suite: what CI runs.
-test: lint
+test: lint browser
 	$(BIN)/tongban check
 	$(BIN)/tongban mapping test --all
 	$(BIN)/pytest

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from federation.api import admin, docs, inbound, intake, soapinbound, support
+from federation.api.console import create_console
 from federation.api.edge import BROKER, problems_middleware, strip_server
 from federation.runtime.broker import Broker
 
@@ -28,5 +29,6 @@ def create_app(broker: Broker) -> web.Application:
     soapinbound.setup(app)
     app.router.add_get("/healthz", admin.healthz)
     app.router.add_get("/readyz", admin.readyz)
+    app.add_subapp("/console/", create_console())  # the operator and support console
     docs.setup(app)
     return app

@@ -33,7 +33,7 @@ from federation.api.server import running_broker
 from federation.config import LOCAL
 from federation.mapping.examples import Example, load_examples
 from federation.runtime.catalogue import Catalogue, load_catalogue
-from federation.sim.rest import Simulator, simulator_for
+from federation.sim.rest import Behaviour, PartnerSimulator, Simulator, simulator_for
 
 TERMINAL = {"delivered", "failed", "rejected"}
 POLL_EVERY = 0.2  # the demo's polled partners are asked this often (partners.yaml: minutes)
@@ -128,6 +128,10 @@ async def run_demo(
                 )
                 if not rounds_ended:
                     return 1
+                left = await _leave_one_to_replay(url, catalogue, items, sims, wait)
+                console.print(
+                    f"console: [bold]{url}/console/[/] (exchange {left} is left to replay)"
+                )
                 if keep_running:
                     console.print(f"broker still running at {url} (Ctrl-C to stop)")
                     await _wait_for_signal()
@@ -459,6 +463,31 @@ def _show(console: Console, items: list[DemoItem], results: list[dict[str, Any]]
             str(shown),
         )
     console.print(table)
+
+
+async def _leave_one_to_replay(
+    url: str, catalogue: Catalogue, items: list[DemoItem], sims: dict[str, Simulator], wait: float
+) -> str | None:
+    """One more application, to a REST partner that refuses it this once (HTTP 400): a rejected
+    exchange that the console's replay then delivers (it is not in the results table)."""
+    outbound = [i for i in items if i.inbound_from is None]
+    item = next((i for i in outbound if isinstance(sims.get(i.partner), PartnerSimulator)), None)
+    if item is None:
+        return None
+    sim = sims[item.partner]
+    assert isinstance(sim, PartnerSimulator)
+    before, sim.behaviour = sim.behaviour, Behaviour(fail_ratio=1.0, fail_status=400)
+    try:
+        default_source = next(iter(catalogue.config.sources), "")
+        key = f"demo-replay-{uuid.uuid4().hex[:8]}"
+        path, body, headers = _submission(item, default_source, {}, key)
+        async with aiohttp.ClientSession(base_url=url) as http:
+            async with http.post(path, json=body, headers=headers) as resp:
+                xid = str((await resp.json(content_type=None)).get("id"))
+            await _Follow(http, xid, wait).delivered()  # until it has ended, rejected
+        return xid
+    finally:
+        sim.behaviour = before
 
 
 async def _wait_for_signal() -> None:

@@ -1,0 +1,183 @@
+"""Who is using the console: a principal's key exchanged for a session cookie (HttpOnly,
+SameSite=Strict, expiring), a CSRF token on every form, and each action allowed by the same
+grants as the API (``federation/api/auth.py``: roles from ``config/principals.py``, and loopback
+where no principal may)."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from federation.api.auth import Caller, caller_may, guarded, is_loopback, principal_of
+from federation.api.edge import refuse
+from federation.api.problems import ProblemError
+from federation.api.trail import audit_refusal, record
+from federation.config import Config
+from federation.config.principals import GRANTS
+from federation.runtime.broker import Broker
+
+COOKIE = "tongban_console"
+PRE_COOKIE = "tongban_console_pre"  # the sign-in form's CSRF token, before there is a session
+SESSION_SECONDS = 8 * 3600
+STAFF_ACTIONS = tuple(sorted({a for grants in GRANTS.values() for a in grants}))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Session:
+    """One signed-in browser: who, the form token, and when it ends."""
+
+    token: str
+    principal: str  # a principal's id, or ``loopback`` for this machine's own staff
+    role: str
+    csrf: str
+    expires: float
+
+
+class Sessions:
+    """The console's sessions of this instance (in memory: signing in again after a restart)."""
+
+    def __init__(self) -> None:
+        self._by_token: dict[str, Session] = {}
+
+    def open(self, principal: str, role: str) -> Session:
+        """A new session for ``principal``, ending after SESSION_SECONDS."""
+        now = time.time()
+        self._by_token = {t: s for t, s in self._by_token.items() if s.expires > now}
+        session = Session(
+            token=secrets.token_urlsafe(32),
+            principal=principal,
+            role=role,
+            csrf=secrets.token_urlsafe(24),
+            expires=now + SESSION_SECONDS,
+        )
+        self._by_token[session.token] = session
+        return session
+
+    def get(self, token: str | None) -> Session | None:
+        """The live session of ``token``, or None (unknown or expired)."""
+        session = self._by_token.get(token or "")
+        if session is None or session.expires <= time.time():
+            return None
+        return session
+
+    def close(self, token: str) -> None:
+        """End the session of ``token``."""
+        self._by_token.pop(token, None)
+
+
+SESSIONS = web.AppKey("console_sessions", Sessions)
+
+
+def loopback_offered(request: web.Request, config: Config) -> bool:
+    """Whether 'this machine' is offered at sign-in: a loopback visitor, and some staff action
+    that no principal may do (the API answers those on loopback too)."""
+    return is_loopback(request.remote) and any(not guarded(config, a) for a in STAFF_ACTIONS)
+
+
+def session_of(request: web.Request, broker: Broker) -> Session | None:
+    """The request's session, if it is live and its principal is still declared."""
+    session = request.config_dict[SESSIONS].get(request.cookies.get(COOKIE))
+    if session is None:
+        return None
+    if session.role == "local":
+        return session if loopback_offered(request, broker.catalogue.config) else None
+    current = [p for p in broker.catalogue.config.principals if p.id == session.principal]
+    return session if current and current[0].role == session.role else None
+
+
+def caller_of_session(request: web.Request, session: Session) -> Caller:
+    """The API's Caller for a session (the same grants decide)."""
+    return Caller(id=session.principal, role=session.role, remote=request.remote or "")
+
+
+def may(request: web.Request, broker: Broker, caller: Caller, action: str) -> bool:
+    """Whether ``caller`` may ``action`` here: its role's grants, or for this machine's own
+    staff, an action no principal may do asked from loopback (as ``staff_caller``)."""
+    if caller.role == "local":
+        return not guarded(broker.catalogue.config, action) and is_loopback(request.remote)
+    return caller_may(caller, action)
+
+
+async def require(request: web.Request, broker: Broker, action: str) -> Caller:
+    """The signed-in caller allowed ``action``; otherwise to the sign-in page, or a refusal
+    (journalled and audited, as the API's)."""
+    session = session_of(request, broker)
+    if session is None:
+        if request.method == "GET":
+            raise web.HTTPSeeOther(f"/console/sign-in?next={request.path_qs}")
+        raise ProblemError(401, "unauthenticated", "sign in first")
+    caller = caller_of_session(request, session)
+    if not may(request, broker, caller, action):
+        problem = ProblemError(
+            403, "forbidden", f"principal {caller.id!r} ({caller.role}) may not {action}"
+        )
+        await refuse(request, broker, problem, None, b"", 0)
+        await audit_refusal(request, broker, (caller.id, caller.role), action, problem)
+        raise problem
+    return caller
+
+
+async def check_csrf(request: web.Request, broker: Broker) -> dict[str, str]:
+    """The form's fields, once its CSRF token matches the session's (refused otherwise)."""
+    form = {k: str(v) for k, v in (await request.post()).items()}
+    session = session_of(request, broker)
+    if session is None:
+        raise ProblemError(401, "unauthenticated", "sign in first")
+    if not hmac.compare_digest(form.get("csrf", ""), session.csrf):
+        problem = ProblemError(403, "forbidden", "the form's token is not this session's")
+        await refuse(request, broker, problem, None, b"", 0)
+        await audit_refusal(
+            request, broker, (session.principal, session.role), "console-form", problem
+        )
+        raise problem
+    return form
+
+
+async def sign_in(request: web.Request, broker: Broker, form: dict[str, str]) -> Session:
+    """Exchange a principal's key (or, where offered, 'this machine') for a session."""
+    config = broker.catalogue.config
+    if form.get("loopback") == "1" and loopback_offered(request, config):
+        principal, role = "loopback", "local"
+    else:
+        found = principal_of(config, form.get("key", "").strip())
+        if found is None or found.role not in GRANTS:
+            problem = ProblemError(403, "forbidden", "that key is no staff principal's")
+            await refuse(request, broker, problem, None, b"", 0)
+            who = ("unknown-key", "") if found is None else (found.id, found.role)
+            await audit_refusal(request, broker, who, "console-sign-in", problem)
+            raise problem
+        principal, role = found.id, found.role
+    session = request.config_dict[SESSIONS].open(principal, role)
+    await record(request, broker, who=principal, role=role, action="console-sign-in")
+    return session
+
+
+def set_session_cookie(
+    request: web.Request, response: web.StreamResponse, session: Session
+) -> None:
+    """The session cookie: HttpOnly, SameSite=Strict, expiring with the session."""
+    response.set_cookie(
+        COOKIE,
+        session.token,
+        max_age=SESSION_SECONDS,
+        path="/console/",
+        httponly=True,
+        samesite="Strict",
+        secure=request.secure,
+    )
+
+
+def pre_token(request: web.Request) -> str:
+    """The sign-in form's CSRF token (double-submit: a cookie and the form's hidden field)."""
+    return request.cookies.get(PRE_COOKIE) or secrets.token_urlsafe(24)
+
+
+def set_pre_cookie(response: web.StreamResponse, token: str) -> None:
+    """The cookie half of the sign-in form's token."""
+    response.set_cookie(
+        PRE_COOKIE, token, path="/console/", httponly=True, samesite="Strict", max_age=3600
+    )

@@ -1,0 +1,157 @@
+"""The console's reading pages: overview, exchanges (search) and one exchange (with reveal).
+
+Each goes through the API's own pieces: ``query_from`` for filters, ``exchange_view`` and
+``masked`` for an exchange, ``record`` for the audit trail, the same grants for who may."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from aiohttp import web
+
+from federation.api.console import i18n, views
+from federation.api.console.access import check_csrf, require
+from federation.api.console.render import ZONE_COOKIE, render
+from federation.api.edge import BROKER, EXCHANGE_ID_RE
+from federation.api.intake import TRANSCRIPT_KEPT, exchange_view, masked
+from federation.api.problems import ProblemError
+from federation.api.support import FILTERS, BadQuery, query_from
+from federation.api.trail import record
+from federation.domain.models import Exchange, Lifecycle, State
+from replay.rules import REPLAYABLE
+
+PAGE = 50
+SEARCH_FIELDS = tuple(f for f in FILTERS if f not in ("limit",))
+
+
+async def overview(request: web.Request) -> web.Response:
+    """Counts per partner and state, now and over 24 h; partner health; the config version."""
+    broker = request.config_dict[BROKER]
+    await require(request, broker, "stats")
+    version = await asyncio.to_thread(views.config_version, broker.catalogue, broker.root)
+    figures = await views.overview(broker, version)
+    peak = max([d + o for _h, d, o in figures.hours] + [1])
+    return render(request, "overview.html", o=figures, peak=peak, states=[s.value for s in State])
+
+
+def search_params(request: web.Request, fields: dict[str, str]) -> dict[str, str]:
+    """The filters a form sent, as the API's query parameters (times read in the viewer's zone)."""
+    zone = i18n.zone_of(request.cookies.get(ZONE_COOKIE))
+    params = {k: v.strip() for k, v in fields.items() if k in SEARCH_FIELDS and v.strip()}
+    for name in ("since", "until"):
+        if name in params:
+            params[name] = i18n.to_query_time(params[name], zone)
+    return params
+
+
+async def exchanges(request: web.Request) -> web.Response:
+    """Search with every filter the API has, newest first, a page at a time by cursor."""
+    broker = request.config_dict[BROKER]
+    caller = await require(request, broker, "search")
+    fields = {k: request.query.getall(k) for k in request.query}
+    flat = {k: ",".join(v) for k, v in fields.items()}
+    params = search_params(request, flat)
+    found: list[Exchange] = []
+    error = ""
+    try:
+        query = query_from({**params, "limit": str(PAGE)}, applicant_ref=broker.applicant_ref)
+    except BadQuery as exc:
+        error = str(exc)
+    else:
+        found = await broker.journal.search(query)
+        shown = {k: v for k, v in params.items() if k != "applicant"}  # never its value
+        await record(
+            request,
+            broker,
+            who=caller.id,
+            role=caller.role,
+            action="search",
+            target="&".join(f"{k}={v}" for k, v in shown.items()),
+        )
+    next_params = None
+    if len(found) == PAGE:
+        next_params = {k: v for k, v in flat.items() if k != "before"} | {"before": found[-1].id}
+    return render(
+        request,
+        "exchanges.html",
+        found=found,
+        error=error,
+        form=flat,
+        filters={k: v for k, v in params.items() if k not in ("before", "applicant")},
+        next_params=next_params,
+        catalogue=broker.catalogue,
+        states=[s.value for s in State],
+        lifecycles=[x.value for x in Lifecycle],
+        service_names=service_names(broker.catalogue),
+        status=400 if error else 200,
+    )
+
+
+def service_names(catalogue: Any) -> dict[str, str]:
+    """Service code → its name (Chinese, else English, else the code)."""
+    out: dict[str, str] = {}
+    for p in catalogue.config.partners.values():
+        for code, s in p.services.items():
+            out[code] = (s.names.zh or s.names.en) if s.names else code
+    return out
+
+
+async def exchange(request: web.Request) -> web.Response:
+    """One exchange: timeline, payloads masked unless revealed, replays, today's mapping."""
+    return await _exchange_page(request, reveal_reason=None)
+
+
+async def reveal(request: web.Request) -> web.Response:
+    """The exchange page with its payloads in clear: a role that may reveal, and a reason."""
+    broker = request.config_dict[BROKER]
+    form = await check_csrf(request, broker)
+    reason = form.get("reason", "").strip()
+    if not reason:
+        raise ProblemError(400, "invalid-request", "revealing personal data needs a reason")
+    return await _exchange_page(request, reveal_reason=reason)
+
+
+async def _exchange_page(request: web.Request, *, reveal_reason: str | None) -> web.Response:
+    broker = request.config_dict[BROKER]
+    exchange_id = request.match_info["id"]
+    caller = await require(request, broker, "reveal" if reveal_reason else "show")
+    if not EXCHANGE_ID_RE.fullmatch(exchange_id):
+        raise ProblemError(404, "not-found", f"{exchange_id[:40]!r} is not an exchange id")
+    ex = await broker.get(exchange_id)
+    if ex is None:
+        raise ProblemError(404, "not-found", f"no exchange {exchange_id}")
+    clear = reveal_reason is not None or caller.role == "local"  # as the API's _may_reveal
+    view = exchange_view(ex, payloads=True)
+    if not clear:
+        view["application"], view["mapped"] = masked(view["application"]), masked(view["mapped"])
+        view["attempts"] = masked(view["attempts"], keep=TRANSCRIPT_KEPT)
+    await record(
+        request,
+        broker,
+        who=caller.id,
+        role=caller.role,
+        action="reveal" if reveal_reason else "show",
+        target=ex.id,
+        reason=reveal_reason or "",
+        outcome="ok" if clear else "masked",
+    )
+    replays = [e for e in ex.events if e.kind == "replayed"]
+    return render(
+        request,
+        "exchange.html",
+        ex=ex,
+        view=view,
+        clear=clear,
+        replays=replays,
+        today=views.today(broker.catalogue, ex),
+        replayable=ex.state in REPLAYABLE,
+        service_name=service_names(broker.catalogue).get(ex.service, ex.service),
+        dumps=_dumps,
+    )
+
+
+def _dumps(value: Any) -> str:
+    """Pretty JSON for a page (CJK as it is, not escaped)."""
+    return json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True)

@@ -1,0 +1,219 @@
+"""The mapping playground: pick a partner's service, edit its mapping, run it against a golden
+example or a stored exchange's application, see the mapped request or every error with its line,
+and the impact on the service's latest exchanges. Saving is an operator's reload: the file is
+written, the broker reloads (``Broker.reload``, as ``POST /v1/admin/reload``) and it is audited;
+a configuration the broker refuses is put back as it was."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from federation.api.console import views
+from federation.api.console.access import check_csrf, require
+from federation.api.console.render import render
+from federation.api.edge import BROKER, EXCHANGE_ID_RE
+from federation.api.problems import ProblemError
+from federation.api.trail import record
+from federation.domain.errors import ConfigError, MappingError
+from federation.mapping.engine import CompiledMapping, load_mapping
+from federation.mapping.examples import load_examples
+from federation.runtime.broker import Broker
+from replay.journal import Query
+
+IMPACT = 20  # the latest exchanges of the service a change is tried on
+MAX_TEXT = 256 * 1024
+
+
+@dataclass(kw_only=True)
+class Outcome:
+    """What a run of the edited mapping gave."""
+
+    problems: list[str] = field(default_factory=list)  # file:line: path: message, each
+    request: Any = None
+    warnings: list[str] = field(default_factory=list)
+    impact: tuple[int, int, list[str]] | None = None  # (tried, would differ, sample paths)
+
+
+def _mapping(broker: Broker, partner: str, service: str) -> CompiledMapping:
+    mapping = broker.catalogue.mapping(partner, service)
+    if mapping is None:
+        raise ProblemError(404, "not-found", f"no mapping for {partner}/{service}")
+    return mapping
+
+
+def compile_text(original: CompiledMapping, text: str) -> CompiledMapping:
+    """The edited text compiled as if it were the original file (same name in errors, same
+    code tables); ConfigError lists every problem with its line."""
+    root = next((p for p in original.path.resolve().parents if p.name == "mappings"), None)
+    with tempfile.TemporaryDirectory(prefix="tongban-playground-") as tmp:
+        path = Path(tmp) / original.path.name
+        path.write_text(text, encoding="utf-8")
+        return load_mapping(path, display=original.file, root=root or original.path.parent)
+
+
+def _services(broker: Broker) -> list[tuple[str, str, str]]:
+    out = []
+    for (pid, code), _m in sorted(broker.catalogue.mappings.items()):
+        service = broker.catalogue.service(pid, code)
+        name = (service.names.zh if service and service.names else "") or code
+        out.append((pid, code, name))
+    return out
+
+
+async def page(request: web.Request) -> web.Response:
+    """The playground with the chosen service's mapping as it is on disk."""
+    broker = request.config_dict[BROKER]
+    await require(request, broker, "show")
+    services = _services(broker)
+    partner = request.query.get("partner") or (services[0][0] if services else "")
+    service = request.query.get("service") or (services[0][1] if services else "")
+    mapping = _mapping(broker, partner, service)
+    text = await asyncio.to_thread(mapping.path.read_text, encoding="utf-8")
+    return await _show(request, broker, partner, service, text, {}, None)
+
+
+async def _show(
+    request: web.Request,
+    broker: Broker,
+    partner: str,
+    service: str,
+    text: str,
+    form: dict[str, str],
+    outcome: Outcome | None,
+    *,
+    saved: str = "",
+    status: int = 200,
+) -> web.Response:
+    mapping = _mapping(broker, partner, service)
+    examples = await asyncio.to_thread(load_examples, mapping.path)
+    return render(
+        request,
+        "playground.html",
+        services=_services(broker),
+        partner=partner,
+        service=service,
+        file=mapping.file,
+        text=text,
+        examples=[e.file.name for e in examples],
+        form=form,
+        outcome=outcome,
+        saved=saved,
+        status=status,
+    )
+
+
+async def run(request: web.Request) -> web.Response:
+    """Run the edited mapping against an example or a stored application (a reveal, audited)."""
+    broker = request.config_dict[BROKER]
+    form = await check_csrf(request, broker)
+    exchange_id = form.get("exchange_id", "").strip()
+    caller = await require(request, broker, "reveal" if exchange_id else "show")
+    partner, service, text = form.get("partner", ""), form.get("service", ""), form.get("text", "")
+    if len(text) > MAX_TEXT:
+        raise ProblemError(413, "body-too-large", f"a mapping is at most {MAX_TEXT} characters")
+    original = _mapping(broker, partner, service)
+    outcome = Outcome()
+    try:
+        mapping = await asyncio.to_thread(compile_text, original, text)
+    except ConfigError as exc:
+        outcome.problems = [str(p) for p in exc.problems]
+        return await _show(request, broker, partner, service, text, form, outcome, status=422)
+    application = await _application(request, broker, original, form, caller.id, caller.role)
+    try:
+        outcome.request, warnings = mapping.map_request_checked(application)
+        outcome.warnings = [str(w) for w in warnings]
+    except MappingError as exc:
+        outcome.problems = [str(p) for p in exc.problems]
+    outcome.impact = await _impact(broker, mapping, partner, service)
+    return await _show(request, broker, partner, service, text, form, outcome)
+
+
+async def _application(
+    request: web.Request,
+    broker: Broker,
+    original: CompiledMapping,
+    form: dict[str, str],
+    who: str,
+    role: str,
+) -> Any:
+    exchange_id = form.get("exchange_id", "").strip()
+    if exchange_id:
+        ex = await broker.get(exchange_id) if EXCHANGE_ID_RE.fullmatch(exchange_id) else None
+        if ex is None:
+            raise ProblemError(404, "not-found", f"no exchange {exchange_id[:40]}")
+        await record(
+            request,
+            broker,
+            who=who,
+            role=role,
+            action="reveal",
+            target=ex.id,
+            reason="mapping playground",
+        )
+        return ex.application
+    examples = await asyncio.to_thread(load_examples, original.path)
+    chosen = [e for e in examples if e.file.name == form.get("example")]
+    if not chosen:
+        raise ProblemError(400, "invalid-request", "choose a golden example or an exchange")
+    return chosen[0].application
+
+
+async def _impact(
+    broker: Broker, mapping: CompiledMapping, partner: str, service: str
+) -> tuple[int, int, list[str]]:
+    """How many of the service's latest exchanges the edited mapping would map differently."""
+    latest = await broker.journal.search(Query(partner=partner, service=service, limit=IMPACT))
+    differ, sample = 0, []
+    for ex in latest:
+        try:
+            request, _w = mapping.map_request_checked(ex.application)
+        except MappingError:
+            differ += 1
+            continue
+        paths = list(views.changed_paths(ex.mapped or {}, request))
+        if paths:
+            differ += 1
+            sample += [p for p in paths if p not in sample][:3]
+    return len(latest), differ, sample[:10]
+
+
+async def save(request: web.Request) -> web.Response:
+    """Write the edited mapping and reload; put the old text back if the broker refuses it."""
+    broker = request.config_dict[BROKER]
+    form = await check_csrf(request, broker)
+    caller = await require(request, broker, "reload")
+    partner, service, text = form.get("partner", ""), form.get("service", ""), form.get("text", "")
+    original = _mapping(broker, partner, service)
+    outcome = Outcome()
+    try:
+        await asyncio.to_thread(compile_text, original, text)
+    except ConfigError as exc:
+        outcome.problems = [str(p) for p in exc.problems]
+        return await _show(request, broker, partner, service, text, form, outcome, status=422)
+    before = await asyncio.to_thread(original.path.read_text, encoding="utf-8")
+    await asyncio.to_thread(original.path.write_text, text, encoding="utf-8")
+    try:
+        await broker.reload()
+    except ConfigError as exc:
+        await asyncio.to_thread(original.path.write_text, before, encoding="utf-8")
+        outcome.problems = [str(p) for p in exc.problems]
+        await record(
+            request,
+            broker,
+            who=caller.id,
+            role=caller.role,
+            action="reload",
+            target=original.file,
+            outcome="invalid-configuration",
+        )
+        return await _show(request, broker, partner, service, text, form, outcome, status=422)
+    await record(
+        request, broker, who=caller.id, role=caller.role, action="reload", target=original.file
+    )
+    return await _show(request, broker, partner, service, text, form, None, saved=original.file)

@@ -1,0 +1,142 @@
+"""Replay from the console: one exchange or a filter, resend or remap, a reason always, a dry run
+that says per exchange what would change, then progress until every replayed exchange has ended.
+
+The plan and the run are ``replay.service.ReplayService``'s, as for ``POST /v1/replays`` and
+``tongban replay``; who replays is the signed-in principal."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from federation.api.console import views
+from federation.api.console.access import check_csrf, require
+from federation.api.console.pages import search_params
+from federation.api.console.render import gettext_of, render
+from federation.api.edge import BROKER
+from federation.api.problems import ProblemError
+from federation.api.support import BadQuery, query_from
+from federation.api.trail import record
+from federation.domain.models import Exchange, State
+from federation.runtime.broker import Broker
+from replay.journal import Query
+from replay.service import Mode, Plan, ReplayService
+
+SHOWN = 200  # a plan or a progress page lists at most this many exchanges
+BATCHES = web.AppKey("console_batches", dict[str, tuple[str, ...]])
+
+
+@dataclass(frozen=True, kw_only=True)
+class Change:
+    """What a replay would do to one exchange."""
+
+    ex: Exchange
+    to_state: str
+    detail: str
+    paths: tuple[str, ...] = ()
+
+
+def _filters(request: web.Request, form: dict[str, str]) -> dict[str, str]:
+    """The exchange (``exchange_id``) or the search filters (``f_<name>``) a replay selects."""
+    if form.get("exchange_id"):
+        return {"id": form["exchange_id"]}
+    return search_params(request, {k[2:]: v for k, v in form.items() if k.startswith("f_")})
+
+
+async def _plan(broker: Broker, filters: dict[str, str], mode_text: str) -> Plan:
+    if not filters:
+        raise ProblemError(400, "invalid-request", "give an exchange or a filter")
+    try:
+        mode = Mode(mode_text)
+    except ValueError:
+        raise ProblemError(400, "invalid-request", "mode must be 'resend' or 'remap'") from None
+    try:
+        query = query_from(filters, applicant_ref=broker.applicant_ref)
+    except BadQuery as exc:
+        raise ProblemError(400, "invalid-query", str(exc)) from exc
+    return await ReplayService(broker.journal).plan(query, mode)
+
+
+def changes(broker: Broker, plan: Plan, _: Callable[[str], str]) -> list[Change]:
+    """Per exchange of the plan (the first SHOWN), what the replay would change."""
+    out: list[Change] = []
+    for ex in plan.take[:SHOWN]:
+        if plan.mode is Mode.RESEND:
+            out.append(
+                Change(
+                    ex=ex,
+                    to_state=State.QUEUED.value,
+                    detail=_("the same request again, as attempt %(n)d") % {"n": ex.attempts + 1},
+                )
+            )
+            continue
+        today = views.today(broker.catalogue, ex)
+        if not today.ok:
+            detail = _("today's mapping fails: %(problems)s") % {
+                "problems": "; ".join(today.problems)
+            }
+        elif today.changed:
+            detail = _("the request changes at %(n)d field(s)") % {"n": len(today.changed)}
+        else:
+            detail = _("the request stays the same")
+        out.append(Change(ex=ex, to_state=State.RECEIVED.value, detail=detail, paths=today.changed))
+    return out
+
+
+async def replay(request: web.Request) -> web.StreamResponse:
+    """Plan (dry run) or run a replay; a run leads to its progress page."""
+    broker = request.config_dict[BROKER]
+    caller = await require(request, broker, "replay")
+    form = await check_csrf(request, broker)
+    filters = _filters(request, form)
+    plan = await _plan(broker, filters, form.get("mode", ""))
+    reason = form.get("reason", "").strip()
+    if form.get("dry_run") == "1" or ("id" not in filters and form.get("confirm") != "1"):
+        return render(
+            request,
+            "plan.html",
+            plan=plan,
+            changes=changes(broker, plan, gettext_of(request)),
+            form=form,
+            reason=reason,
+            bulk="id" not in filters,
+        )
+    if not reason:
+        raise ProblemError(400, "invalid-request", "a replay needs a reason")
+    result = await ReplayService(broker.journal).run(plan, reason=reason, by=caller.id)
+    await record(
+        request,
+        broker,
+        who=caller.id,
+        role=caller.role,
+        action="replay",
+        target=",".join(result.replayed) or "&".join(f"{k}={v}" for k, v in filters.items()),
+        reason=reason,
+    )
+    broker.worker.poke()
+    request.config_dict[BATCHES][result.batch] = tuple(result.replayed)
+    raise web.HTTPSeeOther(f"/console/replays/{result.batch}")
+
+
+async def progress(request: web.Request) -> web.Response:
+    """Where each exchange of a replay batch stands; the page refreshes until all have ended."""
+    broker = request.config_dict[BROKER]
+    await require(request, broker, "search")
+    batch = request.match_info["batch"]
+    ids = request.config_dict[BATCHES].get(batch)
+    if ids is None:
+        raise ProblemError(404, "not-found", f"no replay batch {batch[:40]!r} on this instance")
+    now: list[Exchange] = []
+    for xid in ids[:SHOWN]:
+        found = await broker.journal.search(Query(exchange_id=xid, limit=1))
+        now += found
+    ended = sum(1 for ex in now if ex.state.terminal)
+    done = ended == len(now)
+    response = render(
+        request, "progress.html", batch=batch, now=now, ended=ended, total=len(ids), done=done
+    )
+    if not done:
+        response.headers["Refresh"] = "1"  # as the page's meta: until every one has ended
+    return response

@@ -1,0 +1,159 @@
+"""What the console's pages show, computed from the broker (no HTTP here): the overview's tallies
+and partner health, the changes a replay or today's mapping would make, the config version."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from federation.domain.models import Exchange, State
+from federation.runtime.broker import Broker
+from federation.runtime.catalogue import Catalogue
+from federation.runtime.mapping import Mapped, map_exchange
+from replay.journal import Query
+
+DAY = 86400.0
+SAMPLE = 1000  # the overview reads at most this many of the last 24 h (newest first)
+WAITING = (State.RECEIVED, State.QUEUED, State.DELIVERING, State.RETRY_WAIT)
+
+
+@dataclass(kw_only=True)
+class PartnerHealth:
+    """One partner's line of the overview."""
+
+    id: str
+    name: str
+    breaker: str
+    in_flight: int
+    last_error: str = ""
+    last_error_at: float | None = None
+    p95_ms: float | None = None
+    oldest_waiting: float | None = None
+    by_state: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Overview:
+    """The overview page's figures."""
+
+    now: Mapping[str, int]
+    total: int
+    sampled: int
+    sample_full: bool  # the last 24 h hold more than SAMPLE: the tallies are of the newest
+    hours: Sequence[tuple[float, int, int]]  # (hour start, delivered, not delivered)
+    partners: Sequence[PartnerHealth]
+    version: str
+    instance: str
+
+
+def p95(values: Sequence[float]) -> float | None:
+    """The 95th percentile (nearest rank) of ``values``, None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+async def overview(broker: Broker, version: str, *, now: float | None = None) -> Overview:
+    """Counts now (every exchange) and over the last 24 h (the newest SAMPLE), partner health."""
+    now = time.time() if now is None else now
+    counts = dict(await broker.journal.counts())
+    recent = await broker.journal.search(Query(since=now - DAY, limit=SAMPLE))
+    catalogue = broker.catalogue
+    health = {
+        pid: PartnerHealth(
+            id=pid,
+            name=p.names.zh,
+            breaker=str(broker.worker.partner_status(pid)["breaker"]["state"]),
+            in_flight=int(broker.worker.partner_status(pid)["held"]),
+        )
+        for pid, p in catalogue.config.partners.items()
+    }
+    latencies: dict[str, list[float]] = defaultdict(list)
+    start = math.floor((now - DAY) / 3600) * 3600
+    hours = {start + 3600 * h: [0, 0] for h in range(25)}
+    for ex in recent:
+        line = health.get(ex.target)
+        bucket = hours.get(math.floor(ex.created_at / 3600) * 3600)
+        if bucket is not None:
+            bucket[0 if ex.state is State.DELIVERED else 1] += 1
+        if line is None:
+            continue
+        line.by_state[ex.state.value] += 1
+        _note(line, ex, latencies[ex.target])
+    for pid, values in latencies.items():
+        health[pid].p95_ms = p95(values)
+    return Overview(
+        now=counts,
+        total=sum(counts.values()),
+        sampled=len(recent),
+        sample_full=len(recent) == SAMPLE,
+        hours=[(h, d, o) for h, (d, o) in sorted(hours.items())],
+        partners=list(health.values()),
+        version=version,
+        instance=broker.owner,
+    )
+
+
+def _note(line: PartnerHealth, ex: Exchange, latencies: list[float]) -> None:
+    """Fold one exchange into its partner's line (newest first: the first error is the last)."""
+    if ex.last_error and not line.last_error:
+        line.last_error = str(ex.last_error.get("message", ""))[:200]
+        line.last_error_at = ex.updated_at
+    if ex.state is State.DELIVERED:
+        latencies.append((ex.updated_at - ex.created_at) * 1000)
+    if ex.state in WAITING:
+        line.oldest_waiting = ex.created_at  # newest first: the last one seen is the oldest
+
+
+def config_version(catalogue: Catalogue, root: Path) -> str:
+    """A short hash of the configuration in force: partners.yaml and every file mappings use."""
+    digest = hashlib.sha256()
+    config_file = root / "partners.yaml"
+    digest.update(config_file.read_bytes() if config_file.exists() else b"")
+    versions = sorted({(f, v) for m in catalogue.mappings.values() for f, v in m.versions.items()})
+    digest.update(orjson.dumps(versions))
+    return digest.hexdigest()[:12]
+
+
+def changed_paths(before: Any, after: Any, prefix: str = "") -> Iterator[str]:
+    """The field paths where two mapped requests differ (paths only: values may be personal)."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        for key in sorted(set(before) | set(after), key=str):
+            where = f"{prefix}.{key}" if prefix else str(key)
+            if key not in before or key not in after:
+                yield where
+            else:
+                yield from changed_paths(before[key], after[key], where)
+    elif isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        for i, (b, a) in enumerate(zip(before, after, strict=True)):
+            yield from changed_paths(b, a, f"{prefix}[{i}]")
+    elif before != after:
+        yield prefix or "(whole request)"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Today:
+    """What today's mapping makes of an exchange's application, against what was sent."""
+
+    ok: bool
+    changed: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()
+
+
+def today(catalogue: Catalogue, ex: Exchange) -> Today:
+    """Today's mapping applied to the exchange's application, compared with its mapped request."""
+    result = map_exchange(catalogue, ex)
+    if not isinstance(result, Mapped):
+        return Today(
+            ok=False, problems=tuple(p.message for p in result.problems) or (result.message,)
+        )
+    return Today(ok=True, changed=tuple(changed_paths(ex.mapped or {}, result.request)))

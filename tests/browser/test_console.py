@@ -1,0 +1,144 @@
+"""The console end to end in headless Chromium: sign in, find the demo's rejected exchange, read
+it, replay it with a reason and watch it delivered; the playground's errors with their lines; a
+viewer who cannot replay; every page in three languages."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.browser.conftest import KEYS, Server
+
+
+@pytest.fixture
+def page(chromium: Browser) -> Iterator[Page]:
+    """A fresh browser context (no cookies), in English unless a test says otherwise."""
+    context = chromium.new_context(locale="en-GB", timezone_id="Asia/Hong_Kong")
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    yield page
+    context.close()
+
+
+def on_this_machine(page: Page, url: str) -> None:
+    page.goto(url + "/console/")
+    expect(page).to_have_url(re.compile(r"/console/sign-in"))
+    page.click("#this-machine")
+    expect(page.locator("header .who")).to_contain_text("this machine")
+
+
+def with_key(page: Page, url: str, role: str) -> None:
+    page.goto(url + "/console/sign-in")
+    page.fill("input[name=key]", KEYS[role])
+    page.click("#sign-in")
+    expect(page.locator("header .who")).to_contain_text(f"test-{role}")
+
+
+def test_support_finds_replays_and_sees_delivered(demo: Server, page: Page, shots: Path) -> None:
+    """The demo's rejected exchange is found, read, replayed with a reason and ends delivered."""
+    on_this_machine(page, demo.url)
+    expect(page.locator("#partners")).to_be_visible()
+    page.screenshot(path=shots / "overview.png", full_page=True)
+    page.goto(demo.url + "/console/exchanges")
+    page.check("input[name=state][value=rejected]")
+    page.click("#find")
+    row = page.locator(f"#results tr[data-id='{demo.left}']")
+    expect(row).to_be_visible()
+    page.screenshot(path=shots / "exchanges.png", full_page=True)
+    row.locator("a").click()
+    expect(page.locator("#state")).to_have_text("rejected")
+    expect(page.locator("#last-error")).to_contain_text("400")
+    page.screenshot(path=shots / "exchange.png", full_page=True)
+    page.fill("#replay-reason", "partner gateway fixed")
+    page.click("#dry-run")
+    expect(page.locator(f"#plan tr[data-id='{demo.left}']")).to_contain_text("as attempt 2")
+    page.screenshot(path=shots / "replay-plan.png", full_page=True)
+    page.click("#confirm-replay")
+    expect(page.locator("#progress")).to_have_attribute("data-done", "yes")
+    expect(page.locator(f"#batch tr[data-id='{demo.left}']")).to_contain_text("delivered")
+    page.screenshot(path=shots / "replay-progress.png", full_page=True)
+    page.goto(f"{demo.url}/console/exchanges/{demo.left}")
+    expect(page.locator("#replays")).to_contain_text("partner gateway fixed")
+    expect(page.locator("#replays")).to_contain_text("loopback")
+
+
+def test_playground_shows_a_broken_mappings_line(demo: Server, page: Page, shots: Path) -> None:
+    """A mapping broken in the editor is refused with its file and the line of the fault."""
+    on_this_machine(page, demo.url)
+    page.goto(demo.url + "/console/playground")
+    page.click("#run")
+    expect(page.locator("#mapped-request")).to_be_visible()
+    text = page.input_value("#mapping-text")
+    lines = text.splitlines()
+    target = next(i for i, line in enumerate(lines) if "from:" in line)
+    lines[target] = lines[target].replace("from:", "frm:", 1)
+    page.fill("#mapping-text", "\n".join(lines) + "\n")
+    page.click("#run")
+    problems = page.locator("#problems")
+    expect(problems).to_contain_text(f":{target + 1}:")
+    page.screenshot(path=shots / "playground-error.png", full_page=True)
+
+
+def test_viewer_cannot_replay(guarded: Server, page: Page, shots: Path) -> None:
+    """A viewer sees no replay form, and a replay posted anyway is refused and audited."""
+    page.goto(guarded.url + "/console/sign-in")
+    page.fill("input[name=key]", "not anyones key")
+    page.click("#sign-in")
+    expect(page.locator("[data-problem=forbidden]")).to_be_visible()
+    with_key(page, guarded.url, "viewer")
+    page.goto(guarded.url + "/console/exchanges")
+    expect(page.locator("#search")).to_be_visible()
+    expect(page.locator("#replay-filter")).to_have_count(0)
+    csrf = page.locator("header input[name=csrf]").input_value()
+    answer = page.request.post(
+        guarded.url + "/console/replays",
+        form={"csrf": csrf, "mode": "resend", "reason": "try", "f_state": "failed", "confirm": "1"},
+    )
+    assert answer.status == 403
+    page.goto(guarded.url + "/console/audit")
+    expect(page.locator("[data-problem=forbidden]")).to_be_visible()
+    page.context.clear_cookies()
+    with_key(page, guarded.url, "auditor")
+    page.goto(guarded.url + "/console/audit?who=test-viewer&action=refused:replay")
+    expect(page.locator("#audit")).to_contain_text("refused:replay")
+    page.screenshot(path=shots / "audit.png", full_page=True)
+
+
+PAGES = (
+    "/console/",
+    "/console/exchanges",
+    "/console/playground",
+    "/console/refusals",
+    "/console/audit",
+)
+NAV = {"zh_Hans": "总览", "zh_Hant": "總覽", "en": "Overview"}
+HTML_LANG = {"zh_Hans": "zh-Hans", "zh_Hant": "zh-Hant", "en": "en"}
+
+
+@pytest.mark.parametrize("lang", ["zh_Hans", "zh_Hant", "en"])
+def test_every_page_in_each_language(demo: Server, page: Page, shots: Path, lang: str) -> None:
+    """Each page renders in the chosen language (the switch), and Accept-Language chooses too."""
+    on_this_machine(page, demo.url)
+    for path in (*PAGES, f"/console/exchanges/{demo.left}"):
+        answer = page.goto(f"{demo.url}{path}?lang={lang}")
+        assert answer is not None and answer.status == 200, path
+        expect(page.locator("html")).to_have_attribute("lang", HTML_LANG[lang])
+        expect(page.locator("header nav")).to_contain_text(NAV[lang])
+        name = path.strip("/").replace("/", "-").replace("console", "").strip("-") or "overview"
+        if path.endswith(demo.left):
+            name = "exchange"
+        page.screenshot(path=shots / f"{lang}-{name}.png", full_page=True)
+
+
+def test_accept_language_chooses(demo: Server, chromium: Browser) -> None:
+    """A browser asking for zh-HK gets 繁體 without touching the switch."""
+    context = chromium.new_context(locale="zh-HK")
+    page = context.new_page()
+    page.goto(demo.url + "/console/sign-in")
+    expect(page.locator("html")).to_have_attribute("lang", "zh-Hant")
+    expect(page.locator("#sign-in")).to_have_text("登入")
+    context.close()
