@@ -6,8 +6,10 @@ application ended up. Then it takes applications through a correction round (补
 with a partner that calls back (the demo plays the partner, posting its status notices) and with one
 that is polled (Hong Kong's TD over SOAP: its simulator asks for more material first). Last, it plays
 the local system deciding on what Hong Kong and Macao filed (asking Hong Kong for more material
-first) and each partner reading the decisions back with its key. Exit status 0 only if every
-application was delivered and every round completed.
+first) and each partner reading the decisions back with its key, and hearing them as notices in
+its own format (Hong Kong's JSON, Macao's NotificarDecisao), read from its simulator's own log.
+Exit status 0 only if every application was delivered, every round completed and every notice
+heard.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
+import orjson
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -33,6 +37,7 @@ from federation.api.server import running_broker
 from federation.config import LOCAL
 from federation.mapping.examples import Example, load_examples
 from federation.runtime.catalogue import Catalogue, load_catalogue
+from federation.runtime.notices import channel_partner
 from federation.sim.rest import Behaviour, PartnerSimulator, Simulator, simulator_for
 
 TERMINAL = {"delivered", "failed", "rejected"}
@@ -103,11 +108,14 @@ async def run_demo(
         console.print('[red]no golden example is marked "demo": true; nothing to submit[/]')
         return 1
     sims = _simulators(catalogue)
+    notice_sims = _notice_simulators(catalogue)
     keys = _demo_keys(catalogue)
     with tempfile.TemporaryDirectory(prefix="tongban-demo-") as tmp:
         journal = Path(tmp) / "journal.sqlite"
         try:
             endpoints = {pid: await sim.start() for pid, sim in sims.items()}
+            for key, (notice_sim, path) in notice_sims.items():  # partners hearing by REST
+                endpoints[key] = await notice_sim.start() + path
             async with running_broker(
                 root=root,
                 journal_path=journal,
@@ -126,7 +134,8 @@ async def run_demo(
                 rounds_ended, all_delivered = await _play(
                     url, catalogue, items, keys, console, wait
                 )
-                if not rounds_ended:
+                heard = await _notices_heard(catalogue, sims, notice_sims, console, wait)
+                if not rounds_ended or not heard:
                     return 1
                 left = await _leave_one_to_replay(url, catalogue, items, sims, wait)
                 console.print(
@@ -137,7 +146,7 @@ async def run_demo(
                     await _wait_for_signal()
                 return 0 if all_delivered else 1
         finally:
-            for sim in sims.values():
+            for sim in [*sims.values(), *(s for s, _ in notice_sims.values())]:
                 await sim.stop()
 
 
@@ -148,6 +157,66 @@ def _simulators(catalogue: Catalogue) -> dict[str, Simulator]:
         if pid in MATERIAL and hasattr(sim, "ask_for_more_material"):
             sim.ask_for_more_material()  # a polled partner's first answer: 补正
     return sims
+
+
+def _notice_simulators(catalogue: Catalogue) -> dict[str, tuple[PartnerSimulator, str]]:
+    """A REST simulator for each partner that hears notices under its inbound.callback, by
+    ``<partner>:callback`` (the broker's endpoint override), with the callback's own path."""
+    out: dict[str, tuple[PartnerSimulator, str]] = {}
+    for pid, partner in catalogue.config.partners.items():
+        inbound = partner.inbound
+        for service in inbound.services.values() if inbound is not None else ():
+            if service.report is not None and service.report.path and inbound and inbound.callback:
+                sim = PartnerSimulator(channel_partner(partner, service))
+                out[f"{pid}:callback"] = (sim, urlsplit(inbound.callback).path)
+    return out
+
+
+async def _notices_heard(
+    catalogue: Catalogue,
+    sims: dict[str, Simulator],
+    notice_sims: dict[str, tuple[PartnerSimulator, str]],
+    console: Console,
+    wait: float,
+) -> bool:
+    """Each partner that hears notices in its own format has heard the last decision (办结), in
+    its simulator's own log; shows what it heard. False if one has not within the wait."""
+    reporting = {
+        pid
+        for pid, p in catalogue.config.partners.items()
+        if p.inbound and any(s.report for s in p.inbound.services.values())
+    }
+    ok = True
+    for pid in sorted(reporting):
+        rest = notice_sims.get(f"{pid}:callback")
+        log = rest[0] if rest is not None else sims.get(pid)
+        deadline = time.monotonic() + wait
+        while not (notices := _notices_in(log)) or not any(
+            k.endswith(":lifecycle:completed") for k in notices
+        ):
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)
+        if not any(k.endswith(":lifecycle:completed") for k in notices):
+            console.print(f"[red]{pid} heard no notice of the last decision[/]")
+            ok = False
+            continue
+        steps = ", ".join(k.split(":", 1)[1] for k in notices)
+        last = orjson.dumps(notices[next(reversed(notices))], option=orjson.OPT_NON_STR_KEYS)
+        console.print(f"{pid} heard {len(notices)} notices in its own format ({steps}); the last:")
+        console.print(f"  {last.decode()}", markup=False)
+    return ok
+
+
+def _notices_in(sim: Simulator | None) -> dict[str, Any]:
+    """The notices in a simulator's own log, by idempotency key (``<exchange>:<step>``)."""
+    seen: dict[str, Any] = getattr(sim, "seen", {})
+    out: dict[str, Any] = {}
+    for key, entry in seen.items():
+        where = [*getattr(entry, "paths", []), *getattr(entry, "operations", [])]
+        if any("/notices" in w or w.startswith("Notificar") for w in where):
+            out[key] = entry.first_body
+    return out
 
 
 def _demo_keys(catalogue: Catalogue) -> dict[str, str]:
