@@ -96,7 +96,7 @@ def parse_secret(r: Reader, path: PathKey, raw: Any, base: Path) -> SecretRef | 
         # Never echo the value: it may be the secret itself.
         r.error(
             path,
-            "secrets never go in partners.yaml: write '{env:NAME}' or '{file:path}' "
+            "secrets never go in configuration files: write '{env:NAME}' or '{file:path}' "
             "(a file readable by its owner only)",
         )
         return None

@@ -265,5 +265,5 @@ def test_a_literal_secret_in_partners_yaml_is_an_error(make_config) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(root, protocols())
     text = str(caught.value)
-    assert "auth.bearer: secrets never go in partners.yaml" in text
+    assert "auth.bearer: secrets never go in configuration files" in text
     assert "plain-token-value-123" not in text

@@ -13,7 +13,7 @@ trim, split, join, opencc) and ``codes`` (table, identity numbers, phone).
 
 from __future__ import annotations
 
-from federation.mapping.transforms import codes, dates, scalars, text
+from federation.mapping.transforms import codes, crypto, dates, scalars, text
 from federation.mapping.transforms.base import (
     REGISTRY,
     Context,
@@ -37,6 +37,7 @@ __all__ = [
     "TransformError",
     "build_steps",
     "codes",
+    "crypto",
     "dates",
     "scalars",
     "step",
