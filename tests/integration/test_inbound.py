@@ -351,6 +351,12 @@ async def test_partner_reports_lifecycle_and_the_source_hears_it(
                 assert r.status == 202
                 child = (await r.json())["id"]
             await settle(broker, child, DONE)
+            # The parent hears of its delivered supplement in a write of its own, just after.
+            await wait_for(
+                lambda: broker.get(ex.id),
+                lambda p: p is not None and p.lifecycle()[-1]["state"] == "submitted",
+                what="the parent to be submitted again",
+            )
             async with http.post(
                 f"/v1/exchanges/{ex.id}/supplements",
                 json=material,
