@@ -136,6 +136,10 @@ class Journal(Protocol):
     async def renew(self, *, owner: str, ids: Sequence[str], lease_until: float) -> int:
         """Extend the owner's leases; returns how many it still held."""
 
+    async def release(self, *, owner: str) -> int:
+        """Give up every lease ``owner`` holds (a draining instance): due work is claimable by
+        any instance at once, not when the leases expire; returns how many it held."""
+
     async def claim_notifications(
         self, *, owner: str, now: float, lease_until: float, limit: int
     ) -> list[Exchange]:

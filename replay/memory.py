@@ -225,6 +225,13 @@ class InMemoryJournal:
                 n += 1
         return n
 
+    async def release(self, *, owner: str) -> int:
+        self._check()
+        mine = [xid for xid, (holder, _) in self.leases.items() if holder == owner]
+        for xid in mine:
+            del self.leases[xid]
+        return len(mine)
+
     async def claim_notifications(
         self, *, owner: str, now: float, lease_until: float, limit: int
     ) -> list[Exchange]:

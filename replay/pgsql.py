@@ -381,6 +381,12 @@ FROM due WHERE e.id = due.id
 RETURNING e.*, due.lease_owner AS previous_owner"""
 
 RENEW = "UPDATE exchanges SET lease_until = $1 WHERE lease_owner = $2 AND id = ANY($3::text[])"
+# A draining instance gives up its leases: open work, retries and callbacks it held.
+RELEASE = """
+UPDATE exchanges SET lease_owner = NULL, lease_until = NULL
+WHERE lease_owner = $1 AND (state IN ('received', 'queued', 'delivering', 'retry_wait')
+                            OR notify_state IS NOT NULL)
+"""
 
 CLAIM_NOTIFICATIONS = """
 WITH due AS (

@@ -471,6 +471,10 @@ class PostgresJournal:
         )
         return pgsql.affected(status)
 
+    async def release(self, *, owner: str) -> int:
+        status = await self._write(lambda conn, _: conn.execute(pgsql.RELEASE, owner))
+        return pgsql.affected(status)
+
     async def claim_notifications(
         self, *, owner: str, now: float, lease_until: float, limit: int
     ) -> list[Exchange]:
@@ -564,12 +568,8 @@ class PostgresJournal:
         return result
 
     async def archive(self, *, older_than: float, out: Path, chunk: int = 500) -> tuple[int, int]:
-        """Move closed exchanges last changed before ``older_than`` to an archive file.
-
-        Open exchanges, and ended ones with a callback still pending, are never archived. Works in
-        chunks so intake is never held up for long; returns (exchanges, events) archived. Errors
-        writing the file (it exists, the disk is full) are raised as they are, as on SQLite.
-        """
+        """Move closed exchanges last changed before ``older_than`` to an archive file, as on
+        SQLite (open work and pending callbacks stay; in chunks; file errors raised as they are)."""
         writer = await asyncio.to_thread(
             ArchiveWriter, out, created_at=self._clock(), older_than=older_than
         )

@@ -380,6 +380,13 @@ class SQLiteJournal:
         result: int = await self._write(op)
         return result
 
+    async def release(self, *, owner: str) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            return sum(conn.execute(sql, (owner,)).rowcount for sql in sqlitesql.RELEASE)
+
+        released: int = await self._write(op)
+        return released
+
     async def claim_notifications(
         self, *, owner: str, now: float, lease_until: float, limit: int
     ) -> list[Exchange]:

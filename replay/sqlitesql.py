@@ -20,6 +20,14 @@ from replay.seal import Seal
 
 AUDIT_CHUNK = 2000
 EVENT_COLUMNS = "seq, exchange_id, at, kind, data, hash, archived, state"
+# A draining instance gives up its leases (Journal.release): each statement walks an index (the
+# states by exchanges_state, pending callbacks by exchanges_notify), never the whole table.
+RELEASE = (
+    "UPDATE exchanges SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?"
+    " AND state IN ('received', 'queued', 'delivering', 'retry_wait')",
+    "UPDATE exchanges SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?"
+    " AND notify_state IS NOT NULL",
+)
 
 
 def history(conn: sqlite3.Connection, exchange_id: str, seal: Seal) -> tuple[Event, ...]:

@@ -17,6 +17,8 @@ from federation.api.net import start_site
 from federation.domain.errors import ConfigError
 from federation.logging import get_logger
 from federation.runtime.broker import Broker
+from federation.runtime.shutdown import DRAIN, Deadline
+from federation.runtime.systemd import SystemdNotifier
 from replay.factory import key_path, open_journal
 from replay.journal import Journal
 from replay.refs import load_key
@@ -81,16 +83,28 @@ def _spawn_reload(broker: Broker) -> None:
     task.add_done_callback(_reloads.discard)
 
 
-async def serve_forever(**kwargs: object) -> None:
-    """Run until SIGINT or SIGTERM, then drain and stop."""
+async def serve_forever(*, drain: float = DRAIN, **kwargs: object) -> None:
+    """Run until SIGINT or SIGTERM, then drain and stop within ``drain`` seconds: intake closes,
+    attempts in flight finish (or are cut at the worker's grace), leases are released, the journal
+    closed (``federation/runtime/shutdown.py``). systemd hears READY, WATCHDOG and STOPPING."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     log = get_logger(component="server")
-    async with running_broker(**kwargs) as (broker, url):  # type: ignore[arg-type]
-        loop.add_signal_handler(signal.SIGHUP, lambda: _spawn_reload(broker))
-        log.info("broker_listening", url=url, journal=str(kwargs.get("journal_path")))
-        print(f"tongban listening on {url}", flush=True)
-        await stop.wait()
-        log.info("broker_stopping")
+    systemd = SystemdNotifier()
+    deadline: Deadline | None = None
+    try:
+        async with running_broker(**kwargs) as (broker, url):  # type: ignore[arg-type]
+            loop.add_signal_handler(signal.SIGHUP, lambda: _spawn_reload(broker))
+            log.info("broker_listening", url=url, journal=str(kwargs.get("journal_path")))
+            print(f"tongban listening on {url}", flush=True)
+            systemd.ready(f"listening on {url}")
+            async with systemd.watchdog(broker.journal.ping):
+                await stop.wait()
+            systemd.stopping("draining")
+            deadline = Deadline(drain)
+            log.info("broker_stopping", drain=drain)
+    finally:
+        if deadline is not None:
+            deadline.cancel()

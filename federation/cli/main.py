@@ -28,6 +28,7 @@ from federation.config import LOCAL, load_config
 from federation.domain.errors import ConfigError, FederationError
 from federation.logging import configure
 from federation.runtime.catalogue import load_catalogue
+from federation.runtime.shutdown import DRAIN
 from federation.sim.demo import run_demo
 from federation.sim.rest import simulator_for
 
@@ -111,6 +112,13 @@ main.add_command(audit)
     show_default=True,
     type=click.Choice(["debug", "info", "warning", "error"]),
 )
+@click.option(
+    "--drain-timeout",
+    type=click.FloatRange(min=1),
+    default=DRAIN,
+    show_default=True,
+    help="Seconds from SIGTERM to exit: intake stops, attempts finish or are released.",
+)
 def serve(
     root: Path,
     journal_path: str,
@@ -123,6 +131,7 @@ def serve(
     lease: float | None,
     poll_interval: float | None,
     log_level: str,
+    drain_timeout: float,
 ) -> None:
     """Run the broker: intake API, journal and delivery worker."""
     configure(level=log_level)
@@ -145,6 +154,7 @@ def serve(
                 lease=lease,
                 poll_interval=poll_interval,
                 ssl_context=context,
+                drain=drain_timeout,
             )
         )
     except ConfigError as exc:

@@ -25,7 +25,7 @@ from typing import Any
 from adapters.base import Adapter
 from adapters.registry import create_adapter
 from federation.config import Partner
-from federation.domain.errors import FederationError
+from federation.domain.errors import FederationError, JournalError
 from federation.domain.ids import IdGenerator, new_id
 from federation.domain.models import (
     Direction,
@@ -173,6 +173,7 @@ class Broker:
                 await self._notifier.stop()
             if self._poller is not None:
                 await self._poller.stop()
+            await self._release_leases()
             # one adapter may serve several partners (a factory's choice): closed once
             for adapter in {id(a): a for a in [*self._adapters.values(), *self._retired]}.values():
                 await adapter.close()
@@ -180,6 +181,16 @@ class Broker:
             self._retired.clear()
             await self.journal.close()
             self._log.info("broker_stopped")
+
+    async def _release_leases(self) -> None:
+        """Draining: give up what this instance still leases (attempts cut short by the worker's
+        grace, retries, callbacks), so other instances take it now, not when the leases expire."""
+        try:
+            released = await self.journal.release(owner=self.owner)
+        except JournalError as exc:  # the journal is gone: the leases expire on their own
+            self._log.warning("leases_not_released", error=str(exc))
+            return
+        self._log.info("leases_released", exchanges=released)
 
     async def reload(self) -> Catalogue:
         """Load partners.yaml, mappings and code tables anew and switch to them atomically.

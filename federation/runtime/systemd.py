@@ -1,0 +1,113 @@
+"""Telling systemd how the broker is doing: ``sd_notify`` over the ``NOTIFY_SOCKET`` datagram socket.
+
+With ``Type=notify`` in the unit (``federation/deploy/tongban.service``) systemd passes the path of
+a Unix datagram socket in ``NOTIFY_SOCKET`` (``@name`` for an abstract one) and waits for
+``READY=1`` before it counts the service as started; ``STOPPING=1`` says a drain has begun. With
+``WatchdogSec=`` it also passes ``WATCHDOG_USEC`` (and ``WATCHDOG_PID``, the process meant) and
+restarts the service when no ``WATCHDOG=1`` arrives within that time. The protocol is one
+datagram of ``KEY=value`` lines; nothing of libsystemd is needed.
+
+The watchdog pings only while the event loop turns and the journal answers: a ping that hangs past
+the watchdog's half-period holds the next one back, so a wedged writer thread or a lost database
+connection that never returns gets the process restarted. A journal that answers with an error
+(a database that is down) still counts as alive: restarting would not bring it back, and
+``/readyz`` already tells the load balancer.
+
+Outside systemd (no ``NOTIFY_SOCKET``) every call is a no-op.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+
+from federation.domain.errors import FederationError
+from federation.logging import get_logger
+
+Ping = Callable[[], Awaitable[None]]
+
+
+class SystemdNotifier:
+    """Sends state changes to systemd's notify socket (if there is one)."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        raw = env.get("NOTIFY_SOCKET", "")
+        self.address = "\0" + raw[1:] if raw.startswith("@") else raw
+        self.watchdog_interval = _watchdog_interval(env)
+        self._log = get_logger(component="systemd")
+        self._warned = False
+
+    @property
+    def enabled(self) -> bool:
+        """Whether systemd listens (the unit is ``Type=notify``)."""
+        return bool(self.address)
+
+    def notify(self, **fields: str | int) -> bool:
+        """Send ``KEY=value`` lines (``READY=1``, ``STATUS=…``); whether systemd was told."""
+        if not self.enabled:
+            return False
+        message = "\n".join(f"{key}={value}" for key, value in fields.items()).encode()
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+                sock.sendto(message, self.address)
+        except OSError as exc:
+            if not self._warned:  # once: a socket that went away would otherwise flood the log
+                self._warned = True
+                self._log.warning("systemd_notify_failed", error=str(exc))
+            return False
+        return True
+
+    def ready(self, status: str) -> bool:
+        """The broker listens and delivers."""
+        return self.notify(READY=1, STATUS=status, MAINPID=os.getpid())
+
+    def stopping(self, status: str) -> bool:
+        """A drain has begun."""
+        return self.notify(STOPPING=1, STATUS=status)
+
+    @contextlib.asynccontextmanager
+    async def watchdog(self, ping: Ping) -> AsyncIterator[asyncio.Task[None] | None]:
+        """Ping the watchdog (if systemd asked for one) while the body runs."""
+        task = None
+        if self.enabled and self.watchdog_interval is not None:
+            task = asyncio.create_task(self._watch(ping, self.watchdog_interval), name="watchdog")
+        try:
+            yield task
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _watch(self, ping: Ping, every: float) -> None:
+        while True:
+            if await _answers(ping, every):
+                self.notify(WATCHDOG=1)
+            await asyncio.sleep(every)
+
+
+async def _answers(ping: Ping, within: float) -> bool:
+    """Whether ``ping`` returns (well or with a journal error) within ``within`` seconds."""
+    try:
+        await asyncio.wait_for(ping(), within)
+    except TimeoutError:
+        return False
+    except FederationError:
+        return True  # down, but not wedged: /readyz says so, a restart would not help
+    return True
+
+
+def _watchdog_interval(env: Mapping[str, str]) -> float | None:
+    """Half the watchdog period systemd asked for (as sd_watchdog_enabled reads it), or None."""
+    try:
+        usec = int(env.get("WATCHDOG_USEC", ""))
+    except ValueError:
+        return None
+    pid = env.get("WATCHDOG_PID")
+    if usec <= 0 or (pid and pid != str(os.getpid())):
+        return None  # no watchdog, or one meant for another process (our parent's)
+    return usec / 2 / 1_000_000
