@@ -117,6 +117,11 @@ def channel_partner(partner: Partner, service: Service) -> Partner:
     assert callback is not None  # checked by the config reader
     assert route.path is not None
     item = replace(service, options={"rest": RestService(path=route.path)}, reply=route.reply)
+    if partner.protocol == "rest":  # the partner's own REST settings (headers, credentials)
+        return replace(
+            partner, endpoint=callback, services={code: item}, reply=route.reply, inbound=None
+        )
+    # a SOAP partner's notice API: none of its SOAP settings or credentials apply
     return replace(
         partner,
         protocol="rest",
@@ -125,6 +130,7 @@ def channel_partner(partner: Partner, service: Service) -> Partner:
         services={code: item},
         reply=route.reply,
         inbound=None,
+        auth=None,
     )
 
 

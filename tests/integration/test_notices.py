@@ -29,6 +29,8 @@ from tests.integration.test_delivery import DONE, free_port, settle
 from tests.integration.test_inbound import APPLICATION, KEY, LOCAL, LOCAL_KEY, MAPPING, auth
 from tests.waiting import wait_for
 
+REPO = Path(__file__).resolve().parent.parent.parent
+
 REPLY = (
     '{code: result_code, message: result_message, success: {code: ["0000"]}, permanent: ["/^E/"]}'
 )
@@ -277,3 +279,46 @@ def test_a_rest_notice_needs_the_partners_callback(make_config) -> None:
     [problem] = err.value.problems
     assert "inbound.callback" in problem.message
     assert problem.line == text.splitlines().index("            path: /residence-permits") + 1
+
+
+def test_a_soap_partners_rest_notice_route_drops_its_soap_settings() -> None:
+    """Hong Kong's TD speaks SOAP; DPO's notice API is REST under hk's inbound.callback: the route
+    is plain REST there, with none of TD's SOAP settings or credentials."""
+    from federation.runtime.catalogue import load_catalogue
+    from federation.runtime.notices import channel_partner
+
+    hk = load_catalogue(REPO).config.partners["hk"]
+    assert hk.protocol == "soap" and hk.inbound is not None
+    route = channel_partner(hk, hk.inbound.services["GD-GA-RP-HK"])
+    assert (route.protocol, route.endpoint) == ("rest", hk.inbound.callback)
+    assert set(route.options) == {"rest"} and route.auth is None
+    assert route.services["GD-GA-RP-HK"].options["rest"].path == "/residence-permits"
+
+
+@pytest.mark.parametrize("service", ["GD-GA-RP-HK", "GD-HQ-BR-MO"])
+def test_the_catalogues_report_sections_have_a_word_for_every_step(service: str) -> None:
+    """HK's and Macao's report: sections map every lifecycle step, and an application that never
+    reached the local system, into their own words (none is left unmapped)."""
+    from federation.domain.models import Lifecycle
+    from federation.mapping.report import UNDELIVERED, map_notice, notice_document
+    from federation.runtime.catalogue import load_catalogue
+
+    section = load_catalogue(REPO).mapping("local", service).report  # type: ignore[union-attr]
+    assert section is not None
+    application = {"reference_no": "DPO-1", "numeroReferencia": "SAFP-1"}
+    words = set()
+    for step in [*(s.value for s in Lifecycle), *UNDELIVERED]:
+        document = notice_document(
+            step=step,
+            at="2026-11-29T02:00:00.000Z",
+            original={"receipt": {"receipt_number": "GDGA-RP-1"}},
+            application=application,
+        )
+        body, warnings = map_notice(section, document)
+        assert warnings == []
+        words.add(body.get("notice_type") or body.get("fase"))
+        assert (body.get("notice_time") or body.get("dataFase")) in (
+            "29/11/2026 10:00",
+            "2026-11-29T10:00:00+08:00",
+        )
+    assert len(words) >= len(Lifecycle)  # each step its own word (undelivered may share one)
