@@ -13,6 +13,7 @@ import contextlib
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -36,6 +37,7 @@ class DbThread(threading.Thread):
         on_begin: Callable[[sqlite3.Connection], None] | None = None,
         on_commit: Callable[[sqlite3.Connection], None] | None = None,
         after_commit: Callable[[], None] | None = None,
+        observe: Callable[[float, int], None] | None = None,
     ) -> None:
         super().__init__(name=name, daemon=True)
         self._connect = connect
@@ -46,6 +48,7 @@ class DbThread(threading.Thread):
         self._on_begin = on_begin
         self._on_commit = on_commit  # last thing in the transaction (signs the chain head)
         self._after_commit = after_commit  # once the batch is durable (writes a checkpoint)
+        self._observe = observe  # (seconds, ops) of each committed batch, for /metrics
         self._queue: queue.SimpleQueue[tuple[Op, asyncio.Future[Any]] | None] = queue.SimpleQueue()
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
@@ -105,6 +108,7 @@ class DbThread(threading.Thread):
         are then retried one per transaction so that one bad op cannot fail its neighbours.
         """
         results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        t0 = time.perf_counter()
         try:
             conn.execute("BEGIN IMMEDIATE" if self._transactional else "BEGIN")
             if self._on_begin is not None:
@@ -127,6 +131,8 @@ class DbThread(threading.Thread):
                 return
             results = [(fut, None, exc) for _, fut in batch]
         else:
+            if self._observe is not None:
+                self._observe(time.perf_counter() - t0, len(batch))
             if self._after_commit is not None:
                 with contextlib.suppress(Exception):  # a checkpoint is best effort, never a failure
                     self._after_commit()

@@ -34,6 +34,7 @@ from typing import Protocol
 
 from federation.domain.models import Event, Exchange, NewExchange, StateChange
 from replay.chain import Break
+from replay.tally import Tally
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -161,6 +162,10 @@ class Journal(Protocol):
 
     async def counts(self) -> Mapping[str, int]:
         """Number of exchanges per state."""
+
+    async def tally(self) -> Tally:
+        """Exchanges per state, partner and service, the oldest waiting per partner and the
+        callbacks owed (``replay/tally.py``), for /metrics."""
 
     async def refuse(self, refusal: Refusal) -> None:
         """Keep a refused intake request."""

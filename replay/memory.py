@@ -18,7 +18,7 @@ from typing import Any
 
 from federation.domain.errors import JournalUnavailable, LeaseLost
 from federation.domain.models import Event, Exchange, NewExchange, StateChange
-from replay import rekey, rows, rules, trail
+from replay import rekey, rows, rules, tally, trail
 from replay.archive import ArchivedExchange, ArchiveWriter
 from replay.audit import Audit
 from replay.chain import GENESIS, Break, ChainBroken, head_problem, link
@@ -275,6 +275,10 @@ class InMemoryJournal:
             if matches(query, self.exchanges[xid], self.refs.get(xid, ()))
         )
         return list(islice(found, page_size(query)))
+
+    async def tally(self) -> tally.Tally:
+        self._check()
+        return tally.of_exchanges(self.exchanges.values(), len(self.notify_at))
 
     async def counts(self) -> Mapping[str, int]:
         out: dict[str, int] = {}

@@ -31,7 +31,7 @@ import asyncpg
 
 from federation.domain.errors import FederationError, JournalUnavailable, LeaseLost
 from federation.domain.models import Event, Exchange, NewExchange, StateChange
-from replay import pgsql, rekey, rows, rules, trail
+from replay import pgsql, rekey, rows, rules, tally, trail
 from replay.archive import ArchiveWriter
 from replay.audit import Audit
 from replay.chain import Break
@@ -261,6 +261,7 @@ class PostgresJournal:
             pool = self._pool
             if pool is None:
                 raise JournalUnavailable(f"journal {self!r} is not open")
+            t0 = time.perf_counter()
             async with pool.acquire(timeout=self._timeout) as conn, conn.transaction():
                 chain = pgsql.Chain(conn, self.seal)
                 for op, fut in batch:
@@ -270,6 +271,7 @@ class PostgresJournal:
                         results.append((fut, None, exc))
                 await chain.flush()
             signed = chain.signed
+            tally.committed(self, time.perf_counter() - t0, len(batch))
             results = [
                 (fut, value.make() if isinstance(value, _Later) else value, exc)
                 for fut, value, exc in results
@@ -514,6 +516,9 @@ class PostgresJournal:
         sql, args = search_sql(query, POSTGRESQL)
         found = await self._run(lambda conn: conn.fetch(sql, *args), transaction=False)
         return [read_exchange(r, ()) for r in found]
+
+    async def tally(self) -> tally.Tally:
+        return await self._run(tally.pg_tally, transaction=False)
 
     async def counts(self) -> Mapping[str, int]:
         found = await self._run(lambda conn: conn.fetch(pgsql.COUNTS), transaction=False)

@@ -182,10 +182,12 @@ def read_exchange(row: Row, events: Sequence[Event]) -> Exchange:
     application: Mapping[str, Any] = {}
     mapped: Mapping[str, Any] | None = None
     supplement_of: str | None = None
+    traceparent: str | None = None
     for ev in events:
         if ev.kind == "received":
             application = ev.data.get("application", {})
             supplement_of = ev.data.get("supplement_of")
+            traceparent = ev.data.get("traceparent")
         elif ev.kind == "mapped":
             mapped = ev.data.get("mapped")
     return Exchange(
@@ -211,6 +213,7 @@ def read_exchange(row: Row, events: Sequence[Event]) -> Exchange:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         events=tuple(events),
+        traceparent=traceparent,
     )
 
 

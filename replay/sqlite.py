@@ -23,7 +23,7 @@ from typing import Any
 
 from federation.domain.errors import FederationError, JournalUnavailable, LeaseLost
 from federation.domain.models import Event, Exchange, NewExchange, StateChange
-from replay import rekey, rows, rules, sqlitesql, trail
+from replay import rekey, rows, rules, sqlitesql, tally, trail
 from replay.archive import ArchivedExchange, ArchiveWriter
 from replay.audit import Audit
 from replay.chain import Break, Chain, ChainBroken, HeadBroken
@@ -100,6 +100,7 @@ class SQLiteJournal:
             on_begin=self._chain.begin,
             on_commit=self._chain.end,
             after_commit=self._after_commit,
+            observe=lambda seconds, writes: tally.committed(self, seconds, writes),
         )
         await asyncio.to_thread(self._writer.start_and_wait)
         self._reader = DbThread(
@@ -511,6 +512,10 @@ class SQLiteJournal:
         finally:
             await asyncio.to_thread(writer.close)
         return writer.exchanges, writer.events
+
+    async def tally(self) -> tally.Tally:
+        result: tally.Tally = await self._read(tally.sqlite_tally)
+        return result
 
     async def counts(self) -> Mapping[str, int]:
         def op(conn: sqlite3.Connection) -> dict[str, int]:

@@ -7,6 +7,7 @@ from aiohttp import web
 from federation.api import admin, docs, inbound, intake, soapinbound, support
 from federation.api.console import create_console
 from federation.api.edge import BROKER, problems_middleware, strip_server
+from federation.api.metrics import metrics, observe_middleware
 from federation.runtime.broker import Broker
 
 
@@ -14,7 +15,10 @@ def create_app(broker: Broker) -> web.Application:
     """The aiohttp application serving the broker's API."""
     limit = broker.catalogue.config.broker.max_body_bytes
     # Our own limit check answers 413 with problem details; aiohttp's is only a backstop.
-    app = web.Application(middlewares=[problems_middleware], client_max_size=limit + 1024)
+    # observe first: it times, traces and logs the answer the client gets, problems included
+    app = web.Application(
+        middlewares=[observe_middleware, problems_middleware], client_max_size=limit + 1024
+    )
     app[BROKER] = broker
     app.on_response_prepare.append(strip_server)
     app.router.add_post("/v1/exchanges", intake.submit)
@@ -29,6 +33,7 @@ def create_app(broker: Broker) -> web.Application:
     soapinbound.setup(app)
     app.router.add_get("/healthz", admin.healthz)
     app.router.add_get("/readyz", admin.readyz)
+    app.router.add_get("/metrics", metrics)
     app.add_subapp("/console/", create_console())  # the operator and support console
     docs.setup(app)
     return app

@@ -186,12 +186,15 @@ class NewExchange:
     received_at: float
     applicant_refs: tuple[bytes, ...] = ()  # keyed hashes of applicant IDs, for search
     supplement_of: str | None = None  # a correction round's material for this exchange (补正)
+    traceparent: str | None = None  # W3C trace context of the intake, continued by deliveries
 
     def received_data(self) -> dict[str, Any]:
         """What the journal's ``received`` event keeps of the application."""
         data: dict[str, Any] = {"application": self.application, "request_hash": self.request_hash}
         if self.supplement_of:
             data["supplement_of"] = self.supplement_of
+        if self.traceparent:
+            data["traceparent"] = self.traceparent
         return data
 
     def as_received(self) -> Exchange:
@@ -209,6 +212,7 @@ class NewExchange:
             created_at=self.received_at,
             updated_at=self.received_at,
             supplement_of=self.supplement_of,
+            traceparent=self.traceparent,
         )
 
 
@@ -283,6 +287,7 @@ class Exchange:
     notify_state: str | None = None  # end state still to be announced to the source's callback
     notify_attempts: int = 0
     supplement_of: str | None = None  # set on a correction round's follow-up message
+    traceparent: str | None = None  # W3C trace context kept from intake (in history reads)
     lifecycle_state: str | None = None  # the latest lifecycle step (search by it)
     created_at: float
     updated_at: float

@@ -25,7 +25,7 @@ from typing import Any
 from adapters.base import Adapter
 from adapters.registry import create_adapter
 from federation.config import Partner
-from federation.domain.errors import FederationError, JournalError
+from federation.domain.errors import ConfigError, FederationError, JournalError
 from federation.domain.ids import IdGenerator, new_id
 from federation.domain.models import (
     Direction,
@@ -35,13 +35,16 @@ from federation.domain.models import (
     content_hash,
 )
 from federation.logging import get_logger
+from federation.runtime import tracing
 from federation.runtime.breaker import Sleep
 from federation.runtime.catalogue import Catalogue, load_catalogue
+from federation.runtime.metrics import Metrics, config_version
 from federation.runtime.notifier import Notifier
 from federation.runtime.poller import Poller
 from federation.runtime.worker import Worker
 from replay.journal import Journal
 from replay.refs import RefExtractor, reference
+from replay.tally import observe_commits
 
 AdapterFactory = Callable[[Partner], Adapter]
 Adapters = Mapping[str, Adapter] | AdapterFactory  # partner id → adapter, or partner → adapter
@@ -111,6 +114,7 @@ class Broker:
         self._poller: Poller | None = None
         self.started_at: float | None = None
         self._log = get_logger(component="broker", owner=self.owner)
+        self.metrics = Metrics(self.owner)
 
     @property
     def catalogue(self) -> Catalogue:
@@ -138,7 +142,9 @@ class Broker:
         )
         settings = self._catalogue.config.broker
         self._refs = self._ref_extractor(self._catalogue)
+        await self._configured(self._catalogue)
         await self.journal.open()
+        unobserve = observe_commits(self.journal, self.metrics.committed)
         try:
             for partner in self._catalogue.config.partners.values():
                 await self._use_adapter(partner)
@@ -151,6 +157,7 @@ class Broker:
                 poll_interval=self._poll_interval or settings.poll_interval,
                 clock=self._clock,
                 sleep=self._sleep,
+                metrics=self.metrics,
             )
             self._worker.start()
             self._notifier = Notifier(
@@ -180,6 +187,7 @@ class Broker:
             self._adapters.clear()
             self._retired.clear()
             await self.journal.close()
+            unobserve()
             self._log.info("broker_stopped")
 
     async def _release_leases(self) -> None:
@@ -199,9 +207,17 @@ class Broker:
         whose settings changed get a new adapter; the old one is closed at shutdown, so deliveries
         already on the wire finish undisturbed.
         """
-        new = await asyncio.to_thread(
-            load_catalogue, self.root, endpoints=self._endpoints, inbound_keys=self._inbound_keys
-        )
+        try:
+            new = await asyncio.to_thread(
+                load_catalogue,
+                self.root,
+                endpoints=self._endpoints,
+                inbound_keys=self._inbound_keys,
+            )
+        except ConfigError as exc:
+            self.metrics.reloads.labels("refused").inc()
+            self._log.warning("reload_refused", problems=len(exc.problems))
+            raise
         old = self.catalogue
         for pid, partner in new.config.partners.items():
             if old.config.partners.get(pid) != partner:
@@ -209,10 +225,28 @@ class Broker:
                 self.worker.forget_partner(pid)
         self._catalogue = new
         self._refs = self._ref_extractor(new)
+        self.metrics.reloads.labels("ok").inc()
+        await self._configured(new)
         self._log.info(
             "catalogue_reloaded", partners=len(new.config.partners), mappings=len(new.mappings)
         )
         return new
+
+    async def _configured(self, catalogue: Catalogue) -> None:
+        """Publish the version of the configuration now in force (hashing files: off the loop)."""
+        self.metrics.configured(await asyncio.to_thread(config_version, self.root, catalogue))
+
+    def breaker_states(self) -> dict[str, str]:
+        """Each partner's circuit-breaker state in this instance (for /metrics)."""
+        worker = self._worker
+        return {
+            pid: str(worker.partner_status(pid)["breaker"]["state"]) if worker else "closed"
+            for pid in self.catalogue.config.partners
+        }
+
+    def poll_backlog(self) -> int:
+        """Delivered applications the status poller still asks about (for /metrics)."""
+        return self._poller.outstanding if self._poller is not None else 0
 
     async def _use_adapter(self, partner: Partner) -> None:
         """Start the adapter ``partner`` is to use from now on; the one it replaces is retired
@@ -256,10 +290,12 @@ class Broker:
             received_at=now,
             applicant_refs=self._refs(sub.application) if self._refs else (),
             supplement_of=sub.supplement_of,
+            traceparent=tracing.current_traceparent(),
         )
-        exchange, created = await self.journal.create(
-            new, owner=self.owner, lease_until=now + self.worker.lease
-        )
+        with tracing.span("journal.write", events=1):
+            exchange, created = await self.journal.create(
+                new, owner=self.owner, lease_until=now + self.worker.lease
+            )
         if created:
             self._log.info(
                 "exchange_received",

@@ -42,9 +42,11 @@ from federation.domain.errors import (
 )
 from federation.domain.models import Direction, Event, Exchange, Outcome, State, StateChange
 from federation.domain.retry import Decision, Fail, Failure, Reject, RetryLater, RetryNow
+from federation.runtime import tracing
 from federation.runtime.breaker import PartnerGuards, Sleep
 from federation.runtime.catalogue import Catalogue
 from federation.runtime.mapping import MappingFailed, map_exchange
+from federation.runtime.metrics import Metrics
 from replay.journal import Journal
 
 
@@ -72,6 +74,7 @@ class Delivery:
     sleep: Sleep = asyncio.sleep
     rng: random.Random = field(default_factory=random.Random)
     scheduled: Callable[[float], None] = lambda _at: None  # told of each retry_wait time
+    metrics: Metrics | None = None
     _exchange: Exchange | None = field(default=None, init=False)
     # (attempts, since) that the retry strategy counts from: a replay starts a fresh budget
     _budget: tuple[int, float] = field(default=(0, 0.0), init=False)
@@ -105,7 +108,13 @@ class Delivery:
 
         A failed mapping is recorded here (the exchange is rejected) and gives None.
         """
-        result = map_exchange(self.catalogue, exchange)
+        with tracing.span(
+            "mapping",
+            parent=exchange.traceparent,
+            partner=exchange.target,
+            service=exchange.service,
+        ):
+            result = map_exchange(self.catalogue, exchange)
         if isinstance(result, MappingFailed):
             await self._unmapped(exchange, result)
             return None
@@ -128,6 +137,14 @@ class Delivery:
 
     async def _attempt(self, pending: list[Event]) -> Decision | None:
         """One attempt, admitted by the breaker; what comes next (None: delivered)."""
+        exchange = self._exchange
+        assert exchange is not None  # set by run()
+        with tracing.span(
+            "attempt", parent=exchange.traceparent, partner=exchange.target, exchange=exchange.id
+        ):
+            return await self._traced_attempt(pending)
+
+    async def _traced_attempt(self, pending: list[Event]) -> Decision | None:
         guards = self.guards
 
         async def held() -> None:
@@ -140,6 +157,10 @@ class Delivery:
             sent = await self._send(request)
         exchange = self._exchange
         assert exchange is not None  # set by run()
+        if self.metrics is not None:
+            self.metrics.attempted(
+                self.partner.id, _outcome_label(sent.result), sent.duration / 1e3
+            )
         log = self.log.bind(attempt=request.attempt)
         if isinstance(sent.result, UnrecognisedReply):
             await self._unconfirmed(exchange, request.attempt, sent.duration, sent.result, log)
@@ -202,6 +223,7 @@ class Delivery:
             payload=exchange.mapped or {},
             attempt=number,
             kind="supplement" if exchange.supplement_of else "application",
+            traceparent=tracing.outgoing(exchange.traceparent),
         )
 
     async def _send(self, request: OutboundRequest) -> _Sent:
@@ -260,6 +282,8 @@ class Delivery:
             ),
         )
         log.info("exchange_delivered", duration_ms=duration, status=reply.status)
+        if self.metrics is not None:
+            self.metrics.delivered(self.partner.id, finished - exchange.created_at)
         if exchange.supplement_of:
             await self._resubmitted(exchange, finished)
 
@@ -435,13 +459,14 @@ class Delivery:
     async def _record(
         self, exchange: Exchange, events: list[Event], change: StateChange, *, renew: bool = False
     ) -> None:
-        await self.journal.record(
-            exchange.id,
-            events,
-            change,
-            owner=self.owner,
-            lease_until=self.clock() + self.lease if renew else None,
-        )
+        with tracing.span("journal.write", parent=exchange.traceparent, events=len(events)):
+            await self.journal.record(
+                exchange.id,
+                events,
+                change,
+                owner=self.owner,
+                lease_until=self.clock() + self.lease if renew else None,
+            )
 
 
 def _error(kind: str, exc: AdapterError) -> dict[str, Any]:
@@ -475,6 +500,16 @@ def standing_errors(
         if event.kind == "attempt_finished" and event.data.get("outcome") == "delivered":
             break
     return None, error
+
+
+def _outcome_label(result: Reply | AdapterError) -> str:
+    """An attempt's outcome for /metrics: the journal's, and ``unrecognised`` for a reply no
+    reply rule knows (its attempt is journalled as unknown_outcome)."""
+    if isinstance(result, UnrecognisedReply):
+        return "unrecognised"
+    if isinstance(result, AdapterError):
+        return _outcome_of(result).value
+    return Outcome.DELIVERED.value
 
 
 def _outcome_of(exc: AdapterError) -> Outcome:

@@ -89,6 +89,7 @@ class Poller:
         self.every = every  # overrides every service's poll_every (the demo's short rounds)
         self._last: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
+        self.outstanding = 0  # applications the last round found to ask about
         self._log = get_logger(component="poller")
 
     def start(self) -> None:
@@ -164,6 +165,7 @@ class Poller:
             if due:
                 rounds.append(self._ask_all(_Asking(partner, service.code, adapter, mapping), due))
         changes = sum(await asyncio.gather(*rounds))
+        self.outstanding = len(outstanding)  # the poller's backlog, for /metrics
         # forget applications that are no longer outstanding, so the schedule does not grow forever
         self._last = {k: v for k, v in self._last.items() if k in outstanding}
         return changes

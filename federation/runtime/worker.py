@@ -24,6 +24,7 @@ from federation.logging import get_logger
 from federation.runtime.breaker import PartnerGuards, Sleep
 from federation.runtime.catalogue import Catalogue
 from federation.runtime.delivery import Delivery
+from federation.runtime.metrics import Metrics
 from replay.journal import Journal
 
 
@@ -43,8 +44,10 @@ class Worker:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         sleep: Sleep = asyncio.sleep,
+        metrics: Metrics | None = None,
     ) -> None:
         self.journal = journal
+        self.metrics = metrics
         self._catalogue = catalogue
         self._adapters = adapters
         self.owner = owner
@@ -222,6 +225,7 @@ class Worker:
                 sleep=self._sleep,
                 rng=self._rng,
                 scheduled=self._wake_at,
+                metrics=self.metrics,
             )
             await delivery.run(exchange)
         except LeaseLost:

@@ -1,0 +1,118 @@
+"""What the journal holds, counted for monitoring, and the hook that times its commits.
+
+Counts come from the journal itself, so every instance on one PostgreSQL database reports the
+same numbers (a dashboard takes the ``max`` across instances, never the ``sum``): exchanges per
+state, partner and service, the oldest unfinished exchange per partner, and the callbacks still
+owed to sources. The same SQL runs on SQLite and PostgreSQL; the memory backend counts in Python.
+
+Commit timing is per instance: each backend's writer calls :func:`committed` once per committed
+batch (its duration and how many writes it held); a broker subscribes for its own journal with
+:func:`observe_commits`. The hook costs one clock read per batch, not per write.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from federation.domain.models import Exchange, State
+
+# Not ended: the partner still has to see them (held, due, or on the wire).
+WAITING = (State.RECEIVED, State.QUEUED, State.DELIVERING, State.RETRY_WAIT)
+_WAITING_SQL = ", ".join(f"'{s.value}'" for s in WAITING)
+
+BY_STATE_SQL = (
+    "SELECT state, target, service, count(*) FROM exchanges GROUP BY state, target, service"
+)
+OLDEST_SQL = (
+    f"SELECT target, min(created_at) FROM exchanges WHERE state IN ({_WAITING_SQL}) GROUP BY target"
+)
+CALLBACKS_SQL = "SELECT count(*) FROM exchanges WHERE notify_state IS NOT NULL"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Tally:
+    """A snapshot of the journal's contents for /metrics."""
+
+    exchanges: Mapping[tuple[str, str, str], int] = field(
+        default_factory=dict
+    )  # (state, partner, service)
+    oldest_waiting: Mapping[str, float] = field(default_factory=dict)  # partner → created_at
+    callbacks_pending: int = 0
+
+
+def from_rows(
+    by_state: Iterable[tuple[str, str, str, int]],
+    oldest: Iterable[tuple[str, float]],
+    callbacks: int,
+) -> Tally:
+    """The tally of the three queries' rows."""
+    return Tally(
+        exchanges={(str(s), str(p), str(v)): int(n) for s, p, v, n in by_state},
+        oldest_waiting={str(p): float(at) for p, at in oldest if at is not None},
+        callbacks_pending=int(callbacks),
+    )
+
+
+def of_exchanges(exchanges: Iterable[Exchange], notify_pending: int) -> Tally:
+    """The tally of exchanges held in memory (the memory backend)."""
+    counts: dict[tuple[str, str, str], int] = {}
+    oldest: dict[str, float] = {}
+    for ex in exchanges:
+        key = (ex.state.value, ex.target, ex.service)
+        counts[key] = counts.get(key, 0) + 1
+        if ex.state in WAITING:
+            oldest[ex.target] = min(oldest.get(ex.target, ex.created_at), ex.created_at)
+    return Tally(exchanges=counts, oldest_waiting=oldest, callbacks_pending=notify_pending)
+
+
+CommitObserver = Callable[[float, int], None]  # (seconds, writes in the batch)
+_observers: dict[int, list[CommitObserver]] = {}
+_lock = threading.Lock()
+
+
+def observe_commits(journal: object, observer: CommitObserver) -> Callable[[], None]:
+    """Call ``observer`` after each batch ``journal`` commits (from its writer, possibly a thread);
+    returns the function that stops it."""
+    key = id(journal)
+    with _lock:
+        _observers.setdefault(key, []).append(observer)
+
+    def stop() -> None:
+        with _lock:
+            found = _observers.get(key, [])
+            if observer in found:
+                found.remove(observer)
+            if not found:
+                _observers.pop(key, None)
+
+    return stop
+
+
+def committed(journal: object, seconds: float, writes: int) -> None:
+    """Tell ``journal``'s observers that a batch of ``writes`` committed in ``seconds``."""
+    found = _observers.get(id(journal))
+    if not found:
+        return
+    for observer in tuple(found):
+        observer(seconds, writes)
+
+
+def sqlite_tally(conn: Any) -> Tally:
+    """The tally on a SQLite connection (run on the journal's reader thread)."""
+    return from_rows(
+        conn.execute(BY_STATE_SQL).fetchall(),
+        conn.execute(OLDEST_SQL).fetchall(),
+        conn.execute(CALLBACKS_SQL).fetchone()[0],
+    )
+
+
+async def pg_tally(conn: Any) -> Tally:
+    """The tally on a PostgreSQL connection."""
+    return from_rows(
+        [tuple(r) for r in await conn.fetch(BY_STATE_SQL)],
+        [tuple(r) for r in await conn.fetch(OLDEST_SQL)],
+        await conn.fetchval(CALLBACKS_SQL),
+    )
