@@ -5,11 +5,17 @@ invocation (these machines are noisy: only a same-run comparison means anything)
 its own `tongban serve` process with its durable SQLite journal (WAL, synchronous=FULL); the broker
 run counts until the journal says every exchange is delivered, not merely accepted.
 
-    python bench/e2e.py [--n 2000] [--concurrency 64]
+    python bench/e2e.py [--n 2000] [--concurrency 64] [--rate 200] [--workers N] [--profile FILE]
 
-A third run sends the same load through the same broker while 10 % of partner replies fail
-transiently: ``RESULT name=e2e_faults ratio=<with faults / without>``, every application delivered.
-Last line: ``RESULT name=e2e ratio=<broker/direct> ...``.
+CPU per application (broker; client + partner simulator: the two hops the broker adds) gives
+``overhead = broker_cpu_ms / hops_cpu_ms``. A paced run then submits ``--rate`` applications a
+second while the partner answers each in ``--partner-delay-ms`` (10 ms) and reads, from the journal,
+when each was delivered: p50 and p99 submit-to-delivered. A third run sends the same load while 10 %
+of partner replies fail transiently (``RESULT name=e2e_faults``). The workers run sends the same
+load to ``tongban serve --workers 1`` and ``--workers N`` (fresh journals), ``RESULT
+name=e2e_workers``. ``--profile FILE`` runs the measured broker under cProfile and writes its stats
+to FILE (read them with ``python -m pstats FILE``). Last line: ``RESULT name=e2e ratio=<broker/direct>
+broker_cpu_ms=… hops_cpu_ms=… overhead=… p50_ms=… p99_ms=… ...``.
 """
 
 from __future__ import annotations
@@ -19,10 +25,13 @@ import asyncio
 import json
 import os
 import shutil
+import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,10 +84,11 @@ def same_concurrency(config: Path, tmp: Path, partner: str, concurrency: int) ->
 class Child:
     """A tongban subprocess that prints one line when ready."""
 
-    def __init__(self, args: list[str], log: Path) -> None:
+    def __init__(self, args: list[str], log: Path, *, profile: Path | None = None) -> None:
         self._log = log.open("w")
+        runner = ["-m", "cProfile", "-o", str(profile)] if profile else []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "federation", *args],
+            [sys.executable, *runner, "-m", "federation", *args],
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=self._log,
@@ -110,7 +120,7 @@ class Child:
     def stop(self) -> None:
         self.proc.terminate()
         try:
-            self.proc.wait(timeout=30)
+            self.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             self.proc.kill()
         if self.proc.stdout:
@@ -148,6 +158,49 @@ async def blast(
         return time.perf_counter() - t0
 
 
+async def paced(url: str, body: dict[str, Any], keys: list[str], rate: float) -> dict[str, float]:
+    """POST one application every 1/``rate`` seconds (open loop); the wall time each was sent."""
+    sent: dict[str, float] = {}
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as http:
+
+        async def post(key: str) -> None:
+            sent[key] = time.time()
+            async with http.post(url, json=body, headers={"Idempotency-Key": key}) as r:
+                await r.read()
+                if r.status != 202:
+                    raise SystemExit(f"unexpected HTTP {r.status} from {url}")
+
+        tasks = []
+        t0 = time.perf_counter()
+        for i, key in enumerate(keys):
+            delay = t0 + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(post(key)))
+        await asyncio.gather(*tasks)
+    return sent
+
+
+def delivered_at(journal: Path, keys: set[str]) -> dict[str, float]:
+    """When the journal recorded each of ``keys`` delivered (the delivering write's time; its
+    commit follows within one group commit)."""
+    conn = sqlite3.connect(f"file:{journal}?mode=ro", uri=True)
+    try:
+        found = conn.execute(
+            "SELECT idempotency_key, updated_at FROM exchanges WHERE state = 'delivered'"
+        ).fetchall()
+    finally:
+        conn.close()
+    return {k: float(at) for k, at in found if k in keys}
+
+
+def percentile(values: list[float], p: float) -> float:
+    """The ``p``-th percentile (nearest rank) of ``values``."""
+    ranked = sorted(values)
+    return ranked[min(len(ranked) - 1, max(0, round(p / 100 * len(ranked)) - 1))]
+
+
 async def set_behaviour(sim_url: str, behaviour: dict[str, Any]) -> None:
     async with (
         aiohttp.ClientSession() as http,
@@ -161,6 +214,29 @@ async def sim_failures(sim_url: str) -> int:
     async with aiohttp.ClientSession() as http, http.get(f"{sim_url}/_sim/requests") as r:
         stats = await r.json()
     return int(stats["requests"]) - sum(k["count"] for k in stats["keys"].values())
+
+
+def journal_states(journal: Path) -> dict[str, int]:
+    """Exchanges per state, read from the journal file itself (costs the broker nothing)."""
+    conn = sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=30)
+    try:
+        rows = conn.execute("SELECT state, count(*) FROM exchanges GROUP BY state").fetchall()
+    finally:
+        conn.close()
+    return {state: count for state, count in rows}
+
+
+async def wait_journal(journal: Path, n: int, limit_s: float = 600) -> None:
+    """Wait until ``n`` exchanges in the journal file are delivered."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        states = journal_states(journal)
+        if states.get("delivered", 0) >= n:
+            return
+        if states.get("failed") or states.get("rejected"):
+            raise SystemExit(f"exchanges did not all deliver: {states}")
+        await asyncio.sleep(0.02)
+    raise SystemExit("timed out waiting for deliveries")
 
 
 async def wait_delivered(base: str, n: int, limit_s: float = 600) -> None:
@@ -178,7 +254,120 @@ async def wait_delivered(base: str, n: int, limit_s: float = 600) -> None:
     raise SystemExit("timed out waiting for deliveries")
 
 
-async def main() -> None:
+@dataclass(frozen=True)
+class Setup:
+    """What every run shares: the partner, its simulator, the catalogue copy and the payloads."""
+
+    partner: str
+    sim_url: str
+    root: str
+    tmp: Path
+    body: dict[str, Any]
+    n: int
+    concurrency: int
+
+    def broker(
+        self, label: str, *, workers: int = 1, profile: Path | None = None
+    ) -> tuple[Child, str]:
+        """A `tongban serve` on a fresh journal; the child and its base URL."""
+        args = ["serve", "--config", self.root, "--journal", str(self.journal(label))]
+        args += ["--port", "0", "--endpoint", f"{self.partner}={self.sim_url}"]
+        args += ["--log-level", "warning", "--workers", str(workers)]
+        child = Child(args, self.tmp / f"{label}.log", profile=profile)
+        return child, child.line.rsplit(" ", 1)[1]
+
+    def journal(self, label: str) -> Path:
+        return self.tmp / f"{label}.sqlite"
+
+    async def warm(self, base: str, label: str) -> None:
+        """100 applications through a new broker, delivered, before anything is measured."""
+        keys = [f"{label}-warm-{i}" for i in range(100)]
+        await blast(f"{base}/v1/exchanges", [self.body] * 100, self.concurrency, keys, {202})
+        await wait_journal(self.journal(label), 100)
+
+    async def load(self, base: str, label: str, prefix: str, before: int) -> tuple[float, float]:
+        """Send n applications; (seconds until all delivered, seconds until all accepted)."""
+        keys = [f"{prefix}{i}" for i in range(self.n)]
+        t0 = time.perf_counter()
+        intake = await blast(
+            f"{base}/v1/exchanges", [self.body] * self.n, self.concurrency, keys, {202}
+        )
+        await wait_journal(self.journal(label), before + self.n)
+        return time.perf_counter() - t0, intake
+
+
+@dataclass(frozen=True)
+class BrokerRun:
+    """What the measured broker run found."""
+
+    rate: float
+    intake_rate: float
+    cpu_ms: tuple[float, float, float]  # broker, partner simulator, client: per application
+    split_ms: tuple[float, float]  # broker user, system
+    rss: float
+    journal_bytes: float
+    latency_ms: list[float]
+    faults_rate: float
+    faults: int
+
+
+async def broker_run(s: Setup, sim: Child, args: argparse.Namespace) -> BrokerRun:
+    """Throughput and CPU, paced latency with a slow partner, then transient faults: one broker."""
+    broker, base = s.broker("broker", profile=args.profile)
+    try:
+        await s.warm(base, "broker")
+        split0 = broker.cpu_split()
+        cpu0 = broker.cpu_seconds(), sim.cpu_seconds(), time.process_time()
+        broker_s, intake_s = await s.load(base, "broker", "b", 100)
+        cpu1 = broker.cpu_seconds(), sim.cpu_seconds(), time.process_time()
+        cpu = tuple((b - a) * 1000 / s.n for a, b in zip(cpu0, cpu1, strict=True))
+        split = tuple((b - a) * 1000 / s.n for a, b in zip(split0, broker.cpu_split(), strict=True))
+        journal = s.journal("broker")
+        journal_bytes = sum(f.stat().st_size for f in s.tmp.glob("broker.sqlite*")) / (s.n + 100)
+        # Paced: a fixed rate, the partner answering each request in --partner-delay-ms.
+        await set_behaviour(s.sim_url, {"delay": args.partner_delay_ms / 1000})
+        keys = [f"p{i}" for i in range(args.paced_n)]
+        sent = await paced(f"{base}/v1/exchanges", s.body, keys, args.rate)
+        await wait_journal(journal, s.n + 100 + len(keys))
+        done = delivered_at(journal, set(keys))
+        latency = [(done[k] - sent[k]) * 1000 for k in keys]
+        # Same broker, 10 % of partner replies failing transiently (503), no delay.
+        await set_behaviour(s.sim_url, {"fail_ratio": args.fault_ratio, "fail_status": 503})
+        faults_s, _ = await s.load(base, "broker", "f", s.n + 100 + len(keys))
+        faults = await sim_failures(s.sim_url)
+        await set_behaviour(s.sim_url, {})
+        rss = broker.peak_rss_mb()
+    finally:
+        broker.stop()
+    return BrokerRun(
+        rate=s.n / broker_s,
+        intake_rate=s.n / intake_s,
+        cpu_ms=(cpu[0], cpu[1], cpu[2]),
+        split_ms=(split[0], split[1]),
+        rss=rss,
+        journal_bytes=journal_bytes,
+        latency_ms=latency,
+        faults_rate=s.n / faults_s,
+        faults=faults,
+    )
+
+
+async def workers_run(s: Setup, workers: int) -> tuple[float, float]:
+    """The same load through `tongban serve --workers 1` and `--workers N`, fresh journals each."""
+    rates = []
+    for count in (1, workers):
+        label = f"workers{count}"
+        broker, base = s.broker(label, workers=count)
+        try:
+            await s.warm(base, label)
+            seconds, _ = await s.load(base, label, "w", 100)
+            rates.append(s.n / seconds)
+        finally:
+            broker.stop()
+    return rates[0], rates[1]
+
+
+def arguments() -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -187,114 +376,104 @@ async def main() -> None:
     ap.add_argument("--partner", default=None)
     ap.add_argument("--config", type=Path, default=REPO, help="directory with partners.yaml")
     ap.add_argument("--fault-ratio", type=float, default=0.1, help="share of failing replies")
+    ap.add_argument("--rate", type=float, default=200, help="applications/s of the paced run")
+    ap.add_argument("--paced-n", type=int, default=1000, help="applications in the paced run")
+    ap.add_argument("--partner-delay-ms", type=float, default=10, help="in the paced run")
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        help="N of the workers run (default: the cores available; 0: no workers run)",
+    )
+    ap.add_argument("--profile", type=Path, default=None, help="cProfile stats of the broker run")
     ap.add_argument(
         "--journal",
         default=None,
         help="postgresql://… : instead, compare SQLite with PostgreSQL behind 1 and 2 brokers",
     )
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+async def main() -> None:
+    args = arguments()
     if args.journal:
         await postgres_comparison(args)
         return
-
     partner, service, application, mapped = pick_partner(args.config, args.partner)
     tmp = Path(tempfile.mkdtemp(prefix="tongban-bench-"))
     root = str(same_concurrency(args.config, tmp, partner, args.concurrency))
     sim = Child(["simulate", "--config", root, "--partner", partner], tmp / "sim.log")
     sim_url = json.loads(sim.line)[partner]
-    broker = None
+    source = next(iter(load_catalogue(args.config).config.sources))
+    body = {"source": source, "partner": partner, "service": service, "application": application}
+    s = Setup(partner, sim_url, root, tmp, body, args.n, args.concurrency)
+    workers: tuple[float, float] | None = None
     try:
-        path = (
-            load_catalogue(args.config)
-            .config.partners[partner]
-            .services[service]
-            .options["rest"]
-            .path
-        )
-        direct_url = sim_url + path
+        rest = load_catalogue(args.config).config.partners[partner].services[service]
+        direct_url = sim_url + rest.options["rest"].path
         n, c = args.n, args.concurrency
-        # Warm both paths up a little, then measure.
+        # Warm the direct path up a little, then measure.
         await blast(direct_url, [mapped] * 100, c, [f"warm-d{i}" for i in range(100)], {200})
         direct_s = await blast(direct_url, [mapped] * n, c, [f"d{i}" for i in range(n)], {200})
-
-        broker = Child(
-            [
-                "serve",
-                "--config",
-                root,
-                "--journal",
-                str(tmp / "journal.sqlite"),
-                "--port",
-                "0",
-                "--endpoint",
-                f"{partner}={sim_url}",
-                "--log-level",
-                "warning",
-            ],
-            tmp / "broker.log",
-        )
-        base = broker.line.rsplit(" ", 1)[1]
-        body = {
-            "source": next(iter(load_catalogue(args.config).config.sources)),
-            "partner": partner,
-            "service": service,
-            "application": application,
-        }
-        await blast(
-            f"{base}/v1/exchanges", [body] * 100, c, [f"warm-b{i}" for i in range(100)], {202}
-        )
-        await wait_delivered(base, 100)
-        split0 = broker.cpu_split()
-        cpu0 = broker.cpu_seconds(), sim.cpu_seconds(), time.process_time()
-        t0 = time.perf_counter()
-        intake_s = await blast(
-            f"{base}/v1/exchanges", [body] * n, c, [f"b{i}" for i in range(n)], {202}
-        )
-        await wait_delivered(base, n + 100)
-        broker_s = time.perf_counter() - t0
-        cpu1 = broker.cpu_seconds(), sim.cpu_seconds(), time.process_time()
-        cpu_ms = [(b - a) * 1000 / n for a, b in zip(cpu0, cpu1, strict=True)]
-        split = [(b - a) * 1000 / n for a, b in zip(split0, broker.cpu_split(), strict=True)]
-        journal_bytes = sum(f.stat().st_size for f in tmp.glob("journal.sqlite*"))
-        # Same broker, same partner, 10 % of partner replies failing transiently (503).
-        await set_behaviour(sim_url, {"fail_ratio": args.fault_ratio, "fail_status": 503})
-        t0 = time.perf_counter()
-        await blast(f"{base}/v1/exchanges", [body] * n, c, [f"f{i}" for i in range(n)], {202})
-        await wait_delivered(base, 2 * n + 100)
-        faults_s = time.perf_counter() - t0
-        faults = await sim_failures(sim_url)
-        rss = broker.peak_rss_mb()
+        run = await broker_run(s, sim, args)
+        if args.workers > 0:
+            workers = await workers_run(s, args.workers)
     finally:
-        if broker is not None:
-            broker.stop()
         sim.stop()
+    report(s, args, n / direct_s, run, workers)
 
-    direct_rate, broker_rate, intake_rate = n / direct_s, n / broker_s, n / intake_s
-    print(
-        f"partner {partner}, service {service}, N={n}, concurrency={c} (client and partner limit)"
-    )
+
+def report(
+    s: Setup,
+    args: argparse.Namespace,
+    direct_rate: float,
+    run: BrokerRun,
+    workers: tuple[float, float] | None,
+) -> None:
+    """The human lines, then the RESULT lines."""
+    cpu, split = run.cpu_ms, run.split_ms
+    hops = cpu[1] + cpu[2]
+    p50, p99 = percentile(run.latency_ms, 50), percentile(run.latency_ms, 99)
+    print(f"partner {s.partner}, N={s.n}, concurrency={s.concurrency} (client and partner limit)")
     print(f"direct  (client → partner, raw aiohttp):        {direct_rate:8.0f} applications/s")
-    print(f"broker  (client → broker → partner, delivered): {broker_rate:8.0f} applications/s")
-    print(f"broker intake alone (202s):                     {intake_rate:8.0f} applications/s")
+    print(f"broker  (client → broker → partner, delivered): {run.rate:8.0f} applications/s")
+    print(f"broker intake alone (202s):                     {run.intake_rate:8.0f} applications/s")
     print(
-        f"CPU per application in the broker run: broker {cpu_ms[0]:.3f} ms "
+        f"CPU per application in the broker run: broker {cpu[0]:.3f} ms "
         f"({split[0]:.3f} user, {split[1]:.3f} system), "
-        f"partner simulator {cpu_ms[1]:.3f} ms, client {cpu_ms[2]:.3f} ms"
+        f"partner simulator {cpu[1]:.3f} ms, client {cpu[2]:.3f} ms; "
+        f"overhead (broker / client + partner) {cpu[0] / hops:.2f}"
     )
-    print(f"broker peak RSS: {rss:.1f} MiB; journal {journal_bytes / (n + 100):.0f} bytes/exchange")
-    faults_rate = n / faults_s
+    print(f"broker peak RSS: {run.rss:.1f} MiB; journal {run.journal_bytes:.0f} bytes/exchange")
     print(
-        f"broker with {args.fault_ratio:.0%} transient partner failures: {faults_rate:8.0f} "
-        f"applications/s ({faults} failed replies, every application delivered)"
-    )
-    print(
-        f"RESULT name=e2e_faults ratio={faults_rate / broker_rate:.3f} "
-        f"faults_per_s={faults_rate:.0f} clean_per_s={broker_rate:.0f} failed_replies={faults}"
+        f"paced {args.rate:.0f}/s, partner answering in {args.partner_delay_ms:.0f} ms: "
+        f"submit-to-delivered p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
+        f"mean {statistics.fmean(run.latency_ms):.1f} ms over {len(run.latency_ms)}"
     )
     print(
-        f"RESULT name=e2e ratio={broker_rate / direct_rate:.3f} broker_per_s={broker_rate:.0f} "
-        f"direct_per_s={direct_rate:.0f} intake_per_s={intake_rate:.0f} n={n} concurrency={c} "
-        f"broker_peak_rss_mib={rss:.1f}"
+        f"broker with {args.fault_ratio:.0%} transient partner failures: {run.faults_rate:8.0f} "
+        f"applications/s ({run.faults} failed replies, every application delivered)"
+    )
+    if args.profile:
+        print(f"(broker run under cProfile: its CPU figures are inflated; stats in {args.profile})")
+    print(
+        f"RESULT name=e2e_faults ratio={run.faults_rate / run.rate:.3f} "
+        f"faults_per_s={run.faults_rate:.0f} clean_per_s={run.rate:.0f} "
+        f"failed_replies={run.faults}"
+    )
+    if workers is not None:
+        one, many = workers
+        cores = len(os.sched_getaffinity(0))
+        print(
+            f"RESULT name=e2e_workers workers={args.workers} cores={cores} one_per_s={one:.0f} "
+            f"n_per_s={many:.0f} scaling={many / one:.2f} efficiency={many / one / args.workers:.2f}"
+        )
+    print(
+        f"RESULT name=e2e ratio={run.rate / direct_rate:.3f} broker_per_s={run.rate:.0f} "
+        f"direct_per_s={direct_rate:.0f} intake_per_s={run.intake_rate:.0f} "
+        f"broker_cpu_ms={cpu[0]:.3f} hops_cpu_ms={hops:.3f} overhead={cpu[0] / hops:.2f} "
+        f"p50_ms={p50:.1f} p99_ms={p99:.1f} rate={args.rate:.0f} n={s.n} "
+        f"concurrency={s.concurrency} broker_peak_rss_mib={run.rss:.1f}"
     )
 
 

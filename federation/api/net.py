@@ -52,18 +52,21 @@ async def start_site(
     *,
     ssl_context: ssl.SSLContext | None = None,
     edge: bool = False,
+    sock: socket.socket | None = None,
     **runner_kwargs: object,
 ) -> tuple[web.AppRunner, str]:
     """Serve ``app`` on ``host:port`` (0 = a free port), over TLS when given a context; returns the
-    runner and the base URL. With ``edge``, aiohttp's own error answers are problem details."""
+    runner and the base URL. With ``edge``, aiohttp's own error answers are problem details.
+    With ``sock``, serve on that bound socket instead (one a parent passed down to its workers)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
+    if sock is None:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            sock.close()
+            raise
     sock.setblocking(False)
     runner = web.AppRunner(app, **runner_kwargs)  # type: ignore[arg-type]
     await runner.setup()

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import signal
+import socket
 import ssl
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -38,8 +39,10 @@ async def running_broker(
     inbound_keys: Mapping[str, str] | None = None,
     ssl_context: ssl.SSLContext | None = None,
     status_poll_every: float | None = None,
+    sock: socket.socket | None = None,
 ) -> AsyncIterator[tuple[Broker, str]]:
-    """A broker with its HTTP API listening; yields the broker and its base URL."""
+    """A broker with its HTTP API listening (on ``sock`` when given: a socket its parent bound);
+    yields the broker and its base URL."""
     broker = Broker(
         root=root,
         search_key=functools.cache(lambda: load_key(key_path(journal_path))),
@@ -53,7 +56,13 @@ async def running_broker(
     async with broker.open():
         runner: web.AppRunner
         runner, url = await start_site(
-            create_app(broker), host, port, ssl_context=ssl_context, access_log=None, edge=True
+            create_app(broker),
+            host,
+            port,
+            ssl_context=ssl_context,
+            access_log=None,
+            edge=True,
+            sock=sock,
         )
         try:
             yield broker, url

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
 import ssl
 import sys
 import tempfile
@@ -24,6 +25,7 @@ from federation.cli.journal import journal
 from federation.cli.mapping import run_all_examples, run_sample
 from federation.cli.options import config_option
 from federation.cli.replay import replay
+from federation.cli.workers import available_cores, supervise
 from federation.config import LOCAL, load_config
 from federation.domain.errors import ConfigError, FederationError
 from federation.logging import configure
@@ -119,6 +121,14 @@ main.add_command(audit)
     show_default=True,
     help="Seconds from SIGTERM to exit: intake stops, attempts finish or are released.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Broker processes on this port, sharing the journal (0: one per core available).",
+)
+@click.option("--listen-fd", type=int, default=None, hidden=True)  # a worker's inherited socket
 def serve(
     root: Path,
     journal_path: str,
@@ -132,12 +142,18 @@ def serve(
     poll_interval: float | None,
     log_level: str,
     drain_timeout: float,
+    workers: int,
+    listen_fd: int | None,
 ) -> None:
     """Run the broker: intake API, journal and delivery worker."""
     configure(level=log_level)
     if bool(tls_cert) != bool(tls_key) or (tls_client_ca and not tls_cert):
         raise click.UsageError("--tls-cert and --tls-key go together; --tls-client-ca needs both")
     _refuse_an_open_host(root, host)
+    if workers != 1:
+        child = click.get_current_context().params
+        _serve_workers(root, journal_path, host, port, workers or available_cores(), child)
+        return
     try:
         context = server_tls(tls_cert, tls_key, tls_client_ca) if tls_cert and tls_key else None
     except (ssl.SSLError, OSError) as exc:
@@ -154,6 +170,7 @@ def serve(
                 lease=lease,
                 poll_interval=poll_interval,
                 ssl_context=context,
+                sock=None if listen_fd is None else socket.socket(fileno=listen_fd),
                 drain=drain_timeout,
             )
         )
@@ -163,6 +180,28 @@ def serve(
     except (FederationError, OSError) as exc:
         click.echo(f"tongban serve: {exc}", err=True)
         sys.exit(2)
+
+
+def _serve_workers(
+    root: Path, journal_path: str, host: str, port: int, count: int, params: dict[str, Any]
+) -> None:
+    """``serve --workers N``: the parent of N broker processes (federation/cli/workers.py)."""
+    args = [f"--config={root}", f"--host={host}", f"--log-level={params['log_level']}"]
+    args += [f"--endpoint={e}" for e in params["endpoints"]]
+    for name in ("lease", "poll_interval", "tls_cert", "tls_key", "tls_client_ca"):
+        if params[name] is not None:
+            args.append(f"--{name.replace('_', '-')}={params[name]}")
+    try:
+        status = supervise(
+            root=root, journal_path=journal_path, host=host, port=port, count=count, args=args
+        )
+    except ConfigError as exc:
+        _print_problems(exc)
+        sys.exit(2)
+    except (FederationError, OSError) as exc:
+        click.echo(f"tongban serve: {exc}", err=True)
+        sys.exit(2)
+    sys.exit(status)
 
 
 @main.command()

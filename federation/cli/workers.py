@@ -1,0 +1,234 @@
+"""``tongban serve --workers N``: N broker processes on one port, sharing one journal.
+
+One broker process runs on one core. The parent opens N listening sockets on the one port
+(``SO_REUSEPORT``: the kernel spreads new connections over them by address) and passes one down
+to each of N worker processes, each a whole ``tongban serve`` (intake API, journal writer,
+delivery worker, leases under its own owner) on the same journal: SQLite with its file locks and
+leases, as a CLI command beside a running broker uses it, or PostgreSQL. The sockets stay open
+in the parent, so a worker being restarted hands its socket, with the connections queued on it,
+to its successor: nothing is refused. (While a worker that died is started again, the
+connections the kernel queues on its socket wait for the new one.)
+
+Signals to the parent: ``SIGTERM`` or ``SIGINT`` stops every worker (each drains as a single
+broker does); ``SIGHUP`` restarts the workers one at a time, a new one ready before the old one
+is stopped, which loads partners.yaml and the mappings anew (a new worker that cannot start, say
+on an invalid catalogue, is reported and the old ones keep running). A worker that exits on its
+own is started again; if the parent is killed, its workers are sent ``SIGTERM``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from adapters.registry import protocols
+from federation.config import load_config
+from federation.logging import get_logger
+from replay.factory import key_path, open_journal
+from replay.refs import load_key
+
+START_TIMEOUT = 120.0  # seconds for a new worker to load the catalogue and listen
+STOP_TIMEOUT = 90.0  # seconds for a stopping worker to drain before it is killed
+_PR_SET_PDEATHSIG = 1
+
+
+def available_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
+    """In the child before exec: SIGTERM when the parent dies (Linux), so no worker is orphaned."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@dataclass
+class Supervisor:
+    """Starts, watches and restarts the worker processes of one listening socket."""
+
+    socks: list[socket.socket]  # one per worker slot
+    args: Sequence[str]  # `tongban serve` options of each worker (no --workers, no --listen-fd)
+    url: str
+    _workers: list[asyncio.subprocess.Process] = field(default_factory=list)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _roll: asyncio.Event = field(default_factory=asyncio.Event)
+    _last_exit: float = float("-inf")
+
+    async def run(self) -> int:
+        """Run until SIGTERM or SIGINT; 0 after a requested stop, 2 if the workers never started."""
+        log = get_logger(component="workers")
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self._roll.set)
+        started = await asyncio.gather(*(self._spawn(i) for i in range(len(self.socks))))
+        self._workers = [w for w in started if w is not None]
+        if len(self._workers) < len(self.socks):
+            await self._stop_all()
+            return 2
+        log.info("workers_started", workers=len(self.socks), pids=[w.pid for w in self._workers])
+        print(f"tongban listening on {self.url}", flush=True)
+        while not self._stop.is_set():
+            await self._watch()
+        log.info("workers_stopping", workers=len(self._workers))
+        await self._stop_all()
+        return 0
+
+    async def _watch(self) -> None:
+        """Wait for a stop, a restart request or a worker's exit, and handle it."""
+        exits = {asyncio.ensure_future(w.wait()): w for w in self._workers}
+        stop = asyncio.ensure_future(self._stop.wait())
+        roll = asyncio.ensure_future(self._roll.wait())
+        done, _ = await asyncio.wait([*exits, stop, roll], return_when=asyncio.FIRST_COMPLETED)
+        for task in [*exits, stop, roll]:
+            if task not in done:
+                task.cancel()
+        if self._stop.is_set():
+            return
+        for task in done:
+            gone = exits.get(task)
+            if gone is not None:
+                await self._replace_dead(gone)
+        if self._roll.is_set():
+            self._roll.clear()
+            await self._restart_one_by_one()
+
+    async def _replace_dead(self, gone: asyncio.subprocess.Process) -> None:
+        """A worker exited on its own: start another on its socket at once (connections the
+        kernel queues there meanwhile wait for it); a second exit within a minute waits a second
+        first, so that a worker that cannot run does not spin."""
+        log = get_logger(component="workers")
+        log.warning("worker_exited", pid=gone.pid, status=gone.returncode)
+        now = asyncio.get_running_loop().time()
+        if now - self._last_exit < 60:
+            await asyncio.sleep(1.0)
+        self._last_exit = now
+        index = self._workers.index(gone)
+        new = await self._spawn(index)
+        if new is None:
+            log.error("worker_not_restarted", pid=gone.pid)
+            self._stop.set()  # its socket would queue connections nobody takes
+            return
+        self._workers[index] = new
+        log.info("worker_restarted", pid=new.pid, replaces=gone.pid)
+
+    async def _restart_one_by_one(self) -> None:
+        """SIGHUP: each worker in turn replaced by a new one, started before the old one stops."""
+        log = get_logger(component="workers")
+        for index, old in enumerate(list(self._workers)):
+            if self._stop.is_set():
+                return
+            new = await self._spawn(index)
+            if new is None:
+                log.error("worker_restart_refused", keeps=old.pid)
+                return
+            self._workers[index] = new
+            await _terminate(old)
+            log.info("worker_replaced", pid=new.pid, replaces=old.pid, status=old.returncode)
+        log.info("workers_restarted", pids=[w.pid for w in self._workers])
+
+    async def _spawn(self, slot: int) -> asyncio.subprocess.Process | None:
+        """A new worker on the socket of ``slot``, once it listens (None if it did not start)."""
+        fd = self.socks[slot].fileno()
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "federation",
+            "serve",
+            *self.args,
+            "--listen-fd",
+            str(fd),
+            pass_fds=(fd,),
+            stdout=asyncio.subprocess.PIPE,
+            preexec_fn=_die_with_parent,
+        )
+        assert proc.stdout is not None
+        try:
+            line = await asyncio.wait_for(proc.stdout.readline(), START_TIMEOUT)
+        except TimeoutError:
+            line = b""
+        if not line.startswith(b"tongban listening on "):
+            await _terminate(proc)
+            get_logger(component="workers").error("worker_did_not_start", status=proc.returncode)
+            return None
+        return proc
+
+    async def _stop_all(self) -> None:
+        await asyncio.gather(*(_terminate(w) for w in self._workers))
+
+
+async def _terminate(proc: asyncio.subprocess.Process) -> None:
+    """SIGTERM, then SIGKILL if it has not drained within STOP_TIMEOUT."""
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+    try:
+        await asyncio.wait_for(proc.wait(), STOP_TIMEOUT)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+
+
+async def prepare_journal(root: Path, journal_path: str) -> None:
+    """Open the journal once before the workers do: migrations, its keys and the applicant-search
+    key are made by one process, not raced for by N."""
+    journal = open_journal(journal_path)
+    await journal.open()
+    await journal.close()
+    config = await asyncio.to_thread(load_config, root, protocols())
+    if config.applicant_fields:
+        load_key(key_path(journal_path))
+
+
+def supervise(
+    *, root: Path, journal_path: str, host: str, port: int, count: int, args: Sequence[str]
+) -> int:
+    """Bind ``host:port``, prepare the journal, run ``count`` workers; the exit status.
+
+    The journal setting reaches the workers in their environment (``TONGBAN_JOURNAL``), never on
+    their command line, where any user of the machine could read a database password."""
+    os.environ["TONGBAN_JOURNAL"] = journal_path
+    socks = listening(host, port, count)
+    shown = f"[{host}]" if socks[0].family == socket.AF_INET6 else host
+    scheme = "https" if any(a.startswith("--tls-cert") for a in args) else "http"
+    url = f"{scheme}://{shown}:{socks[0].getsockname()[1]}"
+
+    async def run() -> int:
+        await prepare_journal(root, journal_path)
+        return await Supervisor(socks=socks, args=args, url=url).run()
+
+    try:
+        return asyncio.run(run())
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def listening(host: str, port: int, count: int) -> list[socket.socket]:
+    """``count`` sockets listening on ``host:port`` together (0: a free port, the same for all)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            socks.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((host, port))
+            port = sock.getsockname()[1]
+            sock.listen(1024)
+    except OSError:
+        for sock in socks:
+            sock.close()
+        raise
+    return socks
