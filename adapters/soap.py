@@ -485,27 +485,33 @@ class SoapAdapter:
             # W3C trace context on the HTTP request: SOAP stacks that do not know it ignore it
             **({"traceparent": request.traceparent} if request.traceparent else {}),
         }
+        applied = await self.credentials.apply(  # auth: bearer, api_key, oauth2, signing
+            self._session,
+            service=request.service,
+            method="POST",
+            url=url,
+            headers=headers,
+            body=data,
+        )
         sent = {
             "method": "POST",
-            "url": url,
+            "url": applied.shown_url,
             "operation": op.name,
             "soap_version": op.version.name,
-            "headers": headers,
+            "headers": {**headers, **applied.shown_headers},
             "body_sha256": hashlib.sha256(digest_of).hexdigest(),
             "body_bytes": len(data),
         }
         if self._security is not None:
             sent["body_sha256_of"] = "envelope with the WS-Security password redacted"
         if signature is not None:
-            sent["ws_signature"] = (
-                "X.509 over Body and Timestamp (the digest is of the unsigned envelope)"
-            )
+            sent["ws_signature"] = "X.509 over Body and Timestamp; the digest is of the unsigned"
         answer = await exchange(
             self._session,
             "POST",
-            url,
+            applied.url,
             data=data,
-            headers=headers,
+            headers={**headers, **applied.headers},
             partner=self.partner,
             operation=op.name,
             sent=sent,

@@ -125,6 +125,51 @@ def test_a_tampered_signed_envelope_fails_signxml(tmp_path: Path) -> None:
         XMLVerifier().verify(tampered, x509_cert=pem, expect_references=2, id_attribute="Id")
 
 
+async def test_soap_partner_gets_the_api_key_header_never_the_transcript(
+    soap_root,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A SOAP partner's api_key travels as its header on each attempt and is redacted in the
+    transcript; without the variable nothing is sent."""
+    monkeypatch.setenv("TB_SOAP_KEY", "soap-api-key-0c4e")
+    root = soap_root(
+        hk_extra='    auth:\n      api_key: {header: X-Gw-Key, key: "{env:TB_SOAP_KEY}"}'
+    )
+    seen: list[str | None] = []
+    async with running(root) as probe:
+        target = probe.sims["hk"].url
+
+        async def handle(request: web.Request) -> web.Response:
+            seen.append(request.headers.get("X-Gw-Key"))
+            body = await request.read()
+            headers = {k: request.headers[k] for k in ("Content-Type", "SOAPAction")}
+            async with (
+                aiohttp.ClientSession() as s,
+                s.post(target, data=body, headers=headers) as resp,
+            ):
+                return web.Response(
+                    status=resp.status,
+                    body=await resp.read(),
+                    headers={"Content-Type": "text/xml; charset=utf-8"},
+                )
+
+        app = web.Application()
+        app.router.add_post("/{tail:.*}", handle)
+        runner, url = await start_site(app, "127.0.0.1", 0, access_log=None)
+        try:
+            async with running(root, endpoints={"hk": url}) as rig:
+                reply = await rig.adapters["hk"].send(soap_request("hk"))
+                monkeypatch.delenv("TB_SOAP_KEY")
+                with pytest.raises(TransientError, match="TB_SOAP_KEY is not set"):
+                    await rig.adapters["hk"].send(soap_request("hk", attempt=2))
+        finally:
+            await runner.cleanup()
+    assert seen == ["soap-api-key-0c4e"]
+    assert reply.status == 200
+    assert reply.transcript.request["headers"]["X-Gw-Key"] == "<redacted>"
+    assert "soap-api-key-0c4e" not in repr(reply.transcript)
+
+
 @pytest.fixture
 async def tls_gateway(tmp_path: Path) -> AsyncIterator[tuple[Gateway, trustme.CA]]:
     """A gateway on TLS that requires a client certificate from the same throwaway CA."""
