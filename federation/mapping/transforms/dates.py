@@ -216,17 +216,34 @@ def _date_reader(src: str, zone: ZoneInfo) -> Callable[[Any], date]:
         return from_epoch
     pattern = DATE_FORMATS[src]
     assert pattern is not None
+    padded = _padded(pattern)
 
     def read(value: Any) -> date:
         text = as_text(value, "a date").strip()
         try:
             if not _fixed_width_ok(src, text):
                 raise ValueError(src)
+            match = padded.fullmatch(text) if padded is not None else None
+            if match is not None:  # the usual spelling, without strptime (a third of its cost)
+                return date(int(match["Y"]), int(match["m"]), int(match["d"]))
             return datetime.strptime(text, pattern).date()
         except ValueError:
             raise _not_in_form(value, src, pattern, "a date") from None
 
     return read
+
+
+_PADDED = {"%Y": "(?P<Y>[0-9]{4})", "%m": "(?P<m>[0-9]{2})", "%d": "(?P<d>[0-9]{2})"}
+
+
+@cache
+def _padded(pattern: str) -> re.Pattern[str] | None:
+    """A date pattern's zero-padded ASCII spelling as a regex, compiled once: what it matches,
+    strptime reads alike; strptime still reads the rest. None if the pattern has other fields."""
+    if re.search("%[^Ymd]", pattern):
+        return None
+    parts = re.split("(%[Ymd])", pattern)
+    return re.compile("".join(_PADDED.get(part, re.escape(part)) for part in parts))
 
 
 def date_reader(src: str, zone: str = DEFAULT_ZONE) -> Callable[[Any], date]:
