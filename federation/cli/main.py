@@ -21,6 +21,7 @@ from federation.api.auth import is_loopback, unguarded
 from federation.api.net import server_tls
 from federation.api.server import serve_forever
 from federation.cli.audit import audit
+from federation.cli.init import init
 from federation.cli.journal import journal
 from federation.cli.mapping import run_all_examples, run_sample
 from federation.cli.options import config_option
@@ -65,6 +66,7 @@ def main() -> None:
 main.add_command(journal)
 main.add_command(replay)
 main.add_command(audit)
+main.add_command(init)
 
 
 @main.command()

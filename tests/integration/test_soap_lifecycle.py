@@ -309,8 +309,8 @@ async def test_polling_keeps_to_the_partners_concurrency_and_breaker(
     text = (hk_config / "partners.yaml").read_text(encoding="utf-8")
     (hk_config / "partners.yaml").write_text(
         text.replace(
-            "    endpoint: https://gateway.td.gov.hk/gba-exchange/soap/vehicle-licensing\n",
-            "    endpoint: https://gateway.td.gov.hk/gba-exchange/soap/vehicle-licensing\n"
+            "    endpoint: https://gateway.td.gov.hk.invalid/gba-exchange/soap/vehicle-licensing\n",
+            "    endpoint: https://gateway.td.gov.hk.invalid/gba-exchange/soap/vehicle-licensing\n"
             "    concurrency: 3\n",
         ),
         encoding="utf-8",
