@@ -17,6 +17,7 @@ from federation.domain.paths import MISSING
 from federation.mapping.spec import NOTHING, Condition, FieldSpec, SourcePath
 from federation.mapping.transforms import TransformError
 
+# (item, top of the input, problems, warnings, path prefix) → output; inside 'each' also the position
 SectionFn = Callable[[Any, Any, list[Any], list[Any], str], dict[str, Any]]
 _IMMUTABLE = (str, int, float, bool, type(None))
 
@@ -101,7 +102,7 @@ class Compiler:
             body += self._field(spec)
         objs = self._objs
         self._cache, self._objs = saved, saved_objs
-        self.lines.append(f"def {name}(src, root, P, W, prefix):")
+        self.lines.append(f"def {name}(src, root, P, W, prefix, pos=0):")
         self.lines.append("    out = {}")
         if objs:
             self.lines.append("    " + " = ".join(objs.values()) + " = None")
@@ -138,7 +139,10 @@ class Compiler:
             inner.append(f"        P.append(({index}, prefix, str(e)))")
             inner.append("    else:")
             inner.append(f"        if len(W) > n:\n            _tag(W, n, {index}, prefix)")
-            inner += _ind(self._put(spec.target), "        ")
+            put = self._put(spec.target)
+            if any(getattr(fn, "may_miss", False) for _, fn in spec.steps):
+                put = ["if v is not MISSING:", *_ind(put, "    "), *self._absent(spec, index)]
+            inner += _ind(put, "        ")
         else:
             inner += _ind(self._put(spec.target), "    ")
         if spec.when:
@@ -147,6 +151,19 @@ class Compiler:
         else:
             code += inner
         return code
+
+    def _absent(self, spec: FieldSpec, index: int) -> list[str]:
+        """The ``else`` of a step that found nothing (pick): a default, or required's problem."""
+        if spec.default is not NOTHING:
+            return [
+                "else:",
+                "    " + self._copy(spec.default),
+                *_ind(self._put(spec.target), "    "),
+            ]
+        if spec.required:
+            note = self._const(f"required, but missing (maps to {'.'.join(spec.target)})")
+            return ["else:", f"    P.append(({index}, prefix, {note}))"]
+        return []
 
     def _copy(self, value: Any) -> str:
         const = self._const(value)
@@ -176,6 +193,8 @@ class Compiler:
         kind = value.kind
         if kind == "value":
             return [self._copy(value.constant)]
+        if kind == "position":
+            return [f"v = pos + {int(value.constant)}"]
         if kind == "from":
             return self._get(value.paths[0])
         if kind == "format":
@@ -184,11 +203,17 @@ class Compiler:
             for i, path in enumerate(value.paths):
                 lines += self._get(path, f"t{i}")
                 names.append(f"t{i}")
+                if value.part_steps and value.part_steps[i]:
+                    lines += self._part_steps(f"t{i}", value.part_steps[i], index, path)
             absent = " or ".join(f"{n} is MISSING or {n} is None" for n in names)
-            lines.append(
-                f"v = MISSING if {absent} else {self._const(value.template)}.format({', '.join(names)})"
-            )
+            fill = f"{self._const(value.template)}.format({', '.join(names)})"
+            if value.part_steps:
+                skipped = " or ".join(f"{n} is _SKIP" for n in names)
+                fill = f"_SKIP if {skipped} else {fill}"
+            lines.append(f"v = MISSING if {absent} else {fill}")
             return lines
+        if kind == "first" and value.part_steps:
+            return self._first(spec, index)
         if kind in ("concat", "first"):
             lines = ["parts = []"]
             for path in value.paths:
@@ -205,6 +230,34 @@ class Compiler:
         if kind == "switch":
             return self._switch(spec, index)
         return self._each(spec, index)
+
+    def _part_steps(
+        self, var: str, steps: tuple[tuple[str, Any], ...], index: int, path: SourcePath
+    ) -> list[str]:
+        """Run one placeholder's or alternative's steps on ``var`` (``_SKIP`` when one fails);
+        a failure is reported at the field it read, not at the target."""
+        at = self._const(path.text.removeprefix("$."))
+        lines = [f"if {var} is not MISSING and {var} is not None:", "    n = len(W)", "    try:"]
+        for name, fn in steps:
+            lines.append(f"        {var} = {self._const(fn)}({var}, W)  # {name}")
+        lines.append("    except TransformError as e:")
+        lines.append(f"        P.append(({index}, prefix, str(e), {at}))")
+        lines.append(f"        {var} = _SKIP")
+        lines.append(f"    if len(W) > n:\n        _tag(W, n, {index}, prefix)")
+        return lines
+
+    def _first(self, spec: FieldSpec, index: int) -> list[str]:
+        """``first`` with steps per alternative: only the chosen alternative is transformed."""
+        lines = ["v = MISSING"]
+        for i, path in enumerate(spec.value.paths):
+            body = self._get(path, "t")
+            body.append('if t is not MISSING and t is not None and t != "":')
+            steps = spec.value.part_steps[i]
+            if steps:
+                body += _ind(self._part_steps("t", steps, index, path), "    ")
+            body.append("    v = t")
+            lines += body if i == 0 else ["if v is MISSING:", *_ind(body, "    ")]
+        return lines
 
     def _switch(self, spec: FieldSpec, index: int) -> list[str]:
         value = spec.value
@@ -244,7 +297,7 @@ class Compiler:
         lines = self._get(value.paths[0])
         lines.append("if type(v) is list:")
         lines.append(
-            f"    v = [{sub}(item, root, P, W, prefix + {label} + '[' + str(j) + '].') "
+            f"    v = [{sub}(item, root, P, W, prefix + {label} + '[' + str(j) + '].', j) "
             "for j, item in enumerate(v)]"
         )
         lines.append("elif v is not MISSING and v is not None:")
@@ -264,6 +317,8 @@ class Compiler:
                 "in": f"v in {operand}",
                 "not_in": f"v not in {operand}",
                 "present": f'(v is not MISSING and v is not None and v != "") == {operand}',
+                "in_table": f"v is not MISSING and v is not None and str(v) in {operand}",
+                "not_in_table": f"not (v is not MISSING and v is not None and str(v) in {operand})",
             }[op]
             src = f"def {test}(src, root):\n" + "\n".join("    " + ln for ln in getter_lines)
             src += f"\n    return {check}\n"

@@ -67,24 +67,28 @@ class Section:
         problems: list[Any] = []
         warnings: list[Any] = []
         out = self.fn(data, data, problems, warnings, "")
-        found = run_checks(self.checks, data, self.file) if self.checks else []
-        refused = [p for p in found if p.severity == "error"]
-        if problems or refused:
-            located = [self._problem(p, "error") for p in problems]
-            raise MappingError([*located, *refused], mapping=self.file)
+        found = run_checks(self.checks, data, self.file) if self.checks else None
+        if problems or found:
+            refused = [p for p in found or () if p.severity == "error"]
+            if problems or refused:
+                located = [self._problem(p, "error") for p in problems]
+                raise MappingError([*located, *refused], mapping=self.file)
         # Two fields reading the same odd value would warn twice about it: once is enough.
         unique = {
             (w[1] + self.fields[w[0]].label, w[2]): w for w in warnings if isinstance(w, tuple)
         }
         kept = [self._problem(w, "warning") for w in unique.values()]
-        return out, kept + [p for p in found if p.severity == "warning"]
+        return out, (kept + found) if found else kept  # found holds only warnings here
 
-    def _problem(self, entry: tuple[int, str, str], severity: str) -> Problem:
-        index, prefix, message = entry
+    def _problem(self, entry: tuple[Any, ...], severity: str) -> Problem:
+        index, prefix, message = entry[:3]
         spec = self.fields[index]
+        # a placeholder or alternative names the field it read (entry[3]); inside each, a $.x
+        # field is named as the YAML reads, family[1].x rather than family[1].$.x
+        label = entry[3] if len(entry) > 3 else spec.label.removeprefix("$.")
         return Problem(
             message=message,
-            path=prefix + spec.label,
+            path=prefix + label,
             file=self.file,
             line=spec.line,
             severity=severity,

@@ -9,25 +9,28 @@ A field maps one *target* path; its value comes from exactly one of::
     first: [documents.hkid, documents.bir]   the first present value
     switch: mode                      a value chosen by another field's value (cases:, otherwise:)
     each: family_members              an array, each item mapped by fields:
+    position: 1                       inside 'each', the item's position counted from 1 (or 0)
 
-and may add ``transform:`` steps, ``required:``, ``default:`` and ``when:``.
+and may add ``transform:`` steps, ``required:``, ``default:`` and ``when:``. A ``format``
+placeholder may transform its value (``{born|date:YYYYMMDD}``, see :mod:`.expressions`) and a
+``first`` alternative may be ``{from: path, transform: …}``.
 """
 
 from __future__ import annotations
 
-import string
 from dataclasses import dataclass, field
 from typing import Any
 
 from federation.config.reader import Reader
 from federation.config.yamlsrc import Located, PathKey
 from federation.domain.paths import PathSyntaxError, Segment, parse_path
+from federation.mapping.expressions import ExpressionError, parse_template
 from federation.mapping.transforms import Context, Step, build_steps
 
-SOURCES = ("from", "value", "format", "concat", "first", "switch", "each")
+SOURCES = ("from", "value", "format", "concat", "first", "switch", "each", "position")
 MODIFIERS = ("transform", "required", "default", "when")
 SWITCH_KEYS = ("cases", "otherwise")
-COND_OPS = ("equals", "not_equals", "in", "not_in", "present")
+COND_OPS = ("equals", "not_equals", "in", "not_in", "present", "in_table", "not_in_table")
 NOTHING: Any = object()
 
 
@@ -57,6 +60,8 @@ class Value:
     cases: dict[str, Any] = field(default_factory=dict)  # switch: key → constant or SourcePath
     otherwise: Any = NOTHING
     fields: tuple[FieldSpec, ...] = ()  # each:
+    # steps per path (format placeholders, first alternatives); () where none has any
+    part_steps: tuple[tuple[tuple[str, Step], ...], ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -145,7 +150,7 @@ class SpecParser:
             self.r.error(
                 path,
                 "give exactly one of 'from' (a field of the input), 'value' (a constant), "
-                "'format', 'concat', 'first', 'switch' or 'each'"
+                "'format', 'concat', 'first', 'switch', 'each' or 'position'"
                 + (f"; found {', '.join(kinds)}" if kinds else ""),
             )
             return None
@@ -153,12 +158,13 @@ class SpecParser:
         self._only_with(path, m, kind)
         value = self._value(path, kind, m, prefix)
         required = self.r.boolean((*path, "required"), m["required"]) if "required" in m else False
-        if kind == "value":
+        if kind in ("value", "position"):
             for key in ("required", "default"):
                 if key in m:
                     self.r.error(
                         (*path, key),
-                        f"{key!r} applies to values taken from the input, not to a constant",
+                        f"{key!r} applies to values taken from the input, not to "
+                        + ("a constant" if kind == "value" else "a position"),
                     )
         elif required and "default" in m:
             self.r.error((*path, "default"), "a required field cannot also have a default")
@@ -204,9 +210,13 @@ class SpecParser:
         kpath: PathKey = (*path, kind)
         if kind == "value":
             return Value(kind=kind, constant=raw)
+        if kind == "position":
+            return self._position(kpath, raw, prefix)
         if kind == "from":
             src = self.source(kpath, raw)
             return Value(kind=kind, paths=(src,)) if src else None
+        if kind == "first" and isinstance(raw, list) and any(isinstance(i, dict) for i in raw):
+            return self._alternatives(kpath, raw, prefix)
         if kind in ("concat", "first"):
             items = self.r.items(kpath, raw)
             if not isinstance(raw, list):
@@ -223,38 +233,81 @@ class SpecParser:
                 return None
             return Value(kind=kind, paths=tuple(p for p in paths if p), separator=sep)
         if kind == "format":
-            return self._format(kpath, raw)
+            return self._format(kpath, raw, prefix)
         if kind == "switch":
             return self._switch(path, m)
         return self._each(path, m, prefix)
 
-    def _format(self, path: PathKey, raw: Any) -> Value | None:
+    def _format(self, path: PathKey, raw: Any, prefix: str) -> Value | None:
         text = self.r.text(path, raw)
         if text is None:
             return None
         try:
-            parsed = list(string.Formatter().parse(text))
-        except ValueError as exc:
-            self.r.error(path, f"bad format text: {exc}")
+            literals, holes = parse_template(text)
+        except ExpressionError as exc:
+            self.r.error(path, str(exc))
             return None
-        template = ""
-        paths: list[SourcePath] = []
-        for literal, name, spec, conv in parsed:
-            template += literal.replace("{", "{{").replace("}", "}}")
-            if name is None:
-                continue
-            if spec or conv:
-                self.r.error(path, f"placeholder {{{name}}}: formatting options are not supported")
-                return None
-            src = self.source(path, name)
-            if src is None:
-                return None
-            template += f"{{{len(paths)}}}"
-            paths.append(src)
-        if not paths:
+        if not holes:
             self.r.error(path, "a format without {field} placeholders is a constant: use 'value'")
             return None
-        return Value(kind="format", paths=tuple(paths), template=template)
+        paths: list[SourcePath] = []
+        steps: list[tuple[tuple[str, Step], ...]] = []
+        for hole in holes:
+            src = self.source(path, hole.path)
+            built = (
+                build_steps(_one_or_list(hole.steps), self._ctx_for((src,), prefix), path)
+                if src is not None and hole.steps
+                else []
+            )
+            if src is None or built is None:
+                return None
+            paths.append(src)
+            steps.append(tuple(built))
+        template = "".join(
+            lit.replace("{", "{{").replace("}", "}}") + (f"{{{i}}}" if i < len(paths) else "")
+            for i, lit in enumerate(literals)
+        )
+        part_steps = tuple(steps) if any(steps) else ()
+        return Value(kind="format", paths=tuple(paths), template=template, part_steps=part_steps)
+
+    def _alternatives(self, path: PathKey, raw: list[Any], prefix: str) -> Value | None:
+        """``first:`` whose alternatives may each have steps: ``{from: a, transform: hkid}``."""
+        if len(raw) < 2:
+            self.r.error(path, "'first' needs a list of at least two fields")
+            return None
+        paths: list[SourcePath] = []
+        steps: list[tuple[tuple[str, Step], ...]] = []
+        ok = True
+        for i, item in enumerate(raw):
+            ipath: PathKey = (*path, i)
+            m = (
+                {"from": item}
+                if isinstance(item, str)
+                else self.r.mapping(ipath, item, required=("from",), optional=("transform",))
+            )
+            src = self.source((*ipath, "from"), m["from"]) if m and "from" in m else None
+            built = (
+                build_steps(m["transform"], self._ctx_for((src,), prefix), (*ipath, "transform"))
+                if src is not None and m and "transform" in m
+                else []
+            )
+            if src is None or built is None:
+                ok = False
+                continue
+            paths.append(src)
+            steps.append(tuple(built))
+        if not ok:
+            return None
+        return Value(kind="first", paths=tuple(paths), part_steps=tuple(steps))
+
+    def _position(self, path: PathKey, raw: Any, prefix: str) -> Value | None:
+        if not prefix:
+            self.r.error(path, "'position' numbers the items of an array: use it inside 'each'")
+            return None
+        if raw not in (0, 1) or isinstance(raw, bool):
+            self.r.error(path, "'position' counts from 1 (position: 1) or from 0 (position: 0)")
+            return None
+        return Value(kind="position", constant=raw)
 
     def _switch(self, path: PathKey, m: dict[str, Any]) -> Value | None:
         on = self.source((*path, "switch"), m["switch"])
@@ -310,11 +363,33 @@ class SpecParser:
             if op == "present" and not isinstance(operand, bool):
                 self.r.error((*cpath, op), "'present' takes true or false")
                 return None
+            if op in ("in_table", "not_in_table"):
+                operand = self._table_codes((*cpath, op), operand)
+                if operand is None:
+                    return None
             src = self.source((*cpath, "field"), m["field"])
             if src is None:
                 return None
             out.append(Condition(path=src, op=op, operand=operand))
         return tuple(out)
+
+    def _table_codes(self, path: PathKey, raw: Any) -> frozenset[str] | None:
+        """The codes a table lists (``when: {field: district, in_table: district}``)."""
+        name = self.r.text(path, raw)
+        ctx: Context = self._ctx_for((), "")
+        if name is None or name in ctx.unloaded:
+            return None  # a table whose file failed is already reported
+        table = ctx.tables.get(name)
+        if table is None:
+            known = ", ".join(sorted(ctx.tables)) or "none"
+            self.r.error(path, f"no code table {name!r}; this mapping declares: {known}")
+            return None
+        return frozenset(table.values)
+
+
+def _one_or_list(steps: tuple[Any, ...]) -> Any:
+    """A placeholder's steps as ``transform:`` would take them (one step is reported unindexed)."""
+    return steps[0] if len(steps) == 1 else list(steps)
 
 
 def _array_pattern(src: SourcePath, prefix: str) -> str:

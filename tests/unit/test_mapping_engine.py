@@ -351,7 +351,7 @@ def test_unknown_key_in_a_rule(problems: Problems) -> None:
     assert problems(request_mapping("a: {from: x, requird: true}")) == [
         f"{DISPLAY}:3: request.a.requird: unknown key (did you mean 'required'?); "
         "allowed here: cases, concat, default, each, fields, first, format, from, otherwise, "
-        "required, separator, switch, transform, value, when"
+        "position, required, separator, switch, transform, value, when"
     ]
 
 
@@ -361,7 +361,7 @@ def test_rule_needs_exactly_one_of_from_and_value(problems: Problems, rule: str)
     [problem] = problems(request_mapping("ok: y", rule))
     assert problem.startswith(
         f"{DISPLAY}:4: request.a: give exactly one of 'from' (a field of the input), "
-        "'value' (a constant), 'format', 'concat', 'first', 'switch' or 'each'"
+        "'value' (a constant), 'format', 'concat', 'first', 'switch', 'each' or 'position'"
     )
 
 

@@ -17,17 +17,22 @@ from federation.mapping import CompiledMapping, load_mapping
 
 DISPLAY = "mappings/test.yaml"
 KNOWN_TRANSFORMS = (
-    "bool, date, datetime, decimal, hk_brn, hkid, home_return_permit, int, join, lower, "
-    "macau_bir, mainland_id, money, opencc, phone, split, string, table, trim, upper, uscc"
+    "bool, count, date, datetime, decimal, decrypt, divide, encrypt, fullwidth, halfwidth, hk_brn, "
+    "hkid, home_return_permit, int, join, lower, macau_bir, mainland_id, max_length, money, multiply, "
+    "opencc, pad, phone, pick, regex_replace, replace, split, string, substring, table, trim, "
+    "upper, uscc"
 )
 FIELD_KEYS = (
-    "cases, concat, default, each, fields, first, format, from, otherwise, required, separator, "
+    "cases, concat, default, each, fields, first, format, from, otherwise, position, required, separator, "
     "switch, transform, value, when"
 )
 DATE_FORMATS = (
     "DD/MM/YYYY, YYYY-MM-DD, YYYY/MM/DD, YYYYMMDD, YYYY年MM月DD日, epoch_ms, epoch_s, iso"
 )
-CONDITION = "a condition needs exactly one of: equals, not_equals, in, not_in, present"
+CONDITION = (
+    "a condition needs exactly one of: equals, not_equals, in, not_in, present, in_table, "
+    "not_in_table"
+)
 
 Problems = Callable[[str], list[str]]
 WriteTable = Callable[[str, str], Path]
@@ -139,12 +144,12 @@ def test_two_value_sources(problems: Problems) -> None:
         at(
             3,
             "request.a: give exactly one of 'from' (a field of the input), 'value' (a constant), "
-            "'format', 'concat', 'first', 'switch' or 'each'; found from, value",
+            "'format', 'concat', 'first', 'switch', 'each' or 'position'; found from, value",
         ),
         at(
             4,
             "request.b: give exactly one of 'from' (a field of the input), 'value' (a constant), "
-            "'format', 'concat', 'first', 'switch' or 'each'; found format, first",
+            "'format', 'concat', 'first', 'switch', 'each' or 'position'; found format, first",
         ),
     ]
 
@@ -155,7 +160,7 @@ def test_no_value_source(problems: Problems) -> None:
         at(
             3,
             "request.a: give exactly one of 'from' (a field of the input), 'value' (a constant), "
-            "'format', 'concat', 'first', 'switch' or 'each'",
+            "'format', 'concat', 'first', 'switch', 'each' or 'position'",
         )
     ]
 
@@ -226,11 +231,12 @@ def test_concat_that_is_not_a_list_is_reported_once(problems: Problems) -> None:
         ),
         (
             "a: {format: '{x:>5}'}",
-            "request.a.format: placeholder {x}: formatting options are not supported",
+            "request.a.format: placeholder {x}: formatting options are not supported; "
+            "give steps after '|', as {x|pad:5}",
         ),
         (
             "a: {format: '{x'}",
-            "request.a.format: bad format text: expected '}' before end of string",
+            "request.a.format: bad format text: the placeholder at character 1 is not closed",
         ),
         (
             "a: {format: '{x..y}'}",
@@ -369,8 +375,8 @@ def test_each_with_bad_fields(problems: Problems, rule: str, message: str) -> No
         (
             "a: {from: x, when: {field: m, is: 1}}",
             [
-                "request.a.when.is: unknown key; allowed here: equals, field, in, "
-                "not_equals, not_in, present",
+                "request.a.when.is: unknown key; allowed here: equals, field, in, in_table, "
+                "not_equals, not_in, not_in_table, present",
                 f"request.a.when: {CONDITION}",
             ],
         ),
@@ -444,7 +450,7 @@ def test_malformed_step(problems: Problems) -> None:
         ("{upper: yes}", ["request.a.transform.upper: 'upper' takes no arguments"]),
         ("{string: 1}", ["request.a.transform.string: 'string' takes no arguments"]),
         # arguments that are not a mapping
-        ("{date: iso}", ["request.a.transform.date: expected a mapping of keys, got text ('iso')"]),
+        ("{date: [iso]}", ["request.a.transform.date: expected a mapping of keys, got a list"]),
         # a required argument missing
         ("{date: {from: iso}}", ["request.a.transform.date: missing required key 'to'"]),
         ("{split: {index: 1}}", ["request.a.transform.split: missing required key 'separator'"]),
@@ -745,7 +751,7 @@ def test_every_problem_is_reported_at_once_in_line_order(
         at(
             9,
             "request.d: give exactly one of 'from' (a field of the input), 'value' (a constant), "
-            "'format', 'concat', 'first', 'switch' or 'each'; found from, value",
+            "'format', 'concat', 'first', 'switch', 'each' or 'position'; found from, value",
         ),
         at(10, "request.e.cases: expected a mapping of keys, got a list"),
         at(11, "request.f: 'each' needs 'fields' (how to map every item)"),

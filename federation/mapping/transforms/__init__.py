@@ -8,12 +8,14 @@ at mapping time a step raises :class:`TransformError` with a precise message, or
 
 ``base`` holds the registry and ``build_steps``; the families register their steps on import:
 ``scalars`` (string, int, decimal, bool, money), ``dates`` (date, datetime), ``text`` (upper, lower,
-trim, split, join, opencc) and ``codes`` (table, identity numbers, phone).
+trim, split, join, opencc), ``strings`` (pad, substring, replace, regex_replace, halfwidth,
+fullwidth, max_length), ``arrays`` (count, pick, multiply, divide) and ``codes`` (table, identity
+numbers, phone).
 """
 
 from __future__ import annotations
 
-from federation.mapping.transforms import codes, crypto, dates, scalars, text
+from federation.mapping.transforms import arrays, codes, crypto, dates, scalars, strings, text
 from federation.mapping.transforms.base import (
     REGISTRY,
     Context,
@@ -35,11 +37,13 @@ __all__ = [
     "Factory",
     "Step",
     "TransformError",
+    "arrays",
     "build_steps",
     "codes",
     "crypto",
     "dates",
     "scalars",
     "step",
+    "strings",
     "text",
 ]

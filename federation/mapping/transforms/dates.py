@@ -309,6 +309,8 @@ def _forms(
 
 @step("date")
 def _date(raw: Any, ctx: Context, path: PathKey) -> Step | None:
+    if isinstance(raw, str):  # {date: YYYYMMDD}, as in a placeholder {born|date:YYYYMMDD}
+        raw = {"from": "iso", "to": raw}
     # zone only means something beside an epoch form: elsewhere it is an unknown key
     zone_key = ("zone",) if _names_epoch(raw) else ()
     parsed = _forms(ctx, path, raw, zone_key, DATE_FORMATS)
@@ -330,6 +332,8 @@ def _date(raw: Any, ctx: Context, path: PathKey) -> Step | None:
 
 @step("datetime")
 def _datetime(raw: Any, ctx: Context, path: PathKey) -> Step | None:
+    if isinstance(raw, str):
+        raw = {"from": "iso", "to": raw}
     parsed = _forms(ctx, path, raw, ("zone", "to_zone"), DATETIME_FORMATS)
     if parsed is None:
         return None
