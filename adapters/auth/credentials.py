@@ -22,7 +22,7 @@ from adapters.auth.tls import client_context
 from federation.config import Partner
 from federation.config.auth import ApiKey, Auth, Bearer, OAuth2, Signing
 from federation.config.secrets import SecretError
-from federation.domain.errors import ConfigError, Problem, Transcript, TransientError
+from federation.domain.errors import Transcript, TransientError
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,6 +53,7 @@ class Credentials:
             code: svc.options.get("auth", partner.auth) for code, svc in partner.services.items()
         }
         self._tokens: dict[int, TokenSource] = {}
+        self.unusable: str | None = None  # why the client certificate cannot be presented
         for auth in self._auth.values():
             if auth is not None and isinstance(auth.scheme, OAuth2):
                 self._tokens.setdefault(
@@ -60,15 +61,21 @@ class Credentials:
                 )
 
     def ssl_context(self) -> ssl.SSLContext | None:
-        """The client-certificate context of the partner's session (ConfigError if unusable)."""
+        """The client-certificate context of the partner's session. One that cannot be built
+        (a file missing, a key others may read) holds every attempt, naming why: nothing goes
+        to the partner without its certificate. Deploy the files, then restart."""
         auth = self.partner.auth
         if auth is None or auth.client_cert is None:
             return None
+        cert = auth.client_cert
         try:
-            return client_context(auth.client_cert)
-        except (SecretError, ssl.SSLError, OSError) as exc:
-            path = f"partners.{self.partner.id}.auth.client_cert"
-            raise ConfigError([Problem(message=f"client certificate: {exc}", path=path)]) from None
+            return client_context(cert)
+        except SecretError as exc:
+            self.unusable = f"client certificate: {exc}"
+        except (ssl.SSLError, OSError) as exc:
+            name = cert.cert.name if isinstance(exc, OSError) else "its key"
+            self.unusable = f"client certificate {name}: {getattr(exc, 'strerror', None) or exc}"
+        return None
 
     def auth_for(self, service: str) -> Auth | None:
         return self._auth.get(service, self.partner.auth)
@@ -92,6 +99,13 @@ class Credentials:
         """The credentials of one attempt; a secret that cannot be read holds the exchange."""
         auth = self.auth_for(service)
         scheme = auth.scheme if auth else None
+        if self.unusable is not None:
+            raise TransientError(
+                f"not sent: {self.unusable}",
+                partner=self.partner.id,
+                operation=service,
+                transcript=Transcript(request={"method": method, "url": url, "sent": False}),
+            )
         try:
             if isinstance(scheme, Bearer):
                 value = f"Bearer {scheme.token.read()}"

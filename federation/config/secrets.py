@@ -54,19 +54,19 @@ class SecretRef:
         try:
             info = path.stat()
         except OSError as exc:
-            raise SecretError(f"secret {self}: cannot read {path}: {exc.strerror}") from None
+            raise SecretError(f"secret {self}: {exc.strerror}") from None
         if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise SecretError(
-                f"secret {self}: {path} may be read by group or others "
+                f"secret {self}: the file may be read by group or others "
                 f"(mode {stat.S_IMODE(info.st_mode):o}); chmod 600 it"
             )
         try:
             data = path.read_bytes()
         except OSError as exc:
-            raise SecretError(f"secret {self}: cannot read {path}: {exc.strerror}") from None
+            raise SecretError(f"secret {self}: {exc.strerror}") from None
         data = data.strip()
         if not data:
-            raise SecretError(f"secret {self}: {path} is empty")
+            raise SecretError(f"secret {self}: the file is empty")
         return data
 
     def read(self) -> str:
@@ -111,12 +111,14 @@ def parse_secret(r: Reader, path: PathKey, raw: Any, base: Path) -> SecretRef | 
 
 
 def file_ref(r: Reader, path: PathKey, raw: Any, base: Path) -> Path | None:
-    """A plain file of partners.yaml that is no secret (a certificate), which must exist."""
+    """A file of partners.yaml that is no secret (a certificate). Like a secret it is deployed per
+    machine, so a missing one is a warning here, and the partner's deliveries wait for it."""
     text = r.text(path, raw)
     if text is None:
         return None
     file = (base / text).resolve()
     if not file.is_file():
-        r.error(path, f"file {text!r} not found")
-        return None
+        r.warn(
+            path, f"file {text!r} not found here; the partner's adapter will not start without it"
+        )
     return file

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from aiohttp import web
+from aiohttp import ClientSession, web
 
 from federation.api.net import start_site
 
@@ -66,6 +66,8 @@ class Gateway:
         window: float = 300.0,
         clock: Callable[[], float] = time.time,
         reply: Mapping[str, Any] | None = None,
+        guard: str | None = None,
+        upstream: str | None = None,
     ) -> None:
         self.app_keys = dict(app_keys or {})
         self.oauth_clients = dict(oauth_clients or {})
@@ -73,6 +75,11 @@ class Gateway:
         self.window = window
         self.clock = clock
         self.reply = dict(reply or {"status": "RECEIVED"})
+        # In front of a partner simulator (the demo): every path is guarded by ``guard``
+        # (signed, bearer or open) and what passes is forwarded to ``upstream``.
+        self.guard = guard
+        self.upstream = upstream
+        self.label = ""  # whose gateway it is, for output
         self.log: list[Arrival] = []
         self.tokens: dict[str, float] = {}  # token → expiry on the clock
         self.tokens_issued = 0
@@ -83,8 +90,12 @@ class Gateway:
         self.url = ""
 
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(client_max_size=4 * 1024 * 1024)
         app.router.add_post("/oauth/token", self._token)
+        guards = {"signed": self._signed, "bearer": self._bearer, "open": self._open}
+        if self.guard is not None:
+            app.router.add_route("*", "/{tail:.*}", guards[self.guard])
+            return app
         app.router.add_route("*", "/signed/{tail:.*}", self._signed)
         app.router.add_route("*", "/api/{tail:.*}", self._bearer)
         app.router.add_route("*", "/open/{tail:.*}", self._open)
@@ -114,7 +125,7 @@ class Gateway:
     async def _signed(self, request: web.Request) -> web.Response:
         body = await request.read()
         verdict = self._verify(request, body)
-        return self._answer(request, body, verdict)
+        return await self._answer(request, body, verdict)
 
     async def _bearer(self, request: web.Request) -> web.Response:
         body = await request.read()
@@ -122,12 +133,12 @@ class Gateway:
         token = auth[7:] if auth.startswith("Bearer ") else ""
         expiry = self.tokens.get(token)
         verdict = "ok" if expiry is not None and self.clock() < expiry else "invalid_token"
-        return self._answer(request, body, verdict)
+        return await self._answer(request, body, verdict)
 
     async def _open(self, request: web.Request) -> web.Response:
         body = await request.read()
         peer = _peer_subject(request)
-        return self._answer(request, body, "ok", peer=peer)
+        return await self._answer(request, body, "ok", peer=peer)
 
     async def _token(self, request: web.Request) -> web.Response:
         form = await request.post()
@@ -174,7 +185,7 @@ class Gateway:
         self._nonces.add((key, nonce))
         return "ok"
 
-    def _answer(
+    async def _answer(
         self, request: web.Request, body: bytes, verdict: str, *, peer: str | None = None
     ) -> web.Response:
         self.log.append(
@@ -189,7 +200,30 @@ class Gateway:
         if verdict != "ok":
             return web.json_response({"code": verdict, "message": "refused"}, status=401)
         self._count += 1
+        if self.upstream is not None:
+            return await self._forward(request, body)
         return web.json_response({**self.reply, "ref_no": f"GW-{self._count:06d}"})
+
+    async def _forward(self, request: web.Request, body: bytes) -> web.Response:
+        """What the partner behind the gateway answers to the request, credentials stripped."""
+        drop = {"host", "authorization", "content-length", "transfer-encoding", "connection"}
+        headers = {
+            k: v
+            for k, v in request.headers.items()
+            if k.lower() not in drop and not k.lower().startswith("x-ca-")
+        }
+        url = f"{self.upstream}{request.rel_url}"
+        async with (
+            ClientSession() as session,
+            session.request(request.method, url, data=body, headers=headers) as resp,
+        ):
+            answer = await resp.read()
+            kept = {
+                k: v
+                for k, v in resp.headers.items()
+                if k.lower() in ("content-type", "retry-after")
+            }
+            return web.Response(status=resp.status, body=answer, headers=kept)
 
 
 def _basic(header: str) -> tuple[str, bytes]:

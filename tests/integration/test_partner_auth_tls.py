@@ -25,7 +25,7 @@ from federation.api.net import start_site
 from federation.config import load_config
 from federation.config.auth import WsSignature
 from federation.config.secrets import SecretRef
-from federation.domain.errors import ConfigError, TransientError
+from federation.domain.errors import TransientError
 from federation.sim.gateway import Gateway
 from tests.integration.test_partner_auth import hk, request, send, with_auth
 from tests.integration.test_soap_adapter import request as soap_request
@@ -216,8 +216,8 @@ async def test_client_certificate_is_presented_to_a_tls_partner(make_config, tls
     assert len(gw.log) == 1  # the connection without a certificate never got through
 
 
-def test_a_client_key_others_may_read_stops_the_adapter(make_config, tls_gateway) -> None:
-    """A private key file with mode 0644 is named at start, and the adapter does not start."""
+async def test_a_client_key_others_may_read_holds_every_attempt(make_config, tls_gateway) -> None:
+    """A private key file with mode 0644: each attempt is held naming the file, nothing is sent."""
     gw, ca = tls_gateway
     client = ca.issue_cert("tongban-client.example")
     root = with_auth(make_config, CLIENT_CERT)
@@ -225,5 +225,8 @@ def test_a_client_key_others_may_read_stops_the_adapter(make_config, tls_gateway
     client.cert_chain_pems[0].write_to_path(str(root / "certs" / "client.pem"))
     ca.cert_pem.write_to_path(str(root / "certs" / "ca.pem"))
     write_key(root / "certs" / "client.key", client.private_key_pem, mode=0o644)
-    with pytest.raises(ConfigError, match=r"client\.key may be read by group or others"):
-        RestAdapter(hk(root, gw.url + "/open")).credentials.ssl_context()
+    (err,) = await send(hk(root, gw.url + "/open"), request())
+    assert isinstance(err, TransientError)
+    assert "not sent: client certificate: secret {file:certs/client.key}" in str(err)
+    assert "may be read by group or others" in str(err)
+    assert gw.log == []
