@@ -21,6 +21,7 @@ import orjson
 from federation.api.intake import exchange_view
 from federation.api.support import summary
 from federation.cli.access import run, with_journal
+from federation.cli.actions import logged
 from federation.cli.audit import cli_entry
 from federation.cli.failures import Failure, Negative
 from federation.cli.options import config_option, filter_options, journal_option, params, query_of
@@ -50,6 +51,7 @@ def migrate(journal_path: str) -> None:
     if file is not None and not file.parent.is_dir():
         raise Failure(f"directory {file.parent} does not exist")
     applied = run(open_journal(journal_path).migrate())
+    logged("journal_migrated", applied=list(applied))
     for name in applied:
         click.echo(f"applied {name}")
     click.echo("the journal schema is up to date" + ("" if applied else " (nothing to apply)"))
@@ -161,6 +163,7 @@ def rekey(journal_path: str) -> None:
         return resealed, count, broken
 
     resealed, count, broken = with_journal(journal_path, work)
+    logged("journal_rekeyed", values=resealed, verified=broken is None)
     if broken is not None:
         raise Negative(f"rekeyed {resealed} values, but verify now says: broken: {broken}")
     click.echo(
@@ -207,6 +210,7 @@ def archive(age: float, out: Path, journal_path: str) -> None:
         raise Failure(f"{out} exists: an archive is never overwritten; name a new file") from None
     except OSError as exc:
         raise Failure(f"cannot write {out}: {exc}") from exc
+    logged("journal_archived", exchanges=exchanges, events=events, older_than_s=age)
     if exchanges == 0:
         out.unlink()
         click.echo(f"nothing to archive: no closed exchange last changed before {iso(cutoff)}")

@@ -30,6 +30,7 @@ from federation.cli.workers import available_cores, supervise
 from federation.config import LOCAL, load_config
 from federation.domain.errors import ConfigError, FederationError
 from federation.logging import configure
+from federation.runtime import tracing
 from federation.runtime.catalogue import load_catalogue
 from federation.runtime.shutdown import DRAIN
 from federation.sim.demo import run_demo
@@ -45,6 +46,9 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
         return asyncio.run(coro)
     return uvloop.run(coro)
+
+
+LOG_FORMATS: dict[str, bool | None] = {"auto": None, "json": True, "console": False}
 
 
 def _parse_endpoints(values: tuple[str, ...]) -> dict[str, str]:
@@ -117,6 +121,13 @@ main.add_command(init)
     type=click.Choice(["debug", "info", "warning", "error"]),
 )
 @click.option(
+    "--log-format",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "json", "console"]),
+    help="Log lines as JSON or for people (auto: JSON unless stderr is a terminal).",
+)
+@click.option(
     "--drain-timeout",
     type=click.FloatRange(min=1),
     default=DRAIN,
@@ -143,12 +154,18 @@ def serve(
     lease: float | None,
     poll_interval: float | None,
     log_level: str,
+    log_format: str,
     drain_timeout: float,
     workers: int,
     listen_fd: int | None,
 ) -> None:
-    """Run the broker: intake API, journal and delivery worker."""
-    configure(level=log_level)
+    """Run the broker: intake API, journal and delivery worker.
+
+    Traces go to an OpenTelemetry exporter when the standard OTEL_* variables ask for one
+    (docs/observability.md); metrics are at GET /metrics.
+    """
+    configure(level=log_level, json=LOG_FORMATS[log_format])
+    tracing.configure_from_environment()
     if bool(tls_cert) != bool(tls_key) or (tls_client_ca and not tls_cert):
         raise click.UsageError("--tls-cert and --tls-key go together; --tls-client-ca needs both")
     _refuse_an_open_host(root, host)
@@ -182,6 +199,8 @@ def serve(
     except (FederationError, OSError) as exc:
         click.echo(f"tongban serve: {exc}", err=True)
         sys.exit(2)
+    finally:
+        tracing.shutdown()  # flush the spans still batched
 
 
 def _serve_workers(
@@ -189,6 +208,7 @@ def _serve_workers(
 ) -> None:
     """``serve --workers N``: the parent of N broker processes (federation/cli/workers.py)."""
     args = [f"--config={root}", f"--host={host}", f"--log-level={params['log_level']}"]
+    args.append(f"--log-format={params['log_format']}")
     args += [f"--endpoint={e}" for e in params["endpoints"]]
     for name in ("lease", "poll_interval", "tls_cert", "tls_key", "tls_client_ca"):
         if params[name] is not None:

@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from federation.cli.access import with_journal
+from federation.cli.actions import logged
 from federation.cli.failures import Failure, Negative
 from federation.cli.options import config_option, filter_options, journal_option, params, query_of
 from federation.cli.render import print_plan, print_result, print_skipped
@@ -97,6 +98,14 @@ def replay(
     # Each exchange is replayed only from the state the plan saw; one that moved since is skipped.
     result = with_journal(
         journal_path, lambda j: ReplayService(j).run(plan, reason=reason or "", by=who)
+    )
+    logged(
+        "journal_replayed",
+        mode=chosen.value,
+        by=who,
+        exchanges=len(result.replayed),
+        skipped=len(result.skipped),
+        batch=result.batch,
     )
     print_result(result, chosen)
 

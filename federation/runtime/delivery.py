@@ -128,7 +128,7 @@ class Delivery:
             self.log.warning("exchange_rejected", reason="not_configured")
             event = self._event(exchange, "rejected", error=error)
         else:
-            self.log.info("exchange_rejected", reason=failed.kind, problems=len(failed.problems))
+            self.log.warning("exchange_rejected", reason=failed.kind, problems=len(failed.problems))
             event = self._event(exchange, "mapping_failed", error=error, versions=failed.versions)
             change = replace(change, mapping_versions=failed.versions)
         await self._record(exchange, [event], change)
@@ -421,7 +421,7 @@ class Delivery:
     ) -> StateChange:
         """The journal write that carries out ``decision`` (and its log line)."""
         if isinstance(decision, Reject):
-            log.info("exchange_rejected", reason="partner")
+            log.warning("exchange_rejected", reason="partner")
             return StateChange(
                 state=State.REJECTED, last_error=error, notify=self._notify(exchange)
             )
