@@ -1,23 +1,51 @@
-"""Golden examples: sample applications beside each mapping, with the request they must map to.
+"""Golden examples: sample applications beside each mapping, with what every section must make.
 
 ``mappings/hk/td-vehicle-licence-renewal.yaml`` keeps its examples in
 ``mappings/hk/td-vehicle-licence-renewal.examples/*.json``, each an object with ``description``,
 ``application`` and either ``expected`` (the exact mapped request) or ``expected_errors`` (a list of
-``{"path": …, "contains": …}`` the mapping must report). ``demo: true`` examples are what ``tongban demo``
-submits, from ``source``.
+``{"path": …, "contains": …}`` the mapping must report). It may add ``expected_warnings`` (every
+warning, listed like errors), ``expected_headers`` (the SOAP header values: then ``expected`` is the
+body alone), and one case or a list of cases for any other section of the mapping (``response``,
+``status``, ``status_query``, ``supplement``, ``report``): ``{"input": …, "expected": …}`` or
+``{"input": …, "expected_errors": […]}``, with ``expected_warnings`` too. ``demo: true`` examples
+are what ``tongban demo`` submits, from ``source``.
 """
 
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from federation.config.headers import EXCHANGE_KEY, HEADERS_KEY
 from federation.domain.errors import ConfigError, MappingError, Problem
-from federation.mapping.engine import CompiledMapping
+from federation.mapping.engine import CompiledMapping, Section
+
+# The sections a case may exercise: every Section of a compiled mapping but the request (the
+# example's own application) and headers (written by the request, under @headers).
+CASE_SECTIONS = tuple(
+    f.name
+    for f in fields(CompiledMapping)
+    if "Section" in str(f.type) and f.name not in ("request", "headers")
+)
+_TOP = ("description", "demo", "source", "application", "expected", "expected_errors")
+_MORE = ("expected_warnings", "expected_headers")
+Expectations = list[dict[str, str]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Case:
+    """One input to a section other than the request, and what it must make."""
+
+    section: str
+    input: Any
+    expected: Any = None
+    expected_errors: Expectations | None = None
+    expected_warnings: Expectations | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,6 +57,9 @@ class Example:
     application: dict[str, Any]
     expected: dict[str, Any] | None
     expected_errors: list[dict[str, str]] | None
+    expected_warnings: Expectations | None = None
+    expected_headers: dict[str, Any] | None = None
+    cases: tuple[Case, ...] = ()
 
 
 def examples_dir(mapping_path: Path) -> Path:
@@ -66,12 +97,15 @@ def load_example(file: Path) -> Example:
         raise bad("an example needs an 'application' object")
     if ("expected" in data) == ("expected_errors" in data):
         raise bad("give exactly one of 'expected' or 'expected_errors'")
-    wanted = data.get("expected_errors")
-    if wanted is not None and not (
-        isinstance(wanted, list)
-        and all(isinstance(w, dict) and isinstance(w.get("path"), str) for w in wanted)
-    ):
-        raise bad('\'expected_errors\' must be a list of {"path": …, "contains": …}')
+    for key in data:
+        if key not in (*_TOP, *_MORE, *CASE_SECTIONS):
+            hint = difflib.get_close_matches(key, (*_TOP, *_MORE, *CASE_SECTIONS), n=1)
+            more = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise bad(f"unknown key {key!r}{more}; sections with cases: {', '.join(CASE_SECTIONS)}")
+    wanted = _expectations(data, "expected_errors", bad)
+    headers = data.get("expected_headers")
+    if headers is not None and not isinstance(headers, dict):
+        raise bad("'expected_headers' must be an object (the request's @headers)")
     return Example(
         file=file,
         description=str(data.get("description", "")),
@@ -80,33 +114,124 @@ def load_example(file: Path) -> Example:
         application=data["application"],
         expected=data.get("expected"),
         expected_errors=wanted,
+        expected_warnings=_expectations(data, "expected_warnings", bad),
+        expected_headers=headers,
+        cases=tuple(_cases(data, bad)),
     )
 
 
+def _expectations(
+    data: dict[str, Any], key: str, bad: Callable[[str], ConfigError]
+) -> Expectations | None:
+    wanted = data.get(key)
+    if wanted is not None and not (
+        isinstance(wanted, list)
+        and all(isinstance(w, dict) and isinstance(w.get("path"), str) for w in wanted)
+    ):
+        raise bad(f'{key!r} must be a list of {{"path": …, "contains": …}}')
+    return wanted
+
+
+def _cases(data: dict[str, Any], bad: Callable[[str], ConfigError]) -> list[Case]:
+    out: list[Case] = []
+    for name in CASE_SECTIONS:
+        raw = data.get(name)
+        if raw is None:
+            continue
+        for i, item in enumerate(raw if isinstance(raw, list) else [raw]):
+            where = f"{name}[{i}]" if isinstance(raw, list) else name
+            if not isinstance(item, dict) or "input" not in item:
+                raise bad(f"{where}: a case is an object with 'input'")
+            if ("expected" in item) == ("expected_errors" in item):
+                raise bad(f"{where}: give exactly one of 'expected' or 'expected_errors'")
+            extra = set(item) - {"input", "expected", "expected_errors", "expected_warnings"}
+            if extra:
+                raise bad(f"{where}: unknown key {sorted(extra)[0]!r}")
+            out.append(
+                Case(
+                    section=name,
+                    input=item["input"],
+                    expected=item.get("expected"),
+                    expected_errors=_expectations(item, "expected_errors", bad),
+                    expected_warnings=_expectations(item, "expected_warnings", bad),
+                )
+            )
+    return out
+
+
 def check_example(mapping: CompiledMapping, example: Example) -> list[str]:
-    """Differences between what the mapping does with the example and what the example expects."""
+    """Differences between what the mapping does with the example and what the example expects:
+    the request (and its headers and warnings), then every case of the other sections."""
+    out = _check_request(mapping, example)
+    for case in example.cases:
+        section: Section | None = getattr(mapping, case.section)
+        if section is None:
+            out.append(f"{case.section}: the mapping has no {case.section}: section")
+            continue
+        found = _check(
+            section, case.input, case.expected, case.expected_errors, case.expected_warnings
+        )
+        out += [f"{case.section}: {line}" for line in found]
+    return out
+
+
+def _check_request(mapping: CompiledMapping, example: Example) -> list[str]:
+    expected = example.expected
+    if example.expected_headers is None or expected is None:
+        return _check(
+            mapping.request,
+            example.application,
+            expected,
+            example.expected_errors,
+            example.expected_warnings,
+        )
+    out = _check(mapping.request, example.application, None, None, example.expected_warnings)
+    if out:  # the mapping failed: _check said how
+        return out
+    mapped, _ = mapping.request.apply_checked(example.application)
+    headers = dict(mapped.pop(HEADERS_KEY, {}))
+    if EXCHANGE_KEY in mapped:
+        headers[EXCHANGE_KEY] = mapped.pop(EXCHANGE_KEY)
+    if _normalise(headers) != _normalise(example.expected_headers):
+        out.append("headers:\n" + diff_text(example.expected_headers, headers))
+    if _normalise(mapped) != _normalise(expected):
+        out.append(diff_text(expected, mapped))
+    return out
+
+
+def _check(
+    section: Section,
+    data: Any,
+    expected: Any,
+    errors: Expectations | None,
+    warnings: Expectations | None,
+) -> list[str]:
+    """One section on one input: the output (``expected``, None: not compared) or the errors."""
     try:
-        mapped = mapping.map_request(example.application)
+        mapped, found = section.apply_checked(data)
     except MappingError as exc:
-        if example.expected_errors is None:
+        if errors is None:
             return [f"mapping failed: {p}" for p in exc.problems]
-        return _match_errors(exc.problems, example.expected_errors)
-    if example.expected_errors is not None:
-        return [f"expected errors {example.expected_errors}, but the mapping succeeded"]
-    if _normalise(mapped) != _normalise(example.expected):
-        return [diff_text(example.expected, mapped)]
-    return []
+        return _match_errors(exc.problems, errors)
+    if errors is not None:
+        return [f"expected errors {errors}, but the mapping succeeded"]
+    out = _match_errors(tuple(found), warnings, "warning") if warnings is not None else []
+    if expected is not None and _normalise(mapped) != _normalise(expected):
+        out.append(diff_text(expected, mapped))
+    return out
 
 
-def _match_errors(problems: tuple[Problem, ...], expected: list[dict[str, str]]) -> list[str]:
+def _match_errors(
+    problems: tuple[Problem, ...], expected: list[dict[str, str]], what: str = "error"
+) -> list[str]:
     out = []
     for want in expected:
         if not any(
             p.path == want.get("path") and want.get("contains", "") in p.message for p in problems
         ):
-            out.append(f"no error at {want.get('path')!r} containing {want.get('contains', '')!r}")
+            out.append(f"no {what} at {want.get('path')!r} containing {want.get('contains', '')!r}")
     wanted = {w.get("path") for w in expected}
-    out += [f"unexpected error: {p}" for p in problems if p.path not in wanted]
+    out += [f"unexpected {what}: {p}" for p in problems if p.path not in wanted]
     return out
 
 
