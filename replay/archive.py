@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,11 @@ class ArchiveWriter:
             self.exchanges += 1
             self.events += len(ex.events)
         self._raw.flush()
+        self._durable()  # on disk before the journal tombstones what this chunk holds
+
+    def _durable(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
 
     def close(self) -> None:
         self._raw.write(
@@ -73,6 +79,7 @@ class ArchiveWriter:
             + b"\n"
         )
         self._raw.close()
+        self._durable()
         self._file.close()
 
 

@@ -31,6 +31,7 @@ from federation.config.policies import POLICY_KEYS, Policies, override, policies
 from federation.config.principals import parse_principals
 from federation.config.reader import Reader
 from federation.config.replies import parse_reply, with_rules
+from federation.config.retention import parse_retention
 from federation.config.schemas import parse_schemas
 from federation.config.services import parse_inbound, parse_services
 from federation.config.values import parse_digests, parse_names, parse_region
@@ -356,6 +357,7 @@ def _broker(r: Reader, raw: Any) -> BrokerSettings:
             "poll_interval",
             "operator_keys_sha256",
             "body_timeout",
+            "retention",
         ),
     )
     if m is None:
@@ -380,4 +382,6 @@ def _broker(r: Reader, raw: Any) -> BrokerSettings:
         values["poll_interval"] = r.duration(
             ("broker", "poll_interval"), m["poll_interval"], low=0.01, high=60
         )
+    if "retention" in m:
+        values["retention"] = parse_retention(r, m["retention"])
     return override(BrokerSettings(), values)

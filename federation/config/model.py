@@ -12,6 +12,7 @@ from federation.config.auth import Auth
 from federation.config.principals import Principal
 from federation.config.reader import Reader
 from federation.config.replies import ReplyRules
+from federation.config.retention import Retention
 from federation.config.yamlsrc import PathKey
 from federation.domain.errors import Problem
 from federation.domain.retry import RetryPolicy
@@ -132,6 +133,7 @@ class BrokerSettings:
     body_timeout: float = 10.0  # a request body that stalls this long between reads is cut
     # if any: support staff's search, replay, reload and other sources' exchanges need one
     operator_keys_sha256: frozenset[str] = frozenset()
+    retention: Retention | None = None  # archive and prune ended exchanges (config/retention.py)
 
 
 @dataclass(frozen=True, kw_only=True)

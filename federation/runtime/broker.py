@@ -41,6 +41,7 @@ from federation.runtime.catalogue import Catalogue, load_catalogue
 from federation.runtime.metrics import Metrics, config_version
 from federation.runtime.notifier import Notifier
 from federation.runtime.poller import Poller
+from federation.runtime.retention import RetentionJob
 from federation.runtime.worker import Worker
 from replay.journal import Journal
 from replay.refs import RefExtractor, reference
@@ -112,6 +113,7 @@ class Broker:
         self._worker: Worker | None = None
         self._notifier: Notifier | None = None
         self._poller: Poller | None = None
+        self.retention: RetentionJob | None = None  # with a journal that can archive
         self.started_at: float | None = None
         self._log = get_logger(component="broker", owner=self.owner)
         self.metrics = Metrics(self.owner)
@@ -170,6 +172,7 @@ class Broker:
             self._notifier.start()
             self._poller = Poller(self, every=self._status_poll_every)
             self._poller.start()
+            self._start_retention()
             self.started_at = self._clock()
             self._log.info("broker_started", partners=len(self._adapters))
             yield self
@@ -180,6 +183,8 @@ class Broker:
                 await self._notifier.stop()
             if self._poller is not None:
                 await self._poller.stop()
+            if self.retention is not None:
+                await self.retention.stop()
             await self._release_leases()
             # one adapter may serve several partners (a factory's choice): closed once
             for adapter in {id(a): a for a in [*self._adapters.values(), *self._retired]}.values():
@@ -189,6 +194,19 @@ class Broker:
             await self.journal.close()
             unobserve()
             self._log.info("broker_stopped")
+
+    def _start_retention(self) -> None:
+        """The scheduled archive-then-prune of ``broker: retention:`` (read at every run)."""
+        archive = getattr(self.journal, "archive", None)  # JournalAdmin's: not every journal
+        if archive is None:
+            return
+        self.retention = RetentionJob(
+            archive=archive,
+            policy=lambda: self.catalogue.config.broker.retention,
+            owner=self.owner,
+            clock=self._clock,
+        )
+        self.retention.start()
 
     async def _release_leases(self) -> None:
         """Draining: give up what this instance still leases (attempts cut short by the worker's
