@@ -12,10 +12,12 @@ from typing import Any
 
 import aiohttp
 import pytest
+from click.testing import CliRunner
 
 from adapters.base import OutboundRequest
 from adapters.registry import protocols
 from adapters.rest import RestAdapter
+from federation.cli.main import main
 from federation.config import Partner, load_config
 from federation.domain.errors import ConfigError, PermanentError, TransientError
 from federation.sim.gateway import AppKey, Gateway
@@ -267,3 +269,16 @@ def test_a_literal_secret_in_partners_yaml_is_an_error(make_config) -> None:
     text = str(caught.value)
     assert "auth.bearer: secrets never go in configuration files" in text
     assert "plain-token-value-123" not in text
+
+
+def test_check_names_an_unreadable_secret_and_never_prints_one(make_config, monkeypatch) -> None:
+    """`tongban check` warns naming the unset variable; with it set, nothing about it is printed.
+    (The test catalogue's mappings fail check's format rule on their own: only the lines matter.)"""
+    monkeypatch.delenv("TB_GW_SECRET", raising=False)
+    root = with_auth(make_config, SIGNING_SHA)
+    missing = CliRunner().invoke(main, ["check", "--config", str(root)])
+    assert "auth.signing.secret: secret {env:TB_GW_SECRET}: environment variable" in missing.output
+    monkeypatch.setenv("TB_GW_SECRET", SECRET)
+    present = CliRunner().invoke(main, ["check", "--config", str(root)])
+    assert "TB_GW_SECRET" not in present.output
+    assert SECRET not in missing.output + present.output

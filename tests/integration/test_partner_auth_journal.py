@@ -55,8 +55,8 @@ def log_stream() -> Iterator[io.StringIO]:
 async def test_no_secret_in_journal_logs_show_or_answers(
     make_config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, log_stream: io.StringIO
 ) -> None:
-    """Delivered (signed, OAuth2 with a renewed token) and rejected (wrong secret) exchanges leave
-    no secret value, bearer token or signature in any place staff can read."""
+    """Delivered (signed, OAuth2 with a renewed token), rejected (wrong secret) and resent (signed
+    anew) exchanges leave no secret value, bearer token or signature where staff can read."""
     monkeypatch.setenv("TB_GW_SECRET", SECRET)
     monkeypatch.setenv("TB_OAUTH_SECRET", CLIENT_SECRET)
     gw = Gateway(
@@ -106,6 +106,11 @@ async def test_no_secret_in_journal_logs_show_or_answers(
             monkeypatch.setenv("TB_GW_SECRET", "rotated-but-wrong-5e1d")
             hk2 = await submit("hk", "TD-VL-RENEW", HK_APPLICATION, "k-hk-2")
             assert (await settle(broker, hk2, {State.REJECTED})).state == State.REJECTED
+            monkeypatch.setenv("TB_GW_SECRET", SECRET)  # fixed; a resend signs anew and passes
+            resend = {"mode": "resend", "exchange_id": hk2, "reason": "gateway secret fixed"}
+            async with http.post("/v1/replays", json=resend) as r:
+                assert r.status < 300, await r.text()
+            assert (await settle(broker, hk2, {State.DELIVERED})).state == State.DELIVERED
             for xid in (hk1, hk2, sc1, sc2):
                 async with http.get(f"/v1/exchanges/{xid}?include=payloads") as r:
                     answers.append(await r.text())
@@ -114,7 +119,9 @@ async def test_no_secret_in_journal_logs_show_or_answers(
                 answers.append(await r.text())
     finally:
         await gw.stop()
-    assert gw.verdicts() == ["ok", "ok", "invalid_token", "ok", "signature_mismatch"]
+    assert gw.verdicts() == ["ok", "ok", "invalid_token", "ok", "signature_mismatch", "ok"]
+    refused, resent = gw.log[-2:]
+    assert refused.headers["X-Ca-Nonce"] != resent.headers["X-Ca-Nonce"]
     shows = [  # the CLI runs its own event loop: in a thread, as from a terminal
         await asyncio.to_thread(
             CliRunner().invoke,
@@ -132,7 +139,7 @@ async def test_no_secret_in_journal_logs_show_or_answers(
             secrets.add(auth[7:])
         if "X-Ca-Signature" in arrival.headers:
             secrets.add(arrival.headers["X-Ca-Signature"])
-    assert len(secrets) == 3 + 2 + 2  # two tokens (the first refused once expired), two signatures
+    assert len(secrets) == 3 + 2 + 3  # two tokens (the first refused once expired), 3 signatures
     files = journal_bytes(tmp_path)
     places = {
         "journal file": files.decode("latin-1"),
