@@ -21,6 +21,7 @@ from federation.api.auth import is_loopback, unguarded
 from federation.api.net import server_tls
 from federation.api.server import serve_forever
 from federation.cli.audit import audit
+from federation.cli.checks import contract_problems
 from federation.cli.init import init
 from federation.cli.journal import journal
 from federation.cli.mapping import run_all_examples, run_sample
@@ -236,6 +237,12 @@ def check(root: Path) -> None:
         _print_problems(exc)
         sys.exit(1)
     for warning in catalogue.warnings:
+        click.echo(str(warning))
+    contract = contract_problems(catalogue)  # the mappings against the contracts on both sides
+    if any(p.severity == "error" for p in contract):
+        _print_problems(ConfigError(contract))
+        sys.exit(1)
+    for warning in contract:
         click.echo(str(warning))
     partners = {pid: p for pid, p in catalogue.config.partners.items() if pid != LOCAL}
     outbound = sum(len(p.services) for p in partners.values())

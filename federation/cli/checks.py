@@ -1,0 +1,280 @@
+"""What ``tongban check`` proves beyond loading: the mappings against the contracts on both sides.
+
+* Every ``from:`` path of an outbound request reads a field of the local application format
+  (``federation/contracts/application.schema.json``), with "did you mean" for a typo.
+* Constants and code-table outputs fit the target: the enum, pattern and length of the partner's
+  JSON Schema; for a SOAP partner, the WSDL's facets, found by validating generated examples
+  (each golden example's request, and it again with every constant and table output put in) with
+  lxml's XML Schema.
+* A SOAP element with child elements is not given a scalar, and a list goes only where the
+  element may occur more than once.
+
+Each problem is at the mapping's file and the field's line. Inbound mappings read a partner's
+format, which has no published schema here, so their sources are not checked.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from adapters.facets import Shape, element_shapes, facets_of
+from adapters.soap import SoapOptions, SoapService, compile_partner, wsdl_port
+from federation import contracts
+from federation.cli.trials import facet_problems, schema_problems
+from federation.config import LOCAL, Partner
+from federation.domain.errors import ConfigError, FederationError, Problem
+from federation.mapping.engine import CompiledMapping
+from federation.mapping.examples import load_examples
+from federation.mapping.spec import FieldSpec, SourcePath
+from federation.runtime.catalogue import Catalogue
+
+_INDEX = re.compile(r"\[\d*\]")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Source:
+    """One source path a field reads, with the line and whether it sits inside an ``each``."""
+
+    text: str
+    line: int | None
+    prefix: tuple[str, ...]  # the application path of the enclosing each's items
+
+
+def contract_problems(catalogue: Catalogue) -> list[Problem]:
+    """Every problem of the mappings against the local format and the partners' contracts."""
+    problems: list[Problem] = []
+    seen: set[tuple[str, str]] = set()
+    for (pid, code), mapping in sorted(catalogue.mappings.items()):
+        partner = catalogue.config.partners[pid]
+        if pid == LOCAL or (mapping.file, pid) in seen:
+            continue
+        seen.add((mapping.file, pid))
+        problems += source_problems(mapping)
+        schema = catalogue.schema(pid, code)
+        if schema is not None:
+            problems += schema_problems(mapping, schema)
+        if partner.protocol == "soap":
+            problems += soap_problems(partner, code, mapping)
+    return problems
+
+
+# -- sources against the local application format ---------------------------------------------
+
+
+def source_problems(mapping: CompiledMapping) -> list[Problem]:
+    """``from:`` paths (and paths in ``when:``, ``switch:`` …) the local format does not have.
+
+    An error, unless the mapping's own golden examples carry the field: then the mapping reads a
+    field the format does not publish (yet), which is a warning, not a typo.
+    """
+    root = contracts.schema("application")
+    carried = _example_paths(mapping)
+    out = []
+    unknown: list[list[str]] = []  # reported once: not again for each field inside an each
+    for source in _sources(mapping.request.specs, ()):
+        text = source.text.removeprefix("$.")
+        prefix = () if source.text.startswith("$.") else source.prefix
+        parts = [*prefix, *(p for p in _INDEX.sub(".[]", text).split(".") if p)]
+        missing = _missing(root, parts)
+        if missing is None:
+            continue
+        at, known = missing
+        if any(parts[: len(u)] == u for u in unknown):
+            continue
+        unknown.append(parts[: at + 1])
+        hint = difflib.get_close_matches(parts[at], known, n=1, cutoff=0.6)
+        where = ".".join(parts[: at + 1]).replace(".[]", "[]")
+        message = f"{where!r} is not a field of the local application format"
+        if tuple(parts) in carried:
+            message += " (its golden examples carry it: publish it, or read a published field)"
+            out.append(
+                Problem(
+                    message=message,
+                    path=f"request.{text}",
+                    file=mapping.file,
+                    line=source.line,
+                    severity="warning",
+                )
+            )
+            continue
+        if hint:
+            message += f" (did you mean {'.'.join([*parts[:at], hint[0]]).replace('.[]', '[]')!r}?)"
+        elif known:
+            message += f"; fields here: {', '.join(sorted(known))}"
+        out.append(
+            Problem(message=message, path=f"request.{text}", file=mapping.file, line=source.line)
+        )
+    return out
+
+
+def _example_paths(mapping: CompiledMapping) -> set[tuple[str, ...]]:
+    """Every field path (lists as ``[]``) the mapping's golden examples' applications hold."""
+    out: set[tuple[str, ...]] = set()
+
+    def walk(value: Any, path: tuple[str, ...]) -> None:
+        out.add(path)
+        if isinstance(value, dict):
+            for key, child in value.items():
+                walk(child, (*path, str(key)))
+        elif isinstance(value, list):
+            for child in value:
+                walk(child, (*path, "[]"))
+
+    try:
+        examples = load_examples(mapping.path)
+    except ConfigError:
+        return out
+    for example in examples:
+        walk(example.application, ())
+    return out
+
+
+def _sources(specs: tuple[FieldSpec, ...], prefix: tuple[str, ...]) -> Iterator[Source]:
+    for spec in specs:
+        value = spec.value
+        paths: list[SourcePath] = list(value.paths)
+        paths += [c.path for c in spec.when]
+        paths += [case for case in value.cases.values() if isinstance(case, SourcePath)]
+        if isinstance(value.otherwise, SourcePath):
+            paths.append(value.otherwise)
+        for path in paths:
+            yield Source(text=path.text, line=spec.line, prefix=prefix)
+        if value.kind == "each" and value.paths:
+            inner = value.paths[0].text.removeprefix("$.")
+            base = () if value.paths[0].text.startswith("$.") else prefix
+            items = (*base, *_INDEX.sub(".[]", inner).split("."), "[]")
+            yield from _sources(value.fields, items)
+
+
+def _missing(root: dict[str, Any], parts: list[str]) -> tuple[int, list[str]] | None:
+    """Where ``parts`` leaves the schema: (index of the unknown part, the names known there)."""
+    node = root
+    for i, part in enumerate(parts):
+        node = _deref(root, node)
+        if part == "[]":
+            if node.get("type") != "array":
+                return (i, [])
+            node = node.get("items", {})
+            continue
+        if node.get("type") == "array":  # reading through a list: each item's field
+            node = _deref(root, node.get("items", {}))
+        props = node.get("properties")
+        if not isinstance(props, dict):
+            return None if node.get("type") in (None, "object") else (i, [])
+        if part not in props:
+            return (i, list(props))
+        node = props[part]
+    return None
+
+
+def _deref(root: dict[str, Any], node: Any) -> dict[str, Any]:
+    for _ in range(16):
+        ref = node.get("$ref") if isinstance(node, dict) else None
+        if not isinstance(ref, str) or not ref.startswith("#/"):
+            break
+        target: Any = root
+        for part in ref[2:].split("/"):
+            target = target.get(part, {}) if isinstance(target, dict) else {}
+        node = target
+    return node if isinstance(node, dict) else {}
+
+
+def source_type(parts: list[str]) -> str | None:
+    """The JSON type the local format gives the field at ``parts`` (None: unknown or open)."""
+    root = contracts.schema("application")
+    node: dict[str, Any] = root
+    for part in parts:
+        node = _deref(root, node)
+        props = node.get("properties")
+        if not isinstance(props, dict) or part not in props:
+            return None
+        node = props[part]
+    kind = _deref(root, node).get("type")
+    return kind if isinstance(kind, str) else None
+
+
+# -- SOAP: shapes and facets -------------------------------------------------------------------
+
+
+def soap_problems(partner: Partner, code: str, mapping: CompiledMapping) -> list[Problem]:
+    """Scalars in complex elements, lists where one element is allowed, and facet violations of
+    generated examples, for the application operation of a SOAP service item."""
+    options: SoapOptions = partner.options["soap"]
+    svc: SoapService = partner.services[code].options["soap"]
+    try:
+        port = wsdl_port(options)
+        op = port.binding.get(svc.operation)
+        shapes = element_shapes(op.input.body.type)
+    except (FederationError, AttributeError, KeyError, ValueError):
+        return []  # the WSDL itself is reported by the catalogue's own checks
+    what = f"{partner.id} operation {svc.operation}"
+    problems = shape_problems(mapping, shapes, what)
+    facets = facets_of(options.wsdl)
+    if facets is None or problems:
+        return problems  # a body of the wrong shape cannot be written to validate
+    try:
+        body = compile_partner(partner)[code, "application"].input
+    except (FederationError, KeyError):
+        return problems
+    return facet_problems(mapping, body, facets, what=what)
+
+
+def shape_problems(mapping: CompiledMapping, shapes: dict[str, Shape], what: str) -> list[Problem]:
+    """A scalar written to an element with child elements; a list to one that occurs once."""
+    out = []
+    for spec, target in _flat_targets(mapping.request.specs, ()):
+        shape = shapes.get(target)
+        if shape is None:
+            continue  # not an element: reported by the catalogue's tree check
+        writes = _writes(spec)
+        message = None
+        if shape.complex and writes == "scalar":
+            message = f"writes a single value to {target!r}, which has child elements in {what}"
+        elif not shape.many and writes == "list":
+            message = f"writes a list to {target!r}, which occurs at most once in {what}"
+        if message:
+            out.append(
+                Problem(
+                    message=message, path=f"request.{target}", file=mapping.file, line=spec.line
+                )
+            )
+    return out
+
+
+def _flat_targets(
+    specs: tuple[FieldSpec, ...], prefix: tuple[str, ...]
+) -> Iterator[tuple[FieldSpec, str]]:
+    for spec in specs:
+        path = (*prefix, *spec.target)
+        yield spec, ".".join(p for p in path if p != "[]")
+        if spec.value.kind == "each":
+            yield from _flat_targets(spec.value.fields, path)
+
+
+def _writes(spec: FieldSpec) -> str | None:
+    """What a field writes: "list", "scalar", or None when it may be an object (or is unknown)."""
+    value = spec.value
+    if value.kind == "each":
+        return "list"
+    if value.kind in ("format", "concat"):
+        return "scalar"
+    if value.kind == "value":
+        constant = value.constant
+        return (
+            "list"
+            if isinstance(constant, list)
+            else None
+            if isinstance(constant, dict)
+            else "scalar"
+        )
+    if value.kind == "from" and value.paths and not value.paths[0].root:
+        kind = source_type(_INDEX.sub(".[]", value.paths[0].text).split("."))
+        if kind == "array":
+            return "list"
+        if kind in ("string", "integer", "number", "boolean"):
+            return "scalar"
+    return None

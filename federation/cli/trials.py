@@ -1,0 +1,218 @@
+"""Generated examples: what a mapping would send, tried against the partner's contract before deploy.
+
+The trials are every golden example's request as mapped, and, for each field whose last step is
+a code table, the first such example again with each key of the table put at the field's source:
+every value the table can give that an application can reach (a key the mapping refuses
+elsewhere, such as a currency its money step does not take, never reaches the partner). Each
+trial is checked against the partner's JSON Schema, or, for a SOAP partner, written as the
+operation's body and validated with lxml against the WSDL's XML Schema (its facets). Constants
+are checked against a JSON Schema target directly.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator
+
+from adapters.body import BodyInvalid
+from adapters.facets import Facets
+from adapters.xsdtypes import BadValue
+from federation.domain.errors import ConfigError, MappingError, Problem
+from federation.mapping.engine import CompiledMapping
+from federation.mapping.examples import load_examples
+from federation.mapping.schema import TargetSchema
+from federation.mapping.spec import FieldSpec
+from federation.mapping.tables import CodeTable
+
+_INDEX = re.compile(r"\[\d+\]")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Trial:
+    """A request the mapping makes; ``spec`` and ``said`` name the field and value tried, if any."""
+
+    request: dict[str, Any]
+    spec: FieldSpec | None = None
+    said: str = "a golden example"
+
+
+def trials(mapping: CompiledMapping) -> list[Trial]:
+    """The golden examples' requests, then one per reachable key of each table field."""
+    bases: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    try:
+        examples = load_examples(mapping.path)
+    except ConfigError:
+        examples = []
+    for example in examples:
+        try:
+            request, _ = mapping.request.apply_checked(example.application)
+        except MappingError:
+            continue  # an example of a refusal: nothing would be sent
+        bases.append((example.application, request))
+    out = [Trial(request=request) for _, request in bases]
+    if not bases:
+        return out
+    application = bases[0][0]
+    for spec, table in table_fields(mapping):
+        source = spec.value.paths[0].text
+        for key in table.values:
+            try:
+                request, _ = mapping.request.apply_checked(_put(application, source, key))
+            except MappingError:
+                continue  # unreachable: the mapping refuses this key before the table matters
+            said = f"code table {table.name} ({table.file}) maps {key!r} to {table.values[key]!r}"
+            out.append(Trial(request=request, spec=spec, said=said))
+    return out
+
+
+def table_fields(mapping: CompiledMapping) -> Iterator[tuple[FieldSpec, CodeTable]]:
+    """Top-level fields reading one source path whose last step is a code table."""
+    raw = _raw_request(mapping.path)
+    for spec in mapping.request.specs:
+        if "[]" in spec.target or spec.value.kind != "from" or spec.value.paths[0].root:
+            continue
+        table = _last_table(raw.get(".".join(spec.target)), mapping.tables)
+        if table is not None and not _INDEX.search(spec.value.paths[0].text):
+            yield spec, table
+
+
+def _raw_request(path: Path) -> dict[str, Any]:
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return {}
+    request = doc.get("request") if isinstance(doc, dict) else None
+    return request if isinstance(request, dict) else {}
+
+
+def _last_table(raw: Any, tables: Mapping[str, CodeTable]) -> CodeTable | None:
+    transform = raw.get("transform") if isinstance(raw, dict) else None
+    last = transform[-1] if isinstance(transform, list) and transform else transform
+    name = last.get("table") if isinstance(last, dict) else None
+    if isinstance(name, dict):
+        name = name.get("name")
+    return tables.get(name) if isinstance(name, str) else None
+
+
+def _put(application: Mapping[str, Any], path: str, value: Any) -> dict[str, Any]:
+    out = copy.deepcopy(dict(application))
+    node = out
+    parts = path.split(".")
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+    node[parts[-1]] = value
+    return out
+
+
+def schema_problems(mapping: CompiledMapping, schema: TargetSchema) -> list[Problem]:
+    """Constants and reachable code-table outputs that the partner's JSON Schema refuses."""
+    out = []
+    for spec in mapping.request.specs:
+        if spec.value.kind != "value" or spec.steps or "[]" in spec.target:
+            continue
+        node = _node(schema.schema, spec.target)
+        errors = list(Draft202012Validator(node).iter_errors(spec.value.constant)) if node else []
+        if errors:
+            said = f"the constant {spec.value.constant!r}"
+            out.append(_refused(mapping, spec, said, schema.file, errors[0].message))
+    seen: set[tuple[str, str]] = set()
+    for trial in trials(mapping):
+        if trial.spec is None:
+            continue  # the golden examples' own requests: the catalogue validates those
+        target = ".".join(trial.spec.target)
+        for problem in schema.problems(trial.request):
+            if problem.path == target and (target, trial.said) not in seen:
+                seen.add((target, trial.said))
+                reason = problem.message.split(": ", 1)[-1]
+                out.append(_refused(mapping, trial.spec, trial.said, schema.file, reason))
+    return out
+
+
+def _refused(
+    mapping: CompiledMapping, spec: FieldSpec, said: str, what: str, reason: str
+) -> Problem:
+    target = ".".join(spec.target)
+    return Problem(
+        message=f"{said}, which {what} refuses for {target!r}: {reason}",
+        path=f"request.{target}",
+        file=mapping.file,
+        line=spec.line,
+    )
+
+
+def _node(schema: dict[str, Any], target: tuple[str, ...]) -> dict[str, Any]:
+    """The sub-schema at ``target`` with the root's definitions beside it ({} if not found)."""
+    defs: dict[str, Any] = {k: schema[k] for k in ("$defs", "definitions") if k in schema}
+    node: Any = schema
+    for part in target:
+        node = _deref(schema, node)
+        props = node.get("properties") if isinstance(node, dict) else None
+        if not isinstance(props, dict) or part not in props:
+            return {}
+        node = props[part]
+    node = _deref(schema, node)
+    return {**node, **defs} if isinstance(node, dict) and node else {}
+
+
+def _deref(root: dict[str, Any], node: Any) -> Any:
+    for _ in range(16):
+        ref = node.get("$ref") if isinstance(node, dict) else None
+        if not isinstance(ref, str) or not ref.startswith("#/"):
+            break
+        target: Any = root
+        for part in ref[2:].split("/"):
+            target = target.get(part, {}) if isinstance(target, dict) else {}
+        node = target
+    return node
+
+
+def facet_problems(
+    mapping: CompiledMapping, body: Any, facets: Facets, *, what: str
+) -> list[Problem]:
+    """Facets of the WSDL's XML Schema that generated examples break, at the field's line."""
+    lines = {".".join(s.target): s.line for s in mapping.request.specs}
+    out: list[Problem] = []
+    seen: set[tuple[str, str]] = set()
+    for trial in trials(mapping):
+        target = ".".join(trial.spec.target) if trial.spec is not None else None
+        for path, message in _validate(body, trial.request, facets):
+            key = (path, trial.said if target else message)
+            if key in seen or (target is not None and path != target):
+                continue
+            seen.add(key)
+            out.append(
+                Problem(
+                    message=f"{trial.said}: {path!r} breaks the XML Schema of {what}: {message}",
+                    path=f"request.{path}",
+                    file=mapping.file,
+                    line=lines.get(path, _nearest(lines, path)),
+                )
+            )
+    return out
+
+
+def _nearest(lines: Mapping[str, int | None], path: str) -> int | None:
+    """The line of the field writing ``path`` or an object above it."""
+    while "." in path:
+        path = path.rsplit(".", 1)[0]
+        if path in lines:
+            return lines[path]
+    return None
+
+
+def _validate(body: Any, request: dict[str, Any], facets: Facets) -> list[tuple[str, str]]:
+    try:  # header values travel under @-keys beside the body's: not the body's to write
+        xml = body.write({k: v for k, v in request.items() if not k.startswith("@")})
+    except (BodyInvalid, BadValue):
+        return []  # what the writer itself refuses is the tree check's and mapping test's
+    return facets.problems(xml, getattr(body, "nsmap", {}))
