@@ -193,6 +193,7 @@ def test_pick_count_and_position(tmp_path: Path) -> None:
         """\
         photo: {from: files, transform: {pick: {where: {field: kind, equals: PHOTO}, take: url}}}
         proof: {from: files, default: NONE, transform: {pick: {where: [{field: kind, in: [PROOF]}]}}}
+        hk: {from: files, transform: {pick: {where: {field: district, in_table: district}, take: url}}}
         must: {from: files, required: true, transform: {pick: {where: {field: kind, equals: X}}}}
         n: {from: files, transform: count}
         files_out:
@@ -202,13 +203,14 @@ def test_pick_count_and_position(tmp_path: Path) -> None:
             lx: kind
         """,
     )
-    files = [{"kind": "ID", "url": "u1"}, {"kind": "PHOTO", "url": "u2"}]
+    files = [{"kind": "ID", "url": "u1", "district": "ST"}, {"kind": "PHOTO", "url": "u2"}]
     [problem] = problems(mapping, {"files": files})
     assert (problem.path, problem.message) == ("files", "required, but missing (maps to must)")
     files.append({"kind": "X"})
     assert mapping.map_request({"files": files}) == {
         "photo": "u2",
         "proof": "NONE",
+        "hk": "u1",
         "must": {"kind": "X"},
         "n": 3,
         "files_out": [{"xh": 1, "lx": "ID"}, {"xh": 2, "lx": "PHOTO"}, {"xh": 3, "lx": "X"}],
@@ -259,6 +261,10 @@ def test_error_paths_inside_each_read_like_the_yaml(tmp_path: Path) -> None:
         ("{from: x, transform: {divide: 0}}", "a finite number other than 0"),
         ("{from: x, transform: {pick: {where: {field: k}}}}", "a condition needs exactly one of"),
         ("{from: x, transform: {replace: {old: '', new: a}}}", "must not be empty"),
+        (
+            "{from: x, transform: {pick: {where: {field: k, in_table: parish}}}}",
+            "pick.where.in_table: no code table 'parish'",
+        ),
     ],
 )
 def test_mistakes_stop_the_mapping_loading(tmp_path: Path, field: str, message: str) -> None:

@@ -27,7 +27,7 @@ from federation.mapping.transforms.base import (
 )
 from federation.mapping.transforms.scalars import to_decimal
 
-_OPS = ("equals", "not_equals", "in", "not_in", "present")
+_OPS = ("equals", "not_equals", "in", "not_in", "present", "in_table", "not_in_table")
 
 
 def may_miss(fn: Step) -> Step:
@@ -71,6 +71,7 @@ def _getter(ctx: Context, path: PathKey, raw: Any) -> Callable[[Any], Any] | Non
 
 
 def _condition(ctx: Context, path: PathKey, raw: Any) -> Callable[[Any], bool] | None:
+    codes: frozenset[str] = frozenset()
     m = ctx.reader.mapping(path, raw, required=("field",), optional=_OPS)
     if m is None or "field" not in m:
         return None
@@ -83,6 +84,16 @@ def _condition(ctx: Context, path: PathKey, raw: Any) -> Callable[[Any], bool] |
     if op in ("in", "not_in") and not isinstance(operand, list):
         ctx.reader.error((*path, op), f"'{op}' takes a list of values")
         return None
+    if op in ("in_table", "not_in_table"):
+        table = ctx.tables.get(operand) if isinstance(operand, str) else None
+        if table is None:
+            if operand not in ctx.unloaded:
+                known = ", ".join(sorted(ctx.tables)) or "none"
+                ctx.reader.error(
+                    (*path, op), f"no code table {operand!r}; this mapping declares: {known}"
+                )
+            return None
+        codes = frozenset(table.values)
     if get is None:
         return None
     tests: dict[str, Callable[[Any], bool]] = {
@@ -91,6 +102,8 @@ def _condition(ctx: Context, path: PathKey, raw: Any) -> Callable[[Any], bool] |
         "in": lambda v: v in operand,
         "not_in": lambda v: v not in operand,
         "present": lambda v: (v is not MISSING and v is not None and v != "") == operand,
+        "in_table": lambda v: v is not MISSING and v is not None and str(v) in codes,
+        "not_in_table": lambda v: not (v is not MISSING and v is not None and str(v) in codes),
     }
     test = tests[op]
     return lambda item: test(get(item))
