@@ -47,6 +47,7 @@ from federation.runtime.breaker import PartnerGuards, Sleep
 from federation.runtime.catalogue import Catalogue
 from federation.runtime.mapping import MappingFailed, map_exchange
 from federation.runtime.metrics import Metrics
+from federation.runtime.notices import reported
 from replay.journal import Journal
 
 
@@ -445,7 +446,8 @@ class Delivery:
     def _notify(self, exchange: Exchange) -> bool:
         """Does the exchange's originator want to hear how it ended?"""
         inbound = exchange.direction is Direction.INBOUND
-        return self.catalogue.config.callback_url(exchange.source, inbound=inbound) is not None
+        callback = self.catalogue.config.callback_url(exchange.source, inbound=inbound)
+        return callback is not None or reported(self.catalogue, exchange)  # or a notice
 
     # -- journal helpers ------------------------------------------------------------------------
 
