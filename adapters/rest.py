@@ -24,6 +24,7 @@ from adapters.base import TRANSCRIPT_BODY_LIMIT, Adapter, OutboundRequest, Reply
 from adapters.httpio import Answer, exchange, partner_session, received, status_refusal
 from adapters.replies import judge, rule_refusal
 from federation.config import Partner
+from federation.config.auth import parse_auth
 from federation.config.reader import Reader
 from federation.config.replies import ReplyRules
 from federation.config.yamlsrc import PathKey
@@ -65,6 +66,7 @@ class RestSpec:
         "supplement_path",
         "status_path",
         "poll_every",
+        "auth",  # this service item's credentials instead of the partner's (config/auth.py)
     )
 
     def parse_partner(self, r: Reader, path: PathKey, raw: Any, base: Path) -> Mapping[str, Any]:
@@ -116,14 +118,17 @@ class RestSpec:
             r.error(
                 path, "status_path and poll_every go together (polling asks status_path that often)"
             )
+        base = Path(r.doc.file).resolve().parent  # partners.yaml's directory, for {file:…}
+        auth = parse_auth(r, (*path, "auth"), raw["auth"], base) if "auth" in raw else None
         return {
+            **({"auth": auth} if auth is not None else {}),
             "rest": RestService(
                 path=sub or svc.path,
                 method=method or svc.method,
                 supplement_path=supplement,
                 status_path=status_path,
                 poll_every=every,
-            )
+            ),
         }
 
     def create(self, partner: Partner) -> Adapter:

@@ -282,3 +282,23 @@ def test_check_names_an_unreadable_secret_and_never_prints_one(make_config, monk
     present = CliRunner().invoke(main, ["check", "--config", str(root)])
     assert "TB_GW_SECRET" not in present.output
     assert SECRET not in missing.output + present.output
+
+
+async def test_a_service_item_may_carry_its_own_credentials(make_config, gateway, env) -> None:
+    """The service item's auth: is used instead of the partner's (whose secret is not even set)."""
+    env("TB_GW_SECRET", SECRET)
+    root = with_auth(make_config, 'bearer: "{env:TB_NEVER_SET_FOR_THIS_TEST}"')
+    text = (root / "partners.yaml").read_text(encoding="utf-8")
+    own = (
+        '        auth:\n          signing: {app_key: ak-sha, secret: "{env:TB_GW_SECRET}", '
+        "names: {app_key: X-Ca-Key, timestamp: X-Ca-Timestamp, nonce: X-Ca-Nonce, "
+        "signature: X-Ca-Signature}}\n"
+    )
+    text = text.replace(
+        "path: /vehicle-licences/renewals\n", "path: /vehicle-licences/renewals\n" + own
+    )
+    (root / "partners.yaml").write_text(text, encoding="utf-8")
+    (reply,) = await send(hk(root, gateway.url + "/signed"), request())
+    assert reply.status == 200
+    assert gateway.verdicts() == ["ok"]
+    assert "Authorization" not in gateway.log[0].headers

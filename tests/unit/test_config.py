@@ -509,7 +509,7 @@ def test_rest_service_path_and_method(problems: Problems) -> None:
         "partners.yaml:11: partners[0].services.C.path: '/a?b=1' is not a URL path starting with /",
         "partners.yaml:11: partners[0].services.C.method: 'post' is not one of: POST, PUT",
         "partners.yaml:12: partners[0].services.D.mehtod: unknown key (did you mean 'method'?); "
-        "allowed here: mapping, method, name, path, poll_every, reply, schema, status_path, "
+        "allowed here: auth, mapping, method, name, path, poll_every, reply, schema, status_path, "
         "supplement_path",
     ]
 
