@@ -9,7 +9,6 @@ reference. The key comes from ``TONGBAN_SEARCH_KEY`` (hex) or a file beside the 
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 import secrets
@@ -52,8 +51,8 @@ def load_key(journal: Path | None) -> bytes:
 
 
 def reference(key: bytes, value: str) -> bytes:
-    """The keyed hash of one applicant reference."""
-    return hmac.new(key, normalise(value).encode(), hashlib.sha256).digest()
+    """The keyed hash of one applicant reference (HMAC-SHA256; the one-shot C path)."""
+    return hmac.digest(key, normalise(value).encode(), "sha256")
 
 
 class RefExtractor:
