@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from decimal import Decimal, Inexact, InvalidOperation, localcontext
+from decimal import Decimal, DecimalException, Inexact, InvalidOperation, localcontext
 from typing import Any
 
 from federation.config.yamlsrc import PathKey
@@ -186,3 +186,5 @@ def _exact(compute: Callable[[], Decimal]) -> Decimal:
             raise TransformError(
                 "the result is not an exact decimal; it would be rounded"
             ) from None
+        except DecimalException:  # overflow: an exponent beyond the context's range
+            raise TransformError("the result is out of the range of a decimal") from None
