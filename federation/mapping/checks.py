@@ -62,9 +62,9 @@ _MALE = ("1", "M", "MALE", "男")
 _FEMALE = ("2", "F", "FEMALE", "女")
 _ID_SHAPE = re.compile(r"[0-9]{17}[0-9X]", re.ASCII)
 
-Getter = Callable[[Any], Any]
-# (data, prefix) → (path relative to the item, message override or None) for each failure
-Rule = Callable[[Any], list[tuple[str, str | None]]]
+Getter = Callable[[Any, Any], Any]  # (the item, the top of the input) → value or MISSING
+# (item, top) → (path relative to the item, message override or None) for each failure
+Rule = Callable[[Any, Any], list[tuple[str, str | None]]]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,13 +81,13 @@ class Check:
     def run(self, data: Any, file: str) -> list[Problem]:
         """The problems this check finds in ``data``."""
         if self.each is None:
-            return [self._problem(p, m, file) for p, m in self.rule(data)]
-        items, where = self.each[0](data), self.each[1]
+            return [self._problem(p, m, file) for p, m in self.rule(data, data)]
+        items, where = self.each[0](data, data), self.each[1].removeprefix("$.")
         if type(items) is not list:
             return []
         out = []
         for i, item in enumerate(items):
-            out += [self._problem(f"{where}[{i}].{p}", m, file) for p, m in self.rule(item)]
+            out += [self._problem(f"{where}[{i}].{p}", m, file) for p, m in self.rule(item, data)]
         return out
 
     def _problem(self, path: str, detail: str | None, file: str) -> Problem:
@@ -138,7 +138,7 @@ def _check(r: Reader, doc: Located, path: PathKey, name: str, raw: Any) -> Check
     if args is None or any(k not in args for k in required) or severity is None:
         return None
     at = r.text((*path, "at"), m["at"]) if "at" in m else None
-    rule = _BUILDERS[kind](r, (*path, kind), args, at or str(args[at_key]))
+    rule = _BUILDERS[kind](r, (*path, kind), args, (at or str(args[at_key])).removeprefix("$."))
     if rule is None or ("message" in m and message is None) or ("each" in m and each is None):
         return None
     return Check(
@@ -168,7 +168,7 @@ def _each(r: Reader, path: PathKey, raw: Any) -> tuple[Getter, str] | None:
 
 
 def _path(r: Reader, path: PathKey, raw: Any) -> Getter | None:
-    """A getter for a field path (``$.`` is accepted and means the same outside ``each``)."""
+    """A getter for a field path; ``$.x`` reads the top of the input (inside ``each`` too)."""
     text = r.text(path, raw)
     if text is None:
         return None
@@ -177,11 +177,12 @@ def _path(r: Reader, path: PathKey, raw: Any) -> Getter | None:
     except PathSyntaxError as exc:
         r.error(path, f"bad field path: {exc}")
         return None
-    return _getter(tuple(segments))
+    return _getter(tuple(segments), top=text.startswith("$."))
 
 
-def _getter(segments: tuple[str | int, ...]) -> Getter:
-    def get(data: Any) -> Any:
+def _getter(segments: tuple[str | int, ...], *, top: bool) -> Getter:
+    def get(item: Any, root: Any) -> Any:
+        data = root if top else item
         for seg in segments:
             if isinstance(seg, int):
                 data = data[seg] if type(data) is list and len(data) > seg else MISSING
@@ -211,8 +212,8 @@ def _id_sex(r: Reader, path: PathKey, args: dict[str, Any], at: str) -> Rule | N
     if get_id is None or get_sex is None or male is None or female is None:
         return None
 
-    def rule(data: Any) -> list[tuple[str, str | None]]:
-        number, sex = _mainland_id(get_id(data)), get_sex(data)
+    def rule(data: Any, root: Any) -> list[tuple[str, str | None]]:
+        number, sex = _mainland_id(get_id(data, root)), get_sex(data, root)
         if number is None or _absent(sex):
             return []
         said = str(sex).strip().upper()
@@ -244,8 +245,8 @@ def _id_birth_date(r: Reader, path: PathKey, args: dict[str, Any], at: str) -> R
     if get_id is None or get_date is None or read is None:
         return None
 
-    def rule(data: Any) -> list[tuple[str, str | None]]:
-        number, given = _mainland_id(get_id(data)), get_date(data)
+    def rule(data: Any, root: Any) -> list[tuple[str, str | None]]:
+        number, given = _mainland_id(get_id(data, root)), get_date(data, root)
         if number is None or _absent(given):
             return []
         try:
@@ -266,8 +267,8 @@ def _date_order(r: Reader, path: PathKey, args: dict[str, Any], at: str) -> Rule
         return None
     start_at = str(args["start"]).removeprefix("$.")
 
-    def rule(data: Any) -> list[tuple[str, str | None]]:
-        start, end = get_start(data), get_end(data)
+    def rule(data: Any, root: Any) -> list[tuple[str, str | None]]:
+        start, end = get_start(data, root), get_end(data, root)
         if _absent(start) or _absent(end):
             return []
         try:
@@ -299,13 +300,13 @@ def _sum(r: Reader, path: PathKey, args: dict[str, Any], at: str) -> Rule | None
     if get_list is None or get_amount is None:
         return None
 
-    def rule(data: Any) -> list[tuple[str, str | None]]:
-        items, total = get_list(data), get_total(data)
+    def rule(data: Any, root: Any) -> list[tuple[str, str | None]]:
+        items, total = get_list(data, root), get_total(data, root)
         if type(items) is not list or _absent(total):
             return []
         found = Decimal(0)
         for i, item in enumerate(items):
-            amount = get_amount(item)
+            amount = get_amount(item, root)
             if _absent(amount):
                 continue
             line = _amount(amount)
@@ -320,7 +321,7 @@ def _sum(r: Reader, path: PathKey, args: dict[str, Any], at: str) -> Rule | None
     return rule
 
 
-def _same(data: Any) -> Any:
+def _same(data: Any, root: Any) -> Any:
     return data
 
 

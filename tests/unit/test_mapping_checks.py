@@ -206,3 +206,21 @@ def test_mistakes_are_reported_at_their_line(tmp_path: Path, checks: str, expect
     text = str(caught.value)
     assert expected in text
     assert "mappings/checked.yaml:" in text
+
+
+def test_each_reads_the_top_of_the_input_with_dollar(tmp_path: Path) -> None:
+    """Inside ``each``, ``$.applied_on`` is the application's date, not the item's."""
+    mapping = compile_checks(
+        tmp_path,
+        """\
+        born-before-applying:
+          each: family
+          date_order: {start: born, end: $.applied_on}
+          at: born
+          message: a family member is born after the application date
+        """,
+    )
+    family = [{"born": "1990-01-02", "applied_on": "1980-01-01"}, {"born": "2026-01-02"}]
+    [problem] = refused(mapping, {"applied_on": "2025-04-03", "family": family})
+    assert problem.path == "family[1].born"
+    assert problem.message.startswith("a family member is born after")
