@@ -25,6 +25,7 @@ from federation.cli.checks import contract_problems
 from federation.cli.init import init
 from federation.cli.journal import journal
 from federation.cli.mapping import run_all_examples, run_sample
+from federation.cli.notices import notice
 from federation.cli.options import config_option
 from federation.cli.replay import replay
 from federation.cli.workers import available_cores, supervise
@@ -70,6 +71,7 @@ def main() -> None:
 
 main.add_command(journal)
 main.add_command(replay)
+main.add_command(notice)
 main.add_command(audit)
 main.add_command(init)
 

@@ -362,6 +362,11 @@ async def resend_notice(
     exchange = await journal.get(exchange_id)
     if exchange is None or exchange.direction is not Direction.INBOUND:
         raise FederationError(f"no application a partner filed has id {exchange_id}")
+    if exchange.state is not State.DELIVERED:
+        raise FederationError(
+            f"exchange {exchange_id} is {exchange.state.value}: only the notices of an application "
+            "delivered to the local system can be resent"
+        )
     state = latest_notice(exchange)
     if state is None:
         raise FederationError(f"exchange {exchange_id} has sent no notice yet")

@@ -1,0 +1,49 @@
+"""``tongban notice resend``: send a partner the latest notice about what it filed, once more.
+
+A notice in the partner's own dialect (docs/inbound.md) that was abandoned while the partner was
+down, rejected before a fix on its side, or that the partner says it never got, is re-armed in the
+journal: a ``notice_replayed`` event says who and why, and the running broker sends the same
+notice (mapped again from the journal, with the same idempotency key) on its next poll.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import click
+
+from federation.cli.access import with_journal
+from federation.cli.failures import Negative
+from federation.cli.options import journal_option
+from federation.domain.errors import FederationError, JournalError
+from federation.runtime.notices import resend_notice
+from replay.journal import Backend
+
+
+@click.group()
+def notice() -> None:
+    """Notices to partners about what they filed with us, in their own dialect."""
+
+
+@notice.command()
+@click.argument("exchange_id")
+@click.option("--reason", required=True, help="Why (kept in the journal with your name).")
+@click.option("--by", help="Who resends  [default: $USER]")
+@journal_option
+def resend(exchange_id: str, reason: str, by: str | None, journal_path: str) -> None:
+    """Send the latest notice of application EXCHANGE_ID (one a partner filed) once more."""
+    if not reason.strip():
+        raise click.UsageError("--reason must say why (it is kept with the resend)")
+    who = by or os.environ.get("USER") or os.environ.get("LOGNAME") or "cli"
+
+    async def work(journal: Backend) -> str:
+        try:
+            return await resend_notice(journal, exchange_id, reason=reason, by=who, clock=time.time)
+        except JournalError:
+            raise  # the journal itself: a Failure naming it (exit 2)
+        except FederationError as exc:  # no such application, nothing sent yet: the answer is no
+            raise Negative(str(exc)) from exc
+
+    mark = with_journal(journal_path, work)
+    click.echo(f"notice {exchange_id}:{mark} queued again; the running broker sends it next")
