@@ -322,3 +322,77 @@ def test_the_catalogues_report_sections_have_a_word_for_every_step(service: str)
             "2026-11-29T10:00:00+08:00",
         )
     assert len(words) >= len(Lifecycle)  # each step its own word (undelivered may share one)
+
+
+def filed_exchange() -> Exchange:
+    """An application hk filed, delivered to the local system (no journal needed)."""
+    from federation.domain.models import Direction
+
+    return Exchange(
+        id="01KB0Z6Q4Y7M2N8P3R5T9V1W3X",
+        direction=Direction.INBOUND,
+        source="hk",
+        target="local",
+        service="GD-GA-RP-HK",
+        idempotency_key="HKDPO-2026-0301",
+        request_hash="sha256:x",
+        state=State.DELIVERED,
+        application=APPLICATION,
+        created_at=time.time(),
+        updated_at=time.time(),
+    )
+
+
+async def test_the_routes_breaker_opens_and_holds_notices(make_config) -> None:
+    """Five transient failures open the route's breaker (the partner's breaker policy): the next
+    notice is held until it may probe, without a request; a refusal says the partner is up."""
+    from federation.runtime.catalogue import load_catalogue
+    from federation.runtime.notices import Notices, route_of
+    from federation.testing import MockAdapter, permanent, transient
+
+    catalogue = load_catalogue(notice_config(make_config, max_attempts=10))
+    exchange = filed_exchange()
+    route = route_of(catalogue, exchange)
+    assert route is not None
+
+    def down(_request: Any) -> Any:
+        raise transient(503)
+
+    adapter = MockAdapter(down)
+    notices = Notices(adapters=lambda _partner: adapter)
+    tried = [await notices.attempt(route, exchange, "delivered", n) for n in range(1, 7)]
+    await notices.close()
+    kinds = [[e.kind for e in t.events] for t in tried]
+    assert kinds == [["notice_attempt"]] * 5 + [["notice_held"]]
+    assert len(adapter.requests) == 5 and not tried[5].done
+    assert tried[5].next_at is not None and tried[5].next_at > time.time() + 20  # cool_down 30s
+
+    refused = MockAdapter(lambda _request: (_ for _ in ()).throw(permanent(422)))
+    notices = Notices(adapters=lambda _partner: refused)
+    first = await notices.attempt(route, exchange, "delivered", 1)
+    guards = notices.guards("hk", "GD-GA-RP-HK")
+    await notices.close()
+    assert [e.kind for e in first.events] == ["notice_attempt", "notice_rejected"] and first.done
+    assert guards is not None and guards.breaker.closed
+
+
+async def test_a_step_the_report_has_no_word_for_is_unmapped_not_sent(make_config) -> None:
+    """The test mapping has no word for 'review': notice_unmapped with the problem at its line,
+    nothing sent, nothing retried."""
+    from federation.runtime.catalogue import load_catalogue
+    from federation.runtime.notices import Notices, route_of
+    from federation.testing import MockAdapter, reply
+
+    catalogue = load_catalogue(notice_config(make_config))
+    exchange = filed_exchange()
+    route = route_of(catalogue, exchange)
+    assert route is not None
+    adapter = MockAdapter(lambda _request: reply({"result_code": "0000"}))
+    notices = Notices(adapters=lambda _partner: adapter)
+    tried = await notices.attempt(route, exchange, "lifecycle:review", 1)
+    await notices.close()
+    [event] = tried.events
+    assert (event.kind, tried.done, adapter.requests) == ("notice_unmapped", True, [])
+    [problem] = event.data["problems"]
+    assert problem["path"] == "step" and "no case for 'review'" in problem["message"]
+    assert problem["line"] is not None
