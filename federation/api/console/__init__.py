@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from federation.api.console import pages, playground, records, replaying
+from federation.api.console import pages, playground, records, replaying, views
 from federation.api.console.access import (
     COOKIE,
     PRE_COOKIE,
@@ -68,6 +68,8 @@ def create_console() -> web.Application:
     app = web.Application(middlewares=[pages_for_problems])
     app[SESSIONS] = Sessions()
     app[replaying.BATCHES] = {}
+    app[pages.COUNTS] = views.Counts()
+    app.on_cleanup.append(_stop_counting)
     app.router.add_get("/", pages.overview)
     app.router.add_get("/sign-in", sign_in_page)
     app.router.add_post("/sign-in", sign_in_form)
@@ -123,6 +125,10 @@ async def sign_out(request: web.Request) -> web.StreamResponse:
     response = web.HTTPSeeOther("/console/sign-in")
     response.del_cookie(COOKIE, path="/console/")
     raise response
+
+
+async def _stop_counting(app: web.Application) -> None:
+    await app[pages.COUNTS].close()
 
 
 def _next(target: str) -> str:

@@ -23,6 +23,7 @@ from federation.domain.models import Exchange, Lifecycle, State
 from replay.rules import REPLAYABLE
 
 PAGE = 50
+COUNTS = web.AppKey("console_counts", views.Counts)
 SEARCH_FIELDS = tuple(f for f in FILTERS if f not in ("limit",))
 
 
@@ -31,7 +32,7 @@ async def overview(request: web.Request) -> web.Response:
     broker = request.config_dict[BROKER]
     await require(request, broker, "stats")
     version = await asyncio.to_thread(views.config_version, broker.catalogue, broker.root)
-    figures = await views.overview(broker, version)
+    figures = await views.overview(broker, version, request.config_dict[COUNTS])
     peak = max([d + o for _h, d, o in figures.hours] + [1])
     return render(request, "overview.html", o=figures, peak=peak, states=[s.value for s in State])
 

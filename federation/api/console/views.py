@@ -3,6 +3,8 @@ and partner health, the changes a replay or today's mapping would make, the conf
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import math
 import time
@@ -14,15 +16,55 @@ from typing import Any
 
 import orjson
 
+from federation.domain.errors import JournalError
 from federation.domain.models import Exchange, State
+from federation.logging import get_logger
 from federation.runtime.broker import Broker
 from federation.runtime.catalogue import Catalogue
 from federation.runtime.mapping import Mapped, map_exchange
-from replay.journal import Query
+from replay.journal import Journal, Query
 
 DAY = 86400.0
-SAMPLE = 1000  # the overview reads at most this many of the last 24 h (newest first)
+SAMPLE = 300  # the overview reads at most this many of the last 24 h (newest first)
+COUNT_MAX_AGE = 30.0  # seconds a count of every exchange is shown before it is counted again
 WAITING = (State.RECEIVED, State.QUEUED, State.DELIVERING, State.RETRY_WAIT)
+
+
+class Counts:
+    """Exchanges per state, counted afresh at most every COUNT_MAX_AGE seconds: a count of every
+    exchange of a large journal takes most of a second, so an older count is shown (with its
+    time) while a new one is taken in the background."""
+
+    def __init__(self) -> None:
+        self.value: dict[str, int] | None = None
+        self.at = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def get(self, journal: Journal) -> tuple[dict[str, int], float]:
+        """The latest count and when it was taken (the first one is awaited)."""
+        if self.value is None:
+            await self._count(journal)
+        elif time.time() - self.at > COUNT_MAX_AGE and (self._task is None or self._task.done()):
+            self._task = asyncio.create_task(self._count(journal))
+        return dict(self.value or {}), self.at
+
+    async def _count(self, journal: Journal) -> None:
+        at = time.time()
+        try:
+            self.value = dict(await journal.counts())
+        except JournalError as exc:
+            if self.value is None:
+                raise
+            get_logger(component="console").warning("count_failed", error=str(exc))
+            return
+        self.at = at
+
+    async def close(self) -> None:
+        """Stop a count still running (the broker is shutting down)."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
 
 
 @dataclass(kw_only=True)
@@ -45,6 +87,7 @@ class Overview:
     """The overview page's figures."""
 
     now: Mapping[str, int]
+    counted_at: float
     total: int
     sampled: int
     sample_full: bool  # the last 24 h hold more than SAMPLE: the tallies are of the newest
@@ -62,10 +105,12 @@ def p95(values: Sequence[float]) -> float | None:
     return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
 
 
-async def overview(broker: Broker, version: str, *, now: float | None = None) -> Overview:
+async def overview(
+    broker: Broker, version: str, counter: Counts, *, now: float | None = None
+) -> Overview:
     """Counts now (every exchange) and over the last 24 h (the newest SAMPLE), partner health."""
     now = time.time() if now is None else now
-    counts = dict(await broker.journal.counts())
+    counts, counted_at = await counter.get(broker.journal)
     recent = await broker.journal.search(Query(since=now - DAY, limit=SAMPLE))
     catalogue = broker.catalogue
     health = {
@@ -93,6 +138,7 @@ async def overview(broker: Broker, version: str, *, now: float | None = None) ->
         health[pid].p95_ms = p95(values)
     return Overview(
         now=counts,
+        counted_at=counted_at,
         total=sum(counts.values()),
         sampled=len(recent),
         sample_full=len(recent) == SAMPLE,
