@@ -302,3 +302,31 @@ async def test_a_service_item_may_carry_its_own_credentials(make_config, gateway
     assert reply.status == 200
     assert gateway.verdicts() == ["ok"]
     assert "Authorization" not in gateway.log[0].headers
+
+
+async def test_each_partner_signs_with_its_own_credentials_only(
+    make_config, gateway, env, monkeypatch
+) -> None:
+    """hk and sc sign with their own app keys; sc without its secret is held, never sent as hk."""
+    env("TB_GW_SECRET", SECRET)
+    root = with_auth(make_config, SIGNING_SHA)
+    text = (root / "partners.yaml").read_text(encoding="utf-8")
+    sc_auth = (
+        '    auth:\n      signing: {app_key: ak-sm3, secret: "{env:TB_SC_SECRET}", '
+        "algorithm: hmac-sm3, body_digest: sm3, names: {app_key: X-Ca-Key, "
+        "timestamp: X-Ca-Timestamp, nonce: X-Ca-Nonce, signature: X-Ca-Signature}}\n"
+    )
+    marker = '    services:\n      "115101000000000000-HF-WITHDRAW"'
+    (root / "partners.yaml").write_text(text.replace(marker, sc_auth + marker), encoding="utf-8")
+    sc_request = replace(request(), service="115101000000000000-HF-WITHDRAW")
+    config = load_config(root, protocols())
+    sc = replace(config.partners["sc"], endpoint=gateway.url + "/signed/hf")
+    monkeypatch.delenv("TB_SC_SECRET", raising=False)
+    (held,) = await send(sc, sc_request)
+    assert isinstance(held, TransientError) and "TB_SC_SECRET is not set" in str(held)
+    env("TB_SC_SECRET", SM3_SECRET)
+    (hk_reply,) = await send(hk(root, gateway.url + "/signed"), request())
+    (sc_reply,) = await send(sc, sc_request)
+    assert hk_reply.status == 200 and sc_reply.status == 200
+    assert [a.headers["X-Ca-Key"] for a in gateway.log] == ["ak-sha", "ak-sm3"]
+    assert gateway.verdicts() == ["ok", "ok"]

@@ -21,6 +21,7 @@ from adapters.auth.wssig import WSU, sign_envelope
 from adapters.envelope import SOAP11 as V11
 from adapters.registry import protocols
 from adapters.rest import RestAdapter
+from adapters.soap import WSSE_NS, username_token
 from federation.api.net import start_site
 from federation.config import load_config
 from federation.config.auth import WsSignature
@@ -230,3 +231,27 @@ async def test_a_client_key_others_may_read_holds_every_attempt(make_config, tls
     assert "not sent: client certificate: secret {file:certs/client.key}" in str(err)
     assert "may be read by group or others" in str(err)
     assert gw.log == []
+
+
+def test_the_signature_joins_a_username_token_in_one_security_header(tmp_path: Path) -> None:
+    """With a UsernameToken already in the header, the signature goes in the same wsse:Security
+    block (one block, as WS-Security requires) and still verifies."""
+    ca = trustme.CA(key_type=trustme.KeyType.RSA)
+    ours = ca.issue_cert("tongban.example", key_type=trustme.KeyType.RSA)
+    cert = tmp_path / "c.pem"
+    ours.cert_chain_pems[0].write_to_path(str(cert))
+    write_key(tmp_path / "k.pem", ours.private_key_pem)
+    spec = WsSignature(cert=cert, key=SecretRef(kind="file", name="k.pem", base=tmp_path))
+    token = username_token("tongban-gba", "pw", V11)
+    envelope = (
+        f'<soap-env:Envelope xmlns:soap-env="{SOAP11}"><soap-env:Header>{token}</soap-env:Header>'
+        '<soap-env:Body><a xmlns="urn:x">1</a></soap-env:Body></soap-env:Envelope>'
+    ).encode()
+    signed = sign_envelope(envelope, spec, V11, datetime.now(UTC))
+    root = etree.fromstring(signed)
+    blocks = root.findall(f"{{{SOAP11}}}Header/{{{WSSE_NS}}}Security")
+    assert len(blocks) == 1
+    names = [etree.QName(child).localname for child in blocks[0]]
+    assert names == ["UsernameToken", "BinarySecurityToken", "Timestamp", "Signature"]
+    pem = ours.cert_chain_pems[0].bytes().decode()
+    XMLVerifier().verify(signed, x509_cert=pem, expect_references=2, id_attribute="Id")
