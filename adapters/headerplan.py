@@ -188,6 +188,8 @@ def exchange_value(name: str, request: OutboundRequest, now: dict[str, Any]) -> 
         return now["time"]
     if name == "message_id":
         return str(uuid.uuid4())
+    if name == "traceparent":  # for partners whose WSDL declares a header to carry it
+        return request.traceparent or ""
     raise BadValue(f"no exchange value {name!r}")
 
 

@@ -24,4 +24,5 @@ EXCHANGE_VALUES = {
     "attempt": "the attempt number, 1 for the first",
     "attempt_time": "when the attempt is sent, as xs:dateTime in UTC",
     "message_id": "a new UUID for every message sent (each retry is a new message)",
+    "traceparent": "the attempt's W3C trace context (empty when there is none)",
 }
