@@ -1,0 +1,144 @@
+"""What metrics, the access log and (disabled) tracing cost: intake to delivered, with and without.
+
+One process: a REST partner simulator, a broker on a fresh SQLite journal (WAL, synchronous=FULL)
+and its HTTP API, and a client posting N demo applications to one REST partner, ``--concurrency``
+at once; a round ends when the journal says every exchange is delivered. Observed rounds run the
+broker as shipped (the observe middleware: request counter, intake histogram, access log line as
+JSON to /dev/null; attempt, latency and delivery metrics; the journal's commit hook; tracing off,
+as by default). Baseline rounds take the middleware off the app and the metrics out of the worker.
+Rounds alternate (observed, baseline, …) on fresh journals; the median of each counts.
+
+    .venv/bin/python bench/observability.py [--n 300] [--rounds 7] [--concurrency 32]
+
+Last line: ``RESULT name=observability ratio=<observed_per_s / baseline_per_s>
+observed_per_s=… baseline_per_s=… overhead_us=<per exchange>``; ratio 1.00 means it costs nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from federation.api.app import create_app
+from federation.api.metrics import observe_middleware
+from federation.api.net import start_site
+from federation.logging import configure
+from federation.mapping.examples import load_examples
+from federation.runtime.broker import Broker
+from federation.runtime.catalogue import load_catalogue
+from federation.sim.rest import simulator_for
+from replay.factory import open_journal
+
+
+def pick(root: Path) -> tuple[str, str, dict[str, Any], str]:
+    """A REST partner, one of its services, a demo application and its source."""
+    catalogue = load_catalogue(root)
+    for p in catalogue.config.partners.values():
+        if p.protocol != "rest" or p.inbound is not None:
+            continue
+        for s in p.services.values():
+            for ex in load_examples(s.mapping):
+                if ex.demo and ex.expected is not None:
+                    source = ex.source or next(iter(catalogue.config.sources))
+                    return p.id, s.code, dict(ex.application), source
+    raise SystemExit("no REST partner with a demo example in the catalogue")
+
+
+async def one_round(
+    observed: bool, n: int, concurrency: int, partner: str, body: dict[str, Any], sim_url: str
+) -> float:
+    """Exchanges delivered per second, submission to the last delivery."""
+    with tempfile.TemporaryDirectory(prefix="tongban-bench-obs-") as tmp:
+        broker = Broker(
+            root=REPO,
+            journal=open_journal(Path(tmp) / "journal.sqlite"),
+            endpoints={partner: sim_url},
+            poll_interval=0.2,
+        )
+        async with broker.open():
+            app = create_app(broker)
+            if not observed:
+                app.middlewares.remove(observe_middleware)
+                broker.worker.metrics = None
+            runner, url = await start_site(app, "127.0.0.1", 0)
+            try:
+                t0 = time.perf_counter()
+                await blast(url, body, n, concurrency)
+                while (await broker.journal.counts()).get("delivered", 0) < n:  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)  # the journal says when, not an event of ours
+                return n / (time.perf_counter() - t0)
+            finally:
+                await runner.cleanup()
+
+
+async def blast(url: str, body: dict[str, Any], n: int, concurrency: int) -> None:
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(n):
+        queue.put_nowait(i)
+    run = os.urandom(4).hex()
+
+    async def client(http: aiohttp.ClientSession) -> None:
+        while not queue.empty():
+            i = queue.get_nowait()
+            key = f"bench-{run}-{i}"
+            async with http.post("/v1/exchanges", json=body, headers={"Idempotency-Key": key}) as r:
+                if r.status != 202:
+                    raise SystemExit(f"intake answered {r.status}: {await r.text()}")
+
+    async with aiohttp.ClientSession(url) as http:
+        await asyncio.gather(*(client(http) for _ in range(concurrency)))
+
+
+async def main() -> None:
+    with open(os.devnull, "w", encoding="utf-8") as devnull:  # noqa: ASYNC230 - once, at start
+        configure(level="info", stream=devnull, json=True)  # as serve logs off a terminal
+        await measure()
+
+
+async def measure() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+    partner, service, application, source = pick(REPO)
+    catalogue = load_catalogue(REPO)
+    sim = simulator_for(catalogue.config.partners[partner], seed=7)
+    sim_url = await sim.start()
+    body = {"source": source, "partner": partner, "service": service, "application": application}
+    observed: list[float] = []
+    baseline: list[float] = []
+    try:
+        await one_round(True, min(args.n, 50), args.concurrency, partner, body, sim_url)  # warm
+        for _ in range(args.rounds):
+            observed.append(await one_round(True, args.n, args.concurrency, partner, body, sim_url))
+            baseline.append(
+                await one_round(False, args.n, args.concurrency, partner, body, sim_url)
+            )
+    finally:
+        await sim.stop()
+    obs, base = statistics.median(observed), statistics.median(baseline)
+    print(f"partner {partner} / {service}, {args.n} exchanges × {args.rounds} rounds each")
+    print(f"observed: {', '.join(f'{x:.0f}' for x in observed)} /s")
+    print(f"baseline: {', '.join(f'{x:.0f}' for x in baseline)} /s")
+    overhead_us = (1 / obs - 1 / base) * 1e6
+    print(
+        f"RESULT name=observability ratio={obs / base:.3f} observed_per_s={obs:.1f} "
+        f"baseline_per_s={base:.1f} overhead_us={overhead_us:.0f}"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
