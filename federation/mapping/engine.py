@@ -15,6 +15,9 @@ partner's reply into our receipt (``response:``)::
       owner.sex: {from: applicant.gender, transform: {table: sex}}
       channel: {value: TONGBAN}
 
+A ``checks:`` section holds cross-field rules (:mod:`federation.mapping.checks`) that the request
+runs on the application, refusing or warning before anything is sent.
+
 A ``headers:`` section fills the SOAP header parts the partner's WSDL declares, in the same language;
 it may also read the exchange (``from: exchange.attempt``: see :mod:`federation.config.headers`),
 whose values exist only per attempt and so travel to the adapter as names, not values.
