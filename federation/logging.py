@@ -20,6 +20,7 @@ import traceback
 from collections.abc import Iterator
 from typing import TextIO
 
+import orjson
 import structlog
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
@@ -46,7 +47,9 @@ MASK = "‹redacted›"
 # Ours, from the configuration and the journal, never the applicant's: a mainland service code
 # (115101000000000000-HF-WITHDRAW) looks like an ID number but must stay readable.
 _ROUTING_KEYS = frozenset({"exchange_id", "partner", "service"})
-_KEPT_KEYS = _ROUTING_KEYS | {"level", "timestamp", "logger"}
+# component names the module (get_logger(component=…)), route a route template of our router
+# (/v1/exchanges/{id}, never a path): both ours, and on every access log line, so not scanned.
+_KEPT_KEYS = _ROUTING_KEYS | {"level", "timestamp", "logger", "component", "route"}
 
 
 def _scrub(key: str, value: object) -> object:
@@ -94,7 +97,7 @@ def configure(
     out = stream or sys.stderr
     as_json = (not out.isatty()) if json is None else json
     renderer: Processor = (
-        structlog.processors.JSONRenderer()
+        structlog.processors.JSONRenderer(serializer=_json)
         if as_json
         # plain_traceback: the default (rich) one would print every frame's local variables
         else structlog.dev.ConsoleRenderer(
@@ -107,6 +110,12 @@ def configure(
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
+
+
+def _json(event: object, **_: object) -> str:
+    """One log line's JSON, by orjson (a quarter of the standard library's time per line); what
+    it cannot write is written as its ``str``, as structlog's own renderer does with ``repr``."""
+    return orjson.dumps(event, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def get_logger(**bound: object) -> FilteringBoundLogger:
