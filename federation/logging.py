@@ -113,7 +113,7 @@ def configure(
 
 
 def _json(event: object, **_: object) -> str:
-    """One log line's JSON, by orjson (a quarter of the standard library's time per line); what
+    """One log line's JSON, by orjson (faster than the standard library's json); what
     it cannot write is written as its ``str``, as structlog's own renderer does with ``repr``."""
     return orjson.dumps(event, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
