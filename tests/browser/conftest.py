@@ -46,6 +46,7 @@ class Server:
 
     url: str
     left: str = ""
+    root: Path = Path()  # the configuration directory it serves
 
 
 def _free_port() -> int:
@@ -131,7 +132,7 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                 raise AssertionError("tongban serve did not become ready") from None
             time.sleep(0.1)
     try:
-        yield Server(url=url)
+        yield Server(url=url, root=root)
     finally:
         _stop(proc)  # type: ignore[arg-type]
 

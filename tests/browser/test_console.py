@@ -4,14 +4,17 @@ viewer who cannot replay; every page in three languages."""
 
 from __future__ import annotations
 
+import json
 import re
+import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import KEYS, Server
+from tests.browser.conftest import KEYS, REPO, Server
 
 
 @pytest.fixture
@@ -142,3 +145,67 @@ def test_accept_language_chooses(demo: Server, chromium: Browser) -> None:
     expect(page.locator("html")).to_have_attribute("lang", "zh-Hant")
     expect(page.locator("#sign-in")).to_have_text("登入")
     context.close()
+
+
+def submit_to_hk(url: str) -> str:
+    """An application for Hong Kong (whose endpoint is a closed port: it waits to retry)."""
+    example = (
+        REPO / "mappings/hk/td-vehicle-licence-renewal.examples/01-kiosk-guangzhou-12-months.json"
+    )
+    body = {
+        "source": "hk-kiosk-gz",
+        "partner": "hk",
+        "service": "TD-VL-RENEW",
+        "application": json.loads(example.read_text(encoding="utf-8"))["application"],
+    }
+    request = urllib.request.Request(
+        url + "/v1/exchanges",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Idempotency-Key": uuid.uuid4().hex},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return str(json.loads(answer.read())["id"])
+
+
+def test_payloads_masked_until_revealed_with_a_reason(guarded: Server, page: Page) -> None:
+    """A viewer sees the application masked and no reveal; support reveals it with a reason,
+    and the auditor finds that reveal, by whom and why."""
+    xid = submit_to_hk(guarded.url)
+    with_key(page, guarded.url, "viewer")
+    page.goto(f"{guarded.url}/console/exchanges/{xid}")
+    expect(page.locator("#application")).to_contain_text("‹redacted›")
+    expect(page.locator("#reveal")).to_have_count(0)
+    page.context.clear_cookies()
+    with_key(page, guarded.url, "support")
+    page.goto(f"{guarded.url}/console/exchanges/{xid}")
+    expect(page.locator("#application")).not_to_contain_text("K802133")
+    page.fill("#reveal input[name=reason]", "applicant called about the renewal")
+    page.click("#reveal button")
+    expect(page.locator("#application")).to_contain_text("K802133(3)")
+    expect(page.locator("#application")).not_to_contain_text("‹redacted›")
+    page.context.clear_cookies()
+    with_key(page, guarded.url, "auditor")
+    page.goto(f"{guarded.url}/console/audit?action=reveal&target={xid}")
+    row = page.locator("#audit tr", has_text="test-support")
+    expect(row).to_contain_text("applicant called about the renewal")
+
+
+def test_operator_saves_a_mapping_and_reloads(guarded: Server, page: Page) -> None:
+    """An operator's save writes the file and reloads (audited); a broken one is refused and the
+    file stays as it was."""
+    with_key(page, guarded.url, "operator")
+    page.goto(f"{guarded.url}/console/playground?partner=hk&service=TD-VL-RENEW")
+    text = page.input_value("#mapping-text")
+    page.fill("#mapping-text", text.rstrip("\n") + "\n# checked in the console\n")
+    page.click("#save")
+    expect(page.locator("#saved")).to_be_visible()
+    file = guarded.root / "mappings/hk/td-vehicle-licence-renewal.yaml"
+    assert file.read_text(encoding="utf-8").endswith("# checked in the console\n")
+    page.fill("#mapping-text", "mapping: 1\nrequest:\n  a: {frm: b}\n")
+    page.click("#save")
+    expect(page.locator("#problems")).to_be_visible()
+    assert file.read_text(encoding="utf-8").endswith("# checked in the console\n")
+    page.context.clear_cookies()
+    with_key(page, guarded.url, "auditor")
+    page.goto(f"{guarded.url}/console/audit?action=reload&who=test-operator")
+    expect(page.locator("#audit")).to_contain_text("td-vehicle-licence-renewal.yaml")
