@@ -10,12 +10,14 @@ WS-Security stack. The key is read from its owner-only file at every attempt.
 from __future__ import annotations
 
 import base64
+import functools
 import secrets
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from lxml import etree  # type: ignore[import-untyped]
 from signxml import methods
 from signxml.signer import XMLSigner
@@ -40,10 +42,10 @@ class SigningFailed(Exception):
 
 def sign_envelope(data: bytes, spec: WsSignature, version: SoapVersion, now: datetime) -> bytes:
     """``data`` (a rendered envelope) with a Timestamp and an X.509 signature over it and the Body."""
-    key_pem = spec.key.read_bytes()
+    key_pem = spec.key.read_bytes()  # read each time: a rotated key applies to the next attempt
     try:
         cert = x509.load_pem_x509_certificate(spec.cert.read_bytes())
-        key = serialization.load_pem_private_key(key_pem, password=None)
+        key = _private_key(key_pem)
     except (ValueError, TypeError, OSError) as exc:
         raise SigningFailed(f"cannot load the WS-Security key or certificate: {exc}") from None
     if isinstance(key, rsa.RSAPrivateKey):
@@ -74,7 +76,7 @@ def sign_envelope(data: bytes, spec: WsSignature, version: SoapVersion, now: dat
     try:
         signature = signer.sign(
             root,
-            key=key_pem,
+            key=key,
             reference_uri=[f"#{ids['Body']}", f"#{ids['TS']}"],
             id_attribute="Id",
             key_info=_key_info(ids["X509"]),
@@ -84,6 +86,13 @@ def sign_envelope(data: bytes, spec: WsSignature, version: SoapVersion, now: dat
     security.append(signature)
     out: bytes = etree.tostring(root, xml_declaration=True, encoding="utf-8")
     return out
+
+
+@functools.lru_cache(maxsize=8)
+def _private_key(pem: bytes) -> PrivateKeyTypes:
+    """The parsed key, kept while its file is unchanged: parsing an RSA key checks it, and that
+    costs hundreds of milliseconds with recent OpenSSL."""
+    return serialization.load_pem_private_key(pem, password=None)
 
 
 def _security(root: etree._Element, version: SoapVersion) -> etree._Element:
