@@ -38,7 +38,7 @@ from federation.config import LOCAL
 from federation.mapping.examples import Example, load_examples
 from federation.runtime.catalogue import Catalogue, load_catalogue
 from federation.runtime.notices import channel_partner
-from federation.sim.demo_auth import describe, prepare, start_gateways
+from federation.sim.demo_auth import describe, start_gateways, stop_all
 from federation.sim.gateway import Gateway
 from federation.sim.rest import Behaviour, PartnerSimulator, Simulator, simulator_for
 
@@ -114,13 +114,12 @@ async def run_demo(
     keys = _demo_keys(catalogue)
     with tempfile.TemporaryDirectory(prefix="tongban-demo-") as tmp:
         journal = Path(tmp) / "journal.sqlite"
-        gateways: list[Gateway] = []  # signed-request and client-certificate partners' gateways
+        gateways: list[Gateway] = []  # before partners that sign or present certificates
         try:
             endpoints = {pid: await sim.start() for pid, sim in sims.items()}
             for key, (notice_sim, path) in notice_sims.items():  # partners hearing by REST
                 endpoints[key] = await notice_sim.start() + path
-            broker_root = prepare(catalogue.config, Path(tmp))  # demo secrets and certificates
-            gateways = await start_gateways(catalogue.config, endpoints, Path(tmp))
+            broker_root, gateways = await start_gateways(catalogue.config, endpoints, Path(tmp))
             async with running_broker(
                 root=broker_root,
                 journal_path=journal,
@@ -140,8 +139,7 @@ async def run_demo(
                     url, catalogue, items, keys, console, wait
                 )
                 heard = await _notices_heard(catalogue, sims, notice_sims, console, wait)
-                for line in describe(gateways):  # partner credentials, checked by the partner
-                    console.print(line)
+                console.print("\n".join(describe(gateways)))  # what each gateway verified
                 if not rounds_ended or not heard:
                     return 1
                 left = await _leave_one_to_replay(url, catalogue, items, sims, wait)
@@ -155,8 +153,7 @@ async def run_demo(
         finally:
             for sim in [*sims.values(), *(s for s, _ in notice_sims.values())]:
                 await sim.stop()
-            for gateway in gateways:
-                await gateway.stop()
+            await stop_all(gateways)
 
 
 def _simulators(catalogue: Catalogue) -> dict[str, Simulator]:

@@ -75,8 +75,10 @@ def prepare(config: Config, tmp: Path) -> Path:
 
 async def start_gateways(
     config: Config, endpoints: MutableMapping[str, str], tmp: Path
-) -> list[Gateway]:
-    """A started gateway before each partner that needs one; ``endpoints`` then point at them."""
+) -> tuple[Path, list[Gateway]]:
+    """The demo broker's configuration directory (:func:`prepare`) and a started gateway before
+    each partner that needs one; ``endpoints`` then point at the gateways."""
+    root = prepare(config, tmp)
     started: list[Gateway] = []
     for pid, partner in config.partners.items():
         if pid not in endpoints or not needs_gateway(partner):
@@ -95,7 +97,13 @@ async def start_gateways(
         gw.label = pid
         endpoints[pid] = await gw.start(ssl_context=context)
         started.append(gw)
-    return started
+    return root, started
+
+
+async def stop_all(gateways: list[Gateway]) -> None:
+    """Stop every gateway :func:`start_gateways` started."""
+    for gw in gateways:
+        await gw.stop()
 
 
 def describe(gateways: list[Gateway]) -> list[str]:

@@ -11,7 +11,7 @@ from adapters.base import OutboundRequest
 from adapters.registry import protocols
 from adapters.rest import RestAdapter
 from federation.config import load_config
-from federation.sim.demo_auth import describe, prepare, start_gateways
+from federation.sim.demo_auth import describe, start_gateways, stop_all
 from federation.sim.rest import PartnerSimulator
 from tests.conftest import REPO
 
@@ -23,11 +23,10 @@ async def test_demo_gateways_verify_the_shipped_partners(
     monkeypatch.setenv("TONGBAN_GX_SIGNING_SECRET", "demo-test-secret-3b7e")
     shipped = load_config(REPO, protocols())
     before = sorted(p.name for p in REPO.iterdir())
-    root = prepare(shipped, tmp_path)
-    config = load_config(root, protocols())
-    sims = {pid: PartnerSimulator(config.partners[pid]) for pid in ("gx", "hn")}
+    sims = {pid: PartnerSimulator(shipped.partners[pid]) for pid in ("gx", "hn")}
     endpoints = {pid: await sim.start() for pid, sim in sims.items()}
-    gateways = await start_gateways(config, endpoints, tmp_path)
+    root, gateways = await start_gateways(shipped, endpoints, tmp_path)
+    config = load_config(root, protocols())
     try:
         for pid in ("gx", "hn"):
             partner = config.with_endpoints({pid: endpoints[pid]}).partners[pid]
@@ -48,8 +47,7 @@ async def test_demo_gateways_verify_the_shipped_partners(
             assert reply.status == 200
             assert sims[pid].requests == 1
     finally:
-        for gw in gateways:
-            await gw.stop()
+        await stop_all(gateways)
         for sim in sims.values():
             await sim.stop()
     assert sorted(describe(gateways)) == [
