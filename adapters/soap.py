@@ -27,7 +27,6 @@ import re
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,7 @@ from lxml import etree  # type: ignore[import-untyped]
 
 from adapters import xmlsafe
 from adapters.auth.credentials import Credentials
-from adapters.auth.wssig import SigningFailed, sign_envelope
+from adapters.auth.wssig import sign_or_hold
 from adapters.base import TRANSCRIPT_BODY_LIMIT, Adapter, OutboundRequest, Reply
 from adapters.body import BodyInvalid
 from adapters.envelope import SOAP11, VERSIONS, SoapVersion
@@ -67,18 +66,15 @@ from adapters.wsdl import load_document as load_wsdl
 from adapters.xroad import OPTIONAL_PARTS, XRoadService, with_fault_rules
 from adapters.xsdtypes import BadValue, escape
 from federation.config import Partner
-from federation.config.auth import WsSignature
 from federation.config.headers import EXCHANGE_KEY, HEADERS_KEY
 from federation.config.reader import Reader
 from federation.config.replies import ReplyRules
-from federation.config.secrets import SecretError
 from federation.config.yamlsrc import PathKey
 from federation.domain.errors import (
     ConfigError,
     PermanentError,
     Problem,
     Transcript,
-    TransientError,
 )
 
 REPLY_LIMIT = xmlsafe.REPLY_LIMITS.max_bytes
@@ -477,7 +473,7 @@ class SoapAdapter:
         data, digest_of = self._envelope(op, plan, request, url)
         signature = self.partner.auth.ws_signature if self.partner.auth else None
         if signature is not None:  # signed afresh for every attempt: a new Timestamp
-            data = self._signed(data, signature, op)
+            data = sign_or_hold(data, signature, op.version, self.partner.id, op.name)
         headers = {
             **op.http_headers,
             "X-Tongban-Exchange-Id": request.exchange_id,
@@ -522,19 +518,6 @@ class SoapAdapter:
         return classify(
             self.partner.id, op, sent, got, answer.body, answer.status, answer.retry_after, rules
         )
-
-    def _signed(self, data: bytes, spec: WsSignature, op: Operation) -> bytes:
-        """The envelope with this attempt's WS-Security signature; a key that cannot be read or
-        cannot sign holds the exchange (nothing is sent unsigned)."""
-        try:
-            return sign_envelope(data, spec, op.version, datetime.now(UTC))
-        except (SecretError, SigningFailed) as exc:
-            raise TransientError(
-                f"not sent: WS-Security signature: {exc}",
-                partner=self.partner.id,
-                operation=op.name,
-                transcript=Transcript(request={"operation": op.name, "sent": False}),
-            ) from None
 
     def _operation(self, request: OutboundRequest) -> Operation:
         """The WSDL operation for the request's service and kind; permanent if there is none."""

@@ -24,6 +24,8 @@ from signxml.signer import XMLSigner
 
 from adapters.envelope import SoapVersion
 from federation.config.auth import WsSignature
+from federation.config.secrets import SecretError
+from federation.domain.errors import Transcript, TransientError
 
 WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
 WSU = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
@@ -86,6 +88,22 @@ def sign_envelope(data: bytes, spec: WsSignature, version: SoapVersion, now: dat
     security.append(signature)
     out: bytes = etree.tostring(root, xml_declaration=True, encoding="utf-8")
     return out
+
+
+def sign_or_hold(
+    data: bytes, spec: WsSignature, version: SoapVersion, partner: str, operation: str
+) -> bytes:
+    """:func:`sign_envelope` now; a key that cannot be read or cannot sign holds the exchange
+    (a transient error naming why): nothing is sent unsigned."""
+    try:
+        return sign_envelope(data, spec, version, datetime.now(UTC))
+    except (SecretError, SigningFailed) as exc:
+        raise TransientError(
+            f"not sent: WS-Security signature: {exc}",
+            partner=partner,
+            operation=operation,
+            transcript=Transcript(request={"operation": operation, "sent": False}),
+        ) from None
 
 
 @functools.lru_cache(maxsize=8)

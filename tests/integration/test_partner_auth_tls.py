@@ -17,7 +17,7 @@ from lxml import etree
 from signxml import XMLVerifier
 from signxml.exceptions import InvalidSignature
 
-from adapters.auth.wssig import WSU, sign_envelope
+from adapters.auth.wssig import WSU, sign_envelope, sign_or_hold
 from adapters.envelope import SOAP11 as V11
 from adapters.registry import protocols
 from adapters.rest import RestAdapter
@@ -255,3 +255,18 @@ def test_the_signature_joins_a_username_token_in_one_security_header(tmp_path: P
     assert names == ["UsernameToken", "BinarySecurityToken", "Timestamp", "Signature"]
     pem = ours.cert_chain_pems[0].bytes().decode()
     XMLVerifier().verify(signed, x509_cert=pem, expect_references=2, id_attribute="Id")
+
+
+def test_a_signing_key_others_may_read_holds_the_envelope(tmp_path: Path) -> None:
+    """A WS-Security key file with mode 0644 is refused: the attempt is held, naming the file."""
+    ca = trustme.CA()
+    ours = ca.issue_cert("tongban.example")
+    cert = tmp_path / "c.pem"
+    ours.cert_chain_pems[0].write_to_path(str(cert))
+    write_key(tmp_path / "k.pem", ours.private_key_pem, mode=0o644)
+    spec = WsSignature(cert=cert, key=SecretRef(kind="file", name="k.pem", base=tmp_path))
+    envelope = f'<e:Envelope xmlns:e="{SOAP11}"><e:Body/></e:Envelope>'.encode()
+    with pytest.raises(TransientError) as caught:
+        sign_or_hold(envelope, spec, V11, "mo", "PedirCertificado")
+    assert "not sent: WS-Security signature: secret {file:k.pem}" in str(caught.value)
+    assert "group or others" in str(caught.value)
