@@ -9,6 +9,11 @@ in the parent, so a worker being restarted hands its socket, with the connection
 to its successor: nothing is refused. (While a worker that died is started again, the
 connections the kernel queues on its socket wait for the new one.)
 
+On SQLite the workers take turns at the file's one write lock; when they are saturated, one may
+wait longer than the busy timeout (5 s) and answer 503 ``journal-unavailable`` (the client sends
+the application again with its key). PostgreSQL has no such lock: use it for several workers
+under heavy load.
+
 Signals to the parent: ``SIGTERM`` or ``SIGINT`` stops every worker (each drains as a single
 broker does); ``SIGHUP`` restarts the workers one at a time, a new one ready before the old one
 is stopped, which loads partners.yaml and the mappings anew (a new worker that cannot start, say
