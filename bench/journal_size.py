@@ -36,6 +36,8 @@ from federation.api.server import running_broker
 from federation.logging import configure
 from federation.runtime.catalogue import load_catalogue
 from federation.sim.demo import demo_items
+from federation.sim.demo_auth import start_gateways, stop_all
+from federation.sim.gateway import Gateway
 from federation.sim.rest import simulator_for
 from replay.journal import Journal
 from replay.sqlite import SQLiteJournal
@@ -94,12 +96,14 @@ async def _submit_all(url: str, root: Path, rounds: int) -> list[str]:
 
 
 async def _until_ended(journal: Journal, count: int) -> None:
-    """Poll the journal's counts until ``count`` exchanges have ended."""
-    while True:
+    """Poll the journal's counts until ``count`` exchanges have ended (or give up, saying where
+    they stand: a partner the benchmark cannot reach would otherwise keep it waiting forever)."""
+    for _ in range(1500):  # five minutes
         counts = await journal.counts()
         if sum(n for state, n in counts.items() if state in ENDED) >= count:
             return
         await asyncio.sleep(0.2)
+    raise SystemExit(f"not every exchange ended: {dict(counts)}")
 
 
 async def measure(root: Path, rounds: int, work: Path) -> Size:
@@ -109,10 +113,13 @@ async def measure(root: Path, rounds: int, work: Path) -> Size:
     empty = checkpointed(journal)
     catalogue = await asyncio.to_thread(load_catalogue, root)
     sims = {pid: simulator_for(p) for pid, p in catalogue.config.partners.items()}
+    gateways: list[Gateway] = []
     try:
         endpoints = {pid: await sim.start() for pid, sim in sims.items()}
+        # as the demo: partners that want signed requests or client certificates get a gateway
+        broker_root, gateways = await start_gateways(catalogue.config, endpoints, work)
         async with running_broker(
-            root=root, journal_path=journal, port=0, endpoints=endpoints, poll_interval=0.2
+            root=broker_root, journal_path=journal, port=0, endpoints=endpoints, poll_interval=0.2
         ) as (broker, url):
             ids = await _submit_all(url, root, rounds)
             await _until_ended(broker.journal, len(ids))
@@ -126,6 +133,7 @@ async def measure(root: Path, rounds: int, work: Path) -> Size:
     finally:
         for sim in sims.values():
             await sim.stop()
+        await stop_all(gateways)
     size = checkpointed(journal)
     return Size(
         exchanges=len(ids),
