@@ -68,7 +68,7 @@ def _stop(proc: subprocess.Popen[str]) -> None:
             proc.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def demo() -> Iterator[Server]:
     """``tongban demo --keep-running``: the demo's traffic, one exchange left rejected."""
     proc = subprocess.Popen(
@@ -98,7 +98,7 @@ def demo() -> Iterator[Server]:
         _stop(proc)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """``tongban serve`` on the shipped configuration plus a principal of each staff role."""
     root = tmp_path_factory.mktemp("guarded")
@@ -137,7 +137,7 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         _stop(proc)  # type: ignore[arg-type]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium() -> Iterator[Browser]:
     """Debian's Chromium, headless, under Playwright (never a browser Playwright downloads)."""
     if not Path(CHROMIUM).exists():

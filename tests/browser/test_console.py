@@ -209,3 +209,16 @@ def test_operator_saves_a_mapping_and_reloads(guarded: Server, page: Page) -> No
     with_key(page, guarded.url, "auditor")
     page.goto(f"{guarded.url}/console/audit?action=reload&who=test-operator")
     expect(page.locator("#audit")).to_contain_text("td-vehicle-licence-renewal.yaml")
+
+
+def test_bulk_dry_run_says_per_exchange_why(guarded: Server, page: Page) -> None:
+    """A replay by filter starts with a dry run that names each exchange and why it is left."""
+    xid = submit_to_hk(guarded.url)
+    with_key(page, guarded.url, "support")
+    page.goto(f"{guarded.url}/console/exchanges?partner=hk&id={xid}")
+    expect(page.locator(f"#results tr[data-id='{xid}']")).to_be_visible()
+    page.fill("#replay-filter input[name=reason]", "partner back")
+    page.click("#replay-filter button")
+    expect(page.locator("#plan-summary")).to_contain_text("0 exchange(s) would be replayed")
+    expect(page.locator("#plan tr", has_text=xid)).to_contain_text("only delivered")
+    expect(page.locator("#confirm")).to_have_count(0)
