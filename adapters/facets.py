@@ -13,8 +13,9 @@ there (an object, a list).
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from typing import Any
 from lxml import etree  # type: ignore[import-untyped]
 from zeep.xsd import ComplexType, Element
 from zeep.xsd.elements.indicators import Group, OrderIndicator
+
+from adapters.body import Body, BodyInvalid
 
 XS = "http://www.w3.org/2001/XMLSchema"
 WSDL = "http://schemas.xmlsoap.org/wsdl/"
@@ -116,3 +119,39 @@ def _particle(p: Any, prefix: str, many: bool, out: dict[str, Shape], depth: int
 
 def _many(max_occurs: Any) -> bool:
     return max_occurs == "unbounded" or (isinstance(max_occurs, int) and max_occurs > 1)
+
+
+class CheckedBody:
+    """A body that is validated against the WSDL's facets as it is written: a violation is
+    :class:`BodyInvalid` (nothing is sent: the mapping's failure, not a partner round trip)."""
+
+    def __init__(self, body: Body, facets: Facets) -> None:
+        self._body = body
+        self._facets = facets
+        self.nsmap = body.nsmap
+        self.tag = body.tag
+
+    def write(self, values: Mapping[str, Any]) -> str:
+        text = self._body.write(values)
+        broken = self._facets.problems(text, self.nsmap)
+        if broken:
+            raise BodyInvalid([f"{path or self.tag}: {message}" for path, message in broken])
+        return text
+
+    def read(self, body: Any, first: Any) -> dict[str, Any]:
+        return self._body.read(body, first)
+
+
+def with_facets(
+    wsdl: Path, compile_: Callable[[Any], dict[Any, Any]], partner: Any
+) -> dict[Any, Any]:
+    """The partner's operations as ``compile_`` builds them, each input body checked against the
+    facets of ``wsdl`` (unchanged when its schemas cannot be read by lxml alone)."""
+    operations = compile_(partner)
+    facets = facets_of(wsdl)
+    if facets is None:
+        return operations
+    return {
+        key: dataclasses.replace(op, input=CheckedBody(op.input, facets))
+        for key, op in operations.items()
+    }

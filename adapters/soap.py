@@ -39,6 +39,7 @@ from adapters.auth.wssig import sign_or_hold
 from adapters.base import TRANSCRIPT_BODY_LIMIT, Adapter, OutboundRequest, Reply
 from adapters.body import BodyInvalid
 from adapters.envelope import SOAP11, VERSIONS, SoapVersion
+from adapters.facets import with_facets
 from adapters.headerplan import (
     NO_SETTINGS,
     HeaderPlan,
@@ -445,7 +446,8 @@ class SoapAdapter:
                 ]
             )
         try:
-            self._operations = await asyncio.to_thread(compile_partner, self.partner)
+            args = (self.options.wsdl, compile_partner, self.partner)  # facets checked on write
+            self._operations = await asyncio.to_thread(with_facets, *args)
             self._plans = await asyncio.to_thread(compile_plans, self.partner, self._operations)
         except (WsdlError, HeaderPathError) as exc:
             problem = Problem(message=str(exc), path=f"partners.{self.partner.id}.soap.wsdl")

@@ -2,8 +2,9 @@
 
 The service mirrors the Hong Kong renewal (HKID as number and check digit, enumerations, xs:date,
 xs:decimal). Its WSDL is fetched once by the test and saved to a file, as an operator would: the
-broker never fetches WSDLs. spyne validates every request against its own schema (facets included,
-which the broker leaves to the partner), and the broker reads spyne's replies and faults.
+broker never fetches WSDLs. spyne validates every request against its own schema; the broker
+checks the same facets first (lxml against the WSDL's XML Schema), so a violation never reaches
+spyne, and the broker reads spyne's replies and faults.
 """
 
 from __future__ import annotations
@@ -259,20 +260,22 @@ async def test_spyne_accepts_the_request_and_its_reply_is_parsed(adapter, spyne_
 @pytest.mark.parametrize(
     ("change", "words"),
     [
-        ({"period_months": 6}, "[facet 'enumeration'] The value '6'"),
+        ({"period_months": 6}, "period_months: Element"),
         ({"owner": {"name_en": "X", "hkid": {"number": "K80213", "check_digit": "3"}}}, "pattern"),
         ({"amount": "5794.001"}, "fractionDigits"),
     ],
 )
-async def test_spyne_validates_facets_the_broker_leaves_to_the_partner(
+async def test_the_broker_refuses_facets_before_spyne_sees_them(
     adapter, spyne_server, change: dict[str, Any], words: str
 ) -> None:
-    """Enumeration, pattern and digits are spyne's to check: its Client fault is permanent."""
+    """Enumeration, pattern and digits of spyne's WSDL are checked by the broker before sending
+    (lxml against the WSDL's XML Schema): permanent, no round trip, the value not repeated."""
     with pytest.raises(PermanentError) as info:
         await adapter.send(attempt({**PAYLOAD, **change}))
-    assert "Client.SchemaValidationError" in info.value.message
-    assert words in info.value.message
-    assert spyne_server[1] == []  # refused before the service ran
+    assert "[facet '" in info.value.message and words in info.value.message
+    assert "5794.001" not in info.value.message and "K80213" not in info.value.message
+    assert info.value.transcript.response is None
+    assert spyne_server[1] == []  # nothing reached spyne
 
 
 async def test_the_broker_refuses_type_errors_before_spyne_sees_them(adapter, spyne_server) -> None:
@@ -325,9 +328,11 @@ async def test_spyne_answers_a_status_query_and_takes_a_supplement(adapter, spyn
     assert spyne_server[1] == ["status-1", "supplement-1"]
 
 
-async def test_a_bad_status_query_is_spynes_client_fault(adapter, spyne_server) -> None:
-    """A reference spyne's pattern refuses: a permanent Client fault (the poller asks again later)."""
+async def test_a_bad_status_query_is_refused_before_spyne(adapter, spyne_server) -> None:
+    """A reference spyne's pattern refuses is refused by the broker first: permanent, no round
+    trip (the poller asks again later)."""
     with pytest.raises(PermanentError) as info:
         await adapter.send(attempt({"ref_no": "HK-1"}, key="status-2", kind="status"))
-    assert "Client.SchemaValidationError" in info.value.message
+    assert "ref_no: Element" in info.value.message and "[facet 'pattern']" in info.value.message
+    assert info.value.transcript.response is None
     assert spyne_server[1] == []
