@@ -3,8 +3,10 @@ written, the key files beside it, and a restore that verifies and reads."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from federation.domain.errors import FederationError
 from federation.domain.ids import new_id
 from federation.domain.models import Direction, NewExchange
 from replay.sqlite import SQLiteJournal
+from tests.integration.pg import fresh_schema
 
 NOW = 1_790_000_000.0
 SIDE_FILES = (".keys", ".key", ".checkpoints")  # the keyring, the search key, the checkpoints
@@ -94,3 +97,39 @@ async def test_a_restore_without_its_keyring_refuses_to_open(tmp_path: Path) -> 
     copy = SQLiteJournal(dest, clock=lambda: NOW)
     with pytest.raises(FederationError, match=r"journal\.sqlite\.keys is missing"):
         await copy.open()
+
+
+async def run(*command: str) -> None:
+    """A PostgreSQL client tool, to completion (off the event loop)."""
+    await asyncio.to_thread(subprocess.run, command, check=True, timeout=120)
+
+
+async def test_a_postgresql_dump_restores_to_a_journal_that_verifies(tmp_path: Path) -> None:
+    """The PostgreSQL runbook: checkpoints first, pg_dump of the schema, the schema lost,
+    pg_restore, and a journal on it with the same key file verifies and reads."""
+    if shutil.which("pg_dump") is None or shutil.which("pg_restore") is None:
+        pytest.skip("pg_dump / pg_restore not installed")
+    async with fresh_schema() as pg:
+        j = pg.journal(clock=lambda: NOW)
+        await j.open()
+        try:
+            ids = [(await j.create(new(i), owner="w", lease_until=NOW))[0].id for i in range(5)]
+        finally:
+            await j.close()
+        assert pg.keys.checkpoints is not None
+        saved = tmp_path / "journal.checkpoints"
+        shutil.copy2(pg.keys.checkpoints, saved)
+        dump = tmp_path / "tongban.dump"
+        await run("pg_dump", "--format=custom", f"--schema={pg.schema}", f"--file={dump}", pg.dsn)
+        await pg.execute(f'DROP SCHEMA "{pg.schema}" CASCADE')
+        await run("pg_restore", f"--dbname={pg.dsn}", str(dump))  # the dump holds that schema
+        shutil.copy2(saved, pg.keys.checkpoints)
+        again = pg.journal(clock=lambda: NOW)
+        await again.open()
+        try:
+            count, broken = await again.verify()
+            first = await again.get(ids[0])
+        finally:
+            await again.close()
+    assert broken is None and count >= 5
+    assert first is not None and first.application["applicant"]["name"] == "陳大文"
