@@ -222,3 +222,19 @@ def test_bulk_dry_run_says_per_exchange_why(guarded: Server, page: Page) -> None
     expect(page.locator("#plan-summary")).to_contain_text("0 exchange(s) would be replayed")
     expect(page.locator("#plan tr", has_text=xid)).to_contain_text("only delivered")
     expect(page.locator("#confirm")).to_have_count(0)
+
+
+def test_search_by_applicant_keeps_the_id_out_of_urls(guarded: Server, page: Page) -> None:
+    """An HKID typed any way finds its exchange by keyed hash; it is in no URL and no audit entry."""
+    xid = submit_to_hk(guarded.url)
+    with_key(page, guarded.url, "support")
+    page.goto(guarded.url + "/console/exchanges")
+    page.fill("#by-applicant input[name=applicant]", "k802133 (3)")
+    page.click("#by-applicant button")
+    expect(page.locator(f"#results tr[data-id='{xid}']")).to_be_visible()
+    assert "802133" not in page.url
+    page.context.clear_cookies()
+    with_key(page, guarded.url, "auditor")
+    page.goto(guarded.url + "/console/audit?who=test-support&action=search")
+    expect(page.locator("#audit")).to_contain_text("search")
+    assert "802133" not in page.locator("#audit").inner_text()

@@ -75,6 +75,7 @@ def create_console() -> web.Application:
     app.router.add_post("/sign-in", sign_in_form)
     app.router.add_post("/sign-out", sign_out)
     app.router.add_get("/exchanges", pages.exchanges)
+    app.router.add_post("/exchanges", pages.exchanges)  # by applicant: the ID in the body only
     app.router.add_get("/exchanges/{id}", pages.exchange)
     app.router.add_post("/exchanges/{id}/reveal", pages.reveal)
     app.router.add_post("/replays", replaying.replay)

@@ -51,8 +51,11 @@ async def exchanges(request: web.Request) -> web.Response:
     """Search with every filter the API has, newest first, a page at a time by cursor."""
     broker = request.config_dict[BROKER]
     caller = await require(request, broker, "search")
-    fields = {k: request.query.getall(k) for k in request.query}
-    flat = {k: ",".join(v) for k, v in fields.items()}
+    if request.method == "POST":
+        # The applicant's ID travels in a form body only: never in a URL, a history or a log.
+        flat = {k: v for k, v in (await check_csrf(request, broker)).items() if k == "applicant"}
+    else:
+        flat = {k: ",".join(request.query.getall(k)) for k in request.query if k != "applicant"}
     params = search_params(request, flat)
     found: list[Exchange] = []
     error = ""
@@ -73,13 +76,14 @@ async def exchanges(request: web.Request) -> web.Response:
         )
     next_params = None
     if len(found) == PAGE:
-        next_params = {k: v for k, v in flat.items() if k != "before"} | {"before": found[-1].id}
+        kept = {k: v for k, v in flat.items() if k not in ("before", "applicant")}
+        next_params = kept | {"before": found[-1].id}
     return render(
         request,
         "exchanges.html",
         found=found,
         error=error,
-        form=flat,
+        form={k: v for k, v in flat.items() if k != "applicant"},
         filters={k: v for k, v in params.items() if k not in ("before", "applicant")},
         next_params=next_params,
         catalogue=broker.catalogue,
