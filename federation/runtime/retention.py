@@ -8,8 +8,8 @@ own. A run that finds nothing leaves no file. A failed run (journal unavailable,
 logged and tried again at the next period; what it had not yet archived stays in the journal.
 
 Instances start their schedule at a random point of the period, so several instances on one
-PostgreSQL journal rarely run at once; when they do, each archives what it claimed first and the
-other finds those exchanges already gone.
+journal rarely run at once; when they do, an exchange may be copied into both files, and it is
+pruned once (the journal prunes only a row still as it was copied: replay/sqlitesql.py).
 """
 
 from __future__ import annotations
