@@ -23,6 +23,7 @@ def page(chromium: Browser) -> Iterator[Page]:
     context = chromium.new_context(locale="en-GB", timezone_id="Asia/Hong_Kong")
     page = context.new_page()
     page.set_default_timeout(20_000)
+    expect.set_options(timeout=20_000)  # a loaded machine: waiting, never timing
     yield page
     context.close()
 
