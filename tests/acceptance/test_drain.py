@@ -85,7 +85,7 @@ async def test_sigterm_lets_an_attempt_in_flight_finish(
     """READY once listening; on SIGTERM, STOPPING, the slow attempt delivered, exit 0, no lease."""
     root = make_config(read="30s", total="60s")
     journal = tmp_path / "drain.sqlite"
-    sim_url = simulator(root, tmp_path, procs, delay=1.5)  # inside the worker's 5 s grace
+    sim_url = simulator(root, tmp_path, procs, delay=1.0)  # well inside the worker's 5 s grace
     broker = serve(root, journal, sim_url, tmp_path / "b.log", "--lease", LONG_LEASE)
     procs.append(broker)
     ready = messages(systemd, until="READY")[-1]
