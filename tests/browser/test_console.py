@@ -239,3 +239,20 @@ def test_search_by_applicant_keeps_the_id_out_of_urls(guarded: Server, page: Pag
     page.goto(guarded.url + "/console/audit?who=test-support&action=search")
     expect(page.locator("#audit")).to_contain_text("search")
     assert "802133" not in page.locator("#audit").inner_text()
+
+
+def test_viewer_takes_an_edit_as_a_patch(guarded: Server, page: Page) -> None:
+    """Where configuration lives in version control, the edit comes back as a unified diff of
+    the mapping file; nothing is written."""
+    with_key(page, guarded.url, "viewer")
+    page.goto(f"{guarded.url}/console/playground?partner=hk&service=TD-VL-RENEW")
+    expect(page.locator("#save")).to_have_count(0)
+    file = guarded.root / "mappings/hk/td-vehicle-licence-renewal.yaml"
+    before = file.read_text(encoding="utf-8")
+    page.fill("#mapping-text", page.input_value("#mapping-text") + "# proposed by a viewer\n")
+    with page.expect_download() as download:
+        page.click("#patch")
+    diff = Path(download.value.path()).read_text(encoding="utf-8")
+    assert "+++ b/mappings/hk/td-vehicle-licence-renewal.yaml" in diff
+    assert "+# proposed by a viewer" in diff
+    assert file.read_text(encoding="utf-8") == before

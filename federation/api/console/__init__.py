@@ -83,6 +83,7 @@ def create_console() -> web.Application:
     app.router.add_get("/playground", playground.page)
     app.router.add_post("/playground/run", playground.run)
     app.router.add_post("/playground/save", playground.save)
+    app.router.add_post("/playground/patch", playground.patch)
     app.router.add_get("/refusals", records.refusals)
     app.router.add_get("/audit", records.audit)
     return app

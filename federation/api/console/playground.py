@@ -7,6 +7,7 @@ a configuration the broker refuses is put back as it was."""
 from __future__ import annotations
 
 import asyncio
+import difflib
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -217,3 +218,22 @@ async def save(request: web.Request) -> web.Response:
         request, broker, who=caller.id, role=caller.role, action="reload", target=original.file
     )
     return await _show(request, broker, partner, service, text, form, None, saved=original.file)
+
+
+async def patch(request: web.Request) -> web.Response:
+    """The edit as a unified diff against the file in force, for a deployment that keeps its
+    configuration in version control (nothing is written)."""
+    broker = request.config_dict[BROKER]
+    form = await check_csrf(request, broker)
+    await require(request, broker, "show")
+    original = _mapping(broker, form.get("partner", ""), form.get("service", ""))
+    before = await asyncio.to_thread(original.path.read_text, encoding="utf-8")
+    lines = difflib.unified_diff(
+        before.splitlines(keepends=True),
+        form.get("text", "").replace("\r\n", "\n").splitlines(keepends=True),
+        fromfile=f"a/{original.file}",
+        tofile=f"b/{original.file}",
+    )
+    response = web.Response(text="".join(lines), content_type="text/x-diff")
+    response.headers["Content-Disposition"] = f'attachment; filename="{original.path.stem}.patch"'
+    return response
