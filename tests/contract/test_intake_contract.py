@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from federation.api.conform import format_errors
 from tests.conftest import HK_APPLICATION
 from tests.integration.test_inbound import APPLICATION as FILED
 from tests.integration.test_inbound import INBOUND, KEY, LOCAL, MAPPING
@@ -146,3 +147,10 @@ async def test_inbound_dry_run_maps_for_the_local_system(inbound_root, broker_at
     paths = {e["path"] for e in problem["errors"]}
     assert {"applicant.name_en", "reference"} <= paths
     assert journal_counts(journal)[0] == 0
+
+
+def test_a_missing_member_is_pointed_at_itself() -> None:
+    """A money value without its currency points at /…/currency, not at the object around it."""
+    errors = format_errors({"housing_fund": {"amount": {"amount": "1.00"}}})
+    assert [e["pointer"] for e in errors] == ["/application/housing_fund/amount/currency"]
+    assert errors[0]["path"] == "housing_fund.amount.currency"

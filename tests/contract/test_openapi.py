@@ -113,3 +113,23 @@ async def test_contract_pages_are_served(make_config, broker_at) -> None:
         async with http.get("/schemas/application.json") as r:
             assert r.status == 200
             assert (await r.json())["$id"] == "urn:tongban:schema:application"
+
+
+def test_links_name_operations_that_exist() -> None:
+    """Every link of an answer names an operation of the document and fills its path parameters."""
+    doc = contracts.openapi()
+    operations = {
+        op["operationId"]: op
+        for item in doc["paths"].values()
+        for m, op in item.items()
+        if m.upper() in METHODS
+    }
+    shared = doc["components"]["parameters"]
+    links = doc["components"]["responses"]["Accepted"]["links"]
+    assert links
+    for link in links.values():
+        params = [
+            shared[p["$ref"].rsplit("/", 1)[-1]] if "$ref" in p else p
+            for p in operations[link["operationId"]]["parameters"]
+        ]
+        assert set(link["parameters"]) == {p["name"] for p in params if p["in"] == "path"}
