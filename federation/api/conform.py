@@ -49,7 +49,7 @@ def format_errors(
             {
                 "pointer": contracts.pointer(where),
                 "path": ".".join(str(p) for p in where[len(prefix) :]),
-                "message": _message(err.validator, err.message),
+                "message": _message(str(err.validator), err.validator_value),
             }
         )
     return out
@@ -61,10 +61,21 @@ def _missing_property(message: str) -> str | None:
     return head.strip("'") if rest == "" and head.startswith("'") else None
 
 
-def _message(validator: Any, message: str) -> str:
-    """jsonschema's message, cut short: values may be personal, so no more than its first line."""
-    text = message.splitlines()[0] if message else str(validator)
-    return text if len(text) <= 200 else text[:197] + "…"
+def _message(validator: str, expected: Any) -> str:
+    """What the field must be, in the schema's words; never the value sent (it may be personal)."""
+    if validator == "required":
+        return "required"
+    if validator == "enum":
+        return f"must be one of {', '.join(map(str, expected))}"
+    if validator == "const":
+        return f"must be {expected!r}"
+    if validator == "pattern":
+        return f"must match {expected}"
+    if validator == "type":
+        return f"must be of type {expected if isinstance(expected, str) else ' or '.join(expected)}"
+    if validator in ("minLength", "maxLength", "minimum", "maximum", "minItems", "maxItems"):
+        return f"{validator} is {expected}"
+    return f"does not satisfy {validator}"
 
 
 def conform(application: Any) -> None:

@@ -67,6 +67,9 @@ async def test_nonconforming_application_is_422_with_pointers(
         "/application/vehicle_licence/period_months",
         "/application/vehicle_licence/fee/amount",
     }
+    messages = {e["pointer"]: e["message"] for e in problem["errors"]}
+    assert messages["/application/applicant/gender"] == "must be one of 0, 1, 2, 9"
+    assert "'M'" not in problem["detail"] and "1.5" not in problem["detail"]  # values not echoed
     assert journal_counts(journal) == (0, 1)
 
 
