@@ -13,7 +13,7 @@ from aiohttp import web
 
 from federation.api.console import i18n, views
 from federation.api.console.access import check_csrf, require
-from federation.api.console.render import ZONE_COOKIE, render
+from federation.api.console.render import ZONE_COOKIE, language_of, render
 from federation.api.edge import BROKER, EXCHANGE_ID_RE
 from federation.api.intake import TRANSCRIPT_KEPT, exchange_view, masked
 from federation.api.problems import ProblemError
@@ -89,17 +89,19 @@ async def exchanges(request: web.Request) -> web.Response:
         catalogue=broker.catalogue,
         states=[s.value for s in State],
         lifecycles=[x.value for x in Lifecycle],
-        service_names=service_names(broker.catalogue),
+        service_names=service_names(broker.catalogue, language_of(request)),
         status=400 if error else 200,
     )
 
 
-def service_names(catalogue: Any) -> dict[str, str]:
-    """Service code → its name (Chinese, else English, else the code)."""
+def service_names(catalogue: Any, language: str) -> dict[str, str]:
+    """Service code → its name in the viewer's language (English for English, else Chinese;
+    the other when one is missing, else the code)."""
     out: dict[str, str] = {}
     for p in catalogue.config.partners.values():
         for code, s in p.services.items():
-            out[code] = (s.names.zh or s.names.en) if s.names else code
+            names = (s.names.en, s.names.zh) if language == "en" else (s.names.zh, s.names.en)
+            out[code] = (names[0] or names[1]) if s.names else code
     return out
 
 
@@ -152,7 +154,9 @@ async def _exchange_page(request: web.Request, *, reveal_reason: str | None) -> 
         replays=replays,
         today=views.today(broker.catalogue, ex),
         replayable=ex.state in REPLAYABLE,
-        service_name=service_names(broker.catalogue).get(ex.service, ex.service),
+        service_name=service_names(broker.catalogue, language_of(request)).get(
+            ex.service, ex.service
+        ),
         dumps=_dumps,
     )
 

@@ -73,6 +73,7 @@ class PartnerHealth:
 
     id: str
     name: str
+    name_en: str
     breaker: str
     in_flight: int
     last_error: str = ""
@@ -117,6 +118,7 @@ async def overview(
         pid: PartnerHealth(
             id=pid,
             name=p.names.zh,
+            name_en=p.names.en,
             breaker=str(broker.worker.partner_status(pid)["breaker"]["state"]),
             in_flight=int(broker.worker.partner_status(pid)["held"]),
         )
