@@ -116,7 +116,7 @@ class Broker:
         self.retention: RetentionJob | None = None  # with a journal that can archive
         self.started_at: float | None = None
         self._log = get_logger(component="broker", owner=self.owner)
-        self.metrics = Metrics(self.owner)
+        self.metrics = Metrics(self.owner, clock=clock)
 
     @property
     def catalogue(self) -> Catalogue:

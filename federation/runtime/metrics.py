@@ -130,8 +130,9 @@ def _tally_metrics(tally: Tally, now: float) -> Iterator[Metric]:
 class Metrics:
     """The metrics of one broker instance, on a registry of its own."""
 
-    def __init__(self, owner: str = "") -> None:
+    def __init__(self, owner: str = "", *, clock: Callable[[], float] = time.time) -> None:
         self.owner = owner
+        self._clock = clock  # the broker's: ages are measured on the clock that wrote them
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.attempts = Counter(
@@ -233,7 +234,7 @@ class Metrics:
         catalogue = host.catalogue
         self._snapshot = _Snapshot(
             tally=tally,
-            now=time.time(),
+            now=self._clock(),
             breakers=host.breaker_states(),
             retry_limits={p.id: p.retry.max_elapsed for p in catalogue.config.partners.values()},
         )
