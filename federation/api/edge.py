@@ -56,7 +56,9 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
         slug = {404: "not-found", 405: "method-not-allowed", 413: "body-too-large"}.get(
             exc.status, "http-error"
         )
-        return problem_response(exc.status, slug, exc.reason, instance=request.path)
+        return problem_response(
+            exc.status, slug, exc.reason, instance=request.path, accept_language=_language(request)
+        )
     except Exception as exc:
         refused = refusal_of(exc)
         if refused is None:
@@ -72,13 +74,23 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
                 "internal-error",
                 "an unexpected error occurred; it was logged",
                 instance=request.path,
+                accept_language=_language(request),
             )
         response = problem_response(
-            status_of(refused), refused.code, refused.detail, instance=request.path, **refused.extra
+            status_of(refused),
+            refused.code,
+            refused.detail,
+            instance=request.path,
+            accept_language=_language(request),
+            **refused.extra,
         )
         if response.status == 408:
             await cut_off(request, response)
         return response
+
+
+def _language(request: web.Request) -> str:
+    return request.headers.get("Accept-Language", "")
 
 
 class _NoServerHeaders(CIMultiDict[str]):

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from federation.api.i18n import problem_title
 from federation.domain.errors import RefusalKind, RequestRefused
 
 PROBLEM_TYPE = "urn:tongban:problem:"
@@ -82,20 +83,32 @@ def status_of(exc: RequestRefused) -> int:
 
 
 def problem_response(
-    status: int, slug: str, detail: str, *, instance: str | None = None, **extra: Any
+    status: int,
+    slug: str,
+    detail: str,
+    *,
+    instance: str | None = None,
+    accept_language: str = "",
+    **extra: Any,
 ) -> web.Response:
+    """RFC 9457 problem details; the title in the caller's Accept-Language (简体, 繁體, English)."""
+    title, language = problem_title(
+        TITLES.get(slug, slug.replace("-", " ").capitalize()), accept_language
+    )
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE + slug,
-        "title": TITLES.get(slug, slug.replace("-", " ").capitalize()),
+        "title": title,
         "status": status,
         "detail": detail,
     }
     if instance:
         body["instance"] = instance
     body.update(extra)
-    headers = {"Retry-After": "5"} if status == 503 else None
+    headers = {"Content-Language": language}
+    if status == 503:
+        headers["Retry-After"] = "5"
     if status == 401:
-        headers = {"WWW-Authenticate": 'Bearer realm="tongban"'}
+        headers["WWW-Authenticate"] = 'Bearer realm="tongban"'
     return web.Response(
         status=status, body=orjson.dumps(body), content_type=CONTENT_TYPE, headers=headers
     )

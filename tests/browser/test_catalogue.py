@@ -35,7 +35,7 @@ def test_the_extractor_finds_the_consoles_messages() -> None:
 @pytest.mark.parametrize("language", i18n.LANGUAGES)
 def test_no_untranslated_message(language: str) -> None:
     """Each language translates every message asked for (an empty or fuzzy one fails)."""
-    po_file = CONSOLE / "locale" / language / "LC_MESSAGES" / "console.po"
+    po_file = i18n.LOCALE_DIR / language / "LC_MESSAGES" / "console.po"
     with po_file.open("rb") as f:
         catalog = read_po(f)
     translated = {m.id for m in catalog if m.id and m.string and not m.fuzzy}
