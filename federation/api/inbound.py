@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from federation.api import conform
+from federation.api import conform, signed
 from federation.api.auth import authenticate_partner, filing_partner
 from federation.api.edge import (
     BROKER,
@@ -57,6 +57,8 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/v1/partners/{partner}/applications/{key}", application_status)
     app.router.add_post("/v1/partners/{partner}/applications/{key}/supplements", partner_supplement)
     app.router.add_post("/v1/exchanges/{id}/lifecycle", local_decision)
+    if signed.NONCES not in app:
+        app[signed.NONCES] = signed.NonceMemory()
 
 
 async def status_update(request: web.Request) -> web.Response:
@@ -75,6 +77,7 @@ async def status_update(request: web.Request) -> web.Response:
             raise ProblemError(404, "unknown-partner", f"no partner {pid!r} reports status here")
         authenticate_partner(request, partner.inbound, pid)
         body = await got.read(broker.catalogue.config.broker.max_body_bytes)
+        signed.verify(request, partner, body)
         update = json_object(body)
         exchange = await exchange_for(broker.journal, pid, update)
         lifecycle = lifecycle_of(broker.catalogue, exchange, update)
@@ -190,7 +193,7 @@ async def application_status(request: web.Request) -> web.Response:
     pid = request.match_info["partner"]
     key = request.match_info["key"]
     try:
-        filing_partner(request, broker, pid)
+        signed.verify(request, filing_partner(request, broker, pid), b"")
         full = await filed_by(broker.journal, pid, key)
     except RequestRefused as exc:
         await refuse(request, broker, exc, key, b"", 0)
@@ -220,9 +223,10 @@ async def partner_supplement(request: web.Request) -> web.Response:
     key = request.headers.get("Idempotency-Key")
     got = Received(request)
     try:
-        filing_partner(request, broker, pid)
+        partner = filing_partner(request, broker, pid)
         parent = await filed_by(broker.journal, pid, request.match_info["key"])
         body = await got.read(broker.catalogue.config.broker.max_body_bytes)
+        signed.verify(request, partner, body)
         exchange, created = await file_supplement(
             broker, parent, material_of(body), key, map_now=True
         )
@@ -242,6 +246,7 @@ async def file_application(request: web.Request) -> web.Response:
         dry = conform.dry_run(request)
         partner = filing_partner(request, broker, pid)
         body = await got.read(broker.catalogue.config.broker.max_body_bytes)
+        signed.verify(request, partner, body)
         service, application = _parse(body)
         if dry:
             return _dry_run(broker, partner, service, application)

@@ -46,6 +46,8 @@ TITLES = {
     "body-timeout": "The request body stalled and was cut",
     "bad-request": "The request is not well-formed HTTP",
     "headers-too-large": "The request's headers are larger than the limit",
+    "signature-invalid": "The call's signature, timestamp or nonce is not valid",
+    "signature-unverifiable": "The partner's signing secret is not available to check the call",
     "reveal-refused": "Showing personal data in clear needs a role allowed to and a reason",
 }
 

@@ -25,6 +25,7 @@ from lxml import etree  # type: ignore[import-untyped]
 
 from adapters import xmlsafe
 from adapters.envelope import SOAP11, Envelope, NotSoap, escape_attr, open_envelope
+from federation.api import signed
 from federation.api.auth import filing_partner
 from federation.api.edge import BROKER, Received, refusal_of, refuse
 from federation.api.problems import PROBLEM_TYPE, ProblemError, status_of
@@ -49,6 +50,8 @@ def setup(app: web.Application) -> None:
     """Register the SOAP inbound routes."""
     app.router.add_get("/v1/partners/{partner}/soap", wsdl)
     app.router.add_post("/v1/partners/{partner}/soap", file_application)
+    if signed.NONCES not in app:
+        app[signed.NONCES] = signed.NonceMemory()
 
 
 async def wsdl(request: web.Request) -> web.Response:
@@ -80,6 +83,7 @@ async def file_application(request: web.Request) -> web.Response:
     try:
         partner = filing_partner(request, broker, pid)
         body = await got.read(broker.catalogue.config.broker.max_body_bytes, MEDIA_TYPES)
+        signed.verify(request, partner, body)
         first = _body_element(body)
         check_action(request.headers.get("SOAPAction"), first.tag)
         if first.tag == REPORT:

@@ -75,6 +75,15 @@ class Signing:
 
 
 @dataclass(frozen=True, kw_only=True)
+class InboundSigning:
+    """How a partner signs its calls to us: the same declarative signing, checked on arrival,
+    with the window a timestamp may be off by (and a nonce is remembered for)."""
+
+    signing: Signing
+    window: float = 300.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class ClientCert:
     cert: Path
     key: SecretRef  # a {file:…} reference: the private key's file, owner-only
@@ -237,6 +246,23 @@ def _signing(r: Reader, path: PathKey, raw: Any, base: Path) -> Signing | None:
     if "headers" in signing.parts and not signing.signed_headers:
         r.error((*path, "parts"), "signs 'headers' but lists no signed_headers")
     return signing
+
+
+def parse_inbound_signing(r: Reader, path: PathKey, raw: Any, base: Path) -> InboundSigning | None:
+    """An ``inbound.signing:`` block: a signing block plus ``window`` (seconds, default 300)."""
+    if not isinstance(raw, dict):
+        r.mapping(path, raw)  # the error at its line
+        return None
+    window = 300.0
+    if "window" in raw:
+        value = raw["window"]
+        if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= 3600:
+            window = float(value)
+        else:
+            r.error((*path, "window"), "expected seconds between 1 and 3600")
+            return None
+    signing = _signing(r, path, {k: v for k, v in raw.items() if k != "window"}, base)
+    return InboundSigning(signing=signing, window=window) if signing is not None else None
 
 
 def _names(r: Reader, path: PathKey, raw: Any) -> SignatureNames | None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from federation.config.auth import Auth
+from federation.config.auth import Auth, InboundSigning
 from federation.config.principals import Principal
 from federation.config.reader import Reader
 from federation.config.replies import ReplyRules
@@ -113,6 +113,7 @@ class Inbound:
     wsdl: Path | None = None  # the WSDL of our SOAP endpoint for this partner, if it files by SOAP
     client_certs_sha256: frozenset[str] = frozenset()  # mutual TLS: the partner's certificates
     callback: str | None = None  # POSTed to with each step of what the partner filed (decisions)
+    signing: InboundSigning | None = None  # the partner signs its calls: verified on arrival
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from federation.config.auth import parse_inbound_signing
 from federation.config.model import SERVICE_RE, Inbound, ProtocolKeys, Service
 from federation.config.notices import parse_report
 from federation.config.reader import Reader
@@ -33,7 +34,7 @@ def parse_inbound(
     m = r.mapping(
         path,
         raw,
-        optional=("keys_sha256", "client_certs_sha256", "services", "wsdl", "callback"),
+        optional=("keys_sha256", "client_certs_sha256", "services", "wsdl", "callback", "signing"),
     )
     if m is None:
         return None
@@ -57,6 +58,9 @@ def parse_inbound(
             wsdl = (base / wfile).resolve()
             if not wsdl.is_file():
                 r.error((*path, "wsdl"), f"WSDL file {wfile!r} not found")
+    signing = (
+        parse_inbound_signing(r, (*path, "signing"), m["signing"], base) if "signing" in m else None
+    )
     if not (keys or certs) or services is None:
         if not (keys or certs):
             r.error(
@@ -69,6 +73,7 @@ def parse_inbound(
         wsdl=wsdl,
         client_certs_sha256=frozenset(certs),
         callback=callback,
+        signing=signing,
     )
 
 
