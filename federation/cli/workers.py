@@ -36,6 +36,7 @@ from pathlib import Path
 
 from adapters.registry import protocols
 from federation.config import load_config
+from federation.domain.errors import ConfigError, Problem
 from federation.logging import get_logger
 from replay.factory import key_path, open_journal
 from replay.refs import load_key
@@ -202,6 +203,9 @@ def supervise(
 
     The journal setting reaches the workers in their environment (``TONGBAN_JOURNAL``), never on
     their command line, where any user of the machine could read a database password."""
+    if journal_path.strip().lower().startswith("memory:"):
+        message = "--workers needs a journal the workers share: a SQLite file or PostgreSQL"
+        raise ConfigError([Problem(message=f"journal {journal_path}: {message}")])
     os.environ["TONGBAN_JOURNAL"] = journal_path
     socks = listening(host, port, count)
     shown = f"[{host}]" if socks[0].family == socket.AF_INET6 else host

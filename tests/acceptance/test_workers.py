@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.acceptance.conftest import Proc, http, serve
+from tests.acceptance.conftest import Proc, http, run, serve
 from tests.conftest import HK_APPLICATION
 from tests.waiting import wait_until
 
@@ -147,3 +147,10 @@ async def test_sighup_restarts_workers_one_at_a_time_refusing_nothing(
     last = workers_of(parent)
     assert parent.stop(signal.SIGTERM) == 0
     assert not [pid for pid in last if alive(pid)]
+
+
+def test_workers_refuse_a_journal_they_cannot_share(make_config) -> None:
+    """--workers on memory: (one journal per process) is exit 2 saying why, before any worker."""
+    result = run("serve", "--config", str(make_config()), "--journal", "memory:", "--workers", "2")
+    assert result.returncode == 2
+    assert "--workers needs a journal the workers share" in result.stderr
