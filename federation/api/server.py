@@ -10,6 +10,7 @@ import socket
 import ssl
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
@@ -106,7 +107,7 @@ async def serve_forever(*, drain: float = DRAIN, **kwargs: object) -> None:
     try:
         async with running_broker(**kwargs) as (broker, url):  # type: ignore[arg-type]
             loop.add_signal_handler(signal.SIGHUP, lambda: _spawn_reload(broker))
-            log.info("broker_listening", url=url, journal=str(kwargs.get("journal_path")))
+            log.info("broker_listening", url=url, journal=journal_shown(kwargs.get("journal_path")))
             print(f"tongban listening on {url}", flush=True)
             systemd.ready(f"listening on {url}")
             async with systemd.watchdog(broker.journal.ping):
@@ -117,3 +118,16 @@ async def serve_forever(*, drain: float = DRAIN, **kwargs: object) -> None:
     finally:
         if deadline is not None:
             deadline.cancel()
+
+
+def journal_shown(location: object) -> str:
+    """Where the journal is, for a log line: a PostgreSQL URL without its password."""
+    text = str(location)
+    if "://" not in text:
+        return text
+    parts = urlsplit(text)
+    if parts.password is None:
+        return text
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:‹redacted›@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
