@@ -127,6 +127,46 @@ def _tally_metrics(tally: Tally, now: float) -> Iterator[Metric]:
     yield callbacks
 
 
+def _timings(
+    r: CollectorRegistry,
+) -> tuple[Histogram, Histogram, Histogram, Histogram, Histogram]:
+    """The histograms: intake, partner call, submit to delivered, journal commit and batch size."""
+    intake = Histogram(
+        "tongban_intake_seconds",
+        "POST /v1/exchanges, request to answer (202 after commit)",
+        ["status"],
+        buckets=_LATENCY,
+        registry=r,
+    )
+    partner_call = Histogram(
+        "tongban_partner_call_seconds",
+        "One call to a partner, request to reply",
+        ["partner"],
+        buckets=_LATENCY,
+        registry=r,
+    )
+    submit_to_delivered = Histogram(
+        "tongban_submit_to_delivered_seconds",
+        "From the intake commit to the partner's receipt",
+        ["partner"],
+        buckets=_END_TO_END,
+        registry=r,
+    )
+    commit = Histogram(
+        "tongban_journal_commit_seconds",
+        "One group commit of the journal's writer",
+        buckets=_COMMIT,
+        registry=r,
+    )
+    batch = Histogram(
+        "tongban_journal_commit_batch_size",
+        "Writes committed together in one group commit",
+        buckets=_BATCH,
+        registry=r,
+    )
+    return intake, partner_call, submit_to_delivered, commit, batch
+
+
 class Metrics:
     """The metrics of one broker instance, on a registry of its own."""
 
@@ -141,39 +181,13 @@ class Metrics:
             ["partner", "outcome"],
             registry=r,
         )
-        self.intake = Histogram(
-            "tongban_intake_seconds",
-            "POST /v1/exchanges, request to answer (202 after commit)",
-            ["status"],
-            buckets=_LATENCY,
-            registry=r,
-        )
-        self.partner_call = Histogram(
-            "tongban_partner_call_seconds",
-            "One call to a partner, request to reply",
-            ["partner"],
-            buckets=_LATENCY,
-            registry=r,
-        )
-        self.submit_to_delivered = Histogram(
-            "tongban_submit_to_delivered_seconds",
-            "From the intake commit to the partner's receipt",
-            ["partner"],
-            buckets=_END_TO_END,
-            registry=r,
-        )
-        self.commit = Histogram(
-            "tongban_journal_commit_seconds",
-            "One group commit of the journal's writer",
-            buckets=_COMMIT,
-            registry=r,
-        )
-        self.batch = Histogram(
-            "tongban_journal_commit_batch_size",
-            "Writes committed together in one group commit",
-            buckets=_BATCH,
-            registry=r,
-        )
+        (
+            self.intake,
+            self.partner_call,
+            self.submit_to_delivered,
+            self.commit,
+            self.batch,
+        ) = _timings(r)
         self.requests = Counter(
             "tongban_http_requests",
             "Answers of the HTTP API by route, method and status",

@@ -29,6 +29,7 @@ from federation.domain.retry import CALLBACKS, Failure, RetryLater, RetryStrateg
 from federation.logging import get_logger
 from federation.runtime.catalogue import Catalogue
 from federation.runtime.delivery import standing_errors
+from federation.runtime.events import woken_or_timed_out
 from federation.runtime.notices import Notices, Route, route_of
 from replay.journal import Journal
 
@@ -93,8 +94,7 @@ class Notifier:
                 await asyncio.gather(*(self._notify(ex) for ex in due))
                 continue
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+            await woken_or_timed_out(self._wake, self.poll_interval)
 
     async def _notify(self, exchange: Exchange) -> None:
         """Tell the source how ``exchange`` ended (or moved on); record the try and what follows."""

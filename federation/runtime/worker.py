@@ -24,6 +24,7 @@ from federation.logging import get_logger
 from federation.runtime.breaker import PartnerGuards, Sleep
 from federation.runtime.catalogue import Catalogue
 from federation.runtime.delivery import Delivery
+from federation.runtime.events import woken_or_timed_out
 from federation.runtime.metrics import Metrics
 from replay.journal import Journal
 
@@ -158,8 +159,7 @@ class Worker:
                 if len(claimed) == min(room, 500):
                     continue  # more may be due right away
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+            await woken_or_timed_out(self._wake, self.poll_interval)
 
     async def _heartbeat_loop(self) -> None:
         while True:
