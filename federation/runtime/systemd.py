@@ -93,7 +93,8 @@ class SystemdNotifier:
 async def _answers(ping: Ping, within: float) -> bool:
     """Whether ``ping`` returns (well or with a journal error) within ``within`` seconds."""
     try:
-        await asyncio.wait_for(ping(), within)
+        async with asyncio.timeout(within):  # not wait_for: on 3.11 it can drop our cancel
+            await ping()
     except TimeoutError:
         return False
     except FederationError:
