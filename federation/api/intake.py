@@ -171,10 +171,7 @@ async def get_exchange(request: web.Request) -> web.Response:
         raise ProblemError(404, "not-found", f"no exchange {exchange_id}")
     payloads = "payloads" in set(request.query.get("include", "").split(","))
     clear = payloads and await _may_reveal(request, broker, caller, exchange)
-    view = exchange_view(exchange, payloads=payloads)
-    if payloads and not clear:
-        view["application"], view["mapped"] = masked(view["application"]), masked(view["mapped"])
-        view["attempts"] = masked(view["attempts"], keep=TRANSCRIPT_KEPT)
+    view = shown_view(exchange, payloads=payloads, clear=clear)
     await record(
         request,
         broker,
@@ -186,6 +183,16 @@ async def get_exchange(request: web.Request) -> web.Response:
         outcome="ok" if clear or not payloads else "masked",
     )
     return web.Response(body=orjson.dumps(view), content_type="application/json")
+
+
+def shown_view(exchange: Exchange, *, payloads: bool, clear: bool) -> dict[str, Any]:
+    """The exchange as a reader sees it: with payloads if asked, masked unless ``clear``
+    (application, mapped request and the transcripts but for the keys kept)."""
+    view = exchange_view(exchange, payloads=payloads)
+    if payloads and not clear:
+        view["application"], view["mapped"] = masked(view["application"]), masked(view["mapped"])
+        view["attempts"] = masked(view["attempts"], keep=TRANSCRIPT_KEPT)
+    return view
 
 
 async def _reader(request: web.Request, broker: Broker, exchange: Exchange | None) -> Caller:

@@ -24,7 +24,7 @@ from typing import Any
 from adapters.facets import Shape, element_shapes, facets_of
 from adapters.soap import SoapOptions, SoapService, compile_partner, wsdl_port
 from federation import contracts
-from federation.cli.trials import facet_problems, schema_problems
+from federation.cli.trials import deref, facet_problems, schema_problems
 from federation.config import LOCAL, Partner
 from federation.domain.errors import ConfigError, FederationError, Problem
 from federation.mapping.engine import CompiledMapping
@@ -172,15 +172,8 @@ def _missing(root: dict[str, Any], parts: list[str]) -> tuple[int, list[str]] | 
 
 
 def _deref(root: dict[str, Any], node: Any) -> dict[str, Any]:
-    for _ in range(16):
-        ref = node.get("$ref") if isinstance(node, dict) else None
-        if not isinstance(ref, str) or not ref.startswith("#/"):
-            break
-        target: Any = root
-        for part in ref[2:].split("/"):
-            target = target.get(part, {}) if isinstance(target, dict) else {}
-        node = target
-    return node if isinstance(node, dict) else {}
+    found = deref(root, node)
+    return found if isinstance(found, dict) else {}
 
 
 def source_type(parts: list[str]) -> str | None:

@@ -155,16 +155,17 @@ def _node(schema: dict[str, Any], target: tuple[str, ...]) -> dict[str, Any]:
     defs: dict[str, Any] = {k: schema[k] for k in ("$defs", "definitions") if k in schema}
     node: Any = schema
     for part in target:
-        node = _deref(schema, node)
+        node = deref(schema, node)
         props = node.get("properties") if isinstance(node, dict) else None
         if not isinstance(props, dict) or part not in props:
             return {}
         node = props[part]
-    node = _deref(schema, node)
+    node = deref(schema, node)
     return {**node, **defs} if isinstance(node, dict) and node else {}
 
 
-def _deref(root: dict[str, Any], node: Any) -> Any:
+def deref(root: dict[str, Any], node: Any) -> Any:
+    """``node`` with its local ``$ref``s followed (at most 16 deep) inside the schema ``root``."""
     for _ in range(16):
         ref = node.get("$ref") if isinstance(node, dict) else None
         if not isinstance(ref, str) or not ref.startswith("#/"):

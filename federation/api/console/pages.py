@@ -1,7 +1,7 @@
 """The console's reading pages: overview, exchanges (search) and one exchange (with reveal).
 
-Each goes through the API's own pieces: ``query_from`` for filters, ``exchange_view`` and
-``masked`` for an exchange, ``record`` for the audit trail, the same grants for who may."""
+Each goes through the API's own pieces: ``query_from`` for filters, ``shown_view`` (masking)
+for an exchange, ``record`` for the audit trail, the same grants for who may."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from federation.api.console import i18n, views
 from federation.api.console.access import check_csrf, require
 from federation.api.console.render import ZONE_COOKIE, language_of, render
 from federation.api.edge import BROKER, EXCHANGE_ID_RE
-from federation.api.intake import TRANSCRIPT_KEPT, exchange_view, masked
+from federation.api.intake import shown_view
 from federation.api.problems import ProblemError
 from federation.api.support import FILTERS, BadQuery, query_from
 from federation.api.trail import record
@@ -130,10 +130,7 @@ async def _exchange_page(request: web.Request, *, reveal_reason: str | None) -> 
     if ex is None:
         raise ProblemError(404, "not-found", f"no exchange {exchange_id}")
     clear = reveal_reason is not None or caller.role == "local"  # as the API's _may_reveal
-    view = exchange_view(ex, payloads=True)
-    if not clear:
-        view["application"], view["mapped"] = masked(view["application"]), masked(view["mapped"])
-        view["attempts"] = masked(view["attempts"], keep=TRANSCRIPT_KEPT)
+    view = shown_view(ex, payloads=True, clear=clear)
     await record(
         request,
         broker,
