@@ -9,20 +9,13 @@ PostgreSQL URL may carry a password), and so are replay reasons (free text).
 
 from __future__ import annotations
 
-import getpass
 import socket
 import sys
 
 import structlog
 
+from federation.cli.audit import os_user
 from federation.logging import configure, get_logger
-
-
-def _os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no name for this uid (a container)
-        return "unknown"
 
 
 def logged(event: str, **fields: object) -> None:
@@ -30,5 +23,5 @@ def logged(event: str, **fields: object) -> None:
     logging to stderr first if the command has not."""
     if not structlog.is_configured():
         configure(stream=sys.stderr)
-    log = get_logger(component="cli", os_user=_os_user(), host=socket.gethostname())
+    log = get_logger(component="cli", os_user=os_user(), host=socket.gethostname())
     log.info(event, **fields)

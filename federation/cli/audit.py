@@ -3,7 +3,8 @@ reloaded or was refused), and what the CLI itself records there: its reads, by t
 
 from __future__ import annotations
 
-import getpass
+import os
+import pwd
 import socket
 import time
 
@@ -19,8 +20,13 @@ from replay.journal import AuditEntry, Backend
 
 
 def os_user() -> str:
-    """Who runs the command: the operating system's account, never a value typed."""
-    return getpass.getuser()
+    """Who runs the command: the operating system's account of this process's user id, never a
+    value typed or an environment variable (USER and LOGNAME are anyone's to set)."""
+    uid = os.getuid()
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:  # no name for this uid (a container)
+        return f"uid:{uid}"
 
 
 def cli_entry(action: str, target: str, reason: str = "") -> AuditEntry:

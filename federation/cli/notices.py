@@ -8,12 +8,12 @@ notice (mapped again from the journal, with the same idempotency key) on its nex
 
 from __future__ import annotations
 
-import os
 import time
 
 import click
 
 from federation.cli.access import with_journal
+from federation.cli.audit import os_user
 from federation.cli.failures import Negative
 from federation.cli.options import journal_option
 from federation.domain.errors import FederationError, JournalError
@@ -29,13 +29,12 @@ def notice() -> None:
 @notice.command()
 @click.argument("exchange_id")
 @click.option("--reason", required=True, help="Why (kept in the journal with your name).")
-@click.option("--by", help="Who resends  [default: $USER]")
 @journal_option
-def resend(exchange_id: str, reason: str, by: str | None, journal_path: str) -> None:
+def resend(exchange_id: str, reason: str, journal_path: str) -> None:
     """Send the latest notice of application EXCHANGE_ID (one a partner filed) once more."""
     if not reason.strip():
         raise click.UsageError("--reason must say why (it is kept with the resend)")
-    who = by or os.environ.get("USER") or os.environ.get("LOGNAME") or "cli"
+    who = os_user()  # the OS account, never a name typed
 
     async def work(journal: Backend) -> str:
         try:

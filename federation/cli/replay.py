@@ -7,7 +7,6 @@ count at a terminal.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import click
 
 from federation.cli.access import with_journal
 from federation.cli.actions import logged
+from federation.cli.audit import os_user
 from federation.cli.failures import Failure, Negative
 from federation.cli.options import config_option, filter_options, journal_option, params, query_of
 from federation.cli.render import print_plan, print_result, print_skipped
@@ -37,7 +37,6 @@ PLAN_LIMIT = 100_000  # exchanges one replay command looks at
 @click.option(
     "--reason", help="Why (kept in the journal with your name). Required unless --dry-run."
 )
-@click.option("--by", help="Who replays  [default: $USER]")
 @click.option(
     "--dry-run", is_flag=True, help="List what would be replayed and skipped; change nothing."
 )
@@ -48,7 +47,6 @@ def replay(
     exchange_id: str | None,
     mode: str,
     reason: str | None,
-    by: str | None,
     dry_run: bool,
     yes: bool,
     root: Path,
@@ -72,7 +70,7 @@ def replay(
     bulk = exchange_id is None
     query = query_of({"id": exchange_id} if exchange_id else given, journal_path)
     chosen = Mode(mode)
-    who = by or os.environ.get("USER") or os.environ.get("LOGNAME") or "cli"
+    who = os_user()  # the OS account, never a name typed (the journal keeps it as `by`)
 
     plan = with_journal(
         journal_path, lambda j: ReplayService(j).plan(query, chosen, limit=PLAN_LIMIT)
@@ -81,17 +79,7 @@ def replay(
         raise Negative(f"no exchange {exchange_id} in {journal_path}")
     if len(plan.take) + len(plan.skip) >= PLAN_LIMIT:
         click.echo(f"(the first {PLAN_LIMIT:,} matching exchanges only: run it again for the rest)")
-    if dry_run:
-        previewed, notes = preview(plan, root, journal_path) if chosen is Mode.REMAP else ({}, [])
-        print_plan(plan, previewed)
-        for note in notes:
-            click.echo(note)
-        return
-    if not plan.take:
-        print_skipped([(ex.id, why) for ex, why in plan.skip])
-        if plan.skip:
-            raise Negative("nothing to replay")
-        click.echo("no exchange matches: nothing to replay")
+    if _nothing_to_run(plan, chosen, dry_run, root, journal_path):
         return
     if bulk and not yes:
         _confirm(plan)
@@ -108,6 +96,23 @@ def replay(
         batch=result.batch,
     )
     print_result(result, chosen)
+
+
+def _nothing_to_run(plan: Plan, chosen: Mode, dry_run: bool, root: Path, journal_path: str) -> bool:
+    """Print the plan of a dry run, or say there is nothing to replay; True if done then."""
+    if dry_run:
+        previewed, notes = preview(plan, root, journal_path) if chosen is Mode.REMAP else ({}, [])
+        print_plan(plan, previewed)
+        for note in notes:
+            click.echo(note)
+        return True
+    if not plan.take:
+        print_skipped([(ex.id, why) for ex, why in plan.skip])
+        if plan.skip:
+            raise Negative("nothing to replay")
+        click.echo("no exchange matches: nothing to replay")
+        return True
+    return False
 
 
 def _confirm(plan: Plan) -> None:

@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from federation.cli.audit import os_user
 from tests.acceptance.conftest import TONGBAN, Proc, http
 from tests.conftest import (
     HK_APPLICATION,
@@ -367,7 +368,7 @@ def test_bulk_replay_asks_at_a_terminal(world: World, tmp_path: Path) -> None:
     """At a terminal a bulk replay asks: 'no' replays nothing, typing the count replays them."""
     copy = snapshot(world.journal, tmp_path / "copy.sqlite")
     args = ["replay", "--state", "delivered", "--partner", "hk", "--mode", "resend"]
-    args += ["--reason", "partner lost them", "--by", "carol", "--journal", str(copy)]
+    args += ["--reason", "partner lost them", "--journal", str(copy)]
 
     def at_terminal(answer: str) -> subprocess.CompletedProcess[str]:
         leader, follower = pty.openpty()
@@ -422,8 +423,6 @@ def test_resend_one_exchange_and_show_its_timeline(
         "resend",
         "--reason",
         "TD gateway back",
-        "--by",
-        "alice",
         "--journal",
         str(journal),
     )
@@ -438,7 +437,7 @@ def test_resend_one_exchange_and_show_its_timeline(
     text = show.stdout
     assert "attempt 1: transient_error, HTTP 503" in text
     assert "attempt 2: transient_error, HTTP 503" in text
-    assert "resend by alice: 'TD gateway back' (was failed" in text
+    assert f"resend by {os_user()}: 'TD gateway back' (was failed" in text
     assert "attempt 3: delivered, HTTP 200" in text
     assert text.index("retries_exhausted") < text.index("replayed") < text.index("attempt 3:")
     assert '"hkid": "K802133(3)"' in text  # the application and the mapped request
@@ -459,7 +458,7 @@ def test_resend_one_exchange_and_show_its_timeline(
         "delivered",
     ]
     replay_event = next(e for e in view["timeline"] if e["kind"] == "replayed")
-    assert replay_event["data"]["by"] == "alice" and replay_event["data"]["mode"] == "resend"
+    assert replay_event["data"]["by"] == os_user() and replay_event["data"]["mode"] == "resend"
     assert view["idempotency_key"] == "resend-1" and view["mapped"]["application_type"] == "VLR"
     assert broker.stop() == 0
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from adapters.registry import protocols
+from federation.cli.audit import os_user
 from federation.config import load_config
 from federation.sim.rest import PartnerSimulator
 from replay.factory import open_journal
@@ -63,7 +64,7 @@ async def test_support_staff_resend_a_refused_notice(
         "notice", "resend", "01JD0000000000000000000000", "--reason", "x", "--journal", str(journal)
     )
     done = tongban(
-        "notice", "resend", xid, "--reason", "DPO fixed E2001", "--by", "support-2",
+        "notice", "resend", xid, "--reason", "DPO fixed E2001",
         "--journal", str(journal),
     )  # fmt: skip
     assert (no_reason.returncode, unknown.returncode, done.returncode) == (2, 1, 0), done.stderr
@@ -77,7 +78,7 @@ async def test_support_staff_resend_a_refused_notice(
         await stored.close()
     assert armed is not None and armed.notify_state == "delivered"
     [replayed] = [e for e in armed.events if e.kind == "notice_replayed"]
-    assert (replayed.data["by"], replayed.data["reason"]) == ("support-2", "DPO fixed E2001")
+    assert (replayed.data["by"], replayed.data["reason"]) == (os_user(), "DPO fixed E2001")
     notice_sim.behaviour.notice_refusal = None
     async with broker_at(root, sims, journal=journal) as (broker, _url):
         await wait_for(
