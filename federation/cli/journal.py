@@ -12,13 +12,14 @@ import csv
 import re
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
 import orjson
 
-from federation.api.intake import exchange_view
+from federation.api.intake import exchange_view, masked
 from federation.api.support import summary
 from federation.cli.access import run, with_journal
 from federation.cli.actions import logged
@@ -96,15 +97,24 @@ def search(journal_path: str, fmt: str, limit: int, before: str | None, **filter
 @config_option
 @journal_option
 @click.option("--reason", default="", help="Why you read it (kept in the audit trail).")
-def show(exchange_id: str, fmt: str, root: Path, journal_path: str, reason: str) -> None:
+@click.option(
+    "--reveal", is_flag=True, help="Show personal data in clear (needs --reason; audited)."
+)
+def show(
+    exchange_id: str, fmt: str, root: Path, journal_path: str, reason: str, reveal: bool
+) -> None:
     """Everything about one exchange: timeline, application, request sent, and today's mapping of it.
 
-    A read of personal data: recorded in the audit trail with the OS user and ``--reason``."""
+    Payloads and transcripts are masked (their shape kept) unless ``--reveal --reason …``; every
+    read is recorded in the audit trail with the OS user and the reason."""
+    if reveal and not reason.strip():
+        raise click.UsageError("--reveal needs --reason: say why (it is kept in the audit trail)")
 
     async def read(j: Backend) -> Exchange | None:
         found = await j.get(exchange_id)
         if found is not None:
-            await j.note(cli_entry("journal-show", exchange_id, reason))
+            action = "journal-reveal" if reveal else "journal-show"
+            await j.note(cli_entry(action, exchange_id, reason))
         return found
 
     ex = with_journal(journal_path, read)
@@ -114,6 +124,8 @@ def show(exchange_id: str, fmt: str, root: Path, journal_path: str, reason: str)
             "archive file)"
         )
     today = compare_with_today(ex, root)
+    if not reveal:
+        ex, today = masked_exchange(ex), today.masked()
     if fmt == "json":
         view = exchange_view(ex, payloads=True)
         view["timeline"] = [
@@ -218,4 +230,42 @@ def archive(age: float, out: Path, journal_path: str) -> None:
     click.echo(
         f"archived {exchanges} exchanges ({events} events) last changed before {iso(cutoff)} "
         f"to {out}; check it with: tongban journal verify --archive {out}"
+    )
+
+
+# Event keys that say what happened, not to whom: kept when an exchange is shown masked.
+EVENT_KEPT = frozenset(
+    {
+        "number",
+        "attempt",
+        "outcome",
+        "status",
+        "duration_ms",
+        "started_at",
+        "finished_at",
+        "error",
+        "message",
+        "mode",
+        "by",
+        "reason",
+        "batch",
+        "state",
+        "lifecycle",
+        "via",
+        "kind",
+        "delay_s",
+        "versions",
+    }
+)
+
+
+def masked_exchange(ex: Exchange) -> Exchange:
+    """``ex`` with the application, the mapped request and every event's payload masked (their
+    shape kept), as the API shows an exchange to a role that may not reveal."""
+    return replace(
+        ex,
+        application=masked(ex.application),
+        mapped=masked(ex.mapped) if ex.mapped is not None else None,
+        receipt=masked(ex.receipt, keep=EVENT_KEPT) if ex.receipt else ex.receipt,
+        events=[replace(e, data=masked(e.data, keep=EVENT_KEPT)) for e in ex.events],
     )

@@ -33,6 +33,17 @@ class Today:
     mapped: Mapping[str, Any] | None = None
     problems: tuple[str, ...] | None = None
 
+    def masked(self) -> Today:
+        """Today's verdict without the values: the diff and the request are personal data."""
+        if not self.diff and self.mapped is None:
+            return self
+        return replace(
+            self,
+            note=f"{self.note} (values masked: --reveal --reason … shows them)",
+            diff="",
+            mapped=None,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "status": self.status,

@@ -80,3 +80,24 @@ def test_journal_show_and_audit_search_are_audited_by_the_os_user(make_config, t
         "ticket 4711",
     )
     assert [e["who"] for e in json.loads(again.stdout)] == [getpass.getuser()]
+
+
+def test_journal_show_masks_unless_revealed_with_a_reason(make_config, tmp_path) -> None:
+    """Without --reveal no payload value is printed (its shape is); --reveal needs --reason
+    (exit 2), and a reveal is its own audit entry, journal-reveal, with the reason."""
+    journal = tmp_path / "j.sqlite"
+    xid = asyncio.run(_filled(journal))
+    base = ["journal", "show", xid, "--journal", str(journal), "--config", str(make_config())]
+    masked = tongban(*base)
+    masked_json = tongban(*base, "--format", "json")
+    no_reason = tongban(*base, "--reveal")
+    revealed = tongban(*base, "--reveal", "--reason", "ticket 4712")
+    found = tongban("audit", "search", "--journal", str(journal), "--format", "json")
+    assert masked.returncode == 0, masked.stderr
+    assert "陳大文" not in masked.stdout and "‹redacted›" in masked.stdout
+    assert "陳大文" not in masked_json.stdout
+    assert no_reason.returncode == 2 and "--reveal needs --reason" in no_reason.stderr
+    assert revealed.returncode == 0 and "陳大文" in revealed.stdout
+    actions = [(e["action"], e["reason"]) for e in json.loads(found.stdout)]
+    assert ("journal-reveal", "ticket 4712") in actions
+    assert actions.count(("journal-show", "")) == 2

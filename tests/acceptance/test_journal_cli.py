@@ -432,7 +432,18 @@ def test_resend_one_exchange_and_show_its_timeline(
     _, seen = http("GET", f"{sim['hk']}/_sim/requests")
     assert seen["keys"]["resend-1"]["count"] == 1
 
-    show = tongban("journal", "show", xid, "--journal", str(journal), "--config", str(root))
+    show = tongban(
+        "journal",
+        "show",
+        xid,
+        "--journal",
+        str(journal),
+        "--config",
+        str(root),
+        "--reveal",
+        "--reason",
+        "ticket 1",
+    )
     assert show.returncode == 0, show.stderr
     text = show.stdout
     assert "attempt 1: transient_error, HTTP 503" in text
@@ -446,7 +457,18 @@ def test_resend_one_exchange_and_show_its_timeline(
     mapping = root / "mappings" / "hk-vl.yaml"
     mapping.write_text(mapping.read_text().replace("value: VLR", "value: VLR-2"), encoding="utf-8")
     changed = tongban(
-        "journal", "show", xid, "--journal", str(journal), "--config", str(root), "--format", "json"
+        "journal",
+        "show",
+        xid,
+        "--journal",
+        str(journal),
+        "--config",
+        str(root),
+        "--format",
+        "json",
+        "--reveal",
+        "--reason",
+        "ticket 1",
     )
     view = json.loads(changed.stdout)
     assert view["today"]["status"] == "different"
@@ -582,6 +604,9 @@ def test_archive_then_verify_the_archive_alone(world: World, tmp_path: Path) -> 
 # -- keys -------------------------------------------------------------------------------------
 
 
+REVEAL = ["--reveal", "--reason", "rekey check"]  # show in clear: the reads checked below
+
+
 def test_rekey_keeps_verify_and_search_and_a_wrong_key_is_a_clear_error(
     world: World, tmp_path: Path
 ) -> None:
@@ -595,7 +620,7 @@ def test_rekey_keeps_verify_and_search_and_a_wrong_key_is_a_clear_error(
     rekeyed = tongban("journal", "rekey", "--journal", str(copy))
     after = json.loads(keys.read_text())
     show, verify = tongban_all(
-        ["journal", "show", xid, "--journal", str(copy), "--config", str(world.root)],
+        ["journal", "show", xid, "--journal", str(copy), "--config", str(world.root), *REVEAL],
         ["journal", "verify", "--journal", str(copy)],
     )
     found = search(copy, "--applicant", "k802133 (3)")
@@ -610,7 +635,7 @@ def test_rekey_keeps_verify_and_search_and_a_wrong_key_is_a_clear_error(
 
     keys.write_text(keys.read_text().replace(after["current"], "0badc0de"))
     wrong_show, wrong_verify = tongban_all(
-        ["journal", "show", xid, "--journal", str(copy), "--config", str(world.root)],
+        ["journal", "show", xid, "--journal", str(copy), "--config", str(world.root), *REVEAL],
         ["journal", "verify", "--journal", str(copy)],
     )
     assert wrong_show.returncode == 2, wrong_show.stderr

@@ -122,11 +122,13 @@ async def test_no_secret_in_journal_logs_show_or_answers(
     assert gw.verdicts() == ["ok", "ok", "invalid_token", "ok", "signature_mismatch", "ok"]
     refused, resent = gw.log[-2:]
     assert refused.headers["X-Ca-Nonce"] != resent.headers["X-Ca-Nonce"]
+    show, reveal = ["journal", "show"], ["--reveal", "--reason", "secret scan"]
     shows = [  # the CLI runs its own event loop: in a thread, as from a terminal
         await asyncio.to_thread(
             CliRunner().invoke,
             main,
-            ["journal", "show", xid, "--journal", str(journal), "--config", str(root)],
+            # revealed: even in clear, the journal holds no secret to show
+            [*show, xid, "--journal", str(journal), "--config", str(root), *reveal],
         )
         for xid in (hk1, hk2, sc1, sc2)
     ]
