@@ -56,7 +56,7 @@ import orjson
 
 from adapters.registry import protocols
 from federation.config import load_config
-from federation.domain.ids import new_id
+from federation.domain.ids import IdGenerator
 from replay.chain import GENESIS, link
 from replay.journal import Query
 from replay.sqlite import SQLiteJournal
@@ -213,10 +213,11 @@ def exchanges(
     healthy_share = sum(r.partner == HEALTHY for r in all_routes) / len(all_routes)
     healthy_every = max(1, round(n * healthy_share / HEALTHY_FAILURES))
     healthy_seen = 0
+    ids = IdGenerator()  # its own: ids made earlier in the process must not pin these to "now"
     for i in range(n):
         route = all_routes[rng.randrange(len(all_routes))]
         at = start + i * step
-        xid = new_id(at)
+        xid = ids.new(at)
         key = f"gd-{i:09d}".encode()
         hkid = f"{'ABCDEGHKMPRVYZ'[i % 14]}{rng.randrange(1_000_000):06d}{i % 10}".encode()
         name = (SURNAMES[i % 14] + GIVEN[(i // 14) % 10]).encode()
