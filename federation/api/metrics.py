@@ -21,8 +21,8 @@ from aiohttp.typedefs import Handler
 from federation.api.auth import authorize
 from federation.api.edge import BROKER
 from federation.logging import get_logger
+from federation.runtime import tracing
 from federation.runtime.metrics import CONTENT_TYPE
-from federation.runtime.tracing import server_span
 
 _access = get_logger(component="access")
 INTAKE = "/v1/exchanges"
@@ -49,31 +49,45 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
     t0 = time.perf_counter()
     status = 500
     try:
-        with server_span(request.method, route, request.headers.get("traceparent")) as span:
+        if tracing.enabled():
+            response = await _traced(request, handler, route)
+        else:  # no span work: only the source's traceparent kept for the exchange
+            token = tracing.remember(request.headers.get("traceparent"))
             try:
                 response = await handler(request)
-            except web.HTTPException as exc:  # aiohttp's own answers (404, 405, …)
-                status = exc.status
-                raise
-            status = response.status
-            span.set_attribute("http.response.status_code", status)
-            return response
+            finally:
+                tracing.forget(token)
+        status = response.status
+        return response
+    except web.HTTPException as exc:  # aiohttp's own answers (404, 405, …)
+        status = exc.status
+        raise
     finally:
-        seconds = time.perf_counter() - t0
-        _observed(request, route, status, seconds)
+        _observed(request, route, status, time.perf_counter() - t0)
+
+
+async def _traced(request: web.Request, handler: Handler, route: str) -> web.StreamResponse:
+    """The handler inside the request's server span."""
+    with tracing.server_span(request.method, route, request.headers.get("traceparent")) as span:
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            span.set_attribute("http.response.status_code", exc.status)
+            raise
+        span.set_attribute("http.response.status_code", response.status)
+        return response
 
 
 def _observed(request: web.Request, route: str, status: int, seconds: float) -> None:
-    broker = request.app[BROKER]
-    metrics = broker.metrics
-    metrics.requests.labels(route, request.method, str(status)).inc()
-    if route == INTAKE and request.method == "POST":
-        metrics.intake.labels(str(status)).observe(seconds)
+    method = request.method
+    request.app[BROKER].metrics.answered(
+        route, method, status, seconds, route == INTAKE and method == "POST"
+    )
     if route == "/metrics":
         return  # scraped every few seconds: counted, not logged
     _access.info(
         "http_request",
-        method=request.method,
+        method=method,
         route=route,
         status=status,
         duration_ms=round(seconds * 1000, 3),

@@ -173,10 +173,12 @@ class Broker:
             self._poller = Poller(self, every=self._status_poll_every)
             self._poller.start()
             self._start_retention()
+            self.metrics.start(self)  # --workers: its gauges, for whichever worker is scraped
             self.started_at = self._clock()
             self._log.info("broker_started", partners=len(self._adapters))
             yield self
         finally:
+            await self.metrics.stop()
             if self._worker is not None:
                 await self._worker.stop()
             if self._notifier is not None:

@@ -2,12 +2,20 @@
 
 Two kinds, told apart by how several instances on one PostgreSQL database add up:
 
-* **from the journal** (gauges read at each scrape: exchanges by state, partner and service; the
-  age of the oldest waiting exchange per partner; callbacks owed): every instance reports the same
-  numbers, so dashboards and alerts take ``max without (instance)``, never ``sum``;
+* **from the journal** (gauges read at a scrape: exchanges by state, partner and service; the age
+  of the oldest waiting exchange per partner; callbacks owed): every instance reports the same
+  numbers, so dashboards and alerts take ``max without (instance)``, never ``sum``. The tally
+  behind them is read at most once per ``cache_seconds`` (5 s, ``TONGBAN_METRICS_CACHE_SECONDS``)
+  per process, so many scrapers do not each count the exchanges table;
 * **per instance** (counters and histograms kept in process: attempts by outcome, intake latency,
   partner call latency, submit-to-delivered time, journal commit latency and batch size, breaker
   state, reloads, the status poller's backlog, the configuration version): rates are summed.
+
+``serve --workers N`` runs N processes behind one port, and a scrape reaches one of them. There the
+parent sets ``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's documented multiprocess mode): every
+worker writes its counters, histograms and gauges to files of its own in that directory, and the
+worker that answers a scrape renders all of them added up (gauges by their ``multiprocess_mode``),
+plus the journal gauges it reads itself. Each worker refreshes its own gauges every REFRESH seconds.
 
 Each broker has its own registry (no process-wide state), so tests may run several brokers.
 Recording costs a dictionary lookup and a lock per observation; nothing touches the journal.
@@ -15,7 +23,10 @@ Recording costs a dictionary lookup and a lock per observation; nothing touches 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -25,9 +36,10 @@ from typing import Any, Protocol
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from federation.domain.errors import JournalError
+from federation.domain.errors import FederationError, JournalError
 from federation.logging import get_logger
 from federation.runtime.catalogue import Catalogue
 from replay.journal import Journal
@@ -40,6 +52,10 @@ _LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _END_TO_END = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0, 300.0, 1800.0, 3600.0, 86400.0)
 _COMMIT = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 _BATCH = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's own variable
+CACHE_ENV = "TONGBAN_METRICS_CACHE_SECONDS"
+CACHE_SECONDS = 5.0  # a scrape within this of the last journal read reuses its tally
+REFRESH = 1.0  # seconds between a worker's writes of its own gauges (with --workers)
 
 
 class Host(Protocol):
@@ -65,7 +81,6 @@ class _Snapshot:
 
     tally: Tally | None = None
     now: float = 0.0
-    breakers: Mapping[str, str] = field(default_factory=dict)
     retry_limits: Mapping[str, float] = field(default_factory=dict)
 
 
@@ -82,14 +97,6 @@ class _JournalCollector(Collector):
         )
         up.add_metric([], 0.0 if snap.tally is None else 1.0)
         yield up
-        breaker = GaugeMetricFamily(
-            "tongban_breaker_state",
-            "Circuit breaker of each partner in this instance: 0 closed, 1 half-open, 2 open",
-            labels=["partner"],
-        )
-        for partner, state in sorted(snap.breakers.items()):
-            breaker.add_metric([partner], BREAKER_VALUES.get(state, 0.0))
-        yield breaker
         limit = GaugeMetricFamily(
             "tongban_retry_max_elapsed_seconds",
             "How long the partner's retry policy keeps trying an exchange (max_elapsed)",
@@ -168,11 +175,19 @@ def _timings(
 
 
 class Metrics:
-    """The metrics of one broker instance, on a registry of its own."""
+    """The metrics of one broker instance (or one worker of ``serve --workers``)."""
 
-    def __init__(self, owner: str = "", *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        owner: str = "",
+        *,
+        clock: Callable[[], float] = time.time,
+        cache_seconds: float | None = None,
+    ) -> None:
         self.owner = owner
         self._clock = clock  # the broker's: ages are measured on the clock that wrote them
+        self.cache_seconds = cache_ttl() if cache_seconds is None else cache_seconds
+        self.multiprocess = multiprocess_dir() is not None
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.attempts = Counter(
@@ -200,27 +215,37 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
-        self.config = Gauge(
-            "tongban_config_info",
-            "The configuration this instance runs (1 for its version)",
-            ["instance_owner", "version"],
-            registry=r,
-        )
-        self.poll_backlog = Gauge(
-            "tongban_status_poll_backlog",
-            "Delivered applications the status poller still asks about (this instance)",
-            registry=r,
-        )
+        self.config, self.poll_backlog, self.breaker = _process_gauges(r)
+        self._version: str | None = None
+        self._partners: set[str] = set()
+        # label children, looked up once: .labels() builds a tuple and takes a lock per call
+        self._attempt_children: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._request_children: dict[tuple[str, str, int], Any] = {}
+        self._intake_children: dict[int, Any] = {}
         self._snapshot = _Snapshot()
-        r.register(_JournalCollector(lambda: self._snapshot))
+        self._tally: tuple[float, Tally] | None = None  # (monotonic time read, tally)
+        self._tally_lock = asyncio.Lock()
+        self.journal_reads = 0  # tallies read from the journal (the cache's test counts them)
+        collector = _JournalCollector(lambda: self._snapshot)
+        r.register(collector)
+        self._exposed = r
+        if self.multiprocess:  # every worker's files, plus this scrape's journal reading
+            self._exposed = CollectorRegistry()
+            MultiProcessCollector(self._exposed)  # type: ignore[no-untyped-call]
+            self._exposed.register(collector)
+        self._refresher: asyncio.Task[None] | None = None
         self._log = get_logger(component="metrics")
 
     # -- hooks (cheap: called on the delivery path) -------------------------------------------
 
     def attempted(self, partner: str, outcome: str, seconds: float) -> None:
         """One attempt ended with ``outcome`` after ``seconds`` on the wire."""
-        self.attempts.labels(partner, outcome).inc()
-        self.partner_call.labels(partner).observe(seconds)
+        children = self._attempt_children.get((partner, outcome))
+        if children is None:
+            children = (self.attempts.labels(partner, outcome), self.partner_call.labels(partner))
+            self._attempt_children[(partner, outcome)] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def delivered(self, partner: str, seconds: float) -> None:
         """An exchange reached the partner ``seconds`` after it was received."""
@@ -231,29 +256,135 @@ class Metrics:
         self.commit.observe(seconds)
         self.batch.observe(writes)
 
+    def answered(self, route: str, method: str, status: int, seconds: float, intake: bool) -> None:
+        """The HTTP API answered ``status`` on ``route`` after ``seconds`` (``intake``: a POST
+        of an application, also timed by the intake histogram)."""
+        key = (route, method, status)
+        child = self._request_children.get(key)
+        if child is None:
+            child = self._request_children[key] = self.requests.labels(route, method, str(status))
+        child.inc()
+        if intake:
+            timed = self._intake_children.get(status)
+            if timed is None:
+                timed = self._intake_children[status] = self.intake.labels(str(status))
+            timed.observe(seconds)
+
     def configured(self, version: str) -> None:
         """This instance now runs configuration ``version``."""
-        self.config.clear()
+        if self._version is not None and self._version != version:
+            if self.multiprocess:  # a series cannot be removed from the shared files: 0 it
+                self.config.labels(self.owner, self._version).set(0)
+            else:
+                self.config.clear()
+        self._version = version
         self.config.labels(self.owner, version).set(1)
+
+    def refresh(self, host: Host) -> None:
+        """Publish this process's own state: breaker of each partner, status-poll backlog."""
+        states = host.breaker_states()
+        for partner in self._partners - states.keys():  # a partner the reload took away
+            if self.multiprocess:
+                self.breaker.labels(partner).set(0)
+            else:
+                self.breaker.remove(partner)
+        self._partners = set(states)
+        for partner, state in states.items():
+            self.breaker.labels(partner).set(BREAKER_VALUES.get(state, 0.0))
+        self.poll_backlog.set(host.poll_backlog())
+
+    # -- a worker of several: its own state written for whichever worker is scraped -------------
+
+    def start(self, host: Host) -> None:
+        """With ``serve --workers``, refresh this process's state every REFRESH seconds (a
+        scrape reaches one worker; the others' breakers and backlogs come from their files)."""
+        if self.multiprocess and self._refresher is None:
+            self._refresher = asyncio.get_running_loop().create_task(self._refresh_every(host))
+
+    async def stop(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+            self._refresher = None
+
+    async def _refresh_every(self, host: Host) -> None:
+        while True:
+            try:
+                self.refresh(host)
+            except FederationError as exc:  # a broker closing: the next round tells
+                self._log.debug("metrics_refresh_skipped", error=str(exc))
+            await asyncio.sleep(REFRESH)
 
     # -- a scrape -------------------------------------------------------------------------------
 
     async def exposition(self, host: Host) -> bytes:
-        """Read the journal's tally and the instance's state, then render every metric."""
-        try:
-            tally: Tally | None = await host.journal.tally()
-        except JournalError as exc:
-            self._log.warning("metrics_journal_unreadable", error=str(exc))
-            tally = None
+        """Read the journal's tally (at most once per ``cache_seconds``) and this instance's
+        state, then render every metric (with ``--workers``: every worker's)."""
+        self.refresh(host)
+        tally = await self.tally(host.journal)
         catalogue = host.catalogue
         self._snapshot = _Snapshot(
             tally=tally,
             now=self._clock(),
-            breakers=host.breaker_states(),
             retry_limits={p.id: p.retry.max_elapsed for p in catalogue.config.partners.values()},
         )
-        self.poll_backlog.set(host.poll_backlog())
-        return generate_latest(self.registry)
+        return generate_latest(self._exposed)
+
+    async def tally(self, journal: Journal) -> Tally | None:
+        """The journal's tally, read again only once the last is ``cache_seconds`` old; scrapes
+        at the same moment share one read. None while the journal cannot be read."""
+        async with self._tally_lock:
+            if self._tally is not None and time.monotonic() - self._tally[0] < self.cache_seconds:
+                return self._tally[1]
+            self.journal_reads += 1
+            try:
+                tally = await journal.tally()  # each backend reads off the event loop
+            except JournalError as exc:
+                self._log.warning("metrics_journal_unreadable", error=str(exc))
+                self._tally = None
+                return None
+            self._tally = (time.monotonic(), tally)
+            return tally
+
+
+def _process_gauges(r: CollectorRegistry) -> tuple[Gauge, Gauge, Gauge]:
+    """The gauges of one process; ``multiprocess_mode`` says how workers' values combine."""
+    config = Gauge(
+        "tongban_config_info",
+        "The configuration this instance runs (1 for its version)",
+        ["instance_owner", "version"],
+        registry=r,
+        multiprocess_mode="liveall",  # one series per live worker (pid label)
+    )
+    poll_backlog = Gauge(
+        "tongban_status_poll_backlog",
+        "Delivered applications the status poller still asks about (this instance)",
+        registry=r,
+        multiprocess_mode="livesum",  # the live workers' backlogs added up
+    )
+    breaker = Gauge(
+        "tongban_breaker_state",
+        "Circuit breaker of each partner in this instance: 0 closed, 1 half-open, 2 open",
+        ["partner"],
+        registry=r,
+        multiprocess_mode="livemax",  # the worst breaker of any live worker
+    )
+    return config, poll_backlog, breaker
+
+
+def multiprocess_dir() -> str | None:
+    """The directory of prometheus-client's multiprocess mode, if this process is a worker."""
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+def cache_ttl() -> float:
+    """Seconds a scrape may reuse the journal's tally (``TONGBAN_METRICS_CACHE_SECONDS``)."""
+    raw = os.environ.get(CACHE_ENV, "").strip()
+    try:
+        return max(0.0, float(raw)) if raw else CACHE_SECONDS
+    except ValueError:
+        return CACHE_SECONDS
 
 
 def config_version(root: Path, catalogue: Catalogue) -> str:

@@ -100,16 +100,26 @@ def _context_of(traceparent: str | None) -> Context | None:
     return _PROPAGATOR.extract({"traceparent": traceparent}) if traceparent else None
 
 
+def remember(traceparent: str | None) -> contextvars.Token[str | None]:
+    """With tracing off: keep a source's valid ``traceparent`` for the request being handled
+    (no header, the common case, costs no parsing); :func:`forget` it when the request ends."""
+    return _incoming.set(valid(traceparent) if traceparent else None)
+
+
+def forget(token: contextvars.Token[str | None]) -> None:
+    _incoming.reset(token)
+
+
 @contextlib.contextmanager
 def server_span(method: str, route: str, traceparent: str | None) -> Iterator[Span]:
     """The span of one HTTP request (``intake`` for ``POST /v1/exchanges``), child of the
     caller's ``traceparent``; with tracing off, only remembers a valid one for the exchange."""
     if _tracer is None:
-        token = _incoming.set(valid(traceparent))
+        token = remember(traceparent)
         try:
             yield trace.INVALID_SPAN
         finally:
-            _incoming.reset(token)
+            forget(token)
         return
     name = "intake" if (method, route) == ("POST", "/v1/exchanges") else f"{method} {route}"
     with _tracer.start_as_current_span(

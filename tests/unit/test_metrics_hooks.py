@@ -30,6 +30,7 @@ async def running(root: Path, partner: MockAdapter, clock: FakeClock) -> AsyncIt
         sleep=clock.sleep,
         poll_interval=3600,
     )
+    broker.metrics.cache_seconds = 0.0  # every scrape reads the journal (the cache: its own test)
     async with broker.open():
         yield broker
 
