@@ -2,7 +2,8 @@
 request wants.
 
 One locale tree (``locale/<language>/LC_MESSAGES/<domain>.po``), one domain per reader: ``console``
-for the console's pages, ``problems`` for the titles of the API's problem details. The ``.po``
+for the console's pages, ``problems`` for the titles of the API's problem details, ``cli`` for what
+the ``tongban`` command prints for people (``federation.cli.lang`` chooses its language). The ``.po``
 files are the source; they are compiled in memory with Babel on first use, so no ``.mo`` file is
 kept in the repository.
 """

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from federation.cli.failures import Failure
+from federation.cli.lang import _
 from federation.domain.errors import ConfigError, JournalError
 from replay.factory import journal_file, key_path, open_journal
 from replay.journal import Backend
@@ -33,7 +34,8 @@ def existing_file(spec: str) -> Path | None:
         raise Failure(str(exc)) from exc
     if file is not None and not file.is_file():
         raise Failure(
-            f"no journal at {spec}: give the file `tongban serve` writes with --journal FILE"
+            _("no journal at %(spec)s: give the file `tongban serve` writes with --journal FILE")
+            % {"spec": spec}
         )
     return file
 

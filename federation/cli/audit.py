@@ -14,6 +14,7 @@ import orjson
 from federation.api.trail import entry_json, trail_query
 from federation.cli.access import with_journal
 from federation.cli.failures import Failure
+from federation.cli.lang import _
 from federation.cli.options import journal_option
 from federation.domain.models import iso
 from replay.journal import AuditEntry, Backend
@@ -76,8 +77,17 @@ def search(journal_path: str, fmt: str, **filters: object) -> None:
         click.echo(orjson.dumps([entry_json(e) for e in found]).decode())
         return
     for e in found:
-        why = f" reason={e.reason!r}" if e.reason else ""
-        click.echo(
-            f"{iso(e.at)} {e.who} ({e.role or '-'}) {e.action} {e.target} from {e.remote or '-'}"
-            f" -> {e.outcome}{why}"
-        )
+        line = _("%(at)s %(who)s (%(role)s) %(action)s %(target)s from %(remote)s -> %(outcome)s")
+        values = {
+            "at": iso(e.at),
+            "who": e.who,
+            "role": e.role or "-",
+            "action": e.action,
+            "target": e.target,
+            "remote": e.remote or "-",
+            "outcome": e.outcome,
+        }
+        why = _(" reason=%(reason)r") % {"reason": e.reason} if e.reason else ""
+        click.echo(line % values + why)
+    if not found:
+        click.echo(_("no audit entry matches"), err=True)

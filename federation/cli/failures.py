@@ -6,13 +6,22 @@ not confirmed); 2 the command cannot run as given (bad option, missing file, no 
 
 from __future__ import annotations
 
+from typing import IO, Any
+
 import click
+
+from federation.cli.lang import _
 
 
 class Failure(click.ClickException):
     """The command cannot run as given: a clear message on stderr, exit 2; never a traceback."""
 
     exit_code = 2
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        """``Error: …`` in the reader's language (click's own prefix is English only)."""
+        line = _("Error: %(message)s") % {"message": self.format_message()}
+        click.echo(line, file=file, err=file is None)
 
 
 class Negative(Failure):

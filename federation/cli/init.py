@@ -22,6 +22,7 @@ from pathlib import Path
 import click
 
 import federation
+from federation.cli.lang import _
 
 # What the starter holds, relative to the configuration directory (setup.py copies the same).
 STARTER = ("partners.yaml", "mappings", "partners")
@@ -37,8 +38,10 @@ def starter_root() -> Path:
     if (checkout / "partners.yaml").is_file():
         return checkout
     raise click.ClickException(
-        "this installation carries no starter configuration (federation/starter is missing): "
-        "reinstall tongban from its wheel"
+        _(
+            "this installation carries no starter configuration (federation/starter is "
+            "missing): reinstall tongban from its wheel"
+        )
     )
 
 
@@ -73,22 +76,25 @@ def init(directory: Path) -> None:
     """Write a starter configuration (partners.yaml, mappings, tables, WSDLs, schemas) into
     DIRECTORY, which must be new or empty."""
     if directory.exists() and any(directory.iterdir()):
-        click.echo(
-            f"tongban init: {directory} is not empty; give a new or empty directory", err=True
-        )
+        refusal = _("tongban init: %(dir)s is not empty; give a new or empty directory")
+        click.echo(refusal % {"dir": directory}, err=True)
         sys.exit(2)
     try:
         write_starter(directory)
     except OSError as exc:
-        click.echo(f"tongban init: cannot write {directory}: {exc}", err=True)
+        refusal = _("tongban init: cannot write %(dir)s: %(error)s")
+        click.echo(refusal % {"dir": directory, "error": exc}, err=True)
         sys.exit(2)
     count = unreachable_endpoints(directory / "partners.yaml")
-    click.echo(f"wrote a starter configuration to {directory}")
+    click.echo(_("wrote a starter configuration to %(dir)s") % {"dir": directory})
     click.echo(
-        f"  {count} endpoints and callbacks point at .invalid hosts: nothing is delivered until "
-        "you write each partner's address in partners.yaml (or pass tongban serve --endpoint)"
+        _(
+            "  %(n)d endpoints and callbacks point at .invalid hosts: nothing is delivered until "
+            "you write each partner's address in partners.yaml (or pass tongban serve --endpoint)"
+        )
+        % {"n": count}
     )
     click.echo(
-        "  replace the key hashes (keys_sha256) with those of the keys agreed with each side"
+        _("  replace the key hashes (keys_sha256) with those of the keys agreed with each side")
     )
-    click.echo(f"  then: tongban check --config {directory}")
+    click.echo(_("  then: tongban check --config %(dir)s") % {"dir": directory})

@@ -25,6 +25,7 @@ from federation.cli.access import run, with_journal
 from federation.cli.actions import logged
 from federation.cli.audit import cli_entry
 from federation.cli.failures import Failure, Negative
+from federation.cli.lang import _
 from federation.cli.options import config_option, filter_options, journal_option, params, query_of
 from federation.cli.render import CSV_COLUMNS, exchange_lines, table
 from federation.cli.today import compare_with_today
@@ -84,7 +85,7 @@ def search(journal_path: str, fmt: str, limit: int, before: str | None, **filter
         out.writerow(CSV_COLUMNS)
         out.writerows([row[c] for c in CSV_COLUMNS] for row in rows)
         if cursor:
-            click.echo(f"more: add --before {cursor}", err=True)
+            click.echo(_("more: add --before %(cursor)s") % {"cursor": cursor}, err=True)
     else:
         table(rows, cursor)
 
@@ -108,7 +109,9 @@ def show(
     Payloads and transcripts are masked (their shape kept) unless ``--reveal --reason …``; every
     read is recorded in the audit trail with the OS user and the reason."""
     if reveal and not reason.strip():
-        raise click.UsageError("--reveal needs --reason: say why (it is kept in the audit trail)")
+        raise click.UsageError(
+            _("--reveal needs --reason: say why (it is kept in the audit trail)")
+        )
 
     async def read(j: Backend) -> Exchange | None:
         found = await j.get(exchange_id)
@@ -120,8 +123,8 @@ def show(
     ex = with_journal(journal_path, read)
     if ex is None:
         raise Negative(
-            f"no exchange {exchange_id} in {journal_path} (an archived exchange is in its "
-            "archive file)"
+            _("no exchange %(id)s in %(journal)s (an archived exchange is in its archive file)")
+            % {"id": exchange_id, "journal": journal_path}
         )
     today = compare_with_today(ex, root)
     if not reveal:

@@ -20,10 +20,12 @@ from adapters.registry import protocols
 from federation.api.auth import is_loopback, unguarded
 from federation.api.net import server_tls
 from federation.api.server import serve_forever
+from federation.cli import lang
 from federation.cli.audit import audit
 from federation.cli.checks import contract_problems
 from federation.cli.init import init
 from federation.cli.journal import journal
+from federation.cli.lang import _
 from federation.cli.mapping import run_all_examples, run_sample
 from federation.cli.notices import notice
 from federation.cli.options import config_option
@@ -65,6 +67,14 @@ def _parse_endpoints(values: tuple[str, ...]) -> dict[str, str]:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tongban")
+@click.option(
+    "--lang",
+    metavar="LANG",
+    callback=lang.choose,
+    expose_value=False,
+    is_eager=True,
+    help="zh-Hans, zh-Hant or en for what people read (default: TONGBAN_LANG, else the locale).",
+)
 def main() -> None:
     """tongban: journal-first broker for cross-region government service applications."""
 
@@ -251,11 +261,22 @@ def check(root: Path) -> None:
     inbound = (
         len(catalogue.config.partners[LOCAL].services) if LOCAL in catalogue.config.partners else 0
     )
-    local = " and the local system" if LOCAL in catalogue.config.partners else ""
-    click.echo(
-        f"ok: {len(partners)} partners{local}, {outbound} service items out, {inbound} in, "
-        f"{len(set(m.path for m in catalogue.mappings.values()))} mappings"
-    )
+    counts = {
+        "partners": len(partners),
+        "out": outbound,
+        "in": inbound,
+        "mappings": len(set(m.path for m in catalogue.mappings.values())),
+    }
+    if LOCAL in catalogue.config.partners:
+        summary = _(
+            "ok: %(partners)d partners and the local system, %(out)d service items out, "
+            "%(in)d in, %(mappings)d mappings"
+        )
+    else:
+        summary = _(
+            "ok: %(partners)d partners, %(out)d service items out, %(in)d in, %(mappings)d mappings"
+        )
+    click.echo(summary % counts)
 
 
 @main.command()
@@ -386,4 +407,4 @@ def _print_problems(exc: ConfigError) -> None:
     for problem in exc.problems:
         click.echo(str(problem), err=True)
     errors = sum(1 for p in exc.problems if p.severity == "error")
-    click.echo(f"{errors} error(s)", err=True)
+    click.echo(_("%(n)d error(s)") % {"n": errors}, err=True)

@@ -15,6 +15,7 @@ import click
 from federation.cli.access import with_journal
 from federation.cli.audit import os_user
 from federation.cli.failures import Negative
+from federation.cli.lang import _
 from federation.cli.options import journal_option
 from federation.domain.errors import FederationError, JournalError
 from federation.runtime.notices import resend_notice
@@ -33,7 +34,7 @@ def notice() -> None:
 def resend(exchange_id: str, reason: str, journal_path: str) -> None:
     """Send the latest notice of application EXCHANGE_ID (one a partner filed) once more."""
     if not reason.strip():
-        raise click.UsageError("--reason must say why (it is kept with the resend)")
+        raise click.UsageError(_("--reason must say why (it is kept with the resend)"))
     who = os_user()  # the OS account, never a name typed
 
     async def work(journal: Backend) -> str:
@@ -45,4 +46,5 @@ def resend(exchange_id: str, reason: str, journal_path: str) -> None:
             raise Negative(str(exc)) from exc
 
     mark = with_journal(journal_path, work)
-    click.echo(f"notice {exchange_id}:{mark} queued again; the running broker sends it next")
+    done = _("notice %(notice)s queued again; the running broker sends it next")
+    click.echo(done % {"notice": f"{exchange_id}:{mark}"})

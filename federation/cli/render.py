@@ -6,6 +6,7 @@ JSON and CSV come out as they are; everything a person reads at a terminal is ma
 from __future__ import annotations
 
 import sys
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,6 +15,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from federation.cli.lang import _
 from federation.cli.today import Today
 from federation.domain.models import Event, Exchange, iso, json_default
 from federation.runtime.delivery import standing_errors
@@ -38,9 +40,12 @@ def table(rows: list[dict[str, Any]], cursor: str | None) -> None:
     # Wide enough for ids and service codes when the output is a file or a pipe.
     console = Console(width=None if sys.stdout.isatty() else 200, highlight=False)
     table = Table(box=None, pad_edge=False)
-    for name in ("id", "state", "partner", "service", "source", "attempts", "created (UTC)"):
-        table.add_column(name, no_wrap=True, justify="right" if name == "attempts" else "left")
-    table.add_column("receipt / last error", overflow="fold")
+    headings = (_("id"), _("state"), _("partner"), _("service"), _("source"))
+    for heading in headings:
+        table.add_column(heading, no_wrap=True)
+    table.add_column(_("attempts"), no_wrap=True, justify="right")
+    table.add_column(_("created (UTC)"), no_wrap=True)
+    table.add_column(_("receipt / last error"), overflow="fold")
     for row in rows:
         table.add_row(
             row["id"],
@@ -53,67 +58,75 @@ def table(rows: list[dict[str, Any]], cursor: str | None) -> None:
             row["receipt_number"] or row["last_error"] or "",
         )
     console.print(table)
-    more = f"; more: add --before {cursor}" if cursor else ""
-    console.print(f"{len(rows)} exchange(s), newest first{more}")
+    line = _("%(n)d exchange(s), newest first") % {"n": len(rows)}
+    if cursor:
+        line += _("; more: add --before %(cursor)s") % {"cursor": cursor}
+    console.print(line)
 
 
 def print_plan(plan: Plan, preview: Mapping[str, str]) -> None:
-    click.echo(f"would replay {len(plan.take)} exchange(s) ({plan.mode.value}):")
+    counts = {"n": len(plan.take), "mode": plan.mode.value, "skip": len(plan.skip)}
+    click.echo(_("would replay %(n)d exchange(s) (%(mode)s):") % counts)
     for ex in plan.take:
         note = f"  {preview[ex.id]}" if ex.id in preview else ""
         click.echo(f"  {ex.id}  {ex.state.value:<9}  {ex.target}  {ex.service}{note}")
     print_skipped([(ex.id, why) for ex, why in plan.skip], would=True)
-    click.echo(f"dry run: nothing replayed ({len(plan.take)} to replay, {len(plan.skip)} to skip)")
+    click.echo(_("dry run: nothing replayed (%(n)d to replay, %(skip)d to skip)") % counts)
 
 
 def print_result(result: Result, mode: Mode) -> None:
     """What a replay did: the batch, each exchange replayed, each skipped and why."""
-    click.echo(
-        f"batch {result.batch}: replayed {len(result.replayed)} ({mode.value}), "
-        f"skipped {len(result.skipped)}"
-    )
+    counts = {
+        "batch": result.batch,
+        "n": len(result.replayed),
+        "mode": mode.value,
+        "skip": len(result.skipped),
+    }
+    click.echo(_("batch %(batch)s: replayed %(n)d (%(mode)s), skipped %(skip)d") % counts)
     for xid in result.replayed:
-        click.echo(f"  replayed {xid}")
+        click.echo(_("  replayed %(id)s") % {"id": xid})
     print_skipped(result.skipped)
     if result.replayed:
-        click.echo("the running broker delivers them on its next poll")
+        click.echo(_("the running broker delivers them on its next poll"))
 
 
 def print_skipped(skipped: list[tuple[str, str]], *, would: bool = False) -> None:
     if skipped:
-        click.echo(f"{'would skip' if would else 'skipped'} {len(skipped)}:")
+        head = _("would skip %(n)d:") if would else _("skipped %(n)d:")
+        click.echo(head % {"n": len(skipped)})
     for xid, why in skipped:
         click.echo(f"  {xid}  {why}")
 
 
 def exchange_lines(ex: Exchange, today: Today) -> list[str]:
     """One exchange for a person: summary, timeline, application, request sent, today's mapping."""
+    key, updated = _("idempotency key"), _("updated")
     out = [
-        f"exchange {ex.id}  {ex.state.value}",
-        f"  partner     {ex.target} / {ex.service}",
-        f"  source      {ex.source}   idempotency key {ex.idempotency_key}",
-        f"  created     {iso(ex.created_at)}   updated {iso(ex.updated_at)}",
+        _("exchange %(id)s  %(state)s") % {"id": ex.id, "state": ex.state.value},
+        _field(_("partner"), f"{ex.target} / {ex.service}"),
+        _field(_("source"), f"{ex.source}   {key} {ex.idempotency_key}"),
+        _field(_("created"), f"{iso(ex.created_at)}   {updated} {iso(ex.updated_at)}"),
     ]
     if ex.receipt:
-        out.append(f"  receipt     {_json(ex.receipt)}")
+        out.append(_field(_("receipt"), _json(ex.receipt)))
     last_error, previous_error = standing_errors(ex)
     if last_error:
-        out.append(f"  last error  {_error_line(last_error)}")
+        out.append(_field(_("last error"), _error_line(last_error)))
     if previous_error:
-        out.append(f"  previous    {_error_line(previous_error)} (superseded by the delivery)")
+        superseded = _("(superseded by the delivery)")
+        out.append(_field(_("previous"), f"{_error_line(previous_error)} {superseded}"))
     if ex.next_attempt_at is not None:
-        out.append(f"  next try    {iso(ex.next_attempt_at)}")
-    out += ["", "timeline"]
+        out.append(_field(_("next try"), str(iso(ex.next_attempt_at))))
+    out += ["", _("timeline")]
     for event in ex.events:
         head, *more = _describe(event)
         out.append(f"  {iso(event.at)}  {event.kind:<17} {head}".rstrip())
         out += [f"{'':30}{line}" for line in more]
-    out += ["", "application (as received)", _indent(_json(ex.application, indent=True))]
-    out += ["", "mapped request (as last sent)"]
-    out.append(
-        _indent(_json(ex.mapped, indent=True)) if ex.mapped is not None else "  none (never mapped)"
-    )
-    out += ["", "today's mapping", f"  {today.note}"]
+    out += ["", _("application (as received)"), _indent(_json(ex.application, indent=True))]
+    out += ["", _("mapped request (as last sent)")]
+    never = "  " + _("none (never mapped)")
+    out.append(_indent(_json(ex.mapped, indent=True)) if ex.mapped is not None else never)
+    out += ["", _("today's mapping"), f"  {today.note}"]
     if today.diff:
         out.append(_indent(today.diff))
     elif today.status == "not_sent" and today.mapped is not None:
@@ -121,6 +134,12 @@ def exchange_lines(ex: Exchange, today: Today) -> list[str]:
     for problem in today.problems or ():
         out.append(f"  - {problem}")
     return out
+
+
+def _field(label: str, value: str, width: int = 12) -> str:
+    """``  label    value``: the value at ``width`` columns, as a terminal shows wide CJK labels."""
+    shown = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in label)
+    return f"  {label}{' ' * max(width - shown, 1)}{value}"
 
 
 def _error_line(error: Mapping[str, Any]) -> str:

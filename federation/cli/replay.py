@@ -17,6 +17,7 @@ from federation.cli.access import with_journal
 from federation.cli.actions import logged
 from federation.cli.audit import os_user
 from federation.cli.failures import Failure, Negative
+from federation.cli.lang import _
 from federation.cli.options import config_option, filter_options, journal_option, params, query_of
 from federation.cli.render import print_plan, print_result, print_skipped
 from federation.cli.today import preview
@@ -60,13 +61,13 @@ def replay(
     """
     given = params(**filters)
     if exchange_id is not None and given:
-        raise click.UsageError("give an exchange ID or filters, not both")
+        raise click.UsageError(_("give an exchange ID or filters, not both"))
     if exchange_id is None and not given:
         raise click.UsageError(
-            "give an exchange ID, or filters such as --state failed --partner mo"
+            _("give an exchange ID, or filters such as --state failed --partner mo")
         )
     if not dry_run and not (reason or "").strip():
-        raise click.UsageError("--reason is required: say why (it is kept with the replay)")
+        raise click.UsageError(_("--reason is required: say why (it is kept with the replay)"))
     bulk = exchange_id is None
     query = query_of({"id": exchange_id} if exchange_id else given, journal_path)
     chosen = Mode(mode)
@@ -76,9 +77,14 @@ def replay(
         journal_path, lambda j: ReplayService(j).plan(query, chosen, limit=PLAN_LIMIT)
     )
     if not bulk and not plan.take and not plan.skip:
-        raise Negative(f"no exchange {exchange_id} in {journal_path}")
+        raise Negative(
+            _("no exchange %(id)s in %(journal)s") % {"id": exchange_id, "journal": journal_path}
+        )
     if len(plan.take) + len(plan.skip) >= PLAN_LIMIT:
-        click.echo(f"(the first {PLAN_LIMIT:,} matching exchanges only: run it again for the rest)")
+        click.echo(
+            _("(the first %(n)s matching exchanges only: run it again for the rest)")
+            % {"n": f"{PLAN_LIMIT:,}"}
+        )
     if _nothing_to_run(plan, chosen, dry_run, root, journal_path):
         return
     if bulk and not yes:
@@ -109,8 +115,8 @@ def _nothing_to_run(plan: Plan, chosen: Mode, dry_run: bool, root: Path, journal
     if not plan.take:
         print_skipped([(ex.id, why) for ex, why in plan.skip])
         if plan.skip:
-            raise Negative("nothing to replay")
-        click.echo("no exchange matches: nothing to replay")
+            raise Negative(_("nothing to replay"))
+        click.echo(_("no exchange matches: nothing to replay"))
         return True
     return False
 
@@ -118,20 +124,27 @@ def _nothing_to_run(plan: Plan, chosen: Mode, dry_run: bool, root: Path, journal
 def _confirm(plan: Plan) -> None:
     """Ask at a terminal (type the count or 'yes'); refuse when nobody can answer."""
     n = len(plan.take)
-    what = f"{n} exchange(s) ({plan.mode.value})"
+    what = _("%(n)d exchange(s) (%(mode)s)") % {"n": n, "mode": plan.mode.value}
     if not sys.stdin.isatty():
         raise Failure(
-            f"refusing a bulk replay of {what} without confirmation: add --yes (or run it at a "
-            "terminal); nothing was replayed"
+            _(
+                "refusing a bulk replay of %(what)s without confirmation: add --yes (or run it "
+                "at a terminal); nothing was replayed"
+            )
+            % {"what": what}
         )
     for ex in plan.take[:10]:
         click.echo(f"  {ex.id}  {ex.state.value:<9}  {ex.target}  {ex.service}", err=True)
     if n > 10:
-        click.echo(f"  … and {n - 10} more (--dry-run lists them all)", err=True)
+        click.echo(_("  … and %(n)d more (--dry-run lists them all)") % {"n": n - 10}, err=True)
     if plan.skip:
-        click.echo(f"  ({len(plan.skip)} matching exchange(s) will be skipped)", err=True)
+        skipped = {"n": len(plan.skip)}
+        click.echo(_("  (%(n)d matching exchange(s) will be skipped)") % skipped, err=True)
     answer = click.prompt(
-        f"Replay {what}? Type {n} or 'yes'", default="", show_default=False, err=True
+        _("Replay %(what)s? Type %(n)d or 'yes'") % {"what": what, "n": n},
+        default="",
+        show_default=False,
+        err=True,
     )
     if answer.strip().lower() not in {str(n), "yes"}:
-        raise Negative("not confirmed: nothing was replayed")
+        raise Negative(_("not confirmed: nothing was replayed"))

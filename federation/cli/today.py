@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from federation.cli.access import with_journal
+from federation.cli.lang import _
 from federation.domain.errors import ConfigError, FederationError
 from federation.domain.models import Exchange
 from federation.mapping.examples import diff_text
@@ -112,7 +113,8 @@ def preview(plan: Plan, root: Path, journal_path: str) -> tuple[dict[str, str], 
     try:
         catalogue = load_catalogue(root)
     except (FederationError, OSError):
-        return {}, [f"(today's mapping not previewed: no valid catalogue at --config {root})"]
+        note = _("(today's mapping not previewed: no valid catalogue at --config %(root)s)")
+        return {}, [note % {"root": root}]
     ids = [ex.id for ex in plan.take[:PREVIEW_LIMIT]]
 
     async def full(journal: Backend) -> list[Exchange]:
@@ -124,14 +126,18 @@ def preview(plan: Plan, root: Path, journal_path: str) -> tuple[dict[str, str], 
     for ex in with_journal(journal_path, full):
         today = _map_today(ex, catalogue)
         out[ex.id] = (
-            "today's mapping: ok"
+            _("today's mapping: ok")
             if today.problems is None
-            else f"today's mapping still rejects it: {today.problems[0]}"
+            else _("today's mapping still rejects it: %(problem)s") % {"problem": today.problems[0]}
         )
     notes = [
-        f"(previewed with the mapping files in {root}; the broker remaps with the ones it has "
-        "loaded: after a fix, reload it first with SIGHUP or POST /v1/admin/reload)"
+        _(
+            "(previewed with the mapping files in %(root)s; the broker remaps with the ones it "
+            "has loaded: after a fix, reload it first with SIGHUP or POST /v1/admin/reload)"
+        )
+        % {"root": root}
     ]
     if len(plan.take) > PREVIEW_LIMIT:
-        notes.append(f"(today's mapping previewed for the first {PREVIEW_LIMIT} only)")
+        note = _("(today's mapping previewed for the first %(n)d only)")
+        notes.append(note % {"n": PREVIEW_LIMIT})
     return out, notes
