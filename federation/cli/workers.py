@@ -19,6 +19,13 @@ broker does); ``SIGHUP`` restarts the workers one at a time, a new one ready bef
 is stopped, which loads partners.yaml and the mappings anew (a new worker that cannot start, say
 on an invalid catalogue, is reported and the old ones keep running). A worker that exits on its
 own is started again; if the parent is killed, its workers are sent ``SIGTERM``.
+
+Metrics add up over the workers (a scrape of ``/metrics`` reaches one of them at random): the parent
+makes a private directory (mode 0700) for prometheus-client's multiprocess mode and names it to
+the workers in ``PROMETHEUS_MULTIPROC_DIR``; each worker writes its counters, histograms and gauges
+there and the one scraped renders them all (``federation/runtime/metrics.py``). When a worker exits
+its live gauges are removed (``mark_process_dead``), its counters kept, so totals never go
+backwards; the directory is deleted when the parent stops.
 """
 
 from __future__ import annotations
@@ -27,17 +34,22 @@ import asyncio
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from prometheus_client.multiprocess import mark_process_dead
 
 from adapters.registry import protocols
 from federation.config import load_config
 from federation.domain.errors import ConfigError, Problem
 from federation.logging import get_logger
+from federation.runtime.metrics import MULTIPROC_ENV
 from replay.factory import key_path, open_journal
 from replay.refs import load_key
 
@@ -64,6 +76,7 @@ class Supervisor:
     socks: list[socket.socket]  # one per worker slot
     args: Sequence[str]  # `tongban serve` options of each worker (no --workers, no --listen-fd)
     url: str
+    metrics_dir: str  # the workers' prometheus-client multiprocess directory
     _workers: list[asyncio.subprocess.Process] = field(default_factory=list)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _roll: asyncio.Event = field(default_factory=asyncio.Event)
@@ -114,6 +127,7 @@ class Supervisor:
         first, so that a worker that cannot run does not spin."""
         log = get_logger(component="workers")
         log.warning("worker_exited", pid=gone.pid, status=gone.returncode)
+        self._gone(gone)
         now = asyncio.get_running_loop().time()
         if now - self._last_exit < 60:
             await asyncio.sleep(1.0)
@@ -139,12 +153,14 @@ class Supervisor:
                 return
             self._workers[index] = new
             await _terminate(old)
+            self._gone(old)
             log.info("worker_replaced", pid=new.pid, replaces=old.pid, status=old.returncode)
         log.info("workers_restarted", pids=[w.pid for w in self._workers])
 
     async def _spawn(self, slot: int) -> asyncio.subprocess.Process | None:
         """A new worker on the socket of ``slot``, once it listens (None if it did not start)."""
         fd = self.socks[slot].fileno()
+        env = {**os.environ, MULTIPROC_ENV: self.metrics_dir}
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -155,6 +171,7 @@ class Supervisor:
             str(fd),
             pass_fds=(fd,),
             stdout=asyncio.subprocess.PIPE,
+            env=env,
             preexec_fn=_die_with_parent,
         )
         assert proc.stdout is not None
@@ -164,12 +181,20 @@ class Supervisor:
             line = b""
         if not line.startswith(b"tongban listening on "):
             await _terminate(proc)
+            self._gone(proc)
             get_logger(component="workers").error("worker_did_not_start", status=proc.returncode)
             return None
         return proc
 
     async def _stop_all(self) -> None:
         await asyncio.gather(*(_terminate(w) for w in self._workers))
+        for worker in self._workers:
+            self._gone(worker)
+
+    def _gone(self, proc: asyncio.subprocess.Process) -> None:
+        """A worker has exited: its live gauges leave the sum (its counters stay, so totals
+        never go backwards)."""
+        mark_process_dead(proc.pid, self.metrics_dir)  # type: ignore[no-untyped-call]
 
 
 async def _terminate(proc: asyncio.subprocess.Process) -> None:
@@ -212,15 +237,19 @@ def supervise(
     scheme = "https" if any(a.startswith("--tls-cert") for a in args) else "http"
     url = f"{scheme}://{shown}:{socks[0].getsockname()[1]}"
 
+    # private to this parent (mkdtemp: mode 0700), new at each start: counters start at zero
+    metrics_dir = tempfile.mkdtemp(prefix="tongban-metrics-")
+
     async def run() -> int:
         await prepare_journal(root, journal_path)
-        return await Supervisor(socks=socks, args=args, url=url).run()
+        return await Supervisor(socks=socks, args=args, url=url, metrics_dir=metrics_dir).run()
 
     try:
         return asyncio.run(run())
     finally:
         for sock in socks:
             sock.close()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def listening(host: str, port: int, count: int) -> list[socket.socket]:
