@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import PayloadEncodingError
 from multidict import CIMultiDict
 
-from federation.api.problems import ProblemError, problem_response, status_of
+from federation.api.problems import ACCEPT_LANGUAGE, ProblemError, problem_response, status_of
 from federation.domain.errors import (
     IdempotencyConflict,
     JournalError,
@@ -48,6 +48,14 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 async def problems_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The one place errors become answers: refusals and domain errors as their problem details,
     anything else as a 500, logged by route and traceback but nothing of the request."""
+    language = ACCEPT_LANGUAGE.set(_language(request))  # for problems a handler answers itself
+    try:
+        return await _answered(request, handler)
+    finally:
+        ACCEPT_LANGUAGE.reset(language)
+
+
+async def _answered(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except web.HTTPException as exc:

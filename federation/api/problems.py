@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
 import orjson
@@ -9,6 +10,10 @@ from aiohttp import web
 
 from federation.api.i18n import problem_title
 from federation.domain.errors import RefusalKind, RequestRefused
+
+# The Accept-Language of the request being answered, set by the edge's middleware: the title of an
+# answer made where the request is not at hand (a dry run's 422) follows it too.
+ACCEPT_LANGUAGE: ContextVar[str] = ContextVar("accept_language", default="")
 
 PROBLEM_TYPE = "urn:tongban:problem:"
 CONTENT_TYPE = "application/problem+json"
@@ -21,6 +26,7 @@ TITLES = {
     "soap-action-missing": "SOAP 1.1 requests need a SOAPAction header",
     "soap-action-mismatch": "The SOAPAction header names another operation than the Body",
     "invalid-request": "Request does not have the required shape",
+    "invalid-application": "The application does not conform to the local application format",
     "unsupported-media-type": "Request body must be application/json",
     "body-too-large": "Request body is larger than the limit",
     "incomplete-body": "The connection was lost before the request body was read",
@@ -28,6 +34,7 @@ TITLES = {
     "unknown-source": "Unknown source system",
     "unknown-partner": "Unknown partner",
     "unknown-service": "Unknown service item for this partner",
+    "unknown-key": "No application was filed under that key",
     "idempotency-conflict": "Idempotency key reused with a different request",
     "journal-unavailable": "The journal cannot accept applications right now",
     "not-found": "Not found",
@@ -39,6 +46,11 @@ TITLES = {
     "ambiguous": "More than one exchange matches",
     "no-correction-requested": "The partner has not asked for more material",
     "not-delivered": "The application has not been delivered yet",
+    "not-outbound": "The exchange was filed by a partner",
+    "not-inbound": "The exchange was sent to a partner",
+    "supplement": "The exchange is a supplement",
+    "lifecycle-out-of-order": "A lifecycle step out of order",
+    "lifecycle-busy": "Another lifecycle step is being recorded",
     "forbidden": "That key does not belong to this partner",
     "invalid-configuration": "The new configuration is invalid",
     "invalid-query": "The search filter is not understood",
@@ -90,13 +102,13 @@ def problem_response(
     detail: str,
     *,
     instance: str | None = None,
-    accept_language: str = "",
+    accept_language: str | None = None,
     **extra: Any,
 ) -> web.Response:
-    """RFC 9457 problem details; the title in the caller's Accept-Language (简体, 繁體, English)."""
-    title, language = problem_title(
-        TITLES.get(slug, slug.replace("-", " ").capitalize()), accept_language
-    )
+    """RFC 9457 problem details; the title in the caller's Accept-Language (简体, 繁體, English):
+    ``accept_language``, else that of the request being answered (:data:`ACCEPT_LANGUAGE`)."""
+    wanted = ACCEPT_LANGUAGE.get() if accept_language is None else accept_language
+    title, language = problem_title(TITLES.get(slug, slug.replace("-", " ").capitalize()), wanted)
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE + slug,
         "title": title,

@@ -66,6 +66,13 @@ def test_every_problem_title_has_a_documented_type() -> None:
         assert f"`urn:tongban:problem:{slug}`" in page, slug
 
 
+def test_every_documented_problem_is_titled_as_documented() -> None:
+    """Each problem type problems.yaml documents has its title in TITLES, so the API answers the
+    documented title (and the catalogues translate it) rather than one made from the slug."""
+    untitled = sorted(set(contracts.problem_types()) - set(TITLES))
+    assert not untitled, f"problems.yaml types with no title in TITLES: {untitled}"
+
+
 def test_application_schema_is_embedded_and_resolvable() -> None:
     """The document embeds the application schema; every local $ref in it points somewhere."""
     doc = contracts.openapi()
