@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 
 from replay.chain import Break, link
+from replay.seal import from_text
 
 FORMAT = 1
 
@@ -33,7 +34,7 @@ FORMAT = 1
 @dataclass(frozen=True, kw_only=True)
 class ArchivedExchange:
     row: dict[str, Any]
-    events: list[dict[str, Any]]  # seq, at, kind, data (exact stored text), hash, prev (hex)
+    events: list[dict[str, Any]]  # seq, at, kind, data (seal.as_text), hash, prev (hex)
 
 
 class ArchiveWriter:
@@ -115,13 +116,17 @@ def verify_archive(path: Path) -> tuple[int, int, Break | str | None]:
             exchanges += 1
             for ev in obj.get("events", []):
                 events += 1
+                try:
+                    stored = from_text(ev["data"])
+                except ValueError:
+                    return exchanges, events, f"line {n}: an event's data is not well formed"
                 actual = link(
                     bytes.fromhex(ev["prev"]),
                     int(ev["seq"]),
                     obj["exchange"]["id"],
                     float(ev["at"]),
                     ev["kind"],
-                    ev["data"].encode(),
+                    stored,
                     bytes.fromhex(ev["state"]) if ev.get("state") else None,
                 )
                 if actual.hex() != ev["hash"]:

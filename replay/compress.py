@@ -95,16 +95,24 @@ class CompressionError(JournalError):
     """A compressed payload that does not inflate."""
 
 
-def compress(plain: bytes) -> bytes:
-    """``plain`` as raw DEFLATE with the dictionary."""
-    packer = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, DICTIONARY_1)
+WINDOW = 32768  # DEFLATE looks back this far: a longer dictionary keeps only its end
+
+
+def _zdict(context: bytes) -> bytes:
+    """The preset dictionary: the shipped one, then ``context`` (most useful last)."""
+    return (DICTIONARY_1 + context)[-WINDOW:] if context else DICTIONARY_1
+
+
+def compress(plain: bytes, context: bytes = b"") -> bytes:
+    """``plain`` as raw DEFLATE with the dictionary (and ``context`` after it)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, _zdict(context))
     return packer.compress(plain) + packer.flush()
 
 
-def decompress(packed: bytes, what: str) -> bytes:
-    """The bytes ``compress`` was given."""
+def decompress(packed: bytes, what: str, context: bytes = b"") -> bytes:
+    """The bytes ``compress`` was given (with the same ``context``)."""
     try:
-        unpacker = zlib.decompressobj(-15, zdict=DICTIONARY_1)
+        unpacker = zlib.decompressobj(-15, zdict=_zdict(context))
         plain = unpacker.decompress(packed, MAX_PLAIN)
         if unpacker.unconsumed_tail or not unpacker.eof:
             raise CompressionError(f"{what} does not inflate to a whole value")

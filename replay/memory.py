@@ -25,7 +25,7 @@ from replay.chain import GENESIS, Break, ChainBroken, head_problem, link
 from replay.checkpoints import Checkpoints
 from replay.journal import AuditEntry, Query, Refusal, TrailQuery
 from replay.keys import KeyPlace, ephemeral
-from replay.seal import Seal
+from replay.seal import Seal, as_text
 from replay.search import matches, page_size
 
 HIDDEN = (
@@ -398,7 +398,7 @@ class InMemoryJournal:
                         "seq": stored.event.seq,
                         "at": stored.event.at,
                         "kind": stored.event.kind,
-                        "data": stored.data.decode(),
+                        "data": as_text(stored.data),
                         "hash": stored.hash.hex(),
                         "prev": (self._chain[n - 1].hash if n else GENESIS).hex(),
                         "state": None if stored.state is None else stored.state.hex(),

@@ -98,11 +98,11 @@ def resealed_chain(
             prev = bytes(stored)
             continue
         aad = event_aad(str(xid), str(kind), float(at))
-        plain = old.open(bytes(data), aad, f"event {seq}")
         digest = None if state is None else bytes(state)
         if kind == REFUSAL and not xid:
+            plain = old.open(bytes(data), aad, f"event {seq}")
             digest = refusals.get(int(orjson.loads(plain)["refusal"]), digest)
-        sealed = new.seal(plain, aad)
+        sealed = old.reseal(bytes(data), aad, new, f"event {seq}")
         prev = link(prev, last, str(xid), float(at), str(kind), sealed, digest)
         out.append((sealed, prev, digest, last))
     return out, last, prev

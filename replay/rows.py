@@ -23,7 +23,7 @@ from federation.domain.models import Direction, Event, Exchange, State, json_def
 from replay.chain import GENESIS, EventRow
 from replay.journal import Refusal
 from replay.rules import Current
-from replay.seal import Seal, event_aad, refusal_aad
+from replay.seal import ContextMissing, Seal, as_text, event_aad, refusal_aad
 
 JSON_COLUMNS = ("mapping_versions", "receipt", "last_error")
 # The kind of the event that carries a row's digest when a write brings no event of its own: in
@@ -31,6 +31,7 @@ JSON_COLUMNS = ("mapping_versions", "receipt", "last_error")
 STATE = "~state"
 ARCHIVED = "~archived"  # an exchange left for an archive file (its other events are tombstones)
 REFUSAL = "~refusal"  # a refused request was kept (no exchange: exchange id '')
+RECEIVED = "received"  # an exchange's first event: the application, its later events' context
 AUDIT = "~audit"  # an audited act (replay/trail.py; no exchange: exchange id '')
 # What a reader is shown of an exchange's row, and so what the chain records of it.
 SHOWN = ("id", "state", "attempts", "lifecycle_state", "mapping_versions", "receipt", "last_error")
@@ -67,11 +68,39 @@ def loads(raw: bytes | None) -> Any:
 
 
 def event(exchange_id: str, row: Row, seal: Seal) -> Event:
-    """One event of an exchange's history, from its (seq, at, kind, data) columns."""
+    """One event of an exchange's history, from its (seq, at, kind, data) columns. Read an
+    exchange's events in seq order: its ``received`` event is the context of the later ones."""
     kind, at = row["kind"], row["at"]
     what = f"event {row['seq']} of exchange {exchange_id}"
-    data = seal.open(bytes(row["data"]), event_aad(exchange_id, kind, at), what)
-    return Event(exchange_id=exchange_id, seq=row["seq"], at=at, kind=kind, data=orjson.loads(data))
+    try:
+        data = orjson.loads(opened(seal, exchange_id, kind, at, bytes(row["data"]), what))
+    except ContextMissing as exc:
+        # Its received event is not there to read (an edit verify names): the rest is served.
+        data = {"unreadable": str(exc)}
+    return Event(exchange_id=exchange_id, seq=row["seq"], at=at, kind=kind, data=data)
+
+
+def opened(seal: Seal, exchange_id: str, kind: str, at: float, stored: bytes, what: str) -> bytes:
+    """An event's clear data; a ``received`` event's is remembered as its exchange's context."""
+    aad = event_aad(exchange_id, kind, at)
+    if kind == RECEIVED:
+        plain = seal.open(stored, aad, what)
+        if exchange_id:
+            seal.contexts.remember(exchange_id, plain)
+        return plain
+    return seal.open(stored, aad, what, seal.contexts.get(exchange_id) if exchange_id else None)
+
+
+def sealed_event(seal: Seal, exchange_id: str, kind: str, at: float, plain: bytes) -> bytes:
+    """An event's data as stored: a ``received`` event's plaintext becomes the context that its
+    exchange's later events are compressed with (when this process still remembers it)."""
+    aad = event_aad(exchange_id, kind, at)
+    if not exchange_id or not seal.keyed:
+        return seal.seal(plain, aad)
+    if kind == RECEIVED:
+        seal.contexts.remember(exchange_id, plain)
+        return seal.seal(plain, aad)
+    return seal.seal(plain, aad, seal.contexts.get(exchange_id))
 
 
 def stored_events(
@@ -88,14 +117,14 @@ def stored_events(
         events = [Event(exchange_id=exchange_id, kind=STATE, at=now, data={})]
     out: list[EventRow] = []
     for n, e in enumerate(events, start=1):
-        data = seal.seal(dumps(e.data), event_aad(exchange_id, e.kind, e.at))
+        data = sealed_event(seal, exchange_id, e.kind, e.at, dumps(e.data))
         out.append((exchange_id, e.at, e.kind, data, state if n == len(events) else None))
     return out
 
 
 def sealed(seal: Seal, exchange_id: str, kind: str, at: float, data: Mapping[str, Any]) -> bytes:
     """One event's data as stored."""
-    return seal.seal(dumps(data), event_aad(exchange_id, kind, at))
+    return sealed_event(seal, exchange_id, kind, at, dumps(data))
 
 
 def _digest(tag: bytes, values: Iterable[Any]) -> bytes:
@@ -260,7 +289,7 @@ def archive_event(row: Row, prev: bytes | None) -> dict[str, Any]:
         "seq": row["seq"],
         "at": row["at"],
         "kind": row["kind"],
-        "data": bytes(row["data"]).decode(),
+        "data": as_text(bytes(row["data"])),
         "hash": bytes(row["hash"]).hex(),
         "prev": (GENESIS if prev is None else bytes(prev)).hex(),
         "state": None if row["state"] is None else bytes(row["state"]).hex(),

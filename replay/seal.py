@@ -2,13 +2,20 @@
 
 Payloads (every event's data: the application, the mapped request, attempt transcripts, replies;
 and refused request bodies) are sealed with AES-256-GCM under the keyring's current data key
-(``replay/keys.py``). A sealed value is text, so the archive and every column type take it::
+(``replay/keys.py``). What ``seal`` writes is bytes, kept as they are in the BLOB/bytea columns::
 
-    ~tb2.<key id>.<base85(nonce ‖ ciphertext ‖ tag)>
+    ~tb3.<key id>.<nonce ‖ ciphertext ‖ tag>      plaintext: <flag> [<crc32 of context>] <DEFLATE>
 
-The plaintext of a ``~tb2.`` value is compressed first (``replay/compress.py``: encrypted bytes do
-not compress, so it is now or never), and base85 costs a quarter where base64 cost a third. Values
-of the first format, ``~tb1.<key id>.<base64url(…)>`` with the plaintext as it was, still open.
+The plaintext is compressed first (``replay/compress.py``: encrypted bytes do not compress, so it
+is now or never). The flag says which dictionary: the shipped one alone (0), or the shipped one
+with a *context* after it (1): the clear bytes of the exchange's ``received`` event, which the
+mapped request and the later events repeat (names, addresses, document numbers). A value sealed
+with a context opens only with the same context, which its CRC-32 checks.
+
+Where a value must be text (the archive's JSON lines), ``as_text`` spells it
+``~tb3.<key id>.<base85(…)>`` and ``from_text`` reads it back. Values of the earlier formats still
+open: ``~tb2.<key id>.<base85(…)>`` (compressed, no context) and ``~tb1.<key id>.<base64url(…)>``
+(the plaintext as it was).
 
 The associated data binds each ciphertext to where it belongs (an event's exchange id, kind and
 time; a refusal's time, status and size), so a sealed value moved to another row does not open.
@@ -26,6 +33,9 @@ import hashlib
 import hmac
 import os
 import struct
+import threading
+import zlib
+from collections import OrderedDict
 from collections.abc import Iterable
 
 from cryptography.exceptions import InvalidTag
@@ -35,9 +45,12 @@ from federation.domain.errors import JournalError
 from replay.compress import CompressionError, compress, decompress
 from replay.keys import Keyring
 
-PREFIX = b"~tb2."  # what seal() writes: compressed, base85
+PREFIX = b"~tb3."  # what seal() writes: binary, compressed (with the exchange's context, or not)
+PREFIX_2 = b"~tb2."  # the second format: compressed, base85
 PREFIX_1 = b"~tb1."  # the first format: not compressed, base64url
-PREFIXES = (PREFIX, PREFIX_1)
+PREFIXES = (PREFIX, PREFIX_2, PREFIX_1)
+_PLAIN, _WITH_CONTEXT = 0, 1  # the flag byte before the DEFLATE stream of a ~tb3. value
+CONTEXTS_KEPT = 4096  # exchanges whose context a Seal remembers (about 1 KB each)
 
 
 class SealError(JournalError):
@@ -58,6 +71,49 @@ def _num(value: float | int) -> bytes:
     return repr(float(value)).encode()
 
 
+def as_text(stored: bytes) -> str:
+    """A stored value as text (for the archive's JSON lines): a binary sealed value with its
+    body in base85, anything else as the UTF-8 text it is."""
+    if stored.startswith(PREFIX):
+        kid, _, body = stored[len(PREFIX) :].partition(b".")
+        return (PREFIX + kid + b"." + base64.b85encode(body)).decode("ascii")
+    return stored.decode()
+
+
+def from_text(text: str) -> bytes:
+    """The stored bytes ``as_text`` spelled (ValueError when a body is not base85)."""
+    raw = text.encode()
+    if raw.startswith(PREFIX):
+        kid, _, body = raw[len(PREFIX) :].partition(b".")
+        return PREFIX + kid + b"." + base64.b85decode(body)
+    return raw
+
+
+class ContextMissing(SealError):
+    """A value sealed with its exchange's context, opened without it (its tag did check out)."""
+
+
+class Contexts:
+    """The ``received`` payloads of recently written or read exchanges, by exchange id: the
+    context that the exchange's later events are compressed with. Bounded, shared by threads."""
+
+    def __init__(self, size: int = CONTEXTS_KEPT) -> None:
+        self._size = size
+        self._kept: OrderedDict[str, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(self, exchange_id: str, plain: bytes) -> None:
+        with self._lock:
+            self._kept[exchange_id] = plain
+            self._kept.move_to_end(exchange_id)
+            while len(self._kept) > self._size:
+                self._kept.popitem(last=False)
+
+    def get(self, exchange_id: str) -> bytes | None:
+        with self._lock:
+            return self._kept.get(exchange_id)
+
+
 class Seal:
     """Seals and opens values, signs and checks MACs, with one keyring (None: clear, unsigned)."""
 
@@ -65,6 +121,7 @@ class Seal:
         self.ring = ring
         self.where = where
         self._aead = {} if ring is None else {k: AESGCM(v) for k, v in ring.data.items()}
+        self.contexts = Contexts()
 
     @property
     def keyed(self) -> bool:
@@ -73,26 +130,64 @@ class Seal:
 
     # -- sealing ----------------------------------------------------------------------------------
 
-    def seal(self, plain: bytes, aad: bytes) -> bytes:
-        """``plain`` sealed under the current key (unchanged when unkeyed)."""
+    def seal(self, plain: bytes, aad: bytes, context: bytes | None = None) -> bytes:
+        """``plain`` sealed under the current key (unchanged when unkeyed), compressed with
+        ``context`` after the shipped dictionary when one is given."""
         if self.ring is None:
             return plain
-        nonce = os.urandom(12)
-        sealed = self._aead[self.ring.current].encrypt(nonce, compress(plain), aad)
-        return PREFIX + self.ring.current.encode() + b"." + base64.b85encode(nonce + sealed)
+        if context:
+            head = bytes((_WITH_CONTEXT,)) + struct.pack(">I", zlib.crc32(context))
+        else:
+            head = bytes((_PLAIN,))
+        return self._sealed(head + compress(plain, context or b""), aad)
 
-    def open(self, stored: bytes, aad: bytes, what: str) -> bytes:
-        """The clear bytes of a stored value (one in clear is returned as it is)."""
+    def _sealed(self, inner: bytes, aad: bytes) -> bytes:
+        assert self.ring is not None
+        nonce = os.urandom(12)
+        sealed = self._aead[self.ring.current].encrypt(nonce, inner, aad)
+        return PREFIX + self.ring.current.encode() + b"." + nonce + sealed
+
+    def open(self, stored: bytes, aad: bytes, what: str, context: bytes | None = None) -> bytes:
+        """The clear bytes of a stored value (one in clear is returned as it is). A value sealed
+        with a context needs the same ``context``: without it, ContextMissing."""
         if not stored.startswith(PREFIXES):
             return stored
-        first = stored.startswith(PREFIX_1)
+        inner = self._inner(stored, aad, what)
+        if stored.startswith(PREFIX_1):
+            return inner
+        if stored.startswith(PREFIX_2):
+            return self._inflated(inner, b"", what)
+        flag, packed = inner[:1], inner[1:]
+        if flag == bytes((_PLAIN,)):
+            return self._inflated(packed, b"", what)
+        if flag != bytes((_WITH_CONTEXT,)) or len(packed) < 4:
+            raise SealError(f"{what} has an unknown compression flag (altered?)")
+        if context is None:
+            raise ContextMissing(f"{what} opens only with its exchange's received event")
+        if struct.unpack(">I", packed[:4])[0] != zlib.crc32(context):
+            raise SealError(f"{what} was sealed with another context than its received event")
+        return self._inflated(packed[4:], context, what)
+
+    def reseal(self, stored: bytes, aad: bytes, new: Seal, what: str) -> bytes:
+        """``stored`` sealed again under ``new``'s current key, its compressed bytes as they are
+        (so a value sealed with a context needs none here); clear values are sealed."""
+        if not stored.startswith(PREFIX):
+            return new.seal(self.open(stored, aad, what), aad)
+        if new.ring is None:
+            raise SealError(f"{what}: cannot reseal without a key")
+        return new._sealed(self._inner(stored, aad, what), aad)
+
+    def _inner(self, stored: bytes, aad: bytes, what: str) -> bytes:
+        """The decrypted bytes of a sealed value, its tag checked."""
+        kid_raw, _, body = stored[len(PREFIX) :].partition(b".")
         try:
-            kid_raw, _, body = stored[len(PREFIX) :].partition(b".")
             kid = kid_raw.decode("ascii")
-            if first:
+            if stored.startswith(PREFIX_1):
                 raw = base64.urlsafe_b64decode(body + b"=" * (-len(body) % 4))
-            else:
+            elif stored.startswith(PREFIX_2):
                 raw = base64.b85decode(body)
+            else:
+                raw = body
         except (UnicodeDecodeError, ValueError):
             raise SealError(f"{what} is not a well-formed sealed value (altered?)") from None
         aead = self._aead.get(kid)
@@ -100,16 +195,17 @@ class Seal:
             held = "no key at all" if self.ring is None else "no such key"
             raise SealError(f"{what} is sealed with key {kid}, and {self.where} has {held}")
         try:
-            plain = aead.decrypt(raw[:12], raw[12:], aad)
+            return aead.decrypt(raw[:12], raw[12:], aad)
         except (InvalidTag, ValueError):
             raise SealError(
                 f"{what} does not open with key {kid} of {self.where}: a wrong key, or the "
                 "sealed value or what it is bound to was altered"
             ) from None
-        if first:
-            return plain
+
+    @staticmethod
+    def _inflated(packed: bytes, context: bytes, what: str) -> bytes:
         try:
-            return decompress(plain, what)
+            return decompress(packed, what, context)
         except CompressionError as exc:
             raise SealError(str(exc)) from None
 

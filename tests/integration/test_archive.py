@@ -75,7 +75,7 @@ async def test_archive_moves_closed_exchanges_only(where: Store, tmp_path: Path)
     archived = list(read_archive(out))
     assert archived[0]["exchange"]["state"] == "rejected"
     # the archive keeps the events as the journal held them: sealed
-    assert archived[0]["events"][0]["data"].startswith("~tb2.")
+    assert archived[0]["events"][0]["data"].startswith("~tb3.")
     assert "陳大文" not in gzip.decompress(out.read_bytes()).decode()
 
 
@@ -91,7 +91,7 @@ async def test_a_tampered_archive_is_detected(where: Store, tmp_path: Path) -> N
         gzip.compress(b"".join([*lines[:2], lines[2].replace(b'"k1"', b'"k9"'), *lines[3:]]))
     )
     edited = tmp_path / "edited.jsonl.gz"
-    sealed = lines[1].index(b"~tb2.") + 30  # a character inside a sealed application
+    sealed = lines[1].index(b"~tb3.") + 30  # a character inside a sealed application
     flipped = bytes([lines[1][sealed] ^ 0x01])
     line = lines[1][:sealed] + flipped + lines[1][sealed + 1 :]
     edited.write_bytes(gzip.compress(b"".join([*lines[:1], line, *lines[2:]])))

@@ -201,7 +201,7 @@ async def test_rekey_keeps_the_chain_whole_and_search_working(where: Store) -> N
     assert refused[0].body == orjson.dumps(application())
     assert old is not None and new is not None and new.current not in old.data
     assert place_ring(where).data.keys() == {new.current}
-    marker = b"~tb2." + new.current.encode()
+    marker = b"~tb3." + new.current.encode()
     stored = await where.fetch("SELECT data FROM events WHERE archived = false")
     assert all(bytes(row[0]).startswith(marker) for row in stored)
     j = where.journal()

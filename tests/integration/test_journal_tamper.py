@@ -213,17 +213,33 @@ async def test_a_clean_tombstone_without_archiving_is_found(where: Store) -> Non
 
 @pytest.mark.parametrize("head", [False, True], ids=["head-left", "head-moved"])
 async def test_an_edit_with_the_chain_recomputed(where: Store, head: bool) -> None:
-    """A sealed application replaced by an edited one in clear, every hash recomputed after it:
-    the chain links again, but the signed head does not."""
+    """An exchange's last sealed event replaced by an edited one in clear, every hash recomputed
+    after it: the chain links again, but the signed head does not."""
     ids = await filled(where, 3)
     rows = await events(where)
-    at = next(n for n, r in enumerate(rows) if r[1] == ids[1] and r[3] == "received")
+    at = max(n for n, r in enumerate(rows) if r[1] == ids[1])
     rows[at] = (*rows[at][:4], orjson.dumps(EDITED), rows[at][5])
     await where.execute("UPDATE events SET data = ? WHERE seq = ?", rows[at][4], rows[at][0])
     await relink(where, rows, head=head)
     broken = await verify(where)
     assert broken is not None and broken.startswith("the chain head: ")
     assert ("signature does not verify" if head else "another hash") in broken
+
+
+async def test_an_edited_application_with_the_chain_recomputed_breaks_its_later_events(
+    where: Store,
+) -> None:
+    """A sealed application replaced in clear, every hash recomputed: the exchange's later events,
+    compressed with the application as their context, no longer open, and verify says which."""
+    ids = await filled(where, 3)
+    rows = await events(where)
+    at = next(n for n, r in enumerate(rows) if r[1] == ids[1] and r[3] == "received")
+    rows[at] = (*rows[at][:4], orjson.dumps(EDITED), rows[at][5])
+    await where.execute("UPDATE events SET data = ? WHERE seq = ?", rows[at][4], rows[at][0])
+    await relink(where, rows, head=True)
+    broken = await verify(where)
+    assert broken is not None and f"of exchange {ids[1]}" in broken
+    assert "sealed with another context than its received event" in broken
 
 
 async def test_a_whole_exchange_deleted_and_seqs_renumbered(where: Store) -> None:

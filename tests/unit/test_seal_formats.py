@@ -1,4 +1,5 @@
-"""Sealed payloads: compressed before they are sealed, and values of the first format still open."""
+"""Sealed payloads: compressed before they are sealed (with the exchange's context where there is
+one), kept as bytes, and values of the earlier formats still open."""
 
 from __future__ import annotations
 
@@ -11,7 +12,17 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from replay.compress import CompressionError, compress, decompress
 from replay.keys import Keyring
-from replay.seal import PREFIX, PREFIX_1, Seal, SealError, event_aad
+from replay.seal import (
+    PREFIX,
+    PREFIX_1,
+    PREFIX_2,
+    ContextMissing,
+    Seal,
+    SealError,
+    as_text,
+    event_aad,
+    from_text,
+)
 
 APPLICATION = orjson.dumps(
     {
@@ -63,14 +74,73 @@ def test_a_value_of_the_first_format_still_opens() -> None:
     assert seal.sealed_with_current(seal.seal(APPLICATION, AAD))
 
 
-def test_a_sealed_value_that_does_not_inflate_is_a_seal_error() -> None:
-    """Ciphertext that authenticates but holds no DEFLATE stream is a clear error, not a crash."""
+def second_format(ring: Keyring, plain: bytes, aad: bytes) -> bytes:
+    """A value as the journal sealed it before binary values: compressed, base85 text."""
+    nonce = os.urandom(12)
+    sealed = AESGCM(ring.data[ring.current]).encrypt(nonce, compress(plain), aad)
+    return PREFIX_2 + ring.current.encode() + b"." + base64.b85encode(nonce + sealed)
+
+
+def test_a_value_of_the_second_format_still_opens() -> None:
+    """Journals written with base85 text values keep opening, and rekey writes them anew."""
+    ring = Keyring.generate()
+    seal = Seal(ring)
+    old = second_format(ring, APPLICATION, AAD)
+    assert seal.open(old, AAD, "an old event") == APPLICATION
+    assert not seal.sealed_with_current(old)
+
+
+@pytest.mark.parametrize("flag", [b"\x00", b"\x07"])
+def test_a_sealed_value_that_does_not_inflate_is_a_seal_error(flag: bytes) -> None:
+    """Ciphertext that authenticates but holds no DEFLATE stream (or an unknown flag) is a clear
+    error, not a crash."""
     ring = Keyring.generate()
     nonce = os.urandom(12)
-    junk = AESGCM(ring.data[ring.current]).encrypt(nonce, b"\xff\xfe not deflate", AAD)
-    stored = PREFIX + ring.current.encode() + b"." + base64.b85encode(nonce + junk)
-    with pytest.raises(SealError, match="does not inflate"):
+    junk = AESGCM(ring.data[ring.current]).encrypt(nonce, flag + b"\xff\xfe not deflate", AAD)
+    stored = PREFIX + ring.current.encode() + b"." + nonce + junk
+    with pytest.raises(SealError, match=r"does not inflate|unknown compression flag"):
         Seal(ring).open(stored, AAD, "event 7")
+
+
+MAPPED = orjson.dumps(
+    {
+        "mapped": {
+            "xm": "李永燊",
+            "ywxm": "LEE, Wing Sun",
+            "gajmsfzh": "K802133(3)",
+            "lxdh": "+85261937204",
+            "txdz": "香港九龍觀塘協和街33號安基大廈7樓D室",
+        }
+    }
+)
+MAPPED_AAD = event_aad("01JD0000000000000000000000", "mapped", 1_800_000_001.5)
+
+
+def test_a_later_event_sealed_with_its_application_as_context_is_smaller_and_needs_it() -> None:
+    """The mapped request repeats the application: compressed with it as context it is smaller,
+    opens with the same context, refuses another one, and says so when opened without any."""
+    seal = Seal(Keyring.generate())
+    alone = seal.seal(MAPPED, MAPPED_AAD)
+    with_context = seal.seal(MAPPED, MAPPED_AAD, APPLICATION)
+    assert len(with_context) < len(alone) - 40
+    assert seal.open(with_context, MAPPED_AAD, "mapped", APPLICATION) == MAPPED
+    with pytest.raises(ContextMissing, match="received event"):
+        seal.open(with_context, MAPPED_AAD, "mapped")
+    with pytest.raises(SealError, match="another context"):
+        seal.open(with_context, MAPPED_AAD, "mapped", APPLICATION + b" ")
+    other = Seal(Keyring.generate())
+    moved = seal.reseal(with_context, MAPPED_AAD, other, "mapped")
+    assert other.open(moved, MAPPED_AAD, "mapped", APPLICATION) == MAPPED  # rekey needs no context
+
+
+def test_a_binary_value_spelled_as_text_reads_back_to_the_same_bytes() -> None:
+    """The archive's text form of a binary sealed value is ASCII and gives back its exact bytes;
+    a clear value stays the text it is."""
+    stored = Seal(Keyring.generate()).seal(APPLICATION, AAD)
+    text = as_text(stored)
+    assert text.isascii() and text.startswith("~tb3.")
+    assert from_text(text) == stored
+    assert from_text(as_text(APPLICATION)) == APPLICATION
 
 
 def test_a_moved_compressed_value_does_not_open() -> None:
