@@ -27,8 +27,21 @@ LOCAL = "local"  # the id of the local system, which receives inbound applicatio
 
 @dataclass(frozen=True, kw_only=True)
 class Names:
+    """Display names: the official Chinese name (``zh``, in the script its authority writes) and
+    the English one; optionally the Chinese name in each script (``zh-Hans``, ``zh-Hant``)."""
+
     zh: str
     en: str
+    zh_hans: str | None = None
+    zh_hant: str | None = None
+
+    def shown(self, language: str) -> str:
+        """The name for a reader of ``language`` (``zh_Hans``, ``zh_Hant`` or ``en``): that
+        script's name, else the official Chinese one (English readers: the English name)."""
+        if language == "en":
+            return self.en or self.zh
+        scripted = self.zh_hant if language == "zh_Hant" else self.zh_hans
+        return scripted or self.zh or self.en
 
 
 @dataclass(frozen=True, kw_only=True)

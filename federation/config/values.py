@@ -11,13 +11,19 @@ from federation.domain.regions import PROVINCES
 
 
 def parse_names(r: Reader, path: PathKey, raw: Any) -> Names | None:
-    """A ``{zh, en}`` pair of display names."""
-    m = r.mapping(path, raw, required=("zh", "en"))
+    """A ``{zh, en}`` pair of display names, and optionally the Chinese name in each script
+    (``zh-Hans``, ``zh-Hant``)."""
+    m = r.mapping(path, raw, required=("zh", "en"), optional=("zh-Hans", "zh-Hant"))
     if m is None:
         return None
     zh = r.text((*path, "zh"), m.get("zh"))
     en = r.text((*path, "en"), m.get("en"))
-    return Names(zh=zh, en=en) if zh and en else None
+    scripts = {
+        key: r.text((*path, key), m[key]) if key in m else None for key in ("zh-Hans", "zh-Hant")
+    }
+    if not (zh and en):
+        return None
+    return Names(zh=zh, en=en, zh_hans=scripts["zh-Hans"], zh_hant=scripts["zh-Hant"])
 
 
 def parse_region(r: Reader, path: PathKey, raw: Any) -> Region | None:

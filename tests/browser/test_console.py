@@ -121,7 +121,7 @@ PAGES = (
 )
 NAV = {"zh_Hans": "总览", "zh_Hant": "總覽", "en": "Overview"}
 HTML_LANG = {"zh_Hans": "zh-Hans", "zh_Hant": "zh-Hant", "en": "en"}
-GD = {"zh_Hans": "广东省一体化", "zh_Hant": "广东省一体化", "en": "Guangdong Integrated"}
+GD = {"zh_Hans": "广东省一体化", "zh_Hant": "廣東省一體化", "en": "Guangdong Integrated"}
 
 
 @pytest.mark.parametrize("lang", ["zh_Hans", "zh_Hant", "en"])

@@ -95,13 +95,12 @@ async def exchanges(request: web.Request) -> web.Response:
 
 
 def service_names(catalogue: Any, language: str) -> dict[str, str]:
-    """Service code → its name in the viewer's language (English for English, else Chinese;
-    the other when one is missing, else the code)."""
+    """Service code → its name in the viewer's language and script (``Names.shown``: English,
+    简体 or 繁體 where partners.yaml gives it, else the official Chinese name), else the code."""
     out: dict[str, str] = {}
     for p in catalogue.config.partners.values():
         for code, s in p.services.items():
-            names = (s.names.en, s.names.zh) if language == "en" else (s.names.zh, s.names.en)
-            out[code] = (names[0] or names[1]) if s.names else code
+            out[code] = s.names.shown(language) if s.names else code
     return out
 
 

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from federation.api.console import views
 from federation.api.console.access import check_csrf, require
-from federation.api.console.render import render
+from federation.api.console.render import language_of, render
 from federation.api.edge import BROKER, EXCHANGE_ID_RE
 from federation.api.problems import ProblemError
 from federation.api.trail import record
@@ -58,11 +58,12 @@ def compile_text(original: CompiledMapping, text: str) -> CompiledMapping:
         return load_mapping(path, display=original.file, root=root or original.path.parent)
 
 
-def _services(broker: Broker) -> list[tuple[str, str, str]]:
+def _services(broker: Broker, language: str) -> list[tuple[str, str, str]]:
+    """(partner, service code, its name in the viewer's language) of every mapping."""
     out = []
     for (pid, code), _m in sorted(broker.catalogue.mappings.items()):
         service = broker.catalogue.service(pid, code)
-        name = (service.names.zh if service and service.names else "") or code
+        name = (service.names.shown(language) if service and service.names else "") or code
         out.append((pid, code, name))
     return out
 
@@ -71,7 +72,7 @@ async def page(request: web.Request) -> web.Response:
     """The playground with the chosen service's mapping as it is on disk."""
     broker = request.config_dict[BROKER]
     await require(request, broker, "show")
-    services = _services(broker)
+    services = _services(broker, language_of(request))
     partner = request.query.get("partner") or (services[0][0] if services else "")
     service = request.query.get("service") or (services[0][1] if services else "")
     mapping = _mapping(broker, partner, service)
@@ -96,7 +97,7 @@ async def _show(
     return render(
         request,
         "playground.html",
-        services=_services(broker),
+        services=_services(broker, language_of(request)),
         partner=partner,
         service=service,
         file=mapping.file,

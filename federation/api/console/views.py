@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from federation.config.model import Names
 from federation.domain.errors import JournalError
 from federation.domain.models import Exchange, State
 from federation.logging import get_logger
@@ -72,8 +73,7 @@ class PartnerHealth:
     """One partner's line of the overview."""
 
     id: str
-    name: str
-    name_en: str
+    names: Names  # shown in the viewer's language: names.shown(lang)
     breaker: str
     in_flight: int
     last_error: str = ""
@@ -117,8 +117,7 @@ async def overview(
     health = {
         pid: PartnerHealth(
             id=pid,
-            name=p.names.zh,
-            name_en=p.names.en,
+            names=p.names,
             breaker=str(broker.worker.partner_status(pid)["breaker"]["state"]),
             in_flight=int(broker.worker.partner_status(pid)["held"]),
         )
