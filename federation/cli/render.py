@@ -126,7 +126,7 @@ def exchange_lines(ex: Exchange, today: Today) -> list[str]:
     out += ["", _("mapped request (as last sent)")]
     never = "  " + _("none (never mapped)")
     out.append(_indent(_json(ex.mapped, indent=True)) if ex.mapped is not None else never)
-    out += ["", _("today's mapping"), f"  {today.note}"]
+    out += ["", _("today's mapping"), f"  {today.said()}"]
     if today.diff:
         out.append(_indent(today.diff))
     elif today.status == "not_sent" and today.mapped is not None:

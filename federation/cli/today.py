@@ -23,6 +23,8 @@ from federation.runtime.mapping import Mapped, map_exchange
 from replay.journal import Backend
 from replay.service import Plan
 
+MASKED = " (values masked: --reveal --reason … shows them)"
+
 
 @dataclass(frozen=True, kw_only=True)
 class Today:
@@ -33,6 +35,7 @@ class Today:
     diff: str = ""
     mapped: Mapping[str, Any] | None = None
     problems: tuple[str, ...] | None = None
+    values_masked: bool = False
 
     def masked(self) -> Today:
         """Today's verdict without the values: the diff and the request are personal data."""
@@ -40,10 +43,27 @@ class Today:
             return self
         return replace(
             self,
-            note=f"{self.note} (values masked: --reveal --reason … shows them)",
+            note=f"{self.note}{MASKED}",
             diff="",
             mapped=None,
+            values_masked=True,
         )
+
+    def said(self) -> str:
+        """The note in the reader's language, for text output (JSON keeps ``note`` as it is)."""
+        notes = {
+            "same": _("no difference from today's mapping"),
+            "different": _("today's mapping would send something else"),
+            "not_sent": _(
+                "nothing was sent (never mapped); today's mapping accepts it: remap would send"
+            ),
+            "rejected": _("today's mapping rejects this application (%(n)d problem(s))")
+            % {"n": len(self.problems or ())},
+        }
+        if self.status not in notes:
+            return self.note  # the catalogue could not be loaded: its error, as it was
+        masked = _(" (values masked: --reveal --reason … shows them)") if self.values_masked else ""
+        return notes[self.status] + masked
 
     def to_dict(self) -> dict[str, Any]:
         return {

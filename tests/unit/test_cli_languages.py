@@ -130,6 +130,12 @@ def test_journal_show_replay_dry_run_and_check_follow_the_locale(
         "en": ("timeline", "dry run: nothing replayed (0 to replay, 1 to skip)", "ok: 11 partners"),
     }[language]
     assert expected[0] in show.stdout
+    verdict = {
+        "zh_Hant": "今日映射拒絕此申請",
+        "zh_Hans": "今日映射拒绝此申请",
+        "en": "today's mapping rejects this application",
+    }[language]
+    assert verdict in show.stdout
     assert expected[1] in dry.stdout
     assert expected[2] in check.stdout
     assert "partners.yaml:" in check.stdout and "partners[2].auth.client_cert" in check.stdout
