@@ -21,6 +21,8 @@ behaviour on each. Contract, for every backend:
 * Failures of the storage underneath surface as JournalUnavailable, never as driver exceptions.
 * ``note`` appends an audit entry (who read personal data, replayed, reloaded or was refused) as a
   hidden ``~audit`` event of the chain; ``trail`` finds them again, newest first.
+* ``announce`` records which instance serves which configuration version (``replay/instances.py``),
+  ``withdraw`` removes it at a clean stop, ``instances`` lists those seen since a time.
 * Payloads are sealed and the chain head signed with the journal's keys (docs/security.md); a
   journal whose chain head does not hold refuses to append (ChainBroken) until someone looks.
 """
@@ -34,6 +36,7 @@ from typing import Protocol
 
 from federation.domain.models import Event, Exchange, NewExchange, StateChange
 from replay.chain import Break
+from replay.instances import Instance
 from replay.tally import Tally
 
 
@@ -166,6 +169,15 @@ class Journal(Protocol):
     async def tally(self) -> Tally:
         """Exchanges per state, partner and service, the oldest waiting per partner and the
         callbacks owed (``replay/tally.py``), for /metrics."""
+
+    async def announce(self, instance: Instance) -> None:
+        """Record (or refresh) a running instance and the configuration version it serves."""
+
+    async def withdraw(self, instance_id: str) -> None:
+        """Forget an instance that stops cleanly."""
+
+    async def instances(self, *, seen_since: float) -> list[Instance]:
+        """The instances that announced themselves at or after ``seen_since``."""
 
     async def refuse(self, refusal: Refusal) -> None:
         """Keep a refused intake request."""

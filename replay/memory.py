@@ -18,11 +18,12 @@ from typing import Any
 
 from federation.domain.errors import JournalUnavailable, LeaseLost
 from federation.domain.models import Event, Exchange, NewExchange, StateChange
-from replay import rekey, rows, rules, tally, trail
+from replay import instances, rekey, rows, rules, tally, trail
 from replay.archive import ArchivedExchange, ArchiveWriter
 from replay.audit import Audit
 from replay.chain import GENESIS, Break, ChainBroken, head_problem, link
 from replay.checkpoints import Checkpoints
+from replay.instances import Instance
 from replay.journal import AuditEntry, Query, Refusal, TrailQuery
 from replay.keys import KeyPlace, ephemeral
 from replay.seal import Seal, as_text
@@ -63,6 +64,7 @@ class InMemoryJournal:
         self.seal = Seal(None)
         self.checkpoints = Checkpoints(self.keys.checkpoints, self.seal)
         self.head: tuple[int, bytes, bytes | None] = (0, GENESIS, None)  # seq, hash, mac
+        self.announced: dict[str, Instance] = {}
         self.refusal_rows: list[dict[str, Any]] = []  # seq and REFUSAL_COLUMNS, body sealed
         self.exchanges: dict[str, Exchange] = {}
         self.events: list[Event] = []
@@ -285,6 +287,26 @@ class InMemoryJournal:
         for ex in self.exchanges.values():
             out[ex.state.value] = out.get(ex.state.value, 0) + 1
         return out
+
+    async def announce(self, instance: Instance) -> None:
+        self._check()
+        known = self.announced.get(instance.id)
+        if known is not None:  # as the SQL upsert: the version and the time seen change
+            instance = replace(
+                known, config_version=instance.config_version, seen_at=instance.seen_at
+            )
+        self.announced[instance.id] = instance
+        gone = instance.seen_at - instances.FORGET_AFTER
+        self.announced = {k: i for k, i in self.announced.items() if i.seen_at >= gone}
+
+    async def withdraw(self, instance_id: str) -> None:
+        self._check()
+        self.announced.pop(instance_id, None)
+
+    async def instances(self, *, seen_since: float) -> list[Instance]:
+        self._check()
+        seen = [i for i in self.announced.values() if i.seen_at >= seen_since]
+        return sorted(seen, key=lambda i: (i.host, i.pid, i.id))
 
     async def refuse(self, refusal: Refusal) -> None:
         self._check()

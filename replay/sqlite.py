@@ -23,12 +23,13 @@ from typing import Any
 
 from federation.domain.errors import FederationError, JournalUnavailable, LeaseLost
 from federation.domain.models import Event, Exchange, NewExchange, StateChange
-from replay import rekey, rows, rules, sqlitesql, tally, trail
+from replay import instances, rekey, rows, rules, sqlitesql, tally, trail
 from replay.archive import ArchivedExchange, ArchiveWriter
 from replay.audit import Audit
 from replay.chain import Break, Chain, ChainBroken, HeadBroken
 from replay.checkpoints import Cadence, Checkpoints
 from replay.dbthread import DbThread
+from replay.instances import Instance
 from replay.journal import AuditEntry, Query, Refusal, TrailQuery
 from replay.keys import KeyPlace, beside
 from replay.rows import current, dumps, read_exchange
@@ -523,6 +524,16 @@ class SQLiteJournal:
             return {r[0]: r[1] for r in rows}
 
         result: dict[str, int] = await self._read(op)
+        return result
+
+    async def announce(self, instance: Instance) -> None:
+        await self._write(lambda conn: instances.sqlite_announce(conn, instance))
+
+    async def withdraw(self, instance_id: str) -> None:
+        await self._write(lambda conn: conn.execute(instances.WITHDRAW_SQLITE, (instance_id,)))
+
+    async def instances(self, *, seen_since: float) -> list[Instance]:
+        result: list[Instance] = await self._read(lambda c: instances.sqlite_seen(c, seen_since))
         return result
 
     async def refuse(self, refusal: Refusal) -> None:

@@ -41,6 +41,7 @@ from federation.runtime.catalogue import Catalogue, load_catalogue
 from federation.runtime.metrics import Metrics, config_version
 from federation.runtime.notifier import Notifier
 from federation.runtime.poller import Poller
+from federation.runtime.presence import Presence
 from federation.runtime.retention import RetentionJob
 from federation.runtime.worker import Worker
 from replay.journal import Journal
@@ -117,6 +118,8 @@ class Broker:
         self.started_at: float | None = None
         self._log = get_logger(component="broker", owner=self.owner)
         self.metrics = Metrics(self.owner, clock=clock)
+        self.presence = Presence(journal, owner=self.owner, clock=clock)
+        self.config_version = ""
 
     @property
     def catalogue(self) -> Catalogue:
@@ -173,11 +176,13 @@ class Broker:
             self._poller = Poller(self, every=self._status_poll_every)
             self._poller.start()
             self._start_retention()
+            self.presence.start()
             self.metrics.start(self)  # --workers: its gauges, for whichever worker is scraped
             self.started_at = self._clock()
             self._log.info("broker_started", partners=len(self._adapters))
             yield self
         finally:
+            await self.presence.stop()
             await self.metrics.stop()
             if self._worker is not None:
                 await self._worker.stop()
@@ -254,7 +259,9 @@ class Broker:
 
     async def _configured(self, catalogue: Catalogue) -> None:
         """Publish the version of the configuration now in force (hashing files: off the loop)."""
-        self.metrics.configured(await asyncio.to_thread(config_version, self.root, catalogue))
+        self.config_version = await asyncio.to_thread(config_version, self.root, catalogue)
+        self.metrics.configured(self.config_version)
+        self.presence.serving(self.config_version)
 
     def breaker_states(self) -> dict[str, str]:
         """Each partner's circuit-breaker state in this instance (for /metrics)."""

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import aiohttp
+import pytest
 
+from federation.domain.errors import ConfigError
 from federation.domain.models import State
+from replay.sqlite import SQLiteJournal
 from tests.conftest import HK_APPLICATION, hk_submission
 from tests.integration.test_delivery import DONE, settle
 
@@ -162,3 +169,40 @@ async def test_reload_applies_a_fixed_mapping_and_refuses_a_broken_one(
     assert any("valeu" in e["text"] and e["line"] for e in problem["errors"])
     assert done2.state is State.DELIVERED
     assert sims["hk"].seen["after-broken"].first_body["application_type"] == "VLR2"
+
+
+async def test_the_journal_knows_which_version_each_instance_serves(
+    make_config, simulators, broker_at, tmp_path: Path
+) -> None:
+    """A running broker announces itself with its configuration version, announces the new one
+    after a reload (a refused reload changes nothing), and withdraws when it stops."""
+    root = make_config()
+    sims = await simulators(root)
+    mapping = root / "mappings" / "hk-vl.yaml"
+    async with broker_at(root, sims, journal=tmp_path / "j.sqlite") as (broker, _url):
+        journal = broker.journal
+        first = await wait_for_version(journal, broker.owner, lambda v: v != "")
+        mapping.write_text(mapping.read_text().replace("value: VLR", "value: VLR2"), "utf-8")
+        await broker.reload()
+        second = await wait_for_version(journal, broker.owner, lambda v: v != first)
+        assert second == broker.config_version
+        mapping.write_text(mapping.read_text() + "  oops: {from: x, valeu: 1}\n", "utf-8")
+        with pytest.raises(ConfigError):
+            await broker.reload()
+        assert await wait_for_version(journal, broker.owner, lambda v: v == second) == second
+    after = SQLiteJournal(tmp_path / "j.sqlite")
+    await after.open()
+    try:
+        assert await after.instances(seen_since=0) == []
+    finally:
+        await after.close()
+
+
+async def wait_for_version(journal: Any, owner: str, ok: Callable[[str], bool]) -> str:
+    """The version the journal lists for ``owner`` once ``ok`` holds (announcements are async)."""
+    for _ in range(200):
+        mine = [i for i in await journal.instances(seen_since=0) if i.id == owner]
+        if mine and ok(mine[0].config_version):
+            return str(mine[0].config_version)
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"the journal never listed {owner} as expected")

@@ -1,0 +1,146 @@
+"""Group commit for the PostgreSQL journal: one writer task per instance runs whatever writes
+queued up in one transaction that takes the chain head once (``replay/postgres.py`` uses it).
+
+Like ``replay/dbthread.py`` on SQLite. A write is a coroutine function run inside the batch's
+transaction, appending its events through the batch's ``pgsql.Chain``; its caller gets the result
+once the batch holding it has committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from federation.domain.errors import FederationError, JournalUnavailable
+from replay import pgsql, tally
+from replay.pgsql import Conn
+from replay.seal import Seal
+
+# A write: runs inside the batch's transaction, appends events through the batch's Chain.
+WriteOp = Callable[[Conn, pgsql.Chain], Awaitable[Any]]
+MAX_BATCH = 256
+
+
+class _Later:
+    """A write's result that needs the seqs of its events: computed once the batch has flushed."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self.make = make
+
+
+class GroupCommit:
+    """The writer side of ``PostgresJournal``: its queue, its loop and its batches."""
+
+    seal: Seal
+    _pool: Any  # asyncpg.Pool
+    _timeout: float
+    _queue: asyncio.Queue[tuple[WriteOp, asyncio.Future[Any]] | None] | None
+
+    async def _unavailable(self, exc: BaseException) -> JournalUnavailable:
+        raise NotImplementedError
+
+    async def _checkpoint(self, signed: tuple[int, bytes] | None, *, closing: bool = False) -> None:
+        raise NotImplementedError
+
+    async def _write(self, op: WriteOp) -> Any:
+        """Queue a write for the writer task; its result once the batch holding it has committed."""
+        queue = self._queue
+        if queue is None:
+            raise JournalUnavailable(f"journal {self!r} is not open")
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        queue.put_nowait((op, fut))
+        return await fut
+
+    async def _write_loop(
+        self, queue: asyncio.Queue[tuple[WriteOp, asyncio.Future[Any]] | None]
+    ) -> None:
+        """Take everything queued (up to MAX_BATCH), run it in one transaction, commit once.
+
+        Like replay/dbthread.py on SQLite: the writes that queue up while one batch commits go
+        together in the next, so instances take the chain head once per batch, not once per write.
+        """
+        batch: list[tuple[WriteOp, asyncio.Future[Any]]] = []
+        try:
+            while True:
+                first = await queue.get()
+                if first is None:
+                    return
+                batch = [first]
+                stopping = False
+                while len(batch) < MAX_BATCH:
+                    try:
+                        item = queue.get_nowait()
+                    except asyncio.QueueEmpty:
+                        break
+                    if item is None:
+                        stopping = True
+                        break
+                    batch.append(item)
+                await self._run_batch(batch)
+                batch = []
+                if stopping:
+                    return
+        finally:
+            # Cancelled (a close that was itself cancelled): nobody must wait forever.
+            while not queue.empty():
+                item = queue.get_nowait()
+                if item is not None:
+                    batch.append(item)
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(JournalUnavailable(f"journal {self!r} was closed"))
+
+    async def _run_batch(self, batch: list[tuple[WriteOp, asyncio.Future[Any]]]) -> None:
+        """Run ``batch`` in one transaction; an unexpected failure re-runs its ops one by one.
+
+        Operations raise only FederationErrors, and only before they write anything, so those need
+        no savepoint. Anything else (the database refusing a statement, a bug) rolls the whole
+        batch back; its ops are then retried one per transaction so that one bad op cannot fail
+        its neighbours. A lost connection fails the batch: retrying would only fail again.
+        """
+        batch = [(op, fut) for op, fut in batch if not fut.done()]  # cancelled while queued
+        if not batch:
+            return
+        results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        signed: tuple[int, bytes] | None = None
+        try:
+            pool = self._pool
+            if pool is None:
+                raise JournalUnavailable(f"journal {self!r} is not open")
+            t0 = time.perf_counter()
+            async with pool.acquire(timeout=self._timeout) as conn, conn.transaction():
+                chain = pgsql.Chain(conn, self.seal)
+                for op, fut in batch:
+                    try:
+                        results.append((fut, await op(conn, chain), None))
+                    except FederationError as exc:
+                        results.append((fut, None, exc))
+                await chain.flush()
+            signed = chain.signed
+            tally.committed(self, time.perf_counter() - t0, len(batch))
+            results = [
+                (fut, value.make() if isinstance(value, _Later) else value, exc)
+                for fut, value, exc in results
+            ]
+        except Exception as exc:
+            lost = isinstance(exc, (*pgsql.CONNECTION_LOST, TimeoutError))
+            if len(batch) > 1 and not lost:
+                for item in batch:
+                    await self._run_batch([item])
+                return
+            error: BaseException = exc
+            if isinstance(exc, pgsql.DRIVER_ERRORS):
+                error = await self._unavailable(exc)
+                error.__cause__ = exc
+            results = [(fut, None, error) for _, fut in batch]
+        for fut, value, failure in results:
+            if fut.done():
+                continue
+            if failure is None:
+                fut.set_result(value)
+            else:
+                fut.set_exception(failure)
+        if signed is not None:
+            await self._checkpoint(signed)

@@ -1,0 +1,71 @@
+"""Which instances share a journal and which configuration version each serves, on every backend:
+announced, refreshed, withdrawn, and forgotten a day after they were last seen."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from replay.factory import open_journal
+from replay.instances import EVERY, Instance
+from replay.journal import Backend
+from tests.integration.pg import fresh_schema
+
+NOW = 1_790_000_000.0
+
+
+@pytest.fixture(params=["sqlite", "memory", "postgresql"])
+async def journal(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    """An open journal of each backend."""
+    async with contextlib.AsyncExitStack() as stack:
+        j: Backend
+        if request.param == "postgresql":
+            j = (await stack.enter_async_context(fresh_schema())).journal()
+        elif request.param == "sqlite":
+            j = open_journal(tmp_path / "instances.sqlite")
+        else:
+            j = open_journal("memory:")
+        await j.open()
+        yield j
+        await j.close()
+
+
+def instance(n: int, version: str, seen: float) -> Instance:
+    return Instance(
+        id=f"host-{n}:{100 + n}:ABCDEF",
+        host=f"host-{n}",
+        pid=100 + n,
+        config_version=version,
+        started_at=NOW - 60,
+        seen_at=seen,
+    )
+
+
+async def test_each_instance_is_listed_with_the_version_it_last_announced(journal: Backend) -> None:
+    """Two instances announce; one reloads to a new version: each is listed once, with its own
+    latest version and its start time kept."""
+    await journal.announce(instance(1, "sha256:aaaa", NOW))
+    await journal.announce(instance(2, "sha256:aaaa", NOW))
+    await journal.announce(replace(instance(2, "sha256:bbbb", NOW + EVERY), started_at=NOW))
+    seen = await journal.instances(seen_since=NOW - 3600)
+    assert [(i.host, i.config_version) for i in seen] == [
+        ("host-1", "sha256:aaaa"),
+        ("host-2", "sha256:bbbb"),
+    ]
+    assert seen[1].started_at == NOW - 60 and seen[1].seen_at == NOW + EVERY
+    assert seen[0].running(NOW + EVERY) and not seen[0].running(NOW + 10 * EVERY)
+
+
+async def test_a_withdrawn_or_long_gone_instance_is_not_listed(journal: Backend) -> None:
+    """A clean stop withdraws its instance; one not seen for over a day is dropped at the next
+    announcement of any instance; `seen_since` leaves out older ones."""
+    await journal.announce(instance(1, "v1", NOW - 2 * 86_400))
+    await journal.announce(instance(2, "v1", NOW - 600))
+    await journal.announce(instance(3, "v1", NOW))
+    await journal.withdraw(instance(3, "v1", NOW).id)
+    assert [i.host for i in await journal.instances(seen_since=0)] == ["host-2"]
+    assert await journal.instances(seen_since=NOW - 60) == []
