@@ -108,10 +108,36 @@ def _expected(name: str, labels: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def _config_drift_test() -> dict[str, Any]:
+    """Workers of instance a (one reloaded, so its old version stays at 0) and instance b run
+    one version: no drift; instance c joins with another version: drift."""
+    info = "tongban_config_info"
+    series = [
+        (f'{info}{{instance="a",instance_owner="h:1",pid="1",version="v0"}}', "0x40"),
+        (f'{info}{{instance="a",instance_owner="h:1",pid="1",version="v1"}}', "1x40"),
+        (f'{info}{{instance="a",instance_owner="h:2",pid="2",version="v1"}}', "1x40"),
+        (f'{info}{{instance="b",instance_owner="h:3",version="v1"}}', "1x40"),
+        (f'{info}{{instance="c",instance_owner="h:4",version="v2"}}', "_x20 1x20"),
+    ]
+    return {
+        "interval": "1m",
+        "input_series": [{"series": s, "values": v} for s, v in series],
+        "alert_rule_test": [
+            {"eval_time": "15m", "alertname": "TongbanConfigDrift", "exp_alerts": []},
+            {
+                "eval_time": "35m",
+                "alertname": "TongbanConfigDrift",
+                "exp_alerts": [_expected("TongbanConfigDrift", {})],
+            },
+        ],
+    }
+
+
 def test_the_alerts_fire_on_the_situations_they_name(promtool: str, tmp_path: Path) -> None:
     """promtool's rule unit tests: a partner that only fails, an exchange older than its retry
-    policy, an unreadable journal, a breaker held open and new dead letters raise their alert;
-    a partner that delivers, a young exchange and a closed breaker raise none."""
+    policy, an unreadable journal, a breaker held open, new dead letters and instances on two
+    configurations raise their alert; a partner that delivers, a young exchange, a closed breaker
+    and a worker's stale 0 for the version it ran before a reload raise none."""
     series = [
         ('tongban_attempts_total{partner="hk",outcome="transient_error",instance="a"}', "0+5x40"),
         ('tongban_attempts_total{partner="gd",outcome="transient_error",instance="a"}', "0+1x40"),
@@ -177,7 +203,8 @@ def test_the_alerts_fire_on_the_situations_they_name(promtool: str, tmp_path: Pa
                     },
                     {"eval_time": "5m", "alertname": "TongbanDeadLetters", "exp_alerts": []},
                 ],
-            }
+            },
+            _config_drift_test(),
         ],
     }
     file = tmp_path / "rules-test.yml"
