@@ -69,9 +69,27 @@ def compile_schema(schema: Any) -> Check:
         if make is None:
             raise _Unknown(keyword)
         checks.append(make(value, schema))
+    return _every(checks)
+
+
+def _every(checks: list[Check]) -> Check:
+    """All of ``checks``, in a plain loop (cheaper than ``all`` over a generator, per call)."""
+    if not checks:
+        return lambda _: True
     if len(checks) == 1:
         return checks[0]
-    return lambda instance: all(check(instance) for check in checks)
+    if len(checks) == 2:
+        first, second = checks
+        return lambda instance: first(instance) and second(instance)
+    frozen = tuple(checks)
+
+    def check(instance: Any) -> bool:
+        for one in frozen:  # noqa: SIM110 (all() over a generator costs more per call)
+            if not one(instance):
+                return False
+        return True
+
+    return check
 
 
 def _integer(instance: Any) -> bool:
@@ -106,39 +124,48 @@ def _type(types: Any, _: Mapping[str, Any]) -> Check:
 
 
 def _properties(properties: Mapping[str, Any], _: Mapping[str, Any]) -> Check:
-    compiled = [(name, compile_schema(sub)) for name, sub in properties.items()]
-    is_object = _is("object")
+    compiled = tuple((name, compile_schema(sub)) for name, sub in properties.items())
 
     def check(instance: Any) -> bool:
-        if not is_object(instance):
+        if not isinstance(instance, dict):  # jsonschema's "object"
             return True
-        return all(sub(instance[name]) for name, sub in compiled if name in instance)
+        for name, sub in compiled:  # noqa: SIM110 (as in _every)
+            if name in instance and not sub(instance[name]):
+                return False
+        return True
 
     return check
 
 
 def _required(names: list[str], _: Mapping[str, Any]) -> Check:
-    is_object = _is("object")
-    return lambda instance: not is_object(instance) or all(n in instance for n in names)
+    wanted = frozenset(names)
+    # jsonschema's "object" is a dict; every name present is the set being a subset of its keys
+    return lambda instance: not isinstance(instance, dict) or wanted.issubset(instance.keys())
 
 
 def _items(items: Any, schema: Mapping[str, Any]) -> Check:
     if "prefixItems" in schema:
         raise _Unknown("prefixItems")
     each = compile_schema(items)
-    is_array = _is("array")
-    return lambda instance: not is_array(instance) or all(each(item) for item in instance)
+
+    def check(instance: Any) -> bool:
+        if not isinstance(instance, list):  # jsonschema's "array"
+            return True
+        for item in instance:  # noqa: SIM110 (as in _every)
+            if not each(item):
+                return False
+        return True
+
+    return check
 
 
 def _min_length(least: int, _: Mapping[str, Any]) -> Check:
-    is_string = _is("string")
-    return lambda instance: not is_string(instance) or len(instance) >= least
+    return lambda instance: not isinstance(instance, str) or len(instance) >= least
 
 
 def _pattern(pattern: str, _: Mapping[str, Any]) -> Check:
     search = re.compile(pattern).search
-    is_string = _is("string")
-    return lambda instance: not is_string(instance) or search(instance) is not None
+    return lambda instance: not isinstance(instance, str) or search(instance) is not None
 
 
 def _enum(values: list[Any], _: Mapping[str, Any]) -> Check:
@@ -151,8 +178,7 @@ def _minimum(least: Any, _: Mapping[str, Any]) -> Check:
 
 
 def _all_of(schemas: list[Any], _: Mapping[str, Any]) -> Check:
-    compiled = [compile_schema(sub) for sub in schemas]
-    return lambda instance: all(check(instance) for check in compiled)
+    return _every([compile_schema(sub) for sub in schemas])
 
 
 _KEYWORDS: dict[str, Callable[[Any, Mapping[str, Any]], Check]] = {
