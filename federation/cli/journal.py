@@ -51,12 +51,15 @@ def migrate(journal_path: str) -> None:
     except ConfigError as exc:
         raise Failure(str(exc)) from exc
     if file is not None and not file.parent.is_dir():
-        raise Failure(f"directory {file.parent} does not exist")
+        raise Failure(_("directory %(dir)s does not exist") % {"dir": file.parent})
     applied = run(open_journal(journal_path).migrate())
     logged("journal_migrated", applied=list(applied))
     for name in applied:
-        click.echo(f"applied {name}")
-    click.echo("the journal schema is up to date" + ("" if applied else " (nothing to apply)"))
+        click.echo(_("applied %(name)s") % {"name": name})
+    if applied:
+        click.echo(_("the journal schema is up to date"))
+    else:
+        click.echo(_("the journal schema is up to date (nothing to apply)"))
 
 
 @journal.command()
@@ -154,16 +157,21 @@ def verify(archive_file: Path | None, journal_path: str) -> None:
     problem (exit 1) or say how many events hold."""
     if archive_file is not None:
         if not archive_file.is_file():
-            raise Failure(f"no archive file {archive_file}")
+            raise Failure(_("no archive file %(file)s") % {"file": archive_file})
         exchanges, events, problem = verify_archive(archive_file)
         if problem is not None:
-            raise Negative(f"broken: {archive_file}: {problem}")
-        click.echo(f"ok: {archive_file}: {exchanges} exchanges, {events} events")
+            raise Negative(
+                _("broken: %(file)s: %(problem)s") % {"file": archive_file, "problem": problem}
+            )
+        counts = {"file": archive_file, "exchanges": exchanges, "events": events}
+        click.echo(_("ok: %(file)s: %(exchanges)d exchanges, %(events)d events") % counts)
         return
     count, broken = with_journal(journal_path, lambda j: j.verify())
     if broken is not None:
-        raise Negative(f"broken: {broken} (checked {count} events)")
-    click.echo(f"ok: {count} events")
+        raise Negative(
+            _("broken: %(break)s (checked %(n)d events)") % {"break": broken, "n": count}
+        )
+    click.echo(_("ok: %(n)d events") % {"n": count})
 
 
 @journal.command()

@@ -142,6 +142,18 @@ def test_journal_show_replay_dry_run_and_check_follow_the_locale(
 
 
 @pytest.mark.parametrize(("locale", "language"), LOCALES.items())
+def test_journal_verify_says_ok_in_the_readers_language(
+    journal: tuple[str, str], locale: str, language: str
+) -> None:
+    """journal verify's verdict in each script, with the same count of events."""
+    path, _ = journal
+    result = tongban("journal", "verify", "--journal", path, env={"LANG": locale})
+    assert result.exit_code == 0, result.output
+    expected = {"zh_Hant": "通過：", "zh_Hans": "通过：", "en": "ok: "}[language]
+    assert result.stdout.startswith(expected) and any(c.isdigit() for c in result.stdout)
+
+
+@pytest.mark.parametrize(("locale", "language"), LOCALES.items())
 def test_errors_people_read_follow_the_locale(tmp_path: Path, locale: str, language: str) -> None:
     """A missing journal is refused in the reader's script, with the same exit code."""
     result = tongban(
