@@ -261,9 +261,12 @@ def body_timeout(request: web.Request) -> float:
 async def _next_chunk(request: web.Request, stall: float, size: int, chunks: list[bytes]) -> bytes:
     """The next part of the body (b"" at its end); a client that sends nothing for ``stall``
     seconds is cut off: a slow sender must not hold a connection and a buffer open for ever."""
+    content = request.content
+    if content.is_eof():  # the whole body has arrived: nothing can stall, no timer to set
+        return content.read_nowait()
     try:
         async with asyncio.timeout(stall):
-            return await request.content.readany()
+            return await content.readany()
     except TimeoutError:
         problem = ProblemError(
             408,
