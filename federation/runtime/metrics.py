@@ -134,6 +134,29 @@ def _tally_metrics(tally: Tally, now: float) -> Iterator[Metric]:
     yield callbacks
 
 
+def _counters(r: CollectorRegistry) -> tuple[Counter, Counter, Counter]:
+    """The counters: attempts by outcome, HTTP answers, reloads."""
+    attempts = Counter(
+        "tongban_attempts",
+        "Delivery attempts by partner and outcome",
+        ["partner", "outcome"],
+        registry=r,
+    )
+    requests = Counter(
+        "tongban_http_requests",
+        "Answers of the HTTP API by route, method and status",
+        ["route", "method", "status"],
+        registry=r,
+    )
+    reloads = Counter(
+        "tongban_config_reloads",
+        "Reloads of partners.yaml and mappings by outcome",
+        ["outcome"],
+        registry=r,
+    )
+    return attempts, requests, reloads
+
+
 def _timings(
     r: CollectorRegistry,
 ) -> tuple[Histogram, Histogram, Histogram, Histogram, Histogram]:
@@ -190,12 +213,7 @@ class Metrics:
         self.multiprocess = multiprocess_dir() is not None
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.attempts = Counter(
-            "tongban_attempts",
-            "Delivery attempts by partner and outcome",
-            ["partner", "outcome"],
-            registry=r,
-        )
+        self.attempts, self.requests, self.reloads = _counters(r)
         (
             self.intake,
             self.partner_call,
@@ -203,18 +221,6 @@ class Metrics:
             self.commit,
             self.batch,
         ) = _timings(r)
-        self.requests = Counter(
-            "tongban_http_requests",
-            "Answers of the HTTP API by route, method and status",
-            ["route", "method", "status"],
-            registry=r,
-        )
-        self.reloads = Counter(
-            "tongban_config_reloads",
-            "Reloads of partners.yaml and mappings by outcome",
-            ["outcome"],
-            registry=r,
-        )
         self.config, self.poll_backlog, self.breaker = _process_gauges(r)
         self._version: str | None = None
         self._partners: set[str] = set()

@@ -75,6 +75,27 @@ def metrics_dir(worker: int) -> Path:
     return Path(entry.split(b"=", 1)[1].decode())
 
 
+def kill_one(parent: Proc, url: str) -> Samples:
+    """SIGKILL a worker; once replaced, a scrape showing config_info of the live workers only."""
+    victim = workers_of(parent)[0]
+    os.kill(victim, signal.SIGKILL)
+    wait_for_sync(
+        lambda: workers_of(parent),
+        lambda now: len(now) == 2 and victim not in now,
+        timeout=60,
+        what="the killed worker replaced",
+    )
+    return wait_for_sync(
+        lambda: scrape(url),
+        lambda s: (
+            {dict(k)["pid"] for k in s["tongban_config_info"]}
+            == {str(w) for w in workers_of(parent)}
+        ),
+        timeout=30,
+        what="the new worker's config_info",
+    )
+
+
 @pytest.mark.slow
 def test_every_scrape_of_two_workers_adds_up_to_the_journal(
     tmp_path: Path, make_config, procs: list[Proc]
@@ -111,24 +132,7 @@ def test_every_scrape_of_two_workers_adds_up_to_the_journal(
     assert pids == {str(w) for w in workers_of(parent)}  # one series per live worker
     assert all("pid" not in dict(k) for k in scrapes[-1]["tongban_breaker_state"])
 
-    victim = workers_of(parent)[0]
-    os.kill(victim, signal.SIGKILL)
-    wait_for_sync(
-        lambda: workers_of(parent),
-        lambda now: len(now) == 2 and victim not in now,
-        timeout=60,
-        what="the killed worker replaced",
-    )
-    after = wait_for_sync(
-        lambda: scrape(url),
-        lambda s: (
-            {dict(k)["pid"] for k in s["tongban_config_info"]}
-            == {str(w) for w in workers_of(parent)}
-        ),
-        timeout=30,
-        what="the new worker's config_info",
-    )
-    scrapes.append(after)
+    scrapes.append(kill_one(parent, url))
     for _ in range(4):
         scrapes.append(scrape(url))
         assert_adds_up(scrapes[-1], journal)
