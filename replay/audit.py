@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 
 from federation.domain.models import iso
+from replay import sets
 from replay.chain import GENESIS, Break, Indexed, head_problem, verify
 from replay.checkpoints import Checkpoints
 from replay.rows import (
@@ -232,6 +233,12 @@ class Audit:
                 where=f"refusal {seq}",
             )
             return
+
+    def mapping_sets(self, rows: Iterable[Any]) -> None:
+        """Every ``mapping_sets`` row (digest, versions): each must hash to its digest, which the
+        chain holds wherever a row or an event refers to it."""
+        if self.broken is None and (problem := sets.altered(rows)) is not None:
+            self._fail(problem, where="mapping sets")
 
     def result(self) -> tuple[int, Break | None]:
         """The number of events checked and the first problem (None: everything holds)."""

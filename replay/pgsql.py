@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from importlib import resources
@@ -18,14 +18,15 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from federation.domain.errors import JournalUnavailable
-from federation.domain.models import Event
-from replay import rekey, rows, rules
+from federation.domain.models import Event, Exchange
+from replay import rekey, rows, rules, sets
 from replay.archive import ArchivedExchange
 from replay.audit import Audit
 from replay.chain import GENESIS, ChainBroken, EventRow, head_problem, link
 from replay.journal import Refusal
-from replay.rows import archive_event, archive_record, event
+from replay.rows import archive_event, archive_record, event, read_exchange
 from replay.seal import Seal
+from replay.sets import MappingSets
 
 # What the driver and the network raise; FederationErrors are ours and pass through untouched.
 DRIVER_ERRORS = (
@@ -63,6 +64,8 @@ class Conn(Protocol):
     async def fetchrow(self, query: str, *args: Any) -> Record | None: ...
 
     async def fetchval(self, query: str, *args: Any) -> Any: ...
+
+    async def executemany(self, query: str, args: Iterable[Sequence[Any]]) -> None: ...
 
     def transaction(
         self, *, isolation: str | None = None, readonly: bool = False
@@ -263,6 +266,7 @@ async def audit(conn: Conn, audit: Audit) -> None:
     audit.head(await conn.fetchrow(HEAD))
     audit.exchanges(await conn.fetch(f"SELECT {', '.join(rows.SHOWN)} FROM exchanges"))
     audit.refusals(await conn.fetch("SELECT * FROM refusals"))
+    audit.mapping_sets(await conn.fetch(sets.ALL))
 
 
 async def sign_first_head(conn: Conn, seal: Seal) -> tuple[int, bytes] | None:
@@ -452,14 +456,32 @@ WITH gone AS (
 SELECT exchange_id, count(*) AS events FROM emptied GROUP BY exchange_id ORDER BY exchange_id"""
 
 
-async def archive_candidates(conn: Conn, older_than: float, limit: int) -> list[ArchivedExchange]:
+async def archive_candidates(
+    conn: Conn, older_than: float, limit: int, known: MappingSets
+) -> list[ArchivedExchange]:
     """The next closed exchanges to archive, with their events as the archive file holds them."""
     found = await conn.fetch(ARCHIVE_CANDIDATES, older_than, limit)
+    await learn(conn, known, known.missing([r["mapping_versions"] for r in found], ()))
     events: dict[str, list[dict[str, Any]]] = {r["id"]: [] for r in found}
     if found:
         for e in await conn.fetch(ARCHIVE_EVENTS, list(events)):
             events[e["exchange_id"]].append(archive_event(e, e["prev"]))
-    return [ArchivedExchange(row=archive_record(r), events=events[r["id"]]) for r in found]
+    return [ArchivedExchange(row=archive_record(r, known), events=events[r["id"]]) for r in found]
+
+
+async def learn(conn: Conn, known: MappingSets, missing: list[bytes]) -> None:
+    """Read the mapping sets ``known`` lacks."""
+    if missing:
+        known.learn(await conn.fetch(sets.SELECT_PG, missing))
+
+
+async def exchanges(
+    conn: Conn, found: Sequence[Any], history: Mapping[str, Sequence[Event]], known: MappingSets
+) -> list[Exchange]:
+    """The Exchanges of rows and their events, the mapping sets they refer to read as needed."""
+    everything = [e for r in found for e in history.get(r["id"], ())]
+    await learn(conn, known, known.missing([r["mapping_versions"] for r in found], everything))
+    return [read_exchange(r, history.get(r["id"], ()), known) for r in found]
 
 
 def masked(dsn: str) -> str:

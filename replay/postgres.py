@@ -32,6 +32,7 @@ import asyncpg
 from federation.domain.errors import JournalUnavailable, LeaseLost
 from federation.domain.models import Event, Exchange, NewExchange, StateChange
 from replay import instances, pgsql, rekey, rows, rules, tally, trail
+from replay import sets as mapping_sets
 from replay.archive import ArchiveWriter
 from replay.audit import Audit
 from replay.chain import Break
@@ -44,6 +45,7 @@ from replay.pgwrite import GroupCommit, WriteOp, _Later
 from replay.rows import current, dumps, read_exchange
 from replay.seal import Seal
 from replay.search import POSTGRESQL, search_sql
+from replay.sets import MappingSets
 
 T = TypeVar("T")
 
@@ -65,6 +67,7 @@ class PostgresJournal(GroupCommit):
         self.dsn = dsn
         self.keys = keys if keys is not None else from_environment()
         self.seal = Seal(None)
+        self.sets = MappingSets()  # the mapping sets this process has read or written
         self.checkpoints = Checkpoints(self.keys.checkpoints, self.seal)
         self._cadence = Cadence(checkpoint_every)
         self.schema = schema
@@ -255,7 +258,7 @@ class PostgresJournal(GroupCommit):
                 if chain.pending_for([row["id"]]):  # created earlier in this batch
                     await chain.flush()
                 events = await pgsql.histories(conn, [row["id"]], self.seal)
-                return read_exchange(row, events[row["id"]]), False
+                return (await pgsql.exchanges(conn, [row], events, self.sets))[0], False
             else:
                 raise JournalUnavailable(f"exchange key {new.idempotency_key!r} keeps changing")
             if new.applicant_refs:
@@ -276,14 +279,18 @@ class PostgresJournal(GroupCommit):
         lease_until: float | None = None,
     ) -> None:
         now = self._clock()
+        items: list[mapping_sets.Item] = []  # the mapping sets this write refers to
+        versions = self.sets.column(change.mapping_versions, items)
+        stored = self.sets.referring(events, items)
         args = (
             exchange_id,
             change.state.value,
             now,
             change.next_attempt_at,
+            versions,
             *(
                 None if value is None else dumps(value)
-                for value in (change.mapping_versions, change.receipt, change.last_error)
+                for value in (change.receipt, change.last_error)
             ),
             change.attempts,
             change.notify,
@@ -302,8 +309,10 @@ class PostgresJournal(GroupCommit):
             if shown is None:
                 row = await conn.fetchrow(pgsql.BY_ID, exchange_id)
                 raise rules.refusal_reason(exchange_id, current(row), change, owner)
+            if items:
+                await conn.executemany(mapping_sets.INSERT_PG, items)
             state = rows.shown_digest(shown)
-            chain.add(rows.stored_events(self.seal, exchange_id, events, state, now=now))
+            chain.add(rows.stored_events(self.seal, exchange_id, stored, state, now=now))
 
         await self._write(op)
 
@@ -313,7 +322,7 @@ class PostgresJournal(GroupCommit):
             if row is None:
                 return None
             history = await pgsql.histories(conn, [exchange_id], self.seal)
-            return read_exchange(row, history[exchange_id])
+            return (await pgsql.exchanges(conn, [row], history, self.sets))[0]
 
         # One snapshot for the row and its events.
         return await self._run(op, isolation="repeatable_read", readonly=True)
@@ -327,6 +336,9 @@ class PostgresJournal(GroupCommit):
             if chain.pending_for(r["id"] for r in mine):  # written earlier in this batch
                 await chain.flush()
             history = await pgsql.histories(conn, [r["id"] for r in mine], self.seal)
+            everything = [e for events in history.values() for e in events]
+            missing = self.sets.missing([r["mapping_versions"] for r in mine], everything)
+            await pgsql.learn(conn, self.sets, missing)
             reclaims = [
                 Event(
                     exchange_id=r["id"],
@@ -347,7 +359,7 @@ class PostgresJournal(GroupCommit):
             def make() -> list[Exchange]:
                 for e, seq in zip(reclaims, seqs, strict=True):
                     history[e.exchange_id].append(replace(e, seq=seq))
-                return [read_exchange(r, history[r["id"]]) for r in mine]
+                return [read_exchange(r, history[r["id"]], self.sets) for r in mine]
 
             return _Later(make)
 
@@ -369,13 +381,15 @@ class PostgresJournal(GroupCommit):
     async def claim_notifications(
         self, *, owner: str, now: float, lease_until: float, limit: int
     ) -> list[Exchange]:
-        found = await self._write(
-            lambda conn, _: conn.fetch(
+        async def op(conn: Conn, _: pgsql.Chain) -> list[Exchange]:
+            found = await conn.fetch(
                 pgsql.CLAIM_NOTIFICATIONS, now, max(0, limit), owner, lease_until
             )
-        )
-        found.sort(key=lambda r: (r["notify_at"], str(r["id"])))
-        return [read_exchange(r, ()) for r in found]
+            found.sort(key=lambda r: (r["notify_at"], str(r["id"])))
+            return await pgsql.exchanges(conn, found, {}, self.sets)
+
+        claimed: list[Exchange] = await self._write(op)
+        return claimed
 
     async def finish_notification(
         self,
@@ -403,8 +417,12 @@ class PostgresJournal(GroupCommit):
 
     async def search(self, query: Query) -> list[Exchange]:
         sql, args = search_sql(query, POSTGRESQL)
-        found = await self._run(lambda conn: conn.fetch(sql, *args), transaction=False)
-        return [read_exchange(r, ()) for r in found]
+
+        async def op(conn: Conn) -> list[Exchange]:
+            found = await conn.fetch(sql, *args)
+            return await pgsql.exchanges(conn, found, {}, self.sets)
+
+        return await self._run(op, transaction=False)
 
     async def tally(self) -> tally.Tally:
         return await self._run(tally.pg_tally, transaction=False)
@@ -484,7 +502,7 @@ class PostgresJournal(GroupCommit):
         try:
             while True:
                 batch = await self._run(
-                    lambda conn: pgsql.archive_candidates(conn, older_than, chunk),
+                    lambda conn: pgsql.archive_candidates(conn, older_than, chunk, self.sets),
                     isolation="repeatable_read",
                     readonly=True,
                 )

@@ -24,6 +24,7 @@ from replay.chain import GENESIS, EventRow
 from replay.journal import Refusal
 from replay.rules import Current
 from replay.seal import ContextMissing, Seal, as_text, event_aad, refusal_aad
+from replay.sets import MappingSets
 
 JSON_COLUMNS = ("mapping_versions", "receipt", "last_error")
 # The kind of the event that carries a row's digest when a write brings no event of its own: in
@@ -205,9 +206,12 @@ def refusal_event(seal: Seal, seq: int, at: float, values: Sequence[Any]) -> Eve
     return ("", at, REFUSAL, data, refusal_digest(values))
 
 
-def read_exchange(row: Row, events: Sequence[Event]) -> Exchange:
+def read_exchange(row: Row, events: Sequence[Event], sets: MappingSets | None = None) -> Exchange:
     """The Exchange of an ``exchanges`` row; the application and supplement_of come from its
-    ``received`` event, the mapped request from its latest ``mapped`` event."""
+    ``received`` event, the mapped request from its latest ``mapped`` event. With ``sets`` (which
+    must know every set referred to: ``MappingSets.missing``), references to sets are resolved."""
+    if sets is not None:
+        events = sets.resolved(events)
     application: Mapping[str, Any] = {}
     mapped: Mapping[str, Any] | None = None
     supplement_of: str | None = None
@@ -231,7 +235,11 @@ def read_exchange(row: Row, events: Sequence[Event]) -> Exchange:
         state=State(row["state"]),
         application=application,
         mapped=mapped,
-        mapping_versions=loads(row["mapping_versions"]) or {},
+        mapping_versions=(
+            sets.versions_of(row["mapping_versions"])
+            if sets is not None
+            else loads(row["mapping_versions"]) or {}
+        ),
         receipt=loads(row["receipt"]),
         last_error=loads(row["last_error"]),
         attempts=row["attempts"],
@@ -275,11 +283,15 @@ def refusal(row: Row, seal: Seal) -> Refusal:
     )
 
 
-def archive_record(row: Row) -> dict[str, Any]:
-    """The exchange's columns as the archive file holds them (JSON columns decoded)."""
+def archive_record(row: Row, sets: MappingSets | None = None) -> dict[str, Any]:
+    """The exchange's columns as the archive file holds them (JSON columns decoded, a mapping set
+    written out)."""
     record = {k: row[k] for k in row.keys()}  # noqa: SIM118 - a Row is no Mapping
     for key in JSON_COLUMNS:
-        record[key] = loads(record[key])
+        if key == "mapping_versions" and sets is not None:
+            record[key] = sets.versions_of(record[key]) or None
+        else:
+            record[key] = loads(record[key])
     return record
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from federation.domain.errors import FederationError, JournalUnavailable, LeaseLost
 from federation.domain.models import Event, Exchange, NewExchange, StateChange
 from replay import instances, rekey, rows, rules, sqlitesql, tally, trail
+from replay import sets as mapping_sets
 from replay.archive import ArchivedExchange, ArchiveWriter
 from replay.audit import Audit
 from replay.chain import Break, Chain, ChainBroken, HeadBroken
@@ -32,10 +33,11 @@ from replay.dbthread import DbThread
 from replay.instances import Instance
 from replay.journal import AuditEntry, Query, Refusal, TrailQuery
 from replay.keys import KeyPlace, beside
-from replay.rows import current, dumps, read_exchange
+from replay.rows import current, dumps
 from replay.seal import Seal
 from replay.search import SQLITE
 from replay.search import search_sql as replay_search_sql
+from replay.sets import MappingSets
 
 SHOWN = ", ".join(rows.SHOWN)
 
@@ -78,6 +80,7 @@ class SQLiteJournal:
         self._reader: DbThread | None = None
         self.keys = keys if keys is not None else beside(self.path)
         self.seal = Seal(None)
+        self.sets = MappingSets()  # the mapping sets this process has read or written
         self.checkpoints = Checkpoints(self.keys.checkpoints, self.seal)
         self._cadence = Cadence(checkpoint_every)
 
@@ -253,7 +256,8 @@ class SQLiteJournal:
                     (new.source, new.idempotency_key),
                 ).fetchone()
                 rules.repeat_of(new, exchange_id=row["id"], request_hash=row["request_hash"])
-                return read_exchange(row, sqlitesql.history(conn, row["id"], self.seal)), False
+                history = sqlitesql.history(conn, row["id"], self.seal)
+                return sqlitesql.exchange(conn, row, history, self.sets), False
             received = Event(
                 exchange_id=new.id, kind="received", at=new.received_at, data=new.received_data()
             )
@@ -283,11 +287,12 @@ class SQLiteJournal:
         allowed = rules.allowed_from(change)
         sets = ["state = ?", "updated_at = ?", "next_attempt_at = ?"]
         args: list[Any] = [change.state.value, now, change.next_attempt_at]
-        for column, value in (
-            ("mapping_versions", change.mapping_versions),
-            ("receipt", change.receipt),
-            ("last_error", change.last_error),
-        ):
+        items: list[mapping_sets.Item] = []  # the mapping sets this write refers to
+        if (versions := self.sets.column(change.mapping_versions, items)) is not None:
+            sets.append("mapping_versions = ?")
+            args.append(versions)
+        events = self.sets.referring(events, items)
+        for column, value in (("receipt", change.receipt), ("last_error", change.last_error)):
             if value is not None:
                 sets.append(f"{column} = ?")
                 args.append(dumps(value))
@@ -324,6 +329,7 @@ class SQLiteJournal:
                     (exchange_id,),
                 ).fetchone()
                 raise rules.refusal_reason(exchange_id, current(row), change, owner)
+            conn.executemany(mapping_sets.INSERT_SQLITE, items)
             state = rows.shown_digest(shown)
             appended = rows.stored_events(self.seal, exchange_id, events, state, now=now)
             self._chain.append(conn, appended)
@@ -335,7 +341,8 @@ class SQLiteJournal:
             row = conn.execute("SELECT * FROM exchanges WHERE id = ?", (exchange_id,)).fetchone()
             if row is None:
                 return None
-            return read_exchange(row, sqlitesql.history(conn, exchange_id, self.seal))
+            history = sqlitesql.history(conn, exchange_id, self.seal)
+            return sqlitesql.exchange(conn, row, history, self.sets)
 
         result: Exchange | None = await self._read(op)
         return result
@@ -356,7 +363,8 @@ class SQLiteJournal:
                     (owner, lease_until, r["id"]),
                 )
                 row = conn.execute("SELECT * FROM exchanges WHERE id = ?", (r["id"],)).fetchone()
-                out.append(read_exchange(row, sqlitesql.history(conn, r["id"], self.seal)))
+                history = sqlitesql.history(conn, r["id"], self.seal)
+                out.append(sqlitesql.exchange(conn, row, history, self.sets))
             return out
 
         result: list[Exchange] = await self._write(op)
@@ -401,7 +409,7 @@ class SQLiteJournal:
                 " RETURNING *",
                 (owner, lease_until, now, now, limit),
             ).fetchall()
-            return [read_exchange(r, ()) for r in claimed]
+            return [sqlitesql.exchange(conn, r, (), self.sets) for r in claimed]
 
         result: list[Exchange] = await self._write(op)
         return result
@@ -483,7 +491,8 @@ class SQLiteJournal:
         sql, args = search_sql(query)
 
         def op(conn: sqlite3.Connection) -> list[Exchange]:
-            return [read_exchange(r, ()) for r in conn.execute(sql, args).fetchall()]
+            found = conn.execute(sql, args).fetchall()
+            return [sqlitesql.exchange(conn, r, (), self.sets) for r in found]
 
         result: list[Exchange] = await self._read(op)
         return result
@@ -500,7 +509,7 @@ class SQLiteJournal:
         try:
             while True:
                 batch: list[ArchivedExchange] = await self._write(
-                    lambda conn: sqlitesql.archive_candidates(conn, older_than, chunk)
+                    lambda conn: sqlitesql.archive_candidates(conn, older_than, chunk, self.sets)
                 )
                 if not batch:
                     break

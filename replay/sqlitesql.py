@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import sqlite3
 from importlib import resources
+from typing import Any
 
-from federation.domain.models import Event
-from replay import rekey, rows
+from federation.domain.models import Event, Exchange
+from replay import rekey, rows, sets
 from replay.archive import ArchivedExchange
 from replay.audit import Audit
 from replay.chain import Chain
 from replay.rules import ENDED, in_list
 from replay.seal import Seal
+from replay.sets import MappingSets
 
 AUDIT_CHUNK = 2000
 EVENT_COLUMNS = "seq, exchange_id, at, kind, data, hash, archived, state"
@@ -38,6 +40,19 @@ def history(conn: sqlite3.Connection, exchange_id: str, seal: Seal) -> tuple[Eve
         (exchange_id, rows.STATE),
     )
     return tuple(rows.event(exchange_id, r, seal) for r in cur.fetchall())
+
+
+def exchange(conn: sqlite3.Connection, row: Any, events: Any, known: MappingSets) -> Exchange:
+    """The Exchange of a row and its events, the mapping sets they refer to read as needed."""
+    learn(conn, known, known.missing([row["mapping_versions"]], events))
+    return rows.read_exchange(row, events, known)
+
+
+def learn(conn: sqlite3.Connection, known: MappingSets, missing: list[bytes]) -> None:
+    """Read the mapping sets ``known`` lacks."""
+    if missing:
+        marks = ",".join("?" * len(missing))
+        known.learn(conn.execute(sets.SELECT_SQLITE.format(marks), missing).fetchall())
 
 
 def sign_first_head(conn: sqlite3.Connection, seal: Seal) -> tuple[int, bytes] | None:
@@ -65,6 +80,7 @@ def audit(conn: sqlite3.Connection, audit: Audit) -> None:
     audit.head(conn.execute("SELECT seq, hash, mac FROM chain_head").fetchone())
     audit.exchanges(conn.execute(f"SELECT {', '.join(rows.SHOWN)} FROM exchanges"))
     audit.refusals(conn.execute("SELECT * FROM refusals"))
+    audit.mapping_sets(conn.execute(sets.ALL))
 
 
 def reseal(conn: sqlite3.Connection, old: Seal, new: Seal) -> tuple[int, int, bytes]:
@@ -88,11 +104,12 @@ ARCHIVE_CANDIDATES = (
 
 
 def archive_candidates(
-    conn: sqlite3.Connection, older_than: float, limit: int
+    conn: sqlite3.Connection, older_than: float, limit: int, known: MappingSets
 ) -> list[ArchivedExchange]:
     """The next ended exchanges to archive, with their events as the archive file holds them."""
     out = []
     for row in conn.execute(ARCHIVE_CANDIDATES, (older_than, limit)).fetchall():
+        learn(conn, known, known.missing([row["mapping_versions"]], ()))
         events = []
         for ev in conn.execute(
             "SELECT seq, at, kind, data, hash, state FROM events"
@@ -103,7 +120,7 @@ def archive_candidates(
                 "SELECT hash FROM events WHERE seq = ?", (ev["seq"] - 1,)
             ).fetchone()
             events.append(rows.archive_event(ev, None if prev is None else prev[0]))
-        out.append(ArchivedExchange(row=rows.archive_record(row), events=events))
+        out.append(ArchivedExchange(row=rows.archive_record(row, known), events=events))
     return out
 
 
