@@ -117,6 +117,18 @@ class Child:
         tick = os.sysconf("SC_CLK_TCK")
         return int(fields[11]) / tick, int(fields[12]) / tick
 
+    def thread_cpu(self) -> dict[int, float]:
+        """CPU seconds (user + system) so far of each of the process's threads, by thread id."""
+        tick = os.sysconf("SC_CLK_TCK")
+        out: dict[int, float] = {}
+        for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
+            try:
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # the thread ended meanwhile
+                continue
+            out[int(task.name)] = (int(fields[11]) + int(fields[12])) / tick
+        return out
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
@@ -322,6 +334,16 @@ class BrokerRun:
     latency_ms: list[float]
     faults_rate: float
     faults: int
+    threads: list[float]  # shares of the broker's CPU in the measured run: event loop first
+
+
+def thread_shares(pid: int, before: dict[int, float], after: dict[int, float]) -> list[float]:
+    """Each thread's share of the CPU used between two readings: the main thread (the event
+    loop) first, then the others (journal writer, reader, executor) from the busiest."""
+    used = {tid: t - before.get(tid, 0.0) for tid, t in after.items()}
+    total = sum(used.values()) or 1.0
+    others = sorted((t for tid, t in used.items() if tid != pid), reverse=True)
+    return [used.get(pid, 0.0) / total, *(t / total for t in others)]
 
 
 async def broker_run(s: Setup, sim: Child, args: argparse.Namespace) -> BrokerRun:
@@ -329,10 +351,11 @@ async def broker_run(s: Setup, sim: Child, args: argparse.Namespace) -> BrokerRu
     broker, base = s.broker("broker", profile=args.profile)
     try:
         await s.warm(base, "broker")
-        split0 = broker.cpu_split()
+        split0, threads0 = broker.cpu_split(), broker.thread_cpu()
         cpu0 = broker.cpu_seconds(), sim.cpu_seconds(), time.process_time()
         broker_s, intake_s = await s.load(base, "broker", "b", 100)
         cpu1 = broker.cpu_seconds(), sim.cpu_seconds(), time.process_time()
+        threads = thread_shares(broker.proc.pid, threads0, broker.thread_cpu())
         cpu = tuple((b - a) * 1000 / s.n for a, b in zip(cpu0, cpu1, strict=True))
         split = tuple((b - a) * 1000 / s.n for a, b in zip(split0, broker.cpu_split(), strict=True))
         journal = s.journal("broker")
@@ -362,6 +385,7 @@ async def broker_run(s: Setup, sim: Child, args: argparse.Namespace) -> BrokerRu
         latency_ms=latency,
         faults_rate=s.n / faults_s,
         faults=faults,
+        threads=threads,
     )
 
 
@@ -460,6 +484,8 @@ def report(
         f"partner simulator {cpu[1]:.3f} ms, client {cpu[2]:.3f} ms; "
         f"overhead (broker / client + partner) {cpu[0] / hops:.2f}"
     )
+    shown = ", ".join(f"{share:.0%}" for share in run.threads[1:4] if share >= 0.005)
+    print(f"broker CPU by thread: event loop {run.threads[0]:.0%}; other threads {shown}")
     print(f"broker peak RSS: {run.rss:.1f} MiB; journal {run.journal_bytes:.0f} bytes/exchange")
     print(
         f"paced {args.rate:.0f}/s, partner answering in {args.partner_delay_ms:.0f} ms: "
