@@ -46,6 +46,9 @@ def test_support_finds_replays_and_sees_delivered(demo: Server, page: Page, shot
     """The demo's rejected exchange is found, read, replayed with a reason and ends delivered."""
     on_this_machine(page, demo.url)
     expect(page.locator("#partners")).to_be_visible()
+    # the demo's one broker, as the journal knows it, serving the version this page runs
+    expect(page.locator("#instances tr")).to_have_count(2)
+    expect(page.locator("#instances")).not_to_contain_text("differs")
     page.screenshot(path=shots / "overview.png", full_page=True)
     page.goto(demo.url + "/console/exchanges")
     page.check("input[name=state][value=rejected]")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,10 @@ from typing import Any
 import aiohttp
 import pytest
 
+from federation.api.console import views
 from federation.domain.errors import ConfigError
 from federation.domain.models import State
+from replay.instances import Instance
 from replay.sqlite import SQLiteJournal
 from tests.conftest import HK_APPLICATION, hk_submission
 from tests.integration.test_delivery import DONE, settle
@@ -206,3 +209,32 @@ async def wait_for_version(journal: Any, owner: str, ok: Callable[[str], bool]) 
             return str(mine[0].config_version)
         await asyncio.sleep(0.02)
     raise AssertionError(f"the journal never listed {owner} as expected")
+
+
+async def test_the_overview_lists_every_instance_and_flags_another_version(
+    make_config, simulators, broker_at
+) -> None:
+    """The console's overview lists this broker and another instance sharing its journal; the
+    other one, serving another configuration version, is the one whose version differs."""
+    root = make_config()
+    sims = await simulators(root)
+    async with broker_at(root, sims) as (broker, _url):
+        await wait_for_version(broker.journal, broker.owner, lambda v: v != "")
+        other = Instance(
+            id="host-b:4242:ZZZZZZ",
+            host="host-b",
+            pid=4242,
+            config_version="0123456789ab",
+            started_at=time.time() - 60,
+            seen_at=time.time(),
+        )
+        await broker.journal.announce(other)
+        counter = views.Counts()
+        try:
+            figures = await views.overview(broker, counter)
+        finally:
+            await counter.close()
+    shown = {i.id: i.config_version for i in figures.instances}
+    assert shown == {broker.owner: broker.config_version, other.id: "0123456789ab"}
+    assert figures.version == broker.config_version != "0123456789ab"
+    assert all(i.running(figures.at) for i in figures.instances)

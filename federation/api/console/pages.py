@@ -5,7 +5,6 @@ for an exchange, ``record`` for the audit trail, the same grants for who may."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -28,11 +27,11 @@ SEARCH_FIELDS = tuple(f for f in FILTERS if f not in ("limit",))
 
 
 async def overview(request: web.Request) -> web.Response:
-    """Counts per partner and state, now and over 24 h; partner health; the config version."""
+    """Counts per partner and state, now and over 24 h; partner health; the instances and the
+    configuration version each serves."""
     broker = request.config_dict[BROKER]
     await require(request, broker, "stats")
-    version = await asyncio.to_thread(views.config_version, broker.catalogue, broker.root)
-    figures = await views.overview(broker, version, request.config_dict[COUNTS])
+    figures = await views.overview(broker, request.config_dict[COUNTS])
     peak = max([d + o for _h, d, o in figures.hours] + [1])
     return render(request, "overview.html", o=figures, peak=peak, states=[s.value for s in State])
 

@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import math
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-
-import orjson
 
 from federation.config.model import Names
 from federation.domain.errors import JournalError
@@ -23,6 +19,7 @@ from federation.logging import get_logger
 from federation.runtime.broker import Broker
 from federation.runtime.catalogue import Catalogue
 from federation.runtime.mapping import Mapped, map_exchange
+from replay.instances import Instance
 from replay.journal import Journal, Query
 
 DAY = 86400.0
@@ -94,8 +91,10 @@ class Overview:
     sample_full: bool  # the last 24 h hold more than SAMPLE: the tallies are of the newest
     hours: Sequence[tuple[float, int, int]]  # (hour start, delivered, not delivered)
     partners: Sequence[PartnerHealth]
-    version: str
+    version: str  # this instance's configuration version
     instance: str
+    instances: Sequence[Instance]  # every instance seen in the last hour, with its version
+    at: float  # when the page was made
 
 
 def p95(values: Sequence[float]) -> float | None:
@@ -106,12 +105,12 @@ def p95(values: Sequence[float]) -> float | None:
     return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
 
 
-async def overview(
-    broker: Broker, version: str, counter: Counts, *, now: float | None = None
-) -> Overview:
-    """Counts now (every exchange) and over the last 24 h (the newest SAMPLE), partner health."""
+async def overview(broker: Broker, counter: Counts, *, now: float | None = None) -> Overview:
+    """Counts now (every exchange) and over the last 24 h (the newest SAMPLE), partner health,
+    and the instances sharing the journal with the configuration version each serves."""
     now = time.time() if now is None else now
     counts, counted_at = await counter.get(broker.journal)
+    instances = await broker.journal.instances(seen_since=now - 3600)
     recent = await broker.journal.search(Query(since=now - DAY, limit=SAMPLE))
     catalogue = broker.catalogue
     health = {
@@ -145,8 +144,10 @@ async def overview(
         sample_full=len(recent) == SAMPLE,
         hours=[(h, d, o) for h, (d, o) in sorted(hours.items())],
         partners=list(health.values()),
-        version=version,
+        version=broker.config_version,
         instance=broker.owner,
+        instances=instances,
+        at=now,
     )
 
 
@@ -159,16 +160,6 @@ def _note(line: PartnerHealth, ex: Exchange, latencies: list[float]) -> None:
         latencies.append((ex.updated_at - ex.created_at) * 1000)
     if ex.state in WAITING:
         line.oldest_waiting = ex.created_at  # newest first: the last one seen is the oldest
-
-
-def config_version(catalogue: Catalogue, root: Path) -> str:
-    """A short hash of the configuration in force: partners.yaml and every file mappings use."""
-    digest = hashlib.sha256()
-    config_file = root / "partners.yaml"
-    digest.update(config_file.read_bytes() if config_file.exists() else b"")
-    versions = sorted({(f, v) for m in catalogue.mappings.values() for f, v in m.versions.items()})
-    digest.update(orjson.dumps(versions))
-    return digest.hexdigest()[:12]
 
 
 def changed_paths(before: Any, after: Any, prefix: str = "") -> Iterator[str]:
