@@ -23,6 +23,8 @@ behaviour on each. Contract, for every backend:
   hidden ``~audit`` event of the chain; ``trail`` finds them again, newest first.
 * ``announce`` records which instance serves which configuration version (``replay/instances.py``),
   ``withdraw`` removes it at a clean stop, ``instances`` lists those seen since a time.
+* ``open_session``, ``session`` and ``end_session`` keep the console's sign-in sessions
+  (``replay/sessions.py``): by the hash of their token, shared by every process.
 * Payloads are sealed and the chain head signed with the journal's keys (docs/security.md); a
   journal whose chain head does not hold refuses to append (ChainBroken) until someone looks.
 """
@@ -37,6 +39,7 @@ from typing import Protocol
 from federation.domain.models import Event, Exchange, NewExchange, StateChange
 from replay.chain import Break
 from replay.instances import Instance
+from replay.sessions import StoredSession
 from replay.tally import Tally
 
 
@@ -178,6 +181,15 @@ class Journal(Protocol):
 
     async def instances(self, *, seen_since: float) -> list[Instance]:
         """The instances that announced themselves at or after ``seen_since``."""
+
+    async def open_session(self, session: StoredSession, *, now: float) -> None:
+        """Keep a new console session (dropping expired ones)."""
+
+    async def session(self, token_hash: bytes, *, now: float) -> StoredSession | None:
+        """The live session of a token's hash, or None (unknown, ended or expired)."""
+
+    async def end_session(self, token_hash: bytes) -> None:
+        """End a console session (sign-out)."""
 
     async def refuse(self, refusal: Refusal) -> None:
         """Keep a refused intake request."""

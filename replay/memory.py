@@ -28,6 +28,7 @@ from replay.journal import AuditEntry, Query, Refusal, TrailQuery
 from replay.keys import KeyPlace, ephemeral
 from replay.seal import Seal, as_text
 from replay.search import matches, page_size
+from replay.sessions import StoredSession
 
 HIDDEN = (
     rows.STATE,
@@ -65,6 +66,7 @@ class InMemoryJournal:
         self.checkpoints = Checkpoints(self.keys.checkpoints, self.seal)
         self.head: tuple[int, bytes, bytes | None] = (0, GENESIS, None)  # seq, hash, mac
         self.announced: dict[str, Instance] = {}
+        self.console_sessions: dict[bytes, StoredSession] = {}
         self.refusal_rows: list[dict[str, Any]] = []  # seq and REFUSAL_COLUMNS, body sealed
         self.exchanges: dict[str, Exchange] = {}
         self.events: list[Event] = []
@@ -307,6 +309,22 @@ class InMemoryJournal:
         self._check()
         seen = [i for i in self.announced.values() if i.seen_at >= seen_since]
         return sorted(seen, key=lambda i: (i.host, i.pid, i.id))
+
+    async def open_session(self, session: StoredSession, *, now: float) -> None:
+        self._check()
+        self.console_sessions = {
+            k: s for k, s in self.console_sessions.items() if s.expires_at > now
+        }
+        self.console_sessions[session.token_hash] = session
+
+    async def session(self, token_hash: bytes, *, now: float) -> StoredSession | None:
+        self._check()
+        found = self.console_sessions.get(token_hash)
+        return found if found is not None and found.expires_at > now else None
+
+    async def end_session(self, token_hash: bytes) -> None:
+        self._check()
+        self.console_sessions.pop(token_hash, None)
 
     async def refuse(self, refusal: Refusal) -> None:
         self._check()

@@ -31,7 +31,7 @@ import asyncpg
 
 from federation.domain.errors import JournalUnavailable, LeaseLost
 from federation.domain.models import Event, Exchange, NewExchange, StateChange
-from replay import instances, pgsql, rekey, rows, rules, tally, trail
+from replay import instances, pgsql, rekey, rows, rules, sessions, tally, trail
 from replay import sets as mapping_sets
 from replay.archive import ArchiveWriter
 from replay.audit import Audit
@@ -45,6 +45,7 @@ from replay.pgwrite import GroupCommit, WriteOp, _Later
 from replay.rows import current, dumps, read_exchange
 from replay.seal import Seal
 from replay.search import POSTGRESQL, search_sql
+from replay.sessions import StoredSession
 from replay.sets import MappingSets
 
 T = TypeVar("T")
@@ -444,6 +445,22 @@ class PostgresJournal(GroupCommit):
     async def instances(self, *, seen_since: float) -> list[Instance]:
         found = await self._run(lambda c: c.fetch(instances.SEEN_PG, seen_since), transaction=False)
         return [instances.of_row(r) for r in found]
+
+    async def open_session(self, session: StoredSession, *, now: float) -> None:
+        async def op(conn: Conn) -> None:
+            await conn.execute(sessions.PURGE_PG, now)
+            await conn.execute(sessions.INSERT_PG, *sessions.values(session))
+
+        await self._run(op)
+
+    async def session(self, token_hash: bytes, *, now: float) -> StoredSession | None:
+        row = await self._run(
+            lambda conn: conn.fetchrow(sessions.GET_PG, token_hash, now), transaction=False
+        )
+        return None if row is None else sessions.of_row(row)
+
+    async def end_session(self, token_hash: bytes) -> None:
+        await self._run(lambda conn: conn.execute(sessions.END_PG, token_hash))
 
     async def refuse(self, refusal: Refusal) -> None:
         values = rows.refusal_values(self.seal, pgsql.storable(refusal))

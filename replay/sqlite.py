@@ -23,7 +23,7 @@ from typing import Any
 
 from federation.domain.errors import FederationError, JournalUnavailable, LeaseLost
 from federation.domain.models import Event, Exchange, NewExchange, StateChange
-from replay import instances, rekey, rows, rules, sqlitesql, tally, trail
+from replay import instances, rekey, rows, rules, sessions, sqlitesql, tally, trail
 from replay import sets as mapping_sets
 from replay.archive import ArchivedExchange, ArchiveWriter
 from replay.audit import Audit
@@ -37,6 +37,7 @@ from replay.rows import current, dumps
 from replay.seal import Seal
 from replay.search import SQLITE
 from replay.search import search_sql as replay_search_sql
+from replay.sessions import StoredSession
 from replay.sets import MappingSets
 
 SHOWN = ", ".join(rows.SHOWN)
@@ -544,6 +545,18 @@ class SQLiteJournal:
     async def instances(self, *, seen_since: float) -> list[Instance]:
         result: list[Instance] = await self._read(lambda c: instances.sqlite_seen(c, seen_since))
         return result
+
+    async def open_session(self, session: StoredSession, *, now: float) -> None:
+        await self._write(lambda conn: sessions.sqlite_open(conn, session, now))
+
+    async def session(self, token_hash: bytes, *, now: float) -> StoredSession | None:
+        found: StoredSession | None = await self._read(
+            lambda conn: sessions.sqlite_get(conn, token_hash, now)
+        )
+        return found
+
+    async def end_session(self, token_hash: bytes) -> None:
+        await self._write(lambda conn: conn.execute(sessions.END_SQLITE, (token_hash,)))
 
     async def refuse(self, refusal: Refusal) -> None:
         values = rows.refusal_values(self.seal, refusal)

@@ -1,5 +1,6 @@
-"""Which instances share a journal and which configuration version each serves, on every backend:
-announced, refreshed, withdrawn, and forgotten a day after they were last seen."""
+"""Operational state the journal keeps outside its chain, on every backend: which instances share
+it and which configuration version each serves (announced, refreshed, withdrawn, forgotten a day
+after they were last seen), and the console's sessions (by their token's hash)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from replay.factory import open_journal
 from replay.instances import EVERY, Instance
 from replay.journal import Backend
+from replay.sessions import StoredSession
 from tests.integration.pg import fresh_schema
 
 NOW = 1_790_000_000.0
@@ -69,3 +71,25 @@ async def test_a_withdrawn_or_long_gone_instance_is_not_listed(journal: Backend)
     await journal.withdraw(instance(3, "v1", NOW).id)
     assert [i.host for i in await journal.instances(seen_since=0)] == ["host-2"]
     assert await journal.instances(seen_since=NOW - 60) == []
+
+
+async def test_console_sessions_are_found_by_hash_until_they_end_or_expire(
+    journal: Backend,
+) -> None:
+    """A session is found by its token's hash while live; not once ended or expired; opening a
+    new one drops the expired."""
+    live = StoredSession(
+        token_hash=b"\x01" * 32, principal="hk-support", role="support", expires_at=NOW + 60
+    )
+    old = StoredSession(
+        token_hash=b"\x02" * 32, principal="gd-viewer", role="viewer", expires_at=NOW + 5
+    )
+    await journal.open_session(live, now=NOW)
+    await journal.open_session(old, now=NOW)
+    assert await journal.session(live.token_hash, now=NOW + 1) == live
+    assert await journal.session(old.token_hash, now=NOW + 10) is None  # expired
+    assert await journal.session(b"\x03" * 32, now=NOW) is None
+    await journal.end_session(live.token_hash)
+    assert await journal.session(live.token_hash, now=NOW + 1) is None
+    await journal.open_session(replace(live, token_hash=b"\x04" * 32), now=NOW + 10)
+    assert await journal.session(old.token_hash, now=NOW) is None  # dropped, not only hidden

@@ -24,6 +24,7 @@ from federation.api.console.access import (
     set_pre_cookie,
     set_session_cookie,
     sign_in,
+    with_session,
 )
 from federation.api.console.render import gettext_of, render
 from federation.api.edge import BROKER, Handler
@@ -65,9 +66,8 @@ def problem_title(_: Callable[[str], str], status: int) -> str:
 
 def create_console() -> web.Application:
     """The console as a sub-application (mounted at ``/console/`` by the API's app)."""
-    app = web.Application(middlewares=[pages_for_problems])
+    app = web.Application(middlewares=[pages_for_problems, with_session])
     app[SESSIONS] = Sessions()
-    app[replaying.BATCHES] = {}
     app[pages.COUNTS] = views.Counts()
     app.on_cleanup.append(_stop_counting)
     app.router.add_get("/", pages.overview)
@@ -123,7 +123,7 @@ async def sign_out(request: web.Request) -> web.StreamResponse:
     await check_csrf(request, broker)
     session = session_of(request, broker)
     if session is not None:
-        request.config_dict[SESSIONS].close(session.token)
+        await request.config_dict[SESSIONS].close(broker.journal, session.token)
     response = web.HTTPSeeOther("/console/sign-in")
     response.del_cookie(COOKIE, path="/console/")
     raise response

@@ -1,24 +1,30 @@
 """Who is using the console: a principal's key exchanged for a session cookie (HttpOnly,
-SameSite=Strict, expiring), a CSRF token on every form, and each action allowed by the same
+SameSite=Strict, expiring; kept in the journal, so every worker and instance knows it), a CSRF
+token on every form, and each action allowed by the same
 grants as the API (``federation/api/auth.py``: roles from ``config/principals.py``, and loopback
 where no principal may)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
 import secrets
 import time
 from dataclasses import dataclass
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from federation.api.auth import Caller, caller_may, guarded, is_loopback, principal_of
-from federation.api.edge import refuse
+from federation.api.edge import BROKER, refuse
 from federation.api.problems import ProblemError
 from federation.api.trail import audit_refusal, record
 from federation.config import Config
 from federation.config.principals import GRANTS
 from federation.runtime.broker import Broker
+from replay.journal import Journal
+from replay.sessions import StoredSession
 
 COOKIE = "tongban_console"
 PRE_COOKIE = "tongban_console_pre"  # the sign-in form's CSRF token, before there is a session
@@ -37,39 +43,67 @@ class Session:
     expires: float
 
 
+def _hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def _csrf(token: str) -> str:
+    """The session's form token, derived from its (secret, HttpOnly) cookie token, so that no
+    process needs to keep it: the same in every worker."""
+    mac = hmac.digest(token.encode(), b"tongban/console-csrf", "sha256")
+    return base64.urlsafe_b64encode(mac[:24]).decode()
+
+
 class Sessions:
-    """The console's sessions of this instance (in memory: signing in again after a restart)."""
+    """The console's sessions, kept in the journal (only their tokens' hashes): every worker
+    and every instance sharing the journal knows them, and a sign-out ends them everywhere."""
 
-    def __init__(self) -> None:
-        self._by_token: dict[str, Session] = {}
-
-    def open(self, principal: str, role: str) -> Session:
+    async def open(self, journal: Journal, principal: str, role: str) -> Session:
         """A new session for ``principal``, ending after SESSION_SECONDS."""
         now = time.time()
-        self._by_token = {t: s for t, s in self._by_token.items() if s.expires > now}
-        session = Session(
-            token=secrets.token_urlsafe(32),
-            principal=principal,
-            role=role,
-            csrf=secrets.token_urlsafe(24),
-            expires=now + SESSION_SECONDS,
+        token = secrets.token_urlsafe(32)
+        expires = now + SESSION_SECONDS
+        stored = StoredSession(
+            token_hash=_hash(token), principal=principal, role=role, expires_at=expires
         )
-        self._by_token[session.token] = session
-        return session
+        await journal.open_session(stored, now=now)
+        return Session(
+            token=token, principal=principal, role=role, csrf=_csrf(token), expires=expires
+        )
 
-    def get(self, token: str | None) -> Session | None:
-        """The live session of ``token``, or None (unknown or expired)."""
-        session = self._by_token.get(token or "")
-        if session is None or session.expires <= time.time():
+    async def get(self, journal: Journal, token: str | None) -> Session | None:
+        """The live session of ``token``, or None (unknown, ended or expired)."""
+        if not token:
             return None
-        return session
+        stored = await journal.session(_hash(token), now=time.time())
+        if stored is None:
+            return None
+        return Session(
+            token=token,
+            principal=stored.principal,
+            role=stored.role,
+            csrf=_csrf(token),
+            expires=stored.expires_at,
+        )
 
-    def close(self, token: str) -> None:
+    async def close(self, journal: Journal, token: str) -> None:
         """End the session of ``token``."""
-        self._by_token.pop(token, None)
+        await journal.end_session(_hash(token))
 
 
 SESSIONS = web.AppKey("console_sessions", Sessions)
+# the request's session, looked up once by ``with_session``
+FOUND: web.RequestKey[Session | None] = web.RequestKey("tongban_console_session")
+
+
+@web.middleware
+async def with_session(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Look the request's session up in the journal once, before its handler runs."""
+    broker = request.config_dict[BROKER]
+    request[FOUND] = await request.config_dict[SESSIONS].get(
+        broker.journal, request.cookies.get(COOKIE)
+    )
+    return await handler(request)
 
 
 def loopback_offered(request: web.Request, config: Config) -> bool:
@@ -80,7 +114,7 @@ def loopback_offered(request: web.Request, config: Config) -> bool:
 
 def session_of(request: web.Request, broker: Broker) -> Session | None:
     """The request's session, if it is live and its principal is still declared."""
-    session = request.config_dict[SESSIONS].get(request.cookies.get(COOKIE))
+    session = request.get(FOUND)
     if session is None:
         return None
     if session.role == "local":
@@ -151,7 +185,7 @@ async def sign_in(request: web.Request, broker: Broker, form: dict[str, str]) ->
             await audit_refusal(request, broker, who, "console-sign-in", problem)
             raise problem
         principal, role = found.id, found.role
-    session = request.config_dict[SESSIONS].open(principal, role)
+    session = await request.config_dict[SESSIONS].open(broker.journal, principal, role)
     await record(request, broker, who=principal, role=role, action="console-sign-in")
     return session
 

@@ -15,17 +15,18 @@ from federation.api.console import views
 from federation.api.console.access import check_csrf, require
 from federation.api.console.pages import search_params
 from federation.api.console.render import gettext_of, render
-from federation.api.edge import BROKER
+from federation.api.edge import BROKER, EXCHANGE_ID_RE
 from federation.api.problems import ProblemError
 from federation.api.support import BadQuery, query_from
 from federation.api.trail import record
 from federation.domain.models import Exchange, State
 from federation.runtime.broker import Broker
-from replay.journal import Query
+from replay.journal import Query, TrailQuery
 from replay.service import Mode, Plan, ReplayService
 
 SHOWN = 200  # a plan or a progress page lists at most this many exchanges
-BATCHES = web.AppKey("console_batches", dict[str, tuple[str, ...]])
+# A console replay's audit entry names its batch first, then the exchanges it replayed.
+BATCH_MARK = "batch {}: "
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,12 +113,25 @@ async def replay(request: web.Request) -> web.StreamResponse:
         who=caller.id,
         role=caller.role,
         action="replay",
-        target=",".join(result.replayed) or "&".join(f"{k}={v}" for k, v in filters.items()),
+        target=BATCH_MARK.format(result.batch)
+        + (",".join(result.replayed) or "&".join(f"{k}={v}" for k, v in filters.items())),
         reason=reason,
     )
     broker.worker.poke()
-    request.config_dict[BATCHES][result.batch] = tuple(result.replayed)
     raise web.HTTPSeeOther(f"/console/replays/{result.batch}")
+
+
+async def batch_ids(broker: Broker, batch: str) -> tuple[str, ...] | None:
+    """The exchanges a console replay batch replayed, from its audit entry (so any worker or
+    instance sharing the journal can show its progress); None when there is no such batch."""
+    if not EXCHANGE_ID_RE.fullmatch(batch):
+        return None
+    mark = BATCH_MARK.format(batch)
+    found = await broker.journal.trail(TrailQuery(action="replay", target=mark, limit=1))
+    if not found or not found[0].target.startswith(mark):
+        return None
+    listed = found[0].target[len(mark) :]
+    return tuple(i for i in listed.split(",") if EXCHANGE_ID_RE.fullmatch(i))
 
 
 async def progress(request: web.Request) -> web.Response:
@@ -125,9 +139,9 @@ async def progress(request: web.Request) -> web.Response:
     broker = request.config_dict[BROKER]
     await require(request, broker, "search")
     batch = request.match_info["batch"]
-    ids = request.config_dict[BATCHES].get(batch)
+    ids = await batch_ids(broker, batch)
     if ids is None:
-        raise ProblemError(404, "not-found", f"no replay batch {batch[:40]!r} on this instance")
+        raise ProblemError(404, "not-found", f"no replay batch {batch[:40]!r}")
     now: list[Exchange] = []
     for xid in ids[:SHOWN]:
         found = await broker.journal.search(Query(exchange_id=xid, limit=1))
