@@ -21,12 +21,12 @@ async def list_partners(request: web.Request) -> web.Response:
         {
             **broker.worker.partner_status(p.id),
             "id": p.id,
-            "name": {"zh": p.names.zh, "en": p.names.en},
+            "name": p.names.to_dict(),
             "region": {"code": p.region.code, "iso": p.region.iso},
             "protocol": p.protocol,
             "concurrency": p.concurrency,
             "services": [
-                {"code": s.code, "name": {"zh": s.names.zh, "en": s.names.en} if s.names else None}
+                {"code": s.code, "name": s.names.to_dict() if s.names else None}
                 for s in p.services.values()
             ],
         }

@@ -43,6 +43,15 @@ class Names:
         scripted = self.zh_hant if language == "zh_Hant" else self.zh_hans
         return scripted or self.zh or self.en
 
+    def to_dict(self) -> dict[str, str]:
+        """As the API answers it: zh and en, and the name in each script where given."""
+        out = {"zh": self.zh, "en": self.en}
+        if self.zh_hans:
+            out["zh-Hans"] = self.zh_hans
+        if self.zh_hant:
+            out["zh-Hant"] = self.zh_hant
+        return out
+
 
 @dataclass(frozen=True, kw_only=True)
 class Region:

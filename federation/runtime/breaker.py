@@ -14,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import math
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from federation.config import BreakerPolicy, Partner
@@ -200,6 +202,9 @@ class RateLimit:
                 await self._sleep((1 - self._tokens) / self.rate)
 
 
+LATENCIES_KEPT = 500  # calls per partner whose durations make its p95
+
+
 @dataclass
 class PartnerGuards:
     """What protects one partner inside this instance: breaker, rate limit, concurrency slots."""
@@ -207,6 +212,15 @@ class PartnerGuards:
     breaker: CircuitBreaker
     slots: asyncio.Semaphore
     rate: RateLimit | None = None
+    # the durations of this instance's latest calls to the partner (ms), for its p95
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCIES_KEPT))
+
+    def p95_ms(self) -> float | None:
+        """The 95th percentile (nearest rank) of the latest calls' durations, None before any."""
+        if not self.latencies:
+            return None
+        ordered = sorted(self.latencies)
+        return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
 
     @property
     def waiting(self) -> int:

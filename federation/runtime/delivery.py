@@ -237,6 +237,7 @@ class Delivery:
             except AdapterError as exc:
                 result = exc
             duration = round((time.perf_counter() - t0) * 1000, 3)
+        self.guards.latencies.append(duration)
         if isinstance(result, TransientError):
             self.guards.breaker.failure()
         else:

@@ -196,8 +196,9 @@ class Worker:
                     "times_opened": 0,
                 },
                 "held": 0,
+                "p95_ms": None,
             }
-        return {"breaker": guards.breaker.view(), "held": guards.waiting}
+        return {"breaker": guards.breaker.view(), "held": guards.waiting, "p95_ms": guards.p95_ms()}
 
     async def _process(self, exchange: Exchange) -> None:
         log = self._log.bind(

@@ -263,9 +263,14 @@ async def test_health_readiness_partners_and_stats(make_config, simulators, brok
         await wait_for_state(http, location, {"delivered"})
         async with http.get("/v1/stats") as r:
             stats = await r.json()
+        async with http.get("/v1/partners") as r:
+            after = {p["id"]: p for p in (await r.json())["partners"]}
     assert {p["id"] for p in partners} == {"hk", "sc"}
     assert partners[0]["region"] == {"code": "81", "iso": "CN-HK"}
     assert stats["exchanges"] == {"delivered": 1}
+    # the partner's answer time: none before a call, a positive figure after one
+    assert {p["id"]: p["p95_ms"] for p in partners} == {"hk": None, "sc": None}
+    assert after["hk"]["p95_ms"] > 0 and after["sc"]["p95_ms"] is None
 
 
 async def test_payloads_only_on_request(make_config, simulators, broker_at) -> None:

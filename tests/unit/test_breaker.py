@@ -7,7 +7,14 @@ import asyncio
 import pytest
 
 from federation.domain.errors import LeaseLost
-from federation.runtime.breaker import BreakerPolicy, BreakerState, CircuitBreaker, RateLimit
+from federation.runtime.breaker import (
+    LATENCIES_KEPT,
+    BreakerPolicy,
+    BreakerState,
+    CircuitBreaker,
+    PartnerGuards,
+    RateLimit,
+)
 from tests.waiting import wait_until
 
 
@@ -180,3 +187,14 @@ async def test_a_late_probe_frees_no_place_of_a_later_round() -> None:
         assert b.try_acquire()  # round 2's probe
     assert b.state is BreakerState.HALF_OPEN
     assert not b.try_acquire()  # round 2's only probe is still out
+
+
+def test_a_partners_p95_is_of_its_latest_calls() -> None:
+    """The 95th percentile (nearest rank) of the latest calls: none before any call; the
+    oldest durations leave once more than LATENCIES_KEPT are known."""
+    guards = PartnerGuards(breaker=None, slots=None)  # type: ignore[arg-type]
+    assert guards.p95_ms() is None
+    guards.latencies.extend(float(n) for n in range(1, 101))
+    assert guards.p95_ms() == 95.0
+    guards.latencies.extend([1.0] * LATENCIES_KEPT)
+    assert guards.p95_ms() == 1.0

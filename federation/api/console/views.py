@@ -75,7 +75,8 @@ class PartnerHealth:
     in_flight: int
     last_error: str = ""
     last_error_at: float | None = None
-    p95_ms: float | None = None
+    p95_ms: float | None = None  # received to delivered, over the last 24 h
+    call_p95_ms: float | None = None  # the partner's answer, this instance's latest calls
     oldest_waiting: float | None = None
     by_state: Counter[str] = field(default_factory=Counter)
 
@@ -117,10 +118,12 @@ async def overview(broker: Broker, counter: Counts, *, now: float | None = None)
         pid: PartnerHealth(
             id=pid,
             names=p.names,
-            breaker=str(broker.worker.partner_status(pid)["breaker"]["state"]),
-            in_flight=int(broker.worker.partner_status(pid)["held"]),
+            breaker=str(status["breaker"]["state"]),
+            in_flight=int(status["held"]),
+            call_p95_ms=status["p95_ms"],
         )
         for pid, p in catalogue.config.partners.items()
+        for status in [broker.worker.partner_status(pid)]
     }
     latencies: dict[str, list[float]] = defaultdict(list)
     start = math.floor((now - DAY) / 3600) * 3600
