@@ -9,7 +9,8 @@ does to an exchange's current state. SQL backends turn the same decisions into W
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from federation.domain.errors import IdempotencyConflict, JournalError, LeaseLost, LifecycleMoved
@@ -171,11 +172,33 @@ def archivable(ex: Exchange, *, leased: bool, older_than: float) -> bool:
     )
 
 
+# Why an exchange is left out of a replay: English text (what JSON, logs and the audit keep), made
+# from these templates so that a reader's language can say them (``reason_in``).
+NOT_REPLAYABLE = "is %(state)s: only %(names)s exchanges are replayed"
+NEVER_SENT = "was never sent (rejected before delivery, e.g. by its mapping): use remap"
+MOVED = "changed since it was planned: %(error)s"
+_READ = (
+    (NOT_REPLAYABLE, re.compile(r"is (?P<state>\w+): only (?P<names>.+) exchanges are replayed")),
+    (NEVER_SENT, re.compile(re.escape(NEVER_SENT))),
+    (MOVED, re.compile(r"changed since it was planned: (?P<error>.*)", re.DOTALL)),
+)
+
+
 def why_not_replayable(ex: Exchange, *, resend: bool) -> str | None:
     """None if ``ex`` may be replayed (``resend``: the same request again); else why not."""
     if ex.state not in REPLAYABLE:
         names = ", ".join(s.value for s in REPLAYABLE[:-1]) + f" or {REPLAYABLE[-1].value}"
-        return f"is {ex.state.value}: only {names} exchanges are replayed"
+        return NOT_REPLAYABLE % {"state": ex.state.value, "names": names}
     if resend and ex.attempts == 0:
-        return "was never sent (rejected before delivery, e.g. by its mapping): use remap"
+        return NEVER_SENT
     return None
+
+
+def reason_in(why: str, gettext: Callable[[str], str]) -> str:
+    """A skip reason in the reader's language (``gettext`` of a catalogue holding the templates
+    above); a reason of another form as it is."""
+    for template, pattern in _READ:
+        found = pattern.fullmatch(why)
+        if found is not None:
+            return gettext(template) % found.groupdict()
+    return why

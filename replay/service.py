@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from federation.domain.errors import JournalError
 from federation.domain.ids import new_id
 from federation.domain.models import Event, Exchange, State, StateChange
+from replay import rules
 from replay.journal import Journal, Query
 from replay.rules import why_not_replayable
 
@@ -107,7 +108,7 @@ class ReplayService:
                     StateChange(state=target, expect=frozenset({ex.state}), release_lease=True),
                 )
             except JournalError as exc:
-                result.skipped.append((ex.id, f"changed since it was planned: {exc}"))
+                result.skipped.append((ex.id, rules.MOVED % {"error": exc}))
                 continue
             result.replayed.append(ex.id)
         return result

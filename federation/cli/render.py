@@ -19,6 +19,7 @@ from federation.cli.lang import _
 from federation.cli.today import Today
 from federation.domain.models import Event, Exchange, iso, json_default
 from federation.runtime.delivery import standing_errors
+from replay.rules import reason_in
 from replay.service import Mode, Plan, Result
 
 CSV_COLUMNS = (
@@ -95,7 +96,7 @@ def print_skipped(skipped: list[tuple[str, str]], *, would: bool = False) -> Non
         head = _("would skip %(n)d:") if would else _("skipped %(n)d:")
         click.echo(head % {"n": len(skipped)})
     for xid, why in skipped:
-        click.echo(f"  {xid}  {why}")
+        click.echo(f"  {xid}  {reason_in(why, _)}")
 
 
 def exchange_lines(ex: Exchange, today: Today) -> list[str]:

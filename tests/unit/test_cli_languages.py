@@ -12,11 +12,12 @@ from babel.messages.pofile import read_po
 from click.testing import CliRunner, Result
 
 from federation import cli
-from federation.api.i18n import LANGUAGES, LOCALE_DIR
+from federation.api.i18n import LANGUAGES, LOCALE_DIR, translations
 from federation.cli import lang
 from federation.cli.main import main
 from federation.domain.ids import new_id
 from federation.domain.models import Direction, NewExchange
+from replay import rules
 from replay.factory import open_journal
 from tests.conftest import REPO
 
@@ -216,3 +217,29 @@ def test_every_cli_message_is_translated(language: str) -> None:
     translated = {m.id for m in catalog if m.id and m.string and not m.fuzzy}
     missing = sorted(asked_for() - translated)
     assert not missing, f"cli.po ({language}) lacks: {missing}"
+
+
+@pytest.mark.parametrize("domain", ["cli", "console"])
+@pytest.mark.parametrize("language", ["en", "zh_Hans", "zh_Hant"])
+def test_every_replay_skip_reason_is_translated(domain: str, language: str) -> None:
+    """Each form of skip reason the replay service gives has its text in the CLI's and the
+    console's catalogues of every language (a new reason cannot go untranslated silently)."""
+    gettext = translations(language, domain).gettext
+    for template, _pattern in rules._READ:
+        said = gettext(template)
+        assert said and (language == "en" or said != template), template
+
+
+def test_a_skip_reason_is_said_in_the_readers_language() -> None:
+    """The English reasons kept in JSON and the audit read back in 繁體 with their values; a
+    reason of another form stays as it is."""
+    gettext = translations("zh_Hant", "cli").gettext
+    ex_state = rules.NOT_REPLAYABLE % {"state": "delivered", "names": "failed or rejected"}
+    assert (
+        rules.reason_in(ex_state, gettext)
+        == "狀態為 delivered：只重放狀態為 failed or rejected 的交換"
+    )
+    assert rules.reason_in(rules.NEVER_SENT, gettext).startswith("從未發出")
+    moved = rules.MOVED % {"error": "exchange X: no transition a → b"}
+    assert rules.reason_in(moved, gettext) == "計劃之後已有變化：exchange X: no transition a → b"
+    assert rules.reason_in("something else", gettext) == "something else"

@@ -22,6 +22,7 @@ from federation.api.trail import record
 from federation.domain.models import Exchange, State
 from federation.runtime.broker import Broker
 from replay.journal import Query, TrailQuery
+from replay.rules import reason_in
 from replay.service import Mode, Plan, ReplayService
 
 SHOWN = 200  # a plan or a progress page lists at most this many exchanges
@@ -103,6 +104,7 @@ async def replay(request: web.Request) -> web.StreamResponse:
             form=form,
             reason=reason,
             bulk="id" not in filters,
+            said=lambda why: reason_in(why, gettext_of(request)),
         )
     if not reason:
         raise ProblemError(400, "invalid-request", "a replay needs a reason")
