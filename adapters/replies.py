@@ -17,6 +17,7 @@ Client/Server split).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,22 +50,28 @@ def judge(rules: ReplyRules, *, status: int, body: Any) -> Verdict | None:
     raw = _read(rules.code, body)
     code = code_text(raw)
     said = {"code": raw if code is not None else None, "message": _message(rules, body)}
-    for kind in ("permanent", "transient"):
-        if getattr(rules, kind).matches(code):
-            return Verdict(kind=kind, why=f"code {code} is listed as {kind}", **said)
+    if rules.permanent.matches(code):
+        return Verdict(kind="permanent", why=f"code {code} is listed as permanent", **said)
+    if rules.transient.matches(code):
+        return Verdict(kind="transient", why=f"code {code} is listed as transient", **said)
     if not 200 <= status < 300:
         return None
-    failed = next((c for c in rules.success if not holds(c, rules, status, body)), None)
-    if failed is None:
-        return Verdict(kind="success", why="the success conditions hold", **said)
-    return Verdict(kind=rules.otherwise, why=_unmet(failed, rules, code), **said)
+    for cond in rules.success:
+        if not _holds(cond, code, status, body):
+            return Verdict(kind=rules.otherwise, why=_unmet(cond, rules, code), **said)
+    return Verdict(kind="success", why="the success conditions hold", **said)
 
 
 def holds(cond: Condition, rules: ReplyRules, status: int, body: Any) -> bool:
     """Whether one success condition holds for a reply."""
+    return _holds(cond, code_text(_read(rules.code, body)), status, body)
+
+
+def _holds(cond: Condition, code: str | None, status: int, body: Any) -> bool:
+    """:func:`holds`, with the reply's code (at the rules' ``code`` path) already read."""
     if cond.statuses is not None and status not in cond.statuses:
         return False
-    if cond.codes is not None and not cond.codes.matches(code_text(_read(rules.code, body))):
+    if cond.codes is not None and not cond.codes.matches(code):
         return False
     if cond.path is None:
         return True
@@ -147,8 +154,12 @@ def _unmet(cond: Condition, rules: ReplyRules, code: str | None) -> str:
     return "the HTTP status is not a success status"
 
 
+# A partner's rules name a few paths: each one's accessor is made once, not per reply.
+_getter = functools.cache(getter)
+
+
 def _read(path: tuple[Segment, ...] | None, body: Any) -> Any:
-    return MISSING if path is None else getter(path)(body)
+    return MISSING if path is None else _getter(path)(body)
 
 
 def _message(rules: ReplyRules, body: Any) -> str | None:

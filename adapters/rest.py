@@ -56,6 +56,9 @@ class RestService:
     poll_every: float | None = None  # ask that often, for partners that cannot call back
 
 
+_PLAIN = RestService()  # a service item without rest: keys (made once, not per attempt)
+
+
 class RestSpec:
     """partners.yaml keys for ``protocol: rest``."""
 
@@ -169,7 +172,7 @@ class RestAdapter:
         if self._session is None:
             raise RuntimeError("RestAdapter.send() before start()")
         service = self.partner.services[request.service]
-        svc: RestService = service.options.get("rest", RestService())
+        svc: RestService = service.options.get("rest", _PLAIN)
         url = self._url(svc, request.kind)
         body = canonical_json(request.payload)
         headers = {
