@@ -14,6 +14,7 @@ import orjson
 from federation.api.trail import entry_json, trail_query
 from federation.cli.access import with_journal
 from federation.cli.failures import Failure
+from federation.cli.help import Group
 from federation.cli.lang import _
 from federation.cli.options import journal_option
 from federation.domain.models import iso
@@ -43,7 +44,7 @@ def cli_entry(action: str, target: str, reason: str = "") -> AuditEntry:
     )
 
 
-@click.group()
+@click.group(cls=Group)
 def audit() -> None:
     """The audit trail: reads of personal data, replays, reloads and refusals."""
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import click
 
 import federation
+from federation.cli.help import Command
 from federation.cli.lang import _
 
 # What the starter holds, relative to the configuration directory (setup.py copies the same).
@@ -70,7 +71,7 @@ def unreachable_endpoints(partners_yaml: Path) -> int:
     )
 
 
-@click.command("init")
+@click.command("init", cls=Command)
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
 def init(directory: Path) -> None:
     """Write a starter configuration (partners.yaml, mappings, tables, WSDLs, schemas) into

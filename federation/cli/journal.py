@@ -25,7 +25,8 @@ from federation.cli.access import run, with_journal
 from federation.cli.actions import logged
 from federation.cli.audit import cli_entry
 from federation.cli.failures import Failure, Negative
-from federation.cli.lang import _
+from federation.cli.help import Group
+from federation.cli.lang import N_, _
 from federation.cli.options import config_option, filter_options, journal_option, params, query_of
 from federation.cli.render import CSV_COLUMNS, exchange_lines, table
 from federation.cli.today import compare_with_today
@@ -37,7 +38,7 @@ from replay.factory import journal_file, open_journal
 from replay.journal import Backend
 
 
-@click.group()
+@click.group(cls=Group)
 def journal() -> None:
     """Find, read, verify and archive what the journal holds."""
 
@@ -188,13 +189,20 @@ def rekey(journal_path: str) -> None:
     resealed, count, broken = with_journal(journal_path, work)
     logged("journal_rekeyed", values=resealed, verified=broken is None)
     if broken is not None:
-        raise Negative(f"rekeyed {resealed} values, but verify now says: broken: {broken}")
+        raise Negative(
+            _("rekeyed %(n)d values, but verify now says: broken: %(break)s")
+            % {"n": resealed, "break": broken}
+        )
     click.echo(
-        f"rekeyed: {resealed} values sealed under a new data key, the old key retired; "
-        f"verify: ok: {count} events"
+        _(
+            "rekeyed: %(n)d values sealed under a new data key, the old key retired; "
+            "verify: ok: %(events)d events"
+        )
+        % {"n": resealed, "events": count}
     )
 
 
+EXISTS = N_("%(file)s exists: an archive is never overwritten; name a new file")
 DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -203,7 +211,9 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
     """``90d``, ``12h``, ``30m``, ``45s``, ``2w`` → seconds."""
     m = DURATION_RE.fullmatch(value.strip())
     if m is None:
-        raise click.BadParameter(f"{value!r} is not a duration: write e.g. 90d, 12h or 30m")
+        raise click.BadParameter(
+            _("%(value)r is not a duration: write e.g. 90d, 12h or 30m") % {"value": value}
+        )
     return float(m.group(1)) * UNITS[m.group(2)]
 
 
@@ -221,26 +231,33 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
 def archive(age: float, out: Path, journal_path: str) -> None:
     """Move closed exchanges to a compressed archive FILE (never overwritten) that verifies alone."""
     if out.exists():
-        raise Failure(f"{out} exists: an archive is never overwritten; name a new file")
+        raise Failure(_(EXISTS) % {"file": out})
     if not out.parent.is_dir():
-        raise Failure(f"directory {out.parent} does not exist")
+        raise Failure(_("directory %(dir)s does not exist") % {"dir": out.parent})
     cutoff = time.time() - age
     try:
         exchanges, events = with_journal(
             journal_path, lambda j: j.archive(older_than=cutoff, out=out)
         )
     except FileExistsError:
-        raise Failure(f"{out} exists: an archive is never overwritten; name a new file") from None
+        raise Failure(_(EXISTS) % {"file": out}) from None
     except OSError as exc:
-        raise Failure(f"cannot write {out}: {exc}") from exc
+        raise Failure(_("cannot write %(file)s: %(error)s") % {"file": out, "error": exc}) from exc
     logged("journal_archived", exchanges=exchanges, events=events, older_than_s=age)
     if exchanges == 0:
         out.unlink()
-        click.echo(f"nothing to archive: no closed exchange last changed before {iso(cutoff)}")
+        click.echo(
+            _("nothing to archive: no closed exchange last changed before %(cutoff)s")
+            % {"cutoff": iso(cutoff)}
+        )
         return
+    done = {"exchanges": exchanges, "events": events, "cutoff": iso(cutoff), "file": out}
     click.echo(
-        f"archived {exchanges} exchanges ({events} events) last changed before {iso(cutoff)} "
-        f"to {out}; check it with: tongban journal verify --archive {out}"
+        _(
+            "archived %(exchanges)d exchanges (%(events)d events) last changed before %(cutoff)s "
+            "to %(file)s; check it with: tongban journal verify --archive %(file)s"
+        )
+        % done
     )
 
 

@@ -11,7 +11,8 @@ and log lines stay as they are in every language.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 
 import click
 
@@ -21,6 +22,9 @@ ENV = "TONGBAN_LANG"
 LOCALE_VARIABLES = ("LC_ALL", "LC_MESSAGES", "LANG")
 DEFAULT = "en"
 _META = "tongban.lang"
+# The language ``--lang`` names, read from the arguments before click parses them (help.Root),
+# for what is said where no click context is current any more: usage errors and failures.
+CHOSEN: ContextVar[str | None] = ContextVar("tongban_lang", default=None)
 
 # Language tags and locale names (lower case, '-' for '_') → our catalogues.
 _NAMES = {
@@ -68,9 +72,24 @@ def choose(ctx: click.Context, _param: click.Parameter, value: str | None) -> st
         return None
     chosen = language_of(value)
     if chosen is None:
-        raise click.BadParameter(f"{value!r}: one of {', '.join(LANGUAGES)}")
+        names = ", ".join(("zh-Hans", "zh-Hant", "en"))
+        raise click.BadParameter(
+            _("%(value)r: one of %(names)s") % {"value": value, "names": names}
+        )
     ctx.meta[_META] = chosen
     return chosen
+
+
+def given(args: Sequence[str]) -> str | None:
+    """The value of ``--lang`` among the options before the subcommand in ``args``, or None."""
+    for i, arg in enumerate(args):
+        if arg == "--lang":
+            return args[i + 1] if i + 1 < len(args) else None
+        if arg.startswith("--lang="):
+            return arg.partition("=")[2]
+        if not arg.startswith("-"):
+            return None  # the subcommand: its options are its own
+    return None
 
 
 def current() -> str:
@@ -78,9 +97,14 @@ def current() -> str:
     ctx = click.get_current_context(silent=True)
     if ctx is not None and ctx.meta.get(_META) in LANGUAGES:
         return str(ctx.meta[_META])
-    return from_environment()
+    return CHOSEN.get() or from_environment()
 
 
 def _(message: str) -> str:
     """``message`` in the reader's language (the English msgid when a catalogue lacks it)."""
     return translations(current(), "cli").gettext(message)
+
+
+def N_(message: str) -> str:
+    """Mark ``message`` for the catalogues where it is written; ``_`` says it when it is shown."""
+    return message

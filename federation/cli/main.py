@@ -23,6 +23,7 @@ from federation.api.server import serve_forever
 from federation.cli import lang
 from federation.cli.audit import audit
 from federation.cli.checks import contract_problems
+from federation.cli.help import Root
 from federation.cli.init import init
 from federation.cli.journal import journal
 from federation.cli.lang import _
@@ -60,12 +61,14 @@ def _parse_endpoints(values: tuple[str, ...]) -> dict[str, str]:
     for v in values:
         pid, sep, url = v.partition("=")
         if not sep or not pid or not url.startswith(("http://", "https://")):
-            raise click.BadParameter(f"{v!r}: expected PARTNER=http(s)://host:port/path")
+            raise click.BadParameter(
+                _("%(value)r: expected PARTNER=http(s)://host:port/path") % {"value": v}
+            )
         out[pid] = url
     return out
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Root, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tongban")
 @click.option(
     "--lang",
@@ -180,7 +183,9 @@ def serve(
     configure(level=log_level, json=LOG_FORMATS[log_format])
     tracing.configure_from_environment()
     if bool(tls_cert) != bool(tls_key) or (tls_client_ca and not tls_cert):
-        raise click.UsageError("--tls-cert and --tls-key go together; --tls-client-ca needs both")
+        raise click.UsageError(
+            _("--tls-cert and --tls-key go together; --tls-client-ca needs both")
+        )
     _refuse_an_open_host(root, host)
     if workers != 1:
         child = click.get_current_context().params
@@ -189,7 +194,9 @@ def serve(
     try:
         context = server_tls(tls_cert, tls_key, tls_client_ca) if tls_cert and tls_key else None
     except (ssl.SSLError, OSError) as exc:
-        click.echo(f"tongban serve: cannot use the TLS files: {exc}", err=True)
+        click.echo(
+            _("tongban serve: cannot use the TLS files: %(error)s") % {"error": exc}, err=True
+        )
         sys.exit(2)
     try:
         _run(
@@ -329,7 +336,8 @@ def simulate(root: Path, host: str, port: int, only: tuple[str, ...]) -> None:
         sys.exit(2)
     unknown = set(only) - set(config.partners)
     if unknown:
-        raise click.BadParameter(f"unknown partner(s): {', '.join(sorted(unknown))}")
+        names = ", ".join(sorted(unknown))
+        raise click.BadParameter(_("unknown partner(s): %(names)s") % {"names": names})
     chosen = [p for pid, p in config.partners.items() if not only or pid in only]
 
     async def run() -> None:
@@ -367,7 +375,7 @@ def mapping_test(root: Path, mapping_file: Path | None, sample: Path | None, run
     """
     if run_all:
         if mapping_file or sample:
-            raise click.UsageError("--all takes no MAPPING or SAMPLE")
+            raise click.UsageError(_("--all takes no MAPPING or SAMPLE"))
         try:
             ok = run_all_examples(root, echo=click.echo)
         except ConfigError as exc:
@@ -375,7 +383,7 @@ def mapping_test(root: Path, mapping_file: Path | None, sample: Path | None, run
             sys.exit(1)
         sys.exit(0 if ok else 1)
     if mapping_file is None or sample is None:
-        raise click.UsageError("give MAPPING and SAMPLE, or --all")
+        raise click.UsageError(_("give MAPPING and SAMPLE, or --all"))
     try:
         ok = run_sample(root, mapping_file, sample, echo=click.echo)
     except ConfigError as exc:
@@ -394,12 +402,12 @@ def _refuse_an_open_host(root: Path, host: str) -> None:
         return  # serving reports the problems
     gaps = unguarded(config)
     if gaps:
-        click.echo(
-            f"tongban serve: refusing --host {host}: not every API is guarded by a key "
-            f"({'; '.join(gaps)}); declare principals in partners.yaml (docs/security.md) "
-            "or serve on 127.0.0.1 behind a gateway",
-            err=True,
+        refusal = _(
+            "tongban serve: refusing --host %(host)s: not every API is guarded by a key "
+            "(%(gaps)s); declare principals in partners.yaml (docs/security.md) "
+            "or serve on 127.0.0.1 behind a gateway"
         )
+        click.echo(refusal % {"host": host, "gaps": "; ".join(gaps)}, err=True)
         sys.exit(2)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import orjson
 
+from federation.cli.lang import _
 from federation.domain.errors import ConfigError, MappingError, Problem
 from federation.mapping.engine import load_mapping
 from federation.mapping.examples import check_example, dump, load_example, load_examples
@@ -49,7 +50,7 @@ def run_sample(root: Path, mapping_path: Path, sample: Path, *, echo: Callable[.
     except MappingError as exc:
         for problem in exc.problems:
             echo(str(problem), err=True)
-        echo(f"{len(exc.problems)} error(s)", err=True)
+        echo(_("%(n)d error(s)") % {"n": len(exc.problems)}, err=True)
         return False
     for warning in warnings:
         echo(str(warning), err=True)
@@ -72,10 +73,8 @@ def run_all_examples(root: Path, *, echo: Callable[..., None]) -> bool:
         schema = catalogue.schema(pid, code)
         examples = load_examples(mapping.path)
         if len(examples) < 2:
-            echo(
-                f"{mapping.file}: has {len(examples)} golden example(s); every mapping needs two",
-                err=True,
-            )
+            few = _("%(file)s: has %(n)d golden example(s); every mapping needs two")
+            echo(few % {"file": mapping.file, "n": len(examples)}, err=True)
             failed += 1
         for example in examples:
             total += 1
@@ -90,7 +89,7 @@ def run_all_examples(root: Path, *, echo: Callable[..., None]) -> bool:
                     echo("     " + line.replace("\n", "\n     "))
             else:
                 echo(f"ok   {name}")
-    echo(f"{total} golden examples, {failed} failed")
+    echo(_("%(total)d golden examples, %(failed)d failed") % {"total": total, "failed": failed})
     return failed == 0
 
 

@@ -15,6 +15,7 @@ import click
 from federation.cli.access import with_journal
 from federation.cli.audit import os_user
 from federation.cli.failures import Negative
+from federation.cli.help import Group
 from federation.cli.lang import _
 from federation.cli.options import journal_option
 from federation.domain.errors import FederationError, JournalError
@@ -22,7 +23,7 @@ from federation.runtime.notices import resend_notice
 from replay.journal import Backend
 
 
-@click.group()
+@click.group(cls=Group)
 def notice() -> None:
     """Notices to partners about what they filed with us, in their own dialect."""
 

@@ -17,6 +17,7 @@ from federation.cli.access import with_journal
 from federation.cli.actions import logged
 from federation.cli.audit import os_user
 from federation.cli.failures import Failure, Negative
+from federation.cli.help import Command
 from federation.cli.lang import _
 from federation.cli.options import config_option, filter_options, journal_option, params, query_of
 from federation.cli.render import print_plan, print_result, print_skipped
@@ -26,7 +27,7 @@ from replay.service import Mode, Plan, ReplayService
 PLAN_LIMIT = 100_000  # exchanges one replay command looks at
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("exchange_id", metavar="[ID]", required=False)
 @filter_options(with_id=False)
 @click.option(
