@@ -84,21 +84,26 @@ _NO_LINE_START = frozenset("，。、；：）」』？！")
 
 def wrap_wide(text: str, columns: int) -> list[str]:
     """``text`` (one paragraph) in lines of at most ``columns`` terminal columns, broken between
-    Chinese characters or at spaces, never before a closing mark."""
-    lines: list[str] = []
-    line, used = "", 0
+    Chinese characters or at spaces; a closing mark takes the character before it to the next
+    line rather than start one."""
+    lines: list[list[str]] = [[]]
     for token in _TOKEN.findall(text.replace("\n", " ")):
+        line = lines[-1]
         if token.isspace():
-            line, used = (line + " ", used + 1) if line else (line, used)
+            if line:
+                line.append(" ")
             continue
-        size = width(token)
-        if used + size > columns and line.strip() and token not in _NO_LINE_START:
-            lines.append(line.rstrip())
-            line, used = "", 0
-        line, used = line + token, used + size
-    if line.strip():
-        lines.append(line.rstrip())
-    return lines
+        if line and width("".join(line) + token) > columns:
+            carried: list[str] = []
+            while (
+                token in _NO_LINE_START
+                and len(line) > 1
+                and (not carried or carried[0] in _NO_LINE_START)
+            ):
+                carried.insert(0, line.pop())
+            lines.append(carried)
+        lines[-1].append(token)
+    return ["".join(line).strip() for line in lines if "".join(line).strip()]
 
 
 def _short(text: str, limit: int) -> str:

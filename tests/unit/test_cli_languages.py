@@ -14,6 +14,7 @@ from click.testing import CliRunner, Result
 from federation import cli
 from federation.api.i18n import LANGUAGES, LOCALE_DIR, translations
 from federation.cli import lang
+from federation.cli.help import texts
 from federation.cli.main import main
 from federation.domain.ids import new_id
 from federation.domain.models import Direction, NewExchange
@@ -193,8 +194,9 @@ def test_json_output_is_the_same_in_every_language(journal: tuple[str, str]) -> 
 
 
 def asked_for() -> set[str]:
-    """Every msgid the CLI's modules use."""
-    found = set()
+    """Every msgid the CLI's modules use: the messages they mark and the help of every command
+    and option (said when --help is shown, federation/cli/help.py)."""
+    found = texts(main)
     for _file, _line, message, _comments, _context in extract_from_dir(
         str(CLI), [("**.py", "python")]
     ):
@@ -204,13 +206,13 @@ def asked_for() -> set[str]:
 
 def test_the_extractor_finds_the_clis_messages() -> None:
     """The check below has something to check: the extractor finds the CLI's messages."""
-    assert {"timeline", "%(n)d error(s)", "Error: %(message)s"} <= asked_for()
+    assert {"timeline", "%(n)d error(s)", "Error: %(message)s", "Idempotency key."} <= asked_for()
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_every_cli_message_is_translated(language: str) -> None:
-    """Each cli.po translates every message the CLI asks for (an empty or fuzzy one fails), so a
-    new string cannot go untranslated silently."""
+    """Each cli.po translates every message the CLI asks for and every help text (an empty or
+    fuzzy one fails), so a new string, command or option cannot go untranslated silently."""
     po_file = LOCALE_DIR / language / "LC_MESSAGES" / "cli.po"
     with po_file.open("rb") as f:
         catalog = read_po(f)
