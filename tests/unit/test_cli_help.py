@@ -255,3 +255,9 @@ def test_clicks_words_are_translated(language: str) -> None:
     catalogue = translated("click", language)
     assert set(CLICK_WORDS) <= catalogue
     assert catalogue <= clicks_words(), sorted(catalogue - clicks_words())
+
+
+def test_the_version_line_is_the_same_in_every_language() -> None:
+    """`tongban --version` prints the same line under zh_HK, zh_CN and C: scripts read it."""
+    said = {tongban("--version", env={"LANG": locale}).stdout for locale in LOCALES}
+    assert len(said) == 1 and said.pop().startswith("tongban, version ")
