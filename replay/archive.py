@@ -119,7 +119,11 @@ def verify_archive(path: Path) -> tuple[int, int, Break | str | None]:
                 try:
                     stored = from_text(ev["data"])
                 except ValueError:
-                    return exchanges, events, f"line {n}: an event's data is not well formed"
+                    return (
+                        exchanges,
+                        events,
+                        f"line {n}: an event's data was altered (not well formed)",
+                    )
                 actual = link(
                     bytes.fromhex(ev["prev"]),
                     int(ev["seq"]),

@@ -316,25 +316,32 @@ class Exchange:
         }
 
     def attempt_history(self) -> list[Attempt]:
-        """Pair ``attempt_started`` / ``attempt_finished`` events into attempts."""
-        started: dict[int, Event] = {}
+        """The attempts: each ``attempt_finished`` event says when its attempt started (journals
+        written before that paired it with an ``attempt_started`` event); an attempt on the wire
+        now is the row's (delivering, with the attempt count and the time of its start)."""
+        started: dict[int, tuple[float, Mapping[str, Any]]] = {}
         finished: dict[int, Event] = {}
         for ev in self.events:
             if ev.kind == "attempt_started":
-                started[int(ev.data["attempt"])] = ev
+                started[int(ev.data["attempt"])] = (ev.at, ev.data.get("request", {}))
             elif ev.kind == "attempt_finished":
-                finished[int(ev.data["attempt"])] = ev
+                number = int(ev.data["attempt"])
+                finished[number] = ev
+                if "started_at" in ev.data:
+                    started.setdefault(number, (float(ev.data["started_at"]), {}))
+        if self.state is State.DELIVERING and self.attempts and self.attempts not in finished:
+            started.setdefault(self.attempts, (self.updated_at, {}))
         out = []
         for number in sorted(started):
-            s, f = started[number], finished.get(number)
+            (at, planned), f = started[number], finished.get(number)
             out.append(
                 Attempt(
                     number=number,
-                    started_at=s.at,
+                    started_at=at,
                     finished_at=f.at if f else None,
                     outcome=Outcome(f.data["outcome"]) if f else None,
                     duration_ms=f.data.get("duration_ms") if f else None,
-                    request=(f.data.get("request") if f else None) or s.data.get("request", {}),
+                    request=(f.data.get("request") if f else None) or planned,
                     response=f.data.get("response") if f else None,
                     error=f.data.get("error") if f else None,
                 )

@@ -80,6 +80,7 @@ class Delivery:
     # (attempts, since) that the retry strategy counts from: a replay starts a fresh budget
     _budget: tuple[int, float] = field(default=(0, 0.0), init=False)
     _interrupted: bool = field(default=False, init=False)  # claimed mid-attempt from a dead worker
+    _started_at: float = field(default=0.0, init=False)  # when the attempt in hand was started
 
     async def run(self, exchange: Exchange) -> None:
         """Map if needed, then attempt until the strategy says anything but 'retry now'."""
@@ -194,13 +195,15 @@ class Delivery:
         started = self.clock()
         events = list(pending)
         if self._interrupted:
-            # Whether the partner got the dead worker's attempt is unknown.
+            # Whether the partner got the dead worker's attempt is unknown. It started when the
+            # row last changed (its start was the last write of the worker that held it).
             events.append(
                 self._event(
                     exchange,
                     "attempt_finished",
                     at=started,
                     attempt=exchange.attempts,
+                    started_at=exchange.updated_at,
                     outcome=Outcome.UNKNOWN_OUTCOME.value,
                     error={
                         "kind": Outcome.UNKNOWN_OUTCOME.value,
@@ -208,9 +211,9 @@ class Delivery:
                     },
                 )
             )
-        events.append(
-            self._event(exchange, "attempt_started", at=started, attempt=number, owner=self.owner)
-        )
+        # The start itself is the row's move to delivering (attempts, time, lease owner) in this
+        # write, made before sending; the attempt's event is written when it ends, with its start.
+        self._started_at = started
         versions = exchange.mapping_versions if pending else None
         change = StateChange(state=State.DELIVERING, attempts=number, mapping_versions=versions)
         await self._record(exchange, events, change, renew=True)
@@ -261,6 +264,7 @@ class Delivery:
                 "attempt_finished",
                 at=finished,
                 attempt=number,
+                **self._began(),
                 outcome=Outcome.DELIVERED.value,
                 duration_ms=duration,
                 request=dict(reply.transcript.request),
@@ -362,6 +366,7 @@ class Delivery:
                 "attempt_finished",
                 at=now,
                 attempt=number,
+                **self._began(),
                 outcome=outcome.value,
                 duration_ms=duration,
                 request=dict(exc.transcript.request),
@@ -399,6 +404,7 @@ class Delivery:
             exchange,
             "attempt_finished",
             attempt=number,
+            **self._began(),
             # the attempt's outcome: whether the partner took the request is unknown
             outcome=Outcome.UNKNOWN_OUTCOME.value,
             duration_ms=duration,
@@ -451,6 +457,10 @@ class Delivery:
         return callback is not None or reported(self.catalogue, exchange)  # or a notice
 
     # -- journal helpers ------------------------------------------------------------------------
+
+    def _began(self) -> dict[str, Any]:
+        """When and by whom the attempt in hand was started (its ``attempt_finished`` says)."""
+        return {"started_at": self._started_at, "owner": self.owner}
 
     def _event(
         self, exchange: Exchange, kind: str, *, at: float | None = None, **data: Any

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -220,3 +221,27 @@ def test_content_hash_form() -> None:
 def test_iso(ts: float | None, text: str | None) -> None:
     """Epoch seconds become RFC 3339 UTC with milliseconds and a Z; None stays None."""
     assert iso(ts) == text
+
+
+def test_attempts_read_from_their_finished_events_and_the_row() -> None:
+    """Each attempt_finished event says when its attempt started; an attempt still on the wire is
+    the row's (delivering, its attempt count, the time of its start); old attempt_started events
+    still pair."""
+    ex = replace(
+        exchange(
+            event("attempt_started", 1.0, attempt=1, request={"url": "planned"}),
+            event("attempt_finished", 2.0, attempt=1, outcome="transient_error"),
+            event("attempt_finished", 12.0, attempt=2, started_at=11.0, outcome="transient_error"),
+        ),
+        attempts=3,
+        updated_at=20.0,
+    )
+    history = ex.attempt_history()
+    assert [(a.number, a.started_at, a.finished_at) for a in history] == [
+        (1, 1.0, 2.0),
+        (2, 11.0, 12.0),
+        (3, 20.0, None),
+    ]
+    assert history[0].request == {"url": "planned"}
+    ended = replace(ex, state=State.RETRY_WAIT)
+    assert [a.number for a in ended.attempt_history()] == [1, 2]  # nothing on the wire
