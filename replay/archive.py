@@ -116,34 +116,9 @@ def verify_archive(path: Path) -> tuple[int, int, Break | str | None]:
             exchanges += 1
             for ev in obj.get("events", []):
                 events += 1
-                try:
-                    stored = from_text(ev["data"])
-                except ValueError:
-                    return (
-                        exchanges,
-                        events,
-                        f"line {n}: an event's data was altered (not well formed)",
-                    )
-                actual = link(
-                    bytes.fromhex(ev["prev"]),
-                    int(ev["seq"]),
-                    obj["exchange"]["id"],
-                    float(ev["at"]),
-                    ev["kind"],
-                    stored,
-                    bytes.fromhex(ev["state"]) if ev.get("state") else None,
-                )
-                if actual.hex() != ev["hash"]:
-                    return (
-                        exchanges,
-                        events,
-                        Break(
-                            seq=int(ev["seq"]),
-                            exchange_id=obj["exchange"]["id"],
-                            kind=ev["kind"],
-                            reason="its content was altered in the archive (hash does not match)",
-                        ),
-                    )
+                problem = _event_problem(n, obj["exchange"]["id"], ev)
+                if problem is not None:
+                    return exchanges, events, problem
         digest.update(raw)
     if trailer is None:
         return exchanges, events, "the archive has no end line (cut short?)"
@@ -152,6 +127,32 @@ def verify_archive(path: Path) -> tuple[int, int, Break | str | None]:
     if (trailer.get("exchanges"), trailer.get("events")) != (exchanges, events):
         return exchanges, events, "the counts in the end line do not match the archive"
     return exchanges, events, None
+
+
+def _event_problem(n: int, exchange_id: str, ev: dict[str, Any]) -> Break | str | None:
+    """Why an archived event (on line ``n``) does not hold, or None: its data must read back to
+    the stored bytes, and those hash, with the event before it, to its hash."""
+    try:
+        stored = from_text(ev["data"])
+    except ValueError:
+        return f"line {n}: an event's data was altered (not well formed)"
+    actual = link(
+        bytes.fromhex(ev["prev"]),
+        int(ev["seq"]),
+        exchange_id,
+        float(ev["at"]),
+        ev["kind"],
+        stored,
+        bytes.fromhex(ev["state"]) if ev.get("state") else None,
+    )
+    if actual.hex() == ev["hash"]:
+        return None
+    return Break(
+        seq=int(ev["seq"]),
+        exchange_id=exchange_id,
+        kind=ev["kind"],
+        reason="its content was altered in the archive (hash does not match)",
+    )
 
 
 def _lines(path: Path) -> Iterator[bytes]:
