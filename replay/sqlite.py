@@ -33,7 +33,7 @@ from replay.dbthread import DbThread
 from replay.instances import Instance
 from replay.journal import AuditEntry, Query, Refusal, TrailQuery
 from replay.keys import KeyPlace, beside
-from replay.rows import current, dumps
+from replay.rows import current
 from replay.seal import Seal
 from replay.search import SQLITE
 from replay.search import search_sql as replay_search_sql
@@ -284,42 +284,10 @@ class SQLiteJournal:
         lease_until: float | None = None,
     ) -> None:
         now = self._clock()
-
-        allowed = rules.allowed_from(change)
-        sets = ["state = ?", "updated_at = ?", "next_attempt_at = ?"]
-        args: list[Any] = [change.state.value, now, change.next_attempt_at]
         items: list[mapping_sets.Item] = []  # the mapping sets this write refers to
-        if (versions := self.sets.column(change.mapping_versions, items)) is not None:
-            sets.append("mapping_versions = ?")
-            args.append(versions)
+        versions = self.sets.column(change.mapping_versions, items)
         events = self.sets.referring(events, items)
-        for column, value in (("receipt", change.receipt), ("last_error", change.last_error)):
-            if value is not None:
-                sets.append(f"{column} = ?")
-                args.append(dumps(value))
-        if change.attempts is not None:
-            sets.append("attempts = ?")
-            args.append(change.attempts)
-        if change.lifecycle_state is not None:
-            sets.append("lifecycle_state = ?")
-            args.append(change.lifecycle_state)
-        if (announce := rules.notify_as(change)) is not None:
-            sets.append("notify_state = ?, notify_attempts = 0, notify_at = ?")
-            args += [announce, now]
-        if rules.releases_lease(change):
-            sets.append("lease_owner = NULL, lease_until = NULL")
-        elif lease_until is not None:
-            sets.append("lease_until = ?")
-            args.append(lease_until)
-        where = f"id = ? AND state IN ({','.join('?' * len(allowed))})"
-        args += [exchange_id, *sorted(s.value for s in allowed)]
-        if owner is not None:
-            where += " AND lease_owner = ?"
-            args.append(owner)
-        if change.expect_lifecycle is not None:
-            where += " AND lifecycle_state = ?"
-            args.append(change.expect_lifecycle)
-        sql = f"UPDATE exchanges SET {', '.join(sets)} WHERE {where} RETURNING {SHOWN}"
+        sql, args = sqlitesql.record_update(exchange_id, change, now, versions, owner, lease_until)
 
         def op(conn: sqlite3.Connection) -> None:
             # The guarded UPDATE runs first: if it matches nothing, nothing has been written.

@@ -11,8 +11,8 @@ import sqlite3
 from importlib import resources
 from typing import Any
 
-from federation.domain.models import Event, Exchange
-from replay import rekey, rows, sets
+from federation.domain.models import Event, Exchange, StateChange
+from replay import rekey, rows, rules, sets
 from replay.archive import ArchivedExchange
 from replay.audit import Audit
 from replay.chain import Chain
@@ -193,3 +193,49 @@ def _statements(script: str) -> list[str]:
     if buf.strip():
         out.append(buf.strip())
     return out
+
+
+def record_update(
+    exchange_id: str,
+    change: StateChange,
+    now: float,
+    versions: bytes | None,
+    owner: str | None,
+    lease_until: float | None,
+) -> tuple[str, list[Any]]:
+    """The guarded UPDATE that ``record`` runs: (SQL, arguments), returning the SHOWN columns.
+    ``versions`` is the row's stored mapping_versions (a mapping set's reference)."""
+    allowed = rules.allowed_from(change)
+    sets = ["state = ?", "updated_at = ?", "next_attempt_at = ?"]
+    args: list[Any] = [change.state.value, now, change.next_attempt_at]
+    if versions is not None:
+        sets.append("mapping_versions = ?")
+        args.append(versions)
+    for column, value in (("receipt", change.receipt), ("last_error", change.last_error)):
+        if value is not None:
+            sets.append(f"{column} = ?")
+            args.append(rows.dumps(value))
+    if change.attempts is not None:
+        sets.append("attempts = ?")
+        args.append(change.attempts)
+    if change.lifecycle_state is not None:
+        sets.append("lifecycle_state = ?")
+        args.append(change.lifecycle_state)
+    if (announce := rules.notify_as(change)) is not None:
+        sets.append("notify_state = ?, notify_attempts = 0, notify_at = ?")
+        args += [announce, now]
+    if rules.releases_lease(change):
+        sets.append("lease_owner = NULL, lease_until = NULL")
+    elif lease_until is not None:
+        sets.append("lease_until = ?")
+        args.append(lease_until)
+    where = f"id = ? AND state IN ({','.join('?' * len(allowed))})"
+    args += [exchange_id, *sorted(s.value for s in allowed)]
+    if owner is not None:
+        where += " AND lease_owner = ?"
+        args.append(owner)
+    if change.expect_lifecycle is not None:
+        where += " AND lifecycle_state = ?"
+        args.append(change.expect_lifecycle)
+    shown = ", ".join(rows.SHOWN)
+    return f"UPDATE exchanges SET {', '.join(sets)} WHERE {where} RETURNING {shown}", args

@@ -191,13 +191,7 @@ def serve(
         child = click.get_current_context().params
         _serve_workers(root, journal_path, host, port, workers or available_cores(), child)
         return
-    try:
-        context = server_tls(tls_cert, tls_key, tls_client_ca) if tls_cert and tls_key else None
-    except (ssl.SSLError, OSError) as exc:
-        click.echo(
-            _("tongban serve: cannot use the TLS files: %(error)s") % {"error": exc}, err=True
-        )
-        sys.exit(2)
+    context = _tls_context(tls_cert, tls_key, tls_client_ca)
     try:
         _run(
             serve_forever(
@@ -221,6 +215,17 @@ def serve(
         sys.exit(2)
     finally:
         tracing.shutdown()  # flush the spans still batched
+
+
+def _tls_context(cert: str | None, key: str | None, client_ca: str | None) -> ssl.SSLContext | None:
+    """The server's TLS context from ``--tls-*`` (None: plain HTTP); exit 2 when unusable."""
+    try:
+        return server_tls(cert, key, client_ca) if cert and key else None
+    except (ssl.SSLError, OSError) as exc:
+        click.echo(
+            _("tongban serve: cannot use the TLS files: %(error)s") % {"error": exc}, err=True
+        )
+        sys.exit(2)
 
 
 def _serve_workers(

@@ -182,25 +182,24 @@ class Broker:
             self._log.info("broker_started", partners=len(self._adapters))
             yield self
         finally:
-            await self.presence.stop()
-            await self.metrics.stop()
-            if self._worker is not None:
-                await self._worker.stop()
-            if self._notifier is not None:
-                await self._notifier.stop()
-            if self._poller is not None:
-                await self._poller.stop()
-            if self.retention is not None:
-                await self.retention.stop()
-            await self._release_leases()
-            # one adapter may serve several partners (a factory's choice): closed once
-            for adapter in {id(a): a for a in [*self._adapters.values(), *self._retired]}.values():
-                await adapter.close()
-            self._adapters.clear()
-            self._retired.clear()
-            await self.journal.close()
+            await self._stop()
             unobserve()
             self._log.info("broker_stopped")
+
+    async def _stop(self) -> None:
+        """Stop what ``open`` started, release the leases, close adapters and the journal."""
+        await self.presence.stop()
+        await self.metrics.stop()
+        for part in (self._worker, self._notifier, self._poller, self.retention):
+            if part is not None:
+                await part.stop()
+        await self._release_leases()
+        # one adapter may serve several partners (a factory's choice): closed once
+        for adapter in {id(a): a for a in [*self._adapters.values(), *self._retired]}.values():
+            await adapter.close()
+        self._adapters.clear()
+        self._retired.clear()
+        await self.journal.close()
 
     def _start_retention(self) -> None:
         """The scheduled archive-then-prune of ``broker: retention:`` (read at every run)."""
