@@ -23,6 +23,8 @@ from typing import Any, NoReturn
 import asyncpg
 import pytest
 
+from replay.factory import open_journal
+from replay.journal import Backend
 from replay.keys import KeyPlace, beside
 from replay.postgres import PostgresJournal
 from replay.sqlite import SQLiteJournal
@@ -150,3 +152,24 @@ async def store(backend: str, tmp_path: Path) -> AsyncIterator[PgSchema | SQLite
             yield pg
     else:
         yield SQLiteFile(tmp_path / "journal.sqlite")
+
+
+JOURNALS = ("sqlite", "memory", "postgresql")  # every Journal backend, for behaviour on each
+
+
+@contextlib.asynccontextmanager
+async def open_journal_of(backend: str, tmp_path: Path) -> AsyncIterator[Backend]:
+    """An open, empty journal of ``backend`` (one of JOURNALS), closed afterwards."""
+    async with contextlib.AsyncExitStack() as stack:
+        j: Backend
+        if backend == "postgresql":
+            j = (await stack.enter_async_context(fresh_schema())).journal()
+        elif backend == "sqlite":
+            j = open_journal(tmp_path / "journal.sqlite")
+        else:
+            j = open_journal("memory:")
+        await j.open()
+        try:
+            yield j
+        finally:
+            await j.close()

@@ -4,7 +4,6 @@ PostgreSQL (a fresh schema per test; see tests/integration/pg.py for when it ski
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import sqlite3
 import time
@@ -33,27 +32,18 @@ from replay.postgres import PostgresJournal
 from replay.rules import ENDED
 from replay.service import Mode, ReplayService
 from replay.sqlite import SQLiteJournal
-from tests.integration.pg import BACKENDS, PgSchema, fresh_schema, store
+from tests.integration.pg import BACKENDS, JOURNALS, PgSchema, open_journal_of, store
 
 Journal = Backend  # every test below runs on each backend, through both faces
 
 NOW = 1_790_000_000.0
 
 
-@pytest.fixture(params=["sqlite", "memory", "postgresql"])
-async def journal(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Journal]:
+@pytest.fixture(params=JOURNALS)
+async def journal(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     """An open journal of each backend."""
-    async with contextlib.AsyncExitStack() as stack:
-        j: Journal
-        if request.param == "postgresql":
-            j = (await stack.enter_async_context(fresh_schema())).journal()
-        elif request.param == "sqlite":
-            j = open_journal(tmp_path / "contract.sqlite")
-        else:
-            j = open_journal("memory:")
-        await j.open()
+    async with open_journal_of(request.param, tmp_path) as j:
         yield j
-        await j.close()
 
 
 def new(

@@ -4,36 +4,25 @@ after they were last seen), and the console's sessions (by their token's hash)."
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from replay.factory import open_journal
 from replay.instances import EVERY, Instance
 from replay.journal import Backend
 from replay.sessions import StoredSession
-from tests.integration.pg import fresh_schema
+from tests.integration.pg import JOURNALS, open_journal_of
 
 NOW = 1_790_000_000.0
 
 
-@pytest.fixture(params=["sqlite", "memory", "postgresql"])
+@pytest.fixture(params=JOURNALS)
 async def journal(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     """An open journal of each backend."""
-    async with contextlib.AsyncExitStack() as stack:
-        j: Backend
-        if request.param == "postgresql":
-            j = (await stack.enter_async_context(fresh_schema())).journal()
-        elif request.param == "sqlite":
-            j = open_journal(tmp_path / "instances.sqlite")
-        else:
-            j = open_journal("memory:")
-        await j.open()
+    async with open_journal_of(request.param, tmp_path) as j:
         yield j
-        await j.close()
 
 
 def instance(n: int, version: str, seen: float) -> Instance:

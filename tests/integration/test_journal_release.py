@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,28 +9,18 @@ import pytest
 
 from federation.domain.ids import new_id
 from federation.domain.models import Direction, Event, NewExchange, State, StateChange
-from replay.factory import open_journal
 from replay.journal import Backend
-from tests.integration.pg import fresh_schema
+from tests.integration.pg import JOURNALS, open_journal_of
 
 NOW = 1_790_000_000.0
 LEASE = NOW + 300  # far beyond every claim below: only a release makes the work claimable
 
 
-@pytest.fixture(params=["sqlite", "memory", "postgresql"])
+@pytest.fixture(params=JOURNALS)
 async def journal(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     """An open journal of each backend."""
-    async with contextlib.AsyncExitStack() as stack:
-        j: Backend
-        if request.param == "postgresql":
-            j = (await stack.enter_async_context(fresh_schema())).journal()
-        elif request.param == "sqlite":
-            j = open_journal(tmp_path / "release.sqlite")
-        else:
-            j = open_journal("memory:")
-        await j.open()
+    async with open_journal_of(request.param, tmp_path) as j:
         yield j
-        await j.close()
 
 
 def new(key: str) -> NewExchange:

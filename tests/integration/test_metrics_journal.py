@@ -15,25 +15,16 @@ from federation.domain.models import Direction, NewExchange, State, StateChange
 from replay.factory import open_journal
 from replay.journal import Backend
 from replay.tally import Tally, observe_commits
-from tests.integration.pg import fresh_schema
+from tests.integration.pg import JOURNALS, fresh_schema, open_journal_of
 
 NOW = 1_790_000_000.0
 
 
-@pytest.fixture(params=["sqlite", "memory", "postgresql"])
+@pytest.fixture(params=JOURNALS)
 async def journal(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     """An open journal of each backend."""
-    async with contextlib.AsyncExitStack() as stack:
-        j: Backend
-        if request.param == "postgresql":
-            j = (await stack.enter_async_context(fresh_schema())).journal()
-        elif request.param == "sqlite":
-            j = open_journal(tmp_path / "metrics.sqlite")
-        else:
-            j = open_journal("memory:")
-        await j.open()
+    async with open_journal_of(request.param, tmp_path) as j:
         yield j
-        await j.close()
 
 
 def new(key: str, partner: str, service: str, at: float) -> NewExchange:
