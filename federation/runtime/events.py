@@ -1,4 +1,4 @@
-"""Waiting for a wake-up with a timeout, without losing a cancellation.
+"""Waiting for a wake-up with a timeout, without losing a cancellation; stopping a loop.
 
 Python 3.11's ``asyncio.wait_for(event.wait(), timeout)`` swallows a cancellation that arrives
 just as the event is set (the inner wait completes, the cancel is dropped): a loop that
@@ -10,6 +10,8 @@ while ``stop()`` waits for it (seen as a test hanging for an hour with ``poll_in
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from typing import Any
 
 
 async def woken_or_timed_out(wake: asyncio.Event, seconds: float) -> bool:
@@ -20,3 +22,13 @@ async def woken_or_timed_out(wake: asyncio.Event, seconds: float) -> bool:
     except TimeoutError:
         return False
     return True
+
+
+async def cancelled(task: asyncio.Task[Any] | None) -> None:
+    """Cancel a background loop's task and wait until it has stopped (None: nothing to stop);
+    an exception the loop died of is raised here."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

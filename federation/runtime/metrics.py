@@ -24,7 +24,6 @@ Recording costs a dictionary lookup and a lock per observation; nothing touches 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import os
 import time
@@ -42,6 +41,7 @@ from prometheus_client.registry import Collector
 from federation.domain.errors import FederationError, JournalError
 from federation.logging import get_logger
 from federation.runtime.catalogue import Catalogue
+from federation.runtime.events import cancelled
 from replay.journal import Journal
 from replay.tally import Tally
 
@@ -308,11 +308,8 @@ class Metrics:
             self._refresher = asyncio.get_running_loop().create_task(self._refresh_every(host))
 
     async def stop(self) -> None:
-        if self._refresher is not None:
-            self._refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresher
-            self._refresher = None
+        await cancelled(self._refresher)
+        self._refresher = None
 
     async def _refresh_every(self, host: Host) -> None:
         while True:

@@ -15,7 +15,6 @@ partner's protocol and judged by its reply rules and retry policy (:mod:`~federa
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -29,7 +28,7 @@ from federation.domain.retry import CALLBACKS, Failure, RetryLater, RetryStrateg
 from federation.logging import get_logger
 from federation.runtime.catalogue import Catalogue
 from federation.runtime.delivery import standing_errors
-from federation.runtime.events import woken_or_timed_out
+from federation.runtime.events import cancelled, woken_or_timed_out
 from federation.runtime.notices import Notices, Route, route_of
 from replay.journal import Journal
 
@@ -69,10 +68,7 @@ class Notifier:
         self._task = asyncio.create_task(self._loop(), name="notifier")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancelled(self._task)
         if self._session is not None:
             await self._session.close()
         await self.notices.close()

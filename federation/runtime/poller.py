@@ -16,7 +16,6 @@ journal writes a step only once: the same state again is no step).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -37,6 +36,7 @@ from federation.logging import get_logger
 from federation.mapping import CompiledMapping
 from federation.runtime.breaker import PartnerGuards
 from federation.runtime.catalogue import Catalogue
+from federation.runtime.events import cancelled
 from federation.runtime.lifecycle import is_state, record_lifecycle
 from federation.runtime.worker import Worker
 from replay.journal import Journal, Query
@@ -96,10 +96,7 @@ class Poller:
         self._task = asyncio.create_task(self._loop(), name="status-poller")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancelled(self._task)
 
     def _services(self) -> list[tuple[Partner, Service, float]]:
         out = []

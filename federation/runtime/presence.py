@@ -10,14 +10,13 @@ announcement is never worth failing the broker for.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import socket
 from collections.abc import Callable
 
 from federation.domain.errors import JournalError
 from federation.logging import get_logger
-from federation.runtime.events import woken_or_timed_out
+from federation.runtime.events import cancelled, woken_or_timed_out
 from replay.instances import EVERY, Instance
 from replay.journal import Journal
 
@@ -53,11 +52,8 @@ class Presence:
 
     async def stop(self) -> None:
         """Stop announcing and withdraw (best effort: an instance not withdrawn goes stale)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancelled(self._task)
+        self._task = None
         try:
             await self._journal.withdraw(self._owner)
         except JournalError as exc:

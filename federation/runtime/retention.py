@@ -15,7 +15,6 @@ pruned once (the journal prunes only a row still as it was copied: replay/sqlite
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import re
 import secrets
@@ -29,6 +28,7 @@ from typing import Protocol
 from federation.config.retention import Retention
 from federation.domain.errors import JournalError
 from federation.logging import get_logger
+from federation.runtime.events import cancelled
 from replay.archive import verify_archive
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -77,11 +77,8 @@ class RetentionJob:
         self._task = asyncio.create_task(self._loop(), name="retention")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancelled(self._task)
+        self._task = None
 
     async def _loop(self) -> None:
         first = True

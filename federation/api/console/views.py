@@ -4,7 +4,6 @@ and partner health, the changes a replay or today's mapping would make, the conf
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import time
 from collections import Counter, defaultdict
@@ -18,6 +17,7 @@ from federation.domain.models import Exchange, State
 from federation.logging import get_logger
 from federation.runtime.broker import Broker
 from federation.runtime.catalogue import Catalogue
+from federation.runtime.events import cancelled
 from federation.runtime.mapping import Mapped, map_exchange
 from replay.instances import Instance
 from replay.journal import Journal, Query
@@ -60,9 +60,7 @@ class Counts:
     async def close(self) -> None:
         """Stop a count still running (the broker is shutting down)."""
         if self._task is not None and not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancelled(self._task)
 
 
 @dataclass(kw_only=True)
