@@ -107,7 +107,9 @@ def configure(
     structlog.configure(
         processors=[*processors(), renderer],
         wrapper_class=_filtering(level),
-        logger_factory=structlog.PrintLoggerFactory(out),
+        # WriteLogger: each line and its newline in one write. print() writes them apart, and the
+        # workers of `serve --workers N` share one stderr: their lines ran into each other.
+        logger_factory=structlog.WriteLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
 

@@ -383,3 +383,30 @@ def test_capture_logs_restores_the_configuration(json_log: Callable[..., io.Stri
     get_logger().info("outside")
     assert [e["event"] for e in captured] == ["inside"]
     assert [line["event"] for line in lines(stream)] == ["outside"]
+
+
+class Writes(io.StringIO):
+    """A stream that keeps each write() apart, as a file shared by processes sees them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return super().write(text)
+
+
+def test_each_log_line_is_one_write_with_its_newline() -> None:
+    """A line and its newline go out in one write: the workers of `serve --workers N` share one
+    stderr, and a line written in two parts ran into another worker's line."""
+    out = Writes()
+    configure(stream=out, json=True)
+    try:
+        get_logger(component="test").info("exchange_received", partner="hk")
+        get_logger(component="test").info("exchange_delivered", partner="hk")
+    finally:
+        configure(stream=io.StringIO())
+    lines = [w for w in out.writes if w]
+    assert len(lines) == 2 and all(w.endswith("\n") and w.count("\n") == 1 for w in lines)
+    assert [orjson.loads(w)["event"] for w in lines] == ["exchange_received", "exchange_delivered"]
