@@ -20,6 +20,24 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
 MAX_BATCH = 512
+Item = TypeVar("Item")
+
+
+def batch_after(
+    first: Item, get_nowait: Callable[[], Item | None], empty: type[Exception], limit: int
+) -> tuple[list[Item], bool]:
+    """``first`` and whatever else is queued now, up to ``limit`` in all (group commit), and
+    whether the stop marker (None) was among them. The PostgreSQL writer takes its batches so too."""
+    batch = [first]
+    while len(batch) < limit:
+        try:
+            item = get_nowait()
+        except empty:
+            break
+        if item is None:
+            return batch, True
+        batch.append(item)
+    return batch, False
 
 
 class DbThread(threading.Thread):
@@ -81,17 +99,7 @@ class DbThread(threading.Thread):
                 first = self._queue.get()
                 if first is None:
                     return
-                batch = [first]
-                stopping = False
-                while len(batch) < MAX_BATCH:
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is None:
-                        stopping = True
-                        break
-                    batch.append(item)
+                batch, stopping = batch_after(first, self._queue.get_nowait, queue.Empty, MAX_BATCH)
                 self._run_batch(conn, batch)
                 if stopping:
                     return

@@ -15,6 +15,7 @@ from typing import Any
 
 from federation.domain.errors import FederationError, JournalUnavailable
 from replay import pgsql, tally
+from replay.dbthread import batch_after
 from replay.pgsql import Conn
 from replay.seal import Seal
 
@@ -67,17 +68,9 @@ class GroupCommit:
                 first = await queue.get()
                 if first is None:
                     return
-                batch = [first]
-                stopping = False
-                while len(batch) < MAX_BATCH:
-                    try:
-                        item = queue.get_nowait()
-                    except asyncio.QueueEmpty:
-                        break
-                    if item is None:
-                        stopping = True
-                        break
-                    batch.append(item)
+                batch, stopping = batch_after(
+                    first, queue.get_nowait, asyncio.QueueEmpty, MAX_BATCH
+                )
                 await self._run_batch(batch)
                 batch = []
                 if stopping:
