@@ -41,9 +41,11 @@ async def running_broker(
     ssl_context: ssl.SSLContext | None = None,
     status_poll_every: float | None = None,
     sock: socket.socket | None = None,
+    linger: float = 0.0,
 ) -> AsyncIterator[tuple[Broker, str]]:
     """A broker with its HTTP API listening (on ``sock`` when given: a socket its parent bound);
-    yields the broker and its base URL."""
+    yields the broker and its base URL. At the end it stops accepting, then gives connections
+    accepted just before ``linger`` seconds to send their request before the rest is closed."""
     broker = Broker(
         root=root,
         search_key=functools.cache(lambda: load_key(key_path(journal_path))),
@@ -68,10 +70,24 @@ async def running_broker(
         try:
             yield broker, url
         finally:
-            await runner.cleanup()
+            await _stop_serving(runner, linger)
+
+
+async def _stop_serving(runner: web.AppRunner, linger: float) -> None:
+    """Stop accepting, wait ``linger``, then close. aiohttp closes at once every connection that
+    has no request in progress, so a client whose connection was accepted a moment before the
+    stop, but whose request had not arrived yet, was cut off ("server disconnected") on every
+    rolling restart of `serve --workers N` under load."""
+    if linger > 0:
+        for site in list(runner.sites):
+            await site.stop()
+        await asyncio.sleep(linger)
+    await runner.cleanup()
 
 
 _reloads: set[asyncio.Task[None]] = set()
+# What serve gives connections accepted just before it stops (part of the drain's deadline).
+LINGER = 0.5
 
 
 def _spawn_reload(broker: Broker) -> None:
@@ -105,7 +121,7 @@ async def serve_forever(*, drain: float = DRAIN, **kwargs: object) -> None:
     systemd = SystemdNotifier()
     deadline: Deadline | None = None
     try:
-        async with running_broker(**kwargs) as (broker, url):  # type: ignore[arg-type]
+        async with running_broker(linger=LINGER, **kwargs) as (broker, url):  # type: ignore[arg-type]
             loop.add_signal_handler(signal.SIGHUP, lambda: _spawn_reload(broker))
             log.info("broker_listening", url=url, journal=journal_shown(kwargs.get("journal_path")))
             print(f"tongban listening on {url}", flush=True)
