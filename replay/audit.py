@@ -38,7 +38,7 @@ from replay.rows import (
     Row,
     opened,
     refusal_digest,
-    shown_digest,
+    shown_matches,
 )
 from replay.seal import ContextMissing, Seal, SealError
 
@@ -179,7 +179,7 @@ class Audit:
                 self._fail(
                     "has no events in the chain: its row was added outside tongban", where=where
                 )
-            elif xid in self.states and shown_digest(row) != self.states[xid][1]:
+            elif xid in self.states and not shown_matches(row, self.states[xid][1]):
                 seq = self.states[xid][0]
                 self._fail(
                     f"its row (state, receipt, attempts, lifecycle, errors) is not what the chain "

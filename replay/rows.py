@@ -13,6 +13,7 @@ refusal, so that ``verify`` can prove the rows a reader is shown (``replay/audit
 from __future__ import annotations
 
 import hashlib
+import hmac
 import struct
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
@@ -27,6 +28,7 @@ from replay.seal import ContextMissing, Seal, as_text, event_aad, refusal_aad
 from replay.sets import MappingSets
 
 JSON_COLUMNS = ("mapping_versions", "receipt", "last_error")
+SHOWN_BYTES = 16  # of a row's digest kept in the chain (``shown_digest``)
 # The kind of the event that carries a row's digest when a write brings no event of its own: in
 # the chain (and in archives), never in an exchange's history.
 STATE = "~state"
@@ -148,8 +150,42 @@ def _digest(tag: bytes, values: Iterable[Any]) -> bytes:
 
 
 def shown_digest(row: Row | Mapping[str, Any]) -> bytes:
-    """The digest of what an ``exchanges`` row shows (SHOWN), as the chain records it."""
-    return _digest(b"tongban/shown/1", (row[k] for k in SHOWN))
+    """The digest of what an ``exchanges`` row shows (SHOWN), as the chain records it: the first
+    SHOWN_BYTES of its SHA-256. It is inside the chain's hash, so nobody can change it without
+    breaking the chain; what it must resist is a second row made to match it, and 128 bits are
+    far out of reach for that. Journals written before kept all 32 bytes (``shown_matches``)."""
+    return _digest(b"tongban/shown/1", (row[k] for k in SHOWN))[:SHOWN_BYTES]
+
+
+def shown_matches(row: Row | Mapping[str, Any], recorded: bytes) -> bool:
+    """Whether ``recorded`` (a row digest the chain holds: 16 bytes, or 32 as written before) is
+    the digest of what ``row`` shows."""
+    if len(recorded) not in (SHOWN_BYTES, 32):
+        return False
+    full = _digest(b"tongban/shown/1", (row[k] for k in SHOWN))
+    return hmac.compare_digest(full[: len(recorded)], recorded)
+
+
+SHA256_PREFIX = "sha256:"
+
+
+def hash_column(request_hash: str) -> bytes | str:
+    """A request hash as SQLite keeps it: the 32 bytes of a ``sha256:<hex>`` (39 fewer than its
+    text, in every row); anything else as the text it is."""
+    digest = request_hash.removeprefix(SHA256_PREFIX)
+    if request_hash.startswith(SHA256_PREFIX) and len(digest) == 64:
+        try:
+            return bytes.fromhex(digest)
+        except ValueError:
+            pass
+    return request_hash
+
+
+def hash_text(stored: bytes | str) -> str:
+    """The request hash a ``request_hash`` column holds, as text (``sha256:<hex>``)."""
+    if isinstance(stored, bytes | bytearray | memoryview):
+        return SHA256_PREFIX + bytes(stored).hex()
+    return stored
 
 
 def created(exchange_id: str) -> dict[str, Any]:
@@ -231,7 +267,7 @@ def read_exchange(row: Row, events: Sequence[Event], sets: MappingSets | None = 
         target=row["target"],
         service=row["service"],
         idempotency_key=row["idempotency_key"],
-        request_hash=row["request_hash"],
+        request_hash=hash_text(row["request_hash"]),
         state=State(row["state"]),
         application=application,
         mapped=mapped,
@@ -285,8 +321,9 @@ def refusal(row: Row, seal: Seal) -> Refusal:
 
 def archive_record(row: Row, sets: MappingSets | None = None) -> dict[str, Any]:
     """The exchange's columns as the archive file holds them (JSON columns decoded, a mapping set
-    written out)."""
+    written out, the request hash spelled as text)."""
     record = {k: row[k] for k in row.keys()}  # noqa: SIM118 - a Row is no Mapping
+    record["request_hash"] = hash_text(record["request_hash"])
     for key in JSON_COLUMNS:
         if key == "mapping_versions" and sets is not None:
             record[key] = sets.versions_of(record[key]) or None

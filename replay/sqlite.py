@@ -40,6 +40,7 @@ from replay.search import search_sql as replay_search_sql
 from replay.sessions import StoredSession
 from replay.sets import MappingSets
 
+PAGE_SIZE = 8192  # bytes per page of a new journal file
 SHOWN = ", ".join(rows.SHOWN)
 
 # Due work: replay.rules.due in SQL. Each half walks its own partial index (exchanges_open,
@@ -195,6 +196,9 @@ class SQLiteJournal:
             self.path, isolation_level=None, check_same_thread=False, timeout=5.0
         )
         conn.row_factory = sqlite3.Row
+        # A new journal's pages are 8 KiB, not 4: rows of half a kilobyte leave less of each page
+        # unused (the demo catalogue's journal 4 % smaller). No effect on an existing file.
+        conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
         conn.execute("PRAGMA synchronous=FULL")
         # Freed content is zeroed: a payload sealed again by rekey leaves no clear copy behind.
         conn.execute("PRAGMA secure_delete=ON")
@@ -236,7 +240,7 @@ class SQLiteJournal:
                 "INSERT INTO exchanges (id, direction, source, target, service, idempotency_key,"
                 " request_hash, state, lease_owner, lease_until, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, 'received', ?, ?, ?, ?)"
-                " ON CONFLICT (source, idempotency_key) DO NOTHING",
+                " ON CONFLICT (idempotency_key, source) DO NOTHING",
                 (
                     new.id,
                     new.direction.value,
@@ -244,7 +248,7 @@ class SQLiteJournal:
                     new.target,
                     new.service,
                     new.idempotency_key,
-                    new.request_hash,
+                    rows.hash_column(new.request_hash),
                     owner,
                     lease_until,
                     new.received_at,
@@ -256,7 +260,9 @@ class SQLiteJournal:
                     "SELECT * FROM exchanges WHERE source = ? AND idempotency_key = ?",
                     (new.source, new.idempotency_key),
                 ).fetchone()
-                rules.repeat_of(new, exchange_id=row["id"], request_hash=row["request_hash"])
+                rules.repeat_of(
+                    new, exchange_id=row["id"], request_hash=rows.hash_text(row["request_hash"])
+                )
                 history = sqlitesql.history(conn, row["id"], self.seal)
                 return sqlitesql.exchange(conn, row, history, self.sets), False
             received = Event(
