@@ -154,7 +154,11 @@ def shown_digest(row: Row | Mapping[str, Any]) -> bytes:
     SHOWN_BYTES of its SHA-256. It is inside the chain's hash, so nobody can change it without
     breaking the chain; what it must resist is a second row made to match it, and 128 bits are
     far out of reach for that. Journals written before kept all 32 bytes (``shown_matches``)."""
-    return _digest(b"tongban/shown/1", (row[k] for k in SHOWN))[:SHOWN_BYTES]
+    return _shown_sha256(row)[:SHOWN_BYTES]
+
+
+def _shown_sha256(row: Row | Mapping[str, Any]) -> bytes:
+    return _digest(b"tongban/shown/1", (row[k] for k in SHOWN))
 
 
 def shown_matches(row: Row | Mapping[str, Any], recorded: bytes) -> bool:
@@ -162,8 +166,7 @@ def shown_matches(row: Row | Mapping[str, Any], recorded: bytes) -> bool:
     the digest of what ``row`` shows."""
     if len(recorded) not in (SHOWN_BYTES, 32):
         return False
-    full = _digest(b"tongban/shown/1", (row[k] for k in SHOWN))
-    return hmac.compare_digest(full[: len(recorded)], recorded)
+    return hmac.compare_digest(_shown_sha256(row)[: len(recorded)], recorded)
 
 
 SHA256_PREFIX = "sha256:"
@@ -171,9 +174,10 @@ SHA256_PREFIX = "sha256:"
 
 def hash_column(request_hash: str) -> bytes | str:
     """A request hash as SQLite keeps it: the 32 bytes of a ``sha256:<hex>`` (39 fewer than its
-    text, in every row); anything else as the text it is."""
+    text, in every row); anything else (upper-case hex too, which would not read back the same) as
+    the text it is."""
     digest = request_hash.removeprefix(SHA256_PREFIX)
-    if request_hash.startswith(SHA256_PREFIX) and len(digest) == 64:
+    if request_hash.startswith(SHA256_PREFIX) and len(digest) == 64 and digest == digest.lower():
         try:
             return bytes.fromhex(digest)
         except ValueError:
