@@ -31,7 +31,7 @@ import asyncpg
 
 from federation.domain.errors import JournalUnavailable, LeaseLost
 from federation.domain.models import Event, Exchange, NewExchange, StateChange
-from replay import instances, pgsql, rekey, rows, rules, sessions, tally, trail
+from replay import instances, pgsql, refs, rekey, rows, rules, sessions, tally, trail
 from replay import sets as mapping_sets
 from replay.archive import ArchiveWriter
 from replay.audit import Audit
@@ -42,7 +42,7 @@ from replay.journal import AuditEntry, Query, Refusal, TrailQuery
 from replay.keys import KeyPlace, from_environment
 from replay.pgsql import Conn
 from replay.pgwrite import GroupCommit, WriteOp, _Later
-from replay.rows import current, dumps, read_exchange
+from replay.rows import current, read_exchange
 from replay.seal import Seal
 from replay.search import POSTGRESQL, search_sql
 from replay.sessions import StoredSession
@@ -263,7 +263,7 @@ class PostgresJournal(GroupCommit):
             else:
                 raise JournalUnavailable(f"exchange key {new.idempotency_key!r} keeps changing")
             if new.applicant_refs:
-                await conn.execute(pgsql.REFS, list(new.applicant_refs), new.id)
+                await conn.execute(pgsql.REFS, refs.kept_all(new.applicant_refs), new.id)
             chain.add(received)
             return new.as_received(), True
 
@@ -289,10 +289,8 @@ class PostgresJournal(GroupCommit):
             now,
             change.next_attempt_at,
             versions,
-            *(
-                None if value is None else dumps(value)
-                for value in (change.receipt, change.last_error)
-            ),
+            rows.receipt_column(change.receipt),
+            rows.json_column(change.last_error),
             change.attempts,
             change.notify,
             rules.releases_lease(change),

@@ -50,6 +50,27 @@ def load_key(journal: Path | None) -> bytes:
     return bytes.fromhex(file.read_text().strip())
 
 
+KEPT_BYTES = 16  # of a reference, in the journal's exchange_refs
+
+
+def kept(ref: bytes) -> bytes:
+    """What the journal stores of a reference: its first 16 bytes. A lookup key, not a proof:
+    two applicants' references would have to agree in 128 bits to be confused (none of the
+    journal's numbers of exchanges comes near the 2**64 where that starts to be likely)."""
+    return ref[:KEPT_BYTES]
+
+
+def kept_all(refs: Iterable[bytes]) -> list[bytes]:
+    """An exchange's references as stored, each once."""
+    return list(dict.fromkeys(kept(r) for r in refs))
+
+
+def forms(ref: bytes) -> tuple[bytes, bytes]:
+    """The stored forms a search looks for: as kept now, and whole (journals written before
+    references were cut to 16 bytes)."""
+    return kept(ref), ref
+
+
 def reference(key: bytes, value: str) -> bytes:
     """The keyed hash of one applicant reference (HMAC-SHA256; the one-shot C path)."""
     return hmac.digest(key, normalise(value).encode(), "sha256")

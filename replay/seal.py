@@ -7,10 +7,13 @@ and refused request bodies) are sealed with AES-256-GCM under the keyring's curr
     ~tb3.<key id>.<nonce ‖ ciphertext ‖ tag>      plaintext: <flag> [<crc32 of context>] <DEFLATE>
 
 The plaintext is compressed first (``replay/compress.py``: encrypted bytes do not compress, so it
-is now or never). The flag says which dictionary: the shipped one alone (0), or the shipped one
-with a *context* after it (1): the clear bytes of the exchange's ``received`` event, which the
-mapped request and the later events repeat (names, addresses, document numbers). A value sealed
-with a context opens only with the same context, which its CRC-32 checks.
+is now or never). The flag says which dictionary: a shipped one alone, or a shipped one with a
+*context* after it: the clear bytes of the exchange's ``received`` event, which the mapped request
+and the later events repeat (names, addresses, document numbers). A value sealed with a context
+opens only with the same context, which its CRC-32 checks. Flags 0 and 1 are DICTIONARY_1 alone
+and with the context, as written before; values sealed now are 2 (DICTIONARY_2 alone) or 3
+(DICTIONARY_2, then a *lead*, then the context, the CRC-32 covering both; the lead is the
+exchange's id, which every attempt's transcript repeats in a header and the reader knows).
 
 Where a value must be text (the archive's JSON lines), ``as_text`` spells it
 ``~tb3.<key id>.<base85(…)>`` and ``from_text`` reads it back. Values of the earlier formats still
@@ -42,14 +45,21 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from federation.domain.errors import JournalError
-from replay.compress import CompressionError, compress, decompress
+from replay.compress import DICTIONARY_1, DICTIONARY_2, CompressionError, compress, decompress
 from replay.keys import Keyring
 
 PREFIX = b"~tb3."  # what seal() writes: binary, compressed (with the exchange's context, or not)
 PREFIX_2 = b"~tb2."  # the second format: compressed, base85
 PREFIX_1 = b"~tb1."  # the first format: not compressed, base64url
 PREFIXES = (PREFIX, PREFIX_2, PREFIX_1)
-_PLAIN, _WITH_CONTEXT = 0, 1  # the flag byte before the DEFLATE stream of a ~tb3. value
+# The flag byte before the DEFLATE stream of a ~tb3. value: the dictionary, with a context or not.
+_PLAIN, _WITH_CONTEXT, _PLAIN_2, _WITH_CONTEXT_2 = 0, 1, 2, 3
+_DICTIONARIES = {
+    _PLAIN: (DICTIONARY_1, False),
+    _WITH_CONTEXT: (DICTIONARY_1, True),
+    _PLAIN_2: (DICTIONARY_2, False),
+    _WITH_CONTEXT_2: (DICTIONARY_2, True),
+}
 CONTEXTS_KEPT = 4096  # exchanges whose context a Seal remembers (about 1 KB each)
 
 
@@ -130,16 +140,19 @@ class Seal:
 
     # -- sealing ----------------------------------------------------------------------------------
 
-    def seal(self, plain: bytes, aad: bytes, context: bytes | None = None) -> bytes:
+    def seal(
+        self, plain: bytes, aad: bytes, context: bytes | None = None, *, lead: bytes = b""
+    ) -> bytes:
         """``plain`` sealed under the current key (unchanged when unkeyed), compressed with
-        ``context`` after the shipped dictionary when one is given."""
+        DICTIONARY_2, and ``lead`` and ``context`` after it when a context is given."""
         if self.ring is None:
             return plain
         if context:
-            head = bytes((_WITH_CONTEXT,)) + struct.pack(">I", zlib.crc32(context))
+            head = bytes((_WITH_CONTEXT_2,)) + struct.pack(">I", zlib.crc32(lead + context))
+            packed = compress(plain, lead + context, DICTIONARY_2)
         else:
-            head = bytes((_PLAIN,))
-        return self._sealed(head + compress(plain, context or b""), aad)
+            head, packed = bytes((_PLAIN_2,)), compress(plain, b"", DICTIONARY_2)
+        return self._sealed(head + packed, aad)
 
     def _sealed(self, inner: bytes, aad: bytes) -> bytes:
         assert self.ring is not None
@@ -147,26 +160,37 @@ class Seal:
         sealed = self._aead[self.ring.current].encrypt(nonce, inner, aad)
         return PREFIX + self.ring.current.encode() + b"." + nonce + sealed
 
-    def open(self, stored: bytes, aad: bytes, what: str, context: bytes | None = None) -> bytes:
+    def open(
+        self,
+        stored: bytes,
+        aad: bytes,
+        what: str,
+        context: bytes | None = None,
+        *,
+        lead: bytes = b"",
+    ) -> bytes:
         """The clear bytes of a stored value (one in clear is returned as it is). A value sealed
-        with a context needs the same ``context``: without it, ContextMissing."""
+        with a context needs the same ``context`` (and ``lead``): without it, ContextMissing."""
         if not stored.startswith(PREFIXES):
             return stored
         inner = self._inner(stored, aad, what)
         if stored.startswith(PREFIX_1):
             return inner
         if stored.startswith(PREFIX_2):
-            return self._inflated(inner, b"", what)
-        flag, packed = inner[:1], inner[1:]
-        if flag == bytes((_PLAIN,)):
-            return self._inflated(packed, b"", what)
-        if flag != bytes((_WITH_CONTEXT,)) or len(packed) < 4:
+            return self._inflated(inner, b"", DICTIONARY_1, what)
+        flag, packed = inner[0] if inner else -1, inner[1:]
+        dictionary, with_context = _DICTIONARIES.get(flag, (b"", False))
+        if not dictionary or (with_context and len(packed) < 4):
             raise SealError(f"{what} has an unknown compression flag (altered?)")
+        if not with_context:
+            return self._inflated(packed, b"", dictionary, what)
         if context is None:
             raise ContextMissing(f"{what} opens only with its exchange's received event")
-        if struct.unpack(">I", packed[:4])[0] != zlib.crc32(context):
+        if flag == _WITH_CONTEXT:
+            lead = b""  # written before leads: the context alone
+        if struct.unpack(">I", packed[:4])[0] != zlib.crc32(lead + context):
             raise SealError(f"{what} was sealed with another context than its received event")
-        return self._inflated(packed[4:], context, what)
+        return self._inflated(packed[4:], lead + context, dictionary, what)
 
     def reseal(self, stored: bytes, aad: bytes, new: Seal, what: str) -> bytes:
         """``stored`` sealed again under ``new``'s current key, its compressed bytes as they are
@@ -203,9 +227,9 @@ class Seal:
             ) from None
 
     @staticmethod
-    def _inflated(packed: bytes, context: bytes, what: str) -> bytes:
+    def _inflated(packed: bytes, context: bytes, dictionary: bytes, what: str) -> bytes:
         try:
-            return decompress(packed, what, context)
+            return decompress(packed, what, context, dictionary)
         except CompressionError as exc:
             raise SealError(str(exc)) from None
 

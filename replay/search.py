@@ -16,6 +16,7 @@ from typing import Any
 from federation.domain.ids import id_floor
 from federation.domain.models import Exchange
 from replay.journal import Query
+from replay.refs import forms
 from replay.rows import dumps
 
 MAX_LIMIT = 1000
@@ -97,8 +98,10 @@ def search_sql(q: Query, dialect: Dialect) -> tuple[str, list[Any]]:
     if q.error:
         where.append(dialect.text_contains.format(column="last_error", needle=arg(q.error)))
     if q.applicant_ref is not None:
+        short, whole = forms(q.applicant_ref)
         where.append(
-            f"id IN (SELECT exchange_id FROM exchange_refs WHERE ref = {arg(q.applicant_ref)})"
+            "id IN (SELECT exchange_id FROM exchange_refs "
+            f"WHERE ref IN ({arg(short)}, {arg(whole)}))"
         )
     sql = "SELECT * FROM exchanges"
     if where:
@@ -126,5 +129,5 @@ def matches(q: Query, ex: Exchange, refs: Iterable[bytes] = ()) -> bool:
         and (
             not q.error or (ex.last_error is not None and q.error in dumps(ex.last_error).decode())
         )
-        and (q.applicant_ref is None or q.applicant_ref in refs)
+        and (q.applicant_ref is None or not set(refs).isdisjoint(forms(q.applicant_ref)))
     )

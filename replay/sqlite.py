@@ -23,7 +23,7 @@ from typing import Any
 
 from federation.domain.errors import FederationError, JournalUnavailable, LeaseLost
 from federation.domain.models import Event, Exchange, NewExchange, StateChange
-from replay import instances, rekey, rows, rules, sessions, sqlitesql, tally, trail
+from replay import instances, refs, rekey, rows, rules, sessions, sqlitesql, tally, trail
 from replay import sets as mapping_sets
 from replay.archive import ArchivedExchange, ArchiveWriter
 from replay.audit import Audit
@@ -273,7 +273,7 @@ class SQLiteJournal:
             if new.applicant_refs:
                 conn.executemany(
                     "INSERT OR IGNORE INTO exchange_refs (ref, exchange_id) VALUES (?, ?)",
-                    [(ref, new.id) for ref in new.applicant_refs],
+                    [(ref, new.id) for ref in refs.kept_all(new.applicant_refs)],
                 )
             return new.as_received(), True
 

@@ -211,10 +211,12 @@ def record_update(
     if versions is not None:
         sets.append("mapping_versions = ?")
         args.append(versions)
-    for column, value in (("receipt", change.receipt), ("last_error", change.last_error)):
-        if value is not None:
-            sets.append(f"{column} = ?")
-            args.append(rows.dumps(value))
+    if change.receipt is not None:
+        sets.append("receipt = ?")
+        args.append(rows.receipt_column(change.receipt))
+    if change.last_error is not None:
+        sets.append("last_error = ?")
+        args.append(rows.json_column(change.last_error))
     if change.attempts is not None:
         sets.append("attempts = ?")
         args.append(change.attempts)

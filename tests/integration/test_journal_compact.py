@@ -1,20 +1,23 @@
 """How the journal keeps its rows small, and that nothing a reader or an auditor relies on moved:
 request hashes as 32 bytes in SQLite (text elsewhere, and as written before), row digests of 16
 bytes in the chain (32 as written before), the key-first unique index that replaced exchanges_key
-(migration 0013, tested on a journal that holds rows), and 8 KiB pages for a new SQLite file."""
+(migration 0013, tested on a journal that holds rows), 8 KiB pages for a new SQLite file, receipts
+packed in their row (JSON as written before), and applicant references of 16 bytes (found with
+those of 32 written before)."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from federation.domain.errors import IdempotencyConflict
+from federation.domain.errors import IdempotencyConflict, JournalError
 from federation.domain.ids import new_id
 from federation.domain.models import Direction, Event, NewExchange, State, StateChange
-from replay import rows, sqlitesql
+from replay import refs, rows, sqlitesql
 from replay.journal import Backend, Query
 from replay.sqlite import PAGE_SIZE, SQLiteJournal
 from tests.integration.pg import JOURNALS, open_journal_of
@@ -261,3 +264,109 @@ async def test_a_new_file_has_8k_pages_and_an_old_one_keeps_its_own(tmp_path: Pa
             await j.close()
         with contextlib.closing(sqlite3.connect(path)) as conn:
             assert conn.execute("PRAGMA page_size").fetchone()[0] == size
+
+
+# -- receipts packed in their row ----------------------------------------------------------------
+
+
+async def _raw(j: Backend, sql_lite: str, sql_pg: str, *args: object) -> list[tuple[object, ...]]:
+    """Rows read behind the journal's back (SQLite or PostgreSQL)."""
+    if isinstance(j, SQLiteJournal):
+        with contextlib.closing(sqlite3.connect(j.path)) as conn, conn:
+            return [tuple(r) for r in conn.execute(sql_lite, args).fetchall()]
+    pool = j._pool  # type: ignore[attr-defined]
+    return [tuple(r) for r in await pool.fetch(sql_pg, *args)]
+
+
+@pytest.mark.parametrize("backend", JOURNALS)
+async def test_a_receipt_is_packed_in_its_row_and_reads_back_whole(
+    backend: str, tmp_path: Path
+) -> None:
+    """The receipt reads back as given, the chain still proves the row, and the stored column is
+    packed (smaller than its JSON); last_error stays JSON, since a search looks inside it."""
+    async with open_journal_of(backend, tmp_path) as j:
+        xid = await delivered(j, 7)
+        failed, _ = await j.create(new(8), owner="w", lease_until=NOW + 100)
+        error = {"kind": "permanent_error", "message": "partner refused: 證件號碼格式錯誤"}
+        for state in (State.QUEUED, State.DELIVERING):
+            await j.record(failed.id, [], StateChange(state=state), owner="w")
+        await j.record(failed.id, [], StateChange(state=State.FAILED, last_error=error))
+        got = await j.get(xid)
+        assert got is not None and got.receipt == {
+            "receipt_number": "HK000007",
+            "status": "accepted",
+        }
+        assert (await j.verify())[1] is None
+        found = await j.search(Query(error="格式錯誤"))
+        assert [ex.id for ex in found] == [failed.id]
+        if backend == "memory":
+            return
+        [(receipt,)] = await _raw(
+            j,
+            "SELECT receipt FROM exchanges WHERE id = ?",
+            "SELECT receipt FROM exchanges WHERE id = $1",
+            xid,
+        )
+        assert isinstance(receipt, bytes) and receipt[:1] == rows.PACKED
+        assert len(receipt) < len(rows.dumps(got.receipt))
+        [(stored_error,)] = await _raw(
+            j,
+            "SELECT last_error FROM exchanges WHERE id = ?",
+            "SELECT last_error FROM exchanges WHERE id = $1",
+            failed.id,
+        )
+        assert isinstance(stored_error, bytes) and stored_error[:1] == b"{"
+        assert rows.loads(stored_error) == error
+
+
+def test_a_receipt_written_as_json_before_reads_as_it_was() -> None:
+    """Rows written before packing hold the JSON itself: it reads unchanged. A packed column
+    that does not inflate is a journal error naming the column, not a crash."""
+    assert rows.loads(b'{"receipt_number":"HK1"}') == {"receipt_number": "HK1"}
+    assert rows.loads(rows.receipt_column({"receipt_number": "HK1"})) == {"receipt_number": "HK1"}
+    with pytest.raises(JournalError, match="packed row column"):
+        rows.loads(rows.PACKED + b"\xff\xfe")
+
+
+def test_a_receipt_that_packing_would_not_shorten_is_kept_as_json() -> None:
+    assert rows.receipt_column({}) == b"{}"
+    assert rows.receipt_column(None) is None
+
+
+# -- applicant references of 16 bytes --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", JOURNALS)
+async def test_applicant_search_finds_16_byte_references_and_32_byte_ones_written_before(
+    backend: str, tmp_path: Path
+) -> None:
+    """New references are stored as their first 16 bytes; a search with the whole keyed hash
+    finds those and the whole 32-byte ones that journals wrote before, and no other applicant."""
+    key = bytes(range(32))
+    mine, other = refs.reference(key, "A123456(3)"), refs.reference(key, "K802133(3)")
+    async with open_journal_of(backend, tmp_path) as j:
+        now_kept, _ = await j.create(
+            dataclasses.replace(new(1), applicant_refs=(mine, other)), owner="w", lease_until=NOW
+        )
+        before, _ = await j.create(new(2), owner="w", lease_until=NOW)
+        if backend == "memory":
+            j.refs[before.id] = (mine,)  # type: ignore[attr-defined]
+        else:
+            await _raw(
+                j,
+                "INSERT INTO exchange_refs (ref, exchange_id) VALUES (?, ?) RETURNING ref",
+                "INSERT INTO exchange_refs (ref, exchange_id) VALUES ($1, $2) RETURNING ref",
+                mine,
+                before.id,
+            )
+            stored = await _raw(
+                j,
+                "SELECT length(ref) FROM exchange_refs WHERE exchange_id = ?",
+                "SELECT length(ref) FROM exchange_refs WHERE exchange_id = $1",
+                now_kept.id,
+            )
+            assert sorted(stored) == [(16,), (16,)]
+        found = await j.search(Query(applicant_ref=mine))
+        assert sorted(ex.id for ex in found) == sorted([now_kept.id, before.id])
+        nobody = refs.reference(key, "C6688231")
+        assert await j.search(Query(applicant_ref=nobody)) == []

@@ -27,13 +27,13 @@ def test_sqlite_and_postgresql_bind_the_same_values_in_their_own_marks() -> None
     """SQLite expands lists into ``?`` marks; PostgreSQL numbers ``$n`` and binds lists whole."""
     lite, lite_args = search_sql(EVERY_FILTER, SQLITE)
     pg, pg_args = search_sql(EVERY_FILTER, POSTGRESQL)
-    assert lite.count("?") == len(lite_args) == 14
-    assert [f"${n}" in pg for n in range(1, len(pg_args) + 1)] == [True] * 13
-    assert "$14" not in pg
+    assert lite.count("?") == len(lite_args) == 15
+    assert [f"${n}" in pg for n in range(1, len(pg_args) + 1)] == [True] * 14
+    assert "$15" not in pg
     assert "state IN (?,?)" in lite and "state = ANY($1::text[])" in pg
     assert lite_args[:2] == ["failed", "unconfirmed"] and pg_args[0] == ["failed", "unconfirmed"]
     assert lite_args[-1] == pg_args[-1] == 20
-    assert lite.endswith("ORDER BY id DESC LIMIT ?") and pg.endswith("ORDER BY id DESC LIMIT $13")
+    assert lite.endswith("ORDER BY id DESC LIMIT ?") and pg.endswith("ORDER BY id DESC LIMIT $14")
 
 
 def test_no_filter_is_every_exchange_newest_first() -> None:

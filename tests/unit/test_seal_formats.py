@@ -4,13 +4,16 @@ one), kept as bytes, and values of the earlier formats still open."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
+import struct
+import zlib
 
 import orjson
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from replay.compress import CompressionError, compress, decompress
+from replay.compress import DICTIONARY_1, DICTIONARY_2, CompressionError, compress, decompress
 from replay.keys import Keyring
 from replay.seal import (
     PREFIX,
@@ -45,6 +48,8 @@ APPLICATION = orjson.dumps(
     }
 )
 AAD = event_aad("01JD0000000000000000000000", "received", 1_800_000_000.25)
+DICTIONARY_1_SHA256 = "a31878ca24d21caa"
+DICTIONARY_2_SHA256 = "4ccb08fe122d14b4"
 
 
 def first_format(ring: Keyring, plain: bytes, aad: bytes) -> bytes:
@@ -158,3 +163,55 @@ def test_compression_round_trips_and_refuses_a_truncated_stream() -> None:
     assert decompress(packed, "x") == APPLICATION
     with pytest.raises(CompressionError, match=r"whole value|does not inflate"):
         decompress(packed[: len(packed) // 2], "x")
+
+
+def sealed_by_hand(ring: Keyring, inner: bytes, aad: bytes) -> bytes:
+    """A ~tb3. value around ``inner`` (flag, CRC, DEFLATE), as a journal of any version wrote it."""
+    nonce = os.urandom(12)
+    sealed = AESGCM(ring.data[ring.current]).encrypt(nonce, inner, aad)
+    return PREFIX + ring.current.encode() + b"." + nonce + sealed
+
+
+def test_values_written_with_the_first_dictionary_still_open() -> None:
+    """Flags 0 and 1 (DICTIONARY_1 alone, and with the received event as context, no lead) are
+    what journals wrote before DICTIONARY_2: they open as they were, whatever lead is offered."""
+    ring = Keyring.generate()
+    seal = Seal(ring)
+    plain_0 = sealed_by_hand(ring, b"\x00" + compress(APPLICATION), AAD)
+    assert seal.open(plain_0, AAD, "an old received event") == APPLICATION
+    crc = struct.pack(">I", zlib.crc32(APPLICATION))
+    with_1 = sealed_by_hand(ring, b"\x01" + crc + compress(MAPPED, APPLICATION), MAPPED_AAD)
+    lead = b"01JD0000000000000000000000"
+    assert seal.open(with_1, MAPPED_AAD, "an old mapped event", APPLICATION, lead=lead) == MAPPED
+    with pytest.raises(SealError, match="another context"):
+        seal.open(with_1, MAPPED_AAD, "an old mapped event", MAPPED)
+
+
+def test_values_sealed_now_use_the_second_dictionary_and_the_lead() -> None:
+    """New values carry flag 2 (alone) or 3 (lead and context): the region's vocabulary makes a
+    Chinese application smaller than DICTIONARY_1 did, the exchange id in the lead makes a
+    transcript that repeats it smaller, and a wrong lead is refused, not inflated to other bytes."""
+    ring = Keyring.generate()
+    seal = Seal(ring)
+    lead = b"01JD0000000000000000000000"
+    transcript = orjson.dumps(
+        {"request": {"headers": {"X-Tongban-Exchange-Id": lead.decode()}}, "attempt": 1}
+    )
+    alone = seal.seal(APPLICATION, AAD)
+    assert AESGCM(ring.data[ring.current]).decrypt(alone[14:26], alone[26:], AAD)[:1] == b"\x02"
+    assert len(alone) < len(sealed_by_hand(ring, b"\x00" + compress(APPLICATION), AAD))
+    led = seal.seal(transcript, MAPPED_AAD, APPLICATION, lead=lead)
+    unled = seal.seal(transcript, MAPPED_AAD, APPLICATION)
+    assert len(led) < len(unled)
+    assert seal.open(led, MAPPED_AAD, "attempt", APPLICATION, lead=lead) == transcript
+    with pytest.raises(SealError, match="another context"):
+        seal.open(led, MAPPED_AAD, "attempt", APPLICATION, lead=b"01JD0000000000000000000001")
+    with pytest.raises(ContextMissing):
+        seal.open(led, MAPPED_AAD, "attempt", lead=lead)
+
+
+def test_the_shipped_dictionaries_never_change() -> None:
+    """Values sealed with a dictionary open only with the same bytes: these digests are the
+    dictionaries journals were written with. A change here is a new dictionary, not an edit."""
+    assert hashlib.sha256(DICTIONARY_1).hexdigest()[:16] == DICTIONARY_1_SHA256
+    assert hashlib.sha256(DICTIONARY_2).hexdigest()[:16] == DICTIONARY_2_SHA256
