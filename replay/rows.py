@@ -66,7 +66,7 @@ def dumps(value: Any) -> bytes:
     return orjson.dumps(value, default=json_default)
 
 
-# A packed JSON column (``column``): this byte, then raw DEFLATE with DICTIONARY_1 and COLUMNS_1.
+# A packed receipt (``receipt_column``): this byte, then raw DEFLATE with COLUMNS_1 as dictionary.
 # No JSON text starts with it, so columns written as JSON before still read as they are.
 PACKED = b"\x01"
 
@@ -78,11 +78,11 @@ def json_column(value: Any) -> bytes | None:
 
 def receipt_column(value: Any) -> bytes | None:
     """A receipt as an ``exchanges`` row keeps it: packed, about a third of its JSON (one of 90
-    bytes in 28), or the JSON where packing would not make it shorter."""
+    bytes in 27), or the JSON where packing would not make it shorter."""
     if value is None:
         return None
     plain = dumps(value)
-    packed = PACKED + compress(plain, COLUMNS_1)
+    packed = PACKED + compress(plain, b"", COLUMNS_1, mem_level=1)
     return packed if len(packed) < len(plain) else plain
 
 
@@ -92,7 +92,7 @@ def loads(raw: bytes | None) -> Any:
         return None
     raw = bytes(raw)
     if raw[:1] == PACKED:
-        raw = decompress(raw[1:], "a packed row column", COLUMNS_1)
+        raw = decompress(raw[1:], "a packed row column", b"", COLUMNS_1)
     return orjson.loads(raw)
 
 
