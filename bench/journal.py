@@ -5,8 +5,10 @@ apply the migrations and closed, then rows go in with plain ``sqlite3.executeman
 transactions (journalling off while filling, WAL again afterwards, as the broker leaves it). The rows
 are realistic: 11 partners and their service items from the shipped partners.yaml, about 10 % failed
 (four attempts, retries exhausted) and the rest delivered (one attempt); each exchange has a
-``received`` event with a ~1 KB application, a ``mapped`` event, its attempt events, an applicant
-reference (keyed hash), and every event carries a valid chain hash from ``replay.chain.link``, so
+``received`` event with a ~1 KB application, a ``mapped`` event, an ``attempt_finished`` event per
+attempt (its start is the row's move, as the broker writes it), an applicant reference (the 16
+bytes of a keyed hash the journal keeps), the request hash as 32 bytes and the receipt packed as
+the broker keeps them, and every event carries a valid chain hash from ``replay.chain.link``, so
 ``verify`` passes (checked on the small journal every run; ``--verify-all`` checks the large one too).
 
 Timed through ``SQLiteJournal.search``, as ``tongban journal search`` and ``GET /v1/exchanges`` call
@@ -59,6 +61,8 @@ from federation.config import load_config
 from federation.domain.ids import IdGenerator
 from replay.chain import GENESIS, link
 from replay.journal import Query
+from replay.refs import kept
+from replay.rows import hash_column, receipt_column
 from replay.sqlite import SQLiteJournal
 
 DAY = 86400.0
@@ -194,7 +198,7 @@ FAILED = template(
         "error": {"kind": "transient_error", "message": "partner answered HTTP 503", "status": 503},
     }
 )
-RECEIPT = orjson.dumps({"receipt_number": "HK20261129000123", "status": "RECEIVED"})
+RECEIPT = {"receipt_number": "HK20261129000123", "status": "RECEIVED"}
 LAST_ERROR = orjson.dumps(
     {"kind": "transient_error", "message": "partner answered HTTP 503", "status": 503}
 )
@@ -209,7 +213,6 @@ def exchanges(
     versions = orjson.dumps({"mappings/x.yaml": "sha256:" + "3b" * 32})
     start = time.time() - 90 * DAY
     step = 90 * DAY / n
-    owner = b"broker-1:4242:Q7K2ZD"
     healthy_share = sum(r.partner == HEALTHY for r in all_routes) / len(all_routes)
     healthy_every = max(1, round(n * healthy_share / HEALTHY_FAILURES))
     healthy_seen = 0
@@ -243,7 +246,6 @@ def exchanges(
         t = at + 0.005
         for number in range(1, attempts + 1):
             nb = str(number).encode()
-            events.append((xid, t, "attempt_started", b'{"attempt":%s,"owner":"%s"}' % (nb, owner)))
             finished = (FAILED if failed else DELIVERED) % (key, x, nb, body_hash)
             events.append((xid, t + 0.05, "attempt_finished", finished))
             t += 60.0 * number
@@ -256,17 +258,17 @@ def exchanges(
             route.partner,
             route.service,
             key.decode(),
-            "sha256:" + body_hash.decode(),
+            hash_column("sha256:" + body_hash.decode()),  # 32 bytes, as the broker keeps it
             "failed" if failed else "delivered",
             attempts,
             versions,
-            None if failed else RECEIPT,
+            None if failed else receipt_column(RECEIPT),  # packed, as the broker keeps it
             LAST_ERROR if failed else None,
             at,
             t,
         )
         ref = hmac.new(KEY, hkid, hashlib.sha256).digest()
-        yield row, events, ref
+        yield row, events, kept(ref)
 
 
 def fill(path: Path, n: int) -> float:
