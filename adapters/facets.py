@@ -25,6 +25,7 @@ from zeep.xsd import ComplexType, Element
 from zeep.xsd.elements.indicators import Group, OrderIndicator
 
 from adapters.body import Body, BodyInvalid
+from adapters.facetcheck import compile_check
 
 XS = "http://www.w3.org/2001/XMLSchema"
 WSDL = "http://schemas.xmlsoap.org/wsdl/"
@@ -44,8 +45,15 @@ class Shape:
 class Facets:
     """The XML Schemas of one WSDL's ``types``, by target namespace, ready to validate bodies."""
 
-    def __init__(self, schemas: Mapping[str, Any]) -> None:
+    def __init__(
+        self, schemas: Mapping[str, Any], sources: Mapping[str, Any] | None = None
+    ) -> None:
         self._schemas = dict(schemas)
+        self._sources = dict(sources or {})  # the schema elements, for adapters.facetcheck
+
+    def source(self, namespace: str) -> Any:
+        """The XML Schema element of ``namespace`` (None when it is not validated here)."""
+        return self._sources.get(namespace) if namespace in self._schemas else None
 
     def problems(self, body: str, nsmap: Mapping[str, str]) -> list[tuple[str, str]]:
         """Every facet the body element ``body`` (XML text whose prefixes ``nsmap`` declares)
@@ -77,16 +85,18 @@ def facets_of(wsdl: Path) -> Facets | None:
         tree = etree.parse(str(wsdl), _PARSER)
     except (OSError, etree.XMLSyntaxError):
         return None
-    schemas = {}
+    schemas, sources = {}, {}
     for el in tree.getroot().iterfind(f"{{{WSDL}}}types/{{{XS}}}schema"):
         if el.find(f"{{{XS}}}import") is not None or el.find(f"{{{XS}}}include") is not None:
             continue
+        source = etree.fromstring(etree.tostring(el), _PARSER)
         try:
-            schema = etree.XMLSchema(etree.fromstring(etree.tostring(el), _PARSER))
+            schema = etree.XMLSchema(source)
         except etree.XMLSchemaParseError:
             continue
         schemas[el.get("targetNamespace", "")] = schema
-    return Facets(schemas) if schemas else None
+        sources[el.get("targetNamespace", "")] = source
+    return Facets(schemas, sources) if schemas else None
 
 
 def element_shapes(body_type: Any) -> dict[str, Shape]:
@@ -122,16 +132,24 @@ def _many(max_occurs: Any) -> bool:
 
 class CheckedBody:
     """A body that is validated against the WSDL's facets as it is written: a violation is
-    :class:`BodyInvalid` (nothing is sent: the mapping's failure, not a partner round trip)."""
+    :class:`BodyInvalid` (nothing is sent: the mapping's failure, not a partner round trip).
+
+    The values are first put to the quick check compiled from the schema
+    (:mod:`adapters.facetcheck`); lxml validates the written body only when that check is not
+    sure, so lxml alone still decides every refusal and writes its messages."""
 
     def __init__(self, body: Body, facets: Facets) -> None:
         self._body = body
         self._facets = facets
         self.nsmap = body.nsmap
         self.tag = body.tag
+        namespace = etree.QName(body.tag).namespace or "" if body.tag else ""
+        self.quick = compile_check(body, facets.source(namespace))
 
     def write(self, values: Mapping[str, Any]) -> str:
         text = self._body.write(values)
+        if self.quick is not None and self.quick(values):
+            return text
         broken = self._facets.problems(text, self.nsmap)
         if broken:
             raise BodyInvalid([f"{path or self.tag}: {message}" for path, message in broken])
