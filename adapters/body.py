@@ -35,8 +35,12 @@ from adapters.xsdtypes import STRING, BadValue, SimpleType, builtin
 XSI_NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 _MAX_NESTING = 32
-# Text that needs escaping, or holds a character XML cannot carry: such values take the slow path.
-NEEDS_ESCAPING = re.compile("[&<>\r]|[^\t\n\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# Text that needs escaping (& < > and carriage return), or holds a character XML cannot carry:
+# such values take the slow path. One negated class, not an alternation of two: the same characters
+# (every code point checked in the tests), a third of the time on the text of a whole request.
+NEEDS_ESCAPING = re.compile(
+    "[^\t\n\x20-\x25\x27-\x3b\x3d\x3f-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+)
 
 
 class BodyInvalid(Exception):
