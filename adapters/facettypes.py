@@ -199,8 +199,6 @@ def _string(_: str, facets: list[etree._Element], steps: list[etree._Element]) -
 
     if not enumerations and not patterns:
         return ANY if low == 0 and high is None else Lengths(low, high)
-    if len(enumerations) == 1 and not patterns and low == 0 and high is None:
-        return Enumeration(enumerations[0])
     one_pattern = len(patterns) == 1 and len(patterns[0]) == 1
     if one_pattern and not enumerations and low == 0 and high is None:
         return Quick(patterns[0][0], _never, _MAX_PATTERN_TEXT)
@@ -215,7 +213,15 @@ def _string(_: str, facets: list[etree._Element], steps: list[etree._Element]) -
             return False
         return all(any(p.fullmatch(text) for p in level) for level in patterns)
 
-    return check
+    return _enumerated(enumerations, check)
+
+
+def _enumerated(enumerations: list[frozenset[str]], check: Check) -> Check:
+    """With enumerations, the literals in all of them that pass ``check``: a set that holds
+    exactly the valid texts (found once, here, rather than for every value)."""
+    if not enumerations:
+        return check
+    return Enumeration(frozenset(v for v in frozenset.intersection(*enumerations) if check(v)))
 
 
 class Lengths:
@@ -249,7 +255,7 @@ class Quick:
 
 
 class Enumeration:
-    """A string type with one enumeration and nothing else (inlined, as :class:`Lengths`)."""
+    """A type whose valid texts are a set known in advance (inlined, as :class:`Lengths`)."""
 
     __slots__ = ("values",)
 
@@ -326,9 +332,9 @@ def _integer(base: str, facets: list[etree._Element], steps: list[etree._Element
     def check(text: str) -> bool:
         if _INT.fullmatch(text) is None or len(text.lstrip("-")) > total:
             return False
-        return within(int(text)) and all(text in e for e in enumerations)
+        return within(int(text))
 
-    return check
+    return _enumerated(enumerations, check)
 
 
 def _decimal(_: str, facets: list[etree._Element], steps: list[etree._Element]) -> Check:
