@@ -13,8 +13,9 @@ second while the partner answers each in ``--partner-delay-ms`` (10 ms) and read
 when each was delivered: p50 and p99 submit-to-delivered. A third run sends the same load while 10 %
 of partner replies fail transiently (``RESULT name=e2e_faults``). The workers run sends the same
 load to ``tongban serve --workers 1`` and ``--workers N`` (fresh journals), ``RESULT
-name=e2e_workers``. ``--profile FILE`` runs the measured broker under cProfile and writes its stats
-to FILE (read them with ``python -m pstats FILE``). Last line: ``RESULT name=e2e ratio=<broker/direct>
+name=e2e_workers``. ``--profile FILE`` runs the measured broker under cProfile, timing the CPU of
+its event loop thread (``bench/profiled.py``), and writes its stats to FILE (read them with
+``python -m pstats FILE``). Last line: ``RESULT name=e2e ratio=<broker/direct>
 broker_cpu_ms=… hops_cpu_ms=… overhead=… p50_ms=… p99_ms=… ...``.
 """
 
@@ -86,7 +87,8 @@ class Child:
 
     def __init__(self, args: list[str], log: Path, *, profile: Path | None = None) -> None:
         self._log = log.open("w")
-        runner = ["-m", "cProfile", "-o", str(profile)] if profile else []
+        # the event loop thread's CPU, not the wall clock (bench/profiled.py says why)
+        runner = [str(REPO / "bench" / "profiled.py"), str(profile)] if profile else []
         self.proc = subprocess.Popen(
             [sys.executable, *runner, "-m", "federation", *args],
             cwd=REPO,

@@ -1,0 +1,34 @@
+"""Run a module under cProfile counting the CPU time of the main thread only.
+
+``python -m cProfile`` times with the wall clock: a call that releases the GIL (zlib, hashing,
+sqlite3) is charged the time it then waits to take the GIL back from the journal's writer thread,
+so under load it looks tens of times dearer than it is. Timed with ``time.thread_time`` instead,
+the stats count what the event loop's thread spends, which is what ``bench/e2e.py`` wants to cut.
+
+    python bench/profiled.py OUT.prof -m federation serve ...
+"""
+
+from __future__ import annotations
+
+import cProfile
+import runpy
+import sys
+import time
+
+
+def main() -> None:
+    if len(sys.argv) < 4 or sys.argv[2] != "-m":
+        raise SystemExit("usage: python bench/profiled.py OUT.prof -m MODULE [ARGS...]")
+    out, module = sys.argv[1], sys.argv[3]
+    sys.argv = [module, *sys.argv[4:]]
+    profile = cProfile.Profile(timer=time.thread_time)
+    profile.enable()
+    try:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    finally:
+        profile.disable()
+        profile.dump_stats(out)
+
+
+if __name__ == "__main__":
+    main()
