@@ -476,8 +476,16 @@ class PostgresJournal(GroupCommit):
         await self._write(op)
 
     async def trail(self, query: TrailQuery) -> list[AuditEntry]:
-        found = await self._run(lambda conn: conn.fetch(trail.TRAIL_SQL), transaction=False)
-        return trail.entries(found, self.seal, query)
+        async def fetch(before: int | None) -> Sequence[Any]:
+            sql, args = trail.TRAIL_FIRST_PG, [trail.PAGE]
+            if before is not None:
+                sql, args = trail.TRAIL_AFTER_PG, [trail.PAGE, before]
+            found: Sequence[Any] = await self._run(
+                lambda conn: conn.fetch(sql, *args), transaction=False
+            )
+            return found
+
+        return await trail.paged(fetch, self.seal, query)
 
     async def refusals(self, limit: int = 100) -> list[Refusal]:
         found = await self._run(lambda conn: conn.fetch(pgsql.REFUSALS, limit), transaction=False)

@@ -8,8 +8,8 @@ of ``~audit`` events, newest first; what an entry holds and which match a query 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import asdict
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import asdict, replace
 from typing import Any
 
 import orjson
@@ -59,3 +59,30 @@ TRAIL_SQL = (
     "SELECT seq, at, data FROM events WHERE exchange_id = '' AND kind = '~audit' "
     "AND NOT archived ORDER BY seq DESC"
 )
+# PostgreSQL reads the trail a page at a time (newest first, older than the last row read), so a
+# console showing the last hundred entries does not fetch every entry ever kept.
+PAGE = 500
+TRAIL_FIRST_PG = (
+    "SELECT seq, at, data FROM events WHERE exchange_id = '' AND kind = '~audit' "
+    "AND NOT archived ORDER BY seq DESC LIMIT $1"
+)
+TRAIL_AFTER_PG = (
+    "SELECT seq, at, data FROM events WHERE exchange_id = '' AND kind = '~audit' "
+    "AND NOT archived AND seq < $2 ORDER BY seq DESC LIMIT $1"
+)
+
+
+async def paged(
+    fetch: Callable[[int | None], Awaitable[Sequence[Row]]], seal: Seal, query: TrailQuery
+) -> list[AuditEntry]:
+    """The entries ``query`` matches, reading pages from ``fetch(before)`` (rows older than seq
+    ``before``, or the newest when None; PAGE of them) until enough match or none are left."""
+    out: list[AuditEntry] = []
+    before: int | None = None
+    while len(out) < query.limit:
+        found = await fetch(before)
+        out += entries(found, seal, replace(query, limit=query.limit - len(out)))
+        if len(found) < PAGE:
+            break
+        before = int(found[-1]["seq"])
+    return out

@@ -24,6 +24,7 @@ from federation.domain.errors import (
 )
 from federation.domain.ids import id_floor, new_id
 from federation.domain.models import Direction, Event, NewExchange, State, StateChange
+from replay import trail
 from replay.archive import read_archive, verify_archive
 from replay.factory import open_journal
 from replay.journal import AuditEntry, Backend, Query, Refusal, TrailQuery
@@ -855,6 +856,29 @@ async def test_audit_entries_are_kept_in_the_chain_and_found_newest_first(
     assert exchange is not None and all(e.kind != "~audit" for e in exchange.events)
     assert (await journal.verify()) == (count_before, None)
     assert count_before == 3 + 4  # received, two ~state, four ~audit
+
+
+async def test_a_long_trail_is_read_a_page_at_a_time_and_still_finds_every_match(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With pages of 3 entries (PostgreSQL reads the trail a page at a time), a query whose
+    matches are spread over several pages finds all of them, newest first, and stops at its
+    limit; one that matches nothing reads to the end and finds nothing."""
+    monkeypatch.setattr(trail, "PAGE", 3)
+    for n in range(10):
+        await journal.note(entry(n, who="ho-au" if n % 4 == 0 else "chan-tm"))
+    found = await journal.trail(TrailQuery(who="ho-au"))
+    assert [e.target for e in found] == ["exchange-8", "exchange-4", "exchange-0"]
+    assert [e.at for e in await journal.trail(TrailQuery(limit=5))] == [
+        NOW + n for n in (9, 8, 7, 6, 5)
+    ]
+    assert [e.target for e in await journal.trail(TrailQuery(who="chan-tm", limit=4))] == [
+        "exchange-9",
+        "exchange-7",
+        "exchange-6",
+        "exchange-5",
+    ]
+    assert await journal.trail(TrailQuery(who="nobody")) == []
 
 
 async def test_audit_entries_are_sealed_at_rest(tmp_path: Path) -> None:
