@@ -504,7 +504,7 @@ class SQLiteJournal:
 
     async def counts(self) -> Mapping[str, int]:
         def op(conn: sqlite3.Connection) -> dict[str, int]:
-            rows = conn.execute("SELECT state, count(*) FROM exchanges GROUP BY state").fetchall()
+            rows = conn.execute(tally.STATES_SQLITE).fetchall()
             return {r[0]: r[1] for r in rows}
 
         result: dict[str, int] = await self._read(op)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from replay.factory import open_journal
 from replay.journal import Backend
 from replay.tally import Tally, observe_commits
 from tests.integration.pg import JOURNALS, fresh_schema, open_journal_of
+from tests.integration.test_journal_compact import _migrated_to
 
 NOW = 1_790_000_000.0
 
@@ -118,3 +120,61 @@ async def test_each_committed_batch_is_reported_with_its_size(backend: str, tmp_
         counted = len(seen)
         await journal.create(new("after", "hk", "TD-VL-RENEW", NOW), owner="w", lease_until=NOW)
         assert len(seen) == counted
+
+
+async def test_the_tally_follows_replays_and_archiving(journal: Backend, tmp_path: Path) -> None:
+    """Counts stay those of the exchanges there are: a failed exchange replayed counts as queued
+    again, archived exchanges no longer count, and counts() agrees with the tally (on SQLite both
+    read counts its triggers keep; the others group the rows)."""
+    await fill(journal)
+    failed, _ = await journal.create(new("d", "sc", "HF-WITHDRAW", NOW), owner="w", lease_until=NOW)
+    await journal.record(failed.id, [], StateChange(state=State.DELIVERING, attempts=1), owner="w")
+    await journal.record(failed.id, [], StateChange(state=State.FAILED), owner="w")
+    assert (await journal.tally()).exchanges[("failed", "sc", "HF-WITHDRAW")] == 1
+    replayed = StateChange(state=State.QUEUED, expect=frozenset({State.FAILED}), release_lease=True)
+    await journal.record(failed.id, [], replayed)
+    await journal.record(failed.id, [], StateChange(state=State.DELIVERING, attempts=2))
+    await journal.record(failed.id, [], StateChange(state=State.DELIVERED, receipt={}))
+    counted = (await journal.tally()).exchanges
+    assert counted == {**EXPECTED.exchanges, ("delivered", "sc", "HF-WITHDRAW"): 1}
+    assert await journal.counts() == {"delivered": 2, "received": 2}
+    archived, _ = await journal.archive(older_than=NOW + 10**9, out=tmp_path / "a.jsonl.gz")
+    assert archived == 1  # the hk delivery still owes its callback: it stays
+    after = (await journal.tally()).exchanges
+    assert after == {**EXPECTED.exchanges}
+    assert await journal.counts() == {"delivered": 1, "received": 2}
+
+
+async def test_sqlite_counts_kept_by_triggers_equal_a_full_count(tmp_path: Path) -> None:
+    """The counts SQLite's triggers keep equal a GROUP BY over the rows after inserts, moves,
+    changes made behind the journal's back and deletes; a journal migrated with rows in it starts
+    with them counted (migration 0014)."""
+    path = tmp_path / "counted.sqlite"
+    _migrated_to(path, 13)
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        for n, (state, target) in enumerate(
+            [("delivered", "hk"), ("failed", "hk"), ("received", "mo")]
+        ):
+            conn.execute(
+                "INSERT INTO exchanges (id, direction, source, target, service, idempotency_key,"
+                " request_hash, state, attempts, created_at, updated_at)"
+                " VALUES (?, 'outbound', 'gd-portal', ?, 'S', ?, 'h', ?, 1, ?, ?)",
+                (new_id(NOW + n), target, f"k{n}", state, NOW, NOW),
+            )
+    j = open_journal(path)
+    await j.open()
+    try:
+        await fill(j)
+        with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+            conn.execute("UPDATE exchanges SET state = 'queued' WHERE state = 'failed'")
+            conn.execute("UPDATE exchanges SET target = 'sc' WHERE target = 'mo'")
+            conn.execute("DELETE FROM exchanges WHERE idempotency_key = 'k0'")
+            grouped = conn.execute(
+                "SELECT state, target, service, count(*) FROM exchanges"
+                " GROUP BY state, target, service"
+            ).fetchall()
+        truth = {(s, t, v): n for s, t, v, n in grouped}
+        assert (await j.tally()).exchanges == truth
+        assert truth[("queued", "hk", "S")] == 1 and ("received", "mo", "S") not in truth
+    finally:
+        await j.close()
