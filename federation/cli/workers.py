@@ -17,7 +17,9 @@ under heavy load.
 Signals to the parent: ``SIGTERM`` or ``SIGINT`` stops every worker (each drains as a single
 broker does); ``SIGHUP`` restarts the workers one at a time, a new one ready before the old one
 is stopped, which loads partners.yaml and the mappings anew (a new worker that cannot start, say
-on an invalid catalogue, is reported and the old ones keep running). A worker that exits on its
+on an invalid catalogue, is reported and the old ones keep running). A worker that reloads on its
+own (``POST /v1/admin/reload``, the console) sends its parent that SIGHUP, so the reload reaches
+every worker (``federation/runtime/siblings.py``). A worker that exits on its
 own is started again; if the parent is killed, its workers are sent ``SIGTERM``.
 
 Metrics add up over the workers (a scrape of ``/metrics`` reaches one of them at random): the parent
@@ -50,6 +52,7 @@ from federation.config import load_config
 from federation.domain.errors import ConfigError, Problem
 from federation.logging import get_logger
 from federation.runtime.metrics import MULTIPROC_ENV
+from federation.runtime.siblings import PARENT_ENV
 from replay.factory import key_path, open_journal
 from replay.refs import load_key
 
@@ -160,7 +163,7 @@ class Supervisor:
     async def _spawn(self, slot: int) -> asyncio.subprocess.Process | None:
         """A new worker on the socket of ``slot``, once it listens (None if it did not start)."""
         fd = self.socks[slot].fileno()
-        env = {**os.environ, MULTIPROC_ENV: self.metrics_dir}
+        env = {**os.environ, MULTIPROC_ENV: self.metrics_dir, PARENT_ENV: str(os.getpid())}
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",

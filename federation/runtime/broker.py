@@ -35,7 +35,7 @@ from federation.domain.models import (
     content_hash,
 )
 from federation.logging import get_logger
-from federation.runtime import tracing
+from federation.runtime import siblings, tracing
 from federation.runtime.breaker import Sleep
 from federation.runtime.catalogue import Catalogue, load_catalogue
 from federation.runtime.metrics import Metrics, config_version
@@ -254,6 +254,8 @@ class Broker:
         self._log.info(
             "catalogue_reloaded", partners=len(new.config.partners), mappings=len(new.mappings)
         )
+        if siblings.restart_all():  # one of several workers: the others load it by restarting
+            self._log.info("workers_restarting", reason="reload")
         return new
 
     async def _configured(self, catalogue: Catalogue) -> None:

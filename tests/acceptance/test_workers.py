@@ -149,6 +149,31 @@ async def test_sighup_restarts_workers_one_at_a_time_refusing_nothing(
     assert not [pid for pid in last if alive(pid)]
 
 
+@pytest.mark.slow
+async def test_a_reload_through_one_worker_reaches_every_worker(
+    tmp_path: Path, make_config, procs: list[Proc]
+) -> None:
+    """POST /v1/admin/reload is taken by one worker; that worker has its parent restart every
+    worker in turn, so all of them serve the configuration it checked (a new mapping on disk),
+    not only the one the request happened to reach. A refused reload restarts nothing."""
+    root = make_config()
+    parent, url, _ = start(tmp_path, root, procs)
+    before = workers_of(parent)
+    status, answer = http("POST", f"{url}/v1/admin/reload")
+    assert status == 200 and answer["status"] == "reloaded", answer
+    await wait_until(
+        lambda: not set(workers_of(parent)) & set(before) and len(workers_of(parent)) == 2,
+        timeout=120,
+        what="both workers restarted after the reload",
+    )
+    after = workers_of(parent)
+    (root / "partners.yaml").write_text("partners: [", encoding="utf-8")  # not YAML
+    status, answer = http("POST", f"{url}/v1/admin/reload")
+    assert status == 422 and answer["type"].endswith("invalid-configuration"), answer
+    await asyncio.sleep(1.0)
+    assert workers_of(parent) == after  # nothing restarted for a refused reload
+
+
 def test_workers_refuse_a_journal_they_cannot_share(make_config) -> None:
     """--workers on memory: (one journal per process) is exit 2 saying why, before any worker."""
     result = run("serve", "--config", str(make_config()), "--journal", "memory:", "--workers", "2")
