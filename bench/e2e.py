@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
@@ -85,12 +86,15 @@ def same_concurrency(config: Path, tmp: Path, partner: str, concurrency: int) ->
 class Child:
     """A tongban subprocess that prints one line when ready."""
 
-    def __init__(self, args: list[str], log: Path, *, profile: Path | None = None) -> None:
+    def __init__(
+        self, args: list[str], log: Path, *, profile: Path | None = None, script: str = ""
+    ) -> None:
         self._log = log.open("w")
         # the event loop thread's CPU, not the wall clock (bench/profiled.py says why)
         runner = [str(REPO / "bench" / "profiled.py"), str(profile)] if profile else []
+        what = [script] if script else ["-m", "federation"]
         self.proc = subprocess.Popen(
-            [sys.executable, *runner, "-m", "federation", *args],
+            [sys.executable, *runner, *what, *args],
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=self._log,
@@ -391,6 +395,41 @@ async def broker_run(s: Setup, sim: Child, args: argparse.Namespace) -> BrokerRu
     )
 
 
+async def relay_run(s: Setup, sim: Child, url: str, mapped: dict[str, Any]) -> float:
+    """CPU per application of the bare relay (bench/relay.py): the hops' own cost in the middle."""
+    body = s.tmp / "mapped.json"
+    body.write_bytes(orjson.dumps(mapped))
+    relay = Child([url, str(body)], s.tmp / "relay.log", script=str(REPO / "bench" / "relay.py"))
+    base = relay.line.rsplit(" ", 1)[1]
+    try:
+        await blast(
+            f"{base}/v1/exchanges",
+            [s.body] * 100,
+            s.concurrency,
+            [f"rw{i}" for i in range(100)],
+            {202},
+        )
+        await relayed(base, 100)
+        cpu0 = relay.cpu_seconds()
+        keys = [f"r{i}" for i in range(s.n)]
+        await blast(f"{base}/v1/exchanges", [s.body] * s.n, s.concurrency, keys, {202})
+        await relayed(base, 100 + s.n)
+        return (relay.cpu_seconds() - cpu0) * 1000 / s.n
+    finally:
+        relay.stop()
+
+
+async def relayed(base: str, count: int) -> None:
+    """Until the relay's partner calls have all come back."""
+    async with aiohttp.ClientSession() as http:
+        for _ in range(6000):
+            async with http.get(f"{base}/done") as r:
+                if (await r.json())["done"] >= count:
+                    return
+            await asyncio.sleep(0.01)
+    raise SystemExit("the relay's partner calls did not all come back")
+
+
 async def workers_run(s: Setup, workers: int) -> tuple[float, float, int]:
     """The same load through `tongban serve --workers 1` and `--workers N`, fresh journals each;
     the two rates and how many requests the N workers answered 503 (SQLite's one write lock,
@@ -458,11 +497,12 @@ async def main() -> None:
         await blast(direct_url, [mapped] * 100, c, [f"warm-d{i}" for i in range(100)], {200})
         direct_s = await blast(direct_url, [mapped] * n, c, [f"d{i}" for i in range(n)], {200})
         run = await broker_run(s, sim, args)
+        relay_ms = await relay_run(s, sim, direct_url, mapped)
         if args.workers > 0:
             workers = await workers_run(s, args.workers)
     finally:
         sim.stop()
-    report(s, args, n / direct_s, run, workers)
+    report(s, args, n / direct_s, run, workers, relay_ms)
 
 
 def report(
@@ -471,6 +511,7 @@ def report(
     direct_rate: float,
     run: BrokerRun,
     workers: tuple[float, float, int] | None,
+    relay_ms: float,
 ) -> None:
     """The human lines, then the RESULT lines."""
     cpu, split = run.cpu_ms, run.split_ms
@@ -485,6 +526,10 @@ def report(
         f"({split[0]:.3f} user, {split[1]:.3f} system), "
         f"partner simulator {cpu[1]:.3f} ms, client {cpu[2]:.3f} ms; "
         f"overhead (broker / client + partner) {cpu[0] / hops:.2f}"
+    )
+    print(
+        f"a bare relay (aiohttp in, 202, aiohttp out; bench/relay.py): {relay_ms:.3f} ms CPU per "
+        f"application, floor overhead {relay_ms / hops:.2f}"
     )
     shown = ", ".join(f"{share:.0%}" for share in run.threads[1:4] if share >= 0.005)
     print(f"broker CPU by thread: event loop {run.threads[0]:.0%}; other threads {shown}")
@@ -518,7 +563,8 @@ def report(
         f"direct_per_s={direct_rate:.0f} intake_per_s={run.intake_rate:.0f} "
         f"broker_cpu_ms={cpu[0]:.3f} hops_cpu_ms={hops:.3f} overhead={cpu[0] / hops:.2f} "
         f"p50_ms={p50:.1f} p99_ms={p99:.1f} rate={args.rate:.0f} n={s.n} "
-        f"concurrency={s.concurrency} broker_peak_rss_mib={run.rss:.1f}"
+        f"concurrency={s.concurrency} broker_peak_rss_mib={run.rss:.1f} "
+        f"relay_cpu_ms={relay_ms:.3f} floor_overhead={relay_ms / hops:.2f}"
     )
 
 
