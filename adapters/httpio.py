@@ -116,44 +116,52 @@ async def exchange(
     was written (timeout, reset, a reply over the limit) is an unknown outcome: the partner may
     have processed it, so it is retried with the same idempotency key.
     """
-    pid = partner.id
-    t = partner.timeouts
-    transcript = Transcript(request=sent)
-    common: dict[str, Any] = {"partner": pid, "operation": operation, "transcript": transcript}
     try:
         async with session.request(method, url, data=data, headers=headers) as resp:
             body = await read_bounded(resp, limit)
+            got = resp.headers
             return Answer(
                 status=resp.status,
-                content_type=resp.headers.get("Content-Type", ""),
+                content_type=got.get("Content-Type", ""),
                 body=body,
-                retry_after=retry_after_seconds(resp.headers.get("Retry-After")),
+                retry_after=retry_after_seconds(got.get("Retry-After")),
             )
-    except aiohttp.ClientConnectorError as exc:
+    except (aiohttp.ClientError, OSError, TimeoutError, ReplyTooLarge) as exc:
+        raise transport_error(exc, partner, operation, sent, limit) from exc
+
+
+def transport_error(
+    exc: BaseException, partner: Partner, operation: str, sent: Mapping[str, Any], limit: int
+) -> TransientError | UnknownOutcomeError:
+    """The adapter error for a failed :func:`exchange`. Built here, only when one is raised: the
+    transcript and the messages cost nothing on an attempt that got its answer."""
+    pid = partner.id
+    t = partner.timeouts
+    common: dict[str, Any] = {
+        "partner": pid,
+        "operation": operation,
+        "transcript": Transcript(request=sent),
+    }
+    if isinstance(exc, aiohttp.ClientConnectorError):
         # Covers refused, unreachable and DNS failures: nothing was sent.
-        raise TransientError(
-            f"cannot connect to {pid}: {exc.os_error.strerror or exc}", **common
-        ) from exc
-    except aiohttp.ConnectionTimeoutError as exc:
-        raise TransientError(
-            f"connecting to {pid} timed out after {t.connect:g}s", **common
-        ) from exc
-    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-        raise UnknownOutcomeError(
+        return TransientError(f"cannot connect to {pid}: {exc.os_error.strerror or exc}", **common)
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return TransientError(f"connecting to {pid} timed out after {t.connect:g}s", **common)
+    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+        return UnknownOutcomeError(
             f"{pid} did not answer in time (read {t.read:g}s, total {t.total:g}s); "
             "it may have processed the request",
             **common,
-        ) from exc
-    except ReplyTooLarge as exc:
-        raise UnknownOutcomeError(
+        )
+    if isinstance(exc, ReplyTooLarge):
+        return UnknownOutcomeError(
             f"{pid} sent a reply over {limit} bytes (after decompression); "
             "it may have processed the request",
             **common,
-        ) from exc
-    except (aiohttp.ClientError, OSError) as exc:
-        raise UnknownOutcomeError(
-            f"connection to {pid} failed after sending: {type(exc).__name__}: {exc}", **common
-        ) from exc
+        )
+    return UnknownOutcomeError(
+        f"connection to {pid} failed after sending: {type(exc).__name__}: {exc}", **common
+    )
 
 
 def received(answer: Answer, limit: int) -> dict[str, Any]:

@@ -480,23 +480,20 @@ class SoapAdapter:
             **op.http_headers,
             "X-Tongban-Exchange-Id": request.exchange_id,
             "X-Tongban-Attempt": str(request.attempt),
-            # W3C trace context on the HTTP request: SOAP stacks that do not know it ignore it
-            **({"traceparent": request.traceparent} if request.traceparent else {}),
         }
-        applied = await self.credentials.apply(  # auth: bearer, api_key, oauth2, signing
-            self._session,
-            service=request.service,
-            method="POST",
-            url=url,
-            headers=headers,
-            body=data,
+        if request.traceparent:  # W3C trace context: SOAP stacks that do not know it ignore it
+            headers["traceparent"] = request.traceparent
+        # auth: bearer, api_key, oauth2, signing; without a scheme, nothing to ask per attempt
+        creds, svc = self.credentials, request.service
+        applied = creds.without_auth(svc, url) or await creds.apply(
+            self._session, service=svc, method="POST", url=url, headers=headers, body=data
         )
         sent = {
             "method": "POST",
             "url": applied.shown_url,
             "operation": op.name,
             "soap_version": op.version.name,
-            "headers": {**headers, **applied.shown_headers},
+            "headers": {**headers, **applied.shown_headers} if applied.shown_headers else headers,
             "body_sha256": hashlib.sha256(digest_of).hexdigest(),
             "body_bytes": len(data),
         }
@@ -509,7 +506,7 @@ class SoapAdapter:
             "POST",
             applied.url,
             data=data,
-            headers={**headers, **applied.headers},
+            headers={**headers, **applied.headers} if applied.headers else headers,
             partner=self.partner,
             operation=op.name,
             sent=sent,

@@ -53,6 +53,7 @@ class Credentials:
             code: svc.options.get("auth", partner.auth) for code, svc in partner.services.items()
         }
         self._tokens: dict[int, TokenSource] = {}
+        self._plain: dict[str, Applied] = {}  # see without_auth
         self.unusable: str | None = None  # why the client certificate cannot be presented
         for auth in self._auth.values():
             if auth is not None and isinstance(auth.scheme, OAuth2):
@@ -85,6 +86,21 @@ class Credentials:
         if auth is None or not isinstance(auth.scheme, OAuth2):
             return None
         return self._tokens.get(id(auth.scheme))
+
+    def without_auth(self, service: str, url: str) -> Applied | None:
+        """An attempt's credentials when the service has no scheme to apply (None: ask
+        :meth:`apply`). Kept per service (for its last URL: one entry each, however many URLs):
+        the common case is a lookup, not a coroutine and a new :class:`Applied` per attempt. A
+        certificate that cannot be presented still goes to :meth:`apply`, which holds the attempt."""
+        applied = self._plain.get(service)
+        if applied is not None and applied.url == url and self.unusable is None:
+            return applied
+        auth = self.auth_for(service)
+        if self.unusable is not None or (auth is not None and auth.scheme is not None):
+            return None
+        applied = Applied(url=url, headers={}, shown_url=url, shown_headers={}, service=service)
+        self._plain[service] = applied
+        return applied
 
     async def apply(
         self,
