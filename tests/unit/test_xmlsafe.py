@@ -291,3 +291,22 @@ def test_the_parser_loads_no_external_subset_even_when_asked_to_validate(tmp_pat
         root = etree.fromstring(doc, parser)
         assert b"TOP-SECRET-VALUE" not in etree.tostring(root)
     assert parse(b'<?xml version="1.0" encoding="UTF-8"?><r>ok</r>').text == "ok"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'<?xml version="1.0"?><r a="Hi!">Thank you! <b>!</b></r>',
+        b"<r>no exclamation mark at all</r>",
+        b"<r>! &lt;!DOCTYPE is only text here</r>",
+    ],
+)
+def test_exclamation_marks_without_a_declaration_parse(data: bytes) -> None:
+    """The screen looks for '!' before '<!': a '!' that opens nothing is ordinary text."""
+    assert parse(data).tag == "r"
+
+
+def test_a_declaration_after_other_exclamation_marks_is_still_refused() -> None:
+    """A '!' earlier in the document does not let a later '<!DOCTYPE' or '<!ENTITY' through."""
+    assert refused(b"<?xml version='1.0'?><!-- hi! -->" + DTD_SYSTEM[21:]).kind == "doctype"
+    assert refused(b"<r>wow!</r><!ENTITY x 'y'>").kind == "doctype"
