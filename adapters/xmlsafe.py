@@ -193,10 +193,20 @@ def _declaration(head: bytes) -> bytes:
 
 
 def _check_encoding(declaration: bytes) -> None:
+    """Refuse a declared encoding other than UTF-8 or an ASCII subset of it. A partner writes the
+    same declaration on every reply: the ones accepted are remembered (a few dozen at most), so
+    the regular expression runs once per declaration, not once per reply."""
+    if declaration in _ACCEPTED:
+        return
     declared = _ENCODING.search(declaration)
     if declared is not None and declared.group(1).lower() not in _ASCII_SUPERSETS:
         name = declared.group(1).decode("ascii")
         raise XmlRefused(f"encoding {name} is not accepted (UTF-8 or UTF-16)", kind="encoding")
+    if len(_ACCEPTED) < 64:
+        _ACCEPTED.add(declaration)
+
+
+_ACCEPTED: set[bytes] = set()  # declarations _check_encoding has let through
 
 
 def _refuse_declarations(text: str) -> None:

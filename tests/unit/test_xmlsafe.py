@@ -310,3 +310,16 @@ def test_a_declaration_after_other_exclamation_marks_is_still_refused() -> None:
     """A '!' earlier in the document does not let a later '<!DOCTYPE' or '<!ENTITY' through."""
     assert refused(b"<?xml version='1.0'?><!-- hi! -->" + DTD_SYSTEM[21:]).kind == "doctype"
     assert refused(b"<r>wow!</r><!ENTITY x 'y'>").kind == "doctype"
+
+
+def test_a_remembered_declaration_is_one_that_was_accepted() -> None:
+    """Accepted declarations are remembered; a refused one is refused every time, also once the
+    memory is full."""
+    utf7 = b'<?xml version="1.0" encoding="UTF-7"?><r/>'
+    for _ in range(2):
+        assert parse(b"<?xml version='1.0' encoding='utf-8'?><r/>").tag == "r"
+        assert refused(utf7).kind == "encoding"
+    for n in range(100):
+        parse(f"<?xml version='1.0' encoding='utf-8' standalone='yes'{' ' * n}?><r/>".encode())
+    assert refused(utf7).kind == "encoding"
+    assert refused(b'<?xml version="1.0" encoding="utf-16"?><r/>').kind == "encoding"
