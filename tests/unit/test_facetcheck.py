@@ -4,6 +4,7 @@ verdict (text, or the refusal and its messages) always lxml's alone."""
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -22,6 +23,7 @@ from adapters.facets import CheckedBody, Facets, facets_of
 from adapters.wsdl import compile_operation, find_port, load_document
 from adapters.xsdregex import translate
 from tests.conftest import REPO
+from tests.integration.test_soap_adapter import HK_PAYLOAD
 
 XS = "http://www.w3.org/2001/XMLSchema"
 WSDLS = sorted((Path(REPO) / "partners" / "wsdl").glob("*.wsdl"))
@@ -395,23 +397,5 @@ def test_boundaries_of_the_bench_request(where: tuple[str, ...], value: Any) -> 
 
 
 def _bench_payload() -> dict[str, Any]:
-    return {
-        "application_type": "VLR",
-        "submission_channel": "GBA_SELF_SERVICE_KIOSK",
-        "external_reference": "HKKIOSK-GZ01-20250428-0153",
-        "application_date": "2025-04-28",
-        "owner": {
-            "name_en": "LEE, Wing Sun",
-            "name_zh": "李永燊",
-            "hkid": {"number": "K802133", "check_digit": "3"},
-            "phone": "+85261937204",
-        },
-        "vehicle": {"registration_mark": "VK2318", "vehicle_class": "private_car"},
-        "licence": {"period_months": 12, "current_expiry_date": "2025-05-14"},
-        "insurance": {
-            "insurer_name": "中國太平保險（香港）有限公司",
-            "policy_number": "MTP2405118376",
-            "expiry_date": "2026-05-13",
-        },
-        "payment": {"amount": "5794.00", "currency": "HKD"},
-    }
+    """The renewal request bench/soap.py sends (a fresh copy: the tests edit it)."""
+    return copy.deepcopy(HK_PAYLOAD)
