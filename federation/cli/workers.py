@@ -27,7 +27,8 @@ makes a private directory (mode 0700) for prometheus-client's multiprocess mode 
 the workers in ``PROMETHEUS_MULTIPROC_DIR``; each worker writes its counters, histograms and gauges
 there and the one scraped renders them all (``federation/runtime/metrics.py``). When a worker exits
 its live gauges are removed (``mark_process_dead``), its counters kept, so totals never go
-backwards; the directory is deleted when the parent stops.
+backwards; the directory is deleted when the parent stops (and one left by a parent killed
+outright, named with its pid, by the next parent that starts).
 """
 
 from __future__ import annotations
@@ -241,7 +242,8 @@ def supervise(
     url = f"{scheme}://{shown}:{socks[0].getsockname()[1]}"
 
     # private to this parent (mkdtemp: mode 0700), new at each start: counters start at zero
-    metrics_dir = tempfile.mkdtemp(prefix="tongban-metrics-")
+    remove_orphaned_metrics(Path(tempfile.gettempdir()))
+    metrics_dir = tempfile.mkdtemp(prefix=f"{METRICS_PREFIX}{os.getpid()}-")
 
     async def run() -> int:
         await prepare_journal(root, journal_path)
@@ -253,6 +255,33 @@ def supervise(
         for sock in socks:
             sock.close()
         shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+METRICS_PREFIX = "tongban-metrics-"  # then the parent's pid, a dash, mkdtemp's letters
+
+
+def remove_orphaned_metrics(where: Path) -> list[Path]:
+    """Delete the metrics directories of parents that are gone without cleaning up (SIGKILL,
+    a power cut): each is named with its parent's pid, so one whose process no longer exists
+    is nobody's. A directory of a live process, of another user, or named otherwise stays."""
+    removed = []
+    for path in where.glob(f"{METRICS_PREFIX}*-*"):
+        pid = path.name.removeprefix(METRICS_PREFIX).split("-", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)) or path.stat().st_uid != os.getuid():
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
 
 
 def listening(host: str, port: int, count: int) -> list[socket.socket]:
