@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import zlib
 
-from federation.domain.errors import JournalError
+from federation.domain.errors import JournalDamaged
 
 FIELDS = (
     '"url": "type": "reissueReason": "reissueReasonCode": "registerOrgan": "registerDate": '
@@ -126,7 +126,7 @@ COLUMNS_1 = (
 MAX_PLAIN = 64 * 2**20
 
 
-class CompressionError(JournalError):
+class CompressionError(JournalDamaged):
     """A compressed payload that does not inflate."""
 
 

@@ -44,7 +44,7 @@ from collections.abc import Iterable
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from federation.domain.errors import JournalError
+from federation.domain.errors import JournalDamaged
 from replay.compress import DICTIONARY_1, DICTIONARY_2, CompressionError, compress, decompress
 from replay.keys import Keyring
 
@@ -63,7 +63,7 @@ _DICTIONARIES = {
 CONTEXTS_KEPT = 4096  # exchanges whose context a Seal remembers (about 1 KB each)
 
 
-class SealError(JournalError):
+class SealError(JournalDamaged):
     """A sealed value that does not open: a wrong or missing key, or an altered value."""
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from federation.domain.errors import JournalError
+from federation.domain.errors import JournalDamaged
 from federation.domain.models import Event
 
 REF = b"@"  # a row's mapping_versions that refers to a set
@@ -40,7 +40,7 @@ SELECT_PG = "SELECT digest, versions FROM mapping_sets WHERE digest = ANY($1::by
 ALL = "SELECT digest, versions FROM mapping_sets"
 
 
-class SetMissing(JournalError):
+class SetMissing(JournalDamaged):
     """A reference to a mapping set the journal does not hold (or one altered in place)."""
 
 

@@ -18,6 +18,7 @@ from multidict import CIMultiDict
 from federation.api.problems import ACCEPT_LANGUAGE, ProblemError, problem_response, status_of
 from federation.domain.errors import (
     IdempotencyConflict,
+    JournalDamaged,
     JournalError,
     JournalUnavailable,
     MappingError,
@@ -143,6 +144,13 @@ def refusal_of(exc: Exception) -> RequestRefused | None:
     if isinstance(exc, JournalUnavailable):
         _log.error("journal_unavailable", error=str(exc))
         return ProblemError(503, "journal-unavailable", "the journal is unavailable; retry later")
+    if isinstance(exc, JournalDamaged):
+        _log.error("journal_damaged", error=str(exc))
+        return ProblemError(
+            500,
+            "journal-damaged",
+            "a record in the journal does not read as it was written; nothing was changed",
+        )
     if isinstance(exc, IdempotencyConflict):
         return conflict(exc)
     if isinstance(exc, MappingError):

@@ -37,6 +37,7 @@ TITLES = {
     "unknown-key": "No application was filed under that key",
     "idempotency-conflict": "Idempotency key reused with a different request",
     "journal-unavailable": "The journal cannot accept applications right now",
+    "journal-damaged": "A record in the journal does not read as it was written",
     "not-found": "Not found",
     "method-not-allowed": "Method not allowed",
     "internal-error": "Internal error",
@@ -76,8 +77,9 @@ STATUS = {
     RefusalKind.UNAVAILABLE: 503,
 }
 _KIND = {status: kind for kind, status in STATUS.items()}
-# Statuses the edge answers that have no kind of their own in the domain (a stalled body: 408).
-_NEAREST = {408: RefusalKind.INVALID, 431: RefusalKind.TOO_LARGE}
+# Statuses the edge answers that have no kind of their own in the domain (a stalled body: 408;
+# a journal record that does not read: 500, the server's side, as a SOAP edge says it).
+_NEAREST = {408: RefusalKind.INVALID, 431: RefusalKind.TOO_LARGE, 500: RefusalKind.UNAVAILABLE}
 
 
 class ProblemError(RequestRefused):

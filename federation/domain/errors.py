@@ -165,6 +165,11 @@ class JournalError(FederationError):
     """The journal failed."""
 
 
+class JournalDamaged(JournalError):
+    """A stored record that does not read as it was written: altered, or sealed with a key this
+    instance does not hold. Nothing is changed; ``tongban journal verify`` says where."""
+
+
 class JournalUnavailable(JournalError):
     """The journal cannot be written right now; nothing was half-written."""
 

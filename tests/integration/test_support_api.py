@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -309,3 +311,37 @@ async def test_confirmed_bulk_remap_delivers_what_a_fixed_mapping_rejected(
     )
     assert all(ex.mapped is not None and ex.mapped["owner"]["hkid"] == "K802133(3)" for ex in done)
     assert again_status == 200 and again["replayed"] == []  # nothing is queued twice
+
+
+async def test_an_altered_record_is_answered_as_a_damaged_journal(
+    make_config, simulators, broker_at, tmp_path: Path
+) -> None:
+    """An event whose sealed bytes were changed behind the journal's back does not open: GET of
+    its exchange is 500 journal-damaged problem details (not a bare internal error), in the
+    caller's language, the journal unchanged; the other exchanges still read."""
+    root = make_config()
+    sims = await simulators(root)
+    journal = tmp_path / "journal.sqlite"
+    async with (
+        broker_at(root, sims, journal=journal) as (broker, url),
+        aiohttp.ClientSession(base_url=url) as http,
+    ):
+        altered, kept = await submit_all(broker, [hk_submission("d-1"), hk_submission("d-2")])
+        with contextlib.closing(sqlite3.connect(journal)) as conn, conn:
+            seq, data = conn.execute(
+                "SELECT seq, data FROM events WHERE exchange_id = ? AND kind = 'mapped'",
+                (altered,),
+            ).fetchone()
+            flipped = bytes(data[:-1]) + bytes([data[-1] ^ 1])
+            conn.execute("UPDATE events SET data = ? WHERE seq = ?", (flipped, seq))
+        status, ctype, body = await get_json(http, f"/v1/exchanges/{altered}")
+        assert (status, ctype) == (500, "application/problem+json")
+        assert body["type"] == "urn:tongban:problem:journal-damaged"
+        async with http.get(
+            f"/v1/exchanges/{altered}", headers={"Accept-Language": "zh-Hant"}
+        ) as r:
+            assert (await r.json(content_type=None))[
+                "title"
+            ] == "日誌中有一筆記錄無法按寫入時的內容讀出"
+        status, _, body = await get_json(http, f"/v1/exchanges/{kept}")
+        assert status == 200 and body["id"] == kept
