@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from federation.domain.errors import JournalError
+from federation.domain.errors import JournalDamaged
 from replay.seal import Seal
 
 GENESIS = bytes(32)
@@ -31,7 +31,7 @@ GENESIS = bytes(32)
 EventRow = tuple[str, float, str, bytes, bytes | None]
 
 
-class ChainBroken(JournalError):
+class ChainBroken(JournalDamaged):
     """The chain head does not hold: the journal refuses to extend it (see ``head_problem``)."""
 
 

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from federation.domain.errors import JournalDamaged
 from federation.domain.models import Direction, Event, Exchange, State, json_default
 from replay.chain import GENESIS, EventRow
 from replay.compress import COLUMNS_1, compress, decompress
@@ -93,7 +94,10 @@ def loads(raw: bytes | None) -> Any:
     raw = bytes(raw)
     if raw[:1] == PACKED:
         raw = decompress(raw[1:], "a packed row column", b"", COLUMNS_1)
-    return orjson.loads(raw)
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise JournalDamaged("a row's JSON column does not parse (altered?)") from None
 
 
 def event(exchange_id: str, row: Row, seal: Seal) -> Event:

@@ -28,6 +28,8 @@ def audit_event(seal: Seal, entry: AuditEntry) -> EventRow:
 def entries(found: Iterable[Row], seal: Seal, query: TrailQuery) -> list[AuditEntry]:
     """The entries among ``~audit`` rows (seq, at, data; newest first) that ``query`` matches."""
     out: list[AuditEntry] = []
+    if query.limit <= 0:
+        return out
     for row in found:
         at = float(row["at"])
         plain = seal.open(bytes(row["data"]), event_aad("", AUDIT, at), f"event {row['seq']}")

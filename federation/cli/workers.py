@@ -40,6 +40,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -243,7 +244,7 @@ def supervise(
 
     # private to this parent (mkdtemp: mode 0700), new at each start: counters start at zero
     remove_orphaned_metrics(Path(tempfile.gettempdir()))
-    metrics_dir = tempfile.mkdtemp(prefix=f"{METRICS_PREFIX}{os.getpid()}-")
+    metrics_dir = tempfile.mkdtemp(prefix=f"{METRICS_PREFIX}{_namespace()}-{os.getpid()}-")
 
     async def run() -> int:
         await prepare_journal(root, journal_path)
@@ -257,19 +258,38 @@ def supervise(
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
-METRICS_PREFIX = "tongban-metrics-"  # then the parent's pid, a dash, mkdtemp's letters
+# then the parent's pid namespace, its pid, and mkdtemp's letters, each after a dash
+METRICS_PREFIX = "tongban-metrics-"
+
+
+def _namespace() -> int:
+    """This process's pid namespace (its inode): a pid means something only within it, and a
+    /tmp may be shared by containers that each have their own."""
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return 0
 
 
 def remove_orphaned_metrics(where: Path) -> list[Path]:
     """Delete the metrics directories of parents that are gone without cleaning up (SIGKILL,
-    a power cut): each is named with its parent's pid, so one whose process no longer exists
-    is nobody's. A directory of a live process, of another user, or named otherwise stays."""
+    a power cut): each is named with its parent's pid namespace and pid, so one of this namespace
+    whose process no longer exists is nobody's. A directory of a live process, of another
+    namespace or user, a link, or one named otherwise stays; an entry that vanishes or cannot be
+    read meanwhile is passed over (the parent starts whatever is in /tmp)."""
     removed = []
-    for path in where.glob(f"{METRICS_PREFIX}*-*"):
-        pid = path.name.removeprefix(METRICS_PREFIX).split("-", 1)[0]
-        if not pid.isdigit() or _alive(int(pid)) or path.stat().st_uid != os.getuid():
+    space = str(_namespace())
+    for path in where.glob(f"{METRICS_PREFIX}*-*-*"):
+        ns, pid, _ = path.name.removeprefix(METRICS_PREFIX).split("-", 2)
+        try:
+            info = path.lstat()
+            if ns != space or not pid.isdigit() or _alive(int(pid)):
+                continue
+            if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+                continue
+            shutil.rmtree(path)
+        except OSError:
             continue
-        shutil.rmtree(path, ignore_errors=True)
         removed.append(path)
     return removed
 

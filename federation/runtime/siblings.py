@@ -31,5 +31,8 @@ def restart_all() -> bool:
     pid = parent()
     if pid is None:
         return False
-    os.kill(pid, signal.SIGHUP)
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except ProcessLookupError:  # the parent died meanwhile: its workers stop with it anyway
+        return False
     return True

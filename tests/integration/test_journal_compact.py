@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from federation.domain.errors import IdempotencyConflict, JournalError
+from federation.domain.errors import IdempotencyConflict, JournalDamaged, JournalError
 from federation.domain.ids import new_id
 from federation.domain.models import Direction, Event, NewExchange, State, StateChange
 from replay import refs, rows, sqlitesql
+from replay.compress import COLUMNS_1, compress
 from replay.journal import Backend, Query
 from replay.sqlite import PAGE_SIZE, SQLiteJournal
 from tests.integration.pg import JOURNALS, open_journal_of
@@ -326,6 +328,17 @@ def test_a_receipt_written_as_json_before_reads_as_it_was() -> None:
     assert rows.loads(rows.receipt_column({"receipt_number": "HK1"})) == {"receipt_number": "HK1"}
     with pytest.raises(JournalError, match="packed row column"):
         rows.loads(rows.PACKED + b"\xff\xfe")
+
+
+def test_a_packed_receipt_as_stored_reads_and_its_dictionary_never_changes() -> None:
+    """Bytes a journal stores for a packed receipt read back whatever this code does to pack:
+    the dictionary they need is pinned (a change to it is a new marker byte, not an edit). A
+    packed column that inflates to something that is not JSON is a damaged journal."""
+    stored = bytes.fromhex("01c3a2dfc3db0004ccb19a530b00")
+    assert rows.loads(stored) == {"receipt_number": "HK000007", "status": "accepted"}
+    assert hashlib.sha256(COLUMNS_1).hexdigest()[:16] == "b8677028f88bc4b4"
+    with pytest.raises(JournalDamaged, match="does not parse"):
+        rows.loads(rows.PACKED + compress(b"{not json", b"", COLUMNS_1))
 
 
 def test_a_receipt_that_packing_would_not_shorten_is_kept_as_json() -> None:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from federation.cli.workers import METRICS_PREFIX, remove_orphaned_metrics
+from federation.cli.workers import METRICS_PREFIX, _namespace, remove_orphaned_metrics
 
 
 def a_dead_pid() -> int:
@@ -19,13 +19,25 @@ def a_dead_pid() -> int:
 
 
 def test_only_the_directories_of_parents_that_are_gone_are_removed(tmp_path: Path) -> None:
-    dead = tmp_path / f"{METRICS_PREFIX}{a_dead_pid()}-k3j9"
-    live = tmp_path / f"{METRICS_PREFIX}{os.getpid()}-x81q"  # this process: alive
+    """Of this pid namespace, a dead parent's directory goes; a live one's, another namespace's
+    (its pids mean other processes), an older unnamed one, another name, a link (dangling or
+    not) stay, and none of them stops the parent from starting."""
+    ns = _namespace()
+    dead_pid = a_dead_pid()
+    dead = tmp_path / f"{METRICS_PREFIX}{ns}-{dead_pid}-k3j9"
+    live = tmp_path / f"{METRICS_PREFIX}{ns}-{os.getpid()}-x81q"  # this process: alive
+    elsewhere = tmp_path / f"{METRICS_PREFIX}{ns + 1}-{dead_pid}-p0w2"
     older = tmp_path / f"{METRICS_PREFIX}q7zk2"  # named before pids were in the name
     other = tmp_path / "tongban-other-1-x"
-    for path in (dead, live, older, other):
+    for path in (dead, live, elsewhere, older, other):
         path.mkdir()
         (path / "counter_1.db").write_bytes(b"\0" * 16)
+    dangling = tmp_path / f"{METRICS_PREFIX}{ns}-{dead_pid}-lnk1"
+    dangling.symlink_to(tmp_path / "nowhere")
+    linked = tmp_path / f"{METRICS_PREFIX}{ns}-{dead_pid}-lnk2"
+    linked.symlink_to(live)
     assert remove_orphaned_metrics(tmp_path) == [dead]
     assert not dead.exists()
-    assert live.exists() and older.exists() and other.exists()
+    for kept in (live, elsewhere, older, other):
+        assert (kept / "counter_1.db").exists()
+    assert dangling.is_symlink() and linked.is_symlink()

@@ -26,3 +26,16 @@ def test_a_parent_named_is_believed_only_when_it_is_the_parent(
     assert siblings.parent() is None
     monkeypatch.setenv(siblings.PARENT_ENV, "not-a-pid")
     assert siblings.parent() is None
+
+
+def test_a_parent_gone_before_the_signal_leaves_the_reload_done(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The parent died between the check and the signal: the reload stands, nothing raises."""
+    monkeypatch.setenv(siblings.PARENT_ENV, str(os.getppid()))
+
+    def gone(pid: int, sig: int) -> None:
+        raise ProcessLookupError(pid)
+
+    monkeypatch.setattr(siblings.os, "kill", gone)
+    assert siblings.restart_all() is False
