@@ -33,6 +33,7 @@ from federation.config import Partner
 from federation.domain.errors import (
     AdapterError,
     JournalError,
+    JournalUnavailable,
     LifecycleMoved,
     MappingError,
     PermanentError,
@@ -276,6 +277,12 @@ class Delivery:
             events.append(
                 self._event(exchange, "receipt_invalid", at=finished, error=receipt_error)
             )
+        if exchange.supplement_of:
+            # The parent first: the partner has the material, so the application is submitted
+            # again. Were it second, a stop between the two writes would leave the parent waiting
+            # for material forever; this way the supplement, still delivering, is sent again
+            # (same key) and finds the parent noted already.
+            await self._resubmitted(exchange, finished)
         await self._record(
             exchange,
             events,
@@ -290,8 +297,6 @@ class Delivery:
         log.info("exchange_delivered", duration_ms=duration, status=reply.status)
         if self.metrics is not None:
             self.metrics.delivered(self.partner.id, finished - exchange.created_at)
-        if exchange.supplement_of:
-            await self._resubmitted(exchange, finished)
 
     async def _resubmitted(self, supplement: Exchange, at: float) -> None:
         """The correction round's material reached the partner: the application is submitted again."""
@@ -318,6 +323,8 @@ class Delivery:
                 ),
             )
         except LifecycleMoved as exc:
+            if await self._noted(parent, supplement.id):
+                return  # an earlier send of this supplement, stopped before its own write
             late = {"reported": "submitted", "via": "supplement", **step, "reason": str(exc)}
             del late["lifecycle"]
             try:
@@ -328,8 +335,18 @@ class Delivery:
                 )
             except JournalError as err:
                 self.log.warning("supplement_not_noted_on_parent", parent=parent, error=str(err))
-        except JournalError as exc:
+        except JournalUnavailable:
+            raise  # the supplement stays delivering: sent again later, noted then
+        except JournalError as exc:  # the parent cannot take it (moved on, replayed): noted in logs
             self.log.warning("supplement_not_noted_on_parent", parent=parent, error=str(exc))
+
+    async def _noted(self, parent: str, supplement: str) -> bool:
+        """Whether ``parent`` already records ``supplement`` (resubmitted, or arrived late)."""
+        found = await self.journal.get(parent)
+        kinds = ("lifecycle", "lifecycle_refused")
+        return found is not None and any(
+            e.kind in kinds and e.data.get("supplement") == supplement for e in found.events
+        )
 
     def _receipt(
         self, exchange: Exchange, body: Any, problem: str | None

@@ -8,7 +8,7 @@ import asyncio
 import aiohttp
 import pytest
 
-from federation.domain.errors import RequestRefused
+from federation.domain.errors import JournalUnavailable, RequestRefused
 from federation.domain.models import LIFECYCLE_FINAL, LIFECYCLE_NEXT, Lifecycle
 from federation.runtime.lifecycle import record_lifecycle
 from tests.integration.test_delivery import DONE, settle
@@ -187,3 +187,62 @@ async def test_a_lifecycle_that_is_not_text_is_a_clear_refusal(
     assert got[0] == status
     assert got[1]["errors"][0]["path"] == "lifecycle"
     assert [r.problem for r in refusals] == ["invalid-request"]
+
+
+@pytest.mark.parametrize("fails", ["parent", "supplement"])
+async def test_a_stop_between_a_supplements_two_writes_leaves_no_application_waiting(
+    make_config, simulators, broker_at, fails: str
+) -> None:
+    """The partner took the material; then the journal failed once, at the parent's note that
+    the application is submitted again, or at the supplement's own delivered write after that
+    note (as if the broker stopped between the two). Either way the supplement, still
+    delivering, is claimed again once its lease expires and sent again with its key; the parent
+    ends noted once, never refused as late, and the supplement delivered."""
+    root = reporting_config(make_config, max_attempts=100)
+    sims = await simulators(root)
+    async with (
+        broker_at(root, sims, lease=0.5) as (broker, url),
+        aiohttp.ClientSession(base_url=url) as http,
+    ):
+        ex = await sc_delivered(broker, "sc-stop-1")
+        async with http.post(
+            "/v1/partners/sc/status",
+            headers=auth(),
+            json={"idempotency_key": "sc-stop-1", "zt": "BZ"},
+        ) as r:
+            assert r.status == 200
+        journal = broker.journal
+        record = journal.record
+        failed: list[str] = []
+
+        async def stopping_once(xid, events, change, **kw):  # type: ignore[no-untyped-def]
+            at_parent = xid == ex.id and change.lifecycle_state == "submitted"
+            at_supplement = xid != ex.id and change.state.value == "delivered"
+            if not failed and (at_parent if fails == "parent" else at_supplement):
+                failed.append(xid)
+                raise JournalUnavailable("the broker stopped here")
+            return await record(xid, events, change, **kw)
+
+        journal.record = stopping_once  # type: ignore[method-assign]
+        try:
+            async with http.post(
+                f"/v1/exchanges/{ex.id}/supplements",
+                json={"material": {"note": "合同", "files": ["tbfile://sc/ht.pdf"]}},
+                headers={"Idempotency-Key": "sc-stop-1-s1"},
+            ) as r:
+                child = (await r.json())["id"]
+            sent = await settle(broker, child, DONE, timeout=30)
+        finally:
+            journal.record = record  # type: ignore[method-assign]
+        done = await journal.get(ex.id)
+    assert failed == [ex.id if fails == "parent" else child]
+    assert sent.state.value == "delivered" and sent.attempts == 2
+    assert done is not None
+    assert [s["state"] for s in done.lifecycle()] == [
+        "submitted",
+        "correction_required",
+        "submitted",
+    ]
+    assert done.lifecycle_state == "submitted"
+    noted = [e for e in done.events if e.data.get("supplement") == child]
+    assert [e.kind for e in noted] == ["lifecycle"]
