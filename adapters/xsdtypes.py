@@ -41,6 +41,10 @@ class SimpleType:
 
 _TZ = r"(?:Z|[+-]\d{2}:\d{2})?"
 _DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
+# A decimal that str(Decimal(text)) gives back unchanged: ASCII digits, no sign but "-", no
+# leading zeros, not so small that Decimal writes an exponent (under 1e-6). Read as written, at
+# under half the cost (0.51 -> 0.22 us); any other spelling goes through Decimal as before.
+_PLAIN_DECIMAL = re.compile(r"-?(?:[1-9][0-9]*(?:\.[0-9]+)?|0(?:\.[0-9]{1,6})?)")
 _INTEGER = re.compile(r"[+-]?\d+")
 _FLOAT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|[+-]?INF|NaN")
 # Months, days and clock fields are range-checked by the patterns; only days 29-31 need a calendar.
@@ -164,6 +168,8 @@ def _decimal_write(value: Any) -> str:
 
 
 def _decimal_read(text: str) -> str:
+    if _PLAIN_DECIMAL.fullmatch(text) is not None:
+        return text
     text = text.strip()
     if not _DECIMAL.fullmatch(text):
         raise BadValue(f"{_kind(text)} is not xs:decimal")
