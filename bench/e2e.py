@@ -6,6 +6,7 @@ its own `tongban serve` process with its durable SQLite journal (WAL, synchronou
 run counts until the journal says every exchange is delivered, not merely accepted.
 
     python bench/e2e.py [--n 2000] [--concurrency 64] [--rate 200] [--workers N] [--profile FILE]
+                        [--gc FILE]
 
 CPU per application (broker; client + partner simulator: the two hops the broker adds) gives
 ``overhead = broker_cpu_ms / hops_cpu_ms``. A paced run then submits ``--rate`` applications a
@@ -15,8 +16,10 @@ of partner replies fail transiently (``RESULT name=e2e_faults``). The workers ru
 load to ``tongban serve --workers 1`` and ``--workers N`` (fresh journals), ``RESULT
 name=e2e_workers``. ``--profile FILE`` runs the measured broker under cProfile, timing the CPU of
 its event loop thread (``bench/profiled.py``), and writes its stats to FILE (read them with
-``python -m pstats FILE``). Last line: ``RESULT name=e2e ratio=<broker/direct>
-broker_cpu_ms=… hops_cpu_ms=… overhead=… p50_ms=… p99_ms=… ...``.
+``python -m pstats FILE``). ``--gc FILE`` records the measured broker's garbage collections
+(``bench/gcstats.py``) and reports those of the throughput run: ``RESULT name=e2e_gc``. Last
+line: ``RESULT name=e2e ratio=<broker/direct> broker_cpu_ms=… hops_cpu_ms=… overhead=… p50_ms=…
+p99_ms=… ...``.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+import gcstats  # bench/gcstats.py, beside this script
 
 from federation.mapping.examples import load_examples
 from federation.runtime.catalogue import load_catalogue
@@ -87,11 +92,19 @@ class Child:
     """A tongban subprocess that prints one line when ready."""
 
     def __init__(
-        self, args: list[str], log: Path, *, profile: Path | None = None, script: str = ""
+        self,
+        args: list[str],
+        log: Path,
+        *,
+        profile: Path | None = None,
+        script: str = "",
+        gc: Path | None = None,
     ) -> None:
         self._log = log.open("w")
         # the event loop thread's CPU, not the wall clock (bench/profiled.py says why)
         runner = [str(REPO / "bench" / "profiled.py"), str(profile)] if profile else []
+        if gc:
+            runner = [str(REPO / "bench" / "gcstats.py"), str(gc)]
         what = [script] if script else ["-m", "federation"]
         self.proc = subprocess.Popen(
             [sys.executable, *runner, *what, *args],
@@ -295,13 +308,13 @@ class Setup:
     concurrency: int
 
     def broker(
-        self, label: str, *, workers: int = 1, profile: Path | None = None
+        self, label: str, *, workers: int = 1, profile: Path | None = None, gc: Path | None = None
     ) -> tuple[Child, str]:
         """A `tongban serve` on a fresh journal; the child and its base URL."""
         args = ["serve", "--config", self.root, "--journal", str(self.journal(label))]
         args += ["--port", "0", "--endpoint", f"{self.partner}={self.sim_url}"]
         args += ["--log-level", "warning", "--workers", str(workers)]
-        child = Child(args, self.tmp / f"{label}.log", profile=profile)
+        child = Child(args, self.tmp / f"{label}.log", profile=profile, gc=gc)
         return child, child.line.rsplit(" ", 1)[1]
 
     def journal(self, label: str) -> Path:
@@ -341,6 +354,8 @@ class BrokerRun:
     faults_rate: float
     faults: int
     threads: list[float]  # shares of the broker's CPU in the measured run: event loop first
+    # per generation, the measured run's collections (with --gc): count, total ms, longest ms
+    collections: dict[int, tuple[int, float, float]] | None = None
 
 
 def thread_shares(pid: int, before: dict[int, float], after: dict[int, float]) -> list[float]:
@@ -354,12 +369,14 @@ def thread_shares(pid: int, before: dict[int, float], after: dict[int, float]) -
 
 async def broker_run(s: Setup, sim: Child, args: argparse.Namespace) -> BrokerRun:
     """Throughput and CPU, paced latency with a slow partner, then transient faults: one broker."""
-    broker, base = s.broker("broker", profile=args.profile)
+    broker, base = s.broker("broker", profile=args.profile, gc=args.gc)
     try:
         await s.warm(base, "broker")
         split0, threads0 = broker.cpu_split(), broker.thread_cpu()
         cpu0 = broker.cpu_seconds(), sim.cpu_seconds(), time.process_time()
+        window = [time.time()]
         broker_s, intake_s = await s.load(base, "broker", "b", 100)
+        window.append(time.time())
         cpu1 = broker.cpu_seconds(), sim.cpu_seconds(), time.process_time()
         threads = thread_shares(broker.proc.pid, threads0, broker.thread_cpu())
         cpu = tuple((b - a) * 1000 / s.n for a, b in zip(cpu0, cpu1, strict=True))
@@ -381,6 +398,7 @@ async def broker_run(s: Setup, sim: Child, args: argparse.Namespace) -> BrokerRu
         rss = broker.peak_rss_mb()
     finally:
         broker.stop()
+    collections = gcstats.summary(args.gc, window[0], window[1]) if args.gc else None
     return BrokerRun(
         rate=s.n / broker_s,
         intake_rate=s.n / intake_s,
@@ -392,6 +410,7 @@ async def broker_run(s: Setup, sim: Child, args: argparse.Namespace) -> BrokerRu
         faults_rate=s.n / faults_s,
         faults=faults,
         threads=threads,
+        collections=collections,
     )
 
 
@@ -467,6 +486,7 @@ def arguments() -> argparse.Namespace:
         help="N of the workers run (default: the cores available; 0: no workers run)",
     )
     ap.add_argument("--profile", type=Path, default=None, help="cProfile stats of the broker run")
+    ap.add_argument("--gc", type=Path, default=None, help="the broker run's garbage collections")
     ap.add_argument(
         "--journal",
         default=None,
@@ -550,6 +570,12 @@ def report(
         f"faults_per_s={run.faults_rate:.0f} clean_per_s={run.rate:.0f} "
         f"failed_replies={run.faults}"
     )
+    if run.collections is not None:
+        (n0, ms0, _), (n1, ms1, _), (n2, ms2, long2) = (run.collections[g] for g in (0, 1, 2))
+        print(
+            f"RESULT name=e2e_gc young={n0 + n1} young_ms={ms0 + ms1:.1f} full={n2} "
+            f"full_ms={ms2:.1f} full_max_ms={long2:.1f} n={s.n}"
+        )
     if workers is not None:
         one, many, retried = workers
         cores = len(os.sched_getaffinity(0))

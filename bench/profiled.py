@@ -11,6 +11,7 @@ the stats count what the event loop's thread spends, which is what ``bench/e2e.p
 from __future__ import annotations
 
 import cProfile
+import os
 import runpy
 import sys
 import time
@@ -21,6 +22,9 @@ def main() -> None:
         raise SystemExit("usage: python bench/profiled.py OUT.prof -m MODULE [ARGS...]")
     out, module = sys.argv[1], sys.argv[3]
     sys.argv = [module, *sys.argv[4:]]
+    # As ``python -m`` does: the module is found from the working directory (bench/e2e.py runs
+    # the broker in its checkout), not from this script's directory or an installed copy.
+    sys.path[0] = os.getcwd()
     profile = cProfile.Profile(timer=time.thread_time)
     profile.enable()
     try:

@@ -162,6 +162,11 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=3000)
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument(
+        "--python-gc",
+        action="store_true",
+        help="keep Python's collector settings (the bench before the broker's heap was settled)",
+    )
     args = ap.parse_args()
     if importlib.util.find_spec("httpx") is None:
         raise SystemExit("zeep's AsyncClient (the baseline) needs httpx: pip install httpx")
@@ -200,6 +205,7 @@ async def measure(url: str, tmp: Path, args: argparse.Namespace) -> dict[str, li
     from adapters.base import OutboundRequest
     from adapters.soap import SoapAdapter
     from federation.config import load_config
+    from federation.runtime import heap
 
     shutil.copy(WSDL, tmp / WSDL.name)
     (tmp / "mapping.yaml").write_text("mapping: 1\n", encoding="utf-8")
@@ -261,6 +267,8 @@ async def measure(url: str, tmp: Path, args: argparse.Namespace) -> dict[str, li
     }
     for call, n in contenders.values():  # warm up: connections, caches
         await pump(call, min(n, 300), args.concurrency)
+    if not args.python_gc:
+        heap.settle()  # as `tongban serve` does once it is ready (federation/runtime/heap.py)
     rates: dict[str, list[float]] = {name: [] for name in contenders}
     names = list(contenders)
     for r in range(args.rounds):

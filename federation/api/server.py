@@ -18,6 +18,7 @@ from federation.api.app import create_app
 from federation.api.net import start_site
 from federation.domain.errors import ConfigError
 from federation.logging import get_logger
+from federation.runtime import heap
 from federation.runtime.broker import Broker
 from federation.runtime.shutdown import DRAIN, Deadline
 from federation.runtime.systemd import SystemdNotifier
@@ -97,6 +98,8 @@ def _spawn_reload(broker: Broker) -> None:
         log = get_logger(component="server")
         try:
             await broker.reload()
+            frozen = heap.settle(again=True)  # the old catalogue's cycles go; the new one frozen
+            log.info("heap_settled", frozen_objects=frozen)
         except ConfigError as exc:
             log.error(
                 "catalogue_reload_refused",
@@ -123,7 +126,13 @@ async def serve_forever(*, drain: float = DRAIN, **kwargs: object) -> None:
     try:
         async with running_broker(linger=LINGER, **kwargs) as (broker, url):  # type: ignore[arg-type]
             loop.add_signal_handler(signal.SIGHUP, lambda: _spawn_reload(broker))
-            log.info("broker_listening", url=url, journal=journal_shown(kwargs.get("journal_path")))
+            frozen = heap.settle()  # the startup heap, never walked by a collection again
+            log.info(
+                "broker_listening",
+                url=url,
+                journal=journal_shown(kwargs.get("journal_path")),
+                frozen_objects=frozen,
+            )
             print(f"tongban listening on {url}", flush=True)
             systemd.ready(f"listening on {url}")
             async with systemd.watchdog(broker.journal.ping):
