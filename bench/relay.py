@@ -9,7 +9,8 @@ it uses per application is what any broker in Python with aiohttp spends on the 
 
     python bench/relay.py TARGET_URL BODY_FILE      # prints "relay listening on URL"
 
-``GET /done`` answers how many partner calls have come back.
+``GET /done`` answers how many partner calls have come back. It runs as ``tongban serve`` does:
+on uvloop, with its heap settled once it listens (``federation/runtime/heap.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,12 @@ import sys
 from pathlib import Path
 
 import orjson
+import uvloop
 from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from federation.runtime import heap
 
 DONE = web.AppKey("done", list)
 SEND = web.AppKey("send", dict)
@@ -72,6 +78,7 @@ async def main() -> None:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    heap.settle()
     print(f"relay listening on http://127.0.0.1:{port}", flush=True)
     try:
         await asyncio.Event().wait()
@@ -81,4 +88,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())  # stopped by SIGTERM, as bench/e2e.py stops its children
+    uvloop.run(main())  # stopped by SIGTERM, as bench/e2e.py stops its children
