@@ -11,22 +11,16 @@ from __future__ import annotations
 
 import gc
 import json
-import os
 import runpy
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from profiled import prepared  # bench/profiled.py, beside this script
+
 
 def main() -> None:
-    if len(sys.argv) < 4 or sys.argv[2] != "-m":
-        raise SystemExit("usage: python bench/gcstats.py OUT.json -m MODULE [ARGS...]")
-    out, module = sys.argv[1], sys.argv[3]
-    sys.argv = [module, *sys.argv[4:]]
-    # As ``python -m`` does: the module is found from the working directory (bench/e2e.py runs
-    # the broker in its checkout), not from this script's directory or an installed copy.
-    sys.path[0] = os.getcwd()
+    out, module = prepared("gcstats.py")
     started = [0.0, 0.0]
     seen: list[tuple[float, int, float]] = []  # (start, generation, seconds)
 

@@ -17,14 +17,21 @@ import sys
 import time
 
 
-def main() -> None:
+def prepared(script: str) -> tuple[str, str]:
+    """OUT and MODULE from ``SCRIPT OUT -m MODULE [ARGS...]``, with ``sys.argv`` and ``sys.path``
+    set as ``python -m MODULE ARGS...`` would set them (also for ``bench/gcstats.py``)."""
     if len(sys.argv) < 4 or sys.argv[2] != "-m":
-        raise SystemExit("usage: python bench/profiled.py OUT.prof -m MODULE [ARGS...]")
+        raise SystemExit(f"usage: python bench/{script} OUT -m MODULE [ARGS...]")
     out, module = sys.argv[1], sys.argv[3]
     sys.argv = [module, *sys.argv[4:]]
     # As ``python -m`` does: the module is found from the working directory (bench/e2e.py runs
     # the broker in its checkout), not from this script's directory or an installed copy.
     sys.path[0] = os.getcwd()
+    return out, module
+
+
+def main() -> None:
+    out, module = prepared("profiled.py")
     profile = cProfile.Profile(timer=time.thread_time)
     profile.enable()
     try:
