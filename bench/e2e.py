@@ -369,6 +369,8 @@ def thread_shares(pid: int, before: dict[int, float], after: dict[int, float]) -
 
 async def broker_run(s: Setup, sim: Child, args: argparse.Namespace) -> BrokerRun:
     """Throughput and CPU, paced latency with a slow partner, then transient faults: one broker."""
+    if args.gc:
+        args.gc.unlink(missing_ok=True)  # a stale file must not stand in for this run's
     broker, base = s.broker("broker", profile=args.profile, gc=args.gc)
     try:
         await s.warm(base, "broker")
@@ -467,6 +469,10 @@ async def workers_run(s: Setup, workers: int) -> tuple[float, float, int]:
     return rates[0], rates[1], retried[0]
 
 
+def absolute(path: str) -> Path:
+    return Path(path).resolve()
+
+
 def arguments() -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -485,8 +491,14 @@ def arguments() -> argparse.Namespace:
         default=len(os.sched_getaffinity(0)),
         help="N of the workers run (default: the cores available; 0: no workers run)",
     )
-    ap.add_argument("--profile", type=Path, default=None, help="cProfile stats of the broker run")
-    ap.add_argument("--gc", type=Path, default=None, help="the broker run's garbage collections")
+    # The broker runs in the checkout (its own working directory): these name files from here.
+    watch = ap.add_mutually_exclusive_group()
+    watch.add_argument(
+        "--profile", type=absolute, default=None, help="cProfile stats of the broker run"
+    )
+    watch.add_argument(
+        "--gc", type=absolute, default=None, help="the broker run's garbage collections"
+    )
     ap.add_argument(
         "--journal",
         default=None,

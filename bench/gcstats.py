@@ -40,6 +40,8 @@ def main() -> None:
 
 def summary(file: Path, since: float, until: float) -> dict[int, tuple[int, float, float]]:
     """Per generation, the collections started in [since, until]: (count, total ms, longest ms)."""
+    if not file.exists():
+        raise SystemExit(f"{file}: the broker did not write its collections (killed?)")
     out = {generation: (0, 0.0, 0.0) for generation in (0, 1, 2)}
     for at, generation, seconds in json.loads(file.read_text()):
         if since <= at <= until:

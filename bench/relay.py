@@ -21,7 +21,6 @@ import sys
 from pathlib import Path
 
 import orjson
-import uvloop
 from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -88,4 +87,10 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    uvloop.run(main())  # stopped by SIGTERM, as bench/e2e.py stops its children
+    # stopped by SIGTERM, as bench/e2e.py stops its children; on uvloop where the broker is
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - a dependency of tongban on Linux and macOS
+        asyncio.run(main())
+    else:
+        uvloop.run(main())

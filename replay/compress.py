@@ -142,12 +142,14 @@ def _zdict(dictionary: bytes, context: bytes) -> bytes:
 # catalogue's journal 0.4 % larger) in about a tenth of the time, which went to setting up memLevel
 # 9's larger hash tables for every value (measured alone on a 600-byte payload: 160 -> 15 us).
 MEM_LEVEL = 8
-# A value that fits, with its dictionary, in a 16 KB window (less zlib's MIN_LOOKAHEAD, 262 bytes:
-# the farthest a match may reach back) is compressed with that window and memLevel 6: every match
-# a 32 KB window could find is still in reach, and a compressor with smaller tables is set up in
-# less time. On the demo catalogue's events (7 KB of dictionary and context, 0.9 KB of value)
-# the output was the same bytes, 97.5 -> 56.7 us a value (best of seven, interleaved). Larger
-# values keep the 32 KB window. Any window up to 32 KB inflates with ``decompress``'s.
+# A value that fits, with its dictionary, within the farthest a match may reach back in a 16 KB
+# window (zlib's MAX_DIST: the window less MIN_LOOKAHEAD, 262 bytes) is compressed with that
+# window and memLevel 6: every match a 32 KB window could find is still in reach, and a
+# compressor with smaller tables is set up in less time. On the demo catalogue's events (7 KB of
+# dictionary and context, 0.9 KB of value) the output was the same bytes, 97.5 -> 56.7 us a value
+# (best of seven, interleaved); elsewhere memLevel 6 may choose other matches (about 0.1 % either
+# way on random values). Larger values keep the 32 KB window. Any window up to 32 KB inflates
+# with ``decompress``'s.
 SMALL_WBITS, SMALL_MEM_LEVEL = -14, 6
 SMALL_INPUT = 2**14 - 262
 

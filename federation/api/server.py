@@ -98,14 +98,17 @@ def _spawn_reload(broker: Broker) -> None:
         log = get_logger(component="server")
         try:
             await broker.reload()
-            frozen = heap.settle(again=True)  # the old catalogue's cycles go; the new one frozen
-            log.info("heap_settled", frozen_objects=frozen)
         except ConfigError as exc:
             log.error(
                 "catalogue_reload_refused",
                 problems=len(exc.problems),
                 first=str(exc.problems[0]) if exc.problems else "",
             )
+            return
+        except Exception:  # after the switch (a partner's new adapter, the version's hashing)
+            log.exception("catalogue_reload_failed")
+        frozen = heap.settle(again=True)  # the old catalogue's cycles go; the new one frozen
+        log.info("heap_settled", frozen_objects=frozen)
 
     task = asyncio.create_task(run())
     _reloads.add(task)

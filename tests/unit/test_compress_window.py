@@ -10,7 +10,14 @@ import zlib
 import orjson
 import pytest
 
-from replay.compress import DICTIONARY_2, SMALL_INPUT, _zdict, compress, decompress
+from replay.compress import (
+    COLUMNS_1,
+    DICTIONARY_2,
+    SMALL_INPUT,
+    _zdict,
+    compress,
+    decompress,
+)
 
 WORDS = [w for w in DICTIONARY_2.decode().replace('"', " ").split() if w]
 
@@ -43,6 +50,25 @@ def test_small_and_large_values_inflate_and_are_no_larger_than_before(seed: int)
         packed = compress(plain, context, DICTIONARY_2)
         assert decompress(packed, "a value", context, DICTIONARY_2) == plain
         assert len(packed) <= len(old_form(plain, context)) * 1.01 + 2
+
+
+@pytest.mark.parametrize("context", [b"", b"x" * 3000])
+def test_the_small_window_is_used_exactly_up_to_the_limit(
+    context: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[int, int]] = []
+    real = zlib.compressobj
+
+    def spy(level: int, method: int, wbits: int, mem_level: int, *rest: object) -> object:
+        seen.append((wbits, mem_level))
+        return real(level, method, wbits, mem_level, *rest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(zlib, "compressobj", spy)
+    room = SMALL_INPUT - len(_zdict(DICTIONARY_2, context))
+    for size in (room, room + 1):
+        compress(bytes(size), context, DICTIONARY_2)
+    compress(b"{}", b"", COLUMNS_1, mem_level=1)
+    assert seen == [(-14, 6), (-15, 8), (-14, 1)]
 
 
 def test_a_match_farther_back_than_16_kb_is_still_found_in_a_large_value() -> None:
