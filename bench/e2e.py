@@ -11,7 +11,7 @@ run counts until the journal says every exchange is delivered, not merely accept
 CPU per application (broker; client + partner simulator: the two hops the broker adds) gives
 ``overhead = broker_cpu_ms / hops_cpu_ms``. A paced run then submits ``--rate`` applications a
 second while the partner answers each in ``--partner-delay-ms`` (10 ms) and reads, from the journal,
-when each was delivered: p50 and p99 submit-to-delivered. A third run sends the same load while 10 %
+when each was delivered: p50 and p99 submit-to-delivered, and by phase from its events' times. A third run sends the same load while 10 %
 of partner replies fail transiently (``RESULT name=e2e_faults``). The workers run sends the same
 load to ``tongban serve --workers 1`` and ``--workers N`` (fresh journals), ``RESULT
 name=e2e_workers``. ``--profile FILE`` runs the measured broker under cProfile, timing the CPU of
@@ -236,6 +236,38 @@ def delivered_at(journal: Path, keys: set[str]) -> dict[str, float]:
     return {k: float(at) for k, at in found if k in keys}
 
 
+PHASES = (
+    ("intake", "sent", "received"),
+    ("to the attempt", "received", "mapped"),
+    ("the attempt", "mapped", "attempt_finished"),
+    ("to delivered", "attempt_finished", "done"),
+)
+
+
+def phases(journal: Path, sent: dict[str, float], done: dict[str, float]) -> dict[str, list[float]]:
+    """For each of ``sent``'s applications, ms between its send, its ``received``, ``mapped`` and
+    ``attempt_finished`` events (their clear ``at`` columns) and its delivered write."""
+    conn = sqlite3.connect(f"file:{journal}?mode=ro", uri=True)
+    try:
+        rows = conn.execute(
+            "SELECT x.idempotency_key, e.kind, e.at FROM events e"
+            " JOIN exchanges x ON x.id = e.exchange_id"
+            " WHERE e.kind IN ('received', 'mapped', 'attempt_finished')"
+        ).fetchall()
+    finally:
+        conn.close()
+    times: dict[str, dict[str, float]] = {k: {"sent": sent[k], "done": done[k]} for k in done}
+    for key, kind, at in rows:
+        if key in times:
+            times[key][kind] = float(at)
+    out: dict[str, list[float]] = {name: [] for name, _, _ in PHASES}
+    for t in times.values():
+        for name, start, end in PHASES:
+            if start in t and end in t:
+                out[name].append((t[end] - t[start]) * 1000)
+    return out
+
+
 def percentile(values: list[float], p: float) -> float:
     """The ``p``-th percentile (nearest rank) of ``values``."""
     ranked = sorted(values)
@@ -356,6 +388,7 @@ class BrokerRun:
     threads: list[float]  # shares of the broker's CPU in the measured run: event loop first
     # per generation, the measured run's collections (with --gc): count, total ms, longest ms
     collections: dict[int, tuple[int, float, float]] | None = None
+    phases: dict[str, list[float]] | None = None  # the paced run's, by phase (ms)
 
 
 def thread_shares(pid: int, before: dict[int, float], after: dict[int, float]) -> list[float]:
@@ -392,6 +425,7 @@ async def broker_run(s: Setup, sim: Child, args: argparse.Namespace) -> BrokerRu
         await wait_journal(journal, s.n + 100 + len(keys))
         done = delivered_at(journal, set(keys))
         latency = [(done[k] - sent[k]) * 1000 for k in keys]
+        paced_phases = phases(journal, sent, done)
         # Same broker, 10 % of partner replies failing transiently (503), no delay.
         await set_behaviour(s.sim_url, {"fail_ratio": args.fault_ratio, "fail_status": 503})
         faults_s, _ = await s.load(base, "broker", "f", s.n + 100 + len(keys))
@@ -413,6 +447,7 @@ async def broker_run(s: Setup, sim: Child, args: argparse.Namespace) -> BrokerRu
         faults=faults,
         threads=threads,
         collections=collections,
+        phases=paced_phases,
     )
 
 
@@ -571,6 +606,13 @@ def report(
         f"submit-to-delivered p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
         f"mean {statistics.fmean(run.latency_ms):.1f} ms over {len(run.latency_ms)}"
     )
+    if run.phases:
+        shown = "; ".join(
+            f"{name} {percentile(ms, 50):.1f}/{percentile(ms, 99):.1f}"
+            for name, ms in run.phases.items()
+            if ms
+        )
+        print(f"paced, by phase (p50/p99 ms): {shown}")
     print(
         f"broker with {args.fault_ratio:.0%} transient partner failures: {run.faults_rate:8.0f} "
         f"applications/s ({run.faults} failed replies, every application delivered)"
