@@ -11,8 +11,9 @@ run counts until the journal says every exchange is delivered, not merely accept
 CPU per application (broker; client + partner simulator: the two hops the broker adds) gives
 ``overhead = broker_cpu_ms / hops_cpu_ms``. A paced run then submits ``--rate`` applications a
 second while the partner answers each in ``--partner-delay-ms`` (10 ms) and reads, from the journal,
-when each was delivered: p50 and p99 submit-to-delivered, and by phase from its events' times. A third run sends the same load while 10 %
-of partner replies fail transiently (``RESULT name=e2e_faults``). The workers run sends the same
+when each was delivered: p50 and p99 submit-to-delivered, and by phase from its events' times.
+A third run sends the same load while 10 % of partner replies fail transiently (``RESULT
+name=e2e_faults``). The workers run sends the same
 load to ``tongban serve --workers 1`` and ``--workers N`` (fresh journals), ``RESULT
 name=e2e_workers``. ``--profile FILE`` runs the measured broker under cProfile, timing the CPU of
 its event loop thread (``bench/profiled.py``), and writes its stats to FILE (read them with
