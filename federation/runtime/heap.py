@@ -19,10 +19,10 @@ applications retried) wait for the reload after.
 The youngest generation is collected after ``YOUNG`` allocations more than deallocations, not 700
 (Python's default): by then most of a request's objects have been freed by their counts, so a
 collection walks fewer survivors, and fewer reach the older generations to be walked again. In the
-same bench the young collections' time fell from 0.60–0.65 s to 0.07 s a run, and a full
-collection's from 50–67 ms to 5–7 ms (docs/performance.md); a cycle waits a little longer to be
-freed: a collection came every 100 to 2,000 applications under load, and found about one cyclic
-object per application retried.
+bench's throughput run the young collections took 188–274 ms before and 2–9 ms after, and a full
+collection later in a run 50–67 ms before and 5–7 ms after (docs/performance.md). A cycle waits a
+little longer to be freed: a collection came every 100 to 2,000 applications under load, and found
+about one cyclic object per application retried.
 """
 
 from __future__ import annotations
