@@ -4,7 +4,7 @@ Reference counting frees almost everything the broker lets go of; the cyclic col
 for cycles. Its full collections walk every object it tracks, and about a hundred thousand of those
 are made at startup and live as long as the process: the catalogue, compiled mappings and
 checks, WSDLs and zeep's types. Under ``bench/e2e.py``'s load each full collection held the event
-loop for 50–67 ms, in the middle of requests, four times in a 2,000-application run.
+loop for 50–67 ms, in the middle of requests, twice in each 2,000-application run of the bench.
 
 ``settle`` runs once the broker is ready to listen: one full collection, then ``gc.freeze()``, so
 the startup heap moves to the permanent generation and no later collection walks it again. After a
