@@ -105,10 +105,8 @@ def _spawn_reload(broker: Broker) -> None:
                 first=str(exc.problems[0]) if exc.problems else "",
             )
             return
-        except Exception:  # after the switch (a partner's new adapter, the version's hashing)
+        except Exception:  # not a refused configuration: a new adapter, publishing the version
             log.exception("catalogue_reload_failed")
-        frozen = heap.settle(again=True)  # the old catalogue's cycles go; the new one frozen
-        log.info("heap_settled", frozen_objects=frozen)
 
     task = asyncio.create_task(run())
     _reloads.add(task)

@@ -35,7 +35,7 @@ from federation.domain.models import (
     content_hash,
 )
 from federation.logging import get_logger
-from federation.runtime import siblings, tracing
+from federation.runtime import heap, siblings, tracing
 from federation.runtime.breaker import Sleep
 from federation.runtime.catalogue import Catalogue, load_catalogue
 from federation.runtime.metrics import Metrics, config_version
@@ -242,15 +242,20 @@ class Broker:
             self.metrics.reloads.labels("refused").inc()
             self._log.warning("reload_refused", problems=len(exc.problems))
             raise
-        old = self.catalogue
+        before = self.catalogue.config.partners
         for pid, partner in new.config.partners.items():
-            if old.config.partners.get(pid) != partner:
+            if before.get(pid) != partner:
                 await self._use_adapter(partner)
                 self.worker.forget_partner(pid)
+        del before  # nothing here may keep the old catalogue alive past the resettle below
         self._catalogue = new
-        self._refs = self._ref_extractor(new)
-        self.metrics.reloads.labels("ok").inc()
-        await self._configured(new)
+        try:
+            self._refs = self._ref_extractor(new)
+            self.metrics.reloads.labels("ok").inc()
+            await self._configured(new)
+        finally:  # the old catalogue is out of use: its cycles may go (federation/runtime/heap.py)
+            if (frozen := heap.resettle()) is not None:
+                self._log.info("heap_settled", frozen_objects=frozen)
         self._log.info(
             "catalogue_reloaded", partners=len(new.config.partners), mappings=len(new.mappings)
         )

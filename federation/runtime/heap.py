@@ -9,7 +9,7 @@ loop for 50–67 ms, in the middle of requests, twice in each 2,000-application 
 ``settle`` runs once the broker is ready to listen: one full collection, then ``gc.freeze()``, so
 the startup heap moves to the permanent generation and no later collection walks it again. After a
 catalogue reload the old catalogue is no longer wanted, and parts of it are cycles that only the
-collector frees: ``settle(again=True)`` unfreezes, collects and freezes again. That collection
+collector frees: ``resettle`` (``settle(again=True)``) unfreezes, collects and freezes again. That collection
 walks the whole heap once per reload, holding the event loop about as long as one full
 collection did before (40–50 ms under the bench's load). What is frozen is never collected as a
 cycle until the next reload; at startup that is the startup heap, and at a reload also the
@@ -40,3 +40,12 @@ def settle(*, again: bool = False) -> int:
     gc.freeze()
     gc.set_threshold(YOUNG, *gc.get_threshold()[1:])
     return gc.get_freeze_count()
+
+
+def resettle() -> int | None:
+    """After a catalogue reload (``Broker.reload``, by SIGHUP or the admin API): settle again if
+    this process settled its heap, as a serving broker has; None, changing nothing, if it did not
+    (a test, a CLI command)."""
+    if gc.get_freeze_count() == 0:
+        return None
+    return settle(again=True)
