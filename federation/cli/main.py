@@ -30,6 +30,7 @@ from federation.cli.lang import _
 from federation.cli.mapping import run_all_examples, run_sample
 from federation.cli.notices import notice
 from federation.cli.options import config_option
+from federation.cli.problems import echo_problems, shown
 from federation.cli.replay import replay
 from federation.cli.workers import available_cores, supervise
 from federation.config import LOCAL, load_config
@@ -261,13 +262,13 @@ def check(root: Path) -> None:
         _print_problems(exc)
         sys.exit(1)
     for warning in catalogue.warnings:
-        click.echo(str(warning))
+        click.echo(shown(warning))
     contract = contract_problems(catalogue)  # the mappings against the contracts on both sides
     if any(p.severity == "error" for p in contract):
         _print_problems(ConfigError(contract))
         sys.exit(1)
     for warning in contract:
-        click.echo(str(warning))
+        click.echo(shown(warning))
     partners = {pid: p for pid, p in catalogue.config.partners.items() if pid != LOCAL}
     outbound = sum(len(p.services) for p in partners.values())
     inbound = (
@@ -417,7 +418,4 @@ def _refuse_an_open_host(root: Path, host: str) -> None:
 
 
 def _print_problems(exc: ConfigError) -> None:
-    for problem in exc.problems:
-        click.echo(str(problem), err=True)
-    errors = sum(1 for p in exc.problems if p.severity == "error")
-    click.echo(_("%(n)d error(s)") % {"n": errors}, err=True)
+    echo_problems(exc.problems)

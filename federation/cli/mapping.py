@@ -8,6 +8,7 @@ from pathlib import Path
 import orjson
 
 from federation.cli.lang import _
+from federation.cli.problems import shown
 from federation.domain.errors import ConfigError, MappingError, Problem
 from federation.mapping.engine import load_mapping
 from federation.mapping.examples import check_example, dump, load_example, load_examples
@@ -40,7 +41,7 @@ def run_sample(root: Path, mapping_path: Path, sample: Path, *, echo: Callable[.
         example = load_example(sample)
         failures = check_example(mapping, example)
         if schema is not None and example.expected is not None:
-            failures += [str(p) for p in schema.problems(example.expected, file=str(sample))]
+            failures += [shown(p) for p in schema.problems(example.expected, file=str(sample))]
         for line in failures:
             echo(line, err=True)
         echo(f"{sample}: {'ok' if not failures else 'FAILED'}")
@@ -57,7 +58,7 @@ def run_sample(root: Path, mapping_path: Path, sample: Path, *, echo: Callable[.
     broken = schema.problems(mapped, file=schema.file) if schema is not None else []
     echo(dump(mapped))
     for problem in broken:
-        echo(str(problem), err=True)
+        echo(shown(problem), err=True)
     return not broken
 
 
@@ -80,7 +81,7 @@ def run_all_examples(root: Path, *, echo: Callable[..., None]) -> bool:
             total += 1
             failures = check_example(mapping, example)
             if schema is not None and example.expected is not None:
-                failures += [str(p) for p in schema.problems(example.expected, file=schema.file)]
+                failures += [shown(p) for p in schema.problems(example.expected, file=schema.file)]
             name = f"{mapping.file} ← {example.file.parent.name}/{example.file.name}"
             if failures:
                 failed += 1

@@ -16,6 +16,7 @@ from typing import Any
 from federation.config.reader import Reader
 from federation.config.secrets import SecretRef, file_ref, parse_secret
 from federation.config.yamlsrc import PathKey
+from federation.domain.texts import said
 
 HEADER_RE = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 SCHEMES = ("bearer", "api_key", "oauth2", "signing")
@@ -132,7 +133,7 @@ def parse_auth(r: Reader, path: PathKey, raw: Any, base: Path) -> Auth | None:
         return None
     named = [k for k in SCHEMES if k in m]
     if len(named) > 1:
-        r.error(path, f"one request scheme at most, not {' and '.join(named)}")
+        r.error(path, said("one request scheme at most, not %(names)s", names=" and ".join(named)))
         return None
     scheme: Bearer | ApiKey | OAuth2 | Signing | None = None
     if named:
@@ -166,7 +167,7 @@ def _api_key(r: Reader, path: PathKey, raw: Any, base: Path) -> ApiKey | None:
         (*path, "header"),
         m.get("header", "X-Api-Key"),
         pattern=HEADER_RE,
-        what="an HTTP header name",
+        what=said("an HTTP header name"),
     )
     key = parse_secret(r, (*path, "key"), m.get("key"), base)
     return ApiKey(header=header, key=key) if header and key else None
@@ -222,7 +223,7 @@ def _signing(r: Reader, path: PathKey, raw: Any, base: Path) -> Signing | None:
         if isinstance(sep, str):
             values["separator"] = sep
         else:
-            r.error((*path, "separator"), 'expected text ("\\n", "&", "" …)')
+            r.error((*path, "separator"), said('expected text ("\\n", "&", "" …)'))
     if "parts" in m:
         parts = [
             r.choice((*path, "parts", i), p, PARTS)
@@ -230,11 +231,13 @@ def _signing(r: Reader, path: PathKey, raw: Any, base: Path) -> Signing | None:
         ]
         values["parts"] = tuple(p for p in parts if p)
         if not values["parts"]:
-            r.error((*path, "parts"), "lists no part to sign")
+            r.error((*path, "parts"), said("lists no part to sign"))
     if "signed_headers" in m:
         items = r.items((*path, "signed_headers"), m["signed_headers"])
         heads = [
-            r.text((*path, "signed_headers", i), h, pattern=HEADER_RE, what="an HTTP header name")
+            r.text(
+                (*path, "signed_headers", i), h, pattern=HEADER_RE, what=said("an HTTP header name")
+            )
             for i, h in enumerate(items)
         ]
         values["signed_headers"] = tuple(h.lower() for h in heads if h)
@@ -244,7 +247,7 @@ def _signing(r: Reader, path: PathKey, raw: Any, base: Path) -> Signing | None:
         return None
     signing = Signing(app_key=app_key, secret=secret, **values)
     if "headers" in signing.parts and not signing.signed_headers:
-        r.error((*path, "parts"), "signs 'headers' but lists no signed_headers")
+        r.error((*path, "parts"), said("signs 'headers' but lists no signed_headers"))
     return signing
 
 
@@ -259,7 +262,7 @@ def parse_inbound_signing(r: Reader, path: PathKey, raw: Any, base: Path) -> Inb
         if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= 3600:
             window = float(value)
         else:
-            r.error((*path, "window"), "expected seconds between 1 and 3600")
+            r.error((*path, "window"), said("expected seconds between 1 and 3600"))
             return None
     signing = _signing(r, path, {k: v for k, v in raw.items() if k != "window"}, base)
     return InboundSigning(signing=signing, window=window) if signing is not None else None
@@ -271,7 +274,7 @@ def _names(r: Reader, path: PathKey, raw: Any) -> SignatureNames | None:
     if m is None:
         return None
     values = {
-        k: r.text((*path, k), m[k], pattern=HEADER_RE, what="a header or parameter name")
+        k: r.text((*path, k), m[k], pattern=HEADER_RE, what=said("a header or parameter name"))
         for k in fields
         if k in m
     }
@@ -308,7 +311,7 @@ def _key_file(r: Reader, path: PathKey, raw: Any, base: Path) -> SecretRef | Non
     """A private key: a ``{file:…}`` reference (TLS and XML signing read keys from files)."""
     ref = parse_secret(r, path, raw, base)
     if ref is not None and ref.kind != "file":
-        r.error(path, "a private key is read from a file: write '{file:path}'")
+        r.error(path, said("a private key is read from a file: write '{file:path}'"))
         return None
     return ref
 

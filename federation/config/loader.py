@@ -38,6 +38,7 @@ from federation.config.values import parse_digests, parse_names, parse_region
 from federation.config.yamlsrc import Located, PathKey, load_yaml
 from federation.domain.errors import ConfigError
 from federation.domain.paths import PathSyntaxError, parse_path
+from federation.domain.texts import said
 
 
 def load_config(root: Path, protocols: Mapping[str, ProtocolKeys]) -> Config:
@@ -78,7 +79,10 @@ def _parse(
     # Before the partners: their WSDLs are loaded through the schema catalogue.
     r.schemas = parse_schemas(r, top.get("schemas"), base)
     if "version" in top and (type(top["version"]) is not int or top["version"] != 1):
-        r.error(("version",), f"unsupported version {top.get('version')!r}; this tongban reads 1")
+        r.error(
+            ("version",),
+            said("unsupported version %(value)r; this tongban reads 1", value=top.get("version")),
+        )
     parser = _PartnersParser(r, base, protocols, _defaults(r, top.get("defaults", {})))
     broker = _broker(r, top.get("broker"))
     sources = _sources(r, top.get("sources", []))
@@ -125,11 +129,11 @@ def _sources(r: Reader, raw: Any) -> dict[str, Source]:
         m = r.mapping(path, item, required=("id", "name"), optional=("callback", "keys_sha256"))
         if m is None:
             continue
-        sid = r.text((*path, "id"), m.get("id"), pattern=ID_RE, what="an id (a-z, 0-9, -)")
+        sid = r.text((*path, "id"), m.get("id"), pattern=ID_RE, what=said("an id (a-z, 0-9, -)"))
         names = parse_names(r, (*path, "name"), m.get("name"))
         callback = r.url((*path, "callback"), m["callback"]) if "callback" in m else None
         if sid and sid in sources:
-            r.error((*path, "id"), f"duplicate source id {sid!r}")
+            r.error((*path, "id"), said("duplicate source id %(sid)r", sid=sid))
         elif sid and names:
             keys = parse_digests(r, (*path, "keys_sha256"), m.get("keys_sha256", []))
             sources[sid] = Source(
@@ -189,7 +193,7 @@ class _PartnersParser:
         inbound_services: dict[str, tuple[Service, PathKey]] = {}
         raw_partners = r.items(("partners",), top.get("partners"))
         if not raw_partners and "partners" in top:
-            r.error(("partners",), "lists no partner")
+            r.error(("partners",), said("lists no partner"))
         for i, raw in enumerate(raw_partners):
             path: PathKey = ("partners", i)
             m = r.mapping(
@@ -200,16 +204,19 @@ class _PartnersParser:
             )
             if m is None:
                 continue
-            pid = r.text((*path, "id"), m.get("id"), pattern=ID_RE, what="an id (a-z, 0-9, -)")
+            pid = r.text(
+                (*path, "id"), m.get("id"), pattern=ID_RE, what=said("an id (a-z, 0-9, -)")
+            )
             if pid == LOCAL:
                 r.error(
-                    (*path, "id"), f"{LOCAL!r} is the local system's id: declare it under 'local:'"
+                    (*path, "id"),
+                    said("%(id)r is the local system's id: declare it under 'local:'", id=LOCAL),
                 )
                 continue
             inbound = self._inbound_of(path, m, local)
             partner = self.partner(path, m, pid, None)
             if pid and pid in partners:
-                r.error((*path, "id"), f"duplicate partner id {pid!r}")
+                r.error((*path, "id"), said("duplicate partner id %(pid)r", pid=pid))
                 continue
             if partner is not None:
                 partners[partner.id] = replace(partner, inbound=inbound)
@@ -224,7 +231,7 @@ class _PartnersParser:
         files = isinstance(m["inbound"], dict) and bool(m["inbound"].get("services"))
         if files and local is None:
             self.r.error(
-                (*path, "inbound"), "inbound services need a 'local:' system to deliver to"
+                (*path, "inbound"), said("inbound services need a 'local:' system to deliver to")
             )
             return None
         spec = self.protocols.get((local.protocol if local else None) or "")
@@ -244,8 +251,11 @@ class _PartnersParser:
             if code in seen:
                 self.r.error(
                     (*path, "inbound", "services", code),
-                    f"inbound service {code!r} is also declared by another partner (line "
-                    f"{self.r.doc.line(seen[code][1])})",
+                    said(
+                        "inbound service %(code)r is also declared by another partner (line %(line)s)",
+                        code=code,
+                        line=self.r.doc.line(seen[code][1]),
+                    ),
                 )
             seen[code] = (svc, (*path, "inbound", "services", code))
 
@@ -263,8 +273,10 @@ class _PartnersParser:
         if inbound_services and not local.keys:
             self.r.warn(
                 ("local",),
-                "no keys_sha256: the local system cannot report its decisions on inbound "
-                "applications (POST /v1/exchanges/{id}/lifecycle needs its key)",
+                said(
+                    "no keys_sha256: the local system cannot report its decisions on inbound applications "
+                    "(POST /v1/exchanges/{id}/lifecycle needs its key)"
+                ),
             )
 
     def partner(
@@ -318,7 +330,12 @@ class _PartnersParser:
         for other in self.protocol_names:
             if other != protocol and other in m:
                 self.r.error(
-                    (*path, other), f"section {other!r} does not apply to protocol {protocol!r}"
+                    (*path, other),
+                    said(
+                        "section %(other)r does not apply to protocol %(protocol)r",
+                        other=other,
+                        protocol=protocol,
+                    ),
                 )
         spec = self.protocols[protocol]
         return spec.parse_partner(self.r, (*path, protocol), m.get(protocol, {}), self.base)
@@ -339,7 +356,9 @@ def _search(r: Reader, raw: Any) -> tuple[str, ...]:
         try:
             parse_path(text)
         except PathSyntaxError as exc:
-            r.error(("search", "applicant_fields", i), f"bad field path: {exc}")
+            r.error(
+                ("search", "applicant_fields", i), said("bad field path: %(error)s", error=str(exc))
+            )
             continue
         out.append(text)
     return tuple(out)

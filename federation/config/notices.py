@@ -29,6 +29,7 @@ from federation.config.model import NoticeRoute
 from federation.config.reader import Reader
 from federation.config.replies import parse_reply
 from federation.config.yamlsrc import PathKey
+from federation.domain.texts import said
 
 URL_PATH_RE = re.compile(r"/[^\s?#]*")
 OPERATION_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
@@ -42,7 +43,7 @@ def parse_report(
     if m is None:
         return None
     if ("path" in m) == ("operation" in m):
-        r.error(path, "give either path (REST, under inbound.callback) or operation (SOAP)")
+        r.error(path, said("give either path (REST, under inbound.callback) or operation (SOAP)"))
         return None
     soap = "operation" in m
     reply = parse_reply(r, (*path, "reply"), m.get("reply"), None, soap=soap)
@@ -50,17 +51,20 @@ def parse_report(
         if protocol != "soap":
             r.error(
                 (*path, "operation"),
-                f"a SOAP operation needs a SOAP partner (this one speaks {protocol}): "
-                "give a REST path instead",
+                said(
+                    "a SOAP operation needs a SOAP partner (this one speaks %(protocol)s): "
+                    "give a REST path instead",
+                    protocol=protocol,
+                ),
             )
             return None
         name = r.text((*path, "operation"), m["operation"], pattern=OPERATION_RE)
         return NoticeRoute(operation=name, reply=reply) if name else None
-    url_path = r.text((*path, "path"), m["path"], pattern=URL_PATH_RE, what="a URL path")
+    url_path = r.text((*path, "path"), m["path"], pattern=URL_PATH_RE, what=said("a URL path"))
     if callback is None:
         r.error(
             (*path, "path"),
-            "a REST notice is POSTed under the partner's inbound.callback: give that URL",
+            said("a REST notice is POSTed under the partner's inbound.callback: give that URL"),
         )
         return None
     return NoticeRoute(path=url_path, reply=reply) if url_path else None

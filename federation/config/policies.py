@@ -14,6 +14,7 @@ from federation.config.model import BreakerPolicy, BrokerSettings, RateLimitPoli
 from federation.config.reader import Reader
 from federation.config.yamlsrc import PathKey
 from federation.domain.retry import RetryPolicy
+from federation.domain.texts import said
 
 _P = TypeVar("_P", RetryPolicy, BreakerPolicy, BrokerSettings)
 
@@ -59,7 +60,7 @@ def timeouts(r: Reader, path: PathKey, raw: Any, default: Timeouts) -> Timeouts:
                 values[key] = v
     t = replace(default, **values)
     if t.total < t.connect:
-        r.error((*path, "total"), "total timeout is shorter than the connect timeout")
+        r.error((*path, "total"), said("total timeout is shorter than the connect timeout"))
     return t
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from federation.config.reader import Reader
 from federation.config.yamlsrc import PathKey
+from federation.domain.texts import said
 
 SHA256_RE = re.compile(r"[0-9a-fA-F]{64}")
 STAFF_ROLES = ("viewer", "support", "operator", "auditor")
@@ -67,9 +68,11 @@ def parse_principals(
         if p is None:
             continue
         if p.id in seen_ids:
-            r.error(("principals", i, "id"), f"principal {p.id!r} is declared twice")
+            r.error(("principals", i, "id"), said("principal %(id)r is declared twice", id=p.id))
         elif p.key_sha256 in seen_keys:
-            r.error(("principals", i, "key_sha256"), "this key is already another principal's")
+            r.error(
+                ("principals", i, "key_sha256"), said("this key is already another principal's")
+            )
         seen_ids.add(p.id)
         seen_keys.add(p.key_sha256)
         out.append(p)
@@ -109,12 +112,20 @@ def _principal(
         known = sources if role == "source" else set(partners)
         scope = r.text((*path, role), m.get(role)) if role in m else None
         if role not in m:
-            r.error(path, f"a {role} principal names its {role}: add '{role}: <id>'")
+            r.error(
+                path,
+                said("a %(role)s principal names its %(role)s: add '%(role)s: <id>'", role=role),
+            )
         elif scope is not None and scope not in known:
-            r.error((*path, role), f"no {role} {scope!r} in partners.yaml")
+            r.error(
+                (*path, role),
+                said("no %(role)s %(scope)r in partners.yaml", role=role, scope=scope),
+            )
     for other in ("source", "partner"):
         if other in m and other != role:
-            r.error((*path, other), f"only a {other} principal names a {other}")
+            r.error(
+                (*path, other), said("only a %(other)s principal names a %(other)s", other=other)
+            )
     if not (pid and role and digest):
         return None
     return Principal(id=pid, role=role, key_sha256=digest.lower(), scope=scope)
@@ -136,15 +147,19 @@ def _warn_partial(
         if sid not in keyed:
             r.warn(
                 ("sources", i),
-                f"source {sid!r} has no key while others are guarded: "
-                "anyone reaching the port can submit as it",
+                said(
+                    "source %(sid)r has no key while others are guarded: "
+                    "anyone reaching the port can submit as it",
+                    sid=sid,
+                ),
             )
     if "operator" not in staff:
         r.warn(
             anchor,
-            "no operator principal: reload, replay, search and stats answer only on loopback",
+            said("no operator principal: reload, replay, search and stats answer only on loopback"),
         )
     if "auditor" not in staff:
         r.warn(
-            anchor, "no auditor principal: the audit trail (GET /v1/audit) answers only on loopback"
+            anchor,
+            said("no auditor principal: the audit trail (GET /v1/audit) answers only on loopback"),
         )

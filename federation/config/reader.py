@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from federation.config.yamlsrc import Located, PathKey
 from federation.domain.errors import Problem
+from federation.domain.texts import Text, said
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -44,12 +45,12 @@ class Reader:
         # partners so that protocol specs load WSDLs through it
         self.schemas: Mapping[str, Path] = {}
 
-    def error(self, path: PathKey, message: str) -> None:
+    def error(self, path: PathKey, message: str | Text) -> None:
         if tuple(path) in self._absent:
             return  # "missing required key" already said all there is to say
         self.problems.append(self.doc.problem(path, message))
 
-    def warn(self, path: PathKey, message: str) -> None:
+    def warn(self, path: PathKey, message: str | Text) -> None:
         self.problems.append(self.doc.problem(path, message, severity="warning"))
 
     @property
@@ -67,49 +68,53 @@ class Reader:
     ) -> dict[str, Any] | None:
         """Check ``value`` is a mapping with the required keys and no unknown ones."""
         if not isinstance(value, dict):
-            self.error(path, f"expected a mapping of keys, got {_kind(value)}")
+            self.error(path, said("expected a mapping of keys, got %(kind)s", kind=_kind(value)))
             return None
         known = set(required) | set(optional)
         for key in required:
             if key not in value:
-                self.error(path, f"missing required key {key!r}")
+                self.error(path, said("missing required key %(key)r", key=key))
                 self._absent.add((*path, key))
         if not extra_ok:
             for key in value:
                 if key not in known:
                     hint = difflib.get_close_matches(key, sorted(known), n=1)
-                    more = f" (did you mean {hint[0]!r}?)" if hint else ""
                     allowed = ", ".join(sorted(known))
-                    self.error((*path, key), f"unknown key{more}; allowed here: {allowed}")
+                    self.error((*path, key), _unknown_key(hint[0] if hint else None, allowed))
         return value
 
     def text(
-        self, path: PathKey, value: Any, *, pattern: re.Pattern[str] | None = None, what: str = ""
+        self,
+        path: PathKey,
+        value: Any,
+        *,
+        pattern: re.Pattern[str] | None = None,
+        what: str | Text = "",
     ) -> str | None:
         if isinstance(value, bool) or not isinstance(value, (str, int)):
-            self.error(path, f"expected text, got {_kind(value)}")
+            self.error(path, said("expected text, got %(kind)s", kind=_kind(value)))
             return None
         s = str(value)
         if not s.strip():
-            self.error(path, "must not be empty")
+            self.error(path, said("must not be empty"))
             return None
         if pattern is not None and not pattern.fullmatch(s):
-            self.error(path, f"{s!r} is not {what or 'valid'}")
+            self.error(path, _invalid(s, what))
             return None
         return s
 
     def integer(self, path: PathKey, value: Any, *, low: int, high: int) -> int | None:
         if isinstance(value, bool) or not isinstance(value, int):
-            self.error(path, f"expected a whole number, got {_kind(value)}")
+            self.error(path, said("expected a whole number, got %(kind)s", kind=_kind(value)))
             return None
         if not low <= value <= high:
-            self.error(path, f"{value} is outside {low}..{high}")
+            self.error(path, _outside(value, low, high))
             return None
         return value
 
     def number(self, path: PathKey, value: Any, *, low: float, high: float) -> float | None:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            self.error(path, f"expected a number, got {_kind(value)}")
+            self.error(path, said("expected a number, got %(kind)s", kind=_kind(value)))
             return None
         try:
             ok = Decimal(str(value)) >= Decimal(str(low)) and Decimal(str(value)) <= Decimal(
@@ -118,13 +123,13 @@ class Reader:
         except InvalidOperation:
             ok = False
         if not ok:
-            self.error(path, f"{value} is outside {low}..{high}")
+            self.error(path, _outside(value, low, high))
             return None
         return float(value)
 
     def boolean(self, path: PathKey, value: Any) -> bool | None:
         if not isinstance(value, bool):
-            self.error(path, f"expected true or false, got {_kind(value)}")
+            self.error(path, said("expected true or false, got %(kind)s", kind=_kind(value)))
             return None
         return value
 
@@ -134,11 +139,15 @@ class Reader:
         seconds = parse_duration(value)
         if seconds is None:
             self.error(
-                path, f"{value!r} is not a duration (e.g. 30, '30s', '250ms', '5m', '2h', '7d')"
+                path,
+                said(
+                    "%(value)r is not a duration (e.g. 30, '30s', '250ms', '5m', '2h', '7d')",
+                    value=value,
+                ),
             )
             return None
         if not low <= seconds <= high:
-            self.error(path, f"{value!r} is outside {_human(low)}..{_human(high)}")
+            self.error(path, _outside(repr(value), _human(low), _human(high)))
             return None
         return seconds
 
@@ -148,37 +157,61 @@ class Reader:
             return None
         parts = urlsplit(s)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            self.error(path, "not an http(s) URL")
+            self.error(path, said("not an http(s) URL"))
             return None
         return s
 
     def choice(self, path: PathKey, value: Any, choices: Collection[str]) -> str | None:
         if not isinstance(value, str) or value not in choices:
-            self.error(path, f"{value!r} is not one of: {', '.join(sorted(choices))}")
+            allowed = ", ".join(sorted(choices))
+            self.error(
+                path, said("%(value)r is not one of: %(allowed)s", value=value, allowed=allowed)
+            )
             return None
         return value
 
     def items(self, path: PathKey, value: Any) -> list[Any]:
         if not isinstance(value, list):
-            self.error(path, f"expected a list, got {_kind(value)}")
+            self.error(path, said("expected a list, got %(kind)s", kind=_kind(value)))
             return []
         return value
 
 
-def _kind(value: Any) -> str:
+def _kind(value: Any) -> Text | str:
     if value is None:
-        return "nothing"
+        return said("nothing")
     if isinstance(value, bool):
-        return f"a boolean ({str(value).lower()})"
+        return said("a boolean (%(value)s)", value=str(value).lower())
     if isinstance(value, dict):
-        return "a mapping"
+        return said("a mapping")
     if isinstance(value, list):
-        return "a list"
+        return said("a list")
     if isinstance(value, (int, float)):
-        return f"a number ({value})"
+        return said("a number (%(value)s)", value=value)
     if isinstance(value, str):
-        return f"text ({value!r})"
+        return said("text (%(value)r)", value=value)
     return type(value).__name__
+
+
+def _unknown_key(hint: str | None, allowed: str) -> Text:
+    if hint is None:
+        return said("unknown key; allowed here: %(allowed)s", allowed=allowed)
+    return said(
+        "unknown key (did you mean %(hint)r?); allowed here: %(allowed)s",
+        hint=hint,
+        allowed=allowed,
+    )
+
+
+def _invalid(value: str, what: str | Text) -> Text:
+    """``'x' is not <what>``, ``what`` (a kind of name) said in the same language."""
+    if not what:
+        return said("%(value)r is not valid", value=value)
+    return said("%(value)r is not %(what)s", value=value, what=what)
+
+
+def _outside(value: object, low: object, high: object) -> Text:
+    return said("%(value)s is outside %(low)s..%(high)s", value=value, low=low, high=high)
 
 
 def _human(seconds: float) -> str:

@@ -35,6 +35,7 @@ from typing import Any
 from federation.config.reader import Reader
 from federation.config.yamlsrc import PathKey
 from federation.domain.paths import PathSyntaxError, Segment, parse_path
+from federation.domain.texts import said
 
 OTHERWISE = ("unconfirmed", "permanent", "transient")
 REPLY_KEYS = ("code", "message", "success", "permanent", "transient", "otherwise", "faults")
@@ -140,7 +141,10 @@ def parse_reply(
     if "faults" in m:
         values["faults"] = _faults(r, (*path, "faults"), m["faults"])
         if not soap:
-            r.warn((*path, "faults"), "SOAP fault rules do nothing for a partner that is not SOAP")
+            r.warn(
+                (*path, "faults"),
+                said("SOAP fault rules do nothing for a partner that is not SOAP"),
+            )
     rules = replace(base or ReplyRules(), **{k: v for k, v in values.items() if v is not None})
     _check(r, path, rules, said_success="success" in m)
     return rules
@@ -149,15 +153,22 @@ def parse_reply(
 def _check(r: Reader, path: PathKey, rules: ReplyRules, *, said_success: bool) -> None:
     """What the rules need as a whole: a yes, and a code path for anything about codes."""
     if not rules.success and not said_success:  # a wrong success: is reported where it is wrong
-        r.error(path, "reply rules need 'success:' (the answer that means the partner said yes)")
+        r.error(
+            path, said("reply rules need 'success:' (the answer that means the partner said yes)")
+        )
     needs_code = rules.permanent or rules.transient or any(c.codes for c in rules.success)
     if needs_code and rules.code is None:
-        r.error(path, "codes are listed but 'code:' (where the partner's code is) is missing")
+        r.error(path, said("codes are listed but 'code:' (where the partner's code is) is missing"))
     for cond in rules.success:
         for code in sorted(cond.codes.exact if cond.codes else ()):
             for kind in ("permanent", "transient"):
                 if getattr(rules, kind).matches(code):
-                    r.error(path, f"success code {code!r} is listed as {kind} too")
+                    r.error(
+                        path,
+                        said(
+                            "success code %(code)r is listed as %(kind)s too", code=code, kind=kind
+                        ),
+                    )
 
 
 def _path(r: Reader, path: PathKey, raw: Any) -> tuple[Segment, ...] | None:
@@ -167,7 +178,7 @@ def _path(r: Reader, path: PathKey, raw: Any) -> tuple[Segment, ...] | None:
     try:
         return parse_path(text)
     except PathSyntaxError as exc:
-        r.error(path, f"bad path: {exc}")
+        r.error(path, said("bad path: %(error)s", error=str(exc)))
         return None
 
 
@@ -175,7 +186,7 @@ def _success(r: Reader, path: PathKey, raw: Any) -> tuple[Condition, ...] | None
     """A condition mapping, or a list of them (all must hold)."""
     items = raw if isinstance(raw, list) else [raw]
     if not items:
-        r.error(path, "lists no condition")
+        r.error(path, said("lists no condition"))
         return None
     out = []
     for i, item in enumerate(items):
@@ -190,7 +201,7 @@ def _condition(r: Reader, path: PathKey, raw: Any) -> Condition | None:
     if m is None:
         return None
     if not m:
-        r.error(path, "an empty condition: say code:, status:, or path: with exists: or in:")
+        r.error(path, said("an empty condition: say code:, status:, or path: with exists: or in:"))
         return None
     cond = Condition()
     if "code" in m:
@@ -198,7 +209,7 @@ def _condition(r: Reader, path: PathKey, raw: Any) -> Condition | None:
     if "status" in m:
         cond = replace(cond, statuses=_statuses(r, (*path, "status"), m["status"]))
     if ("path" in m) != ("exists" in m or "in" in m) or ("exists" in m and "in" in m):
-        r.error(path, "'path:' goes with exactly one of 'exists:' or 'in:'")
+        r.error(path, said("'path:' goes with exactly one of 'exists:' or 'in:'"))
         return None
     if "path" in m:
         where = _path(r, (*path, "path"), m["path"])
@@ -216,7 +227,12 @@ def _statuses(r: Reader, path: PathKey, raw: Any) -> frozenset[int]:
         at = (*path, i) if isinstance(raw, list) else path
         status = r.integer(at, item, low=100, high=599)
         if status is not None and not 200 <= status < 300:
-            r.error(at, f"{status} is no success status: only 2xx answers can be a yes")
+            r.error(
+                at,
+                said(
+                    "%(status)s is no success status: only 2xx answers can be a yes", status=status
+                ),
+            )
         elif status is not None:
             out.add(status)
     return frozenset(out)
@@ -232,7 +248,8 @@ def parse_codes(r: Reader, path: PathKey, raw: Any) -> CodeSet:
         at = (*path, i) if isinstance(raw, list) else path
         if isinstance(item, bool) or not isinstance(item, (int, str)):
             r.error(
-                at, "expected a code (a whole number or text), a range 'LOW..HIGH' or '/regex/'"
+                at,
+                said("expected a code (a whole number or text), a range 'LOW..HIGH' or '/regex/'"),
             )
             continue
         text = str(item)
@@ -242,11 +259,14 @@ def parse_codes(r: Reader, path: PathKey, raw: Any) -> CodeSet:
         elif isinstance(item, str) and (bounds := _RANGE.fullmatch(text.strip())):
             low, high = int(bounds.group(1)), int(bounds.group(2))
             if low > high:
-                r.error(at, f"range {text!r} is empty (its low end is above its high end)")
+                r.error(
+                    at,
+                    said("range %(text)r is empty (its low end is above its high end)", text=text),
+                )
                 continue
             ranges.append((low, high))
         elif not text.strip():
-            r.error(at, "must not be empty")
+            r.error(at, said("must not be empty"))
             continue
         else:
             exact.add(text)
@@ -280,7 +300,7 @@ def _regex(r: Reader, path: PathKey, source: str, flags: int) -> re.Pattern[str]
     try:
         return re.compile(source, flags)
     except re.error as exc:
-        r.error(path, f"bad pattern: {exc}")
+        r.error(path, said("bad pattern: %(error)s", error=str(exc)))
         return None
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from federation.config.reader import Reader
+from federation.domain.texts import said
 
 _SUFFIXES = (".xsd", ".wsdl", ".xml")
 
@@ -38,15 +39,15 @@ def parse_schemas(r: Reader, raw: Any, base: Path) -> dict[str, Path]:
         if name is None:
             continue
         if not str(key).strip() or str(key) != str(key).strip():
-            r.error(path, "a blank or padded location")
+            r.error(path, said("a blank or padded location"))
             continue
         file = (root / name).resolve()
         if not file.is_relative_to(root):
-            r.error(path, f"{name!r} is outside the configuration directory")
+            r.error(path, said("%(name)r is outside the configuration directory", name=name))
         elif not file.is_file():
-            r.error(path, f"schema file {name!r} not found")
+            r.error(path, said("schema file %(name)r not found", name=name))
         elif file.suffix.lower() not in _SUFFIXES:
-            r.error(path, f"{name!r} is not a schema file (.xsd, .wsdl or .xml)")
+            r.error(path, said("%(name)r is not a schema file (.xsd, .wsdl or .xml)", name=name))
         else:
             out[str(key)] = file
     return out

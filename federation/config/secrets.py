@@ -18,6 +18,7 @@ from typing import Any
 from federation.config.reader import Reader
 from federation.config.yamlsrc import PathKey
 from federation.domain.errors import FederationError
+from federation.domain.texts import said
 
 SECRET_RE = re.compile(r"\{(env|file):([^{}]+)\}")
 ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -89,24 +90,26 @@ def parse_secret(r: Reader, path: PathKey, raw: Any, base: Path) -> SecretRef | 
     until it can be read), so ``tongban check`` on another machine still passes.
     """
     if not isinstance(raw, str):
-        r.error(path, "expected a secret reference such as '{env:NAME}' or '{file:path}'")
+        r.error(path, said("expected a secret reference such as '{env:NAME}' or '{file:path}'"))
         return None
     m = SECRET_RE.fullmatch(raw.strip())
     if m is None:
         # Never echo the value: it may be the secret itself.
         r.error(
             path,
-            "secrets never go in configuration files: write '{env:NAME}' or '{file:path}' "
-            "(a file readable by its owner only)",
+            said(
+                "secrets never go in configuration files: write '{env:NAME}' or '{file:path}' "
+                "(a file readable by its owner only)"
+            ),
         )
         return None
     kind, name = m.group(1), m.group(2).strip()
     if kind == "env" and not ENV_NAME_RE.fullmatch(name):
-        r.error(path, f"{name!r} is not an environment variable name")
+        r.error(path, said("%(name)r is not an environment variable name", name=name))
         return None
     ref = SecretRef(kind=kind, name=name, base=base)
     if (why := ref.problem()) is not None:
-        r.warn(path, f"{why}; what needs it is held until it can be read")
+        r.warn(path, said("%(why)s; what needs it is held until it can be read", why=why))
     return ref
 
 
@@ -119,6 +122,10 @@ def file_ref(r: Reader, path: PathKey, raw: Any, base: Path) -> Path | None:
     file = (base / text).resolve()
     if not file.is_file():
         r.warn(
-            path, f"file {text!r} not found here; the partner's adapter will not start without it"
+            path,
+            said(
+                "file %(text)r not found here; the partner's adapter will not start without it",
+                text=text,
+            ),
         )
     return file

@@ -19,6 +19,7 @@ from federation.config.reader import Reader
 from federation.config.replies import ReplyRules, parse_reply
 from federation.config.values import parse_digests, parse_names
 from federation.config.yamlsrc import PathKey
+from federation.domain.texts import said
 
 
 def parse_inbound(
@@ -57,14 +58,15 @@ def parse_inbound(
         if wfile is not None:
             wsdl = (base / wfile).resolve()
             if not wsdl.is_file():
-                r.error((*path, "wsdl"), f"WSDL file {wfile!r} not found")
+                r.error((*path, "wsdl"), said("WSDL file %(wfile)r not found", wfile=wfile))
     signing = (
         parse_inbound_signing(r, (*path, "signing"), m["signing"], base) if "signing" in m else None
     )
     if not (keys or certs) or services is None:
         if not (keys or certs):
             r.error(
-                path, "lists no keys_sha256 and no client_certs_sha256: nobody could file anything"
+                path,
+                said("lists no keys_sha256 and no client_certs_sha256: nobody could file anything"),
             )
         return None
     return Inbound(
@@ -120,7 +122,7 @@ def parse_services(
     if m is None:
         return None
     if not m:
-        r.error(path, "lists no service item")
+        r.error(path, said("lists no service item"))
         return None
     out: dict[str, Service] = {}
     for code, value in m.items():
@@ -141,7 +143,9 @@ def _service(
 ) -> Service | None:
     """One service item (a mapping file name alone, or its keys); None if it cannot be used."""
     if not SERVICE_RE.fullmatch(code):
-        r.error(spath, f"{code!r} is not a service item code (letters, digits, . _ -)")
+        r.error(
+            spath, said("%(code)r is not a service item code (letters, digits, . _ -)", code=code)
+        )
         return None
     if isinstance(value, str):
         value = {"mapping": value}
@@ -157,7 +161,7 @@ def _service(
         return None
     mpath = (base / mfile).resolve()
     if not mpath.is_file():
-        r.error((*spath, "mapping"), f"mapping file {mfile!r} not found")
+        r.error((*spath, "mapping"), said("mapping file %(mfile)r not found", mfile=mfile))
         return None
     schema: Path | None = None
     if "schema" in sm:
@@ -165,7 +169,7 @@ def _service(
         if sfile is not None:
             schema = (base / sfile).resolve()
             if not schema.is_file():
-                r.error((*spath, "schema"), f"schema file {sfile!r} not found")
+                r.error((*spath, "schema"), said("schema file %(sfile)r not found", sfile=sfile))
                 return None
     soap = spec is not None and spec.name == "soap"
     rules = parse_reply(r, (*spath, "reply"), sm.get("reply"), reply, soap=soap)

@@ -17,7 +17,9 @@ from typing import Any
 
 import yaml
 
+from federation.config.recognised import invalid_yaml
 from federation.domain.errors import ConfigError, Problem
+from federation.domain.texts import Text, said
 
 PathKey = tuple[str | int, ...]
 
@@ -82,9 +84,11 @@ class Located:
                 return None
             p = p[:-1]
 
-    def problem(self, path: PathKey, message: str, *, severity: str = "error") -> Problem:
+    def problem(self, path: PathKey, message: str | Text, *, severity: str = "error") -> Problem:
+        """A problem at ``path``: its line, or its nearest ancestor's."""
         return Problem(
-            message=message,
+            message=str(message),
+            text=message if isinstance(message, Text) else None,
             path=format_path(path),
             file=self.file,
             line=self.line(path),
@@ -109,9 +113,10 @@ def load_yaml(path: Path, *, display: str | None = None) -> Located:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError([Problem(message="file not found", file=shown)]) from None
+        raise ConfigError([Problem(text=said("file not found"), file=shown)]) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([Problem(message=f"cannot read: {exc}", file=shown)]) from exc
+        problem = Problem(text=said("cannot read: %(error)s", error=str(exc)), file=shown)
+        raise ConfigError([problem]) from exc
     return parse_yaml(text, display=shown)
 
 
@@ -124,12 +129,18 @@ def read_source(path: Path, *, display: str, what: str) -> tuple[bytes, str]:
         raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(
-            [Problem(message=f"cannot read {what}: {exc.strerror}", file=display)]
+            [
+                Problem(
+                    text=said("cannot read %(what)s: %(error)s", what=what, error=exc.strerror),
+                    file=display,
+                )
+            ]
         ) from exc
     try:
         return raw, raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError([Problem(message=f"{what} is not UTF-8 text", file=display)]) from exc
+        problem = Problem(text=said("%(what)s is not UTF-8 text", what=what), file=display)
+        raise ConfigError([problem]) from exc
 
 
 def parse_yaml(text: str, *, display: str) -> Located:
@@ -140,10 +151,11 @@ def parse_yaml(text: str, *, display: str) -> Located:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
-        msg = f"invalid YAML: {exc.problem or exc.context}"
-        raise ConfigError([Problem(message=msg, file=display, line=line)]) from None
+        msg = invalid_yaml(str(exc.problem or exc.context))
+        raise ConfigError([Problem(text=msg, file=display, line=line)]) from None
     except yaml.YAMLError as exc:
-        raise ConfigError([Problem(message=f"invalid YAML: {exc}", file=display)]) from None
+        msg = said("invalid YAML: %(problem)s", problem=str(exc))
+        raise ConfigError([Problem(text=msg, file=display)]) from None
     finally:
         loader.dispose()
     lines: dict[PathKey, int] = {}
@@ -171,7 +183,7 @@ def _build(
         msg = exc.problem if isinstance(exc, yaml.MarkedYAMLError) else str(exc)
         problems.append(
             Problem(
-                message=f"invalid YAML: {msg}",
+                text=invalid_yaml(str(msg)),
                 path=format_path(path),
                 file=display,
                 line=node.start_mark.line + 1,
@@ -199,7 +211,7 @@ def _build_node(
             if not isinstance(key, (str, int)) or isinstance(key, bool):
                 problems.append(
                     Problem(
-                        message=f"keys must be text, not {key!r}",
+                        text=said("keys must be text, not %(key)r", key=key),
                         path=format_path(path),
                         file=display,
                         line=line,
@@ -212,7 +224,7 @@ def _build_node(
             if id(key_node) in own and key in written:
                 problems.append(
                     Problem(
-                        message=f"duplicate key {key!r}",
+                        text=said("duplicate key %(key)r", key=key),
                         path=format_path(path),
                         file=display,
                         line=line,

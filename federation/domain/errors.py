@@ -29,24 +29,44 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from federation.domain.texts import Gettext, Text
+
 
 @dataclass(frozen=True, kw_only=True)
 class Problem:
-    """One thing wrong with a file or a value, located as precisely as we can."""
+    """One thing wrong with a file or a value, located as precisely as we can.
 
-    message: str
+    ``message`` is English, for logs, the journal and JSON. ``text``, when given, is the same
+    message as a template and its values, for the CLI to say in the reader's language; a Problem
+    made with a ``text`` alone takes its message from it.
+    """
+
+    message: str = ""
     path: str = ""
     file: str | None = None
     line: int | None = None
     severity: str = "error"  # or "warning"
+    text: Text | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.text is not None and not self.message:
+            object.__setattr__(self, "message", str(self.text))
 
     def __str__(self) -> str:
+        return self.shown()
+
+    def shown(self, gettext: Gettext | None = None, *, warning: str = "warning: ") -> str:
+        """``file:line: key.path: message``, the message through ``gettext`` when its template
+        still says what ``message`` says (English otherwise); file, line and path as they are."""
         where = ""
         if self.file is not None:
             where = f"{self.file}:{self.line}: " if self.line is not None else f"{self.file}: "
         what = f"{self.path}: " if self.path else ""
-        tag = "warning: " if self.severity == "warning" else ""
-        return f"{where}{tag}{what}{self.message}"
+        tag = warning if self.severity == "warning" else ""
+        message = self.message
+        if gettext is not None and self.text is not None and str(self.text) == message:
+            message = self.text.render(gettext)
+        return f"{where}{tag}{what}{message}"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form for the journal and problem details."""

@@ -16,8 +16,10 @@ import orjson
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from federation.config.recognised import schema_error
 from federation.domain.errors import ConfigError, Problem
 from federation.domain.models import canonical_json, content_hash
+from federation.domain.texts import said
 from federation.mapping.engine import CompiledMapping
 
 
@@ -41,7 +43,11 @@ class TargetSchema:
             where = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in err.absolute_path)
             out.append(
                 Problem(
-                    message=f"does not satisfy {self.file}: {err.message}",
+                    text=said(
+                        "does not satisfy %(file)s: %(error)s",
+                        file=self.file,
+                        error=schema_error(str(err.validator), err.message),
+                    ),
                     path=where.replace(".[", "["),
                     file=file,
                 )
@@ -56,10 +62,11 @@ def load_schema(path: Path, *, display: str) -> TargetSchema:
         schema = orjson.loads(raw)
     except OSError as exc:
         raise ConfigError(
-            [Problem(message=f"cannot read schema: {exc.strerror}", file=display)]
+            [Problem(text=said("cannot read schema: %(error)s", error=exc.strerror), file=display)]
         ) from exc
     except orjson.JSONDecodeError as exc:
-        raise ConfigError([Problem(message=f"schema is not JSON: {exc}", file=display)]) from exc
+        problem = Problem(text=said("schema is not JSON: %(error)s", error=str(exc)), file=display)
+        raise ConfigError([problem]) from exc
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
@@ -84,7 +91,11 @@ def check_mapping(schema: TargetSchema, mapping: CompiledMapping) -> list[Proble
         if node is None:
             problems.append(
                 Problem(
-                    message=f"target {_show(spec_path)!r} is not in the partner's schema {schema.file}",
+                    text=said(
+                        "target %(target)r is not in the partner's schema %(file)s",
+                        target=_show(spec_path),
+                        file=schema.file,
+                    ),
                     path="request",
                     file=mapping.file,
                     line=line,
@@ -94,8 +105,12 @@ def check_mapping(schema: TargetSchema, mapping: CompiledMapping) -> list[Proble
         if not any(w[: len(required)] == required for w in written):
             problems.append(
                 Problem(
-                    message=f"the partner's schema {schema.file} requires {_show(required)!r}, "
-                    "which no field of the mapping writes",
+                    text=said(
+                        "the partner's schema %(file)s requires %(target)r, "
+                        "which no field of the mapping writes",
+                        file=schema.file,
+                        target=_show(required),
+                    ),
                     path="request",
                     file=mapping.file,
                     line=None,

@@ -13,6 +13,7 @@ from pathlib import Path
 from adapters.registry import protocol_spec, protocols
 from federation.config import Config, Partner, Service, load_config
 from federation.domain.errors import ConfigError, FederationError, Problem
+from federation.domain.texts import Text, said
 from federation.mapping import CompiledMapping, load_mapping
 from federation.mapping.examples import load_examples
 from federation.mapping.schema import TargetSchema, check_mapping, check_tree, load_schema
@@ -83,8 +84,14 @@ def load_catalogue(
                 if declared is not None and declared != actual:
                     problems.append(
                         Problem(
-                            message=f"mapping declares {what} {declared!r} but partners.yaml uses it "
-                            f"for {partner.id} / {service.code}",
+                            text=said(
+                                "mapping declares %(what)s %(declared)r but partners.yaml uses it "
+                                "for %(partner)s / %(service)s",
+                                what=what,
+                                declared=declared,
+                                partner=partner.id,
+                                service=service.code,
+                            ),
                             path=what,
                             file=display,
                             line=1,
@@ -118,8 +125,11 @@ def _check_protocol_tree(partner: Partner, code: str, mapping: CompiledMapping) 
         problems.append(
             _at_service(
                 service,
-                f"polled (poll_every), but its mapping {mapping.file} has no status: section to "
-                "read the answers with",
+                said(
+                    "polled (poll_every), but its mapping %(file)s has no status: section to "
+                    "read the answers with",
+                    file=mapping.file,
+                ),
             )
         )
     for section, kind in SECTIONS:
@@ -134,8 +144,14 @@ def _check_protocol_tree(partner: Partner, code: str, mapping: CompiledMapping) 
                 key = "supplement_operation" if kind == "supplement" else "status_operation"
                 problems.append(
                     Problem(
-                        message=f"{partner.id} / {code} names no {key} in partners.yaml: nothing "
-                        f"would send what the {section}: section writes",
+                        text=said(
+                            "%(partner)s / %(code)s names no %(key)s in partners.yaml: nothing "
+                            "would send what the %(section)s: section writes",
+                            partner=partner.id,
+                            code=code,
+                            key=key,
+                            section=section,
+                        ),
                         path=section,
                         file=mapping.file,
                         line=written.specs[0].line if written.specs else None,
@@ -147,8 +163,14 @@ def _check_protocol_tree(partner: Partner, code: str, mapping: CompiledMapping) 
             problems.append(
                 _at_service(
                     service,
-                    f"calls {name} for {kind} requests, but its mapping {mapping.file} has no "
-                    f"{section}: section to write its input",
+                    said(
+                        "calls %(name)s for %(kind)s requests, but its mapping %(file)s has no "
+                        "%(section)s: section to write its input",
+                        name=name,
+                        kind=kind,
+                        file=mapping.file,
+                        section=section,
+                    ),
                 )
             )
             continue
@@ -170,8 +192,12 @@ def _check_headers(partner: Partner, code: str, mapping: CompiledMapping) -> lis
             return []
         return [
             Problem(
-                message=f"{partner.id} / {code}: the operation declares no SOAP header parts "
-                "(or the partner is not SOAP): nothing would send what the headers: section writes",
+                text=said(
+                    "%(partner)s / %(code)s: the operation declares no SOAP header parts (or the "
+                    "partner is not SOAP): nothing would send what the headers: section writes",
+                    partner=partner.id,
+                    code=code,
+                ),
                 path="headers",
                 file=mapping.file,
                 line=written.specs[0].line if written.specs else None,
@@ -185,21 +211,26 @@ def _check_headers(partner: Partner, code: str, mapping: CompiledMapping) -> lis
     return [
         _at_service(
             service,
-            f"operation {name} requires the SOAP header {need!r}, which nothing fills: write it "
-            f"in the headers: section of {mapping.file}, or give it in soap: headers: (or "
-            "idempotency:) of the partner",
+            said(
+                "operation %(name)s requires the SOAP header %(need)r, which nothing fills: write "
+                "it in the headers: section of %(file)s, or give it in soap: headers: (or "
+                "idempotency:) of the partner",
+                name=name,
+                need=need,
+                file=mapping.file,
+            ),
         )
         for need in sorted(required)
         if not any(need.startswith(other + ".") for other in required)
     ]
 
 
-def _at_service(service: Service, message: str) -> Problem:
+def _at_service(service: Service, message: Text) -> Problem:
     """A problem with a service item's settings, at the item in partners.yaml."""
     where = service.declared
     if where is None:
-        return Problem(message=f"{service.code}: {message}")
-    return replace(where, message=message)
+        return Problem(text=said("%(code)s: %(problem)s", code=service.code, problem=message))
+    return replace(where, message=str(message), text=message)
 
 
 def _schema(

@@ -23,6 +23,7 @@ from replay.factory import open_journal
 from tests.conftest import REPO
 
 CLI = Path(cli.__file__).parent
+PROBLEM_LAYERS = [CLI.parent / name for name in ("domain", "config", "mapping", "runtime")]
 # The shell's locale → the script a heading is printed in
 LOCALES = {"zh_HK.UTF-8": "zh_Hant", "zh_CN.UTF-8": "zh_Hans", "C": "en"}
 
@@ -195,18 +196,39 @@ def test_json_output_is_the_same_in_every_language(journal: tuple[str, str]) -> 
 
 def asked_for() -> set[str]:
     """Every msgid the CLI's modules use: the messages they mark and the help of every command
-    and option (said when --help is shown, federation/cli/help.py)."""
+    and option (said when --help is shown, federation/cli/help.py), and the configuration
+    problems the CLI says in the reader's language (``said(…)`` and ``N_(…)`` where problems are
+    made, federation/domain/texts.py)."""
     found = texts(main)
     for _file, _line, message, _comments, _context in extract_from_dir(
         str(CLI), [("**.py", "python")]
     ):
         found.add(message[0] if isinstance(message, tuple) else message)
+    return found | problem_texts()
+
+
+def problem_texts() -> set[str]:
+    """The templates of configuration problems, in the layers that make them."""
+    found: set[str] = set()
+    for layer in PROBLEM_LAYERS:
+        for _file, _line, message, _comments, _context in extract_from_dir(
+            str(layer), [("**.py", "python")], keywords={"said": None, "N_": None}
+        ):
+            found.add(message[0] if isinstance(message, tuple) else message)
     return found
 
 
 def test_the_extractor_finds_the_clis_messages() -> None:
-    """The check below has something to check: the extractor finds the CLI's messages."""
+    """The check below has something to check: the extractor finds the CLI's messages and the
+    configuration problems' templates, those of PyYAML's and jsonschema's messages included."""
     assert {"timeline", "%(n)d error(s)", "Error: %(message)s", "Idempotency key."} <= asked_for()
+    assert {
+        "missing required key %(key)r",
+        "invalid YAML: %(problem)s",
+        "mapping values are not allowed here",
+        "%(name)s is a required property",
+        "does not satisfy %(file)s: %(error)s",
+    } <= problem_texts()
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
