@@ -18,7 +18,7 @@ from typing import Any
 from federation.config.reader import Reader
 from federation.config.yamlsrc import PathKey
 from federation.domain.errors import FederationError
-from federation.domain.texts import said
+from federation.domain.texts import Text, said
 
 SECRET_RE = re.compile(r"\{(env|file):([^{}]+)\}")
 ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -26,6 +26,10 @@ ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 class SecretError(FederationError):
     """A secret cannot be read: unset, missing, unreadable or readable by others."""
+
+    def __init__(self, text: Text) -> None:
+        super().__init__(str(text))
+        self.text = text  # for tongban check, said in the reader's language
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,37 +53,51 @@ class SecretRef:
         if self.kind == "env":
             value = os.environ.get(self.name)
             if not value:
-                raise SecretError(f"secret {self}: environment variable {self.name} is not set")
+                raise SecretError(
+                    said(
+                        "secret %(ref)s: environment variable %(name)s is not set",
+                        ref=str(self),
+                        name=self.name,
+                    )
+                )
             return value.encode("utf-8")
         path = self.path
         try:
             info = path.stat()
         except OSError as exc:
-            raise SecretError(f"secret {self}: {exc.strerror}") from None
+            raise SecretError(
+                said("secret %(ref)s: %(error)s", ref=str(self), error=exc.strerror)
+            ) from None
         if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise SecretError(
-                f"secret {self}: the file may be read by group or others "
-                f"(mode {stat.S_IMODE(info.st_mode):o}); chmod 600 it"
+                said(
+                    "secret %(ref)s: the file may be read by group or others (mode %(mode)s); "
+                    "chmod 600 it",
+                    ref=str(self),
+                    mode=format(stat.S_IMODE(info.st_mode), "o"),
+                )
             )
         try:
             data = path.read_bytes()
         except OSError as exc:
-            raise SecretError(f"secret {self}: {exc.strerror}") from None
+            raise SecretError(
+                said("secret %(ref)s: %(error)s", ref=str(self), error=exc.strerror)
+            ) from None
         data = data.strip()
         if not data:
-            raise SecretError(f"secret {self}: the file is empty")
+            raise SecretError(said("secret %(ref)s: the file is empty", ref=str(self)))
         return data
 
     def read(self) -> str:
         """The secret as text (UTF-8)."""
         return self.read_bytes().decode("utf-8")
 
-    def problem(self) -> str | None:
+    def problem(self) -> Text | None:
         """Why the secret cannot be read now, or None: for ``tongban check``."""
         try:
             self.read_bytes()
         except SecretError as exc:
-            return str(exc)
+            return exc.text
         return None
 
 

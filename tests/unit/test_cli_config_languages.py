@@ -1,0 +1,353 @@
+"""Configuration problems in 简体, 繁體 and English: `tongban check` and `tongban mapping test` on
+broken files say each problem in the reader's language, with the same file:line, key path, quoted
+values and exit code as in English; what has no translation stays in English, and JSON does not
+change with the language."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import textwrap
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from adapters.registry import protocols
+from federation.api.i18n import translations
+from federation.cli import lang
+from federation.cli.main import main
+from federation.config import load_config
+from federation.config.recognised import schema_error
+from federation.domain.errors import ConfigError, Problem
+from federation.domain.ids import new_id
+from federation.domain.models import Direction, NewExchange
+from federation.domain.texts import Text, said
+from replay.factory import open_journal
+
+LANGUAGES = ("en", "zh-Hans", "zh-Hant")
+MAPPING = "mapping: 1\nrequest:\n  holder.name: applicant.name\n"
+
+
+def partners(**lines: str) -> str:
+    """A partners.yaml with one REST partner (id on line 3, services last); ``lines`` replace
+    or add the partner's keys, an empty value removes one."""
+    keys = {
+        "id": "id: hk",
+        "name": "name: {zh: 運輸署, en: Transport Department}",
+        "region": 'region: {code: "81", iso: CN-HK}',
+        "protocol": "protocol: rest",
+        "endpoint": "endpoint: https://api.td.example.hk/v1",
+    }
+    services = lines.pop("services", "services:\n      TD-VL-RENEW: mappings/hk.yaml")
+    keys.update(lines)
+    body = "\n    ".join(line for line in (*keys.values(), services) if line)
+    return f"version: 1\npartners:\n  - {body}\n"
+
+
+Files = Mapping[str, str]
+Run = Callable[..., Result]
+
+
+@pytest.fixture
+def tongban(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[Files], Run]:
+    """Write ``files`` (name → text) in a config folder made the working directory, and give a
+    runner of ``tongban --lang LANG ARGS`` there (no locale set: only --lang decides)."""
+    monkeypatch.chdir(tmp_path)
+
+    def setup(files: Files) -> Run:
+        for name, text in files.items():
+            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / name).write_text(textwrap.dedent(text), encoding="utf-8")
+
+        def run(language: str, *args: str) -> Result:
+            quiet: dict[str, str | None] = {v: None for v in (lang.ENV, *lang.LOCALE_VARIABLES)}
+            return CliRunner().invoke(main, ["--lang", language, *args], env=quiet)
+
+        return run
+
+    return setup
+
+
+# name → (files, where the problem is, what it says in each language)
+CASES: dict[str, tuple[Files, str, dict[str, str]]] = {
+    "missing file": (
+        {},
+        "partners.yaml: ",
+        {"en": "file not found", "zh-Hans": "找不到文件", "zh-Hant": "找不到檔案"},
+    ),
+    "invalid YAML": (
+        {"partners.yaml": "version: 1\npartners:\n  - id: hk\n    name: a: b\n"},
+        "partners.yaml:4: ",
+        {
+            "en": "invalid YAML: mapping values are not allowed here",
+            "zh-Hans": "YAML 无效：此处不允许出现键值",
+            "zh-Hant": "YAML 無效：此處不允許出現鍵值",
+        },
+    ),
+    "missing required key": (
+        {"partners.yaml": partners(endpoint=""), "mappings/hk.yaml": MAPPING},
+        "partners.yaml:3: partners[0]: ",
+        {
+            "en": "missing required key 'endpoint'",
+            "zh-Hans": "缺少必需的键 'endpoint'",
+            "zh-Hant": "缺少必要的鍵 'endpoint'",
+        },
+    ),
+    "unknown key": (
+        {"partners.yaml": partners(colour="colour: red"), "mappings/hk.yaml": MAPPING},
+        "partners.yaml:8: partners[0].colour: ",
+        {
+            "en": "unknown key; allowed here: auth, breaker, concurrency",
+            "zh-Hans": "未知的键；此处允许：auth, breaker, concurrency",
+            "zh-Hant": "未知的鍵；此處允許：auth, breaker, concurrency",
+        },
+    ),
+    "bad enum value": (
+        {"partners.yaml": partners(protocol="protocol: ftp"), "mappings/hk.yaml": MAPPING},
+        "partners.yaml:6: partners[0].protocol: ",
+        {
+            "en": "'ftp' is not one of: rest, soap",
+            "zh-Hans": "'ftp' 不是以下之一：rest, soap",
+            "zh-Hant": "'ftp' 不是以下其中之一：rest, soap",
+        },
+    ),
+    "wrong type": (
+        {"partners.yaml": partners(concurrency="concurrency: many"), "mappings/hk.yaml": MAPPING},
+        "partners.yaml:8: partners[0].concurrency: ",
+        {
+            "en": "expected a whole number, got text ('many')",
+            "zh-Hans": "应为整数，实为文本（'many'）",
+            "zh-Hant": "應為整數，實為文字（'many'）",
+        },
+    ),
+    "out of range": (
+        {"partners.yaml": partners(concurrency="concurrency: 0"), "mappings/hk.yaml": MAPPING},
+        "partners.yaml:8: partners[0].concurrency: ",
+        {
+            "en": "0 is outside 1..1024",
+            "zh-Hans": "0 超出 1..1024 的范围",
+            "zh-Hant": "0 超出 1..1024 的範圍",
+        },
+    ),
+    "mapping file": (
+        {"partners.yaml": partners(), "mappings/hk.yaml": MAPPING.replace("request", "requets")},
+        "mappings/hk.yaml:2: requets: ",
+        {
+            "en": "unknown key (did you mean 'request'?); allowed here: allow, checks",
+            "zh-Hans": "未知的键（是否想写 'request'？）；此处允许：allow, checks",
+            "zh-Hant": "未知的鍵（是否想寫 'request'？）；此處允許：allow, checks",
+        },
+    ),
+    "catalogue": (
+        {
+            "partners.yaml": partners(),
+            "mappings/hk.yaml": MAPPING.replace("\n", "\npartner: mo\n", 1),
+        },
+        "mappings/hk.yaml:1: partner: ",
+        {
+            "en": "mapping declares partner 'mo' but partners.yaml uses it for hk / TD-VL-RENEW",
+            "zh-Hans": "映射声明的 partner 为 'mo'，但 partners.yaml 将它用于 hk / TD-VL-RENEW",
+            "zh-Hant": "映射宣告的 partner 為 'mo'，但 partners.yaml 將它用於 hk / TD-VL-RENEW",
+        },
+    ),
+}
+COUNT = {"en": "1 error(s)", "zh-Hans": "1 个错误", "zh-Hant": "1 個錯誤"}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_check_says_each_problem_in_the_readers_language(
+    tongban: Callable[[Files], Run], case: str
+) -> None:
+    """tongban check on a broken file: the same file:line and key path, the same quoted values
+    and the same exit code in every language; the words in 简体, 繁體 or English."""
+    files, where, said = CASES[case]
+    run = tongban(files)
+    results = {language: run(language, "check") for language in LANGUAGES}
+    assert {r.exit_code for r in results.values()} == {1}
+    for language, result in results.items():
+        assert result.stdout == ""
+        assert f"{where}{said[language]}" in result.stderr, result.stderr
+        assert result.stderr.rstrip("\n").endswith(COUNT[language][1:])  # "N error(s)"
+        if language != "en":
+            assert said["en"] not in result.stderr  # said, not left in English
+    shape = {len(r.stderr.splitlines()) for r in results.values()}
+    assert len(shape) == 1  # the same problems, one a line
+
+
+def test_english_output_is_each_problems_message(tongban: Callable[[Files], Run]) -> None:
+    """In English, check prints str(problem) for every problem, as before: file:line, key path
+    and the message that JSON, logs and the journal keep."""
+    bad = partners(protocol="protocol: ftp", colour="colour: red", concurrency="concurrency: 0")
+    run = tongban({"partners.yaml": bad, "mappings/hk.yaml": MAPPING})
+    with pytest.raises(ConfigError) as info:
+        load_config(Path("."), protocols())
+    lines = [str(p) for p in info.value.problems]
+    assert run("en", "check").stderr == "\n".join([*lines, "3 error(s)"]) + "\n"
+    assert info.value.problems[0].to_dict() == {
+        "message": "'ftp' is not one of: rest, soap",
+        "path": "partners[0].protocol",
+        "file": "partners.yaml",
+        "line": 6,
+    }
+
+
+def test_target_schema_problems_are_said_by_kind(tongban: Callable[[Files], Run]) -> None:
+    """mapping test against a partner's JSON Schema: jsonschema's wrong-type and not-one-of
+    messages in each language, values quoted as jsonschema quotes them; the mapped request
+    (JSON on stdout) the same in every language."""
+    services = "services:\n      TD-VL-RENEW: {mapping: mappings/hk.yaml, schema: schemas/hk.json}"
+    name = {"type": "string", "enum": ["A", "B"]}
+    schema = {"type": "object", "properties": {"holder": {"properties": {"name": name}}}}
+    run = tongban(
+        {
+            "partners.yaml": partners(services=services),
+            "mappings/hk.yaml": MAPPING,
+            "schemas/hk.json": json.dumps(schema),
+            "sample.json": '{"applicant": {"name": 5}}',
+        }
+    )
+    args = ("mapping", "test", "mappings/hk.yaml", "sample.json")
+    results = {language: run(language, *args) for language in LANGUAGES}
+    assert {r.exit_code for r in results.values()} == {1}
+    assert len({r.stdout for r in results.values()}) == 1
+    assert json.loads(results["en"].stdout) == {"holder": {"name": 5}}
+    where = "schemas/hk.json: holder.name: "
+    said = {
+        "en": ("does not satisfy schemas/hk.json: ", "5 is not of type 'string'"),
+        "zh-Hans": ("不符合 schemas/hk.json：", "5 的类型不是 'string'"),
+        "zh-Hant": ("不符合 schemas/hk.json：", "5 的類型不是 'string'"),
+    }
+    allowed = {
+        "en": "5 is not one of ['A', 'B']",
+        "zh-Hans": "5 不在允许的值 ['A', 'B'] 之中",
+        "zh-Hant": "5 不在允許的值 ['A', 'B'] 之中",
+    }
+    for language, result in results.items():
+        lead, wrong_type = said[language]
+        assert f"{where}{lead}{wrong_type}" in result.stderr, result.stderr
+        assert f"{where}{lead}{allowed[language]}" in result.stderr
+
+
+def test_a_problem_without_translation_stays_in_english(tongban: Callable[[Files], Run]) -> None:
+    """A message no catalogue has (a protocol's own check) is printed in English, word for
+    word, in every language; only the count around it changes."""
+    rest = 'rest: {headers: {"bad name": x}}'
+    run = tongban({"partners.yaml": partners(rest=rest), "mappings/hk.yaml": MAPPING})
+    line = "partners.yaml:8: partners[0].rest.headers.bad name: not an HTTP header name"
+    for language in LANGUAGES:
+        result = run(language, "check")
+        assert result.exit_code == 1
+        assert result.stderr == f"{line}\n{COUNT[language]}\n"
+
+
+def test_an_unrecognised_yaml_message_keeps_its_words(tongban: Callable[[Files], Run]) -> None:
+    """PyYAML's message of a kind tongban does not know is quoted as PyYAML wrote it."""
+    run = tongban({"partners.yaml": "version: 1\na: &x 1\nb: &x 2\n"})
+    for language, lead in (("en", "invalid YAML: "), ("zh-Hant", "YAML 無效：")):
+        result = run(language, "check")
+        assert result.exit_code == 1
+        assert f"partners.yaml:3: {lead}second occurrence" in result.stderr
+
+
+def test_warnings_are_tagged_in_the_readers_language(tongban: Callable[[Files], Run]) -> None:
+    """A warning's tag and words change with the language, its file:line and key path do not;
+    check still passes."""
+    auth = "auth: {bearer: '{env:TB_LANG_TEST_UNSET}'}"
+    run = tongban({"partners.yaml": partners(auth=auth), "mappings/hk.yaml": MAPPING})
+    where = "partners.yaml:8: "
+    path = "partners[0].auth.bearer: "
+    said = {
+        "en": f"{where}warning: {path}secret {{env:TB_LANG_TEST_UNSET}}: environment variable",
+        "zh-Hans": f"{where}警告：{path}密钥 {{env:TB_LANG_TEST_UNSET}}：环境变量",
+        "zh-Hant": f"{where}警告：{path}密鑰 {{env:TB_LANG_TEST_UNSET}}：環境變數",
+    }
+    for language in LANGUAGES:
+        result = run(language, "check")
+        assert result.exit_code == 0, result.output
+        assert said[language] in result.stdout, result.stdout
+
+
+def test_json_keeps_the_english_problems_in_every_language(
+    tongban: Callable[[Files], Run], tmp_path: Path
+) -> None:
+    """journal show --format json on a broken catalogue: the same JSON, its problems in English
+    with their file:line, whatever the language."""
+    run = tongban(
+        {"partners.yaml": partners(protocol="protocol: ftp"), "mappings/hk.yaml": MAPPING}
+    )
+    path = str(tmp_path / "journal.sqlite")
+    xid = new_id(1_790_000_000.0)
+    asyncio.run(_one_exchange(path, xid))
+    args = ("journal", "show", xid, "--journal", path, "--config", ".", "--format", "json")
+    outputs = {language: run(language, *args) for language in LANGUAGES}
+    assert {r.exit_code for r in outputs.values()} == {0}
+    assert len({r.stdout for r in outputs.values()}) == 1
+    today = json.loads(outputs["zh-Hant"].stdout)["today"]
+    assert (
+        "partners.yaml:6: partners[0].protocol: 'ftp' is not one of: rest, soap"
+        in (today["problems"])
+    )
+
+
+async def _one_exchange(path: str, xid: str) -> None:
+    journal = open_journal(path)
+    await journal.open()
+    try:
+        new = NewExchange(
+            id=xid,
+            direction=Direction.OUTBOUND,
+            source="gd-portal",
+            target="hk",
+            service="TD-VL-RENEW",
+            idempotency_key="lang-config-1",
+            request_hash="sha256:lang",
+            application={"applicant": {"name": "陳大文"}},
+            received_at=1_790_000_000.0,
+        )
+        await journal.create(new, owner="test", lease_until=0.0)
+    finally:
+        await journal.close()
+
+
+def test_a_translation_that_does_not_fit_falls_back_to_english() -> None:
+    """A translation whose placeholders do not fit the values, or a message changed after its
+    template was made, prints the English message rather than a broken one."""
+    text = said("missing required key %(key)r", key="endpoint")
+    wrong = {"missing required key %(key)r": "缺少 %(name)s"}.get
+    assert text.render(lambda m: wrong(m) or m) == "missing required key 'endpoint'"
+    problem = Problem(text=text, path="partners[0]", file="partners.yaml", line=3)
+    assert problem.message == "missing required key 'endpoint'"
+    assert "text" not in problem.to_dict()
+    moved = replace(problem, message="something else")  # a template that no longer says it
+    hant = translations("zh_Hant", "cli").gettext
+    assert moved.shown(hant) == "partners.yaml:3: partners[0]: something else"
+    assert problem.shown(hant) == "partners.yaml:3: partners[0]: 缺少必要的鍵 'endpoint'"
+
+
+@pytest.mark.parametrize(
+    ("keyword", "message"),
+    [
+        ("required", "'name' is a required property"),
+        ("type", "5 is not of type 'string', 'null'"),
+        ("enum", "'x' is not one of ['a', 'b']"),
+        (
+            "additionalProperties",
+            "Additional properties are not allowed ('y', 'z' were unexpected)",
+        ),
+        ("pattern", "'a' does not match '^[0-9]+$'"),
+        ("maximum", "9 is greater than the maximum of 5"),
+        ("minLength", "'' should be non-empty"),
+    ],
+)
+def test_jsonschema_messages_are_recognised_with_their_values(keyword: str, message: str) -> None:
+    """Each kind of jsonschema message is said in 简体 with the values it quotes kept verbatim;
+    an unknown keyword's message is left as it is."""
+    text = schema_error(keyword, message)
+    assert isinstance(text, Text) and str(text) == message
+    hans = text.render(translations("zh_Hans", "cli").gettext)
+    assert hans != message
+    assert all(value in hans for _name, value in text.values)
+    assert schema_error("dependentRequired", message) == message
