@@ -40,6 +40,7 @@ from federation.config.yamlsrc import Located, parse_yaml, read_source
 from federation.domain.errors import ConfigError, MappingError, Problem
 from federation.domain.models import content_hash
 from federation.domain.paths import PathSyntaxError, parse_path
+from federation.domain.texts import said
 from federation.mapping.checks import Check, parse_checks, run_checks
 from federation.mapping.codegen import Compiler, SectionFn
 from federation.mapping.spec import NOTHING, FieldSpec, SourcePath, SpecParser, Value
@@ -192,7 +193,10 @@ def _compile(
     if top is None:
         return None
     if type(top.get("mapping")) is not int or top.get("mapping") != FORMAT_VERSION:
-        r.error(("mapping",), f"unsupported mapping format {top.get('mapping')!r}; expected 1")
+        r.error(
+            ("mapping",),
+            said("unsupported mapping format %(value)r; expected 1", value=top.get("mapping")),
+        )
     partner = r.text(("partner",), top["partner"]) if "partner" in top else None
     service = r.text(("service",), top["service"]) if "service" in top else None
     tables = _tables(r, top.get("tables"), base, shown)
@@ -297,7 +301,14 @@ def _check_exchange_reads(r: Reader, specs: tuple[FieldSpec, ...]) -> None:
             continue
         where = ("headers", ".".join(spec.target))
         if name not in EXCHANGE_VALUES:
-            r.error(where, f"no exchange value {spec.value.paths[0].text!r}; there are: {known}")
+            r.error(
+                where,
+                said(
+                    "no exchange value %(text)r; there are: %(known)s",
+                    text=spec.value.paths[0].text,
+                    known=known,
+                ),
+            )
         elif (
             spec.value.kind != "from"
             or spec.steps
@@ -307,8 +318,12 @@ def _check_exchange_reads(r: Reader, specs: tuple[FieldSpec, ...]) -> None:
         ):
             r.error(
                 where,
-                f"exchange.{name} is known only when each message is sent, after mapping: take it "
-                "with 'from:' alone (no format, concat, transform, when, required or default)",
+                said(
+                    "exchange.%(name)s is known only when each message is sent, after mapping: "
+                    "take it with 'from:' alone (no format, concat, transform, when, required or "
+                    "default)",
+                    name=name,
+                ),
             )
 
 
@@ -327,7 +342,14 @@ def _tables(r: Reader, raw: Any, base: Path, shown: str) -> dict[str, CodeTable]
             continue
         target = (base / rel).resolve()
         if not target.is_file():
-            r.error(("tables", name), f"code table file {rel!r} not found (looked in {base})")
+            r.error(
+                ("tables", name),
+                said(
+                    "code table file %(rel)r not found (looked in %(base)s)",
+                    rel=rel,
+                    base=str(base),
+                ),
+            )
             continue
         try:
             out[name] = load_table(target, name=name, display=_rel(target, base.parent))
@@ -354,7 +376,7 @@ def _names(r: Reader, raw: Any) -> frozenset[str]:
         try:
             parse_path(text.replace("[]", "[0]").removeprefix("$."))
         except PathSyntaxError as exc:
-            r.error(("names", i), f"bad field path: {exc}")
+            r.error(("names", i), said("bad field path: %(error)s", error=str(exc)))
             continue
         out.add(text.removeprefix("$."))
     return frozenset(out)

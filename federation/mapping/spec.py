@@ -24,6 +24,7 @@ from typing import Any
 from federation.config.reader import Reader
 from federation.config.yamlsrc import Located, PathKey
 from federation.domain.paths import PathSyntaxError, Segment, parse_path
+from federation.domain.texts import said
 from federation.mapping.expressions import ExpressionError, parse_template
 from federation.mapping.transforms import Context, Step, build_steps
 
@@ -90,7 +91,7 @@ class SpecParser:
         if block is None:
             return None
         if not block:
-            self.r.error(path, "maps no field")
+            self.r.error(path, said("maps no field"))
             return None
         specs: list[FieldSpec] = []
         targets: dict[tuple[str, ...], PathKey] = {}
@@ -105,7 +106,12 @@ class SpecParser:
                 if longer[: len(shorter)] == shorter:
                     self.r.error(
                         fpath,
-                        f"target {key!r} overlaps {'.'.join(other)!r} (line {self.doc.line(where)})",
+                        said(
+                            "target %(key)r overlaps %(other)r (line %(line)s)",
+                            key=key,
+                            other=".".join(other),
+                            line=self.doc.line(where),
+                        ),
                     )
             targets[target] = fpath
             specs.append(spec)
@@ -115,10 +121,12 @@ class SpecParser:
         try:
             parts = parse_path(key)
         except PathSyntaxError as exc:
-            self.r.error(path, f"bad target path: {exc}")
+            self.r.error(path, said("bad target path: %(error)s", error=str(exc)))
             return None
         if any(isinstance(p, int) for p in parts):
-            self.r.error(path, "a target path names object fields only; map arrays with 'each'")
+            self.r.error(
+                path, said("a target path names object fields only; map arrays with 'each'")
+            )
             return None
         return tuple(str(p) for p in parts)
 
@@ -130,7 +138,7 @@ class SpecParser:
         try:
             segments = parse_path(text[2:] if root else text)
         except PathSyntaxError as exc:
-            self.r.error(path, f"bad source path: {exc}")
+            self.r.error(path, said("bad source path: %(error)s", error=str(exc)))
             return None
         return SourcePath(text=text, segments=segments, root=root)
 
@@ -167,7 +175,7 @@ class SpecParser:
                         + ("a constant" if kind == "value" else "a position"),
                     )
         elif required and "default" in m:
-            self.r.error((*path, "default"), "a required field cannot also have a default")
+            self.r.error((*path, "default"), said("a required field cannot also have a default"))
         when = self._conditions((*path, "when"), m["when"]) if "when" in m else ()
         sources = value.paths if value is not None else ()
         if value is not None and kind == "switch":  # a case {from: x} writes x
@@ -199,11 +207,13 @@ class SpecParser:
         owners = {"cases": "switch", "otherwise": "switch", "fields": "each", "separator": "concat"}
         for key, owner in owners.items():
             if key in m and kind != owner:
-                self.r.error((*path, key), f"{key!r} belongs to {owner!r}")
+                self.r.error(
+                    (*path, key), said("%(key)r belongs to %(owner)r", key=key, owner=owner)
+                )
         if kind == "switch" and "cases" not in m:
-            self.r.error(path, "a switch needs 'cases'")
+            self.r.error(path, said("a switch needs 'cases'"))
         if kind == "each" and "fields" not in m:
-            self.r.error(path, "'each' needs 'fields' (how to map every item)")
+            self.r.error(path, said("'each' needs 'fields' (how to map every item)"))
 
     def _value(self, path: PathKey, kind: str, m: dict[str, Any], prefix: str) -> Value | None:
         raw = m[kind]
@@ -222,12 +232,14 @@ class SpecParser:
             if not isinstance(raw, list):
                 return None  # items() said it is not a list
             if len(items) < 2:
-                self.r.error(kpath, f"'{kind}' needs a list of at least two fields")
+                self.r.error(
+                    kpath, said("'%(kind)s' needs a list of at least two fields", kind=kind)
+                )
                 return None
             paths = [self.source((*kpath, i), item) for i, item in enumerate(items)]
             sep = m.get("separator", "")
             if not isinstance(sep, str):
-                self.r.error((*path, "separator"), "the separator must be text")
+                self.r.error((*path, "separator"), said("the separator must be text"))
                 return None
             if any(p is None for p in paths):
                 return None
@@ -248,7 +260,9 @@ class SpecParser:
             self.r.error(path, str(exc))
             return None
         if not holes:
-            self.r.error(path, "a format without {field} placeholders is a constant: use 'value'")
+            self.r.error(
+                path, said("a format without {field} placeholders is a constant: use 'value'")
+            )
             return None
         paths: list[SourcePath] = []
         steps: list[tuple[tuple[str, Step], ...]] = []
@@ -273,7 +287,7 @@ class SpecParser:
     def _alternatives(self, path: PathKey, raw: list[Any], prefix: str) -> Value | None:
         """``first:`` whose alternatives may each have steps: ``{from: a, transform: hkid}``."""
         if len(raw) < 2:
-            self.r.error(path, "'first' needs a list of at least two fields")
+            self.r.error(path, said("'first' needs a list of at least two fields"))
             return None
         paths: list[SourcePath] = []
         steps: list[tuple[tuple[str, Step], ...]] = []
@@ -302,10 +316,14 @@ class SpecParser:
 
     def _position(self, path: PathKey, raw: Any, prefix: str) -> Value | None:
         if not prefix:
-            self.r.error(path, "'position' numbers the items of an array: use it inside 'each'")
+            self.r.error(
+                path, said("'position' numbers the items of an array: use it inside 'each'")
+            )
             return None
         if raw not in (0, 1) or isinstance(raw, bool):
-            self.r.error(path, "'position' counts from 1 (position: 1) or from 0 (position: 0)")
+            self.r.error(
+                path, said("'position' counts from 1 (position: 1) or from 0 (position: 0)")
+            )
             return None
         return Value(kind="position", constant=raw)
 
@@ -330,7 +348,7 @@ class SpecParser:
             m = self.r.mapping(path, raw, required=("from",))
             return self.source((*path, "from"), m["from"]) if m and "from" in m else None
         if isinstance(raw, list):
-            self.r.error(path, "a case gives one value (or {from: field})")
+            self.r.error(path, said("a case gives one value (or {from: field})"))
         return raw
 
     def _each(self, path: PathKey, m: dict[str, Any], prefix: str) -> Value | None:
@@ -353,15 +371,18 @@ class SpecParser:
                 return None  # a missing 'field' is already reported
             ops = [k for k in COND_OPS if k in m]
             if len(ops) != 1:
-                self.r.error(cpath, f"a condition needs exactly one of: {', '.join(COND_OPS)}")
+                self.r.error(
+                    cpath,
+                    said("a condition needs exactly one of: %(ops)s", ops=", ".join(COND_OPS)),
+                )
                 return None
             op = ops[0]
             operand = m[op]
             if op in ("in", "not_in") and not isinstance(operand, list):
-                self.r.error((*cpath, op), f"'{op}' takes a list of values")
+                self.r.error((*cpath, op), said("'%(op)s' takes a list of values", op=op))
                 return None
             if op == "present" and not isinstance(operand, bool):
-                self.r.error((*cpath, op), "'present' takes true or false")
+                self.r.error((*cpath, op), said("'present' takes true or false"))
                 return None
             if op in ("in_table", "not_in_table"):
                 operand = self._table_codes((*cpath, op), operand)
@@ -382,7 +403,14 @@ class SpecParser:
         table = ctx.tables.get(name)
         if table is None:
             known = ", ".join(sorted(ctx.tables)) or "none"
-            self.r.error(path, f"no code table {name!r}; this mapping declares: {known}")
+            self.r.error(
+                path,
+                said(
+                    "no code table %(name)r; this mapping declares: %(known)s",
+                    name=name,
+                    known=known,
+                ),
+            )
             return None
         return frozenset(table.values)
 

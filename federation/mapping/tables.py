@@ -23,6 +23,7 @@ from federation.config.reader import Reader
 from federation.config.yamlsrc import parse_yaml, read_source
 from federation.domain.errors import ConfigError
 from federation.domain.models import content_hash
+from federation.domain.texts import said
 
 _NO_DEFAULT: Any = object()
 
@@ -52,16 +53,19 @@ def load_table(path: Path, *, name: str, display: str) -> CodeTable:
     values: dict[str, Any] = {}
     if top is not None:
         if type(top.get("table")) is not int or top.get("table") != 1:
-            r.error(("table",), f"unsupported table format {top.get('table')!r}; expected 1")
+            r.error(
+                ("table",),
+                said("unsupported table format %(value)r; expected 1", value=top.get("table")),
+            )
         v = r.mapping(("values",), top.get("values"), extra_ok=True)
         if v is not None and not v:
-            r.error(("values",), "lists no code")
+            r.error(("values",), said("lists no code"))
         for key, value in (v or {}).items():
             if isinstance(value, (dict, list)):
-                r.error(("values", key), "a code must translate to a single value")
+                r.error(("values", key), said("a code must translate to a single value"))
             values[str(key)] = value
         if "default" in top and isinstance(top["default"], (dict, list)):
-            r.error(("default",), "the default must be a single value")
+            r.error(("default",), said("the default must be a single value"))
     if not r.ok or top is None:
         raise ConfigError(r.problems)
     return CodeTable(

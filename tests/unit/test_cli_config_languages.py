@@ -141,6 +141,20 @@ CASES: dict[str, tuple[Files, str, dict[str, str]]] = {
             "zh-Hant": "未知的鍵（是否想寫 'request'？）；此處允許：allow, checks",
         },
     ),
+    "mapping field": (
+        {
+            "partners.yaml": partners(),
+            "mappings/hk.yaml": MAPPING.replace(
+                "applicant.name", "{from: applicant.name, transform: [uper]}"
+            ),
+        },
+        "mappings/hk.yaml:3: request.holder.name.transform[0]: ",
+        {
+            "en": "unknown transform 'uper' (did you mean 'upper'?); known: bool, count",
+            "zh-Hans": "未知的转换 'uper'（是否想写 'upper'？）；已知的有：bool, count",
+            "zh-Hant": "未知的轉換 'uper'（是否想寫 'upper'？）；已知的有：bool, count",
+        },
+    ),
     "catalogue": (
         {
             "partners.yaml": partners(),

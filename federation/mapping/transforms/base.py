@@ -16,6 +16,7 @@ from typing import Any
 
 from federation.config.reader import Reader
 from federation.config.yamlsrc import PathKey
+from federation.domain.texts import said
 from federation.mapping.tables import CodeTable
 
 Step = Callable[[Any, list[str]], Any]
@@ -67,7 +68,7 @@ def arguments(
 def no_arguments(ctx: Context, path: PathKey, raw: Any, name: str) -> bool:
     """Whether a step that takes no arguments was given none (else the problem is recorded)."""
     if raw is not None:
-        ctx.reader.error(path, f"{name!r} takes no arguments")
+        ctx.reader.error(path, said("%(name)r takes no arguments", name=name))
         return False
     return True
 
@@ -109,16 +110,25 @@ def build_steps(raw: Any, ctx: Context, path: PathKey) -> list[tuple[str, Step]]
             name, args = next(iter(item.items()))
         else:
             ctx.reader.error(
-                spath, "a step is a name (upper) or one name with its arguments ({table: gender})"
+                spath,
+                said("a step is a name (upper) or one name with its arguments ({table: gender})"),
             )
             ok = False
             continue
         factory = REGISTRY.get(name)
         if factory is None:
             hint = difflib.get_close_matches(name, REGISTRY, n=1)
-            more = f" (did you mean {hint[0]!r}?)" if hint else ""
+            known = ", ".join(sorted(REGISTRY))
             ctx.reader.error(
-                spath, f"unknown transform {name!r}{more}; known: {', '.join(sorted(REGISTRY))}"
+                spath,
+                said(
+                    "unknown transform %(name)r (did you mean %(hint)r?); known: %(known)s",
+                    name=name,
+                    hint=hint[0],
+                    known=known,
+                )
+                if hint
+                else said("unknown transform %(name)r; known: %(known)s", name=name, known=known),
             )
             ok = False
             continue
