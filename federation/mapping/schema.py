@@ -19,7 +19,7 @@ from jsonschema.exceptions import SchemaError
 from federation.config.recognised import schema_error
 from federation.domain.errors import ConfigError, Problem
 from federation.domain.models import canonical_json, content_hash
-from federation.domain.texts import said
+from federation.domain.texts import Text, said
 from federation.mapping.engine import CompiledMapping
 
 
@@ -124,7 +124,7 @@ def check_tree(
     paths: set[str],
     required: set[str],
     *,
-    what: str,
+    what: str | Text,
     section: str = "request",
 ) -> list[Problem]:
     """A section's targets against a protocol's element tree (a SOAP operation's input).
@@ -135,14 +135,20 @@ def check_tree(
     problems: list[Problem] = []
     written: list[str] = []
     specs = getattr(mapping, section).specs
-    where = "the mapping" if section == "request" else f"the mapping's {section}: section"
+    where = (
+        said("the mapping")
+        if section == "request"
+        else said("the mapping's %(section)s: section", section=section)
+    )
     for target, line in _targets(specs):
         dotted = ".".join(p for p in target if p != "[]")
         written.append(dotted)
         if dotted not in paths:
             problems.append(
                 Problem(
-                    message=f"target {dotted!r} is not an element of {what}",
+                    text=said(
+                        "target %(target)r is not an element of %(what)s", target=dotted, what=what
+                    ),
                     path=section,
                     file=mapping.file,
                     line=line,
@@ -155,7 +161,12 @@ def check_tree(
         if not covered:
             problems.append(
                 Problem(
-                    message=f"{what} requires {need!r}, which no field of {where} writes",
+                    text=said(
+                        "%(what)s requires %(need)r, which no field of %(where)s writes",
+                        what=what,
+                        need=need,
+                        where=where,
+                    ),
                     path=section,
                     file=mapping.file,
                     line=specs[0].line if specs and section != "request" else None,

@@ -13,7 +13,7 @@ from pathlib import Path
 from adapters.registry import protocol_spec, protocols
 from federation.config import Config, Partner, Service, load_config
 from federation.domain.errors import ConfigError, FederationError, Problem
-from federation.domain.texts import Text, said
+from federation.domain.texts import N_, Text, said
 from federation.mapping import CompiledMapping, load_mapping
 from federation.mapping.examples import load_examples
 from federation.mapping.schema import TargetSchema, check_mapping, check_tree, load_schema
@@ -110,6 +110,19 @@ def load_catalogue(
     return Catalogue(config=config, mappings=mappings, schemas=schemas, warnings=tuple(problems))
 
 
+# What a service item's settings ask of its mapping's sections, when the mapping lacks them.
+NOT_POLLABLE = N_(
+    "polled (poll_every), but its mapping %(file)s has no status: section to read the answers with"
+)
+NO_OPERATION = N_(
+    "%(partner)s / %(code)s names no %(key)s in partners.yaml: nothing would send what the "
+    "%(section)s: section writes"
+)
+NO_SECTION = N_(
+    "calls %(name)s for %(kind)s requests, but its mapping %(file)s has no %(section)s: section "
+    "to write its input"
+)
+
 # A mapping's sections and the request kind each one writes.
 SECTIONS = (("request", "application"), ("status_query", "status"), ("supplement", "supplement"))
 
@@ -122,16 +135,7 @@ def _check_protocol_tree(partner: Partner, code: str, mapping: CompiledMapping) 
     problems: list[Problem] = []
     service = partner.services[code]
     if getattr(options, "poll_every", None) is not None and mapping.status is None:
-        problems.append(
-            _at_service(
-                service,
-                said(
-                    "polled (poll_every), but its mapping %(file)s has no status: section to "
-                    "read the answers with",
-                    file=mapping.file,
-                ),
-            )
-        )
+        problems.append(_at_service(service, said(NOT_POLLABLE, file=mapping.file)))
     for section, kind in SECTIONS:
         written = getattr(mapping, section)
         try:
@@ -142,39 +146,16 @@ def _check_protocol_tree(partner: Partner, code: str, mapping: CompiledMapping) 
         if tree is None:
             if written is not None and kind != "application" and partner.protocol == "soap":
                 key = "supplement_operation" if kind == "supplement" else "status_operation"
-                problems.append(
-                    Problem(
-                        text=said(
-                            "%(partner)s / %(code)s names no %(key)s in partners.yaml: nothing "
-                            "would send what the %(section)s: section writes",
-                            partner=partner.id,
-                            code=code,
-                            key=key,
-                            section=section,
-                        ),
-                        path=section,
-                        file=mapping.file,
-                        line=written.specs[0].line if written.specs else None,
-                    )
-                )
+                text = said(NO_OPERATION, partner=partner.id, code=code, key=key, section=section)
+                line = written.specs[0].line if written.specs else None
+                problems.append(Problem(text=text, path=section, file=mapping.file, line=line))
             continue
         name, paths, required = tree
         if written is None:
-            problems.append(
-                _at_service(
-                    service,
-                    said(
-                        "calls %(name)s for %(kind)s requests, but its mapping %(file)s has no "
-                        "%(section)s: section to write its input",
-                        name=name,
-                        kind=kind,
-                        file=mapping.file,
-                        section=section,
-                    ),
-                )
-            )
+            text = said(NO_SECTION, name=name, kind=kind, file=mapping.file, section=section)
+            problems.append(_at_service(service, text))
             continue
-        what = f"the input of {partner.id} operation {name}"
+        what = said("the input of %(partner)s operation %(name)s", partner=partner.id, name=name)
         problems.extend(check_tree(mapping, paths, required, what=what, section=section))
     return problems + _check_headers(partner, code, mapping)
 
@@ -204,7 +185,7 @@ def _check_headers(partner: Partner, code: str, mapping: CompiledMapping) -> lis
             )
         ]
     name, paths, required = tree
-    what = f"the SOAP headers of {partner.id} operation {name}"
+    what = said("the SOAP headers of %(partner)s operation %(name)s", partner=partner.id, name=name)
     if written is not None:
         return check_tree(mapping, paths, required, what=what, section="headers")
     service = partner.services[code]

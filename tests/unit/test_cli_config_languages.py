@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -26,6 +27,7 @@ from federation.domain.ids import new_id
 from federation.domain.models import Direction, NewExchange
 from federation.domain.texts import Text, said
 from replay.factory import open_journal
+from tests.conftest import REPO
 
 LANGUAGES = ("en", "zh-Hans", "zh-Hant")
 MAPPING = "mapping: 1\nrequest:\n  holder.name: applicant.name\n"
@@ -365,3 +367,45 @@ def test_jsonschema_messages_are_recognised_with_their_values(keyword: str, mess
     assert hans != message
     assert all(value in hans for _name, value in text.values)
     assert schema_error("dependentRequired", message) == message
+
+
+def test_a_mapping_checked_against_a_soap_operation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shipped catalogue with a status query target the operation does not have: both of
+    its problems in each language, the operation's and the elements' names as they are."""
+    for part in ("partners.yaml", "mappings", "partners"):
+        source = REPO / part
+        if source.is_dir():
+            shutil.copytree(source, tmp_path / part)
+        else:
+            shutil.copy(source, tmp_path / part)
+    mapping = tmp_path / "mappings/hk/td-vehicle-licence-renewal.yaml"
+    text = mapping.read_text(encoding="utf-8")
+    mapping.write_text(text.replace("  ref_no: {from", "  refno: {from", 1), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    quiet: dict[str, str | None] = {v: None for v in (lang.ENV, *lang.LOCALE_VARIABLES)}
+    said = {
+        "en": (
+            "target 'refno' is not an element of the input of hk operation GetRenewalStatus",
+            "the input of hk operation GetRenewalStatus requires 'ref_no', which no field of "
+            "the mapping's status_query: section writes",
+        ),
+        "zh-Hans": (
+            "目标 'refno' 不是 hk 操作 GetRenewalStatus 的输入中的元素",
+            "hk 操作 GetRenewalStatus 的输入要求 'ref_no'，但映射的 status_query: 段落中没有"
+            "任何字段写出它",
+        ),
+        "zh-Hant": (
+            "目標 'refno' 不是 hk 操作 GetRenewalStatus 的輸入中的元素",
+            "hk 操作 GetRenewalStatus 的輸入要求 'ref_no'，但映射的 status_query: 段落中沒有"
+            "任何欄位寫出它",
+        ),
+    }
+    for language in LANGUAGES:
+        result = CliRunner().invoke(main, ["--lang", language, "check"], env=quiet)
+        assert result.exit_code == 1
+        lines = result.stderr.splitlines()
+        for message in said[language]:
+            [line] = [line for line in lines if line.endswith(f"status_query: {message}")]
+            assert line.startswith("mappings/hk/td-vehicle-licence-renewal.yaml:")
