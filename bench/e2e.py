@@ -13,10 +13,10 @@ CPU per application (broker; client + partner simulator: the two hops the broker
 second while the partner answers each in ``--partner-delay-ms`` (10 ms) and reads, from the journal,
 when each was delivered: p50 and p99 submit-to-delivered, and by phase from its events' times.
 A third run sends the same load while 10 % of partner replies fail transiently (``RESULT
-name=e2e_faults``). The workers run sends the same
-load to ``tongban serve --workers 1`` and ``--workers N`` (fresh journals), ``RESULT
-name=e2e_workers``. ``--profile FILE`` runs the measured broker under cProfile, timing the CPU of
-its event loop thread (``bench/profiled.py``), and writes its stats to FILE (read them with
+name=e2e_faults``). The workers run sends the same load to ``tongban serve --workers 1`` and
+``--workers N`` (fresh journals): ``RESULT name=e2e_workers``, whose ``balance`` is the least busy
+worker's CPU over the busiest's. ``--profile FILE`` runs the measured broker under cProfile,
+timing the CPU of its event loop thread (``bench/profiled.py``), and writes its stats to FILE (read them with
 ``python -m pstats FILE``). ``--gc FILE`` records the measured broker's garbage collections
 (``bench/gcstats.py``) and reports those of the throughput run: ``RESULT name=e2e_gc``. Last
 line: ``RESULT name=e2e ratio=<broker/direct> broker_cpu_ms=… hops_cpu_ms=… overhead=… p50_ms=…
@@ -487,22 +487,46 @@ async def relayed(base: str, count: int) -> None:
     raise SystemExit("the relay's partner calls did not all come back")
 
 
-async def workers_run(s: Setup, workers: int) -> tuple[float, float, int]:
+async def workers_run(s: Setup, workers: int) -> tuple[float, float, int, float]:
     """The same load through `tongban serve --workers 1` and `--workers N`, fresh journals each;
-    the two rates and how many requests the N workers answered 503 (SQLite's one write lock,
-    not had within its busy timeout), each sent again with its key."""
+    the two rates, how many requests the N workers answered 503 (SQLite's one write lock, not
+    had within its busy timeout), each sent again with its key, and how evenly the N workers
+    shared the work: the least busy worker's CPU over the busiest's."""
     rates = []
     retried = [0]
+    balance = 1.0
     for count in (1, workers):
         label = f"workers{count}"
         broker, base = s.broker(label, workers=count)
         try:
             await s.warm(base, label)
+            before = children_cpu(broker.proc.pid)
             seconds, _ = await s.load(base, label, "w", 100, retried if count > 1 else None)
+            after = children_cpu(broker.proc.pid)
             rates.append(s.n / seconds)
+            used = [after[pid] - before.get(pid, 0.0) for pid in after]
+            if count > 1 and used:
+                balance = min(used) / max(max(used), 1e-9)
         finally:
             broker.stop()
-    return rates[0], rates[1], retried[0]
+    return rates[0], rates[1], retried[0], balance
+
+
+def children_cpu(parent: int) -> dict[int, float]:
+    """CPU seconds (user + system) so far of each process whose parent is ``parent``: the
+    workers of `tongban serve --workers N`."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[1]) == parent:
+            out[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    return out
 
 
 def absolute(path: str) -> Path:
@@ -556,7 +580,7 @@ async def main() -> None:
     source = next(iter(load_catalogue(args.config).config.sources))
     body = {"source": source, "partner": partner, "service": service, "application": application}
     s = Setup(partner, sim_url, root, tmp, body, args.n, args.concurrency)
-    workers: tuple[float, float, int] | None = None
+    workers: tuple[float, float, int, float] | None = None
     try:
         rest = load_catalogue(args.config).config.partners[partner].services[service]
         direct_url = sim_url + rest.options["rest"].path
@@ -578,7 +602,7 @@ def report(
     args: argparse.Namespace,
     direct_rate: float,
     run: BrokerRun,
-    workers: tuple[float, float, int] | None,
+    workers: tuple[float, float, int, float] | None,
     relay_ms: float,
 ) -> None:
     """The human lines, then the RESULT lines."""
@@ -632,12 +656,12 @@ def report(
             f"full_ms={ms2:.1f} full_max_ms={long2:.1f} n={s.n}"
         )
     if workers is not None:
-        one, many, retried = workers
+        one, many, retried, balance = workers
         cores = len(os.sched_getaffinity(0))
         print(
             f"RESULT name=e2e_workers workers={args.workers} cores={cores} one_per_s={one:.0f} "
             f"n_per_s={many:.0f} scaling={many / one:.2f} efficiency={many / one / args.workers:.2f}"
-            f" retried_503={retried}"
+            f" retried_503={retried} balance={balance:.2f}"
         )
     print(
         f"RESULT name=e2e ratio={run.rate / direct_rate:.3f} broker_per_s={run.rate:.0f} "

@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from replay.turn import Turn, TurnNotHad
+
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
 MAX_BATCH = 512
@@ -56,6 +58,7 @@ class DbThread(threading.Thread):
         on_commit: Callable[[sqlite3.Connection], None] | None = None,
         after_commit: Callable[[], None] | None = None,
         observe: Callable[[float, int], None] | None = None,
+        turn: Callable[[], Turn | None] | None = None,
     ) -> None:
         super().__init__(name=name, daemon=True)
         self._connect = connect
@@ -67,6 +70,9 @@ class DbThread(threading.Thread):
         self._on_commit = on_commit  # last thing in the transaction (signs the chain head)
         self._after_commit = after_commit  # once the batch is durable (writes a checkpoint)
         self._observe = observe  # (seconds, ops) of each committed batch, for /metrics
+        # makes the turn every transaction takes first, shared with the other processes writing
+        # the same file (replay/turn.py); made in the thread, beside its connection
+        self._make_turn = turn
         self._queue: queue.SimpleQueue[tuple[Op, asyncio.Future[Any]] | None] = queue.SimpleQueue()
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
@@ -89,6 +95,7 @@ class DbThread(threading.Thread):
     def run(self) -> None:
         try:
             conn = self._connect()
+            turn = self._make_turn() if self._make_turn is not None else None
         except BaseException as exc:  # reported to start_and_wait
             self._startup_error = exc
             self._ready.set()
@@ -100,21 +107,48 @@ class DbThread(threading.Thread):
                 if first is None:
                     return
                 batch, stopping = batch_after(first, self._queue.get_nowait, queue.Empty, MAX_BATCH)
-                self._run_batch(conn, batch)
+                self._run_batch(conn, batch, turn)
                 if stopping:
                     return
         finally:
             conn.close()
+            if turn is not None:
+                turn.close()
 
     def _run_batch(
-        self, conn: sqlite3.Connection, batch: list[tuple[Op, asyncio.Future[Any]]]
+        self,
+        conn: sqlite3.Connection,
+        batch: list[tuple[Op, asyncio.Future[Any]]],
+        turn: Turn | None = None,
     ) -> None:
         """Run ``batch`` in one transaction; an unexpected failure re-runs its ops one by one.
 
         Operations raise only ``expected`` errors, and only before they write anything, so those
         need no savepoint. Anything else (a disk error, a bug) rolls the whole batch back; the ops
-        are then retried one per transaction so that one bad op cannot fail its neighbours.
+        are then retried one per transaction so that one bad op cannot fail its neighbours. A turn
+        not had in time fails the whole batch at once: no op of it could be written either.
         """
+        if turn is not None:
+            try:
+                turn.take()
+            except TurnNotHad as exc:
+                self._deliver([(fut, None, exc) for _, fut in batch])
+                return
+        try:
+            results = self._transact(conn, batch)
+        finally:
+            if turn is not None:
+                turn.give()
+        if results is None:
+            for item in batch:
+                self._run_batch(conn, [item], turn)
+            return
+        self._deliver(results)
+
+    def _transact(
+        self, conn: sqlite3.Connection, batch: list[tuple[Op, asyncio.Future[Any]]]
+    ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]] | None:
+        """The batch's results, committed; None if it was rolled back and should be retried op by op."""
         results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         t0 = time.perf_counter()
         try:
@@ -134,17 +168,14 @@ class DbThread(threading.Thread):
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
             if len(batch) > 1:
-                for item in batch:
-                    self._run_batch(conn, [item])
-                return
-            results = [(fut, None, exc) for _, fut in batch]
-        else:
-            if self._observe is not None:
-                self._observe(time.perf_counter() - t0, len(batch))
-            if self._after_commit is not None:
-                with contextlib.suppress(Exception):  # a checkpoint is best effort, never a failure
-                    self._after_commit()
-        self._deliver(results)
+                return None
+            return [(fut, None, exc) for _, fut in batch]
+        if self._observe is not None:
+            self._observe(time.perf_counter() - t0, len(batch))
+        if self._after_commit is not None:
+            with contextlib.suppress(Exception):  # a checkpoint is best effort, never a failure
+                self._after_commit()
+        return results
 
     def _deliver(
         self, results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]

@@ -7,7 +7,8 @@ Payloads are sealed with the keys in ``<journal>.keys`` (made on first open; see
 the chain head is signed in every transaction that appends, and checkpoints go to
 ``<journal>.checkpoints`` after commits (at most every ``checkpoint_every`` seconds) and at close.
 The journal file is created with mode 0600 (its -wal and -shm files take the same mode), and an
-existing one open to group or others is narrowed to 0600 at open.
+existing one open to group or others is narrowed to 0600 at open. Processes that write the same
+file take turns through ``<journal>-turn`` (mode 0600 too; see ``replay/turn.py``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from replay.search import SQLITE
 from replay.search import search_sql as replay_search_sql
 from replay.sessions import StoredSession
 from replay.sets import MappingSets
+from replay.turn import Turn
 
 PAGE_SIZE = 8192  # bytes per page of a new journal file
 SHOWN = ", ".join(rows.SHOWN)
@@ -107,6 +109,7 @@ class SQLiteJournal:
             on_commit=self._chain.end,
             after_commit=self._after_commit,
             observe=lambda seconds, writes: tally.committed(self, seconds, writes),
+            turn=lambda: Turn.beside(self.path, self._busy_ms / 1000),
         )
         await asyncio.to_thread(self._writer.start_and_wait)
         self._reader = DbThread(

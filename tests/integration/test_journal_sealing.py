@@ -287,14 +287,14 @@ async def test_a_lost_key_file_is_an_error_not_a_new_key(tmp_path: Path) -> None
 
 
 async def test_journal_files_are_readable_by_their_owner_only(tmp_path: Path) -> None:
-    """The journal, its -wal and -shm, its key and checkpoints files: mode 0600."""
+    """The journal, its -wal, -shm and -turn, its key and checkpoints files: mode 0600."""
     old = os.umask(0o022)
     try:
         path = tmp_path / "j.sqlite"
         j = SQLiteJournal(path)
         await j.open()
         await write(j, 1)
-        names = [path.name + s for s in ("", "-wal", "-shm", ".keys")]
+        names = [path.name + s for s in ("", "-wal", "-shm", "-turn", ".keys")]
         open_modes = {n: stat.S_IMODE((tmp_path / n).stat().st_mode) for n in names}
         await j.close()
         closed = stat.S_IMODE(path.with_name("j.sqlite.checkpoints").stat().st_mode)
