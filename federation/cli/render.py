@@ -132,7 +132,7 @@ def exchange_lines(ex: Exchange, today: Today) -> list[str]:
         out.append(_indent(today.diff))
     elif today.status == "not_sent" and today.mapped is not None:
         out.append(_indent(_json(today.mapped, indent=True)))
-    for problem in today.problems or ():
+    for problem in today.problems_said or today.problems or ():
         out.append(f"  - {problem}")
     return out
 

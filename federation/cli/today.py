@@ -15,6 +15,7 @@ from typing import Any
 
 from federation.cli.access import with_journal
 from federation.cli.lang import _
+from federation.cli.problems import shown
 from federation.domain.errors import ConfigError, FederationError
 from federation.domain.models import Exchange
 from federation.mapping.examples import diff_text
@@ -36,6 +37,9 @@ class Today:
     mapped: Mapping[str, Any] | None = None
     problems: tuple[str, ...] | None = None
     values_masked: bool = False
+    # The catalogue's problems, and the note, in the reader's language (text output only).
+    problems_said: tuple[str, ...] | None = None
+    note_said: str = ""
 
     def masked(self) -> Today:
         """Today's verdict without the values: the diff and the request are personal data."""
@@ -61,7 +65,7 @@ class Today:
             % {"n": len(self.problems or ())},
         }
         if self.status not in notes:
-            return self.note  # the catalogue could not be loaded: its error, as it was
+            return self.note_said or self.note  # the catalogue could not be loaded: its error
         masked = _(" (values masked: --reveal --reason … shows them)") if self.values_masked else ""
         return notes[self.status] + masked
 
@@ -81,10 +85,14 @@ def compare_with_today(ex: Exchange, root: Path) -> Today:
         catalogue = load_catalogue(root)
     except ConfigError as exc:
         first = "; ".join(str(p) for p in exc.problems[:3])
+        said = tuple(shown(p) for p in exc.problems)
+        unloaded = _("cannot load the catalogue at --config %(root)s: %(problems)s")
         return Today(
             status="unavailable",
             note=f"cannot load the catalogue at --config {root}: {first}",
             problems=tuple(str(p) for p in exc.problems),
+            problems_said=said,
+            note_said=unloaded % {"root": root, "problems": "; ".join(said[:3])},
         )
     except (FederationError, OSError) as exc:
         return Today(status="unavailable", note=f"cannot load the catalogue at {root}: {exc}")

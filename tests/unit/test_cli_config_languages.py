@@ -290,7 +290,7 @@ def test_json_keeps_the_english_problems_in_every_language(
     tongban: Callable[[Files], Run], tmp_path: Path
 ) -> None:
     """journal show --format json on a broken catalogue: the same JSON, its problems in English
-    with their file:line, whatever the language."""
+    with their file:line, whatever the language; journal show's text says them in 繁體."""
     run = tongban(
         {"partners.yaml": partners(protocol="protocol: ftp"), "mappings/hk.yaml": MAPPING}
     )
@@ -302,10 +302,11 @@ def test_json_keeps_the_english_problems_in_every_language(
     assert {r.exit_code for r in outputs.values()} == {0}
     assert len({r.stdout for r in outputs.values()}) == 1
     today = json.loads(outputs["zh-Hant"].stdout)["today"]
-    assert (
-        "partners.yaml:6: partners[0].protocol: 'ftp' is not one of: rest, soap"
-        in (today["problems"])
-    )
+    english = "partners.yaml:6: partners[0].protocol: 'ftp' is not one of: rest, soap"
+    assert english in today["problems"]
+    text = run("zh-Hant", *args[:-2]).stdout  # the same, for people
+    assert "無法載入 --config . 處的設定：partners.yaml:6: partners[0].protocol: 'ftp' 不是" in text
+    assert "  - partners.yaml:6: partners[0].protocol: 'ftp' 不是以下其中之一：rest, soap" in text
 
 
 async def _one_exchange(path: str, xid: str) -> None:
