@@ -10,6 +10,7 @@ import orjson
 from federation.cli.lang import _
 from federation.cli.problems import shown
 from federation.domain.errors import ConfigError, MappingError, Problem
+from federation.domain.texts import said
 from federation.mapping.engine import load_mapping
 from federation.mapping.examples import check_example, dump, load_example, load_examples
 from federation.runtime.catalogue import Catalogue, load_catalogue
@@ -31,7 +32,8 @@ def run_sample(root: Path, mapping_path: Path, sample: Path, *, echo: Callable[.
     try:
         data = orjson.loads(sample.read_bytes())
     except orjson.JSONDecodeError as exc:
-        raise ConfigError([Problem(message=f"not JSON: {exc}", file=str(sample))]) from exc
+        problem = Problem(text=said("not JSON: %(error)s", error=str(exc)), file=str(sample))
+        raise ConfigError([problem]) from exc
     is_example = (
         isinstance(data, dict)
         and "application" in data

@@ -23,7 +23,7 @@ from replay.factory import open_journal
 from tests.conftest import REPO
 
 CLI = Path(cli.__file__).parent
-PROBLEM_LAYERS = [CLI.parent / name for name in ("domain", "config", "mapping", "runtime")]
+PROBLEM_LAYERS = [CLI.parent / name for name in ("domain", "config", "mapping", "runtime", "cli")]
 # The shell's locale → the script a heading is printed in
 LOCALES = {"zh_HK.UTF-8": "zh_Hant", "zh_CN.UTF-8": "zh_Hans", "C": "en"}
 
