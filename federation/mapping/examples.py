@@ -23,6 +23,7 @@ import orjson
 
 from federation.config.headers import EXCHANGE_KEY, HEADERS_KEY
 from federation.domain.errors import ConfigError, MappingError, Problem
+from federation.domain.texts import Text, said
 from federation.mapping.engine import CompiledMapping, Section
 
 # The sections a case may exercise: every Section of a compiled mapping but the request (the
@@ -86,26 +87,37 @@ def load_examples(mapping_path: Path) -> list[Example]:
 def load_example(file: Path) -> Example:
     """One golden example file; ConfigError says what is wrong with it."""
 
-    def bad(message: str) -> ConfigError:
-        return ConfigError([Problem(message=message, file=str(file))])
+    def bad(message: Text) -> ConfigError:
+        return ConfigError([Problem(text=message, file=str(file))])
 
     try:
         data = orjson.loads(file.read_bytes())
     except (OSError, orjson.JSONDecodeError) as exc:
-        raise bad(f"not a readable JSON example: {exc}") from exc
+        raise bad(said("not a readable JSON example: %(error)s", error=str(exc))) from exc
     if not isinstance(data, dict) or not isinstance(data.get("application"), dict):
-        raise bad("an example needs an 'application' object")
+        raise bad(said("an example needs an 'application' object"))
     if ("expected" in data) == ("expected_errors" in data):
-        raise bad("give exactly one of 'expected' or 'expected_errors'")
+        raise bad(said("give exactly one of 'expected' or 'expected_errors'"))
     for key in data:
         if key not in (*_TOP, *_MORE, *CASE_SECTIONS):
             hint = difflib.get_close_matches(key, (*_TOP, *_MORE, *CASE_SECTIONS), n=1)
-            more = f" (did you mean {hint[0]!r}?)" if hint else ""
-            raise bad(f"unknown key {key!r}{more}; sections with cases: {', '.join(CASE_SECTIONS)}")
+            cases = ", ".join(CASE_SECTIONS)
+            raise bad(
+                said(
+                    "unknown key %(key)r (did you mean %(hint)r?); sections with cases: %(cases)s",
+                    key=key,
+                    hint=hint[0],
+                    cases=cases,
+                )
+                if hint
+                else said(
+                    "unknown key %(key)r; sections with cases: %(cases)s", key=key, cases=cases
+                )
+            )
     wanted = _expectations(data, "expected_errors", bad)
     headers = data.get("expected_headers")
     if headers is not None and not isinstance(headers, dict):
-        raise bad("'expected_headers' must be an object (the request's @headers)")
+        raise bad(said("'expected_headers' must be an object (the request's @headers)"))
     return Example(
         file=file,
         description=str(data.get("description", "")),
@@ -121,18 +133,18 @@ def load_example(file: Path) -> Example:
 
 
 def _expectations(
-    data: dict[str, Any], key: str, bad: Callable[[str], ConfigError]
+    data: dict[str, Any], key: str, bad: Callable[[Text], ConfigError]
 ) -> Expectations | None:
     wanted = data.get(key)
     if wanted is not None and not (
         isinstance(wanted, list)
         and all(isinstance(w, dict) and isinstance(w.get("path"), str) for w in wanted)
     ):
-        raise bad(f'{key!r} must be a list of {{"path": …, "contains": …}}')
+        raise bad(said('%(key)r must be a list of {"path": …, "contains": …}', key=key))
     return wanted
 
 
-def _cases(data: dict[str, Any], bad: Callable[[str], ConfigError]) -> list[Case]:
+def _cases(data: dict[str, Any], bad: Callable[[Text], ConfigError]) -> list[Case]:
     out: list[Case] = []
     for name in CASE_SECTIONS:
         raw = data.get(name)
@@ -141,12 +153,17 @@ def _cases(data: dict[str, Any], bad: Callable[[str], ConfigError]) -> list[Case
         for i, item in enumerate(raw if isinstance(raw, list) else [raw]):
             where = f"{name}[{i}]" if isinstance(raw, list) else name
             if not isinstance(item, dict) or "input" not in item:
-                raise bad(f"{where}: a case is an object with 'input'")
+                raise bad(said("%(where)s: a case is an object with 'input'", where=where))
             if ("expected" in item) == ("expected_errors" in item):
-                raise bad(f"{where}: give exactly one of 'expected' or 'expected_errors'")
+                raise bad(
+                    said(
+                        "%(where)s: give exactly one of 'expected' or 'expected_errors'",
+                        where=where,
+                    )
+                )
             extra = set(item) - {"input", "expected", "expected_errors", "expected_warnings"}
             if extra:
-                raise bad(f"{where}: unknown key {sorted(extra)[0]!r}")
+                raise bad(said("%(where)s: unknown key %(key)r", where=where, key=sorted(extra)[0]))
             out.append(
                 Case(
                     section=name,

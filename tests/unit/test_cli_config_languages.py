@@ -410,3 +410,19 @@ def test_a_mapping_checked_against_a_soap_operation(
         for message in said[language]:
             [line] = [line for line in lines if line.endswith(f"status_query: {message}")]
             assert line.startswith("mappings/hk/td-vehicle-licence-renewal.yaml:")
+
+
+def test_a_broken_golden_example_is_said_in_each_language(tongban: Callable[[Files], Run]) -> None:
+    """mapping test on a golden example with a misspelt section: the example file named the same
+    way, the key and the hint quoted as written, the exit code 1 in every language."""
+    example = '{"application": {}, "expected": {}, "respons": {}}'
+    run = tongban({"partners.yaml": partners(), "mappings/hk.yaml": MAPPING, "ex.json": example})
+    said = {
+        "en": "ex.json: unknown key 'respons' (did you mean 'response'?); sections with cases: ",
+        "zh-Hans": "ex.json: 未知的键 'respons'（是否想写 'response'？）；可含用例的段落：",
+        "zh-Hant": "ex.json: 未知的鍵 'respons'（是否想寫 'response'？）；可含測試案例的段落：",
+    }
+    for language in LANGUAGES:
+        result = run(language, "mapping", "test", "mappings/hk.yaml", "ex.json")
+        assert result.exit_code == 1
+        assert result.stderr.startswith(said[language]), result.stderr
