@@ -71,7 +71,12 @@ def load_schema(path: Path, *, display: str) -> TargetSchema:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
         raise ConfigError(
-            [Problem(message=f"not a valid JSON Schema: {exc.message}", file=display)]
+            [
+                Problem(
+                    text=said("not a valid JSON Schema: %(error)s", error=exc.message),
+                    file=display,
+                )
+            ]
         ) from exc
     return TargetSchema(
         file=display,
