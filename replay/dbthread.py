@@ -131,8 +131,11 @@ class DbThread(threading.Thread):
         if turn is not None:
             try:
                 turn.take()
-            except TurnNotHad as exc:
-                self._deliver([(fut, None, exc) for _, fut in batch])
+            except Exception as exc:  # TurnNotHad, or anything unforeseen: never a dead writer
+                failed = (
+                    exc if isinstance(exc, TurnNotHad) else TurnNotHad(f"database is locked: {exc}")
+                )
+                self._deliver([(fut, None, failed) for _, fut in batch])
                 return
         try:
             results = self._transact(conn, batch)

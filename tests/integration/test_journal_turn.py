@@ -14,8 +14,11 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 from federation.domain.errors import JournalUnavailable
 from replay.sqlite import SQLiteJournal
+from replay.turn import Turn
 from tests.integration.test_journal_sealing import write
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,6 +67,34 @@ async def test_a_turn_kept_past_the_busy_timeout_fails_the_batch_and_loses_nothi
         for i in range(5):
             await write(j, 1, start=i)
         assert sum((await j.counts()).values()) == 5
+    finally:
+        await j.close()
+
+
+async def test_a_turn_that_fails_unforeseen_fails_its_batch_and_the_writer_lives_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever taking the turn raises, the batch's callers hear journal-unavailable at once and
+    the writer thread goes on with the next batch (it used to be able to die, leaving every
+    later write unanswered)."""
+    path = tmp_path / "j.sqlite"
+    j = SQLiteJournal(path)
+    await j.open()
+    try:
+        real = Turn.take
+        calls = []
+
+        def failing_once(self: Turn) -> None:
+            calls.append(1)
+            if len(calls) == 1:
+                raise RuntimeError("can't start new thread")
+            real(self)
+
+        monkeypatch.setattr(Turn, "take", failing_once)
+        with pytest.raises(JournalUnavailable, match="can't start new thread"):
+            await asyncio.wait_for(write(j, 1), 10)
+        ids = await asyncio.wait_for(write(j, 1, start=1), 10)
+        assert (await j.get(ids[0])) is not None
     finally:
         await j.close()
 

@@ -3,6 +3,7 @@ files of ``<journal>-turn``, a bounded wait, and a turn given back once nobody w
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import threading
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from federation.domain.errors import JournalUnavailable
 from replay.turn import Turn, TurnNotHad
 
 
@@ -46,6 +48,13 @@ def eventually(predicate: Callable[[], bool], what: str, timeout: float = 10.0) 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.01)
+
+
+def settled(turn: Turn) -> None:
+    """Wait until the turn's waiting thread, if any, has done what it does once it has the turn."""
+    if turn._helper is not None:
+        turn._helper.join(10.0)
+        assert not turn._helper.is_alive(), "the waiting thread never had the turn"
 
 
 def test_a_free_turn_is_taken_and_given_back(turn_file: Path) -> None:
@@ -90,7 +99,8 @@ def test_a_turn_not_had_in_time_says_so_and_is_given_back_when_it_comes(
         turn.take()
     assert "j.sqlite-turn" in str(caught.value)
     fcntl.flock(other, fcntl.LOCK_UN)
-    eventually(lambda: free(turn_file), "the abandoned turn to be given back")
+    settled(turn)  # the waiting thread had the turn, found nobody wanting it, gave it back
+    assert free(turn_file)
     turn.take()  # and the writer has it again afterwards
     assert not free(turn_file)
     turn.give()
@@ -124,12 +134,12 @@ def test_closed_while_waiting_the_file_is_closed_once_the_turn_comes(
     with pytest.raises(TurnNotHad):
         turn.take()
     turn.close()
+    os.fstat(turn._fd)  # still open: the waiting thread closes it
     fcntl.flock(other, fcntl.LOCK_UN)
-    eventually(lambda: free(turn_file), "the closed turn's file to let go")
-    eventually(
-        lambda: not any(t.name == "journal-turn" for t in threading.enumerate()),
-        "the waiting thread to end",
-    )
+    settled(turn)
+    assert free(turn_file)
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        os.fstat(turn._fd)
 
 
 def test_the_turn_file_is_private_and_missing_directories_mean_no_turn(tmp_path: Path) -> None:
@@ -142,3 +152,45 @@ def test_the_turn_file_is_private_and_missing_directories_mean_no_turn(tmp_path:
     assert (turn.path.stat().st_mode & 0o777) == 0o600
     turn.close()
     assert Turn.beside(tmp_path / "missing" / "j.sqlite", timeout=1.0) is None
+
+
+def test_a_turn_file_open_to_others_is_narrowed(tmp_path: Path) -> None:
+    """Anyone who can open the file can hold the turn and stop every write: a copied or restored
+    one left 0644 is made 0600."""
+    path = tmp_path / "j.sqlite-turn"
+    path.touch()
+    path.chmod(0o644)
+    Turn(path, timeout=1.0).close()
+    assert (path.stat().st_mode & 0o777) == 0o600
+
+
+def test_a_writable_journal_whose_turn_cannot_be_opened_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writing without turns would bring the starvation back unnoticed: the open fails and says
+    which file (here the turn's name is taken by a directory); a journal this process may not
+    write anyway simply has no turn."""
+    journal = tmp_path / "j.sqlite"
+    journal.touch()
+    (tmp_path / "j.sqlite-turn").mkdir()
+    with pytest.raises(JournalUnavailable, match=r"j\.sqlite-turn"):
+        Turn.beside(journal, timeout=1.0)
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # read-only to this process
+    assert Turn.beside(journal, timeout=1.0) is None
+
+
+def test_a_file_system_without_locks_means_writing_without_turns(
+    turn_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ENOLCK (no locks on this file system): the writer goes on with SQLite's lock alone, as
+    before turns, rather than failing or dying."""
+    turn = Turn(turn_file, timeout=1.0)
+
+    def no_locks(fd: int, op: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    turn.take()
+    turn.give()
+    monkeypatch.undo()
+    turn.close()
