@@ -47,6 +47,41 @@ async def test_a_write_waits_for_the_turn_another_process_holds(tmp_path: Path) 
         await j.close()
 
 
+HOLDER = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+async def test_a_writer_killed_while_it_holds_the_turn_leaves_no_stale_turn(tmp_path: Path) -> None:
+    """kill -9 of the process holding the turn: the kernel drops its flock with it, and the
+    write that was waiting goes through (a lock file would have stayed behind)."""
+    path = tmp_path / "j.sqlite"
+    j = SQLiteJournal(path, busy_timeout=60.0)
+    await j.open()
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HOLDER, str(path) + "-turn", stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert holder.stdout is not None
+        assert await asyncio.wait_for(holder.stdout.readline(), 30) == b"held\n"
+        pending = asyncio.ensure_future(write(j, 1))
+        await asyncio.sleep(0.3)
+        assert not pending.done(), "written while the other process held the turn"
+        holder.kill()
+        await holder.wait()
+        ids = await asyncio.wait_for(pending, 30)
+        assert (await j.get(ids[0])) is not None
+    finally:
+        if holder.returncode is None:
+            holder.kill()
+            await holder.wait()
+        await j.close()
+
+
 async def test_a_turn_kept_past_the_busy_timeout_fails_the_batch_and_loses_nothing(
     tmp_path: Path,
 ) -> None:
