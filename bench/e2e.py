@@ -15,10 +15,11 @@ when each was delivered: p50 and p99 submit-to-delivered, and by phase from its 
 A third run sends the same load while 10 % of partner replies fail transiently (``RESULT
 name=e2e_faults``). The workers run sends the same load to ``tongban serve --workers 1`` and
 ``--workers N`` (fresh journals): ``RESULT name=e2e_workers``, whose ``balance`` is the least busy
-worker's CPU over the busiest's. ``--profile FILE`` runs the measured broker under cProfile,
-timing the CPU of its event loop thread (``bench/profiled.py``), and writes its stats to FILE (read them with
-``python -m pstats FILE``). ``--gc FILE`` records the measured broker's garbage collections
-(``bench/gcstats.py``) and reports those of the throughput run: ``RESULT name=e2e_gc``. Last
+worker's CPU over the busiest's and ``idle`` the machine's idle share in the N workers' run.
+``--profile FILE`` runs the measured broker under cProfile, timing the CPU of its event loop
+thread (``bench/profiled.py``), and writes its stats to FILE (read them with ``python -m pstats
+FILE``). ``--gc FILE`` records the measured broker's garbage collections (``bench/gcstats.py``)
+and reports those of the throughput run: ``RESULT name=e2e_gc``. Last
 line: ``RESULT name=e2e ratio=<broker/direct> broker_cpu_ms=… hops_cpu_ms=… overhead=… p50_ms=…
 p99_ms=… ...``.
 """
@@ -487,29 +488,38 @@ async def relayed(base: str, count: int) -> None:
     raise SystemExit("the relay's partner calls did not all come back")
 
 
-async def workers_run(s: Setup, workers: int) -> tuple[float, float, int, float]:
+async def workers_run(s: Setup, workers: int) -> tuple[float, float, int, float, float]:
     """The same load through `tongban serve --workers 1` and `--workers N`, fresh journals each;
     the two rates, how many requests the N workers answered 503 (SQLite's one write lock, not
-    had within its busy timeout), each sent again with its key, and how evenly the N workers
-    shared the work: the least busy worker's CPU over the busiest's."""
+    had within its busy timeout), each sent again with its key, how evenly the N workers shared
+    the work (the least busy worker's CPU over the busiest's), and the machine's idle share
+    during the N workers' run: CPU left idle while workers wait means something other than the
+    cores holds them back (it was SQLite's busy handler before the journal's turns)."""
     rates = []
     retried = [0]
-    balance = 1.0
+    balance, idle = 1.0, 0.0
     for count in (1, workers):
         label = f"workers{count}"
         broker, base = s.broker(label, workers=count)
         try:
             await s.warm(base, label)
-            before = children_cpu(broker.proc.pid)
+            before, ticks = children_cpu(broker.proc.pid), idle_ticks()
             seconds, _ = await s.load(base, label, "w", 100, retried if count > 1 else None)
-            after = children_cpu(broker.proc.pid)
+            after, ticks_after = children_cpu(broker.proc.pid), idle_ticks()
             rates.append(s.n / seconds)
             used = [after[pid] - before.get(pid, 0.0) for pid in after]
             if count > 1 and used:
                 balance = min(used) / max(max(used), 1e-9)
+                idle = (ticks_after[0] - ticks[0]) / max(ticks_after[1] - ticks[1], 1)
         finally:
             broker.stop()
-    return rates[0], rates[1], retried[0], balance
+    return rates[0], rates[1], retried[0], balance, idle
+
+
+def idle_ticks() -> tuple[int, int]:
+    """(idle, all) CPU ticks of the whole machine so far, from /proc/stat (idle counts iowait)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return values[3] + values[4], sum(values)
 
 
 def children_cpu(parent: int) -> dict[int, float]:
@@ -580,7 +590,7 @@ async def main() -> None:
     source = next(iter(load_catalogue(args.config).config.sources))
     body = {"source": source, "partner": partner, "service": service, "application": application}
     s = Setup(partner, sim_url, root, tmp, body, args.n, args.concurrency)
-    workers: tuple[float, float, int, float] | None = None
+    workers: tuple[float, float, int, float, float] | None = None
     try:
         rest = load_catalogue(args.config).config.partners[partner].services[service]
         direct_url = sim_url + rest.options["rest"].path
@@ -602,7 +612,7 @@ def report(
     args: argparse.Namespace,
     direct_rate: float,
     run: BrokerRun,
-    workers: tuple[float, float, int, float] | None,
+    workers: tuple[float, float, int, float, float] | None,
     relay_ms: float,
 ) -> None:
     """The human lines, then the RESULT lines."""
@@ -656,12 +666,12 @@ def report(
             f"full_ms={ms2:.1f} full_max_ms={long2:.1f} n={s.n}"
         )
     if workers is not None:
-        one, many, retried, balance = workers
+        one, many, retried, balance, idle = workers
         cores = len(os.sched_getaffinity(0))
         print(
             f"RESULT name=e2e_workers workers={args.workers} cores={cores} one_per_s={one:.0f} "
             f"n_per_s={many:.0f} scaling={many / one:.2f} efficiency={many / one / args.workers:.2f}"
-            f" retried_503={retried} balance={balance:.2f}"
+            f" retried_503={retried} balance={balance:.2f} idle={idle:.2f}"
         )
     print(
         f"RESULT name=e2e ratio={run.rate / direct_rate:.3f} broker_per_s={run.rate:.0f} "
