@@ -21,6 +21,7 @@ from replay.turn import Turn, TurnNotHad
 
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
+Prepare = Callable[[], None]
 MAX_BATCH = 512
 Item = TypeVar("Item")
 
@@ -73,7 +74,9 @@ class DbThread(threading.Thread):
         # makes the turn every transaction takes first, shared with the other processes writing
         # the same file (replay/turn.py); made in the thread, beside its connection
         self._make_turn = turn
-        self._queue: queue.SimpleQueue[tuple[Op, asyncio.Future[Any]] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[Op, asyncio.Future[Any], Prepare | None] | None] = (
+            queue.SimpleQueue()
+        )
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
 
@@ -84,9 +87,13 @@ class DbThread(threading.Thread):
         if self._startup_error is not None:
             raise self._translate(self._startup_error) from self._startup_error
 
-    def submit(self, op: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+    def submit(
+        self, op: Callable[[sqlite3.Connection], T], prepare: Prepare | None = None
+    ) -> asyncio.Future[T]:
+        """Run ``op`` in the next batch's transaction; ``prepare`` first, once, outside it (work
+        that needs no row, so that the turn is held for the SQL alone)."""
         fut: asyncio.Future[T] = self._loop.create_future()
-        self._queue.put((op, fut))
+        self._queue.put((op, fut, prepare))
         return fut
 
     def stop(self) -> None:
@@ -107,13 +114,34 @@ class DbThread(threading.Thread):
                 if first is None:
                     return
                 batch, stopping = batch_after(first, self._queue.get_nowait, queue.Empty, MAX_BATCH)
-                self._run_batch(conn, batch, turn)
+                ready = self._prepared(batch)
+                if ready:
+                    self._run_batch(conn, ready, turn)
                 if stopping:
                     return
         finally:
             conn.close()
             if turn is not None:
                 turn.close()
+
+    def _prepared(
+        self, batch: list[tuple[Op, asyncio.Future[Any], Prepare | None]]
+    ) -> list[tuple[Op, asyncio.Future[Any]]]:
+        """Each op's preparation, run once before the batch's transaction; an op whose
+        preparation fails is answered with its error and left out of the batch."""
+        ready: list[tuple[Op, asyncio.Future[Any]]] = []
+        failed: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        for op, fut, prepare in batch:
+            if prepare is not None:
+                try:
+                    prepare()
+                except Exception as exc:
+                    failed.append((fut, None, exc))
+                    continue
+            ready.append((op, fut))
+        if failed:
+            self._deliver(failed)
+        return ready
 
     def _run_batch(
         self,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import struct
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -155,6 +155,33 @@ def stored_events(
         data = sealed_event(seal, exchange_id, e.kind, e.at, dumps(e.data))
         out.append((exchange_id, e.at, e.kind, data, state if n == len(events) else None))
     return out
+
+
+class Sealing:
+    """A write's events sealed ahead of it: ``prepare`` runs in the SQLite writer thread before
+    the batch's transaction and outside the journal's turn (sealing needs no row), so that the turn
+    is held for the SQL alone; ``rows`` gives them with the row's digest on the last one, sealed
+    again if the journal's seal changed in between (a rekey)."""
+
+    __slots__ = ("_at", "_events", "_id", "_rows", "_seal", "_used")
+
+    def __init__(
+        self, seal: Callable[[], Seal], exchange_id: str, events: Sequence[Event], at: float
+    ):
+        self._seal, self._id, self._events, self._at = seal, exchange_id, events, at
+        self._used: Seal | None = None
+        self._rows: list[EventRow] = []
+
+    def prepare(self) -> None:
+        self._used = self._seal()
+        self._rows = stored_events(self._used, self._id, self._events, b"", now=self._at)
+
+    def rows(self, state: bytes) -> list[EventRow]:
+        """The sealed rows, ``state`` on the last (as ``stored_events`` with that state)."""
+        if self._used is not self._seal():  # not prepared, or sealed since under another key
+            return stored_events(self._seal(), self._id, self._events, state, now=self._at)
+        *head, (xid, at, kind, data, _) = self._rows
+        return [*head, (xid, at, kind, data, state)]
 
 
 def sealed(seal: Seal, exchange_id: str, kind: str, at: float, data: Mapping[str, Any]) -> bytes:

@@ -220,10 +220,15 @@ class SQLiteJournal:
             return err
         return exc
 
-    def _write(self, op: Callable[[sqlite3.Connection], Any]) -> asyncio.Future[Any]:
+    def _write(
+        self, op: Callable[[sqlite3.Connection], Any], prepare: Callable[[], None] | None = None
+    ) -> asyncio.Future[Any]:
         if self._writer is None or not self._writer.is_alive():
             raise JournalUnavailable(f"journal {self.path} is not open")
-        return self._writer.submit(op)
+        return self._writer.submit(op, prepare)
+
+    def _current_seal(self) -> Seal:
+        return self.seal
 
     def _read(self, op: Callable[[sqlite3.Connection], Any]) -> asyncio.Future[Any]:
         if self._reader is None or not self._reader.is_alive():
@@ -238,6 +243,11 @@ class SQLiteJournal:
     async def create(
         self, new: NewExchange, *, owner: str, lease_until: float
     ) -> tuple[Exchange, bool]:
+        received = Event(
+            exchange_id=new.id, kind="received", at=new.received_at, data=new.received_data()
+        )
+        sealing = rows.Sealing(self._current_seal, new.id, [received], new.received_at)
+
         def op(conn: sqlite3.Connection) -> tuple[Exchange, bool]:
             cur = conn.execute(
                 "INSERT INTO exchanges (id, direction, source, target, service, idempotency_key,"
@@ -268,11 +278,7 @@ class SQLiteJournal:
                 )
                 history = sqlitesql.history(conn, row["id"], self.seal)
                 return sqlitesql.exchange(conn, row, history, self.sets), False
-            received = Event(
-                exchange_id=new.id, kind="received", at=new.received_at, data=new.received_data()
-            )
-            state = rows.shown_digest(rows.created(new.id))
-            self._chain.append(conn, rows.stored_events(self.seal, new.id, [received], state))
+            self._chain.append(conn, sealing.rows(rows.shown_digest(rows.created(new.id))))
             if new.applicant_refs:
                 conn.executemany(
                     "INSERT OR IGNORE INTO exchange_refs (ref, exchange_id) VALUES (?, ?)",
@@ -280,7 +286,7 @@ class SQLiteJournal:
                 )
             return new.as_received(), True
 
-        result: tuple[Exchange, bool] = await self._write(op)
+        result: tuple[Exchange, bool] = await self._write(op, sealing.prepare)
         return result
 
     async def record(
@@ -308,11 +314,10 @@ class SQLiteJournal:
                 ).fetchone()
                 raise rules.refusal_reason(exchange_id, current(row), change, owner)
             conn.executemany(mapping_sets.INSERT_SQLITE, items)
-            state = rows.shown_digest(shown)
-            appended = rows.stored_events(self.seal, exchange_id, events, state, now=now)
-            self._chain.append(conn, appended)
+            self._chain.append(conn, sealing.rows(rows.shown_digest(shown)))
 
-        await self._write(op)
+        sealing = rows.Sealing(self._current_seal, exchange_id, events, now)
+        await self._write(op, sealing.prepare)
 
     async def get(self, exchange_id: str) -> Exchange | None:
         def op(conn: sqlite3.Connection) -> Exchange | None:
