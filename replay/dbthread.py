@@ -117,6 +117,8 @@ class DbThread(threading.Thread):
                 ready = self._prepared(batch)
                 if ready:
                     self._run_batch(conn, ready, turn)
+                # nothing of this batch (its closures, events, sealed rows) kept while idle
+                del first, batch, ready
                 if stopping:
                     return
         finally:

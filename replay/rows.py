@@ -126,14 +126,18 @@ def opened(seal: Seal, exchange_id: str, kind: str, at: float, stored: bytes, wh
     return seal.open(stored, aad, what, seal.contexts.get(exchange_id), lead=exchange_id.encode())
 
 
-def sealed_event(seal: Seal, exchange_id: str, kind: str, at: float, plain: bytes) -> bytes:
+def sealed_event(
+    seal: Seal, exchange_id: str, kind: str, at: float, plain: bytes, *, remember: bool = True
+) -> bytes:
     """An event's data as stored: a ``received`` event's plaintext becomes the context that its
-    exchange's later events are compressed with (when this process still remembers it)."""
+    exchange's later events are compressed with (when this process still remembers it; with
+    ``remember=False`` the caller remembers it once the event is written)."""
     aad = event_aad(exchange_id, kind, at)
     if not exchange_id or not seal.keyed:
         return seal.seal(plain, aad)
     if kind == RECEIVED:
-        seal.contexts.remember(exchange_id, plain)
+        if remember:
+            seal.contexts.remember(exchange_id, plain)
         return seal.seal(plain, aad)
     return seal.seal(plain, aad, seal.contexts.get(exchange_id), lead=exchange_id.encode())
 
@@ -145,6 +149,7 @@ def stored_events(
     state: bytes | None = None,
     *,
     now: float = 0.0,
+    remember: bool = True,
 ) -> list[EventRow]:
     """``events`` as stored: data sealed, ``state`` (the row's digest) on the last one. A write
     that changes the row without an event of its own gets a hidden STATE event (at ``now``)."""
@@ -152,7 +157,7 @@ def stored_events(
         events = [Event(exchange_id=exchange_id, kind=STATE, at=now, data={})]
     out: list[EventRow] = []
     for n, e in enumerate(events, start=1):
-        data = sealed_event(seal, exchange_id, e.kind, e.at, dumps(e.data))
+        data = sealed_event(seal, exchange_id, e.kind, e.at, dumps(e.data), remember=remember)
         out.append((exchange_id, e.at, e.kind, data, state if n == len(events) else None))
     return out
 
@@ -160,10 +165,13 @@ def stored_events(
 class Sealing:
     """A write's events sealed ahead of it: ``prepare`` runs in the SQLite writer thread before
     the batch's transaction and outside the journal's turn (sealing needs no row), so that the turn
-    is held for the SQL alone; ``rows`` gives them with the row's digest on the last one, sealed
-    again if the journal's seal changed in between (a rekey)."""
+    is held for the SQL alone; ``rows``, called in the transaction once the row is written, gives
+    them with the row's digest on the last one, sealed again if the journal's seal changed in
+    between (a rekey). A ``received`` event's plaintext becomes its exchange's compression context
+    only then, as when sealing was done in the transaction: a create that turns out a repeat or
+    fails leaves nothing in the cache."""
 
-    __slots__ = ("_at", "_events", "_id", "_rows", "_seal", "_used")
+    __slots__ = ("_at", "_events", "_id", "_received", "_rows", "_seal", "_used")
 
     def __init__(
         self, seal: Callable[[], Seal], exchange_id: str, events: Sequence[Event], at: float
@@ -171,15 +179,23 @@ class Sealing:
         self._seal, self._id, self._events, self._at = seal, exchange_id, events, at
         self._used: Seal | None = None
         self._rows: list[EventRow] = []
+        self._received: list[bytes] = []
 
     def prepare(self) -> None:
         self._used = self._seal()
-        self._rows = stored_events(self._used, self._id, self._events, b"", now=self._at)
+        self._rows = stored_events(
+            self._used, self._id, self._events, b"", now=self._at, remember=False
+        )
+        self._received = [dumps(e.data) for e in self._events if e.kind == RECEIVED]
 
     def rows(self, state: bytes) -> list[EventRow]:
         """The sealed rows, ``state`` on the last (as ``stored_events`` with that state)."""
-        if self._used is not self._seal():  # not prepared, or sealed since under another key
-            return stored_events(self._seal(), self._id, self._events, state, now=self._at)
+        seal = self._seal()
+        if self._used is not seal:  # not prepared, or sealed since under another key
+            return stored_events(seal, self._id, self._events, state, now=self._at)
+        if self._id and seal.keyed:
+            for plain in self._received:
+                seal.contexts.remember(self._id, plain)
         *head, (xid, at, kind, data, _) = self._rows
         return [*head, (xid, at, kind, data, state)]
 

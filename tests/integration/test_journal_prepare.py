@@ -8,8 +8,6 @@ leave rows under the old key, and a preparation runs once even when its batch is
 from __future__ import annotations
 
 import asyncio
-import fcntl
-import os
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,12 +15,15 @@ from typing import Any
 
 import pytest
 
-from federation.domain.models import Event
+from federation.domain.ids import new_id
+from federation.domain.models import Direction, Event, NewExchange
 from replay import rows
 from replay.dbthread import DbThread
 from replay.keys import Keyring
 from replay.seal import Seal
+from replay.sqlite import SQLiteJournal
 from replay.turn import Turn
+from tests.unit.test_turn import free
 
 AT = 1_790_000_000.0
 EVENTS = [
@@ -85,14 +86,7 @@ async def writer(tmp_path: Path) -> AsyncIterator[tuple[DbThread, Path]]:
 
 
 def turn_free(path: Path) -> bool:
-    fd = os.open(path.with_name(path.name + "-turn"), os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
-    return True
+    return free(path.with_name(path.name + "-turn"))
 
 
 async def test_a_preparation_runs_outside_the_turn_once_and_fails_only_its_own_write(
@@ -140,3 +134,34 @@ async def test_a_preparation_runs_outside_the_turn_once_and_fails_only_its_own_w
     assert sorted(seen) == sorted((v, True) for v in ("a", "refused", "bad", "b"))
     done = thread.submit(lambda conn: [r[0] for r in conn.execute("SELECT v FROM t ORDER BY v")])
     assert await done == ["a", "b"]
+
+
+async def test_a_create_that_is_a_repeat_leaves_no_compression_context(tmp_path: Path) -> None:
+    """The received event is sealed ahead, but its plaintext becomes the exchange's compression
+    context only once its row is written: a repeat (same key, another id) leaves none behind, so
+    retries cannot push live exchanges' contexts out of the cache."""
+    j = SQLiteJournal(tmp_path / "j.sqlite")
+    await j.open()
+    try:
+        first, second = (
+            NewExchange(
+                id=new_id(AT + n),
+                direction=Direction.OUTBOUND,
+                source="gd-portal",
+                target="hk",
+                service="TD-VL-RENEW",
+                idempotency_key="same",
+                request_hash="sha256:x",
+                application={"n": 1},
+                received_at=AT + n,
+            )
+            for n in (0, 1)
+        )
+        _, made = await j.create(first, owner="w", lease_until=AT + 100)
+        again, made_again = await j.create(second, owner="w", lease_until=AT + 100)
+        assert made and not made_again and again.id == first.id
+        assert j.seal.keyed
+        assert j.seal.contexts.get(first.id) is not None
+        assert j.seal.contexts.get(second.id) is None
+    finally:
+        await j.close()
