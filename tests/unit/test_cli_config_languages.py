@@ -24,10 +24,9 @@ from federation.config import load_config
 from federation.config.recognised import schema_error
 from federation.domain.errors import ConfigError, Problem
 from federation.domain.ids import new_id
-from federation.domain.models import Direction, NewExchange
 from federation.domain.texts import Text, said
-from replay.factory import open_journal
 from tests.conftest import REPO
+from tests.unit.test_cli_languages import one_exchange
 
 LANGUAGES = ("en", "zh-Hans", "zh-Hant")
 MAPPING = "mapping: 1\nrequest:\n  holder.name: applicant.name\n"
@@ -296,7 +295,7 @@ def test_json_keeps_the_english_problems_in_every_language(
     )
     path = str(tmp_path / "journal.sqlite")
     xid = new_id(1_790_000_000.0)
-    asyncio.run(_one_exchange(path, xid))
+    asyncio.run(one_exchange(path, xid, "lang-config-1"))
     args = ("journal", "show", xid, "--journal", path, "--config", ".", "--format", "json")
     outputs = {language: run(language, *args) for language in LANGUAGES}
     assert {r.exit_code for r in outputs.values()} == {0}
@@ -307,26 +306,6 @@ def test_json_keeps_the_english_problems_in_every_language(
     text = run("zh-Hant", *args[:-2]).stdout  # the same, for people
     assert "無法載入 --config . 處的設定：partners.yaml:6: partners[0].protocol: 'ftp' 不是" in text
     assert "  - partners.yaml:6: partners[0].protocol: 'ftp' 不是以下其中之一：rest, soap" in text
-
-
-async def _one_exchange(path: str, xid: str) -> None:
-    journal = open_journal(path)
-    await journal.open()
-    try:
-        new = NewExchange(
-            id=xid,
-            direction=Direction.OUTBOUND,
-            source="gd-portal",
-            target="hk",
-            service="TD-VL-RENEW",
-            idempotency_key="lang-config-1",
-            request_hash="sha256:lang",
-            application={"applicant": {"name": "陳大文"}},
-            received_at=1_790_000_000.0,
-        )
-        await journal.create(new, owner="test", lease_until=0.0)
-    finally:
-        await journal.close()
 
 
 def test_a_translation_that_does_not_fit_falls_back_to_english() -> None:

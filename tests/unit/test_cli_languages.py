@@ -34,32 +34,33 @@ def tongban(*args: str, env: dict[str, str | None] | None = None) -> Result:
     return CliRunner().invoke(main, list(args), env={**quiet, **(env or {})})
 
 
+async def one_exchange(path: str, xid: str, key: str = "lang-1") -> None:
+    """One exchange for hk in the SQLite journal at ``path``, with an applicant's name in Chinese."""
+    j = open_journal(path)
+    await j.open()
+    try:
+        new = NewExchange(
+            id=xid,
+            direction=Direction.OUTBOUND,
+            source="gd-portal",
+            target="hk",
+            service="TD-VL-RENEW",
+            idempotency_key=key,
+            request_hash="sha256:lang",
+            application={"applicant": {"name": "陳大文"}},
+            received_at=1_790_000_000.0,
+        )
+        await j.create(new, owner="test", lease_until=0.0)
+    finally:
+        await j.close()
+
+
 @pytest.fixture
 def journal(tmp_path: Path) -> tuple[str, str]:
     """A SQLite journal holding one exchange for hk, and that exchange's id."""
     path = str(tmp_path / "journal.sqlite")
     xid = new_id(1_790_000_000.0)
-
-    async def fill() -> None:
-        j = open_journal(path)
-        await j.open()
-        try:
-            new = NewExchange(
-                id=xid,
-                direction=Direction.OUTBOUND,
-                source="gd-portal",
-                target="hk",
-                service="TD-VL-RENEW",
-                idempotency_key="lang-1",
-                request_hash="sha256:lang",
-                application={"applicant": {"name": "陳大文"}},
-                received_at=1_790_000_000.0,
-            )
-            await j.create(new, owner="test", lease_until=0.0)
-        finally:
-            await j.close()
-
-    asyncio.run(fill())
+    asyncio.run(one_exchange(path, xid))
     return path, xid
 
 
