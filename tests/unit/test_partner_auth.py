@@ -148,4 +148,4 @@ def test_secret_reference_names_itself_never_the_value(tmp_path: Path) -> None:
     ref = SecretRef(kind="env", name="TONGBAN_TEST_NOT_SET_ANYWHERE")
     assert str(ref) == "{env:TONGBAN_TEST_NOT_SET_ANYWHERE}"
     problem = ref.problem()
-    assert problem is not None and "TONGBAN_TEST_NOT_SET_ANYWHERE is not set" in problem
+    assert problem is not None and "TONGBAN_TEST_NOT_SET_ANYWHERE is not set" in str(problem)
