@@ -32,6 +32,7 @@ from federation.cli.render import CSV_COLUMNS, exchange_lines, table
 from federation.cli.today import compare_with_today
 from federation.domain.errors import ConfigError
 from federation.domain.models import Exchange, iso, json_default
+from replay import instances
 from replay.archive import verify_archive
 from replay.chain import Break
 from replay.factory import journal_file, open_journal
@@ -175,13 +176,28 @@ def verify(archive_file: Path | None, journal_path: str) -> None:
     click.echo(_("ok: %(n)d events") % {"n": count})
 
 
+BROKERS_RUNNING = N_(
+    "brokers announced themselves on this journal in the last %(seconds)d s: %(ids)s. Stop them"
+    " first: a running broker goes on sealing with the old key, which rekey retires, and what it"
+    " writes afterwards could not be read again. If they were stopped without withdrawing"
+    " (killed), wait %(seconds)d s or use --force"
+)
+
+
 @journal.command()
 @journal_option
-def rekey(journal_path: str) -> None:
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Rekey even though brokers announced themselves lately (killed without withdrawing).",
+)
+def rekey(journal_path: str, force: bool) -> None:
     """Seal every payload again under a new data key (what is still in clear too); the chain stays
     whole. Stop the brokers on this journal first: they hold the old key until restarted."""
 
     async def work(j: Backend) -> tuple[int, int, Break | None]:
+        if not force:
+            await refuse_while_brokers_run(j)
         resealed = await j.rekey()
         count, broken = await j.verify()
         return resealed, count, broken
@@ -200,6 +216,17 @@ def rekey(journal_path: str) -> None:
         )
         % {"n": resealed, "events": count}
     )
+
+
+async def refuse_while_brokers_run(j: Backend) -> None:
+    """A Failure naming the brokers that announced themselves on ``j`` lately (``Instance.running``):
+    a rekey under them would leave what they write next sealed with a retired key."""
+    now = time.time()
+    window = instances.EVERY * instances.STALE
+    running = [i for i in await j.instances(seen_since=now - window) if i.running(now)]
+    if running:
+        ids = ", ".join(sorted(i.id for i in running))
+        raise Failure(_(BROKERS_RUNNING) % {"seconds": window, "ids": ids})
 
 
 EXISTS = N_("%(file)s exists: an archive is never overwritten; name a new file")

@@ -617,7 +617,9 @@ def test_rekey_keeps_verify_and_search_and_a_wrong_key_is_a_clear_error(
     xid = world.ids["w-1"]
     keys = copy.with_name("copy.sqlite.keys")
     before = json.loads(keys.read_text())["current"]
-    rekeyed = tongban("journal", "rekey", "--journal", str(copy))
+    # --force: the copy carries the announcement of the broker that writes the original, and
+    # no broker writes the copy (a refused rekey is tested in test_rekey_guard)
+    rekeyed = tongban("journal", "rekey", "--journal", str(copy), "--force")
     after = json.loads(keys.read_text())
     show, verify = tongban_all(
         ["journal", "show", xid, "--journal", str(copy), "--config", str(world.root), *REVEAL],
