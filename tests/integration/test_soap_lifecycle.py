@@ -28,7 +28,8 @@ SERVICE = "TD-VL-RENEW"
 EXAMPLE = REPO / "mappings/hk/td-vehicle-licence-renewal.examples/01-kiosk-guangzhou-12-months.json"
 
 
-def _catalogue_copy(root: Path) -> Path:
+def catalogue_copy(root: Path) -> Path:
+    """The shipped catalogue (partners.yaml, mappings, partners) copied into a new ``root``."""
     root.mkdir(parents=True)
     for part in ("partners.yaml", "mappings", "partners"):
         source = REPO / part
@@ -42,7 +43,7 @@ def _catalogue_copy(root: Path) -> Path:
 @pytest.fixture
 def hk_config(tmp_path: Path) -> Path:
     """The shipped catalogue, in a directory of its own."""
-    return _catalogue_copy(tmp_path / "config")
+    return catalogue_copy(tmp_path / "config")
 
 
 def application() -> dict[str, Any]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -25,27 +24,12 @@ from federation.config.recognised import schema_error
 from federation.domain.errors import ConfigError, Problem
 from federation.domain.ids import new_id
 from federation.domain.texts import Text, said
-from tests.conftest import REPO
+from tests.integration.test_soap_lifecycle import catalogue_copy
 from tests.unit.test_cli_languages import one_exchange
+from tests.unit.test_config import partner as partners
 
 LANGUAGES = ("en", "zh-Hans", "zh-Hant")
 MAPPING = "mapping: 1\nrequest:\n  holder.name: applicant.name\n"
-
-
-def partners(**lines: str) -> str:
-    """A partners.yaml with one REST partner (id on line 3, services last); ``lines`` replace
-    or add the partner's keys, an empty value removes one."""
-    keys = {
-        "id": "id: hk",
-        "name": "name: {zh: 運輸署, en: Transport Department}",
-        "region": 'region: {code: "81", iso: CN-HK}',
-        "protocol": "protocol: rest",
-        "endpoint": "endpoint: https://api.td.example.hk/v1",
-    }
-    services = lines.pop("services", "services:\n      TD-VL-RENEW: mappings/hk.yaml")
-    keys.update(lines)
-    body = "\n    ".join(line for line in (*keys.values(), services) if line)
-    return f"version: 1\npartners:\n  - {body}\n"
 
 
 Files = Mapping[str, str]
@@ -354,16 +338,11 @@ def test_a_mapping_checked_against_a_soap_operation(
 ) -> None:
     """The shipped catalogue with a status query target the operation does not have: both of
     its problems in each language, the operation's and the elements' names as they are."""
-    for part in ("partners.yaml", "mappings", "partners"):
-        source = REPO / part
-        if source.is_dir():
-            shutil.copytree(source, tmp_path / part)
-        else:
-            shutil.copy(source, tmp_path / part)
-    mapping = tmp_path / "mappings/hk/td-vehicle-licence-renewal.yaml"
+    root = catalogue_copy(tmp_path / "config")
+    mapping = root / "mappings/hk/td-vehicle-licence-renewal.yaml"
     text = mapping.read_text(encoding="utf-8")
     mapping.write_text(text.replace("  ref_no: {from", "  refno: {from", 1), encoding="utf-8")
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(root)
     quiet: dict[str, str | None] = {v: None for v in (lang.ENV, *lang.LOCALE_VARIABLES)}
     said = {
         "en": (
