@@ -382,6 +382,7 @@ class InMemoryJournal:
             stored = self._chain[number - 1]
             stored.data, stored.hash, stored.state = data, digest, state
         self.head = (seq, head, new.sign_head(seq, head))
+        self.use(new)  # as the stores do: in force before anything else is written
         return len(bodies) + len(updates), seq, head
 
     async def archive(self, *, older_than: float, out: Path, chunk: int = 500) -> tuple[int, int]:

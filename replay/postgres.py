@@ -134,6 +134,9 @@ class PostgresJournal(GroupCommit):
         self.seal = seal
         self.checkpoints = Checkpoints(self.keys.checkpoints, seal)
 
+    def _current_seal(self) -> Seal:
+        return self.seal
+
     async def _checkpoint(self, signed: tuple[int, bytes] | None, *, closing: bool = False) -> None:
         """After a commit that signed ``signed``: a checkpoint if one is due (always at close)."""
         now = self._clock()
@@ -230,9 +233,10 @@ class PostgresJournal(GroupCommit):
         event = Event(
             exchange_id=new.id, kind="received", at=new.received_at, data=new.received_data()
         )
-        received = rows.stored_events(
-            self.seal, new.id, [event], rows.shown_digest(rows.created(new.id))
-        )
+        # Sealed now, before its turn in the writer's batch; sealed again there if a rekey
+        # changed the seal in between, and its compression context remembered only once written.
+        received = rows.Sealing(self._current_seal, new.id, [event], new.received_at)
+        received.prepare()
 
         async def op(conn: Conn, chain: pgsql.Chain) -> tuple[Exchange, bool]:
             # A row of the same key can vanish between the INSERT and the SELECT (archived): retry.
@@ -264,7 +268,7 @@ class PostgresJournal(GroupCommit):
                 raise JournalUnavailable(f"exchange key {new.idempotency_key!r} keeps changing")
             if new.applicant_refs:
                 await conn.execute(pgsql.REFS, refs.kept_all(new.applicant_refs), new.id)
-            chain.add(received)
+            chain.add(received.rows(rows.shown_digest(rows.created(new.id))))
             return new.as_received(), True
 
         result: tuple[Exchange, bool] = await self._write(op)
@@ -427,8 +431,8 @@ class PostgresJournal(GroupCommit):
         return await self._run(tally.pg_tally, transaction=False)
 
     async def counts(self) -> Mapping[str, int]:
-        found = await self._run(lambda conn: conn.fetch(pgsql.COUNTS), transaction=False)
-        return {r[0]: r[1] for r in found}
+        found: Mapping[str, int] = await self._run(tally.pg_counts, transaction=False)
+        return found
 
     async def announce(self, instance: Instance) -> None:
         async def op(conn: Conn) -> None:
@@ -511,9 +515,15 @@ class PostgresJournal(GroupCommit):
 
     async def reseal(self, new: Seal) -> tuple[int, int, bytes]:
         """Re-seal every payload under ``new`` and re-sign the chain, in one transaction."""
-        result: tuple[int, int, bytes] = await self._write(
-            lambda conn, chain: pgsql.reseal(conn, chain, self.seal, new)
-        )
+
+        async def op(conn: Conn, chain: pgsql.Chain) -> tuple[int, int, bytes]:
+            done = await pgsql.reseal(conn, chain, self.seal, new)
+            # In force before the commit: a write in a later batch, or later in this one, is
+            # sealed under the new key, never under the old one that rekey is about to drop.
+            self.use(new)
+            return done
+
+        result: tuple[int, int, bytes] = await self._write(op)
         return result
 
     async def archive(self, *, older_than: float, out: Path, chunk: int = 500) -> tuple[int, int]:

@@ -5,7 +5,9 @@ Rekey: every payload sealed again under a new data key, the chain kept whole.
 The order makes every crash recoverable: (1) the journal must verify, or rekey would sign what is
 wrong; (2) the key file gains the new key, kept beside the old (written atomically); (3) one
 transaction re-seals every event and refused body still in the journal (also those in clear, from
-before the journal had keys), recomputes the chain over them and signs the new head; (4) the
+before the journal had keys), recomputes the chain over them, signs the new head and puts the new
+seal in force before it commits, so that no later write is sealed under the old key, not even one
+prepared before it and written after (each backend's ``reseal``); (4) the
 checkpoints file is replaced by one checkpoint of the new chain; (5) the old data keys are dropped
 from the key file. A crash before (3) commits leaves everything under the old key (the new one is
 only unused); after it, under the new key (the old one is only still held). The MAC key stays.

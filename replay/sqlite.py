@@ -465,6 +465,9 @@ class SQLiteJournal:
         def op(conn: sqlite3.Connection) -> tuple[int, int, bytes]:
             count, seq, head = sqlitesql.reseal(conn, self.seal, new)
             self._chain.moved_to(seq, head)
+            # In force before the commit: a write in a later batch, or later in this one, is
+            # sealed under the new key, never under the old one that rekey is about to drop.
+            self.use(new)
             return count, seq, head
 
         result: tuple[int, int, bytes] = await self._write(op)

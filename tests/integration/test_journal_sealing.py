@@ -6,6 +6,7 @@ of the SQLite files and of the PostgreSQL rows are searched for the fixture's pe
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 from collections.abc import AsyncIterator
@@ -210,6 +211,87 @@ async def test_rekey_keeps_the_chain_whole_and_search_working(where: Store) -> N
         assert (await j.verify())[1] is None  # a fresh process with the key file as left
     finally:
         await j.close()
+
+
+async def rekey_with_a_write_after_the_reseal(j: Any) -> str:
+    """Rekey ``j`` with one exchange written after its reseal transaction and before rekey
+    takes the final seal (a broker writing during a rekey in the same process); its id."""
+    reseal, written = j.reseal, []
+
+    async def reseal_then_write(new: Any) -> Any:
+        done = await reseal(new)
+        written.extend(await write(j, 1, start=20))
+        return done
+
+    j.reseal = reseal_then_write
+    await j.rekey()
+    return written[0]
+
+
+async def test_a_write_landing_during_rekey_is_sealed_under_the_new_key(where: Store) -> None:
+    """A write that commits after rekey's reseal is sealed under the new key: it still opens
+    once the old key is gone from the key file, in a fresh process too, and verify holds."""
+    j = where.journal()
+    await j.open()
+    try:
+        await write(j)
+        late = await rekey_with_a_write_after_the_reseal(j)
+        got = await j.get(late)
+    finally:
+        await j.close()
+    assert got is not None and got.application == application(20)
+    j = where.journal()
+    await j.open()
+    try:
+        again = await j.get(late)
+        assert (await j.verify())[1] is None
+    finally:
+        await j.close()
+    assert again is not None and again.application == application(20)
+
+
+async def test_memory_a_write_landing_during_rekey_is_sealed_under_the_new_key() -> None:
+    """The same on the in-memory journal: the late write opens with the final key alone."""
+    j = InMemoryJournal()
+    await j.open()
+    await write(j)
+    late = await rekey_with_a_write_after_the_reseal(j)
+    got = await j.get(late)
+    assert got is not None and got.application == application(20)
+    assert (await j.verify())[1] is None
+
+
+async def test_a_create_queued_behind_the_reseal_is_sealed_under_the_new_key(
+    where: Store,
+) -> None:
+    """A create sealed while rekey's reseal waits in the writer's queue is written after it:
+    sealed again under the new key, so it opens once the old key is dropped, and verify holds."""
+    j = where.journal()
+    await j.open()
+    try:
+        await write(j)
+        reseal, late = j.reseal, []
+
+        async def reseal_with_a_create_behind(new: Any) -> Any:
+            queued = asyncio.ensure_future(reseal(new))
+            await asyncio.sleep(0)  # the reseal is queued
+            late.append(asyncio.ensure_future(write(j, 1, start=30)))
+            await asyncio.sleep(0)  # the create is sealed and queued behind it
+            return await queued
+
+        j.reseal = reseal_with_a_create_behind
+        await j.rekey()
+        written = await late[0]
+    finally:
+        await j.close()
+    j = where.journal()
+    await j.open()
+    try:
+        got = await j.get(written[0])
+        assert (await j.verify())[1] is None
+    finally:
+        await j.close()
+    assert got is not None and got.application == application(30)
 
 
 def place_ring(where: Store) -> Keyring:
