@@ -30,6 +30,7 @@ from federation.config.replies import ReplyRules
 from federation.config.yamlsrc import PathKey
 from federation.domain.errors import Transcript
 from federation.domain.models import canonical_json
+from federation.domain.texts import said
 
 TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 HEADER_RE = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
@@ -83,7 +84,7 @@ class RestSpec:
                     (*path, "idempotency_header"),
                     m["idempotency_header"],
                     pattern=HEADER_RE,
-                    what="an HTTP header name",
+                    what=said("an HTTP header name"),
                 )
                 or header
             )
@@ -91,7 +92,7 @@ class RestSpec:
         hm = r.mapping((*path, "headers"), m.get("headers", {}), extra_ok=True) or {}
         for k, v in hm.items():
             if not HEADER_RE.fullmatch(k):
-                r.error((*path, "headers", k), "not an HTTP header name")
+                r.error((*path, "headers", k), said("not an HTTP header name"))
             elif (value := r.text((*path, "headers", k), v)) is not None:
                 headers[k] = value
         return {"rest": RestOptions(idempotency_header=header, headers=headers)}
@@ -101,7 +102,7 @@ class RestSpec:
 
         def url_path(key: str) -> str | None:
             return r.text(
-                (*path, key), raw[key], pattern=PATH_RE, what="a URL path starting with /"
+                (*path, key), raw[key], pattern=PATH_RE, what=said("a URL path starting with /")
             )
 
         sub = url_path("path") if "path" in raw else ""
@@ -119,7 +120,10 @@ class RestSpec:
         )
         if (status_path is None) != (every is None):
             r.error(
-                path, "status_path and poll_every go together (polling asks status_path that often)"
+                path,
+                said(
+                    "status_path and poll_every go together (polling asks status_path that often)"
+                ),
             )
         base = Path(r.doc.file).resolve().parent  # partners.yaml's directory, for {file:…}
         auth = parse_auth(r, (*path, "auth"), raw["auth"], base) if "auth" in raw else None

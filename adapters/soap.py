@@ -77,6 +77,7 @@ from federation.domain.errors import (
     Problem,
     Transcript,
 )
+from federation.domain.texts import Text, said
 
 REPLY_LIMIT = xmlsafe.REPLY_LIMITS.max_bytes
 DEFAULT_HEADER = "{urn:tongban:header}IdempotencyKey"
@@ -163,11 +164,17 @@ class SoapSpec:
         if "version" in m:
             version = str(m["version"])  # YAML reads 1.1 as a number; '1.1' and 1.1 both do
             if version not in VERSIONS:
-                r.error((*path, "version"), f"{m['version']!r} is not one of: 1.1, 1.2")
+                allowed = ", ".join(VERSIONS)
+                r.error(
+                    (*path, "version"),
+                    said(
+                        "%(value)r is not one of: %(allowed)s", value=m["version"], allowed=allowed
+                    ),
+                )
                 version = None
         header = DEFAULT_HEADER
         if "idempotency_header" in m:
-            what = "a namespaced element name such as {urn:tongban:header}IdempotencyKey"
+            what = said("a namespaced element name such as %(example)s", example=DEFAULT_HEADER)
             p = (*path, "idempotency_header")
             header = r.text(p, m["idempotency_header"], pattern=QNAME_RE, what=what) or header
         security = _ws_security(r, (*path, "ws_security"), m.get("ws_security"))
@@ -184,12 +191,15 @@ class SoapSpec:
         except WsdlError as exc:
             where = "port" if "port" in str(exc) and "port" in m else "wsdl"
             where = "service" if "no service" in str(exc) and "service" in m else where
-            r.error((*path, where), str(exc))
+            r.error((*path, where), exc.text)
             return {}
         self._ports.setdefault(r, {})[tuple(path[:-1])] = port
         self._settings.setdefault(r, {})[tuple(path[:-1])] = (settings, m.get("idempotency_header"))
         if version is not None and version != port.version.name:
-            r.warn((*path, "version"), f"overrides the WSDL binding's SOAP {port.version.name}")
+            overrides = said(
+                "overrides the WSDL binding's SOAP %(version)s", version=port.version.name
+            )
+            r.warn((*path, "version"), overrides)
         options = SoapOptions(
             wsdl=file,
             root=root,
@@ -216,16 +226,21 @@ class SoapSpec:
         root = base.resolve()
         file = (root / name).resolve()
         if not file.is_relative_to(root):
-            r.error((*path, "wsdl"), f"{name!r} is outside the configuration directory")
+            r.error(
+                (*path, "wsdl"), said("%(name)r is outside the configuration directory", name=name)
+            )
             return None
         if not file.is_file():
-            r.error((*path, "wsdl"), f"WSDL file {name!r} not found")
+            r.error((*path, "wsdl"), said("WSDL file %(name)r not found", name=name))
             return None
         return file, root
 
     def parse_service(self, r: Reader, path: PathKey, raw: Mapping[str, Any]) -> Mapping[str, Any]:
         if "operation" not in raw:
-            r.error(path, "missing required key 'operation' (the WSDL operation to call)")
+            r.error(
+                path,
+                said("missing required key %(key)r (the WSDL operation to call)", key="operation"),
+            )
             return {}
         port = self._ports.get(r, {}).get(tuple(path[:-2]))
         names: dict[str, str | None] = {}
@@ -236,7 +251,15 @@ class SoapSpec:
             names[key] = name = r.text((*path, key), raw[key])
             if name is not None and port is not None and name not in port.operations:
                 known = ", ".join(port.operations)
-                r.error((*path, key), f"no operation {name!r} in port {port.name}: {known}")
+                r.error(
+                    (*path, key),
+                    said(
+                        "no operation %(name)r in port %(port)s: %(known)s",
+                        name=name,
+                        port=port.name,
+                        known=known,
+                    ),
+                )
         action = (
             r.text((*path, "soap_action"), raw["soap_action"]) if "soap_action" in raw else None
         )
@@ -248,8 +271,10 @@ class SoapSpec:
         if ("status_operation" in raw) != ("poll_every" in raw):
             r.error(
                 path,
-                "status_operation and poll_every go together (polling calls status_operation "
-                "that often)",
+                said(
+                    "status_operation and poll_every go together (polling calls status_operation "
+                    "that often)"
+                ),
             )
         operation = names["operation"]
         item = xroad_item(r, path, raw)
@@ -292,13 +317,17 @@ def _ws_security(r: Reader, path: PathKey, raw: Any) -> WsSecurity | None:
         return None
     user = r.text((*path, "username"), m.get("username"))
     env = r.text(
-        (*path, "password_env"), m.get("password_env"), pattern=ENV_RE, what="a variable name"
+        (*path, "password_env"),
+        m.get("password_env"),
+        pattern=ENV_RE,
+        what=said("a variable name"),
     )
     if user is None or env is None:
         return None
     if not os.environ.get(env):
         r.warn(
-            (*path, "password_env"), f"{env} is not set here; the broker will not start without it"
+            (*path, "password_env"),
+            said("%(name)s is not set here; the broker will not start without it", name=env),
         )
     return WsSecurity(username=user, password_env=env)
 
@@ -439,8 +468,12 @@ class SoapAdapter:
             raise ConfigError(
                 [
                     Problem(
-                        message=f"environment variable {security.password_env} (WS-Security "
-                        f"password of partner {self.partner.id}) is not set",
+                        text=said(
+                            "environment variable %(name)s (WS-Security password of partner "
+                            "%(partner)s) is not set",
+                            name=security.password_env,
+                            partner=self.partner.id,
+                        ),
                         path=f"partners.{self.partner.id}.soap.ws_security.password_env",
                     )
                 ]
@@ -450,7 +483,12 @@ class SoapAdapter:
             self._operations = await asyncio.to_thread(with_facets, *args)
             self._plans = await asyncio.to_thread(compile_plans, self.partner, self._operations)
         except (WsdlError, HeaderPathError) as exc:
-            problem = Problem(message=str(exc), path=f"partners.{self.partner.id}.soap.wsdl")
+            text = getattr(exc, "text", None)  # a header path's message stays English
+            problem = Problem(
+                message=str(exc),
+                text=text if isinstance(text, Text) else None,
+                path=f"partners.{self.partner.id}.soap.wsdl",
+            )
             raise ConfigError([problem]) from exc
         if security is not None and password:
             version = VERSIONS[self.options.version]

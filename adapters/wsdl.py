@@ -13,6 +13,7 @@ import base64
 import contextlib
 import datetime as dt
 import decimal
+import re
 import threading
 import warnings
 from collections.abc import Mapping
@@ -42,6 +43,8 @@ from adapters.xmlsafe import (
     UnresolvedImport,
     WsdlRefused,
 )
+from federation.config.recognised import Form, recognise
+from federation.domain.texts import N_, Text, said
 
 Catalogue = tuple[tuple[str, Path], ...]  # partners.yaml schemas: location or namespace → file
 _cache: dict[tuple[Path, Path, int, int, Catalogue], Any] = {}
@@ -50,7 +53,54 @@ _MAX_CACHED = 64
 
 
 class WsdlError(Exception):
-    """A WSDL cannot be loaded, or lacks the service, port or operation asked for."""
+    """A WSDL cannot be loaded, or lacks the service, port or operation asked for; ``text`` is
+    the message as a template and its values, for the CLI to say in the reader's language."""
+
+    def __init__(self, message: Text | str) -> None:
+        super().__init__(str(message))
+        self.text = message
+
+
+# What the hardened loader (adapters.xmlsafe) says of a file it refuses, recognised by kind; the
+# file names, sizes and the XML parser's own words are kept as they are.
+REFUSED_FORMS: tuple[Form, ...] = tuple(
+    (template, re.compile(pattern, re.DOTALL))
+    for template, pattern in (
+        (
+            N_("refusing to read %(path)s: it is outside %(root)s"),
+            r"refusing to read (?P<path>.+): it is outside (?P<root>.+)",
+        ),
+        (N_("cannot read %(path)s: %(error)s"), r"cannot read (?P<path>.+?): (?P<error>.+)"),
+        (
+            N_("%(file)s: not well-formed XML: %(error)s"),
+            r"(?P<file>[^:]+): not well-formed XML: (?P<error>.+)",
+        ),
+        (
+            N_("%(file)s: unreadable XML: %(error)s"),
+            r"(?P<file>[^:]+): unreadable XML: (?P<error>.+)",
+        ),
+        (
+            N_("%(file)s: document type declarations are not accepted"),
+            r"(?P<file>[^:]+): document type declarations are not accepted",
+        ),
+        (
+            N_("%(file)s: document of %(size)s bytes is over %(limit)s"),
+            r"(?P<file>[^:]+): document of (?P<size>[0-9]+) bytes is over (?P<limit>[0-9]+)",
+        ),
+        (
+            N_("%(file)s: elements nested deeper than %(limit)s levels"),
+            r"(?P<file>[^:]+): elements nested deeper than (?P<limit>[0-9]+) levels",
+        ),
+        (
+            N_("%(file)s: a text node is longer than %(limit)s characters"),
+            r"(?P<file>[^:]+): a text node is longer than (?P<limit>[0-9]+) characters",
+        ),
+        (
+            N_("%(file)s: encoding %(name)s is not accepted (UTF-8 or UTF-16)"),
+            r"(?P<file>[^:]+): encoding (?P<name>.+) is not accepted \(UTF-8 or UTF-16\)",
+        ),
+    )
+)
 
 
 def load_document(path: Path, root: Path, catalogue: Catalogue = ()) -> Any:
@@ -60,7 +110,10 @@ def load_document(path: Path, root: Path, catalogue: Catalogue = ()) -> Any:
     try:
         stat = resolved.stat()
     except OSError as exc:
-        raise WsdlError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        error = exc.strerror or str(exc)
+        raise WsdlError(
+            said("cannot read %(path)s: %(error)s", path=str(path), error=error)
+        ) from exc
     key = (resolved, root.resolve(), stat.st_size, stat.st_mtime_ns, catalogue)
     with _lock:
         if key in _cache:
@@ -70,11 +123,11 @@ def load_document(path: Path, root: Path, catalogue: Catalogue = ()) -> Any:
     except UnresolvedImport as exc:
         raise WsdlError(unresolved_message(resolved, root, catalogue, exc.url)) from exc
     except WsdlRefused as exc:
-        raise WsdlError(str(exc)) from exc
+        raise WsdlError(recognise(str(exc), REFUSED_FORMS)) from exc
     except ExternalReferenceForbidden as exc:  # zeep's own check sometimes comes first
         raise WsdlError(unresolved_message(resolved, root, catalogue, str(exc.url))) from exc
     except (DTDForbidden, EntitiesForbidden) as exc:
-        raise WsdlError("document type declarations are not accepted") from exc
+        raise WsdlError(said("document type declarations are not accepted")) from exc
     except (ZeepError, etree.LxmlError, ValueError, KeyError, AttributeError, TypeError) as exc:
         # zeep reports a broken WSDL with many exception types; all mean "fix the file".
         raise WsdlError(f"{type(exc).__name__}: {exc}") from exc
@@ -92,7 +145,7 @@ def _document(path: Path, root: Path, catalogue: Catalogue, survey: list[str] | 
     return Document(str(path), cast(Any, transport), settings=settings)
 
 
-def unresolved_message(path: Path, root: Path, catalogue: Catalogue, first: str) -> str:
+def unresolved_message(path: Path, root: Path, catalogue: Catalogue, first: str) -> Text:
     """Every network location the WSDL imports that the catalogue does not map, and the lines of
     partners.yaml that would map them (to files saved beside the WSDL)."""
     survey = [first]
@@ -107,11 +160,12 @@ def unresolved_message(path: Path, root: Path, catalogue: Catalogue, first: str)
     for url in survey:
         name = Path(urlsplit(url).path).name or "schema.xsd"
         lines.append(f'  "{url}": {name if folder == "." else f"{folder}/{name}"}')
-    urls = ", ".join(survey)
-    return (
-        f"the WSDL imports {urls} from the network, and tongban never fetches a schema: save "
+    return said(
+        "the WSDL imports %(urls)s from the network, and tongban never fetches a schema: save "
         "each published file under the configuration directory and map its location in the "
-        "top-level schemas: catalogue of partners.yaml, e.g.\nschemas:\n" + "\n".join(lines)
+        "top-level schemas: catalogue of partners.yaml, e.g.\nschemas:\n%(lines)s",
+        urls=", ".join(survey),
+        lines="\n".join(lines),
     )
 
 
@@ -133,20 +187,42 @@ def find_port(document: Any, service: str | None, port: str | None) -> Port:
     if service is None:
         if len(services) != 1:
             raise WsdlError(
-                f"the WSDL has {len(services)} services; name one of: {_names(services)}"
+                said(
+                    "the WSDL has %(count)d services; name one of: %(names)s",
+                    count=len(services),
+                    names=_names(services),
+                )
             )
         service = next(iter(services))
     if service not in services:
-        raise WsdlError(f"no service {service!r} in the WSDL; it has: {_names(services)}")
+        raise WsdlError(
+            said(
+                "no service %(name)r in the WSDL; it has: %(names)s",
+                name=service,
+                names=_names(services),
+            )
+        )
     ports = {n: p for n, p in services[service].ports.items() if isinstance(p.binding, SoapBinding)}
     if port is None:
         if len(ports) != 1:
             raise WsdlError(
-                f"service {service!r} has {len(ports)} SOAP ports; name one of: {_names(ports)}"
+                said(
+                    "service %(service)r has %(count)d SOAP ports; name one of: %(names)s",
+                    service=service,
+                    count=len(ports),
+                    names=_names(ports),
+                )
             )
         port = next(iter(ports))
     if port not in ports:
-        raise WsdlError(f"no SOAP port {port!r} in service {service!r}; it has: {_names(ports)}")
+        raise WsdlError(
+            said(
+                "no SOAP port %(name)r in service %(service)r; it has: %(names)s",
+                name=port,
+                service=service,
+                names=_names(ports),
+            )
+        )
     binding = ports[port].binding
     return Port(
         document=document,
@@ -158,8 +234,8 @@ def find_port(document: Any, service: str | None, port: str | None) -> Port:
     )
 
 
-def _names(items: Mapping[str, Any]) -> str:
-    return ", ".join(sorted(items)) or "(none)"
+def _names(items: Mapping[str, Any]) -> Text | str:
+    return ", ".join(sorted(items)) or said("(none)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -201,7 +277,7 @@ def compile_operation(
     header_name = prefixes.name(header)
     headers = compile_headers(op.input, prefixes)
     if bodies[0] is None:
-        raise WsdlError(f"operation {name!r} has no input message")
+        raise WsdlError(said("operation %(name)r has no input message", name=name))
     action = action if action is not None else (op.soapaction or "")
     return Operation(
         name=name,

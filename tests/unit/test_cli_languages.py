@@ -24,6 +24,8 @@ from tests.conftest import REPO
 
 CLI = Path(cli.__file__).parent
 PROBLEM_LAYERS = [CLI.parent / name for name in ("domain", "config", "mapping", "runtime", "cli")]
+# Outside federation/: the protocols' own checks of partners.yaml and the journal settings
+PROBLEM_FILES = [(REPO / "adapters", "**.py"), (REPO / "replay", "factory.py")]
 # The shell's locale → the script a heading is printed in
 LOCALES = {"zh_HK.UTF-8": "zh_Hant", "zh_CN.UTF-8": "zh_Hans", "C": "en"}
 
@@ -209,11 +211,11 @@ def asked_for() -> set[str]:
 
 
 def problem_texts() -> set[str]:
-    """The templates of configuration problems, in the layers that make them."""
+    """The templates of configuration problems, in the layers and files that make them."""
     found: set[str] = set()
-    for layer in PROBLEM_LAYERS:
+    for layer, pattern in [(layer, "**.py") for layer in PROBLEM_LAYERS] + PROBLEM_FILES:
         for _file, _line, message, _comments, _context in extract_from_dir(
-            str(layer), [("**.py", "python")], keywords={"said": None, "N_": None}
+            str(layer), [(pattern, "python")], keywords={"said": None, "N_": None}
         ):
             found.add(message[0] if isinstance(message, tuple) else message)
     return found
@@ -229,6 +231,8 @@ def test_the_extractor_finds_the_clis_messages() -> None:
         "mapping values are not allowed here",
         "%(name)s is a required property",
         "does not satisfy %(file)s: %(error)s",
+        "no service %(name)r in the WSDL; it has: %(names)s",
+        "%(file)s: not well-formed XML: %(error)s",
     } <= problem_texts()
 
 
