@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from federation.domain.errors import ConfigError, Problem
+from federation.domain.texts import said
 from replay.journal import Backend
 from replay.memory import InMemoryJournal
 from replay.sqlite import SQLiteJournal
@@ -60,9 +61,12 @@ def _registration(spec: str | Path) -> tuple[Registration, str]:
         return _BACKENDS[m.group(1).lower()], spec
     if m is not None and spec[m.end() :].startswith("//"):
         known = ", ".join(f"{s}:" for s in sorted(_BACKENDS))
-        raise ConfigError(
-            [Problem(message=f"journal {spec.split('//')[0]}//…: unknown scheme (use {known})")]
+        unknown = said(
+            "journal %(scheme)s//…: unknown scheme (use %(known)s)",
+            scheme=spec.split("//")[0],
+            known=known,
         )
+        raise ConfigError([Problem(text=unknown)])
     return _BACKENDS["sqlite"], f"sqlite:{spec}"
 
 
@@ -92,9 +96,10 @@ def sqlite_path(setting: str) -> Path:
     if rest.startswith("//"):
         parts = urlsplit(setting)
         if parts.netloc:
-            raise ConfigError(
-                [Problem(message=f"journal {setting}: a SQLite journal is a file: sqlite:///PATH")]
+            text = said(
+                "journal %(setting)s: a SQLite journal is a file: sqlite:///PATH", setting=setting
             )
+            raise ConfigError([Problem(text=text)])
         return Path(parts.path)
     return Path(rest)
 
@@ -116,7 +121,8 @@ def _split_schema(url: str) -> tuple[str, str | None]:
     params = parse_qs(parts.query, keep_blank_values=True)
     schema = params.pop("schema", [None])[0]
     if schema is not None and not schema.replace("_", "").isalnum():
-        raise ConfigError([Problem(message=f"schema {schema!r}: use letters, digits and _ only")])
+        text = said("schema %(schema)r: use letters, digits and _ only", schema=schema)
+        raise ConfigError([Problem(text=text)])
     query = urlencode({k: v[-1] for k, v in params.items()})
     return urlunsplit(parts._replace(query=query)), schema
 

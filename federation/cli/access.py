@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from federation.cli.failures import Failure
 from federation.cli.lang import _
+from federation.cli.problems import said_all
 from federation.domain.errors import ConfigError, JournalError
 from replay.factory import journal_file, key_path, open_journal
 from replay.journal import Backend
@@ -31,7 +32,7 @@ def existing_file(spec: str) -> Path | None:
     try:
         file = journal_file(spec)
     except ConfigError as exc:
-        raise Failure(str(exc)) from exc
+        raise Failure(said_all(exc)) from exc
     if file is not None and not file.is_file():
         raise Failure(
             _("no journal at %(spec)s: give the file `tongban serve` writes with --journal FILE")
@@ -63,8 +64,10 @@ def run(work: Awaitable[T]) -> T:
 
     try:
         return asyncio.run(go())
-    except (JournalError, ConfigError) as exc:
-        raise Failure(str(exc)) from exc  # names the journal already
+    except ConfigError as exc:
+        raise Failure(said_all(exc)) from exc  # names the journal already
+    except JournalError as exc:
+        raise Failure(str(exc)) from exc
 
 
 def applicant_ref(journal_path: str, value: str) -> bytes:
@@ -72,7 +75,7 @@ def applicant_ref(journal_path: str, value: str) -> bytes:
     try:
         beside = key_path(journal_path)
     except ConfigError as exc:
-        raise Failure(str(exc)) from exc
+        raise Failure(said_all(exc)) from exc
     key_file = beside.with_name(beside.name + ".key") if beside else Path(ENV)
     if not os.environ.get(ENV) and (beside is None or not key_file.is_file()):
         # load_key would make a new key, with which nothing already journalled could be found.

@@ -28,6 +28,7 @@ from federation.cli.failures import Failure, Negative
 from federation.cli.help import Group
 from federation.cli.lang import N_, _
 from federation.cli.options import config_option, filter_options, journal_option, params, query_of
+from federation.cli.problems import said_all
 from federation.cli.render import CSV_COLUMNS, exchange_lines, table
 from federation.cli.today import compare_with_today
 from federation.domain.errors import ConfigError
@@ -51,7 +52,7 @@ def migrate(journal_path: str) -> None:
     try:
         file = journal_file(journal_path)
     except ConfigError as exc:
-        raise Failure(str(exc)) from exc
+        raise Failure(said_all(exc)) from exc
     if file is not None and not file.parent.is_dir():
         raise Failure(_("directory %(dir)s does not exist") % {"dir": file.parent})
     applied = run(open_journal(journal_path).migrate())

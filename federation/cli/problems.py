@@ -15,7 +15,7 @@ import click
 from federation.api.i18n import translations
 from federation.cli import lang
 from federation.cli.lang import _
-from federation.domain.errors import Problem
+from federation.domain.errors import ConfigError, Problem
 
 
 def shown(problem: Problem) -> str:
@@ -25,6 +25,11 @@ def shown(problem: Problem) -> str:
         return str(problem)
     gettext = translations(language, "cli").gettext
     return problem.shown(gettext, warning=_("warning: "))
+
+
+def said_all(exc: ConfigError) -> str:
+    """Every problem of ``exc`` in the reader's language, one a line (``str(exc)`` in English)."""
+    return "\n".join(shown(problem) for problem in exc.problems)
 
 
 def echo_problems(problems: Iterable[Problem], *, err: bool = True) -> None:

@@ -52,6 +52,7 @@ from prometheus_client.multiprocess import mark_process_dead
 from adapters.registry import protocols
 from federation.config import load_config
 from federation.domain.errors import ConfigError, Problem
+from federation.domain.texts import said
 from federation.logging import get_logger
 from federation.runtime.metrics import MULTIPROC_ENV
 from federation.runtime.siblings import PARENT_ENV
@@ -234,8 +235,12 @@ def supervise(
     The journal setting reaches the workers in their environment (``TONGBAN_JOURNAL``), never on
     their command line, where any user of the machine could read a database password."""
     if journal_path.strip().lower().startswith("memory:"):
-        message = "--workers needs a journal the workers share: a SQLite file or PostgreSQL"
-        raise ConfigError([Problem(message=f"journal {journal_path}: {message}")])
+        refusal = said(
+            "journal %(journal)s: --workers needs a journal the workers share: a SQLite file or "
+            "PostgreSQL",
+            journal=journal_path,
+        )
+        raise ConfigError([Problem(text=refusal)])
     os.environ["TONGBAN_JOURNAL"] = journal_path
     socks = listening(host, port, count)
     shown = f"[{host}]" if socks[0].family == socket.AF_INET6 else host

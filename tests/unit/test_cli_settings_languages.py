@@ -5,6 +5,7 @@ every language, and the English is word for word what it was before these were t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -262,3 +263,78 @@ def test_rest_section_problems_in_each_language(
     assert {r.exit_code for r in results.values()} == {1}
     assert results["en"].stderr == f"{where}{said['en']}\n1 error(s)\n"
     said_in_each_language(results, where, said)
+
+
+# -- the journal setting -----------------------------------------------------------------------------
+
+SCHEMES = "memory:, postgres:, postgresql:, sqlite:"
+# name → (the command, its whole English stderr as before, what the other languages say)
+JOURNAL_CASES: dict[str, tuple[tuple[str, ...], str, Said]] = {
+    "unknown scheme": (
+        ("journal", "search", "--journal", "foo://x/y"),
+        "Error: journal foo://…: unknown scheme (use {known})\n",
+        {
+            "zh-Hans": "错误：日志库 foo://…：未知的协议名（请用 {known}）\n",
+            "zh-Hant": "錯誤：日誌庫 foo://…：未知的協定名稱（請用 {known}）\n",
+        },
+    ),
+    "SQLite journal with a host": (
+        ("journal", "migrate", "--journal", "sqlite://host/j.sqlite"),
+        "Error: journal sqlite://host/j.sqlite: a SQLite journal is a file: sqlite:///PATH\n",
+        {
+            "zh-Hans": "错误：日志库 sqlite://host/j.sqlite：SQLite 日志库是一个文件，"
+            "请写 sqlite:///PATH\n",
+            "zh-Hant": "錯誤：日誌庫 sqlite://host/j.sqlite：SQLite 日誌庫是一個檔案，"
+            "請寫 sqlite:///PATH\n",
+        },
+    ),
+    "schema name": (
+        ("journal", "search", "--journal", "postgresql://u@127.0.0.1:1/db?schema=a-b"),
+        "Error: schema 'a-b': use letters, digits and _ only\n",
+        {
+            "zh-Hans": "错误：schema 'a-b'：只能使用字母、数字和 _\n",
+            "zh-Hant": "錯誤：schema 'a-b'：只能使用字母、數字和 _\n",
+        },
+    ),
+    "serve on a SQLite journal with a host": (
+        ("serve", "--journal", "sqlite://host/j.sqlite", "--port", "0"),
+        "journal sqlite://host/j.sqlite: a SQLite journal is a file: sqlite:///PATH\n1 error(s)\n",
+        {
+            "zh-Hans": "日志库 sqlite://host/j.sqlite：SQLite 日志库是一个文件，请写 sqlite:///PATH\n"
+            "1 个错误\n",
+            "zh-Hant": "日誌庫 sqlite://host/j.sqlite：SQLite 日誌庫是一個檔案，請寫 sqlite:///PATH\n"
+            "1 個錯誤\n",
+        },
+    ),
+    "workers on the in-memory journal": (
+        ("serve", "--journal", "memory:", "--workers", "2", "--port", "0"),
+        "journal memory:: --workers needs a journal the workers share: a SQLite file or "
+        "PostgreSQL\n1 error(s)\n",
+        {
+            "zh-Hans": "日志库 memory:：--workers 需要各代理进程共享的日志库：SQLite 文件或 "
+            "PostgreSQL\n1 个错误\n",
+            "zh-Hant": "日誌庫 memory:：--workers 需要各代理程序共用的日誌庫：SQLite 檔案或 "
+            "PostgreSQL\n1 個錯誤\n",
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("case", JOURNAL_CASES)
+def test_journal_setting_problems_in_each_language(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A journal setting tongban cannot use, given to journal commands and serve: exit 2 and
+    the setting quoted as given in every language; English exactly as before."""
+    args, english, said = JOURNAL_CASES[case]
+    monkeypatch.chdir(catalogue_copy(tmp_path / "config"))
+    results = {language: tongban(language, *args) for language in LANGUAGES}
+    assert {r.exit_code for r in results.values()} == {2}
+    # the schemes registered now: the built-in ones, and any a test registered before this one
+    known = re.search(r"\(use ([^)]*)\)", results["en"].stderr)
+    schemes = known.group(1) if known else ""
+    assert not known or schemes.startswith(SCHEMES)
+    assert results["en"].stderr == english.replace("{known}", schemes)
+    for language in ("zh-Hans", "zh-Hant"):
+        assert results[language].stderr == said[language].replace("{known}", schemes)
+    assert not any(r.stdout for r in results.values())
