@@ -51,12 +51,14 @@ def run_sample(root: Path, mapping_path: Path, sample: Path, *, echo: Callable[.
     try:
         mapped, warnings = mapping.map_request_checked(data)
     except MappingError as exc:
-        for problem in exc.problems:
-            echo(str(problem), err=True)
+        for (
+            problem
+        ) in exc.problems:  # a check's problems in the reader's language; the rest English
+            echo(shown(problem), err=True)
         echo(_("%(n)d error(s)") % {"n": len(exc.problems)}, err=True)
         return False
     for warning in warnings:
-        echo(str(warning), err=True)
+        echo(shown(warning), err=True)
     broken = schema.problems(mapped, file=schema.file) if schema is not None else []
     echo(dump(mapped))
     for problem in broken:

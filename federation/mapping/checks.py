@@ -40,6 +40,7 @@ from federation.config.reader import Reader
 from federation.config.yamlsrc import Located, PathKey
 from federation.domain.errors import Problem
 from federation.domain.paths import MISSING, PathSyntaxError, parse_path
+from federation.domain.texts import N_, Text, said
 from federation.mapping.transforms import DATE_FORMATS, TransformError
 from federation.mapping.transforms.dates import DEFAULT_ZONE, date_reader
 
@@ -51,10 +52,10 @@ RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
     "sum": (("lines", "total"), (), "total"),
 }
 DEFAULT_MESSAGES = {
-    "id_sex": "the gender does not match the sex digit (character 17) of the ID number",
-    "id_birth_date": "the date of birth does not match the ID number (characters 7-14)",
-    "date_order": "the end date is before the start date",
-    "sum": "the total is not the sum of its lines",
+    "id_sex": N_("the gender does not match the sex digit (character 17) of the ID number"),
+    "id_birth_date": N_("the date of birth does not match the ID number (characters 7-14)"),
+    "date_order": N_("the end date is before the start date"),
+    "sum": N_("the total is not the sum of its lines"),
 }
 SEVERITIES = ("error", "warning")
 _KEYS = ("message", "severity", "at", "each")
@@ -64,7 +65,7 @@ _ID_SHAPE = re.compile(r"[0-9]{17}[0-9X]", re.ASCII)
 
 Getter = Callable[[Any, Any], Any]  # (the item, the top of the input) → value or MISSING
 # (item, top) → (path relative to the item, message override or None) for each failure
-Rule = Callable[[Any, Any], list[tuple[str, str | None]]]
+Rule = Callable[[Any, Any], list[tuple[str, Text | str | None]]]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,7 +75,7 @@ class Check:
     name: str
     line: int | None
     severity: str
-    message: str
+    message: Text | str  # a default message's template, or the mapping's own words as written
     rule: Rule
     each: tuple[Getter, str] | None  # the array it runs over, and that array's path as written
 
@@ -90,11 +91,9 @@ class Check:
             out += [self._problem(f"{where}[{i}].{p}", m, file) for p, m in self.rule(item, data)]
         return out
 
-    def _problem(self, path: str, detail: str | None, file: str) -> Problem:
-        text = f"{self.message} (check {self.name})"
-        if detail:
-            text = f"{detail} (check {self.name})"
-        return Problem(message=text, path=path, file=file, line=self.line, severity=self.severity)
+    def _problem(self, path: str, detail: Text | str | None, file: str) -> Problem:
+        text = said("%(message)s (check %(name)s)", message=detail or self.message, name=self.name)
+        return Problem(text=text, path=path, file=file, line=self.line, severity=self.severity)
 
 
 def run_checks(checks: tuple[Check, ...], data: Any, file: str) -> list[Problem]:
@@ -111,7 +110,7 @@ def parse_checks(r: Reader, doc: Located, raw: Any) -> tuple[Check, ...] | None:
     if block is None:
         return None
     if not block:
-        r.error(("checks",), "lists no check")
+        r.error(("checks",), said("lists no check"))
         return None
     out = []
     for name, body in block.items():
@@ -127,7 +126,7 @@ def _check(r: Reader, doc: Located, path: PathKey, name: str, raw: Any) -> Check
         return None
     kinds = [k for k in RULES if k in m]
     if len(kinds) != 1:
-        r.error(path, f"a check names exactly one rule: {', '.join(RULES)}")
+        r.error(path, said("a check names exactly one rule: %(rules)s", rules=", ".join(RULES)))
         return None
     kind = kinds[0]
     required, optional, at_key = RULES[kind]
@@ -145,7 +144,7 @@ def _check(r: Reader, doc: Located, path: PathKey, name: str, raw: Any) -> Check
         name=name,
         line=doc.line(path),
         severity=severity,
-        message=message or DEFAULT_MESSAGES[kind],
+        message=message or said(DEFAULT_MESSAGES[kind]),
         rule=rule,
         each=each,
     )
@@ -156,7 +155,7 @@ def _message(r: Reader, path: PathKey, raw: Any) -> str | None:
     if isinstance(raw, dict):
         texts = [r.text((*path, lang), text) for lang, text in raw.items()]
         if not texts:
-            r.error(path, "give the message in at least one language")
+            r.error(path, said("give the message in at least one language"))
             return None
         return None if None in texts else " / ".join(str(t) for t in texts)
     return r.text(path, raw)
@@ -175,7 +174,7 @@ def _path(r: Reader, path: PathKey, raw: Any) -> Getter | None:
     try:
         segments = parse_path(text.removeprefix("$."))
     except PathSyntaxError as exc:
-        r.error(path, f"bad field path: {exc}")
+        r.error(path, said("bad field path: %(error)s", error=str(exc)))
         return None
     return _getter(tuple(segments), top=text.startswith("$."))
 
@@ -212,7 +211,7 @@ def _id_sex(r: Reader, path: PathKey, args: dict[str, Any], at: str) -> Rule | N
     if get_id is None or get_sex is None or male is None or female is None:
         return None
 
-    def rule(data: Any, root: Any) -> list[tuple[str, str | None]]:
+    def rule(data: Any, root: Any) -> list[tuple[str, Text | str | None]]:
         number, sex = _mainland_id(get_id(data, root)), get_sex(data, root)
         if number is None or _absent(sex):
             return []
@@ -229,7 +228,7 @@ def _codes(r: Reader, path: PathKey, raw: Any, default: tuple[str, ...]) -> froz
         return frozenset(default)
     items = r.items(path, raw)
     if not isinstance(raw, list) or not items:
-        r.error(path, "give a list of the codes that mean this sex")
+        r.error(path, said("give a list of the codes that mean this sex"))
         return None
     return frozenset(str(c).strip().upper() for c in items)
 
@@ -245,7 +244,7 @@ def _id_birth_date(r: Reader, path: PathKey, args: dict[str, Any], at: str) -> R
     if get_id is None or get_date is None or read is None:
         return None
 
-    def rule(data: Any, root: Any) -> list[tuple[str, str | None]]:
+    def rule(data: Any, root: Any) -> list[tuple[str, Text | str | None]]:
         number, given = _mainland_id(get_id(data, root)), get_date(data, root)
         if number is None or _absent(given):
             return []
@@ -267,7 +266,7 @@ def _date_order(r: Reader, path: PathKey, args: dict[str, Any], at: str) -> Rule
         return None
     start_at = str(args["start"]).removeprefix("$.")
 
-    def rule(data: Any, root: Any) -> list[tuple[str, str | None]]:
+    def rule(data: Any, root: Any) -> list[tuple[str, Text | str | None]]:
         start, end = get_start(data, root), get_end(data, root)
         if _absent(start) or _absent(end):
             return []
@@ -281,7 +280,7 @@ def _date_order(r: Reader, path: PathKey, args: dict[str, Any], at: str) -> Rule
             return [(at, str(exc))]
         if last > first or (same_day and last == first):
             return []
-        return [(at, None if last < first else "the end date is the start date")]
+        return [(at, None if last < first else said("the end date is the start date"))]
 
     return rule
 
@@ -293,14 +292,16 @@ def _sum(r: Reader, path: PathKey, args: dict[str, Any], at: str) -> Rule | None
         return None
     parts = lines.removeprefix("$.").split("[]")
     if len(parts) != 2:
-        r.error((*path, "lines"), "name one array and the amount in each item: items[].amount")
+        r.error(
+            (*path, "lines"), said("name one array and the amount in each item: items[].amount")
+        )
         return None
     get_list = _path(r, (*path, "lines"), parts[0])
     get_amount = _path(r, (*path, "lines"), parts[1].removeprefix(".")) if parts[1] else _same
     if get_list is None or get_amount is None:
         return None
 
-    def rule(data: Any, root: Any) -> list[tuple[str, str | None]]:
+    def rule(data: Any, root: Any) -> list[tuple[str, Text | str | None]]:
         items, total = get_list(data, root), get_total(data, root)
         if type(items) is not list or _absent(total):
             return []
@@ -311,11 +312,11 @@ def _sum(r: Reader, path: PathKey, args: dict[str, Any], at: str) -> Rule | None
                 continue
             line = _amount(amount)
             if line is None:
-                return [(f"{parts[0]}[{i}]{parts[1]}", "is not an amount")]
+                return [(f"{parts[0]}[{i}]{parts[1]}", said("is not an amount"))]
             found += line
         expected = _amount(total)
         if expected is None:
-            return [(at, "is not an amount")]
+            return [(at, said("is not an amount"))]
         return [] if found == expected else [(at, None)]
 
     return rule

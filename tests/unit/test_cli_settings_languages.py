@@ -338,3 +338,104 @@ def test_journal_setting_problems_in_each_language(
     for language in ("zh-Hans", "zh-Hant"):
         assert results[language].stderr == said[language].replace("{known}", schemes)
     assert not any(r.stdout for r in results.values())
+
+
+# -- a mapping's checks: section -----------------------------------------------------------------------
+
+
+def mapping_with(tmp_path: Path, checks: str, sample: str = "{}") -> None:
+    """A REST partner whose mapping has ``checks``, and a sample application, in ``tmp_path``."""
+    (tmp_path / "mappings").mkdir()
+    (tmp_path / "mappings/hk.yaml").write_text(MAPPING + checks, encoding="utf-8")
+    (tmp_path / "partners.yaml").write_text(partners(), encoding="utf-8")
+    (tmp_path / "sample.json").write_text(sample, encoding="utf-8")
+
+
+def test_a_broken_checks_section_in_each_language(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tongban check on a mapping whose checks: section names two rules in one check and a
+    rule without an array: both problems at their lines, the rule names as written."""
+    checks = (
+        "checks:\n  both:\n    sum: {lines: 'a[].b', total: c}\n    date_order: {start: a, end: b}\n"
+        "  flat:\n    sum: {lines: a.b, total: c}\n"
+    )
+    mapping_with(tmp_path, checks)
+    monkeypatch.chdir(tmp_path)
+    results = {language: tongban(language, "check") for language in LANGUAGES}
+    assert {r.exit_code for r in results.values()} == {1}
+    assert results["en"].stderr == (
+        "mappings/hk.yaml:5: checks.both: a check names exactly one rule: id_sex, id_birth_date, "
+        "date_order, sum\n"
+        "mappings/hk.yaml:9: checks.flat.sum.lines: name one array and the amount in each item: "
+        "items[].amount\n2 error(s)\n"
+    )
+    rules = "id_sex, id_birth_date, date_order, sum"
+    said_in_each_language(
+        results,
+        "mappings/hk.yaml:5: checks.both: ",
+        {
+            "en": f"a check names exactly one rule: {rules}",
+            "zh-Hans": f"一项检查须恰好指定一条规则：{rules}",
+            "zh-Hant": f"一項檢查須恰好指定一條規則：{rules}",
+        },
+    )
+    said_in_each_language(
+        results,
+        "mappings/hk.yaml:9: checks.flat.sum.lines: ",
+        {
+            "en": "name one array and the amount in each item: items[].amount",
+            "zh-Hans": "请指定一个数组及其每项中的金额：items[].amount",
+            "zh-Hant": "請指定一個陣列及其每項中的金額：items[].amount",
+        },
+    )
+
+
+CHECKS = """\
+checks:
+  dates:
+    date_order: {start: applicant.from, end: applicant.to}
+  total:
+    sum: {lines: 'applicant.lines[].amount', total: applicant.total}
+  named:
+    date_order: {start: applicant.from, end: applicant.to}
+    message: {zh-Hans: 日期不对, en: dates wrong}
+"""
+SAMPLE = (
+    '{"applicant": {"name": "x", "from": "2025-02-01", "to": "2025-01-01",'
+    ' "lines": [{"amount": "1"}, {"amount": "x"}], "total": "3"}}'
+)
+
+
+def test_what_checks_find_in_an_application_in_each_language(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mapping test on an application the checks refuse: each check's default message and
+    name in the reader's language; a message the mapping writes itself is kept as written."""
+    mapping_with(tmp_path, CHECKS, SAMPLE)
+    monkeypatch.chdir(tmp_path)
+    args = ("mapping", "test", "mappings/hk.yaml", "sample.json")
+    results = {language: tongban(language, *args) for language in LANGUAGES}
+    assert {r.exit_code for r in results.values()} == {1}
+    assert results["en"].stderr == (
+        "mappings/hk.yaml:5: applicant.to: the end date is before the start date (check dates)\n"
+        "mappings/hk.yaml:7: applicant.lines[1].amount: is not an amount (check total)\n"
+        "mappings/hk.yaml:9: applicant.to: 日期不对 / dates wrong (check named)\n"
+        "3 error(s)\n"
+    )
+    said = {
+        "zh-Hans": (
+            "mappings/hk.yaml:5: applicant.to: 结束日期早于开始日期（检查 dates）\n"
+            "mappings/hk.yaml:7: applicant.lines[1].amount: 不是金额（检查 total）\n"
+            "mappings/hk.yaml:9: applicant.to: 日期不对 / dates wrong（检查 named）\n"
+            "3 个错误\n"
+        ),
+        "zh-Hant": (
+            "mappings/hk.yaml:5: applicant.to: 結束日期早於開始日期（檢查 dates）\n"
+            "mappings/hk.yaml:7: applicant.lines[1].amount: 不是金額（檢查 total）\n"
+            "mappings/hk.yaml:9: applicant.to: 日期不对 / dates wrong（檢查 named）\n"
+            "3 個錯誤\n"
+        ),
+    }
+    for language, text in said.items():
+        assert results[language].stderr == text
