@@ -189,9 +189,9 @@ class SoapSpec:
             document = load_wsdl(file, root, schemas)
             port = find_port(document, names.get("service"), names.get("port"))
         except WsdlError as exc:
-            where = "port" if "port" in str(exc) and "port" in m else "wsdl"
-            where = "service" if "no service" in str(exc) and "service" in m else where
-            r.error((*path, where), exc.text)
+            # At the setting it is about when the section has it (a service or port not in
+            # the WSDL); else at the wsdl setting (the file, or a choice it leaves open).
+            r.error((*path, exc.key if exc.key in m else "wsdl"), exc.text)
             return {}
         self._ports.setdefault(r, {})[tuple(path[:-1])] = port
         self._settings.setdefault(r, {})[tuple(path[:-1])] = (settings, m.get("idempotency_header"))

@@ -56,9 +56,10 @@ class WsdlError(Exception):
     """A WSDL cannot be loaded, or lacks the service, port or operation asked for; ``text`` is
     the message as a template and its values, for the CLI to say in the reader's language."""
 
-    def __init__(self, message: Text | str) -> None:
+    def __init__(self, message: Text | str, *, key: str = "wsdl") -> None:
         super().__init__(str(message))
         self.text = message
+        self.key = key  # the setting of the soap: section it is about (wsdl, service or port)
 
 
 # What the hardened loader (adapters.xmlsafe) says of a file it refuses, recognised by kind; the
@@ -128,8 +129,9 @@ def load_document(path: Path, root: Path, catalogue: Catalogue = ()) -> Any:
         raise WsdlError(unresolved_message(resolved, root, catalogue, str(exc.url))) from exc
     except (DTDForbidden, EntitiesForbidden) as exc:
         raise WsdlError(said("document type declarations are not accepted")) from exc
-    except (ZeepError, etree.LxmlError, ValueError, KeyError, AttributeError, TypeError) as exc:
-        # zeep reports a broken WSDL with many exception types; all mean "fix the file".
+    except (ZeepError, etree.LxmlError, ValueError, LookupError, AttributeError, TypeError) as exc:
+        # zeep reports a broken WSDL with many exception types; all mean "fix the file" (a
+        # binding of a portType the file lacks is an IndexError, a missing message a KeyError).
         raise WsdlError(f"{type(exc).__name__}: {exc}") from exc
     with _lock:
         if len(_cache) >= _MAX_CACHED:
@@ -191,7 +193,8 @@ def find_port(document: Any, service: str | None, port: str | None) -> Port:
                     "the WSDL has %(count)d services; name one of: %(names)s",
                     count=len(services),
                     names=_names(services),
-                )
+                ),
+                key="service",
             )
         service = next(iter(services))
     if service not in services:
@@ -200,7 +203,8 @@ def find_port(document: Any, service: str | None, port: str | None) -> Port:
                 "no service %(name)r in the WSDL; it has: %(names)s",
                 name=service,
                 names=_names(services),
-            )
+            ),
+            key="service",
         )
     ports = {n: p for n, p in services[service].ports.items() if isinstance(p.binding, SoapBinding)}
     if port is None:
@@ -211,7 +215,8 @@ def find_port(document: Any, service: str | None, port: str | None) -> Port:
                     service=service,
                     count=len(ports),
                     names=_names(ports),
-                )
+                ),
+                key="port",
             )
         port = next(iter(ports))
     if port not in ports:
@@ -221,7 +226,8 @@ def find_port(document: Any, service: str | None, port: str | None) -> Port:
                 name=port,
                 service=service,
                 names=_names(ports),
-            )
+            ),
+            key="port",
         )
     binding = ports[port].binding
     return Port(

@@ -789,6 +789,30 @@ async def test_wsdl_imports_are_read_from_the_config_directory_only(
     assert len(found) == 1 and expected in found[0], found
 
 
+async def test_a_wsdl_import_problem_is_reported_at_the_wsdl_even_beside_a_port(
+    soap_root,
+) -> None:
+    """A refused import names the wsdl setting, also when the section names its port (the
+    message's word "imports" once sent it to soap.port)."""
+    async with canary() as hits:
+        extra = f'<xs:import namespace="urn:o" schemaLocation="http://127.0.0.1:{hits[0]}/x.xsd"/>'
+        root = soap_root(
+            hk_extra="      port: VehicleLicensingSoap11Port",
+            wsdl={"hk-td-vehicle-licensing.wsdl": _wsdl_with(schema_extra=extra)},
+        )
+        found = await asyncio.to_thread(problems_of, root)
+    assert len(found) == 1 and found[0].startswith("partners.yaml:11: partners[0].soap.wsdl: ")
+
+
+def test_a_binding_of_a_missing_port_type_is_a_problem_not_a_traceback(soap_root) -> None:
+    """zeep raises IndexError for a binding whose portType the file lacks: it is a problem of
+    the WSDL at its setting's line, like any other broken WSDL."""
+    text = _wsdl_with().replace('type="td:VehicleLicensingPortType"', 'type="td:NoSuchType"')
+    found = problems_of(soap_root(wsdl={"hk-td-vehicle-licensing.wsdl": text}))
+    assert len(found) == 1 and found[0].startswith("partners.yaml:11: partners[0].soap.wsdl: ")
+    assert "NoSuchType" in found[0]
+
+
 def test_the_catalogue_wsdls_load_through_the_hardened_transport() -> None:
     """Both catalogue WSDLs load through the hardened transport; their ports are as documented."""
     from adapters.wsdl import find_port, load_document
