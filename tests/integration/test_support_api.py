@@ -342,6 +342,6 @@ async def test_an_altered_record_is_answered_as_a_damaged_journal(
         ) as r:
             assert (await r.json(content_type=None))[
                 "title"
-            ] == "日誌中有一筆記錄無法按寫入時的內容讀出"
+            ] == "日誌庫中有一筆記錄無法按寫入時的內容讀出"
         status, _, body = await get_json(http, f"/v1/exchanges/{kept}")
         assert status == 200 and body["id"] == kept
