@@ -49,6 +49,7 @@ from adapters.xsdtypes import BadValue
 from federation.config.headers import EXCHANGE_KEY, HEADERS_KEY
 from federation.config.reader import Reader
 from federation.config.yamlsrc import PathKey
+from federation.domain.texts import Text, said
 
 PROFILES = ("xroad",)
 
@@ -80,11 +81,13 @@ def parse_settings(r: Reader, path: PathKey, m: Mapping[str, Any]) -> HeaderSett
     if "profile" in m:
         name = r.choice((*path, "profile"), m["profile"], PROFILES)
         if name == "xroad" and "xroad" not in m:
-            r.error((*path, "profile"), "profile xroad needs an xroad: section (client, service)")
+            r.error(
+                (*path, "profile"), said("profile xroad needs an xroad: section (client, service)")
+            )
         elif name == "xroad":
             profile = parse_profile(r, (*path, "xroad"), m["xroad"])
     elif "xroad" in m:
-        r.error((*path, "xroad"), "an xroad: section needs profile: xroad")
+        r.error((*path, "xroad"), said("an xroad: section needs profile: xroad"))
     return HeaderSettings(
         fixed=tuple(fixed), key_header=key_header, key_body=key_body, profile=profile
     )
@@ -98,10 +101,12 @@ def _fixed(r: Reader, path: PathKey, raw: Any) -> list[tuple[str, Any]]:
         try:
             parse_steps(str(key))
         except HeaderPathError as exc:
-            r.error(where, str(exc))
+            r.error(where, exc.text)
             continue
         if isinstance(value, dict | list) or value is None:
-            r.error(where, "a header value is text or a number; name each element by its path")
+            r.error(
+                where, said("a header value is text or a number; name each element by its path")
+            )
             continue
         fixed.append((str(key), value))
     return fixed
@@ -113,7 +118,9 @@ def _idempotency(r: Reader, path: PathKey, m: Mapping[str, Any]) -> tuple[str | 
         ipath = (*path, "idempotency")
         im = r.mapping(ipath, m["idempotency"], optional=("header", "body"))
         if im is not None and len(im) != 1:
-            r.error(ipath, "give exactly one of header: (a header path) or body: (a body path)")
+            r.error(
+                ipath, said("give exactly one of header: (a header path) or body: (a body path)")
+            )
         elif im is not None:
             kind, text = next(iter(im.items()))
             value = r.text((*ipath, kind), text)
@@ -121,11 +128,11 @@ def _idempotency(r: Reader, path: PathKey, m: Mapping[str, Any]) -> tuple[str | 
                 try:
                     parse_steps(value)
                 except HeaderPathError as exc:
-                    r.error((*ipath, kind), str(exc))
+                    r.error((*ipath, kind), exc.text)
                     value = None
             key_header, key_body = (value, None) if kind == "header" else (None, value)
         if "idempotency_header" in m:
-            r.error(ipath, "idempotency: replaces idempotency_header: give one of them")
+            r.error(ipath, said("idempotency: replaces idempotency_header: give one of them"))
     return key_header, key_body
 
 
@@ -209,8 +216,12 @@ def plan_for(
         for need in ("client", "service", "id", "protocolVersion"):
             if need not in parts.parts:
                 raise HeaderPathError(
-                    f"profile xroad: operation {operation} declares no xrd:{need} header part "
-                    "(X-Road WSDLs declare the headers as soap:header parts)"
+                    said(
+                        "profile xroad: operation %(name)s declares no xrd:%(part)s header part "
+                        "(X-Road WSDLs declare the headers as soap:header parts)",
+                        name=operation,
+                        part=need,
+                    )
                 )
         fixed = fixed_headers(settings.profile, item, operation)
         per_message = tuple(PER_MESSAGE.items())
@@ -225,7 +236,11 @@ def plan_for(
         from_body = tuple(name for _, name in parse_steps(settings.key_body))
         if ".".join(from_body) not in body_paths:
             raise HeaderPathError(
-                f"operation {operation}'s input has no element {'/'.join(from_body)}"
+                said(
+                    "operation %(name)s's input has no element %(path)s",
+                    name=operation,
+                    path="/".join(from_body),
+                )
             )
         key_body = from_body
     return HeaderPlan(
@@ -272,15 +287,16 @@ def check_settings(
                 try:
                     plan_for(profile, parts, operation=name, body_paths=set(), item=item)
                 except HeaderPathError as exc:
-                    _once(r, (*soap, "profile"), str(exc))
+                    _once(r, (*soap, "profile"), exc.text)
         if settings.key_header:
             where = (*soap, "idempotency", "header")
-            _check_target(r, where, parts, name, settings.key_header, "the idempotency key")
+            key = said("the idempotency key")
+            _check_target(r, where, parts, name, settings.key_header, key)
         if settings.key_body:
             try:
                 body_path(input_tree(port, name)[0], settings.key_body)
             except HeaderPathError as exc:
-                _once(r, (*soap, "idempotency", "body"), f"operation {name}: {exc}")
+                _once(r, (*soap, "idempotency", "body"), _of_operation(name, exc))
         if legacy_raw is not None and isinstance(legacy_raw, str):
             _check_legacy(r, (*soap, "idempotency_header"), parts, legacy_raw)
 
@@ -288,7 +304,7 @@ def check_settings(
 def _check_fixed(
     r: Reader, where: PathKey, parts: HeaderParts, op: str, text: str, value: Any
 ) -> None:
-    target = _check_target(r, where, parts, op, text, "a fixed value")
+    target = _check_target(r, where, parts, op, text, said("a fixed value"))
     if target is None:
         return
     try:
@@ -298,13 +314,13 @@ def _check_fixed(
 
 
 def _check_target(
-    r: Reader, where: PathKey, parts: HeaderParts, op: str, text: str, what: str
+    r: Reader, where: PathKey, parts: HeaderParts, op: str, text: str, what: Text
 ) -> Node | Attr | None:
     """The element or attribute ``text`` names, if it can hold text; else a problem, and None."""
     try:
         keys = resolve(parts, text)
     except HeaderPathError as exc:
-        _once(r, where, f"operation {op}: {exc}")
+        _once(r, where, _of_operation(op, exc))
         return None
     target = node_at(parts, keys)
     if isinstance(target, Node) and target.simple is None:
@@ -312,11 +328,21 @@ def _check_target(
         _once(
             r,
             where,
-            f"{'/'.join(keys)} holds elements ({inner}), not text: {what} needs "
-            "the path of an element inside it",
+            said(
+                "%(path)s holds elements (%(inner)s), not text: %(what)s needs the path of an "
+                "element inside it",
+                path="/".join(keys),
+                inner=inner,
+                what=what,
+            ),
         )
         return None
     return target
+
+
+def _of_operation(name: str, exc: HeaderPathError) -> Text:
+    """A header path's problem, said of the operation it was checked against."""
+    return said("operation %(name)s: %(problem)s", name=name, problem=exc.text)
 
 
 def _check_legacy(r: Reader, where: PathKey, parts: HeaderParts, name: str) -> None:
@@ -330,10 +356,14 @@ def _check_legacy(r: Reader, where: PathKey, parts: HeaderParts, name: str) -> N
     _once(
         r,
         where,
-        f"{local} is a header part that holds elements "
-        f"({', '.join(c.key for c in node.children) or 'none'}): the key would be its text and "
-        f'the partner would read nothing; name the element inside: idempotency: {{header: "'
-        f'{{{ns}}}{local}/{inner}"}}',
+        said(
+            "%(part)s is a header part that holds elements (%(inner)s): the key would be its text "
+            'and the partner would read nothing; name the element inside: idempotency: {header: "'
+            '%(path)s"}',
+            part=local,
+            inner=", ".join(c.key for c in node.children) or "none",
+            path=f"{{{ns}}}{local}/{inner}",
+        ),
     )
 
 
@@ -349,7 +379,7 @@ def node_at(parts: HeaderParts, keys: KeyPath) -> Node | Attr | None:
     return node
 
 
-def _once(r: Reader, path: PathKey, message: str) -> None:
+def _once(r: Reader, path: PathKey, message: str | Text) -> None:
     """Report a problem unless the same one is reported already (several items share a partner)."""
     problem = r.doc.problem(path, message)
     if problem not in r.problems:

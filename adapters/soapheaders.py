@@ -26,13 +26,20 @@ from lxml import etree  # type: ignore[import-untyped]
 from zeep.xsd import ComplexType
 
 from adapters.body import BodyInvalid, Node, Prefixes, Unsupported, compile_element, write_general
+from federation.domain.texts import Text, said
 
 KeyPath = tuple[str, ...]
 _STEP = re.compile(r"(?:\{([^{}\s]+)\})?(@?[A-Za-z_][A-Za-z0-9_.-]*)")  # {ns}name or @name
 
 
 class HeaderPathError(ValueError):
-    """A header or body path that is not well formed, or names nothing the WSDL declares."""
+    """A header or body path that is not well formed, or names nothing the WSDL declares;
+    ``text`` is the message as a template and its values, for the CLI to say in the reader's
+    language (``str(exc)`` is the English)."""
+
+    def __init__(self, message: Text | str) -> None:
+        super().__init__(str(message))
+        self.text = message
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,19 +83,36 @@ def parse_steps(text: str) -> list[tuple[str | None, str]]:
     while True:
         m = _STEP.match(text, pos)
         if m is None:
-            rest = text[pos:] or "(nothing)"
             raise HeaderPathError(
-                f"{text!r}: {rest[:40]!r} is not an element name, {{namespace}}Name or @attribute"
+                said(
+                    "%(text)r: %(rest)r is not an element name, {namespace}Name or @attribute",
+                    text=text,
+                    rest=text[pos : pos + 40],
+                )
+                if pos < len(text)
+                else said(
+                    "%(text)r: '(nothing)' is not an element name, {namespace}Name or @attribute",
+                    text=text,
+                )
             )
         steps.append((m.group(1), m.group(2)))
         pos = m.end()
         if pos == len(text):
             break
         if text[pos] != "/":
-            raise HeaderPathError(f"{text!r}: unexpected {text[pos]!r} at position {pos + 1}")
+            raise HeaderPathError(
+                said(
+                    "%(text)r: unexpected %(char)r at position %(pos)d",
+                    text=text,
+                    char=text[pos],
+                    pos=pos + 1,
+                )
+            )
         pos += 1
     if any(name.startswith("@") for _, name in steps[:-1]):
-        raise HeaderPathError(f"in {text!r} an @attribute can only be the last step")
+        raise HeaderPathError(
+            said("in %(text)r an @attribute can only be the last step", text=text)
+        )
     return steps
 
 
@@ -100,12 +124,24 @@ def resolve(parts: HeaderParts, text: str) -> KeyPath:
     key = parts.tags.get(f"{{{ns}}}{name}") if ns else (name if name in parts.parts else None)
     if key is None and name in parts.unsupported:
         raise HeaderPathError(
-            f"header part {name} uses XSD features tongban cannot write ({parts.unsupported[name]})"
+            said(
+                "header part %(name)s uses XSD features tongban cannot write (%(why)s)",
+                name=name,
+                why=parts.unsupported[name],
+            )
         )
     if key is None or key not in parts.parts:
-        known = ", ".join(parts.tags) or "none"
         raise HeaderPathError(
-            f"the operation declares no header part {steps[0][1]!r} (its header parts: {known})"
+            said(
+                "the operation declares no header part %(name)r (its header parts: %(known)s)",
+                name=steps[0][1],
+                known=", ".join(parts.tags),
+            )
+            if parts.tags
+            else said(
+                "the operation declares no header part %(name)r (its header parts: none)",
+                name=steps[0][1],
+            )
         )
     node = parts.parts[key]
     out = [key]
@@ -113,8 +149,16 @@ def resolve(parts: HeaderParts, text: str) -> KeyPath:
         child = _child(node, ns, name)
         if child is None:
             have = [c.key for c in node.children] + [a.key for a in node.attrs]
+            where = "/".join(out)
             raise HeaderPathError(
-                f"{'/'.join(out)} has no {name!r}; it has: {', '.join(have) or 'nothing'}"
+                said(
+                    "%(path)s has no %(name)r; it has: %(have)s",
+                    path=where,
+                    name=name,
+                    have=", ".join(have),
+                )
+                if have
+                else said("%(path)s has no %(name)r; it has: nothing", path=where, name=name)
             )
         out.append(name if isinstance(child, str) else child.key)
         if isinstance(child, str):
@@ -138,10 +182,12 @@ def body_path(paths: set[str], text: str) -> KeyPath:
     keys = tuple(name for _, name in steps)
     if any(k.startswith("@") for k in keys):
         raise HeaderPathError(
-            "the idempotency key goes into an element of the body, not an attribute"
+            said("the idempotency key goes into an element of the body, not an attribute")
         )
     if ".".join(keys) not in paths:
-        raise HeaderPathError(f"the operation's input has no element {'/'.join(keys)}")
+        raise HeaderPathError(
+            said("the operation's input has no element %(path)s", path="/".join(keys))
+        )
     return keys
 
 
