@@ -3,7 +3,13 @@
 Counts come from the journal itself, so every instance on one PostgreSQL database reports the
 same numbers (a dashboard takes the ``max`` across instances, never the ``sum``): exchanges per
 state, partner and service, the oldest unfinished exchange per partner, and the callbacks still
-owed to sources. The same SQL runs on SQLite and PostgreSQL; the memory backend counts in Python.
+owed to sources. The memory backend counts in Python. SQLite and PostgreSQL keep the counts by
+state, partner and service in tables their triggers write, so no tally groups every exchange, and
+share the rest of the SQL.
+
+PostgreSQL's triggers only append changes (migration 0009): a count is the last folded in plus
+the changes since, and a tally that finds more than COMPACT_AFTER changes folds them in
+(:func:`pg_compact`).
 
 Commit timing is per instance: each backend's writer calls :func:`committed` once per committed
 batch (its duration and how many writes it held); a broker subscribes for its own journal with
@@ -31,9 +37,38 @@ OLDEST_SQL = (
 )
 CALLBACKS_SQL = "SELECT count(*) FROM exchanges WHERE notify_state IS NOT NULL"
 # SQLite keeps the counts in a table its triggers maintain (migration 0014): a few dozen rows to
-# read where BY_STATE_SQL groups every exchange. PostgreSQL groups (see docs/operations.md).
+# read where BY_STATE_SQL groups every exchange.
 COUNTED_SQLITE = "SELECT state, target, service, n FROM exchange_counts WHERE n > 0"
 STATES_SQLITE = "SELECT state, sum(n) FROM exchange_counts GROUP BY state HAVING sum(n) > 0"
+
+# PostgreSQL's counts: those last folded in plus the changes appended since (migration 0009); the
+# last column is how many changes. One statement, so one snapshot: it sees a concurrent
+# pg_compact entirely or not at all.
+COUNTED_PG = """
+SELECT state, target, service, sum(n)::bigint, sum(changes)::bigint FROM (
+    SELECT state, target, service, n, 0 AS changes FROM exchange_counts
+    UNION ALL
+    SELECT state, target, service, n, 1 FROM exchange_count_changes
+) AS counted GROUP BY state, target, service"""
+# Exchanges per state, the same way (Journal.counts: /v1/stats and the console).
+STATES_PG = """
+SELECT state, sum(n)::bigint FROM (
+    SELECT state, n FROM exchange_counts UNION ALL SELECT state, n FROM exchange_count_changes
+) AS counted GROUP BY state HAVING sum(n) > 0"""
+COMPACT_AFTER = 2000  # changes a tally adds up before it folds them into exchange_counts
+# One compaction at a time per schema; the others skip it rather than wait. The first key tells
+# these locks from any other advisory lock on the database.
+COMPACT_LOCK = "SELECT pg_try_advisory_xact_lock(1953459815, hashtext(current_schema()))"
+# Deletes the changes its snapshot sees and adds exactly those, in one transaction: a change
+# committed meanwhile is neither deleted nor added, and waits for the next compaction.
+COMPACT = """
+WITH folded AS (
+    DELETE FROM exchange_count_changes RETURNING state, target, service, n
+)
+INSERT INTO exchange_counts AS c (state, target, service, n)
+    SELECT state, target, service, sum(n) FROM folded GROUP BY state, target, service
+    ON CONFLICT (state, target, service) DO UPDATE SET n = c.n + excluded.n"""
+DROP_EMPTY = "DELETE FROM exchange_counts WHERE n = 0"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,9 +149,25 @@ def sqlite_tally(conn: Any) -> Tally:
 
 
 async def pg_tally(conn: Any) -> Tally:
-    """The tally on a PostgreSQL connection."""
-    return from_rows(
-        [tuple(r) for r in await conn.fetch(BY_STATE_SQL)],
+    """The tally on a PostgreSQL connection (outside a transaction); folds the changes into the
+    counts when more than COMPACT_AFTER have piled up."""
+    counted = await conn.fetch(COUNTED_PG)
+    result = from_rows(
+        [(s, p, v, n) for s, p, v, n, _ in counted if n > 0],
         [tuple(r) for r in await conn.fetch(OLDEST_SQL)],
         await conn.fetchval(CALLBACKS_SQL),
     )
+    if sum(r[4] for r in counted) > COMPACT_AFTER:
+        await pg_compact(conn)
+    return result
+
+
+async def pg_compact(conn: Any) -> int | None:
+    """Fold the changes appended so far into exchange_counts, in a transaction of its own; how
+    many groups that changed, or None when another connection is at it (this one does not wait)."""
+    async with conn.transaction():
+        if not await conn.fetchval(COMPACT_LOCK):
+            return None
+        status = await conn.execute(COMPACT)
+        await conn.execute(DROP_EMPTY)
+    return int(status.split()[-1])
