@@ -80,10 +80,13 @@ def applicant_ref(journal_path: str, value: str) -> bytes:
     if not os.environ.get(ENV) and (beside is None or not key_file.is_file()):
         # load_key would make a new key, with which nothing already journalled could be found.
         raise Failure(
-            f"cannot search by applicant: no search key ({key_file} or {ENV}); the broker makes "
-            "the key file when partners.yaml sets search.applicant_fields"
+            _(
+                "cannot search by applicant: no search key (%(file)s or %(env)s); the broker "
+                "makes the key file when partners.yaml sets search.applicant_fields"
+            )
+            % {"file": key_file, "env": ENV}
         )
     try:
         return reference(load_key(beside), value)
     except (ConfigError, OSError, ValueError) as exc:
-        raise Failure(f"cannot read the search key: {exc}") from None
+        raise Failure(_("cannot read the search key: %(error)s") % {"error": exc}) from None

@@ -5,6 +5,7 @@ same in every language; the English is word for word what it was before these we
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -13,7 +14,10 @@ from click.testing import CliRunner, Result
 
 from federation.cli import lang
 from federation.cli.main import main
+from federation.domain.ids import new_id
 from tests.foreign.test_onboarding_soap import xroad_config
+from tests.unit.test_cli_languages import one_exchange
+from tests.unit.test_config import partner as partners
 
 LANGUAGES = ("en", "zh-Hans", "zh-Hant")
 Said = Mapping[str, str]
@@ -113,3 +117,105 @@ def test_soap_header_settings_problems_in_each_language(
     results = {language: tongban(language, "check") for language in LANGUAGES}
     assert {r.exit_code for r in results.values()} == {1}
     said_in_each_language(results, f"partners.yaml:{line}: {path}", said)
+
+
+# -- journal search --applicant: the search key ----------------------------------------------------
+
+
+def test_search_by_applicant_without_a_key_in_each_language(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """journal search --applicant on a journal with no search key beside it: refused, exit 2,
+    the key file and the variable named as they are; English exactly as before."""
+    journal = tmp_path / "j.sqlite"
+    asyncio.run(one_exchange(str(journal), new_id()))
+    monkeypatch.chdir(tmp_path)
+    args = ("journal", "search", "--journal", "j.sqlite", "--applicant", "A123456(7)")
+    results = {
+        language: tongban(language, *args, env={"TONGBAN_SEARCH_KEY": None})
+        for language in LANGUAGES
+    }
+    assert {r.exit_code for r in results.values()} == {2}
+    assert results["en"].stderr == (
+        "Error: cannot search by applicant: no search key (j.sqlite.key or TONGBAN_SEARCH_KEY); "
+        "the broker makes the key file when partners.yaml sets search.applicant_fields\n"
+    )
+    said = {
+        "en": "cannot search by applicant: no search key (j.sqlite.key or TONGBAN_SEARCH_KEY)",
+        "zh-Hans": "无法按申请人查询：没有查询密钥（j.sqlite.key 或 TONGBAN_SEARCH_KEY）",
+        "zh-Hant": "無法按申請人查詢：沒有查詢密鑰（j.sqlite.key 或 TONGBAN_SEARCH_KEY）",
+    }
+    said_in_each_language(results, "", said)
+
+
+def test_an_unreadable_search_key_in_each_language(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A search key file that is not a key: refused with the reader's words around the
+    library's own."""
+    journal = tmp_path / "j.sqlite"
+    asyncio.run(one_exchange(str(journal), new_id()))
+    key = tmp_path / "j.sqlite.key"
+    key.write_text("zz", encoding="utf-8")
+    key.chmod(0o600)
+    monkeypatch.chdir(tmp_path)
+    args = ("journal", "search", "--journal", "j.sqlite", "--applicant", "A123456(7)")
+    results = {language: tongban(language, *args) for language in LANGUAGES}
+    assert {r.exit_code for r in results.values()} == {2}
+    said = {
+        "en": "cannot read the search key: ",
+        "zh-Hans": "无法读取查询密钥：",
+        "zh-Hant": "無法讀取查詢密鑰：",
+    }
+    said_in_each_language(results, "", said)
+
+
+# -- a mapping field's transform, as it loads -------------------------------------------------------
+
+# name → (the field's transform, the key path below the field, what it says)
+TRANSFORM_CASES: dict[str, tuple[str, str, Said]] = {
+    "a factor that is not a number": (
+        "{multiply: abc}",
+        "transform.multiply: ",
+        {"en": "'abc' is not a number", "zh-Hans": "'abc' 不是数字", "zh-Hant": "'abc' 不是數字"},
+    ),
+    "an unknown time zone": (
+        "{date: {from: epoch_s, to: iso, zone: Mars/Olympus}}",
+        "transform.date.zone: ",
+        {
+            "en": "'Mars/Olympus' is not a time zone name (e.g. Asia/Hong_Kong)",
+            "zh-Hans": "'Mars/Olympus' 不是时区名称（例如 Asia/Hong_Kong）",
+            "zh-Hant": "'Mars/Olympus' 不是時區名稱（例如 Asia/Hong_Kong）",
+        },
+    ),
+    "a fill of two characters": (
+        "{pad: {width: 3, fill: ab}}",
+        "transform.pad.fill: ",
+        {
+            "en": "the fill is one character",
+            "zh-Hans": "填充字符须为一个字符",
+            "zh-Hant": "填充字元須為一個字元",
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("case", TRANSFORM_CASES)
+def test_transform_problems_in_each_language(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tongban check on a mapping whose field's transform is wrong: the problem at the field's
+    line in every language; in English exactly the line and count it printed before."""
+    transform, below, said = TRANSFORM_CASES[case]
+    (tmp_path / "mappings").mkdir()
+    mapping = (
+        f"mapping: 1\nrequest:\n  holder.name: {{from: applicant.name, transform: {transform}}}\n"
+    )
+    (tmp_path / "mappings/hk.yaml").write_text(mapping, encoding="utf-8")
+    (tmp_path / "partners.yaml").write_text(partners(), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    results = {language: tongban(language, "check") for language in LANGUAGES}
+    assert {r.exit_code for r in results.values()} == {1}
+    where = f"mappings/hk.yaml:3: request.holder.name.{below}"
+    assert results["en"].stderr == f"{where}{said['en']}\n1 error(s)\n"
+    said_in_each_language(results, where, said)

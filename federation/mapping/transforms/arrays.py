@@ -16,6 +16,7 @@ from typing import Any
 
 from federation.config.yamlsrc import PathKey
 from federation.domain.paths import MISSING, PathSyntaxError, parse_path
+from federation.domain.texts import said
 from federation.mapping.transforms.base import (
     Context,
     Step,
@@ -56,7 +57,7 @@ def _getter(ctx: Context, path: PathKey, raw: Any) -> Callable[[Any], Any] | Non
     try:
         segments = parse_path(text)
     except PathSyntaxError as exc:
-        ctx.reader.error(path, f"bad field path: {exc}")
+        ctx.reader.error(path, said("bad field path: %(error)s", error=str(exc)))
         return None
 
     def get(data: Any) -> Any:
@@ -77,12 +78,14 @@ def _condition(ctx: Context, path: PathKey, raw: Any) -> Callable[[Any], bool] |
         return None
     ops = [k for k in _OPS if k in m]
     if len(ops) != 1:
-        ctx.reader.error(path, f"a condition needs exactly one of: {', '.join(_OPS)}")
+        ctx.reader.error(
+            path, said("a condition needs exactly one of: %(ops)s", ops=", ".join(_OPS))
+        )
         return None
     get = _getter(ctx, (*path, "field"), m["field"])
     op, operand = ops[0], m[ops[0]]
     if op in ("in", "not_in") and not isinstance(operand, list):
-        ctx.reader.error((*path, op), f"'{op}' takes a list of values")
+        ctx.reader.error((*path, op), said("'%(op)s' takes a list of values", op=op))
         return None
     if op in ("in_table", "not_in_table"):
         table = ctx.tables.get(operand) if isinstance(operand, str) else None
@@ -90,7 +93,12 @@ def _condition(ctx: Context, path: PathKey, raw: Any) -> Callable[[Any], bool] |
             if operand not in ctx.unloaded:
                 known = ", ".join(sorted(ctx.tables)) or "none"
                 ctx.reader.error(
-                    (*path, op), f"no code table {operand!r}; this mapping declares: {known}"
+                    (*path, op),
+                    said(
+                        "no code table %(name)r; this mapping declares: %(known)s",
+                        name=operand,
+                        known=known,
+                    ),
                 )
             return None
         codes = frozenset(table.values)
@@ -138,15 +146,15 @@ def _pick(raw: Any, ctx: Context, path: PathKey) -> Step | None:
 
 def _factor(ctx: Context, path: PathKey, raw: Any, name: str) -> Decimal | None:
     if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
-        ctx.reader.error(path, f"{name!r} takes a number, as 100")
+        ctx.reader.error(path, said("%(name)r takes a number, as 100", name=name))
         return None
     try:
         d = Decimal(str(raw).strip())
     except InvalidOperation:
-        ctx.reader.error(path, f"{raw!r} is not a number")
+        ctx.reader.error(path, said("%(value)r is not a number", value=raw))
         return None
     if not d.is_finite() or d == 0:
-        ctx.reader.error(path, f"{name!r} takes a finite number other than 0")
+        ctx.reader.error(path, said("%(name)r takes a finite number other than 0", name=name))
         return None
     return d
 

@@ -8,6 +8,7 @@ from typing import Any
 import phonenumbers
 
 from federation.config.yamlsrc import PathKey
+from federation.domain.texts import said
 from federation.mapping import domain
 from federation.mapping.transforms.base import (
     REGISTRY,
@@ -35,7 +36,12 @@ def _table(raw: Any, ctx: Context, path: PathKey) -> Step | None:
         return None
     if table is None:
         known = ", ".join(sorted(ctx.tables)) or "none (declare them under 'tables:')"
-        ctx.reader.error((*path, "name"), f"no code table {name!r}; this mapping declares: {known}")
+        ctx.reader.error(
+            (*path, "name"),
+            said(
+                "no code table %(name)r; this mapping declares: %(known)s", name=name, known=known
+            ),
+        )
         return None
     values = table.values
     default = args.get("default", table.default if table.has_default else _NO_DEFAULT)
@@ -70,7 +76,14 @@ def _checker(
             return None
         part = args.get("part", "value")
         if part not in ("value", *parts):
-            ctx.reader.error((*path, "part"), f"{part!r} is not one of: value, {', '.join(parts)}")
+            ctx.reader.error(
+                (*path, "part"),
+                said(
+                    "%(value)r is not one of: %(allowed)s",
+                    value=part,
+                    allowed=", ".join(("value", *parts)),
+                ),
+            )
             return None
         extra: dict[str, Any] = {}
         if allow_key is not None:

@@ -21,6 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from federation.config.yamlsrc import PathKey
+from federation.domain.texts import said
 from federation.mapping.transforms.base import (
     Context,
     Step,
@@ -276,7 +277,9 @@ def _zone_arg(ctx: Context, path: PathKey, name: Any) -> ZoneInfo | None:
     try:
         return _zone(str(name))
     except (ZoneInfoNotFoundError, ValueError):
-        ctx.reader.error(path, f"{name!r} is not a time zone name (e.g. Asia/Hong_Kong)")
+        ctx.reader.error(
+            path, said("%(name)r is not a time zone name (e.g. Asia/Hong_Kong)", name=name)
+        )
         return None
 
 

@@ -8,6 +8,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from federation.config.yamlsrc import PathKey
+from federation.domain.texts import said
 from federation.mapping.transforms.base import (
     Context,
     Step,
@@ -138,7 +139,8 @@ def _money(raw: Any, ctx: Context, path: PathKey) -> Step | None:
     allowed = args.get("currencies", sorted(_MINOR_UNITS))
     if not isinstance(allowed, list) or any(c not in _MINOR_UNITS for c in allowed):
         ctx.reader.error(
-            (*path, "currencies"), f"expected a list of {', '.join(sorted(_MINOR_UNITS))}"
+            (*path, "currencies"),
+            said("expected a list of %(allowed)s", allowed=", ".join(sorted(_MINOR_UNITS))),
         )
         return None
 

@@ -18,6 +18,7 @@ import re
 from typing import Any
 
 from federation.config.yamlsrc import PathKey
+from federation.domain.texts import said
 from federation.mapping.transforms.base import (
     Context,
     Step,
@@ -60,7 +61,7 @@ def _pad(raw: Any, ctx: Context, path: PathKey) -> Step | None:
     if width is None or fill is None or side is None:
         return None
     if len(fill) != 1:
-        ctx.reader.error((*path, "fill"), "the fill is one character")
+        ctx.reader.error((*path, "fill"), said("the fill is one character"))
         return None
 
     def run(v: Any, w: list[str]) -> Any:
@@ -122,12 +123,14 @@ def _regex_replace(raw: Any, ctx: Context, path: PathKey) -> Step | None:
     try:
         pattern = re.compile(text)
     except re.error as exc:
-        ctx.reader.error((*path, "pattern"), f"not a regular expression: {exc}")
+        ctx.reader.error(
+            (*path, "pattern"), said("not a regular expression: %(error)s", error=str(exc))
+        )
         return None
     try:
         pattern.sub(replacement, "")  # compiles the replacement: \3 with two groups fails here
     except (re.error, IndexError) as exc:
-        ctx.reader.error((*path, "with"), f"bad replacement: {exc}")
+        ctx.reader.error((*path, "with"), said("bad replacement: %(error)s", error=str(exc)))
         return None
 
     def run(v: Any, w: list[str]) -> Any:
@@ -160,7 +163,7 @@ def _max_length(raw: Any, ctx: Context, path: PathKey) -> Step | None:
     if args is None:
         return None
     if ("characters" in args) == ("bytes" in args):
-        ctx.reader.error(path, "give 'characters' or 'bytes' (with 'encoding')")
+        ctx.reader.error(path, said("give 'characters' or 'bytes' (with 'encoding')"))
         return None
     unit = "characters" if "characters" in args else "bytes"
     limit = ctx.reader.integer((*path, unit), args[unit], low=1, high=1_000_000)
@@ -171,7 +174,8 @@ def _max_length(raw: Any, ctx: Context, path: PathKey) -> Step | None:
         codec = ENCODINGS[name] if name is not None else None
     elif "encoding" in args:
         ctx.reader.error(
-            (*path, "encoding"), "an encoding counts bytes: give 'bytes', not 'characters'"
+            (*path, "encoding"),
+            said("an encoding counts bytes: give 'bytes', not 'characters'"),
         )
         return None
     if limit is None or cut is None or (unit == "bytes" and codec is None):

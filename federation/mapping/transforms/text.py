@@ -7,6 +7,7 @@ from functools import cache
 from typing import Any
 
 from federation.config.yamlsrc import PathKey
+from federation.domain.texts import said
 from federation.mapping.transforms.base import (
     REGISTRY,
     Context,
@@ -107,8 +108,10 @@ def _script(raw: Any, ctx: Context, path: PathKey) -> Step | None:
     if ctx.is_name:
         ctx.reader.error(
             path,
-            "a person's name is never script-converted (OpenCC turns 余丽萍 into 餘麗萍): "
-            "carry it exactly as on the document",
+            said(
+                "a person's name is never script-converted (OpenCC turns 余丽萍 into 餘麗萍): "
+                "carry it exactly as on the document"
+            ),
         )
         return None
     converter = _opencc(config)
