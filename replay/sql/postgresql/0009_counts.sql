@@ -33,7 +33,8 @@ INSERT INTO exchange_counts (state, target, service, n)
 
 -- Appends to the exchange_count_changes of the session's search_path, which every journal
 -- connection sets to the journal's schema (SQL run by hand must too). Not pinned with
--- SET search_path: that costs each call more than the rest of the trigger (bench/pg_tally.py).
+-- SET search_path: in a loop of writes on the server alone that made each call markedly dearer
+-- (a setting saved and restored per call), for a case the journal never meets.
 CREATE FUNCTION exchange_count_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
