@@ -31,7 +31,7 @@ import asyncpg
 
 from federation.domain.errors import JournalUnavailable, LeaseLost
 from federation.domain.models import Event, Exchange, NewExchange, StateChange
-from replay import instances, pgsql, refs, rekey, rows, rules, sessions, tally, trail
+from replay import formats, instances, pgsql, refs, rekey, rows, rules, sessions, tally, trail
 from replay import sets as mapping_sets
 from replay.archive import ArchiveWriter
 from replay.audit import Audit
@@ -114,6 +114,7 @@ class PostgresJournal(GroupCommit):
         self._pool = pool
         try:
             await self._run(lambda conn: pgsql.migrate(conn, self.schema), transaction=False)
+            await self._run(lambda conn: formats.mark_postgres(conn, repr(self)), transaction=False)
             await self._use_keys()
         except BaseException:
             await self.close()
@@ -431,8 +432,8 @@ class PostgresJournal(GroupCommit):
         return await self._run(tally.pg_tally, transaction=False)
 
     async def counts(self) -> Mapping[str, int]:
-        found: Mapping[str, int] = await self._run(tally.pg_counts, transaction=False)
-        return found
+        found = await self._run(lambda conn: conn.fetch(pgsql.COUNTS), transaction=False)
+        return {r[0]: r[1] for r in found}
 
     async def announce(self, instance: Instance) -> None:
         async def op(conn: Conn) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 from federation.domain.errors import FederationError, JournalUnavailable, LeaseLost
 from federation.domain.models import Event, Exchange, NewExchange, StateChange
-from replay import instances, refs, rekey, rows, rules, sessions, sqlitesql, tally, trail
+from replay import formats, instances, refs, rekey, rows, rules, sessions, sqlitesql, tally, trail
 from replay import sets as mapping_sets
 from replay.archive import ArchivedExchange, ArchiveWriter
 from replay.audit import Audit
@@ -185,8 +185,13 @@ class SQLiteJournal:
 
     def _connect_writer(self) -> sqlite3.Connection:
         conn = self._connect()
-        conn.execute("PRAGMA journal_mode=WAL")
-        sqlitesql.migrate(conn)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            sqlitesql.migrate(conn)
+            formats.mark_sqlite(conn, str(self.path))
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def _connect_reader(self) -> sqlite3.Connection:

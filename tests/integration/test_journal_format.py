@@ -1,0 +1,100 @@
+"""A journal says which stored format its newest writer wrote; a release refuses a later one.
+
+An instance of an earlier release restarted on a journal a later release has written would fail
+on every exchange holding a value it cannot read (docs/operations.md, "Upgrade"). The journal's
+mark (``chain_head.format``, replay/formats.py) makes it refuse at open instead, with a message
+saying what to do, and change nothing. Run on SQLite and PostgreSQL; the in-memory journal lives
+and dies with its release.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from federation.domain.errors import JournalUnavailable
+from federation.domain.ids import new_id
+from federation.domain.models import Direction, NewExchange
+from replay import formats
+from tests.integration.pg import BACKENDS, PgSchema, SQLiteFile, store
+
+NOW = 1_790_000_000.0
+Store = PgSchema | SQLiteFile
+
+
+@pytest.fixture(params=BACKENDS)
+async def where(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """An empty journal store of each persistent backend."""
+    async with store(request.param, tmp_path) as s:
+        yield s
+
+
+async def one_exchange(where: Store) -> str:
+    """Open the journal, write one exchange, close it; the exchange's id."""
+    j = where.journal()
+    await j.open()
+    try:
+        new = NewExchange(
+            id=new_id(NOW),
+            direction=Direction.OUTBOUND,
+            source="gd-portal",
+            target="hk",
+            service="TD-VL-RENEW",
+            idempotency_key="k1",
+            request_hash="sha256:x",
+            application={"n": 1},
+            received_at=NOW,
+        )
+        ex, _ = await j.create(new, owner="w", lease_until=NOW + 100)
+    finally:
+        await j.close()
+    return ex.id
+
+
+async def test_a_journal_is_marked_with_the_format_this_release_writes(where: Store) -> None:
+    """A new journal, and one from before the mark (no mark: the first format), carry this
+    release's format once it has opened them."""
+    await one_exchange(where)
+    assert await where.fetchval("SELECT format FROM chain_head") == formats.WRITES
+    await where.execute("UPDATE chain_head SET format = NULL")
+    j = where.journal()
+    await j.open()
+    await j.close()
+    assert await where.fetchval("SELECT format FROM chain_head") == formats.WRITES
+
+
+async def test_a_journal_of_a_later_format_is_refused_and_left_alone(where: Store) -> None:
+    """Marked by a later release: open refuses, naming both formats and what to do, and the
+    journal's rows and mark are as they were."""
+    xid = await one_exchange(where)
+    later = formats.WRITES + 1
+    await where.execute("UPDATE chain_head SET format = ?", later)
+    before = await where.fetch("SELECT seq, hash FROM events ORDER BY seq")
+    j = where.journal()
+    with pytest.raises(JournalUnavailable) as refused:
+        await j.open()
+    await j.close()
+    message = str(refused.value)
+    assert f"holds stored format {later}, written by a later release" in message
+    assert f"reads formats 1 to {formats.WRITES}" in message and "Upgrade" in message
+    assert await where.fetchval("SELECT format FROM chain_head") == later
+    assert await where.fetch("SELECT seq, hash FROM events ORDER BY seq") == before
+    await where.execute("UPDATE chain_head SET format = ?", formats.WRITES)
+    j = where.journal()
+    await j.open()
+    try:
+        assert (await j.get(xid)) is not None  # the same journal opens again at its own format
+    finally:
+        await j.close()
+
+
+def test_the_mark_judges_every_generation() -> None:
+    """No mark and every known format open (earlier ones to be marked), a later one never."""
+    assert formats.judged(None, "j") is (formats.WRITES > 1)
+    assert [formats.judged(g, "j") for g in formats.READS] == [
+        g < formats.WRITES for g in formats.READS
+    ]
+    with pytest.raises(JournalUnavailable, match="stored format 9"):
+        formats.judged(9, "j")
