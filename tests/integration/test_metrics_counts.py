@@ -185,6 +185,26 @@ async def test_pg_counts_equal_a_full_count_after_changes_behind_the_journal(
         await j.close()
 
 
+async def test_pg_a_change_made_from_another_search_path_counts_in_the_journal(
+    pg: PgSchema,
+) -> None:
+    """SQL run with another schema first on its search_path (by hand, or from another journal in
+    the same database) still counts in this journal's schema, never fails for want of the table."""
+    j = pg.journal()
+    await j.open()
+    try:
+        await j.create(new("k1", "hk", "TD-VL-RENEW"), owner="w", lease_until=NOW)
+        conn = await asyncpg.connect(pg.dsn, server_settings={"search_path": "public"})
+        try:
+            await conn.execute(f"UPDATE \"{pg.schema}\".exchanges SET state = 'failed'")
+        finally:
+            await conn.close()
+        assert (await j.tally()).exchanges == await truth(pg)
+        assert (await j.tally()).exchanges == {("failed", "hk", "TD-VL-RENEW"): 1}
+    finally:
+        await j.close()
+
+
 async def test_pg_migration_counts_a_journal_that_already_has_rows(pg: PgSchema) -> None:
     """A journal written by a release before migration 0009 starts counted: its rows are counted
     when the migration runs, and the triggers count from there."""

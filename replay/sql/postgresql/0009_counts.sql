@@ -31,23 +31,29 @@ LOCK TABLE exchanges IN SHARE ROW EXCLUSIVE MODE;
 INSERT INTO exchange_counts (state, target, service, n)
     SELECT state, target, service, count(*) FROM exchanges GROUP BY state, target, service;
 
--- Appends to the exchange_count_changes of the session's search_path, which every journal
--- connection sets to the journal's schema (SQL run by hand must too). Not pinned with
--- SET search_path: in a loop of writes on the server alone that made each call markedly dearer
--- (a setting saved and restored per call), for a case the journal never meets.
+-- Appends to the exchange_count_changes of the journal's own schema, named in the function when
+-- it is made (the migration runs with the journal's schema first on its search_path): a session
+-- with another search_path (SQL run by hand, another journal's schema in the same database)
+-- still counts in the right place. Not pinned with SET search_path instead: in a loop of writes
+-- on the server alone that made each call markedly dearer (a setting saved and restored per call).
+DO $migration$
+BEGIN
+    EXECUTE format($function$
 CREATE FUNCTION exchange_count_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        INSERT INTO exchange_count_changes VALUES (NEW.state, NEW.target, NEW.service, 1);
+        INSERT INTO %1$I.exchange_count_changes VALUES (NEW.state, NEW.target, NEW.service, 1);
     ELSIF TG_OP = 'DELETE' THEN
-        INSERT INTO exchange_count_changes VALUES (OLD.state, OLD.target, OLD.service, -1);
+        INSERT INTO %1$I.exchange_count_changes VALUES (OLD.state, OLD.target, OLD.service, -1);
     ELSE
-        INSERT INTO exchange_count_changes
+        INSERT INTO %1$I.exchange_count_changes
             VALUES (OLD.state, OLD.target, OLD.service, -1), (NEW.state, NEW.target, NEW.service, 1);
     END IF;
     RETURN NULL;
 END
-$$;
+$$$function$, current_schema());
+END
+$migration$;
 
 CREATE TRIGGER exchanges_count_insert AFTER INSERT ON exchanges
     FOR EACH ROW EXECUTE FUNCTION exchange_count_change();
