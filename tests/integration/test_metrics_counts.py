@@ -20,6 +20,7 @@ from replay import pgsql, tally
 from replay.journal import Backend
 from replay.tally import WAITING, Tally
 from tests.integration.pg import JOURNALS, PgSchema, fresh_schema, open_journal_of
+from tests.integration.test_journal_instances import instance
 
 NOW = 1_790_000_000.0
 ROUTES = [("hk", "TD-VL-RENEW"), ("hk", "TD-DL-RENEW"), ("mo", "DSAJ-LIC"), ("sc", "HF-WITHDRAW")]
@@ -201,6 +202,22 @@ async def test_pg_a_change_made_from_another_search_path_counts_in_the_journal(
             await conn.close()
         assert (await j.tally()).exchanges == await truth(pg)
         assert (await j.tally()).exchanges == {("failed", "hk", "TD-VL-RENEW"): 1}
+    finally:
+        await j.close()
+
+
+async def test_pg_an_announcement_folds_the_changes_in(pg: PgSchema) -> None:
+    """Where nothing scrapes /metrics the changes still stay bounded: each instance's periodic
+    announcement folds them in, and the counts are the same after."""
+    j = pg.journal()
+    await j.open()
+    try:
+        for i in range(5):
+            await j.create(new(f"k{i}", "hk", "TD-VL-RENEW"), owner="w", lease_until=NOW)
+        assert await pending(pg) == 5
+        await j.announce(instance(1, "sha256:aaaa", NOW))
+        assert await pending(pg) == 0
+        assert (await j.tally()).exchanges == await truth(pg)
     finally:
         await j.close()
 
