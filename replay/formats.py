@@ -2,10 +2,13 @@
 
 A release may write values an earlier one cannot read (docs/operations.md, "Upgrade"). The
 journal says which generation of the stored format its newest writer wrote, in its chain head
-(``chain_head.format``); a release that opens a journal of a later generation than it knows refuses
-it at open, with a message saying so, instead of starting and failing on every exchange holding
-such a value. A release that writes a later generation raises the mark when it opens the journal
-for writing; never lowers it.
+(``chain_head.format``). A release that opens a journal of a later generation than it knows refuses
+it at open (and ``tongban journal migrate`` refuses it too), with a message saying so, instead of
+starting and failing on every exchange holding such a value. A release raises the mark to its own
+generation in the transaction of its first write, never lowers it: the mark rises with the first
+value written in the new format, so an earlier release that opened the journal before can have
+read nothing it cannot read, and a command that only reads (search, show, verify) run by a later
+release leaves the mark, and the earlier brokers' restarts, alone.
 
 The generations:
 
@@ -15,8 +18,10 @@ The generations:
    packed in their row, 16-byte applicant references and row digests (this release).
 
 A release that changes what it writes so that this one could not read it adds a generation here
-and raises ``WRITES``; a migration an earlier release could not work with must come with one too.
-Everything earlier stays readable (``READS``).
+and raises ``WRITES``. A migration that an earlier release could not work with raises the mark in
+its own SQL, in the same transaction as its change
+(``UPDATE chain_head SET format = N WHERE format IS NULL OR format < N``). Everything earlier stays
+readable (``READS``).
 """
 
 from __future__ import annotations
@@ -30,9 +35,9 @@ WRITES = 2  # the generation this release writes
 READS = range(1, WRITES + 1)  # the generations it reads
 
 
-def judged(stored: int | None, where: str) -> bool:
-    """Whether the journal at ``where``, marked ``stored`` (None: no mark, the first
-    generation), is to be marked ``WRITES``: True when it is earlier; a later one is refused."""
+def check(stored: int | None, where: str) -> None:
+    """Refuse the journal at ``where``, marked ``stored`` (None: no mark, the first generation),
+    when a later release wrote it."""
     generation = 1 if stored is None else stored
     if generation > WRITES:
         raise JournalUnavailable(
@@ -40,33 +45,22 @@ def judged(stored: int | None, where: str) -> bool:
             f"tongban; this release reads formats {READS.start} to {READS.stop - 1}. Run the "
             "later release here (see docs/operations.md, Upgrade): nothing was read or changed"
         )
-    return generation < WRITES
 
 
 READ = "SELECT format FROM chain_head"
+# Run in the transaction of a process's first write (it changes no row once marked).
+RAISE_SQLITE = f"UPDATE chain_head SET format = {WRITES} WHERE format IS NULL OR format < {WRITES}"
+RAISE_PG = RAISE_SQLITE
 
 
-def mark_sqlite(conn: sqlite3.Connection, where: str) -> None:
-    """On a SQLite journal's writer connection, after its migrations: :func:`judged`, and the
-    mark raised in a transaction of its own."""
-    if not judged(conn.execute(READ).fetchone()[0], where):
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        # Another process may have marked it while we waited for the lock.
-        if judged(conn.execute(READ).fetchone()[0], where):
-            conn.execute("UPDATE chain_head SET format = ?", (WRITES,))
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+def check_sqlite(conn: sqlite3.Connection, where: str) -> None:
+    """:func:`check` on a SQLite connection. A journal without its chain head row is left for
+    verify to report (it says what is missing), not refused here."""
+    row = conn.execute(READ).fetchone()
+    if row is not None:
+        check(row[0], where)
 
 
-async def mark_postgres(conn: Any, where: str) -> None:
-    """On a PostgreSQL journal, after its migrations: :func:`judged`, the head's row locked only
-    when the mark is to be raised (it is the row every append locks)."""
-    if not judged(await conn.fetchval(READ), where):
-        return
-    async with conn.transaction():
-        if judged(await conn.fetchval(READ + " FOR UPDATE"), where):
-            await conn.execute("UPDATE chain_head SET format = $1", WRITES)
+async def check_postgres(conn: Any, where: str) -> None:
+    """:func:`check` on a PostgreSQL connection (no row: as on SQLite)."""
+    check(await conn.fetchval(READ), where)

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from federation.domain.errors import FederationError, JournalUnavailable
-from replay import pgsql, tally
+from replay import formats, pgsql, tally
 from replay.dbthread import batch_after
 from replay.pgsql import Conn
 from replay.seal import Seal
@@ -38,6 +38,7 @@ class GroupCommit:
     _pool: Any  # asyncpg.Pool
     _timeout: float
     _queue: asyncio.Queue[tuple[WriteOp, asyncio.Future[Any]] | None] | None
+    _format_marked: bool  # whether this process raised the stored-format mark (replay/formats.py)
 
     async def _unavailable(self, exc: BaseException) -> JournalUnavailable:
         raise NotImplementedError
@@ -103,7 +104,10 @@ class GroupCommit:
             if pool is None:
                 raise JournalUnavailable(f"journal {self!r} is not open")
             t0 = time.perf_counter()
+            marking = not self._format_marked
             async with pool.acquire(timeout=self._timeout) as conn, conn.transaction():
+                if marking:  # the mark rises with the first value written in this format
+                    await conn.execute(formats.RAISE_PG)
                 chain = pgsql.Chain(conn, self.seal)
                 for op, fut in batch:
                     try:
@@ -112,6 +116,7 @@ class GroupCommit:
                         results.append((fut, None, exc))
                 await chain.flush()
             signed = chain.signed
+            self._format_marked = self._format_marked or marking
             tally.committed(self, time.perf_counter() - t0, len(batch))
             results = [
                 (fut, value.make() if isinstance(value, _Later) else value, exc)

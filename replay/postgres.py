@@ -78,6 +78,7 @@ class PostgresJournal(GroupCommit):
         self._pool: Any = None  # asyncpg.Pool
         self._queue: asyncio.Queue[tuple[WriteOp, asyncio.Future[Any]] | None] | None = None
         self._writer: asyncio.Task[None] | None = None
+        self._format_marked = False
 
     def __repr__(self) -> str:
         where = f", schema={self.schema!r}" if self.schema else ""
@@ -114,7 +115,7 @@ class PostgresJournal(GroupCommit):
         self._pool = pool
         try:
             await self._run(lambda conn: pgsql.migrate(conn, self.schema), transaction=False)
-            await self._run(lambda conn: formats.mark_postgres(conn, repr(self)), transaction=False)
+            await self._run(lambda c: formats.check_postgres(c, repr(self)), transaction=False)
             await self._use_keys()
         except BaseException:
             await self.close()
@@ -148,14 +149,20 @@ class PostgresJournal(GroupCommit):
 
     async def migrate(self) -> list[str]:
         """Apply pending migrations (``tongban journal migrate``); the files applied, in order."""
+
+        async def run(conn: Conn) -> list[str]:
+            applied = await pgsql.migrate(conn, self.schema)
+            await formats.check_postgres(conn, repr(self))
+            return applied
+
         if self._pool is not None:
-            return await self._run(lambda conn: pgsql.migrate(conn, self.schema), transaction=False)
+            return await self._run(run, transaction=False)
         try:
             conn = await asyncpg.connect(self.dsn, **self._connect_args())
         except (*pgsql.DRIVER_ERRORS, ValueError) as exc:
             raise JournalUnavailable(f"journal {self!r}: cannot connect: {exc}") from exc
         try:
-            return await self._translated(pgsql.migrate(conn, self.schema))
+            return await self._translated(run(conn))
         finally:
             await conn.close()
 

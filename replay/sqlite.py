@@ -87,6 +87,8 @@ class SQLiteJournal:
         self.sets = MappingSets()  # the mapping sets this process has read or written
         self.checkpoints = Checkpoints(self.keys.checkpoints, self.seal)
         self._cadence = Cadence(checkpoint_every)
+        # Whether this process raised the stored-format mark yet (replay/formats.py).
+        self._format_marked = self._format_marking = False
 
     def __repr__(self) -> str:
         return f"SQLiteJournal({str(self.path)!r})"
@@ -105,7 +107,7 @@ class SQLiteJournal:
             transactional=True,
             translate=self._translate,
             expected=(FederationError,),
-            on_begin=self._chain.begin,
+            on_begin=self._begin,
             on_commit=self._chain.end,
             after_commit=self._after_commit,
             observe=lambda seconds, writes: tally.committed(self, seconds, writes),
@@ -159,8 +161,19 @@ class SQLiteJournal:
             if side.exists() and stat.S_IMODE(side.stat().st_mode) & 0o077:
                 side.chmod(0o600)
 
+    def _begin(self, conn: sqlite3.Connection) -> None:
+        """In the writer thread, as a batch's transaction begins: the journal marked with this
+        release's stored format until a commit has done it (``replay/formats.py``), the chain's
+        head taken."""
+        if not self._format_marked:
+            conn.execute(formats.RAISE_SQLITE)
+            self._format_marking = True
+        self._chain.begin(conn)
+
     def _after_commit(self) -> None:
         """In the writer thread, after a commit: a checkpoint if one is due."""
+        if self._format_marking:
+            self._format_marked, self._format_marking = True, False
         now = self._clock()
         point = self._cadence.due(self._chain.commit(), now)
         if point is not None:
@@ -188,7 +201,7 @@ class SQLiteJournal:
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             sqlitesql.migrate(conn)
-            formats.mark_sqlite(conn, str(self.path))
+            formats.check_sqlite(conn, str(self.path))
         except BaseException:
             conn.close()
             raise
@@ -438,7 +451,9 @@ class SQLiteJournal:
             conn = self._connect()
             try:
                 conn.execute("PRAGMA journal_mode=WAL")
-                return sqlitesql.migrate(conn)
+                applied = sqlitesql.migrate(conn)
+                formats.check_sqlite(conn, str(self.path))
+                return applied
             finally:
                 conn.close()
 

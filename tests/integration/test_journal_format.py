@@ -31,18 +31,18 @@ async def where(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         yield s
 
 
-async def one_exchange(where: Store) -> str:
+async def one_exchange(where: Store, key: str = "k1") -> str:
     """Open the journal, write one exchange, close it; the exchange's id."""
     j = where.journal()
     await j.open()
     try:
         new = NewExchange(
-            id=new_id(NOW),
+            id=new_id(NOW + len(key)),
             direction=Direction.OUTBOUND,
             source="gd-portal",
             target="hk",
             service="TD-VL-RENEW",
-            idempotency_key="k1",
+            idempotency_key=key,
             request_hash="sha256:x",
             application={"n": 1},
             received_at=NOW,
@@ -53,15 +53,22 @@ async def one_exchange(where: Store) -> str:
     return ex.id
 
 
-async def test_a_journal_is_marked_with_the_format_this_release_writes(where: Store) -> None:
-    """A new journal, and one from before the mark (no mark: the first format), carry this
-    release's format once it has opened them."""
-    await one_exchange(where)
+async def test_a_journal_is_marked_by_its_first_write_and_not_by_reading(where: Store) -> None:
+    """The mark rises with the first write of a process, in its transaction: a new journal, and
+    one from before the mark (no mark: the first format), carry this release's format once it has
+    written; opening it and reading it (search, show, verify) leaves the mark as it was."""
+    xid = await one_exchange(where)
     assert await where.fetchval("SELECT format FROM chain_head") == formats.WRITES
     await where.execute("UPDATE chain_head SET format = NULL")
     j = where.journal()
     await j.open()
-    await j.close()
+    try:
+        assert (await j.get(xid)) is not None
+        assert (await j.verify())[1] is None
+    finally:
+        await j.close()
+    assert await where.fetchval("SELECT format FROM chain_head") is None
+    await one_exchange(where, key="k2")
     assert await where.fetchval("SELECT format FROM chain_head") == formats.WRITES
 
 
@@ -90,11 +97,34 @@ async def test_a_journal_of_a_later_format_is_refused_and_left_alone(where: Stor
         await j.close()
 
 
+async def test_migrate_refuses_a_journal_of_a_later_format(where: Store) -> None:
+    """`tongban journal migrate` of an earlier release says the journal is a later one's, where
+    it used to say it was up to date."""
+    await one_exchange(where)
+    await where.execute("UPDATE chain_head SET format = ?", formats.WRITES + 1)
+    with pytest.raises(JournalUnavailable, match="written by a later release"):
+        await where.journal().migrate()
+
+
+async def test_a_journal_without_its_chain_head_row_opens_for_verify_to_report(
+    where: Store,
+) -> None:
+    """The mark lives in the chain head's row; a journal whose row was cut out is not refused
+    with a crash but opens, and verify says the head is missing."""
+    await one_exchange(where)
+    await where.execute("DELETE FROM chain_head")
+    j = where.journal()
+    await j.open()
+    try:
+        _, broken = await j.verify()
+    finally:
+        await j.close()
+    assert broken is not None and "chain_head row is missing" in str(broken)
+
+
 def test_the_mark_judges_every_generation() -> None:
-    """No mark and every known format open (earlier ones to be marked), a later one never."""
-    assert formats.judged(None, "j") is (formats.WRITES > 1)
-    assert [formats.judged(g, "j") for g in formats.READS] == [
-        g < formats.WRITES for g in formats.READS
-    ]
+    """No mark and every known format open, a later one never."""
+    for stored in (None, *formats.READS):
+        formats.check(stored, "j")
     with pytest.raises(JournalUnavailable, match="stored format 9"):
-        formats.judged(9, "j")
+        formats.check(9, "j")
