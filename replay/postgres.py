@@ -411,10 +411,11 @@ class PostgresJournal(GroupCommit):
         done: bool,
         next_at: float | None = None,
     ) -> None:
-        appended = rows.stored_events(self.seal, exchange_id, events)
         give_up = done or next_at is None
 
         async def op(conn: Conn, chain: pgsql.Chain) -> None:
+            # Sealed in the write, under the seal in force then (a rekey may come between).
+            appended = rows.stored_events(self.seal, exchange_id, events)
             status = await conn.execute(
                 pgsql.FINISH_NOTIFICATION, next_at, give_up, exchange_id, owner
             )
@@ -477,9 +478,9 @@ class PostgresJournal(GroupCommit):
         await self._run(lambda conn: conn.execute(sessions.END_PG, token_hash))
 
     async def refuse(self, refusal: Refusal) -> None:
-        values = rows.refusal_values(self.seal, pgsql.storable(refusal))
-
         async def op(conn: Conn, chain: pgsql.Chain) -> None:
+            # Sealed in the write, under the seal in force then (a rekey may come between).
+            values = rows.refusal_values(self.seal, pgsql.storable(refusal))
             seq = await conn.fetchval(pgsql.REFUSE, *values)
             chain.add([rows.refusal_event(self.seal, seq, refusal.at, values)])
 

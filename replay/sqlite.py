@@ -564,9 +564,10 @@ class SQLiteJournal:
         await self._write(lambda conn: conn.execute(sessions.END_SQLITE, (token_hash,)))
 
     async def refuse(self, refusal: Refusal) -> None:
-        values = rows.refusal_values(self.seal, refusal)
-
+        # Sealed in the write, under the seal in force then (a rekey may come between): a
+        # refusal is rare enough that its turn can hold the sealing too.
         def op(conn: sqlite3.Connection) -> None:
+            values = rows.refusal_values(self.seal, refusal)
             seq = conn.execute(
                 "INSERT INTO refusals (at, remote, method, path, status, problem, detail,"
                 " idempotency_key, body, body_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -578,8 +579,10 @@ class SQLiteJournal:
         await self._write(op)
 
     async def note(self, entry: AuditEntry) -> None:
-        event = trail.audit_event(self.seal, entry)
-        await self._write(lambda conn: self._chain.append(conn, [event]))
+        # Sealed in the write, as a refusal is.
+        await self._write(
+            lambda conn: self._chain.append(conn, [trail.audit_event(self.seal, entry)])
+        )
 
     async def trail(self, query: TrailQuery) -> list[AuditEntry]:
         def op(conn: sqlite3.Connection) -> list[AuditEntry]:

@@ -19,7 +19,7 @@ import pytest
 from federation.domain.errors import ConfigError, JournalError
 from federation.domain.ids import new_id
 from federation.domain.models import Direction, Event, NewExchange, State, StateChange
-from replay.journal import Query, Refusal
+from replay.journal import AuditEntry, Query, Refusal, TrailQuery
 from replay.keys import NONE, Keyring, read_file
 from replay.memory import InMemoryJournal
 from replay.refs import reference
@@ -292,6 +292,51 @@ async def test_a_create_queued_behind_the_reseal_is_sealed_under_the_new_key(
     finally:
         await j.close()
     assert got is not None and got.application == application(30)
+
+
+async def test_a_refusal_and_an_audit_entry_queued_behind_the_reseal_open_after_it(
+    where: Store,
+) -> None:
+    """A refused body and an audit entry written while rekey's reseal waits in the writer's
+    queue are sealed under the key in force when they are written: both read back, and verify
+    holds, in a fresh process with the final key file."""
+    j = where.journal()
+    await j.open()
+    try:
+        await write(j)
+        reseal, late = j.reseal, []
+
+        async def reseal_with_writes_behind(new: Any) -> Any:
+            queued = asyncio.ensure_future(reseal(new))
+            await asyncio.sleep(0)  # the reseal is queued
+            body = orjson.dumps(application(40))
+            refusal = Refusal(
+                at=NOW, remote="127.0.0.1", method="POST", path="/v1/exchanges", status=422,
+                problem="mapping-failed", detail="late", idempotency_key="r40", body=body,
+                body_bytes=len(body),
+            )  # fmt: skip
+            entry = AuditEntry(at=NOW, who="ops", role="support", action="show", target="late")
+            late.extend(
+                [asyncio.ensure_future(j.refuse(refusal)), asyncio.ensure_future(j.note(entry))]
+            )
+            await asyncio.sleep(0)  # both are queued behind it
+            return await queued
+
+        j.reseal = reseal_with_writes_behind
+        await j.rekey()
+        await asyncio.gather(*late)
+    finally:
+        await j.close()
+    j = where.journal()
+    await j.open()
+    try:
+        refused = await j.refusals()
+        entries = await j.trail(TrailQuery())
+        assert (await j.verify())[1] is None
+    finally:
+        await j.close()
+    assert orjson.dumps(application(40)) in [r.body for r in refused]
+    assert [e.target for e in entries] == ["late"]
 
 
 def place_ring(where: Store) -> Keyring:
