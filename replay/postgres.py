@@ -116,6 +116,7 @@ class PostgresJournal(GroupCommit):
         try:
             await self._run(lambda conn: pgsql.migrate(conn, self.schema), transaction=False)
             await self._run(lambda c: formats.check_postgres(c, repr(self)), transaction=False)
+            await self._run(lambda c: tally.pg_count_in_place(c, repr(self)), transaction=False)
             await self._use_keys()
         except BaseException:
             await self.close()
@@ -153,6 +154,7 @@ class PostgresJournal(GroupCommit):
         async def run(conn: Conn) -> list[str]:
             applied = await pgsql.migrate(conn, self.schema)
             await formats.check_postgres(conn, repr(self))
+            await tally.pg_count_in_place(conn, repr(self))
             return applied
 
         if self._pool is not None:

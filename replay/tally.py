@@ -21,8 +21,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any
 
+from federation.domain.errors import JournalUnavailable
 from federation.domain.models import Exchange, State
 
 # Not ended: the partner still has to see them (held, due, or on the wire).
@@ -171,3 +173,39 @@ async def pg_compact(conn: Any) -> int | None:
         status = await conn.execute(COMPACT)
         await conn.execute(DROP_EMPTY)
     return int(status.split()[-1])
+
+
+# Whether the counting trigger's function names the schema it lives in: migration 0009 writes the
+# journal's schema into it, so a schema renamed since would count into the old name (failing every
+# write, or counting into another journal that took that name).
+COUNTING_IN_PLACE = """
+SELECT coalesce(bool_and(position(format('%I.exchange_count_changes', current_schema())
+                                  IN p.prosrc) > 0), true)
+FROM pg_proc p
+WHERE p.proname = 'exchange_count_change' AND p.pronamespace = to_regnamespace(current_schema())"""
+
+
+def counting_function() -> str:
+    """Migration 0009's statement that makes the counting function, as CREATE OR REPLACE: one
+    text for the migration and the repair, so they cannot drift apart."""
+    sql = resources.files("replay").joinpath("sql/postgresql/0009_counts.sql")
+    text = sql.read_text(encoding="utf-8")
+    start = text.index("DO $migration$")
+    end = text.index("$migration$;", start + len("DO $migration$")) + len("$migration$;")
+    return text[start:end].replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
+
+
+async def pg_count_in_place(conn: Any, where: str) -> None:
+    """At open and migrate: the counting function made again for the schema it is in when it
+    names another (the schema was renamed). Needs the function's owner, like a migration."""
+    from asyncpg import PostgresError  # only PostgreSQL journals come here
+
+    if await conn.fetchval(COUNTING_IN_PLACE):
+        return
+    try:
+        await conn.execute(counting_function())
+    except PostgresError as exc:  # no right to replace it: say what to do
+        raise JournalUnavailable(
+            f"journal {where}: its counting trigger names another schema (was the schema "
+            "renamed?); run tongban journal migrate as the schema's owner to make it count here"
+        ) from exc

@@ -206,6 +206,36 @@ async def test_pg_a_change_made_from_another_search_path_counts_in_the_journal(
         await j.close()
 
 
+async def test_pg_a_renamed_schema_counts_under_its_new_name(pg: PgSchema) -> None:
+    """The counting function names its schema; a journal whose schema was renamed (a DBA keeping
+    it aside) has it made again at open, so writes neither fail nor count into the old name."""
+    j = pg.journal()
+    await j.open()
+    await j.create(new("k1", "hk", "TD-VL-RENEW"), owner="w", lease_until=NOW)
+    await j.close()
+    renamed = PgSchema(pg.dsn, pg.schema + "_kept", pg.keydir)
+    await pg.execute(f'ALTER SCHEMA "{pg.schema}" RENAME TO "{renamed.schema}"')
+    try:
+        j = renamed.journal()
+        await j.open()
+        try:
+            await j.create(new("k2", "mo", "DSAJ-LIC"), owner="w", lease_until=NOW)
+            assert (await j.tally()).exchanges == await truth(renamed)
+            assert len(await truth(renamed)) == 2
+        finally:
+            await j.close()
+    finally:
+        await renamed.execute(f'ALTER SCHEMA "{renamed.schema}" RENAME TO "{pg.schema}"')
+
+
+def test_the_repair_makes_the_function_the_migration_makes() -> None:
+    """One text for both: the repair is migration 0009's statement, made replaceable."""
+    made = tally.counting_function()
+    assert made.startswith("DO $migration$") and made.endswith("$migration$;")
+    assert "CREATE OR REPLACE FUNCTION exchange_count_change()" in made
+    assert "%1$I.exchange_count_changes" in made
+
+
 async def test_pg_an_announcement_folds_the_changes_in(pg: PgSchema) -> None:
     """Where nothing scrapes /metrics the changes still stay bounded: each instance's periodic
     announcement folds them in, and the counts are the same after."""
