@@ -13,7 +13,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from importlib import resources
 from typing import Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
@@ -486,15 +486,22 @@ async def exchanges(
 
 
 def masked(dsn: str) -> str:
-    """The DSN without its password, for messages."""
+    """The DSN without its password, for messages: the one after the user name, and one given
+    as a query parameter (``?password=…``, which libpq and asyncpg read too)."""
     try:
         parts = urlsplit(dsn)
+        query = parse_qsl(parts.query, keep_blank_values=True)
     except ValueError:
         return "postgresql://…"
-    if parts.password is None:
+    in_query = any(k.lower() == "password" for k, _ in query)
+    if parts.password is None and not in_query:
         return dsn
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    if parts.password is not None:
+        parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1))
+    if in_query:
+        kept = [(k, "***" if k.lower() == "password" else v) for k, v in query]
+        parts = parts._replace(query=urlencode(kept, safe="*"))
+    return urlunsplit(parts)
 
 
 async def tombstone(

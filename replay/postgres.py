@@ -453,8 +453,11 @@ class PostgresJournal(GroupCommit):
         await self._run(op)
         # The count changes the triggers append are folded in here too, so that they stay
         # bounded where nothing scrapes /metrics (about seven rows a delivery otherwise pile up);
-        # after the announcement's own commit, and never waiting for another instance's fold.
-        await self._run(tally.pg_compact, transaction=False)
+        # after the announcement's own commit, and never waiting for another instance's fold. A
+        # fold that fails loses nothing (it is one statement) and is no failed announcement: the
+        # next one, or a tally, folds again.
+        with contextlib.suppress(JournalUnavailable):
+            await self._run(tally.pg_compact, transaction=False)
 
     async def withdraw(self, instance_id: str) -> None:
         await self._run(lambda conn: conn.execute(instances.WITHDRAW_PG, instance_id))

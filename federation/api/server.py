@@ -10,7 +10,6 @@ import socket
 import ssl
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
@@ -24,6 +23,7 @@ from federation.runtime.shutdown import DRAIN, Deadline
 from federation.runtime.systemd import SystemdNotifier
 from replay.factory import key_path, open_journal
 from replay.journal import Journal
+from replay.pgsql import masked
 from replay.refs import load_key
 
 
@@ -149,11 +149,4 @@ async def serve_forever(*, drain: float = DRAIN, **kwargs: object) -> None:
 def journal_shown(location: object) -> str:
     """Where the journal is, for a log line: a PostgreSQL URL without its password."""
     text = str(location)
-    if "://" not in text:
-        return text
-    parts = urlsplit(text)
-    if parts.password is None:
-        return text
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:‹redacted›@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    return masked(text) if "://" in text else text
