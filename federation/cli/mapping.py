@@ -7,10 +7,12 @@ from pathlib import Path
 
 import orjson
 
+from federation.api.i18n import translations
+from federation.cli import lang
 from federation.cli.lang import _
 from federation.cli.problems import shown
 from federation.domain.errors import ConfigError, MappingError, Problem
-from federation.domain.texts import said
+from federation.domain.texts import Gettext, said
 from federation.mapping.engine import load_mapping
 from federation.mapping.examples import check_example, dump, load_example, load_examples
 from federation.runtime.catalogue import Catalogue, load_catalogue
@@ -41,7 +43,7 @@ def run_sample(root: Path, mapping_path: Path, sample: Path, *, echo: Callable[.
     )
     if is_example:
         example = load_example(sample)
-        failures = check_example(mapping, example)
+        failures = check_example(mapping, example, gettext=_gettext())
         if schema is not None and example.expected is not None:
             failures += [shown(p) for p in schema.problems(example.expected, file=str(sample))]
         for line in failures:
@@ -51,9 +53,7 @@ def run_sample(root: Path, mapping_path: Path, sample: Path, *, echo: Callable[.
     try:
         mapped, warnings = mapping.map_request_checked(data)
     except MappingError as exc:
-        for (
-            problem
-        ) in exc.problems:  # a check's problems in the reader's language; the rest English
+        for problem in exc.problems:  # in the reader's language
             echo(shown(problem), err=True)
         echo(_("%(n)d error(s)") % {"n": len(exc.problems)}, err=True)
         return False
@@ -83,7 +83,7 @@ def run_all_examples(root: Path, *, echo: Callable[..., None]) -> bool:
             failed += 1
         for example in examples:
             total += 1
-            failures = check_example(mapping, example)
+            failures = check_example(mapping, example, gettext=_gettext())
             if schema is not None and example.expected is not None:
                 failures += [shown(p) for p in schema.problems(example.expected, file=schema.file)]
             name = f"{mapping.file} ← {example.file.parent.name}/{example.file.name}"
@@ -96,6 +96,13 @@ def run_all_examples(root: Path, *, echo: Callable[..., None]) -> bool:
                 echo(f"ok   {name}")
     echo(_("%(total)d golden examples, %(failed)d failed") % {"total": total, "failed": failed})
     return failed == 0
+
+
+def _gettext() -> Gettext | None:
+    """The cli catalogue of the reader's language, for what a golden example's check says
+    (None in English, which is then printed as it always was)."""
+    language = lang.current()
+    return None if language == lang.DEFAULT else translations(language, "cli").gettext
 
 
 def _shown(path: Path) -> str:

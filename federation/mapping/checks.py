@@ -251,7 +251,7 @@ def _id_birth_date(r: Reader, path: PathKey, args: dict[str, Any], at: str) -> R
         try:
             born = read(given)
         except TransformError as exc:
-            return [(at, str(exc))]
+            return [(at, exc.reason)]
         return [] if born.strftime("%Y%m%d") == number[6:14] else [(at, None)]
 
     return rule
@@ -273,11 +273,11 @@ def _date_order(r: Reader, path: PathKey, args: dict[str, Any], at: str) -> Rule
         try:
             first = read(start)
         except TransformError as exc:
-            return [(start_at, str(exc))]
+            return [(start_at, exc.reason)]
         try:
             last = read(end)
         except TransformError as exc:
-            return [(at, str(exc))]
+            return [(at, exc.reason)]
         if last > first or (same_day and last == first):
             return []
         return [(at, None if last < first else said("the end date is the start date"))]

@@ -3,7 +3,10 @@
 Mapping runs once per application on the broker's hot path, so a section becomes straight-line Python
 (dictionary gets, a few ``if``s, direct calls of the transform steps) instead of an interpreter
 walking the spec: see bench/mapping.py. Problems are collected as ``(field, prefix, message)`` tuples
-and turned into located Problems only when there are some.
+and turned into located Problems only when there are some. A message is a Text (its English
+template and values, said in the reader's language by the CLI and the console): a constant made
+once when the mapping compiles, or built on the failing branch only, never on the way of a value
+that maps.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from federation.domain.paths import MISSING
+from federation.domain.texts import N_, Text, said
 from federation.mapping.spec import NOTHING, Condition, FieldSpec, SourcePath
 from federation.mapping.transforms import TransformError
 
@@ -33,6 +37,16 @@ class _Take:
 
 _NOCASE: Any = object()
 _SKIP: Any = object()
+_NO_CASE = N_("no case for %(value)r; cases: %(cases)s")
+_NOT_A_LIST = said("expected a list of items")
+
+
+def _required(spec: FieldSpec) -> Text:
+    return said("required, but missing (maps to %(target)s)", target=".".join(spec.target))
+
+
+def _no_case(value: Any, cases: str) -> Text:
+    return Text(_NO_CASE, (("value", value), ("cases", cases)))
 
 
 class Compiler:
@@ -48,6 +62,8 @@ class Compiler:
             "_Take": _Take,
             "_deepcopy": copy.deepcopy,
             "_tag": _tag,
+            "_no_case": _no_case,
+            "_NOT_A_LIST": _NOT_A_LIST,
         }
         self.fields: list[FieldSpec] = []  # index in generated code → spec (for problems)
         self.lines: list[str] = []
@@ -124,8 +140,7 @@ class Compiler:
             inner.append(f"    {self._copy(spec.default)}")
             inner += _ind(self._put(spec.target), "    ")
         elif spec.required:
-            note = self._const(f"required, but missing (maps to {'.'.join(spec.target)})")
-            inner.append(f"    P.append(({index}, prefix, {note}))")
+            inner.append(f"    P.append(({index}, prefix, {self._const(_required(spec))}))")
         else:
             inner.append("    if v is None:")
             inner += _ind(self._put(spec.target), "        ")
@@ -136,7 +151,7 @@ class Compiler:
             for name, fn in spec.steps:
                 inner.append(f"        v = {self._const(fn)}(v, W)  # {name}")
             inner.append("    except TransformError as e:")
-            inner.append(f"        P.append(({index}, prefix, str(e)))")
+            inner.append(f"        P.append(({index}, prefix, e.reason))")
             inner.append("    else:")
             inner.append(f"        if len(W) > n:\n            _tag(W, n, {index}, prefix)")
             put = self._put(spec.target)
@@ -161,8 +176,7 @@ class Compiler:
                 *_ind(self._put(spec.target), "    "),
             ]
         if spec.required:
-            note = self._const(f"required, but missing (maps to {'.'.join(spec.target)})")
-            return ["else:", f"    P.append(({index}, prefix, {note}))"]
+            return ["else:", f"    P.append(({index}, prefix, {self._const(_required(spec))}))"]
         return []
 
     def _copy(self, value: Any) -> str:
@@ -241,7 +255,7 @@ class Compiler:
         for name, fn in steps:
             lines.append(f"        {var} = {self._const(fn)}({var}, W)  # {name}")
         lines.append("    except TransformError as e:")
-        lines.append(f"        P.append(({index}, prefix, str(e), {at}))")
+        lines.append(f"        P.append(({index}, prefix, e.reason, {at}))")
         lines.append(f"        {var} = _SKIP")
         lines.append(f"    if len(W) > n:\n        _tag(W, n, {index}, prefix)")
         return lines
@@ -269,10 +283,8 @@ class Compiler:
         if value.otherwise is not NOTHING:
             lines.append(f"        v = {self._const(self._case(value.otherwise))}")
         else:
-            lines.append(
-                f"        P.append(({index}, prefix, 'no case for ' + repr(k) + "
-                f"'; cases: ' + {self._const(', '.join(value.cases))}))"
-            )
+            listed = self._const(", ".join(value.cases))
+            lines.append(f"        P.append(({index}, prefix, _no_case(k, {listed})))")
             lines.append("        v = _SKIP")
         lines.append("    if type(v) is _Take:\n        v = v.get(src, root)")
         return lines
@@ -301,7 +313,7 @@ class Compiler:
             "for j, item in enumerate(v)]"
         )
         lines.append("elif v is not MISSING and v is not None:")
-        lines.append(f"    P.append(({index}, prefix, 'expected a list of items'))")
+        lines.append(f"    P.append(({index}, prefix, _NOT_A_LIST))")
         lines.append("    v = _SKIP")
         return lines
 
@@ -345,7 +357,8 @@ def _ind(lines: list[str], prefix: str) -> list[str]:
 
 
 def _tag(warnings: list[Any], start: int, index: int, prefix: str) -> None:
-    """Turn the plain warning texts a step appended into (field, prefix, message) tuples."""
+    """Turn the warnings a step appended (English text or a Text) into (field, prefix, message)
+    tuples."""
     for i in range(start, len(warnings)):
-        if isinstance(warnings[i], str):
+        if type(warnings[i]) is not tuple:
             warnings[i] = (index, prefix, warnings[i])

@@ -6,7 +6,9 @@ Warnings are returned rather than raised because they describe numbers that look
 (an HK residence permit of someone born in 1978; a pilot-era USCC with a wrong check character).
 
 Error and warning messages name the failing position, field or character, never the whole number:
-they end up in logs and problem reports, and an ID number is personal data.
+they end up in logs and problem reports, and an ID number is personal data. Each is made as a Text
+(an English template and its values), so that the CLI and the console can say it in the reader's
+language; it is built only where a check fails.
 """
 
 from __future__ import annotations
@@ -18,9 +20,16 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date
 
+from federation.domain.texts import N_, Text, said
+
 
 class DomainCheckError(ValueError):
-    """A value is not a valid identity number or code; the message says what failed."""
+    """A value is not a valid identity number or code; the message says what failed (``reason``:
+    its template and values, to say it in the reader's language)."""
+
+    def __init__(self, reason: Text) -> None:
+        super().__init__(str(reason))
+        self.reason = reason
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,7 +38,7 @@ class Checked:
 
     value: str
     parts: dict[str, str] = field(default_factory=dict)
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[Text, ...] = ()  # str(warning) is the English
 
 
 # Forms typed with a Chinese input method often carry full-width digits, letters, brackets and the
@@ -47,18 +56,43 @@ def _shape(allowed: tuple[str, ...]) -> re.Pattern[str]:
 
 
 def _check_chars(value: str, allowed: list[str], what: str) -> None:
-    """Raise naming the first position whose character is outside its allowed set."""
+    """Raise naming the first position whose character is outside its allowed set (``what`` is
+    one of the names marked for the catalogues below)."""
     if _shape(tuple(allowed)).fullmatch(value):
         return  # the common case, checked in one go; the loop below only explains a failure
     if len(value) != len(allowed):
-        raise DomainCheckError(f"{what} must have {len(allowed)} characters, not {len(value)}")
+        raise DomainCheckError(
+            said(
+                "%(what)s must have %(n)s characters, not %(given)s",
+                what=Text(what),
+                n=len(allowed),
+                given=len(value),
+            )
+        )
     for pos, (char, ok) in enumerate(zip(value, allowed, strict=True), start=1):
         if char not in ok:
-            raise DomainCheckError(f"character {pos} of the {what} is {char!r}, not one of {ok}")
+            raise DomainCheckError(
+                said(
+                    "character %(position)s of the %(what)s is %(char)r, not one of %(allowed)s",
+                    position=pos,
+                    what=Text(what),
+                    char=char,
+                    allowed=ok,
+                )
+            )
+
+
+# What _check_chars names, as its callers write it
+_ID_NUMBER, _ID_BODY = N_("ID number"), N_("ID number body")
+_USCC, _USCC_BODY = N_("USCC"), N_("USCC body")
+_MISMATCH = {
+    "number": N_("check character is %(given)r but the number says %(expected)r"),
+    "code": N_("check character is %(given)r but the code says %(expected)r"),
+}
 
 
 def _mismatch(given: str, expected: str, noun: str = "number") -> DomainCheckError:
-    return DomainCheckError(f"check character is {given!r} but the {noun} says {expected!r}")
+    return DomainCheckError(Text(_MISMATCH[noun], (("given", given), ("expected", expected))))
 
 
 # --- Mainland Resident Identity Card and HK/Macau/Taiwan residence permits (GB 11643) -----------
@@ -91,7 +125,7 @@ _REGION_SINCE = {"81": date(1997, 7, 1), "82": date(1999, 12, 20)}
 def mainland_id_check_char(first17: str) -> str:
     """The ISO 7064 MOD 11-2 check character for the first 17 digits of a mainland ID."""
     body = _clean(first17)
-    _check_chars(body, [_DIGITS] * 17, "ID number body")
+    _check_chars(body, [_DIGITS] * 17, _ID_BODY)
     return _id_check(body)
 
 
@@ -109,27 +143,33 @@ def _id_check(body: str) -> str:
 def mainland_id(value: str, *, today: date | None = None) -> Checked:
     """Check a mainland ID card or HK/Macau/Taiwan residence permit number (18 characters)."""
     v = _clean(value)
-    _check_chars(v, [_DIGITS] * 17 + [_DIGITS + "X"], "ID number")
+    _check_chars(v, [_DIGITS] * 17 + [_DIGITS + "X"], _ID_NUMBER)
     region, birth, check = v[:6], v[6:14], v[17]
     if region[:2] not in _PROVINCES:
-        raise DomainCheckError(f"province code {region[:2]} (characters 1-2) does not exist")
+        raise DomainCheckError(
+            said("province code %(code)s (characters 1-2) does not exist", code=region[:2])
+        )
     try:
         born = date(int(birth[:4]), int(birth[4:6]), int(birth[6:]))
     except ValueError:
-        raise DomainCheckError(f"birth date {birth} is not a date") from None
+        raise DomainCheckError(said("birth date %(date)s is not a date", date=birth)) from None
     if born.year < 1900:
-        raise DomainCheckError(f"birth year {born.year} is before 1900")
+        raise DomainCheckError(said("birth year %(year)s is before 1900", year=born.year))
     if born > (today or date.today()):
-        raise DomainCheckError(f"birth date {born.isoformat()} is in the future")
+        raise DomainCheckError(said("birth date %(date)s is in the future", date=born.isoformat()))
     expected = _id_check(v[:17])  # v is cleaned and its first 17 characters are digits
     if check != expected:
         raise _mismatch(check, expected)
-    warnings: list[str] = []
+    warnings: list[Text] = []
     since = _REGION_SINCE.get(region[:2])
     if since is not None and born < since:
         warnings.append(
-            f"region {region} did not exist in {born.year}"
-            " (residence permit issued from 2018-09-01: expected)"
+            said(
+                "region %(region)s did not exist in %(year)s"
+                " (residence permit issued from 2018-09-01: expected)",
+                region=region,
+                year=born.year,
+            )
         )
     sex = "male" if int(v[16]) % 2 else "female"
     parts = {"region": region, "birth_date": born.isoformat(), "sex": sex}
@@ -140,14 +180,14 @@ def mainland_id(value: str, *, today: date | None = None) -> Checked:
 
 _HKID = re.compile(r"([A-Z]{1,2}[0-9]{6}) ?(?:\(([0-9A])\)|([0-9A]))", re.ASCII)
 _HKID_PREFIX = re.compile(r"[A-Z]{1,2}[0-9]{6}", re.ASCII)
-_HKID_FORMAT = "an HKID is 1-2 letters, 6 digits and a check character 0-9 or A, as A123456(3)"
+_HKID_FORMAT = N_("an HKID is 1-2 letters, 6 digits and a check character 0-9 or A, as A123456(3)")
 
 
 def hkid_check_char(prefix: str) -> str:
     """The check character (0-9 or A) for an HKID's letters and six digits, e.g. ``A123456``."""
     p = _clean(prefix)
     if not _HKID_PREFIX.fullmatch(p):
-        raise DomainCheckError("an HKID prefix is 1-2 letters and 6 digits, as A123456")
+        raise DomainCheckError(said("an HKID prefix is 1-2 letters and 6 digits, as A123456"))
     # One-letter numbers are padded to eight positions with a space worth 36.
     values = [36 if c == " " else int(c, 36) for c in p.rjust(8)]
     r = sum(v * w for v, w in zip(values, range(9, 1, -1), strict=True)) % 11
@@ -158,7 +198,7 @@ def hkid(value: str) -> Checked:
     """Check an HKID (``A123456(3)``, ``A1234563``, ``A123456 3``); normalise to ``A123456(3)``."""
     m = _HKID.fullmatch(_clean(value))
     if m is None:
-        raise DomainCheckError(_HKID_FORMAT)
+        raise DomainCheckError(Text(_HKID_FORMAT))
     number, check = m[1], m[2] or m[3]
     expected = hkid_check_char(number)
     if check != expected:
@@ -183,7 +223,10 @@ def macau_bir(value: str) -> Checked:
         number, check = m[1] + m[2], m[3]
     else:
         raise DomainCheckError(
-            "a Macau BIR is 1, 5 or 7, six digits and a check digit, as 1234567(8) or 1/234567/8"
+            said(
+                "a Macau BIR is 1, 5 or 7, six digits and a check digit, as 1234567(8) or "
+                "1/234567/8"
+            )
         )
     return Checked(value=f"{number}({check})", parts={"number": number, "check": check})
 
@@ -198,8 +241,10 @@ def home_return_permit(value: str) -> Checked:
     v = _clean(value)
     if not _HRP.fullmatch(v):
         raise DomainCheckError(
-            "a 回鄉證 number is H or M and 8 digits, or 10 digits in the older form"
-            " that ends in a renewal count"
+            said(
+                "a 回鄉證 number is H or M and 8 digits, or 10 digits in the older form"
+                " that ends in a renewal count"
+            )
         )
     # The renewal count changes with every reissue; the first 9 characters identify the holder.
     parts = {"holder_key": v[:9]}
@@ -220,7 +265,7 @@ _USCC_VALUE = {c: i for i, c in enumerate(_USCC_ALPHABET)}
 def uscc_check_char(first17: str) -> str:
     """The GB 32100-2015 check character for the first 17 characters of a USCC."""
     body = _clean(first17)
-    _check_chars(body, [_USCC_ALPHABET] * 17, "USCC body")
+    _check_chars(body, [_USCC_ALPHABET] * 17, _USCC_BODY)
     return _uscc_check(body)
 
 
@@ -233,7 +278,7 @@ def _uscc_check(body: str) -> str:
 def uscc(value: str, allow: Collection[str] = ()) -> Checked:
     """Check a USCC; a code listed in ``allow`` passes a failed checksum with a warning."""
     v = _clean(value)
-    _check_chars(v, [_USCC_ALPHABET] * 18, "USCC")
+    _check_chars(v, [_USCC_ALPHABET] * 18, _USCC)
     parts = {"authority": v[0], "entity_type": v[1], "region": v[2:8], "org_code": v[8:17]}
     expected = _uscc_check(v[:17])  # v is cleaned and every character is in the alphabet
     if v[17] == expected:
@@ -241,7 +286,10 @@ def uscc(value: str, allow: Collection[str] = ()) -> Checked:
     # Some early pilot codes were issued with a wrong check character and are still in use; the
     # mapping lists them explicitly so a typo elsewhere is still caught.
     if v in (_cleaned(allow) if isinstance(allow, frozenset) else {_clean(a) for a in allow}):
-        warning = f"accepted by allow-list although its check character should be {expected!r}"
+        warning = said(
+            "accepted by allow-list although its check character should be %(expected)r",
+            expected=expected,
+        )
         return Checked(value=v, parts=parts, warnings=(warning,))
     raise _mismatch(v[17], expected, "code")
 
@@ -264,7 +312,7 @@ def hk_brn(value: str) -> Checked:
     m = _BRN.fullmatch(v)
     if m is None:
         raise DomainCheckError(
-            "an HK BR number is 8 digits, or C or F followed by the company number"
+            said("an HK BR number is 8 digits, or C or F followed by the company number")
         )
     if m[1]:
         parts = {"kind": "br", "number": m[1]}

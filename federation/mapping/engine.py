@@ -40,7 +40,7 @@ from federation.config.yamlsrc import Located, parse_yaml, read_source
 from federation.domain.errors import ConfigError, MappingError, Problem
 from federation.domain.models import content_hash
 from federation.domain.paths import PathSyntaxError, parse_path
-from federation.domain.texts import said
+from federation.domain.texts import Text, said
 from federation.mapping.checks import Check, parse_checks, run_checks
 from federation.mapping.codegen import Compiler, SectionFn
 from federation.mapping.spec import NOTHING, FieldSpec, SourcePath, SpecParser, Value
@@ -90,8 +90,12 @@ class Section:
         # a placeholder or alternative names the field it read (entry[3]); inside each, a $.x
         # field is named as the YAML reads, family[1].x rather than family[1].$.x
         label = entry[3] if len(entry) > 3 else spec.label.removeprefix("$.")
+        # a Text (the engine's, a transform's or a check's template) is said in the reader's
+        # language where it is shown; its English is the message
+        text = message if isinstance(message, Text) else None
         return Problem(
-            message=message,
+            message=str(message),
+            text=text,
             path=prefix + label,
             file=self.file,
             line=spec.line,

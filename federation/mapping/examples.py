@@ -23,7 +23,7 @@ import orjson
 
 from federation.config.headers import EXCHANGE_KEY, HEADERS_KEY
 from federation.domain.errors import ConfigError, MappingError, Problem
-from federation.domain.texts import Text, said
+from federation.domain.texts import N_, Gettext, Text, said
 from federation.mapping.engine import CompiledMapping, Section
 
 # The sections a case may exercise: every Section of a compiled mapping but the request (the
@@ -176,23 +176,49 @@ def _cases(data: dict[str, Any], bad: Callable[[Text], ConfigError]) -> list[Cas
     return out
 
 
-def check_example(mapping: CompiledMapping, example: Example) -> list[str]:
+@dataclass(frozen=True)
+class _Say:
+    """How the differences are said: English (``gettext`` None) or through a cli catalogue."""
+
+    gettext: Gettext | None
+
+    def __call__(self, template: str, /, **values: Any) -> str:
+        return said(template, **values).render(self.gettext)
+
+    def problem(self, p: Problem) -> str:
+        if self.gettext is None:
+            return str(p)
+        return p.shown(self.gettext, warning=Text(_WARNING).render(self.gettext))
+
+
+_WARNING = N_("warning: ")
+
+
+def check_example(
+    mapping: CompiledMapping, example: Example, *, gettext: Gettext | None = None
+) -> list[str]:
     """Differences between what the mapping does with the example and what the example expects:
-    the request (and its headers and warnings), then every case of the other sections."""
-    out = _check_request(mapping, example)
+    the request (and its headers and warnings), then every case of the other sections. With a
+    ``gettext`` of the cli catalogues they are said in its language (English without one)."""
+    say = _Say(gettext)
+    out = _check_request(mapping, example, say)
     for case in example.cases:
         section: Section | None = getattr(mapping, case.section)
         if section is None:
-            out.append(f"{case.section}: the mapping has no {case.section}: section")
+            out.append(
+                say(
+                    N_("%(section)s: the mapping has no %(section)s: section"), section=case.section
+                )
+            )
             continue
         found = _check(
-            section, case.input, case.expected, case.expected_errors, case.expected_warnings
+            section, case.input, case.expected, case.expected_errors, case.expected_warnings, say
         )
         out += [f"{case.section}: {line}" for line in found]
     return out
 
 
-def _check_request(mapping: CompiledMapping, example: Example) -> list[str]:
+def _check_request(mapping: CompiledMapping, example: Example, say: _Say) -> list[str]:
     expected = example.expected
     if example.expected_headers is None or expected is None:
         return _check(
@@ -201,8 +227,9 @@ def _check_request(mapping: CompiledMapping, example: Example) -> list[str]:
             expected,
             example.expected_errors,
             example.expected_warnings,
+            say,
         )
-    out = _check(mapping.request, example.application, None, None, example.expected_warnings)
+    out = _check(mapping.request, example.application, None, None, example.expected_warnings, say)
     if out:  # the mapping failed: _check said how
         return out
     mapped, _ = mapping.request.apply_checked(example.application)
@@ -222,33 +249,51 @@ def _check(
     expected: Any,
     errors: Expectations | None,
     warnings: Expectations | None,
+    say: _Say,
 ) -> list[str]:
     """One section on one input: the output (``expected``, None: not compared) or the errors."""
     try:
         mapped, found = section.apply_checked(data)
     except MappingError as exc:
         if errors is None:
-            return [f"mapping failed: {p}" for p in exc.problems]
-        return _match_errors(exc.problems, errors)
+            return [
+                say(N_("mapping failed: %(problem)s"), problem=say.problem(p)) for p in exc.problems
+            ]
+        return _match_errors(exc.problems, errors, say)
     if errors is not None:
-        return [f"expected errors {errors}, but the mapping succeeded"]
-    out = _match_errors(tuple(found), warnings, "warning") if warnings is not None else []
+        return [say(N_("expected errors %(errors)s, but the mapping succeeded"), errors=errors)]
+    out = _match_errors(tuple(found), warnings, say, "warning") if warnings is not None else []
     if expected is not None and _normalise(mapped) != _normalise(expected):
         out.append(diff_text(expected, mapped))
     return out
 
 
+# (error or warning) → what is said of one expected but not found, and of one found but not expected
+_MISSED = {
+    "error": N_("no error at %(path)r containing %(contains)r"),
+    "warning": N_("no warning at %(path)r containing %(contains)r"),
+}
+_UNEXPECTED = {
+    "error": N_("unexpected error: %(problem)s"),
+    "warning": N_("unexpected warning: %(problem)s"),
+}
+
+
 def _match_errors(
-    problems: tuple[Problem, ...], expected: list[dict[str, str]], what: str = "error"
+    problems: tuple[Problem, ...], expected: list[dict[str, str]], say: _Say, what: str = "error"
 ) -> list[str]:
+    # an expectation is matched against the English message, whatever the reader's language
     out = []
     for want in expected:
         if not any(
             p.path == want.get("path") and want.get("contains", "") in p.message for p in problems
         ):
-            out.append(f"no {what} at {want.get('path')!r} containing {want.get('contains', '')!r}")
+            path, contains = want.get("path"), want.get("contains", "")
+            out.append(say(_MISSED[what], path=path, contains=contains))
     wanted = {w.get("path") for w in expected}
-    out += [f"unexpected {what}: {p}" for p in problems if p.path not in wanted]
+    out += [
+        say(_UNEXPECTED[what], problem=say.problem(p)) for p in problems if p.path not in wanted
+    ]
     return out
 
 

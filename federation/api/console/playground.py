@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,10 @@ from federation.api.console import views
 from federation.api.console.access import check_csrf, require
 from federation.api.console.render import language_of, render
 from federation.api.edge import BROKER, EXCHANGE_ID_RE
+from federation.api.i18n import translations
 from federation.api.problems import ProblemError
 from federation.api.trail import record
-from federation.domain.errors import ConfigError, MappingError
+from federation.domain.errors import ConfigError, MappingError, Problem
 from federation.mapping.engine import CompiledMapping, load_mapping
 from federation.mapping.examples import load_examples
 from federation.runtime.broker import Broker
@@ -39,6 +41,18 @@ class Outcome:
     request: Any = None
     warnings: list[str] = field(default_factory=list)
     impact: tuple[int, int, list[str]] | None = None  # (tried, would differ, sample paths)
+
+
+def said_in(language: str, problems: Iterable[Problem]) -> list[str]:
+    """Problems of the mapping (its file's, or what it found in the application) as the viewer
+    reads them: ``file:line: path: message``, the message from its template through the ``cli``
+    catalogue of ``language``, the one ``tongban check`` and ``mapping test`` say it from. In
+    English, and where a message has no template, exactly as the logs and the journal hold it."""
+    if language == "en":
+        return [str(p) for p in problems]
+    gettext = translations(language, "cli").gettext
+    warning = gettext("warning: ")
+    return [p.shown(gettext, warning=warning) for p in problems]
 
 
 def _mapping(broker: Broker, partner: str, service: str) -> CompiledMapping:
@@ -121,17 +135,18 @@ async def run(request: web.Request) -> web.Response:
         raise ProblemError(413, "body-too-large", f"a mapping is at most {MAX_TEXT} characters")
     original = _mapping(broker, partner, service)
     outcome = Outcome()
+    language = language_of(request)
     try:
         mapping = await asyncio.to_thread(compile_text, original, text)
     except ConfigError as exc:
-        outcome.problems = [str(p) for p in exc.problems]
+        outcome.problems = said_in(language, exc.problems)
         return await _show(request, broker, partner, service, text, form, outcome, status=422)
     application = await _application(request, broker, original, form, caller.id, caller.role)
     try:
         outcome.request, warnings = mapping.map_request_checked(application)
-        outcome.warnings = [str(w) for w in warnings]
+        outcome.warnings = said_in(language, warnings)
     except MappingError as exc:
-        outcome.problems = [str(p) for p in exc.problems]
+        outcome.problems = said_in(language, exc.problems)
     outcome.impact = await _impact(broker, mapping, partner, service)
     return await _show(request, broker, partner, service, text, form, outcome)
 
@@ -196,7 +211,7 @@ async def save(request: web.Request) -> web.Response:
     try:
         await asyncio.to_thread(compile_text, original, text)
     except ConfigError as exc:
-        outcome.problems = [str(p) for p in exc.problems]
+        outcome.problems = said_in(language_of(request), exc.problems)
         return await _show(request, broker, partner, service, text, form, outcome, status=422)
     before = await asyncio.to_thread(original.path.read_text, encoding="utf-8")
     await asyncio.to_thread(original.path.write_text, text, encoding="utf-8")
@@ -204,7 +219,7 @@ async def save(request: web.Request) -> web.Response:
         await broker.reload()
     except ConfigError as exc:
         await asyncio.to_thread(original.path.write_text, before, encoding="utf-8")
-        outcome.problems = [str(p) for p in exc.problems]
+        outcome.problems = said_in(language_of(request), exc.problems)
         await record(
             request,
             broker,

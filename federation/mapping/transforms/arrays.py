@@ -22,7 +22,7 @@ from federation.mapping.transforms.base import (
     Step,
     TransformError,
     arguments,
-    kind,
+    needs_a_list,
     no_arguments,
     step,
 )
@@ -44,7 +44,7 @@ def _count(raw: Any, ctx: Context, path: PathKey) -> Step | None:
 
     def run(v: Any, w: list[str]) -> Any:
         if not isinstance(v, list):
-            raise TransformError(f"count needs a list, got {kind(v)}")
+            raise needs_a_list("count", v)
         return len(v)
 
     return run
@@ -135,7 +135,7 @@ def _pick(raw: Any, ctx: Context, path: PathKey) -> Step | None:
 
     def run(v: Any, w: list[str]) -> Any:
         if not isinstance(v, list):
-            raise TransformError(f"pick needs a list, got {kind(v)}")
+            raise needs_a_list("pick", v)
         for item in v:
             if all(t(item) for t in tests):
                 return take(item) if take is not None else item
@@ -192,7 +192,7 @@ def _exact(compute: Callable[[], Decimal]) -> Decimal:
             return compute()
         except Inexact:
             raise TransformError(
-                "the result is not an exact decimal; it would be rounded"
+                said("the result is not an exact decimal; it would be rounded")
             ) from None
         except DecimalException:  # overflow: an exponent beyond the context's range
-            raise TransformError("the result is out of the range of a decimal") from None
+            raise TransformError(said("the result is out of the range of a decimal")) from None

@@ -16,14 +16,29 @@ from typing import Any
 
 from federation.config.reader import Reader
 from federation.config.yamlsrc import PathKey
-from federation.domain.texts import said
+from federation.domain.texts import N_, Text, said
 from federation.mapping.tables import CodeTable
 
-Step = Callable[[Any, list[str]], Any]
+# (value, warnings) → value; a warning is English text or a Text said in the reader's language
+Step = Callable[[Any, list[Any]], Any]
 
 
 class TransformError(ValueError):
-    """A value could not pass a step; the message says why (never the whole personal value)."""
+    """A value could not pass a step; the message says why (never the whole personal value).
+
+    Made with a Text (``said(…)``) it keeps the template as ``text``, for the CLI and the console
+    to say in the reader's language; ``str(error)`` is the English message. Only a failing value
+    pays for the template: the step builds it where it raises.
+    """
+
+    def __init__(self, message: Text | str) -> None:
+        super().__init__(str(message))
+        self.text = message if isinstance(message, Text) else None
+
+    @property
+    def reason(self) -> Text | str:
+        """The template when there is one, else the English message."""
+        return self.text if self.text is not None else str(self)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,23 +93,38 @@ def as_text(value: Any, what: str) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
-        raise TransformError(f"{what} needs text, got {kind(value)}")
+        raise TransformError(
+            said("%(what)s needs text, got %(kind)s", what=what, kind=a_kind(value))
+        )
     return str(value)
+
+
+def needs_a_list(step: str, value: Any) -> TransformError:
+    """The error of a step that takes a list and was given something else."""
+    return TransformError(
+        said("%(step)s needs a list, got %(kind)s", step=step, kind=a_kind(value))
+    )
 
 
 def kind(value: Any) -> str:
     """What a value is, in words for an error message (never the value itself)."""
     if isinstance(value, str):
-        return "text"
+        return N_("text")
     if isinstance(value, bool):
-        return "a boolean"
+        return N_("a boolean")
     if isinstance(value, dict):
-        return "an object"
+        return N_("an object")
     if isinstance(value, list):
-        return "a list"
+        return N_("a list")
     if isinstance(value, (int, float, Decimal)):
-        return "a number"
+        return N_("a number")
     return type(value).__name__
+
+
+def a_kind(value: Any) -> Text:
+    """:func:`kind` as a Text, for a message said in the reader's language (a type's own name,
+    which no catalogue holds, stays as it is)."""
+    return Text(kind(value))
 
 
 def build_steps(raw: Any, ctx: Context, path: PathKey) -> list[tuple[str, Step]] | None:

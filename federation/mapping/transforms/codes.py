@@ -8,7 +8,7 @@ from typing import Any
 import phonenumbers
 
 from federation.config.yamlsrc import PathKey
-from federation.domain.texts import said
+from federation.domain.texts import N_, Text, said
 from federation.mapping import domain
 from federation.mapping.transforms.base import (
     REGISTRY,
@@ -51,7 +51,14 @@ def _table(raw: Any, ctx: Context, path: PathKey) -> Step | None:
         found = values.get(key, _NO_DEFAULT)
         if found is _NO_DEFAULT:
             if default is _NO_DEFAULT:
-                raise TransformError(f"{key!r} is not in code table {table.name} ({table.file})")
+                raise TransformError(
+                    said(
+                        "%(key)r is not in code table %(table)s (%(file)s)",
+                        key=key,
+                        table=table.name,
+                        file=table.file,
+                    )
+                )
             return default
         return found
 
@@ -59,6 +66,16 @@ def _table(raw: Any, ctx: Context, path: PathKey) -> Step | None:
 
 
 # -- identity numbers and codes ------------------------------------------------------------------
+
+# How "not a valid …" names each check: the step's name in words, said in the reader's language.
+_WHAT = {
+    "mainland_id": N_("mainland id"),
+    "hkid": N_("hkid"),
+    "macau_bir": N_("macau bir"),
+    "home_return_permit": N_("home return permit"),
+    "uscc": N_("uscc"),
+    "hk_brn": N_("hk brn"),
+}
 
 
 def _checker(
@@ -68,6 +85,8 @@ def _checker(
     *,
     allow_key: str | None = None,
 ) -> None:
+    what = _WHAT[name]
+
     def factory(raw: Any, ctx: Context, path: PathKey) -> Step | None:
         if isinstance(raw, str):
             raw = {"part": raw}
@@ -89,11 +108,13 @@ def _checker(
         if allow_key is not None:
             extra["allow"] = ctx.allow.get(allow_key, frozenset())
 
-        def run(v: Any, w: list[str]) -> Any:
+        def run(v: Any, w: list[Any]) -> Any:
             try:
                 checked = check(as_text(v, name), **extra)
             except domain.DomainCheckError as exc:
-                raise TransformError(f"not a valid {name.replace('_', ' ')}: {exc}") from None
+                raise TransformError(
+                    said("not a valid %(what)s: %(error)s", what=Text(what), error=exc.reason)
+                ) from None
             w.extend(checked.warnings)
             return checked.value if part == "value" else checked.parts[part]
 
@@ -133,9 +154,11 @@ def _phone(raw: Any, ctx: Context, path: PathKey) -> Step | None:
         try:
             number = phonenumbers.parse(text, region)
         except phonenumbers.NumberParseException:
-            raise TransformError("not a phone number") from None
+            raise TransformError(said("not a phone number")) from None
         if not phonenumbers.is_valid_number(number):
-            raise TransformError(f"not a valid phone number for +{number.country_code}")
+            raise TransformError(
+                said("not a valid phone number for +%(code)s", code=number.country_code)
+            )
         return phonenumbers.format_number(number, style)
 
     return run

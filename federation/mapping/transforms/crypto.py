@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from federation.config.secrets import SecretError, SecretRef, parse_secret
 from federation.config.yamlsrc import PathKey
+from federation.domain.texts import said
 from federation.mapping.transforms.base import (
     Context,
     Step,
@@ -49,16 +50,32 @@ class FieldCipher:
         try:
             text = self.key.read()
         except SecretError as exc:
-            raise TransformError(f"field key unavailable: {exc}") from None
+            raise TransformError(said("field key unavailable: %(error)s", error=exc.text)) from None
         try:
             raw = bytes.fromhex(text)
         except ValueError:
-            raise TransformError(f"field key {self.key} is not hex digits") from None
+            raise TransformError(
+                said("field key %(key)s is not hex digits", key=str(self.key))
+            ) from None
         sizes = (16,) if self.cipher.startswith("sm4") else (16, 32)
         if len(raw) not in sizes:
             raise TransformError(
-                f"field key {self.key} has {len(raw)} bytes; {self.cipher} needs "
-                + " or ".join(str(s) for s in sizes)
+                said(
+                    "field key %(key)s has %(n)s bytes; %(cipher)s needs %(size)s",
+                    key=str(self.key),
+                    n=len(raw),
+                    cipher=self.cipher,
+                    size=sizes[0],
+                )
+                if len(sizes) == 1
+                else said(
+                    "field key %(key)s has %(n)s bytes; %(cipher)s needs %(size)s or %(other)s",
+                    key=str(self.key),
+                    n=len(raw),
+                    cipher=self.cipher,
+                    size=sizes[0],
+                    other=sizes[1],
+                )
             )
         return raw
 
@@ -91,7 +108,9 @@ class FieldCipher:
                 else base64.b64decode(text, validate=True)
             )
         except (ValueError, binascii.Error):
-            raise TransformError(f"not {self.encoding} ciphertext") from None
+            raise TransformError(
+                said("not %(encoding)s ciphertext", encoding=self.encoding)
+            ) from None
         mode = self.cipher.rsplit("-", 1)[1]
         try:
             if mode == "gcm":
@@ -110,7 +129,11 @@ class FieldCipher:
             return data.decode("utf-8")
         except (InvalidTag, ValueError, UnicodeDecodeError):
             raise TransformError(
-                f"cannot decrypt with {self.cipher}: wrong key {self.key} or an altered value"
+                said(
+                    "cannot decrypt with %(cipher)s: wrong key %(key)s or an altered value",
+                    cipher=self.cipher,
+                    key=str(self.key),
+                )
             ) from None
 
 

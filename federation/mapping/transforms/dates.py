@@ -21,14 +21,14 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from federation.config.yamlsrc import PathKey
-from federation.domain.texts import said
+from federation.domain.texts import N_, Text, said
 from federation.mapping.transforms.base import (
     Context,
     Step,
     TransformError,
+    a_kind,
     arguments,
     as_text,
-    kind,
     step,
 )
 
@@ -66,7 +66,19 @@ DATETIME_FORMATS: dict[str, str | None] = {
 }
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_UNIT_NAMES = {"epoch_s": "seconds", "epoch_ms": "milliseconds"}
+_NOT_WHOLE = {
+    "epoch_s": N_("%(value)s is not a whole number of seconds (form %(form)s)"),
+    "epoch_ms": N_("%(value)s is not a whole number of milliseconds (form %(form)s)"),
+}
+# (a date or a date-time, whether its shape is the form's) → what is said of a value not in the form
+_NOT_IN_FORM = {
+    ("a date", False): N_("%(value)s is not a date in the form %(form)s"),
+    ("a date", True): N_("%(value)s is not a date in the form %(form)s (no such day)"),
+    ("a date-time", False): N_("%(value)s is not a date-time in the form %(form)s"),
+    ("a date-time", True): N_(
+        "%(value)s is not a date-time in the form %(form)s (no such day or time)"
+    ),
+}
 _WHOLE = re.compile(r"[+-]?[0-9]{1,20}")
 # strptime takes 1-digit months and days, so "2024111" would parse (as 1 Nov): digit-only forms
 # must have every digit.
@@ -85,25 +97,29 @@ _KEPT = frozenset("TZ年月日")  # letters that belong to date forms, not to wh
 
 def shape(value: Any) -> str:
     """What a value looks like, for an error message: digits as 9, letters as A, never the value."""
+    return str(shaped(value))
+
+
+def shaped(value: Any) -> Text:
+    """:func:`shape` as a Text, said in the reader's language (the drawing itself kept)."""
     if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
-        return kind(value)
+        return a_kind(value)
     text = str(value).strip()
     if not text:
-        return "empty text"
+        return said("empty text")
     drawn = "".join(
         "9" if c.isdigit() else "A" if c.isalpha() and c not in _KEPT else c for c in text[:40]
-    )
-    what = "text" if isinstance(value, str) else "a number"
-    return f"{what} shaped {drawn}{'…' if len(text) > 40 else ''}"
+    ) + ("…" if len(text) > 40 else "")
+    if isinstance(value, str):
+        return said("text shaped %(drawn)s", drawn=drawn)
+    return said("a number shaped %(drawn)s", drawn=drawn)
 
 
 def _not_in_form(value: Any, src: str, pattern: str | None, what: str) -> TransformError:
     """The value is not in the form ``src``; if it has the form's shape, the date itself is wrong."""
-    drawn = shape(value)
-    if pattern and drawn.endswith(" " + re.sub("%[YmdHMS]", _nines, pattern)):
-        wrong = "day" if what == "a date" else "day or time"
-        return TransformError(f"{drawn} is not {what} in the form {src} (no such {wrong})")
-    return TransformError(f"{drawn} is not {what} in the form {src}")
+    drawn = shaped(value)
+    wrong = bool(pattern) and str(drawn).endswith(" " + re.sub("%[YmdHMS]", _nines, pattern or ""))
+    return TransformError(Text(_NOT_IN_FORM[what, wrong], (("value", drawn), ("form", src))))
 
 
 def _nines(match: re.Match[str]) -> str:
@@ -111,10 +127,11 @@ def _nines(match: re.Match[str]) -> str:
 
 
 def _out_of_range(value: Any, src: str) -> TransformError:
-    hint = ""
     if src == "epoch_s" and len(str(value).strip().lstrip("+-")) >= 12:
-        hint = " (milliseconds given as epoch_s?)"
-    return TransformError(f"{shape(value)} is out of range{hint}")
+        return TransformError(
+            said("%(value)s is out of range (milliseconds given as epoch_s?)", value=shaped(value))
+        )
+    return TransformError(said("%(value)s is out of range", value=shaped(value)))
 
 
 @cache
@@ -142,7 +159,7 @@ def _whole_number(value: Any, src: str) -> int:
         raise _out_of_range(value, src)
     elif type(value) is float and value.is_integer() and abs(value) < 2**53:
         return int(value)
-    raise TransformError(f"{shape(value)} is not a whole number of {_UNIT_NAMES[src]} (form {src})")
+    raise TransformError(Text(_NOT_WHOLE[src], (("value", shaped(value)), ("form", src))))
 
 
 def _epoch_reader(src: str) -> Callable[[Any], datetime]:

@@ -8,13 +8,13 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from federation.config.yamlsrc import PathKey
-from federation.domain.texts import said
+from federation.domain.texts import Text, said
 from federation.mapping.transforms.base import (
     Context,
     Step,
     TransformError,
+    a_kind,
     arguments,
-    kind,
     no_arguments,
     step,
 )
@@ -32,7 +32,7 @@ def _string(raw: Any, ctx: Context, path: PathKey) -> Step | None:
             return str(v)
         if isinstance(v, date):
             return v.isoformat()
-        raise TransformError(f"cannot turn {kind(v)} into text")
+        raise TransformError(said("cannot turn %(kind)s into text", kind=a_kind(v)))
 
     return run
 
@@ -44,19 +44,19 @@ def _int(raw: Any, ctx: Context, path: PathKey) -> Step | None:
 
     def run(v: Any, w: list[str]) -> Any:
         if isinstance(v, bool):
-            raise TransformError("a boolean is not a whole number")
+            raise TransformError(said("a boolean is not a whole number"))
         if isinstance(v, int):
             return v
         if isinstance(v, str) and re.fullmatch(r"[+-]?\d+", v.strip()):
             try:
                 return int(v)
             except ValueError:  # longer than sys.get_int_max_str_digits()
-                raise TransformError("too many digits for a whole number") from None
+                raise TransformError(said("too many digits for a whole number")) from None
         if isinstance(v, Decimal) and v == v.to_integral_value():
             return int(v)
-        raise TransformError(
-            f"{kind(v) if not isinstance(v, str) else repr(v)} is not a whole number"
-        )
+        if isinstance(v, str):
+            raise TransformError(said("%(value)r is not a whole number", value=v))
+        raise TransformError(said("%(kind)s is not a whole number", kind=a_kind(v)))
 
     return run
 
@@ -64,18 +64,26 @@ def _int(raw: Any, ctx: Context, path: PathKey) -> Step | None:
 def to_decimal(v: Any) -> Decimal:
     """A finite Decimal from a number or numeric text, else the step fails."""
     if isinstance(v, bool):
-        raise TransformError("a boolean is not a number")
+        raise TransformError(said("a boolean is not a number"))
     if isinstance(v, Decimal):
         return v
     if isinstance(v, (int, str, float)):
         try:
             d = Decimal(str(v).strip())
         except InvalidOperation:
-            raise TransformError(f"{v!r} is not a number") from None
+            raise TransformError(said("%(value)r is not a number", value=v)) from None
         if not d.is_finite():
-            raise TransformError(f"{v!r} is not a finite number")
+            raise TransformError(said("%(value)r is not a finite number", value=v))
         return d
-    raise TransformError(f"{kind(v)} is not a number")
+    raise TransformError(said("%(kind)s is not a number", kind=a_kind(v)))
+
+
+def _too_many_digits(d: Decimal) -> Text:
+    return said("%(number)s has too many digits", number=d)
+
+
+def _too_many_places(d: Decimal, places: int | None) -> Text:
+    return said("%(number)s has more than %(places)s decimal places", number=d, places=places)
 
 
 @step("decimal")
@@ -96,9 +104,9 @@ def _decimal(raw: Any, ctx: Context, path: PathKey) -> Step | None:
             try:
                 rounded = d.quantize(quantum, rounding=ROUND_HALF_UP)
             except InvalidOperation:  # more digits than the decimal context's precision
-                raise TransformError(f"{d} has too many digits") from None
+                raise TransformError(_too_many_digits(d)) from None
             if rounded != d:
-                raise TransformError(f"{d} has more than {places} decimal places")
+                raise TransformError(_too_many_places(d, places))
             return rounded
         return d
 
@@ -122,7 +130,7 @@ def _bool(raw: Any, ctx: Context, path: PathKey) -> Step | None:
             return True
         if text in _FALSE:
             return False
-        raise TransformError(f"{v!r} is not yes/no (true/false, 1/0, Y/N, 是/否)")
+        raise TransformError(said("%(value)r is not yes/no (true/false, 1/0, Y/N, 是/否)", value=v))
 
     return run
 
@@ -149,18 +157,24 @@ def _money(raw: Any, ctx: Context, path: PathKey) -> Step | None:
         if isinstance(v, dict):
             currency = v.get("currency")
             if currency not in allowed:
-                raise TransformError(f"currency {currency!r} is not one of {', '.join(allowed)}")
+                raise TransformError(
+                    said(
+                        "currency %(currency)r is not one of %(allowed)s",
+                        currency=currency,
+                        allowed=", ".join(allowed),
+                    )
+                )
             v = v.get("amount")
         if isinstance(v, float):
-            raise TransformError("money must not travel as a binary float; send it as text")
+            raise TransformError(said("money must not travel as a binary float; send it as text"))
         amount = to_decimal(v)
         places = _MINOR_UNITS.get(currency or "CNY", 2)
         try:
             rounded = amount.quantize(Decimal(1).scaleb(-places))
         except InvalidOperation:  # more digits than the decimal context's precision
-            raise TransformError(f"{amount} has too many digits") from None
+            raise TransformError(_too_many_digits(amount)) from None
         if rounded != amount:
-            raise TransformError(f"{amount} has more than {places} decimal places")
+            raise TransformError(_too_many_places(amount, places))
         return rounded
 
     return run

@@ -89,7 +89,13 @@ def _substring(raw: Any, ctx: Context, path: PathKey) -> Step | None:
     def run(v: Any, w: list[str]) -> Any:
         text = as_text(v, "substring")
         if len(text) <= start:
-            raise TransformError(f"has {len(text)} character(s), none from position {start + 1}")
+            raise TransformError(
+                said(
+                    "has %(n)s character(s), none from position %(position)s",
+                    n=len(text),
+                    position=start + 1,
+                )
+            )
         return text[start:end]
 
     return run
@@ -192,7 +198,9 @@ def _characters(limit: int, cut: bool) -> Step:
             return text
         if cut:
             return text[:limit]
-        raise TransformError(f"has {len(text)} characters, at most {limit}")
+        raise TransformError(
+            said("has %(n)s characters, at most %(limit)s", n=len(text), limit=limit)
+        )
 
     return run
 
@@ -204,12 +212,23 @@ def _bytes(limit: int, cut: bool, codec: str, shown: str) -> Step:
             size = len(text.encode(codec))
         except UnicodeEncodeError as exc:
             raise TransformError(
-                f"character {exc.start + 1} cannot be written in {shown}"
+                said(
+                    "character %(position)s cannot be written in %(encoding)s",
+                    position=exc.start + 1,
+                    encoding=shown,
+                )
             ) from None
         if size <= limit:
             return text
         if not cut:
-            raise TransformError(f"takes {size} bytes in {shown}, at most {limit}")
+            raise TransformError(
+                said(
+                    "takes %(size)s bytes in %(encoding)s, at most %(limit)s",
+                    size=size,
+                    encoding=shown,
+                    limit=limit,
+                )
+            )
         used = 0
         for i, char in enumerate(text):  # never half a character: cut before the one that overflows
             used += len(char.encode(codec))

@@ -15,7 +15,7 @@ from federation.mapping.transforms.base import (
     TransformError,
     arguments,
     as_text,
-    kind,
+    needs_a_list,
     no_arguments,
     step,
 )
@@ -67,7 +67,12 @@ def _split(raw: Any, ctx: Context, path: PathKey) -> Step | None:
             return parts[index]
         except IndexError:
             raise TransformError(
-                f"has {len(parts)} part(s) separated by {sep!r}, no part {index}"
+                said(
+                    "has %(n)s part(s) separated by %(separator)r, no part %(index)s",
+                    n=len(parts),
+                    separator=sep,
+                    index=index,
+                )
             ) from None
 
     return run
@@ -82,7 +87,7 @@ def _join(raw: Any, ctx: Context, path: PathKey) -> Step | None:
 
     def run(v: Any, w: list[str]) -> Any:
         if not isinstance(v, list):
-            raise TransformError(f"join needs a list, got {kind(v)}")
+            raise needs_a_list("join", v)
         return sep.join(as_text(x, "join") for x in v if x is not None)
 
     return run
