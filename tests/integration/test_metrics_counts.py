@@ -15,12 +15,13 @@ import asyncpg
 import pytest
 
 from federation.domain.ids import new_id
-from federation.domain.models import TRANSITIONS, Direction, NewExchange, State, StateChange
+from federation.domain.models import TRANSITIONS, NewExchange, State, StateChange
 from replay import pgsql, tally
 from replay.journal import Backend
 from replay.tally import WAITING, Tally
 from tests.integration.pg import JOURNALS, PgSchema, fresh_schema, open_journal_of
 from tests.integration.test_journal_instances import instance
+from tests.integration.test_metrics_journal import new as counted_exchange
 
 NOW = 1_790_000_000.0
 ROUTES = [("hk", "TD-VL-RENEW"), ("hk", "TD-DL-RENEW"), ("mo", "DSAJ-LIC"), ("sc", "HF-WITHDRAW")]
@@ -55,17 +56,7 @@ async def pg() -> AsyncIterator[PgSchema]:
 
 
 def new(key: str, partner: str, service: str, at: float = NOW) -> NewExchange:
-    return NewExchange(
-        id=new_id(at),
-        direction=Direction.OUTBOUND,
-        source="gd-portal",
-        target=partner,
-        service=service,
-        idempotency_key=key,
-        request_hash=f"sha256:{key}",
-        application={"applicant": {"name": "陳大文"}},
-        received_at=at,
-    )
+    return counted_exchange(key, partner, service, at)
 
 
 def expected(model: dict[str, tuple[State, str, str, float]]) -> Tally:

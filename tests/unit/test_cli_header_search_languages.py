@@ -10,33 +10,15 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from federation.cli import lang
-from federation.cli.main import main
 from federation.domain.ids import new_id
 from tests.foreign.test_onboarding_soap import xroad_config
 from tests.unit.test_cli_languages import one_exchange
+from tests.unit.test_cli_settings_languages import said_in_each_language, tongban
 from tests.unit.test_config import partner as partners
 
 LANGUAGES = ("en", "zh-Hans", "zh-Hant")
 Said = Mapping[str, str]
-
-
-def tongban(language: str, *args: str, env: Mapping[str, str | None] | None = None) -> Result:
-    """``tongban --lang LANGUAGE ARGS`` in this process, no locale set (only --lang decides)."""
-    quiet: dict[str, str | None] = {v: None for v in (lang.ENV, *lang.LOCALE_VARIABLES)}
-    return CliRunner().invoke(main, ["--lang", language, *args], env={**quiet, **(env or {})})
-
-
-def said_in_each_language(results: Mapping[str, Result], where: str, said: Said) -> None:
-    """Each language's output has ``where`` followed by its words; the Chinese ones are not the
-    English left as it was."""
-    for language, result in results.items():
-        output = result.stderr + result.stdout
-        assert f"{where}{said[language]}" in output, output
-        if language != "en":
-            assert said["en"] not in output
 
 
 # -- partners.yaml: a SOAP partner's header settings ------------------------------------------------

@@ -26,10 +26,10 @@ MAPPING = "mapping: 1\nrequest:\n  holder.name: applicant.name\n"
 Said = Mapping[str, str]
 
 
-def tongban(language: str, *args: str) -> Result:
+def tongban(language: str, *args: str, env: Mapping[str, str | None] | None = None) -> Result:
     """``tongban --lang LANGUAGE ARGS`` in this process, no locale set (only --lang decides)."""
     quiet: dict[str, str | None] = {v: None for v in (lang.ENV, *lang.LOCALE_VARIABLES)}
-    return CliRunner().invoke(main, ["--lang", language, *args], env=quiet)
+    return CliRunner().invoke(main, ["--lang", language, *args], env={**quiet, **(env or {})})
 
 
 def said_in_each_language(results: Mapping[str, Result], where: str, said: Said) -> None:
