@@ -87,8 +87,7 @@ class SQLiteJournal:
         self.sets = MappingSets()  # the mapping sets this process has read or written
         self.checkpoints = Checkpoints(self.keys.checkpoints, self.seal)
         self._cadence = Cadence(checkpoint_every)
-        # Whether this process raised the stored-format mark yet (replay/formats.py).
-        self._format_marked = self._format_marking = False
+        self._format_marked = False  # by a committed batch of this process (replay/formats.py)
 
     def __repr__(self) -> str:
         return f"SQLiteJournal({str(self.path)!r})"
@@ -162,18 +161,15 @@ class SQLiteJournal:
                 side.chmod(0o600)
 
     def _begin(self, conn: sqlite3.Connection) -> None:
-        """In the writer thread, as a batch's transaction begins: the journal marked with this
-        release's stored format until a commit has done it (``replay/formats.py``), the chain's
-        head taken."""
+        """As a batch begins (writer thread): the stored-format mark raised until a batch doing
+        so has committed (``replay/formats.py``), then the chain's head taken."""
         if not self._format_marked:
             conn.execute(formats.RAISE_SQLITE)
-            self._format_marking = True
         self._chain.begin(conn)
 
     def _after_commit(self) -> None:
         """In the writer thread, after a commit: a checkpoint if one is due."""
-        if self._format_marking:
-            self._format_marked, self._format_marking = True, False
+        self._format_marked = True  # this batch raised the mark, if no earlier one had
         now = self._clock()
         point = self._cadence.due(self._chain.commit(), now)
         if point is not None:
