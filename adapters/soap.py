@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import re
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,7 +40,6 @@ from adapters.body import BodyInvalid
 from adapters.envelope import SOAP11, VERSIONS, SoapVersion
 from adapters.facets import with_facets
 from adapters.headerplan import (
-    NO_SETTINGS,
     HeaderPlan,
     HeaderSettings,
     check_settings,
@@ -52,6 +50,16 @@ from adapters.headerplan import (
 )
 from adapters.httpio import exchange, partner_session, received
 from adapters.soapheaders import HeaderPathError, covered, parse_steps, tree
+from adapters.soapoptions import (
+    DEFAULT_HEADER,
+    HEADER_KEYS,
+    PASSWORD_TEXT,
+    QNAME_RE,
+    WSSE_NS,
+    SoapOptions,
+    SoapService,
+    ws_security,
+)
 from adapters.soapreply import classify
 from adapters.wsdl import (
     Catalogue,
@@ -64,7 +72,7 @@ from adapters.wsdl import (
     input_tree,
 )
 from adapters.wsdl import load_document as load_wsdl
-from adapters.xroad import OPTIONAL_PARTS, XRoadService, with_fault_rules
+from adapters.xroad import OPTIONAL_PARTS, with_fault_rules
 from adapters.xsdtypes import BadValue, escape
 from federation.config import Partner
 from federation.config.headers import EXCHANGE_KEY, HEADERS_KEY
@@ -80,53 +88,6 @@ from federation.domain.errors import (
 from federation.domain.texts import Text, said
 
 REPLY_LIMIT = xmlsafe.REPLY_LIMITS.max_bytes
-DEFAULT_HEADER = "{urn:tongban:header}IdempotencyKey"
-QNAME_RE = re.compile(r"\{[^{}\s]+\}[A-Za-z_][A-Za-z0-9_.-]*")
-ENV_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-WSSE_NS = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
-PASSWORD_TEXT = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#PasswordText"
-
-
-@dataclass(frozen=True, kw_only=True)
-class WsSecurity:
-    """UsernameToken credentials: the password lives in an environment variable, never in files."""
-
-    username: str
-    password_env: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class SoapOptions:
-    wsdl: Path
-    root: Path  # the configuration directory: WSDL imports may read files below it only
-    service: str
-    port: str
-    version: str  # "1.1" or "1.2"
-    idempotency_header: str = DEFAULT_HEADER  # Clark notation: {namespace}LocalName
-    ws_security: WsSecurity | None = None
-    headers: HeaderSettings = NO_SETTINGS  # soap: headers:, idempotency:, profile:
-    schemas: Catalogue = ()  # partners.yaml's schema catalogue, which the WSDL is loaded with
-
-
-@dataclass(frozen=True, kw_only=True)
-class SoapService:
-    operation: str
-    soap_action: str | None = None  # overrides the soapAction of `operation` (None: the WSDL's)
-    status_operation: str | None = None  # asked how an application stands (polling)
-    poll_every: float | None = None  # ask that often, for partners that cannot call back
-    supplement_operation: str | None = None  # takes a correction round's material (补正)
-    xroad: XRoadService | None = None  # an X-Road partner's service code and version for the item
-
-    def operation_for(self, kind: str) -> str | None:
-        """The WSDL operation for a request kind (application, status, supplement), if any."""
-        if kind == "status":
-            return self.status_operation
-        if kind == "supplement":
-            return self.supplement_operation
-        return self.operation
-
-
-HEADER_KEYS = ("headers", "idempotency", "profile", "xroad")  # adapters.headerplan reads them
 
 
 class SoapSpec:
@@ -177,7 +138,7 @@ class SoapSpec:
             what = said("a namespaced element name such as %(example)s", example=DEFAULT_HEADER)
             p = (*path, "idempotency_header")
             header = r.text(p, m["idempotency_header"], pattern=QNAME_RE, what=what) or header
-        security = _ws_security(r, (*path, "ws_security"), m.get("ws_security"))
+        security = ws_security(r, (*path, "ws_security"), m.get("ws_security"))
         settings = parse_settings(r, path, m)
         names = {k: r.text((*path, k), m[k]) for k in ("service", "port") if k in m}
         located = self._wsdl(r, path, m, base)
@@ -307,29 +268,6 @@ class SoapSpec:
         if kind == "headers":
             return header_tree(partner, service)
         return operation_tree(partner, service, kind)
-
-
-def _ws_security(r: Reader, path: PathKey, raw: Any) -> WsSecurity | None:
-    if raw is None:
-        return None
-    m = r.mapping(path, raw, required=("username", "password_env"))
-    if m is None:
-        return None
-    user = r.text((*path, "username"), m.get("username"))
-    env = r.text(
-        (*path, "password_env"),
-        m.get("password_env"),
-        pattern=ENV_RE,
-        what=said("a variable name"),
-    )
-    if user is None or env is None:
-        return None
-    if not os.environ.get(env):
-        r.warn(
-            (*path, "password_env"),
-            said("%(name)s is not set here; the broker will not start without it", name=env),
-        )
-    return WsSecurity(username=user, password_env=env)
 
 
 SOAP = SoapSpec()

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.facets import Shape, element_shapes, facets_of
-from adapters.soap import SoapOptions, SoapService, compile_partner, wsdl_port
+from adapters.soap import compile_partner, wsdl_port
+from adapters.soapoptions import SoapOptions, SoapService
 from federation import contracts
 from federation.cli.trials import deref, facet_problems, schema_problems
 from federation.config import LOCAL, Partner

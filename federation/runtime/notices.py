@@ -27,7 +27,7 @@ from typing import Any
 from adapters.base import Adapter, OutboundRequest, Reply
 from adapters.registry import create_adapter
 from adapters.rest import RestOptions, RestService
-from adapters.soap import SoapService
+from adapters.soapoptions import SoapService
 from federation.config import LOCAL, Partner, Service
 from federation.domain.errors import (
     AdapterError,

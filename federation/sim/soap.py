@@ -37,7 +37,8 @@ from adapters.body import BodyInvalid, Node
 from adapters.bodygen import CompiledBody
 from adapters.envelope import SOAP11, VERSIONS, NotSoap, Opened, SoapVersion
 from adapters.envelope import open_envelope as open_soap
-from adapters.soap import SoapOptions, wsdl_port
+from adapters.soap import wsdl_port
+from adapters.soapoptions import SoapOptions
 from adapters.wsdl import Operation, compile_operation
 from adapters.xsdtypes import INTEGER_TYPES, escape
 from federation.api.net import start_site

@@ -21,7 +21,8 @@ from adapters.auth.wssig import WSU, sign_envelope, sign_or_hold
 from adapters.envelope import SOAP11 as V11
 from adapters.registry import protocols
 from adapters.rest import RestAdapter
-from adapters.soap import WSSE_NS, username_token
+from adapters.soap import username_token
+from adapters.soapoptions import WSSE_NS
 from federation.api.net import start_site
 from federation.config import load_config
 from federation.config.auth import WsSignature
