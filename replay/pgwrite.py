@@ -116,7 +116,7 @@ class GroupCommit:
                         results.append((fut, None, exc))
                 await chain.flush()
             signed = chain.signed
-            self._format_marked = self._format_marked or marking
+            self._format_marked = True  # this batch raised the mark, if no earlier one had
             tally.committed(self, time.perf_counter() - t0, len(batch))
             results = [
                 (fut, value.make() if isinstance(value, _Later) else value, exc)
