@@ -48,7 +48,8 @@ def run_sample(root: Path, mapping_path: Path, sample: Path, *, echo: Callable[.
             failures += [shown(p) for p in schema.problems(example.expected, file=str(sample))]
         for line in failures:
             echo(line, err=True)
-        echo(f"{sample}: {'ok' if not failures else 'FAILED'}")
+        verdict = _("%(sample)s: ok") if not failures else _("%(sample)s: FAILED")
+        echo(verdict % {"sample": sample})
         return not failures
     try:
         mapped, warnings = mapping.map_request_checked(data)
@@ -89,11 +90,12 @@ def run_all_examples(root: Path, *, echo: Callable[..., None]) -> bool:
             name = f"{mapping.file} ← {example.file.parent.name}/{example.file.name}"
             if failures:
                 failed += 1
-                echo(f"FAIL {name}")
+                # the verdicts are as wide as the indent below in every language (5 columns)
+                echo(_("FAIL %(name)s") % {"name": name})
                 for line in failures:
                     echo("     " + line.replace("\n", "\n     "))
             else:
-                echo(f"ok   {name}")
+                echo(_("ok   %(name)s") % {"name": name})
     echo(_("%(total)d golden examples, %(failed)d failed") % {"total": total, "failed": failed})
     return failed == 0
 

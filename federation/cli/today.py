@@ -37,7 +37,8 @@ class Today:
     mapped: Mapping[str, Any] | None = None
     problems: tuple[str, ...] | None = None
     values_masked: bool = False
-    # The catalogue's problems, and the note, in the reader's language (text output only).
+    # The problems (the catalogue's, or the mapping's with this application), and the note, in
+    # the reader's language (text output only).
     problems_said: tuple[str, ...] | None = None
     note_said: str = ""
 
@@ -109,17 +110,15 @@ def compare_with_today(ex: Exchange, root: Path) -> Today:
             status="not_sent",
             note="nothing was sent (never mapped); today's mapping accepts it: remap would send",
         )
-    diff = diff_text(ex.mapped, today.mapped)
+    # English in every language: the diff is in the JSON too
+    diff = diff_text(ex.mapped, today.mapped, names=("sent", "today's mapping"))
     if not diff:
         return replace(today, status="same", note="no difference from today's mapping")
-    # diff_text labels its sides for golden examples; here they are the sent and today's request.
-    lines = diff.splitlines()
-    lines[:2] = ["--- sent", "+++ today's mapping"]
     return replace(
         today,
         status="different",
         note="today's mapping would send something else",
-        diff="\n".join(lines),
+        diff=diff,
     )
 
 
@@ -130,7 +129,14 @@ def _map_today(ex: Exchange, catalogue: Catalogue) -> Today:
     if isinstance(today, Mapped):
         return Today(status="", note="", mapped=today.request)
     problems = tuple(map(str, today.problems))
-    return Today(status="rejected", note="", mapped=today.request, problems=problems)
+    said = tuple(map(shown, today.problems))
+    return Today(
+        status="rejected",
+        note="",
+        mapped=today.request,
+        problems=problems,
+        problems_said=said,
+    )
 
 
 PREVIEW_LIMIT = 1000
@@ -156,7 +162,8 @@ def preview(plan: Plan, root: Path, journal_path: str) -> tuple[dict[str, str], 
         out[ex.id] = (
             _("today's mapping: ok")
             if today.problems is None
-            else _("today's mapping still rejects it: %(problem)s") % {"problem": today.problems[0]}
+            else _("today's mapping still rejects it: %(problem)s")
+            % {"problem": (today.problems_said or today.problems)[0]}
         )
     notes = [
         _(

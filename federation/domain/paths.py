@@ -6,12 +6,19 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from federation.domain.texts import Text, said
+
 Segment = str | int
 _TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 
 class PathSyntaxError(ValueError):
-    """A path string is not well formed."""
+    """A path string is not well formed; ``text`` says how, in a language chosen when shown
+    (``str()`` is the English)."""
+
+    def __init__(self, text: Text) -> None:
+        super().__init__(str(text))
+        self.text = text
 
 
 class _Missing:
@@ -37,7 +44,7 @@ MISSING: Any = _Missing()
 def parse_path(text: str) -> tuple[Segment, ...]:
     """``a.b[2].c`` → ``('a', 'b', 2, 'c')``; raises PathSyntaxError with the offending part."""
     if not isinstance(text, str) or not text.strip():
-        raise PathSyntaxError("a path must be non-empty text")
+        raise PathSyntaxError(said("a path must be non-empty text"))
     out: list[Segment] = []
     pos = 0
     expect_name = True
@@ -48,23 +55,34 @@ def parse_path(text: str) -> tuple[Segment, ...]:
             continue
         m = _TOKEN.match(text, pos)
         if m is None or (m.group(1) is not None and not expect_name):
-            raise PathSyntaxError(f"unexpected {text[pos]!r} at position {pos + 1} of {text!r}")
+            raise PathSyntaxError(_unexpected(text, pos))
         if m.group(1) is not None:
             name = m.group(1)
             if name != name.strip() or not name:
-                raise PathSyntaxError(f"blank or padded name in {text!r}")
+                raise PathSyntaxError(said("blank or padded name in %(path)r", path=text))
             out.append(name)
             expect_name = False
         else:
             if not out:
-                raise PathSyntaxError(f"{text!r} starts with an index; name the field first")
+                raise PathSyntaxError(
+                    said("%(path)r starts with an index; name the field first", path=text)
+                )
             if expect_name:
-                raise PathSyntaxError(f"unexpected '[' at position {pos + 1} of {text!r}")
+                raise PathSyntaxError(_unexpected(text, pos))
             out.append(int(m.group(2)))
         pos = m.end()
     if expect_name:
-        raise PathSyntaxError(f"{text!r} ends with '.'")
+        raise PathSyntaxError(said("%(path)r ends with '.'", path=text))
     return tuple(out)
+
+
+def _unexpected(text: str, pos: int) -> Text:
+    return said(
+        "unexpected %(char)r at position %(position)s of %(path)r",
+        char=text[pos],
+        position=pos + 1,
+        path=text,
+    )
 
 
 def format_segments(path: tuple[Segment, ...]) -> str:

@@ -190,8 +190,13 @@ class _Say:
             return str(p)
         return p.shown(self.gettext, warning=Text(_WARNING).render(self.gettext))
 
+    def sides(self) -> tuple[str, str]:
+        """The names of a diff's two sides (``--- expected``, ``+++ mapped``)."""
+        return self(_EXPECTED), self(_MAPPED)
+
 
 _WARNING = N_("warning: ")
+_EXPECTED, _MAPPED = N_("expected"), N_("mapped")
 
 
 def check_example(
@@ -237,9 +242,9 @@ def _check_request(mapping: CompiledMapping, example: Example, say: _Say) -> lis
     if EXCHANGE_KEY in mapped:
         headers[EXCHANGE_KEY] = mapped.pop(EXCHANGE_KEY)
     if _normalise(headers) != _normalise(example.expected_headers):
-        out.append("headers:\n" + diff_text(example.expected_headers, headers))
+        out.append("headers:\n" + diff_text(example.expected_headers, headers, names=say.sides()))
     if _normalise(mapped) != _normalise(expected):
-        out.append(diff_text(expected, mapped))
+        out.append(diff_text(expected, mapped, names=say.sides()))
     return out
 
 
@@ -264,7 +269,7 @@ def _check(
         return [say(N_("expected errors %(errors)s, but the mapping succeeded"), errors=errors)]
     out = _match_errors(tuple(found), warnings, say, "warning") if warnings is not None else []
     if expected is not None and _normalise(mapped) != _normalise(expected):
-        out.append(diff_text(expected, mapped))
+        out.append(diff_text(expected, mapped, names=say.sides()))
     return out
 
 
@@ -301,12 +306,14 @@ def _normalise(value: Any) -> Any:
     return orjson.loads(orjson.dumps(value, default=str))
 
 
-def diff_text(expected: Any, actual: Any) -> str:
-    """A readable unified diff of two JSON values."""
+def diff_text(
+    expected: Any, actual: Any, *, names: tuple[str, str] = ("expected", "mapped")
+) -> str:
+    """A readable unified diff of two JSON values, its sides named ``names``."""
     a = orjson.dumps(_normalise(expected), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
     b = orjson.dumps(_normalise(actual), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
     lines = difflib.unified_diff(
-        a.decode().splitlines(), b.decode().splitlines(), "expected", "mapped", lineterm=""
+        a.decode().splitlines(), b.decode().splitlines(), *names, lineterm=""
     )
     return "\n".join(lines)
 

@@ -121,7 +121,7 @@ class SpecParser:
         try:
             parts = parse_path(key)
         except PathSyntaxError as exc:
-            self.r.error(path, said("bad target path: %(error)s", error=str(exc)))
+            self.r.error(path, said("bad target path: %(error)s", error=exc.text))
             return None
         if any(isinstance(p, int) for p in parts):
             self.r.error(
@@ -138,7 +138,7 @@ class SpecParser:
         try:
             segments = parse_path(text[2:] if root else text)
         except PathSyntaxError as exc:
-            self.r.error(path, said("bad source path: %(error)s", error=str(exc)))
+            self.r.error(path, said("bad source path: %(error)s", error=exc.text))
             return None
         return SourcePath(text=text, segments=segments, root=root)
 

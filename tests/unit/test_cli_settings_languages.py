@@ -223,8 +223,8 @@ REST_CASES: dict[str, tuple[Mapping[str, str], str, Said]] = {
         "partners.yaml:8: partners[0].rest.idempotency_header: ",
         {
             "en": "'bad name' is not an HTTP header name",
-            "zh-Hans": "'bad name' 不是有效的HTTP 标头名称",
-            "zh-Hant": "'bad name' 不是有效的HTTP 標頭名稱",
+            "zh-Hans": "'bad name' 无效，应为：HTTP 标头名称",
+            "zh-Hant": "'bad name' 無效，應為：HTTP 標頭名稱",
         },
     ),
     "path": (
@@ -232,8 +232,8 @@ REST_CASES: dict[str, tuple[Mapping[str, str], str, Said]] = {
         "partners.yaml:9: partners[0].services.TD-VL-RENEW.path: ",
         {
             "en": "'renew' is not a URL path starting with /",
-            "zh-Hans": "'renew' 不是有效的以 / 开头的 URL 路径",
-            "zh-Hant": "'renew' 不是有效的以 / 開頭的 URL 路徑",
+            "zh-Hans": "'renew' 无效，应为：以 / 开头的 URL 路径",
+            "zh-Hant": "'renew' 無效，應為：以 / 開頭的 URL 路徑",
         },
     ),
     "polling half given": (
