@@ -357,7 +357,7 @@ def _search(r: Reader, raw: Any) -> tuple[str, ...]:
             parse_path(text)
         except PathSyntaxError as exc:
             r.error(
-                ("search", "applicant_fields", i), said("bad field path: %(error)s", error=str(exc))
+                ("search", "applicant_fields", i), said("bad field path: %(error)s", error=exc.text)
             )
             continue
         out.append(text)

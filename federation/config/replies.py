@@ -178,7 +178,7 @@ def _path(r: Reader, path: PathKey, raw: Any) -> tuple[Segment, ...] | None:
     try:
         return parse_path(text)
     except PathSyntaxError as exc:
-        r.error(path, said("bad path: %(error)s", error=str(exc)))
+        r.error(path, said("bad path: %(error)s", error=exc.text))
         return None
 
 

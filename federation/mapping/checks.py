@@ -174,7 +174,7 @@ def _path(r: Reader, path: PathKey, raw: Any) -> Getter | None:
     try:
         segments = parse_path(text.removeprefix("$."))
     except PathSyntaxError as exc:
-        r.error(path, said("bad field path: %(error)s", error=str(exc)))
+        r.error(path, said("bad field path: %(error)s", error=exc.text))
         return None
     return _getter(tuple(segments), top=text.startswith("$."))
 

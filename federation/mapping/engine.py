@@ -380,7 +380,7 @@ def _names(r: Reader, raw: Any) -> frozenset[str]:
         try:
             parse_path(text.replace("[]", "[0]").removeprefix("$."))
         except PathSyntaxError as exc:
-            r.error(("names", i), said("bad field path: %(error)s", error=str(exc)))
+            r.error(("names", i), said("bad field path: %(error)s", error=exc.text))
             continue
         out.add(text.removeprefix("$."))
     return frozenset(out)

@@ -235,3 +235,36 @@ def test_is_not_what_on_the_command_line(tmp_path: Path) -> None:
             "zh-Hant": "'bad name' 無效，應為：HTTP 標頭名稱",
         },
     )
+
+
+OTHER_BAD_PATHS = """\
+mapping: 1
+names: ["x..y"]
+request:
+  a: {from: items, transform: {pick: {where: {field: "k.", equals: 1}, take: v}}}
+"""
+
+
+def test_a_malformed_path_in_names_and_a_pick(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A malformed path under names: and in a pick's condition: what is wrong with it in the
+    reader's language too, not only the words before it."""
+    (tmp_path / "mappings").mkdir()
+    (tmp_path / "mappings/p.yaml").write_text(OTHER_BAD_PATHS, encoding="utf-8")
+    (tmp_path / "sample.json").write_text("{}", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    results = {
+        language: tongban(language, "mapping", "test", "mappings/p.yaml", "sample.json")
+        for language in LANGUAGES
+    }
+    english = results["en"].stderr + results["en"].stdout
+    assert "bad field path: unexpected '.' at position 3 of 'x..y'" in english, english
+    assert "'k.' ends with '.'" in english, english
+    for language, ends, odd in (
+        ("zh-Hans", "'k.' 以 '.' 结尾", "'x..y' 的第 3 个字符是意外的 '.'"),
+        ("zh-Hant", "'k.' 以 '.' 結尾", "'x..y' 的第 3 個字元是意外的 '.'"),
+    ):
+        output = results[language].stderr + results[language].stdout
+        assert ends in output and odd in output, output
+        assert "ends with" not in output and "unexpected" not in output

@@ -57,7 +57,7 @@ def _getter(ctx: Context, path: PathKey, raw: Any) -> Callable[[Any], Any] | Non
     try:
         segments = parse_path(text)
     except PathSyntaxError as exc:
-        ctx.reader.error(path, said("bad field path: %(error)s", error=str(exc)))
+        ctx.reader.error(path, said("bad field path: %(error)s", error=exc.text))
         return None
 
     def get(data: Any) -> Any:
