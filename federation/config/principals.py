@@ -105,7 +105,10 @@ def _principal(
     pid = r.text((*path, "id"), m.get("id"))
     role = r.choice((*path, "role"), m.get("role"), ROLES)
     digest = r.text(
-        (*path, "key_sha256"), m.get("key_sha256"), pattern=SHA256_RE, what="a sha256 hex digest"
+        (*path, "key_sha256"),
+        m.get("key_sha256"),
+        pattern=SHA256_RE,
+        what=said("a sha256 hex digest"),
     )
     scope: str | None = None
     if role in ("source", "partner"):

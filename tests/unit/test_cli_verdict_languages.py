@@ -268,3 +268,26 @@ def test_a_malformed_path_in_names_and_a_pick(
         output = results[language].stderr + results[language].stdout
         assert ends in output and odd in output, output
         assert "ends with" not in output and "unexpected" not in output
+
+
+def test_a_principals_key_digest_that_is_not_one(tmp_path: Path) -> None:
+    """A principal's key_sha256 that is no digest: what it should be is said in the reader's
+    language too (it was the one 'is not' whose 'what' stayed English)."""
+    (tmp_path / "mappings").mkdir()
+    (tmp_path / "mappings/hk.yaml").write_text(
+        "mapping: 1\nrequest:\n  holder.name: applicant.name\n", encoding="utf-8"
+    )
+    principal = "principals:\n  - {id: ops-1, role: support, key_sha256: not-a-digest}\n"
+    (tmp_path / "partners.yaml").write_text(partners() + principal, encoding="utf-8")
+    results = {
+        language: tongban(language, "check", "--config", str(tmp_path)) for language in LANGUAGES
+    }
+    said_in_each_language(
+        results,
+        "principals[0].key_sha256: ",
+        {
+            "en": "'not-a-digest' is not a sha256 hex digest",
+            "zh-Hans": "'not-a-digest' 无效，应为：sha256 十六进制摘要",
+            "zh-Hant": "'not-a-digest' 無效，應為：sha256 十六進位摘要",
+        },
+    )
