@@ -18,7 +18,18 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 LANGUAGES = ("zh-Hans", "zh-Hant")
 # The guides for the people who run and use the broker: operators, support staff, partners'
 # developers. docs/performance.md and the notes on foreign partners are engineering records.
-GUIDES = ("onboarding.md", "delivery.md", "console.md", "operations.md", "mappings.md")
+GUIDES = (
+    "onboarding.md",
+    "delivery.md",
+    "console.md",
+    "operations.md",
+    "mappings.md",
+    "security.md",
+    "observability.md",
+    "partner-auth.md",
+    "soap-partners.md",
+    "inbound.md",
+)
 
 # Characters one script writes and the other never does (each pair: 简体, 繁體).
 SIMPLIFIED = (
