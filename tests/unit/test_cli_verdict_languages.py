@@ -14,11 +14,12 @@ import pytest
 
 from federation.api.i18n import translations
 from federation.domain.ids import new_id
-from federation.domain.models import Direction, Event, NewExchange, State, StateChange
+from federation.domain.models import Event, State, StateChange
 from federation.domain.texts import Text, said
 from replay.factory import open_journal
 from tests.conftest import REPO
 from tests.integration.test_soap_lifecycle import catalogue_copy
+from tests.unit.test_cli_languages import one_exchange
 from tests.unit.test_cli_settings_languages import LANGUAGES, said_in_each_language, tongban
 from tests.unit.test_config import partner as partners
 
@@ -31,21 +32,10 @@ MISSING = {
 
 async def rejected_exchange(path: str, xid: str) -> None:
     """One exchange for hk, rejected, whose application today's mapping cannot map."""
+    await one_exchange(path, xid, key="verdict-1")
     j = open_journal(path)
     await j.open()
     try:
-        new = NewExchange(
-            id=xid,
-            direction=Direction.OUTBOUND,
-            source="gd-portal",
-            target="hk",
-            service="TD-VL-RENEW",
-            idempotency_key="verdict-1",
-            request_hash="sha256:verdict",
-            application={"applicant": {"name": "陳大文"}},
-            received_at=1_790_000_000.0,
-        )
-        await j.create(new, owner="test", lease_until=0.0)
         rejected = Event(exchange_id=xid, kind="rejected", at=1_790_000_001.0)
         change = StateChange(state=State.REJECTED, release_lease=True)
         await j.record(xid, [rejected], change, owner="test")
