@@ -52,7 +52,7 @@ TITLES = {
     "supplement": "The exchange is a supplement",
     "lifecycle-out-of-order": "A lifecycle step out of order",
     "lifecycle-busy": "Another lifecycle step is being recorded",
-    "forbidden": "That key does not belong to this partner",
+    "forbidden": "That key may not do this",
     "invalid-configuration": "The new configuration is invalid",
     "invalid-query": "The search filter is not understood",
     "confirmation-required": "A bulk replay must be confirmed",
