@@ -29,6 +29,9 @@ GUIDES = (
     "partner-auth.md",
     "soap-partners.md",
     "inbound.md",
+    "applications.md",
+    "api.md",
+    "problems.md",
 )
 
 # Characters one script writes and the other never does (each pair: 简体, 繁體).
