@@ -90,6 +90,33 @@ def test_playground_shows_a_broken_mappings_line(demo: Server, page: Page, shots
     page.screenshot(path=shots / "playground-error.png", full_page=True)
 
 
+def test_playground_says_a_broken_mappings_problem_in_the_viewers_language(
+    demo: Server, chromium: Browser
+) -> None:
+    """A browser asking for zh-HK: the playground's problem with a broken mapping is said in 繁體,
+    with its file and line, and not in English."""
+    context = chromium.new_context(locale="zh-HK", timezone_id="Asia/Hong_Kong")
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    try:
+        page.goto(demo.url + "/console/sign-in")
+        page.click("#this-machine")
+        page.goto(demo.url + "/console/playground")
+        page.click("#run")
+        expect(page.locator("#mapped-request")).to_be_visible()
+        lines = page.input_value("#mapping-text").splitlines()
+        target = next(i for i, line in enumerate(lines) if "from:" in line)
+        lines[target] = lines[target].replace("from:", "frm:", 1)
+        page.fill("#mapping-text", "\n".join(lines) + "\n")
+        page.click("#run")
+        problems = page.locator("#problems")
+        expect(problems).to_contain_text(f":{target + 1}:")
+        expect(problems).to_contain_text("未知的鍵")
+        expect(problems).not_to_contain_text("unknown key")
+    finally:
+        context.close()
+
+
 def test_viewer_cannot_replay(guarded: Server, page: Page, shots: Path) -> None:
     """A viewer sees no replay form, and a replay posted anyway is refused and audited."""
     page.goto(guarded.url + "/console/sign-in")
