@@ -9,6 +9,9 @@ the chain head is signed in every transaction that appends, and checkpoints go t
 The journal file is created with mode 0600 (its -wal and -shm files take the same mode), and an
 existing one open to group or others is narrowed to 0600 at open. Processes that write the same
 file take turns through ``<journal>-turn`` (mode 0600 too; see ``replay/turn.py``).
+
+This module is the request path's journal; what operators do to it (migrate, verify, rekey,
+archive, the refusals list) is in ``replay/sqliteadmin.py``, run on the same two threads.
 """
 
 from __future__ import annotations
@@ -26,9 +29,7 @@ from federation.domain.errors import FederationError, JournalUnavailable, LeaseL
 from federation.domain.models import Event, Exchange, NewExchange, StateChange
 from replay import formats, instances, refs, rekey, rows, rules, sessions, sqlitesql, tally, trail
 from replay import sets as mapping_sets
-from replay.archive import ArchivedExchange, ArchiveWriter
-from replay.audit import Audit
-from replay.chain import Break, Chain, ChainBroken, HeadBroken
+from replay.chain import Chain, ChainBroken, HeadBroken
 from replay.checkpoints import Cadence, Checkpoints
 from replay.dbthread import DbThread
 from replay.instances import Instance
@@ -40,6 +41,7 @@ from replay.search import SQLITE
 from replay.search import search_sql as replay_search_sql
 from replay.sessions import StoredSession
 from replay.sets import MappingSets
+from replay.sqliteadmin import SQLiteAdmin
 from replay.turn import Turn
 
 PAGE_SIZE = 8192  # bytes per page of a new journal file
@@ -64,8 +66,8 @@ def search_sql(query: Query) -> tuple[str, list[Any]]:
     return replay_search_sql(query, SQLITE)
 
 
-class SQLiteJournal:
-    """Journal backend on one SQLite file."""
+class SQLiteJournal(SQLiteAdmin):
+    """Journal backend on one SQLite file (its JournalAdmin side in ``replay/sqliteadmin.py``)."""
 
     def __init__(
         self,
@@ -438,57 +440,6 @@ class SQLiteJournal:
 
         await self._write(op)
 
-    # -- JournalAdmin ---------------------------------------------------------------------------
-
-    async def migrate(self) -> list[str]:
-        """Apply pending migrations (``tongban journal migrate``); the files applied, in order."""
-
-        def run() -> list[str]:
-            conn = self._connect()
-            try:
-                conn.execute("PRAGMA journal_mode=WAL")
-                applied = sqlitesql.migrate(conn)
-                formats.check_sqlite(conn, str(self.path))
-                return applied
-            finally:
-                conn.close()
-
-        try:
-            return await asyncio.to_thread(run)
-        except sqlite3.Error as exc:
-            raise JournalUnavailable(f"journal {self.path}: {exc}") from exc
-
-    async def verify(self) -> tuple[int, Break | None]:
-        """Check the chain, its signed head, the checkpoints and the rows readers are shown
-        (``replay/audit.py``); the number of events checked and the first problem, if any."""
-        # The checkpoints are read before the snapshot: none can be newer than what it shows.
-        audit = await asyncio.to_thread(Audit, self.seal, self.checkpoints)
-
-        def op(conn: sqlite3.Connection) -> tuple[int, Break | None]:
-            sqlitesql.audit(conn, audit)
-            return audit.result()
-
-        result: tuple[int, Break | None] = await self._read(op)
-        return result
-
-    async def rekey(self) -> int:
-        """Seal everything again under a new data key (``replay/rekey.py``); how many values."""
-        return await rekey.rotate(self)
-
-    async def reseal(self, new: Seal) -> tuple[int, int, bytes]:
-        """Re-seal every payload under ``new`` and re-sign the chain, in one transaction."""
-
-        def op(conn: sqlite3.Connection) -> tuple[int, int, bytes]:
-            count, seq, head = sqlitesql.reseal(conn, self.seal, new)
-            self._chain.moved_to(seq, head)
-            # In force before the commit: a write in a later batch, or later in this one, is
-            # sealed under the new key, never under the old one that rekey is about to drop.
-            self.use(new)
-            return count, seq, head
-
-        result: tuple[int, int, bytes] = await self._write(op)
-        return result
-
     async def search(self, query: Query) -> list[Exchange]:
         sql, args = search_sql(query)
 
@@ -498,32 +449,6 @@ class SQLiteJournal:
 
         result: list[Exchange] = await self._read(op)
         return result
-
-    async def archive(self, *, older_than: float, out: Path, chunk: int = 500) -> tuple[int, int]:
-        """Move closed exchanges last changed before ``older_than`` to an archive file.
-
-        Open exchanges, and ended ones with a callback still pending, are never archived. Works in
-        chunks so intake is never held up for long; returns (exchanges, events) archived.
-        """
-        writer = await asyncio.to_thread(
-            ArchiveWriter, out, created_at=self._clock(), older_than=older_than
-        )
-        try:
-            while True:
-                batch: list[ArchivedExchange] = await self._write(
-                    lambda conn: sqlitesql.archive_candidates(conn, older_than, chunk, self.sets)
-                )
-                if not batch:
-                    break
-                await asyncio.to_thread(writer.write, batch)
-                await self._write(
-                    lambda conn, b=batch: sqlitesql.tombstone(  # type: ignore[misc]
-                        conn, b, self._chain, self.seal, self._clock()
-                    )
-                )
-        finally:
-            await asyncio.to_thread(writer.close)
-        return writer.exchanges, writer.events
 
     async def tally(self) -> tally.Tally:
         result: tally.Tally = await self._read(tally.sqlite_tally)
@@ -585,14 +510,4 @@ class SQLiteJournal:
             return trail.entries(conn.execute(trail.TRAIL_SQL), self.seal, query)
 
         result: list[AuditEntry] = await self._read(op)
-        return result
-
-    async def refusals(self, limit: int = 100) -> list[Refusal]:
-        """The most recent refused intake requests, newest first."""
-
-        def op(conn: sqlite3.Connection) -> list[Refusal]:
-            cur = conn.execute("SELECT * FROM refusals ORDER BY seq DESC LIMIT ?", (limit,))
-            return [rows.refusal(r, self.seal) for r in cur.fetchall()]
-
-        result: list[Refusal] = await self._read(op)
         return result
