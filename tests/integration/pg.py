@@ -119,6 +119,9 @@ class SQLiteFile:
         return beside(self.path)
 
 
+Store = PgSchema | SQLiteFile  # an empty journal store of either persistent backend
+
+
 def _numbered(sql: str) -> str:
     """``?`` placeholders as PostgreSQL's ``$1``, ``$2`` …"""
     counter = iter(range(1, 1000))

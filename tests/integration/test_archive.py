@@ -6,28 +6,17 @@ Run on SQLite and on PostgreSQL (tests/integration/pg.py): both write the same a
 from __future__ import annotations
 
 import gzip
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from federation.domain.ids import new_id
 from federation.domain.models import Direction, Event, NewExchange, State, StateChange
 from replay.archive import read_archive, verify_archive
 from replay.journal import Query
 from replay.keys import NONE
-from tests.integration.pg import BACKENDS, PgSchema, SQLiteFile, store
+from tests.integration.pg import PgSchema, SQLiteFile, Store
 
 NOW = 1_790_000_000.0
-Store = PgSchema | SQLiteFile
-
-
-@pytest.fixture(params=BACKENDS)
-async def where(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    """An empty journal store of each persistent backend."""
-    async with store(request.param, tmp_path) as s:
-        yield s
 
 
 async def journal_with(

@@ -6,24 +6,14 @@ Run on SQLite and on PostgreSQL (tests/integration/pg.py); the tampering is the 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from federation.domain.ids import new_id
 from federation.domain.models import Direction, Event, NewExchange, State, StateChange
-from tests.integration.pg import BACKENDS, PgSchema, SQLiteFile, store
+from tests.integration.pg import PgSchema, Store
 
 NOW = 1_790_000_000.0
-Store = PgSchema | SQLiteFile
-
-
-@pytest.fixture(params=BACKENDS)
-async def where(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    """An empty journal store of each persistent backend."""
-    async with store(request.param, tmp_path) as s:
-        yield s
 
 
 async def filled(where: Store, n: int = 5) -> list[str]:

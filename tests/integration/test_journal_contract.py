@@ -7,7 +7,6 @@ import asyncio
 import itertools
 import sqlite3
 import time
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,18 +32,11 @@ from replay.postgres import PostgresJournal
 from replay.rules import ENDED
 from replay.service import Mode, ReplayService
 from replay.sqlite import SQLiteJournal
-from tests.integration.pg import BACKENDS, JOURNALS, PgSchema, open_journal_of, store
+from tests.integration.pg import BACKENDS, PgSchema, store
 
 Journal = Backend  # every test below runs on each backend, through both faces
 
 NOW = 1_790_000_000.0
-
-
-@pytest.fixture(params=JOURNALS)
-async def journal(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    """An open journal of each backend."""
-    async with open_journal_of(request.param, tmp_path) as j:
-        yield j
 
 
 def new(

@@ -9,26 +9,15 @@ and dies with its release.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
 from federation.domain.errors import JournalUnavailable
 from federation.domain.ids import new_id
 from federation.domain.models import Direction, NewExchange
 from replay import formats
-from tests.integration.pg import BACKENDS, PgSchema, SQLiteFile, store
+from tests.integration.pg import Store
 
 NOW = 1_790_000_000.0
-Store = PgSchema | SQLiteFile
-
-
-@pytest.fixture(params=BACKENDS)
-async def where(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    """An empty journal store of each persistent backend."""
-    async with store(request.param, tmp_path) as s:
-        yield s
 
 
 async def one_exchange(where: Store, key: str = "k1") -> str:

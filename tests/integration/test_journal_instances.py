@@ -4,25 +4,13 @@ after they were last seen), and the console's sessions (by their token's hash)."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
-from pathlib import Path
-
-import pytest
 
 from replay.instances import EVERY, Instance
 from replay.journal import Backend
 from replay.sessions import StoredSession
-from tests.integration.pg import JOURNALS, open_journal_of
 
 NOW = 1_790_000_000.0
-
-
-@pytest.fixture(params=JOURNALS)
-async def journal(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    """An open journal of each backend."""
-    async with open_journal_of(request.param, tmp_path) as j:
-        yield j
 
 
 def instance(n: int, version: str, seen: float) -> Instance:

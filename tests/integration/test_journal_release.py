@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
 from federation.domain.ids import new_id
 from federation.domain.models import Direction, Event, NewExchange, State, StateChange
 from replay.journal import Backend
-from tests.integration.pg import JOURNALS, open_journal_of
 
 NOW = 1_790_000_000.0
 LEASE = NOW + 300  # far beyond every claim below: only a release makes the work claimable
-
-
-@pytest.fixture(params=JOURNALS)
-async def journal(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    """An open journal of each backend."""
-    async with open_journal_of(request.param, tmp_path) as j:
-        yield j
 
 
 def new(key: str) -> NewExchange:

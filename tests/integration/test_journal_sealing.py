@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,22 +23,14 @@ from replay.keys import NONE, Keyring, read_file
 from replay.memory import InMemoryJournal
 from replay.refs import reference
 from replay.sqlite import SQLiteJournal
-from tests.integration.pg import BACKENDS, PgSchema, SQLiteFile, store
+from tests.integration.pg import SQLiteFile, Store
 
 NOW = 1_790_000_000.0
-Store = PgSchema | SQLiteFile
 ID_CN = "350203199208200046"
 HKID = "A123456(3)"
 NAME = "陳大文"
 NEEDLES = [ID_CN.encode(), b"A123456", NAME.encode(), "陳大文".encode("utf-16-le")]
 SEARCH_KEY = b"k" * 32
-
-
-@pytest.fixture(params=BACKENDS)
-async def where(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    """An empty journal store of each persistent backend."""
-    async with store(request.param, tmp_path) as s:
-        yield s
 
 
 def application(i: int = 0) -> dict[str, Any]:

@@ -91,15 +91,6 @@ async def test_every_reader_sees_the_versions_whole(journal: Backend) -> None:
     assert broken is None
 
 
-@pytest.fixture(params=BACKENDS)
-async def where(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[PgSchema | SQLiteFile]:
-    """An empty journal store of each persistent backend."""
-    async with store(request.param, tmp_path) as s:
-        yield s
-
-
 async def test_each_distinct_set_is_stored_once_and_an_edited_one_is_named(
     where: PgSchema | SQLiteFile,
 ) -> None:

@@ -9,9 +9,7 @@ after an edit, an exchange removed and the seqs closed up, an event appended wit
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -23,18 +21,10 @@ from federation.domain.models import Direction, Event, NewExchange, State, State
 from replay.chain import GENESIS, link
 from replay.journal import Refusal
 from replay.memory import InMemoryJournal
-from tests.integration.pg import BACKENDS, PgSchema, SQLiteFile, store
+from tests.integration.pg import Store
 
 NOW = 1_790_000_000.0
-Store = PgSchema | SQLiteFile
 EDITED = {"application": {"applicant": {"name": "EDITED"}}, "request_hash": "sha256:x"}
-
-
-@pytest.fixture(params=BACKENDS)
-async def where(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    """An empty journal store of each persistent backend."""
-    async with store(request.param, tmp_path) as s:
-        yield s
 
 
 def new(i: int) -> NewExchange:

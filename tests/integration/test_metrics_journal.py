@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,17 +15,10 @@ from federation.domain.models import Direction, NewExchange, State, StateChange
 from replay.factory import open_journal
 from replay.journal import Backend
 from replay.tally import Tally, observe_commits
-from tests.integration.pg import JOURNALS, fresh_schema, open_journal_of
+from tests.integration.pg import fresh_schema
 from tests.integration.test_journal_compact import _migrated_to
 
 NOW = 1_790_000_000.0
-
-
-@pytest.fixture(params=JOURNALS)
-async def journal(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    """An open journal of each backend."""
-    async with open_journal_of(request.param, tmp_path) as j:
-        yield j
 
 
 def new(key: str, partner: str, service: str, at: float) -> NewExchange:

@@ -7,7 +7,6 @@ read from partners.yaml's ``broker: retention:``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +19,8 @@ from federation.domain.errors import ConfigError
 from federation.runtime.retention import RetentionJob
 from replay.archive import read_archive, verify_archive
 from replay.journal import Query
-from tests.integration.pg import BACKENDS, store
-from tests.integration.test_archive import NOW, Store, journal_with
-
-
-@pytest.fixture(params=BACKENDS)
-async def where(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    """An empty journal store of each persistent backend."""
-    async with store(request.param, tmp_path) as s:
-        yield s
+from tests.integration.pg import Store
+from tests.integration.test_archive import NOW, journal_with
 
 
 def job(j: Any, directory: Path, *, at: float, **kw: Any) -> RetentionJob:
