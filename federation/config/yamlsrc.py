@@ -5,6 +5,9 @@ objects, so we compose the node tree ourselves and keep a path → line table be
 Two deliberate departures from PyYAML's defaults, both because operators edit these files by hand:
 duplicate keys are errors (PyYAML keeps the last one silently), and only ``true``/``false`` are
 booleans and dates stay strings (YAML 1.2 core schema; ``NO`` is Norway, ``2024-01-01`` is text).
+
+Anchors, aliases and ``<<`` merge keys work (shared timeouts, say), within the limits of
+:mod:`federation.config.yamlguard` (what aliases may add, how deep a document may nest).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 import yaml
 
 from federation.config.recognised import invalid_yaml
+from federation.config.yamlguard import Guarded, Refused
 from federation.domain.errors import ConfigError, Problem
 from federation.domain.texts import Text, said
 
@@ -50,6 +54,7 @@ _Resolver.add_implicit_resolver("tag:yaml.org,2002:merge", re.compile(r"^(?:<<)$
 
 
 class _Loader(
+    Guarded,
     yaml.reader.Reader,
     yaml.scanner.Scanner,
     yaml.parser.Parser,
@@ -64,6 +69,7 @@ class _Loader(
         yaml.composer.Composer.__init__(self)
         yaml.constructor.SafeConstructor.__init__(self)
         _Resolver.__init__(self)
+        Guarded.__init__(self)
 
 
 @dataclass(frozen=True)
@@ -148,6 +154,8 @@ def parse_yaml(text: str, *, display: str) -> Located:
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
+    except Refused as exc:
+        raise ConfigError([Problem(text=exc.text, file=display, line=exc.line)]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None

@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from federation.config.yamlguard import Refused, safe_fragment
+
 
 class ExpressionError(ValueError):
     """A ``format:`` text that cannot be read; the message says where."""
@@ -95,7 +97,11 @@ def _hole(inside: str, at: int) -> Hole:
             steps.append(name)
             continue
         try:
-            value = yaml.safe_load(arg) if arg.strip() else None
+            value = safe_fragment(arg) if arg.strip() else None
+        except Refused as exc:  # aliases of aliases: a few characters that would grow huge
+            raise ExpressionError(
+                f"bad format text: the argument of {name!r} at character {at + 1}: {exc}"
+            ) from None
         except yaml.YAMLError:
             raise ExpressionError(
                 f"bad format text: the argument of {name!r} at character {at + 1} is not YAML"

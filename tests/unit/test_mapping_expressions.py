@@ -273,3 +273,15 @@ def test_mistakes_stop_the_mapping_loading(tmp_path: Path, field: str, message: 
     text = load_problem(tmp_path, field)
     assert message in text
     assert "mappings/expr.yaml:4:" in text
+
+
+def test_an_alias_bomb_in_a_format_argument_is_refused(tmp_path: Path) -> None:
+    """A step's argument is YAML, so aliases of aliases fit in one placeholder: refused when the
+    mapping loads, at the field's line, by the limit every YAML tongban reads is held to."""
+    levels = ["&a0 [l,l,l,l,l,l,l,l,l]"]
+    levels += [f"&a{i} [{','.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
+    with pytest.raises(ConfigError) as caught:
+        compile_request(tmp_path, f'a: {{format: "{{x|pad:[{", ".join(levels)}]}}"}}\n')
+    (problem,) = caught.value.problems
+    assert (problem.file, problem.line) == ("mappings/expr.yaml", 4)
+    assert "aliases expand this file past 100000 values" in str(problem)

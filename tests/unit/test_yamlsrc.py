@@ -240,3 +240,74 @@ def test_walk_visits_parents_before_children() -> None:
     """walk yields every value with its path, each parent before what it contains."""
     paths = [p for p, _ in walk(parse("a:\n  - b: 1\nc: 2\n").data)]
     assert paths == [(), ("a",), ("a", 0), ("a", 0, "b"), ("c",)]
+
+
+def laughs(levels: int, *, indent: str = "") -> str:
+    """A "billion laughs": nine 'lol's, then each line nine aliases of the line before."""
+    lines = [f'{indent}a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"{indent}a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels + 1)]
+    return "\n".join(lines) + "\n"
+
+
+def test_an_alias_bomb_is_refused_at_the_alias_that_crosses_the_limit() -> None:
+    """Eight levels of nine aliases (billions of values once expanded) is one error naming the
+    line of the first alias past 100,000 values, not a parse that eats the machine's memory."""
+    assert problems_of("version: 1\n" + laughs(8)) == [
+        "partners.yaml:7: aliases expand this file past 100000 values; "
+        "write the repeated part out once"
+    ]
+
+
+def test_merge_keys_of_merge_keys_count_too() -> None:
+    """``<<:`` merges of nine merges of the line before are refused the same way."""
+    lines = ["a0: &a0 {k: 1}"]
+    lines += [f"a{i}: &a{i} {{<<: [{', '.join([f'*a{i - 1}'] * 9)}]}}" for i in range(1, 12)]
+    (problem,) = problems_of("\n".join(lines) + "\n")
+    assert problem.startswith("partners.yaml:6: aliases expand this file past 100000 values")
+
+
+def test_aliases_below_the_limit_still_expand() -> None:
+    """Four levels of the same (some 74,000 values) load: the limit is on size, not on aliases."""
+    doc = parse(laughs(4))
+    assert len(doc.data["a4"]) == 9 and doc.data["a4"][8][8][8][8] == ["lol"] * 9
+
+
+def test_an_alias_and_a_merge_used_as_configuration_does() -> None:
+    """Shared timeouts by alias and by merge key: each use is its own copy with its own line."""
+    text = (
+        "defaults: &t {connect: 1s, read: 5s}\n"
+        "partners:\n"
+        "  - {id: hk, timeouts: *t}\n"
+        "  - id: mo\n"
+        "    timeouts: {<<: *t, read: 9s}\n"
+    )
+    doc = parse(text)
+    assert doc.data["partners"][0]["timeouts"] == {"connect": "1s", "read": "5s"}
+    assert doc.data["partners"][1]["timeouts"] == {"connect": "1s", "read": "9s"}
+    assert doc.line(("partners", 1, "timeouts", "read")) == 5
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("a: &a [1, *a]\n", "1: alias *a"),
+        ("a:\n  b: &b\n    c: *b\n", "3: alias *b"),
+        ("a: &m {<<: *m}\n", "1: alias *m"),
+    ],
+)
+def test_an_alias_inside_its_own_anchor_is_an_error_with_line(text: str, said: str) -> None:
+    """A value that contains itself is refused at the alias, not a RecursionError traceback."""
+    assert problems_of(text) == [f"partners.yaml:{said} is inside its own anchor"]
+
+
+def test_nesting_too_deep_is_an_error_with_line() -> None:
+    """Three thousand nested lists, or aliases that nest past 100 levels together, are refused
+    with the line, not a RecursionError traceback."""
+    assert problems_of("a: " + "[" * 3000 + "]" * 3000 + "\n") == [
+        "partners.yaml:1: nested more than 100 levels deep"
+    ]
+    deep = "[" * 60 + "]" * 60
+    assert parse(f"a: &a {deep}\nb: [[[[[*a]]]]]\nc: &c {deep}\nd: [*a, *c]\n").data["d"][1]
+    assert problems_of(f"a: &a {deep}\nb: {'[' * 60}*a{']' * 60}\n") == [
+        "partners.yaml:2: nested more than 100 levels deep"
+    ]

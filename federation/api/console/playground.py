@@ -60,6 +60,15 @@ def said_in(language: str, problems: Iterable[Problem]) -> list[str]:
 CLI_WARNING = "warning: "
 
 
+def _text(form: dict[str, str]) -> str:
+    """The edited mapping of a run, save or patch form; refused past :data:`MAX_TEXT` (a diff of
+    two long texts, or a compile, is work a viewer's request should not be able to make big)."""
+    text = form.get("text", "")
+    if len(text) > MAX_TEXT:
+        raise ProblemError(413, "body-too-large", f"a mapping is at most {MAX_TEXT} characters")
+    return text
+
+
 def _mapping(broker: Broker, partner: str, service: str) -> CompiledMapping:
     mapping = broker.catalogue.mapping(partner, service)
     if mapping is None:
@@ -135,9 +144,7 @@ async def run(request: web.Request) -> web.Response:
     form = await check_csrf(request, broker)
     exchange_id = form.get("exchange_id", "").strip()
     caller = await require(request, broker, "reveal" if exchange_id else "show")
-    partner, service, text = form.get("partner", ""), form.get("service", ""), form.get("text", "")
-    if len(text) > MAX_TEXT:
-        raise ProblemError(413, "body-too-large", f"a mapping is at most {MAX_TEXT} characters")
+    partner, service, text = form.get("partner", ""), form.get("service", ""), _text(form)
     original = _mapping(broker, partner, service)
     outcome = Outcome()
     language = language_of(request)
@@ -210,7 +217,7 @@ async def save(request: web.Request) -> web.Response:
     broker = request.config_dict[BROKER]
     form = await check_csrf(request, broker)
     caller = await require(request, broker, "reload")
-    partner, service, text = form.get("partner", ""), form.get("service", ""), form.get("text", "")
+    partner, service, text = form.get("partner", ""), form.get("service", ""), _text(form)
     original = _mapping(broker, partner, service)
     outcome = Outcome()
     try:
@@ -251,7 +258,7 @@ async def patch(request: web.Request) -> web.Response:
     before = await asyncio.to_thread(original.path.read_text, encoding="utf-8")
     lines = difflib.unified_diff(
         before.splitlines(keepends=True),
-        form.get("text", "").replace("\r\n", "\n").splitlines(keepends=True),
+        _text(form).replace("\r\n", "\n").splitlines(keepends=True),
         fromfile=f"a/{original.file}",
         tofile=f"b/{original.file}",
     )
