@@ -1,6 +1,7 @@
 """OAuth2 client credentials (RFC 6749 section 4.4): a token per partner, cached until it expires.
 
-The token is asked for once and reused until ``early`` seconds before its ``expires_in``; a 401
+The token is asked for once and reused until ``early`` seconds before its ``expires_in`` (or half
+way through a lifetime shorter than twice ``early``); a 401
 from the partner drops it (:meth:`TokenSource.invalidate`) so the adapter asks again, once. The
 token endpoint's failures are classified like deliveries: unreachable, timeouts, 408/425/429/5xx
 are transient (the exchange waits and retries); a refusal of the client's credentials
@@ -31,7 +32,7 @@ TOKEN_REPLY_LIMIT = 64 * 1024
 @dataclass(frozen=True, kw_only=True)
 class _Token:
     value: str = field(repr=False)
-    expires: float  # on the source's clock
+    renew_at: float  # on the source's clock: ``early`` before it expires, or half way
 
 
 class TokenSource:
@@ -51,7 +52,7 @@ class TokenSource:
         """A token valid now: the cached one, or a new one from the token endpoint."""
         async with self._lock:
             t = self._token
-            if t is None or self.clock() >= t.expires - self.spec.early:
+            if t is None or self.clock() >= t.renew_at:
                 t = self._token = await self._fetch(session)
             return t.value
 
@@ -109,15 +110,40 @@ class TokenSource:
                 f"{what}: the client credentials were refused", status=status, **common
             )
         value = data.get("access_token")
-        expires_in = data.get("expires_in", 3600)
-        if not isinstance(value, str) or not value or not isinstance(expires_in, (int, float)):
+        if not isinstance(value, str) or not value:
             raise TransientError(
                 f"token endpoint of {self.partner} answered without an access_token",
                 status=status,
                 **common,
             )
+        lifetime = token_lifetime(data.get("expires_in", 3600))
+        if lifetime is None:
+            raise TransientError(
+                f"token endpoint of {self.partner} answered with an expires_in that is not a "
+                "positive number of seconds",
+                status=status,
+                **common,
+            )
         self.fetched += 1
-        return _Token(value=value, expires=self.clock() + float(expires_in))
+        early = min(self.spec.early, lifetime / 2)  # a short-lived token still serves a while
+        return _Token(value=value, renew_at=self.clock() + lifetime - early)
+
+
+def token_lifetime(expires_in: object) -> float | None:
+    """Seconds a token lives, from a token reply's ``expires_in``; None if it says none.
+
+    RFC 6749 writes it as a JSON number; some token servers send it as a string of digits, which
+    is read the same. A boolean, a fraction in a string, zero or a negative number is no lifetime.
+    """
+    if isinstance(expires_in, bool):
+        seconds: float = -1
+    elif isinstance(expires_in, int | float):
+        seconds = float(expires_in)
+    elif isinstance(expires_in, str) and 0 < len(expires_in) <= 9 and expires_in.isascii():
+        seconds = float(expires_in) if expires_in.isdigit() else -1
+    else:
+        return None
+    return seconds if 0 < seconds < float("inf") else None
 
 
 def _basic(client_id: str, secret: str) -> str:

@@ -72,6 +72,7 @@ class Gateway:
         self.app_keys = dict(app_keys or {})
         self.oauth_clients = dict(oauth_clients or {})
         self.token_ttl = token_ttl
+        self.ttl_as_text = False  # write expires_in as a string of digits, as some servers do
         self.window = window
         self.clock = clock
         self.reply = dict(reply or {"status": "RECEIVED"})
@@ -154,7 +155,11 @@ class Gateway:
         self.tokens[token] = self.clock() + self.token_ttl
         self.tokens_issued += 1
         return web.json_response(
-            {"access_token": token, "token_type": "Bearer", "expires_in": self.token_ttl}
+            {
+                "access_token": token,
+                "token_type": "Bearer",
+                "expires_in": str(self.token_ttl) if self.ttl_as_text else self.token_ttl,
+            }
         )
 
     # -- verification ---------------------------------------------------------------------------

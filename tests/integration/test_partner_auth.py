@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 from click.testing import CliRunner
 
+from adapters.auth.oauth import token_lifetime
 from adapters.base import OutboundRequest
 from adapters.registry import protocols
 from adapters.rest import RestAdapter
@@ -259,6 +260,71 @@ async def test_token_endpoint_failures_are_classified(make_config, gateway, env)
     assert isinstance(refused, PermanentError) and "invalid_client" in str(refused)
     assert CLIENT_SECRET not in str(refused) and "wrong" not in repr(refused.transcript)
     assert gateway.log == []  # nothing reached the API without a token
+
+
+async def test_a_token_lifetime_written_as_a_string_is_read_as_a_number(
+    make_config, gateway, env
+) -> None:
+    """Some token servers write expires_in as "3599": the token is used and kept like any other."""
+    env("TB_OAUTH_SECRET", CLIENT_SECRET)
+    partner = hk(with_auth(make_config, OAUTH.format(url=gateway.url)), gateway.url + "/api")
+    gateway.ttl_as_text = True
+    first, second = await send(partner, request(1), request(2))
+    assert first.status == 200 and second.status == 200
+    assert gateway.tokens_issued == 1
+    assert gateway.verdicts() == ["ok", "ok"]
+
+
+async def test_a_token_shorter_lived_than_the_early_margin_is_still_reused(
+    make_config, gateway, env
+) -> None:
+    """A 20 s token with 30 s of margin is renewed half way through, not before every delivery."""
+    env("TB_OAUTH_SECRET", CLIENT_SECRET)
+    partner = hk(with_auth(make_config, OAUTH.format(url=gateway.url)), gateway.url + "/api")
+    gateway.token_ttl = 20
+    replies = await send(partner, request(1), request(2), request(3))
+    assert [r.status for r in replies] == [200, 200, 200]
+    assert gateway.tokens_issued == 1
+
+
+@pytest.mark.parametrize("ttl", [0, -5])
+async def test_a_token_that_never_lives_holds_the_exchange_with_its_reason(
+    make_config, gateway, env, ttl: int
+) -> None:
+    """expires_in 0 or negative is no token to use: transient, named as such, nothing sent."""
+    env("TB_OAUTH_SECRET", CLIENT_SECRET)
+    partner = hk(with_auth(make_config, OAUTH.format(url=gateway.url)), gateway.url + "/api")
+    gateway.token_ttl = ttl
+    (held,) = await send(partner, request())
+    assert isinstance(held, TransientError)
+    assert "expires_in that is not a positive number of seconds" in str(held)
+    assert gateway.log == []
+
+
+@pytest.mark.parametrize(
+    ("written", "seconds"),
+    [
+        (3600, 3600.0),
+        (0.5, 0.5),
+        ("3599", 3599.0),
+        ("007", 7.0),
+        (True, None),
+        ("1.5", None),
+        ("", None),
+        ("-5", None),
+        ("٣٦٠٠", None),
+        ("1e3", None),
+        (None, None),
+        ([60], None),
+        (float("inf"), None),
+        ("9" * 10, None),
+        (0, None),
+    ],
+)
+def test_token_lifetimes_as_token_servers_write_them(
+    written: object, seconds: float | None
+) -> None:
+    assert token_lifetime(written) == seconds
 
 
 def test_a_literal_secret_in_partners_yaml_is_an_error(make_config) -> None:
