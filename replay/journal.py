@@ -191,6 +191,10 @@ class Journal(Protocol):
     async def end_session(self, token_hash: bytes) -> None:
         """End a console session (sign-out)."""
 
+    def session_mac(self, parts: Sequence[bytes]) -> bytes | None:
+        """HMAC-SHA256 of a console session's parts under the journal's MAC key, which is kept
+        outside the journal; None when the journal has no keys."""
+
     async def refuse(self, refusal: Refusal) -> None:
         """Keep a refused intake request."""
 

@@ -28,7 +28,7 @@ from replay.journal import AuditEntry, Query, Refusal, TrailQuery
 from replay.keys import KeyPlace, ephemeral
 from replay.seal import Seal, as_text
 from replay.search import matches, page_size
-from replay.sessions import StoredSession
+from replay.sessions import MAC_TAG, StoredSession
 
 HIDDEN = (
     rows.STATE,
@@ -325,6 +325,9 @@ class InMemoryJournal:
     async def end_session(self, token_hash: bytes) -> None:
         self._check()
         self.console_sessions.pop(token_hash, None)
+
+    def session_mac(self, parts: Sequence[bytes]) -> bytes | None:
+        return self.seal.sign(MAC_TAG, parts)
 
     async def refuse(self, refusal: Refusal) -> None:
         self._check()

@@ -482,6 +482,9 @@ class PostgresJournal(GroupCommit):
     async def end_session(self, token_hash: bytes) -> None:
         await self._run(lambda conn: conn.execute(sessions.END_PG, token_hash))
 
+    def session_mac(self, parts: Sequence[bytes]) -> bytes | None:
+        return self.seal.sign(sessions.MAC_TAG, parts)
+
     async def refuse(self, refusal: Refusal) -> None:
         async def op(conn: Conn, chain: pgsql.Chain) -> None:
             # Sealed in the write, under the seal in force then (a rekey may come between).

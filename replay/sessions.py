@@ -2,8 +2,12 @@
 sharing it knows them (a browser's next request may reach another process).
 
 Only the SHA-256 of a session's token is stored: whoever reads the journal cannot sign in with
-what they find. A row holds who signed in (principal id and role) and when the session ends;
-ending one (sign-out) deletes its row; expired rows are dropped when a new session opens. This is
+what they find. Nor can whoever writes to it: the token carries an HMAC of who signed in, their role
+and when the session ends, under the journal's MAC key, which lives outside the journal
+(``replay/keys.py``), so a row added or changed in the database signs nobody in (an unkeyed
+PostgreSQL journal has no such key). A row holds who signed in (principal id and role) and when
+the session ends; ending one (sign-out) deletes its row; expired rows are dropped when a new
+session opens. This is
 operational state, outside the hash chain (sign-ins and sign-outs are audited there).
 """
 
@@ -24,6 +28,7 @@ class StoredSession:
     expires_at: float
 
 
+MAC_TAG = b"tongban/console-session"
 COLUMNS = "token_hash, principal, role, expires_at"
 INSERT_SQLITE = f"INSERT INTO console_sessions ({COLUMNS}) VALUES (?, ?, ?, ?)"
 INSERT_PG = f"INSERT INTO console_sessions ({COLUMNS}) VALUES ($1, $2, $3, $4)"

@@ -484,6 +484,9 @@ class SQLiteJournal(SQLiteAdmin):
     async def end_session(self, token_hash: bytes) -> None:
         await self._write(lambda conn: conn.execute(sessions.END_SQLITE, (token_hash,)))
 
+    def session_mac(self, parts: Sequence[bytes]) -> bytes | None:
+        return self.seal.sign(sessions.MAC_TAG, parts)
+
     async def refuse(self, refusal: Refusal) -> None:
         # Sealed in the write, under the seal in force then (a rekey may come between): a
         # refusal is rare enough that its turn can hold the sealing too.

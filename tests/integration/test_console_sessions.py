@@ -4,6 +4,7 @@ progress page answers on the broker that did not run it."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sqlite3
 from pathlib import Path
@@ -67,6 +68,51 @@ async def test_a_session_is_known_to_every_broker_on_the_journal(
     with sqlite3.connect(journal) as conn:
         stored = conn.execute("SELECT token_hash FROM console_sessions").fetchall()
     assert all(token.encode() not in bytes(row[0]) for row in stored)
+
+
+async def test_a_session_row_written_in_the_database_signs_nobody_in(
+    make_config, simulators, broker_at, tmp_path: Path
+) -> None:
+    """Whoever can write to the journal but has not its key cannot sign in: a session row added
+    for a token of their choosing opens nothing, and a real session whose row they change (its
+    principal, role or end) is no longer a session."""
+    root = make_config()
+    sims = await simulators(root)
+    journal = tmp_path / "j.sqlite"
+    async with broker_at(root, sims, journal=journal) as (_b, url):
+        jar = aiohttp.CookieJar(unsafe=True)
+        async with aiohttp.ClientSession(cookie_jar=jar) as http:
+            await signed_in(http, url)
+            token = next(c.value for c in jar if c.key == "tongban_console")
+        with sqlite3.connect(journal) as conn:
+            principal, role, end = conn.execute(
+                "SELECT principal, role, expires_at FROM console_sessions"
+            ).fetchone()
+            forged = "forged-token-123"
+            conn.execute(
+                "INSERT INTO console_sessions VALUES (?, ?, ?, ?)",
+                (hashlib.sha256(forged.encode()).digest(), principal, role, end),
+            )
+        assert await console_status(url, forged) == 303, "a row without the key's MAC"
+        assert await console_status(url, forged + ".") == 303
+        assert await console_status(url, token) == 200, "the real session still opens"
+        for change in ("principal = 'gd-operator'", "role = 'operator'", "expires_at = ?"):
+            with sqlite3.connect(journal) as conn:
+                before = conn.execute("SELECT * FROM console_sessions").fetchall()
+                args = (end + 86_400,) if "?" in change else ()
+                conn.execute(f"UPDATE console_sessions SET {change}", args)
+            assert await console_status(url, token) == 303, change
+            with sqlite3.connect(journal) as conn:
+                conn.execute("DELETE FROM console_sessions")
+                conn.executemany("INSERT INTO console_sessions VALUES (?, ?, ?, ?)", before)
+            assert await console_status(url, token) == 200, "restored, it opens again"
+
+
+async def console_status(url: str, token: str) -> int:
+    """The status of the console's front page for a browser sending ``token`` as its cookie."""
+    async with aiohttp.ClientSession(cookies={"tongban_console": token}) as http:
+        async with http.get(f"{url}/console/", allow_redirects=False) as r:
+            return r.status
 
 
 async def test_replay_progress_answers_on_another_broker(

@@ -4,6 +4,7 @@ after they were last seen), and the console's sessions (by their token's hash)."
 
 from __future__ import annotations
 
+import struct
 from dataclasses import replace
 
 from replay.instances import EVERY, Instance
@@ -70,3 +71,14 @@ async def test_console_sessions_are_found_by_hash_until_they_end_or_expire(
     assert await journal.session(live.token_hash, now=NOW + 1) is None
     await journal.open_session(replace(live, token_hash=b"\x04" * 32), now=NOW + 10)
     assert await journal.session(old.token_hash, now=NOW) is None  # dropped, not only hidden
+
+
+async def test_a_console_session_is_vouched_for_under_the_journal_key(journal: Backend) -> None:
+    """The MAC that binds a session's token to its row: under the journal's key (kept outside the
+    journal), the same for the same parts, another for another role or end."""
+    parts = (b"nonce-1", b"hk-support", b"support", struct.pack(">d", NOW + 60))
+    mac = journal.session_mac(parts)
+    assert mac is not None and len(mac) == 32
+    assert journal.session_mac(parts) == mac
+    assert journal.session_mac((*parts[:2], b"operator", parts[3])) != mac
+    assert journal.session_mac((*parts[:3], struct.pack(">d", NOW + 6000))) != mac

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+import struct
 import time
 from dataclasses import dataclass
 
@@ -47,6 +48,15 @@ def _hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
+def _sealed(journal: Journal, nonce: str, principal: str, role: str, expires: float) -> str:
+    """The part of a session's token that vouches for its row: an HMAC, under the journal's key,
+    of the token's random part, who signed in, their role and when the session ends. Empty when
+    the journal has no keys (an unkeyed PostgreSQL journal), where the row is taken as it is."""
+    parts = (nonce.encode(), principal.encode(), role.encode(), struct.pack(">d", expires))
+    mac = journal.session_mac(parts)
+    return "" if mac is None else base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+
 def _csrf(token: str) -> str:
     """The session's form token, derived from its (secret, HttpOnly) cookie token, so that no
     process needs to keep it: the same in every worker."""
@@ -61,8 +71,9 @@ class Sessions:
     async def open(self, journal: Journal, principal: str, role: str) -> Session:
         """A new session for ``principal``, ending after SESSION_SECONDS."""
         now = time.time()
-        token = secrets.token_urlsafe(32)
+        nonce = secrets.token_urlsafe(32)
         expires = now + SESSION_SECONDS
+        token = nonce + "." + _sealed(journal, nonce, principal, role, expires)
         stored = StoredSession(
             token_hash=_hash(token), principal=principal, role=role, expires_at=expires
         )
@@ -72,11 +83,16 @@ class Sessions:
         )
 
     async def get(self, journal: Journal, token: str | None) -> Session | None:
-        """The live session of ``token``, or None (unknown, ended or expired)."""
+        """The live session of ``token``, or None (unknown, ended, expired, or a row its token's
+        MAC does not vouch for: written or changed in the database by someone without the key)."""
         if not token:
             return None
         stored = await journal.session(_hash(token), now=time.time())
         if stored is None:
+            return None
+        nonce, _, mac = token.partition(".")
+        expected = _sealed(journal, nonce, stored.principal, stored.role, stored.expires_at)
+        if not hmac.compare_digest(mac.encode(), expected.encode()):
             return None
         return Session(
             token=token,
