@@ -177,15 +177,18 @@ def received(answer: Answer, limit: int) -> dict[str, Any]:
 def status_refusal(
     *,
     transient: bool,
-    hint: str,
+    said: str | None,
     partner: str,
     operation: str,
     transcript: Transcript,
     status: int,
     retry_after: float | None,
+    note: str = "",
 ) -> TransientError | PermanentError:
-    """The error for an HTTP status that is no success; ``hint`` sums up the reply's body."""
-    what = f"HTTP {status}{hint}"
+    """The error for an HTTP status that is no success. ``said`` sums up the reply's body in the
+    partner's words: kept apart from the message as ``partner_message``, since it can quote the
+    application (``federation.domain.words``); ``note`` is ours about the body."""
+    what = f"HTTP {status}{note}"
     return refusal(
         transient=transient,
         message=f"{partner} answered {what}"
@@ -196,6 +199,7 @@ def status_refusal(
         transcript=transcript,
         status=status,
         retry_after=retry_after,
+        partner_message=said or None,
     )
 
 
@@ -212,7 +216,8 @@ def refusal(
     partner_message: str | None = None,
 ) -> TransientError | PermanentError:
     """A transient error (retried, honouring ``retry_after``) or a permanent one (ends the exchange),
-    with the partner's own code and message when it gave them (a SOAP fault's code and reason)."""
+    with the partner's own code and message when it gave them (a SOAP fault's code and reason):
+    ``message`` is ours alone, the partner's words are never folded into it."""
     common: dict[str, Any] = {
         "partner": partner,
         "operation": operation,

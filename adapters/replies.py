@@ -134,9 +134,8 @@ def rule_refusal(
 
 
 def _said(verdict: Verdict) -> str:
-    if verdict.code is None:
-        return ""
-    return f" with code {verdict.code}" + (f": {verdict.message}" if verdict.message else "")
+    """The partner's code, for the message; its message stays apart (``partner_message``)."""
+    return "" if verdict.code is None else f" with code {verdict.code}"
 
 
 def _unmet(cond: Condition, rules: ReplyRules, code: str | None) -> str:

@@ -15,9 +15,9 @@ from typing import Any
 
 from federation.domain.ids import id_floor
 from federation.domain.models import Exchange
+from federation.domain.words import FORM, SEPARATOR, searchable
 from replay.journal import Query
 from replay.refs import forms
-from replay.rows import dumps
 
 MAX_LIMIT = 1000
 
@@ -29,21 +29,44 @@ class Dialect:
     name: str
     mark: Callable[[int], str]  # the placeholder of the n-th argument (from 1)
     arrays: bool  # a list is one argument (``= ANY($n::text[])``), else one placeholder each
-    text_contains: str  # {column} (JSON bytes) holds the text {needle}
+    json_field: str  # the text of key {key} of the JSON object in column {column} (bytes)
+    position: str  # where {needle} begins in {text}, from 1 (0: nowhere)
+    valid: str  # whether column {column} holds JSON (a row altered otherwise fails no search)
 
 
 SQLITE = Dialect(
     name="sqlite",
     mark=lambda _: "?",
     arrays=False,
-    text_contains="instr(CAST({column} AS TEXT), {needle}) > 0",
+    json_field="json_extract(CAST({column} AS TEXT), '$.{key}')",
+    position="instr({text}, {needle})",
+    valid="json_valid(CAST({column} AS TEXT))",
 )
 POSTGRESQL = Dialect(
     name="postgresql",
     mark=lambda n: f"${n}",
     arrays=True,
-    text_contains="strpos(convert_from({column}, 'UTF8'), {needle}) > 0",
+    json_field="(convert_from({column}, 'UTF8')::jsonb ->> '{key}')",
+    position="strpos({text}, {needle})",
+    valid="TRUE",  # written by orjson: a row altered otherwise is for verify to name
 )
+
+
+def error_contains(dialect: Dialect, needle: str, column: str = "last_error") -> str:
+    """SQL for: the error in ``column`` holds ``needle`` in what every reader may read of it
+    (:func:`federation.domain.words.searchable`: its kind and our words, never the partner's,
+    so that a search cannot tell whether a partner's refusal quoted an ID number)."""
+
+    def field(key: str) -> str:
+        return f"COALESCE(CAST({dialect.json_field.format(column=column, key=key)} AS TEXT), '')"
+
+    message = field("message")
+    before = dialect.position.format(text=f"{message} || '{SEPARATOR}'", needle=f"'{SEPARATOR}'")
+    apart = f"{field('form')} = '{FORM}' OR ({field('status')} = '' AND {field('partner_message')} = '')"
+    ours = f"CASE WHEN {apart} THEN {message} ELSE substr({message}, 1, {before} - 1) END"
+    text = f"{field('kind')} || ' ' || {ours}"
+    found = dialect.position.format(text=text, needle=needle)
+    return f"(CASE WHEN {dialect.valid.format(column=column)} THEN {found} ELSE 0 END) > 0"
 
 
 class _Args:
@@ -96,7 +119,7 @@ def search_sql(q: Query, dialect: Dialect) -> tuple[str, list[Any]]:
     if q.before is not None:
         where.append(f"id < {arg(q.before)}")
     if q.error:
-        where.append(dialect.text_contains.format(column="last_error", needle=arg(q.error)))
+        where.append(error_contains(dialect, arg(q.error)))
     if q.applicant_ref is not None:
         short, whole = forms(q.applicant_ref)
         where.append(
@@ -126,8 +149,6 @@ def matches(q: Query, ex: Exchange, refs: Iterable[bytes] = ()) -> bool:
         and (q.since is None or ex.id >= id_floor(q.since))
         and (q.until is None or ex.id < id_floor(q.until))
         and (q.before is None or ex.id < q.before)
-        and (
-            not q.error or (ex.last_error is not None and q.error in dumps(ex.last_error).decode())
-        )
+        and (not q.error or (ex.last_error is not None and q.error in searchable(ex.last_error)))
         and (q.applicant_ref is None or not set(refs).isdisjoint(forms(q.applicant_ref)))
     )

@@ -29,6 +29,7 @@ from federation.domain.errors import (
     RequestRefused,
 )
 from federation.domain.models import Direction, Exchange, iso
+from federation.domain.words import shown_error, shown_in
 from federation.logging import MASK
 from federation.runtime.broker import Broker, Submission
 from federation.runtime.delivery import standing_errors
@@ -170,27 +171,33 @@ async def get_exchange(request: web.Request) -> web.Response:
     if exchange is None:
         raise ProblemError(404, "not-found", f"no exchange {exchange_id}")
     payloads = "payloads" in set(request.query.get("include", "").split(","))
-    clear = payloads and await _may_reveal(request, broker, caller, exchange)
+    # reveal=true alone shows the partner's words in its errors (they can quote the application)
+    asked = payloads or request.query.get("reveal") == "true"
+    clear = (
+        await _may_reveal(request, broker, caller, exchange) if asked else _owner(caller, exchange)
+    )
     view = shown_view(exchange, payloads=payloads, clear=clear)
     await record(
         request,
         broker,
         who=caller.id,
         role=caller.role,
-        action="reveal" if clear else "show",
+        action="reveal" if clear and asked else "show",
         target=exchange.id,
         reason=request.query.get("reason", ""),
-        outcome="ok" if clear or not payloads else "masked",
+        outcome="ok" if clear or not asked else "masked",
     )
     return web.Response(body=orjson.dumps(view), content_type="application/json")
 
 
 def shown_view(exchange: Exchange, *, payloads: bool, clear: bool) -> dict[str, Any]:
     """The exchange as a reader sees it: with payloads if asked, masked unless ``clear``
-    (application, mapped request and the transcripts but for the keys kept)."""
-    view = exchange_view(exchange, payloads=payloads)
+    (application, mapped request and the transcripts but for the keys kept; the partner's words
+    in every error)."""
+    view = exchange_view(exchange, payloads=payloads, clear=clear)
     if payloads and not clear:
         view["application"], view["mapped"] = masked(view["application"]), masked(view["mapped"])
+    if not clear:  # a transcript is payload, asked for or not: the reply can quote the applicant
         view["attempts"] = masked(view["attempts"], keep=TRANSCRIPT_KEPT)
     return view
 
@@ -211,8 +218,8 @@ async def _may_reveal(
     request: web.Request, broker: Broker, caller: Caller, exchange: Exchange
 ) -> bool:
     """Whether ``caller`` sees this exchange's payloads in clear (see :func:`get_exchange`)."""
-    if caller.owns(exchange.source) or caller.role == "local":
-        return True  # its own application; or an unguarded broker's own machine
+    if _owner(caller, exchange):
+        return True
     if request.query.get("reveal") != "true":
         return False
     reason = request.query.get("reason", "").strip()
@@ -238,6 +245,11 @@ async def _may_reveal(
     return True
 
 
+def _owner(caller: Caller, exchange: Exchange) -> bool:
+    """Its own application; or an unguarded broker's own machine: in clear without asking."""
+    return caller.owns(exchange.source) or caller.role == "local"
+
+
 # What is kept readable of an attempt when payloads are masked: timing and outcome, not content.
 TRANSCRIPT_KEPT = frozenset(
     {"number", "started_at", "finished_at", "outcome", "duration_ms", "error"}
@@ -257,12 +269,16 @@ def masked(value: Any, keep: frozenset[str] = frozenset()) -> Any:
     return MASK
 
 
-def exchange_view(exchange: Exchange, *, payloads: bool = False) -> dict[str, Any]:
-    """The JSON form of an exchange (payloads only on request: they hold personal data).
+def exchange_view(
+    exchange: Exchange, *, payloads: bool = False, clear: bool = False
+) -> dict[str, Any]:
+    """The JSON form of an exchange (payloads only on request: they hold personal data; the
+    partner's words in its errors masked unless ``clear``).
 
     A delivered exchange shows ``last_error: null`` and the error a later delivery superseded as
     ``previous_error`` (every attempt's own error is in ``attempts``)."""
     last_error, previous_error = standing_errors(exchange)
+    attempts = [a.to_dict() for a in exchange.attempt_history()]
     view: dict[str, Any] = {
         "id": exchange.id,
         "direction": exchange.direction.value,
@@ -275,10 +291,10 @@ def exchange_view(exchange: Exchange, *, payloads: bool = False) -> dict[str, An
         "created_at": iso(exchange.created_at),
         "updated_at": iso(exchange.updated_at),
         "next_attempt_at": iso(exchange.next_attempt_at),
-        "attempts": [a.to_dict() for a in exchange.attempt_history()],
+        "attempts": [shown_in(a, clear=clear, mask=MASK) for a in attempts],
         "receipt": exchange.receipt,
-        "last_error": last_error,
-        "previous_error": previous_error,
+        "last_error": shown_error(last_error, clear=clear, mask=MASK),
+        "previous_error": shown_error(previous_error, clear=clear, mask=MASK),
         "mapping_versions": exchange.mapping_versions,
         "warnings": _warnings(exchange),
         "lifecycle": exchange.lifecycle(),

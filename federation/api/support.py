@@ -21,6 +21,8 @@ from federation.api.edge import BROKER, EXCHANGE_ID_RE
 from federation.api.problems import ProblemError
 from federation.api.trail import record
 from federation.domain.models import Exchange, Lifecycle, State, iso
+from federation.domain.words import shown_error
+from federation.logging import MASK
 from replay.journal import Query
 from replay.service import Mode, ReplayService
 
@@ -113,8 +115,10 @@ def query_from(params: Mapping[str, str], *, applicant_ref: Callable[[str], byte
     )
 
 
-def summary(ex: Exchange) -> dict[str, Any]:
-    """One line of a search result."""
+def summary(ex: Exchange, *, clear: bool = False) -> dict[str, Any]:
+    """One line of a search result: the partner's words in its last error masked unless
+    ``clear`` (a search reveals nothing: opening the exchange with a reason does)."""
+    last_error = shown_error(ex.last_error, clear=clear, mask=MASK) or {}
     return {
         "id": ex.id,
         "state": ex.state.value,
@@ -127,7 +131,7 @@ def summary(ex: Exchange) -> dict[str, Any]:
         "created_at": iso(ex.created_at),
         "updated_at": iso(ex.updated_at),
         "receipt_number": (ex.receipt or {}).get("receipt_number"),
-        "last_error": (ex.last_error or {}).get("message"),
+        "last_error": last_error.get("message"),
         "links": {"self": f"/v1/exchanges/{ex.id}"},
     }
 
@@ -149,7 +153,7 @@ def audited_filters(
     kept = {k: str(v) for k, v in filters.items()}
     if kept.get("applicant"):
         ref = applicant_ref(kept["applicant"])
-        kept["applicant"] = f"ref:{ref.hex()[:16]}" if ref is not None else "‹redacted›"
+        kept["applicant"] = f"ref:{ref.hex()[:16]}" if ref is not None else MASK
     return kept
 
 
@@ -170,7 +174,8 @@ async def search(request: web.Request) -> web.Response:
         action="search",
         target=urlencode(audited_filters(request.query, broker.applicant_ref)),
     )
-    body: dict[str, Any] = {"exchanges": [summary(ex) for ex in found]}
+    local = caller.role == "local"  # an unguarded broker's own machine, as for one exchange
+    body: dict[str, Any] = {"exchanges": [summary(ex, clear=local) for ex in found]}
     if len(found) == query.limit:
         params = dict(request.query)
         params["before"] = found[-1].id

@@ -33,6 +33,8 @@ from federation.cli.render import CSV_COLUMNS, exchange_lines, table
 from federation.cli.today import compare_with_today
 from federation.domain.errors import ConfigError
 from federation.domain.models import Exchange, iso, json_default
+from federation.domain.words import shown_in
+from federation.logging import MASK
 from replay import instances
 from replay.archive import verify_archive
 from replay.chain import Break
@@ -81,7 +83,7 @@ def search(journal_path: str, fmt: str, limit: int, before: str | None, **filter
     """Exchanges matching every given filter, newest first, one page at a time."""
     query = query_of(params(**filters, before=before, limit=limit), journal_path)
     found = with_journal(journal_path, lambda j: j.search(query))
-    rows = [summary(ex) for ex in found]
+    rows = [summary(ex) for ex in found]  # the partner's words masked: `show --reveal` has them
     cursor = found[-1].id if len(found) == query.limit else None
     if fmt == "json":
         body = {"exchanges": rows, "next": cursor}
@@ -136,14 +138,20 @@ def show(
     if not reveal:
         ex, today = masked_exchange(ex), today.masked()
     if fmt == "json":
-        view = exchange_view(ex, payloads=True)
+        view = exchange_view(ex, payloads=True, clear=reveal)
         view["timeline"] = [
-            {"seq": e.seq, "at": iso(e.at), "kind": e.kind, "data": e.data} for e in ex.events
+            {
+                "seq": e.seq,
+                "at": iso(e.at),
+                "kind": e.kind,
+                "data": shown_in(e.data, clear=reveal, mask=MASK),
+            }
+            for e in ex.events
         ]
         view["today"] = today.to_dict()
         click.echo(orjson.dumps(view, option=orjson.OPT_INDENT_2, default=json_default).decode())
         return
-    for line in exchange_lines(ex, today):
+    for line in exchange_lines(ex, today, clear=reveal):
         click.echo(line)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 import unicodedata
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import click
@@ -18,6 +19,8 @@ from rich.table import Table
 from federation.cli.lang import _
 from federation.cli.today import Today
 from federation.domain.models import Event, Exchange, iso, json_default
+from federation.domain.words import shown_error, shown_in
+from federation.logging import MASK
 from federation.runtime.delivery import standing_errors
 from replay.rules import reason_in
 from replay.service import Mode, Plan, Result
@@ -99,8 +102,9 @@ def print_skipped(skipped: list[tuple[str, str]], *, would: bool = False) -> Non
         click.echo(f"  {xid}  {reason_in(why, _)}")
 
 
-def exchange_lines(ex: Exchange, today: Today) -> list[str]:
-    """One exchange for a person: summary, timeline, application, request sent, today's mapping."""
+def exchange_lines(ex: Exchange, today: Today, *, clear: bool = False) -> list[str]:
+    """One exchange for a person: summary, timeline, application, request sent, today's mapping
+    (the partner's words in its errors masked unless ``clear``)."""
     key, updated = _("idempotency key"), _("updated")
     out = [
         _("exchange %(id)s  %(state)s") % {"id": ex.id, "state": ex.state.value},
@@ -110,7 +114,9 @@ def exchange_lines(ex: Exchange, today: Today) -> list[str]:
     ]
     if ex.receipt:
         out.append(_field(_("receipt"), _json(ex.receipt)))
-    last_error, previous_error = standing_errors(ex)
+    last_error, previous_error = (
+        shown_error(error, clear=clear, mask=MASK) for error in standing_errors(ex)
+    )
     if last_error:
         out.append(_field(_("last error"), _error_line(last_error)))
     if previous_error:
@@ -120,7 +126,7 @@ def exchange_lines(ex: Exchange, today: Today) -> list[str]:
         out.append(_field(_("next try"), str(iso(ex.next_attempt_at))))
     out += ["", _("timeline")]
     for event in ex.events:
-        head, *more = _describe(event)
+        head, *more = _describe(replace(event, data=shown_in(event.data, clear=clear, mask=MASK)))
         out.append(f"  {iso(event.at)}  {event.kind:<17} {head}".rstrip())
         out += [f"{'':30}{line}" for line in more]
     out += ["", _("application (as received)"), _indent(_json(ex.application, indent=True))]

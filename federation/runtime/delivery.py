@@ -43,6 +43,7 @@ from federation.domain.errors import (
 )
 from federation.domain.models import Direction, Event, Exchange, Outcome, State, StateChange
 from federation.domain.retry import Decision, Fail, Failure, Reject, RetryLater, RetryNow
+from federation.domain.words import recorded
 from federation.runtime import tracing
 from federation.runtime.breaker import PartnerGuards, Sleep
 from federation.runtime.catalogue import Catalogue
@@ -507,7 +508,7 @@ def _error(kind: str, exc: AdapterError) -> dict[str, Any]:
         error["partner_code"] = exc.partner_code
     if exc.partner_message is not None:
         error["partner_message"] = exc.partner_message
-    return error
+    return recorded(error)  # the partner's words apart from ours: readers may not all see them
 
 
 def standing_errors(

@@ -39,6 +39,7 @@ from federation.domain.errors import (
 )
 from federation.domain.models import Direction, Event, Exchange, State, StateChange, iso
 from federation.domain.retry import Failure, RetryLater, RetryNow
+from federation.domain.words import recorded
 from federation.logging import get_logger
 from federation.mapping.engine import Section
 from federation.mapping.report import map_notice, notice_document, report_of
@@ -331,7 +332,7 @@ def _error(exc: AdapterError) -> dict[str, Any]:
         error["partner_code"] = exc.partner_code
     if exc.partner_message is not None:
         error["partner_message"] = exc.partner_message
-    return error
+    return recorded(error)  # the partner's words apart from ours: readers may not all see them
 
 
 def _events(exchange: Exchange, clock: Callable[[], float]) -> Callable[..., Event]:

@@ -25,7 +25,8 @@ import orjson
 from federation.domain.errors import JournalError, LeaseLost
 from federation.domain.models import Direction, Event, Exchange, iso
 from federation.domain.retry import CALLBACKS, Failure, RetryLater, RetryStrategy
-from federation.logging import get_logger
+from federation.domain.words import shown_error
+from federation.logging import MASK, get_logger
 from federation.runtime.catalogue import Catalogue
 from federation.runtime.delivery import standing_errors
 from federation.runtime.events import cancelled, woken_or_timed_out
@@ -159,8 +160,9 @@ class Notifier:
             "source": exchange.source,
             "idempotency_key": exchange.idempotency_key,
             "receipt": exchange.receipt,
-            "last_error": last_error,
-            "previous_error": previous_error,
+            # the source filed the application: it reads the partner's words in clear
+            "last_error": shown_error(last_error, clear=True, mask=MASK),
+            "previous_error": shown_error(previous_error, clear=True, mask=MASK),
             "at": iso(exchange.updated_at),
         }
 

@@ -254,7 +254,8 @@ async def test_client_faults_are_permanent(soap_root, partner: str) -> None:
             await rig.adapters[partner].send(request(partner))
     exc = info.value
     code = "Client" if partner == "hk" else "Sender"
-    assert code in exc.message and "licence already renewed" in exc.message
+    assert code in exc.message and "licence already renewed" not in exc.message
+    assert exc.partner_message == "licence already renewed"  # the partner's words, kept apart
     assert exc.transcript.response is not None
     assert exc.transcript.response["fault"]["code"] == f"soap-env:{code}"
     assert exc.transcript.response["fault"]["reason"] == "licence already renewed"
@@ -294,7 +295,10 @@ async def test_other_4xx_without_a_fault_is_permanent(soap_root) -> None:
         b.fail_ratio, b.fail_status = 1.0, 403
         with pytest.raises(PermanentError) as info:
             await rig.adapters["hk"].send(request("hk"))
-    assert info.value.status == 403 and "simulated failure" in info.value.message
+    assert info.value.status == 403 and info.value.message == "hk refused the request with HTTP 403"
+    assert (
+        info.value.partner_message is not None and "simulated failure" in info.value.partner_message
+    )
 
 
 async def test_timeout_after_sending_is_an_unknown_outcome(soap_root) -> None:

@@ -4,7 +4,7 @@ what every page needs: the viewer's language and zone, who is signed in and what
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,8 @@ from aiohttp import web
 from federation.api.console import i18n
 from federation.api.console.access import caller_of_session, may, session_of
 from federation.api.edge import BROKER
+from federation.domain.words import shown_error
+from federation.logging import MASK
 
 TEMPLATES = Path(__file__).parent / "templates"
 LANG_COOKIE = "tongban_lang"
@@ -44,6 +46,12 @@ def gettext_of(request: web.Request) -> Callable[[str], str]:
     return i18n.translations(language_of(request)).gettext
 
 
+def error_said(error: Mapping[str, Any] | None) -> str:
+    """An error's message on a list, the partner's words masked (they can quote the application:
+    an exchange's page shows them to whoever reveals it)."""
+    return str((shown_error(error, clear=False, mask=MASK) or {}).get("message", ""))
+
+
 def render(
     request: web.Request, template: str, *, status: int = 200, **context: Any
 ) -> web.Response:
@@ -72,6 +80,7 @@ def render(
             may=allowed,
             path=request.path,
             query=dict(request.query),
+            said=error_said,
             **context,
         )
     )

@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from federation.api.console.render import error_said
 from federation.config.model import Names
 from federation.domain.errors import JournalError
 from federation.domain.models import Exchange, State
@@ -155,7 +156,7 @@ async def overview(broker: Broker, counter: Counts, *, now: float | None = None)
 def _note(line: PartnerHealth, ex: Exchange, latencies: list[float]) -> None:
     """Fold one exchange into its partner's line (newest first: the first error is the last)."""
     if ex.last_error and not line.last_error:
-        line.last_error = str(ex.last_error.get("message", ""))[:200]
+        line.last_error = error_said(ex.last_error)[:200]
         line.last_error_at = ex.updated_at
     if ex.state is State.DELIVERED:
         latencies.append((ex.updated_at - ex.created_at) * 1000)
