@@ -27,6 +27,7 @@ from federation.config import Partner
 from federation.config.auth import parse_auth
 from federation.config.reader import Reader
 from federation.config.replies import ReplyRules
+from federation.config.secrets import literal_credential
 from federation.config.yamlsrc import PathKey
 from federation.domain.errors import Transcript
 from federation.domain.models import canonical_json
@@ -93,6 +94,8 @@ class RestSpec:
         for k, v in hm.items():
             if not HEADER_RE.fullmatch(k):
                 r.error((*path, "headers", k), said("not an HTTP header name"))
+            elif literal_credential(r, (*path, "headers", k), k):
+                pass  # said, without the value
             elif (value := r.text((*path, "headers", k), v)) is not None:
                 headers[k] = value
         return {"rest": RestOptions(idempotency_header=header, headers=headers)}

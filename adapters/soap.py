@@ -78,6 +78,7 @@ from federation.config import Partner
 from federation.config.headers import EXCHANGE_KEY, HEADERS_KEY
 from federation.config.reader import Reader
 from federation.config.replies import ReplyRules
+from federation.config.secrets import literal_credential
 from federation.config.yamlsrc import PathKey
 from federation.domain.errors import (
     ConfigError,
@@ -88,6 +89,14 @@ from federation.domain.errors import (
 from federation.domain.texts import Text, said
 
 REPLY_LIMIT = xmlsafe.REPLY_LIMITS.max_bytes
+
+
+def _no_fixed_credentials(r: Reader, path: PathKey, settings: HeaderSettings) -> None:
+    """``soap: headers:`` gives no fixed value to a header element or attribute that carries
+    credentials, by its local name (its keys parse: ``parse_settings`` checked them)."""
+    for key, _value in settings.fixed:
+        local = parse_steps(key)[-1][1].lstrip("@")
+        literal_credential(r, (*path, "headers", key), local, soap=True)
 
 
 class SoapSpec:
@@ -140,6 +149,7 @@ class SoapSpec:
             header = r.text(p, m["idempotency_header"], pattern=QNAME_RE, what=what) or header
         security = ws_security(r, (*path, "ws_security"), m.get("ws_security"))
         settings = parse_settings(r, path, m)
+        _no_fixed_credentials(r, path, settings)
         names = {k: r.text((*path, k), m[k]) for k in ("service", "port") if k in m}
         located = self._wsdl(r, path, m, base)
         if located is None:

@@ -4,6 +4,9 @@ A secret is written ``{env:NAME}`` (an environment variable) or ``{file:path}`` 
 the configuration directory, readable by its owner only). It is read each time it is used, so a
 rotated secret (a new file, a new value in the environment of a reloaded broker) takes effect with
 no restart. Errors name the reference, never the value.
+
+Fixed header values (``rest: headers:``, ``soap: headers:``) are literals, so a header that carries
+credentials (:func:`carries_credentials`) may not be given one: it goes through ``auth:``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,19 @@ from federation.domain.texts import Text, said
 
 SECRET_RE = re.compile(r"\{(env|file):([^{}]+)\}")
 ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A header name carries credentials if it contains one of these, or has one of _WORDS as a word.
+_PARTS = (
+    "authorization",
+    "cookie",
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "credential",
+    "apikey",
+)
+_WORDS = frozenset({"key", "auth"})
+_WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")  # X-Api-Key, apiKey, API_KEY: ... key
 
 
 class SecretError(FederationError):
@@ -129,6 +145,38 @@ def parse_secret(r: Reader, path: PathKey, raw: Any, base: Path) -> SecretRef | 
     if (why := ref.problem()) is not None:
         r.warn(path, said("%(why)s; what needs it is held until it can be read", why=why))
     return ref
+
+
+def carries_credentials(name: str) -> bool:
+    """Whether a header called ``name`` carries credentials: one whose name contains
+    authorization, cookie, token, secret, password, passwd, credential or apikey, or has the word
+    key or auth (``X-Api-Key``, ``apiKey``, ``X-Auth``; not ``Keyword``)."""
+    lower = name.lower()
+    if any(part in lower for part in _PARTS):
+        return True
+    return any(word.lower() in _WORDS for word in _WORD.findall(name))
+
+
+def literal_credential(r: Reader, path: PathKey, name: str, *, soap: bool = False) -> bool:
+    """An error at ``path`` if header ``name`` carries credentials (its fixed value, written in
+    the file, would be a secret in configuration); the value is never repeated."""
+    if not carries_credentials(name):
+        return False
+    if soap:
+        message = said(
+            "header %(header)s carries credentials, and secrets never go in configuration files: "
+            "use auth: or soap: ws_security:, whose secrets are references (docs/partner-auth.md)",
+            header=name,
+        )
+    else:
+        message = said(
+            "header %(header)s carries credentials, and secrets never go in configuration files: "
+            "send it with auth: (bearer, or api_key with header: %(header)s) and a "
+            "'{env:NAME}' or '{file:path}' reference",
+            header=name,
+        )
+    r.error(path, message)
+    return True
 
 
 def file_ref(r: Reader, path: PathKey, raw: Any, base: Path) -> Path | None:

@@ -4,7 +4,6 @@ written into a header. Each is one message at file:line and exit 1, the file's t
 
 from __future__ import annotations
 
-
 from tests.acceptance.conftest import run
 from tests.conftest import HK_MAPPING
 
@@ -37,3 +36,22 @@ def test_check_refuses_an_alias_bomb_in_a_mapping(make_config) -> None:
     result = run("check", "--config", str(root))
     assert result.returncode == 1
     assert f"mappings/hk-vl.yaml:{line}: aliases expand this file past" in result.stderr
+
+
+def test_check_refuses_a_literal_credential_header(make_config) -> None:
+    """``rest: headers: {Authorization: "Bearer …"}`` is a secret in the file: check says so at
+    its line, pointing to auth:, without repeating the token, and exits 1."""
+    root = make_config()
+    path = root / "partners.yaml"
+    text = path.read_text(encoding="utf-8")
+    rest = '    rest: {headers: {Authorization: "Bearer AnotherSecret-1234567890"}}\n'
+    anchor = "    concurrency: 8\n"
+    path.write_text(text.replace(anchor, anchor + rest, 1), encoding="utf-8")
+    line = text.splitlines().index(anchor.rstrip("\n")) + 2
+    result = run("check", "--config", str(root))
+    assert result.returncode == 1
+    assert (
+        f"partners.yaml:{line}: partners[0].rest.headers.Authorization: header Authorization "
+        "carries credentials, and secrets never go in configuration files: send it with auth:"
+    ) in result.stderr
+    assert "AnotherSecret" not in result.stderr + result.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import FrozenInstanceError
@@ -109,7 +110,7 @@ partners:
     endpoint: https://api.td.example.hk/v1
     rest:
       idempotency_header: X-Request-Id
-      headers: {X-Api-Key: not-a-real-key}
+      headers: {X-Caller: FZSJ-TONGBAN}
     services:
       TD-VL-RENEW:
         name: {zh: 車輛牌照續期, en: Vehicle licence renewal}
@@ -163,11 +164,70 @@ def test_rest_options_reach_the_partner(load: Load) -> None:
     """The rest: section and a service's path/method are parsed by the REST spec."""
     hk = load(GOOD).partners["hk"]
     assert hk.options["rest"].idempotency_header == "X-Request-Id"
-    assert dict(hk.options["rest"].headers) == {"X-Api-Key": "not-a-real-key"}
+    assert dict(hk.options["rest"].headers) == {"X-Caller": "FZSJ-TONGBAN"}
     svc = hk.services["TD-VL-RENEW"].options["rest"]
     assert (svc.path, svc.method) == ("/vehicle-licences/renewals", "PUT")
     mo_svc = load(GOOD).partners["mo"].services["MO-1"].options["rest"]
     assert (mo_svc.path, mo_svc.method) == ("", "POST")
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Authorization",
+        "proxy-authorization",
+        "Cookie",
+        "X-Api-Key",
+        "apiKey",
+        "X-Auth-Token",
+        "X-Client-Secret",
+        "X-Password",
+        "ApiKey",
+    ],
+)
+def test_a_credential_in_rest_headers_is_refused_without_its_value(
+    problems: Problems, header: str
+) -> None:
+    """A fixed header that carries credentials is a secret in the file: refused at its line,
+    pointing to auth:, and the value is not repeated."""
+    rest = f'rest:\n      headers: {{X-Caller: FZSJ, {header}: "Bearer AnotherSecret-1234567890"}}'
+    (problem,) = problems(partner(rest=rest))
+    assert problem.startswith(
+        f"partners.yaml:9: partners[0].rest.headers.{header}: header {header} carries credentials, "
+        "and secrets never go in configuration files: send it with auth: (bearer, or api_key with "
+        f"header: {header})"
+    )
+    assert "AnotherSecret" not in problem
+
+
+@pytest.mark.parametrize("header", ["X-Caller", "X-App-Id", "Keyword", "X-Monkey", "Accept"])
+def test_headers_that_carry_no_credentials_keep_fixed_values(load: Load, header: str) -> None:
+    """Identifiers and other headers keep their fixed values (key only counts as a word)."""
+    hk = load(partner(rest=f"rest:\n      headers: {{{header}: FZSJ-TONGBAN}}")).partners["hk"]
+    assert dict(hk.options["rest"].headers) == {header: "FZSJ-TONGBAN"}
+
+
+def test_a_credential_in_soap_headers_is_refused(tmp_path: Path) -> None:
+    """``soap: headers:`` of the shipped hk partner with a fixed token element: refused at its
+    line, pointing to auth: and ws_security:; a fixed sender beside it is not."""
+    for name in ("mappings", "partners"):
+        shutil.copytree(REPO_ROOT / name, tmp_path / name)
+    text = (REPO_ROOT / "partners.yaml").read_text(encoding="utf-8")
+    soap = "    soap:\n      wsdl: partners/wsdl/hk-td-vehicle-licensing.wsdl\n"
+    assert soap in text
+    added = (
+        '      headers:\n        "{urn:x}Auth/AccessToken": "AnotherSecret-1234567890"\n'
+        '        "{urn:x}Auth/Sender": TONGBAN\n'
+    )
+    (tmp_path / "partners.yaml").write_text(text.replace(soap, soap + added), encoding="utf-8")
+    line = text[: text.index(soap)].count("\n") + 4
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path, protocols())
+    said = [str(p) for p in info.value.problems if "credentials" in str(p)]
+    assert len(said) == 1 and said[0].startswith(f"{tmp_path / 'partners.yaml'}:{line}: ")
+    assert "header AccessToken carries credentials" in said[0]
+    assert "use auth: or soap: ws_security:" in said[0]
+    assert "AnotherSecret" not in str(info.value)
 
 
 def test_unquoted_region_code_is_accepted(load: Load) -> None:
