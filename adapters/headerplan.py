@@ -309,8 +309,8 @@ def _check_fixed(
         return
     try:
         target.simple.write(value)  # type: ignore[union-attr]  # _check_target: simple or Attr
-    except BadValue as exc:
-        _once(r, where, f"{text}: {exc}")
+    except BadValue as exc:  # the value is not of the element's XML Schema type
+        _once(r, where, said("%(header)s: %(problem)s", header=text, problem=exc.text))
 
 
 def _check_target(

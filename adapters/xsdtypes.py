@@ -8,7 +8,8 @@ them, and the partner's own validation still applies.
 
 Writers turn a payload value into text (``str``, ``int``, ``Decimal``, ``date``… as fits the type);
 readers turn a reply's text into a JSON-ready value (numbers as ``int``, decimals, dates and times as
-their strings, never ``float`` for a decimal). Both raise :class:`BadValue` with a short reason.
+their strings, never ``float`` for a decimal). Both raise :class:`BadValue` with a short reason,
+kept as a template and its values so that ``tongban check`` can say it in the reader's language.
 """
 
 from __future__ import annotations
@@ -23,9 +24,22 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from federation.domain.texts import N_, Text, said
+
 
 class BadValue(ValueError):
-    """A value outside the lexical or value space of its XML Schema type."""
+    """A value outside the lexical or value space of its XML Schema type; ``text`` is the
+    reason as a template and its values (``str(exc)`` is the English)."""
+
+    def __init__(self, reason: Text | str) -> None:
+        super().__init__(str(reason))
+        self.text = reason
+
+
+# Reasons several types give (marked for the cli catalogues; a Text is made only when a value fails)
+_EXPECTED = N_("expected %(type)s, got %(kind)s")
+_NOT = N_("%(kind)s is not %(type)s")
+_OUTSIDE = N_("%(kind)s is outside the range of %(type)s")
 
 
 Writer = Callable[[Any], str]
@@ -92,20 +106,22 @@ def escape(text: str) -> str:
     """``text`` as XML character data; BadValue if it holds a character XML cannot carry."""
     bad = _NOT_XML.search(text)
     if bad is not None:
-        raise BadValue(f"contains U+{ord(bad.group()):04X}, which XML cannot carry")
+        raise BadValue(
+            said("contains U+%(code)s, which XML cannot carry", code=f"{ord(bad.group()):04X}")
+        )
     if "&" in text or "<" in text or ">" in text or "\r" in text:
         text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
         text = text.replace("\r", "&#13;")
     return text
 
 
-def _kind(value: Any) -> str:
+def _kind(value: Any) -> Text | str:
     if isinstance(value, bool):
-        return f"a boolean ({str(value).lower()})"
+        return said("a boolean (%(value)s)", value=str(value).lower())
     if isinstance(value, dict):
-        return "a mapping"
+        return said("a mapping")
     if isinstance(value, list | tuple):
-        return "a list"
+        return said("a list")
     if isinstance(value, str):
         return f"{value[:40]!r}"
     return f"{type(value).__name__} {value!r}"[:60]
@@ -116,7 +132,7 @@ def _string_write(value: Any) -> str:
         return escape(value)
     if isinstance(value, int | Decimal) and not isinstance(value, bool):
         return str(value)
-    raise BadValue(f"expected text, got {_kind(value)}")
+    raise BadValue(said("expected text, got %(kind)s", kind=_kind(value)))
 
 
 def _string_read(text: str) -> str:
@@ -129,23 +145,23 @@ def _integer(name: str) -> SimpleType:
 
     def check(n: int, shown: Any) -> str:
         if (low is not None and n < low) or (high is not None and n > high):
-            raise BadValue(f"{_kind(shown)} is outside the range of {label}")
+            raise BadValue(said(_OUTSIDE, kind=_kind(shown), type=label))
         return str(n)
 
     def write(value: Any) -> str:
         if isinstance(value, bool):
-            raise BadValue(f"expected {label}, got {_kind(value)}")
+            raise BadValue(said(_EXPECTED, type=label, kind=_kind(value)))
         if isinstance(value, int):
             return check(value, value)
         if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
             return check(int(value), value)
         if isinstance(value, Decimal | float) and math.isfinite(value) and value == int(value):
             return check(int(value), value)
-        raise BadValue(f"expected {label}, got {_kind(value)}")
+        raise BadValue(said(_EXPECTED, type=label, kind=_kind(value)))
 
     def read(text: str) -> int:
         if not _INTEGER.fullmatch(text.strip()):
-            raise BadValue(f"{_kind(text)} is not {label}")
+            raise BadValue(said(_NOT, kind=_kind(text), type=label))
         n = int(text)
         check(n, text)
         return n
@@ -155,7 +171,7 @@ def _integer(name: str) -> SimpleType:
 
 def _decimal_write(value: Any) -> str:
     if isinstance(value, bool):
-        raise BadValue(f"expected xs:decimal, got {_kind(value)}")
+        raise BadValue(said(_EXPECTED, type="xs:decimal", kind=_kind(value)))
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
@@ -164,7 +180,7 @@ def _decimal_write(value: Any) -> str:
         return format(Decimal(repr(value)), "f")
     if isinstance(value, Decimal) and value.is_finite():
         return format(value, "f")
-    raise BadValue(f"expected xs:decimal, got {_kind(value)}")
+    raise BadValue(said(_EXPECTED, type="xs:decimal", kind=_kind(value)))
 
 
 def _decimal_read(text: str) -> str:
@@ -172,11 +188,11 @@ def _decimal_read(text: str) -> str:
         return text
     text = text.strip()
     if not _DECIMAL.fullmatch(text):
-        raise BadValue(f"{_kind(text)} is not xs:decimal")
+        raise BadValue(said(_NOT, kind=_kind(text), type="xs:decimal"))
     try:
         return str(Decimal(text))  # a string: JSON has no decimal, and float would round
     except InvalidOperation:
-        raise BadValue(f"{_kind(text)} is not xs:decimal") from None
+        raise BadValue(said(_NOT, kind=_kind(text), type="xs:decimal")) from None
 
 
 def _float_write(value: Any) -> str:
@@ -192,13 +208,13 @@ def _float_write(value: Any) -> str:
         return str(value)
     if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
         return value.strip()
-    raise BadValue(f"expected xs:double, got {_kind(value)}")
+    raise BadValue(said(_EXPECTED, type="xs:double", kind=_kind(value)))
 
 
 def _float_read(text: str) -> float | str:
     text = text.strip()
     if not _FLOAT.fullmatch(text):
-        raise BadValue(f"{_kind(text)} is not xs:double")
+        raise BadValue(said(_NOT, kind=_kind(text), type="xs:double"))
     number = float(text.replace("INF", "inf"))
     return number if math.isfinite(number) else text  # JSON cannot carry INF or NaN
 
@@ -210,7 +226,7 @@ def _boolean_write(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, str) and value.strip() in ("true", "false", "1", "0"):
         return value.strip()
-    raise BadValue(f"expected xs:boolean (true or false), got {_kind(value)}")
+    raise BadValue(said("expected xs:boolean (true or false), got %(kind)s", kind=_kind(value)))
 
 
 def _boolean_read(text: str) -> bool:
@@ -219,7 +235,7 @@ def _boolean_read(text: str) -> bool:
         return True
     if text in ("false", "0"):
         return False
-    raise BadValue(f"{_kind(text)} is not xs:boolean")
+    raise BadValue(said(_NOT, kind=_kind(text), type="xs:boolean"))
 
 
 def _calendar_ok(m: re.Match[str] | None) -> bool:
@@ -266,21 +282,21 @@ def _temporal(name: str) -> SimpleType:
             return value
         if native is not None and isinstance(value, native):
             if name == "date" and isinstance(value, dt.datetime):
-                raise BadValue(f"expected {label}, got a date and time")
+                raise BadValue(said("expected %(type)s, got a date and time", type=label))
             return str(value.isoformat())
         if isinstance(value, str):
             if valid(value):
                 return value
             if valid(value.strip()):
                 return value.strip()
-        raise BadValue(f"expected {label}, got {_kind(value)}")
+        raise BadValue(said(_EXPECTED, type=label, kind=_kind(value)))
 
     def read(text: str) -> str:
         if valid(text):
             return text
         text = text.strip()
         if not valid(text):
-            raise BadValue(f"{_kind(text)} is not {label}")
+            raise BadValue(said(_NOT, kind=_kind(text), type=label))
         return text
 
     return SimpleType(label, write, read)
@@ -293,9 +309,9 @@ def _base64_write(value: Any) -> str:
         try:
             base64.b64decode(value, validate=True)
         except (binascii.Error, ValueError):
-            raise BadValue(f"{_kind(value)} is not xs:base64Binary") from None
+            raise BadValue(said(_NOT, kind=_kind(value), type="xs:base64Binary")) from None
         return value
-    raise BadValue(f"expected xs:base64Binary, got {_kind(value)}")
+    raise BadValue(said(_EXPECTED, type="xs:base64Binary", kind=_kind(value)))
 
 
 def _hex_write(value: Any) -> str:
@@ -303,7 +319,7 @@ def _hex_write(value: Any) -> str:
         return value.hex().upper()
     if isinstance(value, str) and _PATTERNS["hexBinary"].fullmatch(value):
         return value
-    raise BadValue(f"expected xs:hexBinary, got {_kind(value)}")
+    raise BadValue(said(_EXPECTED, type="xs:hexBinary", kind=_kind(value)))
 
 
 STRING = SimpleType("xs:string", _string_write, _string_read)

@@ -28,12 +28,27 @@ from federation import contracts
 from federation.cli.trials import deref, facet_problems, schema_problems
 from federation.config import LOCAL, Partner
 from federation.domain.errors import ConfigError, FederationError, Problem
+from federation.domain.texts import N_, Text, said
 from federation.mapping.engine import CompiledMapping
 from federation.mapping.examples import load_examples
 from federation.mapping.spec import FieldSpec, SourcePath
 from federation.runtime.catalogue import Catalogue
 
 _INDEX = re.compile(r"\[\d*\]")
+
+# A source the local format does not have: a typo (with the nearest name, or the names there), or
+# a field the mapping's own golden examples carry (a warning)
+NOT_A_FIELD = N_("%(field)r is not a field of the local application format")
+NOT_A_FIELD_HINT = N_(
+    "%(field)r is not a field of the local application format (did you mean %(hint)r?)"
+)
+NOT_A_FIELD_HERE = N_(
+    "%(field)r is not a field of the local application format; fields here: %(fields)s"
+)
+NOT_A_FIELD_CARRIED = N_(
+    "%(field)r is not a field of the local application format (its golden examples carry it: "
+    "publish it, or read a published field)"
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,12 +104,10 @@ def source_problems(mapping: CompiledMapping) -> list[Problem]:
         unknown.append(parts[: at + 1])
         hint = difflib.get_close_matches(parts[at], known, n=1, cutoff=0.6)
         where = ".".join(parts[: at + 1]).replace(".[]", "[]")
-        message = f"{where!r} is not a field of the local application format"
         if tuple(parts) in carried:
-            message += " (its golden examples carry it: publish it, or read a published field)"
             out.append(
                 Problem(
-                    message=message,
+                    text=said(NOT_A_FIELD_CARRIED, field=where),
                     path=f"request.{text}",
                     file=mapping.file,
                     line=source.line,
@@ -103,11 +116,14 @@ def source_problems(mapping: CompiledMapping) -> list[Problem]:
             )
             continue
         if hint:
-            message += f" (did you mean {'.'.join([*parts[:at], hint[0]]).replace('.[]', '[]')!r}?)"
+            near = ".".join([*parts[:at], hint[0]]).replace(".[]", "[]")
+            message = said(NOT_A_FIELD_HINT, field=where, hint=near)
         elif known:
-            message += f"; fields here: {', '.join(sorted(known))}"
+            message = said(NOT_A_FIELD_HERE, field=where, fields=", ".join(sorted(known)))
+        else:
+            message = said(NOT_A_FIELD, field=where)
         out.append(
-            Problem(message=message, path=f"request.{text}", file=mapping.file, line=source.line)
+            Problem(text=message, path=f"request.{text}", file=mapping.file, line=source.line)
         )
     return out
 
@@ -205,7 +221,7 @@ def soap_problems(partner: Partner, code: str, mapping: CompiledMapping) -> list
         shapes = element_shapes(op.input.body.type)
     except (FederationError, AttributeError, KeyError, ValueError):
         return []  # the WSDL itself is reported by the catalogue's own checks
-    what = f"{partner.id} operation {svc.operation}"
+    what = said("%(partner)s operation %(name)s", partner=partner.id, name=svc.operation)
     problems = shape_problems(mapping, shapes, what)
     facets = facets_of(options.wsdl)
     if facets is None or problems:
@@ -217,7 +233,9 @@ def soap_problems(partner: Partner, code: str, mapping: CompiledMapping) -> list
     return facet_problems(mapping, body, facets, what=what)
 
 
-def shape_problems(mapping: CompiledMapping, shapes: dict[str, Shape], what: str) -> list[Problem]:
+def shape_problems(
+    mapping: CompiledMapping, shapes: dict[str, Shape], what: Text | str
+) -> list[Problem]:
     """A scalar written to an element with child elements; a list to one that occurs once."""
     out = []
     for spec, target in _flat_targets(mapping.request.specs, ()):
@@ -227,14 +245,20 @@ def shape_problems(mapping: CompiledMapping, shapes: dict[str, Shape], what: str
         writes = _writes(spec)
         message = None
         if shape.complex and writes == "scalar":
-            message = f"writes a single value to {target!r}, which has child elements in {what}"
+            message = said(
+                "writes a single value to %(target)r, which has child elements in %(what)s",
+                target=target,
+                what=what,
+            )
         elif not shape.many and writes == "list":
-            message = f"writes a list to {target!r}, which occurs at most once in {what}"
+            message = said(
+                "writes a list to %(target)r, which occurs at most once in %(what)s",
+                target=target,
+                what=what,
+            )
         if message:
             out.append(
-                Problem(
-                    message=message, path=f"request.{target}", file=mapping.file, line=spec.line
-                )
+                Problem(text=message, path=f"request.{target}", file=mapping.file, line=spec.line)
             )
     return out
 

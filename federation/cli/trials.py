@@ -24,7 +24,9 @@ from jsonschema import Draft202012Validator
 from adapters.body import BodyInvalid
 from adapters.facets import Facets
 from adapters.xsdtypes import BadValue
+from federation.config.recognised import schema_error
 from federation.domain.errors import ConfigError, MappingError, Problem
+from federation.domain.texts import Text, said
 from federation.mapping.engine import CompiledMapping
 from federation.mapping.examples import load_examples
 from federation.mapping.schema import TargetSchema
@@ -32,6 +34,7 @@ from federation.mapping.spec import FieldSpec
 from federation.mapping.tables import CodeTable
 
 _INDEX = re.compile(r"\[\d+\]")
+GOLDEN = said("a golden example")  # what is tried when no table key is put in
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,7 +43,7 @@ class Trial:
 
     request: dict[str, Any]
     spec: FieldSpec | None = None
-    said: str = "a golden example"
+    said: Text = GOLDEN
 
 
 def trials(mapping: CompiledMapping) -> list[Trial]:
@@ -67,8 +70,14 @@ def trials(mapping: CompiledMapping) -> list[Trial]:
                 request, _ = mapping.request.apply_checked(_put(application, source, key))
             except MappingError:
                 continue  # unreachable: the mapping refuses this key before the table matters
-            said = f"code table {table.name} ({table.file}) maps {key!r} to {table.values[key]!r}"
-            out.append(Trial(request=request, spec=spec, said=said))
+            what = said(
+                "code table %(name)s (%(file)s) maps %(key)r to %(value)r",
+                name=table.name,
+                file=table.file,
+                key=key,
+                value=table.values[key],
+            )
+            out.append(Trial(request=request, spec=spec, said=what))
     return out
 
 
@@ -123,27 +132,40 @@ def schema_problems(mapping: CompiledMapping, schema: TargetSchema) -> list[Prob
         node = _node(schema.schema, spec.target)
         errors = list(Draft202012Validator(node).iter_errors(spec.value.constant)) if node else []
         if errors:
-            said = f"the constant {spec.value.constant!r}"
-            out.append(_refused(mapping, spec, said, schema.file, errors[0].message))
+            constant = said("the constant %(value)r", value=spec.value.constant)
+            reason = schema_error(str(errors[0].validator), errors[0].message)
+            out.append(_refused(mapping, spec, constant, schema.file, reason))
     seen: set[tuple[str, str]] = set()
     for trial in trials(mapping):
         if trial.spec is None:
             continue  # the golden examples' own requests: the catalogue validates those
         target = ".".join(trial.spec.target)
         for problem in schema.problems(trial.request):
-            if problem.path == target and (target, trial.said) not in seen:
-                seen.add((target, trial.said))
-                reason = problem.message.split(": ", 1)[-1]
-                out.append(_refused(mapping, trial.spec, trial.said, schema.file, reason))
+            if problem.path == target and (target, str(trial.said)) not in seen:
+                seen.add((target, str(trial.said)))
+                out.append(_refused(mapping, trial.spec, trial.said, schema.file, _reason(problem)))
     return out
 
 
+def _reason(problem: Problem) -> Text | str:
+    """What the schema says of the value: the problem's message without the file it names."""
+    english = problem.message.split(": ", 1)[-1]
+    error = dict(problem.text.values).get("error") if problem.text is not None else None
+    return error if isinstance(error, Text | str) and str(error) == english else english
+
+
 def _refused(
-    mapping: CompiledMapping, spec: FieldSpec, said: str, what: str, reason: str
+    mapping: CompiledMapping, spec: FieldSpec, value: Text, what: str, reason: Text | str
 ) -> Problem:
     target = ".".join(spec.target)
     return Problem(
-        message=f"{said}, which {what} refuses for {target!r}: {reason}",
+        text=said(
+            "%(value)s, which %(file)s refuses for %(target)r: %(reason)s",
+            value=value,
+            file=what,
+            target=target,
+            reason=reason,
+        ),
         path=f"request.{target}",
         file=mapping.file,
         line=spec.line,
@@ -178,7 +200,7 @@ def deref(root: dict[str, Any], node: Any) -> Any:
 
 
 def facet_problems(
-    mapping: CompiledMapping, body: Any, facets: Facets, *, what: str
+    mapping: CompiledMapping, body: Any, facets: Facets, *, what: Text | str
 ) -> list[Problem]:
     """Facets of the WSDL's XML Schema that generated examples break, at the field's line."""
     lines = {".".join(s.target): s.line for s in mapping.request.specs}
@@ -187,13 +209,19 @@ def facet_problems(
     for trial in trials(mapping):
         target = ".".join(trial.spec.target) if trial.spec is not None else None
         for path, message in _validate(body, trial.request, facets):
-            key = (path, trial.said if target else message)
+            key = (path, str(trial.said) if target else message)
             if key in seen or (target is not None and path != target):
                 continue
             seen.add(key)
             out.append(
                 Problem(
-                    message=f"{trial.said}: {path!r} breaks the XML Schema of {what}: {message}",
+                    text=said(  # lxml's message is quoted as lxml wrote it
+                        "%(value)s: %(path)r breaks the XML Schema of %(what)s: %(error)s",
+                        value=trial.said,
+                        path=path,
+                        what=what,
+                        error=message,
+                    ),
                     path=f"request.{path}",
                     file=mapping.file,
                     line=lines.get(path, _nearest(lines, path)),
