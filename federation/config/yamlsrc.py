@@ -151,7 +151,12 @@ def read_source(path: Path, *, display: str, what: str) -> tuple[bytes, str]:
 
 def parse_yaml(text: str, *, display: str) -> Located:
     """Parse YAML text (see :func:`load_yaml`)."""
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (NUL, BEL …)
+        at = text.count("\n", 0, exc.position) + 1
+        msg = invalid_yaml(str(exc).split("\n", 1)[0])
+        raise ConfigError([Problem(text=msg, file=display, line=at)]) from None
     try:
         node = loader.get_single_node()
     except Refused as exc:

@@ -13,8 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import orjson
+
 from federation.domain.errors import MappingError, Problem
-from federation.domain.models import Exchange
+from federation.domain.models import Exchange, canonical_json
 from federation.runtime.catalogue import Catalogue
 
 FailureKind = Literal["not_configured", "mapping", "schema"]
@@ -53,6 +55,15 @@ class MappingFailed:
         if self.kind != "not_configured":
             out["problems"] = [p.to_dict() for p in self.problems]
         return out
+
+
+def as_stored(request: Mapping[str, Any]) -> dict[str, Any]:
+    """A mapped request as the journal's ``mapped`` event keeps it and the REST adapter sends it
+    (:func:`~federation.domain.models.canonical_json`): a date as ``"2025-04-28"``, an amount as
+    its exact text ``"5794.00"``. What a page shows, and what a new mapping is compared with an
+    exchange's stored request as."""
+    stored: dict[str, Any] = orjson.loads(canonical_json(request))
+    return stored
 
 
 def map_exchange(catalogue: Catalogue, exchange: Exchange) -> Mapped | MappingFailed:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import json
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from federation.domain.errors import ConfigError, MappingError, Problem
 from federation.mapping.engine import CompiledMapping, load_mapping
 from federation.mapping.examples import load_examples
 from federation.runtime.broker import Broker
+from federation.runtime.mapping import as_stored
 from replay.journal import Query
 
 IMPACT = 20  # the latest exchanges of the service a change is tried on
@@ -38,7 +40,7 @@ class Outcome:
     """What a run of the edited mapping gave."""
 
     problems: list[str] = field(default_factory=list)  # file:line: path: message, each
-    request: Any = None
+    request: str = ""  # the mapped request as JSON text, as the partner is sent it (_shown)
     warnings: list[str] = field(default_factory=list)
     impact: tuple[int, int, list[str]] | None = None  # (tried, would differ, sample paths)
 
@@ -155,12 +157,19 @@ async def run(request: web.Request) -> web.Response:
         return await _show(request, broker, partner, service, text, form, outcome, status=422)
     application = await _application(request, broker, original, form, caller.id, caller.role)
     try:
-        outcome.request, warnings = mapping.map_request_checked(application)
+        mapped, warnings = mapping.map_request_checked(application)
+        outcome.request = _shown(mapped)
         outcome.warnings = said_in(language, warnings)
     except MappingError as exc:
         outcome.problems = said_in(language, exc.problems)
     outcome.impact = await _impact(broker, mapping, partner, service)
     return await _show(request, broker, partner, service, text, form, outcome)
+
+
+def _shown(mapped: dict[str, Any]) -> str:
+    """The mapped request as the partner is sent it (dates and amounts as text, as_stored),
+    indented, CJK as it is (as the exchange page shows a stored one)."""
+    return json.dumps(as_stored(mapped), ensure_ascii=False, indent=2, sort_keys=True)
 
 
 async def _application(
