@@ -44,12 +44,15 @@ CATALOGUE_SETTINGS = Settings(
 
 _ENCODING = re.compile(rb"""encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 _ASCII_SUPERSETS = frozenset({b"utf-8", b"utf8", b"us-ascii", b"ascii", b"iso-8859-1", b"latin-1"})
-_BOMS = (
-    (b"\xff\xfe\x00\x00", "utf-32-le"),
-    (b"\x00\x00\xfe\xff", "utf-32-be"),
-    (b"\xff\xfe", "utf-16-le"),
-    (b"\xfe\xff", "utf-16-be"),
-)
+# How libxml2 tells an encoding from the first four bytes when no byte-order mark says it (XML 1.0
+# appendix F): '<' (or '<?') written in UTF-16 or UCS-4 in either byte order, and '<?xm' in EBCDIC.
+# UTF-16 is decoded before the screen searches it; UCS-4 (UTF-32) and EBCDIC are refused.
+_UCS4_BOMS = (b"\x00\x00\xfe\xff", b"\xff\xfe\x00\x00", b"\x00\x00\xff\xfe", b"\xfe\xff\x00\x00")
+_EBCDIC = b"\x4c\x6f\xa7\x94"
+# What a UTF-16 document may declare: UTF-16, or UTF-8, which libxml2 ignores there (a common
+# mislabel). Any other name could switch an older libxml2 away from what the screen decoded.
+_WIDE_NAMES = frozenset({"utf-16", "utf16", "utf-16le", "utf-16be", "utf-8", "utf8"})
+_WIDE_ENCODING = re.compile(r"""encoding\s*=\s*["']([^"']*)["']""")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -163,20 +166,19 @@ def screen(data: bytes) -> None:
 
     Markup declarations (``<!DOCTYPE``, ``<!ENTITY``…) all start with ``<!``; in UTF-8 and the
     ASCII-compatible encodings that bytes sequence cannot appear any other way, so one scan of the
-    raw bytes settles it. UTF-16 is decoded and scanned as text. Any other encoding (UTF-7, EBCDIC,
-    UTF-32…), in which the scan could be fooled, is refused: SOAP uses UTF-8 or UTF-16.
+    raw bytes settles it. UTF-16, with a byte-order mark or without one (``<\\0`` or ``\\0<``
+    first, which libxml2 recognises), is decoded and scanned as text. Any other encoding (UTF-7,
+    EBCDIC, UCS-4…), in which the scan could be fooled, is refused: SOAP uses UTF-8 or UTF-16.
     """
     if data[:5] == b"<?xml":  # the usual start: settle the declared encoding
         _check_encoding(_declaration(data))
-    elif data[:1] != b"<":
+    elif data[:1] != b"<" or data[1:2] == b"\x00":  # '<' then NUL: UTF-16LE or UCS-4
         head = data[:4]
         if b"\x00" in head or head.startswith((b"\xff\xfe", b"\xfe\xff")):
-            codec = next((c for bom, c in _BOMS if head.startswith(bom)), None)
-            codec = codec or ("utf-16-be" if head.startswith(b"\x00") else "utf-16-le")
-            if codec.startswith("utf-32") or head in (b"\x00\x00\x00<", b"<\x00\x00\x00"):
-                raise XmlRefused("UTF-32 documents are not accepted", kind="encoding")
-            _refuse_declarations(data.decode(codec, errors="replace"))
+            _refuse_declarations(_wide_text(data))
             return
+        if head == _EBCDIC:
+            raise XmlRefused("encoding EBCDIC is not accepted (UTF-8 or UTF-16)", kind="encoding")
         start = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:256]
         if start and not start.startswith(b"<"):
             raise XmlRefused(
@@ -189,6 +191,33 @@ def screen(data: bytes) -> None:
     # on a 500-byte reply, 140 us on 64 KiB). No "!" at all means no "<!": the full scan follows.
     if b"!" in data and b"<!" in data:
         _refuse_declarations(data.decode("latin-1"))
+
+
+def _wide_text(data: bytes) -> str:
+    """The text of a document whose first four bytes hold a NUL or a UTF-16 byte-order mark.
+
+    UCS-4 (three NULs around a character, or its byte-order marks) is refused; the rest is UTF-16,
+    big-endian when the mark or the first byte says so (``\\0<``, ``\\0`` before white space).
+    A declared encoding other than UTF-16 (or UTF-8, which libxml2 ignores in UTF-16) is refused.
+    """
+    head = data[:4]
+    if head in _UCS4_BOMS or head.count(0) >= 3:
+        raise XmlRefused(
+            "encoding UCS-4 (UTF-32) is not accepted (UTF-8 or UTF-16)", kind="encoding"
+        )
+    big = head.startswith(b"\xfe\xff") or head[:1] == b"\x00"
+    text = data.decode("utf-16-be" if big else "utf-16-le", errors="replace").lstrip("\ufeff")
+    if text.startswith("<?xml"):
+        end = text.find("?>", 5, 128)  # 128 characters: 256 bytes in UTF-16
+        if end < 0:
+            raise XmlRefused(
+                "the XML declaration does not close within its first 256 bytes", kind="encoding"
+            )
+        declared = _WIDE_ENCODING.search(text, 5, end)
+        if declared is not None and declared.group(1).lower() not in _WIDE_NAMES:
+            name = declared.group(1)[:40]
+            raise XmlRefused(f"encoding {name} is not accepted (UTF-8 or UTF-16)", kind="encoding")
+    return text
 
 
 def _declaration(head: bytes) -> bytes:

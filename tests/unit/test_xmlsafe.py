@@ -139,7 +139,73 @@ def test_encodings_that_could_hide_a_doctype_are_refused() -> None:
     utf7 = b'<?xml version="1.0" encoding="UTF-7"?>+ADw-!DOCTYPE r+AD4-<r/>'
     assert refused(utf7).kind == "encoding"
     ebcdic = '<?xml version="1.0" encoding="cp037"?><r/>'.encode("cp037")
-    assert refused(ebcdic).kind == "malformed"
+    assert refused(ebcdic).kind == "encoding"
+    assert "encoding EBCDIC is not accepted" in str(refused(ebcdic))
+
+
+# The review's reproduction: UTF-16 without a byte-order mark starts '<\0' (LE) or '\0<' (BE),
+# which libxml2 recognises; the screen once searched such bytes for '<!' as if they were UTF-8.
+PASSWD = '<!DOCTYPE r [<!ENTITY f SYSTEM "file:///etc/passwd">]><r><b>&f;</b></r>'
+DECLARED = '<?xml version="1.0" encoding="{}"?>'
+
+
+def ucs4(text: str, order: tuple[int, int, int, int]) -> bytes:
+    """``text`` in UCS-4 with its bytes in ``order`` (0123 big-endian, 3210 little, 1032, 2301)."""
+    out = bytearray()
+    for ch in text:
+        word = ord(ch).to_bytes(4, "big")
+        out += bytes(word[i] for i in order)
+    return bytes(out)
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be", "utf-16"])
+@pytest.mark.parametrize("declared", [True, False], ids=["declared", "undeclared"])
+def test_a_doctype_in_utf16_without_a_byte_order_mark_is_refused(
+    codec: str, declared: bool
+) -> None:
+    """The reproduction in UTF-16LE and BE without a BOM (and with one), with and without an XML
+    declaration: refused as a declaration, like the same document in UTF-8."""
+    text = (DECLARED.format("UTF-16") if declared else "") + PASSWD
+    exc = refused(text.encode(codec))
+    assert exc.kind == "doctype"
+    assert "document type declarations are not accepted" in str(exc)
+
+
+@pytest.mark.parametrize("order", [(0, 1, 2, 3), (3, 2, 1, 0), (1, 0, 3, 2), (2, 3, 0, 1)])
+@pytest.mark.parametrize("declared", [True, False], ids=["declared", "undeclared"])
+@pytest.mark.parametrize("bom", [True, False], ids=["bom", "no-bom"])
+def test_ucs4_in_every_byte_order_is_refused(
+    order: tuple[int, int, int, int], declared: bool, bom: bool
+) -> None:
+    """UCS-4 (UTF-32), which libxml2 reads from '<' alone: refused as an encoding, also clean."""
+    for body in (PASSWD, "<r>ok</r>"):
+        text = ("\ufeff" if bom else "") + (DECLARED.format("UCS-4") if declared else "") + body
+        exc = refused(ucs4(text, order))
+        assert exc.kind == "encoding"
+        assert "UCS-4 (UTF-32) is not accepted" in str(exc)
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be", "utf-16"])
+@pytest.mark.parametrize("name", ["UTF-16", "utf-16le", "UTF-8", None])
+def test_clean_utf16_parses_with_or_without_a_byte_order_mark(codec: str, name: str | None) -> None:
+    """UTF-16 that declares UTF-16, UTF-8 (which libxml2 ignores there) or nothing parses; without
+    a byte-order mark nor a declaration libxml2 cannot tell it is UTF-16: not well-formed."""
+    head = DECLARED.format(name) if name else ""
+    data = (head + "<r><n>李永燊</n></r>").encode(codec)
+    if name is None and codec != "utf-16":
+        assert refused(data).kind == "malformed"
+        return
+    assert parse(data).findtext("n") == "李永燊"
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be", "utf-16"])
+@pytest.mark.parametrize("name", ["UTF-7", "ISO-8859-1", "ebcdic-cp-us"])
+def test_utf16_declaring_another_encoding_is_refused(codec: str, name: str) -> None:
+    """A UTF-16 document naming another encoding could make an older libxml2 switch to it after
+    the screen decoded it as UTF-16: refused."""
+    exc = refused((DECLARED.format(name) + "<r/>").encode(codec))
+    assert exc.kind == "encoding"
+    assert f"encoding {name} is not accepted" in str(exc)
 
 
 def test_comments_and_cdata_are_not_mistaken_for_declarations() -> None:
