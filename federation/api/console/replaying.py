@@ -104,7 +104,7 @@ async def replay(request: web.Request) -> web.StreamResponse:
             form=form,
             reason=reason,
             bulk="id" not in filters,
-            said=lambda why: reason_in(why, gettext_of(request)),
+            why_said=lambda why: reason_in(why, gettext_of(request)),
         )
     if not reason:
         raise ProblemError(400, "invalid-request", "a replay needs a reason")
