@@ -29,7 +29,8 @@ from federation.config.reader import Reader
 from federation.config.replies import ReplyRules
 from federation.config.secrets import literal_credential
 from federation.config.yamlsrc import PathKey
-from federation.domain.errors import Transcript
+from federation.domain.errors import Transcript, UnrecognisedReply
+from federation.domain.media import charset_of
 from federation.domain.models import canonical_json
 from federation.domain.texts import said
 
@@ -251,11 +252,17 @@ def classify(
 
     In steps: the reply is recorded for the transcript; its body read (:func:`read_json`); the
     partner's reply rules, if any, judge it (:func:`adapters.replies.judge`); where they say
-    nothing, its HTTP status is classified (:func:`transient_status`).
+    nothing, its HTTP status is classified (:func:`transient_status`). A success status whose
+    body cannot be read for certain (:class:`Unreadable`) is never a yes, rules or not.
     """
     transcript = Transcript(request=sent, response=received(answer, TRANSCRIPT_BODY_LIMIT))
     status = answer.status
-    body, problem = read_json(answer.body)
+    try:
+        body, problem = read_json(answer.body, answer.content_type)
+    except Unreadable as exc:
+        if 200 <= status < 300:  # whatever it says, it cannot be the partner's yes
+            raise unreadable_reply(exc, pid, operation, transcript, status) from None
+        body, problem = None, str(exc)  # a no all the same: its status decides below
     if rules is not None:
         verdict = judge(rules, status=status, body=body)
         if verdict is not None and verdict.kind != "success":
@@ -286,12 +293,35 @@ def transient_status(status: int) -> bool:
     return status in TRANSIENT_STATUS
 
 
-def read_json(raw: bytes) -> tuple[Any, str | None]:
-    """The JSON of a reply body (None when empty), or None and why it is not JSON."""
+class Unreadable(Exception):
+    """A reply that cannot be read for certain: declared in a charset other than UTF-8."""
+
+
+def read_json(raw: bytes, content_type: str = "") -> tuple[Any, str | None]:
+    """The JSON of a reply body (None when empty), or None and why it is not JSON; raises
+    :class:`Unreadable` for a body that could be read in more than one way."""
+    charset = charset_of(content_type)
+    if charset is not None and charset != "utf-8":
+        raise Unreadable(f"reply is declared in charset {charset!r}, and only UTF-8 is read")
     try:
         return (orjson.loads(raw) if raw else None), None
     except orjson.JSONDecodeError as exc:
         return None, f"reply is not JSON: {exc}"
+
+
+def unreadable_reply(
+    exc: Unreadable, pid: str, operation: str, transcript: Transcript, status: int
+) -> UnrecognisedReply:
+    """The error for a success status whose body cannot be read for certain: never a yes, and
+    not retried by itself (the partner would answer the same); the attempt's outcome unknown."""
+    return UnrecognisedReply(
+        f"{pid} answered HTTP {status}, but the {exc}: whether it took the request is unknown; "
+        "see the reply in the attempt, then replay it or settle it with the partner",
+        partner=pid,
+        operation=operation,
+        transcript=transcript,
+        status=status,
+    )
 
 
 def _summarise(data: Any, raw: bytes) -> str | None:

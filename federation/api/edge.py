@@ -24,6 +24,7 @@ from federation.domain.errors import (
     MappingError,
     RequestRefused,
 )
+from federation.domain.media import charset_of
 from federation.domain.models import Exchange
 from federation.logging import bare_traceback, get_logger
 from federation.runtime.broker import Broker
@@ -40,6 +41,7 @@ EXCHANGE_ID_RE = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
 
 
 JSON = frozenset({"application/json"})
+UTF8 = frozenset({"utf-8"})  # the charsets a JSON body may declare (none is fine too)
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -215,9 +217,13 @@ def accepted(exchange: Exchange, created: bool) -> web.Response:
 
 
 async def read_body(
-    request: web.Request, limit: int, media_types: frozenset[str] = JSON
+    request: web.Request,
+    limit: int,
+    media_types: frozenset[str] = JSON,
+    charsets: frozenset[str] = UTF8,
 ) -> tuple[bytes, int]:
-    """Read the body within the limit (kept even when refused), then check its media type."""
+    """Read the body within the limit (kept even when refused), then check its media type and
+    the charset it declares, if any (a body in another charset is never read as UTF-8)."""
     if request.content_length is not None and request.content_length > limit:
         raise ProblemError(
             413,
@@ -245,19 +251,33 @@ async def read_body(
         # the body is kept for the journal, never a 500 with the body in a traceback.
         raise Refused(lost_connection(size), b"".join(chunks), size) from None
     body = b"".join(chunks)
-    ctype = request.headers.get("Content-Type", "")
-    if ctype.split(";")[0].strip().lower() not in media_types:
-        raise Refused(
-            ProblemError(
-                415,
-                "unsupported-media-type",
-                f"send the application as {' or '.join(sorted(media_types))}, "
-                f"not {ctype or 'no type'!r}",
-            ),
-            body,
-            size,
-        )
+    problem = media_problem(request.headers.get("Content-Type", ""), media_types, charsets)
+    if problem is not None:
+        raise Refused(problem, body, size)
     return body, size
+
+
+def media_problem(
+    ctype: str, media_types: frozenset[str], charsets: frozenset[str]
+) -> ProblemError | None:
+    """Why a body sent with this Content-Type is refused (415), or None: a media type not
+    spoken here, or a charset declared that is not read here."""
+    if ctype.split(";")[0].strip().lower() not in media_types:
+        return ProblemError(
+            415,
+            "unsupported-media-type",
+            f"send the application as {' or '.join(sorted(media_types))}, "
+            f"not {ctype or 'no type'!r}",
+        )
+    charset = charset_of(ctype)
+    if charset is not None and charset not in charsets:
+        return ProblemError(
+            415,
+            "unsupported-media-type",
+            f"the body's charset must be {' or '.join(sorted(charsets))} (or not given), "
+            f"not {charset!r}",
+        )
+    return None
 
 
 def body_timeout(request: web.Request) -> float:
@@ -293,10 +313,12 @@ class Received:
         self.body = b""
         self.size = request.content_length or 0
 
-    async def read(self, limit: int, media_types: frozenset[str] = JSON) -> bytes:
+    async def read(
+        self, limit: int, media_types: frozenset[str] = JSON, charsets: frozenset[str] = UTF8
+    ) -> bytes:
         """The body within ``limit``; a refusal raises its ProblemError, the body kept here."""
         try:
-            self.body, self.size = await read_body(self.request, limit, media_types)
+            self.body, self.size = await read_body(self.request, limit, media_types, charsets)
         except Refused as refused:
             self.body, self.size = refused.body, refused.size
             raise refused.problem from None

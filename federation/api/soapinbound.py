@@ -16,6 +16,7 @@ status stays in the fault's detail (``problem/@status``) and in the refusal row.
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -30,6 +31,7 @@ from federation.api.auth import filing_partner
 from federation.api.edge import BROKER, Received, refusal_of, refuse
 from federation.api.problems import PROBLEM_TYPE, ProblemError, status_of
 from federation.domain.errors import RequestRefused
+from federation.domain.media import charset_of
 from federation.domain.models import Exchange
 from federation.runtime.broker import Broker
 from federation.runtime.filing import file_supplement, file_with
@@ -43,6 +45,11 @@ SUPPLEMENT = f"{{{NS}}}FileSupplement"
 FIELDS = ("service", "idempotencyKey", "application")
 SOAP_ADDRESS = "{http://schemas.xmlsoap.org/wsdl/soap/}address"
 MEDIA_TYPES = frozenset({"text/xml"})  # SOAP 1.1 over HTTP
+# The charsets a request may declare: what the XML screen reads (adapters.xmlsafe: UTF-8, or UTF-16
+# told by its byte order mark or its zero bytes), and only when the document agrees.
+CHARSETS = frozenset({"utf-8", "utf-16", "utf-16le", "utf-16be"})
+_UTF8_NAMES = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})  # ASCII is UTF-8's subset
+_DECLARED = re.compile(rb"""encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 _ENVELOPE = Envelope(SOAP11, {"tb": NS})
 
 
@@ -82,7 +89,8 @@ async def file_application(request: web.Request) -> web.Response:
     got = Received(request)
     try:
         partner = filing_partner(request, broker, pid)
-        body = await got.read(broker.catalogue.config.broker.max_body_bytes, MEDIA_TYPES)
+        body = await got.read(broker.catalogue.config.broker.max_body_bytes, MEDIA_TYPES, CHARSETS)
+        check_charset(request.headers.get("Content-Type", ""), body)
         signed.verify(request, partner, body)
         first = _body_element(body)
         check_action(request.headers.get("SOAPAction"), first.tag)
@@ -130,6 +138,44 @@ def _filed(element: str, exchange: Exchange) -> web.Response:
         charset="utf-8",
         headers={"Location": f"/v1/exchanges/{exchange.id}"},
     )
+
+
+def check_charset(content_type: str, body: bytes) -> None:
+    """A charset the Content-Type declares must be the document's own (its byte order mark, its
+    XML declaration, else UTF-8): the parser reads the document's own, so a header that says
+    otherwise would have the request read other than it was sent. Refused as a media type."""
+    charset = charset_of(content_type)
+    if charset is None:
+        return
+    written, told = document_encoding(body)
+    if charset == "utf-8":
+        agrees = written in _UTF8_NAMES
+    else:  # utf-16, or one of its byte orders
+        agrees = written == charset or (charset == "utf-16" and written.startswith("utf-16"))
+    if not agrees:
+        raise ProblemError(
+            415,
+            "unsupported-media-type",
+            f"the Content-Type says charset {charset!r} but the document is {written} by its "
+            f"{told}; send the charset the document is written in",
+        )
+
+
+def document_encoding(body: bytes) -> tuple[str, str]:
+    """The encoding an XML document states for itself (lower case), and what states it."""
+    for mark, name in ((b"\xff\xfe", "utf-16le"), (b"\xfe\xff", "utf-16be")):
+        if body.startswith(mark):
+            return name, "byte order mark"
+    if body[:2] in (b"<\x00", b"\x00<"):
+        return ("utf-16le" if body[:1] == b"<" else "utf-16be"), "zero bytes"
+    if body.startswith(b"\xef\xbb\xbf"):
+        return "utf-8", "byte order mark"
+    if body.startswith(b"<?xml"):
+        end = body.find(b"?>", 5, 256)
+        declared = _DECLARED.search(body, 5, end) if end > 0 else None
+        if declared is not None:
+            return declared.group(1).decode("ascii").lower(), "XML declaration"
+    return "utf-8", "lack of an encoding declaration"
 
 
 def _body_element(body: bytes) -> Any:
