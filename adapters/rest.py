@@ -32,6 +32,7 @@ from federation.config.yamlsrc import PathKey
 from federation.domain.errors import Transcript, UnrecognisedReply
 from federation.domain.media import charset_of
 from federation.domain.models import canonical_json
+from federation.domain.strictjson import DuplicateKey, loads
 from federation.domain.texts import said
 
 TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -294,7 +295,8 @@ def transient_status(status: int) -> bool:
 
 
 class Unreadable(Exception):
-    """A reply that cannot be read for certain: declared in a charset other than UTF-8."""
+    """A reply that cannot be read for certain: declared in a charset other than UTF-8, or
+    naming a key twice in one object (``{"resultCode": "E9", "resultCode": "0"}``)."""
 
 
 def read_json(raw: bytes, content_type: str = "") -> tuple[Any, str | None]:
@@ -304,9 +306,11 @@ def read_json(raw: bytes, content_type: str = "") -> tuple[Any, str | None]:
     if charset is not None and charset != "utf-8":
         raise Unreadable(f"reply is declared in charset {charset!r}, and only UTF-8 is read")
     try:
-        return (orjson.loads(raw) if raw else None), None
+        return (loads(raw) if raw else None), None
     except orjson.JSONDecodeError as exc:
         return None, f"reply is not JSON: {exc}"
+    except DuplicateKey as exc:
+        raise Unreadable(f"reply is ambiguous: {exc}") from None
 
 
 def unreadable_reply(

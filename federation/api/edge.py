@@ -26,6 +26,7 @@ from federation.domain.errors import (
 )
 from federation.domain.media import charset_of
 from federation.domain.models import Exchange
+from federation.domain.strictjson import DuplicateKey, loads
 from federation.logging import bare_traceback, get_logger
 from federation.runtime.broker import Broker
 from federation.runtime.filing import conflict
@@ -184,11 +185,21 @@ def lost_connection(size: int) -> ProblemError:
     )
 
 
-def material_of(body: bytes) -> dict[str, Any]:
+def parsed(body: bytes | str, what: str = "body") -> Any:
+    """A JSON body (or JSON text ``what`` carries) read strictly: 400 malformed-json when it is
+    not JSON, or names a key twice in one object (the path named, never a value)."""
     try:
-        data = orjson.loads(body)
+        return loads(body)
     except orjson.JSONDecodeError as exc:
-        raise ProblemError(400, "malformed-json", f"body is not valid JSON: {exc}") from None
+        raise ProblemError(400, "malformed-json", f"{what} is not valid JSON: {exc}") from None
+    except DuplicateKey as exc:
+        raise ProblemError(
+            400, "malformed-json", f"{what} is ambiguous JSON: {exc}; send each key once"
+        ) from None
+
+
+def material_of(body: bytes) -> dict[str, Any]:
+    data = parsed(body)
     if (
         not isinstance(data, dict)
         or not isinstance(data.get("material"), dict)
@@ -362,10 +373,7 @@ async def refuse(
 
 
 def json_object(body: bytes) -> dict[str, Any]:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ProblemError(400, "malformed-json", f"body is not valid JSON: {exc}") from None
+    data = parsed(body)
     if not isinstance(data, dict):
         raise ProblemError(400, "invalid-request", "body must be a JSON object")
     return data

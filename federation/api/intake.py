@@ -19,6 +19,7 @@ from federation.api.edge import (
     Received,
     accepted,
     material_of,
+    parsed,
     refuse,
 )
 from federation.api.problems import ProblemError
@@ -100,10 +101,7 @@ async def supplement(request: web.Request) -> web.Response:
 
 
 def _parse_submission(body: bytes, key: str | None, broker: Broker) -> Submission:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ProblemError(400, "malformed-json", f"body is not valid JSON: {exc}") from None
+    data = parsed(body)
     if not isinstance(data, dict):
         raise ProblemError(400, "invalid-request", "body must be a JSON object")
     errors: list[dict[str, str]] = []

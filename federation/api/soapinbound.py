@@ -20,7 +20,6 @@ import re
 from typing import Any
 from xml.sax.saxutils import escape
 
-import orjson
 from aiohttp import web
 from lxml import etree  # type: ignore[import-untyped]
 
@@ -28,7 +27,7 @@ from adapters import xmlsafe
 from adapters.envelope import SOAP11, Envelope, NotSoap, escape_attr, open_envelope
 from federation.api import signed
 from federation.api.auth import filing_partner
-from federation.api.edge import BROKER, Received, refusal_of, refuse
+from federation.api.edge import BROKER, Received, parsed, refusal_of, refuse
 from federation.api.problems import PROBLEM_TYPE, ProblemError, status_of
 from federation.domain.errors import RequestRefused
 from federation.domain.media import charset_of
@@ -248,10 +247,7 @@ def _fields(element: Any, names: tuple[str, ...]) -> dict[str, str]:
 
 
 def _json_text(text: str, what: str) -> dict[str, Any]:
-    try:
-        data = orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        raise ProblemError(400, "malformed-json", f"{what} is not valid JSON text: {exc}") from None
+    data = parsed(text, f"{what} (JSON text)")
     if not isinstance(data, dict):
         raise ProblemError(400, "invalid-request", f"{what} must be a JSON object")
     return data
