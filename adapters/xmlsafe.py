@@ -7,7 +7,8 @@ goes through :func:`parse`, which refuses before libxml2 does any work that coul
 * any document type declaration: no DTD means no entity can be declared, so billion laughs,
   quadratic blow-up, external entities (``file://`` or ``http://``) and ``DOCTYPE … SYSTEM`` all
   stop at the same check, a scan of the raw bytes (:func:`screen`), which is exact because only
-  UTF-8 (and its ASCII-compatible subsets) and UTF-16 are accepted;
+  UTF-8 (and its ASCII-compatible subsets) and UTF-16 (decoded first) are accepted; and again
+  after the parse, whatever the scan let through (:func:`_has_doctype`);
 * nesting deeper than ``max_depth`` (libxml2 stops at 256 on its own without ``huge_tree``, which
   bounds the work done on a 10,000-deep document; our own limit is far lower);
 * a text node longer than ``max_text`` (libxml2 caps text nodes at 10 MB without ``huge_tree``).
@@ -139,6 +140,8 @@ def parse(data: bytes, limits: XmlLimits = REPLY_LIMITS) -> etree._Element:
         raise XmlRefused(f"not well-formed XML: {msg}", kind="malformed") from None
     except ValueError as exc:  # e.g. an encoding lxml does not know
         raise XmlRefused(f"unreadable XML: {exc}", kind="encoding") from None
+    if _has_doctype(root):
+        raise XmlRefused("document type declarations are not accepted", kind="doctype")
     if limits.max_depth < _LIBXML2_MAX_DEPTH and _too_deep(root, limits.max_depth):
         raise XmlRefused(f"elements nested deeper than {limits.max_depth} levels", kind="depth")
     # A text node cannot hold more characters than the document has bytes: skip the walk then.
@@ -159,6 +162,19 @@ def _parse_fast(data: bytes) -> etree._Element:
     except (etree.XMLSyntaxError, ValueError):
         return etree.fromstring(data, parser=parser)
     return root
+
+
+def _has_doctype(root: etree._Element) -> bool:
+    """Whether the parsed document has a DOCTYPE: the fence behind :func:`screen`, which holds
+    whatever encoding or trick got a declaration past it.
+
+    libxml2 gives a document with any DOCTYPE an internal subset node, also one that names only an
+    external DTD (never loaded). Without a DOCTYPE an entity reference other than the five built in
+    is a fatal error (an undeclared entity), so no entity reference node can stay in the tree
+    either: this one pointer answers both questions. It costs less than walking the tree for
+    ``etree.Entity`` nodes or reading ``docinfo.doctype``, which builds a string.
+    """
+    return root.getroottree().docinfo.internalDTD is not None
 
 
 def screen(data: bytes) -> None:
