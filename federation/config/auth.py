@@ -128,7 +128,7 @@ def parse_auth(r: Reader, path: PathKey, raw: Any, base: Path) -> Auth | None:
     """The ``auth:`` section (None if absent or wrong; problems on ``r``)."""
     if raw is None:
         return None
-    m = r.mapping(path, raw, optional=(*SCHEMES, "client_cert", "ws_signature"))
+    m = r.mapping(path, raw, optional=(*SCHEMES, "client_cert", "ws_signature"), quote=False)
     if m is None:
         return None
     named = [k for k in SCHEMES if k in m]
@@ -160,7 +160,7 @@ def _bearer(r: Reader, path: PathKey, raw: Any, base: Path) -> Bearer | None:
 
 
 def _api_key(r: Reader, path: PathKey, raw: Any, base: Path) -> ApiKey | None:
-    m = r.mapping(path, raw, required=("key",), optional=("header",))
+    m = r.mapping(path, raw, required=("key",), optional=("header",), quote=False)
     if m is None:
         return None
     header = r.text(
@@ -175,7 +175,11 @@ def _api_key(r: Reader, path: PathKey, raw: Any, base: Path) -> ApiKey | None:
 
 def _oauth2(r: Reader, path: PathKey, raw: Any, base: Path) -> OAuth2 | None:
     m = r.mapping(
-        path, raw, required=("token_url", "client_id", "client_secret"), optional=("scope", "early")
+        path,
+        raw,
+        required=("token_url", "client_id", "client_secret"),
+        optional=("scope", "early"),
+        quote=False,
     )
     if m is None:
         return None
@@ -203,7 +207,7 @@ _SIGNING_KEYS = (
 
 
 def _signing(r: Reader, path: PathKey, raw: Any, base: Path) -> Signing | None:
-    m = r.mapping(path, raw, required=("app_key", "secret"), optional=_SIGNING_KEYS)
+    m = r.mapping(path, raw, required=("app_key", "secret"), optional=_SIGNING_KEYS, quote=False)
     if m is None:
         return None
     app_key = r.text((*path, "app_key"), m.get("app_key"))
@@ -254,7 +258,7 @@ def _signing(r: Reader, path: PathKey, raw: Any, base: Path) -> Signing | None:
 def parse_inbound_signing(r: Reader, path: PathKey, raw: Any, base: Path) -> InboundSigning | None:
     """An ``inbound.signing:`` block: a signing block plus ``window`` (seconds, default 300)."""
     if not isinstance(raw, dict):
-        r.mapping(path, raw)  # the error at its line
+        r.mapping(path, raw, quote=False)  # the error at its line, no secret quoted
         return None
     window = 300.0
     if "window" in raw:
@@ -284,7 +288,7 @@ def _names(r: Reader, path: PathKey, raw: Any) -> SignatureNames | None:
 
 
 def _client_cert(r: Reader, path: PathKey, raw: Any, base: Path) -> ClientCert | None:
-    m = r.mapping(path, raw, required=("cert", "key"), optional=("ca",))
+    m = r.mapping(path, raw, required=("cert", "key"), optional=("ca",), quote=False)
     if m is None:
         return None
     cert = file_ref(r, (*path, "cert"), m.get("cert"), base)
@@ -296,7 +300,7 @@ def _client_cert(r: Reader, path: PathKey, raw: Any, base: Path) -> ClientCert |
 
 
 def _ws_signature(r: Reader, path: PathKey, raw: Any, base: Path) -> WsSignature | None:
-    m = r.mapping(path, raw, required=("cert", "key"), optional=("ttl",))
+    m = r.mapping(path, raw, required=("cert", "key"), optional=("ttl",), quote=False)
     if m is None:
         return None
     cert = file_ref(r, (*path, "cert"), m.get("cert"), base)

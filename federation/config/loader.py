@@ -38,7 +38,7 @@ from federation.config.values import parse_digests, parse_names, parse_region
 from federation.config.yamlsrc import Located, PathKey, load_yaml
 from federation.domain.errors import ConfigError
 from federation.domain.paths import PathSyntaxError, parse_path
-from federation.domain.texts import said
+from federation.domain.texts import quoted, said
 
 
 def load_config(root: Path, protocols: Mapping[str, ProtocolKeys]) -> Config:
@@ -81,7 +81,10 @@ def _parse(
     if "version" in top and (type(top["version"]) is not int or top["version"] != 1):
         r.error(
             ("version",),
-            said("unsupported version %(value)r; this tongban reads 1", value=top.get("version")),
+            said(
+                "unsupported version %(value)r; this tongban reads 1",
+                value=quoted(top.get("version")),
+            ),
         )
     parser = _PartnersParser(r, base, protocols, _defaults(r, top.get("defaults", {})))
     broker = _broker(r, top.get("broker"))

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from federation.config.yamlsrc import Located, PathKey
 from federation.domain.errors import Problem
-from federation.domain.texts import Text, said
+from federation.domain.texts import QUOTE, Text, quoted, said
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -65,10 +65,13 @@ class Reader:
         required: Collection[str] = (),
         optional: Collection[str] = (),
         extra_ok: bool = False,
+        quote: bool = True,
     ) -> dict[str, Any] | None:
-        """Check ``value`` is a mapping with the required keys and no unknown ones."""
+        """Check ``value`` is a mapping with the required keys and no unknown ones; with
+        ``quote=False`` text in its place is not quoted (under ``auth:`` it may be a secret)."""
         if not isinstance(value, dict):
-            self.error(path, said("expected a mapping of keys, got %(kind)s", kind=_kind(value)))
+            kind = _kind(value, quote=quote)
+            self.error(path, said("expected a mapping of keys, got %(kind)s", kind=kind))
             return None
         known = set(required) | set(optional)
         for key in required:
@@ -142,12 +145,12 @@ class Reader:
                 path,
                 said(
                     "%(value)r is not a duration (e.g. 30, '30s', '250ms', '5m', '2h', '7d')",
-                    value=value,
+                    value=quoted(value),
                 ),
             )
             return None
         if not low <= seconds <= high:
-            self.error(path, _outside(repr(value), _human(low), _human(high)))
+            self.error(path, _outside(quoted(value), _human(low), _human(high)))
             return None
         return seconds
 
@@ -165,7 +168,8 @@ class Reader:
         if not isinstance(value, str) or value not in choices:
             allowed = ", ".join(sorted(choices))
             self.error(
-                path, said("%(value)r is not one of: %(allowed)s", value=value, allowed=allowed)
+                path,
+                said("%(value)r is not one of: %(allowed)s", value=quoted(value), allowed=allowed),
             )
             return None
         return value
@@ -177,7 +181,7 @@ class Reader:
         return value
 
 
-def _kind(value: Any) -> Text | str:
+def _kind(value: Any, *, quote: bool = True) -> Text | str:
     if value is None:
         return said("nothing")
     if isinstance(value, bool):
@@ -187,9 +191,11 @@ def _kind(value: Any) -> Text | str:
     if isinstance(value, list):
         return said("a list")
     if isinstance(value, (int, float)):
-        return said("a number (%(value)s)", value=value)
-    if isinstance(value, str):
+        return said("a number (%(value)s)", value=quoted(value))
+    if isinstance(value, str) and quote and len(repr(value)) <= QUOTE:
         return said("text (%(value)r)", value=value)
+    if isinstance(value, str):  # perhaps a whole file given by mistake: not a word of it
+        return said("text of %(count)s characters", count=len(value))
     return type(value).__name__
 
 
@@ -206,8 +212,8 @@ def _unknown_key(hint: str | None, allowed: str) -> Text:
 def _invalid(value: str, what: str | Text) -> Text:
     """``'x' is not <what>``, ``what`` (a kind of name) said in the same language."""
     if not what:
-        return said("%(value)r is not valid", value=value)
-    return said("%(value)r is not %(what)s", value=value, what=what)
+        return said("%(value)r is not valid", value=quoted(value))
+    return said("%(value)r is not %(what)s", value=quoted(value), what=what)
 
 
 def _outside(value: object, low: object, high: object) -> Text:

@@ -23,7 +23,7 @@ import yaml
 from federation.config.recognised import invalid_yaml
 from federation.config.yamlguard import Guarded, Refused
 from federation.domain.errors import ConfigError, Problem
-from federation.domain.texts import Text, said
+from federation.domain.texts import Text, quoted, said
 
 PathKey = tuple[str | int, ...]
 
@@ -224,7 +224,7 @@ def _build_node(
             if not isinstance(key, (str, int)) or isinstance(key, bool):
                 problems.append(
                     Problem(
-                        text=said("keys must be text, not %(key)r", key=key),
+                        text=said("keys must be text, not %(key)r", key=quoted(key)),
                         path=format_path(path),
                         file=display,
                         line=line,

@@ -44,6 +44,26 @@ def said(template: str, /, **values: Any) -> Text:
     return Text(template, tuple(values.items()))
 
 
+QUOTE = 40  # characters of a value from a file that a message quotes, at most
+
+
+class Quoted(str):
+    """A value as a message quotes it: its repr, on one line, cut to :data:`QUOTE` characters
+    with ``…``; the same through ``%r`` and ``%s``."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def quoted(value: Any) -> Quoted:
+    """``value`` for a message that quotes it: a file given by mistake (a password file, an env
+    file) must not come out whole on a terminal or in a CI log, so only its first characters do."""
+    shown = repr(value)
+    return Quoted(shown if len(shown) <= QUOTE else shown[: QUOTE - 1] + "…")
+
+
 def N_(template: str) -> str:
     """Mark a template for the catalogues where it is written (a table of templates)."""
     return template

@@ -40,7 +40,7 @@ from federation.config.yamlsrc import Located, parse_yaml, read_source
 from federation.domain.errors import ConfigError, MappingError, Problem
 from federation.domain.models import content_hash
 from federation.domain.paths import PathSyntaxError, parse_path
-from federation.domain.texts import Text, said
+from federation.domain.texts import Text, quoted, said
 from federation.mapping.checks import Check, parse_checks, run_checks
 from federation.mapping.codegen import Compiler, SectionFn
 from federation.mapping.spec import NOTHING, FieldSpec, SourcePath, SpecParser, Value
@@ -199,7 +199,10 @@ def _compile(
     if type(top.get("mapping")) is not int or top.get("mapping") != FORMAT_VERSION:
         r.error(
             ("mapping",),
-            said("unsupported mapping format %(value)r; expected 1", value=top.get("mapping")),
+            said(
+                "unsupported mapping format %(value)r; expected 1",
+                value=quoted(top.get("mapping")),
+            ),
         )
     partner = r.text(("partner",), top["partner"]) if "partner" in top else None
     service = r.text(("service",), top["service"]) if "service" in top else None

@@ -23,7 +23,7 @@ from federation.config.reader import Reader
 from federation.config.yamlsrc import parse_yaml, read_source
 from federation.domain.errors import ConfigError
 from federation.domain.models import content_hash
-from federation.domain.texts import said
+from federation.domain.texts import quoted, said
 
 _NO_DEFAULT: Any = object()
 
@@ -55,7 +55,9 @@ def load_table(path: Path, *, name: str, display: str) -> CodeTable:
         if type(top.get("table")) is not int or top.get("table") != 1:
             r.error(
                 ("table",),
-                said("unsupported table format %(value)r; expected 1", value=top.get("table")),
+                said(
+                    "unsupported table format %(value)r; expected 1", value=quoted(top.get("table"))
+                ),
             )
         v = r.mapping(("values",), top.get("values"), extra_ok=True)
         if v is not None and not v:

@@ -4,6 +4,8 @@ written into a header. Each is one message at file:line and exit 1, the file's t
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from tests.acceptance.conftest import run
 from tests.conftest import HK_MAPPING
 
@@ -55,3 +57,18 @@ def test_check_refuses_a_literal_credential_header(make_config) -> None:
         "carries credentials, and secrets never go in configuration files: send it with auth:"
     ) in result.stderr
     assert "AnotherSecret" not in result.stderr + result.stdout
+
+
+def test_check_of_a_file_that_is_not_configuration_prints_none_of_it(tmp_path: Path) -> None:
+    """``tongban check --config`` given an env file by mistake says it is text of so many
+    characters, at its line, exit 1: nothing of the file reaches the terminal or a CI log."""
+    env = tmp_path / "tongban.env"
+    text = "TONGBAN_HK_TOKEN=AnotherSecret-1234567890\nTONGBAN_PG=postgres://u:pw@db/tongban\n"
+    env.write_text(text, encoding="utf-8")
+    result = run("check", "--config", str(env))
+    assert result.returncode == 1
+    said = result.stdout + result.stderr
+    assert (
+        f"tongban.env:1: expected a mapping of keys, got text of {len(text) - 1} characters" in said
+    )
+    assert "AnotherSecret" not in said and "TONGBAN_HK_TOKEN" not in said

@@ -734,3 +734,53 @@ def test_repository_partners_yaml_loads() -> None:
     for partner_ in catalogue.config.partners.values():
         for code in partner_.services:
             assert catalogue.mapping(partner_.id, code) is not None
+
+
+def test_a_file_that_is_not_configuration_is_not_quoted(problems: Problems) -> None:
+    """partners.yaml that is one long text (an env file or /etc/passwd given by mistake): the
+    problem says what it is and how long, not a word of it."""
+    text = "DB_PASSWORD=AnotherSecret-1234567890\nAPI_TOKEN=AnotherSecret-0987654321\n"
+    assert problems(text) == [
+        f"partners.yaml:1: expected a mapping of keys, got text of {len(text) - 1} characters"
+    ]
+
+
+def test_long_values_are_quoted_clipped_on_one_line(problems: Problems) -> None:
+    """A long value where a duration, a choice or a version belongs is quoted by its first
+    characters on one line; short ones, and key names, stay whole."""
+    long = "AnotherSecret-1234567890-" * 8
+    text = partner(
+        timeouts=f"timeouts: {{connect: {long}, read: {{a: [1, 2, 3]}}}}", services=""
+    ).replace("version: 1", f'version: "{long}\\nnext line"')
+    lines = problems(text)
+    assert not [line for line in lines if long in line or "\n" in line or "next line" in line]
+    assert (
+        "partners.yaml:1: version: unsupported version 'AnotherSecret-1234567890-AnotherSecret…; "
+        "this tongban reads 1"
+    ) in lines
+    assert (
+        "partners.yaml:8: partners[0].timeouts.connect: 'AnotherSecret-1234567890-AnotherSecret… "
+        "is not a duration (e.g. 30, '30s', '250ms', '5m', '2h', '7d')"
+    ) in lines
+    assert (
+        "partners.yaml:8: partners[0].timeouts.read: {'a': [1, 2, 3]} is not a duration "
+        "(e.g. 30, '30s', '250ms', '5m', '2h', '7d')"
+    ) in lines
+
+
+@pytest.mark.parametrize(
+    ("auth", "path"),
+    [
+        ('auth: "Secret-12"', "auth"),
+        ('auth: {api_key: "Secret-12"}', "auth.api_key"),
+        ('auth: {oauth2: "Secret-12"}', "auth.oauth2"),
+        ('auth: {client_cert: "Secret-12"}', "auth.client_cert"),
+    ],
+)
+def test_text_where_an_auth_section_belongs_is_not_quoted(
+    problems: Problems, auth: str, path: str
+) -> None:
+    """Under auth:, text where a section belongs may be the secret itself, however short."""
+    assert problems(partner(auth=auth)) == [
+        f"partners.yaml:8: partners[0].{path}: expected a mapping of keys, got text of 9 characters"
+    ]
