@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from federation.api.console import i18n, views
@@ -18,7 +19,7 @@ from federation.api.intake import shown_view
 from federation.api.problems import ProblemError
 from federation.api.support import FILTERS, BadQuery, query_from
 from federation.api.trail import record
-from federation.domain.models import Exchange, Lifecycle, State
+from federation.domain.models import Exchange, Lifecycle, State, canonical_json
 from replay.rules import REPLAYABLE
 
 PAGE = 50
@@ -157,5 +158,7 @@ async def _exchange_page(request: web.Request, *, reveal_reason: str | None) -> 
 
 
 def _dumps(value: Any) -> str:
-    """Pretty JSON for a page (CJK as it is, not escaped)."""
-    return json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True)
+    """Pretty JSON for a page (CJK as it is, not escaped), dates and amounts as the journal
+    writes them (the memory journal keeps a mapped request's date and Decimal objects)."""
+    plain = orjson.loads(canonical_json(value))
+    return json.dumps(plain, ensure_ascii=False, indent=2, sort_keys=True)

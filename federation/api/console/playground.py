@@ -25,6 +25,7 @@ from federation.api.i18n import translations
 from federation.api.problems import ProblemError
 from federation.api.trail import record
 from federation.domain.errors import ConfigError, MappingError, Problem
+from federation.domain.models import Exchange
 from federation.mapping.engine import CompiledMapping, load_mapping
 from federation.mapping.examples import load_examples
 from federation.runtime.broker import Broker
@@ -206,19 +207,28 @@ async def _impact(
     broker: Broker, mapping: CompiledMapping, partner: str, service: str
 ) -> tuple[int, int, list[str]]:
     """How many of the service's latest exchanges the edited mapping would map differently."""
-    latest = await broker.journal.search(Query(partner=partner, service=service, limit=IMPACT))
+    found = await broker.journal.search(Query(partner=partner, service=service, limit=IMPACT))
+    latest = await views.whole(broker.journal, found)
     differ, sample = 0, []
     for ex in latest:
-        try:
-            request, _w = mapping.map_request_checked(ex.application)
-        except MappingError:
+        paths = _differs(mapping, ex)
+        if paths is None or paths:
             differ += 1
-            continue
-        paths = list(views.changed_paths(ex.mapped or {}, request))
-        if paths:
-            differ += 1
-            sample += [p for p in paths if p not in sample][:3]
+            sample += [p for p in paths or () if p not in sample][:3]
     return len(latest), differ, sample[:10]
+
+
+def _differs(mapping: CompiledMapping, ex: Exchange) -> tuple[str, ...] | None:
+    """Where the edited mapping maps the exchange (a follow-up with its supplement: section)
+    otherwise than it was mapped; None when it cannot map it."""
+    section = mapping.supplement if ex.supplement_of is not None else mapping.request
+    if section is None:
+        return None
+    try:
+        request, _w = section.apply_checked(ex.application)
+    except MappingError:
+        return None
+    return views.changed_from(ex, request)
 
 
 async def save(request: web.Request) -> web.Response:

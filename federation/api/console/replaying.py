@@ -61,10 +61,14 @@ async def _plan(broker: Broker, filters: dict[str, str], mode_text: str) -> Plan
     return await ReplayService(broker.journal).plan(query, mode)
 
 
-def changes(broker: Broker, plan: Plan, _: Callable[[str], str]) -> list[Change]:
-    """Per exchange of the plan (the first SHOWN), what the replay would change."""
+async def changes(broker: Broker, plan: Plan, _: Callable[[str], str]) -> list[Change]:
+    """Per exchange of the plan (the first SHOWN), what the replay would change; a remap's read
+    whole, as the worker will map it (the plan's come from a search, without applications)."""
     out: list[Change] = []
-    for ex in plan.take[:SHOWN]:
+    shown = plan.take[:SHOWN]
+    if plan.mode is Mode.REMAP:
+        shown = tuple(await views.whole(broker.journal, shown))
+    for ex in shown:
         if plan.mode is Mode.RESEND:
             out.append(
                 Change(
@@ -100,7 +104,7 @@ async def replay(request: web.Request) -> web.StreamResponse:
             request,
             "plan.html",
             plan=plan,
-            changes=changes(broker, plan, gettext_of(request)),
+            changes=await changes(broker, plan, gettext_of(request)),
             form=form,
             reason=reason,
             bulk="id" not in filters,

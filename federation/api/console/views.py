@@ -7,7 +7,7 @@ import asyncio
 import math
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +19,7 @@ from federation.logging import get_logger
 from federation.runtime.broker import Broker
 from federation.runtime.catalogue import Catalogue
 from federation.runtime.events import cancelled
-from federation.runtime.mapping import Mapped, map_exchange
+from federation.runtime.mapping import Mapped, as_stored, map_exchange
 from replay.instances import Instance
 from replay.journal import Journal, Query
 
@@ -196,4 +196,22 @@ def today(catalogue: Catalogue, ex: Exchange) -> Today:
         return Today(
             ok=False, problems=tuple(p.message for p in result.problems) or (result.message,)
         )
-    return Today(ok=True, changed=tuple(changed_paths(ex.mapped or {}, result.request)))
+    return Today(ok=True, changed=changed_from(ex, result.request))
+
+
+def changed_from(ex: Exchange, request: Mapping[str, Any]) -> tuple[str, ...]:
+    """Where a new mapping of the exchange's application differs from the request it was mapped
+    to, both as the journal keeps them (a fresh mapping holds dates and Decimals, a stored one
+    their text; the memory journal keeps the objects, so the stored one is written out too)."""
+    return tuple(changed_paths(as_stored(ex.mapped or {}), as_stored(request)))
+
+
+async def whole(journal: Journal, found: Iterable[Exchange]) -> list[Exchange]:
+    """The exchanges a search found, read again with their history (a search leaves out the
+    events, and with them the application and the mapped request); one gone since is left out."""
+    out = []
+    for ex in found:
+        full = await journal.get(ex.id)
+        if full is not None:
+            out.append(full)
+    return out
