@@ -305,13 +305,28 @@ class Exchange:
                 steps.append(step)
         return steps
 
-    def original(self) -> dict[str, Any]:
+    def sent_key(self) -> str:
+        """The idempotency key the target is sent this exchange with, on every attempt and replay.
+
+        The exchange id: a source's key names the application only among that source's own, and
+        a partner that deduplicates on the key would take a second source's application reusing it
+        for a repeat of the first. An exchange mapped before this rule keeps the source's key it
+        may already have been sent with (its first ``mapped`` event names no ``key``). Reads the
+        events: give it an exchange loaded with its history.
+        """
+        for event in self.events:
+            if event.kind == "mapped":
+                return str(event.data.get("key") or self.idempotency_key)
+        return self.id
+
+    def original(self, *, sent: bool = False) -> dict[str, Any]:
         """How a follow-up names this application: ``original.*`` in a mapping's status_query:
-        and supplement: sections (our key, the exchange id, and the partner's receipt, which
-        carries its case number)."""
+        and supplement: sections (the exchange id, the key, and the partner's receipt, which
+        carries its case number). ``sent``: the key the target was sent (a follow-up to it, from
+        an exchange loaded with its history); otherwise the source's own (a notice to it)."""
         return {
             "exchange_id": self.id,
-            "idempotency_key": self.idempotency_key,
+            "idempotency_key": self.sent_key() if sent else self.idempotency_key,
             "receipt": dict(self.receipt or {}),
         }
 

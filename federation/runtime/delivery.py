@@ -83,10 +83,12 @@ class Delivery:
     _budget: tuple[int, float] = field(default=(0, 0.0), init=False)
     _interrupted: bool = field(default=False, init=False)  # claimed mid-attempt from a dead worker
     _started_at: float = field(default=0.0, init=False)  # when the attempt in hand was started
+    _key: str = field(default="", init=False)  # the idempotency key the partner is sent
 
     async def run(self, exchange: Exchange) -> None:
         """Map if needed, then attempt until the strategy says anything but 'retry now'."""
         pending: list[Event] = []
+        self._key = exchange.sent_key()
         if exchange.state is State.RECEIVED:
             mapped = await self._map(exchange)
             if mapped is None:
@@ -122,7 +124,8 @@ class Delivery:
         if isinstance(result, MappingFailed):
             await self._unmapped(exchange, result)
             return None
-        event = self._event(exchange, "mapped", **result.event_data())
+        # the key goes with the (first) mapping: sent with it from now on, kept by a remap
+        event = self._event(exchange, "mapped", **result.event_data(), key=exchange.sent_key())
         return replace(exchange, mapped=result.request, mapping_versions=result.versions), event
 
     async def _unmapped(self, exchange: Exchange, failed: MappingFailed) -> None:
@@ -224,7 +227,7 @@ class Delivery:
         exchange = self._exchange = replace(exchange, state=State.DELIVERING, attempts=number)
         return OutboundRequest(
             exchange_id=exchange.id,
-            idempotency_key=exchange.idempotency_key,
+            idempotency_key=self._key,
             service=exchange.service,
             payload=exchange.mapped or {},
             attempt=number,

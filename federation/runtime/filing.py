@@ -70,7 +70,8 @@ async def file_supplement(
             "no-correction-requested",
             f"exchange {parent.id} is {latest}: {parent.target} has not asked for more material",
         )
-    application = {"material": material, "original": parent.original()}
+    # the key the partner (or the local system) was sent the application with: how it knows it
+    application = {"material": material, "original": parent.original(sent=True)}
     if map_now:
         mapped = map_application(
             broker.catalogue, parent.target, parent.service, application, supplement=True

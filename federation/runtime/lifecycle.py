@@ -7,6 +7,7 @@ Refusals are :class:`~federation.domain.errors.RequestRefused`; the HTTP edge an
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -24,6 +25,8 @@ from federation.domain.models import (
 from federation.runtime.catalogue import Catalogue
 from federation.runtime.notices import reported
 from replay.journal import Journal, Query
+
+EXCHANGE_ID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")  # federation.domain.ids.new_id's form
 
 
 def is_state(value: object) -> bool:
@@ -137,26 +140,30 @@ async def _record_step(
 
 
 async def exchange_for(journal: Journal, pid: str, update: dict[str, Any]) -> Exchange:
-    key = update.get("idempotency_key")
-    if not isinstance(key, str) or not key:
-        raise RequestRefused(
-            RefusalKind.INVALID, "invalid-request", "name the application by its idempotency_key"
-        )
-    found = await journal.search(Query(partner=pid, idempotency_key=key, limit=2))
-    if not found:
-        raise RequestRefused(
-            RefusalKind.NOT_FOUND, "not-found", f"no application sent to {pid!r} with that key"
-        )
-    if len(found) > 1:
-        raise RequestRefused(
-            RefusalKind.CONFLICT, "ambiguous", "two applications carry that key: send exchange_id"
-        )
-    # with its history: the lifecycle rules look at it, and at whether it is an application
-    exchange: Exchange | None = await journal.get(found[0].id)
-    if exchange is None:
-        raise RequestRefused(
-            RefusalKind.NOT_FOUND, "not-found", f"no application sent to {pid!r} with that key"
-        )
+    """The application sent to ``pid`` that a status update names, with its history.
+
+    Named by ``exchange_id``, or by ``idempotency_key``: the key the partner was sent it with
+    (the exchange id, one application's by construction) or, for an application sent before the
+    key was the exchange id, the source's own key while no other application to ``pid`` has it.
+    Given both, they must name the same application.
+    """
+    xid, key = update.get("exchange_id"), update.get("idempotency_key")
+    if xid is None and key is None:
+        raise _invalid("name the application by its idempotency_key or exchange_id")
+    for name, value in (("exchange_id", xid), ("idempotency_key", key)):
+        if value is not None and (not isinstance(value, str) or not value):
+            raise _invalid(f"{name} must be a non-empty string")
+    if isinstance(xid, str):
+        exchange = await _sent(journal, pid, xid)
+        if exchange is None:
+            raise RequestRefused(
+                RefusalKind.NOT_FOUND, "not-found", f"no application sent to {pid!r} as {xid}"
+            )
+        if isinstance(key, str) and key not in (exchange.sent_key(), exchange.idempotency_key):
+            raise _invalid(f"idempotency_key names another application than exchange {xid}")
+    else:
+        assert isinstance(key, str)
+        exchange = await _by_key(journal, pid, key)
     if exchange.supplement_of is not None:
         raise RequestRefused(
             RefusalKind.CONFLICT,
@@ -171,6 +178,37 @@ async def exchange_for(journal: Journal, pid: str, update: dict[str, Any]) -> Ex
             f"exchange {exchange.id} is {exchange.state.value}, not delivered",
         )
     return exchange
+
+
+async def _sent(journal: Journal, pid: str, xid: str) -> Exchange | None:
+    """Exchange ``xid`` with its history, if it is one sent to ``pid``."""
+    exchange = await journal.get(xid) if EXCHANGE_ID.fullmatch(xid) else None
+    return exchange if exchange is not None and exchange.target == pid else None
+
+
+async def _by_key(journal: Journal, pid: str, key: str) -> Exchange:
+    """The application sent to ``pid`` with ``key`` (see :func:`exchange_for`)."""
+    sent = await _sent(journal, pid, key)
+    if sent is not None and sent.sent_key() == key:
+        return sent
+    found = await journal.search(Query(partner=pid, idempotency_key=key, limit=2))
+    if len(found) > 1:
+        raise RequestRefused(
+            RefusalKind.CONFLICT,
+            "ambiguous",
+            "two applications carry that key: send the key we sent with the application "
+            "(its exchange id) or exchange_id",
+        )
+    exchange = await journal.get(found[0].id) if found else None
+    if exchange is None:
+        raise RequestRefused(
+            RefusalKind.NOT_FOUND, "not-found", f"no application sent to {pid!r} with that key"
+        )
+    return exchange
+
+
+def _invalid(detail: str) -> RequestRefused:
+    return RequestRefused(RefusalKind.INVALID, "invalid-request", detail)
 
 
 def lifecycle_of(

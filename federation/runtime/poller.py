@@ -194,9 +194,9 @@ class Poller:
         mapping = asking.mapping
         try:
             if mapping.status_query is not None:
-                question = mapping.status_query.apply({"original": full.original()})
+                question = mapping.status_query.apply({"original": full.original(sent=True)})
             else:
-                question = {"idempotency_key": ex.idempotency_key}
+                question = {"idempotency_key": full.sent_key()}  # the key the partner knows
             if guards.rate is not None:
                 await guards.rate.acquire()
             async with guards.slots:

@@ -430,7 +430,7 @@ def test_resend_one_exchange_and_show_its_timeline(
     assert "replayed 1 (resend), skipped 0" in replayed.stdout
     assert settle(url, [xid]) == {xid: "delivered"}
     _, seen = http("GET", f"{sim['hk']}/_sim/requests")
-    assert seen["keys"]["resend-1"]["count"] == 1
+    assert seen["keys"][xid]["count"] == 1
 
     show = tongban(
         "journal",
@@ -533,7 +533,7 @@ def test_a_fixed_mapping_remaps_and_delivers_every_application_it_rejected(
     assert "replayed 4 (remap), skipped 0" in done.stdout
     assert set(settle(url, ids).values()) == {"delivered"}
     _, seen = http("GET", f"{sim['hk']}/_sim/requests")
-    assert {k: seen["keys"][k]["count"] for k in keys} == dict.fromkeys(keys, 1)
+    assert {x: seen["keys"][x]["count"] for x in ids} == dict.fromkeys(ids, 1)
     after = search(journal)
     assert [(e["id"], e["idempotency_key"]) for e in after] == list(
         zip(reversed(ids), reversed(keys), strict=True)

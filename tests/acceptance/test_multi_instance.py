@@ -53,7 +53,8 @@ def pg_schema() -> Iterator[str]:
 
 
 async def submit_round_robin(urls: list[str], alive: list[bool], accepted: set[str]) -> None:
-    """N applications over the instances in turn; a dead instance's share goes to the others."""
+    """N applications over the instances in turn; a dead instance's share goes to the others.
+    ``accepted`` gets the exchange id of each (the key the partner is sent)."""
     keys = asyncio.Queue[str]()
     for i in range(N):
         keys.put_nowait(f"multi-{i:05d}")
@@ -76,7 +77,7 @@ async def submit_round_robin(urls: list[str], alive: list[bool], accepted: set[s
                             headers={"Idempotency-Key": key},
                         ) as r:
                             if r.status in (200, 202):
-                                accepted.add(key)
+                                accepted.add((await r.json())["id"])
                                 break
                     except (aiohttp.ClientError, TimeoutError):
                         await asyncio.sleep(0.02)

@@ -131,7 +131,7 @@ async def test_partner_files_an_application_delivered_to_the_local_system(
             assert again.status == 200
     assert done.state is State.DELIVERED
     assert (done.direction.value, done.source, done.target) == ("inbound", "hk", "local")
-    seen = sims["local"].seen["hk-1"]
+    seen = sims["local"].seen[done.id]  # the local system is sent the exchange id as the key
     assert seen.paths == ["/applications/residence-permits"]
     assert seen.first_body["applicant"]["documents"]["hk_id_card"]["number"] == "A123456(3)"
     assert seen.first_body["applicant"]["birth_date"] == "1978-04-16"
@@ -396,7 +396,7 @@ async def test_partner_reports_lifecycle_and_the_source_hears_it(
     assert completed == [ex.id]  # searchable by where it stands at the partner
     assert child_view["supplement_of"] == ex.id
     assert child_view["state"] == "delivered"
-    follow_up = sims["sc"].seen["sc-1-bz-1"]
+    follow_up = sims["sc"].seen[child]
     assert follow_up.paths == ["/supplements"]
     assert follow_up.first_body == {
         "ywlsh": view["receipt"]["receipt_number"],  # names the application it completes
@@ -452,7 +452,7 @@ async def test_status_is_polled_for_partners_that_cannot_call_back(
     assert steps == ["submitted", "accepted", "approved", "completed"]
     assert [e.data.get("via") for e in done.events if e.kind == "lifecycle"] == ["poll"] * 3
     assert asked_again == 0
-    assert sims["sc"].status_queries["poll-1"] == 3
+    assert sims["sc"].status_queries[ex.id] == 3  # asked by the key it was sent
 
 
 async def test_one_polling_round_asks_about_every_outstanding_application(
@@ -488,7 +488,7 @@ async def test_one_polling_round_asks_about_every_outstanding_application(
         again = await poller.poll_once()  # within the hour: nobody is due
     assert changed == 5
     assert states == ["accepted"] * 5
-    assert {k: sims["sc"].status_queries[k] for k in keys} == dict.fromkeys(keys, 1)
+    assert {x: sims["sc"].status_queries[x] for x in ids} == dict.fromkeys(ids, 1)
     assert again == 0
 
 
@@ -685,7 +685,7 @@ async def test_a_correction_round_on_what_a_partner_filed(
     assert unmappable["errors"][0]["path"] == "material.remarks"
     assert again == child
     assert sent.state is State.DELIVERED and sent.supplement_of == xid
-    follow_up = sims["local"].seen["HKDPO-2026-0077-S1"]
+    follow_up = sims["local"].seen[child]
     assert follow_up.paths == ["/applications/residence-permits/supplements"]
     assert follow_up.first_body == {
         "acceptance_no": parent.receipt["receipt_number"],

@@ -53,4 +53,4 @@ async def test_contradictory_gender_is_rejected_with_the_rules_message(
     )
     assert problem["file"] == "mappings/hk-vl.yaml" and problem["line"]
     assert delivered["state"] == "delivered"
-    assert set(sims["hk"].seen) == {"ok"}  # the contradiction never reached the partner
+    assert set(sims["hk"].seen) == {delivered["id"]}  # the contradiction never reached it

@@ -87,7 +87,7 @@ async def test_warnings_versions_and_transforms_reach_the_exchange(
     assert warning["path"] == "applicant.permit"
     assert "did not exist in 1978" in warning["message"]
     assert set(view["mapping_versions"]) == {"mappings/hk-vl.yaml", "mappings/tables/sex.yaml"}
-    body = sims["hk"].seen["key-1"].first_body
+    body = sims["hk"].seen[ex.id].first_body
     assert body["owner"] == {
         "name_en": "CHAN, Tai Man",
         "hkid": "K802133",
@@ -143,7 +143,7 @@ async def test_schema_violation_is_rejected_before_sending(
     assert problem["path"] == "vehicle.registration_mark"
     assert "does not match" in problem["message"]
     assert "schemas/hk-vl.json" in bad_done.mapping_versions
-    assert set(sims["hk"].seen) == {"good"}
+    assert set(sims["hk"].seen) == {ok.id}
 
 
 async def test_reload_applies_a_fixed_mapping_and_refuses_a_broken_one(
@@ -167,11 +167,11 @@ async def test_reload_applies_a_fixed_mapping_and_refuses_a_broken_one(
             problem = await r.json()
         ex2, _ = await broker.submit(hk_submission("after-broken"))
         done2 = await settle(broker, ex2.id, DONE)
-    assert sims["hk"].seen["after-fix"].first_body["application_type"] == "VLR2"
+    assert sims["hk"].seen[ex.id].first_body["application_type"] == "VLR2"
     assert problem["type"].endswith("invalid-configuration")
     assert any("valeu" in e["text"] and e["line"] for e in problem["errors"])
     assert done2.state is State.DELIVERED
-    assert sims["hk"].seen["after-broken"].first_body["application_type"] == "VLR2"
+    assert sims["hk"].seen[ex2.id].first_body["application_type"] == "VLR2"
 
 
 async def test_the_journal_knows_which_version_each_instance_serves(

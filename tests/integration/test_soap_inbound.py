@@ -93,7 +93,7 @@ async def test_zeep_files_an_application_delivered_to_the_local_system(
     assert f'location="{url}/v1/partners/hk/soap"' in served
     assert done.state is State.DELIVERED
     assert (done.direction.value, done.source, done.target) == ("inbound", "hk", "local")
-    seen = sims["local"].seen["soap-1"]
+    seen = sims["local"].seen[done.id]  # the local system is sent the exchange id as the key
     assert seen.first_body["applicant"]["documents"]["hk_id_card"]["number"] == "A123456(3)"
 
 
@@ -347,7 +347,7 @@ async def test_zeep_supplies_material_when_guangdong_asks_for_more(
     assert "material.remarks" in unmappable.value.message
     assert sent.state is State.DELIVERED and sent.supplement_of == answer.exchangeId
     assert again.exchangeId == filed.exchangeId
-    assert sims["local"].seen["soap-bz-1-s1"].first_body == {"note": "在职证明已上传"}
+    assert sims["local"].seen[sent.id].first_body == {"note": "在职证明已上传"}
     assert parent is not None
     assert [s["state"] for s in parent.lifecycle()] == [
         "submitted",

@@ -99,7 +99,7 @@ async def test_a_soap_partner_is_polled_with_its_status_operation(
     # RequestId with its first reply, which would have been the filing's receipt
     questions = [k for k in td.keys if k and k.startswith(f"status-{ex.id}-")]
     assert len(set(questions)) == 3
-    assert td.seen["vl-poll-1"].operations == ["RenewVehicleLicence"]
+    assert td.seen[ex.id].operations == ["RenewVehicleLicence"]  # the filing's key: its id
 
 
 async def test_macao_is_polled_over_soap_12(hk_config, simulators, broker_at) -> None:
@@ -179,7 +179,7 @@ async def test_a_correction_round_over_soap_to_completion(hk_config, simulators,
     ]
     assert "INS_COVER" in view["lifecycle"][1]["note"]  # TD's remarks, what is missing
     assert view["lifecycle"][2]["supplement"] == child
-    follow_up = td.seen["vl-bz-1-supplement-1"]
+    follow_up = td.seen[child]  # the supplement goes with its own exchange's id
     assert follow_up.operations == ["SubmitSupplementaryDocuments"]
     assert follow_up.case == case
     assert follow_up.first_body["ref_no"] == case
@@ -187,7 +187,7 @@ async def test_a_correction_round_over_soap_to_completion(hk_config, simulators,
     [doc] = follow_up.first_body["supporting_document"]
     assert doc["document_type"] == "INS_COVER"  # the shared code table, as for the filing
     assert doc["sha256"] == material["attachments"][0]["sha256"].lower()
-    assert td.cases[case].supplements == ["vl-bz-1-supplement-1"]
+    assert td.cases[case].supplements == [child]
 
 
 async def test_a_request_for_material_dated_before_the_supplement_is_not_a_new_round(
@@ -375,7 +375,7 @@ async def test_a_supplement_for_a_soap_service_that_takes_none_is_refused(
     assert status == 404
     assert problem["type"].endswith("unknown-service")
     assert [r.problem for r in refusals] == ["unknown-service"]
-    assert sims["mo"].seen.keys() == {"crc-1"}
+    assert sims["mo"].seen.keys() == {ex.id}
 
 
 # --- partners.yaml and mapping mistakes -----------------------------------------------------------

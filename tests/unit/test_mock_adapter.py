@@ -66,7 +66,7 @@ async def test_a_blip_then_success_is_delivered_in_process(
     assert done.state is State.DELIVERED
     assert outcomes(done) == ["transient_error", "delivered"]
     assert done.receipt == {"receipt_number": "HK-1", "status": "received"}
-    assert [r.idempotency_key for r in partner.requests] == ["blip", "blip"]
+    assert [r.idempotency_key for r in partner.requests] == [ex.id, ex.id]
     assert clock.slept == [0.05]
     assert "retry_wait" not in {e.data.get("state") for e in done.events}
 
@@ -157,7 +157,7 @@ async def test_a_probe_that_lost_its_lease_does_not_hold_the_partner(
         ex, _ = await broker.submit(hk_submission("next"))
         done = await settled(broker, ex.id)
     assert done.state is State.DELIVERED
-    assert [r.idempotency_key for r in partner.requests] == ["next"]
+    assert [r.idempotency_key for r in partner.requests] == [ex.id]
     assert breaker.closed
 
 
