@@ -19,11 +19,11 @@ from aiohttp import web
 
 from federation.api.console import views
 from federation.api.console.access import check_csrf, require
-from federation.api.console.render import language_of, render
-from federation.api.edge import BROKER, EXCHANGE_ID_RE
+from federation.api.console.render import gettext_of, language_of, render
+from federation.api.edge import BROKER, EXCHANGE_ID_RE, refuse
 from federation.api.i18n import translations
 from federation.api.problems import ProblemError
-from federation.api.trail import record
+from federation.api.trail import audit_refusal, record
 from federation.domain.errors import ConfigError, MappingError, Problem
 from federation.domain.models import Exchange
 from federation.mapping.engine import CompiledMapping, load_mapping
@@ -151,6 +151,11 @@ async def run(request: web.Request) -> web.Response:
     original = _mapping(broker, partner, service)
     outcome = Outcome()
     language = language_of(request)
+    if exchange_id and not form.get("reason", "").strip():
+        await _refuse_unreasoned(request, broker, (caller.id, caller.role))
+        _ = gettext_of(request)
+        outcome.problems = [_("reading a stored exchange's application needs a reason")]
+        return await _show(request, broker, partner, service, text, form, outcome, status=400)
     try:
         mapping = await asyncio.to_thread(compile_text, original, text)
     except ConfigError as exc:
@@ -165,6 +170,14 @@ async def run(request: web.Request) -> web.Response:
         outcome.problems = said_in(language, exc.problems)
     outcome.impact = await _impact(broker, mapping, partner, service)
     return await _show(request, broker, partner, service, text, form, outcome)
+
+
+async def _refuse_unreasoned(request: web.Request, broker: Broker, who: tuple[str, str]) -> None:
+    """A stored application asked for without a reason: refused as the exchange page's reveal
+    is (400), kept in the journal's refusals and the audit trail."""
+    problem = ProblemError(400, "invalid-request", "revealing personal data needs a reason")
+    await refuse(request, broker, problem, None, b"", 0)
+    await audit_refusal(request, broker, who, "reveal", problem)
 
 
 def _shown(mapped: dict[str, Any]) -> str:
@@ -193,7 +206,7 @@ async def _application(
             role=role,
             action="reveal",
             target=ex.id,
-            reason="mapping playground",
+            reason=f"mapping playground: {form['reason'].strip()}",
         )
         return ex.application
     examples = await asyncio.to_thread(load_examples, original.path)
