@@ -17,7 +17,9 @@ never be newer than the snapshot it is checked against. The first problem found 
    added outside it.
 
 Rows and refusals written before the journal kept digests (an upgraded journal) have none to be
-checked against; they are covered by the chain as far as it reaches them.
+checked against; they are covered by the chain as far as it reaches them. A row whose last write
+was by a release before the full row digest is checked against the fewer columns that release
+recorded (``replay.rows.shown_matches``) until its next write.
 """
 
 from __future__ import annotations
@@ -35,12 +37,21 @@ from replay.rows import (
     ARCHIVED,
     REFUSAL,
     REFUSAL_COLUMNS,
+    SHOWN_2,
     Row,
     opened,
     refusal_digest,
     shown_matches,
 )
 from replay.seal import ContextMissing, Seal, SealError
+
+# What a row digest covers, as a verify failure names it: one an earlier release recorded (False),
+# or the full one (True, ``replay.rows.SHOWN``).
+_COVERED = {
+    False: "state, receipt, attempts, lifecycle, errors",
+    True: "partner, service, source, key, direction, request hash, state, receipt, attempts, "
+    "lifecycle, errors, times",
+}
 
 
 class Audit:
@@ -180,9 +191,9 @@ class Audit:
                     "has no events in the chain: its row was added outside tongban", where=where
                 )
             elif xid in self.states and not shown_matches(row, self.states[xid][1]):
-                seq = self.states[xid][0]
+                seq, recorded = self.states[xid]
                 self._fail(
-                    f"its row (state, receipt, attempts, lifecycle, errors) is not what the chain "
+                    f"its row ({_COVERED[recorded[:1] == SHOWN_2]}) is not what the chain "
                     f"recorded at event {seq}: the row was edited",
                     where=where,
                 )

@@ -15,7 +15,9 @@ The generations:
 1. ``~tb1.`` and ``~tb2.`` sealed text, JSON receipts, 32-byte applicant references (the first
    releases; their journals carry no mark).
 2. ``~tb3.`` binary sealed values with the second compression dictionary (flags 2 and 3), receipts
-   packed in their row, 16-byte applicant references and row digests (this release).
+   packed in their row, 16-byte applicant references and row digests.
+3. Row digests of every column an exchange shows (17 bytes, ``replay.rows.shown_digest``; this
+   release): an earlier release's verify would call every row written so an edited one.
 
 A release that changes what it writes so that this one could not read it adds a generation here
 and raises ``WRITES``. A migration that an earlier release could not work with raises the mark in
@@ -31,7 +33,7 @@ from typing import Any
 
 from federation.domain.errors import JournalUnavailable
 
-WRITES = 2  # the generation this release writes
+WRITES = 3  # the generation this release writes
 READS = range(1, WRITES + 1)  # the generations it reads
 
 

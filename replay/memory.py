@@ -376,8 +376,9 @@ class InMemoryJournal:
     async def reseal(self, new: Seal) -> tuple[int, int, bytes]:
         """Every payload sealed under ``new`` and the chain recomputed, as on SQL."""
         bodies, digests = rekey.resealed_refusals(self.refusal_rows, self.seal, new)
+        shown = {xid: rows.shown_digest(rows.shown_of(ex)) for xid, ex in self.exchanges.items()}
         updates, seq, head = rekey.resealed_chain(
-            [s.row() for s in self._chain], self.seal, new, digests
+            [s.row() for s in self._chain], self.seal, new, digests, shown
         )
         for body, number in bodies:
             self.refusal_rows[number - 1]["body"] = body

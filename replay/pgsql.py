@@ -293,7 +293,11 @@ async def reseal(conn: Conn, chain: Chain, old: Seal, new: Seal) -> tuple[int, i
     refusals = await conn.fetch("SELECT * FROM refusals ORDER BY seq")
     bodies, digests = rekey.resealed_refusals(refusals, old, new)
     events = [tuple(r) for r in await conn.fetch(VERIFY)]
-    updates, seq, head = await asyncio.to_thread(rekey.resealed_chain, events, old, new, digests)
+    shown = await conn.fetch(f"SELECT {', '.join(rows.SHOWN)} FROM exchanges")
+    now = {r["id"]: rows.shown_digest(r) for r in shown}
+    updates, seq, head = await asyncio.to_thread(
+        rekey.resealed_chain, events, old, new, digests, now
+    )
     if bodies:
         await conn.execute(
             "UPDATE refusals AS r SET body = b.body"

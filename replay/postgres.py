@@ -278,7 +278,7 @@ class PostgresJournal(GroupCommit):
                 raise JournalUnavailable(f"exchange key {new.idempotency_key!r} keeps changing")
             if new.applicant_refs:
                 await conn.execute(pgsql.REFS, refs.kept_all(new.applicant_refs), new.id)
-            chain.add(received.rows(rows.shown_digest(rows.created(new.id))))
+            chain.add(received.rows(rows.shown_digest(rows.created(new))))
             return new.as_received(), True
 
         result: tuple[Exchange, bool] = await self._write(op)

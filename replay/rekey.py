@@ -1,6 +1,7 @@
 """A journal's keys over its life: taken at open (``open_keys``), rotated by ``tongban journal rekey``.
 
-Rekey: every payload sealed again under a new data key, the chain kept whole.
+Rekey: every payload sealed again under a new data key, the chain kept whole. Rows last written
+by a release that recorded a digest of fewer of their columns get the full one (``resealed_chain``).
 
 The order makes every crash recoverable: (1) the journal must verify, or rekey would sign what is
 wrong; (2) the key file gains the new key, kept beside the old (written atomically); (3) one
@@ -89,10 +90,21 @@ def resealed_refusals(
 
 
 def resealed_chain(
-    events: Sequence[Sequence[Any]], old: Seal, new: Seal, refusals: Mapping[int, bytes]
+    events: Sequence[Sequence[Any]],
+    old: Seal,
+    new: Seal,
+    refusals: Mapping[int, bytes],
+    shown: Mapping[str, bytes] | None = None,
 ) -> tuple[list[EventUpdate], int, bytes]:
     """Every live event's data sealed under ``new`` and the chain recomputed over it (tombstones
-    keep their hash, as verify reads them); the updates, the last seq and the new head."""
+    keep their hash, as verify reads them); the updates, the last seq and the new head.
+
+    ``shown`` (exchange id → ``replay.rows.shown_digest`` of its row now, read in the same
+    transaction) replaces the digest on each exchange's last event that carries one: a row last
+    written by a release that recorded fewer columns gets the full digest (the journal verified
+    first). An event that carried no digest gets none (verify tells those journals apart by it)."""
+    shown = {} if shown is None else shown
+    latest = _latest_digests(events, shown)
     prev, last, out = GENESIS, 0, []
     for seq, xid, at, kind, data, stored, archived, state in events:
         last = int(seq)
@@ -104,10 +116,21 @@ def resealed_chain(
         if kind == REFUSAL and not xid:
             plain = old.open(bytes(data), aad, f"event {seq}")
             digest = refusals.get(int(orjson.loads(plain)["refusal"]), digest)
+        elif latest.get(str(xid)) == last:
+            digest = shown[str(xid)]
         sealed = old.reseal(bytes(data), aad, new, f"event {seq}")
         prev = link(prev, last, str(xid), float(at), str(kind), sealed, digest)
         out.append((sealed, prev, digest, last))
     return out, last, prev
+
+
+def _latest_digests(events: Sequence[Sequence[Any]], shown: Mapping[str, bytes]) -> dict[str, int]:
+    """Per exchange of ``shown``, the seq of its last live event carrying a row digest."""
+    latest: dict[str, int] = {}
+    for seq, xid, _, _, _, _, archived, state in events:
+        if state is not None and not archived and str(xid) in shown:
+            latest[str(xid)] = int(seq)
+    return latest
 
 
 def _save(place: KeyPlace, ring: Keyring) -> None:

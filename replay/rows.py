@@ -21,7 +21,14 @@ from typing import Any, Protocol
 import orjson
 
 from federation.domain.errors import JournalDamaged
-from federation.domain.models import Direction, Event, Exchange, State, json_default
+from federation.domain.models import (
+    Direction,
+    Event,
+    Exchange,
+    NewExchange,
+    State,
+    json_default,
+)
 from replay.chain import GENESIS, EventRow
 from replay.compress import COLUMNS_1, compress, decompress
 from replay.journal import Refusal
@@ -38,8 +45,47 @@ ARCHIVED = "~archived"  # an exchange left for an archive file (its other events
 REFUSAL = "~refusal"  # a refused request was kept (no exchange: exchange id '')
 RECEIVED = "received"  # an exchange's first event: the application, its later events' context
 AUDIT = "~audit"  # an audited act (replay/trail.py; no exchange: exchange id '')
-# What a reader is shown of an exchange's row, and so what the chain records of it.
-SHOWN = ("id", "state", "attempts", "lifecycle_state", "mapping_versions", "receipt", "last_error")
+# What a reader is shown of an exchange's row, and so what the chain records of it (its digest,
+# ``shown_digest``): every column of ``exchanges`` that is written only by a write that records a
+# digest (``create``, ``record``) and read back as fact. The others are EXEMPT.
+SHOWN = (
+    "id",
+    "direction",
+    "source",
+    "target",
+    "service",
+    "idempotency_key",
+    "request_hash",
+    "state",
+    "attempts",
+    "next_attempt_at",
+    "lifecycle_state",
+    "mapping_versions",
+    "receipt",
+    "last_error",
+    "created_at",
+    "updated_at",
+)
+# Columns of ``exchanges`` outside the digest: leases and callback bookkeeping, which claims,
+# heartbeats, a drain and the notifier change without writing to the chain (a digest of them would
+# be stale after every heartbeat). An edit of them moves work (an exchange claimed sooner or
+# later, a callback sent again or not), never what an exchange shows it was or did: its callbacks
+# are events in the chain. docs/security.md says the same.
+EXEMPT = ("lease_owner", "lease_until", "notify_state", "notify_attempts", "notify_at")
+# What the chain recorded of a row before this release (generation 2 of replay/formats.py and
+# earlier): a digest of these only, 16 bytes (32 before that). Rows whose last write was then are
+# checked against them, and get the full digest at their next write.
+SHOWN_1 = (
+    "id",
+    "state",
+    "attempts",
+    "lifecycle_state",
+    "mapping_versions",
+    "receipt",
+    "last_error",
+)
+SHOWN_2 = b"\x02"  # the first byte of a full digest (17 bytes): SHOWN, ``shown_digest``
+TIMES = frozenset({"next_attempt_at", "created_at", "updated_at"})  # read back as floats
 REFUSAL_COLUMNS = (
     "at",
     "remote",
@@ -221,6 +267,8 @@ def _digest(tag: bytes, values: Iterable[Any]) -> bytes:
             part = b"B" + value
         elif kind is int:
             part = b"I" + str(value).encode()
+        elif kind is float:
+            part = b"F" + repr(value).encode()
         else:
             part = _part(value)
         parts.append(len(part).to_bytes(4, "big"))
@@ -243,23 +291,42 @@ def _part(value: Any) -> bytes:
 
 
 def shown_digest(row: Row | Mapping[str, Any]) -> bytes:
-    """The digest of what an ``exchanges`` row shows (SHOWN), as the chain records it: the first
-    SHOWN_BYTES of its SHA-256. It is inside the chain's hash, so nobody can change it without
-    breaking the chain; what it must resist is a second row made to match it, and 128 bits are
-    far out of reach for that. Journals written before kept all 32 bytes (``shown_matches``)."""
-    return _shown_sha256(row)[:SHOWN_BYTES]
+    """The digest of what an ``exchanges`` row shows (SHOWN), as the chain records it: SHOWN_2,
+    then the first SHOWN_BYTES of a SHA-256 of the SHOWN columns. It is inside the chain's hash,
+    so nobody can change it without breaking the chain; what it must resist is a second row made
+    to match it, and 128 bits are far out of reach for that. Its first byte says which columns it
+    covers, and it is chained too: nobody can turn it into a digest of fewer columns
+    (``shown_matches``)."""
+    return SHOWN_2 + _digest(b"tongban/shown/2", _shown_values(row))[:SHOWN_BYTES]
 
 
-def _shown_sha256(row: Row | Mapping[str, Any]) -> bytes:
-    return _digest(b"tongban/shown/1", (row[k] for k in SHOWN))
+def _shown_values(row: Row | Mapping[str, Any]) -> list[Any]:
+    """The SHOWN columns as every backend reads them back: a request hash as SQLite keeps it
+    (``hash_column``: its bytes, where PostgreSQL keeps text), times as floats (a REAL or double
+    precision column gives back a float for an int written)."""
+    values = [row[k] for k in SHOWN]
+    if type(values[_HASH]) is not bytes:
+        values[_HASH] = hash_column(hash_text(values[_HASH]))
+    for n in _TIMES:
+        if type(values[n]) is not float and values[n] is not None:
+            values[n] = float(values[n])
+    return values
+
+
+_HASH = SHOWN.index("request_hash")
+_TIMES = [SHOWN.index(k) for k in TIMES]
 
 
 def shown_matches(row: Row | Mapping[str, Any], recorded: bytes) -> bool:
-    """Whether ``recorded`` (a row digest the chain holds: 16 bytes, or 32 as written before) is
-    the digest of what ``row`` shows."""
+    """Whether ``recorded`` (a row digest the chain holds) is the digest of what ``row`` shows.
+    Its form is the chained bytes' own, never the row's: 17 bytes from SHOWN_2 cover SHOWN; 16
+    (or 32, as written before) are a digest of SHOWN_1 from an earlier release."""
+    if len(recorded) == 1 + SHOWN_BYTES and recorded[:1] == SHOWN_2:
+        return hmac.compare_digest(shown_digest(row), recorded)
     if len(recorded) not in (SHOWN_BYTES, 32):
         return False
-    return hmac.compare_digest(_shown_sha256(row)[: len(recorded)], recorded)
+    old = _digest(b"tongban/shown/1", (row[k] for k in SHOWN_1))
+    return hmac.compare_digest(old[: len(recorded)], recorded)
 
 
 SHA256_PREFIX = "sha256:"
@@ -285,29 +352,30 @@ def hash_text(stored: bytes | str) -> str:
     return stored
 
 
-def created(exchange_id: str) -> dict[str, Any]:
+def created(new: NewExchange) -> dict[str, Any]:
     """The SHOWN columns of an exchange's row as ``create`` writes it."""
-    return {
-        "id": exchange_id,
-        "state": "received",
-        "attempts": 0,
-        "lifecycle_state": None,
-        "mapping_versions": None,
-        "receipt": None,
-        "last_error": None,
-    }
+    return shown_of(new.as_received())
 
 
 def shown_of(ex: Exchange) -> dict[str, Any]:
     """The SHOWN columns of an Exchange value, as a backend without rows stores them."""
     return {
         "id": ex.id,
+        "direction": ex.direction.value,
+        "source": ex.source,
+        "target": ex.target,
+        "service": ex.service,
+        "idempotency_key": ex.idempotency_key,
+        "request_hash": ex.request_hash,
         "state": ex.state.value,
         "attempts": ex.attempts,
+        "next_attempt_at": ex.next_attempt_at,
         "lifecycle_state": ex.lifecycle_state,
         "mapping_versions": dumps(ex.mapping_versions) if ex.mapping_versions else None,
         "receipt": None if ex.receipt is None else dumps(ex.receipt),
         "last_error": None if ex.last_error is None else dumps(ex.last_error),
+        "created_at": ex.created_at,
+        "updated_at": ex.updated_at,
     }
 
 

@@ -294,7 +294,7 @@ class SQLiteJournal(SQLiteAdmin):
                 )
                 history = sqlitesql.history(conn, row["id"], self.seal)
                 return sqlitesql.exchange(conn, row, history, self.sets), False
-            self._chain.append(conn, sealing.rows(rows.shown_digest(rows.created(new.id))))
+            self._chain.append(conn, sealing.rows(rows.shown_digest(rows.created(new))))
             if new.applicant_refs:
                 conn.executemany(
                     "INSERT OR IGNORE INTO exchange_refs (ref, exchange_id) VALUES (?, ?)",

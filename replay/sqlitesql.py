@@ -88,7 +88,9 @@ def reseal(conn: sqlite3.Connection, old: Seal, new: Seal) -> tuple[int, int, by
     refusals = conn.execute("SELECT * FROM refusals ORDER BY seq").fetchall()
     bodies, digests = rekey.resealed_refusals(refusals, old, new)
     events = conn.execute(f"SELECT {EVENT_COLUMNS} FROM events ORDER BY seq").fetchall()
-    updates, seq, head = rekey.resealed_chain(events, old, new, digests)
+    shown = conn.execute(f"SELECT {', '.join(rows.SHOWN)} FROM exchanges")
+    digests_now = {r["id"]: rows.shown_digest(r) for r in shown}
+    updates, seq, head = rekey.resealed_chain(events, old, new, digests, digests_now)
     conn.executemany("UPDATE refusals SET body = ? WHERE seq = ?", bodies)
     conn.executemany("UPDATE events SET data = ?, hash = ?, state = ? WHERE seq = ?", updates)
     return len(bodies) + len(updates), seq, head

@@ -152,7 +152,7 @@ async def test_sqlite_chain_holds_16_bytes_and_still_checks_32_written_before(
     j = SQLiteJournal(path)
     await j.open()
     try:
-        monkeypatch.setattr(rows, "SHOWN_BYTES", 32)  # as the journal wrote before
+        monkeypatch.setattr(rows, "shown_digest", _first_digest)  # as the journal wrote before
         before = await delivered(j, 1)
         monkeypatch.undo()
         after = await delivered(j, 2)
@@ -162,7 +162,7 @@ async def test_sqlite_chain_holds_16_bytes_and_still_checks_32_written_before(
                     "SELECT exchange_id, max(length(state)) FROM events GROUP BY exchange_id"
                 ).fetchall()
             )
-        assert lengths == {before: 32, after: 16}
+        assert lengths == {before: 32, after: 1 + 16}
         assert (await j.verify())[1] is None
         await _edit_receipt(j, before)
         problem = (await j.verify())[1]
@@ -171,12 +171,18 @@ async def test_sqlite_chain_holds_16_bytes_and_still_checks_32_written_before(
         await j.close()
 
 
+def _first_digest(row: rows.Row) -> bytes:
+    """A row digest as the first releases recorded it: all 32 bytes, of fewer columns."""
+    return rows._digest(b"tongban/shown/1", (row[k] for k in rows.SHOWN_1))
+
+
 def test_a_digest_of_another_length_matches_nothing() -> None:
-    row = rows.created("01J00000000000000000000000")
+    row = rows.created(new(1))
     digest = rows.shown_digest(row)
-    assert len(digest) == rows.SHOWN_BYTES == 16
+    assert len(digest) == 1 + rows.SHOWN_BYTES == 17
     assert rows.shown_matches(row, digest)
     assert not rows.shown_matches(row, digest[:8])  # a prefix shorter than 16 bytes holds nothing
+    assert not rows.shown_matches(row, digest[:-1])
     assert not rows.shown_matches(row, b"")
     assert not rows.shown_matches({**row, "state": "delivered"}, digest)
 

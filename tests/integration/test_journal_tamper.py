@@ -148,8 +148,9 @@ async def test_an_exchange_state_or_receipt_edited(where: Store, column: str, va
     await where.execute(f"UPDATE exchanges SET {column} = ? WHERE id = ?", value, ids[1])
     broken = await verify(where)
     assert broken == (
-        f"exchange {ids[1]}: its row (state, receipt, attempts, lifecycle, errors) is not what "
-        f"the chain recorded at event 6: the row was edited"
+        f"exchange {ids[1]}: its row (partner, service, source, key, direction, request hash, "
+        "state, receipt, attempts, lifecycle, errors, times) is not what the chain recorded at "
+        "event 6: the row was edited"
     )
 
 
