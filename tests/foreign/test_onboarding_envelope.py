@@ -89,7 +89,8 @@ async def test_a_valid_application_is_delivered_once_with_the_accept_number(
         ex, _ = await broker.submit(submission("fj-valid-1"))
         done = await ended(broker, ex.id)
     log = platform.read_log()
-    assert [(e["requestId"], e["code"], e["record"]) for e in log] == [("fj-valid-1", 0, "new")]
+    # the serial number the platform sees is the exchange id (≤ 64 chars, unique per application)
+    assert [(e["requestId"], e["code"], e["record"]) for e in log] == [(ex.id, 0, "new")]
     assert done.state is State.DELIVERED and done.attempts == 1
     assert done.receipt is not None
     assert done.receipt["receipt_number"] == log[0]["acceptNo"]
@@ -103,7 +104,7 @@ async def test_an_id_number_failing_its_check_is_rejected_with_the_platforms_cod
     async with running() as (platform, broker, _):
         ex, _ = await broker.submit(submission("fj-bad-id", WRONG_CHECK_DIGIT))
         done = await ended(broker, ex.id)
-    assert [(e["requestId"], e["code"]) for e in platform.read_log()] == [("fj-bad-id", 1001)]
+    assert [(e["requestId"], e["code"]) for e in platform.read_log()] == [(ex.id, 1001)]
     assert platform.records() == []
     assert done.state is State.REJECTED and done.attempts == 1
     error = done.last_error or {}
@@ -124,15 +125,15 @@ async def test_a_busy_platform_is_retried_with_the_same_serial_number(running: R
                 view = await resp.json()
     log = platform.read_log()
     assert [(e["requestId"], e["code"], e["record"]) for e in log] == [
-        ("fj-busy-1", 5003, None),
-        ("fj-busy-1", 5003, None),
-        ("fj-busy-1", 0, "new"),
+        (ex.id, 5003, None),
+        (ex.id, 5003, None),
+        (ex.id, 0, "new"),
     ]
     assert done.state is State.DELIVERED
     outcomes = [a.outcome.value for a in done.attempt_history() if a.outcome is not None]
     assert outcomes == ["transient_error", "transient_error", "delivered"]
     sent = {a.request["headers"][REQUEST_ID_HEADER] for a in done.attempt_history()}
-    assert sent == {"fj-busy-1"}
+    assert sent == {ex.id}
     assert view["state"] == "delivered" and view["last_error"] is None
     assert view["previous_error"]["partner_code"] == 5003
 

@@ -172,7 +172,7 @@ async def test_spyne_a_valid_request_is_delivered_once_with_the_key_in_the_neste
         done = await ended(broker, ex.id)
     log = servico.read_log()
     assert [(e["chave"], e["remetente"], e["resultado"], e["registo"]) for e in log] == [
-        ("mo-valid-1", "TONGBAN-GZ", "aceite", "novo")
+        (ex.id, "TONGBAN-GZ", "aceite", "novo")  # the key the office sees: the exchange id
     ]
     assert done.state is State.DELIVERED and done.attempts == 1
     assert done.receipt is not None and done.receipt["receipt_number"] == log[0]["recibo"]
@@ -184,7 +184,7 @@ async def test_spyne_a_client_fault_is_rejected_with_the_offices_message(spyne: 
         ex, _ = await broker.submit(pedido("mo-cancelled", bir="5123456(7)"))
         done = await ended(broker, ex.id)
     assert [(e["chave"], e["resultado"], e["falha"]) for e in servico.read_log()] == [
-        ("mo-cancelled", "recusado", "Client.BIRCancelado")
+        (ex.id, "recusado", "Client.BIRCancelado")
     ]
     assert done.state is State.REJECTED and done.attempts == 1
     error = done.last_error or {}
@@ -201,9 +201,9 @@ async def test_spyne_a_server_fault_is_retried_with_the_same_key_then_delivered(
         done = await ended(broker, ex.id)
     log = servico.read_log()
     assert [(e["chave"], e["resultado"]) for e in log] == [
-        ("mo-busy-1", "indisponivel"),
-        ("mo-busy-1", "indisponivel"),
-        ("mo-busy-1", "aceite"),
+        (ex.id, "indisponivel"),
+        (ex.id, "indisponivel"),
+        (ex.id, "aceite"),
     ]
     assert done.state is State.DELIVERED and done.attempts == 3
 
@@ -219,8 +219,8 @@ async def test_spyne_the_same_key_twice_is_one_request_at_the_office(spyne: Run)
     log = servico.read_log()
     assert (created, again.id) == (False, first.id)
     assert [(e["chave"], e["registo"]) for e in log] == [
-        ("mo-twice", "novo"),
-        ("mo-twice", "repetido"),
+        (first.id, "novo"),
+        (first.id, "repetido"),
     ]
     assert log[0]["recibo"] == log[1]["recibo"]
     assert done.receipt == resent.receipt
@@ -241,7 +241,7 @@ async def test_xroad_a_valid_request_carries_the_profiles_headers_and_is_deliver
     assert (entry["client"], entry["service"]) == (CLIENT, SERVICE)
     assert (entry["userId"], entry["issue"]) == ("CN-GZ-TONGBAN", "GZ-2026-000321")
     assert (entry["requestKey"], entry["outcome"], entry["record"]) == (
-        "gd-valid-1",
+        ex.id,
         "VALID",
         "new",
     )
@@ -290,9 +290,9 @@ async def test_xroad_a_network_error_is_retried_as_new_messages_with_the_same_ke
         done = await ended(broker, ex.id)
     log = stub.read_log()
     assert [(e["outcome"], e["requestKey"]) for e in log] == [
-        ("soap_fault", "gd-busy-1"),
-        ("soap_fault", "gd-busy-1"),
-        ("VALID", "gd-busy-1"),
+        ("soap_fault", ex.id),
+        ("soap_fault", ex.id),
+        ("VALID", ex.id),
     ]
     assert len({e["messageId"] for e in log}) == 3
     assert done.state is State.DELIVERED and done.attempts == 3
