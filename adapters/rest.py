@@ -4,7 +4,8 @@ Classification (documented in docs/delivery.md): 2xx delivered; 408, 425, 429 an
 ``Retry-After`` honoured); any other status permanent. A connection that could not be opened is
 transient; a failure after the request was written (timeout, reset, disconnect) is an unknown outcome.
 A partner with reply rules (``reply:``) is judged by them first (:mod:`adapters.replies`): then a 2xx
-answer is delivered only when the rules call it a success.
+answer is delivered only when the rules call it a success. Without rules, a 2xx whose body is not
+JSON is an unknown outcome (retried with the same key), not a yes.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from federation.config.reader import Reader
 from federation.config.replies import ReplyRules
 from federation.config.secrets import literal_credential
 from federation.config.yamlsrc import PathKey
-from federation.domain.errors import Transcript, UnrecognisedReply
+from federation.domain.errors import Transcript, UnknownOutcomeError, UnrecognisedReply
 from federation.domain.media import charset_of
 from federation.domain.models import canonical_json
 from federation.domain.strictjson import DuplicateKey, loads
@@ -285,7 +286,18 @@ def classify(
             status=status,
             retry_after=answer.retry_after,
         )
-    # a success's body that is not JSON is still delivered (without rules), with a problem noted
+    if problem is not None and rules is None:
+        # not the partner's JSON yes (a proxy's or gateway's page, a cut-off reply): whether it
+        # took the request is unknown; retried with the same key. No body at all (204, 202) is
+        # HTTP's own "done, nothing to say" and stays a yes.
+        raise UnknownOutcomeError(
+            f"{pid} answered HTTP {status} but the {problem}; it may have processed the request",
+            partner=pid,
+            operation=operation,
+            transcript=transcript,
+            status=status,
+        )
+    # with rules that call it a success, a body that is not JSON is delivered, its problem noted
     return Reply(status=status, body=body, transcript=transcript, problem=problem)
 
 

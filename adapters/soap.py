@@ -13,7 +13,9 @@ partner defines) is permanent; a Server/Receiver fault is transient. Without a f
 408, 425, 429 and 5xx transient (``Retry-After`` honoured); any other status permanent. A connection
 that could not be opened is transient; a failure after the request was written is an unknown outcome.
 A 2xx reply that cannot be trusted (too large, not XML, refused by the hardened parser, not a SOAP
-envelope) is an unknown outcome too: the partner may well have processed the request, so the exchange
+envelope) or that holds no answer (an empty body or Body, another element than the operation's
+output, the other SOAP version's envelope; unless the partner's reply rules call it a yes) is an
+unknown outcome too: the partner may well have processed the request, so the exchange
 must neither be marked delivered nor rejected; it is retried with the same idempotency key, and a
 partner that keeps answering garbage runs out the retry policy and ends ``failed`` for an operator.
 """

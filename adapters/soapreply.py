@@ -1,7 +1,8 @@
 """What a SOAP reply means: delivered, a fault (permanent or transient), or an HTTP error.
 
 Read bounded first (:func:`read_bounded`), then classified whole (:func:`classify`); see
-:mod:`adapters.soap` for the rules and why an untrustworthy 2xx reply is an unknown outcome. A
+:mod:`adapters.soap` for the rules and why an untrustworthy 2xx reply, or one without the
+operation's answer (:func:`unanswered`), is an unknown outcome. A
 partner's reply rules (``reply:``, :mod:`adapters.replies`) judge a 2xx reply's output values (a
 business code in the body) and, with ``faults:``, which fault codes are permanent or transient.
 """
@@ -9,6 +10,8 @@ business code in the body) and, with ``faults:``, which fault codes are permanen
 from __future__ import annotations
 
 from typing import Any, NamedTuple
+
+from lxml import etree  # type: ignore[import-untyped]
 
 from adapters import xmlsafe
 from adapters.base import Reply
@@ -64,7 +67,19 @@ def classify(
     transcript = Transcript(request=sent, response=got)
     if 200 <= status < 300:
         reply = read_body(pid, op, reading, status, transcript)
-        verdict = judge(rules, status=status, body=reply.body) if rules is not None else None
+        if rules is None:
+            missing = unanswered(op, reading)
+            if missing is not None:
+                raise UnknownOutcomeError(
+                    f"{pid} answered HTTP {status} with {missing}, not the answer of {op.name}; "
+                    "it may have processed the request",
+                    partner=pid,
+                    operation=op.name,
+                    transcript=transcript,
+                    status=status,
+                )
+            return reply
+        verdict = judge(rules, status=status, body=reply.body)
         if verdict is not None and verdict.kind != "success":
             raise rule_refusal(
                 verdict, partner=pid, operation=op.name, transcript=transcript, status=status
@@ -165,6 +180,30 @@ def read_body(
     except BodyInvalid as exc:
         problem = f"the reply does not match the WSDL output of {op.name}: {exc}"
         return Reply(status=status, body=None, transcript=transcript, problem=problem)
+
+
+def unanswered(op: Operation, reading: Reading) -> str | None:
+    """What a readable 2xx reply holds instead of the operation's answer; None if it holds it.
+
+    The answer is a SOAP envelope of the port's version whose Body starts with the operation's
+    output element (an operation without output is answered by any 2xx). Whether that element's
+    content matches the WSDL is :func:`read_body`'s question: a mismatch there is still the
+    partner's answer, kept as a receipt problem.
+    """
+    if op.output is None:
+        return None
+    opened = reading.opened
+    if opened is None:
+        return "an empty body"
+    if opened.version is not op.version:
+        return f"a SOAP {opened.version.name} envelope on a SOAP {op.version.name} port"
+    expected = op.output.tag
+    first = opened.first
+    if first is None:
+        return "an empty SOAP Body"
+    if expected and first.tag != expected:
+        return f"{etree.QName(first).localname} in the SOAP Body"
+    return None
 
 
 def _summary(raw: bytes) -> str | None:

@@ -356,7 +356,9 @@ class ZeepBody:
         self.message = message  # a zeep DocumentMessage / RpcMessage
         self.settings = settings
         body = message.body
-        self.tag = etree.QName(body.qname).text if body is not None else ""
+        # several body parts go into the Body side by side: no one element starts the message
+        wrapped = body is None or message._is_body_wrapped
+        self.tag = "" if wrapped else etree.QName(body.qname).text
 
     def write(self, values: Mapping[str, Any]) -> str:
         try:

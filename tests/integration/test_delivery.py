@@ -162,26 +162,42 @@ async def test_mapping_failure_rejects_without_calling_the_partner(
     assert sims["hk"].requests == 0
 
 
-async def test_unreadable_receipt_still_counts_as_delivered(make_config, broker_at) -> None:
-    """A 200 whose body is not JSON: delivered (the partner has it) with receipt_invalid recorded."""
+async def test_a_200_that_is_not_json_is_an_unknown_outcome_not_a_yes(
+    make_config, broker_at
+) -> None:
+    """hk has no reply rules. A 200 whose body is not JSON (a gateway's page) says nothing of the
+    application: each attempt is an unknown outcome, retried with the same key, and the exchange
+    ends failed for support staff, never delivered. A 204 without a body is HTTP's yes."""
+    keys: list[str] = []
+    kind = {"answer": "html"}
 
     async def handler(request: web.Request) -> web.Response:
-        return web.Response(text="<html>OK</html>", content_type="text/html")
+        keys.append(request.headers["Idempotency-Key"])
+        if kind["answer"] == "html":
+            return web.Response(text="<html>OK</html>", content_type="text/html")
+        return web.Response(status=204)
 
     app = web.Application()
     app.router.add_post("/{tail:.*}", handler)
     runner, url = await start_site(app)
     try:
-        root = make_config()
+        root = make_config(max_attempts=3)
         partner = {"hk": type("Sim", (), {"url": url})()}
         async with broker_at(root, partner) as (broker, _):
             ex, _ = await broker.submit(hk_submission())
             done = await settle(broker, ex.id, DONE)
+            kind["answer"] = "nothing"
+            other, _ = await broker.submit(hk_submission("key-2"))
+            empty = await settle(broker, other.id, DONE)
     finally:
         await runner.cleanup()
-    assert done.state is State.DELIVERED
-    assert "receipt_invalid" in [e.kind for e in done.events]
-    assert done.last_error is not None and "not JSON" in done.last_error["message"]
+    assert done.state is State.FAILED
+    outcomes = [a.outcome.value for a in done.attempt_history() if a.outcome is not None]
+    assert outcomes == ["unknown_outcome"] * 3
+    assert done.last_error is not None and done.last_error["kind"] == "unknown_outcome"
+    assert done.last_error["message"].startswith("hk answered HTTP 200 but the reply is not JSON")
+    assert keys == [ex.id] * 3 + [other.id]
+    assert empty.state is State.DELIVERED
 
 
 async def test_concurrency_per_partner_is_bounded(make_config, simulators, broker_at) -> None:

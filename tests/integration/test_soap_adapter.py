@@ -381,6 +381,80 @@ async def test_a_reply_off_the_wsdl_is_delivered_with_a_problem(soap_root) -> No
     assert "ref_no: required element missing" in reply.problem
 
 
+_SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
+_SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
+_ANSWER = (
+    f'<t:VehicleLicenceRenewalResponse xmlns:t="{HK_NS}"><t:ref_no>HK-1</t:ref_no>'
+    "<t:status>RECEIVED</t:status><t:received_at>2025-04-28T10:15:00+08:00</t:received_at>"
+    "</t:VehicleLicenceRenewalResponse>"
+)
+NO_ANSWER = {
+    "empty": (b"", "with an empty body"),
+    "empty-body": (
+        f'<e:Envelope xmlns:e="{_SOAP11}"><e:Body/></e:Envelope>'.encode(),
+        "with an empty SOAP Body",
+    ),
+    "other-element": (
+        f'<e:Envelope xmlns:e="{_SOAP11}"><e:Body><t:RenewalStatusResponse xmlns:t="{HK_NS}">'
+        "<t:status>RECEIVED</t:status></t:RenewalStatusResponse></e:Body></e:Envelope>".encode(),
+        "with RenewalStatusResponse in the SOAP Body",
+    ),
+    "soap12-on-soap11": (
+        f'<e:Envelope xmlns:e="{_SOAP12}"><e:Body>{_ANSWER}</e:Body></e:Envelope>'.encode(),
+        "with a SOAP 1.2 envelope on a SOAP 1.1 port",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(NO_ANSWER))
+async def test_a_200_without_the_operations_answer_is_an_unknown_outcome(
+    soap_root, kind: str
+) -> None:
+    """HK has no reply rules: a 200 holding no RenewVehicleLicence answer is no yes; whether TD
+    took the application is unknown (retried with the same key), and the attempt says why."""
+    body, why = NO_ANSWER[kind]
+    async with (
+        hostile({kind: body}) as url,
+        running(soap_root(), endpoints={"hk": f"{url}/{kind}"}) as rig,
+    ):
+        with pytest.raises(UnknownOutcomeError) as info:
+            await rig.adapters["hk"].send(request("hk"))
+    assert info.value.message == (
+        f"hk answered HTTP 200 {why}, not the answer of RenewVehicleLicence; "
+        "it may have processed the request"
+    )
+    assert info.value.transcript.response is not None
+
+
+async def test_the_operations_answer_in_the_right_envelope_is_delivered(soap_root) -> None:
+    """The counterpart of the above: the output element in a SOAP 1.1 envelope is the yes."""
+    answer = f'<e:Envelope xmlns:e="{_SOAP11}"><e:Body>{_ANSWER}</e:Body></e:Envelope>'
+    async with (
+        hostile({"yes": answer.encode()}) as url,
+        running(soap_root(), endpoints={"hk": f"{url}/yes"}) as rig,
+    ):
+        reply = await rig.adapters["hk"].send(request("hk"))
+    assert reply.problem is None and reply.body["ref_no"] == "HK-1"
+
+
+@pytest.mark.parametrize("kind", sorted(NO_ANSWER))
+async def test_reply_rules_may_call_a_bare_200_a_yes(soap_root, kind: str) -> None:
+    """A partner whose reply rules say any 200 is a yes: delivered, a missing receipt noted (the
+    answer in the other version's envelope is read as it is)."""
+    rules = "    reply: {success: {status: [200]}}"
+    body, _ = NO_ANSWER[kind]
+    async with (
+        hostile({kind: body}) as url,
+        running(soap_root(hk_extra=rules), endpoints={"hk": f"{url}/{kind}"}) as rig,
+    ):
+        reply = await rig.adapters["hk"].send(request("hk"))
+    assert reply.status == 200
+    if kind == "soap12-on-soap11":
+        assert reply.problem is None and reply.body["ref_no"] == "HK-1"
+    else:
+        assert reply.body is None and reply.problem
+
+
 # --- WS-Security ----------------------------------------------------------------------------------
 
 
