@@ -23,8 +23,9 @@ contradictory application is refused at our door rather than by the partner days
 
 Each rule is silent when a value it compares is absent (``required:`` on a field says that) or,
 for the ID rules, when the value is not shaped like an 18-character mainland ID (an HKID in the
-same field, say). A problem names the field the rule is about (``at:`` names another), the
-check's line, and never the values compared: they are personal data.
+same field, say) once read as the ``mainland_id`` transform reads it (full-width digits count).
+A problem names the field the rule is about (``at:`` names another), the check's line, and never
+the values compared: they are personal data.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from federation.config.yamlsrc import Located, PathKey
 from federation.domain.errors import Problem
 from federation.domain.paths import MISSING, PathSyntaxError, parse_path
 from federation.domain.texts import N_, Text, said
+from federation.mapping import domain
 from federation.mapping.transforms import DATE_FORMATS, TransformError
 from federation.mapping.transforms.dates import DEFAULT_ZONE, date_reader
 
@@ -197,10 +199,14 @@ def _absent(value: Any) -> bool:
 
 
 def _mainland_id(value: Any) -> str | None:
-    """The ID as 18 characters, or None when it is not shaped like a mainland ID."""
+    """The ID as 18 characters, or None when it is not shaped like a mainland ID.
+
+    Read through the same cleaning as the ``mainland_id`` transform (full-width digits as ASCII, as
+    an input method types them): a number the transform sends is always a number the rule compares.
+    """
     if not isinstance(value, str):
         return None
-    text = value.strip().upper()
+    text = domain.clean(value)
     return text if _ID_SHAPE.fullmatch(text) else None
 
 

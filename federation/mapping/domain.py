@@ -46,8 +46,18 @@ class Checked:
 _FULLWIDTH = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
 
 
-def _clean(value: str) -> str:
-    return value.translate(_FULLWIDTH).strip().upper()
+def halfwidth(value: str) -> str:
+    """``value`` with full-width forms and the ideographic space as their ASCII twins (ASCII text
+    is returned as it is, without a copy)."""
+    return value if value.isascii() else value.translate(_FULLWIDTH)
+
+
+def clean(value: str) -> str:
+    """An identity number or code as every check reads it: full-width forms as ASCII, trimmed,
+    upper case. The transforms (``mainland_id`` …) and the ``checks:`` rules (``id_sex`` …) both
+    read a number through this one function, so a rule never compares less than a transform sends.
+    """
+    return halfwidth(value).strip().upper()
 
 
 @functools.cache
@@ -124,7 +134,7 @@ _REGION_SINCE = {"81": date(1997, 7, 1), "82": date(1999, 12, 20)}
 
 def mainland_id_check_char(first17: str) -> str:
     """The ISO 7064 MOD 11-2 check character for the first 17 digits of a mainland ID."""
-    body = _clean(first17)
+    body = clean(first17)
     _check_chars(body, [_DIGITS] * 17, _ID_BODY)
     return _id_check(body)
 
@@ -142,7 +152,7 @@ def _id_check(body: str) -> str:
 
 def mainland_id(value: str, *, today: date | None = None) -> Checked:
     """Check a mainland ID card or HK/Macau/Taiwan residence permit number (18 characters)."""
-    v = _clean(value)
+    v = clean(value)
     _check_chars(v, [_DIGITS] * 17 + [_DIGITS + "X"], _ID_NUMBER)
     region, birth, check = v[:6], v[6:14], v[17]
     if region[:2] not in _PROVINCES:
@@ -185,7 +195,7 @@ _HKID_FORMAT = N_("an HKID is 1-2 letters, 6 digits and a check character 0-9 or
 
 def hkid_check_char(prefix: str) -> str:
     """The check character (0-9 or A) for an HKID's letters and six digits, e.g. ``A123456``."""
-    p = _clean(prefix)
+    p = clean(prefix)
     if not _HKID_PREFIX.fullmatch(p):
         raise DomainCheckError(said("an HKID prefix is 1-2 letters and 6 digits, as A123456"))
     # One-letter numbers are padded to eight positions with a space worth 36.
@@ -196,7 +206,7 @@ def hkid_check_char(prefix: str) -> str:
 
 def hkid(value: str) -> Checked:
     """Check an HKID (``A123456(3)``, ``A1234563``, ``A123456 3``); normalise to ``A123456(3)``."""
-    m = _HKID.fullmatch(_clean(value))
+    m = _HKID.fullmatch(clean(value))
     if m is None:
         raise DomainCheckError(Text(_HKID_FORMAT))
     number, check = m[1], m[2] or m[3]
@@ -216,7 +226,7 @@ _BIR_OLD = re.compile(r"([157])/([0-9]{6})/([0-9])", re.ASCII)
 
 def macau_bir(value: str) -> Checked:
     """Check the format of a Macau BIR number (``1234567(8)`` or old ``1/234567/8``)."""
-    v = _clean(value)
+    v = clean(value)
     if m := _BIR.fullmatch(v):
         number, check = m[1], m[2] or m[3]
     elif m := _BIR_OLD.fullmatch(v):
@@ -238,7 +248,7 @@ _HRP = re.compile(r"[HM](?:[0-9]{8}|[0-9]{10})", re.ASCII)
 
 def home_return_permit(value: str) -> Checked:
     """Check the format of a 回鄉證 number: H or M, 8 digits, optionally a 2-digit renewal count."""
-    v = _clean(value)
+    v = clean(value)
     if not _HRP.fullmatch(v):
         raise DomainCheckError(
             said(
@@ -264,7 +274,7 @@ _USCC_VALUE = {c: i for i, c in enumerate(_USCC_ALPHABET)}
 
 def uscc_check_char(first17: str) -> str:
     """The GB 32100-2015 check character for the first 17 characters of a USCC."""
-    body = _clean(first17)
+    body = clean(first17)
     _check_chars(body, [_USCC_ALPHABET] * 17, _USCC_BODY)
     return _uscc_check(body)
 
@@ -277,7 +287,7 @@ def _uscc_check(body: str) -> str:
 
 def uscc(value: str, allow: Collection[str] = ()) -> Checked:
     """Check a USCC; a code listed in ``allow`` passes a failed checksum with a warning."""
-    v = _clean(value)
+    v = clean(value)
     _check_chars(v, [_USCC_ALPHABET] * 18, _USCC)
     parts = {"authority": v[0], "entity_type": v[1], "region": v[2:8], "org_code": v[8:17]}
     expected = _uscc_check(v[:17])  # v is cleaned and every character is in the alphabet
@@ -285,7 +295,7 @@ def uscc(value: str, allow: Collection[str] = ()) -> Checked:
         return Checked(value=v, parts=parts)
     # Some early pilot codes were issued with a wrong check character and are still in use; the
     # mapping lists them explicitly so a typo elsewhere is still caught.
-    if v in (_cleaned(allow) if isinstance(allow, frozenset) else {_clean(a) for a in allow}):
+    if v in (_cleaned(allow) if isinstance(allow, frozenset) else {clean(a) for a in allow}):
         warning = said(
             "accepted by allow-list although its check character should be %(expected)r",
             expected=expected,
@@ -297,7 +307,7 @@ def uscc(value: str, allow: Collection[str] = ()) -> Checked:
 @functools.cache
 def _cleaned(allow: frozenset[str]) -> frozenset[str]:
     """A mapping's allow-list (a frozenset, the same one every call), cleaned once."""
-    return frozenset(_clean(a) for a in allow)
+    return frozenset(clean(a) for a in allow)
 
 
 # --- Hong Kong Business Registration number ------------------------------------------------------
@@ -308,7 +318,7 @@ _BRN = re.compile(r"(?:([0-9]{8})|C([0-9]{1,10})|F([0-9]{1,10}))", re.ASCII)
 
 def hk_brn(value: str) -> Checked:
     """Check the format of an HK BR number: 8 digits, or C/F and digits for unregistered firms."""
-    v = _clean(value)
+    v = clean(value)
     m = _BRN.fullmatch(v)
     if m is None:
         raise DomainCheckError(
