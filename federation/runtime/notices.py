@@ -45,6 +45,7 @@ from federation.mapping.engine import Section
 from federation.mapping.report import map_notice, notice_document, report_of
 from federation.runtime.breaker import PartnerGuards, Sleep
 from federation.runtime.catalogue import Catalogue
+from federation.runtime.owed import Owed, owed, step_of
 from replay.journal import Journal
 
 NOTICE_KINDS = (
@@ -135,26 +136,22 @@ def channel_partner(partner: Partner, service: Service) -> Partner:
     )
 
 
-def step_of(state: str) -> str:
-    """The word a notice carries for a callback mark (``lifecycle:accepted`` → ``accepted``;
-    ``delivered`` → ``submitted``; an end short of the local system stays as it is)."""
-    if state.startswith("lifecycle:"):
-        return state.split(":", 1)[1]
-    return "submitted" if state == State.DELIVERED.value else state
-
-
-def document_for(exchange: Exchange, state: str) -> dict[str, Any]:
-    """The notice document of ``exchange`` (loaded with its events) for the mark ``state``."""
+def document_for(exchange: Exchange, state: str, event: int | None = None) -> dict[str, Any]:
+    """The notice document of ``exchange`` (loaded with its events) for the mark ``state``: its
+    step as journalled at ``events[event]`` (else the latest such step), with the steps so far."""
     step = step_of(state)
     said: dict[str, Any] = {}
     at = exchange.updated_at
-    for event in exchange.events:
-        if event.kind == "lifecycle" and event.data.get("lifecycle") == step:
-            said, at = dict(event.data), event.at
+    events = exchange.events if event is None else exchange.events[: event + 1]
+    for e in events:
+        if e.kind == "lifecycle" and e.data.get("lifecycle") == step:
+            said, at = dict(e.data), e.at
+    if event is not None:
+        at = events[-1].at
     return notice_document(
         step=step,
         at=iso(at) or "",
-        steps=exchange.lifecycle(),
+        steps=replace(exchange, events=tuple(events)).lifecycle(),
         original=exchange.original(),
         application=exchange.application,
         note=said.get("note"),
@@ -208,12 +205,24 @@ class Notices:
         return channel
 
     async def attempt(self, route: Route, exchange: Exchange, state: str, attempt: int) -> Tried:
-        """One try at the notice for mark ``state`` of ``exchange`` (loaded with its events)."""
+        """One try at the oldest notice ``exchange`` (loaded with its events) owes while its mark
+        is ``state`` (:func:`~federation.runtime.owed.owed`): the mark is due again at once
+        while later steps are owed. ``attempt`` counts only for an exchange given without its
+        history; else the history's tries at that notice do."""
+        queue = owed(exchange, state)
+        tried = await self._try(route, exchange, queue[0], attempt)
+        if tried.done and len(queue) > 1:
+            return Tried(events=tried.events, done=False, next_at=self._clock())
+        return tried
+
+    async def _try(self, route: Route, exchange: Exchange, due: Owed, attempt: int) -> Tried:
+        state = due.mark
+        attempt = due.attempts + 1 if exchange.events else attempt
         mark = {"state": state, "step": step_of(state)}
         event = _events(exchange, self._clock)
         log = self._log.bind(exchange_id=exchange.id, partner=route.partner.id, **mark)
         try:
-            body, _ = map_notice(route.section, document_for(exchange, state))
+            body, _ = map_notice(route.section, document_for(exchange, state, due.event))
         except MappingError as exc:
             problems = [p.to_dict() for p in exc.problems]
             log.warning("notice_unmapped", problems=len(problems))
