@@ -315,7 +315,8 @@ async def test_a_reply_no_rule_recognises_ends_unconfirmed(
     assert sims["sc"].seen[ex.id].count == 1
     error = done.last_error or {}
     assert error["kind"] == "unconfirmed" and error["partner_code"] == "0"
-    assert "neither yes nor no" in error["message"] and "受理成功" in error["message"]
+    assert "neither yes nor no" in error["message"] and "受理成功" not in error["message"]
+    assert "受理成功" in error["partner_message"]  # the partner's words, kept apart
     [attempt] = done.attempt_history()
     assert attempt.outcome is not None and attempt.outcome.value == "unknown_outcome"
     assert attempt.response is not None and '"resultCode": "0"' in attempt.response["body"]
