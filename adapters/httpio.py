@@ -7,6 +7,17 @@ An adapter reads a reply in three steps: :func:`exchange` reads the answer (and 
 failures into adapter errors), :func:`received` records it for the transcript, then the adapter
 classifies the HTTP status (:func:`status_refusal` builds the error for one that is no success)
 and, for a success, the body.
+
+Redirects are never followed: following one would send the application (and every header, the
+idempotency key and credentials included) to a host partners.yaml does not name, and after a 301,
+302 or 303 HTTP clients repeat a POST as a GET without its body, so a 200 from wherever it led
+would read as a yes nobody gave. :func:`exchange` answers a 3xx itself with an unknown outcome
+(:func:`redirected`): the partner's endpoint moved or a gateway misbehaves, and whether anything
+behind it took the request is not known (a 303 typically follows processing). It is retried with
+the same idempotency key as the partner's retry policy says, so a gateway that recovers or an
+endpoint an operator corrects in partners.yaml takes it; otherwise the exchange ends ``failed``,
+where support staff find it and replay it. The status and the Location (its query masked) are in
+the attempt's record and in ``last_error``.
 """
 
 from __future__ import annotations
@@ -19,7 +30,9 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
+from adapters.auth import REDACTED
 from federation.config import Partner
 from federation.domain.errors import (
     PermanentError,
@@ -96,6 +109,7 @@ class Answer:
     content_type: str
     body: bytes
     retry_after: float | None
+    location: str | None = None  # a redirect's Location header, as sent
 
 
 async def exchange(
@@ -110,24 +124,80 @@ async def exchange(
     sent: Mapping[str, Any],
     limit: int,
 ) -> Answer:
-    """Send one request and read the answer; transport failures become adapter errors.
+    """Send one request and read the answer; transport failures and redirects become adapter
+    errors.
 
     Nothing sent (refused, unreachable, connect timeout) is transient; a failure after the request
     was written (timeout, reset, a reply over the limit) is an unknown outcome: the partner may
-    have processed it, so it is retried with the same idempotency key.
+    have processed it, so it is retried with the same idempotency key. A redirect is not
+    followed (module docstring): it is an unknown outcome too (:func:`redirected`).
     """
     try:
-        async with session.request(method, url, data=data, headers=headers) as resp:
+        async with session.request(
+            method, url, data=data, headers=headers, allow_redirects=False
+        ) as resp:
             body = await read_bounded(resp, limit)
             got = resp.headers
-            return Answer(
+            answer = Answer(
                 status=resp.status,
                 content_type=got.get("Content-Type", ""),
                 body=body,
                 retry_after=retry_after_seconds(got.get("Retry-After")),
+                location=got.get("Location"),
             )
     except (aiohttp.ClientError, OSError, TimeoutError, ReplyTooLarge) as exc:
         raise transport_error(exc, partner, operation, sent, limit) from exc
+    if is_redirect(answer.status):
+        raise redirected(answer, url, partner.id, operation, sent, limit)
+    return answer
+
+
+def is_redirect(status: int) -> bool:
+    """A 3xx status: an answer that points elsewhere instead of saying anything."""
+    return 300 <= status < 400
+
+
+def shown_location(location: str | None, base: str) -> str:
+    """Where a redirect points, for the journal and logs: resolved against the request's URL,
+    with its query (tokens, signatures, names), fragment and user info masked, bounded."""
+    if not location:
+        return "no Location"
+    try:
+        target = URL(base).join(URL(location.strip()))
+        shown = str(target.with_user(None).with_query(None).with_fragment(None))
+    except (ValueError, TypeError):
+        return "an unreadable Location"
+    if target.raw_query_string or target.raw_fragment:
+        shown += "?" + REDACTED
+    return shown if len(shown) <= 300 else shown[:300] + "…"
+
+
+def redirect_note(status: int, location: str | None, base: str) -> str:
+    """``HTTP 307 redirecting to https://…`` for messages about a refused redirect."""
+    where = shown_location(location, base)
+    return f"HTTP {status} " + (f"redirecting to {where}" if location else f"with {where}")
+
+
+def redirected(
+    answer: Answer,
+    url: str,
+    partner: str,
+    operation: str,
+    sent: Mapping[str, Any],
+    limit: int,
+) -> UnknownOutcomeError:
+    """The error for a redirect (never followed): an unknown outcome, naming status and target."""
+    got = {**received(answer, limit), "location": shown_location(answer.location, url)}
+    return UnknownOutcomeError(
+        f"{partner} answered {redirect_note(answer.status, answer.location, url)}; redirects "
+        "are not followed (if the endpoint moved, correct it in partners.yaml); it may have "
+        "processed the request",
+        partner=partner,
+        operation=operation,
+        transcript=Transcript(request=sent, response=got),
+        status=answer.status,
+        retry_after=answer.retry_after,
+    )
 
 
 def transport_error(

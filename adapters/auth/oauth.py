@@ -5,8 +5,9 @@ way through a lifetime shorter than twice ``early``); a 401
 from the partner drops it (:meth:`TokenSource.invalidate`) so the adapter asks again, once. The
 token endpoint's failures are classified like deliveries: unreachable, timeouts, 408/425/429/5xx
 are transient (the exchange waits and retries); a refusal of the client's credentials
-(400 ``invalid_client``, 401, 403) is permanent. The client secret and the tokens never reach a
-transcript or a log line.
+(400 ``invalid_client``, 401, 403) is permanent. A redirect is not followed (it would take the
+client's credentials to another host): it is transient too, and says where it pointed. The client
+secret and the tokens never reach a transcript or a log line.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from adapters.httpio import retry_after_seconds
+from adapters.httpio import is_redirect, redirect_note, retry_after_seconds
 from federation.config.auth import OAuth2
 from federation.domain.errors import PermanentError, Transcript, TransientError
 
@@ -81,14 +82,25 @@ class TokenSource:
                     "Accept": "application/json",
                     "Authorization": _basic(spec.client_id, secret),
                 },
+                allow_redirects=False,
             ) as resp:
                 body = await resp.content.read(TOKEN_REPLY_LIMIT)
                 status = resp.status
                 retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
+                location = resp.headers.get("Location")
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise TransientError(
                 f"token endpoint of {self.partner} unreachable: {type(exc).__name__}", **common
             ) from None
+        if is_redirect(status):
+            where = redirect_note(status, location, spec.token_url)
+            raise TransientError(
+                f"token endpoint of {self.partner} answered {where}, which is not followed "
+                "(if it moved, correct token_url in partners.yaml); nothing was sent to the partner",
+                status=status,
+                retry_after=retry_after,
+                **common,
+            )
         return self._read(status, body, retry_after, common)
 
     def _read(

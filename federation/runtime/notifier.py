@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from adapters.httpio import is_redirect, redirect_note
 from federation.domain.errors import JournalError, LeaseLost
 from federation.domain.models import Direction, Event, Exchange, iso
 from federation.domain.retry import CALLBACKS, Failure, RetryLater, RetryStrategy
@@ -173,8 +174,13 @@ class Notifier:
         headers = {"Content-Type": "application/json", "Idempotency-Key": key}
         assert self._session is not None  # started
         try:
-            async with self._session.post(url, data=orjson.dumps(body), headers=headers) as resp:
+            async with self._session.post(
+                url, data=orjson.dumps(body), headers=headers, allow_redirects=False
+            ) as resp:
                 await resp.content.read(64 * 1024)
+                if is_redirect(resp.status):  # never followed: the body would go elsewhere
+                    where = redirect_note(resp.status, resp.headers.get("Location"), url)
+                    return resp.status, f"callback answered {where}, which is not followed"
                 if not 200 <= resp.status < 300:
                     return resp.status, f"callback answered HTTP {resp.status}"
                 return resp.status, None

@@ -220,13 +220,15 @@ class Gateway:
         url = f"{self.upstream}{request.rel_url}"
         async with (
             ClientSession() as session,
-            session.request(request.method, url, data=body, headers=headers) as resp,
+            session.request(
+                request.method, url, data=body, headers=headers, allow_redirects=False
+            ) as resp,
         ):
             answer = await resp.read()
             kept = {
                 k: v
                 for k, v in resp.headers.items()
-                if k.lower() in ("content-type", "retry-after")
+                if k.lower() in ("content-type", "retry-after", "location")
             }
             return web.Response(status=resp.status, body=answer, headers=kept)
 
