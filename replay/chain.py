@@ -113,6 +113,9 @@ class Chain:
         self._checked = False
         self._moved = False
         self._pending: tuple[int, bytes] | None = None
+        # Why the chain may not be extended at all, found at open: a journal its own checkpoints
+        # show rolled back (``replay.checkpoints.rolled_back``). None: it may.
+        self.refused: str | None = None
 
     def begin(self, conn: sqlite3.Connection) -> None:
         row = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
@@ -126,6 +129,8 @@ class Chain:
         out = []
         for exchange_id, at, kind, data, state in rows:
             if not self._checked:
+                if self.refused is not None:
+                    raise HeadBroken(self.refused)
                 problem = head_problem(self.seal, self._row, (self.seq, self.head))
                 if problem is not None:
                     raise HeadBroken(f"{problem}; run `tongban journal verify`")

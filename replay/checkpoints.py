@@ -8,8 +8,10 @@ most every ``every`` seconds and one when it closes, and when a journal is first
 The chain head in the database is signed too, but someone who can write the database can put back
 an older signed head (a backup, a copy taken earlier) after cutting the events that followed it.
 The checkpoints are what such a rollback cannot undo: ``verify`` checks every line's MAC and that
-the journal still holds, at every checkpointed seq, the event with that hash. ``tongban journal
-rekey`` rewrites the chain, so it replaces the file with one checkpoint of the new chain.
+the journal still holds, at every checkpointed seq, the event with that hash; every open compares
+the journal's end with the latest one only (``Checkpoints.latest``, ``rolled_back``), and a
+journal that contradicts it takes no more writes. ``tongban journal rekey`` rewrites the chain, so
+it replaces the file with one checkpoint of the new chain.
 """
 
 from __future__ import annotations
@@ -23,7 +25,10 @@ from pathlib import Path
 
 import orjson
 
+from federation.domain.models import iso
 from replay.seal import Seal
+
+TAIL = 8192  # bytes of the file's end that ``latest`` reads (some forty lines)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -120,6 +125,65 @@ class Checkpoints:
                 )
             out.append(point)
         return out, None
+
+    def latest(self) -> Checkpoint | None:
+        """The signed checkpoint of the highest seq among the last lines (the file's last TAIL
+        bytes: cheap enough for every open, however long the file). Lines that do not parse or
+        are not signed are passed over: verify reads every line and names them."""
+        if self.path is None:
+            lines: Sequence[bytes] = self._kept[-64:]
+        else:
+            try:
+                with self.path.open("rb") as f:
+                    size = f.seek(0, os.SEEK_END)
+                    f.seek(max(0, size - TAIL))
+                    lines = f.read().splitlines()[1 if size > TAIL else 0 :]  # the first, cut
+            except OSError:
+                return None  # none yet, or unreadable: verify says so
+        best: Checkpoint | None = None
+        for raw in lines:
+            point = self._signed(raw)
+            if point is not None and (best is None or point.seq > best.seq):
+                best = point
+        return best
+
+    def _signed(self, raw: bytes) -> Checkpoint | None:
+        """The checkpoint of one line, if it parses and is signed with this journal's key."""
+        try:
+            doc = orjson.loads(raw)
+            point = Checkpoint(seq=int(doc["seq"]), head=bytes.fromhex(doc["head"]), at=doc["at"])
+            mac = bytes.fromhex(doc["mac"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            return None
+        expected = self.seal.sign(b"tongban/checkpoint", _parts(point.seq, point.head, point.at))
+        if expected is None or not secrets.compare_digest(expected, mac):
+            return None
+        return point
+
+
+def rolled_back(point: Checkpoint | None, end: int, held: bytes | None) -> str | None:
+    """Why a journal that ends at event ``end``, holding ``held`` as the hash of event
+    ``point.seq``, contradicts its latest checkpoint ``point`` (None: it does not). What a broker
+    checks at open (``Checkpoints.latest``); verify checks every checkpoint (replay/audit.py)."""
+    if point is None or not point.seq:
+        return None
+    if point.seq > end:
+        what = (
+            f"its checkpoint of {iso(point.at)} records event {point.seq}, but the journal ends "
+            f"at event {end}: it was rolled back (an older copy of the database put back) or its "
+            "last events were removed"
+        )
+    elif held != point.head:
+        what = (
+            f"its checkpoint of {iso(point.at)} records another event {point.seq} than the "
+            "journal holds: it was rolled back and written to since, or its chain rewritten"
+        )
+    else:
+        return None
+    return (
+        f'{what}. Nothing more is written to it: see docs/operations.md, "A rolled-back '
+        'journal", and run `tongban journal verify`'
+    )
 
 
 class Cadence:

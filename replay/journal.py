@@ -26,7 +26,9 @@ behaviour on each. Contract, for every backend:
 * ``open_session``, ``session`` and ``end_session`` keep the console's sign-in sessions
   (``replay/sessions.py``): by the hash of their token, shared by every process.
 * Payloads are sealed and the chain head signed with the journal's keys (docs/security.md); a
-  journal whose chain head does not hold refuses to append (ChainBroken) until someone looks.
+  journal whose chain head does not hold refuses to append (ChainBroken) until someone looks, as
+  does one that ends before its latest checkpoint, found at open (``ping`` raises it too: the
+  broker does not start on a rolled-back journal).
 """
 
 from __future__ import annotations
@@ -114,7 +116,8 @@ class Journal(Protocol):
         """Flush and disconnect."""
 
     async def ping(self) -> None:
-        """Raise JournalUnavailable unless a write could succeed now."""
+        """Raise JournalUnavailable unless a write could succeed now (ChainBroken when the
+        journal's checkpoints showed it rolled back at open)."""
 
     async def create(
         self, new: NewExchange, *, owner: str, lease_until: float

@@ -22,7 +22,7 @@ from replay import instances, rekey, rows, rules, tally, trail
 from replay.archive import ArchivedExchange, ArchiveWriter
 from replay.audit import Audit
 from replay.chain import GENESIS, Break, ChainBroken, head_problem, link
-from replay.checkpoints import Checkpoints
+from replay.checkpoints import Checkpoints, rolled_back
 from replay.instances import Instance
 from replay.journal import AuditEntry, Query, Refusal, TrailQuery
 from replay.keys import KeyPlace, ephemeral
@@ -76,6 +76,7 @@ class InMemoryJournal:
         self.refs: dict[str, tuple[bytes, ...]] = {}
         self._chain: list[_Stored] = []
         self.fail_writes = False
+        self.refused: str | None = None  # a rollback found at open (``replay.checkpoints``)
         self.opened = False
 
     def __repr__(self) -> str:
@@ -86,6 +87,11 @@ class InMemoryJournal:
             ring = self.keys.open_ring(signed=self.head[2] is not None)
             self.use(Seal(ring, where=self.keys.describe()))
             self.head = (*self.head[:2], self.seal.sign_head(*self.head[:2]))
+        point = self.checkpoints.latest()  # as the stores check at open
+        if point is not None:
+            end = len(self._chain)  # event n is at n - 1, as on the stores' seq
+            held = self._chain[point.seq - 1].hash if point.seq <= end else None
+            self.refused = rolled_back(point, end, held)
         self.opened = True
 
     def use(self, seal: Seal) -> None:
@@ -101,6 +107,8 @@ class InMemoryJournal:
     def _check(self) -> None:
         if not self.opened or self.fail_writes:
             raise JournalUnavailable("in-memory journal is unavailable")
+        if self.refused is not None:
+            raise ChainBroken(f"in-memory journal: {self.refused}")
         last = (self._chain[-1].event.seq, self._chain[-1].hash) if self._chain else None
         problem = head_problem(self.seal, self.head, last)
         if problem is not None:

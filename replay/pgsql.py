@@ -153,6 +153,18 @@ async def migrate(conn: Conn, schema: str | None) -> list[str]:
 # broker instances wait for each other (see Chain).
 LOCK_HEAD = "SELECT seq, hash, mac FROM chain_head FOR UPDATE"
 LAST = "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
+# What a checkpoint is compared with at open (``replay.checkpoints.rolled_back``): the last
+# event's seq and the hash of the checkpointed one, by primary key.
+END_AT = "SELECT (SELECT max(seq) FROM events), (SELECT hash FROM events WHERE seq = $1)"
+
+
+async def end_at(conn: Conn, seq: int) -> tuple[int, bytes | None]:
+    """The last event's seq, and the hash of event ``seq`` (None: there is none)."""
+    row = await conn.fetchrow(END_AT, seq)
+    if row is None:
+        return 0, None
+    return int(row[0] or 0), None if row[1] is None else bytes(row[1])
+
 
 APPEND = """
 WITH appended AS (
@@ -174,9 +186,10 @@ class Chain:
     after every other lock of the transaction and held briefly.
     """
 
-    def __init__(self, conn: Conn, seal: Seal) -> None:
+    def __init__(self, conn: Conn, seal: Seal, *, refused: str | None = None) -> None:
         self._conn = conn
         self._seal = seal
+        self._refused = refused  # why the chain may not be extended at all (found at open)
         self._pending: list[tuple[EventRow, list[int]]] = []
         self._head: tuple[int, bytes] | None = None
         self.signed: tuple[int, bytes] | None = None  # the head this transaction signed
@@ -216,6 +229,8 @@ class Chain:
 
     async def lock(self) -> None:
         """Lock the head (held to the commit) and check it may be extended (``head_problem``)."""
+        if self._refused is not None:
+            raise ChainBroken(self._refused)
         head = await self._conn.fetchrow(LOCK_HEAD)
         problem = head_problem(self._seal, head, await self._conn.fetchrow(LAST))
         if problem is not None:

@@ -35,6 +35,7 @@ class GroupCommit:
     """The writer side of ``PostgresJournal``: its queue, its loop and its batches."""
 
     seal: Seal
+    _refused: str | None  # why no write may extend the chain (a rollback found at open)
     _pool: Any  # asyncpg.Pool
     _timeout: float
     _queue: asyncio.Queue[tuple[WriteOp, asyncio.Future[Any]] | None] | None
@@ -108,7 +109,7 @@ class GroupCommit:
             async with pool.acquire(timeout=self._timeout) as conn, conn.transaction():
                 if marking:  # the mark rises with the first value written in this format
                     await conn.execute(formats.RAISE_PG)
-                chain = pgsql.Chain(conn, self.seal)
+                chain = pgsql.Chain(conn, self.seal, refused=self._refused)
                 for op, fut in batch:
                     try:
                         results.append((fut, await op(conn, chain), None))

@@ -35,8 +35,8 @@ from replay import formats, instances, pgsql, refs, rekey, rows, rules, sessions
 from replay import sets as mapping_sets
 from replay.archive import ArchiveWriter
 from replay.audit import Audit
-from replay.chain import Break
-from replay.checkpoints import Cadence, Checkpoints
+from replay.chain import Break, ChainBroken
+from replay.checkpoints import Cadence, Checkpoints, rolled_back
 from replay.instances import Instance
 from replay.journal import AuditEntry, Query, Refusal, TrailQuery
 from replay.keys import KeyPlace, from_environment
@@ -79,6 +79,7 @@ class PostgresJournal(GroupCommit):
         self._queue: asyncio.Queue[tuple[WriteOp, asyncio.Future[Any]] | None] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._format_marked = False
+        self._refused: str | None = None
 
     def __repr__(self) -> str:
         where = f", schema={self.schema!r}" if self.schema else ""
@@ -118,6 +119,7 @@ class PostgresJournal(GroupCommit):
             await self._run(lambda c: formats.check_postgres(c, repr(self)), transaction=False)
             await self._run(lambda c: tally.pg_count_in_place(c, repr(self)), transaction=False)
             await self._use_keys()
+            await self._check_end()
         except BaseException:
             await self.close()
             raise
@@ -131,6 +133,15 @@ class PostgresJournal(GroupCommit):
             return await self._run(lambda conn: pgsql.sign_first_head(conn, seal))
 
         await rekey.open_keys(self, mac is not None, sign_first, self._clock())
+
+    async def _check_end(self) -> None:
+        """The journal's end against this instance's latest checkpoint, as on SQLite: one they
+        show rolled back takes no more writes, and ``ping`` says why."""
+        point = await asyncio.to_thread(self.checkpoints.latest)
+        if point is not None:
+            end, held = await self._run(lambda c: pgsql.end_at(c, point.seq), transaction=False)
+            problem = rolled_back(point, end, held)
+            self._refused = None if problem is None else f"journal {self!r}: {problem}"
 
     def use(self, seal: Seal) -> None:
         """Seal and sign with ``seal`` from now on."""
@@ -228,6 +239,8 @@ class PostgresJournal(GroupCommit):
     # -- the Journal interface ---------------------------------------------------------------
 
     async def ping(self) -> None:
+        if self._refused is not None:
+            raise ChainBroken(self._refused)
         writable = await self._run(
             lambda conn: conn.fetchval(
                 "SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off'"

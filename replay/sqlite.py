@@ -30,7 +30,7 @@ from federation.domain.models import Event, Exchange, NewExchange, StateChange
 from replay import formats, instances, refs, rekey, rows, rules, sessions, sqlitesql, tally, trail
 from replay import sets as mapping_sets
 from replay.chain import Chain, ChainBroken, HeadBroken
-from replay.checkpoints import Cadence, Checkpoints
+from replay.checkpoints import Cadence, Checkpoints, rolled_back
 from replay.dbthread import DbThread
 from replay.instances import Instance
 from replay.journal import AuditEntry, Query, Refusal, TrailQuery
@@ -125,9 +125,19 @@ class SQLiteJournal(SQLiteAdmin):
         await asyncio.to_thread(self._reader.start_and_wait)
         try:
             await self._use_keys()
+            await self._check_end()
         except BaseException:
             await self.close()
             raise
+
+    async def _check_end(self) -> None:
+        """The journal's end against its latest checkpoint: one its own checkpoints show rolled
+        back takes no more writes, and ``ping`` says why (the broker checks it at start). Cheap:
+        the checkpoints file's last lines and two rows by primary key, never the chain."""
+        point = await asyncio.to_thread(self.checkpoints.latest)
+        if point is not None:
+            end, held = await self._read(lambda conn: sqlitesql.end_at(conn, point.seq))
+            self._chain.refused = rolled_back(point, end, held)
 
     async def _use_keys(self) -> None:
         head = await self._read(lambda conn: conn.execute("SELECT mac FROM chain_head").fetchone())
@@ -254,6 +264,8 @@ class SQLiteJournal(SQLiteAdmin):
     # -- the Journal interface ---------------------------------------------------------------
 
     async def ping(self) -> None:
+        if self._chain.refused is not None:
+            raise ChainBroken(f"journal {self.path}: {self._chain.refused}")
         await self._write(lambda conn: conn.execute("SELECT 1").fetchone())
 
     async def create(

@@ -70,6 +70,14 @@ def sign_first_head(conn: sqlite3.Connection, seal: Seal) -> tuple[int, bytes] |
     return last_seq, last_hash
 
 
+def end_at(conn: sqlite3.Connection, seq: int) -> tuple[int, bytes | None]:
+    """The last event's seq, and the hash of event ``seq`` (None: there is none): what a
+    checkpoint is compared with at open (``replay.checkpoints.rolled_back``)."""
+    end = conn.execute("SELECT max(seq) FROM events").fetchone()[0]
+    row = conn.execute("SELECT hash FROM events WHERE seq = ?", (seq,)).fetchone()
+    return int(end or 0), None if row is None or row[0] is None else bytes(row[0])
+
+
 def audit(conn: sqlite3.Connection, audit: Audit) -> None:
     """Feed ``audit`` the whole journal, in one read transaction (one snapshot)."""
     cur = conn.execute(f"SELECT {EVENT_COLUMNS} FROM events ORDER BY seq")

@@ -221,7 +221,10 @@ async def prepare_journal(root: Path, journal_path: str) -> None:
     key are made by one process, not raced for by N."""
     journal = open_journal(journal_path)
     await journal.open()
-    await journal.close()
+    try:
+        await journal.ping()  # refused once here (a rolled-back journal), not by each worker
+    finally:
+        await journal.close()
     config = await asyncio.to_thread(load_config, root, protocols())
     if config.applicant_fields:
         load_key(key_path(journal_path))

@@ -151,6 +151,9 @@ class Broker:
         await self.journal.open()
         unobserve = observe_commits(self.journal, self.metrics.committed)
         try:
+            # A journal that cannot take writes (a rollback its checkpoints show, a read-only
+            # database) is refused here, before any part starts, not at the first application.
+            await self.journal.ping()
             for partner in self._catalogue.config.partners.values():
                 await self._use_adapter(partner)
             self._worker = Worker(
