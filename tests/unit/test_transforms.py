@@ -920,6 +920,8 @@ def test_uscc_allow_list_covers_only_listed_codes(compile_mapping: LoadMapping) 
         ("{region: CN}", "+852 9123 4567", "+85291234567"),
         ("{region: HK, format: international}", "91234567", "+852 9123 4567"),
         ("{region: MO, format: national}", "+853 6612 3456", "6612 3456"),
+        ("{region: HK, format: international}", "2180 9000 ext. 321", "+852 2180 9000 ext. 321"),
+        ("{region: HK, format: national}", "2180 9000 #321", "2180 9000 ext. 321"),
     ],
 )
 def test_phone(make_step: MakeStep, args: str, value: Any, expected: str) -> None:
@@ -940,6 +942,18 @@ def test_phone(make_step: MakeStep, args: str, value: Any, expected: str) -> Non
 def test_phone_refuses(make_step: MakeStep, args: str, value: Any, message: str) -> None:
     """Numbers that do not exist in the region, and non-numbers, are refused."""
     assert failure(make_step(f"{{phone: {args}}}"), value) == message
+
+
+@pytest.mark.parametrize("args", ["{region: HK}", "{region: HK, format: e164}"])
+@pytest.mark.parametrize("value", ["2180 9000 ext. 321", "+852 2180 9000 #321", "21809000 x321"])
+def test_phone_with_an_extension_is_refused_in_e164(
+    make_step: MakeStep, args: str, value: str
+) -> None:
+    """E.164 cannot carry an extension: refused, not sent as the switchboard's number."""
+    assert failure(make_step(f"{{phone: {args}}}"), value) == (
+        "the phone number has an extension, which E.164 cannot carry"
+        " (send it without, or map it with format: international or national)"
+    )
 
 
 # --- money ---------------------------------------------------------------------------------------

@@ -148,6 +148,7 @@ def _phone(raw: Any, ctx: Context, path: PathKey) -> Step | None:
     if region is None or fmt is None:
         return None
     style = _PHONE_FORMATS[fmt]
+    carries_extension = fmt != "e164"  # international and national write it as "ext. 321"
 
     def run(v: Any, w: list[str]) -> Any:
         text = as_text(v, "phone")
@@ -158,6 +159,14 @@ def _phone(raw: Any, ctx: Context, path: PathKey) -> Step | None:
         if not phonenumbers.is_valid_number(number):
             raise TransformError(
                 said("not a valid phone number for +%(code)s", code=number.country_code)
+            )
+        if number.extension and not carries_extension:
+            # E.164 has no room for one: formatting would drop it and call a switchboard instead
+            raise TransformError(
+                said(
+                    "the phone number has an extension, which E.164 cannot carry"
+                    " (send it without, or map it with format: international or national)"
+                )
             )
         return phonenumbers.format_number(number, style)
 
