@@ -256,6 +256,16 @@ def _serve_workers(
 @config_option
 def check(root: Path) -> None:
     """Validate partners.yaml and every mapping; print every problem; exit 1 on any error."""
+    if not root.exists():  # said of the path given, not of a partners.yaml inside it
+        click.echo(
+            _(
+                "--config %(path)s: no such directory or file (give the configuration directory "
+                "or its partners.yaml)"
+            )
+            % {"path": root},
+            err=True,
+        )
+        sys.exit(1)
     try:
         catalogue = load_catalogue(root)
     except ConfigError as exc:
