@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from federation.config.auth import parse_auth
+from federation.config.callbacks import KEYS as CALLBACK_KEYS
+from federation.config.callbacks import parse_callback, warn_unsigned
 from federation.config.model import (
     CONFIG_FILE,
     ID_RE,
@@ -88,7 +90,7 @@ def _parse(
         )
     parser = _PartnersParser(r, base, protocols, _defaults(r, top.get("defaults", {})))
     broker = _broker(r, top.get("broker"))
-    sources = _sources(r, top.get("sources", []))
+    sources = _sources(r, top.get("sources", []), base)
     # The local system (where inbound applications go) is parsed first: its protocol decides
     # which keys the partners' inbound services may have (e.g. a REST path on the local system).
     local = parser.local_section(top)
@@ -124,23 +126,29 @@ def _defaults(r: Reader, raw: Any) -> Policies:
     return policies(r, ("defaults",), m, Policies())
 
 
-def _sources(r: Reader, raw: Any) -> dict[str, Source]:
+def _sources(r: Reader, raw: Any, base: Path) -> dict[str, Source]:
     """The ``sources:`` list: the systems that file applications, by id."""
     sources: dict[str, Source] = {}
     for i, item in enumerate(r.items(("sources",), raw)):
         path: PathKey = ("sources", i)
-        m = r.mapping(path, item, required=("id", "name"), optional=("callback", "keys_sha256"))
+        m = r.mapping(path, item, required=("id", "name"), optional=(*CALLBACK_KEYS, "keys_sha256"))
         if m is None:
             continue
         sid = r.text((*path, "id"), m.get("id"), pattern=ID_RE, what=said("an id (a-z, 0-9, -)"))
         names = parse_names(r, (*path, "name"), m.get("name"))
-        callback = r.url((*path, "callback"), m["callback"]) if "callback" in m else None
+        callback, secret = parse_callback(r, path, m, base)
+        if secret is None and "callback_secret" not in m:
+            warn_unsigned(r, path, callback)
         if sid and sid in sources:
             r.error((*path, "id"), said("duplicate source id %(sid)r", sid=sid))
         elif sid and names:
             keys = parse_digests(r, (*path, "keys_sha256"), m.get("keys_sha256", []))
             sources[sid] = Source(
-                id=sid, names=names, callback=callback, keys_sha256=frozenset(keys)
+                id=sid,
+                names=names,
+                callback=callback,
+                callback_secret=secret,
+                keys_sha256=frozenset(keys),
             )
     return sources
 

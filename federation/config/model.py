@@ -13,6 +13,7 @@ from federation.config.principals import Principal
 from federation.config.reader import Reader
 from federation.config.replies import ReplyRules
 from federation.config.retention import Retention
+from federation.config.secrets import SecretRef
 from federation.config.yamlsrc import PathKey
 from federation.domain.errors import Problem
 from federation.domain.retry import RetryPolicy
@@ -135,6 +136,7 @@ class Inbound:
     wsdl: Path | None = None  # the WSDL of our SOAP endpoint for this partner, if it files by SOAP
     client_certs_sha256: frozenset[str] = frozenset()  # mutual TLS: the partner's certificates
     callback: str | None = None  # POSTed to with each step of what the partner filed (decisions)
+    callback_secret: SecretRef | None = None  # signs its JSON callbacks (Standard Webhooks)
     signing: InboundSigning | None = None  # the partner signs its calls: verified on arrival
 
 
@@ -145,6 +147,7 @@ class Source:
     id: str
     names: Names
     callback: str | None = None  # POSTed to when an exchange is delivered, rejected or failed
+    callback_secret: SecretRef | None = None  # signs each callback (Standard Webhooks)
     keys_sha256: frozenset[str] = frozenset()  # if any: it must present one (Bearer)
 
 
@@ -200,6 +203,14 @@ class Config:
             return partner.inbound.callback if partner and partner.inbound else None
         src = self.sources.get(source)
         return src.callback if src else None
+
+    def callback_secret(self, source: str, *, inbound: bool) -> SecretRef | None:
+        """The secret that signs the callbacks :meth:`callback_url` names, if one is declared."""
+        if inbound:
+            partner = self.partners.get(source)
+            return partner.inbound.callback_secret if partner and partner.inbound else None
+        src = self.sources.get(source)
+        return src.callback_secret if src else None
 
     def with_inbound_keys(self, keys: Mapping[str, str]) -> Config:
         """A copy in which each named partner (and ``local``, the local system) authenticates

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from federation.config.auth import parse_inbound_signing
+from federation.config.callbacks import KEYS as CALLBACK_KEYS
+from federation.config.callbacks import parse_callback, warn_unsigned
 from federation.config.model import SERVICE_RE, Inbound, ProtocolKeys, Service
 from federation.config.notices import parse_report
 from federation.config.reader import Reader
@@ -20,6 +22,8 @@ from federation.config.replies import ReplyRules, parse_reply
 from federation.config.values import parse_digests, parse_names
 from federation.config.yamlsrc import PathKey
 from federation.domain.texts import said
+
+INBOUND_KEYS = ("keys_sha256", "client_certs_sha256", "services", "wsdl", *CALLBACK_KEYS, "signing")
 
 
 def parse_inbound(
@@ -32,18 +36,14 @@ def parse_inbound(
 ) -> Inbound | None:
     """A partner's ``inbound:`` section: who may file with us, and the services they may file
     (each with the ``report:`` its notices go by, the partner speaking ``protocol``)."""
-    m = r.mapping(
-        path,
-        raw,
-        optional=("keys_sha256", "client_certs_sha256", "services", "wsdl", "callback", "signing"),
-    )
+    m = r.mapping(path, raw, optional=INBOUND_KEYS)
     if m is None:
         return None
     keys, certs = (
         parse_digests(r, (*path, name), m.get(name, []))
         for name in ("keys_sha256", "client_certs_sha256")
     )
-    callback = r.url((*path, "callback"), m["callback"]) if "callback" in m else None
+    callback, callback_secret = parse_callback(r, path, m, base)
     # A partner may only send status updates (no services): it still needs its keys.
     services: Mapping[str, Service] | None = (
         _with_reports(
@@ -62,6 +62,8 @@ def parse_inbound(
     signing = (
         parse_inbound_signing(r, (*path, "signing"), m["signing"], base) if "signing" in m else None
     )
+    if "callback_secret" not in m and _hears_json(m.get("services")):
+        warn_unsigned(r, path, callback)
     if not (keys or certs) or services is None:
         if not (keys or certs):
             r.error(
@@ -75,8 +77,16 @@ def parse_inbound(
         wsdl=wsdl,
         client_certs_sha256=frozenset(certs),
         callback=callback,
+        callback_secret=callback_secret,
         signing=signing,
     )
+
+
+def _hears_json(raw: Any) -> bool:
+    """Whether an item of the inbound ``services:`` has no ``report:``: the partner hears how
+    it stands by tongban's JSON callback (the others by notices in its own dialect)."""
+    items = raw.values() if isinstance(raw, dict) else ()
+    return any(not (isinstance(v, dict) and "report" in v) for v in items)
 
 
 def _with_reports(

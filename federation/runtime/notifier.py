@@ -3,9 +3,11 @@
 When an exchange ends (delivered, rejected, failed) and its source declared a ``callback`` URL in
 partners.yaml, the journal marks it in the same transaction as the end state. This loop leases those
 marks, POSTs the outcome (JSON, ``Idempotency-Key: <exchange id>:<state>`` so the source can discard
-repeats) and records every try as an event of the exchange; failures are retried as the retry strategy
-says (:data:`~federation.domain.retry.CALLBACKS` unless one is given), after which the callback is
-abandoned (the outcome stays readable in the API).
+repeats; signed in the Standard Webhooks format when the source declared a ``callback_secret``,
+:mod:`~federation.domain.webhooks`, and never sent unsigned while that secret cannot be read; a
+redirect is not followed) and records every try as an event of the exchange; failures are retried
+as the retry strategy says (:data:`~federation.domain.retry.CALLBACKS` unless one is given), after
+which the callback is abandoned (the outcome stays readable in the API).
 
 An application a partner filed whose service item reports in the partner's own dialect (a
 ``report:`` in partners.yaml and in its mapping) is told by a notice instead: mapped, sent over the
@@ -23,9 +25,11 @@ import aiohttp
 import orjson
 
 from adapters.httpio import is_redirect, redirect_note
+from federation.config.secrets import SecretError, SecretRef
 from federation.domain.errors import JournalError, LeaseLost
 from federation.domain.models import Direction, Event, Exchange, iso
 from federation.domain.retry import CALLBACKS, Failure, RetryLater, RetryStrategy
+from federation.domain.webhooks import RULE, signed_headers, signing_key
 from federation.domain.words import shown_error
 from federation.logging import MASK, get_logger
 from federation.runtime.catalogue import Catalogue
@@ -112,7 +116,8 @@ class Notifier:
             await self._finish(exchange, "callback_abandoned", done=True, reason=reason)
             return
         body = await self._body(exchange, state)
-        status, error = await self._post(url, body, f"{exchange.id}:{state}")
+        secret = catalogue.config.callback_secret(exchange.source, inbound=inbound)
+        status, error = await self._post(url, body, f"{exchange.id}:{state}", secret)
         if error is None:
             await self._finish(
                 exchange, "callback_delivered", done=True, status=status, state=state
@@ -168,14 +173,21 @@ class Notifier:
         }
 
     async def _post(
-        self, url: str, body: dict[str, Any], key: str
+        self, url: str, body: dict[str, Any], key: str, secret: SecretRef | None
     ) -> tuple[int | None, str | None]:
-        """POST the callback: the HTTP status, and what went wrong (None: a 2xx)."""
+        """POST the callback, signed when its receiver declared a secret: the HTTP status, and
+        what went wrong (None: a 2xx)."""
+        data = orjson.dumps(body)
         headers = {"Content-Type": "application/json", "Idempotency-Key": key}
+        if secret is not None:
+            signed = self._signed(secret, key, data)
+            if isinstance(signed, str):
+                return None, signed  # never sent unsigned: held until the secret can be read
+            headers.update(signed)
         assert self._session is not None  # started
         try:
             async with self._session.post(
-                url, data=orjson.dumps(body), headers=headers, allow_redirects=False
+                url, data=data, headers=headers, allow_redirects=False
             ) as resp:
                 await resp.content.read(64 * 1024)
                 if is_redirect(resp.status):  # never followed: the body would go elsewhere
@@ -186,6 +198,19 @@ class Notifier:
                 return resp.status, None
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             return None, f"{type(exc).__name__}: {exc}"
+
+    def _signed(self, secret: SecretRef, key: str, data: bytes) -> dict[str, str] | str:
+        """The Standard Webhooks headers for ``data``, signed now (``webhook-id`` is the
+        idempotency key, the same on every retry); or why it cannot be signed (the reference is
+        named, the secret never)."""
+        try:
+            signing = signing_key(secret.read_bytes())
+        except SecretError as exc:
+            return f"not sent: {exc}"
+        if signing is None:
+            return f"not sent: secret {secret} is no Standard Webhooks signing secret: {RULE}"
+        now = int(self._clock())
+        return signed_headers(signing, msg_id=key, timestamp=now, body=data)
 
     async def _finish(
         self,
