@@ -1,8 +1,9 @@
 """REST partners: a JSON POST per attempt over one aiohttp session per partner.
 
 Classification (documented in docs/delivery.md): 2xx delivered; 408, 425, 429 and 5xx transient (with
-``Retry-After`` honoured); any other status permanent. A connection that could not be opened is
-transient; a failure after the request was written (timeout, reset, disconnect) is an unknown outcome.
+``Retry-After`` honoured); a 3xx, never followed, an unknown outcome (:mod:`adapters.httpio`); any
+other status permanent. A connection that could not be opened is transient; a failure after the
+request was written (timeout, reset, disconnect) is an unknown outcome.
 A partner with reply rules (``reply:``) is judged by them first (:mod:`adapters.replies`): then a 2xx
 answer is delivered only when the rules call it a success. Without rules, a 2xx whose body is not
 JSON is an unknown outcome (retried with the same key), not a yes.

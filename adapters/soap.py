@@ -10,8 +10,9 @@ are read through the schema catalogue of partners.yaml, never fetched.
 
 Classification: a SOAP Client/Sender fault (and VersionMismatch, MustUnderstand, or a code the
 partner defines) is permanent; a Server/Receiver fault is transient. Without a fault: 2xx delivered;
-408, 425, 429 and 5xx transient (``Retry-After`` honoured); any other status permanent. A connection
-that could not be opened is transient; a failure after the request was written is an unknown outcome.
+408, 425, 429 and 5xx transient (``Retry-After`` honoured); a 3xx, never followed, an unknown
+outcome (:mod:`adapters.httpio`); any other status permanent. A connection that could not be opened
+is transient; a failure after the request was written is an unknown outcome.
 A 2xx reply that cannot be trusted (too large, not XML, refused by the hardened parser, not a SOAP
 envelope) or that holds no answer (an empty body or Body, another element than the operation's
 output, the other SOAP version's envelope; unless the partner's reply rules call it a yes) is an
