@@ -17,6 +17,7 @@ archive, the refusals list) is in ``replay/sqliteadmin.py``, run on the same two
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import sqlite3
 import stat
@@ -43,6 +44,18 @@ from replay.sessions import StoredSession
 from replay.sets import MappingSets
 from replay.sqliteadmin import SQLiteAdmin
 from replay.turn import Turn
+
+READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def read_only(where: Path) -> str:
+    """Why a journal on read-only media cannot be opened, and what to do."""
+    return (
+        f"{where} cannot be written (a read-only file, directory or medium); tongban writes to a "
+        "journal even to read it (its write-ahead log beside the file, the audit entry of what "
+        "is shown): copy it to a writable place and open the copy"
+    )
+
 
 PAGE_SIZE = 8192  # bytes per page of a new journal file
 SHOWN = ", ".join(rows.SHOWN)
@@ -160,13 +173,20 @@ class SQLiteJournal(SQLiteAdmin):
         """The journal file readable by its owner only: made so, or narrowed to it."""
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError:
+        except OSError as exc:
+            if exc.errno in READ_ONLY:
+                raise JournalUnavailable(f"journal {self.path}: {read_only(self.path)}") from None
             return  # sqlite3 will say why, in its own words
         try:
             if stat.S_IMODE(os.fstat(fd).st_mode) & (stat.S_IRWXG | stat.S_IRWXO):
                 os.fchmod(fd, 0o600)
         finally:
             os.close(fd)
+        sides = [self.path.with_name(self.path.name + extra) for extra in ("-wal", "-shm")]
+        if not os.access(self.path.parent, os.W_OK) and not all(  # its log goes beside it
+            side.exists() and os.access(side, os.W_OK) for side in sides
+        ):
+            raise JournalUnavailable(f"journal {self.path}: {read_only(self.path.parent)}")
         for extra in ("-wal", "-shm"):
             side = self.path.with_name(self.path.name + extra)
             if side.exists() and stat.S_IMODE(side.stat().st_mode) & 0o077:
