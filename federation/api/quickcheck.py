@@ -5,14 +5,13 @@ walks the schema through its general machinery (a new validator per level, every
 up), about a millisecond for a real application. Most submissions conform. This compiles the
 keywords the format uses into plain nested checks, once, that answer only whether an
 application conforms, with jsonschema's own meaning of each keyword (its type checker, its
-equality for ``enum``, ``re.search`` for ``pattern``). When it says no, jsonschema runs as
+equality for ``enum``, its ECMA-262 reading of ``pattern``). When it says no, jsonschema runs as
 before and reports. A schema with a keyword not known here compiles to nothing, and every
 submission goes to jsonschema alone.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from functools import cache
 from numbers import Number
@@ -164,7 +163,7 @@ def _min_length(least: int, _: Mapping[str, Any]) -> Check:
 
 
 def _pattern(pattern: str, _: Mapping[str, Any]) -> Check:
-    search = re.compile(pattern).search
+    search = contracts.ecma_regex(pattern).search  # the validator's own reading (ECMA-262)
     return lambda instance: not isinstance(instance, str) or search(instance) is not None
 
 

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from jsonschema import Draft202012Validator
 
 from adapters.body import BodyInvalid
 from adapters.facets import Facets
 from adapters.xsdtypes import BadValue
+from federation import contracts
 from federation.config.recognised import schema_error
 from federation.domain.errors import ConfigError, MappingError, Problem
 from federation.domain.texts import Text, said
@@ -130,7 +130,9 @@ def schema_problems(mapping: CompiledMapping, schema: TargetSchema) -> list[Prob
         if spec.value.kind != "value" or spec.steps or "[]" in spec.target:
             continue
         node = _node(schema.schema, spec.target)
-        errors = list(Draft202012Validator(node).iter_errors(spec.value.constant)) if node else []
+        errors = (
+            list(contracts.SchemaValidator(node).iter_errors(spec.value.constant)) if node else []
+        )
         if errors:
             constant = said("the constant %(value)r", value=spec.value.constant)
             reason = schema_error(str(errors[0].validator), errors[0].message)

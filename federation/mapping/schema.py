@@ -16,6 +16,7 @@ import orjson
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from federation import contracts
 from federation.config.recognised import schema_error
 from federation.domain.errors import ConfigError, Problem
 from federation.domain.models import canonical_json, content_hash
@@ -82,7 +83,7 @@ def load_schema(path: Path, *, display: str) -> TargetSchema:
         file=display,
         version=content_hash(raw),
         schema=schema,
-        validator=Draft202012Validator(schema),
+        validator=contracts.SchemaValidator(schema),  # its patterns read as ECMA-262
     )
 
 

@@ -54,13 +54,16 @@ def test_padded_dates_read_as_strptime_reads_them(
         ("iso", "2025-02-28", date(2025, 2, 28)),
         ("iso", "2025-2-8", date(2025, 2, 8)),  # unpadded: strptime reads it, as before
         ("DD/MM/YYYY", "14/05/2025", date(2025, 5, 14)),
-        ("YYYY年MM月DD日", "２０２５年０５月１４日", None),  # full-width digits: strptime says no
+        # full-width digits are read as ASCII first (as ID numbers are); strptime alone says no
+        ("YYYY年MM月DD日", "２０２５年０５月１４日", date(2025, 5, 14)),
         ("iso", "2025-02-30", None),
         ("YYYYMMDD", "20251301", None),
     ],
 )
 def test_other_spellings_still_read_by_strptime(src: str, text: str, expected: date | None) -> None:
-    """Unpadded and full-width digits still go as strptime takes them; impossible dates fail."""
+    """Unpadded digits still go as strptime takes them, full-width ones as ASCII; impossible
+    dates fail."""
     assert reader_answer(src, text) == expected
+    halfwidth = text.translate({cp: cp - 0xFEE0 for cp in range(0xFF10, 0xFF1A)})
     if src != "YYYYMMDD":  # that form also insists on eight ASCII digits, before any parsing
-        assert strptime_answer(src, text) == expected
+        assert strptime_answer(src, halfwidth) == expected

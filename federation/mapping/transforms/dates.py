@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from federation.config.yamlsrc import PathKey
 from federation.domain.texts import N_, Text, said
+from federation.mapping.domain import halfwidth
 from federation.mapping.transforms.base import (
     Context,
     Step,
@@ -118,8 +119,21 @@ def shaped(value: Any) -> Text:
 def _not_in_form(value: Any, src: str, pattern: str | None, what: str) -> TransformError:
     """The value is not in the form ``src``; if it has the form's shape, the date itself is wrong."""
     drawn = shaped(value)
+    if isinstance(value, str) and _other_digits(value):
+        return TransformError(
+            said(
+                "%(value)s is not in the form %(form)s: its digits are not 0-9",
+                value=drawn,
+                form=src,
+            )
+        )
     wrong = bool(pattern) and str(drawn).endswith(" " + re.sub("%[YmdHMS]", _nines, pattern or ""))
     return TransformError(Text(_NOT_IN_FORM[what, wrong], (("value", drawn), ("form", src))))
+
+
+def _other_digits(text: str) -> bool:
+    """Whether ``text`` has digits of another script than ASCII once full-width ones are read."""
+    return any(c.isdigit() and not c.isascii() for c in halfwidth(text))
 
 
 def _nines(match: re.Match[str]) -> str:
@@ -192,6 +206,8 @@ def _instant_reader(src: str, zone: ZoneInfo) -> Callable[[Any], datetime]:
 
     def read(value: Any) -> datetime:
         text = as_text(value, "a date-time").strip()
+        if not text.isascii():  # full-width digits, as an input method types them: read as IDs are
+            text = halfwidth(text).strip()
         try:
             if not _fixed_width_ok(src, text):
                 raise ValueError(src)
@@ -238,6 +254,8 @@ def _date_reader(src: str, zone: ZoneInfo) -> Callable[[Any], date]:
 
     def read(value: Any) -> date:
         text = as_text(value, "a date").strip()
+        if not text.isascii():  # full-width digits, as an input method types them: read as IDs are
+            text = halfwidth(text).strip()
         try:
             if not _fixed_width_ok(src, text):
                 raise ValueError(src)
