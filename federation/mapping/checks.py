@@ -34,7 +34,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from federation.config.reader import Reader
@@ -45,6 +45,7 @@ from federation.domain.texts import N_, Text, said
 from federation.mapping import domain
 from federation.mapping.transforms import DATE_FORMATS, TransformError
 from federation.mapping.transforms.dates import DEFAULT_ZONE, date_reader
+from federation.mapping.transforms.scalars import to_decimal
 
 # rule → (its required keys, its optional keys, the key whose field a problem names)
 RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
@@ -333,14 +334,16 @@ def _same(data: Any, root: Any) -> Any:
 
 
 def _amount(value: Any) -> Decimal | None:
-    """An exact decimal from text, a whole number or ``{amount, currency}``; else None."""
+    """An exact decimal from text, a whole number or ``{amount, currency}``; else None. Read as
+    the ``money`` and ``decimal`` transforms read it (plain decimal notation), so the rule adds up
+    exactly the amounts they send."""
     if isinstance(value, dict):
         value = value.get("amount")
     if isinstance(value, bool) or not isinstance(value, (str, int, float, Decimal)):
         return None
     try:
-        d = Decimal(str(value).strip())  # str of a float is its shortest form: 0.1 stays 0.1
-    except InvalidOperation:
+        d = to_decimal(value)
+    except TransformError:
         return None
     return d if d.is_finite() else None
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from federation.config.yamlsrc import PathKey
 from federation.domain.texts import Text, said
+from federation.mapping.domain import halfwidth
 from federation.mapping.transforms.base import (
     Context,
     Step,
@@ -47,9 +48,9 @@ def _int(raw: Any, ctx: Context, path: PathKey) -> Step | None:
             raise TransformError(said("a boolean is not a whole number"))
         if isinstance(v, int):
             return v
-        if isinstance(v, str) and re.fullmatch(r"[+-]?\d+", v.strip()):
+        if isinstance(v, str) and _WHOLE.fullmatch(text := _plain_text(v)):
             try:
-                return int(v)
+                return int(text)
             except ValueError:  # longer than sys.get_int_max_str_digits()
                 raise TransformError(said("too many digits for a whole number")) from None
         if isinstance(v, Decimal) and v == v.to_integral_value():
@@ -61,21 +62,56 @@ def _int(raw: Any, ctx: Context, path: PathKey) -> Step | None:
     return run
 
 
+# Numbers written as text are read in plain decimal notation only: a sign, ASCII digits, one point
+# with digits on both sides. Python's Decimal also takes 4_8236.52, 4.823652E+4 and ٤٨٢٣٦.٥٢ (any
+# script's digits): an amount is money, and a spelling we would have to guess at is refused.
+_PLAIN = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
+_WHOLE = re.compile(r"[+-]?[0-9]+")
+
+
+def _plain_text(v: str) -> str:
+    """Text trimmed, with full-width digits, sign and point (as an input method types them) read as
+    ASCII, as dates and identity numbers are; anything else is left for the caller to refuse."""
+    text = v.strip()
+    return text if text.isascii() else halfwidth(text).strip()
+
+
 def to_decimal(v: Any) -> Decimal:
-    """A finite Decimal from a number or numeric text, else the step fails."""
+    """A finite Decimal from a number or text in plain decimal notation, else the step fails."""
     if isinstance(v, bool):
         raise TransformError(said("a boolean is not a number"))
     if isinstance(v, Decimal):
         return v
-    if isinstance(v, (int, str, float)):
-        try:
-            d = Decimal(str(v).strip())
-        except InvalidOperation:
-            raise TransformError(said("%(value)r is not a number", value=v)) from None
+    if isinstance(v, str):
+        text = _plain_text(v)
+        if _PLAIN.fullmatch(text):
+            return Decimal(text)
+        raise _not_plain(v, text)
+    if isinstance(v, (int, float)):
+        d = Decimal(str(v))  # str of a float is its shortest form: 0.1 stays 0.1
         if not d.is_finite():
             raise TransformError(said("%(value)r is not a finite number", value=v))
         return d
     raise TransformError(said("%(kind)s is not a number", kind=a_kind(v)))
+
+
+def _not_plain(v: str, text: str) -> TransformError:
+    """Why text outside plain decimal notation is refused (built only when it is)."""
+    try:
+        d: Decimal | None = Decimal(text)
+    except InvalidOperation:
+        d = None
+    if d is not None and not d.is_finite():
+        return TransformError(said("%(value)r is not a finite number", value=v))
+    if d is None and not any(c.isdigit() for c in text):
+        return TransformError(said("%(value)r is not a number", value=v))
+    return TransformError(
+        said(
+            "%(value)r is not a number in plain decimal notation: digits 0-9, an optional sign"
+            " and one decimal point, without separators or an exponent",
+            value=v,
+        )
+    )
 
 
 def _too_many_digits(d: Decimal) -> Text:
