@@ -83,7 +83,9 @@ def to_decimal(v: Any) -> Decimal:
     if isinstance(v, Decimal):
         return v
     if isinstance(v, str):
-        text = _plain_text(v)
+        text = v.strip()
+        if not text.isascii():  # full-width digits, as _plain_text reads them (inlined: hot path)
+            text = halfwidth(text).strip()
         if _PLAIN.fullmatch(text):
             return Decimal(text)
         raise _not_plain(v, text)
