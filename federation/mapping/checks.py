@@ -202,12 +202,12 @@ def _absent(value: Any) -> bool:
 def _mainland_id(value: Any) -> str | None:
     """The ID as 18 characters, or None when it is not shaped like a mainland ID.
 
-    Read through the same cleaning as the ``mainland_id`` transform (full-width digits as ASCII, as
-    an input method types them): a number the transform sends is always a number the rule compares.
+    Read as the ``mainland_id`` transform reads it (a JSON number as its digits, full-width digits
+    as ASCII, as an input method types them): a number the transform sends is one the rule compares.
     """
-    if not isinstance(value, str):
-        return None
-    text = domain.clean(value)
+    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+        return None  # what as_text refuses: the transform does not send it either
+    text = domain.clean(value if isinstance(value, str) else str(value))
     return text if _ID_SHAPE.fullmatch(text) else None
 
 

@@ -66,3 +66,18 @@ def test_a_fullwidth_residence_permit_is_compared_for_sex_and_birth_date() -> No
     application["applicant"]["birth_date"] = "1990-01-01"
     found = refusals(mapping, application)
     assert sorted(path for path, _ in found) == ["applicant.birth_date", "applicant.gender"]
+
+
+def test_an_id_sent_as_a_json_number_is_compared_too() -> None:
+    """A partner writing the permit as a JSON number: the transform sends its digits, so the rule
+    compares them (HK inbound, sex F against 鄭家豪's permit)."""
+    file = ROOT / "mappings/hk/inbound-talent-residence-permit.yaml"
+    mapping = load_mapping(file, display="mappings/hk/inbound-talent-residence-permit.yaml")
+    application = golden(file, "02-replacement-permit-1978-printed-hkid.json")
+    application["residence_permit"]["current_permit_no"] = 810000197804160214
+    assert mapping.map_request(application)["applicant"]["documents"]["residence_permit"] == {
+        "number": "810000197804160214",
+        "expires_on": "2028-11-19",
+    }
+    application["applicant"]["sex"] = "F"
+    assert [path for path, _ in refusals(mapping, application)] == ["applicant.sex"]
