@@ -47,7 +47,8 @@ async def test_a_viewers_alias_bomb_is_answered_with_its_line(
             text = original + LAUGHS + "\n"
             form = {"csrf": csrf, "partner": "hk", "service": "TD-VL-RENEW", "text": text}
             form["example"] = "none"
-            async with http.post(f"{url}/console/playground/run", data=form) as r:
+            english = {"Accept-Language": "en"}
+            async with http.post(f"{url}/console/playground/run", data=form, headers=english) as r:
                 assert r.status == 422
                 page = await r.text()
             line = len(original.splitlines()) + 6  # x-lol5's, whose first alias crosses it
