@@ -25,6 +25,7 @@ from adapters.facets import Facets
 from adapters.xsdtypes import BadValue
 from federation import contracts
 from federation.config.recognised import schema_error
+from federation.config.yamlguard import safe_fragment
 from federation.domain.errors import ConfigError, MappingError, Problem
 from federation.domain.texts import Text, said
 from federation.mapping.engine import CompiledMapping
@@ -94,7 +95,7 @@ def table_fields(mapping: CompiledMapping) -> Iterator[tuple[FieldSpec, CodeTabl
 
 def _raw_request(path: Path) -> dict[str, Any]:
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = safe_fragment(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
         return {}
     request = doc.get("request") if isinstance(doc, dict) else None
