@@ -1,7 +1,7 @@
 """The mapping playground run on a stored exchange's application reveals it, so it asks for a
 reason as the exchange page's Reveal does: without one (or with blanks) it is refused with 400,
 nothing mapped, the refusal journalled and audited; with one the request is mapped and the reveal
-is audited with that reason. On every journal."""
+is audited with that reason. The exchange page's own Reveal likewise. On every journal."""
 
 from __future__ import annotations
 
@@ -98,3 +98,39 @@ async def test_the_playground_reads_a_stored_application_only_for_a_reason(
         (entry,) = await broker.journal.trail(TrailQuery(action="reveal", target=ex.id))
         assert (entry.who, entry.role) == (IDS["support"], "support")
         assert entry.reason == f"mapping playground: {REASON}"
+
+
+async def test_the_exchange_pages_reveal_without_a_reason_is_journalled_and_audited(
+    make_config, simulators, broker_at, journal_of: Any
+) -> None:
+    """The exchange page's Reveal with no reason, then a blank one: 400 with nothing in clear, as
+    the playground's, and each refusal kept in the journal's refusals and the audit trail (before,
+    the 400 left no trace); with a reason, the page in clear and the reveal audited."""
+    root = with_principals(make_config(), ("support",))
+    sims = await simulators(root)
+    async with broker_at(root, sims, journal_obj=journal_of) as (broker, url):
+        ex, _ = await broker.submit(hk_submission("reveal-2"))
+        assert (await settle(broker, ex.id, DONE)).last_error is None
+        jar = aiohttp.CookieJar(unsafe=True)
+        headers = {"Accept-Language": "en"}
+        async with aiohttp.ClientSession(cookie_jar=jar, headers=headers) as http:
+            csrf = await support_session(http, url)
+            reveal = f"{url}/console/exchanges/{ex.id}/reveal"
+            for asked in ({"csrf": csrf}, {"csrf": csrf, "reason": " \t "}):
+                async with http.post(reveal, data=asked) as r:
+                    page = await r.text()
+                    assert r.status == 400, page[-2000:]
+                assert "K802133" not in page
+            refused = await broker.journal.trail(TrailQuery(action="refused:reveal"))
+            assert [(a.who, a.outcome) for a in refused] == [
+                (IDS["support"], "invalid-request")
+            ] * 2
+            journalled = await broker.journal.refusals()
+            assert [r.path for r in journalled][:2] == [f"/console/exchanges/{ex.id}/reveal"] * 2
+            assert await broker.journal.trail(TrailQuery(action="reveal", target=ex.id)) == []
+            async with http.post(reveal, data={"csrf": csrf, "reason": REASON}) as r:
+                page = await r.text()
+                assert r.status == 200, page[-2000:]
+            assert "K802133" in page
+        (entry,) = await broker.journal.trail(TrailQuery(action="reveal", target=ex.id))
+        assert (entry.who, entry.reason) == (IDS["support"], REASON)

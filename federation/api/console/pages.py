@@ -14,11 +14,11 @@ from aiohttp import web
 from federation.api.console import i18n, views
 from federation.api.console.access import check_csrf, require
 from federation.api.console.render import ZONE_COOKIE, language_of, render
-from federation.api.edge import BROKER, EXCHANGE_ID_RE
+from federation.api.edge import BROKER, EXCHANGE_ID_RE, refuse
 from federation.api.intake import shown_view
 from federation.api.problems import ProblemError
 from federation.api.support import FILTERS, BadQuery, query_from
-from federation.api.trail import record
+from federation.api.trail import audit_refusal, record
 from federation.domain.models import Exchange, Lifecycle, State, canonical_json
 from replay.rules import REPLAYABLE
 
@@ -114,8 +114,12 @@ async def reveal(request: web.Request) -> web.Response:
     broker = request.config_dict[BROKER]
     form = await check_csrf(request, broker)
     reason = form.get("reason", "").strip()
-    if not reason:
-        raise ProblemError(400, "invalid-request", "revealing personal data needs a reason")
+    if not reason:  # a role that may not reveal is refused for that first (require)
+        caller = await require(request, broker, "reveal")
+        problem = ProblemError(400, "invalid-request", "revealing personal data needs a reason")
+        await refuse(request, broker, problem, None, b"", 0)
+        await audit_refusal(request, broker, (caller.id, caller.role), "reveal", problem)
+        raise problem
     return await _exchange_page(request, reveal_reason=reason)
 
 
