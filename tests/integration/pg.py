@@ -161,16 +161,22 @@ JOURNALS = ("sqlite", "memory", "postgresql")  # every Journal backend, for beha
 
 
 @contextlib.asynccontextmanager
+async def unopened_journal_of(backend: str, tmp_path: Path) -> AsyncIterator[Backend]:
+    """An empty journal of ``backend`` (one of JOURNALS), not yet opened: for a broker to open
+    (its PostgreSQL schema dropped afterwards)."""
+    if backend == "postgresql":
+        async with fresh_schema() as pg:
+            yield pg.journal()
+    elif backend == "sqlite":
+        yield open_journal(tmp_path / "journal.sqlite")
+    else:
+        yield open_journal("memory:")
+
+
+@contextlib.asynccontextmanager
 async def open_journal_of(backend: str, tmp_path: Path) -> AsyncIterator[Backend]:
     """An open, empty journal of ``backend`` (one of JOURNALS), closed afterwards."""
-    async with contextlib.AsyncExitStack() as stack:
-        j: Backend
-        if backend == "postgresql":
-            j = (await stack.enter_async_context(fresh_schema())).journal()
-        elif backend == "sqlite":
-            j = open_journal(tmp_path / "journal.sqlite")
-        else:
-            j = open_journal("memory:")
+    async with unopened_journal_of(backend, tmp_path) as j:
         await j.open()
         try:
             yield j

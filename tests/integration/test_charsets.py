@@ -16,9 +16,8 @@ import pytest
 from aiohttp import web
 
 from federation.domain.models import State
-from replay.factory import open_journal
 from tests.conftest import HK_APPLICATION
-from tests.integration.pg import JOURNALS, fresh_schema
+from tests.integration.pg import JOURNALS, unopened_journal_of
 from tests.integration.test_delivery import DONE, sc_submission, settle, with_sc_reply
 from tests.integration.test_inbound import KEY, inbound_config  # noqa: F401 (fixture)
 from tests.integration.test_soap_inbound import ENVELOPE, soap_config  # noqa: F401 (fixture)
@@ -27,22 +26,10 @@ PROBLEM = "urn:tongban:problem:"
 UTF7_NAME = "+lnNZJ2WH-"  # 陳大文 in UTF-7; as UTF-8 it reads as these ten ASCII characters
 
 
-@contextlib.asynccontextmanager
-async def journal_of(backend: str, tmp_path: Path) -> AsyncIterator[Any]:
-    """An unopened journal of ``backend`` (one of JOURNALS): the broker opens it."""
-    if backend == "postgresql":
-        async with fresh_schema() as pg:
-            yield pg.journal()
-    elif backend == "sqlite":
-        yield open_journal(tmp_path / "journal-under-test.sqlite")
-    else:
-        yield open_journal("memory:")
-
-
 @pytest.fixture(params=JOURNALS)
 async def journal(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
     """An unopened journal of each backend."""
-    async with journal_of(request.param, tmp_path) as j:
+    async with unopened_journal_of(request.param, tmp_path) as j:
         yield j
 
 

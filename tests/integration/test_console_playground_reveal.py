@@ -6,16 +6,11 @@ is audited with that reason. The exchange page's own Reveal likewise. On every j
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 
-from replay.factory import open_journal
 from replay.journal import TrailQuery
 from tests.conftest import hk_submission
 from tests.integration.test_console_sessions import csrf_of
@@ -23,20 +18,6 @@ from tests.integration.test_delivery import DONE, settle
 from tests.integration.test_roles import IDS, KEYS, with_principals
 
 REASON = "HK TD ticket 4471: the renewal was refused, checking the mapping"
-
-
-@pytest.fixture(params=["sqlite", "memory", "postgresql"])
-async def journal_of(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
-    """An unopened journal of each backend (the broker opens it)."""
-    async with contextlib.AsyncExitStack() as stack:
-        if request.param == "postgresql":
-            from tests.integration.pg import fresh_schema
-
-            yield (await stack.enter_async_context(fresh_schema())).journal()
-        elif request.param == "sqlite":
-            yield open_journal(tmp_path / "reveal.sqlite")
-        else:
-            yield open_journal("memory:")
 
 
 async def support_session(http: aiohttp.ClientSession, url: str) -> str:

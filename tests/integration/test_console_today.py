@@ -9,18 +9,14 @@ journal keeps it (a date as text, an amount as its exact text)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 
 from federation.domain.models import Exchange, State
 from federation.runtime.broker import Broker
-from replay.factory import open_journal
 from tests.integration.test_console_sessions import csrf_of, signed_in
 from tests.integration.test_delivery import DONE, settle
 from tests.integration.test_soap_lifecycle import _delivered, catalogue_copy
@@ -28,20 +24,6 @@ from tests.integration.test_soap_lifecycle import _delivered, catalogue_copy
 HK = "mappings/hk/td-vehicle-licence-renewal.yaml"
 EXAMPLE = "01-kiosk-guangzhou-12-months.json"
 EMAIL = "  owner.email: applicant.email\n"  # the line the changed mapping leaves out
-
-
-@pytest.fixture(params=["sqlite", "memory", "postgresql"])
-async def journal_of(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
-    """An unopened journal of each backend (the broker opens it)."""
-    async with contextlib.AsyncExitStack() as stack:
-        if request.param == "postgresql":
-            from tests.integration.pg import fresh_schema
-
-            yield (await stack.enter_async_context(fresh_schema())).journal()
-        elif request.param == "sqlite":
-            yield open_journal(tmp_path / "today.sqlite")
-        else:
-            yield open_journal("memory:")
 
 
 def without_email(text: str) -> str:

@@ -4,23 +4,18 @@ its application by that key or by exchange_id. Each on SQLite, PostgreSQL and me
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 
 from federation.domain.ids import new_id
 from federation.domain.models import Direction, Event, NewExchange, State, StateChange
 from federation.runtime.broker import Submission
-from replay.factory import open_journal
 from replay.journal import Query
 from replay.service import Mode, ReplayService
 from tests.conftest import HK_APPLICATION, SC_APPLICATION
-from tests.integration.pg import fresh_schema
 from tests.integration.test_delivery import DONE, settle
 from tests.integration.test_inbound import auth, reporting_config
 from tests.waiting import wait_for
@@ -36,18 +31,6 @@ OTHER_SC = {
     "applicant": {"name": "黄志强", "id_number": "440106198802153216"},
     "withdrawal": {"amount": "5600.00", "currency": "CNY"},
 }
-
-
-@pytest.fixture(params=["sqlite", "memory", "postgresql"])
-async def journal_of(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
-    """An unopened journal of each backend (the broker opens it)."""
-    async with contextlib.AsyncExitStack() as stack:
-        if request.param == "postgresql":
-            yield (await stack.enter_async_context(fresh_schema())).journal()
-        elif request.param == "sqlite":
-            yield open_journal(tmp_path / "keys.sqlite")
-        else:
-            yield open_journal("memory:")
 
 
 def two_sources(root: Path) -> Path:

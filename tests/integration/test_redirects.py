@@ -29,9 +29,7 @@ from federation.config import load_config
 from federation.domain.errors import TransientError, UnknownOutcomeError
 from federation.domain.models import Exchange, State
 from federation.runtime.broker import Broker
-from replay.factory import open_journal
 from tests.conftest import hk_submission
-from tests.integration.pg import JOURNALS, fresh_schema
 from tests.integration.test_delivery import DONE, SOAP_YAML, renewal, settle
 from tests.integration.test_guarantees import with_breaker
 from tests.integration.test_notices import file_one, notice_config, notice_events
@@ -99,18 +97,6 @@ async def redirecting() -> AsyncIterator[Redirector]:
     finally:
         await runner.cleanup()
         await sink_runner.cleanup()
-
-
-@pytest.fixture(params=JOURNALS)
-async def journal_of(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
-    """An unopened journal of each backend: the broker opens it."""
-    if request.param == "postgresql":
-        async with fresh_schema() as pg:
-            yield pg.journal()
-    elif request.param == "sqlite":
-        yield open_journal(tmp_path / "redirects.sqlite")
-    else:
-        yield open_journal("memory:")
 
 
 def assert_refused_redirect(error: Any, status: int, redirector: Redirector, path: str) -> None:
