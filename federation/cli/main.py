@@ -22,6 +22,7 @@ from federation.api.net import server_tls
 from federation.api.server import serve_forever
 from federation.cli import lang
 from federation.cli.audit import audit
+from federation.cli.callbacks import callback
 from federation.cli.checks import contract_problems
 from federation.cli.help import Root
 from federation.cli.init import init
@@ -86,6 +87,7 @@ def main() -> None:
 main.add_command(journal)
 main.add_command(replay)
 main.add_command(notice)
+main.add_command(callback)
 main.add_command(audit)
 main.add_command(init)
 

@@ -16,6 +16,7 @@ from federation.api.i18n import translations
 from federation.cli import lang
 from federation.cli.lang import _
 from federation.domain.errors import ConfigError, Problem
+from federation.domain.texts import Text
 
 
 def shown(problem: Problem) -> str:
@@ -25,6 +26,12 @@ def shown(problem: Problem) -> str:
         return str(problem)
     gettext = translations(language, "cli").gettext
     return problem.shown(gettext, warning=_("warning: "))
+
+
+def say(text: Text) -> str:
+    """A message made with ``said(…)`` in the reader's language (English where untranslated)."""
+    language = lang.current()
+    return text.render(None if language == lang.DEFAULT else translations(language, "cli").gettext)
 
 
 def said_all(exc: ConfigError) -> str:

@@ -113,7 +113,9 @@ class Notifier:
         now = self._clock()
         if url is None:
             reason = "the source has no callback any more"
-            await self._finish(exchange, "callback_abandoned", done=True, reason=reason)
+            await self._finish(
+                exchange, "callback_abandoned", done=True, reason=reason, state=state
+            )
             return
         body = await self._body(exchange, state)
         secret = catalogue.config.callback_secret(exchange.source, inbound=inbound)
@@ -127,7 +129,12 @@ class Notifier:
         decision = self._retry.decide(Failure(), attempt, now - exchange.updated_at)
         if not isinstance(decision, RetryLater):
             await self._finish(
-                exchange, "callback_abandoned", done=True, error=error, attempts=attempt
+                exchange,
+                "callback_abandoned",
+                done=True,
+                error=error,
+                attempts=attempt,
+                state=state,  # its mark: what `tongban callback resend` sends again
             )
             log.warning("callback_abandoned", attempts=attempt)
             return
@@ -138,6 +145,7 @@ class Notifier:
             next_at=now + decision.after,
             error=error,
             status=status,
+            state=state,
         )
         log.info("callback_failed", delay_s=decision.after)
 

@@ -1,0 +1,139 @@
+"""Sending a source's JSON callback once more, for support staff (``tongban callback resend``).
+
+A callback the notifier abandoned (the source's system was down past every retry) or one the
+source says it never got is re-armed in the journal: a ``callback_replayed`` event says who and
+why, the exchange's callback mark is set again as it was, and the running broker's notifier
+sends it on its next poll through the same retries, signed as usual, under the same
+``Idempotency-Key`` and ``webhook-id`` (``<exchange id>:<mark>``), so the source can discard a
+repeat. Notices in a partner's own dialect have their own command (``tongban notice resend``,
+:func:`~federation.runtime.notices.resend_notice`).
+
+The mark is the one the latest callback outcome names (``callback_delivered``,
+``callback_abandoned``); an outcome journalled before it named its mark is read from the history:
+the latest lifecycle step before it, else the state the exchange ended in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from federation.config import Config
+from federation.domain.errors import FederationError
+from federation.domain.models import Direction, Event, Exchange, StateChange
+from federation.domain.texts import Text, said
+from replay.journal import Journal
+
+OUTCOMES = frozenset({"callback_delivered", "callback_abandoned"})
+
+
+class NotResent(FederationError):
+    """A callback that cannot be sent again, and why (in English; ``text`` for the reader)."""
+
+    def __init__(self, text: Text) -> None:
+        super().__init__(str(text))
+        self.text = text
+
+
+def callback_mark(exchange: Exchange) -> str | None:
+    """The mark (``delivered``, ``lifecycle:accepted`` …) of the latest callback ``exchange``
+    (loaded with its events) has settled, if any."""
+    events = exchange.events
+    for i in range(len(events) - 1, -1, -1):
+        event = events[i]
+        if event.kind not in OUTCOMES:
+            continue
+        state = event.data.get("state")
+        if isinstance(state, str):
+            return state
+        for before in reversed(events[:i]):  # an outcome of an older release, naming no mark
+            step = before.data.get("lifecycle") if before.kind == "lifecycle" else None
+            if isinstance(step, str):
+                return f"lifecycle:{step}"
+        return exchange.state.value
+    return None
+
+
+async def resend_callback(
+    journal: Journal,
+    config: Config,
+    exchange_id: str,
+    *,
+    reason: str,
+    by: str,
+    clock: Callable[[], float],
+) -> str:
+    """Re-arm the latest JSON callback of an ended exchange (the same idempotency key); returns
+    its mark. :class:`NotResent` says why not."""
+    if not reason.strip():
+        raise NotResent(said("a resent callback needs a reason"))
+    exchange = await journal.get(exchange_id)
+    if exchange is None:
+        raise NotResent(said("no exchange %(id)s", id=exchange_id))
+    mark = _resendable(exchange, config)
+    event = Event(
+        exchange_id=exchange_id,
+        kind="callback_replayed",
+        at=clock(),
+        data={"state": mark, "reason": reason, "by": by},
+    )
+    change = StateChange(
+        state=exchange.state,
+        expect=frozenset({exchange.state}),
+        notify=True,
+        notify_as=mark,
+        # a step the partner reported meanwhile is announced, not written over by an older one
+        expect_lifecycle=exchange.lifecycle_state,
+    )
+    await journal.record(exchange_id, [event], change)
+    return mark
+
+
+def _resendable(exchange: Exchange, config: Config) -> str:
+    """The mark of ``exchange``'s callback to send again; NotResent if there is none to send."""
+    xid, source = exchange.id, exchange.source
+    if not exchange.state.terminal:
+        raise NotResent(
+            said(
+                "exchange %(id)s is %(state)s: it has not ended, so its source has not been "
+                "told yet",
+                id=xid,
+                state=exchange.state.value,
+            )
+        )
+    inbound = exchange.direction is Direction.INBOUND
+    if inbound and _reports(config, exchange):
+        raise NotResent(
+            said(
+                "partner %(source)s hears about exchange %(id)s by notices in its own format: "
+                "use tongban notice resend",
+                source=source,
+                id=xid,
+            )
+        )
+    if config.callback_url(source, inbound=inbound) is None:
+        raise NotResent(
+            said("partner %(source)s declares no inbound.callback in partners.yaml", source=source)
+            if inbound
+            else said("source %(source)s declares no callback in partners.yaml", source=source)
+        )
+    if exchange.notify_state is not None:
+        raise NotResent(
+            said(
+                "the callback %(key)s is still pending (%(n)d tries so far): the broker is "
+                "sending it; resend it once it is delivered or abandoned",
+                key=f"{xid}:{exchange.notify_state}",
+                n=exchange.notify_attempts,
+            )
+        )
+    mark = callback_mark(exchange)
+    if mark is None:
+        raise NotResent(said("exchange %(id)s has had no callback yet", id=xid))
+    return mark
+
+
+def _reports(config: Config, exchange: Exchange) -> bool:
+    """Does the partner that filed ``exchange`` hear about it by notices in its dialect?"""
+    partner = config.partners.get(exchange.source)
+    inbound = partner.inbound if partner is not None else None
+    service = inbound.services.get(exchange.service) if inbound is not None else None
+    return service is not None and service.report is not None

@@ -1,0 +1,271 @@
+"""Resending a source's JSON callback: one the notifier abandoned while the source's system was
+down is re-armed in the journal (who and why), and the notifier sends it again, signed, under the
+same idempotency key; on SQLite, PostgreSQL and the in-memory journal alike.
+
+The source's receiver verifies with the ``standardwebhooks`` package (code we did not write).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from federation.api.net import start_site
+from federation.domain.ids import new_id
+from federation.domain.models import Direction, Exchange, NewExchange, State, StateChange
+from federation.domain.retry import RetryStrategy, stop_after_attempt, wait_fixed
+from federation.runtime.callbacks import NotResent, resend_callback
+from federation.runtime.catalogue import Catalogue, load_catalogue
+from federation.runtime.notifier import Notifier
+from replay.journal import Journal
+from tests.integration.pg import JOURNALS, open_journal_of
+from tests.waiting import wait_for
+
+NAME = "    name: {zh: 广东政务服务网, en: Guangdong Government Services Portal}\n"
+QUICK = RetryStrategy(stop=stop_after_attempt(2), wait=wait_fixed(0.05))  # abandoned at once
+
+
+def new_secret() -> str:
+    """A Standard Webhooks secret: whsec_ and the base64 of 32 random bytes."""
+    return "whsec_" + base64.b64encode(os.urandom(32)).decode()
+
+
+@dataclass
+class Receiver:
+    """A source's callback endpoint: down (503) while ``down``; else it accepts only what one of
+    its ``secrets`` verifies (401 otherwise)."""
+
+    secrets: list[str]
+    down: bool = False
+    url: str = ""
+    got: list[tuple[dict[str, str], bytes, bool]] = field(default_factory=list)
+
+    def verifies(self, headers: dict[str, str], body: bytes) -> list[bool]:
+        """Whether each of its secrets verifies the request (the library's own check)."""
+        results = []
+        for secret in self.secrets:
+            try:
+                Webhook(secret).verify(body, headers)
+                results.append(True)
+            except WebhookVerificationError:
+                results.append(False)
+        return results
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        ok = not self.down and any(self.verifies(headers, body))
+        self.got.append((headers, body, ok))
+        return web.Response(status=503 if self.down else 204 if ok else 401)
+
+
+@contextlib.asynccontextmanager
+async def listening(r: Receiver) -> AsyncIterator[Receiver]:
+    """``r`` on loopback (POST /outcomes) until the block ends."""
+    app = web.Application()
+    app.router.add_post("/outcomes", r.handle)
+    runner, r.url = await start_site(app)
+    try:
+        yield r
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """The source's receiver on loopback, knowing one fresh secret."""
+    async with listening(Receiver(secrets=[new_secret()])) as r:
+        yield r
+
+
+@pytest.fixture(params=JOURNALS)
+async def journal(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Journal]:
+    """An open, empty journal of each backend."""
+    async with open_journal_of(request.param, tmp_path) as j:
+        yield j
+
+
+def source_config(make_config: Any, lines: str) -> Catalogue:
+    """The test catalogue with ``lines`` (YAML, indented for it) added to source gd-portal."""
+    root: Path = make_config()
+    partners = root / "partners.yaml"
+    text = partners.read_text(encoding="utf-8").replace(NAME, NAME + lines, 1)
+    partners.write_text(text, encoding="utf-8")
+    return load_catalogue(root)
+
+
+def signed_source(make_config: Any, receiver: Receiver, monkeypatch: Any) -> Catalogue:
+    """gd-portal with its callback at ``receiver``, signed with the receiver's secret."""
+    monkeypatch.setenv("TB_RESEND_SECRET", receiver.secrets[0])
+    lines = (
+        f'    callback: {receiver.url}/outcomes\n    callback_secret: "{{env:TB_RESEND_SECRET}}"\n'
+    )
+    return source_config(make_config, lines)
+
+
+async def ended(journal: Journal, key: str, state: State = State.DELIVERED) -> str:
+    """An exchange from gd-portal to hk that ended in ``state``, its callback due; its id."""
+    at = time.time()
+    new = NewExchange(
+        id=new_id(at),
+        direction=Direction.OUTBOUND,
+        source="gd-portal",
+        target="hk",
+        service="TD-VL-RENEW",
+        idempotency_key=key,
+        request_hash=f"sha256:{key}",
+        application={"applicant": {"name": "陳大文"}},
+        received_at=at,
+    )
+    ex, _ = await journal.create(new, owner="w1", lease_until=at + 30)
+    for step in (State.QUEUED, State.DELIVERING):
+        await journal.record(ex.id, [], StateChange(state=step, attempts=1), owner="w1")
+    done = StateChange(state=state, notify=True, receipt={"ref": "HK-1"})
+    await journal.record(ex.id, [], done, owner="w1")
+    return ex.id
+
+
+def notifier(journal: Journal, catalogue: Catalogue) -> Notifier:
+    """The broker's callback loop on ``journal``, giving a callback up after two tries."""
+    return Notifier(
+        journal=journal,
+        catalogue=lambda: catalogue,
+        owner="n1",
+        poll_interval=0.05,
+        timeout=5.0,
+        retry=QUICK,
+    )
+
+
+async def with_event(journal: Journal, xid: str, kind: str, count: int = 1) -> Exchange:
+    """The exchange once it has ``count`` events of ``kind``."""
+    found: Exchange = await wait_for(
+        lambda: journal.get(xid),
+        lambda ex: ex is not None and [e.kind for e in ex.events].count(kind) >= count,
+        what=f"{count} {kind} event(s) of {xid}",
+    )
+    return found
+
+
+async def test_an_abandoned_callback_is_resent_signed_with_the_same_key(
+    make_config: Any, receiver: Receiver, journal: Journal, monkeypatch: Any
+) -> None:
+    """The source was down past every retry (callback_abandoned, naming its mark); support staff
+    resend it: callback_replayed says who and why, the notifier sends it again with the same
+    Idempotency-Key and webhook-id, signed so that the source's library verifies it."""
+    catalogue = signed_source(make_config, receiver, monkeypatch)
+    xid = await ended(journal, "resend-1")
+    receiver.down = True
+    loop = notifier(journal, catalogue)
+    loop.start()
+    try:
+        abandoned = await with_event(journal, xid, "callback_abandoned")
+        receiver.down = False
+        mark = await resend_callback(
+            journal, catalogue.config, xid, reason="portal back up", by="support-1", clock=time.time
+        )
+        armed = await journal.get(xid)
+        done = await with_event(journal, xid, "callback_delivered")
+    finally:
+        await loop.stop()
+    [gave_up] = [e for e in abandoned.events if e.kind == "callback_abandoned"]
+    assert gave_up.data["state"] == "delivered" and abandoned.notify_state is None
+    assert mark == "delivered"
+    assert armed is not None and armed.notify_state == "delivered" and armed.notify_attempts == 0
+    [replayed] = [e for e in done.events if e.kind == "callback_replayed"]
+    assert replayed.data == {"state": "delivered", "reason": "portal back up", "by": "support-1"}
+    assert done.state is State.DELIVERED and done.notify_state is None
+    keys = {h["idempotency-key"] for h, _, _ in receiver.got}
+    assert keys == {f"{xid}:delivered"}  # every try, before and after the resend
+    headers, _body, ok = receiver.got[-1]
+    assert ok and headers["webhook-id"] == f"{xid}:delivered"
+    assert [ok for _, _, ok in receiver.got] == [False, False, True]
+
+
+async def test_a_delivered_callback_can_be_sent_again(
+    make_config: Any, receiver: Receiver, journal: Journal, monkeypatch: Any
+) -> None:
+    """A failed exchange whose callback was delivered (the source says it lost it): resent,
+    it goes out a second time under the same key."""
+    catalogue = signed_source(make_config, receiver, monkeypatch)
+    xid = await ended(journal, "resend-2", State.FAILED)
+    loop = notifier(journal, catalogue)
+    loop.start()
+    try:
+        await with_event(journal, xid, "callback_delivered")
+        mark = await resend_callback(
+            journal, catalogue.config, xid, reason="lost it", by="s", clock=time.time
+        )
+        await with_event(journal, xid, "callback_delivered", count=2)
+    finally:
+        await loop.stop()
+    assert mark == "failed"
+    assert [h["idempotency-key"] for h, _, _ in receiver.got] == [f"{xid}:failed"] * 2
+    assert all(ok for _, _, ok in receiver.got)
+
+
+async def refusal(journal: Journal, catalogue: Catalogue, xid: str, reason: str = "x") -> str:
+    """Why resend_callback refuses ``xid`` (it must)."""
+    with pytest.raises(NotResent) as caught:
+        await resend_callback(
+            journal, catalogue.config, xid, reason=reason, by="s", clock=time.time
+        )
+    return str(caught.value)
+
+
+async def test_resend_refuses_what_it_cannot_resend(
+    make_config: Any, receiver: Receiver, journal: Journal, monkeypatch: Any
+) -> None:
+    """No reason, no such exchange, one that has not ended, one whose callback is still pending,
+    one never told: each refused with why, and nothing is written."""
+    catalogue = signed_source(make_config, receiver, monkeypatch)
+    pending = await ended(journal, "pending")
+    ex, _ = await journal.create(
+        NewExchange(
+            id=new_id(time.time()),
+            direction=Direction.OUTBOUND,
+            source="gd-portal",
+            target="hk",
+            service="TD-VL-RENEW",
+            idempotency_key="open",
+            request_hash="sha256:open",
+            application={},
+            received_at=time.time(),
+        ),
+        owner="w1",
+        lease_until=time.time() + 30,
+    )
+    untold = await ended(journal, "untold")
+    claimed = await journal.claim_notifications(
+        owner="n1", now=time.time() + 1, lease_until=time.time() + 30, limit=10
+    )
+    assert {c.id for c in claimed} == {pending, untold}
+    await journal.finish_notification(untold, [], owner="n1", done=True, next_at=None)
+    assert "needs a reason" in await refusal(journal, catalogue, pending, reason=" ")
+    assert await refusal(journal, catalogue, "01JD0000000000000000000000") == (
+        "no exchange 01JD0000000000000000000000"
+    )
+    assert "is received: it has not ended" in await refusal(journal, catalogue, ex.id)
+    assert f"the callback {pending}:delivered is still pending" in await refusal(
+        journal, catalogue, pending
+    )
+    assert "has had no callback yet" in await refusal(journal, catalogue, untold)
+    unchanged = await journal.get(pending)
+    assert unchanged is not None and "callback_replayed" not in [e.kind for e in unchanged.events]
+
+
+async def test_a_source_without_callback_is_refused(make_config: Any, journal: Journal) -> None:
+    """gd-portal declares no callback: there is nothing to resend to."""
+    catalogue = source_config(make_config, "")
+    xid = await ended(journal, "nocallback")
+    assert "source gd-portal declares no callback" in await refusal(journal, catalogue, xid)
