@@ -16,8 +16,11 @@ The generations:
    releases; their journals carry no mark).
 2. ``~tb3.`` binary sealed values with the second compression dictionary (flags 2 and 3), receipts
    packed in their row, 16-byte applicant references and row digests.
-3. Row digests of every column an exchange shows (17 bytes, ``replay.rows.shown_digest``; this
-   release): an earlier release's verify would call every row written so an edited one.
+3. Row digests of every column an exchange shows (17 bytes, ``replay.rows.shown_digest``): an
+   earlier release's verify would call every row written so an edited one.
+4. The partner's words in a row's last error sealed (``partner_sealed``, ``replay/lasterror.py``;
+   this release): an earlier release would show them to nobody, and its rekey would leave them
+   under a key it then drops.
 
 A release that changes what it writes so that this one could not read it adds a generation here
 and raises ``WRITES``. A migration that an earlier release could not work with raises the mark in
@@ -33,7 +36,7 @@ from typing import Any
 
 from federation.domain.errors import JournalUnavailable
 
-WRITES = 3  # the generation this release writes
+WRITES = 4  # the generation this release writes
 READS = range(1, WRITES + 1)  # the generations it reads
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from federation.domain.errors import JournalUnavailable, LeaseLost
 from federation.domain.models import Event, Exchange, NewExchange, StateChange
-from replay import instances, rekey, rows, rules, tally, trail
+from replay import instances, lasterror, rekey, rows, rules, tally, trail
 from replay.archive import ArchivedExchange, ArchiveWriter
 from replay.audit import Audit
 from replay.chain import GENESIS, Break, ChainBroken, head_problem, link
@@ -419,7 +419,9 @@ class InMemoryJournal:
         return rules.archivable(ex, leased=leased, older_than=older_than)
 
     def _archived(self, ex: Exchange) -> ArchivedExchange:
-        """``ex`` as the SQL backends' archive writes it: its columns and its chained events."""
+        """``ex`` as the SQL backends' archive writes it: its columns (the partner's words in its
+        last error sealed, as a row keeps them) and its chained events."""
+        error = ex.last_error
         row: dict[str, Any] = {
             "id": ex.id,
             "direction": ex.direction.value,
@@ -435,7 +437,7 @@ class InMemoryJournal:
             "lease_until": None,
             "mapping_versions": dict(ex.mapping_versions) or None,
             "receipt": ex.receipt,
-            "last_error": ex.last_error,
+            "last_error": error and lasterror.sealed(self.seal, ex.id, error),
             "created_at": ex.created_at,
             "updated_at": ex.updated_at,
             "notify_state": ex.notify_state,

@@ -302,11 +302,16 @@ async def sign_first_head(conn: Conn, seal: Seal) -> tuple[int, bytes] | None:
 
 
 async def reseal(conn: Conn, chain: Chain, old: Seal, new: Seal) -> tuple[int, int, bytes]:
-    """Every payload sealed under ``new``, the chain recomputed and signed; (values, seq, head)."""
+    """Every payload sealed under ``new`` (the partner's words in rows' last errors too), the
+    chain recomputed over the rows as they are then and signed; (values, seq, head)."""
     await chain.flush()
     await chain.lock()
     refusals = await conn.fetch("SELECT * FROM refusals ORDER BY seq")
     bodies, digests = rekey.resealed_refusals(refusals, old, new)
+    errors = await conn.fetch("SELECT id, last_error FROM exchanges WHERE last_error IS NOT NULL")
+    resealed = rekey.resealed_errors(errors, old, new)
+    if resealed:
+        await conn.executemany("UPDATE exchanges SET last_error = $1 WHERE id = $2", resealed)
     events = [tuple(r) for r in await conn.fetch(VERIFY)]
     shown = await conn.fetch(f"SELECT {', '.join(rows.SHOWN)} FROM exchanges")
     now = {r["id"]: rows.shown_digest(r) for r in shown}
@@ -328,7 +333,7 @@ async def reseal(conn: Conn, chain: Chain, old: Seal, new: Seal) -> tuple[int, i
             *(list(col) for col in zip(*updates, strict=True)),
         )
     await chain.rewritten(seq, head)
-    return len(bodies) + len(updates), seq, head
+    return len(bodies) + len(resealed) + len(updates), seq, head
 
 
 # -- exchanges ----------------------------------------------------------------------------------
@@ -496,12 +501,16 @@ async def learn(conn: Conn, known: MappingSets, missing: list[bytes]) -> None:
 
 
 async def exchanges(
-    conn: Conn, found: Sequence[Any], history: Mapping[str, Sequence[Event]], known: MappingSets
+    conn: Conn,
+    found: Sequence[Any],
+    history: Mapping[str, Sequence[Event]],
+    seal: Seal,
+    known: MappingSets,
 ) -> list[Exchange]:
     """The Exchanges of rows and their events, the mapping sets they refer to read as needed."""
     everything = [e for r in found for e in history.get(r["id"], ())]
     await learn(conn, known, known.missing([r["mapping_versions"] for r in found], everything))
-    return [read_exchange(r, history.get(r["id"], ()), known) for r in found]
+    return [read_exchange(r, history.get(r["id"], ()), seal, known) for r in found]
 
 
 def masked(dsn: str) -> str:

@@ -40,6 +40,7 @@ from replay.checkpoints import Cadence, Checkpoints, rolled_back
 from replay.instances import Instance
 from replay.journal import AuditEntry, Query, Refusal, TrailQuery
 from replay.keys import KeyPlace, from_environment
+from replay.lasterror import column as error_column
 from replay.pgsql import Conn
 from replay.pgwrite import GroupCommit, WriteOp, _Later
 from replay.rows import current, read_exchange
@@ -286,7 +287,7 @@ class PostgresJournal(GroupCommit):
                 if chain.pending_for([row["id"]]):  # created earlier in this batch
                     await chain.flush()
                 events = await pgsql.histories(conn, [row["id"]], self.seal)
-                return (await pgsql.exchanges(conn, [row], events, self.sets))[0], False
+                return (await pgsql.exchanges(conn, [row], events, self.seal, self.sets))[0], False
             else:
                 raise JournalUnavailable(f"exchange key {new.idempotency_key!r} keeps changing")
             if new.applicant_refs:
@@ -310,14 +311,8 @@ class PostgresJournal(GroupCommit):
         items: list[mapping_sets.Item] = []  # the mapping sets this write refers to
         versions = self.sets.column(change.mapping_versions, items)
         stored = self.sets.referring(events, items)
-        args = (
-            exchange_id,
-            change.state.value,
-            now,
-            change.next_attempt_at,
-            versions,
-            rows.receipt_column(change.receipt),
-            rows.json_column(change.last_error),
+        head = (exchange_id, change.state.value, now, change.next_attempt_at, versions)
+        tail = (
             change.attempts,
             change.notify,
             rules.releases_lease(change),
@@ -328,10 +323,14 @@ class PostgresJournal(GroupCommit):
             change.lifecycle_state,
             change.expect_lifecycle,
         )
+        receipt = rows.receipt_column(change.receipt)
 
         async def op(conn: Conn, chain: pgsql.Chain) -> None:
-            # The guarded UPDATE runs first: if it matches nothing, nothing has been written.
-            shown = await conn.fetchrow(pgsql.RECORD, *args)
+            # The guarded UPDATE runs first: if it matches nothing, nothing has been written. The
+            # partner's words in its last error are sealed with the seal in force now, as the
+            # events below: never with one a rekey retired while the write waited.
+            error = error_column(self.seal, exchange_id, change.last_error)
+            shown = await conn.fetchrow(pgsql.RECORD, *head, receipt, error, *tail)
             if shown is None:
                 row = await conn.fetchrow(pgsql.BY_ID, exchange_id)
                 raise rules.refusal_reason(exchange_id, current(row), change, owner)
@@ -348,7 +347,7 @@ class PostgresJournal(GroupCommit):
             if row is None:
                 return None
             history = await pgsql.histories(conn, [exchange_id], self.seal)
-            return (await pgsql.exchanges(conn, [row], history, self.sets))[0]
+            return (await pgsql.exchanges(conn, [row], history, self.seal, self.sets))[0]
 
         # One snapshot for the row and its events.
         return await self._run(op, isolation="repeatable_read", readonly=True)
@@ -385,7 +384,7 @@ class PostgresJournal(GroupCommit):
             def make() -> list[Exchange]:
                 for e, seq in zip(reclaims, seqs, strict=True):
                     history[e.exchange_id].append(replace(e, seq=seq))
-                return [read_exchange(r, history[r["id"]], self.sets) for r in mine]
+                return [read_exchange(r, history[r["id"]], self.seal, self.sets) for r in mine]
 
             return _Later(make)
 
@@ -412,7 +411,7 @@ class PostgresJournal(GroupCommit):
                 pgsql.CLAIM_NOTIFICATIONS, now, max(0, limit), owner, lease_until
             )
             found.sort(key=lambda r: (r["notify_at"], str(r["id"])))
-            return await pgsql.exchanges(conn, found, {}, self.sets)
+            return await pgsql.exchanges(conn, found, {}, self.seal, self.sets)
 
         claimed: list[Exchange] = await self._write(op)
         return claimed
@@ -447,7 +446,7 @@ class PostgresJournal(GroupCommit):
 
         async def op(conn: Conn) -> list[Exchange]:
             found = await conn.fetch(sql, *args)
-            return await pgsql.exchanges(conn, found, {}, self.sets)
+            return await pgsql.exchanges(conn, found, {}, self.seal, self.sets)
 
         return await self._run(op, transaction=False)
 

@@ -5,13 +5,14 @@ by a release that recorded a digest of fewer of their columns get the full one (
 
 The order makes every crash recoverable: (1) the journal must verify, or rekey would sign what is
 wrong; (2) the key file gains the new key, kept beside the old (written atomically); (3) one
-transaction re-seals every event and refused body still in the journal (also those in clear, from
-before the journal had keys), recomputes the chain over them, signs the new head and puts the new
-seal in force before it commits, so that no later write is sealed under the old key, not even one
-prepared before it and written after (each backend's ``reseal``); (4) the
-checkpoints file is replaced by one checkpoint of the new chain; (5) the old data keys are dropped
-from the key file. A crash before (3) commits leaves everything under the old key (the new one is
-only unused); after it, under the new key (the old one is only still held). The MAC key stays.
+transaction re-seals every event, refused body and partner's words in a row's last error still in
+the journal (also those in clear, from before the journal had keys or sealed those words),
+recomputes the chain over them, signs the new head and puts the new seal in force before it
+commits, so that no later write is sealed under the old key, not even one prepared before it and
+written after (each backend's ``reseal``); (4) the checkpoints file is replaced by one checkpoint
+of the new chain; (5) the old data keys are dropped from the key file. A crash before (3) commits
+leaves everything under the old key (the new one is only unused); after it, under the new key (the
+old one is only still held). The MAC key stays.
 
 Archive files written before keep their own chain and their seals: keep the key file of their time
 with them (``tongban journal verify --archive`` needs no key).
@@ -27,10 +28,11 @@ from typing import Any, Protocol
 import orjson
 
 from federation.domain.errors import ConfigError, JournalError, Problem
+from replay import lasterror
 from replay.chain import GENESIS, Break, link
 from replay.checkpoints import Checkpoints
 from replay.keys import KeyPlace, Keyring, write_file
-from replay.rows import REFUSAL, REFUSAL_COLUMNS, refusal_digest
+from replay.rows import REFUSAL, REFUSAL_COLUMNS, loads, refusal_digest
 from replay.seal import Seal, event_aad, refusal_aad
 
 # An event row as read for a rekey: seq, exchange_id, at, kind, data, hash, archived, state.
@@ -87,6 +89,18 @@ def resealed_refusals(
         values = [body if c == "body" else row[c] for c in REFUSAL_COLUMNS]
         digests[int(row["seq"])] = refusal_digest(values)
     return updates, digests
+
+
+def resealed_errors(found: Sequence[Any], old: Seal, new: Seal) -> list[tuple[bytes, str]]:
+    """The ``last_error`` of each (id, last_error) row sealed under ``new``, as (column, id)
+    updates: the partner's words sealed again, or for the first time in a row written before
+    they were (``replay/lasterror.py``); rows with nothing to seal are left out."""
+    updates: list[tuple[bytes, str]] = []
+    for xid, stored in found:
+        column = lasterror.resealed(old, new, str(xid), loads(stored))
+        if column is not None:
+            updates.append((column, str(xid)))
+    return updates
 
 
 def resealed_chain(

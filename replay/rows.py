@@ -5,7 +5,8 @@ The ``exchanges`` and ``refusals`` tables have the same columns on SQLite and Po
 JSON columns hold the exact orjson bytes, so the hash chain and the archive see the same values.
 
 Payloads are sealed and opened here (with a backend's ``replay.seal.Seal``), never in a backend:
-``stored_events`` turns events into what is stored, ``event`` and ``refusal`` open them again.
+``stored_events`` turns events into what is stored, ``event`` and ``refusal`` open them again,
+``read_exchange`` the partner's words in a row's last error (``replay/lasterror.py``).
 ``shown_digest`` and ``refusal_digest`` are what the chain records of an exchange's row and of a
 refusal, so that ``verify`` can prove the rows a reader is shown (``replay/audit.py``).
 """
@@ -29,6 +30,7 @@ from federation.domain.models import (
     State,
     json_default,
 )
+from replay import lasterror
 from replay.chain import GENESIS, EventRow
 from replay.compress import COLUMNS_1, compress, decompress
 from replay.journal import Refusal
@@ -116,11 +118,6 @@ def dumps(value: Any) -> bytes:
 # A packed receipt (``receipt_column``): this byte, then raw DEFLATE with COLUMNS_1 as dictionary.
 # No JSON text starts with it, so columns written as JSON before still read as they are.
 PACKED = b"\x01"
-
-
-def json_column(value: Any) -> bytes | None:
-    """A JSON column as stored in clear (last_error: a search looks for text inside it)."""
-    return None if value is None else dumps(value)
 
 
 def receipt_column(value: Any) -> bytes | None:
@@ -407,9 +404,12 @@ def refusal_event(seal: Seal, seq: int, at: float, values: Sequence[Any]) -> Eve
     return ("", at, REFUSAL, data, refusal_digest(values))
 
 
-def read_exchange(row: Row, events: Sequence[Event], sets: MappingSets | None = None) -> Exchange:
+def read_exchange(
+    row: Row, events: Sequence[Event], seal: Seal, sets: MappingSets | None = None
+) -> Exchange:
     """The Exchange of an ``exchanges`` row; the application and supplement_of come from its
-    ``received`` event, the mapped request from its latest ``mapped`` event. With ``sets`` (which
+    ``received`` event, the mapped request from its latest ``mapped`` event, the partner's words
+    in its last error are opened with ``seal`` (``replay/lasterror.py``). With ``sets`` (which
     must know every set referred to: ``MappingSets.missing``), references to sets are resolved."""
     if sets is not None:
         events = sets.resolved(events)
@@ -442,7 +442,7 @@ def read_exchange(row: Row, events: Sequence[Event], sets: MappingSets | None = 
             else loads(row["mapping_versions"]) or {}
         ),
         receipt=loads(row["receipt"]),
-        last_error=loads(row["last_error"]),
+        last_error=lasterror.opened(seal, row["id"], loads(row["last_error"])),
         attempts=row["attempts"],
         next_attempt_at=row["next_attempt_at"],
         notify_state=row["notify_state"],
@@ -486,7 +486,8 @@ def refusal(row: Row, seal: Seal) -> Refusal:
 
 def archive_record(row: Row, sets: MappingSets | None = None) -> dict[str, Any]:
     """The exchange's columns as the archive file holds them (JSON columns decoded, a mapping set
-    written out, the request hash spelled as text)."""
+    written out, the request hash spelled as text; the partner's words in the last error stay
+    sealed, as the events do)."""
     record = {k: row[k] for k in row.keys()}  # noqa: SIM118 - a Row is no Mapping
     record["request_hash"] = hash_text(record["request_hash"])
     for key in JSON_COLUMNS:

@@ -21,7 +21,8 @@ open: ``~tb2.<key id>.<base85(…)>`` (compressed, no context) and ``~tb1.<key i
 (the plaintext as it was).
 
 The associated data binds each ciphertext to where it belongs (an event's exchange id, kind and
-time; a refusal's time, status and size), so a sealed value moved to another row does not open.
+time; a refusal's time, status and size; the partner's words in a row's last error, its exchange
+id: ``replay/lasterror.py``), so a sealed value moved to another row does not open.
 A value without the prefix is in clear: written before the journal had keys, or by an unkeyed
 journal; ``tongban journal rekey`` seals those.
 
@@ -70,6 +71,11 @@ class SealError(JournalDamaged):
 def event_aad(exchange_id: str, kind: str, at: float) -> bytes:
     """What an event's sealed data is bound to."""
     return b"\0".join((b"tongban/event", exchange_id.encode(), kind.encode(), _num(at)))
+
+
+def error_aad(exchange_id: str) -> bytes:
+    """What the partner's words in an exchange's ``last_error`` are bound to (its row)."""
+    return b"\0".join((b"tongban/error", exchange_id.encode()))
 
 
 def refusal_aad(at: float, status: int, body_bytes: int) -> bytes:

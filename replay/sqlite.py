@@ -325,7 +325,7 @@ class SQLiteJournal(SQLiteAdmin):
                     new, exchange_id=row["id"], request_hash=rows.hash_text(row["request_hash"])
                 )
                 history = sqlitesql.history(conn, row["id"], self.seal)
-                return sqlitesql.exchange(conn, row, history, self.sets), False
+                return sqlitesql.exchange(conn, row, history, self.seal, self.sets), False
             self._chain.append(conn, sealing.rows(rows.shown_digest(rows.created(new))))
             if new.applicant_refs:
                 conn.executemany(
@@ -350,10 +350,14 @@ class SQLiteJournal(SQLiteAdmin):
         items: list[mapping_sets.Item] = []  # the mapping sets this write refers to
         versions = self.sets.column(change.mapping_versions, items)
         events = self.sets.referring(events, items)
-        sql, args = sqlitesql.record_update(exchange_id, change, now, versions, owner, lease_until)
 
         def op(conn: sqlite3.Connection) -> None:
-            # The guarded UPDATE runs first: if it matches nothing, nothing has been written.
+            # The guarded UPDATE runs first: if it matches nothing, nothing has been written. It
+            # is made here, its partner's words sealed with the seal in force now (as the events:
+            # ``rows.Sealing``), never with one a rekey retired while the write waited.
+            sql, args = sqlitesql.record_update(
+                exchange_id, change, now, versions, owner, lease_until, self.seal
+            )
             shown = conn.execute(sql, args).fetchone()
             if shown is None:
                 row = conn.execute(
@@ -373,7 +377,7 @@ class SQLiteJournal(SQLiteAdmin):
             if row is None:
                 return None
             history = sqlitesql.history(conn, exchange_id, self.seal)
-            return sqlitesql.exchange(conn, row, history, self.sets)
+            return sqlitesql.exchange(conn, row, history, self.seal, self.sets)
 
         result: Exchange | None = await self._read(op)
         return result
@@ -395,7 +399,7 @@ class SQLiteJournal(SQLiteAdmin):
                 )
                 row = conn.execute("SELECT * FROM exchanges WHERE id = ?", (r["id"],)).fetchone()
                 history = sqlitesql.history(conn, r["id"], self.seal)
-                out.append(sqlitesql.exchange(conn, row, history, self.sets))
+                out.append(sqlitesql.exchange(conn, row, history, self.seal, self.sets))
             return out
 
         result: list[Exchange] = await self._write(op)
@@ -440,7 +444,7 @@ class SQLiteJournal(SQLiteAdmin):
                 " RETURNING *",
                 (owner, lease_until, now, now, limit),
             ).fetchall()
-            return [sqlitesql.exchange(conn, r, (), self.sets) for r in claimed]
+            return [sqlitesql.exchange(conn, r, (), self.seal, self.sets) for r in claimed]
 
         result: list[Exchange] = await self._write(op)
         return result
@@ -477,7 +481,7 @@ class SQLiteJournal(SQLiteAdmin):
 
         def op(conn: sqlite3.Connection) -> list[Exchange]:
             found = conn.execute(sql, args).fetchall()
-            return [sqlitesql.exchange(conn, r, (), self.sets) for r in found]
+            return [sqlitesql.exchange(conn, r, (), self.seal, self.sets) for r in found]
 
         result: list[Exchange] = await self._read(op)
         return result

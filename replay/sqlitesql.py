@@ -12,7 +12,7 @@ from importlib import resources
 from typing import Any
 
 from federation.domain.models import Event, Exchange, StateChange
-from replay import rekey, rows, rules, sets
+from replay import lasterror, rekey, rows, rules, sets
 from replay.archive import ArchivedExchange
 from replay.audit import Audit
 from replay.chain import Chain
@@ -42,10 +42,12 @@ def history(conn: sqlite3.Connection, exchange_id: str, seal: Seal) -> tuple[Eve
     return tuple(rows.event(exchange_id, r, seal) for r in cur.fetchall())
 
 
-def exchange(conn: sqlite3.Connection, row: Any, events: Any, known: MappingSets) -> Exchange:
+def exchange(
+    conn: sqlite3.Connection, row: Any, events: Any, seal: Seal, known: MappingSets
+) -> Exchange:
     """The Exchange of a row and its events, the mapping sets they refer to read as needed."""
     learn(conn, known, known.missing([row["mapping_versions"]], events))
-    return rows.read_exchange(row, events, known)
+    return rows.read_exchange(row, events, seal, known)
 
 
 def learn(conn: sqlite3.Connection, known: MappingSets, missing: list[bytes]) -> None:
@@ -92,16 +94,20 @@ def audit(conn: sqlite3.Connection, audit: Audit) -> None:
 
 
 def reseal(conn: sqlite3.Connection, old: Seal, new: Seal) -> tuple[int, int, bytes]:
-    """Every payload sealed under ``new``, the chain recomputed; (values, last seq, head)."""
+    """Every payload sealed under ``new`` (the partner's words in rows' last errors too), the
+    chain recomputed over the rows as they are then; (values, last seq, head)."""
     refusals = conn.execute("SELECT * FROM refusals ORDER BY seq").fetchall()
     bodies, digests = rekey.resealed_refusals(refusals, old, new)
+    errors = conn.execute("SELECT id, last_error FROM exchanges WHERE last_error IS NOT NULL")
+    resealed = rekey.resealed_errors(errors.fetchall(), old, new)
+    conn.executemany("UPDATE exchanges SET last_error = ? WHERE id = ?", resealed)
     events = conn.execute(f"SELECT {EVENT_COLUMNS} FROM events ORDER BY seq").fetchall()
     shown = conn.execute(f"SELECT {', '.join(rows.SHOWN)} FROM exchanges")
     digests_now = {r["id"]: rows.shown_digest(r) for r in shown}
     updates, seq, head = rekey.resealed_chain(events, old, new, digests, digests_now)
     conn.executemany("UPDATE refusals SET body = ? WHERE seq = ?", bodies)
     conn.executemany("UPDATE events SET data = ?, hash = ?, state = ? WHERE seq = ?", updates)
-    return len(bodies) + len(updates), seq, head
+    return len(bodies) + len(resealed) + len(updates), seq, head
 
 
 # Ended, unleased, no callback pending: replay.rules.archivable in SQL. The states are literals
@@ -212,9 +218,11 @@ def record_update(
     versions: bytes | None,
     owner: str | None,
     lease_until: float | None,
+    seal: Seal,
 ) -> tuple[str, list[Any]]:
     """The guarded UPDATE that ``record`` runs: (SQL, arguments), returning the SHOWN columns.
-    ``versions`` is the row's stored mapping_versions (a mapping set's reference)."""
+    ``versions`` is the row's stored mapping_versions (a mapping set's reference); the partner's
+    words in a last error are sealed with ``seal`` (the journal's in this transaction)."""
     allowed = rules.allowed_from(change)
     sets = ["state = ?", "updated_at = ?", "next_attempt_at = ?"]
     args: list[Any] = [change.state.value, now, change.next_attempt_at]
@@ -226,7 +234,7 @@ def record_update(
         args.append(rows.receipt_column(change.receipt))
     if change.last_error is not None:
         sets.append("last_error = ?")
-        args.append(rows.json_column(change.last_error))
+        args.append(lasterror.column(seal, exchange_id, change.last_error))
     if change.attempts is not None:
         sets.append("attempts = ?")
         args.append(change.attempts)
