@@ -12,14 +12,13 @@ import orjson
 import pytest
 
 from federation.domain.models import State
-from tests.integration.pg import JOURNALS
+from tests.integration.pg import JOURNALS, unopened_journal_of
 from tests.integration.test_charsets import (
     FJ_RULES,
     PROBLEM,
     RECEIPT,
     SOAP_HEADERS,
     envelope,
-    journal_of,
     partner_answering,
     post,
     submission_text,
@@ -32,7 +31,7 @@ from tests.integration.test_soap_inbound import soap_config  # noqa: F401 (fixtu
 @pytest.fixture(params=JOURNALS)
 async def journal(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
     """An unopened journal of each backend (the broker opens it)."""
-    async with journal_of(request.param, tmp_path) as j:
+    async with unopened_journal_of(request.param, tmp_path) as j:
         yield j
 
 

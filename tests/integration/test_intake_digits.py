@@ -12,8 +12,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import HK_APPLICATION
-from tests.integration.pg import JOURNALS
-from tests.integration.test_charsets import journal_of
+from tests.integration.pg import JOURNALS, unopened_journal_of
 
 PROBLEM = "application/problem+json"
 
@@ -21,7 +20,7 @@ PROBLEM = "application/problem+json"
 @pytest.fixture(params=JOURNALS)
 async def any_journal(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
     """An unopened journal of each backend."""
-    async with journal_of(request.param, tmp_path) as j:
+    async with unopened_journal_of(request.param, tmp_path) as j:
         yield j
 
 
