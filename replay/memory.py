@@ -253,7 +253,7 @@ class InMemoryJournal:
             holder = self.leases.get(xid)
             if len(out) < limit and at <= now and (holder is None or holder[1] < now):
                 self.leases[xid] = (owner, lease_until)
-                out.append(self.exchanges[xid])
+                out.append(without_history(self.exchanges[xid]))
         return out
 
     async def finish_notification(
@@ -282,7 +282,7 @@ class InMemoryJournal:
 
     async def search(self, query: Query) -> list[Exchange]:
         found = (
-            self.exchanges[xid]
+            without_history(self.exchanges[xid])
             for xid in sorted(self.exchanges, reverse=True)
             if matches(query, self.exchanges[xid], self.refs.get(xid, ()))
         )
@@ -475,3 +475,10 @@ class InMemoryJournal:
         self.events = [e for e in self.events if e.exchange_id != exchange_id]
         marker = Event(exchange_id=exchange_id, kind=rows.ARCHIVED, at=self._clock(), data={})
         self._append(exchange_id, [replace(marker, data={"events": tombstoned})])
+
+
+def without_history(ex: Exchange) -> Exchange:
+    """``ex`` as a SQL journal reads it from its row alone (a search, a claimed callback): what
+    its events hold (the application, the mapped request, supplement_of, the trace context and the
+    events themselves) left out, so that no caller can come to rely on them here alone."""
+    return replace(ex, application={}, mapped=None, supplement_of=None, traceparent=None, events=())

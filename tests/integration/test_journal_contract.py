@@ -37,6 +37,7 @@ from tests.integration.pg import BACKENDS, PgSchema, store
 Journal = Backend  # every test below runs on each backend, through both faces
 
 NOW = 1_790_000_000.0
+TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 
 def new(
@@ -365,6 +366,30 @@ async def test_a_supplement_names_what_it_supplements_from_the_start(journal: Jo
     assert got is not None and got.supplement_of == original.id
     assert [(c.id, c.supplement_of) for c in claimed] == [(made.id, original.id)]
     assert original.supplement_of is None
+
+
+async def test_searches_and_claimed_callbacks_come_without_history_on_every_backend(
+    journal: Journal,
+) -> None:
+    """search() and claim_notifications() read rows alone, as their contract says: no events and
+    nothing that only the events hold (the application, supplement_of, the trace context). The
+    in-memory journal handed back the whole exchange, so code relying on it passed there alone."""
+    original, _ = await journal.create(new("first"), owner="w1", lease_until=NOW + 30)
+    material = replace(new("round-1", at=NOW + 1), supplement_of=original.id, traceparent=TRACE)
+    made, _ = await journal.create(material, owner="w1", lease_until=NOW + 1)
+    await journal.record(made.id, [], StateChange(state=State.REJECTED, notify=True))
+    t = time.time() + 10
+    found = await journal.search(Query(limit=10))
+    claimed = await journal.claim_notifications(owner="n1", now=t, lease_until=t + 30, limit=5)
+    assert [x.id for x in found] == [made.id, original.id]
+    assert [x.id for x in claimed] == [made.id]
+    for x in [*found, *claimed]:
+        assert (x.application, x.events, x.supplement_of, x.traceparent) == ({}, (), None, None)
+        assert x.mapped is None and x.source == "gd-portal"
+    assert claimed[0].notify_state == "rejected" and found[0].state is State.REJECTED
+    whole = await journal.get(made.id)
+    assert whole is not None and whole.supplement_of == original.id
+    assert whole.application == material.application and whole.traceparent == TRACE
 
 
 async def test_every_ended_state_gives_up_the_lease_and_is_never_claimed(journal: Journal) -> None:
