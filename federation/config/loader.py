@@ -136,9 +136,9 @@ def _sources(r: Reader, raw: Any, base: Path) -> dict[str, Source]:
             continue
         sid = r.text((*path, "id"), m.get("id"), pattern=ID_RE, what=said("an id (a-z, 0-9, -)"))
         names = parse_names(r, (*path, "name"), m.get("name"))
-        callback, secret = parse_callback(r, path, m, base)
-        if secret is None and "callback_secret" not in m:
-            warn_unsigned(r, path, callback)
+        callback = parse_callback(r, path, m, base)
+        if callback.secret is None and "callback_secret" not in m:
+            warn_unsigned(r, path, callback.url)
         if sid and sid in sources:
             r.error((*path, "id"), said("duplicate source id %(sid)r", sid=sid))
         elif sid and names:
@@ -146,8 +146,9 @@ def _sources(r: Reader, raw: Any, base: Path) -> dict[str, Source]:
             sources[sid] = Source(
                 id=sid,
                 names=names,
-                callback=callback,
-                callback_secret=secret,
+                callback=callback.url,
+                callback_secret=callback.secret,
+                callback_secret_previous=callback.previous,
                 keys_sha256=frozenset(keys),
             )
     return sources

@@ -137,6 +137,7 @@ class Inbound:
     client_certs_sha256: frozenset[str] = frozenset()  # mutual TLS: the partner's certificates
     callback: str | None = None  # POSTed to with each step of what the partner filed (decisions)
     callback_secret: SecretRef | None = None  # signs its JSON callbacks (Standard Webhooks)
+    callback_secret_previous: SecretRef | None = None  # …and the one before it, while rotated
     signing: InboundSigning | None = None  # the partner signs its calls: verified on arrival
 
 
@@ -148,6 +149,7 @@ class Source:
     names: Names
     callback: str | None = None  # POSTed to when an exchange is delivered, rejected or failed
     callback_secret: SecretRef | None = None  # signs each callback (Standard Webhooks)
+    callback_secret_previous: SecretRef | None = None  # …and the one before it, while rotated
     keys_sha256: frozenset[str] = frozenset()  # if any: it must present one (Bearer)
 
 
@@ -204,13 +206,19 @@ class Config:
         src = self.sources.get(source)
         return src.callback if src else None
 
-    def callback_secret(self, source: str, *, inbound: bool) -> SecretRef | None:
-        """The secret that signs the callbacks :meth:`callback_url` names, if one is declared."""
+    def callback_secrets(self, source: str, *, inbound: bool) -> tuple[SecretRef, ...]:
+        """The secrets that sign the callbacks :meth:`callback_url` names: none, the current
+        one, or (while it is rotated) the current one and the one before it, in that order."""
+        owner: Source | Inbound | None
         if inbound:
             partner = self.partners.get(source)
-            return partner.inbound.callback_secret if partner and partner.inbound else None
-        src = self.sources.get(source)
-        return src.callback_secret if src else None
+            owner = partner.inbound if partner else None
+        else:
+            owner = self.sources.get(source)
+        if owner is None or owner.callback_secret is None:
+            return ()
+        previous = owner.callback_secret_previous
+        return (owner.callback_secret,) if previous is None else (owner.callback_secret, previous)
 
     def with_inbound_keys(self, keys: Mapping[str, str]) -> Config:
         """A copy in which each named partner (and ``local``, the local system) authenticates

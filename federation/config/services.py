@@ -43,7 +43,8 @@ def parse_inbound(
         parse_digests(r, (*path, name), m.get(name, []))
         for name in ("keys_sha256", "client_certs_sha256")
     )
-    callback, callback_secret = parse_callback(r, path, m, base)
+    hears = parse_callback(r, path, m, base)
+    callback = hears.url
     # A partner may only send status updates (no services): it still needs its keys.
     services: Mapping[str, Service] | None = (
         _with_reports(
@@ -77,7 +78,8 @@ def parse_inbound(
         wsdl=wsdl,
         client_certs_sha256=frozenset(certs),
         callback=callback,
-        callback_secret=callback_secret,
+        callback_secret=hears.secret,
+        callback_secret_previous=hears.previous,
         signing=signing,
     )
 

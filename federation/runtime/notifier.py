@@ -118,8 +118,8 @@ class Notifier:
             )
             return
         body = await self._body(exchange, state)
-        secret = catalogue.config.callback_secret(exchange.source, inbound=inbound)
-        status, error = await self._post(url, body, f"{exchange.id}:{state}", secret)
+        secrets = catalogue.config.callback_secrets(exchange.source, inbound=inbound)
+        status, error = await self._post(url, body, f"{exchange.id}:{state}", secrets)
         if error is None:
             await self._finish(
                 exchange, "callback_delivered", done=True, status=status, state=state
@@ -181,14 +181,14 @@ class Notifier:
         }
 
     async def _post(
-        self, url: str, body: dict[str, Any], key: str, secret: SecretRef | None
+        self, url: str, body: dict[str, Any], key: str, secrets: tuple[SecretRef, ...]
     ) -> tuple[int | None, str | None]:
-        """POST the callback, signed when its receiver declared a secret: the HTTP status, and
-        what went wrong (None: a 2xx)."""
+        """POST the callback, signed when its receiver declared a secret (or two, while it is
+        rotated): the HTTP status, and what went wrong (None: a 2xx)."""
         data = orjson.dumps(body)
         headers = {"Content-Type": "application/json", "Idempotency-Key": key}
-        if secret is not None:
-            signed = self._signed(secret, key, data)
+        if secrets:
+            signed = self._signed(secrets, key, data)
             if isinstance(signed, str):
                 return None, signed  # never sent unsigned: held until the secret can be read
             headers.update(signed)
@@ -207,18 +207,25 @@ class Notifier:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             return None, f"{type(exc).__name__}: {exc}"
 
-    def _signed(self, secret: SecretRef, key: str, data: bytes) -> dict[str, str] | str:
-        """The Standard Webhooks headers for ``data``, signed now (``webhook-id`` is the
-        idempotency key, the same on every retry); or why it cannot be signed (the reference is
-        named, the secret never)."""
-        try:
-            signing = signing_key(secret.read_bytes())
-        except SecretError as exc:
-            return f"not sent: {exc}"
-        if signing is None:
-            return f"not sent: secret {secret} is no Standard Webhooks signing secret: {RULE}"
+    def _signed(
+        self, secrets: tuple[SecretRef, ...], key: str, data: bytes
+    ) -> dict[str, str] | str:
+        """The Standard Webhooks headers for ``data``, signed now with each secret (``webhook-id``
+        is the idempotency key, the same on every retry); or why it cannot be signed (the
+        reference is named, the secret never). A callback goes with every signature declared or
+        not at all: a receiver that still knows only the previous secret must not be sent one
+        it refuses."""
+        keys = []
+        for secret in secrets:
+            try:
+                signing = signing_key(secret.read_bytes())
+            except SecretError as exc:
+                return f"not sent: {exc}"
+            if signing is None:
+                return f"not sent: secret {secret} is no Standard Webhooks signing secret: {RULE}"
+            keys.append(signing)
         now = int(self._clock())
-        return signed_headers(signing, msg_id=key, timestamp=now, body=data)
+        return signed_headers(keys, msg_id=key, timestamp=now, body=data)
 
     async def _finish(
         self,
