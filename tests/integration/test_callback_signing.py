@@ -27,9 +27,7 @@ from federation.api.net import start_site
 from federation.cli.main import main
 from federation.domain.models import Exchange, State
 from federation.runtime.broker import Broker
-from replay.factory import open_journal
 from tests.conftest import hk_submission
-from tests.integration.pg import JOURNALS, fresh_schema
 from tests.integration.test_delivery import DONE, settle
 from tests.integration.test_inbound import INBOUND, LOCAL, MAPPING
 from tests.waiting import wait_for
@@ -82,18 +80,6 @@ async def receiver() -> AsyncIterator[Receiver]:
     runner, r.url = await start_site(app)
     yield r
     await runner.cleanup()
-
-
-@pytest.fixture(params=JOURNALS)
-async def journal_of(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
-    """An unopened journal of each backend: the broker opens it."""
-    if request.param == "postgresql":
-        async with fresh_schema() as pg:
-            yield pg.journal()
-    elif request.param == "sqlite":
-        yield open_journal(tmp_path / "signed.sqlite")
-    else:
-        yield open_journal("memory:")
 
 
 def with_source(root: Path, lines: str) -> Path:

@@ -6,7 +6,6 @@ idempotency key), reached under hk's ``inbound.callback``; the local system is a
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import time
 from collections.abc import AsyncIterator
@@ -24,7 +23,6 @@ from federation.domain.models import Exchange, State
 from federation.runtime.broker import Broker
 from federation.runtime.notices import resend_notice
 from federation.sim.rest import PartnerSimulator
-from replay.factory import open_journal
 from tests.integration.test_delivery import DONE, free_port, settle
 from tests.integration.test_inbound import APPLICATION, KEY, LOCAL, LOCAL_KEY, MAPPING, auth
 from tests.waiting import wait_for
@@ -177,20 +175,6 @@ async def test_a_refusal_answered_with_http_200_is_not_delivered(
     assert attempt.data["response"]["status"] == 200
     assert notice_sim.seen[f"{xid}:delivered"].count == 1
     assert view.state is State.DELIVERED and view.notify_state is None
-
-
-@pytest.fixture(params=["sqlite", "memory", "postgresql"])
-async def journal_of(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
-    """An unopened journal of each backend (the broker opens it)."""
-    async with contextlib.AsyncExitStack() as stack:
-        if request.param == "postgresql":
-            from tests.integration.pg import fresh_schema
-
-            yield (await stack.enter_async_context(fresh_schema())).journal()
-        elif request.param == "sqlite":
-            yield open_journal(tmp_path / "notices.sqlite")
-        else:
-            yield open_journal("memory:")
 
 
 async def test_a_partner_that_is_down_is_retried_then_the_notice_is_resent(

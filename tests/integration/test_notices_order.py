@@ -22,10 +22,8 @@ from federation.domain.models import Exchange
 from federation.runtime.broker import Broker
 from tests.integration.test_delivery import DONE, settle
 from tests.integration.test_inbound import MAPPING
-from tests.integration.test_notices import decide, file_one, journal_of, notice_config
+from tests.integration.test_notices import decide, file_one, notice_config
 from tests.waiting import wait_for
-
-__all__ = ["journal_of"]  # the journal fixture, one per backend
 
 REPORT = """\
 report:
