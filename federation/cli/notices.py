@@ -18,7 +18,8 @@ from federation.cli.failures import Negative
 from federation.cli.help import Group
 from federation.cli.lang import _
 from federation.cli.options import journal_option
-from federation.domain.errors import FederationError, JournalError
+from federation.cli.problems import say
+from federation.runtime.callbacks import NotResent
 from federation.runtime.notices import resend_notice
 from replay.journal import Backend
 
@@ -41,10 +42,8 @@ def resend(exchange_id: str, reason: str, journal_path: str) -> None:
     async def work(journal: Backend) -> str:
         try:
             return await resend_notice(journal, exchange_id, reason=reason, by=who, clock=time.time)
-        except JournalError:
-            raise  # the journal itself: a Failure naming it (exit 2)
-        except FederationError as exc:  # no such application, nothing sent yet: the answer is no
-            raise Negative(str(exc)) from exc
+        except NotResent as exc:  # no such application, nothing sent yet: the answer is no
+            raise Negative(say(exc.text)) from exc
 
     mark = with_journal(journal_path, work)
     done = _("notice %(notice)s queued again; the running broker sends it next")

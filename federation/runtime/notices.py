@@ -39,11 +39,13 @@ from federation.domain.errors import (
 )
 from federation.domain.models import Direction, Event, Exchange, State, StateChange, iso
 from federation.domain.retry import Failure, RetryLater, RetryNow
+from federation.domain.texts import said
 from federation.domain.words import recorded
 from federation.logging import get_logger
 from federation.mapping.engine import Section
 from federation.mapping.report import map_notice, notice_document, report_of
 from federation.runtime.breaker import PartnerGuards, Sleep
+from federation.runtime.callbacks import NotResent
 from federation.runtime.catalogue import Catalogue
 from federation.runtime.owed import Owed, owed, step_of
 from replay.journal import Journal
@@ -366,20 +368,24 @@ async def resend_notice(
     journal: Journal, exchange_id: str, *, reason: str, by: str, clock: Callable[[], float]
 ) -> str:
     """Send the latest notice of a delivered application a partner filed once more (the same
-    idempotency key); returns its mark. FederationError says why not."""
+    idempotency key); returns its mark. :class:`NotResent` says why not."""
     if not reason.strip():
-        raise FederationError("a resent notice needs a reason")
+        raise NotResent(said("a resent notice needs a reason"))
     exchange = await journal.get(exchange_id)
     if exchange is None or exchange.direction is not Direction.INBOUND:
-        raise FederationError(f"no application a partner filed has id {exchange_id}")
+        raise NotResent(said("no application a partner filed has id %(id)s", id=exchange_id))
     if exchange.state is not State.DELIVERED:
-        raise FederationError(
-            f"exchange {exchange_id} is {exchange.state.value}: only the notices of an application "
-            "delivered to the local system can be resent"
+        raise NotResent(
+            said(
+                "exchange %(id)s is %(state)s: only the notices of an application delivered to "
+                "the local system can be resent",
+                id=exchange_id,
+                state=exchange.state.value,
+            )
         )
     state = latest_notice(exchange)
     if state is None:
-        raise FederationError(f"exchange {exchange_id} has sent no notice yet")
+        raise NotResent(said("exchange %(id)s has sent no notice yet", id=exchange_id))
     event = Event(
         exchange_id=exchange_id,
         kind="notice_replayed",

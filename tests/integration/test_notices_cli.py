@@ -69,6 +69,12 @@ async def test_support_staff_resend_a_refused_notice(
     )  # fmt: skip
     assert (no_reason.returncode, unknown.returncode, done.returncode) == (2, 1, 0), done.stderr
     assert "no application a partner filed" in unknown.stderr
+    unknown_zh = tongban(
+        "--lang", "zh-Hant", "notice", "resend", "01JD0000000000000000000000", "--reason", "x",
+        "--journal", str(journal),
+    )  # fmt: skip
+    assert unknown_zh.returncode == 1
+    assert "沒有協作方提交的編號為 01JD0000000000000000000000 的申請" in unknown_zh.stderr
     assert f"notice {xid}:delivered queued again" in done.stdout
     stored = open_journal(journal)
     await stored.open()
