@@ -679,7 +679,8 @@ def report(
         f"broker_cpu_ms={cpu[0]:.3f} hops_cpu_ms={hops:.3f} overhead={cpu[0] / hops:.2f} "
         f"p50_ms={p50:.1f} p99_ms={p99:.1f} rate={args.rate:.0f} n={s.n} "
         f"concurrency={s.concurrency} broker_peak_rss_mib={run.rss:.1f} "
-        f"relay_cpu_ms={relay_ms:.3f} floor_overhead={relay_ms / hops:.2f}"
+        f"relay_cpu_ms={relay_ms:.3f} floor_overhead={relay_ms / hops:.2f} "
+        f"vs_relay={cpu[0] / relay_ms if relay_ms else float('nan'):.2f}"
     )
 
 
