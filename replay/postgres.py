@@ -49,12 +49,9 @@ from replay.search import POSTGRESQL, search_sql
 from replay.sessions import StoredSession
 from replay.sets import MappingSets
 
-# An exchange's stored error that is not UTF-8 JSON: written otherwise than by a journal. SQLite's
-# search passes over such a row (json_valid); PostgreSQL 15 has no test short of the cast that
-# fails, so the search says the journal is damaged (not unavailable: retrying will not help).
-UNREADABLE_ERROR = (
-    "a stored error does not read as JSON (altered?): tongban journal verify names the exchange"
-)
+# A stored error that is not UTF-8 JSON (altered): PostgreSQL 15's cast fails in a search by error.
+UNREADABLE = (asyncpg.InvalidTextRepresentationError, asyncpg.CharacterNotInRepertoireError)
+UNREADABLE_ERROR = "a stored error does not read as JSON (altered?): journal verify names it"
 T = TypeVar("T")
 
 
@@ -453,7 +450,7 @@ class PostgresJournal(GroupCommit):
         async def op(conn: Conn) -> list[Exchange]:
             try:
                 found = await conn.fetch(sql, *args)
-            except asyncpg.DataError as exc:  # only the search by error reads a column's JSON
+            except UNREADABLE as exc:
                 if not query.error:
                     raise
                 raise JournalDamaged(f"{UNREADABLE_ERROR} ({type(exc).__name__})") from None

@@ -21,6 +21,7 @@ from federation.api.edge import BROKER, EXCHANGE_ID_RE
 from federation.api.problems import ProblemError
 from federation.api.trail import record
 from federation.domain.models import Exchange, Lifecycle, State, iso
+from federation.domain.storable import unstorable
 from federation.domain.words import shown_error
 from federation.logging import MASK
 from replay.journal import Query
@@ -72,6 +73,10 @@ def query_from(params: Mapping[str, str], *, applicant_ref: Callable[[str], byte
     if unknown:
         raise BadQuery(
             f"unknown filter(s): {', '.join(sorted(unknown))}; known: {', '.join(FILTERS)}"
+        )
+    if (name := unstorable(params)) is not None:
+        raise BadQuery(
+            f"{name}: holds a NUL character or a lone surrogate, which no search can match"
         )
     states = tuple(s for s in params.get("state", "").split(",") if s)
     lifecycle = tuple(s for s in params.get("lifecycle", "").split(",") if s)

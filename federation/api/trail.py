@@ -12,6 +12,7 @@ from aiohttp import web
 
 from federation.api.problems import ProblemError
 from federation.domain.errors import JournalError, RequestRefused
+from federation.domain.storable import unstorable
 from federation.logging import get_logger
 from federation.runtime.broker import Broker
 from replay.journal import AuditEntry, TrailQuery
@@ -68,6 +69,10 @@ def trail_query(params: dict[str, str]) -> TrailQuery:
     unknown = set(params) - known
     if unknown:
         raise ValueError(f"unknown filter(s): {', '.join(sorted(unknown))}")
+    if (name := unstorable(params)) is not None:
+        raise ValueError(
+            f"{name}: holds a NUL character or a lone surrogate, which no search can match"
+        )
     try:
         limit = int(params.get("limit", "100"))
         since = float(params["since"]) if params.get("since") else None

@@ -56,7 +56,7 @@ async def test_a_search_by_error_over_an_altered_error(where: Store, stored: byt
             await j.search(Query(limit=10))
         assert [x.id for x in await j.search(Query(exchange_id=second))] == [second]
         if where.name == "postgresql":
-            with pytest.raises(JournalDamaged, match="journal verify names the exchange"):
+            with pytest.raises(JournalDamaged, match="journal verify names it"):
                 await j.search(Query(error="HTTP 400", limit=10))
         else:
             found = await j.search(Query(error="HTTP 400", limit=10))
