@@ -25,7 +25,7 @@ import orjson
 from federation.domain.errors import JournalDamaged
 from federation.domain.models import json_default
 from federation.domain.words import FORM
-from replay.seal import Seal, as_text, error_aad, from_text
+from replay.seal import PREFIXES, Seal, as_text, error_aad, from_text
 
 CLEAR = "partner_message"
 SEALED = "partner_sealed"
@@ -53,6 +53,8 @@ def opened(seal: Seal, exchange_id: str, error: Any) -> Any:
         raw = from_text(str(error[SEALED]))
     except ValueError:
         raise JournalDamaged(f"{what} are not a well-formed sealed value (altered?)") from None
+    if not raw.startswith(PREFIXES):  # only a keyed journal writes the key: never clear words
+        raise JournalDamaged(f"{what} are not sealed (altered?)")
     try:
         said = orjson.loads(seal.open(raw, error_aad(exchange_id), what))
     except orjson.JSONDecodeError:

@@ -173,6 +173,31 @@ async def test_words_moved_to_another_row_do_not_open_and_verify_names_it(where:
         assert "the row was edited" in str(broken)
 
 
+async def test_clear_words_in_the_sealed_place_do_not_open(where: Store) -> None:
+    """Words written in clear where the sealed ones go (``partner_sealed``) are refused as damage,
+    never shown as the partner's (the sealing's open passes values without a prefix through)."""
+    j = where.journal()
+    await j.open()
+    try:
+        xid = await refused(j, "forged-1")
+    finally:
+        await j.close()
+    stored = orjson.loads(
+        await where.fetchval("SELECT last_error FROM exchanges WHERE id = ?", xid)
+    )
+    forged = {**stored, lasterror.SEALED: orjson.dumps("forged words").decode()}
+    await where.execute(
+        "UPDATE exchanges SET last_error = ? WHERE id = ?", orjson.dumps(forged), xid
+    )
+    j = where.journal()
+    await j.open()
+    try:
+        with pytest.raises(JournalError, match="are not sealed"):
+            await j.get(xid)
+    finally:
+        await j.close()
+
+
 async def test_a_row_written_before_reads_verifies_and_rekey_seals_it(
     where: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
