@@ -149,6 +149,7 @@ class InMemoryJournal:
             state=ex.state,
             lease_owner=None if holder is None else holder[0],
             lifecycle_state=ex.lifecycle_state,
+            notify_state=ex.notify_state,
         )
 
     # -- Journal --------------------------------------------------------------------------------

@@ -356,7 +356,8 @@ REFS = (
 # One statement for every StateChange (NULL leaves a column as it is), so each connection
 # prepares it once. $9: notify (as $14: replay.rules.notify_as); $10: release the lease
 # (replay.rules.releases_lease); $12: the states it may start from (replay.rules.allowed_from);
-# $13: the owner the lease must be with.
+# $13: the owner the lease must be with; $16: the lifecycle word expected, $17: no callback pending
+# (StateChange.expect_lifecycle, expect_quiet).
 RECORD = """
 UPDATE exchanges SET
     state = $2,
@@ -374,6 +375,7 @@ UPDATE exchanges SET
     lease_until = CASE WHEN $10 THEN NULL ELSE COALESCE($11, lease_until) END
 WHERE id = $1 AND state = ANY($12::text[]) AND ($13::text IS NULL OR lease_owner = $13)
   AND ($16::text IS NULL OR lifecycle_state = $16)
+  AND (NOT $17::boolean OR notify_state IS NULL)
 RETURNING """ + ", ".join(rows.SHOWN)
 
 # Due work, oldest first: open work whose lease has expired and retries whose time has come, as

@@ -325,6 +325,7 @@ class PostgresJournal(GroupCommit):
             rules.notify_as(change),
             change.lifecycle_state,
             change.expect_lifecycle,
+            change.expect_quiet,
         )
         receipt = rows.receipt_column(change.receipt)
 

@@ -463,6 +463,7 @@ def current(row: Row | None) -> Current | None:
         state=State(row["state"]),
         lease_owner=row["lease_owner"],
         lifecycle_state=row["lifecycle_state"],
+        notify_state=row["notify_state"],
     )
 
 

@@ -13,7 +13,13 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from federation.domain.errors import IdempotencyConflict, JournalError, LeaseLost, LifecycleMoved
+from federation.domain.errors import (
+    CallbackPending,
+    IdempotencyConflict,
+    JournalError,
+    LeaseLost,
+    LifecycleMoved,
+)
 from federation.domain.models import (
     TERMINAL_STATES,
     TRANSITIONS,
@@ -54,6 +60,7 @@ class Current:
     state: State
     lease_owner: str | None
     lifecycle_state: str | None
+    notify_state: str | None  # the callback or notice pending, if any
 
 
 def allowed_from(change: StateChange) -> frozenset[State]:
@@ -81,6 +88,7 @@ def refused(
         and (owner is None or current.lease_owner == owner)
         and current.state in allowed_from(change)
         and change.expect_lifecycle in (None, current.lifecycle_state)
+        and not (change.expect_quiet and current.notify_state is not None)
     ):
         return None
     return refusal_reason(exchange_id, current, change, owner)
@@ -90,7 +98,8 @@ def refusal_reason(
     exchange_id: str, current: Current | None, change: StateChange, owner: str | None
 ) -> JournalError:
     """Why a guarded write matched no row, from the exchange as it is now: the same messages on
-    every backend, in the same order (missing, lease, expected state, lifecycle, transition)."""
+    every backend, in the same order (missing, lease, expected state, lifecycle, pending callback,
+    transition)."""
     if current is None:
         return JournalError(f"no exchange {exchange_id}")
     if owner is not None and current.lease_owner != owner:
@@ -104,6 +113,10 @@ def refusal_reason(
         return LifecycleMoved(
             f"exchange {exchange_id} is {current.lifecycle_state} at the partner now, "
             f"not {change.expect_lifecycle}"
+        )
+    if change.expect_quiet and current.notify_state is not None:
+        return CallbackPending(
+            f"exchange {exchange_id} has a callback pending now ({current.notify_state})"
         )
     return JournalError(
         f"exchange {exchange_id}: no transition {current.state.value} → {change.state.value}"

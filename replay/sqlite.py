@@ -361,7 +361,8 @@ class SQLiteJournal(SQLiteAdmin):
             shown = conn.execute(sql, args).fetchone()
             if shown is None:
                 row = conn.execute(
-                    "SELECT state, lease_owner, lifecycle_state FROM exchanges WHERE id = ?",
+                    "SELECT state, lease_owner, lifecycle_state, notify_state"
+                    " FROM exchanges WHERE id = ?",
                     (exchange_id,),
                 ).fetchone()
                 raise rules.refusal_reason(exchange_id, current(row), change, owner)

@@ -257,5 +257,7 @@ def record_update(
     if change.expect_lifecycle is not None:
         where += " AND lifecycle_state = ?"
         args.append(change.expect_lifecycle)
+    if change.expect_quiet:
+        where += " AND notify_state IS NULL"
     shown = ", ".join(rows.SHOWN)
     return f"UPDATE exchanges SET {', '.join(sets)} WHERE {where} RETURNING {shown}", args

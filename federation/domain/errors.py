@@ -16,7 +16,9 @@ Everything tongban raises on purpose derives from :class:`FederationError`::
     └── JournalError                the journal cannot be read or written
         ├── JournalUnavailable      disk full, file locked or missing, database down
         ├── IdempotencyConflict     same idempotency key, different request
-        └── LeaseLost               another worker holds the exchange now
+        ├── LeaseLost               another worker holds the exchange now
+        ├── LifecycleMoved          the partner's latest word changed since it was read
+        └── CallbackPending         a callback or notice was armed since it was read
 
 Errors of aiohttp, lxml, sqlite3 and friends never cross a package boundary: adapters and journal
 backends translate them with ``raise … from exc``.
@@ -210,3 +212,8 @@ class LeaseLost(JournalError):
 
 class LifecycleMoved(JournalError):
     """A lifecycle step was checked against a latest word that another update has changed."""
+
+
+class CallbackPending(JournalError):
+    """A write that expected no callback or notice pending (``StateChange.expect_quiet``) found
+    one armed meanwhile: a step the partner reported, or another resend."""

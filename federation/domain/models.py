@@ -237,6 +237,9 @@ class StateChange:
     # refuse the write unless the latest word is still this one (a lifecycle step is checked
     # against the step before it; another update may have got there first)
     expect_lifecycle: str | None = None
+    # refuse the write unless no callback or notice is pending (a resend must not write over a
+    # step's callback armed since it looked, nor take the notifier's lease on one)
+    expect_quiet: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

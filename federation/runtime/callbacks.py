@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from federation.config import Config
-from federation.domain.errors import FederationError
+from federation.domain.errors import CallbackPending, FederationError, LifecycleMoved
 from federation.domain.models import Direction, Event, Exchange, StateChange
 from federation.domain.texts import Text, said
 from replay.journal import Journal
@@ -81,10 +81,22 @@ async def resend_callback(
         expect=frozenset({exchange.state}),
         notify=True,
         notify_as=mark,
-        # a step the partner reported meanwhile is announced, not written over by an older one
+        # a step the partner reported meanwhile, or another resend, is announced, not written
+        # over by an older mark (nor is the notifier's lease on it taken)
         expect_lifecycle=exchange.lifecycle_state,
+        expect_quiet=True,
     )
-    await journal.record(exchange_id, [event], change)
+    try:
+        await journal.record(exchange_id, [event], change)
+    except (CallbackPending, LifecycleMoved) as exc:
+        raise NotResent(
+            said(
+                "exchange %(id)s changed while its callback was being queued again (a new step "
+                "or another resend came first): nothing was resent; the broker is sending the "
+                "callback now pending",
+                id=exchange_id,
+            )
+        ) from exc
     return mark
 
 

@@ -31,7 +31,9 @@ from adapters.soapoptions import SoapService
 from federation.config import LOCAL, Partner, Service
 from federation.domain.errors import (
     AdapterError,
+    CallbackPending,
     FederationError,
+    LifecycleMoved,
     MappingError,
     PermanentError,
     UnknownOutcomeError,
@@ -374,6 +376,40 @@ async def resend_notice(
     exchange = await journal.get(exchange_id)
     if exchange is None or exchange.direction is not Direction.INBOUND:
         raise NotResent(said("no application a partner filed has id %(id)s", id=exchange_id))
+    state = _resendable(exchange)
+    event = Event(
+        exchange_id=exchange_id,
+        kind="notice_replayed",
+        at=clock(),
+        data={"state": state, "reason": reason, "by": by},
+    )
+    change = StateChange(
+        state=State.DELIVERED,
+        expect=frozenset({State.DELIVERED}),
+        notify=True,
+        notify_as=state,
+        # a step journalled meanwhile keeps its mark, and the notifier its lease on it
+        expect_lifecycle=exchange.lifecycle_state,
+        expect_quiet=True,
+    )
+    try:
+        await journal.record(exchange_id, [event], change)
+    except (CallbackPending, LifecycleMoved) as exc:
+        raise NotResent(
+            said(
+                "exchange %(id)s changed while its notice was being queued again (a new step or "
+                "another resend came first): nothing was resent; the broker is sending the "
+                "notice now pending",
+                id=exchange_id,
+            )
+        ) from exc
+    return state
+
+
+def _resendable(exchange: Exchange) -> str:
+    """The mark of the notice of ``exchange`` (an application a partner filed) to send again;
+    NotResent if there is none to send, or one is pending (the broker sends it anyway)."""
+    exchange_id = exchange.id
     if exchange.state is not State.DELIVERED:
         raise NotResent(
             said(
@@ -383,17 +419,16 @@ async def resend_notice(
                 state=exchange.state.value,
             )
         )
+    if exchange.notify_state is not None:
+        raise NotResent(
+            said(
+                "a notice of exchange %(id)s is still pending (latest step %(mark)s): the broker "
+                "is sending it; resend once it has ended",
+                id=exchange_id,
+                mark=exchange.notify_state,
+            )
+        )
     state = latest_notice(exchange)
     if state is None:
         raise NotResent(said("exchange %(id)s has sent no notice yet", id=exchange_id))
-    event = Event(
-        exchange_id=exchange_id,
-        kind="notice_replayed",
-        at=clock(),
-        data={"state": state, "reason": reason, "by": by},
-    )
-    change = StateChange(
-        state=State.DELIVERED, expect=frozenset({State.DELIVERED}), notify=True, notify_as=state
-    )
-    await journal.record(exchange_id, [event], change)
     return state

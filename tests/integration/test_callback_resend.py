@@ -12,7 +12,7 @@ import contextlib
 import os
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,10 @@ import pytest
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from federation.api.i18n import translations
 from federation.api.net import start_site
 from federation.domain.ids import new_id
-from federation.domain.models import Direction, Exchange, NewExchange, State, StateChange
+from federation.domain.models import Direction, Event, Exchange, NewExchange, State, StateChange
 from federation.domain.retry import RetryStrategy, stop_after_attempt, wait_fixed
 from federation.runtime.callbacks import NotResent, resend_callback
 from federation.runtime.catalogue import Catalogue, load_catalogue
@@ -269,3 +270,86 @@ async def test_a_source_without_callback_is_refused(make_config: Any, journal: J
     catalogue = source_config(make_config, "")
     xid = await ended(journal, "nocallback")
     assert "source gd-portal declares no callback" in await refusal(journal, catalogue, xid)
+
+
+def step_after_read(journal: Journal, monkeypatch: Any, step: str, *, claim: bool) -> None:
+    """The partner's lifecycle ``step`` journalled, as a status update does (its callback armed),
+    right after the next read of the journal: between a resend's check and its write. With
+    ``claim``, the notifier (n1) leases that callback at once."""
+    read = journal.get
+
+    async def get(exchange_id: str) -> Exchange | None:
+        monkeypatch.setattr(journal, "get", read)  # one read only
+        got = await read(exchange_id)
+        assert got is not None
+        event = Event(exchange_id=exchange_id, kind="lifecycle", at=time.time(), data={})
+        change = StateChange(
+            state=State.DELIVERED,
+            expect=frozenset({State.DELIVERED}),
+            notify=True,
+            notify_as=f"lifecycle:{step}",
+            lifecycle_state=step,
+            expect_lifecycle=got.lifecycle_state,
+        )
+        await journal.record(exchange_id, [replace(event, data={"lifecycle": step})], change)
+        if claim:
+            now = time.time() + 1
+            await journal.claim_notifications(owner="n1", now=now, lease_until=now + 30, limit=5)
+        return got
+
+    monkeypatch.setattr(journal, "get", get)
+
+
+async def told(journal: Journal, xid: str, mark: str) -> None:
+    """The notifier (n0) delivered ``xid``'s callback ``mark``: nothing is pending."""
+    now = time.time() + 1
+    claimed = await journal.claim_notifications(owner="n0", now=now, lease_until=now + 30, limit=5)
+    assert [c.id for c in claimed] == [xid]
+    event = Event(exchange_id=xid, kind="callback_delivered", at=now, data={"state": mark})
+    await journal.finish_notification(xid, [event], owner="n0", done=True)
+
+
+@pytest.mark.parametrize(
+    ("before", "claim"), [(None, False), (None, True), ("accepted", False), ("accepted", True)]
+)
+async def test_a_step_that_comes_during_a_resend_keeps_its_callback(
+    make_config: Any,
+    receiver: Receiver,
+    journal: Journal,
+    monkeypatch: Any,
+    before: str | None,
+    claim: bool,
+) -> None:
+    """The partner reports `completed` between the resend's check and its write (its first
+    step, or one after `accepted`; the notifier may have leased its callback already): the
+    resend is refused, said in the reader's language, and writes nothing; the `completed`
+    callback stays pending and the notifier's lease with it."""
+    catalogue = signed_source(make_config, receiver, monkeypatch)
+    xid = await ended(journal, f"race-{before}-{claim}")
+    await told(journal, xid, "delivered")
+    if before is not None:
+        step = StateChange(
+            state=State.DELIVERED,
+            notify=True,
+            notify_as="lifecycle:accepted",
+            lifecycle_state=before,
+        )
+        lifecycle = Event(
+            exchange_id=xid, kind="lifecycle", at=time.time(), data={"lifecycle": before}
+        )
+        await journal.record(xid, [lifecycle], step)
+        await told(journal, xid, "lifecycle:accepted")
+    step_after_read(journal, monkeypatch, "completed", claim=claim)
+    with pytest.raises(NotResent) as caught:
+        await resend_callback(
+            journal, catalogue.config, xid, reason="lost it", by="s", clock=time.time
+        )
+    hant = caught.value.text.render(translations("zh_Hant", "cli").gettext)
+    assert f"exchange {xid} changed while its callback was being queued again" in str(caught.value)
+    assert hant.startswith(f"交換 {xid} 在其回呼重新排隊時發生了變化")
+    after = await journal.get(xid)
+    assert after is not None and after.notify_state == "lifecycle:completed"
+    assert after.notify_attempts == 0
+    assert "callback_replayed" not in [e.kind for e in after.events]
+    if claim:  # the notifier that leased the step's callback still holds it
+        await journal.finish_notification(xid, [], owner="n1", done=True)

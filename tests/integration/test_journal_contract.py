@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from federation.domain.errors import (
+    CallbackPending,
     IdempotencyConflict,
     JournalError,
     JournalUnavailable,
@@ -293,6 +294,37 @@ async def test_callbacks_are_leased_retried_and_cleared(journal: Journal) -> Non
     got = await journal.get(ex.id)
     assert got is not None and (got.notify_state, got.notify_attempts) == (None, 2)
     assert [e.kind for e in got.events] == ["received", "callback_failed", "callback_sent"]
+
+
+async def test_a_write_expecting_quiet_is_refused_while_a_callback_is_pending(
+    journal: Journal,
+) -> None:
+    """expect_quiet: a write goes in while no callback is pending; while one is (here claimed
+    by a notifier), it is refused (CallbackPending, naming the mark), nothing of it is kept, and
+    the notifier keeps its lease and its mark."""
+    t = time.time() + 10  # notify_at is stamped by the journal's own clock
+    ex, _ = await journal.create(new(), owner="w1", lease_until=NOW)
+    await journal.record(ex.id, [], StateChange(state=State.REJECTED))
+    quiet = StateChange(
+        state=State.REJECTED,
+        expect=frozenset({State.REJECTED}),
+        notify=True,
+        notify_as="rejected",
+        expect_quiet=True,
+    )
+    await journal.record(ex.id, [ev(ex.id, "callback_replayed", state="rejected")], quiet)
+    claimed = await journal.claim_notifications(owner="n1", now=t, lease_until=t + 30, limit=5)
+    assert [(c.id, c.notify_state) for c in claimed] == [(ex.id, "rejected")]
+    step = replace(quiet, notify_as="lifecycle:completed")
+    with pytest.raises(CallbackPending, match=f"exchange {ex.id} .*rejected"):
+        await journal.record(ex.id, [ev(ex.id, "callback_replayed", state="x")], step)
+    got = await journal.get(ex.id)
+    assert got is not None and got.notify_state == "rejected"
+    assert [e.kind for e in got.events] == ["received", "callback_replayed"]
+    await journal.finish_notification(ex.id, [], owner="n1", done=True)  # its lease is intact
+    await journal.record(ex.id, [ev(ex.id, "callback_replayed", state="x")], step)
+    done = await journal.get(ex.id)
+    assert done is not None and done.notify_state == "lifecycle:completed"
 
 
 async def test_search_filters_and_pages_newest_first(journal: Journal) -> None:

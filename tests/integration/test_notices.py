@@ -17,12 +17,17 @@ import aiohttp
 import pytest
 
 from adapters.registry import protocols
+from federation.api.i18n import translations
+from federation.config import LOCAL as LOCAL_TARGET
 from federation.config import load_config
 from federation.domain.errors import ConfigError, FederationError
-from federation.domain.models import Exchange, State
+from federation.domain.ids import new_id
+from federation.domain.models import Direction, Event, Exchange, NewExchange, State, StateChange
 from federation.runtime.broker import Broker
+from federation.runtime.callbacks import NotResent
 from federation.runtime.notices import resend_notice
 from federation.sim.rest import PartnerSimulator
+from replay.journal import Backend
 from tests.integration.test_delivery import DONE, free_port, settle
 from tests.integration.test_inbound import APPLICATION, KEY, LOCAL, LOCAL_KEY, MAPPING, auth
 from tests.waiting import wait_for
@@ -380,3 +385,101 @@ async def test_a_step_the_report_has_no_word_for_is_unmapped_not_sent(make_confi
     [problem] = event.data["problems"]
     assert problem["path"] == "step" and "no case for 'review'" in problem["message"]
     assert problem["line"] is not None
+
+
+async def noticed(journal: Backend, key: str) -> str:
+    """An application hk filed, delivered to the local system and its notice delivered (nothing
+    pending); its id."""
+    at = time.time()
+    new = NewExchange(
+        id=new_id(at),
+        direction=Direction.INBOUND,
+        source="hk",
+        target=LOCAL_TARGET,
+        service="GD-GA-RP-HK",
+        idempotency_key=key,
+        request_hash=f"sha256:{key}",
+        application={},
+        received_at=at,
+    )
+    ex, _ = await journal.create(new, owner="w1", lease_until=at + 30)
+    for state in (State.QUEUED, State.DELIVERING):
+        await journal.record(ex.id, [], StateChange(state=state, attempts=1), owner="w1")
+    await journal.record(ex.id, [], StateChange(state=State.DELIVERED, notify=True), owner="w1")
+    await settled(journal, ex.id, "delivered")
+    return ex.id
+
+
+async def settled(journal: Backend, xid: str, mark: str) -> None:
+    """The notifier (n0) delivered ``xid``'s notice ``mark``."""
+    now = time.time() + 1
+    claimed = await journal.claim_notifications(owner="n0", now=now, lease_until=now + 30, limit=5)
+    assert [c.id for c in claimed] == [xid]
+    event = Event(exchange_id=xid, kind="notice_delivered", at=now, data={"state": mark})
+    await journal.finish_notification(xid, [event], owner="n0", done=True)
+
+
+def accepted(xid: str, before: str | None) -> tuple[Event, StateChange]:
+    """The local system's `accepted`, journalled as a status update does (its notice armed)."""
+    event = Event(exchange_id=xid, kind="lifecycle", at=time.time(), data={"lifecycle": "accepted"})
+    change = StateChange(
+        state=State.DELIVERED,
+        expect=frozenset({State.DELIVERED}),
+        notify=True,
+        notify_as="lifecycle:accepted",
+        lifecycle_state="accepted",
+        expect_lifecycle=before,
+    )
+    return event, change
+
+
+def hant(exc: NotResent) -> str:
+    """Why not, as a reader of 繁體 reads it."""
+    return exc.text.render(translations("zh_Hant", "cli").gettext)
+
+
+async def test_a_notice_still_pending_is_not_resent(journal: Backend) -> None:
+    """A step's notice is pending (the broker sends it anyway): a resend is refused, in the
+    reader's language, and writes nothing."""
+    xid = await noticed(journal, "HKDPO-2026-0104")
+    event, change = accepted(xid, None)
+    await journal.record(xid, [event], change)
+    with pytest.raises(NotResent) as caught:
+        await resend_notice(journal, xid, reason="x", by="s", clock=time.time)
+    assert str(caught.value).startswith(f"a notice of exchange {xid} is still pending")
+    assert hant(caught.value).startswith(f"交換 {xid} 仍有通知在等待發送")
+    after = await journal.get(xid)
+    assert after is not None and after.notify_state == "lifecycle:accepted"
+    assert "notice_replayed" not in [e.kind for e in after.events]
+
+
+@pytest.mark.parametrize("claim", [False, True])
+async def test_a_step_that_comes_during_a_notice_resend_keeps_its_notice(
+    journal: Backend, monkeypatch: Any, claim: bool
+) -> None:
+    """The local system's `accepted` is journalled between the resend's check and its write (the
+    notifier may have leased its notice already): the resend is refused, in the reader's
+    language, and writes nothing; the step's notice stays pending, the notifier's lease with it."""
+    xid = await noticed(journal, f"HKDPO-2026-0105-{claim}")
+    read = journal.get
+
+    async def get(exchange_id: str) -> Exchange | None:
+        monkeypatch.setattr(journal, "get", read)  # one read only
+        got = await read(exchange_id)
+        event, change = accepted(xid, None)
+        await journal.record(xid, [event], change)
+        if claim:
+            now = time.time() + 1
+            await journal.claim_notifications(owner="n1", now=now, lease_until=now + 30, limit=5)
+        return got
+
+    monkeypatch.setattr(journal, "get", get)
+    with pytest.raises(NotResent) as caught:
+        await resend_notice(journal, xid, reason="x", by="s", clock=time.time)
+    assert f"exchange {xid} changed while its notice was being queued again" in str(caught.value)
+    assert hant(caught.value).startswith(f"交換 {xid} 在其通知重新排隊時發生了變化")
+    after = await journal.get(xid)
+    assert after is not None and after.notify_state == "lifecycle:accepted"
+    assert "notice_replayed" not in [e.kind for e in after.events]
+    if claim:  # the notifier that leased the step's notice still holds it
+        await journal.finish_notification(xid, [], owner="n1", done=True)
