@@ -150,3 +150,50 @@ async def settle_replayed(broker: Broker, xid: str) -> Exchange:
     assert any(e.kind == "replayed" for e in ex.events)
     assert ex.state is State.DELIVERED, ex.last_error
     return ex
+
+
+async def test_why_todays_mapping_fails_is_shown_only_in_clear(
+    tmp_path: Path, simulators, broker_at, journal_of: Any
+) -> None:
+    """A mapping that now fails on a delivered application, with a reason that quotes it (the
+    applicant's name is not a whole number): a viewer's masked page names the field alone; the
+    page revealed with a reason says why, quoting the name. Before, the masked page quoted it."""
+    from tests.integration.test_console_playground_limits import viewer_session
+    from tests.integration.test_console_playground_reveal import support_session
+    from tests.integration.test_roles import with_principals
+
+    root = with_principals(catalogue_copy(tmp_path / "config"), ("viewer", "support"))
+    sims = await simulators(root)
+    async with broker_at(root, sims, journal_obj=journal_of) as (broker, url):
+        first = await _delivered(broker, "today-1")
+        stored = await broker.get(first.id)
+        assert stored is not None
+        name = stored.application["applicant"]["name_en"]
+        text = await asyncio.to_thread((root / HK).read_text, encoding="utf-8")
+        failing = text.replace(EMAIL, "  owner.email: {from: applicant.name_en, transform: int}\n")
+        await asyncio.to_thread((root / HK).write_text, failing, encoding="utf-8")
+        await broker.reload()
+        page = f"{url}/console/exchanges/{first.id}"
+        english = {"Accept-Language": "en"}
+        async with aiohttp.ClientSession(
+            cookie_jar=aiohttp.CookieJar(unsafe=True), headers=english
+        ) as http:
+            await viewer_session(http, url)
+            async with http.get(page) as r:
+                masked = await r.text()
+                assert r.status == 200, masked[-2000:]
+        said = re.search(r'<p class="problem" id="today-problems">(.*?)</p>', masked, re.DOTALL)
+        assert said is not None, masked[-3000:]
+        assert "applicant.name_en" in said.group(1) and "reveal to read why" in said.group(1)
+        assert name not in masked and name.replace(",", "&#44;") not in masked
+        async with aiohttp.ClientSession(
+            cookie_jar=aiohttp.CookieJar(unsafe=True), headers=english
+        ) as http:
+            csrf = await support_session(http, url)
+            form = {"csrf": csrf, "reason": "HK TD ticket 4471"}
+            async with http.post(f"{page}/reveal", data=form) as r:
+                clear = await r.text()
+                assert r.status == 200, clear[-2000:]
+        said = re.search(r'<p class="problem" id="today-problems">(.*?)</p>', clear, re.DOTALL)
+        assert said is not None and "is not a whole number" in said.group(1)
+        assert name.split(",")[0] in said.group(1)

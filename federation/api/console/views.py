@@ -186,7 +186,8 @@ class Today:
 
     ok: bool
     changed: tuple[str, ...] = ()
-    problems: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()  # they can quote the application: shown only in clear
+    paths: tuple[str, ...] = ()  # where the problems are, for a page that is masked
 
 
 def today(catalogue: Catalogue, ex: Exchange) -> Today:
@@ -194,7 +195,9 @@ def today(catalogue: Catalogue, ex: Exchange) -> Today:
     result = map_exchange(catalogue, ex)
     if not isinstance(result, Mapped):
         return Today(
-            ok=False, problems=tuple(p.message for p in result.problems) or (result.message,)
+            ok=False,
+            problems=tuple(p.message for p in result.problems) or (result.message,),
+            paths=tuple(dict.fromkeys(p.path for p in result.problems if p.path)),
         )
     return Today(ok=True, changed=changed_from(ex, result.request))
 
