@@ -147,6 +147,11 @@ class Chain:
             )
         return [row[0] for row in out]
 
+    @property
+    def moved(self) -> bool:
+        """Whether this transaction has moved the head (appended, or rewritten the chain)."""
+        return self._moved
+
     def end(self, conn: sqlite3.Connection) -> None:
         """Sign the head this transaction moved (before its COMMIT)."""
         if self._moved:

@@ -4,11 +4,23 @@ A release may write values an earlier one cannot read (docs/operations.md, "Upgr
 journal says which generation of the stored format its newest writer wrote, in its chain head
 (``chain_head.format``). A release that opens a journal of a later generation than it knows refuses
 it at open (and ``tongban journal migrate`` refuses it too), with a message saying so, instead of
-starting and failing on every exchange holding such a value. A release raises the mark to its own
-generation in the transaction of its first write, never lowers it: the mark rises with the first
-value written in the new format, so an earlier release that opened the journal before can have
-read nothing it cannot read, and a command that only reads (search, show, verify) run by a later
-release leaves the mark, and the earlier brokers' restarts, alone.
+starting and failing on every exchange holding such a value.
+
+A release raises the mark to the generation of the newest value it writes, in the transaction that
+writes it, and never lowers it: an earlier release that opened the journal before can have read
+nothing it cannot read, and a write of nothing new leaves the mark, and the earlier brokers'
+restarts, alone. So a command that only reads (search, show, verify; a show writes an audit entry,
+of generation 2) run by a later release leaves a journal of the previous release as it was. What
+raises the mark, and to what (``Mark``; a backend runs ``raising`` in the write's transaction):
+
+- any event the chain takes (an audit entry, a refusal, a callback's or a reclaimed lease's
+  event, an archive's marker): 2 (``SEALED``);
+- an exchange's row written with its digest (create, record), a rekey (every row gets its full
+  digest): 3 (``ROWS``);
+- the partner's words sealed in a row's last error (a record; a rekey that seals them again, or
+  for the first time in rows an earlier release wrote): 4 (``WORDS``).
+
+Console sessions, instances' heartbeats, leases and the checkpoints file raise nothing.
 
 The generations:
 
@@ -23,18 +35,21 @@ The generations:
    under a key it then drops.
 
 A release that changes what it writes so that this one could not read it adds a generation here
-and raises ``WRITES``. A migration that an earlier release could not work with raises the mark in
-its own SQL, in the same transaction as its change
-(``UPDATE chain_head SET format = N WHERE format IS NULL OR format < N``). Everything earlier stays
-readable (``READS``).
+and raises ``WRITES``, and says above which writes raise the mark to it. A migration that an
+earlier release could not work with raises the mark in its own SQL, in the same transaction as its
+change (``UPDATE chain_head SET format = N WHERE format IS NULL OR format < N``, as ``raising``).
+Everything earlier stays readable (``READS``).
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping
 from typing import Any
 
 from federation.domain.errors import JournalUnavailable
+from replay import lasterror
+from replay.seal import Seal
 
 WRITES = 4  # the generation this release writes
 READS = range(1, WRITES + 1)  # the generations it reads
@@ -52,10 +67,63 @@ def check(stored: int | None, where: str) -> None:
         )
 
 
+# The generation a reader needs for what a write writes (the list above).
+SEALED = 2  # a value sealed as ``~tb3.``: any event the chain takes
+ROWS = 3  # an exchange's row digest of every column it shows
+WORDS = 4  # the partner's words sealed in a row's last error
 READ = "SELECT format FROM chain_head"
-# Run in the transaction of a process's first write (it changes no row once marked).
-RAISE_SQLITE = f"UPDATE chain_head SET format = {WRITES} WHERE format IS NULL OR format < {WRITES}"
-RAISE_PG = RAISE_SQLITE
+
+
+def raising(generation: int) -> str:
+    """The SQL (SQLite and PostgreSQL) that raises the mark to ``generation``, never lowers it:
+    run in the transaction that writes a value of that generation."""
+    return (
+        f"UPDATE chain_head SET format = {int(generation)}"
+        f" WHERE format IS NULL OR format < {int(generation)}"
+    )
+
+
+def sealing(seal: Seal, exchange_id: str, error: Mapping[str, Any]) -> bool:
+    """Whether ``error``, written as a row's last error, has the partner's words sealed."""
+    return lasterror.SEALED in lasterror.sealed(seal, exchange_id, error)
+
+
+class Mark:
+    """What one journal object has raised the mark to, and what the transaction under way needs.
+
+    A backend calls ``begin`` as a transaction begins, its writes say what they write (``need``,
+    ``row``), it runs ``due``'s SQL before the commit and calls ``committed`` after it: the mark
+    rises in the transaction that writes the value, once per process and generation (a rolled
+    back one raised nothing, and the next transaction that needs it raises it again).
+    """
+
+    __slots__ = ("marked", "needed")
+
+    def __init__(self) -> None:
+        self.marked = 1  # raised to by a committed transaction of this process (1: nothing)
+        self.needed = 1  # what the transaction under way writes
+
+    def begin(self) -> None:
+        self.needed = self.marked
+
+    def need(self, generation: int) -> None:
+        """The transaction under way writes a value of ``generation``."""
+        self.needed = max(self.needed, generation)
+
+    def row(self, seal: Seal, exchange_id: str, error: Mapping[str, Any] | None = None) -> None:
+        """The transaction under way writes an exchange's row and its digest, with ``error`` as
+        its last error: sealing the partner's words in it (``replay/lasterror.py``) needs
+        WORDS. Only asked until the mark is there: it seals the words once more to know."""
+        self.need(ROWS)
+        if self.needed < WORDS and error is not None and sealing(seal, exchange_id, error):
+            self.need(WORDS)
+
+    def due(self) -> str | None:
+        """The SQL to run before the commit, if the transaction needs the mark higher."""
+        return raising(self.needed) if self.needed > self.marked else None
+
+    def committed(self) -> None:
+        self.marked = self.needed
 
 
 def check_sqlite(conn: sqlite3.Connection, where: str) -> None:

@@ -39,7 +39,7 @@ class GroupCommit:
     _pool: Any  # asyncpg.Pool
     _timeout: float
     _queue: asyncio.Queue[tuple[WriteOp, asyncio.Future[Any]] | None] | None
-    _format_marked: bool  # whether this process raised the stored-format mark (replay/formats.py)
+    _mark: formats.Mark  # the stored-format mark (replay/formats.py)
 
     async def _unavailable(self, exc: BaseException) -> JournalUnavailable:
         raise NotImplementedError
@@ -87,6 +87,16 @@ class GroupCommit:
                 if not fut.done():
                     fut.set_exception(JournalUnavailable(f"journal {self!r} was closed"))
 
+    async def _raise_mark(self, conn: Conn, chain: pgsql.Chain) -> None:
+        """Last in a batch's transaction, the chain head locked if it moved: the stored-format
+        mark raised to the generation of what the batch wrote (``replay/formats.py``; any event
+        the chain took is sealed)."""
+        if chain.signed is not None:
+            self._mark.need(formats.SEALED)
+        raising = self._mark.due()
+        if raising is not None:
+            await conn.execute(raising)
+
     async def _run_batch(self, batch: list[tuple[WriteOp, asyncio.Future[Any]]]) -> None:
         """Run ``batch`` in one transaction; an unexpected failure re-runs its ops one by one.
 
@@ -105,10 +115,8 @@ class GroupCommit:
             if pool is None:
                 raise JournalUnavailable(f"journal {self!r} is not open")
             t0 = time.perf_counter()
-            marking = not self._format_marked
+            self._mark.begin()
             async with pool.acquire(timeout=self._timeout) as conn, conn.transaction():
-                if marking:  # the mark rises with the first value written in this format
-                    await conn.execute(formats.RAISE_PG)
                 chain = pgsql.Chain(conn, self.seal, refused=self._refused)
                 for op, fut in batch:
                     try:
@@ -116,8 +124,9 @@ class GroupCommit:
                     except FederationError as exc:
                         results.append((fut, None, exc))
                 await chain.flush()
+                await self._raise_mark(conn, chain)
             signed = chain.signed
-            self._format_marked = True  # this batch raised the mark, if no earlier one had
+            self._mark.committed()
             tally.committed(self, time.perf_counter() - t0, len(batch))
             results = [
                 (fut, value.make() if isinstance(value, _Later) else value, exc)

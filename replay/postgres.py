@@ -82,7 +82,7 @@ class PostgresJournal(GroupCommit):
         self._pool: Any = None  # asyncpg.Pool
         self._queue: asyncio.Queue[tuple[WriteOp, asyncio.Future[Any]] | None] | None = None
         self._writer: asyncio.Task[None] | None = None
-        self._format_marked = False
+        self._mark = formats.Mark()
         self._refused: str | None = None
 
     def __repr__(self) -> str:
@@ -295,6 +295,7 @@ class PostgresJournal(GroupCommit):
                 raise JournalUnavailable(f"exchange key {new.idempotency_key!r} keeps changing")
             if new.applicant_refs:
                 await conn.execute(pgsql.REFS, refs.kept_all(new.applicant_refs), new.id)
+            self._mark.row(self.seal, new.id)
             chain.add(received.rows(rows.shown_digest(rows.created(new))))
             return new.as_received(), True
 
@@ -338,6 +339,7 @@ class PostgresJournal(GroupCommit):
             if shown is None:
                 row = await conn.fetchrow(pgsql.BY_ID, exchange_id)
                 raise rules.refusal_reason(exchange_id, current(row), change, owner)
+            self._mark.row(self.seal, exchange_id, change.last_error)
             if items:
                 await conn.executemany(mapping_sets.INSERT_PG, items)
             state = rows.shown_digest(shown)

@@ -102,7 +102,7 @@ class SQLiteJournal(SQLiteAdmin):
         self.sets = MappingSets()  # the mapping sets this process has read or written
         self.checkpoints = Checkpoints(self.keys.checkpoints, self.seal)
         self._cadence = Cadence(checkpoint_every)
-        self._format_marked = False  # by a committed batch of this process (replay/formats.py)
+        self._mark = formats.Mark()  # the stored-format mark (replay/formats.py)
 
     def __repr__(self) -> str:
         return f"SQLiteJournal({str(self.path)!r})"
@@ -122,7 +122,7 @@ class SQLiteJournal(SQLiteAdmin):
             translate=self._translate,
             expected=(FederationError,),
             on_begin=self._begin,
-            on_commit=self._chain.end,
+            on_commit=self._end,
             after_commit=self._after_commit,
             observe=lambda seconds, writes: tally.committed(self, seconds, writes),
             turn=lambda: Turn.beside(self.path, self._busy_ms / 1000),
@@ -193,15 +193,23 @@ class SQLiteJournal(SQLiteAdmin):
                 side.chmod(0o600)
 
     def _begin(self, conn: sqlite3.Connection) -> None:
-        """As a batch begins (writer thread): the stored-format mark raised until a batch doing
-        so has committed (``replay/formats.py``), then the chain's head taken."""
-        if not self._format_marked:
-            conn.execute(formats.RAISE_SQLITE)
+        """As a batch begins (writer thread): the chain's head taken, the mark to raise reset."""
+        self._mark.begin()
         self._chain.begin(conn)
+
+    def _end(self, conn: sqlite3.Connection) -> None:
+        """Last in a batch's transaction: the stored-format mark raised to the generation of what
+        it wrote (``replay/formats.py``; any event the chain took is sealed), the head signed."""
+        if self._chain.moved:
+            self._mark.need(formats.SEALED)
+        raising = self._mark.due()
+        if raising is not None:
+            conn.execute(raising)
+        self._chain.end(conn)
 
     def _after_commit(self) -> None:
         """In the writer thread, after a commit: a checkpoint if one is due."""
-        self._format_marked = True  # this batch raised the mark, if no earlier one had
+        self._mark.committed()
         now = self._clock()
         point = self._cadence.due(self._chain.commit(), now)
         if point is not None:
@@ -326,6 +334,7 @@ class SQLiteJournal(SQLiteAdmin):
                 )
                 history = sqlitesql.history(conn, row["id"], self.seal)
                 return sqlitesql.exchange(conn, row, history, self.seal, self.sets), False
+            self._mark.row(self.seal, new.id)
             self._chain.append(conn, sealing.rows(rows.shown_digest(rows.created(new))))
             if new.applicant_refs:
                 conn.executemany(
@@ -366,6 +375,7 @@ class SQLiteJournal(SQLiteAdmin):
                     (exchange_id,),
                 ).fetchone()
                 raise rules.refusal_reason(exchange_id, current(row), change, owner)
+            self._mark.row(self.seal, exchange_id, change.last_error)
             conn.executemany(mapping_sets.INSERT_SQLITE, items)
             self._chain.append(conn, sealing.rows(rows.shown_digest(shown)))
 

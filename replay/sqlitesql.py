@@ -12,7 +12,7 @@ from importlib import resources
 from typing import Any
 
 from federation.domain.models import Event, Exchange, StateChange
-from replay import lasterror, rekey, rows, rules, sets
+from replay import formats, lasterror, rekey, rows, rules, sets
 from replay.archive import ArchivedExchange
 from replay.audit import Audit
 from replay.chain import Chain
@@ -101,6 +101,7 @@ def reseal(conn: sqlite3.Connection, old: Seal, new: Seal) -> tuple[int, int, by
     errors = conn.execute("SELECT id, last_error FROM exchanges WHERE last_error IS NOT NULL")
     resealed = rekey.resealed_errors(errors.fetchall(), old, new)
     conn.executemany("UPDATE exchanges SET last_error = ? WHERE id = ?", resealed)
+    conn.execute(formats.raising(formats.WORDS if resealed else formats.ROWS))  # every digest full
     events = conn.execute(f"SELECT {EVENT_COLUMNS} FROM events ORDER BY seq").fetchall()
     shown = conn.execute(f"SELECT {', '.join(rows.SHOWN)} FROM exchanges")
     digests_now = {r["id"]: rows.shown_digest(r) for r in shown}

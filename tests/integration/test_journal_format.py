@@ -15,6 +15,7 @@ from federation.domain.errors import JournalUnavailable
 from federation.domain.ids import new_id
 from federation.domain.models import Direction, NewExchange
 from replay import formats
+from replay.journal import AuditEntry
 from tests.integration.pg import Store
 
 NOW = 1_790_000_000.0
@@ -43,11 +44,12 @@ async def one_exchange(where: Store, key: str = "k1") -> str:
 
 
 async def test_a_journal_is_marked_by_its_first_write_and_not_by_reading(where: Store) -> None:
-    """The mark rises with the first write of a process, in its transaction: a new journal, and
-    one from before the mark (no mark: the first format), carry this release's format once it has
-    written; opening it and reading it (search, show, verify) leaves the mark as it was."""
+    """The mark rises with the first write of a value of a later format, in its transaction: a new
+    journal, and one from before the mark (no mark: the first format), carry the format of an
+    exchange's row digest once an exchange is written; opening it and reading it (search, show,
+    verify) leaves the mark as it was."""
     xid = await one_exchange(where)
-    assert await where.fetchval("SELECT format FROM chain_head") == formats.WRITES
+    assert await where.fetchval("SELECT format FROM chain_head") == formats.ROWS
     await where.execute("UPDATE chain_head SET format = NULL")
     j = where.journal()
     await j.open()
@@ -58,7 +60,23 @@ async def test_a_journal_is_marked_by_its_first_write_and_not_by_reading(where: 
         await j.close()
     assert await where.fetchval("SELECT format FROM chain_head") is None
     await one_exchange(where, key="k2")
-    assert await where.fetchval("SELECT format FROM chain_head") == formats.WRITES
+    assert await where.fetchval("SELECT format FROM chain_head") == formats.ROWS
+
+
+async def test_an_audit_entry_in_a_journal_of_the_first_format_marks_its_own(
+    where: Store,
+) -> None:
+    """An audit entry (what `journal show` writes) is sealed as the second format seals: a journal
+    of the first raises to that, not to an exchange row's format or this release's."""
+    await one_exchange(where)
+    await where.execute("UPDATE chain_head SET format = NULL")
+    j = where.journal()
+    await j.open()
+    try:
+        await j.note(AuditEntry(at=NOW, who="ops", role="support", action="show", target="x"))
+    finally:
+        await j.close()
+    assert await where.fetchval("SELECT format FROM chain_head") == formats.SEALED
 
 
 async def test_a_journal_of_a_later_format_is_refused_and_left_alone(where: Store) -> None:
