@@ -30,7 +30,8 @@ The generations:
    packed in their row, 16-byte applicant references and row digests.
 3. Row digests of every column an exchange shows (17 bytes, ``replay.rows.shown_digest``): an
    earlier release's verify would call every row written so an edited one.
-4. The partner's words in a row's last error sealed (``partner_sealed``, ``replay/lasterror.py``;
+4. The partner's words and a mapping's problems in a row's last error sealed (``partner_sealed``,
+   ``problems_sealed``, ``replay/lasterror.py``;
    this release): an earlier release would show them to nobody, and its rekey would leave them
    under a key it then drops.
 
@@ -84,8 +85,9 @@ def raising(generation: int) -> str:
 
 
 def sealing(seal: Seal, exchange_id: str, error: Mapping[str, Any]) -> bool:
-    """Whether ``error``, written as a row's last error, has the partner's words sealed."""
-    return lasterror.SEALED in lasterror.sealed(seal, exchange_id, error)
+    """Whether ``error``, written as a row's last error, has the partner's words or its
+    problems sealed."""
+    return lasterror.holds_sealed(lasterror.sealed(seal, exchange_id, error))
 
 
 class Mark:

@@ -18,6 +18,7 @@ from federation.cli.lang import _
 from federation.cli.problems import shown
 from federation.domain.errors import ConfigError, FederationError
 from federation.domain.models import Exchange
+from federation.logging import MASK
 from federation.mapping.examples import diff_text
 from federation.runtime.catalogue import Catalogue, load_catalogue
 from federation.runtime.mapping import Mapped, map_exchange
@@ -41,10 +42,13 @@ class Today:
     # the reader's language (text output only).
     problems_said: tuple[str, ...] | None = None
     note_said: str = ""
+    # Where the mapping's problems with this application are, without their messages (which can
+    # quote it): what a reader who may not reveal is shown instead of ``problems``.
+    places: tuple[str, ...] | None = None
 
     def masked(self) -> Today:
         """Today's verdict without the values: the diff and the request are personal data."""
-        if not self.diff and self.mapped is None:
+        if not self.diff and self.mapped is None and self.places is None:
             return self
         return replace(
             self,
@@ -52,6 +56,8 @@ class Today:
             diff="",
             mapped=None,
             values_masked=True,
+            problems=self.places if self.places is not None else self.problems,
+            problems_said=self.places if self.places is not None else self.problems_said,
         )
 
     def said(self) -> str:
@@ -130,12 +136,14 @@ def _map_today(ex: Exchange, catalogue: Catalogue) -> Today:
         return Today(status="", note="", mapped=today.request)
     problems = tuple(map(str, today.problems))
     said = tuple(map(shown, today.problems))
+    places = tuple(str(replace(p, message=MASK, text=None)) for p in today.problems)
     return Today(
         status="rejected",
         note="",
         mapped=today.request,
         problems=problems,
         problems_said=said,
+        places=places,
     )
 
 

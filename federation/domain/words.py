@@ -50,11 +50,14 @@ def shown_error(
     error: Mapping[str, Any] | None, *, clear: bool, mask: str
 ) -> dict[str, Any] | None:
     """The error as a reader sees it: ``message`` our words, then the partner's (``mask`` in their
-    place unless ``clear``), and ``partner_message`` alike; the rest as journalled."""
+    place unless ``clear``), and ``partner_message`` alike; the messages of its ``problems``
+    masked unless ``clear`` (:func:`masked_problems`); the rest as journalled."""
     if error is None:
         return None
     ours, theirs = parts(error)
     view = {k: v for k, v in error.items() if k != "form"}
+    if not clear and isinstance(view.get("problems"), list):
+        view["problems"] = masked_problems(view["problems"], mask)
     if theirs is None:
         view["message"] = ours
         return view
@@ -63,6 +66,15 @@ def shown_error(
     if "partner_message" in error:
         view["partner_message"] = said
     return view
+
+
+def masked_problems(problems: list[Any], mask: str) -> list[Any]:
+    """An error's problems (a mapping's, of the application or of the partner's reply) with
+    their messages masked: a message can quote the value it is about (``'陳大文 A123456(3)' is not
+    in code table status``); where each one is (path, file, line) stays."""
+    return [
+        {**p, "message": mask} if isinstance(p, Mapping) and "message" in p else p for p in problems
+    ]
 
 
 def shown_in(data: Mapping[str, Any], *, clear: bool, mask: str) -> dict[str, Any]:

@@ -197,3 +197,34 @@ async def test_why_todays_mapping_fails_is_shown_only_in_clear(
         said = re.search(r'<p class="problem" id="today-problems">(.*?)</p>', clear, re.DOTALL)
         assert said is not None and "is not a whole number" in said.group(1)
         assert name.split(",")[0] in said.group(1)
+
+
+async def test_journal_show_says_why_todays_mapping_fails_only_when_revealed(
+    tmp_path: Path, simulators, broker_at
+) -> None:
+    """`tongban journal show` without --reveal lists where today's mapping fails on the
+    application (file:line: path) with the mask for why, since why can quote it; with --reveal
+    --reason it says why. Before, the masked show quoted the applicant's name."""
+    from click.testing import CliRunner
+
+    from federation.cli.main import main
+
+    root = catalogue_copy(tmp_path / "config")
+    journal = tmp_path / "show.sqlite"
+    sims = await simulators(root)
+    async with broker_at(root, sims, journal=journal) as (broker, _url):
+        first = await _delivered(broker, "today-1")
+        stored = await broker.get(first.id)
+    assert stored is not None
+    surname = stored.application["applicant"]["name_en"].split(",")[0]
+    text = (root / HK).read_text(encoding="utf-8")
+    failing = text.replace(EMAIL, "  owner.email: {from: applicant.name_en, transform: int}\n")
+    (root / HK).write_text(failing, encoding="utf-8")
+    show = ["--lang", "en", "journal", "show", first.id, "--journal", str(journal)]
+    show += ["--config", str(root), "--reason", "HK TD ticket 4471"]
+    masked = await asyncio.to_thread(CliRunner().invoke, main, show)
+    clear = await asyncio.to_thread(CliRunner().invoke, main, [*show, "--reveal"])
+    assert masked.exit_code == 0 and clear.exit_code == 0, masked.output + clear.output
+    assert f"{HK}:32: applicant.name_en: ‹redacted›" in masked.output
+    assert surname not in masked.output and "is not a whole number" not in masked.output
+    assert "is not a whole number" in clear.output and surname in clear.output

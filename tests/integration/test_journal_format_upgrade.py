@@ -26,7 +26,7 @@ from replay.journal import AuditEntry, Query, Refusal, TrailQuery
 from replay.keys import ENV_CHECKPOINTS, ENV_FILE
 from replay.sessions import StoredSession
 from tests.integration.pg import PgSchema, SQLiteFile, Store
-from tests.integration.test_partner_words_at_rest import NEW, OURS, refused
+from tests.integration.test_partner_words_at_rest import NEW, OURS, UNMAPPED, refused
 
 PREVIOUS = formats.WORDS - 1  # the format the previous release writes and reads at most
 MARK = "SELECT format FROM chain_head"
@@ -93,14 +93,18 @@ async def test_reading_showing_and_writing_nothing_new_leave_the_previous_mark(
     assert await where.fetchval(MARK) == PREVIOUS
 
 
-async def test_sealing_the_partners_words_raises_the_mark(where: Store) -> None:
-    """The first last error whose partner's words are sealed raises the mark to this release's
-    format, in the write's own transaction: the journal says so as soon as the record returns."""
+@pytest.mark.parametrize("error", [NEW, UNMAPPED], ids=["partner-words", "problems"])
+async def test_sealing_the_partners_words_raises_the_mark(
+    where: Store, error: dict[str, Any]
+) -> None:
+    """The first last error whose partner's words (or a mapping's problems) are sealed raises the
+    mark to this release's format, in the write's own transaction: the journal says so as soon
+    as the record returns."""
     await previous_release_journal(where)
     j = where.journal()
     await j.open()
     try:
-        await refused(j, "new-1")
+        await refused(j, "new-1", error)
         assert await where.fetchval(MARK) == formats.WORDS
     finally:
         await j.close()

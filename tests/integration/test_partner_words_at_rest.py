@@ -127,6 +127,54 @@ async def test_the_partners_words_are_nowhere_in_clear_at_rest(where: Store) -> 
     assert broken is None and by_ours == [xid] and by_theirs == []
 
 
+UNMAPPED = {  # an application that does not map (federation/runtime/mapping.py), or a reply
+    "kind": "mapping",
+    "message": "1 field(s) cannot be taken; nothing was passed on",
+    "problems": [
+        {
+            "message": "'陳大文 A123456(3) 不合法' is not a whole number",
+            "path": "applicant.name",
+            "file": "mappings/hk/td-vehicle-licence-renewal.yaml",
+            "line": 32,
+            "severity": "error",
+        }
+    ],
+}
+
+
+async def test_a_mappings_problems_are_nowhere_in_clear_at_rest(where: Store) -> None:
+    """A mapping's problems can quote the value they are about: sealed in the row as the
+    partner's words are, read back as written, masked (their places kept) unless revealed."""
+    j = where.journal()
+    await j.open()
+    try:
+        xid = await refused(j, "unmapped-1", UNMAPPED)
+    finally:
+        await j.close()
+    assert clear_in(await row_bytes(where)) == []
+    j = where.journal()
+    await j.open()
+    try:
+        got = await j.get(xid)
+        _, broken = await j.verify()
+        found = await j.search(Query(error="cannot be taken"))
+    finally:
+        await j.close()
+    assert got is not None and got.last_error == UNMAPPED and broken is None
+    assert [x.id for x in found] == [xid] and found[0].last_error == UNMAPPED
+    masked = shown_error(got.last_error, clear=False, mask=MASK)
+    assert masked is not None and masked["problems"] == [
+        {**UNMAPPED["problems"][0], "message": MASK}
+    ]
+    assert shown_error(got.last_error, clear=True, mask=MASK) == UNMAPPED
+
+
+async def test_every_journal_reads_a_mappings_problems_back(journal: Any) -> None:
+    xid = await refused(journal, "unmapped-2", UNMAPPED)
+    got = await journal.get(xid)
+    assert got is not None and got.last_error == UNMAPPED
+
+
 async def test_every_journal_reads_it_back_and_archives_it_sealed(
     journal: Backend, tmp_path: Path
 ) -> None:
