@@ -70,34 +70,48 @@ async def resend_callback(
     if exchange is None:
         raise NotResent(said("no exchange %(id)s", id=exchange_id))
     mark = _resendable(exchange, config)
+    moved = said(
+        "exchange %(id)s changed while its callback was being queued again (a new step "
+        "or another resend came first): nothing was resent; the broker is sending the "
+        "callback now pending",
+        id=exchange_id,
+    )
+    await rearm(
+        journal, exchange, "callback_replayed", mark, moved, reason=reason, by=by, at=clock()
+    )
+    return mark
+
+
+async def rearm(
+    journal: Journal,
+    exchange: Exchange,
+    kind: str,
+    mark: str,
+    moved: Text,
+    *,
+    reason: str,
+    by: str,
+    at: float,
+) -> None:
+    """Journal a resend (a ``kind`` event: the mark, who and why) and announce ``mark`` again,
+    guarded: a step the partner reported meanwhile, or another resend, is announced, not written
+    over by an older mark, nor is the notifier's lease on it taken (:class:`NotResent` with
+    ``moved`` says so)."""
     event = Event(
-        exchange_id=exchange_id,
-        kind="callback_replayed",
-        at=clock(),
-        data={"state": mark, "reason": reason, "by": by},
+        exchange_id=exchange.id, kind=kind, at=at, data={"state": mark, "reason": reason, "by": by}
     )
     change = StateChange(
         state=exchange.state,
         expect=frozenset({exchange.state}),
         notify=True,
         notify_as=mark,
-        # a step the partner reported meanwhile, or another resend, is announced, not written
-        # over by an older mark (nor is the notifier's lease on it taken)
         expect_lifecycle=exchange.lifecycle_state,
         expect_quiet=True,
     )
     try:
-        await journal.record(exchange_id, [event], change)
+        await journal.record(exchange.id, [event], change)
     except (CallbackPending, LifecycleMoved) as exc:
-        raise NotResent(
-            said(
-                "exchange %(id)s changed while its callback was being queued again (a new step "
-                "or another resend came first): nothing was resent; the broker is sending the "
-                "callback now pending",
-                id=exchange_id,
-            )
-        ) from exc
-    return mark
+        raise NotResent(moved) from exc
 
 
 def _resendable(exchange: Exchange, config: Config) -> str:

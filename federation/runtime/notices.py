@@ -31,15 +31,13 @@ from adapters.soapoptions import SoapService
 from federation.config import LOCAL, Partner, Service
 from federation.domain.errors import (
     AdapterError,
-    CallbackPending,
     FederationError,
-    LifecycleMoved,
     MappingError,
     PermanentError,
     UnknownOutcomeError,
     UnrecognisedReply,
 )
-from federation.domain.models import Direction, Event, Exchange, State, StateChange, iso
+from federation.domain.models import Direction, Event, Exchange, State, iso
 from federation.domain.retry import Failure, RetryLater, RetryNow
 from federation.domain.texts import said
 from federation.domain.words import recorded
@@ -47,7 +45,7 @@ from federation.logging import get_logger
 from federation.mapping.engine import Section
 from federation.mapping.report import map_notice, notice_document, report_of
 from federation.runtime.breaker import PartnerGuards, Sleep
-from federation.runtime.callbacks import NotResent
+from federation.runtime.callbacks import NotResent, rearm
 from federation.runtime.catalogue import Catalogue
 from federation.runtime.owed import Owed, owed, step_of
 from replay.journal import Journal
@@ -377,32 +375,15 @@ async def resend_notice(
     if exchange is None or exchange.direction is not Direction.INBOUND:
         raise NotResent(said("no application a partner filed has id %(id)s", id=exchange_id))
     state = _resendable(exchange)
-    event = Event(
-        exchange_id=exchange_id,
-        kind="notice_replayed",
-        at=clock(),
-        data={"state": state, "reason": reason, "by": by},
+    moved = said(
+        "exchange %(id)s changed while its notice was being queued again (a new step or "
+        "another resend came first): nothing was resent; the broker is sending the "
+        "notice now pending",
+        id=exchange_id,
     )
-    change = StateChange(
-        state=State.DELIVERED,
-        expect=frozenset({State.DELIVERED}),
-        notify=True,
-        notify_as=state,
-        # a step journalled meanwhile keeps its mark, and the notifier its lease on it
-        expect_lifecycle=exchange.lifecycle_state,
-        expect_quiet=True,
+    await rearm(
+        journal, exchange, "notice_replayed", state, moved, reason=reason, by=by, at=clock()
     )
-    try:
-        await journal.record(exchange_id, [event], change)
-    except (CallbackPending, LifecycleMoved) as exc:
-        raise NotResent(
-            said(
-                "exchange %(id)s changed while its notice was being queued again (a new step or "
-                "another resend came first): nothing was resent; the broker is sending the "
-                "notice now pending",
-                id=exchange_id,
-            )
-        ) from exc
     return state
 
 
