@@ -30,7 +30,7 @@ from federation.domain.errors import (
     RequestRefused,
 )
 from federation.domain.models import Direction, Exchange, iso
-from federation.domain.words import shown_error, shown_in
+from federation.domain.words import masked_problems, shown_error, shown_in
 from federation.logging import MASK
 from federation.runtime.broker import Broker, Submission
 from federation.runtime.delivery import standing_errors
@@ -294,8 +294,8 @@ def exchange_view(
         "last_error": shown_error(last_error, clear=clear, mask=MASK),
         "previous_error": shown_error(previous_error, clear=clear, mask=MASK),
         "mapping_versions": exchange.mapping_versions,
-        "warnings": _warnings(exchange),
-        "lifecycle": exchange.lifecycle(),
+        "warnings": _warnings(exchange) if clear else masked_problems(_warnings(exchange), MASK),
+        "lifecycle": exchange.lifecycle() if clear else _masked_notes(exchange.lifecycle()),
         "events": [{"kind": e.kind, "at": iso(e.at)} for e in exchange.events],
         "links": {"self": f"/v1/exchanges/{exchange.id}"},
     }
@@ -303,6 +303,12 @@ def exchange_view(
         view["application"] = exchange.application
         view["mapped"] = exchange.mapped
     return view
+
+
+def _masked_notes(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Lifecycle steps with the handling side's notes masked (``请补充住址证明``: free text about
+    the application, as a partner's refusal is); a resubmission's note, ours, kept."""
+    return [{**s, "note": MASK} if "note" in s and "supplement" not in s else s for s in steps]
 
 
 def _warnings(exchange: Exchange) -> list[Any]:

@@ -171,7 +171,8 @@ def preview(plan: Plan, root: Path, journal_path: str) -> tuple[dict[str, str], 
             _("today's mapping: ok")
             if today.problems is None
             else _("today's mapping still rejects it: %(problem)s")
-            % {"problem": (today.problems_said or today.problems)[0]}
+            # where, not why: why can quote the application (journal show --reveal says it)
+            % {"problem": (today.places or today.problems_said or today.problems)[0]}
         )
     notes = [
         _(

@@ -78,8 +78,13 @@ def masked_problems(problems: list[Any], mask: str) -> list[Any]:
 
 
 def shown_in(data: Mapping[str, Any], *, clear: bool, mask: str) -> dict[str, Any]:
-    """An event's data with its ``error`` (if any) as :func:`shown_error` shows it."""
+    """An event's data with its ``error`` (if any) as :func:`shown_error` shows it, and a
+    lifecycle step's ``note`` (the handling side's free text about the application, ``请补充住址
+    证明``) masked unless ``clear``; a resubmission's note, ours, kept."""
+    out = dict(data)
     error = data.get("error")
-    if not isinstance(error, Mapping):
-        return dict(data)
-    return {**data, "error": shown_error(error, clear=clear, mask=mask)}
+    if isinstance(error, Mapping):
+        out["error"] = shown_error(error, clear=clear, mask=mask)
+    if not clear and "lifecycle" in data and "note" in data and "supplement" not in data:
+        out["note"] = mask
+    return out

@@ -228,3 +228,39 @@ async def test_journal_show_says_why_todays_mapping_fails_only_when_revealed(
     assert f"{HK}:32: applicant.name_en: ‹redacted›" in masked.output
     assert surname not in masked.output and "is not a whole number" not in masked.output
     assert "is not a whole number" in clear.output and surname in clear.output
+
+
+async def test_the_remap_dry_run_says_where_todays_mapping_fails_not_why(
+    tmp_path: Path, simulators, broker_at
+) -> None:
+    """The console's and the CLI's remap dry run need no reason and reveal nothing: they name
+    the field today's mapping fails at, never the reason quoting the application (found by
+    review: both quoted the applicant's name)."""
+    from click.testing import CliRunner
+
+    from federation.cli.main import main
+
+    root = catalogue_copy(tmp_path / "config")
+    journal = tmp_path / "dry.sqlite"
+    sims = await simulators(root)
+    async with broker_at(root, sims, journal=journal) as (broker, url):
+        first = await _delivered(broker, "today-1")
+        stored = await broker.get(first.id)
+        assert stored is not None
+        surname = stored.application["applicant"]["name_en"].split(",")[0]
+        text = await asyncio.to_thread((root / HK).read_text, encoding="utf-8")
+        failing = text.replace(EMAIL, "  owner.email: {from: applicant.name_en, transform: int}\n")
+        await asyncio.to_thread((root / HK).write_text, failing, encoding="utf-8")
+        await broker.reload()
+        jar = aiohttp.CookieJar(unsafe=True)
+        english = {"Accept-Language": "en"}
+        async with aiohttp.ClientSession(cookie_jar=jar, headers=english) as http:
+            csrf = await staff(http, url)
+            row = await dry_run(http, url, csrf, first.id)
+    assert row == f"{first.id} delivered received today&#39;s mapping fails at: applicant.name_en"
+    args = ["--lang", "en", "replay", first.id, "--mode", "remap", "--dry-run"]
+    args += ["--journal", str(journal), "--config", str(root)]
+    cli = await asyncio.to_thread(CliRunner().invoke, main, args)
+    assert cli.exit_code == 0, cli.output
+    assert f"{HK}:32: applicant.name_en: ‹redacted›" in cli.output
+    assert surname not in cli.output and "whole number" not in cli.output

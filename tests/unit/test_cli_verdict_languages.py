@@ -44,19 +44,30 @@ async def rejected_exchange(path: str, xid: str) -> None:
 
 
 def test_todays_mapping_problems_in_journal_show_and_the_remap_preview(tmp_path: Path) -> None:
-    """journal show lists what today's mapping finds, and the remap dry run previews the first,
-    in the reader's language; the JSON of journal show keeps the English."""
+    """journal show --reveal lists what today's mapping finds in the reader's language; without
+    --reveal (and in the remap dry run, which previews the first) where, not why: why can quote
+    the application. The JSON of journal show keeps the English."""
     path, xid = str(tmp_path / "journal.sqlite"), new_id(1_790_000_000.0)
     asyncio.run(rejected_exchange(path, xid))
     config = ("--journal", path, "--config", str(REPO))
-    shows = {language: tongban(language, "journal", "show", xid, *config) for language in LANGUAGES}
+    revealed = ("--reveal", "--reason", "ticket 4471")
+    shows = {
+        language: tongban(language, "journal", "show", xid, *config, *revealed)
+        for language in LANGUAGES
+    }
     dry = ("replay", xid, "--mode", "remap", "--dry-run", *config)
     previews = {language: tongban(language, *dry) for language in LANGUAGES}
+    masked = {
+        language: tongban(language, "journal", "show", xid, *config) for language in LANGUAGES
+    }
     said_in_each_language(shows, "mappings/hk/td-vehicle-licence-renewal.yaml:24: ", MISSING)
-    said_in_each_language(previews, "mappings/hk/td-vehicle-licence-renewal.yaml:24: ", MISSING)
+    where = "mappings/hk/td-vehicle-licence-renewal.yaml:24: local_reference: ‹redacted›"
+    for run in (*previews.values(), *masked.values()):
+        assert run.exit_code == 0 and where in run.stdout, run.output
+        assert "external_reference" not in run.stdout
     assert "今日映射仍然拒绝：" in previews["zh-Hans"].stdout
     assert "今日映射仍然拒絕：" in previews["zh-Hant"].stdout
-    shown = tongban("zh-Hant", "journal", "show", xid, "--format", "json", *config)
+    shown = tongban("zh-Hant", "journal", "show", xid, "--format", "json", *config, *revealed)
     assert shown.exit_code == 0, shown.output
     assert (
         f"mappings/hk/td-vehicle-licence-renewal.yaml:24: {MISSING['en']}"

@@ -79,9 +79,10 @@ async def changes(broker: Broker, plan: Plan, _: Callable[[str], str]) -> list[C
             )
             continue
         today = views.today(broker.catalogue, ex)
-        if not today.ok:
-            detail = _("today's mapping fails: %(problems)s") % {
-                "problems": "; ".join(today.problems)
+        if not today.ok:  # where, not why: why can quote the application (the exchange's page
+            # says it to whoever reveals it, with a reason)
+            detail = _("today's mapping fails at: %(paths)s") % {
+                "paths": ", ".join(today.paths) or "—"
             }
         elif today.changed:
             detail = _("the request changes at %(n)d field(s)") % {"n": len(today.changed)}
