@@ -22,6 +22,7 @@ from federation.domain.models import (
     State,
     StateChange,
 )
+from federation.domain.storable import unstorable
 from federation.runtime.catalogue import Catalogue
 from federation.runtime.notices import reported
 from replay.journal import Journal, Query
@@ -36,6 +37,10 @@ def is_state(value: object) -> bool:
 
 async def filed_by(journal: Journal, pid: str, key: str) -> Exchange:
     """The application partner ``pid`` filed with that idempotency key, with its history."""
+    if unstorable({"key": key}):  # no journal holds such a key (PostgreSQL cannot even ask)
+        raise RequestRefused(
+            RefusalKind.NOT_FOUND, "not-found", f"{pid} filed no application with that key"
+        )
     found = await journal.search(Query(source=pid, partner=LOCAL, idempotency_key=key, limit=1))
     full: Exchange | None = await journal.get(found[0].id) if found else None
     if full is None or full.direction is not Direction.INBOUND:
@@ -191,7 +196,11 @@ async def _by_key(journal: Journal, pid: str, key: str) -> Exchange:
     sent = await _sent(journal, pid, key)
     if sent is not None and sent.sent_key() == key:
         return sent
-    found = await journal.search(Query(partner=pid, idempotency_key=key, limit=2))
+    found = (
+        []
+        if unstorable({"key": key})
+        else await journal.search(Query(partner=pid, idempotency_key=key, limit=2))
+    )
     if len(found) > 1:
         raise RequestRefused(
             RefusalKind.CONFLICT,
