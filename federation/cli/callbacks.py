@@ -19,7 +19,7 @@ from federation.cli.audit import os_user
 from federation.cli.failures import Failure, Negative
 from federation.cli.help import Group
 from federation.cli.lang import _
-from federation.cli.options import config_option, journal_option
+from federation.cli.options import config_option, journal_option, storable
 from federation.cli.problems import said_all, say
 from federation.config import Config, load_config
 from federation.domain.errors import ConfigError
@@ -33,8 +33,10 @@ def callback() -> None:
 
 
 @callback.command()
-@click.argument("exchange_id")
-@click.option("--reason", required=True, help="Why (kept in the journal with your name).")
+@click.argument("exchange_id", callback=storable)
+@click.option(
+    "--reason", required=True, callback=storable, help="Why (kept in the journal with your name)."
+)
 @config_option
 @journal_option
 def resend(exchange_id: str, reason: str, root: Path, journal_path: str) -> None:

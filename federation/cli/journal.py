@@ -27,7 +27,14 @@ from federation.cli.audit import cli_entry
 from federation.cli.failures import Failure, Negative
 from federation.cli.help import Group
 from federation.cli.lang import N_, _
-from federation.cli.options import config_option, filter_options, journal_option, params, query_of
+from federation.cli.options import (
+    config_option,
+    filter_options,
+    journal_option,
+    params,
+    query_of,
+    storable,
+)
 from federation.cli.problems import said_all
 from federation.cli.render import CSV_COLUMNS, exchange_lines, table
 from federation.cli.today import compare_with_today
@@ -99,13 +106,15 @@ def search(journal_path: str, fmt: str, limit: int, before: str | None, **filter
 
 
 @journal.command()
-@click.argument("exchange_id", metavar="ID")
+@click.argument("exchange_id", metavar="ID", callback=storable)
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
 @config_option
 @journal_option
-@click.option("--reason", default="", help="Why you read it (kept in the audit trail).")
+@click.option(
+    "--reason", default="", callback=storable, help="Why you read it (kept in the audit trail)."
+)
 @click.option(
     "--reveal", is_flag=True, help="Show personal data in clear (needs --reason; audited)."
 )

@@ -17,7 +17,7 @@ from federation.cli.audit import os_user
 from federation.cli.failures import Negative
 from federation.cli.help import Group
 from federation.cli.lang import _
-from federation.cli.options import journal_option
+from federation.cli.options import journal_option, storable
 from federation.cli.problems import say
 from federation.runtime.callbacks import NotResent
 from federation.runtime.notices import resend_notice
@@ -30,8 +30,10 @@ def notice() -> None:
 
 
 @notice.command()
-@click.argument("exchange_id")
-@click.option("--reason", required=True, help="Why (kept in the journal with your name).")
+@click.argument("exchange_id", callback=storable)
+@click.option(
+    "--reason", required=True, callback=storable, help="Why (kept in the journal with your name)."
+)
 @journal_option
 def resend(exchange_id: str, reason: str, journal_path: str) -> None:
     """Send the latest notice of application EXCHANGE_ID (one a partner filed) once more."""

@@ -15,6 +15,8 @@ import click
 from federation.api.support import BadQuery, query_from
 from federation.cli.access import applicant_ref
 from federation.cli.failures import Failure
+from federation.cli.lang import _
+from federation.domain.storable import unstorable
 from replay.journal import Query
 
 config_option = click.option(
@@ -34,6 +36,17 @@ journal_option = click.option(
     help="The journal `tongban serve --journal` writes: a SQLite file or a postgresql:// URL "
     "(?schema=NAME for a schema of its own).",
 )
+
+
+def storable(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A click callback: ``value`` as given, unless it holds what no journal keeps (a NUL, or a
+    byte that is not UTF-8, which Python reads as a lone surrogate): a usage error naming it."""
+    if value and unstorable({"value": value}):
+        raise click.BadParameter(
+            _("holds a NUL character or a byte that is not UTF-8: a journal cannot keep it"),
+            param=param,
+        )
+    return value
 
 
 def filter_options(*, with_id: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

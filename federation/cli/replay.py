@@ -19,7 +19,14 @@ from federation.cli.audit import os_user
 from federation.cli.failures import Failure, Negative
 from federation.cli.help import Command
 from federation.cli.lang import _
-from federation.cli.options import config_option, filter_options, journal_option, params, query_of
+from federation.cli.options import (
+    config_option,
+    filter_options,
+    journal_option,
+    params,
+    query_of,
+    storable,
+)
 from federation.cli.render import print_plan, print_result, print_skipped
 from federation.cli.today import preview
 from replay.service import Mode, Plan, ReplayService
@@ -28,7 +35,7 @@ PLAN_LIMIT = 100_000  # exchanges one replay command looks at
 
 
 @click.command(cls=Command)
-@click.argument("exchange_id", metavar="[ID]", required=False)
+@click.argument("exchange_id", metavar="[ID]", required=False, callback=storable)
 @filter_options(with_id=False)
 @click.option(
     "--mode",
@@ -37,7 +44,9 @@ PLAN_LIMIT = 100_000  # exchanges one replay command looks at
     help="resend: the same mapped request again; remap: today's mapping of the original application.",
 )
 @click.option(
-    "--reason", help="Why (kept in the journal with your name). Required unless --dry-run."
+    "--reason",
+    callback=storable,
+    help="Why (kept in the journal with your name). Required unless --dry-run.",
 )
 @click.option(
     "--dry-run", is_flag=True, help="List what would be replayed and skipped; change nothing."
