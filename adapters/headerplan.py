@@ -4,6 +4,7 @@ partners.yaml, under a partner's ``soap:``::
 
     headers:                                   # fixed header values, by path (see adapters.soapheaders)
       "{urn:mo:gov:dsi:pedidos:2026}Cabecalho/Remetente": TONGBAN-GD
+      "{urn:x}AuthHeader/AppSecret": "{env:NAME}"  # a secret reference: read at every send
     idempotency: {header: "{urn:mo:gov:dsi:pedidos:2026}Cabecalho/ChaveIdempotencia"}
     # or {body: pedido/chave}; idempotency_header: "{ns}Name" still names a top-level element
     profile: xroad                             # with an xroad: section (adapters.xroad)
@@ -16,19 +17,21 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from lxml import etree  # type: ignore[import-untyped]
 
 from adapters.base import OutboundRequest
-from adapters.body import Attr, Node
+from adapters.body import Attr, BodyInvalid, Node
 from adapters.soapheaders import (
     HeaderParts,
     HeaderPathError,
     KeyPath,
     body_path,
+    dotted,
     leaves,
     merge,
     parse_steps,
@@ -48,6 +51,7 @@ from adapters.xroad import (
 from adapters.xsdtypes import BadValue
 from federation.config.headers import EXCHANGE_KEY, HEADERS_KEY
 from federation.config.reader import Reader
+from federation.config.secrets import SECRET_RE, SecretRef, literal_credential, parse_secret
 from federation.config.yamlsrc import PathKey
 from federation.domain.texts import Text, said
 
@@ -58,7 +62,7 @@ PROFILES = ("xroad",)
 class HeaderSettings:
     """A partner's header settings from partners.yaml, as written (paths resolved per operation)."""
 
-    fixed: tuple[tuple[str, Any], ...] = ()  # soap: headers: path → value
+    fixed: tuple[tuple[str, Any], ...] = ()  # soap: headers: path → value or SecretRef
     key_header: str | None = None  # idempotency: {header: path}
     key_body: str | None = None  # idempotency: {body: path}
     profile: XRoadProfile | None = None
@@ -72,10 +76,12 @@ class HeaderSettings:
 NO_SETTINGS = HeaderSettings()
 
 
-def parse_settings(r: Reader, path: PathKey, m: Mapping[str, Any]) -> HeaderSettings:
+def parse_settings(
+    r: Reader, path: PathKey, m: Mapping[str, Any], base: Path = Path()
+) -> HeaderSettings:
     """The header keys of a partner's ``soap:`` section: ``headers``, ``idempotency``,
-    ``profile`` (with its ``xroad`` section)."""
-    fixed = _fixed(r, path, m.get("headers"))
+    ``profile`` (with its ``xroad`` section); ``base``: where ``{file:…}`` references start."""
+    fixed = _fixed(r, path, m.get("headers"), base)
     key_header, key_body = _idempotency(r, path, m)
     profile = None
     if "profile" in m:
@@ -93,13 +99,15 @@ def parse_settings(r: Reader, path: PathKey, m: Mapping[str, Any]) -> HeaderSett
     )
 
 
-def _fixed(r: Reader, path: PathKey, raw: Any) -> list[tuple[str, Any]]:
+def _fixed(r: Reader, path: PathKey, raw: Any, base: Path) -> list[tuple[str, Any]]:
+    """``soap: headers:``: a literal, or a secret reference read at every send. An element or
+    attribute that carries credentials (by its local name) takes a reference only."""
     fixed: list[tuple[str, Any]] = []
     block = r.mapping((*path, "headers"), raw, extra_ok=True) if raw is not None else None
     for key, value in (block or {}).items():
         where = (*path, "headers", key)
         try:
-            parse_steps(str(key))
+            local = parse_steps(str(key))[-1][1].lstrip("@")
         except HeaderPathError as exc:
             r.error(where, exc.text)
             continue
@@ -108,7 +116,12 @@ def _fixed(r: Reader, path: PathKey, raw: Any) -> list[tuple[str, Any]]:
                 where, said("a header value is text or a number; name each element by its path")
             )
             continue
-        fixed.append((str(key), value))
+        if isinstance(value, str) and SECRET_RE.fullmatch(value.strip()):
+            value = parse_secret(r, where, value, base)  # warns if it cannot be read here
+        elif literal_credential(r, where, local, soap=True):
+            continue
+        if value is not None:
+            fixed.append((str(key), value))
     return fixed
 
 
@@ -151,34 +164,66 @@ class HeaderPlan:
     key_body: KeyPath | None = None
     per_message: tuple[tuple[KeyPath, str], ...] = ()  # (path, exchange value) set per message
     legacy: bool = True  # also write the idempotency_header element, as before
+    secrets: tuple[tuple[KeyPath, SecretRef], ...] = ()  # soap: headers: given by reference
 
     @property
     def plain(self) -> bool:
         """Nothing to fill but the idempotency_header element (the adapter's fast path)."""
-        return self.legacy and not (self.fixed or self.per_message or self.key_header)
+        return self.legacy and not (
+            self.fixed or self.per_message or self.key_header or self.secrets
+        )
+
+    def read_secrets(self) -> list[tuple[KeyPath, str]]:
+        """The referenced header values, read now (a rotated secret applies to the next
+        attempt); SecretError naming the reference, never the value, if one cannot be read."""
+        return [(path, ref.read()) for path, ref in self.secrets]
 
     def fill(
-        self, request: OutboundRequest, payload: Mapping[str, Any]
+        self,
+        request: OutboundRequest,
+        payload: Mapping[str, Any],
+        secrets: Sequence[tuple[KeyPath, str]] | None = None,
     ) -> tuple[Mapping[str, Any], list[str]]:
-        """The body values and the header blocks of one message; BodyInvalid naming bad paths."""
+        """The body values and the header blocks of one message; BodyInvalid naming bad paths.
+        ``secrets``: from :meth:`read_secrets` (read here if not given)."""
         body: dict[str, Any] = {
             k: v for k, v in payload.items() if k != HEADERS_KEY and k != EXCHANGE_KEY
         }
         values = dict(self.fixed)
+        for path, secret in self.read_secrets() if secrets is None else secrets:
+            put(values, path, secret)
         mapped = payload.get(HEADERS_KEY)
         if isinstance(mapped, Mapping):
             values = merge(values, mapped)
         slots = payload.get(EXCHANGE_KEY)
         now: dict[str, Any] = {}
-        for dotted, name in slots.items() if isinstance(slots, Mapping) else ():
-            put(values, tuple(str(dotted).split(".")), exchange_value(str(name), request, now))
+        for slot, name in slots.items() if isinstance(slots, Mapping) else ():
+            put(values, tuple(str(slot).split(".")), exchange_value(str(name), request, now))
         for path, name in self.per_message:
             put(values, path, exchange_value(name, request, now))
         if self.key_header is not None:
             put(values, self.key_header, request.idempotency_key)
         if self.key_body is not None:
             put(body, self.key_body, request.idempotency_key)
-        return body, render(self.parts, values) if values else []
+        try:
+            return body, render(self.parts, values) if values else []
+        except BodyInvalid as exc:
+            raise BodyInvalid(self._unquoted(exc.problems)) from None
+
+    def _unquoted(self, problems: list[str]) -> list[str]:
+        """Problems that never quote a secret: one about a referenced value names the reference
+        only (a type's message may quote the value, or a cut of it)."""
+        out = []
+        for problem in problems:
+            hit = next(((p, ref) for p, ref in self.secrets if _about(problem, dotted(p))), None)
+            if hit is not None:
+                problem = f"{dotted(hit[0])}: the value of {hit[1]} is not one its type allows"
+            out.append(problem)
+        return out
+
+
+def _about(problem: str, path: str) -> bool:
+    return problem.startswith((path + ":", path + " ", path + "."))
 
 
 def exchange_value(name: str, request: OutboundRequest, now: dict[str, Any]) -> Any:
@@ -225,11 +270,16 @@ def plan_for(
                 )
         fixed = fixed_headers(settings.profile, item, operation)
         per_message = tuple(PER_MESSAGE.items())
+    secrets: list[tuple[KeyPath, SecretRef]] = []
     for text, value in settings.fixed:
         try:
-            put(fixed, resolve(parts, text), value)
+            keys = resolve(parts, text)
         except HeaderPathError:
             continue  # checked against the application operation at load (check_settings)
+        if isinstance(value, SecretRef):
+            secrets.append((keys, value))
+        else:
+            put(fixed, keys, value)
     key_header = resolve(parts, settings.key_header) if settings.key_header else None
     key_body = None
     if settings.key_body:
@@ -250,12 +300,14 @@ def plan_for(
         key_body=key_body,
         per_message=per_message,
         legacy=not (settings.key_header or settings.key_body),
+        secrets=tuple(secrets),
     )
 
 
 def filled_paths(plan: HeaderPlan, legacy_part: str | None) -> set[str]:
     """Dotted header paths the plan fills without the mapping (for the required-parts check)."""
     out = set(leaves(plan.fixed))
+    out.update(".".join(p) for p, _ in plan.secrets)
     out.update(".".join(p) for p, _ in plan.per_message)
     if plan.key_header is not None:
         out.add(".".join(plan.key_header))
@@ -305,7 +357,7 @@ def _check_fixed(
     r: Reader, where: PathKey, parts: HeaderParts, op: str, text: str, value: Any
 ) -> None:
     target = _check_target(r, where, parts, op, text, said("a fixed value"))
-    if target is None:
+    if target is None or isinstance(value, SecretRef):  # a secret's type is checked at send
         return
     try:
         target.simple.write(value)  # type: ignore[union-attr]  # _check_target: simple or Attr

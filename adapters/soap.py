@@ -36,7 +36,8 @@ import aiohttp
 from lxml import etree  # type: ignore[import-untyped]
 
 from adapters import xmlsafe
-from adapters.auth.credentials import Credentials
+from adapters.auth import REDACTED
+from adapters.auth.credentials import Credentials, not_sent
 from adapters.auth.wssig import sign_or_hold
 from adapters.base import TRANSCRIPT_BODY_LIMIT, Adapter, OutboundRequest, Reply
 from adapters.body import BodyInvalid
@@ -52,7 +53,7 @@ from adapters.headerplan import (
     xroad_item,
 )
 from adapters.httpio import exchange, partner_session, received
-from adapters.soapheaders import HeaderPathError, covered, parse_steps, tree
+from adapters.soapheaders import HeaderPathError, KeyPath, covered, dotted, parse_steps, tree
 from adapters.soapoptions import (
     DEFAULT_HEADER,
     HEADER_KEYS,
@@ -81,7 +82,7 @@ from federation.config import Partner
 from federation.config.headers import EXCHANGE_KEY, HEADERS_KEY
 from federation.config.reader import Reader
 from federation.config.replies import ReplyRules
-from federation.config.secrets import literal_credential
+from federation.config.secrets import SecretError
 from federation.config.yamlsrc import PathKey
 from federation.domain.errors import (
     ConfigError,
@@ -92,14 +93,6 @@ from federation.domain.errors import (
 from federation.domain.texts import Text, said
 
 REPLY_LIMIT = xmlsafe.REPLY_LIMITS.max_bytes
-
-
-def _no_fixed_credentials(r: Reader, path: PathKey, settings: HeaderSettings) -> None:
-    """``soap: headers:`` gives no fixed value to a header element or attribute that carries
-    credentials, by its local name (its keys parse: ``parse_settings`` checked them)."""
-    for key, _value in settings.fixed:
-        local = parse_steps(key)[-1][1].lstrip("@")
-        literal_credential(r, (*path, "headers", key), local, soap=True)
 
 
 class SoapSpec:
@@ -151,8 +144,7 @@ class SoapSpec:
             p = (*path, "idempotency_header")
             header = r.text(p, m["idempotency_header"], pattern=QNAME_RE, what=what) or header
         security = ws_security(r, (*path, "ws_security"), m.get("ws_security"))
-        settings = parse_settings(r, path, m)
-        _no_fixed_credentials(r, path, settings)
+        settings = parse_settings(r, path, m, base)
         names = {k: r.text((*path, k), m[k]) for k in ("service", "port") if k in m}
         located = self._wsdl(r, path, m, base)
         if located is None:
@@ -488,6 +480,9 @@ class SoapAdapter:
         }
         if self._security is not None:
             sent["body_sha256_of"] = "envelope with the WS-Security password redacted"
+        if plan is not None and plan.secrets:  # soap: headers: given by reference
+            sent["soap_headers"] = {dotted(path): REDACTED for path, _ in plan.secrets}
+            sent["body_sha256_of"] = "envelope with its secrets redacted"
         if signature is not None:
             sent["ws_signature"] = "X.509 over Body and Timestamp; the digest is of the unsigned"
         answer = await exchange(
@@ -525,11 +520,16 @@ class SoapAdapter:
     ) -> tuple[bytes, bytes]:
         """The envelope to send, and the bytes its transcript digest is of.
 
-        The two differ only with WS-Security: then the digest is of the envelope with the password
-        hidden, since a digest of the real bytes would let anyone holding the journal test password
-        guesses offline.
+        The two differ only with secrets in the envelope (WS-Security, header values given by
+        reference): the digest is of the envelope with them hidden, since a digest of the real
+        bytes would let anyone holding the journal test guesses offline.
         """
         payload = request.payload
+        secrets: list[tuple[KeyPath, str]] = []
+        try:
+            secrets = plan.read_secrets() if plan is not None else []  # at every attempt
+        except SecretError as exc:  # held, naming the reference: never sent without it
+            raise not_sent(exc, self.partner.id, op.name, "POST", url) from None
         try:
             if (plan is None or plan.plain) and not (
                 HEADERS_KEY in payload or EXCHANGE_KEY in payload
@@ -537,7 +537,7 @@ class SoapAdapter:
                 body = op.input.write(payload)  # the common case: the key header only
                 blocks = [f"<{op.header_name}>{escape(request.idempotency_key)}</{op.header_name}>"]
             else:
-                body, blocks = self._with_headers(op, plan, request)
+                body, blocks = self._with_headers(op, plan, request, secrets)
         except (BodyInvalid, BadValue) as exc:
             # Nothing was sent: the mapping produced something the WSDL does not allow.
             problems = exc.problems if isinstance(exc, BodyInvalid) else [f"idempotency key: {exc}"]
@@ -550,18 +550,25 @@ class SoapAdapter:
                 ),
             ) from None
         if self._security is None:
-            data = op.envelope.render(blocks, body)
-            return data, data
-        data = op.envelope.render([*blocks, self._security.header], body)
-        return data, op.envelope.render([*blocks, self._security.redacted], body)
+            data = digest_of = op.envelope.render(blocks, body)
+        else:
+            data = op.envelope.render([*blocks, self._security.header], body)
+            digest_of = op.envelope.render([*blocks, self._security.redacted], body)
+        for _, secret in secrets:  # a digest of the secret would let guesses be tested offline
+            digest_of = digest_of.replace(escape(secret).encode(), escape(REDACTED).encode())
+        return data, digest_of
 
     def _with_headers(
-        self, op: Operation, plan: HeaderPlan | None, request: OutboundRequest
+        self,
+        op: Operation,
+        plan: HeaderPlan | None,
+        request: OutboundRequest,
+        secrets: list[tuple[KeyPath, str]],
     ) -> tuple[str, list[str]]:
         """Body and header blocks of a message whose headers partners.yaml or the mapping fill."""
         if plan is None:  # the mapping writes headers the operation does not declare
             raise BodyInvalid([f"{HEADERS_KEY}: operation {op.name} declares no SOAP header parts"])
-        payload, blocks = plan.fill(request, request.payload)
+        payload, blocks = plan.fill(request, request.payload, secrets)
         if plan.legacy:
             key = escape(request.idempotency_key)
             blocks = [*blocks, f"<{op.header_name}>{key}</{op.header_name}>"]

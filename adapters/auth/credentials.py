@@ -116,12 +116,7 @@ class Credentials:
         auth = self.auth_for(service)
         scheme = auth.scheme if auth else None
         if self.unusable is not None:
-            raise TransientError(
-                f"not sent: {self.unusable}",
-                partner=self.partner.id,
-                operation=service,
-                transcript=Transcript(request={"method": method, "url": url, "sent": False}),
-            )
+            raise not_sent(self.unusable, self.partner.id, service, method, url)
         try:
             if isinstance(scheme, Bearer):
                 value = f"Bearer {scheme.token.read()}"
@@ -154,12 +149,7 @@ class Credentials:
                     service=service,
                 )
         except SecretError as exc:
-            raise TransientError(
-                f"not sent: {exc}",
-                partner=self.partner.id,
-                operation=service,
-                transcript=Transcript(request={"method": method, "url": url, "sent": False}),
-            ) from None
+            raise not_sent(exc, self.partner.id, service, method, url) from None
         return Applied(url=url, headers={}, shown_url=url, shown_headers={}, service=service)
 
     def refused(self, applied: Applied) -> bool:
@@ -174,4 +164,18 @@ class Credentials:
 def _header(url: str, service: str, name: str, value: str, shown: str) -> Applied:
     return Applied(
         url=url, headers={name: value}, shown_url=url, shown_headers={name: shown}, service=service
+    )
+
+
+def not_sent(
+    why: SecretError | str, partner: str, operation: str, method: str, url: str
+) -> TransientError:
+    """What holds an attempt whose credentials cannot be had (a secret that cannot be read, a
+    certificate that cannot be presented): transient, naming why (a reference, never a value),
+    and nothing was sent."""
+    return TransientError(
+        f"not sent: {why}",
+        partner=partner,
+        operation=operation,
+        transcript=Transcript(request={"method": method, "url": url, "sent": False}),
     )

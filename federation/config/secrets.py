@@ -5,8 +5,10 @@ the configuration directory, readable by its owner only). It is read each time i
 rotated secret (a new file, a new value in the environment of a reloaded broker) takes effect with
 no restart. Errors name the reference, never the value.
 
-Fixed header values (``rest: headers:``, ``soap: headers:``) are literals, so a header that carries
-credentials (:func:`carries_credentials`) may not be given one: it goes through ``auth:``.
+Fixed header values (``rest: headers:``) are literals, so a header that carries credentials
+(:func:`carries_credentials`) may not be given one: it goes through ``auth:``. A ``soap: headers:``
+value may be a reference instead (a WSDL's own credentials element), and such an element takes
+nothing else.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ _PARTS = (
     "passwd",
     "credential",
     "apikey",
+    "senha",  # Portuguese: password (Macau's services name it so)
 )
 _WORDS = frozenset({"key", "auth"})
 _WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")  # X-Api-Key, apiKey, API_KEY: ... key
@@ -149,8 +152,8 @@ def parse_secret(r: Reader, path: PathKey, raw: Any, base: Path) -> SecretRef | 
 
 def carries_credentials(name: str) -> bool:
     """Whether a header called ``name`` carries credentials: one whose name contains
-    authorization, cookie, token, secret, password, passwd, credential or apikey, or has the word
-    key or auth (``X-Api-Key``, ``apiKey``, ``X-Auth``; not ``Keyword``)."""
+    authorization, cookie, token, secret, password, passwd, credential, apikey or senha, or has
+    the word key or auth (``X-Api-Key``, ``apiKey``, ``X-Auth``; not ``Keyword``)."""
     lower = name.lower()
     if any(part in lower for part in _PARTS):
         return True
@@ -165,7 +168,8 @@ def literal_credential(r: Reader, path: PathKey, name: str, *, soap: bool = Fals
     if soap:
         message = said(
             "header %(header)s carries credentials, and secrets never go in configuration files: "
-            "use auth: or soap: ws_security:, whose secrets are references (docs/partner-auth.md)",
+            "write its value as a '{env:NAME}' or '{file:path}' reference, read at every send "
+            "(or use auth: or soap: ws_security:)",
             header=name,
         )
     else:

@@ -183,6 +183,7 @@ def test_rest_options_reach_the_partner(load: Load) -> None:
         "X-Client-Secret",
         "X-Password",
         "ApiKey",
+        "Senha",
     ],
 )
 def test_a_credential_in_rest_headers_is_refused_without_its_value(

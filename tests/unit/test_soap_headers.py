@@ -27,6 +27,7 @@ from adapters.soapheaders import (
 )
 from adapters.wsdl import find_port, load_document
 from adapters.xroad import OPTIONAL_PARTS, XRoadProfile, XRoadService, with_fault_rules
+from federation.config.secrets import SecretError, SecretRef
 from federation.domain.errors import ConfigError
 from federation.mapping import load_mapping
 from tests.foreign.xroad_stub import CATALOGUE, WSDL_PATH
@@ -153,6 +154,38 @@ def test_a_header_value_xml_cannot_carry_or_an_unknown_part_is_refused(parts: He
     assert bad.value.problems == [
         "Cabecalho: no such header part in the WSDL",
         "issue: contains U+0000, which XML cannot carry",
+    ]
+
+
+def test_a_header_value_given_by_reference_is_read_for_every_message(
+    parts: HeaderParts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A soap: headers: reference is read at each fill: unset, SecretError naming it; set, its
+    value; changed, the new value; nothing is read when the plan is made."""
+    ref = SecretRef(kind="env", name="TB_TEST_HEADER_SECRET")
+    monkeypatch.delenv(ref.name, raising=False)
+    settings = HeaderSettings(profile=PROFILE, fixed=((f"{{{XRD}}}userId", ref),))
+    plan = plan_for(settings, parts, operation="verifyCertificate", body_paths=set())
+    with pytest.raises(SecretError, match=r"secret \{env:TB_TEST_HEADER_SECRET\}: environment"):
+        plan.fill(request(), {"uscc": "X"})
+    for value in ("first-secret-9a2c", "rotated-secret-51fe"):
+        monkeypatch.setenv(ref.name, value)
+        assert parsed(plan.fill(request(), {"uscc": "X"})[1]).findtext(f"{{{XRD}}}userId") == value
+
+
+def test_a_referenced_value_its_type_refuses_is_named_by_reference_not_quoted(
+    parts: HeaderParts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A secret where its type wants something else fails before sending; the problem names the
+    path and the reference, never the value (the writer's own message quotes it)."""
+    monkeypatch.setenv("TB_TEST_HEADER_SECRET", "Leaky-Secret-77")
+    ref = SecretRef(kind="env", name="TB_TEST_HEADER_SECRET")
+    settings = HeaderSettings(profile=PROFILE, fixed=(("client", ref),))
+    plan = plan_for(settings, parts, operation="verifyCertificate", body_paths=set())
+    with pytest.raises(BodyInvalid) as bad:
+        plan.fill(request(), {"uscc": "X"})
+    assert bad.value.problems == [
+        "client: the value of {env:TB_TEST_HEADER_SECRET} is not one its type allows"
     ]
 
 
