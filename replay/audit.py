@@ -10,7 +10,8 @@ never be newer than the snapshot it is checked against. The first problem found 
 2. the head: signed with the journal's MAC key and naming the last event (``head_problem``):
    events cut from the end, appended, or a chain recomputed after an edit, all fail here;
 3. the checkpoints: each line signed, and the event at each checkpointed seq has the hash the
-   checkpoint recorded (a rollback to an older signed head, then a cut, fails here);
+   checkpoint recorded (a rollback to an older signed head, then a cut, fails here); of a file an
+   interrupted rekey left, those of the chain the journal holds (``replay.checkpoints.standing``);
 4. what readers are shown: each exchange row equals the digest the chain recorded at its latest
    write; an exchange with tombstoned events has an ``~archived`` record in the chain and no row;
    a row has events; each refusal the chain recorded is in the table as recorded, and none was
@@ -32,7 +33,7 @@ import orjson
 from federation.domain.models import iso
 from replay import sets
 from replay.chain import GENESIS, Break, Indexed, head_problem, verify
-from replay.checkpoints import Checkpoints
+from replay.checkpoints import Checkpoints, standing
 from replay.rows import (
     ARCHIVED,
     REFUSAL,
@@ -155,7 +156,8 @@ class Audit:
                 where=f"checkpoints file {self._file.path}",
             )
             return
-        for point in sorted(self.points, key=lambda p: -p.seq):  # the latest named first
+        points = standing(self.points, self._found.get)  # an interrupted rekey's: one chain's
+        for point in sorted(points, key=lambda p: -p.seq):  # the latest named first
             where = f"the checkpoint of {iso(point.at)}"
             if point.seq > end:
                 self._fail(

@@ -10,17 +10,26 @@ an older signed head (a backup, a copy taken earlier) after cutting the events t
 The checkpoints are what such a rollback cannot undo: ``verify`` checks every line's MAC and that
 the journal still holds, at every checkpointed seq, the event with that hash; every open compares
 the journal's end with the latest one only (``Checkpoints.latest``, ``rolled_back``), and a
-journal that contradicts it takes no more writes. ``tongban journal rekey`` rewrites the chain, so
-it replaces the file with one checkpoint of the new chain.
+journal that contradicts it takes no more writes.
+
+``tongban journal rekey`` rewrites the chain, so the file must change with the database, and no
+write can be atomic with a commit. Before the rekey commits, its checkpoint of the new chain is
+put first in the file, marked pending, the old lines kept after it (``stage``); after the commit,
+the file keeps the new checkpoint and the lines written since of the new chain (``settle``). A
+crash between the two leaves a pending file, which the next open settles by the chain the
+journal holds (``standing``): it holds the new chain at the pending checkpoint's event, or it
+still holds the old one. Nothing but a rekey writes a pending line (signed apart), and once
+settled a copy of the database from before the rekey contradicts the file as any rollback does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import struct
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import orjson
@@ -29,15 +38,19 @@ from federation.domain.models import iso
 from replay.seal import Seal
 
 TAIL = 8192  # bytes of the file's end that ``latest`` reads (some forty lines)
+SIGNED = b"tongban/checkpoint"
+PENDING = b"tongban/checkpoint/rekey-pending"  # a rekey's checkpoint, before it is known committed
 
 
 @dataclass(frozen=True, kw_only=True)
 class Checkpoint:
-    """The chain stood at ``seq`` with hash ``head`` at time ``at``."""
+    """The chain stood at ``seq`` with hash ``head`` at time ``at`` (``pending``: a rekey's new
+    chain would, once committed)."""
 
     seq: int
     head: bytes
     at: float
+    pending: bool = False
 
 
 def _parts(seq: int, head: bytes, at: float) -> tuple[bytes, ...]:
@@ -52,9 +65,18 @@ class Checkpoints:
         self.seal = seal
         self._kept: list[bytes] = []
 
-    def _line(self, seq: int, head: bytes, at: float) -> bytes:
-        mac = self.seal.sign(b"tongban/checkpoint", _parts(seq, head, at)) or b""
-        doc = {"seq": seq, "head": head.hex(), "at": at, "mac": mac.hex()}
+    def under(self, seal: Seal) -> Checkpoints:
+        """The same checkpoints, signed with ``seal`` from now on (those kept in memory too)."""
+        out = Checkpoints(self.path, seal)
+        out._kept = list(self._kept)
+        return out
+
+    def _line(self, seq: int, head: bytes, at: float, *, pending: bool = False) -> bytes:
+        mac = self.seal.sign(PENDING if pending else SIGNED, _parts(seq, head, at)) or b""
+        doc: dict[str, object] = {"seq": seq, "head": head.hex(), "at": at}
+        if pending:
+            doc["rekey"] = "pending"
+        doc["mac"] = mac.hex()
         return orjson.dumps(doc) + b"\n"
 
     def write(self, seq: int, head: bytes, at: float) -> None:
@@ -73,19 +95,69 @@ class Checkpoints:
         finally:
             os.close(fd)
 
-    def reset(self, seq: int, head: bytes, at: float) -> None:
-        """Replace every checkpoint by one of the chain as it is now (after a rekey)."""
-        line = self._line(seq, head, at)
+    def stage(self, seq: int, head: bytes, at: float) -> Checkpoint:
+        """Before a rekey commits: its checkpoint of the new chain first in the file, marked
+        pending, every line before kept after it (atomically); the checkpoint."""
+        point = Checkpoint(seq=seq, head=head, at=at, pending=True)
+        if self.seal.keyed:
+            kept = [raw + b"\n" for raw in self._lines() if not _pending_line(raw)]
+            self._store([self._line(seq, head, at, pending=True), *kept])
+        return point
+
+    def pending(self) -> Checkpoint | None:
+        """The pending checkpoint an interrupted rekey left first in the file, if any (one line
+        read: cheap enough for every open)."""
         if self.path is None:
-            self._kept = [line]
+            first = self._kept[0] if self._kept else b""
+        else:
+            try:
+                with self.path.open("rb") as f:
+                    first = f.readline()
+            except OSError:
+                return None
+        point = self._signed(first)
+        return point if point is not None and point.pending else None
+
+    def settle(self, point: Checkpoint, committed: bool) -> None:
+        """The file as ``standing`` reads it, atomically: ``point`` (a rekey's, as staged) and
+        the lines after it of the new chain when the rekey ``committed``; else every line but the
+        pending one. A line another process appends meanwhile may be lost, as with any rewrite:
+        run rekey with the brokers stopped."""
+        kept: list[bytes] = [self._line(point.seq, point.head, point.at)] if committed else []
+        for raw in self._lines():
+            line = self._signed(raw)  # None: not ours to judge, verify names it
+            if line is None or (not line.pending and _keeps(line, point, committed)):
+                kept.append(raw + b"\n")
+        self._store(kept)
+
+    def _lines(self) -> list[bytes]:
+        """Every line (without its end), as they stand."""
+        if self.path is None:
+            return [raw.rstrip(b"\n") for raw in self._kept]
+        try:
+            return [raw for raw in self.path.read_bytes().splitlines() if raw.strip()]
+        except FileNotFoundError:
+            return []
+
+    def _store(self, lines: list[bytes]) -> None:
+        """Replace every line by ``lines`` (each ending in a newline): written aside, synced and
+        renamed over the file, so a crash leaves the old file or the new one."""
+        if self.path is None:
+            self._kept = list(lines)
             return
         tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as out:
-            out.write(line)
+            out.write(b"".join(lines))
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, self.path)
+        with contextlib.suppress(OSError):  # the rename itself, durable where the system allows
+            dirfd = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dirfd)
+            finally:
+                os.close(dirfd)
 
     def exists(self) -> bool:
         """Whether any checkpoint was ever written here."""
@@ -108,17 +180,10 @@ class Checkpoints:
             if not raw.strip():
                 continue
             try:
-                doc = orjson.loads(raw)
-                point = Checkpoint(
-                    seq=int(doc["seq"]), head=bytes.fromhex(doc["head"]), at=doc["at"]
-                )
-                mac = bytes.fromhex(doc["mac"])
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                point, mac = _parse(raw)
+            except ValueError:
                 return out, f"line {n} of the {where} is not a checkpoint"
-            expected = self.seal.sign(
-                b"tongban/checkpoint", _parts(point.seq, point.head, point.at)
-            )
-            if expected is None or not secrets.compare_digest(expected, mac):
+            if not self._valid(point, mac):
                 return out, (
                     f"line {n} of the {where} is not signed with {self.seal.where} "
                     "(forged or altered, or a wrong key)"
@@ -143,22 +208,63 @@ class Checkpoints:
         best: Checkpoint | None = None
         for raw in lines:
             point = self._signed(raw)
-            if point is not None and (best is None or point.seq > best.seq):
+            if point is None or point.pending:  # a rekey's: settled at open (``standing``)
+                continue
+            if best is None or point.seq > best.seq:
                 best = point
         return best
 
     def _signed(self, raw: bytes) -> Checkpoint | None:
         """The checkpoint of one line, if it parses and is signed with this journal's key."""
         try:
-            doc = orjson.loads(raw)
-            point = Checkpoint(seq=int(doc["seq"]), head=bytes.fromhex(doc["head"]), at=doc["at"])
-            mac = bytes.fromhex(doc["mac"])
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            point, mac = _parse(raw)
+        except ValueError:
             return None
-        expected = self.seal.sign(b"tongban/checkpoint", _parts(point.seq, point.head, point.at))
-        if expected is None or not secrets.compare_digest(expected, mac):
-            return None
-        return point
+        return point if self._valid(point, mac) else None
+
+    def _valid(self, point: Checkpoint, mac: bytes) -> bool:
+        what = PENDING if point.pending else SIGNED
+        expected = self.seal.sign(what, _parts(point.seq, point.head, point.at))
+        return expected is not None and secrets.compare_digest(expected, mac)
+
+
+def _parse(raw: bytes) -> tuple[Checkpoint, bytes]:
+    """The checkpoint of one line and its MAC, unchecked (ValueError: not a checkpoint)."""
+    try:
+        doc = orjson.loads(raw)
+        pending = doc.get("rekey") == "pending"
+        point = Checkpoint(
+            seq=int(doc["seq"]), head=bytes.fromhex(doc["head"]), at=doc["at"], pending=pending
+        )
+        return point, bytes.fromhex(doc["mac"])
+    except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError) as exc:
+        raise ValueError("not a checkpoint") from exc
+
+
+def _pending_line(raw: bytes) -> bool:
+    try:
+        return _parse(raw)[0].pending
+    except ValueError:
+        return False
+
+
+def _keeps(point: Checkpoint, staged: Checkpoint, committed: bool) -> bool:
+    """Whether ``point`` (not pending) stands beside a rekey's ``staged`` checkpoint: every one,
+    if the rekey did not commit; if it did, only those of the new chain, which begins at
+    ``staged`` (the old chain never passed its seq, and held another event there)."""
+    return not committed or point.seq > staged.seq
+
+
+def standing(points: Sequence[Checkpoint], held: Callable[[int], bytes | None]) -> list[Checkpoint]:
+    """The checkpoints that speak for a journal holding ``held(seq)`` as the hash of event seq:
+    all of them, unless an interrupted rekey left one pending; then those of the chain the
+    journal holds at the pending one's event (``Checkpoints.settle`` keeps the same)."""
+    staged = next((p for p in points if p.pending), None)
+    if staged is None:
+        return list(points)
+    committed = held(staged.seq) == staged.head
+    rest = [p for p in points if not p.pending and _keeps(p, staged, committed)]
+    return [replace(staged, pending=False), *rest] if committed else rest
 
 
 def rolled_back(point: Checkpoint | None, end: int, held: bytes | None) -> str | None:

@@ -26,6 +26,7 @@ from replay.checkpoints import Checkpoints, rolled_back
 from replay.instances import Instance
 from replay.journal import AuditEntry, Query, Refusal, TrailQuery
 from replay.keys import KeyPlace, ephemeral
+from replay.rekey import Staged
 from replay.seal import Seal, as_text
 from replay.search import matches, page_size
 from replay.sessions import MAC_TAG, StoredSession
@@ -87,17 +88,21 @@ class InMemoryJournal:
             ring = self.keys.open_ring(signed=self.head[2] is not None)
             self.use(Seal(ring, where=self.keys.describe()))
             self.head = (*self.head[:2], self.seal.sign_head(*self.head[:2]))
-        point = self.checkpoints.latest()  # as the stores check at open
+        await rekey.settle_interrupted(self, self._end_at)  # as the stores check at open
+        point = self.checkpoints.latest()
         if point is not None:
-            end = len(self._chain)  # event n is at n - 1, as on the stores' seq
-            held = self._chain[point.seq - 1].hash if point.seq <= end else None
-            self.refused = rolled_back(point, end, held)
+            self.refused = rolled_back(point, *await self._end_at(point.seq))
         self.opened = True
+
+    async def _end_at(self, seq: int) -> tuple[int, bytes | None]:
+        """The last event's seq and the hash of event ``seq``, as the stores read them."""
+        end = len(self._chain)  # event n is at n - 1, as on the stores' seq
+        return end, self._chain[seq - 1].hash if 0 < seq <= end else None
 
     def use(self, seal: Seal) -> None:
         """Seal and sign with ``seal`` from now on."""
         self.seal = seal
-        self.checkpoints = Checkpoints(self.keys.checkpoints, seal)
+        self.checkpoints = self.checkpoints.under(seal)  # a rekey's staged line kept
 
     async def close(self) -> None:
         if self.opened and self._chain:
@@ -382,13 +387,15 @@ class InMemoryJournal:
         """Seal everything again under a new data key (``replay/rekey.py``)."""
         return await rekey.rotate(self)
 
-    async def reseal(self, new: Seal) -> tuple[int, int, bytes]:
-        """Every payload sealed under ``new`` and the chain recomputed, as on SQL."""
+    async def reseal(self, new: Seal, staged: Staged) -> tuple[int, int, bytes]:
+        """Every payload sealed under ``new`` and the chain recomputed, as on SQL (``staged``
+        told the new head before anything changes, as before a commit)."""
         bodies, digests = rekey.resealed_refusals(self.refusal_rows, self.seal, new)
         shown = {xid: rows.shown_digest(rows.shown_of(ex)) for xid, ex in self.exchanges.items()}
         updates, seq, head = rekey.resealed_chain(
             [s.row() for s in self._chain], self.seal, new, digests, shown
         )
+        staged(seq, head)
         for body, number in bodies:
             self.refusal_rows[number - 1]["body"] = body
         for data, digest, state, number in updates:

@@ -43,6 +43,7 @@ from replay.keys import KeyPlace, from_environment
 from replay.lasterror import column as error_column
 from replay.pgsql import Conn
 from replay.pgwrite import GroupCommit, WriteOp, _Later
+from replay.rekey import Staged
 from replay.rows import current, read_exchange
 from replay.seal import Seal
 from replay.search import POSTGRESQL, search_sql
@@ -139,8 +140,10 @@ class PostgresJournal(GroupCommit):
         await rekey.open_keys(self, mac is not None, sign_first, self._clock())
 
     async def _check_end(self) -> None:
-        """The journal's end against this instance's latest checkpoint, as on SQLite: one they
-        show rolled back takes no more writes, and ``ping`` says why."""
+        """This instance's checkpoints against the journal, as on SQLite (``SQLiteJournal``)."""
+        await rekey.settle_interrupted(
+            self, lambda seq: self._run(lambda c: pgsql.end_at(c, seq), transaction=False)
+        )
         point = await asyncio.to_thread(self.checkpoints.latest)
         if point is not None:
             end, held = await self._run(lambda c: pgsql.end_at(c, point.seq), transaction=False)
@@ -557,7 +560,7 @@ class PostgresJournal(GroupCommit):
         """Seal everything again under a new data key (``replay/rekey.py``); how many values."""
         return await rekey.rotate(self)
 
-    async def reseal(self, new: Seal) -> tuple[int, int, bytes]:
+    async def reseal(self, new: Seal, staged: Staged) -> tuple[int, int, bytes]:
         """Re-seal every payload under ``new`` and re-sign the chain, in one transaction."""
 
         async def op(conn: Conn, chain: pgsql.Chain) -> tuple[int, int, bytes]:
@@ -565,6 +568,7 @@ class PostgresJournal(GroupCommit):
             # In force before the commit: a write in a later batch, or later in this one, is
             # sealed under the new key, never under the old one that rekey is about to drop.
             self.use(new)
+            await asyncio.to_thread(staged, done[1], done[2])
             return done
 
         result: tuple[int, int, bytes] = await self._write(op)

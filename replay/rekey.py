@@ -7,12 +7,19 @@ The order makes every crash recoverable: (1) the journal must verify, or rekey w
 wrong; (2) the key file gains the new key, kept beside the old (written atomically); (3) one
 transaction re-seals every event, refused body and partner's words in a row's last error still in
 the journal (also those in clear, from before the journal had keys or sealed those words),
-recomputes the chain over them, signs the new head and puts the new seal in force before it
-commits, so that no later write is sealed under the old key, not even one prepared before it and
-written after (each backend's ``reseal``); (4) the checkpoints file is replaced by one checkpoint
-of the new chain; (5) the old data keys are dropped from the key file. A crash before (3) commits
-leaves everything under the old key (the new one is only unused); after it, under the new key (the
-old one is only still held). The MAC key stays.
+recomputes the chain over them, signs the new head and puts the new seal in force, so that no
+later write is sealed under the old key, not even one prepared before it and written after (each
+backend's ``reseal``); before it commits, the checkpoint of the new chain is put first in the
+checkpoints file, marked pending, the old checkpoints kept after it (``Checkpoints.stage``,
+atomically); (4) after the commit, the checkpoints file keeps only the new chain's checkpoints
+(``Checkpoints.settle``); (5) the old data keys are dropped from the key file.
+
+A crash before (3) commits leaves everything under the old key (the new one is only unused);
+after it, under the new key (the old one is only still held). A crash after (3) staged its
+checkpoint and before (4) ended leaves the checkpoints file pending: the next open settles it by
+the chain the journal holds at the pending checkpoint's event (``settle_interrupted``): the new
+chain (committed) or the old (not), so the journal opens and verifies either way, and a copy of
+the database from before the rekey is refused afterwards as any rollback is. The MAC key stays.
 
 Archive files written before keep their own chain and their seals: keep the key file of their time
 with them (``tongban journal verify --archive`` needs no key).
@@ -23,20 +30,22 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 import orjson
 
-from federation.domain.errors import ConfigError, JournalError, Problem
+from federation.domain.errors import ConfigError, JournalError, JournalUnavailable, Problem
 from replay import lasterror
 from replay.chain import GENESIS, Break, link
-from replay.checkpoints import Checkpoints
+from replay.checkpoints import Checkpoint, Checkpoints
 from replay.keys import KeyPlace, Keyring, write_file
 from replay.rows import REFUSAL, REFUSAL_COLUMNS, loads, refusal_digest
 from replay.seal import Seal, event_aad, refusal_aad
 
 # An event row as read for a rekey: seq, exchange_id, at, kind, data, hash, archived, state.
 EventUpdate = tuple[bytes, bytes, bytes | None, int]  # new data, new hash, state, seq
+# Told a reseal's new head (seq, hash) in its transaction, before it commits.
+Staged: TypeAlias = Callable[[int, bytes], None]
 
 
 class Keyed(Protocol):
@@ -72,8 +81,9 @@ class Rekeyable(Keyed, Protocol):
 
     async def verify(self) -> tuple[int, Break | None]: ...
 
-    async def reseal(self, new: Seal) -> tuple[int, int, bytes]:
-        """Re-seal everything under ``new`` in one transaction; (values, last seq, head)."""
+    async def reseal(self, new: Seal, staged: Staged) -> tuple[int, int, bytes]:
+        """Re-seal everything under ``new`` in one transaction; (values, last seq, head).
+        ``staged(seq, head)`` is called in it before it commits (it may block)."""
 
 
 def resealed_refusals(
@@ -173,9 +183,33 @@ async def rotate(journal: Rekeyable) -> int:
         )
     both = ring.rotated()
     await asyncio.to_thread(_save, place, both)
-    count, seq, head = await journal.reseal(Seal(both, where=journal.seal.where))
+    staged: list[Checkpoint] = []
+
+    def stage(seq: int, head: bytes) -> None:
+        staged.append(journal.checkpoints.stage(seq, head, time.time()))
+
+    count, _, _ = await journal.reseal(Seal(both, where=journal.seal.where), stage)
     final = Seal(both.only_current(), where=journal.seal.where)
     journal.use(final)
-    await asyncio.to_thread(journal.checkpoints.reset, seq, head, time.time())
+    await asyncio.to_thread(journal.checkpoints.settle, staged[-1], True)
     await asyncio.to_thread(_save, place, both.only_current())
     return count
+
+
+async def settle_interrupted(
+    journal: Keyed, end_at: Callable[[int], Awaitable[tuple[int, bytes | None]]]
+) -> None:
+    """At open, before the journal's end is checked: a checkpoints file a rekey left pending (a
+    crash after step 3 staged its checkpoint, before step 4 ended) settled by the chain the
+    journal holds at the pending checkpoint's event, read with ``end_at`` (``Checkpoints.settle``)."""
+    point = await asyncio.to_thread(journal.checkpoints.pending)
+    if point is None:
+        return
+    _, held = await end_at(point.seq)
+    try:
+        await asyncio.to_thread(journal.checkpoints.settle, point, held == point.head)
+    except OSError as exc:
+        raise JournalUnavailable(
+            f"cannot finish the rekey interrupted on this journal: writing its checkpoints file "
+            f"{journal.checkpoints.path}: {exc.strerror}"
+        ) from exc

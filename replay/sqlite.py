@@ -22,7 +22,7 @@ import os
 import sqlite3
 import stat
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -146,10 +146,16 @@ class SQLiteJournal(SQLiteAdmin):
     async def _check_end(self) -> None:
         """The journal's end against its latest checkpoint: one its own checkpoints show rolled
         back takes no more writes, and ``ping`` says why (the broker checks it at start). Cheap:
-        the checkpoints file's last lines and two rows by primary key, never the chain."""
+        the checkpoints file's last lines and two rows by primary key, never the chain. A
+        checkpoints file a rekey left pending is settled first (``rekey.settle_interrupted``)."""
+
+        def end_at(seq: int) -> Awaitable[tuple[int, bytes | None]]:
+            return self._read(lambda conn: sqlitesql.end_at(conn, seq))
+
+        await rekey.settle_interrupted(self, end_at)
         point = await asyncio.to_thread(self.checkpoints.latest)
         if point is not None:
-            end, held = await self._read(lambda conn: sqlitesql.end_at(conn, point.seq))
+            end, held = await end_at(point.seq)
             self._chain.refused = rolled_back(point, end, held)
 
     async def _use_keys(self) -> None:

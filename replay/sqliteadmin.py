@@ -22,6 +22,7 @@ from replay.chain import Break, Chain
 from replay.checkpoints import Checkpoints
 from replay.journal import Refusal
 from replay.keys import KeyPlace
+from replay.rekey import Staged
 from replay.seal import Seal
 from replay.sets import MappingSets
 
@@ -86,8 +87,9 @@ class SQLiteAdmin:
         """Seal everything again under a new data key (``replay/rekey.py``); how many values."""
         return await rekey.rotate(self)
 
-    async def reseal(self, new: Seal) -> tuple[int, int, bytes]:
-        """Re-seal every payload under ``new`` and re-sign the chain, in one transaction."""
+    async def reseal(self, new: Seal, staged: Staged) -> tuple[int, int, bytes]:
+        """Re-seal every payload under ``new`` and re-sign the chain, in one transaction;
+        ``staged`` told the new head before it commits."""
 
         def op(conn: sqlite3.Connection) -> tuple[int, int, bytes]:
             count, seq, head = sqlitesql.reseal(conn, self.seal, new)
@@ -95,6 +97,7 @@ class SQLiteAdmin:
             # In force before the commit: a write in a later batch, or later in this one, is
             # sealed under the new key, never under the old one that rekey is about to drop.
             self.use(new)
+            staged(seq, head)
             return count, seq, head
 
         result: tuple[int, int, bytes] = await self._write(op)

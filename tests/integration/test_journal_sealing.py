@@ -209,8 +209,8 @@ async def rekey_with_a_write_after_the_reseal(j: Any) -> str:
     takes the final seal (a broker writing during a rekey in the same process); its id."""
     reseal, written = j.reseal, []
 
-    async def reseal_then_write(new: Any) -> Any:
-        done = await reseal(new)
+    async def reseal_then_write(new: Any, staged: Any) -> Any:
+        done = await reseal(new, staged)
         written.extend(await write(j, 1, start=20))
         return done
 
@@ -263,8 +263,8 @@ async def test_a_create_queued_behind_the_reseal_is_sealed_under_the_new_key(
         await write(j)
         reseal, late = j.reseal, []
 
-        async def reseal_with_a_create_behind(new: Any) -> Any:
-            queued = asyncio.ensure_future(reseal(new))
+        async def reseal_with_a_create_behind(new: Any, staged: Any) -> Any:
+            queued = asyncio.ensure_future(reseal(new, staged))
             await asyncio.sleep(0)  # the reseal is queued
             late.append(asyncio.ensure_future(write(j, 1, start=30)))
             await asyncio.sleep(0)  # the create is sealed and queued behind it
@@ -297,8 +297,8 @@ async def test_a_refusal_and_an_audit_entry_queued_behind_the_reseal_open_after_
         await write(j)
         reseal, late = j.reseal, []
 
-        async def reseal_with_writes_behind(new: Any) -> Any:
-            queued = asyncio.ensure_future(reseal(new))
+        async def reseal_with_writes_behind(new: Any, staged: Any) -> Any:
+            queued = asyncio.ensure_future(reseal(new, staged))
             await asyncio.sleep(0)  # the reseal is queued
             body = orjson.dumps(application(40))
             refusal = Refusal(
