@@ -25,10 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +141,7 @@ class SoapSpec:
             what = said("a namespaced element name such as %(example)s", example=DEFAULT_HEADER)
             p = (*path, "idempotency_header")
             header = r.text(p, m["idempotency_header"], pattern=QNAME_RE, what=what) or header
-        security = ws_security(r, (*path, "ws_security"), m.get("ws_security"))
+        security = ws_security(r, (*path, "ws_security"), m.get("ws_security"), base)
         settings = parse_settings(r, path, m, base)
         names = {k: r.text((*path, k), m[k]) for k in ("service", "port") if k in m}
         located = self._wsdl(r, path, m, base)
@@ -381,12 +379,6 @@ def username_token(username: str, password: str, version: SoapVersion) -> str:
     )
 
 
-@dataclass(frozen=True, kw_only=True)
-class _Security:
-    header: str = field(repr=False)  # carries the password: never logged or journalled
-    redacted: str  # the same block with the password replaced, for the transcript's digest
-
-
 class SoapAdapter:
     """Delivers mapped requests to one SOAP partner."""
 
@@ -396,7 +388,6 @@ class SoapAdapter:
         self._session: aiohttp.ClientSession | None = None
         self._operations: dict[tuple[str, str], Operation] = {}
         self._plans: dict[tuple[str, str], HeaderPlan] = {}
-        self._security: _Security | None = None
         self.credentials = Credentials(partner)  # auth: client_cert, ws_signature (adapters/auth)
         self._rules: dict[str, ReplyRules | None] = {
             code: s.reply for code, s in partner.services.items()
@@ -405,22 +396,6 @@ class SoapAdapter:
             self._rules = {code: with_fault_rules(r) for code, r in self._rules.items()}
 
     async def start(self) -> None:
-        security = self.options.ws_security
-        password = os.environ.get(security.password_env) if security else None
-        if security is not None and not password:
-            raise ConfigError(
-                [
-                    Problem(
-                        text=said(
-                            "environment variable %(name)s (WS-Security password of partner "
-                            "%(partner)s) is not set",
-                            name=security.password_env,
-                            partner=self.partner.id,
-                        ),
-                        path=f"partners.{self.partner.id}.soap.ws_security.password_env",
-                    )
-                ]
-            )
         try:
             args = (self.options.wsdl, compile_partner, self.partner)  # facets checked on write
             self._operations = await asyncio.to_thread(with_facets, *args)
@@ -433,12 +408,6 @@ class SoapAdapter:
                 path=f"partners.{self.partner.id}.soap.wsdl",
             )
             raise ConfigError([problem]) from exc
-        if security is not None and password:
-            version = VERSIONS[self.options.version]
-            self._security = _Security(
-                header=username_token(security.username, password, version),
-                redacted=username_token(security.username, "<redacted>", version),
-            )
         self._session = partner_session(self.partner, self.credentials.ssl_context())
 
     async def close(self) -> None:
@@ -478,7 +447,7 @@ class SoapAdapter:
             "body_sha256": hashlib.sha256(digest_of).hexdigest(),
             "body_bytes": len(data),
         }
-        if self._security is not None:
+        if self.options.ws_security is not None:
             sent["body_sha256_of"] = "envelope with the WS-Security password redacted"
         if plan is not None and plan.secrets:  # soap: headers: given by reference
             sent["soap_headers"] = {dotted(path): REDACTED for path, _ in plan.secrets}
@@ -526,8 +495,10 @@ class SoapAdapter:
         """
         payload = request.payload
         secrets: list[tuple[KeyPath, str]] = []
-        try:
-            secrets = plan.read_secrets() if plan is not None else []  # at every attempt
+        security = self.options.ws_security
+        try:  # at every attempt: a rotated secret applies to the next one
+            secrets = plan.read_secrets() if plan is not None else []
+            password = security.password.read() if security is not None else ""
         except SecretError as exc:  # held, naming the reference: never sent without it
             raise not_sent(exc, self.partner.id, op.name, "POST", url) from None
         try:
@@ -549,11 +520,15 @@ class SoapAdapter:
                     request={"url": url, "operation": op.name, "problems": problems}
                 ),
             ) from None
-        if self._security is None:
+        if security is None:
             data = digest_of = op.envelope.render(blocks, body)
-        else:
-            data = op.envelope.render([*blocks, self._security.header], body)
-            digest_of = op.envelope.render([*blocks, self._security.redacted], body)
+        else:  # the password never logged or journalled: the digest is of the block without it
+            user = security.username
+            token = username_token(user, password, op.version)
+            data = op.envelope.render([*blocks, token], body)
+            digest_of = op.envelope.render(
+                [*blocks, username_token(user, REDACTED, op.version)], body
+            )
         for _, secret in secrets:  # a digest of the secret would let guesses be tested offline
             digest_of = digest_of.replace(escape(secret).encode(), escape(REDACTED).encode())
         return data, digest_of

@@ -5,7 +5,6 @@ checked by ``adapters.soap.SoapSpec``; used by the adapter, the simulators and `
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from adapters.headerplan import NO_SETTINGS, HeaderSettings
 from adapters.wsdl import Catalogue
 from adapters.xroad import XRoadService
 from federation.config.reader import Reader
+from federation.config.secrets import SecretRef, parse_secret
 from federation.config.yamlsrc import PathKey
 from federation.domain.texts import said
 
@@ -27,10 +27,11 @@ PASSWORD_TEXT = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-usernam
 
 @dataclass(frozen=True, kw_only=True)
 class WsSecurity:
-    """UsernameToken credentials: the password lives in an environment variable, never in files."""
+    """UsernameToken credentials: the password a secret reference (``password: "{env:NAME}"`` or
+    ``"{file:path}"``, or ``password_env: NAME`` as before), read at every send."""
 
     username: str
-    password_env: str
+    password: SecretRef
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,25 +68,27 @@ class SoapService:
 HEADER_KEYS = ("headers", "idempotency", "profile", "xroad")  # adapters.headerplan reads them
 
 
-def ws_security(r: Reader, path: PathKey, raw: Any) -> WsSecurity | None:
-    """partners.yaml's ``soap: ws_security:`` (a user name, and the variable holding the password)."""
+def ws_security(r: Reader, path: PathKey, raw: Any, base: Path) -> WsSecurity | None:
+    """partners.yaml's ``soap: ws_security:``: a user name, and the password by reference. A
+    password that cannot be read here is a warning: what needs it is held until it can be read
+    (the broker starts, and every other partner is served)."""
     if raw is None:
         return None
-    m = r.mapping(path, raw, required=("username", "password_env"))
+    m = r.mapping(path, raw, required=("username",), optional=("password", "password_env"))
     if m is None:
         return None
     user = r.text((*path, "username"), m.get("username"))
-    env = r.text(
-        (*path, "password_env"),
-        m.get("password_env"),
-        pattern=ENV_RE,
-        what=said("a variable name"),
-    )
-    if user is None or env is None:
+    if ("password" in m) == ("password_env" in m):
+        r.error(path, said("give the password once: password: '{env:NAME}' or '{file:path}'"))
         return None
-    if not os.environ.get(env):
-        r.warn(
-            (*path, "password_env"),
-            said("%(name)s is not set here; the broker will not start without it", name=env),
-        )
-    return WsSecurity(username=user, password_env=env)
+    if "password" in m:
+        ref = parse_secret(r, (*path, "password"), m["password"], base)
+    else:
+        where = (*path, "password_env")
+        env = r.text(where, m["password_env"], pattern=ENV_RE, what=said("a variable name"))
+        ref = None if env is None else SecretRef(kind="env", name=env, base=base)
+        if ref is not None and (why := ref.problem()) is not None:
+            r.warn(where, said("%(why)s; what needs it is held until it can be read", why=why))
+    if user is None or ref is None:
+        return None
+    return WsSecurity(username=user, password=ref)

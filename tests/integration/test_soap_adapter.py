@@ -481,15 +481,54 @@ async def test_ws_security_password_is_sent_but_never_recorded(soap_root, monkey
     assert reply.transcript.request["body_sha256"] != hashlib.sha256(captured[0]).hexdigest()
 
 
-async def test_a_missing_password_variable_stops_the_start(soap_root, monkeypatch) -> None:
-    """ws_security names an unset variable: tongban check warns, and the adapter refuses to start."""
+async def test_an_unreadable_password_holds_the_delivery_not_the_broker(
+    soap_root, monkeypatch
+) -> None:
+    """ws_security's password cannot be read (its variable unset): the adapter starts (every other
+    partner is served), each attempt is held with a transient error naming the reference and
+    nothing is sent; once the variable is set, the next attempt goes out. Before, the broker
+    refused to start."""
     monkeypatch.delenv("TONGBAN_TEST_MO_PASSWORD", raising=False)
+    captured: list[bytes] = []
+    reply_body = _mo_reply()
+
+    async def handler(req: web.Request) -> web.Response:
+        captured.append(await req.read())
+        return web.Response(body=reply_body, content_type="application/soap+xml")
+
     extra = "      ws_security: {username: tongban-gba, password_env: TONGBAN_TEST_MO_PASSWORD}"
-    root = soap_root(mo_extra=extra)
-    with pytest.raises(ConfigError) as info:
-        async with running(root):
-            pass
-    assert "TONGBAN_TEST_MO_PASSWORD" in str(info.value)
+    async with (
+        serve(handler) as url,
+        running(soap_root(mo_extra=extra), endpoints={"mo": url}) as rig,
+    ):
+        with pytest.raises(TransientError) as held:
+            await rig.adapters["mo"].send(request("mo"))
+        assert captured == []
+        assert "not sent: secret {env:TONGBAN_TEST_MO_PASSWORD}" in str(held.value)
+        monkeypatch.setenv("TONGBAN_TEST_MO_PASSWORD", "s3cret-now")
+        await rig.adapters["mo"].send(request("mo"))
+    assert len(captured) == 1 and b"s3cret-now" in captured[0]
+
+
+async def test_a_password_file_is_read_at_every_attempt(soap_root, tmp_path) -> None:
+    """ws_security's password: "{file:…}": a rotated file is used by the next attempt."""
+    captured: list[bytes] = []
+    reply_body = _mo_reply()
+
+    async def handler(req: web.Request) -> web.Response:
+        captured.append(await req.read())
+        return web.Response(body=reply_body, content_type="application/soap+xml")
+
+    root = soap_root(mo_extra='      ws_security: {username: u, password: "{file:mo.password}"}')
+    secret = root / "mo.password"
+    secret.write_text("first-pass\n", encoding="utf-8")
+    secret.chmod(0o600)
+    async with serve(handler) as url, running(root, endpoints={"mo": url}) as rig:
+        await rig.adapters["mo"].send(request("mo"))
+        secret.write_text("second-pass\n", encoding="utf-8")
+        reply = await rig.adapters["mo"].send(request("mo"))
+    assert b"first-pass" in captured[0] and b"second-pass" in captured[1]
+    assert "second-pass" not in json.dumps(reply.transcript.request)
 
 
 # --- configuration --------------------------------------------------------------------------------
@@ -527,6 +566,25 @@ def test_soap_section_mistakes_are_reported_together(soap_root) -> None:
     text = (root / "partners.yaml").read_text().replace("mo-dsi-registo", "missing")
     (root / "partners.yaml").write_text(text)
     assert "WSDL file 'wsdl/missing-criminal.wsdl' not found" in "\n".join(problems_of(root))
+
+
+@pytest.mark.parametrize(
+    ("security", "says"),
+    [
+        ("{username: u, password: pa55}", "secrets never go in configuration files"),
+        (
+            "{username: u, password: '{env:A}', password_env: A}",
+            "give the password once: password: '{env:NAME}' or '{file:path}'",
+        ),
+        ("{username: u}", "give the password once"),
+    ],
+)
+def test_a_ws_security_password_is_given_once_by_reference(
+    soap_root, security: str, says: str
+) -> None:
+    found = "\n".join(problems_of(soap_root(mo_extra=f"      ws_security: {security}")))
+    assert "partners[1].soap.ws_security" in found and says in found
+    assert "pa55" not in found
 
 
 def test_version_override_and_unset_password_are_warnings(soap_root, monkeypatch) -> None:
