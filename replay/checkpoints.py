@@ -130,6 +130,12 @@ class Checkpoints:
                 kept.append(raw + b"\n")
         self._store(kept)
 
+    def rewrite(self, points: Sequence[Checkpoint]) -> None:
+        """The file replaced by ``points``, each signed again (atomically): an instance's
+        checkpoints carried to the chain another instance's rekey made (``replay/rekeyed.py``)."""
+        if self.seal.keyed:
+            self._store([self._line(p.seq, p.head, p.at) for p in points])
+
     def _lines(self) -> list[bytes]:
         """Every line (without its end), as they stand."""
         if self.path is None:

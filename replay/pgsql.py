@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
@@ -19,7 +20,7 @@ import asyncpg
 
 from federation.domain.errors import JournalUnavailable
 from federation.domain.models import Event, Exchange
-from replay import formats, rekey, rows, rules, sets, tally
+from replay import formats, rekey, rekeyed, rows, rules, sets, tally
 from replay.archive import ArchivedExchange
 from replay.audit import Audit
 from replay.chain import GENESIS, ChainBroken, EventRow, head_problem, link
@@ -333,6 +334,8 @@ async def reseal(conn: Conn, chain: Chain, old: Seal, new: Seal) -> tuple[int, i
             " AS u(data, hash, state, seq) WHERE e.seq = u.seq",
             *(list(col) for col in zip(*updates, strict=True)),
         )
+    made = await asyncio.to_thread(rekeyed.statements, events, updates, new, time.time())
+    await rekeyed.record(conn, made)  # for the other instances' checkpoints
     await chain.rewritten(seq, head)
     return len(bodies) + len(resealed) + len(updates), seq, head
 

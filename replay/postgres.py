@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
@@ -36,7 +37,7 @@ from replay import sets as mapping_sets
 from replay.archive import ArchiveWriter
 from replay.audit import Audit
 from replay.chain import Break, ChainBroken
-from replay.checkpoints import Cadence, Checkpoints, rolled_back
+from replay.checkpoints import Cadence, Checkpoints
 from replay.instances import Instance
 from replay.journal import AuditEntry, Query, Refusal, TrailQuery
 from replay.keys import KeyPlace, from_environment
@@ -44,6 +45,7 @@ from replay.lasterror import column as error_column
 from replay.pgsql import Conn
 from replay.pgwrite import GroupCommit, WriteOp, _Later
 from replay.rekey import Staged
+from replay.rekeyed import checked_end
 from replay.rows import current, read_exchange
 from replay.seal import Seal
 from replay.search import POSTGRESQL, search_sql
@@ -140,15 +142,11 @@ class PostgresJournal(GroupCommit):
         await rekey.open_keys(self, mac is not None, sign_first, self._clock())
 
     async def _check_end(self) -> None:
-        """This instance's checkpoints against the journal, as on SQLite (``SQLiteJournal``)."""
-        await rekey.settle_interrupted(
-            self, lambda seq: self._run(lambda c: pgsql.end_at(c, seq), transaction=False)
-        )
-        point = await asyncio.to_thread(self.checkpoints.latest)
-        if point is not None:
-            end, held = await self._run(lambda c: pgsql.end_at(c, point.seq), transaction=False)
-            problem = rolled_back(point, end, held)
-            self._refused = None if problem is None else f"journal {self!r}: {problem}"
+        """This instance's checkpoints against the journal, as on SQLite (``SQLiteJournal``), once
+        carried to the chain of a rekey run through another instance (``replay/rekeyed.py``)."""
+        run = functools.partial(self._run, transaction=False)
+        problem = await checked_end(self, run, pgsql.end_at)
+        self._refused = None if problem is None else f"journal {self!r}: {problem}"
 
     def use(self, seal: Seal) -> None:
         """Seal and sign with ``seal`` from now on."""

@@ -9,10 +9,12 @@ transaction re-seals every event, refused body and partner's words in a row's la
 the journal (also those in clear, from before the journal had keys or sealed those words),
 recomputes the chain over them, signs the new head and puts the new seal in force, so that no
 later write is sealed under the old key, not even one prepared before it and written after (each
-backend's ``reseal``); before it commits, the checkpoint of the new chain is put first in the
-checkpoints file, marked pending, the old checkpoints kept after it (``Checkpoints.stage``,
-atomically); (4) after the commit, the checkpoints file keeps only the new chain's checkpoints
-(``Checkpoints.settle``); (5) the old data keys are dropped from the key file.
+backend's ``reseal``; on PostgreSQL it also records, signed, the old chain's hash of every event
+it changes, for the other instances' checkpoints: ``replay/rekeyed.py``); before it commits,
+the checkpoint of the new chain is put first in the checkpoints file, marked pending, the old
+checkpoints kept after it (``Checkpoints.stage``, atomically); (4) after the commit, the
+checkpoints file keeps only the new chain's checkpoints (``Checkpoints.settle``); (5) the old
+data keys are dropped from the key file.
 
 A crash before (3) commits leaves everything under the old key (the new one is only unused);
 after it, under the new key (the old one is only still held). A crash after (3) staged its

@@ -1,0 +1,175 @@
+"""What a rekey leaves in a PostgreSQL journal for the instances whose checkpoints it cannot rewrite.
+
+Each instance keeps its own checkpoints file on its own machine (``replay/checkpoints.py``); a
+rekey rewrites the chain (every live event's hash changes) and only the checkpoints file of the
+machine it runs on. Every other instance's file still names the old chain, which the journal no
+longer holds, and the instance would refuse the journal as rolled back at its next open.
+
+So the rekey's transaction (``replay/rekey.py``, step 3) also records, for every event whose hash
+it changes, ``(seq, old hash, new hash, time)`` signed with the journal's MAC key (the rekey keeps
+it) in the table ``rekeyed``: a statement that the chain it verified held ``old`` at ``seq`` and
+now holds ``new`` there. At open, an instance whose latest checkpoint names another event than the
+journal holds carries every one of its checkpoints along those statements, through as many
+rekeys as ran since, to the hash the journal holds at its seq (``follow``); when every one gets
+there, its file is rewritten to them (atomically, each line signed again with its own time) and
+the journal opens; when any does not, the file is left as it was and the journal is refused as
+before. Every old hash is recorded, not a sample: a checkpoint can name any event (one is written
+after a commit, at most every few seconds, and at close: ``Cadence``), and the old chain cannot be
+recomputed later, its sealed values being gone. One row per event a rekey changes; a rekey is rare.
+
+The threat is someone who can write the database but has no MAC key. They cannot make a
+statement, so no instance follows a chain they rewrote, or one that a rekey made over a chain
+that did not hold the instance's checkpointed event (a rekey of a rolled-back journal): the
+statement must start from the very hash the instance recorded. Statements only lead from an old
+chain to the new one: put back beside a copy of the database from before the rekey, they do not
+let an instance whose checkpoints name the new chain (the rekey's, or one that has opened since)
+accept the old one. They can delete statements: the instances that needed them then refuse the
+journal, as for any damage. What no instance could tell before it cannot tell now: one that has
+not opened since the rekey still accepts a copy holding the old chain up to its checkpoint, and
+the data key retired by the rekey no longer opens that copy's values (``journal verify`` says so).
+No time is compared: the hash is what binds, and instances' clocks may differ. A statement binds
+to the MAC key, not to one database: a rekey of a copy that held the same chain makes statements
+just as true, about the same events.
+
+SQLite keeps one checkpoints file per journal, which every worker of ``serve --workers N``
+shares and the rekey rewrites; the in-memory journal has none on disk: neither needs this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import struct
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any, TypeAlias
+
+from federation.domain.errors import JournalUnavailable
+from replay import rekey
+from replay.checkpoints import Checkpoint, Checkpoints, rolled_back
+from replay.rekey import Keyed
+from replay.seal import Seal
+
+TAG = b"tongban/rekeyed"
+RECORD = """
+INSERT INTO rekeyed (seq, old, new, at, mac)
+SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bytea[], $4::float8[], $5::bytea[])
+ON CONFLICT DO NOTHING"""
+HELD = "SELECT seq, hash FROM events WHERE seq = ANY($1::bigint[])"
+STATEMENTS = "SELECT seq, old, new, at, mac FROM rekeyed WHERE seq = ANY($1::bigint[])"
+
+# One statement: seq, old hash, new hash, time of the rekey, MAC.
+Statement: TypeAlias = tuple[int, bytes, bytes, float, bytes]
+# What the journal holds at some seqs: the hash of each event, and the statements about it.
+Held: TypeAlias = tuple[dict[int, bytes], list[Statement]]
+End: TypeAlias = Awaitable[tuple[int, bytes | None]]
+Run: TypeAlias = Callable[[Callable[[Any], Awaitable[Any]]], Awaitable[Any]]
+
+
+def _parts(seq: int, old: bytes, new: bytes, at: float) -> tuple[bytes, ...]:
+    return struct.pack(">q", seq), old, new, repr(float(at)).encode()
+
+
+def statements(
+    events: Sequence[Sequence[Any]], updates: Sequence[Sequence[Any]], seal: Seal, at: float
+) -> list[Statement]:
+    """A rekey's statements: for each event (rows as ``replay.rekey.resealed_chain`` reads them)
+    whose hash its update (new data, new hash, state, seq) changes, signed with ``seal``."""
+    old = {int(row[0]): bytes(row[5]) for row in events}
+    out: list[Statement] = []
+    for _, new, _, seq in updates:
+        before = old[int(seq)]
+        if before != bytes(new):
+            mac = seal.sign(TAG, _parts(int(seq), before, bytes(new), at)) or b""
+            out.append((int(seq), before, bytes(new), at, mac))
+    return out
+
+
+async def record(conn: Any, made: Sequence[Statement]) -> None:
+    """Store a rekey's statements, in its transaction."""
+    if made:
+        await conn.execute(RECORD, *(list(col) for col in zip(*made, strict=True)))
+
+
+async def held(conn: Any, seqs: Sequence[int]) -> Held:
+    """The hash the journal holds at each of ``seqs`` (those it has), and the statements there."""
+    hashes = {int(s): bytes(h) for s, h in await conn.fetch(HELD, list(seqs))}
+    found = await conn.fetch(STATEMENTS, list(seqs))
+    return hashes, [(int(s), bytes(o), bytes(n), float(a), bytes(m)) for s, o, n, a, m in found]
+
+
+def signed(seal: Seal, made: Statement) -> bool:
+    """Whether ``made`` is signed with this journal's MAC key."""
+    seq, old, new, at, mac = made
+    expected = seal.sign(TAG, _parts(seq, old, new, at))
+    return expected is not None and hmac.compare_digest(expected, mac)
+
+
+def followed(
+    points: Sequence[Checkpoint], hashes: Mapping[int, bytes], made: Sequence[Statement], seal: Seal
+) -> list[Checkpoint] | None:
+    """Each of ``points`` carried along the signed statements to the hash the journal holds at its
+    seq (``hashes``); None when any cannot be (no event there, or no signed way to it)."""
+    steps: dict[tuple[int, bytes], bytes] = {}
+    for statement in made:
+        if signed(seal, statement):
+            steps[(statement[0], statement[1])] = statement[2]
+    out: list[Checkpoint] = []
+    for point in points:
+        target, head = hashes.get(point.seq), point.head
+        for _ in range(len(steps)):  # each rekey at most once: no cycle can hold it
+            if head == target:
+                break
+            head = steps.get((point.seq, head), b"")
+        if target is None or head != target:
+            return None
+        out.append(point if point.head == head else replace(point, head=head))
+    return out
+
+
+async def checked_end(journal: Keyed, run: Run, ends: Callable[[Any, int], End]) -> str | None:
+    """At open: an interrupted rekey settled (``rekey.settle_interrupted``), the checkpoints
+    carried past the rekeys run since (``follow``), then why the journal contradicts the latest
+    one (``replay.checkpoints.rolled_back``; None: it does not). ``run`` runs a query on a
+    connection; ``ends(conn, seq)``: the last event's seq and the hash of event ``seq``."""
+
+    async def end_at(seq: int) -> tuple[int, bytes | None]:
+        found: tuple[int, bytes | None] = await run(lambda conn: ends(conn, seq))
+        return found
+
+    await rekey.settle_interrupted(journal, end_at)
+    await follow(journal.checkpoints, lambda seqs: run(lambda conn: held(conn, seqs)))
+    point = await asyncio.to_thread(journal.checkpoints.latest)
+    if point is None:
+        return None
+    return rolled_back(point, *await end_at(point.seq))
+
+
+async def follow(
+    checkpoints: Checkpoints, read: Callable[[Sequence[int]], Awaitable[Held]]
+) -> bool:
+    """At open, after an interrupted rekey is settled: when the latest checkpoint names another
+    event than the journal holds (``read`` tells what it holds), every checkpoint carried along
+    the rekeys' statements and the file rewritten to them, if every one can be (see the module
+    docstring). Whether the file was rewritten."""
+    latest = await asyncio.to_thread(checkpoints.latest)
+    if latest is None or not checkpoints.seal.keyed:
+        return False
+    hashes, _ = await read([latest.seq])
+    if hashes.get(latest.seq, latest.head) == latest.head:
+        return False  # it holds the event, or has none there: the end check says which
+    points, problem = await asyncio.to_thread(checkpoints.read)
+    if problem is not None or any(p.pending for p in points):
+        return False  # verify names what is wrong with the file
+    hashes, made = await read(sorted({p.seq for p in points}))
+    carried = followed(points, hashes, made, checkpoints.seal)
+    if carried is None:
+        return False
+    try:
+        await asyncio.to_thread(checkpoints.rewrite, carried)
+    except OSError as exc:
+        raise JournalUnavailable(
+            f"cannot follow the rekey of this journal: writing its checkpoints file "
+            f"{checkpoints.path}: {exc.strerror}"
+        ) from exc
+    return True
