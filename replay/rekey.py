@@ -19,8 +19,10 @@ data keys are dropped from the key file.
 A crash before (3) commits leaves everything under the old key (the new one is only unused);
 after it, under the new key (the old one is only still held). A crash after (3) staged its
 checkpoint and before (4) ended leaves the checkpoints file pending: the next open settles it by
-the chain the journal holds at the pending checkpoint's event (``settle_interrupted``): the new
-chain (committed) or the old (not), so the journal opens and verifies either way, and a copy of
+the chain the journal holds at the pending checkpoint's event (``settle_interrupted``): for the new
+chain (committed) the file keeps only its checkpoints; for the old (not committed, or a rekey still
+running elsewhere) the pending line is left and passed over, so the journal opens and verifies
+either way, and a copy of
 the database from before the rekey is refused afterwards as any rollback is. The MAC key stays.
 
 Archive files written before keep their own chain and their seals: keep the key file of their time
@@ -208,8 +210,14 @@ async def settle_interrupted(
     if point is None:
         return
     _, held = await end_at(point.seq)
+    if held != point.head:
+        # Not committed, or not yet: a rekey running now in another process may still commit
+        # (an open while it stages reads the old chain), and settling the file its way would
+        # lose the new chain's checkpoint before that rekey's own settle. The pending line is
+        # passed over meanwhile (``latest``, ``standing``); a rekey's settle removes it.
+        return
     try:
-        await asyncio.to_thread(journal.checkpoints.settle, point, held == point.head)
+        await asyncio.to_thread(journal.checkpoints.settle, point, True)
     except OSError as exc:
         raise JournalUnavailable(
             f"cannot finish the rekey interrupted on this journal: writing its checkpoints file "
