@@ -141,8 +141,9 @@ async def written(where: Store) -> list[str]:
 
 async def reopened(where: Store, ids: dict[str, int], start: int) -> str:
     """Open ``where`` as a restarted broker: it pings, verifies, reads every exchange whole (id
-    → its application's number) and takes a write; its checkpoints are left with none pending.
-    The exchange written."""
+    → its application's number) and takes a write; its checkpoints are left with none pending,
+    unless a rekey staged one and never committed (passed over, left for the next rekey: an open
+    cannot tell it from a rekey still running elsewhere). The exchange written."""
     j = where.journal()
     await j.open()
     try:
@@ -152,7 +153,6 @@ async def reopened(where: Store, ids: dict[str, int], start: int) -> str:
         for xid, n in ids.items():
             got = await j.get(xid)
             assert got is not None and got.application == application(n)
-        assert j.checkpoints.pending() is None
         (late,) = await write(j, 1, start=start)
     finally:
         await j.close()
@@ -176,6 +176,7 @@ async def test_a_rekey_crashed_at_each_step_leaves_a_journal_that_opens(
         assert got is not None and got.application == application(10)
         await j.rekey()  # the way on is the ordinary one
         assert (await j.verify())[1] is None
+        assert j.checkpoints.pending() is None  # its settle drops any line a rekey left
     finally:
         await j.close()
     await reopened(where, {**ids, late: 10}, start=20)
@@ -273,7 +274,8 @@ async def test_memory_a_rekey_interrupted_after_staging_settles_at_open(committe
     del j.reseal
     await j.open()
     try:
-        assert j.checkpoints.pending() is None
+        # settled when the rekey committed; left, and passed over, when it did not
+        assert (j.checkpoints.pending() is None) is committed
         await j.ping()
         assert (await j.verify())[1] is None
         for n, xid in enumerate(ids):
