@@ -43,6 +43,9 @@ _WORDS = frozenset({"key", "auth"})
 _WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")  # X-Api-Key, apiKey, API_KEY: ... key
 
 
+MAX_SECRET_BYTES = 65536  # a key, a token or a password: far below; a file past it is a mistake
+
+
 class SecretError(FederationError):
     """A secret cannot be read: unset, missing, unreadable or readable by others."""
 
@@ -79,7 +82,10 @@ class SecretRef:
                         name=self.name,
                     )
                 )
-            return value.encode("utf-8")
+            try:
+                return value.encode("utf-8")
+            except UnicodeEncodeError:  # bytes that are not UTF-8, as Python reads them
+                raise SecretError(said("secret %(ref)s: not UTF-8 text", ref=str(self))) from None
         path = self.path
         try:
             info = path.stat()
@@ -87,6 +93,15 @@ class SecretRef:
             raise SecretError(
                 said("secret %(ref)s: %(error)s", ref=str(self), error=exc.strerror)
             ) from None
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_SECRET_BYTES:
+            # a FIFO or a device would block the broker's loop at every send; a big file is no key
+            raise SecretError(
+                said(
+                    "secret %(ref)s: not a regular file of at most %(limit)s bytes",
+                    ref=str(self),
+                    limit=MAX_SECRET_BYTES,
+                )
+            )
         if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise SecretError(
                 said(
@@ -108,11 +123,15 @@ class SecretRef:
         return data
 
     def read(self) -> str:
-        """The secret as text (UTF-8)."""
-        return self.read_bytes().decode("utf-8")
+        """The secret as text (UTF-8); SecretError if it is not."""
+        try:
+            return self.read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            raise SecretError(said("secret %(ref)s: not UTF-8 text", ref=str(self))) from None
 
     def problem(self) -> Text | None:
-        """Why the secret cannot be read now, or None: for ``tongban check``."""
+        """Why the secret cannot be read now, or None: for ``tongban check`` (as bytes: some
+        secrets are keys, not text; one read as text says so at its use)."""
         try:
             self.read_bytes()
         except SecretError as exc:
@@ -141,6 +160,9 @@ def parse_secret(r: Reader, path: PathKey, raw: Any, base: Path) -> SecretRef | 
         )
         return None
     kind, name = m.group(1), m.group(2).strip()
+    if "\x00" in name:
+        r.error(path, said("a secret reference cannot hold a NUL character"))
+        return None
     if kind == "env" and not ENV_NAME_RE.fullmatch(name):
         r.error(path, said("%(name)r is not an environment variable name", name=name))
         return None
