@@ -22,6 +22,7 @@ import aiohttp
 import orjson
 
 from adapters.auth.credentials import Credentials
+from adapters.auth.scrub import Scrubber
 from adapters.base import TRANSCRIPT_BODY_LIMIT, Adapter, OutboundRequest, Reply
 from adapters.httpio import Answer, exchange, partner_session, received, status_refusal
 from adapters.replies import judge, rule_refusal
@@ -195,19 +196,33 @@ class RestAdapter:
             **({"traceparent": request.traceparent} if request.traceparent else {}),
             **self.options.headers,
         }
-        sent, answer = await self._signed(request.service, svc.method, url, headers, body)
-        return classify(self.partner.id, request.service, sent, answer, service.reply)
+        # a partner that quotes a credential back (a 401 naming the token) is kept without it
+        scrub = Scrubber()
+        with scrub.errors():
+            sent, answer = await self._signed(
+                request.service, svc.method, url, headers, body, scrub
+            )
+            reply = classify(self.partner.id, request.service, sent, answer, service.reply)
+        return scrub.reply(reply)
 
     async def _signed(
-        self, service: str, method: str, url: str, headers: dict[str, str], body: bytes
+        self,
+        service: str,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes,
+        scrub: Scrubber,
     ) -> tuple[dict[str, Any], Answer]:
         """Send with this attempt's credentials (signed now); after a 401 to an OAuth2 token,
-        once more with a new token. The transcript keeps no secret and no signature."""
+        once more with a new token. The transcript keeps no secret and no signature; ``scrub``
+        learns every credential sent."""
         assert self._session is not None
         for _ in range(2):
             applied = await self.credentials.apply(
                 self._session, service=service, method=method, url=url, headers=headers, body=body
             )
+            scrub.learn(applied.secrets)
             shown = {**headers, **applied.shown_headers}
             sent = {
                 "method": method,

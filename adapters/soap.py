@@ -36,6 +36,7 @@ from lxml import etree  # type: ignore[import-untyped]
 from adapters import xmlsafe
 from adapters.auth import REDACTED
 from adapters.auth.credentials import Credentials, not_sent
+from adapters.auth.scrub import Scrubber
 from adapters.auth.wssig import sign_or_hold
 from adapters.base import TRANSCRIPT_BODY_LIMIT, Adapter, OutboundRequest, Reply
 from adapters.body import BodyInvalid
@@ -422,7 +423,7 @@ class SoapAdapter:
         op = self._operation(request)
         plan = self._plans.get((request.service, request.kind))
         url = self.partner.endpoint
-        data, digest_of = self._envelope(op, plan, request, url)
+        data, digest_of, read = self._envelope(op, plan, request, url)
         signature = self.partner.auth.ws_signature if self.partner.auth else None
         if signature is not None:  # signed afresh for every attempt: a new Timestamp
             data = sign_or_hold(data, signature, op.version, self.partner.id, op.name)
@@ -454,22 +455,24 @@ class SoapAdapter:
             sent["body_sha256_of"] = "envelope with its secrets redacted"
         if signature is not None:
             sent["ws_signature"] = "X.509 over Body and Timestamp; the digest is of the unsigned"
-        answer = await exchange(
-            self._session,
-            "POST",
-            applied.url,
-            data=data,
-            headers={**headers, **applied.headers} if applied.headers else headers,
-            partner=self.partner,
-            operation=op.name,
-            sent=sent,
-            limit=REPLY_LIMIT,
-        )
-        got = received(answer, TRANSCRIPT_BODY_LIMIT)
-        rules = self._rules.get(request.service)  # the partner's reply: rules (and its profile's)
-        return classify(
-            self.partner.id, op, sent, got, answer.body, answer.status, answer.retry_after, rules
-        )
+        scrub = Scrubber([*read, *applied.secrets])  # a partner may quote them back (a fault)
+        with scrub.errors():
+            answer = await exchange(
+                self._session,
+                "POST",
+                applied.url,
+                data=data,
+                headers={**headers, **applied.headers} if applied.headers else headers,
+                partner=self.partner,
+                operation=op.name,
+                sent=sent,
+                limit=REPLY_LIMIT,
+            )
+            got = received(answer, TRANSCRIPT_BODY_LIMIT)
+            rules = self._rules.get(request.service)  # the partner's reply: rules (and profile's)
+            pid, raw = self.partner.id, answer.body
+            reply = classify(pid, op, sent, got, raw, answer.status, answer.retry_after, rules)
+        return scrub.reply(reply)
 
     def _operation(self, request: OutboundRequest) -> Operation:
         """The WSDL operation for the request's service and kind; permanent if there is none."""
@@ -486,8 +489,8 @@ class SoapAdapter:
 
     def _envelope(
         self, op: Operation, plan: HeaderPlan | None, request: OutboundRequest, url: str
-    ) -> tuple[bytes, bytes]:
-        """The envelope to send, and the bytes its transcript digest is of.
+    ) -> tuple[bytes, bytes, list[str]]:
+        """The envelope to send, the bytes its transcript digest is of, and the secrets read.
 
         The two differ only with secrets in the envelope (WS-Security, header values given by
         reference): the digest is of the envelope with them hidden, since a digest of the real
@@ -531,7 +534,8 @@ class SoapAdapter:
             )
         for _, secret in secrets:  # a digest of the secret would let guesses be tested offline
             digest_of = digest_of.replace(escape(secret).encode(), escape(REDACTED).encode())
-        return data, digest_of
+        read = [secret for _, secret in secrets]
+        return data, digest_of, [*read, password] if security is not None else read
 
     def _with_headers(
         self,

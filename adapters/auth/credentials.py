@@ -35,6 +35,8 @@ class Applied:
     shown_headers: Mapping[str, str]
     token: str | None = field(default=None, repr=False)  # an OAuth2 token, for invalidate()
     service: str = ""
+    # what this attempt read or made that a reply must not quote back (adapters.auth.scrub)
+    secrets: tuple[str | bytes, ...] = field(default=(), repr=False)
 
 
 class Credentials:
@@ -119,15 +121,17 @@ class Credentials:
             raise not_sent(self.unusable, self.partner.id, service, method, url)
         try:
             if isinstance(scheme, Bearer):
-                value = f"Bearer {scheme.token.read()}"
-                return _header(url, service, "Authorization", value, f"Bearer {REDACTED}")
+                token = scheme.token.read()
+                value = f"Bearer {token}"
+                return _header(url, service, "Authorization", value, f"Bearer {REDACTED}", token)
             if isinstance(scheme, ApiKey):
-                return _header(url, service, scheme.header, scheme.key.read(), REDACTED)
+                key = scheme.key.read()
+                return _header(url, service, scheme.header, key, REDACTED, key)
             if isinstance(scheme, OAuth2):
                 source = self._tokens[id(scheme)]
                 token = await source.token(session)
                 applied = _header(
-                    url, service, "Authorization", f"Bearer {token}", "Bearer " + REDACTED
+                    url, service, "Authorization", f"Bearer {token}", "Bearer " + REDACTED, token
                 )
                 return replace(applied, token=token)
             if isinstance(scheme, Signing):
@@ -147,6 +151,7 @@ class Credentials:
                     shown_url=signed.shown_url,
                     shown_headers=signed.shown_headers,
                     service=service,
+                    secrets=(secret, signed.signature),  # a partner may know the secret too
                 )
         except SecretError as exc:
             raise not_sent(exc, self.partner.id, service, method, url) from None
@@ -161,9 +166,14 @@ class Credentials:
         return True
 
 
-def _header(url: str, service: str, name: str, value: str, shown: str) -> Applied:
+def _header(url: str, service: str, name: str, value: str, shown: str, secret: str) -> Applied:
     return Applied(
-        url=url, headers={name: value}, shown_url=url, shown_headers={name: shown}, service=service
+        url=url,
+        headers={name: value},
+        shown_url=url,
+        shown_headers={name: shown},
+        service=service,
+        secrets=(secret,),
     )
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from adapters.auth import REDACTED
@@ -37,6 +37,7 @@ class Signed:
     headers: Mapping[str, str]
     shown_url: str  # the URL with a query signature redacted
     shown_headers: Mapping[str, str]  # the added headers with the signature redacted
+    signature: str = field(default="", repr=False)
 
 
 def new_nonce() -> str:
@@ -127,12 +128,14 @@ def sign(
             headers={},
             shown_url=_with_query(target, {names.signature: REDACTED}),
             shown_headers={},
+            signature=sig,
         )
     return Signed(
         url=url,
         headers={**extra, names.signature: sig},
         shown_url=url,
         shown_headers={**extra, names.signature: REDACTED},
+        signature=sig,
     )
 
 

@@ -15,7 +15,9 @@ SOAP 1.1, schema-validated by lxml)::
 One operation, ``TiJiaoShenQing(shenQing: ShenQing) -> HuiZhi``; the request number ``qqbh`` in the
 body is the caller's idempotency key. The service checks the app key and secret itself: a missing or
 wrong pair is the fault ``Client.RenZhengShiBai`` (authentication failed), and nothing is recorded
-but the refusal in its log. The secret can be rotated while it runs (``rotate``).
+but the refusal in its log. The secret can be rotated while it runs (``rotate``). With
+``echo=True`` its fault quotes the secret it received, as careless services do
+(``AppSecret 'xyz' 错误``).
 
 Use::
 
@@ -75,8 +77,9 @@ class HuiZhi(ComplexModel):  # type: ignore[misc]
 class ShenQingFuWu:
     """The spyne service on 127.0.0.1 with a free port, served by wsgiref in a thread."""
 
-    def __init__(self, *, app_key: str, app_secret: str) -> None:
+    def __init__(self, *, app_key: str, app_secret: str, echo: bool = False) -> None:
         self.app_key, self.app_secret = app_key, app_secret
+        self.echo = echo
         self.lock = threading.Lock()
         self.log: list[dict[str, Any]] = []
         self.huizhi: dict[str, dict[str, str]] = {}
@@ -100,6 +103,9 @@ class ShenQingFuWu:
         with self.lock:
             if (entry["app_key"], entry["app_secret"]) != (self.app_key, self.app_secret):
                 self.log.append({**entry, "jieguo": "renzheng_shibai"})
+                if self.echo:
+                    said = f"AppSecret '{entry['app_secret']}' 错误"
+                    raise Fault("Client.RenZhengShiBai", said)
                 raise Fault("Client.RenZhengShiBai", "AppKey 或 AppSecret 错误")
             huizhi = self.huizhi.setdefault(
                 shenqing.qqbh, {"slbh": f"GD-KSTB-{len(self.huizhi) + 1:06d}", "zt": "YISHOULI"}

@@ -101,8 +101,10 @@ def gd(tmp_path: Path) -> Run:
     credentials by reference."""
 
     @contextlib.asynccontextmanager
-    async def run() -> AsyncIterator[tuple[ShenQingFuWu, Broker, str]]:
-        with ShenQingFuWu(app_key=APP_KEY, app_secret=SECRET) as fuwu:
+    async def run(
+        app_secret: str = SECRET, echo: bool = False
+    ) -> AsyncIterator[tuple[ShenQingFuWu, Broker, str]]:
+        with ShenQingFuWu(app_key=APP_KEY, app_secret=app_secret, echo=echo) as fuwu:
             root = configuration(tmp_path / "config", fuwu)
             async with running_broker(
                 root=root,
@@ -185,6 +187,50 @@ async def test_the_partner_receives_the_referenced_credentials_and_no_one_else_s
     for where, content in places.items():
         for value in (SECRET, APP_KEY):
             assert value not in content, f"a secret ({len(value)} chars) found in the {where}"
+
+
+async def test_a_secret_the_partner_quotes_back_is_kept_nowhere(
+    gd: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service expects another AppSecret and its fault quotes the one it received: the
+    exchange is rejected with the fault's words, the secret in them <redacted>; the value is in
+    no journal byte, API answer (in clear or masked), journal show (with or without --reveal) or
+    the exchange's last error. Before, the fault's reason kept it in all of them."""
+    monkeypatch.setenv(ENV, SECRET)
+    answers: list[str] = []
+    async with (
+        gd(app_secret="Gd-AppSecret-expected-9d0c", echo=True) as (fuwu, broker, url),
+        aiohttp.ClientSession(url) as http,
+    ):
+        ex, _ = await broker.submit(application("gd-echo-1"))
+        done = await settled(broker, ex.id, lambda ex: ex.state is State.REJECTED, "rejected")
+        for query in ("?include=payloads", "", "?reveal=true&reason=audit"):
+            async with http.get(f"/v1/exchanges/{ex.id}{query}") as r:
+                assert r.status == 200, await r.text()
+                answers.append(await r.text())
+    assert [e["app_secret"] for e in fuwu.read_log()] == [SECRET]  # it was sent, and quoted
+    error = done.last_error or {}
+    assert error.get("partner_message") == "AppSecret '<redacted>' 错误", error
+    journal = ["--journal", str(tmp_path / "journal.sqlite"), "--config", str(tmp_path / "config")]
+    shows = [
+        await asyncio.to_thread(
+            CliRunner().invoke,
+            main,
+            ["journal", "show", ex.id, "--format", "json", *journal, *more],
+        )
+        for more in ([], ["--reveal", "--reason", "audit"])
+    ]
+    assert all(show.exit_code == 0 for show in shows), [show.output for show in shows]
+    assert "AppSecret '<redacted>'" in shows[1].output  # the partner's words are there to read
+    places = {
+        "journal file": journal_bytes(tmp_path).decode("latin-1"),
+        "API answers": "".join(answers),
+        "journal show": shows[0].output,
+        "journal show --reveal": shows[1].output,
+        "last error": json.dumps(error, ensure_ascii=False),
+    }
+    for where, content in places.items():
+        assert SECRET not in content, f"the echoed secret found in the {where}"
 
 
 async def test_an_unreadable_reference_holds_the_delivery_until_it_can_be_read(

@@ -531,6 +531,68 @@ async def test_a_password_file_is_read_at_every_attempt(soap_root, tmp_path) -> 
     assert "second-pass" not in json.dumps(reply.transcript.request)
 
 
+def _echoing(reply: Callable[[str], bytes], status: int) -> Callable[[web.Request], Any]:
+    """A SOAP 1.2 partner whose reply quotes the WS-Security password it received (escaped)."""
+
+    async def handler(req: web.Request) -> web.Response:
+        found = re.search(r"<wsse:Password [^>]*>([^<]*)</wsse:Password>", await req.text())
+        assert found is not None
+        quoted = found.group(1)  # as written on the wire: XML-escaped
+        return web.Response(status=status, body=reply(quoted), content_type="application/soap+xml")
+
+    return handler
+
+
+def _echo_fault(quoted: str) -> bytes:
+    return (
+        '<e:Envelope xmlns:e="http://www.w3.org/2003/05/soap-envelope"><e:Body><e:Fault>'
+        "<e:Code><e:Value>e:Sender</e:Value></e:Code><e:Reason>"
+        f'<e:Text xml:lang="en">password {quoted} is wrong</e:Text>'
+        "</e:Reason></e:Fault></e:Body></e:Envelope>"
+    ).encode()
+
+
+def _echo_receipt(quoted: str) -> bytes:
+    return _mo_reply().replace(b"DSI-2025-1", f"DSI-{quoted}".encode())
+
+
+async def test_a_ws_security_password_the_partner_quotes_back_is_redacted(
+    soap_root, monkeypatch
+) -> None:
+    """A fault quoting the password: the error's message, partner_message, partner code and
+    transcript hold <redacted> where it was; so do a receipt's body and transcript that quote it.
+    Before, the fault reason and the reply text kept it."""
+    password = "pa55&w0rd<誰>"
+    monkeypatch.setenv("TONGBAN_TEST_MO_PASSWORD", password)
+    extra = "      ws_security: {username: tongban-gba, password_env: TONGBAN_TEST_MO_PASSWORD}"
+    root = soap_root(mo_extra=extra)
+    async with (
+        serve(_echoing(_echo_fault, 500)) as url,
+        running(root, endpoints={"mo": url}) as rig,
+    ):
+        with pytest.raises(PermanentError) as info:
+            await rig.adapters["mo"].send(request("mo"))
+    exc = info.value
+    assert exc.partner_message == "password <redacted> is wrong"
+    async with (
+        serve(_echoing(_echo_receipt, 200)) as url,
+        running(root, endpoints={"mo": url}) as rig,
+    ):
+        reply = await rig.adapters["mo"].send(request("mo"))
+    assert reply.body["numeroPedido"] == "DSI-<redacted>"
+    kept = [
+        exc.message,
+        exc.partner_message,
+        str(exc.partner_code),
+        json.dumps([exc.transcript.request, exc.transcript.response], ensure_ascii=False),
+        json.dumps([reply.transcript.request, reply.transcript.response], ensure_ascii=False),
+        json.dumps(reply.body, ensure_ascii=False, default=str),
+    ]
+    assert "password <redacted> is wrong" in kept[3]  # the reply text is kept, without it
+    for text in kept:
+        assert password not in text and "pa55&amp;w0rd&lt;誰&gt;" not in text, text
+
+
 # --- configuration --------------------------------------------------------------------------------
 
 
