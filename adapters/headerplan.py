@@ -186,6 +186,20 @@ class HeaderPlan:
     ) -> tuple[Mapping[str, Any], list[str]]:
         """The body values and the header blocks of one message; BodyInvalid naming bad paths.
         ``secrets``: from :meth:`read_secrets` (read here if not given)."""
+        body, blocks, _ = self.filled(request, payload, secrets)
+        return body, blocks
+
+    def filled(
+        self,
+        request: OutboundRequest,
+        payload: Mapping[str, Any],
+        secrets: Sequence[tuple[KeyPath, str]] | None = None,
+    ) -> tuple[Mapping[str, Any], list[str], list[str]]:
+        """As :meth:`fill`, and the header blocks without the parts that carry a secret (a part
+        carries one if a secret's path starts with its key): what a transcript digest may be of.
+        Rendered from the same values, so the other blocks are those sent, byte for byte; a
+        digest of the secret as written (escaped, or normalised by its type) would let anyone
+        holding the journal test guesses offline."""
         body: dict[str, Any] = {
             k: v for k, v in payload.items() if k != HEADERS_KEY and k != EXCHANGE_KEY
         }
@@ -206,9 +220,14 @@ class HeaderPlan:
         if self.key_body is not None:
             put(body, self.key_body, request.idempotency_key)
         try:
-            return body, render(self.parts, values) if values else []
+            blocks = render(self.parts, values) if values else []
         except BodyInvalid as exc:
             raise BodyInvalid(self._unquoted(exc.problems)) from None
+        if not self.secrets:
+            return body, blocks, blocks
+        tops = {path[0] for path, _ in self.secrets}
+        rest = {k: v for k, v in values.items() if k not in tops}
+        return body, blocks, render(self.parts, rest) if rest else []
 
     def _unquoted(self, problems: list[str]) -> list[str]:
         """Problems that never quote a secret: one about a referenced value names the reference

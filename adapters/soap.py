@@ -448,11 +448,14 @@ class SoapAdapter:
             "body_sha256": hashlib.sha256(digest_of).hexdigest(),
             "body_bytes": len(data),
         }
-        if self.options.ws_security is not None:
-            sent["body_sha256_of"] = "envelope with the WS-Security password redacted"
+        of = []
         if plan is not None and plan.secrets:  # soap: headers: given by reference
             sent["soap_headers"] = {dotted(path): REDACTED for path, _ in plan.secrets}
-            sent["body_sha256_of"] = "envelope with its secrets redacted"
+            of.append("without its header blocks that carry secrets")
+        if self.options.ws_security is not None:
+            of.append("with the WS-Security password redacted")
+        if of:
+            sent["body_sha256_of"] = "envelope " + ", ".join(of)
         if signature is not None:
             sent["ws_signature"] = "X.509 over Body and Timestamp; the digest is of the unsigned"
         scrub = Scrubber([*read, *applied.secrets])  # a partner may quote them back (a fault)
@@ -492,9 +495,11 @@ class SoapAdapter:
     ) -> tuple[bytes, bytes, list[str]]:
         """The envelope to send, the bytes its transcript digest is of, and the secrets read.
 
-        The two differ only with secrets in the envelope (WS-Security, header values given by
-        reference): the digest is of the envelope with them hidden, since a digest of the real
-        bytes would let anyone holding the journal test guesses offline.
+        The two differ only with secrets in the envelope: the digest is of the envelope without
+        the header blocks that carry a header value given by reference, and with the WS-Security
+        password redacted, since a digest of the real bytes would let anyone holding the journal
+        test guesses offline (never by replacing the secret's text: an attribute's escaping or a
+        type's normalisation, 0042 written 42, would leave it in).
         """
         payload = request.payload
         secrets: list[tuple[KeyPath, str]] = []
@@ -510,8 +515,9 @@ class SoapAdapter:
             ):
                 body = op.input.write(payload)  # the common case: the key header only
                 blocks = [f"<{op.header_name}>{escape(request.idempotency_key)}</{op.header_name}>"]
+                shown = blocks
             else:
-                body, blocks = self._with_headers(op, plan, request, secrets)
+                body, blocks, shown = self._with_headers(op, plan, request, secrets)
         except (BodyInvalid, BadValue) as exc:
             # Nothing was sent: the mapping produced something the WSDL does not allow.
             problems = exc.problems if isinstance(exc, BodyInvalid) else [f"idempotency key: {exc}"]
@@ -524,16 +530,15 @@ class SoapAdapter:
                 ),
             ) from None
         if security is None:
-            data = digest_of = op.envelope.render(blocks, body)
+            data = op.envelope.render(blocks, body)
+            digest_of = data if shown == blocks else op.envelope.render(shown, body)
         else:  # the password never logged or journalled: the digest is of the block without it
             user = security.username
             token = username_token(user, password, op.version)
             data = op.envelope.render([*blocks, token], body)
             digest_of = op.envelope.render(
-                [*blocks, username_token(user, REDACTED, op.version)], body
+                [*shown, username_token(user, REDACTED, op.version)], body
             )
-        for _, secret in secrets:  # a digest of the secret would let guesses be tested offline
-            digest_of = digest_of.replace(escape(secret).encode(), escape(REDACTED).encode())
         read = [secret for _, secret in secrets]
         return data, digest_of, [*read, password] if security is not None else read
 
@@ -543,12 +548,14 @@ class SoapAdapter:
         plan: HeaderPlan | None,
         request: OutboundRequest,
         secrets: list[tuple[KeyPath, str]],
-    ) -> tuple[str, list[str]]:
-        """Body and header blocks of a message whose headers partners.yaml or the mapping fill."""
+    ) -> tuple[str, list[str], list[str]]:
+        """Body and header blocks of a message whose headers partners.yaml or the mapping fill,
+        and the blocks without those that carry secrets (HeaderPlan.filled)."""
         if plan is None:  # the mapping writes headers the operation does not declare
             raise BodyInvalid([f"{HEADERS_KEY}: operation {op.name} declares no SOAP header parts"])
-        payload, blocks = plan.fill(request, request.payload, secrets)
+        payload, blocks, shown = plan.filled(request, request.payload, secrets)
         if plan.legacy:
             key = escape(request.idempotency_key)
             blocks = [*blocks, f"<{op.header_name}>{key}</{op.header_name}>"]
-        return op.input.write(payload), blocks
+            shown = [*shown, blocks[-1]]
+        return op.input.write(payload), blocks, shown

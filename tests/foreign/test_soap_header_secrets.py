@@ -168,7 +168,7 @@ async def test_the_partner_receives_the_referenced_credentials_and_no_one_else_s
         "AuthHeader.AppKey": "<redacted>",
         "AuthHeader.AppSecret": "<redacted>",
     }
-    assert sent["body_sha256_of"] == "envelope with its secrets redacted"
+    assert sent["body_sha256_of"] == "envelope without its header blocks that carry secrets"
     journal = ["--journal", str(tmp_path / "journal.sqlite"), "--config", str(tmp_path / "config")]
     show = await asyncio.to_thread(
         CliRunner().invoke,
