@@ -33,7 +33,8 @@ import urllib.request
 import warnings
 from pathlib import Path
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from tests.foreign.loopback import Loopback, wsgi_server
 
 with warnings.catch_warnings():
     # spyne 2.14 imports the deprecated cgi module and installs six's legacy importer.
@@ -84,8 +85,7 @@ class ShenQingFuWu:
         self.log: list[dict[str, Any]] = []
         self.huizhi: dict[str, dict[str, str]] = {}
         self.url = ""
-        self._server: WSGIServer | None = None
-        self._thread: threading.Thread | None = None
+        self._loop = Loopback()
 
     def rotate(self, app_secret: str) -> None:
         """From now on only ``app_secret`` is accepted."""
@@ -134,24 +134,13 @@ class ShenQingFuWu:
 
     def start(self) -> str:
         """Serve on a free loopback port; return the endpoint URL (its WSDL is at ``?wsdl``)."""
-        app = WsgiApplication(self.application())
-        self._server = make_server("127.0.0.1", 0, app, handler_class=_Quiet)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        self.url = f"http://127.0.0.1:{self._server.server_port}{PATH}"
+        port = self._loop.serve(wsgi_server(WsgiApplication(self.application())))
+        self.url = f"http://127.0.0.1:{port}{PATH}"
         return self.url
 
     def stop(self) -> None:
         """Stop serving and close the socket."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._loop.stop()
 
     def save_wsdl(self, path: Path) -> Path:
         """Save the WSDL spyne publishes to ``path`` (tongban never fetches one)."""
@@ -170,8 +159,3 @@ class ShenQingFuWu:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-class _Quiet(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        """Keep the test output clean."""

@@ -44,8 +44,9 @@ import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from zoneinfo import ZoneInfo
+
+from tests.foreign.loopback import Loopback, wsgi_server
 
 with warnings.catch_warnings():
     # spyne 2.14 imports the deprecated cgi module and installs six's legacy importer.
@@ -207,11 +208,6 @@ def build_application(secretaria: Secretaria) -> Application:
     )
 
 
-class _Quiet(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        """Keep the test output clean."""
-
-
 class ServicoPedidosMacau:
     """The spyne service on 127.0.0.1 with a free port, served by wsgiref in a thread."""
 
@@ -223,30 +219,18 @@ class ServicoPedidosMacau:
     ) -> None:
         self.secretaria = Secretaria(indisponivel_primeiras, bir_cancelados)
         self.url = ""
-        self._server: WSGIServer | None = None
-        self._thread: threading.Thread | None = None
+        self._loop = Loopback()
 
     def start(self) -> str:
         """Serve on a free loopback port; return the endpoint URL (its WSDL is at ``?wsdl``)."""
         app = WsgiApplication(build_application(self.secretaria))
         app.event_manager.add_listener("wsgi_exception", self.secretaria.recusa_previa)
-        self._server = make_server("127.0.0.1", 0, app, handler_class=_Quiet)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        self.url = f"http://127.0.0.1:{self._server.server_port}{PATH}"
+        self.url = f"http://127.0.0.1:{self._loop.serve(wsgi_server(app))}{PATH}"
         return self.url
 
     def stop(self) -> None:
         """Stop serving and close the socket."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._loop.stop()
 
     def wsdl_text(self) -> str:
         """The WSDL spyne generates, fetched from the running service."""

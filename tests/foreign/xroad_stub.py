@@ -43,6 +43,8 @@ from typing import Any
 
 from lxml import etree
 
+from tests.foreign.loopback import Loopback
+
 HERE = Path(__file__).resolve().parent / "xroad"
 WSDL_PATH = HERE / "verifyCertificate.wsdl"
 CATALOGUE = {
@@ -346,8 +348,7 @@ class XRoadStub:
         self.provider = Provider(service=service, unavailable_first=unavailable_first)
         self.fault_status = fault_status
         self.url = ""
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._loop = Loopback()
 
     def handle(self, raw: bytes, content_type: str) -> tuple[int, bytes]:
         """Decide one message and log it; return the HTTP status and the SOAP envelope."""
@@ -381,24 +382,14 @@ class XRoadStub:
 
     def start(self) -> str:
         """Serve on a free loopback port; return the URL to POST messages to."""
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.stub = self
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), daemon=True
-        )
-        self._thread.start()
-        self.url = f"http://127.0.0.1:{self._server.server_port}/"
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.stub = self
+        self.url = f"http://127.0.0.1:{self._loop.serve(server)}/"
         return self.url
 
     def stop(self) -> None:
         """Stop serving and close the socket."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._loop.stop()
 
     def read_log(self) -> list[dict[str, Any]]:
         """Every message in order: messageId, client, service, outcome, faultCode, record, …"""
