@@ -222,7 +222,8 @@ class RestAdapter:
             applied = await self.credentials.apply(
                 self._session, service=service, method=method, url=url, headers=headers, body=body
             )
-            scrub.learn(applied.secrets)
+            if applied.secrets:
+                scrub.learn(applied.secrets)
             shown = {**headers, **applied.shown_headers}
             sent = {
                 "method": method,

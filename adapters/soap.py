@@ -458,7 +458,8 @@ class SoapAdapter:
             sent["body_sha256_of"] = "envelope " + ", ".join(of)
         if signature is not None:
             sent["ws_signature"] = "X.509 over Body and Timestamp; the digest is of the unsigned"
-        scrub = Scrubber([*read, *applied.secrets])  # a partner may quote them back (a fault)
+        # a partner may quote them back (a fault); most attempts read none
+        scrub = Scrubber((*read, *applied.secrets) if read or applied.secrets else ())
         with scrub.errors():
             answer = await exchange(
                 self._session,
