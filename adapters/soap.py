@@ -458,8 +458,7 @@ class SoapAdapter:
             sent["body_sha256_of"] = "envelope " + ", ".join(of)
         if signature is not None:
             sent["ws_signature"] = "X.509 over Body and Timestamp; the digest is of the unsigned"
-        # a partner may quote them back (a fault); most attempts read none
-        scrub = Scrubber((*read, *applied.secrets) if read or applied.secrets else ())
+        scrub = Scrubber((*read, *applied.secrets))  # a partner may quote them back (a fault)
         with scrub.errors():
             answer = await exchange(
                 self._session,
