@@ -3,9 +3,6 @@ running broker sending the source's callback again, signed, under the same key."
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,8 +21,7 @@ from tests.integration.test_callback_resend import (
     signed_source,
     with_event,
 )
-
-REPO = Path(__file__).resolve().parent.parent.parent
+from tests.subprocess_cli import tongban
 
 
 @pytest.fixture
@@ -33,18 +29,6 @@ async def receiver() -> AsyncIterator[Receiver]:
     """The portal's callback receiver on loopback, knowing one fresh secret."""
     async with listening(Receiver(secrets=[new_secret()])) as r:
         yield r
-
-
-def tongban(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run ``tongban ARGS`` to completion, in English unless --lang says otherwise."""
-    return subprocess.run(
-        [sys.executable, "-m", "federation", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "TONGBAN_LANG": "en"},
-    )
 
 
 async def abandoned_and_pending(path: Path) -> tuple[str, str]:

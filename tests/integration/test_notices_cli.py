@@ -3,8 +3,6 @@ broker sending the same notice again."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,12 +15,12 @@ from federation.config import load_config
 from federation.sim.rest import PartnerSimulator
 from replay.factory import open_journal
 from tests.integration.test_notices import (
-    REPO,
     file_one,
     notice_config,
     notice_events,
     notices_at,
 )
+from tests.subprocess_cli import tongban
 from tests.waiting import wait_for
 
 
@@ -34,17 +32,6 @@ async def notice_sim(make_config: Any) -> AsyncIterator[PartnerSimulator]:
     await sim.start()
     yield sim
     await sim.stop()
-
-
-def tongban(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run ``tongban ARGS`` to completion."""
-    return subprocess.run(
-        [sys.executable, "-m", "federation", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 async def test_support_staff_resend_a_refused_notice(

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -29,6 +27,7 @@ from tests.conftest import hk_submission
 from tests.integration.pg import JOURNALS, open_journal_of
 from tests.integration.test_delivery import DONE, settle
 from tests.integration.test_roles import KEYS, with_principals
+from tests.subprocess_cli import tongban
 
 WORDS = "证件号码 A123456(3) 陳大文 不合法"
 OURS = "hk refused the request with HTTP 400"
@@ -136,16 +135,6 @@ def csrf_of(page: str) -> str:
     found = re.search(r'name="csrf" value="([^"]+)"', page)
     assert found is not None
     return found.group(1)
-
-
-def tongban(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "federation", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 async def test_journal_show_masks_the_words_unless_revealed(
