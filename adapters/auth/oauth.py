@@ -27,6 +27,19 @@ from federation.config.auth import OAuth2
 from federation.domain.errors import PermanentError, Transcript, TransientError
 
 TRANSIENT = frozenset({408, 425, 429, 500, 502, 503, 504})
+# RFC 6749 5.2's error codes: a token endpoint's ``error`` is shown only when it is one of them.
+# Anything else in that field is the endpoint's own text, which could quote what it was sent
+# (the client secret) and would reach the exchange's last error, outside the scrubber's reach.
+ERRORS = frozenset(
+    {
+        "invalid_request",
+        "invalid_client",
+        "invalid_grant",
+        "unauthorized_client",
+        "unsupported_grant_type",
+        "invalid_scope",
+    }
+)
 TOKEN_REPLY_LIMIT = 64 * 1024
 
 
@@ -112,9 +125,11 @@ class TokenSource:
             data = {}
         data = data if isinstance(data, dict) else {}
         if status != 200:
-            code = data.get("error") if isinstance(data.get("error"), str) else None
+            code = data.get("error")
+            known = isinstance(code, str) and code in ERRORS
+            shown = code if known else "an error code outside RFC 6749" if code else None
             what = f"token endpoint of {self.partner} answered HTTP {status}" + (
-                f" ({code})" if code else ""
+                f" ({shown})" if shown else ""
             )
             if status in TRANSIENT:
                 raise TransientError(what, status=status, retry_after=retry_after, **common)
