@@ -21,9 +21,8 @@ SPEC = OAuth2(
 
 
 def refusal(status: int, error: object) -> AdapterError:
-    source = TokenSource(SPEC, "hk")
+    source, common = TokenSource(SPEC, "hk"), {"partner": "hk", "operation": "token"}
     with pytest.raises((PermanentError, TransientError)) as caught:
-        common = {"partner": "hk", "operation": "token"}
         source._read(status, orjson.dumps({"error": error}), None, common)
     return caught.value
 
