@@ -33,6 +33,15 @@ just as true, about the same events.
 
 SQLite keeps one checkpoints file per journal, which every worker of ``serve --workers N``
 shares and the rekey rewrites; the in-memory journal has none on disk: neither needs this.
+
+``journal verify`` checks the statements too (``unsound``, read by ``replay/rekeyedadmin.py``):
+each is signed, and each leads, through the later statements at its seq, to the hash the journal
+holds there. A statement forged or altered, or one left leading nowhere (its event rewritten
+since by no rekey, or a later statement deleted), is damage. A statement deleted whole cannot be
+told from one pruned: only the instance that needed it notices, by refusing the journal.
+Statements are needed until every instance whose checkpoints could name the old chain has opened
+since; ``tongban journal prune-rekeyed`` deletes those of the rekeys before a time, oldest first
+(every statement of one rekey has the same time), so those left still lead to the chain held.
 """
 
 from __future__ import annotations
@@ -41,7 +50,7 @@ import asyncio
 import hmac
 import struct
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, TypeAlias
 
 from federation.domain.errors import JournalUnavailable
@@ -125,6 +134,42 @@ def followed(
             return None
         out.append(point if point.head == head else replace(point, head=head))
     return out
+
+
+# Why verify does not accept a statement (``Unsound.why``).
+UNSIGNED = "unsigned"  # its MAC is not the journal's: forged or altered
+NO_EVENT = "no event"  # the journal holds no event at its seq
+NOWHERE = "nowhere"  # it leads neither to the hash held there nor to a later statement
+
+
+@dataclass(frozen=True, kw_only=True)
+class Unsound:
+    """A statement verify does not accept: at event ``seq``, made by the rekey of time ``at``."""
+
+    seq: int
+    at: float
+    why: str  # UNSIGNED, NO_EVENT or NOWHERE
+
+
+def unsound(held: bytes | None, made: Sequence[Statement], seal: Seal) -> Unsound | None:
+    """The first of the statements at one seq (``made``) that verify does not accept, the journal
+    holding ``held`` as that event's hash (None: no event there); None when all hold."""
+    ordered = sorted(made, key=lambda statement: statement[3])
+    forged = next((statement for statement in ordered if not signed(seal, statement)), None)
+    if forged is not None:
+        return Unsound(seq=forged[0], at=forged[3], why=UNSIGNED)
+    if ordered and held is None:
+        return Unsound(seq=ordered[0][0], at=ordered[0][3], why=NO_EVENT)
+    steps = {old: new for _, old, new, _, _ in ordered}
+    for seq, _, new, at, _ in ordered:
+        head = new
+        for _ in range(len(steps)):  # each later rekey at most once
+            if head == held:
+                break
+            head = steps.get(head, b"")
+        if head != held:
+            return Unsound(seq=seq, at=at, why=NOWHERE)
+    return None
 
 
 async def checked_end(journal: Keyed, run: Run, ends: Callable[[Any, int], End]) -> str | None:

@@ -20,7 +20,7 @@ import click
 import orjson
 
 from federation.api.intake import exchange_view, masked
-from federation.api.support import summary
+from federation.api.support import BadQuery, parse_time, summary
 from federation.cli.access import run, with_journal
 from federation.cli.actions import logged
 from federation.cli.audit import cli_entry
@@ -42,11 +42,13 @@ from federation.domain.errors import ConfigError
 from federation.domain.models import Exchange, iso, json_default
 from federation.domain.words import shown_in
 from federation.logging import MASK
-from replay import instances
+from replay import instances, rekeyed, rekeyedadmin
 from replay.archive import verify_archive
 from replay.chain import Break
 from replay.factory import journal_file, open_journal
 from replay.journal import Backend
+from replay.rekeyed import Unsound
+from replay.rekeyedadmin import Pruned
 
 
 @click.group(cls=Group)
@@ -173,8 +175,8 @@ def show(
 )
 @journal_option
 def verify(archive_file: Path | None, journal_path: str) -> None:
-    """Check the chain, its signed head, the checkpoints and what readers are shown; name the first
-    problem (exit 1) or say how many events hold."""
+    """Check the chain, its signed head, the checkpoints, what readers are shown and the rekey
+    records (PostgreSQL); name the first problem (exit 1) or say how many events hold."""
     if archive_file is not None:
         if not archive_file.is_file():
             raise Failure(_("no archive file %(file)s") % {"file": archive_file})
@@ -186,12 +188,46 @@ def verify(archive_file: Path | None, journal_path: str) -> None:
         counts = {"file": archive_file, "exchanges": exchanges, "events": events}
         click.echo(_("ok: %(file)s: %(exchanges)d exchanges, %(events)d events") % counts)
         return
-    count, broken = with_journal(journal_path, lambda j: j.verify())
+    count, broken = with_journal(journal_path, verified)
     if broken is not None:
         raise Negative(
-            _("broken: %(break)s (checked %(n)d events)") % {"break": broken, "n": count}
+            _("broken: %(break)s (checked %(n)d events)") % {"break": said(broken), "n": count}
         )
     click.echo(_("ok: %(n)d events") % {"n": count})
+
+
+# Why a rekey record does not hold (``replay.rekeyed.Unsound``), as verify says it.
+UNSOUND = {
+    rekeyed.UNSIGNED: N_(
+        "the rekey record of event %(seq)d (the rekey of %(at)s) is not signed with the journal's"
+        " MAC key: forged or altered"
+    ),
+    rekeyed.NO_EVENT: N_(
+        "the rekey record of event %(seq)d (the rekey of %(at)s) names an event the journal does"
+        " not hold"
+    ),
+    rekeyed.NOWHERE: N_(
+        "the rekey record of event %(seq)d (the rekey of %(at)s) leads neither to the event the"
+        " journal holds nor to a later rekey's record: the event was rewritten by no rekey, or"
+        " a later record was deleted"
+    ),
+}
+
+
+async def verified(j: Backend) -> tuple[int, Break | Unsound | None]:
+    """``j.verify()``, then the rekey records it keeps (``replay/rekeyedadmin.py``): the number of
+    events checked and the first problem."""
+    count, broken = await j.verify()
+    if broken is not None:
+        return count, broken
+    return count, await rekeyedadmin.check(j)
+
+
+def said(broken: Break | Unsound) -> str:
+    """A problem verify found, in the reader's language where it is a rekey record's."""
+    if isinstance(broken, Break):
+        return str(broken)
+    return _(UNSOUND[broken.why]) % {"seq": broken.seq, "at": iso(broken.at)}
 
 
 BROKERS_RUNNING = N_(
@@ -213,11 +249,11 @@ def rekey(journal_path: str, force: bool) -> None:
     """Seal every payload again under a new data key (what is still in clear too); the chain stays
     whole. Stop the brokers on this journal first: they hold the old key until restarted."""
 
-    async def work(j: Backend) -> tuple[int, int, Break | None]:
+    async def work(j: Backend) -> tuple[int, int, Break | Unsound | None]:
         if not force:
             await refuse_while_brokers_run(j)
         resealed = await j.rekey()
-        count, broken = await j.verify()
+        count, broken = await verified(j)
         return resealed, count, broken
 
     resealed, count, broken = with_journal(journal_path, work)
@@ -225,7 +261,7 @@ def rekey(journal_path: str, force: bool) -> None:
     if broken is not None:
         raise Negative(
             _("rekeyed %(n)d values, but verify now says: broken: %(break)s")
-            % {"n": resealed, "break": broken}
+            % {"n": resealed, "break": said(broken)}
         )
     click.echo(
         _(
@@ -245,6 +281,74 @@ async def refuse_while_brokers_run(j: Backend) -> None:
     if running:
         ids = ", ".join(sorted(i.id for i in running))
         raise Failure(_(BROKERS_RUNNING) % {"seconds": window, "ids": ids})
+
+
+WAITING = N_(
+    "instances this journal knows of started before the rekey of %(at)s and have not opened it"
+    " since: %(ids)s. Their checkpoints may still name the chain before that rekey: without its"
+    " records they would refuse the journal at their next start. Start each of them once first;"
+    " for one gone for good, use --force"
+)
+
+
+def _time(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    """An ISO 8601 time (without a zone, Beijing time) or epoch seconds → epoch seconds."""
+    try:
+        return parse_time(value.strip())
+    except BadQuery:
+        raise click.BadParameter(
+            _("%(value)r is not a time: write e.g. 2026-12-01 or 2026-12-01T09:00+08:00")
+            % {"value": value}
+        ) from None
+
+
+@journal.command("prune-rekeyed")
+@click.option(
+    "--before",
+    callback=_time,
+    required=True,
+    metavar="TIME",
+    help="Prune the records of the rekeys made before this time (ISO 8601; without a zone, "
+    "Beijing time).",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Prune even though an instance this journal knows of has not started since (one gone "
+    "for good).",
+)
+@journal_option
+def prune_rekeyed(before: float, force: bool, journal_path: str) -> None:
+    """Delete the records rekeys left for the other instances' checkpoints (PostgreSQL). Start
+    every instance once after a rekey first: one that had not can no longer follow it."""
+
+    async def work(j: Backend) -> Pruned | None:
+        pg = rekeyedadmin.keeps(j)
+        return None if pg is None else await rekeyedadmin.prune(pg, before, force=force)
+
+    pruned = with_journal(journal_path, work)
+    cutoff = iso(before)
+    if pruned is None:
+        raise Failure(
+            _("only a PostgreSQL journal keeps rekey records: %(journal)s has none to prune")
+            % {"journal": journal_path}
+        )
+    if pruned.waiting and not pruned.done:
+        ids = ", ".join(f"{i.id} ({iso(i.started_at)})" for i in pruned.waiting)
+        raise Failure(_(WAITING) % {"at": iso(pruned.rekeys[-1][0]), "ids": ids})
+    if not pruned.rekeys:
+        click.echo(
+            _("no rekey made before %(cutoff)s left records: nothing pruned") % {"cutoff": cutoff}
+        )
+        return
+    logged(
+        "journal_rekeyed_pruned",
+        rekeys=len(pruned.rekeys),
+        records=pruned.statements,
+        forced_past=[i.id for i in pruned.waiting],
+    )
+    counts = {"records": pruned.statements, "rekeys": len(pruned.rekeys), "cutoff": cutoff}
+    click.echo(_("pruned %(records)d records of %(rekeys)d rekeys made before %(cutoff)s") % counts)
 
 
 EXISTS = N_("%(file)s exists: an archive is never overwritten; name a new file")
