@@ -18,6 +18,9 @@ behaviour on each. Contract, for every backend:
   and move again only by a replay.
 * A change with ``notify`` marks the end state for the source's callback; ``claim_notifications``
   leases those due, ``finish_notification`` records each try.
+* ``append`` adds events to an exchange's history and nothing else: no lease, state or callback
+  mark is checked or moved. It keeps what a try did after its lease was lost (another instance
+  holds the mark or the work now and tries again): the journal holds every attempt.
 * Failures of the storage underneath surface as JournalUnavailable, never as driver exceptions.
 * ``note`` appends an audit entry (who read personal data, replayed, reloaded or was refused) as a
   hidden ``~audit`` event of the chain; ``trail`` finds them again, newest first.
@@ -165,6 +168,10 @@ class Journal(Protocol):
         next_at: float | None = None,
     ) -> None:
         """Record a callback attempt: ``done`` clears it, else it is due again at ``next_at``."""
+
+    async def append(self, exchange_id: str, events: Sequence[Event]) -> None:
+        """Append ``events`` to the exchange's history (chained and sealed as any), its row
+        untouched: neither its lease, state, callback mark nor next try is checked or moved."""
 
     async def search(self, query: Query) -> list[Exchange]:
         """Exchanges matching ``query``, newest first, without history."""

@@ -16,7 +16,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from federation.domain.errors import JournalUnavailable, LeaseLost
+from federation.domain.errors import JournalError, JournalUnavailable, LeaseLost
 from federation.domain.models import Event, Exchange, NewExchange, StateChange
 from replay import instances, lasterror, rekey, rows, rules, tally, trail
 from replay.archive import ArchivedExchange, ArchiveWriter
@@ -285,6 +285,12 @@ class InMemoryJournal:
         else:
             self.notify_at[exchange_id] = next_at
         self.exchanges[exchange_id] = tried
+
+    async def append(self, exchange_id: str, events: Sequence[Event]) -> None:
+        self._check()
+        if exchange_id not in self.exchanges:
+            raise JournalError(f"no exchange {exchange_id}")
+        self._append(exchange_id, events)
 
     async def search(self, query: Query) -> list[Exchange]:
         found = (

@@ -351,6 +351,8 @@ RETURNING id"""
 
 BY_KEY = "SELECT * FROM exchanges WHERE source = $1 AND idempotency_key = $2"
 BY_ID = "SELECT * FROM exchanges WHERE id = $1"
+# The exchange is there, and stays till the commit (Journal.append).
+HELD = "SELECT 1 FROM exchanges WHERE id = $1 FOR SHARE"
 
 REFS = (
     "INSERT INTO exchange_refs (ref, exchange_id) SELECT unnest($1::bytea[]), $2"

@@ -6,7 +6,8 @@ the hash chain stays one sequence because each transaction that appends events l
 ``chain_head`` row last and holds it to its commit. Writes are group-committed: one writer task
 per instance runs whatever queued up in one transaction that takes the chain head once.
 Migrations (``replay/sql/postgresql``) run at ``open()`` under an advisory lock, so instances
-starting together do not race. The SQL lives in ``replay/pgsql.py``.
+starting together do not race. The SQL lives in ``replay/pgsql.py``, the callback marks'
+methods in ``replay/pgnotify.py``.
 
 Keys come from ``TONGBAN_JOURNAL_KEY_FILE`` (or ``TONGBAN_JOURNAL_KEYS``, see ``replay/keys.py``):
 payloads sealed, the head signed in the transaction that moves it, checkpoints in a file per
@@ -30,7 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 
-from federation.domain.errors import JournalDamaged, JournalUnavailable, LeaseLost
+from federation.domain.errors import JournalDamaged, JournalUnavailable
 from federation.domain.models import Event, Exchange, NewExchange, StateChange
 from replay import formats, instances, pgsql, refs, rekey, rows, rules, sessions, tally, trail
 from replay import sets as mapping_sets
@@ -42,8 +43,9 @@ from replay.instances import Instance
 from replay.journal import AuditEntry, Query, Refusal, TrailQuery
 from replay.keys import KeyPlace, from_environment
 from replay.lasterror import column as error_column
+from replay.pgnotify import Notifications
 from replay.pgsql import Conn
-from replay.pgwrite import GroupCommit, WriteOp, _Later
+from replay.pgwrite import WriteOp, _Later
 from replay.rekey import Staged
 from replay.rekeyed import checked_end
 from replay.rows import current, read_exchange
@@ -58,7 +60,7 @@ UNREADABLE_ERROR = "a stored error does not read as JSON (altered?): journal ver
 T = TypeVar("T")
 
 
-class PostgresJournal(GroupCommit):
+class PostgresJournal(Notifications):
     """Journal backend on a PostgreSQL database (all objects in ``schema``, default: search_path)."""
 
     def __init__(
@@ -409,44 +411,6 @@ class PostgresJournal(GroupCommit):
     async def release(self, *, owner: str) -> int:
         status = await self._write(lambda conn, _: conn.execute(pgsql.RELEASE, owner))
         return pgsql.affected(status)
-
-    async def claim_notifications(
-        self, *, owner: str, now: float, lease_until: float, limit: int
-    ) -> list[Exchange]:
-        async def op(conn: Conn, _: pgsql.Chain) -> list[Exchange]:
-            found = await conn.fetch(
-                pgsql.CLAIM_NOTIFICATIONS, now, max(0, limit), owner, lease_until
-            )
-            found.sort(key=lambda r: (r["notify_at"], str(r["id"])))
-            return await pgsql.exchanges(conn, found, {}, self.seal, self.sets)
-
-        claimed: list[Exchange] = await self._write(op)
-        return claimed
-
-    async def finish_notification(
-        self,
-        exchange_id: str,
-        events: Sequence[Event],
-        *,
-        owner: str,
-        done: bool,
-        next_at: float | None = None,
-    ) -> None:
-        give_up = done or next_at is None
-
-        async def op(conn: Conn, chain: pgsql.Chain) -> None:
-            # Sealed in the write, under the seal in force then (a rekey may come between).
-            appended = rows.stored_events(self.seal, exchange_id, events)
-            status = await conn.execute(
-                pgsql.FINISH_NOTIFICATION, next_at, give_up, exchange_id, owner
-            )
-            if pgsql.affected(status) == 0:
-                raise LeaseLost(
-                    f"callback of exchange {exchange_id} is no longer leased to {owner}"
-                )
-            chain.add(appended)
-
-        await self._write(op)
 
     async def search(self, query: Query) -> list[Exchange]:
         sql, args = search_sql(query, POSTGRESQL)

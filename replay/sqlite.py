@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from federation.domain.errors import FederationError, JournalUnavailable, LeaseLost
+from federation.domain.errors import FederationError, JournalError, JournalUnavailable, LeaseLost
 from federation.domain.models import Event, Exchange, NewExchange, StateChange
 from replay import formats, instances, refs, rekey, rows, rules, sessions, sqlitesql, tally, trail
 from replay import sets as mapping_sets
@@ -489,6 +489,15 @@ class SQLiteJournal(SQLiteAdmin):
                 raise LeaseLost(
                     f"callback of exchange {exchange_id} is no longer leased to {owner}"
                 )
+            self._chain.append(conn, rows.stored_events(self.seal, exchange_id, events))
+
+        await self._write(op)
+
+    async def append(self, exchange_id: str, events: Sequence[Event]) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            found = conn.execute("SELECT 1 FROM exchanges WHERE id = ?", (exchange_id,))
+            if found.fetchone() is None:
+                raise JournalError(f"no exchange {exchange_id}")
             self._chain.append(conn, rows.stored_events(self.seal, exchange_id, events))
 
         await self._write(op)

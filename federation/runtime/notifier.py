@@ -252,4 +252,12 @@ class Notifier:
                 exchange.id, events, owner=self.owner, done=done, next_at=next_at
             )
         except LeaseLost:
+            # Another instance holds the mark now and tries again under the same key; what this
+            # try did (it may have reached the receiver) is journalled all the same, the mark,
+            # its lease and its next try left to the instance that holds it.
             self._log.info("callback_lease_lost", exchange_id=exchange.id)
+            try:
+                await self.journal.append(exchange.id, events)
+            except JournalError as exc:
+                kinds = [e.kind for e in events]
+                self._log.error("callback_try_unjournalled", error=str(exc), events=kinds)

@@ -327,6 +327,30 @@ async def test_a_write_expecting_quiet_is_refused_while_a_callback_is_pending(
     assert done is not None and done.notify_state == "lifecycle:completed"
 
 
+async def test_append_adds_to_the_history_and_moves_nothing_else(journal: Journal) -> None:
+    """append chains events onto an exchange's history (verify holds) and checks or moves
+    nothing else: a notifier's and a worker's lease, the state and the pending callback mark stay
+    theirs; an exchange that does not exist is refused."""
+    t = time.time() + 10  # notify_at is stamped by the journal's own clock
+    ended, _ = await journal.create(new("ended"), owner="w1", lease_until=NOW)
+    await journal.record(ended.id, [], StateChange(state=State.REJECTED, notify=True))
+    await journal.claim_notifications(owner="n1", now=t, lease_until=t + 30, limit=5)
+    await journal.append(ended.id, [ev(ended.id, "callback_delivered", status=204)])
+    got = await journal.get(ended.id)
+    assert got is not None and got.state is State.REJECTED
+    assert (got.notify_state, got.notify_attempts) == ("rejected", 0)
+    assert [e.kind for e in got.events] == ["received", "callback_delivered"]
+    assert await journal.claim_notifications(owner="n2", now=t, lease_until=t + 30, limit=5) == []
+    await journal.finish_notification(ended.id, [], owner="n1", done=True)  # n1's lease held
+    working, _ = await journal.create(new("working"), owner="w1", lease_until=t + 30)
+    await journal.append(working.id, [ev(working.id, "attempt_finished", attempt=1)])
+    assert await journal.claim(owner="w2", now=t, lease_until=t + 60, limit=5) == []
+    await journal.record(working.id, [], StateChange(state=State.QUEUED), owner="w1")
+    with pytest.raises(JournalError, match="no exchange 01JD0000000000000000000000"):
+        await journal.append("01JD0000000000000000000000", [ev(ended.id, "callback_failed")])
+    assert (await journal.verify())[1] is None
+
+
 async def test_search_filters_and_pages_newest_first(journal: Journal) -> None:
     """Every filter narrows the result; the before cursor pages through all of it, newest first."""
     # Ids made here rather than by new_id, which never goes back in time within a process.
