@@ -9,7 +9,7 @@ import phonenumbers
 
 from federation.config.yamlsrc import PathKey
 from federation.domain.texts import N_, Text, said
-from federation.mapping import domain
+from federation.mapping import domain, phones
 from federation.mapping.transforms.base import (
     REGISTRY,
     Context,
@@ -152,6 +152,10 @@ def _phone(raw: Any, ctx: Context, path: PathKey) -> Step | None:
 
     def run(v: Any, w: list[str]) -> Any:
         text = as_text(v, "phone")
+        if not carries_extension:  # a plain mobile number, by the library's own rules
+            quick = phones.quick_e164(text, region)
+            if quick is not None:
+                return quick
         try:
             number = phonenumbers.parse(text, region)
         except phonenumbers.NumberParseException:
