@@ -60,10 +60,12 @@ from replay.rekey import Keyed
 from replay.seal import Seal
 
 TAG = b"tongban/rekeyed"
+# A row already there for (seq, old) is no rekey's: an event's hash never comes back, and the
+# rekey verified that the chain holds ``old`` now. Made up in the way, it gives way.
 RECORD = """
 INSERT INTO rekeyed (seq, old, new, at, mac)
 SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bytea[], $4::float8[], $5::bytea[])
-ON CONFLICT DO NOTHING"""
+ON CONFLICT (seq, old) DO UPDATE SET new = excluded.new, at = excluded.at, mac = excluded.mac"""
 HELD = "SELECT seq, hash FROM events WHERE seq = ANY($1::bigint[])"
 STATEMENTS = "SELECT seq, old, new, at, mac FROM rekeyed WHERE seq = ANY($1::bigint[])"
 

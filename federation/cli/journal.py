@@ -238,6 +238,11 @@ BROKERS_RUNNING = N_(
 )
 
 
+UNVERIFIED = N_(
+    "the journal does not verify (%(break)s): rekey would sign what is wrong; look first"
+)
+
+
 @journal.command()
 @journal_option
 @click.option(
@@ -252,6 +257,9 @@ def rekey(journal_path: str, force: bool) -> None:
     async def work(j: Backend) -> tuple[int, int, Break | Unsound | None]:
         if not force:
             await refuse_while_brokers_run(j)
+        flaw = await rekeyedadmin.check(j)  # the rekey verifies the rest itself
+        if flaw is not None:
+            raise Failure(_(UNVERIFIED) % {"break": said(flaw)})
         resealed = await j.rekey()
         count, broken = await verified(j)
         return resealed, count, broken

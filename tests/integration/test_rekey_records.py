@@ -20,7 +20,13 @@ from click.testing import Result
 
 from replay.instances import Instance
 from tests.integration.pg import PgSchema, fresh_schema
-from tests.integration.test_rekey_instances import instance, rekeyed, two_instances, wrote
+from tests.integration.test_rekey_instances import (
+    instance,
+    points,
+    rekeyed,
+    two_instances,
+    wrote,
+)
 from tests.unit.test_cli_help import LOCALES, sealed_journal, tongban
 
 
@@ -198,3 +204,47 @@ def test_prune_on_a_sqlite_journal_says_it_keeps_no_records(tmp_path: Path) -> N
     assert said.exit_code == 2, said.output
     assert "only a PostgreSQL journal keeps rekey records" in said.stderr
     assert "Traceback" not in said.output
+
+
+async def test_a_record_forged_in_the_way_of_a_rekey_gives_way_to_the_rekeys_own(
+    pg: PgSchema,
+) -> None:
+    """A record made up beforehand from the hash b checkpointed last: the rekey's own record of
+    that event replaces it, so b still follows the rekey (before: the rekey's was dropped as a
+    duplicate, and b refused the journal for good)."""
+    await two_instances(pg)
+    b = instance(pg, "b")
+    last = points(b)[-1]
+    await pg.execute(
+        "INSERT INTO rekeyed (seq, old, new, at, mac) VALUES (?, ?, ?, ?, ?)",
+        last.seq,
+        last.head,
+        os.urandom(32),
+        time.time(),
+        os.urandom(32),
+    )
+    await rekeyed(pg, "a")
+    await b.open()
+    try:
+        await b.ping()
+    finally:
+        await b.close()
+    done = await cli(pg, "verify")
+    assert done.exit_code == 0, done.output
+
+
+async def test_rekey_refuses_while_a_record_is_broken(pg: PgSchema) -> None:
+    """A forged record in the journal: `journal rekey` refuses before it changes anything, naming
+    the record (exit 2), as it does for any journal that does not verify."""
+    await two_instances(pg)
+    await rekeyed(pg, "a")
+    seq = int(await pg.fetchval("SELECT max(seq) FROM rekeyed"))
+    await pg.execute("UPDATE rekeyed SET mac = ? WHERE seq = ?", os.urandom(32), seq)
+    assert pg.keydir is not None
+    key_file = pg.keydir / "journal.keys"
+    before = key_file.read_bytes()
+    refused = await cli(pg, "rekey")
+    assert refused.exit_code == 2, refused.output
+    assert f"the rekey record of event {seq} " in refused.stderr
+    assert "rekey would sign what is wrong" in refused.stderr
+    assert key_file.read_bytes() == before
