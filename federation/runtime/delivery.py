@@ -126,7 +126,7 @@ class Delivery:
             return None
         # the key goes with the (first) mapping: sent with it from now on, kept by a remap
         event = self._event(exchange, "mapped", **result.event_data(), key=exchange.sent_key())
-        return replace(exchange, mapped=result.request, mapping_versions=result.versions), event
+        return exchange.evolved(mapped=result.request, mapping_versions=result.versions), event
 
     async def _unmapped(self, exchange: Exchange, failed: MappingFailed) -> None:
         error = failed.error()
@@ -224,7 +224,7 @@ class Delivery:
         await self._record(exchange, events, change, renew=True)
         pending.clear()  # written: an in-process retry must not write the mapping again
         self._interrupted = False
-        exchange = self._exchange = replace(exchange, state=State.DELIVERING, attempts=number)
+        exchange = self._exchange = exchange.evolved(state=State.DELIVERING, attempts=number)
         return OutboundRequest(
             exchange_id=exchange.id,
             idempotency_key=self._key,
