@@ -10,12 +10,15 @@ repeat. Notices in a partner's own dialect have their own command (``tongban not
 
 The mark is the one the latest callback outcome names (``callback_delivered``,
 ``callback_abandoned``); an outcome journalled before it named its mark is read from the history:
-the latest lifecycle step before it, else the state the exchange ended in.
+the latest lifecycle step before it, else the state the exchange ended in. A lifecycle step
+journalled once the resend is queued writes its own mark over it, but does not take its place:
+the resent callback goes first, then the step's (:func:`due_callback`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from federation.config import Config
 from federation.domain.errors import CallbackPending, FederationError, LifecycleMoved
@@ -32,6 +35,51 @@ class NotResent(FederationError):
     def __init__(self, text: Text) -> None:
         super().__init__(str(text))
         self.text = text
+
+
+@dataclass(frozen=True, kw_only=True)
+class Due:
+    """The callback to try now: its mark, the tries at it so far, and whether it is the last
+    one owed (else the pending mark is due again at once, once this one has ended)."""
+
+    mark: str
+    tries: int
+    last: bool = True
+
+
+def due_callback(exchange: Exchange, mark: str) -> Due:
+    """The JSON callback ``exchange`` (loaded with its events, ``mark`` pending) owes first.
+
+    The journal keeps one callback mark, and a lifecycle step writes over it. A resend's mark
+    that a step wrote over before it went out (the step read the exchange before the resend
+    wrote) is owed all the same: its ``callback_replayed`` has no outcome after it. It goes first,
+    under its own key, then the step's mark, whose tries are counted from the history (the row's
+    count covers both)."""
+    events = exchange.events
+    row = Due(mark=mark, tries=exchange.notify_attempts)
+    resent_at = _last(events, lambda e: e.kind == "callback_replayed")
+    resent = events[resent_at].data.get("state") if resent_at is not None else None
+    if resent_at is None or not isinstance(resent, str) or resent == mark:
+        return row
+    later = events[resent_at + 1 :]
+    stepped = _last(later, lambda e: e.kind == "lifecycle")
+    settled = next(
+        (i for i, e in enumerate(later) if e.kind in OUTCOMES and e.data.get("state") == resent),
+        None,
+    )
+    if stepped is None or (settled is not None and settled < stepped):
+        return row  # no step came over it, or it was sent before one did
+    if settled is None:
+        return Due(mark=resent, tries=_failed(later, resent), last=False)
+    return Due(mark=mark, tries=_failed(later[settled + 1 :], mark))
+
+
+def _last(events: Sequence[Event], kind: Callable[[Event], bool]) -> int | None:
+    return next((i for i in range(len(events) - 1, -1, -1) if kind(events[i])), None)
+
+
+def _failed(events: Sequence[Event], mark: str) -> int:
+    return sum(1 for e in events if e.kind == "callback_failed" and e.data.get("state") == mark)
 
 
 def callback_mark(exchange: Exchange) -> str | None:

@@ -32,6 +32,7 @@ from federation.domain.retry import CALLBACKS, Failure, RetryLater, RetryStrateg
 from federation.domain.webhooks import RULE, signed_headers, signing_key
 from federation.domain.words import shown_error
 from federation.logging import MASK, get_logger
+from federation.runtime.callbacks import Due, due_callback
 from federation.runtime.catalogue import Catalogue
 from federation.runtime.delivery import standing_errors
 from federation.runtime.events import cancelled, woken_or_timed_out
@@ -100,29 +101,53 @@ class Notifier:
 
     async def _notify(self, exchange: Exchange) -> None:
         """Tell the source how ``exchange`` ended (or moved on); record the try and what follows."""
-        inbound = exchange.direction is Direction.INBOUND
         catalogue = self._catalogue()
-        url = catalogue.config.callback_url(exchange.source, inbound=inbound)
         state = exchange.notify_state or exchange.state.value
-        attempt = exchange.notify_attempts + 1
         route = route_of(catalogue, exchange)
         if route is not None:  # the partner hears it in its own dialect
-            await self._notice(route, exchange, state, attempt)
+            await self._notice(route, exchange, state, exchange.notify_attempts + 1)
             return
+        # A step's mark may have been written over a resend's not yet sent: the history says.
+        full = await self.journal.get(exchange.id) if state.startswith("lifecycle:") else None
+        if full is not None:
+            due = due_callback(full, state)
+        else:
+            due = Due(mark=state, tries=exchange.notify_attempts)
+        await self._callback(catalogue, exchange, due, full)
+
+    async def _callback(
+        self, catalogue: Catalogue, exchange: Exchange, due: Due, full: Exchange | None
+    ) -> None:
+        """One try at the JSON callback ``due`` names, journalled with what follows."""
+        inbound = exchange.direction is Direction.INBOUND
+        url = catalogue.config.callback_url(exchange.source, inbound=inbound)
+        state, attempt = due.mark, due.tries + 1
         log = self._log.bind(exchange_id=exchange.id, source=exchange.source, attempt=attempt)
         now = self._clock()
+        # a mark owed before the pending one: once ended, the pending one is due at once
+        done, next_at = (True, None) if due.last else (False, now)
         if url is None:
             reason = "the source has no callback any more"
             await self._finish(
-                exchange, "callback_abandoned", done=True, reason=reason, state=state
+                exchange,
+                "callback_abandoned",
+                done=done,
+                next_at=next_at,
+                reason=reason,
+                state=state,
             )
             return
-        body = await self._body(exchange, state)
+        body = await self._body(exchange, state, full)
         secrets = catalogue.config.callback_secrets(exchange.source, inbound=inbound)
         status, error = await self._post(url, body, f"{exchange.id}:{state}", secrets)
         if error is None:
             await self._finish(
-                exchange, "callback_delivered", done=True, status=status, state=state
+                exchange,
+                "callback_delivered",
+                done=done,
+                next_at=next_at,
+                status=status,
+                state=state,
             )
             log.info("callback_delivered", state=state)
             return
@@ -131,7 +156,8 @@ class Notifier:
             await self._finish(
                 exchange,
                 "callback_abandoned",
-                done=True,
+                done=done,
+                next_at=next_at,
                 error=error,
                 attempts=attempt,
                 state=state,  # its mark: what `tongban callback resend` sends again
@@ -155,13 +181,17 @@ class Notifier:
         tried = await self.notices.attempt(route, full, state, attempt)
         await self._write(exchange, tried.events, done=tried.done, next_at=tried.next_at)
 
-    async def _body(self, exchange: Exchange, state: str) -> dict[str, Any]:
-        """The callback's JSON: the outcome, or a lifecycle step with every step so far."""
+    async def _body(
+        self, exchange: Exchange, state: str, full: Exchange | None = None
+    ) -> dict[str, Any]:
+        """The callback's JSON: the outcome, or a lifecycle step with every step so far (from
+        ``full``, the exchange with its history, when read already)."""
         lifecycle = state.split(":", 1)[1] if state.startswith("lifecycle:") else None
         steps: list[dict[str, Any]] | None = None
         if lifecycle:
             # Updates arriving close together share one callback: it carries every step so far.
-            full = await self.journal.get(exchange.id)
+            if full is None:
+                full = await self.journal.get(exchange.id)
             steps = full.lifecycle() if full is not None else None
         last_error, previous_error = standing_errors(exchange)  # a delivery supersedes it
         return {

@@ -11,11 +11,12 @@ import base64
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -27,6 +28,7 @@ from federation.domain.models import Direction, Event, Exchange, NewExchange, St
 from federation.domain.retry import RetryStrategy, stop_after_attempt, wait_fixed
 from federation.runtime.callbacks import NotResent, resend_callback
 from federation.runtime.catalogue import Catalogue, load_catalogue
+from federation.runtime.lifecycle import record_lifecycle
 from federation.runtime.notifier import Notifier
 from replay.journal import Journal
 from tests.integration.pg import JOURNALS, open_journal_of
@@ -353,3 +355,108 @@ async def test_a_step_that_comes_during_a_resend_keeps_its_callback(
     assert "callback_replayed" not in [e.kind for e in after.events]
     if claim:  # the notifier that leased the step's callback still holds it
         await journal.finish_notification(xid, [], owner="n1", done=True)
+
+
+@pytest.mark.parametrize("up", [True, False])
+async def test_a_step_read_before_a_resend_and_written_after_it_keeps_the_resend(
+    make_config: Any, receiver: Receiver, journal: Journal, monkeypatch: Any, up: bool
+) -> None:
+    """A status update reads the exchange, a callback resend writes its mark, then the update's
+    step is written over it: the resent callback still goes out under its own key, then the
+    step's, each with its full retries (a source that stays down has each abandoned after two)."""
+    catalogue = signed_source(make_config, receiver, monkeypatch)
+    xid = await ended(journal, f"reverse-{up}")
+    await told(journal, xid, "delivered")
+    read = await journal.get(xid)  # the status update's read, before the resend
+    assert read is not None
+    mark = await resend_callback(
+        journal, catalogue.config, xid, reason="lost it", by="s", clock=time.time
+    )
+    update = {"status": "accepted"}
+    assert await record_lifecycle(journal, catalogue, read, {"lifecycle": "accepted"}, update) == (
+        "accepted",
+        True,
+    )
+    receiver.down = not up
+    loop = notifier(journal, catalogue)
+    loop.start()
+    try:
+        done = await wait_for(
+            lambda: journal.get(xid),
+            lambda ex: ex is not None and ex.notify_state is None,
+            what=f"no callback of {xid} pending",
+        )
+    finally:
+        await loop.stop()
+    assert mark == "delivered"
+    kinds = [e.kind for e in done.events]
+    after = done.events[kinds.index("callback_replayed") + 1 :]
+    tries = [(e.kind, e.data["state"], e.data.get("attempts")) for e in after if "state" in e.data]
+    keys = [h["idempotency-key"] for h, _, _ in receiver.got]
+    if up:
+        assert keys == [f"{xid}:delivered", f"{xid}:lifecycle:accepted"]
+        assert tries == [
+            ("callback_delivered", "delivered", None),
+            ("callback_delivered", "lifecycle:accepted", None),
+        ]
+    else:
+        assert keys == [f"{xid}:delivered"] * 2 + [f"{xid}:lifecycle:accepted"] * 2
+        assert tries == [
+            ("callback_failed", "delivered", None),
+            ("callback_abandoned", "delivered", 2),
+            ("callback_failed", "lifecycle:accepted", None),
+            ("callback_abandoned", "lifecycle:accepted", 2),
+        ]
+    _, body, _ = receiver.got[0]
+    assert orjson.loads(body)["lifecycle"] is None  # the outcome, as the resend queued it
+
+
+@dataclass
+class Stepping(Receiver):
+    """A receiver that, as it takes the next callback, first runs ``step`` (once)."""
+
+    step: Callable[[], Awaitable[Any]] | None = None
+
+    async def handle(self, request: web.Request) -> web.Response:
+        step, self.step = self.step, None
+        if step is not None:
+            await step()
+        return await super().handle(request)
+
+
+async def test_a_step_that_comes_while_the_resent_callback_is_in_flight_follows_it(
+    make_config: Any, journal: Journal, monkeypatch: Any
+) -> None:
+    """The partner's step is journalled (taking the notifier's lease) while the resent callback
+    is on its way: the resent callback's delivery is journalled all the same, and the step's
+    callback follows it under its own key."""
+    async with listening(Stepping(secrets=[new_secret()])) as receiver:
+        catalogue = signed_source(make_config, receiver, monkeypatch)
+        xid = await ended(journal, "in-flight")
+        await told(journal, xid, "delivered")
+        read = await journal.get(xid)  # the status update's read, before the resend
+        assert read is not None
+        await resend_callback(
+            journal, catalogue.config, xid, reason="lost it", by="s", clock=time.time
+        )
+        accepted = {"lifecycle": "accepted"}
+        receiver.step = lambda: record_lifecycle(journal, catalogue, read, accepted, accepted)
+        loop = notifier(journal, catalogue)
+        loop.start()
+        try:
+            done = await wait_for(
+                lambda: journal.get(xid),
+                lambda ex: ex is not None and ex.notify_state is None,
+                what=f"no callback of {xid} pending",
+            )
+        finally:
+            await loop.stop()
+    kinds = [e.kind for e in done.events]
+    after = done.events[kinds.index("callback_replayed") + 1 :]
+    assert [(e.kind, e.data.get("state")) for e in after] == [
+        ("lifecycle", None),
+        ("callback_delivered", "delivered"),
+        ("callback_delivered", "lifecycle:accepted"),
+    ]
+    keys = [h["idempotency-key"] for h, _, _ in receiver.got]
+    assert keys == [f"{xid}:delivered", f"{xid}:lifecycle:accepted"]
