@@ -149,3 +149,31 @@ async def test_every_step_reaches_the_partner_in_order_while_it_is_failing(
     delivered = [e.data["state"] for e in view.events if e.kind == "notice_delivered"]
     assert delivered == [mark for mark, _ in HEARD]
     assert view.notify_state is None
+
+
+async def test_a_notice_on_its_way_when_a_step_comes_is_journalled_and_sent_once(
+    make_config, simulators, broker_at, journal_of: Any, notice_api: tuple[NoticeApi, str]
+) -> None:
+    """The local system reports a step while the first notice is on its way (the step's write
+    takes the notifier's lease): the notice's try and its outcome are journalled all the same,
+    and the partner hears it once, then the step."""
+    api, base = notice_api
+    api.failures = 0
+    root = notice_config(make_config, max_attempts=4, read="30s", total="60s")
+    (root / "mappings" / "inbound-rp.yaml").write_text(MAPPING + REPORT, encoding="utf-8")
+    sims = {**await simulators(root), "hk:callback": SimpleNamespace(url=base)}
+    async with broker_at(root, sims, journal_obj=journal_of) as (broker, url):
+        xid = await file_one(url, "HKDPO-2026-0402")
+        await settle(broker, xid, DONE)
+        await asyncio.wait_for(api.arrived.wait(), 30)  # the first notice is in flight
+        await decide(url, xid, {"lifecycle": "accepted"})
+        api.release.set()
+        view = await settled(broker, xid, "lifecycle:accepted")
+    assert [key for key, *_ in api.log] == [f"{xid}:delivered", f"{xid}:lifecycle:accepted"]
+    tries = [(e.kind, e.data["state"]) for e in view.events if e.kind.startswith("notice_")]
+    assert tries == [
+        ("notice_attempt", "delivered"),
+        ("notice_delivered", "delivered"),
+        ("notice_attempt", "lifecycle:accepted"),
+        ("notice_delivered", "lifecycle:accepted"),
+    ]
