@@ -86,7 +86,7 @@ def compile_tree(root: Node, schema: etree._Element) -> tuple[_Child, ...] | Non
     try:
         if decl is None:
             raise Unknown("no such global element")
-        return _complex(index, _declared_type(index, decl), root, 0)
+        return _complex(index, declared_type(index, decl), root, 0)
     except Unknown:
         return None
 
@@ -196,7 +196,7 @@ _ELEMENT_ATTRS_OK = frozenset(
 )
 
 
-def _declared_type(index: SchemaIndex, decl: etree._Element) -> etree._Element | str:
+def declared_type(index: SchemaIndex, decl: etree._Element) -> etree._Element | str:
     """An element declaration's type: its inline or named definition, or a built-in's local
     name (``"string"``)."""
     if not set(decl.attrib) <= _ELEMENT_ATTRS_OK:
@@ -268,10 +268,10 @@ def _child(index: SchemaIndex, decl: etree._Element, child: Node, depth: int) ->
     inner = check = None
     base = ""
     if child.simple is None:
-        inner = _complex(index, _declared_type(index, decl), child, depth + 1)
+        inner = _complex(index, declared_type(index, decl), child, depth + 1)
     else:
         try:  # a simple type not judged here leaves only this element to lxml
-            base, check = _element_check(index, decl, _declared_type(index, decl), child)
+            base, check = _element_check(index, decl, declared_type(index, decl), child)
         except Unknown:
             check = None
     return _Child(

@@ -26,6 +26,8 @@ from lxml import etree  # type: ignore[import-untyped]
 
 from adapters.base import OutboundRequest
 from adapters.body import Attr, BodyInvalid, Node
+from adapters.facets import Facets
+from adapters.headerfacets import TYPE, ValueCheck, value_check, wsdl_facets
 from adapters.soapheaders import (
     HeaderParts,
     HeaderPathError,
@@ -51,7 +53,12 @@ from adapters.xroad import (
 from adapters.xsdtypes import BadValue
 from federation.config.headers import EXCHANGE_KEY, HEADERS_KEY
 from federation.config.reader import Reader
-from federation.config.secrets import SECRET_RE, SecretRef, literal_credential, parse_secret
+from federation.config.secrets import (
+    SECRET_RE,
+    SecretRef,
+    literal_credential,
+    parse_secret,
+)
 from federation.config.yamlsrc import PathKey
 from federation.domain.texts import Text, said
 
@@ -66,6 +73,7 @@ class HeaderSettings:
     key_header: str | None = None  # idempotency: {header: path}
     key_body: str | None = None  # idempotency: {body: path}
     profile: XRoadProfile | None = None
+    wsdl: Path | None = None  # the WSDL file, whose XML Schema the values are checked against
 
     @property
     def active(self) -> bool:
@@ -95,8 +103,22 @@ def parse_settings(
     elif "xroad" in m:
         r.error((*path, "xroad"), said("an xroad: section needs profile: xroad"))
     return HeaderSettings(
-        fixed=tuple(fixed), key_header=key_header, key_body=key_body, profile=profile
+        fixed=tuple(fixed),
+        key_header=key_header,
+        key_body=key_body,
+        profile=profile,
+        wsdl=_wsdl_file(m.get("wsdl"), base),
     )
+
+
+def _wsdl_file(name: Any, base: Path) -> Path | None:
+    """The WSDL file ``soap: wsdl:`` names, if it is one under ``base`` (the adapter's spec
+    reports it otherwise)."""
+    if not isinstance(name, str):
+        return None
+    root = base.resolve()
+    file = (root / name).resolve()
+    return file if file.is_relative_to(root) and file.is_file() else None
 
 
 def _fixed(r: Reader, path: PathKey, raw: Any, base: Path) -> list[tuple[str, Any]]:
@@ -165,6 +187,7 @@ class HeaderPlan:
     per_message: tuple[tuple[KeyPath, str], ...] = ()  # (path, exchange value) set per message
     legacy: bool = True  # also write the idempotency_header element, as before
     secrets: tuple[tuple[KeyPath, SecretRef], ...] = ()  # soap: headers: given by reference
+    checks: tuple[ValueCheck | None, ...] = ()  # each secret's type and facets, in that order
 
     @property
     def plain(self) -> bool:
@@ -204,7 +227,10 @@ class HeaderPlan:
             k: v for k, v in payload.items() if k != HEADERS_KEY and k != EXCHANGE_KEY
         }
         values = dict(self.fixed)
-        for path, secret in self.read_secrets() if secrets is None else secrets:
+        secrets = self.read_secrets() if secrets is None else secrets
+        if self.checks:
+            self._check(secrets)
+        for path, secret in secrets:
             put(values, path, secret)
         mapped = payload.get(HEADERS_KEY)
         if isinstance(mapped, Mapping):
@@ -228,6 +254,27 @@ class HeaderPlan:
         tops = {path[0] for path, _ in self.secrets}
         rest = {k: v for k, v in values.items() if k not in tops}
         return body, blocks, render(self.parts, rest) if rest else []
+
+    def _check(self, secrets: Sequence[tuple[KeyPath, str]]) -> None:
+        """BodyInvalid if a secret's value is not one its element's XML Schema type allows (its
+        built-in type or a facet of the WSDL's), naming the element, the reference and the
+        facet, never the value: nothing is sent."""
+        problems = []
+        for (path, value), (own, ref), check in zip(
+            secrets, self.secrets, self.checks, strict=False
+        ):
+            broken = check.broken(value) if check is not None and path == own else None
+            if not broken:
+                continue
+            if broken == [TYPE]:
+                problems.append(f"{dotted(path)}: the value of {ref} is not one its type allows")
+            else:
+                facets = ", ".join(f for f in broken if f != TYPE)
+                problems.append(
+                    f"{dotted(path)}: the value of {ref} breaks the WSDL's XML Schema facet {facets}"
+                )
+        if problems:
+            raise BodyInvalid(problems)
 
     def _unquoted(self, problems: list[str]) -> list[str]:
         """Problems that never quote a secret: one about a referenced value names the reference
@@ -290,6 +337,7 @@ def plan_for(
         fixed = fixed_headers(settings.profile, item, operation)
         per_message = tuple(PER_MESSAGE.items())
     secrets: list[tuple[KeyPath, SecretRef]] = []
+    facets = wsdl_facets(settings.wsdl) if settings.fixed else None
     for text, value in settings.fixed:
         try:
             keys = resolve(parts, text)
@@ -320,6 +368,7 @@ def plan_for(
         per_message=per_message,
         legacy=not (settings.key_header or settings.key_body),
         secrets=tuple(secrets),
+        checks=tuple(value_check(facets, parts.parts[keys[0]], keys) for keys, _ in secrets),
     )
 
 
@@ -348,11 +397,13 @@ def check_settings(
     name), each problem once, at its line: a path the WSDL does not declare, a value of the wrong
     type, an idempotency key aimed at an element that holds elements."""
     soap = (*partner, "soap")
+    facets = wsdl_facets(settings.wsdl) if settings.fixed else None
     for kind, name in ops.items():
         parts = input_headers(port, name)
         if kind == "application":
             for text, value in settings.fixed:
-                _check_fixed(r, (*soap, "headers", text), parts, name, text, value)
+                where = (*soap, "headers", text)
+                _check_fixed(r, where, parts, name, (text, value), facets)
             if settings.profile is not None:
                 profile = HeaderSettings(profile=settings.profile)  # the key is checked below
                 try:
@@ -373,15 +424,38 @@ def check_settings(
 
 
 def _check_fixed(
-    r: Reader, where: PathKey, parts: HeaderParts, op: str, text: str, value: Any
+    r: Reader,
+    where: PathKey,
+    parts: HeaderParts,
+    op: str,
+    item: tuple[str, Any],
+    facets: Facets | None,
 ) -> None:
+    """A fixed value against its element: its type, then the WSDL's facets for it (a secret's
+    value is checked at every send, when it is read)."""
+    text, value = item
     target = _check_target(r, where, parts, op, text, said("a fixed value"))
-    if target is None or isinstance(value, SecretRef):  # a secret's type is checked at send
+    if target is None or isinstance(value, SecretRef):
         return
     try:
         target.simple.write(value)  # type: ignore[union-attr]  # _check_target: simple or Attr
     except BadValue as exc:  # the value is not of the element's XML Schema type
         _once(r, where, said("%(header)s: %(problem)s", header=text, problem=exc.text))
+        return
+    keys = resolve(parts, text)
+    check = value_check(facets, parts.parts[keys[0]], keys)
+    broken = check.broken(value) if check is not None else []
+    if broken:
+        _once(
+            r,
+            where,
+            said(
+                "%(header)s: the value breaks the WSDL's XML Schema facet %(facets)s of %(path)s",
+                header=text,
+                facets=", ".join(broken),
+                path=dotted(keys),
+            ),
+        )
 
 
 def _check_target(
