@@ -5,6 +5,13 @@ attempt. Applications are never logged; as a second line of defence :func:`redac
 personal-data keys and anything shaped like an ID number, HKID, permit, phone or bank account number
 in any string, including rendered tracebacks.
 
+Libraries log through the standard library, where nothing redacts. zeep's reader logs a reply
+value it cannot convert with the exception that quotes it (``invalid literal for int() with base
+10: '…'``), and with no handler configured Python's last-resort handler prints that to stderr, the
+log. :func:`configure` contains such libraries (:data:`CONTAINED`): their records never propagate,
+never reach a handler that formats them, and warnings and errors become one event,
+``library_log_withheld``, naming the logger, the level and the exception's type only.
+
 :func:`get_logger` returns structlog's lazy proxy: the configuration is read each time it logs, not
 when it is made, so a module-level ``_log = get_logger(...)`` created at import, before
 :func:`configure` runs, still logs through redaction, JSON and the level chosen at start-up.
@@ -90,10 +97,44 @@ def processors() -> list[Processor]:
     ]
 
 
+# Loggers of libraries that may put the data they were given in a record's message or exception.
+CONTAINED = ("zeep",)
+
+
+class _Withheld(logging.Handler):
+    """A contained library's warning or error as ``library_log_withheld``: which logger, its
+    level and the exception's type; the record's message, arguments and exception text are never
+    formatted (they may quote a reply's values)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        exc_type = record.exc_info[0] if record.exc_info else None
+        get_logger(component="library").warning(
+            "library_log_withheld",
+            source=record.name,
+            library_level=record.levelname.lower(),
+            error_type=exc_type.__name__ if exc_type is not None else None,
+        )
+
+
+_WITHHELD = _Withheld(logging.WARNING)
+
+
+def contain_libraries() -> None:
+    """Route the :data:`CONTAINED` libraries' records to :class:`_Withheld` alone: no
+    propagation to the root logger (or Python's last-resort handler), debug and info dropped."""
+    for name in CONTAINED:
+        library = logging.getLogger(name)
+        library.handlers[:] = [_WITHHELD]
+        library.propagate = False
+        library.setLevel(logging.WARNING)
+
+
 def configure(
     *, level: str = "info", stream: TextIO | None = None, json: bool | None = None
 ) -> None:
-    """Set up structlog for the process (call once, at start-up; loggers made earlier follow)."""
+    """Set up structlog for the process (call once, at start-up; loggers made earlier follow),
+    and contain the libraries that log through the standard library."""
+    contain_libraries()
     out = stream or sys.stderr
     as_json = (not out.isatty()) if json is None else json
     renderer: Processor = (
