@@ -5,12 +5,20 @@ attempt. Applications are never logged; as a second line of defence :func:`redac
 personal-data keys and anything shaped like an ID number, HKID, permit, phone or bank account number
 in any string, including rendered tracebacks.
 
-Libraries log through the standard library, where nothing redacts. zeep's reader logs a reply
-value it cannot convert with the exception that quotes it (``invalid literal for int() with base
-10: '…'``), and with no handler configured Python's last-resort handler prints that to stderr, the
-log. :func:`configure` contains such libraries (:data:`CONTAINED`): their records never propagate,
-never reach a handler that formats them, and warnings and errors become one event,
-``library_log_withheld``, naming the logger, the level and the exception's type only.
+Libraries log through the standard library, where nothing redacts, and their messages quote what
+they were given: zeep a reply value it cannot convert (``invalid literal for int() with base 10:
+'…'``), aiohttp.server a handler's exception with its traceback, asyncio a task's exception and a
+callback with its arguments, aiohttp.access a path with its query. The project itself never logs
+through the standard library (:func:`get_logger` writes by structlog alone), so every standard-
+library record is a library's, and :func:`configure` makes each one without its data: the record
+factory drops the message, arguments, exception and stack when the record is made, so no handler
+anywhere (a library's own, a test's, Python's last resort) can write them. A handler on the root
+logger turns warnings and errors into one event, ``library_log_withheld``, naming the logger, the
+level and the exception's type; debug and info records (aiohttp's access log among them: the
+broker writes its own, with route templates) are dropped. Python's last-resort handler is off.
+Warnings (``warnings.showwarning``) become the same event with their category; an exception no one
+handled, in a thread, a finaliser or the main thread, becomes ``exception_unhandled`` with its
+traceback by frame and type; :func:`loop_exception_handler` does the same for the event loop.
 
 :func:`get_logger` returns structlog's lazy proxy: the configuration is read each time it logs, not
 when it is made, so a module-level ``_log = get_logger(...)`` created at import, before
@@ -19,13 +27,17 @@ when it is made, so a module-level ``_log = get_logger(...)`` created at import,
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
 import sys
+import threading
 import traceback
-from collections.abc import Iterator
-from typing import TextIO
+import warnings
+from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import Any, TextIO
 
 import orjson
 import structlog
@@ -97,36 +109,138 @@ def processors() -> list[Processor]:
     ]
 
 
-# Loggers of libraries that may put the data they were given in a record's message or exception.
-CONTAINED = ("zeep",)
+# The one message a standard-library record carries once configure() has run (see _withholding).
+WITHHELD = "library_log_withheld"
+
+
+def _withholding(make: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
+    """A log record factory that makes each record through ``make`` without its message, its
+    arguments, its exception or its stack: every record a library makes says :data:`WITHHELD`,
+    and keeps the exception's type (``withheld_error_type``) so that an operator sees what broke.
+    Fields a library passes as ``extra=`` are set after the factory; no handler here writes them."""
+
+    def record(
+        name: str,
+        level: int,
+        fn: str,
+        lno: int,
+        msg: object,
+        args: object,
+        exc_info: object,
+        func: str | None = None,
+        sinfo: str | None = None,
+        **kwargs: object,
+    ) -> logging.LogRecord:
+        made = make(name, level, fn, lno, WITHHELD, (), None, func, None, **kwargs)
+        exc_type = exc_info[0] if isinstance(exc_info, tuple) and exc_info else None
+        made.withheld_error_type = exc_type.__name__ if isinstance(exc_type, type) else None
+        return made
+
+    record.withholds = True  # type: ignore[attr-defined]
+    return record
 
 
 class _Withheld(logging.Handler):
-    """A contained library's warning or error as ``library_log_withheld``: which logger, its
-    level and the exception's type; the record's message, arguments and exception text are never
-    formatted (they may quote a reply's values)."""
+    """On the root logger: a library's warning or error as the event ``library_log_withheld``,
+    naming the logger, its level and the exception's type (the record holds nothing more)."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        exc_type = record.exc_info[0] if record.exc_info else None
         get_logger(component="library").warning(
-            "library_log_withheld",
+            WITHHELD,
             source=record.name,
             library_level=record.levelname.lower(),
-            error_type=exc_type.__name__ if exc_type is not None else None,
+            error_type=getattr(record, "withheld_error_type", None),
         )
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        """A failure to write the event says so on stderr with its type; the standard one would
+        print the record's message and arguments."""
+        failed = sys.exc_info()[0]
+        with contextlib.suppress(Exception):
+            sys.stderr.write(f"{WITHHELD} not written: {getattr(failed, '__name__', None)}\n")
 
 
 _WITHHELD = _Withheld(logging.WARNING)
 
 
 def contain_libraries() -> None:
-    """Route the :data:`CONTAINED` libraries' records to :class:`_Withheld` alone: no
-    propagation to the root logger (or Python's last-resort handler), debug and info dropped."""
-    for name in CONTAINED:
-        library = logging.getLogger(name)
-        library.handlers[:] = [_WITHHELD]
-        library.propagate = False
-        library.setLevel(logging.WARNING)
+    """Make every standard-library record without message, arguments or exception text
+    (:func:`_withholding`), send warnings and errors to the broker's log as
+    ``library_log_withheld`` (a handler on the root logger), turn Python's last-resort handler
+    off, and report unhandled exceptions and warnings without their messages."""
+    if not getattr(logging.getLogRecordFactory(), "withholds", False):
+        logging.setLogRecordFactory(_withholding(logging.getLogRecordFactory()))
+    root = logging.getLogger()
+    if _WITHHELD not in root.handlers:
+        root.addHandler(_WITHHELD)
+    logging.lastResort = None
+    _hook_unhandled()
+
+
+def _hook_unhandled() -> None:
+    """Report unhandled exceptions and warnings by :func:`_unhandled` and
+    :func:`_warning_withheld`. A thread's, a finaliser's or the process's hook is replaced only
+    where it is the interpreter's own: one that someone installed (a debugger, a test runner)
+    was put there to see these. Warnings' filters still decide whether a warning shows."""
+    if threading.excepthook in (threading.__excepthook__, _thread_failed):
+        threading.excepthook = _thread_failed
+    if sys.unraisablehook in (sys.__unraisablehook__, _unraisable):
+        sys.unraisablehook = _unraisable
+    if sys.excepthook in (sys.__excepthook__, _process_failed):
+        sys.excepthook = _process_failed
+    warnings.showwarning = _warning_withheld
+
+
+def _unhandled(origin: str, exc: BaseException | None, **context: object) -> None:
+    """``exception_unhandled``: where (``origin``), the exception's type and its traceback by
+    frame and type (:func:`bare_traceback`), never its message or the objects involved."""
+    get_logger(component="runtime").error(
+        "exception_unhandled",
+        origin=origin,
+        error_type=type(exc).__name__ if exc is not None else None,
+        exception=bare_traceback(exc) if exc is not None else None,
+        **context,
+    )
+
+
+def _thread_failed(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:  # as the standard hook: a thread's sys.exit() is no error
+        return
+    _unhandled("thread", args.exc_value, thread=args.thread.name if args.thread else None)
+
+
+def _unraisable(args: sys.UnraisableHookArgs) -> None:
+    _unhandled("unraisable", args.exc_value)  # err_msg and object: free text and a repr
+
+
+def _process_failed(
+    exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
+) -> None:
+    _unhandled("main", exc)
+
+
+def loop_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """For ``loop.set_exception_handler``: an error the event loop caught (a task's exception
+    never retrieved, an exception in a callback) as ``exception_unhandled`` with its frames and
+    the names of the context's parts (``future``, ``handle``…); asyncio's message quotes the
+    callback's arguments and the exception's message, and is not written."""
+    parts = sorted(set(context) - {"message", "exception"})
+    _unhandled("event_loop", context.get("exception"), context=parts)
+
+
+def _warning_withheld(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """For ``warnings.showwarning``: a warning as ``library_log_withheld`` with its category,
+    not its text (which may quote a value) or the source line."""
+    get_logger(component="library").warning(
+        WITHHELD, source="py.warnings", library_level="warning", error_type=category.__name__
+    )
 
 
 def configure(

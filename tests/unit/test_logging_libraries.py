@@ -1,22 +1,31 @@
-"""Libraries that log through the standard library (federation.logging.contain_libraries): a reply
-read by zeep's fallback reader, whose values zeep cannot convert, leaves those values in no log
-record, handler or line, even with every logger at DEBUG."""
+"""Libraries and hooks that write through the standard library (federation.logging.configure): what
+a library logs, an exception nobody handled and a warning reach no log line, handler or stderr with
+the data they quote, even with every logger at DEBUG; the broker's log says what was withheld."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import gc
 import io
 import logging
-from collections.abc import Iterator
+import sys
+import threading
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 import structlog
+import uvloop
 from lxml import etree
 
 from adapters.envelope import SOAP11
 from adapters.wsdl import ZeepBody, compile_operation, find_port, load_document
-from federation.logging import CONTAINED, configure
+from federation.logging import configure, loop_exception_handler
 
 HKID, NAME, MAINLAND_ID = "A1234567(8)", "余丽萍", "510104199307070153"
 WSDL = """<?xml version="1.0" encoding="UTF-8"?>
@@ -65,33 +74,81 @@ class Everything(logging.Handler):
         self.lines.append(self.format(record))
 
 
-@pytest.fixture
-def everything() -> Iterator[Everything]:
-    """A handler on the root logger at DEBUG, every logger's state restored afterwards."""
+@dataclass
+class Process:
+    """What a process configured by configure(level="debug") writes: its log, the lines of a
+    handler on the root logger at DEBUG, and (read by :meth:`text`) stdout and stderr."""
+
+    log: io.StringIO
+    everything: Everything
+    capsys: pytest.CaptureFixture[str]
+    seen: list[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        """Everything written so far, anywhere."""
+        self.seen.extend(self.capsys.readouterr())
+        return "\n".join([*self.everything.lines, self.log.getvalue(), *self.seen])
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        """The broker's log events called ``name``."""
+        lines = [orjson.loads(line) for line in self.log.getvalue().splitlines()]
+        return [line for line in lines if line["event"] == name]
+
+    def assert_nowhere(self, *values: str) -> None:
+        """None of ``values`` was written anywhere."""
+        text = self.text()
+        for value in values:
+            assert value not in text, f"{value!r} reached a log"
+
+
+def _to_stderr(message: warnings.WarningMessage) -> None:
+    """The interpreter's way of showing a warning (pytest records them instead)."""
+    sys.stderr.write(warnings.formatwarning(*_warning_parts(message)))
+
+
+def _warning_parts(m: warnings.WarningMessage) -> tuple[Any, ...]:
+    return (m.message, m.category, m.filename, m.lineno, m.line)
+
+
+@contextlib.contextmanager
+def production_process(capsys: pytest.CaptureFixture[str]) -> Iterator[Process]:
+    """The process as `tongban serve` has it after configure(level="debug"): the interpreter's
+    own thread, finaliser and process hooks and way of showing warnings (pytest installs its own),
+    a handler on the root logger at DEBUG; every global restored afterwards."""
     root = logging.getLogger()
-    kept = [
-        (lg, lg.level, lg.propagate, list(lg.handlers))
-        for lg in map(logging.getLogger, ("", *CONTAINED))
-    ]
-    handler = Everything()
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    yield handler
-    for lg, level, propagate, handlers in kept:
-        lg.setLevel(level)
-        lg.propagate = propagate
-        lg.handlers[:] = handlers
-    structlog.reset_defaults()
+    kept = (list(root.handlers), root.level, logging.lastResort, logging.getLogRecordFactory())
+    hooks = (threading.excepthook, sys.unraisablehook, sys.excepthook)
+    everything = Everything()
+    with warnings.catch_warnings():  # restores the filters, showwarning and the way it shows
+        warnings.simplefilter("always")
+        warnings._showwarnmsg_impl = _to_stderr  # type: ignore[attr-defined]
+        threading.excepthook = threading.__excepthook__
+        sys.unraisablehook, sys.excepthook = sys.__unraisablehook__, sys.__excepthook__
+        root.addHandler(everything)
+        root.setLevel(logging.DEBUG)
+        log = io.StringIO()
+        configure(level="debug", stream=log, json=True)
+        try:
+            yield Process(log=log, everything=everything, capsys=capsys)
+        finally:
+            threading.excepthook, sys.unraisablehook, sys.excepthook = hooks
+            root.handlers[:] = kept[0]
+            root.setLevel(kept[1])
+            logging.lastResort = kept[2]
+            logging.setLogRecordFactory(kept[3])
+            structlog.reset_defaults()
 
 
-def test_reply_values_zeep_cannot_convert_reach_no_log(
-    everything: Everything, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.fixture
+def process(capsys: pytest.CaptureFixture[str]) -> Iterator[Process]:
+    """A production process's logging (:func:`production_process`)."""
+    with production_process(capsys) as p:
+        yield p
+
+
+def test_reply_values_zeep_cannot_convert_reach_no_log(process: Process, tmp_path: Path) -> None:
     """An ID number, a name and an HKID where the WSDL wants numbers and dates, read by zeep's
-    reader with logging at DEBUG: none is in any record, any handler's line, the broker's log or
-    stderr; the broker's log says a zeep error was withheld. Before, zeep's record quoted them."""
-    stream = io.StringIO()
-    configure(level="debug", stream=stream, json=True)
+    reader: none is written anywhere; the broker's log says a zeep error was withheld."""
     wsdl = tmp_path / "a.wsdl"
     wsdl.write_text(WSDL, encoding="utf-8")
     port = find_port(load_document(wsdl, tmp_path), None, None)
@@ -101,10 +158,141 @@ def test_reply_values_zeep_cannot_convert_reach_no_log(
     body = etree.fromstring(REPLY)
     read = op.output.read(body, body[0])
     assert read["ref_no"] == "R-1" and read["age"] is None  # zeep could not convert it
-    everywhere = "\n".join([*everything.lines, stream.getvalue(), *capsys.readouterr()])
-    for value in (HKID, NAME, MAINLAND_ID):
-        assert value not in everywhere, f"{value!r} reached a log"
-    logged = [orjson.loads(line) for line in stream.getvalue().splitlines()]
-    assert {"event": "library_log_withheld", "error_type": "ValueError"}.items() <= logged[
-        0
-    ].items()
+    process.assert_nowhere(HKID, NAME, MAINLAND_ID)
+    [withheld, *_] = process.events("library_log_withheld")
+    assert withheld["source"].startswith("zeep") and withheld["error_type"] == "ValueError"
+
+
+LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
+    "asyncio": asyncio.new_event_loop,
+    "uvloop": uvloop.new_event_loop,  # what `tongban serve` runs on
+}
+
+
+async def _refuse(holder: str) -> None:
+    raise ValueError(f"no such holder: {holder}")
+
+
+def _check(holder: str) -> None:
+    raise ValueError(f"no such holder: {holder}")
+
+
+async def _lose_a_failed_task() -> None:
+    """A task fails and is dropped before anyone asks for its exception."""
+    task = asyncio.ensure_future(_refuse(MAINLAND_ID))
+    while not task.done():
+        await asyncio.sleep(0)
+    del task
+    gc.collect()
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_task_exception_never_retrieved_reaches_no_log(process: Process, loop: str) -> None:
+    """asyncio's "Task exception was never retrieved", which quotes the exception and prints its
+    traceback, leaves the ID number nowhere; the log says asyncio's ValueError was withheld."""
+    with asyncio.Runner(loop_factory=LOOPS[loop]) as runner:
+        runner.run(_lose_a_failed_task())
+    process.assert_nowhere(MAINLAND_ID)
+    [withheld] = process.events("library_log_withheld")
+    assert (withheld["source"], withheld["error_type"]) == ("asyncio", "ValueError")
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_an_exception_in_a_callback_reaches_no_log(process: Process, loop: str) -> None:
+    """asyncio's "Exception in callback", which prints the callback with its arguments, leaves
+    the HKID nowhere; the log says asyncio's ValueError was withheld."""
+
+    async def schedule() -> None:
+        asyncio.get_running_loop().call_soon(_check, HKID)
+        await asyncio.sleep(0.01)
+
+    with asyncio.Runner(loop_factory=LOOPS[loop]) as runner:
+        runner.run(schedule())
+    process.assert_nowhere(HKID)
+    [withheld] = process.events("library_log_withheld")
+    assert (withheld["source"], withheld["error_type"]) == ("asyncio", "ValueError")
+
+
+def test_a_thread_exception_reaches_no_log(process: Process) -> None:
+    """An exception no one caught in a thread is logged by frame and type, not its HKID."""
+    thread = threading.Thread(target=_check, args=(HKID,), name="reader")
+    thread.start()
+    thread.join()
+    process.assert_nowhere(HKID)
+    [event] = process.events("exception_unhandled")
+    assert (event["origin"], event["thread"], event["error_type"]) == (
+        "thread",
+        "reader",
+        "ValueError",
+    )
+    assert "in _check" in event["exception"]
+
+
+def test_an_exception_in_a_finaliser_reaches_no_log(process: Process) -> None:
+    """An exception raised in __del__ ("Exception ignored in") is logged without its name."""
+
+    class Holder:
+        def __del__(self) -> None:
+            _check(NAME)
+
+    Holder()
+    gc.collect()
+    process.assert_nowhere(NAME)
+    [event] = process.events("exception_unhandled")
+    assert (event["origin"], event["error_type"]) == ("unraisable", "ValueError")
+
+
+def test_an_unhandled_exception_of_the_process_reaches_no_log(process: Process) -> None:
+    """The last exception of the process, as the interpreter hands it to sys.excepthook, is
+    logged by frame and type, without the ID number in its message."""
+    try:
+        _check(MAINLAND_ID)
+    except ValueError:
+        sys.excepthook(*sys.exc_info())
+    process.assert_nowhere(MAINLAND_ID)
+    [event] = process.events("exception_unhandled")
+    assert (event["origin"], event["error_type"]) == ("main", "ValueError")
+
+
+def test_a_warning_reaches_no_log(process: Process) -> None:
+    """A warning whose text quotes an HKID is logged with its category only."""
+    warnings.warn(f"holder {HKID} looked up twice", RuntimeWarning, stacklevel=1)
+    process.assert_nowhere(HKID)
+    [withheld] = process.events("library_log_withheld")
+    assert (withheld["source"], withheld["error_type"]) == ("py.warnings", "RuntimeWarning")
+
+
+def test_a_library_with_its_own_handler_writes_nothing_of_its_record(process: Process) -> None:
+    """A library that logs to a handler of its own, or to none (Python's last resort), writes no
+    message, argument or traceback of its record."""
+    own = io.StringIO()
+    chatty = logging.getLogger("chatty")
+    silent = logging.getLogger("silent")
+    chatty.addHandler(logging.StreamHandler(own))
+    chatty.propagate = silent.propagate = False
+    try:
+        try:
+            _check(NAME)
+        except ValueError:
+            chatty.exception("lookup of %s failed", HKID)
+            silent.exception("lookup of %s failed", HKID)
+    finally:
+        chatty.handlers.clear()
+        chatty.propagate = silent.propagate = True
+    assert own.getvalue() == "library_log_withheld\n"
+    process.assert_nowhere(HKID, NAME)
+
+
+def test_the_loop_exception_handler_keeps_frames_not_messages(process: Process) -> None:
+    """loop_exception_handler logs a lost task's exception by frame and type, not the ID number."""
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_exception_handler(loop_exception_handler)
+        await _lose_a_failed_task()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main())
+    process.assert_nowhere(MAINLAND_ID)
+    [event] = process.events("exception_unhandled")
+    assert (event["origin"], event["error_type"]) == ("event_loop", "ValueError")
+    assert "in _refuse" in event["exception"] and "future" in event["context"]
