@@ -81,7 +81,7 @@ from federation.config import Partner
 from federation.config.headers import EXCHANGE_KEY, HEADERS_KEY
 from federation.config.reader import Reader
 from federation.config.replies import ReplyRules
-from federation.config.secrets import SecretError
+from federation.config.secrets import SecretError, off_loop
 from federation.config.yamlsrc import PathKey
 from federation.domain.errors import (
     ConfigError,
@@ -423,10 +423,8 @@ class SoapAdapter:
         op = self._operation(request)
         plan = self._plans.get((request.service, request.kind))
         url = self.partner.endpoint
-        data, digest_of, read = self._envelope(op, plan, request, url)
+        data, digest_of, read = await self._message(op, plan, request, url)
         signature = self.partner.auth.ws_signature if self.partner.auth else None
-        if signature is not None:  # signed afresh for every attempt: a new Timestamp
-            data = sign_or_hold(data, signature, op.version, self.partner.id, op.name)
         headers = {
             **op.http_headers,
             "X-Tongban-Exchange-Id": request.exchange_id,
@@ -490,8 +488,42 @@ class SoapAdapter:
             )
         return op
 
-    def _envelope(
+    async def _message(
         self, op: Operation, plan: HeaderPlan | None, request: OutboundRequest, url: str
+    ) -> tuple[bytes, bytes, list[str]]:
+        """:meth:`_envelope` with the header values given by reference and the WS-Security
+        password read now (a rotated secret applies to the next attempt; in a thread if one is a
+        file), signed afresh if ``auth: ws_signature:`` says (a new Timestamp; in a thread: it
+        reads the key's file). A secret that cannot be read holds the exchange, naming the
+        reference: never sent without it."""
+        security = self.options.ws_security
+        refs = [ref for _, ref in plan.secrets] if plan is not None else []
+        if security is not None:
+            refs.append(security.password)
+
+        def read() -> tuple[list[tuple[KeyPath, str]], str]:
+            secrets = plan.read_secrets() if plan is not None else []
+            return secrets, security.password.read() if security is not None else ""
+
+        try:
+            got = read() if all(r.kind == "env" for r in refs) else await off_loop(read)
+        except SecretError as exc:
+            raise not_sent(exc, self.partner.id, op.name, "POST", url) from None
+        data, digest_of, secrets = self._envelope(op, plan, request, url, *got)
+        signature = self.partner.auth.ws_signature if self.partner.auth else None
+        if signature is not None:
+            args = (data, signature, op.version, self.partner.id, op.name)
+            data = await off_loop(lambda: sign_or_hold(*args))
+        return data, digest_of, secrets
+
+    def _envelope(
+        self,
+        op: Operation,
+        plan: HeaderPlan | None,
+        request: OutboundRequest,
+        url: str,
+        secrets: list[tuple[KeyPath, str]],
+        password: str,
     ) -> tuple[bytes, bytes, list[str]]:
         """The envelope to send, the bytes its transcript digest is of, and the secrets read.
 
@@ -502,13 +534,7 @@ class SoapAdapter:
         type's normalisation, 0042 written 42, would leave it in).
         """
         payload = request.payload
-        secrets: list[tuple[KeyPath, str]] = []
         security = self.options.ws_security
-        try:  # at every attempt: a rotated secret applies to the next one
-            secrets = plan.read_secrets() if plan is not None else []
-            password = security.password.read() if security is not None else ""
-        except SecretError as exc:  # held, naming the reference: never sent without it
-            raise not_sent(exc, self.partner.id, op.name, "POST", url) from None
         try:
             if (plan is None or plan.plain) and not (
                 HEADERS_KEY in payload or EXCHANGE_KEY in payload

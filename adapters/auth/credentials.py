@@ -21,7 +21,7 @@ from adapters.auth.signing import sign
 from adapters.auth.tls import client_context
 from federation.config import Partner
 from federation.config.auth import ApiKey, Auth, Bearer, OAuth2, Signing
-from federation.config.secrets import SecretError
+from federation.config.secrets import SecretError, read_texts
 from federation.domain.errors import Transcript, TransientError
 
 
@@ -121,11 +121,11 @@ class Credentials:
             raise not_sent(self.unusable, self.partner.id, service, method, url)
         try:
             if isinstance(scheme, Bearer):
-                token = scheme.token.read()
+                token = (await read_texts((scheme.token,)))[0]  # a file: in a thread
                 value = f"Bearer {token}"
                 return _header(url, service, "Authorization", value, f"Bearer {REDACTED}", token)
             if isinstance(scheme, ApiKey):
-                key = scheme.key.read()
+                key = (await read_texts((scheme.key,)))[0]
                 return _header(url, service, scheme.header, key, REDACTED, key)
             if isinstance(scheme, OAuth2):
                 source = self._tokens[id(scheme)]
@@ -135,7 +135,7 @@ class Credentials:
                 )
                 return replace(applied, token=token)
             if isinstance(scheme, Signing):
-                secret = scheme.secret.read_bytes()
+                secret = await scheme.secret.load()
                 signed = sign(
                     scheme,
                     secret,

@@ -24,6 +24,7 @@ import orjson
 
 from adapters.httpio import is_redirect, redirect_note, retry_after_seconds
 from federation.config.auth import OAuth2
+from federation.config.secrets import read_texts
 from federation.domain.errors import PermanentError, Transcript, TransientError
 
 TRANSIENT = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -80,7 +81,7 @@ class TokenSource:
         form = {"grant_type": "client_credentials"}
         if spec.scope:
             form["scope"] = spec.scope
-        secret = spec.client_secret.read()
+        secret = (await read_texts((spec.client_secret,)))[0]  # a file: in a thread
         shown = Transcript(request={"method": "POST", "url": spec.token_url, **form})
         common: dict[str, Any] = {
             "partner": self.partner,

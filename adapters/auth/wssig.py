@@ -94,7 +94,8 @@ def sign_or_hold(
     data: bytes, spec: WsSignature, version: SoapVersion, partner: str, operation: str
 ) -> bytes:
     """:func:`sign_envelope` now; a key that cannot be read or cannot sign holds the exchange
-    (a transient error naming why): nothing is sent unsigned."""
+    (a transient error naming why): nothing is sent unsigned. Blocking (it reads the key and
+    certificate files, and signs): the adapter runs it in a thread."""
     try:
         return sign_envelope(data, spec, version, datetime.now(UTC))
     except (SecretError, SigningFailed) as exc:

@@ -16,7 +16,7 @@ from aiohttp import web
 from federation.api.app import create_app
 from federation.api.net import start_site
 from federation.domain.errors import ConfigError
-from federation.logging import get_logger
+from federation.logging import get_logger, loop_exception_handler
 from federation.runtime import heap
 from federation.runtime.broker import Broker
 from federation.runtime.shutdown import DRAIN, Deadline
@@ -119,6 +119,7 @@ async def serve_forever(*, drain: float = DRAIN, **kwargs: object) -> None:
     closed (``federation/runtime/shutdown.py``). systemd hears READY, WATCHDOG and STOPPING."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(loop_exception_handler)  # its frames and type, not its message
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     log = get_logger(component="server")

@@ -5,6 +5,12 @@ the configuration directory, readable by its owner only). It is read each time i
 rotated secret (a new file, a new value in the environment of a reloaded broker) takes effect with
 no restart. Errors name the reference, never the value.
 
+On the event loop a secret is read with :func:`read_texts` or :meth:`SecretRef.load`: a variable at
+once, a file in a thread of :data:`READERS` (its own pool: a file system that hangs, NFS or a
+failing disk, holds the deliveries that need its secrets, never the loop nor the threads the
+journal and WSDL loading use). Nothing is cached: the stat a cache would need to notice a rotation
+is I/O as well, and costs about what the read of a file this small does.
+
 Fixed header values (``rest: headers:``) are literals, so a header that carries credentials
 (:func:`carries_credentials`) may not be given one: it goes through ``auth:``. A ``soap: headers:``
 value may be a reference instead (a WSDL's own credentials element), and such an element takes
@@ -13,12 +19,15 @@ nothing else.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import stat
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from federation.config.reader import Reader
 from federation.config.yamlsrc import PathKey
@@ -44,6 +53,9 @@ _WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")  # X-Api-Key, apiKey, API
 
 
 MAX_SECRET_BYTES = 65536  # a key, a token or a password: far below; a file past it is a mistake
+READERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tongban-secrets")
+"""The threads that read secret files (and sign with key files) for the event loop."""
+_T = TypeVar("_T")
 
 
 class SecretError(FederationError):
@@ -86,7 +98,7 @@ class SecretRef:
                 return value.encode("utf-8")
             except UnicodeEncodeError:  # bytes that are not UTF-8, as Python reads them
                 raise SecretError(said("secret %(ref)s: not UTF-8 text", ref=str(self))) from None
-        path = self.path
+        path = self.base / self.name  # as self.path, without resolve()'s lstat of each part
         try:
             info = path.stat()
         except OSError as exc:
@@ -129,6 +141,12 @@ class SecretRef:
         except UnicodeDecodeError:
             raise SecretError(said("secret %(ref)s: not UTF-8 text", ref=str(self))) from None
 
+    async def load(self) -> bytes:
+        """:meth:`read_bytes` for the event loop: a file is read in a thread of :data:`READERS`."""
+        if self.kind == "env":
+            return self.read_bytes()
+        return await off_loop(self.read_bytes)
+
     def problem(self) -> Text | None:
         """Why the secret cannot be read now, or None: for ``tongban check`` (as bytes: some
         secrets are keys, not text; one read as text says so at its use)."""
@@ -137,6 +155,19 @@ class SecretRef:
         except SecretError as exc:
             return exc.text
         return None
+
+
+async def off_loop(work: Callable[[], _T]) -> _T:
+    """``work()`` in a thread of :data:`READERS`, awaited (for secret files and key files)."""
+    return await asyncio.get_running_loop().run_in_executor(READERS, work)
+
+
+async def read_texts(refs: Sequence[SecretRef]) -> list[str]:
+    """Each secret as text, read now, in order; SecretError naming the first that cannot be.
+    Variables are read at once; with a file among them, all are read in one trip to a thread."""
+    if all(ref.kind == "env" for ref in refs):
+        return [ref.read() for ref in refs]
+    return await off_loop(lambda: [ref.read() for ref in refs])
 
 
 def parse_secret(r: Reader, path: PathKey, raw: Any, base: Path) -> SecretRef | None:

@@ -1,0 +1,191 @@
+"""Secret files are read at every attempt, but never on the event loop: a slow file system (NFS, a
+failing disk) holds the attempt that needs the secret while the loop serves everything else. REST
+``auth:`` (bearer, OAuth2 client secret) and SOAP (WS-Security password, WS-Security signing key)
+against partners on loopback; the rotation tests of test_partner_auth and test_soap_adapter show a
+rotated file still applies to the next attempt."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+from aiohttp import web
+
+from adapters.rest import RestAdapter
+from federation.api.net import start_site
+from tests.integration.test_partner_auth import hk, request, with_auth
+from tests.integration.test_partner_auth_tls import write_key
+from tests.integration.test_soap_adapter import _mo_reply, running, serve, soap_root
+from tests.integration.test_soap_adapter import request as soap_request
+
+__all__ = ["soap_root"]  # the fixture
+
+TOKEN = "tb-bearer-6f0c2a91d4"
+
+
+def on_loop() -> bool:
+    """Whether an asyncio event loop runs in the calling thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+class SlowFiles:
+    """Reads of the files under ``folder`` (stat and read), each held until the event loop has
+    run once more; records each as (name, in the loop's thread, the loop ran meanwhile)."""
+
+    def __init__(self, folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.folder = folder
+        self.reads: list[tuple[str, bool, bool]] = []
+        self.active = False
+        self.reading = threading.Event()
+        self.loop_ran = threading.Event()
+        real_read, real_stat = Path.read_bytes, Path.stat
+
+        def read_bytes(path: Path) -> bytes:
+            self._held(path)
+            return real_read(path)
+
+        def stat(path: Path, **kwargs: Any) -> Any:
+            self._held(path)
+            return real_stat(path, **kwargs)
+
+        monkeypatch.setattr(Path, "read_bytes", read_bytes)
+        monkeypatch.setattr(Path, "stat", stat)
+
+    def _held(self, path: Path) -> None:
+        if not self.active or not path.is_relative_to(self.folder) or path.suffix == ".wsdl":
+            return
+        self.loop_ran.clear()
+        self.reading.set()
+        # on the loop's own thread this waits in vain (the loop is stuck here) and gives up
+        ran = self.loop_ran.wait(timeout=2)
+        self.reads.append((path.name, on_loop(), ran))
+
+    @contextlib.asynccontextmanager
+    async def watched(self) -> AsyncIterator[None]:
+        """While the block runs, tell each held read that the loop ran (it can only if the read
+        is not on the loop); reads before the block are forgotten."""
+        self.reads.clear()
+
+        async def ticker() -> None:
+            while True:
+                await asyncio.sleep(0.005)
+                if self.reading.is_set():
+                    self.reading.clear()
+                    self.loop_ran.set()
+
+        task = asyncio.create_task(ticker())
+        self.active = True
+        try:
+            yield
+        finally:
+            self.active = False
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+@pytest.fixture
+def slow_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SlowFiles:
+    """Slow reads of the test's files."""
+    return SlowFiles(tmp_path, monkeypatch)
+
+
+@contextlib.asynccontextmanager
+async def rest_partner(seen: list[dict[str, str]]) -> AsyncIterator[str]:
+    """A REST partner on loopback that takes everything (and hands out OAuth2 tokens)."""
+
+    async def handle(req: web.Request) -> web.Response:
+        await req.read()
+        if req.path.endswith("/oauth/token"):
+            return web.json_response({"access_token": "tb-token-0a7e55c1", "expires_in": 3600})
+        seen.append(dict(req.headers))
+        return web.json_response({"ref_no": "HK-1"})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner, url = await start_site(app)
+    try:
+        yield url
+    finally:
+        await runner.cleanup()
+
+
+def secret_file(root: Path, name: str, value: str) -> None:
+    path = root / "secrets" / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(value + "\n", encoding="utf-8")
+    path.chmod(0o600)
+
+
+AUTH = {
+    "bearer": ('bearer: "{{file:secrets/token}}"', "token"),
+    "oauth2": (
+        "oauth2:\n  token_url: {url}/oauth/token\n  client_id: tongban\n"
+        '  client_secret: "{{file:secrets/client}}"',
+        "client",
+    ),
+}
+
+
+@pytest.mark.parametrize("scheme", sorted(AUTH))
+async def test_a_rest_secret_file_is_read_while_the_loop_runs_on(
+    make_config, slow_files: SlowFiles, scheme: str
+) -> None:
+    """A bearer token file and an OAuth2 client secret file are read outside the event loop,
+    which keeps running while the read is held; the partner gets the request. Before, each
+    was read on the loop, which stood still until the read ended."""
+    seen: list[dict[str, str]] = []
+    async with rest_partner(seen) as url:
+        text, name = AUTH[scheme]
+        root = with_auth(make_config, text.format(url=url))
+        secret_file(root, name, TOKEN)
+        adapter = RestAdapter(hk(root, url))
+        await adapter.start()
+        try:
+            async with slow_files.watched():
+                reply = await adapter.send(request())
+        finally:
+            await adapter.close()
+    assert reply.status == 200 and len(seen) == 1
+    assert {read[0] for read in slow_files.reads} == {name}
+    assert all(not loop and ran for _, loop, ran in slow_files.reads), slow_files.reads
+
+
+async def test_soap_secret_and_key_files_are_read_while_the_loop_runs_on(
+    soap_root, slow_files: SlowFiles
+) -> None:
+    """The WS-Security password file (mo) and the signing key and certificate (hk) are read
+    outside the event loop, which keeps running while each read is held; both partners get
+    their envelopes. Before, they were read (and the envelope signed) on the loop."""
+    ours = trustme.CA().issue_cert("tongban.example")
+    root = soap_root(
+        hk_extra="    auth:\n      ws_signature: {cert: certs/ours.pem, key: '{file:certs/ours.key}'}",
+        mo_extra='      ws_security: {username: u, password: "{file:secrets/mo-password}"}',
+    )
+    (root / "certs").mkdir()
+    ours.cert_chain_pems[0].write_to_path(str(root / "certs" / "ours.pem"))
+    write_key(root / "certs" / "ours.key", ours.private_key_pem)
+    secret_file(root, "mo-password", "mo-pass-5e1d")
+    got: list[bytes] = []
+
+    async def handler(req: web.Request) -> web.Response:
+        got.append(await req.read())
+        return web.Response(body=_mo_reply(), content_type="application/soap+xml")
+
+    async with serve(handler) as url, running(root, endpoints={"mo": url}) as rig:
+        async with slow_files.watched():
+            await rig.adapters["mo"].send(soap_request("mo"))
+            signed = await rig.adapters["hk"].send(soap_request("hk"))
+    assert signed.status == 200 and b"mo-pass-5e1d" in got[0]
+    assert {read[0] for read in slow_files.reads} == {"mo-password", "ours.key", "ours.pem"}
+    assert all(not loop and ran for _, loop, ran in slow_files.reads), slow_files.reads
