@@ -22,7 +22,7 @@ from adapters.auth.tls import client_context
 from federation.config import Partner
 from federation.config.auth import ApiKey, Auth, Bearer, OAuth2, Signing
 from federation.config.secrets import SecretError, read_texts
-from federation.domain.errors import Transcript, TransientError
+from federation.domain.errors import NotSent, Transcript
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -179,11 +179,11 @@ def _header(url: str, service: str, name: str, value: str, shown: str, secret: s
 
 def not_sent(
     why: SecretError | str, partner: str, operation: str, method: str, url: str
-) -> TransientError:
+) -> NotSent:
     """What holds an attempt whose credentials cannot be had (a secret that cannot be read, a
     certificate that cannot be presented): transient, naming why (a reference, never a value),
-    and nothing was sent."""
-    return TransientError(
+    and nothing was sent, so the partner's breaker does not count it."""
+    return NotSent(
         f"not sent: {why}",
         partner=partner,
         operation=operation,

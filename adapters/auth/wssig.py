@@ -25,7 +25,7 @@ from signxml.signer import XMLSigner
 from adapters.envelope import SoapVersion
 from federation.config.auth import WsSignature
 from federation.config.secrets import SecretError
-from federation.domain.errors import Transcript, TransientError
+from federation.domain.errors import NotSent, Transcript
 
 WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
 WSU = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
@@ -94,12 +94,12 @@ def sign_or_hold(
     data: bytes, spec: WsSignature, version: SoapVersion, partner: str, operation: str
 ) -> bytes:
     """:func:`sign_envelope` now; a key that cannot be read or cannot sign holds the exchange
-    (a transient error naming why): nothing is sent unsigned. Blocking (it reads the key and
+    (:class:`NotSent`, naming why): nothing is sent unsigned. Blocking (it reads the key and
     certificate files, and signs): the adapter runs it in a thread."""
     try:
         return sign_envelope(data, spec, version, datetime.now(UTC))
     except (SecretError, SigningFailed) as exc:
-        raise TransientError(
+        raise NotSent(
             f"not sent: WS-Security signature: {exc}",
             partner=partner,
             operation=operation,

@@ -9,7 +9,9 @@ Everything tongban raises on purpose derives from :class:`FederationError`::
     │                               the HTTP edge answers it as problem details, SOAP as a fault
     ├── AdapterError                a delivery to a partner failed (carries partner and operation)
     │   ├── TransientError          worth retrying: connection refused, timeout, 5xx, 429
-    │   │   └── UnknownOutcomeError the request may have reached the partner (timeout after sending)
+    │   │   ├── UnknownOutcomeError the request may have reached the partner (timeout after sending)
+    │   │   └── NotSent             held on our side (a secret or key that cannot be used): nothing
+    │   │                           went out, and it says nothing of the partner's health
     │   ├── PermanentError          retrying cannot help: 4xx, a reply the partner marks as refused
     │   └── UnrecognisedReply       the partner answered, but its reply rules call it neither yes
     │                               nor no: the exchange ends unconfirmed, never delivered
@@ -172,6 +174,12 @@ class TransientError(AdapterError):
 
 class UnknownOutcomeError(TransientError):
     """The request may have been processed: retry only with the same idempotency key."""
+
+
+class NotSent(TransientError):
+    """Nothing was sent, for a reason of ours: a secret that cannot be read, a client certificate
+    or signing key that cannot be used. Held and retried like any transient error, but never
+    counted against the partner's circuit breaker: the partner was not asked."""
 
 
 class PermanentError(AdapterError):

@@ -36,6 +36,7 @@ from federation.domain.errors import (
     JournalUnavailable,
     LifecycleMoved,
     MappingError,
+    NotSent,
     PermanentError,
     TransientError,
     UnknownOutcomeError,
@@ -245,6 +246,11 @@ class Delivery:
             except AdapterError as exc:
                 result = exc
             duration = round((time.perf_counter() - t0) * 1000, 3)
+        if isinstance(result, NotSent):
+            # ours to fix (a secret that cannot be read): the partner was not asked, so its
+            # breaker and latencies hear nothing; the journal's error and this line say why
+            self.log.warning("attempt_not_sent", attempt=request.attempt, error=result.message)
+            return _Sent(result, duration)
         self.guards.latencies.append(duration)
         if isinstance(result, TransientError):
             self.guards.breaker.failure()
