@@ -14,7 +14,7 @@ from adapters.headerplan import NO_SETTINGS, HeaderSettings
 from adapters.wsdl import Catalogue
 from adapters.xroad import XRoadService
 from federation.config.reader import Reader
-from federation.config.secrets import SecretRef, parse_secret
+from federation.config.secrets import SecretRef, checked, parse_secret
 from federation.config.yamlsrc import PathKey
 from federation.domain.texts import said
 
@@ -87,8 +87,8 @@ def ws_security(r: Reader, path: PathKey, raw: Any, base: Path) -> WsSecurity | 
         where = (*path, "password_env")
         env = r.text(where, m["password_env"], pattern=ENV_RE, what=said("a variable name"))
         ref = None if env is None else SecretRef(kind="env", name=env, base=base)
-        if ref is not None and (why := ref.problem()) is not None:
-            r.warn(where, said("%(why)s; what needs it is held until it can be read", why=why))
+        if ref is not None:
+            checked(r, where, ref)
     if user is None or ref is None:
         return None
     return WsSecurity(username=user, password=ref)

@@ -9,73 +9,87 @@ then passes the reply through :meth:`Scrubber.reply`: the transcript (request an
 response body text included), the reply's body, and an error's message, partner code and message
 come out with every written form of a secret replaced by :data:`adapters.auth.REDACTED`.
 
-Written forms: the value itself (a parsed fault reason, JSON string, header), as XML character
-data and as an XML attribute value (a body kept as text), and as a JSON string's contents (plain,
-ASCII-only, with ``\\/``: encoders differ).
+Written forms, character by character and mixed freely (one level of encoding): the character
+itself; an XML character reference, decimal or hexadecimal, any case, leading zeros (``&#65;``,
+``&#x41;``); XML's named entity of ``& < > " '``; a JSON string's escape (``\\u0041``, a surrogate
+pair, ``\\"``, ``\\/``, ``\\n``…); percent-encoding of its UTF-8 bytes (``%41``, and ``+`` for a
+space). So a secret quoted as a parsed value, as XML text or attribute, as JSON (plain, ASCII-only,
+with ``\\/``: encoders differ) or in a URL is found. A text that holds none of the marks of a
+secret's encoded forms (``&#``, ``\\u``, ``%``; ``&`` or ``\\`` if the secret has a character
+written with a named entity or a short JSON escape; ``+`` if it has a space), and does not end in
+the start of an escape, can hold it only as it is: plain string search. Any other text is searched
+with the secret's regular expression, compiled when first needed and kept per value
+(:func:`_pattern`: a small cache, a rotated secret ages out of it). A secret longer than
+:data:`LONG` characters, a key rather than a password, is matched as written. An attempt that read
+no secret prepares and searches nothing.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
+import functools
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from adapters.auth import REDACTED
 from adapters.base import Reply
+from federation.config.secrets import MIN_SECRET
 from federation.domain.errors import AdapterError, Transcript
 
-MIN_SECRET = 4
-"""Secrets shorter than this are not searched for. Masking every ``123`` or ``abc`` in a reply
-would garble ordinary text (and the partner's own words an operator needs) while protecting
-nothing: a secret of three characters or fewer is guessed in at most a few million tries, which
-no transcript makes easier. The same bound limits what a cut-off reply can leak (see
-:meth:`Scrubber.text`)."""
+LONG = 256
+"""Characters past which a secret is matched only as written (its pattern would be large)."""
+# MIN_SECRET: secrets shorter than this are refused where they are read (federation.config.secrets:
+# an error at their line in partners.yaml, or the attempt held), so none reaches a reply to be
+# scrubbed; a shorter value learned anyway (a token) is not searched for: masking every ``abc``
+# would garble the partner's words an operator needs. The same bound limits what a cut-off reply
+# can leak: a text that ends in the first MIN_SECRET or more characters of a secret loses them.
 
 
 class Scrubber:
     """The secrets one attempt read, and how to remove them from what it keeps."""
 
     def __init__(self, secrets: Iterable[str | bytes | None] = ()) -> None:
-        self.forms: tuple[str, ...] = ()
+        self.secrets: tuple[str, ...] = ()  # longest first: one that contains another goes whole
         if secrets:  # most attempts read none: nothing to prepare (the request path)
             self.learn(secrets)
 
     def learn(self, secrets: Iterable[str | bytes | None]) -> None:
         """Add secrets the attempt read (bytes that are not UTF-8 cannot appear in text)."""
-        forms = set(self.forms)
+        known = set(self.secrets)
         for secret in secrets:
             if isinstance(secret, bytes):
                 try:
                     secret = secret.decode("utf-8")
                 except UnicodeDecodeError:
                     continue
-            if secret is None or len(secret) < MIN_SECRET:
-                continue
-            forms.update(form for form in _forms(secret) if len(form) >= MIN_SECRET)
-        # longest first: a form that contains another is replaced whole
-        self.forms = tuple(sorted(forms, key=len, reverse=True))
+            if secret is not None and len(secret) >= MIN_SECRET:
+                known.add(secret)
+        self.secrets = tuple(sorted(known, key=len, reverse=True))
 
     def __bool__(self) -> bool:
-        return bool(self.forms)
+        return bool(self.secrets)
 
     def text(self, text: str) -> str:
         """``text`` with every written form of a secret replaced; a text that ends in the start
-        of one (a body or summary cut off there) loses that start too."""
-        if not self.forms:
+        of one (a body or summary cut off there, even inside an escape) loses that start too.
+        A text without the marks of a secret's encoded forms (nor the start of an escape at its
+        end) can hold it only as it is: plain string search; else the secret's pattern."""
+        if not self.secrets:
             return text
-        for form in self.forms:
-            if form in text:
-                text = text.replace(form, REDACTED)
-        for form in self.forms:
-            for n in range(len(form) - 1, MIN_SECRET - 1, -1):
-                if text.endswith(form[:n]):
-                    return text[:-n] + REDACTED
+        cut = any(mark in text[-_ESCAPE:] for mark in _STARTS)
+        for secret in self.secrets:
+            if cut or any(rare in text and mark in text for rare, mark in _marks(secret)):
+                text = _pattern(secret).sub(REDACTED, text)
+                continue
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+            text = _cut(text, secret)
         return text
 
     def value(self, value: Any) -> Any:
         """A JSON-like value (mappings, sequences, strings) with its strings scrubbed."""
-        if not self.forms:
+        if not self.secrets:
             return value
         if isinstance(value, str):
             return self.text(value)
@@ -87,7 +101,7 @@ class Scrubber:
 
     def transcript(self, transcript: Transcript) -> Transcript:
         """A transcript with its request and response scrubbed."""
-        if not self.forms:
+        if not self.secrets:
             return transcript
         response = transcript.response
         return Transcript(
@@ -97,7 +111,7 @@ class Scrubber:
 
     def reply(self, reply: Reply) -> Reply:
         """A reply whose transcript, body and problem quote no secret."""
-        if not self.forms:
+        if not self.secrets:
             return reply
         problem = None if reply.problem is None else self.text(reply.problem)
         return dataclasses.replace(
@@ -109,7 +123,7 @@ class Scrubber:
 
     def error(self, exc: AdapterError) -> AdapterError:
         """``exc`` scrubbed in place: message, partner code and message, transcript."""
-        if not self.forms:
+        if not self.secrets:
             return exc
         exc.message = self.text(exc.message)
         exc.args = (exc.message, *exc.args[1:])
@@ -134,18 +148,83 @@ class Scrubber:
             self.error(exc)  # in place: the error goes on, scrubbed
 
 
-def _forms(secret: str) -> set[str]:
-    """How ``secret`` may be written in a reply (see the module docstring)."""
-    xml = secret.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    xml = xml.replace("\r", "&#13;")
-    attr = xml.replace('"', "&quot;").replace("\n", "&#10;").replace("\t", "&#9;")
-    return {
-        secret,
-        xml,
-        attr,
-        attr.replace("&quot;", "&#34;"),
-        xml.replace("'", "&apos;"),
-        json.dumps(secret, ensure_ascii=False)[1:-1],
-        json.dumps(secret)[1:-1],
-        json.dumps(secret)[1:-1].replace("/", "\\/"),  # PHP's json_encode escapes the slash
-    }
+_STARTS = ("&", "\\", "%")  # every escape starts with one of them
+_ESCAPE = 16  # characters: the longest escape of one character (or a surrogate pair) is 12
+_NAMED = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;"}
+_JSON = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "/": "\\/",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+}
+# the end of a text cut inside an escape: "&#6", "&#x", "&am", "\\u00", "\\ud83d\\u", "%E8%A"
+_CUT = (
+    r"(?:&#?[0-9A-Za-z]*"  # a reference or an entity
+    r"|\\(?:u[0-9A-Fa-f]{0,4}(?:\\u?[0-9A-Fa-f]{0,3})?)?"  # a JSON escape, a surrogate pair
+    r"|(?:%[0-9A-Fa-f]{0,2})+)?\Z"  # percent-encoded bytes
+)
+
+
+@functools.lru_cache(maxsize=64)
+def _pattern(secret: str) -> re.Pattern[str]:
+    """What finds ``secret`` in any written form (see the module docstring), or the first
+    :data:`MIN_SECRET` or more of its characters at the end of a text."""
+    if len(secret) > LONG:
+        return re.compile(re.escape(secret))
+    chars = [_written(c) for c in secret]
+    tail = "".join(f"(?:{c}|{_CUT})" for c in chars[MIN_SECRET:])
+    return re.compile("".join(chars[:MIN_SECRET]) + tail)
+
+
+@functools.lru_cache(maxsize=64)
+def _marks(secret: str) -> tuple[tuple[str, str], ...]:
+    """What a text holds if it holds ``secret`` written in any form but as it is: each mark with
+    its rarest character, looked for first (one character is found much faster than two)."""
+    marks = [("#", "&#"), ("\\", "\\u"), ("%", "%")]
+    if any(c in _NAMED for c in secret):
+        marks.append(("&", "&"))
+    if any(c in _JSON for c in secret):
+        marks.append(("\\", "\\"))
+    if " " in secret:
+        marks.append(("+", "+"))
+    return tuple(marks)
+
+
+def _cut(text: str, secret: str) -> str:
+    """``text`` without its end if that is the first :data:`MIN_SECRET` or more characters of
+    ``secret`` (the longest such end)."""
+    head = secret[:MIN_SECRET]
+    at = text.find(head, max(0, len(text) - len(secret) + 1))
+    while at != -1:
+        if secret.startswith(text[at:]):
+            return text[:at] + REDACTED
+        at = text.find(head, at + 1)
+    return text
+
+
+def _written(c: str) -> str:
+    """A pattern of the ways one character may be written."""
+    code = ord(c)
+    forms = [re.escape(c), f"&#0*{code};", f"&#[xX]0*{_hex(code)};"]
+    if c in _NAMED:
+        forms.append(_NAMED[c])
+    if c in _JSON:
+        forms.append(re.escape(_JSON[c]))
+    if code < 0x10000:
+        forms.append(r"\\u" + _hex(code, 4))
+    else:  # a surrogate pair
+        high, low = 0xD800 + ((code - 0x10000) >> 10), 0xDC00 + ((code - 0x10000) & 0x3FF)
+        forms.append(r"\\u" + _hex(high, 4) + r"\\u" + _hex(low, 4))
+    forms.append("".join("%" + _hex(b, 2) for b in c.encode("utf-8", "surrogatepass")))
+    if c == " ":
+        forms.append(r"\+")
+    return "(?:" + "|".join(forms) + ")"
+
+
+def _hex(n: int, width: int = 0) -> str:
+    """``n`` in hexadecimal, each letter in either case."""
+    return "".join(f"[{d}{d.upper()}]" if d.isalpha() else d for d in format(n, f"0{width}x"))

@@ -11,6 +11,11 @@ failing disk, holds the deliveries that need its secrets, never the loop nor the
 journal and WSDL loading use). Nothing is cached: the stat a cache would need to notice a rotation
 is I/O as well, and costs about what the read of a file this small does.
 
+A secret shorter than :data:`MIN_SECRET` characters is refused (an error at its line in
+partners.yaml when ``tongban check`` can read it; what needs it is held when one is read at a
+send): it is no credential, and a partner's reply that quotes it back could not be scrubbed of
+it without garbling the rest (see :mod:`adapters.auth.scrub`).
+
 Fixed header values (``rest: headers:``) are literals, so a header that carries credentials
 (:func:`carries_credentials`) may not be given one: it goes through ``auth:``. A ``soap: headers:``
 value may be a reference instead (a WSDL's own credentials element), and such an element takes
@@ -53,6 +58,8 @@ _WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")  # X-Api-Key, apiKey, API
 
 
 MAX_SECRET_BYTES = 65536  # a key, a token or a password: far below; a file past it is a mistake
+MIN_SECRET = 4
+"""Characters (bytes, for a secret that is not UTF-8) a secret has at least; see the docstring."""
 READERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tongban-secrets")
 """The threads that read secret files (and sign with key files) for the event loop."""
 _T = TypeVar("_T")
@@ -64,6 +71,10 @@ class SecretError(FederationError):
     def __init__(self, text: Text) -> None:
         super().__init__(str(text))
         self.text = text  # for tongban check, said in the reader's language
+
+
+class SecretTooShort(SecretError):
+    """A secret that could be read, but is shorter than :data:`MIN_SECRET` characters."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,7 +106,7 @@ class SecretRef:
                     )
                 )
             try:
-                return value.encode("utf-8")
+                return self._long_enough(value.encode("utf-8"))
             except UnicodeEncodeError:  # bytes that are not UTF-8, as Python reads them
                 raise SecretError(said("secret %(ref)s: not UTF-8 text", ref=str(self))) from None
         path = self.base / self.name  # as self.path, without resolve()'s lstat of each part
@@ -132,6 +143,24 @@ class SecretRef:
         data = data.strip()
         if not data:
             raise SecretError(said("secret %(ref)s: the file is empty", ref=str(self)))
+        return self._long_enough(data)
+
+    def _long_enough(self, data: bytes) -> bytes:
+        if len(data) >= 4 * MIN_SECRET:  # the common case: long enough in any encoding
+            return data
+        try:
+            size = len(data.decode("utf-8"))
+        except UnicodeDecodeError:
+            size = len(data)
+        if size < MIN_SECRET:
+            raise SecretTooShort(
+                said(
+                    "secret %(ref)s: shorter than %(least)s characters, which is no credential, "
+                    "and a reply quoting it could not be scrubbed of it; nothing is sent with it",
+                    ref=str(self),
+                    least=MIN_SECRET,
+                )
+            )
         return data
 
     def read(self) -> str:
@@ -174,7 +203,8 @@ def parse_secret(r: Reader, path: PathKey, raw: Any, base: Path) -> SecretRef | 
     """A ``{env:NAME}`` or ``{file:path}`` reference; a literal secret is an error.
 
     A reference that cannot be read here is a warning naming it (the broker holds what needs it
-    until it can be read), so ``tongban check`` on another machine still passes.
+    until it can be read), so ``tongban check`` on another machine still passes; one that reads
+    shorter than :data:`MIN_SECRET` characters is an error (see the module docstring).
     """
     if not isinstance(raw, str):
         r.error(path, said("expected a secret reference such as '{env:NAME}' or '{file:path}'"))
@@ -198,9 +228,19 @@ def parse_secret(r: Reader, path: PathKey, raw: Any, base: Path) -> SecretRef | 
         r.error(path, said("%(name)r is not an environment variable name", name=name))
         return None
     ref = SecretRef(kind=kind, name=name, base=base)
-    if (why := ref.problem()) is not None:
-        r.warn(path, said("%(why)s; what needs it is held until it can be read", why=why))
+    checked(r, path, ref)
     return ref
+
+
+def checked(r: Reader, path: PathKey, ref: SecretRef) -> None:
+    """Read ``ref`` now for ``tongban check``: too short is an error at ``path``, unreadable a
+    warning (what needs it is held until it can be read)."""
+    try:
+        ref.read_bytes()
+    except SecretTooShort as exc:
+        r.error(path, exc.text)
+    except SecretError as exc:
+        r.warn(path, said("%(why)s; what needs it is held until it can be read", why=exc.text))
 
 
 def carries_credentials(name: str) -> bool:

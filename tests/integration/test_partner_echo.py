@@ -1,5 +1,6 @@
 """A REST partner that quotes the bearer token it received in its refusal (a 401 naming the token,
-a 400 written by an encoder that escapes the slash): the refusal is kept, the token nowhere, in
+a 400 written by an encoder that escapes the slash, a 403, 409 and 422 that write it as JSON
+escapes, XML character references or percent-encoded): the refusal is kept, the token nowhere, in
 the journal file, the API's answers, ``journal show`` (with or without ``--reveal``) and the
 exchange's last error."""
 
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.parse
 from pathlib import Path
 
 import aiohttp
@@ -24,6 +26,13 @@ from tests.integration.test_partner_auth import with_auth
 
 TOKEN = "tb/Echo+Token-6c1f0a9e=="  # a slash and a plus, as base64 tokens have
 ENV = "TB_ECHO_BEARER"
+# how some partners write the token they quote: every character a JSON \u escape, an XML
+# character reference, percent-encoded in a link
+ENCODED = {
+    403: lambda token: "".join(f"\\u{ord(c):04x}" for c in token),
+    409: lambda token: "".join(f"&#x{ord(c):X};" for c in token),
+    422: lambda token: urllib.parse.quote(token, safe=""),
+}
 REPLIES = {
     # the partner's detail quotes the header it received
     401: lambda auth: json.dumps({"detail": f"{auth} is not a valid credential"}).encode(),
@@ -31,6 +40,14 @@ REPLIES = {
     400: lambda auth: (
         json.dumps({"message": f"token {auth[7:]} refused"}).replace("/", "\\/").encode()
     ),
+    # a gateway that wraps its upstream's JSON error, escapes and all, as a string
+    403: lambda auth: json.dumps(
+        {"detail": f'{{"error": "token {ENCODED[403](auth[7:])} is revoked"}}'}
+    ).encode(),
+    409: lambda auth: f"<p>token <b>{ENCODED[409](auth[7:])}</b> is in use</p>".encode(),
+    422: lambda auth: json.dumps(
+        {"detail": f"see https://gw.example/why?token={ENCODED[422](auth[7:])}"}
+    ).encode(),
 }
 
 
@@ -87,7 +104,7 @@ async def test_a_bearer_token_the_partner_quotes_back_is_kept_nowhere(
         await runner.cleanup()
     assert seen == [f"Bearer {TOKEN}"]  # sent, and quoted back
     error = done.last_error or {}
-    assert "<redacted>" in str(error.get("partner_message")), error
+    assert "<redacted>" in str(error.get("partner_message") or error.get("message")), error
     where = ["--journal", str(journal), "--config", str(root)]
     shows = [
         await asyncio.to_thread(
@@ -104,6 +121,7 @@ async def test_a_bearer_token_the_partner_quotes_back_is_kept_nowhere(
         "journal show --reveal": shows[1].output,
         "last error": json.dumps(error),
     }
-    for form in (TOKEN, TOKEN.replace("/", "\\/")):
+    encoded = [ENCODED[status](TOKEN)] if status in ENCODED else []
+    for form in (TOKEN, TOKEN.replace("/", "\\/"), *encoded):
         for place, content in places.items():
             assert form not in content, f"the echoed token found in the {place}"

@@ -2,7 +2,8 @@
 failing disk) holds the attempt that needs the secret while the loop serves everything else. REST
 ``auth:`` (bearer, OAuth2 client secret) and SOAP (WS-Security password, WS-Security signing key)
 against partners on loopback; the rotation tests of test_partner_auth and test_soap_adapter show a
-rotated file still applies to the next attempt."""
+rotated file still applies to the next attempt. A secret too short to be a credential is never
+sent."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from aiohttp import web
 
 from adapters.rest import RestAdapter
 from federation.api.net import start_site
+from federation.domain.errors import TransientError
 from tests.integration.test_partner_auth import hk, request, with_auth
 from tests.integration.test_partner_auth_tls import write_key
 from tests.integration.test_soap_adapter import _mo_reply, running, serve, soap_root
@@ -189,3 +191,28 @@ async def test_soap_secret_and_key_files_are_read_while_the_loop_runs_on(
     assert signed.status == 200 and b"mo-pass-5e1d" in got[0]
     assert {read[0] for read in slow_files.reads} == {"mo-password", "ours.key", "ours.pem"}
     assert all(not loop and ran for _, loop, ran in slow_files.reads), slow_files.reads
+
+
+async def test_a_secret_too_short_to_be_a_credential_is_never_sent(
+    make_config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bearer token of three characters (too short to be scrubbed from a reply that quotes it)
+    holds the attempt, naming the reference and not the value; nothing reaches the partner; with
+    a real token the next attempt goes out. Before, it was sent."""
+    monkeypatch.delenv("TB_SHORT_BEARER", raising=False)
+    seen: list[dict[str, str]] = []
+    async with rest_partner(seen) as url:
+        root = with_auth(make_config, 'bearer: "{env:TB_SHORT_BEARER}"')
+        adapter = RestAdapter(hk(root, url))  # (check would refuse it: test_secret_files)
+        monkeypatch.setenv("TB_SHORT_BEARER", "a1b")
+        await adapter.start()
+        try:
+            with pytest.raises(TransientError) as held:
+                await adapter.send(request())
+            monkeypatch.setenv("TB_SHORT_BEARER", TOKEN)
+            await adapter.send(request(2))
+        finally:
+            await adapter.close()
+    assert "{env:TB_SHORT_BEARER}: shorter than 4 characters" in str(held.value)
+    assert "a1b" not in str(held.value)
+    assert [headers["Authorization"] for headers in seen] == [f"Bearer {TOKEN}"]

@@ -593,6 +593,29 @@ async def test_a_ws_security_password_the_partner_quotes_back_is_redacted(
         assert password not in text and "pa55&amp;w0rd&lt;誰&gt;" not in text, text
 
 
+async def test_a_password_quoted_as_character_references_is_redacted(
+    soap_root, monkeypatch
+) -> None:
+    """A fault that writes the password it received as XML character references (decimal for
+    some characters, hexadecimal for others): the transcript keeps the fault's text with
+    <redacted> in its place. Before, the references were kept, and the password with them."""
+    password = "pa55&w0rd<誰>"
+    monkeypatch.setenv("TONGBAN_TEST_MO_PASSWORD", password)
+    written = "".join(
+        f"&#{ord(c)};" if i % 2 else f"&#x{ord(c):x};" for i, c in enumerate(password)
+    )
+    extra = "      ws_security: {username: tongban-gba, password_env: TONGBAN_TEST_MO_PASSWORD}"
+    async with (
+        serve(_echoing(lambda _quoted: _echo_fault(written), 500)) as url,
+        running(soap_root(mo_extra=extra), endpoints={"mo": url}) as rig,
+    ):
+        with pytest.raises(PermanentError) as info:
+            await rig.adapters["mo"].send(request("mo"))
+    kept = json.dumps(info.value.transcript.response, ensure_ascii=False)
+    assert "password <redacted> is wrong" in kept
+    assert written not in kept and "&#x70;&#97;" not in kept, kept
+
+
 # --- configuration --------------------------------------------------------------------------------
 
 

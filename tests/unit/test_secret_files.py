@@ -55,3 +55,28 @@ def test_a_nul_in_a_reference_is_an_error_at_its_line(tmp_path: Path) -> None:
     assert parse_secret(r, ("auth", "secret"), "{file:secrets/p\x00in}", tmp_path) is None
     assert [p.message for p in r.problems] == ["a secret reference cannot hold a NUL character"]
     assert r.problems[0].line == 1
+
+
+@pytest.mark.parametrize("kind", ["env", "file"])
+def test_a_secret_too_short_to_scrub_is_an_error_at_its_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """A three-character secret, read at check time, is an error at its line naming the reference
+    and why (no credential, and a reply quoting it could not be scrubbed), never the value; four
+    characters pass. Before, it was accepted and then sent."""
+    monkeypatch.setenv("TONGBAN_TEST_SHORT", "x9z")
+    (tmp_path / "short").write_text("x9z\n", encoding="utf-8")
+    (tmp_path / "short").chmod(0o600)
+    ref = "{env:TONGBAN_TEST_SHORT}" if kind == "env" else "{file:short}"
+    r = Reader(parse_yaml(f"partners:\n  auth: {{secret: '{ref}'}}\n", display="partners.yaml"))
+    parse_secret(r, ("partners", "auth", "secret"), ref, tmp_path)
+    [problem] = r.problems
+    assert problem.severity == "error", problem
+    said = f"secret {ref}: shorter than 4 characters, which is no credential"
+    assert str(problem).startswith("partners.yaml:2: partners.auth.secret: " + said), problem
+    assert "x9z" not in str(problem)
+    monkeypatch.setenv("TONGBAN_TEST_SHORT", "x9z1")
+    (tmp_path / "short").write_text("x9z1\n", encoding="utf-8")
+    again = Reader(parse_yaml(f"auth: {{secret: '{ref}'}}", display="partners.yaml"))
+    parse_secret(again, ("auth", "secret"), ref, tmp_path)
+    assert again.problems == []

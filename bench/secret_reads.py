@@ -1,0 +1,169 @@
+"""What reading a secret and scrubbing a reply cost an attempt, and what a slow file costs the loop.
+
+Reads, one attempt at a time, of a ``{file:…}`` secret (a 40-byte owner-only file on the local
+disk): the baseline reads it on the event loop (``SecretRef.read_bytes``, as every attempt did
+before); the adapters now await it from a thread of ``federation.config.secrets.READERS``
+(``SecretRef.load``): the wall time per attempt and the event loop thread's own CPU for it are
+counted. A ``{env:…}`` secret is read at once either way. Then 32 attempts at a time (wall time
+per read, and the loop's CPU per read). Then the
+loop's stall while one read takes 20 ms (a slow NFS server, simulated by a sleep in the read):
+the longest gap a 1 ms ticker on the loop sees.
+
+Scrubbing (``adapters.auth.scrub``), per attempt that read one 25-character secret: a SOAP fault
+quoting it (its three texts), a 64 KiB body with entities (``&amp;``: plain search), the same body
+with character references (``&#38;``: the secret's pattern); the baseline is ``str.replace`` of
+the secret in the same texts, the least any scrubber does. And an attempt that read no secret.
+
+    .venv/bin/python bench/secret_reads.py [--n 20000] [--rounds 5]
+
+Last line: ``RESULT name=secret_reads sync_file_us=… thread_file_us=… loop_cpu_file_us=…
+env_us=… concurrent_file_us=… concurrent_loop_cpu_us=… stall_sync_ms=… stall_thread_ms=… scrub_fault_us=…
+replace_fault_us=… scrub_64k_us=… scrub_64k_refs_us=… replace_64k_us=… scrub_none_us=…``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from adapters.auth.scrub import Scrubber
+from federation.config.secrets import SecretRef, read_texts
+
+SECRET = "Gd-AppSecret-4b0e9f2a71d6"
+FAULT = (
+    "<soap:Envelope xmlns:soap='http://schemas.xmlsoap.org/soap/envelope/'><soap:Body>"
+    "<soap:Fault><faultcode>soap:Client.RenZhengShiBai</faultcode>"
+    "<faultstring>AppSecret 'Gd-AppSecret-4b0e9f2a71d6' 错误</faultstring>"
+    "</soap:Fault></soap:Body></soap:Envelope>"
+)
+
+
+def timed(fn: Callable[[], object], n: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - t0) / n * 1e6
+
+
+async def atimed(fn: Callable[[], Awaitable[object]], n: int) -> tuple[float, float]:
+    """Wall µs per awaited call, and the loop thread's CPU µs per call."""
+    c0, t0 = time.thread_time(), time.perf_counter()
+    for _ in range(n):
+        await fn()
+    return (time.perf_counter() - t0) / n * 1e6, (time.thread_time() - c0) / n * 1e6
+
+
+async def stall(read: Callable[[], Awaitable[object]]) -> float:
+    """The longest gap (ms) a 1 ms ticker on the loop sees while ``read`` runs."""
+    gaps: list[float] = []
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        last = time.perf_counter()
+        while not done.is_set():
+            await asyncio.sleep(0.001)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0.01)
+    await read()
+    await asyncio.sleep(0.01)
+    done.set()
+    await task
+    return max(gaps) * 1e3
+
+
+async def reads(folder: Path, n: int) -> dict[str, float]:
+    (folder / "s").write_text(SECRET + "\n")
+    (folder / "s").chmod(0o600)
+    file = SecretRef(kind="file", name="s", base=folder)
+    os.environ["TB_BENCH_SECRET"] = SECRET
+    env = SecretRef(kind="env", name="TB_BENCH_SECRET")
+
+    async def on_loop() -> object:
+        return file.read_bytes()
+
+    out: dict[str, float] = {}
+    out["sync_file_us"], _ = await atimed(on_loop, n)
+    out["thread_file_us"], out["loop_cpu_file_us"] = await atimed(file.load, n)
+    out["env_us"], _ = await atimed(lambda: read_texts((env,)), n)
+    c0, t0 = time.thread_time(), time.perf_counter()
+    for _ in range(n // 32):
+        await asyncio.gather(*(file.load() for _ in range(32)))
+    out["concurrent_file_us"] = (time.perf_counter() - t0) / (n // 32 * 32) * 1e6
+    out["concurrent_loop_cpu_us"] = (time.thread_time() - c0) / (n // 32 * 32) * 1e6
+    slow = SlowRef(kind="file", name="s", base=folder)
+    out["stall_sync_ms"] = await stall(lambda: on_loop_slow(slow))
+    out["stall_thread_ms"] = await stall(slow.load)
+    return out
+
+
+class SlowRef(SecretRef):
+    """A secret on a file system that takes 20 ms to answer."""
+
+    def read_bytes(self) -> bytes:
+        time.sleep(0.02)
+        return super().read_bytes()
+
+
+async def on_loop_slow(ref: SecretRef) -> bytes:
+    return ref.read_bytes()
+
+
+def scrubbing(n: int) -> dict[str, float]:
+    big = (FAULT + "<p>a &amp; b</p>" + "x" * 200) * 270  # about 64 KiB, an entity in each part
+    texts = {
+        "fault": [FAULT, "AppSecret 'Gd-AppSecret-4b0e9f2a71d6' 错误", "soap:Client"],
+        "64k": [big[: 64 * 1024]],
+        "64k_refs": [big[: 64 * 1024].replace("&amp;", "&#38;")],  # character references
+    }
+    out: dict[str, float] = {}
+    for name, parts in texts.items():
+
+        def scrub(parts: list[str] = parts) -> None:
+            s = Scrubber((SECRET,))
+            for part in parts:
+                s.text(part)
+
+        def replace(parts: list[str] = parts) -> None:
+            for part in parts:
+                part.replace(SECRET, "<redacted>")
+
+        m = n if name == "fault" else max(1, n // 50)
+        out[f"scrub_{name}_us"] = timed(scrub, m)
+        out[f"replace_{name}_us"] = timed(replace, m)
+    out["scrub_none_us"] = timed(lambda: Scrubber().text(FAULT), n)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=20000)
+    ap.add_argument("--rounds", type=int, default=5)
+    args = ap.parse_args()
+    runs: list[dict[str, float]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(args.rounds):
+            runs.append({**asyncio.run(reads(Path(tmp), args.n)), **scrubbing(args.n)})
+    m = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    for k, v in m.items():
+        print(f"{k:22} {v:10.2f}")
+    keys = (
+        "sync_file_us thread_file_us loop_cpu_file_us env_us concurrent_file_us "
+        "concurrent_loop_cpu_us stall_sync_ms "
+        "stall_thread_ms scrub_fault_us replace_fault_us scrub_64k_us scrub_64k_refs_us "
+        "replace_64k_us scrub_none_us"
+    )
+    print("RESULT name=secret_reads " + " ".join(f"{k}={m[k]:.2f}" for k in keys.split()))
+
+
+if __name__ == "__main__":
+    main()
