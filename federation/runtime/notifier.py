@@ -7,7 +7,10 @@ repeats; signed in the Standard Webhooks format when the source declared a ``cal
 :mod:`~federation.domain.webhooks`, and never sent unsigned while that secret cannot be read; a
 redirect is not followed) and records every try as an event of the exchange; failures are retried
 as the retry strategy says (:data:`~federation.domain.retry.CALLBACKS` unless one is given), after
-which the callback is abandoned (the outcome stays readable in the API).
+which the callback is abandoned (the outcome stays readable in the API). A try the journal could
+not record (an outage) is logged and stays leased to this instance until its lease is over, then
+is claimed and sent again under the same key; the loop pauses longer after each round that failed
+and goes on: a journal outage or an unforeseen error never ends it.
 
 An application a partner filed whose service item reports in the partner's own dialect (a
 ``report:`` in partners.yaml and in its mapping) is told by a notice instead: mapped, sent over the
@@ -31,13 +34,16 @@ from federation.domain.models import Direction, Event, Exchange, iso
 from federation.domain.retry import CALLBACKS, Failure, RetryLater, RetryStrategy
 from federation.domain.webhooks import RULE, signed_headers, signing_key
 from federation.domain.words import shown_error
-from federation.logging import MASK, get_logger
+from federation.logging import MASK, bare_traceback, get_logger
+from federation.runtime.breaker import Sleep
 from federation.runtime.callbacks import Due, due_callback
 from federation.runtime.catalogue import Catalogue
 from federation.runtime.delivery import standing_errors
 from federation.runtime.events import cancelled, woken_or_timed_out
 from federation.runtime.notices import Notices, Route, route_of
 from replay.journal import Journal
+
+BACKOFF_CAP = 30.0  # seconds between rounds at most while the journal keeps failing
 
 
 class Notifier:
@@ -53,6 +59,8 @@ class Notifier:
         clock: Callable[[], float] = time.time,
         timeout: float = 10.0,
         retry: RetryStrategy = CALLBACKS,
+        backoff_cap: float = BACKOFF_CAP,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.journal = journal
         self._catalogue = catalogue
@@ -61,6 +69,8 @@ class Notifier:
         self._clock = clock
         self._timeout = timeout
         self._retry = retry
+        self._backoff_cap = max(backoff_cap, poll_interval)
+        self._sleep = sleep
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -84,20 +94,62 @@ class Notifier:
         self._wake.set()
 
     async def _loop(self) -> None:
+        """Claim what is due and send it, round after round, until stopped. A round the journal
+        failed, or that failed in a way nobody foresaw, is logged and followed by a pause that
+        doubles while it lasts (up to ``backoff_cap``): it never ends the loop, which nothing
+        would start again (the broker would serve on, its callbacks silently stopped)."""
+        failed = 0  # rounds in a row that failed
         while True:
-            now = self._clock()
-            try:
-                due = await self.journal.claim_notifications(
-                    owner=self.owner, now=now, lease_until=now + 4 * self._timeout, limit=100
-                )
-            except JournalError as exc:
-                self._log.warning("callback_claim_failed", error=str(exc))
-                due = []
-            if due:
-                await asyncio.gather(*(self._notify(ex) for ex in due))
+            ok, more = await self._round()
+            if not ok:
+                failed += 1
+                await self._sleep(min(self.poll_interval * 2 ** (failed - 1), self._backoff_cap))
+                continue
+            failed = 0
+            if more:
                 continue
             self._wake.clear()
             await woken_or_timed_out(self._wake, self.poll_interval)
+
+    async def _round(self) -> tuple[bool, bool]:
+        """Claim and send what is due: whether the round went well, and whether it found work."""
+        now = self._clock()
+        try:
+            due = await self.journal.claim_notifications(
+                owner=self.owner, now=now, lease_until=now + 4 * self._timeout, limit=100
+            )
+        except JournalError as exc:
+            self._log.warning("callback_claim_failed", error=str(exc))
+            return False, False
+        except Exception as exc:
+            # the type only: a message could quote an application (personal data and all)
+            self._log.error(
+                "notifier_round_crashed", error=type(exc).__name__, exception=bare_traceback(exc)
+            )
+            return False, False
+        if not due:
+            return True, False
+        sent = await asyncio.gather(*(self._guarded(ex) for ex in due))
+        return all(sent), True
+
+    async def _guarded(self, exchange: Exchange) -> bool:
+        """:meth:`_notify`, its failure logged (not raised): False if it failed. What it did not
+        journal stays leased to this instance until the lease is over, then is claimed again
+        and sent under the same key."""
+        try:
+            await self._notify(exchange)
+        except JournalError as exc:
+            self._log.warning("callback_not_journalled", exchange_id=exchange.id, error=str(exc))
+            return False
+        except Exception as exc:
+            self._log.error(
+                "callback_crashed",
+                exchange_id=exchange.id,
+                error=type(exc).__name__,
+                exception=bare_traceback(exc),
+            )
+            return False
+        return True
 
     async def _notify(self, exchange: Exchange) -> None:
         """Tell the source how ``exchange`` ended (or moved on); record the try and what follows."""
