@@ -39,7 +39,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from federation.domain.errors import FederationError, JournalError
-from federation.logging import get_logger
+from federation.logging import bare_traceback, get_logger
 from federation.runtime.catalogue import Catalogue
 from federation.runtime.events import cancelled
 from replay.journal import Journal
@@ -317,6 +317,12 @@ class Metrics:
                 self.refresh(host)
             except FederationError as exc:  # a broker closing: the next round tells
                 self._log.debug("metrics_refresh_skipped", error=str(exc))
+            except Exception as exc:  # a file that cannot be written: never the loop's end
+                self._log.error(
+                    "metrics_refresh_failed",
+                    error=type(exc).__name__,
+                    exception=bare_traceback(exc),
+                )
             await asyncio.sleep(REFRESH)
 
     # -- a scrape -------------------------------------------------------------------------------

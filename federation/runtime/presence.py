@@ -15,7 +15,7 @@ import socket
 from collections.abc import Callable
 
 from federation.domain.errors import JournalError
-from federation.logging import get_logger
+from federation.logging import bare_traceback, get_logger
 from federation.runtime.events import cancelled, woken_or_timed_out
 from replay.instances import EVERY, Instance
 from replay.journal import Journal
@@ -62,7 +62,15 @@ class Presence:
     async def _run(self) -> None:
         while True:
             self._wake.clear()
-            await self.announce()
+            try:
+                await self.announce()
+            except Exception as exc:  # never the loop's end: nothing would start it again
+                # the type only: a message could quote what it failed on
+                self._log.error(
+                    "instance_announce_crashed",
+                    error=type(exc).__name__,
+                    exception=bare_traceback(exc),
+                )
             await woken_or_timed_out(self._wake, self._every)
 
     async def announce(self) -> None:

@@ -5,7 +5,8 @@ anew on every run, so a reload changes it. A run is what ``tongban journal archi
 the journal writes each chunk of ended exchanges to a new archive file, makes it durable, and only
 then keeps tombstones of them (the chain still verifies); afterwards the file is verified on its
 own. A run that finds nothing leaves no file. A failed run (journal unavailable, disk full) is
-logged and tried again at the next period; what it had not yet archived stays in the journal.
+logged and tried again at the next period, as is one that failed in a way nobody foresaw; what it
+had not yet archived stays in the journal.
 
 Instances start their schedule at a random point of the period, so several instances on one
 journal rarely run at once; when they do, an exchange may be copied into both files, and it is
@@ -27,7 +28,7 @@ from typing import Protocol
 
 from federation.config.retention import Retention
 from federation.domain.errors import JournalError
-from federation.logging import get_logger
+from federation.logging import bare_traceback, get_logger
 from federation.runtime.events import cancelled
 from replay.archive import verify_archive
 
@@ -91,6 +92,11 @@ class RetentionJob:
                 await self.run_once()
             except (JournalError, OSError) as exc:
                 self._log.warning("retention_failed", error=str(exc))
+            except Exception as exc:  # never the loop's end: nothing would start it again
+                # the type only: a message could quote an archived application
+                self._log.error(
+                    "retention_crashed", error=type(exc).__name__, exception=bare_traceback(exc)
+                )
 
     async def run_once(self) -> Run | None:
         """Archive and prune what the policy says is due now; None when there is no policy."""

@@ -4,7 +4,8 @@ Work arrives two ways. Intake hands over each exchange it just journalled (alrea
 worker, so there is no polling delay), and a poll loop claims from the journal whatever is due:
 ``retry_wait`` exchanges whose time has come and exchanges whose lease expired, judged by expiry alone.
 That second path is how work resumes after a restart and, with several instances, after a crash.
-A heartbeat extends the leases of everything in hand.
+A heartbeat extends the leases of everything in hand. Neither loop ends on a journal outage or an
+unforeseen error: it is logged, and the loop tries again at its next turn.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from adapters.base import Adapter
 from federation.config import Partner
 from federation.domain.errors import JournalError, LeaseLost
 from federation.domain.models import Exchange
-from federation.logging import get_logger
+from federation.logging import bare_traceback, get_logger
 from federation.runtime.breaker import PartnerGuards, Sleep
 from federation.runtime.catalogue import Catalogue
 from federation.runtime.delivery import Delivery
@@ -153,6 +154,9 @@ class Worker:
                 except JournalError as exc:
                     self._log.warning("claim_failed", error=str(exc))
                     claimed = []
+                except Exception as exc:  # never the loop's end: nothing would start it again
+                    self._crashed("claim_crashed", exc)
+                    claimed = []
                 for ex in claimed:
                     if ex.id not in self._in_hand:
                         self._spawn(ex)
@@ -173,6 +177,13 @@ class Worker:
                 )
             except JournalError as exc:
                 self._log.warning("lease_renewal_failed", error=str(exc), exchanges=len(ids))
+            except Exception as exc:  # never the loop's end: the leases would run out
+                self._crashed("lease_renewal_crashed", exc)
+
+    def _crashed(self, event: str, exc: Exception) -> None:
+        """Log an unforeseen error of a loop by its type and traceback only: its message could
+        quote an application (personal data and all)."""
+        self._log.error(event, error=type(exc).__name__, exception=bare_traceback(exc))
 
     # -- one exchange -------------------------------------------------------------------------
 
@@ -234,5 +245,10 @@ class Worker:
         except JournalError as exc:
             # Nothing more can be recorded now; the lease will expire and the work be claimed again.
             log.error("journal_write_failed", error=str(exc))
-        except Exception:
-            log.exception("worker_crashed_on_exchange")
+        except Exception as exc:
+            # the type only: a message could quote the application (personal data and all)
+            log.error(
+                "worker_crashed_on_exchange",
+                error=type(exc).__name__,
+                exception=bare_traceback(exc),
+            )
