@@ -5,7 +5,9 @@ source says it never got is re-armed in the journal: a ``callback_replayed`` eve
 why, the exchange's callback mark is set again as it was, and the running broker's notifier
 sends it on its next poll through the same retries, signed as usual, under the same
 ``Idempotency-Key`` and ``webhook-id`` (``<exchange id>:<mark>``), so the source can discard a
-repeat. Notices in a partner's own dialect have their own command (``tongban notice resend``,
+repeat. A lifecycle step that comes again has a mark of its own, numbered as notices number
+theirs (:func:`step_key`: ``lifecycle:correction_required:2`` for a second correction round).
+Notices in a partner's own dialect have their own command (``tongban notice resend``,
 :func:`~federation.runtime.notices.resend_notice`).
 
 The mark is the one the latest callback outcome names (``callback_delivered``,
@@ -24,6 +26,7 @@ from federation.config import Config
 from federation.domain.errors import CallbackPending, FederationError, LifecycleMoved
 from federation.domain.models import Direction, Event, Exchange, StateChange
 from federation.domain.texts import Text, said
+from federation.runtime.owed import step_mark
 from replay.journal import Journal
 
 OUTCOMES = frozenset({"callback_delivered", "callback_abandoned"})
@@ -47,6 +50,29 @@ class Due:
     last: bool = True
 
 
+def step_key(exchange: Exchange, mark: str) -> str:
+    """The mark a JSON callback goes by (the end of its key) while the journal's mark is
+    ``mark``: the mark of a lifecycle step the latest step wrote is numbered as a notice's is
+    (:func:`~federation.runtime.owed.step_mark`): ``lifecycle:correction_required`` the first
+    time, ``lifecycle:correction_required:2`` for the second round, so a source that discards
+    repeated keys does not discard it. The history numbers it, so every retry and every resend
+    of that round has the same key. Any other mark stands as it is: an end state, or a resend's
+    (the mark its callback outcome named)."""
+    if not mark.startswith("lifecycle:") or mark.count(":") != 1:
+        return mark
+    counts: dict[str, int] = {}
+    latest: str | None = None  # the mark of the latest step, unless a resend wrote after it
+    for event in exchange.events:
+        numbered = step_mark(event, counts)
+        if event.kind == "lifecycle":
+            latest = numbered
+        elif event.kind == "callback_replayed":
+            latest = None
+    if latest is None or ":".join(latest.split(":")[:2]) != mark:
+        return mark
+    return latest
+
+
 def due_callback(exchange: Exchange, mark: str) -> Due:
     """The JSON callback ``exchange`` (loaded with its events, ``mark`` pending) owes first.
 
@@ -54,7 +80,8 @@ def due_callback(exchange: Exchange, mark: str) -> Due:
     that a step wrote over before it went out (the step read the exchange before the resend
     wrote) is owed all the same: its ``callback_replayed`` has no outcome after it. It goes first,
     under its own key, then the step's mark, whose tries are counted from the history (the row's
-    count covers both)."""
+    count covers both). A step's mark is numbered as :func:`step_key` says."""
+    mark = step_key(exchange, mark)
     events = exchange.events
     row = Due(mark=mark, tries=exchange.notify_attempts)
     resent_at = _last(events, lambda e: e.kind == "callback_replayed")
@@ -195,7 +222,7 @@ def _resendable(exchange: Exchange, config: Config) -> str:
             said(
                 "the callback %(key)s is still pending (%(n)d tries so far): the broker is "
                 "sending it; resend it once it is delivered or abandoned",
-                key=f"{xid}:{exchange.notify_state}",
+                key=f"{xid}:{due_callback(exchange, exchange.notify_state).mark}",
                 n=exchange.notify_attempts,
             )
         )

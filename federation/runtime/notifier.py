@@ -3,7 +3,8 @@
 When an exchange ends (delivered, rejected, failed) and its source declared a ``callback`` URL in
 partners.yaml, the journal marks it in the same transaction as the end state. This loop leases those
 marks, POSTs the outcome (JSON, ``Idempotency-Key: <exchange id>:<state>`` so the source can discard
-repeats; signed in the Standard Webhooks format when the source declared a ``callback_secret``,
+repeats, a lifecycle step that comes again numbered, :func:`~federation.runtime.callbacks.step_key`;
+signed in the Standard Webhooks format when the source declared a ``callback_secret``,
 :mod:`~federation.domain.webhooks`, and never sent unsigned while that secret cannot be read; a
 redirect is not followed) and records every try as an event of the exchange; failures are retried
 as the retry strategy says (:data:`~federation.domain.retry.CALLBACKS` unless one is given), after
@@ -41,6 +42,7 @@ from federation.runtime.catalogue import Catalogue
 from federation.runtime.delivery import standing_errors
 from federation.runtime.events import cancelled, woken_or_timed_out
 from federation.runtime.notices import Notices, Route, route_of
+from federation.runtime.owed import step_of
 from replay.journal import Journal
 
 BACKOFF_CAP = 30.0  # seconds between rounds at most while the journal keeps failing
@@ -238,7 +240,7 @@ class Notifier:
     ) -> dict[str, Any]:
         """The callback's JSON: the outcome, or a lifecycle step with every step so far (from
         ``full``, the exchange with its history, when read already)."""
-        lifecycle = state.split(":", 1)[1] if state.startswith("lifecycle:") else None
+        lifecycle = step_of(state) if state.startswith("lifecycle:") else None
         steps: list[dict[str, Any]] | None = None
         if lifecycle:
             # Updates arriving close together share one callback: it carries every step so far.
