@@ -59,7 +59,7 @@ def mapped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "mappings/t.yaml").write_text(MAPPING, encoding="utf-8")
     (tmp_path / "mappings/tables/sex.yaml").write_text(SEX, encoding="utf-8")
     key = tmp_path / "mappings/keys/bad.hex"
-    key.write_text("zz", encoding="utf-8")
+    key.write_text("zzzzzzzz", encoding="utf-8")  # long enough to be read, and no hex
     os.chmod(key, 0o600)
     monkeypatch.chdir(tmp_path)
     return tmp_path
