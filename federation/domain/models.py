@@ -310,11 +310,21 @@ class Exchange:
         return new
 
     def lifecycle(self) -> list[dict[str, Any]]:
-        """Where the application stands at the handling side, step by step, with timestamps."""
+        """Where the application stands at the handling side, step by step, with timestamps.
+
+        Submitted once per sending (the first delivered attempt, and again after a replay): two
+        instances may both have delivered it, one of them after another took its lease (its
+        attempt appended late, same key), and the partner had it from the first.
+        """
         steps: list[dict[str, Any]] = []
+        submitted = False
         for event in self.events:
-            if event.kind == "attempt_finished" and event.data.get("outcome") == "delivered":
-                steps.append({"state": Lifecycle.SUBMITTED.value, "at": iso(event.at)})
+            if event.kind == "replayed":
+                submitted = False
+            elif event.kind == "attempt_finished" and event.data.get("outcome") == "delivered":
+                if not submitted:
+                    steps.append({"state": Lifecycle.SUBMITTED.value, "at": iso(event.at)})
+                submitted = True
             elif event.kind == "lifecycle":
                 step = {"state": event.data.get("lifecycle"), "at": iso(event.at)}
                 step.update({k: event.data[k] for k in ("note", "supplement") if k in event.data})
@@ -357,6 +367,10 @@ class Exchange:
                 started[int(ev.data["attempt"])] = (ev.at, ev.data.get("request", {}))
             elif ev.kind == "attempt_finished":
                 number = int(ev.data["attempt"])
+                if number in finished and "duration_ms" not in ev.data:
+                    # an end the next holder presumed (unknown, untimed) after the attempt's own
+                    # worker appended the real one, its lease lost meanwhile: the real one stands
+                    continue
                 finished[number] = ev
                 if "started_at" in ev.data:
                     started.setdefault(number, (float(ev.data["started_at"]), {}))

@@ -34,6 +34,7 @@ from federation.domain.errors import (
     AdapterError,
     JournalError,
     JournalUnavailable,
+    LeaseLost,
     LifecycleMoved,
     MappingError,
     NotSent,
@@ -104,7 +105,11 @@ class Delivery:
         for event in exchange.events:
             if event.kind == "replayed":
                 self._budget = (int(event.data.get("attempts_before", 0)), event.at)
-        self._interrupted = exchange.state is State.DELIVERING and exchange.attempts > 0
+        # an attempt already ended (its worker appended the end after losing the lease, or it
+        # stopped after a retry-now's write) is not presumed to have an unknown outcome
+        ended = {e.data.get("attempt") for e in exchange.events if e.kind == "attempt_finished"}
+        in_hand = exchange.state is State.DELIVERING and exchange.attempts > 0
+        self._interrupted = in_hand and exchange.attempts not in ended
         while isinstance(decision := await self._attempt(pending), RetryNow):
             await self.sleep(decision.after)
 
@@ -293,7 +298,7 @@ class Delivery:
             # for material forever; this way the supplement, still delivering, is sent again
             # (same key) and finds the parent noted already.
             await self._resubmitted(exchange, finished)
-        await self._record(
+        await self._ended(
             exchange,
             events,
             StateChange(
@@ -413,7 +418,8 @@ class Delivery:
         )
         log = log.bind(outcome=outcome.value, status=exc.status)
         change = self._after(exchange, decision, error, now, events, log)
-        await self._record(exchange, events, change, renew=isinstance(decision, RetryNow))
+        renew = isinstance(decision, RetryNow)
+        await self._ended(exchange, events, change, attempt=events[:1], renew=renew)
         return decision
 
     async def _unconfirmed(
@@ -442,7 +448,7 @@ class Delivery:
         change = StateChange(
             state=State.UNCONFIRMED, last_error=error, notify=self._notify(exchange)
         )
-        await self._record(exchange, [event], change)
+        await self._ended(exchange, [event], change)
         log.warning("exchange_unconfirmed", status=exc.status)
 
     def _after(
@@ -495,6 +501,30 @@ class Delivery:
         return Event(
             exchange_id=exchange.id, kind=kind, at=self.clock() if at is None else at, data=data
         )
+
+    async def _ended(
+        self,
+        exchange: Exchange,
+        events: list[Event],
+        change: StateChange,
+        *,
+        attempt: list[Event] | None = None,
+        renew: bool = False,
+    ) -> None:
+        """Record an attempt's end. Should another instance have taken the lease meanwhile (this
+        one stalled), the attempt's own events (``attempt``, default all: its end, transcript,
+        receipt) are appended all the same, the row left to that instance, and LeaseLost raised:
+        the journal holds every attempt, and the worker gives the exchange up."""
+        try:
+            await self._record(exchange, events, change, renew=renew)
+        except LeaseLost:
+            kept = events if attempt is None else attempt
+            try:
+                await self.journal.append(exchange.id, kept)
+            except JournalError as exc:
+                kinds = [e.kind for e in kept]
+                self.log.error("attempt_unjournalled", error=str(exc), events=kinds)
+            raise
 
     async def _record(
         self, exchange: Exchange, events: list[Event], change: StateChange, *, renew: bool = False
