@@ -176,6 +176,13 @@ def xroad_item(r: Reader, path: PathKey, raw: Mapping[str, Any]) -> XRoadService
     return parse_service(r, (*path, "xroad"), raw["xroad"]) if "xroad" in raw else None
 
 
+class SecretUnfit(BodyInvalid):
+    """Header values given by reference (``{env:…}``, ``{file:…}``) that their elements' XML
+    Schema types or the WSDL's facets do not allow: our configuration's fault (a rotated secret of
+    the wrong shape), not the application's, so the adapter holds the exchange (NotSent) rather
+    than refusing it. The problems name the element, the reference and the facet, never a value."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class HeaderPlan:
     """One operation's headers: the compiled parts, the fixed values, where the key goes."""
@@ -248,7 +255,8 @@ class HeaderPlan:
         try:
             blocks = render(self.parts, values) if values else []
         except BodyInvalid as exc:
-            raise BodyInvalid(self._unquoted(exc.problems)) from None
+            problems, ours = self._unquoted(exc.problems)
+            raise (SecretUnfit if ours == len(problems) else BodyInvalid)(problems) from None
         if not self.secrets:
             return body, blocks, blocks
         tops = {path[0] for path, _ in self.secrets}
@@ -256,7 +264,7 @@ class HeaderPlan:
         return body, blocks, render(self.parts, rest) if rest else []
 
     def _check(self, secrets: Sequence[tuple[KeyPath, str]]) -> None:
-        """BodyInvalid if a secret's value is not one its element's XML Schema type allows (its
+        """SecretUnfit if a secret's value is not one its element's XML Schema type allows (its
         built-in type or a facet of the WSDL's), naming the element, the reference and the
         facet, never the value: nothing is sent."""
         problems = []
@@ -274,18 +282,19 @@ class HeaderPlan:
                     f"{dotted(path)}: the value of {ref} breaks the WSDL's XML Schema facet {facets}"
                 )
         if problems:
-            raise BodyInvalid(problems)
+            raise SecretUnfit(problems)
 
-    def _unquoted(self, problems: list[str]) -> list[str]:
+    def _unquoted(self, problems: list[str]) -> tuple[list[str], int]:
         """Problems that never quote a secret: one about a referenced value names the reference
-        only (a type's message may quote the value, or a cut of it)."""
-        out = []
+        only (a type's message may quote the value, or a cut of it); and how many are so."""
+        out, ours = [], 0
         for problem in problems:
             hit = next(((p, ref) for p, ref in self.secrets if _about(problem, dotted(p))), None)
             if hit is not None:
                 problem = f"{dotted(hit[0])}: the value of {hit[1]} is not one its type allows"
+                ours += 1
             out.append(problem)
-        return out
+        return out, ours
 
 
 def _about(problem: str, path: str) -> bool:

@@ -45,6 +45,7 @@ from adapters.facets import with_facets
 from adapters.headerplan import (
     HeaderPlan,
     HeaderSettings,
+    SecretUnfit,
     check_settings,
     filled_paths,
     parse_settings,
@@ -83,12 +84,7 @@ from federation.config.reader import Reader
 from federation.config.replies import ReplyRules
 from federation.config.secrets import SecretError, off_loop
 from federation.config.yamlsrc import PathKey
-from federation.domain.errors import (
-    ConfigError,
-    PermanentError,
-    Problem,
-    Transcript,
-)
+from federation.domain.errors import ConfigError, PermanentError, Problem, Transcript
 from federation.domain.texts import Text, said
 
 REPLY_LIMIT = xmlsafe.REPLY_LIMITS.max_bytes
@@ -544,6 +540,8 @@ class SoapAdapter:
                 shown = blocks
             else:
                 body, blocks, shown = self._with_headers(op, plan, request, secrets)
+        except SecretUnfit as exc:  # our configuration's fault (a rotated secret): held
+            raise not_sent("; ".join(exc.problems), self.partner.id, op.name, "POST", url) from None
         except (BodyInvalid, BadValue) as exc:
             # Nothing was sent: the mapping produced something the WSDL does not allow.
             problems = exc.problems if isinstance(exc, BodyInvalid) else [f"idempotency key: {exc}"]

@@ -7,12 +7,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from federation.domain.models import State
 from tests.foreign.spyne_nested_header import ServicoPedidosMacau
 from tests.foreign.test_onboarding_soap import _edit, _line, spyne_config, tongban
-from tests.foreign.test_soap_header_secrets import ENV, Run, application, gd, settled
+from tests.foreign.test_soap_header_secrets import (
+    ENV,
+    PARTNER,
+    SECRET,
+    Run,
+    application,
+    gd,
+    settled,
+)
 
 __all__ = ["gd"]  # the fixture, shared with the secret headers' tests
 
@@ -45,22 +54,31 @@ def test_check_and_serve_refuse_a_literal_header_value_the_wsdl_forbids(tmp_path
     assert tongban(root, "check").returncode == 0
 
 
-async def test_a_secret_the_wsdl_forbids_is_not_sent_and_named_not_quoted(
+async def test_a_secret_the_wsdl_forbids_is_held_named_not_quoted_until_it_fits(
     gd: Run, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An AppSecret of 129 characters (the WSDL allows 128) is never sent: the exchange is
-    rejected before any call, naming the element, the reference and the facet, not the value.
-    Before, it was sent and the service refused it."""
+    """An AppSecret of 129 characters (the WSDL allows 128) is never sent: the exchange is held
+    and retried, not rejected (our configuration's fault), its error naming the element, the
+    reference and the facet, not the value, and the breaker counts none of it; once the secret
+    is rotated to one that fits, it is delivered."""
     too_long = "Gd-" + "x" * 126
     monkeypatch.setenv(ENV, too_long)
-    async with gd() as (fuwu, broker, _):
+    async with gd() as (fuwu, broker, url):
         ex, _ = await broker.submit(application("gd-facet-1"))
-        done = await settled(broker, ex.id, lambda ex: ex.state is State.REJECTED, "rejected")
-    assert fuwu.read_log() == []
-    error = done.last_error or {}
-    assert error["kind"] == "permanent_error", error
+        held = await settled(broker, ex.id, lambda ex: ex.attempts >= 3, "three attempts")
+        assert fuwu.read_log() == []
+        async with aiohttp.ClientSession(url) as http, http.get("/v1/partners") as r:
+            partners = {p["id"]: p for p in (await r.json())["partners"]}
+        monkeypatch.setenv(ENV, SECRET)
+        done = await settled(broker, ex.id, lambda ex: ex.state is State.DELIVERED, "delivered")
+    assert held.state in (State.RETRY_WAIT, State.DELIVERING), held.state
+    error = held.last_error or {}
+    assert error["kind"] == "transient_error", error
     assert (
-        f"AuthHeader.AppSecret: the value of {{env:{ENV}}} breaks the WSDL's XML Schema facet "
-        "maxLength"
+        f"not sent: AuthHeader.AppSecret: the value of {{env:{ENV}}} breaks the WSDL's XML Schema "
+        "facet maxLength"
     ) in str(error["message"]), error
-    assert too_long not in str(error) and "x" * 20 not in str(error)
+    assert too_long not in str(held.events) and "x" * 20 not in str(held.events)
+    breaker = partners[PARTNER]["breaker"]
+    assert breaker["consecutive_failures"] == 0 and breaker["times_opened"] == 0, breaker
+    assert len(fuwu.read_log()) == 1 and done.attempts > held.attempts
