@@ -84,7 +84,7 @@ from federation.config.reader import Reader
 from federation.config.replies import ReplyRules
 from federation.config.secrets import SecretError, off_loop
 from federation.config.yamlsrc import PathKey
-from federation.domain.errors import ConfigError, PermanentError, Problem, Transcript
+from federation.domain.errors import ConfigError, NotSendable, Problem, Transcript
 from federation.domain.texts import Text, said
 
 REPLY_LIMIT = xmlsafe.REPLY_LIMITS.max_bytes
@@ -477,7 +477,7 @@ class SoapAdapter:
         if op is None:
             pid = self.partner.id
             what = "" if request.kind == "application" else f" with a {request.kind} operation"
-            raise PermanentError(
+            raise NotSendable(
                 f"service {request.service!r} is not configured for {pid}{what}",
                 partner=pid,
                 operation=request.service,
@@ -545,7 +545,7 @@ class SoapAdapter:
         except (BodyInvalid, BadValue) as exc:
             # Nothing was sent: the mapping produced something the WSDL does not allow.
             problems = exc.problems if isinstance(exc, BodyInvalid) else [f"idempotency key: {exc}"]
-            raise PermanentError(
+            raise NotSendable(
                 f"the request does not match the WSDL input of {op.name}: {'; '.join(problems)}",
                 partner=self.partner.id,
                 operation=op.name,

@@ -13,6 +13,8 @@ Everything tongban raises on purpose derives from :class:`FederationError`::
     │   │   └── NotSent             held on our side (a secret or key that cannot be used): nothing
     │   │                           went out, and it says nothing of the partner's health
     │   ├── PermanentError          retrying cannot help: 4xx, a reply the partner marks as refused
+    │   │   └── NotSendable         refused on our side before sending: the request breaks the
+    │   │                           partner's WSDL; it says nothing of the partner's health
     │   └── UnrecognisedReply       the partner answered, but its reply rules call it neither yes
     │                               nor no: the exchange ends unconfirmed, never delivered
     └── JournalError                the journal cannot be read or written
@@ -184,6 +186,12 @@ class NotSent(TransientError):
 
 class PermanentError(AdapterError):
     """The partner refused the request; retrying the same request cannot succeed."""
+
+
+class NotSendable(PermanentError):
+    """Refused before anything was sent: the request as mapped breaks the partner's contract (its
+    WSDL's input, an operation it does not have). Permanent, but the partner was not asked, so its
+    circuit breaker hears nothing of it."""
 
 
 class UnrecognisedReply(AdapterError):

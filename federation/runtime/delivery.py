@@ -37,6 +37,7 @@ from federation.domain.errors import (
     LeaseLost,
     LifecycleMoved,
     MappingError,
+    NotSendable,
     NotSent,
     PermanentError,
     TransientError,
@@ -256,6 +257,8 @@ class Delivery:
             # breaker and latencies hear nothing; the journal's error and this line say why
             self.log.warning("attempt_not_sent", attempt=request.attempt, error=result.message)
             return _Sent(result, duration)
+        if isinstance(result, NotSendable):
+            return _Sent(result, duration)  # refused before sending: the partner was not asked
         self.guards.latencies.append(duration)
         if isinstance(result, TransientError):
             self.guards.breaker.failure()
