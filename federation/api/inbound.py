@@ -77,7 +77,7 @@ async def status_update(request: web.Request) -> web.Response:
             raise ProblemError(404, "unknown-partner", f"no partner {pid!r} reports status here")
         authenticate_partner(request, partner.inbound, pid)
         body = await got.read(broker.catalogue.config.broker.max_body_bytes)
-        signed.verify(request, partner, body)
+        await signed.verify(request, partner, body)
         update = json_object(body)
         exchange = await exchange_for(broker.journal, pid, update)
         lifecycle = lifecycle_of(broker.catalogue, exchange, update)
@@ -193,7 +193,7 @@ async def application_status(request: web.Request) -> web.Response:
     pid = request.match_info["partner"]
     key = request.match_info["key"]
     try:
-        signed.verify(request, filing_partner(request, broker, pid), b"")
+        await signed.verify(request, filing_partner(request, broker, pid), b"")
         full = await filed_by(broker.journal, pid, key)
     except RequestRefused as exc:
         await refuse(request, broker, exc, key, b"", 0)
@@ -226,7 +226,7 @@ async def partner_supplement(request: web.Request) -> web.Response:
         partner = filing_partner(request, broker, pid)
         parent = await filed_by(broker.journal, pid, request.match_info["key"])
         body = await got.read(broker.catalogue.config.broker.max_body_bytes)
-        signed.verify(request, partner, body)
+        await signed.verify(request, partner, body)
         exchange, created = await file_supplement(
             broker, parent, material_of(body), key, map_now=True
         )
@@ -246,7 +246,7 @@ async def file_application(request: web.Request) -> web.Response:
         dry = conform.dry_run(request)
         partner = filing_partner(request, broker, pid)
         body = await got.read(broker.catalogue.config.broker.max_body_bytes)
-        signed.verify(request, partner, body)
+        await signed.verify(request, partner, body)
         service, application = _parse(body)
         if dry:
             return _dry_run(broker, partner, service, application)

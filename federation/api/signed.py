@@ -49,8 +49,10 @@ class NonceMemory:
 NONCES = web.AppKey("signed_nonces", NonceMemory)
 
 
-def verify(request: web.Request, partner: Partner, body: bytes) -> None:
-    """Refuse the call unless it carries ``partner``'s valid signature (no-op if it signs none)."""
+async def verify(request: web.Request, partner: Partner, body: bytes) -> None:
+    """Refuse the call unless it carries ``partner``'s valid signature (no-op if it signs none).
+    Our copy of the secret is read at every call (a rotated file applies to the next), a file in
+    a thread of the secrets' own pool: a slow file system holds this call, not the event loop."""
     spec = partner.inbound.signing if partner.inbound is not None else None
     if spec is None:
         return
@@ -65,7 +67,7 @@ def verify(request: web.Request, partner: Partner, body: bytes) -> None:
         _refuse(f"{names.app_key} is not {partner.id}'s app key")
     _check_time(spec, values[names.timestamp])
     try:
-        secret = spec.signing.secret.read_bytes()
+        secret = await spec.signing.secret.load()
     except SecretError:
         # Ours to fix, not the caller's: named in our logs by `tongban check`, never here.
         raise ProblemError(

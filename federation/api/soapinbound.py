@@ -90,7 +90,7 @@ async def file_application(request: web.Request) -> web.Response:
         partner = filing_partner(request, broker, pid)
         body = await got.read(broker.catalogue.config.broker.max_body_bytes, MEDIA_TYPES, CHARSETS)
         check_charset(request.headers.get("Content-Type", ""), body)
-        signed.verify(request, partner, body)
+        await signed.verify(request, partner, body)
         first = _body_element(body)
         check_action(request.headers.get("SOAPAction"), first.tag)
         if first.tag == REPORT:

@@ -17,6 +17,9 @@ import orjson
 import pytest
 
 from tests.integration.test_inbound import APPLICATION, auth, inbound_config  # noqa: F401
+from tests.integration.test_secret_reads import secret_file, slow_files
+
+__all__ = ["slow_files"]  # the fixture
 
 SECRET = "hk-gateway-signing-secret-7f3a"
 SIGNING = """\
@@ -156,3 +159,24 @@ def test_a_bad_window_is_a_configuration_error_at_its_line(signed_config: Path) 
     [problem] = err.value.problems
     assert problem.line == line
     assert problem.path.endswith("inbound.signing.window")
+
+
+async def test_a_signing_secret_file_is_read_while_the_loop_runs_on(
+    signed_config, broker_at, slow_files
+) -> None:
+    """Our copy of the partner's signing secret, in a file, is read outside the event loop, which
+    keeps running while the read is held, and the signed call is filed. Before, it was read on the
+    loop at every call, which stood still until the read ended."""
+    partners = signed_config / "partners.yaml"
+    text = partners.read_text(encoding="utf-8")
+    file_ref = text.replace('"{env:TB_TEST_HK_INBOUND_SECRET}"', '"{file:secrets/hk-inbound}"')
+    partners.write_text(file_ref, encoding="utf-8")
+    secret_file(signed_config, "hk-inbound", SECRET)
+    headers = headers_for(BODY, "slow-secret-1")
+    async with broker_at(signed_config) as (_, url), aiohttp.ClientSession(url) as http:
+        async with slow_files.watched():
+            async with http.post("/v1/partners/hk/applications", data=BODY, headers=headers) as r:
+                status, answer = r.status, await r.json()
+    assert status == 202, answer
+    assert {read[0] for read in slow_files.reads} == {"hk-inbound"}
+    assert all(not loop and ran for _, loop, ran in slow_files.reads), slow_files.reads
