@@ -420,7 +420,9 @@ class Delivery:
             failure, number - attempts, now - since, self.rng
         )
         log = log.bind(outcome=outcome.value, status=exc.status)
-        change = self._after(exchange, decision, error, now, events, log)
+        # who said no: the partner, or its contract before anything was sent
+        refused = "contract" if isinstance(exc, NotSendable) else "partner"
+        change = self._after(exchange, decision, error, now, events, log, refused)
         renew = isinstance(decision, RetryNow)
         await self._ended(exchange, events, change, attempt=events[:1], renew=renew)
         return decision
@@ -462,10 +464,12 @@ class Delivery:
         now: float,
         events: list[Event],
         log: FilteringBoundLogger,
+        refused: str,
     ) -> StateChange:
-        """The journal write that carries out ``decision`` (and its log line)."""
+        """The journal write that carries out ``decision`` (and its log line; ``refused``: who
+        refused a rejected request, ``partner`` or ``contract``)."""
         if isinstance(decision, Reject):
-            log.warning("exchange_rejected", reason="partner")
+            log.warning("exchange_rejected", reason=refused)
             return StateChange(
                 state=State.REJECTED, last_error=error, notify=self._notify(exchange)
             )

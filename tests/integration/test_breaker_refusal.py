@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from structlog.testing import capture_logs
+
 from federation.domain.ids import new_id
 from federation.domain.models import Direction, Event, Exchange, NewExchange, State, StateChange
 from federation.runtime.breaker import BreakerState
@@ -74,7 +76,8 @@ async def test_a_probe_refused_before_sending_leaves_the_breaker_half_open(
             breaker.failure()
         clock.advance(hk.breaker.cool_down)  # the next request is the probe
         bad = await queued(journal, "off-wsdl", {**HK_PAYLOAD, "colour": "red"}, clock())
-        assert await worker.work_once() == 1
+        with capture_logs() as logs:
+            assert await worker.work_once() == 1
         refused = await got(journal, bad)
         assert breaker.state is BreakerState.HALF_OPEN, breaker.view()
         good = await queued(journal, "on-wsdl", HK_PAYLOAD, clock())
@@ -85,3 +88,5 @@ async def test_a_probe_refused_before_sending_leaves_the_breaker_half_open(
     assert "off-wsdl" not in sim.seen
     assert delivered.state is State.DELIVERED and sim.seen["on-wsdl"].count == 1
     assert breaker.closed
+    rejected = [e for e in logs if e["event"] == "exchange_rejected"]
+    assert [e["reason"] for e in rejected] == ["contract"]  # not the partner: it was not asked
