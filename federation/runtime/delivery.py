@@ -33,9 +33,7 @@ from federation.config import Partner
 from federation.domain.errors import (
     AdapterError,
     JournalError,
-    JournalUnavailable,
     LeaseLost,
-    LifecycleMoved,
     MappingError,
     NotSendable,
     NotSent,
@@ -53,6 +51,7 @@ from federation.runtime.catalogue import Catalogue
 from federation.runtime.mapping import MappingFailed, map_exchange
 from federation.runtime.metrics import Metrics
 from federation.runtime.notices import reported
+from federation.runtime.supplements import resubmitted
 from replay.journal import Journal
 
 
@@ -300,7 +299,9 @@ class Delivery:
             # again. Were it second, a stop between the two writes would leave the parent waiting
             # for material forever; this way the supplement, still delivering, is sent again
             # (same key) and finds the parent noted already.
-            await self._resubmitted(exchange, finished)
+            await resubmitted(
+                self.journal, exchange, finished, notify=self._notify(exchange), log=self.log
+            )
         await self._ended(
             exchange,
             events,
@@ -315,56 +316,6 @@ class Delivery:
         log.info("exchange_delivered", duration_ms=duration, status=reply.status)
         if self.metrics is not None:
             self.metrics.delivered(self.partner.id, finished - exchange.created_at)
-
-    async def _resubmitted(self, supplement: Exchange, at: float) -> None:
-        """The correction round's material reached the partner: the application is submitted again."""
-        parent = supplement.supplement_of
-        assert parent is not None  # only called for supplements
-        step = {
-            "lifecycle": "submitted",
-            "note": f"supplement {supplement.id} delivered",
-            "supplement": supplement.id,
-        }
-        try:
-            await self.journal.record(
-                parent,
-                [Event(exchange_id=parent, kind="lifecycle", at=at, data=step)],
-                StateChange(
-                    state=State.DELIVERED,
-                    expect=frozenset({State.DELIVERED}),
-                    notify=self._notify(supplement),
-                    notify_as="lifecycle:submitted",
-                    lifecycle_state="submitted",
-                    # only the round that asked for it: a supplement delivered after the partner
-                    # moved on (refused meanwhile, a second supplement, a replay) reopens nothing
-                    expect_lifecycle="correction_required",
-                ),
-            )
-        except LifecycleMoved as exc:
-            if await self._noted(parent, supplement.id):
-                return  # an earlier send of this supplement, stopped before its own write
-            late = {"reported": "submitted", "via": "supplement", **step, "reason": str(exc)}
-            del late["lifecycle"]
-            try:
-                await self.journal.record(
-                    parent,
-                    [Event(exchange_id=parent, kind="lifecycle_refused", at=at, data=late)],
-                    StateChange(state=State.DELIVERED, expect=frozenset({State.DELIVERED})),
-                )
-            except JournalError as err:
-                self.log.warning("supplement_not_noted_on_parent", parent=parent, error=str(err))
-        except JournalUnavailable:
-            raise  # the supplement stays delivering: sent again later, noted then
-        except JournalError as exc:  # the parent cannot take it (moved on, replayed): noted in logs
-            self.log.warning("supplement_not_noted_on_parent", parent=parent, error=str(exc))
-
-    async def _noted(self, parent: str, supplement: str) -> bool:
-        """Whether ``parent`` already records ``supplement`` (resubmitted, or arrived late)."""
-        found = await self.journal.get(parent)
-        kinds = ("lifecycle", "lifecycle_refused")
-        return found is not None and any(
-            e.kind in kinds and e.data.get("supplement") == supplement for e in found.events
-        )
 
     def _receipt(
         self, exchange: Exchange, body: Any, problem: str | None
