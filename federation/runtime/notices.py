@@ -33,6 +33,8 @@ from federation.domain.errors import (
     AdapterError,
     FederationError,
     MappingError,
+    NotSendable,
+    NotSent,
     PermanentError,
     UnknownOutcomeError,
     UnrecognisedReply,
@@ -316,7 +318,9 @@ async def _send(channel: _Channel, request: OutboundRequest) -> tuple[Reply | Ad
             except AdapterError as exc:
                 result = exc
             duration = round((time.perf_counter() - t0) * 1000, 3)
-        if isinstance(result, AdapterError) and not _answered(result):
+        if isinstance(result, NotSent | NotSendable):
+            pass  # held or refused on our side: the partner was not asked, its breaker hears nothing
+        elif isinstance(result, AdapterError) and not _answered(result):
             guards.breaker.failure()
         else:
             guards.breaker.success()  # an answer, even a refusal: the partner is up

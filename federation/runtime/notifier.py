@@ -104,8 +104,8 @@ class Notifier:
         while True:
             ok, more = await self._round()
             if not ok:
-                failed += 1
-                await self._sleep(min(self.poll_interval * 2 ** (failed - 1), self._backoff_cap))
+                failed = min(failed + 1, 64)  # 2.0 ** 1024 overflows: a night's outage got there
+                await self._sleep(min(self.poll_interval * 2.0 ** (failed - 1), self._backoff_cap))
                 continue
             failed = 0
             if more:
@@ -344,4 +344,9 @@ class Notifier:
                 await self.journal.append(exchange.id, events)
             except JournalError as exc:
                 kinds = [e.kind for e in events]
-                self._log.error("callback_try_unjournalled", error=str(exc), events=kinds)
+                self._log.error(
+                    "callback_try_unjournalled",
+                    exchange_id=exchange.id,
+                    error=str(exc),
+                    events=kinds,
+                )
