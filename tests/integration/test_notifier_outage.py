@@ -172,80 +172,61 @@ async def test_an_unforeseen_error_while_claiming_does_not_stop_the_loop(
     assert quiet(logs)
 
 
-async def test_a_lasting_outage_is_polled_less_and_less_often(
-    make_config: Any, source: Source, journal: Journal, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """While claiming keeps failing, the notifier waits twice as long after each failed round
-    (up to its cap); once the journal answers, it polls at its usual pace again."""
-    catalogue = source_config(make_config, f"    callback: {source.url}/outcomes\n")
+async def through_outage(
+    journal: Journal, catalogue: Catalogue, rounds: int, cap: float, key: str
+) -> tuple[str, list[float]]:
+    """An ended exchange's callback while claiming fails ``rounds`` times in a row, then works:
+    its id once the callback is journalled as delivered, and every pause the notifier took."""
     real = journal.claim_notifications
     calls = [0]
 
     async def claim(*args: Any, **kw: Any) -> Any:
         calls[0] += 1
-        if calls[0] <= 8:
+        if calls[0] <= rounds:
             raise JournalUnavailable("connection refused")
         return await real(*args, **kw)
 
-    monkeypatch.setattr(journal, "claim_notifications", claim)
     waits: list[float] = []
 
     async def sleep(seconds: float) -> None:
         waits.append(seconds)
 
-    xid = await ended(journal, "lasting")
+    xid = await ended(journal, key)
     loop = Notifier(
         journal=journal,
         catalogue=lambda: catalogue,
         owner="n1",
         poll_interval=0.05,
-        backoff_cap=1.0,
+        backoff_cap=cap,
         sleep=sleep,
     )
-    loop.start()
-    try:
-        await with_event(journal, xid, "callback_delivered")
-    finally:
-        await loop.stop()
-    assert waits == [0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0]
-    assert source.keys == [f"{xid}:delivered"]
-
-
-async def test_an_outage_of_thousands_of_rounds_does_not_end_the_loop(
-    make_config: Any, source: Source, journal: Journal, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Claiming fails 2,000 rounds in a row (a night of outage at the cap): the pause stays at its
-    cap, the loop lives on, and the callback goes out once the journal answers."""
-    catalogue = source_config(make_config, f"    callback: {source.url}/outcomes\n")
-    real = journal.claim_notifications
-    calls = [0]
-
-    async def claim(*args: Any, **kw: Any) -> Any:
-        calls[0] += 1
-        if calls[0] <= 2000:
-            raise JournalUnavailable("connection refused")
-        return await real(*args, **kw)
-
-    monkeypatch.setattr(journal, "claim_notifications", claim)
-    waits: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        waits.append(seconds)
-
-    xid = await ended(journal, "night")
-    loop = Notifier(
-        journal=journal,
-        catalogue=lambda: catalogue,
-        owner="n1",
-        poll_interval=0.05,
-        backoff_cap=30.0,
-        sleep=sleep,
-    )
-    with capture_logs():
+    with pytest.MonkeyPatch.context() as patch, capture_logs():
+        patch.setattr(journal, "claim_notifications", claim)
         loop.start()
         try:
             await with_event(journal, xid, "callback_delivered")
         finally:
             await loop.stop()
+    return xid, waits
+
+
+async def test_a_lasting_outage_is_polled_less_and_less_often(
+    make_config: Any, source: Source, journal: Journal
+) -> None:
+    """While claiming keeps failing, the notifier waits twice as long after each failed round
+    (up to its cap); once the journal answers, it polls at its usual pace again."""
+    catalogue = source_config(make_config, f"    callback: {source.url}/outcomes\n")
+    xid, waits = await through_outage(journal, catalogue, 8, 1.0, "lasting")
+    assert waits == [0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0]
+    assert source.keys == [f"{xid}:delivered"]
+
+
+async def test_an_outage_of_thousands_of_rounds_does_not_end_the_loop(
+    make_config: Any, source: Source, journal: Journal
+) -> None:
+    """Claiming fails 2,000 rounds in a row (a night of outage at the cap): the pause stays at its
+    cap, the loop lives on, and the callback goes out once the journal answers."""
+    catalogue = source_config(make_config, f"    callback: {source.url}/outcomes\n")
+    xid, waits = await through_outage(journal, catalogue, 2000, 30.0, "night")
     assert len(waits) == 2000 and waits[-1] == 30.0
     assert source.keys == [f"{xid}:delivered"]
