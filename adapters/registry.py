@@ -7,7 +7,7 @@ from types import MappingProxyType
 
 from adapters.base import Adapter, ProtocolSpec
 from adapters.rest import REST
-from adapters.soap import SOAP
+from adapters.soapspec import SOAP
 from federation.config import Partner
 
 _SPECS: dict[str, ProtocolSpec] = {}

@@ -1,6 +1,6 @@
 """What partners.yaml says of a SOAP partner and its service items, as values: the ``soap:``
 section's options, WS-Security credentials' names, and a service item's operations. Read and
-checked by ``adapters.soap.SoapSpec``; used by the adapter, the simulators and ``tongban check``.
+checked by ``adapters.soapspec.SoapSpec``; used by the adapter, the simulators and ``tongban check``.
 """
 
 from __future__ import annotations

@@ -23,7 +23,8 @@ from adapters.base import OutboundRequest
 from adapters.body import BodyInvalid
 from adapters.envelope import open_envelope
 from adapters.registry import protocols
-from adapters.soap import SoapAdapter, operation_tree
+from adapters.soap import SoapAdapter
+from adapters.soapspec import operation_tree
 from adapters.wsdl import json_safe
 from adapters.xmlsafe import parse
 from federation.api.net import start_site
