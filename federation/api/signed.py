@@ -52,7 +52,8 @@ NONCES = web.AppKey("signed_nonces", NonceMemory)
 async def verify(request: web.Request, partner: Partner, body: bytes) -> None:
     """Refuse the call unless it carries ``partner``'s valid signature (no-op if it signs none).
     Our copy of the secret is read at every call (a rotated file applies to the next), a file in
-    a thread of the secrets' own pool: a slow file system holds this call, not the event loop."""
+    a thread of its folder's pool: a slow file system holds this call, not the event loop, and a
+    hung one answers 503 after the read timeout (at once while a read there is stuck)."""
     spec = partner.inbound.signing if partner.inbound is not None else None
     if spec is None:
         return

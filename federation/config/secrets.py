@@ -6,10 +6,15 @@ rotated secret (a new file, a new value in the environment of a reloaded broker)
 no restart. Errors name the reference, never the value.
 
 On the event loop a secret is read with :func:`read_texts` or :meth:`SecretRef.load`: a variable at
-once, a file in a thread of :data:`READERS` (its own pool: a file system that hangs, NFS or a
-failing disk, holds the deliveries that need its secrets, never the loop nor the threads the
-journal and WSDL loading use). Nothing is cached: the stat a cache would need to notice a rotation
-is I/O as well, and costs about what the read of a file this small does.
+once, a file in a thread of its folder's own small pool (:class:`Readers`), never the loop's nor
+the threads the journal and WSDL loading use. A read that has not answered within
+:data:`READ_TIMEOUT` seconds is a :class:`SecretError` (what needed it is held), and while a read
+in a folder has been outstanding that long, the folder's file system counts as hung: a further
+read there is refused at once instead of queueing behind it. So a hung file system (NFS, a failing
+disk) holds the deliveries and inbound checks that need its secrets, never those of other folders,
+and the threads stuck in it stay at most :data:`PER_FOLDER` (a thread in ``read()`` cannot be
+stopped). Nothing is cached: the stat a cache would need to notice a rotation is I/O as well, and
+costs about what the read of a file this small does.
 
 A secret shorter than :data:`MIN_SECRET` characters is refused (an error at its line in
 partners.yaml when ``tongban check`` can read it; what needs it is held when one is read at a
@@ -28,6 +33,8 @@ import asyncio
 import os
 import re
 import stat
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -60,8 +67,11 @@ _WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")  # X-Api-Key, apiKey, API
 MAX_SECRET_BYTES = 65536  # a key, a token or a password: far below; a file past it is a mistake
 MIN_SECRET = 4
 """Characters (bytes, for a secret that is not UTF-8) a secret has at least; see the docstring."""
-READERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tongban-secrets")
-"""The threads that read secret files (and sign with key files) for the event loop."""
+READ_TIMEOUT = 10.0
+"""Seconds a secret file's read (or a signature with a key file) may take before what needs it is
+held: a local disk answers in microseconds, a hung NFS mount never."""
+PER_FOLDER = 2
+"""Threads that read one folder's files: as many as can ever be stuck in a hung file system."""
 _T = TypeVar("_T")
 
 
@@ -171,10 +181,16 @@ class SecretRef:
             raise SecretError(said("secret %(ref)s: not UTF-8 text", ref=str(self))) from None
 
     async def load(self) -> bytes:
-        """:meth:`read_bytes` for the event loop: a file is read in a thread of :data:`READERS`."""
+        """:meth:`read_bytes` for the event loop: a file is read in a thread of its folder's pool
+        (see the module docstring: a hung file system is a SecretError)."""
         if self.kind == "env":
             return self.read_bytes()
-        return await off_loop(self.read_bytes)
+        return await off_loop(self.read_bytes, folder=self.folder, what=str(self))
+
+    @property
+    def folder(self) -> str:
+        """The folder a ``{file:…}`` reference's file is in, as written (no I/O)."""
+        return os.path.dirname(os.path.abspath(self.base / self.name))
 
     def problem(self) -> Text | None:
         """Why the secret cannot be read now, or None: for ``tongban check`` (as bytes: some
@@ -186,17 +202,101 @@ class SecretRef:
         return None
 
 
-async def off_loop(work: Callable[[], _T]) -> _T:
-    """``work()`` in a thread of :data:`READERS`, awaited (for secret files and key files)."""
-    return await asyncio.get_running_loop().run_in_executor(READERS, work)
+class Readers:
+    """Each folder's threads for reading its secret files, and the reads outstanding in them.
+
+    A read in a folder whose oldest outstanding read has run :data:`READ_TIMEOUT` seconds is
+    refused at once (its file system hangs); any read is given up after that long. A thread stuck
+    in a read keeps its place until the read returns, so a hung folder holds at most
+    :data:`PER_FOLDER` threads, and every other folder has threads of its own."""
+
+    def __init__(self, timeout: float = READ_TIMEOUT) -> None:
+        self.timeout = timeout
+        self._pools: dict[str, ThreadPoolExecutor] = {}
+        self._started: dict[str, dict[int, float]] = {}  # folder -> {read: when its thread began}
+        self._lock = threading.Lock()
+        self._next = 0
+
+    def hung(self, folder: str) -> float | None:
+        """Seconds the oldest outstanding read in ``folder`` has run, if past the timeout."""
+        with self._lock:
+            started = list(self._started.get(folder, {}).values())
+        oldest = time.monotonic() - min(started, default=time.monotonic())
+        return oldest if oldest >= self.timeout else None
+
+    async def run(self, work: Callable[[], _T], folder: str, what: str) -> _T:
+        """``work()`` in a thread of ``folder``'s pool; SecretError naming ``what`` if the folder
+        hangs or the work has not ended within the timeout."""
+        if (stuck := self.hung(folder)) is not None:
+            raise _hung(what, stuck)
+        with self._lock:
+            pool = self._pools.get(folder)
+            if pool is None:
+                pool = ThreadPoolExecutor(PER_FOLDER, thread_name_prefix="tongban-secrets")
+                self._pools[folder] = pool
+            self._next += 1
+            key = self._next
+
+        def timed() -> _T:
+            with self._lock:
+                self._started.setdefault(folder, {})[key] = time.monotonic()
+            try:
+                return work()
+            finally:
+                with self._lock:
+                    self._started[folder].pop(key, None)
+
+        future = asyncio.wrap_future(pool.submit(timed))
+        try:
+            return await asyncio.wait_for(future, self.timeout)
+        except TimeoutError:  # a queued read is cancelled; one in read() runs on, counted
+            raise SecretError(
+                said(
+                    "secret %(ref)s: %(error)s",
+                    ref=what,
+                    error=f"no answer from the file system within {self.timeout:g} s",
+                )
+            ) from None
+
+    def shutdown(self) -> None:
+        """Let the pools' threads end once their work is done (for tests and shutdown)."""
+        with self._lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _hung(what: str, stuck: float) -> SecretError:
+    # The reason is a value (English, like an OS error's): it is only ever said at a send, in the
+    # journal and the logs, never by tongban check, which reads the file where it runs.
+    why = f"a read in its folder has not returned for {stuck:.1f} s; not tried"
+    return SecretError(said("secret %(ref)s: %(error)s", ref=what, error=why))
+
+
+READERS = Readers()
+"""The threads that read secret files (and sign with key files) for the event loop."""
+SHARED = "(shared)"  # the pool of work that names no folder
+
+
+async def off_loop(work: Callable[[], _T], *, folder: str = SHARED, what: str = "") -> _T:
+    """``work()`` in a thread of ``folder``'s pool of :data:`READERS`, awaited (for secret files
+    and key files); SecretError if it has not ended within :data:`READ_TIMEOUT` seconds or the
+    folder hangs."""
+    return await READERS.run(work, folder, what or "(a secret file)")
 
 
 async def read_texts(refs: Sequence[SecretRef]) -> list[str]:
     """Each secret as text, read now, in order; SecretError naming the first that cannot be.
-    Variables are read at once; with a file among them, all are read in one trip to a thread."""
-    if all(ref.kind == "env" for ref in refs):
+    Variables are read at once; with a file among them, all are read in one trip to a thread
+    of the first file's folder (a hung folder of any of them is refused at once)."""
+    files = [ref for ref in refs if ref.kind == "file"]
+    if not files:
         return [ref.read() for ref in refs]
-    return await off_loop(lambda: [ref.read() for ref in refs])
+    for ref in files[1:]:
+        if (stuck := READERS.hung(ref.folder)) is not None:
+            raise _hung(str(ref), stuck)
+    work = lambda: [ref.read() for ref in refs]  # noqa: E731
+    return await off_loop(work, folder=files[0].folder, what=str(files[0]))
 
 
 def parse_secret(r: Reader, path: PathKey, raw: Any, base: Path) -> SecretRef | None:

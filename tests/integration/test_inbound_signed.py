@@ -6,8 +6,10 @@ partner's own code would, not with tongban's signer.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -17,7 +19,7 @@ import orjson
 import pytest
 
 from tests.integration.test_inbound import APPLICATION, auth, inbound_config  # noqa: F401
-from tests.integration.test_secret_reads import secret_file, slow_files
+from tests.integration.test_secret_reads import on_loop, secret_file, slow_files
 
 __all__ = ["slow_files"]  # the fixture
 
@@ -180,3 +182,40 @@ async def test_a_signing_secret_file_is_read_while_the_loop_runs_on(
     assert status == 202, answer
     assert {read[0] for read in slow_files.reads} == {"hk-inbound"}
     assert all(not loop and ran for _, loop, ran in slow_files.reads), slow_files.reads
+
+
+async def test_a_hung_signing_secret_file_is_a_503_after_the_timeout(
+    signed_config, broker_at, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Our copy of the partner's signing secret on a hung file system (its read never returns):
+    the call is refused 503 signature-unverifiable after the read timeout, and a second call
+    at once. Before, each call waited for ever."""
+    from federation.config import secrets
+    from federation.config.secrets import SecretRef
+
+    partners = signed_config / "partners.yaml"
+    text = partners.read_text(encoding="utf-8")
+    file_ref = text.replace('"{env:TB_TEST_HK_INBOUND_SECRET}"', '"{file:secrets/hk-inbound}"')
+    partners.write_text(file_ref, encoding="utf-8")
+    secret_file(signed_config, "hk-inbound", SECRET)
+    release = threading.Event()
+    real = SecretRef.read_bytes
+
+    def hung(ref: SecretRef) -> bytes:
+        if ref.name.endswith("hk-inbound") and not release.is_set() and not on_loop():
+            release.wait(timeout=30)
+        return real(ref)
+
+    monkeypatch.setattr(SecretRef, "read_bytes", hung)
+    monkeypatch.setattr(secrets.READERS, "timeout", 0.3, raising=False)
+    statuses = []
+    try:
+        async with broker_at(signed_config) as (_, url), aiohttp.ClientSession(url) as http:
+            for n in range(2):
+                headers = headers_for(BODY, f"hung-secret-{n}")
+                post = http.post("/v1/partners/hk/applications", data=BODY, headers=headers)
+                async with asyncio.timeout(3), post as r:
+                    statuses.append((r.status, (await r.json())["type"]))
+    finally:
+        release.set()
+    assert statuses == [(503, "urn:tongban:problem:signature-unverifiable")] * 2

@@ -216,3 +216,43 @@ async def test_a_secret_too_short_to_be_a_credential_is_never_sent(
     assert "{env:TB_SHORT_BEARER}: shorter than 4 characters" in str(held.value)
     assert "a1b" not in str(held.value)
     assert [headers["Authorization"] for headers in seen] == [f"Bearer {TOKEN}"]
+
+
+async def test_a_bearer_token_on_a_hung_file_system_holds_the_attempt(
+    make_config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bearer token file whose read never returns holds the attempt (NotSent, naming the
+    reference) after the read timeout, and the next attempt at once; nothing reaches the
+    partner. Before, each attempt waited for ever (delivering, its lease renewed)."""
+    from federation.config import secrets
+    from federation.config.secrets import SecretRef
+    from federation.domain.errors import NotSent
+
+    release = threading.Event()
+    real = SecretRef.read_bytes
+
+    def hung(ref: SecretRef) -> bytes:
+        if ref.name.endswith("token") and not release.is_set() and not on_loop():
+            release.wait(timeout=30)
+        return real(ref)
+
+    seen: list[dict[str, str]] = []
+    async with rest_partner(seen) as url:
+        root = with_auth(make_config, 'bearer: "{file:secrets/token}"')
+        secret_file(root, "token", TOKEN)
+        adapter = RestAdapter(hk(root, url))
+        monkeypatch.setattr(SecretRef, "read_bytes", hung)
+        monkeypatch.setattr(secrets.READERS, "timeout", 0.3, raising=False)
+        await adapter.start()
+        held = []
+        try:
+            for n in (1, 2):
+                with pytest.raises(NotSent) as exc:
+                    await asyncio.wait_for(adapter.send(request(n)), 3)
+                held.append(str(exc.value))
+        finally:
+            release.set()
+            await adapter.close()
+    assert "{file:secrets/token}: no answer from the file system" in held[0]
+    assert "{file:secrets/token}: a read in its folder has not returned" in held[1]
+    assert seen == []

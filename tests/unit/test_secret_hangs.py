@@ -1,0 +1,100 @@
+"""A secret file on a hung file system (a read that never returns) holds only what needs it: the
+read is given up after the timeout as a SecretError, a further read in that folder is refused at
+once, the threads stuck there stay few, and other folders' secrets are read as before."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from federation.config import secrets
+from federation.config.secrets import SecretError, SecretRef, read_texts
+
+TIMEOUT = 0.3  # seconds: the read timeout in these tests
+
+
+class HungFolder:
+    """Reads of files under ``folder`` block until released; counts the threads blocked."""
+
+    def __init__(self, folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.folder = folder
+        self.release = threading.Event()
+        self.blocked = 0
+        self._lock = threading.Lock()
+        real = SecretRef.read_bytes
+
+        def read_bytes(ref: SecretRef) -> bytes:
+            if ref.kind == "file" and (ref.base / ref.name).parent == folder:
+                with self._lock:
+                    self.blocked += 1
+                self.release.wait(timeout=30)
+            return real(ref)
+
+        monkeypatch.setattr(SecretRef, "read_bytes", read_bytes)
+
+
+@pytest.fixture
+def hung(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[HungFolder]:
+    """Folder ``a`` of the test hangs; the read timeout is short."""
+    monkeypatch.setattr(secrets.READERS, "timeout", TIMEOUT, raising=False)
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "token").write_text(f"token-of-{name}-4c1d\n")
+        (tmp_path / name / "token").chmod(0o600)
+    folder = HungFolder(tmp_path / "a", monkeypatch)
+    yield folder
+    folder.release.set()  # the stuck threads end
+
+
+def ref(tmp_path: Path, folder: str) -> SecretRef:
+    return SecretRef(kind="file", name=f"{folder}/token", base=tmp_path)
+
+
+async def test_a_hung_folder_does_not_hold_another_folders_secret(
+    tmp_path: Path, hung: HungFolder
+) -> None:
+    """With four reads stuck in folder a, the secret in folder b is read at once. Before, the
+    four took the whole shared pool and b's read waited for ever."""
+    stuck = [asyncio.ensure_future(read_texts([ref(tmp_path, "a")])) for _ in range(4)]
+    await asyncio.sleep(0.05)
+    got = await asyncio.wait_for(read_texts([ref(tmp_path, "b")]), 2)
+    assert got == ["token-of-b-4c1d"]
+    await asyncio.gather(*stuck, return_exceptions=True)
+
+
+async def test_a_read_that_never_returns_is_a_secret_error_after_the_timeout(
+    tmp_path: Path, hung: HungFolder
+) -> None:
+    """A read stuck in a hung file system ends as a SecretError naming the reference (what
+    needs it is held) after the timeout. Before, it was awaited for ever."""
+    t0 = time.monotonic()
+    with pytest.raises(SecretError, match=r"\{file:a/token\}: no answer from the file system"):
+        await asyncio.wait_for(ref(tmp_path, "a").load(), 2)
+    assert time.monotonic() - t0 < 1.5
+
+
+async def test_a_hung_folder_is_refused_at_once_and_keeps_few_threads(
+    tmp_path: Path, hung: HungFolder
+) -> None:
+    """Once a read in folder a has hung past the timeout, twenty more reads there are refused
+    at once, without a thread each: at most two threads ever wait in that folder. Before, each
+    waited for ever."""
+    with pytest.raises(SecretError):
+        await asyncio.wait_for(ref(tmp_path, "a").load(), 2)
+    t0 = time.monotonic()
+    for _ in range(20):
+        with pytest.raises(SecretError, match="has not returned for"):
+            await asyncio.wait_for(ref(tmp_path, "a").load(), 2)
+    assert time.monotonic() - t0 < 0.2
+    assert hung.blocked <= secrets.PER_FOLDER
+    hung.release.set()
+    for _ in range(100):  # the stuck read returns: the folder is read again
+        await asyncio.sleep(0.01)
+        if secrets.READERS.hung(ref(tmp_path, "a").folder) is None:
+            break
+    assert await ref(tmp_path, "a").load() == b"token-of-a-4c1d"
