@@ -165,6 +165,18 @@ class Checkpoints:
             finally:
                 os.close(dirfd)
 
+    def identity(self) -> str | None:
+        """The id of this checkpoints file, kept beside it in ``<file>.id`` and made at the first
+        asking (None: kept in memory, or unreadable). A PostgreSQL journal knows its instances by
+        it across restarts (``replay/rekeyed.py``): the lease owner id changes at every start."""
+        if self.path is None:
+            return None
+        place = self.path.with_name(self.path.name + ".id")
+        try:
+            return _identity(place) or _made_identity(place)
+        except OSError:
+            return None
+
     def exists(self) -> bool:
         """Whether any checkpoint was ever written here."""
         return bool(self._kept) if self.path is None else self.path.exists()
@@ -245,6 +257,31 @@ def _parse(raw: bytes) -> tuple[Checkpoint, bytes]:
         return point, bytes.fromhex(doc["mac"])
     except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError) as exc:
         raise ValueError("not a checkpoint") from exc
+
+
+def _identity(place: Path) -> str | None:
+    """The id kept in ``place``, if the file is there and holds one."""
+    try:
+        found = place.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    return found if 0 < len(found) <= 64 and found.isprintable() else None
+
+
+def _made_identity(place: Path) -> str | None:
+    """A new id put in ``place`` whole, unless another process put one first (then that one)."""
+    tmp = place.with_name(f".{place.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(secrets.token_hex(8) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        with contextlib.suppress(FileExistsError):  # a link never replaces: the first one stays
+            os.link(tmp, place)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return _identity(place)
 
 
 def _pending_line(raw: bytes) -> bool:

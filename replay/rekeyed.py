@@ -42,13 +42,22 @@ told from one pruned: only the instance that needed it notices, by refusing the 
 Statements are needed until every instance whose checkpoints could name the old chain has opened
 since; ``tongban journal prune-rekeyed`` deletes those of the rekeys before a time, oldest first
 (every statement of one rekey has the same time), so those left still lead to the chain held.
+
+Which instances have opened since, the database keeps (table ``opened``, not cleared when an
+instance stops, unlike ``instances``): at every open that the journal does not refuse, the
+instance's checkpoints file is known by its id (``Checkpoints.identity``, stable across restarts)
+with the latest rekey whose statements the journal held before the open followed them
+(``rekey_at``, read first: a rekey committed meanwhile counts as not followed). Its checkpoints
+name the chain after that rekey. The rekey's own time is compared, never an instance's clock.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import socket
 import struct
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeAlias
@@ -68,6 +77,16 @@ SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bytea[], $4::float8[], $5::b
 ON CONFLICT (seq, old) DO UPDATE SET new = excluded.new, at = excluded.at, mac = excluded.mac"""
 HELD = "SELECT seq, hash FROM events WHERE seq = ANY($1::bigint[])"
 STATEMENTS = "SELECT seq, old, new, at, mac FROM rekeyed WHERE seq = ANY($1::bigint[])"
+
+# The latest rekey whose statements the journal holds; what an instance records at open.
+LATEST = "SELECT max(at) FROM rekeyed"
+WRITABLE = "SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off'"
+# Never back: two processes of one instance (``serve --workers``) open in any order.
+OPENED = """
+INSERT INTO opened (id, host, checkpoints, opened_at, rekey_at) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (id) DO UPDATE SET host = excluded.host, checkpoints = excluded.checkpoints,
+    opened_at = greatest(opened.opened_at, excluded.opened_at),
+    rekey_at = greatest(opened.rekey_at, excluded.rekey_at)"""
 
 # One statement: seq, old hash, new hash, time of the rekey, MAC.
 Statement: TypeAlias = tuple[int, bytes, bytes, float, bytes]
@@ -184,12 +203,32 @@ async def checked_end(journal: Keyed, run: Run, ends: Callable[[Any, int], End])
         found: tuple[int, bytes | None] = await run(lambda conn: ends(conn, seq))
         return found
 
+    latest: float | None = await run(lambda conn: conn.fetchval(LATEST))
     await rekey.settle_interrupted(journal, end_at)
     await follow(journal.checkpoints, lambda seqs: run(lambda conn: held(conn, seqs)))
     point = await asyncio.to_thread(journal.checkpoints.latest)
-    if point is None:
-        return None
-    return rolled_back(point, *await end_at(point.seq))
+    problem = None if point is None else rolled_back(point, *await end_at(point.seq))
+    if problem is None:
+        await opened(journal.checkpoints, latest, run)
+    return problem
+
+
+async def opened(checkpoints: Checkpoints, latest: float | None, run: Run) -> None:
+    """That the instance of ``checkpoints`` (a file of its own, with keys) opened the journal,
+    its checkpoints following every rekey up to the one of time ``latest`` (None: none held);
+    nothing on a journal open read-only (a standby), where no rekey runs either."""
+    if checkpoints.path is None or not checkpoints.seal.keyed:
+        return
+    ident = await asyncio.to_thread(checkpoints.identity)
+    if ident is None:
+        return  # no file beside the checkpoints: they cannot be written either, verify says so
+    row = (ident, socket.gethostname(), str(checkpoints.path), time.time(), latest)
+
+    async def op(conn: Any) -> None:
+        if await conn.fetchval(WRITABLE):
+            await conn.execute(OPENED, *row)
+
+    await run(op)
 
 
 async def follow(

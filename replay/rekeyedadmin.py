@@ -6,13 +6,16 @@ and run on the journal's own pool. Only a PostgreSQL journal keeps statements (`
 checkpoints file of a SQLite journal is shared by its workers and rewritten by the rekey.
 
 Pruning is explicit, never automatic: the statements of a rekey are needed until every instance
-whose checkpoints could name the chain before it has opened the journal since, and the database
-cannot list those instances. It knows those that announce themselves (``replay/instances.py``):
-running ones, and those gone within the last day that did not withdraw. One of them that started
-before a rekey whose statements would go has not opened since, and the prune is refused, naming
-it (``force`` overrides, for one gone for good). One stopped cleanly withdrew and is not listed:
-the operator must know it (docs/operations.md, "Rotate keys"). Instances' clocks are taken to
-agree, as leases already require.
+whose checkpoints could name the chain before it has opened the journal since. The database
+knows every instance that opened it with checkpoints of its own (table ``opened``, kept when it
+stops: ``replay/rekeyed.py``); one that has not opened since the latest rekey whose statements
+would go, and the prune is refused, naming it (``unopened``). So is it while an instance that
+announced itself (``replay/instances.py``: running, or gone within the last day without
+withdrawing) started before that rekey (``waiting``). ``force`` prunes all the same; ``forget``
+drops an instance gone for good, so that it holds no prune back again. An instance that has not
+opened the journal since ``opened`` came (migration 0013) is not known: start each once after
+upgrading. Announced instances' start times are compared with the rekey's, as leases already
+take clocks to agree; ``opened`` compares rekey times only.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import groupby
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +43,10 @@ FROM rekeyed AS r LEFT JOIN events AS e ON e.seq = r.seq
 ORDER BY r.seq, r.at"""
 REKEYS = "SELECT at, count(*) FROM rekeyed WHERE at < $1 GROUP BY at ORDER BY at"
 PRUNE = "DELETE FROM rekeyed WHERE at < $1"
+OPENED = "id, host, checkpoints, opened_at, rekey_at"
+UNOPENED = f"SELECT {OPENED} FROM opened WHERE coalesce(rekey_at < $1, true) ORDER BY host, id"
+KNOWN = f"SELECT {OPENED} FROM opened ORDER BY host, id"
+FORGET = f"DELETE FROM opened WHERE id = $1 RETURNING {OPENED}"
 CHUNK = 2000
 
 
@@ -92,14 +99,42 @@ async def check(journal: Backend) -> Unsound | None:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Opened:
+    """An instance as the journal knows it by its checkpoints file, and its last open."""
+
+    id: str  # of its checkpoints file (``Checkpoints.identity``)
+    host: str
+    checkpoints: str  # the file's path on its host
+    opened_at: float
+    rekey_at: float | None  # the latest rekey its checkpoints followed (None: none held)
+
+
+def _opened(row: Any) -> Opened:
+    rekey_at = None if row["rekey_at"] is None else float(row["rekey_at"])
+    return Opened(
+        id=row["id"],
+        host=row["host"],
+        checkpoints=row["checkpoints"],
+        opened_at=float(row["opened_at"]),
+        rekey_at=rekey_at,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class Pruned:
     """What ``prune`` found and did."""
 
     rekeys: list[tuple[float, int]] = field(
         default_factory=list
     )  # (time, statements), oldest first
-    waiting: list[Instance] = field(default_factory=list)  # known, not opened since the last one
+    waiting: list[Instance] = field(default_factory=list)  # announced, started before the last
+    unopened: list[Opened] = field(default_factory=list)  # known, not opened since the last one
     done: bool = False  # whether their statements were deleted
+
+    @property
+    def held(self) -> bool:
+        """Whether an instance holds the prune back (``force`` overrides)."""
+        return bool(self.waiting or self.unopened)
 
     @property
     def statements(self) -> int:
@@ -109,19 +144,35 @@ class Pruned:
 
 async def prune(journal: PostgresJournal, before: float, *, force: bool = False) -> Pruned:
     """Delete the statements of the rekeys made before ``before``, in one transaction, unless an
-    instance the journal knows of started before the latest of them (``waiting``; ``force``:
-    deleted all the same)."""
+    instance known by its checkpoints has not opened since the latest of them (``unopened``) or
+    one announced started before it (``waiting``); ``force``: deleted all the same."""
 
     async def op(conn: Any) -> Pruned:
         found = [(float(at), int(n)) for at, n in await conn.fetch(REKEYS, before)]
         if not found:
             return Pruned()
+        last = found[-1][0]
         known = [instances.of_row(row) for row in await conn.fetch(instances.SEEN_PG, 0.0)]
-        waiting = [i for i in known if i.started_at < found[-1][0]]
-        if waiting and not force:
-            return Pruned(rekeys=found, waiting=waiting)
+        waiting = [i for i in known if i.started_at < last]
+        unopened = [_opened(row) for row in await conn.fetch(UNOPENED, last)]
+        pruned = Pruned(rekeys=found, waiting=waiting, unopened=unopened)
+        if pruned.held and not force:
+            return pruned
         await conn.execute(PRUNE, before)
-        return Pruned(rekeys=found, waiting=waiting, done=True)
+        return replace(pruned, done=True)
 
     pruned: Pruned = await journal._run(op)
     return pruned
+
+
+async def forget(journal: PostgresJournal, ident: str) -> tuple[Opened | None, list[Opened]]:
+    """Drop the instance known by the checkpoints id ``ident`` (one gone for good): it, or None
+    when the journal knows no such instance; and the instances known after."""
+
+    async def op(conn: Any) -> tuple[Opened | None, list[Opened]]:
+        gone = await conn.fetchrow(FORGET, ident)
+        known = [_opened(row) for row in await conn.fetch(KNOWN)]
+        return (None if gone is None else _opened(gone)), known
+
+    found: tuple[Opened | None, list[Opened]] = await journal._run(op)
+    return found

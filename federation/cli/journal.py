@@ -48,7 +48,7 @@ from replay.chain import Break
 from replay.factory import journal_file, open_journal
 from replay.journal import Backend
 from replay.rekeyed import Unsound
-from replay.rekeyedadmin import Pruned
+from replay.rekeyedadmin import Opened, Pruned
 
 
 @click.group(cls=Group)
@@ -297,6 +297,18 @@ WAITING = N_(
     " records they would refuse the journal at their next start. Start each of them once first;"
     " for one gone for good, use --force"
 )
+UNOPENED = N_(
+    "instances last opened this journal before the rekey of %(at)s (id, host, checkpoints file,"
+    " last open): %(ids)s. Their checkpoints name the chain before that rekey: without its records"
+    " they would refuse the journal at their next start. Start each of them once first; forget"
+    " one gone for good with `tongban journal forget-instance ID`, or prune all the same with"
+    " --force"
+)
+
+
+def _opened(o: Opened) -> str:
+    """An instance known by its checkpoints, as prune-rekeyed and forget-instance name it."""
+    return f"{o.id} ({o.host}, {o.checkpoints}, {iso(o.opened_at)})"
 
 
 def _time(ctx: click.Context, param: click.Parameter, value: str) -> float:
@@ -341,9 +353,15 @@ def prune_rekeyed(before: float, force: bool, journal_path: str) -> None:
             _("only a PostgreSQL journal keeps rekey records: %(journal)s has none to prune")
             % {"journal": journal_path}
         )
-    if pruned.waiting and not pruned.done:
-        ids = ", ".join(f"{i.id} ({iso(i.started_at)})" for i in pruned.waiting)
-        raise Failure(_(WAITING) % {"at": iso(pruned.rekeys[-1][0]), "ids": ids})
+    if pruned.held and not pruned.done:
+        at = iso(pruned.rekeys[-1][0])
+        said = []
+        if pruned.unopened:
+            said.append(_(UNOPENED) % {"at": at, "ids": ", ".join(map(_opened, pruned.unopened))})
+        if pruned.waiting:
+            ids = ", ".join(f"{i.id} ({iso(i.started_at)})" for i in pruned.waiting)
+            said.append(_(WAITING) % {"at": at, "ids": ids})
+        raise Failure("\n".join(said))
     if not pruned.rekeys:
         click.echo(
             _("no rekey made before %(cutoff)s left records: nothing pruned") % {"cutoff": cutoff}
@@ -353,10 +371,38 @@ def prune_rekeyed(before: float, force: bool, journal_path: str) -> None:
         "journal_rekeyed_pruned",
         rekeys=len(pruned.rekeys),
         records=pruned.statements,
-        forced_past=[i.id for i in pruned.waiting],
+        forced_past=[i.id for i in pruned.waiting] + [o.id for o in pruned.unopened],
     )
     counts = {"records": pruned.statements, "rekeys": len(pruned.rekeys), "cutoff": cutoff}
     click.echo(_("pruned %(records)d records of %(rekeys)d rekeys made before %(cutoff)s") % counts)
+
+
+@journal.command("forget-instance")
+@click.argument("ident", metavar="ID")
+@journal_option
+def forget_instance(ident: str, journal_path: str) -> None:
+    """Forget an instance gone for good (ID as prune-rekeyed names it), so that it no longer holds
+    back a prune of rekey records (PostgreSQL). One that opens again is known again."""
+
+    async def work(j: Backend) -> tuple[Opened | None, list[Opened]] | None:
+        pg = rekeyedadmin.keeps(j)
+        return None if pg is None else await rekeyedadmin.forget(pg, ident)
+
+    found = with_journal(journal_path, work)
+    if found is None:
+        raise Failure(
+            _("only a PostgreSQL journal keeps the instances that opened it: %(journal)s has none")
+            % {"journal": journal_path}
+        )
+    gone, known = found
+    if gone is None:
+        ids = ", ".join(map(_opened, known)) or "-"
+        raise Failure(
+            _("this journal knows no instance %(id)s; those it knows: %(ids)s")
+            % {"id": ident, "ids": ids}
+        )
+    logged("journal_instance_forgotten", instance=gone.id, host=gone.host)
+    click.echo(_("forgot instance %(instance)s") % {"instance": _opened(gone)})
 
 
 EXISTS = N_("%(file)s exists: an archive is never overwritten; name a new file")
