@@ -12,6 +12,9 @@ The procedure for one exchange, given the worker's per-partner guards:
    restarts), or failed (strategy spent); a reply the partner's reply rules do not recognise
    ends the exchange ``unconfirmed`` (never delivered, never retried by itself).
 
+An exchange taken over whose attempt in hand already has its end in the history (appended by a
+worker that lost the lease: :mod:`federation.runtime.ends`) is settled by that end, not sent again.
+
 Classification lives in the adapters (see docs/delivery.md); here transient vs permanent vs
 unrecognised is all that matters, plus Retry-After and whether the request may have reached the
 partner.
@@ -37,17 +40,15 @@ from federation.domain.errors import (
     MappingError,
     NotSendable,
     NotSent,
-    PermanentError,
     TransientError,
-    UnknownOutcomeError,
     UnrecognisedReply,
 )
 from federation.domain.models import Direction, Event, Exchange, Outcome, State, StateChange
 from federation.domain.retry import Decision, Fail, Failure, Reject, RetryLater, RetryNow
-from federation.domain.words import recorded
 from federation.runtime import tracing
 from federation.runtime.breaker import PartnerGuards, Sleep
 from federation.runtime.catalogue import Catalogue
+from federation.runtime.ends import End, error_of, outcome_label, outcome_of, unsettled_end
 from federation.runtime.mapping import MappingFailed, map_exchange
 from federation.runtime.metrics import Metrics
 from federation.runtime.notices import reported
@@ -106,10 +107,16 @@ class Delivery:
             if event.kind == "replayed":
                 self._budget = (int(event.data.get("attempts_before", 0)), event.at)
         # an attempt already ended (its worker appended the end after losing the lease, or it
-        # stopped after a retry-now's write) is not presumed to have an unknown outcome
-        ended = {e.data.get("attempt") for e in exchange.events if e.kind == "attempt_finished"}
+        # stopped after a retry-now's write) is not presumed to have an unknown outcome: its end
+        # is acted on, as its worker would have, before anything is sent again
+        end = unsettled_end(exchange)
         in_hand = exchange.state is State.DELIVERING and exchange.attempts > 0
-        self._interrupted = in_hand and exchange.attempts not in ended
+        self._interrupted = in_hand and end is None
+        if end is not None:
+            decision = await self._settle(exchange, end)
+            if not isinstance(decision, RetryNow):
+                return
+            await self.sleep(decision.after)
         while isinstance(decision := await self._attempt(pending), RetryNow):
             await self.sleep(decision.after)
 
@@ -171,9 +178,7 @@ class Delivery:
         exchange = self._exchange
         assert exchange is not None  # set by run()
         if self.metrics is not None:
-            self.metrics.attempted(
-                self.partner.id, _outcome_label(sent.result), sent.duration / 1e3
-            )
+            self.metrics.attempted(self.partner.id, outcome_label(sent.result), sent.duration / 1e3)
         log = self.log.bind(attempt=request.attempt)
         if isinstance(sent.result, UnrecognisedReply):
             await self._unconfirmed(exchange, request.attempt, sent.duration, sent.result, log)
@@ -294,28 +299,39 @@ class Delivery:
             events.append(
                 self._event(exchange, "receipt_invalid", at=finished, error=receipt_error)
             )
+        await self._resubmitted(exchange, finished)
+        # should the lease be lost, the appended end carries the receipt for the next holder
+        end = _noting(events[0], receipt=receipt)
+        change = self._settled(exchange, receipt, receipt_error)
+        await self._ended(exchange, events, change, attempt=[end, *events[1:]])
+        log.info("exchange_delivered", duration_ms=duration, status=reply.status)
+        if self.metrics is not None:
+            self.metrics.delivered(self.partner.id, finished - exchange.created_at)
+
+    async def _resubmitted(self, exchange: Exchange, at: float) -> None:
+        """A supplement delivered: its parent application is submitted again."""
         if exchange.supplement_of:
             # The parent first: the partner has the material, so the application is submitted
             # again. Were it second, a stop between the two writes would leave the parent waiting
             # for material forever; this way the supplement, still delivering, is sent again
             # (same key) and finds the parent noted already.
-            await resubmitted(
-                self.journal, exchange, finished, notify=self._notify(exchange), log=self.log
-            )
-        await self._ended(
-            exchange,
-            events,
-            StateChange(
-                state=State.DELIVERED,
-                receipt=receipt or {},
-                last_error=receipt_error,
-                notify=self._notify(exchange),
-                lifecycle_state=None if exchange.supplement_of else "submitted",
-            ),
+            notify = self._notify(exchange)
+            await resubmitted(self.journal, exchange, at, notify=notify, log=self.log)
+
+    def _settled(
+        self,
+        exchange: Exchange,
+        receipt: Mapping[str, Any] | None,
+        receipt_error: Mapping[str, Any] | None,
+    ) -> StateChange:
+        """The journal write of a delivery (its receipt, and the source told)."""
+        return StateChange(
+            state=State.DELIVERED,
+            receipt=receipt or {},
+            last_error=receipt_error,
+            notify=self._notify(exchange),
+            lifecycle_state=None if exchange.supplement_of else "submitted",
         )
-        log.info("exchange_delivered", duration_ms=duration, status=reply.status)
-        if self.metrics is not None:
-            self.metrics.delivered(self.partner.id, finished - exchange.created_at)
 
     def _receipt(
         self, exchange: Exchange, body: Any, problem: str | None
@@ -344,8 +360,8 @@ class Delivery:
     ) -> Decision:
         """Record a failed attempt with what the partner's retry strategy decides; returns it."""
         now = self.clock()
-        outcome = _outcome_of(exc)
-        error = _error(outcome.value, exc)
+        outcome = outcome_of(exc)
+        error = error_of(outcome.value, exc)
         events = [
             self._event(
                 exchange,
@@ -360,23 +376,31 @@ class Delivery:
                 error=error,
             )
         ]
-        breaker = self.guards.breaker
-        failure = Failure(
-            permanent=outcome is Outcome.PERMANENT_ERROR,
-            retry_after=exc.retry_after,
-            held_for=None if breaker.closed else breaker.reopens_in(),
-        )
-        attempts, since = self._budget
-        decision = self.partner.retry.strategy().decide(
-            failure, number - attempts, now - since, self.rng
-        )
+        decision = self._decide(outcome, exc.retry_after, number, now)
         log = log.bind(outcome=outcome.value, status=exc.status)
         # who said no: the partner, or its contract before anything was sent
         refused = "contract" if isinstance(exc, NotSendable) else "partner"
         change = self._after(exchange, decision, error, now, events, log, refused)
         renew = isinstance(decision, RetryNow)
-        await self._ended(exchange, events, change, attempt=events[:1], renew=renew)
+        # should the lease be lost, the appended end carries the partner's Retry-After
+        end = _noting(events[0], retry_after=exc.retry_after)
+        await self._ended(exchange, events, change, attempt=[end], renew=renew)
         return decision
+
+    def _decide(
+        self, outcome: Outcome, retry_after: float | None, number: int, now: float
+    ) -> Decision:
+        """What the partner's retry strategy says after attempt ``number`` ended in ``outcome``."""
+        breaker = self.guards.breaker
+        failure = Failure(
+            permanent=outcome is Outcome.PERMANENT_ERROR,
+            retry_after=retry_after,
+            held_for=None if breaker.closed else breaker.reopens_in(),
+        )
+        attempts, since = self._budget
+        return self.partner.retry.strategy().decide(
+            failure, number - attempts, now - since, self.rng
+        )
 
     async def _unconfirmed(
         self,
@@ -388,7 +412,7 @@ class Delivery:
     ) -> None:
         """The partner answered in no way its reply rules recognise: the exchange ends unconfirmed,
         with the reply in the attempt, for support staff to look at and replay."""
-        error = _error(State.UNCONFIRMED.value, exc)
+        error = error_of(State.UNCONFIRMED.value, exc)
         event = self._event(
             exchange,
             "attempt_finished",
@@ -406,6 +430,36 @@ class Delivery:
         )
         await self._ended(exchange, [event], change)
         log.warning("exchange_unconfirmed", status=exc.status)
+
+    async def _settle(self, exchange: Exchange, end: End) -> Decision | None:
+        """Act on the end of the attempt in hand that the history holds and the row does not
+        show (its worker lost the lease before writing it): write what that worker would have,
+        without sending again. Returns what comes next (None: the exchange has ended)."""
+        log = self.log.bind(attempt=end.number, outcome=end.outcome.value, ended_by=end.owner)
+        if end.outcome is Outcome.DELIVERED:
+            # the partner said yes: delivered as then, with the receipt its reply mapped to
+            await self._resubmitted(exchange, end.at)
+            await self._record(
+                exchange, [], self._settled(exchange, end.receipt, end.receipt_error)
+            )
+            log.info("exchange_delivered")
+            if self.metrics is not None:
+                self.metrics.delivered(self.partner.id, end.at - exchange.created_at)
+            return None
+        error = dict(end.error or {"kind": end.outcome.value})
+        if end.unconfirmed:
+            notify = self._notify(exchange)
+            change = StateChange(state=State.UNCONFIRMED, last_error=error, notify=notify)
+            await self._record(exchange, [], change)
+            log.warning("exchange_unconfirmed")
+            return None
+        now = self.clock()
+        decision = self._decide(end.outcome, end.retry_after, end.number, now)
+        events: list[Event] = []
+        refused = "partner" if end.sent else "contract"
+        change = self._after(exchange, decision, error, now, events, log, refused)
+        await self._record(exchange, events, change, renew=isinstance(decision, RetryNow))
+        return decision
 
     def _after(
         self,
@@ -472,7 +526,8 @@ class Delivery:
         """Record an attempt's end. Should another instance have taken the lease meanwhile (this
         one stalled), the attempt's own events (``attempt``, default all: its end, transcript,
         receipt) are appended all the same, the row left to that instance, and LeaseLost raised:
-        the journal holds every attempt, and the worker gives the exchange up."""
+        the journal holds every attempt, and the worker gives the exchange up. The appended end
+        carries what the next holder needs to act on it (the mapped receipt, the Retry-After)."""
         try:
             await self._record(exchange, events, change, renew=renew)
         except LeaseLost:
@@ -497,15 +552,10 @@ class Delivery:
             )
 
 
-def _error(kind: str, exc: AdapterError) -> dict[str, Any]:
-    """An attempt's error (and the exchange's last_error): with the partner's own code and
-    message when its reply rules read them."""
-    error: dict[str, Any] = {"kind": kind, "message": exc.message, "status": exc.status}
-    if exc.partner_code is not None:
-        error["partner_code"] = exc.partner_code
-    if exc.partner_message is not None:
-        error["partner_message"] = exc.partner_message
-    return recorded(error)  # the partner's words apart from ours: readers may not all see them
+def _noting(event: Event, **extra: Any) -> Event:
+    """``event`` with the ``extra`` data that is not None."""
+    noted = {k: v for k, v in extra.items() if v is not None}
+    return replace(event, data={**event.data, **noted}) if noted else event
 
 
 def standing_errors(
@@ -528,21 +578,3 @@ def standing_errors(
         if event.kind == "attempt_finished" and event.data.get("outcome") == "delivered":
             break
     return None, error
-
-
-def _outcome_label(result: Reply | AdapterError) -> str:
-    """An attempt's outcome for /metrics: the journal's, and ``unrecognised`` for a reply no
-    reply rule knows (its attempt is journalled as unknown_outcome)."""
-    if isinstance(result, UnrecognisedReply):
-        return "unrecognised"
-    if isinstance(result, AdapterError):
-        return _outcome_of(result).value
-    return Outcome.DELIVERED.value
-
-
-def _outcome_of(exc: AdapterError) -> Outcome:
-    if isinstance(exc, PermanentError):
-        return Outcome.PERMANENT_ERROR
-    if isinstance(exc, UnknownOutcomeError):
-        return Outcome.UNKNOWN_OUTCOME
-    return Outcome.TRANSIENT_ERROR

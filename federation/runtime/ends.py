@@ -1,0 +1,108 @@
+"""How a delivery attempt ends: the outcome and error an adapter's answer gives, and an end the
+journal holds that the exchange's row does not show yet.
+
+A worker that stalled past its lease appends its attempt's end to the history and leaves the row
+to the instance that took it (``Delivery._ended``). An instance that claims the exchange after
+that append finds the attempt in hand already ended: :func:`unsettled_end` reads that end, so the
+delivery acts on it (settles a delivery, rejects, schedules a retry) instead of sending again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from adapters.base import Reply
+from federation.domain.errors import (
+    AdapterError,
+    PermanentError,
+    UnknownOutcomeError,
+    UnrecognisedReply,
+)
+from federation.domain.models import Event, Exchange, Outcome, State
+from federation.domain.words import recorded
+
+
+@dataclass(frozen=True, kw_only=True)
+class End:
+    """An attempt's end as the journal holds it: what the next holder of the lease acts on."""
+
+    number: int
+    at: float
+    outcome: Outcome
+    owner: str | None = None  # the worker that made the attempt
+    error: Mapping[str, Any] | None = None
+    receipt: Mapping[str, Any] | None = None  # the mapped reply of a delivered attempt
+    receipt_error: Mapping[str, Any] | None = None  # its reply did not map (receipt_invalid)
+    retry_after: float | None = None  # the partner's Retry-After with a failure
+    sent: bool = True  # the partner was asked (a contract refusal sends nothing)
+
+    @property
+    def unconfirmed(self) -> bool:
+        """The partner answered in no way its reply rules recognise (the exchange ends so)."""
+        return self.error is not None and self.error.get("kind") == State.UNCONFIRMED.value
+
+
+def unsettled_end(exchange: Exchange) -> End | None:
+    """The end of the attempt in hand (the row delivering, its attempt count) if the history
+    holds one: appended by its worker after the lease was lost, or written with a retry-now
+    decision before its worker stopped. None when the attempt has no end (it is in flight, or
+    its worker died: the outcome is unknown)."""
+    if exchange.state is not State.DELIVERING or not exchange.attempts:
+        return None
+    end: Event | None = None
+    receipt_error: Mapping[str, Any] | None = None
+    for event in exchange.events:
+        if event.kind == "attempt_finished" and event.data.get("attempt") == exchange.attempts:
+            end, receipt_error = event, None
+        elif event.kind == "receipt_invalid" and end is not None:
+            receipt_error = event.data.get("error")
+    if end is None:
+        return None
+    data = end.data
+    retry_after = data.get("retry_after")
+    error = data.get("error")
+    # an answer has a status (a contract refusal before sending has neither answer nor status)
+    sent = bool(data.get("response")) or (error or {}).get("status") is not None
+    return End(
+        number=exchange.attempts,
+        at=end.at,
+        outcome=Outcome(data["outcome"]),
+        owner=data.get("owner"),
+        error=error,
+        receipt=data.get("receipt"),
+        receipt_error=receipt_error,
+        retry_after=None if retry_after is None else float(retry_after),
+        sent=sent,
+    )
+
+
+def error_of(kind: str, exc: AdapterError) -> dict[str, Any]:
+    """An attempt's error (and the exchange's last_error): with the partner's own code and
+    message when its reply rules read them."""
+    error: dict[str, Any] = {"kind": kind, "message": exc.message, "status": exc.status}
+    if exc.partner_code is not None:
+        error["partner_code"] = exc.partner_code
+    if exc.partner_message is not None:
+        error["partner_message"] = exc.partner_message
+    return recorded(error)  # the partner's words apart from ours: readers may not all see them
+
+
+def outcome_label(result: Reply | AdapterError) -> str:
+    """An attempt's outcome for /metrics: the journal's, and ``unrecognised`` for a reply no
+    reply rule knows (its attempt is journalled as unknown_outcome)."""
+    if isinstance(result, UnrecognisedReply):
+        return "unrecognised"
+    if isinstance(result, AdapterError):
+        return outcome_of(result).value
+    return Outcome.DELIVERED.value
+
+
+def outcome_of(exc: AdapterError) -> Outcome:
+    """The journal's outcome of an attempt that failed with ``exc``."""
+    if isinstance(exc, PermanentError):
+        return Outcome.PERMANENT_ERROR
+    if isinstance(exc, UnknownOutcomeError):
+        return Outcome.UNKNOWN_OUTCOME
+    return Outcome.TRANSIENT_ERROR
