@@ -2,29 +2,34 @@
 
 Reads, one attempt at a time, of a ``{file:…}`` secret (a 40-byte owner-only file on the local
 disk): the baseline reads it on the event loop (``SecretRef.read_bytes``, as every attempt did
-before); the adapters now await it from a thread of ``federation.config.secrets.READERS``
-(``SecretRef.load``): the wall time per attempt and the event loop thread's own CPU for it are
-counted. A ``{env:…}`` secret is read at once either way. Then 32 attempts at a time (wall time
-per read, and the loop's CPU per read). Then the
-loop's stall while one read takes 20 ms (a slow NFS server, simulated by a sleep in the read):
+before); the adapters now await it from a thread of its folder's pool in
+``federation.config.secrets.READERS`` (``SecretRef.load``, with a timeout): the wall time per
+attempt and the event loop thread's own CPU for it are counted. A ``{env:…}`` secret is read at
+once either way. Then 32 attempts at a time (wall time per read, and the loop's CPU per read).
+Then the loop's stall while one read takes 20 ms (a slow NFS server, simulated by a sleep in the read):
 the longest gap a 1 ms ticker on the loop sees.
 
 Scrubbing (``adapters.auth.scrub``), per attempt that read one 25-character secret: a SOAP fault
 quoting it (its three texts), a 64 KiB body with entities (``&amp;``: plain search), the same body
-with character references (``&#38;``: the secret's pattern); the baseline is ``str.replace`` of
-the secret in the same texts, the least any scrubber does. And an attempt that read no secret.
+with character references (``&#38;``: read through its escapes); the baseline is ``str.replace``
+of the secret in the same texts, the least any scrubber does. And an attempt that read no secret.
+Replies built to slow a search, one text each (no baseline: the figure is the point): a megabyte
+of ``a`` ending in ``%`` against the secret ``"a" * 255 + "Z"`` (the same without the ``%``), and
+100,000 ``%`` against ``"%%%%Z" + "q" * 20``; and a 1.7 KB PEM key quoted in a JSON reply.
 
     .venv/bin/python bench/secret_reads.py [--n 20000] [--rounds 5]
 
 Last line: ``RESULT name=secret_reads sync_file_us=… thread_file_us=… loop_cpu_file_us=…
 env_us=… concurrent_file_us=… concurrent_loop_cpu_us=… stall_sync_ms=… stall_thread_ms=… scrub_fault_us=…
-replace_fault_us=… scrub_64k_us=… scrub_64k_refs_us=… replace_64k_us=… scrub_none_us=…``.
+replace_fault_us=… scrub_64k_us=… scrub_64k_refs_us=… replace_64k_us=… scrub_none_us=…
+scrub_1m_hostile_us=… scrub_1m_plain_us=… scrub_100k_percent_us=… scrub_pem_json_us=…``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import tempfile
@@ -141,6 +146,28 @@ def scrubbing(n: int) -> dict[str, float]:
         out[f"scrub_{name}_us"] = timed(scrub, m)
         out[f"replace_{name}_us"] = timed(replace, m)
     out["scrub_none_us"] = timed(lambda: Scrubber().text(FAULT), n)
+    return {**out, **hostile()}
+
+
+def hostile() -> dict[str, float]:
+    """Replies built to slow a search for a repetitive secret, and a PEM key quoted in JSON."""
+    pem = (
+        "-----BEGIN PRIVATE KEY-----\n" + "MIIEvQIBADANBg+/" * 100 + "\n-----END PRIVATE KEY-----\n"
+    )
+    cases = {
+        "scrub_1m_hostile_us": ("a" * 255 + "Z", "a" * 1_000_000 + "%"),
+        "scrub_1m_plain_us": ("a" * 255 + "Z", "a" * 1_000_000),
+        "scrub_100k_percent_us": ("%%%%Z" + "q" * 20, "%" * 100_000),
+        "scrub_pem_json_us": (pem, json.dumps({"error": "bad key", "echo": pem})),
+    }
+    out: dict[str, float] = {}
+    for key, (secret, text) in cases.items():
+
+        def scrub(secret: str = secret, text: str = text) -> None:
+            Scrubber((secret,)).text(text)
+
+        once = timed(scrub, 1)
+        out[key] = once if once > 1e6 else timed(scrub, 5)
     return out
 
 
@@ -160,7 +187,8 @@ def main() -> None:
         "sync_file_us thread_file_us loop_cpu_file_us env_us concurrent_file_us "
         "concurrent_loop_cpu_us stall_sync_ms "
         "stall_thread_ms scrub_fault_us replace_fault_us scrub_64k_us scrub_64k_refs_us "
-        "replace_64k_us scrub_none_us"
+        "replace_64k_us scrub_none_us scrub_1m_hostile_us scrub_1m_plain_us "
+        "scrub_100k_percent_us scrub_pem_json_us"
     )
     print("RESULT name=secret_reads " + " ".join(f"{k}={m[k]:.2f}" for k in keys.split()))
 

@@ -14,14 +14,13 @@ itself; an XML character reference, decimal or hexadecimal, any case, leading ze
 ``&#x41;``); XML's named entity of ``& < > " '``; a JSON string's escape (``\\u0041``, a surrogate
 pair, ``\\"``, ``\\/``, ``\\n``…); percent-encoding of its UTF-8 bytes (``%41``, and ``+`` for a
 space). So a secret quoted as a parsed value, as XML text or attribute, as JSON (plain, ASCII-only,
-with ``\\/``: encoders differ) or in a URL is found. A text that holds none of the marks of a
+with ``\\/``: encoders differ) or in a URL is found, however long it is (a key, a PEM block). A
+text is searched for a secret as it is (plain string search); one that holds a mark of the
 secret's encoded forms (``&#``, ``\\u``, ``%``; ``&`` or ``\\`` if the secret has a character
-written with a named entity or a short JSON escape; ``+`` if it has a space), and does not end in
-the start of an escape, can hold it only as it is: plain string search. Any other text is searched
-with the secret's regular expression, compiled when first needed and kept per value
-(:func:`_pattern`: a small cache, a rotated secret ages out of it). A secret longer than
-:data:`LONG` characters, a key rather than a password, is matched as written. An attempt that read
-no secret prepares and searches nothing.
+written with a named entity or a short JSON escape; ``+`` if it has a space), or ends in the start
+of an escape, is read through its escapes as well (:mod:`adapters.auth.written`) and searched so:
+time linear in the text, whatever the secret. An attempt that read no secret prepares and searches
+nothing.
 """
 
 from __future__ import annotations
@@ -32,13 +31,11 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from adapters.auth import REDACTED
+from adapters.auth import REDACTED, written
 from adapters.base import Reply
 from federation.config.secrets import MIN_SECRET
 from federation.domain.errors import AdapterError, Transcript
 
-LONG = 256
-"""Characters past which a secret is matched only as written (its pattern would be large)."""
 # MIN_SECRET: secrets shorter than this are refused where they are read (federation.config.secrets:
 # an error at their line in partners.yaml, or the attempt held), so none reaches a reply to be
 # scrubbed; a shorter value learned anyway (a token) is not searched for: masking every ``abc``
@@ -77,13 +74,12 @@ class Scrubber:
         end) can hold it only as it is: plain string search; else the secret's pattern."""
         if not self.secrets:
             return text
-        cut = any(mark in text[-_ESCAPE:] for mark in _STARTS)
         for secret in self.secrets:
-            if cut or any(rare in text and mark in text for rare, mark in _marks(secret)):
-                text = _pattern(secret).sub(REDACTED, text)
-                continue
             if secret in text:
                 text = text.replace(secret, REDACTED)
+            cut = any(mark in text[-_ESCAPE:] for mark in _STARTS)
+            if cut or any(rare in text and mark in text for rare, mark in _marks(secret)):
+                text = _encoded(text, secret)  # its end first: the longest cut-off start
             text = _cut(text, secret)
         return text
 
@@ -162,22 +158,68 @@ _JSON = {
     "\t": "\\t",
 }
 # the end of a text cut inside an escape: "&#6", "&#x", "&am", "\\u00", "\\ud83d\\u", "%E8%A"
-_CUT = (
+_CUT = re.compile(
     r"(?:&#?[0-9A-Za-z]*"  # a reference or an entity
     r"|\\(?:u[0-9A-Fa-f]{0,4}(?:\\u?[0-9A-Fa-f]{0,3})?)?"  # a JSON escape, a surrogate pair
     r"|(?:%[0-9A-Fa-f]{0,2})+)?\Z"  # percent-encoded bytes
 )
+_WIDEST = 12  # characters of text one character of a secret takes at most (leading zeros aside)
 
 
-@functools.lru_cache(maxsize=64)
-def _pattern(secret: str) -> re.Pattern[str]:
-    """What finds ``secret`` in any written form (see the module docstring), or the first
-    :data:`MIN_SECRET` or more of its characters at the end of a text."""
-    if len(secret) > LONG:
-        return re.compile(re.escape(secret))
-    chars = [_written(c) for c in secret]
-    tail = "".join(f"(?:{c}|{_CUT})" for c in chars[MIN_SECRET:])
-    return re.compile("".join(chars[:MIN_SECRET]) + tail)
+def _encoded(text: str, secret: str) -> str:
+    """``text`` without ``secret`` written in any of its encoded forms, nor an end that is the
+    first :data:`MIN_SECRET` or more of its characters so written (cut off, even inside an
+    escape), in each view of :func:`adapters.auth.written.kinds`."""
+    opens = written.openers(secret)
+    for kind in written.kinds(secret):
+        view = written.View(text, kind)
+        if secret in view.chars or (opens and secret[max(opens) :] in view.chars):
+            text = _replace(text, secret, view, opens)
+        text = _encoded_cut(text, secret, kind, opens)
+    return text
+
+
+def _replace(text: str, secret: str, view: written.View, opens: tuple[int, ...]) -> str:
+    """``text`` with each place where ``view`` reads ``secret`` replaced (the leftmost first)."""
+    chars, size, spans = view.chars, len(secret), []
+    at = chars.find(secret)
+    while at != -1:
+        spans.append((view.start(at), view.start(at + size)))
+        at = chars.find(secret, at + size)
+    for after, begin, a in view.opened(secret, opens):
+        if chars.startswith(secret[a:], after):
+            spans.append((begin, view.start(after + size - a)))
+    out, last = [], 0
+    for begin, end in sorted(spans):
+        if begin >= last:
+            out += [text[last:begin], REDACTED]
+            last = end
+    return "".join([*out, text[last:]])
+
+
+def _encoded_cut(text: str, secret: str, kind: str, opens: tuple[int, ...]) -> str:
+    """``text`` without its end if that is the start of ``secret`` written in encoded forms,
+    then perhaps the start of one more escape (the longest such end). Only the text's last
+    characters are read through their escapes: as many as the secret could take."""
+    tail = text[-_ESCAPE:]
+    escape = len(text) - len(tail) + _CUT.search(tail).start()  # type: ignore[union-attr]
+    origin = max(0, escape - _WIDEST * len(secret) - 64)
+    view = written.View(text[origin:], kind)
+    chars, head = view.chars, secret[:MIN_SECRET]
+    end = view.index(escape - origin)  # the secret's start runs to here at least
+    starts = []
+    for after, begin, a in view.opened(secret, opens):
+        upto = max(end, after + MIN_SECRET - a)
+        if a + upto - after < len(secret) and secret.startswith(chars[after:upto], a):
+            starts.append(begin)
+    at = chars.find(head, max(0, end - len(secret) + 1))
+    while at != -1:
+        upto = max(end, at + MIN_SECRET)
+        if upto - at < len(secret) and secret.startswith(chars[at:upto]):
+            starts.append(view.start(at))
+            break
+        at = chars.find(head, at + 1)
+    return text[: origin + min(starts)] + REDACTED if starts else text
 
 
 @functools.lru_cache(maxsize=64)
@@ -204,27 +246,3 @@ def _cut(text: str, secret: str) -> str:
             return text[:at] + REDACTED
         at = text.find(head, at + 1)
     return text
-
-
-def _written(c: str) -> str:
-    """A pattern of the ways one character may be written."""
-    code = ord(c)
-    forms = [re.escape(c), f"&#0*{code};", f"&#[xX]0*{_hex(code)};"]
-    if c in _NAMED:
-        forms.append(_NAMED[c])
-    if c in _JSON:
-        forms.append(re.escape(_JSON[c]))
-    if code < 0x10000:
-        forms.append(r"\\u" + _hex(code, 4))
-    else:  # a surrogate pair
-        high, low = 0xD800 + ((code - 0x10000) >> 10), 0xDC00 + ((code - 0x10000) & 0x3FF)
-        forms.append(r"\\u" + _hex(high, 4) + r"\\u" + _hex(low, 4))
-    forms.append("".join("%" + _hex(b, 2) for b in c.encode("utf-8", "surrogatepass")))
-    if c == " ":
-        forms.append(r"\+")
-    return "(?:" + "|".join(forms) + ")"
-
-
-def _hex(n: int, width: int = 0) -> str:
-    """``n`` in hexadecimal, each letter in either case."""
-    return "".join(f"[{d}{d.upper()}]" if d.isalpha() else d for d in format(n, f"0{width}x"))
