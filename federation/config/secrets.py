@@ -219,10 +219,13 @@ class Readers:
 
     def hung(self, folder: str) -> float | None:
         """Seconds the oldest outstanding read in ``folder`` has run, if past the timeout."""
+        started = self._started.get(folder)
+        if not started:
+            return None
         with self._lock:
-            started = list(self._started.get(folder, {}).values())
-        oldest = time.monotonic() - min(started, default=time.monotonic())
-        return oldest if oldest >= self.timeout else None
+            oldest = min(started.values(), default=None)
+        stuck = 0.0 if oldest is None else time.monotonic() - oldest
+        return stuck if stuck >= self.timeout else None
 
     async def run(self, work: Callable[[], _T], folder: str, what: str) -> _T:
         """``work()`` in a thread of ``folder``'s pool; SecretError naming ``what`` if the folder
@@ -246,17 +249,20 @@ class Readers:
                 with self._lock:
                     self._started[folder].pop(key, None)
 
-        future = asyncio.wrap_future(pool.submit(timed))
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(pool, timed)
+        expired: list[bool] = []  # a timer, cheaper than wait_for's task at every read
+        timer = loop.call_later(self.timeout, _expire, future, expired)
         try:
-            return await asyncio.wait_for(future, self.timeout)
-        except TimeoutError:  # a queued read is cancelled; one in read() runs on, counted
-            raise SecretError(
-                said(
-                    "secret %(ref)s: %(error)s",
-                    ref=what,
-                    error=f"no answer from the file system within {self.timeout:g} s",
-                )
-            ) from None
+            return await future
+        except asyncio.CancelledError:
+            if not expired:
+                raise
+            # a queued read is cancelled; one in read() runs on, counted until it returns
+            why = f"no answer from the file system within {self.timeout:g} s"
+            raise SecretError(said("secret %(ref)s: %(error)s", ref=what, error=why)) from None
+        finally:
+            timer.cancel()
 
     def shutdown(self) -> None:
         """Let the pools' threads end once their work is done (for tests and shutdown)."""
@@ -264,6 +270,12 @@ class Readers:
             pools, self._pools = list(self._pools.values()), {}
         for pool in pools:
             pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _expire(future: asyncio.Future[Any], expired: list[bool]) -> None:
+    if not future.done():
+        expired.append(True)
+        future.cancel()
 
 
 def _hung(what: str, stuck: float) -> SecretError:
