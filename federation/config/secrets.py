@@ -264,13 +264,6 @@ class Readers:
         finally:
             timer.cancel()
 
-    def shutdown(self) -> None:
-        """Let the pools' threads end once their work is done (for tests and shutdown)."""
-        with self._lock:
-            pools, self._pools = list(self._pools.values()), {}
-        for pool in pools:
-            pool.shutdown(wait=False, cancel_futures=True)
-
 
 def _expire(future: asyncio.Future[Any], expired: list[bool]) -> None:
     if not future.done():

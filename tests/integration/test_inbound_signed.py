@@ -18,6 +18,8 @@ import aiohttp
 import orjson
 import pytest
 
+from federation.config import secrets
+from federation.config.secrets import SecretRef
 from tests.integration.test_inbound import APPLICATION, auth, inbound_config  # noqa: F401
 from tests.integration.test_secret_reads import on_loop, secret_file, slow_files
 
@@ -187,12 +189,7 @@ async def test_a_signing_secret_file_is_read_while_the_loop_runs_on(
 async def test_a_hung_signing_secret_file_is_a_503_after_the_timeout(
     signed_config, broker_at, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Our copy of the partner's signing secret on a hung file system (its read never returns):
-    the call is refused 503 signature-unverifiable after the read timeout, and a second call
-    at once. Before, each call waited for ever."""
-    from federation.config import secrets
-    from federation.config.secrets import SecretRef
-
+    """A signing secret file whose read hangs answers 503 signature-unverifiable, twice."""
     partners = signed_config / "partners.yaml"
     text = partners.read_text(encoding="utf-8")
     file_ref = text.replace('"{env:TB_TEST_HK_INBOUND_SECRET}"', '"{file:secrets/hk-inbound}"')

@@ -20,7 +20,9 @@ from aiohttp import web
 
 from adapters.rest import RestAdapter
 from federation.api.net import start_site
-from federation.domain.errors import TransientError
+from federation.config import secrets
+from federation.config.secrets import SecretRef
+from federation.domain.errors import NotSent, TransientError
 from tests.integration.test_partner_auth import hk, request, with_auth
 from tests.integration.test_partner_auth_tls import write_key
 from tests.integration.test_soap_adapter import _mo_reply, running, serve, soap_root
@@ -221,13 +223,7 @@ async def test_a_secret_too_short_to_be_a_credential_is_never_sent(
 async def test_a_bearer_token_on_a_hung_file_system_holds_the_attempt(
     make_config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A bearer token file whose read never returns holds the attempt (NotSent, naming the
-    reference) after the read timeout, and the next attempt at once; nothing reaches the
-    partner. Before, each attempt waited for ever (delivering, its lease renewed)."""
-    from federation.config import secrets
-    from federation.config.secrets import SecretRef
-    from federation.domain.errors import NotSent
-
+    """A bearer token file whose read hangs holds the attempt (NotSent); nothing is sent."""
     release = threading.Event()
     real = SecretRef.read_bytes
 

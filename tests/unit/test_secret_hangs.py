@@ -58,8 +58,7 @@ def ref(tmp_path: Path, folder: str) -> SecretRef:
 async def test_a_hung_folder_does_not_hold_another_folders_secret(
     tmp_path: Path, hung: HungFolder
 ) -> None:
-    """With four reads stuck in folder a, the secret in folder b is read at once. Before, the
-    four took the whole shared pool and b's read waited for ever."""
+    """With four reads hung in folder a, the secret in folder b is read at once."""
     stuck = [asyncio.ensure_future(read_texts([ref(tmp_path, "a")])) for _ in range(4)]
     await asyncio.sleep(0.05)
     got = await asyncio.wait_for(read_texts([ref(tmp_path, "b")]), 2)
@@ -70,8 +69,7 @@ async def test_a_hung_folder_does_not_hold_another_folders_secret(
 async def test_a_read_that_never_returns_is_a_secret_error_after_the_timeout(
     tmp_path: Path, hung: HungFolder
 ) -> None:
-    """A read stuck in a hung file system ends as a SecretError naming the reference (what
-    needs it is held) after the timeout. Before, it was awaited for ever."""
+    """A read that never returns is a SecretError naming the reference after the timeout."""
     t0 = time.monotonic()
     with pytest.raises(SecretError, match=r"\{file:a/token\}: no answer from the file system"):
         await asyncio.wait_for(ref(tmp_path, "a").load(), 2)
@@ -81,9 +79,7 @@ async def test_a_read_that_never_returns_is_a_secret_error_after_the_timeout(
 async def test_a_hung_folder_is_refused_at_once_and_keeps_few_threads(
     tmp_path: Path, hung: HungFolder
 ) -> None:
-    """Once a read in folder a has hung past the timeout, twenty more reads there are refused
-    at once, without a thread each: at most two threads ever wait in that folder. Before, each
-    waited for ever."""
+    """A hung folder's further reads are refused at once, with at most two threads stuck there."""
     with pytest.raises(SecretError):
         await asyncio.wait_for(ref(tmp_path, "a").load(), 2)
     t0 = time.monotonic()
