@@ -67,7 +67,7 @@ from adapters.xsdtypes import BadValue, escape
 from federation.config import Partner
 from federation.config.headers import EXCHANGE_KEY, HEADERS_KEY
 from federation.config.replies import ReplyRules
-from federation.config.secrets import SecretError, off_loop
+from federation.config.secrets import SecretError, off_loop, read_with
 from federation.domain.errors import ConfigError, NotSendable, Problem, Transcript
 from federation.domain.texts import Text
 
@@ -262,7 +262,7 @@ class SoapAdapter:
             return secrets, security.password.read() if security is not None else ""
 
         try:
-            got = read() if all(r.kind == "env" for r in refs) else await off_loop(read)
+            got = await read_with(refs, read)  # in a thread of its folder if one is a file
         except SecretError as exc:
             raise not_sent(exc, self.partner.id, op.name, "POST", url) from None
         data, digest_of, secrets = self._envelope(op, plan, request, url, *got)

@@ -290,18 +290,23 @@ async def off_loop(work: Callable[[], _T], *, folder: str = SHARED, what: str = 
     return await READERS.run(work, folder, what or "(a secret file)")
 
 
-async def read_texts(refs: Sequence[SecretRef]) -> list[str]:
-    """Each secret as text, read now, in order; SecretError naming the first that cannot be.
-    Variables are read at once; with a file among them, all are read in one trip to a thread
-    of the first file's folder (a hung folder of any of them is refused at once)."""
+async def read_with(refs: Sequence[SecretRef], work: Callable[[], _T]) -> _T:
+    """``work()``, which reads ``refs``: at once when they are all variables; with a file among
+    them, in one trip to a thread of the first file's folder (a hung folder of any of them is
+    refused at once, a SecretError naming that reference)."""
     files = [ref for ref in refs if ref.kind == "file"]
     if not files:
-        return [ref.read() for ref in refs]
+        return work()
     for ref in files[1:]:
         if (stuck := READERS.hung(ref.folder)) is not None:
             raise _hung(str(ref), stuck)
-    work = lambda: [ref.read() for ref in refs]  # noqa: E731
     return await off_loop(work, folder=files[0].folder, what=str(files[0]))
+
+
+async def read_texts(refs: Sequence[SecretRef]) -> list[str]:
+    """Each secret as text, read now, in order; SecretError naming the first that cannot be
+    (see :func:`read_with`)."""
+    return await read_with(refs, lambda: [ref.read() for ref in refs])
 
 
 def parse_secret(r: Reader, path: PathKey, raw: Any, base: Path) -> SecretRef | None:

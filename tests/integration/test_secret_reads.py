@@ -252,3 +252,31 @@ async def test_a_bearer_token_on_a_hung_file_system_holds_the_attempt(
     assert "{file:secrets/token}: no answer from the file system" in held[0]
     assert "{file:secrets/token}: a read in its folder has not returned" in held[1]
     assert seen == []
+
+
+async def test_a_soap_secret_file_is_read_in_its_own_folders_threads(
+    soap_root, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the shared threads hung (signing with a key file on a stuck mount), a SOAP partner's
+    WS-Security password file is still read, in its own folder's threads, and sent."""
+    monkeypatch.setattr(secrets.READERS, "timeout", 0.3, raising=False)
+    root = soap_root(
+        mo_extra='      ws_security: {username: u, password: "{file:secrets/mo-password}"}'
+    )
+    secret_file(root, "mo-password", "mo-pass-5e1d")
+    got: list[bytes] = []
+
+    async def handler(req: web.Request) -> web.Response:
+        got.append(await req.read())
+        return web.Response(body=_mo_reply(), content_type="application/soap+xml")
+
+    release = threading.Event()
+    stuck = [asyncio.ensure_future(secrets.off_loop(lambda: release.wait(30))) for _ in range(2)]
+    try:
+        await asyncio.sleep(0.4)  # past the timeout: the shared threads count as hung
+        async with serve(handler) as url, running(root, endpoints={"mo": url}) as rig:
+            reply = await asyncio.wait_for(rig.adapters["mo"].send(soap_request("mo")), 3)
+    finally:
+        release.set()
+        await asyncio.gather(*stuck, return_exceptions=True)
+    assert reply.status == 200 and b"mo-pass-5e1d" in got[0]
