@@ -102,7 +102,7 @@ def value_check(facets: Facets | None, part: Node, keys: tuple[str, ...]) -> Val
     """The check of the element or attribute at ``keys`` (the first one ``part``'s key); None
     when it holds elements rather than text. Without a schema that declares it plainly, only the
     built-in type is checked."""
-    target = _target(part, keys)
+    target = descend(part, keys[1:])
     if target is None or target.simple is None:
         return None
     simple: SimpleType = target.simple
@@ -134,9 +134,10 @@ def value_check(facets: Facets | None, part: Node, keys: tuple[str, ...]) -> Val
     )
 
 
-def _target(part: Node, keys: tuple[str, ...]) -> Node | Attr | None:
-    node: Node | None = part
-    for key in keys[1:]:
+def descend(node: Node | None, keys: tuple[str, ...]) -> Node | Attr | None:
+    """The compiled element or attribute ``keys`` lead to from ``node`` (an ``@`` key names an
+    attribute); None where there is none."""
+    for key in keys:
         if node is None:
             return None
         if key.startswith("@"):

@@ -27,7 +27,7 @@ from lxml import etree  # type: ignore[import-untyped]
 from adapters.base import OutboundRequest
 from adapters.body import Attr, BodyInvalid, Node
 from adapters.facets import Facets
-from adapters.headerfacets import TYPE, ValueCheck, value_check, wsdl_facets
+from adapters.headerfacets import TYPE, ValueCheck, descend, value_check, wsdl_facets
 from adapters.soapheaders import (
     HeaderParts,
     HeaderPathError,
@@ -523,14 +523,7 @@ def _check_legacy(r: Reader, where: PathKey, parts: HeaderParts, name: str) -> N
 
 def node_at(parts: HeaderParts, keys: KeyPath) -> Node | Attr | None:
     """The compiled element or attribute at a resolved path."""
-    node: Node | None = parts.parts.get(keys[0])
-    for key in keys[1:]:
-        if node is None:
-            return None
-        if key.startswith("@"):
-            return next((a for a in node.attrs if a.key == key), None)
-        node = node.by_key.get(key)
-    return node
+    return descend(parts.parts.get(keys[0]), keys[1:])
 
 
 def _once(r: Reader, path: PathKey, message: str | Text) -> None:
