@@ -50,13 +50,12 @@ from replay.rekey import Staged
 from replay.rekeyed import checked_end
 from replay.rows import current, read_exchange
 from replay.seal import Seal
-from replay.search import POSTGRESQL, search_sql
+from replay.search import POSTGRESQL, UNREADABLE_ERROR, search_sql
 from replay.sessions import StoredSession
 from replay.sets import MappingSets
 
 # A stored error that is not UTF-8 JSON (altered): PostgreSQL 15's cast fails in a search by error.
 UNREADABLE = (asyncpg.InvalidTextRepresentationError, asyncpg.CharacterNotInRepertoireError)
-UNREADABLE_ERROR = "a stored error does not read as JSON (altered?): journal verify names it"
 T = TypeVar("T")
 
 

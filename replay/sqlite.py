@@ -26,7 +26,13 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from federation.domain.errors import FederationError, JournalError, JournalUnavailable, LeaseLost
+from federation.domain.errors import (
+    FederationError,
+    JournalDamaged,
+    JournalError,
+    JournalUnavailable,
+    LeaseLost,
+)
 from federation.domain.models import Event, Exchange, NewExchange, StateChange
 from replay import formats, instances, refs, rekey, rows, rules, sessions, sqlitesql, tally, trail
 from replay import sets as mapping_sets
@@ -38,7 +44,7 @@ from replay.journal import AuditEntry, Query, Refusal, TrailQuery
 from replay.keys import KeyPlace, beside
 from replay.rows import current
 from replay.seal import Seal
-from replay.search import SQLITE
+from replay.search import SQLITE, UNREADABLE_ERROR
 from replay.search import search_sql as replay_search_sql
 from replay.sessions import StoredSession
 from replay.sets import MappingSets
@@ -506,7 +512,12 @@ class SQLiteJournal(SQLiteAdmin):
         sql, args = search_sql(query)
 
         def op(conn: sqlite3.Connection) -> list[Exchange]:
-            found = conn.execute(sql, args).fetchall()
+            try:
+                found = conn.execute(sql, args).fetchall()
+            except sqlite3.OperationalError as exc:  # only the search by error reads JSON in SQL
+                if not query.error or "JSON" not in str(exc):
+                    raise
+                raise JournalDamaged(f"{UNREADABLE_ERROR} ({exc})") from None
             return [sqlitesql.exchange(conn, r, (), self.seal, self.sets) for r in found]
 
         result: list[Exchange] = await self._read(op)
