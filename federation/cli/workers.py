@@ -53,7 +53,7 @@ from adapters.registry import protocols
 from federation.config import load_config
 from federation.domain.errors import ConfigError, Problem
 from federation.domain.texts import said
-from federation.logging import get_logger
+from federation.logging import get_logger, loop_exception_handler
 from federation.runtime.metrics import MULTIPROC_ENV
 from federation.runtime.siblings import PARENT_ENV
 from replay.factory import key_path, open_journal
@@ -92,6 +92,7 @@ class Supervisor:
         """Run until SIGTERM or SIGINT; 0 after a requested stop, 2 if the workers never started."""
         log = get_logger(component="workers")
         loop = asyncio.get_running_loop()
+        loop.set_exception_handler(loop_exception_handler)  # its frames and type, not its message
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, self._roll.set)
