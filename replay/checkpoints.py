@@ -25,6 +25,7 @@ settled a copy of the database from before the rekey contradicts the file as any
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import secrets
 import struct
@@ -263,25 +264,34 @@ def _identity(place: Path) -> str | None:
     """The id kept in ``place``, if the file is there and holds one."""
     try:
         found = place.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
+    except (FileNotFoundError, UnicodeDecodeError):
         return None
     return found if 0 < len(found) <= 64 and found.isprintable() else None
 
 
 def _made_identity(place: Path) -> str | None:
-    """A new id put in ``place`` whole, unless another process put one first (then that one)."""
-    tmp = place.with_name(f".{place.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    """A new id put in ``place`` whole, under a lock beside it, unless another process put one
+    while this one waited (then that one): workers starting together agree. A file there that
+    holds no id (cut short, edited) is replaced, not left to make the instance nameless."""
+    lock = os.open(place.with_name(place.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(secrets.token_hex(8) + "\n")
-            out.flush()
-            os.fsync(out.fileno())
-        with contextlib.suppress(FileExistsError):  # a link never replaces: the first one stays
-            os.link(tmp, place)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        found = _identity(place)
+        if found is not None:
+            return found
+        tmp = place.with_name(f".{place.name}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(secrets.token_hex(8) + "\n")
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, place)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return _identity(place)
     finally:
-        tmp.unlink(missing_ok=True)
-    return _identity(place)
+        os.close(lock)  # and with it the lock
 
 
 def _pending_line(raw: bytes) -> bool:

@@ -11,6 +11,8 @@ import stat
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from replay.checkpoints import Checkpoints
 from replay.seal import Seal
 
@@ -36,7 +38,22 @@ def test_processes_asking_together_get_one_id(tmp_path: Path) -> None:
     with ThreadPoolExecutor(8) as pool:
         found = set(pool.map(lambda _: Checkpoints(path, Seal(None)).identity(), range(32)))
     assert len(found) == 1 and None not in found
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["journal.checkpoints.id"]
+    kept = sorted(p.name for p in tmp_path.iterdir())
+    assert kept == ["journal.checkpoints.id", "journal.checkpoints.id.lock"]
+
+
+@pytest.mark.parametrize(
+    "held", [b"", b"\n", b"\xff\xfe", b"x" * 65], ids=["empty", "blank", "not-utf8", "long"]
+)
+def test_an_id_file_that_holds_no_id_is_replaced_once(tmp_path: Path, held: bytes) -> None:
+    """An id file cut short or edited into no id is replaced by one id that every worker asking
+    together gets; before, it stayed, the instance went nameless and the prune guard blind."""
+    path = tmp_path / "journal.checkpoints"
+    path.with_name(path.name + ".id").write_bytes(held)
+    with ThreadPoolExecutor(8) as pool:
+        found = set(pool.map(lambda _: Checkpoints(path, Seal(None)).identity(), range(16)))
+    assert len(found) == 1 and None not in found
+    assert Checkpoints(path, Seal(None)).identity() in found
 
 
 def test_checkpoints_kept_in_memory_have_no_id() -> None:
