@@ -71,17 +71,27 @@ class Scrubber:
         """``text`` with every written form of a secret replaced; a text that ends in the start
         of one (a body or summary cut off there, even inside an escape) loses that start too.
         A text without the marks of a secret's encoded forms (nor the start of an escape at its
-        end) can hold it only as it is: plain string search; else the secret's pattern."""
-        if not self.secrets:
-            return text
+        end) can hold it only as it is: plain string search; else it is read through its escapes
+        too. What every secret's search finds, in the text as it came, is redacted at once (the
+        union of the places, and the text's end from the earliest cut-off start)."""
+        if not self.secrets or len(text) < MIN_SECRET:
+            return text  # too short to hold what is searched for, even its cut-off start
+        spans: list[tuple[int, int]] = []
+        cut = size = len(text)
+        escape = _escape_at_end(text)
+        views: dict[tuple[str, ...], written.View] = {}
         for secret in self.secrets:
             if secret in text:
-                text = text.replace(secret, REDACTED)
-            cut = any(mark in text[-_ESCAPE:] for mark in _STARTS)
-            if cut or any(rare in text and mark in text for rare, mark in _marks(secret)):
-                text = _encoded(text, secret)  # its end first: the longest cut-off start
-            text = _cut(text, secret)
-        return text
+                spans += _plain(text, secret)
+            search = any(rare in text and mark in text for rare, mark in _marks(secret))
+            if search or escape < size:
+                found, start = _encoded(text, secret, views, escape, search)
+                spans += found
+                cut = min(cut, start)
+            cut = min(cut, _cut(text, secret))
+        if cut < size:
+            spans.append((cut, size))
+        return _redact(text, spans) if spans else text
 
     def value(self, value: Any) -> Any:
         """A JSON-like value (mappings, sequences, strings) with its strings scrubbed."""
@@ -161,26 +171,97 @@ _JSON = {
 _CUT = re.compile(
     r"(?:&#?[0-9A-Za-z]*"  # a reference or an entity
     r"|\\(?:u[0-9A-Fa-f]{0,4}(?:\\u?[0-9A-Fa-f]{0,3})?)?"  # a JSON escape, a surrogate pair
-    r"|(?:%[0-9A-Fa-f]{0,2})+)?\Z"  # percent-encoded bytes
+    r"|(?:%[0-9A-Fa-f]{0,2})+)\Z"  # percent-encoded bytes
 )
-_WIDEST = 12  # characters of text one character of a secret takes at most (leading zeros aside)
+_WIDEST = 12  # characters of text one character of a secret takes at most (no "&#" in the text)
 
 
-def _encoded(text: str, secret: str) -> str:
-    """``text`` without ``secret`` written in any of its encoded forms, nor an end that is the
-    first :data:`MIN_SECRET` or more of its characters so written (cut off, even inside an
-    escape), in each view of :func:`adapters.auth.written.kinds`."""
+def _escape_at_end(text: str) -> int:
+    """Where the (start of an) escape that ends ``text`` begins, or its length if none does
+    (or the text is too short to end in a secret's start)."""
+    if len(text) < MIN_SECRET or not any(mark in text[-_ESCAPE:] for mark in _STARTS):
+        return len(text)
+    found = _CUT.search(text, max(0, len(text) - _ESCAPE))
+    return len(text) if found is None else found.start()
+
+
+def _plain(text: str, secret: str) -> list[tuple[int, int]]:
+    """Where ``text`` holds ``secret`` as it is, each place widened over an escape it begins or
+    ends inside (``%33%393\\n`` for ``393\\n``): what is left of one would tell a character."""
+    spans, size = [], len(secret)
+    at = text.find(secret)
+    while at != -1:
+        begin, end = at, at + size
+        window = text[max(0, begin - _ESCAPE) : end + _ESCAPE]
+        if any(mark in window for mark in _STARTS):
+            begin, end = _widened(text, begin, end)
+        spans.append((begin, end))
+        at = text.find(secret, at + size)
+    return spans
+
+
+def _widened(text: str, begin: int, end: int) -> tuple[int, int]:
+    """``begin`` and ``end`` moved out of any escape they fall inside (a percent-encoded byte
+    of a run, not the whole run)."""
+    origin = max(0, begin - _ESCAPE)
+    for m in written.ESCAPES.finditer(text, origin, end + _ESCAPE):
+        a, b = m.span()
+        if a >= end:
+            break
+        step = 3 if text[a] == "%" else b - a  # a run of bytes: each byte its own escape
+        if a < begin < b:
+            begin = a + (begin - a) // step * step
+        if a < end < b:
+            end = a + -(-(end - a) // step) * step
+    return begin, end
+
+
+def _redact(text: str, spans: list[tuple[int, int]]) -> str:
+    """``text`` with each span replaced; overlapping spans are replaced as one."""
+    merged: list[list[int]] = []
+    for begin, end in sorted(spans):
+        if merged and begin < merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([begin, end])
+    out, last = [], 0
+    for begin, end in merged:
+        out += [text[last:begin], REDACTED]
+        last = end
+    return "".join([*out, text[last:]])
+
+
+def _encoded(
+    text: str,
+    secret: str,
+    views: dict[tuple[str, ...], written.View],
+    escape: int,
+    search: bool,
+) -> tuple[list[tuple[int, int]], int]:
+    """Where ``text`` holds ``secret`` written in any of its encoded forms (if ``search``), in
+    each view of :func:`adapters.auth.written.kinds` (built once a text, shared by the secrets),
+    and where an end begins that is the first :data:`MIN_SECRET` or more of its characters so
+    written (cut off, even inside an escape), or ``len(text)``."""
     opens = written.openers(secret)
-    for kind in written.kinds(secret):
-        view = written.View(text, kind)
-        if secret in view.chars or (opens and secret[max(opens) :] in view.chars):
-            text = _replace(text, secret, view, opens)
-        text = _encoded_cut(text, secret, kind, opens)
-    return text
+    spans: list[tuple[int, int]] = []
+    cut = len(text)
+    for marks in {written.families(text, kind): None for kind in written.kinds(secret)}:
+        if not marks:
+            continue  # the text as it is: plain search
+        if search or len(text) <= 4 * _ESCAPE * len(secret):
+            view = views.get(marks) or views.setdefault(marks, written.View(text, marks))
+            if search and (secret in view.chars or (opens and secret[max(opens) :] in view.chars)):
+                spans += _spans(secret, view, opens)
+            cut = min(cut, _encoded_cut(view, secret, escape, opens))
+        else:  # only its end to read, and no "&#" in it (no reference padded with zeros)
+            origin = max(0, escape - _WIDEST * len(secret) - 64)
+            tail = written.View(text[origin:], marks)
+            cut = min(cut, origin + _encoded_cut(tail, secret, escape - origin, opens))
+    return spans, cut
 
 
-def _replace(text: str, secret: str, view: written.View, opens: tuple[int, ...]) -> str:
-    """``text`` with each place where ``view`` reads ``secret`` replaced (the leftmost first)."""
+def _spans(secret: str, view: written.View, opens: tuple[int, ...]) -> list[tuple[int, int]]:
+    """Each place where ``view`` reads ``secret``, in its text."""
     chars, size, spans = view.chars, len(secret), []
     at = chars.find(secret)
     while at != -1:
@@ -189,28 +270,23 @@ def _replace(text: str, secret: str, view: written.View, opens: tuple[int, ...])
     for after, begin, a in view.opened(secret, opens):
         if chars.startswith(secret[a:], after):
             spans.append((begin, view.start(after + size - a)))
-    out, last = [], 0
-    for begin, end in sorted(spans):
-        if begin >= last:
-            out += [text[last:begin], REDACTED]
-            last = end
-    return "".join([*out, text[last:]])
+    return spans
 
 
-def _encoded_cut(text: str, secret: str, kind: str, opens: tuple[int, ...]) -> str:
-    """``text`` without its end if that is the start of ``secret`` written in encoded forms,
-    then perhaps the start of one more escape (the longest such end). Only the text's last
-    characters are read through their escapes: as many as the secret could take."""
-    tail = text[-_ESCAPE:]
-    escape = len(text) - len(tail) + _CUT.search(tail).start()  # type: ignore[union-attr]
-    origin = max(0, escape - _WIDEST * len(secret) - 64)
-    view = written.View(text[origin:], kind)
+def _encoded_cut(view: written.View, secret: str, escape: int, opens: tuple[int, ...]) -> int:
+    """Where the text of ``view`` begins to end in the start of ``secret`` written in encoded
+    forms, then perhaps the start of one more escape (``escape``): at least :data:`MIN_SECRET`
+    of its characters read, the earliest such start; or the text's length."""
     chars, head = view.chars, secret[:MIN_SECRET]
-    end = view.index(escape - origin)  # the secret's start runs to here at least
-    starts = []
-    for after, begin, a in view.opened(secret, opens):
+    if len(chars) < MIN_SECRET:
+        return len(view.text)  # fewer characters read than a cut-off start must hold
+    end = view.index(escape)  # the secret's start runs to here at least
+    starts = [len(view.text)]
+    for after, begin, a in view.opened(secret, opens, max(0, end - len(secret))):
         upto = max(end, after + MIN_SECRET - a)
-        if a + upto - after < len(secret) and secret.startswith(chars[after:upto], a):
+        if upto > len(chars) or a + upto - after >= len(secret):
+            continue  # fewer than MIN_SECRET characters read, or the whole secret
+        if secret.startswith(chars[after:upto], a):
             starts.append(begin)
     at = chars.find(head, max(0, end - len(secret) + 1))
     while at != -1:
@@ -219,7 +295,7 @@ def _encoded_cut(text: str, secret: str, kind: str, opens: tuple[int, ...]) -> s
             starts.append(view.start(at))
             break
         at = chars.find(head, at + 1)
-    return text[: origin + min(starts)] + REDACTED if starts else text
+    return min(starts)
 
 
 @functools.lru_cache(maxsize=64)
@@ -236,13 +312,13 @@ def _marks(secret: str) -> tuple[tuple[str, str], ...]:
     return tuple(marks)
 
 
-def _cut(text: str, secret: str) -> str:
-    """``text`` without its end if that is the first :data:`MIN_SECRET` or more characters of
-    ``secret`` (the longest such end)."""
+def _cut(text: str, secret: str) -> int:
+    """Where ``text`` begins to end in the first :data:`MIN_SECRET` or more characters of
+    ``secret`` (the earliest such start), or ``len(text)``."""
     head = secret[:MIN_SECRET]
     at = text.find(head, max(0, len(text) - len(secret) + 1))
     while at != -1:
         if secret.startswith(text[at:]):
-            return text[:at] + REDACTED
+            return at
         at = text.find(head, at + 1)
-    return text
+    return len(text)

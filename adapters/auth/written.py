@@ -51,9 +51,21 @@ _NAMED = {"&amp;": "&", "&lt;": "<", "&gt;": ">", "&quot;": '"', "&apos;": "'"}
 _SHORT = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 
 
-@functools.lru_cache(maxsize=4096)
 def decode(escape: str) -> tuple[tuple[str, int], ...]:
-    """The characters ``escape`` stands for, each with how many of its characters it takes."""
+    """The characters ``escape`` stands for, each with how many of its characters it takes. An
+    escape of one character is kept in a cache; a longer one (a run of percent-encoded bytes, a
+    megabyte of them in one reply; a reference padded with zeros) is read anew each time, so the
+    cache holds only short keys and small values."""
+    if len(escape) > _LONGEST:
+        return _decode.__wrapped__(escape)
+    return _decode(escape)
+
+
+_LONGEST = 12  # characters of the longest escape of one character unpadded (a surrogate pair)
+
+
+@functools.lru_cache(maxsize=4096)
+def _decode(escape: str) -> tuple[tuple[str, int], ...]:
     if escape == "+":
         return ((" ", 1),)
     if escape[0] == "%":
@@ -116,12 +128,18 @@ def _percent(run: str) -> tuple[tuple[str, int], ...]:
     return tuple(out)
 
 
-def _matches(text: str, kind: str) -> list[re.Match[str]]:
-    """The escapes of ``kind`` in ``text``, in order."""
-    found = [m for mark in KINDS[kind] if mark in text for m in _FAMILIES[mark].finditer(text)]
+def _matches(text: str, marks: tuple[str, ...]) -> list[re.Match[str]]:
+    """The escapes of the families ``marks`` in ``text``, in order."""
+    found = [m for mark in marks if mark in text for m in _FAMILIES[mark].finditer(text)]
     if len(found) > 1:
         found.sort(key=lambda m: m.start())
     return found
+
+
+def families(text: str, kind: str) -> tuple[str, ...]:
+    """The families of escapes of ``kind`` whose first character ``text`` holds: two kinds with
+    the same families read ``text`` the same, and none reads it as it is."""
+    return tuple(mark for mark in KINDS[kind] if mark in text)
 
 
 @functools.lru_cache(maxsize=64)
@@ -138,18 +156,19 @@ def kinds(secret: str) -> tuple[str, ...]:
 
 
 class View:
-    """``text`` read through its escapes: :attr:`chars`, and where in ``text`` each came from."""
+    """``text`` read through its escapes of the families ``marks`` (see :func:`families`):
+    :attr:`chars`, and where in ``text`` each came from."""
 
     __slots__ = ("_at", "_from", "_to", "chars", "text")
 
-    def __init__(self, text: str, kind: str) -> None:
+    def __init__(self, text: str, marks: tuple[str, ...]) -> None:
         self.text = text
         pieces: list[str] = []
         self._at: list[int] = []  # the index in chars of each character read from an escape
         self._from: list[int] = []  # where its escape starts in text
         self._to: list[int] = []  # and ends
         last = n = 0
-        for m in _matches(text, kind):
+        for m in _matches(text, marks):
             at = m.start()
             if at > last:
                 pieces.append(text[last:at])
@@ -183,12 +202,17 @@ class View:
             return self._at[k]
         return self._at[k] + 1 + (pos - self._to[k])
 
-    def opened(self, secret: str, counts: tuple[int, ...]) -> list[tuple[int, int, int]]:
+    def opened(
+        self, secret: str, counts: tuple[int, ...], since: int = 0
+    ) -> list[tuple[int, int, int]]:
         """Where an escape ends in the first ``a`` characters of ``secret`` written as they are
         (``a`` of ``counts``, see :func:`openers`): each as (the index in :attr:`chars` after
-        that escape, where the secret starts in the text, ``a``)."""
+        that escape, where the secret starts in the text, ``a``); only escapes read at index
+        ``since`` of :attr:`chars` or after."""
         found = []
-        for k, end in enumerate(self._to):
+        first = bisect.bisect_left(self._at, since)
+        for k in range(first, len(self._to)):
+            end = self._to[k]
             for a in counts:
                 if end - a > self._from[k] and self.text.startswith(secret[:a], end - a):
                     found.append((self._at[k] + 1, end - a, a))
