@@ -67,7 +67,7 @@ from adapters.xsdtypes import BadValue, escape
 from federation.config import Partner
 from federation.config.headers import EXCHANGE_KEY, HEADERS_KEY
 from federation.config.replies import ReplyRules
-from federation.config.secrets import SecretError, off_loop, read_with
+from federation.config.secrets import SHARED, SecretError, off_loop, read_texts
 from federation.domain.errors import ConfigError, NotSendable, Problem, Transcript
 from federation.domain.texts import Text
 
@@ -256,20 +256,24 @@ class SoapAdapter:
         refs = [ref for _, ref in plan.secrets] if plan is not None else []
         if security is not None:
             refs.append(security.password)
-
-        def read() -> tuple[list[tuple[KeyPath, str]], str]:
-            secrets = plan.read_secrets() if plan is not None else []
-            return secrets, security.password.read() if security is not None else ""
-
         try:
-            got = await read_with(refs, read)  # in a thread of its folder if one is a file
+            texts = await read_texts(refs)  # files in threads of their own folders
         except SecretError as exc:
             raise not_sent(exc, self.partner.id, op.name, "POST", url) from None
-        data, digest_of, secrets = self._envelope(op, plan, request, url, *got)
+        paths = [path for path, _ in plan.secrets] if plan is not None else []
+        headers = list(zip(paths, texts[: len(paths)], strict=True))
+        password = texts[-1] if security is not None else ""
+        data, digest_of, secrets = self._envelope(op, plan, request, url, headers, password)
         signature = self.partner.auth.ws_signature if self.partner.auth else None
         if signature is not None:
             args = (data, signature, op.version, self.partner.id, op.name)
-            data = await off_loop(lambda: sign_or_hold(*args))
+            key = signature.key  # signed in its folder's threads: a hung key mount holds its own
+            folder = key.folder if key.kind == "file" else SHARED
+            try:
+                data = await off_loop(lambda: sign_or_hold(*args), folder=folder, what=str(key))
+            except SecretError as exc:  # the key file's read hung: held, as one that fails
+                why = f"WS-Security signature: {exc}"
+                raise not_sent(why, self.partner.id, op.name, "POST", url) from None
         return data, digest_of, secrets
 
     def _envelope(

@@ -30,13 +30,14 @@ nothing else.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import queue
 import re
 import stat
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -208,11 +209,12 @@ class Readers:
     A read in a folder whose oldest outstanding read has run :data:`READ_TIMEOUT` seconds is
     refused at once (its file system hangs); any read is given up after that long. A thread stuck
     in a read keeps its place until the read returns, so a hung folder holds at most
-    :data:`PER_FOLDER` threads, and every other folder has threads of its own."""
+    :data:`PER_FOLDER` threads, and every other folder has threads of its own. The threads are
+    daemons, so one stuck in a hung file system does not keep a stopping broker from exiting."""
 
     def __init__(self, timeout: float = READ_TIMEOUT) -> None:
         self.timeout = timeout
-        self._pools: dict[str, ThreadPoolExecutor] = {}
+        self._pools: dict[str, _Pool] = {}
         self._started: dict[str, dict[int, float]] = {}  # folder -> {read: when its thread began}
         self._lock = threading.Lock()
         self._next = 0
@@ -235,7 +237,7 @@ class Readers:
         with self._lock:
             pool = self._pools.get(folder)
             if pool is None:
-                pool = ThreadPoolExecutor(PER_FOLDER, thread_name_prefix="tongban-secrets")
+                pool = _Pool(folder)
                 self._pools[folder] = pool
             self._next += 1
             key = self._next
@@ -250,19 +252,68 @@ class Readers:
                     self._started[folder].pop(key, None)
 
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(pool, timed)
+        future = pool.submit(loop, timed)
         expired: list[bool] = []  # a timer, cheaper than wait_for's task at every read
         timer = loop.call_later(self.timeout, _expire, future, expired)
         try:
             return await future
         except asyncio.CancelledError:
-            if not expired:
-                raise
+            task = asyncio.current_task()
+            if not expired or (task is not None and task.cancelling()):
+                raise  # cancelled from outside (a shutdown), even as the timer fired: not ours
             # a queued read is cancelled; one in read() runs on, counted until it returns
             why = f"no answer from the file system within {self.timeout:g} s"
             raise SecretError(said("secret %(ref)s: %(error)s", ref=what, error=why)) from None
         finally:
             timer.cancel()
+
+
+class _Pool:
+    """:data:`PER_FOLDER` daemon threads taking one folder's reads from a queue. Daemon threads:
+    one stuck in ``read()`` on a hung mount must not keep a stopping broker from exiting (the
+    threads of a ThreadPoolExecutor are joined at exit, and a hung read never returns)."""
+
+    def __init__(self, folder: str) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        for n in range(PER_FOLDER):
+            name = f"tongban-secrets-{n}:{folder}"
+            threading.Thread(target=self._serve, name=name, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            self._jobs.get()()
+
+    def submit(self, loop: asyncio.AbstractEventLoop, work: Callable[[], _T]) -> asyncio.Future[_T]:
+        """``work()`` in one of the threads; its result (or error) in the future, on ``loop``.
+        A read cancelled while queued is not started."""
+        future: asyncio.Future[_T] = loop.create_future()
+
+        def job() -> None:
+            if future.cancelled():  # given up while queued (read across threads: a flag)
+                return
+            try:
+                result = work()
+            except BaseException as exc:  # handed to the awaiting task; the thread serves on
+                _settle(loop, future.set_exception, future, exc)
+            else:
+                _settle(loop, future.set_result, future, result)
+
+        self._jobs.put(job)
+        return future
+
+
+def _settle(
+    loop: asyncio.AbstractEventLoop,
+    setter: Callable[[Any], None],
+    future: asyncio.Future[Any],
+    value: Any,
+) -> None:
+    def settle() -> None:
+        if not future.done():  # not given up meanwhile
+            setter(value)
+
+    with contextlib.suppress(RuntimeError):  # the loop closed while the read ran: nobody waits
+        loop.call_soon_threadsafe(settle)
 
 
 def _expire(future: asyncio.Future[Any], expired: list[bool]) -> None:
@@ -280,7 +331,7 @@ def _hung(what: str, stuck: float) -> SecretError:
 
 READERS = Readers()
 """The threads that read secret files (and sign with key files) for the event loop."""
-SHARED = "(shared)"  # the pool of work that names no folder
+SHARED = "(shared)"  # the pool of work that names no folder (signing with a key in a variable)
 
 
 async def off_loop(work: Callable[[], _T], *, folder: str = SHARED, what: str = "") -> _T:
@@ -290,23 +341,35 @@ async def off_loop(work: Callable[[], _T], *, folder: str = SHARED, what: str = 
     return await READERS.run(work, folder, what or "(a secret file)")
 
 
-async def read_with(refs: Sequence[SecretRef], work: Callable[[], _T]) -> _T:
-    """``work()``, which reads ``refs``: at once when they are all variables; with a file among
-    them, in one trip to a thread of the first file's folder (a hung folder of any of them is
-    refused at once, a SecretError naming that reference)."""
-    files = [ref for ref in refs if ref.kind == "file"]
-    if not files:
-        return work()
-    for ref in files[1:]:
-        if (stuck := READERS.hung(ref.folder)) is not None:
-            raise _hung(str(ref), stuck)
-    return await off_loop(work, folder=files[0].folder, what=str(files[0]))
-
-
 async def read_texts(refs: Sequence[SecretRef]) -> list[str]:
-    """Each secret as text, read now, in order; SecretError naming the first that cannot be
-    (see :func:`read_with`)."""
-    return await read_with(refs, lambda: [ref.read() for ref in refs])
+    """Each secret as text, read now, in order; SecretError naming the first that cannot be.
+    Variables are read at once; files in the threads of their own folder, one trip per folder
+    (several at once), so a read that hangs holds its own folder's threads and is charged to
+    that folder, never to another one read alongside it. A hung folder among them is refused at
+    once, before any read starts."""
+    texts = {i: ref.read() for i, ref in enumerate(refs) if ref.kind != "file"}
+    folders: dict[str, list[int]] = {}
+    for i, ref in enumerate(refs):
+        if ref.kind == "file":
+            folders.setdefault(ref.folder, []).append(i)
+    for folder, places in folders.items():
+        if (stuck := READERS.hung(folder)) is not None:
+            raise _hung(str(refs[places[0]]), stuck)
+    reads = [_read_folder(refs, places, folder) for folder, places in folders.items()]
+    if len(reads) == 1:
+        texts.update(await reads[0])  # the common case: no gather
+    else:
+        for got in await asyncio.gather(*reads, return_exceptions=True):
+            if isinstance(got, BaseException):
+                raise got  # the first folder's error (in the order of refs)
+            texts.update(got)
+    return [texts[i] for i in range(len(refs))]
+
+
+async def _read_folder(refs: Sequence[SecretRef], places: list[int], folder: str) -> dict[int, str]:
+    """The files of ``refs`` at ``places``, all in ``folder``, read in one trip to its threads."""
+    what = ", ".join(str(refs[i]) for i in places)
+    return await off_loop(lambda: {i: refs[i].read() for i in places}, folder=folder, what=what)
 
 
 def parse_secret(r: Reader, path: PathKey, raw: Any, base: Path) -> SecretRef | None:

@@ -280,3 +280,49 @@ async def test_a_soap_secret_file_is_read_in_its_own_folders_threads(
         release.set()
         await asyncio.gather(*stuck, return_exceptions=True)
     assert reply.status == 200 and b"mo-pass-5e1d" in got[0]
+
+
+async def test_a_signing_key_on_a_hung_file_system_holds_the_exchange(
+    soap_root, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A WS-Security signing key file whose read hangs holds the exchange (NotSent naming the
+    key's reference, twice), and a key file in another folder still signs."""
+    monkeypatch.setattr(secrets.READERS, "timeout", 0.3, raising=False)
+    ours = trustme.CA().issue_cert("tongban.example")
+    signing = "    auth:\n      ws_signature: {cert: certs/ours.pem, key: '{file:%s/ours.key}'}"
+    root = soap_root(hk_extra=signing % "stuck", mo_extra=signing % "keys")
+    for folder in ("certs", "stuck", "keys"):
+        (root / folder).mkdir()
+    ours.cert_chain_pems[0].write_to_path(str(root / "certs" / "ours.pem"))
+    write_key(root / "stuck" / "ours.key", ours.private_key_pem)
+    write_key(root / "keys" / "ours.key", ours.private_key_pem)
+    release = threading.Event()
+    real = SecretRef.read_bytes
+
+    def hung(ref: SecretRef) -> bytes:
+        if ref.name.startswith("stuck/") and not on_loop():
+            release.wait(timeout=30)
+        return real(ref)
+
+    monkeypatch.setattr(SecretRef, "read_bytes", hung)
+    got: list[bytes] = []
+
+    async def handler(req: web.Request) -> web.Response:
+        got.append(await req.read())
+        return web.Response(body=_mo_reply(), content_type="application/soap+xml")
+
+    held = []
+    try:
+        async with serve(handler) as url, running(root, endpoints={"mo": url}) as rig:
+            for n in (1, 2):
+                with pytest.raises(NotSent) as exc:
+                    await asyncio.wait_for(
+                        rig.adapters["hk"].send(soap_request("hk", f"key-{n}")), 3
+                    )
+                held.append(str(exc.value))
+            reply = await asyncio.wait_for(rig.adapters["mo"].send(soap_request("mo")), 3)
+    finally:
+        release.set()
+    assert "{file:stuck/ours.key}: no answer from the file system" in held[0]
+    assert "{file:stuck/ours.key}: a read in its folder has not returned" in held[1]
+    assert reply.status == 200 and len(got) == 1 and b"Signature" in got[0]

@@ -5,6 +5,8 @@ once, the threads stuck there stay few, and other folders' secrets are read as b
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -94,3 +96,54 @@ async def test_a_hung_folder_is_refused_at_once_and_keeps_few_threads(
         if secrets.READERS.hung(ref(tmp_path, "a").folder) is None:
             break
     assert await ref(tmp_path, "a").load() == b"token-of-a-4c1d"
+
+
+async def test_a_hang_in_a_second_folder_is_charged_to_that_folder(
+    tmp_path: Path, hung: HungFolder
+) -> None:
+    """Files of folders b and a read together, a hanging: b's threads stay free for b's readers."""
+    with pytest.raises(SecretError, match=r"\{file:a/token\}: no answer from the file system"):
+        await asyncio.wait_for(read_texts([ref(tmp_path, "b"), ref(tmp_path, "a")]), 2)
+    assert await asyncio.wait_for(read_texts([ref(tmp_path, "b")]), 2) == ["token-of-b-4c1d"]
+
+
+async def test_a_shutdown_cancel_as_the_timer_fires_stays_a_cancellation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A task cancelled in the loop step in which its read times out is cancelled, not failed."""
+    release = threading.Event()
+    readers = secrets.Readers(timeout=TIMEOUT)
+    real = secrets._expire
+    task: asyncio.Task[bool] | None = None
+
+    def expire_then_cancel(*args: object) -> None:
+        real(*args)  # type: ignore[arg-type]
+        assert task is not None
+        task.cancel()  # a shutdown's cancel in the same step
+
+    monkeypatch.setattr(secrets, "_expire", expire_then_cancel)
+    task = asyncio.ensure_future(readers.run(lambda: release.wait(30), "/hung", "{file:/hung/t}"))
+    try:
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    finally:
+        release.set()
+
+
+def test_a_read_stuck_for_ever_does_not_keep_the_process_from_exiting() -> None:
+    """A process whose secret read never returns still exits once its work is done."""
+    script = (
+        "import asyncio, time\n"
+        "from federation.config.secrets import Readers, SecretError\n"
+        "async def main():\n"
+        "    try:\n"
+        "        await Readers(timeout=0.2).run(lambda: time.sleep(3600), '/nfs', '{file:/nfs/t}')\n"
+        "    except SecretError:\n"
+        "        print('held', flush=True)\n"
+        "asyncio.run(main())\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=20
+    )
+    assert (done.returncode, done.stdout) == (0, "held\n"), done.stderr
