@@ -80,15 +80,27 @@ class Scrubber:
         cut = size = len(text)
         escape = _escape_at_end(text)
         views: dict[tuple[str, ...], written.View] = {}
+        plain = []
+        amp, backslash, percent = "&" in text, "\\" in text, "%" in text
+        marked = amp or backslash or percent  # a text without them holds no escape (but +)
+        # "#" first: one character is found much faster than two ("&" is common)
+        common = percent or ("#" in text and "&#" in text) or (backslash and "\\u" in text)
         for secret in self.secrets:
             if secret in text:
-                spans += _plain(text, secret)
-            search = any(rare in text and mark in text for rare, mark in _marks(secret))
+                plain.append(secret)
+            extra = _marks(secret)
+            search = common or bool(extra and any(mark in text for mark in extra))
             if search or escape < size:
                 found, start = _encoded(text, secret, views, escape, search)
                 spans += found
                 cut = min(cut, start)
             cut = min(cut, _cut(text, secret))
+        if not spans and cut == size and not (marked and any(map(_straddles, plain))):
+            for secret in plain:  # found only as it is, touching no escape: the common case
+                text = text.replace(secret, REDACTED)
+            return text
+        for secret in plain:
+            spans += _plain(text, secret)
         if cut < size:
             spans.append((cut, size))
         return _redact(text, spans) if spans else text
@@ -179,20 +191,32 @@ _WIDEST = 12  # characters of text one character of a secret takes at most (no "
 def _escape_at_end(text: str) -> int:
     """Where the (start of an) escape that ends ``text`` begins, or its length if none does
     (or the text is too short to end in a secret's start)."""
-    if len(text) < MIN_SECRET or not any(mark in text[-_ESCAPE:] for mark in _STARTS):
+    tail = text[-_ESCAPE:]
+    if len(text) < MIN_SECRET or not ("&" in tail or "\\" in tail or "%" in tail):
         return len(text)
     found = _CUT.search(text, max(0, len(text) - _ESCAPE))
     return len(text) if found is None else found.start()
 
 
+# what may follow an escape's first character: a secret starting with none of them, and holding
+# no & \ or %, cannot begin or end inside an escape where the text holds it as it is
+_BODY = frozenset('#;xX0123456789abcdefABCDEFmplgtquosu"\\/bfnrt')
+
+
+@functools.lru_cache(maxsize=64)
+def _straddles(secret: str) -> bool:
+    """Whether ``secret``, where a text holds it as it is, may begin or end inside an escape."""
+    return secret[0] in _BODY or any(mark in secret for mark in _STARTS)
+
+
 def _plain(text: str, secret: str) -> list[tuple[int, int]]:
     """Where ``text`` holds ``secret`` as it is, each place widened over an escape it begins or
     ends inside (``%33%393\\n`` for ``393\\n``): what is left of one would tell a character."""
-    spans, size = [], len(secret)
+    spans, size, straddles = [], len(secret), _straddles(secret)
     at = text.find(secret)
     while at != -1:
         begin, end = at, at + size
-        window = text[max(0, begin - _ESCAPE) : end + _ESCAPE]
+        window = text[max(0, begin - _ESCAPE) : end + _ESCAPE] if straddles else ""
         if any(mark in window for mark in _STARTS):
             begin, end = _widened(text, begin, end)
         spans.append((begin, end))
@@ -245,13 +269,16 @@ def _encoded(
     opens = written.openers(secret)
     spans: list[tuple[int, int]] = []
     cut = len(text)
+    # where the text holds the secret as it is, each view reads it as itself (no escape nor +
+    # in it, none it could begin inside): as many found in a view are those, found already
+    known = -1 if _straddles(secret) or "+" in secret else text.count(secret)
     for marks in {written.families(text, kind): None for kind in written.kinds(secret)}:
         if not marks:
             continue  # the text as it is: plain search
         if search or len(text) <= 4 * _ESCAPE * len(secret):
             view = views.get(marks) or views.setdefault(marks, written.View(text, marks))
             if search and (secret in view.chars or (opens and secret[max(opens) :] in view.chars)):
-                spans += _spans(secret, view, opens)
+                spans += _spans(secret, view, opens, view.chars.count(secret) != known)
             cut = min(cut, _encoded_cut(view, secret, escape, opens))
         else:  # only its end to read, and no "&#" in it (no reference padded with zeros)
             origin = max(0, escape - _WIDEST * len(secret) - 64)
@@ -260,10 +287,13 @@ def _encoded(
     return spans, cut
 
 
-def _spans(secret: str, view: written.View, opens: tuple[int, ...]) -> list[tuple[int, int]]:
-    """Each place where ``view`` reads ``secret``, in its text."""
+def _spans(
+    secret: str, view: written.View, opens: tuple[int, ...], direct: bool
+) -> list[tuple[int, int]]:
+    """Each place where ``view`` reads ``secret`` (if ``direct``), and where it reads the
+    secret's start as the end of an escape then the rest, in its text."""
     chars, size, spans = view.chars, len(secret), []
-    at = chars.find(secret)
+    at = chars.find(secret) if direct else -1
     while at != -1:
         spans.append((view.start(at), view.start(at + size)))
         at = chars.find(secret, at + size)
@@ -299,16 +329,17 @@ def _encoded_cut(view: written.View, secret: str, escape: int, opens: tuple[int,
 
 
 @functools.lru_cache(maxsize=64)
-def _marks(secret: str) -> tuple[tuple[str, str], ...]:
-    """What a text holds if it holds ``secret`` written in any form but as it is: each mark with
-    its rarest character, looked for first (one character is found much faster than two)."""
-    marks = [("#", "&#"), ("\\", "\\u"), ("%", "%")]
+def _marks(secret: str) -> tuple[str, ...]:
+    """What a text holds if it holds ``secret`` written in any form but as it is, besides the
+    ``&#``, ``\\u`` or ``%`` any secret's encoded forms may hold: ``&`` if it has a character
+    written with a named entity, ``\\`` if one with a short JSON escape, ``+`` if a space."""
+    marks = []
     if any(c in _NAMED for c in secret):
-        marks.append(("&", "&"))
+        marks.append("&")
     if any(c in _JSON for c in secret):
-        marks.append(("\\", "\\"))
+        marks.append("\\")
     if " " in secret:
-        marks.append(("+", "+"))
+        marks.append("+")
     return tuple(marks)
 
 

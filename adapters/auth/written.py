@@ -173,7 +173,9 @@ class View:
             if at > last:
                 pieces.append(text[last:at])
                 n += at - last
-            for c, width in decode(m.group()):
+            escape = m.group()  # decode() inlined: a call less for each escape
+            read = _decode(escape) if len(escape) <= _LONGEST else _decode.__wrapped__(escape)
+            for c, width in read:
                 pieces.append(c)
                 self._at.append(n)
                 self._from.append(at)
