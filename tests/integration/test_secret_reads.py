@@ -23,12 +23,14 @@ from federation.api.net import start_site
 from federation.config import secrets
 from federation.config.secrets import SecretRef
 from federation.domain.errors import NotSent, TransientError
+from tests.integration.test_notices_soap import file_one, mo_config, spyne_mo
 from tests.integration.test_partner_auth import hk, request, with_auth
 from tests.integration.test_partner_auth_tls import write_key
 from tests.integration.test_soap_adapter import _mo_reply, running, serve, soap_root
 from tests.integration.test_soap_adapter import request as soap_request
+from tests.waiting import wait_for
 
-__all__ = ["soap_root"]  # the fixture
+__all__ = ["mo_config", "soap_root", "spyne_mo"]  # the fixtures
 
 TOKEN = "tb-bearer-6f0c2a91d4"
 
@@ -326,3 +328,48 @@ async def test_a_signing_key_on_a_hung_file_system_holds_the_exchange(
     assert "{file:stuck/ours.key}: no answer from the file system" in held[0]
     assert "{file:stuck/ours.key}: a read in its folder has not returned" in held[1]
     assert reply.status == 200 and len(got) == 1 and b"Signature" in got[0]
+
+
+@pytest.mark.filterwarnings("ignore:'cgi' is deprecated:DeprecationWarning")
+@pytest.mark.filterwarnings("ignore:_SixMetaPathImporter:ImportWarning")  # spyne, Macao's stack
+async def test_a_notice_signed_with_a_key_on_a_hung_file_system_is_held(
+    mo_config: Path, spyne_mo, simulators, broker_at, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SOAP notice whose signing key file hangs is held, naming the key; Macao hears nothing."""
+    monkeypatch.setattr(secrets.READERS, "timeout", 0.3, raising=False)
+    ours = trustme.CA().issue_cert("tongban.example")
+    for folder in ("certs", "keys"):
+        (mo_config / folder).mkdir()
+    ours.cert_chain_pems[0].write_to_path(str(mo_config / "certs" / "ours.pem"))
+    write_key(mo_config / "keys" / "ours.key", ours.private_key_pem)
+    yaml = mo_config / "partners.yaml"
+    signing = "    auth:\n      ws_signature: {cert: certs/ours.pem, key: '{file:keys/ours.key}'}\n"
+    text = yaml.read_text(encoding="utf-8")
+    yaml.write_text(text.replace("    services:\n", signing + "    services:\n", 1), "utf-8")
+    armed, release = threading.Event(), threading.Event()  # armed once the broker has started
+    real = SecretRef.read_bytes
+
+    def hung(ref: SecretRef) -> bytes:
+        if ref.name.startswith("keys/") and armed.is_set() and not on_loop():
+            release.wait(timeout=30)
+        return real(ref)
+
+    monkeypatch.setattr(SecretRef, "read_bytes", hung)
+    _, log = spyne_mo
+    sims = {"local": (await simulators(mo_config))["local"]}
+
+    def held(ex: Any) -> bool:
+        attempts = [e for e in ex.events if e.kind == "notice_attempt"] if ex else []
+        return any("{file:keys/ours.key}" in str(e.data.get("error")) for e in attempts)
+
+    try:
+        async with broker_at(mo_config, sims) as (broker, url):
+            armed.set()
+            xid = await file_one(url, "SAFP-HQ-2026-0011", "SAFP-HQ-2026-0011")
+            view = await wait_for(lambda: broker.get(xid), held, what="a held notice")
+    finally:
+        release.set()
+    attempt = next(e for e in view.events if e.kind == "notice_attempt")
+    assert attempt.data["error"]["kind"] == "transient_error"
+    assert "no answer from the file system" in attempt.data["error"]["message"]
+    assert log == []
