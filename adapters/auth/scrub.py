@@ -272,9 +272,11 @@ def _encoded(
     # where the text holds the secret as it is, each view reads it as itself (no escape nor +
     # in it, none it could begin inside): as many found in a view are those, found already
     known = -1 if _straddles(secret) or "+" in secret else text.count(secret)
+    done: set[tuple[str, ...]] = set()
     for marks in {written.families(text, kind): None for kind in written.kinds(secret)}:
-        if not marks:
-            continue  # the text as it is: plain search
+        if not marks or (marks[-1] == "+" and marks[:-1] in done and _within(text, spans, "+")):
+            continue  # as it is: plain search; or read already, but for + found in the secret
+        done.add(marks)
         if search or len(text) <= 4 * _ESCAPE * len(secret):
             view = views.get(marks) or views.setdefault(marks, written.View(text, marks))
             if search and (secret in view.chars or (opens and secret[max(opens) :] in view.chars)):
@@ -285,6 +287,18 @@ def _encoded(
             tail = written.View(text[origin:], marks)
             cut = min(cut, origin + _encoded_cut(tail, secret, escape - origin, opens))
     return spans, cut
+
+
+def _within(text: str, spans: list[tuple[int, int]], mark: str) -> bool:
+    """Whether every ``mark`` in ``text`` lies in one of ``spans`` (some found)."""
+    if not spans:
+        return False
+    last = 0
+    for begin, end in sorted(spans):
+        if mark in text[last:begin]:
+            return False
+        last = max(last, end)
+    return mark not in text[last:]
 
 
 def _spans(
