@@ -272,7 +272,7 @@ class Notifier:
         data = orjson.dumps(body)
         headers = {"Content-Type": "application/json", "Idempotency-Key": key}
         if secrets:
-            signed = self._signed(secrets, key, data)
+            signed = await self._signed(secrets, key, data)
             if isinstance(signed, str):
                 return None, signed  # never sent unsigned: held until the secret can be read
             headers.update(signed)
@@ -291,18 +291,19 @@ class Notifier:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             return None, f"{type(exc).__name__}: {exc}"
 
-    def _signed(
+    async def _signed(
         self, secrets: tuple[SecretRef, ...], key: str, data: bytes
     ) -> dict[str, str] | str:
         """The Standard Webhooks headers for ``data``, signed now with each secret (``webhook-id``
         is the idempotency key, the same on every retry); or why it cannot be signed (the
         reference is named, the secret never). A callback goes with every signature declared or
         not at all: a receiver that still knows only the previous secret must not be sent one
-        it refuses."""
+        it refuses. A secret file is read off the event loop (a hung file system holds this
+        callback, not the broker)."""
         keys = []
         for secret in secrets:
             try:
-                signing = signing_key(secret.read_bytes())
+                signing = signing_key(await secret.load())
             except SecretError as exc:
                 return f"not sent: {exc}"
             if signing is None:
