@@ -16,13 +16,16 @@ of the secret in the same texts, the least any scrubber does. And an attempt tha
 Replies built to slow a search, one text each (no baseline: the figure is the point): a megabyte
 of ``a`` ending in ``%`` against the secret ``"a" * 255 + "Z"`` (the same without the ``%``), and
 100,000 ``%`` against ``"%%%%Z" + "q" * 20``; and a 1.7 KB PEM key quoted in a JSON reply.
+And a JSON body of 20,000 short strings with escapes in them (``a%20b&amp;``, ``x\\u0041``),
+against three secrets: what scrubbing many small strings costs the loop.
 
     .venv/bin/python bench/secret_reads.py [--n 20000] [--rounds 5]
 
 Last line: ``RESULT name=secret_reads sync_file_us=… thread_file_us=… loop_cpu_file_us=…
 env_us=… concurrent_file_us=… concurrent_loop_cpu_us=… stall_sync_ms=… stall_thread_ms=… scrub_fault_us=…
 replace_fault_us=… scrub_64k_us=… scrub_64k_refs_us=… replace_64k_us=… scrub_none_us=…
-scrub_1m_hostile_us=… scrub_1m_plain_us=… scrub_100k_percent_us=… scrub_pem_json_us=…``.
+scrub_1m_hostile_us=… scrub_1m_plain_us=… scrub_100k_percent_us=… scrub_pem_json_us=…
+scrub_20k_strings_us=…``.
 """
 
 from __future__ import annotations
@@ -168,6 +171,9 @@ def hostile() -> dict[str, float]:
 
         once = timed(scrub, 1)
         out[key] = once if once > 1e6 else timed(scrub, 5)
+    strings = {"items": [{"name": "a%20b&amp;", "v": "x\\u0041"} for _ in range(10_000)]}
+    three = Scrubber(("p4ss\\word-one", "second secret+x", "third-secret-3"))
+    out["scrub_20k_strings_us"] = timed(lambda: three.value(strings), 3)
     return out
 
 
@@ -188,7 +194,7 @@ def main() -> None:
         "concurrent_loop_cpu_us stall_sync_ms "
         "stall_thread_ms scrub_fault_us replace_fault_us scrub_64k_us scrub_64k_refs_us "
         "replace_64k_us scrub_none_us scrub_1m_hostile_us scrub_1m_plain_us "
-        "scrub_100k_percent_us scrub_pem_json_us"
+        "scrub_100k_percent_us scrub_pem_json_us scrub_20k_strings_us"
     )
     print("RESULT name=secret_reads " + " ".join(f"{k}={m[k]:.2f}" for k in keys.split()))
 
