@@ -148,3 +148,20 @@ def test_every_cut_off_start_of_a_secret_in_mixed_forms_is_redacted() -> None:
                     said = "PRE[" + written_so_far + part[:j]
                     assert scrubber.text(said).startswith("PRE[" + REDACTED), (secret, said)
             written_so_far += part
+
+
+def test_every_cut_off_start_is_redacted_beside_a_second_secret() -> None:
+    """150 seeded pairs of secrets: every cut-off start of the first (four characters or more),
+    in mixed forms, is redacted from its start whatever the second begins with."""
+    rnd = random.Random(1)
+    for _ in range(150):
+        first = "".join(rnd.choice(ALPHABET) for _ in range(rnd.randint(5, 20)))
+        second = "".join(rnd.choice(ALPHABET) for _ in range(rnd.randint(4, 20)))
+        parts = [rnd.choice(_forms(c)) for c in first]
+        scrubber, written_so_far = Scrubber([first, second]), ""
+        for k, part in enumerate(parts):
+            for j in range(1, len(part) + 1):
+                if 4 <= k + (j == len(part)) < len(first):
+                    said = "PRE[" + written_so_far + part[:j]
+                    assert scrubber.text(said).startswith("PRE[" + REDACTED), (first, second, said)
+            written_so_far += part
