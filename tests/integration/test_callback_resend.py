@@ -31,7 +31,6 @@ from federation.runtime.catalogue import Catalogue, load_catalogue
 from federation.runtime.lifecycle import record_lifecycle
 from federation.runtime.notifier import Notifier
 from replay.journal import Journal
-from tests.integration.pg import JOURNALS, open_journal_of
 from tests.waiting import wait_for
 
 NAME = "    name: {zh: 广东政务服务网, en: Guangdong Government Services Portal}\n"
@@ -89,13 +88,6 @@ async def receiver() -> AsyncIterator[Receiver]:
     """The source's receiver on loopback, knowing one fresh secret."""
     async with listening(Receiver(secrets=[new_secret()])) as r:
         yield r
-
-
-@pytest.fixture(params=JOURNALS)
-async def journal(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Journal]:
-    """An open, empty journal of each backend."""
-    async with open_journal_of(request.param, tmp_path) as j:
-        yield j
 
 
 def source_config(make_config: Any, lines: str) -> Catalogue:

@@ -9,7 +9,6 @@ import base64
 import hashlib
 import hmac
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +18,6 @@ from standardwebhooks.webhooks import Webhook
 from federation.cli.main import main
 from federation.domain.webhooks import signed_headers
 from replay.journal import Journal
-from tests.integration.pg import JOURNALS, open_journal_of
 from tests.integration.test_callback_resend import (
     Receiver,
     ended,
@@ -30,13 +28,6 @@ from tests.integration.test_callback_resend import (
     with_event,
 )
 from tests.integration.test_callback_signing import line_of
-
-
-@pytest.fixture(params=JOURNALS)
-async def journal(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Journal]:
-    """An open, empty journal of each backend."""
-    async with open_journal_of(request.param, tmp_path) as j:
-        yield j
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from federation.config import secrets
 from federation.config.secrets import SecretRef
 from federation.runtime.catalogue import Catalogue, load_catalogue
 from replay.journal import Journal
-from tests.integration.pg import JOURNALS, open_journal_of
 from tests.integration.test_callback_resend import (
     NAME,
     Receiver,
@@ -26,13 +25,6 @@ from tests.integration.test_callback_resend import (
     notifier,
     with_event,
 )
-
-
-@pytest.fixture(params=JOURNALS)
-async def journal(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Journal]:
-    """An open, empty journal of each backend."""
-    async with open_journal_of(request.param, tmp_path) as j:
-        yield j
 
 
 @pytest.fixture

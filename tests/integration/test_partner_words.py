@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 from aiohttp import web
 
 from federation.api.net import start_site
@@ -24,7 +23,6 @@ from federation.domain.words import shown_error
 from federation.logging import MASK
 from replay.journal import Backend, Query, TrailQuery
 from tests.conftest import hk_submission
-from tests.integration.pg import JOURNALS, open_journal_of
 from tests.integration.test_delivery import DONE, settle
 from tests.integration.test_roles import KEYS, with_principals
 from tests.subprocess_cli import tongban
@@ -189,13 +187,6 @@ NEW = {
     "form": 2,
 }
 UNANSWERED = {"kind": "transient_error", "message": "cannot connect to hk: Connection refused"}
-
-
-@pytest.fixture(params=JOURNALS)
-async def journal(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    """An open journal of each backend."""
-    async with open_journal_of(request.param, tmp_path) as j:
-        yield j
 
 
 async def failed_with(journal: Backend, key: str, error: dict[str, Any]) -> Exchange:

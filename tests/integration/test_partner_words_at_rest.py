@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gzip
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from federation.logging import MASK
 from replay import lasterror
 from replay.journal import Backend, Query
 from tests.conftest import hk_submission
-from tests.integration.pg import JOURNALS, SQLiteFile, Store, open_journal_of
+from tests.integration.pg import SQLiteFile, Store
 from tests.integration.test_delivery import DONE, settle
 from tests.integration.test_partner_words import answer, refusing_partner
 from tests.integration.test_roles import with_principals
@@ -43,13 +42,6 @@ NEW = {  # as a delivery journals it (federation/runtime/delivery.py)
     "partner_message": WORDS,
     "form": 2,
 }
-
-
-@pytest.fixture(params=JOURNALS)
-async def journal(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    """An open journal of each backend."""
-    async with open_journal_of(request.param, tmp_path) as j:
-        yield j
 
 
 async def refused(journal: Any, key: str, error: dict[str, Any] = NEW) -> str:
