@@ -7,30 +7,13 @@ from typing import Any
 
 import pytest
 
-from federation.domain.models import Direction, Event, Exchange, State
 from federation.runtime.callbacks import callback_mark
-
-XID = "01JD0000000000000000000000"
+from tests.unit.test_callback_step_key import history
 
 
 def mark_of(*events: tuple[str, dict[str, Any]]) -> str | None:
     """callback_mark of a delivered exchange with these events."""
-    history = tuple(Event(exchange_id=XID, kind=k, at=1.0, data=d) for k, d in events)
-    exchange = Exchange(
-        id=XID,
-        direction=Direction.OUTBOUND,
-        source="gd-portal",
-        target="hk",
-        service="TD-VL-RENEW",
-        idempotency_key="k",
-        request_hash="h",
-        state=State.DELIVERED,
-        application={},
-        created_at=1.0,
-        updated_at=1.0,
-        events=history,
-    )
-    return callback_mark(exchange)
+    return callback_mark(history(*events))
 
 
 @pytest.mark.parametrize(
