@@ -142,6 +142,21 @@ def notifier(journal: Journal, catalogue: Catalogue) -> Notifier:
     )
 
 
+async def until_quiet(journal: Journal, catalogue: Catalogue, xid: str) -> Exchange:
+    """Run the notifier until no callback of ``xid`` is pending; the exchange then."""
+    loop = notifier(journal, catalogue)
+    loop.start()
+    try:
+        done: Exchange = await wait_for(
+            lambda: journal.get(xid),
+            lambda ex: ex is not None and ex.notify_state is None,
+            what=f"no callback of {xid} pending",
+        )
+    finally:
+        await loop.stop()
+    return done
+
+
 async def with_event(journal: Journal, xid: str, kind: str, count: int = 1) -> Exchange:
     """The exchange once it has ``count`` events of ``kind``."""
     found: Exchange = await wait_for(
@@ -370,16 +385,7 @@ async def test_a_step_read_before_a_resend_and_written_after_it_keeps_the_resend
         True,
     )
     receiver.down = not up
-    loop = notifier(journal, catalogue)
-    loop.start()
-    try:
-        done = await wait_for(
-            lambda: journal.get(xid),
-            lambda ex: ex is not None and ex.notify_state is None,
-            what=f"no callback of {xid} pending",
-        )
-    finally:
-        await loop.stop()
+    done = await until_quiet(journal, catalogue, xid)
     assert mark == "delivered"
     kinds = [e.kind for e in done.events]
     after = done.events[kinds.index("callback_replayed") + 1 :]
@@ -433,16 +439,7 @@ async def test_a_step_that_comes_while_the_resent_callback_is_in_flight_follows_
         )
         accepted = {"lifecycle": "accepted"}
         receiver.step = lambda: record_lifecycle(journal, catalogue, read, accepted, accepted)
-        loop = notifier(journal, catalogue)
-        loop.start()
-        try:
-            done = await wait_for(
-                lambda: journal.get(xid),
-                lambda ex: ex is not None and ex.notify_state is None,
-                what=f"no callback of {xid} pending",
-            )
-        finally:
-            await loop.stop()
+        done = await until_quiet(journal, catalogue, xid)
     kinds = [e.kind for e in done.events]
     after = done.events[kinds.index("callback_replayed") + 1 :]
     assert [(e.kind, e.data.get("state")) for e in after] == [
