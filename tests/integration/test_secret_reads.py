@@ -26,7 +26,7 @@ from federation.domain.errors import NotSent, TransientError
 from tests.integration.test_notices_soap import file_one, mo_config, spyne_mo
 from tests.integration.test_partner_auth import hk, request, with_auth
 from tests.integration.test_partner_auth_tls import write_key
-from tests.integration.test_soap_adapter import _mo_reply, running, serve, soap_root
+from tests.integration.test_soap_adapter import mo_keeping, running, serve, soap_root
 from tests.integration.test_soap_adapter import request as soap_request
 from tests.waiting import wait_for
 
@@ -183,10 +183,7 @@ async def test_soap_secret_and_key_files_are_read_while_the_loop_runs_on(
     write_key(root / "certs" / "ours.key", ours.private_key_pem)
     secret_file(root, "mo-password", "mo-pass-5e1d")
     got: list[bytes] = []
-
-    async def handler(req: web.Request) -> web.Response:
-        got.append(await req.read())
-        return web.Response(body=_mo_reply(), content_type="application/soap+xml")
+    handler = mo_keeping(got)
 
     async with serve(handler) as url, running(root, endpoints={"mo": url}) as rig:
         async with slow_files.watched():
@@ -267,10 +264,7 @@ async def test_a_soap_secret_file_is_read_in_its_own_folders_threads(
     )
     secret_file(root, "mo-password", "mo-pass-5e1d")
     got: list[bytes] = []
-
-    async def handler(req: web.Request) -> web.Response:
-        got.append(await req.read())
-        return web.Response(body=_mo_reply(), content_type="application/soap+xml")
+    handler = mo_keeping(got)
 
     release = threading.Event()
     stuck = [asyncio.ensure_future(secrets.off_loop(lambda: release.wait(30))) for _ in range(2)]
@@ -308,10 +302,7 @@ async def test_a_signing_key_on_a_hung_file_system_holds_the_exchange(
 
     monkeypatch.setattr(SecretRef, "read_bytes", hung)
     got: list[bytes] = []
-
-    async def handler(req: web.Request) -> web.Response:
-        got.append(await req.read())
-        return web.Response(body=_mo_reply(), content_type="application/soap+xml")
+    handler = mo_keeping(got)
 
     held = []
     try:

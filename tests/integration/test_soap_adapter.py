@@ -463,11 +463,7 @@ async def test_ws_security_password_is_sent_but_never_recorded(soap_root, monkey
     """The UsernameToken goes on the wire; the transcript and its digest never reveal the password."""
     monkeypatch.setenv("TONGBAN_TEST_MO_PASSWORD", "pa55-w0rd-誰")
     captured: list[bytes] = []
-    reply_body = _mo_reply()
-
-    async def handler(req: web.Request) -> web.Response:
-        captured.append(await req.read())
-        return web.Response(body=reply_body, content_type="application/soap+xml")
+    handler = mo_keeping(captured)
 
     extra = "      ws_security: {username: tongban-gba, password_env: TONGBAN_TEST_MO_PASSWORD}"
     async with (
@@ -491,11 +487,7 @@ async def test_an_unreadable_password_holds_the_delivery_not_the_broker(
     refused to start."""
     monkeypatch.delenv("TONGBAN_TEST_MO_PASSWORD", raising=False)
     captured: list[bytes] = []
-    reply_body = _mo_reply()
-
-    async def handler(req: web.Request) -> web.Response:
-        captured.append(await req.read())
-        return web.Response(body=reply_body, content_type="application/soap+xml")
+    handler = mo_keeping(captured)
 
     extra = "      ws_security: {username: tongban-gba, password_env: TONGBAN_TEST_MO_PASSWORD}"
     async with (
@@ -514,11 +506,7 @@ async def test_an_unreadable_password_holds_the_delivery_not_the_broker(
 async def test_a_password_file_is_read_at_every_attempt(soap_root, tmp_path) -> None:
     """ws_security's password: "{file:…}": a rotated file is used by the next attempt."""
     captured: list[bytes] = []
-    reply_body = _mo_reply()
-
-    async def handler(req: web.Request) -> web.Response:
-        captured.append(await req.read())
-        return web.Response(body=reply_body, content_type="application/soap+xml")
+    handler = mo_keeping(captured)
 
     root = soap_root(mo_extra='      ws_security: {username: u, password: "{file:mo.password}"}')
     secret = root / "mo.password"
@@ -869,6 +857,16 @@ def _mo_reply() -> bytes:
         b"<d:dataRecepcao>2025-09-02</d:dataRecepcao>"
         b"</d:RespostaPedidoCertificadoRegistoCriminal></e:Body></e:Envelope>"
     )
+
+
+def mo_keeping(kept: list[bytes]) -> Callable[[web.Request], Any]:
+    """mo's service: takes every request, keeping its body in ``kept``, and answers received."""
+
+    async def handler(req: web.Request) -> web.Response:
+        kept.append(await req.read())
+        return web.Response(body=_mo_reply(), content_type="application/soap+xml")
+
+    return handler
 
 
 def _text_node_20mb(*, announced: bool) -> Callable[[web.Request], Any]:
