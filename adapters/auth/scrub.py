@@ -19,8 +19,10 @@ text is searched for a secret as it is (plain string search); one that holds a m
 secret's encoded forms (``&#``, ``\\u``, ``%``; ``&`` or ``\\`` if the secret has a character
 written with a named entity or a short JSON escape; ``+`` if it has a space), or ends in the start
 of an escape, is read through its escapes as well (:mod:`adapters.auth.written`) and searched so:
-time linear in the text, whatever the secret. An attempt that read no secret prepares and searches
-nothing.
+time linear in the text, whatever the secret. Every place that holds a secret is redacted,
+places that overlap included (``aaaa`` in ``aaaaaaa``, two secrets sharing characters): what one
+secret's places and every other's cover goes as one (:mod:`adapters.auth.occurs`). An attempt that
+read no secret prepares and searches nothing.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from adapters.auth import REDACTED, written
+from adapters.auth import REDACTED, occurs, written
 from adapters.base import Reply
 from federation.config.secrets import MIN_SECRET
 from federation.domain.errors import AdapterError, Transcript
@@ -95,10 +97,10 @@ class Scrubber:
                 spans += found
                 cut = min(cut, start)
             cut = min(cut, _cut(text, secret))
-        if not spans and cut == size and not (marked and any(map(_straddles, plain))):
-            for secret in plain:  # found only as it is, touching no escape: the common case
-                text = text.replace(secret, REDACTED)
-            return text
+        if not spans and cut == size and _alone(plain, marked):
+            # found only as it is, touching no escape: the common case; one secret that does
+            # not overlap itself, so the places str.replace sees are all it is at
+            return text.replace(plain[0], REDACTED) if plain else text
         for secret in plain:
             spans += _plain(text, secret)
         if cut < size:
@@ -209,18 +211,30 @@ def _straddles(secret: str) -> bool:
     return secret[0] in _BODY or any(mark in secret for mark in _STARTS)
 
 
+def _alone(plain: list[str], marked: bool) -> bool:
+    """Whether ``str.replace`` redacts every place of the ``plain`` secrets (those a text holds
+    as it is): at most one, overlapping itself nowhere, none that may begin or end inside an
+    escape of a ``marked`` text."""
+    if not plain:
+        return True
+    secret = plain[0]
+    return (
+        len(plain) == 1
+        and occurs.period(secret) == len(secret)
+        and not (marked and _straddles(secret))
+    )
+
+
 def _plain(text: str, secret: str) -> list[tuple[int, int]]:
-    """Where ``text`` holds ``secret`` as it is, each place widened over an escape it begins or
-    ends inside (``%33%393\\n`` for ``393\\n``): what is left of one would tell a character."""
-    spans, size, straddles = [], len(secret), _straddles(secret)
-    at = text.find(secret)
-    while at != -1:
-        begin, end = at, at + size
+    """Where ``text`` holds ``secret`` as it is (overlapping places joined), each place widened
+    over an escape it begins or ends inside (``%33%393\\n`` for ``393\\n``): what is left of one
+    would tell a character."""
+    spans, straddles = [], _straddles(secret)
+    for begin, end in occurs.runs(text, secret):
         window = text[max(0, begin - _ESCAPE) : end + _ESCAPE] if straddles else ""
         if any(mark in window for mark in _STARTS):
             begin, end = _widened(text, begin, end)
         spans.append((begin, end))
-        at = text.find(secret, at + size)
     return spans
 
 
@@ -241,10 +255,10 @@ def _widened(text: str, begin: int, end: int) -> tuple[int, int]:
 
 
 def _redact(text: str, spans: list[tuple[int, int]]) -> str:
-    """``text`` with each span replaced; overlapping spans are replaced as one."""
+    """``text`` with each span replaced; overlapping or adjacent spans are replaced as one."""
     merged: list[list[int]] = []
     for begin, end in sorted(spans):
-        if merged and begin < merged[-1][1]:
+        if merged and begin <= merged[-1][1]:  # adjacent too: one place
             merged[-1][1] = max(merged[-1][1], end)
         else:
             merged.append([begin, end])
@@ -271,7 +285,7 @@ def _encoded(
     cut = len(text)
     # where the text holds the secret as it is, each view reads it as itself (no escape nor +
     # in it, none it could begin inside): as many found in a view are those, found already
-    known = -1 if _straddles(secret) or "+" in secret else text.count(secret)
+    known = -1 if _straddles(secret) or "+" in secret else occurs.count(text, secret)
     done: set[tuple[str, ...]] = set()
     for marks in {written.families(text, kind): None for kind in written.kinds(secret)}:
         if not marks or (marks[-1] == "+" and marks[:-1] in done and _within(text, spans, "+")):
@@ -280,7 +294,7 @@ def _encoded(
         if search or len(text) <= 4 * _ESCAPE * len(secret):
             view = views.get(marks) or views.setdefault(marks, written.View(text, marks))
             if search and (secret in view.chars or (opens and secret[max(opens) :] in view.chars)):
-                spans += _spans(secret, view, opens, view.chars.count(secret) != known)
+                spans += _spans(secret, view, opens, occurs.count(view.chars, secret) != known)
             cut = min(cut, _encoded_cut(view, secret, escape, opens))
         else:  # only its end to read, and no "&#" in it (no reference padded with zeros)
             origin = max(0, escape - _WIDEST * len(secret) - 64)
@@ -306,11 +320,10 @@ def _spans(
 ) -> list[tuple[int, int]]:
     """Each place where ``view`` reads ``secret`` (if ``direct``), and where it reads the
     secret's start as the end of an escape then the rest, in its text."""
-    chars, size, spans = view.chars, len(secret), []
-    at = chars.find(secret) if direct else -1
-    while at != -1:
-        spans.append((view.start(at), view.start(at + size)))
-        at = chars.find(secret, at + size)
+    chars, size = view.chars, len(secret)
+    spans = (
+        [(view.start(a), view.start(b)) for a, b in occurs.runs(chars, secret)] if direct else []
+    )
     for after, begin, a in view.opened(secret, opens):
         if chars.startswith(secret[a:], after):
             spans.append((begin, view.start(after + size - a)))
