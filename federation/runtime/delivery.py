@@ -23,37 +23,26 @@ partner.
 from __future__ import annotations
 
 import asyncio
-import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from structlog.typing import FilteringBoundLogger
-
 from adapters.base import Adapter, OutboundRequest, Reply
-from federation.config import Partner
 from federation.domain.errors import (
     AdapterError,
-    JournalError,
-    LeaseLost,
-    MappingError,
     NotSendable,
     NotSent,
     TransientError,
     UnrecognisedReply,
 )
-from federation.domain.models import Direction, Event, Exchange, Outcome, State, StateChange
-from federation.domain.retry import Decision, Fail, Failure, Reject, RetryLater, RetryNow
+from federation.domain.models import Event, Exchange, Outcome, State, StateChange
+from federation.domain.retry import Decision, RetryNow
 from federation.runtime import tracing
-from federation.runtime.breaker import PartnerGuards, Sleep
-from federation.runtime.catalogue import Catalogue
-from federation.runtime.ends import End, error_of, outcome_label, outcome_of, unsettled_end
+from federation.runtime.breaker import Sleep
+from federation.runtime.ends import outcome_label, unsettled_end
 from federation.runtime.mapping import MappingFailed, map_exchange
-from federation.runtime.metrics import Metrics
-from federation.runtime.notices import reported
-from federation.runtime.supplements import resubmitted
-from replay.journal import Journal
+from federation.runtime.outcomes import Outcomes
 
 
 @dataclass(frozen=True)
@@ -64,28 +53,15 @@ class _Sent:
     duration: float
 
 
-@dataclass
-class Delivery:
-    """Delivers one exchange for a worker that holds its lease."""
+@dataclass(kw_only=True)
+class Delivery(Outcomes):
+    """Delivers one exchange for a worker that holds its lease (the journal writes of each end:
+    :class:`~federation.runtime.outcomes.Outcomes`)."""
 
-    journal: Journal
-    catalogue: Catalogue
     adapter: Adapter
-    partner: Partner
-    guards: PartnerGuards
-    owner: str
-    lease: float
-    log: FilteringBoundLogger
-    clock: Callable[[], float] = time.time
     sleep: Sleep = asyncio.sleep
-    rng: random.Random = field(default_factory=random.Random)
-    scheduled: Callable[[float], None] = lambda _at: None  # told of each retry_wait time
-    metrics: Metrics | None = None
     _exchange: Exchange | None = field(default=None, init=False)
-    # (attempts, since) that the retry strategy counts from: a replay starts a fresh budget
-    _budget: tuple[int, float] = field(default=(0, 0.0), init=False)
     _interrupted: bool = field(default=False, init=False)  # claimed mid-attempt from a dead worker
-    _started_at: float = field(default=0.0, init=False)  # when the attempt in hand was started
     _key: str = field(default="", init=False)  # the idempotency key the partner is sent
 
     async def run(self, exchange: Exchange) -> None:
@@ -269,293 +245,6 @@ class Delivery:
         else:
             self.guards.breaker.success()  # an answer, even a refusal: the partner is up
         return _Sent(result, duration)
-
-    # -- outcomes -------------------------------------------------------------------------------
-
-    async def _delivered(
-        self,
-        exchange: Exchange,
-        number: int,
-        duration: float,
-        reply: Reply,
-        log: FilteringBoundLogger,
-    ) -> None:
-        finished = self.clock()
-        events = [
-            self._event(
-                exchange,
-                "attempt_finished",
-                at=finished,
-                attempt=number,
-                **self._began(),
-                outcome=Outcome.DELIVERED.value,
-                duration_ms=duration,
-                request=dict(reply.transcript.request),
-                response=dict(reply.transcript.response or {}),
-            )
-        ]
-        receipt, receipt_error = self._receipt(exchange, reply.body, reply.problem)
-        if receipt_error is not None:
-            events.append(
-                self._event(exchange, "receipt_invalid", at=finished, error=receipt_error)
-            )
-        await self._resubmitted(exchange, finished)
-        # should the lease be lost, the appended end carries the receipt for the next holder
-        end = _noting(events[0], receipt=receipt)
-        change = self._settled(exchange, receipt, receipt_error)
-        await self._ended(exchange, events, change, attempt=[end, *events[1:]])
-        log.info("exchange_delivered", duration_ms=duration, status=reply.status)
-        if self.metrics is not None:
-            self.metrics.delivered(self.partner.id, finished - exchange.created_at)
-
-    async def _resubmitted(self, exchange: Exchange, at: float) -> None:
-        """A supplement delivered: its parent application is submitted again."""
-        if exchange.supplement_of:
-            # The parent first: the partner has the material, so the application is submitted
-            # again. Were it second, a stop between the two writes would leave the parent waiting
-            # for material forever; this way the supplement, still delivering, is sent again
-            # (same key) and finds the parent noted already.
-            notify = self._notify(exchange)
-            await resubmitted(self.journal, exchange, at, notify=notify, log=self.log)
-
-    def _settled(
-        self,
-        exchange: Exchange,
-        receipt: Mapping[str, Any] | None,
-        receipt_error: Mapping[str, Any] | None,
-    ) -> StateChange:
-        """The journal write of a delivery (its receipt, and the source told)."""
-        return StateChange(
-            state=State.DELIVERED,
-            receipt=receipt or {},
-            last_error=receipt_error,
-            notify=self._notify(exchange),
-            lifecycle_state=None if exchange.supplement_of else "submitted",
-        )
-
-    def _receipt(
-        self, exchange: Exchange, body: Any, problem: str | None
-    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-        if problem is not None:
-            return None, {"kind": "receipt", "message": problem}
-        mapping = self.catalogue.mapping(exchange.target, exchange.service)
-        if mapping is None:
-            return None, None
-        try:
-            return mapping.map_response(body), None
-        except MappingError as exc:
-            return None, {
-                "kind": "receipt",
-                "message": "the partner accepted the application but its reply did not map",
-                "problems": [p.to_dict() for p in exc.problems],
-            }
-
-    async def _failed(
-        self,
-        exchange: Exchange,
-        number: int,
-        duration: float,
-        exc: AdapterError,
-        log: FilteringBoundLogger,
-    ) -> Decision:
-        """Record a failed attempt with what the partner's retry strategy decides; returns it."""
-        now = self.clock()
-        outcome = outcome_of(exc)
-        error = error_of(outcome.value, exc)
-        events = [
-            self._event(
-                exchange,
-                "attempt_finished",
-                at=now,
-                attempt=number,
-                **self._began(),
-                outcome=outcome.value,
-                duration_ms=duration,
-                request=dict(exc.transcript.request),
-                response=dict(exc.transcript.response) if exc.transcript.response else None,
-                error=error,
-            )
-        ]
-        decision = self._decide(outcome, exc.retry_after, number, now)
-        log = log.bind(outcome=outcome.value, status=exc.status)
-        # who said no: the partner, or its contract before anything was sent
-        refused = "contract" if isinstance(exc, NotSendable) else "partner"
-        change = self._after(exchange, decision, error, now, events, log, refused)
-        renew = isinstance(decision, RetryNow)
-        # should the lease be lost, the appended end carries the partner's Retry-After
-        end = _noting(events[0], retry_after=exc.retry_after)
-        await self._ended(exchange, events, change, attempt=[end], renew=renew)
-        return decision
-
-    def _decide(
-        self, outcome: Outcome, retry_after: float | None, number: int, now: float
-    ) -> Decision:
-        """What the partner's retry strategy says after attempt ``number`` ended in ``outcome``."""
-        breaker = self.guards.breaker
-        failure = Failure(
-            permanent=outcome is Outcome.PERMANENT_ERROR,
-            retry_after=retry_after,
-            held_for=None if breaker.closed else breaker.reopens_in(),
-        )
-        attempts, since = self._budget
-        return self.partner.retry.strategy().decide(
-            failure, number - attempts, now - since, self.rng
-        )
-
-    async def _unconfirmed(
-        self,
-        exchange: Exchange,
-        number: int,
-        duration: float,
-        exc: UnrecognisedReply,
-        log: FilteringBoundLogger,
-    ) -> None:
-        """The partner answered in no way its reply rules recognise: the exchange ends unconfirmed,
-        with the reply in the attempt, for support staff to look at and replay."""
-        error = error_of(State.UNCONFIRMED.value, exc)
-        event = self._event(
-            exchange,
-            "attempt_finished",
-            attempt=number,
-            **self._began(),
-            # the attempt's outcome: whether the partner took the request is unknown
-            outcome=Outcome.UNKNOWN_OUTCOME.value,
-            duration_ms=duration,
-            request=dict(exc.transcript.request),
-            response=dict(exc.transcript.response) if exc.transcript.response else None,
-            error=error,
-        )
-        change = StateChange(
-            state=State.UNCONFIRMED, last_error=error, notify=self._notify(exchange)
-        )
-        await self._ended(exchange, [event], change)
-        log.warning("exchange_unconfirmed", status=exc.status)
-
-    async def _settle(self, exchange: Exchange, end: End) -> Decision | None:
-        """Act on the end of the attempt in hand that the history holds and the row does not
-        show (its worker lost the lease before writing it): write what that worker would have,
-        without sending again. Returns what comes next (None: the exchange has ended)."""
-        log = self.log.bind(attempt=end.number, outcome=end.outcome.value, ended_by=end.owner)
-        if end.outcome is Outcome.DELIVERED:
-            # the partner said yes: delivered as then, with the receipt its reply mapped to
-            await self._resubmitted(exchange, end.at)
-            await self._record(
-                exchange, [], self._settled(exchange, end.receipt, end.receipt_error)
-            )
-            log.info("exchange_delivered")
-            if self.metrics is not None:
-                self.metrics.delivered(self.partner.id, end.at - exchange.created_at)
-            return None
-        error = dict(end.error or {"kind": end.outcome.value})
-        if end.unconfirmed:
-            notify = self._notify(exchange)
-            change = StateChange(state=State.UNCONFIRMED, last_error=error, notify=notify)
-            await self._record(exchange, [], change)
-            log.warning("exchange_unconfirmed")
-            return None
-        now = self.clock()
-        decision = self._decide(end.outcome, end.retry_after, end.number, now)
-        events: list[Event] = []
-        refused = "partner" if end.sent else "contract"
-        change = self._after(exchange, decision, error, now, events, log, refused)
-        await self._record(exchange, events, change, renew=isinstance(decision, RetryNow))
-        return decision
-
-    def _after(
-        self,
-        exchange: Exchange,
-        decision: Decision,
-        error: dict[str, Any],
-        now: float,
-        events: list[Event],
-        log: FilteringBoundLogger,
-        refused: str,
-    ) -> StateChange:
-        """The journal write that carries out ``decision`` (and its log line; ``refused``: who
-        refused a rejected request, ``partner`` or ``contract``)."""
-        if isinstance(decision, Reject):
-            log.warning("exchange_rejected", reason=refused)
-            return StateChange(
-                state=State.REJECTED, last_error=error, notify=self._notify(exchange)
-            )
-        if isinstance(decision, Fail):
-            events.append(
-                self._event(exchange, "retries_exhausted", at=now, attempts=exchange.attempts)
-            )
-            log.warning("exchange_failed")
-            return StateChange(state=State.FAILED, last_error=error, notify=self._notify(exchange))
-        if isinstance(decision, RetryNow):
-            log.info("exchange_retry_now")
-            return StateChange(state=State.DELIVERING, last_error=error)
-        assert isinstance(decision, RetryLater)
-        at = now + decision.after
-        self.scheduled(at)
-        log.info("exchange_retry_scheduled", delay_s=round(decision.after, 3))
-        return StateChange(
-            state=State.RETRY_WAIT, last_error=error, next_attempt_at=at, release_lease=True
-        )
-
-    def _notify(self, exchange: Exchange) -> bool:
-        """Does the exchange's originator want to hear how it ended?"""
-        inbound = exchange.direction is Direction.INBOUND
-        callback = self.catalogue.config.callback_url(exchange.source, inbound=inbound)
-        return callback is not None or reported(self.catalogue, exchange)  # or a notice
-
-    # -- journal helpers ------------------------------------------------------------------------
-
-    def _began(self) -> dict[str, Any]:
-        """When and by whom the attempt in hand was started (its ``attempt_finished`` says)."""
-        return {"started_at": self._started_at, "owner": self.owner}
-
-    def _event(
-        self, exchange: Exchange, kind: str, *, at: float | None = None, **data: Any
-    ) -> Event:
-        return Event(
-            exchange_id=exchange.id, kind=kind, at=self.clock() if at is None else at, data=data
-        )
-
-    async def _ended(
-        self,
-        exchange: Exchange,
-        events: list[Event],
-        change: StateChange,
-        *,
-        attempt: list[Event] | None = None,
-        renew: bool = False,
-    ) -> None:
-        """Record an attempt's end. Should another instance have taken the lease meanwhile (this
-        one stalled), the attempt's own events (``attempt``, default all: its end, transcript,
-        receipt) are appended all the same, the row left to that instance, and LeaseLost raised:
-        the journal holds every attempt, and the worker gives the exchange up. The appended end
-        carries what the next holder needs to act on it (the mapped receipt, the Retry-After)."""
-        try:
-            await self._record(exchange, events, change, renew=renew)
-        except LeaseLost:
-            kept = events if attempt is None else attempt
-            try:
-                await self.journal.append(exchange.id, kept)
-            except JournalError as exc:
-                kinds = [e.kind for e in kept]
-                self.log.error("attempt_unjournalled", error=str(exc), events=kinds)
-            raise
-
-    async def _record(
-        self, exchange: Exchange, events: list[Event], change: StateChange, *, renew: bool = False
-    ) -> None:
-        with tracing.span("journal.write", parent=exchange.traceparent, events=len(events)):
-            await self.journal.record(
-                exchange.id,
-                events,
-                change,
-                owner=self.owner,
-                lease_until=self.clock() + self.lease if renew else None,
-            )
-
-
-def _noting(event: Event, **extra: Any) -> Event:
-    """``event`` with the ``extra`` data that is not None."""
-    noted = {k: v for k, v in extra.items() if v is not None}
-    return replace(event, data={**event.data, **noted}) if noted else event
 
 
 def standing_errors(
