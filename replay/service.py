@@ -12,6 +12,11 @@ transaction: a ``replayed`` event (mode, reason, who, batch) plus the move to ``
 every exchange replayed or untouched, and running it again never queues one twice (a replayed
 exchange is no longer ended, so it no longer matches). The idempotency key never changes; the
 worker picks replayed exchanges up like any due work, and a replay starts a fresh retry budget.
+
+A replay leaves the exchange's callback mark as it is. A callback resend still pending when the
+exchange is replayed (``tongban callback resend``) is sent all the same, even if the replay ends
+first and arms its own callback over the resend's mark: the notifier reads what is owed from the
+history, the resent callback first, then the replay's (``federation.runtime.callbacks``).
 """
 
 from __future__ import annotations

@@ -13,8 +13,9 @@ Notices in a partner's own dialect have their own command (``tongban notice rese
 The mark is the one the latest callback outcome names (``callback_delivered``,
 ``callback_abandoned``); an outcome journalled before it named its mark is read from the history:
 the latest lifecycle step before it, else the state the exchange ended in. A lifecycle step
-journalled once the resend is queued writes its own mark over it, but does not take its place:
-the resent callback goes first, then the step's (:func:`due_callback`).
+journalled once the resend is queued writes its own mark over it, and so does the new end of a
+replay (``replay/service.py``) done before the resent callback went out; neither takes its place:
+the resent callback goes first, then the step's or the replay's (:func:`due_callback`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ from federation.runtime.owed import step_mark
 from replay.journal import Journal
 
 OUTCOMES = frozenset({"callback_delivered", "callback_abandoned"})
+# Events after which a mark may be written over a pending one: a lifecycle step (its own write),
+# and a replay (the end it comes to: the worker's write announces that end state).
+OVERWRITTEN_BY = frozenset({"lifecycle", "replayed"})
 
 
 class NotResent(FederationError):
@@ -76,11 +80,12 @@ def step_key(exchange: Exchange, mark: str) -> str:
 def due_callback(exchange: Exchange, mark: str) -> Due:
     """The JSON callback ``exchange`` (loaded with its events, ``mark`` pending) owes first.
 
-    The journal keeps one callback mark, and a lifecycle step writes over it. A resend's mark
-    that a step wrote over before it went out (the step read the exchange before the resend
-    wrote) is owed all the same: its ``callback_replayed`` has no outcome after it. It goes first,
-    under its own key, then the step's mark, whose tries are counted from the history (the row's
-    count covers both). A step's mark is numbered as :func:`step_key` says."""
+    The journal keeps one callback mark, and a lifecycle step writes over it, as does the end
+    of a replay. A resend's mark written over before it went out (a step that read the exchange
+    before the resend wrote; an exchange replayed, sent again and ended anew meanwhile) is owed
+    all the same: its ``callback_replayed`` has no outcome after it. It goes first, under its own
+    key, then the pending mark, whose tries are counted from the history (the row's count covers
+    both). A step's mark is numbered as :func:`step_key` says."""
     mark = step_key(exchange, mark)
     events = exchange.events
     row = Due(mark=mark, tries=exchange.notify_attempts)
@@ -89,13 +94,13 @@ def due_callback(exchange: Exchange, mark: str) -> Due:
     if resent_at is None or not isinstance(resent, str) or resent == mark:
         return row
     later = events[resent_at + 1 :]
-    stepped = _last(later, lambda e: e.kind == "lifecycle")
+    stepped = _last(later, lambda e: e.kind in OVERWRITTEN_BY)
     settled = next(
         (i for i, e in enumerate(later) if e.kind in OUTCOMES and e.data.get("state") == resent),
         None,
     )
     if stepped is None or (settled is not None and settled < stepped):
-        return row  # no step came over it, or it was sent before one did
+        return row  # nothing came over it, or it was sent before anything did
     if settled is None:
         return Due(mark=resent, tries=_failed(later, resent), last=False)
     return Due(mark=mark, tries=_failed(later[settled + 1 :], mark))

@@ -161,8 +161,9 @@ class Notifier:
         if route is not None:  # the partner hears it in its own dialect
             await self._notice(route, exchange, state, exchange.notify_attempts + 1)
             return
-        # A step's mark may have been written over a resend's not yet sent: the history says.
-        full = await self.journal.get(exchange.id) if state.startswith("lifecycle:") else None
+        # A step's mark, or a replay's new end, may have been written over a resend's not yet
+        # sent: the history says (any mark may be a replay's end, so it is read for every one).
+        full = await self.journal.get(exchange.id)
         if full is not None:
             due = due_callback(full, state)
         else:
