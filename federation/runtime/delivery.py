@@ -10,7 +10,9 @@ The procedure for one exchange, given the worker's per-partner guards:
 5. record the outcome and what the partner's retry strategy decides: delivered, rejected
    (permanent), retried in process (a blip), scheduled in the journal (``retry_wait``, survives
    restarts), or failed (strategy spent); a reply the partner's reply rules do not recognise
-   ends the exchange ``unconfirmed`` (never delivered, never retried by itself).
+   ends the exchange ``unconfirmed`` (never delivered, never retried by itself), and so does an
+   adapter that fails with an error no adapter is meant to raise (a bug of ours: the request may
+   have reached the partner, and the partner's breaker hears nothing of it).
 
 An exchange taken over whose attempt in hand already has its end in the history (appended by a
 worker that lost the lease: :mod:`federation.runtime.ends`) is settled by that end, not sent again.
@@ -40,7 +42,7 @@ from federation.domain.models import Event, Exchange, Outcome, State, StateChang
 from federation.domain.retry import Decision, RetryNow
 from federation.runtime import tracing
 from federation.runtime.breaker import Sleep
-from federation.runtime.ends import outcome_label, unsettled_end
+from federation.runtime.ends import Crash, outcome_label, unsettled_end
 from federation.runtime.mapping import MappingFailed, map_exchange
 from federation.runtime.outcomes import Outcomes
 
@@ -49,7 +51,7 @@ from federation.runtime.outcomes import Outcomes
 class _Sent:
     """What one send came back with, and how long it took (ms)."""
 
-    result: Reply | AdapterError
+    result: Reply | AdapterError | Crash
     duration: float
 
 
@@ -156,6 +158,9 @@ class Delivery(Outcomes):
         if self.metrics is not None:
             self.metrics.attempted(self.partner.id, outcome_label(sent.result), sent.duration / 1e3)
         log = self.log.bind(attempt=request.attempt)
+        if isinstance(sent.result, Crash):
+            await self._crashed(exchange, request.attempt, sent.duration, sent.result, log)
+            return None
         if isinstance(sent.result, UnrecognisedReply):
             await self._unconfirmed(exchange, request.attempt, sent.duration, sent.result, log)
             return None
@@ -224,14 +229,21 @@ class Delivery(Outcomes):
 
     async def _send(self, request: OutboundRequest) -> _Sent:
         """Send in a concurrency slot and tell the breaker what it says about the partner."""
-        result: Reply | AdapterError
+        result: Reply | AdapterError | Crash
         async with self.guards.slots:
             t0 = time.perf_counter()
             try:
                 result = await self.adapter.send(request)
             except AdapterError as exc:
                 result = exc
+            except Exception as exc:  # a bug in the adapter or a library it uses: a Crash
+                result = Crash(exc)
             duration = round((time.perf_counter() - t0) * 1000, 3)
+        if isinstance(result, Crash):
+            # ours to fix, and no word of the partner's (it may have answered before the error,
+            # or never been asked): its breaker and latencies hear nothing; a half-open probe's
+            # place is given back by admit(), as for a request held on our side
+            return _Sent(result, duration)
         if isinstance(result, NotSent):
             # ours to fix (a secret that cannot be read): the partner was not asked, so its
             # breaker and latencies hear nothing; the journal's error and this line say why

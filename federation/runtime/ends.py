@@ -5,6 +5,10 @@ A worker that stalled past its lease appends its attempt's end to the history an
 to the instance that took it (``Delivery._ended``). An instance that claims the exchange after
 that append finds the attempt in hand already ended: :func:`unsettled_end` reads that end, so the
 delivery acts on it (settles a delivery, rejects, schedules a retry) instead of sending again.
+
+An adapter that fails with an error no adapter is meant to raise (a :class:`Crash`: a bug of ours
+or of a library inside the adapter) ends its attempt of unknown outcome: the request may have
+reached the partner before the error.
 """
 
 from __future__ import annotations
@@ -42,6 +46,29 @@ class End:
     def unconfirmed(self) -> bool:
         """The partner answered in no way its reply rules recognise (the exchange ends so)."""
         return self.error is not None and self.error.get("kind") == State.UNCONFIRMED.value
+
+
+@dataclass(frozen=True)
+class Crash:
+    """An adapter's send failed with an error that is not an AdapterError: ours to fix, not the
+    partner's answer. Only its type is told (its message could quote the application)."""
+
+    error: Exception
+
+    @property
+    def kind(self) -> str:
+        """The error's type name, for the journal, the log and support staff."""
+        return type(self.error).__name__
+
+    def recorded(self) -> dict[str, Any]:
+        """The attempt's error (and the exchange's last_error): unconfirmed, the request's fate
+        unknown, the error named by its type."""
+        return {
+            "kind": State.UNCONFIRMED.value,
+            "message": f"the adapter failed with an unexpected {self.kind}: "
+            "whether the partner took the request is unknown",
+            "exception": self.kind,
+        }
 
 
 def unsettled_end(exchange: Exchange) -> End | None:
@@ -89,9 +116,12 @@ def error_of(kind: str, exc: AdapterError) -> dict[str, Any]:
     return recorded(error)  # the partner's words apart from ours: readers may not all see them
 
 
-def outcome_label(result: Reply | AdapterError) -> str:
-    """An attempt's outcome for /metrics: the journal's, and ``unrecognised`` for a reply no
-    reply rule knows (its attempt is journalled as unknown_outcome)."""
+def outcome_label(result: Reply | AdapterError | Crash) -> str:
+    """An attempt's outcome for /metrics: the journal's, ``unrecognised`` for a reply no reply
+    rule knows and ``adapter_crashed`` for an adapter's unexpected error (both journalled as
+    unknown_outcome)."""
+    if isinstance(result, Crash):
+        return "adapter_crashed"
     if isinstance(result, UnrecognisedReply):
         return "unrecognised"
     if isinstance(result, AdapterError):

@@ -30,10 +30,11 @@ from federation.domain.errors import (
 )
 from federation.domain.models import Direction, Event, Exchange, Outcome, State, StateChange
 from federation.domain.retry import Decision, Fail, Failure, Reject, RetryLater, RetryNow
+from federation.logging import bare_traceback
 from federation.runtime import tracing
 from federation.runtime.breaker import PartnerGuards
 from federation.runtime.catalogue import Catalogue
-from federation.runtime.ends import End, error_of, outcome_of
+from federation.runtime.ends import Crash, End, error_of, outcome_of
 from federation.runtime.metrics import Metrics
 from federation.runtime.notices import reported
 from federation.runtime.supplements import resubmitted
@@ -219,6 +220,36 @@ class Outcomes:
         )
         await self._ended(exchange, [event], change)
         log.warning("exchange_unconfirmed", status=exc.status)
+
+    async def _crashed(
+        self,
+        exchange: Exchange,
+        number: int,
+        duration: float,
+        crash: Crash,
+        log: FilteringBoundLogger,
+    ) -> None:
+        """The adapter failed with an error of ours (its bug, or a library's inside it): the
+        request may have reached the partner before it, so the attempt's outcome is unknown and
+        the exchange ends unconfirmed (not rejected: the partner refused nothing; not retried:
+        the same bug would answer again), for support staff to replay once it is fixed. Logged
+        by the error's type and frames only: its message could quote the application."""
+        log.error("adapter_crashed", error=crash.kind, exception=bare_traceback(crash.error))
+        error = crash.recorded()
+        event = self._event(
+            exchange,
+            "attempt_finished",
+            attempt=number,
+            **self._began(),
+            outcome=Outcome.UNKNOWN_OUTCOME.value,
+            duration_ms=duration,
+            error=error,
+        )
+        change = StateChange(
+            state=State.UNCONFIRMED, last_error=error, notify=self._notify(exchange)
+        )
+        await self._ended(exchange, [event], change)
+        log.warning("exchange_unconfirmed", reason="adapter_crashed")
 
     async def _settle(self, exchange: Exchange, end: End) -> Decision | None:
         """Act on the end of the attempt in hand that the history holds and the row does not
