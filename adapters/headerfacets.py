@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from xml.sax.saxutils import quoteattr
 
 from lxml import etree  # type: ignore[import-untyped]
@@ -98,7 +98,14 @@ class ValueCheck:
         return list(dict.fromkeys(found)) or [TYPE]
 
 
-def value_check(facets: Facets | None, part: Node, keys: tuple[str, ...]) -> ValueCheck | None:
+class Sources(Protocol):
+    """Schema elements by target namespace: :class:`adapters.facets.Facets` (the WSDL's own),
+    or :class:`adapters.headerschema.HeaderSchema` (imported schemas too)."""
+
+    def source(self, namespace: str) -> Any: ...
+
+
+def value_check(facets: Sources | None, part: Node, keys: tuple[str, ...]) -> ValueCheck | None:
     """The check of the element or attribute at ``keys`` (the first one ``part``'s key); None
     when it holds elements rather than text. Without a schema that declares it plainly, only the
     built-in type is checked."""
@@ -107,16 +114,10 @@ def value_check(facets: Facets | None, part: Node, keys: tuple[str, ...]) -> Val
         return None
     simple: SimpleType = target.simple
     plain = ValueCheck(write=simple.write, type_name=simple.name)
-    namespace = etree.QName(part.tag).namespace or ""
-    source = facets.source(namespace) if facets is not None else None
-    if source is None:
+    found = _declared(facets, part, keys)
+    if found is None:
         return plain
-    index = SchemaIndex(source)
-    try:
-        decl = _declaration(index, part, keys)
-        definition = _simple_definition(index, decl)
-    except Unknown:
-        return plain
+    index, source, decl, definition = found
     quick = _quick(index, decl, definition, simple)
     schema = _one_element_schema(index, source, decl, definition)
     if schema is None:
@@ -132,6 +133,33 @@ def value_check(facets: Facets | None, part: Node, keys: tuple[str, ...]) -> Val
         open=open_,
         close=close,
     )
+
+
+def quick_check(facets: Sources | None, part: Node, keys: tuple[str, ...]) -> Check | None:
+    """The quick "surely valid" of the text element or attribute at ``keys`` alone (None: not
+    judged here), for values the mapping gives at every send: no schema is compiled for it."""
+    target = descend(part, keys[1:])
+    if target is None or target.simple is None:
+        return None
+    found = _declared(facets, part, keys)
+    return None if found is None else _quick(found[0], found[2], found[3], target.simple)
+
+
+def _declared(
+    facets: Sources | None, part: Node, keys: tuple[str, ...]
+) -> tuple[SchemaIndex, Any, etree._Element, Any] | None:
+    """The index of the part's schema, its source, the declaration at ``keys`` and its simple
+    type; None where no schema declares it plainly."""
+    namespace = etree.QName(part.tag).namespace or ""
+    source = facets.source(namespace) if facets is not None else None
+    if source is None:
+        return None
+    index = SchemaIndex(source)
+    try:
+        decl = _declaration(index, part, keys)
+        return index, source, decl, _simple_definition(index, decl)
+    except Unknown:
+        return None
 
 
 def descend(node: Node | None, keys: tuple[str, ...]) -> Node | Attr | None:

@@ -26,8 +26,9 @@ from lxml import etree  # type: ignore[import-untyped]
 
 from adapters.base import OutboundRequest
 from adapters.body import Attr, BodyInvalid, Node
-from adapters.facets import Facets
-from adapters.headerfacets import TYPE, ValueCheck, descend, value_check, wsdl_facets
+from adapters.headerfacets import Sources, ValueCheck, descend, value_check, wsdl_facets
+from adapters.headerschema import TYPE, HeaderSchema, header_schema
+from adapters.headervalues import SentCheck, profile_problems, sent_check, touched_paths
 from adapters.soapheaders import (
     HeaderParts,
     HeaderPathError,
@@ -41,7 +42,7 @@ from adapters.soapheaders import (
     render,
     resolve,
 )
-from adapters.wsdl import Port, input_headers, input_tree
+from adapters.wsdl import Catalogue, Port, input_headers, input_tree
 from adapters.xroad import (
     PER_MESSAGE,
     XRoadProfile,
@@ -49,6 +50,7 @@ from adapters.xroad import (
     fixed_headers,
     parse_profile,
     parse_service,
+    setting_of,
 )
 from adapters.xsdtypes import BadValue
 from federation.config.headers import EXCHANGE_KEY, HEADERS_KEY
@@ -74,6 +76,8 @@ class HeaderSettings:
     key_body: str | None = None  # idempotency: {body: path}
     profile: XRoadProfile | None = None
     wsdl: Path | None = None  # the WSDL file, whose XML Schema the values are checked against
+    root: Path | None = None  # the configuration directory: the WSDL's imports are read below it
+    schemas: Catalogue = ()  # partners.yaml's schema catalogue: where imported schemas are
 
     @property
     def active(self) -> bool:
@@ -108,6 +112,8 @@ def parse_settings(
         key_body=key_body,
         profile=profile,
         wsdl=_wsdl_file(m.get("wsdl"), base),
+        root=base.resolve(),
+        schemas=tuple(sorted(r.schemas.items())),
     )
 
 
@@ -195,6 +201,7 @@ class HeaderPlan:
     legacy: bool = True  # also write the idempotency_header element, as before
     secrets: tuple[tuple[KeyPath, SecretRef], ...] = ()  # soap: headers: given by reference
     checks: tuple[ValueCheck | None, ...] = ()  # each secret's type and facets, in that order
+    sent: SentCheck | None = None  # the facets of the values known only at send (mapping's…)
 
     @property
     def plain(self) -> bool:
@@ -239,17 +246,22 @@ class HeaderPlan:
             self._check(secrets)
         for path, secret in secrets:
             put(values, path, secret)
+        touched: list[KeyPath] = []  # the values not checked at load: checked below
         mapped = payload.get(HEADERS_KEY)
         if isinstance(mapped, Mapping):
             values = merge(values, mapped)
+            touched.extend(touched_paths(mapped))
         slots = payload.get(EXCHANGE_KEY)
         now: dict[str, Any] = {}
         for slot, name in slots.items() if isinstance(slots, Mapping) else ():
-            put(values, tuple(str(slot).split(".")), exchange_value(str(name), request, now))
+            touched.append(tuple(str(slot).split(".")))
+            put(values, touched[-1], exchange_value(str(name), request, now))
         for path, name in self.per_message:
             put(values, path, exchange_value(name, request, now))
+            touched.append(path)
         if self.key_header is not None:
             put(values, self.key_header, request.idempotency_key)
+            touched.append(self.key_header)
         if self.key_body is not None:
             put(body, self.key_body, request.idempotency_key)
         try:
@@ -257,6 +269,11 @@ class HeaderPlan:
         except BodyInvalid as exc:
             problems, ours = self._unquoted(exc.problems)
             raise (SecretUnfit if ours == len(problems) else BodyInvalid)(problems) from None
+        if self.sent is not None and touched:
+            secret_paths = [path for path, _ in self.secrets]
+            broken = self.sent.problems(self.parts, values, touched, secret_paths)
+            if broken:  # the request's fault: nothing is sent, the value is not quoted
+                raise BodyInvalid(broken)
         if not self.secrets:
             return body, blocks, blocks
         tops = {path[0] for path, _ in self.secrets}
@@ -346,7 +363,7 @@ def plan_for(
         fixed = fixed_headers(settings.profile, item, operation)
         per_message = tuple(PER_MESSAGE.items())
     secrets: list[tuple[KeyPath, SecretRef]] = []
-    facets = wsdl_facets(settings.wsdl) if settings.fixed else None
+    facets = schemas_of(settings)
     for text, value in settings.fixed:
         try:
             keys = resolve(parts, text)
@@ -378,7 +395,15 @@ def plan_for(
         legacy=not (settings.key_header or settings.key_body),
         secrets=tuple(secrets),
         checks=tuple(value_check(facets, parts.parts[keys[0]], keys) for keys, _ in secrets),
+        sent=sent_check(facets if isinstance(facets, HeaderSchema) else None, parts),
     )
+
+
+def schemas_of(settings: HeaderSettings) -> Sources | None:
+    """The schemas header values are checked against: the WSDL's with their imports, else (if
+    those cannot be compiled together) the WSDL's own that lxml reads alone."""
+    found = header_schema(settings.wsdl, settings.root, settings.schemas)
+    return found if found is not None else wsdl_facets(settings.wsdl)
 
 
 def filled_paths(plan: HeaderPlan, legacy_part: str | None) -> set[str]:
@@ -406,7 +431,7 @@ def check_settings(
     name), each problem once, at its line: a path the WSDL does not declare, a value of the wrong
     type, an idempotency key aimed at an element that holds elements."""
     soap = (*partner, "soap")
-    facets = wsdl_facets(settings.wsdl) if settings.fixed else None
+    facets = schemas_of(settings) if settings.fixed or settings.profile else None
     for kind, name in ops.items():
         parts = input_headers(port, name)
         if kind == "application":
@@ -416,9 +441,11 @@ def check_settings(
             if settings.profile is not None:
                 profile = HeaderSettings(profile=settings.profile)  # the key is checked below
                 try:
-                    plan_for(profile, parts, operation=name, body_paths=set(), item=item)
+                    plan = plan_for(profile, parts, operation=name, body_paths=set(), item=item)
                 except HeaderPathError as exc:
                     _once(r, (*soap, "profile"), exc.text)
+                else:
+                    _check_profile(r, soap, settings.profile, parts, plan.fixed, facets)
         if settings.key_header:
             where = (*soap, "idempotency", "header")
             key = said("the idempotency key")
@@ -438,7 +465,7 @@ def _check_fixed(
     parts: HeaderParts,
     op: str,
     item: tuple[str, Any],
-    facets: Facets | None,
+    facets: Sources | None,
 ) -> None:
     """A fixed value against its element: its type, then the WSDL's facets for it (a secret's
     value is checked at every send, when it is read)."""
@@ -465,6 +492,34 @@ def _check_fixed(
                 path=dotted(keys),
             ),
         )
+
+
+def _check_profile(
+    r: Reader,
+    soap: PathKey,
+    profile: XRoadProfile,
+    parts: HeaderParts,
+    fixed: Mapping[str, Any],
+    facets: Sources | None,
+) -> None:
+    """The profile's values (identifiers, userId, issue, protocolVersion) against the WSDL's
+    schemas, each problem at the partners.yaml setting it comes from."""
+    schema = facets if isinstance(facets, HeaderSchema) else None
+    for broken in profile_problems(schema, parts, fixed):
+        where = (*soap, *setting_of(profile, broken.path))
+        if broken.facets == (TYPE,):
+            message = said(
+                "profile xroad: the value is not one the XML Schema type of header %(path)s allows",
+                path=broken.path,
+            )
+        else:
+            message = said(
+                "profile xroad: the value breaks the WSDL's XML Schema facet %(facets)s of "
+                "header %(path)s",
+                facets=", ".join(broken.facets),
+                path=broken.path,
+            )
+        _once(r, where, message)
 
 
 def _check_target(

@@ -49,6 +49,9 @@ class HeaderParts:
     parts: Mapping[str, Node]  # part element's local name → compiled node
     tags: Mapping[str, str]  # Clark tag → local name
     unsupported: Mapping[str, str] = field(default_factory=dict)  # local name → why not compiled
+    nsmap: Mapping[str, str] = field(
+        default_factory=dict
+    )  # prefix → namespace the parts' text uses
 
     def __bool__(self) -> bool:
         return bool(self.parts or self.unsupported)
@@ -72,7 +75,7 @@ def compile_headers(message: Any, prefixes: Prefixes) -> HeaderParts:
             parts[qname.localname] = compile_element(element, prefixes, 1, attributes=True)
         except Unsupported as exc:
             unsupported[qname.localname] = str(exc)
-    return HeaderParts(parts=parts, tags=tags, unsupported=unsupported)
+    return HeaderParts(parts=parts, tags=tags, unsupported=unsupported, nsmap=prefixes.nsmap)
 
 
 def parse_steps(text: str) -> list[tuple[str | None, str]]:

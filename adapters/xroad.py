@@ -138,6 +138,26 @@ def fixed_headers(
     return out
 
 
+_SETTINGS = {"userId": "user_id", "issue": "issue"}
+
+
+def setting_of(profile: XRoadProfile, path: str) -> tuple[str, ...]:
+    """Where, below a partner's ``soap:``, the profile's value at the dotted header ``path`` is
+    set: ``client.memberCode`` → ``xroad.client.member_code`` (``profile`` for what the profile
+    itself writes: protocolVersion, objectType, a service code from the operation)."""
+    steps = path.split(".")
+    if steps[0] in _SETTINGS:
+        return ("xroad", _SETTINGS[steps[0]])
+    if steps[0] not in ("client", "service"):
+        return ("profile",)
+    given = profile.client if steps[0] == "client" else profile.service
+    names = {element: key for key, element in _PARTS.items()}
+    key = names.get(steps[1]) if len(steps) > 1 else None
+    if key is not None and key in given:
+        return ("xroad", steps[0], key)
+    return ("xroad", steps[0])
+
+
 # The header the profile fills per message, and with which exchange value.
 PER_MESSAGE = {("id",): "message_id"}
 

@@ -1,0 +1,185 @@
+"""The XML Schema a SOAP partner's header elements are declared in, imports included.
+
+A WSDL's header parts are often declared in a schema the WSDL imports rather than in its own
+``types``: X-Road's ``xrd:client``, ``xrd:id`` and the rest live in xroad.xsd, which imports
+identifiers.xsd, both published at network locations that partners.yaml's ``schemas:`` catalogue
+maps to local files. :func:`adapters.facets.facets_of` leaves such schemas out (the body of those
+WSDLs is left to the partner, as before), so without this module a header value there was checked
+against its built-in type only.
+
+:func:`header_schema` compiles, once per version of the WSDL and catalogue, one lxml XML Schema
+importing every schema of the WSDL's ``types``; each import those make is read the way the WSDL
+loader reads it (:class:`adapters.xmlsafe.LocalWsdlTransport`: files under the configuration
+directory, network locations only through the catalogue, never fetched). The schema elements read
+on the way are kept by namespace (:meth:`HeaderSchema.source`) for the quick checks of
+:mod:`adapters.headerfacets`, which read them with the same index the body check uses
+(:class:`adapters.facettypes.SchemaIndex`).
+
+:meth:`HeaderSchema.problems` validates written header blocks and says, for each problem, the
+dotted path of the element or attribute and the facet libxml2 names; never the value.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import quoteattr
+
+from lxml import etree  # type: ignore[import-untyped]
+
+from adapters.xmlsafe import LocalWsdlTransport, WsdlRefused
+
+XS = "http://www.w3.org/2001/XMLSchema"
+WSDL = "http://schemas.xmlsoap.org/wsdl/"
+TYPE = "type"  # a problem that is not one facet: the value is not of its type at all
+_FACET = re.compile(r"\[facet '([A-Za-z]+)'\]")
+_ATTRIBUTE = re.compile(r"Element '[^']*', attribute '(?:\{[^}]*\})?([^']+)'")
+_STEP = re.compile(r"^(?:[^:/\[]+:)?([^\[]+)(?:\[\d+\])?$")
+_INLINE = "urn:tongban:wsdl-types:"  # the locations the WSDL's own schemas are served under
+_cache: dict[tuple[Path, int, int, Path, tuple[tuple[str, Path], ...]], HeaderSchema | None] = {}
+_lock = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class Broken:
+    """One problem of a written header block: where, and which facets (or :data:`TYPE`)."""
+
+    path: str  # dotted, from the header part's key: "client.memberCode", "client.@objectType"
+    facets: tuple[str, ...]
+
+
+class HeaderSchema:
+    """The schemas of one WSDL's ``types`` and what they import, compiled as one."""
+
+    def __init__(self, schema: Any, sources: Mapping[str, Any]) -> None:
+        self._schema = schema
+        self._sources = dict(sources)
+        # one schema object whose error log every validation shares: one validation at a time
+        self._validating = threading.Lock()
+
+    def source(self, namespace: str) -> Any:
+        """The XML Schema element of ``namespace``, imported ones included (None if not read)."""
+        return self._sources.get(namespace)
+
+    def problems(self, blocks: list[str], nsmap: Mapping[str, str]) -> list[Broken]:
+        """What the header ``blocks`` (XML text whose prefixes ``nsmap`` declares) break, each
+        element validated alone; empty when they are valid, or cannot be read here."""
+        declared = "".join(f" xmlns:{p}={quoteattr(ns)}" for p, ns in nsmap.items() if p)
+        try:
+            wrapper = etree.fromstring(f"<w{declared}>{''.join(blocks)}</w>", _PARSER)
+        except etree.XMLSyntaxError:
+            return []
+        out: list[Broken] = []
+        for element in wrapper:
+            with self._validating:
+                if self._schema.validate(element):
+                    continue
+                log = list(self._schema.error_log)
+            for entry in log:
+                steps = [m.group(1) for s in entry.path.split("/")[1:] if (m := _STEP.match(s))]
+                attribute = _ATTRIBUTE.match(entry.message)
+                if attribute is not None:
+                    steps.append("@" + attribute.group(1))
+                facets = tuple(m.group(1) for m in _FACET.finditer(entry.message)) or (TYPE,)
+                out.append(Broken(path=".".join(steps), facets=facets))
+        return out
+
+
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+
+
+class _Imports(etree.Resolver):  # type: ignore[misc]
+    """Serves the WSDL's own schemas and, through the WSDL loader's transport, what they import;
+    keeps each schema element read, by namespace."""
+
+    def __init__(
+        self, wsdl: str, inline: Mapping[str, bytes], transport: LocalWsdlTransport
+    ) -> None:
+        super().__init__()
+        self.wsdl = wsdl
+        self.inline = dict(inline)
+        self.transport = transport
+        self.sources: dict[str, Any] = {}
+        self.failed = False
+
+    def resolve(self, url: str, _id: Any, context: Any) -> Any:
+        data = self.inline.get(url)
+        if data is None:
+            try:
+                data = self.transport.load(url)
+            except WsdlRefused:
+                self.failed = True
+                return self.resolve_string(_EMPTY, context)
+        try:
+            root = etree.fromstring(data, _PARSER)
+        except etree.XMLSyntaxError:
+            self.failed = True
+            return self.resolve_string(_EMPTY, context)
+        if root.tag == f"{{{XS}}}schema":
+            self.sources.setdefault(root.get("targetNamespace", ""), root)
+        base = self.wsdl if url in self.inline else url  # relative imports: from the WSDL's place
+        return self.resolve_string(data, context, base_url=base)
+
+
+_EMPTY = f'<xs:schema xmlns:xs="{XS}"/>'
+
+
+def header_schema(
+    wsdl: Path | None, root: Path | None, catalogue: tuple[tuple[str, Path], ...] = ()
+) -> HeaderSchema | None:
+    """The schema of ``wsdl``'s ``types`` with its imports (read under ``root``, network locations
+    through ``catalogue``), once per version of the file; None without a file, or when a schema
+    cannot be read or compiled (the built-in types are then checked alone, as before)."""
+    if wsdl is None or root is None:
+        return None
+    try:
+        stat = wsdl.stat()
+    except OSError:
+        return None
+    key = (wsdl, stat.st_size, stat.st_mtime_ns, root, catalogue)
+    with _lock:
+        if key in _cache:
+            return _cache[key]
+    found = _compile(wsdl, root, catalogue)
+    with _lock:
+        if len(_cache) >= 32:
+            _cache.clear()
+        _cache[key] = found
+    return found
+
+
+def _compile(
+    wsdl: Path, root: Path, catalogue: tuple[tuple[str, Path], ...]
+) -> HeaderSchema | None:
+    transport = LocalWsdlTransport(root, catalogue=dict(catalogue))
+    try:
+        document = etree.fromstring(transport.load(str(wsdl)), _PARSER)
+    except (WsdlRefused, etree.XMLSyntaxError):
+        return None
+    inline: dict[str, bytes] = {}
+    for n, schema in enumerate(document.iterfind(f"{{{WSDL}}}types/{{{XS}}}schema")):
+        inline[f"{_INLINE}{n}"] = etree.tostring(schema)  # keeps the prefixes it uses
+    if not inline:
+        return None
+    imports = _Imports(wsdl.as_uri(), inline, transport)
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    parser.resolvers.add(imports)
+    driver = "".join(_import(url, data) for url, data in inline.items())
+    text = f'<xs:schema xmlns:xs="{XS}">{driver}</xs:schema>'
+    try:
+        schema = etree.XMLSchema(etree.fromstring(text, parser, base_url=wsdl.as_uri()))
+    except (etree.XMLSchemaParseError, etree.XMLSyntaxError):
+        return None
+    if imports.failed:
+        return None
+    return HeaderSchema(schema, imports.sources)
+
+
+def _import(url: str, data: bytes) -> str:
+    namespace = etree.fromstring(data, _PARSER).get("targetNamespace")
+    named = f" namespace={quoteattr(namespace)}" if namespace else ""
+    return f"<xs:import{named} schemaLocation={quoteattr(url)}/>"

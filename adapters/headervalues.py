@@ -1,0 +1,129 @@
+"""SOAP header values that are not fixed in partners.yaml, against their elements' facets.
+
+A mapping's ``headers:`` section (values taken from the application), the exchange values it asks
+for (``exchange.attempt_time``…), a profile's per-message values (X-Road's ``xrd:id``) and the
+idempotency key placed in a header are known only when a message is written. The compiled writer
+checks their built-in types; the partner's XML Schema may restrict them further (a pattern, a
+maxLength, an enumeration). :class:`SentCheck` judges each such value at every send: the quick
+"surely valid" of the body check (:mod:`adapters.facettypes`, through
+:func:`adapters.headerfacets.quick_check`) where it is sure, else the written header part is
+validated by lxml against the WSDL's schemas, imports included (:mod:`adapters.headerschema`).
+A value that breaks its facet is the request's fault: nothing is sent, and the problem names the
+element and the facet, never the value (it may be personal data).
+
+:func:`profile_problems` does the same at load for what a profile fixes (X-Road's client and
+service identifiers, userId, issue, protocolVersion), which partners.yaml gives once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from adapters.body import BodyInvalid, Node
+from adapters.facettypes import ANY, Check
+from adapters.headerfacets import quick_check
+from adapters.headerschema import TYPE, Broken, HeaderSchema
+from adapters.soapheaders import HeaderParts, KeyPath, render
+
+_ABOVE: Any = object()  # a path with elements below it: its own leaves are touched and judged
+
+
+@dataclass(frozen=True, kw_only=True)
+class SentCheck:
+    """What the header values written at every send are checked with, for one operation."""
+
+    schema: HeaderSchema
+    nsmap: Mapping[str, str]  # the prefixes the written parts use
+    quick: Mapping[KeyPath, Check | None]  # each text element's or attribute's quick check
+
+    def problems(
+        self,
+        parts: HeaderParts,
+        values: Mapping[str, Any],
+        touched: Iterable[KeyPath],
+        secrets: Iterable[KeyPath] = (),
+    ) -> list[str]:
+        """The facets the ``touched`` values break, by element; empty if none. Each header part
+        holding one that the quick check is not sure of is written alone and validated (its
+        other values were checked at load, or are secrets checked when read: a problem at a
+        secret's path is left to that check, which names the reference)."""
+        unsure: dict[str, None] | None = None
+        quick = self.quick
+        for path in touched:
+            check = quick.get(path, _ABOVE)
+            if check is ANY or check is _ABOVE:  # any value the writer took; or its leaves are
+                continue
+            if check is not None and _text(values, path, check):
+                continue
+            if unsure is None:
+                unsure = {}
+            unsure[path[0]] = None
+        if unsure is None:
+            return []
+        blocks = render(parts, {key: values[key] for key in unsure if key in values})
+        hidden = {".".join(path) for path in secrets}
+        broken = self.schema.problems(blocks, self.nsmap)
+        return [said_of(b) for b in broken if b.path not in hidden]
+
+
+def _text(values: Mapping[str, Any], path: KeyPath, check: Check) -> bool:
+    """Whether the value at ``path`` is absent or a text the quick check is sure of."""
+    value: Any = values
+    for key in path:
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value is None or (type(value) is str and check(value))
+
+
+def said_of(broken: Broken) -> str:
+    """A problem as the journal's error says it: the element and the facet, never the value."""
+    if broken.facets == (TYPE,):
+        return f"{broken.path} (SOAP header): the value is not one its XML Schema type allows"
+    facets = ", ".join(f for f in broken.facets if f != TYPE)
+    return f"{broken.path} (SOAP header): the value breaks the WSDL's XML Schema facet {facets}"
+
+
+def sent_check(schema: HeaderSchema | None, parts: HeaderParts) -> SentCheck | None:
+    """The check of ``parts``' values against ``schema`` (None without one)."""
+    if schema is None or not parts.parts:
+        return None
+    quick: dict[KeyPath, Check | None] = {}
+    for key, node in parts.parts.items():
+        for path in _texts(node, (key,)):
+            quick[path] = quick_check(schema, node, path)
+    return SentCheck(schema=schema, nsmap=dict(parts.nsmap), quick=quick)
+
+
+def _texts(node: Node, path: KeyPath) -> Iterator[KeyPath]:
+    """The paths of every element with text and every attribute at and below ``node``."""
+    if node.simple is not None:
+        yield path
+    for attr in node.attrs:
+        yield (*path, attr.key)
+    for child in node.children:
+        yield from _texts(child, (*path, child.key))
+
+
+def touched_paths(values: Mapping[str, Any], prefix: KeyPath = ()) -> list[KeyPath]:
+    """The paths of the values in a nested mapping (a mapping's ``headers:``)."""
+    out: list[KeyPath] = []
+    for key, value in values.items():
+        if type(value) is not str and isinstance(value, Mapping) and value:
+            out.extend(touched_paths(value, (*prefix, str(key))))
+        else:
+            out.append((*prefix, str(key)))
+    return out
+
+
+def profile_problems(
+    schema: HeaderSchema | None, parts: HeaderParts, fixed: Mapping[str, Any]
+) -> list[Broken]:
+    """What a profile's fixed header values break in the WSDL's schemas (checked at load)."""
+    if schema is None:
+        return []
+    try:
+        blocks = render(parts, {k: v for k, v in fixed.items() if k in parts.parts})
+    except BodyInvalid:
+        return []  # the writer's own problems are reported where the plan is made
+    return schema.problems(blocks, parts.nsmap)
