@@ -188,7 +188,7 @@ async def test_a_workers_metrics_refresh_goes_on_after_an_unforeseen_error(
 async def test_an_unforeseen_error_on_one_exchange_is_logged_without_its_message(
     make_config: Any, journal: Backend
 ) -> None:
-    """An adapter fails in a way nobody foresaw, its message quoting the applicant: the worker
+    """An adapter fails in a way nobody foresaw, its message quoting the applicant: the delivery
     logs the error's type and a traceback without messages, never the applicant's name."""
     catalogue = load_catalogue(make_config())
 
@@ -206,5 +206,6 @@ async def test_an_unforeseen_error_on_one_exchange_is_logged_without_its_message
     await due(journal, "loops-2")
     with capture_logs() as logs:
         assert await worker.work_once() == 1
-    crashed = logged(logs, "worker_crashed_on_exchange")
+    crashed = logged(logs, "adapter_crashed")
     assert crashed["error"] == "ValueError" and "ValueError" in crashed["exception"]
+    assert NAME not in repr(logs)
