@@ -28,7 +28,7 @@ from adapters.base import OutboundRequest
 from adapters.body import Attr, BodyInvalid, Node
 from adapters.headerfacets import Sources, ValueCheck, descend, value_check, wsdl_facets
 from adapters.headerschema import TYPE, HeaderSchema, header_schema
-from adapters.headervalues import SentCheck, profile_problems, sent_check, touched_paths
+from adapters.headervalues import SentCheck, check_written, once, sent_check, touched_paths
 from adapters.soapheaders import (
     HeaderParts,
     HeaderPathError,
@@ -50,7 +50,6 @@ from adapters.xroad import (
     fixed_headers,
     parse_profile,
     parse_service,
-    setting_of,
 )
 from adapters.xsdtypes import BadValue
 from federation.config.headers import EXCHANGE_KEY, HEADERS_KEY
@@ -438,14 +437,7 @@ def check_settings(
             for text, value in settings.fixed:
                 where = (*soap, "headers", text)
                 _check_fixed(r, where, parts, name, (text, value), facets)
-            if settings.profile is not None:
-                profile = HeaderSettings(profile=settings.profile)  # the key is checked below
-                try:
-                    plan = plan_for(profile, parts, operation=name, body_paths=set(), item=item)
-                except HeaderPathError as exc:
-                    _once(r, (*soap, "profile"), exc.text)
-                else:
-                    _check_profile(r, soap, settings.profile, parts, plan.fixed, facets)
+            _check_written(r, soap, parts, name, item, settings, facets)
         if settings.key_header:
             where = (*soap, "idempotency", "header")
             key = said("the idempotency key")
@@ -454,9 +446,32 @@ def check_settings(
             try:
                 body_path(input_tree(port, name)[0], settings.key_body)
             except HeaderPathError as exc:
-                _once(r, (*soap, "idempotency", "body"), _of_operation(name, exc))
+                once(r, (*soap, "idempotency", "body"), _of_operation(name, exc))
         if legacy_raw is not None and isinstance(legacy_raw, str):
             _check_legacy(r, (*soap, "idempotency_header"), parts, legacy_raw)
+
+
+def _check_written(
+    r: Reader,
+    soap: PathKey,
+    parts: HeaderParts,
+    name: str,
+    item: XRoadService | None,
+    settings: HeaderSettings,
+    facets: Sources | None,
+) -> None:
+    """The profile's values, and the literals the element-by-element check cannot judge, as
+    they are written together into their header parts, against the WSDL's schemas."""
+    if settings.profile is None and not settings.fixed:
+        return
+    fixed = HeaderSettings(fixed=settings.fixed, profile=settings.profile)  # key: checked apart
+    try:
+        plan = plan_for(fixed, parts, operation=name, body_paths=set(), item=item)
+    except HeaderPathError as exc:
+        once(r, (*soap, "profile"), exc.text)
+        return
+    if isinstance(facets, HeaderSchema):
+        check_written(r, soap, parts, plan.fixed, (settings.fixed, settings.profile), facets)
 
 
 def _check_fixed(
@@ -476,13 +491,13 @@ def _check_fixed(
     try:
         target.simple.write(value)  # type: ignore[union-attr]  # _check_target: simple or Attr
     except BadValue as exc:  # the value is not of the element's XML Schema type
-        _once(r, where, said("%(header)s: %(problem)s", header=text, problem=exc.text))
+        once(r, where, said("%(header)s: %(problem)s", header=text, problem=exc.text))
         return
     keys = resolve(parts, text)
     check = value_check(facets, parts.parts[keys[0]], keys)
     broken = check.broken(value) if check is not None else []
     if broken:
-        _once(
+        once(
             r,
             where,
             said(
@@ -494,34 +509,6 @@ def _check_fixed(
         )
 
 
-def _check_profile(
-    r: Reader,
-    soap: PathKey,
-    profile: XRoadProfile,
-    parts: HeaderParts,
-    fixed: Mapping[str, Any],
-    facets: Sources | None,
-) -> None:
-    """The profile's values (identifiers, userId, issue, protocolVersion) against the WSDL's
-    schemas, each problem at the partners.yaml setting it comes from."""
-    schema = facets if isinstance(facets, HeaderSchema) else None
-    for broken in profile_problems(schema, parts, fixed):
-        where = (*soap, *setting_of(profile, broken.path))
-        if broken.facets == (TYPE,):
-            message = said(
-                "profile xroad: the value is not one the XML Schema type of header %(path)s allows",
-                path=broken.path,
-            )
-        else:
-            message = said(
-                "profile xroad: the value breaks the WSDL's XML Schema facet %(facets)s of "
-                "header %(path)s",
-                facets=", ".join(broken.facets),
-                path=broken.path,
-            )
-        _once(r, where, message)
-
-
 def _check_target(
     r: Reader, where: PathKey, parts: HeaderParts, op: str, text: str, what: Text
 ) -> Node | Attr | None:
@@ -529,12 +516,12 @@ def _check_target(
     try:
         keys = resolve(parts, text)
     except HeaderPathError as exc:
-        _once(r, where, _of_operation(op, exc))
+        once(r, where, _of_operation(op, exc))
         return None
     target = node_at(parts, keys)
     if isinstance(target, Node) and target.simple is None:
         inner = ", ".join(c.key for c in target.children) or "nothing"
-        _once(
+        once(
             r,
             where,
             said(
@@ -562,7 +549,7 @@ def _check_legacy(r: Reader, where: PathKey, parts: HeaderParts, name: str) -> N
         return
     inner = node.children[0].key if node.children else "Name"
     ns = etree.QName(name).namespace
-    _once(
+    once(
         r,
         where,
         said(
@@ -579,10 +566,3 @@ def _check_legacy(r: Reader, where: PathKey, parts: HeaderParts, name: str) -> N
 def node_at(parts: HeaderParts, keys: KeyPath) -> Node | Attr | None:
     """The compiled element or attribute at a resolved path."""
     return descend(parts.parts.get(keys[0]), keys[1:])
-
-
-def _once(r: Reader, path: PathKey, message: str | Text) -> None:
-    """Report a problem unless the same one is reported already (several items share a partner)."""
-    problem = r.doc.problem(path, message)
-    if problem not in r.problems:
-        r.problems.append(problem)

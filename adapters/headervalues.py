@@ -11,8 +11,9 @@ validated by lxml against the WSDL's schemas, imports included (:mod:`adapters.h
 A value that breaks its facet is the request's fault: nothing is sent, and the problem names the
 element and the facet, never the value (it may be personal data).
 
-:func:`profile_problems` does the same at load for what a profile fixes (X-Road's client and
-service identifiers, userId, issue, protocolVersion), which partners.yaml gives once.
+:func:`check_written` does the same at load for what partners.yaml fixes: a profile's values
+(X-Road's client and service identifiers, userId, issue, protocolVersion), and the literals the
+element-by-element check of :mod:`adapters.headerfacets` cannot judge, each problem at its line.
 """
 
 from __future__ import annotations
@@ -23,9 +24,14 @@ from typing import Any
 
 from adapters.body import BodyInvalid, Node
 from adapters.facettypes import ANY, Check
-from adapters.headerfacets import quick_check
+from adapters.headerfacets import quick_check, value_check
 from adapters.headerschema import TYPE, Broken, HeaderSchema
-from adapters.soapheaders import HeaderParts, KeyPath, render
+from adapters.soapheaders import HeaderParts, HeaderPathError, KeyPath, render, resolve
+from adapters.xroad import XRoadProfile, setting_of
+from federation.config.reader import Reader
+from federation.config.secrets import SecretRef
+from federation.config.yamlsrc import PathKey
+from federation.domain.texts import Text, said
 
 _ABOVE: Any = object()  # a path with elements below it: its own leaves are touched and judged
 
@@ -116,14 +122,80 @@ def touched_paths(values: Mapping[str, Any], prefix: KeyPath = ()) -> list[KeyPa
     return out
 
 
-def profile_problems(
-    schema: HeaderSchema | None, parts: HeaderParts, fixed: Mapping[str, Any]
+def written_problems(
+    schema: HeaderSchema, parts: HeaderParts, fixed: Mapping[str, Any]
 ) -> list[Broken]:
-    """What a profile's fixed header values break in the WSDL's schemas (checked at load)."""
-    if schema is None:
-        return []
+    """What fixed header values break as written into their parts, one entry per path."""
     try:
         blocks = render(parts, {k: v for k, v in fixed.items() if k in parts.parts})
     except BodyInvalid:
-        return []  # the writer's own problems are reported where the plan is made
-    return schema.problems(blocks, parts.nsmap)
+        return []  # the writer's own problems are reported element by element
+    by_path: dict[str, dict[str, None]] = {}
+    for broken in schema.problems(blocks, parts.nsmap):
+        by_path.setdefault(broken.path, {}).update(dict.fromkeys(broken.facets))
+    return [Broken(path=path, facets=tuple(facets)) for path, facets in by_path.items()]
+
+
+def check_written(
+    r: Reader,
+    soap: PathKey,
+    parts: HeaderParts,
+    fixed: Mapping[str, Any],
+    given: tuple[tuple[tuple[str, Any], ...], XRoadProfile | None],
+    schema: HeaderSchema,
+) -> None:
+    """partners.yaml's fixed header values (``given``: its ``soap: headers:`` and profile) as
+    written, each problem at the setting it comes from: a literal the element-by-element check
+    (:func:`adapters.headerfacets.value_check`) left to no schema (an element declared by
+    ``ref``, a type from another schema), or a profile's value (X-Road's identifiers, userId,
+    issue), at its ``xroad:`` setting."""
+    literals, profile = given
+    judged: set[str] = set()  # literals whose own check validated them with lxml
+    where: dict[str, str] = {}
+    for text, value in literals:
+        try:
+            keys = resolve(parts, text)
+        except HeaderPathError:
+            continue  # reported by the element-by-element check
+        check = value_check(schema, parts.parts[keys[0]], keys)
+        if isinstance(value, SecretRef) or (check is not None and check.schema is not None):
+            judged.add(".".join(keys))
+        where[".".join(keys)] = text
+    for broken in written_problems(schema, parts, fixed):
+        if broken.path in judged:
+            continue
+        if broken.path in where:
+            if broken.facets != (TYPE,):  # a type the writer took: lxml's reason is not said
+                text = where[broken.path]
+                once(r, (*soap, "headers", text), _literal(text, broken))
+        elif profile is not None:
+            once(r, (*soap, *setting_of(profile, broken.path)), _profile(broken))
+
+
+def _literal(text: str, broken: Broken) -> Text:
+    return said(
+        "%(header)s: the value breaks the WSDL's XML Schema facet %(facets)s of %(path)s",
+        header=text,
+        facets=", ".join(f for f in broken.facets if f != TYPE),
+        path=broken.path,
+    )
+
+
+def _profile(broken: Broken) -> Text:
+    if broken.facets == (TYPE,):
+        return said(
+            "profile xroad: the value is not one the XML Schema type of header %(path)s allows",
+            path=broken.path,
+        )
+    return said(
+        "profile xroad: the value breaks the WSDL's XML Schema facet %(facets)s of header %(path)s",
+        facets=", ".join(f for f in broken.facets if f != TYPE),
+        path=broken.path,
+    )
+
+
+def once(r: Reader, path: PathKey, message: str | Text) -> None:
+    """Report a problem unless the same one is reported already (several items share a partner)."""
+    problem = r.doc.problem(path, message)
+    if problem not in r.problems:
+        r.problems.append(problem)

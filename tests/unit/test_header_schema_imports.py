@@ -90,6 +90,39 @@ def test_a_fixed_header_value_is_checked_against_an_imported_schemas_facet(xroad
     assert result.exit_code == 1 and said in result.stderr, result.stderr
 
 
+def test_a_fixed_value_of_an_element_declared_by_ref_is_checked_as_written(xroad: Path) -> None:
+    """identifiers.xsd declares the client's elements by ref, which the element-by-element check
+    does not follow: a literal for client/memberCode off the deployment's USCC pattern is found
+    by validating the client part as written, reported at the literal's line."""
+    ids = xroad / "partners" / "xroad" / "identifiers.xsd"
+    plain = '<xs:element name="memberCode" type="xs:string"/>'
+    text = ids.read_text(encoding="utf-8")
+    assert plain in text
+    ids.write_text(
+        text.replace(
+            plain,
+            '<xs:element name="memberCode"><xs:simpleType><xs:restriction base="xs:string">'
+            '<xs:length value="18"/></xs:restriction></xs:simpleType></xs:element>',
+        ),
+        encoding="utf-8",
+    )
+    header = f"{XRD}client/{{http://x-road.eu/xsd/identifiers}}memberCode"
+    key = "      idempotency: {body: requestKey}"
+    partners = xroad / "partners.yaml"
+    literal = f'      headers: {{"{header}": "11440100MB2C0001"}}\n'
+    partners.write_text(
+        partners.read_text(encoding="utf-8").replace(key, literal + key), encoding="utf-8"
+    )
+    where = f"partners.yaml:{line_of(xroad, 'partners.yaml', 'headers:')}: "
+    said = (
+        f"{where}partners[0].soap.headers.{header}: {header}: the value breaks the WSDL's XML "
+        "Schema facet length of client.memberCode"
+    )
+    result = run(xroad, "check")["en"]
+    assert result.exit_code == 1 and said in result.stderr, result.stderr
+    assert "partners[0].soap.xroad" not in result.stderr  # the profile's own code fits
+
+
 def test_mapped_values_that_break_imported_facets_name_element_and_facet_not_value(
     xroad: Path,
 ) -> None:
