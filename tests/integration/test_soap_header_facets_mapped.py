@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
@@ -106,7 +107,9 @@ def restrict(root: Path, schema: str, element: str, pattern: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def broker_on(root: Path, partner: str, url: str, journal: Any) -> AsyncIterator[Broker]:
+async def broker_on(
+    root: Path, partner: str, url: str, journal: Any
+) -> AsyncIterator[tuple[Broker, str]]:
     async with running_broker(
         root=root,
         journal_path=root / "journal.sqlite",
@@ -114,8 +117,15 @@ async def broker_on(root: Path, partner: str, url: str, journal: Any) -> AsyncIt
         endpoints={partner: url},
         poll_interval=0.05,
         journal=journal,
-    ) as (broker, _):
-        yield broker
+    ) as both:
+        yield both
+
+
+async def breaker_of(url: str, partner: str) -> tuple[int, int]:
+    """The partner's circuit breaker: consecutive failures, times opened."""
+    async with aiohttp.ClientSession(url) as http, http.get("/v1/partners") as r:
+        found = {p["id"]: p for p in (await r.json())["partners"]}[partner]["breaker"]
+    return found["consecutive_failures"], found["times_opened"]
 
 
 def refused_before_sending(
@@ -148,11 +158,12 @@ async def test_a_mapped_header_value_over_its_max_length_is_refused_before_the_o
     too_long, fits = "GZW-" + "7" * 97, "GZW-" + "8" * 96
     with ServicoPedidosMacau() as servico:
         root = remetente_from_the_application(spyne_config(tmp_path / "spyne", servico))
-        async with broker_on(root, SPYNE, servico.url, journal_of) as broker:
+        async with broker_on(root, SPYNE, servico.url, journal_of) as (broker, url):
             with capture_logs() as logs:
                 ex, _ = await broker.submit(pedido("mo-remetente-long", too_long))
                 refused = await ended(broker, ex.id)
             assert servico.read_log() == []
+            assert await breaker_of(url, SPYNE) == (0, 0)  # the partner was not asked
             good, _ = await broker.submit(pedido("mo-remetente-fits", fits))
             delivered = await ended(broker, good.id)
         log = servico.read_log()
@@ -171,11 +182,12 @@ async def test_an_xroad_issue_off_the_deployments_pattern_is_refused_before_the_
     root = xroad_config(tmp_path / "xroad")
     restrict(root, "xroad.xsd", "issue", CASE_PATTERN)
     with XRoadStub() as stub:
-        async with broker_on(root, XROAD, stub.url, journal_of) as broker:
+        async with broker_on(root, XROAD, stub.url, journal_of) as (broker, url):
             with capture_logs() as logs:
                 ex, _ = await broker.submit(verification("gd-issue-off", case="GZ-26-321 张三"))
                 refused = await ended(broker, ex.id)
             assert stub.read_log() == []
+            assert await breaker_of(url, XROAD) == (0, 0)
             good, _ = await broker.submit(verification("gd-issue-on"))
             delivered = await ended(broker, good.id)
         log = stub.read_log()
