@@ -9,7 +9,7 @@ then passes the reply through :meth:`Scrubber.reply`: the transcript (request an
 response body text included), the reply's body, and an error's message, partner code and message
 come out with every written form of a secret replaced by :data:`adapters.auth.REDACTED`.
 
-Written forms, character by character and mixed freely (one level of encoding): the character
+Written forms, character by character and mixed freely: the character
 itself; an XML character reference, decimal or hexadecimal, any case, leading zeros (``&#65;``,
 ``&#x41;``); XML's named entity of ``& < > " '``; a JSON string's escape (``\\u0041``, a surrogate
 pair, ``\\"``, ``\\/``, ``\\n``…); percent-encoding of its UTF-8 bytes (``%41``, and ``+`` for a
@@ -23,6 +23,19 @@ time linear in the text, whatever the secret. Every place that holds a secret is
 places that overlap included (``aaaa`` in ``aaaaaaa``, two secrets sharing characters): what one
 secret's places and every other's cover goes as one (:mod:`adapters.auth.occurs`). An attempt that
 read no secret prepares and searches nothing.
+
+Written twice over, too: a value encoded again by the next layer that carries it (a URL in a
+URL's parameter, ``%2526``; JSON escaped as XML text; a reference whose ``&`` became ``&amp;``;
+a form value a proxy percent-encodes again). A text that holds an escape is read through its
+escapes (each way its secrets' searches read it), and that reading, if it holds an escape or
+ends in the start of one, is searched as a text of its own, all of the above included; what is
+found there is redacted where it stands in the text. The readings stop at a fixed point (one that
+reads no escape: the next would read the same) and after :data:`ROUNDS` (two). Two, because the
+layers that quote a partner's words to us are two at most: the partner's own encoder and the
+transport's (XML in a SOAP body, JSON in an HTTP error page, a query string in a logged URL); a
+third layer is a text built to hide a secret, not one quoting it by mistake, and each further
+round multiplies what is read by the ways a text is read (up to four each round), in every text
+that holds an escape.
 """
 
 from __future__ import annotations
@@ -78,25 +91,9 @@ class Scrubber:
         union of the places, and the text's end from the earliest cut-off start)."""
         if not self.secrets or len(text) < MIN_SECRET:
             return text  # too short to hold what is searched for, even its cut-off start
-        spans: list[tuple[int, int]] = []
-        cut = size = len(text)
-        escape = _escape_at_end(text)
-        views: dict[tuple[str, ...], written.View] = {}
-        plain = []
-        amp, backslash, percent = "&" in text, "\\" in text, "%" in text
-        marked = amp or backslash or percent  # a text without them holds no escape (but +)
-        # "#" first: one character is found much faster than two ("&" is common)
-        common = percent or ("#" in text and "&#" in text) or (backslash and "\\u" in text)
-        for secret in self.secrets:
-            if secret in text:
-                plain.append(secret)
-            extra = _marks(secret)
-            search = common or bool(extra and any(mark in text for mark in extra))
-            if search or escape < size:
-                found, start = _encoded(text, secret, views, escape, search)
-                spans += found
-                cut = min(cut, start)
-            cut = min(cut, _cut(text, secret))
+        spans, cut, plain = _found(text, self.secrets, ROUNDS)
+        size = len(text)
+        marked = "&" in text or "\\" in text or "%" in text  # else no escape in it (but +)
         if not spans and cut == size and _alone(plain, marked):
             # found only as it is, touching no escape: the common case; one secret that does
             # not overlap itself, so the places str.replace sees are all it is at
@@ -168,6 +165,9 @@ class Scrubber:
             self.error(exc)  # in place: the error goes on, scrubbed
 
 
+ROUNDS = 2
+"""How many times a text is read through its escapes: a secret encoded up to twice is found."""
+
 _STARTS = ("&", "\\", "%")  # every escape starts with one of them
 _ESCAPE = 16  # characters: the longest escape of one character (or a surrogate pair) is 12
 _NAMED = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;"}
@@ -188,6 +188,136 @@ _CUT = re.compile(
     r"|(?:%[0-9A-Fa-f]{0,2})+)\Z"  # percent-encoded bytes
 )
 _WIDEST = 12  # characters of text one character of a secret takes at most (no "&#" in the text)
+
+
+def _found(
+    text: str, secrets: tuple[str, ...], rounds: int
+) -> tuple[list[tuple[int, int]], int, list[str]]:
+    """What ``rounds`` readings of ``text`` find of ``secrets``: the places of their encoded
+    forms, where the end a cut-off start takes begins (or ``len(text)``), and the secrets the
+    text holds as it is (whose places are left to :func:`_plain`)."""
+    spans: list[tuple[int, int]] = []
+    cut = size = len(text)
+    if size < MIN_SECRET:
+        return spans, cut, []
+    escape = _escape_at_end(text)
+    views: dict[tuple[str, ...], written.View] = {}
+    plain = []
+    backslash, percent = "\\" in text, "%" in text
+    # "#" first: one character is found much faster than two ("&" is common)
+    common = percent or ("#" in text and "&#" in text) or (backslash and "\\u" in text)
+    for secret in secrets:
+        if secret in text:
+            plain.append(secret)
+        extra = _marks(secret)
+        search = common or bool(extra and any(mark in text for mark in extra))
+        if search or escape < size:
+            found, start = _encoded(text, secret, views, escape, search)
+            spans += found
+            cut = min(cut, start)
+        cut = min(cut, _cut(text, secret))
+    if rounds > 1 and (escape < size or written.holds(text)):
+        found, start = _deeper(text, secrets, views, rounds - 1, escape)
+        spans += found
+        cut = min(cut, start)
+    return spans, cut, plain
+
+
+def _deeper(
+    text: str,
+    secrets: tuple[str, ...],
+    views: dict[tuple[str, ...], written.View],
+    rounds: int,
+    escape: int,
+) -> tuple[list[tuple[int, int]], int]:
+    """What the further readings find: ``text`` read through its escapes, in each way a
+    secret's search reads it, searched as a text of its own (``rounds`` more readings), what is
+    found mapped back to where it stands in ``text``. A reading that reads no escape is where
+    they stop: the next would read the same (one that reads only ``+`` as a space makes no
+    escape: the search of this round has read it so). A text that ends in the start of an
+    escape (at ``escape``) is read without what it holds of a character as well, for a cut-off
+    start: that character may end an escape begun before it (``%5C%`` of ``\\"`` in a URL)."""
+    spans: list[tuple[int, int]] = []
+    cut = len(text)
+    ways = {written.families(text, kind): None for s in secrets for kind in written.kinds(s)}
+    head = _complete(text, escape)
+    for marks in ways:
+        if not marks:
+            continue
+        view = views.get(marks) or views.setdefault(marks, written.View(text, marks))
+        found, start = _inner(view, secrets, rounds)
+        spans += found
+        cut = min(cut, start)
+        if head < len(text):  # a cut-off start found there ends before the escape
+            cut = min(cut, _head_cut(text, head, marks, secrets, rounds, view.read))
+    return spans, cut
+
+
+def _head_cut(
+    text: str, head: int, marks: tuple[str, ...], secrets: tuple[str, ...], rounds: int, read: bool
+) -> int:
+    """Where a cut-off start ends ``text[:head]`` (read through the escapes ``marks`` if it
+    has any: ``read``), or ``len(text)``. Without escapes, what ends in one lies in its last
+    characters, as many as the longest secret's and an escape's."""
+    origin = 0 if read else max(0, head - max(map(len, secrets)) - _ESCAPE)
+    start = _inner(written.View(text[origin:head], marks), secrets, rounds, True)[1]
+    return origin + start if origin + start < head else len(text)
+
+
+def _inner(
+    view: written.View, secrets: tuple[str, ...], rounds: int, head: bool = False
+) -> tuple[list[tuple[int, int]], int]:
+    """What ``rounds`` readings of ``view`` find, where it stands in the view's text: the
+    places, and where a cut-off start begins (else the text's length). A ``head`` (a text
+    without the character its end holds part of) is searched even if no escape was read: no
+    search read it without that end (``\\&`` of ``\\&quot;``)."""
+    inner = view.chars
+    # a + an escape wrote, read as a space next (a + written as it is, this round read so)
+    spaced = inner.count("+") > view.text.count("+") and any(" " in s for s in secrets)
+    if not (view.read or head) or not (spaced or _escaped(inner)):
+        return [], len(view.text)  # as this round's search read it: the next reads the same
+    found, start, plain = _found(inner, secrets, rounds)
+    spans = [(view.start(begin), view.start(end)) for begin, end in found]
+    for secret in plain:  # not widened: an escape it touches there is none in the text
+        for begin, end in occurs.runs(inner, secret):
+            at, to = view.start(begin), view.start(end)
+            if to - at != end - begin:  # else the text holds it so: a plain place
+                spans.append((at, to))
+    return spans, view.start(start) if start < len(inner) else len(view.text)
+
+
+_UNIT = re.compile(r"\\u[0-9A-Fa-f]{4}")
+
+
+def _complete(text: str, escape: int) -> int:
+    """Where what ``text`` holds of its last character begins, the escape at its end (from
+    ``escape``) cut inside it; ``len(text)`` if that escape reads whole characters only."""
+    tail = text[escape:]
+    if not tail:
+        return escape
+    if tail[0] == "\\":  # whole if one escape of a character that is no high surrogate
+        whole = _UNIT.fullmatch(tail) and not 0xD800 <= int(tail[2:], 16) <= 0xDBFF
+        return len(text) if whole else escape
+    if tail[0] != "%":
+        return escape  # a reference or entity: whole only with its ";", never at the end
+    at, begun, need = escape, len(text), 0
+    for group in tail[1:].split("%"):
+        if len(group) < 2:
+            return min(at, begun)  # "%" or "%4": no byte yet
+        byte = int(group, 16)
+        if 0x80 <= byte < 0xC0 and need:
+            need -= 1  # a continuation byte of the character begun
+        else:
+            need = 1 if 0xC0 <= byte < 0xE0 else 2 if 0xE0 <= byte < 0xF0 else 3 * (byte >= 0xF0)
+            begun = at
+        begun = len(text) if not need else begun
+        at += 1 + len(group)
+    return begun
+
+
+def _escaped(text: str) -> bool:
+    """Whether ``text`` holds an escape, or ends in the start of one."""
+    return written.holds(text) or _escape_at_end(text) < len(text)
 
 
 def _escape_at_end(text: str) -> int:

@@ -136,6 +136,14 @@ def _matches(text: str, marks: tuple[str, ...]) -> list[re.Match[str]]:
     return found
 
 
+def holds(text: str) -> bool:
+    """Whether ``text`` holds an escape (other than ``+``)."""
+    return any(mark in text and _FAMILIES[mark].search(text) for mark in _STARTS)
+
+
+_STARTS = ("&", "\\", "%")
+
+
 def families(text: str, kind: str) -> tuple[str, ...]:
     """The families of escapes of ``kind`` whose first character ``text`` holds: two kinds with
     the same families read ``text`` the same, and none reads it as it is."""
@@ -185,6 +193,11 @@ class View:
             last = m.end()
         pieces.append(text[last:])
         self.chars = "".join(pieces)
+
+    @property
+    def read(self) -> bool:
+        """Whether any escape was read (else :attr:`chars` is the text)."""
+        return bool(self._at)
 
     def start(self, i: int) -> int:
         """Where in the text character ``i`` starts (the text's end for ``len(chars)``)."""
