@@ -16,6 +16,10 @@ The procedure for one exchange, given the worker's per-partner guards:
 
 An exchange taken over whose attempt in hand already has its end in the history (appended by a
 worker that lost the lease: :mod:`federation.runtime.ends`) is settled by that end, not sent again.
+One taken over before that append reads the history again just before sending and after a failed
+attempt: a delivery appended meanwhile settles it (the partner's yes stands, whatever it answers
+the repeat; the repeat is journalled too), and a refusal while the attempt taken over still has no
+end of its own ends it ``unconfirmed``, never ``rejected`` (it may be the refusal of a duplicate).
 
 Classification lives in the adapters (see docs/delivery.md); here transient vs permanent vs
 unrecognised is all that matters, plus Retry-After and whether the request may have reached the
@@ -30,11 +34,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from structlog.typing import FilteringBoundLogger
+
 from adapters.base import Adapter, OutboundRequest, Reply
 from federation.domain.errors import (
     AdapterError,
     NotSendable,
     NotSent,
+    PermanentError,
     TransientError,
     UnrecognisedReply,
 )
@@ -42,7 +49,14 @@ from federation.domain.models import Event, Exchange, Outcome, State, StateChang
 from federation.domain.retry import Decision, RetryNow
 from federation.runtime import tracing
 from federation.runtime.breaker import Sleep
-from federation.runtime.ends import Crash, outcome_label, unsettled_end
+from federation.runtime.ends import (
+    Crash,
+    End,
+    awaiting_own_end,
+    delivered_end,
+    outcome_label,
+    unsettled_end,
+)
 from federation.runtime.mapping import MappingFailed, map_exchange
 from federation.runtime.outcomes import Outcomes
 
@@ -65,6 +79,9 @@ class Delivery(Outcomes):
     _exchange: Exchange | None = field(default=None, init=False)
     _interrupted: bool = field(default=False, init=False)  # claimed mid-attempt from a dead worker
     _key: str = field(default="", init=False)  # the idempotency key the partner is sent
+    # the history may settle the exchange otherwise than its row says: an attempt taken over
+    # from an instance that may still append its end, or a delivery appended so
+    _unsure: bool = field(default=False, init=False)
 
     async def run(self, exchange: Exchange) -> None:
         """Map if needed, then attempt until the strategy says anything but 'retry now'."""
@@ -90,6 +107,7 @@ class Delivery(Outcomes):
         end = unsettled_end(exchange)
         in_hand = exchange.state is State.DELIVERING and exchange.attempts > 0
         self._interrupted = in_hand and end is None
+        self._unsure = self._interrupted or _unsettled_elsewhere(exchange)
         if end is not None:
             decision = await self._settle(exchange, end)
             if not isinstance(decision, RetryNow):
@@ -151,6 +169,11 @@ class Delivery(Outcomes):
         async with guards.breaker.admit(held):
             if guards.rate is not None:
                 await guards.rate.acquire()
+            exchange = self._exchange
+            assert exchange is not None  # set by run()
+            ended = await self._ended_meanwhile(exchange)
+            if ended is not None:
+                return await self._settle(exchange, ended)
             request = await self._start(pending)
             sent = await self._send(request)
         exchange = self._exchange
@@ -158,6 +181,10 @@ class Delivery(Outcomes):
         if self.metrics is not None:
             self.metrics.attempted(self.partner.id, outcome_label(sent.result), sent.duration / 1e3)
         log = self.log.bind(attempt=request.attempt)
+        if isinstance(sent.result, AdapterError) and await self._settled_meanwhile(
+            request.attempt, sent.duration, sent.result, log
+        ):
+            return None
         if isinstance(sent.result, Crash):
             await self._crashed(exchange, request.attempt, sent.duration, sent.result, log)
             return None
@@ -168,6 +195,47 @@ class Delivery(Outcomes):
             return await self._failed(exchange, request.attempt, sent.duration, sent.result, log)
         await self._delivered(exchange, request.attempt, sent.duration, sent.result, log)
         return None
+
+    async def _ended_meanwhile(self, exchange: Exchange) -> End | None:
+        """Just before sending, while the history may yet settle the exchange: the end to settle
+        by instead, should it hold one now (an attempt the partner took, or the end of the
+        attempt taken over, when nothing has been sent since)."""
+        # settled only with an attempt in hand; one waiting or queued is sent, then settled
+        if not self._unsure or exchange.state is not State.DELIVERING:
+            return None
+        fresh = await self.journal.get(exchange.id)
+        if fresh is None:
+            return None
+        end = delivered_end(fresh) or (unsettled_end(fresh) if self._interrupted else None)
+        if end is not None:
+            self._interrupted = False  # that attempt has its end: none is presumed for it
+        self._unsure = self._interrupted or _unsettled_elsewhere(fresh)
+        return end
+
+    async def _settled_meanwhile(
+        self, number: int, duration: float, exc: AdapterError, log: FilteringBoundLogger
+    ) -> bool:
+        """After a failed attempt, while the history may yet settle the exchange: read it again.
+        An attempt the partner took settles the exchange as delivered; a refusal while the
+        attempt taken over still has no end of its own leaves it unconfirmed (the partner may
+        have refused a duplicate). True when the exchange was so ended."""
+        exchange = self._exchange
+        assert exchange is not None
+        if not self._unsure:
+            return False
+        fresh = await self.journal.get(exchange.id)
+        if fresh is None:
+            return False
+        self._unsure = _unsettled_elsewhere(fresh)
+        earlier = delivered_end(fresh)
+        if earlier is not None:
+            await self._delivered_before(exchange, number, duration, exc, earlier, log)
+            return True
+        refused = isinstance(exc, PermanentError) and not isinstance(exc, NotSendable)
+        if refused and awaiting_own_end(fresh):
+            await self._refused_unsure(exchange, number, duration, exc, log)
+            return True
+        return False
 
     async def _held(self, pending: list[Event]) -> None:
         """The breaker is open: make a new mapping durable and the exchange visibly queued."""
@@ -257,6 +325,13 @@ class Delivery(Outcomes):
         else:
             self.guards.breaker.success()  # an answer, even a refusal: the partner is up
         return _Sent(result, duration)
+
+
+def _unsettled_elsewhere(exchange: Exchange) -> bool:
+    """May the history settle ``exchange`` otherwise than its row says? An attempt taken over
+    whose own worker may still append its end, or an attempt the partner took, appended after
+    the exchange had moved on (the history is read again before sending and after a failure)."""
+    return awaiting_own_end(exchange) or delivered_end(exchange) is not None
 
 
 def standing_errors(

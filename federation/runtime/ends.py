@@ -4,7 +4,11 @@ journal holds that the exchange's row does not show yet.
 A worker that stalled past its lease appends its attempt's end to the history and leaves the row
 to the instance that took it (``Delivery._ended``). An instance that claims the exchange after
 that append finds the attempt in hand already ended: :func:`unsettled_end` reads that end, so the
-delivery acts on it (settles a delivery, rejects, schedules a retry) instead of sending again.
+delivery acts on it (settles a delivery, rejects, schedules a retry) instead of sending again. An
+instance that claimed before the append presumes the attempt's outcome unknown and sends again;
+while that presumed end stands alone (:func:`awaiting_own_end`), it reads the history again
+before sending and after a failure, and a delivery appended meanwhile (:func:`delivered_end`)
+settles the exchange: the partner's yes stands, whatever it answers the repeat.
 
 An adapter that fails with an error no adapter is meant to raise (a :class:`Crash`: a bug of ours
 or of a library inside the adapter) ends its attempt of unknown outcome: the request may have
@@ -26,6 +30,8 @@ from federation.domain.errors import (
 )
 from federation.domain.models import Event, Exchange, Outcome, State
 from federation.domain.words import recorded
+
+DELIVERED = Outcome.DELIVERED.value
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,16 +91,50 @@ def unsettled_end(exchange: Exchange) -> End | None:
             end, receipt_error = event, None
         elif event.kind == "receipt_invalid" and end is not None:
             receipt_error = event.data.get("error")
-    if end is None:
-        return None
-    data = end.data
+    return None if end is None else _end(end, exchange.attempts, receipt_error)
+
+
+def delivered_end(exchange: Exchange) -> End | None:
+    """The end of an attempt the partner took, if the history holds one since the exchange was
+    last replayed: a delivery appended by a worker that lost its lease after another instance
+    had taken the exchange over (the taker presumed its outcome unknown and sent again)."""
+    end: Event | None = None
+    receipt_error: Mapping[str, Any] | None = None
+    for event in exchange.events:
+        if event.kind == "replayed":
+            end = None  # sent again on purpose: an earlier delivery does not settle it
+        elif event.kind == "attempt_finished" and event.data.get("outcome") == DELIVERED:
+            end, receipt_error = event, None
+        elif event.kind == "receipt_invalid" and end is not None:
+            receipt_error = event.data.get("error")
+    return None if end is None else _end(end, int(end.data["attempt"]), receipt_error)
+
+
+def awaiting_own_end(exchange: Exchange) -> bool:
+    """Does the history hold an attempt whose end only its taker presumed (unknown, untimed:
+    written when another instance took the exchange over mid-attempt), its own worker's end not
+    appended? That worker may be alive, its request with the partner, and append it yet."""
+    presumed: set[int] = set()
+    own: set[int] = set()
+    for event in exchange.events:
+        if event.kind == "replayed":
+            presumed.clear()
+        elif event.kind == "attempt_finished":
+            timed = "duration_ms" in event.data  # the presumed end is the untimed one
+            (own if timed else presumed).add(int(event.data["attempt"]))
+    return bool(presumed - own)
+
+
+def _end(event: Event, number: int, receipt_error: Mapping[str, Any] | None) -> End:
+    """The End that ``event`` (an ``attempt_finished``) records for attempt ``number``."""
+    data = event.data
     retry_after = data.get("retry_after")
     error = data.get("error")
     # an answer has a status (a contract refusal before sending has neither answer nor status)
     sent = bool(data.get("response")) or (error or {}).get("status") is not None
     return End(
-        number=exchange.attempts,
-        at=end.at,
+        number=number,
+        at=event.at,
         outcome=Outcome(data["outcome"]),
         owner=data.get("owner"),
         error=error,

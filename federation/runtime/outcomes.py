@@ -150,22 +150,8 @@ class Outcomes:
     ) -> Decision:
         """Record a failed attempt with what the partner's retry strategy decides; returns it."""
         now = self.clock()
-        outcome = outcome_of(exc)
-        error = error_of(outcome.value, exc)
-        events = [
-            self._event(
-                exchange,
-                "attempt_finished",
-                at=now,
-                attempt=number,
-                **self._began(),
-                outcome=outcome.value,
-                duration_ms=duration,
-                request=dict(exc.transcript.request),
-                response=dict(exc.transcript.response) if exc.transcript.response else None,
-                error=error,
-            )
-        ]
+        outcome, error, end = self._failure(exchange, number, duration, exc, at=now)
+        events = [end]
         decision = self._decide(outcome, exc.retry_after, number, now)
         log = log.bind(outcome=outcome.value, status=exc.status)
         # who said no: the partner, or its contract before anything was sent
@@ -176,6 +162,79 @@ class Outcomes:
         end = _noting(events[0], retry_after=exc.retry_after)
         await self._ended(exchange, events, change, attempt=[end], renew=renew)
         return decision
+
+    def _failure(
+        self,
+        exchange: Exchange,
+        number: int,
+        duration: float,
+        exc: AdapterError,
+        *,
+        at: float | None = None,
+    ) -> tuple[Outcome, dict[str, Any], Event]:
+        """A failed attempt's outcome, error and ``attempt_finished`` (with its transcript). A
+        reply no reply rule recognises is of unknown outcome, its error kind unconfirmed."""
+        unrecognised = isinstance(exc, UnrecognisedReply)
+        # the attempt's outcome: whether the partner took an unrecognised reply's request is unknown
+        outcome = Outcome.UNKNOWN_OUTCOME if unrecognised else outcome_of(exc)
+        error = error_of(State.UNCONFIRMED.value if unrecognised else outcome.value, exc)
+        event = self._event(
+            exchange,
+            "attempt_finished",
+            at=at,
+            attempt=number,
+            **self._began(),
+            outcome=outcome.value,
+            duration_ms=duration,
+            request=dict(exc.transcript.request),
+            response=dict(exc.transcript.response) if exc.transcript.response else None,
+            error=error,
+        )
+        return outcome, error, event
+
+    async def _delivered_before(
+        self,
+        exchange: Exchange,
+        number: int,
+        duration: float,
+        exc: AdapterError,
+        earlier: End,
+        log: FilteringBoundLogger,
+    ) -> None:
+        """Attempt ``number`` failed (a repeat's refusal, most likely: the partner has the
+        request), but the history now holds an ``earlier`` attempt the partner took, appended by
+        the worker that lost the lease to this one: the exchange is delivered as then, with that
+        attempt's receipt; this attempt is journalled with its own end all the same."""
+        _, _, event = self._failure(exchange, number, duration, exc)
+        await self._resubmitted(exchange, earlier.at)
+        change = self._settled(exchange, earlier.receipt, earlier.receipt_error)
+        await self._ended(exchange, [event], change)
+        log.info("exchange_delivered", settled_by=earlier.number, ended_by=earlier.owner)
+        if self.metrics is not None:
+            self.metrics.delivered(self.partner.id, earlier.at - exchange.created_at)
+
+    async def _refused_unsure(
+        self,
+        exchange: Exchange,
+        number: int,
+        duration: float,
+        exc: AdapterError,
+        log: FilteringBoundLogger,
+    ) -> None:
+        """The partner refused attempt ``number`` while an earlier attempt, taken over from
+        another instance mid-flight, has no end of its own yet: the refusal cannot be told from
+        the partner's refusal of a duplicate of a request it took, so the exchange ends
+        unconfirmed (never rejected: the partner's yes may be on its way), for support staff."""
+        _, _, event = self._failure(exchange, number, duration, exc)
+        error = error_of(State.UNCONFIRMED.value, exc)
+        error["message"] = (
+            f"{exc.message}; an earlier attempt taken over from another instance has no end in "
+            "the journal: the partner may have taken it and refused this one as a duplicate"
+        )
+        notify = self._notify(exchange)
+        change = StateChange(state=State.UNCONFIRMED, last_error=error, notify=notify)
+        await self._ended(exchange, [event], change)
+        log.warning("exchange_unconfirmed", status=exc.status, reason="refused_after_takeover")
 
     def _decide(
         self, outcome: Outcome, retry_after: float | None, number: int, now: float
@@ -202,19 +261,7 @@ class Outcomes:
     ) -> None:
         """The partner answered in no way its reply rules recognise: the exchange ends unconfirmed,
         with the reply in the attempt, for support staff to look at and replay."""
-        error = error_of(State.UNCONFIRMED.value, exc)
-        event = self._event(
-            exchange,
-            "attempt_finished",
-            attempt=number,
-            **self._began(),
-            # the attempt's outcome: whether the partner took the request is unknown
-            outcome=Outcome.UNKNOWN_OUTCOME.value,
-            duration_ms=duration,
-            request=dict(exc.transcript.request),
-            response=dict(exc.transcript.response) if exc.transcript.response else None,
-            error=error,
-        )
+        _, error, event = self._failure(exchange, number, duration, exc)
         change = StateChange(
             state=State.UNCONFIRMED, last_error=error, notify=self._notify(exchange)
         )
