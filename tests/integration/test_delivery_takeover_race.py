@@ -89,9 +89,9 @@ async def partner() -> AsyncIterator[tuple[Deduplicating, str]]:
 @pytest.fixture
 async def hk(make_config: Any, partner: tuple[Deduplicating, str]) -> AsyncIterator[Any]:
     """The catalogue (gd-portal told of every end) and a started REST adapter for hk that
-    sends to the partner on loopback."""
+    sends to the partner on loopback, its timeouts long enough for any wait the tests make."""
     _, url = partner
-    catalogue = load_catalogue(with_callback(make_config()))
+    catalogue = load_catalogue(with_callback(make_config(read="60s", total="120s")))
     adapter = RestAdapter(catalogue.config.with_endpoints({"hk": url}).partners["hk"])
     await adapter.start()
     try:
