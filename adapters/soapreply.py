@@ -26,6 +26,7 @@ from federation.domain.errors import (
     Transcript,
     TransientError,
     UnknownOutcomeError,
+    UnrecognisedReply,
 )
 
 TRANSIENT_STATUS = frozenset({408, 425, 429})
@@ -56,12 +57,17 @@ def classify(
 ) -> Reply:
     """Classify a reply that arrived whole: fault, delivered, or an HTTP error.
 
-    In steps: read the envelope (:func:`read_envelope`); a fault decides alone
+    In steps: read the envelope (:func:`read_envelope`); a Body holding more than one element
+    is never a yes (:func:`crowded`); a fault decides alone
     (:func:`fault_refusal`, with the rules' ``faults:``); else the HTTP status
     (:func:`transient_status`), then a success's body (:func:`read_body`), which the partner's
     reply rules, if any, must call a success.
     """
     reading = read_envelope(raw)
+    several = crowded(reading)
+    if several is not None:
+        transcript = Transcript(request=sent, response=got)
+        raise crowded_refusal(several, pid, op, transcript, status, retry_after)
     if reading.fault is not None:
         raise fault_refusal(pid, op, reading.fault, sent, got, status, retry_after, rules)
     transcript = Transcript(request=sent, response=got)
@@ -111,6 +117,53 @@ def read_envelope(raw: bytes) -> Reading:
         )
     except NotSoap as exc:
         return Reading(refused=str(exc))
+
+
+def crowded(reading: Reading) -> str | None:
+    """What a Body holding more than one element holds, or None: one answer or one Fault belongs
+    there (WS-I Basic Profile R2201 for document/literal; the rpc wrapper is one element; SOAP 1.2
+    puts nothing beside a Fault). The answer followed by a Fault, a Fault followed by the answer,
+    two answers: a reply that says yes and no at once is neither."""
+    opened = reading.opened
+    if opened is None or len(opened.body) < 2:  # comments and PIs were dropped by the parser
+        return None
+    names = [etree.QName(el).localname for el in opened.body[:3]]
+    more = ", …" if len(opened.body) > 3 else ""
+    return f"{len(opened.body)} elements in the SOAP Body ({', '.join(names)}{more})"
+
+
+def crowded_refusal(
+    several: str,
+    pid: str,
+    op: Operation,
+    transcript: Transcript,
+    status: int,
+    retry_after: float | None,
+) -> UnrecognisedReply | TransientError | PermanentError:
+    """The error for a reply whose Body holds more than one element (:func:`crowded`). With a
+    success status: never a yes, and not retried by itself (the partner would answer the same),
+    as a REST reply naming a key twice; the attempt's outcome unknown. With any other status,
+    the status decides, as for a body that is no SOAP envelope."""
+    if 200 <= status < 300:
+        return UnrecognisedReply(
+            f"{pid} answered HTTP {status} with {several}, where one answer or one Fault belongs: "
+            "whether it took the request is unknown; see the reply in the attempt, then replay "
+            "it or settle it with the partner",
+            partner=pid,
+            operation=op.name,
+            transcript=transcript,
+            status=status,
+        )
+    return status_refusal(
+        transient=transient_status(status),
+        said=None,
+        note=f" with {several}",
+        partner=pid,
+        operation=op.name,
+        transcript=transcript,
+        status=status,
+        retry_after=retry_after,
+    )
 
 
 def fault_refusal(
