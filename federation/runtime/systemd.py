@@ -11,7 +11,11 @@ The watchdog pings only while the event loop turns and the journal answers: a pi
 the watchdog's half-period holds the next one back, so a wedged writer thread or a lost database
 connection that never returns gets the process restarted. A journal that answers with an error
 (a database that is down) still counts as alive: restarting would not bring it back, and
-``/readyz`` already tells the load balancer.
+``/readyz`` already tells the load balancer. Nothing one round meets ends the watchdog (which
+nothing would start again: systemd would restart a healthy broker at its next timeout): a ping that
+fails in a way nobody foresaw is no answer that round, logged by its type; a ``WATCHDOG=1`` that
+does not reach systemd (its socket gone, or full while systemd is busy: the watchdog never waits
+for it in the event loop) is logged and tried again.
 
 Outside systemd (no ``NOTIFY_SOCKET``) every call is a no-op.
 """
@@ -24,10 +28,13 @@ import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
+from structlog.typing import FilteringBoundLogger
+
 from federation.domain.errors import FederationError
-from federation.logging import get_logger
+from federation.logging import bare_traceback, get_logger
 
 Ping = Callable[[], Awaitable[None]]
+NOTIFY_TRIES = 3  # a WATCHDOG=1 that did not reach systemd is tried again within its round
 
 
 class SystemdNotifier:
@@ -39,7 +46,7 @@ class SystemdNotifier:
         self.address = "\0" + raw[1:] if raw.startswith("@") else raw
         self.watchdog_interval = _watchdog_interval(env)
         self._log = get_logger(component="systemd")
-        self._warned = False
+        self._failed = 0  # notifications in a row that did not reach systemd
 
     @property
     def enabled(self) -> bool:
@@ -47,18 +54,29 @@ class SystemdNotifier:
         return bool(self.address)
 
     def notify(self, **fields: str | int) -> bool:
-        """Send ``KEY=value`` lines (``READY=1``, ``STATUS=…``); whether systemd was told."""
+        """Send ``KEY=value`` lines (``READY=1``, ``STATUS=…``); whether systemd was told. Never
+        raises. A one-off such as ``READY=1`` waits while systemd's queue is full (lost, it would
+        never count the service as started); the watchdog's do not (:meth:`_alive`)."""
+        return self._send(fields, 0)
+
+    def _send(self, fields: Mapping[str, str | int], flags: int) -> bool:
+        """One datagram of ``fields`` (``socket.MSG_DONTWAIT`` in ``flags``: a full queue is a
+        failure, not a wait). The first of a run of failures is logged by its type (each one
+        would flood the log while a socket stays away), and so is the end of the run."""
         if not self.enabled:
             return False
         message = "\n".join(f"{key}={value}" for key, value in fields.items()).encode()
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-                sock.sendto(message, self.address)
-        except OSError as exc:
-            if not self._warned:  # once: a socket that went away would otherwise flood the log
-                self._warned = True
-                self._log.warning("systemd_notify_failed", error=str(exc))
+                sock.sendto(message, flags, self.address)
+        except Exception as exc:  # an OSError mostly; none may end the watchdog
+            self._failed += 1
+            if self._failed == 1:
+                self._log.warning("systemd_notify_failed", error=type(exc).__name__)
             return False
+        if self._failed:
+            self._log.info("systemd_notify_recovered", failed=self._failed)
+            self._failed = 0
         return True
 
     def ready(self, status: str) -> bool:
@@ -84,14 +102,29 @@ class SystemdNotifier:
                     await task
 
     async def _watch(self, ping: Ping, every: float) -> None:
+        """Every ``every`` seconds, until cancelled: ``WATCHDOG=1`` if ``ping`` answered. No
+        round ends the loop (:func:`_answers`, :meth:`_alive`)."""
         while True:
-            if await _answers(ping, every):
-                self.notify(WATCHDOG=1)
+            if await _answers(ping, every, self._log):
+                await self._alive(every)
             await asyncio.sleep(every)
 
+    async def _alive(self, every: float) -> bool:
+        """``WATCHDOG=1``, never waiting in the event loop: tried again a tenth of ``every`` later
+        should it not reach systemd (up to :data:`NOTIFY_TRIES` times; the next round tries
+        anew). Whether it did."""
+        for tried in range(1, NOTIFY_TRIES + 1):
+            if self._send({"WATCHDOG": 1}, socket.MSG_DONTWAIT):
+                return True
+            if tried < NOTIFY_TRIES:
+                await asyncio.sleep(every / 10)
+        return False
 
-async def _answers(ping: Ping, within: float) -> bool:
-    """Whether ``ping`` returns (well or with a journal error) within ``within`` seconds."""
+
+async def _answers(ping: Ping, within: float, log: FilteringBoundLogger) -> bool:
+    """Whether ``ping`` returns (well or with a journal error) within ``within`` seconds. Any
+    other error, even a cancellation that is not the watchdog's own, is no answer this round:
+    logged by its type and frames (its message could quote an application), never raised."""
     try:
         async with asyncio.timeout(within):  # not wait_for: on 3.11 it can drop our cancel
             await ping()
@@ -99,6 +132,15 @@ async def _answers(ping: Ping, within: float) -> bool:
         return False
     except FederationError:
         return True  # down, but not wedged: /readyz says so, a restart would not help
+    except asyncio.CancelledError as exc:
+        task = asyncio.current_task()
+        if task is None or task.cancelling():
+            raise  # the watchdog is being stopped
+        log.warning("watchdog_ping_failed", error=type(exc).__name__)
+        return False
+    except Exception as exc:
+        log.warning("watchdog_ping_failed", error=type(exc).__name__, exception=bare_traceback(exc))
+        return False
     return True
 
 
