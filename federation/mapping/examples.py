@@ -14,6 +14,8 @@ are what ``tongban demo`` submits, from ``source``.
 from __future__ import annotations
 
 import difflib
+import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -22,6 +24,7 @@ from typing import Any
 import orjson
 
 from federation.config.headers import EXCHANGE_KEY, HEADERS_KEY
+from federation.domain import strictjson
 from federation.domain.errors import ConfigError, MappingError, Problem
 from federation.domain.texts import N_, Gettext, Text, said
 from federation.mapping.engine import CompiledMapping, Section
@@ -84,14 +87,66 @@ def load_examples(mapping_path: Path) -> list[Example]:
     return out
 
 
+# A JSON string (escapes kept) or a character that opens, closes or separates.
+_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[{}\[\],]', re.DOTALL)
+
+
+@dataclass
+class _Open:
+    """An object (``keys`` the keys it has so far, ``key`` the last) or an array (``keys`` None,
+    ``index`` the item being read) that :func:`duplicated` is inside."""
+
+    path: str
+    keys: set[str] | None
+    key: str = ""
+    index: int = 0
+
+    def child(self) -> str:
+        """The path of the value being read in it."""
+        if self.keys is None:
+            return f"{self.path}[{self.index}]"
+        return f"{self.path}.{self.key}" if self.path else self.key
+
+
+def duplicated(raw: bytes) -> tuple[str, int] | None:
+    """The path and line of the first key written twice in one object of ``raw`` (JSON that
+    parses), in the order they are written; None when there is none. The strict parser
+    (federation/domain/strictjson.py) tells there is one; this says where, for people."""
+    stack: list[_Open] = []
+    key_next = False  # the next string is an object's key
+    for match in _TOKEN.finditer(raw):
+        token = match.group()
+        top = stack[-1] if stack else None
+        if token in (b"{", b"["):
+            stack.append(_Open(top.child() if top else "", set() if token == b"{" else None))
+            key_next = token == b"{"
+        elif token in (b"}", b"]"):
+            stack.pop()
+            key_next = False
+        elif token == b"," and top is not None:
+            top.index += 1
+            key_next = top.keys is not None
+        elif key_next and top is not None and top.keys is not None:
+            top.key = json.loads(token)
+            if top.key in top.keys:
+                return top.child(), raw.count(b"\n", 0, match.start()) + 1
+            top.keys.add(top.key)
+            key_next = False
+    return None
+
+
 def load_example(file: Path) -> Example:
     """One golden example file; ConfigError says what is wrong with it."""
 
-    def bad(message: Text) -> ConfigError:
-        return ConfigError([Problem(text=message, file=str(file))])
+    def bad(message: Text, line: int | None = None) -> ConfigError:
+        return ConfigError([Problem(text=message, file=str(file), line=line)])
 
     try:
-        data = orjson.loads(file.read_bytes())
+        raw = file.read_bytes()
+        data = strictjson.loads(raw)
+    except strictjson.DuplicateKey as exc:
+        path, line = duplicated(raw) or (exc.path, None)
+        raise bad(said("duplicate key %(key)r", key=path), line) from None
     except (OSError, orjson.JSONDecodeError) as exc:
         raise bad(said("not a readable JSON example: %(error)s", error=str(exc))) from exc
     if not isinstance(data, dict) or not isinstance(data.get("application"), dict):
