@@ -47,6 +47,7 @@ from federation.domain.errors import (
 )
 from federation.domain.models import Event, Exchange, Outcome, State, StateChange
 from federation.domain.retry import Decision, RetryNow
+from federation.logging import bare_traceback
 from federation.runtime import tracing
 from federation.runtime.breaker import Sleep
 from federation.runtime.ends import (
@@ -181,7 +182,7 @@ class Delivery(Outcomes):
         if self.metrics is not None:
             self.metrics.attempted(self.partner.id, outcome_label(sent.result), sent.duration / 1e3)
         log = self.log.bind(attempt=request.attempt)
-        if isinstance(sent.result, AdapterError) and await self._settled_meanwhile(
+        if isinstance(sent.result, AdapterError | Crash) and await self._settled_meanwhile(
             request.attempt, sent.duration, sent.result, log
         ):
             return None
@@ -213,7 +214,7 @@ class Delivery(Outcomes):
         return end
 
     async def _settled_meanwhile(
-        self, number: int, duration: float, exc: AdapterError, log: FilteringBoundLogger
+        self, number: int, duration: float, exc: AdapterError | Crash, log: FilteringBoundLogger
     ) -> bool:
         """After a failed attempt, while the history may yet settle the exchange: read it again.
         An attempt the partner took settles the exchange as delivered; a refusal while the
@@ -231,8 +232,10 @@ class Delivery(Outcomes):
         if earlier is not None:
             await self._delivered_before(exchange, number, duration, exc, earlier, log)
             return True
-        refused = isinstance(exc, PermanentError) and not isinstance(exc, NotSendable)
-        if refused and awaiting_own_end(fresh):
+        # a refusal by the partner (not by its contract before sending)
+        if isinstance(exc, PermanentError) and not isinstance(exc, NotSendable):
+            if not awaiting_own_end(fresh):
+                return False
             await self._refused_unsure(exchange, number, duration, exc, log)
             return True
         return False
@@ -310,7 +313,12 @@ class Delivery(Outcomes):
         if isinstance(result, Crash):
             # ours to fix, and no word of the partner's (it may have answered before the error,
             # or never been asked): its breaker and latencies hear nothing; a half-open probe's
-            # place is given back by admit(), as for a request held on our side
+            # place is given back by admit(), as for a request held on our side. Logged by the
+            # error's type and frames only: its message could quote the application
+            error, frames = result.kind, bare_traceback(result.error)
+            self.log.error(
+                "adapter_crashed", attempt=request.attempt, error=error, exception=frames
+            )
             return _Sent(result, duration)
         if isinstance(result, NotSent):
             # ours to fix (a secret that cannot be read): the partner was not asked, so its

@@ -30,7 +30,6 @@ from federation.domain.errors import (
 )
 from federation.domain.models import Direction, Event, Exchange, Outcome, State, StateChange
 from federation.domain.retry import Decision, Fail, Failure, Reject, RetryLater, RetryNow
-from federation.logging import bare_traceback
 from federation.runtime import tracing
 from federation.runtime.breaker import PartnerGuards
 from federation.runtime.catalogue import Catalogue
@@ -168,12 +167,27 @@ class Outcomes:
         exchange: Exchange,
         number: int,
         duration: float,
-        exc: AdapterError,
+        exc: AdapterError | Crash,
         *,
         at: float | None = None,
     ) -> tuple[Outcome, dict[str, Any], Event]:
         """A failed attempt's outcome, error and ``attempt_finished`` (with its transcript). A
-        reply no reply rule recognises is of unknown outcome, its error kind unconfirmed."""
+        reply no reply rule recognises, or an adapter's crash (no transcript), is of unknown
+        outcome, its error kind unconfirmed."""
+        if isinstance(exc, Crash):
+            unknown = Outcome.UNKNOWN_OUTCOME
+            error = exc.recorded()
+            event = self._event(
+                exchange,
+                "attempt_finished",
+                at=at,
+                attempt=number,
+                **self._began(),
+                outcome=unknown.value,
+                duration_ms=duration,
+                error=error,
+            )
+            return unknown, error, event
         unrecognised = isinstance(exc, UnrecognisedReply)
         # the attempt's outcome: whether the partner took an unrecognised reply's request is unknown
         outcome = Outcome.UNKNOWN_OUTCOME if unrecognised else outcome_of(exc)
@@ -197,14 +211,15 @@ class Outcomes:
         exchange: Exchange,
         number: int,
         duration: float,
-        exc: AdapterError,
+        exc: AdapterError | Crash,
         earlier: End,
         log: FilteringBoundLogger,
     ) -> None:
         """Attempt ``number`` failed (a repeat's refusal, most likely: the partner has the
-        request), but the history now holds an ``earlier`` attempt the partner took, appended by
-        the worker that lost the lease to this one: the exchange is delivered as then, with that
-        attempt's receipt; this attempt is journalled with its own end all the same."""
+        request; or the adapter crashed), but the history now holds an ``earlier`` attempt the
+        partner took, appended by the worker that lost the lease to this one: the exchange is
+        delivered as then, with that attempt's receipt; this attempt is journalled with its own
+        end all the same."""
         _, _, event = self._failure(exchange, number, duration, exc)
         await self._resubmitted(exchange, earlier.at)
         change = self._settled(exchange, earlier.receipt, earlier.receipt_error)
@@ -279,19 +294,9 @@ class Outcomes:
         """The adapter failed with an error of ours (its bug, or a library's inside it): the
         request may have reached the partner before it, so the attempt's outcome is unknown and
         the exchange ends unconfirmed (not rejected: the partner refused nothing; not retried:
-        the same bug would answer again), for support staff to replay once it is fixed. Logged
-        by the error's type and frames only: its message could quote the application."""
-        log.error("adapter_crashed", error=crash.kind, exception=bare_traceback(crash.error))
-        error = crash.recorded()
-        event = self._event(
-            exchange,
-            "attempt_finished",
-            attempt=number,
-            **self._began(),
-            outcome=Outcome.UNKNOWN_OUTCOME.value,
-            duration_ms=duration,
-            error=error,
-        )
+        the same bug would answer again), for support staff to replay once it is fixed (the
+        crash itself is logged where it happened, as adapter_crashed)."""
+        _, error, event = self._failure(exchange, number, duration, crash)
         change = StateChange(
             state=State.UNCONFIRMED, last_error=error, notify=self._notify(exchange)
         )

@@ -13,7 +13,8 @@ exchange. Then, deterministically:
   from the refusal of a duplicate, so the exchange ends unconfirmed (never rejected), and w1's
   delivered attempt joins the history when it comes;
 * the partner answers w2's repeat 503 while it holds attempt 1 (w2 schedules a retry), then takes
-  attempt 1: the instance that sends attempt 3 settles by that delivery when it is refused.
+  attempt 1: the instance that sends attempt 3 settles by that delivery when it is refused;
+* w2's adapter crashes on the 409 answered after w1's append: settled by the delivery all the same.
 
 Each on SQLite, PostgreSQL and the in-memory journal; every attempt stays in the history."""
 
@@ -27,7 +28,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from adapters.base import OutboundRequest, Reply
 from adapters.rest import RestAdapter
+from federation.domain.errors import PermanentError
 from federation.domain.models import Exchange, Outcome, State
 from federation.runtime.catalogue import Catalogue, load_catalogue
 from federation.runtime.worker import Worker
@@ -266,4 +269,53 @@ async def test_a_delivery_appended_while_the_exchange_waited_settles_the_next_re
         Outcome.PERMANENT_ERROR,
     ]
     assert dedup.keys == [claimed.id] * 3
+    assert (await journal.verify())[1] is None
+
+
+class Careless:
+    """An adapter around the REST one with a bug: it reads a receipt number from any answer, so
+    a refusal's body (no such field) makes it raise a KeyError."""
+
+    def __init__(self, rest: RestAdapter) -> None:
+        self.rest = rest
+
+    async def start(self) -> None:
+        """The REST adapter is started by its fixture."""
+
+    async def close(self) -> None:
+        """The REST adapter is closed by its fixture."""
+
+    async def send(self, request: OutboundRequest) -> Reply:
+        try:
+            return await self.rest.send(request)
+        except PermanentError as exc:
+            body = dict(exc.transcript.response or {})
+            raise KeyError(body.get("missing")) from exc
+
+
+async def test_an_adapter_crash_on_the_repeat_still_settles_by_the_earlier_delivery(
+    journal: Backend, partner: tuple[Deduplicating, str], hk: Any
+) -> None:
+    """As with a 409 answered after w1's append, but w2's adapter crashes reading it: the
+    exchange is delivered with w1's receipt all the same, attempt 2 journalled of unknown
+    outcome naming the KeyError."""
+    dedup, _ = partner
+    catalogue, adapter = hk
+    w1, claimed = await first_held_then_taken(journal, catalogue, adapter, dedup, "race-crash")
+    appended = asyncio.Event()
+
+    async def once_w1_appended() -> int:
+        dedup.release.set()
+        await appended.wait()
+        return 409
+
+    dedup.on_repeat = once_w1_appended
+    w2 = asyncio.create_task(worked_by_w2(journal, catalogue, Careless(adapter), claimed))
+    assert await w1 == 1
+    appended.set()
+    done = await w2
+    assert done.state is State.DELIVERED and done.receipt == RECEIPT
+    history = done.attempt_history()
+    assert [a.outcome for a in history] == [Outcome.DELIVERED, Outcome.UNKNOWN_OUTCOME]
+    assert history[1].error is not None and history[1].error["exception"] == "KeyError"
     assert (await journal.verify())[1] is None
