@@ -149,6 +149,8 @@ async def exchange(
         raise transport_error(exc, partner, operation, sent, limit) from exc
     if is_redirect(answer.status):
         raise redirected(answer, url, partner.id, operation, sent, limit)
+    if not 100 <= answer.status <= 599:
+        raise undefined_status(answer, partner.id, operation, sent, limit)
     return answer
 
 
@@ -200,6 +202,22 @@ def redirected(
     )
 
 
+def undefined_status(
+    answer: Answer, partner: str, operation: str, sent: Mapping[str, Any], limit: int
+) -> UnknownOutcomeError:
+    """The error for a status HTTP does not define (RFC 9110 knows the classes 1xx to 5xx only):
+    neither a yes nor a no, whatever the partner's reply rules say; an unknown outcome."""
+    return UnknownOutcomeError(
+        f"{partner} answered with HTTP status {answer.status}, which HTTP does not define (100 "
+        "to 599); it may have processed the request",
+        partner=partner,
+        operation=operation,
+        transcript=Transcript(request=sent, response=received(answer, limit)),
+        status=answer.status,
+        retry_after=answer.retry_after,
+    )
+
+
 def transport_error(
     exc: BaseException, partner: Partner, operation: str, sent: Mapping[str, Any], limit: int
 ) -> TransientError | UnknownOutcomeError:
@@ -229,9 +247,29 @@ def transport_error(
             "it may have processed the request",
             **common,
         )
+    # aiohttp's words for a reply it cannot read quote the reply's bytes (a header line, the
+    # status line), which can hold personal data: kept as the partner's words, masked for viewers
+    # (federation.domain.words), never in the message
+    said = " ".join(str(exc).split())[:300] or None
     return UnknownOutcomeError(
-        f"connection to {pid} failed after sending: {type(exc).__name__}: {exc}", **common
+        f"connection to {pid} failed after sending: {type(exc).__name__} ({_failure(exc)}); "
+        "it may have processed the request",
+        partner_message=said,
+        **common,
     )
+
+
+def _failure(exc: BaseException) -> str:
+    """What went wrong after sending, in our words (none of the reply's bytes)."""
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the partner closed the connection before answering"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "the reply's body was cut short or malformed"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return "the reply was not valid HTTP"
+    if isinstance(exc, OSError):
+        return f"the connection failed ({exc.strerror or 'no reason given'})"
+    return "the reply could not be read"
 
 
 def received(answer: Answer, limit: int) -> dict[str, Any]:
