@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from federation.api import conform, signed
+from federation.api import conform, intent, signed
 from federation.api.auth import authenticate_partner, filing_partner
 from federation.api.edge import (
     BROKER,
@@ -227,6 +227,7 @@ async def partner_supplement(request: web.Request) -> web.Response:
         parent = await filed_by(broker.journal, pid, request.match_info["key"])
         body = await got.read(broker.catalogue.config.broker.max_body_bytes)
         await signed.verify(request, partner, body)
+        intent.only(request, intent.signed_in_query(partner))  # no dry run here
         exchange, created = await file_supplement(
             broker, parent, material_of(body), key, map_now=True
         )
@@ -243,10 +244,10 @@ async def file_application(request: web.Request) -> web.Response:
     key = request.headers.get("Idempotency-Key")
     got = Received(request)
     try:
-        dry = conform.dry_run(request)
         partner = filing_partner(request, broker, pid)
         body = await got.read(broker.catalogue.config.broker.max_body_bytes)
         await signed.verify(request, partner, body)
+        dry = intent.dry_run(request, intent.signed_in_query(partner))
         service, application = _parse(body)
         if dry:
             return _dry_run(broker, partner, service, application)

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from federation.api import conform, quickcheck
+from federation.api import conform, intent, quickcheck
 from federation.api.auth import Caller, authorize, caller_may, caller_of, source_caller
 from federation.api.edge import (
     BROKER,
@@ -45,8 +45,8 @@ async def submit(request: web.Request) -> web.Response:
     key = request.headers.get("Idempotency-Key")
     got = Received(request)
     try:
-        dry = conform.dry_run(request)
         body = await got.read(broker.catalogue.config.broker.max_body_bytes)
+        dry = intent.dry_run(request)  # the body read first: a refusal keeps what was sent
         # a dry run is a question, not an application: it needs no key, and journals nothing
         sub = _parse_submission(body, key or ("dry-run" if dry else None), broker)
         await source_caller(request, broker, sub.source)
@@ -93,6 +93,7 @@ async def supplement(request: web.Request) -> web.Response:
                 f"(POST /v1/partners/{parent.source}/applications/{{key}}/supplements)",
             )
         body = await got.read(broker.catalogue.config.broker.max_body_bytes)
+        intent.only(request)  # no dry run here: any query would be a guess filed for real
         exchange, created = await file_supplement(broker, parent, material_of(body), key)
     except RequestRefused as exc:
         await refuse(request, broker, exc, key, got.body, got.size)
