@@ -8,6 +8,12 @@
   lxml's XML Schema.
 * A SOAP element with child elements is not given a scalar, and a list goes only where the
   element may occur more than once.
+* The SOAP header values a mapping's ``headers:`` section writes (its constants, each code table's
+  reachable values, the golden examples' values) fit the WSDL's XML Schema, imported schemas
+  included: each header part holding one is written as it would be sent (partners.yaml's fixed
+  values and the profile's beside it, stand-ins for the values of each message) and validated.
+  A value that breaks a facet would be refused at every send (nothing sent, the exchange rejected
+  with ``reason=contract``); here it is found before deploy.
 
 Each problem is at the mapping's file and the field's line. Inbound mappings read a partner's
 format, which has no published schema here, so their sources are not checked.
@@ -17,16 +23,33 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from adapters.base import OutboundRequest
+from adapters.body import BodyInvalid
 from adapters.facets import Shape, element_shapes, facets_of
-from adapters.soap import compile_partner, wsdl_port
+from adapters.headerfacets import descend
+from adapters.headerplan import HeaderPlan, exchange_value
+from adapters.headerschema import TYPE, Broken
+from adapters.headervalues import touched_paths
+from adapters.soap import compile_partner, compile_plans, wsdl_port
+from adapters.soapheaders import merge, put, render
 from adapters.soapoptions import SoapOptions, SoapService
+from adapters.wsdl import WsdlError
+from adapters.xsdtypes import BadValue
 from federation import contracts
-from federation.cli.trials import deref, facet_problems, schema_problems
+from federation.cli.trials import (
+    Trial,
+    deref,
+    facet_problems,
+    nearest,
+    schema_problems,
+    trials,
+)
 from federation.config import LOCAL, Partner
+from federation.config.headers import EXCHANGE_KEY, HEADERS_KEY
 from federation.domain.errors import ConfigError, FederationError, Problem
 from federation.domain.texts import N_, Text, said
 from federation.mapping.engine import CompiledMapping
@@ -48,6 +71,22 @@ NOT_A_FIELD_HERE = N_(
 NOT_A_FIELD_CARRIED = N_(
     "%(field)r is not a field of the local application format (its golden examples carry it: "
     "publish it, or read a published field)"
+)
+
+
+# A header value a generated example writes that the WSDL's schemas refuse (never refused at
+# load: it would be refused at every send)
+HEADER_FACET = N_(
+    "%(value)s: header %(path)s breaks the WSDL's XML Schema facet %(facets)s in %(what)s"
+)
+HEADER_TYPE = N_("%(value)s: header %(path)s is not a value its XML Schema type allows in %(what)s")
+# the stand-in exchange the values of each message (attempt, ids, time) are written for
+_STAND_IN = OutboundRequest(
+    exchange_id="01M98PAP8GBESGWBSXVZMP83ZY",
+    idempotency_key="tongban-check",
+    service="",
+    payload={},
+    attempt=1,
 )
 
 
@@ -75,6 +114,7 @@ def contract_problems(catalogue: Catalogue) -> list[Problem]:
             problems += schema_problems(mapping, schema)
         if partner.protocol == "soap":
             problems += soap_problems(partner, code, mapping)
+            problems += header_problems(partner, code, mapping)
     return problems
 
 
@@ -296,3 +336,119 @@ def _writes(spec: FieldSpec) -> str | None:
         if kind in ("string", "integer", "number", "boolean"):
             return "scalar"
     return None
+
+
+# -- SOAP: header values -----------------------------------------------------------------------
+
+
+def header_problems(partner: Partner, code: str, mapping: CompiledMapping) -> list[Problem]:
+    """Header values of the ``headers:`` section that the WSDL's schemas refuse, at the field's
+    line: its constants, then each code table value an application can reach, then the golden
+    examples' values (each element reported once for those)."""
+    if mapping.headers is None:
+        return []
+    try:
+        op = compile_partner(partner)[code, "application"]
+        plan = compile_plans(partner, {(code, "application"): op}).get((code, "application"))
+    except (FederationError, WsdlError, KeyError, AttributeError, ValueError):
+        return []  # the WSDL and partners.yaml's header settings: reported by loading
+    if plan is None or plan.sent is None:
+        return []  # no schema read for the headers: built-in types only, as at send
+    what = said(
+        "the SOAP headers of %(partner)s operation %(name)s", partner=partner.id, name=op.name
+    )
+    lines = {".".join(s.target): s.line for s in mapping.headers.specs}
+    tried = trials(mapping, "headers")
+    out: list[Problem] = []
+    seen: set[tuple[str, str]] = set()
+    reported: set[str] = set()
+    for trial in (
+        *_constants(mapping),
+        *(t for t in tried if t.spec),
+        *(t for t in tried if not t.spec),
+    ):
+        for broken in _header_broken(plan, trial):
+            key = (broken.path, str(trial.said))
+            if key in seen or (trial.spec is None and broken.path in reported):
+                continue
+            seen.add(key)
+            reported.add(broken.path)
+            line = trial.spec.line if trial.spec else nearest(lines, broken.path)
+            out.append(_header_problem(mapping, broken, trial.said, what, line))
+    return out
+
+
+def _constants(mapping: CompiledMapping) -> list[Trial]:
+    """Each constant of the ``headers:`` section alone (checked without golden examples too)."""
+    out = []
+    for spec in mapping.headers.specs if mapping.headers is not None else ():
+        if spec.value.kind != "value" or spec.steps or "[]" in spec.target:
+            continue
+        headers: dict[str, Any] = {}
+        put(headers, spec.target, spec.value.constant)
+        what = said("the constant %(value)r", value=spec.value.constant)
+        out.append(Trial(request={HEADERS_KEY: headers}, spec=spec, said=what))
+    return out
+
+
+def _header_broken(plan: HeaderPlan, trial: Trial) -> list[Broken]:
+    """The problems at the header values ``trial`` maps (at its field's target, or any it writes
+    for a golden example): a value its element's built-in type refuses, else what the WSDL's
+    schemas find in the header parts holding them, written as at send: partners.yaml's fixed
+    values and the profile's beside them, stand-ins for the values of each message."""
+    mapped = trial.request.get(HEADERS_KEY)
+    if plan.sent is None or not isinstance(mapped, Mapping) or not mapped:
+        return []
+    target = trial.spec.target if trial.spec is not None else ()
+    ours = [p for p in touched_paths(mapped) if p[: len(target)] == target]
+    typed = [Broken(path=".".join(p), facets=(TYPE,)) for p in ours if _untyped(plan, mapped, p)]
+    if typed:
+        return typed  # the writer refuses them as it would at send: nothing to validate
+    values = merge(dict(plan.fixed), mapped)
+    slots = trial.request.get(EXCHANGE_KEY)
+    named = slots.items() if isinstance(slots, Mapping) else ()
+    now: dict[str, Any] = {}
+    try:
+        for path, name in (
+            *((tuple(str(k).split(".")), str(v)) for k, v in named),
+            *plan.per_message,
+        ):
+            put(values, path, exchange_value(name, _STAND_IN, now))
+        if plan.key_header is not None:
+            put(values, plan.key_header, _STAND_IN.idempotency_key)
+        blocks = render(plan.parts, {k: values[k] for k in mapped if k in values})
+    except (BodyInvalid, BadValue):
+        return []  # a value not ours (a secret, read only at send) left the part unwritten
+    dotted = [".".join(p) for p in ours]
+    return [
+        b
+        for b in plan.sent.schema.problems(blocks, plan.sent.nsmap)
+        if any(b.path == d or b.path.startswith(d + ".") for d in dotted)
+    ]
+
+
+def _untyped(plan: HeaderPlan, mapped: Mapping[str, Any], path: tuple[str, ...]) -> bool:
+    """Whether the value at ``path`` is a text its element's built-in type refuses."""
+    value: Any = mapped
+    for key in path:
+        value = value.get(key) if isinstance(value, Mapping) else None
+    target = descend(plan.parts.parts.get(path[0]), path[1:])
+    if value is None or target is None or target.simple is None or isinstance(value, list):
+        return False
+    try:
+        target.simple.write(value)
+    except BadValue:
+        return True
+    return False
+
+
+def _header_problem(
+    mapping: CompiledMapping, broken: Broken, value: Text, what: Text, line: int | None
+) -> Problem:
+    """A header value the WSDL's schemas refuse: the element and the facet, at the field's line."""
+    facets = ", ".join(f for f in broken.facets if f != TYPE)
+    if facets:
+        text = said(HEADER_FACET, value=value, path=broken.path, facets=facets, what=what)
+    else:
+        text = said(HEADER_TYPE, value=value, path=broken.path, what=what)
+    return Problem(text=text, path=f"headers.{broken.path}", file=mapping.file, line=line)

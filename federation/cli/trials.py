@@ -3,7 +3,8 @@
 The trials are every golden example's request as mapped, and, for each field whose last step is
 a code table, the first such example again with each key of the table put at the field's source:
 every value the table can give that an application can reach (a key the mapping refuses
-elsewhere, such as a currency its money step does not take, never reaches the partner). Each
+elsewhere, such as a currency its money step does not take, never reaches the partner); the
+fields of the ``headers:`` section likewise, for the SOAP header check. Each
 trial is checked against the partner's JSON Schema, or, for a SOAP partner, written as the
 operation's body and validated with lxml against the WSDL's XML Schema (its facets). Constants
 are checked against a JSON Schema target directly.
@@ -47,8 +48,9 @@ class Trial:
     said: Text = GOLDEN
 
 
-def trials(mapping: CompiledMapping) -> list[Trial]:
-    """The golden examples' requests, then one per reachable key of each table field."""
+def trials(mapping: CompiledMapping, section: str = "request") -> list[Trial]:
+    """The golden examples' requests, then one per reachable key of each table field of
+    ``section`` (``request`` or ``headers``: the request written carries both)."""
     bases: list[tuple[dict[str, Any], dict[str, Any]]] = []
     try:
         examples = load_examples(mapping.path)
@@ -64,7 +66,7 @@ def trials(mapping: CompiledMapping) -> list[Trial]:
     if not bases:
         return out
     application = bases[0][0]
-    for spec, table in table_fields(mapping):
+    for spec, table in table_fields(mapping, section):
         source = spec.value.paths[0].text
         for key in table.values:
             try:
@@ -82,10 +84,13 @@ def trials(mapping: CompiledMapping) -> list[Trial]:
     return out
 
 
-def table_fields(mapping: CompiledMapping) -> Iterator[tuple[FieldSpec, CodeTable]]:
-    """Top-level fields reading one source path whose last step is a code table."""
-    raw = _raw_request(mapping.path)
-    for spec in mapping.request.specs:
+def table_fields(
+    mapping: CompiledMapping, section: str = "request"
+) -> Iterator[tuple[FieldSpec, CodeTable]]:
+    """Top-level fields of ``section`` reading one source path whose last step is a code table."""
+    raw = _raw_request(mapping.path, section)
+    written = mapping.headers if section == "headers" else mapping.request
+    for spec in written.specs if written is not None else ():
         if "[]" in spec.target or spec.value.kind != "from" or spec.value.paths[0].root:
             continue
         table = _last_table(raw.get(".".join(spec.target)), mapping.tables)
@@ -93,13 +98,13 @@ def table_fields(mapping: CompiledMapping) -> Iterator[tuple[FieldSpec, CodeTabl
             yield spec, table
 
 
-def _raw_request(path: Path) -> dict[str, Any]:
+def _raw_request(path: Path, section: str = "request") -> dict[str, Any]:
     try:
         doc = safe_fragment(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
         return {}
-    request = doc.get("request") if isinstance(doc, dict) else None
-    return request if isinstance(request, dict) else {}
+    found = doc.get(section) if isinstance(doc, dict) else None
+    return found if isinstance(found, dict) else {}
 
 
 def _last_table(raw: Any, tables: Mapping[str, CodeTable]) -> CodeTable | None:
@@ -227,14 +232,16 @@ def facet_problems(
                     ),
                     path=f"request.{path}",
                     file=mapping.file,
-                    line=lines.get(path, _nearest(lines, path)),
+                    line=nearest(lines, path),
                 )
             )
     return out
 
 
-def _nearest(lines: Mapping[str, int | None], path: str) -> int | None:
+def nearest(lines: Mapping[str, int | None], path: str) -> int | None:
     """The line of the field writing ``path`` or an object above it."""
+    if path in lines:
+        return lines[path]
     while "." in path:
         path = path.rsplit(".", 1)[0]
         if path in lines:
