@@ -12,9 +12,11 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from aiohttp.http_exceptions import PayloadEncodingError
+from aiohttp.http_exceptions import ContentEncodingError, PayloadEncodingError
+from aiohttp.web_protocol import RequestPayloadError
 from multidict import CIMultiDict
 
+from federation.api.coding import coding_of, decompressed
 from federation.api.problems import ACCEPT_LANGUAGE, ProblemError, problem_response, status_of
 from federation.domain.errors import (
     IdempotencyConflict,
@@ -42,6 +44,7 @@ EXCHANGE_ID_RE = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
 
 
 JSON = frozenset({"application/json"})
+_CODING = "content-encoding"  # every such header counts: a request may send several
 UTF8 = frozenset({"utf-8"})  # the charsets a JSON body may declare (none is fine too)
 
 
@@ -257,15 +260,34 @@ async def read_body(
                     received_bytes=size,
                 )
             chunks.append(chunk)
-    except (ConnectionError, PayloadEncodingError):
+    except (ConnectionError, PayloadEncodingError, RequestPayloadError) as exc:
         # The client went away (or broke the chunked framing) mid-body: a refusal, whose part of
         # the body is kept for the journal, never a 500 with the body in a traceback.
-        raise Refused(lost_connection(size), b"".join(chunks), size) from None
+        raise Refused(payload_problem(exc, size), b"".join(chunks), size) from None
     body = b"".join(chunks)
-    problem = media_problem(request.headers.get("Content-Type", ""), media_types, charsets)
-    if problem is not None:
-        raise Refused(problem, body, size)
-    return body, size
+    try:
+        problem = media_problem(request.headers.get("Content-Type", ""), media_types, charsets)
+        if problem is not None:
+            raise problem
+        coding = coding_of(v for k, v in request.headers.items() if k.lower() == _CODING)
+        if coding is not None:  # decompressed here: the edge's server leaves it to us
+            body = decompressed(body, coding, limit)
+    except ProblemError as problem:
+        raise Refused(problem, body, size) from None
+    return body, len(body)
+
+
+def payload_problem(exc: Exception, size: int) -> ProblemError:
+    """The refusal of a body whose reading failed: one that aiohttp could not decompress (a
+    server that decompresses bodies itself), else one cut short or broken in its framing."""
+    if isinstance(exc.__cause__, ContentEncodingError):
+        return ProblemError(
+            400,
+            "body-not-decompressible",
+            "the body does not decompress as its Content-Encoding says; send it compressed so, "
+            "or uncompressed without that header",
+        )
+    return lost_connection(size)
 
 
 def media_problem(

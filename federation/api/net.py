@@ -57,7 +57,8 @@ async def start_site(
 ) -> tuple[web.AppRunner, str]:
     """Serve ``app`` on ``host:port`` (0 = a free port), over TLS when given a context; returns the
     runner and the base URL. With ``edge``, aiohttp's own error answers are problem details.
-    With ``sock``, serve on that bound socket instead (one a parent passed down to its workers)."""
+    With ``sock``, serve on that bound socket instead (one a parent passed down to its workers).
+    With ``edge``, request bodies are also left compressed, for the edge to decompress or refuse."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     if sock is None:
         sock = socket.socket(family, socket.SOCK_STREAM)
@@ -68,6 +69,10 @@ async def start_site(
             sock.close()
             raise
     sock.setblocking(False)
+    if edge:
+        # The edge reads content codings itself (federation.api.coding): aiohttp's own decoding
+        # answers some before any route (a bare 400) and reads unknown ones as none.
+        runner_kwargs = {**runner_kwargs, "auto_decompress": False}
     runner = web.AppRunner(app, **runner_kwargs)  # type: ignore[arg-type]
     await runner.setup()
     if edge and runner.server is not None:
