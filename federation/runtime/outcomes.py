@@ -174,24 +174,19 @@ class Outcomes:
         """A failed attempt's outcome, error and ``attempt_finished`` (with its transcript). A
         reply no reply rule recognises, or an adapter's crash (no transcript), is of unknown
         outcome, its error kind unconfirmed."""
+        wire: dict[str, Any] = {}  # the transcript (an adapter that crashed left none)
         if isinstance(exc, Crash):
-            unknown = Outcome.UNKNOWN_OUTCOME
-            error = exc.recorded()
-            event = self._event(
-                exchange,
-                "attempt_finished",
-                at=at,
-                attempt=number,
-                **self._began(),
-                outcome=unknown.value,
-                duration_ms=duration,
-                error=error,
-            )
-            return unknown, error, event
-        unrecognised = isinstance(exc, UnrecognisedReply)
-        # the attempt's outcome: whether the partner took an unrecognised reply's request is unknown
-        outcome = Outcome.UNKNOWN_OUTCOME if unrecognised else outcome_of(exc)
-        error = error_of(State.UNCONFIRMED.value if unrecognised else outcome.value, exc)
+            outcome, error = Outcome.UNKNOWN_OUTCOME, exc.recorded()
+        else:
+            unrecognised = isinstance(exc, UnrecognisedReply)
+            # whether the partner took the request an unrecognised reply answered is unknown
+            outcome = Outcome.UNKNOWN_OUTCOME if unrecognised else outcome_of(exc)
+            error = error_of(State.UNCONFIRMED.value if unrecognised else outcome.value, exc)
+            response = exc.transcript.response
+            wire = {
+                "request": dict(exc.transcript.request),
+                "response": dict(response) if response else None,
+            }
         event = self._event(
             exchange,
             "attempt_finished",
@@ -200,8 +195,7 @@ class Outcomes:
             **self._began(),
             outcome=outcome.value,
             duration_ms=duration,
-            request=dict(exc.transcript.request),
-            response=dict(exc.transcript.response) if exc.transcript.response else None,
+            **wire,
             error=error,
         )
         return outcome, error, event
