@@ -196,7 +196,20 @@ def _body_element(body: bytes) -> Any:
             "invalid-request",
             f"expected {OPERATION}, {SUPPLEMENT}, {REPORT} or {ASK} in the Body, got {got}",
         )
+    others = [etree.QName(el).localname for el in _elements(opened.body)][1:]
+    if others:  # one operation per request: a second one would be answered by no one
+        raise ProblemError(
+            400,
+            "invalid-request",
+            f"the Body holds {len(others) + 1} elements ({etree.QName(opened.first).localname}, "
+            f"then {', '.join(others[:5])}); send one operation per request",
+        )
     return opened.first
+
+
+def _elements(parent: Any) -> list[Any]:
+    """The child elements of ``parent`` (not its comments or processing instructions)."""
+    return [child for child in parent if isinstance(child.tag, str)]
 
 
 def check_action(header: str | None, operation: str) -> None:
@@ -232,18 +245,46 @@ def _action(operation: str) -> str:
 
 
 def _fields(element: Any, names: tuple[str, ...]) -> dict[str, str]:
+    """The text of each of an operation's fields, each sent once; any other element, or a field
+    sent twice or holding elements, is refused with the rest (as the JSON intake refuses
+    duplicate or unknown fields): what is not read must not be taken as read."""
     values: dict[str, str] = {}
-    errors: list[dict[str, str]] = []
+    errors = _unread(element, names)
     for name in names:
         el = element.find(f"{{{NS}}}{name}")
         text = (el.text or "").strip() if el is not None else ""
-        if not text:
+        if not text and not any(e["path"] == name for e in errors):
             errors.append({"path": name, "message": "required text"})
         values[name] = text
     if errors:
         detail = "; ".join(f"{e['path']}: {e['message']}" for e in errors)
         raise ProblemError(400, "invalid-request", detail, errors=errors)
     return values
+
+
+def _unread(element: Any, names: tuple[str, ...]) -> list[dict[str, str]]:
+    """What ``element`` holds beside one text-only element of each of ``names`` (in NS)."""
+    operation = etree.QName(element).localname
+    errors: list[dict[str, str]] = []
+    seen: set[str] = set()
+    for child in _elements(element):
+        name = etree.QName(child)
+        path = name.localname[:100]
+        if name.namespace != NS or name.localname not in names:
+            where = f"in {{{name.namespace[:100]}}}" if name.namespace else "without a namespace"
+            message = f"not a field of {operation} ({where}); send only {', '.join(names)}"
+        elif name.localname in seen:
+            message = "sent more than once; send each field once"
+        elif len(child):
+            message = "holds elements; send its value as text"
+        else:
+            seen.add(name.localname)
+            continue
+        errors.append({"path": path, "message": message})
+    stray = [element.text] + [child.tail for child in element]
+    if any(text and text.strip() for text in stray):
+        errors.append({"path": operation, "message": "holds text outside its fields"})
+    return errors
 
 
 def _json_text(text: str, what: str) -> dict[str, Any]:
