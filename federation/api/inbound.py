@@ -220,7 +220,7 @@ async def partner_supplement(request: web.Request) -> web.Response:
     """
     broker = request.app[BROKER]
     pid = request.match_info["partner"]
-    key = request.headers.get("Idempotency-Key")
+    key = intent.key_as_sent(request)
     got = Received(request)
     try:
         partner = filing_partner(request, broker, pid)
@@ -228,8 +228,9 @@ async def partner_supplement(request: web.Request) -> web.Response:
         body = await got.read(broker.catalogue.config.broker.max_body_bytes)
         await signed.verify(request, partner, body)
         intent.only(request, intent.signed_in_query(partner))  # no dry run here
+        one = intent.idempotency_key(request)
         exchange, created = await file_supplement(
-            broker, parent, material_of(body), key, map_now=True
+            broker, parent, material_of(body), one, map_now=True
         )
     except RequestRefused as exc:
         await refuse(request, broker, exc, key, got.body, got.size)
@@ -241,13 +242,14 @@ async def file_application(request: web.Request) -> web.Response:
     """A partner files an application for the local system: journal, then deliver."""
     broker = request.app[BROKER]
     pid = request.match_info["partner"]
-    key = request.headers.get("Idempotency-Key")
+    key = intent.key_as_sent(request)
     got = Received(request)
     try:
         partner = filing_partner(request, broker, pid)
         body = await got.read(broker.catalogue.config.broker.max_body_bytes)
         await signed.verify(request, partner, body)
         dry = intent.dry_run(request, intent.signed_in_query(partner))
+        one = intent.idempotency_key(request)
         service, application = _parse(body)
         if dry:
             return _dry_run(broker, partner, service, application)
@@ -256,7 +258,7 @@ async def file_application(request: web.Request) -> web.Response:
             partner,
             service,
             application,
-            key,
+            one,
             missing_key="send an Idempotency-Key header (1–255 visible ASCII characters), unique "
             "per application",
         )

@@ -42,13 +42,14 @@ SUBMISSION_KEYS = {"source", "partner", "service", "application"}
 async def submit(request: web.Request) -> web.Response:
     """Accept one application: validate, journal, answer 202 (or 200 for a repeat)."""
     broker = request.app[BROKER]
-    key = request.headers.get("Idempotency-Key")
+    key = intent.key_as_sent(request)
     got = Received(request)
     try:
         body = await got.read(broker.catalogue.config.broker.max_body_bytes)
         dry = intent.dry_run(request)  # the body read first: a refusal keeps what was sent
+        one = intent.idempotency_key(request)
         # a dry run is a question, not an application: it needs no key, and journals nothing
-        sub = _parse_submission(body, key or ("dry-run" if dry else None), broker)
+        sub = _parse_submission(body, one or ("dry-run" if dry else None), broker)
         await source_caller(request, broker, sub.source)
         if dry:
             errors = conform.format_errors(sub.application)
@@ -77,7 +78,7 @@ async def supplement(request: web.Request) -> web.Response:
     """
     broker = request.app[BROKER]
     parent_id = request.match_info["id"]
-    key = request.headers.get("Idempotency-Key")
+    key = intent.key_as_sent(request)
     got = Received(request)
     try:
         parent = await broker.get(parent_id) if EXCHANGE_ID_RE.fullmatch(parent_id) else None
@@ -94,7 +95,8 @@ async def supplement(request: web.Request) -> web.Response:
             )
         body = await got.read(broker.catalogue.config.broker.max_body_bytes)
         intent.only(request)  # no dry run here: any query would be a guess filed for real
-        exchange, created = await file_supplement(broker, parent, material_of(body), key)
+        one = intent.idempotency_key(request)
+        exchange, created = await file_supplement(broker, parent, material_of(body), one)
     except RequestRefused as exc:
         await refuse(request, broker, exc, key, got.body, got.size)
         raise

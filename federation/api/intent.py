@@ -1,9 +1,11 @@
-"""What a submission asks for besides its body: its query (``dry_run``).
+"""What a submission asks for besides its body: its query (``dry_run``) and its one Idempotency-Key.
 
 A submission route files an application for real unless it is told otherwise, so nothing it is
 told may be lost on the way: a query parameter it does not know (``dry-run``, ``Dry_Run``), one
 given twice (``dry_run=false&dry_run=true``) or a value not understood is ``400 invalid-query``,
-refused and journalled by the route, never a real submission under a guess.
+and two ``Idempotency-Key`` headers are ``400 missing-idempotency-key`` (the key cannot be told;
+the type that already says "send one usable key"), each refused and journalled by the route,
+never a real submission under a guess.
 """
 
 from __future__ import annotations
@@ -18,8 +20,30 @@ from aiohttp import web
 from federation.api.problems import ProblemError
 from federation.config.model import Partner
 
+KEY_HEADER = "Idempotency-Key"
 DRY_RUN = "dry_run"
 SHOWN = 40  # characters of a parameter's name quoted back (the caller chose it; keep it short)
+
+
+def key_as_sent(request: web.Request) -> str | None:
+    """The Idempotency-Key as received, for the refusal record: one header's value, or several
+    joined as HTTP combines repeated field lines (``a1, a2``); None when there is none."""
+    values = request.headers.getall(KEY_HEADER, [])
+    return ", ".join(values) if values else None
+
+
+def idempotency_key(request: web.Request) -> str | None:
+    """The request's Idempotency-Key (None without one); 400 when it sends the header twice or
+    more: which of its keys names the application cannot be told."""
+    values = request.headers.getall(KEY_HEADER, [])
+    if len(values) > 1:
+        raise ProblemError(
+            400,
+            "missing-idempotency-key",
+            f"{len(values)} Idempotency-Key headers: send exactly one, unique per application "
+            "(nothing was filed)",
+        )
+    return values[0] if values else None
 
 
 def dry_run(request: web.Request, also: Iterable[str] = ()) -> bool:

@@ -1,9 +1,11 @@
-"""A submission route is told a query; whatever it cannot read is refused.
+"""A submission route is told a query and one Idempotency-Key; whatever it cannot read is refused.
 
 A misspelt (``dry-run``, ``dryrun``, ``Dry_Run``), repeated (``dry_run=false&dry_run=true``) or
-unknown query parameter and a ``dry_run`` neither true nor false: each is 400 problem details
-naming what is wrong and a refusal row in the journal (with the body and the key), never a real
-submission, on every journal backend. Before, each but the last was filed for real (202).
+unknown query parameter, a ``dry_run`` neither true nor false, and two Idempotency-Key headers:
+each is 400 problem details naming what is wrong and a refusal row in the journal (with the body
+and the key as received), never a real submission, on every journal backend. Before, all but a
+lone dry_run neither true nor false were filed for real (202), ran dry or were stored under the
+first key.
 """
 
 from __future__ import annotations
@@ -43,6 +45,11 @@ QUERIES = [
 ]
 FILING = {"service": "GD-GA-RP-HK", "application": APPLICATION}
 PROBLEM = "urn:tongban:problem:"
+
+
+def two_keys(*extra: tuple[str, str]) -> CIMultiDict[str]:
+    """Headers with the Idempotency-Key sent twice (and ``extra``)."""
+    return CIMultiDict([*extra, ("Idempotency-Key", "a1"), ("Idempotency-Key", "a2")])
 
 
 async def refused_queries(
@@ -121,14 +128,47 @@ async def test_a_misspelt_repeated_or_unknown_query_files_nothing_from_a_partner
     assert counts == {}
 
 
-async def test_a_partners_supplement_takes_no_query(
+async def test_two_idempotency_keys_are_refused_on_every_filing_route(
+    inbound_config: Path,  # noqa: F811
+    broker_at: Any,
+    journal_of: Any,
+) -> None:
+    """Two Idempotency-Key headers, at intake (filing and dry run) and from a partner: 400
+    missing-idempotency-key, a refusal kept with both keys as received, nothing filed."""
+    sent = [
+        ("/v1/exchanges", BODY, two_keys()),
+        ("/v1/exchanges?dry_run=true", BODY, two_keys()),
+        ("/v1/partners/hk/applications", FILING, two_keys(*auth().items())),
+    ]
+    answers = []
+    async with (
+        broker_at(inbound_config, journal_obj=journal_of) as (broker, url),
+        aiohttp.ClientSession(base_url=url) as http,
+    ):
+        for path, body, headers in sent:
+            async with http.post(path, json=body, headers=headers) as r:
+                answers.append((r.status, await r.json()))
+        refusals = await broker.journal.refusals()
+        counts = dict(await broker.journal.counts())
+    for status, problem in answers:
+        assert (status, problem["type"]) == (400, PROBLEM + "missing-idempotency-key"), problem
+        assert problem["detail"].startswith("2 Idempotency-Key headers: send exactly one")
+    assert len(refusals) == len(sent)
+    assert {(r.problem, r.idempotency_key) for r in refusals} == {
+        ("missing-idempotency-key", "a1, a2")
+    }
+    assert all(b"application" in r.body for r in refusals)
+    assert counts == {}
+
+
+async def test_a_partners_supplement_takes_no_query_and_one_key(
     inbound_config: Path,  # noqa: F811
     simulators: Any,
     broker_at: Any,
     journal_of: Any,
 ) -> None:
     """Material a partner sends while a correction is outstanding: a ``dry_run`` (no such thing
-    here) is refused and journalled; the same material, asked plainly, is filed."""
+    here) or two keys are refused and journalled; the same material, asked plainly, is filed."""
     mapping = inbound_config / "mappings" / "inbound-rp.yaml"
     mapping.write_text(
         mapping.read_text(encoding="utf-8") + "supplement:\n  note: {from: material.remarks}\n",
@@ -154,12 +194,16 @@ async def test_a_partners_supplement_takes_no_query(
         refusals = await broker.journal.refusals()
     assert statuses == [
         (400, "invalid-query"),
+        (400, "missing-idempotency-key"),
         (202, None),
     ]
-    assert [r.problem for r in refusals] == ["invalid-query"]
+    assert [r.problem for r in sorted(refusals, key=lambda r: r.at)] == [
+        "invalid-query",
+        "missing-idempotency-key",
+    ]
 
 
-async def test_a_sources_supplement_takes_no_query(
+async def test_a_sources_supplement_takes_no_query_and_one_key(
     make_config: Any, simulators: Any, broker_at: Any, journal_of: Any
 ) -> None:
     """Material the portal sends after Sichuan asked for more (补正): the same as a partner's."""
@@ -179,17 +223,19 @@ async def test_a_sources_supplement_takes_no_query(
         refusals = await broker.journal.refusals()
     assert statuses == [
         (400, "invalid-query"),
+        (400, "missing-idempotency-key"),
         (202, None),
     ]
-    assert [r.problem for r in refusals] == ["invalid-query"]
+    assert {r.problem for r in refusals} == {"invalid-query", "missing-idempotency-key"}
 
 
 async def _supplements(
     http: aiohttp.ClientSession, path: str, material: dict[str, Any], headers: dict[str, str]
 ) -> list[tuple[int, str | None]]:
-    """The material sent with ``?dry_run=true``, then plainly."""
+    """The material sent with ``?dry_run=true``, then with two keys, then plainly."""
     tries = [
         (f"{path}?dry_run=true", CIMultiDict({**headers, "Idempotency-Key": "s-1"})),
+        (path, two_keys(*headers.items())),
         (path, CIMultiDict({**headers, "Idempotency-Key": "s-1"})),
     ]
     statuses: list[tuple[int, str | None]] = []
