@@ -12,7 +12,9 @@ Anchors, aliases and ``<<`` merge keys work (shared timeouts, say), within the l
 
 from __future__ import annotations
 
+import codecs
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,20 +119,66 @@ def load_yaml(path: Path, *, display: str | None = None) -> Located:
     """Parse one YAML file; syntax errors, duplicate keys and odd keys raise ConfigError."""
     shown = display or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError([Problem(text=said("file not found"), file=shown)]) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         problem = Problem(text=said("cannot read: %(error)s", error=str(exc)), file=shown)
         raise ConfigError([problem]) from exc
-    return parse_yaml(text, display=shown)
+    return parse_yaml(utf8_text(raw, display=shown), display=shown)
+
+
+# Byte order marks of the encodings a file saved as "Unicode" may be in, longest first.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+
+
+def utf8_text(raw: bytes, *, display: str) -> str:
+    """A file's bytes as UTF-8 text; ConfigError at the line and column of the first byte that is
+    not UTF-8, or saying the file is UTF-16 (or UTF-32) text, which must be saved as UTF-8."""
+    encoding = _wide_encoding(raw)
+    if encoding is not None:
+        message = said(
+            "the file is %(encoding)s text: tongban reads UTF-8 only; save it as UTF-8",
+            encoding=encoding,
+        )
+        raise ConfigError([Problem(text=message, file=display, line=1)])
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        start = raw.rfind(b"\n", 0, exc.start) + 1  # the start of the line the byte is on
+        column = len(raw[start : exc.start].decode("utf-8")) + 1  # valid up to exc.start
+        message = said(
+            "not UTF-8 text: byte %(byte)s at column %(column)s; save the file as UTF-8",
+            byte=format(raw[exc.start], "#04x"),
+            column=column,
+        )
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError([Problem(text=message, file=display, line=line)]) from None
+
+
+def _wide_encoding(raw: bytes) -> str | None:
+    """UTF-16 or UTF-32 when ``raw`` starts with their byte order mark, or without one with a NUL
+    beside its first character (a NUL is never in a YAML file, nor in UTF-8 text's first bytes)."""
+    for bom, name in _BOMS:
+        if raw.startswith(bom):
+            return name
+    if (len(raw) >= 4 and raw[1:4] == b"\0\0\0") or raw[:3] == b"\0\0\0":
+        return "UTF-32"
+    if len(raw) >= 2 and (raw[0] == 0) != (raw[1] == 0):
+        return "UTF-16"
+    return None
 
 
 def read_source(path: Path, *, display: str, what: str) -> tuple[bytes, str]:
     """A data file's bytes (for its content hash) and its UTF-8 text; ConfigError if unreadable.
 
-    ``what`` names the file in the problem (``cannot read mapping: …``, ``mapping is not UTF-8 text``).
-    """
+    ``what`` names the file in the problem (``cannot read mapping: …``); text that is not UTF-8
+    is refused at the line of its first stray byte (:func:`utf8_text`)."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -142,11 +190,7 @@ def read_source(path: Path, *, display: str, what: str) -> tuple[bytes, str]:
                 )
             ]
         ) from exc
-    try:
-        return raw, raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        problem = Problem(text=said("%(what)s is not UTF-8 text", what=what), file=display)
-        raise ConfigError([problem]) from exc
+    return raw, utf8_text(raw, display=display)
 
 
 def parse_yaml(text: str, *, display: str) -> Located:
@@ -196,7 +240,7 @@ def _build(
         msg = exc.problem if isinstance(exc, yaml.MarkedYAMLError) else str(exc)
         problems.append(
             Problem(
-                text=invalid_yaml(str(msg)),
+                text=exc.text if isinstance(exc, TooManyDigits) else invalid_yaml(str(msg)),
                 path=format_path(path),
                 file=display,
                 line=node.start_mark.line + 1,
@@ -219,8 +263,11 @@ def _build_node(
         out: dict[str, Any] = {}
         written: set[str] = set()  # keys written in this mapping itself, not merged in
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node)
             line = key_node.start_mark.line + 1
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag == "tag:yaml.org,2002:int":
+                key = key_node.value  # keys are text: a code written 01 stays "01", not 1
+            else:
+                key = loader.construct_object(key_node)
             if not isinstance(key, (str, int)) or isinstance(key, bool):
                 problems.append(
                     Problem(
@@ -231,8 +278,6 @@ def _build_node(
                     )
                 )
                 continue
-            if isinstance(key, int) and isinstance(key_node, yaml.ScalarNode):
-                key = key_node.value  # keys are text: a code written 01 stays "01", not 1
             key = str(key)
             if id(key_node) in own and key in written:
                 problems.append(
@@ -259,11 +304,28 @@ def _build_node(
     return loader.construct_object(node)
 
 
+class TooManyDigits(ValueError):
+    """A whole number longer than Python reads as one (``sys.get_int_max_str_digits()``)."""
+
+    def __init__(self, count: int) -> None:
+        self.text = said(
+            "the number has %(count)s digits, more than the %(limit)s a number may have",
+            count=count,
+            limit=sys.get_int_max_str_digits(),
+        )
+        super().__init__(str(self.text))
+
+
 def _yaml12_int(text: str) -> int:
     """``012`` is twelve and ``08`` is eight; only 0x and 0o prefixes change the base."""
     sign = -1 if text.startswith("-") else 1
     digits = text.lstrip("+-")
-    return sign * (int(digits, 0) if digits[:2] in ("0x", "0o") else int(digits, 10))
+    if digits[:2] in ("0x", "0o"):
+        return sign * int(digits, 0)  # no limit on digits in a base that is a power of two
+    try:
+        return sign * int(digits, 10)
+    except ValueError:  # the digits match [0-9]+: only their number can be refused
+        raise TooManyDigits(len(digits)) from None
 
 
 def walk(data: Any, path: PathKey = ()) -> Iterator[tuple[PathKey, Any]]:
