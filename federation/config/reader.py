@@ -174,6 +174,24 @@ class Reader:
             return None
         return value
 
+    def inside(self, path: PathKey, name: str, base: Path) -> Path | None:
+        """The file ``name`` names, resolved against ``base`` (the configuration directory) with
+        its symlinks followed; None, and an error at ``path``, when it lies outside ``base``.
+
+        Every file partners.yaml names is read from under its directory only, as WSDL imports are
+        (adapters/xmlsafe.py): ``../../etc/passwd`` or a link out of it is refused where it is
+        written, before anything reads the file."""
+        root = base.resolve()
+        try:
+            file = (root / name).resolve()
+        except (OSError, RuntimeError, ValueError):  # a link loop, a NUL ("\\0" in quotes)
+            self.error(path, said("%(name)r cannot be resolved to a file", name=name))
+            return None
+        if not file.is_relative_to(root):
+            self.error(path, said("%(name)r is outside the configuration directory", name=name))
+            return None
+        return file
+
     def items(self, path: PathKey, value: Any) -> list[Any]:
         if not isinstance(value, list):
             self.error(path, said("expected a list, got %(kind)s", kind=_kind(value)))

@@ -32,7 +32,6 @@ def parse_schemas(r: Reader, raw: Any, base: Path) -> dict[str, Path]:
         return {}
     m = r.mapping(("schemas",), raw, extra_ok=True)
     out: dict[str, Path] = {}
-    root = base.resolve()
     for key, value in (m or {}).items():
         path = ("schemas", key)
         name = r.text(path, value)
@@ -41,10 +40,10 @@ def parse_schemas(r: Reader, raw: Any, base: Path) -> dict[str, Path]:
         if not str(key).strip() or str(key) != str(key).strip():
             r.error(path, said("a blank or padded location"))
             continue
-        file = (root / name).resolve()
-        if not file.is_relative_to(root):
-            r.error(path, said("%(name)r is outside the configuration directory", name=name))
-        elif not file.is_file():
+        file = r.inside(path, name, base)
+        if file is None:
+            continue
+        if not file.is_file():
             r.error(path, said("schema file %(name)r not found", name=name))
         elif file.suffix.lower() not in _SUFFIXES:
             r.error(path, said("%(name)r is not a schema file (.xsd, .wsdl or .xml)", name=name))

@@ -56,10 +56,9 @@ def parse_inbound(
     wsdl: Path | None = None
     if "wsdl" in m:
         wfile = r.text((*path, "wsdl"), m["wsdl"])
-        if wfile is not None:
-            wsdl = (base / wfile).resolve()
-            if not wsdl.is_file():
-                r.error((*path, "wsdl"), said("WSDL file %(wfile)r not found", wfile=wfile))
+        wsdl = r.inside((*path, "wsdl"), wfile, base) if wfile is not None else None
+        if wsdl is not None and not wsdl.is_file():
+            r.error((*path, "wsdl"), said("WSDL file %(wfile)r not found", wfile=wfile))
     signing = (
         parse_inbound_signing(r, (*path, "signing"), m["signing"], base) if "signing" in m else None
     )
@@ -171,18 +170,21 @@ def _service(
     mfile = r.text((*spath, "mapping"), sm.get("mapping"))
     if mfile is None:
         return None
-    mpath = (base / mfile).resolve()
+    mpath = r.inside((*spath, "mapping"), mfile, base)
+    if mpath is None:
+        return None
     if not mpath.is_file():
         r.error((*spath, "mapping"), said("mapping file %(mfile)r not found", mfile=mfile))
         return None
     schema: Path | None = None
     if "schema" in sm:
         sfile = r.text((*spath, "schema"), sm["schema"])
-        if sfile is not None:
-            schema = (base / sfile).resolve()
-            if not schema.is_file():
-                r.error((*spath, "schema"), said("schema file %(sfile)r not found", sfile=sfile))
-                return None
+        schema = r.inside((*spath, "schema"), sfile, base) if sfile is not None else None
+        if sfile is not None and schema is None:
+            return None
+        if schema is not None and not schema.is_file():
+            r.error((*spath, "schema"), said("schema file %(sfile)r not found", sfile=sfile))
+            return None
     soap = spec is not None and spec.name == "soap"
     rules = parse_reply(r, (*spath, "reply"), sm.get("reply"), reply, soap=soap)
     options: Mapping[str, Any] = {}

@@ -168,14 +168,16 @@ def load_mapping(
     raw, text = read_source(path, display=shown, what="mapping")
     doc = parse_yaml(text, display=shown)
     reader = Reader(doc)
-    base = root or _tables_root(path)
+    base = root or tables_root(path)
     compiled = _compile(reader, doc, path, content_hash(raw), base, shown)
     if not reader.ok or compiled is None:
         raise ConfigError(sorted(reader.problems, key=lambda p: (p.file or "", p.line or 0)))
     return compiled
 
 
-def _tables_root(path: Path) -> Path:
+def tables_root(path: Path) -> Path:
+    """The directory a mapping's code tables (and golden examples) are read from, and only from:
+    the mappings/ directory the file lives under, else the file's own directory."""
     for parent in path.resolve().parents:
         if parent.name == "mappings":
             return parent
@@ -347,7 +349,9 @@ def _tables(r: Reader, raw: Any, base: Path, shown: str) -> dict[str, CodeTable]
         rel = r.text(("tables", name), file)
         if rel is None:
             continue
-        target = (base / rel).resolve()
+        target = _table_file(r, name, rel, base)
+        if target is None:
+            continue
         if not target.is_file():
             r.error(
                 ("tables", name),
@@ -363,6 +367,28 @@ def _tables(r: Reader, raw: Any, base: Path, shown: str) -> dict[str, CodeTable]
         except ConfigError as exc:
             r.problems.extend(exc.problems)
     return out
+
+
+def _table_file(r: Reader, name: str, rel: str, base: Path) -> Path | None:
+    """The code table ``rel`` under ``base``, links followed; None (and an error) when it leads
+    out of ``base``: a mapping names no file elsewhere (nor one edited in the console)."""
+    root = base.resolve()
+    try:
+        target = (root / rel).resolve()
+    except (OSError, RuntimeError, ValueError):  # a link loop, a NUL
+        r.error(("tables", name), said("%(name)r cannot be resolved to a file", name=rel))
+        return None
+    if not target.is_relative_to(root):
+        r.error(
+            ("tables", name),
+            said(
+                "code table file %(rel)r is outside %(base)s, where code tables are read from",
+                rel=rel,
+                base=str(base),
+            ),
+        )
+        return None
+    return target
 
 
 def _rel(path: Path, base: Path) -> str:

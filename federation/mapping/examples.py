@@ -27,7 +27,7 @@ from federation.config.headers import EXCHANGE_KEY, HEADERS_KEY
 from federation.domain import strictjson
 from federation.domain.errors import ConfigError, MappingError, Problem
 from federation.domain.texts import N_, Gettext, Text, said
-from federation.mapping.engine import CompiledMapping, Section
+from federation.mapping.engine import CompiledMapping, Section, tables_root
 
 # The sections a case may exercise: every Section of a compiled mapping but the request (the
 # example's own application) and headers (written by the request, under @headers).
@@ -71,20 +71,38 @@ def examples_dir(mapping_path: Path) -> Path:
 
 
 def load_examples(mapping_path: Path) -> list[Example]:
-    """Every example beside a mapping, sorted by file name; ConfigError if one is malformed."""
+    """Every example beside a mapping, sorted by file name; ConfigError if one is malformed.
+
+    Each is read from under the directory the mapping's code tables come from (its mappings/
+    directory) only: an example that is a link leading out of it is refused, not read."""
     folder = examples_dir(mapping_path)
     if not folder.is_dir():
         return []
+    root = tables_root(mapping_path)
     out: list[Example] = []
     problems: list[Problem] = []
     for file in sorted(folder.glob("*.json")):
         try:
+            _inside(file, root)
             out.append(load_example(file))
         except ConfigError as exc:
             problems.extend(exc.problems)
     if problems:
         raise ConfigError(problems)
     return out
+
+
+def _inside(file: Path, root: Path) -> None:
+    """ConfigError unless ``file``, its links followed, lies under ``root``."""
+    try:
+        inside = file.resolve().is_relative_to(root)
+    except (OSError, RuntimeError):  # a link loop
+        inside = False
+    if not inside:
+        message = said(
+            "the golden example leads outside %(root)s, where it is read from", root=str(root)
+        )
+        raise ConfigError([Problem(text=message, file=str(file))])
 
 
 # A JSON string (escapes kept) or a character that opens, closes or separates.

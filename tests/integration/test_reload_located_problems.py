@@ -1,6 +1,6 @@
 """POST /v1/admin/reload and tongban serve pass on the same located problems tongban check says:
-a partners.yaml with a stray byte, saved as UTF-16 or with a number of thousands of digits is
-refused at its line, the configuration in force unchanged."""
+a partners.yaml with a stray byte, saved as UTF-16, with a number of thousands of digits or naming
+a mapping outside its directory is refused at its line, the configuration in force unchanged."""
 
 from __future__ import annotations
 
@@ -28,11 +28,16 @@ def long_number(text: str) -> bytes:
     return text.replace("concurrency: 8", "concurrency: 1" + "0" * 5000).encode()
 
 
+def outside(text: str) -> bytes:
+    return text.replace("mapping: mappings/hk-vl.yaml", "mapping: ../../../etc/passwd").encode()
+
+
 # how partners.yaml is broken → (line, what the problem's text ends with)
 BROKEN: dict[str, tuple[Callable[[str], bytes], int, str]] = {
     "stray": (stray, 20, "not UTF-8 text: byte 0xff at column 5; save the file as UTF-8"),
     "wide": (wide, 1, "the file is UTF-16 text: tongban reads UTF-8 only; save it as UTF-8"),
     "long": (long_number, 14, "concurrency: the number has 5001 digits"),
+    "outside": (outside, 18, "'../../../etc/passwd' is outside the configuration directory"),
 }
 
 
@@ -59,6 +64,7 @@ async def test_reload_refuses_each_at_its_line(
     assert error["line"] == line
     assert said in error["text"], error
     assert "position" not in error["text"] and "sys.set_int_max_str_digits" not in error["text"]
+    assert "/etc/passwd:" not in error["text"]
 
 
 @pytest.mark.parametrize("kind", BROKEN)
