@@ -3,7 +3,8 @@
 A non-conforming application is refused with 422 problem details whose ``errors`` point at each
 field with a JSON Pointer into the request body. ``?dry_run=true`` (on ``POST /v1/exchanges`` and
 on a partner's ``POST /v1/partners/{partner}/applications``) answers with the mapped request, or with
-every error of the format and of the mapping at once; it journals nothing and sends nothing.
+every error of the format and of the mapping at once; it journals nothing and sends nothing (the
+query itself is read by :mod:`federation.api.intent`).
 """
 
 from __future__ import annotations
@@ -19,16 +20,6 @@ from federation.api.problems import ProblemError, problem_response
 from federation.domain.models import canonical_json
 from federation.runtime.catalogue import Catalogue
 from federation.runtime.mapping import MappingFailed, map_application
-
-
-def dry_run(request: web.Request) -> bool:
-    """Whether the request asks for a dry run (``dry_run=true``); 400 for a value not understood."""
-    value = request.query.get("dry_run")
-    if value is None or value == "false":
-        return False
-    if value == "true":
-        return True
-    raise ProblemError(400, "invalid-query", "dry_run must be true or false")
 
 
 def format_errors(

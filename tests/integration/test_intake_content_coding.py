@@ -252,10 +252,14 @@ async def test_a_server_that_decompresses_itself_refuses_the_same(make_config, b
     [
         ("zh-CN", "body-not-decompressible", "请求正文无法按其 Content-Encoding 解压"),
         ("zh-HK", "body-not-decompressible", "請求正文無法按其 Content-Encoding 解壓"),
-        ("en", "body-not-decompressible", "Body not decompressible"),
+        (
+            "en",
+            "body-not-decompressible",
+            "Request body does not decompress as its Content-Encoding says",
+        ),
         ("zh-CN", "unsupported-content-encoding", "不支持该请求正文的内容编码"),
         ("zh-TW", "unsupported-content-encoding", "不支援該請求正文的內容編碼"),
-        (None, "unsupported-content-encoding", "Unsupported content encoding"),
+        (None, "unsupported-content-encoding", "Request body's Content-Encoding is not supported"),
     ],
 )
 async def test_the_titles_follow_accept_language(
