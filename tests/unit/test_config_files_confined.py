@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from adapters.registry import protocols
+from federation.api.console.playground import compile_text
 from federation.cli import lang
 from federation.cli.main import main
 from federation.config import load_config
@@ -240,3 +241,17 @@ def test_mapping_test_refuses_a_linked_example_in_each_language(
     assert result.exit_code == 1
     said = EXAMPLE_SAID[language].format(where=(config / "mappings").resolve())
     assert f"hk.examples/02.json: {said}" in result.output, result.output
+
+
+def test_the_playground_reads_no_code_table_outside(config: Path) -> None:
+    """Mapping text typed in the console's playground naming /etc/passwd as a code table is
+    refused at its line; the file is not read (it would be said at /etc/passwd:1)."""
+    original = load_mapping(config / "mappings" / "hk.yaml", display="mappings/hk.yaml")
+    typed = "mapping: 1\ntables: {sex: /etc/passwd}\n" + MAPPING[11:]
+    with pytest.raises(ConfigError) as info:
+        compile_text(original, typed)
+    where = (config / "mappings").resolve()
+    assert [str(p) for p in info.value.problems] == [
+        f"mappings/hk.yaml:2: tables.sex: code table file '/etc/passwd' is outside {where}, "
+        "where code tables are read from"
+    ]
