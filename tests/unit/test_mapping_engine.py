@@ -495,12 +495,15 @@ def test_duplicate_rule_is_refused(problems: Problems) -> None:
 
 
 def test_non_utf8_mapping(tmp_path: Path) -> None:
-    """A mapping saved as GBK is refused with a clear message."""
+    """A mapping saved as GBK is refused at the line and column of its first byte that is not
+    UTF-8."""
     file = tmp_path / "gbk.yaml"
     file.write_bytes("mapping: 1\nrequest:\n  姓名: applicant.name\n".encode("gbk"))
     with pytest.raises(ConfigError) as info:
         load_mapping(file, display=DISPLAY)
-    assert str(info.value) == f"{DISPLAY}: mapping is not UTF-8 text"
+    assert str(info.value) == (
+        f"{DISPLAY}:3: not UTF-8 text: byte 0xd0 at column 3; save the file as UTF-8"
+    )
 
 
 def test_missing_mapping_file(tmp_path: Path) -> None:

@@ -652,9 +652,12 @@ def test_malformed_table_file(
 
 
 def test_table_that_is_not_utf8(problems: Problems, mappings_dir: Path) -> None:
-    """A table saved as GBK is refused by name."""
+    """A table saved as GBK is refused at the line and column of its first byte that is not
+    UTF-8."""
     (mappings_dir / "tables" / "bad.yaml").write_bytes("table: 1\nvalues: {男: M}\n".encode("gbk"))
-    assert problems(rules("a: x", head=TABLE_HEAD)) == [f"{BAD}: code table is not UTF-8 text"]
+    assert problems(rules("a: x", head=TABLE_HEAD)) == [
+        f"{BAD}:2: not UTF-8 text: byte 0xc4 at column 10; save the file as UTF-8"
+    ]
 
 
 def test_a_broken_table_is_reported_once(problems: Problems, write_table: WriteTable) -> None:

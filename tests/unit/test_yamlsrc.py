@@ -208,13 +208,15 @@ def test_load_yaml_missing_file(tmp_path: Path) -> None:
 
 
 def test_load_yaml_non_utf8_file(tmp_path: Path) -> None:
-    """A file in another encoding (GBK) is reported as unreadable."""
+    """A file in another encoding (GBK) is reported at the line and column of its first byte
+    that is not UTF-8."""
     file = tmp_path / "gbk.yaml"
     file.write_bytes("name: 广东\n".encode("gbk"))
     with pytest.raises(ConfigError) as info:
         load_yaml(file, display="gbk.yaml")
-    assert str(info.value).startswith("gbk.yaml: cannot read:")
-    assert "utf-8" in str(info.value)
+    assert str(info.value) == (
+        "gbk.yaml:1: not UTF-8 text: byte 0xb9 at column 7; save the file as UTF-8"
+    )
 
 
 @pytest.mark.parametrize(
