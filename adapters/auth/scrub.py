@@ -36,6 +36,15 @@ transport's (XML in a SOAP body, JSON in an HTTP error page, a query string in a
 third layer is a text built to hide a secret, not one quoting it by mistake, and each further
 round multiplies what is read by the ways a text is read (up to four each round), in every text
 that holds an escape.
+
+Most short texts with escapes hold no secret (a JSON body's values: ``a%20b&amp;``), and reading
+each through its escapes twice over costs far more than a look: a text of up to 512 characters
+that holds an escape is first checked for the characters it can read as, however its escapes
+are read, and searched only for the secrets of which it can read four characters in a row
+(:mod:`adapters.auth.reach`: a check that may let a text through for nothing, never one that
+holds a secret past; what it lets through is searched as above). A scrubber remembers what it
+decided for the characters a text's first reading reads as, so a body of like strings costs a
+look-up each.
 """
 
 from __future__ import annotations
@@ -44,9 +53,9 @@ import dataclasses
 import functools
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
-from adapters.auth import REDACTED, occurs, written
+from adapters.auth import REDACTED, occurs, reach, written
 from adapters.base import Reply
 from federation.config.secrets import MIN_SECRET
 from federation.domain.errors import AdapterError, Transcript
@@ -61,8 +70,15 @@ from federation.domain.errors import AdapterError, Transcript
 class Scrubber:
     """The secrets one attempt read, and how to remove them from what it keeps."""
 
+    quick = True
+    """Whether a short text is first checked for what it can read as (:mod:`adapters.auth.reach`)
+    and passed over, or searched only for the secrets it may hold. Off: every text is searched
+    for every secret (the reference the quick check is measured and tested against)."""
+
     def __init__(self, secrets: Iterable[str | bytes | None] = ()) -> None:
         self.secrets: tuple[str, ...] = ()  # longest first: one that contains another goes whole
+        self._kinds: tuple[str, ...] = ()  # how the secrets' searches read a text, together
+        self._may: dict[frozenset[str], tuple[str, ...]] = {}  # a short text's characters
         if secrets:  # most attempts read none: nothing to prepare (the request path)
             self.learn(secrets)
 
@@ -78,6 +94,8 @@ class Scrubber:
             if secret is not None and len(secret) >= MIN_SECRET:
                 known.add(secret)
         self.secrets = tuple(sorted(known, key=len, reverse=True))
+        self._kinds = tuple({kind: None for s in self.secrets for kind in written.kinds(s)})
+        self._may.clear()
 
     def __bool__(self) -> bool:
         return bool(self.secrets)
@@ -91,7 +109,14 @@ class Scrubber:
         union of the places, and the text's end from the earliest cut-off start)."""
         if not self.secrets or len(text) < MIN_SECRET:
             return text  # too short to hold what is searched for, even its cut-off start
-        spans, cut, plain = _found(text, self.secrets, ROUNDS)
+        secrets = self.secrets
+        if self.quick and len(text) <= _QUICK and ("%" in text or "&" in text or "\\" in text):
+            secrets = self._may_hold(text)  # what cannot hold a secret is not searched for it
+        if not secrets:
+            return text
+        spans, cut, plain = _found(
+            text, _Sought(secrets, self._kinds, len(self.secrets[0])), ROUNDS
+        )
         size = len(text)
         marked = "&" in text or "\\" in text or "%" in text  # else no escape in it (but +)
         if not spans and cut == size and _alone(plain, marked):
@@ -103,6 +128,20 @@ class Scrubber:
         if cut < size:
             spans.append((cut, size))
         return _redact(text, spans) if spans else text
+
+    def _may_hold(self, text: str) -> tuple[str, ...]:
+        """The secrets a short text may hold, written in any form or cut off, by what it can
+        read as: what its first reading reads as decides, so a text that reads as the same
+        characters as one before costs a look-up after that reading."""
+        read = reach.first(text)
+        found = self._may.get(read)
+        if found is None:
+            syntax = reach.syntax(read, ROUNDS)
+            found = tuple(s for s in self.secrets if reach.may_hold(read, syntax, s))
+            if len(self._may) >= _KEPT:
+                self._may.clear()
+            self._may[read] = found
+        return found
 
     def value(self, value: Any) -> Any:
         """A JSON-like value (mappings, sequences, strings) with its strings scrubbed."""
@@ -167,6 +206,8 @@ class Scrubber:
 
 ROUNDS = 2
 """How many times a text is read through its escapes: a secret encoded up to twice is found."""
+_QUICK = 512  # characters: a longer text costs more to take apart than to search
+_KEPT = 1024  # sets of characters a scrubber remembers what they may hold
 
 _STARTS = ("&", "\\", "%")  # every escape starts with one of them
 _ESCAPE = 16  # characters: the longest escape of one character (or a surrogate pair) is 12
@@ -190,12 +231,19 @@ _CUT = re.compile(
 _WIDEST = 12  # characters of text one character of a secret takes at most (no "&#" in the text)
 
 
-def _found(
-    text: str, secrets: tuple[str, ...], rounds: int
-) -> tuple[list[tuple[int, int]], int, list[str]]:
-    """What ``rounds`` readings of ``text`` find of ``secrets``: the places of their encoded
-    forms, where the end a cut-off start takes begins (or ``len(text)``), and the secrets the
-    text holds as it is (whose places are left to :func:`_plain`)."""
+class _Sought(NamedTuple):
+    """The secrets a text is searched for, and how it is read for them: as for all of the
+    scrubber's (a text that cannot hold some is searched for the others alone, read the same)."""
+
+    secrets: tuple[str, ...]
+    kinds: tuple[str, ...]  # each secret's written.kinds, of all the scrubber's secrets
+    longest: int
+
+
+def _found(text: str, sought: _Sought, rounds: int) -> tuple[list[tuple[int, int]], int, list[str]]:
+    """What ``rounds`` readings of ``text`` find of the secrets ``sought``: the places of their
+    encoded forms, where the end a cut-off start takes begins (or ``len(text)``), and the
+    secrets the text holds as it is (whose places are left to :func:`_plain`)."""
     spans: list[tuple[int, int]] = []
     cut = size = len(text)
     if size < MIN_SECRET:
@@ -206,7 +254,7 @@ def _found(
     backslash, percent = "\\" in text, "%" in text
     # "#" first: one character is found much faster than two ("&" is common)
     common = percent or ("#" in text and "&#" in text) or (backslash and "\\u" in text)
-    for secret in secrets:
+    for secret in sought.secrets:
         if secret in text:
             plain.append(secret)
         extra = _marks(secret)
@@ -217,7 +265,7 @@ def _found(
             cut = min(cut, start)
         cut = min(cut, _cut(text, secret))
     if rounds > 1 and (escape < size or written.holds(text)):
-        found, start = _deeper(text, secrets, views, rounds - 1, escape)
+        found, start = _deeper(text, sought, views, rounds - 1, escape)
         spans += found
         cut = min(cut, start)
     return spans, cut, plain
@@ -225,7 +273,7 @@ def _found(
 
 def _deeper(
     text: str,
-    secrets: tuple[str, ...],
+    sought: _Sought,
     views: dict[tuple[str, ...], written.View],
     rounds: int,
     escape: int,
@@ -239,33 +287,33 @@ def _deeper(
     start: that character may end an escape begun before it (``%5C%`` of ``\\"`` in a URL)."""
     spans: list[tuple[int, int]] = []
     cut = len(text)
-    ways = {written.families(text, kind): None for s in secrets for kind in written.kinds(s)}
+    ways = {written.families(text, kind): None for kind in sought.kinds}
     head = _complete(text, escape)
     for marks in ways:
         if not marks:
             continue
         view = views.get(marks) or views.setdefault(marks, written.View(text, marks))
-        found, start = _inner(view, secrets, rounds)
+        found, start = _inner(view, sought, rounds)
         spans += found
         cut = min(cut, start)
         if head < len(text):  # a cut-off start found there ends before the escape
-            cut = min(cut, _head_cut(text, head, marks, secrets, rounds, view.read))
+            cut = min(cut, _head_cut(text, head, marks, sought, rounds, view.read))
     return spans, cut
 
 
 def _head_cut(
-    text: str, head: int, marks: tuple[str, ...], secrets: tuple[str, ...], rounds: int, read: bool
+    text: str, head: int, marks: tuple[str, ...], sought: _Sought, rounds: int, read: bool
 ) -> int:
     """Where a cut-off start ends ``text[:head]`` (read through the escapes ``marks`` if it
     has any: ``read``), or ``len(text)``. Without escapes, what ends in one lies in its last
     characters, as many as the longest secret's and an escape's."""
-    origin = 0 if read else max(0, head - max(map(len, secrets)) - _ESCAPE)
-    start = _inner(written.View(text[origin:head], marks), secrets, rounds, True)[1]
+    origin = 0 if read else max(0, head - sought.longest - _ESCAPE)
+    start = _inner(written.View(text[origin:head], marks), sought, rounds, True)[1]
     return origin + start if origin + start < head else len(text)
 
 
 def _inner(
-    view: written.View, secrets: tuple[str, ...], rounds: int, head: bool = False
+    view: written.View, sought: _Sought, rounds: int, head: bool = False
 ) -> tuple[list[tuple[int, int]], int]:
     """What ``rounds`` readings of ``view`` find, where it stands in the view's text: the
     places, and where a cut-off start begins (else the text's length). A ``head`` (a text
@@ -273,10 +321,10 @@ def _inner(
     search read it without that end (``\\&`` of ``\\&quot;``)."""
     inner = view.chars
     # a + an escape wrote, read as a space next (a + written as it is, this round read so)
-    spaced = inner.count("+") > view.text.count("+") and any(" " in s for s in secrets)
+    spaced = "all+" in sought.kinds and inner.count("+") > view.text.count("+")
     if not (view.read or head) or not (spaced or _escaped(inner)):
         return [], len(view.text)  # as this round's search read it: the next reads the same
-    found, start, plain = _found(inner, secrets, rounds)
+    found, start, plain = _found(inner, sought, rounds)
     spans = [(view.start(begin), view.start(end)) for begin, end in found]
     for secret in plain:  # not widened: an escape it touches there is none in the text
         for begin, end in occurs.runs(inner, secret):
