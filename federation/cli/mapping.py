@@ -11,10 +11,17 @@ from federation.api.i18n import translations
 from federation.cli import lang
 from federation.cli.lang import _
 from federation.cli.problems import shown
+from federation.domain import strictjson
 from federation.domain.errors import ConfigError, MappingError, Problem
 from federation.domain.texts import Gettext, said
 from federation.mapping.engine import load_mapping
-from federation.mapping.examples import check_example, dump, load_example, load_examples
+from federation.mapping.examples import (
+    check_example,
+    dump,
+    duplicated,
+    load_example,
+    load_examples,
+)
 from federation.runtime.catalogue import Catalogue, load_catalogue
 
 
@@ -31,8 +38,13 @@ def run_sample(root: Path, mapping_path: Path, sample: Path, *, echo: Callable[.
         for (pid, code), m in catalogue.mappings.items():
             if m.path == mapping_path.resolve():
                 schema = catalogue.schema(pid, code)
+    raw = sample.read_bytes()
     try:
-        data = orjson.loads(sample.read_bytes())
+        data = strictjson.loads(raw)  # as intake reads an application: one key, one value
+    except strictjson.DuplicateKey as exc:
+        path, at = duplicated(raw) or (exc.path, None)
+        text = said("duplicate key %(key)r", key=path)
+        raise ConfigError([Problem(text=text, file=str(sample), line=at)]) from None
     except orjson.JSONDecodeError as exc:
         problem = Problem(text=said("not JSON: %(error)s", error=str(exc)), file=str(sample))
         raise ConfigError([problem]) from exc
