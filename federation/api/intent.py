@@ -67,6 +67,8 @@ def dry_run(request: web.Request, also: Iterable[str] = ()) -> bool:
 def only(request: web.Request, known: Iterable[str] = ()) -> None:
     """Refuse (400 ``invalid-query``) a query with a parameter not in ``known`` or one given
     twice: a route that files for real must not guess what was meant."""
+    if not request.query_string:
+        return  # the usual submission: nothing to read (and no Counter to build, per request)
     allowed = tuple(known)
     counts = Counter(name for name, _ in request.query.items())
     unknown = sorted(name for name in counts if name not in allowed)
