@@ -24,7 +24,7 @@ from federation.runtime.presence import Presence
 from federation.runtime.retention import RetentionJob
 from federation.runtime.worker import Worker
 from federation.testing import MockAdapter, reply
-from replay.journal import Backend
+from replay.journal import Backend, Journal
 from tests.conftest import HK_APPLICATION
 from tests.waiting import wait_for, wait_until
 
@@ -47,7 +47,7 @@ def breaking_once(journal: Any, name: str, monkeypatch: pytest.MonkeyPatch) -> l
     return calls
 
 
-async def due(journal: Backend, key: str) -> Exchange:
+async def due(journal: Journal, key: str) -> Exchange:
     """An exchange from gd-portal to hk whose lease has run out: any worker may claim it."""
     at = time.time()
     new = NewExchange(

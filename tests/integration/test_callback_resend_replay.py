@@ -13,15 +13,14 @@ from typing import Any
 import orjson
 import pytest
 
-from federation.domain.ids import new_id
-from federation.domain.models import Direction, Exchange, NewExchange, State
+from federation.domain.models import Exchange, State
 from federation.runtime.callbacks import resend_callback
 from federation.runtime.catalogue import Catalogue
 from federation.runtime.worker import Worker
 from federation.testing import MockAdapter, permanent, reply, sequence
 from replay.journal import Journal, Query
 from replay.service import Mode, ReplayService
-from tests.conftest import HK_APPLICATION
+from tests.integration.test_background_loops import due
 from tests.integration.test_callback_resend import (
     Receiver,
     Stepping,
@@ -31,24 +30,6 @@ from tests.integration.test_callback_resend import (
     until_quiet,
 )
 from tests.waiting import wait_for
-
-
-async def filed(journal: Journal, key: str) -> str:
-    """An application from gd-portal to hk, received, its lease run out: any worker takes it."""
-    at = time.time()
-    new = NewExchange(
-        id=new_id(at),
-        direction=Direction.OUTBOUND,
-        source="gd-portal",
-        target="hk",
-        service="TD-VL-RENEW",
-        idempotency_key=key,
-        request_hash=f"sha256:{key}",
-        application=HK_APPLICATION,
-        received_at=at,
-    )
-    ex, _ = await journal.create(new, owner="intake", lease_until=at - 1)
-    return ex.id
 
 
 async def worked(
@@ -82,7 +63,7 @@ async def rejected_then_resent(
 ) -> str:
     """An application the partner refused, its source told so, whose callback support staff
     then resend: the resend is pending when this returns. Its id."""
-    xid = await filed(journal, key)
+    xid = (await due(journal, key)).id  # received, its lease run out: any worker takes it
     await worked(journal, catalogue, partner, xid, State.REJECTED)
     await until_quiet(journal, catalogue, xid)  # the source heard `rejected` once
     mark = await resend_callback(
