@@ -11,10 +11,11 @@ from structlog.testing import capture_logs
 
 from federation.domain.ids import new_id
 from federation.domain.models import Direction, Event, Exchange, NewExchange, State, StateChange
-from federation.runtime.breaker import BreakerState
-from federation.runtime.catalogue import load_catalogue
+from federation.runtime.breaker import BreakerState, CircuitBreaker
+from federation.runtime.catalogue import Catalogue, load_catalogue
 from federation.runtime.worker import Worker
 from federation.testing import FakeClock, InMemoryJournal
+from replay.journal import Journal
 from tests.integration.test_delivery import soap_partner
 from tests.integration.test_soap_adapter import HK_PAYLOAD
 
@@ -49,6 +50,30 @@ async def got(journal: InMemoryJournal, xid: str) -> Exchange:
     return found
 
 
+def probing(
+    journal: Journal, catalogue: Catalogue, adapter: Any, clock: FakeClock
+) -> tuple[Worker, CircuitBreaker]:
+    """A worker of instance w1 delivering to hk through ``adapter`` on ``clock``, and hk's breaker,
+    half-open: the next request the worker sends is the probe."""
+    hk = catalogue.partner("hk")
+    assert hk is not None
+    worker = Worker(
+        journal=journal,
+        catalogue=lambda: catalogue,
+        adapters={"hk": adapter},
+        owner="w1",
+        lease=30,
+        poll_interval=3600,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    breaker = worker.guards(hk).breaker
+    for _ in range(hk.breaker.failures):
+        breaker.failure()
+    clock.advance(hk.breaker.cool_down)  # the next request is the probe
+    return worker, breaker
+
+
 async def test_a_probe_refused_before_sending_leaves_the_breaker_half_open(
     make_config: Any, tmp_path: Path
 ) -> None:
@@ -59,22 +84,7 @@ async def test_a_probe_refused_before_sending_leaves_the_breaker_half_open(
     await journal.open()
     catalogue = load_catalogue(make_config())  # hk's policies; its adapter is the SOAP one
     async with soap_partner(tmp_path, REPLY) as (sim, adapter):
-        hk = catalogue.partner("hk")
-        assert hk is not None
-        worker = Worker(
-            journal=journal,
-            catalogue=lambda: catalogue,
-            adapters={"hk": adapter},
-            owner="w1",
-            lease=30,
-            poll_interval=3600,
-            clock=clock,
-            sleep=clock.sleep,
-        )
-        breaker = worker.guards(hk).breaker
-        for _ in range(hk.breaker.failures):
-            breaker.failure()
-        clock.advance(hk.breaker.cool_down)  # the next request is the probe
+        worker, breaker = probing(journal, catalogue, adapter, clock)
         bad = await queued(journal, "off-wsdl", {**HK_PAYLOAD, "colour": "red"}, clock())
         with capture_logs() as logs:
             assert await worker.work_once() == 1

@@ -26,6 +26,7 @@ from federation.testing import FakeClock, reply
 from replay.journal import Backend
 from tests.conftest import HK_APPLICATION
 from tests.integration.test_background_loops import due
+from tests.integration.test_breaker_refusal import probing
 
 NAME = HK_APPLICATION["applicant"]["name"]
 PERSONAL = (NAME, "CHAN, Tai Man", "K802133(3)")
@@ -196,24 +197,9 @@ async def test_a_half_open_probe_that_crashes_leaves_the_breaker_half_open(
     exchange is the probe that reaches the partner and closes it."""
     clock = FakeClock(time.time())
     catalogue = load_catalogue(make_config())
-    hk = catalogue.partner("hk")
-    assert hk is not None
     bad = await due(journal, "unexpected-probe")
     careless = Careless(spared=set())
-    w1 = Worker(
-        journal=journal,
-        catalogue=lambda: catalogue,
-        adapters={"hk": careless},
-        owner="w1",
-        lease=30,
-        poll_interval=3600,
-        clock=clock,
-        sleep=clock.sleep,
-    )
-    breaker = w1.guards(hk).breaker
-    for _ in range(hk.breaker.failures):
-        breaker.failure()
-    clock.advance(hk.breaker.cool_down)  # the next request is the probe
+    w1, breaker = probing(journal, catalogue, careless, clock)
     assert await w1.work_once() == 1
     unconfirmed_by(await journal.get(bad.id), "ValueError")
     assert breaker.state is BreakerState.HALF_OPEN, breaker.view()
