@@ -20,7 +20,7 @@ from tests.integration.test_background_loops import due
 ACCEPTED = reply({"status": "ok", "ref": "HK-1"})
 
 
-def worker(journal: Backend, catalogue: Any, owner: str, adapter: MockAdapter) -> Worker:
+def worker(journal: Backend, catalogue: Any, owner: str, adapter: Any) -> Worker:
     """A worker of instance ``owner`` delivering to hk through ``adapter``."""
     return Worker(
         journal=journal,
@@ -132,13 +132,14 @@ async def ended_then_claimed(
     return claimed
 
 
-async def worked_by_w3(
-    journal: Backend, catalogue: Any, claimed: Exchange, adapter: MockAdapter
+async def worked_by(
+    journal: Backend, catalogue: Any, claimed: Exchange, adapter: Any, owner: str = "w3"
 ) -> Exchange:
-    """``claimed`` worked by w3 through ``adapter``; the exchange as it stands then."""
-    w3 = worker(journal, catalogue, "w3", adapter)
-    w3.offer(claimed)
-    await w3.stop(grace=10)
+    """``claimed`` worked by instance ``owner`` (w3 unless said) through ``adapter`` to its end;
+    the exchange as it stands then."""
+    taker = worker(journal, catalogue, owner, adapter)
+    taker.offer(claimed)
+    await taker.stop(grace=10)
     done = await journal.get(claimed.id)
     assert done is not None
     return done
@@ -155,7 +156,7 @@ async def test_a_journalled_delivery_is_settled_as_delivered_without_sending_aga
         journal, catalogue, reply({"ref_no": "HK-1", "status": "ok"}), "settle-1"
     )
     third = MockAdapter(sequence(permanent(409)))
-    done = await worked_by_w3(journal, catalogue, claimed, third)
+    done = await worked_by(journal, catalogue, claimed, third)
     assert third.requests == []
     assert done.state is State.DELIVERED and done.receipt == {
         "receipt_number": "HK-1",
@@ -176,7 +177,7 @@ async def test_a_journalled_delivery_whose_reply_did_not_map_keeps_its_receipt_e
     catalogue = load_catalogue(make_config())
     claimed = await ended_then_claimed(journal, catalogue, ACCEPTED, "settle-2")
     third = MockAdapter(lambda _: ACCEPTED)
-    done = await worked_by_w3(journal, catalogue, claimed, third)
+    done = await worked_by(journal, catalogue, claimed, third)
     assert third.requests == [] and done.state is State.DELIVERED
     assert done.last_error is not None and done.last_error["kind"] == "receipt"
     assert standing_errors(done)[0] == done.last_error
@@ -192,7 +193,7 @@ async def test_a_journalled_transient_failure_is_scheduled_with_its_retry_after(
     claimed = await ended_then_claimed(journal, catalogue, answer, "settle-3")
     third = MockAdapter(lambda _: ACCEPTED)
     before = time.time()
-    done = await worked_by_w3(journal, catalogue, claimed, third)
+    done = await worked_by(journal, catalogue, claimed, third)
     assert third.requests == []
     assert done.state is State.RETRY_WAIT and done.attempts == 1
     assert done.next_attempt_at is not None and done.next_attempt_at >= before + 30
@@ -211,7 +212,7 @@ async def test_a_journalled_transient_failure_that_spends_the_budget_fails_the_e
     catalogue = load_catalogue(with_callback(make_config(max_attempts=1)))
     claimed = await ended_then_claimed(journal, catalogue, transient(503), "settle-4")
     third = MockAdapter(lambda _: ACCEPTED)
-    done = await worked_by_w3(journal, catalogue, claimed, third)
+    done = await worked_by(journal, catalogue, claimed, third)
     assert third.requests == [] and done.state is State.FAILED and done.attempts == 1
     assert [e.kind for e in done.events][-1] == "retries_exhausted"
     assert done.notify_state == "failed"
@@ -224,7 +225,7 @@ async def test_a_journalled_refusal_rejects_the_exchange(
     catalogue = load_catalogue(make_config())
     claimed = await ended_then_claimed(journal, catalogue, permanent(422), "settle-5")
     third = MockAdapter(lambda _: ACCEPTED)
-    done = await worked_by_w3(journal, catalogue, claimed, third)
+    done = await worked_by(journal, catalogue, claimed, third)
     assert third.requests == [] and done.state is State.REJECTED
     assert done.last_error is not None and done.last_error["status"] == 422
 
@@ -238,7 +239,7 @@ async def test_a_journalled_unrecognised_reply_leaves_the_exchange_unconfirmed(
     odd = UnrecognisedReply("partner said 299", partner="mock", operation="send", status=299)
     claimed = await ended_then_claimed(journal, catalogue, odd, "settle-6")
     third = MockAdapter(lambda _: ACCEPTED)
-    done = await worked_by_w3(journal, catalogue, claimed, third)
+    done = await worked_by(journal, catalogue, claimed, third)
     assert third.requests == [] and done.state is State.UNCONFIRMED
     assert done.last_error is not None and done.last_error["kind"] == "unconfirmed"
 
@@ -272,7 +273,7 @@ async def test_a_retry_now_left_by_a_stopped_worker_is_decided_again_and_sent(
     later = time.time() + 100
     [claimed] = await journal.claim(owner="w3", now=later, lease_until=later + 600, limit=5)
     third = MockAdapter(lambda _: ACCEPTED)
-    done = await worked_by_w3(journal, catalogue, claimed, third)
+    done = await worked_by(journal, catalogue, claimed, third)
     assert len(first.requests) == 1 and len(third.requests) == 1
     assert done.state is State.DELIVERED and done.attempts == 2 and done.id == ex.id
     outcomes = [a.outcome for a in done.attempt_history()]

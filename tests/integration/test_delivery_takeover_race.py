@@ -30,13 +30,13 @@ from aiohttp import web
 
 from adapters.base import OutboundRequest, Reply
 from adapters.rest import RestAdapter
+from federation.api.net import start_site
 from federation.domain.errors import PermanentError
 from federation.domain.models import Exchange, Outcome, State
 from federation.runtime.catalogue import Catalogue, load_catalogue
-from federation.runtime.worker import Worker
 from replay.journal import Backend
 from tests.integration.test_background_loops import due
-from tests.integration.test_delivery_lease_lost import with_callback
+from tests.integration.test_delivery_lease_lost import with_callback, worked_by, worker
 
 RECEIPT = {"receipt_number": "HK-1", "status": "ok"}
 
@@ -55,6 +55,13 @@ class Deduplicating:
     async def conflict(self) -> int:
         """Answer a repeat 409 once the first request is let go."""
         await self.release.wait()
+        return 409
+
+    async def conflict_after(self, appended: asyncio.Event) -> int:
+        """Let the first request go, then answer a repeat 409 once ``appended`` is set (the
+        first worker has appended that request's end)."""
+        self.release.set()
+        await appended.wait()
         return 409
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -77,13 +84,9 @@ async def partner() -> AsyncIterator[tuple[Deduplicating, str]]:
     dedup = Deduplicating()
     app = web.Application()
     app.router.add_post("/vehicle-licences/renewals", dedup.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, url = await start_site(app)
     try:
-        yield dedup, f"http://127.0.0.1:{port}"
+        yield dedup, url
     finally:
         dedup.release.set()  # nothing held past the test
         await runner.cleanup()
@@ -103,18 +106,6 @@ async def hk(make_config: Any, partner: tuple[Deduplicating, str]) -> AsyncItera
         await adapter.close()
 
 
-def worker(journal: Backend, catalogue: Catalogue, owner: str, adapter: Any) -> Worker:
-    """A worker of instance ``owner`` delivering to hk through ``adapter``."""
-    return Worker(
-        journal=journal,
-        catalogue=lambda: catalogue,
-        adapters={"hk": adapter},
-        owner=owner,
-        lease=30,
-        poll_interval=3600,
-    )
-
-
 async def first_held_then_taken(
     journal: Backend, catalogue: Catalogue, adapter: Any, dedup: Deduplicating, key: str
 ) -> tuple[asyncio.Task[int], Exchange]:
@@ -127,18 +118,6 @@ async def first_held_then_taken(
     [claimed] = await journal.claim(owner="w2", now=later, lease_until=later + 600, limit=5)
     assert claimed.state is State.DELIVERING and claimed.attempts == 1
     return w1, claimed
-
-
-async def worked_by_w2(
-    journal: Backend, catalogue: Catalogue, adapter: Any, claimed: Exchange
-) -> Exchange:
-    """``claimed`` worked by w2 to its end; the exchange as it stands then."""
-    w2 = worker(journal, catalogue, "w2", adapter)
-    w2.offer(claimed)
-    await w2.stop(grace=10)
-    done = await journal.get(claimed.id)
-    assert done is not None
-    return done
 
 
 def ends(done: Exchange) -> list[tuple[int, str, str | None]]:
@@ -161,7 +140,7 @@ async def test_an_end_appended_after_the_takeover_but_before_the_resend_settles_
     w1, claimed = await first_held_then_taken(journal, catalogue, adapter, dedup, "race-before")
     dedup.release.set()
     assert await w1 == 1
-    done = await worked_by_w2(journal, catalogue, adapter, claimed)
+    done = await worked_by(journal, catalogue, claimed, adapter, "w2")
     assert dedup.keys == [claimed.id]  # sent once
     assert done.state is State.DELIVERED and done.receipt == RECEIPT
     assert done.attempts == 1 and done.notify_state == "delivered"
@@ -180,14 +159,8 @@ async def test_a_conflict_answered_after_the_first_delivery_was_appended_settles
     catalogue, adapter = hk
     w1, claimed = await first_held_then_taken(journal, catalogue, adapter, dedup, "race-after")
     appended = asyncio.Event()
-
-    async def once_w1_appended() -> int:
-        dedup.release.set()
-        await appended.wait()
-        return 409
-
-    dedup.on_repeat = once_w1_appended
-    w2 = asyncio.create_task(worked_by_w2(journal, catalogue, adapter, claimed))
+    dedup.on_repeat = lambda: dedup.conflict_after(appended)
+    w2 = asyncio.create_task(worked_by(journal, catalogue, claimed, adapter, "w2"))
     assert await w1 == 1
     appended.set()
     done = await w2
@@ -221,7 +194,7 @@ async def test_a_conflict_answered_while_the_first_attempt_is_held_leaves_it_unc
         return 409
 
     dedup.on_repeat = at_once
-    done = await worked_by_w2(journal, catalogue, adapter, claimed)
+    done = await worked_by(journal, catalogue, claimed, adapter, "w2")
     assert done.state is State.UNCONFIRMED and done.notify_state == "unconfirmed"
     assert done.last_error is not None and done.last_error["kind"] == "unconfirmed"
     assert done.last_error["status"] == 409
@@ -251,17 +224,14 @@ async def test_a_delivery_appended_while_the_exchange_waited_settles_the_next_re
         return next(answers)
 
     dedup.on_repeat = busy_then_conflict
-    waiting = await worked_by_w2(journal, catalogue, adapter, claimed)
+    waiting = await worked_by(journal, catalogue, claimed, adapter, "w2")
     assert waiting.state is State.RETRY_WAIT and waiting.attempts == 2
     dedup.release.set()
     assert await w1 == 1
     later = time.time() + 1000
     [due_again] = await journal.claim(owner="w3", now=later, lease_until=later + 600, limit=5)
-    w3 = worker(journal, catalogue, "w3", adapter)
-    w3.offer(due_again)
-    await w3.stop(grace=10)
-    done = await journal.get(claimed.id)
-    assert done is not None and done.state is State.DELIVERED and done.receipt == RECEIPT
+    done = await worked_by(journal, catalogue, due_again, adapter)  # by w3
+    assert done.state is State.DELIVERED and done.receipt == RECEIPT
     assert done.attempts == 3 and done.notify_state == "delivered"
     assert [a.outcome for a in done.attempt_history()] == [
         Outcome.DELIVERED,
@@ -303,14 +273,8 @@ async def test_an_adapter_crash_on_the_repeat_still_settles_by_the_earlier_deliv
     catalogue, adapter = hk
     w1, claimed = await first_held_then_taken(journal, catalogue, adapter, dedup, "race-crash")
     appended = asyncio.Event()
-
-    async def once_w1_appended() -> int:
-        dedup.release.set()
-        await appended.wait()
-        return 409
-
-    dedup.on_repeat = once_w1_appended
-    w2 = asyncio.create_task(worked_by_w2(journal, catalogue, Careless(adapter), claimed))
+    dedup.on_repeat = lambda: dedup.conflict_after(appended)
+    w2 = asyncio.create_task(worked_by(journal, catalogue, claimed, Careless(adapter), "w2"))
     assert await w1 == 1
     appended.set()
     done = await w2
