@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 
 from adapters.base import OutboundRequest, Reply
+from federation.api.net import start_site
 from federation.domain.errors import Transcript
 from federation.domain.models import Exchange, Outcome, State
 from federation.logging import capture_logs
@@ -93,13 +94,9 @@ async def partner() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
 
     app = web.Application()
     app.router.add_post("/renewals", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, url = await start_site(app)
     try:
-        yield f"http://127.0.0.1:{port}/renewals", took
+        yield f"{url}/renewals", took
     finally:
         await runner.cleanup()
 
