@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import zlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from federation.api.app import create_app
 from federation.api.net import start_site
 from federation.logging import capture_logs
 from tests.conftest import HK_APPLICATION
-from tests.integration.pg import JOURNALS, unopened_journal_of
+from tests.integration.test_charsets import soap_root  # noqa: F401 (fixture)
 from tests.integration.test_inbound import APPLICATION, KEY, inbound_config  # noqa: F401
 from tests.integration.test_soap_inbound import ENVELOPE, soap_config  # noqa: F401 (fixture)
 
@@ -53,20 +52,6 @@ def partner_root(request: pytest.FixtureRequest) -> Path:
     """The inbound catalogue in which hk files by REST (test_inbound's)."""
     root: Path = request.getfixturevalue("inbound_config")
     return root
-
-
-@pytest.fixture
-def soap_root(request: pytest.FixtureRequest) -> Path:
-    """The inbound catalogue in which hk also files by SOAP (test_soap_inbound's)."""
-    root: Path = request.getfixturevalue("soap_config")
-    return root
-
-
-@pytest.fixture(params=JOURNALS)
-async def journal(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
-    """An unopened journal of each backend."""
-    async with unopened_journal_of(request.param, tmp_path) as j:
-        yield j
 
 
 async def post(
@@ -124,11 +109,11 @@ async def test_a_json_body_that_does_not_decompress_is_400_and_journalled(
 
 
 async def test_a_body_that_does_not_decompress_is_journalled_on_every_backend(
-    make_config, broker_at, journal: Any
+    make_config, broker_at, journal_of: Any
 ) -> None:
     """SQLite, PostgreSQL and memory: the refusal row with the body as it was sent."""
     body = b"not-compressed"
-    async with broker_at(make_config(), journal_obj=journal) as (broker, url):
+    async with broker_at(make_config(), journal_obj=journal_of) as (broker, url):
         status, _, _ = await post(url, "/v1/exchanges", body, json_headers("gzip"))
         refusals = await broker.journal.refusals()
     assert status == 400
@@ -207,9 +192,9 @@ async def test_a_coding_not_read_here_is_415_and_journalled(
 
 
 async def test_an_unread_coding_is_journalled_on_every_backend(
-    make_config, broker_at, journal: Any
+    make_config, broker_at, journal_of: Any
 ) -> None:
-    async with broker_at(make_config(), journal_obj=journal) as (broker, url):
+    async with broker_at(make_config(), journal_obj=journal_of) as (broker, url):
         status, _, _ = await post(url, "/v1/exchanges", PLAIN, json_headers("br"))
         refusals = await broker.journal.refusals()
     assert status == 415
@@ -323,7 +308,11 @@ async def test_a_partner_filing_in_gzip_is_filed(partner_root, broker_at) -> Non
     ],
 )
 async def test_a_soap_filing_with_a_bad_coding_is_a_client_fault_and_journalled(
-    soap_root, broker_at, coding: str, status: int, slug: str
+    soap_root,  # noqa: F811 (the fixture imported above)
+    broker_at,
+    coding: str,
+    status: int,
+    slug: str,
 ) -> None:
     """A SOAP fault (was a JSON problem 500 for gzip, a bare 400 for br, filed for x-foo)."""
     headers = {**SOAP_HEADERS, "Content-Encoding": coding}
@@ -342,10 +331,12 @@ async def test_a_soap_filing_with_a_bad_coding_is_a_client_fault_and_journalled(
 
 
 async def test_a_soap_coding_fault_is_journalled_on_every_backend(
-    soap_root, broker_at, journal: Any
+    soap_root,  # noqa: F811 (the fixture imported above)
+    broker_at,
+    journal_of: Any,
 ) -> None:
     headers = {**SOAP_HEADERS, "Content-Encoding": "gzip"}
-    async with broker_at(soap_root, journal_obj=journal) as (broker, url):
+    async with broker_at(soap_root, journal_obj=journal_of) as (broker, url):
         status, _, _ = await post(url, "/v1/partners/hk/soap", SOAP_BODY, headers)
         refusals = await broker.journal.refusals()
     assert status == 500
@@ -354,7 +345,10 @@ async def test_a_soap_coding_fault_is_journalled_on_every_backend(
     ]
 
 
-async def test_a_soap_filing_in_gzip_is_filed(soap_root, broker_at) -> None:
+async def test_a_soap_filing_in_gzip_is_filed(
+    soap_root,  # noqa: F811 (the fixture imported above)
+    broker_at,
+) -> None:
     headers = {**SOAP_HEADERS, "Content-Encoding": "gzip"}
     async with broker_at(soap_root) as (broker, url):
         status, reply, _ = await post(

@@ -6,15 +6,13 @@ silently dropped (the JSON intake refuses duplicate or unknown fields the same w
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
 import pytest
 
-from tests.integration.pg import JOURNALS, unopened_journal_of
+from tests.integration.test_charsets import soap_root  # noqa: F401 (fixture)
 from tests.integration.test_inbound import APPLICATION, KEY, inbound_config  # noqa: F401
 from tests.integration.test_soap_inbound import soap_config  # noqa: F401 (fixture)
 
@@ -43,20 +41,6 @@ def envelope(body: str) -> bytes:
 
 def filing(inner: str) -> bytes:
     return envelope(f"<tb:FileApplication>{inner}</tb:FileApplication>")
-
-
-@pytest.fixture
-def soap_root(request: pytest.FixtureRequest) -> Path:
-    """The inbound catalogue in which hk files by SOAP (test_soap_inbound's)."""
-    root: Path = request.getfixturevalue("soap_config")
-    return root
-
-
-@pytest.fixture(params=JOURNALS)
-async def journal(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
-    """An unopened journal of each backend."""
-    async with unopened_journal_of(request.param, tmp_path) as j:
-        yield j
 
 
 async def post(url: str, body: bytes, action: str = '""') -> tuple[int, str]:
@@ -113,7 +97,10 @@ REFUSED = [
 
 @pytest.mark.parametrize(("body", "says"), [r[1:] for r in REFUSED], ids=[r[0] for r in REFUSED])
 async def test_what_would_not_be_read_is_a_client_fault_and_journalled(
-    soap_root, broker_at, body: bytes, says: str
+    soap_root,  # noqa: F811 (the fixture imported above)
+    broker_at,
+    body: bytes,
+    says: str,
 ) -> None:
     async with broker_at(soap_root) as (broker, url):
         status, reply = await post(url, body)
@@ -128,12 +115,14 @@ async def test_what_would_not_be_read_is_a_client_fault_and_journalled(
 
 
 async def test_a_second_operation_is_journalled_on_every_backend(
-    soap_root, broker_at, journal: Any
+    soap_root,  # noqa: F811 (the fixture imported above)
+    broker_at,
+    journal_of: Any,
 ) -> None:
     """The reviewer's case (200 with one exchange id, nothing for the second), on SQLite,
     PostgreSQL and memory: the refusal row, and no exchange."""
     body = envelope(FILE_1 + FILE_1.replace("one-1", "one-2"))
-    async with broker_at(soap_root, journal_obj=journal) as (broker, url):
+    async with broker_at(soap_root, journal_obj=journal_of) as (broker, url):
         status, reply = await post(url, body)
         refusals = await broker.journal.refusals()
         counts = await broker.journal.counts()
@@ -151,7 +140,11 @@ async def test_a_second_operation_is_journalled_on_every_backend(
     ],
     ids=["plain", "comments-around", "comments-and-whitespace-inside"],
 )
-async def test_one_operation_with_each_field_once_is_filed(soap_root, broker_at, body) -> None:
+async def test_one_operation_with_each_field_once_is_filed(
+    soap_root,  # noqa: F811 (the fixture imported above)
+    broker_at,
+    body,
+) -> None:
     """Comments and whitespace between the fields are no reason to refuse."""
     async with broker_at(soap_root) as (broker, url):
         status, reply = await post(url, body)
