@@ -3,38 +3,25 @@ attempt whose end only its taker presumed (federation/runtime/ends.py)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from federation.domain.models import Direction, Event, Exchange, Outcome, State
+from federation.domain.models import Event, Exchange, Outcome, State
 from federation.runtime.ends import awaiting_own_end, delivered_end
-
-XID = "01JSF3K8X2M9V4T7Q6W5R1N0PZ"
+from tests.unit.test_models import EXCHANGE_ID, exchange
 
 
 def ended(attempt: int, outcome: str, *, timed: bool = True, **data: Any) -> Event:
     """An attempt's end; untimed, the end a taker presumes (unknown, no owner)."""
     timing = {"duration_ms": 12.5, "owner": f"w{attempt}"} if timed else {}
     body = {"attempt": attempt, "outcome": outcome, **timing, **data}
-    return Event(exchange_id=XID, kind="attempt_finished", at=100.0 + attempt, data=body)
+    return Event(exchange_id=EXCHANGE_ID, kind="attempt_finished", at=100.0 + attempt, data=body)
 
 
 def history(*events: Event, state: State = State.DELIVERING) -> Exchange:
-    """An exchange to hk holding ``events``."""
-    return Exchange(
-        id=XID,
-        direction=Direction.OUTBOUND,
-        source="gd-portal",
-        target="hk",
-        service="TD-VL-RENEW",
-        idempotency_key="k",
-        request_hash="sha256:k",
-        state=state,
-        application={},
-        attempts=max((int(e.data.get("attempt", 0)) for e in events), default=0),
-        created_at=1.0,
-        updated_at=2.0,
-        events=events,
-    )
+    """An exchange to hk holding ``events``, as many attempts made as they number."""
+    attempts = max((int(e.data.get("attempt", 0)) for e in events), default=0)
+    return replace(exchange(*events, state=state), attempts=attempts)
 
 
 def test_a_delivery_appended_after_the_takers_presumed_end_is_found_with_its_receipt() -> None:
@@ -47,7 +34,9 @@ def test_a_delivery_appended_after_the_takers_presumed_end_is_found_with_its_rec
         history(
             ended(1, "unknown_outcome", timed=False),
             ended(1, "delivered", receipt=receipt),
-            Event(exchange_id=XID, kind="receipt_invalid", at=101.5, data={"error": problem}),
+            Event(
+                exchange_id=EXCHANGE_ID, kind="receipt_invalid", at=101.5, data={"error": problem}
+            ),
             ended(2, "permanent_error", error={"kind": "permanent_error", "status": 409}),
         )
     )
@@ -58,7 +47,9 @@ def test_a_delivery_appended_after_the_takers_presumed_end_is_found_with_its_rec
 
 def test_a_delivery_before_a_replay_does_not_settle_what_the_replay_sends() -> None:
     """A replay sends again on purpose: a delivery before it is not one to settle by."""
-    replayed = Event(exchange_id=XID, kind="replayed", at=150.0, data={"attempts_before": 1})
+    replayed = Event(
+        exchange_id=EXCHANGE_ID, kind="replayed", at=150.0, data={"attempts_before": 1}
+    )
     assert delivered_end(history(ended(1, "delivered"), replayed)) is None
     assert (
         delivered_end(history(ended(1, "delivered"), replayed, ended(2, "permanent_error"))) is None
