@@ -50,11 +50,8 @@ def test_a_long_percent_encoded_reply_leaves_nothing_in_memory() -> None:
     assert kept < 256 * 1024
 
 
-def test_a_short_text_with_a_stray_ampersand_is_not_read_through_escapes(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A text with ``&`` or ``\\`` near its end, but no escape begun there, is searched as
-    it is when no secret is written with them (each such text was read through its escapes)."""
+def read_through_escapes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The texts the scrubber reads through their escapes from now on (each as it reads it)."""
     views: list[str] = []
     real = written.View
 
@@ -63,6 +60,15 @@ def test_a_short_text_with_a_stray_ampersand_is_not_read_through_escapes(
         return real(text, marks)
 
     monkeypatch.setattr(written, "View", counted)
+    return views
+
+
+def test_a_short_text_with_a_stray_ampersand_is_not_read_through_escapes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A text with ``&`` or ``\\`` near its end, but no escape begun there, is searched as
+    it is when no secret is written with them (each such text was read through its escapes)."""
+    views = read_through_escapes(monkeypatch)
     scrubber = Scrubber(["second-secret-2", "third-secret-3"])
     for said in ("R&D dept", "C:\\ drive", "Tom & Jerry", "a & b & c", "ab"):
         assert scrubber.text(said) == said

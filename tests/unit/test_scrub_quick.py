@@ -8,10 +8,10 @@ import random
 
 import pytest
 
-from adapters.auth import REDACTED, written
+from adapters.auth import REDACTED
 from adapters.auth.scrub import Scrubber
 from tests.unit.test_scrub_double import ENCODERS
-from tests.unit.test_scrub_ends import ALPHABET, AROUND, _forms
+from tests.unit.test_scrub_ends import ALPHABET, AROUND, _forms, read_through_escapes
 
 SECRETS = ("p4ss\\word-one", "second secret+x", "third-secret-3")
 
@@ -21,14 +21,7 @@ def test_short_texts_with_escapes_but_no_secret_are_not_read_through_them(
 ) -> None:
     """Short strings with escapes (a JSON body's values) that cannot hold any of three secrets
     come out as they were and no text is read through its escapes (each was, twice over)."""
-    views: list[str] = []
-    real = written.View
-
-    def counted(text: str, marks: tuple[str, ...]) -> written.View:
-        views.append(text)
-        return real(text, marks)
-
-    monkeypatch.setattr(written, "View", counted)
+    views = read_through_escapes(monkeypatch)
     scrubber = Scrubber(SECRETS)
     said = ["a%20b&amp;", "x\\u0041", "caf%C3%A9 &lt;b&gt;", "100%25 &amp; \\n", "tab\\t&quot;"]
     assert scrubber.value(said) == said
