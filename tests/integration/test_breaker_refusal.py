@@ -17,6 +17,7 @@ from federation.runtime.worker import Worker
 from federation.testing import FakeClock, InMemoryJournal
 from replay.journal import Journal
 from tests.integration.test_delivery import soap_partner
+from tests.integration.test_delivery_lease_lost import worker
 from tests.integration.test_soap_adapter import HK_PAYLOAD
 
 REPLY = "success: {status: [200]}\n"
@@ -57,21 +58,12 @@ def probing(
     half-open: the next request the worker sends is the probe."""
     hk = catalogue.partner("hk")
     assert hk is not None
-    worker = Worker(
-        journal=journal,
-        catalogue=lambda: catalogue,
-        adapters={"hk": adapter},
-        owner="w1",
-        lease=30,
-        poll_interval=3600,
-        clock=clock,
-        sleep=clock.sleep,
-    )
-    breaker = worker.guards(hk).breaker
+    w1 = worker(journal, catalogue, "w1", adapter, clock=clock, sleep=clock.sleep)
+    breaker = w1.guards(hk).breaker
     for _ in range(hk.breaker.failures):
         breaker.failure()
     clock.advance(hk.breaker.cool_down)  # the next request is the probe
-    return worker, breaker
+    return w1, breaker
 
 
 async def test_a_probe_refused_before_sending_leaves_the_breaker_half_open(

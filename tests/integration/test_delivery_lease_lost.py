@@ -14,14 +14,15 @@ from federation.runtime.catalogue import load_catalogue
 from federation.runtime.delivery import standing_errors
 from federation.runtime.worker import Worker
 from federation.testing import MockAdapter, permanent, reply, sequence, transient
-from replay.journal import Backend
+from replay.journal import Backend, Journal
 from tests.integration.test_background_loops import due
 
 ACCEPTED = reply({"status": "ok", "ref": "HK-1"})
 
 
-def worker(journal: Backend, catalogue: Any, owner: str, adapter: Any) -> Worker:
-    """A worker of instance ``owner`` delivering to hk through ``adapter``."""
+def worker(journal: Journal, catalogue: Any, owner: str, adapter: Any, **options: Any) -> Worker:
+    """A worker of instance ``owner`` delivering to hk through ``adapter`` (with any further
+    ``options`` of a worker: its clock and sleep, its metrics)."""
     return Worker(
         journal=journal,
         catalogue=lambda: catalogue,
@@ -29,6 +30,7 @@ def worker(journal: Backend, catalogue: Any, owner: str, adapter: Any) -> Worker
         owner=owner,
         lease=30,
         poll_interval=3600,
+        **options,
     )
 
 

@@ -22,12 +22,12 @@ from federation.logging import capture_logs
 from federation.runtime.breaker import BreakerState
 from federation.runtime.catalogue import load_catalogue
 from federation.runtime.metrics import Metrics
-from federation.runtime.worker import Worker
 from federation.testing import FakeClock, reply
 from replay.journal import Backend
 from tests.conftest import HK_APPLICATION
 from tests.integration.test_background_loops import due
 from tests.integration.test_breaker_refusal import probing
+from tests.integration.test_delivery_lease_lost import worker
 
 NAME = HK_APPLICATION["applicant"]["name"]
 PERSONAL = (NAME, "CHAN, Tai Man", "K802133(3)")
@@ -101,21 +101,6 @@ async def partner() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
         await runner.cleanup()
 
 
-def worker(
-    journal: Backend, catalogue: Any, adapter: Any, metrics: Metrics | None = None
-) -> Worker:
-    """A worker of instance w1 delivering to hk through ``adapter``."""
-    return Worker(
-        journal=journal,
-        catalogue=lambda: catalogue,
-        adapters={"hk": adapter},
-        owner="w1",
-        lease=30,
-        poll_interval=3600,
-        metrics=metrics,
-    )
-
-
 def unconfirmed_by(done: Exchange | None, error: str) -> None:
     """``done`` ended unconfirmed after one attempt of unknown outcome that failed with an
     ``error`` of ours, named by its type alone."""
@@ -141,7 +126,7 @@ async def test_an_adapter_error_of_ours_ends_the_exchange_unconfirmed_and_the_wo
     fine = await due(journal, "unexpected-fine")
     careless = Careless(spared={fine.id})
     metrics = Metrics("w1")
-    w1 = worker(journal, catalogue, careless, metrics)
+    w1 = worker(journal, catalogue, "w1", careless, metrics=metrics)
     with capture_logs() as logs:
         assert await w1.work_once() == 7
     for ex in crashing:
@@ -175,7 +160,7 @@ async def test_an_adapter_error_after_the_partner_took_the_request_is_not_sent_a
     catalogue = load_catalogue(make_config())
     ex = await due(journal, "unexpected-after")
     with capture_logs() as logs:
-        assert await worker(journal, catalogue, AsciiReader(url)).work_once() == 1
+        assert await worker(journal, catalogue, "w1", AsciiReader(url)).work_once() == 1
     unconfirmed_by(await journal.get(ex.id), "UnicodeDecodeError")
     assert len(took) == 1 and took[0]["owner"]["name_en"] == "CHAN, Tai Man"
     later = time.time() + 1000
@@ -222,7 +207,7 @@ async def test_an_unforeseen_error_outside_the_adapter_is_logged_by_the_worker_b
     monkeypatch.setattr(journal, "record", record)
     await due(journal, "unexpected-journal")
     with capture_logs() as logs:
-        assert await worker(journal, catalogue, Careless(spared=set())).work_once() == 1
+        assert await worker(journal, catalogue, "w1", Careless(spared=set())).work_once() == 1
     [crashed] = [e for e in logs if e["event"] == "worker_crashed_on_exchange"]
     assert crashed["error"] == "RuntimeError" and "RuntimeError" in crashed["exception"]
     assert not any(p in repr(logs) for p in PERSONAL)
