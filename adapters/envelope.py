@@ -92,6 +92,11 @@ class NotSoap(Exception):
     """A reply that is well-formed XML but not a SOAP envelope."""
 
 
+class SeveralBodies(NotSoap):
+    """An Envelope with more than one Body: SOAP 1.1 and 1.2 give an Envelope exactly one, and
+    reading only the first would drop what the others hold (a second application, a Fault)."""
+
+
 class Opened(NamedTuple):
     """The parts of a parsed envelope."""
 
@@ -121,6 +126,10 @@ def open_envelope(root: etree._Element) -> Opened:
             header, body = _walk(root, body_tag, header_tag)
     if body is None:
         raise NotSoap("the SOAP Envelope has no Body")
+    # the usual layouts hold nothing else; any other is counted (an element after the Body may
+    # be a second Body, which would otherwise be passed over unread)
+    if len(root) > (1 if header is None else 2) and sum(c.tag == body_tag for c in root) > 1:
+        raise SeveralBodies("the SOAP Envelope has more than one Body")
     first = body[0] if len(body) else None
     if first is not None and not isinstance(first.tag, str):  # a comment or PI first
         first = next((child for child in body if isinstance(child.tag, str)), None)

@@ -16,7 +16,7 @@ from lxml import etree  # type: ignore[import-untyped]
 from adapters import xmlsafe
 from adapters.base import Reply
 from adapters.body import BodyInvalid
-from adapters.envelope import Fault, NotSoap, Opened, find_fault, open_envelope
+from adapters.envelope import Fault, NotSoap, Opened, SeveralBodies, find_fault, open_envelope
 from adapters.httpio import refusal, status_refusal
 from adapters.replies import fault_is_transient, judge, rule_refusal
 from adapters.wsdl import Operation
@@ -43,6 +43,7 @@ class Reading(NamedTuple):
     fault: Fault | None = None
     refused: str | None = None  # why the body is not a SOAP envelope we can read
     attack: bool = False  # refused for what the XML tried, not merely for being something else
+    several: str | None = None  # an Envelope with more than one Body: never a yes (crowded)
 
 
 def classify(
@@ -64,7 +65,7 @@ def classify(
     reply rules, if any, must call a success.
     """
     reading = read_envelope(raw)
-    several = crowded(reading)
+    several = reading.several or crowded(reading, op)
     if several is not None:
         transcript = Transcript(request=sent, response=got)
         raise crowded_refusal(several, pid, op, transcript, status, retry_after)
@@ -115,18 +116,28 @@ def read_envelope(raw: bytes) -> Reading:
             refused=f"refused by the XML parser ({exc.kind}): {exc}",
             attack=exc.kind != "malformed",
         )
+    except SeveralBodies as exc:
+        return Reading(refused=str(exc), several="more than one Body in the SOAP Envelope")
     except NotSoap as exc:
         return Reading(refused=str(exc))
 
 
-def crowded(reading: Reading) -> str | None:
-    """What a Body holding more than one element holds, or None: one answer or one Fault belongs
-    there (WS-I Basic Profile R2201 for document/literal; the rpc wrapper is one element; SOAP 1.2
-    puts nothing beside a Fault). The answer followed by a Fault, a Fault followed by the answer,
-    two answers: a reply that says yes and no at once is neither."""
+def crowded(reading: Reading, op: Operation) -> str | None:
+    """What a Body holding more than the reply's answer holds, or None.
+
+    A Fault stands alone in a Body (SOAP 1.2 puts nothing beside it; beside an answer it says yes
+    and no at once, whichever comes first). An output of one element (document/literal with one
+    part: WS-I Basic Profile R2201) is that element alone: a second answer beside it is not the
+    partner's one yes. An output of several parts, or an rpc one (multiRef siblings), holds
+    several elements side by side: zeep reads them."""
     opened = reading.opened
     if opened is None or len(opened.body) < 2:  # comments and PIs were dropped by the parser
         return None
+    fault = opened.version.fault
+    if not any(el.tag == fault for el in opened.body) and not (
+        op.output is not None and op.output.tag
+    ):
+        return None  # the parts of a multi-part or rpc output
     names = [etree.QName(el).localname for el in opened.body[:3]]
     more = ", …" if len(opened.body) > 3 else ""
     return f"{len(opened.body)} elements in the SOAP Body ({', '.join(names)}{more})"

@@ -152,3 +152,27 @@ async def test_one_operation_with_each_field_once_is_filed(
     assert status == 200, reply
     assert "FileApplicationResponse" in reply
     assert refusals == []
+
+
+async def test_a_filing_with_two_body_elements_is_a_client_fault_and_journalled(
+    soap_root,  # noqa: F811 (the fixture imported above)
+    broker_at,
+    journal_of: Any,
+) -> None:
+    """The second application in a second Body was dropped, the first filed (200); now nothing
+    is filed and the refusal is journalled, on SQLite, PostgreSQL and memory."""
+    body = (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        '<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" '
+        f'xmlns:tb="{NS}"><s:Body>{FILE_1}</s:Body>'
+        f"<s:Body>{FILE_1.replace('one-1', 'one-2')}</s:Body></s:Envelope>"
+    ).encode()
+    async with broker_at(soap_root, journal_obj=journal_of) as (broker, url):
+        status, reply = await post(url, body)
+        refusals = await broker.journal.refusals()
+        counts = await broker.journal.counts()
+    assert status == 500, reply
+    assert "<faultcode>soap-env:Client</faultcode>" in reply
+    assert "more than one Body" in reply
+    assert [(r.status, r.problem) for r in refusals] == [(400, "invalid-request")]
+    assert counts == {}

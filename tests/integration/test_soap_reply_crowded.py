@@ -31,6 +31,8 @@ from tests.integration.test_delivery import DONE, settle
 from tests.integration.test_soap_adapter import (
     _ANSWER,
     _SOAP11,
+    HK_NS,
+    REPO,
     hostile,
     request,
     soap_root,  # noqa: F401 (fixture)
@@ -147,3 +149,68 @@ async def test_the_receipt_followed_by_a_fault_ends_unconfirmed_asked_once(
     said = (after.last_error or {}).get("message", "")
     assert "2 elements in the SOAP Body (" in said and ", Fault)" in said
     assert td.requests == 1 and [s.count for s in td.seen.values()] == [1]
+
+
+# -- a second Body element; an output of several parts -------------------------------------------
+
+SECOND_BODY = (
+    f'<e:Envelope xmlns:e="{_SOAP11}"><e:Body>{_ANSWER}</e:Body><e:Body>{FAULT}</e:Body>'
+    "</e:Envelope>"
+).encode()
+WSDL = (REPO / "partners" / "wsdl" / "hk-td-vehicle-licensing.wsdl").read_text(encoding="utf-8")
+TWO_PARTS = WSDL.replace(
+    '<wsdl:part name="body" element="td:VehicleLicenceRenewalResponse"/>',
+    '<wsdl:part name="body" element="td:VehicleLicenceRenewalResponse"/>\n'
+    '    <wsdl:part name="report" element="td:RenewalStatusReport"/>',
+)
+REPORT = (
+    f'<t:RenewalStatusReport xmlns:t="{HK_NS}"><t:ref_no>HK-1</t:ref_no>'
+    "<t:status>RECEIVED</t:status><t:updated_at>2025-04-28T10:15:00+08:00</t:updated_at>"
+    "</t:RenewalStatusReport>"
+)
+
+
+async def send_to(root: Path, url: str) -> Any:
+    config = load_config(root, protocols()).with_endpoints({"hk": url})
+    adapter = SoapAdapter(config.partners["hk"])
+    await adapter.start()
+    try:
+        return await adapter.send(request("hk"))
+    finally:
+        await adapter.close()
+
+
+async def test_a_receipt_and_a_fault_in_two_body_elements_is_never_a_yes(
+    soap_root: Any,  # noqa: F811 (the fixture imported above)
+) -> None:
+    """An Envelope has one Body: the receipt in the first and a Fault in a second was read as
+    the first alone, delivered."""
+    async with hostile({"two": SECOND_BODY}) as url:
+        with pytest.raises(UnrecognisedReply) as info:
+            await send_to(soap_root(), f"{url}/two")
+    assert info.value.message.startswith(
+        "hk answered HTTP 200 with more than one Body in the SOAP Envelope, where one answer"
+    )
+
+
+async def test_the_parts_of_an_output_of_several_parts_are_delivered(
+    soap_root: Any,  # noqa: F811 (the fixture imported above)
+) -> None:
+    """An output message of two body parts (WSDL 1.1 allows it; zeep reads it): the reply holds
+    both elements side by side, as the WSDL says, and is the partner's yes."""
+    assert TWO_PARTS != WSDL
+    reply_body = envelope(_ANSWER + REPORT)
+    async with hostile({"parts": reply_body}) as url:
+        root = soap_root(wsdl={"hk-td-vehicle-licensing.wsdl": TWO_PARTS})
+        reply = await send_to(root, f"{url}/parts")
+    assert reply.problem is None, reply.problem
+    assert reply.body["body"]["ref_no"] == "HK-1" and reply.body["report"]["ref_no"] == "HK-1"
+
+
+async def test_a_fault_beside_the_parts_of_such_an_output_is_never_a_yes(
+    soap_root: Any,  # noqa: F811 (the fixture imported above)
+) -> None:
+    async with hostile({"parts": envelope(_ANSWER + REPORT + FAULT)}) as url:
+        root = soap_root(wsdl={"hk-td-vehicle-licensing.wsdl": TWO_PARTS})
+        with pytest.raises(UnrecognisedReply):
+            await send_to(root, f"{url}/parts")

@@ -1,6 +1,8 @@
 """open_envelope reads the usual layouts by index: for every layout of up to four children of the
 Envelope and three of the Body (Header, Body, foreign elements, comments, processing instructions),
-either SOAP version, the answer is the child-by-child walk's (the reading before)."""
+either SOAP version, the answer is the child-by-child walk's (the reading before), but that an
+Envelope with more than one Body is no envelope to read (the walk took the first Body and passed
+over the others, a second application or a Fault in them unread)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,15 @@ import itertools
 import pytest
 from lxml import etree
 
-from adapters.envelope import SOAP11, SOAP12, VERSIONS, NotSoap, SoapVersion, open_envelope
+from adapters.envelope import (
+    SOAP11,
+    SOAP12,
+    VERSIONS,
+    NotSoap,
+    SeveralBodies,
+    SoapVersion,
+    open_envelope,
+)
 
 KINDS = ("Header", "Body", "other", "comment", "pi")
 INNER = ("message", "comment", "pi")
@@ -27,7 +37,7 @@ def reference(root: etree._Element) -> tuple[object, ...]:
             break
         if child.tag == version.header:
             header = child
-    if body is None:
+    if body is None or sum(child.tag == version.body for child in root) > 1:
         return ("NotSoap",)
     first = next((c for c in body if isinstance(c.tag, str)), None)
     return (version, header, body, first)
@@ -77,6 +87,16 @@ def test_every_layout_reads_as_the_walk_did(version: SoapVersion) -> None:
         assert answer(root) == reference(root), (outer, inner)
         count += 1
     assert count > 1000
+
+
+def test_an_envelope_with_two_bodies_is_several_bodies() -> None:
+    for version in (SOAP11, SOAP12):
+        for layout in (("Body", "Body"), ("Header", "Body", "Body"), ("Body", "other", "Body")):
+            root = etree.Element(f"{{{version.ns}}}Envelope")
+            for kind in layout:
+                root.append(node(version, kind))
+            with pytest.raises(SeveralBodies):
+                open_envelope(root)
 
 
 def test_the_other_version_or_no_envelope_is_not_soap() -> None:
