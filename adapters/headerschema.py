@@ -7,11 +7,13 @@ maps to local files. :func:`adapters.facets.facets_of` leaves such schemas out (
 WSDLs is left to the partner, as before), so without this module a header value there was checked
 against its built-in type only.
 
-:func:`header_schema` compiles, once per version of the WSDL and catalogue, one lxml XML Schema
-importing every schema of the WSDL's ``types``; each import those make is read the way the WSDL
-loader reads it (:class:`adapters.xmlsafe.LocalWsdlTransport`: files under the configuration
-directory, network locations only through the catalogue, never fetched). The schema elements read
-on the way are kept by namespace (:meth:`HeaderSchema.source`) for the quick checks of
+:func:`header_schema` compiles, once per version of the files it is built from (the WSDL and
+every schema file it imports or includes, each by path, size and modification time) and of the
+catalogue, one lxml XML Schema importing every schema of the WSDL's ``types``: an edited imported
+schema is seen at the next reload. Each import those make is read the way the WSDL loader reads it
+(:class:`adapters.xmlsafe.LocalWsdlTransport`: files under the configuration directory, network
+locations only through the catalogue, never fetched). The schema elements read on the way are
+kept by namespace (:meth:`HeaderSchema.source`) for the quick checks of
 :mod:`adapters.headerfacets`, which read them with the same index the body check uses
 (:class:`adapters.facettypes.SchemaIndex`).
 
@@ -27,6 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 from xml.sax.saxutils import quoteattr
 
 from lxml import etree  # type: ignore[import-untyped]
@@ -40,8 +43,13 @@ _FACET = re.compile(r"\[facet '([A-Za-z]+)'\]")
 _ATTRIBUTE = re.compile(r"Element '[^']*', attribute '(?:\{[^}]*\})?([^']+)'")
 _STEP = re.compile(r"^(?:[^:/\[]+:)?([^\[]+)(?:\[\d+\])?$")
 _INLINE = "urn:tongban:wsdl-types:"  # the locations the WSDL's own schemas are served under
-_cache: dict[tuple[Path, int, int, Path, tuple[tuple[str, Path], ...]], HeaderSchema | None] = {}
+Catalogue = tuple[tuple[str, Path], ...]  # partners.yaml schemas: location or namespace → file
+Stamp = tuple[Path, int, int] | tuple[Path, None, None]  # a file's size and mtime (None: unread)
+Stamps = frozenset[Stamp]
+# one entry per WSDL, root and catalogue: the files the schema was built from, and the schema
+_cache: dict[tuple[Path, Path, Catalogue], tuple[Stamps, HeaderSchema | None]] = {}
 _lock = threading.Lock()
+_MAX_CACHED = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,21 +102,24 @@ _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=Fals
 
 class _Imports(etree.Resolver):  # type: ignore[misc]
     """Serves the WSDL's own schemas and, through the WSDL loader's transport, what they import;
-    keeps each schema element read, by namespace."""
+    keeps each schema element read, by namespace, and the stamp of each file asked for, taken
+    before it is read (a file changed while it is read is then seen changed at the next call)."""
 
-    def __init__(
-        self, wsdl: str, inline: Mapping[str, bytes], transport: LocalWsdlTransport
-    ) -> None:
+    def __init__(self, wsdl: str, transport: LocalWsdlTransport) -> None:
         super().__init__()
         self.wsdl = wsdl
-        self.inline = dict(inline)
+        self.inline: dict[str, bytes] = {}  # the WSDL's own schemas, once it is read
         self.transport = transport
         self.sources: dict[str, Any] = {}
+        self.stamps: set[Stamp] = set()
         self.failed = False
 
     def resolve(self, url: str, _id: Any, context: Any) -> Any:
         data = self.inline.get(url)
         if data is None:
+            file = _file_of(url, self.transport.catalogue)
+            if file is not None:
+                self.stamps.add(_stamp(file))
             try:
                 data = self.transport.load(url)
             except WsdlRefused:
@@ -129,33 +140,41 @@ _EMPTY = f'<xs:schema xmlns:xs="{XS}"/>'
 
 
 def header_schema(
-    wsdl: Path | None, root: Path | None, catalogue: tuple[tuple[str, Path], ...] = ()
+    wsdl: Path | None, root: Path | None, catalogue: Catalogue = ()
 ) -> HeaderSchema | None:
     """The schema of ``wsdl``'s ``types`` with its imports (read under ``root``, network locations
-    through ``catalogue``), once per version of the file; None without a file, or when a schema
-    cannot be read or compiled (the built-in types are then checked alone, as before)."""
+    through ``catalogue``), compiled again only when one of the files it was built from (or
+    failed to read) has changed; None without a file, or when a schema cannot be read or
+    compiled (the built-in types are then checked alone, as before)."""
     if wsdl is None or root is None:
         return None
-    try:
-        stat = wsdl.stat()
-    except OSError:
-        return None
-    key = (wsdl, stat.st_size, stat.st_mtime_ns, root, catalogue)
+    key = (wsdl, root, catalogue)
     with _lock:
-        if key in _cache:
-            return _cache[key]
-    found = _compile(wsdl, root, catalogue)
+        cached = _cache.get(key)
+    if cached is not None and all(_stamp(stamp[0]) == stamp for stamp in cached[0]):
+        return cached[1]
+    stamps, found = _compile(wsdl, root, catalogue)
     with _lock:
-        if len(_cache) >= 32:
-            _cache.clear()
-        _cache[key] = found
+        _cache.pop(key, None)  # the newest last: the oldest goes first when the cache is full
+        if len(_cache) >= _MAX_CACHED:
+            _cache.pop(next(iter(_cache)))
+        _cache[key] = (stamps, found)
     return found
 
 
-def _compile(
-    wsdl: Path, root: Path, catalogue: tuple[tuple[str, Path], ...]
-) -> HeaderSchema | None:
+def _compile(wsdl: Path, root: Path, catalogue: Catalogue) -> tuple[Stamps, HeaderSchema | None]:
+    """The compiled schema, and the stamps of every file read (or not found) on the way."""
     transport = LocalWsdlTransport(root, catalogue=dict(catalogue))
+    imports = _Imports(wsdl.as_uri(), transport)
+    imports.stamps.add(_stamp(wsdl.resolve()))
+    found = _compiled(wsdl, transport, imports)
+    # what the transport read that no stamp was taken for: stamped now, after reading
+    seen = {stamp[0] for stamp in imports.stamps}
+    imports.stamps.update(_stamp(path) for path in transport.loaded if path not in seen)
+    return frozenset(imports.stamps), found
+
+
+def _compiled(wsdl: Path, transport: LocalWsdlTransport, imports: _Imports) -> HeaderSchema | None:
     try:
         document = etree.fromstring(transport.load(str(wsdl)), _PARSER)
     except (WsdlRefused, etree.XMLSyntaxError):
@@ -165,7 +184,7 @@ def _compile(
         inline[f"{_INLINE}{n}"] = etree.tostring(schema)  # keeps the prefixes it uses
     if not inline:
         return None
-    imports = _Imports(wsdl.as_uri(), inline, transport)
+    imports.inline = inline
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
     parser.resolvers.add(imports)
     driver = "".join(_import(url, data) for url, data in inline.items())
@@ -183,3 +202,27 @@ def _import(url: str, data: bytes) -> str:
     namespace = etree.fromstring(data, _PARSER).get("targetNamespace")
     named = f" namespace={quoteattr(namespace)}" if namespace else ""
     return f"<xs:import{named} schemaLocation={quoteattr(url)}/>"
+
+
+def _file_of(url: str, catalogue: Mapping[str, Path]) -> Path | None:
+    """The local file the WSDL loader reads for ``url`` (as
+    :meth:`adapters.xmlsafe.LocalWsdlTransport.load` finds it); None for a network location the
+    catalogue does not map (refused: no file whose change could matter)."""
+    mapped = catalogue.get(url)
+    if mapped is not None:
+        return mapped.resolve()
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        return Path(unquote(parts.path)).resolve()
+    if parts.scheme and len(parts.scheme) > 1:  # one letter is a Windows drive
+        return None
+    return Path(url).expanduser().resolve()
+
+
+def _stamp(path: Path) -> Stamp:
+    """``path`` with its size and modification time (None, None when it cannot be read)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return (path, None, None)
+    return (path, stat.st_size, stat.st_mtime_ns)
