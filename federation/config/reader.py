@@ -6,6 +6,7 @@ Validation collects problems instead of stopping at the first, so ``tongban chec
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Collection, Mapping
 from decimal import Decimal, InvalidOperation
@@ -19,6 +20,21 @@ from federation.domain.texts import QUOTE, Text, quoted, said
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def written_inside(name: str) -> str | None:
+    """``name`` normalised as written (``a/./b/../c`` → ``a/c``), relative to the directory it is
+    read from; None when it leads out of it: an absolute path, or a ``..`` climbing above it.
+
+    Lexical only, no link is followed: a name typed in partners.yaml or in a mapping (which the
+    console's playground compiles) cannot step out, while a symlink the operator placed in the
+    directory is theirs to place."""
+    if os.path.isabs(name):
+        return None
+    rel = os.path.normpath(name)
+    if rel == os.pardir or rel.startswith(os.pardir + os.sep):
+        return None
+    return rel
 
 
 def parse_duration(value: object) -> float | None:
@@ -175,22 +191,23 @@ class Reader:
         return value
 
     def inside(self, path: PathKey, name: str, base: Path) -> Path | None:
-        """The file ``name`` names, resolved against ``base`` (the configuration directory) with
-        its symlinks followed; None, and an error at ``path``, when it lies outside ``base``.
+        """The file ``name`` names under ``base`` (the configuration directory), resolved for
+        reading; None, and an error at ``path``, when the name as written leads out of ``base``.
 
-        Every file partners.yaml names is read from under its directory only, as WSDL imports are
-        (adapters/xmlsafe.py): ``../../etc/passwd`` or a link out of it is refused where it is
-        written, before anything reads the file."""
-        root = base.resolve()
+        The name is checked as written (:func:`written_inside`): an absolute path or a ``..``
+        climbing above ``base`` is refused where it is written, before anything reads the file.
+        Symlinks are not judged: the operator who owns the directory placed them (a mappings/
+        that is a link to a checkout or a shared volume), and they are followed as any open
+        follows them."""
+        rel = written_inside(name)
+        if rel is None:
+            self.error(path, said("%(name)r is outside the configuration directory", name=name))
+            return None
         try:
-            file = (root / name).resolve()
+            return (base / rel).resolve()
         except (OSError, RuntimeError, ValueError):  # a link loop, a NUL ("\\0" in quotes)
             self.error(path, said("%(name)r cannot be resolved to a file", name=name))
             return None
-        if not file.is_relative_to(root):
-            self.error(path, said("%(name)r is outside the configuration directory", name=name))
-            return None
-        return file
 
     def items(self, path: PathKey, value: Any) -> list[Any]:
         if not isinstance(value, list):

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from federation.config.headers import EXCHANGE_KEY, EXCHANGE_VALUES, HEADERS_KEY
-from federation.config.reader import Reader
+from federation.config.reader import Reader, written_inside
 from federation.config.yamlsrc import Located, parse_yaml, read_source
 from federation.domain.errors import ConfigError, MappingError, Problem
 from federation.domain.models import content_hash
@@ -370,15 +370,11 @@ def _tables(r: Reader, raw: Any, base: Path, shown: str) -> dict[str, CodeTable]
 
 
 def _table_file(r: Reader, name: str, rel: str, base: Path) -> Path | None:
-    """The code table ``rel`` under ``base``, links followed; None (and an error) when it leads
-    out of ``base``: a mapping names no file elsewhere (nor one edited in the console)."""
-    root = base.resolve()
-    try:
-        target = (root / rel).resolve()
-    except (OSError, RuntimeError, ValueError):  # a link loop, a NUL
-        r.error(("tables", name), said("%(name)r cannot be resolved to a file", name=rel))
-        return None
-    if not target.is_relative_to(root):
+    """The code table ``rel`` under ``base``, resolved for reading; None (and an error) when the
+    name as written leads out of ``base`` (an absolute path, a ``..`` above it): a mapping names
+    no file elsewhere (nor one typed in the console). A link the operator placed is followed."""
+    written = written_inside(rel)
+    if written is None:
         r.error(
             ("tables", name),
             said(
@@ -388,7 +384,11 @@ def _table_file(r: Reader, name: str, rel: str, base: Path) -> Path | None:
             ),
         )
         return None
-    return target
+    try:
+        return (base / written).resolve()
+    except (OSError, RuntimeError, ValueError):  # a link loop, a NUL
+        r.error(("tables", name), said("%(name)r cannot be resolved to a file", name=rel))
+        return None
 
 
 def _rel(path: Path, base: Path) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -24,6 +25,7 @@ from typing import Any
 import orjson
 
 from federation.config.headers import EXCHANGE_KEY, HEADERS_KEY
+from federation.config.reader import written_inside
 from federation.domain import strictjson
 from federation.domain.errors import ConfigError, MappingError, Problem
 from federation.domain.texts import N_, Gettext, Text, said
@@ -73,8 +75,9 @@ def examples_dir(mapping_path: Path) -> Path:
 def load_examples(mapping_path: Path) -> list[Example]:
     """Every example beside a mapping, sorted by file name; ConfigError if one is malformed.
 
-    Each is read from under the directory the mapping's code tables come from (its mappings/
-    directory) only: an example that is a link leading out of it is refused, not read."""
+    Each is found by listing the mapping's examples folder, so its name as written stays in it;
+    an example that is a symlink is followed when read, as the code tables' links are: the
+    operator who owns the mappings/ directory placed it. A link loop is said, not a traceback."""
     folder = examples_dir(mapping_path)
     if not folder.is_dir():
         return []
@@ -83,7 +86,7 @@ def load_examples(mapping_path: Path) -> list[Example]:
     problems: list[Problem] = []
     for file in sorted(folder.glob("*.json")):
         try:
-            _inside(file, root)
+            _inside(file, folder, root)
             out.append(load_example(file))
         except ConfigError as exc:
             problems.extend(exc.problems)
@@ -92,17 +95,19 @@ def load_examples(mapping_path: Path) -> list[Example]:
     return out
 
 
-def _inside(file: Path, root: Path) -> None:
-    """ConfigError unless ``file``, its links followed, lies under ``root``."""
-    try:
-        inside = file.resolve().is_relative_to(root)
-    except (OSError, RuntimeError):  # a link loop
-        inside = False
-    if not inside:
+def _inside(file: Path, folder: Path, root: Path) -> None:
+    """ConfigError unless ``file``, as written (not its links), lies in ``folder`` and resolves
+    (no link loop); ``root`` is where examples are said to be read from."""
+    if written_inside(os.path.relpath(file, folder)) is None:
         message = said(
             "the golden example leads outside %(root)s, where it is read from", root=str(root)
         )
         raise ConfigError([Problem(text=message, file=str(file))])
+    try:
+        file.resolve()
+    except (OSError, RuntimeError):  # a link loop
+        message = said("%(name)r cannot be resolved to a file", name=file.name)
+        raise ConfigError([Problem(text=message, file=str(file))]) from None
 
 
 # A JSON string (escapes kept) or a character that opens, closes or separates.
