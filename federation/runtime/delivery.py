@@ -56,6 +56,7 @@ from federation.runtime.ends import (
     awaiting_own_end,
     delivered_end,
     outcome_label,
+    presumed_alone,
     unsettled_end,
 )
 from federation.runtime.mapping import MappingFailed, map_exchange
@@ -234,8 +235,9 @@ class Delivery(Outcomes):
             return True
         # a refusal by the partner (not by its contract before sending)
         if isinstance(exc, PermanentError) and not isinstance(exc, NotSendable):
-            if not awaiting_own_end(fresh):
-                return False
+            timeouts, now = self.partner.timeouts, self.clock()
+            if not awaiting_own_end(fresh, now=now, timeouts=timeouts, lease=self.lease):
+                return False  # the attempt taken over is no longer in flight: the partner's no
             await self._refused_unsure(exchange, number, duration, exc, log)
             return True
         return False
@@ -339,7 +341,7 @@ def _unsettled_elsewhere(exchange: Exchange) -> bool:
     """May the history settle ``exchange`` otherwise than its row says? An attempt taken over
     whose own worker may still append its end, or an attempt the partner took, appended after
     the exchange had moved on (the history is read again before sending and after a failure)."""
-    return awaiting_own_end(exchange) or delivered_end(exchange) is not None
+    return bool(presumed_alone(exchange)) or delivered_end(exchange) is not None
 
 
 def standing_errors(

@@ -8,7 +8,9 @@ delivery acts on it (settles a delivery, rejects, schedules a retry) instead of 
 instance that claimed before the append presumes the attempt's outcome unknown and sends again;
 while that presumed end stands alone (:func:`awaiting_own_end`), it reads the history again
 before sending and after a failure, and a delivery appended meanwhile (:func:`delivered_end`)
-settles the exchange: the partner's yes stands, whatever it answers the repeat.
+settles the exchange: the partner's yes stands, whatever it answers the repeat. A refusal while
+that attempt may still be in flight leaves the exchange unconfirmed; once the partner's total
+timeout and a lease have passed since the takeover, it cannot be, and a refusal rejects it.
 
 An adapter that fails with an error no adapter is meant to raise (a :class:`Crash`: a bug of ours
 or of a library inside the adapter) ends its attempt of unknown outcome: the request may have
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.base import Reply
+from federation.config.model import Timeouts
 from federation.domain.errors import (
     AdapterError,
     PermanentError,
@@ -110,19 +113,34 @@ def delivered_end(exchange: Exchange) -> End | None:
     return None if end is None else _end(end, int(end.data["attempt"]), receipt_error)
 
 
-def awaiting_own_end(exchange: Exchange) -> bool:
+def awaiting_own_end(exchange: Exchange, *, now: float, timeouts: Timeouts, lease: float) -> bool:
     """Does the history hold an attempt whose end only its taker presumed (unknown, untimed:
     written when another instance took the exchange over mid-attempt), its own worker's end not
-    appended? That worker may be alive, its request with the partner, and append it yet."""
-    presumed: set[int] = set()
+    appended, that may still be in flight at ``now``? That worker may be alive, its request with
+    the partner, and append it yet; but not once the partner's total timeout, plus ``lease`` (a
+    margin for a process that stalled), has passed since the takeover (the presumed end's time):
+    its request was answered or given up by then, and the presumed end is final. A worker that
+    died never appends its end, so a refusal after that window is the partner's no."""
+    window = timeouts.total + lease
+    return any(now < at + window for at in presumed_alone(exchange).values())
+
+
+def presumed_alone(exchange: Exchange) -> dict[int, float]:
+    """The attempts (since the last replay) whose end only their taker presumed, their own
+    worker's end not appended, and when each was presumed (the takeover): a late own end may
+    still come, a delivery settling the exchange whenever it does (:func:`delivered_end`)."""
+    presumed: dict[int, float] = {}
     own: set[int] = set()
     for event in exchange.events:
         if event.kind == "replayed":
             presumed.clear()
         elif event.kind == "attempt_finished":
-            timed = "duration_ms" in event.data  # the presumed end is the untimed one
-            (own if timed else presumed).add(int(event.data["attempt"]))
-    return bool(presumed - own)
+            number = int(event.data["attempt"])
+            if "duration_ms" in event.data:  # the presumed end is the untimed one
+                own.add(number)
+            else:
+                presumed[number] = event.at
+    return {number: at for number, at in presumed.items() if number not in own}
 
 
 def _end(event: Event, number: int, receipt_error: Mapping[str, Any] | None) -> End:
