@@ -39,7 +39,7 @@ def coding_of(values: Iterable[str]) -> str | None:
         raise ProblemError(
             415,
             "unsupported-content-encoding",
-            f"the body names {len(codings)} content codings ({', '.join(named)[:200]}); "
+            f"the body names {len(codings)} content codings ({_quoted(', '.join(named)[:200])}); "
             f"send it with one at most: {accepted}, or none",
             accepted=list(CODINGS),
         )
@@ -52,6 +52,12 @@ def coding_of(values: Iterable[str]) -> str | None:
             accepted=list(CODINGS),
         )
     return codings[0] if codings else None
+
+
+def _quoted(text: str) -> str:
+    """Header text quoted back as it can be answered and journalled: a byte that was not UTF-8
+    (aiohttp reads it as a lone surrogate, which orjson refuses to write) as its escape."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def decompressed(body: bytes, coding: str, limit: int) -> bytes:

@@ -374,16 +374,17 @@ async def refuse(
     body: bytes,
     size: int,
 ) -> None:
-    """Keep a refused request in the journal's refusals (and log it without its content)."""
+    """Keep a refused request in the journal's refusals (and log it without its content), its
+    texts as every journal stores them (see ``storable``)."""
     refusal = Refusal(
         at=time.time(),
-        remote=request.remote or "",
-        method=request.method,
-        path=request.path,
+        remote=storable(request.remote or ""),
+        method=storable(request.method),
+        path=storable(request.path),
         status=status_of(exc),
-        problem=exc.code,
-        detail=exc.detail,
-        idempotency_key=key,
+        problem=storable(exc.code),
+        detail=storable(exc.detail),
+        idempotency_key=None if key is None else storable(key),
         body=body,
         body_bytes=size,
     )
@@ -392,6 +393,18 @@ async def refuse(
     except JournalError as err:
         _log.error("refusal_not_journalled", error=str(err), problem=exc.code)
     _log.info("intake_refused", status=status_of(exc), problem=exc.code)
+
+
+def storable(text: str) -> str:
+    """``text`` from a request (a header's value, the path, a detail quoting them) in the one form
+    every journal stores: a byte that was not UTF-8, which aiohttp reads as a lone surrogate, as
+    its escape (``a\\udcff2``) and NUL as ``\\x00``, as PostgreSQL keeps them (which can hold
+    neither); else SQLite could not store the row (a 500) and memory kept what the others do not."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text.replace("\x00", "\\x00")
 
 
 def json_object(body: bytes) -> dict[str, Any]:
