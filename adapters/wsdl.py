@@ -2,8 +2,10 @@
 
 A WSDL is a repository file named in partners.yaml. It is read with :class:`LocalWsdlTransport`
 (local files under the configuration directory only, every file through the hardened parser) and
-:data:`ZEEP_SETTINGS`, once per file version: the parsed document is cached by path, size and mtime,
-so ``tongban check``, the config loader and the adapter at start-up share one parse. Loading blocks:
+:data:`ZEEP_SETTINGS`, once per version of the files it is built from: the parsed document is cached
+with the path, size and modification time of the WSDL and of every schema it imports or includes,
+so ``tongban check``, the config loader and the adapter at start-up share one parse, and a reload
+after any of those files is edited parses them again. Loading blocks:
 callers run it in a thread (the config loader already does; the adapter uses ``asyncio.to_thread``).
 """
 
@@ -47,7 +49,9 @@ from federation.config.recognised import Form, recognise
 from federation.domain.texts import N_, Text, said
 
 Catalogue = tuple[tuple[str, Path], ...]  # partners.yaml schemas: location or namespace → file
-_cache: dict[tuple[Path, Path, int, int, Catalogue], Any] = {}
+Stamp = tuple[Path, int, int]  # a file read: its size and modification time
+# one entry per WSDL, root and catalogue: the files the document was built from, and the document
+_cache: dict[tuple[Path, Path, Catalogue], tuple[frozenset[Stamp], Any]] = {}
 _lock = threading.Lock()
 _MAX_CACHED = 64
 
@@ -106,21 +110,24 @@ REFUSED_FORMS: tuple[Form, ...] = tuple(
 
 def load_document(path: Path, root: Path, catalogue: Catalogue = ()) -> Any:
     """The zeep Document for ``path``, reading only files under ``root`` (network locations only
-    through the schema ``catalogue``); WsdlError if unusable."""
+    through the schema ``catalogue``), parsed again only when the WSDL or a schema it imports or
+    includes has changed; WsdlError if unusable."""
     resolved = path.resolve()
     try:
-        stat = resolved.stat()
+        stamp = _stamp(resolved)
     except OSError as exc:
         error = exc.strerror or str(exc)
         raise WsdlError(
             said("cannot read %(path)s: %(error)s", path=str(path), error=error)
         ) from exc
-    key = (resolved, root.resolve(), stat.st_size, stat.st_mtime_ns, catalogue)
+    key = (resolved, root.resolve(), catalogue)
     with _lock:
-        if key in _cache:
-            return _cache[key]
+        cached = _cache.get(key)
+    if cached is not None and _unchanged(cached[0]):
+        return cached[1]
+    transport = LocalWsdlTransport(root, catalogue=dict(catalogue))
     try:
-        document = _document(resolved, root, catalogue)
+        document = _document(resolved, root, catalogue, transport=transport)
     except UnresolvedImport as exc:
         raise WsdlError(unresolved_message(resolved, root, catalogue, exc.url)) from exc
     except WsdlRefused as exc:
@@ -133,15 +140,55 @@ def load_document(path: Path, root: Path, catalogue: Catalogue = ()) -> Any:
         # zeep reports a broken WSDL with many exception types; all mean "fix the file" (a
         # binding of a portType the file lacks is an IndexError, a missing message a KeyError).
         raise WsdlError(f"{type(exc).__name__}: {exc}") from exc
+    stamps = _stamps(stamp, transport.loaded)
     with _lock:
+        _cache.pop(key, None)  # the newest last: the oldest goes first when the cache is full
         if len(_cache) >= _MAX_CACHED:
             _cache.pop(next(iter(_cache)))
-        _cache[key] = document
+        _cache[key] = (stamps, document)
     return document
 
 
-def _document(path: Path, root: Path, catalogue: Catalogue, survey: list[str] | None = None) -> Any:
-    transport = LocalWsdlTransport(root, catalogue=dict(catalogue), survey=survey)
+def _stamp(path: Path) -> Stamp:
+    """``path`` with its size and modification time (OSError when it cannot be read)."""
+    stat = path.stat()
+    return (path, stat.st_size, stat.st_mtime_ns)
+
+
+def _stamps(wsdl: Stamp, loaded: list[Path]) -> frozenset[Stamp]:
+    """The WSDL's stamp (taken before it was read) and those of the other files the transport
+    read, taken now (every read succeeded, or there would be no document); a file gone since is
+    stamped with sizes no file has, so the next call parses again."""
+    stamps = {wsdl}
+    for file in set(loaded) - {wsdl[0]}:
+        try:
+            stamps.add(_stamp(file))
+        except OSError:
+            stamps.add((file, -1, -1))
+    return frozenset(stamps)
+
+
+def _unchanged(stamps: frozenset[Stamp]) -> bool:
+    """Whether every file a cached document was built from is as it was then."""
+    for stamp in stamps:
+        try:
+            if _stamp(stamp[0]) != stamp:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def _document(
+    path: Path,
+    root: Path,
+    catalogue: Catalogue,
+    survey: list[str] | None = None,
+    *,
+    transport: LocalWsdlTransport | None = None,
+) -> Any:
+    if transport is None:
+        transport = LocalWsdlTransport(root, catalogue=dict(catalogue), survey=survey)
     # Without a catalogue zeep's own check refuses network locations too: a second fence.
     settings = CATALOGUE_SETTINGS if catalogue or survey is not None else ZEEP_SETTINGS
     return Document(str(path), cast(Any, transport), settings=settings)
