@@ -64,6 +64,7 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
 
 async def _answered(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
+        form_uncompressed(request)
         return await handler(request)
     except web.HTTPException as exc:
         if exc.status < 400:
@@ -106,6 +107,24 @@ async def _answered(request: web.Request, handler: Handler) -> web.StreamRespons
 
 def _language(request: web.Request) -> str:
     return request.headers.get("Accept-Language", "")
+
+
+def form_uncompressed(request: web.Request) -> None:
+    """The console (the app's one sub-application) reads its forms with aiohttp's own reader,
+    which reads no content coding here (the edge's server leaves bodies compressed): a form sent
+    with one would be read as its compressed bytes (a 500, or other fields than were sent), so it
+    is refused, 415 unsupported-content-encoding. Browsers send forms uncompressed."""
+    if len(request.match_info.apps) < 2 or request.method not in request.POST_METHODS:
+        return
+    coding = coding_of(v for k, v in request.headers.items() if k.lower() == _CODING)
+    if coding is not None:
+        raise ProblemError(
+            415,
+            "unsupported-content-encoding",
+            f"the console reads its forms uncompressed, not {coding}: send the form without "
+            "Content-Encoding",
+            accepted=[],
+        )
 
 
 class _NoServerHeaders(CIMultiDict[str]):

@@ -17,7 +17,7 @@ import orjson
 from aiohttp import web
 
 from federation.api.auth import authorize
-from federation.api.edge import BROKER, EXCHANGE_ID_RE
+from federation.api.edge import BROKER, EXCHANGE_ID_RE, Received
 from federation.api.problems import ProblemError
 from federation.api.trail import record
 from federation.domain.models import Exchange, Lifecycle, State, iso
@@ -196,7 +196,10 @@ async def replays(request: web.Request) -> web.Response:
     """``POST /v1/replays``: plan a replay of one exchange or a filter; run it unless a dry run."""
     broker = request.app[BROKER]
     caller = await authorize(request, broker, "replay")
-    data = replay_request(await request.read())
+    # read as intake reads: within the body limit, JSON, decompressed (or refused) by the edge
+    data = replay_request(
+        await Received(request).read(broker.catalogue.config.broker.max_body_bytes)
+    )
     mode, filters = replay_mode(data), replay_filters(data)
     try:
         query = query_from(
