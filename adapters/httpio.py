@@ -252,17 +252,21 @@ def transport_error(
     # (federation.domain.words), never in the message
     said = " ".join(str(exc).split())[:300] or None
     return UnknownOutcomeError(
-        f"connection to {pid} failed after sending: {type(exc).__name__} ({_failure(exc)}); "
+        f"connection to {pid} failed after sending: {type(exc).__name__} ({failure_words(exc)}); "
         "it may have processed the request",
         partner_message=said,
         **common,
     )
 
 
-def _failure(exc: BaseException) -> str:
-    """What went wrong after sending, in our words (none of the reply's bytes)."""
+def failure_words(exc: BaseException, who: str = "the partner") -> str:
+    """What went wrong with a request after it was sent, in our words, none of the reply's bytes
+    (aiohttp's own words for a reply it cannot read quote them); ``who`` answers (the partner, a
+    callback's receiver)."""
+    if isinstance(exc, TimeoutError):
+        return f"{who} did not answer in time"
     if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "the partner closed the connection before answering"
+        return f"{who} closed the connection before answering"
     if isinstance(exc, aiohttp.ClientPayloadError):
         return "the reply's body was cut short or malformed"
     if isinstance(exc, aiohttp.ClientResponseError):

@@ -28,7 +28,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from adapters.httpio import is_redirect, redirect_note
+from adapters.httpio import failure_words, is_redirect, redirect_note
 from federation.config.secrets import SecretError, SecretRef
 from federation.domain.errors import JournalError, LeaseLost
 from federation.domain.models import Direction, Event, Exchange, iso
@@ -293,7 +293,7 @@ class Notifier:
             # aiohttp's words for a reply it cannot read quote the reply's bytes (a header line
             # with an applicant's name): the journalled error, shown in clear in the history,
             # says what went wrong in our words only
-            return None, f"{type(exc).__name__} ({_failure(exc)})"
+            return None, f"{type(exc).__name__} ({failure_words(exc, 'the receiver')})"
 
     async def _signed(
         self, secrets: tuple[SecretRef, ...], key: str, data: bytes
@@ -355,18 +355,3 @@ class Notifier:
                     error=str(exc),
                     events=kinds,
                 )
-
-
-def _failure(exc: BaseException) -> str:
-    """What went wrong with a callback's POST, in our words (none of the reply's bytes)."""
-    if isinstance(exc, TimeoutError):
-        return "the receiver did not answer in time"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "the receiver closed the connection before answering"
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return "the reply's body was cut short or malformed"
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return "the reply was not valid HTTP"
-    if isinstance(exc, OSError):
-        return f"the connection failed ({exc.strerror or 'no reason given'})"
-    return "the reply could not be read"
