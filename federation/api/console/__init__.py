@@ -20,6 +20,7 @@ from federation.api.console.access import (
     check_csrf,
     loopback_offered,
     pre_token,
+    read_form,
     session_of,
     set_pre_cookie,
     set_session_cookie,
@@ -108,7 +109,7 @@ async def sign_in_page(request: web.Request) -> web.Response:
 async def sign_in_form(request: web.Request) -> web.StreamResponse:
     """Exchange the key for a session cookie, then on to the page asked for."""
     broker = request.config_dict[BROKER]
-    form = {k: str(v) for k, v in (await request.post()).items()}
+    form = await read_form(request)
     if not form.get("pre") or form.get("pre") != request.cookies.get(PRE_COOKIE):
         raise ProblemError(403, "forbidden", "the sign-in form's token does not match; reload it")
     session = await sign_in(request, broker, form)

@@ -171,9 +171,21 @@ async def require(request: web.Request, broker: Broker, action: str) -> Caller:
     return caller
 
 
+async def read_form(request: web.Request) -> dict[str, str]:
+    """A console form's fields; a body the form reader cannot read (bytes not in its charset, a
+    charset not known, a multipart body without its boundary or with a broken part) is 400
+    invalid-request, a page in the viewer's language, never a 500 (nothing of the body logged)."""
+    try:
+        fields = await request.post()
+    except (ValueError, LookupError) as exc:  # UnicodeDecodeError is a ValueError
+        detail = f"the form cannot be read ({type(exc).__name__}); send it as UTF-8"
+        raise ProblemError(400, "invalid-request", detail) from None
+    return {k: str(v) for k, v in fields.items()}
+
+
 async def check_csrf(request: web.Request, broker: Broker) -> dict[str, str]:
     """The form's fields, once its CSRF token matches the session's (refused otherwise)."""
-    form = {k: str(v) for k, v in (await request.post()).items()}
+    form = await read_form(request)
     session = session_of(request, broker)
     if session is None:
         raise ProblemError(401, "unauthenticated", "sign in first")
