@@ -34,6 +34,7 @@ from xml.sax.saxutils import quoteattr
 
 from lxml import etree  # type: ignore[import-untyped]
 
+from adapters.stamped import Stamp, StampedCache, stamp
 from adapters.xmlsafe import LocalWsdlTransport, WsdlRefused
 
 XS = "http://www.w3.org/2001/XMLSchema"
@@ -44,12 +45,9 @@ _ATTRIBUTE = re.compile(r"Element '[^']*', attribute '(?:\{[^}]*\})?([^']+)'")
 _STEP = re.compile(r"^(?:[^:/\[]+:)?([^\[]+)(?:\[\d+\])?$")
 _INLINE = "urn:tongban:wsdl-types:"  # the locations the WSDL's own schemas are served under
 Catalogue = tuple[tuple[str, Path], ...]  # partners.yaml schemas: location or namespace → file
-Stamp = tuple[Path, int, int] | tuple[Path, None, None]  # a file's size and mtime (None: unread)
 Stamps = frozenset[Stamp]
-# one entry per WSDL, root and catalogue: the files the schema was built from, and the schema
-_cache: dict[tuple[Path, Path, Catalogue], tuple[Stamps, HeaderSchema | None]] = {}
-_lock = threading.Lock()
-_MAX_CACHED = 32
+# one entry per WSDL, root and catalogue: the schema, good while the files it was built from are
+_cache: StampedCache[HeaderSchema | None] = StampedCache(most=32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +117,7 @@ class _Imports(etree.Resolver):  # type: ignore[misc]
         if data is None:
             file = _file_of(url, self.transport.catalogue)
             if file is not None:
-                self.stamps.add(_stamp(file))
+                self.stamps.add(stamp(file))
             try:
                 data = self.transport.load(url)
             except WsdlRefused:
@@ -149,16 +147,11 @@ def header_schema(
     if wsdl is None or root is None:
         return None
     key = (wsdl, root, catalogue)
-    with _lock:
-        cached = _cache.get(key)
-    if cached is not None and all(_stamp(stamp[0]) == stamp for stamp in cached[0]):
-        return cached[1]
+    cached = _cache.get(key)
+    if cached is not None:
+        return cached[0]
     stamps, found = _compile(wsdl, root, catalogue)
-    with _lock:
-        _cache.pop(key, None)  # the newest last: the oldest goes first when the cache is full
-        if len(_cache) >= _MAX_CACHED:
-            _cache.pop(next(iter(_cache)))
-        _cache[key] = (stamps, found)
+    _cache.put(key, stamps, found)
     return found
 
 
@@ -166,11 +159,11 @@ def _compile(wsdl: Path, root: Path, catalogue: Catalogue) -> tuple[Stamps, Head
     """The compiled schema, and the stamps of every file read (or not found) on the way."""
     transport = LocalWsdlTransport(root, catalogue=dict(catalogue))
     imports = _Imports(wsdl.as_uri(), transport)
-    imports.stamps.add(_stamp(wsdl.resolve()))
+    imports.stamps.add(stamp(wsdl.resolve()))
     found = _compiled(wsdl, transport, imports)
     # what the transport read that no stamp was taken for: stamped now, after reading
-    seen = {stamp[0] for stamp in imports.stamps}
-    imports.stamps.update(_stamp(path) for path in transport.loaded if path not in seen)
+    seen = {recorded[0] for recorded in imports.stamps}
+    imports.stamps.update(stamp(path) for path in transport.loaded if path not in seen)
     return frozenset(imports.stamps), found
 
 
@@ -217,12 +210,3 @@ def _file_of(url: str, catalogue: Mapping[str, Path]) -> Path | None:
     if parts.scheme and len(parts.scheme) > 1:  # one letter is a Windows drive
         return None
     return Path(url).expanduser().resolve()
-
-
-def _stamp(path: Path) -> Stamp:
-    """``path`` with its size and modification time (None, None when it cannot be read)."""
-    try:
-        stat = path.stat()
-    except OSError:
-        return (path, None, None)
-    return (path, stat.st_size, stat.st_mtime_ns)

@@ -16,7 +16,6 @@ import contextlib
 import datetime as dt
 import decimal
 import re
-import threading
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from adapters.body import Body, BodyInvalid, Prefixes, Unsupported, compile_elem
 from adapters.bodygen import CompiledBody
 from adapters.envelope import SOAP11, SOAP12, Envelope, SoapVersion
 from adapters.soapheaders import HeaderParts, compile_headers
+from adapters.stamped import UNREADABLE, Stamp, StampedCache, stamp
 from adapters.xmlsafe import (
     CATALOGUE_SETTINGS,
     ZEEP_SETTINGS,
@@ -49,11 +49,8 @@ from federation.config.recognised import Form, recognise
 from federation.domain.texts import N_, Text, said
 
 Catalogue = tuple[tuple[str, Path], ...]  # partners.yaml schemas: location or namespace → file
-Stamp = tuple[Path, int, int]  # a file read: its size and modification time
-# one entry per WSDL, root and catalogue: the files the document was built from, and the document
-_cache: dict[tuple[Path, Path, Catalogue], tuple[frozenset[Stamp], Any]] = {}
-_lock = threading.Lock()
-_MAX_CACHED = 64
+# one entry per WSDL, root and catalogue: the document, good while the files it was built from are
+_cache: StampedCache[Any] = StampedCache(most=64)
 
 
 class WsdlError(Exception):
@@ -113,18 +110,19 @@ def load_document(path: Path, root: Path, catalogue: Catalogue = ()) -> Any:
     through the schema ``catalogue``), parsed again only when the WSDL or a schema it imports or
     includes has changed; WsdlError if unusable."""
     resolved = path.resolve()
-    try:
-        stamp = _stamp(resolved)
-    except OSError as exc:
-        error = exc.strerror or str(exc)
-        raise WsdlError(
-            said("cannot read %(path)s: %(error)s", path=str(path), error=error)
-        ) from exc
+    own = stamp(resolved)  # taken before it is read: a change while it is read is seen next time
+    if own[1] == UNREADABLE:
+        try:
+            resolved.stat()
+        except OSError as exc:
+            error = exc.strerror or str(exc)
+            raise WsdlError(
+                said("cannot read %(path)s: %(error)s", path=str(path), error=error)
+            ) from exc
     key = (resolved, root.resolve(), catalogue)
-    with _lock:
-        cached = _cache.get(key)
-    if cached is not None and _unchanged(cached[0]):
-        return cached[1]
+    cached = _cache.get(key)
+    if cached is not None:
+        return cached[0]
     transport = LocalWsdlTransport(root, catalogue=dict(catalogue))
     try:
         document = _document(resolved, root, catalogue, transport=transport)
@@ -140,43 +138,19 @@ def load_document(path: Path, root: Path, catalogue: Catalogue = ()) -> Any:
         # zeep reports a broken WSDL with many exception types; all mean "fix the file" (a
         # binding of a portType the file lacks is an IndexError, a missing message a KeyError).
         raise WsdlError(f"{type(exc).__name__}: {exc}") from exc
-    stamps = _stamps(stamp, transport.loaded)
-    with _lock:
-        _cache.pop(key, None)  # the newest last: the oldest goes first when the cache is full
-        if len(_cache) >= _MAX_CACHED:
-            _cache.pop(next(iter(_cache)))
-        _cache[key] = (stamps, document)
+    _cache.put(key, _stamps(own, transport.loaded), document)
     return document
-
-
-def _stamp(path: Path) -> Stamp:
-    """``path`` with its size and modification time (OSError when it cannot be read)."""
-    stat = path.stat()
-    return (path, stat.st_size, stat.st_mtime_ns)
 
 
 def _stamps(wsdl: Stamp, loaded: list[Path]) -> frozenset[Stamp]:
     """The WSDL's stamp (taken before it was read) and those of the other files the transport
     read, taken now (every read succeeded, or there would be no document); a file gone since is
-    stamped with sizes no file has, so the next call parses again."""
+    stamped with sizes no file has nor a missing one, so the next call parses again."""
     stamps = {wsdl}
     for file in set(loaded) - {wsdl[0]}:
-        try:
-            stamps.add(_stamp(file))
-        except OSError:
-            stamps.add((file, -1, -1))
+        now = stamp(file)
+        stamps.add(now if now[1] != UNREADABLE else (file, -2, -2))
     return frozenset(stamps)
-
-
-def _unchanged(stamps: frozenset[Stamp]) -> bool:
-    """Whether every file a cached document was built from is as it was then."""
-    for stamp in stamps:
-        try:
-            if _stamp(stamp[0]) != stamp:
-                return False
-        except OSError:
-            return False
-    return True
 
 
 def _document(
