@@ -60,7 +60,7 @@ class StampedCache(Generic[V]):
                 self._entries.pop(next(iter(self._entries)))
             self._entries[key] = (stamps, value)
 
-    def keys(self) -> list[Hashable]:
+    def held(self) -> list[Hashable]:
         """The keys cached now, oldest first (for tests and diagnostics)."""
         with self._lock:
             return list(self._entries)

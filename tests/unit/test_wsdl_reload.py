@@ -99,7 +99,7 @@ def type_of(document: object, name: str) -> str:
 
 def kept(folder: Path) -> int:
     """The cache entries of WSDLs under ``folder``."""
-    return sum(1 for key in wsdl_module._cache.keys() if key[0].is_relative_to(folder.resolve()))
+    return sum(1 for key in wsdl_module._cache.held() if key[0].is_relative_to(folder.resolve()))
 
 
 def test_a_new_element_in_an_imported_schema_is_seen_at_the_next_load(office: Path) -> None:
