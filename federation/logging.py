@@ -312,7 +312,7 @@ def capture_logs(level: str = "debug") -> Iterator[list[EventDict]]:
     """For tests: collect the events logged in the block as the renderer would get them (after
     redaction), instead of writing them; the configuration in force before is restored after."""
     captured = structlog.testing.LogCapture()
-    before = structlog.get_config()
+    configured, before = structlog.is_configured(), structlog.get_config()
     structlog.configure(
         processors=[*processors(), captured],
         wrapper_class=_filtering(level),
@@ -321,7 +321,10 @@ def capture_logs(level: str = "debug") -> Iterator[list[EventDict]]:
     try:
         yield captured.entries
     finally:
-        structlog.configure(**before)
+        if configured:
+            structlog.configure(**before)
+        else:  # configure() would leave it "configured": a CLI command would then not set it up
+            structlog.reset_defaults()
 
 
 def _filtering(level: str) -> type[FilteringBoundLogger]:
