@@ -167,6 +167,16 @@ async def with_event(journal: Journal, xid: str, kind: str, count: int = 1) -> E
     return found
 
 
+async def notified(journal: Journal, catalogue: Catalogue, xid: str, kind: str) -> Exchange:
+    """Run the notifier until ``xid`` has an event of ``kind``; the exchange then."""
+    loop = notifier(journal, catalogue)
+    loop.start()
+    try:
+        return await with_event(journal, xid, kind)
+    finally:
+        await loop.stop()
+
+
 async def test_an_abandoned_callback_is_resent_signed_with_the_same_key(
     make_config: Any, receiver: Receiver, journal: Journal, monkeypatch: Any
 ) -> None:

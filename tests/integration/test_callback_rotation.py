@@ -23,9 +23,8 @@ from tests.integration.test_callback_resend import (
     ended,
     listening,
     new_secret,
-    notifier,
+    notified,
     source_config,
-    with_event,
 )
 from tests.integration.test_callback_signing import line_of
 
@@ -63,12 +62,7 @@ async def test_during_a_rotation_both_secrets_verify_the_callback(
     secret and with the new one, and refuses it with a third."""
     catalogue = source_config(make_config, rotation(rotating, monkeypatch))
     xid = await ended(journal, "rotate-1")
-    loop = notifier(journal, catalogue)
-    loop.start()
-    try:
-        await with_event(journal, xid, "callback_delivered")
-    finally:
-        await loop.stop()
+    await notified(journal, catalogue, xid, "callback_delivered")
     [(headers, body, ok)] = rotating.got
     assert ok and rotating.verifies(headers, body) == [True, True]
     new, old = rotating.secrets
@@ -86,12 +80,7 @@ async def test_a_previous_secret_that_cannot_be_read_holds_the_callback(
     catalogue = source_config(make_config, rotation(rotating, monkeypatch))
     monkeypatch.delenv("TB_CB_OLD")
     xid = await ended(journal, "rotate-2")
-    loop = notifier(journal, catalogue)
-    loop.start()
-    try:
-        held = await with_event(journal, xid, "callback_failed")
-    finally:
-        await loop.stop()
+    held = await notified(journal, catalogue, xid, "callback_failed")
     assert rotating.got == []
     failed = next(e for e in held.events if e.kind == "callback_failed")
     assert "not sent: secret {env:TB_CB_OLD}" in failed.data["error"]

@@ -22,6 +22,7 @@ from tests.integration.test_callback_resend import (
     ended,
     listening,
     new_secret,
+    notified,
     notifier,
     with_event,
 )
@@ -74,12 +75,7 @@ async def test_the_secret_file_is_read_off_the_loop_and_the_callback_signed(
 
     monkeypatch.setattr(SecretRef, "read_bytes", read_bytes)
     xid = await ended(journal, "cb-file")
-    loop = notifier(journal, catalogue)
-    loop.start()
-    try:
-        await with_event(journal, xid, "callback_delivered")
-    finally:
-        await loop.stop()
+    await notified(journal, catalogue, xid, "callback_delivered")
     assert where and not any(where), where
     assert [ok for _, _, ok in receiver.got] == [True]
 
