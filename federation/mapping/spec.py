@@ -18,15 +18,18 @@ placeholder may transform its value (``{born|date:YYYYMMDD}``, see :mod:`.expres
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from federation.config.reader import Reader
+from federation.config.secrets import SecretRef
 from federation.config.yamlsrc import Located, PathKey
 from federation.domain.paths import PathSyntaxError, Segment, parse_path
 from federation.domain.texts import said
 from federation.mapping.expressions import ExpressionError, parse_template
 from federation.mapping.transforms import Context, Step, build_steps
+from federation.mapping.transforms.crypto import key_of
 
 SOURCES = ("from", "value", "format", "concat", "first", "switch", "each", "position")
 MODIFIERS = ("transform", "required", "default", "when")
@@ -426,3 +429,13 @@ def _array_pattern(src: SourcePath, prefix: str) -> str:
     for seg in src.segments:
         out += "[]" if isinstance(seg, int) else (f".{seg}" if out else seg)
     return out + "[]"
+
+
+def keys_named(fields: Iterable[FieldSpec]) -> list[SecretRef]:
+    """The field keys (``encrypt``/``decrypt`` ``key:``) the steps of ``fields`` name, those of
+    ``format`` placeholders and ``first`` alternatives included."""
+    out: list[SecretRef] = []
+    for spec in fields:
+        for steps in (spec.steps, *spec.value.part_steps):
+            out += [ref for _name, fn in steps if (ref := key_of(fn)) is not None]
+    return out

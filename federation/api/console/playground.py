@@ -2,7 +2,13 @@
 example or a stored exchange's application, see the mapped request or every error with its line,
 and the impact on the service's latest exchanges. Saving is an operator's reload: the file is
 written, the broker reloads (``Broker.reload``, as ``POST /v1/admin/reload``) and it is audited;
-a configuration the broker refuses is put back as it was."""
+a configuration the broker refuses is put back as it was.
+
+What a console user types is not the configuration's deployment, so an edited mapping (run or
+saved) may name only the field keys (``encrypt``/``decrypt`` ``key:``) that the partner's mappings
+in force already name: any other secret reference is refused at its line before it is read, and
+audited. A file the edited mapping names as a code table that no mapping in force uses as one is
+not shown when it does not read as one (it could be a key file beside the mappings)."""
 
 from __future__ import annotations
 
@@ -26,8 +32,11 @@ from federation.api.problems import ProblemError
 from federation.api.trail import audit_refusal, record
 from federation.domain.errors import ConfigError, MappingError, Problem
 from federation.domain.models import Exchange
+from federation.domain.texts import said
 from federation.mapping.engine import CompiledMapping, load_mapping
 from federation.mapping.examples import load_examples
+from federation.mapping.spec import keys_named
+from federation.mapping.transforms.crypto import bound_keys, key_target
 from federation.runtime.broker import Broker
 from federation.runtime.mapping import as_stored
 from replay.journal import Query
@@ -79,14 +88,77 @@ def _mapping(broker: Broker, partner: str, service: str) -> CompiledMapping:
     return mapping
 
 
-def compile_text(original: CompiledMapping, text: str) -> CompiledMapping:
+class UnboundKeys(ConfigError):
+    """An edited mapping named field keys its partner's mappings in force do not (``refs``)."""
+
+    def __init__(self, problems: Iterable[Problem], refs: Iterable[str]) -> None:
+        super().__init__(problems)
+        self.refs = tuple(refs)
+
+
+def compile_text(original: CompiledMapping, text: str, keys: Iterable[str] = ()) -> CompiledMapping:
     """The edited text compiled as if it were the original file (same name in errors, same
-    code tables); ConfigError lists every problem with its line."""
+    code tables); ConfigError lists every problem with its line. It may name only the field keys
+    ``keys`` (:func:`field_keys`); UnboundKeys when it named another, which nothing has read."""
     root = next((p for p in original.path.resolve().parents if p.name == "mappings"), None)
-    with tempfile.TemporaryDirectory(prefix="tongban-playground-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="tongban-playground-") as tmp, bound_keys(keys) as b:
         path = Path(tmp) / original.path.name
         path.write_text(text, encoding="utf-8")
-        return load_mapping(path, display=original.file, root=root or original.path.parent)
+        try:
+            return load_mapping(path, display=original.file, root=root or original.path.parent)
+        except ConfigError as exc:
+            if b.refused:
+                raise UnboundKeys(exc.problems, b.refused) from None
+            raise
+
+
+def field_keys(broker: Broker, partner: str) -> frozenset[str]:
+    """The field keys (:func:`key_target`) the partner's mappings in force name, in any section."""
+    out: set[str] = set()
+    for (pid, _code), m in broker.catalogue.mappings.items():
+        if pid != partner:
+            continue
+        sections = (m.request, m.headers, m.response, m.status, m.supplement, m.status_query)
+        for section in (*sections, m.report):
+            if section is not None:
+                out.update(key_target(ref) for ref in keys_named(section.fields))
+    return frozenset(out)
+
+
+def _problems(broker: Broker, original: CompiledMapping, exc: ConfigError) -> list[Problem]:
+    """The problems of an edited mapping to show: those of a file the edited text named as a code
+    table, which no mapping in force uses as one, replaced by one saying so without its content
+    (a key file beside the mappings is read as YAML there, and its problems would quote it)."""
+    tables = {t.file for m in broker.catalogue.mappings.values() for t in m.tables.values()}
+    kept: list[Problem] = []
+    hidden: list[str] = []
+    for p in exc.problems:
+        if p.file is None or p.file == original.file or p.file in tables:
+            kept.append(p)
+        elif p.file not in hidden:
+            hidden.append(p.file)
+    unread = said(
+        "not a code table; what it holds is not shown in the console, since no mapping in force "
+        "uses this file as a code table and it could hold a secret"
+    )
+    return kept + [Problem(text=unread, file=file) for file in hidden]
+
+
+async def _refused_keys(
+    request: web.Request, broker: Broker, who: tuple[str, str], action: str, exc: ConfigError
+) -> None:
+    """An edited mapping that named field keys not bound to its partner, in the audit trail."""
+    if isinstance(exc, UnboundKeys):
+        await record(
+            request,
+            broker,
+            who=who[0],
+            role=who[1],
+            action=f"refused:{action}",
+            target=request.path,
+            reason=f"field keys not bound to the partner: {', '.join(exc.refs)}",
+            outcome="unbound-field-key",
+        )
 
 
 def _services(broker: Broker, language: str) -> list[tuple[str, str, str]]:
@@ -157,9 +229,10 @@ async def run(request: web.Request) -> web.Response:
         outcome.problems = [_("reading a stored exchange's application needs a reason")]
         return await _show(request, broker, partner, service, text, form, outcome, status=400)
     try:
-        mapping = await asyncio.to_thread(compile_text, original, text)
+        mapping = await asyncio.to_thread(compile_text, original, text, field_keys(broker, partner))
     except ConfigError as exc:
-        outcome.problems = said_in(language, exc.problems)
+        await _refused_keys(request, broker, (caller.id, caller.role), "show", exc)
+        outcome.problems = said_in(language, _problems(broker, original, exc))
         return await _show(request, broker, partner, service, text, form, outcome, status=422)
     application = await _application(request, broker, original, form, caller.id, caller.role)
     try:
@@ -253,9 +326,10 @@ async def save(request: web.Request) -> web.Response:
     original = _mapping(broker, partner, service)
     outcome = Outcome()
     try:
-        await asyncio.to_thread(compile_text, original, text)
+        await asyncio.to_thread(compile_text, original, text, field_keys(broker, partner))
     except ConfigError as exc:
-        outcome.problems = said_in(language_of(request), exc.problems)
+        await _refused_keys(request, broker, (caller.id, caller.role), "reload", exc)
+        outcome.problems = said_in(language_of(request), _problems(broker, original, exc))
         return await _show(request, broker, partner, service, text, form, outcome, status=422)
     before = await asyncio.to_thread(original.path.read_text, encoding="utf-8")
     await asyncio.to_thread(original.path.write_text, text, encoding="utf-8")

@@ -8,6 +8,13 @@ and the ciphertext alone for ECB (padded; deterministic, only for partners that 
 ``decrypt`` with the same arguments reads such a value back; a wrong key or an altered value is a
 :class:`TransformError` that names neither the key nor the value. ``{file:…}`` references resolve
 against the mapping file's directory.
+
+A mapping written by someone less trusted than the configuration's deployment (a mapping edited in
+the console's playground) is loaded inside :func:`bound_keys`: it may name only the keys given
+there, and any other reference is an error at its line before anything reads it (so it can neither
+use a secret of the broker's as a key nor learn whether a file exists). The binding is a context
+variable, not a load argument, so that the mapping engine between the console and this step need
+not carry it; ``asyncio.to_thread`` takes it along.
 """
 
 from __future__ import annotations
@@ -15,7 +22,10 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +33,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from federation.config.secrets import SecretError, SecretRef, parse_secret
+from federation.config.reader import Reader
+from federation.config.secrets import SECRET_RE, SecretError, SecretRef, parse_secret
 from federation.config.yamlsrc import PathKey
 from federation.domain.texts import said
 from federation.mapping.transforms.base import (
@@ -137,6 +148,75 @@ class FieldCipher:
             ) from None
 
 
+@dataclass(kw_only=True)
+class KeyBinding:
+    """The field keys a mapping loaded inside :func:`bound_keys` may name (as :func:`key_target`
+    writes them), and the references it was refused (as written), for the audit trail."""
+
+    allowed: frozenset[str]
+    refused: list[str] = field(default_factory=list)
+
+
+_BINDING: ContextVar[KeyBinding | None] = ContextVar("tongban_field_keys", default=None)
+
+
+@contextmanager
+def bound_keys(allowed: Iterable[str]) -> Iterator[KeyBinding]:
+    """Mappings loaded inside may name only the field keys ``allowed`` (:func:`key_target`)."""
+    binding = KeyBinding(allowed=frozenset(allowed))
+    token = _BINDING.set(binding)
+    try:
+        yield binding
+    finally:
+        _BINDING.reset(token)
+
+
+def key_target(ref: SecretRef) -> str:
+    """What a key reference reads, to compare two mappings' keys: the variable, or the file's path
+    as written against its mapping's directory (no ``..`` folded away, no link followed, no I/O)."""
+    return str(ref) if ref.kind == "env" else f"{{file:{ref.base / ref.name}}}"
+
+
+def key_of(fn: Step) -> SecretRef | None:
+    """The key reference of an ``encrypt`` or ``decrypt`` step; None for any other step."""
+    return fn.cipher.key if isinstance(fn, CipherStep) else None
+
+
+def _bound(r: Reader, path: PathKey, raw: Any, base: Path) -> bool:
+    """Whether the key ``raw`` may be named here (see :func:`bound_keys`); an error at ``path``,
+    before anything reads it, if not. A malformed reference is left to parse_secret."""
+    binding = _BINDING.get()
+    m = SECRET_RE.fullmatch(raw.strip()) if isinstance(raw, str) else None
+    if binding is None or m is None:
+        return True
+    ref = SecretRef(kind=m.group(1), name=m.group(2).strip(), base=base)
+    if key_target(ref) in binding.allowed:
+        return True
+    binding.refused.append(str(ref))
+    if binding.allowed:
+        r.error(
+            path,
+            said(
+                "field key %(ref)s is none of those this partner's mappings in force use "
+                "(%(bound)s), and a mapping edited in the console may name only those; a new key is "
+                "added to the mapping file by a deployment of the configuration",
+                ref=str(ref),
+                bound=", ".join(sorted(binding.allowed)),
+            ),
+        )
+    else:
+        r.error(
+            path,
+            said(
+                "field key %(ref)s: this partner's mappings in force use no field key, so a "
+                "mapping edited in the console may name none; a new key is added to the mapping file "
+                "by a deployment of the configuration",
+                ref=str(ref),
+            ),
+        )
+    return False
+
+
 def _field_cipher(raw: Any, ctx: Context, path: PathKey) -> FieldCipher | None:
     args = arguments(ctx, path, raw, required=("cipher", "key"), optional=("encoding",))
     if args is None:
@@ -145,31 +225,34 @@ def _field_cipher(raw: Any, ctx: Context, path: PathKey) -> FieldCipher | None:
     cipher = r.choice((*path, "cipher"), args.get("cipher"), CIPHERS)
     encoding = r.choice((*path, "encoding"), args.get("encoding", "base64"), ("base64", "hex"))
     base = Path(r.doc.file).resolve().parent
+    if not _bound(r, (*path, "key"), args.get("key"), base):
+        return None
     key = parse_secret(r, (*path, "key"), args.get("key"), base)
     if cipher is None or encoding is None or key is None:
         return None
     return FieldCipher(cipher=cipher, key=key, encoding=encoding)
 
 
+@dataclass(frozen=True)
+class CipherStep:
+    """An ``encrypt`` or ``decrypt`` step: a Step that shows which key it uses (:func:`key_of`)."""
+
+    cipher: FieldCipher
+    decrypting: bool
+
+    def __call__(self, v: Any, w: list[Any]) -> Any:
+        if self.decrypting:
+            return self.cipher.decrypt(as_text(v, "decrypt"))
+        return self.cipher.encrypt(as_text(v, "encrypt"))
+
+
 @step("encrypt")
 def _encrypt(raw: Any, ctx: Context, path: PathKey) -> Step | None:
     fc = _field_cipher(raw, ctx, path)
-    if fc is None:
-        return None
-
-    def run(v: Any, w: list[str]) -> Any:
-        return fc.encrypt(as_text(v, "encrypt"))
-
-    return run
+    return None if fc is None else CipherStep(cipher=fc, decrypting=False)
 
 
 @step("decrypt")
 def _decrypt(raw: Any, ctx: Context, path: PathKey) -> Step | None:
     fc = _field_cipher(raw, ctx, path)
-    if fc is None:
-        return None
-
-    def run(v: Any, w: list[str]) -> Any:
-        return fc.decrypt(as_text(v, "decrypt"))
-
-    return run
+    return None if fc is None else CipherStep(cipher=fc, decrypting=True)
