@@ -461,7 +461,8 @@ def _check_written(
     facets: Sources | None,
 ) -> None:
     """The profile's values, and the literals the element-by-element check cannot judge, as
-    they are written together into their header parts, against the WSDL's schemas."""
+    they are written together into their header parts: against their built-in types always,
+    and against the WSDL's schemas when those compile with their imports."""
     if settings.profile is None and not settings.fixed:
         return
     fixed = HeaderSettings(fixed=settings.fixed, profile=settings.profile)  # key: checked apart
@@ -470,8 +471,9 @@ def _check_written(
     except HeaderPathError as exc:
         once(r, (*soap, "profile"), exc.text)
         return
-    if isinstance(facets, HeaderSchema):
-        check_written(r, soap, parts, plan.fixed, (settings.fixed, settings.profile), facets)
+    schema = facets if isinstance(facets, HeaderSchema) else None  # else: built-in types only
+    given = (settings.fixed, settings.profile, item)
+    check_written(r, soap, parts, plan.fixed, given, schema)
 
 
 def _check_fixed(

@@ -14,6 +14,9 @@ element and the facet, never the value (it may be personal data).
 :func:`check_written` does the same at load for what partners.yaml fixes: a profile's values
 (X-Road's client and service identifiers, userId, issue, protocolVersion), and the literals the
 element-by-element check of :mod:`adapters.headerfacets` cannot judge, each problem at its line.
+A profile's value the compiled writer refuses (not of its element's built-in type: "abc" for an
+xs:int) is found there too, schema or not: it would make the writer refuse its whole header part at
+every send, and the part's other values are then validated without it.
 """
 
 from __future__ import annotations
@@ -24,10 +27,11 @@ from typing import Any
 
 from adapters.body import BodyInvalid, Node
 from adapters.facettypes import ANY, Check
-from adapters.headerfacets import quick_check, value_check
+from adapters.headerfacets import descend, quick_check, value_check
 from adapters.headerschema import TYPE, Broken, HeaderSchema
 from adapters.soapheaders import HeaderParts, HeaderPathError, KeyPath, render, resolve
-from adapters.xroad import XRoadProfile, setting_of
+from adapters.xroad import XRoadProfile, XRoadService, item_setting, setting_of
+from adapters.xsdtypes import BadValue
 from federation.config.reader import Reader
 from federation.config.secrets import SecretRef
 from federation.config.yamlsrc import PathKey
@@ -123,17 +127,77 @@ def touched_paths(values: Mapping[str, Any], prefix: KeyPath = ()) -> list[KeyPa
 
 
 def written_problems(
-    schema: HeaderSchema, parts: HeaderParts, fixed: Mapping[str, Any]
+    schema: HeaderSchema | None, parts: HeaderParts, fixed: Mapping[str, Any]
 ) -> list[Broken]:
-    """What fixed header values break as written into their parts, one entry per path."""
-    try:
-        blocks = render(parts, {k: v for k, v in fixed.items() if k in parts.parts})
-    except BodyInvalid:
-        return []  # the writer's own problems are reported element by element
+    """What fixed header values break as written into their parts, one entry per path: a value
+    the compiled writer refuses (not of its element's built-in type), :data:`TYPE` at its path,
+    as it would refuse the whole part at every send; then what ``schema`` finds in each part
+    written without those values. Beside a refused value only a facet at a value kept is said:
+    lxml's word about an element left out (missing, or not expected) is not about a value."""
     by_path: dict[str, dict[str, None]] = {}
-    for broken in schema.problems(blocks, parts.nsmap):
-        by_path.setdefault(broken.path, {}).update(dict.fromkeys(broken.facets))
+    for key, value in fixed.items():
+        part = parts.parts.get(key)
+        if part is None:
+            continue
+        refused = [p for p in _leaves(value, (key,)) if _refuses(part, p, _at(value, p[1:]))]
+        for path in refused:
+            by_path.setdefault(".".join(path), {})[TYPE] = None
+        kept = _without(value, [p[1:] for p in refused])
+        if schema is None or kept is None:
+            continue
+        try:
+            blocks = render(parts, {key: kept})
+        except BodyInvalid:
+            continue  # the writer's other problems (a required element left out…): not ours
+        values = {".".join(p) for p in _leaves(kept, (key,))}
+        for broken in schema.problems(blocks, parts.nsmap):
+            if refused and (broken.facets == (TYPE,) or broken.path not in values):
+                continue
+            by_path.setdefault(broken.path, {}).update(dict.fromkeys(broken.facets))
     return [Broken(path=path, facets=tuple(facets)) for path, facets in by_path.items()]
+
+
+def _leaves(value: Any, prefix: KeyPath) -> list[KeyPath]:
+    """The paths of the values in a part's value (a text, or a nested mapping)."""
+    if type(value) is not str and isinstance(value, Mapping) and value:
+        return touched_paths(value, prefix)
+    return [prefix]
+
+
+def _at(value: Any, path: KeyPath) -> Any:
+    for key in path:
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value
+
+
+def _refuses(part: Node, path: KeyPath, value: Any) -> bool:
+    """Whether the compiled writer refuses ``value`` for the text element or attribute at
+    ``path`` (the first key the part's): it is not of the built-in type."""
+    target = descend(part, path[1:])
+    if target is None or target.simple is None or value is None:
+        return False
+    if isinstance(value, Mapping | list | tuple):
+        return False  # not a text: the writer's own problem, reported apart
+    try:
+        target.simple.write(value)
+    except BadValue:
+        return True
+    return False
+
+
+def _without(value: Any, paths: list[KeyPath]) -> Any:
+    """``value`` without the values at ``paths`` (below it); None when nothing is left."""
+    if () in paths:
+        return None
+    if not paths or not isinstance(value, Mapping):
+        return value
+    out = {}
+    for key, inner in value.items():
+        below = [p[1:] for p in paths if p[0] == key]
+        kept = _without(inner, below) if below else inner
+        if kept is not None:
+            out[key] = kept
+    return out or None
 
 
 def check_written(
@@ -141,15 +205,16 @@ def check_written(
     soap: PathKey,
     parts: HeaderParts,
     fixed: Mapping[str, Any],
-    given: tuple[tuple[tuple[str, Any], ...], XRoadProfile | None],
-    schema: HeaderSchema,
+    given: tuple[tuple[tuple[str, Any], ...], XRoadProfile | None, XRoadService | None],
+    schema: HeaderSchema | None,
 ) -> None:
-    """partners.yaml's fixed header values (``given``: its ``soap: headers:`` and profile) as
-    written, each problem at the setting it comes from: a literal the element-by-element check
-    (:func:`adapters.headerfacets.value_check`) left to no schema (an element declared by
-    ``ref``, a type from another schema), or a profile's value (X-Road's identifiers, userId,
-    issue), at its ``xroad:`` setting."""
-    literals, profile = given
+    """partners.yaml's fixed header values (``given``: its ``soap: headers:``, profile and the
+    service item's ``xroad:``) as written, each problem at the setting it comes from: a literal
+    the element-by-element check (:func:`adapters.headerfacets.value_check`) left to no schema
+    (an element declared by ``ref``, a type from another schema), or a profile's value (X-Road's
+    identifiers, userId, issue) at its ``xroad:`` setting, the item's service code and version at
+    the item's. A profile's value of the wrong built-in type is found without a schema too."""
+    literals, profile, item = given
     judged: set[str] = set()  # literals whose own check validated them with lxml
     where: dict[str, str] = {}
     for text, value in literals:
@@ -165,11 +230,12 @@ def check_written(
         if broken.path in judged:
             continue
         if broken.path in where:
-            if broken.facets != (TYPE,):  # a type the writer took: lxml's reason is not said
+            if broken.facets != (TYPE,):  # the writer's refusal: said by _check_fixed; lxml's: not
                 text = where[broken.path]
                 once(r, (*soap, "headers", text), _literal(text, broken))
         elif profile is not None:
-            once(r, (*soap, *setting_of(profile, broken.path)), _profile(broken))
+            at = item_setting(item, broken.path) or (*soap, *setting_of(profile, broken.path))
+            once(r, at, _profile(broken))
 
 
 def _literal(text: str, broken: Broken) -> Text:

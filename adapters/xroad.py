@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from federation.config.reader import Reader
@@ -81,6 +81,7 @@ class XRoadService:
 
     code: str | None = None
     version: str | None = None
+    at: PathKey = field(default=(), compare=False)  # the item's xroad: section, for messages
 
 
 def parse_profile(r: Reader, path: PathKey, raw: Any) -> XRoadProfile | None:
@@ -113,7 +114,7 @@ def parse_service(r: Reader, path: PathKey, raw: Any) -> XRoadService | None:
         return None
     code = r.text((*path, "code"), m["code"]) if "code" in m else None
     version = r.text((*path, "version"), m["version"]) if "version" in m else None
-    return XRoadService(code=code, version=version)
+    return XRoadService(code=code, version=version, at=tuple(path))
 
 
 def fixed_headers(
@@ -156,6 +157,20 @@ def setting_of(profile: XRoadProfile, path: str) -> tuple[str, ...]:
     if key is not None and key in given:
         return ("xroad", steps[0], key)
     return ("xroad", steps[0])
+
+
+_ITEM = {"serviceCode": "code", "serviceVersion": "version"}
+
+
+def item_setting(item: XRoadService | None, path: str) -> PathKey | None:
+    """Where a service item's own ``xroad:`` sets the value at the dotted header ``path``
+    (``service.serviceVersion`` → the item's ``xroad.version``); None if the item does not set
+    it (the partner's ``xroad:`` does, or the operation's name)."""
+    steps = path.split(".")
+    if item is None or not item.at or len(steps) < 2 or steps[0] != "service":
+        return None
+    key = _ITEM.get(steps[1])
+    return (*item.at, key) if key is not None and getattr(item, key) else None
 
 
 # The header the profile fills per message, and with which exchange value.
