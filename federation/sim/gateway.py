@@ -9,11 +9,15 @@ its interface document would publish:
   ``METHOD \\n path \\n sorted query \\n hex digest of the body \\n timestamp \\n nonce``; a timestamp
   outside the window or a nonce seen before is refused (401 with a code).
 * ``/oauth/token``: client credentials (HTTP Basic) → a short-lived bearer token;
-  ``/api/…`` needs a valid token (401 ``invalid_token`` otherwise).
+  ``/api/…`` needs a valid token (401 ``invalid_token`` otherwise). A token request whose body is
+  not a readable UTF-8 ``application/x-www-form-urlencoded`` form, gives a parameter twice or no
+  ``grant_type`` is 400 ``invalid_request`` (RFC 6749 §5.2), as a real authorization server says.
 * ``/open/…``: no credentials; with a TLS context requiring client certificates, the peer's
   certificate is the credential, and its subject is recorded.
 
-Every request is recorded in :attr:`Gateway.log` with the verdict, so tests read what arrived.
+Every request is recorded in :attr:`Gateway.log` with the verdict, so tests read what arrived;
+a body that cannot be read (a ``Content-Encoding`` it does not decompress as) is recorded empty,
+with the verdict ``invalid_request``, and answered 400.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from urllib.parse import parse_qsl
 from aiohttp import ClientSession, web
 
 from federation.api.net import start_site
+from federation.sim.bodies import Unreadable, body_of, closing, form_of
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -124,12 +129,18 @@ class Gateway:
     # -- handlers -------------------------------------------------------------------------------
 
     async def _signed(self, request: web.Request) -> web.Response:
-        body = await request.read()
+        try:
+            body = await body_of(request)
+        except Unreadable as exc:
+            return await self._unreadable(request, exc)
         verdict = self._verify(request, body)
         return await self._answer(request, body, verdict)
 
     async def _bearer(self, request: web.Request) -> web.Response:
-        body = await request.read()
+        try:
+            body = await body_of(request)
+        except Unreadable as exc:
+            return await self._unreadable(request, exc)
         auth = request.headers.get("Authorization", "")
         token = auth[7:] if auth.startswith("Bearer ") else ""
         expiry = self.tokens.get(token)
@@ -137,19 +148,27 @@ class Gateway:
         return await self._answer(request, body, verdict)
 
     async def _open(self, request: web.Request) -> web.Response:
-        body = await request.read()
+        try:
+            body = await body_of(request)
+        except Unreadable as exc:
+            return await self._unreadable(request, exc)
         peer = _peer_subject(request)
         return await self._answer(request, body, "ok", peer=peer)
 
     async def _token(self, request: web.Request) -> web.Response:
-        form = await request.post()
+        try:
+            form = await form_of(request)
+        except Unreadable as exc:
+            return closing(_invalid_request(str(exc)))
         if self.token_status is not None:
             return web.json_response({"error": "temporarily_unavailable"}, status=self.token_status)
         client, secret = _basic(request.headers.get("Authorization", ""))
         known = self.oauth_clients.get(client)
         if known is None or not hmac.compare_digest(known, secret):
             return web.json_response({"error": "invalid_client"}, status=401)
-        if form.get("grant_type") != "client_credentials":
+        if "grant_type" not in form:
+            return _invalid_request("the grant_type parameter is missing")
+        if form["grant_type"] != "client_credentials":
             return web.json_response({"error": "unsupported_grant_type"}, status=400)
         token = secrets.token_urlsafe(24)
         self.tokens[token] = self.clock() + self.token_ttl
@@ -161,6 +180,20 @@ class Gateway:
                 "expires_in": str(self.token_ttl) if self.ttl_as_text else self.token_ttl,
             }
         )
+
+    async def _unreadable(self, request: web.Request, exc: Unreadable) -> web.Response:
+        """A body the gateway cannot read: recorded (empty) and refused, 400 invalid_request."""
+        peer = _peer_subject(request)
+        arrival = Arrival(
+            path=request.path,
+            verdict="invalid_request",
+            headers=dict(request.headers),
+            body=b"",
+            peer=peer,
+        )
+        self.log.append(arrival)
+        refusal = {"code": "invalid_request", "message": str(exc)}
+        return closing(web.json_response(refusal, status=400))
 
     # -- verification ---------------------------------------------------------------------------
 
@@ -231,6 +264,11 @@ class Gateway:
                 if k.lower() in ("content-type", "retry-after", "location")
             }
             return web.Response(status=resp.status, body=answer, headers=kept)
+
+
+def _invalid_request(why: str) -> web.Response:
+    """RFC 6749 §5.2's answer to a token request that is malformed."""
+    return web.json_response({"error": "invalid_request", "error_description": why}, status=400)
 
 
 def _basic(header: str) -> tuple[str, bytes]:

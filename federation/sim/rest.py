@@ -3,7 +3,8 @@
 Each simulator records every request by idempotency key and answers a repeated key with the receipt
 it gave the first time, as a well-behaved partner does. Its behaviour can be changed at run time
 (``POST /_sim/behaviour``: fail a share of requests, delay, answer with a status) so tests can stage
-outages without mocks. Replies come in the partner's own dialect, chosen by region.
+outages without mocks. Replies come in the partner's own dialect, chosen by region. A body it cannot
+read or decode is answered 400 (a behaviour of the wrong shape 422), never a 500.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from aiohttp import web
 
 from federation.api.net import start_site
 from federation.config import LOCAL, Partner
+from federation.sim.bodies import Unreadable, behaviour_of, body_of, closing, json_of
 from federation.sim.soap import SoapPartnerSimulator
 
 SIM_LIMIT = 4 * 1024 * 1024
@@ -163,9 +165,9 @@ class PartnerSimulator:
         if request.path.endswith("/status"):
             return await self._status(request)
         try:
-            body = orjson.loads(await request.read())
-        except orjson.JSONDecodeError:
-            return web.json_response({"detail": "malformed JSON"}, status=400)
+            body = await json_of(request)
+        except Unreadable as exc:
+            return closing(web.json_response({"detail": str(exc)}, status=400))
         if not isinstance(body, dict) or not body:
             return web.json_response({"detail": "expected a non-empty JSON object"}, status=422)
         key = request.headers.get(self.header)
@@ -196,7 +198,13 @@ class PartnerSimulator:
 
     async def _status(self, request: web.Request) -> web.Response:
         """A status query (polling): each one finds the application one step further along."""
-        body = orjson.loads(await request.read() or b"{}")
+        try:
+            raw = await body_of(request)
+            body = orjson.loads(raw or b"{}")
+        except Unreadable as exc:
+            return closing(web.json_response({"detail": str(exc)}, status=400))
+        except orjson.JSONDecodeError:
+            return web.json_response({"detail": "malformed JSON"}, status=400)
         key = body.get("idempotency_key") if isinstance(body, dict) else None
         if not isinstance(key, str) or key not in self.seen:
             return web.json_response({"detail": "no such application"}, status=404)
@@ -214,8 +222,14 @@ class PartnerSimulator:
         return web.json_response(body)
 
     async def _set_behaviour(self, request: web.Request) -> web.Response:
-        data = await request.json()
-        self.behaviour = Behaviour(**{k: v for k, v in data.items() if k in asdict(Behaviour())})
+        try:
+            data = await json_of(request)
+        except Unreadable as exc:
+            return closing(web.json_response({"detail": str(exc)}, status=400))
+        try:
+            self.behaviour = behaviour_of(Behaviour, data)
+        except ValueError as exc:
+            return web.json_response({"detail": str(exc)}, status=422)
         return web.json_response(asdict(self.behaviour))
 
 

@@ -43,6 +43,7 @@ from adapters.wsdl import Operation, compile_operation
 from adapters.xsdtypes import INTEGER_TYPES, escape
 from federation.api.net import start_site
 from federation.config import Partner
+from federation.sim.bodies import Unreadable, behaviour_of, body_of, closing, json_of
 
 SIM_LIMIT = 4 * 1024 * 1024
 
@@ -238,7 +239,12 @@ class SoapPartnerSimulator:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            return await self._answer(await request.read())
+            try:
+                raw = await body_of(request)
+            except Unreadable as exc:
+                self.keys.append(None)
+                return closing(self._fault("client", f"unreadable request: {exc}"))
+            return await self._answer(raw)
         finally:
             self.in_flight -= 1
 
@@ -409,9 +415,14 @@ class SoapPartnerSimulator:
         return web.json_response(body)
 
     async def _set_behaviour(self, request: web.Request) -> web.Response:
-        data = await request.json()
-        known = asdict(SoapBehaviour())
-        self.behaviour = SoapBehaviour(**{k: v for k, v in data.items() if k in known})
+        try:
+            data = await json_of(request)
+        except Unreadable as exc:
+            return closing(web.json_response({"detail": str(exc)}, status=400))
+        try:
+            self.behaviour = behaviour_of(SoapBehaviour, data)
+        except ValueError as exc:
+            return web.json_response({"detail": str(exc)}, status=422)
         return web.json_response(asdict(self.behaviour))
 
 
