@@ -107,6 +107,9 @@ class Query:
     applicant_ref: bytes | None = None  # keyed hash, see replay/refs.py
     before: str | None = None  # page cursor: exchanges older than this id
     limit: int = 50
+    # Not a filter: each result also says which exchange it supplements (补正), read from its
+    # ``received`` event (one more read and opening per result, so only where someone sees it).
+    with_supplement_of: bool = False
 
 
 class Journal(Protocol):
@@ -174,7 +177,8 @@ class Journal(Protocol):
         untouched: neither its lease, state, callback mark nor next try is checked or moved."""
 
     async def search(self, query: Query) -> list[Exchange]:
-        """Exchanges matching ``query``, newest first, without history."""
+        """Exchanges matching ``query``, newest first, without history (``supplement_of`` only
+        with ``query.with_supplement_of``)."""
 
     async def counts(self) -> Mapping[str, int]:
         """Number of exchanges per state."""

@@ -294,7 +294,7 @@ class InMemoryJournal:
 
     async def search(self, query: Query) -> list[Exchange]:
         found = (
-            without_history(self.exchanges[xid])
+            without_history(self.exchanges[xid], keep_supplement_of=query.with_supplement_of)
             for xid in sorted(self.exchanges, reverse=True)
             if matches(query, self.exchanges[xid], self.refs.get(xid, ()))
         )
@@ -491,8 +491,13 @@ class InMemoryJournal:
         self._append(exchange_id, [replace(marker, data={"events": tombstoned})])
 
 
-def without_history(ex: Exchange) -> Exchange:
+def without_history(ex: Exchange, *, keep_supplement_of: bool = False) -> Exchange:
     """``ex`` as a SQL journal reads it from its row alone (a search, a claimed callback): what
     its events hold (the application, the mapped request, supplement_of, the trace context and the
-    events themselves) left out, so that no caller can come to rely on them here alone."""
-    return replace(ex, application={}, mapped=None, supplement_of=None, traceparent=None, events=())
+    events themselves) left out, so that no caller can come to rely on them here alone; but
+    supplement_of with ``keep_supplement_of``, as a SQL journal reads it then
+    (``Query.with_supplement_of``)."""
+    supplement_of = ex.supplement_of if keep_supplement_of else None
+    return replace(
+        ex, application={}, mapped=None, supplement_of=supplement_of, traceparent=None, events=()
+    )

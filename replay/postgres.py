@@ -50,7 +50,7 @@ from replay.rekey import Staged
 from replay.rekeyed import checked_end
 from replay.rows import current, read_exchange
 from replay.seal import Seal
-from replay.search import POSTGRESQL, UNREADABLE_ERROR, search_sql
+from replay.search import POSTGRESQL, UNREADABLE_ERROR, received_sql, search_sql
 from replay.sessions import StoredSession
 from replay.sets import MappingSets
 
@@ -421,7 +421,12 @@ class PostgresJournal(Notifications):
                 if not query.error:
                     raise
                 raise JournalDamaged(f"{UNREADABLE_ERROR} ({type(exc).__name__})") from None
-            return await pgsql.exchanges(conn, found, {}, self.seal, self.sets)
+            out = await pgsql.exchanges(conn, found, {}, self.seal, self.sets)
+            if not (query.with_supplement_of and out):
+                return out
+            by_id, ids = received_sql([x.id for x in out], POSTGRESQL)
+            received = await conn.fetch(by_id, *ids)
+            return rows.with_supplements(out, received, self.seal)
 
         return await self._run(op, transaction=False)
 

@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 import orjson
@@ -453,6 +454,20 @@ def read_exchange(
         events=tuple(events),
         traceparent=traceparent,
     )
+
+
+def with_supplements(
+    found: Sequence[Exchange], received: Iterable[Row], seal: Seal
+) -> list[Exchange]:
+    """Search results (read from their rows alone) with the ``supplement_of`` their ``received``
+    events hold (rows of exchange_id, seq, at, kind, data); nothing else of those events is kept."""
+    of: dict[str, str] = {}
+    for row in received:
+        xid = row["exchange_id"]
+        named = event(xid, row, seal).data.get("supplement_of")
+        if isinstance(named, str):
+            of[xid] = named
+    return [replace(ex, supplement_of=of.get(ex.id)) for ex in found]
 
 
 def current(row: Row | None) -> Current | None:

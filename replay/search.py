@@ -9,7 +9,7 @@ Exchange, so the contract suite can hold all three to one answer.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,6 +130,15 @@ def search_sql(q: Query, dialect: Dialect) -> tuple[str, list[Any]]:
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += f" ORDER BY id DESC LIMIT {arg(page_size(q))}"
+    return sql, arg.values
+
+
+def received_sql(ids: Sequence[str], dialect: Dialect) -> tuple[str, list[Any]]:
+    """The SELECT of the ``received`` events of exchanges ``ids``, for a search that says which
+    exchange each result supplements (``Query.with_supplement_of``: kept in that event alone)."""
+    arg = _Args(dialect)
+    where = arg.one_of("exchange_id", ids)
+    sql = f"SELECT exchange_id, seq, at, kind, data FROM events WHERE kind = 'received' AND {where}"
     return sql, arg.values
 
 

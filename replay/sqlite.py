@@ -44,7 +44,7 @@ from replay.journal import AuditEntry, Query, Refusal, TrailQuery
 from replay.keys import KeyPlace, beside
 from replay.rows import current
 from replay.seal import Seal
-from replay.search import SQLITE, UNREADABLE_ERROR
+from replay.search import SQLITE, UNREADABLE_ERROR, received_sql
 from replay.search import search_sql as replay_search_sql
 from replay.sessions import StoredSession
 from replay.sets import MappingSets
@@ -518,7 +518,11 @@ class SQLiteJournal(SQLiteAdmin):
                 if not query.error or "JSON" not in str(exc):
                     raise
                 raise JournalDamaged(f"{UNREADABLE_ERROR} ({exc})") from None
-            return [sqlitesql.exchange(conn, r, (), self.seal, self.sets) for r in found]
+            out = [sqlitesql.exchange(conn, r, (), self.seal, self.sets) for r in found]
+            if not (query.with_supplement_of and out):
+                return out
+            received = conn.execute(*received_sql([x.id for x in out], SQLITE)).fetchall()
+            return rows.with_supplements(out, received, self.seal)
 
         result: list[Exchange] = await self._read(op)
         return result

@@ -16,16 +16,18 @@ from zoneinfo import ZoneInfo
 import orjson
 from aiohttp import web
 
-from federation.api.auth import authorize
-from federation.api.edge import BROKER, EXCHANGE_ID_RE, Received, parsed
+from federation.api.auth import Caller, authorize
+from federation.api.edge import BROKER, EXCHANGE_ID_RE, Received, parsed, refuse, storable
 from federation.api.problems import ProblemError
 from federation.api.trail import record
+from federation.domain.errors import RequestRefused
 from federation.domain.models import Exchange, Lifecycle, State, iso
 from federation.domain.storable import unstorable
 from federation.domain.words import shown_error
 from federation.logging import MASK
+from federation.runtime.broker import Broker
 from replay.journal import Query
-from replay.service import Mode, ReplayService
+from replay.service import Mode, Plan, ReplayService, Result
 
 FILTERS = (
     "state",
@@ -67,8 +69,14 @@ def parse_time(text: str) -> float:
     return dt.timestamp()
 
 
-def query_from(params: Mapping[str, str], *, applicant_ref: Callable[[str], bytes | None]) -> Query:
-    """Build a Query from filter names (API query parameters or CLI options)."""
+def query_from(
+    params: Mapping[str, str],
+    *,
+    applicant_ref: Callable[[str], bytes | None],
+    with_supplement_of: bool = True,
+) -> Query:
+    """Build a Query from filter names (API query parameters or CLI options); its results say
+    which exchange each supplements (补正) unless ``with_supplement_of`` is False."""
     unknown = set(params) - set(FILTERS)
     if unknown:
         raise BadQuery(
@@ -117,6 +125,7 @@ def query_from(params: Mapping[str, str], *, applicant_ref: Callable[[str], byte
         applicant_ref=ref,
         before=before or None,
         limit=limit,
+        with_supplement_of=with_supplement_of,
     )
 
 
@@ -126,6 +135,7 @@ def summary(ex: Exchange, *, clear: bool = False) -> dict[str, Any]:
     last_error = shown_error(ex.last_error, clear=clear, mask=MASK) or {}
     return {
         "id": ex.id,
+        "supplement_of": ex.supplement_of,  # the exchange this one is a correction round (补正) of
         "state": ex.state.value,
         "lifecycle": ex.lifecycle_state,
         "partner": ex.target,
@@ -193,29 +203,49 @@ REPLAY_FIELDS = frozenset({"mode", "reason", "exchange_id", "filter", "dry_run",
 
 
 async def replays(request: web.Request) -> web.Response:
-    """``POST /v1/replays``: plan a replay of one exchange or a filter; run it unless a dry run."""
+    """``POST /v1/replays``: plan a replay of one exchange or a filter; run it unless a dry run.
+
+    Every refusal is journalled: one of the caller's key or role by :func:`authorize`, any later
+    one (the body, an unknown exchange, no reason, no confirmation) by :func:`journal_refusal`."""
     broker = request.app[BROKER]
     caller = await authorize(request, broker, "replay")
-    # read as intake reads: within the body limit, JSON, decompressed (or refused) by the edge
-    data = replay_request(
-        await Received(request).read(broker.catalogue.config.broker.max_body_bytes)
-    )
+    got = Received(request)
+    data: dict[str, Any] = {}
+    try:
+        # read as intake reads: within the body limit, JSON, decompressed (or refused) by the edge
+        data = replay_request(await got.read(broker.catalogue.config.broker.max_body_bytes))
+        body = await _replayed(request, broker, caller, data)
+    except RequestRefused as exc:
+        target = audited_target(asked_filters(data), broker.applicant_ref)
+        await journal_refusal(request, broker, caller, exc, target=target, size=got.size)
+        raise
+    return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+
+async def _replayed(
+    request: web.Request, broker: Broker, caller: Caller, data: dict[str, Any]
+) -> dict[str, Any]:
+    """The answer to a replay request read whole: its plan (a dry run), or what it replayed."""
     mode, filters = replay_mode(data), replay_filters(data)
     try:
         query = query_from(
-            {k: str(v) for k, v in filters.items()}, applicant_ref=broker.applicant_ref
+            {k: str(v) for k, v in filters.items()},
+            applicant_ref=broker.applicant_ref,
+            with_supplement_of=False,  # a plan needs none (one read more per exchange)
         )
     except BadQuery as exc:
         raise ProblemError(400, "invalid-query", str(exc)) from exc
     service = ReplayService(broker.journal)
     plan = await service.plan(query, mode)
+    if "id" in filters:
+        found_one(filters["id"], plan)
     view: dict[str, Any] = {
         "mode": mode.value,
         "would_replay": [ex.id for ex in plan.take],
         "would_skip": [{"id": ex.id, "why": why} for ex, why in plan.skip],
     }
     if data.get("dry_run"):
-        return web.Response(body=orjson.dumps(view), content_type="application/json")
+        return view
     reason = str(data.get("reason") or "").strip()
     if not reason:
         raise ProblemError(400, "invalid-request", "a replay needs a reason")
@@ -237,14 +267,81 @@ async def replays(request: web.Request) -> web.Response:
         target=",".join(result.replayed)
         or orjson.dumps(audited_filters(filters, broker.applicant_ref)).decode(),
         reason=reason,
+        outcome=replay_outcome(result),
     )
     broker.worker.poke()
-    body = {
+    return {
         "batch": result.batch,
         "replayed": result.replayed,
         "skipped": [{"id": i, "why": w} for i, w in result.skipped],
     }
-    return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+
+def found_one(xid: str, plan: Plan) -> None:
+    """Refuse (404 not-found) a replay of one exchange the journal does not hold; the detail
+    quotes the id only when it is one (a value typed there by mistake may be an ID number)."""
+    if plan.take or plan.skip:
+        return
+    if EXCHANGE_ID_RE.fullmatch(xid):
+        raise ProblemError(404, "not-found", f"no exchange {xid}")
+    raise ProblemError(404, "not-found", "exchange_id is not an exchange id (26 characters)")
+
+
+def replay_outcome(result: Result) -> str:
+    """A replay's outcome in the audit trail: ``skipped`` when it replayed nothing it asked for
+    (the exchange was not replayable, or moved since it was planned), else ``ok``."""
+    return "skipped" if result.skipped and not result.replayed else "ok"
+
+
+def asked_filters(data: Mapping[str, Any]) -> dict[str, Any]:
+    """What a replay request asked to replay, as far as it can be read (never refusing): the
+    ``filter`` object's entries and ``exchange_id`` as the ``id`` filter."""
+    raw = data.get("filter")
+    asked = dict(raw) if isinstance(raw, dict) else {}
+    if data.get("exchange_id"):
+        asked["id"] = data["exchange_id"]
+    return asked
+
+
+def audited_target(asked: Mapping[str, Any], applicant_ref: Callable[[str], bytes | None]) -> str:
+    """What a refused replay asked for, as the audit trail keeps it: one exchange by its id, else
+    the filters as JSON. Only filters that exist are kept, an applicant's identifier as its keyed
+    reference (``audited_filters``) and an id or cursor that is not an exchange id masked: a value
+    typed in the wrong place may be someone's ID number."""
+    kept: dict[str, Any] = {}
+    for name, value in asked.items():
+        if name not in FILTERS:
+            continue
+        text = storable(value if isinstance(value, str) else orjson.dumps(value).decode())
+        masked = name in ("id", "before") and not EXCHANGE_ID_RE.fullmatch(text)
+        kept[name] = MASK if masked else text
+    if set(kept) == {"id"}:
+        return storable(str(kept["id"]))
+    return storable(orjson.dumps(audited_filters(kept, applicant_ref)).decode()) if kept else ""
+
+
+async def journal_refusal(
+    request: web.Request,
+    broker: Broker,
+    caller: Caller,
+    exc: RequestRefused,
+    *,
+    target: str,
+    size: int,
+) -> None:
+    """Keep a refused replay (the API's or the console's) in the journal's refusals, without its
+    body (a reason and filters can name a person), and in the audit trail as ``refused:replay``:
+    who asked, for what (``target``, see :func:`audited_target`) and the problem's type."""
+    await refuse(request, broker, exc, None, b"", size)
+    await record(
+        request,
+        broker,
+        who=caller.id,
+        role=caller.role,
+        action="refused:replay",
+        target=target,
+        outcome=exc.code,
+    )
 
 
 def replay_request(body: bytes) -> dict[str, Any]:

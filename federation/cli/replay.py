@@ -8,14 +8,16 @@ count at a terminal.
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
 
-from federation.cli.access import with_journal
+from federation.api.support import audited_target
+from federation.cli.access import applicant_ref, with_journal
 from federation.cli.actions import logged
-from federation.cli.audit import os_user
+from federation.cli.audit import cli_entry, os_user
 from federation.cli.failures import Failure, Negative
 from federation.cli.help import Command
 from federation.cli.lang import _
@@ -69,24 +71,19 @@ def replay(
     The idempotency key never changes. The running broker delivers replayed exchanges on its next
     poll. A bulk replay needs --reason and --yes, or typing the count at a terminal.
     """
-    given = params(**filters)
-    if exchange_id is not None and given:
-        raise click.UsageError(_("give an exchange ID or filters, not both"))
-    if exchange_id is None and not given:
-        raise click.UsageError(
-            _("give an exchange ID, or filters such as --state failed --partner mo")
-        )
-    if not dry_run and not (reason or "").strip():
-        raise click.UsageError(_("--reason is required: say why (it is kept with the replay)"))
+    asked = _asked(exchange_id, params(**filters), dry_run, reason)
     bulk = exchange_id is None
-    query = query_of({"id": exchange_id} if exchange_id else given, journal_path)
+    # a plan needs no supplement_of (one read more per exchange)
+    query = replace(query_of(asked, journal_path), with_supplement_of=False)
     chosen = Mode(mode)
     who = os_user()  # the OS account, never a name typed (the journal keeps it as `by`)
 
     plan = with_journal(
         journal_path, lambda j: ReplayService(j).plan(query, chosen, limit=PLAN_LIMIT)
     )
+    refused = Refused(journal_path, asked)
     if not bulk and not plan.take and not plan.skip:
+        refused.note("not-found")
         raise Negative(
             _("no exchange %(id)s in %(journal)s") % {"id": exchange_id, "journal": journal_path}
         )
@@ -95,10 +92,10 @@ def replay(
             _("(the first %(n)s matching exchanges only: run it again for the rest)")
             % {"n": f"{PLAN_LIMIT:,}"}
         )
-    if _nothing_to_run(plan, chosen, dry_run, root, journal_path):
+    if _nothing_to_run(plan, chosen, dry_run, root, journal_path, refused):
         return
     if bulk and not yes:
-        _confirm(plan)
+        _confirm(plan, refused)
     # Each exchange is replayed only from the state the plan saw; one that moved since is skipped.
     result = with_journal(
         journal_path, lambda j: ReplayService(j).run(plan, reason=reason or "", by=who)
@@ -114,7 +111,39 @@ def replay(
     print_result(result, chosen)
 
 
-def _nothing_to_run(plan: Plan, chosen: Mode, dry_run: bool, root: Path, journal_path: str) -> bool:
+def _asked(
+    exchange_id: str | None, given: dict[str, str], dry_run: bool, reason: str | None
+) -> dict[str, str]:
+    """What the command asks to replay (the exchange as the ``id`` filter), or a usage error."""
+    if exchange_id is not None and given:
+        raise click.UsageError(_("give an exchange ID or filters, not both"))
+    if exchange_id is None and not given:
+        raise click.UsageError(
+            _("give an exchange ID, or filters such as --state failed --partner mo")
+        )
+    if not dry_run and not (reason or "").strip():
+        raise click.UsageError(_("--reason is required: say why (it is kept with the replay)"))
+    return {"id": exchange_id} if exchange_id is not None else given
+
+
+class Refused:
+    """Keeps a refused replay in the audit trail as ``refused:replay``, by the OS user: what was
+    asked (an exchange id, or the filters as ``support.audited_target`` keeps them: never an
+    applicant's ID) and why, as the API's problem type or ``skipped``."""
+
+    def __init__(self, journal_path: str, asked: dict[str, str]) -> None:
+        self.journal_path, self.asked = journal_path, asked
+
+    def note(self, outcome: str) -> None:
+        """Append the entry (a journal that cannot take it is the command's Failure)."""
+        target = audited_target(self.asked, lambda v: applicant_ref(self.journal_path, v))
+        entry = replace(cli_entry("refused:replay", target), outcome=outcome)
+        with_journal(self.journal_path, lambda j: j.note(entry))
+
+
+def _nothing_to_run(
+    plan: Plan, chosen: Mode, dry_run: bool, root: Path, journal_path: str, refused: Refused
+) -> bool:
     """Print the plan of a dry run, or say there is nothing to replay; True if done then."""
     if dry_run:
         previewed, notes = preview(plan, root, journal_path) if chosen is Mode.REMAP else ({}, [])
@@ -125,17 +154,19 @@ def _nothing_to_run(plan: Plan, chosen: Mode, dry_run: bool, root: Path, journal
     if not plan.take:
         print_skipped([(ex.id, why) for ex, why in plan.skip])
         if plan.skip:
+            refused.note("skipped")
             raise Negative(_("nothing to replay"))
         click.echo(_("no exchange matches: nothing to replay"))
         return True
     return False
 
 
-def _confirm(plan: Plan) -> None:
+def _confirm(plan: Plan, refused: Refused) -> None:
     """Ask at a terminal (type the count or 'yes'); refuse when nobody can answer."""
     n = len(plan.take)
     what = _("%(n)d exchange(s) (%(mode)s)") % {"n": n, "mode": plan.mode.value}
     if not sys.stdin.isatty():
+        refused.note("confirmation-required")
         raise Failure(
             _(
                 "refusing a bulk replay of %(what)s without confirmation: add --yes (or run it "
@@ -157,4 +188,5 @@ def _confirm(plan: Plan) -> None:
         err=True,
     )
     if answer.strip().lower() not in {str(n), "yes"}:
+        refused.note("confirmation-required")
         raise Negative(_("not confirmed: nothing was replayed"))

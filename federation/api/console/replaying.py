@@ -11,14 +11,23 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from federation.api.auth import Caller
 from federation.api.console import views
-from federation.api.console.access import check_csrf, require
+from federation.api.console.access import check_csrf, read_form, require
 from federation.api.console.pages import search_params
 from federation.api.console.render import gettext_of, render
-from federation.api.edge import BROKER, EXCHANGE_ID_RE
+from federation.api.edge import BROKER, EXCHANGE_ID_RE, refuse
 from federation.api.problems import ProblemError
-from federation.api.support import BadQuery, query_from
-from federation.api.trail import record
+from federation.api.support import (
+    BadQuery,
+    audited_target,
+    found_one,
+    journal_refusal,
+    query_from,
+    replay_outcome,
+)
+from federation.api.trail import audit_refusal, record
+from federation.domain.errors import RequestRefused
 from federation.domain.models import Exchange, State
 from federation.runtime.broker import Broker
 from replay.journal import Query, TrailQuery
@@ -55,10 +64,13 @@ async def _plan(broker: Broker, filters: dict[str, str], mode_text: str) -> Plan
     except ValueError:
         raise ProblemError(400, "invalid-request", "mode must be 'resend' or 'remap'") from None
     try:
-        query = query_from(filters, applicant_ref=broker.applicant_ref)
+        query = query_from(filters, applicant_ref=broker.applicant_ref, with_supplement_of=False)
     except BadQuery as exc:
         raise ProblemError(400, "invalid-query", str(exc)) from exc
-    return await ReplayService(broker.journal).plan(query, mode)
+    plan = await ReplayService(broker.journal).plan(query, mode)
+    if "id" in filters:
+        found_one(filters["id"], plan)
+    return plan
 
 
 async def changes(broker: Broker, plan: Plan, _: Callable[[str], str]) -> list[Change]:
@@ -93,11 +105,52 @@ async def changes(broker: Broker, plan: Plan, _: Callable[[str], str]) -> list[C
 
 
 async def replay(request: web.Request) -> web.StreamResponse:
-    """Plan (dry run) or run a replay; a run leads to its progress page."""
+    """Plan (dry run) or run a replay; a run leads to its progress page. Every refusal is
+    journalled and audited as the API's (``support.journal_refusal``): the caller's by
+    ``require``, a form token not the session's by ``check_csrf``, the rest here."""
     broker = request.config_dict[BROKER]
-    caller = await require(request, broker, "replay")
+    caller = await _replayer(request, broker)
+    filters: dict[str, str] = {}
+    try:
+        form = await read_form(request)  # read once: check_csrf reads the same fields
+    except RequestRefused as exc:
+        await journal_refusal(request, broker, caller, exc, target="", size=_size(request))
+        raise
     form = await check_csrf(request, broker)
-    filters = _filters(request, form)
+    try:
+        filters = _filters(request, form)
+        return await _planned_or_run(request, broker, caller, form, filters)
+    except RequestRefused as exc:
+        asked = {"id": form["exchange_id"]} if form.get("exchange_id") else filters
+        target = audited_target(asked, broker.applicant_ref)
+        await journal_refusal(request, broker, caller, exc, target=target, size=_size(request))
+        raise
+
+
+async def _replayer(request: web.Request, broker: Broker) -> Caller:
+    """The signed-in caller who may replay (``require``, which journals a refused role); a form
+    sent with no session is journalled and audited here, as the API's unauthenticated key is."""
+    try:
+        return await require(request, broker, "replay")
+    except ProblemError as exc:
+        if exc.code == "unauthenticated":
+            await refuse(request, broker, exc, None, b"", _size(request))
+            await audit_refusal(request, broker, ("anonymous", ""), "replay", exc)
+        raise
+
+
+def _size(request: web.Request) -> int:
+    return request.content_length or 0
+
+
+async def _planned_or_run(
+    request: web.Request,
+    broker: Broker,
+    caller: Caller,
+    form: dict[str, str],
+    filters: dict[str, str],
+) -> web.StreamResponse:
+    """The plan page (a dry run, or a bulk replay not confirmed yet), or the replay run."""
     plan = await _plan(broker, filters, form.get("mode", ""))
     reason = form.get("reason", "").strip()
     if form.get("dry_run") == "1" or ("id" not in filters and form.get("confirm") != "1"):
@@ -123,6 +176,7 @@ async def replay(request: web.Request) -> web.StreamResponse:
         target=BATCH_MARK.format(result.batch)
         + (",".join(result.replayed) or "&".join(f"{k}={v}" for k, v in filters.items())),
         reason=reason,
+        outcome=replay_outcome(result),
     )
     broker.worker.poke()
     raise web.HTTPSeeOther(f"/console/replays/{result.batch}")
