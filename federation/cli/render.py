@@ -37,6 +37,7 @@ CSV_COLUMNS = (
     "updated_at",
     "receipt_number",
     "last_error",
+    "supplement_of",  # the exchange this one is a correction round (补正) of
 )
 
 
@@ -49,9 +50,13 @@ def table(rows: list[dict[str, Any]], cursor: str | None) -> None:
         table.add_column(heading, no_wrap=True)
     table.add_column(_("attempts"), no_wrap=True, justify="right")
     table.add_column(_("created (UTC)"), no_wrap=True)
+    # a column for the exchange a correction round (补正) is of, when a row is one
+    rounds = any(row.get("supplement_of") for row in rows)
+    if rounds:
+        table.add_column(_("supplement of"), no_wrap=True)
     table.add_column(_("receipt / last error"), overflow="fold")
     for row in rows:
-        table.add_row(
+        cells = [
             row["id"],
             row["state"],
             row["partner"],
@@ -59,8 +64,10 @@ def table(rows: list[dict[str, Any]], cursor: str | None) -> None:
             row["source"],
             str(row["attempts"]),
             (row["created_at"] or "").replace("T", " ").rstrip("Z"),
-            row["receipt_number"] or row["last_error"] or "",
-        )
+        ]
+        if rounds:
+            cells.append(row.get("supplement_of") or "")
+        table.add_row(*cells, str(row["receipt_number"] or row["last_error"] or ""))
     console.print(table)
     line = _("%(n)d exchange(s), newest first") % {"n": len(rows)}
     if cursor:
