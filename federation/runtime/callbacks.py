@@ -5,8 +5,11 @@ source says it never got is re-armed in the journal: a ``callback_replayed`` eve
 why, the exchange's callback mark is set again as it was, and the running broker's notifier
 sends it on its next poll through the same retries, signed as usual, under the same
 ``Idempotency-Key`` and ``webhook-id`` (``<exchange id>:<mark>``), so the source can discard a
-repeat. A lifecycle step that comes again has a mark of its own, numbered as notices number
-theirs (:func:`step_key`: ``lifecycle:correction_required:2`` for a second correction round).
+repeat. A lifecycle step that comes again has a mark of its own, numbered as notices
+number theirs (:func:`step_key`: ``lifecycle:correction_required:2`` for a second correction
+round), and so has an end that a replay brings again (``rejected:2``, ``delivered:2``: the n-th
+time the exchange ends so; :func:`~federation.runtime.owed.end_mark`): a new outcome is a new
+message, not a repeat for the source to discard.
 Notices in a partner's own dialect have their own command (``tongban notice resend``,
 :func:`~federation.runtime.notices.resend_notice`).
 
@@ -27,7 +30,7 @@ from federation.config import Config
 from federation.domain.errors import CallbackPending, FederationError, LifecycleMoved
 from federation.domain.models import Direction, Event, Exchange, StateChange
 from federation.domain.texts import Text, said
-from federation.runtime.owed import step_mark
+from federation.runtime.owed import end_mark, step_mark
 from replay.journal import Journal
 
 OUTCOMES = frozenset({"callback_delivered", "callback_abandoned"})
@@ -59,10 +62,13 @@ def step_key(exchange: Exchange, mark: str) -> str:
     ``mark``: the mark of a lifecycle step the latest step wrote is numbered as a notice's is
     (:func:`~federation.runtime.owed.step_mark`): ``lifecycle:correction_required`` the first
     time, ``lifecycle:correction_required:2`` for the second round, so a source that discards
-    repeated keys does not discard it. The history numbers it, so every retry and every resend
-    of that round has the same key. Any other mark stands as it is: an end state, or a resend's
-    (the mark its callback outcome named)."""
-    if not mark.startswith("lifecycle:") or mark.count(":") != 1:
+    repeated keys does not discard it; an end state is numbered by the times the exchange ended
+    so (:func:`~federation.runtime.owed.end_mark`: ``rejected:2`` for a replay refused again).
+    The history numbers it, so every retry and every resend of that message has the same key.
+    A resend's mark (the one its callback outcome named) stands as it is."""
+    if not mark.startswith("lifecycle:"):
+        return end_mark(exchange, mark)
+    if mark.count(":") != 1:
         return mark
     counts: dict[str, int] = {}
     latest: str | None = None  # the mark of the latest step, unless a resend wrote after it

@@ -12,7 +12,10 @@ breaker policy guards the route, and every attempt is an event of the exchange w
 over the wire (``notice_attempt``), followed by how the notice ended (``notice_delivered``,
 ``notice_rejected``, ``notice_unconfirmed``, ``notice_abandoned`` or ``notice_unmapped``).
 :func:`resend_notice` re-arms the latest notice of an application for support staff (a replay:
-same idempotency key, a ``notice_replayed`` event says who and why).
+same idempotency key, a ``notice_replayed`` event says who and why). A step or end that comes
+again is a notice of its own, with a key of its own (``<exchange id>:<mark>``, the mark numbered
+the n-th time it comes: ``delivered:2`` once a replay delivered the application to the local
+system again; :mod:`~federation.runtime.owed`).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 When an exchange ends (delivered, rejected, failed) and its source declared a ``callback`` URL in
 partners.yaml, the journal marks it in the same transaction as the end state. This loop leases those
 marks, POSTs the outcome (JSON, ``Idempotency-Key: <exchange id>:<state>`` so the source can discard
-repeats, a lifecycle step that comes again numbered, :func:`~federation.runtime.callbacks.step_key`;
+repeats, a lifecycle step that comes again numbered, and an end a replay brings again
+(``<state>:<n>``, the n-th time it ended so), :func:`~federation.runtime.callbacks.step_key`;
 signed in the Standard Webhooks format when the source declared a ``callback_secret``,
 :mod:`~federation.domain.webhooks`, and never sent unsigned while that secret cannot be read; a
 redirect is not followed) and records every try as an event of the exchange; failures are retried
@@ -42,7 +43,7 @@ from federation.runtime.catalogue import Catalogue
 from federation.runtime.delivery import standing_errors
 from federation.runtime.events import cancelled, woken_or_timed_out
 from federation.runtime.notices import Notices, Route, route_of
-from federation.runtime.owed import step_of
+from federation.runtime.owed import state_of, step_of
 from replay.journal import Journal
 
 BACKOFF_CAP = 30.0  # seconds between rounds at most while the journal keeps failing
@@ -239,8 +240,9 @@ class Notifier:
     async def _body(
         self, exchange: Exchange, state: str, full: Exchange | None = None
     ) -> dict[str, Any]:
-        """The callback's JSON: the outcome, or a lifecycle step with every step so far (from
-        ``full``, the exchange with its history, when read already)."""
+        """The callback's JSON for the mark ``state``: the outcome (``rejected:2`` tells
+        ``rejected``), or a lifecycle step with every step so far (from ``full``, the exchange
+        with its history, when read already)."""
         lifecycle = step_of(state) if state.startswith("lifecycle:") else None
         steps: list[dict[str, Any]] | None = None
         if lifecycle:
@@ -251,7 +253,7 @@ class Notifier:
         last_error, previous_error = standing_errors(exchange)  # a delivery supersedes it
         return {
             "exchange_id": exchange.id,
-            "state": exchange.state.value if lifecycle else state,
+            "state": exchange.state.value if lifecycle else state_of(state),
             "lifecycle": lifecycle,
             "lifecycle_steps": steps,
             "partner": exchange.target,

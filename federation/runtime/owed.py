@@ -12,14 +12,19 @@ partner hears every step, in order, one notice each, whatever it is doing meanwh
 
 Each step's mark is also its notice's idempotency key (``<exchange id>:<mark>``):
 ``delivered``, ``lifecycle:<step>``, and ``lifecycle:<step>:<n>`` for the n-th time the same
-step comes (a second correction round is a notice of its own, not a repeat of the first).
+step comes (a second correction round is a notice of its own, not a repeat of the first). An
+end comes again only by a replay, and is numbered the same way (:func:`end_mark`): the n-th time
+the exchange ends in a state is ``<state>:<n>`` (``delivered:2`` once a replay delivered it
+again, ``rejected:2`` for a second refusal), the first time the plain state as always, so a
+receiver that discards repeated keys hears every new outcome, and one never replayed sees no
+change. A resend keeps the mark, and so the key, of the message it sends again.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from federation.domain.models import Event, Exchange, State
+from federation.domain.models import TERMINAL_STATES, Event, Exchange, State
 
 SETTLED = frozenset(
     {
@@ -33,6 +38,10 @@ SETTLED = frozenset(
 )
 
 
+ENDS = frozenset(s.value for s in TERMINAL_STATES)
+_SENT = "#delivered since the last replay"  # a key of step_mark's counts that is no mark
+
+
 @dataclass(frozen=True, kw_only=True)
 class Owed:
     """One notice still owed: its mark, the event of its step (None: the mark alone says it),
@@ -43,19 +52,51 @@ class Owed:
     attempts: int
 
 
+def numbered(mark: str, n: int) -> str:
+    """``mark`` the first time, ``<mark>:<n>`` the n-th time it comes."""
+    return mark if n <= 1 else f"{mark}:{n}"
+
+
 def step_mark(event: Event, counts: dict[str, int]) -> str | None:
     """The mark of the step ``event`` records, if it is one (``counts``: steps seen so far)."""
+    if event.kind == "replayed":
+        counts.pop(_SENT, None)  # sent again on purpose: its delivery is a step of its own
+        return None
     if event.kind == "attempt_finished" and event.data.get("outcome") == "delivered":
+        if counts.get(_SENT):
+            return None  # delivered once per sending: a late end of a taken-over attempt
+        counts[_SENT] = 1
         mark = State.DELIVERED.value
-        seen = counts.get(mark, 0)
-        counts[mark] = seen + 1
-        return mark if seen == 0 else None  # delivered once; a later one is no new step
+        seen = counts[mark] = counts.get(mark, 0) + 1
+        return numbered(mark, seen)
     step = event.data.get("lifecycle") if event.kind == "lifecycle" else None
     if not isinstance(step, str):
         return None
     mark = f"lifecycle:{step}"
     seen = counts[mark] = counts.get(mark, 0) + 1
-    return mark if seen == 1 else f"{mark}:{seen}"
+    return numbered(mark, seen)
+
+
+def end_mark(exchange: Exchange, mark: str) -> str:
+    """The mark an end state's message goes by (``exchange`` loaded with its events, ``mark``
+    the journal's pending one): ``<state>:<n>`` for the n-th time the exchange ended in that
+    state, the first time the plain state. Each end but the current one is named by the replay
+    that followed it (its ``from_state``); a mark pending while the exchange is replayed again
+    is that end's. A mark a resend wrote after the last replay is the key it sends again and
+    stands, as does any mark that is no plain end state."""
+    if mark not in ENDS:
+        return mark
+    before = 0  # ends in this state that a replay followed
+    resent = False  # the mark is a resend's, written since the last replay
+    for event in exchange.events:
+        if event.kind == "replayed":
+            before += event.data.get("from_state") == mark
+            resent = False
+        elif event.kind in ("callback_replayed", "notice_replayed"):
+            resent = True
+    if resent:
+        return mark
+    return numbered(mark, before + 1 if exchange.state.value == mark else before)
 
 
 def owed(exchange: Exchange, mark: str) -> list[Owed]:
@@ -84,7 +125,10 @@ def owed(exchange: Exchange, mark: str) -> list[Owed]:
             if state in marks:
                 del queue[: marks.index(state) + 1]
             loose.pop(state, None)
-    return queue or [Owed(mark=mark, event=None, attempts=loose.get(mark, 0))]
+    if queue:
+        return queue
+    mark = end_mark(exchange, mark)  # an end no step of the history explains (a refusal …)
+    return [Owed(mark=mark, event=None, attempts=loose.get(mark, 0))]
 
 
 def _tried(queue: list[Owed], state: str, loose: dict[str, int]) -> list[Owed]:
@@ -97,7 +141,15 @@ def _tried(queue: list[Owed], state: str, loose: dict[str, int]) -> list[Owed]:
 
 def step_of(mark: str) -> str:
     """The word a notice carries for a mark (``lifecycle:accepted`` and ``lifecycle:accepted:2``
-    → ``accepted``; ``delivered`` → ``submitted``; an end short of the local system stays)."""
+    → ``accepted``; ``delivered`` and ``delivered:2`` → ``submitted``; an end short of the local
+    system stays, unnumbered: ``rejected:2`` → ``rejected``)."""
     if mark.startswith("lifecycle:"):
         return mark.split(":")[1]
-    return "submitted" if mark == State.DELIVERED.value else mark
+    end = state_of(mark)
+    return "submitted" if end == State.DELIVERED.value else end
+
+
+def state_of(mark: str) -> str:
+    """The end state an end's mark names (``rejected:2`` → ``rejected``); any other mark as is."""
+    end, _, n = mark.partition(":")
+    return end if end in ENDS and n.isdigit() else mark
