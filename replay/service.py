@@ -17,6 +17,9 @@ A replay leaves the exchange's callback mark as it is. A callback resend still p
 exchange is replayed (``tongban callback resend``) is sent all the same, even if the replay ends
 first and arms its own callback over the resend's mark: the notifier reads what is owed from the
 history, the resent callback first, then the replay's (``federation.runtime.callbacks``).
+The replay's end is a new outcome, so a callback or notice of its own: the ``from_state`` each
+``replayed`` event keeps numbers the ends, ``<state>:<n>`` the n-th time the exchange ends in a
+state (``rejected:2``; the first end keeps its plain key; ``federation.runtime.owed.end_mark``).
 """
 
 from __future__ import annotations
