@@ -5,6 +5,7 @@ refused request in the journal, and the one middleware that turns domain errors 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -18,6 +19,7 @@ from multidict import CIMultiDict
 
 from federation.api.coding import coding_of, decompressed
 from federation.api.problems import ACCEPT_LANGUAGE, ProblemError, problem_response, status_of
+from federation.config.model import BrokerSettings
 from federation.domain.errors import (
     IdempotencyConflict,
     JournalDamaged,
@@ -257,6 +259,21 @@ async def read_body(
 ) -> tuple[bytes, int]:
     """Read the body within the limit (kept even when refused), then check its media type and
     the charset it declares, if any (a body in another charset is never read as UTF-8)."""
+    body, size = await raw_body(request, limit)
+    try:
+        problem = media_problem(request.headers.get("Content-Type", ""), media_types, charsets)
+        if problem is not None:
+            raise problem
+        body = as_coded(request, body, limit)
+    except ProblemError as problem:
+        raise Refused(problem, body, size) from None
+    return body, len(body)
+
+
+async def raw_body(request: web.Request, limit: int) -> tuple[bytes, int]:
+    """The body's bytes as sent (still in their content coding), never more than ``limit``:
+    413 (a ProblemError, nothing kept) past it; a body that stalls or is cut short is a Refused
+    carrying what had arrived."""
     if request.content_length is not None and request.content_length > limit:
         raise ProblemError(
             413,
@@ -283,17 +300,14 @@ async def read_body(
         # The client went away (or broke the chunked framing) mid-body: a refusal, whose part of
         # the body is kept for the journal, never a 500 with the body in a traceback.
         raise Refused(payload_problem(exc, size), b"".join(chunks), size) from None
-    body = b"".join(chunks)
-    try:
-        problem = media_problem(request.headers.get("Content-Type", ""), media_types, charsets)
-        if problem is not None:
-            raise problem
-        coding = coding_of(v for k, v in request.headers.items() if k.lower() == _CODING)
-        if coding is not None:  # decompressed here: the edge's server leaves it to us
-            body = decompressed(body, coding, limit)
-    except ProblemError as problem:
-        raise Refused(problem, body, size) from None
-    return body, len(body)
+    return b"".join(chunks), size
+
+
+def as_coded(request: web.Request, body: bytes, limit: int) -> bytes:
+    """``body`` decompressed as its Content-Encoding says (the edge's server leaves it to us),
+    within ``limit``: 415 for a coding not read here, 400 or 413 as :func:`decompressed` says."""
+    coding = coding_of(v for k, v in request.headers.items() if k.lower() == _CODING)
+    return body if coding is None else decompressed(body, coding, limit)
 
 
 def payload_problem(exc: Exception, size: int) -> ProblemError:
@@ -332,6 +346,13 @@ def media_problem(
     return None
 
 
+def body_limit(request: web.Request) -> int:
+    """The largest body read (``broker.max_body_bytes``)."""
+    broker = request.app.get(BROKER)
+    settings = BrokerSettings() if broker is None else broker.catalogue.config.broker
+    return settings.max_body_bytes
+
+
 def body_timeout(request: web.Request) -> float:
     """How long a body may stall between two reads (``broker.body_timeout``)."""
     broker = request.app.get(BROKER)
@@ -358,23 +379,59 @@ async def _next_chunk(request: web.Request, stall: float, size: int, chunks: lis
 
 
 class Received:
-    """A request body as far as it was read: kept for the refusal record even when refused."""
+    """A request body as far as it was read: kept for the refusal record even when refused.
+
+    A route that takes a body journals its refusals with :meth:`refuse` (never :func:`refuse`
+    with a body of its own): a refusal raised before the route read the body (a wrong key, an
+    unknown exchange, an exchange not in a state to take it) is kept with the body all the same,
+    read then for the record (:meth:`rest`), within the same limits."""
 
     def __init__(self, request: web.Request) -> None:
         self.request = request
         self.body = b""
         self.size = request.content_length or 0
+        self.tried = False  # whether the body was read (or reading it was refused)
 
     async def read(
         self, limit: int, media_types: frozenset[str] = JSON, charsets: frozenset[str] = UTF8
     ) -> bytes:
         """The body within ``limit``; a refusal raises its ProblemError, the body kept here."""
+        self.tried = True
         try:
             self.body, self.size = await read_body(self.request, limit, media_types, charsets)
         except Refused as refused:
             self.body, self.size = refused.body, refused.size
             raise refused.problem from None
+        except ProblemError as problem:  # past the limit: nothing kept, the size as far as read
+            self.size = int(problem.extra.get("received_bytes", self.size))
+            raise
         return self.body
+
+    async def rest(self) -> None:
+        """Read a body the route has not read, only to keep it with a refusal: within the body
+        limit and its stall timeout, decompressed within that limit when it decompresses (else
+        kept as sent), nothing kept past the limit (its size only). Never raises: the refusal
+        answered is the route's, not one about a body it did not need."""
+        if self.tried:
+            return
+        self.tried = True
+        limit = body_limit(self.request)
+        try:
+            body, _ = await raw_body(self.request, limit)
+        except Refused as refused:  # stalled or cut short: what had arrived
+            self.body, self.size = refused.body, refused.size
+            return
+        except ProblemError as problem:  # past the limit: nothing kept, the size as far as read
+            self.size = int(problem.extra.get("received_bytes", self.size))
+            return
+        with contextlib.suppress(ProblemError):  # one that does not decompress: kept as sent
+            body = as_coded(self.request, body, limit)
+        self.body, self.size = body, len(body)
+
+    async def refuse(self, broker: Broker, exc: RequestRefused, key: str | None) -> None:
+        """Journal the refusal ``exc`` of this request with its body (read now if it was not)."""
+        await self.rest()
+        await refuse(self.request, broker, exc, key, self.body, self.size)
 
 
 class Refused(Exception):
@@ -394,7 +451,9 @@ async def refuse(
     size: int,
 ) -> None:
     """Keep a refused request in the journal's refusals (and log it without its content), its
-    texts as every journal stores them (see ``storable``)."""
+    texts as every journal stores them (see ``storable``). A route that takes a body journals by
+    :meth:`Received.refuse`, which reads a body the route refused before reading; ``body`` here
+    is for requests that have none, or whose body is deliberately not kept."""
     refusal = Refusal(
         at=time.time(),
         remote=storable(request.remote or ""),

@@ -85,7 +85,7 @@ async def status_update(request: web.Request) -> web.Response:
             broker.journal, broker.catalogue, exchange, lifecycle, update
         )
     except RequestRefused as exc:
-        await refuse(request, broker, exc, None, got.body, got.size)
+        await got.refuse(broker, exc, None)
         raise
     body_out = {"exchange_id": exchange.id, "lifecycle": state, "changed": changed}
     return web.Response(body=orjson.dumps(body_out), content_type="application/json")
@@ -128,7 +128,7 @@ async def local_decision(request: web.Request) -> web.Response:
             via="local",
         )
     except RequestRefused as exc:
-        await refuse(request, broker, exc, None, got.body, got.size)
+        await got.refuse(broker, exc, None)
         raise
     body_out = {"exchange_id": exchange.id, "lifecycle": state, "changed": changed}
     return web.Response(body=orjson.dumps(body_out), content_type="application/json")
@@ -233,7 +233,7 @@ async def partner_supplement(request: web.Request) -> web.Response:
             broker, parent, material_of(body), one, map_now=True
         )
     except RequestRefused as exc:
-        await refuse(request, broker, exc, key, got.body, got.size)
+        await got.refuse(broker, exc, key)
         raise
     return accepted(exchange, created)
 
@@ -263,7 +263,7 @@ async def file_application(request: web.Request) -> web.Response:
             "per application",
         )
     except RequestRefused as exc:
-        await refuse(request, broker, exc, key, got.body, got.size)
+        await got.refuse(broker, exc, key)
         raise
     return accepted(exchange, created)
 

@@ -60,11 +60,11 @@ async def submit(request: web.Request) -> web.Response:
             conform.conform(sub.application)
         exchange, created = await broker.submit(sub)
     except RequestRefused as exc:
-        await refuse(request, broker, exc, key, got.body, got.size)
+        await got.refuse(broker, exc, key)
         raise
     except IdempotencyConflict as exc:
         problem = conflict(exc)
-        await refuse(request, broker, problem, key, got.body, got.size)
+        await got.refuse(broker, problem, key)
         raise problem from exc
     return accepted(exchange, created)
 
@@ -98,7 +98,7 @@ async def supplement(request: web.Request) -> web.Response:
         one = intent.idempotency_key(request)
         exchange, created = await file_supplement(broker, parent, material_of(body), one)
     except RequestRefused as exc:
-        await refuse(request, broker, exc, key, got.body, got.size)
+        await got.refuse(broker, exc, key)
         raise
     return accepted(exchange, created)
 

@@ -27,7 +27,7 @@ from adapters import xmlsafe
 from adapters.envelope import SOAP11, Envelope, NotSoap, escape_attr, open_envelope
 from federation.api import signed
 from federation.api.auth import filing_partner
-from federation.api.edge import BROKER, Received, parsed, refusal_of, refuse
+from federation.api.edge import BROKER, Received, parsed, refusal_of
 from federation.api.problems import PROBLEM_TYPE, ProblemError, status_of
 from federation.domain.errors import RequestRefused
 from federation.domain.media import charset_of
@@ -118,7 +118,7 @@ async def file_application(request: web.Request) -> web.Response:
         refused = refusal_of(exc)  # the journal down, a reused key …: a fault, journalled
         if refused is None:
             raise  # a failure of ours: the middleware's 500
-        await refuse(request, broker, refused, key, got.body, got.size)
+        await got.refuse(broker, refused, key)
         return fault(refused)
     return _filed("FileApplicationResponse", exchange)
 
