@@ -124,7 +124,7 @@ async def test_a_keyed_source_submits_and_reads_only_with_its_key(
             {
                 "mode": "resend",
                 "reason": "x",
-                "exchange_id": "01ARZ3NDEKTSV4RRFFQ69G5FAV",
+                "filter": {"state": "failed"},  # one unknown exchange is a 404 since b8db818
                 "dry_run": True,
             },
         ),
