@@ -21,7 +21,10 @@ thread (``bench/profiled.py``), and writes its stats to FILE (read them with ``p
 FILE``). ``--gc FILE`` records the measured broker's garbage collections (``bench/gcstats.py``)
 and reports those of the throughput run: ``RESULT name=e2e_gc``. Last
 line: ``RESULT name=e2e ratio=<broker/direct> broker_cpu_ms=… hops_cpu_ms=… overhead=… p50_ms=…
-p99_ms=… ...``.
+p99_ms=… ... vs_relay=… paced_core_share=…``, the last the share of one core the broker's work
+takes at the paced rate (``--rate`` × ``broker_cpu_ms``): p99 depends on it, so two machines'
+p99 compare only at comparable shares, as ``relay_cpu_ms`` (the bare relay's CPU per
+application) tells how fast the machine is at the same aiohttp work.
 """
 
 from __future__ import annotations
@@ -680,7 +683,11 @@ def report(
         f"p50_ms={p50:.1f} p99_ms={p99:.1f} rate={args.rate:.0f} n={s.n} "
         f"concurrency={s.concurrency} broker_peak_rss_mib={run.rss:.1f} "
         f"relay_cpu_ms={relay_ms:.3f} floor_overhead={relay_ms / hops:.2f} "
-        f"vs_relay={cpu[0] / relay_ms if relay_ms else float('nan'):.2f}"
+        f"vs_relay={cpu[0] / relay_ms if relay_ms else float('nan'):.2f} "
+        # the share of one core the broker's work takes at the paced rate (its CPU per
+        # application in the throughput run): p99 is comparable between machines only at
+        # comparable shares, since it grows as that share nears one
+        f"paced_core_share={args.rate * cpu[0] / 1000:.2f}"
     )
 
 
