@@ -84,9 +84,11 @@ class Reader:
         quote: bool = True,
     ) -> dict[str, Any] | None:
         """Check ``value`` is a mapping with the required keys and no unknown ones; with
-        ``quote=False`` text in its place is not quoted (under ``auth:`` it may be a secret)."""
+        ``quote=False`` text or a number in its place is not quoted (under ``auth:`` it may be a
+        secret). A document that is not a mapping (``path`` is its root) is never quoted: it is
+        the whole file, perhaps a key file named where a table or a mapping was meant."""
         if not isinstance(value, dict):
-            kind = _kind(value, quote=quote)
+            kind = _kind(value, quote=quote and bool(path))
             self.error(path, said("expected a mapping of keys, got %(kind)s", kind=kind))
             return None
         known = set(required) | set(optional)
@@ -225,6 +227,8 @@ def _kind(value: Any, *, quote: bool = True) -> Text | str:
         return said("a mapping")
     if isinstance(value, list):
         return said("a list")
+    if isinstance(value, (int, float)) and not quote:  # a secret may be all digits
+        return said("a number")
     if isinstance(value, (int, float)):
         return said("a number (%(value)s)", value=quoted(value))
     if isinstance(value, str) and quote and len(repr(value)) <= QUOTE:

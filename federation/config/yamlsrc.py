@@ -208,10 +208,10 @@ def parse_yaml(text: str, *, display: str) -> Located:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
-        msg = invalid_yaml(str(exc.problem or exc.context))
+        msg = invalid_yaml(unquoted(str(exc.problem or exc.context)))
         raise ConfigError([Problem(text=msg, file=display, line=line)]) from None
     except yaml.YAMLError as exc:
-        msg = said("invalid YAML: %(problem)s", problem=str(exc))
+        msg = said("invalid YAML: %(problem)s", problem=unquoted(str(exc)))
         raise ConfigError([Problem(text=msg, file=display)]) from None
     finally:
         loader.dispose()
@@ -223,6 +223,19 @@ def parse_yaml(text: str, *, display: str) -> Located:
     if problems:
         raise ConfigError(problems)
     return Located(data, display, lines)
+
+
+# What PyYAML quotes of a file that does not parse: a token's kind ('<scalar>'), one character
+# ('@', '\t': one that cannot start a token is never a letter or a digit) or a name from the text
+# (an alias, a tag). A file that does not parse may be no YAML at all but a key file named by
+# mistake, so a name is not repeated: file and line say where, the words what was expected.
+_QUOTED = re.compile(r"'([^'\n]*)'")
+_ONE = re.compile(r"<[a-z ]+>|.|\\(?:x[0-9a-f]{2}|u[0-9a-f]{4}|U[0-9a-f]{8}|.)")
+
+
+def unquoted(problem: str) -> str:
+    """PyYAML's ``problem`` without a name it quotes from the text (``'…'`` in its place)."""
+    return _QUOTED.sub(lambda m: m[0] if _ONE.fullmatch(m[1]) else "'…'", problem)
 
 
 def _build(
@@ -240,7 +253,9 @@ def _build(
         msg = exc.problem if isinstance(exc, yaml.MarkedYAMLError) else str(exc)
         problems.append(
             Problem(
-                text=exc.text if isinstance(exc, TooManyDigits) else invalid_yaml(str(msg)),
+                text=exc.text
+                if isinstance(exc, TooManyDigits)
+                else invalid_yaml(unquoted(str(msg))),
                 path=format_path(path),
                 file=display,
                 line=node.start_mark.line + 1,

@@ -46,6 +46,7 @@ from federation.mapping.codegen import Compiler, SectionFn
 from federation.mapping.spec import NOTHING, FieldSpec, SourcePath, SpecParser, Value
 from federation.mapping.tables import CodeTable, load_table
 from federation.mapping.transforms import Context
+from federation.mapping.transforms.crypto import keys_in
 
 FORMAT_VERSION = 1
 ALLOW_KINDS = ("uscc",)
@@ -157,19 +158,22 @@ class CompiledMapping:
 
 
 def load_mapping(
-    path: Path, *, display: str | None = None, root: Path | None = None
+    path: Path, *, display: str | None = None, root: Path | None = None, keys: Path | None = None
 ) -> CompiledMapping:
     """Read, validate and compile one mapping file; ConfigError lists every problem with its line.
 
     ``root`` is the directory code-table paths are relative to (default: the mappings/ directory
-    the file lives under, else the file's own directory).
+    the file lives under, else the file's own directory). ``keys`` is the folder ``{file:…}`` field
+    keys resolve against (default: the one the file really is in, whatever the working directory;
+    ``display`` names the file for people and resolves nothing).
     """
     shown = display or str(path)
     raw, text = read_source(path, display=shown, what="mapping")
     doc = parse_yaml(text, display=shown)
     reader = Reader(doc)
     base = root or tables_root(path)
-    compiled = _compile(reader, doc, path, content_hash(raw), base, shown)
+    with keys_in(keys or path.resolve().parent):
+        compiled = _compile(reader, doc, path, content_hash(raw), base, shown)
     if not reader.ok or compiled is None:
         raise ConfigError(sorted(reader.problems, key=lambda p: (p.file or "", p.line or 0)))
     return compiled

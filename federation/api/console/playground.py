@@ -8,7 +8,14 @@ What a console user types is not the configuration's deployment, so an edited ma
 saved) may name only the field keys (``encrypt``/``decrypt`` ``key:``) that the partner's mappings
 in force already name: any other secret reference is refused at its line before it is read, and
 audited. A file the edited mapping names as a code table that no mapping in force uses as one is
-not shown when it does not read as one (it could be a key file beside the mappings)."""
+not shown when it does not read as one (it could be a key file beside the mappings).
+
+Those keys are the partner's own, so an edited mapping that names one would encrypt or decrypt
+what its author typed under them: it runs only for a user who may reveal personal data, and is
+refused (403, audited) for a viewer. An edited mapping's impact on the stored applications is
+likewise shown only to such a user: its ``when:`` conditions would otherwise tell, one count at a
+time, what a stored application holds. The mapping as it is in force (nothing typed) runs, with
+its impact, for anyone who may use the playground."""
 
 from __future__ import annotations
 
@@ -23,16 +30,18 @@ from typing import Any
 
 from aiohttp import web
 
+from federation.api.auth import Caller
 from federation.api.console import views
-from federation.api.console.access import check_csrf, require
+from federation.api.console.access import check_csrf, may, require
 from federation.api.console.render import gettext_of, language_of, render
 from federation.api.edge import BROKER, EXCHANGE_ID_RE, refuse
 from federation.api.i18n import translations
 from federation.api.problems import ProblemError
 from federation.api.trail import audit_refusal, record
+from federation.config.secrets import SecretRef
 from federation.domain.errors import ConfigError, MappingError, Problem
-from federation.domain.models import Exchange
-from federation.domain.texts import said
+from federation.domain.models import Exchange, content_hash
+from federation.domain.texts import Text, said
 from federation.mapping.engine import CompiledMapping, load_mapping
 from federation.mapping.examples import load_examples
 from federation.mapping.spec import keys_named
@@ -105,7 +114,12 @@ def compile_text(original: CompiledMapping, text: str, keys: Iterable[str] = ())
         path = Path(tmp) / original.path.name
         path.write_text(text, encoding="utf-8")
         try:
-            return load_mapping(path, display=original.file, root=root or original.path.parent)
+            return load_mapping(
+                path,
+                display=original.file,
+                root=root or original.path.parent,
+                keys=original.path.resolve().parent,  # the original's key files, not the copy's
+            )
         except ConfigError as exc:
             if b.refused:
                 raise UnboundKeys(exc.problems, b.refused) from None
@@ -116,13 +130,65 @@ def field_keys(broker: Broker, partner: str) -> frozenset[str]:
     """The field keys (:func:`key_target`) the partner's mappings in force name, in any section."""
     out: set[str] = set()
     for (pid, _code), m in broker.catalogue.mappings.items():
-        if pid != partner:
-            continue
-        sections = (m.request, m.headers, m.response, m.status, m.supplement, m.status_query)
-        for section in (*sections, m.report):
-            if section is not None:
-                out.update(key_target(ref) for ref in keys_named(section.fields))
+        if pid == partner:
+            out.update(key_target(ref) for ref in keys_of(m))
     return frozenset(out)
+
+
+def keys_of(mapping: CompiledMapping) -> list[SecretRef]:
+    """The field keys a mapping names, in any section."""
+    m = mapping
+    sections = (m.request, m.headers, m.response, m.status, m.supplement, m.status_query, m.report)
+    return [ref for s in sections if s is not None for ref in keys_named(s.fields)]
+
+
+def is_in_force(original: CompiledMapping, text: str) -> bool:
+    """Whether ``text`` is the mapping file in force, as it was loaded (a browser sends a
+    textarea's lines ended with CRLF): nothing in it was typed by the console's user."""
+    versions = {content_hash(t.encode("utf-8")) for t in (text, text.replace("\r\n", "\n"))}
+    return original.version in versions
+
+
+def say(language: str, text: Text) -> str:
+    """A message of the cli catalogue (as :func:`said_in` says problems) in ``language``."""
+    return text.render(None if language == "en" else translations(language, "cli").gettext)
+
+
+def _needs_reveal(named: str) -> Text:
+    return said(
+        "an edited mapping that names a field key (%(keys)s) runs only for a user who may reveal "
+        "personal data, since it would encrypt or decrypt what is typed into it under the "
+        "partner's key; run the mapping as it is in force, or ask support or an operator",
+        keys=named,
+    )
+
+
+IMPACT_NEEDS_REVEAL = said(
+    "the impact of an edited mapping on the service's latest exchanges is shown only to a user "
+    "who may reveal personal data, since its conditions could tell what a stored application "
+    "holds; the mapping as it is in force shows it to anyone"
+)
+
+
+async def _refused_oracle(
+    request: web.Request, broker: Broker, caller: Caller, refs: Iterable[SecretRef]
+) -> str:
+    """A viewer's edited mapping that names field keys, refused: journalled and audited with the
+    keys' references as written (never what was typed); those references, for the message."""
+    named = ", ".join(sorted({str(ref) for ref in refs}))
+    detail = f"running an edited mapping that names a field key ({named}) needs reveal"
+    await refuse(request, broker, ProblemError(403, "forbidden", detail), None, b"", 0)
+    await record(
+        request,
+        broker,
+        who=caller.id,
+        role=caller.role,
+        action="refused:show",
+        target=request.path,
+        reason=f"edited mapping names field keys: {named}",
+        outcome="field-key-needs-reveal",
+    )
+    return named
 
 
 def _problems(broker: Broker, original: CompiledMapping, exc: ConfigError) -> list[Problem]:
@@ -234,6 +300,12 @@ async def run(request: web.Request) -> web.Response:
         await _refused_keys(request, broker, (caller.id, caller.role), "show", exc)
         outcome.problems = said_in(language, _problems(broker, original, exc))
         return await _show(request, broker, partner, service, text, form, outcome, status=422)
+    # an edit by a user who may not reveal: it names no field key, and sees no stored data
+    trusted = is_in_force(original, text) or may(request, broker, caller, "reveal")
+    if not trusted and (refs := keys_of(mapping)):
+        named = await _refused_oracle(request, broker, caller, refs)
+        outcome.problems = [say(language, _needs_reveal(named))]
+        return await _show(request, broker, partner, service, text, form, outcome, status=403)
     application = await _application(request, broker, original, form, caller.id, caller.role)
     try:
         mapped, warnings = mapping.map_request_checked(application)
@@ -241,7 +313,10 @@ async def run(request: web.Request) -> web.Response:
         outcome.warnings = said_in(language, warnings)
     except MappingError as exc:
         outcome.problems = said_in(language, exc.problems)
-    outcome.impact = await _impact(broker, mapping, partner, service)
+    if trusted:
+        outcome.impact = await _impact(broker, mapping, partner, service)
+    else:
+        outcome.warnings.append(say(language, IMPACT_NEEDS_REVEAL))
     return await _show(request, broker, partner, service, text, form, outcome)
 
 

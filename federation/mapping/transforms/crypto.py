@@ -6,8 +6,13 @@ SM4 (GM/T 0002-2012) or AES; the key is a secret reference holding 32 hex digits
 base64 (or hex) of ``iv ‖ ciphertext ‖ tag`` for GCM, ``iv ‖ ciphertext`` for CBC (PKCS#7 padding)
 and the ciphertext alone for ECB (padded; deterministic, only for partners that insist on it).
 ``decrypt`` with the same arguments reads such a value back; a wrong key or an altered value is a
-:class:`TransformError` that names neither the key nor the value. ``{file:…}`` references resolve
-against the mapping file's directory.
+:class:`TransformError` that names neither the key nor the value.
+
+``{file:…}`` references resolve against the folder the mapping file really is in (links followed,
+as its code tables are), which the engine gives with :func:`keys_in` while it loads the file: never
+against the working directory, which a broker started elsewhere (``tongban serve --config
+/etc/tongban`` from ``/``) does not share with the configuration. A mapping edited in the console is
+compiled from a temporary copy, and its keys resolve against the original's folder.
 
 A mapping written by someone less trusted than the configuration's deployment (a mapping edited in
 the console's playground) is loaded inside :func:`bound_keys`: it may name only the keys given
@@ -158,6 +163,25 @@ class KeyBinding:
 
 
 _BINDING: ContextVar[KeyBinding | None] = ContextVar("tongban_field_keys", default=None)
+_FOLDER: ContextVar[Path | None] = ContextVar("tongban_key_folder", default=None)
+
+
+@contextmanager
+def keys_in(folder: Path) -> Iterator[None]:
+    """``{file:…}`` field keys of the mapping loaded inside resolve against ``folder`` (absolute:
+    the mapping file's real folder)."""
+    token = _FOLDER.set(folder)
+    try:
+        yield
+    finally:
+        _FOLDER.reset(token)
+
+
+def _key_folder(r: Reader) -> Path:
+    """Where this mapping's ``{file:…}`` keys are: the folder :func:`keys_in` gave, else (a step
+    built outside ``load_mapping``) that of the document's file as its reader names it."""
+    folder = _FOLDER.get()
+    return folder if folder is not None else Path(r.doc.file).resolve().parent
 
 
 @contextmanager
@@ -224,7 +248,7 @@ def _field_cipher(raw: Any, ctx: Context, path: PathKey) -> FieldCipher | None:
     r = ctx.reader
     cipher = r.choice((*path, "cipher"), args.get("cipher"), CIPHERS)
     encoding = r.choice((*path, "encoding"), args.get("encoding", "base64"), ("base64", "hex"))
-    base = Path(r.doc.file).resolve().parent
+    base = _key_folder(r)
     if not _bound(r, (*path, "key"), args.get("key"), base):
         return None
     key = parse_secret(r, (*path, "key"), args.get("key"), base)
