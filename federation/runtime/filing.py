@@ -6,18 +6,21 @@ Refusals are :class:`~federation.domain.errors.RequestRefused`; the HTTP edge an
 
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import Any
 
 from federation.config import LOCAL, Partner
 from federation.domain.errors import (
     IdempotencyConflict,
+    JournalError,
     RefusalKind,
     RequestRefused,
 )
 from federation.domain.models import Direction, Exchange
 from federation.runtime.broker import Broker, Submission
 from federation.runtime.mapping import MappingFailed, map_application
+from federation.runtime.supplements import CORRECTION, hold_round, withdraw
 from replay.journal import Query
 
 KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")
@@ -44,27 +47,18 @@ async def file_supplement(
 ) -> tuple[Exchange, bool]:
     """Journal a correction round's material as a follow-up of ``parent`` (both directions).
 
-    Refused (RequestRefused) unless the latest word on ``parent`` is ``correction_required`` (a
-    repeat of a supplement already filed under ``key`` is answered like any repeat), its service
-    takes supplements, and ``key`` is a valid key. ``map_now``: refuse with 422 material the
-    ``supplement:`` section cannot map (a partner's, which must not reach the local system
-    half-mapped). The follow-up's application is ``{"material", "original"}``.
+    Refused (RequestRefused) unless the latest word on ``parent`` is ``correction_required`` and
+    no other supplement is on its way for that round (a repeat of a supplement already filed
+    under ``key`` is answered like any repeat), its service takes supplements, and ``key`` is a
+    valid key. ``map_now``: refuse with 422 material the ``supplement:`` section cannot map (a
+    partner's, which must not reach the local system half-mapped). The follow-up's application
+    is ``{"material", "original"}``.
     """
-    mapping = broker.catalogue.mapping(parent.target, parent.service)
-    if mapping is None or mapping.supplement is None:
-        raise RequestRefused(
-            RefusalKind.NOT_FOUND,
-            "unknown-service",
-            f"{parent.target!r} takes no supplements for this service",
-        )
-    if not key or not KEY_RE.fullmatch(key):
-        raise RequestRefused(
-            RefusalKind.INVALID,
-            "missing-idempotency-key",
-            "send an Idempotency-Key that is unique per supplement",
-        )
+    _check_supplement(broker, parent, key)
+    assert key is not None  # checked
+    repeat = await _is_repeat(broker, parent, key)
     latest = parent.lifecycle_state or parent.state.value
-    if latest != "correction_required" and not await _is_repeat(broker, parent, key):
+    if latest != CORRECTION and not repeat:
         raise RequestRefused(
             RefusalKind.CONFLICT,
             "no-correction-requested",
@@ -78,6 +72,8 @@ async def file_supplement(
         )
         if isinstance(mapped, MappingFailed):
             raise _unprocessable(mapped, "of the material")
+    if not repeat:  # one supplement per round: noted on the parent first
+        await hold_round(broker.journal, parent, key)
     try:
         return await broker.submit(
             Submission(
@@ -92,8 +88,46 @@ async def file_supplement(
                 direction=parent.direction,
             )
         )
-    except IdempotencyConflict as exc:
-        raise conflict(exc) from exc
+    except (JournalError, RequestRefused) as exc:
+        if not repeat:
+            await _withdrawn(broker, parent, key, exc)
+        if isinstance(exc, IdempotencyConflict):
+            raise conflict(exc) from exc
+        raise
+
+
+def _check_supplement(broker: Broker, parent: Exchange, key: str | None) -> None:
+    """A supplement is refused outright for a supplement, a service that takes none, or with
+    no valid key."""
+    if parent.supplement_of is not None:
+        raise RequestRefused(
+            RefusalKind.CONFLICT,
+            "supplement",
+            f"exchange {parent.id} is itself a supplement to exchange {parent.supplement_of}: "
+            "send material for that application",
+        )
+    mapping = broker.catalogue.mapping(parent.target, parent.service)
+    if mapping is None or mapping.supplement is None:
+        raise RequestRefused(
+            RefusalKind.NOT_FOUND,
+            "unknown-service",
+            f"{parent.target!r} takes no supplements for this service",
+        )
+    if not key or not KEY_RE.fullmatch(key):
+        raise RequestRefused(
+            RefusalKind.INVALID,
+            "missing-idempotency-key",
+            "send an Idempotency-Key that is unique per supplement",
+        )
+
+
+async def _withdrawn(
+    broker: Broker, parent: Exchange, key: str, exc: JournalError | RequestRefused
+) -> None:
+    """The supplement noted on ``parent`` was not journalled: its round is free of it (if the
+    journal takes the note now; else it is free once the note is old, see supplements.py)."""
+    with contextlib.suppress(JournalError):
+        await withdraw(broker.journal, parent.id, key, f"not journalled: {type(exc).__name__}")
 
 
 async def _is_repeat(broker: Broker, parent: Exchange, key: str) -> bool:

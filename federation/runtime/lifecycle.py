@@ -7,8 +7,11 @@ Refusals are :class:`~federation.domain.errors.RequestRefused`; the HTTP edge an
 
 from __future__ import annotations
 
+import datetime as dt
+import enum
 import re
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from federation.config import LOCAL
@@ -25,9 +28,11 @@ from federation.domain.models import (
 from federation.domain.storable import unstorable
 from federation.runtime.catalogue import Catalogue
 from federation.runtime.notices import reported
+from federation.runtime.supplements import CORRECTION, filed_in_round
 from replay.journal import Journal, Query
 
 EXCHANGE_ID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")  # federation.domain.ids.new_id's form
+SLACK = dt.timedelta(seconds=2)  # partners that give whole seconds, and a little clock skew
 
 
 def is_state(value: object) -> bool:
@@ -93,26 +98,14 @@ async def _record_step(
 ) -> tuple[str, bool]:
     state: str = lifecycle["lifecycle"]
     latest = exchange.lifecycle_state or Lifecycle.SUBMITTED.value
-    if state == latest:
-        return state, False
+    heard = _heard(exchange, lifecycle)
+    if heard is not Heard.STEP:
+        if heard is Heard.REPEAT:
+            await _repeated(journal, exchange, lifecycle, update, via)
+        return latest, False
     following = LIFECYCLE_NEXT.get(latest, frozenset())
-    if state not in following:
-        said = [e for e in exchange.events if e.kind in ("lifecycle", "lifecycle_refused")]
-        repeated = bool(said) and said[-1].kind == "lifecycle_refused"
-        if not (repeated and said[-1].data.get("reported") == state):
-            refused = {"reported": state, "after": latest, "via": via, "partner_update": update}
-            await journal.record(
-                exchange.id,
-                [
-                    Event(
-                        exchange_id=exchange.id,
-                        kind="lifecycle_refused",
-                        at=time.time(),
-                        data=refused,
-                    )
-                ],
-                StateChange(state=State.DELIVERED, expect=frozenset({State.DELIVERED})),
-            )
+    if state != latest and state not in following:  # (the same again: a new correction round)
+        await _refused(journal, exchange, state, latest, update, via)
         may = ", ".join(s.value for s in Lifecycle if s.value in following) or "nothing"
         raise RequestRefused(
             RefusalKind.CONFLICT,
@@ -142,6 +135,105 @@ async def _record_step(
         ),
     )
     return state, True
+
+
+class Heard(enum.Enum):
+    """What a word on an application is, against the steps journalled so far."""
+
+    STEP = "step"  # a step (or one out of order, refused as such)
+    RESENT = "resent"  # a step already journalled, in the same words: nothing new
+    REPEAT = "repeat"  # the latest state again in other words, no new step: journalled as such
+
+
+def _heard(exchange: Exchange, lifecycle: dict[str, Any]) -> Heard:
+    """A partner (or the local system) resending a notice is harmless, and so is one dated
+    before the supplement that answered it; the same state in new words is kept without a new
+    step, except ``correction_required`` while a supplement is on its way for the round, which
+    asks for more: a new round, which that supplement's delivery does not close."""
+    state = lifecycle["lifecycle"]
+    latest = exchange.lifecycle_state or Lifecycle.SUBMITTED.value
+    steps = exchange.lifecycle()
+    answered = bool(steps) and "supplement" in steps[-1]  # the latest: a supplement delivered
+    if state != latest and not (state == CORRECTION and answered):
+        return Heard.STEP
+    said = [e for e in exchange.events if e.kind == "lifecycle"]
+    same = any(e.data.get("lifecycle") == state and words(e.data) == lifecycle for e in said)
+    if state != latest:  # correction_required after the supplement: its time tells, else words
+        if stale_correction(lifecycle, steps):
+            return Heard.RESENT if same else Heard.REPEAT
+        return Heard.RESENT if same and _dated(lifecycle) is None else Heard.STEP
+    if same or not said:  # (none said: submitted again, as the delivery said)
+        return Heard.RESENT
+    if state == CORRECTION and filed_in_round(exchange.events):
+        return Heard.STEP  # asked for more while the round's supplement is on its way
+    return Heard.REPEAT
+
+
+def words(data: Mapping[str, Any]) -> dict[str, Any]:
+    """What was said in a journalled step (its state, time, note …), without how it came."""
+    return {k: v for k, v in data.items() if k not in ("partner_update", "via", "supplement")}
+
+
+def stale_correction(mapped: Mapping[str, Any], steps: list[dict[str, Any]]) -> bool:
+    """A 补正 the partner dates before the supplement that answered it: it has not processed the
+    supplement yet, and this is the old request for material, not a new one. Needs the status:
+    section to map the partner's time of the status to ``at``; without one it cannot be told."""
+    if mapped.get("lifecycle") != CORRECTION or not steps or "supplement" not in steps[-1]:
+        return False
+    said = _dated(mapped)
+    try:
+        answered = dt.datetime.fromisoformat(str(steps[-1]["at"]))
+        return said is not None and said + SLACK < answered
+    except (TypeError, ValueError):  # a step's time that does not read
+        return False
+
+
+def _dated(mapped: Mapping[str, Any]) -> dt.datetime | None:
+    """The time the partner gives its word (``at``), if it is one with a zone."""
+    try:
+        said = dt.datetime.fromisoformat(str(mapped.get("at")))
+    except ValueError:  # no time, not a time
+        return None
+    return said if said.tzinfo is not None else None
+
+
+async def _repeated(
+    journal: Journal, exchange: Exchange, lifecycle: dict[str, Any], update: Any, via: str
+) -> None:
+    """Journal the latest state said again in new words (once per words) as
+    ``lifecycle_repeated``: kept for support staff, no step, the source not told."""
+    since = exchange.events[_last_step(exchange) + 1 :]
+    if any(e.kind == "lifecycle_repeated" and words(e.data) == lifecycle for e in since):
+        return
+    data = {**lifecycle, "partner_update": update, "via": via}
+    await journal.record(
+        exchange.id,
+        [Event(exchange_id=exchange.id, kind="lifecycle_repeated", at=time.time(), data=data)],
+        StateChange(state=State.DELIVERED, expect=frozenset({State.DELIVERED})),
+    )
+
+
+def _last_step(exchange: Exchange) -> int:
+    """Index of the latest ``lifecycle`` event (-1: none)."""
+    kinds = [e.kind for e in exchange.events]
+    return len(kinds) - 1 - kinds[::-1].index("lifecycle") if "lifecycle" in kinds else -1
+
+
+async def _refused(
+    journal: Journal, exchange: Exchange, state: str, latest: str, update: Any, via: str
+) -> None:
+    """Journal a state that may not follow the latest as ``lifecycle_refused`` (once, if the
+    last word was the same refusal)."""
+    said = [e for e in exchange.events if e.kind in ("lifecycle", "lifecycle_refused")]
+    repeated = bool(said) and said[-1].kind == "lifecycle_refused"
+    if repeated and said[-1].data.get("reported") == state:
+        return
+    refused = {"reported": state, "after": latest, "via": via, "partner_update": update}
+    await journal.record(
+        exchange.id,
+        [Event(exchange_id=exchange.id, kind="lifecycle_refused", at=time.time(), data=refused)],
+        StateChange(state=State.DELIVERED, expect=frozenset({State.DELIVERED})),
+    )
 
 
 async def exchange_for(journal: Journal, pid: str, update: dict[str, Any]) -> Exchange:
@@ -247,4 +339,29 @@ def lifecycle_of(
             f"{mapped.get('lifecycle')!r} is not a lifecycle state "
             f"({', '.join(s.value for s in Lifecycle)})",
         )
-    return {k: v for k, v in mapped.items() if v is not None}
+    return as_text(mapped)
+
+
+def as_text(mapped: Mapping[str, Any]) -> dict[str, Any]:
+    """A mapped status update's values as text (a number as its digits), those that are None
+    left out; a value that is no text (an object, a list, true or false) is refused (422): the
+    source would be handed the partner's structure as the step's note."""
+    out: dict[str, Any] = {}
+    errors = []
+    for key, value in mapped.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        if value is None or isinstance(value, str):
+            if value is not None:
+                out[key] = value
+            continue
+        errors.append({"path": key, "message": f"maps to {type(value).__name__}, not text"})
+    if errors:
+        raise RequestRefused(
+            RefusalKind.UNPROCESSABLE,
+            "mapping-failed",
+            "the status update maps to values that are not text: "
+            + ", ".join(e["path"] for e in errors),
+            errors=errors,
+        )
+    return out

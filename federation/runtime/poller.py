@@ -16,11 +16,10 @@ journal writes a step only once: the same state again is no step).
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Protocol
 
 from adapters.base import Adapter, OutboundRequest
 from federation.config import Partner, Service
@@ -37,32 +36,13 @@ from federation.mapping import CompiledMapping
 from federation.runtime.breaker import PartnerGuards
 from federation.runtime.catalogue import Catalogue
 from federation.runtime.events import cancelled
-from federation.runtime.lifecycle import is_state, record_lifecycle
+from federation.runtime.lifecycle import as_text, is_state, record_lifecycle, stale_correction
 from federation.runtime.worker import Worker
 from replay.journal import Journal, Query
 
 FINAL = LIFECYCLE_FINAL
 OPEN = tuple(s.value for s in Lifecycle if s.value not in FINAL)  # still worth asking about
 PAGE = 500
-SLACK = dt.timedelta(seconds=2)  # partners that give whole seconds, and a little clock skew
-
-
-def _stale_correction(mapped: dict[str, Any], steps: list[dict[str, Any]]) -> bool:
-    """A 补正 the partner dates before the supplement that answered it: it has not processed the
-    supplement yet, and this is the old request for material, not a new one. Needs the status:
-    section to map the partner's time of the status to ``at``; without one it cannot be told."""
-    if (
-        mapped.get("lifecycle") != "correction_required"
-        or not steps
-        or "supplement" not in steps[-1]
-    ):
-        return False
-    try:
-        said = dt.datetime.fromisoformat(str(mapped.get("at")))
-        answered = dt.datetime.fromisoformat(str(steps[-1]["at"]))
-        return said + SLACK < answered
-    except (TypeError, ValueError):  # no time, a time without a zone, not a time
-        return False
 
 
 class Host(Protocol):
@@ -222,17 +202,18 @@ class Poller:
         if not is_state(mapped.get("lifecycle")):
             self._log.info("status_poll_unmapped", exchange_id=ex.id)
             return 0
-        if _stale_correction(mapped, steps):
+        if stale_correction(mapped, steps):
             self._log.info("status_poll_stale", exchange_id=ex.id)
             return 0
         try:
+            said = as_text(mapped)
+        except RequestRefused as exc:  # a note that is an object: counted, never quoted
+            problems = len(exc.extra.get("errors", ()))
+            self._log.info("status_poll_unmapped", exchange_id=ex.id, problems=problems)
+            return 0
+        try:
             _, changed = await record_lifecycle(
-                self.broker.journal,
-                self.broker.catalogue,
-                full,
-                {k: v for k, v in mapped.items() if v is not None},
-                reply.body,
-                via="poll",
+                self.broker.journal, self.broker.catalogue, full, said, reply.body, via="poll"
             )
         except RequestRefused as exc:  # out of order: journalled on the exchange
             self._log.info("status_poll_out_of_order", exchange_id=ex.id, error=exc.detail)
