@@ -137,6 +137,9 @@ class CompiledMapping:
     report: Section | None = None  # our word on a filing → the partner's notice (report.py)
     tables: Mapping[str, CodeTable] = field(default_factory=dict)
     versions: Mapping[str, str] = field(default_factory=dict)  # every file it used → content hash
+    # what loading it warned of (a field key's secret that cannot be read here, say): shown by
+    # ``tongban check`` with partners.yaml's warnings
+    warnings: tuple[Problem, ...] = field(default=(), compare=False)
 
     def map_request(self, application: Mapping[str, Any]) -> dict[str, Any]:
         """Local application → partner request."""
@@ -176,6 +179,8 @@ def load_mapping(
         compiled = _compile(reader, doc, path, content_hash(raw), base, shown)
     if not reader.ok or compiled is None:
         raise ConfigError(sorted(reader.problems, key=lambda p: (p.file or "", p.line or 0)))
+    if reader.problems:  # warnings only, here
+        return replace(compiled, warnings=tuple(reader.problems))
     return compiled
 
 

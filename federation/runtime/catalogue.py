@@ -76,6 +76,8 @@ def load_catalogue(
             except ConfigError as exc:
                 problems.extend(p for p in exc.problems if p not in problems)
                 continue
+            if service.mapping not in cache:  # a file two services use warns once
+                problems.extend(w for w in compiled.warnings if w not in problems)
             cache[service.mapping] = compiled
             for declared, actual, what in (
                 (compiled.partner, service.inbound_from or partner.id, "partner"),
