@@ -24,6 +24,12 @@ places that overlap included (``aaaa`` in ``aaaaaaa``, two secrets sharing chara
 secret's places and every other's cover goes as one (:mod:`adapters.auth.occurs`). An attempt that
 read no secret prepares and searches nothing.
 
+Sent in other shapes, too: what an attempt read comes with the shapes it was sent in
+(:mod:`adapters.auth.forms`): a secret's base64, and an HTTP Basic header's ``user:password`` in
+base64, each in either alphabet, padded or not; each such string is searched for like a secret
+(in every written form above), so a partner's ``invalid credential: c2VjcmV0…`` or the Basic
+header it echoes is found. Base64 is not taken apart: only the shapes that were sent, whole.
+
 Written twice over, too: a value encoded again by the next layer that carries it (a URL in a
 URL's parameter, ``%2526``; JSON escaped as XML text; a reference whose ``&`` became ``&amp;``;
 a form value a proxy percent-encodes again). A text that holds an escape is read through its
@@ -44,7 +50,9 @@ are read, and searched only for the secrets of which it can read four characters
 (:mod:`adapters.auth.reach`: a check that may let a text through for nothing, never one that
 holds a secret past; what it lets through is searched as above). A scrubber remembers what it
 decided for the characters a text's first reading reads as, so a body of like strings costs a
-look-up each.
+look-up each. A short text without escapes is searched only for the secrets whose first
+:data:`~federation.config.secrets.MIN_SECRET` characters it holds as they are (or that have a
+space, if it holds a ``+``): it can hold no other, whole or cut off.
 """
 
 from __future__ import annotations
@@ -55,7 +63,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
-from adapters.auth import REDACTED, occurs, reach, written
+from adapters.auth import REDACTED, forms, occurs, reach, written
 from adapters.base import Reply
 from federation.config.secrets import MIN_SECRET
 from federation.domain.errors import AdapterError, Transcript
@@ -75,26 +83,24 @@ class Scrubber:
     and passed over, or searched only for the secrets it may hold. Off: every text is searched
     for every secret (the reference the quick check is measured and tested against)."""
 
-    def __init__(self, secrets: Iterable[str | bytes | None] = ()) -> None:
+    def __init__(self, secrets: Iterable[forms.Secret] = ()) -> None:
         self.secrets: tuple[str, ...] = ()  # longest first: one that contains another goes whole
         self._kinds: tuple[str, ...] = ()  # how the secrets' searches read a text, together
         self._may: dict[frozenset[str], tuple[str, ...]] = {}  # a short text's characters
+        self._heads: list[tuple[str, bool, str]] | None = None  # each secret's start, its space
         if secrets:  # most attempts read none: nothing to prepare (the request path)
             self.learn(secrets)
 
-    def learn(self, secrets: Iterable[str | bytes | None]) -> None:
-        """Add secrets the attempt read (bytes that are not UTF-8 cannot appear in text)."""
+    def learn(self, secrets: Iterable[forms.Secret]) -> None:
+        """Add secrets the attempt read or sent, each with the shapes it was sent in
+        (:func:`adapters.auth.forms.of`: its base64, a :class:`~adapters.auth.forms.Basic`
+        header's; bytes that are not UTF-8 cannot appear in text, their base64 can)."""
         known = set(self.secrets)
         for secret in secrets:
-            if isinstance(secret, bytes):
-                try:
-                    secret = secret.decode("utf-8")
-                except UnicodeDecodeError:
-                    continue
-            if secret is not None and len(secret) >= MIN_SECRET:
-                known.add(secret)
+            known.update(forms.of(secret))
         self.secrets = tuple(sorted(known, key=len, reverse=True))
         self._kinds = tuple({kind: None for s in self.secrets for kind in written.kinds(s)})
+        self._heads = None
         self._may.clear()
 
     def __bool__(self) -> bool:
@@ -110,8 +116,11 @@ class Scrubber:
         if not self.secrets or len(text) < MIN_SECRET:
             return text  # too short to hold what is searched for, even its cut-off start
         secrets = self.secrets
-        if self.quick and len(text) <= _QUICK and ("%" in text or "&" in text or "\\" in text):
-            secrets = self._may_hold(text)  # what cannot hold a secret is not searched for it
+        if self.quick and len(text) <= _QUICK:
+            if "%" in text or "&" in text or "\\" in text:
+                secrets = self._may_hold(text)  # what cannot hold a secret is not searched for it
+            else:
+                secrets = self._starting(text)
         if not secrets:
             return text
         spans, cut, plain = _found(
@@ -128,6 +137,18 @@ class Scrubber:
         if cut < size:
             spans.append((cut, size))
         return _redact(text, spans) if spans else text
+
+    def _starting(self, text: str) -> tuple[str, ...]:
+        """The secrets a short text without escapes (no ``&``, ``\\`` nor ``%``) may hold: those
+        whose first :data:`MIN_SECRET` characters it holds, and those with a space if it holds
+        a ``+``; whole or cut off, it holds none of the others (most of a JSON body's strings,
+        and the shapes a secret was sent in that a text does not quote)."""
+        heads = self._heads
+        if heads is None:
+            heads = self._heads = [(s[:MIN_SECRET], " " in s, s) for s in self.secrets]
+        if "+" in text:
+            return tuple([s for head, spaced, s in heads if spaced or head in text])
+        return tuple([s for head, _, s in heads if head in text])
 
     def _may_hold(self, text: str) -> tuple[str, ...]:
         """The secrets a short text may hold, written in any form or cut off, by what it can

@@ -1,0 +1,112 @@
+"""The shapes a secret travels in besides its own characters, so that a partner's echo of one is
+found too: base64 of the secret (how a gateway's log line or error page may print a credential:
+``invalid credential: c2VjcmV0…``), and HTTP Basic credentials (RFC 7617), base64 of
+``user:password``, as the header was built.
+
+Base64 of a piece of a text depends on where the piece starts: ``user:secret`` encodes to
+characters that hold none of those of ``secret`` alone (three bytes go to four characters, so
+what a byte becomes depends on the bytes before it). So no base64 is taken apart to look for a
+secret somewhere inside it; a secret is looked for in the shapes it was sent in, each whole: the
+secret alone, and each :class:`Basic` value an adapter tells the scrubber it sent (a secret that
+is itself a Basic header's value, ``Basic dXNlcjpwYXNz``, is read so as well: its base64 alone,
+``user:password`` and the password). Each shape is written with either alphabet of RFC 4648
+(standard ``+/``, URL-safe ``-_``), with its ``=`` padding and without. Each of those strings is
+a secret to the scrubber like the one it came from (:func:`of`), so it is found in every written
+form too (``%2B`` for ``+``, ``\\/`` for ``/``, ``%3D`` for ``=``, encoded twice, cut off).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import re
+from dataclasses import dataclass, field
+
+from federation.config.secrets import MIN_SECRET
+
+
+@dataclass(frozen=True, slots=True)
+class Basic:
+    """HTTP Basic credentials as sent (RFC 7617): ``Basic`` and base64 of ``user:password``."""
+
+    user: str
+    password: str | bytes = field(repr=False)
+
+    def raw(self) -> bytes:
+        """``user:password``, the bytes the header's base64 holds (UTF-8, RFC 7617 2.1)."""
+        password = self.password
+        if isinstance(password, str):
+            password = password.encode("utf-8")
+        return self.user.encode("utf-8") + b":" + password
+
+    def header(self) -> str:
+        """The ``Authorization`` header's value."""
+        return "Basic " + base64.b64encode(self.raw()).decode("ascii")
+
+
+Secret = str | bytes | Basic | None
+"""What an attempt read or built, as an adapter hands it to the scrubber."""
+
+# a Basic header's value: the scheme, then base64 (token68, RFC 7235 2.1; either alphabet)
+_BASIC = re.compile(r"\s*basic\s+([A-Za-z0-9+/_-]+=*)\s*", re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=64)  # as the scrubber's other caches of secrets
+def of(secret: Secret) -> tuple[str, ...]:
+    """The strings that stand for ``secret`` in a text: itself (if it is text: bytes that are
+    not UTF-8 cannot appear in one), and the base64 of each shape it was sent in, in either
+    alphabet, padded and not; none shorter than :data:`MIN_SECRET`. A password sent as
+    :class:`Basic` stands for itself as well (``user:password`` holds it, so is not searched
+    for apart)."""
+    if secret is None:
+        return ()
+    found: dict[str, None] = {}
+    if isinstance(secret, Basic):
+        found.update(dict.fromkeys(of(secret.password)))
+        found.update(dict.fromkeys(_base64(secret.raw())))
+    else:
+        text: str | None = secret if isinstance(secret, str) else _text(secret)
+        data = secret.encode("utf-8", "surrogatepass") if isinstance(secret, str) else secret
+        if text is not None:
+            found[text] = None
+            sent = _basic(text)
+            if sent is not None:  # a Basic header's value: its base64, and what that holds
+                found.update(dict.fromkeys(of(sent)))
+        found.update(dict.fromkeys(_base64(data)))
+    return tuple(s for s in found if len(s) >= MIN_SECRET)
+
+
+def _text(data: bytes) -> str | None:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _base64(data: bytes) -> tuple[str, ...]:
+    """``data`` in base64: the standard alphabet and the URL-safe one, each padded and not (as
+    many as differ)."""
+    standard = base64.b64encode(data).decode("ascii")
+    safe = standard.replace("+", "-").replace("/", "_")
+    return tuple(dict.fromkeys((standard, standard.rstrip("="), safe, safe.rstrip("="))))
+
+
+def _basic(value: str) -> Basic | None:
+    """The credentials of ``value`` if it is an HTTP Basic header's value (``Basic`` and the
+    base64 of ``user:password``, as a partner's ``api_key`` with ``header: Authorization`` may
+    carry them), else None."""
+    found = _BASIC.fullmatch(value)
+    if found is None:
+        return None
+    token = found.group(1).rstrip("=")
+    token += "=" * (-len(token) % 4)
+    try:
+        raw = base64.b64decode(token.replace("-", "+").replace("_", "/"), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    user, colon, password = raw.partition(b":")
+    text = _text(user)
+    if not colon or text is None:
+        return None
+    return Basic(user=text, password=password)
