@@ -1,44 +1,70 @@
-"""Retention: closed exchanges move to a compressed JSON Lines archive that verifies on its own.
+"""Retention: closed exchanges move to a compressed JSON Lines archive, signed with the journal's key.
 
 File layout (gzip, one JSON object per line)::
 
-    {"tongban_archive": 1, "created_at": …, "older_than": …}
-    {"exchange": {…current state…}, "events": [{"seq", "at", "kind", "data", "hash", "prev"}, …]}
+    {"tongban_archive": 2, "created_at": …, "older_than": …}
+    {"exchange": {…current state…}, "events": [{"seq", "at", "kind", "data", "hash", "prev", "state"}, …]}
     …
     {"end": true, "exchanges": N, "events": M, "digest": "<sha256 of every line above>"}
+    {"signed": "hmac-sha256", "mac": "<HMAC of the sha256 of every line above, journal's MAC key>"}
 
-Each event carries the hash of the event before it in the journal's chain (``prev``), so every event
-in the archive is checked against its own hash; the trailer's digest catches a line removed or
-changed in the file. In the journal, archived events stay as tombstones (no content, same hash), so
-the journal's chain still verifies across the gap.
+The last line is a gzip member of its own, added once the file verifies against the journal it
+came from (``sign_archive``; ``tongban journal archive`` and the retention job do it). Archives of
+format 1 (written before) have no such line and read as they are.
+
+What the file proves alone (``check_archive``, no key): every event's hash is recomputed from its
+content and the hash it names as ``prev``; where the archive holds event n-1 too, ``prev`` must be
+that event's hash (an exchange's events are not contiguous in the chain: exchanges interleave);
+each exchange's row is what the chain recorded of it (the row digest on its last event that
+carries one, ``replay/rows.py``); the counts and the digest of the end line. Anyone can recompute
+all of that after an edit, so alone it proves only that the file holds together. With the
+journal's key, the signature proves that the holder of the key wrote it (nothing removed, added
+or changed since). Against the journal (``compare``), every archived event's hash must be the one
+the journal's tombstone keeps at that seq, and every exchange the journal archived in the same
+writes as those the file holds must be in it: that needs no signature, so it holds for archives
+of format 1 too, and for a file from another journal it fails.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gzip
 import hashlib
+import hmac
+import itertools
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
+import re
+import zlib
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from replay.chain import Break, link
-from replay.seal import from_text
+from federation.domain.errors import JournalDamaged
+from replay import lasterror
+from replay.chain import GENESIS, link
+from replay.rows import ARCHIVED, SHOWN, dumps, receipt_column, shown_matches
+from replay.seal import Seal, from_text
+from replay.sets import REF, item
 
-FORMAT = 1
+FORMAT = 2
+FORMATS = (1, 2)  # the formats this release reads
+SIGNED = b"tongban/archive"  # the MAC's tag (never that of a head, checkpoint or session)
+HEX = re.compile(r"[0-9a-f]*")
+SAFE = re.compile(r"[0-9A-Za-z_~.:-]{1,64}")  # what a message may quote of a file (ids, kinds)
 
 
 @dataclass(frozen=True, kw_only=True)
 class ArchivedExchange:
     row: dict[str, Any]
-    events: list[dict[str, Any]]  # seq, at, kind, data (seal.as_text), hash, prev (hex)
+    events: list[dict[str, Any]]  # seq, at, kind, data (seal.as_text), hash, prev (hex), state
 
 
 class ArchiveWriter:
-    """Writes an archive file; ``close()`` adds the trailer."""
+    """Writes an archive file; ``close()`` adds the end line (``sign_archive`` the signature)."""
 
     def __init__(self, path: Path, *, created_at: float, older_than: float) -> None:
         self.path = path
@@ -88,71 +114,360 @@ class ArchiveError(ValueError):
     """The archive file is not readable as one."""
 
 
-def verify_archive(path: Path) -> tuple[int, int, Break | str | None]:
-    """(exchanges, events, first problem or None) for an archive file on its own."""
-    digest = hashlib.sha256()
-    exchanges = events = 0
-    trailer: dict[str, Any] | None = None
+class _Unreadable(Exception):
+    """A line that is not of the archive's form (the message names the line, never a value)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Held:
+    """An archived event as compared with the journal."""
+
+    seq: int
+    exchange_id: str
+    at: float
+    kind: str
+    hash: bytes
+
+
+@dataclass(kw_only=True)
+class Checked:
+    """What ``check_archive`` found. ``problem``: something does not hold (broken);
+    ``unreadable``: the file cannot be read as an archive; ``unproven``: what could not be
+    checked; ``unsigned``: why nothing proves who wrote it (None: its signature verified with
+    the journal's key); ``held``: the events, for ``compare``."""
+
+    exchanges: int = 0
+    events: int = 0
+    format: int = 0
+    signed: bool = False
+    problem: str | None = None
+    unreadable: str | None = None
+    unsigned: str | None = "the archive is not signed"  # why nothing proves who wrote it
+    unproven: list[str] = field(default_factory=list)
+    held: list[Held] = field(default_factory=list)
+
+    @property
+    def ids(self) -> list[str]:
+        return sorted({h.exchange_id for h in self.held})
+
+
+def verify_archive(path: Path, seal: Seal | None = None) -> tuple[int, int, str | None]:
+    """(exchanges, events, first problem or None) for an archive file on its own: what
+    ``check_archive`` finds broken or unreadable (what it could not prove is no problem here)."""
+    found = check_archive(path, seal)
+    return found.exchanges, found.events, found.unreadable or found.problem
+
+
+def check_archive(path: Path, seal: Seal | None = None) -> Checked:
+    """Check an archive file on its own; with ``seal`` (the journal's keys) its signature too."""
+    out = Checked()
     try:
         lines = list(_lines(path))
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        return 0, 0, f"not a readable archive: {exc}"
-    if not lines:
-        return 0, 0, "the archive is empty"
-    for n, raw in enumerate(lines, start=1):
-        try:
-            obj = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return exchanges, events, f"line {n} is not JSON"
-        if n == 1:
-            if obj.get("tongban_archive") != FORMAT:
-                return 0, 0, "not a tongban archive (no header)"
-        elif obj.get("end"):
-            trailer = obj
-            if n != len(lines):
-                return exchanges, events, f"line {n}: data after the end"
-            break
-        else:
-            exchanges += 1
-            for ev in obj.get("events", []):
-                events += 1
-                problem = _event_problem(n, obj["exchange"]["id"], ev)
-                if problem is not None:
-                    return exchanges, events, problem
-        digest.update(raw)
-    if trailer is None:
-        return exchanges, events, "the archive has no end line (cut short?)"
-    if trailer.get("digest") != digest.hexdigest():
-        return exchanges, events, "a line was removed, added or changed (digest does not match)"
-    if (trailer.get("exchanges"), trailer.get("events")) != (exchanges, events):
-        return exchanges, events, "the counts in the end line do not match the archive"
-    return exchanges, events, None
-
-
-def _event_problem(n: int, exchange_id: str, ev: dict[str, Any]) -> Break | str | None:
-    """Why an archived event (on line ``n``) does not hold, or None: its data must read back to
-    the stored bytes, and those hash, with the event before it, to its hash."""
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error):
+        out.unreadable = "not a readable archive (not gzip, or cut short)"
+        return out
     try:
-        stored = from_text(ev["data"])
+        _walk(lines, out, seal)
+    except _Unreadable as exc:
+        out.unreadable = str(exc)
+    return out
+
+
+def _walk(lines: list[bytes], out: Checked, seal: Seal | None) -> None:
+    """Read every line into ``out``, stopping at the first problem."""
+    if not lines:
+        raise _Unreadable("the archive is empty")
+    head = _object(lines[0], 1)
+    version = head.get("tongban_archive")
+    out.format = version if type(version) is int else 0
+    if out.format not in FORMATS:
+        raise _Unreadable("line 1: not a tongban archive of a format this release reads")
+    digest = hashlib.sha256(lines[0])
+    ends = [n for n, raw in enumerate(lines) if n and _is_end(raw)]
+    if not ends:
+        raise _Unreadable("the archive has no end line (cut short?)")
+    end = ends[0]
+    seen: dict[int, dict[str, Any]] = {}
+    for n in range(1, end):
+        if not _exchange(lines[n], n + 1, out, seen, seal):
+            return
+        digest.update(lines[n])
+    _end(lines, end, digest, out, seal)
+    if out.problem is None:
+        _links(seen, out)
+
+
+def _is_end(raw: bytes) -> bool:
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(obj, dict) and obj.get("end") is True
+
+
+def _object(raw: bytes, n: int) -> dict[str, Any]:
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise _Unreadable(f"line {n} is not JSON") from None
+    if not isinstance(obj, dict):
+        raise _Unreadable(f"line {n} is not a JSON object")
+    return obj
+
+
+def _exchange(
+    raw: bytes, n: int, out: Checked, seen: dict[int, dict[str, Any]], seal: Seal | None
+) -> bool:
+    """Check one exchange's line; False once something does not hold (``out.problem``)."""
+    obj = _object(raw, n)
+    row, events = obj.get("exchange"), obj.get("events")
+    if not isinstance(row, dict) or not isinstance(events, list) or not events:
+        raise _Unreadable(f"line {n}: not an exchange with its events")
+    xid = row.get("id")
+    if not isinstance(xid, str) or not xid:
+        raise _Unreadable(f"line {n}: the exchange has no id")
+    if any(h.exchange_id == xid for h in out.held):
+        out.problem = f"line {n}: exchange {_name(xid)} is in the archive twice"
+        return False
+    out.exchanges += 1
+    recorded: tuple[int, bytes] | None = None
+    last = 0
+    for ev in events:
+        fields = _event(ev, n)
+        out.events += 1
+        seq, at, kind, data, digest, prev, state = fields
+        where = f"line {n}, event {seq} ({_name(kind)} of exchange {_name(xid)})"
+        if seq <= last or seq in seen:
+            out.problem = f"{where}: out of order, or in the archive twice"
+            return False
+        last = seq
+        if link(prev, seq, xid, at, kind, data, state) != digest:
+            out.problem = f"{where}: its content was altered in the archive (hash does not match)"
+            return False
+        seen[seq] = {"hash": digest, "prev": prev, "where": where}
+        out.held.append(Held(seq=seq, exchange_id=xid, at=at, kind=kind, hash=digest))
+        if state is not None and kind != ARCHIVED:
+            recorded = (seq, state)
+    return _row(row, recorded, n, xid, out, seal)
+
+
+def _event(ev: Any, n: int) -> tuple[int, float, str, bytes, bytes, bytes, bytes | None]:
+    """An event's fields, checked for their form (an _Unreadable naming the line otherwise)."""
+    if not isinstance(ev, dict):
+        raise _Unreadable(f"line {n}: an event is not a JSON object")
+    seq, at, kind, data = ev.get("seq"), ev.get("at"), ev.get("kind"), ev.get("data")
+    if type(seq) is not int or seq < 1:
+        raise _Unreadable(f"line {n}: an event's seq is missing or not a positive whole number")
+    if type(at) not in (int, float):
+        raise _Unreadable(f"line {n}, event {seq}: its time is missing or not a number")
+    if not isinstance(kind, str) or not isinstance(data, str):
+        raise _Unreadable(f"line {n}, event {seq}: its kind or data is missing or not text")
+    try:
+        stored = from_text(data)
     except ValueError:
-        return f"line {n}: an event's data was altered (not well formed)"
-    actual = link(
-        bytes.fromhex(ev["prev"]),
-        int(ev["seq"]),
-        exchange_id,
-        float(ev["at"]),
-        ev["kind"],
-        stored,
-        bytes.fromhex(ev["state"]) if ev.get("state") else None,
-    )
-    if actual.hex() == ev["hash"]:
-        return None
-    return Break(
-        seq=int(ev["seq"]),
-        exchange_id=exchange_id,
-        kind=ev["kind"],
-        reason="its content was altered in the archive (hash does not match)",
-    )
+        raise _Unreadable(f"line {n}, event {seq}: its data is not well formed") from None
+    digest = _hex(ev.get("hash"), n, seq, "hash", 32)
+    prev = _hex(ev.get("prev"), n, seq, "prev", 32)
+    state = None if ev.get("state") is None else _hex(ev.get("state"), n, seq, "state", None)
+    return seq, float(at), kind, stored, digest, prev, state  # type: ignore[arg-type]
+
+
+def _hex(value: Any, n: int, seq: int, name: str, size: int | None) -> bytes:
+    """A hex field's bytes (``size`` of them, when given)."""
+    good = isinstance(value, str) and len(value) % 2 == 0 and HEX.fullmatch(value) is not None
+    if not good or (size is not None and len(value) != 2 * size):
+        raise _Unreadable(f"line {n}, event {seq}: its {name} is missing or not a hash in hex")
+    return bytes.fromhex(value)
+
+
+def _row(
+    row: dict[str, Any],
+    recorded: tuple[int, bytes] | None,
+    n: int,
+    xid: str,
+    out: Checked,
+    seal: Seal | None,
+) -> bool:
+    """Whether the exchange's row is what the chain recorded of it on its last event that carries
+    a digest; an exchange whose events carry none was last written before rows were recorded."""
+    if recorded is None:
+        note = "the rows of exchanges last written before rows were recorded in the chain"
+        if note not in out.unproven:
+            out.unproven.append(note)
+        return True
+    if any(key not in row for key in SHOWN) or not _row_holds(row, recorded[1], xid, seal):
+        out.problem = (
+            f"line {n}: the row of exchange {_name(xid)} is not what the chain recorded at "
+            f"event {recorded[0]}: the row was edited in the archive"
+        )
+        return False
+    return True
+
+
+def _row_holds(row: dict[str, Any], recorded: bytes, xid: str, seal: Seal | None) -> bool:
+    """Whether some way the journal can have stored ``row``'s columns (a mapping set referred to
+    or written out, a receipt packed or not) is the one ``recorded`` is the digest of."""
+    choices = [_stored_forms(key, row.get(key), xid, seal) for key in _STORED]
+    for picked in itertools.product(*choices):
+        candidate = {**row, **dict(zip(_STORED, picked, strict=True))}
+        try:
+            if shown_matches(candidate, recorded):
+                return True
+        except (TypeError, ValueError, AttributeError, OverflowError):
+            return False  # a column of a type no journal stores
+    return False
+
+
+_STORED = ("mapping_versions", "receipt", "last_error")
+
+
+def _stored_forms(key: str, value: Any, xid: str, seal: Seal | None) -> list[Any]:
+    """The bytes a journal's column can have held for an archived ``value``."""
+    if value is None:
+        return [None]
+    try:
+        forms: list[Any] = [dumps(value)]
+        if key == "mapping_versions" and isinstance(value, dict):
+            forms.append(REF + item(value)[0])
+        elif key == "receipt":
+            forms.append(receipt_column(value))
+    except (TypeError, ValueError):
+        return []  # of a type no journal stores: no form matches
+    if key == "last_error" and seal is not None and seal.keyed:
+        # the in-memory journal records its last error with the partner's words in clear
+        with contextlib.suppress(TypeError, ValueError, JournalDamaged):
+            forms.append(dumps(lasterror.opened(seal, xid, value)))
+    return forms
+
+
+def _end(lines: list[bytes], end: int, digest: Any, out: Checked, seal: Seal | None) -> None:
+    """The end line's counts and digest, then the signature line after it (format 2)."""
+    if out.problem is not None:
+        return
+    trailer = orjson.loads(lines[end])
+    if trailer.get("digest") != digest.hexdigest():
+        out.problem = "a line was removed, added or changed (digest does not match)"
+        return
+    if (trailer.get("exchanges"), trailer.get("events")) != (out.exchanges, out.events):
+        out.problem = "the counts in the end line do not match the archive"
+        return
+    rest = lines[end + 1 :]
+    if len(rest) > 1 or (rest and out.format < 2):
+        out.problem = f"line {end + 2}: data after the end"
+        return
+    if not rest:
+        out.unsigned = (
+            "the archive is not signed (written before archives were signed, by an unkeyed "
+            "journal, or its run ended before signing it)"
+        )
+        return
+    _signature(lines[: end + 1], _object(rest[0], end + 2), end + 2, out, seal)
+
+
+def _signature(
+    signed: list[bytes], line: dict[str, Any], n: int, out: Checked, seal: Seal | None
+) -> None:
+    if line.get("signed") != "hmac-sha256" or not isinstance(line.get("mac"), str):
+        raise _Unreadable(f"line {n}: not a signature line")
+    out.signed = True
+    if seal is None or not seal.keyed:
+        out.unsigned = "the archive is signed, but no key was given to check its signature"
+        return
+    expected = seal.sign(SIGNED, [_whole(signed)]) or b""
+    if not hmac.compare_digest(expected.hex(), line["mac"]):
+        out.problem = (
+            f"the archive's signature does not verify with {seal.where}: it was altered after "
+            "it was signed, or it comes from another journal"
+        )
+        return
+    out.unsigned = None
+
+
+def _whole(lines: Sequence[bytes]) -> bytes:
+    digest = hashlib.sha256()
+    for raw in lines:
+        digest.update(raw)
+    return digest.digest()
+
+
+def _links(seen: dict[int, dict[str, Any]], out: Checked) -> None:
+    """Where the archive holds event n-1 too, event n's ``prev`` must be its hash; event 1's is
+    the chain's start."""
+    for seq in sorted(seen):
+        before = GENESIS if seq == 1 else seen.get(seq - 1, {}).get("hash")
+        if before is not None and seen[seq]["prev"] != before:
+            out.problem = (
+                f"{seen[seq]['where']}: its prev is not the hash of event {seq - 1}, which the "
+                "archive holds too (an event was changed or moved)"
+            )
+            return
+
+
+def _name(text: str) -> str:
+    """``text`` for a message, if it has the form of an id or a kind (else it is not quoted)."""
+    return text if SAFE.fullmatch(text) else "(not quoted)"
+
+
+def sign_archive(path: Path, seal: Seal) -> bool:
+    """Add the signature line to a format 2 archive that has none (its own gzip member: the
+    file is appended to, never rewritten); False when the journal is unkeyed or it is signed."""
+    if not seal.keyed:
+        return False
+    lines = list(_lines(path))
+    if not lines or not _is_end(lines[-1]):
+        return False
+    mac = seal.sign(SIGNED, [_whole(lines)]) or b""
+    line = orjson.dumps({"signed": "hmac-sha256", "mac": mac.hex()}) + b"\n"
+    with path.open("ab") as f:
+        f.write(gzip.compress(line))
+        f.flush()
+        os.fsync(f.fileno())
+    return True
+
+
+# -- against the journal ----------------------------------------------------------------------
+
+# A journal event as compared: seq, exchange_id, at, kind, hash, archived.
+JournalEvent = tuple[int, str, float, str, bytes, bool]
+Reader = Callable[[Sequence[str]], Awaitable[list[JournalEvent]]]
+MarkersAt = Callable[[float, float], Awaitable[list[tuple[str, float]]]]
+
+
+async def compare(checked: Checked, events_of: Reader, markers_at: MarkersAt) -> str | None:
+    """What does not hold between an archive (``check_archive``'s findings) and the journal:
+    ``events_of(ids)`` the journal's events of those exchanges, ``markers_at(first, last)`` its
+    ``~archived`` records (exchange id, time) made between those times: those of the exchanges the
+    archive holds span its run, and every exchange archived in that span must be in the file."""
+    ids = checked.ids
+    held = {h.seq: h for h in checked.held}
+    journal: dict[int, JournalEvent] = {}
+    for start in range(0, len(ids), 400):
+        for row in await events_of(ids[start : start + 400]):
+            journal[row[0]] = row
+    for seq, h in sorted(held.items()):
+        got = journal.get(seq)
+        if got is None or (got[1], got[3], got[4]) != (h.exchange_id, h.kind, h.hash):
+            return (
+                f"event {seq} ({_name(h.kind)} of exchange {_name(h.exchange_id)}) is not the "
+                "event the journal keeps at that seq: the archive comes from another journal, "
+                "or was altered"
+            )
+    times = [row[2] for row in journal.values() if row[3] == ARCHIVED]
+    for seq, row in sorted(journal.items()):
+        if row[5] and row[3] != ARCHIVED and seq not in held:
+            return (
+                f"the journal archived event {seq} of exchange {_name(row[1])}, which the archive "
+                "does not hold: it was removed from the file"
+            )
+    wanted = set(ids)
+    for xid, _ in await markers_at(min(times), max(times)) if times else []:
+        if xid not in wanted:
+            return (
+                f"the journal archived exchange {_name(xid)} amid the exchanges the archive "
+                "holds, but the archive does not hold it: it was removed from the file (or two "
+                "archive runs took it at once: look in the other file)"
+            )
+    return None
 
 
 def _lines(path: Path) -> Iterator[bytes]:
@@ -164,5 +479,73 @@ def read_archive(path: Path) -> Iterator[dict[str, Any]]:
     """The archived exchanges (for `journal show` of an archived exchange, support tooling)."""
     for raw in _lines(path):
         obj = orjson.loads(raw)
-        if "exchange" in obj:
+        if isinstance(obj, dict) and "exchange" in obj:
             yield obj
+
+
+async def sign_checked(journal: Any, path: Path) -> tuple[Checked, str | None, bool]:
+    """Check a new archive alone and against ``journal`` (open), then sign it with the journal's
+    key if all holds: what it found, the problem (None: none) and whether it signed."""
+    seal = getattr(journal, "seal", None)
+    seal = seal if isinstance(seal, Seal) else None
+    checked = await asyncio.to_thread(check_archive, path, seal)
+    problem = checked.unreadable or checked.problem
+    if problem is None:
+        problem = await compare(checked, *journal_readers(journal))
+    if problem is not None or seal is None or not seal.keyed:
+        return checked, problem, False
+    return checked, None, await asyncio.to_thread(sign_archive, path, seal)
+
+
+# -- reading the journal (each backend keeps its events its own way) --------------------------
+
+EVENTS_OF = (
+    "SELECT seq, exchange_id, at, kind, hash, archived FROM events WHERE exchange_id IN ({})"
+)
+MARKERS_AT = f"SELECT exchange_id, at FROM events WHERE kind = '{ARCHIVED}' AND at BETWEEN {{}}"
+
+
+def journal_readers(journal: Any) -> tuple[Reader, MarkersAt]:
+    """How ``compare`` reads ``journal`` (an open SQLite, PostgreSQL or in-memory journal)."""
+    run, read, chain = (getattr(journal, name, None) for name in ("_run", "_read", "_chain"))
+    if run is not None:  # PostgreSQL: a pooled connection
+
+        async def pg_events(ids: Sequence[str]) -> list[JournalEvent]:
+            sql = EVENTS_OF.format("SELECT unnest($1::text[])")
+            found = await run(lambda conn: conn.fetch(sql, list(ids)), transaction=False)
+            return [_journal_event(r) for r in found]
+
+        async def pg_markers(first: float, last: float) -> list[tuple[str, float]]:
+            sql = MARKERS_AT.format("$1 AND $2")
+            found = await run(lambda conn: conn.fetch(sql, first, last), transaction=False)
+            return [(str(r[0]), float(r[1])) for r in found]
+
+        return pg_events, pg_markers
+    if read is not None:  # SQLite: the reader thread
+
+        async def sqlite_events(ids: Sequence[str]) -> list[JournalEvent]:
+            sql = EVENTS_OF.format(", ".join("?" * len(ids)))
+            found = await read(lambda conn: conn.execute(sql, list(ids)).fetchall())
+            return [_journal_event(r) for r in found]
+
+        async def sqlite_markers(first: float, last: float) -> list[tuple[str, float]]:
+            sql = MARKERS_AT.format("? AND ?")
+            found = await read(lambda conn: conn.execute(sql, (first, last)).fetchall())
+            return [(str(r[0]), float(r[1])) for r in found]
+
+        return sqlite_events, sqlite_markers
+    rows_now = [s.row() for s in chain or ()]  # in memory: (seq, xid, at, kind, data, hash, …)
+
+    async def memory_events(ids: Sequence[str]) -> list[JournalEvent]:
+        wanted = set(ids)
+        return [_journal_event((*r[:4], r[5], r[6])) for r in rows_now if r[1] in wanted]
+
+    async def memory_markers(first: float, last: float) -> list[tuple[str, float]]:
+        return [(r[1], r[2]) for r in rows_now if r[3] == ARCHIVED and first <= r[2] <= last]
+
+    return memory_events, memory_markers
+
+
+def _journal_event(row: Sequence[Any]) -> JournalEvent:
+    seq, xid, at, kind, digest, archived = row
+    return int(seq), str(xid), float(at), str(kind), bytes(digest), bool(archived)

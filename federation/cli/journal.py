@@ -18,9 +18,11 @@ from typing import Any
 
 import click
 import orjson
+from click.core import ParameterSource
 
 from federation.api.intake import exchange_view, masked
 from federation.api.support import BadQuery, parse_time, summary
+from federation.cli import archives
 from federation.cli.access import run, with_journal
 from federation.cli.actions import logged
 from federation.cli.audit import cli_entry
@@ -43,7 +45,6 @@ from federation.domain.models import Exchange, iso, json_default
 from federation.domain.words import shown_in
 from federation.logging import MASK
 from replay import instances, rekeyed, rekeyedadmin
-from replay.archive import verify_archive
 from replay.chain import Break
 from replay.factory import journal_file, open_journal
 from replay.journal import Backend
@@ -171,22 +172,26 @@ def show(
     "--archive",
     "archive_file",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Verify this archive file on its own instead of the journal.",
+    help="Verify this archive file instead of the journal: alone, or against the journal given "
+    "with --journal (or TONGBAN_JOURNAL).",
+)
+@click.option(
+    "--key-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="With --archive and no journal: check the archive's signature with this journal key file.",
 )
 @journal_option
-def verify(archive_file: Path | None, journal_path: str) -> None:
+@click.pass_context
+def verify(
+    ctx: click.Context, archive_file: Path | None, key_file: Path | None, journal_path: str
+) -> None:
     """Check the chain, its signed head, the checkpoints, what readers are shown and the rekey
-    records (PostgreSQL); name the first problem (exit 1) or say how many events hold."""
+    records (PostgreSQL); name the first problem (exit 1) or say how many events hold. With
+    --archive: an archive file (exit 1 broken, 2 unreadable, 3 holds together but unproven)."""
     if archive_file is not None:
-        if not archive_file.is_file():
-            raise Failure(_("no archive file %(file)s") % {"file": archive_file})
-        exchanges, events, problem = verify_archive(archive_file)
-        if problem is not None:
-            raise Negative(
-                _("broken: %(file)s: %(problem)s") % {"file": archive_file, "problem": problem}
-            )
-        counts = {"file": archive_file, "exchanges": exchanges, "events": events}
-        click.echo(_("ok: %(file)s: %(exchanges)d exchanges, %(events)d events") % counts)
+        source = ctx.get_parameter_source("journal_path")
+        given = source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+        archives.verify(archive_file, key_file, journal_path if given else None)
         return
     count, broken = with_journal(journal_path, verified)
     if broken is not None:
@@ -439,14 +444,20 @@ def archive(age: float, out: Path, journal_path: str) -> None:
         raise Failure(_("directory %(dir)s does not exist") % {"dir": out.parent})
     cutoff = time.time() - age
     try:
-        exchanges, events = with_journal(
-            journal_path, lambda j: j.archive(older_than=cutoff, out=out)
+        exchanges, events, unsigned = with_journal(
+            journal_path, lambda j: archives.archived(j, cutoff, out)
         )
     except FileExistsError:
         raise Failure(_(EXISTS) % {"file": out}) from None
     except OSError as exc:
         raise Failure(_("cannot write %(file)s: %(error)s") % {"file": out, "error": exc}) from exc
-    logged("journal_archived", exchanges=exchanges, events=events, older_than_s=age)
+    logged(
+        "journal_archived",
+        exchanges=exchanges,
+        events=events,
+        older_than_s=age,
+        unsigned=unsigned is not None,
+    )
     if exchanges == 0:
         out.unlink()
         click.echo(
@@ -458,10 +469,16 @@ def archive(age: float, out: Path, journal_path: str) -> None:
     click.echo(
         _(
             "archived %(exchanges)d exchanges (%(events)d events) last changed before %(cutoff)s "
-            "to %(file)s; check it with: tongban journal verify --archive %(file)s"
+            "to %(file)s; check it with: tongban journal verify --archive %(file)s --journal "
+            "%(journal)s"
         )
-        % done
+        % {**done, "journal": journal_path}
     )
+    if unsigned is not None:
+        raise Negative(
+            _("the archive %(file)s does not verify, so it was not signed: %(problem)s")
+            % {"file": out, "problem": unsigned}
+        )
 
 
 # Event keys that say what happened, not to whom: kept when an exchange is shown masked.
