@@ -33,6 +33,7 @@ from replay.journal import Journal, Query
 
 EXCHANGE_ID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")  # federation.domain.ids.new_id's form
 SLACK = dt.timedelta(seconds=2)  # partners that give whole seconds, and a little clock skew
+WORDLESS = frozenset({"partner_update", "via", "supplement", "at"})  # not what a step says
 
 
 def is_state(value: object) -> bool:
@@ -157,7 +158,8 @@ def _heard(exchange: Exchange, lifecycle: dict[str, Any]) -> Heard:
     if state != latest and not (state == CORRECTION and answered):
         return Heard.STEP
     said = [e for e in exchange.events if e.kind == "lifecycle"]
-    same = any(e.data.get("lifecycle") == state and words(e.data) == lifecycle for e in said)
+    heard = words(lifecycle)
+    same = any(e.data.get("lifecycle") == state and words(e.data) == heard for e in said)
     if state != latest:  # correction_required after the supplement: its time tells, else words
         if stale_correction(lifecycle, steps):
             return Heard.RESENT if same else Heard.REPEAT
@@ -170,8 +172,10 @@ def _heard(exchange: Exchange, lifecycle: dict[str, Any]) -> Heard:
 
 
 def words(data: Mapping[str, Any]) -> dict[str, Any]:
-    """What was said in a journalled step (its state, time, note …), without how it came."""
-    return {k: v for k, v in data.items() if k not in ("partner_update", "via", "supplement")}
+    """What was said in a step (its state, note …), without how it came or its time: a partner
+    answering a poll with the time of the answer says nothing new by it (the time tells only
+    once a supplement was delivered, :func:`stale_correction`)."""
+    return {k: v for k, v in data.items() if k not in WORDLESS}
 
 
 def stale_correction(mapped: Mapping[str, Any], steps: list[dict[str, Any]]) -> bool:
@@ -203,7 +207,7 @@ async def _repeated(
     """Journal the latest state said again in new words (once per words) as
     ``lifecycle_repeated``: kept for support staff, no step, the source not told."""
     since = exchange.events[_last_step(exchange) + 1 :]
-    if any(e.kind == "lifecycle_repeated" and words(e.data) == lifecycle for e in since):
+    if any(e.kind == "lifecycle_repeated" and words(e.data) == words(lifecycle) for e in since):
         return
     data = {**lifecycle, "partner_update": update, "via": via}
     await journal.record(
