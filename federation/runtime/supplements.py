@@ -105,9 +105,14 @@ async def hold_round(
         ) from exc
     except JournalUnavailable:
         raise
-    except JournalError as exc:  # not delivered any more (replayed meanwhile)
-        raise RequestRefused(
-            RefusalKind.CONFLICT, "not-delivered", f"exchange {parent.id} is not delivered now"
+    except JournalError as exc:
+        now = await journal.get(parent.id)
+        if now is None or now.state is State.DELIVERED:
+            raise
+        raise RequestRefused(  # replayed meanwhile: sent again, not answered yet
+            RefusalKind.CONFLICT,
+            "not-delivered",
+            f"exchange {parent.id} is {now.state.value}, not delivered",
         ) from exc
     seen = await journal.get(parent.id)
     ahead = await _ahead(journal, seen, key, clock()) if seen is not None else None

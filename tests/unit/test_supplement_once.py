@@ -17,6 +17,7 @@ from federation.domain.errors import RequestRefused
 from federation.domain.models import State
 from federation.runtime.filing import file_supplement
 from replay.journal import Query
+from replay.service import Mode, ReplayService
 from tests.integration.pg import JOURNALS, unopened_journal_of
 from tests.integration.test_delivery import DONE, settle
 from tests.integration.test_inbound import reporting_config, sc_delivered
@@ -186,3 +187,29 @@ async def test_material_for_a_supplement_names_the_application_it_belongs_to(
     assert problem["type"] == "urn:tongban:problem:supplement"
     assert ex.id in problem["detail"]
     assert [r.problem for r in refusals] == ["supplement"]
+
+
+async def test_material_for_an_application_being_sent_again_is_refused_as_not_delivered(
+    make_config: Any, simulators: Any, broker_at: Any, journal: Any
+) -> None:
+    """The application waits for a correction but is being sent again (replayed, Sichuan down):
+    material for it is 409 not-delivered with a refusal row, not a 500, and nothing is filed."""
+    root = patient(reporting_config(make_config, max_attempts=100))
+    sims = await simulators(root)
+    async with (
+        broker_at(root, sims, journal_obj=journal) as (broker, url),
+        aiohttp.ClientSession(base_url=url) as http,
+    ):
+        ex = await sc_delivered(broker, "sc-again")
+        assert (await said(http, "sc-again", "BZ", "请补充购房合同"))[0] == 200
+        sims["sc"].behaviour.fail_ratio = 1.0
+        service = ReplayService(broker.journal)
+        plan = await service.plan(Query(exchange_id=ex.id), Mode.RESEND)
+        await service.run(plan, reason="partner lost it", by="ops")
+        status, problem = await supplement(http, ex.id, "sc-again-s1")
+        refusals = await broker.journal.refusals()
+        journalled = await supplements_of(broker, ex.id)
+    assert status == 409
+    assert problem["type"] == "urn:tongban:problem:not-delivered"
+    assert [r.problem for r in refusals] == ["not-delivered"]
+    assert journalled == []
