@@ -3,7 +3,9 @@
 One JSON line per checkpoint, appended to ``<journal>.checkpoints`` (mode 0600; for PostgreSQL one
 file per instance, beside its key file): ``{"seq": N, "head": "<hash of event N>", "at": T,
 "mac": "<HMAC-SHA256 with the journal's MAC key>"}``. A journal writes one after its commits at
-most every ``every`` seconds and one when it closes, and when a journal is first given keys.
+most every ``every`` seconds, one ``every`` seconds after a commit that had none (``Timer``: a
+journal gone idle after a burst is not left with its last writes unrecorded until it closes),
+one when it closes, and one when a journal is first given keys.
 
 The chain head in the database is signed too, but someone who can write the database can put back
 an older signed head (a backup, a copy taken earlier) after cutting the events that followed it.
@@ -24,12 +26,15 @@ settled a copy of the database from before the rekey contradicts the file as any
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import os
 import secrets
 import struct
-from collections.abc import Callable, Sequence
+import threading
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -347,21 +352,104 @@ def rolled_back(point: Checkpoint | None, end: int, held: bytes | None) -> str |
 
 class Cadence:
     """When a journal writes a checkpoint: after a commit that moved the head, at most every
-    ``every`` seconds, and at close if the last head it signed has none yet."""
+    ``every`` seconds, and at close if the last head it signed has none yet. A head a commit
+    signed within ``every`` seconds of the last checkpoint is owed one: ``Timer`` writes it
+    ``every`` seconds after that checkpoint, however idle the journal is by then. Called from a
+    writer thread and from the loop, so under a lock."""
 
     def __init__(self, every: float) -> None:
         self.every = every
         self._signed: tuple[int, bytes] | None = None  # the last head we signed, committed
         self._done: tuple[int, float] = (-1, 0.0)  # seq and time of our last checkpoint
+        self._lock = threading.Lock()
 
     def due(
         self, signed: tuple[int, bytes] | None, now: float, *, closing: bool = False
     ) -> tuple[int, bytes] | None:
         """The head to checkpoint now, if one is due (and taken as done)."""
-        if signed is not None:
-            self._signed = signed
-        last, (seq, at) = self._signed, self._done
-        if last is None or last[0] <= seq or (not closing and now - at < self.every):
-            return None
-        self._done = (last[0], now)
-        return last
+        with self._lock:
+            if signed is not None:
+                self._signed = signed
+            last, (seq, at) = self._signed, self._done
+            if last is None or last[0] <= seq or (not closing and now - at < self.every):
+                return None
+            self._done = (last[0], now)
+            return last
+
+    def wait(self, now: float) -> float | None:
+        """Seconds until the head a commit left without a checkpoint is due one (0: now), or
+        None when every signed head has one."""
+        with self._lock:
+            last, (seq, at) = self._signed, self._done
+            if last is None or last[0] <= seq:
+                return None
+            return max(0.0, at + self.every - now)
+
+
+Write = Callable[[tuple[int, bytes], float], Awaitable[None]]
+
+
+class Timer:
+    """Writes, on the event loop, the checkpoint a commit left owed (``Cadence.wait``) once it is
+    due: a journal that goes idle after a burst of writes still has its last head checkpointed
+    within ``every`` seconds of that head's commit, not only at close. One task at a time, made
+    by ``owed`` (after a commit: from the loop, or from a writer thread through
+    ``owed_threadsafe``); it sleeps, never polls, ends when nothing is owed, and ``stop`` cancels
+    it before the journal's last checkpoint at close."""
+
+    def __init__(
+        self,
+        cadence: Cadence,
+        write: Write,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.cadence = cadence
+        self._write = write
+        self._clock = clock
+        self._sleep = sleep
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped = False
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Owed checkpoints are written on ``loop`` from now on (until ``stop``)."""
+        self._loop, self._stopped = loop, False
+
+    def owed(self) -> None:
+        """After a commit, on the loop: a task that writes the owed checkpoint when it is due,
+        unless one is running or nothing is owed."""
+        if self._stopped or self._loop is None:
+            return
+        if self._task is not None and not self._task.done():
+            return
+        if self.cadence.wait(self._clock()) is None:
+            return
+        self._task = self._loop.create_task(self._run(), name="journal checkpoint timer")
+
+    def owed_threadsafe(self) -> None:
+        """``owed`` from another thread (a SQLite journal's writer)."""
+        loop = self._loop
+        if loop is not None and not self._stopped and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self.owed)
+
+    async def _run(self) -> None:
+        while (delay := self.cadence.wait(self._clock())) is not None:
+            if delay > 0:
+                await self._sleep(delay)
+            now = self._clock()
+            point = self.cadence.due(None, now)
+            if point is not None:
+                with contextlib.suppress(OSError):  # best effort: verify tells what one leaves
+                    await self._write(point, now)
+
+    async def stop(self) -> None:
+        """No more timed checkpoints; a running wait is cancelled (the close writes the last)."""
+        self._stopped = True
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
