@@ -13,14 +13,21 @@ never be newer than the snapshot it is checked against. The first problem found 
    checkpoint recorded (a rollback to an older signed head, then a cut, fails here); of a file an
    interrupted rekey left, those of the chain the journal holds (``replay.checkpoints.standing``);
 4. what readers are shown: each exchange row equals the digest the chain recorded at its latest
-   write; an exchange with tombstoned events has an ``~archived`` record in the chain and no row;
-   a row has events; each refusal the chain recorded is in the table as recorded, and none was
-   added outside it.
+   write; every tombstone is accounted for by a later ``~archived`` record of its exchange, which
+   says how many of its events were archived (all of them are counted, so a tombstone cannot
+   borrow another's record), and an archived exchange has no row; a tombstone of no exchange (an
+   audit entry, a refusal's record) is never an archive; a row has events; each refusal the
+   chain recorded is in the table as recorded, and none was added outside it.
 
-Rows and refusals written before the journal kept digests (an upgraded journal) have none to be
-checked against; they are covered by the chain as far as it reaches them. A row whose last write
-was by a release before the full row digest is checked against the fewer columns that release
-recorded (``replay.rows.shown_matches``) until its next write.
+Leniency for a journal of the first releases, which archived without ``~archived`` records and
+refused without ``~refusal`` ones, comes from the journal's stored-format mark
+(``replay/formats.py``), never from where the first digest is (whoever can write the database can
+tombstone events, which moves it): only a journal no marking release ever wrote (no mark) may hold
+tombstones with no record, before its first event with a row digest, and refusal rows with no
+record. A mark lowered to claim that claims nothing while an event with a full row digest (which
+only generation 3 writes) is left. A row whose last write was by a release before the full row digest
+is checked against the fewer columns that release recorded (``replay.rows.shown_matches``) until
+its next write.
 """
 
 from __future__ import annotations
@@ -31,14 +38,15 @@ from typing import Any
 import orjson
 
 from federation.domain.models import iso
-from replay import sets
-from replay.chain import GENESIS, Break, Indexed, head_problem, verify
+from replay import formats, sets
+from replay.chain import GENESIS, Break, Indexed, head_problem, named, verify
 from replay.checkpoints import Checkpoints, standing
 from replay.rows import (
     ARCHIVED,
     REFUSAL,
     REFUSAL_COLUMNS,
     SHOWN_2,
+    SHOWN_BYTES,
     Row,
     opened,
     refusal_digest,
@@ -68,10 +76,14 @@ class Audit:
         self.last: tuple[int, bytes] | None = None
         self.states: dict[str, tuple[int, bytes]] = {}  # exchange → (seq, digest of its row)
         self.live: set[str] = set()  # exchanges with events still in the journal
-        self.tombstoned: dict[str, int] = {}  # exchange → seq of one of its tombstones
-        self.marked: set[str] = set()  # exchanges the chain says were archived
+        self.tombstoned: dict[str, list[int]] = {}  # exchange → seqs of all its tombstones
+        # exchange → (seq of its latest ~archived record, events they say were archived; None:
+        # a record written before this release, sealed with a context verify does not hold)
+        self.marked: dict[str, tuple[int, int | None]] = {}
         self.refused: dict[int, tuple[int, bytes]] = {}  # refusal seq → (event seq, digest)
-        self.first_digest: int | None = None  # seq of the first event carrying a digest
+        self.first_digest: int | None = None  # seq of the first event carrying a row digest
+        self.first_full: int | None = None  # seq of the first one carrying a full row digest
+        self.generation: int | None = formats.WRITES  # the stored-format mark (None: no mark)
         self._wanted = {p.seq for p in self.points}
         self._found: dict[int, bytes] = {}
 
@@ -110,27 +122,73 @@ class Audit:
         if seq in self._wanted:
             self._found[seq] = bytes(digest)
         if archived:
-            self.tombstoned.setdefault(xid, seq)
+            if not xid:
+                self._fail(
+                    "is marked archived, but it belongs to no exchange and tongban archives only "
+                    "exchanges: it was erased outside tongban",
+                    seq=seq,
+                    kind=kind,
+                )
+            self.tombstoned.setdefault(xid, []).append(seq)
             return
         try:
             plain = opened(self.seal, xid, kind, float(at), bytes(data), f"event {seq}")
         except ContextMissing:
-            # its tag checked out; its received event was read too long ago to be remembered
-            plain = b"{}"
+            # its tag checked out; its received event was read too long ago to be remembered (or
+            # is archived: an ~archived record sealed so says nothing verify can read)
+            plain = None
         except SealError as exc:
             self._fail(f"its sealed data does not open: {exc}", seq=seq, xid=xid, kind=kind)
             return
-        if state is not None and self.first_digest is None:
-            self.first_digest = seq
+        if state is not None and xid and kind != ARCHIVED:
+            self._digest(seq, bytes(state))
         if kind == ARCHIVED:
-            self.marked.add(xid)
+            self._marker(seq, xid, kind, plain)
         elif not xid and kind == REFUSAL:
-            number = int(orjson.loads(plain)["refusal"])
+            number = int(orjson.loads(plain or b"{}")["refusal"])
             self.refused[number] = (seq, b"" if state is None else bytes(state))
         elif xid:
             self.live.add(xid)
             if state is not None:
                 self.states[xid] = (seq, bytes(state))
+
+    def _digest(self, seq: int, state: bytes) -> None:
+        if self.first_digest is None:
+            self.first_digest = seq
+        if self.first_full is None and len(state) == 1 + SHOWN_BYTES and state[:1] == SHOWN_2:
+            self.first_full = seq
+
+    def _marker(self, seq: int, xid: str, kind: str, plain: bytes | None) -> None:
+        """An ``~archived`` record: how many of the exchange's events it says were archived."""
+        if plain is None:  # sealed with its exchange's context, which verify does not hold
+            self.marked[xid] = (seq, None)
+            return
+        try:
+            count = orjson.loads(plain)["events"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            count = None
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            self._fail("does not say how many events were archived", seq=seq, xid=xid, kind=kind)
+            return
+        before = self.marked.get(xid, (0, 0))[1]
+        self.marked[xid] = (seq, None if before is None else before + count)
+
+    def stored_format(self, mark: Any) -> None:
+        """The journal's stored-format mark (``chain_head.format``; None: none), after ``head``.
+        A backend without one (the in-memory journal) leaves this release's."""
+        if self.broken is not None:
+            return
+        if mark is not None and (not isinstance(mark, int) or isinstance(mark, bool)):
+            self._fail("its stored-format mark is not a whole number", where="the chain head")
+        self.generation = mark
+
+    @property
+    def first_release(self) -> bool:
+        """Whether the journal is as the first releases left it (no stored-format mark): it may
+        hold tombstones and refusal rows from before the chain recorded them. An empty chain
+        is none (a journal of the first releases has events), nor one holding a full row digest,
+        which only a marking release writes (the mark was lowered: it claims nothing then)."""
+        return self.generation is None and self.last is not None and self.first_full is None
 
     # -- 2. the head, 3. the checkpoints ----------------------------------------------------------
 
@@ -183,7 +241,7 @@ class Audit:
         unseen = set(self.live)
         for row in rows:
             xid = str(row["id"])
-            where = f"exchange {xid}"
+            where = f"exchange {named(xid)}"
             if xid in self.tombstoned:
                 self._fail(
                     "is archived (its events are tombstones) but its row is still here", where=where
@@ -206,18 +264,40 @@ class Audit:
             self._fail(
                 "its events are in the chain but its row is gone, and it was never archived: "
                 "deleted outside tongban",
-                where=f"exchange {xid}",
+                where=f"exchange {named(xid)}",
             )
             return
-        first = self.first_digest
-        for xid, seq in sorted(self.tombstoned.items()):
-            if xid not in self.marked and first is not None and seq >= first:
-                self._fail(
-                    f"event {seq} is marked archived, but the chain has no record of archiving "
-                    "the exchange (marked to hide an edit?)",
-                    where=f"exchange {xid}",
-                )
+        for xid in sorted(set(self.tombstoned) | set(self.marked)):
+            self._archived(xid, self.tombstoned.get(xid, []))
+            if self.failed:
                 return
+
+    def _archived(self, xid: str, seqs: list[int]) -> None:
+        """The tombstones of one exchange against the chain's ``~archived`` records of it."""
+        where = f"exchange {named(xid)}"
+        first = self.first_digest
+        if xid not in self.marked:
+            if self.first_release and first is not None and seqs[-1] < first:
+                return  # archived by a first release, which kept no record
+            self._fail(
+                f"event {seqs[0]} is marked archived, but the chain has no record of archiving "
+                "the exchange: erased outside tongban (or marked to hide an edit)",
+                where=where,
+            )
+            return
+        at, count = self.marked[xid]
+        if seqs and seqs[-1] > at:
+            self._fail(
+                f"event {seqs[-1]} is marked archived, but the chain recorded archiving the "
+                f"exchange at event {at}, before it: erased outside tongban",
+                where=where,
+            )
+        elif count is not None and count != len(seqs):
+            self._fail(
+                f"{len(seqs)} of its events are marked archived, but the chain recorded archiving "
+                f"{count} at event {at}: events were erased outside tongban, or tombstones moved",
+                where=where,
+            )
 
     def refusals(self, rows: Iterable[Row]) -> None:
         """Every ``refusals`` row (seq and REFUSAL_COLUMNS)."""
@@ -225,6 +305,9 @@ class Audit:
             return
         missing = dict(self.refused)
         oldest = min(self.refused, default=None)
+        # Rows the first releases wrote have no record; a journal any later release wrote has
+        # recorded every refusal since (a refusal raises the stored-format mark).
+        earlier = self.first_release
         for row in rows:
             seq = int(row["seq"])
             where = f"refusal {seq}"
@@ -235,7 +318,7 @@ class Audit:
                         f"is not what the chain recorded at event {recorded[0]}: it was edited",
                         where=where,
                     )
-            elif oldest is not None and seq > oldest:
+            elif not earlier or (oldest is not None and seq > oldest):
                 self._fail("is not in the chain: it was added outside tongban", where=where)
             if self.failed:
                 return

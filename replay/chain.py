@@ -17,6 +17,7 @@ a journal whose end was cut or forged takes no more writes until someone looks.
 from __future__ import annotations
 
 import hashlib
+import re
 import sqlite3
 import struct
 from collections.abc import Iterable, Iterator, Sequence
@@ -78,6 +79,8 @@ def head_problem(seal: Seal, head: Indexed | None, last: Indexed | None) -> str 
     last_seq, last_hash = (0, GENESIS) if last is None else (int(last[0]), bytes(last[1]))
     if head is None:
         return "the journal's chain_head row is missing"
+    if (odd := _odd_head(head)) is not None:
+        return f"the chain head row's {odd} (altered outside tongban)"
     seq, digest, mac = int(head[0]), bytes(head[1]), head[2]
     if not seal.keyed:
         if mac is not None:
@@ -94,6 +97,49 @@ def head_problem(seal: Seal, head: Indexed | None, last: Indexed | None) -> str 
             f"the signed chain head records event {seq}, but the last event is {last_seq} "
             "(or has another hash): events were removed, added or rewritten outside tongban"
         )
+    return None
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _blob(value: Any) -> bool:
+    return isinstance(value, bytes | bytearray | memoryview)
+
+
+def _odd_head(head: Indexed) -> str | None:
+    """What in a chain head row (seq, hash, mac) is not of its column's type: a database (SQLite
+    keeps any value in any column) edited by hand. Names the column, never the value."""
+    if not _whole(head[0]):
+        return "seq is not a whole number"
+    if not _blob(head[1]) or len(bytes(head[1])) != len(GENESIS):
+        return "hash is not 32 bytes"
+    if head[2] is not None and not _blob(head[2]):
+        return "mac is not bytes"
+    return None
+
+
+def odd_event(row: Sequence[Any]) -> str | None:
+    """What in an event row (seq, exchange_id, at, kind, data, hash, archived, state) is not of
+    its column's type, as ``_odd_head``; None when every column is."""
+    seq, xid, at, kind, data, stored, archived, state = row
+    for odd, name in (
+        (not _whole(seq), "seq is not a whole number"),
+        (not isinstance(xid, str), "exchange id is not text"),
+        (not _number(at), "at is not a number"),
+        (not isinstance(kind, str), "kind is not text"),
+        (not _blob(data), "data is not bytes"),
+        (stored is not None and not _blob(stored), "hash is not bytes"),
+        (not isinstance(archived, int), "archived mark is not 0 or 1"),
+        (state is not None and not _blob(state), "state is not bytes"),
+    ):
+        if odd:
+            return f"its {name} (altered outside tongban)"
     return None
 
 
@@ -172,6 +218,16 @@ class Chain:
         self.seq, self.head, self._moved = seq, head, True
 
 
+_NAME = re.compile(r"[A-Za-z0-9_.:~-]{1,80}")
+
+
+def named(value: str) -> str:
+    """An exchange id or event kind as a verify message may say it: one tongban could have
+    written (letters, digits, ``_.:~-``); any other was written outside tongban and may be
+    anything, personal data too, so only its length is said."""
+    return value if _NAME.fullmatch(value) else f"<{len(value)} characters, not shown>"
+
+
 @dataclass(frozen=True, kw_only=True)
 class Break:
     """The first place the chain does not hold."""
@@ -185,9 +241,10 @@ class Break:
     def __str__(self) -> str:
         if self.where:
             return f"{self.where}: {self.reason}"
+        kind = named(self.kind)
         if not self.exchange_id:
-            return f"event {self.seq} ({self.kind}): {self.reason}"
-        return f"event {self.seq} ({self.kind} of exchange {self.exchange_id}): {self.reason}"
+            return f"event {self.seq} ({kind}): {self.reason}"
+        return f"event {self.seq} ({kind} of exchange {named(self.exchange_id)}): {self.reason}"
 
 
 def verify(
@@ -196,16 +253,26 @@ def verify(
     """Walk (seq, exchange_id, at, kind, data, hash, archived, state) rows in seq order.
 
     An archived event (a tombstone: its content is in an archive file) cannot be recomputed here;
-    its stored hash carries the chain on, and ``verify_archive`` checks the content.
+    its stored hash carries the chain on, ``verify_archive`` checks the content, and
+    ``replay.audit`` checks that the chain recorded archiving it (its ``~archived`` record). A
+    column not of its type (SQLite keeps any value anywhere) is a break at that event.
 
     Returns the number of events checked, the first break (or None) and the final hash.
     """
     prev, expected_seq, count = start, start_seq, 0
-    for seq, exchange_id, at, kind, data, stored, archived, state in events:
+    for row in events:
         count += 1
+        if (odd := odd_event(row)) is not None:
+            seq_i = row[0] if _whole(row[0]) else expected_seq + 1
+            xid, kind_s = (v if isinstance(v, str) else "?" for v in (row[1], row[3]))
+            return count, Break(seq=seq_i, exchange_id=xid, kind=kind_s, reason=odd), prev
+        seq, exchange_id, at, kind, data, stored, archived, state = row
         seq_i, xid, kind_s = int(seq), str(exchange_id), str(kind)
         if stored is None:
             return count, Break(seq=seq_i, exchange_id=xid, kind=kind_s, reason="has no hash"), prev
+        if len(bytes(stored)) != len(GENESIS):
+            reason = "its hash is not 32 bytes (altered outside tongban)"
+            return count, Break(seq=seq_i, exchange_id=xid, kind=kind_s, reason=reason), prev
         if seq_i != expected_seq + 1:
             reason = (
                 f"follows event {expected_seq}: event(s) {expected_seq + 1}–{seq_i - 1} are missing"

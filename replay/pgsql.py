@@ -280,6 +280,7 @@ async def audit(conn: Conn, audit: Audit) -> None:
         if audit.broken is not None:
             return
     audit.head(await conn.fetchrow(HEAD))
+    audit.stored_format(await conn.fetchval(formats.READ))
     audit.exchanges(await conn.fetch(f"SELECT {', '.join(rows.SHOWN)} FROM exchanges"))
     audit.refusals(await conn.fetch("SELECT * FROM refusals"))
     audit.mapping_sets(await conn.fetch(sets.ALL))
@@ -550,8 +551,7 @@ async def tombstone(
     gone = await conn.fetch(TOMBSTONE, ids, updated)
     for row in gone:
         xid = row["exchange_id"]
-        marker = Event(exchange_id=xid, kind=rows.ARCHIVED, at=now, data={"events": row["events"]})
-        chain.add(rows.stored_events(seal, xid, [marker]))
+        chain.add([rows.archived_record(seal, xid, now, int(row["events"]))])
     return len(gone)
 
 

@@ -186,6 +186,14 @@ def sealed_event(
     return seal.seal(plain, aad, seal.contexts.get(exchange_id), lead=exchange_id.encode())
 
 
+def archived_record(seal: Seal, exchange_id: str, at: float, events: int) -> EventRow:
+    """The ``~archived`` event recording that ``events`` events of an exchange were archived
+    (made tombstones). Sealed without its exchange's context, unlike its other events: verify
+    reads the count while the exchange's received event is a tombstone (``replay/audit.py``)."""
+    plain = dumps({"events": events})
+    return (exchange_id, at, ARCHIVED, seal.seal(plain, event_aad(exchange_id, ARCHIVED, at)), None)
+
+
 def stored_events(
     seal: Seal,
     exchange_id: str,

@@ -88,6 +88,7 @@ def audit(conn: sqlite3.Connection, audit: Audit) -> None:
         if audit.broken is not None:
             return
     audit.head(conn.execute("SELECT seq, hash, mac FROM chain_head").fetchone())
+    audit.stored_format(conn.execute(formats.READ).fetchone()[0] if not audit.failed else None)
     audit.exchanges(conn.execute(f"SELECT {', '.join(rows.SHOWN)} FROM exchanges"))
     audit.refusals(conn.execute("SELECT * FROM refusals"))
     audit.mapping_sets(conn.execute(sets.ALL))
@@ -145,7 +146,8 @@ def tombstone(
     conn: sqlite3.Connection, batch: list[ArchivedExchange], chain: Chain, seal: Seal, now: float
 ) -> None:
     """Delete archived exchanges, leaving their events as tombstones (no content, same hash),
-    and record in the chain that each was archived."""
+    and record in the chain that each was archived and how many of its events (``~archived``).
+    Only an exchange's own events are ever tombstones (verify reports any other)."""
     for ex in batch:
         xid, updated = ex.row["id"], ex.row["updated_at"]
         gone = conn.execute(
@@ -154,14 +156,14 @@ def tombstone(
         ).rowcount
         if not gone:
             continue  # it moved (a replay) after being copied: it stays live, the copy is harmless
-        conn.execute(
+        emptied = conn.execute(
             "UPDATE events SET data = x'', state = NULL, archived = 1"
             " WHERE exchange_id = ? AND archived = 0",
             (xid,),
-        )
+        ).rowcount
         conn.execute("DELETE FROM exchange_refs WHERE exchange_id = ?", (xid,))
-        marker = Event(exchange_id=xid, kind=rows.ARCHIVED, at=now, data={"events": len(ex.events)})
-        chain.append(conn, rows.stored_events(seal, xid, [marker]))
+        # the count verify holds the exchange's tombstones to: those this UPDATE made
+        chain.append(conn, [rows.archived_record(seal, xid, now, emptied)])
 
 
 def migrate(conn: sqlite3.Connection) -> list[str]:
