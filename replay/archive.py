@@ -118,6 +118,10 @@ class _Unreadable(Exception):
     """A line that is not of the archive's form (the message names the line, never a value)."""
 
 
+class _Altered(Exception):
+    """A value of the right type that no journal can have written (a sealed value mangled)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class Held:
     """An archived event as compared with the journal."""
@@ -170,6 +174,8 @@ def check_archive(path: Path, seal: Seal | None = None) -> Checked:
         _walk(lines, out, seal)
     except _Unreadable as exc:
         out.unreadable = str(exc)
+    except _Altered as exc:
+        out.problem = str(exc)
     return out
 
 
@@ -209,7 +215,7 @@ def _object(raw: bytes, n: int) -> dict[str, Any]:
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise _Unreadable(f"line {n} is not JSON") from None
+        raise _Unreadable(f"line {n} is not JSON (altered, or not an archive)") from None
     if not isinstance(obj, dict):
         raise _Unreadable(f"line {n} is not a JSON object")
     return obj
@@ -265,7 +271,7 @@ def _event(ev: Any, n: int) -> tuple[int, float, str, bytes, bytes, bytes, bytes
     try:
         stored = from_text(data)
     except ValueError:
-        raise _Unreadable(f"line {n}, event {seq}: its data is not well formed") from None
+        raise _Altered(f"line {n}, event {seq}: its data was altered (not well formed)") from None
     digest = _hex(ev.get("hash"), n, seq, "hash", 32)
     prev = _hex(ev.get("prev"), n, seq, "prev", 32)
     state = None if ev.get("state") is None else _hex(ev.get("state"), n, seq, "state", None)
