@@ -157,14 +157,14 @@ def _heard(exchange: Exchange, lifecycle: dict[str, Any]) -> Heard:
     answered = bool(steps) and "supplement" in steps[-1]  # the latest: a supplement delivered
     if state != latest and not (state == CORRECTION and answered):
         return Heard.STEP
-    said = [e for e in exchange.events if e.kind == "lifecycle"]
+    told = [e for e in exchange.events if e.kind == "lifecycle"]
     heard = words(lifecycle)
-    same = any(e.data.get("lifecycle") == state and words(e.data) == heard for e in said)
+    same = any(e.data.get("lifecycle") == state and words(e.data) == heard for e in told)
     if state != latest:  # correction_required after the supplement: its time tells, else words
         if stale_correction(lifecycle, steps):
             return Heard.RESENT if same else Heard.REPEAT
         return Heard.RESENT if same and _dated(lifecycle) is None else Heard.STEP
-    if same or not said:  # (none said: submitted again, as the delivery said)
+    if same or not told:  # (no step told: submitted again, as the delivery said)
         return Heard.RESENT
     if state == CORRECTION and filed_in_round(exchange.events):
         return Heard.STEP  # asked for more while the round's supplement is on its way
@@ -184,10 +184,10 @@ def stale_correction(mapped: Mapping[str, Any], steps: list[dict[str, Any]]) -> 
     section to map the partner's time of the status to ``at``; without one it cannot be told."""
     if mapped.get("lifecycle") != CORRECTION or not steps or "supplement" not in steps[-1]:
         return False
-    said = _dated(mapped)
+    dated = _dated(mapped)
     try:
         answered = dt.datetime.fromisoformat(str(steps[-1]["at"]))
-        return said is not None and said + SLACK < answered
+        return dated is not None and dated + SLACK < answered
     except (TypeError, ValueError):  # a step's time that does not read
         return False
 
@@ -195,10 +195,10 @@ def stale_correction(mapped: Mapping[str, Any], steps: list[dict[str, Any]]) -> 
 def _dated(mapped: Mapping[str, Any]) -> dt.datetime | None:
     """The time the partner gives its word (``at``), if it is one with a zone."""
     try:
-        said = dt.datetime.fromisoformat(str(mapped.get("at")))
+        when = dt.datetime.fromisoformat(str(mapped.get("at")))
     except ValueError:  # no time, not a time
         return None
-    return said if said.tzinfo is not None else None
+    return when if when.tzinfo is not None else None
 
 
 async def _repeated(
@@ -228,9 +228,9 @@ async def _refused(
 ) -> None:
     """Journal a state that may not follow the latest as ``lifecycle_refused`` (once, if the
     last word was the same refusal)."""
-    said = [e for e in exchange.events if e.kind in ("lifecycle", "lifecycle_refused")]
-    repeated = bool(said) and said[-1].kind == "lifecycle_refused"
-    if repeated and said[-1].data.get("reported") == state:
+    words_so_far = [e for e in exchange.events if e.kind in ("lifecycle", "lifecycle_refused")]
+    last = words_so_far[-1] if words_so_far else None
+    if last is not None and last.kind == "lifecycle_refused" and last.data.get("reported") == state:
         return
     refused = {"reported": state, "after": latest, "via": via, "partner_update": update}
     await journal.record(

@@ -206,14 +206,14 @@ class Poller:
             self._log.info("status_poll_stale", exchange_id=ex.id)
             return 0
         try:
-            said = as_text(mapped)
+            update = as_text(mapped)
         except RequestRefused as exc:  # a note that is an object: counted, never quoted
             problems = len(exc.extra.get("errors", ()))
             self._log.info("status_poll_unmapped", exchange_id=ex.id, problems=problems)
             return 0
         try:
             _, changed = await record_lifecycle(
-                self.broker.journal, self.broker.catalogue, full, said, reply.body, via="poll"
+                self.broker.journal, self.broker.catalogue, full, update, reply.body, via="poll"
             )
         except RequestRefused as exc:  # out of order: journalled on the exchange
             self._log.info("status_poll_out_of_order", exchange_id=ex.id, error=exc.detail)
