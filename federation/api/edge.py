@@ -40,6 +40,9 @@ _log = get_logger(component="api")
 
 
 BROKER: web.AppKey[Broker] = web.AppKey("broker", Broker)
+# set once a refusal of the request is journalled: one request, one refusal row
+REFUSED: web.RequestKey[bool] = web.RequestKey("tongban_refused", bool)
+PATH_KEPT = 1024  # characters of a request's path kept with its refusal
 
 
 EXCHANGE_ID_RE = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
@@ -66,17 +69,12 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
 
 async def _answered(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
-        form_uncompressed(request)
+        await _form_checked(request)
         return await handler(request)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        slug = {404: "not-found", 405: "method-not-allowed", 413: "body-too-large"}.get(
-            exc.status, "http-error"
-        )
-        return problem_response(
-            exc.status, slug, exc.reason, instance=request.path, accept_language=_language(request)
-        )
+        return await http_problem(request, exc)
     except Exception as exc:
         refused = refusal_of(exc)
         if refused is None:
@@ -109,6 +107,44 @@ async def _answered(request: web.Request, handler: Handler) -> web.StreamRespons
 
 def _language(request: web.Request) -> str:
     return request.headers.get("Accept-Language", "")
+
+
+async def _form_checked(request: web.Request) -> None:
+    """:func:`form_uncompressed`, its 415 journalled (a form's body is never kept)."""
+    try:
+        form_uncompressed(request)
+    except ProblemError as problem:
+        await refuse_without_body(request, problem)
+        raise
+
+
+HTTP_SLUGS = {404: "not-found", 405: "method-not-allowed", 413: "body-too-large"}
+
+
+async def http_problem(request: web.Request, exc: web.HTTPException) -> web.Response:
+    """aiohttp's own refusal (no route at this path 404, not this method 405, a body past the
+    app's ``client_max_size`` 413 while a form is read) as problem details, journalled like every
+    refusal: the path (no query string), status and type, no body (no route took one; a form
+    past the limit is not kept); a 405 says the methods the path takes, in ``Allow`` too."""
+    slug = HTTP_SLUGS.get(exc.status, "http-error")
+    extra: dict[str, Any] = {}
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = sorted(exc.allowed_methods)
+        detail = f"{request.method} is not taken here; this path takes {', '.join(allowed)}"
+        extra["allowed"] = allowed
+    elif exc.status == 404:
+        detail = "no route answers this path"
+    elif exc.status == 413:
+        detail = "the body is larger than the limit; none of it is kept"
+    else:
+        detail = exc.reason
+    await refuse_without_body(request, ProblemError(exc.status, slug, detail, **extra))
+    response = problem_response(
+        exc.status, slug, detail, instance=request.path, accept_language=_language(request), **extra
+    )
+    if "allowed" in extra:
+        response.headers["Allow"] = ", ".join(extra["allowed"])
+    return response
 
 
 def form_uncompressed(request: web.Request) -> None:
@@ -453,12 +489,19 @@ async def refuse(
     """Keep a refused request in the journal's refusals (and log it without its content), its
     texts as every journal stores them (see ``storable``). A route that takes a body journals by
     :meth:`Received.refuse`, which reads a body the route refused before reading; ``body`` here
-    is for requests that have none, or whose body is deliberately not kept."""
+    is for requests that have none, or whose body is deliberately not kept.
+
+    One request is one refusal: a second one journalled for the same request (a route that
+    journals a refusal a shared check has journalled already) is not kept again. The path is
+    kept without its query string, its first :data:`PATH_KEPT` characters."""
+    if request.get(REFUSED):
+        return
+    request[REFUSED] = True
     refusal = Refusal(
         at=time.time(),
         remote=storable(request.remote or ""),
         method=storable(request.method),
-        path=storable(request.path),
+        path=storable(bounded(request.path)),
         status=status_of(exc),
         problem=storable(exc.code),
         detail=storable(exc.detail),
@@ -471,6 +514,23 @@ async def refuse(
     except JournalError as err:
         _log.error("refusal_not_journalled", error=str(err), problem=exc.code)
     _log.info("intake_refused", status=status_of(exc), problem=exc.code)
+
+
+async def refuse_without_body(request: web.Request, exc: RequestRefused) -> None:
+    """Journal the refusal ``exc`` keeping no body, its size only (what ``Content-Length`` said):
+    a request no route took, or a console form (sign-in keys, form tokens and reasons are never
+    kept). Nothing is journalled by an app with no broker."""
+    broker = request.config_dict.get(BROKER)
+    if broker is not None:
+        await refuse(request, broker, exc, None, b"", request.content_length or 0)
+
+
+def bounded(path: str) -> str:
+    """``path`` as kept with a refusal: its first :data:`PATH_KEPT` characters, and how long it was
+    when it was longer (a path no route takes can be as long as the request line)."""
+    if len(path) <= PATH_KEPT:
+        return path
+    return f"{path[:PATH_KEPT]}…({len(path)} characters)"
 
 
 def storable(text: str) -> str:

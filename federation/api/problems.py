@@ -80,7 +80,8 @@ STATUS = {
 }
 _KIND = {status: kind for kind, status in STATUS.items()}
 # Statuses the edge answers that have no kind of their own in the domain (a stalled body: 408;
-# a journal record that does not read: 500, the server's side, as a SOAP edge says it).
+# a journal record that does not read: 500, the server's side, as a SOAP edge says it); any
+# other (aiohttp's own 405, 411, …) is the client's request not taken as sent: INVALID.
 _NEAREST = {408: RefusalKind.INVALID, 431: RefusalKind.TOO_LARGE, 500: RefusalKind.UNAVAILABLE}
 
 
@@ -89,7 +90,8 @@ class ProblemError(RequestRefused):
     status; the runtime raises :class:`RequestRefused` and the edge answers both alike."""
 
     def __init__(self, status: int, slug: str, detail: str, **extra: Any) -> None:
-        super().__init__(_KIND.get(status) or _NEAREST[status], slug, detail, **extra)
+        kind = _KIND.get(status) or _NEAREST.get(status, RefusalKind.INVALID)
+        super().__init__(kind, slug, detail, **extra)
         self.status = status
 
 

@@ -18,7 +18,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from federation.api.auth import Caller, caller_may, guarded, is_loopback, principal_of
-from federation.api.edge import BROKER, refuse
+from federation.api.edge import BROKER, refuse_without_body
 from federation.api.problems import ProblemError
 from federation.api.trail import audit_refusal, record
 from federation.config import Config
@@ -159,13 +159,15 @@ async def require(request: web.Request, broker: Broker, action: str) -> Caller:
     if session is None:
         if request.method == "GET":
             raise web.HTTPSeeOther(f"/console/sign-in?next={request.path_qs}")
-        raise ProblemError(401, "unauthenticated", "sign in first")
+        unsigned = ProblemError(401, "unauthenticated", "sign in first")
+        await refuse_without_body(request, unsigned)
+        raise unsigned
     caller = caller_of_session(request, session)
     if not may(request, broker, caller, action):
         problem = ProblemError(
             403, "forbidden", f"principal {caller.id!r} ({caller.role}) may not {action}"
         )
-        await refuse(request, broker, problem, None, b"", 0)
+        await refuse_without_body(request, problem)
         await audit_refusal(request, broker, (caller.id, caller.role), action, problem)
         raise problem
     return caller
@@ -174,24 +176,30 @@ async def require(request: web.Request, broker: Broker, action: str) -> Caller:
 async def read_form(request: web.Request) -> dict[str, str]:
     """A console form's fields; a body the form reader cannot read (bytes not in its charset, a
     charset not known, a multipart body without its boundary or with a broken part) is 400
-    invalid-request, a page in the viewer's language, never a 500 (nothing of the body logged)."""
+    invalid-request, a page in the viewer's language, never a 500 (nothing of the body logged),
+    journalled without the body (a form carries sign-in keys, form tokens and reasons)."""
     try:
         fields = await request.post()
     except (ValueError, LookupError) as exc:  # UnicodeDecodeError is a ValueError
         detail = f"the form cannot be read ({type(exc).__name__}); send it as UTF-8"
-        raise ProblemError(400, "invalid-request", detail) from None
+        problem = ProblemError(400, "invalid-request", detail)
+        await refuse_without_body(request, problem)
+        raise problem from None
     return {k: str(v) for k, v in fields.items()}
 
 
 async def check_csrf(request: web.Request, broker: Broker) -> dict[str, str]:
-    """The form's fields, once its CSRF token matches the session's (refused otherwise)."""
+    """The form's fields, once its CSRF token matches the session's (refused otherwise, and
+    journalled without the form: its size only)."""
     form = await read_form(request)
     session = session_of(request, broker)
     if session is None:
-        raise ProblemError(401, "unauthenticated", "sign in first")
+        unsigned = ProblemError(401, "unauthenticated", "sign in first")
+        await refuse_without_body(request, unsigned)
+        raise unsigned
     if not hmac.compare_digest(form.get("csrf", ""), session.csrf):
         problem = ProblemError(403, "forbidden", "the form's token is not this session's")
-        await refuse(request, broker, problem, None, b"", 0)
+        await refuse_without_body(request, problem)
         await audit_refusal(
             request, broker, (session.principal, session.role), "console-form", problem
         )
@@ -208,7 +216,7 @@ async def sign_in(request: web.Request, broker: Broker, form: dict[str, str]) ->
         found = principal_of(config, form.get("key", "").strip())
         if found is None or found.role not in GRANTS:
             problem = ProblemError(403, "forbidden", "that key is no staff principal's")
-            await refuse(request, broker, problem, None, b"", 0)
+            await refuse_without_body(request, problem)
             who = ("unknown-key", "") if found is None else (found.id, found.role)
             await audit_refusal(request, broker, who, "console-sign-in", problem)
             raise problem

@@ -14,7 +14,7 @@ from aiohttp import web
 from federation.api.console import i18n, views
 from federation.api.console.access import check_csrf, require
 from federation.api.console.render import ZONE_COOKIE, language_of, render
-from federation.api.edge import BROKER, EXCHANGE_ID_RE, refuse
+from federation.api.edge import BROKER, EXCHANGE_ID_RE, refuse_without_body
 from federation.api.intake import shown_view
 from federation.api.problems import ProblemError
 from federation.api.support import FILTERS, BadQuery, query_from
@@ -117,7 +117,7 @@ async def reveal(request: web.Request) -> web.Response:
     if not reason:  # a role that may not reveal is refused for that first (require)
         caller = await require(request, broker, "reveal")
         problem = ProblemError(400, "invalid-request", "revealing personal data needs a reason")
-        await refuse(request, broker, problem, None, b"", 0)
+        await refuse_without_body(request, problem)
         await audit_refusal(request, broker, (caller.id, caller.role), "reveal", problem)
         raise problem
     return await _exchange_page(request, reveal_reason=reason)
