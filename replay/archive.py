@@ -452,6 +452,12 @@ async def compare(checked: Checked, events_of: Reader, markers_at: MarkersAt) ->
             journal[row[0]] = row
     for seq, h in sorted(held.items()):
         got = journal.get(seq)
+        if got is not None and not got[5] and got[4] != h.hash:
+            return (
+                f"event {seq} ({_name(h.kind)} of exchange {_name(h.exchange_id)}) is live in the "
+                "journal with another hash: the archive comes from another journal or was "
+                "altered (or the exchange stayed in the journal and a rekey has since rehashed it)"
+            )
         if got is None or (got[1], got[3], got[4]) != (h.exchange_id, h.kind, h.hash):
             return (
                 f"event {seq} ({_name(h.kind)} of exchange {_name(h.exchange_id)}) is not the "
