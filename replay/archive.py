@@ -262,9 +262,9 @@ def _event(ev: Any, n: int) -> tuple[int, float, str, bytes, bytes, bytes, bytes
     if not isinstance(ev, dict):
         raise _Unreadable(f"line {n}: an event is not a JSON object")
     seq, at, kind, data = ev.get("seq"), ev.get("at"), ev.get("kind"), ev.get("data")
-    if type(seq) is not int or seq < 1:
+    if type(seq) is not int or not 0 < seq < 2**63:
         raise _Unreadable(f"line {n}: an event's seq is missing or not a positive whole number")
-    if type(at) not in (int, float):
+    if isinstance(at, bool) or not isinstance(at, int | float):
         raise _Unreadable(f"line {n}, event {seq}: its time is missing or not a number")
     if not isinstance(kind, str) or not isinstance(data, str):
         raise _Unreadable(f"line {n}, event {seq}: its kind or data is missing or not text")
@@ -275,7 +275,7 @@ def _event(ev: Any, n: int) -> tuple[int, float, str, bytes, bytes, bytes, bytes
     digest = _hex(ev.get("hash"), n, seq, "hash", 32)
     prev = _hex(ev.get("prev"), n, seq, "prev", 32)
     state = None if ev.get("state") is None else _hex(ev.get("state"), n, seq, "state", None)
-    return seq, float(at), kind, stored, digest, prev, state  # type: ignore[arg-type]
+    return seq, float(at), kind, stored, digest, prev, state
 
 
 def _hex(value: Any, n: int, seq: int, name: str, size: int | None) -> bytes:

@@ -234,6 +234,7 @@ MALFORMED: list[tuple[str, Callable[[Lines], None]]] = [
     ("seqstr", lambda x: x[1]["events"][0].update(seq="one<script>")),
     ("noid", lambda x: x[1]["exchange"].pop("id")),
     ("list", lambda x: x.__setitem__(1, [1, 2])),  # type: ignore[call-overload]
+    ("hugeseq", lambda x: x[1]["events"][0].update(seq=2**63)),
     ("attime", lambda x: x[1]["events"][0].update(at="<script>")),
     ("events", lambda x: x[1].update(events="<script>")),
 ]
