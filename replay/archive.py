@@ -373,14 +373,15 @@ def _end(lines: list[bytes], end: int, digest: Any, out: Checked, seal: Seal | N
 def _signature(
     signed: list[bytes], line: dict[str, Any], n: int, out: Checked, seal: Seal | None
 ) -> None:
-    if line.get("signed") != "hmac-sha256" or not isinstance(line.get("mac"), str):
+    mac = line.get("mac")
+    if line.get("signed") != "hmac-sha256" or not isinstance(mac, str) or not HEX.fullmatch(mac):
         raise _Unreadable(f"line {n}: not a signature line")
     out.signed = True
     if seal is None or not seal.keyed:
         out.unsigned = "the archive is signed, but no key was given to check its signature"
         return
     expected = seal.sign(SIGNED, [_whole(signed)]) or b""
-    if not hmac.compare_digest(expected.hex(), line["mac"]):
+    if not hmac.compare_digest(expected.hex(), mac):
         out.problem = (
             f"the archive's signature does not verify with {seal.where}: it was altered after "
             "it was signed, or it comes from another journal"

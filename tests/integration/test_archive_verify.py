@@ -31,7 +31,8 @@ from replay.archive import (
 from replay.chain import link
 from replay.factory import open_journal
 from replay.journal import Backend
-from replay.seal import from_text
+from replay.keys import Keyring
+from replay.seal import Seal, from_text
 from tests.integration.pg import Store
 from tests.integration.test_archive import NOW, journal_with
 from tests.integration.test_retention import job
@@ -259,6 +260,16 @@ def test_a_malformed_archive_names_the_line_never_its_value(
     assert result.exit_code == 2, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert "Traceback" not in result.output and "script" not in result.output
+
+
+def test_a_signature_line_not_of_its_form_is_named(tmp_path: Path) -> None:
+    out = tmp_path / "a.jsonl.gz"
+    ArchiveWriter(out, created_at=NOW, older_than=NOW).close()
+    lines = read(out)
+    lines.append({"signed": "hmac-sha256", "mac": "é<script>"})
+    write(out, lines)
+    found = check_archive(out, Seal(Keyring.generate()))
+    assert found.unreadable == "line 3: not a signature line"
 
 
 def test_the_cli_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
