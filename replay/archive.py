@@ -149,10 +149,11 @@ class Checked:
     unsigned: str | None = "the archive is not signed"  # why nothing proves who wrote it
     unproven: list[str] = field(default_factory=list)
     held: list[Held] = field(default_factory=list)
+    exchange_ids: set[str] = field(default_factory=set)
 
     @property
     def ids(self) -> list[str]:
-        return sorted({h.exchange_id for h in self.held})
+        return sorted(self.exchange_ids)
 
 
 def verify_archive(path: Path, seal: Seal | None = None) -> tuple[int, int, str | None]:
@@ -232,10 +233,11 @@ def _exchange(
     xid = row.get("id")
     if not isinstance(xid, str) or not xid:
         raise _Unreadable(f"line {n}: the exchange has no id")
-    if any(h.exchange_id == xid for h in out.held):
+    if xid in out.exchange_ids:
         out.problem = f"line {n}: exchange {_name(xid)} is in the archive twice"
         return False
     out.exchanges += 1
+    out.exchange_ids.add(xid)
     recorded: tuple[int, bytes] | None = None
     last = 0
     for ev in events:
