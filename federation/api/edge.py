@@ -85,6 +85,7 @@ async def _answered(request: web.Request, handler: Handler) -> web.StreamRespons
                 error=type(exc).__name__,
                 exception=bare_traceback(exc),  # frames and types: its message may quote the body
             )
+            await _failed(request)
             return problem_response(
                 500,
                 "internal-error",
@@ -103,6 +104,24 @@ async def _answered(request: web.Request, handler: Handler) -> web.StreamRespons
         if response.status == 408:
             await cut_off(request, response)
         return response
+
+
+async def _failed(request: web.Request) -> None:
+    """Journal a request a defect of the broker answered 500 (``internal-error``), as a refusal:
+    with its body where its route keeps the bodies it refuses (an application, a partner's
+    filing: :class:`Received`), else its size only (a console form, a replay's reason). Never
+    raises: the journal that could not take it is logged, and the answer stays the 500."""
+    failed = ProblemError(500, "internal-error", "an unexpected error occurred; it was logged")
+    got = request.get(RECEIVED)
+    try:
+        if got is not None and got.kept:
+            broker = request.config_dict.get(BROKER)
+            if broker is not None:
+                await got.refuse(broker, failed, None)
+        else:
+            await refuse_without_body(request, failed)
+    except Exception as exc:  # the journal itself failing: the 500 is answered all the same
+        _log.error("refusal_not_journalled", route=route_of(request), error=type(exc).__name__)
 
 
 def _language(request: web.Request) -> str:
@@ -422,11 +441,15 @@ class Received:
     unknown exchange, an exchange not in a state to take it) is kept with the body all the same,
     read then for the record (:meth:`rest`), within the same limits."""
 
-    def __init__(self, request: web.Request) -> None:
+    def __init__(self, request: web.Request, *, kept: bool = True) -> None:
         self.request = request
         self.body = b""
         self.size = request.content_length or 0
         self.tried = False  # whether the body was read (or reading it was refused)
+        # whether a refusal keeps the body (a replay's reason and filters can name a person: no);
+        # what a 500 of this request keeps too (:func:`_failed`)
+        self.kept = kept
+        request[RECEIVED] = self
 
     async def read(
         self, limit: int, media_types: frozenset[str] = JSON, charsets: frozenset[str] = UTF8
@@ -468,6 +491,9 @@ class Received:
         """Journal the refusal ``exc`` of this request with its body (read now if it was not)."""
         await self.rest()
         await refuse(self.request, broker, exc, key, self.body, self.size)
+
+
+RECEIVED: web.RequestKey[Received] = web.RequestKey("tongban_received", Received)
 
 
 class Refused(Exception):

@@ -209,7 +209,7 @@ async def replays(request: web.Request) -> web.Response:
     one (the body, an unknown exchange, no reason, no confirmation) by :func:`journal_refusal`."""
     broker = request.app[BROKER]
     caller = await authorize(request, broker, "replay")
-    got = Received(request)
+    got = Received(request, kept=False)  # a reason and filters can name a person: size only
     data: dict[str, Any] = {}
     try:
         # read as intake reads: within the body limit, JSON, decompressed (or refused) by the edge
