@@ -584,9 +584,15 @@ def test_archive_then_verify_the_archive_alone(world: World, tmp_path: Path) -> 
     done = tongban("journal", "archive", "--older-than", "0s", str(out), "--journal", str(copy))
     assert done.returncode == 0, done.stderr
     assert "archived 5 exchanges (" in done.stdout
+    # alone it holds together but proves nothing of who wrote it (exit 3); the journal's key
+    # file proves its signature, and the journal that archived it every event it holds
     alone = tongban("journal", "verify", "--archive", str(out))
-    assert alone.returncode == 0, alone.stderr
-    assert alone.stdout.startswith(f"ok: {out}: 5 exchanges, ")
+    assert alone.returncode == 3, (alone.stdout, alone.stderr)
+    keyed = tongban("journal", "verify", "--archive", str(out), "--key-file", f"{copy}.keys")
+    assert keyed.returncode == 0, keyed.stderr
+    assert keyed.stdout.startswith(f"ok: {out}: 5 exchanges, ")
+    journalled = tongban("journal", "verify", "--archive", str(out), "--journal", str(copy))
+    assert journalled.returncode == 0, journalled.stderr
     assert search(copy) == []
     assert tongban("journal", "verify", "--journal", str(copy)).returncode == 0
     again = tongban("journal", "archive", "--older-than", "0s", str(out), "--journal", str(copy))
