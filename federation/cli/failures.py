@@ -1,7 +1,9 @@
 """How a ``tongban journal`` or ``tongban replay`` command says it cannot, or that the answer is no.
 
 Exit codes: 0 done; 1 the thing asked about is not so (no such exchange, a broken chain, a replay
-not confirmed); 2 the command cannot run as given (bad option, missing file, no confirmation possible).
+not confirmed); 2 the command cannot run as given (bad option, missing file, no confirmation possible);
+3 only ``journal verify --archive``: the archive holds together, but with no key file and no journal
+nothing proves who wrote it (``federation/cli/archives.py``).
 """
 
 from __future__ import annotations
