@@ -25,9 +25,14 @@ refused without ``~refusal`` ones, comes from the journal's stored-format mark
 tombstone events, which moves it): only a journal no marking release ever wrote (no mark) may hold
 tombstones with no record, before its first event with a row digest, and refusal rows with no
 record. A mark lowered to claim that claims nothing while an event with a full row digest (which
-only generation 3 writes) is left. A row whose last write was by a release before the full row digest
-is checked against the fewer columns that release recorded (``replay.rows.shown_matches``) until
-its next write.
+only generation 3 writes) is left. Nor does it without the chain's own word: the mark is a plain
+column, so the journal must also hold a live exchange event that only a first release can have
+written (its data in the first releases' form, ``~tb1.``, ``~tb2.`` or clear, or its row digest
+of their 32 bytes), and leniency reaches only tombstones before the last such event. Live events
+are in the signed chain: nobody without the key can add or alter one, so clearing the mark gains
+nothing in a journal a later release started, and only the first releases' part of an upgraded
+one. A row whose last write was by a release before the full row digest is checked against the
+fewer columns that release recorded (``replay.rows.shown_matches``) until its next write.
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ from replay.rows import (
     refusal_digest,
     shown_matches,
 )
-from replay.seal import ContextMissing, Seal, SealError
+from replay.seal import PREFIX, ContextMissing, Seal, SealError
 
 # What a row digest covers, as a verify failure names it: one an earlier release recorded (False),
 # or the full one (True, ``replay.rows.SHOWN``).
@@ -83,6 +88,8 @@ class Audit:
         self.refused: dict[int, tuple[int, bytes]] = {}  # refusal seq → (event seq, digest)
         self.first_digest: int | None = None  # seq of the first event carrying a row digest
         self.first_full: int | None = None  # seq of the first one carrying a full row digest
+        # seq of the last live exchange event only a first release can have written
+        self.first_era: int | None = None
         self.generation: int | None = formats.WRITES  # the stored-format mark (None: no mark)
         self._wanted = {p.seq for p in self.points}
         self._found: dict[int, bytes] = {}
@@ -131,6 +138,8 @@ class Audit:
                 )
             self.tombstoned.setdefault(xid, []).append(seq)
             return
+        if xid and kind != ARCHIVED and _first_releases(bytes(data), state):
+            self.first_era = seq
         try:
             plain = opened(self.seal, xid, kind, float(at), bytes(data), f"event {seq}")
         except ContextMissing:
@@ -187,7 +196,11 @@ class Audit:
         """Whether the journal is as the first releases left it (no stored-format mark): it may
         hold tombstones and refusal rows from before the chain recorded them. An empty chain
         is none (a journal of the first releases has events), nor one holding a full row digest,
-        which only a marking release writes (the mark was lowered: it claims nothing then)."""
+        which only a marking release writes (the mark was lowered: it claims nothing then), nor
+        one whose live events hold none a first release can have written (``_first_releases``:
+        the mark, a plain column, was cleared in a journal a later release started)."""
+        if self.first_era is None:  # nothing in the chain a first release wrote
+            return False
         return self.generation is None and self.last is not None and self.first_full is None
 
     # -- 2. the head, 3. the checkpoints ----------------------------------------------------------
@@ -277,7 +290,8 @@ class Audit:
         where = f"exchange {named(xid)}"
         first = self.first_digest
         if xid not in self.marked:
-            if self.first_release and first is not None and seqs[-1] < first:
+            era = self.first_era
+            if self.first_release and first is not None and seqs[-1] < min(first, era or 0):
                 return  # archived by a first release, which kept no record
             self._fail(
                 f"event {seqs[0]} is marked archived, but the chain has no record of archiving "
@@ -339,3 +353,14 @@ class Audit:
     def result(self) -> tuple[int, Break | None]:
         """The number of events checked and the first problem (None: everything holds)."""
         return self.count, self.broken
+
+
+FIRST_DIGEST = 32  # the bytes of a row digest as the first releases recorded it
+
+
+def _first_releases(data: bytes, state: Any) -> bool:
+    """Whether a live exchange event can only have been written by a first release (no mark):
+    its data not sealed as every marking release seals (``~tb3.``; the first releases wrote
+    ``~tb1.``, ``~tb2.`` or, unkeyed, clear), or its row digest of their 32 bytes. Both are in the
+    chain's hash: a database edit cannot make a later release's event look so."""
+    return not data.startswith(PREFIX) or (state is not None and len(bytes(state)) == FIRST_DIGEST)

@@ -59,6 +59,12 @@ READS = range(1, WRITES + 1)  # the generations it reads
 def check(stored: int | None, where: str) -> None:
     """Refuse the journal at ``where``, marked ``stored`` (None: no mark, the first generation),
     when a later release wrote it."""
+    if stored is not None and (not isinstance(stored, int) or isinstance(stored, bool)):
+        raise JournalUnavailable(
+            f"journal {where}: its stored-format mark (chain_head.format) is not a whole number: "
+            "it was altered outside tongban. Nothing was read or changed; restore the journal "
+            "from a backup (see docs/operations.md, Upgrade)"
+        )
     generation = 1 if stored is None else stored
     if generation > WRITES:
         raise JournalUnavailable(
