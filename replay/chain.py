@@ -286,25 +286,10 @@ def verify(
                 return count, Break(seq=seq_i, exchange_id=xid, kind=kind_s, reason=reason), prev
             prev, expected_seq = bytes(stored), seq_i
             continue
-        actual = link(
-            prev,
-            seq_i,
-            xid,
-            float(at),
-            kind_s,
-            bytes(data),
-            None if state is None else bytes(state),
-        )
+        state_b = None if state is None else bytes(state)
+        actual = link(prev, seq_i, xid, float(at), kind_s, bytes(data), state_b)
         if actual != bytes(stored):
-            return (
-                count,
-                Break(
-                    seq=seq_i,
-                    exchange_id=xid,
-                    kind=kind_s,
-                    reason="its content or the chain before it was altered (hash does not match)",
-                ),
-                prev,
-            )
+            reason = "its content or the chain before it was altered (hash does not match)"
+            return count, Break(seq=seq_i, exchange_id=xid, kind=kind_s, reason=reason), prev
         prev, expected_seq = actual, seq_i
     return count, None, prev

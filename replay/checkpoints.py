@@ -37,6 +37,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -412,6 +413,17 @@ class Timer:
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped = False
+
+    @classmethod
+    def of(cls, journal: Any, cadence: Cadence, clock: Callable[[], float]) -> Timer:
+        """The timer of ``journal``: it writes through ``journal.checkpoints`` as they are when
+        a checkpoint is due (a rekey gives the journal new ones), in a thread (a file's write)."""
+
+        async def write(point: tuple[int, bytes], now: float) -> None:
+            seq, head = point
+            await asyncio.to_thread(journal.checkpoints.write, seq, head, now)
+
+        return cls(cadence, write, clock=clock)
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Owed checkpoints are written on ``loop`` from now on (until ``stop``)."""

@@ -38,7 +38,7 @@ from replay import sets as mapping_sets
 from replay.archive import ArchiveWriter
 from replay.audit import Audit
 from replay.chain import Break, ChainBroken
-from replay.checkpoints import Cadence, Checkpoints
+from replay.checkpoints import Cadence, Checkpoints, Timer
 from replay.instances import Instance
 from replay.journal import AuditEntry, Query, Refusal, TrailQuery
 from replay.keys import KeyPlace, from_environment
@@ -79,6 +79,7 @@ class PostgresJournal(Notifications):
         self.sets = MappingSets()  # the mapping sets this process has read or written
         self.checkpoints = Checkpoints(self.keys.checkpoints, self.seal)
         self._cadence = Cadence(checkpoint_every)
+        self._timer = Timer.of(self, self._cadence, clock)  # an idle journal's owed checkpoint
         self.schema = schema
         self._clock = clock
         self._pool_size = pool_size
@@ -131,6 +132,7 @@ class PostgresJournal(Notifications):
         except BaseException:
             await self.close()
             raise
+        self._timer.start(asyncio.get_running_loop())
         self._queue = asyncio.Queue()
         self._writer = asyncio.create_task(self._write_loop(self._queue), name=f"{self!r} writer")
 
@@ -164,6 +166,8 @@ class PostgresJournal(Notifications):
         if point is not None:
             with contextlib.suppress(OSError):  # best effort: verify tells what one leaves unproven
                 await asyncio.to_thread(self.checkpoints.write, *point, now)
+        elif not closing:  # owed: written when due, however idle
+            self._timer.owed()
 
     async def migrate(self) -> list[str]:
         """Apply pending migrations (``tongban journal migrate``); the files applied, in order."""
@@ -186,6 +190,7 @@ class PostgresJournal(Notifications):
             await conn.close()
 
     async def close(self) -> None:
+        await self._timer.stop()
         queue, self._queue = self._queue, None
         writer, self._writer = self._writer, None
         if queue is not None and writer is not None:

@@ -37,7 +37,7 @@ from federation.domain.models import Event, Exchange, NewExchange, StateChange
 from replay import formats, instances, refs, rekey, rows, rules, sessions, sqlitesql, tally, trail
 from replay import sets as mapping_sets
 from replay.chain import Chain, ChainBroken, HeadBroken
-from replay.checkpoints import Cadence, Checkpoints, rolled_back
+from replay.checkpoints import Cadence, Checkpoints, Timer, rolled_back
 from replay.dbthread import DbThread
 from replay.instances import Instance
 from replay.journal import AuditEntry, Query, Refusal, TrailQuery
@@ -108,6 +108,7 @@ class SQLiteJournal(SQLiteAdmin):
         self.sets = MappingSets()  # the mapping sets this process has read or written
         self.checkpoints = Checkpoints(self.keys.checkpoints, self.seal)
         self._cadence = Cadence(checkpoint_every)
+        self._timer = Timer.of(self, self._cadence, clock)  # an idle journal's owed checkpoint
         self._mark = formats.Mark()  # the stored-format mark (replay/formats.py)
 
     def __repr__(self) -> str:
@@ -142,6 +143,7 @@ class SQLiteJournal(SQLiteAdmin):
             translate=self._translate,
         )
         await asyncio.to_thread(self._reader.start_and_wait)
+        self._timer.start(loop)
         try:
             await self._use_keys()
             await self._check_end()
@@ -226,8 +228,11 @@ class SQLiteJournal(SQLiteAdmin):
         point = self._cadence.due(self._chain.commit(), now)
         if point is not None:
             self.checkpoints.write(*point, now)
+        elif self._cadence.wait(now) is not None:  # owed: written when due, however idle
+            self._timer.owed_threadsafe()
 
     async def close(self) -> None:
+        await self._timer.stop()
         writer = self._writer
         for thread in (self._reader, self._writer):
             if thread is not None and thread.is_alive():

@@ -79,26 +79,7 @@ def load_catalogue(
             if service.mapping not in cache:  # a file two services use warns once
                 problems.extend(w for w in compiled.warnings if w not in problems)
             cache[service.mapping] = compiled
-            for declared, actual, what in (
-                (compiled.partner, service.inbound_from or partner.id, "partner"),
-                (compiled.service, service.code, "service"),
-            ):
-                if declared is not None and declared != actual:
-                    problems.append(
-                        Problem(
-                            text=said(
-                                "mapping declares %(what)s %(declared)r but partners.yaml uses it "
-                                "for %(partner)s / %(service)s",
-                                what=what,
-                                declared=declared,
-                                partner=partner.id,
-                                service=service.code,
-                            ),
-                            path=what,
-                            file=display,
-                            line=1,
-                        )
-                    )
+            problems.extend(_declared(compiled, partner, service, display))
             mappings[(partner.id, service.code)] = compiled
             problems.extend(_check_protocol_tree(partner, service.code, compiled))
             if service.schema is not None:
@@ -110,6 +91,28 @@ def load_catalogue(
     if errors:
         raise ConfigError(problems)
     return Catalogue(config=config, mappings=mappings, schemas=schemas, warnings=tuple(problems))
+
+
+def _declared(
+    compiled: CompiledMapping, partner: Partner, service: Service, display: str
+) -> list[Problem]:
+    """A mapping that declares a partner or service other than the one partners.yaml uses it for."""
+    out: list[Problem] = []
+    for declared, actual, what in (
+        (compiled.partner, service.inbound_from or partner.id, "partner"),
+        (compiled.service, service.code, "service"),
+    ):
+        if declared is not None and declared != actual:
+            text = said(
+                "mapping declares %(what)s %(declared)r but partners.yaml uses it "
+                "for %(partner)s / %(service)s",
+                what=what,
+                declared=declared,
+                partner=partner.id,
+                service=service.code,
+            )
+            out.append(Problem(text=text, path=what, file=display, line=1))
+    return out
 
 
 # What a service item's settings ask of its mapping's sections, when the mapping lacks them.

@@ -12,8 +12,6 @@ import threading
 import time
 from typing import Any
 
-import pytest
-
 from federation.domain.ids import new_id
 from federation.domain.models import Direction, NewExchange
 from replay.checkpoints import Cadence, Timer
@@ -169,12 +167,6 @@ def new(i: int) -> NewExchange:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the SQLite and PostgreSQL journals do not drive checkpoints.Timer yet "
-    "(replay/sqlite.py, replay/postgres.py: start it at open, owed() after a commit that wrote "
-    "no checkpoint, stop() at close)",
-)
 async def test_an_idle_journal_checkpoints_its_last_head(where: Store) -> None:
     """A burst of three commits within a second of each other, then nothing: the checkpoints
     come to record the last one's head before the journal closes (waited for, not timed)."""
