@@ -253,7 +253,8 @@ def verify(
     """Walk (seq, exchange_id, at, kind, data, hash, archived, state) rows in seq order.
 
     An archived event (a tombstone: its content is in an archive file) cannot be recomputed here;
-    its stored hash carries the chain on, ``verify_archive`` checks the content, and
+    its stored hash carries the chain on, the archive's check under the journal's key or against
+    the journal (``replay/archive.py``) proves the content, and
     ``replay.audit`` checks that the chain recorded archiving it (its ``~archived`` record). A
     column not of its type (SQLite keeps any value anywhere) is a break at that event.
 
