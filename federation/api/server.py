@@ -11,13 +11,13 @@ import ssl
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from federation.api.app import create_app
 from federation.api.net import start_site
 from federation.domain.errors import ConfigError
 from federation.logging import get_logger, loop_exception_handler
-from federation.runtime import heap
+from federation.runtime import heap, siblings
 from federation.runtime.broker import Broker
 from federation.runtime.shutdown import DRAIN, Deadline
 from federation.runtime.systemd import SystemdNotifier
@@ -45,8 +45,9 @@ async def running_broker(
     linger: float = 0.0,
 ) -> AsyncIterator[tuple[Broker, str]]:
     """A broker with its HTTP API listening (on ``sock`` when given: a socket its parent bound);
-    yields the broker and its base URL. At the end it stops accepting, then gives connections
-    accepted just before ``linger`` seconds to send their request before the rest is closed."""
+    yields the broker and its base URL. At the end it stops accepting and answers every request
+    with ``Connection: close``; connections still open get up to ``linger`` seconds to send
+    their request and be answered before the rest is closed (:func:`_stop_serving`)."""
     broker = Broker(
         root=root,
         search_key=functools.cache(lambda: load_key(key_path(journal_path))),
@@ -58,9 +59,13 @@ async def running_broker(
         status_poll_every=status_poll_every,
     )
     async with broker.open():
+        _refuse_another_version(broker.config_version)
+        app = create_app(broker)
+        closing = Closing()
+        app.on_response_prepare.append(closing.mark)
         runner: web.AppRunner
         runner, url = await start_site(
-            create_app(broker),
+            app,
             host,
             port,
             ssl_context=ssl_context,
@@ -71,24 +76,67 @@ async def running_broker(
         try:
             yield broker, url
         finally:
-            await _stop_serving(runner, linger)
+            await _stop_serving(runner, closing, linger)
 
 
-async def _stop_serving(runner: web.AppRunner, linger: float) -> None:
-    """Stop accepting, wait ``linger``, then close. aiohttp closes at once every connection that
-    has no request in progress, so a client whose connection was accepted a moment before the
-    stop, but whose request had not arrived yet, was cut off ("server disconnected") on every
-    rolling restart of `serve --workers N` under load."""
-    if linger > 0:
+class WrongVersion(SystemExit):
+    """A replacement worker found another configuration than the one in force: it exits (2)."""
+
+
+def _refuse_another_version(version: str) -> None:
+    """A worker replacing one that exited must run the configuration in force, not the files as
+    they are now (``federation/runtime/siblings.py``): refused before it listens."""
+    required = siblings.version_in_force()
+    if required is not None and version != required:
+        get_logger(component="server").error(
+            "worker_config_not_in_force", version=version, in_force=required
+        )
+        raise WrongVersion(2)
+
+
+class Closing:
+    """Once the stop has begun, every answer says ``Connection: close``: the client sends its next
+    request on a new connection, which a running worker (or the successor) accepts."""
+
+    def __init__(self) -> None:
+        self.begun = False
+
+    async def mark(self, _request: web.BaseRequest, response: web.StreamResponse) -> None:
+        if self.begun:  # aiohttp has written the Connection header already by this hook
+            response.force_close()
+            response.headers[hdrs.CONNECTION] = "close"
+
+
+async def _stop_serving(
+    runner: web.AppRunner, closing: Closing, grace: float, *, poll: float = 0.05
+) -> None:
+    """Stop accepting, answer with ``Connection: close`` from now on, wait until every open
+    connection has closed or ``grace`` seconds have passed, then close what is left.
+
+    aiohttp alone closes at once every connection with no request in progress, among them
+    keep-alive connections a client is writing its next request into ("server disconnected",
+    "connection reset") and connections accepted a moment before the stop whose request had
+    not arrived: both were cut on every rolling restart of `serve --workers N` under load. Now a
+    request arriving on an open connection during the grace is answered, and its connection
+    then closed; a connection that stays idle is closed at the end of the grace."""
+    closing.begun = True
+    if grace > 0:
         for site in list(runner.sites):
             await site.stop()
-        await asyncio.sleep(linger)
+        loop = asyncio.get_running_loop()
+        end = loop.time() + grace
+        while runner.server is not None and runner.server.connections:
+            left = end - loop.time()
+            if left <= 0:
+                break
+            await asyncio.sleep(min(poll, left))
     await runner.cleanup()
 
 
 _reloads: set[asyncio.Task[None]] = set()
-# What serve gives connections accepted just before it stops (part of the drain's deadline).
-LINGER = 0.5
+# How long serve's stop waits for open connections to send a request and close (less, once they
+# have all closed): part of the drain's deadline (DRAIN, --drain-timeout).
+LINGER = 5.0
 
 
 def _spawn_reload(broker: Broker) -> None:
@@ -135,6 +183,8 @@ async def serve_forever(*, drain: float = DRAIN, **kwargs: object) -> None:
                 journal=journal_shown(kwargs.get("journal_path")),
                 frozen_objects=frozen,
             )
+            if siblings.parent() is not None:  # the parent keeps the version each worker runs
+                print(f"{siblings.VERSION_LINE}{broker.config_version}", flush=True)
             print(f"tongban listening on {url}", flush=True)
             systemd.ready(f"listening on {url}")
             async with systemd.watchdog(broker.journal.ping):

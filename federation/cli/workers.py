@@ -20,7 +20,9 @@ is stopped, which loads partners.yaml and the mappings anew (a new worker that c
 on an invalid catalogue, is reported and the old ones keep running). A worker that reloads on its
 own (``POST /v1/admin/reload``, the console) sends its parent that SIGHUP, so the reload reaches
 every worker (``federation/runtime/siblings.py``). A worker that exits on its
-own is started again; if the parent is killed, its workers are sent ``SIGTERM``.
+own is started again on the configuration version it ran (not the files as they are now); while
+that cannot start, the other workers serve alone and the parent tries again, waiting longer each
+time (``Supervisor._fill_empty``). If the parent is killed, its workers are sent ``SIGTERM``.
 
 Metrics add up over the workers (a scrape of ``/metrics`` reaches one of them at random): the parent
 makes a private directory (mode 0700) for prometheus-client's multiprocess mode and names it to
@@ -46,6 +48,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from prometheus_client.multiprocess import mark_process_dead
 
@@ -55,12 +58,14 @@ from federation.domain.errors import ConfigError, Problem
 from federation.domain.texts import said
 from federation.logging import get_logger, loop_exception_handler
 from federation.runtime.metrics import MULTIPROC_ENV
-from federation.runtime.siblings import PARENT_ENV
+from federation.runtime.siblings import CONFIG_ENV, PARENT_ENV, VERSION_LINE
 from replay.factory import key_path, open_journal
 from replay.refs import load_key
 
 START_TIMEOUT = 120.0  # seconds for a new worker to load the catalogue and listen
 STOP_TIMEOUT = 90.0  # seconds for a stopping worker to drain before it is killed
+RETRY_FIRST = 1.0  # seconds before an empty slot is tried again, doubled at each failure
+RETRY_MAX = 60.0
 _PR_SET_PDEATHSIG = 1
 
 
@@ -83,9 +88,11 @@ class Supervisor:
     args: Sequence[str]  # `tongban serve` options of each worker (no --workers, no --listen-fd)
     url: str
     metrics_dir: str  # the workers' prometheus-client multiprocess directory
-    _workers: list[asyncio.subprocess.Process] = field(default_factory=list)
+    _workers: list[asyncio.subprocess.Process | None] = field(default_factory=list)
+    _versions: list[str] = field(default_factory=list)  # the configuration each slot runs
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _roll: asyncio.Event = field(default_factory=asyncio.Event)
+    _retry_in: float = 0.0  # seconds before an empty slot is tried again (0: at once)
     _last_exit: float = float("-inf")
 
     async def run(self) -> int:
@@ -97,77 +104,130 @@ class Supervisor:
             loop.add_signal_handler(sig, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, self._roll.set)
         started = await asyncio.gather(*(self._spawn(i) for i in range(len(self.socks))))
-        self._workers = [w for w in started if w is not None]
-        if len(self._workers) < len(self.socks):
+        self._workers = [w[0] if w else None for w in started]
+        self._versions = [w[1] if w else "" for w in started]
+        if None in self._workers:
             await self._stop_all()
             return 2
-        log.info("workers_started", workers=len(self.socks), pids=[w.pid for w in self._workers])
+        log.info("workers_started", workers=len(self.socks), pids=self._pids())
         print(f"tongban listening on {self.url}", flush=True)
         while not self._stop.is_set():
             await self._watch()
-        log.info("workers_stopping", workers=len(self._workers))
+        log.info("workers_stopping", workers=len(self._pids()))
         await self._stop_all()
         return 0
 
+    def _pids(self) -> list[int]:
+        return [w.pid for w in self._workers if w is not None]
+
     async def _watch(self) -> None:
-        """Wait for a stop, a restart request or a worker's exit, and handle it."""
-        exits = {asyncio.ensure_future(w.wait()): w for w in self._workers}
+        """Wait for a stop, a restart request, a worker's exit or the time to start one again in
+        an empty slot, and handle it."""
+        exits = {asyncio.ensure_future(w.wait()): w for w in self._workers if w is not None}
         stop = asyncio.ensure_future(self._stop.wait())
         roll = asyncio.ensure_future(self._roll.wait())
-        done, _ = await asyncio.wait([*exits, stop, roll], return_when=asyncio.FIRST_COMPLETED)
-        for task in [*exits, stop, roll]:
+        waits: list[asyncio.Future[Any]] = [*exits, stop, roll]
+        if self._retry_in > 0:
+            waits.append(asyncio.ensure_future(asyncio.sleep(self._retry_in)))
+        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in waits:
             if task not in done:
                 task.cancel()
         if self._stop.is_set():
             return
-        for task in done:
-            gone = exits.get(task)
-            if gone is not None:
-                await self._replace_dead(gone)
+        gone = [exits[task] for task in done if task in exits]
+        for worker in gone:
+            self._exited(worker)
         if self._roll.is_set():
             self._roll.clear()
             await self._restart_one_by_one()
+        elif not (gone and self._retry_in > 0):  # else the wait before the next try first
+            await self._fill_empty()
 
-    async def _replace_dead(self, gone: asyncio.subprocess.Process) -> None:
-        """A worker exited on its own: start another on its socket at once (connections the
-        kernel queues there meanwhile wait for it); a second exit within a minute waits a second
-        first, so that a worker that cannot run does not spin."""
-        log = get_logger(component="workers")
-        log.warning("worker_exited", pid=gone.pid, status=gone.returncode)
+    def _exited(self, gone: asyncio.subprocess.Process) -> None:
+        """A worker exited on its own: its slot is empty until a new one starts in it, at once;
+        a second exit within a minute waits RETRY_FIRST first, so that a worker that cannot run
+        does not spin."""
+        get_logger(component="workers").warning(
+            "worker_exited", pid=gone.pid, status=gone.returncode
+        )
         self._gone(gone)
+        self._workers[self._workers.index(gone)] = None
         now = asyncio.get_running_loop().time()
         if now - self._last_exit < 60:
-            await asyncio.sleep(1.0)
+            self._retry_in = max(self._retry_in, RETRY_FIRST)
         self._last_exit = now
-        index = self._workers.index(gone)
-        new = await self._spawn(index)
-        if new is None:
-            log.error("worker_not_restarted", pid=gone.pid)
-            self._stop.set()  # its socket would queue connections nobody takes
+
+    async def _fill_empty(self) -> None:
+        """Start a worker in each empty slot, on the configuration its predecessor ran (not the
+        files as they are now: a half-edited partners.yaml, or one not yet reloaded). One that
+        cannot start leaves its slot empty, the other workers serving, and is tried again after
+        a wait that doubles up to RETRY_MAX: one crash costs at most one worker. The connections
+        the kernel queues on an empty slot's socket wait for its next worker."""
+        log = get_logger(component="workers")
+        for index, current in enumerate(self._workers):
+            if current is not None or self._stop.is_set():
+                continue
+            started = await self._spawn(index, self._versions[index])
+            if started is None:
+                self._vacate(index)
+                self._retry_in = min(max(self._retry_in * 2, RETRY_FIRST), RETRY_MAX)
+                log.error(
+                    "worker_not_restarted",
+                    slot=index,
+                    retry_in=self._retry_in,
+                    serving=len(self._pids()),
+                    version=self._versions[index],
+                )
+                return
+            self._workers[index] = started[0]
+            log.info("worker_restarted", pid=started[0].pid, slot=index)
+        self._retry_in = 0.0
+
+    def _vacate(self, slot: int) -> None:
+        """No worker takes the connections of an empty slot: its socket leaves the port, so the
+        kernel sends new ones to the workers serving (those it had queued there are reset). The
+        slot's next worker gets a new socket, bound but listening only once that worker starts
+        to (asyncio listens on a socket it serves), so a try that fails holds no connection."""
+        old = self.socks[slot]
+        try:
+            self.socks[slot] = _bound_like(old)
+        except OSError:
+            get_logger(component="workers").exception("worker_slot_not_rebound", slot=slot)
             return
-        self._workers[index] = new
-        log.info("worker_restarted", pid=new.pid, replaces=gone.pid)
+        old.close()
 
     async def _restart_one_by_one(self) -> None:
-        """SIGHUP: each worker in turn replaced by a new one, started before the old one stops."""
+        """SIGHUP: each worker in turn replaced by a new one, started before the old one stops;
+        an empty slot gets a new one. The new ones load the files anew."""
         log = get_logger(component="workers")
         for index, old in enumerate(list(self._workers)):
             if self._stop.is_set():
                 return
-            new = await self._spawn(index)
-            if new is None:
-                log.error("worker_restart_refused", keeps=old.pid)
+            started = await self._spawn(index)
+            if started is None:
+                log.error("worker_restart_refused", keeps=self._pids())
                 return
-            self._workers[index] = new
-            await _terminate(old)
-            self._gone(old)
-            log.info("worker_replaced", pid=new.pid, replaces=old.pid, status=old.returncode)
-        log.info("workers_restarted", pids=[w.pid for w in self._workers])
+            self._workers[index], self._versions[index] = started
+            if old is not None:
+                await _terminate(old)
+                self._gone(old)
+                log.info(
+                    "worker_replaced", pid=started[0].pid, replaces=old.pid, status=old.returncode
+                )
+        self._retry_in = 0.0
+        log.info("workers_restarted", pids=self._pids())
 
-    async def _spawn(self, slot: int) -> asyncio.subprocess.Process | None:
-        """A new worker on the socket of ``slot``, once it listens (None if it did not start)."""
+    async def _spawn(
+        self, slot: int, version: str | None = None
+    ) -> tuple[asyncio.subprocess.Process, str] | None:
+        """A new worker on the socket of ``slot`` and the configuration version it runs, once it
+        listens (None if it did not start). With ``version``, it runs that one or none."""
         fd = self.socks[slot].fileno()
         env = {**os.environ, MULTIPROC_ENV: self.metrics_dir, PARENT_ENV: str(os.getpid())}
+        env.pop(CONFIG_ENV, None)
+        if version:
+            env[CONFIG_ENV] = version
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -181,27 +241,53 @@ class Supervisor:
             env=env,
             preexec_fn=_die_with_parent,
         )
-        assert proc.stdout is not None
-        try:
-            line = await asyncio.wait_for(proc.stdout.readline(), START_TIMEOUT)
-        except TimeoutError:
-            line = b""
-        if not line.startswith(b"tongban listening on "):
+        runs = await _started(proc)
+        if runs is None:
             await _terminate(proc)
             self._gone(proc)
             get_logger(component="workers").error("worker_did_not_start", status=proc.returncode)
             return None
-        return proc
+        return proc, runs
 
     async def _stop_all(self) -> None:
-        await asyncio.gather(*(_terminate(w) for w in self._workers))
-        for worker in self._workers:
+        running = [w for w in self._workers if w is not None]
+        await asyncio.gather(*(_terminate(w) for w in running))
+        for worker in running:
             self._gone(worker)
 
     def _gone(self, proc: asyncio.subprocess.Process) -> None:
         """A worker has exited: its live gauges leave the sum (its counters stay, so totals
         never go backwards)."""
         mark_process_dead(proc.pid, self.metrics_dir)  # type: ignore[no-untyped-call]
+
+
+def _bound_like(sock: socket.socket) -> socket.socket:
+    """A new socket bound where ``sock`` is, beside the others on the port, not listening yet."""
+    new = socket.socket(sock.family, socket.SOCK_STREAM)
+    try:
+        new.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        new.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        new.bind(sock.getsockname())
+    except OSError:
+        new.close()
+        raise
+    return new
+
+
+async def _started(proc: asyncio.subprocess.Process) -> str | None:
+    """The configuration version a new worker runs, once it says it listens (None: it did not
+    start within START_TIMEOUT)."""
+    assert proc.stdout is not None
+    version = ""
+    try:
+        async with asyncio.timeout(START_TIMEOUT):
+            line = await proc.stdout.readline()
+            if line.startswith(VERSION_LINE.encode()):
+                version = line.decode().removeprefix(VERSION_LINE).strip()
+                line = await proc.stdout.readline()
+    except TimeoutError:
+        return None
+    return version if line.startswith(b"tongban listening on ") else None
 
 
 async def _terminate(proc: asyncio.subprocess.Process) -> None:
