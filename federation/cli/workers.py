@@ -114,6 +114,8 @@ class Supervisor:
         while not self._stop.is_set():
             await self._watch()
         log.info("workers_stopping", workers=len(self._pids()))
+        for sock in self.socks:  # the port closes with the workers' listeners: a client that
+            sock.close()  # connects meanwhile is refused, not queued where nobody accepts
         await self._stop_all()
         return 0
 

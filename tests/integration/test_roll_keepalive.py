@@ -12,9 +12,14 @@ already open, and closes a connection left idle at the end of its grace.
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
 from pathlib import Path
 
+import pytest
+
 from federation.api.server import running_broker
+from tests.acceptance.conftest import Proc, procs, serve  # noqa: F401 (procs: a fixture)
 from tests.waiting import wait_until
 
 KEEP_ALIVE = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
@@ -131,3 +136,55 @@ async def test_a_request_in_progress_when_the_stop_begins_is_answered_with_close
     assert await reader.read() == b""
     writer.close()
     await wait_until(lambda: broker.task.done(), what="the stop finished", timeout=60)
+
+
+@pytest.mark.slow
+async def test_at_sigterm_the_port_refuses_while_the_workers_drain(
+    make_config,
+    tmp_path: Path,
+    procs: list[Proc],  # noqa: F811
+) -> None:
+    """`serve --workers 2` stopping: while the workers still drain (keep-alive connections held
+    open keep them in their grace, and requests on those are answered), a client that connects is
+    refused at once. Before, the parent held the listening sockets to the end: the connection was
+    queued where no worker would accept it, then reset when the parent closed them (clients told
+    Connection: close met that reset)."""
+    root = make_config()
+    sim = Proc("simulate", "--config", str(root), "--partner", "hk", log=tmp_path / "sim.log")
+    procs.append(sim)
+    parent = serve(
+        root,
+        tmp_path / "w.sqlite",
+        json.loads(sim.first_line)["hk"],
+        tmp_path / "parent.log",
+        "--workers",
+        "2",
+    )
+    procs.append(parent)
+    host, port = parent.first_line.rsplit("/", 1)[1].rsplit(":", 1)
+    held: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    for _ in range(8):  # keep-alive connections to both workers (the kernel spreads them)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(KEEP_ALIVE)
+        await answer(reader)
+        held.append((reader, writer))
+    parent.popen.send_signal(signal.SIGTERM)
+
+    async def refused() -> bool:
+        try:
+            _, writer = await asyncio.open_connection(host, int(port))
+        except ConnectionRefusedError:
+            return True
+        writer.close()
+        return False
+
+    while not await refused():
+        await asyncio.sleep(0.02)
+    # refused while the workers still drain: the requests on the connections held are answered
+    for reader, writer in held:
+        writer.write(KEEP_ALIVE)
+        status, headers = await answer(reader)
+        assert status.startswith(b"HTTP/1.1 200")
+        assert headers.get("connection", "").lower() == "close"
+        writer.close()
+    assert await asyncio.to_thread(parent.popen.wait, 60) == 0
