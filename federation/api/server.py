@@ -19,6 +19,8 @@ from federation.domain.errors import ConfigError
 from federation.logging import get_logger, loop_exception_handler
 from federation.runtime import heap, siblings
 from federation.runtime.broker import Broker
+from federation.runtime.catalogue import load_catalogue
+from federation.runtime.metrics import config_version
 from federation.runtime.shutdown import DRAIN, Deadline
 from federation.runtime.systemd import SystemdNotifier
 from replay.factory import key_path, open_journal
@@ -48,6 +50,7 @@ async def running_broker(
     yields the broker and its base URL. At the end it stops accepting and answers every request
     with ``Connection: close``; connections still open get up to ``linger`` seconds to send
     their request and be answered before the rest is closed (:func:`_stop_serving`)."""
+    await _check_version_on_disk(root, endpoints, inbound_keys)
     broker = Broker(
         root=root,
         search_key=functools.cache(lambda: load_key(key_path(journal_path))),
@@ -81,6 +84,21 @@ async def running_broker(
 
 class WrongVersion(SystemExit):
     """A replacement worker found another configuration than the one in force: it exits (2)."""
+
+
+async def _check_version_on_disk(
+    root: Path, endpoints: Mapping[str, str] | None, inbound_keys: Mapping[str, str] | None
+) -> None:
+    """A replacement worker checks the files' version before its broker starts anything (its
+    delivery worker would claim work on the first poll); checked again once it has loaded them."""
+    if siblings.version_in_force() is None:
+        return
+
+    def version() -> str:
+        catalogue = load_catalogue(root, endpoints=endpoints, inbound_keys=inbound_keys)
+        return config_version(root, catalogue)
+
+    _refuse_another_version(await asyncio.to_thread(version))
 
 
 def _refuse_another_version(version: str) -> None:
