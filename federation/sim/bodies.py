@@ -105,3 +105,17 @@ def behaviour_of(cls: type[_T], data: Any) -> _T:
             raise ValueError("fail_status: expected an HTTP status from 200 to 599")
         given[f.name] = value
     return cls(**given)
+
+
+async def behaviour_from(request: web.Request, cls: type[_T]) -> _T | web.Response:
+    """The behaviour a ``/_sim/behaviour`` request sets (see :func:`behaviour_of`), or the
+    answer that refuses it: 400 (closing) for a body that cannot be read or is not JSON, 422
+    for one that is no behaviour of ``cls``."""
+    try:
+        data = await json_of(request)
+    except Unreadable as exc:
+        return closing(web.json_response({"detail": str(exc)}, status=400))
+    try:
+        return behaviour_of(cls, data)
+    except ValueError as exc:
+        return web.json_response({"detail": str(exc)}, status=422)

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from federation.api.net import start_site
 from federation.config import LOCAL, Partner
-from federation.sim.bodies import Unreadable, behaviour_of, body_of, closing, json_of
+from federation.sim.bodies import Unreadable, behaviour_from, body_of, closing, json_of
 from federation.sim.soap import SoapPartnerSimulator
 
 SIM_LIMIT = 4 * 1024 * 1024
@@ -222,14 +222,10 @@ class PartnerSimulator:
         return web.json_response(body)
 
     async def _set_behaviour(self, request: web.Request) -> web.Response:
-        try:
-            data = await json_of(request)
-        except Unreadable as exc:
-            return closing(web.json_response({"detail": str(exc)}, status=400))
-        try:
-            self.behaviour = behaviour_of(Behaviour, data)
-        except ValueError as exc:
-            return web.json_response({"detail": str(exc)}, status=422)
+        found = await behaviour_from(request, Behaviour)
+        if isinstance(found, web.Response):
+            return found
+        self.behaviour = found
         return web.json_response(asdict(self.behaviour))
 
 

@@ -43,7 +43,7 @@ from adapters.wsdl import Operation, compile_operation
 from adapters.xsdtypes import INTEGER_TYPES, escape
 from federation.api.net import start_site
 from federation.config import Partner
-from federation.sim.bodies import Unreadable, behaviour_of, body_of, closing, json_of
+from federation.sim.bodies import Unreadable, behaviour_from, body_of, closing
 
 SIM_LIMIT = 4 * 1024 * 1024
 
@@ -415,14 +415,10 @@ class SoapPartnerSimulator:
         return web.json_response(body)
 
     async def _set_behaviour(self, request: web.Request) -> web.Response:
-        try:
-            data = await json_of(request)
-        except Unreadable as exc:
-            return closing(web.json_response({"detail": str(exc)}, status=400))
-        try:
-            self.behaviour = behaviour_of(SoapBehaviour, data)
-        except ValueError as exc:
-            return web.json_response({"detail": str(exc)}, status=422)
+        found = await behaviour_from(request, SoapBehaviour)
+        if isinstance(found, web.Response):
+            return found
+        self.behaviour = found
         return web.json_response(asdict(self.behaviour))
 
 
