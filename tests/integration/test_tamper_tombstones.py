@@ -16,35 +16,19 @@ from typing import Any
 
 import pytest
 
-from federation.domain.ids import new_id
-from federation.domain.models import Direction, Event, NewExchange, State, StateChange
+from federation.domain.models import Event, State, StateChange
 from replay import rows
 from replay.journal import AuditEntry, Refusal
 from replay.memory import InMemoryJournal
 from tests.integration.pg import Store
+from tests.integration.test_journal_tamper import NOW, new
 
-NOW = 1_790_000_000.0
 ERASED = "erased outside tongban"
 CLOCK = [NOW]  # the journals' time: an exchange's writes happen at its own time
 
 
 def tick() -> float:
     return CLOCK[0]
-
-
-def new(i: int) -> NewExchange:
-    """The i-th application."""
-    return NewExchange(
-        id=new_id(NOW + i),
-        direction=Direction.OUTBOUND,
-        source="gd-portal",
-        target="hk",
-        service="TD-VL-RENEW",
-        idempotency_key=f"k{i}",
-        request_hash="sha256:x",
-        application={"applicant": {"name": "陳大文", "hkid": "A123456(3)"}, "n": i},
-        received_at=NOW + i,
-    )
 
 
 async def delivered(j: Any, i: int) -> str:
