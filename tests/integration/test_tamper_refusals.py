@@ -16,7 +16,13 @@ import pytest
 
 from replay import rows
 from tests.integration.pg import Store
-from tests.integration.test_tamper_tombstones import _first_digest, delivered, tick, traffic
+from tests.integration.test_tamper_tombstones import (
+    _first_digest,
+    delivered,
+    tick,
+    traffic,
+    verify,
+)
 
 COLUMNS = "at, remote, method, path, status, problem, detail, idempotency_key, body, body_bytes"
 FORGED = (1_796_000_000.0, "203.0.113.9", "POST", "/v1/exchanges", 400, "invalid-request")
@@ -43,16 +49,6 @@ async def written(where: Store, step: Any) -> None:
         await step(j)
     finally:
         await j.close()
-
-
-async def verify(where: Store) -> str | None:
-    j = where.journal(clock=tick)
-    await j.open()
-    try:
-        _, broken = await j.verify()
-    finally:
-        await j.close()
-    return None if broken is None else str(broken)
 
 
 async def test_a_refusal_added_to_a_journal_that_refused_nothing_is_found(where: Store) -> None:
