@@ -19,6 +19,21 @@ from tests.integration.pg import PgSchema, SQLiteFile, Store
 NOW = 1_790_000_000.0
 
 
+def application(i: int, base: float = NOW, *, fixed_id: bool = False) -> NewExchange:
+    """The i-th application, received at ``base + i``; its id follows i when ``fixed_id``."""
+    return NewExchange(
+        id=f"01KZZZZZZZ{i:016d}" if fixed_id else new_id(base + i),
+        direction=Direction.OUTBOUND,
+        source="gd-portal",
+        target="hk",
+        service="TD-VL-RENEW",
+        idempotency_key=f"k{i}",
+        request_hash="sha256:x",
+        application={"applicant": {"name": "陳大文"}, "n": i},
+        received_at=base + i,
+    )
+
+
 async def journal_with(
     where: Store, closed: int, open_: int, *, fixed_ids: bool = False, **kw: Any
 ) -> tuple[Any, list[str]]:
@@ -27,18 +42,7 @@ async def journal_with(
     await j.open()
     ids = []
     for i in range(closed + open_):
-        new = NewExchange(
-            id=f"01KZZZZZZZ{i:016d}" if fixed_ids else new_id(NOW + i),
-            direction=Direction.OUTBOUND,
-            source="gd-portal",
-            target="hk",
-            service="TD-VL-RENEW",
-            idempotency_key=f"k{i}",
-            request_hash="sha256:x",
-            application={"applicant": {"name": "陳大文"}, "n": i},
-            received_at=NOW + i,
-        )
-        ex, _ = await j.create(new, owner="w", lease_until=NOW)
+        ex, _ = await j.create(application(i, fixed_id=fixed_ids), owner="w", lease_until=NOW)
         if i < closed:
             await j.record(
                 ex.id,

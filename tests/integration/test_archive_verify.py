@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from federation.cli import archives
 from federation.cli.main import main
-from federation.domain.models import Direction, Event, NewExchange, State, StateChange
+from federation.domain.models import Event, State, StateChange
 from federation.runtime.retention import RetentionJob
 from replay.archive import (
     ArchiveWriter,
@@ -34,7 +34,7 @@ from replay.journal import Backend
 from replay.keys import Keyring
 from replay.seal import Seal, from_text
 from tests.integration.pg import Store
-from tests.integration.test_archive import NOW, journal_with
+from tests.integration.test_archive import NOW, application, journal_with
 from tests.integration.test_retention import job
 
 Lines = list[dict[str, Any]]
@@ -45,23 +45,14 @@ async def interleaved(j: Backend, n: int = 4) -> list[str]:
     open exchange (never archived) gets an event between every two of theirs."""
     base = time.time()
 
-    def new(i: int) -> NewExchange:
-        return NewExchange(
-            id=f"01KZZZZZZZ{i:016d}",
-            direction=Direction.OUTBOUND,
-            source="gd-portal",
-            target="hk",
-            service="TD-VL-RENEW",
-            idempotency_key=f"k{i}",
-            request_hash="sha256:x",
-            application={"applicant": {"name": "陳大文"}, "n": i},
-            received_at=base + i,
-        )
-
-    held, _ = await j.create(new(99), owner="w", lease_until=base + 100)
+    held, _ = await j.create(
+        application(99, base, fixed_id=True), owner="w", lease_until=base + 100
+    )
     ids = []
     for i in range(n):
-        ex, _ = await j.create(new(i), owner="w", lease_until=base + 100)
+        ex, _ = await j.create(
+            application(i, base, fixed_id=True), owner="w", lease_until=base + 100
+        )
         await j.append(held.id, [Event(exchange_id=held.id, kind="note", at=base, data={"i": i})])
         await j.record(
             ex.id,
