@@ -95,6 +95,39 @@ def steps(ex: Exchange | None) -> list[str]:
     return [s["state"] for s in ex.lifecycle()]
 
 
+@contextlib.asynccontextmanager
+async def asked(
+    root: Path, simulators: Any, broker_at: Any, journal: Any, key: str
+) -> AsyncIterator[tuple[dict[str, Any], Any, aiohttp.ClientSession, Exchange]]:
+    """The broker on ``root``'s catalogue and a client of its HTTP app, with an application
+    delivered to Sichuan under ``key`` for which Sichuan has asked for a contract (补正): the
+    partners' simulators, the broker, the client and the application."""
+    sims = await simulators(root)
+    async with (
+        broker_at(root, sims, journal_obj=journal) as (broker, url),
+        aiohttp.ClientSession(base_url=url) as http,
+    ):
+        ex = await sc_delivered(broker, key)
+        assert (await said(http, key, "BZ", "请补充购房合同"))[0] == 200
+        yield sims, broker, http, ex
+
+
+async def noted(broker: Any, xid: str, what: str) -> Exchange:
+    """Application ``xid`` once its lifecycle is back at submitted (its material noted)."""
+    return await wait_for(
+        lambda: broker.get(xid),
+        lambda p: p is not None and p.lifecycle_state == "submitted",
+        what=what,
+    )
+
+
+def dated(root: Path) -> None:
+    """Sichuan's mapping in ``root`` with the partner's own time (``sj``) mapped as ``at``."""
+    mapping = root / "mappings" / "sc-hf.yaml"
+    text = mapping.read_text(encoding="utf-8").replace("  note: yj\n", "  note: yj\n  at: sj\n")
+    mapping.write_text(text, encoding="utf-8")
+
+
 async def test_a_new_request_while_the_supplement_is_on_its_way_is_a_round_it_does_not_close(
     make_config: Any, simulators: Any, broker_at: Any, journal: Any
 ) -> None:
@@ -156,21 +189,11 @@ async def test_a_notice_resent_after_the_supplement_landed_is_harmless(
     """Sichuan's 补正 comes again, the very same, after the material reached it (its first 200
     was lost): nothing new, no second round for the portal; new words afterwards are one."""
     root = reporting_config(make_config)
-    sims = await simulators(root)
-    async with (
-        broker_at(root, sims, journal_obj=journal) as (broker, url),
-        aiohttp.ClientSession(base_url=url) as http,
-    ):
-        ex = await sc_delivered(broker, "sc-dup")
-        assert (await said(http, "sc-dup", "BZ", "请补充购房合同"))[0] == 200
+    async with asked(root, simulators, broker_at, journal, "sc-dup") as (_, broker, http, ex):
         status, body = await supplement(http, ex.id, "sc-dup-s1")
         assert status == 202
         await settle(broker, body["id"], DONE)
-        await wait_for(
-            lambda: broker.get(ex.id),
-            lambda p: p is not None and p.lifecycle_state == "submitted",
-            what="the material to be noted on the application",
-        )
+        await noted(broker, ex.id, "the material to be noted on the application")
         resent = await said(http, "sc-dup", "BZ", "请补充购房合同")
         after_resend = await broker.get(ex.id)
         asked_again = await said(http, "sc-dup", "BZ", "合同页数不全，请补充第3页")
@@ -189,9 +212,7 @@ async def test_the_partners_time_tells_an_old_notice_from_a_new_round(
     the old request (its words kept as a repeat, no step), one dated after is a new round even
     in the first round's words."""
     root = reporting_config(make_config)
-    mapping = root / "mappings" / "sc-hf.yaml"
-    text = mapping.read_text(encoding="utf-8").replace("  note: yj\n", "  note: yj\n  at: sj\n")
-    mapping.write_text(text, encoding="utf-8")
+    dated(root)
     sims = await simulators(root)
     async with (
         broker_at(root, sims, journal_obj=journal) as (broker, url),
@@ -203,11 +224,7 @@ async def test_the_partners_time_tells_an_old_notice_from_a_new_round(
         status, body = await supplement(http, ex.id, "sc-at-s1")
         assert status == 202
         await settle(broker, body["id"], DONE)
-        await wait_for(
-            lambda: broker.get(ex.id),
-            lambda p: p is not None and p.lifecycle_state == "submitted",
-            what="the material to be noted on the application",
-        )
+        await noted(broker, ex.id, "the material to be noted on the application")
         stale = await said(http, "sc-at", "BZ", "请补充购房合同及收入证明", sj=old)
         again = await said(http, "sc-at", "BZ", "请补充购房合同及收入证明", sj=old)
         kept = await broker.get(ex.id)
@@ -231,9 +248,7 @@ async def test_the_same_words_at_a_new_time_are_nothing_new(
     same state in the same words is no step and nothing journalled, and a 补正 said again so
     while the round's material waits in retries is no new round."""
     root = patient(reporting_config(make_config, max_attempts=100))
-    mapping = root / "mappings" / "sc-hf.yaml"
-    text = mapping.read_text(encoding="utf-8").replace("  note: yj\n", "  note: yj\n  at: sj\n")
-    mapping.write_text(text, encoding="utf-8")
+    dated(root)
     sims = await simulators(root)
     async with (
         broker_at(root, sims, journal_obj=journal) as (broker, url),

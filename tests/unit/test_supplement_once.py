@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from federation.domain.errors import RequestRefused
@@ -20,8 +19,15 @@ from replay.journal import Query
 from replay.service import Mode, ReplayService
 from tests.integration.pg import JOURNALS, unopened_journal_of
 from tests.integration.test_delivery import DONE, settle
-from tests.integration.test_inbound import reporting_config, sc_delivered
-from tests.unit.test_lifecycle_rounds import MATERIAL, patient, said, steps, supplement
+from tests.integration.test_inbound import reporting_config
+from tests.unit.test_lifecycle_rounds import (
+    MATERIAL,
+    asked,
+    noted,
+    patient,
+    steps,
+    supplement,
+)
 from tests.waiting import wait_for
 
 NOT_ASKED = "urn:tongban:problem:no-correction-requested"
@@ -46,23 +52,13 @@ async def test_four_supplements_at_once_one_is_taken(
     """Four keys for one round, sent together: one 202, three 409 with refusal rows; one
     supplement journalled and sent; the losers' notes on the application withdrawn."""
     root = reporting_config(make_config)
-    sims = await simulators(root)
-    async with (
-        broker_at(root, sims, journal_obj=journal) as (broker, url),
-        aiohttp.ClientSession(base_url=url) as http,
-    ):
-        ex = await sc_delivered(broker, "sc-four")
-        assert (await said(http, "sc-four", "BZ", "请补充购房合同"))[0] == 200
+    async with asked(root, simulators, broker_at, journal, "sc-four") as (sims, broker, http, ex):
         answers = await asyncio.gather(
             *(supplement(http, ex.id, f"sc-four-s{i}") for i in range(4))
         )
         [taken] = [body["id"] for status, body in answers if status == 202]
         await settle(broker, taken, DONE)
-        done = await wait_for(
-            lambda: broker.get(ex.id),
-            lambda p: p is not None and p.lifecycle_state == "submitted",
-            what="the material to be noted on the application",
-        )
+        done = await noted(broker, ex.id, "the material to be noted on the application")
         journalled = await supplements_of(broker, ex.id)
         refusals = await broker.journal.refusals()
     assert sorted(status for status, _ in answers) == [202, 409, 409, 409]
@@ -81,13 +77,7 @@ async def test_two_filings_that_read_the_same_round_cannot_both_pass(
     """Both checked against the same view of the application (correction_required, nothing
     filed): the journal's order of their notes decides, one is taken, the other refused."""
     root = reporting_config(make_config)
-    sims = await simulators(root)
-    async with (
-        broker_at(root, sims, journal_obj=journal) as (broker, url),
-        aiohttp.ClientSession(base_url=url) as http,
-    ):
-        ex = await sc_delivered(broker, "sc-race")
-        assert (await said(http, "sc-race", "BZ", "请补充购房合同"))[0] == 200
+    async with asked(root, simulators, broker_at, journal, "sc-race") as (_, broker, _http, ex):
         seen = await broker.get(ex.id)
         results = await asyncio.gather(
             *(file_supplement(broker, seen, MATERIAL, f"sc-race-s{i}") for i in range(2)),
@@ -107,13 +97,7 @@ async def test_a_second_supplement_while_the_first_waits_for_a_partner_that_is_d
     """Sichuan is down: the first material waits in retries; a second one, filed later for the
     same round, is refused and never sent; the first closes the round once Sichuan is back."""
     root = patient(reporting_config(make_config, max_attempts=100))
-    sims = await simulators(root)
-    async with (
-        broker_at(root, sims, journal_obj=journal) as (broker, url),
-        aiohttp.ClientSession(base_url=url) as http,
-    ):
-        ex = await sc_delivered(broker, "sc-down")
-        assert (await said(http, "sc-down", "BZ", "请补充购房合同"))[0] == 200
+    async with asked(root, simulators, broker_at, journal, "sc-down") as (sims, broker, http, ex):
         sims["sc"].behaviour.fail_ratio = 1.0
         first = await supplement(http, ex.id, "sc-down-a")
         await wait_for(
@@ -141,13 +125,7 @@ async def test_a_rejected_supplement_frees_the_round(
     supplement is taken, and closes it; the rejected one, sent again under its key, is a
     repeat of itself."""
     root = reporting_config(make_config)
-    sims = await simulators(root)
-    async with (
-        broker_at(root, sims, journal_obj=journal) as (broker, url),
-        aiohttp.ClientSession(base_url=url) as http,
-    ):
-        ex = await sc_delivered(broker, "sc-rej")
-        assert (await said(http, "sc-rej", "BZ", "请补充购房合同"))[0] == 200
+    async with asked(root, simulators, broker_at, journal, "sc-rej") as (sims, broker, http, ex):
         sims["sc"].behaviour.fail_ratio, sims["sc"].behaviour.fail_status = 1.0, 400
         first = await supplement(http, ex.id, "sc-rej-a")
         rejected = await settle(broker, first[1]["id"], DONE)
@@ -155,11 +133,7 @@ async def test_a_rejected_supplement_frees_the_round(
         again = await supplement(http, ex.id, "sc-rej-a")
         second = await supplement(http, ex.id, "sc-rej-b")
         await settle(broker, second[1]["id"], DONE)
-        done = await wait_for(
-            lambda: broker.get(ex.id),
-            lambda p: p is not None and p.lifecycle_state == "submitted",
-            what="the second material to close the round",
-        )
+        done = await noted(broker, ex.id, "the second material to close the round")
     assert rejected.state is State.REJECTED
     assert (first[0], again[0], second[0]) == (202, 200, 202)
     assert again[1]["id"] == first[1]["id"]
@@ -172,13 +146,7 @@ async def test_material_for_a_supplement_names_the_application_it_belongs_to(
     """A supplement sent for a supplement: 409 ``supplement`` naming the application, with a
     refusal row, not the generic "has not asked for more material"."""
     root = reporting_config(make_config)
-    sims = await simulators(root)
-    async with (
-        broker_at(root, sims, journal_obj=journal) as (broker, url),
-        aiohttp.ClientSession(base_url=url) as http,
-    ):
-        ex = await sc_delivered(broker, "sc-sos")
-        assert (await said(http, "sc-sos", "BZ", "请补充购房合同"))[0] == 200
+    async with asked(root, simulators, broker_at, journal, "sc-sos") as (_, broker, http, ex):
         child = (await supplement(http, ex.id, "sc-sos-a"))[1]["id"]
         await settle(broker, child, DONE)
         status, problem = await supplement(http, child, "sc-sos-b")
@@ -195,13 +163,7 @@ async def test_material_for_an_application_being_sent_again_is_refused_as_not_de
     """The application waits for a correction but is being sent again (replayed, Sichuan down):
     material for it is 409 not-delivered with a refusal row, not a 500, and nothing is filed."""
     root = patient(reporting_config(make_config, max_attempts=100))
-    sims = await simulators(root)
-    async with (
-        broker_at(root, sims, journal_obj=journal) as (broker, url),
-        aiohttp.ClientSession(base_url=url) as http,
-    ):
-        ex = await sc_delivered(broker, "sc-again")
-        assert (await said(http, "sc-again", "BZ", "请补充购房合同"))[0] == 200
+    async with asked(root, simulators, broker_at, journal, "sc-again") as (sims, broker, http, ex):
         sims["sc"].behaviour.fail_ratio = 1.0
         service = ReplayService(broker.journal)
         plan = await service.plan(Query(exchange_id=ex.id), Mode.RESEND)
