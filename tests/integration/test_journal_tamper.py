@@ -42,6 +42,22 @@ def new(i: int) -> NewExchange:
     )
 
 
+def refused(at: float) -> Refusal:
+    """A request refused at ``at`` (400 invalid-request), its body (an ID number) kept."""
+    return Refusal(
+        at=at,
+        remote="127.0.0.1",
+        method="POST",
+        path="/v1/exchanges",
+        status=400,
+        problem="invalid-request",
+        detail="bad",
+        idempotency_key=None,
+        body=b'{"hkid": "A123456(3)"}',
+        body_bytes=22,
+    )
+
+
 async def write(j: Any, start: int, n: int, refusals: int) -> list[str]:
     """n exchanges (received, mapped, attempt_started: 3 events each) and some refusals."""
     ids = []
@@ -54,20 +70,7 @@ async def write(j: Any, start: int, n: int, refusals: int) -> list[str]:
         await j.record(ex.id, events, StateChange(state=State.DELIVERING, attempts=1), owner="w")
         ids.append(ex.id)
     for i in range(refusals):
-        await j.refuse(
-            Refusal(
-                at=NOW + start + i,
-                remote="127.0.0.1",
-                method="POST",
-                path="/v1/exchanges",
-                status=400,
-                problem="invalid-request",
-                detail="bad",
-                idempotency_key=None,
-                body=b'{"hkid": "A123456(3)"}',
-                body_bytes=22,
-            )
-        )
+        await j.refuse(refused(NOW + start + i))
     return ids
 
 

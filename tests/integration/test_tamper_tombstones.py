@@ -18,10 +18,10 @@ import pytest
 
 from federation.domain.models import Event, State, StateChange
 from replay import rows
-from replay.journal import AuditEntry, Refusal
+from replay.journal import AuditEntry
 from replay.memory import InMemoryJournal
 from tests.integration.pg import Store
-from tests.integration.test_journal_tamper import NOW, new
+from tests.integration.test_journal_tamper import NOW, new, refused
 
 ERASED = "erased outside tongban"
 CLOCK = [NOW]  # the journals' time: an exchange's writes happen at its own time
@@ -47,20 +47,7 @@ async def traffic(j: Any, start: int, n: int) -> list[str]:
     """n delivered exchanges, then an audit entry and a refusal."""
     ids = [await delivered(j, i) for i in range(start, start + n)]
     await j.note(AuditEntry(at=NOW, who="ops", role="support", action="show", target=ids[0]))
-    await j.refuse(
-        Refusal(
-            at=NOW,
-            remote="127.0.0.1",
-            method="POST",
-            path="/v1/exchanges",
-            status=400,
-            problem="invalid-request",
-            detail="bad",
-            idempotency_key=None,
-            body=b'{"hkid": "A123456(3)"}',
-            body_bytes=22,
-        )
-    )
+    await j.refuse(refused(NOW))
     return ids
 
 
