@@ -33,6 +33,7 @@ from tests.integration.test_tamper_tombstones import (
     tick,
     traffic,
     verify,
+    written,
 )
 
 ADDED = "refusal 0: is not in the chain: it was added outside tongban"
@@ -41,15 +42,6 @@ ADDED = "refusal 0: is not in the chain: it was added outside tongban"
 def _second_digest(row: rows.Row) -> bytes:
     """A row digest as generation 2 recorded it (a marking release): 16 bytes, fewer columns."""
     return rows._digest(b"tongban/shown/1", (row[k] for k in rows.SHOWN_1))[: rows.SHOWN_BYTES]
-
-
-async def written(where: Store, step: Any) -> None:
-    j = where.journal(clock=tick)
-    await j.open()
-    try:
-        await step(j)
-    finally:
-        await j.close()
 
 
 async def test_a_cleared_mark_does_not_pass_an_erasure_off(

@@ -19,9 +19,9 @@ from tests.integration.pg import Store
 from tests.integration.test_tamper_tombstones import (
     _first_digest,
     delivered,
-    tick,
     traffic,
     verify,
+    written,
 )
 
 COLUMNS = "at, remote, method, path, status, problem, detail, idempotency_key, body, body_bytes"
@@ -40,15 +40,6 @@ async def forge(where: Store, seq: int | None = None) -> None:
     await where.execute(
         f"INSERT INTO refusals (seq, {COLUMNS}){override} VALUES ({marks})", seq, *values
     )
-
-
-async def written(where: Store, step: Any) -> None:
-    j = where.journal(clock=tick)
-    await j.open()
-    try:
-        await step(j)
-    finally:
-        await j.close()
 
 
 async def test_a_refusal_added_to_a_journal_that_refused_nothing_is_found(where: Store) -> None:

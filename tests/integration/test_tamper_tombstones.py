@@ -61,6 +61,16 @@ async def filled(where: Store, n: int = 4, **kw: Any) -> list[str]:
         await j.close()
 
 
+async def written(where: Store, step: Any) -> None:
+    """``step(j)`` on the journal opened, then closed."""
+    j = where.journal(clock=tick)
+    await j.open()
+    try:
+        await step(j)
+    finally:
+        await j.close()
+
+
 async def verify(where: Store) -> str | None:
     """What `tongban journal verify` says is broken (None: it holds)."""
     j = where.journal(clock=tick)
