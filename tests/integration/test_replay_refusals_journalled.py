@@ -22,6 +22,7 @@ from federation.runtime.broker import Broker
 from replay.factory import open_journal
 from replay.journal import AuditEntry, JournalAdmin, Refusal, TrailQuery
 from tests.conftest import HK_APPLICATION, hk_submission
+from tests.integration.test_partner_words import sign_in
 from tests.integration.test_roles import IDS, KEYS, with_principals
 from tests.integration.test_support_api import submit_all
 from tests.subprocess_cli import tongban
@@ -129,12 +130,7 @@ async def test_a_replay_that_replays_nothing_is_audited_as_skipped(
 
 async def signed_in(http: aiohttp.ClientSession, url: str, key: str) -> str:
     """Sign in to the console with a principal's key; the session's form token."""
-    async with http.get(f"{url}/console/sign-in") as r:
-        pre = re.search(r'name="pre" value="([^"]+)"', await r.text())
-    assert pre is not None
-    form = {"pre": pre.group(1), "key": key, "next": "/console/"}
-    async with http.post(f"{url}/console/sign-in", data=form, allow_redirects=False) as r:
-        assert r.status == 303
+    await sign_in(http, url, key)
     async with http.get(f"{url}/console/") as r:
         csrf = re.search(r'name="csrf" value="([^"]+)"', await r.text())
     assert csrf is not None
