@@ -155,6 +155,7 @@ class InMemoryJournal:
             lease_owner=None if holder is None else holder[0],
             lifecycle_state=ex.lifecycle_state,
             notify_state=ex.notify_state,
+            lifecycle_steps=ex.lifecycle_steps,
         )
 
     # -- Journal --------------------------------------------------------------------------------
@@ -458,6 +459,7 @@ class InMemoryJournal:
             "notify_attempts": ex.notify_attempts,
             "notify_at": self.notify_at.get(ex.id),
             "lifecycle_state": ex.lifecycle_state,
+            "lifecycle_steps": ex.lifecycle_steps,
         }
         events = []
         for n, stored in enumerate(self._chain):

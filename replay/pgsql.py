@@ -363,8 +363,9 @@ REFS = (
 # One statement for every StateChange (NULL leaves a column as it is), so each connection
 # prepares it once. $9: notify (as $14: replay.rules.notify_as); $10: release the lease
 # (replay.rules.releases_lease); $12: the states it may start from (replay.rules.allowed_from);
-# $13: the owner the lease must be with; $16: the lifecycle word expected, $17: no callback pending
-# (StateChange.expect_lifecycle, expect_quiet).
+# $13: the owner the lease must be with; $16: the lifecycle word expected, $17: no callback pending,
+# $18: the count of lifecycle steps expected (StateChange.expect_lifecycle, expect_quiet,
+# expect_steps). A lifecycle word set ($15) is a step: the count goes up (rules.steps_after).
 RECORD = """
 UPDATE exchanges SET
     state = $2,
@@ -378,11 +379,13 @@ UPDATE exchanges SET
     notify_attempts = CASE WHEN $9 THEN 0 ELSE notify_attempts END,
     notify_at = CASE WHEN $9 THEN $3 ELSE notify_at END,
     lifecycle_state = COALESCE($15::text, lifecycle_state),
+    lifecycle_steps = lifecycle_steps + CASE WHEN $15::text IS NULL THEN 0 ELSE 1 END,
     lease_owner = CASE WHEN $10 THEN NULL ELSE lease_owner END,
     lease_until = CASE WHEN $10 THEN NULL ELSE COALESCE($11, lease_until) END
 WHERE id = $1 AND state = ANY($12::text[]) AND ($13::text IS NULL OR lease_owner = $13)
   AND ($16::text IS NULL OR lifecycle_state = $16)
   AND (NOT $17::boolean OR notify_state IS NULL)
+  AND ($18::bigint IS NULL OR lifecycle_steps = $18)
 RETURNING """ + ", ".join(rows.SHOWN)
 
 # Due work, oldest first: open work whose lease has expired and retries whose time has come, as

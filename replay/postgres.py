@@ -334,6 +334,7 @@ class PostgresJournal(Notifications):
             change.lifecycle_state,
             change.expect_lifecycle,
             change.expect_quiet,
+            change.expect_steps,
         )
         receipt = rows.receipt_column(change.receipt)
 

@@ -74,7 +74,18 @@ SHOWN = (
 # be stale after every heartbeat). An edit of them moves work (an exchange claimed sooner or
 # later, a callback sent again or not), never what an exchange shows it was or did: its callbacks
 # are events in the chain. docs/security.md says the same.
-EXEMPT = ("lease_owner", "lease_until", "notify_state", "notify_attempts", "notify_at")
+# ``lifecycle_steps`` counts the lifecycle steps a write set (StateChange.expect_steps): it
+# refuses a write checked against an older step, and says nothing of the exchange itself (its
+# steps are events in the chain); an edit of it makes a write refused and tried again, or lets
+# one pass that the latest word's state would have let pass before the count was kept.
+EXEMPT = (
+    "lease_owner",
+    "lease_until",
+    "notify_state",
+    "notify_attempts",
+    "notify_at",
+    "lifecycle_steps",
+)
 # What the chain recorded of a row before this release (generation 2 of replay/formats.py and
 # earlier): a digest of these only, 16 bytes (32 before that). Rows whose last write was then are
 # checked against them, and get the full digest at their next write.
@@ -457,6 +468,7 @@ def read_exchange(
         notify_state=row["notify_state"],
         notify_attempts=row["notify_attempts"],
         lifecycle_state=row["lifecycle_state"],
+        lifecycle_steps=row["lifecycle_steps"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         events=tuple(events),
@@ -487,6 +499,7 @@ def current(row: Row | None) -> Current | None:
         lease_owner=row["lease_owner"],
         lifecycle_state=row["lifecycle_state"],
         notify_state=row["notify_state"],
+        lifecycle_steps=row["lifecycle_steps"],
     )
 
 

@@ -61,12 +61,27 @@ class Current:
     lease_owner: str | None
     lifecycle_state: str | None
     notify_state: str | None  # the callback or notice pending, if any
+    lifecycle_steps: int = 0  # the lifecycle steps written (``steps_after``)
 
 
 def allowed_from(change: StateChange) -> frozenset[State]:
     """The states ``change`` may be written over (the transition table, narrowed by ``expect``)."""
     allowed = PREDECESSORS[change.state]
     return allowed if change.expect is None else allowed & change.expect
+
+
+def steps_after(steps: int, change: StateChange) -> int:
+    """An exchange's count of lifecycle steps after ``change``: every write that sets the
+    lifecycle state is a step, one to the same state too (a new correction round)."""
+    return steps if change.lifecycle_state is None else steps + 1
+
+
+def lifecycle_moved(current: Current, change: StateChange) -> bool:
+    """Whether the partner's word moved since ``change`` was checked: another latest state, or
+    another step taken (a step to the same state changes only the count)."""
+    return change.expect_lifecycle not in (None, current.lifecycle_state) or (
+        change.expect_steps not in (None, current.lifecycle_steps)
+    )
 
 
 def releases_lease(change: StateChange) -> bool:
@@ -87,7 +102,7 @@ def refused(
         current is not None
         and (owner is None or current.lease_owner == owner)
         and current.state in allowed_from(change)
-        and change.expect_lifecycle in (None, current.lifecycle_state)
+        and not lifecycle_moved(current, change)
         and not (change.expect_quiet and current.notify_state is not None)
     ):
         return None
@@ -113,6 +128,12 @@ def refusal_reason(
         return LifecycleMoved(
             f"exchange {exchange_id} is {current.lifecycle_state} at the partner now, "
             f"not {change.expect_lifecycle}"
+        )
+    if change.expect_steps not in (None, current.lifecycle_steps):
+        return LifecycleMoved(
+            f"exchange {exchange_id} took another lifecycle step meanwhile (it is "
+            f"{current.lifecycle_state} at the partner, step {current.lifecycle_steps} "
+            f"now, not {change.expect_steps})"
         )
     if change.expect_quiet and current.notify_state is not None:
         return CallbackPending(
@@ -148,6 +169,7 @@ def applied(ex: Exchange, change: StateChange, events: Sequence[Event], now: flo
         lifecycle_state=ex.lifecycle_state
         if change.lifecycle_state is None
         else change.lifecycle_state,
+        lifecycle_steps=steps_after(ex.lifecycle_steps, change),
     )
 
 

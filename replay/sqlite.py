@@ -387,7 +387,7 @@ class SQLiteJournal(SQLiteAdmin):
             shown = conn.execute(sql, args).fetchone()
             if shown is None:
                 row = conn.execute(
-                    "SELECT state, lease_owner, lifecycle_state, notify_state"
+                    "SELECT state, lease_owner, lifecycle_state, notify_state, lifecycle_steps"
                     " FROM exchanges WHERE id = ?",
                     (exchange_id,),
                 ).fetchone()

@@ -241,8 +241,8 @@ def record_update(
     if change.attempts is not None:
         sets.append("attempts = ?")
         args.append(change.attempts)
-    if change.lifecycle_state is not None:
-        sets.append("lifecycle_state = ?")
+    if change.lifecycle_state is not None:  # a step (rules.steps_after)
+        sets.append("lifecycle_state = ?, lifecycle_steps = lifecycle_steps + 1")
         args.append(change.lifecycle_state)
     if (announce := rules.notify_as(change)) is not None:
         sets.append("notify_state = ?, notify_attempts = 0, notify_at = ?")
@@ -260,6 +260,9 @@ def record_update(
     if change.expect_lifecycle is not None:
         where += " AND lifecycle_state = ?"
         args.append(change.expect_lifecycle)
+    if change.expect_steps is not None:
+        where += " AND lifecycle_steps = ?"
+        args.append(change.expect_steps)
     if change.expect_quiet:
         where += " AND notify_state IS NULL"
     shown = ", ".join(rows.SHOWN)

@@ -237,6 +237,10 @@ class StateChange:
     # refuse the write unless the latest word is still this one (a lifecycle step is checked
     # against the step before it; another update may have got there first)
     expect_lifecycle: str | None = None
+    # refuse the write unless the exchange has taken exactly this many lifecycle steps (its
+    # ``lifecycle_steps`` as read): a step to the same state (a new correction round) leaves the
+    # latest word as it was, so only the count tells that one was written meanwhile
+    expect_steps: int | None = None
     # refuse the write unless no callback or notice is pending (a resend must not write over a
     # step's callback armed since it looked, nor take the notifier's lease on one)
     expect_quiet: bool = False
@@ -292,6 +296,9 @@ class Exchange:
     supplement_of: str | None = None  # set on a correction round's follow-up message
     traceparent: str | None = None  # W3C trace context kept from intake (in history reads)
     lifecycle_state: str | None = None  # the latest lifecycle step (search by it)
+    # the lifecycle steps written (each write that sets lifecycle_state), counted since the
+    # journal kept the count: bookkeeping for StateChange.expect_steps, not shown
+    lifecycle_steps: int = 0
     created_at: float
     updated_at: float
     events: Sequence[Event] = ()

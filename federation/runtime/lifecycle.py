@@ -71,8 +71,9 @@ async def record_lifecycle(
     journalled). A state that may not follow the latest (:data:`LIFECYCLE_NEXT`) is journalled as a
     ``lifecycle_refused`` event of the exchange (once, if ``exchange`` comes with its events and the
     last word was the same refusal) and raised as 409 problem details; the latest state stands.
-    The step is written only if the latest word is still the one it was checked against; if
-    another update got there first, it is checked again against that one.
+    The step is written only if the latest word is still the one it was checked against and no
+    other step was written since (a new correction round leaves the word as it was: the count of
+    steps tells); if another update got there first, it is checked again against that one.
     """
     for _ in range(3):
         try:
@@ -133,6 +134,9 @@ async def _record_step(
             notify_as=f"lifecycle:{state}",
             lifecycle_state=state,
             expect_lifecycle=exchange.lifecycle_state,
+            # …and no step taken since, one to the same state either (a new round: two notices
+            # of it heard at once are one round, the later one heard again as a resend)
+            expect_steps=exchange.lifecycle_steps,
         ),
     )
     return state, True

@@ -211,6 +211,9 @@ async def resubmitted(
                 # only the round that asked for it: a supplement delivered after the partner
                 # moved on (refused meanwhile, a second supplement, a replay) reopens nothing
                 expect_lifecycle=CORRECTION,
+                # …and that round still: a new one opened since it was read leaves the state
+                # correction_required, and only the count of steps says it was written
+                expect_steps=None if found is None else found.lifecycle_steps,
             ),
         )
     except LifecycleMoved as exc:

@@ -686,7 +686,7 @@ async def test_sqlite_migrate_without_open(tmp_path: Path) -> None:
     """`tongban journal migrate` on a new SQLite file applies every file once, then nothing."""
     path = tmp_path / "new.sqlite"
     applied = await SQLiteJournal(path).migrate()
-    assert applied[0] == "0001_initial.sql" and applied[-1] == "0015_format.sql"
+    assert applied[0] == "0001_initial.sql" and applied[-1] == "0016_lifecycle_steps.sql"
     assert await SQLiteJournal(path).migrate() == []
 
 

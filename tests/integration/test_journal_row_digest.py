@@ -80,7 +80,7 @@ async def test_exempt_columns_are_bookkeeping(where: Store, column: str) -> None
     """Leases and callback bookkeeping change without a chain write (claims, heartbeats, the
     notifier): an edit of them is not reported, as docs/security.md says."""
     ids = await filled(where, 3)
-    value = 7 if column == "notify_attempts" else None
+    value = 7 if column in ("notify_attempts", "lifecycle_steps") else None
     await where.execute(f"UPDATE exchanges SET {column} = ? WHERE id = ?", value, ids[1])
     assert await verify(where) is None
 
