@@ -154,7 +154,9 @@ def _heard(exchange: Exchange, lifecycle: dict[str, Any]) -> Heard:
     """A partner (or the local system) resending a notice is harmless, and so is one dated
     before the supplement that answered it; the same state in new words is kept without a new
     step, except ``correction_required`` while a supplement is on its way for the round, which
-    asks for more: a new round, which that supplement's delivery does not close."""
+    asks for more: a new round, which that supplement's delivery does not close. Once the
+    supplement was delivered, a ``correction_required`` not dated before it is a new round, in
+    whatever words."""
     state = lifecycle["lifecycle"]
     latest = exchange.lifecycle_state or Lifecycle.SUBMITTED.value
     steps = exchange.lifecycle()
@@ -164,10 +166,12 @@ def _heard(exchange: Exchange, lifecycle: dict[str, Any]) -> Heard:
     told = [e for e in exchange.events if e.kind == "lifecycle"]
     heard = words(lifecycle)
     same = any(e.data.get("lifecycle") == state and words(e.data) == heard for e in told)
-    if state != latest:  # correction_required after the supplement: its time tells, else words
+    if state != latest:  # correction_required after the supplement: only its time tells
         if stale_correction(lifecycle, steps):
             return Heard.RESENT if same else Heard.REPEAT
-        return Heard.RESENT if same and _dated(lifecycle) is None else Heard.STEP
+        # undated, the same words cannot be told from a new round in a partner's set phrase
+        # ("材料不齐，请补正", or no note at all): taken as one, never dropped as a resend
+        return Heard.STEP
     if same or not told:  # (no step told: submitted again, as the delivery said)
         return Heard.RESENT
     if state == CORRECTION and filed_in_round(exchange.events):
