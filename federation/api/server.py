@@ -153,8 +153,15 @@ async def _stop_serving(
 
 _reloads: set[asyncio.Task[None]] = set()
 # How long serve's stop waits for open connections to send a request and close (less, once they
-# have all closed): part of the drain's deadline (DRAIN, --drain-timeout).
+# have all closed): part of the drain's deadline (DRAIN, --drain-timeout), at most a quarter of
+# it, so that a short drain still has the time for the attempts in flight, the leases and the
+# journal (:func:`linger_for`).
 LINGER = 5.0
+
+
+def linger_for(drain: float) -> float:
+    """The linger of a stop whose whole drain has ``drain`` seconds."""
+    return min(LINGER, drain / 4)
 
 
 def _spawn_reload(broker: Broker) -> None:
@@ -192,7 +199,7 @@ async def serve_forever(*, drain: float = DRAIN, **kwargs: object) -> None:
     systemd = SystemdNotifier()
     deadline: Deadline | None = None
     try:
-        async with running_broker(linger=LINGER, **kwargs) as (broker, url):  # type: ignore[arg-type]
+        async with running_broker(linger=linger_for(drain), **kwargs) as (broker, url):  # type: ignore[arg-type]
             loop.add_signal_handler(signal.SIGHUP, lambda: _spawn_reload(broker))
             frozen = heap.settle()  # the startup heap, never walked by a collection again
             log.info(
