@@ -79,6 +79,9 @@ class DbThread(threading.Thread):
         )
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
+        # why the last write failed for want of the disk (full, an I/O error, made read-only),
+        # until a transaction writes again: a ping's read succeeds all the while (/readyz)
+        self.failing: str | None = None
 
     def start_and_wait(self) -> None:
         """Start the thread and raise (translated) if the connection could not be opened."""
@@ -183,7 +186,7 @@ class DbThread(threading.Thread):
     ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]] | None:
         """The batch's results, committed; None if it was rolled back and should be retried op by op."""
         results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
-        t0 = time.perf_counter()
+        t0, changes = time.perf_counter(), conn.total_changes
         try:
             conn.execute("BEGIN IMMEDIATE" if self._transactional else "BEGIN")
             if self._on_begin is not None:
@@ -202,7 +205,11 @@ class DbThread(threading.Thread):
                     conn.execute("ROLLBACK")
             if len(batch) > 1:
                 return None
+            if _disk(exc):
+                self.failing = str(exc)
             return [(fut, None, exc) for _, fut in batch]
+        if conn.total_changes != changes:  # it wrote: the disk takes writes again
+            self.failing = None
         if self._observe is not None:
             self._observe(time.perf_counter() - t0, len(batch))
         if self._after_commit is not None:
@@ -227,3 +234,13 @@ class DbThread(threading.Thread):
         # RuntimeError: the loop is gone, so nobody is waiting any more.
         with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(resolve)
+
+
+# SQLITE_READONLY, SQLITE_IOERR (and its extended codes), SQLITE_FULL: the disk refuses writes
+_DISK_CODES = frozenset({8, 10, 13})
+
+
+def _disk(exc: BaseException) -> bool:
+    """Whether a failed transaction failed for want of the disk, not for its own content."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, sqlite3.Error) and code is not None and code & 0xFF in _DISK_CODES

@@ -312,6 +312,8 @@ class SQLiteJournal(SQLiteAdmin):
         if self._chain.refused is not None:
             raise ChainBroken(f"journal {self.path}: {self._chain.refused}")
         await self._write(lambda conn: conn.execute("SELECT 1").fetchone())
+        if self._writer is not None and self._writer.failing:  # reads answer, writes do not
+            raise JournalUnavailable(f"journal {self.path}: writes fail: {self._writer.failing}")
 
     async def create(
         self, new: NewExchange, *, owner: str, lease_until: float
