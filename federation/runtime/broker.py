@@ -213,6 +213,7 @@ class Broker:
             archive=archive,
             policy=lambda: self.catalogue.config.broker.retention,
             owner=self.owner,
+            journal=self.journal,
             clock=self._clock,
         )
         self.retention.start()

@@ -27,7 +27,12 @@ def job(j: Any, directory: Path, *, at: float, **kw: Any) -> RetentionJob:
     """A retention job keeping one day, on a clock fixed at ``at``."""
     policy = Retention(keep=DAY, every=3_600, archive_dir=directory)
     return RetentionJob(
-        archive=j.archive, policy=lambda: policy, owner="host-1:4242:Q7K2ZD", clock=lambda: at, **kw
+        archive=j.archive,
+        policy=lambda: policy,
+        owner="host-1:4242:Q7K2ZD",
+        clock=lambda: at,
+        journal=j,
+        **kw,
     )
 
 
