@@ -273,6 +273,34 @@ def phases(journal: Path, sent: dict[str, float], done: dict[str, float]) -> dic
     return out
 
 
+def fault_waits(journal: Path, prefix: str) -> tuple[int, int, float]:
+    """Of the applications keyed ``prefix…``: how many an open breaker held before their first
+    attempt (a ``held`` event), how many waited a second or more between two of their attempts
+    (a retry the journal scheduled, or a breaker's cool-down), and the longest such wait (s)."""
+    conn = sqlite3.connect(f"file:{journal}?mode=ro", uri=True)
+    try:
+        rows = conn.execute(
+            "SELECT x.idempotency_key, e.kind, e.at FROM events e"
+            " JOIN exchanges x ON x.id = e.exchange_id"
+            " WHERE e.kind IN ('mapped', 'held', 'attempt_finished')"
+            " AND x.idempotency_key LIKE ? ORDER BY e.seq",
+            (f"{prefix}%",),
+        ).fetchall()
+    finally:
+        conn.close()
+    held: set[str] = set()
+    last: dict[str, float] = {}
+    gaps: dict[str, float] = {}
+    for key, kind, at in rows:
+        if kind == "held":
+            held.add(key)
+        if key in last:
+            gaps[key] = max(gaps.get(key, 0.0), float(at) - last[key])
+        last[key] = float(at)
+    waits = [g for g in gaps.values() if g >= 1.0]
+    return len(held), len(waits), max(waits, default=0.0)
+
+
 def percentile(values: list[float], p: float) -> float:
     """The ``p``-th percentile (nearest rank) of ``values``."""
     ranked = sorted(values)
@@ -390,6 +418,8 @@ class BrokerRun:
     latency_ms: list[float]
     faults_rate: float
     faults: int
+    # the fault run's applications held by an open breaker, waited 1 s or more; longest wait (s)
+    waits: tuple[int, int, float]
     threads: list[float]  # shares of the broker's CPU in the measured run: event loop first
     # per generation, the measured run's collections (with --gc): count, total ms, longest ms
     collections: dict[int, tuple[int, float, float]] | None = None
@@ -435,6 +465,7 @@ async def broker_run(s: Setup, sim: Child, args: argparse.Namespace) -> BrokerRu
         await set_behaviour(s.sim_url, {"fail_ratio": args.fault_ratio, "fail_status": 503})
         faults_s, _ = await s.load(base, "broker", "f", s.n + 100 + len(keys))
         faults = await sim_failures(s.sim_url)
+        waits = fault_waits(journal, "f")
         await set_behaviour(s.sim_url, {})
         rss = broker.peak_rss_mb()
     finally:
@@ -450,6 +481,7 @@ async def broker_run(s: Setup, sim: Child, args: argparse.Namespace) -> BrokerRu
         latency_ms=latency,
         faults_rate=s.n / faults_s,
         faults=faults,
+        waits=waits,
         threads=threads,
         collections=collections,
         phases=paced_phases,
@@ -660,7 +692,8 @@ def report(
     print(
         f"RESULT name=e2e_faults ratio={run.faults_rate / run.rate:.3f} "
         f"faults_per_s={run.faults_rate:.0f} clean_per_s={run.rate:.0f} "
-        f"failed_replies={run.faults}"
+        f"failed_replies={run.faults} held={run.waits[0]} "
+        f"waited={run.waits[1]} wait_max_s={run.waits[2]:.1f}"
     )
     if run.collections is not None:
         (n0, ms0, _), (n1, ms1, _), (n2, ms2, long2) = (run.collections[g] for g in (0, 1, 2))
