@@ -63,7 +63,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
-from adapters.auth import REDACTED, forms, occurs, reach, written
+from adapters.auth import REDACTED, forms, occurs, places, reach, written
 from adapters.base import Reply
 from federation.config.secrets import MIN_SECRET
 from federation.domain.errors import AdapterError, Transcript
@@ -128,15 +128,15 @@ class Scrubber:
         )
         size = len(text)
         marked = "&" in text or "\\" in text or "%" in text  # else no escape in it (but +)
-        if not spans and cut == size and _alone(plain, marked):
+        if not spans and cut == size and places.alone(plain, marked):
             # found only as it is, touching no escape: the common case; one secret that does
             # not overlap itself, so the places str.replace sees are all it is at
             return text.replace(plain[0], REDACTED) if plain else text
         for secret in plain:
-            spans += _plain(text, secret)
+            spans += places.plain(text, secret)
         if cut < size:
             spans.append((cut, size))
-        return _redact(text, spans) if spans else text
+        return places.redact(text, spans) if spans else text
 
     def _starting(self, text: str) -> tuple[str, ...]:
         """The secrets a short text without escapes (no ``&``, ``\\`` nor ``%``) may hold: those
@@ -230,7 +230,6 @@ ROUNDS = 2
 _QUICK = 512  # characters: a longer text costs more to take apart than to search
 _KEPT = 1024  # sets of characters a scrubber remembers what they may hold
 
-_STARTS = ("&", "\\", "%")  # every escape starts with one of them
 _ESCAPE = 16  # characters: the longest escape of one character (or a surrogate pair) is 12
 _NAMED = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;"}
 _JSON = {
@@ -264,7 +263,7 @@ class _Sought(NamedTuple):
 def _found(text: str, sought: _Sought, rounds: int) -> tuple[list[tuple[int, int]], int, list[str]]:
     """What ``rounds`` readings of ``text`` find of the secrets ``sought``: the places of their
     encoded forms, where the end a cut-off start takes begins (or ``len(text)``), and the
-    secrets the text holds as it is (whose places are left to :func:`_plain`)."""
+    secrets the text holds as it is (whose places are left to :func:`adapters.auth.places.plain`)."""
     spans: list[tuple[int, int]] = []
     cut = size = len(text)
     if size < MIN_SECRET:
@@ -399,75 +398,6 @@ def _escape_at_end(text: str) -> int:
     return len(text) if found is None else found.start()
 
 
-# what may follow an escape's first character: a secret starting with none of them, and holding
-# no & \ or %, cannot begin or end inside an escape where the text holds it as it is
-_BODY = frozenset('#;xX0123456789abcdefABCDEFmplgtquosu"\\/bfnrt')
-
-
-@functools.lru_cache(maxsize=64)
-def _straddles(secret: str) -> bool:
-    """Whether ``secret``, where a text holds it as it is, may begin or end inside an escape."""
-    return secret[0] in _BODY or any(mark in secret for mark in _STARTS)
-
-
-def _alone(plain: list[str], marked: bool) -> bool:
-    """Whether ``str.replace`` redacts every place of the ``plain`` secrets (those a text holds
-    as it is): at most one, overlapping itself nowhere, none that may begin or end inside an
-    escape of a ``marked`` text."""
-    if not plain:
-        return True
-    secret = plain[0]
-    return (
-        len(plain) == 1
-        and occurs.period(secret) == len(secret)
-        and not (marked and _straddles(secret))
-    )
-
-
-def _plain(text: str, secret: str) -> list[tuple[int, int]]:
-    """Where ``text`` holds ``secret`` as it is (overlapping places joined), each place widened
-    over an escape it begins or ends inside (``%33%393\\n`` for ``393\\n``): what is left of one
-    would tell a character."""
-    spans, straddles = [], _straddles(secret)
-    for begin, end in occurs.runs(text, secret):
-        window = text[max(0, begin - _ESCAPE) : end + _ESCAPE] if straddles else ""
-        if any(mark in window for mark in _STARTS):
-            begin, end = _widened(text, begin, end)
-        spans.append((begin, end))
-    return spans
-
-
-def _widened(text: str, begin: int, end: int) -> tuple[int, int]:
-    """``begin`` and ``end`` moved out of any escape they fall inside (a percent-encoded byte
-    of a run, not the whole run)."""
-    origin = max(0, begin - _ESCAPE)
-    for m in written.ESCAPES.finditer(text, origin, end + _ESCAPE):
-        a, b = m.span()
-        if a >= end:
-            break
-        step = 3 if text[a] == "%" else b - a  # a run of bytes: each byte its own escape
-        if a < begin < b:
-            begin = a + (begin - a) // step * step
-        if a < end < b:
-            end = a + -(-(end - a) // step) * step
-    return begin, end
-
-
-def _redact(text: str, spans: list[tuple[int, int]]) -> str:
-    """``text`` with each span replaced; overlapping or adjacent spans are replaced as one."""
-    merged: list[list[int]] = []
-    for begin, end in sorted(spans):
-        if merged and begin <= merged[-1][1]:  # adjacent too: one place
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([begin, end])
-    out, last = [], 0
-    for begin, end in merged:
-        out += [text[last:begin], REDACTED]
-        last = end
-    return "".join([*out, text[last:]])
-
-
 def _encoded(
     text: str,
     secret: str,
@@ -484,7 +414,7 @@ def _encoded(
     cut = len(text)
     # where the text holds the secret as it is, each view reads it as itself (no escape nor +
     # in it, none it could begin inside): as many found in a view are those, found already
-    known = -1 if _straddles(secret) or "+" in secret else occurs.count(text, secret)
+    known = -1 if places.straddles(secret) or "+" in secret else occurs.count(text, secret)
     done: set[tuple[str, ...]] = set()
     for marks in {written.families(text, kind): None for kind in written.kinds(secret)}:
         if not marks or (marks[-1] == "+" and marks[:-1] in done and _within(text, spans, "+")):
