@@ -14,8 +14,10 @@ Those keys are the partner's own, so an edited mapping that names one would encr
 what its author typed under them: it runs only for a user who may reveal personal data, and is
 refused (403, audited) for a viewer. An edited mapping's impact on the stored applications is
 likewise shown only to such a user: its ``when:`` conditions would otherwise tell, one count at a
-time, what a stored application holds. The mapping as it is in force (nothing typed) runs, with
-its impact, for anyone who may use the playground."""
+time, what a stored application holds. For that user it is a read of those applications, so it is
+audited as a ``reveal`` of the exchanges it was tried on (who, the partner's service, the exchange
+ids; not the edited text, nor anything the applications hold). The mapping as it is in force
+(nothing typed) runs, with its impact, for anyone who may use the playground."""
 
 from __future__ import annotations
 
@@ -301,7 +303,8 @@ async def run(request: web.Request) -> web.Response:
         outcome.problems = said_in(language, _problems(broker, original, exc))
         return await _show(request, broker, partner, service, text, form, outcome, status=422)
     # an edit by a user who may not reveal: it names no field key, and sees no stored data
-    trusted = is_in_force(original, text) or may(request, broker, caller, "reveal")
+    edited = not is_in_force(original, text)
+    trusted = not edited or may(request, broker, caller, "reveal")
     if not trusted and (refs := keys_of(mapping)):
         named = await _refused_oracle(request, broker, caller, refs)
         outcome.problems = [say(language, _needs_reveal(named))]
@@ -314,7 +317,9 @@ async def run(request: web.Request) -> web.Response:
     except MappingError as exc:
         outcome.problems = said_in(language, exc.problems)
     if trusted:
-        outcome.impact = await _impact(broker, mapping, partner, service)
+        outcome.impact, read = await _impact(broker, mapping, partner, service)
+        if edited:  # typed conditions tried on stored applications: a read of them, audited
+            await _audited_impact(request, broker, caller, f"{partner}/{service}", read)
     else:
         outcome.warnings.append(say(language, IMPACT_NEEDS_REVEAL))
     return await _show(request, broker, partner, service, text, form, outcome)
@@ -366,8 +371,9 @@ async def _application(
 
 async def _impact(
     broker: Broker, mapping: CompiledMapping, partner: str, service: str
-) -> tuple[int, int, list[str]]:
-    """How many of the service's latest exchanges the edited mapping would map differently."""
+) -> tuple[tuple[int, int, list[str]], list[str]]:
+    """How many of the service's latest exchanges the edited mapping would map differently, and
+    the ids of those it was tried on (read whole, their applications included)."""
     found = await broker.journal.search(Query(partner=partner, service=service, limit=IMPACT))
     latest = await views.whole(broker.journal, found)
     differ, sample = 0, []
@@ -376,7 +382,29 @@ async def _impact(
         if paths is None or paths:
             differ += 1
             sample += [p for p in paths or () if p not in sample][:3]
-    return len(latest), differ, sample[:10]
+    return (len(latest), differ, sample[:10]), [ex.id for ex in latest]
+
+
+# The reason an edited mapping's impact is audited with: fixed words, never what was typed.
+IMPACT_READ = "mapping playground: impact of an edited mapping on the latest exchanges"
+
+
+async def _audited_impact(
+    request: web.Request, broker: Broker, caller: Caller, service: str, ids: list[str]
+) -> None:
+    """An edited mapping's impact, run by a user who may reveal, in the audit trail as a reveal
+    of the exchanges it was tried on (its conditions tell what their applications hold): who,
+    the partner's service and the exchange ids; never the edited text nor what the exchanges
+    hold (``service``: a partner and service the catalogue has, not the form's words)."""
+    await record(
+        request,
+        broker,
+        who=caller.id,
+        role=caller.role,
+        action="reveal",
+        target=f"{service}: {','.join(ids)}",
+        reason=IMPACT_READ,
+    )
 
 
 def _differs(mapping: CompiledMapping, ex: Exchange) -> tuple[str, ...] | None:
