@@ -8,7 +8,8 @@ the chain head is signed in every transaction that appends, and checkpoints go t
 ``<journal>.checkpoints`` after commits (at most every ``checkpoint_every`` seconds) and at close.
 The journal file is created with mode 0600 (its -wal and -shm files take the same mode), and an
 existing one open to group or others is narrowed to 0600 at open. Processes that write the same
-file take turns through ``<journal>-turn`` (mode 0600 too; see ``replay/turn.py``).
+file take turns through ``<journal>-turn`` (mode 0600 too; see ``replay/turn.py``). The file's
+modes and its connections' settings are in ``replay/sqlitefile.py``.
 
 This module is the request path's journal; what operators do to it (migrate, verify, rekey,
 archive, the refusals list) is in ``replay/sqliteadmin.py``, run on the same two threads.
@@ -17,10 +18,7 @@ archive, the refusals list) is in ``replay/sqliteadmin.py``, run on the same two
 from __future__ import annotations
 
 import asyncio
-import errno
-import os
 import sqlite3
-import stat
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
@@ -49,21 +47,10 @@ from replay.search import search_sql as replay_search_sql
 from replay.sessions import StoredSession
 from replay.sets import MappingSets
 from replay.sqliteadmin import SQLiteAdmin
+from replay.sqlitefile import PAGE_SIZE as PAGE_SIZE  # where tests read it
+from replay.sqlitefile import connect, private_file
 from replay.turn import Turn
 
-READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
-
-
-def read_only(where: Path) -> str:
-    """Why a journal on read-only media cannot be opened, and what to do."""
-    return (
-        f"{where} cannot be written (a read-only file, directory or medium); tongban writes to a "
-        "journal even to read it (its write-ahead log beside the file, the audit entry of what "
-        "is shown): copy it to a writable place and open the copy"
-    )
-
-
-PAGE_SIZE = 8192  # bytes per page of a new journal file
 SHOWN = ", ".join(rows.SHOWN)
 
 # Due work: replay.rules.due in SQL. Each half walks its own partial index (exchanges_open,
@@ -119,7 +106,7 @@ class SQLiteJournal(SQLiteAdmin):
     async def open(self) -> None:
         if not self.path.parent.is_dir():
             raise JournalUnavailable(f"journal directory {self.path.parent} does not exist")
-        await asyncio.to_thread(self._private_file)
+        await asyncio.to_thread(private_file, self.path)
         loop = asyncio.get_running_loop()
         self._writer = DbThread(
             self._connect_writer,
@@ -183,29 +170,6 @@ class SQLiteJournal(SQLiteAdmin):
         self.seal = self._chain.seal = seal
         self.checkpoints = Checkpoints(self.keys.checkpoints, seal)
 
-    def _private_file(self) -> None:
-        """The journal file readable by its owner only: made so, or narrowed to it."""
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:
-            if exc.errno in READ_ONLY:
-                raise JournalUnavailable(f"journal {self.path}: {read_only(self.path)}") from None
-            return  # sqlite3 will say why, in its own words
-        try:
-            if stat.S_IMODE(os.fstat(fd).st_mode) & (stat.S_IRWXG | stat.S_IRWXO):
-                os.fchmod(fd, 0o600)
-        finally:
-            os.close(fd)
-        sides = [self.path.with_name(self.path.name + extra) for extra in ("-wal", "-shm")]
-        if not os.access(self.path.parent, os.W_OK) and not all(  # its log goes beside it
-            side.exists() and os.access(side, os.W_OK) for side in sides
-        ):
-            raise JournalUnavailable(f"journal {self.path}: {read_only(self.path.parent)}")
-        for extra in ("-wal", "-shm"):
-            side = self.path.with_name(self.path.name + extra)
-            if side.exists() and stat.S_IMODE(side.stat().st_mode) & 0o077:
-                side.chmod(0o600)
-
     def _begin(self, conn: sqlite3.Connection) -> None:
         """As a batch begins (writer thread): the chain's head taken, the mark to raise reset."""
         self._mark.begin()
@@ -266,19 +230,7 @@ class SQLiteJournal(SQLiteAdmin):
         return conn
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=5.0
-        )
-        conn.row_factory = sqlite3.Row
-        # A new journal's pages are 8 KiB, not 4: rows of half a kilobyte leave less of each page
-        # unused (the demo catalogue's journal 4 % smaller). No effect on an existing file.
-        conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
-        conn.execute("PRAGMA synchronous=FULL")
-        # Freed content is zeroed: a payload sealed again by rekey leaves no clear copy behind.
-        conn.execute("PRAGMA secure_delete=ON")
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
-        return conn
+        return connect(self.path, self._busy_ms)
 
     def _translate(self, exc: BaseException) -> BaseException:
         if isinstance(exc, FederationError):
