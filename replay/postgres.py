@@ -7,7 +7,8 @@ the hash chain stays one sequence because each transaction that appends events l
 per instance runs whatever queued up in one transaction that takes the chain head once.
 Migrations (``replay/sql/postgresql``) run at ``open()`` under an advisory lock, so instances
 starting together do not race. The SQL lives in ``replay/pgsql.py``, the callback marks'
-methods in ``replay/pgnotify.py``.
+methods in ``replay/pgnotify.py``, what operators do (verify, rekey, archive) in
+``replay/pgadmin.py``.
 
 Keys come from ``TONGBAN_JOURNAL_KEY_FILE`` (or ``TONGBAN_JOURNAL_KEYS``, see ``replay/keys.py``):
 payloads sealed, the head signed in the transaction that moves it, checkpoints in a file per
@@ -25,7 +26,6 @@ import functools
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
@@ -35,18 +35,15 @@ from federation.domain.errors import JournalDamaged, JournalUnavailable
 from federation.domain.models import Event, Exchange, NewExchange, StateChange
 from replay import formats, instances, pgsql, refs, rekey, rows, rules, sessions, tally, trail
 from replay import sets as mapping_sets
-from replay.archive import ArchiveWriter
-from replay.audit import Audit
-from replay.chain import Break, ChainBroken
+from replay.chain import ChainBroken
 from replay.checkpoints import Cadence, Checkpoints, Timer
 from replay.instances import Instance
 from replay.journal import AuditEntry, Query, Refusal, TrailQuery
 from replay.keys import KeyPlace, from_environment
 from replay.lasterror import column as error_column
-from replay.pgnotify import Notifications
+from replay.pgadmin import PostgresAdmin
 from replay.pgsql import Conn
 from replay.pgwrite import WriteOp, _Later
-from replay.rekey import Staged
 from replay.rekeyed import checked_end
 from replay.rows import current, read_exchange
 from replay.seal import Seal
@@ -59,7 +56,7 @@ UNREADABLE = (asyncpg.InvalidTextRepresentationError, asyncpg.CharacterNotInRepe
 T = TypeVar("T")
 
 
-class PostgresJournal(Notifications):
+class PostgresJournal(PostgresAdmin):
     """Journal backend on a PostgreSQL database (all objects in ``schema``, default: search_path)."""
 
     def __init__(
@@ -509,64 +506,3 @@ class PostgresJournal(Notifications):
             return found
 
         return await trail.paged(fetch, self.seal, query)
-
-    async def refusals(self, limit: int = 100) -> list[Refusal]:
-        found = await self._run(lambda conn: conn.fetch(pgsql.REFUSALS, limit), transaction=False)
-        return [rows.refusal(r, self.seal) for r in found]
-
-    # -- JournalAdmin ---------------------------------------------------------------------------
-
-    async def verify(self) -> tuple[int, Break | None]:
-        """Check the chain, its signed head, the checkpoints and the rows readers are shown
-        (``replay/audit.py``); the number of events checked and the first problem, if any."""
-        # The checkpoints are read before the snapshot: none can be newer than what it shows.
-        audit = await asyncio.to_thread(Audit, self.seal, self.checkpoints)
-
-        async def op(conn: Conn) -> tuple[int, Break | None]:
-            await pgsql.audit(conn, audit)
-            return audit.result()
-
-        return await self._run(op, isolation="repeatable_read", readonly=True)
-
-    async def rekey(self) -> int:
-        """Seal everything again under a new data key (``replay/rekey.py``); how many values."""
-        return await rekey.rotate(self)
-
-    async def reseal(self, new: Seal, staged: Staged) -> tuple[int, int, bytes]:
-        """Re-seal every payload under ``new`` and re-sign the chain, in one transaction."""
-
-        async def op(conn: Conn, chain: pgsql.Chain) -> tuple[int, int, bytes]:
-            done = await pgsql.reseal(conn, chain, self.seal, new)
-            # In force before the commit: a write in a later batch, or later in this one, is
-            # sealed under the new key, never under the old one that rekey is about to drop.
-            self.use(new)
-            await asyncio.to_thread(staged, done[1], done[2])
-            return done
-
-        result: tuple[int, int, bytes] = await self._write(op)
-        return result
-
-    async def archive(self, *, older_than: float, out: Path, chunk: int = 500) -> tuple[int, int]:
-        """Move closed exchanges last changed before ``older_than`` to an archive file, as on
-        SQLite (open work and pending callbacks stay; in chunks; file errors raised as they are)."""
-        writer = await asyncio.to_thread(
-            ArchiveWriter, out, created_at=self._clock(), older_than=older_than
-        )
-        try:
-            while True:
-                batch = await self._run(
-                    lambda conn: pgsql.archive_candidates(conn, older_than, chunk, self.sets),
-                    isolation="repeatable_read",
-                    readonly=True,
-                )
-                if not batch:
-                    break
-                await asyncio.to_thread(writer.write, batch)
-                await self._write(
-                    lambda conn, chain, b=batch: pgsql.tombstone(  # type: ignore[misc]
-                        conn, chain, self.seal, b, self._clock()
-                    )
-                )
-        finally:
-            await asyncio.to_thread(writer.close)
-        return writer.exchanges, writer.events
