@@ -1,5 +1,6 @@
 """Replay from the console: one exchange or a filter, resend or remap, a reason always, a dry run
-that says per exchange what would change, then progress until every replayed exchange has ended.
+that says per exchange what would change, then progress until every replayed exchange has ended
+(a run that replayed nothing says instead why each exchange was left as it is).
 
 The plan and the run are ``replay.service.ReplayService``'s, as for ``POST /v1/replays`` and
 ``tongban replay``; who replays is the signed-in principal."""
@@ -32,7 +33,7 @@ from federation.domain.models import Exchange, State
 from federation.runtime.broker import Broker
 from replay.journal import Query, TrailQuery
 from replay.rules import reason_in
-from replay.service import Mode, Plan, ReplayService
+from replay.service import Mode, Plan, ReplayService, Result
 
 SHOWN = 200  # a plan or a progress page lists at most this many exchanges
 # A console replay's audit entry names its batch first, then the exchanges it replayed.
@@ -154,16 +155,8 @@ async def _planned_or_run(
     plan = await _plan(broker, filters, form.get("mode", ""))
     reason = form.get("reason", "").strip()
     if form.get("dry_run") == "1" or ("id" not in filters and form.get("confirm") != "1"):
-        return render(
-            request,
-            "plan.html",
-            plan=plan,
-            changes=await changes(broker, plan, gettext_of(request)),
-            form=form,
-            reason=reason,
-            bulk="id" not in filters,
-            why_said=lambda why: reason_in(why, gettext_of(request)),
-        )
+        shown = await changes(broker, plan, gettext_of(request))
+        return _plan_page(request, plan, shown, form, bulk="id" not in filters)
     if not reason:
         raise ProblemError(400, "invalid-request", "a replay needs a reason")
     result = await ReplayService(broker.journal).run(plan, reason=reason, by=caller.id)
@@ -178,8 +171,34 @@ async def _planned_or_run(
         reason=reason,
         outcome=replay_outcome(result),
     )
+    if not result.replayed:  # no progress to follow: the page says why each was left
+        return _plan_page(request, left_as_they_are(plan, result), [], form, bulk=False)
     broker.worker.poke()
     raise web.HTTPSeeOther(f"/console/replays/{result.batch}")
+
+
+def _plan_page(
+    request: web.Request, plan: Plan, shown: list[Change], form: dict[str, str], *, bulk: bool
+) -> web.Response:
+    """The plan page: what a replay would change per exchange, and why any is left as it is."""
+    return render(
+        request,
+        "plan.html",
+        plan=plan,
+        changes=shown,
+        form=form,
+        reason=form.get("reason", "").strip(),
+        bulk=bulk,
+        why_said=lambda why: reason_in(why, gettext_of(request)),
+    )
+
+
+def left_as_they_are(plan: Plan, result: Result) -> Plan:
+    """A run that replayed nothing, as a plan that takes nothing: each exchange with why the run
+    left it (not ended, never sent, or changed since it was planned), so no confirm form."""
+    planned = {ex.id: ex for ex in (*plan.take, *(ex for ex, _why in plan.skip))}
+    skip = tuple((planned[xid], why) for xid, why in result.skipped if xid in planned)
+    return Plan(mode=plan.mode, take=(), skip=skip)
 
 
 async def batch_ids(broker: Broker, batch: str) -> tuple[str, ...] | None:
