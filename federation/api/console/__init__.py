@@ -14,10 +14,10 @@ from aiohttp import web
 from federation.api.console import pages, playground, records, replaying, views
 from federation.api.console.access import (
     COOKIE,
-    PRE_COOKIE,
     SESSIONS,
     Sessions,
     check_csrf,
+    check_sign_in_token,
     loopback_offered,
     pre_token,
     read_form,
@@ -29,7 +29,7 @@ from federation.api.console.access import (
 )
 from federation.api.console.render import gettext_of, render
 from federation.api.edge import BROKER, Handler
-from federation.api.problems import ProblemError, status_of
+from federation.api.problems import status_of
 from federation.domain.errors import RequestRefused
 
 
@@ -110,8 +110,7 @@ async def sign_in_form(request: web.Request) -> web.StreamResponse:
     """Exchange the key for a session cookie, then on to the page asked for."""
     broker = request.config_dict[BROKER]
     form = await read_form(request)
-    if not form.get("pre") or form.get("pre") != request.cookies.get(PRE_COOKIE):
-        raise ProblemError(403, "forbidden", "the sign-in form's token does not match; reload it")
+    await check_sign_in_token(request, form)
     session = await sign_in(request, broker, form)
     response = web.HTTPSeeOther(_next(form.get("next", "")))
     set_session_cookie(request, response, session)

@@ -207,6 +207,18 @@ async def check_csrf(request: web.Request, broker: Broker) -> dict[str, str]:
     return form
 
 
+async def check_sign_in_token(request: web.Request, form: dict[str, str]) -> None:
+    """The sign-in form's token (double-submit: its hidden field and its cookie) must match;
+    refused 403 otherwise, journalled without the form (its size only), as every console form."""
+    sent, kept = form.get("pre", ""), request.cookies.get(PRE_COOKIE, "")
+    if not sent or not hmac.compare_digest(sent.encode(), kept.encode()):
+        problem = ProblemError(
+            403, "forbidden", "the sign-in form's token does not match; reload it"
+        )
+        await refuse_without_body(request, problem)
+        raise problem
+
+
 async def sign_in(request: web.Request, broker: Broker, form: dict[str, str]) -> Session:
     """Exchange a principal's key (or, where offered, 'this machine') for a session."""
     config = broker.catalogue.config
