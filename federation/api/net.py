@@ -4,21 +4,43 @@ from __future__ import annotations
 
 import socket
 import ssl
+from typing import cast
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
-from federation.api.edge import without_server
+from federation.api.edge import REFUSED, bounded, without_server
 from federation.api.problems import problem_response
+from federation.api.unparsed import (
+    HEAD_KEPT,
+    SLUGS,
+    EdgeRefusals,
+    request_line,
+    unparsed_detail,
+    unparsed_refusal,
+    unparsed_status,
+)
 
 # aiohttp answers requests it cannot parse itself, before any route or middleware: as problem
-# details here, by status (a request line or header too long is aiohttp's 400, or 431 behind us).
-_EDGE_SLUGS = {400: "bad-request", 413: "body-too-large", 431: "headers-too-large"}
+# details here, by status (a request line too long is aiohttp's 400; a header line too long, or
+# too many headers, after a whole request line is 431: federation.api.unparsed), and journalled.
 
 
 class EdgeRequestHandler(RequestHandler):
-    """aiohttp's connection handler, whose own error answers are problem details, unbannered."""
+    """aiohttp's connection handler, whose own error answers are problem details, unbannered,
+    and kept in the journal's refusals (by ``refusals``, when the server was given one)."""
+
+    refusals: EdgeRefusals | None = None
+    _head = b""  # the connection's first bytes, up to its first line's end (HEAD_KEPT at most)
+    _head_open = True
+
+    def data_received(self, data: bytes) -> None:
+        if self._head_open:  # read only if aiohttp refuses the request: its method and path
+            self._head = (self._head + data)[:HEAD_KEPT]
+            self._head_open = b"\n" not in self._head and len(self._head) < HEAD_KEPT
+        super().data_received(data)
 
     def handle_error(
         self,
@@ -28,21 +50,58 @@ class EdgeRequestHandler(RequestHandler):
         message: str | None = None,
     ) -> web.StreamResponse:
         default = super().handle_error(request, status, exc, message)  # logs; refuses if sent
-        slug = _EDGE_SLUGS.get(status, "internal-error" if status >= 500 else "bad-request")
-        detail = (message or "").splitlines()[0] if status < 500 and message else ""
-        response = problem_response(
-            status, slug, detail or default.reason or "the request could not be handled"
-        )
+        unparsed = isinstance(exc, HttpProcessingError)  # else a handler's failure (500, 504)
+        first = self._head if unparsed and self._request_count == 1 else b""
+        method, path, complete = request_line(first)
+        status = unparsed_status(status, exc, complete) if unparsed else status
+        slug = SLUGS.get(status, "internal-error" if status >= 500 else "bad-request")
+        if status == 431:  # aiohttp's message quotes the header line
+            detail = unparsed_detail(status, exc)
+        else:
+            detail = (message or "").splitlines()[0] if status < 500 and message else ""
+        detail = detail or default.reason or "the request could not be handled"
+        response = problem_response(status, slug, detail)
         response.force_close()
         without_server(response)
+        if self.refusals is not None and not request.get(REFUSED):  # one request, one row
+            if unparsed:  # the row never keeps aiohttp's message: it quotes the line
+                line = (method, path, unparsed_detail(status, exc))
+            else:
+                line = (request.method, bounded(request.path), detail)
+            self._journal(self.refusals, request, status, slug, line)
         return response
+
+    @staticmethod
+    def _journal(
+        refusals: EdgeRefusals,
+        request: BaseRequest,
+        status: int,
+        slug: str,
+        line: tuple[str, str, str],
+    ) -> None:
+        """Queue the refusal of ``request`` (``line``: its method, path and detail as kept)."""
+        method, path, detail = line
+        refusals.keep(
+            unparsed_refusal(
+                remote=request.remote or "",
+                method=method,
+                path=path,
+                status=status,
+                slug=slug,
+                detail=detail,
+            )
+        )
 
 
 class EdgeServer(web.Server):
     """aiohttp's low-level server, making :class:`EdgeRequestHandler` connections."""
 
+    refusals: EdgeRefusals | None = None
+
     def __call__(self) -> RequestHandler:
-        return EdgeRequestHandler(self, loop=self._loop, **self._kwargs)
+        handler = EdgeRequestHandler(self, loop=self._loop, **self._kwargs)
+        handler.refusals = self.refusals
+        return handler
 
 
 async def start_site(
@@ -53,12 +112,15 @@ async def start_site(
     ssl_context: ssl.SSLContext | None = None,
     edge: bool = False,
     sock: socket.socket | None = None,
+    refusals: EdgeRefusals | None = None,
     **runner_kwargs: object,
 ) -> tuple[web.AppRunner, str]:
     """Serve ``app`` on ``host:port`` (0 = a free port), over TLS when given a context; returns the
     runner and the base URL. With ``edge``, aiohttp's own error answers are problem details.
     With ``sock``, serve on that bound socket instead (one a parent passed down to its workers).
-    With ``edge``, request bodies are also left compressed, for the edge to decompress or refuse."""
+    With ``edge``, request bodies are also left compressed, for the edge to decompress or refuse,
+    and with ``refusals`` too, what aiohttp refuses before the app is journalled through it
+    (the caller drains it once the runner is cleaned up)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     if sock is None:
         sock = socket.socket(family, socket.SOCK_STREAM)
@@ -78,6 +140,7 @@ async def start_site(
     if edge and runner.server is not None:
         # aiohttp builds its Server in the runner with no way to choose the connection class.
         runner.server.__class__ = EdgeServer
+        cast(EdgeServer, runner.server).refusals = refusals
     await web.SockSite(runner, sock, backlog=1024, ssl_context=ssl_context).start()
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if family == socket.AF_INET6 else host

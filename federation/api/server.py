@@ -15,6 +15,7 @@ from aiohttp import hdrs, web
 
 from federation.api.app import create_app
 from federation.api.net import start_site
+from federation.api.unparsed import EdgeRefusals
 from federation.domain.errors import ConfigError
 from federation.logging import get_logger, loop_exception_handler
 from federation.runtime import heap, siblings
@@ -61,7 +62,9 @@ async def running_broker(
         inbound_keys=inbound_keys,
         status_poll_every=status_poll_every,
     )
-    async with broker.open():
+    # what the server refuses before the app sees it is journalled by a writer drained before
+    # the journal closes (federation/api/unparsed.py)
+    async with broker.open(), EdgeRefusals(broker.journal) as refusals:
         _refuse_another_version(broker.config_version)
         app = create_app(broker)
         closing = Closing()
@@ -75,6 +78,7 @@ async def running_broker(
             access_log=None,
             edge=True,
             sock=sock,
+            refusals=refusals,
         )
         try:
             yield broker, url
