@@ -23,17 +23,19 @@ the resent callback goes first, then the step's or the replay's (:func:`due_call
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from federation.config import Config
 from federation.domain.errors import CallbackPending, FederationError, LifecycleMoved
-from federation.domain.models import Direction, Event, Exchange, StateChange
+from federation.domain.models import Direction, Event, Exchange, State, StateChange
 from federation.domain.texts import Text, said
-from federation.runtime.owed import end_mark, step_mark
+from federation.runtime.owed import ENDS, end_mark, step_mark
 from replay.journal import Journal
 
 OUTCOMES = frozenset({"callback_delivered", "callback_abandoned"})
+RESENDS = "resends"  # a callback_replayed event's record of the message it sends again
 # Events after which a mark may be written over a pending one: a lifecycle step (its own write),
 # and a replay (the end it comes to: the worker's write announces that end state).
 OVERWRITTEN_BY = frozenset({"lifecycle", "replayed"})
@@ -50,11 +52,14 @@ class NotResent(FederationError):
 @dataclass(frozen=True, kw_only=True)
 class Due:
     """The callback to try now: its mark, the tries at it so far, and whether it is the last
-    one owed (else the pending mark is due again at once, once this one has ended)."""
+    one owed (else the pending mark is due again at once, once this one has ended); and the
+    ``callback_replayed`` event it resends, when that event records the message (None: the
+    exchange as it stands is the message, as for every callback not resent)."""
 
     mark: str
     tries: int
     last: bool = True
+    resend: Event | None = None
 
 
 def step_key(exchange: Exchange, mark: str) -> str:
@@ -97,19 +102,61 @@ def due_callback(exchange: Exchange, mark: str) -> Due:
     row = Due(mark=mark, tries=exchange.notify_attempts)
     resent_at = _last(events, lambda e: e.kind == "callback_replayed")
     resent = events[resent_at].data.get("state") if resent_at is not None else None
-    if resent_at is None or not isinstance(resent, str) or resent == mark:
+    if resent_at is None or not isinstance(resent, str):
         return row
     later = events[resent_at + 1 :]
-    stepped = _last(later, lambda e: e.kind in OVERWRITTEN_BY)
     settled = next(
         (i for i, e in enumerate(later) if e.kind in OUTCOMES and e.data.get("state") == resent),
         None,
     )
+    # the message it resends, as recorded (a replay may have brought a new end meanwhile)
+    resend = events[resent_at] if settled is None and _recorded(events[resent_at]) else None
+    if resent == mark:
+        return Due(mark=mark, tries=row.tries, resend=resend)
+    stepped = _last(later, lambda e: e.kind in OVERWRITTEN_BY)
     if stepped is None or (settled is not None and settled < stepped):
         return row  # nothing came over it, or it was sent before anything did
     if settled is None:
-        return Due(mark=resent, tries=_failed(later, resent), last=False)
+        return Due(mark=resent, tries=_failed(later, resent), last=False, resend=resend)
     return Due(mark=mark, tries=_failed(later[settled + 1 :], mark))
+
+
+def message_of(exchange: Exchange) -> dict[str, Any]:
+    """What a callback of ``exchange`` says that the exchange may say otherwise later (its
+    state, receipt, last error and time), as it stands now: a resend keeps it (``resends`` in
+    its ``callback_replayed`` event), so that the message goes out again as it was, whatever
+    the exchange has come to meanwhile (a replay's new end has a message of its own)."""
+    return {
+        "at": exchange.updated_at,
+        "state": exchange.state.value,
+        "receipt": exchange.receipt,
+        "last_error": exchange.last_error,
+    }
+
+
+def as_resent(exchange: Exchange, resend: Event) -> Exchange:
+    """``exchange`` (loaded with its events) as it stood when ``resend`` (a ``callback_replayed``
+    event recording its message, :func:`message_of`) was journalled: the message it resends is
+    built from it, its lifecycle steps those journalled before the resend."""
+    told = resend.data[RESENDS]
+    events = list(exchange.events)
+    cut = events.index(resend) if resend in events else len(events)
+    return exchange.evolved(
+        state=State(told["state"]),
+        receipt=told.get("receipt"),
+        last_error=told.get("last_error"),
+        updated_at=float(told["at"]),
+        events=tuple(events[:cut]),
+    )
+
+
+def _recorded(event: Event) -> bool:
+    """Does a ``callback_replayed`` event record the message it resends? One journalled by an
+    earlier release does not: the exchange as it stands is sent, as that release did."""
+    told = event.data.get(RESENDS)
+    if not isinstance(told, Mapping) or not isinstance(told.get("at"), int | float):
+        return False
+    return told.get("state") in ENDS
 
 
 def _last(events: Sequence[Event], kind: Callable[[Event], bool]) -> int | None:
@@ -162,8 +209,17 @@ async def resend_callback(
         "callback now pending",
         id=exchange_id,
     )
+    told = message_of(exchange)
     await rearm(
-        journal, exchange, "callback_replayed", mark, moved, reason=reason, by=by, at=clock()
+        journal,
+        exchange,
+        "callback_replayed",
+        mark,
+        moved,
+        reason=reason,
+        by=by,
+        at=clock(),
+        told=told,
     )
     return mark
 
@@ -178,14 +234,16 @@ async def rearm(
     reason: str,
     by: str,
     at: float,
+    told: Mapping[str, Any] | None = None,
 ) -> None:
-    """Journal a resend (a ``kind`` event: the mark, who and why) and announce ``mark`` again,
-    guarded: a step the partner reported meanwhile, or another resend, is announced, not written
-    over by an older mark, nor is the notifier's lease on it taken (:class:`NotResent` with
-    ``moved`` says so)."""
-    event = Event(
-        exchange_id=exchange.id, kind=kind, at=at, data={"state": mark, "reason": reason, "by": by}
-    )
+    """Journal a resend (a ``kind`` event: the mark, who and why, and ``told``, the message it
+    sends again, when given) and announce ``mark`` again, guarded: a step the partner reported
+    meanwhile, or another resend, is announced, not written over by an older mark, nor is the
+    notifier's lease on it taken (:class:`NotResent` with ``moved`` says so)."""
+    data: dict[str, Any] = {"state": mark, "reason": reason, "by": by}
+    if told is not None:
+        data[RESENDS] = dict(told)
+    event = Event(exchange_id=exchange.id, kind=kind, at=at, data=data)
     change = StateChange(
         state=exchange.state,
         expect=frozenset({exchange.state}),

@@ -38,7 +38,7 @@ from federation.domain.webhooks import RULE, signed_headers, signing_key
 from federation.domain.words import shown_error
 from federation.logging import MASK, bare_traceback, get_logger
 from federation.runtime.breaker import Sleep
-from federation.runtime.callbacks import Due, due_callback
+from federation.runtime.callbacks import Due, as_resent, due_callback
 from federation.runtime.catalogue import Catalogue
 from federation.runtime.delivery import standing_errors
 from federation.runtime.events import cancelled, woken_or_timed_out
@@ -193,7 +193,7 @@ class Notifier:
                 state=state,
             )
             return
-        body = await self._body(exchange, state, full)
+        body = await self._due_body(exchange, due, full)
         secrets = catalogue.config.callback_secrets(exchange.source, inbound=inbound)
         status, error = await self._post(url, body, f"{exchange.id}:{state}", secrets)
         if error is None:
@@ -236,6 +236,17 @@ class Notifier:
         full = await self.journal.get(exchange.id) or exchange
         tried = await self.notices.attempt(route, full, state, attempt)
         await self._write(exchange, tried.events, done=tried.done, next_at=tried.next_at)
+
+    async def _due_body(
+        self, exchange: Exchange, due: Due, full: Exchange | None
+    ) -> dict[str, Any]:
+        """The JSON of the callback ``due`` names: a resend's is the message it resends, as its
+        ``callback_replayed`` recorded it, whatever the exchange has come to since (a replay's
+        new end is a message of its own, under its own key)."""
+        if due.resend is not None and full is not None:
+            then = as_resent(full, due.resend)
+            return await self._body(then, due.mark, then)
+        return await self._body(exchange, due.mark, full)
 
     async def _body(
         self, exchange: Exchange, state: str, full: Exchange | None = None

@@ -203,7 +203,14 @@ async def test_an_abandoned_callback_is_resent_signed_with_the_same_key(
     assert mark == "delivered"
     assert armed is not None and armed.notify_state == "delivered" and armed.notify_attempts == 0
     [replayed] = [e for e in done.events if e.kind == "callback_replayed"]
-    assert replayed.data == {"state": "delivered", "reason": "portal back up", "by": "support-1"}
+    # the message it sends again is kept with it: the end as it was when the resend was asked
+    told = {"at": abandoned.updated_at, "state": "delivered", "receipt": {"ref": "HK-1"}}
+    assert replayed.data == {
+        "state": "delivered",
+        "reason": "portal back up",
+        "by": "support-1",
+        "resends": {**told, "last_error": None},
+    }
     assert done.state is State.DELIVERED and done.notify_state is None
     keys = {h["idempotency-key"] for h, _, _ in receiver.got}
     assert keys == {f"{xid}:delivered"}  # every try, before and after the resend
@@ -216,7 +223,8 @@ async def test_a_delivered_callback_can_be_sent_again(
     make_config: Any, receiver: Receiver, journal: Journal, monkeypatch: Any
 ) -> None:
     """A failed exchange whose callback was delivered (the source says it lost it): resent,
-    it goes out a second time under the same key."""
+    it goes out a second time under the same key, the same message (its ``at`` the end's time,
+    not the resend's)."""
     catalogue = signed_source(make_config, receiver, monkeypatch)
     xid = await ended(journal, "resend-2", State.FAILED)
     loop = notifier(journal, catalogue)
@@ -232,6 +240,8 @@ async def test_a_delivered_callback_can_be_sent_again(
     assert mark == "failed"
     assert [h["idempotency-key"] for h, _, _ in receiver.got] == [f"{xid}:failed"] * 2
     assert all(ok for _, _, ok in receiver.got)
+    first, again = (orjson.loads(body) for _, body, _ in receiver.got)
+    assert again == first  # the same message under the same key, its time included
 
 
 async def refusal(journal: Journal, catalogue: Catalogue, xid: str, reason: str = "x") -> str:
