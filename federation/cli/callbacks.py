@@ -2,8 +2,10 @@
 
 A JSON callback (docs/delivery.md) that was abandoned while the source's system was down, or that
 the source says it never got, is re-armed in the journal: a ``callback_replayed`` event says who
-(the OS account) and why, and the running broker sends it on its next poll, signed as usual,
-under the same ``Idempotency-Key`` as before (:mod:`federation.runtime.callbacks`).
+(the OS account) and why, and keeps the message it resends (the end's state, receipt, errors and
+time); the running broker sends it on its next poll, signed as usual, under the same
+``Idempotency-Key`` as before and with the same fields, even if the exchange is replayed to a new
+end meanwhile (:mod:`federation.runtime.callbacks`).
 """
 
 from __future__ import annotations

@@ -19,6 +19,13 @@ the latest lifecycle step before it, else the state the exchange ended in. A lif
 journalled once the resend is queued writes its own mark over it, and so does the new end of a
 replay (``replay/service.py``) done before the resent callback went out; neither takes its place:
 the resent callback goes first, then the step's or the replay's (:func:`due_callback`).
+
+A resend is the same message as well as the same key: its ``callback_replayed`` keeps what the
+callback says that the exchange may later say otherwise (``resends``: the end's state, receipt,
+last error and time, :func:`message_of`), and the notifier builds the resent callback from that
+and the history before it (:func:`as_resent`), never from a new end a replay brought meanwhile,
+which has its own key and fields. A ``callback_replayed`` of an earlier release keeps no
+``resends``: the exchange as it stands is sent, as that release did.
 """
 
 from __future__ import annotations
