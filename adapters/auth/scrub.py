@@ -63,7 +63,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
-from adapters.auth import REDACTED, forms, occurs, places, reach, written
+from adapters.auth import REDACTED, forms, occurs, places, reach, rewrite, written
 from adapters.base import Reply
 from federation.config.secrets import MIN_SECRET
 from federation.domain.errors import AdapterError, Transcript
@@ -86,8 +86,10 @@ class Scrubber:
     def __init__(self, secrets: Iterable[forms.Secret] = ()) -> None:
         self.secrets: tuple[str, ...] = ()  # longest first: one that contains another goes whole
         self._kinds: tuple[str, ...] = ()  # how the secrets' searches read a text, together
-        self._may: dict[frozenset[str], tuple[str, ...]] = {}  # a short text's characters
+        # a short text's characters: the secrets it may hold, whether it may be rewritten
+        self._may: dict[frozenset[str], tuple[tuple[str, ...], bool]] = {}
         self._heads: list[tuple[str, bool, str]] | None = None  # each secret's start, its space
+        self._named: tuple[str, ...] = ()  # the HTML5 names of the secrets' characters
         if secrets:  # most attempts read none: nothing to prepare (the request path)
             self.learn(secrets)
 
@@ -102,6 +104,7 @@ class Scrubber:
         self._kinds = tuple({kind: None for s in self.secrets for kind in written.kinds(s)})
         self._heads = None
         self._may.clear()
+        self._named = rewrite.names(self.secrets)
 
     def __bool__(self) -> bool:
         return bool(self.secrets)
@@ -115,28 +118,45 @@ class Scrubber:
         union of the places, and the text's end from the earliest cut-off start)."""
         if not self.secrets or len(text) < MIN_SECRET:
             return text  # too short to hold what is searched for, even its cut-off start
-        secrets = self.secrets
-        if self.quick and len(text) <= _QUICK:
-            if "%" in text or "&" in text or "\\" in text:
-                secrets = self._may_hold(text)  # what cannot hold a secret is not searched for it
-            else:
-                secrets = self._starting(text)
-        if not secrets:
-            return text
-        spans, cut, plain = _found(
-            text, _Sought(secrets, self._kinds, len(self.secrets[0])), ROUNDS
-        )
+        found, again = self._search(text)
+        other = rewrite.rewrite(text, self._named) if again else None
         size = len(text)
-        marked = "&" in text or "\\" in text or "%" in text  # else no escape in it (but +)
-        if not spans and cut == size and places.alone(plain, marked):
-            # found only as it is, touching no escape: the common case; one secret that does
-            # not overlap itself, so the places str.replace sees are all it is at
-            return text.replace(plain[0], REDACTED) if plain else text
-        for secret in plain:
-            spans += places.plain(text, secret)
+        if other is None:
+            if found is None:
+                return text
+            spans, cut, plain = found
+            marked = "&" in text or "\\" in text or "%" in text  # else no escape in it (but +)
+            if not spans and cut == size and places.alone(plain, marked):
+                # found only as it is, touching no escape: the common case; one secret that
+                # does not overlap itself, so the places str.replace sees are all it is at
+                return text.replace(plain[0], REDACTED) if plain else text
+        spans, cut = _places(text, found)
+        more = None if other is None else self._search(other.text)[0]
+        if other is not None and more is not None:
+            moved, at = _places(other.text, more)  # the text rewritten: where it stands here
+            spans += [(other.begin(begin), other.end(end)) for begin, end in moved]
+            cut = min(cut, other.begin(at))
         if cut < size:
             spans.append((cut, size))
         return places.redact(text, spans) if spans else text
+
+    def _search(
+        self, text: str
+    ) -> tuple[tuple[list[tuple[int, int]], int, list[str]] | None, bool]:
+        """What :func:`_found` finds in ``text`` of the secrets it may hold (None if none), and
+        whether the text may be rewritten (:mod:`adapters.auth.rewrite`) for more."""
+        secrets = self.secrets
+        if self.quick and len(text) <= _QUICK:
+            if "%" in text or "&" in text or "\\" in text:
+                secrets, again = self._may_hold(text)  # what cannot hold one is not searched
+            else:
+                secrets, again = self._starting(text), False
+        else:
+            again = rewrite.hinted(text, self._named)
+        if not secrets:
+            return None, again
+        sought = _Sought(secrets, self._kinds, len(self.secrets[0]))
+        return _found(text, sought, ROUNDS), again
 
     def _starting(self, text: str) -> tuple[str, ...]:
         """The secrets a short text without escapes (no ``&``, ``\\`` nor ``%``) may hold: those
@@ -150,15 +170,19 @@ class Scrubber:
             return tuple([s for head, spaced, s in heads if spaced or head in text])
         return tuple([s for head, _, s in heads if head in text])
 
-    def _may_hold(self, text: str) -> tuple[str, ...]:
+    def _may_hold(self, text: str) -> tuple[tuple[str, ...], bool]:
         """The secrets a short text may hold, written in any form or cut off, by what it can
-        read as: what its first reading reads as decides, so a text that reads as the same
-        characters as one before costs a look-up after that reading."""
+        read as, and whether it may be rewritten: what its first reading reads as decides, so
+        a text that reads as the same characters as one before costs a look-up after that
+        reading."""
         read = reach.first(text)
         found = self._may.get(read)
         if found is None:
             syntax = reach.syntax(read, ROUNDS)
-            found = tuple(s for s in self.secrets if reach.may_hold(read, syntax, s))
+            found = (
+                tuple(s for s in self.secrets if reach.may_hold(read, syntax, s)),
+                rewrite.may_need(read, self._named),
+            )
             if len(self._may) >= _KEPT:
                 self._may.clear()
             self._may[read] = found
@@ -258,6 +282,19 @@ class _Sought(NamedTuple):
     secrets: tuple[str, ...]
     kinds: tuple[str, ...]  # each secret's written.kinds, of all the scrubber's secrets
     longest: int
+
+
+def _places(
+    text: str, found: tuple[list[tuple[int, int]], int, list[str]] | None
+) -> tuple[list[tuple[int, int]], int]:
+    """The places :func:`_found` found in ``text`` (None: nothing searched), those of the
+    secrets it holds as it is included, and where a cut-off start begins (or its length)."""
+    if found is None:
+        return [], len(text)
+    spans, cut, plain = found
+    for secret in plain:
+        spans += places.plain(text, secret)
+    return spans, cut
 
 
 def _found(text: str, sought: _Sought, rounds: int) -> tuple[list[tuple[int, int]], int, list[str]]:
