@@ -36,7 +36,7 @@ import itertools
 import os
 import re
 import zlib
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ import orjson
 from federation.domain.errors import JournalDamaged
 from replay import lasterror
 from replay.chain import GENESIS, link
+from replay.journal import ArchiveReads, JournalEvent
 from replay.rows import ARCHIVED, SHOWN, dumps, receipt_column, shown_matches
 from replay.seal import Seal, from_text
 from replay.sets import REF, item
@@ -436,46 +437,38 @@ def sign_archive(path: Path, seal: Seal) -> bool:
 
 # -- against the journal ----------------------------------------------------------------------
 
-# A journal event as compared: seq, exchange_id, at, kind, hash, archived.
-JournalEvent = tuple[int, str, float, str, bytes, bool]
-Reader = Callable[[Sequence[str]], Awaitable[list[JournalEvent]]]
-MarkersAt = Callable[[float, float], Awaitable[list[tuple[str, float]]]]
 
-
-async def compare(checked: Checked, events_of: Reader, markers_at: MarkersAt) -> str | None:
-    """What does not hold between an archive (``check_archive``'s findings) and the journal:
-    ``events_of(ids)`` the journal's events of those exchanges, ``markers_at(first, last)`` its
-    ``~archived`` records (exchange id, time) made between those times: those of the exchanges the
-    archive holds span its run, and every exchange archived in that span must be in the file."""
+async def compare(checked: Checked, journal: ArchiveReads) -> str | None:
+    """What does not hold between an archive (``check_archive``'s findings) and ``journal``:
+    its events of the exchanges the archive holds (``events_of``), and its ``~archived`` markers
+    (``archived_markers``) made between the first and the last of theirs: those span the run that
+    wrote the archive, and every exchange archived in that span must be in the file."""
     ids = checked.ids
     held = {h.seq: h for h in checked.held}
-    journal: dict[int, JournalEvent] = {}
-    for start in range(0, len(ids), 400):
-        for row in await events_of(ids[start : start + 400]):
-            journal[row[0]] = row
+    kept: dict[int, JournalEvent] = {row.seq: row for row in await journal.events_of(ids)}
     for seq, h in sorted(held.items()):
-        got = journal.get(seq)
-        if got is not None and not got[5] and got[4] != h.hash:
+        got = kept.get(seq)
+        if got is not None and not got.archived and got.hash != h.hash:
             return (
                 f"event {seq} ({_name(h.kind)} of exchange {_name(h.exchange_id)}) is live in the "
                 "journal with another hash: the archive comes from another journal or was "
                 "altered (or the exchange stayed in the journal and a rekey has since rehashed it)"
             )
-        if got is None or (got[1], got[3], got[4]) != (h.exchange_id, h.kind, h.hash):
+        if got is None or (got.exchange_id, got.kind, got.hash) != (h.exchange_id, h.kind, h.hash):
             return (
                 f"event {seq} ({_name(h.kind)} of exchange {_name(h.exchange_id)}) is not the "
                 "event the journal keeps at that seq: the archive comes from another journal, "
                 "or was altered"
             )
-    times = [row[2] for row in journal.values() if row[3] == ARCHIVED]
-    for seq, row in sorted(journal.items()):
-        if row[5] and row[3] != ARCHIVED and seq not in held:
+    times = [row.at for row in kept.values() if row.kind == ARCHIVED]
+    for seq, row in sorted(kept.items()):
+        if row.archived and row.kind != ARCHIVED and seq not in held:
             return (
-                f"the journal archived event {seq} of exchange {_name(row[1])}, which the archive "
-                "does not hold: it was removed from the file"
+                f"the journal archived event {seq} of exchange {_name(row.exchange_id)}, which "
+                "the archive does not hold: it was removed from the file"
             )
     wanted = set(ids)
-    for xid, _ in await markers_at(min(times), max(times)) if times else []:
+    for xid, _ in await journal.archived_markers(min(times), max(times)) if times else []:
         if xid not in wanted:
             return (
                 f"the journal archived exchange {_name(xid)} amid the exchanges the archive "
@@ -498,69 +491,20 @@ def read_archive(path: Path) -> Iterator[dict[str, Any]]:
             yield obj
 
 
-async def sign_checked(journal: Any, path: Path) -> tuple[Checked, str | None, bool]:
+async def sign_checked(journal: object, path: Path) -> tuple[Checked, str | None, bool]:
     """Check a new archive alone and against ``journal`` (open), then sign it with the journal's
     key if all holds: what it found, the problem (None: none) and whether it signed."""
+    if not isinstance(journal, ArchiveReads):  # a journal that cannot be compared: never unchecked
+        raise TypeError(
+            f"{type(journal).__name__} has no events_of and archived_markers (JournalAdmin): "
+            "an archive cannot be checked against it"
+        )
     seal = getattr(journal, "seal", None)
     seal = seal if isinstance(seal, Seal) else None
     checked = await asyncio.to_thread(check_archive, path, seal)
     problem = checked.unreadable or checked.problem
     if problem is None:
-        problem = await compare(checked, *journal_readers(journal))
+        problem = await compare(checked, journal)
     if problem is not None or seal is None or not seal.keyed:
         return checked, problem, False
     return checked, None, await asyncio.to_thread(sign_archive, path, seal)
-
-
-# -- reading the journal (each backend keeps its events its own way) --------------------------
-
-EVENTS_OF = (
-    "SELECT seq, exchange_id, at, kind, hash, archived FROM events WHERE exchange_id IN ({})"
-)
-MARKERS_AT = f"SELECT exchange_id, at FROM events WHERE kind = '{ARCHIVED}' AND at BETWEEN {{}}"
-
-
-def journal_readers(journal: Any) -> tuple[Reader, MarkersAt]:
-    """How ``compare`` reads ``journal`` (an open SQLite, PostgreSQL or in-memory journal)."""
-    run, read, chain = (getattr(journal, name, None) for name in ("_run", "_read", "_chain"))
-    if run is not None:  # PostgreSQL: a pooled connection
-
-        async def pg_events(ids: Sequence[str]) -> list[JournalEvent]:
-            sql = EVENTS_OF.format("SELECT unnest($1::text[])")
-            found = await run(lambda conn: conn.fetch(sql, list(ids)), transaction=False)
-            return [_journal_event(r) for r in found]
-
-        async def pg_markers(first: float, last: float) -> list[tuple[str, float]]:
-            sql = MARKERS_AT.format("$1 AND $2")
-            found = await run(lambda conn: conn.fetch(sql, first, last), transaction=False)
-            return [(str(r[0]), float(r[1])) for r in found]
-
-        return pg_events, pg_markers
-    if read is not None:  # SQLite: the reader thread
-
-        async def sqlite_events(ids: Sequence[str]) -> list[JournalEvent]:
-            sql = EVENTS_OF.format(", ".join("?" * len(ids)))
-            found = await read(lambda conn: conn.execute(sql, list(ids)).fetchall())
-            return [_journal_event(r) for r in found]
-
-        async def sqlite_markers(first: float, last: float) -> list[tuple[str, float]]:
-            sql = MARKERS_AT.format("? AND ?")
-            found = await read(lambda conn: conn.execute(sql, (first, last)).fetchall())
-            return [(str(r[0]), float(r[1])) for r in found]
-
-        return sqlite_events, sqlite_markers
-    rows_now = [s.row() for s in chain or ()]  # in memory: (seq, xid, at, kind, data, hash, …)
-
-    async def memory_events(ids: Sequence[str]) -> list[JournalEvent]:
-        wanted = set(ids)
-        return [_journal_event((*r[:4], r[5], r[6])) for r in rows_now if r[1] in wanted]
-
-    async def memory_markers(first: float, last: float) -> list[tuple[str, float]]:
-        return [(r[1], r[2]) for r in rows_now if r[3] == ARCHIVED and first <= r[2] <= last]
-
-    return memory_events, memory_markers
-
-
-def _journal_event(row: Sequence[Any]) -> JournalEvent:
-    seq, xid, at, kind, digest, archived = row
-    return int(seq), str(xid), float(at), str(kind), bytes(digest), bool(archived)

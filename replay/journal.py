@@ -26,6 +26,9 @@ behaviour on each. Contract, for every backend:
   hidden ``~audit`` event of the chain; ``trail`` finds them again, newest first.
 * ``announce`` records which instance serves which configuration version (``replay/instances.py``),
   ``withdraw`` removes it at a clean stop, ``instances`` lists those seen since a time.
+* ``events_of`` and ``archived_markers`` (``JournalAdmin``, the reads ``ArchiveReads`` names) give
+  what an archive is checked against (``replay.archive.compare``): every event of some exchanges,
+  live or tombstoned, with its hash and no content; the ``~archived`` markers made in a span.
 * ``open_session``, ``session`` and ``end_session`` keep the console's sign-in sessions
   (``replay/sessions.py``): by the hash of their token, shared by every process.
 * Payloads are sealed and the chain head signed with the journal's keys (docs/security.md); a
@@ -36,10 +39,10 @@ behaviour on each. Contract, for every backend:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from federation.domain.models import Event, Exchange, NewExchange, StateChange
 from replay.chain import Break
@@ -219,7 +222,38 @@ class Journal(Protocol):
         """The audit entries ``query`` matches, newest first."""
 
 
-class JournalAdmin(Protocol):
+class JournalEvent(NamedTuple):
+    """An event as an archive is compared with the journal: where it is in the chain, whose it
+    is, when, what kind, its hash, and whether its content left for an archive (a tombstone)."""
+
+    seq: int
+    exchange_id: str
+    at: float
+    kind: str
+    hash: bytes
+    archived: bool
+
+    @classmethod
+    def of(cls, row: Iterable[Any]) -> JournalEvent:
+        """From a stored row (seq, exchange_id, at, kind, hash, archived), as a driver reads it."""
+        seq, xid, at, kind, digest, archived = row
+        return cls(int(seq), str(xid), float(at), str(kind), bytes(digest), bool(archived))
+
+
+@runtime_checkable
+class ArchiveReads(Protocol):
+    """The journal's reads an archive is checked against (``replay.archive.compare``)."""
+
+    async def events_of(self, ids: Sequence[str]) -> list[JournalEvent]:
+        """Every event of the exchanges ``ids`` names, live or tombstoned (their ``~archived``
+        markers too), in chain order; none of their content."""
+
+    async def archived_markers(self, first: float, last: float) -> list[tuple[str, float]]:
+        """(exchange id, time) of every ``~archived`` marker made at ``first`` … ``last``
+        (both included), in chain order: which exchanges were archived in that span."""
+
+
+class JournalAdmin(ArchiveReads, Protocol):
     """What operators do to a journal besides running the broker on it (``tongban journal …``)."""
 
     async def migrate(self) -> list[str]:

@@ -24,7 +24,7 @@ from replay.audit import Audit
 from replay.chain import GENESIS, Break, ChainBroken, head_problem, link
 from replay.checkpoints import Checkpoints, rolled_back
 from replay.instances import Instance
-from replay.journal import AuditEntry, Query, Refusal, TrailQuery
+from replay.journal import AuditEntry, JournalEvent, Query, Refusal, TrailQuery
 from replay.keys import KeyPlace, ephemeral
 from replay.rekey import Staged
 from replay.seal import Seal, as_text
@@ -428,6 +428,23 @@ class InMemoryJournal:
         finally:
             writer.close()
         return writer.exchanges, writer.events
+
+    async def events_of(self, ids: Sequence[str]) -> list[JournalEvent]:
+        """Every event of those exchanges, live or tombstoned, in chain order; no content."""
+        wanted = set(ids)
+        return [
+            JournalEvent.of((e.seq, e.exchange_id, e.at, e.kind, s.hash, s.archived))
+            for s in self._chain
+            if (e := s.event).exchange_id in wanted
+        ]
+
+    async def archived_markers(self, first: float, last: float) -> list[tuple[str, float]]:
+        """(exchange id, time) of the ``~archived`` markers made at ``first`` … ``last``."""
+        return [
+            (s.event.exchange_id, s.event.at)
+            for s in self._chain
+            if s.event.kind == rows.ARCHIVED and first <= s.event.at <= last
+        ]
 
     def _archivable(self, ex: Exchange, older_than: float) -> bool:
         leased = ex.id in self.leases

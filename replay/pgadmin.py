@@ -1,5 +1,5 @@
-"""What operators do to a PostgreSQL journal (``tongban journal …``): verify, rekey, archive, the
-refusals list.
+"""What operators do to a PostgreSQL journal (``tongban journal …``): verify, rekey, archive (and
+read what an archive is checked against), the refusals list.
 
 The ``JournalAdmin`` side of ``PostgresJournal`` (``replay/postgres.py``, the request path's
 journal), kept apart so each reads on its own, as ``SQLiteJournal``'s is in
@@ -10,7 +10,7 @@ journal), kept apart so each reads on its own, as ``SQLiteJournal``'s is in
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -19,7 +19,7 @@ from replay.archive import ArchiveWriter
 from replay.audit import Audit
 from replay.chain import Break
 from replay.checkpoints import Checkpoints
-from replay.journal import Refusal
+from replay.journal import JournalEvent, Refusal
 from replay.keys import KeyPlace
 from replay.pgnotify import Notifications
 from replay.pgsql import Conn
@@ -27,10 +27,20 @@ from replay.rekey import Staged
 from replay.seal import Seal
 
 T = TypeVar("T")
+# What an archive is checked against (JournalAdmin.events_of, .archived_markers): no content.
+EVENTS_OF = (
+    "SELECT seq, exchange_id, at, kind, hash, archived FROM events"
+    " WHERE exchange_id = ANY($1::text[]) ORDER BY seq"
+)
+MARKERS_AT = (
+    f"SELECT exchange_id, at FROM events WHERE kind = '{rows.ARCHIVED}' AND at BETWEEN $1 AND $2"
+    " ORDER BY seq"
+)
 
 
 class PostgresAdmin(Notifications):
-    """The operators' side of ``PostgresJournal``: verify, rekey, archive, refusals."""
+    """The operators' side of ``PostgresJournal``: verify, rekey, archive (and the reads an
+    archive is checked against), refusals."""
 
     keys: KeyPlace
     checkpoints: Checkpoints
@@ -103,6 +113,16 @@ class PostgresAdmin(Notifications):
         finally:
             await asyncio.to_thread(writer.close)
         return writer.exchanges, writer.events
+
+    async def events_of(self, ids: Sequence[str]) -> list[JournalEvent]:
+        """Every event of those exchanges, live or tombstoned, in chain order; no content."""
+        found = await self._run(lambda conn: conn.fetch(EVENTS_OF, list(ids)), transaction=False)
+        return [JournalEvent.of(r) for r in found]
+
+    async def archived_markers(self, first: float, last: float) -> list[tuple[str, float]]:
+        """(exchange id, time) of the ``~archived`` markers made at ``first`` … ``last``."""
+        found = await self._run(lambda conn: conn.fetch(MARKERS_AT, first, last), transaction=False)
+        return [(str(r[0]), float(r[1])) for r in found]
 
     async def refusals(self, limit: int = 100) -> list[Refusal]:
         found = await self._run(lambda conn: conn.fetch(pgsql.REFUSALS, limit), transaction=False)

@@ -26,7 +26,7 @@ import functools
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
@@ -38,7 +38,7 @@ from replay import sets as mapping_sets
 from replay.chain import ChainBroken
 from replay.checkpoints import Cadence, Checkpoints, Timer
 from replay.instances import Instance
-from replay.journal import AuditEntry, Query, Refusal, TrailQuery
+from replay.journal import AuditEntry, Backend, Query, Refusal, TrailQuery
 from replay.keys import KeyPlace, from_environment
 from replay.lasterror import column as error_column
 from replay.pgadmin import PostgresAdmin
@@ -506,3 +506,7 @@ class PostgresJournal(PostgresAdmin):
             return found
 
         return await trail.paged(fetch, self.seal, query)
+
+
+if TYPE_CHECKING:  # the factory opens this module by name: mypy holds the class to Backend here
+    _backend: type[Backend] = PostgresJournal

@@ -1,4 +1,5 @@
-"""What operators do to a SQLite journal (``tongban journal …``): migrate, verify, rekey, archive.
+"""What operators do to a SQLite journal (``tongban journal …``): migrate, verify, rekey, archive
+and read what an archive is checked against.
 
 The ``JournalAdmin`` side of ``SQLiteJournal`` (``replay/sqlite.py``, the request path's journal),
 kept apart so each reads on its own, as ``PostgresJournal``'s writer side is in ``replay/pgwrite.py``.
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from replay.archive import ArchivedExchange, ArchiveWriter
 from replay.audit import Audit
 from replay.chain import Break, Chain
 from replay.checkpoints import Checkpoints
-from replay.journal import Refusal
+from replay.journal import JournalEvent, Refusal
 from replay.keys import KeyPlace
 from replay.rekey import Staged
 from replay.seal import Seal
@@ -28,7 +29,8 @@ from replay.sets import MappingSets
 
 
 class SQLiteAdmin:
-    """The operators' side of ``SQLiteJournal``: migrations, verify, rekey, archive, refusals."""
+    """The operators' side of ``SQLiteJournal``: migrations, verify, rekey, archive (and the
+    reads an archive is checked against), refusals."""
 
     path: Path
     keys: KeyPlace
@@ -128,6 +130,18 @@ class SQLiteAdmin:
         finally:
             await asyncio.to_thread(writer.close)
         return writer.exchanges, writer.events
+
+    async def events_of(self, ids: Sequence[str]) -> list[JournalEvent]:
+        """Every event of those exchanges, live or tombstoned, in chain order; no content."""
+        found: list[JournalEvent] = await self._read(lambda conn: sqlitesql.events_of(conn, ids))
+        return found
+
+    async def archived_markers(self, first: float, last: float) -> list[tuple[str, float]]:
+        """(exchange id, time) of the ``~archived`` markers made at ``first`` … ``last``."""
+        found: list[tuple[str, float]] = await self._read(
+            lambda conn: sqlitesql.archived_markers(conn, first, last)
+        )
+        return found
 
     async def refusals(self, limit: int = 100) -> list[Refusal]:
         """The most recent refused intake requests, newest first."""

@@ -1,4 +1,5 @@
-"""The SQLite journal's SQL: migrations, history reading, archive candidates and tombstones.
+"""The SQLite journal's SQL: migrations, history reading, archive candidates and tombstones, and
+what an archive is checked against.
 
 Kept apart from ``replay/sqlite.py`` (the Journal methods and the threads), as ``replay/pgsql.py``
 is from ``replay/postgres.py``. Every function takes the connection of the caller's transaction
@@ -8,6 +9,7 @@ and none commits (except ``migrate``, which takes one transaction per file).
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
@@ -16,6 +18,7 @@ from replay import formats, lasterror, rekey, rows, rules, sets
 from replay.archive import ArchivedExchange
 from replay.audit import Audit
 from replay.chain import Chain
+from replay.journal import JournalEvent
 from replay.rules import ENDED, in_list
 from replay.seal import Seal
 from replay.sets import MappingSets
@@ -140,6 +143,35 @@ def archive_candidates(
             events.append(rows.archive_event(ev, None if prev is None else prev[0]))
         out.append(ArchivedExchange(row=rows.archive_record(row, known), events=events))
     return out
+
+
+# What an archive is checked against (JournalAdmin.events_of, .archived_markers): no content.
+EVENTS_OF = (
+    "SELECT seq, exchange_id, at, kind, hash, archived FROM events"
+    " WHERE exchange_id IN ({}) ORDER BY seq"
+)
+MARKERS_AT = (
+    f"SELECT exchange_id, at FROM events WHERE kind = '{rows.ARCHIVED}' AND at BETWEEN ? AND ?"
+    " ORDER BY seq"
+)
+
+
+def events_of(conn: sqlite3.Connection, ids: Sequence[str]) -> list[JournalEvent]:
+    """Every event of the exchanges ``ids`` names, in chain order (asked 400 ids at a time: an
+    older SQLite takes at most 999 parameters)."""
+    found: list[JournalEvent] = []
+    for start in range(0, len(ids), 400):
+        chunk = list(ids[start : start + 400])
+        cur = conn.execute(EVENTS_OF.format(", ".join("?" * len(chunk))), chunk)
+        found.extend(JournalEvent.of(r) for r in cur)
+    return sorted(found)
+
+
+def archived_markers(
+    conn: sqlite3.Connection, first: float, last: float
+) -> list[tuple[str, float]]:
+    """(exchange id, time) of the ``~archived`` markers made at ``first`` … ``last``."""
+    return [(str(r[0]), float(r[1])) for r in conn.execute(MARKERS_AT, (first, last))]
 
 
 def tombstone(

@@ -18,7 +18,7 @@ from federation.cli.failures import Failure, Negative
 from federation.cli.lang import N_, _
 from federation.cli.problems import said_all
 from federation.domain.errors import ConfigError
-from replay.archive import Checked, check_archive, compare, journal_readers, sign_checked
+from replay.archive import Checked, check_archive, compare, sign_checked
 from replay.journal import Backend
 from replay.keys import read_file
 from replay.seal import Seal
@@ -73,7 +73,7 @@ async def archived(journal: Backend, cutoff: float, out: Path) -> tuple[int, int
     return exchanges, events, problem
 
 
-async def _against(journal: object, path: Path) -> tuple[Checked, str | None]:
+async def _against(journal: Backend, path: Path) -> tuple[Checked, str | None]:
     """The archive checked with the journal's key, then against what the journal keeps."""
     seal = getattr(journal, "seal", None)
     checked = check_archive(path, seal if isinstance(seal, Seal) else None)
@@ -84,7 +84,7 @@ async def _against(journal: object, path: Path) -> tuple[Checked, str | None]:
             "that no exchange archived first or last in its run was removed from the file (the "
             "archive is not signed)"
         )
-    return checked, await compare(checked, *journal_readers(journal))
+    return checked, await compare(checked, journal)
 
 
 def _seal(key_file: Path | None) -> Seal | None:

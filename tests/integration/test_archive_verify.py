@@ -25,7 +25,6 @@ from replay.archive import (
     ArchiveWriter,
     check_archive,
     compare,
-    journal_readers,
     verify_archive,
 )
 from replay.chain import link
@@ -135,7 +134,7 @@ async def test_a_new_archive_is_signed_and_holds_alone_and_against_the_journal(
     assert (with_key.problem, with_key.unreadable, with_key.unsigned) == (None, None, None)
     assert with_key.signed and (with_key.exchanges, with_key.events) == (4, 8)
     assert alone.problem is None and alone.unsigned is not None  # holds, but nothing proves it
-    assert await compare(with_key, *journal_readers(journal)) is None
+    assert await compare(with_key, journal) is None
     assert verify_archive(out) == (4, 8, None)
 
 
@@ -161,10 +160,8 @@ async def test_a_removed_exchange_or_swapped_data_is_found_with_the_key_or_the_j
         found = check_archive(bare, seal)
         assert found.problem is None
         assert "removed from the file" in str(
-            await compare(found, *journal_readers(journal))
-        ) or "not the event the journal keeps" in str(
-            await compare(found, *journal_readers(journal))
-        )
+            await compare(found, journal)
+        ) or "not the event the journal keeps" in str(await compare(found, journal))
 
 
 async def test_an_archive_of_another_journal_is_refused(where: Store, tmp_path: Path) -> None:
@@ -178,7 +175,7 @@ async def test_an_archive_of_another_journal_is_refused(where: Store, tmp_path: 
         assert "another journal" in str(check_archive(out, second.seal).problem)  # type: ignore[attr-defined]
         bare = edited(out, tmp_path / "bare.gz", lambda _: None, keep_mac=False)
         found = check_archive(bare)
-        assert "another journal" in str(await compare(found, *journal_readers(second)))
+        assert "another journal" in str(await compare(found, second))
     finally:
         await first.close()
         await second.close()
@@ -199,9 +196,9 @@ async def test_an_archive_written_before_signing_is_checked_against_the_journal(
         old = write(tmp_path / "old.gz", lines)
         found = check_archive(old, j.seal)
         assert found.format == 1 and found.problem is None and found.unsigned is not None
-        assert await compare(found, *journal_readers(j)) is None
+        assert await compare(found, j) is None
         dropped = edited(old, tmp_path / "old-drop.gz", drop_one, keep_mac=False)
-        problem = await compare(check_archive(dropped), *journal_readers(j))
+        problem = await compare(check_archive(dropped), j)
         assert "removed from the file" in str(problem)
     finally:
         await j.close()
@@ -215,7 +212,7 @@ async def test_retention_signs_what_holds(where: Store, tmp_path: Path) -> None:
         assert run is not None and run.file is not None
         found = check_archive(run.file, j.seal)
         assert found.signed and found.unsigned is None and found.problem is None
-        assert await compare(found, *journal_readers(j)) is None
+        assert await compare(found, j) is None
     finally:
         await j.close()
 
