@@ -21,8 +21,8 @@ replay (``replay/service.py``) done before the resent callback went out; neither
 the resent callback goes first, then the step's or the replay's (:func:`due_callback`).
 
 A resend is the same message as well as the same key: its ``callback_replayed`` keeps what the
-callback says that the exchange may later say otherwise (``resends``: the end's state, receipt,
-last error and time, :func:`message_of`), and the notifier builds the resent callback from that
+callback says that the exchange may later say otherwise (``resends``: the end's state, receipt
+and time, and its last error, :func:`message_of`), and the notifier builds the resent callback from that
 and the history before it (:func:`as_resent`), never from a new end a replay brought meanwhile,
 which has its own key and fields. A ``callback_replayed`` of an earlier release keeps no
 ``resends``: the exchange as it stands is sent, as that release did.
@@ -129,16 +129,23 @@ def due_callback(exchange: Exchange, mark: str) -> Due:
 
 
 def message_of(exchange: Exchange) -> dict[str, Any]:
-    """What a callback of ``exchange`` says that the exchange may say otherwise later (its
-    state, receipt, last error and time), as it stands now: a resend keeps it (``resends`` in
-    its ``callback_replayed`` event), so that the message goes out again as it was, whatever
-    the exchange has come to meanwhile (a replay's new end has a message of its own)."""
-    return {
-        "at": exchange.updated_at,
-        "state": exchange.state.value,
-        "receipt": exchange.receipt,
-        "last_error": exchange.last_error,
+    """What a resend of ``exchange``'s callback keeps of the message it sends again, as the
+    exchange stands now (the fields of its ``callback_replayed`` event): ``resends``, the end's
+    state, receipt and time, and ``error``, its last error if any. The resend goes out so, as it
+    was, whatever the exchange has come to meanwhile (a replay's new end is a message of its
+    own). The error goes by the key every event's error does, so that a reader who may not see
+    the partner's words, or an application's values quoted in a mapping's problems, sees them
+    masked here as everywhere else."""
+    told: dict[str, Any] = {
+        RESENDS: {
+            "at": exchange.updated_at,
+            "state": exchange.state.value,
+            "receipt": exchange.receipt,
+        }
     }
+    if exchange.last_error is not None:
+        told["error"] = dict(exchange.last_error)
+    return told
 
 
 def as_resent(exchange: Exchange, resend: Event) -> Exchange:
@@ -146,12 +153,13 @@ def as_resent(exchange: Exchange, resend: Event) -> Exchange:
     event recording its message, :func:`message_of`) was journalled: the message it resends is
     built from it, its lifecycle steps those journalled before the resend."""
     told = resend.data[RESENDS]
+    error = resend.data.get("error")
     events = list(exchange.events)
     cut = events.index(resend) if resend in events else len(events)
     return exchange.evolved(
         state=State(told["state"]),
         receipt=told.get("receipt"),
-        last_error=told.get("last_error"),
+        last_error=error if isinstance(error, Mapping) else None,
         updated_at=float(told["at"]),
         events=tuple(events[:cut]),
     )
@@ -243,13 +251,13 @@ async def rearm(
     at: float,
     told: Mapping[str, Any] | None = None,
 ) -> None:
-    """Journal a resend (a ``kind`` event: the mark, who and why, and ``told``, the message it
-    sends again, when given) and announce ``mark`` again, guarded: a step the partner reported
-    meanwhile, or another resend, is announced, not written over by an older mark, nor is the
-    notifier's lease on it taken (:class:`NotResent` with ``moved`` says so)."""
+    """Journal a resend (a ``kind`` event: the mark, who and why, and ``told``, what it keeps of
+    the message it sends again, :func:`message_of`, when given) and announce ``mark`` again,
+    guarded: a step the partner reported meanwhile, or another resend, is announced, not written
+    over by an older mark, nor is the notifier's lease on it taken (:class:`NotResent` with
+    ``moved`` says so)."""
     data: dict[str, Any] = {"state": mark, "reason": reason, "by": by}
-    if told is not None:
-        data[RESENDS] = dict(told)
+    data.update(told or {})
     event = Event(exchange_id=exchange.id, kind=kind, at=at, data=data)
     change = StateChange(
         state=exchange.state,

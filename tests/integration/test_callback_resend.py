@@ -108,8 +108,14 @@ def signed_source(make_config: Any, receiver: Receiver, monkeypatch: Any) -> Cat
     return source_config(make_config, lines)
 
 
-async def ended(journal: Journal, key: str, state: State = State.DELIVERED) -> str:
-    """An exchange from gd-portal to hk that ended in ``state``, its callback due; its id."""
+async def ended(
+    journal: Journal,
+    key: str,
+    state: State = State.DELIVERED,
+    last_error: dict[str, Any] | None = None,
+) -> str:
+    """An exchange from gd-portal to hk that ended in ``state`` (with ``last_error``, if given),
+    its callback due; its id."""
     at = time.time()
     new = NewExchange(
         id=new_id(at),
@@ -125,7 +131,7 @@ async def ended(journal: Journal, key: str, state: State = State.DELIVERED) -> s
     ex, _ = await journal.create(new, owner="w1", lease_until=at + 30)
     for step in (State.QUEUED, State.DELIVERING):
         await journal.record(ex.id, [], StateChange(state=step, attempts=1), owner="w1")
-    done = StateChange(state=state, notify=True, receipt={"ref": "HK-1"})
+    done = StateChange(state=state, notify=True, receipt={"ref": "HK-1"}, last_error=last_error)
     await journal.record(ex.id, [], done, owner="w1")
     return ex.id
 
@@ -209,7 +215,7 @@ async def test_an_abandoned_callback_is_resent_signed_with_the_same_key(
         "state": "delivered",
         "reason": "portal back up",
         "by": "support-1",
-        "resends": {**told, "last_error": None},
+        "resends": told,  # no error: the exchange had none
     }
     assert done.state is State.DELIVERED and done.notify_state is None
     keys = {h["idempotency-key"] for h, _, _ in receiver.got}

@@ -15,10 +15,11 @@ import orjson
 import pytest
 
 from adapters.base import Reply
+from federation.cli.journal import masked_exchange
 from federation.domain.errors import AdapterError
-from federation.domain.models import State
+from federation.domain.models import Event, State, json_default
 from federation.domain.texts import said
-from federation.domain.words import shown_error
+from federation.domain.words import shown_error, shown_in
 from federation.logging import MASK
 from federation.runtime.callbacks import rearm, resend_callback
 from federation.runtime.catalogue import Catalogue
@@ -30,9 +31,11 @@ from tests.integration.test_background_loops import due
 from tests.integration.test_callback_resend import (
     Receiver,
     Stepping,
+    ended,
     listening,
     new_secret,
     signed_source,
+    source_config,
     until_quiet,
 )
 from tests.integration.test_callback_resend_replay import replayed, worked
@@ -170,3 +173,43 @@ async def test_a_resend_journalled_by_the_earlier_release_is_read_as_before(
     assert resent["state"] == "rejected" and resent["receipt"] == done.receipt
     assert outcome["state"] == "delivered" and outcome["receipt"] == done.receipt
     assert done.notify_state is None
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        # written before errors held the partner's words apart: folded into the message
+        {"kind": "permanent_error", "message": "hk refused: 陳大文 A123456(3)", "status": 400},
+        {
+            "kind": "permanent_error",
+            "message": "hk refused",
+            "partner_message": "陳大文",
+            "form": 2,
+        },
+        {
+            "kind": "mapping",
+            "message": "no map",
+            "problems": [{"message": "'陳大文' is no number"}],
+        },
+    ],
+)
+async def test_a_resend_keeps_the_error_where_readers_see_it_masked(
+    make_config: Any, journal: Journal, error: dict[str, Any]
+) -> None:
+    """The message a resend keeps holds the exchange's last error; an exchange shown to a reader
+    who may not reveal (``tongban journal show`` without ``--reveal``, JSON) has the partner's
+    words and the problems' messages masked there as in every other event."""
+    catalogue = source_config(make_config, "    callback: http://127.0.0.1:9/outcomes\n")
+    xid = await ended(journal, "masked-resend", State.REJECTED, last_error=error)
+    now = time.time()
+    await journal.claim_notifications(owner="n1", now=now, lease_until=now + 30, limit=5)
+    told = Event(exchange_id=xid, kind="callback_delivered", at=now, data={"state": "rejected"})
+    await journal.finish_notification(xid, [told], owner="n1", done=True)
+    await resend_callback(journal, catalogue.config, xid, reason="r", by="s", clock=time.time)
+    ex = await journal.get(xid)
+    assert ex is not None
+    [resend] = [e for e in ex.events if e.kind == "callback_replayed"]
+    assert resend.data["error"] == error  # kept as it was, for the resent callback
+    shown = masked_exchange(ex)
+    timeline = [shown_in(e.data, clear=False, mask=MASK) for e in shown.events]
+    assert "陳大文" not in orjson.dumps(timeline, default=json_default).decode()
