@@ -1,18 +1,25 @@
 """The shapes a secret travels in besides its own characters, so that a partner's echo of one is
 found too: base64 of the secret (how a gateway's log line or error page may print a credential:
-``invalid credential: c2VjcmV0…``), and HTTP Basic credentials (RFC 7617), base64 of
-``user:password``, as the header was built.
+``invalid credential: c2VjcmV0…``), HTTP Basic credentials (RFC 7617), base64 of
+``user:password``, as the header was built, and the hex of the secret's UTF-8 bytes (a dump, a
+digest-like log field), lower and upper case.
 
-Base64 of a piece of a text depends on where the piece starts: ``user:secret`` encodes to
-characters that hold none of those of ``secret`` alone (three bytes go to four characters, so
-what a byte becomes depends on the bytes before it). So no base64 is taken apart to look for a
-secret somewhere inside it; a secret is looked for in the shapes it was sent in, each whole: the
-secret alone, and each :class:`Basic` value an adapter tells the scrubber it sent (a secret that
-is itself a Basic header's value, ``Basic dXNlcjpwYXNz``, is read so as well: its base64 alone,
-``user:password`` and the password). Each shape is written with either alphabet of RFC 4648
-(standard ``+/``, URL-safe ``-_``), with its ``=`` padding and without. Each of those strings is
-a secret to the scrubber like the one it came from (:func:`of`), so it is found in every written
-form too (``%2B`` for ``+``, ``\\/`` for ``/``, ``%3D`` for ``=``, encoded twice, cut off).
+Base64 of a piece of a text depends on where the piece starts: three bytes go to four characters,
+so what a byte becomes depends on the bytes before it, and the secret inside ``user:secret`` or a
+JSON body that was base64-encoded whole is written in characters its own base64 does not hold.
+But only its first and last characters mix with the text's: the rest, its core, is one of three
+strings whatever the text around it, one for each offset of the secret modulo 3
+(:func:`_cores`); each is looked for, so base64 of any text that holds the secret is found,
+wherever it stands in it (the one or two characters either side of the core, which hold a few
+bits of its first and last bytes mixed with the text's, are kept). The shapes it was sent in
+are looked for whole as well (the secret alone, and each :class:`Basic` value an adapter tells
+the scrubber it sent: a secret that is itself a Basic header's value, ``Basic dXNlcjpwYXNz``, is
+read so as well: its base64 alone, ``user:password`` and the password), so the padding and edge
+characters of those go too. Each shape is written with either alphabet of RFC 4648 (standard
+``+/``, URL-safe ``-_``), with its ``=`` padding and without. Each of those strings is a secret to
+the scrubber like the one it came from (:func:`of`), so it is found in every written form too
+(``%2B`` for ``+``, ``\\/`` for ``/``, ``%3D`` for ``=``, encoded twice, cut off; base64 broken
+into lines: :mod:`adapters.auth.rewrite`).
 """
 
 from __future__ import annotations
@@ -55,8 +62,9 @@ _BASIC = re.compile(r"\s*basic\s+([A-Za-z0-9+/_-]+=*)\s*", re.IGNORECASE)
 @functools.lru_cache(maxsize=64)  # as the scrubber's other caches of secrets
 def of(secret: Secret) -> tuple[str, ...]:
     """The strings that stand for ``secret`` in a text: itself (if it is text: bytes that are
-    not UTF-8 cannot appear in one), and the base64 of each shape it was sent in, in either
-    alphabet, padded and not; none shorter than :data:`MIN_SECRET`. A password sent as
+    not UTF-8 cannot appear in one), the base64 of each shape it was sent in, in either
+    alphabet, padded and not, the cores of its base64 at each offset, and its hex in either
+    case; none shorter than :data:`MIN_SECRET`. A password sent as
     :class:`Basic` stands for itself as well (``user:password`` holds it, so is not searched
     for apart)."""
     if secret is None:
@@ -74,6 +82,8 @@ def of(secret: Secret) -> tuple[str, ...]:
             if sent is not None:  # a Basic header's value: its base64, and what that holds
                 found.update(dict.fromkeys(of(sent)))
         found.update(dict.fromkeys(_base64(data)))
+        found.update(dict.fromkeys(_cores(data)))
+        found.update(dict.fromkeys((data.hex(), data.hex().upper())))
     return tuple(s for s in found if len(s) >= MIN_SECRET)
 
 
@@ -90,6 +100,23 @@ def _base64(data: bytes) -> tuple[str, ...]:
     standard = base64.b64encode(data).decode("ascii")
     safe = standard.replace("+", "-").replace("/", "_")
     return tuple(dict.fromkeys((standard, standard.rstrip("="), safe, safe.rstrip("="))))
+
+
+_CORE = 8  # characters: a core shorter would be found by chance in a long enough base64 text
+
+
+def _cores(data: bytes) -> tuple[str, ...]:
+    """The base64 characters that hold only bits of ``data`` where a text holds it at an offset
+    of 0, 1 or 2 modulo 3 (character ``k`` holds bits ``6k`` to ``6k + 6`` of the text), in
+    either alphabet; none shorter than :data:`_CORE`."""
+    found: dict[str, None] = {}
+    for offset in range(3):
+        standard = base64.b64encode(bytes(offset) + data).decode("ascii")
+        core = standard[-(-8 * offset // 6) : 8 * (offset + len(data)) // 6]
+        if len(core) >= _CORE:
+            found[core] = None
+            found[core.replace("+", "-").replace("/", "_")] = None
+    return tuple(found)
 
 
 def _basic(value: str) -> Basic | None:

@@ -26,9 +26,10 @@ read no secret prepares and searches nothing.
 
 Sent in other shapes, too: what an attempt read comes with the shapes it was sent in
 (:mod:`adapters.auth.forms`): a secret's base64, and an HTTP Basic header's ``user:password`` in
-base64, each in either alphabet, padded or not; each such string is searched for like a secret
-(in every written form above), so a partner's ``invalid credential: c2VjcmV0…`` or the Basic
-header it echoes is found. Base64 is not taken apart: only the shapes that were sent, whole.
+base64, each in either alphabet, padded or not; the cores of the secret's base64 at each of the
+three offsets modulo 3 (so base64 of any text that holds it, a JSON body, is found); and its hex,
+either case. Each such string is searched for like a secret (in every written form above), so
+a partner's ``invalid credential: c2VjcmV0…`` or the Basic header it echoes is found.
 
 Written twice over, too: a value encoded again by the next layer that carries it (a URL in a
 URL's parameter, ``%2526``; JSON escaped as XML text; a reference whose ``&`` became ``&amp;``;
