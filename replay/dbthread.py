@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import queue
 import sqlite3
 import threading
@@ -23,6 +24,9 @@ T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
 Prepare = Callable[[], None]
 MAX_BATCH = 512
+# pages of room a writer that failed for want of the disk asks for before it says writes work
+# again: some applications' worth (one takes 14 to 18 pages of the write-ahead log, 8 KiB each)
+ROOM_PAGES = 64
 Item = TypeVar("Item")
 
 
@@ -80,7 +84,8 @@ class DbThread(threading.Thread):
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
         # why the last write failed for want of the disk (full, an I/O error, made read-only),
-        # until a transaction writes again: a ping's read succeeds all the while (/readyz)
+        # until the disk has room again (``room``): a ping's read succeeds all the while, and so
+        # do updates in place (a presence beat, a lease renewal), so neither says so (/readyz)
         self.failing: str | None = None
 
     def start_and_wait(self) -> None:
@@ -186,7 +191,7 @@ class DbThread(threading.Thread):
     ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]] | None:
         """The batch's results, committed; None if it was rolled back and should be retried op by op."""
         results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
-        t0, changes = time.perf_counter(), conn.total_changes
+        t0 = time.perf_counter()
         try:
             conn.execute("BEGIN IMMEDIATE" if self._transactional else "BEGIN")
             if self._on_begin is not None:
@@ -208,7 +213,7 @@ class DbThread(threading.Thread):
             if _disk(exc):
                 self.failing = str(exc)
             return [(fut, None, exc) for _, fut in batch]
-        if conn.total_changes != changes:  # it wrote: the disk takes writes again
+        if self.failing is not None and room(conn):
             self.failing = None
         if self._observe is not None:
             self._observe(time.perf_counter() - t0, len(batch))
@@ -244,3 +249,40 @@ def _disk(exc: BaseException) -> bool:
     """Whether a failed transaction failed for want of the disk, not for its own content."""
     code = getattr(exc, "sqlite_errorcode", None)
     return isinstance(exc, sqlite3.Error) and code is not None and code & 0xFF in _DISK_CODES
+
+
+def room(conn: sqlite3.Connection) -> bool:
+    """Whether the journal could grow by ``ROOM_PAGES`` now: under its page limit, and on its
+    disk (that many pages written to ``<journal>-room``, flushed, and removed).
+
+    Only a writer that failed for want of the disk asks, after each of its commits (a ping's
+    among them, so /readyz sees room come back with no application arriving). A commit alone
+    proves nothing: an update in place, even an upsert (``INSERT … ON CONFLICT DO UPDATE``),
+    needs no new page, nor an insert into a page's free space, while the next application does.
+    """
+    pages, limit, size = (
+        conn.execute(f"PRAGMA {name}").fetchone()[0]
+        for name in ("page_count", "max_page_count", "page_size")
+    )
+    if pages + ROOM_PAGES > limit:
+        return False
+    path = next((row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main"), "")
+    if not path:  # a database in memory: no disk
+        return True
+    if not os.path.exists(path):  # moved or removed: its writes are refused (read-only)
+        return False
+    probe = f"{path}-room"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            data = memoryview(os.urandom(ROOM_PAGES * size))  # random: no file system packs it
+            while data:
+                data = data[os.write(fd, data) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(probe)
+    except OSError:
+        return False
+    return True

@@ -1,11 +1,16 @@
 """A SQLite journal whose disk refuses writes (full: here its page limit, as a full disk answers
 ``database or disk is full``) is not ready: its ping's read still answers, so /readyz said ready
 while every application was refused 503 journal-unavailable. Now the ping says why writes fail
-until a transaction writes again, and /readyz answers 503 not-ready meanwhile."""
+until the disk has room again, and /readyz answers 503 not-ready meanwhile. A write that needs
+no new page (a presence beat, a lease renewal: updates in place) still succeeds on a full disk
+and does not make it ready; room given back does, before any application arrives."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +18,9 @@ import aiohttp
 import pytest
 
 from federation.domain.errors import JournalUnavailable
+from replay.instances import Instance
 from replay.sqlite import SQLiteJournal
+from tests.conftest import HK_APPLICATION
 from tests.integration.test_journal_contract import NOW, new
 
 MANY = 400  # applications: far past a page limit set at the journal's size
@@ -42,6 +49,7 @@ async def fill(journal: Any, start: int) -> JournalUnavailable:
 
 
 async def test_the_ping_says_writes_fail_until_one_succeeds(tmp_path: Path) -> None:
+    """Not ready from the refused write until the page limit is raised and a write succeeds."""
     journal = SQLiteJournal(tmp_path / "j.sqlite")
     await journal.open()
     try:
@@ -62,6 +70,7 @@ async def test_the_ping_says_writes_fail_until_one_succeeds(tmp_path: Path) -> N
 
 
 async def test_readyz_is_not_ready_while_writes_fail(make_config: Any, broker_at: Any) -> None:
+    """/readyz answers 503 not-ready, saying writes fail, until the journal takes writes again."""
     async with (
         broker_at(make_config()) as (broker, url),
         aiohttp.ClientSession(base_url=url) as http,
@@ -77,3 +86,87 @@ async def test_readyz_is_not_ready_while_writes_fail(make_config: Any, broker_at
     assert (status, body["type"]) == (503, "urn:tongban:problem:not-ready")
     assert "writes fail" in body["detail"]
     assert again == 200
+
+
+async def test_updates_in_place_do_not_make_it_ready(tmp_path: Path) -> None:
+    """A presence beat (an upsert) and a lease renewal succeed on the full journal, and the ping
+    still says writes fail: the next application is refused all the same."""
+    journal = SQLiteJournal(tmp_path / "j.sqlite")
+    here = Instance(id="h:1", host="h", pid=1, config_version="v", started_at=NOW, seen_at=NOW)
+    await journal.open()
+    try:
+        held, _ = await journal.create(new("k0"), owner="w", lease_until=NOW + 60)
+        await journal.announce(here)
+        await capped(journal, None)
+        await fill(journal, 1)
+        await journal.announce(replace(here, seen_at=NOW + 15))  # succeeds: no new page
+        renewed = await journal.renew(owner="w", ids=[held.id], lease_until=NOW + 90)
+        seen = await journal.instances(seen_since=NOW + 15)
+        with pytest.raises(JournalUnavailable, match="writes fail: database or disk is full"):
+            await journal.ping()
+        with pytest.raises(JournalUnavailable, match="full"):
+            await journal.create(
+                new("next", body="x" * 2000, at=NOW + 9999), owner="w", lease_until=NOW + 9999
+            )
+    finally:
+        await journal.close()
+    assert (renewed, [i.seen_at for i in seen]) == (1, [NOW + 15])
+
+
+async def test_room_given_back_makes_it_ready_before_any_application(tmp_path: Path) -> None:
+    """Nothing but the ping writes once the page limit is raised: ready at once (a broker taken
+    out of rotation gets no application to prove it), and the check for room leaves no file."""
+    journal = SQLiteJournal(tmp_path / "j.sqlite")
+    await journal.open()
+    try:
+        await capped(journal, None)
+        await fill(journal, 1)
+        with pytest.raises(JournalUnavailable, match="writes fail"):
+            await journal.ping()
+        files = sorted(await asyncio.to_thread(os.listdir, tmp_path))
+        await capped(journal, 1_000_000)
+        await journal.ping()
+        after = sorted(await asyncio.to_thread(os.listdir, tmp_path))
+    finally:
+        await journal.close()
+    assert after == files
+
+
+async def test_readyz_stays_not_ready_after_a_presence_beat(
+    make_config: Any, broker_at: Any
+) -> None:
+    """Applications refused 503 for a full journal: /readyz is 503 before and after a presence
+    beat that succeeds, while the next application is refused; 200 and 202 once there is room."""
+
+    async def apply(http: aiohttp.ClientSession, key: str) -> int:
+        body = {"source": "gd-portal", "partner": "hk", "service": "TD-VL-RENEW"}
+        headers = {"Idempotency-Key": key}
+        application = {**body, "application": {**HK_APPLICATION, "note": "x" * 2000}}
+        async with http.post("/v1/exchanges", json=application, headers=headers) as r:
+            return r.status
+
+    async def ready(http: aiohttp.ClientSession) -> int:
+        async with http.get("/readyz") as r:
+            return r.status
+
+    async with (
+        broker_at(make_config()) as (broker, url),
+        aiohttp.ClientSession(base_url=url) as http,
+    ):
+        await capped(broker.journal, None)
+        statuses = [await apply(http, f"k{i}") for i in range(3)]
+        for i in range(3, MANY):
+            if statuses[-1] == 503:
+                break
+            statuses.append(await apply(http, f"k{i}"))
+        refused = await ready(http)
+        beat = await broker.journal.instances(seen_since=0)
+        await broker.presence.announce()  # what the presence loop does every 15 s
+        beaten = await broker.journal.instances(seen_since=0)
+        after_beat, next_one = await ready(http), await apply(http, "next")
+        await capped(broker.journal, 1_000_000)
+        again, accepted = await ready(http), await apply(http, "after")
+    assert (statuses[0], statuses[-1]) == (202, 503)
+    assert [i.seen_at for i in beaten] > [i.seen_at for i in beat]  # the beat was written
+    assert (refused, after_beat, next_one) == (503, 503, 503)
+    assert (again, accepted) == (200, 202)
