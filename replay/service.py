@@ -20,16 +20,19 @@ history, the resent callback first, then the replay's (``federation.runtime.call
 The replay's end is a new outcome, so a callback or notice of its own: the ``from_state`` each
 ``replayed`` event keeps numbers the ends, ``<state>:<n>`` the n-th time the exchange ends in a
 state (``rejected:2``; the first end keeps its plain key; ``federation.runtime.owed.end_mark``).
+
+Each exchange left out has a ``why`` (English text, which a reader's language can say: see
+``replay.rules.reason_in``) and a :class:`Skip` code, a stable slug a program can branch on.
 """
 
 from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from federation.domain.errors import JournalError
+from federation.domain.errors import JournalDamaged, JournalError, JournalUnavailable
 from federation.domain.ids import new_id
 from federation.domain.models import Event, Exchange, State, StateChange
 from replay import rules
@@ -42,20 +45,37 @@ class Mode(enum.StrEnum):
     REMAP = "remap"
 
 
+class Skip(enum.StrEnum):
+    """Why an exchange is left out of a replay, as a code that never changes with the words."""
+
+    NOT_ENDED = "not-ended"  # not delivered, failed, rejected or unconfirmed (yet)
+    NEVER_SENT = "never-sent"  # a resend of an exchange no attempt ever sent
+    MOVED = "moved-since-plan"  # its state changed between the plan and the run
+    NOT_FOUND = "not-found"  # no longer in the journal at the run (archived since the plan)
+    JOURNAL_UNAVAILABLE = "journal-unavailable"  # the journal could not take the replay
+    JOURNAL_DAMAGED = "journal-damaged"  # the journal refused the write: its chain does not hold
+
+
 @dataclass(frozen=True, kw_only=True)
 class Plan:
-    """What a replay would do: the exchanges it takes and those it must leave, with why."""
+    """What a replay would do: the exchanges it takes and those it must leave, with why (and the
+    code of why, by exchange id, in ``codes``)."""
 
     mode: Mode
     take: tuple[Exchange, ...]
     skip: tuple[tuple[Exchange, str], ...] = ()
+    codes: Mapping[str, Skip] = field(default_factory=dict)
 
 
 @dataclass(kw_only=True)
 class Result:
+    """What a run did: the exchanges replayed, and those skipped with why (``codes``: the code of
+    why, by exchange id)."""
+
     batch: str
     replayed: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    codes: dict[str, Skip] = field(default_factory=dict)
 
 
 class ReplayService:
@@ -69,6 +89,7 @@ class ReplayService:
         """Every exchange ``query`` finds, sorted into replayable and not (with the reason)."""
         take: list[Exchange] = []
         skip: list[tuple[Exchange, str]] = []
+        codes: dict[str, Skip] = {}
         cursor: str | None = query.before
         while len(take) + len(skip) < limit:
             page = await self.journal.search(
@@ -77,16 +98,18 @@ class ReplayService:
             if not page:
                 break
             for ex in page:
-                reason = self._why_not(ex, mode)
-                (skip.append((ex, reason)) if reason else take.append(ex))
+                reason = why_not_replayable(ex, resend=mode is Mode.RESEND)
+                if reason is None:
+                    take.append(ex)
+                    continue
+                skip.append((ex, reason))
+                codes[ex.id] = (
+                    Skip.NOT_ENDED if ex.state not in rules.REPLAYABLE else Skip.NEVER_SENT
+                )
             cursor = page[-1].id
             if query.exchange_id is not None:
                 break
-        return Plan(mode=mode, take=tuple(take), skip=tuple(skip))
-
-    @staticmethod
-    def _why_not(ex: Exchange, mode: Mode) -> str | None:
-        return why_not_replayable(ex, resend=mode is Mode.RESEND)
+        return Plan(mode=mode, take=tuple(take), skip=tuple(skip), codes=codes)
 
     async def run(self, plan: Plan, *, reason: str, by: str) -> Result:
         """Replay every exchange of the plan; each either replays wholly or stays as it was."""
@@ -94,6 +117,7 @@ class ReplayService:
             raise ValueError("a replay needs a reason")
         result = Result(batch=new_id(self._clock()))
         result.skipped += [(ex.id, why) for ex, why in plan.skip]
+        result.codes.update(plan.codes)
         target = State.QUEUED if plan.mode is Mode.RESEND else State.RECEIVED
         for ex in plan.take:
             event = Event(
@@ -117,6 +141,24 @@ class ReplayService:
                 )
             except JournalError as exc:
                 result.skipped.append((ex.id, rules.MOVED % {"error": exc}))
+                result.codes[ex.id] = await self._refused_as(ex.id, exc)
                 continue
             result.replayed.append(ex.id)
         return result
+
+    async def _refused_as(self, exchange_id: str, exc: JournalError) -> Skip:
+        """The code of a replay the journal would not write: the journal itself failing, or the
+        exchange gone from it (archived) or moved (any other refusal of the guarded write)."""
+        if isinstance(exc, JournalUnavailable):
+            return Skip.JOURNAL_UNAVAILABLE
+        if isinstance(exc, JournalDamaged):
+            return Skip.JOURNAL_DAMAGED
+        try:  # the backends refuse a missing row and a moved one alike: look which it is
+            found = await self.journal.search(
+                Query(exchange_id=exchange_id, limit=1, with_supplement_of=False)
+            )
+        except JournalUnavailable:
+            return Skip.JOURNAL_UNAVAILABLE
+        except JournalDamaged:
+            return Skip.JOURNAL_DAMAGED
+        return Skip.MOVED if found else Skip.NOT_FOUND

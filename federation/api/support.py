@@ -27,7 +27,7 @@ from federation.domain.words import shown_error
 from federation.logging import MASK
 from federation.runtime.broker import Broker
 from replay.journal import Query
-from replay.service import Mode, Plan, ReplayService, Result
+from replay.service import Mode, Plan, ReplayService, Result, Skip
 
 FILTERS = (
     "state",
@@ -242,7 +242,7 @@ async def _replayed(
     view: dict[str, Any] = {
         "mode": mode.value,
         "would_replay": [ex.id for ex in plan.take],
-        "would_skip": [{"id": ex.id, "why": why} for ex, why in plan.skip],
+        "would_skip": [skipped(ex.id, why, plan.codes) for ex, why in plan.skip],
     }
     if data.get("dry_run"):
         return view
@@ -273,8 +273,14 @@ async def _replayed(
     return {
         "batch": result.batch,
         "replayed": result.replayed,
-        "skipped": [{"id": i, "why": w} for i, w in result.skipped],
+        "skipped": [skipped(i, w, result.codes) for i, w in result.skipped],
     }
+
+
+def skipped(xid: str, why: str, codes: Mapping[str, Skip]) -> dict[str, str]:
+    """One exchange a replay leaves out: its id, why in English (``why``, as it always was) and
+    the stable slug of why (``code``: ``replay.service.Skip``), for a program to branch on."""
+    return {"id": xid, "why": why, "code": codes[xid].value}
 
 
 def found_one(xid: str, plan: Plan) -> None:

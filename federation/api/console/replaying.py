@@ -198,7 +198,8 @@ def left_as_they_are(plan: Plan, result: Result) -> Plan:
     left it (not ended, never sent, or changed since it was planned), so no confirm form."""
     planned = {ex.id: ex for ex in (*plan.take, *(ex for ex, _why in plan.skip))}
     skip = tuple((planned[xid], why) for xid, why in result.skipped if xid in planned)
-    return Plan(mode=plan.mode, take=(), skip=skip)
+    codes = {ex.id: result.codes[ex.id] for ex, _why in skip}
+    return Plan(mode=plan.mode, take=(), skip=skip, codes=codes)
 
 
 async def batch_ids(broker: Broker, batch: str) -> tuple[str, ...] | None:
