@@ -9,7 +9,19 @@ escapes, encoded twice and cut off; one whose ``&`` was escaped again (``&amp;so
 already and are left as they are. Names of two characters (``&NotEqualTilde;``), names without
 their ``;`` and names the table lacks stay as they are: they read as no character of a secret.
 
-Every secret is searched in the text as it came as well.
+Line breaks inside base64 (PEM's 64 characters a line, MIME's 76; a raw ``\\n`` or ``\\r\\n``, a
+JSON string's ``\\n``, XML's ``&#10;``, a URL's ``%0A``, HTML5's ``&NewLine;``; the indentation
+after it) are removed, so base64 of a secret, or of a text that holds it, is found wherever a
+line ends in it. A break is taken for one inside base64 only where the line before it ends in
+:data:`_LINE` characters of base64 (``\\/`` for ``/`` too, as JSON may write it) and the next
+begins with one: a text of prose or pretty-printed JSON seldom has such a line, and then costs
+nothing more. Only the secrets written in base64's characters (:func:`wraps`: its shapes, and
+keys that look like them) are searched for in a text whose breaks alone were removed: no other
+can be cut by one. Base64 whose ``+`` or ``/`` is percent-encoded or written as a reference
+(``%2B``, ``&#43;``) is not joined across its lines.
+
+The rewritten text is searched as well as the text as it came, not instead of it (a secret may
+hold a line break itself: a PEM key).
 """
 
 from __future__ import annotations
@@ -33,14 +45,25 @@ for _name, _char in NAMED.items():
     _BY_CHAR.setdefault(_char, []).append(_name + ";")
 
 _FEW = 12  # names looked for one by one; more, and a text with a "&" is read for any name
+_ANY_NAME = r"(?!(?:amp|lt|gt|quot|apos);)[A-Za-z][A-Za-z0-9]{1,31};"
 _NAME = re.compile(r"&(amp;)?(?!(?:amp|lt|gt|quot|apos);)([A-Za-z][A-Za-z0-9]{1,31});")
+
+_BREAK = re.compile(
+    r"(?:\r\n?|\n|\\r\\n|\\[nr]|&#(?:13|[xX]0*[dD]);&#(?:10|[xX]0*[aA]);"
+    r"|&#(?:1[03]|[xX]0*[aAdD]);|%0[dD]%0[aA]|%0[aAdD]|&NewLine;)[ \t]*"
+)
+_HINTS = ("\n", "\r", "\\n", "\\r", "&#1", "&#x", "&#X", "%0", "&NewLine;")
+_PERCENT_BREAK = re.compile("%0[aAdD]")
+_LINE = 16  # characters of base64 a line ends in, at least, for its break to be removed
+_BASE64 = re.compile(r"(?:[A-Za-z0-9+/=_-]|\\/)+")  # \/: JSON's slash
+_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-\\")
 
 
 class Rewritten:
     """``text`` rewritten by edits (where each began and ended in the text as it came, and what
     took its place): :attr:`text`, and where a place in it stands in the text as it came."""
 
-    __slots__ = ("_ends", "_new", "_new_ends", "_starts", "text")
+    __slots__ = ("_ends", "_new", "_new_ends", "_starts", "named", "text")
 
     def __init__(self, text: str, edits: list[tuple[int, int, str]]) -> None:
         pieces: list[str] = []
@@ -50,6 +73,8 @@ class Rewritten:
         self._new_ends: list[int] = []  # and ends
         last = n = 0
         for begin, end, put in edits:
+            if begin < last:
+                continue  # inside the one before (a &NewLine; removed as a break): that one
             pieces += [text[last:begin], put]
             n += begin - last
             self._starts.append(begin)
@@ -60,6 +85,9 @@ class Rewritten:
             last = end
         pieces.append(text[last:])
         self.text = "".join(pieces)
+        self.named = any(put for _, _, put in edits)
+        """Whether a named reference was rewritten (else only line breaks were removed: only
+        a secret written in base64's characters can have been cut by one, see :func:`wraps`)."""
 
     def begin(self, i: int) -> int:
         """Where a place that begins at ``i`` of the rewritten text begins in the text as it
@@ -91,28 +119,75 @@ def names(secrets: tuple[str, ...]) -> tuple[str, ...]:
 
 def may_need(read: frozenset[str], named: tuple[str, ...]) -> bool:
     """Whether a short text whose first reading reads as ``read`` (see
-    :func:`adapters.auth.reach.first`) may be rewritten: it has the characters of one of the
-    ``named`` (:func:`names`)."""
-    return "&" in read and ";" in read and any(read.issuperset(name) for name in named)
+    :func:`adapters.auth.reach.first`) may be rewritten: it reads as a line break, or has the
+    characters of ``&NewLine;`` or of one of the ``named`` (:func:`names`)."""
+    if "\n" in read or "\r" in read:
+        return True
+    names = (*named, "NewLine;")
+    return "&" in read and ";" in read and any(read.issuperset(name) for name in names)
 
 
-def hinted(text: str, named: tuple[str, ...]) -> bool:
-    """Whether ``text`` may be rewritten: it holds one of the ``named`` (a ``&``, if there are
-    more than :data:`_FEW`)."""
-    if not named or "&" not in text:
-        return False
-    return len(named) > _FEW or any(name in text for name in named)
+def hinted(text: str, hint: re.Pattern[str]) -> bool:
+    """Whether ``text`` may be rewritten: it holds a line break in any form, or what ``hint``
+    (:func:`hint`) finds after a ``&``: a reference to a line break, or one of the names of
+    the secrets' characters."""
+    if "\n" in text or "\r" in text:
+        return True
+    if "\\" in text and ("\\n" in text or "\\r" in text):
+        return True
+    if "%" in text and _PERCENT_BREAK.search(text):
+        return True
+    return "&" in text and hint.search(text) is not None
+
+
+@functools.lru_cache(maxsize=64)
+def hint(named: tuple[str, ...]) -> re.Pattern[str]:
+    """What a text that may be rewritten holds after a ``&`` (one pass over the text): a
+    reference to a line break, or one of the ``named`` (:func:`names`; any name, if there are
+    more than :data:`_FEW`), its ``&`` escaped again or not."""
+    name = "|".join(named) if len(named) <= _FEW else _ANY_NAME
+    named_ref = f"|(?:amp;)?(?:{name})" if named else ""
+    return re.compile(f"&(?:#(?:1[03]|[xX]0*[aAdD]);|NewLine;{named_ref})")
 
 
 def rewrite(text: str, named: tuple[str, ...]) -> Rewritten | None:
-    """``text`` with its named references (if it may hold one of the ``named``) rewritten as
-    numeric ones; None if it holds none."""
+    """``text`` with its line breaks inside base64 removed and its named references (of any
+    character, if some secret has a character an HTML5 name writes: ``named``) rewritten as
+    numeric ones; None if it has neither."""
     edits: list[tuple[int, int, str]] = []
+    if any(hint in text for hint in _HINTS):
+        edits += _breaks(text)
     if named and "&" in text:
         edits += _named(text)
     if not edits:
         return None
+    edits.sort(key=lambda edit: (edit[0], -edit[1]))  # of two at one place, the longer
     return Rewritten(text, edits)
+
+
+_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-")
+
+
+@functools.lru_cache(maxsize=64)  # as the scrubber's other caches of secrets
+def wraps(secret: str) -> bool:
+    """Whether ``secret`` may be written across a line break of base64: it is written in
+    base64's characters (a shape of :mod:`adapters.auth.forms`, or a key that looks like one)."""
+    return _ALPHABET.issuperset(secret)
+
+
+def _breaks(text: str) -> list[tuple[int, int, str]]:
+    """Each line break of ``text`` between two lines of base64, to remove."""
+    found = []
+    for m in _BREAK.finditer(text):
+        begin, end = m.span()
+        if (
+            begin >= _LINE
+            and end < len(text)
+            and text[end] in _FIRST
+            and _BASE64.fullmatch(text, begin - _LINE, begin)
+        ):
+            found.append((begin, end, ""))
+    return found
 
 
 def _named(text: str) -> list[tuple[int, int, str]]:

@@ -29,7 +29,11 @@ Sent in other shapes, too: what an attempt read comes with the shapes it was sen
 base64, each in either alphabet, padded or not; the cores of the secret's base64 at each of the
 three offsets modulo 3 (so base64 of any text that holds it, a JSON body, is found); and its hex,
 either case. Each such string is searched for like a secret (in every written form above), so
-a partner's ``invalid credential: c2VjcmV0…`` or the Basic header it echoes is found.
+a partner's ``invalid credential: c2VjcmV0…`` or the Basic header it echoes is found. And
+rewritten (:mod:`adapters.auth.rewrite`): a text that holds an HTML5 named reference of a
+secret's character (``&sol;``, ``&plus;``) or a line break inside base64 (PEM, MIME) is searched
+rewritten as well (names as numeric references, those breaks removed), and what is found there
+is redacted where it stands in the text.
 
 Written twice over, too: a value encoded again by the next layer that carries it (a URL in a
 URL's parameter, ``%2526``; JSON escaped as XML text; a reference whose ``&`` became ``&amp;``;
@@ -91,6 +95,8 @@ class Scrubber:
         self._may: dict[frozenset[str], tuple[tuple[str, ...], bool]] = {}
         self._heads: list[tuple[str, bool, str]] | None = None  # each secret's start, its space
         self._named: tuple[str, ...] = ()  # the HTML5 names of the secrets' characters
+        self._wraps: tuple[str, ...] = ()  # the secrets a line break of base64 may cut
+        self._wrap_kinds: tuple[str, ...] = ()  # how their searches read a text
         if secrets:  # most attempts read none: nothing to prepare (the request path)
             self.learn(secrets)
 
@@ -106,6 +112,8 @@ class Scrubber:
         self._heads = None
         self._may.clear()
         self._named = rewrite.names(self.secrets)
+        self._wraps = tuple(s for s in self.secrets if rewrite.wraps(s))
+        self._wrap_kinds = tuple({kind: None for s in self._wraps for kind in written.kinds(s)})
 
     def __bool__(self) -> bool:
         return bool(self.secrets)
@@ -132,7 +140,7 @@ class Scrubber:
                 # does not overlap itself, so the places str.replace sees are all it is at
                 return text.replace(plain[0], REDACTED) if plain else text
         spans, cut = _places(text, found)
-        more = None if other is None else self._search(other.text)[0]
+        more = None if other is None else self._search(other.text, other.named)[0]
         if other is not None and more is not None:
             moved, at = _places(other.text, more)  # the text rewritten: where it stands here
             spans += [(other.begin(begin), other.end(end)) for begin, end in moved]
@@ -142,21 +150,25 @@ class Scrubber:
         return places.redact(text, spans) if spans else text
 
     def _search(
-        self, text: str
+        self, text: str, every: bool = True
     ) -> tuple[tuple[list[tuple[int, int]], int, list[str]] | None, bool]:
         """What :func:`_found` finds in ``text`` of the secrets it may hold (None if none), and
-        whether the text may be rewritten (:mod:`adapters.auth.rewrite`) for more."""
-        secrets = self.secrets
+        whether the text may be rewritten (:mod:`adapters.auth.rewrite`) for more; ``every``
+        false: a text whose line breaks were removed, searched for what a break could cut."""
+        secrets = self.secrets if every else self._wraps
         if self.quick and len(text) <= _QUICK:
             if "%" in text or "&" in text or "\\" in text:
                 secrets, again = self._may_hold(text)  # what cannot hold one is not searched
             else:
-                secrets, again = self._starting(text), False
+                secrets, again = self._starting(text), "\n" in text or "\r" in text
         else:
-            again = rewrite.hinted(text, self._named)
+            again = rewrite.hinted(text, rewrite.hint(self._named))
+        if not every:
+            secrets = tuple(s for s in secrets if s in self._wraps)
         if not secrets:
             return None, again
-        sought = _Sought(secrets, self._kinds, len(self.secrets[0]))
+        kinds = self._kinds if every else self._wrap_kinds  # a wrapped text read as they read
+        sought = _Sought(secrets, kinds, len(self.secrets[0]))
         return _found(text, sought, ROUNDS), again
 
     def _starting(self, text: str) -> tuple[str, ...]:
