@@ -237,13 +237,20 @@ def _serve_workers(
     """``serve --workers N``: the parent of N broker processes (federation/cli/workers.py)."""
     args = [f"--config={root}", f"--host={host}", f"--log-level={params['log_level']}"]
     args.append(f"--log-format={params['log_format']}")
+    args.append(f"--drain-timeout={params['drain_timeout']}")  # each worker drains within it
     args += [f"--endpoint={e}" for e in params["endpoints"]]
     for name in ("lease", "poll_interval", "tls_cert", "tls_key", "tls_client_ca"):
         if params[name] is not None:
             args.append(f"--{name.replace('_', '-')}={params[name]}")
     try:
         status = supervise(
-            root=root, journal_path=journal_path, host=host, port=port, count=count, args=args
+            root=root,
+            journal_path=journal_path,
+            host=host,
+            port=port,
+            count=count,
+            args=args,
+            drain=params["drain_timeout"],
         )
     except ConfigError as exc:
         _print_problems(exc)

@@ -58,12 +58,15 @@ from federation.domain.errors import ConfigError, Problem
 from federation.domain.texts import said
 from federation.logging import get_logger, loop_exception_handler
 from federation.runtime.metrics import MULTIPROC_ENV
+from federation.runtime.shutdown import DRAIN
 from federation.runtime.siblings import CONFIG_ENV, PARENT_ENV, VERSION_LINE
 from replay.factory import key_path, open_journal
 from replay.refs import load_key
 
 START_TIMEOUT = 120.0  # seconds for a new worker to load the catalogue and listen
-STOP_TIMEOUT = 90.0  # seconds for a stopping worker to drain before it is killed
+# seconds a stopping worker is given past its own drain (--drain-timeout, which it forwards to
+# them) before it is killed: a worker's drain deadline exits it by then, however stuck it was
+STOP_MARGIN = 5.0
 RETRY_FIRST = 1.0  # seconds before an empty slot is tried again, doubled at each failure
 RETRY_MAX = 60.0
 _PR_SET_PDEATHSIG = 1
@@ -88,6 +91,7 @@ class Supervisor:
     args: Sequence[str]  # `tongban serve` options of each worker (no --workers, no --listen-fd)
     url: str
     metrics_dir: str  # the workers' prometheus-client multiprocess directory
+    stop_timeout: float = DRAIN + STOP_MARGIN  # seconds before a stopping worker is killed
     _workers: list[asyncio.subprocess.Process | None] = field(default_factory=list)
     _versions: list[str] = field(default_factory=list)  # the configuration each slot runs
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -212,7 +216,7 @@ class Supervisor:
                 return
             self._workers[index], self._versions[index] = started
             if old is not None:
-                await _terminate(old)
+                await _terminate(old, self.stop_timeout)
                 self._gone(old)
                 log.info(
                     "worker_replaced", pid=started[0].pid, replaces=old.pid, status=old.returncode
@@ -245,7 +249,7 @@ class Supervisor:
         )
         runs = await _started(proc)
         if runs is None:
-            await _terminate(proc)
+            await _terminate(proc, self.stop_timeout)
             self._gone(proc)
             get_logger(component="workers").error("worker_did_not_start", status=proc.returncode)
             return None
@@ -253,7 +257,7 @@ class Supervisor:
 
     async def _stop_all(self) -> None:
         running = [w for w in self._workers if w is not None]
-        await asyncio.gather(*(_terminate(w) for w in running))
+        await asyncio.gather(*(_terminate(w, self.stop_timeout) for w in running))
         for worker in running:
             self._gone(worker)
 
@@ -292,13 +296,13 @@ async def _started(proc: asyncio.subprocess.Process) -> str | None:
     return version if line.startswith(b"tongban listening on ") else None
 
 
-async def _terminate(proc: asyncio.subprocess.Process) -> None:
-    """SIGTERM, then SIGKILL if it has not drained within STOP_TIMEOUT."""
+async def _terminate(proc: asyncio.subprocess.Process, within: float) -> None:
+    """SIGTERM, then SIGKILL if it has not drained ``within`` seconds."""
     if proc.returncode is None:
         with contextlib.suppress(ProcessLookupError):
             proc.terminate()
     try:
-        await asyncio.wait_for(proc.wait(), STOP_TIMEOUT)
+        await asyncio.wait_for(proc.wait(), within)
     except TimeoutError:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
@@ -320,9 +324,17 @@ async def prepare_journal(root: Path, journal_path: str) -> None:
 
 
 def supervise(
-    *, root: Path, journal_path: str, host: str, port: int, count: int, args: Sequence[str]
+    *,
+    root: Path,
+    journal_path: str,
+    host: str,
+    port: int,
+    count: int,
+    args: Sequence[str],
+    drain: float = DRAIN,
 ) -> int:
-    """Bind ``host:port``, prepare the journal, run ``count`` workers; the exit status.
+    """Bind ``host:port``, prepare the journal, run ``count`` workers, each draining within
+    ``drain`` seconds (``args`` say so to them); the exit status.
 
     The journal setting reaches the workers in their environment (``TONGBAN_JOURNAL``), never on
     their command line, where any user of the machine could read a database password."""
@@ -345,7 +357,13 @@ def supervise(
 
     async def run() -> int:
         await prepare_journal(root, journal_path)
-        return await Supervisor(socks=socks, args=args, url=url, metrics_dir=metrics_dir).run()
+        return await Supervisor(
+            socks=socks,
+            args=args,
+            url=url,
+            metrics_dir=metrics_dir,
+            stop_timeout=drain + STOP_MARGIN,
+        ).run()
 
     try:
         return asyncio.run(run())
