@@ -12,7 +12,10 @@ as the retry strategy says (:data:`~federation.domain.retry.CALLBACKS` unless on
 which the callback is abandoned (the outcome stays readable in the API). A try the journal could
 not record (an outage) is logged and stays leased to this instance until its lease is over, then
 is claimed and sent again under the same key; the loop pauses longer after each round that failed
-and goes on: a journal outage or an unforeseen error never ends it.
+and goes on: a journal outage or an unforeseen error never ends it. A callback support staff
+resent (``tongban callback resend``) goes out as the message it resends, as its
+``callback_replayed`` recorded it, even once a replay has brought the exchange to a new end, whose
+own callback follows under its own key.
 
 An application a partner filed whose service item reports in the partner's own dialect (a
 ``report:`` in partners.yaml and in its mapping) is told by a notice instead: mapped, sent over the
