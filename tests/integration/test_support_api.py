@@ -225,7 +225,9 @@ async def test_dry_run_lists_and_changes_nothing_and_bulk_needs_confirm(
         states = [await state_of(broker, xid) for xid in ids]
     assert s1 == 200
     assert resend["would_replay"] == [ids[4], ids[2], ids[0]]
-    assert resend["would_skip"] == [{"id": ids[3], "why": resend["would_skip"][0]["why"]}]
+    assert resend["would_skip"] == [
+        {"id": ids[3], "why": resend["would_skip"][0]["why"], "code": "never-sent"}
+    ]
     assert "never sent" in resend["would_skip"][0]["why"]
     assert (s2, ctype) == (400, PROBLEM)
     assert unconfirmed["type"] == "urn:tongban:problem:confirmation-required"
