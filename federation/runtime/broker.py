@@ -35,7 +35,7 @@ from federation.domain.models import (
     content_hash,
 )
 from federation.logging import get_logger
-from federation.runtime import heap, siblings, tracing
+from federation.runtime import heap, shutdown, siblings, tracing
 from federation.runtime.breaker import Sleep
 from federation.runtime.catalogue import Catalogue, load_catalogue
 from federation.runtime.metrics import Metrics, config_version
@@ -193,7 +193,9 @@ class Broker:
         """Stop what ``open`` started, release the leases, close adapters and the journal."""
         await self.presence.stop()
         await self.metrics.stop()
-        for part in (self._worker, self._notifier, self._poller, self.retention):
+        if self._worker is not None:  # a grace that fits in what is left of the drain
+            await self._worker.stop(grace=shutdown.grace())
+        for part in (self._notifier, self._poller, self.retention):
             if part is not None:
                 await part.stop()
         await self._release_leases()
@@ -220,7 +222,8 @@ class Broker:
 
     async def _release_leases(self) -> None:
         """Draining: give up what this instance still leases (attempts cut short by the worker's
-        grace, retries, callbacks), so other instances take it now, not when the leases expire."""
+        grace, retries, callbacks), so other instances take it now, not when the leases expire.
+        The grace leaves the drain's margin for this (``federation/runtime/shutdown.py``)."""
         try:
             released = await self.journal.release(owner=self.owner)
         except JournalError as exc:  # the journal is gone: the leases expire on their own

@@ -27,6 +27,7 @@ from federation.runtime.catalogue import Catalogue
 from federation.runtime.delivery import Delivery
 from federation.runtime.events import woken_or_timed_out
 from federation.runtime.metrics import Metrics
+from federation.runtime.shutdown import GRACE
 from replay.journal import Journal
 
 
@@ -73,7 +74,7 @@ class Worker:
             asyncio.create_task(self._heartbeat_loop(), name="worker-heartbeat"),
         ]
 
-    async def stop(self, *, grace: float = 5.0) -> None:
+    async def stop(self, *, grace: float = GRACE) -> None:
         """Stop claiming; let attempts in flight finish for ``grace`` seconds, then cancel them."""
         for task in self._loops:
             task.cancel()

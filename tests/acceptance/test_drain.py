@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import socket
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -130,11 +132,46 @@ async def test_sigterm_releases_a_stuck_attempt_for_the_next_instance(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("drain", ["1", "3"])
+async def test_a_short_drain_cuts_the_attempt_sooner_and_still_releases_it(
+    tmp_path: Path, make_config, procs: list[Proc], systemd: socket.socket, drain: str
+) -> None:
+    """With --drain-timeout shorter than the worker's 5 s grace, and an idle keep-alive
+    connection to linger for, the grace shrinks to fit: the stuck attempt is cut, its lease
+    released and the journal closed within the deadline, exit 0 (before, the full 5 s grace ran
+    past the deadline: exit 70, the lease still held until it expired)."""
+    root = make_config(read="120s", total="180s")
+    journal = tmp_path / "drain.sqlite"
+    sim_url = simulator(root, tmp_path, procs, delay=90)
+    broker = serve(
+        root, journal, sim_url, tmp_path / "b.log", "--lease", LONG_LEASE, "--drain-timeout", drain
+    )
+    procs.append(broker)
+    submit(broker, "drain-short")
+    await wait_until(
+        lambda: row(journal, "drain-short")["state"] == "delivering", what="attempt on the wire"
+    )
+    idle = idle_connection(broker)
+    try:
+        began = time.monotonic()
+        status = broker.stop()
+        took = time.monotonic() - began
+    finally:
+        idle.close()
+    assert status == 0, broker.log.read_text()[-2000:]
+    assert took < float(drain), f"the stop took {took:.2f} s"
+    assert "drain_overrun" not in broker.log.read_text()
+    cut = row(journal, "drain-short")
+    assert (cut["state"], cut["lease_owner"]) == ("delivering", None)
+
+
+@pytest.mark.slow
 async def test_a_drain_longer_than_its_deadline_is_cut_short(
     tmp_path: Path, make_config, procs: list[Proc], systemd: socket.socket
 ) -> None:
-    """With --drain-timeout shorter than the worker's grace, the process exits 70 at the deadline
-    and says so in its log; what it had committed stays in the journal."""
+    """A drain the journal holds up (another process keeps SQLite's write lock, so releasing the
+    leases waits out the busy timeout) exits 70 at the deadline and says so in its log; what it
+    had committed stays in the journal."""
     root = make_config(read="120s", total="180s")
     journal = tmp_path / "drain.sqlite"
     sim_url = simulator(root, tmp_path, procs, delay=90)
@@ -146,6 +183,21 @@ async def test_a_drain_longer_than_its_deadline_is_cut_short(
     await wait_until(
         lambda: row(journal, "drain-overrun")["state"] == "delivering", what="attempt on the wire"
     )
-    assert broker.stop() == 70
+    holder = sqlite3.connect(journal, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # the write lock, held through the drain
+        assert broker.stop() == 70
+    finally:
+        holder.close()
     assert "drain_overrun" in broker.log.read_text()
     assert row(journal, "drain-overrun")["state"] == "delivering"
+
+
+def idle_connection(proc: Proc) -> socket.socket:
+    """A keep-alive connection that was answered once and then sends nothing more."""
+    where = urlsplit(proc.first_line.rsplit(" ", 1)[1])
+    assert where.hostname is not None and where.port is not None
+    conn = socket.create_connection((where.hostname, where.port), timeout=10)
+    conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: broker\r\n\r\n")
+    assert conn.recv(4096).startswith(b"HTTP/1.1 200")
+    return conn
