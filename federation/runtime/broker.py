@@ -44,7 +44,7 @@ from federation.runtime.poller import Poller
 from federation.runtime.presence import Presence
 from federation.runtime.retention import RetentionJob
 from federation.runtime.worker import Worker
-from replay.journal import Journal
+from replay.journal import ArchiveReads, Journal
 from replay.refs import RefExtractor, reference
 from replay.tally import observe_commits
 
@@ -208,14 +208,15 @@ class Broker:
 
     def _start_retention(self) -> None:
         """The scheduled archive-then-prune of ``broker: retention:`` (read at every run)."""
-        archive = getattr(self.journal, "archive", None)  # JournalAdmin's: not every journal
-        if archive is None:
+        journal = self.journal
+        archive = getattr(journal, "archive", None)  # JournalAdmin's: not every journal
+        if archive is None or not isinstance(journal, ArchiveReads):
             return
         self.retention = RetentionJob(
             archive=archive,
             policy=lambda: self.catalogue.config.broker.retention,
             owner=self.owner,
-            journal=self.journal,
+            journal=journal,  # what each archive is checked against and signed with
             clock=self._clock,
         )
         self.retention.start()

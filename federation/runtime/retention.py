@@ -4,7 +4,8 @@ The policy is ``broker: retention:`` in partners.yaml (``federation/config/reten
 anew on every run, so a reload changes it. A run is what ``tongban journal archive`` does by hand:
 the journal writes each chunk of ended exchanges to a new archive file, makes it durable, and only
 then keeps tombstones of them (the chain still verifies); afterwards the file is verified on its
-own and against the journal, and signed with the journal's key when it holds (``replay/archive.py``).
+own and against the journal, and signed with the journal's key when it holds (``replay/archive.py``):
+the job is always given that journal, so no run leaves a file checked only on its own.
 A run that finds nothing leaves no file. A failed run (journal unavailable, disk full) is
 logged and tried again at the next period, as is one that failed in a way nobody foresaw; what it
 had not yet archived stays in the journal.
@@ -31,7 +32,8 @@ from federation.config.retention import Retention
 from federation.domain.errors import JournalError
 from federation.logging import bare_traceback, get_logger
 from federation.runtime.events import cancelled
-from replay.archive import sign_checked, verify_archive
+from replay.archive import sign_checked
+from replay.journal import ArchiveReads
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -62,7 +64,7 @@ class RetentionJob:
         archive: Archive,
         policy: Callable[[], Retention | None],
         owner: str,
-        journal: object | None = None,  # the open journal ``archive`` writes from: checks, signs
+        journal: ArchiveReads,  # the open journal ``archive`` writes from: checks, signs
         clock: Callable[[], float] = time.time,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
@@ -117,14 +119,8 @@ class RetentionJob:
             await asyncio.to_thread(out.unlink, missing_ok=True)
             self._log.info("retention_nothing_due", older_than=now - policy.keep)
             return Run(exchanges=0, events=0, file=None)
-        journal = self._journal
-        if journal is None:  # no journal to check against and sign with: the file alone
-            count, _, broken = await asyncio.to_thread(verify_archive, out)
-            signed = False
-        else:
-            checked, broken, signed = await sign_checked(journal, out)
-            count = checked.exchanges
-        if broken is not None or count != exchanges:
+        checked, broken, signed = await sign_checked(self._journal, out)
+        if broken is not None or checked.exchanges != exchanges:
             # the problem names lines, seqs and ids only: never what an exchange holds
             self._log.error("retention_archive_unverified", file=str(out), problem=str(broken))
         else:

@@ -25,6 +25,7 @@ from federation.runtime.retention import RetentionJob
 from federation.runtime.worker import Worker
 from federation.testing import MockAdapter, reply
 from replay.journal import Backend, Journal
+from replay.memory import InMemoryJournal
 from tests.conftest import HK_APPLICATION
 from tests.waiting import wait_for, wait_until
 
@@ -145,7 +146,11 @@ async def test_the_retention_job_runs_on_after_an_unforeseen_error(tmp_path: Pat
 
     policy = Retention(keep=DAY, every=3_600, archive_dir=tmp_path / "archive")
     job = RetentionJob(
-        archive=archive, policy=lambda: policy, owner="host-1", sleep=lambda _: asyncio.sleep(0)
+        archive=archive,
+        policy=lambda: policy,
+        owner="host-1",
+        journal=InMemoryJournal(),  # never read: no run archives anything
+        sleep=lambda _: asyncio.sleep(0),
     )
     with capture_logs() as logs:
         job.start()
