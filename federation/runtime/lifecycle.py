@@ -28,7 +28,7 @@ from federation.domain.models import (
 from federation.domain.storable import unstorable
 from federation.runtime.catalogue import Catalogue
 from federation.runtime.notices import reported
-from federation.runtime.supplements import CORRECTION, filed_in_round
+from federation.runtime.supplements import CORRECTION, filed_at, filed_in_round, material_left
 from replay.journal import Journal, Query
 
 EXCHANGE_ID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")  # federation.domain.ids.new_id's form
@@ -100,7 +100,8 @@ async def _record_step(
 ) -> tuple[str, bool]:
     state: str = lifecycle["lifecycle"]
     latest = exchange.lifecycle_state or Lifecycle.SUBMITTED.value
-    heard = _heard(exchange, lifecycle)
+    left = await _material_left(journal, exchange, state)
+    heard = _heard(exchange, lifecycle, via, left)
     if heard is not Heard.STEP:
         if heard is Heard.REPEAT:
             await _repeated(journal, exchange, lifecycle, update, via)
@@ -147,16 +148,20 @@ class Heard(enum.Enum):
 
     STEP = "step"  # a step (or one out of order, refused as such)
     RESENT = "resent"  # a step already journalled, in the same words: nothing new
-    REPEAT = "repeat"  # the latest state again in other words, no new step: journalled as such
+    # the latest state again in other words, or a polled 补正 in the round's words that cannot be
+    # told from the old one (undated): no new step, journalled as such for support staff
+    REPEAT = "repeat"
 
 
-def _heard(exchange: Exchange, lifecycle: dict[str, Any]) -> Heard:
-    """A partner (or the local system) resending a notice is harmless, and so is one dated
-    before the supplement that answered it; the same state in new words is kept without a new
-    step, except ``correction_required`` while a supplement is on its way for the round, which
-    asks for more: a new round, which that supplement's delivery does not close. Once the
-    supplement was delivered, a ``correction_required`` not dated before it is a new round, in
-    whatever words."""
+def _heard(
+    exchange: Exchange, lifecycle: dict[str, Any], via: str, left: dt.datetime | None
+) -> Heard:
+    """A partner (or the local system) resending a notice is harmless; the same state in new
+    words is kept without a new step, except ``correction_required`` while a supplement is on
+    its way for the round, which asks for more: a new round, which that supplement's delivery does
+    not close; so is a notice of it in the round's words dated after the supplement was filed.
+    Once the supplement was delivered (its material ``left`` then), a ``correction_required`` is
+    a new round (:func:`_after_material`)."""
     state = lifecycle["lifecycle"]
     latest = exchange.lifecycle_state or Lifecycle.SUBMITTED.value
     steps = exchange.lifecycle()
@@ -166,38 +171,67 @@ def _heard(exchange: Exchange, lifecycle: dict[str, Any]) -> Heard:
     told = [e for e in exchange.events if e.kind == "lifecycle"]
     heard = words(lifecycle)
     same = any(e.data.get("lifecycle") == state and words(e.data) == heard for e in told)
-    if state != latest:  # correction_required after the supplement: only its time tells
-        if stale_correction(lifecycle, steps):
-            return Heard.RESENT if same else Heard.REPEAT
-        # undated, the same words cannot be told from a new round in a partner's set phrase
-        # ("材料不齐，请补正", or no note at all): taken as one, never dropped as a resend
-        return Heard.STEP
+    if state != latest:  # correction_required after the round's supplement was delivered
+        return _after_material(lifecycle, same, via, left)
+    if state == CORRECTION and filed_in_round(exchange.events):
+        # asked for more while the round's supplement is on its way: in new words, or (a
+        # notice, not a polled state: the partner has not got the material) dated after filing
+        filed = filed_at(exchange.events)
+        if not same or (via != "poll" and filed is not None and not _before(lifecycle, filed)):
+            return Heard.STEP
     if same or not told:  # (no step told: submitted again, as the delivery said)
         return Heard.RESENT
-    if state == CORRECTION and filed_in_round(exchange.events):
-        return Heard.STEP  # asked for more while the round's supplement is on its way
     return Heard.REPEAT
+
+
+def _after_material(
+    lifecycle: Mapping[str, Any], same: bool, via: str, left: dt.datetime | None
+) -> Heard:
+    """A ``correction_required`` heard after the round's supplement was delivered: a new round,
+    unless in words already said (the partner's set phrase, or the old request) and either dated
+    before the material ``left`` (the old request: it has not processed the material yet) or,
+    undated, a polled state (a poll answer is where the application stands, not a notice: a
+    partner that has not processed the material yet still says so). New words are a new round
+    whatever their date: what the partner asks has not been heard, and a clock may be wrong."""
+    if not same:
+        return Heard.STEP
+    if _dated(lifecycle) is None:
+        # a notice sent after the delivery asks again; a state cannot be told from the old one:
+        # kept once for support staff (the source is not told)
+        return Heard.REPEAT if via == "poll" else Heard.STEP
+    return Heard.RESENT if left is not None and _before(lifecycle, left) else Heard.STEP
 
 
 def words(data: Mapping[str, Any]) -> dict[str, Any]:
     """What was said in a step (its state, note …), without how it came or its time: a partner
     answering a poll with the time of the answer says nothing new by it (the time tells only
-    once a supplement was delivered, :func:`stale_correction`)."""
+    while a supplement is on its way or once it was delivered, :func:`_heard`)."""
     return {k: v for k, v in data.items() if k not in WORDLESS}
 
 
-def stale_correction(mapped: Mapping[str, Any], steps: list[dict[str, Any]]) -> bool:
-    """A 补正 the partner dates before the supplement that answered it: it has not processed the
-    supplement yet, and this is the old request for material, not a new one. Needs the status:
-    section to map the partner's time of the status to ``at``; without one it cannot be told."""
-    if mapped.get("lifecycle") != CORRECTION or not steps or "supplement" not in steps[-1]:
-        return False
+def _before(mapped: Mapping[str, Any], when: float | dt.datetime) -> bool:
+    """Whether the partner dates its word (``at``) more than :data:`SLACK` before ``when``
+    (False: undated, or not before)."""
     dated = _dated(mapped)
+    if isinstance(when, float):
+        when = dt.datetime.fromtimestamp(when, dt.UTC)
+    return dated is not None and dated + SLACK < when
+
+
+async def _material_left(journal: Journal, exchange: Exchange, state: str) -> dt.datetime | None:
+    """When the material of the supplement that answered the latest correction round left for
+    the partner, if ``state`` is a 补正 heard after that supplement's delivery (else None): the
+    start of its attempt (:func:`material_left`), or, not journalled, the delivery's time."""
+    steps = exchange.lifecycle()
+    if state != CORRECTION or not steps or "supplement" not in steps[-1]:
+        return None
+    left = await material_left(journal, str(steps[-1]["supplement"]))
+    if left is not None:
+        return dt.datetime.fromtimestamp(left, dt.UTC)
     try:
-        answered = dt.datetime.fromisoformat(str(steps[-1]["at"]))
-        return dated is not None and dated + SLACK < answered
+        return dt.datetime.fromisoformat(str(steps[-1]["at"]))
     except (TypeError, ValueError):  # a step's time that does not read
-        return False
+        return None
 
 
 def _dated(mapped: Mapping[str, Any]) -> dt.datetime | None:

@@ -36,7 +36,7 @@ from federation.mapping import CompiledMapping
 from federation.runtime.breaker import PartnerGuards
 from federation.runtime.catalogue import Catalogue
 from federation.runtime.events import cancelled
-from federation.runtime.lifecycle import as_text, is_state, record_lifecycle, stale_correction
+from federation.runtime.lifecycle import as_text, is_state, record_lifecycle
 from federation.runtime.worker import Worker
 from replay.journal import Journal, Query
 
@@ -201,9 +201,6 @@ class Poller:
             return 0
         if not is_state(mapped.get("lifecycle")):
             self._log.info("status_poll_unmapped", exchange_id=ex.id)
-            return 0
-        if stale_correction(mapped, steps):
-            self._log.info("status_poll_stale", exchange_id=ex.id)
             return 0
         try:
             update = as_text(mapped)

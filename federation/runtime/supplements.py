@@ -12,6 +12,11 @@ When the partner takes a supplement, the parent's lifecycle moves back to ``subm
 source hears of it, but only in the round that asked for it: a supplement delivered after the
 partner moved on (refused meanwhile, asked again for more, a replay) reopens or closes nothing
 and is noted on the parent as ``lifecycle_refused``.
+
+A partner's word after that delivery is told from its old request by the time the material left
+(:func:`material_left`): the start of the first attempt that may have reached the partner, not
+the end of the one that was answered (a partner may take a while to answer the POST that
+carried material it already has).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from federation.domain.errors import (
     RefusalKind,
     RequestRefused,
 )
-from federation.domain.models import Event, Exchange, Lifecycle, State, StateChange
+from federation.domain.models import Event, Exchange, Lifecycle, Outcome, State, StateChange
 from replay.journal import Journal, Query
 
 CORRECTION = Lifecycle.CORRECTION_REQUIRED.value
@@ -58,6 +63,32 @@ def filed_in_round(events: Sequence[Event]) -> bool:
         elif e.kind == WITHDRAWN:
             keys.discard(e.data.get("idempotency_key"))
     return bool(keys)
+
+
+def filed_at(events: Sequence[Event]) -> float | None:
+    """When the supplement on its way for the latest correction round was filed (None: none is)."""
+    filed: dict[object, float] = {}
+    for e in events[round_opened(events) + 1 :]:
+        if e.kind == FILED:
+            filed.setdefault(e.data.get("idempotency_key"), e.at)
+        elif e.kind == WITHDRAWN:
+            filed.pop(e.data.get("idempotency_key"), None)
+    return min(filed.values()) if filed else None
+
+
+# how an attempt that may have put the material in the partner's hands ended (None: on the wire)
+REACHING = frozenset({Outcome.DELIVERED, Outcome.UNKNOWN_OUTCOME, None})
+
+
+async def material_left(journal: Journal, supplement: str) -> float | None:
+    """When supplement ``supplement``'s material left for the partner: the start of its first
+    attempt that may have reached it (delivered, with an unknown outcome, or on the wire now).
+    None if the supplement or such an attempt is not journalled."""
+    found = await journal.get(supplement)
+    if found is None:
+        return None
+    starts = [a.started_at for a in found.attempt_history() if a.outcome in REACHING]
+    return min(starts) if starts else None
 
 
 def answers_latest_round(parent: Exchange, supplement: Exchange) -> bool:
