@@ -14,6 +14,7 @@ retried with the same idempotency key, and leases that were not released expire
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -62,7 +63,7 @@ class Deadline:
         self._forget()
 
     def _forget(self) -> None:
-        if self in Deadline.running:
+        with contextlib.suppress(ValueError):  # cancelled as it fired: forgotten once
             Deadline.running.remove(self)
 
     def _overrun(self) -> None:
@@ -74,7 +75,8 @@ class Deadline:
 def grace() -> float:
     """Seconds attempts in flight may take to finish at a stop beginning now: GRACE, or what the
     drain under way has left less its margin when that is shorter (GRACE when none is)."""
-    if not Deadline.running:
+    lefts = [d.left() for d in list(Deadline.running)]  # a copy: one may fire meanwhile
+    if not lefts:
         return GRACE
-    left = min(d.left() for d in Deadline.running)
+    left = min(lefts)
     return max(0.0, min(GRACE, left - min(MARGIN, left / 2)))
