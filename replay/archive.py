@@ -28,7 +28,6 @@ of format 1 too, and for a file from another journal it fails.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gzip
 import hashlib
 import hmac
@@ -43,8 +42,6 @@ from typing import Any
 
 import orjson
 
-from federation.domain.errors import JournalDamaged
-from replay import lasterror
 from replay.chain import GENESIS, link
 from replay.journal import ArchiveReads, JournalEvent
 from replay.rows import ARCHIVED, SHOWN, dumps, receipt_column, shown_matches
@@ -197,7 +194,7 @@ def _walk(lines: list[bytes], out: Checked, seal: Seal | None) -> None:
     end = ends[0]
     seen: dict[int, dict[str, Any]] = {}
     for n in range(1, end):
-        if not _exchange(lines[n], n + 1, out, seen, seal):
+        if not _exchange(lines[n], n + 1, out, seen):
             return
         digest.update(lines[n])
     _end(lines, end, digest, out, seal)
@@ -223,9 +220,7 @@ def _object(raw: bytes, n: int) -> dict[str, Any]:
     return obj
 
 
-def _exchange(
-    raw: bytes, n: int, out: Checked, seen: dict[int, dict[str, Any]], seal: Seal | None
-) -> bool:
+def _exchange(raw: bytes, n: int, out: Checked, seen: dict[int, dict[str, Any]]) -> bool:
     """Check one exchange's line; False once something does not hold (``out.problem``)."""
     obj = _object(raw, n)
     row, events = obj.get("exchange"), obj.get("events")
@@ -257,7 +252,7 @@ def _exchange(
         out.held.append(Held(seq=seq, exchange_id=xid, at=at, kind=kind, hash=digest))
         if state is not None and kind != ARCHIVED:
             recorded = (seq, state)
-    return _row(row, recorded, n, xid, out, seal)
+    return _row(row, recorded, n, xid, out)
 
 
 def _event(ev: Any, n: int) -> tuple[int, float, str, bytes, bytes, bytes, bytes | None]:
@@ -295,7 +290,6 @@ def _row(
     n: int,
     xid: str,
     out: Checked,
-    seal: Seal | None,
 ) -> bool:
     """Whether the exchange's row is what the chain recorded of it on its last event that carries
     a digest; an exchange whose events carry none was last written before rows were recorded."""
@@ -304,7 +298,7 @@ def _row(
         if note not in out.unproven:
             out.unproven.append(note)
         return True
-    if any(key not in row for key in SHOWN) or not _row_holds(row, recorded[1], xid, seal):
+    if any(key not in row for key in SHOWN) or not _row_holds(row, recorded[1]):
         out.problem = (
             f"line {n}: the row of exchange {_name(xid)} is not what the chain recorded at "
             f"event {recorded[0]}: the row was edited in the archive"
@@ -313,10 +307,10 @@ def _row(
     return True
 
 
-def _row_holds(row: dict[str, Any], recorded: bytes, xid: str, seal: Seal | None) -> bool:
+def _row_holds(row: dict[str, Any], recorded: bytes) -> bool:
     """Whether some way the journal can have stored ``row``'s columns (a mapping set referred to
     or written out, a receipt packed or not) is the one ``recorded`` is the digest of."""
-    choices = [_stored_forms(key, row.get(key), xid, seal) for key in _STORED]
+    choices = [_stored_forms(key, row.get(key)) for key in _STORED]
     for picked in itertools.product(*choices):
         candidate = {**row, **dict(zip(_STORED, picked, strict=True))}
         try:
@@ -330,7 +324,7 @@ def _row_holds(row: dict[str, Any], recorded: bytes, xid: str, seal: Seal | None
 _STORED = ("mapping_versions", "receipt", "last_error")
 
 
-def _stored_forms(key: str, value: Any, xid: str, seal: Seal | None) -> list[Any]:
+def _stored_forms(key: str, value: Any) -> list[Any]:
     """The bytes a journal's column can have held for an archived ``value``."""
     if value is None:
         return [None]
@@ -342,10 +336,6 @@ def _stored_forms(key: str, value: Any, xid: str, seal: Seal | None) -> list[Any
             forms.append(receipt_column(value))
     except (TypeError, ValueError):
         return []  # of a type no journal stores: no form matches
-    if key == "last_error" and seal is not None and seal.keyed:
-        # the in-memory journal records its last error with the partner's words in clear
-        with contextlib.suppress(TypeError, ValueError, JournalDamaged):
-            forms.append(dumps(lasterror.opened(seal, xid, value)))
     return forms
 
 

@@ -9,6 +9,7 @@ signed and checkpointed in memory, so ``verify``, ``archive`` and ``rekey`` beha
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -16,7 +17,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from federation.domain.errors import JournalError, JournalUnavailable, LeaseLost
+from federation.domain.errors import JournalDamaged, JournalError, JournalUnavailable, LeaseLost
 from federation.domain.models import Event, Exchange, NewExchange, StateChange
 from replay import instances, lasterror, rekey, rows, rules, tally, trail
 from replay.archive import ArchivedExchange, ArchiveWriter
@@ -26,6 +27,7 @@ from replay.checkpoints import Checkpoints, rolled_back
 from replay.instances import Instance
 from replay.journal import AuditEntry, JournalEvent, Query, Refusal, TrailQuery
 from replay.keys import KeyPlace, ephemeral
+from replay.lasterror import column as error_column
 from replay.rekey import Staged
 from replay.seal import Seal, as_text
 from replay.search import matches, page_size
@@ -75,6 +77,10 @@ class InMemoryJournal:
         self._keys: dict[tuple[str, str], str] = {}
         self.notify_at: dict[str, float] = {}
         self.refs: dict[str, tuple[bytes, ...]] = {}
+        # Each last error as a SQL row's column keeps it (``replay/lasterror.py``): the partner's
+        # words and the problems sealed once, when written. The chain records the row digest over
+        # these bytes, and the archive writes them, as on SQL.
+        self.error_columns: dict[str, bytes] = {}
         self._chain: list[_Stored] = []
         self.fail_writes = False
         self.refused: str | None = None  # a rollback found at open (``replay.checkpoints``)
@@ -145,6 +151,19 @@ class InMemoryJournal:
     def _history(self, exchange_id: str) -> tuple[Event, ...]:
         return tuple(e for e in self.events if e.exchange_id == exchange_id)
 
+    def _shown(self, ex: Exchange) -> dict[str, Any]:
+        """What ``ex``'s row shows, as a SQL journal stores it: its last error's column, while
+        that opens to the error ``ex`` holds (else what ``ex`` holds, which verify then finds
+        is not what the chain recorded: the exchange was changed in memory)."""
+        shown = rows.shown_of(ex)
+        column = self.error_columns.get(ex.id)
+        with contextlib.suppress(JournalDamaged):
+            if column is not None and shown["last_error"] == rows.dumps(
+                lasterror.opened(self.seal, ex.id, rows.loads(column))
+            ):
+                shown["last_error"] = column
+        return shown
+
     def _current(self, exchange_id: str) -> rules.Current | None:
         ex = self.exchanges.get(exchange_id)
         if ex is None:
@@ -177,7 +196,7 @@ class InMemoryJournal:
         received = Event(
             exchange_id=new.id, kind="received", at=new.received_at, data=new.received_data()
         )
-        self._append(new.id, [received], rows.shown_digest(rows.shown_of(ex)))
+        self._append(new.id, [received], rows.shown_digest(self._shown(ex)))
         return ex, True
 
     async def record(
@@ -195,7 +214,10 @@ class InMemoryJournal:
             raise refusal
         now = self._clock()
         moved = rules.applied(self.exchanges[exchange_id], change, events, now)
-        self._append(exchange_id, events, rows.shown_digest(rows.shown_of(moved)))
+        stored = error_column(self.seal, exchange_id, change.last_error)
+        if stored is not None:  # as on SQL: the last error kept unless a new one is given
+            self.error_columns[exchange_id] = stored
+        self._append(exchange_id, events, rows.shown_digest(self._shown(moved)))
         self.exchanges[exchange_id] = moved
         if change.notify:
             self.notify_at[exchange_id] = now
@@ -386,7 +408,7 @@ class InMemoryJournal:
         audit = Audit(self.seal, self.checkpoints)
         audit.events([s.row() for s in self._chain])
         audit.head(self.head)
-        audit.exchanges(rows.shown_of(ex) for ex in self.exchanges.values())
+        audit.exchanges(self._shown(ex) for ex in self.exchanges.values())
         audit.refusals(self.refusal_rows)
         return audit.result()
 
@@ -398,19 +420,25 @@ class InMemoryJournal:
         """Every payload sealed under ``new`` and the chain recomputed, as on SQL (``staged``
         told the new head before anything changes, as before a commit)."""
         bodies, digests = rekey.resealed_refusals(self.refusal_rows, self.seal, new)
-        shown = {xid: rows.shown_digest(rows.shown_of(ex)) for xid, ex in self.exchanges.items()}
+        errors = rekey.resealed_errors(list(self.error_columns.items()), self.seal, new)
+        columns = {**self.error_columns, **{xid: column for column, xid in errors}}
+        shown = {
+            xid: rows.shown_digest({**rows.shown_of(ex), "last_error": columns.get(xid)})
+            for xid, ex in self.exchanges.items()
+        }
         updates, seq, head = rekey.resealed_chain(
             [s.row() for s in self._chain], self.seal, new, digests, shown
         )
         staged(seq, head)
         for body, number in bodies:
             self.refusal_rows[number - 1]["body"] = body
+        self.error_columns = columns
         for data, digest, state, number in updates:
             stored = self._chain[number - 1]
             stored.data, stored.hash, stored.state = data, digest, state
         self.head = (seq, head, new.sign_head(seq, head))
         self.use(new)  # as the stores do: in force before anything else is written
-        return len(bodies) + len(updates), seq, head
+        return len(bodies) + len(errors) + len(updates), seq, head
 
     async def archive(self, *, older_than: float, out: Path, chunk: int = 500) -> tuple[int, int]:
         self._check()
@@ -451,9 +479,9 @@ class InMemoryJournal:
         return rules.archivable(ex, leased=leased, older_than=older_than)
 
     def _archived(self, ex: Exchange) -> ArchivedExchange:
-        """``ex`` as the SQL backends' archive writes it: its columns (the partner's words in its
-        last error sealed, as a row keeps them) and its chained events."""
-        error = ex.last_error
+        """``ex`` as the SQL backends' archive writes it: its columns (its last error as its row
+        keeps it, the partner's words sealed) and its chained events."""
+        error = self.error_columns.get(ex.id)
         row: dict[str, Any] = {
             "id": ex.id,
             "direction": ex.direction.value,
@@ -469,7 +497,7 @@ class InMemoryJournal:
             "lease_until": None,
             "mapping_versions": dict(ex.mapping_versions) or None,
             "receipt": ex.receipt,
-            "last_error": error and lasterror.sealed(self.seal, ex.id, error),
+            "last_error": None if error is None else rows.loads(error),
             "created_at": ex.created_at,
             "updated_at": ex.updated_at,
             "notify_state": ex.notify_state,
@@ -500,6 +528,7 @@ class InMemoryJournal:
         self._keys.pop((ex.source, ex.idempotency_key), None)
         self.refs.pop(exchange_id, None)
         self.notify_at.pop(exchange_id, None)
+        self.error_columns.pop(exchange_id, None)
         tombstoned = 0
         for stored in self._chain:
             if stored.event.exchange_id == exchange_id and not stored.archived:
