@@ -31,18 +31,17 @@ which has its own key and fields. A ``callback_replayed`` of an earlier release 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from federation.config import Config
 from federation.domain.errors import CallbackPending, FederationError, LifecycleMoved
 from federation.domain.models import Direction, Event, Exchange, State, StateChange
 from federation.domain.texts import Text, said
-from federation.runtime.owed import ENDS, end_mark, step_mark
+from federation.runtime.owed import RESENDS, end_mark, records_message, step_mark
 from replay.journal import Journal
 
 OUTCOMES = frozenset({"callback_delivered", "callback_abandoned"})
-RESENDS = "resends"  # a callback_replayed event's record of the message it sends again
 # Events after which a mark may be written over a pending one: a lifecycle step (its own write),
 # and a replay (the end it comes to: the worker's write announces that end state).
 OVERWRITTEN_BY = frozenset({"lifecycle", "replayed"})
@@ -61,12 +60,16 @@ class Due:
     """The callback to try now: its mark, the tries at it so far, and whether it is the last
     one owed (else the pending mark is due again at once, once this one has ended); and the
     ``callback_replayed`` event it resends, when that event records the message (None: the
-    exchange as it stands is the message, as for every callback not resent)."""
+    exchange as it stands is the message, as for every callback not resent); and for a resend
+    still owed, when it was asked for (``since``: its retries are timed from then, not from the
+    end, which may be days before; None: from the exchange's last change)."""
 
     mark: str
     tries: int
     last: bool = True
     resend: Event | None = None
+    # when its tries are timed from, not which callback it is: left out of equality
+    since: float | None = field(default=None, compare=False)
 
 
 def step_key(exchange: Exchange, mark: str) -> str:
@@ -117,14 +120,16 @@ def due_callback(exchange: Exchange, mark: str) -> Due:
         None,
     )
     # the message it resends, as recorded (a replay may have brought a new end meanwhile)
-    resend = events[resent_at] if settled is None and _recorded(events[resent_at]) else None
+    resend = events[resent_at] if settled is None and records_message(events[resent_at]) else None
+    since = events[resent_at].at if settled is None else None  # its tries timed from the ask
     if resent == mark:
-        return Due(mark=mark, tries=row.tries, resend=resend)
+        return Due(mark=mark, tries=row.tries, resend=resend, since=since)
     stepped = _last(later, lambda e: e.kind in OVERWRITTEN_BY)
     if stepped is None or (settled is not None and settled < stepped):
         return row  # nothing came over it, or it was sent before anything did
     if settled is None:
-        return Due(mark=resent, tries=_failed(later, resent), last=False, resend=resend)
+        tries = _failed(later, resent)
+        return Due(mark=resent, tries=tries, last=False, resend=resend, since=since)
     return Due(mark=mark, tries=_failed(later[settled + 1 :], mark))
 
 
@@ -163,15 +168,6 @@ def as_resent(exchange: Exchange, resend: Event) -> Exchange:
         updated_at=float(told["at"]),
         events=tuple(events[:cut]),
     )
-
-
-def _recorded(event: Event) -> bool:
-    """Does a ``callback_replayed`` event record the message it resends? One journalled by an
-    earlier release does not: the exchange as it stands is sent, as that release did."""
-    told = event.data.get(RESENDS)
-    if not isinstance(told, Mapping) or not isinstance(told.get("at"), int | float):
-        return False
-    return told.get("state") in ENDS
 
 
 def _last(events: Sequence[Event], kind: Callable[[Event], bool]) -> int | None:

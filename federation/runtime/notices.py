@@ -12,10 +12,11 @@ breaker policy guards the route, and every attempt is an event of the exchange w
 over the wire (``notice_attempt``), followed by how the notice ended (``notice_delivered``,
 ``notice_rejected``, ``notice_unconfirmed``, ``notice_abandoned`` or ``notice_unmapped``).
 :func:`resend_notice` re-arms the latest notice of an application for support staff (a replay:
-same idempotency key, a ``notice_replayed`` event says who and why). A step or end that comes
-again is a notice of its own, with a key of its own (``<exchange id>:<mark>``, the mark numbered
-the n-th time it comes: ``delivered:2`` once a replay delivered the application to the local
-system again; :mod:`~federation.runtime.owed`).
+same idempotency key, a ``notice_replayed`` event says who and why, and records what the notice
+said that a replay may change, so the same notice goes out again: :func:`notice_message`). A step
+or end that comes again is a notice of its own, with a key of its own (``<exchange id>:<mark>``,
+the mark numbered the n-th time it comes: ``delivered:2`` once a replay delivered the
+application to the local system again; :mod:`~federation.runtime.owed`).
 """
 
 from __future__ import annotations
@@ -50,9 +51,9 @@ from federation.logging import get_logger
 from federation.mapping.engine import Section
 from federation.mapping.report import map_notice, notice_document, report_of
 from federation.runtime.breaker import PartnerGuards, Sleep
-from federation.runtime.callbacks import NotResent, rearm
+from federation.runtime.callbacks import NotResent, as_resent, rearm
 from federation.runtime.catalogue import Catalogue
-from federation.runtime.owed import Owed, owed, step_of
+from federation.runtime.owed import RESENDS, Owed, owed, step_of
 from replay.journal import Journal
 
 NOTICE_KINDS = (
@@ -229,7 +230,7 @@ class Notices:
         event = _events(exchange, self._clock)
         log = self._log.bind(exchange_id=exchange.id, partner=route.partner.id, **mark)
         try:
-            body, _ = map_notice(route.section, document_for(exchange, state, due.event))
+            body, _ = map_notice(route.section, document_for(told(exchange, due), state, due.event))
         except MappingError as exc:
             problems = [p.to_dict() for p in exc.problems]
             log.warning("notice_unmapped", problems=len(problems))
@@ -253,19 +254,23 @@ class Notices:
             attempt=attempt,
         )
         sent = await _send(channel, request)
-        return self._outcome(channel, exchange, mark, attempt, sent, log)
+        since = due.since if due.since is not None else exchange.updated_at
+        return self._outcome(channel, exchange, mark, (attempt, since), sent, log)
 
     def _outcome(
         self,
         channel: _Channel,
         exchange: Exchange,
         mark: dict[str, str],
-        attempt: int,
+        tries: tuple[int, float],
         sent: tuple[Reply | AdapterError, float],
         log: Any,
     ) -> Tried:
-        """Journal events and what follows, from the partner's answer, as delivery does."""
+        """Journal events and what follows, from the partner's answer, as delivery does
+        (``tries``: this try's number, and when the notice became due: the end, or the
+        resend's asking)."""
         result, duration = sent
+        attempt, since = tries
         event = _events(exchange, self._clock)
         tried: dict[str, Any] = {**mark, "attempt": attempt, "duration_ms": duration}
         if isinstance(result, Reply):
@@ -298,7 +303,7 @@ class Notices:
         )
         strategy = channel.partner.retry.strategy()
         now = self._clock()
-        decision = strategy.decide(failure, attempt, now - exchange.updated_at, self._rng)
+        decision = strategy.decide(failure, attempt, now - since, self._rng)
         if isinstance(decision, RetryNow | RetryLater):
             log.info("notice_retry_scheduled", attempt=attempt, delay_s=round(decision.after, 3))
             return Tried(events=[first], done=False, next_at=now + decision.after)
@@ -363,6 +368,31 @@ def _events(exchange: Exchange, clock: Callable[[], float]) -> Callable[..., Eve
     return make
 
 
+def told(exchange: Exchange, due: Owed) -> Exchange:
+    """``exchange`` (loaded with its events) as the notice ``due`` tells it: a resend's, as it
+    stood when the resend was asked for (its ``notice_replayed`` records the receipt and time,
+    the steps are those journalled before it), whatever a replay has brought since; any other,
+    as it stands."""
+    if due.resend is None:
+        return exchange
+    return as_resent(exchange, exchange.events[due.resend])
+
+
+def notice_message(exchange: Exchange) -> dict[str, Any]:
+    """What a resend of ``exchange``'s notice keeps of the notice it sends again (the
+    ``resends`` field of its ``notice_replayed``): the end's state, the local system's receipt
+    (which the notice may quote as ``original.receipt``) and the time. Journalled in the
+    event's data, sealed as every event's is, and masked with the rest of it for a reader who
+    may not reveal."""
+    return {
+        RESENDS: {
+            "at": exchange.updated_at,
+            "state": exchange.state.value,
+            "receipt": exchange.receipt,
+        }
+    }
+
+
 def latest_notice(exchange: Exchange) -> str | None:
     """The mark of the latest notice of ``exchange`` (loaded with its events), if any."""
     for event in reversed(exchange.events):
@@ -389,7 +419,15 @@ async def resend_notice(
         id=exchange_id,
     )
     await rearm(
-        journal, exchange, "notice_replayed", state, moved, reason=reason, by=by, at=clock()
+        journal,
+        exchange,
+        "notice_replayed",
+        state,
+        moved,
+        reason=reason,
+        by=by,
+        at=clock(),
+        told=notice_message(exchange),
     )
     return state
 

@@ -210,7 +210,8 @@ class Notifier:
             )
             log.info("callback_delivered", state=state)
             return
-        decision = self._retry.decide(Failure(), attempt, now - exchange.updated_at)
+        since = due.since if due.since is not None else exchange.updated_at
+        decision = self._retry.decide(Failure(), attempt, now - since)
         if not isinstance(decision, RetryLater):
             await self._finish(
                 exchange,

@@ -17,11 +17,16 @@ end comes again only by a replay, and is numbered the same way (:func:`end_mark`
 the exchange ends in a state is ``<state>:<n>`` (``delivered:2`` once a replay delivered it
 again, ``rejected:2`` for a second refusal), the first time the plain state as always, so a
 receiver that discards repeated keys hears every new outcome, and one never replayed sees no
-change. A resend keeps the mark, and so the key, of the message it sends again.
+change. A resend keeps the mark, and so the key, of the message it sends again, and records
+what that message said that the exchange may later say otherwise (``resends`` in its
+``notice_replayed`` or ``callback_replayed``: the end's state, receipt and time): a replay that
+brings a new end before the resend goes out changes neither, and the new end is owed after it,
+under its own key. A resend's tries are timed from when it was asked for, not from the end.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from federation.domain.models import TERMINAL_STATES, Event, Exchange, State
@@ -39,17 +44,32 @@ SETTLED = frozenset(
 
 
 ENDS = frozenset(s.value for s in TERMINAL_STATES)
+RESENDS = "resends"  # a resend event's record of the message it sends again
 _SENT = "#delivered since the last replay"  # a key of step_mark's counts that is no mark
 
 
 @dataclass(frozen=True, kw_only=True)
 class Owed:
     """One notice still owed: its mark, the event of its step (None: the mark alone says it),
-    and how many tries at it the history shows."""
+    and how many tries at it the history shows; for a resend, the index of its
+    ``notice_replayed`` when that records the notice (:func:`records_message`) and the time it
+    was asked for (``since``: its tries are timed from then, not from the end)."""
 
     mark: str
     event: int | None
     attempts: int
+    resend: int | None = None
+    since: float | None = None
+
+
+def records_message(event: Event) -> bool:
+    """Does a resend event (``callback_replayed``, ``notice_replayed``) record the message it
+    resends? One journalled by an earlier release does not: the exchange as it stands is sent,
+    as that release did."""
+    told = event.data.get(RESENDS)
+    if not isinstance(told, Mapping) or not isinstance(told.get("at"), int | float):
+        return False
+    return told.get("state") in ENDS
 
 
 def numbered(mark: str, n: int) -> str:
@@ -116,7 +136,10 @@ def owed(exchange: Exchange, mark: str) -> list[Owed]:
             continue
         elif event.kind == "notice_replayed":
             queue = [q for q in queue if q.mark != state]
-            queue.append(Owed(mark=state, event=where.get(state), attempts=0))
+            told = i if records_message(event) else None
+            queue.append(
+                Owed(mark=state, event=where.get(state), attempts=0, resend=told, since=event.at)
+            )
             loose.pop(state, None)
         elif event.kind == "notice_attempt":
             queue = _tried(queue, state, loose)
@@ -125,10 +148,22 @@ def owed(exchange: Exchange, mark: str) -> list[Owed]:
             if state in marks:
                 del queue[: marks.index(state) + 1]
             loose.pop(state, None)
-    if queue:
-        return queue
     mark = end_mark(exchange, mark)  # an end no step of the history explains (a refusal …)
-    return [Owed(mark=mark, event=None, attempts=loose.get(mark, 0))]
+    end = Owed(mark=mark, event=None, attempts=loose.get(mark, 0))
+    if not queue:
+        return [end]
+    if _unexplained(mark, where, queue):  # a replay's refusal after a resend still owed
+        queue.append(end)
+    return queue
+
+
+def _unexplained(mark: str, where: dict[str, int], queue: list[Owed]) -> bool:
+    """Is ``mark`` (pending, numbered) an end short of the local system that no step of the
+    history and nothing owed names? It is owed after the rest, else it would never be sent."""
+    end = state_of(mark)
+    if end not in ENDS or end == State.DELIVERED.value or mark in where:
+        return False
+    return all(q.mark != mark for q in queue)
 
 
 def _tried(queue: list[Owed], state: str, loose: dict[str, int]) -> list[Owed]:
