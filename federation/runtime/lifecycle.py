@@ -175,9 +175,10 @@ def _heard(
         return _after_material(lifecycle, same, via, left)
     if state == CORRECTION and filed_in_round(exchange.events):
         # asked for more while the round's supplement is on its way: in new words, or (a
-        # notice, not a polled state: the partner has not got the material) dated after filing
+        # notice, not a polled state: the partner has not got the material) dated after filing;
+        # undated in the round's words it is the round's notice resent
         filed = filed_at(exchange.events)
-        if not same or (via != "poll" and filed is not None and not _before(lifecycle, filed)):
+        if not same or (via != "poll" and _after(lifecycle, filed)):
             return Heard.STEP
     if same or not told:  # (no step told: submitted again, as the delivery said)
         return Heard.RESENT
@@ -216,6 +217,12 @@ def _before(mapped: Mapping[str, Any], when: float | dt.datetime) -> bool:
     if isinstance(when, float):
         when = dt.datetime.fromtimestamp(when, dt.UTC)
     return dated is not None and dated + SLACK < when
+
+
+def _after(mapped: Mapping[str, Any], when: float | None) -> bool:
+    """Whether the partner dates its word (``at``) after ``when`` (or less than :data:`SLACK`
+    before it); False if it gives no time, or there is no ``when``."""
+    return when is not None and _dated(mapped) is not None and not _before(mapped, when)
 
 
 async def _material_left(journal: Journal, exchange: Exchange, state: str) -> dt.datetime | None:

@@ -148,15 +148,17 @@ async def test_new_words_dated_before_the_material_left_are_a_new_round(
 async def test_a_notice_in_the_rounds_words_dated_after_the_filing_is_a_new_round(
     make_config: Any, simulators: Any, broker_at: Any, journal_of: Backend
 ) -> None:
-    """While the portal's material waits in retries, Sichuan (which had it after all) asks again in
-    its set phrase, dated after the material was filed: a second round, which that material's
-    delivery leaves open, and the portal's material for it is taken."""
+    """While the portal's material waits in retries, Sichuan resends its notice undated (nothing
+    new), then (having had the material after all) asks again in its set phrase, dated after the
+    material was filed: a second round, which that material's delivery leaves open, and the
+    portal's material for it is taken."""
     root = patient(reporting_config(make_config, max_attempts=100))
     dated(root)
     async with asked(root, simulators, broker_at, journal_of, "sc-win") as (sims, broker, http, ex):
         sims["sc"].behaviour.fail_ratio = 1.0  # the material waits in retries
         status, body = await supplement(http, ex.id, "sc-win-s1")
         assert status == 202
+        undated = await said(http, "sc-win", "BZ", "请补充购房合同")  # its notice resent
         now = dt.datetime.now(dt.UTC).isoformat()
         again = await said(http, "sc-win", "BZ", "请补充购房合同", sj=now)
         resent = await said(http, "sc-win", "BZ", "请补充购房合同", sj=now)
@@ -164,7 +166,11 @@ async def test_a_notice_in_the_rounds_words_dated_after_the_filing_is_a_new_roun
         late = await settle(broker, body["id"], DONE)
         still = await broker.get(ex.id)
         second, _ = await supplement(http, ex.id, "sc-win-s2")
-    assert [(r[0], r[1]["changed"]) for r in (again, resent)] == [(200, True), (200, False)]
+    assert [(r[0], r[1]["changed"]) for r in (undated, again, resent)] == [
+        (200, False),
+        (200, True),
+        (200, False),
+    ]
     assert late.state is State.DELIVERED
     assert still is not None and still.lifecycle_state == "correction_required"
     assert steps(still) == ["submitted", "correction_required", "correction_required"]
