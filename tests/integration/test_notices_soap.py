@@ -125,7 +125,15 @@ def build_app(log: list[dict[str, Any]]) -> Any:
             headers = ctx.in_header_doc or []
             key = next((h.text for h in headers if h.tag == HEADER), None)
             known = notice.referenciaPedido.startswith("SAFP-")
-            log.append({"key": key, "fase": notice.fase, "ref": notice.referenciaPedido})
+            log.append(
+                {
+                    "key": key,
+                    "fase": notice.fase,
+                    "ref": notice.referenciaPedido,
+                    "processo": notice.numeroProcesso,
+                    "data": str(notice.dataFase),
+                }
+            )
             if not known:
                 return Recepcao(codigoResultado="E404", mensagem="pedido desconhecido")
             return Recepcao(codigoResultado="0", mensagem="notificação recebida")
