@@ -214,7 +214,7 @@ def _before(mapped: Mapping[str, Any], when: float | dt.datetime) -> bool:
     """Whether the partner dates its word (``at``) more than :data:`SLACK` before ``when``
     (False: undated, or not before)."""
     dated = _dated(mapped)
-    if isinstance(when, float):
+    if not isinstance(when, dt.datetime):  # a journal's time: seconds since the epoch
         when = dt.datetime.fromtimestamp(when, dt.UTC)
     return dated is not None and dated + SLACK < when
 
@@ -253,8 +253,9 @@ def _dated(mapped: Mapping[str, Any]) -> dt.datetime | None:
 async def _repeated(
     journal: Journal, exchange: Exchange, lifecycle: dict[str, Any], update: Any, via: str
 ) -> None:
-    """Journal the latest state said again in new words (once per words) as
-    ``lifecycle_repeated``: kept for support staff, no step, the source not told."""
+    """Journal the latest state said again in new words, or a polled 补正 that cannot be told
+    from the old request (:func:`_after_material`), once per words as ``lifecycle_repeated``:
+    kept for support staff, no step, the source not told."""
     since = exchange.events[_last_step(exchange) + 1 :]
     if any(e.kind == "lifecycle_repeated" and words(e.data) == words(lifecycle) for e in since):
         return
