@@ -2,7 +2,7 @@
 found too: base64 of the secret (how a gateway's log line or error page may print a credential:
 ``invalid credential: c2VjcmV0…``), HTTP Basic credentials (RFC 7617), base64 of
 ``user:password``, as the header was built, and the hex of the secret's UTF-8 bytes (a dump, a
-digest-like log field), lower and upper case.
+digest-like log field), lower and upper case, looked for only as it is (:func:`bare`).
 
 Base64 of a piece of a text depends on where the piece starts: three bytes go to four characters,
 so what a byte becomes depends on the bytes before it, and the secret inside ``user:secret`` or a
@@ -85,6 +85,17 @@ def of(secret: Secret) -> tuple[str, ...]:
         found.update(dict.fromkeys(_cores(data)))
         found.update(dict.fromkeys((data.hex(), data.hex().upper())))
     return tuple(s for s in found if len(s) >= MIN_SECRET)
+
+
+@functools.lru_cache(maxsize=64)
+def bare(secret: Secret) -> tuple[str, ...]:
+    """The strings of :func:`of` that a text holds only as they are: the hex of ``secret``
+    (digits and ``a``-``f``, which no encoder escapes), searched for without reading a text
+    through its escapes."""
+    if secret is None or isinstance(secret, Basic):
+        return bare(secret.password) if isinstance(secret, Basic) else ()
+    data = secret.encode("utf-8", "surrogatepass") if isinstance(secret, str) else secret
+    return tuple(s for s in (data.hex(), data.hex().upper()) if len(s) >= MIN_SECRET)
 
 
 def _text(data: bytes) -> str | None:

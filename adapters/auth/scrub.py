@@ -83,6 +83,9 @@ from federation.domain.errors import AdapterError, Transcript
 class Scrubber:
     """The secrets one attempt read, and how to remove them from what it keeps."""
 
+    _bare: frozenset[str] = frozenset()  # searched for only as they are (forms.bare)
+    _bare_heads: tuple[tuple[str, str], ...] = ()  # and their starts
+
     quick = True
     """Whether a short text is first checked for what it can read as (:mod:`adapters.auth.reach`)
     and passed over, or searched only for the secrets it may hold. Off: every text is searched
@@ -93,10 +96,7 @@ class Scrubber:
         self._kinds: tuple[str, ...] = ()  # how the secrets' searches read a text, together
         # a short text's characters: the secrets it may hold, whether it may be rewritten
         self._may: dict[frozenset[str], tuple[tuple[str, ...], bool]] = {}
-        self._heads: list[tuple[str, bool, str]] | None = None  # each secret's start, its space
-        self._named: tuple[str, ...] = ()  # the HTML5 names of the secrets' characters
-        self._wraps: tuple[str, ...] = ()  # the secrets a line break of base64 may cut
-        self._wrap_kinds: tuple[str, ...] = ()  # how their searches read a text
+        self._ready = _EMPTY
         if secrets:  # most attempts read none: nothing to prepare (the request path)
             self.learn(secrets)
 
@@ -104,16 +104,16 @@ class Scrubber:
         """Add secrets the attempt read or sent, each with the shapes it was sent in
         (:func:`adapters.auth.forms.of`: its base64, a :class:`~adapters.auth.forms.Basic`
         header's; bytes that are not UTF-8 cannot appear in text, their base64 can)."""
-        known = set(self.secrets)
+        known, bare = set(self.secrets), set(self._bare)
         for secret in secrets:
             known.update(forms.of(secret))
+            bare.update(forms.bare(secret))
+        self._bare = frozenset(bare - {s for s in secrets if isinstance(s, str)})
+        self._bare_heads = tuple((s[:MIN_SECRET], s) for s in self._bare)
         self.secrets = tuple(sorted(known, key=len, reverse=True))
-        self._kinds = tuple({kind: None for s in self.secrets for kind in written.kinds(s)})
-        self._heads = None
+        self._ready = _prepare(self.secrets)
+        self._kinds = self._ready.kinds
         self._may.clear()
-        self._named = rewrite.names(self.secrets)
-        self._wraps = tuple(s for s in self.secrets if rewrite.wraps(s))
-        self._wrap_kinds = tuple({kind: None for s in self._wraps for kind in written.kinds(s)})
 
     def __bool__(self) -> bool:
         return bool(self.secrets)
@@ -128,7 +128,7 @@ class Scrubber:
         if not self.secrets or len(text) < MIN_SECRET:
             return text  # too short to hold what is searched for, even its cut-off start
         found, again = self._search(text)
-        other = rewrite.rewrite(text, self._named) if again else None
+        other = rewrite.rewrite(text, self._ready.named) if again else None
         size = len(text)
         if other is None:
             if found is None:
@@ -155,20 +155,20 @@ class Scrubber:
         """What :func:`_found` finds in ``text`` of the secrets it may hold (None if none), and
         whether the text may be rewritten (:mod:`adapters.auth.rewrite`) for more; ``every``
         false: a text whose line breaks were removed, searched for what a break could cut."""
-        secrets = self.secrets if every else self._wraps
+        secrets = self.secrets if every else self._ready.wraps
         if self.quick and len(text) <= _QUICK:
             if "%" in text or "&" in text or "\\" in text:
                 secrets, again = self._may_hold(text)  # what cannot hold one is not searched
             else:
                 secrets, again = self._starting(text), "\n" in text or "\r" in text
         else:
-            again = rewrite.hinted(text, rewrite.hint(self._named))
+            again = rewrite.hinted(text, rewrite.hint(self._ready.named))
         if not every:
-            secrets = tuple(s for s in secrets if s in self._wraps)
+            secrets = tuple(s for s in secrets if s in self._ready.wraps)
         if not secrets:
             return None, again
-        kinds = self._kinds if every else self._wrap_kinds  # a wrapped text read as they read
-        sought = _Sought(secrets, kinds, len(self.secrets[0]))
+        kinds = self._kinds if every else self._ready.wrap_kinds  # a wrapped text read as they read
+        sought = _Sought(secrets, kinds, len(self.secrets[0]), self._bare)
         return _found(text, sought, ROUNDS), again
 
     def _starting(self, text: str) -> tuple[str, ...]:
@@ -176,12 +176,11 @@ class Scrubber:
         whose first :data:`MIN_SECRET` characters it holds, and those with a space if it holds
         a ``+``; whole or cut off, it holds none of the others (most of a JSON body's strings,
         and the shapes a secret was sent in that a text does not quote)."""
-        heads = self._heads
-        if heads is None:
-            heads = self._heads = [(s[:MIN_SECRET], " " in s, s) for s in self.secrets]
+        ready = self._ready
+        held = {head for head in ready.starts if head in text}  # shapes share their starts
         if "+" in text:
-            return tuple([s for head, spaced, s in heads if spaced or head in text])
-        return tuple([s for head, _, s in heads if head in text])
+            return tuple([s for head, spaced, s in ready.heads if spaced or head in held])
+        return tuple([s for head, _, s in ready.heads if head in held])
 
     def _may_hold(self, text: str) -> tuple[tuple[str, ...], bool]:
         """The secrets a short text may hold, written in any form or cut off, by what it can
@@ -192,13 +191,17 @@ class Scrubber:
         found = self._may.get(read)
         if found is None:
             syntax = reach.syntax(read, ROUNDS)
+            bare = self._bare
             found = (
-                tuple(s for s in self.secrets if reach.may_hold(read, syntax, s)),
-                rewrite.may_need(read, self._named),
+                tuple(s for s in self.secrets if s not in bare and reach.may_hold(read, syntax, s)),
+                rewrite.may_need(read, self._ready.named),
             )
             if len(self._may) >= _KEPT:
                 self._may.clear()
             self._may[read] = found
+        if self._bare_heads:  # as they are, or not at all: by the text, not what it reads as
+            held = [s for head, s in self._bare_heads if head in text]
+            return (found[0] + tuple(held), found[1]) if held else found
         return found
 
     def value(self, value: Any) -> Any:
@@ -288,6 +291,35 @@ _CUT = re.compile(
 _WIDEST = 12  # characters of text one character of a secret takes at most (no "&#" in the text)
 
 
+class _Ready(NamedTuple):
+    """What a scrubber derives from its secrets (the same for every attempt that reads them)."""
+
+    kinds: tuple[str, ...]  # how the secrets' searches read a text, together
+    heads: tuple[tuple[str, bool, str], ...]  # each secret's start, whether it has a space
+    starts: tuple[str, ...]  # the starts, each once
+    named: tuple[str, ...]  # the HTML5 names of the secrets' characters
+    wraps: tuple[str, ...]  # the secrets a line break of base64 may cut
+    wrap_kinds: tuple[str, ...]  # how their searches read a text
+
+
+@functools.lru_cache(maxsize=64)  # as the other caches of secrets
+def _prepare(secrets: tuple[str, ...]) -> _Ready:
+    """What a scrubber of ``secrets`` (longest first) derives from them."""
+    heads = tuple((s[:MIN_SECRET], " " in s, s) for s in secrets)
+    wraps = tuple(s for s in secrets if rewrite.wraps(s))
+    return _Ready(
+        kinds=tuple({kind: None for s in secrets for kind in written.kinds(s)}),
+        heads=heads,
+        starts=tuple({head: None for head, _, _ in heads}),
+        named=rewrite.names(secrets),
+        wraps=wraps,
+        wrap_kinds=tuple({kind: None for s in wraps for kind in written.kinds(s)}),
+    )
+
+
+_EMPTY = _prepare(())
+
+
 class _Sought(NamedTuple):
     """The secrets a text is searched for, and how it is read for them: as for all of the
     scrubber's (a text that cannot hold some is searched for the others alone, read the same)."""
@@ -295,6 +327,7 @@ class _Sought(NamedTuple):
     secrets: tuple[str, ...]
     kinds: tuple[str, ...]  # each secret's written.kinds, of all the scrubber's secrets
     longest: int
+    bare: frozenset[str]  # those searched for only as they are (forms.bare)
 
 
 def _places(
@@ -327,6 +360,9 @@ def _found(text: str, sought: _Sought, rounds: int) -> tuple[list[tuple[int, int
     for secret in sought.secrets:
         if secret in text:
             plain.append(secret)
+        if secret in sought.bare:
+            cut = min(cut, _cut(text, secret))
+            continue
         extra = _marks(secret)
         search = common or bool(extra and any(mark in text for mark in extra))
         if search or escape < size:
@@ -335,7 +371,8 @@ def _found(text: str, sought: _Sought, rounds: int) -> tuple[list[tuple[int, int
             cut = min(cut, start)
         cut = min(cut, _cut(text, secret))
     if rounds > 1 and (escape < size or written.holds(text)):
-        found, start = _deeper(text, sought, views, rounds - 1, escape)
+        deeper = sought._replace(secrets=tuple(s for s in sought.secrets if s not in sought.bare))
+        found, start = _deeper(text, deeper, views, rounds - 1, escape)
         spans += found
         cut = min(cut, start)
     return spans, cut, plain
