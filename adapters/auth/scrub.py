@@ -64,11 +64,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
-from adapters.auth import REDACTED, forms, occurs, places, reach, rewrite, written
+from adapters.auth import REDACTED, ends, forms, occurs, places, reach, rewrite, written
 from adapters.base import Reply
 from federation.config.secrets import MIN_SECRET
 from federation.domain.errors import AdapterError, Transcript
@@ -282,12 +281,6 @@ _JSON = {
     "\r": "\\r",
     "\t": "\\t",
 }
-# the end of a text cut inside an escape: "&#6", "&#x", "&am", "\\u00", "\\ud83d\\u", "%E8%A"
-_CUT = re.compile(
-    r"(?:&#?[0-9A-Za-z]*"  # a reference or an entity
-    r"|\\(?:u[0-9A-Fa-f]{0,4}(?:\\u?[0-9A-Fa-f]{0,3})?)?"  # a JSON escape, a surrogate pair
-    r"|(?:%[0-9A-Fa-f]{0,2})+)\Z"  # percent-encoded bytes
-)
 _WIDEST = 12  # characters of text one character of a secret takes at most (no "&#" in the text)
 
 
@@ -351,7 +344,7 @@ def _found(text: str, sought: _Sought, rounds: int) -> tuple[list[tuple[int, int
     cut = size = len(text)
     if size < MIN_SECRET:
         return spans, cut, []
-    escape = _escape_at_end(text)
+    escape = ends.escape_at_end(text)
     views: dict[tuple[str, ...], written.View] = {}
     plain = []
     backslash, percent = "\\" in text, "%" in text
@@ -361,7 +354,7 @@ def _found(text: str, sought: _Sought, rounds: int) -> tuple[list[tuple[int, int
         if secret in text:
             plain.append(secret)
         if secret in sought.bare:
-            cut = min(cut, _cut(text, secret))
+            cut = min(cut, ends.cut(text, secret))
             continue
         extra = _marks(secret)
         search = common or bool(extra and any(mark in text for mark in extra))
@@ -369,7 +362,7 @@ def _found(text: str, sought: _Sought, rounds: int) -> tuple[list[tuple[int, int
             found, start = _encoded(text, secret, views, escape, search)
             spans += found
             cut = min(cut, start)
-        cut = min(cut, _cut(text, secret))
+        cut = min(cut, ends.cut(text, secret))
     if rounds > 1 and (escape < size or written.holds(text)):
         deeper = sought._replace(secrets=tuple(s for s in sought.secrets if s not in sought.bare))
         found, start = _deeper(text, deeper, views, rounds - 1, escape)
@@ -395,7 +388,7 @@ def _deeper(
     spans: list[tuple[int, int]] = []
     cut = len(text)
     ways = {written.families(text, kind): None for kind in sought.kinds}
-    head = _complete(text, escape)
+    head = ends.complete(text, escape)
     for marks in ways:
         if not marks:
             continue
@@ -429,7 +422,7 @@ def _inner(
     inner = view.chars
     # a + an escape wrote, read as a space next (a + written as it is, this round read so)
     spaced = "all+" in sought.kinds and inner.count("+") > view.text.count("+")
-    if not (view.read or head) or not (spaced or _escaped(inner)):
+    if not (view.read or head) or not (spaced or ends.escaped(inner)):
         return [], len(view.text)  # as this round's search read it: the next reads the same
     found, start, plain = _found(inner, sought, rounds)
     spans = [(view.start(begin), view.start(end)) for begin, end in found]
@@ -439,50 +432,6 @@ def _inner(
             if to - at != end - begin:  # else the text holds it so: a plain place
                 spans.append((at, to))
     return spans, view.start(start) if start < len(inner) else len(view.text)
-
-
-_UNIT = re.compile(r"\\u[0-9A-Fa-f]{4}")
-
-
-def _complete(text: str, escape: int) -> int:
-    """Where what ``text`` holds of its last character begins, the escape at its end (from
-    ``escape``) cut inside it; ``len(text)`` if that escape reads whole characters only."""
-    tail = text[escape:]
-    if not tail:
-        return escape
-    if tail[0] == "\\":  # whole if one escape of a character that is no high surrogate
-        whole = _UNIT.fullmatch(tail) and not 0xD800 <= int(tail[2:], 16) <= 0xDBFF
-        return len(text) if whole else escape
-    if tail[0] != "%":
-        return escape  # a reference or entity: whole only with its ";", never at the end
-    at, begun, need = escape, len(text), 0
-    for group in tail[1:].split("%"):
-        if len(group) < 2:
-            return min(at, begun)  # "%" or "%4": no byte yet
-        byte = int(group, 16)
-        if 0x80 <= byte < 0xC0 and need:
-            need -= 1  # a continuation byte of the character begun
-        else:
-            need = 1 if 0xC0 <= byte < 0xE0 else 2 if 0xE0 <= byte < 0xF0 else 3 * (byte >= 0xF0)
-            begun = at
-        begun = len(text) if not need else begun
-        at += 1 + len(group)
-    return begun
-
-
-def _escaped(text: str) -> bool:
-    """Whether ``text`` holds an escape, or ends in the start of one."""
-    return written.holds(text) or _escape_at_end(text) < len(text)
-
-
-def _escape_at_end(text: str) -> int:
-    """Where the (start of an) escape that ends ``text`` begins, or its length if none does
-    (or the text is too short to end in a secret's start)."""
-    tail = text[-_ESCAPE:]
-    if len(text) < MIN_SECRET or not ("&" in tail or "\\" in tail or "%" in tail):
-        return len(text)
-    found = _CUT.search(text, max(0, len(text) - _ESCAPE))
-    return len(text) if found is None else found.start()
 
 
 def _encoded(
@@ -584,15 +533,3 @@ def _marks(secret: str) -> tuple[str, ...]:
     if " " in secret:
         marks.append("+")
     return tuple(marks)
-
-
-def _cut(text: str, secret: str) -> int:
-    """Where ``text`` begins to end in the first :data:`MIN_SECRET` or more characters of
-    ``secret`` (the earliest such start), or ``len(text)``."""
-    head = secret[:MIN_SECRET]
-    at = text.find(head, max(0, len(text) - len(secret) + 1))
-    while at != -1:
-        if secret.startswith(text[at:]):
-            return at
-        at = text.find(head, at + 1)
-    return len(text)
