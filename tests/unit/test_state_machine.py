@@ -221,7 +221,14 @@ class DeliveryMachine(RuleBasedStateMachine):
             if not open_:
                 break
         states = Counter(ex.state for ex in self.journal.exchanges.values())
-        assert set(states) <= {State.DELIVERED, State.REJECTED, State.FAILED}, states
+        ended = {State.DELIVERED, State.REJECTED, State.FAILED, State.UNCONFIRMED}
+        assert set(states) <= ended, states
+        for xid, ex in self.journal.exchanges.items():
+            if ex.state is State.UNCONFIRMED:
+                # A refusal while an attempt taken over has no end of its own (the broker died
+                # after sending) cannot be told from the refusal of a duplicate: unconfirmed,
+                # never rejected. So the partner had it at least twice: that attempt and this.
+                assert self.partner.seen[xid] >= 2, xid
         for key, xid in self.submitted.items():
             ex = self.journal.exchanges[xid]
             if ex.state is State.DELIVERED:
