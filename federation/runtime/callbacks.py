@@ -123,7 +123,10 @@ def due_callback(exchange: Exchange, mark: str) -> Due:
     resend = events[resent_at] if settled is None and records_message(events[resent_at]) else None
     since = events[resent_at].at if settled is None else None  # its tries timed from the ask
     if resent == mark:
-        return Due(mark=mark, tries=row.tries, resend=resend, since=since)
+        # a try that lost its lease to a replay is journalled without the row's count: the
+        # history counts it, so the source gets no more tries than the policy says
+        tries = row.tries if settled is not None else max(row.tries, _failed(later, mark))
+        return Due(mark=mark, tries=tries, resend=resend, since=since)
     stepped = _last(later, lambda e: e.kind in OVERWRITTEN_BY)
     if stepped is None or (settled is not None and settled < stepped):
         return row  # nothing came over it, or it was sent before anything did
