@@ -249,3 +249,19 @@ DeliveryMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestDeliveryMachine = DeliveryMachine.TestCase
+
+
+def test_a_refusal_after_a_crash_after_sending_ends_unconfirmed_after_recovery() -> None:
+    """The sequence the search found: the broker dies after sending, the lease runs out, the
+    partner refuses the retry (422): the exchange ends unconfirmed, and recovery accepts that."""
+    state = DeliveryMachine()
+    try:
+        state.partner_behaves(outcomes=["crash_after_send"])
+        state.submit(n=1, resend=False)
+        state.partner_behaves(outcomes=["permanent"])
+        state.time_passes(seconds=31.0)
+        state.let_work_run()
+        state.recovery_finishes_everything()
+        assert [ex.state for ex in state.journal.exchanges.values()] == [State.UNCONFIRMED]
+    finally:
+        state.teardown()
