@@ -158,8 +158,9 @@ async def _stop_serving(
 _reloads: set[asyncio.Task[None]] = set()
 # How long serve's stop waits for open connections to send a request and close (less, once they
 # have all closed): part of the drain's deadline (DRAIN, --drain-timeout), at most a quarter of
-# it, so that a short drain still has the time for the attempts in flight, the leases and the
-# journal (:func:`linger_for`).
+# it (:func:`linger_for`). The attempts in flight then get what the drain has left, less a margin
+# for the leases and the journal (federation.runtime.shutdown.grace), so a short drain cuts them
+# sooner rather than overrunning.
 LINGER = 5.0
 
 
