@@ -19,6 +19,10 @@ of ``a`` ending in ``%`` against the secret ``"a" * 255 + "Z"`` (the same withou
 And a JSON body of 20,000 short strings with escapes in them (``a%20b&amp;``, ``x\\u0041``),
 against three secrets: what scrubbing many small strings costs the loop; the same with 20,000
 strings each different; both against the full search of each text (the baseline).
+And the forms found by searching a text a second time, rewritten: a 64 KiB MIME body (base64
+wrapped every 76 characters) of a JSON document holding the secret, against the same base64 on
+one line (no line break to remove: the baseline); a 4 KiB HTML page quoting a secret with HTML5
+named references (``&sol;``, ``&plus;``, ``&equals;``), against the same page with numeric ones.
 
     .venv/bin/python bench/secret_reads.py [--n 20000] [--rounds 5]
 
@@ -27,14 +31,17 @@ env_us=… concurrent_file_us=… concurrent_loop_cpu_us=… stall_sync_ms=… s
 replace_fault_us=… scrub_64k_us=… scrub_64k_refs_us=… replace_64k_us=… scrub_none_us=…
 scrub_1m_hostile_us=… scrub_1m_plain_us=… scrub_100k_percent_us=… scrub_pem_json_us=…
 scrub_20k_strings_us=… scrub_20k_strings_full_us=… scrub_20k_varied_us=…
-scrub_20k_varied_full_us=…``: the ``_full`` figures are the baseline of the two before them, every
-text searched in full (the scrubber's ``quick`` check off).
+scrub_20k_varied_full_us=… scrub_64k_wrapped_us=… scrub_64k_one_line_us=… scrub_html5_us=…
+scrub_html5_numeric_us=…``: the ``_full`` figures are the baseline of the two before them, every
+text searched in full (the scrubber's ``quick`` check off); ``_one_line`` and ``_numeric`` are the
+baselines of the two before each.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import statistics
@@ -174,7 +181,31 @@ def hostile() -> dict[str, float]:
 
         once = timed(scrub, 1)
         out[key] = once if once > 1e6 else timed(scrub, 5)
-    return {**out, **strings()}
+    return {**out, **strings(), **rewritten()}
+
+
+def rewritten() -> dict[str, float]:
+    """Texts the scrubber searches a second time, rewritten, each beside its baseline."""
+    doc = {"items": [{"id": i, "note": "x" * 40} for i in range(600)], "token": SECRET}
+    wrapped = base64.encodebytes(json.dumps(doc).encode()).decode()[: 64 * 1024]
+    secret = "Gd/AppSecret+4b0e=9f2a71d6"
+    named = secret.replace("/", "&sol;").replace("+", "&plus;").replace("=", "&equals;")
+    numeric = secret.replace("/", "&#47;").replace("+", "&#43;").replace("=", "&#61;")
+    page = "<p>caf&eacute;&nbsp;&lsquo;x&rsquo;</p>" * 100
+    cases = {
+        "scrub_64k_wrapped_us": (SECRET, wrapped),
+        "scrub_64k_one_line_us": (SECRET, wrapped.replace("\n", "")),
+        "scrub_html5_us": (secret, f"{page}<p>token {named} refused</p>{page}"),
+        "scrub_html5_numeric_us": (secret, f"{page}<p>token {numeric} refused</p>{page}"),
+    }
+    out: dict[str, float] = {}
+    for key, (sought, text) in cases.items():
+
+        def scrub(sought: str = sought, text: str = text) -> None:
+            Scrubber((sought,)).text(text)
+
+        out[key] = timed(scrub, 20)
+    return out
 
 
 def strings() -> dict[str, float]:
@@ -220,7 +251,8 @@ def main() -> None:
         "stall_thread_ms scrub_fault_us replace_fault_us scrub_64k_us scrub_64k_refs_us "
         "replace_64k_us scrub_none_us scrub_1m_hostile_us scrub_1m_plain_us "
         "scrub_100k_percent_us scrub_pem_json_us scrub_20k_strings_us scrub_20k_strings_full_us "
-        "scrub_20k_varied_us scrub_20k_varied_full_us"
+        "scrub_20k_varied_us scrub_20k_varied_full_us scrub_64k_wrapped_us scrub_64k_one_line_us "
+        "scrub_html5_us scrub_html5_numeric_us"
     )
     print("RESULT name=secret_reads " + " ".join(f"{k}={m[k]:.2f}" for k in keys.split()))
 

@@ -151,14 +151,14 @@ def hint(named: tuple[str, ...]) -> re.Pattern[str]:
 
 
 def rewrite(text: str, named: tuple[str, ...]) -> Rewritten | None:
-    """``text`` with its line breaks inside base64 removed and its named references (of any
-    character, if some secret has a character an HTML5 name writes: ``named``) rewritten as
-    numeric ones; None if it has neither."""
+    """``text`` with its line breaks inside base64 removed and its references by the ``named``
+    (:func:`names`: of the secrets' characters) rewritten as numeric ones; None if it has
+    neither."""
     edits: list[tuple[int, int, str]] = []
     if any(hint in text for hint in _HINTS):
         edits += _breaks(text)
     if named and "&" in text:
-        edits += _named(text)
+        edits += _named(text, named)
     if not edits:
         return None
     edits.sort(key=lambda edit: (edit[0], -edit[1]))  # of two at one place, the longer
@@ -190,12 +190,24 @@ def _breaks(text: str) -> list[tuple[int, int, str]]:
     return found
 
 
-def _named(text: str) -> list[tuple[int, int, str]]:
-    """Each named reference of ``text`` to rewrite as a numeric one (its ``&`` escaped as it
-    was: ``&amp;sol;`` as ``&amp;#47;``)."""
+@functools.lru_cache(maxsize=64)
+def _references(named: tuple[str, ...]) -> tuple[re.Pattern[str], frozenset[str]]:
+    """What finds a reference by one of the ``named`` (the names themselves, if few), and the
+    names it is to rewrite."""
+    wanted = frozenset(name[:-1] for name in named)
+    if len(named) > _FEW:
+        return _NAME, wanted
+    return re.compile(f"&(amp;)?({'|'.join(sorted(wanted))});"), wanted
+
+
+def _named(text: str, named: tuple[str, ...]) -> list[tuple[int, int, str]]:
+    """Each reference of ``text`` by one of the ``named`` to rewrite as a numeric one (its ``&``
+    escaped as it was: ``&amp;sol;`` as ``&amp;#47;``); other names (``&nbsp;``, ``&eacute;``
+    of a page) write no character of a secret, and are left as they are."""
     found = []
-    for m in _NAME.finditer(text):
-        char = NAMED.get(m.group(2))
+    pattern, wanted = _references(named)
+    for m in pattern.finditer(text):
+        char = NAMED.get(m.group(2)) if m.group(2) in wanted else None
         if char is not None:
             amp = "&amp;" if m.group(1) else "&"
             found.append((m.start(), m.end(), f"{amp}#{ord(char)};"))
