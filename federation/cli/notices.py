@@ -2,8 +2,10 @@
 
 A notice in the partner's own dialect (docs/inbound.md) that was abandoned while the partner was
 down, rejected before a fix on its side, or that the partner says it never got, is re-armed in the
-journal: a ``notice_replayed`` event says who and why, and the running broker sends the same
-notice (mapped again from the journal, with the same idempotency key) on its next poll.
+journal: a ``notice_replayed`` event says who and why and records what the notice said that a
+replay could change (the local system's receipt, the time), and the running broker sends the same
+notice (mapped again from that record and the history before it, with the same idempotency key)
+on its next poll, its retries timed from the resend.
 """
 
 from __future__ import annotations
