@@ -23,6 +23,10 @@ state (``rejected:2``; the first end keeps its plain key; ``federation.runtime.o
 
 Each exchange left out has a ``why`` (English text, which a reader's language can say: see
 ``replay.rules.reason_in``) and a :class:`Skip` code, a stable slug a program can branch on.
+Support staff read the ``why``: when the journal itself would not take a replay (unavailable or
+damaged) it is a fixed sentence (:data:`JOURNAL_SAID`), and the journal's own error, which names
+where the journal lives (its DSN and schema, or its file), goes to the operators' log
+(``replay_refused_by_journal``).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from dataclasses import dataclass, field
 from federation.domain.errors import JournalDamaged, JournalError, JournalUnavailable
 from federation.domain.ids import new_id
 from federation.domain.models import Event, Exchange, State, StateChange
+from federation.logging import get_logger
 from replay import rules
 from replay.journal import Journal, Query
 from replay.rules import why_not_replayable
@@ -54,6 +59,18 @@ class Skip(enum.StrEnum):
     NOT_FOUND = "not-found"  # no longer in the journal at the run (archived since the plan)
     JOURNAL_UNAVAILABLE = "journal-unavailable"  # the journal could not take the replay
     JOURNAL_DAMAGED = "journal-damaged"  # the journal refused the write: its chain does not hold
+
+
+# What support staff are told of a replay the journal would not take. Fixed sentences: the
+# journal's error names its DSN, schema or file, which is for operators (logged, never answered).
+JOURNAL_SAID: Mapping[Skip, str] = {
+    Skip.JOURNAL_UNAVAILABLE: "the journal could not take the replay just now; nothing was "
+    "changed: replay it again later",
+    Skip.JOURNAL_DAMAGED: "the journal refused the replay because its records do not hold "
+    "together; nothing was changed: an operator must check the journal",
+}
+
+_log = get_logger(component="replay")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -140,8 +157,9 @@ class ReplayService:
                     StateChange(state=target, expect=frozenset({ex.state}), release_lease=True),
                 )
             except JournalError as exc:
-                result.skipped.append((ex.id, rules.MOVED % {"error": exc}))
-                result.codes[ex.id] = await self._refused_as(ex.id, exc)
+                code = await self._refused_as(ex.id, exc)
+                result.skipped.append((ex.id, _why(ex.id, code, exc, batch=result.batch)))
+                result.codes[ex.id] = code
                 continue
             result.replayed.append(ex.id)
         return result
@@ -162,3 +180,21 @@ class ReplayService:
         except JournalDamaged:
             return Skip.JOURNAL_DAMAGED
         return Skip.MOVED if found else Skip.NOT_FOUND
+
+
+def _why(exchange_id: str, code: Skip, exc: JournalError, *, batch: str) -> str:
+    """What support staff read of a replay the journal refused: the exchange's change quoted, or
+    for the journal itself failing a fixed sentence, its error logged for operators instead (the
+    journal's repr in it masks a DSN's password)."""
+    said = JOURNAL_SAID.get(code)
+    if said is None:
+        return rules.MOVED % {"error": exc}
+    _log.warning(
+        "replay_refused_by_journal",
+        exchange_id=exchange_id,
+        batch=batch,
+        code=code.value,
+        kind=type(exc).__name__,
+        error=str(exc),
+    )
+    return said

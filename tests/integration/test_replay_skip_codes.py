@@ -3,7 +3,9 @@
 run) and ``skipped`` (a run). Each code is met as it happens, over HTTP, on SQLite, PostgreSQL and
 in memory: an exchange not ended, a resend of one never sent, and between the plan and the run an
 exchange replayed by someone else, archived, or a journal that is locked or whose chain was
-altered."""
+altered. A journal that cannot take the replay or refuses it is told to support staff in a fixed
+sentence, without where the journal lives (its DSN, host, user, schema or file), which goes to the
+operators' log, a DSN's password masked."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import asyncpg
@@ -21,9 +24,11 @@ import pytest
 
 from federation import contracts
 from federation.domain.models import State
+from federation.logging import capture_logs
 from replay import service
 from replay.factory import open_journal
 from replay.journal import Backend, Query, TrailQuery
+from replay.postgres import PostgresJournal
 from replay.sqlite import SQLiteJournal
 from tests.conftest import HK_APPLICATION, hk_submission
 from tests.integration.pg import JOURNALS, PgSchema, SQLiteFile, fresh_schema
@@ -34,6 +39,7 @@ NEVER_SENT = "was never sent (rejected before delivery, e.g. by its mapping): us
 MOVED = "changed since it was planned: "
 NOT_ENDED = " exchanges are replayed"  # "is retry_wait: only delivered, … exchanges are replayed"
 NO_MARK = {"applicant": HK_APPLICATION["applicant"]}  # the hk mapping rejects it: never sent
+PASSWORD = "pw-never-shown"  # trust authentication ignores it; the journal's DSN carries it
 
 
 @pytest.fixture(params=JOURNALS)
@@ -44,12 +50,46 @@ async def kept(
     store to reach from outside (None in memory)."""
     if request.param == "postgresql":
         async with fresh_schema() as pg:
-            yield pg.journal(command_timeout=2.0), pg
+            yield with_password(pg.journal(command_timeout=2.0)), pg
     elif request.param == "sqlite":
         path = tmp_path / "journal.sqlite"
         yield SQLiteJournal(path, busy_timeout=1.0), SQLiteFile(path)
     else:
         yield open_journal("memory:"), None
+
+
+def with_password(journal: PostgresJournal) -> PostgresJournal:
+    """``journal`` with a password in its DSN (one it names already is kept)."""
+    parts = urlsplit(journal.dsn)
+    if parts.password is None and parts.username is not None:
+        netloc = parts.netloc.replace(f"{parts.username}@", f"{parts.username}:{PASSWORD}@", 1)
+        journal.dsn = parts._replace(netloc=netloc).geturl()
+    return journal
+
+
+def where(journal: Backend, store: PgSchema | SQLiteFile | None) -> list[str]:
+    """What names where ``journal`` lives: its DSN (and the user, host and database in it) and
+    schema, or its file's path; nothing in memory."""
+    if isinstance(store, PgSchema):
+        assert isinstance(journal, PostgresJournal)
+        parts = urlsplit(journal.dsn)
+        named = [parts.username, parts.hostname, parts.path.strip("/"), parts.password]
+        return ["postgresql://", store.schema, *(n for n in named if n)]
+    if isinstance(store, SQLiteFile):
+        return [str(store.path), store.path.name, str(store.path.parent)]
+    return []
+
+
+def told_by_journal(
+    logged: list[Any], code: str, journal: Backend, store: PgSchema | SQLiteFile | None
+) -> None:
+    """The operators' log has the journal's refusal once, under ``code``, with the journal's own
+    words (naming its DSN or file) and never a DSN's password."""
+    [entry] = [e for e in logged if e["event"] == "replay_refused_by_journal"]
+    assert entry["code"] == code and entry["error"]
+    if isinstance(store, PgSchema | SQLiteFile) and code == "journal-unavailable":
+        assert where(journal, store)[1] in entry["error"]  # the schema, or the file's path
+    assert PASSWORD not in repr(logged)
 
 
 async def replay(url: str, body: dict[str, Any]) -> tuple[int, Any]:
@@ -216,13 +256,18 @@ async def test_a_journal_locked_since_the_plan_is_journal_unavailable(
         [xid] = await submit_all(broker, [hk_submission("u-1")])
         async with locked(journal, store) as hold:
             between_plan_and_run(broker.journal, xid, hold)
-            status, answer = await replay(
-                url, {"mode": "resend", "exchange_id": xid, "reason": "r"}
-            )
+            with capture_logs("warning") as logged:
+                status, answer = await replay(
+                    url, {"mode": "resend", "exchange_id": xid, "reason": "r"}
+                )
         after = await broker.get(xid)
     assert status == 200 and answer["replayed"] == []
     assert codes(answer["skipped"]) == [(xid, "journal-unavailable")]
-    assert answer["skipped"][0]["why"].startswith(MOVED)
+    shown = orjson.dumps(answer).decode()
+    assert [w for w in where(journal, store) if w in shown] == []
+    said = answer["skipped"][0]["why"]
+    assert said == service.JOURNAL_SAID[service.Skip.JOURNAL_UNAVAILABLE]
+    told_by_journal(logged, "journal-unavailable", journal, store)
     assert after is not None and after.state is State.DELIVERED
     assert not [e for e in after.events if e.kind == "replayed"]
 
@@ -246,10 +291,17 @@ async def test_a_chain_altered_since_the_plan_is_journal_damaged(
                 await store.execute("DELETE FROM chain_head")
 
         between_plan_and_run(broker.journal, xid, altered)
-        status, answer = await replay(url, {"mode": "resend", "exchange_id": xid, "reason": "r"})
+        with capture_logs("warning") as logged:
+            status, answer = await replay(
+                url, {"mode": "resend", "exchange_id": xid, "reason": "r"}
+            )
     assert status == 200 and answer["replayed"] == []
     assert codes(answer["skipped"]) == [(xid, "journal-damaged")]
-    assert answer["skipped"][0]["why"].startswith(MOVED)
+    shown = orjson.dumps(answer).decode()
+    assert [w for w in where(journal, store) if w in shown] == []
+    said = answer["skipped"][0]["why"]
+    assert said == service.JOURNAL_SAID[service.Skip.JOURNAL_DAMAGED]
+    told_by_journal(logged, "journal-damaged", journal, store)
 
 
 def test_every_code_is_one_the_openapi_document_lists() -> None:
