@@ -42,6 +42,7 @@ from replay.journal import AuditEntry, Backend, Query, Refusal, TrailQuery
 from replay.keys import KeyPlace, from_environment
 from replay.lasterror import column as error_column
 from replay.pgadmin import PostgresAdmin
+from replay.pgroom import Room
 from replay.pgsql import Conn
 from replay.pgwrite import WriteOp, _Later
 from replay.rekeyed import checked_end
@@ -86,6 +87,7 @@ class PostgresJournal(PostgresAdmin):
         self._writer: asyncio.Task[None] | None = None
         self._mark = formats.Mark()
         self._refused: str | None = None
+        self.room = Room()  # a write refused for want of the server's space (/readyz)
 
     def __repr__(self) -> str:
         where = f", schema={self.schema!r}" if self.schema else ""
@@ -216,6 +218,7 @@ class PostgresJournal(PostgresAdmin):
             raise await self._unavailable(exc) from exc
 
     async def _unavailable(self, exc: BaseException) -> JournalUnavailable:
+        self.room.note(exc)  # every failed statement, a write's or a probe's, comes through here
         if isinstance(exc, pgsql.CONNECTION_LOST) and self._pool is not None:
             # The server restarted or failed over: its other pooled connections are dead too.
             # Replace them all on their next use, so this call alone fails, not one per slot.
@@ -257,6 +260,18 @@ class PostgresJournal(PostgresAdmin):
         )
         if not writable:
             raise JournalUnavailable(f"journal {self!r}: the database is read-only (a standby?)")
+        if self.room.failing is None:
+            return
+        # Reads answer, and so do updates in place, while applications are refused for want of
+        # the server's space: not ready until a probe finds room again (replay/pgroom.py).
+        try:
+            await self.room.recheck(functools.partial(self._run, transaction=False))
+        except JournalUnavailable as exc:
+            if self.room.failing is None:
+                raise
+            raise JournalUnavailable(f"journal {self!r}: writes fail: {self.room.failing}") from exc
+        if self.room.failing is not None:
+            raise JournalUnavailable(f"journal {self!r}: writes fail: {self.room.failing}")
 
     async def create(
         self, new: NewExchange, *, owner: str, lease_until: float

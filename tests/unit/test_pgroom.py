@@ -1,0 +1,66 @@
+"""Which PostgreSQL refusals mean the server has no room for the journal's writes
+(``replay/pgroom.py``), and when the memory of one is cleared."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import pytest
+
+from replay.pgroom import Room, out_of_room
+
+EXTEND = 'could not extend file "base/16384/16390": No space left on device'
+
+
+def test_disk_full_is_out_of_room() -> None:
+    """53100 disk_full is remembered with the server's message and its code."""
+    err = asyncpg.DiskFullError(EXTEND)
+    assert out_of_room(err) == f"{EXTEND} (SQLSTATE 53100)"
+
+
+@pytest.mark.parametrize(
+    "message", [EXTEND, "could not write to file: No space left on device", "Disk quota exceeded"]
+)
+def test_an_io_error_for_want_of_space_is_out_of_room(message: str) -> None:
+    """Class 58 (an I/O error) counts when it says the disk has no space."""
+    assert out_of_room(asyncpg.PostgresIOError(message)) == f"{message} (SQLSTATE 58030)"
+
+
+@pytest.mark.parametrize(
+    "err",
+    [
+        asyncpg.PostgresIOError("could not read block 3: read only 0 of 8192 bytes"),
+        asyncpg.OutOfMemoryError("out of memory"),
+        asyncpg.TooManyConnectionsError("sorry, too many clients already"),
+        asyncpg.CheckViolationError("new row violates check constraint"),
+        OSError(28, "No space left on device"),  # the client's own disk: not the server's
+    ],
+)
+def test_other_failures_are_not(err: BaseException) -> None:
+    """Out of memory, too many connections, another I/O error or a check: not for want of room."""
+    assert out_of_room(err) is None
+
+
+def test_only_the_first_line_is_kept() -> None:
+    """The hint and anything after the first line are left out; the reason stays short."""
+    err = asyncpg.DiskFullError(EXTEND + "\nHINT:  Check free disk space.\n" + "x" * 500)
+    assert out_of_room(err) == f"{EXTEND} (SQLSTATE 53100)"
+
+
+async def test_a_probe_clears_it_unless_a_write_was_refused_meanwhile() -> None:
+    """Cleared by a probe that succeeds, unless another refusal came while it ran."""
+    room = Room()
+    room.note(asyncpg.DiskFullError(EXTEND))
+    assert room.failing is not None
+
+    async def refused_meanwhile(probe: Any) -> None:
+        room.note(asyncpg.DiskFullError(EXTEND))
+
+    async def fine(probe: Any) -> None:
+        return None
+
+    await room.recheck(refused_meanwhile)
+    assert room.failing is not None
+    await room.recheck(fine)
+    assert room.failing is None
