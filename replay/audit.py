@@ -31,7 +31,12 @@ written (its data in the first releases' form, ``~tb1.``, ``~tb2.`` or clear, or
 of their 32 bytes), and leniency reaches only tombstones before the last such event. Live events
 are in the signed chain: nobody without the key can add or alter one, so clearing the mark gains
 nothing in a journal a later release started, and only the first releases' part of an upgraded
-one. A row whose last write was by a release before the full row digest is checked against the
+one. Once a release has written to such a journal, the mark is raised and that leniency is gone:
+the transaction that raised it from none recorded in the chain what the first releases had left
+unrecorded (``~inherited``, ``replay/inherited.py``: how many tombstones and refusal rows, and the
+last of each), and verify accepts exactly those, however the mark is set later. A second such
+record, or one after anything only a marking release writes, is named. A row whose last write was
+by a release before the full row digest is checked against the
 fewer columns that release recorded (``replay.rows.shown_matches``) until its next write.
 """
 
@@ -43,7 +48,7 @@ from typing import Any
 import orjson
 
 from federation.domain.models import iso
-from replay import formats, sets
+from replay import formats, inherited, sets
 from replay.chain import GENESIS, Break, Indexed, head_problem, named, verify
 from replay.checkpoints import Checkpoints, standing
 from replay.rows import (
@@ -91,6 +96,11 @@ class Audit:
         # seq of the last live exchange event only a first release can have written
         self.first_era: int | None = None
         self.generation: int | None = formats.WRITES  # the stored-format mark (None: no mark)
+        # the chain's record of what the first releases left unrecorded (replay/inherited.py):
+        # (its seq, its counts), how many tombstones and refusal rows it has accounted for
+        self.inherited: tuple[int, dict[str, int]] | None = None
+        self.inherited_used = [0, 0]
+        self._marking = False  # an event only a marking release writes was seen
         self._wanted = {p.seq for p in self.points}
         self._found: dict[int, bytes] = {}
 
@@ -137,6 +147,7 @@ class Audit:
                     kind=kind,
                 )
             self.tombstoned.setdefault(xid, []).append(seq)
+            self._marking = self._marking or kind in inherited.MARKING
             return
         if xid and kind != ARCHIVED and _first_releases(bytes(data), state):
             self.first_era = seq
@@ -153,6 +164,8 @@ class Audit:
             self._digest(seq, bytes(state))
         if kind == ARCHIVED:
             self._marker(seq, xid, kind, plain)
+        elif not xid and kind == inherited.INHERITED:
+            self._inheritance(seq, kind, plain)
         elif not xid and kind == REFUSAL:
             number = int(orjson.loads(plain or b"{}")["refusal"])
             self.refused[number] = (seq, b"" if state is None else bytes(state))
@@ -160,6 +173,38 @@ class Audit:
             self.live.add(xid)
             if state is not None:
                 self.states[xid] = (seq, bytes(state))
+        self._marking = self._marking or kind in inherited.MARKING
+
+    def _inheritance(self, seq: int, kind: str, plain: bytes | None) -> None:
+        """The ``~inherited`` record: written once, as a release first marked a journal the first
+        releases wrote (``replay/inherited.py``), before anything only a marking release writes."""
+        if self.inherited is not None:
+            self._fail(
+                "records again what the first releases left unrecorded, which the chain recorded "
+                f"at event {self.inherited[0]}: only that first record counts",
+                seq=seq,
+                kind=kind,
+            )
+            return
+        if self._marking or seq == 1:
+            self._fail(
+                "records what the first releases left unrecorded, but the journal was not as they "
+                "left it then: "
+                + (
+                    "it held nothing"
+                    if seq == 1
+                    else "a marking release wrote "
+                    "before it (an audit entry, a refusal's or an archive's record)"
+                ),
+                seq=seq,
+                kind=kind,
+            )
+            return
+        counts = inherited.counts(plain, seq)
+        if counts is None:
+            self._fail("does not say what the first releases left unrecorded", seq=seq, kind=kind)
+            return
+        self.inherited = (seq, counts)
 
     def _digest(self, seq: int, state: bytes) -> None:
         if self.first_digest is None:
@@ -284,11 +329,39 @@ class Audit:
             self._archived(xid, self.tombstoned.get(xid, []))
             if self.failed:
                 return
+        self._inherited_total(0, "tombstones", "events marked archived with no record of it")
+
+    def _inherited_total(self, which: int, name: str, what: str) -> None:
+        """All the first releases' unrecorded tombstones (or refusal rows) are there, and no more:
+        as many as the ``~inherited`` record says."""
+        if self.inherited is None or self.failed:
+            return
+        seq, counts = self.inherited
+        held, recorded = self.inherited_used[which], counts[name]
+        if held != recorded:
+            self._fail(
+                f"records that the first releases left {recorded} {what}, up to "
+                f"{'event' if which == 0 else 'refusal'} {counts[name[:-1]]}; the journal holds "
+                f"{held}: " + ("added" if held > recorded else "removed") + " outside tongban",
+                seq=seq,
+                kind=inherited.INHERITED,
+            )
 
     def _archived(self, xid: str, seqs: list[int]) -> None:
         """The tombstones of one exchange against the chain's ``~archived`` records of it."""
         where = f"exchange {named(xid)}"
         first = self.first_digest
+        if xid not in self.marked and self.inherited is not None:
+            if seqs[-1] <= self.inherited[1]["tombstone"]:
+                self.inherited_used[0] += len(seqs)  # the first releases': counted in total
+                return
+            self._fail(
+                f"event {seqs[0]} is marked archived, but the chain has no record of archiving "
+                "the exchange, and it is not among what the first releases left (recorded at "
+                f"event {self.inherited[0]}): erased outside tongban",
+                where=where,
+            )
+            return
         if xid not in self.marked:
             era = self.first_era
             if self.first_release and first is not None and seqs[-1] < min(first, era or 0):
@@ -322,6 +395,7 @@ class Audit:
         # Rows the first releases wrote have no record; a journal any later release wrote has
         # recorded every refusal since (a refusal raises the stored-format mark).
         earlier = self.first_release
+        last = None if self.inherited is None else self.inherited[1]["refusal"]
         for row in rows:
             seq = int(row["seq"])
             where = f"refusal {seq}"
@@ -332,6 +406,10 @@ class Audit:
                         f"is not what the chain recorded at event {recorded[0]}: it was edited",
                         where=where,
                     )
+            elif last is not None:
+                if seq > last:
+                    self._fail("is not in the chain: it was added outside tongban", where=where)
+                self.inherited_used[1] += 1  # the first releases': counted in total
             elif not earlier or (oldest is not None and seq > oldest):
                 self._fail("is not in the chain: it was added outside tongban", where=where)
             if self.failed:
@@ -343,6 +421,7 @@ class Audit:
                 where=f"refusal {seq}",
             )
             return
+        self._inherited_total(1, "refusals", "refusal rows with no record of them")
 
     def mapping_sets(self, rows: Iterable[Any]) -> None:
         """Every ``mapping_sets`` row (digest, versions): each must hash to its digest, which the
@@ -355,7 +434,7 @@ class Audit:
         return self.count, self.broken
 
 
-FIRST_DIGEST = 32  # the bytes of a row digest as the first releases recorded it
+FIRST_DIGEST = inherited.FIRST_DIGEST  # the bytes of a row digest as the first releases recorded it
 
 
 def _first_releases(data: bytes, state: Any) -> bool:

@@ -22,6 +22,10 @@ raises the mark, and to what (``Mark``; a backend runs ``raising`` in the write'
 
 Console sessions, instances' heartbeats, leases and the checkpoints file raise nothing.
 
+The transaction that raises a journal's mark from none, in a journal the first releases wrote,
+first appends what they left unrecorded to the chain (``replay/inherited.py``), so that verify
+still accepts their archives and refusals once the journal is marked.
+
 The generations:
 
 1. ``~tb1.`` and ``~tb2.`` sealed text, JSON receipts, 32-byte applicant references (the first

@@ -20,7 +20,7 @@ import asyncpg
 
 from federation.domain.errors import JournalUnavailable
 from federation.domain.models import Event, Exchange
-from replay import formats, rekey, rekeyed, rows, rules, sets, tally
+from replay import formats, inherited, rekey, rekeyed, rows, rules, sets, tally
 from replay.archive import ArchivedExchange
 from replay.audit import Audit
 from replay.chain import GENESIS, ChainBroken, EventRow, head_problem, link
@@ -314,6 +314,8 @@ async def reseal(conn: Conn, chain: Chain, old: Seal, new: Seal) -> tuple[int, i
     resealed = rekey.resealed_errors(errors, old, new)
     if resealed:
         await conn.executemany("UPDATE exchanges SET last_error = $1 WHERE id = $2", resealed)
+    if await inherited.reseal_postgres(conn, chain.add, old):  # the mark's first raise
+        await chain.flush()
     await conn.execute(formats.raising(formats.WORDS if resealed else formats.ROWS))  # full digests
     events = [tuple(r) for r in await conn.fetch(VERIFY)]
     shown = await conn.fetch(f"SELECT {', '.join(rows.SHOWN)} FROM exchanges")

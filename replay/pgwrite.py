@@ -14,7 +14,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from federation.domain.errors import FederationError, JournalUnavailable
-from replay import formats, pgsql, tally
+from replay import formats, inherited, pgsql, tally
+from replay.chain import EventRow
 from replay.dbthread import batch_after
 from replay.pgsql import Conn
 from replay.seal import Seal
@@ -31,6 +32,31 @@ class _Later:
         self.make = make
 
 
+class _FirstChain(pgsql.Chain):
+    """The batch's chain: its first flush of events puts the ``~inherited`` event ``first`` gives
+    (if any; ``replay/inherited.py``) before them, unless a rekey put one there itself."""
+
+    def __init__(
+        self,
+        conn: Conn,
+        seal: Seal,
+        *,
+        refused: str | None,
+        first: Callable[[pgsql.Chain], Awaitable[EventRow | None]],
+    ) -> None:
+        super().__init__(conn, seal, refused=refused)
+        self._first: Callable[[pgsql.Chain], Awaitable[EventRow | None]] | None = first
+
+    async def flush(self) -> None:
+        if self._first is not None and self._pending:
+            first, self._first = self._first, None
+            if all(row[2] != inherited.INHERITED for row, _ in self._pending):
+                ahead = await first(self)
+                if ahead is not None:
+                    self._pending.insert(0, (ahead, []))
+        await super().flush()
+
+
 class GroupCommit:
     """The writer side of ``PostgresJournal``: its queue, its loop and its batches."""
 
@@ -40,6 +66,8 @@ class GroupCommit:
     _timeout: float
     _queue: asyncio.Queue[tuple[WriteOp, asyncio.Future[Any]] | None] | None
     _mark: formats.Mark  # the stored-format mark (replay/formats.py)
+    _clock: Callable[[], float]
+    _inheritance: inherited.Inheritance | None = None  # made at the first batch
 
     async def _unavailable(self, exc: BaseException) -> JournalUnavailable:
         raise NotImplementedError
@@ -87,6 +115,32 @@ class GroupCommit:
                 if not fut.done():
                     fut.set_exception(JournalUnavailable(f"journal {self!r} was closed"))
 
+    def _inherit(self) -> inherited.Inheritance:
+        if self._inheritance is None:
+            self._inheritance = inherited.Inheritance()
+        return self._inheritance
+
+    async def _chain(self, conn: Conn) -> pgsql.Chain:
+        """The batch's chain, as its transaction begins: if the journal's mark is none, what the
+        first releases left is counted now, before any of the batch's writes."""
+        inherit = self._inherit()
+        if not inherit.marked:
+            inherit.planned(await inherited.plan_postgres(conn))
+        return _FirstChain(
+            conn, self.seal, refused=self._refused, first=lambda chain: self._inherited(conn, chain)
+        )
+
+    async def _inherited(self, conn: Conn, chain: pgsql.Chain) -> EventRow | None:
+        """At the batch's first flush: the ``~inherited`` event planned as it began, if the mark
+        is still none with the chain head locked (another instance may have raised it since)."""
+        counts = self._inherit().take()
+        if counts is None:
+            return None
+        await chain.lock()
+        if not await inherited.unmarked_postgres(conn):
+            return None
+        return inherited.record(self.seal, self._clock(), counts)
+
     async def _raise_mark(self, conn: Conn, chain: pgsql.Chain) -> None:
         """Last in a batch's transaction, the chain head locked if it moved: the stored-format
         mark raised to the generation of what the batch wrote (``replay/formats.py``; any event
@@ -117,7 +171,7 @@ class GroupCommit:
             t0 = time.perf_counter()
             self._mark.begin()
             async with pool.acquire(timeout=self._timeout) as conn, conn.transaction():
-                chain = pgsql.Chain(conn, self.seal, refused=self._refused)
+                chain = await self._chain(conn)
                 for op, fut in batch:
                     try:
                         results.append((fut, await op(conn, chain), None))

@@ -32,9 +32,21 @@ from federation.domain.errors import (
     LeaseLost,
 )
 from federation.domain.models import Event, Exchange, NewExchange, StateChange
-from replay import formats, instances, refs, rekey, rows, rules, sessions, sqlitesql, tally, trail
+from replay import (
+    formats,
+    inherited,
+    instances,
+    refs,
+    rekey,
+    rows,
+    rules,
+    sessions,
+    sqlitesql,
+    tally,
+    trail,
+)
 from replay import sets as mapping_sets
-from replay.chain import Chain, ChainBroken, HeadBroken
+from replay.chain import ChainBroken, EventRow, HeadBroken
 from replay.checkpoints import Cadence, Checkpoints, Timer, rolled_back
 from replay.dbthread import DbThread
 from replay.instances import Instance
@@ -87,7 +99,11 @@ class SQLiteJournal(SQLiteAdmin):
         self.path = Path(path)
         self._clock = clock
         self._busy_ms = int(busy_timeout * 1000)
-        self._chain = Chain()
+        self._chain = inherited.FirstChain()
+        self._chain.first = self._inherited
+        self._inherit = (
+            inherited.Inheritance()
+        )  # what the first releases left (replay/inherited.py)
         self._writer: DbThread | None = None
         self._reader: DbThread | None = None
         self.keys = keys if keys is not None else beside(self.path)
@@ -174,6 +190,16 @@ class SQLiteJournal(SQLiteAdmin):
         """As a batch begins (writer thread): the chain's head taken, the mark to raise reset."""
         self._mark.begin()
         self._chain.begin(conn)
+        if not self._inherit.marked:
+            self._inherit.planned(inherited.plan_sqlite(conn))
+
+    def _inherited(self, conn: sqlite3.Connection) -> EventRow | None:
+        """At a transaction's first append: the ``~inherited`` event planned as it began, if the
+        journal's mark is still none (``replay/inherited.py``)."""
+        counts = self._inherit.take()
+        if counts is None or not inherited.unmarked_sqlite(conn):
+            return None
+        return inherited.record(self.seal, self._clock(), counts)
 
     def _end(self, conn: sqlite3.Connection) -> None:
         """Last in a batch's transaction: the stored-format mark raised to the generation of what

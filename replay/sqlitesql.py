@@ -14,7 +14,7 @@ from importlib import resources
 from typing import Any
 
 from federation.domain.models import Event, Exchange, StateChange
-from replay import formats, lasterror, rekey, rows, rules, sets
+from replay import formats, inherited, lasterror, rekey, rows, rules, sets
 from replay.archive import ArchivedExchange
 from replay.audit import Audit
 from replay.chain import Chain
@@ -105,6 +105,7 @@ def reseal(conn: sqlite3.Connection, old: Seal, new: Seal) -> tuple[int, int, by
     errors = conn.execute("SELECT id, last_error FROM exchanges WHERE last_error IS NOT NULL")
     resealed = rekey.resealed_errors(errors.fetchall(), old, new)
     conn.executemany("UPDATE exchanges SET last_error = ? WHERE id = ?", resealed)
+    inherited.reseal_sqlite(conn, old)  # the first raise of the mark: what first releases left
     conn.execute(formats.raising(formats.WORDS if resealed else formats.ROWS))  # every digest full
     events = conn.execute(f"SELECT {EVENT_COLUMNS} FROM events ORDER BY seq").fetchall()
     shown = conn.execute(f"SELECT {', '.join(rows.SHOWN)} FROM exchanges")
