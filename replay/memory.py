@@ -19,7 +19,7 @@ from typing import Any
 
 from federation.domain.errors import JournalDamaged, JournalError, JournalUnavailable, LeaseLost
 from federation.domain.models import Event, Exchange, NewExchange, StateChange
-from replay import instances, lasterror, rekey, rows, rules, tally, trail
+from replay import inherited, instances, lasterror, rekey, rows, rules, tally, trail
 from replay.archive import ArchivedExchange, ArchiveWriter
 from replay.audit import Audit
 from replay.chain import GENESIS, Break, ChainBroken, head_problem, link
@@ -38,6 +38,7 @@ HIDDEN = (
     rows.ARCHIVED,
     rows.REFUSAL,
     rows.AUDIT,
+    inherited.INHERITED,
 )  # chained, never in an exchange's history
 
 
