@@ -20,7 +20,7 @@ from replay.journal import AuditEntry
 from replay.memory import InMemoryJournal
 from replay.postgres import PostgresJournal
 from tests.integration.pg import Store
-from tests.integration.test_journal_tamper import NOW
+from tests.integration.test_journal_tamper import NOW, refused
 from tests.integration.test_tamper_refusals import forge
 from tests.integration.test_tamper_tombstones import (
     _first_digest,
@@ -76,6 +76,25 @@ async def test_an_upgraded_journal_of_the_first_releases_verifies(
     assert await records(where) == 1
     assert await verify(where) is None
     await written(where, lambda j: traffic(j, 20, 2))
+    assert await records(where) == 1
+    assert await verify(where) is None
+
+
+@pytest.mark.parametrize("first", ["refuse", "create"])
+async def test_a_refusal_or_an_exchange_as_the_first_write(
+    where: Store, monkeypatch: pytest.MonkeyPatch, first: str
+) -> None:
+    """The upgrade's first write keeps a refusal (its row and its record in the same transaction)
+    or creates an exchange: the record counts the first releases' row only; verify holds."""
+    await first_releases(where, monkeypatch)
+
+    async def step(j: Any) -> None:
+        if first == "refuse":
+            await j.refuse(refused(NOW))
+        else:
+            await delivered(j, 30)
+
+    await written(where, step)
     assert await records(where) == 1
     assert await verify(where) is None
 
