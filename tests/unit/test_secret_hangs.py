@@ -8,7 +8,6 @@ import asyncio
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,7 +62,7 @@ async def test_a_hung_folder_does_not_hold_another_folders_secret(
     """With four reads hung in folder a, the secret in folder b is read at once."""
     stuck = [asyncio.ensure_future(read_texts([ref(tmp_path, "a")])) for _ in range(4)]
     await asyncio.sleep(0.05)
-    got = await asyncio.wait_for(read_texts([ref(tmp_path, "b")]), 2)
+    got = await asyncio.wait_for(read_texts([ref(tmp_path, "b")]), 10)
     assert got == ["token-of-b-4c1d"]
     await asyncio.gather(*stuck, return_exceptions=True)
 
@@ -71,11 +70,11 @@ async def test_a_hung_folder_does_not_hold_another_folders_secret(
 async def test_a_read_that_never_returns_is_a_secret_error_after_the_timeout(
     tmp_path: Path, hung: HungFolder
 ) -> None:
-    """A read that never returns is a SecretError naming the reference after the timeout."""
-    t0 = time.monotonic()
+    """A read that never returns is a SecretError naming the reference after the timeout (the
+    hung read itself would return only after 30 s, when the fixture releases it)."""
     with pytest.raises(SecretError, match=r"\{file:a/token\}: no answer from the file system"):
-        await asyncio.wait_for(ref(tmp_path, "a").load(), 2)
-    assert time.monotonic() - t0 < 1.5
+        await asyncio.wait_for(ref(tmp_path, "a").load(), 10)
+    assert not hung.release.is_set()
 
 
 async def test_a_hung_folder_is_refused_at_once_and_keeps_few_threads(
@@ -83,13 +82,12 @@ async def test_a_hung_folder_is_refused_at_once_and_keeps_few_threads(
 ) -> None:
     """A hung folder's further reads are refused at once, with at most two threads stuck there."""
     with pytest.raises(SecretError):
-        await asyncio.wait_for(ref(tmp_path, "a").load(), 2)
-    t0 = time.monotonic()
-    for _ in range(20):
+        await asyncio.wait_for(ref(tmp_path, "a").load(), 10)
+    blocked = hung.blocked
+    for _ in range(20):  # refused without trying: no read started, none waits for the timeout
         with pytest.raises(SecretError, match="has not returned for"):
-            await asyncio.wait_for(ref(tmp_path, "a").load(), 2)
-    assert time.monotonic() - t0 < 0.2
-    assert hung.blocked <= secrets.PER_FOLDER
+            await asyncio.wait_for(ref(tmp_path, "a").load(), 10)
+    assert hung.blocked == blocked <= secrets.PER_FOLDER
     hung.release.set()
     for _ in range(100):  # the stuck read returns: the folder is read again
         await asyncio.sleep(0.01)
@@ -103,8 +101,8 @@ async def test_a_hang_in_a_second_folder_is_charged_to_that_folder(
 ) -> None:
     """Files of folders b and a read together, a hanging: b's threads stay free for b's readers."""
     with pytest.raises(SecretError, match=r"\{file:a/token\}: no answer from the file system"):
-        await asyncio.wait_for(read_texts([ref(tmp_path, "b"), ref(tmp_path, "a")]), 2)
-    assert await asyncio.wait_for(read_texts([ref(tmp_path, "b")]), 2) == ["token-of-b-4c1d"]
+        await asyncio.wait_for(read_texts([ref(tmp_path, "b"), ref(tmp_path, "a")]), 10)
+    assert await asyncio.wait_for(read_texts([ref(tmp_path, "b")]), 10) == ["token-of-b-4c1d"]
 
 
 async def test_a_shutdown_cancel_as_the_timer_fires_stays_a_cancellation(
