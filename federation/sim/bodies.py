@@ -26,6 +26,7 @@ _KINDS: dict[str, tuple[type, ...]] = {
     "str": (str,),
     "None": (type(None),),
     "list[str]": (list,),
+    "bool": (bool,),
 }
 
 
@@ -97,7 +98,9 @@ def behaviour_of(cls: type[_T], data: Any) -> _T:
             continue
         value = data[f.name]
         kinds = [k for part in str(f.type).split("|") for k in _KINDS.get(part.strip(), ())]
-        if isinstance(value, bool) or not isinstance(value, tuple(kinds)):
+        # a bool is an int to isinstance: only a field of type bool takes one
+        flag = isinstance(value, bool)
+        if (flag and bool not in kinds) or not isinstance(value, tuple(kinds)):
             raise ValueError(f"{f.name}: expected {f.type}")
         if isinstance(value, list) and not all(isinstance(v, str) for v in value):
             raise ValueError(f"{f.name}: expected {f.type}")

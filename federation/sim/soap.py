@@ -17,6 +17,11 @@ application one step further along the region's script (Hong Kong: PROCESSING, A
 LICENCE_ISSUED; Macao: EM_APRECIACAO, EMITIDO; ``status_script`` in the behaviour changes it); a
 step asking for more material (Hong Kong's DOCUMENTS_REQUIRED) is repeated until a supplement for
 the case arrives.
+
+A status answer is dated (Hong Kong's ``updated_at``) when the case's status last changed, as a
+real partner dates its record, not when the question came: asked twice about a state that did
+not move, it answers the same time. Its other dates (received, target completion) are those of the
+filing.
 """
 
 from __future__ import annotations
@@ -59,7 +64,10 @@ class SoapBehaviour:
     delay: float = 0.0  # seconds before answering (after processing, for successes)
     retry_after: int | None = None
     status_script: list[str] | None = None  # what status queries report, step by step
-    status_at: str | None = None  # the time status answers give (None: now)
+    status_at: str | None = None  # the time status answers give (None: when it last changed)
+    # False: supplements are kept but not looked at yet, so a step asking for more material goes
+    # on being reported, unchanged (a partner that has the material and has not processed it)
+    reads_material: bool = True
 
 
 @dataclass
@@ -79,6 +87,9 @@ class SoapCase:
     """An application filed with the simulator, as its status queries and supplements see it."""
 
     key: str  # the idempotency key it was filed with
+    filed_at: dt.datetime  # when it was filed
+    changed_at: dt.datetime  # when its status last changed (filing, or a query finding a step)
+    shown: tuple[int, str] | None = None  # the script's step last reported (index, status)
     step: int = 0  # how far along the status script it is
     supplements: list[str] = field(default_factory=list)  # keys of the supplements received
     used: int = 0  # supplements already taken into account
@@ -173,8 +184,15 @@ class _Call:
 class SoapPartnerSimulator:
     """A loopback HTTP server standing in for one SOAP partner."""
 
-    def __init__(self, partner: Partner, *, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        partner: Partner,
+        *,
+        seed: int | None = None,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
         self.partner = partner
+        self.clock = clock  # the partner's clock (aware datetimes), read in the region's zone
         self.options: SoapOptions = partner.options["soap"]
         self.behaviour = SoapBehaviour()
         self.seen: dict[str, SoapSeen] = {}
@@ -324,7 +342,8 @@ class SoapPartnerSimulator:
         case = call.case
         if case is None:  # a filing: a new case
             case = self._new_case()
-            self.cases[case] = SoapCase(key=key)
+            now = self._now()
+            self.cases[case] = SoapCase(key=key, filed_at=now, changed_at=now)
         else:  # a supplement to the case it names
             self.cases[case].supplements.append(key)
         seen = SoapSeen(
@@ -345,38 +364,53 @@ class SoapPartnerSimulator:
 
     def _new_case(self) -> str:
         self._counter += 1
-        return f"{self.partner.id.upper()}{dt.datetime.now(self._zone):%Y%m%d}{self._counter:06d}"
+        return f"{self.partner.id.upper()}{self._now():%Y%m%d}{self._counter:06d}"
+
+    def _now(self) -> dt.datetime:
+        return self.clock().astimezone(self._zone)
 
     def _receipt(self, op: Operation, *, case: str, status: str | None = None) -> dict[str, Any]:
-        now = dt.datetime.now(self._zone)
+        """A filing's receipt (dated now), or a status answer about ``case`` (dated by the case:
+        its filing, and when its status last changed)."""
         if not isinstance(op.output, CompiledBody):
             return {}
-        known = self._dialect(case, now)
-        if status is not None:
-            script = STATUS_SCRIPTS.get(self.partner.region.iso, NO_SCRIPT)
-            known = {**known, script.field: status}
-            if self.behaviour.status_at is not None:
-                known["updated_at"] = self.behaviour.status_at
-            if script.correction and status == script.correction:
-                known[script.remarks_field] = [script.remark]
+        if status is None:
+            now = self._now()
+            return _fill(op.output.root, self._dialect(case, now), case, now)
+        filed = self.cases[case]
+        now = filed.changed_at
+        script = STATUS_SCRIPTS.get(self.partner.region.iso, NO_SCRIPT)
+        known = {**self._dialect(case, filed.filed_at), script.field: status}
+        if "updated_at" in known:
+            known["updated_at"] = now.isoformat(timespec="seconds")
+        if self.behaviour.status_at is not None:
+            known["updated_at"] = self.behaviour.status_at
+        if script.correction and status == script.correction:
+            known[script.remarks_field] = [script.remark]
         return _fill(op.output.root, known, case, now)
 
     def _advance(self, case: SoapCase) -> str:
         """What a status query about ``case`` finds: the next step, or the same one while a
-        request for more material is unanswered."""
+        request for more material is unanswered (or its material not read yet); a step other
+        than the one reported last dates the case's status now."""
         case.status_queries += 1
         region = STATUS_SCRIPTS.get(self.partner.region.iso, NO_SCRIPT)
         correction = region.correction
         script = self.behaviour.status_script or list(region.steps)
         while True:
-            code = script[min(case.step, len(script) - 1)]
+            at = min(case.step, len(script) - 1)
+            code = script[at]
             if code != correction:
                 case.step += 1
-                return code
-            if len(case.supplements) <= case.used:
-                return code  # still waiting for the material
+                break
+            if len(case.supplements) <= case.used or not self.behaviour.reads_material:
+                break  # still waiting for the material, or for someone to read it
             case.used = len(case.supplements)
             case.step += 1
+        if case.shown != (at, code):
+            case.shown = (at, code)
+            case.changed_at = self._now()
+        return code
 
     def _content_type(self) -> str:
         return "text/xml" if self._version is SOAP11 else "application/soap+xml"
