@@ -212,10 +212,20 @@ def archivable(ex: Exchange, *, leased: bool, older_than: float) -> bool:
 NOT_REPLAYABLE = "is %(state)s: only %(names)s exchanges are replayed"
 NEVER_SENT = "was never sent (rejected before delivery, e.g. by its mapping): use remap"
 MOVED = "changed since it was planned: %(error)s"
+# the journal failing, said without where it lives (its DSN or file: replay/service.py logs that)
+JOURNAL_BUSY = (
+    "the journal could not take the replay just now; nothing was changed: replay it again later"
+)
+JOURNAL_BROKEN = (
+    "the journal refused the replay because its records do not hold together; nothing was "
+    "changed: an operator must check the journal"
+)
 _READ = (
     (NOT_REPLAYABLE, re.compile(r"is (?P<state>\w+): only (?P<names>.+) exchanges are replayed")),
     (NEVER_SENT, re.compile(re.escape(NEVER_SENT))),
     (MOVED, re.compile(r"changed since it was planned: (?P<error>.*)", re.DOTALL)),
+    (JOURNAL_BUSY, re.compile(re.escape(JOURNAL_BUSY))),
+    (JOURNAL_BROKEN, re.compile(re.escape(JOURNAL_BROKEN))),
 )
 
 

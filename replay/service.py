@@ -64,10 +64,8 @@ class Skip(enum.StrEnum):
 # What support staff are told of a replay the journal would not take. Fixed sentences: the
 # journal's error names its DSN, schema or file, which is for operators (logged, never answered).
 JOURNAL_SAID: Mapping[Skip, str] = {
-    Skip.JOURNAL_UNAVAILABLE: "the journal could not take the replay just now; nothing was "
-    "changed: replay it again later",
-    Skip.JOURNAL_DAMAGED: "the journal refused the replay because its records do not hold "
-    "together; nothing was changed: an operator must check the journal",
+    Skip.JOURNAL_UNAVAILABLE: rules.JOURNAL_BUSY,
+    Skip.JOURNAL_DAMAGED: rules.JOURNAL_BROKEN,
 }
 
 _log = get_logger(component="replay")

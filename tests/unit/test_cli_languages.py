@@ -272,3 +272,16 @@ def test_a_skip_reason_is_said_in_the_readers_language() -> None:
     moved = rules.MOVED % {"error": "exchange X: no transition a → b"}
     assert rules.reason_in(moved, gettext) == "計劃之後已有變化：exchange X: no transition a → b"
     assert rules.reason_in("something else", gettext) == "something else"
+
+
+def test_the_journal_failing_a_replay_is_said_in_the_readers_language() -> None:
+    """A replay the journal could not take, or refused as damaged, reads back in 简体 and 繁體
+    (the sentence says nothing of where the journal lives)."""
+    for language, busy, broken in (
+        ("zh_Hans", "日志库此刻无法执行", "须由运维人员检查"),
+        ("zh_Hant", "日誌庫此刻未能執行", "須由營運人員檢查"),
+    ):
+        for domain in ("cli", "console"):
+            gettext = translations(language, domain).gettext
+            assert busy in rules.reason_in(rules.JOURNAL_BUSY, gettext)
+            assert broken in rules.reason_in(rules.JOURNAL_BROKEN, gettext)
