@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import queue
 import sqlite3
+import stat
+import tempfile
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from replay.turn import Turn, TurnNotHad
@@ -213,7 +217,7 @@ class DbThread(threading.Thread):
             if _disk(exc):
                 self.failing = str(exc)
             return [(fut, None, exc) for _, fut in batch]
-        if self.failing is not None and room(conn):
+        if self.failing is not None and _room_now(conn):
             self.failing = None
         if self._observe is not None:
             self._observe(time.perf_counter() - t0, len(batch))
@@ -251,9 +255,19 @@ def _disk(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.Error) and code is not None and code & 0xFF in _DISK_CODES
 
 
+def _room_now(conn: sqlite3.Connection) -> bool:
+    """``room``, with anything it raises (the disk failing under the check itself) taken as no
+    room: the check runs after the batch's COMMIT, outside its error handling, and must never end
+    the writer nor leave the batch's callers unanswered."""
+    try:
+        return room(conn)
+    except Exception:
+        return False
+
+
 def room(conn: sqlite3.Connection) -> bool:
     """Whether the journal could grow by ``ROOM_PAGES`` now: under its page limit, and on its
-    disk (that many pages written to ``<journal>-room``, flushed, and removed).
+    disk (``_disk_room``).
 
     Only a writer that failed for want of the disk asks, after each of its commits (a ping's
     among them, so /readyz sees room come back with no application arriving). A commit alone
@@ -271,18 +285,79 @@ def room(conn: sqlite3.Connection) -> bool:
         return True
     if not os.path.exists(path):  # moved or removed: its writes are refused (read-only)
         return False
-    probe = f"{path}-room"
     try:
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            data = memoryview(os.urandom(ROOM_PAGES * size))  # random: no file system packs it
-            while data:
-                data = data[os.write(fd, data) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-            with contextlib.suppress(OSError):
-                os.unlink(probe)
+        return _disk_room(Path(path), ROOM_PAGES * size)
     except OSError:
         return False
+
+
+# no new file can be made in the journal's directory: a directory it may not write (allowed when
+# its -wal and -shm files exist and can be written: replay/sqlitefile.py), or a read-only mount
+_CANNOT_CREATE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+# a system or file system without unnamed files (O_TMPFILE): a named one instead
+_NO_TMPFILE = frozenset({errno.EOPNOTSUPP, errno.ENOTSUP, errno.EISDIR, errno.EINVAL})
+
+
+def _disk_room(path: Path, size: int) -> bool:
+    """Whether ``size`` bytes can be written on the journal's disk now: that many random bytes
+    (no file system packs them) written to a new file of the check's own beside the journal,
+    flushed, and dropped. Where no file can be made there, the file system's count of the blocks
+    free to its users, and not read-only (``_free_space``)."""
+    try:
+        fd, name = _probe_file(path)
+    except OSError as exc:
+        if exc.errno in _CANNOT_CREATE:
+            return _free_space(path.parent, size)
+        raise
+    made: os.stat_result | None = None
+    try:
+        made = os.fstat(fd)
+        if not stat.S_ISREG(made.st_mode):
+            return False
+        data = memoryview(os.urandom(size))
+        while data:
+            data = data[os.write(fd, data) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+        if name is not None and made is not None:
+            _remove(name, made)
     return True
+
+
+def _probe_file(path: Path) -> tuple[int, str | None]:
+    """A new file, for its owner only, on the journal's file system, and its name if it has one.
+
+    Unnamed (O_TMPFILE) where the system has them: nothing to remove, nothing left if the process
+    dies writing it. Else a name no one else chose (mkstemp: O_CREAT | O_EXCL | O_NOFOLLOW), never
+    a fixed one, so that a link or a file put in the directory is neither followed nor truncated.
+    """
+    unnamed = getattr(os, "O_TMPFILE", 0)
+    if unnamed:
+        try:
+            return os.open(path.parent, unnamed | os.O_WRONLY | os.O_CLOEXEC, 0o600), None
+        except OSError as exc:
+            if exc.errno not in _NO_TMPFILE:
+                raise
+    return tempfile.mkstemp(prefix=f"{path.name}-room-", dir=path.parent)
+
+
+def _remove(name: str, made: os.stat_result) -> None:
+    """Remove the check's own file, by the name it was made with, only if that name still names
+    it (an unlink never follows a link, and anything put there since is left alone)."""
+    with contextlib.suppress(OSError):
+        now = os.lstat(name)
+        if (now.st_dev, now.st_ino) == (made.st_dev, made.st_ino):
+            os.unlink(name)
+
+
+def _free_space(directory: Path, size: int) -> bool:
+    """Room for ``size`` bytes by the file system's own count (``statvfs``), for a directory
+    where no file can be made. Less honest than writing: blocks reserved for root are not
+    counted (no room when only they are free), and a user's quota, thin provisioning, or a disk
+    that fails with I/O errors rather than for space are not seen (room said, and the next write
+    that fails makes the writer not ready again). Better than never ready again."""
+    found = os.statvfs(directory)
+    if found.f_flag & os.ST_RDONLY:
+        return False
+    return found.f_bavail * found.f_frsize >= size
