@@ -63,10 +63,10 @@ def escape_at_end(text: str) -> int:
     return len(text) if found is None else found.start()
 
 
-def cut(text: str, secret: str) -> int:
-    """Where ``text`` begins to end in the first :data:`MIN_SECRET` or more characters of
-    ``secret`` (the earliest such start), or ``len(text)``."""
-    head = secret[:MIN_SECRET]
+def cut(text: str, secret: str, least: int = MIN_SECRET) -> int:
+    """Where ``text`` begins to end in the first ``least`` or more characters of ``secret``
+    (the earliest such start), or ``len(text)``."""
+    head = secret[:least]
     at = text.find(head, max(0, len(text) - len(secret) + 1))
     while at != -1:
         if secret.startswith(text[at:]):

@@ -18,8 +18,11 @@ read so as well: its base64 alone, ``user:password`` and the password), so the p
 characters of those go too. Each shape is written with either alphabet of RFC 4648 (standard
 ``+/``, URL-safe ``-_``), with its ``=`` padding and without. Each of those strings is a secret to
 the scrubber like the one it came from (:func:`of`), so it is found in every written form too
-(``%2B`` for ``+``, ``\\/`` for ``/``, ``%3D`` for ``=``, encoded twice, cut off; base64 broken
-into lines: :mod:`adapters.auth.rewrite`).
+(``%2B`` for ``+``, ``\\/`` for ``/``, ``%3D`` for ``=``, encoded twice; base64 broken into
+lines: :mod:`adapters.auth.rewrite`). But cut off only as :func:`heads` says: a text that ends in
+the first four characters of the secret as written loses them, in the first eight of a shape's
+whole base64, never in the start of its hex or of a core (``6162``, the hex of ``ab``, ends many a
+receipt number or amount).
 """
 
 from __future__ import annotations
@@ -85,6 +88,41 @@ def of(secret: Secret) -> tuple[str, ...]:
         found.update(dict.fromkeys(_cores(data)))
         found.update(dict.fromkeys((data.hex(), data.hex().upper())))
     return tuple(s for s in found if len(s) >= MIN_SECRET)
+
+
+_CUT_DERIVED = 8  # characters of a whole base64 shape's start a cut-off end must hold
+
+
+@functools.lru_cache(maxsize=64)
+def heads(secret: Secret) -> tuple[tuple[str, int], ...]:
+    """Each string of :func:`of` with how many of its first characters a text must end in to
+    lose them (a reply cut off inside it): :data:`MIN_SECRET` for the secret as written,
+    :data:`_CUT_DERIVED` for a whole shape's base64, 0 (never: found only whole) for the
+    cores of its base64 and its hex. The hex of many secrets begins with decimal digits
+    (``ab`` is ``6162``), and a base64 core is the middle of a longer text: a receipt, an
+    amount, a date or an id that ends in their first few characters is not cut."""
+    written, whole = _shapes(secret)
+    return tuple(
+        (s, MIN_SECRET if s in written else _CUT_DERIVED if s in whole else 0) for s in of(secret)
+    )
+
+
+def _shapes(secret: Secret) -> tuple[frozenset[str], frozenset[str]]:
+    """The strings of :func:`of` that are ``secret`` as written, and those that are the whole
+    base64 of a shape it was sent in."""
+    if secret is None:
+        return frozenset(), frozenset()
+    if isinstance(secret, Basic):
+        written, whole = _shapes(secret.password)
+        return written, whole | frozenset(_base64(secret.raw()))
+    text: str | None = secret if isinstance(secret, str) else _text(secret)
+    data = secret.encode("utf-8", "surrogatepass") if isinstance(secret, str) else secret
+    written, whole = frozenset(() if text is None else (text,)), frozenset(_base64(data))
+    sent = None if text is None else _basic(text)
+    if sent is not None:
+        more, more_whole = _shapes(sent)
+        written, whole = written | more, whole | more_whole
+    return written, whole
 
 
 @functools.lru_cache(maxsize=64)

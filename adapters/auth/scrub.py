@@ -84,6 +84,7 @@ class Scrubber:
 
     _bare: frozenset[str] = frozenset()  # searched for only as they are (forms.bare)
     _bare_heads: tuple[tuple[str, str], ...] = ()  # and their starts
+    _least: Mapping[str, int] = {}  # how much of a shape's start a cut-off end loses (forms.heads)
 
     quick = True
     """Whether a short text is first checked for what it can read as (:mod:`adapters.auth.reach`)
@@ -103,10 +104,13 @@ class Scrubber:
         """Add secrets the attempt read or sent, each with the shapes it was sent in
         (:func:`adapters.auth.forms.of`: its base64, a :class:`~adapters.auth.forms.Basic`
         header's; bytes that are not UTF-8 cannot appear in text, their base64 can)."""
-        known, bare = set(self.secrets), set(self._bare)
+        known, bare, least = set(self.secrets), set(self._bare), dict(self._least)
         for secret in secrets:
             known.update(forms.of(secret))
             bare.update(forms.bare(secret))
+            for shape, n in forms.heads(secret):  # the secret as written wins, then base64
+                least[shape] = min(n, least.get(shape) or n) or least.get(shape, 0)
+        self._least = least
         self._bare = frozenset(bare - {s for s in secrets if isinstance(s, str)})
         self._bare_heads = tuple((s[:MIN_SECRET], s) for s in self._bare)
         self.secrets = tuple(sorted(known, key=len, reverse=True))
@@ -167,7 +171,7 @@ class Scrubber:
         if not secrets:
             return None, again
         kinds = self._kinds if every else self._ready.wrap_kinds  # a wrapped text read as they read
-        sought = _Sought(secrets, kinds, len(self.secrets[0]), self._bare)
+        sought = _Sought(secrets, kinds, len(self.secrets[0]), self._bare, self._least)
         return _found(text, sought, ROUNDS), again
 
     def _starting(self, text: str) -> tuple[str, ...]:
@@ -321,6 +325,7 @@ class _Sought(NamedTuple):
     kinds: tuple[str, ...]  # each secret's written.kinds, of all the scrubber's secrets
     longest: int
     bare: frozenset[str]  # those searched for only as they are (forms.bare)
+    least: Mapping[str, int]  # the start of each a cut-off end loses (forms.heads; 0: none)
 
 
 def _places(
@@ -353,16 +358,17 @@ def _found(text: str, sought: _Sought, rounds: int) -> tuple[list[tuple[int, int
     for secret in sought.secrets:
         if secret in text:
             plain.append(secret)
+        least = sought.least.get(secret, MIN_SECRET)
+        if least:
+            cut = min(cut, ends.cut(text, secret, least))
         if secret in sought.bare:
-            cut = min(cut, ends.cut(text, secret))
             continue
         extra = _marks(secret)
         search = common or bool(extra and any(mark in text for mark in extra))
-        if search or escape < size:
-            found, start = _encoded(text, secret, views, escape, search)
+        if search or (least and escape < size):
+            found, start = _encoded(text, secret, views, (escape, least), search)
             spans += found
             cut = min(cut, start)
-        cut = min(cut, ends.cut(text, secret))
     if rounds > 1 and (escape < size or written.holds(text)):
         deeper = sought._replace(secrets=tuple(s for s in sought.secrets if s not in sought.bare))
         found, start = _deeper(text, deeper, views, rounds - 1, escape)
@@ -438,13 +444,15 @@ def _encoded(
     text: str,
     secret: str,
     views: dict[tuple[str, ...], written.View],
-    escape: int,
+    ending: tuple[int, int],
     search: bool,
 ) -> tuple[list[tuple[int, int]], int]:
     """Where ``text`` holds ``secret`` written in any of its encoded forms (if ``search``), in
     each view of :func:`adapters.auth.written.kinds` (built once a text, shared by the secrets),
-    and where an end begins that is the first :data:`MIN_SECRET` or more of its characters so
-    written (cut off, even inside an escape), or ``len(text)``."""
+    and where an end begins that is the first ``least`` or more of its characters so written
+    (cut off, even inside an escape; ``ending``: where the escape at the end begins, and
+    ``least``, 0 for a shape never cut off), or ``len(text)``."""
+    escape, least = ending
     opens = written.openers(secret)
     spans: list[tuple[int, int]] = []
     cut = len(text)
@@ -460,11 +468,13 @@ def _encoded(
             view = views.get(marks) or views.setdefault(marks, written.View(text, marks))
             if search and (secret in view.chars or (opens and secret[max(opens) :] in view.chars)):
                 spans += _spans(secret, view, opens, occurs.count(view.chars, secret) != known)
-            cut = min(cut, _encoded_cut(view, secret, escape, opens))
-        else:  # only its end to read, and no "&#" in it (no reference padded with zeros)
+            if least:
+                cut = min(cut, _encoded_cut(view, secret, (escape, least), opens))
+        elif least:  # only its end to read, and no "&#" in it (no reference padded with zeros)
             origin = max(0, escape - _WIDEST * len(secret) - 64)
             tail = written.View(text[origin:], marks)
-            cut = min(cut, origin + _encoded_cut(tail, secret, escape - origin, opens))
+            at = _encoded_cut(tail, secret, (escape - origin, least), opens)
+            cut = min(cut, origin + at)
     return spans, cut
 
 
@@ -495,24 +505,28 @@ def _spans(
     return spans
 
 
-def _encoded_cut(view: written.View, secret: str, escape: int, opens: tuple[int, ...]) -> int:
+def _encoded_cut(
+    view: written.View, secret: str, ending: tuple[int, int], opens: tuple[int, ...]
+) -> int:
     """Where the text of ``view`` begins to end in the start of ``secret`` written in encoded
-    forms, then perhaps the start of one more escape (``escape``): at least :data:`MIN_SECRET`
-    of its characters read, the earliest such start; or the text's length."""
-    chars, head = view.chars, secret[:MIN_SECRET]
-    if len(chars) < MIN_SECRET:
+    forms, then perhaps the start of one more escape (``ending``: where it begins, and
+    ``least``): at least ``least`` of its characters read, the earliest such start; or the
+    text's length."""
+    escape, least = ending
+    chars, head = view.chars, secret[:least]
+    if len(chars) < least:
         return len(view.text)  # fewer characters read than a cut-off start must hold
     end = view.index(escape)  # the secret's start runs to here at least
     starts = [len(view.text)]
     for after, begin, a in view.opened(secret, opens, max(0, end - len(secret))):
-        upto = max(end, after + MIN_SECRET - a)
+        upto = max(end, after + least - a)
         if upto > len(chars) or a + upto - after >= len(secret):
             continue  # fewer than MIN_SECRET characters read, or the whole secret
         if secret.startswith(chars[after:upto], a):
             starts.append(begin)
     at = chars.find(head, max(0, end - len(secret) + 1))
     while at != -1:
-        upto = max(end, at + MIN_SECRET)
+        upto = max(end, at + least)
         if upto - at < len(secret) and secret.startswith(chars[at:upto]):
             starts.append(view.start(at))
             break

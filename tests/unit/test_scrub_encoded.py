@@ -66,12 +66,15 @@ def test_a_base64_echo_written_in_an_encoded_form_is_redacted(write: Callable[[s
 
 
 def test_a_reply_cut_off_inside_a_base64_echo_loses_it() -> None:
-    """A body cut part way through the base64 of the secret (four characters or more of it)
-    ends in <redacted>. Before, the start of the base64 was kept."""
+    """A body cut part way through the base64 of the secret (eight characters or more of it)
+    ends in <redacted>; fewer than eight are kept (an id or a code that ends in the first four
+    characters of a secret's base64 is not cut). Before, the start of the base64 was kept."""
     echo = _b64(SECRET)
     scrub = Scrubber([SECRET])
-    for cut in range(4, len(echo)):
+    for cut in range(8, len(echo)):
         assert scrub.text("credential " + echo[:cut]) == "credential " + REDACTED, cut
+    for cut in range(4, 8):
+        assert scrub.text("credential " + echo[:cut]) == "credential " + echo[:cut], cut
 
 
 @pytest.mark.parametrize("safe", [False, True], ids=["standard", "url-safe"])
