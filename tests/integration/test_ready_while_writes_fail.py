@@ -3,7 +3,8 @@
 while every application was refused 503 journal-unavailable. Now the ping says why writes fail
 until the disk has room again, and /readyz answers 503 not-ready meanwhile. A write that needs
 no new page (a presence beat, a lease renewal: updates in place) still succeeds on a full disk
-and does not make it ready; room given back does, before any application arrives."""
+and does not make it ready; room given back does, before any application arrives, also where no
+file can be made beside the journal. The check for room failing never stops the writer."""
 
 from __future__ import annotations
 
@@ -18,10 +19,12 @@ import aiohttp
 import pytest
 
 from federation.domain.errors import JournalUnavailable
+from replay import dbthread
 from replay.instances import Instance
 from replay.sqlite import SQLiteJournal
 from tests.conftest import HK_APPLICATION
 from tests.integration.test_journal_contract import NOW, new
+from tests.integration.test_writer_room import no_new_files
 
 MANY = 400  # applications: far past a page limit set at the journal's size
 
@@ -170,3 +173,54 @@ async def test_readyz_stays_not_ready_after_a_presence_beat(
     assert [i.seen_at for i in beaten] > [i.seen_at for i in beat]  # the beat was written
     assert (refused, after_beat, next_one) == (503, 503, 503)
     assert (again, accepted) == (200, 202)
+
+
+async def test_readiness_comes_back_where_no_file_can_be_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A journal in a directory no new file can be made in (its -wal and -shm already there):
+    the check cannot write a file beside it, and asks the file system instead, so readiness comes
+    back once room is given back (it stayed not ready for good)."""
+    where = tmp_path / "fixed"
+    where.mkdir()
+    journal = SQLiteJournal(where / "j.sqlite")
+    await journal.open()
+    try:
+        await capped(journal, None)
+        await fill(journal, 1)
+        with no_new_files(where, monkeypatch):
+            with pytest.raises(JournalUnavailable, match="writes fail"):
+                await journal.ping()
+            await capped(journal, 1_000_000)
+            await journal.ping()
+            await journal.create(new("after", at=NOW + 9999), owner="w", lease_until=NOW + 9999)
+    finally:
+        await journal.close()
+
+
+async def test_an_error_in_the_room_check_leaves_the_writer_working(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check for room raising (the disk failing under it) counts as no room: the write it
+    followed is answered, the writer goes on, and the next write and the ping work."""
+
+    def failing(conn: sqlite3.Connection) -> bool:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    journal = SQLiteJournal(tmp_path / "j.sqlite")
+    await journal.open()
+    try:
+        await capped(journal, None)
+        await fill(journal, 1)
+        with monkeypatch.context() as patched:
+            patched.setattr(dbthread, "room", failing)
+            await asyncio.wait_for(capped(journal, 1_000_000), 10)
+            with pytest.raises(JournalUnavailable, match="writes fail"):
+                await asyncio.wait_for(journal.ping(), 10)
+        created = asyncio.wait_for(
+            journal.create(new("after", at=NOW + 9999), owner="w", lease_until=NOW + 9999), 10
+        )
+        await created
+        await asyncio.wait_for(journal.ping(), 10)
+    finally:
+        await journal.close()
