@@ -5,7 +5,9 @@ HTML5 named character references (``&sol;``, ``&plus;``, ``&equals;``, ``&lowbar
 PHP's ``htmlentities(ENT_HTML5)`` writes them) are rewritten as the numeric references of the
 same characters (``&#47;``), which :mod:`adapters.auth.written` reads in any mix with its other
 escapes, encoded twice and cut off; one whose ``&`` was escaped again (``&amp;sol;``) as
-``&amp;#47;``. XML's own five (``&amp;`` ``&lt;`` ``&gt;`` ``&quot;`` ``&apos;``) are read there
+``&amp;#47;``, and one whose ``&`` is written as JSON, XML or a URL writes it (``\\u0026sol;``,
+Go's encoding/json default; ``&#38;sol;``, ``&#x26;sol;``, ``%26sol;``) with its ``&`` so
+written. XML's own five (``&amp;`` ``&lt;`` ``&gt;`` ``&quot;`` ``&apos;``) are read there
 already and are left as they are. Names of two characters (``&NotEqualTilde;``), names without
 their ``;`` and names the table lacks stay as they are: they read as no character of a secret.
 
@@ -46,7 +48,10 @@ for _name, _char in NAMED.items():
 
 _FEW = 12  # names looked for one by one; more, and a text with a "&" is read for any name
 _ANY_NAME = r"(?!(?:amp|lt|gt|quot|apos);)[A-Za-z][A-Za-z0-9]{1,31};"
-_NAME = re.compile(r"&(amp;)?(?!(?:amp|lt|gt|quot|apos);)([A-Za-z][A-Za-z0-9]{1,31});")
+# a reference's "&": as it is, escaped again (&amp;), or as JSON, XML or a URL writes it
+_AMP = r"(&amp;|\\u0026|&#0*38;|&#[xX]0*26;|%26|&)"
+_AMP_MARKS = ("&", "\\u0026", "%26")  # a text that holds none of them holds no "&" before a name
+_NAME = re.compile(_AMP + r"(?!(?:amp|lt|gt|quot|apos);)([A-Za-z][A-Za-z0-9]{1,31});")
 
 _BREAK = re.compile(
     r"(?:\r\n?|\n|\\r\\n|\\[nr]|&#(?:13|[xX]0*[dD]);&#(?:10|[xX]0*[aA]);"
@@ -137,17 +142,17 @@ def hinted(text: str, hint: re.Pattern[str]) -> bool:
         return True
     if "%" in text and _PERCENT_BREAK.search(text):
         return True
-    return "&" in text and hint.search(text) is not None
+    return any(mark in text for mark in _AMP_MARKS) and hint.search(text) is not None
 
 
 @functools.lru_cache(maxsize=64)
 def hint(named: tuple[str, ...]) -> re.Pattern[str]:
     """What a text that may be rewritten holds after a ``&`` (one pass over the text): a
     reference to a line break, or one of the ``named`` (:func:`names`; any name, if there are
-    more than :data:`_FEW`), its ``&`` escaped again or not."""
+    more than :data:`_FEW`), its ``&`` written in any way :func:`rewrite` reads (:data:`_AMP`)."""
     name = "|".join(named) if len(named) <= _FEW else _ANY_NAME
-    named_ref = f"|(?:amp;)?(?:{name})" if named else ""
-    return re.compile(f"&(?:#(?:1[03]|[xX]0*[aAdD]);|NewLine;{named_ref})")
+    named_ref = f"|{_AMP}(?:{name})" if named else ""
+    return re.compile(f"&(?:#(?:1[03]|[xX]0*[aAdD]);|NewLine;){named_ref}")
 
 
 def rewrite(text: str, named: tuple[str, ...]) -> Rewritten | None:
@@ -157,7 +162,7 @@ def rewrite(text: str, named: tuple[str, ...]) -> Rewritten | None:
     edits: list[tuple[int, int, str]] = []
     if any(hint in text for hint in _HINTS):
         edits += _breaks(text)
-    if named and "&" in text:
+    if named and any(mark in text for mark in _AMP_MARKS):
         edits += _named(text, named)
     if not edits:
         return None
@@ -197,18 +202,18 @@ def _references(named: tuple[str, ...]) -> tuple[re.Pattern[str], frozenset[str]
     wanted = frozenset(name[:-1] for name in named)
     if len(named) > _FEW:
         return _NAME, wanted
-    return re.compile(f"&(amp;)?({'|'.join(sorted(wanted))});"), wanted
+    return re.compile(f"{_AMP}({'|'.join(sorted(wanted))});"), wanted
 
 
 def _named(text: str, named: tuple[str, ...]) -> list[tuple[int, int, str]]:
     """Each reference of ``text`` by one of the ``named`` to rewrite as a numeric one (its ``&``
-    escaped as it was: ``&amp;sol;`` as ``&amp;#47;``); other names (``&nbsp;``, ``&eacute;``
-    of a page) write no character of a secret, and are left as they are."""
+    written as it was: ``&amp;sol;`` as ``&amp;#47;``, ``\\u0026sol;`` as ``\\u0026#47;``,
+    ``%26sol;`` as ``%26#47;``); other names (``&nbsp;``, ``&eacute;`` of a page) write no
+    character of a secret, and are left as they are."""
     found = []
     pattern, wanted = _references(named)
     for m in pattern.finditer(text):
         char = NAMED.get(m.group(2)) if m.group(2) in wanted else None
         if char is not None:
-            amp = "&amp;" if m.group(1) else "&"
-            found.append((m.start(), m.end(), f"{amp}#{ord(char)};"))
+            found.append((m.start(), m.end(), f"{m.group(1)}#{ord(char)};"))
     return found

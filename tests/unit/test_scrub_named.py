@@ -99,3 +99,22 @@ def test_named_references_that_are_not_the_secret_are_kept() -> None:
     ]
     assert scrub.value(kept) == kept
     assert scrub.text("k=tb-key&sol;9c1e&plus;Q&equals;&equals;.") == f"k={REDACTED}."
+
+
+@pytest.mark.parametrize(
+    "amp",
+    ["\\u0026", "&#38;", "&#038;", "&#x26;", "&#X26;", "%26"],
+    ids=["json-u0026", "dec", "dec-zeros", "hex", "hex-upper", "percent"],
+)
+@pytest.mark.parametrize("size", ["short", "long"])
+def test_named_references_whose_ampersand_is_escaped_are_redacted(amp: str, size: str) -> None:
+    """A named reference whose ``&`` is written ``\\u0026`` (Go's encoding/json), ``&#38;``,
+    ``&#x26;`` or ``%26`` (``ab\\u0026sol;cd\\u0026plus;…``) reads as the secret too: redacted,
+    in a short text and in a long one. Before, kept (the numeric ``\\u0026#47;`` was found)."""
+    secret = "ab/cd+ef=gh:ij"
+    written = "".join(f"{amp}{PHP[c]}" if c in PHP else c for c in secret)
+    pad = "x" * (0 if size == "short" else 600)
+    scrub = Scrubber([secret])
+    assert scrub.text(f"{pad}bad {written} y") == f"{pad}bad {REDACTED} y"
+    mixed = f"ab{amp}sol;cd+ef=gh:ij"  # one name, the rest as it is
+    assert scrub.text(f"{pad}key {mixed}.") == f"{pad}key {REDACTED}."
