@@ -335,7 +335,9 @@ def _probe_file(path: Path) -> tuple[int, str | None]:
     unnamed = getattr(os, "O_TMPFILE", 0)
     if unnamed:
         try:
-            return os.open(path.parent, unnamed | os.O_WRONLY | os.O_CLOEXEC, 0o600), None
+            # O_EXCL: it can never be linked into the directory (linkat), only dropped
+            flags = unnamed | os.O_WRONLY | os.O_EXCL | os.O_CLOEXEC
+            return os.open(path.parent, flags, 0o600), None
         except OSError as exc:
             if exc.errno not in _NO_TMPFILE:
                 raise
