@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 import struct
 import time
@@ -18,6 +19,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from federation.api.auth import Caller, caller_may, guarded, is_loopback, principal_of
+from federation.api.compare import as_bytes, same_token
 from federation.api.edge import BROKER, refuse_without_body
 from federation.api.problems import ProblemError
 from federation.api.trail import audit_refusal, record
@@ -30,6 +32,7 @@ from replay.sessions import StoredSession
 COOKIE = "tongban_console"
 PRE_COOKIE = "tongban_console_pre"  # the sign-in form's CSRF token, before there is a session
 SESSION_SECONDS = 8 * 3600
+_ISSUED = re.compile(r"[A-Za-z0-9_-]{16,64}")  # what secrets.token_urlsafe gives
 STAFF_ACTIONS = tuple(sorted({a for grants in GRANTS.values() for a in grants}))
 
 
@@ -45,7 +48,7 @@ class Session:
 
 
 def _hash(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()
 
 
 def _sealed(journal: Journal, nonce: str, principal: str, role: str, expires: float) -> str:
@@ -85,14 +88,14 @@ class Sessions:
     async def get(self, journal: Journal, token: str | None) -> Session | None:
         """The live session of ``token``, or None (unknown, ended, expired, or a row its token's
         MAC does not vouch for: written or changed in the database by someone without the key)."""
-        if not token:
+        if not token or as_bytes(token) is None:  # a lone surrogate no cookie byte gives
             return None
         stored = await journal.session(_hash(token), now=time.time())
         if stored is None:
             return None
         nonce, _, mac = token.partition(".")
         expected = _sealed(journal, nonce, stored.principal, stored.role, stored.expires_at)
-        if not hmac.compare_digest(mac.encode(), expected.encode()):
+        if not same_token(mac, expected):
             return None
         return Session(
             token=token,
@@ -197,7 +200,7 @@ async def check_csrf(request: web.Request, broker: Broker) -> dict[str, str]:
         unsigned = ProblemError(401, "unauthenticated", "sign in first")
         await refuse_without_body(request, unsigned)
         raise unsigned
-    if not hmac.compare_digest(form.get("csrf", ""), session.csrf):
+    if not same_token(form.get("csrf", ""), session.csrf):
         problem = ProblemError(403, "forbidden", "the form's token is not this session's")
         await refuse_without_body(request, problem)
         await audit_refusal(
@@ -211,7 +214,7 @@ async def check_sign_in_token(request: web.Request, form: dict[str, str]) -> Non
     """The sign-in form's token (double-submit: its hidden field and its cookie) must match;
     refused 403 otherwise, journalled without the form (its size only), as every console form."""
     sent, kept = form.get("pre", ""), request.cookies.get(PRE_COOKIE, "")
-    if not sent or not hmac.compare_digest(sent.encode(), kept.encode()):
+    if not sent or not same_token(sent, kept):
         problem = ProblemError(
             403, "forbidden", "the sign-in form's token does not match; reload it"
         )
@@ -254,8 +257,11 @@ def set_session_cookie(
 
 
 def pre_token(request: web.Request) -> str:
-    """The sign-in form's CSRF token (double-submit: a cookie and the form's hidden field)."""
-    return request.cookies.get(PRE_COOKIE) or secrets.token_urlsafe(24)
+    """The sign-in form's CSRF token (double-submit: a cookie and the form's hidden field): the
+    cookie's when it is one this broker could have given (a byte not UTF-8 in it, read as a lone
+    surrogate, could not be written into the page), else a new one."""
+    kept = request.cookies.get(PRE_COOKIE, "")
+    return kept if _ISSUED.fullmatch(kept) else secrets.token_urlsafe(24)
 
 
 def set_pre_cookie(response: web.StreamResponse, token: str) -> None:
