@@ -220,7 +220,9 @@ class DbThread(threading.Thread):
         if self.failing is not None and _room_now(conn):
             self.failing = None
         if self._observe is not None:
-            self._observe(time.perf_counter() - t0, len(batch))
+            # committed: a metric that fails must not take the writer (and every waiter) down
+            with contextlib.suppress(Exception):
+                self._observe(time.perf_counter() - t0, len(batch))
         if self._after_commit is not None:
             with contextlib.suppress(Exception):  # a checkpoint is best effort, never a failure
                 self._after_commit()
