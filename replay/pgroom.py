@@ -5,10 +5,21 @@ Like the SQLite writer's failing flag and its ``room()`` (``replay/dbthread.py``
 with ``disk_full`` (SQLSTATE 53100: PostgreSQL's "could not extend file …: No space left on
 device"), or an I/O error (class 58) for the same want of space, is remembered. A commit does not
 clear it: a presence beat (an upsert) or a lease renewal updates rows in place and needs no new
-page, so it succeeds on a full disk while every application, which does, is refused. Only a probe
-clears it: the ping, while the flag is set, writes ``ROOM_PAGES`` pages into a temporary table in
-the journal's tablespace (where its ``events`` table lives), in a transaction it rolls back. A new
-table has no page with free space, so each of those pages extends a file on the server's disk.
+page, so it succeeds on a full disk while every application, which does, is refused.
+
+A probe clears it: the ping, while the flag is set, inserts rows of random bytes (which no
+compressing filesystem can shrink), a page each, into the journal's own ``room_probe`` table
+(migration 0015, made where the journal's tables are), in a transaction it rolls back, until the
+table's file has grown by ``ROOM_PAGES`` pages. It needs INSERT on a journal table and nothing
+more: not TEMP on the database nor CREATE in a tablespace, which a least-privilege role may lack.
+Pages freed by vacuum are reused before the file grows, so the probe measures the growth itself
+(``pg_relation_size``) instead of trusting that new rows take new pages.
+
+A probe that fails for another reason (no INSERT granted, the table missing or not where
+``events`` is, a lock, a check the server refuses) cannot tell: it is not taken for a full disk,
+and it must not keep /readyz not ready for ever. Then the next write that adds rows (an
+application taken, an outcome recorded) clears the flag, and until then the ping says both: why
+writes failed and why the probe cannot tell.
 
 Not remembered: ``out_of_memory`` (53200) is one backend's allocation failing, not the journal
 being unable to take applications, and ``too_many_connections`` (53300) refuses the ping's own
@@ -27,26 +38,36 @@ import asyncpg
 
 from replay.pgsql import Conn
 
-# pages of room (8 KiB each) a journal whose writes failed for want of space asks for before it
-# says writes work again: some applications' worth, as on SQLite (``replay/dbthread.py``)
+# pages of room a journal whose writes failed for want of space asks for before it says writes
+# work again (512 KiB with 8 KiB pages): some applications' worth, as on SQLite
 ROOM_PAGES = 64
+# rows inserted before the probe gives up waiting for its table's file to grow: pages vacuum
+# freed are filled first, and the table holds only probes' rolled-back rows
+MAX_ROWS = 8 * ROOM_PAGES
 DISK_FULL = "53100"
 # the strerror texts of ENOSPC and EDQUOT, which PostgreSQL may report under another code
 NO_SPACE = ("no space left on device", "disk quota exceeded", "could not extend file")
 
-# The tablespace of the journal's events table (0 in pg_class: the database's default).
-TABLESPACE = """
-SELECT t.spcname FROM pg_tablespace t
-WHERE t.oid = coalesce(
-    nullif((SELECT c.reltablespace FROM pg_class c WHERE c.oid = 'events'::regclass), 0),
-    (SELECT d.dattablespace FROM pg_database d WHERE d.datname = current_database()))
+# Where the probe's table is not where the journal's events are, its room proves nothing.
+SAME_TABLESPACE = """
+SELECT (SELECT reltablespace FROM pg_class WHERE oid = 'events'::regclass)
+     = (SELECT reltablespace FROM pg_class WHERE oid = 'room_probe'::regclass)
 """
-# PLAIN storage: no compression, no TOAST, so a row of 5000 bytes takes a page of its own.
-PROBE = (
-    "CREATE TEMPORARY TABLE tongban_room_probe (b text) ON COMMIT DROP TABLESPACE {tablespace}",
-    "ALTER TABLE tongban_room_probe ALTER COLUMN b SET STORAGE PLAIN",
-    f"INSERT INTO tongban_room_probe SELECT repeat('r', 5000) FROM generate_series(1, {ROOM_PAGES})",
-)
+SIZE = "SELECT pg_relation_size('room_probe')"
+# $1 rows of 16-byte random UUIDs strung together, 7/8 of a page each (7168 bytes with 8 KiB
+# pages, PLAIN storage): two never share a page. The subquery names the row so it is drawn anew
+# for each.
+FILL = """
+INSERT INTO room_probe (b)
+SELECT (SELECT string_agg(uuid_send(gen_random_uuid()), ''::bytea)
+        FROM generate_series(1, current_setting('block_size')::int * 7 / 8 / 16) AS u
+        WHERE r > 0)
+FROM generate_series(1, $1) AS r
+"""
+
+
+class Blind(Exception):
+    """The probe cannot tell whether the server has room (not that it has none)."""
 
 
 def out_of_room(exc: BaseException) -> str | None:
@@ -55,11 +76,19 @@ def out_of_room(exc: BaseException) -> str | None:
     if not isinstance(exc, asyncpg.PostgresError):
         return None
     code = str(getattr(exc, "sqlstate", "") or "")
-    message = str(getattr(exc, "message", "") or exc).splitlines()[0][:200]
-    io_error = code.startswith("58") and any(m in message.lower() for m in NO_SPACE)
+    io_error = code.startswith("58") and any(m in _first_line(exc).lower() for m in NO_SPACE)
     if code == DISK_FULL or io_error:
-        return f"{message} (SQLSTATE {code})"
+        return said(exc)
     return None
+
+
+def said(exc: asyncpg.PostgresError) -> str:
+    """The server's message's first line and its SQLSTATE (no row's content)."""
+    return f"{_first_line(exc)} (SQLSTATE {getattr(exc, 'sqlstate', '') or '?'})"
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(getattr(exc, "message", "") or exc).splitlines() or [""])[0][:200]
 
 
 class _RolledBack(Exception):
@@ -67,18 +96,20 @@ class _RolledBack(Exception):
 
 
 async def probe(conn: Conn) -> None:
-    """Write ``ROOM_PAGES`` new pages in the journal's tablespace and roll them back; raises
-    what the server answers if it has no room for them."""
-    tablespace = await conn.fetchval(TABLESPACE)
+    """Grow the journal's ``room_probe`` table by ``ROOM_PAGES`` pages of random bytes and roll
+    them back; raises what the server answers if it has no room for them, and ``Blind`` where
+    the table is not beside ``events`` or its file would not grow."""
+    if not await conn.fetchval(SAME_TABLESPACE):
+        raise Blind("room_probe is not in the tablespace of the journal's events")
     with contextlib.suppress(_RolledBack):
         async with conn.transaction():
-            for statement in PROBE:
-                await conn.execute(statement.format(tablespace=_quoted(tablespace)))
-            raise _RolledBack
-
-
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+            page = int(await conn.fetchval("SELECT current_setting('block_size')::int"))
+            start = int(await conn.fetchval(SIZE))
+            for _ in range(MAX_ROWS // ROOM_PAGES):
+                await conn.execute(FILL, ROOM_PAGES)
+                if int(await conn.fetchval(SIZE)) - start >= ROOM_PAGES * page:
+                    raise _RolledBack
+            raise Blind(f"room_probe took {MAX_ROWS} rows without growing {ROOM_PAGES} pages")
 
 
 class Room:
@@ -86,23 +117,54 @@ class Room:
 
     def __init__(self) -> None:
         self.failing: str | None = None  # why, until a probe finds room
-        self._refusals = 0  # refusals seen: one during a probe keeps the flag
+        self.blind: str | None = None  # why the last probe could not tell
+        self.refusals = 0  # refusals seen: one during a probe or a write keeps the flag
 
     def note(self, exc: BaseException) -> None:
         """Remember ``exc`` if it says the server has no room for a write."""
         why = out_of_room(exc)
         if why is not None:
             self.failing = why
-            self._refusals += 1
+            self.refusals += 1
+
+    def reason(self) -> str:
+        """What the ping says while the flag is set."""
+        if self.blind is None:
+            return f"writes fail: {self.failing}"
+        return (
+            f"writes fail: {self.failing}; the probe for room cannot tell ({self.blind}):"
+            " ready again once a write that adds rows succeeds"
+        )
+
+    def wrote(self, seen: int) -> None:
+        """A write that added rows committed, and no write was refused for want of room since
+        ``refusals`` was ``seen``: while the probe cannot tell, that clears the flag."""
+        if self.blind is not None and self.refusals == seen:
+            self.failing = self.blind = None
 
     async def recheck(
         self, run: Callable[[Callable[[Conn], Awaitable[None]]], Awaitable[None]]
     ) -> None:
         """While writes fail for want of room, probe with ``run`` (which notes a refusal); the
-        flag is cleared if the probe succeeds and no write was refused meanwhile."""
+        flag is cleared if the probe succeeds and no write was refused meanwhile. A probe the
+        server refuses for another reason is remembered as blind; one that cannot reach the
+        server raises."""
         if self.failing is None:
             return
-        seen = self._refusals
-        await run(probe)
-        if self._refusals == seen:
-            self.failing = None
+        seen = self.refusals
+        try:
+            await run(probe)
+        except Blind as exc:
+            self.blind = str(exc)
+            return
+        except Exception as exc:
+            cause = exc if isinstance(exc, asyncpg.PostgresError) else exc.__cause__
+            if not isinstance(cause, asyncpg.PostgresError):
+                raise  # the server did not answer: the ping fails for that
+            if out_of_room(cause) is not None:
+                self.blind = None  # the probe did tell: no room
+                raise
+            self.blind = said(cause)
+            return
+        if self.refusals == seen:
+            self.failing = self.blind = None

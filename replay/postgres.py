@@ -269,9 +269,9 @@ class PostgresJournal(PostgresAdmin):
         except JournalUnavailable as exc:
             if self.room.failing is None:
                 raise
-            raise JournalUnavailable(f"journal {self!r}: writes fail: {self.room.failing}") from exc
+            raise JournalUnavailable(f"journal {self!r}: {self.room.reason()}") from exc
         if self.room.failing is not None:
-            raise JournalUnavailable(f"journal {self!r}: writes fail: {self.room.failing}")
+            raise JournalUnavailable(f"journal {self!r}: {self.room.reason()}")
 
     async def create(
         self, new: NewExchange, *, owner: str, lease_until: float
@@ -318,7 +318,10 @@ class PostgresJournal(PostgresAdmin):
             chain.add(received.rows(rows.shown_digest(rows.created(new))))
             return new.as_received(), True
 
+        seen = self.room.refusals
         result: tuple[Exchange, bool] = await self._write(op)
+        if result[1]:
+            self.room.wrote(seen)  # rows added: room, where the probe cannot tell
         return result
 
     async def record(
@@ -365,7 +368,9 @@ class PostgresJournal(PostgresAdmin):
             state = rows.shown_digest(shown)
             chain.add(rows.stored_events(self.seal, exchange_id, stored, state, now=now))
 
+        seen = self.room.refusals
         await self._write(op)
+        self.room.wrote(seen)  # its events added: room, where the probe cannot tell
 
     async def get(self, exchange_id: str) -> Exchange | None:
         async def op(conn: Conn) -> Exchange | None:

@@ -5,10 +5,10 @@ why writes fail until a probe finds room again. A presence beat or a lease renew
 place, no new page) still succeeds on a full disk and does not make it ready.
 
 The server's full disk is simulated in the test's own schema, through the real driver and the real
-error path: a trigger on the journal's ``events`` table and an event trigger on the probe's
-``CREATE TABLE`` raise SQLSTATE 53100 for this schema's connections (others are untouched), and
-"room again" drops them. ``test_a_real_full_tablespace`` does it for real where it can (root, a
-server on this machine): a tablespace on a 4 MB tmpfs, then the tmpfs grown.
+error path: triggers on the journal's ``events`` table and on the probe's ``room_probe`` raise
+SQLSTATE 53100 (other schemas are untouched), and "room again" drops them.
+``test_a_real_full_tablespace`` does it for real where it can (root, a server on this machine): a
+tablespace on a 4 MB tmpfs, then the tmpfs grown.
 """
 
 from __future__ import annotations
@@ -48,35 +48,21 @@ async def pg() -> AsyncIterator[PgSchema]:
 
 
 async def _full(pg: PgSchema, code: str = "53100") -> None:
-    """From now on this schema's connections are refused new space: inserts into ``events`` and
-    any CREATE TABLE (the probe's) raise SQLSTATE ``code``, as the server does on a full disk."""
+    """From now on this schema's journal is refused new space: inserts into ``events`` and into
+    ``room_probe`` (the probe's) raise SQLSTATE ``code``, as the server does on a full disk."""
     await pg.execute(
         f"""CREATE FUNCTION full_disk() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN RAISE EXCEPTION '{FULL}' USING ERRCODE = '{code}'; END $$"""
     )
-    await pg.execute(
-        "CREATE TRIGGER full_disk BEFORE INSERT ON events EXECUTE FUNCTION full_disk()"
-    )
-    await pg.execute(
-        f"""CREATE FUNCTION full_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            IF current_setting('search_path') LIKE '%{pg.schema}%' THEN
-                RAISE EXCEPTION '{FULL}' USING ERRCODE = '{code}';
-            END IF;
-        END $$"""
-    )
-    await pg.execute(
-        f"CREATE EVENT TRIGGER {pg.schema}_full ON ddl_command_end"
-        " WHEN TAG IN ('CREATE TABLE') EXECUTE FUNCTION full_ddl()"
-    )
+    for table in ("events", "room_probe"):
+        await pg.execute(
+            f"CREATE TRIGGER full_disk BEFORE INSERT ON {table} EXECUTE FUNCTION full_disk()"
+        )
 
 
 async def _room(pg: PgSchema) -> None:
     """The disk has room again."""
-    await pg.execute(f"DROP EVENT TRIGGER {pg.schema}_full")
-    await pg.execute("DROP FUNCTION full_ddl()")
-    await pg.execute("DROP TRIGGER full_disk ON events")
-    await pg.execute("DROP FUNCTION full_disk()")
+    await pg.execute("DROP FUNCTION full_disk() CASCADE")
 
 
 async def test_the_ping_says_writes_fail_until_a_probe_finds_room(pg: PgSchema) -> None:

@@ -64,3 +64,67 @@ async def test_a_probe_clears_it_unless_a_write_was_refused_meanwhile() -> None:
     assert room.failing is not None
     await room.recheck(fine)
     assert room.failing is None
+
+
+class _Translated(Exception):
+    """What the journal's runner raises for a driver error (its cause kept)."""
+
+
+def _refusing(exc: BaseException, room: Room | None = None) -> Any:
+    async def run(probe: Any) -> None:
+        if room is not None:
+            room.note(exc)  # the journal notes every failed statement
+        raise _Translated("journal: failed") from exc
+
+    return run
+
+
+async def test_a_probe_refused_for_another_reason_cannot_tell() -> None:
+    """A probe refused for want of privilege is not a full disk: the flag stays, the reason
+    says both, and the next write that adds rows clears it."""
+    room = Room()
+    room.note(asyncpg.DiskFullError(EXTEND))
+    seen = room.refusals
+    denied = asyncpg.InsufficientPrivilegeError("permission denied for table room_probe")
+    await room.recheck(_refusing(denied))
+    assert room.reason() == (
+        f"writes fail: {EXTEND} (SQLSTATE 53100); the probe for room cannot tell"
+        " (permission denied for table room_probe (SQLSTATE 42501)):"
+        " ready again once a write that adds rows succeeds"
+    )
+    room.wrote(seen)
+    assert (room.failing, room.blind) == (None, None)
+
+
+async def test_a_write_clears_it_only_where_the_probe_cannot_tell() -> None:
+    """While the probe works, a write that succeeds does not clear the flag (a row can fit in a
+    page's free space on a full disk); nor does one where a refusal came meanwhile."""
+    room = Room()
+    room.note(asyncpg.DiskFullError(EXTEND))
+    room.wrote(room.refusals)
+    assert room.failing is not None
+    seen = room.refusals
+    await room.recheck(_refusing(asyncpg.InsufficientPrivilegeError("permission denied")))
+    room.note(asyncpg.DiskFullError(EXTEND))
+    room.wrote(seen)
+    assert room.failing is not None
+
+
+async def test_a_probe_refused_for_want_of_room_raises() -> None:
+    """A probe the server refuses for want of room says so: the flag stays, the ping fails with
+    it, and an earlier 'cannot tell' is forgotten (the probe did tell)."""
+    room = Room()
+    room.note(asyncpg.DiskFullError(EXTEND))
+    await room.recheck(_refusing(asyncpg.InsufficientPrivilegeError("permission denied")))
+    with pytest.raises(_Translated):
+        await room.recheck(_refusing(asyncpg.DiskFullError(EXTEND), room))
+    assert (room.failing, room.blind) == (f"{EXTEND} (SQLSTATE 53100)", None)
+
+
+async def test_a_probe_that_cannot_reach_the_server_raises() -> None:
+    """A connection lost or a timeout is not the probe's answer: the ping fails for it."""
+    room = Room()
+    room.note(asyncpg.DiskFullError(EXTEND))
+    with pytest.raises(_Translated):
+        await room.recheck(_refusing(ConnectionResetError("reset")))
+    assert room.blind is None and room.failing is not None
