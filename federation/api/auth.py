@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from federation.api.compare import as_bytes
 from federation.api.edge import refuse
 from federation.api.problems import ProblemError
 from federation.api.trail import audit_refusal
@@ -22,8 +23,12 @@ from federation.runtime.broker import Broker
 
 def key_matches(token: str, digests: frozenset[str] | set[str]) -> bool:
     """Is ``token`` one of the keys whose SHA-256 digests these are? (Constant time for each, and
-    every one compared: no timing hint about which one almost matched.)"""
-    digest = hashlib.sha256(token.strip().encode()).hexdigest()
+    every one compared: no timing hint about which one almost matched.) A token that cannot be
+    encoded (a lone surrogate aiohttp read no byte of) is no key."""
+    raw = as_bytes(token.strip())
+    if raw is None:
+        return False
+    digest = hashlib.sha256(raw).hexdigest()
     return any([hmac.compare_digest(digest, k) for k in digests])
 
 
@@ -73,8 +78,12 @@ def bearer(request: web.Request) -> str | None:
 
 
 def principal_of(config: Config, token: str) -> Principal | None:
-    """The principal whose key ``token`` is (every digest compared: no timing hint)."""
-    digest = hashlib.sha256(token.encode()).hexdigest()
+    """The principal whose key ``token`` is (every digest compared: no timing hint); none for a
+    token that cannot be encoded."""
+    raw = as_bytes(token)
+    if raw is None:
+        return None
+    digest = hashlib.sha256(raw).hexdigest()
     found = [p for p in config.principals if hmac.compare_digest(digest, p.key_sha256)]
     return found[0] if found else None
 

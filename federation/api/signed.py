@@ -10,7 +10,6 @@ per partner in this process for the window (a second instance keeps its own: doc
 
 from __future__ import annotations
 
-import hmac
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from typing import NoReturn
 from aiohttp import web
 
 from adapters.auth.signing import signature, string_to_sign
+from federation.api.compare import same_token
 from federation.api.problems import ProblemError
 from federation.config.auth import InboundSigning
 from federation.config.model import Partner
@@ -83,7 +83,7 @@ async def verify(request: web.Request, partner: Partner, body: bytes) -> None:
         timestamp=values[names.timestamp],
         nonce=values[names.nonce],
     )
-    if not hmac.compare_digest(signature(spec.signing, secret, text), given):
+    if not same_token(signature(spec.signing, secret, text), given):  # any text, any byte
         _refuse("the signature does not match the request")
     if not request.app[NONCES].first_use(partner.id, values[names.nonce], spec.window):
         _refuse("that nonce was already used: a replayed call")

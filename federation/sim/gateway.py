@@ -36,6 +36,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import ClientSession, web
 
+from federation.api.compare import same_token
 from federation.api.net import start_site
 from federation.sim.bodies import Unreadable, body_of, closing, form_of
 
@@ -212,10 +213,11 @@ class Gateway:
         query = "&".join(f"{k}={v}" for k, v in sorted(parse_qsl(request.query_string)))
         body_hash = hashlib.new(client.hash, body).hexdigest()
         text = "\n".join((request.method, request.rel_url.raw_path, query, body_hash, stamp, nonce))
-        expected = hmac.new(client.secret, text.encode(), client.hash).digest()
-        if not (
-            hmac.compare_digest(given, expected.hex())
-            or hmac.compare_digest(given, base64.b64encode(expected).decode())
+        data = text.encode("utf-8", "surrogateescape")  # a header's byte not UTF-8 as itself
+        expected = hmac.new(client.secret, data, client.hash).digest()
+        if not (  # compared as bytes: a signature outside ASCII is a mismatch, not a 500
+            same_token(given, expected.hex())
+            or same_token(given, base64.b64encode(expected).decode())
         ):
             return "signature_mismatch"
         if (key, nonce) in self._nonces:
