@@ -16,9 +16,10 @@ A third run sends the same load while 10 % of partner replies fail transiently (
 name=e2e_faults``, ending with ``held``, ``waited`` and ``wait_max_s``: applications an open
 breaker held before their first attempt, those that waited a second or more between two
 attempts, and the longest such wait, from the journal's event times; a breaker's cool-down reads
-as its 30 s, a retry the journal scheduled as its jittered backoff). The workers run sends the same load to ``tongban serve --workers 1`` and
-``--workers N`` (fresh journals): ``RESULT name=e2e_workers``, whose ``balance`` is the least busy
-worker's CPU over the busiest's and ``idle`` the machine's idle share in the N workers' run.
+as its 30 s, a retry the journal scheduled as its jittered backoff). The workers run sends the
+same load to ``tongban serve --workers 1`` and ``--workers N`` (fresh journals): ``RESULT
+name=e2e_workers``, whose ``balance`` is the least busy worker's CPU over the busiest's and
+``idle`` the machine's idle share in the N workers' run.
 ``--profile FILE`` runs the measured broker under cProfile, timing the CPU of its event loop
 thread (``bench/profiled.py``), and writes its stats to FILE (read them with ``python -m pstats
 FILE``). ``--gc FILE`` records the measured broker's garbage collections (``bench/gcstats.py``)
