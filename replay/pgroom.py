@@ -112,6 +112,15 @@ async def probe(conn: Conn) -> None:
             raise Blind(f"room_probe took {MAX_ROWS} rows without growing {ROOM_PAGES} pages")
 
 
+async def shrink(conn: Conn) -> None:
+    """Give back the pages a probe left (a rollback keeps what a table grew): vacuum cuts them
+    off where this role owns ``room_probe``, and autovacuum does in a minute or so where not (a
+    role that does not own it is skipped with a warning, not refused). Best effort: on a full
+    disk vacuum itself may be refused."""
+    with contextlib.suppress(asyncpg.PostgresError):
+        await conn.execute("VACUUM room_probe")
+
+
 class Room:
     """This instance's memory of a write refused for want of the server's space."""
 
@@ -153,7 +162,10 @@ class Room:
             return
         seen = self.refusals
         try:
-            await run(probe)
+            try:
+                await run(probe)
+            finally:
+                await run(shrink)
         except Blind as exc:
             self.blind = str(exc)
             return

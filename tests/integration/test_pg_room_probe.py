@@ -171,3 +171,19 @@ async def test_the_probe_grows_the_file_past_freed_pages(pg: PgSchema) -> None:
     assert freed == ROOM_PAGES
     assert after >= freed + ROOM_PAGES
     assert left == 0  # rolled back
+
+
+async def test_the_probe_gives_its_pages_back(pg: PgSchema) -> None:
+    """A rollback keeps what a table grew: after the probe that finds room, vacuum cuts the
+    probe's pages off again (here the role owns ``room_probe``), so probing costs no disk."""
+    journal = pg.journal()
+    await journal.open()
+    try:
+        await _full(pg)
+        with pytest.raises(JournalUnavailable):
+            await journal.create(new("k1"), owner="w", lease_until=NOW + 61)
+        await _room(pg)
+        await journal.ping()
+    finally:
+        await journal.close()
+    assert await pg.fetchval("SELECT pg_relation_size('room_probe')") == 0
