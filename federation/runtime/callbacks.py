@@ -31,14 +31,20 @@ which has its own key and fields. A ``callback_replayed`` of an earlier release 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from federation.config import Config
 from federation.domain.errors import CallbackPending, FederationError, LifecycleMoved
 from federation.domain.models import Direction, Event, Exchange, State, StateChange
 from federation.domain.texts import Text, said
-from federation.runtime.owed import RESENDS, end_mark, records_message, step_mark
+from federation.runtime.owed import (
+    RESENDS,
+    end_mark,
+    records_message,
+    step_mark,
+    told_since_armed,
+)
 from replay.journal import Journal
 
 OUTCOMES = frozenset({"callback_delivered", "callback_abandoned"})
@@ -62,12 +68,15 @@ class Due:
     ``callback_replayed`` event it resends, when that event records the message (None: the
     exchange as it stands is the message, as for every callback not resent); and for a resend
     still owed, when it was asked for (``since``: its retries are timed from then, not from the
-    end, which may be days before; None: from the exchange's last change)."""
+    end, which may be days before; None: from the exchange's last change). ``told``: the
+    callback has ended already (:func:`~federation.runtime.owed.told_since_armed`): the mark
+    is finished, nothing sent."""
 
     mark: str
     tries: int
     last: bool = True
     resend: Event | None = None
+    told: bool = False
     # when its tries are timed from, not which callback it is: left out of equality
     since: float | None = field(default=None, compare=False)
 
@@ -106,7 +115,17 @@ def due_callback(exchange: Exchange, mark: str) -> Due:
     before the resend wrote; an exchange replayed, sent again and ended anew meanwhile) is owed
     all the same: its ``callback_replayed`` has no outcome after it. It goes first, under its own
     key, then the pending mark, whose tries are counted from the history (the row's count covers
-    both). A step's mark is numbered as :func:`step_key` says."""
+    both). A step's mark is numbered as :func:`step_key` says. A pending mark whose callback
+    has ended already (:func:`~federation.runtime.owed.told_since_armed`) is ``told``: it is
+    finished without sending."""
+    due = _owed_first(exchange, mark)
+    if due.last and told_since_armed(exchange, due.mark, OUTCOMES):
+        return replace(due, told=True)
+    return due
+
+
+def _owed_first(exchange: Exchange, mark: str) -> Due:
+    """:func:`due_callback`, told or not."""
     mark = step_key(exchange, mark)
     events = exchange.events
     row = Due(mark=mark, tries=exchange.notify_attempts)

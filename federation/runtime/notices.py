@@ -216,8 +216,12 @@ class Notices:
         """One try at the oldest notice ``exchange`` (loaded with its events) owes while its mark
         is ``state`` (:func:`~federation.runtime.owed.owed`): the mark is due again at once
         while later steps are owed. ``attempt`` counts only for an exchange given without its
-        history; else the history's tries at that notice do."""
+        history; else the history's tries at that notice do. Nothing is owed once the pending
+        mark's notice has ended (a try whose lease a replay freed left it): finished unsent."""
         queue = owed(exchange, state)
+        if not queue:
+            self._log.info("notice_already_told", exchange_id=exchange.id, state=state)
+            return Tried(events=[], done=True)
         tried = await self._try(route, exchange, queue[0], attempt)
         if tried.done and len(queue) > 1:
             return Tried(events=tried.events, done=False, next_at=self._clock())

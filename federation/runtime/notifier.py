@@ -172,6 +172,12 @@ class Notifier:
             due = due_callback(full, state)
         else:
             due = Due(mark=state, tries=exchange.notify_attempts)
+        if due.told:
+            # its outcome is journalled (a try whose lease a replay freed left the mark pending):
+            # sent again it would be built from the exchange as it now stands, under that key
+            self._log.info("callback_already_told", exchange_id=exchange.id, state=due.mark)
+            await self._write(exchange, [], done=True, next_at=None)
+            return
         await self._callback(catalogue, exchange, due, full)
 
     async def _callback(

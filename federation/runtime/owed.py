@@ -120,8 +120,10 @@ def end_mark(exchange: Exchange, mark: str) -> str:
 
 
 def owed(exchange: Exchange, mark: str) -> list[Owed]:
-    """The notices ``exchange`` (loaded with its events) still owes, oldest first; never empty
-    while ``mark`` is pending: a mark its history does not explain is owed as it stands."""
+    """The notices ``exchange`` (loaded with its events) still owes, oldest first, while
+    ``mark`` is pending: a mark its history does not explain is owed as it stands, unless its
+    notice has ended already (:func:`told_since_armed`): empty then, the mark is finished
+    without sending."""
     queue: list[Owed] = []
     where: dict[str, int] = {}  # each step's mark → the index of its event
     loose: dict[str, int] = {}  # tries at a mark that is no step of the history
@@ -150,11 +152,34 @@ def owed(exchange: Exchange, mark: str) -> list[Owed]:
             loose.pop(state, None)
     mark = end_mark(exchange, mark)  # an end no step of the history explains (a refusal …)
     end = Owed(mark=mark, event=None, attempts=loose.get(mark, 0))
+    if told_since_armed(exchange, mark, SETTLED):
+        return queue
     if not queue:
         return [end]
     if _unexplained(mark, where, queue):  # a replay's refusal after a resend still owed
         queue.append(end)
     return queue
+
+
+def told_since_armed(exchange: Exchange, key: str, outcomes: frozenset[str]) -> bool:
+    """Has the message ``key`` (its mark, numbered) of ``exchange`` (loaded with its events)
+    ended (an outcome among ``outcomes`` naming it) since it was last armed, while a replay is
+    under way? The replay frees the notifier's lease: a try in flight as it lands is journalled
+    without clearing the mark, which stays pending after its outcome. Sent again, the message
+    would be built from the exchange as it now stands (a queued replay's time, a resend's
+    record no longer read): another body under the same key. Only a resend arms the same key
+    again; the replay's end, once it comes, has a key of its own (:func:`end_mark`)."""
+    if exchange.state.terminal:
+        return False  # no replay under way (a late second delivery arms its mark as it was)
+    ended = armed = -1
+    for i, event in enumerate(exchange.events):
+        if event.data.get("state") != key:
+            continue
+        if event.kind in outcomes:
+            ended = i
+        elif event.kind in ("callback_replayed", "notice_replayed"):
+            armed = i
+    return ended > armed
 
 
 def _unexplained(mark: str, where: dict[str, int], queue: list[Owed]) -> bool:
