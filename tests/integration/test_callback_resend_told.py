@@ -138,3 +138,28 @@ async def test_a_resend_taken_while_a_replay_ends_is_followed_by_the_new_end(
         ("callback_delivered", "rejected", None),
         ("callback_delivered", "rejected:2", None),
     ]
+
+
+async def test_a_callback_abandoned_as_a_replay_lands_gets_no_try_past_its_policy(
+    make_config: Any, journal: Journal, monkeypatch: Any
+) -> None:
+    """The source is down; the callback's last try by the policy (two) is on its way as the
+    replay lands: it is abandoned there, not tried a third time with the replay's time."""
+    partner = MockAdapter(sequence(permanent(422), permanent(409)))
+    receiver = Stepping(secrets=[new_secret()], down=True)
+    async with listening(receiver):
+        catalogue = signed_source(make_config, receiver, monkeypatch)
+        xid = (await due(journal, "told-abandoned")).id
+        await worked(journal, catalogue, partner, xid, State.REJECTED)
+
+        async def replay() -> None:
+            await replayed(journal, xid, Mode.RESEND)
+
+        async def first() -> None:
+            receiver.step = replay  # on the second try
+
+        receiver.step = first
+        done = await until_quiet(journal, catalogue, xid)
+        assert done.state is State.QUEUED
+    assert [key for key, _ in sent(receiver)] == [f"{xid}:rejected"] * 2
+    assert tried(done) == [("callback_failed", "rejected"), ("callback_abandoned", "rejected")]
