@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import socket
 import ssl
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import cast
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.http_parser import RawRequestMessage
+from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
 from federation.api.edge import REFUSED, bounded, without_server
 from federation.api.problems import problem_response
 from federation.api.unparsed import (
-    HEAD_KEPT,
     SLUGS,
+    WINDOW_KEPT,
     EdgeRefusals,
+    failing_head,
     request_line,
     unparsed_detail,
     unparsed_refusal,
@@ -26,21 +31,52 @@ from federation.api.unparsed import (
 # aiohttp answers requests it cannot parse itself, before any route or middleware: as problem
 # details here, by status (a request line too long is aiohttp's 400; a header line too long, or
 # too many headers, after a whole request line is 431: federation.api.unparsed), and journalled.
+LIMITS = ("max_line_size", "max_field_size", "max_headers")  # the server's, for its parser
 
 
 class EdgeRequestHandler(RequestHandler):
     """aiohttp's connection handler, whose own error answers are problem details, unbannered,
-    and kept in the journal's refusals (by ``refusals``, when the server was given one)."""
+    and kept in the journal's refusals (by ``refusals``, when the server was given one).
+
+    To name the request the parser refuses (its method and path, never more), the connection
+    keeps the bytes read from the first of a request it has not read whole (WINDOW_KEPT at
+    most), never a body being read; they begin anew once a request was read whole."""
 
     refusals: EdgeRefusals | None = None
-    _head = b""  # the connection's first bytes, up to its first line's end (HEAD_KEPT at most)
-    _head_open = True
+    limits: Mapping[str, int] = MappingProxyType({})  # the parser's limits, as the server's
+    _window = b""
+    _cut = False  # the window lost bytes past WINDOW_KEPT
+    _body: StreamReader | None = None  # the body still to come of the last request read
+    _refused = b""  # the start of the request the parser refused
 
     def data_received(self, data: bytes) -> None:
-        if self._head_open:  # read only if aiohttp refuses the request: its method and path
-            self._head = (self._head + data)[:HEAD_KEPT]
-            self._head_open = b"\n" not in self._head and len(self._head) < HEAD_KEPT
+        if self._body is not None and self._body.is_eof():  # its request read whole
+            self._body, self._window, self._cut = None, b"", False
+        if self._body is None:
+            kept = self._window + data
+            self._window, self._cut = kept[:WINDOW_KEPT], self._cut or len(kept) > WINDOW_KEPT
+        count = self._request_count
         super().data_received(data)
+        if self._request_count > count:
+            self._read(data, list(self._messages)[count - self._request_count :])
+
+    def _read(self, data: bytes, messages: Sequence[tuple[object, StreamReader]]) -> None:
+        """What ``data`` gave: a refusal (the refused request's start kept, as read now), or the
+        head of a request whose body is still to come (kept no more), or requests read whole,
+        ``data`` ending with the last (the window begins anew)."""
+        message, body = messages[-1]
+        if not isinstance(message, RawRequestMessage):  # the parser refused a request
+            self._refused = self._refused or failing_head(
+                self._window, cut=self._cut, limits=self.limits, loop=self._loop
+            )
+        elif not body.is_eof():
+            self._body = body
+        else:
+            length = message.headers.get("Content-Length", "")
+            size = int(length) if length.isdigit() else 0
+            ended = size <= len(data) and data[: len(data) - size].endswith((b"\r\n\r\n", b"\n\n"))
+            if ended and not self._buffer_paused:  # the parser holds none of it back
+                self._window, self._cut = b"", False
 
     def handle_error(
         self,
@@ -51,8 +87,7 @@ class EdgeRequestHandler(RequestHandler):
     ) -> web.StreamResponse:
         default = super().handle_error(request, status, exc, message)  # logs; refuses if sent
         unparsed = isinstance(exc, HttpProcessingError)  # else a handler's failure (500, 504)
-        first = self._head if unparsed and self._request_count == 1 else b""
-        method, path, complete = request_line(first)
+        method, path, complete = request_line(self._refused if unparsed else b"")
         status = unparsed_status(status, exc, complete) if unparsed else status
         slug = SLUGS.get(status, "internal-error" if status >= 500 else "bad-request")
         if status == 431:  # aiohttp's message quotes the header line
@@ -101,6 +136,7 @@ class EdgeServer(web.Server):
     def __call__(self) -> RequestHandler:
         handler = EdgeRequestHandler(self, loop=self._loop, **self._kwargs)
         handler.refusals = self.refusals
+        handler.limits = {k: v for k, v in self._kwargs.items() if k in LIMITS}
         return handler
 
 

@@ -10,10 +10,12 @@ that one is dropped, counted, and the count logged (at most every :data:`DROP_LO
 seconds, and at the stop).
 
 What a row keeps: when, the client's address, the status, the problem type, a detail naming the
-parser's error type only, and the method and path of the request line when the connection's
-first line reads as one (the path without its query string, bounded as every refusal's). Never
-a header or the body, nor aiohttp's message, which quotes the line it could not read: headers
-carry keys and cookies, and both can carry personal data.
+parser's error type only, and the method and path of the refused request's first line when it
+reads as a request line (the path without its query string, bounded as every refusal's): the
+refused request, not the connection's first, on a connection kept alive or sent several
+requests at once (:func:`failing_head`). Never a header or the body, nor aiohttp's message,
+which quotes the line it could not read: headers carry keys and cookies, and both can carry
+personal data.
 """
 
 from __future__ import annotations
@@ -22,11 +24,15 @@ import asyncio
 import contextlib
 import re
 import time
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Self
 from urllib.parse import unquote_to_bytes
 
+from aiohttp.base_protocol import BaseProtocol
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
+from aiohttp.http_parser import HttpRequestParser
+from aiohttp.streams import StreamReader
 
 from federation.api.edge import PATH_KEPT, bounded, storable
 from federation.logging import get_logger
@@ -34,7 +40,8 @@ from replay.journal import Journal, Refusal
 
 _log = get_logger(component="api")
 
-HEAD_KEPT = 2048  # bytes of a connection's first line read for its method and path
+HEAD_KEPT = 2048  # bytes of a refused request's first line read for its method and path
+WINDOW_KEPT = 65536  # bytes of requests' heads a connection keeps while it reads them
 PENDING = 256  # refusals waiting for the journal; past that, dropped and counted
 DRAIN = 2.0  # seconds the stop waits for the waiting refusals to be written
 DROP_LOG_EVERY = 10.0  # seconds between two log lines about dropped refusals
@@ -56,6 +63,52 @@ def request_line(head: bytes) -> tuple[str, str, bool]:
     if not newline and len(parts) == 2 and b"?" not in parts[1]:  # cut: its length not known
         return parts[0].decode("ascii"), f"{path[:PATH_KEPT]}…(cut)", False
     return parts[0].decode("ascii"), bounded(path), bool(newline)
+
+
+def failing_head(
+    window: bytes, *, cut: bool, limits: Mapping[str, int], loop: asyncio.AbstractEventLoop
+) -> bytes:
+    """The first bytes (:data:`HEAD_KEPT` at most) of the request the parser refused in
+    ``window``: a connection's bytes from the first of a request it had not yet read whole,
+    perhaps followed by more sent at once (the parser drops the requests it read before one it
+    refuses in the same bytes). A fresh parser with the server's ``limits`` reads ``window``
+    again, a line at a time, up to the head it refuses; a request begins where the last one's
+    body ends (by its Content-Length, or the line where a chunked body ends). Empty when that
+    cannot be told: the parser refuses nothing in a ``window`` that was ``cut``."""
+    parser = HttpRequestParser(
+        BaseProtocol(loop),
+        loop,
+        2 * WINDOW_KEPT,  # a body's buffer never past it: the reader never asks to pause
+        max_line_size=limits.get("max_line_size", 8190),  # aiohttp's server defaults
+        max_field_size=limits.get("max_field_size", 8190),
+        max_headers=limits.get("max_headers", 128),
+        auto_decompress=False,
+    )
+    start = read = 0
+    body: StreamReader | None = None  # a chunked body being read: its end is a line's
+    while read < len(window):
+        end = window.find(b"\n", read) + 1 or len(window)
+        try:
+            messages, _, _ = parser.feed_data(window[read:end])
+        except HttpProcessingError:
+            return _first(window, start)
+        read = end
+        if body is not None and body.is_eof():
+            start, body = read, None
+        for message, payload in messages:
+            length = message.headers.get("Content-Length", "")
+            if payload.is_eof() or length.isdigit():
+                start = read + (int(length) if length.isdigit() else 0)
+            else:
+                body = payload
+    return b"" if cut else _first(window, start)
+
+
+def _first(window: bytes, start: int) -> bytes:
+    """The request's first bytes from ``start``, past the empty lines a parser skips there."""
+    while window.startswith((b"\r\n", b"\n"), start):
+        start += 1 if window[start] == 0x0A else 2
+    return window[start : start + HEAD_KEPT]
 
 
 def unparsed_status(status: int, exc: BaseException | None, line_complete: bool) -> int:

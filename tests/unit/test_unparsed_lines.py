@@ -1,7 +1,8 @@
 """The parts of a request aiohttp could not parse that a refusal keeps: the method and path of a
 first line that reads as a request line (no query string, bounded, storable), nothing of one that
-does not; 431 for headers past the limits after a whole request line; and a writer whose journal
-hangs stops within its drain, counting what it had not written."""
+does not; the refused request's start among several sent at once, never a body's; 431 for
+headers past the limits after a whole request line; and a writer whose journal hangs stops
+within its drain, counting what it had not written."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from aiohttp.http_exceptions import BadHttpMessage, BadHttpMethod, LineTooLong
 
 from federation.api.unparsed import (
     EdgeRefusals,
+    failing_head,
     request_line,
     unparsed_detail,
     unparsed_refusal,
@@ -57,6 +59,40 @@ def test_the_detail_kept_names_the_error_type_never_its_message() -> None:
     exc = BadHttpMessage("Invalid HTTP header: b'Authorization: Bearer sk-live-1'")
     assert "sk-live" not in unparsed_detail(400, exc)
     assert "BadHttpMessage" in unparsed_detail(400, exc)
+
+
+GOOD = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+BROKEN = b"POST /v1/second HTTP/1.1\r\nHost: x\r\nbroken header\r\n\r\n"
+LONG = b"GET /v1/third HTTP/1.1\r\nX-A: " + b"a" * 9000 + b"\r\n\r\n"
+LOOKALIKE = b"GET /v1/K802133 HTTP/1.1\r\n"  # a body reading as a request line
+SIZED = b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(LOOKALIKE) + LOOKALIKE
+CHUNKED = (
+    b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1a\r\n"
+    + LOOKALIKE
+    + b"\r\n0\r\n\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("window", "cut", "first"),
+    [
+        (LONG + GOOD, False, b"GET /v1/third "),
+        (GOOD + LONG, False, b"GET /v1/third "),
+        (GOOD + GOOD + BROKEN, False, b"POST /v1/second "),
+        (SIZED + GOOD + BROKEN, False, b"POST /v1/second "),
+        (SIZED + LONG, False, b"GET /v1/third "),
+        (CHUNKED + BROKEN, False, b"POST /v1/second "),
+        (b"NOT HTTP AT ALL\r\n\r\n", False, b"NOT HTTP "),
+        (GOOD + b"GET /v1/fourth HTTP/1.1\r\nHo", True, b""),  # cut before the refusal
+    ],
+)
+async def test_the_refused_request_is_found_among_those_sent_at_once(
+    window: bytes, cut: bool, first: bytes
+) -> None:
+    """Read again with the server's limits, the bytes from the refused request's first line."""
+    loop = asyncio.get_running_loop()
+    head = failing_head(window, cut=cut, limits={}, loop=loop)
+    assert head.startswith(first) and len(head) <= 2048
 
 
 class Hanging:
