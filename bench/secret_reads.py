@@ -32,9 +32,13 @@ replace_fault_us=… scrub_64k_us=… scrub_64k_refs_us=… replace_64k_us=… s
 scrub_1m_hostile_us=… scrub_1m_plain_us=… scrub_100k_percent_us=… scrub_pem_json_us=…
 scrub_20k_strings_us=… scrub_20k_strings_full_us=… scrub_20k_varied_us=…
 scrub_20k_varied_full_us=… scrub_64k_wrapped_us=… scrub_64k_one_line_us=… scrub_html5_us=…
-scrub_html5_numeric_us=…``: the ``_full`` figures are the baseline of the two before them, every
+scrub_html5_numeric_us=… scrub_1m_newlines_us=… scrub_1m_named_us=… scrub_1m_numeric_us=…
+scrub_1m_base64_lines_us=…``:
+the ``_full`` figures are the baseline of the two before them, every
 text searched in full (the scrubber's ``quick`` check off); ``_one_line`` and ``_numeric`` are the
-baselines of the two before each.
+baselines of the two before each; the last four are hostile replies of 1 MB (line breaks,
+``&sol;`` again and again, ``&#47;`` again and again: the baseline of ``&sol;``, base64 in
+76-character lines), whose baseline is ``scrub_1m_plain_us``.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ from adapters.auth.scrub import Scrubber
 from federation.config.secrets import SecretRef, read_texts
 
 SECRET = "Gd-AppSecret-4b0e9f2a71d6"
+NAMED_SECRET = "Gd/AppSecret+4b0e=9f2a71d6"  # characters HTML5 names: &sol; &plus; &equals;
 FAULT = (
     "<soap:Envelope xmlns:soap='http://schemas.xmlsoap.org/soap/envelope/'><soap:Body>"
     "<soap:Fault><faultcode>soap:Client.RenZhengShiBai</faultcode>"
@@ -172,6 +177,13 @@ def hostile() -> dict[str, float]:
         "scrub_1m_plain_us": ("a" * 255 + "Z", "a" * 1_000_000),
         "scrub_100k_percent_us": ("%%%%Z" + "q" * 20, "%" * 100_000),
         "scrub_pem_json_us": (pem, json.dumps({"error": "bad key", "echo": pem})),
+        # a 1 MB reply of line breaks, of named references of a secret's character, and 1 MB of
+        # base64 in MIME lines (76 characters), against a secret with a / (scrub_1m_plain_us:
+        # the baseline)
+        "scrub_1m_newlines_us": (NAMED_SECRET, "\n" * 1_000_000),
+        "scrub_1m_named_us": (NAMED_SECRET, "&sol;" * 200_000),
+        "scrub_1m_numeric_us": (NAMED_SECRET, "&#47;" * 200_000),  # the baseline of named
+        "scrub_1m_base64_lines_us": (NAMED_SECRET, base64.encodebytes(bytes(750_000)).decode()),
     }
     out: dict[str, float] = {}
     for key, (secret, text) in cases.items():
@@ -188,7 +200,7 @@ def rewritten() -> dict[str, float]:
     """Texts the scrubber searches a second time, rewritten, each beside its baseline."""
     doc = {"items": [{"id": i, "note": "x" * 40} for i in range(600)], "token": SECRET}
     wrapped = base64.encodebytes(json.dumps(doc).encode()).decode()[: 64 * 1024]
-    secret = "Gd/AppSecret+4b0e=9f2a71d6"
+    secret = NAMED_SECRET
     named = secret.replace("/", "&sol;").replace("+", "&plus;").replace("=", "&equals;")
     numeric = secret.replace("/", "&#47;").replace("+", "&#43;").replace("=", "&#61;")
     page = "<p>caf&eacute;&nbsp;&lsquo;x&rsquo;</p>" * 100
@@ -252,7 +264,8 @@ def main() -> None:
         "replace_64k_us scrub_none_us scrub_1m_hostile_us scrub_1m_plain_us "
         "scrub_100k_percent_us scrub_pem_json_us scrub_20k_strings_us scrub_20k_strings_full_us "
         "scrub_20k_varied_us scrub_20k_varied_full_us scrub_64k_wrapped_us scrub_64k_one_line_us "
-        "scrub_html5_us scrub_html5_numeric_us"
+        "scrub_html5_us scrub_html5_numeric_us scrub_1m_newlines_us scrub_1m_named_us "
+        "scrub_1m_numeric_us scrub_1m_base64_lines_us"
     )
     print("RESULT name=secret_reads " + " ".join(f"{k}={m[k]:.2f}" for k in keys.split()))
 

@@ -32,6 +32,7 @@ import bisect
 import functools
 import html.entities
 import re
+from typing import NamedTuple
 
 _XML = frozenset({"amp", "lt", "gt", "quot", "apos"})  # read by adapters.auth.written already
 NAMED: dict[str, str] = {
@@ -53,15 +54,32 @@ _AMP = r"(&amp;|\\u0026|&#0*38;|&#[xX]0*26;|%26|&)"
 _AMP_MARKS = ("&", "\\u0026", "%26")  # a text that holds none of them holds no "&" before a name
 _NAME = re.compile(_AMP + r"(?!(?:amp|lt|gt|quot|apos);)([A-Za-z][A-Za-z0-9]{1,31});")
 
+_LINE = 16  # characters of base64 a line ends in, at least, for its break to be removed
+_B64 = r"(?:[A-Za-z0-9+/=_-]|\\(?=/))"  # one character of base64, or JSON's \ of \/
+# a text without 16 of these in a row (base64's, and \ of JSON's \/) has no line to join
+_RUN = re.compile(r"[A-Za-z0-9+/=_\\-]{16}")
+
+
+def _after_line(first: str) -> str:
+    """A break's first character (``first``, escaped), at the end of a line of base64."""
+    return f"{first}(?<={_B64}{{{_LINE}}}{first})"
+
+
+# a line break (with the indentation after it) after _LINE characters of base64 (JSON's \/ too)
+# and before one: a break elsewhere (prose, pretty-printed JSON, a reply of line breaks) is not
+# found, so costs no step in Python; the scan skips in C to each break's first character, where
+# the line before it is looked at
+_CR, _LF, _BACKSLASH = _after_line(r"\r"), _after_line(r"\n"), _after_line(r"\\")
 _BREAK = re.compile(
-    r"(?:\r\n?|\n|\\r\\n|\\[nr]|&#(?:13|[xX]0*[dD]);&#(?:10|[xX]0*[aA]);"
-    r"|&#(?:1[03]|[xX]0*[aAdD]);|%0[dD]%0[aA]|%0[aAdD]|&NewLine;)[ \t]*"
+    f"(?:{_CR}\\n?|{_LF}|{_BACKSLASH}(?:r\\\\n|[nr])"
+    f"|{_after_line('&')}(?:#(?:13|[xX]0*[dD]);&#(?:10|[xX]0*[aA]);|#(?:1[03]|[xX]0*[aAdD]);"
+    "|NewLine;)"
+    f"|{_after_line('%')}(?:0[dD]%0[aA]|0[aAdD]))"
+    r"[ \t]*(?=[A-Za-z0-9+/_\\-])"
 )
 _HINTS = ("\n", "\r", "\\n", "\\r", "&#1", "&#x", "&#X", "%0", "&NewLine;")
 _PERCENT_BREAK = re.compile("%0[aAdD]")
-_LINE = 16  # characters of base64 a line ends in, at least, for its break to be removed
 _BASE64 = re.compile(r"(?:[A-Za-z0-9+/=_-]|\\/)+")  # \/: JSON's slash
-_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-\\")
 
 
 class Rewritten:
@@ -160,7 +178,7 @@ def rewrite(text: str, named: tuple[str, ...]) -> Rewritten | None:
     (:func:`names`: of the secrets' characters) rewritten as numeric ones; None if it has
     neither."""
     edits: list[tuple[int, int, str]] = []
-    if any(hint in text for hint in _HINTS):
+    if any(hint in text for hint in _HINTS) and _RUN.search(text) is not None:
         edits += _breaks(text)
     if named and any(mark in text for mark in _AMP_MARKS):
         edits += _named(text, named)
@@ -182,38 +200,65 @@ def wraps(secret: str) -> bool:
 
 def _breaks(text: str) -> list[tuple[int, int, str]]:
     """Each line break of ``text`` between two lines of base64, to remove."""
-    found = []
-    for m in _BREAK.finditer(text):
-        begin, end = m.span()
-        if (
-            begin >= _LINE
-            and end < len(text)
-            and text[end] in _FIRST
-            and _BASE64.fullmatch(text, begin - _LINE, begin)
-        ):
-            found.append((begin, end, ""))
-    return found
+    return [(m.start(), m.end(), "") for m in _BREAK.finditer(text)]
+
+
+_PLAIN_AMPS = ("&", "&amp;", "\\u0026", "%26", "&#38;", "&#x26;", "&#X26;")  # as most write "&"
+
+
+class _Refs(NamedTuple):
+    """How the references by some names are found and rewritten."""
+
+    run: re.Pattern[str]  # a run of references in a row, one or more, by any name sought
+    one: re.Pattern[str]  # one such reference: its "&" (group 1), its name (group 2)
+    wanted: frozenset[str]  # the names to rewrite (without ";")
+    plain: tuple[tuple[str, str], ...]  # what str.replace rewrites (few names), in order
 
 
 @functools.lru_cache(maxsize=64)
-def _references(named: tuple[str, ...]) -> tuple[re.Pattern[str], frozenset[str]]:
-    """What finds a reference by one of the ``named`` (the names themselves, if few), and the
-    names it is to rewrite."""
+def _references(named: tuple[str, ...]) -> _Refs:
+    """What finds references by the ``named`` (the names themselves, if few; else any name,
+    kept if not one of them), and how a run of them is rewritten."""
     wanted = frozenset(name[:-1] for name in named)
     if len(named) > _FEW:
-        return _NAME, wanted
-    return re.compile(f"{_AMP}({'|'.join(sorted(wanted))});"), wanted
+        one, alt = _NAME, _ANY_NAME[:-1]
+        plain: tuple[tuple[str, str], ...] = ()
+    else:
+        alt = "|".join(sorted(wanted))
+        one = re.compile(f"{_AMP}({alt});")
+        plain = tuple(
+            (f"{amp}{name};", f"{amp}#{ord(NAMED[name])};")
+            for name in sorted(wanted)
+            for amp in _PLAIN_AMPS
+        )
+    ref = f"{_AMP.replace('(', '(?:', 1)}(?:{alt});"
+    run = re.compile(f"{ref}(?:{ref})*")  # not (?:…)+: the scan skips to a "&" only so
+    return _Refs(run=run, one=one, wanted=wanted, plain=plain)
 
 
 def _named(text: str, named: tuple[str, ...]) -> list[tuple[int, int, str]]:
-    """Each reference of ``text`` by one of the ``named`` to rewrite as a numeric one (its ``&``
-    written as it was: ``&amp;sol;`` as ``&amp;#47;``, ``\\u0026sol;`` as ``\\u0026#47;``,
-    ``%26sol;`` as ``%26#47;``); other names (``&nbsp;``, ``&eacute;`` of a page) write no
-    character of a secret, and are left as they are."""
+    """Each run of references of ``text`` by the ``named``, one or more in a row, with each
+    reference of the run rewritten as a numeric one (its ``&`` written as it was: ``&amp;sol;``
+    as ``&amp;#47;``, ``\\u0026sol;`` as ``\\u0026#47;``, ``%26sol;`` as ``%26#47;``); other
+    names (``&nbsp;``, ``&eacute;`` of a page) write no character of a secret, and are left as
+    they are. A run is one edit, not one a reference: a reply of nothing but references costs
+    a step in Python a run (a place found inside a run is redacted from the run's start to its
+    end: references only)."""
+    refs = _references(named)
     found = []
-    pattern, wanted = _references(named)
-    for m in pattern.finditer(text):
-        char = NAMED.get(m.group(2)) if m.group(2) in wanted else None
-        if char is not None:
-            found.append((m.start(), m.end(), f"{m.group(1)}#{ord(char)};"))
+    for m in refs.run.finditer(text):
+        run = m.group()
+        for old, new in refs.plain:
+            if old in run:
+                run = run.replace(old, new)
+        if refs.one.search(run) is not None:  # "&#038;", or any name (many sought)
+            run = refs.one.sub(functools.partial(_numeric, refs.wanted), run)
+        if run != m.group():  # else only names no secret holds (many sought)
+            found.append((m.start(), m.end(), run))
     return found
+
+
+def _numeric(wanted: frozenset[str], m: re.Match[str]) -> str:
+    """The reference ``m`` (its ``&``, its name) as a numeric one, if its name is ``wanted``."""
+    name = m.group(2)
+    return f"{m.group(1)}#{ord(NAMED[name])};" if name in wanted else m.group()
