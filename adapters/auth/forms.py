@@ -62,12 +62,17 @@ Secret = str | bytes | Basic | None
 _BASIC = re.compile(r"\s*basic\s+([A-Za-z0-9+/_-]+=*)\s*", re.IGNORECASE)
 
 
+_DERIVED = 8  # characters: a shape derived from a secret (base64, core, hex) shorter, or the
+# cut-off start of its base64 shorter, is not looked for: ids and codes hold as few by chance
+
+
 @functools.lru_cache(maxsize=64)  # as the scrubber's other caches of secrets
 def of(secret: Secret) -> tuple[str, ...]:
     """The strings that stand for ``secret`` in a text: itself (if it is text: bytes that are
     not UTF-8 cannot appear in one), the base64 of each shape it was sent in, in either
     alphabet, padded and not, the cores of its base64 at each offset, and its hex in either
-    case; none shorter than :data:`MIN_SECRET`. A password sent as
+    case; none shorter than :data:`MIN_SECRET`, and none derived from it shorter than
+    :data:`_DERIVED` (the unpadded base64 of a secret of four or five bytes). A password sent as
     :class:`Basic` stands for itself as well (``user:password`` holds it, so is not searched
     for apart)."""
     if secret is None:
@@ -87,23 +92,21 @@ def of(secret: Secret) -> tuple[str, ...]:
         found.update(dict.fromkeys(_base64(data)))
         found.update(dict.fromkeys(_cores(data)))
         found.update(dict.fromkeys((data.hex(), data.hex().upper())))
-    return tuple(s for s in found if len(s) >= MIN_SECRET)
-
-
-_CUT_DERIVED = 8  # characters of a whole base64 shape's start a cut-off end must hold
+    written = _shapes(secret)[0]
+    return tuple(s for s in found if len(s) >= (MIN_SECRET if s in written else _DERIVED))
 
 
 @functools.lru_cache(maxsize=64)
 def heads(secret: Secret) -> tuple[tuple[str, int], ...]:
     """Each string of :func:`of` with how many of its first characters a text must end in to
     lose them (a reply cut off inside it): :data:`MIN_SECRET` for the secret as written,
-    :data:`_CUT_DERIVED` for a whole shape's base64, 0 (never: found only whole) for the
+    :data:`_DERIVED` for a whole shape's base64, 0 (never: found only whole) for the
     cores of its base64 and its hex. The hex of many secrets begins with decimal digits
     (``ab`` is ``6162``), and a base64 core is the middle of a longer text: a receipt, an
     amount, a date or an id that ends in their first few characters is not cut."""
     written, whole = _shapes(secret)
     return tuple(
-        (s, MIN_SECRET if s in written else _CUT_DERIVED if s in whole else 0) for s in of(secret)
+        (s, MIN_SECRET if s in written else _DERIVED if s in whole else 0) for s in of(secret)
     )
 
 

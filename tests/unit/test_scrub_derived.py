@@ -85,3 +85,15 @@ def test_common_data_not_holding_the_secret_is_never_changed(seed: int) -> None:
                 if any(d in text for d in derived + list(scrub.secrets)):
                     continue  # holds a whole shape
                 assert scrub.text(text) == text, (secret, text)
+
+
+def test_no_derived_shape_is_shorter_than_eight_characters() -> None:
+    """The unpadded base64 of a secret of four or five characters (six or seven characters) is
+    not looked for: an id or a code holds as few by chance (``ORDER-YWIzZA`` for ``ab3d``). Its
+    padded base64 and hex still are. Before, the id became ``ORDER-<redacted>``."""
+    scrub = Scrubber(["ab3d"])
+    assert all(len(s) >= 8 for s in scrub.secrets if s != "ab3d")
+    assert scrub.text("ORDER-YWIzZA") == "ORDER-YWIzZA"
+    assert scrub.text("key YWIzZA== refused") == f"key {REDACTED} refused"
+    assert scrub.text("key 61623364 refused") == f"key {REDACTED} refused"
+    assert Scrubber(["k9#Qz"]).text("ULID-azkjUXo") == "ULID-azkjUXo"
