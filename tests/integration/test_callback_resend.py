@@ -11,7 +11,7 @@ import base64
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from federation.runtime.catalogue import Catalogue, load_catalogue
 from federation.runtime.lifecycle import record_lifecycle
 from federation.runtime.notifier import Notifier
 from replay.journal import Journal
+from tests.integration.notice_helpers import Steps
 from tests.waiting import wait_for
 
 NAME = "    name: {zh: 广东政务服务网, en: Guangdong Government Services Portal}\n"
@@ -436,16 +437,8 @@ async def test_a_step_read_before_a_resend_and_written_after_it_keeps_the_resend
 
 
 @dataclass
-class Stepping(Receiver):
+class Stepping(Steps, Receiver):
     """A receiver that, as it takes the next callback, first runs ``step`` (once)."""
-
-    step: Callable[[], Awaitable[Any]] | None = None
-
-    async def handle(self, request: web.Request) -> web.Response:
-        step, self.step = self.step, None
-        if step is not None:
-            await step()
-        return await super().handle(request)
 
 
 async def test_a_step_that_comes_while_the_resent_callback_is_in_flight_follows_it(

@@ -23,8 +23,7 @@ from adapters.base import Reply
 from federation.cli.journal import masked_exchange
 from federation.config import LOCAL as LOCAL_TARGET
 from federation.domain.errors import AdapterError
-from federation.domain.ids import new_id
-from federation.domain.models import Direction, Exchange, NewExchange, State
+from federation.domain.models import Exchange, State
 from federation.domain.texts import said
 from federation.runtime.callbacks import rearm
 from federation.runtime.catalogue import Catalogue, load_catalogue
@@ -34,6 +33,7 @@ from federation.runtime.worker import Worker
 from federation.testing import MockAdapter, permanent, reply, sequence
 from replay.journal import Journal
 from replay.service import Mode
+from tests.integration.notice_helpers import hk_filing, notice_endpoint
 from tests.integration.test_callback_resend_replay import replayed
 from tests.integration.test_inbound import APPLICATION, MAPPING
 from tests.integration.test_notices import notice_config
@@ -73,14 +73,8 @@ class NoticeApi:
 async def notice_api() -> AsyncIterator[tuple[NoticeApi, str]]:
     """The endpoint on loopback and its base URL (hk's inbound.callback)."""
     api = NoticeApi()
-    app = web.Application()
-    app.router.add_post("/tongban/notices/residence-permits", api.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield api, f"http://127.0.0.1:{runner.addresses[0][1]}/tongban/notices"
-    await runner.cleanup()
+    async with notice_endpoint(api.handle) as url:
+        yield api, url
 
 
 def catalogue_at(make_config: Any, url: str) -> Catalogue:
@@ -100,17 +94,7 @@ def catalogue_at(make_config: Any, url: str) -> Catalogue:
 async def filed(journal: Journal, key: str) -> str:
     """An application hk filed, its lease run out: any worker takes it. Its id."""
     at = time.time()
-    new = NewExchange(
-        id=new_id(at),
-        direction=Direction.INBOUND,
-        source="hk",
-        target=LOCAL_TARGET,
-        service="GD-GA-RP-HK",
-        idempotency_key=key,
-        request_hash=f"sha256:{key}",
-        application=APPLICATION,
-        received_at=at,
-    )
+    new = hk_filing(key, APPLICATION, at)
     ex, _ = await journal.create(new, owner="intake", lease_until=at - 1)
     return ex.id
 

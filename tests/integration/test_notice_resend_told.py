@@ -9,18 +9,18 @@ partner's notice API on loopback; on SQLite, PostgreSQL and the in-memory journa
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from federation.domain.models import Exchange, State
 from federation.runtime.notices import resend_notice
 from federation.testing import MockAdapter, reply, sequence
 from replay.journal import Journal
 from replay.service import Mode
+from tests.integration.notice_helpers import Steps, notice_endpoint
 from tests.integration.test_callback_resend_replay import replayed
 from tests.integration.test_notice_resend_overtaken import (
     NoticeApi,
@@ -32,30 +32,16 @@ from tests.integration.test_notice_resend_overtaken import (
 
 
 @dataclass
-class SteppingApi(NoticeApi):
+class SteppingApi(Steps, NoticeApi):
     """The notice API, running ``step`` (once) as it takes the next notice."""
-
-    step: Callable[[], Awaitable[Any]] | None = None
-
-    async def handle(self, request: web.Request) -> web.Response:
-        step, self.step = self.step, None
-        if step is not None:
-            await step()
-        return await super().handle(request)
 
 
 @pytest.fixture
 async def stepping_api() -> AsyncIterator[tuple[SteppingApi, str]]:
     """The endpoint on loopback and its base URL (hk's inbound.callback)."""
     api = SteppingApi()
-    app = web.Application()
-    app.router.add_post("/tongban/notices/residence-permits", api.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield api, f"http://127.0.0.1:{runner.addresses[0][1]}/tongban/notices"
-    await runner.cleanup()
+    async with notice_endpoint(api.handle) as url:
+        yield api, url
 
 
 def notices(done: Exchange) -> list[tuple[str, str]]:

@@ -18,16 +18,15 @@ import pytest
 
 from adapters.registry import protocols
 from federation.api.i18n import translations
-from federation.config import LOCAL as LOCAL_TARGET
 from federation.config import load_config
 from federation.domain.errors import ConfigError, FederationError
-from federation.domain.ids import new_id
-from federation.domain.models import Direction, Event, Exchange, NewExchange, State, StateChange
+from federation.domain.models import Direction, Event, Exchange, State, StateChange
 from federation.runtime.broker import Broker
 from federation.runtime.callbacks import NotResent
 from federation.runtime.notices import resend_notice
 from federation.sim.rest import PartnerSimulator
 from replay.journal import Backend
+from tests.integration.notice_helpers import hk_filing
 from tests.integration.test_delivery import DONE, free_port, settle
 from tests.integration.test_inbound import APPLICATION, KEY, LOCAL, LOCAL_KEY, MAPPING, auth
 from tests.waiting import wait_for
@@ -315,7 +314,6 @@ def test_the_catalogues_report_sections_have_a_word_for_every_step(service: str)
 
 def filed_exchange() -> Exchange:
     """An application hk filed, delivered to the local system (no journal needed)."""
-    from federation.domain.models import Direction
 
     return Exchange(
         id="01KB0Z6Q4Y7M2N8P3R5T9V1W3X",
@@ -391,18 +389,7 @@ async def noticed(journal: Backend, key: str) -> str:
     """An application hk filed, delivered to the local system and its notice delivered (nothing
     pending); its id."""
     at = time.time()
-    new = NewExchange(
-        id=new_id(at),
-        direction=Direction.INBOUND,
-        source="hk",
-        target=LOCAL_TARGET,
-        service="GD-GA-RP-HK",
-        idempotency_key=key,
-        request_hash=f"sha256:{key}",
-        application={},
-        received_at=at,
-    )
-    ex, _ = await journal.create(new, owner="w1", lease_until=at + 30)
+    ex, _ = await journal.create(hk_filing(key, {}, at), owner="w1", lease_until=at + 30)
     for state in (State.QUEUED, State.DELIVERING):
         await journal.record(ex.id, [], StateChange(state=state, attempts=1), owner="w1")
     await journal.record(ex.id, [], StateChange(state=State.DELIVERED, notify=True), owner="w1")

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from federation.domain.models import Exchange
 from federation.runtime.broker import Broker
+from tests.integration.notice_helpers import notice_endpoint
 from tests.integration.test_delivery import DONE, settle
 from tests.integration.test_inbound import MAPPING
 from tests.integration.test_notices import decide, file_one, notice_config
@@ -93,16 +94,9 @@ class NoticeApi:
 async def notice_api() -> AsyncIterator[tuple[NoticeApi, str]]:
     """The endpoint on loopback and its base URL (hk's inbound.callback)."""
     api = NoticeApi()
-    app = web.Application()
-    app.router.add_post("/tongban/notices/residence-permits", api.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    yield api, f"http://127.0.0.1:{port}/tongban/notices"
-    api.release.set()
-    await runner.cleanup()
+    async with notice_endpoint(api.handle) as url:
+        yield api, url
+        api.release.set()
 
 
 async def settled(broker: Broker, xid: str, mark: str) -> Exchange:
