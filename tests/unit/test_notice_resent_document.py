@@ -5,31 +5,21 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from federation.domain.models import Direction, Event, Exchange, State, iso
+from federation.domain.models import Event, Exchange, State, iso
 from federation.runtime.notices import document_for, told
 from federation.runtime.owed import owed
+from tests.unit.hk_exchanges import XID, hk_exchange
 
-XID = "01KB0Z6Q4Y7M2N8P3R5T9V1W3X"
 ASKED = 50.0  # when support staff resent it
 
 
 def refused(*events: tuple[str, dict[str, Any]], updated_at: float = 10.0) -> Exchange:
     """An application hk filed that the local system refused (at 10.0), ``events`` after."""
     history = [("attempt_finished", {"outcome": "permanent_error"}), *events]
-    return Exchange(
-        id=XID,
-        direction=Direction.INBOUND,
-        source="hk",
-        target="local",
-        service="GD-GA-RP-HK",
-        idempotency_key="HKDPO-2026-0401",
-        request_hash="sha256:x",
-        state=State.REJECTED,
-        application={"reference": "HKGOV-2026-000123"},
-        created_at=1.0,
-        updated_at=updated_at,
-        receipt={"receipt_number": "GD-1"},
-        events=tuple(
+    return hk_exchange(
+        State.REJECTED,
+        "HKDPO-2026-0401",
+        tuple(
             Event(
                 exchange_id=XID,
                 kind=kind,
@@ -38,6 +28,8 @@ def refused(*events: tuple[str, dict[str, Any]], updated_at: float = 10.0) -> Ex
             )
             for n, (kind, data) in enumerate(history)
         ),
+        updated_at=updated_at,
+        receipt={"receipt_number": "GD-1"},
     )
 
 

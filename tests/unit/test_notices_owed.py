@@ -5,31 +5,22 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from federation.domain.models import Direction, Event, Exchange, State
+from federation.domain.models import Event, Exchange, State
 from federation.runtime.owed import owed, step_of
-
-XID = "01KB0Z6Q4Y7M2N8P3R5T9V1W3X"
+from tests.unit.hk_exchanges import XID, hk_exchange
 
 
 def exchange(*events: tuple[str, dict[str, Any]]) -> Exchange:
     """An application hk filed, delivered, with ``events`` after its delivery."""
     history = [("attempt_finished", {"outcome": "delivered"}), *events]
-    return Exchange(
-        id=XID,
-        direction=Direction.INBOUND,
-        source="hk",
-        target="local",
-        service="GD-GA-RP-HK",
-        idempotency_key="HKDPO-2026-0301",
-        request_hash="sha256:x",
-        state=State.DELIVERED,
-        application={"reference": "HKGOV-2026-000123"},
-        created_at=1.0,
-        updated_at=1.0,
-        events=tuple(
+    return hk_exchange(
+        State.DELIVERED,
+        "HKDPO-2026-0301",
+        tuple(
             Event(exchange_id=XID, kind=kind, at=float(n), data=data)
             for n, (kind, data) in enumerate(history)
         ),
+        updated_at=1.0,
     )
 
 
