@@ -134,6 +134,32 @@ async def test_a_replay_after_a_resend_sends_the_resent_callback_too(
     assert done.state is State.DELIVERED and done.notify_state is None
 
 
+async def replay_ends_in_flight(
+    make_config: Any,
+    journal: Journal,
+    monkeypatch: Any,
+    partner: MockAdapter,
+    key: str,
+    state: State,
+) -> tuple[str, Stepping, Exchange]:
+    """A refusal's callback resent under ``key``; while the source takes the resend, the
+    exchange is replayed and the worker runs it (the local system answering as ``partner``)
+    until it is ``state``; the notifier runs until nothing is pending. The exchange's id, the
+    receiver, the exchange."""
+    receiver = Stepping(secrets=[new_secret()])
+    async with listening(receiver):
+        catalogue = signed_source(make_config, receiver, monkeypatch)
+        xid = await rejected_then_resent(journal, catalogue, partner, key)
+
+        async def replay_and_end() -> None:
+            await replayed(journal, xid, Mode.RESEND)
+            await worked(journal, catalogue, partner, xid, state)
+
+        receiver.step = replay_and_end
+        done = await until_quiet(journal, catalogue, xid)
+    return xid, receiver, done
+
+
 async def test_a_replay_while_the_resent_callback_is_in_flight_sends_each_once(
     make_config: Any, journal: Journal, monkeypatch: Any
 ) -> None:
@@ -141,17 +167,9 @@ async def test_a_replay_while_the_resent_callback_is_in_flight_sends_each_once(
     replay frees the notifier's lease): the resent callback's delivery is journalled all the
     same, and the replay's `delivered` follows it; neither is sent twice."""
     partner = MockAdapter(sequence(permanent(), reply({"status": "ok", "ref": "HK-1"})))
-    receiver = Stepping(secrets=[new_secret()])
-    async with listening(receiver):
-        catalogue = signed_source(make_config, receiver, monkeypatch)
-        xid = await rejected_then_resent(journal, catalogue, partner, "replay-in-flight")
-
-        async def replay_and_deliver() -> None:
-            await replayed(journal, xid, Mode.RESEND)
-            await worked(journal, catalogue, partner, xid, State.DELIVERED)
-
-        receiver.step = replay_and_deliver
-        done = await until_quiet(journal, catalogue, xid)
+    xid, receiver, done = await replay_ends_in_flight(
+        make_config, journal, monkeypatch, partner, "replay-in-flight", State.DELIVERED
+    )
     keys = [h["idempotency-key"] for h, _, _ in receiver.got]
     assert keys == [f"{xid}:rejected", f"{xid}:rejected", f"{xid}:delivered"]
     assert callbacks_after_resend(done) == [

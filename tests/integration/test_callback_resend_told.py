@@ -29,6 +29,7 @@ from tests.integration.test_callback_resend import (
 from tests.integration.test_callback_resend_replay import (
     callbacks_after_resend,
     rejected_then_resent,
+    replay_ends_in_flight,
     replayed,
     worked,
 )
@@ -121,17 +122,9 @@ async def test_a_resend_taken_while_a_replay_ends_is_followed_by_the_new_end(
     """The replay is sent and refused again while the resent `rejected` is being taken: the
     replay's refusal is still sent, once, as `rejected:2` (its own key, not a repeat)."""
     partner = MockAdapter(sequence(permanent(422), permanent(409)))
-    receiver = Stepping(secrets=[new_secret()])
-    async with listening(receiver):
-        catalogue = signed_source(make_config, receiver, monkeypatch)
-        xid = await rejected_then_resent(journal, catalogue, partner, "told-ended")
-
-        async def replay_and_refuse() -> None:
-            await replayed(journal, xid, Mode.RESEND)
-            await worked(journal, catalogue, partner, xid, State.REJECTED)
-
-        receiver.step = replay_and_refuse
-        done = await until_quiet(journal, catalogue, xid)
+    xid, receiver, done = await replay_ends_in_flight(
+        make_config, journal, monkeypatch, partner, "told-ended", State.REJECTED
+    )
     keys = [key for key, _ in sent(receiver)]
     assert keys == [f"{xid}:rejected"] * 2 + [f"{xid}:rejected:2"]
     assert callbacks_after_resend(done) == [
