@@ -61,3 +61,10 @@ def hk_filing(key: str, application: dict[str, Any], at: float) -> NewExchange:
         application=application,
         received_at=at,
     )
+
+
+def notice_answer(status: int) -> web.Response:
+    """hk's notice API answering with ``status``: busy unless 200, else its OK."""
+    if status != 200:
+        return web.json_response({"detail": "busy"}, status=status)
+    return web.json_response({"result_code": "0000", "result_message": "OK"})

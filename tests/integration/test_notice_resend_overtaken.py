@@ -33,7 +33,7 @@ from federation.runtime.worker import Worker
 from federation.testing import MockAdapter, permanent, reply, sequence
 from replay.journal import Journal
 from replay.service import Mode
-from tests.integration.notice_helpers import hk_filing, notice_endpoint
+from tests.integration.notice_helpers import hk_filing, notice_answer, notice_endpoint
 from tests.integration.test_callback_resend_replay import replayed
 from tests.integration.test_inbound import APPLICATION, MAPPING
 from tests.integration.test_notices import notice_config
@@ -64,9 +64,7 @@ class NoticeApi:
         body = await request.json()
         status = 503 if len(self.got) < self.failures else 200
         self.got.append((request.headers.get("Idempotency-Key", ""), body, status))
-        if status != 200:
-            return web.json_response({"detail": "busy"}, status=status)
-        return web.json_response({"result_code": "0000", "result_message": "OK"})
+        return notice_answer(status)
 
 
 @pytest.fixture

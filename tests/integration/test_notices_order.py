@@ -20,7 +20,7 @@ from aiohttp import web
 
 from federation.domain.models import Exchange
 from federation.runtime.broker import Broker
-from tests.integration.notice_helpers import notice_endpoint
+from tests.integration.notice_helpers import notice_answer, notice_endpoint
 from tests.integration.test_delivery import DONE, settle
 from tests.integration.test_inbound import MAPPING
 from tests.integration.test_notices import decide, file_one, notice_config
@@ -85,9 +85,7 @@ class NoticeApi:
             await self.release.wait()
         status = 503 if n <= self.failures else 200
         self.log.append((key, str(body.get("notice_type")), body, status))
-        if status != 200:
-            return web.json_response({"detail": "busy"}, status=status)
-        return web.json_response({"result_code": "0000", "result_message": "OK"})
+        return notice_answer(status)
 
 
 @pytest.fixture
