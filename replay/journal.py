@@ -128,6 +128,12 @@ class Journal(Protocol):
         """Raise JournalUnavailable unless a write could succeed now (ChainBroken when the
         journal's checkpoints showed it rolled back at open)."""
 
+    @property
+    def writes_refused(self) -> bool:
+        """True while this process's journal refuses writes for want of the disk's room, from
+        the refused write until it finds room again (``tongban_journal_writes_refused``)."""
+        ...
+
     async def create(
         self, new: NewExchange, *, owner: str, lease_until: float
     ) -> tuple[Exchange, bool]:

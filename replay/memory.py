@@ -126,6 +126,11 @@ class InMemoryJournal:
         if problem is not None:
             raise ChainBroken(f"in-memory journal: {problem}")
 
+    @property
+    def writes_refused(self) -> bool:
+        """Never: there is no disk to fill (``fail_writes`` simulates an unavailable store)."""
+        return False
+
     async def ping(self) -> None:
         self._check()
 

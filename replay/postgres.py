@@ -249,6 +249,11 @@ class PostgresJournal(PostgresAdmin):
 
     # -- the Journal interface ---------------------------------------------------------------
 
+    @property
+    def writes_refused(self) -> bool:
+        """A write was refused for want of the server's space and no probe has found room."""
+        return self.room.failing is not None
+
     async def ping(self) -> None:
         if self._refused is not None:
             raise ChainBroken(self._refused)

@@ -286,6 +286,11 @@ class SQLiteJournal(SQLiteAdmin):
 
     # -- the Journal interface ---------------------------------------------------------------
 
+    @property
+    def writes_refused(self) -> bool:
+        """The writer's last write failed for want of the disk and it has found no room since."""
+        return self._writer is not None and self._writer.failing is not None
+
     async def ping(self) -> None:
         if self._chain.refused is not None:
             raise ChainBroken(f"journal {self.path}: {self._chain.refused}")

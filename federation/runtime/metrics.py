@@ -9,7 +9,8 @@ Two kinds, told apart by how several instances on one PostgreSQL database add up
   per process, so many scrapers do not each count the exchanges table;
 * **per instance** (counters and histograms kept in process: attempts by outcome, intake latency,
   partner call latency, submit-to-delivered time, journal commit latency and batch size, breaker
-  state, reloads, the status poller's backlog, the configuration version): rates are summed.
+  state, whether the journal refuses writes for want of room, reloads, the status poller's
+  backlog, the configuration version): rates are summed.
 
 ``serve --workers N`` runs N processes behind one port, and a scrape reaches one of them. There the
 parent sets ``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's documented multiprocess mode): every
@@ -24,6 +25,7 @@ Recording costs a dictionary lookup and a lock per observation; nothing touches 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import time
@@ -221,7 +223,7 @@ class Metrics:
             self.commit,
             self.batch,
         ) = _timings(r)
-        self.config, self.poll_backlog, self.breaker = _process_gauges(r)
+        self.config, self.poll_backlog, self.breaker, self.refused = _process_gauges(r)
         self._version: str | None = None
         self._partners: set[str] = set()
         # label children, looked up once: .labels() builds a tuple and takes a lock per call
@@ -287,7 +289,8 @@ class Metrics:
         self.config.labels(self.owner, version).set(1)
 
     def refresh(self, host: Host) -> None:
-        """Publish this process's own state: breaker of each partner, status-poll backlog."""
+        """Publish this process's own state: breaker of each partner, status-poll backlog,
+        whether its journal refuses writes for want of room."""
         states = host.breaker_states()
         for partner in self._partners - states.keys():  # a partner the reload took away
             if self.multiprocess:
@@ -298,6 +301,7 @@ class Metrics:
         for partner, state in states.items():
             self.breaker.labels(partner).set(BREAKER_VALUES.get(state, 0.0))
         self.poll_backlog.set(host.poll_backlog())
+        self.refused.set(1.0 if refusing(host.journal) else 0.0)
 
     # -- a worker of several: its own state written for whichever worker is scraped -------------
 
@@ -329,7 +333,12 @@ class Metrics:
 
     async def exposition(self, host: Host) -> bytes:
         """Read the journal's tally (at most once per ``cache_seconds``) and this instance's
-        state, then render every metric (with ``--workers``: every worker's)."""
+        state, then render every metric (with ``--workers``: every worker's). A journal that
+        refuses writes for want of room looks for room again first, as /readyz does, so the
+        gauge falls back to 0 with no readiness probe needed."""
+        if refusing(host.journal):
+            with contextlib.suppress(JournalError):  # still no room: the gauge stays at 1
+                await host.journal.ping()
         self.refresh(host)
         tally = await self.tally(host.journal)
         catalogue = host.catalogue
@@ -357,7 +366,7 @@ class Metrics:
             return tally
 
 
-def _process_gauges(r: CollectorRegistry) -> tuple[Gauge, Gauge, Gauge]:
+def _process_gauges(r: CollectorRegistry) -> tuple[Gauge, Gauge, Gauge, Gauge]:
     """The gauges of one process; ``multiprocess_mode`` says how workers' values combine."""
     config = Gauge(
         "tongban_config_info",
@@ -379,7 +388,19 @@ def _process_gauges(r: CollectorRegistry) -> tuple[Gauge, Gauge, Gauge]:
         registry=r,
         multiprocess_mode="livemax",  # the worst breaker of any live worker
     )
-    return config, poll_backlog, breaker
+    refused = Gauge(
+        "tongban_journal_writes_refused",
+        "1 while this instance's journal refuses writes for want of room on its disk, else 0",
+        registry=r,
+        multiprocess_mode="livemax",  # 1 if any live worker's writes are refused
+    )
+    return config, poll_backlog, breaker, refused
+
+
+def refusing(journal: Journal | None) -> bool:
+    """Whether ``journal`` refuses writes for want of room now (``Journal.writes_refused``); a
+    stand-in without the property, or no journal yet, refuses nothing."""
+    return bool(getattr(journal, "writes_refused", False))
 
 
 def multiprocess_dir() -> str | None:

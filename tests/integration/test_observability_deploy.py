@@ -135,9 +135,11 @@ def _config_drift_test() -> dict[str, Any]:
 
 def test_the_alerts_fire_on_the_situations_they_name(promtool: str, tmp_path: Path) -> None:
     """promtool's rule unit tests: a partner that only fails, an exchange older than its retry
-    policy, an unreadable journal, a breaker held open, new dead letters and instances on two
-    configurations raise their alert; a partner that delivers, a young exchange, a closed breaker
-    and a worker's stale 0 for the version it ran before a reload raise none."""
+    policy, an unreadable journal, a journal that reads but refuses writes for want of room (the
+    one TongbanJournalUnavailable misses), a breaker held open, new dead letters and instances on
+    two configurations raise their alert; a partner that delivers, a young exchange, a closed
+    breaker, a journal with room again and a worker's stale 0 for the version it ran before a
+    reload raise none."""
     series = [
         ('tongban_attempts_total{partner="hk",outcome="transient_error",instance="a"}', "0+5x40"),
         ('tongban_attempts_total{partner="gd",outcome="transient_error",instance="a"}', "0+1x40"),
@@ -155,6 +157,11 @@ def test_the_alerts_fire_on_the_situations_they_name(promtool: str, tmp_path: Pa
         ],
         ('tongban_journal_up{instance="a"}', "1x40"),
         ('tongban_journal_up{instance="b"}', "1x5 0x35"),
+        # instance c reads its journal all along, but from minute 10 it refuses writes for want
+        # of room, and finds room again at minute 30
+        ('tongban_journal_up{instance="c"}', "1x40"),
+        ('tongban_journal_writes_refused{instance="a"}', "0x40"),
+        ('tongban_journal_writes_refused{instance="c"}', "0x10 1x20 0x10"),
         ('tongban_breaker_state{partner="hk",instance="a"}', "2x40"),
         ('tongban_breaker_state{partner="gd",instance="a"}', "0x40"),
         *[
@@ -190,6 +197,13 @@ def test_the_alerts_fire_on_the_situations_they_name(promtool: str, tmp_path: Pa
                         "alertname": "TongbanJournalUnavailable",
                         "exp_alerts": [_expected("TongbanJournalUnavailable", {"instance": "b"})],
                     },
+                    {"eval_time": "5m", "alertname": "TongbanJournalFull", "exp_alerts": []},
+                    {
+                        "eval_time": "20m",
+                        "alertname": "TongbanJournalFull",
+                        "exp_alerts": [_expected("TongbanJournalFull", {"instance": "c"})],
+                    },
+                    {"eval_time": "35m", "alertname": "TongbanJournalFull", "exp_alerts": []},
                     {
                         "eval_time": "20m",
                         "alertname": "TongbanBreakerOpenLong",
@@ -289,6 +303,7 @@ async def test_rules_and_dashboard_name_only_metrics_the_broker_exports(
         "tongban_oldest_waiting_seconds",
         "tongban_attempts_total",
         "tongban_breaker_state",
+        "tongban_journal_writes_refused",
         "tongban_journal_commit_seconds_bucket",
         "tongban_submit_to_delivered_seconds_bucket",
         "tongban_config_info",
