@@ -5,12 +5,18 @@ journal refuses writes for want of room, 0 before and once room is back, on ever
 only /readyz told; the alert TongbanJournalFull is driven by it. A scrape looks for room again
 itself (as /readyz does), so the gauge falls back to 0 with no readiness probe and no application.
 SQLite's full disk is the writer's page limit; PostgreSQL's is SQLSTATE 53100 raised by triggers in
-the test's own schema (tests/integration/test_pg_ready_while_full.py).
+the test's own schema (tests/integration/test_pg_ready_while_full.py). Under ``serve --workers``
+each worker publishes its own journal's state and a scrape shows 1 if any live worker's is refused.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -18,7 +24,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from replay.memory import InMemoryJournal
-from tests.conftest import HK_APPLICATION
+from tests.conftest import HK_APPLICATION, REPO
 from tests.integration.pg import PgSchema, fresh_schema
 from tests.integration.test_pg_ready_while_full import _full, _room
 from tests.integration.test_ready_while_writes_fail import MANY, capped
@@ -106,3 +112,53 @@ async def test_memory_gauge_stays_zero(make_config: Any, broker_at: Any) -> None
         during = await refused(http)
         journal.fail_writes = False
     assert (before, status, during) == ((0.0, 202), 503, 0.0)
+
+
+WORKER = """
+import json, os, sys
+from federation.runtime.metrics import Metrics
+
+class Journal:
+    writes_refused = json.loads(sys.argv[1])
+
+class Host:
+    journal = Journal()
+    catalogue = None
+    owner = "h:" + str(os.getpid())
+    def breaker_states(self):
+        return {}
+    def poll_backlog(self):
+        return 0
+
+m = Metrics(Host.owner)
+assert m.multiprocess
+m.refresh(Host())
+if len(sys.argv) > 2:
+    sys.stdout.write(__import__("prometheus_client").generate_latest(m._exposed).decode())
+"""
+
+
+def worker(directory: Path, refused: bool, *, render: bool = False) -> str:
+    """One `serve --workers` worker publishing its journal's state; what it rendered, if asked."""
+    directory.mkdir(exist_ok=True)
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    args = [sys.executable, "-c", WORKER, json.dumps(refused)] + (["render"] if render else [])
+    done = subprocess.run(
+        args, cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=True
+    )
+    return done.stdout
+
+
+def test_workers_show_one_if_any_worker_refuses(tmp_path: Path) -> None:
+    """Under `serve --workers`: a scrape of any worker shows 1 (not a count) while live workers'
+    journals refuse writes and another's does not, and 0 when none does."""
+    worker(tmp_path / "one", True)
+    worker(tmp_path / "one", True)
+    one = worker(tmp_path / "one", False, render=True)
+    worker(tmp_path / "none", False)
+    none = worker(tmp_path / "none", False, render=True)
+    values = [
+        [s.value for f in text_string_to_metric_families(t) for s in f.samples if s.name == GAUGE]
+        for t in (one, none)
+    ]
+    assert values == [[1.0], [0.0]]
