@@ -150,7 +150,17 @@ def may_need(read: frozenset[str], named: tuple[str, ...]) -> bool:
     return "&" in read and ";" in read and any(read.issuperset(name) for name in names)
 
 
-def hinted(text: str, hint: re.Pattern[str]) -> bool:
+class Hint(NamedTuple):
+    """What :func:`hinted` looks for after each way of writing a ``&`` (:func:`hint`): one
+    pattern a first character, so that each begins with a literal, which Python's ``re`` skips
+    to in C (a pattern of several first characters is tried at every character of a text)."""
+
+    amp: re.Pattern[str]  # after "&": a reference to a break, or a name ("&", "&amp;", "&#38;")
+    json: re.Pattern[str] | None  # "\\u0026" and a name (None: no name sought)
+    url: re.Pattern[str] | None  # "%26" and a name
+
+
+def hinted(text: str, hint: Hint) -> bool:
     """Whether ``text`` may be rewritten: it holds a line break in any form, or what ``hint``
     (:func:`hint`) finds after a ``&``: a reference to a line break, or one of the names of
     the secrets' characters."""
@@ -160,17 +170,25 @@ def hinted(text: str, hint: re.Pattern[str]) -> bool:
         return True
     if "%" in text and _PERCENT_BREAK.search(text):
         return True
-    return any(mark in text for mark in _AMP_MARKS) and hint.search(text) is not None
+    return (
+        ("&" in text and hint.amp.search(text) is not None)
+        or (hint.json is not None and "\\" in text and hint.json.search(text) is not None)
+        or (hint.url is not None and "%" in text and hint.url.search(text) is not None)
+    )
 
 
 @functools.lru_cache(maxsize=64)
-def hint(named: tuple[str, ...]) -> re.Pattern[str]:
-    """What a text that may be rewritten holds after a ``&`` (one pass over the text): a
-    reference to a line break, or one of the ``named`` (:func:`names`; any name, if there are
-    more than :data:`_FEW`), its ``&`` written in any way :func:`rewrite` reads (:data:`_AMP`)."""
+def hint(named: tuple[str, ...]) -> Hint:
+    """What a text that may be rewritten holds after a ``&`` (one pass over the text for each
+    way of writing it that the text may hold): a reference to a line break, or one of the
+    ``named`` (:func:`names`; any name, if there are more than :data:`_FEW`), its ``&`` written
+    in any way :func:`rewrite` reads (:data:`_AMP`, taken apart by its first character)."""
     name = "|".join(named) if len(named) <= _FEW else _ANY_NAME
-    named_ref = f"|{_AMP}(?:{name})" if named else ""
-    return re.compile(f"&(?:#(?:1[03]|[xX]0*[aAdD]);|NewLine;){named_ref}")
+    named_ref = f"|(?:amp;|#0*38;|#[xX]0*26;)?(?:{name})" if named else ""
+    amp = re.compile(f"&(?:#(?:1[03]|[xX]0*[aAdD]);|NewLine;{named_ref})")
+    if not named:
+        return Hint(amp=amp, json=None, url=None)
+    return Hint(amp=amp, json=re.compile(f"\\\\u0026(?:{name})"), url=re.compile(f"%26(?:{name})"))
 
 
 def rewrite(text: str, named: tuple[str, ...]) -> Rewritten | None:
