@@ -171,6 +171,8 @@ async def test_a_workers_metrics_refresh_goes_on_after_an_unforeseen_error(
     asked = [0]
 
     class Host:
+        journal = None  # no journal yet: it refuses nothing (metrics.refusing)
+
         def breaker_states(self) -> dict[str, str]:
             asked[0] += 1
             if asked[0] == 1:
