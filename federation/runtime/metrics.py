@@ -398,9 +398,9 @@ def _process_gauges(r: CollectorRegistry) -> tuple[Gauge, Gauge, Gauge, Gauge]:
 
 
 def refusing(journal: Journal | None) -> bool:
-    """Whether ``journal`` refuses writes for want of room now (``Journal.writes_refused``); a
-    stand-in without the property, or no journal yet, refuses nothing."""
-    return bool(getattr(journal, "writes_refused", False))
+    """Whether ``journal`` refuses writes for want of room now (``Journal.writes_refused``); no
+    journal yet refuses nothing."""
+    return journal is not None and journal.writes_refused
 
 
 def multiprocess_dir() -> str | None:

@@ -84,6 +84,8 @@ async def test_a_refused_reload_is_counted_and_logged_as_a_warning(
 
 @dataclass
 class _Down:
+    writes_refused: bool = False  # down, not full: the tally is what fails
+
     async def tally(self) -> Any:
         raise JournalUnavailable("database is down")
 

@@ -232,6 +232,8 @@ def test_the_alerts_fire_on_the_situations_they_name(promtool: str, tmp_path: Pa
 
 @dataclass
 class _Journal:
+    writes_refused = False
+
     async def tally(self) -> Tally:
         return Tally(
             exchanges={("retry_wait", "hk", "TD-VL-RENEW"): 1},

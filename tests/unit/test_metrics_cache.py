@@ -22,6 +22,7 @@ class Counting:
 
     calls: int = 0
     release: asyncio.Event | None = None
+    writes_refused: bool = False
 
     async def tally(self) -> Tally:
         self.calls += 1
