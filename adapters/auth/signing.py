@@ -78,8 +78,10 @@ def string_to_sign(
 
 
 def signature(spec: Signing, secret: bytes, text: str) -> str:
-    """The signature of ``text`` by ``spec``'s algorithm and encoding."""
-    data = text.encode("utf-8")
+    """The signature of ``text`` by ``spec``'s algorithm and encoding. A byte not UTF-8 that
+    aiohttp read from a header as a lone surrogate is signed as that byte (as the gateway
+    simulator reads it); any other lone surrogate raises UnicodeEncodeError."""
+    data = text.encode("utf-8", "surrogateescape")
     if spec.algorithm == "hmac-sha256":
         raw = mac("sha256", secret, data)
     elif spec.algorithm == "hmac-sm3":

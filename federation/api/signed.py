@@ -18,7 +18,7 @@ from typing import NoReturn
 from aiohttp import web
 
 from adapters.auth.signing import signature, string_to_sign
-from federation.api.compare import same_token
+from federation.api.compare import as_bytes, same_token
 from federation.api.problems import ProblemError
 from federation.config.auth import InboundSigning
 from federation.config.model import Partner
@@ -83,7 +83,9 @@ async def verify(request: web.Request, partner: Partner, body: bytes) -> None:
         timestamp=values[names.timestamp],
         nonce=values[names.nonce],
     )
-    if not same_token(signature(spec.signing, secret, text), given):  # any text, any byte
+    # A byte not UTF-8 in a nonce or signed header is signed as itself; a text that cannot be
+    # so encoded (no header gives one) matches nothing: 401 either way, never a 500.
+    if as_bytes(text) is None or not same_token(signature(spec.signing, secret, text), given):
         _refuse("the signature does not match the request")
     if not request.app[NONCES].first_use(partner.id, values[names.nonce], spec.window):
         _refuse("that nonce was already used: a replayed call")
