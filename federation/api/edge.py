@@ -17,6 +17,7 @@ from aiohttp.http_exceptions import ContentEncodingError, PayloadEncodingError
 from aiohttp.web_protocol import RequestPayloadError
 from multidict import CIMultiDict
 
+from federation.api.budget import budget_of, written
 from federation.api.coding import coding_of, decompressed
 from federation.api.problems import ACCEPT_LANGUAGE, ProblemError, problem_response, status_of
 from federation.config.model import BrokerSettings
@@ -535,11 +536,27 @@ async def refuse(
         body=body,
         body_bytes=size,
     )
-    try:
-        await broker.journal.refuse(refusal)
-    except JournalError as err:
-        _log.error("refusal_not_journalled", error=str(err), problem=exc.code)
-    _log.info("intake_refused", status=status_of(exc), problem=exc.code)
+    await journalled(broker, refusal)
+
+
+async def journalled(broker: Broker, refusal: Refusal) -> None:
+    """Journal ``refusal`` within the refusal budget (``broker.refusal_budget``, budget.py): as
+    it is, without its body past the budget of bodies, or counted for its address's summary row
+    past the budget of rows (then not logged one by one either); with it, the summary rows of a
+    window that has ended."""
+    budget = budget_of(broker.journal)
+    budget.configure(
+        broker.catalogue.config.broker.refusal_budget, broker.metrics.refusals_not_kept
+    )
+    kept = budget.admit(refusal)
+    if kept is not None:
+        try:
+            await broker.journal.refuse(kept)
+        except JournalError as err:
+            _log.error("refusal_not_journalled", error=str(err), problem=kept.problem)
+        _log.info("intake_refused", status=kept.status, problem=kept.problem)
+    await written(broker.journal, budget.due())
+    budget.watch(broker.journal)
 
 
 async def refuse_without_body(request: web.Request, exc: RequestRefused) -> None:

@@ -34,6 +34,7 @@ from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.http_parser import HttpRequestParser
 from aiohttp.streams import StreamReader
 
+from federation.api.budget import RefusalBudget, budget_of
 from federation.api.edge import PATH_KEPT, bounded, storable
 from federation.logging import get_logger
 from replay.journal import Journal, Refusal
@@ -135,8 +136,17 @@ class EdgeRefusals:
     :data:`PENDING` waiting, a refusal is dropped and counted. ``async with`` (or :meth:`close`)
     drains the queue at its end."""
 
-    def __init__(self, journal: Journal, *, pending: int = PENDING, drain: float = DRAIN) -> None:
+    def __init__(
+        self,
+        journal: Journal,
+        *,
+        pending: int = PENDING,
+        drain: float = DRAIN,
+        budget: RefusalBudget | None = None,
+    ) -> None:
         self._journal = journal
+        # shared with the app's refusals: the settings and metric its refusals last gave it
+        self._budget = budget_of(journal) if budget is None else budget
         self._queue: asyncio.Queue[Refusal] = asyncio.Queue(maxsize=pending)
         self._drain = drain
         self._writer: asyncio.Task[None] | None = None
@@ -158,9 +168,20 @@ class EdgeRefusals:
         await self.close()
 
     def keep(self, refusal: Refusal) -> None:
-        """Queue ``refusal`` for the journal; dropped and counted when :data:`PENDING` wait
-        already or the writer has closed."""
-        if self._closed or self._queue.full():
+        """Queue ``refusal`` for the journal within the refusal budget (past it, counted for its
+        address's summary row, which is queued once its window ends: federation/api/budget.py);
+        dropped and counted when :data:`PENDING` wait already or the writer has closed."""
+        if self._closed:
+            self.dropped += 1
+            self._report(force=False)
+            return
+        kept = self._budget.admit(refusal)
+        for row in ([] if kept is None else [kept]) + self._budget.due():
+            self._queued(row)
+        self._budget.watch(self._journal)
+
+    def _queued(self, refusal: Refusal) -> None:
+        if self._queue.full():
             self.dropped += 1
             self._report(force=False)
             return
@@ -187,6 +208,8 @@ class EdgeRefusals:
         """Take no more; wait up to the drain for the queue to be written, then stop the writer
         and count what it had not written; log what was dropped since the last report."""
         self._closed = True
+        with contextlib.suppress(TimeoutError):  # the summaries still to be written, then
+            await asyncio.wait_for(self._budget.close(self._journal), self._drain)
         if self._writer is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._queue.join(), self._drain)

@@ -32,6 +32,7 @@ from federation.config.model import (
 from federation.config.policies import POLICY_KEYS, Policies, override, policies
 from federation.config.principals import parse_principals
 from federation.config.reader import Reader
+from federation.config.refusals import parse_refusal_budget
 from federation.config.replies import parse_reply, with_rules
 from federation.config.retention import parse_retention
 from federation.config.schemas import parse_schemas
@@ -389,6 +390,7 @@ def _broker(r: Reader, raw: Any) -> BrokerSettings:
             "operator_keys_sha256",
             "body_timeout",
             "retention",
+            "refusal_budget",
         ),
     )
     if m is None:
@@ -415,4 +417,8 @@ def _broker(r: Reader, raw: Any) -> BrokerSettings:
         )
     if "retention" in m:
         values["retention"] = parse_retention(r, m["retention"])
-    return override(BrokerSettings(), values)
+    settings = override(BrokerSettings(), values)
+    if "refusal_budget" in m:  # None turns it off: not a value override() passes over
+        budget = parse_refusal_budget(r, m["refusal_budget"])
+        settings = replace(settings, refusal_budget=budget)
+    return settings

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from federation.config.auth import Auth, InboundSigning
 from federation.config.principals import Principal
 from federation.config.reader import Reader
+from federation.config.refusals import RefusalBudgetSettings
 from federation.config.replies import ReplyRules
 from federation.config.retention import Retention
 from federation.config.secrets import SecretRef
@@ -162,6 +163,9 @@ class BrokerSettings:
     # if any: support staff's search, replay, reload and other sources' exchanges need one
     operator_keys_sha256: frozenset[str] = frozenset()
     retention: Retention | None = None  # archive and prune ended exchanges (config/retention.py)
+    # refusals journalled one by one and their bodies kept, per address and in all; None: every
+    # one in full (config/refusals.py, api/budget.py)
+    refusal_budget: RefusalBudgetSettings | None = field(default_factory=RefusalBudgetSettings)
 
 
 @dataclass(frozen=True, kw_only=True)

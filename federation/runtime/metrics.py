@@ -216,6 +216,13 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.attempts, self.requests, self.reloads = _counters(r)
+        self.refusals_not_kept = Counter(  # federation/api/budget.py
+            "tongban_refusals_not_kept",
+            "Refused requests not journalled one by one (reason row_address, row_total) or "
+            "journalled without their body (body_address, body_total), past the refusal budget",
+            ["reason"],
+            registry=r,
+        )
         (
             self.intake,
             self.partner_call,
