@@ -3,11 +3,18 @@ space, so that its ping (/readyz) says so while reads, and updates in place, sti
 
 Like the SQLite writer's failing flag and its ``room()`` (``replay/dbthread.py``). A write refused
 with ``disk_full`` (SQLSTATE 53100: PostgreSQL's "could not extend file …: No space left on
-device"), or an I/O error (class 58) for the same want of space, is remembered. A commit does not
-clear it: a presence beat (an upsert) or a lease renewal updates rows in place and needs no new
+device"), or an I/O error (class 58) for the same want of space, is remembered. Not every commit
+clears it: a presence beat (an upsert) or a lease renewal updates rows in place and needs no new
 page, so it succeeds on a full disk while every application, which does, is refused.
 
-A probe clears it: the ping, while the flag is set, inserts rows of random bytes (which no
+A write that adds rows (an application taken, an outcome recorded) clears it once it has
+committed, unless a write was refused for want of room meanwhile, as a commit clears SQLite's once
+there is room: the instance takes applications again, so it does not say it refuses them (the
+gauge ``tongban_journal_writes_refused``, which a worker of ``serve --workers`` publishes without
+pinging, would otherwise stay at 1 while every worker takes applications). A write refused after
+that sets it again.
+
+A probe clears it too, with no application needed: the ping, while the flag is set, inserts rows of random bytes (which no
 compressing filesystem can shrink), a page each, into the journal's own ``room_probe`` table
 (migration 0015, made where the journal's tables are), in a transaction it rolls back, until the
 table's file has grown by ``ROOM_PAGES`` pages. It needs INSERT on a journal table and nothing
@@ -17,9 +24,8 @@ Pages freed by vacuum are reused before the file grows, so the probe measures th
 
 A probe that fails for another reason (no INSERT granted, the table missing or not where
 ``events`` is, a lock, a check the server refuses) cannot tell: it is not taken for a full disk,
-and it must not keep /readyz not ready for ever. Then the next write that adds rows (an
-application taken, an outcome recorded) clears the flag, and until then the ping says both: why
-writes failed and why the probe cannot tell.
+and it must not keep /readyz not ready for ever. Then the next write that adds rows clears the
+flag, and until then the ping says both: why writes failed and why the probe cannot tell.
 
 Not remembered: ``out_of_memory`` (53200) is one backend's allocation failing, not the journal
 being unable to take applications, and ``too_many_connections`` (53300) refuses the ping's own
@@ -125,7 +131,7 @@ class Room:
     """This instance's memory of a write refused for want of the server's space."""
 
     def __init__(self) -> None:
-        self.failing: str | None = None  # why, until a probe finds room
+        self.failing: str | None = None  # why, until a probe finds room or a write adds rows
         self.blind: str | None = None  # why the last probe could not tell
         self.refusals = 0  # refusals seen: one during a probe or a write keeps the flag
 
@@ -147,8 +153,8 @@ class Room:
 
     def wrote(self, seen: int) -> None:
         """A write that added rows committed, and no write was refused for want of room since
-        ``refusals`` was ``seen``: while the probe cannot tell, that clears the flag."""
-        if self.blind is not None and self.refusals == seen:
+        ``refusals`` was ``seen``: the server had room for it, and the flag is cleared."""
+        if self.refusals == seen:
             self.failing = self.blind = None
 
     async def recheck(

@@ -96,18 +96,20 @@ async def test_a_probe_refused_for_another_reason_cannot_tell() -> None:
     assert (room.failing, room.blind) == (None, None)
 
 
-async def test_a_write_clears_it_only_where_the_probe_cannot_tell() -> None:
-    """While the probe works, a write that succeeds does not clear the flag (a row can fit in a
-    page's free space on a full disk); nor does one where a refusal came meanwhile."""
+async def test_a_write_clears_it_unless_a_refusal_came_meanwhile() -> None:
+    """A write that added rows and committed clears the flag, as a commit with room clears
+    SQLite's, whether or not the probe can tell; one during which another write was refused for
+    want of room does not."""
     room = Room()
     room.note(asyncpg.DiskFullError(EXTEND))
     room.wrote(room.refusals)
-    assert room.failing is not None
+    cleared = room.failing
+    room.note(asyncpg.DiskFullError(EXTEND))
     seen = room.refusals
     await room.recheck(_refusing(asyncpg.InsufficientPrivilegeError("permission denied")))
     room.note(asyncpg.DiskFullError(EXTEND))
     room.wrote(seen)
-    assert room.failing is not None
+    assert (cleared, room.failing) == (None, f"{EXTEND} (SQLSTATE 53100)")
 
 
 async def test_a_probe_refused_for_want_of_room_raises() -> None:
