@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from time import monotonic
 from typing import Any, TypeVar
 
 from replay.turn import Turn, TurnNotHad
@@ -31,6 +32,10 @@ MAX_BATCH = 512
 # pages of room a writer that failed for want of the disk asks for before it says writes work
 # again: some applications' worth (one takes 14 to 18 pages of the write-ahead log, 8 KiB each)
 ROOM_PAGES = 64
+# seconds from one write of those pages (``_disk_room``) to the next: the checks between answer
+# no room (the last found none, or the writer failed since), so that pings (/readyz, which anyone
+# may ask) cannot make it write 512 KiB and fsync them at will on a disk that is nearly full
+ROOM_EVERY = 5.0
 Item = TypeVar("Item")
 
 
@@ -91,6 +96,7 @@ class DbThread(threading.Thread):
         # until the disk has room again (``room``): a ping's read succeeds all the while, and so
         # do updates in place (a presence beat, a lease renewal), so neither says so (/readyz)
         self.failing: str | None = None
+        self._wrote_room_at: float | None = None  # when ``room`` last wrote its pages (monotonic)
 
     def start_and_wait(self) -> None:
         """Start the thread and raise (translated) if the connection could not be opened."""
@@ -169,6 +175,9 @@ class DbThread(threading.Thread):
         need no savepoint. Anything else (a disk error, a bug) rolls the whole batch back; the ops
         are then retried one per transaction so that one bad op cannot fail its neighbours. A turn
         not had in time fails the whole batch at once: no op of it could be written either.
+
+        A writer whose writes failed for want of the disk looks for room after a commit, the
+        turn given back first: other processes need not wait for its check.
         """
         if turn is not None:
             try:
@@ -180,7 +189,7 @@ class DbThread(threading.Thread):
                 self._deliver([(fut, None, failed) for _, fut in batch])
                 return
         try:
-            results = self._transact(conn, batch)
+            results, committed = self._transact(conn, batch)
         finally:
             if turn is not None:
                 turn.give()
@@ -188,12 +197,15 @@ class DbThread(threading.Thread):
             for item in batch:
                 self._run_batch(conn, [item], turn)
             return
+        if committed and self.failing is not None and self._room_now(conn):
+            self.failing = None
         self._deliver(results)
 
     def _transact(
         self, conn: sqlite3.Connection, batch: list[tuple[Op, asyncio.Future[Any]]]
-    ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]] | None:
-        """The batch's results, committed; None if it was rolled back and should be retried op by op."""
+    ) -> tuple[list[tuple[asyncio.Future[Any], Any, BaseException | None]] | None, bool]:
+        """The batch's results, and whether it committed; None if it was rolled back and should
+        be retried op by op."""
         results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         t0 = time.perf_counter()
         try:
@@ -213,12 +225,10 @@ class DbThread(threading.Thread):
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
             if len(batch) > 1:
-                return None
+                return None, False
             if _disk(exc):
                 self.failing = str(exc)
-            return [(fut, None, exc) for _, fut in batch]
-        if self.failing is not None and _room_now(conn):
-            self.failing = None
+            return [(fut, None, exc) for _, fut in batch], False
         if self._observe is not None:
             # committed: a metric that fails must not take the writer (and every waiter) down
             with contextlib.suppress(Exception):
@@ -226,7 +236,28 @@ class DbThread(threading.Thread):
         if self._after_commit is not None:
             with contextlib.suppress(Exception):  # a checkpoint is best effort, never a failure
                 self._after_commit()
-        return results
+        return results, True
+
+    def _room_now(self, conn: sqlite3.Connection) -> bool:
+        """``room``, with anything it raises (the disk failing under the check itself) taken as
+        no room: the check runs after the batch's COMMIT, outside its error handling, and must
+        never end the writer nor leave the batch's callers unanswered. Its pages are written at
+        most every ``ROOM_EVERY`` seconds (``_disk_now``)."""
+        try:
+            return room(conn, disk=self._disk_now)
+        except Exception:
+            return False
+
+    def _disk_now(self, path: Path, size: int) -> bool:
+        """``_disk_room``, unless it ran less than ``ROOM_EVERY`` seconds ago: then no room (the
+        last one found none, or the writer failed again since it found some)."""
+        now = monotonic()
+        if self._wrote_room_at is not None and now - self._wrote_room_at < ROOM_EVERY:
+            return False
+        try:
+            return _disk_room(path, size)
+        finally:
+            self._wrote_room_at = monotonic()
 
     def _deliver(
         self, results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]
@@ -257,23 +288,14 @@ def _disk(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.Error) and code is not None and code & 0xFF in _DISK_CODES
 
 
-def _room_now(conn: sqlite3.Connection) -> bool:
-    """``room``, with anything it raises (the disk failing under the check itself) taken as no
-    room: the check runs after the batch's COMMIT, outside its error handling, and must never end
-    the writer nor leave the batch's callers unanswered."""
-    try:
-        return room(conn)
-    except Exception:
-        return False
-
-
-def room(conn: sqlite3.Connection) -> bool:
-    """Whether the journal could grow by ``ROOM_PAGES`` now: under its page limit, and on its
-    disk (``_disk_room``).
+def room(conn: sqlite3.Connection, *, disk: Callable[[Path, int], bool] | None = None) -> bool:
+    """Whether the journal could grow by ``ROOM_PAGES`` now: under its page limit (read at every
+    check: three pragmas), and on its disk (``disk``: ``_disk_room`` unless told).
 
     Only a writer that failed for want of the disk asks, after each of its commits (a ping's
-    among them, so /readyz sees room come back with no application arriving). A commit alone
-    proves nothing: an update in place, even an upsert (``INSERT … ON CONFLICT DO UPDATE``),
+    among them, so /readyz sees room come back with no application arriving), and writes its
+    pages on the disk at most every ``ROOM_EVERY`` seconds (``DbThread._disk_now``). A commit
+    alone proves nothing: an update in place, even an upsert (``INSERT … ON CONFLICT DO UPDATE``),
     needs no new page, nor an insert into a page's free space, while the next application does.
     """
     pages, limit, size = (
@@ -288,7 +310,7 @@ def room(conn: sqlite3.Connection) -> bool:
     if not os.path.exists(path):  # moved or removed: its writes are refused (read-only)
         return False
     try:
-        return _disk_room(Path(path), ROOM_PAGES * size)
+        return (disk or _disk_room)(Path(path), ROOM_PAGES * size)
     except OSError:
         return False
 

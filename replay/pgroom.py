@@ -14,13 +14,19 @@ gauge ``tongban_journal_writes_refused``, which a worker of ``serve --workers`` 
 pinging, would otherwise stay at 1 while every worker takes applications). A write refused after
 that sets it again.
 
-A probe clears it too, with no application needed: the ping, while the flag is set, inserts rows of random bytes (which no
-compressing filesystem can shrink), a page each, into the journal's own ``room_probe`` table
-(migration 0015, made where the journal's tables are), in a transaction it rolls back, until the
-table's file has grown by ``ROOM_PAGES`` pages. It needs INSERT on a journal table and nothing
-more: not TEMP on the database nor CREATE in a tablespace, which a least-privilege role may lack.
-Pages freed by vacuum are reused before the file grows, so the probe measures the growth itself
-(``pg_relation_size``) instead of trusting that new rows take new pages.
+A probe clears it too, with no application needed: the ping (and a scrape of /metrics), while the
+flag is set, inserts rows of random bytes (which no compressing filesystem can shrink), a page
+each, into the journal's own ``room_probe`` table (migration 0015), in a transaction it rolls
+back, until the table's file has grown by ``ROOM_PAGES`` pages. One probe runs at a time for a
+journal: pings that come while it runs wait for its answer and share it; and a probe follows the
+last one only after ``PROBE_EVERY`` seconds, the pings between answering with what the flag says
+(not ready, and why), so that no number of /readyz asked at once, or in a row, writes more than
+one probe's pages every few seconds on a server that is nearly full.
+
+The probe needs INSERT on a journal table and nothing more: not TEMP on the database nor CREATE in
+a tablespace, which a least-privilege role may lack. Pages freed by vacuum are reused before the
+file grows, so the probe measures the growth itself (``pg_relation_size``) instead of trusting
+that new rows take new pages.
 
 A probe that fails for another reason (no INSERT granted, the table missing or not where
 ``events`` is, a lock, a check the server refuses) cannot tell: it is not taken for a full disk,
@@ -37,8 +43,10 @@ of another's refused write; one with no refused write yet answers ready.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from time import monotonic
 
 import asyncpg
 
@@ -50,6 +58,10 @@ ROOM_PAGES = 64
 # rows inserted before the probe gives up waiting for its table's file to grow: pages vacuum
 # freed are filled first, and the table holds only probes' rolled-back rows
 MAX_ROWS = 8 * ROOM_PAGES
+# seconds from the end of one probe to the start of the next: the pings between are answered
+# with what the flag says, so that /readyz (which anyone may ask) cannot make the journal write
+# 512 KiB at will on a server that is nearly full
+PROBE_EVERY = 5.0
 DISK_FULL = "53100"
 # the strerror texts of ENOSPC and EDQUOT, which PostgreSQL may report under another code
 NO_SPACE = ("no space left on device", "disk quota exceeded", "could not extend file")
@@ -127,6 +139,9 @@ async def shrink(conn: Conn) -> None:
         await conn.execute("VACUUM room_probe")
 
 
+Run = Callable[[Callable[[Conn], Awaitable[None]]], Awaitable[None]]
+
+
 class Room:
     """This instance's memory of a write refused for want of the server's space."""
 
@@ -134,6 +149,8 @@ class Room:
         self.failing: str | None = None  # why, until a probe finds room or a write adds rows
         self.blind: str | None = None  # why the last probe could not tell
         self.refusals = 0  # refusals seen: one during a probe or a write keeps the flag
+        self._probe: asyncio.Future[None] | None = None  # the probe under way, shared
+        self._probed_at: float | None = None  # when the last probe ended (monotonic)
 
     def note(self, exc: BaseException) -> None:
         """Remember ``exc`` if it says the server has no room for a write."""
@@ -157,15 +174,33 @@ class Room:
         if self.refusals == seen:
             self.failing = self.blind = None
 
-    async def recheck(
-        self, run: Callable[[Callable[[Conn], Awaitable[None]]], Awaitable[None]]
-    ) -> None:
+    async def recheck(self, run: Run) -> None:
         """While writes fail for want of room, probe with ``run`` (which notes a refusal); the
         flag is cleared if the probe succeeds and no write was refused meanwhile. A probe the
         server refuses for another reason is remembered as blind; one that cannot reach the
-        server raises."""
+        server raises.
+
+        One probe at a time: a call while one runs waits for it and gets its answer (what it
+        raises too). None sooner than ``PROBE_EVERY`` seconds after the last one ended: such a
+        call returns at once, the flag as it is."""
         if self.failing is None:
             return
+        if self._probe is None:
+            if self._probed_at is not None and monotonic() - self._probed_at < PROBE_EVERY:
+                return
+            self._probe = asyncio.ensure_future(self._probed(run))
+            # retrieved here too: its callers may all have been cancelled (a client gone)
+            self._probe.add_done_callback(_retrieved)
+        await asyncio.shield(self._probe)
+
+    async def _probed(self, run: Run) -> None:
+        """One probe, its outcome kept (``recheck``)."""
+        try:
+            await self._probe_once(run)
+        finally:
+            self._probe, self._probed_at = None, monotonic()
+
+    async def _probe_once(self, run: Run) -> None:
         seen = self.refusals
         try:
             try:
@@ -186,3 +221,9 @@ class Room:
             return
         if self.refusals == seen:
             self.failing = self.blind = None
+
+
+def _retrieved(done: asyncio.Future[None]) -> None:
+    """Its exception taken (each caller has it raised), so that none is logged as lost."""
+    if not done.cancelled():
+        done.exception()

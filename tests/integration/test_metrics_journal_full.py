@@ -23,6 +23,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from replay import pgroom
 from replay.memory import InMemoryJournal
 from tests.conftest import HK_APPLICATION, REPO
 from tests.integration.pg import PgSchema, fresh_schema
@@ -80,7 +81,7 @@ async def test_sqlite_gauge_follows_a_full_journal(make_config: Any, broker_at: 
 
 
 async def test_postgres_gauge_follows_a_full_server(
-    pg: PgSchema, make_config: Any, broker_at: Any
+    pg: PgSchema, make_config: Any, broker_at: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """PostgreSQL: 0 while writes work; 1 once an application is refused 53100, still 1 at the
     next scrape (its probe is refused too); 0 once the server has room, with no /readyz asked."""
@@ -89,6 +90,8 @@ async def test_postgres_gauge_follows_a_full_server(
         aiohttp.ClientSession(base_url=url) as http,
     ):
         before = await refused(http), await apply(http, "k0")
+        # every scrape probes: room comes back between two of them far sooner than PROBE_EVERY
+        monkeypatch.setattr(pgroom, "PROBE_EVERY", 0.0)
         await _full(pg)
         status = await apply(http, "k1")
         full = await refused(http), await refused(http)

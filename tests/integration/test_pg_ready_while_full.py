@@ -31,6 +31,7 @@ import asyncpg
 import pytest
 
 from federation.domain.errors import JournalUnavailable
+from replay import pgroom
 from replay.instances import Instance
 from tests.conftest import HK_APPLICATION
 from tests.integration.pg import DSN, PgSchema, fresh_schema
@@ -45,6 +46,13 @@ async def pg() -> AsyncIterator[PgSchema]:
     """A fresh PostgreSQL schema (dropped afterwards, with the triggers it holds)."""
     async with fresh_schema() as schema:
         yield schema
+
+
+@pytest.fixture(autouse=True)
+def probe_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every ping probes: here room comes back between two pings far sooner than
+    ``PROBE_EVERY`` (the interval is tested in test_room_probe_shared.py)."""
+    monkeypatch.setattr(pgroom, "PROBE_EVERY", 0.0)
 
 
 async def _full(pg: PgSchema, code: str = "53100") -> None:

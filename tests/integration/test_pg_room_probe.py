@@ -21,6 +21,7 @@ import asyncpg
 import pytest
 
 from federation.domain.errors import JournalUnavailable
+from replay import pgroom
 from replay.pgroom import FILL, ROOM_PAGES, probe
 from tests.integration.pg import DSN, PgSchema, fresh_schema
 from tests.integration.test_journal_contract import NOW, new
@@ -64,8 +65,15 @@ async def narrow(tmp_path: Path) -> AsyncIterator[tuple[PgSchema, PgSchema, str]
         await admin.close()
 
 
+@pytest.fixture
+def probe_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every ping probes: here room comes back between two pings far sooner than
+    ``PROBE_EVERY`` (the interval is tested in test_room_probe_shared.py)."""
+    monkeypatch.setattr(pgroom, "PROBE_EVERY", 0.0)
+
+
 async def test_ready_again_for_a_role_without_temp(
-    narrow: tuple[PgSchema, PgSchema, str],
+    narrow: tuple[PgSchema, PgSchema, str], probe_at_once: None
 ) -> None:
     """A role with no TEMP on its database: not ready on a full disk, saying why, and ready again
     once there is room, with no application needed to prove it."""

@@ -1,5 +1,7 @@
 """Which PostgreSQL refusals mean the server has no room for the journal's writes
-(``replay/pgroom.py``), and when the memory of one is cleared."""
+(``replay/pgroom.py``), and when the memory of one is cleared. Every recheck here probes (no
+interval between probes: that and probes shared are tested in
+tests/integration/test_room_probe_shared.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +10,15 @@ from typing import Any
 import asyncpg
 import pytest
 
+from replay import pgroom
 from replay.pgroom import Room, out_of_room
 
 EXTEND = 'could not extend file "base/16384/16390": No space left on device'
+
+
+@pytest.fixture(autouse=True)
+def probe_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pgroom, "PROBE_EVERY", 0.0)
 
 
 def test_disk_full_is_out_of_room() -> None:
