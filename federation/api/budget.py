@@ -25,7 +25,6 @@ those the server answers before the app (unparsed.py); tests :func:`install` one
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import math
 import time
@@ -278,15 +277,22 @@ class RefusalBudget:
         await written(journal, self.due())
         self.watch(journal)
 
-    async def close(self, journal: Journal) -> None:
-        """Stop the timer and write every summary still to be written into ``journal``."""
+    async def close(self, journal: Journal, within: float) -> None:
+        """Stop the timer and write every summary still to be written into ``journal``, for
+        ``within`` seconds at most (a journal that hangs: what is left is given up, logged)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await written(journal, self.drain())
+        try:
+            async with asyncio.timeout(within):
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+                await written(journal, self.drain())
+        except TimeoutError:
+            _log.error("refusal_summaries_not_journalled", error="TimeoutError")
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 async def written(journal: Journal, rows: list[Refusal]) -> None:

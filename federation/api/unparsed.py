@@ -208,8 +208,7 @@ class EdgeRefusals:
         """Take no more; wait up to the drain for the queue to be written, then stop the writer
         and count what it had not written; log what was dropped since the last report."""
         self._closed = True
-        with contextlib.suppress(TimeoutError):  # the summaries still to be written, then
-            await asyncio.wait_for(self._budget.close(self._journal), self._drain)
+        await self._budget.close(self._journal, self._drain)  # the summaries still to be written
         if self._writer is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._queue.join(), self._drain)

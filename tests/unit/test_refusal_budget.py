@@ -5,13 +5,15 @@ row per address per window; bounded memory; and its settings in partners.yaml
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from typing import Any, cast
 
 from prometheus_client import CollectorRegistry, Counter
 
 from federation.api.budget import SUMMARIES, SUMMARY_PROBLEM, RefusalBudget, address_key
 from federation.config.refusals import RefusalBudgetSettings
-from replay.journal import Refusal
+from federation.logging import capture_logs
+from replay.journal import Journal, Refusal
 from tests.unit.test_config import (  # noqa: F401 (fixtures)
     Load,
     Problems,
@@ -20,6 +22,7 @@ from tests.unit.test_config import (  # noqa: F401 (fixtures)
     problems,
     write_config,
 )
+from tests.waiting import wait_until
 
 AT = 1_796_000_000.0  # the refusals' own (wall) time
 
@@ -173,6 +176,50 @@ def test_turned_off_every_refusal_is_kept_in_full() -> None:
     rows = [b.admit(refused(body=b"x" * 1000)) for _ in range(500)]
     assert all(r is not None and r.body for r in rows)
     assert b.drain() == []
+
+
+class Kept:
+    """A journal that keeps the refusals it is given (or hangs, given ``hang``)."""
+
+    def __init__(self, *, hang: bool = False) -> None:
+        self.rows: list[Refusal] = []
+        self.hang = hang
+
+    async def refuse(self, refusal: Refusal) -> None:
+        if self.hang:
+            await asyncio.Event().wait()
+        self.rows.append(refusal)
+
+
+async def test_with_no_refusal_to_come_a_timer_writes_the_summary() -> None:
+    clock = Clock()
+    b = budget(clock, burst=1, summary_every=10)
+    journal = Kept()
+    for _ in range(3):
+        b.admit(refused())
+    clock.now += 10.0  # the window has ended; nothing else is refused
+    b.watch(cast(Journal, journal))
+    await wait_until(lambda: bool(journal.rows), what="the summary row")
+    [row] = journal.rows
+    assert row.problem == SUMMARY_PROBLEM and row.detail.startswith("2 refusal(s) not kept")
+    assert not b.pending
+
+
+async def test_the_stop_writes_what_is_left_and_gives_up_on_a_journal_that_hangs() -> None:
+    clock = Clock()
+    b = budget(clock, burst=1)
+    b.admit(refused())
+    b.admit(refused("192.0.2.8"))
+    b.admit(refused("192.0.2.8"))
+    journal = Kept()
+    await b.close(cast(Journal, journal), 5.0)
+    assert [r.remote for r in journal.rows] == ["192.0.2.8"]
+    b.admit(refused("192.0.2.8"))
+    with capture_logs() as logs:
+        await b.close(cast(Journal, Kept(hang=True)), 0.05)
+    assert [e["event"] for e in logs if "journalled" in e["event"]] == [
+        "refusal_summaries_not_journalled"
+    ]
 
 
 # --- partners.yaml ---------------------------------------------------------------------------
