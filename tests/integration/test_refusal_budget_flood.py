@@ -8,16 +8,19 @@ memory, the budget on a clock the test moves (no timing)."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 from typing import Any, cast
 
 import aiohttp
 from aiohttp import web
+from click.testing import CliRunner
 
 from federation.api.budget import SUMMARY_PROBLEM, RefusalBudget, install
 from federation.api.net import start_site
 from federation.api.unparsed import EdgeRefusals
+from federation.cli.main import main
 from federation.config.refusals import RefusalBudgetSettings
 from federation.logging import capture_logs
 from replay.journal import Backend, JournalAdmin, Refusal
@@ -101,6 +104,12 @@ async def test_a_flood_from_one_address_is_bounded_and_summarised(
     # three bodies of 127.0.0.1's, and 127.0.0.2's third (past its 2500 bytes)
     assert 'tongban_refusals_not_kept_total{reason="body_address"} 4.0' in metrics
     assert broken is None
+    path = getattr(journal_of, "path", None)
+    if path is not None:  # SQLite: `tongban journal verify` too, the stop's summary row written
+        verified = await asyncio.to_thread(
+            CliRunner().invoke, main, ["--lang", "en", "journal", "verify", "--journal", str(path)]
+        )
+        assert verified.exit_code == 0 and verified.output.startswith("ok: "), verified.output
     # the window's, then the stop's (127.0.0.2's last body, in the window the stop ended)
     logged, at_stop = [e for e in logs if e["event"] == "refusals_not_kept"]
     assert (at_stop["summaries"], at_stop["refusals"], at_stop["bodies"]) == (1, 0, 1)
