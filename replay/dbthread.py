@@ -28,6 +28,9 @@ from replay.turn import Turn, TurnNotHad
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
 Prepare = Callable[[], None]
+# an op, its caller's future, and whether the batch's ``on_begin`` must do all its work for it
+# as the transaction begins (False: the op lets the journal leave some of it to later)
+Ready = tuple[Op, asyncio.Future[Any], bool]
 MAX_BATCH = 512
 # pages of room a writer that failed for want of the disk asks for before it says writes work
 # again: some applications' worth (one takes 14 to 18 pages of the write-ahead log, 8 KiB each)
@@ -68,7 +71,7 @@ class DbThread(threading.Thread):
         transactional: bool,
         translate: Callable[[BaseException], BaseException],
         expected: tuple[type[BaseException], ...] = (),
-        on_begin: Callable[[sqlite3.Connection], None] | None = None,
+        on_begin: Callable[[sqlite3.Connection, bool], None] | None = None,
         on_commit: Callable[[sqlite3.Connection], None] | None = None,
         after_commit: Callable[[], None] | None = None,
         observe: Callable[[float, int], None] | None = None,
@@ -87,9 +90,9 @@ class DbThread(threading.Thread):
         # makes the turn every transaction takes first, shared with the other processes writing
         # the same file (replay/turn.py); made in the thread, beside its connection
         self._make_turn = turn
-        self._queue: queue.SimpleQueue[tuple[Op, asyncio.Future[Any], Prepare | None] | None] = (
-            queue.SimpleQueue()
-        )
+        self._queue: queue.SimpleQueue[
+            tuple[Op, asyncio.Future[Any], Prepare | None, bool] | None
+        ] = queue.SimpleQueue()
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
         # why the last write failed for want of the disk (full, an I/O error, made read-only),
@@ -106,12 +109,17 @@ class DbThread(threading.Thread):
             raise self._translate(self._startup_error) from self._startup_error
 
     def submit(
-        self, op: Callable[[sqlite3.Connection], T], prepare: Prepare | None = None
+        self,
+        op: Callable[[sqlite3.Connection], T],
+        prepare: Prepare | None = None,
+        *,
+        early: bool = True,
     ) -> asyncio.Future[T]:
         """Run ``op`` in the next batch's transaction; ``prepare`` first, once, outside it (work
-        that needs no row, so that the turn is held for the SQL alone)."""
+        that needs no row, so that the turn is held for the SQL alone). ``on_begin`` is told
+        whether any op of the batch asks for all its work ``early``."""
         fut: asyncio.Future[T] = self._loop.create_future()
-        self._queue.put((op, fut, prepare))
+        self._queue.put((op, fut, prepare, early))
         return fut
 
     def stop(self) -> None:
@@ -145,29 +153,26 @@ class DbThread(threading.Thread):
                 turn.close()
 
     def _prepared(
-        self, batch: list[tuple[Op, asyncio.Future[Any], Prepare | None]]
-    ) -> list[tuple[Op, asyncio.Future[Any]]]:
+        self, batch: list[tuple[Op, asyncio.Future[Any], Prepare | None, bool]]
+    ) -> list[Ready]:
         """Each op's preparation, run once before the batch's transaction; an op whose
         preparation fails is answered with its error and left out of the batch."""
-        ready: list[tuple[Op, asyncio.Future[Any]]] = []
+        ready: list[Ready] = []
         failed: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
-        for op, fut, prepare in batch:
+        for op, fut, prepare, early in batch:
             if prepare is not None:
                 try:
                     prepare()
                 except Exception as exc:
                     failed.append((fut, None, exc))
                     continue
-            ready.append((op, fut))
+            ready.append((op, fut, early))
         if failed:
             self._deliver(failed)
         return ready
 
     def _run_batch(
-        self,
-        conn: sqlite3.Connection,
-        batch: list[tuple[Op, asyncio.Future[Any]]],
-        turn: Turn | None = None,
+        self, conn: sqlite3.Connection, batch: list[Ready], turn: Turn | None = None
     ) -> None:
         """Run ``batch`` in one transaction; an unexpected failure re-runs its ops one by one.
 
@@ -186,7 +191,7 @@ class DbThread(threading.Thread):
                 failed = (
                     exc if isinstance(exc, TurnNotHad) else TurnNotHad(f"database is locked: {exc}")
                 )
-                self._deliver([(fut, None, failed) for _, fut in batch])
+                self._deliver([(fut, None, failed) for _, fut, _ in batch])
                 return
         try:
             results, committed = self._transact(conn, batch)
@@ -202,7 +207,7 @@ class DbThread(threading.Thread):
         self._deliver(results)
 
     def _transact(
-        self, conn: sqlite3.Connection, batch: list[tuple[Op, asyncio.Future[Any]]]
+        self, conn: sqlite3.Connection, batch: list[Ready]
     ) -> tuple[list[tuple[asyncio.Future[Any], Any, BaseException | None]] | None, bool]:
         """The batch's results, and whether it committed; None if it was rolled back and should
         be retried op by op."""
@@ -211,8 +216,8 @@ class DbThread(threading.Thread):
         try:
             conn.execute("BEGIN IMMEDIATE" if self._transactional else "BEGIN")
             if self._on_begin is not None:
-                self._on_begin(conn)
-            for op, fut in batch:
+                self._on_begin(conn, any(early for _, _, early in batch))
+            for op, fut, _ in batch:
                 try:
                     results.append((fut, op(conn), None))
                 except self._expected as exc:
@@ -228,7 +233,7 @@ class DbThread(threading.Thread):
                 return None, False
             if _disk(exc):
                 self.failing = str(exc)
-            return [(fut, None, exc) for _, fut in batch], False
+            return [(fut, None, exc) for _, fut, _ in batch], False
         if self._observe is not None:
             # committed: a metric that fails must not take the writer (and every waiter) down
             with contextlib.suppress(Exception):

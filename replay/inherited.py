@@ -22,7 +22,11 @@ first releases' last live event (``Audit.first_release``).
 The plan is made as the transaction begins, before any of its writes (an archive makes tombstones,
 a refusal a row, and those are recorded by this release), and appended only if the mark is still
 none when the chain is first extended (another instance, or a rekey in the same transaction, may
-have raised it since).
+have raised it since). Its queries read every event (nothing indexes what they look for), so on
+SQLite a transaction none of whose writes touches events, refusals or the mark before it extends
+the chain (a ping, a presence beat, a lease renewal, a claim, an application taken, an outcome
+recorded) has it made at its first append instead, and not at all if it appends nothing
+(``Inheritance.begin``): what it sees then is still the state before the transaction's writes.
 """
 
 from __future__ import annotations
@@ -145,21 +149,41 @@ async def unmarked_postgres(conn: Any) -> bool:
     return head is not None and head[0] is None
 
 
+Plan = Callable[[], tuple[bool, dict[str, int] | None]]
+
+
 class Inheritance:
     """One journal object's part: whether its journal is known marked (then nothing more is
     asked), and the record the transaction under way appends first, if any."""
 
-    __slots__ = ("marked", "pending")
+    __slots__ = ("due", "marked", "pending")
 
     def __init__(self) -> None:
         self.marked = False
         self.pending: dict[str, int] | None = None
+        self.due = False  # the plan is left to the transaction's first append
 
     def planned(self, result: tuple[bool, dict[str, int] | None]) -> None:
         self.marked, self.pending = result
+        self.due = False
 
-    def take(self) -> dict[str, int] | None:
-        """The counts to record, once: the record is appended by the first append only."""
+    def begin(self, plan: Plan, *, early: bool) -> None:
+        """As a transaction begins, unless the journal is known marked: the plan made now if
+        ``early`` (the transaction may write tombstones, refusal rows or the mark before it first
+        appends), else at its first append (``take``), if it appends at all."""
+        self.pending, self.due = None, False
+        if self.marked:
+            return
+        if early:
+            self.planned(plan())
+        else:
+            self.due = True
+
+    def take(self, plan: Plan | None = None) -> dict[str, int] | None:
+        """The counts to record, once: the record is appended by the first append only (the plan
+        made now with ``plan`` if it was left to this append)."""
+        if self.due and plan is not None:
+            self.planned(plan())
         pending, self.pending = self.pending, None
         return pending
 

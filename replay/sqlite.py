@@ -186,17 +186,18 @@ class SQLiteJournal(SQLiteAdmin):
         self.seal = self._chain.seal = seal
         self.checkpoints = Checkpoints(self.keys.checkpoints, seal)
 
-    def _begin(self, conn: sqlite3.Connection) -> None:
-        """As a batch begins (writer thread): the chain's head taken, the mark to raise reset."""
+    def _begin(self, conn: sqlite3.Connection, early: bool) -> None:
+        """As a batch begins (writer thread): the chain's head taken, the mark to raise reset, the
+        ``~inherited`` plan made now if an op of the batch is not ``_late``'s, else left to the
+        batch's first append (``replay/inherited.py``)."""
         self._mark.begin()
         self._chain.begin(conn)
-        if not self._inherit.marked:
-            self._inherit.planned(inherited.plan_sqlite(conn))
+        self._inherit.begin(lambda: inherited.plan_sqlite(conn), early=early)
 
     def _inherited(self, conn: sqlite3.Connection) -> EventRow | None:
-        """At a transaction's first append: the ``~inherited`` event planned as it began, if the
-        journal's mark is still none (``replay/inherited.py``)."""
-        counts = self._inherit.take()
+        """At a transaction's first append: the ``~inherited`` event planned as it began (or now,
+        if it was left to this append), if the journal's mark is still none."""
+        counts = self._inherit.take(lambda: inherited.plan_sqlite(conn))
         if counts is None or not inherited.unmarked_sqlite(conn):
             return None
         return inherited.record(self.seal, self._clock(), counts)
@@ -276,6 +277,15 @@ class SQLiteJournal(SQLiteAdmin):
             raise JournalUnavailable(f"journal {self.path} is not open")
         return self._writer.submit(op, prepare)
 
+    def _late(
+        self, op: Callable[[sqlite3.Connection], Any], prepare: Callable[[], None] | None = None
+    ) -> asyncio.Future[Any]:
+        """``_write`` for an op that writes no event, refusal row or mark before it appends to the
+        chain: the ``~inherited`` plan (a read of every event) is left to its first append."""
+        if self._writer is None or not self._writer.is_alive():
+            raise JournalUnavailable(f"journal {self.path} is not open")
+        return self._writer.submit(op, prepare, early=False)
+
     def _current_seal(self) -> Seal:
         return self.seal
 
@@ -294,7 +304,7 @@ class SQLiteJournal(SQLiteAdmin):
     async def ping(self) -> None:
         if self._chain.refused is not None:
             raise ChainBroken(f"journal {self.path}: {self._chain.refused}")
-        await self._write(lambda conn: conn.execute("SELECT 1").fetchone())
+        await self._late(lambda conn: conn.execute("SELECT 1").fetchone())
         if self._writer is not None and self._writer.failing:  # reads answer, writes do not
             raise JournalUnavailable(f"journal {self.path}: writes fail: {self._writer.failing}")
 
@@ -345,7 +355,7 @@ class SQLiteJournal(SQLiteAdmin):
                 )
             return new.as_received(), True
 
-        result: tuple[Exchange, bool] = await self._write(op, sealing.prepare)
+        result: tuple[Exchange, bool] = await self._late(op, sealing.prepare)
         return result
 
     async def record(
@@ -382,7 +392,7 @@ class SQLiteJournal(SQLiteAdmin):
             self._chain.append(conn, sealing.rows(rows.shown_digest(shown)))
 
         sealing = rows.Sealing(self._current_seal, exchange_id, events, now)
-        await self._write(op, sealing.prepare)
+        await self._late(op, sealing.prepare)
 
     async def get(self, exchange_id: str) -> Exchange | None:
         def op(conn: sqlite3.Connection) -> Exchange | None:
@@ -415,7 +425,7 @@ class SQLiteJournal(SQLiteAdmin):
                 out.append(sqlitesql.exchange(conn, row, history, self.seal, self.sets))
             return out
 
-        result: list[Exchange] = await self._write(op)
+        result: list[Exchange] = await self._late(op)
         return result
 
     async def renew(self, *, owner: str, ids: Sequence[str], lease_until: float) -> int:
@@ -435,14 +445,14 @@ class SQLiteJournal(SQLiteAdmin):
 
         if not id_list:
             return 0
-        result: int = await self._write(op)
+        result: int = await self._late(op)
         return result
 
     async def release(self, *, owner: str) -> int:
         def op(conn: sqlite3.Connection) -> int:
             return sum(conn.execute(sql, (owner,)).rowcount for sql in sqlitesql.RELEASE)
 
-        released: int = await self._write(op)
+        released: int = await self._late(op)
         return released
 
     async def claim_notifications(
@@ -459,7 +469,7 @@ class SQLiteJournal(SQLiteAdmin):
             ).fetchall()
             return [sqlitesql.exchange(conn, r, (), self.seal, self.sets) for r in claimed]
 
-        result: list[Exchange] = await self._write(op)
+        result: list[Exchange] = await self._late(op)
         return result
 
     async def finish_notification(
@@ -487,7 +497,7 @@ class SQLiteJournal(SQLiteAdmin):
                 )
             self._chain.append(conn, rows.stored_events(self.seal, exchange_id, events))
 
-        await self._write(op)
+        await self._late(op)
 
     async def append(self, exchange_id: str, events: Sequence[Event]) -> None:
         def op(conn: sqlite3.Connection) -> None:
@@ -496,7 +506,7 @@ class SQLiteJournal(SQLiteAdmin):
                 raise JournalError(f"no exchange {exchange_id}")
             self._chain.append(conn, rows.stored_events(self.seal, exchange_id, events))
 
-        await self._write(op)
+        await self._late(op)
 
     async def search(self, query: Query) -> list[Exchange]:
         sql, args = search_sql(query)
@@ -530,17 +540,17 @@ class SQLiteJournal(SQLiteAdmin):
         return result
 
     async def announce(self, instance: Instance) -> None:
-        await self._write(lambda conn: instances.sqlite_announce(conn, instance))
+        await self._late(lambda conn: instances.sqlite_announce(conn, instance))
 
     async def withdraw(self, instance_id: str) -> None:
-        await self._write(lambda conn: conn.execute(instances.WITHDRAW_SQLITE, (instance_id,)))
+        await self._late(lambda conn: conn.execute(instances.WITHDRAW_SQLITE, (instance_id,)))
 
     async def instances(self, *, seen_since: float) -> list[Instance]:
         result: list[Instance] = await self._read(lambda c: instances.sqlite_seen(c, seen_since))
         return result
 
     async def open_session(self, session: StoredSession, *, now: float) -> None:
-        await self._write(lambda conn: sessions.sqlite_open(conn, session, now))
+        await self._late(lambda conn: sessions.sqlite_open(conn, session, now))
 
     async def session(self, token_hash: bytes, *, now: float) -> StoredSession | None:
         found: StoredSession | None = await self._read(
@@ -549,7 +559,7 @@ class SQLiteJournal(SQLiteAdmin):
         return found
 
     async def end_session(self, token_hash: bytes) -> None:
-        await self._write(lambda conn: conn.execute(sessions.END_SQLITE, (token_hash,)))
+        await self._late(lambda conn: conn.execute(sessions.END_SQLITE, (token_hash,)))
 
     def session_mac(self, parts: Sequence[bytes]) -> bytes | None:
         return self.seal.sign(sessions.MAC_TAG, parts)
@@ -571,7 +581,7 @@ class SQLiteJournal(SQLiteAdmin):
 
     async def note(self, entry: AuditEntry) -> None:
         # Sealed in the write, as a refusal is.
-        await self._write(
+        await self._late(
             lambda conn: self._chain.append(conn, [trail.audit_event(self.seal, entry)])
         )
 
