@@ -205,13 +205,15 @@ class EdgeRefusals:
                 self._queue.task_done()
 
     async def close(self) -> None:
-        """Take no more; wait up to the drain for the queue to be written, then stop the writer
-        and count what it had not written; log what was dropped since the last report."""
+        """Take no more; wait up to the drain for the queue to be written, then for the refusal
+        budget's summaries (after the rows they follow); then stop the writer and count what it
+        had not written; log what was dropped since the last report."""
         self._closed = True
-        await self._budget.close(self._journal, self._drain)  # the summaries still to be written
         if self._writer is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._queue.join(), self._drain)
+        await self._budget.close(self._journal, self._drain)
+        if self._writer is not None:
             self.dropped += self._queue.qsize() + self._writing
             self._writer.cancel()
             await asyncio.gather(self._writer, return_exceptions=True)
