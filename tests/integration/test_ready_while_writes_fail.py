@@ -204,8 +204,11 @@ async def test_an_error_in_the_room_check_leaves_the_writer_working(
     """The check for room raising (the disk failing under it) counts as no room: the write it
     followed is answered, the writer goes on, and the next write and the ping work."""
 
-    def failing(conn: sqlite3.Connection) -> bool:
-        raise sqlite3.OperationalError("disk I/O error")
+    asked: list[object] = []
+
+    def failing(conn: sqlite3.Connection, *, disk: object = None) -> bool:
+        asked.append(disk)  # called as the writer calls it (a signature it does not match would
+        raise sqlite3.OperationalError("disk I/O error")  # raise TypeError and test nothing)
 
     journal = SQLiteJournal(tmp_path / "j.sqlite")
     await journal.open()
@@ -217,6 +220,7 @@ async def test_an_error_in_the_room_check_leaves_the_writer_working(
             await asyncio.wait_for(capped(journal, 1_000_000), 10)
             with pytest.raises(JournalUnavailable, match="writes fail"):
                 await asyncio.wait_for(journal.ping(), 10)
+        assert asked, "the room check was never asked"
         created = asyncio.wait_for(
             journal.create(new("after", at=NOW + 9999), owner="w", lease_until=NOW + 9999), 10
         )
