@@ -33,12 +33,17 @@ scrub_1m_hostile_us=… scrub_1m_plain_us=… scrub_100k_percent_us=… scrub_pe
 scrub_20k_strings_us=… scrub_20k_strings_full_us=… scrub_20k_varied_us=…
 scrub_20k_varied_full_us=… scrub_64k_wrapped_us=… scrub_64k_one_line_us=… scrub_html5_us=…
 scrub_html5_numeric_us=… scrub_1m_newlines_us=… scrub_1m_named_us=… scrub_1m_numeric_us=…
-scrub_1m_base64_lines_us=…``:
+scrub_1m_base64_lines_us=… scrub_1m_named_apart_us=… scrub_1m_numeric_apart_us=…
+scrub_64k_page_us=… scrub_64k_page_few_names_us=…``:
 the ``_full`` figures are the baseline of the two before them, every
 text searched in full (the scrubber's ``quick`` check off); ``_one_line`` and ``_numeric`` are the
 baselines of the two before each; the last four are hostile replies of 1 MB (line breaks,
 ``&sol;`` again and again, ``&#47;`` again and again: the baseline of ``&sol;``, base64 in
-76-character lines), whose baseline is ``scrub_1m_plain_us``.
+76-character lines), whose baseline is ``scrub_1m_plain_us``. Then, against two passwords of
+ordinary symbols (``#!@$^``, ``.:_-,()``: 13 HTML5 names of their characters sought), 1 MB of
+``&num;x`` (named references apart, one character between) beside 1 MB of ``&#35;x`` (numeric:
+its baseline), and a 64 KiB HTML page of ``&nbsp;`` and ``&eacute;`` (names no secret's character
+has) beside the same page against the first password alone (6 names: its baseline).
 """
 
 from __future__ import annotations
@@ -59,6 +64,8 @@ from federation.config.secrets import SecretRef, read_texts
 
 SECRET = "Gd-AppSecret-4b0e9f2a71d6"
 NAMED_SECRET = "Gd/AppSecret+4b0e=9f2a71d6"  # characters HTML5 names: &sol; &plus; &equals;
+# two passwords of ordinary symbols: their characters have 13 HTML5 names (&num; &excl; &period;…)
+SYMBOL_SECRETS = ("k8#Tq!2m@Zp$9vW^r", "Xy7.Lm_3:Pq-9,Zt(1)")
 FAULT = (
     "<soap:Envelope xmlns:soap='http://schemas.xmlsoap.org/soap/envelope/'><soap:Body>"
     "<soap:Fault><faultcode>soap:Client.RenZhengShiBai</faultcode>"
@@ -172,7 +179,7 @@ def hostile() -> dict[str, float]:
     pem = (
         "-----BEGIN PRIVATE KEY-----\n" + "MIIEvQIBADANBg+/" * 100 + "\n-----END PRIVATE KEY-----\n"
     )
-    cases = {
+    cases: dict[str, tuple[str | tuple[str, ...], str]] = {
         "scrub_1m_hostile_us": ("a" * 255 + "Z", "a" * 1_000_000 + "%"),
         "scrub_1m_plain_us": ("a" * 255 + "Z", "a" * 1_000_000),
         "scrub_100k_percent_us": ("%%%%Z" + "q" * 20, "%" * 100_000),
@@ -184,12 +191,16 @@ def hostile() -> dict[str, float]:
         "scrub_1m_named_us": (NAMED_SECRET, "&sol;" * 200_000),
         "scrub_1m_numeric_us": (NAMED_SECRET, "&#47;" * 200_000),  # the baseline of named
         "scrub_1m_base64_lines_us": (NAMED_SECRET, base64.encodebytes(bytes(750_000)).decode()),
+        # references apart (one character between), against the two symbol passwords (13
+        # names sought): named (&num;, a character of theirs), and numeric (the baseline)
+        "scrub_1m_named_apart_us": (SYMBOL_SECRETS, "&num;x" * 166_666),
+        "scrub_1m_numeric_apart_us": (SYMBOL_SECRETS, "&#35;x" * 166_666),
     }
     out: dict[str, float] = {}
     for key, (secret, text) in cases.items():
 
-        def scrub(secret: str = secret, text: str = text) -> None:
-            Scrubber((secret,)).text(text)
+        def scrub(secret: str | tuple[str, ...] = secret, text: str = text) -> None:
+            Scrubber((secret,) if isinstance(secret, str) else secret).text(text)
 
         once = timed(scrub, 1)
         out[key] = once if once > 1e6 else timed(scrub, 5)
@@ -204,17 +215,23 @@ def rewritten() -> dict[str, float]:
     named = secret.replace("/", "&sol;").replace("+", "&plus;").replace("=", "&equals;")
     numeric = secret.replace("/", "&#47;").replace("+", "&#43;").replace("=", "&#61;")
     page = "<p>caf&eacute;&nbsp;&lsquo;x&rsquo;</p>" * 100
-    cases = {
+    row = "<tr><td>&nbsp;</td><td>caf&eacute; &amp; th&eacute;</td></tr>\n"
+    html_page = (row * 1100)[: 64 * 1024]
+    cases: dict[str, tuple[str | tuple[str, ...], str]] = {
         "scrub_64k_wrapped_us": (SECRET, wrapped),
         "scrub_64k_one_line_us": (SECRET, wrapped.replace("\n", "")),
         "scrub_html5_us": (secret, f"{page}<p>token {named} refused</p>{page}"),
         "scrub_html5_numeric_us": (secret, f"{page}<p>token {numeric} refused</p>{page}"),
+        # a 64 KiB page of names no secret's character has (&nbsp; &eacute;), against the two
+        # symbol passwords (13 names sought), and against the first alone (6: the baseline)
+        "scrub_64k_page_us": (SYMBOL_SECRETS, html_page),
+        "scrub_64k_page_few_names_us": (SYMBOL_SECRETS[:1], html_page),
     }
     out: dict[str, float] = {}
     for key, (sought, text) in cases.items():
 
-        def scrub(sought: str = sought, text: str = text) -> None:
-            Scrubber((sought,)).text(text)
+        def scrub(sought: str | tuple[str, ...] = sought, text: str = text) -> None:
+            Scrubber((sought,) if isinstance(sought, str) else sought).text(text)
 
         out[key] = timed(scrub, 20)
     return out
@@ -265,7 +282,8 @@ def main() -> None:
         "scrub_100k_percent_us scrub_pem_json_us scrub_20k_strings_us scrub_20k_strings_full_us "
         "scrub_20k_varied_us scrub_20k_varied_full_us scrub_64k_wrapped_us scrub_64k_one_line_us "
         "scrub_html5_us scrub_html5_numeric_us scrub_1m_newlines_us scrub_1m_named_us "
-        "scrub_1m_numeric_us scrub_1m_base64_lines_us"
+        "scrub_1m_numeric_us scrub_1m_base64_lines_us scrub_1m_named_apart_us "
+        "scrub_1m_numeric_apart_us scrub_64k_page_us scrub_64k_page_few_names_us"
     )
     print("RESULT name=secret_reads " + " ".join(f"{k}={m[k]:.2f}" for k in keys.split()))
 

@@ -10,6 +10,9 @@ Go's encoding/json default; ``&#38;sol;``, ``&#x26;sol;``, ``%26sol;``) with its
 written. XML's own five (``&amp;`` ``&lt;`` ``&gt;`` ``&quot;`` ``&apos;``) are read there
 already and are left as they are. Names of two characters (``&NotEqualTilde;``), names without
 their ``;`` and names the table lacks stay as they are: they read as no character of a secret.
+Only the names of the secrets' characters are looked for, however many (an alternation the scan
+tries in C: a page's ``&nbsp;`` never reaches Python), and references apart by a few characters
+are one edit (:func:`_named`): a reply of them costs a step in Python a group of them.
 
 Line breaks inside base64 (PEM's 64 characters a line, MIME's 76; a raw ``\\n`` or ``\\r\\n``, a
 JSON string's ``\\n``, XML's ``&#10;``, a URL's ``%0A``, HTML5's ``&NewLine;``; the indentation
@@ -47,12 +50,9 @@ _BY_CHAR: dict[str, list[str]] = {}
 for _name, _char in NAMED.items():
     _BY_CHAR.setdefault(_char, []).append(_name + ";")
 
-_FEW = 12  # names looked for one by one; more, and a text with a "&" is read for any name
-_ANY_NAME = r"(?!(?:amp|lt|gt|quot|apos);)[A-Za-z][A-Za-z0-9]{1,31};"
 # a reference's "&": as it is, escaped again (&amp;), or as JSON, XML or a URL writes it
 _AMP = r"(&amp;|\\u0026|&#0*38;|&#[xX]0*26;|%26|&)"
 _AMP_MARKS = ("&", "\\u0026", "%26")  # a text that holds none of them holds no "&" before a name
-_NAME = re.compile(_AMP + r"(?!(?:amp|lt|gt|quot|apos);)([A-Za-z][A-Za-z0-9]{1,31});")
 
 _LINE = 16  # characters of base64 a line ends in, at least, for its break to be removed
 _B64 = r"(?:[A-Za-z0-9+/=_-]|\\(?=/))"  # one character of base64, or JSON's \ of \/
@@ -86,9 +86,21 @@ class Rewritten:
     """``text`` rewritten by edits (where each began and ended in the text as it came, and what
     took its place): :attr:`text`, and where a place in it stands in the text as it came."""
 
-    __slots__ = ("_ends", "_new", "_new_ends", "_starts", "named", "text")
+    __slots__ = (
+        "_came",
+        "_ends",
+        "_inner",
+        "_names",
+        "_new",
+        "_new_ends",
+        "_starts",
+        "named",
+        "text",
+    )
 
-    def __init__(self, text: str, edits: list[tuple[int, int, str]]) -> None:
+    def __init__(
+        self, text: str, edits: list[tuple[int, int, str]], names: tuple[str, ...] = ()
+    ) -> None:
         pieces: list[str] = []
         self._starts: list[int] = []  # where each edit began in the text as it came
         self._ends: list[int] = []  # and ended
@@ -111,24 +123,41 @@ class Rewritten:
         self.named = any(put for _, _, put in edits)
         """Whether a named reference was rewritten (else only line breaks were removed: only
         a secret written in base64's characters can have been cut by one, see :func:`wraps`)."""
+        self._came, self._names = text, names
+        self._inner: dict[int, Rewritten | None] = {}
 
     def begin(self, i: int) -> int:
         """Where a place that begins at ``i`` of the rewritten text begins in the text as it
-        came (a place begun inside a replacement begins where its edit did)."""
+        came (a place begun inside a replacement begins where its reference did)."""
         k = bisect.bisect_right(self._new, i) - 1
         if k < 0:
             return i
         if i < self._new_ends[k]:
-            return self._starts[k]
+            inner = self._within(k)
+            return self._starts[k] + (0 if inner is None else inner.begin(i - self._new[k]))
         return self._ends[k] + i - self._new_ends[k]
 
     def end(self, i: int) -> int:
         """Where a place that ends at ``i`` of the rewritten text ends in the text as it came (a
-        place ended inside a replacement ends where its edit did)."""
+        place ended inside a replacement ends where its reference did)."""
         k = bisect.bisect_left(self._new, i) - 1
         if k < 0:
             return i
+        if i < self._new_ends[k]:
+            inner = self._within(k)
+            if inner is not None:
+                return self._starts[k] + inner.end(i - self._new[k])
         return self._ends[k] + max(0, i - self._new_ends[k])
+
+    def _within(self, k: int) -> Rewritten | None:
+        """Edit ``k`` (a group of references) read again reference by reference, an edit each
+        (None if it is not one: a whole edit is where a place inside it stands)."""
+        if k not in self._inner:
+            came = self._came[self._starts[k] : self._ends[k]]
+            inner = Rewritten(came, one_by_one(came, self._names)) if self._names else None
+            put = self.text[self._new[k] : self._new_ends[k]]
+            self._inner[k] = inner if inner is not None and inner.text == put else None
+        return self._inner[k]
 
 
 @functools.lru_cache(maxsize=64)  # as the scrubber's other caches of secrets
@@ -181,9 +210,9 @@ def hinted(text: str, hint: Hint) -> bool:
 def hint(named: tuple[str, ...]) -> Hint:
     """What a text that may be rewritten holds after a ``&`` (one pass over the text for each
     way of writing it that the text may hold): a reference to a line break, or one of the
-    ``named`` (:func:`names`; any name, if there are more than :data:`_FEW`), its ``&`` written
+    ``named`` (:func:`names`: those names only, however many), its ``&`` written
     in any way :func:`rewrite` reads (:data:`_AMP`, taken apart by its first character)."""
-    name = "|".join(named) if len(named) <= _FEW else _ANY_NAME
+    name = "|".join(named)
     named_ref = f"|(?:amp;|#0*38;|#[xX]0*26;)?(?:{name})" if named else ""
     amp = re.compile(f"&(?:#(?:1[03]|[xX]0*[aAdD]);|NewLine;{named_ref})")
     if not named:
@@ -203,7 +232,7 @@ def rewrite(text: str, named: tuple[str, ...]) -> Rewritten | None:
     if not edits:
         return None
     edits.sort(key=lambda edit: (edit[0], -edit[1]))  # of two at one place, the longer
-    return Rewritten(text, edits)
+    return Rewritten(text, edits, named)
 
 
 _ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-")
@@ -221,59 +250,99 @@ def _breaks(text: str) -> list[tuple[int, int, str]]:
     return [(m.start(), m.end(), "") for m in _BREAK.finditer(text)]
 
 
-_PLAIN_AMPS = ("&", "&amp;", "\\u0026", "%26", "&#38;", "&#x26;", "&#X26;")  # as most write "&"
+# as most write "&"; "&" last: "&AMP;" is rewritten "&#38;", which with a name after it would
+# be a reference again ("&AMP;sol;"), so nothing is rewritten after it
+_PLAIN_AMPS = ("&amp;", "\\u0026", "%26", "&#38;", "&#x26;", "&#X26;", "&")
+_GAP = 64  # characters between two references of one edit, at most
+_PADDED = ("&#0", "&#x0", "&#X0")  # a "&" written with leading zeros: "&#038;", "&#x026;"
 
 
 class _Refs(NamedTuple):
     """How the references by some names are found and rewritten."""
 
-    run: re.Pattern[str]  # a run of references in a row, one or more, by any name sought
+    # references, each apart from the next by at most _GAP characters (no "&", "\\", "%" nor
+    # line break): one edit; and &NewLine; in a row (a line break: see _named)
+    groups: tuple[re.Pattern[str], ...]
     one: re.Pattern[str]  # one such reference: its "&" (group 1), its name (group 2)
+    names: re.Pattern[str]  # one such reference: its name (the only group)
     wanted: frozenset[str]  # the names to rewrite (without ";")
-    plain: tuple[tuple[str, str], ...]  # what str.replace rewrites (few names), in order
+    plain: dict[str, tuple[tuple[str, str, str], ...]]  # by name: each "&", what str.replace
+    # rewrites, as what
 
 
 @functools.lru_cache(maxsize=64)
 def _references(named: tuple[str, ...]) -> _Refs:
-    """What finds references by the ``named`` (the names themselves, if few; else any name,
-    kept if not one of them), and how a run of them is rewritten."""
+    """What finds references by the ``named`` (those names only: an alternation of them, which
+    the scan tries in C at each ``&``, ``\\`` and ``%``; a name no secret's character has never
+    reaches Python), and how a group of them is rewritten."""
     wanted = frozenset(name[:-1] for name in named)
-    if len(named) > _FEW:
-        one, alt = _NAME, _ANY_NAME[:-1]
-        plain: tuple[tuple[str, str], ...] = ()
-    else:
-        alt = "|".join(sorted(wanted))
-        one = re.compile(f"{_AMP}({alt});")
-        plain = tuple(
-            (f"{amp}{name};", f"{amp}#{ord(NAMED[name])};")
-            for name in sorted(wanted)
-            for amp in _PLAIN_AMPS
-        )
-    ref = f"{_AMP.replace('(', '(?:', 1)}(?:{alt});"
-    run = re.compile(f"{ref}(?:{ref})*")  # not (?:…)+: the scan skips to a "&" only so
-    return _Refs(run=run, one=one, wanted=wanted, plain=plain)
+    alt = "|".join(sorted(wanted))
+    amp = _AMP.replace("(", "(?:", 1)
+    apart = "|".join(sorted(wanted - {"NewLine"}))
+    ref = f"{amp}(?:{apart});"
+    # not (?:…)+, and a group first: the scan skips in C to a "&", "\\" or "%" only so
+    groups = [re.compile(rf"{ref}(?:[^&\\%\r\n]{{0,{_GAP}}}+{ref})*")] if apart else []
+    if "NewLine" in wanted:
+        groups.append(re.compile(f"{amp}NewLine;(?:{amp}NewLine;)*"))
+    plain = {
+        name: tuple((a, f"{a}{name};", f"{a}#{ord(NAMED[name])};") for a in _PLAIN_AMPS)
+        for name in wanted
+    }
+    return _Refs(
+        groups=tuple(groups),
+        one=re.compile(f"{_AMP}({alt});"),
+        names=re.compile(f"{amp}({alt});"),
+        wanted=wanted,
+        plain=plain,
+    )
 
 
 def _named(text: str, named: tuple[str, ...]) -> list[tuple[int, int, str]]:
-    """Each run of references of ``text`` by the ``named``, one or more in a row, with each
-    reference of the run rewritten as a numeric one (its ``&`` written as it was: ``&amp;sol;``
-    as ``&amp;#47;``, ``\\u0026sol;`` as ``\\u0026#47;``, ``%26sol;`` as ``%26#47;``); other
-    names (``&nbsp;``, ``&eacute;`` of a page) write no character of a secret, and are left as
-    they are. A run is one edit, not one a reference: a reply of nothing but references costs
-    a step in Python a run (a place found inside a run is redacted from the run's start to its
-    end: references only)."""
+    """Each group of references of ``text`` by the ``named`` (in a row, or apart by at most
+    :data:`_GAP` characters of no other escape nor line break), with each reference of the
+    group rewritten as a numeric one (its ``&`` written as it was: ``&amp;sol;`` as
+    ``&amp;#47;``, ``\\u0026sol;`` as ``\\u0026#47;``, ``%26sol;`` as ``%26#47;``); other names
+    (``&nbsp;``, ``&eacute;`` of a page) write no character of a secret, are not found, and are
+    left as they are. A group is one edit, rewritten by ``str.replace`` of the names it holds:
+    a reply of references costs a step in Python a group, not a reference (where a place
+    found inside a group stands is read again, reference by reference, only then:
+    :meth:`Rewritten.begin`). ``&NewLine;`` (a secret's line break) groups only with itself in
+    a row: one between two lines of base64 is a break to remove (:func:`_breaks`), an edit of
+    its own."""
     refs = _references(named)
-    found = []
-    for m in refs.run.finditer(text):
-        run = m.group()
-        for old, new in refs.plain:
-            if old in run:
-                run = run.replace(old, new)
-        if refs.one.search(run) is not None:  # "&#038;", or any name (many sought)
-            run = refs.one.sub(functools.partial(_numeric, refs.wanted), run)
-        if run != m.group():  # else only names no secret holds (many sought)
-            found.append((m.start(), m.end(), run))
+    found = [
+        (m.start(), m.end(), _rewritten(refs, m.group()))
+        for pattern in refs.groups
+        for m in pattern.finditer(text)
+    ]
+    if len(refs.groups) > 1:
+        found.sort()
     return found
+
+
+def _rewritten(refs: _Refs, group: str) -> str:
+    """A group of references (:func:`_named`) rewritten as numeric ones."""
+    if any(padded in group for padded in _PADDED):  # not in the pairs: one by one
+        return refs.one.sub(functools.partial(_numeric, refs.wanted), group)
+    found = set(refs.names.findall(group))
+    pairs = [pair for name in found for pair in refs.plain[name]]
+    pairs.sort(key=_last_amp)  # "&" last ("&AMP;" last of all: see _PLAIN_AMPS)
+    for _, old, new in pairs:
+        if old in group:
+            group = group.replace(old, new)
+    return group
+
+
+def _last_amp(pair: tuple[str, str, str]) -> tuple[bool, bool]:
+    return pair[0] == "&", pair[1] == "&AMP;"
+
+
+def one_by_one(text: str, named: tuple[str, ...]) -> list[tuple[int, int, str]]:
+    """Each reference of ``text`` by the ``named``, an edit each (how :func:`_named` rewrote a
+    group, read reference by reference)."""
+    refs = _references(named)
+    partial = functools.partial(_numeric, refs.wanted)
+    return [(m.start(), m.end(), partial(m)) for m in refs.one.finditer(text)]
 
 
 def _numeric(wanted: frozenset[str], m: re.Match[str]) -> str:

@@ -28,7 +28,7 @@ _OLD_AMP = r"(&amp;|\\u0026|&#0*38;|&#[xX]0*26;|%26|&)"
 
 @functools.lru_cache(maxsize=64)
 def _old_hint(named: tuple[str, ...]) -> re.Pattern[str]:
-    name = "|".join(named) if len(named) <= rewrite._FEW else rewrite._ANY_NAME
+    name = "|".join(named)  # those names only, however many (any name, once past a dozen)
     named_ref = f"|{_OLD_AMP}(?:{name})" if named else ""
     return re.compile(f"&(?:#(?:1[03]|[xX]0*[aAdD]);|NewLine;){named_ref}")
 
@@ -162,7 +162,7 @@ def test_what_may_be_rewritten_is_what_the_one_pattern_found() -> None:
         *("q", " ", "nbsp;", "&#x26;", "&#038;", "\\u0026", "\n", "%0a", "\\n"),
     ]
     many = rewrite.names(("/+=:._#!?@$%*()[]{}",))
-    assert len(many) > rewrite._FEW
+    assert len(many) > 12
     yes = 0
     for named in ((), ("equals;",), ("plus;", "slash;", "sol;"), many):
         new = rewrite.hint(named)
