@@ -17,6 +17,9 @@ A replay leaves the exchange's callback mark as it is. A callback resend still p
 exchange is replayed (``tongban callback resend``) is sent all the same, even if the replay ends
 first and arms its own callback over the resend's mark: the notifier reads what is owed from the
 history, the resent callback first, then the replay's (``federation.runtime.callbacks``).
+The ``replayed`` event records the end it replays as that end's callback or notice says it
+(``ended``: state, receipt and time, and the last error as ``error``): a callback or notice of
+that end still owed once the replay has landed goes out as it did before (:func:`ended`).
 The replay's end is a new outcome, so a callback or notice of its own: the ``from_state`` each
 ``replayed`` event keeps numbers the ends, ``<state>:<n>`` the n-th time the exchange ends in a
 state (``rejected:2``; the first end keeps its plain key; ``federation.runtime.owed.end_mark``).
@@ -35,6 +38,7 @@ import enum
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from federation.domain.errors import JournalDamaged, JournalError, JournalUnavailable
 from federation.domain.ids import new_id
@@ -69,6 +73,9 @@ JOURNAL_SAID: Mapping[Skip, str] = {
 }
 
 _log = get_logger(component="replay")
+
+# A ``replayed`` event's record of the end it replays, as that end's callback or notice says it
+ENDED = "ended"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -146,6 +153,7 @@ class ReplayService:
                     "batch": result.batch,
                     "from_state": ex.state.value,
                     "attempts_before": ex.attempts,
+                    **ended(ex),
                 },
             )
             try:
@@ -178,6 +186,22 @@ class ReplayService:
         except JournalDamaged:
             return Skip.JOURNAL_DAMAGED
         return Skip.MOVED if found else Skip.NOT_FOUND
+
+
+def ended(ex: Exchange) -> dict[str, Any]:
+    """What a ``replayed`` event keeps of the end it replays, as ``ex`` (read by the plan)
+    stood at that end: the state, receipt and time its callback or notice says (``ended``), and
+    its last error (``error``, the key every event's error goes by, so a reader who may not see
+    the partner's words sees it masked). A callback or notice of that end still owed once the
+    replay has landed (a retry, or one taken by another instance as the replay freed its lease)
+    is built from this, not from the exchange the replay has moved on: the same message under
+    the same key (``federation.runtime.owed.first_record``)."""
+    kept: dict[str, Any] = {
+        ENDED: {"at": ex.updated_at, "state": ex.state.value, "receipt": ex.receipt}
+    }
+    if ex.last_error is not None:
+        kept["error"] = dict(ex.last_error)
+    return kept
 
 
 def _why(exchange_id: str, code: Skip, exc: JournalError, *, batch: str) -> str:

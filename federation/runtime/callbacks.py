@@ -24,8 +24,15 @@ A resend is the same message as well as the same key: its ``callback_replayed`` 
 callback says that the exchange may later say otherwise (``resends``: the end's state, receipt
 and time, and its last error, :func:`message_of`), and the notifier builds the resent callback from that
 and the history before it (:func:`as_resent`), never from a new end a replay brought meanwhile,
-which has its own key and fields. A ``callback_replayed`` of an earlier release keeps no
-``resends``: the exchange as it stands is sent, as that release did.
+which has its own key and fields. A second resend keeps what the first recorded (the first's
+own write moved the exchange's last change). A replay records the end it replays too (``ended``
+in its ``replayed`` event): a callback of that end retried once the replay has landed, or taken
+by another instance as the replay freed its lease, is built from that record, not from the
+exchange the replay moved on. Every send under one key is built from the first record of its
+message (:func:`~federation.runtime.owed.first_record`), and every failed try at it counts
+toward the retry policy, one whose lease a replay took too (:func:`tried_since_armed`). A
+``callback_replayed`` of an earlier release keeps no ``resends``: the exchange as it stands is
+sent, as that release did.
 """
 
 from __future__ import annotations
@@ -41,6 +48,8 @@ from federation.domain.texts import Text, said
 from federation.runtime.owed import (
     RESENDS,
     end_mark,
+    first_record,
+    record_of,
     records_message,
     step_mark,
     told_since_armed,
@@ -65,8 +74,9 @@ class NotResent(FederationError):
 class Due:
     """The callback to try now: its mark, the tries at it so far, and whether it is the last
     one owed (else the pending mark is due again at once, once this one has ended); and the
-    ``callback_replayed`` event it resends, when that event records the message (None: the
-    exchange as it stands is the message, as for every callback not resent); and for a resend
+    event that first recorded its message (a resend's ``callback_replayed``, or the ``replayed``
+    event of a replay of the end it tells; None: the exchange as it stands is the message, as
+    for a callback neither resent nor replayed over); and for a resend
     still owed, when it was asked for (``since``: its retries are timed from then, not from the
     end, which may be days before; None: from the exchange's last change). ``told``: the
     callback has ended already (:func:`~federation.runtime.owed.told_since_armed`): the mark
@@ -119,6 +129,8 @@ def due_callback(exchange: Exchange, mark: str) -> Due:
     has ended already (:func:`~federation.runtime.owed.told_since_armed`) is ``told``: it is
     finished without sending."""
     due = _owed_first(exchange, mark)
+    first = None if _legacy_owed(exchange.events, due.mark) else first_record(exchange, due.mark)
+    due = replace(due, resend=None if first is None else exchange.events[first])
     if due.last and told_since_armed(exchange, due.mark, OUTCOMES):
         return replace(due, told=True)
     return due
@@ -128,7 +140,9 @@ def _owed_first(exchange: Exchange, mark: str) -> Due:
     """:func:`due_callback`, told or not."""
     mark = step_key(exchange, mark)
     events = exchange.events
-    row = Due(mark=mark, tries=exchange.notify_attempts)
+    # a try that lost its lease to a replay is journalled without the row's count: the history
+    # counts it, so the source gets no more tries than the policy says
+    row = Due(mark=mark, tries=max(exchange.notify_attempts, tried_since_armed(events, mark)))
     resent_at = _last(events, lambda e: e.kind == "callback_replayed")
     resent = events[resent_at].data.get("state") if resent_at is not None else None
     if resent_at is None or not isinstance(resent, str):
@@ -138,48 +152,51 @@ def _owed_first(exchange: Exchange, mark: str) -> Due:
         (i for i, e in enumerate(later) if e.kind in OUTCOMES and e.data.get("state") == resent),
         None,
     )
-    # the message it resends, as recorded (a replay may have brought a new end meanwhile)
-    resend = events[resent_at] if settled is None and records_message(events[resent_at]) else None
     since = events[resent_at].at if settled is None else None  # its tries timed from the ask
     if resent == mark:
-        # a try that lost its lease to a replay is journalled without the row's count: the
-        # history counts it, so the source gets no more tries than the policy says
-        tries = row.tries if settled is not None else max(row.tries, _failed(later, mark))
-        return Due(mark=mark, tries=tries, resend=resend, since=since)
+        return replace(row, since=since)
     stepped = _last(later, lambda e: e.kind in OVERWRITTEN_BY)
     if stepped is None or (settled is not None and settled < stepped):
         return row  # nothing came over it, or it was sent before anything did
     if settled is None:
-        tries = _failed(later, resent)
-        return Due(mark=resent, tries=tries, last=False, resend=resend, since=since)
+        return Due(mark=resent, tries=_failed(later, resent), last=False, since=since)
     return Due(mark=mark, tries=_failed(later[settled + 1 :], mark))
 
 
-def message_of(exchange: Exchange) -> dict[str, Any]:
-    """What a resend of ``exchange``'s callback keeps of the message it sends again, as the
-    exchange stands now (the fields of its ``callback_replayed`` event): ``resends``, the end's
-    state, receipt and time, and ``error``, its last error if any. The resend goes out so, as it
-    was, whatever the exchange has come to meanwhile (a replay's new end is a message of its
-    own). The error goes by the key every event's error does, so that a reader who may not see
-    the partner's words, or an application's values quoted in a mapping's problems, sees them
-    masked here as everywhere else."""
-    told: dict[str, Any] = {
-        RESENDS: {
-            "at": exchange.updated_at,
-            "state": exchange.state.value,
-            "receipt": exchange.receipt,
-        }
-    }
-    if exchange.last_error is not None:
-        told["error"] = dict(exchange.last_error)
+def message_of(exchange: Exchange, mark: str | None = None) -> dict[str, Any]:
+    """What a resend of ``exchange``'s callback ``mark`` keeps of the message it sends again
+    (the fields of its ``callback_replayed`` event): ``resends``, the end's state, receipt and
+    time, and ``error``, its last error if any. The resend goes out so, as it was, whatever the
+    exchange has come to meanwhile (a replay's new end is a message of its own). A message
+    recorded already (an earlier resend of the mark: its write moved the exchange's last
+    change, :func:`~federation.runtime.owed.first_record`) is kept as recorded, so a second
+    resend says what the callback and the first resend said. The error goes by the key every
+    event's error does, so that a reader who may not see the partner's words, or an
+    application's values quoted in a mapping's problems, sees them masked here as everywhere
+    else."""
+    first = first_record(exchange, mark) if mark is not None else None
+    if first is not None:
+        event = exchange.events[first]
+        return _told(record_of(event) or {}, event.data.get("error"))
+    return _told(
+        {"at": exchange.updated_at, "state": exchange.state.value, "receipt": exchange.receipt},
+        exchange.last_error,
+    )
+
+
+def _told(message: Mapping[str, Any], error: Any) -> dict[str, Any]:
+    told: dict[str, Any] = {RESENDS: dict(message)}
+    if isinstance(error, Mapping):
+        told["error"] = dict(error)
     return told
 
 
 def as_resent(exchange: Exchange, resend: Event) -> Exchange:
-    """``exchange`` (loaded with its events) as it stood when ``resend`` (a ``callback_replayed``
-    event recording its message, :func:`message_of`) was journalled: the message it resends is
-    built from it, its lifecycle steps those journalled before the resend."""
-    told = resend.data[RESENDS]
+    """``exchange`` (loaded with its events) as it stood when ``resend`` (an event recording the
+    message sent under a key: a resend's, :func:`message_of`, or a replay's of the end it
+    replays, :func:`~federation.runtime.owed.record_of`) was journalled: the message is built
+    from it, its lifecycle steps those journalled before that event."""
+    told = record_of(resend) or {}
     error = resend.data.get("error")
     events = list(exchange.events)
     cut = events.index(resend) if resend in events else len(events)
@@ -198,6 +215,27 @@ def _last(events: Sequence[Event], kind: Callable[[Event], bool]) -> int | None:
 
 def _failed(events: Sequence[Event], mark: str) -> int:
     return sum(1 for e in events if e.kind == "callback_failed" and e.data.get("state") == mark)
+
+
+def _legacy_owed(events: Sequence[Event], mark: str) -> bool:
+    """Is the latest resend of ``mark`` one an earlier release journalled (recording nothing),
+    not ended yet? It is sent as that release sent it: the exchange as it stands."""
+    latest: Event | None = None
+    for event in events:
+        if event.data.get("state") != mark:
+            continue
+        if event.kind == "callback_replayed":
+            latest = event
+        elif event.kind in OUTCOMES:
+            latest = None
+    return latest is not None and not records_message(latest)
+
+
+def tried_since_armed(events: Sequence[Event], mark: str) -> int:
+    """The failed tries at the callback ``mark`` (numbered) the history shows since it was last
+    armed (its end or step, or its latest resend): those whose lease a replay took count too."""
+    armed = _last(events, lambda e: e.kind == "callback_replayed" and e.data.get("state") == mark)
+    return _failed(events[0 if armed is None else armed + 1 :], mark)
 
 
 def callback_mark(exchange: Exchange) -> str | None:
@@ -242,7 +280,7 @@ async def resend_callback(
         "callback now pending",
         id=exchange_id,
     )
-    told = message_of(exchange)
+    told = message_of(exchange, mark)
     await rearm(
         journal,
         exchange,

@@ -15,7 +15,11 @@ is claimed and sent again under the same key; the loop pauses longer after each 
 and goes on: a journal outage or an unforeseen error never ends it. A callback support staff
 resent (``tongban callback resend``) goes out as the message it resends, as its
 ``callback_replayed`` recorded it, even once a replay has brought the exchange to a new end, whose
-own callback follows under its own key.
+own callback follows under its own key; a second resend as the first did. A callback of an end that
+a replay replaced (retried once the replay landed, or taken by another instance as the replay freed
+its lease) goes out as its ``replayed`` event recorded that end: every send under one key is the
+same message. Every failed try counts toward the retry strategy, one journalled after a replay
+took its lease too.
 
 An application a partner filed whose service item reports in the partner's own dialect (a
 ``report:`` in partners.yaml and in its mapping) is told by a notice instead: mapped, sent over the
@@ -250,9 +254,10 @@ class Notifier:
     async def _due_body(
         self, exchange: Exchange, due: Due, full: Exchange | None
     ) -> dict[str, Any]:
-        """The JSON of the callback ``due`` names: a resend's is the message it resends, as its
-        ``callback_replayed`` recorded it, whatever the exchange has come to since (a replay's
-        new end is a message of its own, under its own key)."""
+        """The JSON of the callback ``due`` names: one whose message is recorded (a resend's
+        ``callback_replayed``, a replay's ``replayed``) is built from the first record,
+        whatever the exchange has come to since (a replay's new end is a message of its own,
+        under its own key)."""
         if due.resend is not None and full is not None:
             then = as_resent(full, due.resend)
             return await self._body(then, due.mark, then)

@@ -21,15 +21,21 @@ change. A resend keeps the mark, and so the key, of the message it sends again, 
 what that message said that the exchange may later say otherwise (``resends`` in its
 ``notice_replayed`` or ``callback_replayed``: the end's state, receipt and time): a replay that
 brings a new end before the resend goes out changes neither, and the new end is owed after it,
-under its own key. A resend's tries are timed from when it was asked for, not from the end.
+under its own key. So does a replay, of the end it replays (``ended`` in its ``replayed``
+event): a callback of that end retried, or taken by another instance, once the replay has
+landed says what it said before, not the replay's time. Every callback under one key is built
+from the first such record (:func:`first_record`), so a second resend says what the first did.
+A resend's tries are timed from when it was asked for, not from the end.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 from federation.domain.models import TERMINAL_STATES, Event, Exchange, State
+from replay.service import ENDED
 
 SETTLED = frozenset(
     {
@@ -45,6 +51,8 @@ SETTLED = frozenset(
 
 ENDS = frozenset(s.value for s in TERMINAL_STATES)
 RESENDS = "resends"  # a resend event's record of the message it sends again
+# the events that may record a message sent (:func:`record_of`)
+RECORDS = frozenset({"callback_replayed", "notice_replayed", "replayed"})
 _SENT = "#delivered since the last replay"  # a key of step_mark's counts that is no mark
 
 
@@ -62,14 +70,42 @@ class Owed:
     since: float | None = None
 
 
-def records_message(event: Event) -> bool:
-    """Does a resend event (``callback_replayed``, ``notice_replayed``) record the message it
-    resends? One journalled by an earlier release does not: the exchange as it stands is sent,
-    as that release did."""
-    told = event.data.get(RESENDS)
+def record_of(event: Event) -> Mapping[str, Any] | None:
+    """What ``event`` records of a message sent (the end's state, receipt and time), if it is
+    such a record: a resend's (``resends`` of a ``callback_replayed`` or ``notice_replayed``),
+    or a replay's of the end it replays (``ended`` of a ``replayed`` event). One journalled by
+    an earlier release records nothing: the exchange as it stands is sent, as that release did."""
+    key = ENDED if event.kind == "replayed" else RESENDS
+    told = event.data.get(key) if event.kind in RECORDS else None
     if not isinstance(told, Mapping) or not isinstance(told.get("at"), int | float):
-        return False
-    return told.get("state") in ENDS
+        return None
+    return told if told.get("state") in ENDS else None
+
+
+def records_message(event: Event) -> bool:
+    """Does ``event`` record the message sent under a key (:func:`record_of`)?"""
+    return record_of(event) is not None
+
+
+def first_record(exchange: Exchange, key: str) -> int | None:
+    """The index of the event of ``exchange`` (loaded with its events) that first recorded the
+    message sent under ``key`` (a mark, numbered), if any: a resend of that mark, or the replay
+    that followed the end ``key`` names (the n-th ``replayed`` from a state follows the end
+    ``<state>:<n>``). Every later send under the key is built from it, never from the exchange
+    as it stands: a resend's own write, a replay and the replay's attempts all move the
+    exchange's last change (the message's ``at``), its state and its errors."""
+    ends: dict[str, int] = {}  # replays from each end state so far
+    for i, event in enumerate(exchange.events):
+        if event.kind == "replayed":
+            ended = event.data.get("from_state")
+            if not isinstance(ended, str):
+                continue
+            ends[ended] = ends.get(ended, 0) + 1
+            if numbered(ended, ends[ended]) == key and records_message(event):
+                return i
+        elif event.data.get("state") == key and event.kind in RECORDS and records_message(event):
+            return i
+    return None
 
 
 def numbered(mark: str, n: int) -> str:
