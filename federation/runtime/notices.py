@@ -53,7 +53,7 @@ from federation.mapping.report import map_notice, notice_document, report_of
 from federation.runtime.breaker import PartnerGuards, Sleep
 from federation.runtime.callbacks import NotResent, as_resent, rearm
 from federation.runtime.catalogue import Catalogue
-from federation.runtime.owed import RESENDS, Owed, owed, step_of
+from federation.runtime.owed import RESENDS, Owed, first_record, owed, record_of, step_of
 from replay.journal import Journal
 
 NOTICE_KINDS = (
@@ -373,21 +373,27 @@ def _events(exchange: Exchange, clock: Callable[[], float]) -> Callable[..., Eve
 
 
 def told(exchange: Exchange, due: Owed) -> Exchange:
-    """``exchange`` (loaded with its events) as the notice ``due`` tells it: a resend's, as it
-    stood when the resend was asked for (its ``notice_replayed`` records the receipt and time,
-    the steps are those journalled before it), whatever a replay has brought since; any other,
-    as it stands."""
+    """``exchange`` (loaded with its events) as the notice ``due`` tells it: one whose message
+    is recorded, as it stood when first recorded (a resend's ``notice_replayed``, or the
+    ``replayed`` event of a replay of the end it tells, records the receipt and time; the steps
+    are those journalled before it), whatever a replay has brought since; any other, as it
+    stands."""
     if due.resend is None:
         return exchange
     return as_resent(exchange, exchange.events[due.resend])
 
 
-def notice_message(exchange: Exchange) -> dict[str, Any]:
-    """What a resend of ``exchange``'s notice keeps of the notice it sends again (the
+def notice_message(exchange: Exchange, mark: str) -> dict[str, Any]:
+    """What a resend of ``exchange``'s notice ``mark`` keeps of the notice it sends again (the
     ``resends`` field of its ``notice_replayed``): the end's state, the local system's receipt
-    (which the notice may quote as ``original.receipt``) and the time. Journalled in the
-    event's data, sealed as every event's is, and masked with the rest of it for a reader who
-    may not reveal."""
+    (which the notice may quote as ``original.receipt``) and the time; as first recorded, if
+    it is (an earlier resend of the mark, whose own write moved the exchange's last change:
+    :func:`~federation.runtime.owed.first_record`). Journalled in the event's data, sealed as
+    every event's is, and masked with the rest of it for a reader who may not reveal."""
+    first = first_record(exchange, mark)
+    told = record_of(exchange.events[first]) if first is not None else None
+    if told is not None:
+        return {RESENDS: dict(told)}
     return {
         RESENDS: {
             "at": exchange.updated_at,
@@ -431,7 +437,7 @@ async def resend_notice(
         reason=reason,
         by=by,
         at=clock(),
-        told=notice_message(exchange),
+        told=notice_message(exchange, state),
     )
     return state
 

@@ -22,8 +22,8 @@ what that message said that the exchange may later say otherwise (``resends`` in
 ``notice_replayed`` or ``callback_replayed``: the end's state, receipt and time): a replay that
 brings a new end before the resend goes out changes neither, and the new end is owed after it,
 under its own key. So does a replay, of the end it replays (``ended`` in its ``replayed``
-event): a callback of that end retried, or taken by another instance, once the replay has
-landed says what it said before, not the replay's time. Every callback under one key is built
+event): a notice or callback of that end retried, or taken by another instance, once the replay
+has landed says what it said before, not the replay's time. Every send under one key is built
 from the first such record (:func:`first_record`), so a second resend says what the first did.
 A resend's tries are timed from when it was asked for, not from the end.
 """
@@ -59,9 +59,10 @@ _SENT = "#delivered since the last replay"  # a key of step_mark's counts that i
 @dataclass(frozen=True, kw_only=True)
 class Owed:
     """One notice still owed: its mark, the event of its step (None: the mark alone says it),
-    and how many tries at it the history shows; for a resend, the index of its
-    ``notice_replayed`` when that records the notice (:func:`records_message`) and the time it
-    was asked for (``since``: its tries are timed from then, not from the end)."""
+    and how many tries at it the history shows; the index of the event that first recorded the
+    notice, if one did (a resend's ``notice_replayed``, or a replay's of the end it replays:
+    :func:`first_record`), which it is built from; for a resend, the time it was asked for
+    (``since``: its tries are timed from then, not from the end)."""
 
     mark: str
     event: int | None
@@ -174,7 +175,8 @@ def owed(exchange: Exchange, mark: str) -> list[Owed]:
             continue
         elif event.kind == "notice_replayed":
             queue = [q for q in queue if q.mark != state]
-            told = i if records_message(event) else None
+            # a second resend says what the first did; one of an earlier release recorded none
+            told = first_record(exchange, state) if records_message(event) else None
             queue.append(
                 Owed(mark=state, event=where.get(state), attempts=0, resend=told, since=event.at)
             )
@@ -187,7 +189,10 @@ def owed(exchange: Exchange, mark: str) -> list[Owed]:
                 del queue[: marks.index(state) + 1]
             loose.pop(state, None)
     mark = end_mark(exchange, mark)  # an end no step of the history explains (a refusal …)
-    end = Owed(mark=mark, event=None, attempts=loose.get(mark, 0))
+    # a replay's record of that end, if it has been replayed since: the notice it first sent
+    end = Owed(
+        mark=mark, event=None, attempts=loose.get(mark, 0), resend=first_record(exchange, mark)
+    )
     if told_since_armed(exchange, mark, SETTLED):
         return queue
     if not queue:
