@@ -40,25 +40,70 @@ class EdgeRequestHandler(RequestHandler):
 
     To name the request the parser refuses (its method and path, never more), the connection
     keeps the bytes read from the first of a request it has not read whole (WINDOW_KEPT at
-    most), never a body being read; they begin anew once a request was read whole."""
+    most), never a body being read by its Content-Length: the window begins anew where such a
+    body ends (by its length, in the read that ends it), or once a read ends with a request
+    read whole. A chunked body's reads are held (no copy) within WINDOW_KEPT, for the parser
+    that reads the window again to find where the body ends. Where the window's start cannot
+    be told, it is ``_lost`` until it begins anew, and a refusal meanwhile names nothing."""
 
     refusals: EdgeRefusals | None = None
     limits: Mapping[str, int] = MappingProxyType({})  # the parser's limits, as the server's
     _window = b""
     _cut = False  # the window lost bytes past WINDOW_KEPT
+    _lost = False  # where the window begins is not known: nothing kept, a refusal names nothing
     _body: StreamReader | None = None  # the body still to come of the last request read
+    _length = -1  # that body's Content-Length; -1 for a chunked one
+    _held: list[bytes]  # the reads of a chunked body, after the window (set with the body)
+    _held_size = 0  # the window's bytes and those held
     _refused = b""  # the start of the request the parser refused
 
     def data_received(self, data: bytes) -> None:
-        if self._body is not None and self._body.is_eof():  # its request read whole
-            self._body, self._window, self._cut = None, b"", False
-        if self._body is None:
-            kept = self._window + data
-            self._window, self._cut = kept[:WINDOW_KEPT], self._cut or len(kept) > WINDOW_KEPT
-        count = self._request_count
+        count, chunked = self._request_count, self._body is not None and self._length < 0
+        after = self._before(data)
         super().data_received(data)
+        if chunked and self._body is not None and self._body.is_eof():
+            after = self._chunked_read(data, count)
         if self._request_count > count:
-            self._read(data, list(self._messages)[count - self._request_count :])
+            self._read(after, list(self._messages)[count - self._request_count :])
+
+    def _before(self, data: bytes) -> bytes:
+        """Before the parser reads ``data``: the bytes of it that may begin requests (kept in
+        the window); none while a body is read, those past its end in the read that ends it."""
+        body = self._body
+        if body is None:
+            if not self._lost:
+                kept = self._window + data
+                self._window, self._cut = kept[:WINDOW_KEPT], self._cut or len(kept) > WINDOW_KEPT
+            return data
+        if self._length < 0:  # chunked: the parser tells where it ends
+            if self._held_size < WINDOW_KEPT and not self._lost:
+                self._held.append(data)
+                self._held_size += len(data)
+            elif data:
+                self._cut = True
+            return data
+        rest = self._length - body.total_bytes
+        if rest > len(data):
+            return b""
+        # rest 0: its last bytes were read before but the parser, paused, holds what followed
+        after = data[rest:] if rest > 0 else b""
+        self._body, self._lost = None, rest <= 0
+        self._window, self._cut = after[:WINDOW_KEPT], len(after) > WINDOW_KEPT
+        return after
+
+    def _chunked_read(self, data: bytes, count: int) -> bytes:
+        """The chunked body being read ended in ``data``: the window begins anew when ``data``
+        ends with it (nothing read after it, and nothing held back), else it takes the held
+        reads, where the body's end is found when a request after it is refused."""
+        pieces, size = [self._window, *self._held], self._held_size
+        self._body, self._held, self._held_size = None, [], 0
+        whole = self._request_count == count and not self._buffer_paused
+        if whole and data.endswith((b"\r\n\r\n", b"\n\n")):
+            self._window, self._cut, self._lost = b"", False, False
+        elif not self._lost:
+            self._window = b"".join(pieces)[:WINDOW_KEPT]
+            self._cut = self._cut or size > WINDOW_KEPT
+        return data
 
     def _read(self, data: bytes, messages: Sequence[tuple[object, StreamReader]]) -> None:
         """What ``data`` gave: a refusal (the refused request's start kept, as read now), or the
@@ -66,17 +111,20 @@ class EdgeRequestHandler(RequestHandler):
         ``data`` ending with the last (the window begins anew)."""
         message, body = messages[-1]
         if not isinstance(message, RawRequestMessage):  # the parser refused a request
-            self._refused = self._refused or failing_head(
-                self._window, cut=self._cut, limits=self.limits, loop=self._loop
-            )
+            if not self._lost:
+                self._refused = self._refused or failing_head(
+                    self._window, cut=self._cut, limits=self.limits, loop=self._loop
+                )
         elif not body.is_eof():
-            self._body = body
+            length = message.headers.get("Content-Length", "")
+            self._body, self._length = body, int(length) if length.isdigit() else -1
+            self._held, self._held_size = [], len(self._window)
         else:
             length = message.headers.get("Content-Length", "")
             size = int(length) if length.isdigit() else 0
             ended = size <= len(data) and data[: len(data) - size].endswith((b"\r\n\r\n", b"\n\n"))
             if ended and not self._buffer_paused:  # the parser holds none of it back
-                self._window, self._cut = b"", False
+                self._window, self._cut, self._lost = b"", False, False
 
     def handle_error(
         self,
