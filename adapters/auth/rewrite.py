@@ -15,15 +15,15 @@ tries in C: a page's ``&nbsp;`` never reaches Python), and references apart by a
 are one edit (:func:`_named`): a reply of them costs a step in Python a group of them.
 
 Line breaks inside base64 (PEM's 64 characters a line, MIME's 76; a raw ``\\n`` or ``\\r\\n``, a
-JSON string's ``\\n``, XML's ``&#10;``, a URL's ``%0A``, HTML5's ``&NewLine;``; the indentation
-after it) are removed, so base64 of a secret, or of a text that holds it, is found wherever a
-line ends in it. A break is taken for one inside base64 only where the line before it ends in
-:data:`_LINE` characters of base64 (``\\/`` for ``/`` too, as JSON may write it) and the next
-begins with one: a text of prose or pretty-printed JSON seldom has such a line, and then costs
-nothing more. Only the secrets written in base64's characters (:func:`wraps`: its shapes, and
-keys that look like them) are searched for in a text whose breaks alone were removed: no other
-can be cut by one. Base64 whose ``+`` or ``/`` is percent-encoded or written as a reference
-(``%2B``, ``&#43;``) is not joined across its lines.
+JSON string's ``\\n``, XML's ``&#10;`` (``&#010;``, ``&#x0A;``: zeros before too), a URL's
+``%0A``, HTML5's ``&NewLine;``; the indentation after it) are removed, so base64 of a secret, or
+of a text that holds it, is found wherever a line ends in it. A break is taken for one inside
+base64 only where the line before it ends in :data:`_LINE` characters of base64 (``\\/`` for
+``/`` too, as JSON may write it) and the next begins with one: a text of prose or pretty-printed
+JSON seldom has such a line, and then costs nothing more. Only the secrets written in base64's
+characters (:func:`wraps`: its shapes, and keys that look like them) are searched for in a text
+whose breaks alone were removed: no other can be cut by one. Base64 whose ``+`` or ``/`` is
+percent-encoded or written as a reference (``%2B``, ``&#43;``) is not joined across its lines.
 
 The rewritten text is searched as well as the text as it came, not instead of it (a secret may
 hold a line break itself: a PEM key).
@@ -72,12 +72,12 @@ def _after_line(first: str) -> str:
 _CR, _LF, _BACKSLASH = _after_line(r"\r"), _after_line(r"\n"), _after_line(r"\\")
 _BREAK = re.compile(
     f"(?:{_CR}\\n?|{_LF}|{_BACKSLASH}(?:r\\\\n|[nr])"
-    f"|{_after_line('&')}(?:#(?:13|[xX]0*[dD]);&#(?:10|[xX]0*[aA]);|#(?:1[03]|[xX]0*[aAdD]);"
+    f"|{_after_line('&')}(?:#(?:0*13|[xX]0*[dD]);&#(?:0*10|[xX]0*[aA]);|#(?:0*1[03]|[xX]0*[aAdD]);"
     "|NewLine;)"
     f"|{_after_line('%')}(?:0[dD]%0[aA]|0[aAdD]))"
     r"[ \t]*(?=[A-Za-z0-9+/_\\-])"
 )
-_HINTS = ("\n", "\r", "\\n", "\\r", "&#1", "&#x", "&#X", "%0", "&NewLine;")
+_HINTS = ("\n", "\r", "\\n", "\\r", "&#1", "&#0", "&#x", "&#X", "%0", "&NewLine;")
 _PERCENT_BREAK = re.compile("%0[aAdD]")
 _BASE64 = re.compile(r"(?:[A-Za-z0-9+/=_-]|\\/)+")  # \/: JSON's slash
 
@@ -214,7 +214,7 @@ def hint(named: tuple[str, ...]) -> Hint:
     in any way :func:`rewrite` reads (:data:`_AMP`, taken apart by its first character)."""
     name = "|".join(named)
     named_ref = f"|(?:amp;|#0*38;|#[xX]0*26;)?(?:{name})" if named else ""
-    amp = re.compile(f"&(?:#(?:1[03]|[xX]0*[aAdD]);|NewLine;{named_ref})")
+    amp = re.compile(f"&(?:#(?:0*1[03]|[xX]0*[aAdD]);|NewLine;{named_ref})")
     if not named:
         return Hint(amp=amp, json=None, url=None)
     return Hint(amp=amp, json=re.compile(f"\\\\u0026(?:{name})"), url=re.compile(f"%26(?:{name})"))

@@ -30,7 +30,7 @@ _OLD_AMP = r"(&amp;|\\u0026|&#0*38;|&#[xX]0*26;|%26|&)"
 def _old_hint(named: tuple[str, ...]) -> re.Pattern[str]:
     name = "|".join(named)  # those names only, however many (any name, once past a dozen)
     named_ref = f"|{_OLD_AMP}(?:{name})" if named else ""
-    return re.compile(f"&(?:#(?:1[03]|[xX]0*[aAdD]);|NewLine;){named_ref}")
+    return re.compile(f"&(?:#(?:0*1[03]|[xX]0*[aAdD]);|NewLine;){named_ref}")
 
 
 def _old_hinted(text: str, hint: re.Pattern[str]) -> bool:
