@@ -6,10 +6,14 @@ row per address per window; bounded memory; and its settings in partners.yaml
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any, cast
 
+import yaml
+from jsonschema import Draft202012Validator
 from prometheus_client import CollectorRegistry, Counter
 
+from federation import contracts
 from federation.api.budget import SUMMARIES, SUMMARY_PROBLEM, RefusalBudget, address_key
 from federation.config.refusals import RefusalBudgetSettings
 from federation.logging import capture_logs
@@ -24,6 +28,7 @@ from tests.unit.test_config import (  # noqa: F401 (fixtures)
 )
 from tests.waiting import wait_until
 
+REPO = Path(__file__).resolve().parents[2]
 AT = 1_796_000_000.0  # the refusals' own (wall) time
 
 
@@ -267,3 +272,16 @@ def test_wrong_budget_settings_are_named_with_their_lines(problems: Problems) ->
         "'addresses'?); allowed here: addresses, body_bytes_per_minute, burst, per_second, "
         "summary_every, total_body_bytes_per_minute, total_burst, total_per_second",
     ]
+
+
+def test_the_published_schema_takes_what_the_loader_takes() -> None:
+    """partners.yaml's schema: the budget, ``false``, and a misspelt key refused by both."""
+    schema = Draft202012Validator(contracts.schema("partners"))
+    text = (REPO / "partners.yaml").read_text(encoding="utf-8")
+    good = {"per_second": 2.5, "burst": 40, "body_bytes_per_minute": 0, "summary_every": "5m"}
+    for budget_value in (good, False):
+        document = yaml.safe_load(text)
+        document["broker"] = {"refusal_budget": budget_value}
+        assert list(schema.iter_errors(document)) == []
+    document["broker"] = {"refusal_budget": {"adresses": 10}}
+    assert [e.message for e in schema.iter_errors(document)]
