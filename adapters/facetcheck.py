@@ -54,7 +54,7 @@ Conforms = Callable[[Mapping[str, Any]], bool]
 
 
 @dataclass(frozen=True, slots=True)
-class _Child:
+class Child:
     """One element of a compiled body with what its values must satisfy."""
 
     key: str
@@ -63,7 +63,7 @@ class _Child:
     write: Callable[[Any], str] | None  # the compiled writer's own conversion, for other values
     check: Check | None  # a simple element's check; None: unknown (any value: False)
     numeric: bool  # an integer or decimal type: an ``int`` value is written as ``str(value)``
-    inner: tuple[_Child, ...] | None  # a complex element's children
+    inner: tuple[Child, ...] | None  # a complex element's children
 
 
 def compile_check(body: Body, schema: etree._Element | None) -> Conforms | None:
@@ -75,7 +75,7 @@ def compile_check(body: Body, schema: etree._Element | None) -> Conforms | None:
     return None if tree is None else generate(tree)
 
 
-def compile_tree(root: Node, schema: etree._Element) -> tuple[_Child, ...] | None:
+def compile_tree(root: Node, schema: etree._Element) -> tuple[Child, ...] | None:
     """The checks of ``root``'s children, or None when the schema does not declare ``root`` as
     the compiled tree has it."""
     qname = etree.QName(root.tag)
@@ -91,7 +91,7 @@ def compile_tree(root: Node, schema: etree._Element) -> tuple[_Child, ...] | Non
         return None
 
 
-def conforms(tree: tuple[_Child, ...], values: Any) -> bool:
+def conforms(tree: tuple[Child, ...], values: Any) -> bool:
     """The check interpreted: the generated code's slow path (lists, other values) and the
     reference in tests."""
     if type(values) is not dict:
@@ -106,13 +106,13 @@ def conforms(tree: tuple[_Child, ...], values: Any) -> bool:
     return True
 
 
-def _value(child: _Child, value: Any) -> bool:
+def _value(child: Child, value: Any) -> bool:
     if type(value) is list or type(value) is tuple:
         return child.many and all(_one(child, item) for item in value)
     return _one(child, value)
 
 
-def _one(child: _Child, value: Any) -> bool:
+def _one(child: Child, value: Any) -> bool:
     if value is None:
         return False
     if child.inner is not None:
@@ -129,7 +129,7 @@ def _one(child: _Child, value: Any) -> bool:
     return text is not None and check(text)
 
 
-def generate(tree: tuple[_Child, ...]) -> Conforms:
+def generate(tree: tuple[Child, ...]) -> Conforms:
     """One generated function per complex type, children unrolled, the common cases inline (a
     ``str`` value, a ``dict`` for a complex child); anything else goes to :func:`conforms`.
 
@@ -143,7 +143,7 @@ def generate(tree: tuple[_Child, ...]) -> Conforms:
     return check
 
 
-def _emit(tree: tuple[_Child, ...], env: dict[str, Any], lines: list[str]) -> str:
+def _emit(tree: tuple[Child, ...], env: dict[str, Any], lines: list[str]) -> str:
     fn = f"c{len(env)}"
     env[fn] = None
     code = [f"def {fn}(values):", "    if type(values) is not dict:", "        return False"]
@@ -165,7 +165,10 @@ def _emit(tree: tuple[_Child, ...], env: dict[str, Any], lines: list[str]) -> st
         elif child.check is ANY:
             continue  # any value the writer took is valid
         else:
-            code += ["    elif type(v) is str:", f"        if not ({_test(c, child.check, env)}):"]
+            code += [
+                "    elif type(v) is str:",
+                f"        if not ({value_test(c, child.check, env)}):",
+            ]
             code += ["            return False"]
             if child.numeric:
                 code += ["    elif type(v) is int:", f"        if not {c}_f(str(v)):"]
@@ -175,7 +178,7 @@ def _emit(tree: tuple[_Child, ...], env: dict[str, Any], lines: list[str]) -> st
     return fn
 
 
-def _test(c: str, check: Check, env: dict[str, Any]) -> str:
+def value_test(c: str, check: Check, env: dict[str, Any]) -> str:
     """The expression testing a ``str`` value ``v``: lengths and single enumerations inline."""
     env[f"{c}_f"] = check
     if isinstance(check, Lengths):
@@ -222,7 +225,7 @@ def declared_type(index: SchemaIndex, decl: etree._Element) -> etree._Element | 
 
 def _complex(
     index: SchemaIndex, definition: etree._Element | str, node: Node, depth: int
-) -> tuple[_Child, ...]:
+) -> tuple[Child, ...]:
     """The checks of a complex type's children, which must be ``node``'s, in the same order."""
     if isinstance(definition, str) or definition.tag != f"{{{XS}}}complexType":
         raise Unknown("not a complex type")
@@ -263,7 +266,7 @@ def _same_element(index: SchemaIndex, decl: etree._Element, child: Node) -> bool
     )
 
 
-def _child(index: SchemaIndex, decl: etree._Element, child: Node, depth: int) -> _Child:
+def _child(index: SchemaIndex, decl: etree._Element, child: Node, depth: int) -> Child:
     write = child.simple.write if child.simple is not None else None
     inner = check = None
     base = ""
@@ -274,7 +277,7 @@ def _child(index: SchemaIndex, decl: etree._Element, child: Node, depth: int) ->
             base, check = _element_check(index, decl, declared_type(index, decl), child)
         except Unknown:
             check = None
-    return _Child(
+    return Child(
         key=child.key,
         many=child.many,
         required=bool(child.min_occurs),

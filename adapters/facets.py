@@ -25,7 +25,9 @@ from zeep.xsd import ComplexType, Element
 from zeep.xsd.elements.indicators import Group, OrderIndicator
 
 from adapters.body import Body, BodyInvalid
-from adapters.facetcheck import compile_check
+from adapters.bodyfast import Fast, generate_fast
+from adapters.bodygen import CompiledBody
+from adapters.facetcheck import Conforms, compile_tree, generate
 
 XS = "http://www.w3.org/2001/XMLSchema"
 WSDL = "http://schemas.xmlsoap.org/wsdl/"
@@ -144,9 +146,21 @@ class CheckedBody:
         self.nsmap = body.nsmap
         self.tag = body.tag
         namespace = etree.QName(body.tag).namespace or "" if body.tag else ""
-        self.quick = compile_check(body, facets.source(namespace))
+        schema = facets.source(namespace)
+        tree = None
+        if isinstance(body, CompiledBody) and schema is not None:
+            tree = compile_tree(body.root, schema)
+        self.quick: Conforms | None = None if tree is None else generate(tree)
+        # the writer and the quick check in one pass, for the payloads both take as usual
+        self.fast: Fast | None = None
+        if tree is not None and isinstance(body, CompiledBody):
+            self.fast = generate_fast(body.root, tree)
 
     def write(self, values: Mapping[str, Any]) -> str:
+        if self.fast is not None and self.quick is not None:
+            text = self.fast(values)
+            if text is not None:  # what the writer writes, and the quick check calls valid
+                return text
         text = self._body.write(values)
         if self.quick is not None and self.quick(values):
             return text

@@ -256,8 +256,8 @@ class SoapAdapter:
         refs = [ref for _, ref in plan.secrets] if plan is not None else []
         if security is not None:
             refs.append(security.password)
-        try:
-            texts = await read_texts(refs)  # files in threads of their own folders
+        try:  # files in threads of their own folders; most attempts read none
+            texts = await read_texts(refs) if refs else []
         except SecretError as exc:
             raise not_sent(exc, self.partner.id, op.name, "POST", url) from None
         paths = [path for path, _ in plan.secrets] if plan is not None else []
