@@ -202,3 +202,22 @@ async def test_a_flood_of_garbage_is_bounded_and_summarised_at_the_stop(
     assert summary.detail.endswith("past the refusal budget: 400 bad-request ×35")
     _, broken = await cast(JournalAdmin, journal).verify()
     assert broken is None
+
+
+async def test_garbage_before_any_app_refusal_is_held_to_the_configured_budget(
+    make_config: Any, broker_at: Any, journal_of: Backend
+) -> None:
+    """What the parser refuses is held to partners.yaml's budget from the start, not to the
+    defaults until the app has refused a request of its own (burst 5 here; the default is 300):
+    of eight, three are not kept one by one, as the metric counts them when they are refused."""
+    root = make_config()
+    with (root / "partners.yaml").open("a", encoding="utf-8") as f:
+        f.write(BUDGET)
+    install(journal_of, RefusalBudget(clock=Clock()))
+    async with broker_at(root, journal_obj=journal_of) as (_, url):
+        for _ in range(8):
+            status, _, _ = await raw(url, GARBAGE)
+            assert status.split()[1] == "400"
+        async with aiohttp.ClientSession() as http, http.get(f"{url}/metrics") as r:
+            metrics = await r.text()
+    assert 'tongban_refusals_not_kept_total{reason="row_address"} 3.0' in metrics
