@@ -34,7 +34,8 @@ scrub_20k_strings_us=… scrub_20k_strings_full_us=… scrub_20k_varied_us=…
 scrub_20k_varied_full_us=… scrub_64k_wrapped_us=… scrub_64k_one_line_us=… scrub_html5_us=…
 scrub_html5_numeric_us=… scrub_1m_newlines_us=… scrub_1m_named_us=… scrub_1m_numeric_us=…
 scrub_1m_base64_lines_us=… scrub_1m_named_apart_us=… scrub_1m_numeric_apart_us=…
-scrub_64k_page_us=… scrub_64k_page_few_names_us=…``:
+scrub_64k_page_us=… scrub_64k_page_few_names_us=… scrub_1m_backslashes_us=…
+scrub_64k_json_paths_us=… scrub_64k_plain_us=…``:
 the ``_full`` figures are the baseline of the two before them, every
 text searched in full (the scrubber's ``quick`` check off); ``_one_line`` and ``_numeric`` are the
 baselines of the two before each; the last four are hostile replies of 1 MB (line breaks,
@@ -43,7 +44,10 @@ baselines of the two before each; the last four are hostile replies of 1 MB (lin
 ordinary symbols (``#!@$^``, ``.:_-,()``: 13 HTML5 names of their characters sought), 1 MB of
 ``&num;x`` (named references apart, one character between) beside 1 MB of ``&#35;x`` (numeric:
 its baseline), and a 64 KiB HTML page of ``&nbsp;`` and ``&eacute;`` (names no secret's character
-has) beside the same page against the first password alone (6 names: its baseline).
+has) beside the same page against the first password alone (6 names: its baseline). And
+replies dense in JSON's escapes that end in a ``\\`` (taken for the start of an escape cut off):
+1 MB of backslashes (baselines: ``scrub_1m_numeric_us``, ``scrub_1m_plain_us``), and 64 KiB of
+JSON of escaped Windows paths cut off after a backslash, beside 64 KiB of plain text.
 """
 
 from __future__ import annotations
@@ -195,6 +199,13 @@ def hostile() -> dict[str, float]:
         # names sought): named (&num;, a character of theirs), and numeric (the baseline)
         "scrub_1m_named_apart_us": (SYMBOL_SECRETS, "&num;x" * 166_666),
         "scrub_1m_numeric_apart_us": (SYMBOL_SECRETS, "&#35;x" * 166_666),
+        # 1 MB of backslashes (each pair an escape, the last one taken for a cut-off start),
+        # against 1 MB of numeric references and scrub_1m_plain_us (the baselines, this run)
+        "scrub_1m_backslashes_us": (SECRET, "\\" * 1_000_000),
+        # 64 KiB of JSON of escaped Windows paths cut off after a backslash, against 64 KiB of
+        # plain text (its baseline)
+        "scrub_64k_json_paths_us": (SECRET, json_paths()),
+        "scrub_64k_plain_us": (SECRET, "a" * 64 * 1024),
     }
     out: dict[str, float] = {}
     for key, (secret, text) in cases.items():
@@ -205,6 +216,17 @@ def hostile() -> dict[str, float]:
         once = timed(scrub, 1)
         out[key] = once if once > 1e6 else timed(scrub, 5)
     return {**out, **strings(), **rewritten()}
+
+
+def json_paths() -> str:
+    """64 KiB of a JSON reply of Windows paths (``C:\\\\Users\\\\…``), cut off at a limit just
+    after a backslash."""
+    rows = [
+        {"path": f"C:\\Users\\user{i}\\AppData\\Local\\Temp\\report_{i}.xlsx", "dir": f"D:\\q{i}\\"}
+        for i in range(3000)
+    ]
+    body = json.dumps({"files": rows})
+    return body[: body.rfind("\\", 0, 64 * 1024) + 1]
 
 
 def rewritten() -> dict[str, float]:
@@ -283,7 +305,8 @@ def main() -> None:
         "scrub_20k_varied_us scrub_20k_varied_full_us scrub_64k_wrapped_us scrub_64k_one_line_us "
         "scrub_html5_us scrub_html5_numeric_us scrub_1m_newlines_us scrub_1m_named_us "
         "scrub_1m_numeric_us scrub_1m_base64_lines_us scrub_1m_named_apart_us "
-        "scrub_1m_numeric_apart_us scrub_64k_page_us scrub_64k_page_few_names_us"
+        "scrub_1m_numeric_apart_us scrub_64k_page_us scrub_64k_page_few_names_us "
+        "scrub_1m_backslashes_us scrub_64k_json_paths_us scrub_64k_plain_us"
     )
     print("RESULT name=secret_reads " + " ".join(f"{k}={m[k]:.2f}" for k in keys.split()))
 

@@ -403,18 +403,25 @@ def _deeper(
         spans += found
         cut = min(cut, start)
         if head < len(text):  # a cut-off start found there ends before the escape
-            cut = min(cut, _head_cut(text, head, marks, sought, rounds, view.read))
+            cut = min(cut, _head_cut(view, head, marks, sought, rounds))
     return spans, cut
 
 
 def _head_cut(
-    text: str, head: int, marks: tuple[str, ...], sought: _Sought, rounds: int, read: bool
+    view: written.View, head: int, marks: tuple[str, ...], sought: _Sought, rounds: int
 ) -> int:
-    """Where a cut-off start ends ``text[:head]`` (read through the escapes ``marks`` if it
-    has any: ``read``), or ``len(text)``. Without escapes, what ends in one lies in its last
-    characters, as many as the longest secret's and an escape's."""
-    origin = 0 if read else max(0, head - sought.longest - _ESCAPE)
-    start = _inner(written.View(text[origin:head], marks), sought, rounds, True)[1]
+    """Where a cut-off start ends ``text[:head]`` (``view``: the text read through the escapes
+    ``marks``), or ``len(text)``. With escapes read, ``text[:head]`` is read as ``view`` reads
+    it, taken from it (:meth:`adapters.auth.written.View.upto`: not read again). Without,
+    what ends in one lies in its last characters, as many as the longest secret's and an
+    escape's."""
+    text = view.text
+    if view.read:
+        origin, before = 0, view.upto(head)
+    else:
+        origin = max(0, head - sought.longest - _ESCAPE)
+        before = written.View(text[origin:head], marks)
+    start = _inner(before, sought, rounds, True)[1]
     return origin + start if origin + start < head else len(text)
 
 

@@ -130,8 +130,9 @@ def _percent(run: str) -> tuple[tuple[str, int], ...]:
 
 def _matches(text: str, marks: tuple[str, ...]) -> list[re.Match[str]]:
     """The escapes of the families ``marks`` in ``text``, in order."""
-    found = [m for mark in marks if mark in text for m in _FAMILIES[mark].finditer(text)]
-    if len(found) > 1:
+    held = [mark for mark in marks if mark in text]
+    found = [m for mark in held for m in _FAMILIES[mark].finditer(text)]
+    if len(held) > 1:  # one family's escapes come in order already
         found.sort(key=lambda m: m.start())
     return found
 
@@ -167,10 +168,10 @@ class View:
     """``text`` read through its escapes of the families ``marks`` (see :func:`families`):
     :attr:`chars`, and where in ``text`` each came from."""
 
-    __slots__ = ("_at", "_from", "_to", "chars", "text")
+    __slots__ = ("_at", "_from", "_marks", "_to", "chars", "text")
 
     def __init__(self, text: str, marks: tuple[str, ...]) -> None:
-        self.text = text
+        self.text, self._marks = text, marks
         pieces: list[str] = []
         self._at: list[int] = []  # the index in chars of each character read from an escape
         self._from: list[int] = []  # where its escape starts in text
@@ -193,6 +194,27 @@ class View:
             last = m.end()
         pieces.append(text[last:])
         self.chars = "".join(pieces)
+
+    def upto(self, end: int) -> View:
+        """The view of ``text[:end]`` read through the same escapes, as ``View(text[:end],
+        marks)`` reads it, built from this one: the escapes wholly before ``end`` read the
+        same (no pattern looks past its match, none holds another family's first character),
+        and what is left of one ``end`` cuts (a character of it from where it starts) is read
+        anew, alone; a text of a million escapes cut at its end costs copies, not a reading."""
+        m = bisect.bisect_left(self._from, end)  # the characters read from escapes before end
+        origin = end
+        if m and self._to[m - 1] > end:  # end falls inside the escape of character m - 1
+            m -= 1
+            origin = self._from[m]
+        n = self._at[m - 1] + 1 + (origin - self._to[m - 1]) if m else origin  # chars before
+        rest = View(self.text[origin:end], self._marks)
+        view = View.__new__(View)
+        view.text, view._marks = self.text[:end], self._marks
+        view.chars = self.chars[:n] + rest.chars
+        view._at = self._at[:m] + [n + i for i in rest._at]
+        view._from = self._from[:m] + [origin + i for i in rest._from]
+        view._to = self._to[:m] + [origin + i for i in rest._to]
+        return view
 
     @property
     def read(self) -> bool:
