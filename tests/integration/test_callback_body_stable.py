@@ -13,18 +13,17 @@ from typing import Any
 
 from federation.domain.models import State
 from federation.runtime.callbacks import resend_callback
-from federation.runtime.notifier import Notifier
 from federation.testing import MockAdapter, permanent, sequence
 from replay.journal import Journal
 from replay.service import Mode
 from tests.integration.test_background_loops import due
 from tests.integration.test_callback_resend import (
-    QUICK,
     Receiver,
     Stepping,
     ended,
     listening,
     new_secret,
+    notifier,
     signed_source,
     until_quiet,
     with_event,
@@ -77,14 +76,7 @@ async def test_a_second_instance_that_takes_the_callback_as_a_replay_lands_sends
         catalogue = signed_source(make_config, receiver, monkeypatch)
         xid = (await due(journal, "two-instances")).id
         await worked(journal, catalogue, partner, xid, State.REJECTED)
-        other = Notifier(
-            journal=journal,
-            catalogue=lambda: catalogue,
-            owner="n2",
-            poll_interval=0.05,
-            timeout=5.0,
-            retry=QUICK,
-        )
+        other = notifier(journal, catalogue, "n2")
 
         async def replay_then_other_instance() -> None:
             await replayed(journal, xid, Mode.RESEND)
@@ -95,14 +87,7 @@ async def test_a_second_instance_that_takes_the_callback_as_a_replay_lands_sends
                 await other.stop()
 
         receiver.step = replay_then_other_instance
-        mine = Notifier(
-            journal=journal,
-            catalogue=lambda: catalogue,
-            owner="n1",
-            poll_interval=0.05,
-            timeout=5.0,
-            retry=QUICK,
-        )
+        mine = notifier(journal, catalogue, "n1")
         mine.start()
         try:
             done = await with_event(journal, xid, "callback_delivered", count=2)
@@ -128,15 +113,7 @@ async def test_a_callback_that_failed_before_a_replay_is_retried_with_its_body(
         catalogue = signed_source(make_config, receiver, monkeypatch)
         xid = (await due(journal, "fail-then-replay")).id
         await worked(journal, catalogue, partner, xid, State.REJECTED)
-        loop = Notifier(
-            journal=journal,
-            catalogue=lambda: catalogue,
-            owner="n1",
-            poll_interval=0.05,
-            timeout=5.0,
-            retry=QUICK,
-            clock=lambda: now[0],
-        )
+        loop = notifier(journal, catalogue, "n1", lambda: now[0])
         loop.start()
         try:
             await with_event(journal, xid, "callback_failed")

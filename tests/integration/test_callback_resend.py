@@ -11,7 +11,7 @@ import base64
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -137,15 +137,22 @@ async def ended(
     return ex.id
 
 
-def notifier(journal: Journal, catalogue: Catalogue) -> Notifier:
-    """The broker's callback loop on ``journal``, giving a callback up after two tries."""
+def notifier(
+    journal: Journal,
+    catalogue: Catalogue,
+    owner: str = "n1",
+    clock: Callable[[], float] = time.time,
+) -> Notifier:
+    """The broker's callback loop on ``journal`` as instance ``owner``, giving a callback up after
+    two tries."""
     return Notifier(
         journal=journal,
         catalogue=lambda: catalogue,
-        owner="n1",
+        owner=owner,
         poll_interval=0.05,
         timeout=5.0,
         retry=QUICK,
+        clock=clock,
     )
 
 
