@@ -22,11 +22,14 @@ first releases' last live event (``Audit.first_release``).
 The plan is made as the transaction begins, before any of its writes (an archive makes tombstones,
 a refusal a row, and those are recorded by this release), and appended only if the mark is still
 none when the chain is first extended (another instance, or a rekey in the same transaction, may
-have raised it since). Its queries read every event (nothing indexes what they look for), so on
-SQLite a transaction none of whose writes touches events, refusals or the mark before it extends
-the chain (a ping, a presence beat, a lease renewal, a claim, an application taken, an outcome
-recorded) has it made at its first append instead, and not at all if it appends nothing
-(``Inheritance.begin``): what it sees then is still the state before the transaction's writes.
+have raised it since). Its queries read every event (nothing indexes what they look for), so a
+transaction none of whose writes touches events, refusals or the mark before it extends the chain
+(on SQLite a ping, a presence beat; on both a lease renewal, a release, a claim, an application
+taken, an outcome recorded, an audit entry) has it made at its first append instead, and not at
+all if it appends nothing (``Inheritance.begin``, ``starting``): what it sees then is still the
+state before the transaction's writes. On PostgreSQL that is the group-commit batch's first flush,
+before any of its events is inserted; the mark is then re-checked with the chain head locked, as
+for a plan made as the batch began.
 """
 
 from __future__ import annotations
@@ -171,13 +174,17 @@ class Inheritance:
         """As a transaction begins, unless the journal is known marked: the plan made now if
         ``early`` (the transaction may write tombstones, refusal rows or the mark before it first
         appends), else at its first append (``take``), if it appends at all."""
+        if self.starting(early=early):
+            self.planned(plan())
+
+    def starting(self, *, early: bool) -> bool:
+        """:meth:`begin` without the plan: whether it is to be made now (by the caller, which
+        then gives it to ``planned``); if it is left to the first append, ``due`` says so."""
         self.pending, self.due = None, False
         if self.marked:
-            return
-        if early:
-            self.planned(plan())
-        else:
-            self.due = True
+            return False
+        self.due = not early
+        return early
 
     def take(self, plan: Plan | None = None) -> dict[str, int] | None:
         """The counts to record, once: the record is appended by the first append only (the plan

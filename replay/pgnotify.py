@@ -31,7 +31,7 @@ class Notifications(GroupCommit):
             found.sort(key=lambda r: (r["notify_at"], str(r["id"])))
             return await pgsql.exchanges(conn, found, {}, self.seal, self.sets)
 
-        claimed: list[Exchange] = await self._write(op)
+        claimed: list[Exchange] = await self._late(op)
         return claimed
 
     async def finish_notification(
@@ -57,7 +57,7 @@ class Notifications(GroupCommit):
                 )
             chain.add(appended)
 
-        await self._write(op)
+        await self._late(op)
 
     async def append(self, exchange_id: str, events: Sequence[Event]) -> None:
         async def op(conn: Conn, chain: pgsql.Chain) -> None:
@@ -67,4 +67,4 @@ class Notifications(GroupCommit):
                 raise JournalError(f"no exchange {exchange_id}")
             chain.add(rows.stored_events(self.seal, exchange_id, events))
 
-        await self._write(op)
+        await self._late(op)

@@ -22,6 +22,9 @@ from replay.seal import Seal
 
 # A write: runs inside the batch's transaction, appends events through the batch's Chain.
 WriteOp = Callable[[Conn, pgsql.Chain], Awaitable[Any]]
+# a write, its caller's future, and whether the batch must make the ``~inherited`` plan for it as
+# the transaction begins (False: the write lets it be left to the batch's first append)
+Queued = tuple[WriteOp, asyncio.Future[Any], bool]
 MAX_BATCH = 256
 
 
@@ -64,7 +67,7 @@ class GroupCommit:
     _refused: str | None  # why no write may extend the chain (a rollback found at open)
     _pool: Any  # asyncpg.Pool
     _timeout: float
-    _queue: asyncio.Queue[tuple[WriteOp, asyncio.Future[Any]] | None] | None
+    _queue: asyncio.Queue[Queued | None] | None
     _mark: formats.Mark  # the stored-format mark (replay/formats.py)
     _clock: Callable[[], float]
     _inheritance: inherited.Inheritance | None = None  # made at the first batch
@@ -75,24 +78,29 @@ class GroupCommit:
     async def _checkpoint(self, signed: tuple[int, bytes] | None, *, closing: bool = False) -> None:
         raise NotImplementedError
 
-    async def _write(self, op: WriteOp) -> Any:
-        """Queue a write for the writer task; its result once the batch holding it has committed."""
+    async def _write(self, op: WriteOp, *, early: bool = True) -> Any:
+        """Queue a write for the writer task; its result once the batch holding it has committed.
+        The ``~inherited`` plan of a batch holding it is made as the batch begins if ``early``."""
         queue = self._queue
         if queue is None:
             raise JournalUnavailable(f"journal {self!r} is not open")
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        queue.put_nowait((op, fut))
+        queue.put_nowait((op, fut, early))
         return await fut
 
-    async def _write_loop(
-        self, queue: asyncio.Queue[tuple[WriteOp, asyncio.Future[Any]] | None]
-    ) -> None:
+    async def _late(self, op: WriteOp) -> Any:
+        """``_write`` for a write that writes no event, refusal row or mark before it appends to
+        the chain: the ``~inherited`` plan (a read of every event) is left to the batch's first
+        append, and not made at all if the batch appends nothing."""
+        return await self._write(op, early=False)
+
+    async def _write_loop(self, queue: asyncio.Queue[Queued | None]) -> None:
         """Take everything queued (up to MAX_BATCH), run it in one transaction, commit once.
 
         Like replay/dbthread.py on SQLite: the writes that queue up while one batch commits go
         together in the next, so instances take the chain head once per batch, not once per write.
         """
-        batch: list[tuple[WriteOp, asyncio.Future[Any]]] = []
+        batch: list[Queued] = []
         try:
             while True:
                 first = await queue.get()
@@ -111,7 +119,7 @@ class GroupCommit:
                 item = queue.get_nowait()
                 if item is not None:
                     batch.append(item)
-            for _, fut in batch:
+            for _, fut, _ in batch:
                 if not fut.done():
                     fut.set_exception(JournalUnavailable(f"journal {self!r} was closed"))
 
@@ -120,20 +128,25 @@ class GroupCommit:
             self._inheritance = inherited.Inheritance()
         return self._inheritance
 
-    async def _chain(self, conn: Conn) -> pgsql.Chain:
+    async def _chain(self, conn: Conn, early: bool) -> pgsql.Chain:
         """The batch's chain, as its transaction begins: if the journal's mark is none, what the
-        first releases left is counted now, before any of the batch's writes."""
-        inherit = self._inherit()
-        if not inherit.marked:
-            inherit.planned(await inherited.plan_postgres(conn))
+        first releases left is counted now, before any of the batch's writes, if ``early`` (a
+        write of the batch may write tombstones, refusal rows or the mark before it appends), else
+        at the batch's first append (``_inherited``)."""
+        if self._inherit().starting(early=early):
+            self._inherit().planned(await inherited.plan_postgres(conn))
         return _FirstChain(
             conn, self.seal, refused=self._refused, first=lambda chain: self._inherited(conn, chain)
         )
 
     async def _inherited(self, conn: Conn, chain: pgsql.Chain) -> EventRow | None:
-        """At the batch's first flush: the ``~inherited`` event planned as it began, if the mark
-        is still none with the chain head locked (another instance may have raised it since)."""
-        counts = self._inherit().take()
+        """At the batch's first flush: the ``~inherited`` event planned as it began (or now, before
+        any of its events is written, if it was left to this flush), if the mark is still none with
+        the chain head locked (another instance may have raised it since)."""
+        inherit = self._inherit()
+        if inherit.due:
+            inherit.planned(await inherited.plan_postgres(conn))
+        counts = inherit.take()
         if counts is None:
             return None
         await chain.lock()
@@ -151,7 +164,7 @@ class GroupCommit:
         if raising is not None:
             await conn.execute(raising)
 
-    async def _run_batch(self, batch: list[tuple[WriteOp, asyncio.Future[Any]]]) -> None:
+    async def _run_batch(self, batch: list[Queued]) -> None:
         """Run ``batch`` in one transaction; an unexpected failure re-runs its ops one by one.
 
         Operations raise only FederationErrors, and only before they write anything, so those need
@@ -159,7 +172,7 @@ class GroupCommit:
         batch back; its ops are then retried one per transaction so that one bad op cannot fail
         its neighbours. A lost connection fails the batch: retrying would only fail again.
         """
-        batch = [(op, fut) for op, fut in batch if not fut.done()]  # cancelled while queued
+        batch = [item for item in batch if not item[1].done()]  # cancelled while queued
         if not batch:
             return
         results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
@@ -171,8 +184,8 @@ class GroupCommit:
             t0 = time.perf_counter()
             self._mark.begin()
             async with pool.acquire(timeout=self._timeout) as conn, conn.transaction():
-                chain = await self._chain(conn)
-                for op, fut in batch:
+                chain = await self._chain(conn, any(early for _, _, early in batch))
+                for op, fut, _ in batch:
                     try:
                         results.append((fut, await op(conn, chain), None))
                     except FederationError as exc:
@@ -196,7 +209,7 @@ class GroupCommit:
             if isinstance(exc, pgsql.DRIVER_ERRORS):
                 error = await self._unavailable(exc)
                 error.__cause__ = exc
-            results = [(fut, None, error) for _, fut in batch]
+            results = [(fut, None, error) for _, fut, _ in batch]
         for fut, value, failure in results:
             if fut.done():
                 continue

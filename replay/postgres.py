@@ -44,7 +44,7 @@ from replay.lasterror import column as error_column
 from replay.pgadmin import PostgresAdmin
 from replay.pgroom import Room
 from replay.pgsql import Conn
-from replay.pgwrite import WriteOp, _Later
+from replay.pgwrite import Queued, _Later
 from replay.rekeyed import checked_end
 from replay.rows import current, read_exchange
 from replay.seal import Seal
@@ -83,7 +83,7 @@ class PostgresJournal(PostgresAdmin):
         self._pool_size = pool_size
         self._timeout = command_timeout
         self._pool: Any = None  # asyncpg.Pool
-        self._queue: asyncio.Queue[tuple[WriteOp, asyncio.Future[Any]] | None] | None = None
+        self._queue: asyncio.Queue[Queued | None] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._mark = formats.Mark()
         self._refused: str | None = None
@@ -324,7 +324,7 @@ class PostgresJournal(PostgresAdmin):
             return new.as_received(), True
 
         seen = self.room.refusals
-        result: tuple[Exchange, bool] = await self._write(op)
+        result: tuple[Exchange, bool] = await self._late(op)
         if result[1]:
             self.room.wrote(seen)  # rows added: room, where the probe cannot tell
         return result
@@ -374,7 +374,7 @@ class PostgresJournal(PostgresAdmin):
             chain.add(rows.stored_events(self.seal, exchange_id, stored, state, now=now))
 
         seen = self.room.refusals
-        await self._write(op)
+        await self._late(op)
         self.room.wrote(seen)  # its events added: room, where the probe cannot tell
 
     async def get(self, exchange_id: str) -> Exchange | None:
@@ -424,19 +424,19 @@ class PostgresJournal(PostgresAdmin):
 
             return _Later(make)
 
-        claimed: list[Exchange] = await self._write(op)
+        claimed: list[Exchange] = await self._late(op)
         return claimed
 
     async def renew(self, *, owner: str, ids: Sequence[str], lease_until: float) -> int:
         if not ids:
             return 0
-        status = await self._write(
+        status = await self._late(
             lambda conn, _: conn.execute(pgsql.RENEW, lease_until, owner, list(ids))
         )
         return pgsql.affected(status)
 
     async def release(self, *, owner: str) -> int:
-        status = await self._write(lambda conn, _: conn.execute(pgsql.RELEASE, owner))
+        status = await self._late(lambda conn, _: conn.execute(pgsql.RELEASE, owner))
         return pgsql.affected(status)
 
     async def search(self, query: Query) -> list[Exchange]:
@@ -518,7 +518,7 @@ class PostgresJournal(PostgresAdmin):
         async def op(conn: Conn, chain: pgsql.Chain) -> None:
             chain.add([trail.audit_event(self.seal, entry)])
 
-        await self._write(op)
+        await self._late(op)
 
     async def trail(self, query: TrailQuery) -> list[AuditEntry]:
         async def fetch(before: int | None) -> Sequence[Any]:

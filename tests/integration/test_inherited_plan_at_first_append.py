@@ -9,8 +9,10 @@ it appends nothing; one that may (a refusal, an archive, a rekey) still runs the
 The record stays what ``replay/inherited.py`` says: one, counting only what the first releases
 left, also when a batch of the group commit holds a refusal of this release (its row written
 before its record) besides writes that plan late. On PostgreSQL a ping and a presence beat take
-no writer batch and never planned; the batch test runs there too. The in-memory journal is never
-a first release's (``test_first_releases_inherited``).
+no writer batch and never planned, but lease renewals, releases and claims (every poll) are
+group-committed: each batch of them planned as it began, holding it, until one raised the mark.
+They now plan as on SQLite; the batch test runs there too. The in-memory journal is never a first
+release's (``test_first_releases_inherited``).
 """
 
 from __future__ import annotations
@@ -29,10 +31,10 @@ from replay.instances import Instance
 from replay.journal import AuditEntry
 from replay.postgres import PostgresJournal
 from replay.sqlite import SQLiteJournal
-from tests.integration.pg import SQLiteFile, Store
+from tests.integration.pg import SQLiteFile, Store, fresh_schema
 from tests.integration.test_first_releases_inherited import first_releases, records
 from tests.integration.test_journal_tamper import NOW, refused
-from tests.integration.test_tamper_tombstones import delivered, verify, written
+from tests.integration.test_tamper_tombstones import delivered, tick, verify, written
 
 HERE = Instance(id="h:1", host="h", pid=1, config_version="v", started_at=NOW, seen_at=NOW)
 ENTRY = AuditEntry(at=NOW, who="ops", role="support", action="search")
@@ -74,6 +76,77 @@ async def test_sqlite_transactions_that_append_nothing_plan_nothing(
     await written(where, idle_then_noted)
     assert (made, len(plans), await records(where)) == ([0], 1, 1)
     assert await verify(where) is None
+
+
+def counting_postgres(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Each plan made on PostgreSQL, counted."""
+    plans: list[int] = []
+    real = inherited.plan_postgres
+
+    async def counted(conn: Any) -> Any:
+        plans.append(1)
+        return await real(conn)
+
+    monkeypatch.setattr(inherited, "plan_postgres", counted)
+    return plans
+
+
+async def test_postgres_batches_that_append_nothing_plan_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Lease renewals, claims of work and of callbacks with nothing due, and a release, each its
+    own writer batch: no plan. The audit entry after them: one plan, one record, and the journal
+    verifies."""
+    async with fresh_schema() as where:
+        ids = await first_releases(where, monkeypatch)
+        plans = counting_postgres(monkeypatch)
+        made: list[int] = []
+
+        async def idle_then_noted(j: Any) -> None:
+            for i in range(5):
+                await j.renew(owner="w", ids=ids, lease_until=NOW + 60 + i)
+                await j.claim(owner="w", now=NOW + i, lease_until=NOW + 60 + i, limit=10)
+                await j.claim_notifications(owner="w", now=NOW + i, lease_until=NOW + 60, limit=10)
+            await j.release(owner="w")
+            made.append(len(plans))
+            await j.note(ENTRY)
+            made.append(len(plans))
+
+        await written(where, idle_then_noted)
+        assert (made, len(plans), await records(where)) == ([0, 1], 1, 1)
+        assert await verify(where) is None
+
+
+async def test_postgres_instances_planning_together_record_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two instances whose first appends both plan before either has taken the chain head: the
+    second re-checks the mark once it has the head, and only the first records."""
+    async with fresh_schema() as where:
+        await first_releases(where, monkeypatch)
+        real = inherited.plan_postgres
+        plans: list[int] = []
+        both = asyncio.Event()
+
+        async def together(conn: Any) -> Any:
+            planned = await real(conn)
+            plans.append(1)
+            if len(plans) == 2:
+                both.set()
+            await asyncio.wait_for(both.wait(), 30)
+            return planned
+
+        monkeypatch.setattr(inherited, "plan_postgres", together)
+        first, second = where.journal(clock=tick), where.journal(clock=tick)
+        await first.open()
+        await second.open()
+        try:
+            await asyncio.gather(first.note(ENTRY), second.note(ENTRY))
+        finally:
+            await first.close()
+            await second.close()
+        assert (len(plans), await records(where)) == (2, 1)
+        assert await verify(where) is None
 
 
 def blocked(j: Any, go: threading.Event) -> Callable[[], Any]:
