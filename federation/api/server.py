@@ -14,7 +14,7 @@ from pathlib import Path
 from aiohttp import hdrs, web
 
 from federation.api.app import create_app
-from federation.api.budget import budget_of
+from federation.api.budget import RefusalBudget
 from federation.api.net import start_site
 from federation.api.unparsed import EdgeRefusals
 from federation.domain.errors import ConfigError
@@ -63,13 +63,17 @@ async def running_broker(
         inbound_keys=inbound_keys,
         status_poll_every=status_poll_every,
     )
+
     # what the server refuses before the app sees it is journalled by a writer drained before
     # the journal closes (federation/api/unparsed.py)
-    async with broker.open(), EdgeRefusals(broker.journal) as refusals:
-        # held to partners.yaml's refusal budget from the start, not only after an app refusal
-        budget_of(broker.journal).configure(
+    # held to partners.yaml's refusal budget in force (a reload's too), not to the settings the
+    # app's refusals last gave it
+    def configure(budget: RefusalBudget) -> None:
+        budget.configure(
             broker.catalogue.config.broker.refusal_budget, broker.metrics.refusals_not_kept
         )
+
+    async with broker.open(), EdgeRefusals(broker.journal, configure=configure) as refusals:
         _refuse_another_version(broker.config_version)
         app = create_app(broker)
         closing = Closing()

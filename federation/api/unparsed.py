@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Self
 from urllib.parse import unquote_to_bytes
@@ -143,10 +143,13 @@ class EdgeRefusals:
         pending: int = PENDING,
         drain: float = DRAIN,
         budget: RefusalBudget | None = None,
+        configure: Callable[[RefusalBudget], None] | None = None,
     ) -> None:
         self._journal = journal
-        # shared with the app's refusals: the settings and metric its refusals last gave it
+        # shared with the app's refusals; ``configure`` gives it the settings in force (a reload's
+        # too) before each refusal, else it keeps those the app's refusals last gave it
         self._budget = budget_of(journal) if budget is None else budget
+        self._configure = configure
         self._queue: asyncio.Queue[Refusal] = asyncio.Queue(maxsize=pending)
         self._drain = drain
         self._writer: asyncio.Task[None] | None = None
@@ -175,6 +178,8 @@ class EdgeRefusals:
             self.dropped += 1
             self._report(force=False)
             return
+        if self._configure is not None:
+            self._configure(self._budget)
         kept = self._budget.admit(refusal)
         for row in ([] if kept is None else [kept]) + self._budget.due():
             self._queued(row)

@@ -221,3 +221,25 @@ async def test_garbage_before_any_app_refusal_is_held_to_the_configured_budget(
         async with aiohttp.ClientSession() as http, http.get(f"{url}/metrics") as r:
             metrics = await r.text()
     assert 'tongban_refusals_not_kept_total{reason="row_address"} 3.0' in metrics
+
+
+async def test_what_the_parser_refuses_follows_a_reload_of_the_budget(
+    make_config: Any, broker_at: Any, journal_of: Backend
+) -> None:
+    """After a reload that turns the budget off, garbage is kept one by one again, with no app
+    refusal in between to carry the new settings (before the reload the budget was burst 5)."""
+    root = make_config()
+    yaml_path = root / "partners.yaml"
+    original = yaml_path.read_text(encoding="utf-8")
+    yaml_path.write_text(original + BUDGET, encoding="utf-8")
+    install(journal_of, RefusalBudget(clock=Clock()))
+    async with broker_at(root, journal_obj=journal_of) as (broker, url):
+        status, _, _ = await raw(url, GARBAGE)
+        yaml_path.write_text(original + "\nbroker:\n  refusal_budget: false\n", encoding="utf-8")
+        await broker.reload()
+        for _ in range(10):
+            status, _, _ = await raw(url, GARBAGE)
+            assert status.split()[1] == "400"
+        async with aiohttp.ClientSession() as http, http.get(f"{url}/metrics") as r:
+            metrics = await r.text()
+    assert 'tongban_refusals_not_kept_total{reason="row_address"}' not in metrics
