@@ -66,13 +66,7 @@ async def running_broker(
 
     # what the server refuses before the app sees it is journalled by a writer drained before
     # the journal closes (federation/api/unparsed.py)
-    # held to partners.yaml's refusal budget in force (a reload's too), not to the settings the
-    # app's refusals last gave it
-    def configure(budget: RefusalBudget) -> None:
-        budget.configure(
-            broker.catalogue.config.broker.refusal_budget, broker.metrics.refusals_not_kept
-        )
-
+    configure = functools.partial(_budget_in_force, broker)
     async with broker.open(), EdgeRefusals(broker.journal, configure=configure) as refusals:
         _refuse_another_version(broker.config_version)
         app = create_app(broker)
@@ -93,6 +87,15 @@ async def running_broker(
             yield broker, url
         finally:
             await _stop_serving(runner, closing, linger)
+
+
+def _budget_in_force(broker: Broker, budget: RefusalBudget) -> None:
+    """Give ``budget`` partners.yaml's refusal budget in force (a reload's too) and the metric,
+    before each refusal the server makes before the app: not the settings the app's refusals
+    last gave it."""
+    budget.configure(
+        broker.catalogue.config.broker.refusal_budget, broker.metrics.refusals_not_kept
+    )
 
 
 class WrongVersion(SystemExit):
